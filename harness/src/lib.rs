@@ -1,1 +1,9 @@
+//! dockproof: end-to-end validation of Docker jobs.
+//!
+//! Data flows one way: [`scenario`] files are loaded and validated, the
+//! [`engine`] executes them through a [`backend`] and the [`filestore`],
+//! [`check`] turns observations into verdicts, and [`report`] renders the
+//! events the [`runner`] emits.
 
+pub mod category;
+pub mod scenario;

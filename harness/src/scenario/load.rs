@@ -1,0 +1,712 @@
+//! Loading scenario files: YAML → schema validation → typed model → semantic
+//! checks. Loading never stops at the first problem: it returns every
+//! diagnostic of a file, each with a location, what was expected and a hint.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use serde_json::Value;
+
+use super::model::{self, Scenario, Source, Step, StepKind, TextMatch};
+use super::template;
+use super::yaml::{self, SourceSpan, SpanIndex};
+
+/// One problem found in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where in the file (line 0 when the problem is the file as a whole).
+    pub span: SourceSpan,
+    /// What is wrong.
+    pub message: String,
+    /// What would have been valid.
+    pub expected: Option<String>,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    fn new(span: SourceSpan, message: impl Into<String>) -> Self {
+        Diagnostic { span, message: message.into(), expected: None, hint: None }
+    }
+
+    fn expected(mut self, expected: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// A scenario that loaded cleanly, with what is needed to point back into its file.
+#[derive(Debug, Clone)]
+pub struct LoadedScenario {
+    pub scenario: Scenario,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Relative paths in the scenario resolve against this directory.
+    pub base_dir: PathBuf,
+    /// Spans by JSON pointer, for reports that point at a line.
+    pub spans: SpanIndex,
+}
+
+/// The result of loading one file: the scenario if it is valid, and every problem found.
+#[derive(Debug)]
+pub struct FileReport {
+    pub path: PathBuf,
+    /// The file's text (empty when it could not be read).
+    pub source: String,
+    pub scenario: Option<LoadedScenario>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The JSON Schema of scenario files, generated from the model types.
+pub fn schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let generator = schemars::generate::SchemaSettings::draft2020_12()
+            .with(|settings| settings.inline_subschemas = true)
+            .into_generator();
+        let mut schema = generator.into_root_schema_for::<Scenario>().to_value();
+        drop_null_alternatives(&mut schema);
+        schema
+    })
+}
+
+/// Optional fields become "absent", not "null": a `key: ~` in a scenario is a
+/// mistake worth reporting, and plain (non-`anyOf`) schemas give precise errors.
+fn drop_null_alternatives(node: &mut Value) {
+    match node {
+        Value::Object(members) => {
+            if let Some(Value::Array(types)) = members.get_mut("type") {
+                types.retain(|kind| kind != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    members.insert("type".into(), only);
+                }
+            }
+            let collapsed = match members.get("anyOf") {
+                Some(Value::Array(options)) if options.len() == 2 => {
+                    let is_null = |option: &Value| option.get("type") == Some(&Value::from("null"));
+                    match (is_null(&options[0]), is_null(&options[1])) {
+                        (false, true) => Some(options[0].clone()),
+                        (true, false) => Some(options[1].clone()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let (Some(Value::Object(inner)), true) = (collapsed, members.contains_key("anyOf")) {
+                members.remove("anyOf");
+                for (key, value) in inner {
+                    members.entry(key).or_insert(value);
+                }
+            }
+            members.values_mut().for_each(drop_null_alternatives);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null_alternatives),
+        _ => {}
+    }
+}
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        jsonschema::options()
+            .should_validate_formats(true)
+            .with_format("duration", model::is_duration)
+            .with_format("byte-size", model::is_byte_size)
+            .build(schema())
+            .expect("the generated scenario schema is a valid JSON Schema")
+    })
+}
+
+/// Load and validate one scenario file.
+pub fn load_file(path: &Path) -> FileReport {
+    match std::fs::read_to_string(path) {
+        Ok(source) => {
+            let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let (scenario, diagnostics) = load_str(&source, &base_dir);
+            FileReport {
+                path: path.to_path_buf(),
+                source,
+                scenario: scenario.map(|(scenario, spans)| LoadedScenario {
+                    scenario,
+                    path: path.to_path_buf(),
+                    base_dir,
+                    spans,
+                }),
+                diagnostics,
+            }
+        }
+        Err(error) => FileReport {
+            path: path.to_path_buf(),
+            source: String::new(),
+            scenario: None,
+            diagnostics: vec![
+                Diagnostic::new(SourceSpan::default(), format!("cannot read the file: {error}"))
+                    .hint("check the path and its permissions"),
+            ],
+        },
+    }
+}
+
+/// Load a scenario from text; relative fixture paths resolve against `base_dir`.
+pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
+    let located = match yaml::parse(source) {
+        Ok(located) => located,
+        Err(error) => {
+            let diagnostic = Diagnostic::new(error.span, error.message)
+                .hint("check indentation, quoting and brackets around this spot");
+            return (None, vec![diagnostic]);
+        }
+    };
+    let mut diagnostics = schema_diagnostics(&located.value, &located.spans);
+    if !diagnostics.is_empty() {
+        return (None, diagnostics);
+    }
+    let scenario: Scenario = match serde_path_to_error::deserialize(&located.value) {
+        Ok(scenario) => scenario,
+        Err(error) => {
+            let pointer = path_to_pointer(error.path());
+            let diagnostic = Diagnostic::new(located.spans.value(&pointer), error.inner().to_string());
+            return (None, vec![diagnostic]);
+        }
+    };
+    let mut checker = SemanticChecker { spans: &located.spans, base_dir, diagnostics: Vec::new() };
+    checker.scenario(&scenario);
+    diagnostics.append(&mut checker.diagnostics);
+    if diagnostics.is_empty() {
+        (Some((scenario, located.spans)), diagnostics)
+    } else {
+        (None, diagnostics)
+    }
+}
+
+fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } => pointer.push_str(&format!("/{}", yaml::escape_segment(key))),
+            Segment::Enum { variant } => pointer.push_str(&format!("/{}", yaml::escape_segment(variant))),
+            Segment::Unknown => {}
+        }
+    }
+    pointer
+}
+
+/// Every schema violation, translated into words a scenario author understands.
+fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    for error in validator().iter_errors(document) {
+        let pointer = error.instance_path().as_str().to_owned();
+        let span = spans.value(&pointer);
+        let instance = error.instance();
+        let schema_node = schema().pointer(parent_pointer(error.schema_path().as_str()));
+        let found = describe_type(instance);
+        match error.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let allowed: Vec<String> = schema_node
+                    .and_then(|node| node.get("properties"))
+                    .and_then(Value::as_object)
+                    .map(|properties| properties.keys().cloned().collect())
+                    .unwrap_or_default();
+                for key in unexpected {
+                    let key_pointer = format!("{pointer}/{}", yaml::escape_segment(key));
+                    let mut diagnostic = Diagnostic::new(spans.key(&key_pointer), format!("unknown key `{key}`"))
+                        .expected(format!("one of: {}", allowed.join(", ")));
+                    if let Some(close) = closest(key, allowed.iter().map(String::as_str)) {
+                        diagnostic = diagnostic.hint(format!("did you mean `{close}`?"));
+                    }
+                    diagnostics.push(diagnostic);
+                }
+            }
+            ValidationErrorKind::Required { property } => {
+                let property = property.as_str().unwrap_or_default();
+                let mut diagnostic = Diagnostic::new(spans.key(&pointer), format!("missing required key `{property}`"))
+                    .hint(format!("add `{property}:` here"));
+                diagnostic.expected = describe_schema(schema_node.and_then(|node| node.pointer(&format!("/properties/{property}"))));
+                diagnostics.push(diagnostic);
+            }
+            ValidationErrorKind::Type { kind } => {
+                let expected = match kind {
+                    TypeKind::Single(kind) => kind.to_string(),
+                    TypeKind::Multiple(kinds) => kinds.iter().map(|kind| kind.to_string()).collect::<Vec<_>>().join(" or "),
+                };
+                let message = format!("expected {}, found {found}", article(&expected));
+                let mut diagnostic = Diagnostic::new(span, message);
+                diagnostic.expected = describe_schema(schema_node);
+                if expected.contains("array") && !instance.is_array() {
+                    diagnostic = diagnostic.hint("write a list: `[a, b]` or one `- item` per line");
+                } else if expected == "string" && !instance.is_string() {
+                    diagnostic = diagnostic.hint("quote the value to make it text");
+                }
+                diagnostics.push(diagnostic);
+            }
+            ValidationErrorKind::Format { format } => {
+                let (what, example) = match format.as_str() {
+                    "duration" => ("duration", "`30s`, `1m30s` or `500ms`"),
+                    "byte-size" => ("size", "`16MiB`, `1GB` or a number of bytes"),
+                    other => (other, "the documented form"),
+                };
+                diagnostics.push(
+                    Diagnostic::new(span, format!("{instance} is not a valid {what}"))
+                        .expected(format!("a {what} such as {example}"))
+                        .hint(format!("write the {what} with a unit")),
+                );
+            }
+            ValidationErrorKind::Enum { .. } | ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. }
+                if !allowed_constants(schema_node).is_empty() =>
+            {
+                let options = allowed_constants(schema_node);
+                let mut diagnostic = Diagnostic::new(span, format!("{instance} is not a known value"))
+                    .expected(format!("one of: {}", options.join(", ")));
+                if let Some(close) = instance.as_str().and_then(|text| closest(text, options.iter().map(String::as_str))) {
+                    diagnostic = diagnostic.hint(format!("did you mean `{close}`?"));
+                }
+                diagnostics.push(diagnostic);
+            }
+            ValidationErrorKind::Minimum { limit } => {
+                diagnostics.push(
+                    Diagnostic::new(span, format!("{instance} is too small")).expected(format!("at least {limit}")),
+                );
+            }
+            _ => {
+                let mut diagnostic = Diagnostic::new(span, error.to_string());
+                diagnostic.expected = describe_schema(schema_node);
+                diagnostics.push(diagnostic);
+            }
+        }
+    }
+    diagnostics.sort_by_key(|diagnostic| (diagnostic.span.start.offset, diagnostic.message.clone()));
+    diagnostics.dedup();
+    diagnostics
+}
+
+fn parent_pointer(pointer: &str) -> &str {
+    pointer.rfind('/').map_or("", |index| &pointer[..index])
+}
+
+fn article(kind: &str) -> String {
+    let vowel = kind.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {kind}", if vowel { "an" } else { "a" })
+}
+
+fn describe_type(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing (null)".into(),
+        Value::Bool(flag) => format!("a boolean ({flag})"),
+        Value::Number(number) => format!("a number ({number})"),
+        Value::String(text) => format!("text ({text:?})"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
+fn describe_schema(node: Option<&Value>) -> Option<String> {
+    node.and_then(|node| node.get("description"))
+        .and_then(Value::as_str)
+        .map(|text| text.trim_end_matches('.').to_owned())
+}
+
+/// The constant values a schema node allows (`enum`, or `oneOf`/`anyOf` of `const`s).
+fn allowed_constants(node: Option<&Value>) -> Vec<String> {
+    let Some(node) = node else { return Vec::new() };
+    let text = |value: &Value| value.as_str().map(str::to_owned);
+    if let Some(options) = node.get("enum").and_then(Value::as_array) {
+        return options.iter().filter_map(text).collect();
+    }
+    let mut constants = Vec::new();
+    for keyword in ["oneOf", "anyOf"] {
+        for option in node.get(keyword).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(constant) = option.get("const").and_then(text) {
+                constants.push(constant);
+            }
+            if let Some(options) = option.get("enum").and_then(Value::as_array) {
+                constants.extend(options.iter().filter_map(text));
+            }
+        }
+    }
+    constants
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely typo.
+fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// Checks the schema cannot express: one kind per step, one source per input,
+/// safe paths, existing fixtures, valid regexes and references.
+struct SemanticChecker<'a> {
+    spans: &'a SpanIndex,
+    base_dir: &'a Path,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl SemanticChecker<'_> {
+    fn error(&mut self, pointer: &str, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::new(self.spans.value(pointer), message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    fn scenario(&mut self, scenario: &Scenario) {
+        if scenario.name.trim().is_empty() {
+            self.error("/name", "the scenario name is empty").hint = Some("give the scenario a unique name".into());
+        }
+        for (index, item) in scenario.seed.iter().enumerate() {
+            let pointer = format!("/seed/{index}");
+            self.sources(&pointer, &item.sources(), "`from`, `text` or `generate`");
+            self.template(&format!("{pointer}/key"), &item.key);
+        }
+        for (index, item) in scenario.stage.iter().enumerate() {
+            self.stage_item(&format!("/stage/{index}"), item);
+        }
+        if scenario.steps.is_empty() {
+            self.error("/steps", "a scenario needs at least one step").hint = Some("add a `run` step".into());
+        }
+        let mut containers: Vec<String> = Vec::new();
+        for (index, step) in scenario.steps.iter().enumerate() {
+            self.step(&format!("/steps/{index}"), step, &mut containers);
+        }
+    }
+
+    fn stage_item(&mut self, pointer: &str, item: &model::StageItem) {
+        self.sources(pointer, &item.sources(), "`from`, `text`, `generate` or `filestore`");
+        self.relative_path(&format!("{pointer}/to"), &item.to);
+        if let Some(key) = &item.filestore {
+            self.template(&format!("{pointer}/filestore"), key);
+        }
+    }
+
+    fn sources(&mut self, pointer: &str, sources: &[Source<'_>], names: &str) {
+        match sources {
+            [] => {
+                self.error(pointer, "no source given").expected = Some(format!("exactly one of {names}"));
+            }
+            [Source::Fixture(path)] => {
+                let resolved = self.base_dir.join(path);
+                if !resolved.is_file() {
+                    let diagnostic = self.error(
+                        &format!("{pointer}/from"),
+                        format!("fixture file `{path}` does not exist (looked at {})", resolved.display()),
+                    );
+                    diagnostic.hint = Some("paths are relative to the scenario file's directory".into());
+                }
+            }
+            [_] => {}
+            _ => {
+                self.error(pointer, "more than one source given").expected = Some(format!("exactly one of {names}"));
+            }
+        }
+    }
+
+    fn relative_path(&mut self, pointer: &str, path: &str) {
+        if let Err(problem) = check_relative_path(path) {
+            let diagnostic = self.error(pointer, format!("path `{path}` {problem}"));
+            diagnostic.expected = Some("a relative path inside the workspace, such as `inputs/data.csv`".into());
+        }
+    }
+
+    fn template(&mut self, pointer: &str, text: &str) {
+        if let Err(unknown) = template::check(text) {
+            let diagnostic = self.error(pointer, format!("unknown template variable `{{{{ {unknown} }}}}`"));
+            diagnostic.expected = Some(format!("one of: {}", template::VARIABLES.join(", ")));
+        }
+    }
+
+    fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
+        let kinds = step.kinds();
+        let all_kinds = "stage, run, exec, upload, telemetry";
+        match kinds.as_slice() {
+            [] => {
+                self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
+                return;
+            }
+            [_] => {}
+            several => {
+                let names: Vec<&str> = several.iter().map(|kind| kind.as_str()).collect();
+                let diagnostic = self.error(pointer, format!("one step sets several kinds: {}", names.join(", ")));
+                diagnostic.expected = Some(format!("exactly one of {all_kinds}"));
+                diagnostic.hint = Some("split it into one step per kind".into());
+                return;
+            }
+        }
+        let kind = kinds[0];
+        if step.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
+            self.error(&format!("{pointer}/expect"), format!("`expect` applies to `run` and `exec` steps, not `{}`", kind.as_str()))
+                .hint = Some("use `telemetry` assertions for the job record".into());
+        }
+        if let Some(items) = &step.stage {
+            for (index, item) in items.iter().enumerate() {
+                self.stage_item(&format!("{pointer}/stage/{index}"), item);
+            }
+        }
+        if let Some(run) = &step.run {
+            let run_pointer = format!("{pointer}/run");
+            self.argv(&format!("{run_pointer}/cmd"), run.cmd.as_deref());
+            for (name, value) in &run.env {
+                self.template(&format!("{run_pointer}/env/{}", yaml::escape_segment(name)), &value.0);
+            }
+            if let Some(mount) = &run.workspace
+                && !mount.starts_with('/')
+            {
+                self.error(&format!("{run_pointer}/workspace"), "the workspace mount point must be an absolute container path")
+                    .expected = Some("a path such as `/workspace`".into());
+            }
+            if run.detach && step.expect.as_ref().is_some_and(|expect| expect.exit_code.is_some()) {
+                self.error(&format!("{pointer}/expect/exit_code"), "a detached container has no exit code yet")
+                    .hint = Some("remove `detach`, or check the container with `exec` steps".into());
+            }
+            if let Some(name) = &run.container {
+                if containers.contains(name) {
+                    self.error(&format!("{run_pointer}/container"), format!("container name `{name}` is used twice"));
+                }
+                if !run.detach {
+                    self.error(&format!("{run_pointer}/container"), "only a detached run can be referred to by later steps")
+                        .hint = Some("add `detach: true`".into());
+                }
+            }
+            if let Some(limit) = run.limits.cpus
+                && limit <= 0.0
+            {
+                self.error(&format!("{run_pointer}/limits/cpus"), "the CPU limit must be positive");
+            }
+        }
+        if let Some(name) = step.run.as_ref().and_then(|run| run.container.clone()) {
+            containers.push(name);
+        }
+        if let Some(exec) = &step.exec {
+            let exec_pointer = format!("{pointer}/exec");
+            if !containers.contains(&exec.container) {
+                let known = if containers.is_empty() { "none so far".to_owned() } else { containers.join(", ") };
+                let diagnostic = self.error(
+                    &format!("{exec_pointer}/container"),
+                    format!("no earlier detached `run` is named `{}`", exec.container),
+                );
+                diagnostic.expected = Some(format!("a `container` name of an earlier detached run ({known})"));
+                diagnostic.hint = Some("add `detach: true` and `container: NAME` to the run step".into());
+            }
+            self.argv(&format!("{exec_pointer}/cmd"), Some(&exec.cmd));
+            for (name, value) in &exec.env {
+                self.template(&format!("{exec_pointer}/env/{}", yaml::escape_segment(name)), &value.0);
+            }
+        }
+        if let Some(expect) = &step.expect {
+            let expect_pointer = format!("{pointer}/expect");
+            self.text_match(&format!("{expect_pointer}/stdout"), expect.stdout.as_ref());
+            self.text_match(&format!("{expect_pointer}/stderr"), expect.stderr.as_ref());
+            for (index, file) in expect.files.iter().enumerate() {
+                let file_pointer = format!("{expect_pointer}/files/{index}");
+                self.relative_path(&format!("{file_pointer}/path"), &file.path);
+                self.text_match(&format!("{file_pointer}/text"), file.text.as_ref());
+                if let Some(sha) = &file.sha256
+                    && !(sha.len() == 64 && sha.bytes().all(|byte| byte.is_ascii_hexdigit()))
+                {
+                    self.error(&format!("{file_pointer}/sha256"), "not a sha256").expected =
+                        Some("64 hexadecimal characters".into());
+                }
+                for pointer in file.json.keys() {
+                    self.json_pointer(&format!("{file_pointer}/json/{}", yaml::escape_segment(pointer)), pointer);
+                }
+            }
+        }
+        if let Some(upload) = &step.upload {
+            self.relative_path(&format!("{pointer}/upload/from"), &upload.from);
+            self.template(&format!("{pointer}/upload/to"), &upload.to);
+        }
+        if let Some(assertions) = &step.telemetry {
+            for (index, assertion) in assertions.iter().enumerate() {
+                let assertion_pointer = format!("{pointer}/telemetry/{index}");
+                self.json_pointer(&format!("{assertion_pointer}/pointer"), &assertion.pointer);
+                if let Some(pattern) = &assertion.matches {
+                    self.regex(&format!("{assertion_pointer}/matches"), pattern);
+                }
+            }
+        }
+    }
+
+    fn argv(&mut self, pointer: &str, argv: Option<&[model::Text]>) {
+        if let Some(argv) = argv {
+            if argv.is_empty() {
+                self.error(pointer, "the command is empty").expected = Some("a list like `[job, --summarize]`".into());
+            }
+            for (index, argument) in argv.iter().enumerate() {
+                self.template(&format!("{pointer}/{index}"), &argument.0);
+            }
+        }
+    }
+
+    fn text_match(&mut self, pointer: &str, matcher: Option<&TextMatch>) {
+        let Some(matcher) = matcher else { return };
+        if let Some(pattern) = &matcher.matches {
+            self.regex(&format!("{pointer}/matches"), pattern);
+        }
+        if let Some(pattern) = &matcher.not_matches {
+            self.regex(&format!("{pointer}/not_matches"), pattern);
+        }
+    }
+
+    fn regex(&mut self, pointer: &str, pattern: &str) {
+        if let Err(error) = regex::Regex::new(pattern) {
+            let first_line = error.to_string().lines().last().unwrap_or_default().to_owned();
+            self.error(pointer, format!("invalid regular expression: {first_line}")).expected =
+                Some("a regular expression in Rust `regex` syntax".into());
+        }
+    }
+
+    fn json_pointer(&mut self, pointer: &str, json_pointer: &str) {
+        if !json_pointer.is_empty() && !json_pointer.starts_with('/') {
+            let diagnostic = self.error(pointer, format!("`{json_pointer}` is not a JSON pointer"));
+            diagnostic.expected = Some("a JSON pointer such as `/context/docker/exitCode`".into());
+            diagnostic.hint = Some(format!("write `/{json_pointer}`"));
+        }
+    }
+}
+
+/// Why a workspace-relative path is unsafe, if it is.
+pub fn check_relative_path(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("is empty");
+    }
+    let path = Path::new(path);
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::Prefix(_) => return Err("is absolute"),
+            Component::ParentDir => return Err("leaves the workspace with `..`"),
+            Component::CurDir | Component::Normal(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Scenario files named by `paths`: files as given, directories searched
+/// recursively for `*.yaml`/`*.yml`, in a stable order.
+pub fn discover(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            collect_dir(path, &mut found)?;
+        } else {
+            found.push(path.clone());
+        }
+    }
+    Ok(found)
+}
+
+fn collect_dir(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            collect_dir(&entry, found)?;
+        } else if entry.extension().is_some_and(|extension| extension == "yaml" || extension == "yml") {
+            found.push(entry);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(source: &str) -> Vec<(usize, usize, String)> {
+        let (scenario, diagnostics) = load_str(source, Path::new("."));
+        assert!(scenario.is_none() || diagnostics.is_empty());
+        diagnostics
+            .into_iter()
+            .map(|d| (d.span.start.line, d.span.start.column, format!("{} | {:?} | {:?}", d.message, d.expected, d.hint)))
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_scenario_loads() {
+        let source = "name: ok\nsteps:\n  - run:\n      image: busybox\n      cmd: [true]\n      limits: { memory: 64MiB }\n      timeout: 5s\n";
+        let (scenario, diagnostics) = load_str(source, Path::new("."));
+        assert_eq!(diagnostics, vec![]);
+        let scenario = scenario.unwrap().0;
+        assert_eq!(scenario.steps[0].run.as_ref().unwrap().limits.memory, Some(model::ByteSize(64 << 20)));
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_position() {
+        let source = "\
+name: bad
+steps:
+  - run:
+      imgae: busybox
+      timeout: soon
+      limits: { memory: lots, cpus: fast }
+    expect_failure: timout
+";
+        let found = problems(source);
+        let text = format!("{found:#?}");
+        assert!(found.iter().any(|(l, c, m)| (*l, *c) == (4, 7) && m.contains("unknown key `imgae`") && m.contains("did you mean `image`")), "{text}");
+        assert!(found.iter().any(|(l, c, m)| (*l, *c) == (3, 5) && m.contains("missing required key `image`")), "{text}");
+        assert!(found.iter().any(|(l, c, m)| (*l, *c) == (5, 16) && m.contains("not a valid duration")), "{text}");
+        assert!(found.iter().any(|(l, _, m)| *l == 6 && m.contains("not a valid size")), "{text}");
+        assert!(found.iter().any(|(l, _, m)| *l == 6 && m.contains("expected a number")), "{text}");
+        assert!(found.iter().any(|(l, _, m)| *l == 7 && m.contains("did you mean `timeout`")), "{text}");
+    }
+
+    #[test]
+    fn semantic_problems_are_reported_together() {
+        let source = "\
+name: semantic
+stage:
+  - { to: ../escape.txt, text: hi }
+  - { to: inputs/a.txt }
+  - { to: inputs/b.txt, from: no/such/fixture.csv }
+steps:
+  - exec: { container: worker, cmd: [ls] }
+  - run: { image: x, env: { A: '{{ job.nme }}' } }
+    expect: { stdout: { matches: '(' } }
+  - upload: { from: /etc/passwd, to: out }
+  - run: { image: x }
+    upload: { from: a, to: b }
+";
+        let found = problems(source);
+        let text = format!("{found:#?}");
+        for (line, needle) in [
+            (3, "leaves the workspace"),
+            (4, "no source given"),
+            (5, "does not exist"),
+            (7, "no earlier detached `run` is named `worker`"),
+            (8, "unknown template variable"),
+            (9, "invalid regular expression"),
+            (10, "is absolute"),
+            (11, "several kinds: run, upload"),
+        ] {
+            assert!(found.iter().any(|(l, _, m)| *l == line && m.contains(needle)), "line {line}: {needle}\n{text}");
+        }
+    }
+
+    #[test]
+    fn yaml_syntax_errors_have_a_position() {
+        let found = problems("name: x\nsteps:\n  - run: {image: [}\n");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, 3, "{found:?}");
+    }
+
+    #[test]
+    fn checked_in_schema_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/scenario.schema.json");
+        let generated = serde_json::to_string_pretty(schema()).unwrap() + "\n";
+        if std::env::var_os("UPDATE_EXPECT").is_some() || !path.exists() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap();
+        assert!(checked_in == generated, "docs/scenario.schema.json is stale: run `UPDATE_EXPECT=1 cargo test -p dockproof` (or `dockproof schema > docs/scenario.schema.json`)");
+    }
+}
