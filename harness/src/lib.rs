@@ -6,4 +6,6 @@
 //! events the [`runner`] emits.
 
 pub mod category;
+pub mod filestore;
 pub mod scenario;
+pub mod workspace;

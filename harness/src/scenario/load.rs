@@ -81,6 +81,9 @@ pub fn schema() -> &'static Value {
 fn drop_null_alternatives(node: &mut Value) {
     match node {
         Value::Object(members) => {
+            if members.get("default") == Some(&Value::Null) {
+                members.remove("default");
+            }
             if let Some(Value::Array(types)) = members.get_mut("type") {
                 types.retain(|kind| kind != "null");
                 if types.len() == 1 {
