@@ -5,6 +5,7 @@
 //! [`check`] turns observations into verdicts, and [`report`] renders the
 //! events the [`runner`] emits.
 
+pub mod backend;
 pub mod category;
 pub mod filestore;
 pub mod scenario;

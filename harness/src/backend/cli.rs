@@ -1,0 +1,403 @@
+//! The CLI backend: drives a docker-compatible binary (`fake-docker` or the
+//! real `docker`) with argv lists, bounded output and a timeout per call, and
+//! translates its exit codes and stderr into typed errors.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+use super::{
+    Backend, BackendError, Capture, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
+    Logs,
+};
+
+/// How long a control command (create, start, inspect, ...) may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long an image build may take.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Output kept from control commands.
+const CONTROL_OUTPUT: CaptureLimits = CaptureLimits { max_bytes: 1 << 20 };
+
+/// A docker-compatible command-line program.
+#[derive(Debug, Clone)]
+pub struct CliBackend {
+    name: String,
+    program: PathBuf,
+    env: Vec<(OsString, OsString)>,
+}
+
+/// What one invocation produced.
+#[derive(Debug)]
+struct Output {
+    code: i32,
+    stdout: Captured,
+    stderr: Captured,
+}
+
+impl CliBackend {
+    /// A backend named `name` that runs `program` with extra environment `env`.
+    pub fn new(name: impl Into<String>, program: impl Into<PathBuf>, env: Vec<(OsString, OsString)>) -> Self {
+        CliBackend { name: name.into(), program: program.into(), env }
+    }
+
+    /// The program this backend runs.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    fn describe(&self, args: &[String]) -> String {
+        let program = self.program.file_name().unwrap_or(self.program.as_os_str()).to_string_lossy();
+        let verb: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+        format!("{program} {}", verb.join(" "))
+    }
+
+    async fn invoke(&self, args: &[String], timeout: Option<Duration>, limits: CaptureLimits) -> Result<Output, BackendError> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Our own process group: a Ctrl-C at the terminal reaches dockproof, which decides.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|source| BackendError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let run = async {
+            let (stdout, stderr, status) =
+                tokio::join!(read_bounded(stdout, limits), read_bounded(stderr, limits), child.wait());
+            (stdout, stderr, status)
+        };
+        let (stdout, stderr, status) = match timeout {
+            Some(limit) => tokio::time::timeout(limit, run)
+                .await
+                .map_err(|_| BackendError::Timeout { command: self.describe(args), timeout: limit })?,
+            None => run.await,
+        };
+        let status = status.map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })?;
+        // A CLI killed by a signal reports 128 + signal, as a shell would.
+        let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+        Ok(Output { code, stdout, stderr })
+    }
+
+    /// Run a control command; a non-zero exit becomes the most specific error its stderr allows.
+    async fn control(&self, args: &[String], subject: &str) -> Result<Output, BackendError> {
+        let output = self.invoke(args, Some(CONTROL_TIMEOUT), CONTROL_OUTPUT).await?;
+        if output.code == 0 {
+            return Ok(output);
+        }
+        Err(self.classify(args, subject, &output))
+    }
+
+    fn classify(&self, args: &[String], subject: &str, output: &Output) -> BackendError {
+        let stderr = output.stderr.text.trim();
+        let lower = stderr.to_ascii_lowercase();
+        if is_daemon_unavailable(&lower) {
+            return BackendError::DaemonUnavailable { message: first_line(stderr) };
+        }
+        if lower.contains("no such image") || lower.contains("unable to find image") || lower.contains("pull access denied") {
+            return BackendError::ImageNotFound { image: subject.to_owned(), message: last_line(stderr) };
+        }
+        if is_command_not_found(&lower) {
+            return BackendError::CommandNotFound { message: first_line(stderr) };
+        }
+        if lower.contains("no such container") || lower.contains("no such object") {
+            return BackendError::NoSuchContainer { container: subject.to_owned() };
+        }
+        if lower.contains("is not running") {
+            return BackendError::NotRunning { container: subject.to_owned() };
+        }
+        BackendError::Command { command: self.describe(args), code: output.code, stderr: stderr.to_owned() }
+    }
+}
+
+fn is_daemon_unavailable(lower_stderr: &str) -> bool {
+    lower_stderr.contains("cannot connect to the docker daemon")
+        || lower_stderr.contains("is the docker daemon running")
+        || lower_stderr.contains("error during connect")
+}
+
+fn is_command_not_found(lower_stderr: &str) -> bool {
+    (lower_stderr.contains("oci runtime") || lower_stderr.contains("exec:"))
+        && (lower_stderr.contains("executable file not found") || lower_stderr.contains("no such file or directory"))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+fn last_line(text: &str) -> String {
+    text.lines().last().unwrap_or_default().to_owned()
+}
+
+async fn read_bounded(mut stream: impl AsyncRead + Unpin, limits: CaptureLimits) -> Captured {
+    let mut capture = Capture::new(limits.max_bytes);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => capture.push(&buffer[..read]),
+        }
+    }
+    capture.finish()
+}
+
+fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+/// The `docker create` arguments for `spec` (everything as argv, no shell).
+pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
+    let mut args = strings(["create", "--pull", "never", "--name"]);
+    args.push(spec.name.clone());
+    for (key, value) in &spec.labels {
+        args.extend(["--label".to_owned(), format!("{key}={value}")]);
+    }
+    for (key, value) in &spec.env {
+        args.extend(["--env".to_owned(), format!("{key}={value}")]);
+    }
+    for mount in &spec.mounts {
+        let mode = if mount.read_only { ":ro" } else { "" };
+        args.extend(["--volume".to_owned(), format!("{}:{}{mode}", mount.host.display(), mount.container)]);
+    }
+    if let Some(workdir) = &spec.workdir {
+        args.extend(["--workdir".to_owned(), workdir.clone()]);
+    }
+    if let Some(user) = &spec.user {
+        args.extend(["--user".to_owned(), user.clone()]);
+    }
+    if let Some(memory) = spec.memory_bytes {
+        args.extend(["--memory".to_owned(), memory.to_string()]);
+    }
+    if let Some(cpus) = spec.cpus {
+        args.extend(["--cpus".to_owned(), cpus.to_string()]);
+    }
+    if let Some(pids) = spec.pids_limit {
+        args.extend(["--pids-limit".to_owned(), pids.to_string()]);
+    }
+    if spec.read_only_rootfs {
+        args.push("--read-only".to_owned());
+    }
+    if spec.no_new_privileges {
+        args.extend(["--security-opt".to_owned(), "no-new-privileges".to_owned()]);
+    }
+    if let Some(network) = &spec.network {
+        args.extend(["--network".to_owned(), network.clone()]);
+    }
+    args.push(spec.image.clone());
+    if let Some(cmd) = &spec.cmd {
+        args.extend(cmd.iter().cloned());
+    }
+    args
+}
+
+/// The `docker exec` arguments for `request`.
+pub fn exec_args(request: &ExecRequest) -> Vec<String> {
+    let mut args = vec!["exec".to_owned()];
+    for (key, value) in &request.env {
+        args.extend(["--env".to_owned(), format!("{key}={value}")]);
+    }
+    if let Some(workdir) = &request.workdir {
+        args.extend(["--workdir".to_owned(), workdir.clone()]);
+    }
+    if let Some(user) = &request.user {
+        args.extend(["--user".to_owned(), user.clone()]);
+    }
+    args.push(request.container.clone());
+    args.extend(request.cmd.iter().cloned());
+    args
+}
+
+#[async_trait]
+impl Backend for CliBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn ping(&self) -> Result<String, BackendError> {
+        let args = strings(["version", "--format", "{{.Server.Version}}"]);
+        let output = self.control(&args, "daemon").await.map_err(|error| match error {
+            BackendError::Command { stderr, .. } => BackendError::DaemonUnavailable { message: first_line(&stderr) },
+            other => other,
+        })?;
+        Ok(output.stdout.text.trim().to_owned())
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool, BackendError> {
+        let args = vec!["image".into(), "inspect".into(), "--format".into(), "{{.Id}}".into(), image.to_owned()];
+        match self.control(&args, image).await {
+            Ok(_) => Ok(true),
+            Err(BackendError::ImageNotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn build_image(&self, context: &Path, tag: &str) -> Result<(), BackendError> {
+        let args = vec!["build".into(), "--quiet".into(), "--tag".into(), tag.to_owned(), context.display().to_string()];
+        let output = self.invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT).await?;
+        if output.code == 0 {
+            return Ok(());
+        }
+        let lower = output.stderr.text.to_ascii_lowercase();
+        if is_daemon_unavailable(&lower) {
+            return Err(BackendError::DaemonUnavailable { message: first_line(&output.stderr.text) });
+        }
+        let tail = output.stderr.tail_lines(10).join("\n");
+        Err(BackendError::BuildFailed { image: tag.to_owned(), message: tail })
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, BackendError> {
+        let output = self.control(&create_args(spec), &spec.image).await?;
+        Ok(output.stdout.text.trim().to_owned())
+    }
+
+    async fn start(&self, container: &str) -> Result<(), BackendError> {
+        self.control(&["start".into(), container.to_owned()], container).await.map(drop)
+    }
+
+    async fn wait(&self, container: &str) -> Result<i64, BackendError> {
+        let args = vec!["wait".to_owned(), container.to_owned()];
+        let output = self.invoke(&args, None, CONTROL_OUTPUT).await?;
+        if output.code != 0 {
+            return Err(self.classify(&args, container, &output));
+        }
+        let text = output.stdout.text.trim();
+        text.parse().map_err(|_| BackendError::Command {
+            command: self.describe(&args),
+            code: output.code,
+            stderr: format!("unexpected output {text:?}"),
+        })
+    }
+
+    async fn stop(&self, container: &str, grace: Duration) -> Result<(), BackendError> {
+        let seconds = grace.as_secs_f64().ceil().max(0.0) as u64;
+        let args = vec!["stop".into(), "-t".into(), seconds.to_string(), container.to_owned()];
+        self.control(&args, container).await.map(drop)
+    }
+
+    async fn kill(&self, container: &str) -> Result<(), BackendError> {
+        match self.control(&["kill".into(), container.to_owned()], container).await {
+            Ok(_) | Err(BackendError::NotRunning { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn logs(&self, container: &str, limits: CaptureLimits) -> Result<Logs, BackendError> {
+        let args = vec!["logs".to_owned(), container.to_owned()];
+        let output = self.invoke(&args, Some(CONTROL_TIMEOUT), limits).await?;
+        if output.code != 0 {
+            return Err(self.classify(&args, container, &output));
+        }
+        Ok(Logs { stdout: output.stdout, stderr: output.stderr })
+    }
+
+    async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError> {
+        let args = vec!["inspect".into(), "--type".into(), "container".into(), "--format".into(), "{{json .State}}".into(), container.to_owned()];
+        let output = self.control(&args, container).await?;
+        let state: serde_json::Value = serde_json::from_str(output.stdout.text.trim()).map_err(|error| BackendError::Command {
+            command: self.describe(&args),
+            code: 0,
+            stderr: format!("unreadable state JSON: {error}"),
+        })?;
+        Ok(ContainerState {
+            status: state["Status"].as_str().unwrap_or_default().to_owned(),
+            running: state["Running"].as_bool().unwrap_or(false),
+            exit_code: state["ExitCode"].as_i64().unwrap_or(0),
+            oom_killed: state["OOMKilled"].as_bool().unwrap_or(false),
+            error: state["Error"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn exec(&self, request: &ExecRequest, timeout: Duration, limits: CaptureLimits) -> Result<ExecOutput, BackendError> {
+        let args = exec_args(request);
+        let output = self.invoke(&args, Some(timeout), limits).await?;
+        // The docker CLI's own failures (not the command's) are recognisable by their stderr.
+        let lower = output.stderr.text.to_ascii_lowercase();
+        let cli_failed = (output.code == 126 && is_command_not_found(&lower))
+            || (output.code == 1 && (lower.contains("is not running") || lower.contains("no such container")))
+            || is_daemon_unavailable(&lower);
+        if cli_failed {
+            return Err(self.classify(&args, &request.container, &output));
+        }
+        Ok(ExecOutput { exit_code: i64::from(output.code), stdout: output.stdout, stderr: output.stderr })
+    }
+
+    async fn remove(&self, container: &str) -> Result<(), BackendError> {
+        let args = vec!["rm".into(), "--force".into(), "--volumes".into(), container.to_owned()];
+        match self.control(&args, container).await {
+            Ok(_) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError> {
+        let args = vec!["ps".into(), "--all".into(), "--quiet".into(), "--no-trunc".into(), "--filter".into(), format!("label={label}")];
+        let output = self.control(&args, label).await?;
+        Ok(output.stdout.text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Mount;
+
+    #[test]
+    fn create_passes_everything_as_argv() {
+        let spec = ContainerSpec {
+            name: "dp-1".into(),
+            image: "img:1".into(),
+            cmd: Some(vec!["job".into(), "a b; rm -rf /".into()]),
+            env: vec![("A".into(), "1 2".into())],
+            workdir: Some("/workspace".into()),
+            user: Some("1000:1000".into()),
+            mounts: vec![Mount { host: "/tmp/ws".into(), container: "/workspace".into(), read_only: false }],
+            labels: [("dockproof.run".to_owned(), "r1".to_owned())].into(),
+            memory_bytes: Some(64 << 20),
+            cpus: Some(0.5),
+            pids_limit: Some(64),
+            read_only_rootfs: true,
+            no_new_privileges: true,
+            network: Some("none".into()),
+        };
+        let args = create_args(&spec);
+        let joined = args.join(" ");
+        assert!(joined.starts_with("create --pull never --name dp-1 --label dockproof.run=r1 --env A=1 2"), "{joined}");
+        assert!(joined.contains("--volume /tmp/ws:/workspace --workdir /workspace --user 1000:1000 --memory 67108864 --cpus 0.5 --pids-limit 64 --read-only --security-opt no-new-privileges --network none img:1"), "{joined}");
+        assert_eq!(args.last().unwrap(), "a b; rm -rf /");
+    }
+
+    #[test]
+    fn classifies_real_cli_messages() {
+        let backend = CliBackend::new("test", "docker", vec![]);
+        let output = |code, stderr: &str| Output {
+            code,
+            stdout: Captured::default(),
+            stderr: Captured { text: stderr.into(), total_bytes: stderr.len() as u64, truncated: false },
+        };
+        let args = vec!["start".to_owned(), "c".to_owned()];
+        let cases = [
+            ("Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?", "daemon_unavailable"),
+            ("Error response from daemon: No such image: nosuch:1", "image_not_found"),
+            ("Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\nError: failed to start containers: t1", "command_not_found"),
+        ];
+        for (stderr, category) in cases {
+            let error = backend.classify(&args, "c", &output(1, stderr));
+            assert_eq!(error.category().as_str(), category, "{stderr}");
+        }
+        assert!(matches!(
+            backend.classify(&args, "c", &output(1, "Error response from daemon: No such container: c")),
+            BackendError::NoSuchContainer { .. }
+        ));
+    }
+}

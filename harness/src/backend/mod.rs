@@ -1,0 +1,161 @@
+//! Backends translate "run this container" into Docker operations. A backend
+//! never asserts anything: it reports what happened, or a typed error.
+
+mod capture;
+pub mod cli;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::category::Category;
+
+pub use capture::{Capture, Captured};
+
+/// A bind mount of a host directory into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub container: String,
+    pub read_only: bool,
+}
+
+/// Everything needed to create a container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// `None` keeps the image's CMD.
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub mounts: Vec<Mount>,
+    pub labels: BTreeMap<String, String>,
+    pub memory_bytes: Option<u64>,
+    pub cpus: Option<f64>,
+    pub pids_limit: Option<i64>,
+    pub read_only_rootfs: bool,
+    pub no_new_privileges: bool,
+    pub network: Option<String>,
+}
+
+/// A command to run in a running container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecRequest {
+    pub container: String,
+    pub cmd: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+}
+
+/// What an exec produced.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+/// A container's logs, split by stream.
+#[derive(Debug, Clone)]
+pub struct Logs {
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+/// The parts of a container's state dockproof reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerState {
+    pub status: String,
+    pub running: bool,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    /// The daemon's error for a container that failed to start.
+    pub error: String,
+}
+
+/// Why a backend operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot reach the Docker daemon: {message}")]
+    DaemonUnavailable { message: String },
+    #[error("image `{image}` not found: {message}")]
+    ImageNotFound { image: String, message: String },
+    #[error("the command is not in the image: {message}")]
+    CommandNotFound { message: String },
+    #[error("no such container `{container}`")]
+    NoSuchContainer { container: String },
+    #[error("container `{container}` is not running")]
+    NotRunning { container: String },
+    #[error("building image `{image}` failed: {message}")]
+    BuildFailed { image: String, message: String },
+    #[error("`{command}` failed with exit code {code}: {stderr}")]
+    Command { command: String, code: i32, stderr: String },
+    #[error("failed to run `{program}`: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("`{command}` did not finish within {timeout:?}")]
+    Timeout { command: String, timeout: Duration },
+}
+
+impl BackendError {
+    /// The failure category this error is reported under.
+    pub fn category(&self) -> Category {
+        match self {
+            BackendError::DaemonUnavailable { .. } | BackendError::Spawn { .. } => Category::DaemonUnavailable,
+            BackendError::ImageNotFound { .. } => Category::ImageNotFound,
+            BackendError::CommandNotFound { .. } => Category::CommandNotFound,
+            BackendError::BuildFailed { .. } => Category::BuildFailed,
+            BackendError::Timeout { .. } => Category::Timeout,
+            BackendError::NoSuchContainer { .. } | BackendError::NotRunning { .. } | BackendError::Command { .. } => {
+                Category::NonzeroExit
+            }
+        }
+    }
+}
+
+/// Limits on how much output is kept in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureLimits {
+    /// Bytes of each stream kept (the tail is kept when a stream is longer).
+    pub max_bytes: usize,
+}
+
+impl Default for CaptureLimits {
+    fn default() -> Self {
+        CaptureLimits { max_bytes: 8 << 20 }
+    }
+}
+
+/// The Docker operations dockproof needs. Implementations translate them to
+/// a docker-compatible CLI (real or fake) or to the Engine API.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// A short name for reports (`fake`, `docker-cli`).
+    fn name(&self) -> &str;
+    /// The daemon's version, or why it cannot be reached.
+    async fn ping(&self) -> Result<String, BackendError>;
+    /// Whether the image exists locally.
+    async fn image_exists(&self, image: &str) -> Result<bool, BackendError>;
+    /// Build `tag` from a context directory holding a Dockerfile.
+    async fn build_image(&self, context: &std::path::Path, tag: &str) -> Result<(), BackendError>;
+    /// Create a container; returns its ID.
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, BackendError>;
+    async fn start(&self, container: &str) -> Result<(), BackendError>;
+    /// Wait for the container to exit; returns its exit code.
+    async fn wait(&self, container: &str) -> Result<i64, BackendError>;
+    /// SIGTERM, then SIGKILL after `grace`.
+    async fn stop(&self, container: &str, grace: Duration) -> Result<(), BackendError>;
+    async fn kill(&self, container: &str) -> Result<(), BackendError>;
+    async fn logs(&self, container: &str, limits: CaptureLimits) -> Result<Logs, BackendError>;
+    async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError>;
+    /// Run a command in a running container, killing the exec after `timeout`.
+    async fn exec(&self, request: &ExecRequest, timeout: Duration, limits: CaptureLimits) -> Result<ExecOutput, BackendError>;
+    /// Remove a container, running or not.
+    async fn remove(&self, container: &str) -> Result<(), BackendError>;
+    /// IDs of all containers carrying `label` (`key=value`).
+    async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError>;
+}
