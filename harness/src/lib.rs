@@ -7,6 +7,8 @@
 
 pub mod backend;
 pub mod category;
+pub mod check;
 pub mod filestore;
+pub mod record;
 pub mod scenario;
 pub mod workspace;

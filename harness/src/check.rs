@@ -1,0 +1,330 @@
+//! Checks: pure functions from observations to findings. A check never talks
+//! to Docker or the filesystem; the engine observes, the check decides.
+
+use serde_json::Value;
+
+use crate::category::Category;
+use crate::scenario::{FileExpect, PointerAssertion, TextMatch};
+
+/// One expectation that did not hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub category: Category,
+    pub message: String,
+    /// JSON pointer (into the scenario file) of the expectation, for locations.
+    pub pointer: String,
+}
+
+impl Finding {
+    fn new(category: Category, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding { category, message: message.into(), pointer: pointer.into() }
+    }
+}
+
+/// What the engine saw of a workspace file an expectation names.
+#[derive(Debug, Clone, Default)]
+pub struct FileObservation {
+    pub exists: bool,
+    pub size: u64,
+    pub sha256: String,
+    /// The content as text, when the expectation needs it and it is small enough.
+    pub text: Option<String>,
+}
+
+fn shorten(text: &str) -> String {
+    const LIMIT: usize = 200;
+    if text.len() <= LIMIT {
+        format!("{text:?}")
+    } else {
+        let mut end = LIMIT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{:?}… ({} bytes)", &text[..end], text.len())
+    }
+}
+
+/// Conditions on a text (stdout, stderr, file content).
+pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut fail = |key: &str, message: String| {
+        findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/{key}"), message));
+    };
+    if let Some(expected) = &matcher.equals
+        && actual != expected
+    {
+        fail("equals", format!("{label} is {}, expected exactly {}", shorten(actual), shorten(expected)));
+    }
+    if let Some(needle) = &matcher.contains
+        && !actual.contains(needle.as_str())
+    {
+        fail("contains", format!("{label} does not contain {needle:?}; it was {}", shorten(actual)));
+    }
+    if let Some(needle) = &matcher.not_contains
+        && actual.contains(needle.as_str())
+    {
+        fail("not_contains", format!("{label} contains {needle:?}, which it must not"));
+    }
+    if let Some(pattern) = &matcher.matches {
+        match regex::Regex::new(pattern) {
+            Ok(regex) if regex.is_match(actual) => {}
+            Ok(_) => fail("matches", format!("{label} does not match /{pattern}/; it was {}", shorten(actual))),
+            Err(error) => fail("matches", format!("invalid pattern /{pattern}/: {error}")),
+        }
+    }
+    if let Some(pattern) = &matcher.not_matches {
+        match regex::Regex::new(pattern) {
+            Ok(regex) => {
+                if let Some(found) = regex.find(actual) {
+                    let line = actual[..found.start()].matches('\n').count() + 1;
+                    let text_line = actual.lines().nth(line - 1).unwrap_or_default();
+                    fail("not_matches", format!("{label} matches /{pattern}/ on line {line}: {text_line:?}"));
+                }
+            }
+            Err(error) => fail("not_matches", format!("invalid pattern /{pattern}/: {error}")),
+        }
+    }
+    findings
+}
+
+/// The exit code a run or exec ended with, against the expected one.
+pub fn exit_code(pointer: &str, expected: i64, actual: i64, oom_killed: bool) -> Option<Finding> {
+    if expected == actual {
+        return None;
+    }
+    let category = match actual {
+        _ if oom_killed => Category::OomKilled,
+        0 => Category::AssertionFailed,
+        127 => Category::CommandNotFound,
+        _ => Category::NonzeroExit,
+    };
+    let mut message = format!("exit code {actual}, expected {expected}");
+    if oom_killed {
+        message.push_str(" (killed for exceeding its memory limit)");
+    }
+    Some(Finding::new(category, pointer, message))
+}
+
+/// Conditions on one workspace file.
+pub fn file(pointer: &str, expect: &FileExpect, observed: &FileObservation) -> Vec<Finding> {
+    let path = &expect.path;
+    if !expect.exists {
+        return if observed.exists {
+            vec![Finding::new(Category::AssertionFailed, format!("{pointer}/exists"), format!("`{path}` exists but must not"))]
+        } else {
+            Vec::new()
+        };
+    }
+    if !observed.exists {
+        return vec![Finding::new(Category::ArtifactMissing, format!("{pointer}/path"), format!("`{path}` was not written"))];
+    }
+    let mut findings = Vec::new();
+    if let Some(size) = expect.size
+        && size != observed.size
+    {
+        findings.push(Finding::new(
+            Category::ChecksumMismatch,
+            format!("{pointer}/size"),
+            format!("`{path}` has {} bytes, expected {size}", observed.size),
+        ));
+    }
+    if let Some(sha256) = &expect.sha256
+        && !sha256.eq_ignore_ascii_case(&observed.sha256)
+    {
+        findings.push(Finding::new(
+            Category::ChecksumMismatch,
+            format!("{pointer}/sha256"),
+            format!("`{path}` has sha256 {}, expected {}", observed.sha256, sha256.to_ascii_lowercase()),
+        ));
+    }
+    let needs_text = expect.text.is_some() || !expect.json.is_empty();
+    match (&observed.text, needs_text) {
+        (None, true) => findings.push(Finding::new(
+            Category::AssertionFailed,
+            format!("{pointer}/path"),
+            format!("`{path}` is not readable text (or too large to inspect)"),
+        )),
+        (Some(content), true) => {
+            if let Some(matcher) = &expect.text {
+                findings.extend(text(&format!("`{path}`"), &format!("{pointer}/text"), matcher, content));
+            }
+            if !expect.json.is_empty() {
+                match serde_json::from_str::<Value>(content) {
+                    Ok(document) => {
+                        for (json_pointer, expected) in &expect.json {
+                            let actual = document.pointer(json_pointer);
+                            if actual != Some(expected) {
+                                let escaped = crate::scenario::yaml::escape_segment(json_pointer);
+                                findings.push(Finding::new(
+                                    Category::AssertionFailed,
+                                    format!("{pointer}/json/{escaped}"),
+                                    format!("`{path}` {json_pointer} is {}, expected {expected}", show(actual)),
+                                ));
+                            }
+                        }
+                    }
+                    Err(error) => findings.push(Finding::new(
+                        Category::AssertionFailed,
+                        format!("{pointer}/json"),
+                        format!("`{path}` is not JSON: {error}"),
+                    )),
+                }
+            }
+        }
+        _ => {}
+    }
+    findings
+}
+
+fn show(value: Option<&Value>) -> String {
+    value.map_or_else(|| "missing".to_owned(), Value::to_string)
+}
+
+/// One assertion on a JSON document (the job record).
+pub fn pointer(pointer: &str, assertion: &PointerAssertion, document: &Value) -> Vec<Finding> {
+    let target = &assertion.pointer;
+    let actual = document.pointer(target).filter(|value| !value.is_null());
+    let mut findings = Vec::new();
+    let mut fail = |key: &str, message: String| {
+        findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/{key}"), format!("{target}: {message}")));
+    };
+    let must_exist = assertion.exists.unwrap_or(true);
+    match (actual, must_exist) {
+        (None, true) => {
+            fail("pointer", "is missing".into());
+            return findings;
+        }
+        (Some(value), false) => {
+            fail("exists", format!("is {value}, expected it to be absent"));
+            return findings;
+        }
+        (None, false) => return findings,
+        (Some(_), true) => {}
+    }
+    let value = actual.expect("checked above");
+    if let Some(expected) = &assertion.equals
+        && !json_equal(value, expected)
+    {
+        fail("equals", format!("is {value}, expected {expected}"));
+    }
+    if let Some(unexpected) = &assertion.not_equals
+        && json_equal(value, unexpected)
+    {
+        fail("not_equals", format!("is {value}, which it must not be"));
+    }
+    let number = value.as_f64();
+    let comparisons: [(&str, Option<f64>, fn(f64, f64) -> bool, &str); 4] = [
+        ("gt", assertion.gt, |a, b| a > b, ">"),
+        ("gte", assertion.gte, |a, b| a >= b, ">="),
+        ("lt", assertion.lt, |a, b| a < b, "<"),
+        ("lte", assertion.lte, |a, b| a <= b, "<="),
+    ];
+    for (key, bound, holds, symbol) in comparisons {
+        let Some(bound) = bound else { continue };
+        match number {
+            Some(number) if holds(number, bound) => {}
+            Some(_) => fail(key, format!("is {value}, expected {symbol} {bound}")),
+            None => fail(key, format!("is {value}, not a number")),
+        }
+    }
+    if let Some(needle) = &assertion.contains {
+        let holds = match (value, needle) {
+            (Value::String(text), Value::String(needle)) => text.contains(needle.as_str()),
+            (Value::Array(items), needle) => items.iter().any(|item| json_equal(item, needle)),
+            _ => false,
+        };
+        if !holds {
+            fail("contains", format!("{value} does not contain {needle}"));
+        }
+    }
+    if let Some(pattern) = &assertion.matches {
+        let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+        match regex::Regex::new(pattern) {
+            Ok(regex) if regex.is_match(&text) => {}
+            Ok(_) => fail("matches", format!("{value} does not match /{pattern}/")),
+            Err(error) => fail("matches", format!("invalid pattern /{pattern}/: {error}")),
+        }
+    }
+    if let Some(length) = assertion.length {
+        let actual_length = match value {
+            Value::Array(items) => Some(items.len() as u64),
+            Value::String(text) => Some(text.chars().count() as u64),
+            Value::Object(members) => Some(members.len() as u64),
+            _ => None,
+        };
+        if actual_length != Some(length) {
+            fail("length", format!("has length {}, expected {length}", actual_length.map_or("n/a".into(), |l| l.to_string())));
+        }
+    }
+    findings
+}
+
+/// Equality that treats `3` and `3.0` as the same number.
+fn json_equal(left: &Value, right: &Value) -> bool {
+    match (left, right) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => left == right,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn matcher(yaml: serde_json::Value) -> TextMatch {
+        serde_json::from_value(yaml).unwrap()
+    }
+
+    #[test]
+    fn text_conditions_report_each_mismatch() {
+        let all = matcher(json!({"contains": "done", "not_matches": "(?i)error", "equals": "x"}));
+        let findings = text("stdout", "/steps/0/expect/stdout", &all, "starting\nERROR: boom\n");
+        let keys: Vec<&str> = findings.iter().map(|f| f.pointer.rsplit('/').next().unwrap()).collect();
+        assert_eq!(keys, ["equals", "contains", "not_matches"]);
+        assert!(findings[2].message.contains("line 2"), "{}", findings[2].message);
+        assert!(text("stdout", "", &matcher(json!({"contains": "ok", "matches": "^ok$"})), "ok").is_empty());
+    }
+
+    #[test]
+    fn exit_codes_map_to_categories() {
+        assert_eq!(exit_code("", 0, 0, false), None);
+        assert_eq!(exit_code("", 0, 3, false).unwrap().category, Category::NonzeroExit);
+        assert_eq!(exit_code("", 0, 127, false).unwrap().category, Category::CommandNotFound);
+        assert_eq!(exit_code("", 0, 137, true).unwrap().category, Category::OomKilled);
+        assert_eq!(exit_code("", 3, 0, false).unwrap().category, Category::AssertionFailed);
+    }
+
+    #[test]
+    fn files_are_checked_for_presence_checksum_and_json() {
+        let expect: FileExpect = serde_json::from_value(json!({
+            "path": "outputs/summary.json", "sha256": "00".repeat(32), "json": {"/inputs": 2, "/status": "ok"}
+        }))
+        .unwrap();
+        assert_eq!(file("/f", &expect, &FileObservation::default())[0].category, Category::ArtifactMissing);
+        let observed = FileObservation {
+            exists: true,
+            size: 10,
+            sha256: "ab".repeat(32),
+            text: Some(r#"{"inputs":2,"status":"failed"}"#.into()),
+        };
+        let findings = file("/f", &expect, &observed);
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert_eq!(findings[0].category, Category::ChecksumMismatch);
+        assert!(findings[1].message.contains("/status is \"failed\""), "{}", findings[1].message);
+    }
+
+    #[test]
+    fn pointer_assertions_compare_numbers_and_presence() {
+        let record = json!({"metrics": {"bytesOut": 12}, "status": "succeeded", "list": [1, 2]});
+        let assertion = |value: serde_json::Value| -> PointerAssertion { serde_json::from_value(value).unwrap() };
+        assert!(pointer("", &assertion(json!({"pointer": "/metrics/bytesOut", "gt": 0})), &record).is_empty());
+        assert!(pointer("", &assertion(json!({"pointer": "/metrics/bytesOut", "equals": 12.0})), &record).is_empty());
+        assert!(pointer("", &assertion(json!({"pointer": "/list", "contains": 2, "length": 2})), &record).is_empty());
+        assert_eq!(pointer("", &assertion(json!({"pointer": "/missing"})), &record).len(), 1);
+        assert!(pointer("", &assertion(json!({"pointer": "/missing", "exists": false})), &record).is_empty());
+        let failed = pointer("/t/0", &assertion(json!({"pointer": "/status", "equals": "failed", "matches": "^s"})), &record);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].pointer, "/t/0/equals");
+    }
+}

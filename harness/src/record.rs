@@ -1,0 +1,114 @@
+//! The job record: the telemetry row a job run leaves behind, shaped like the
+//! runner's own `job_runs` row (status, result, metrics, context).
+
+use serde::Serialize;
+
+use crate::workspace::StagedFile;
+
+/// One job's telemetry record.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRecord {
+    /// `pending` (nothing ran yet), `running` (detached), `succeeded` or `failed`.
+    pub status: String,
+    pub result: JobResult,
+    pub metrics: Metrics,
+    pub context: Context,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResult {
+    /// Files uploaded to the filestore.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// An uploaded output file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    /// Workspace-relative path.
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Where it was stored.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    pub filestore: FilestoreMetrics,
+    pub docker: DockerMetrics,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FilestoreMetrics {
+    /// Bytes read from the filestore into the workspace.
+    pub bytes_in: u64,
+    /// Bytes uploaded from the workspace to the filestore.
+    pub bytes_out: u64,
+}
+
+/// Timings of the latest container run (normalised to 0 in deterministic reports).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DockerMetrics {
+    /// Milliseconds from create to started.
+    pub start_ms: u64,
+    /// Milliseconds from started to exited.
+    pub run_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Context {
+    pub docker: DockerContext,
+}
+
+/// What the latest container run looked like.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DockerContext {
+    pub image: Option<String>,
+    pub container_id: Option<String>,
+    /// `None` until a container has exited.
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    /// Whether the run hit its timeout and was stopped.
+    pub timed_out: bool,
+    pub workspace: WorkspaceStats,
+    pub log_tail: LogTail,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceStats {
+    /// Regular files in the workspace (after the latest step).
+    pub files: u64,
+    pub bytes: u64,
+    pub max_bytes: Option<u64>,
+    pub max_files: Option<u64>,
+    /// Every input staged, with its size and sha256.
+    pub staged: Vec<StagedFile>,
+}
+
+/// The last lines of each stream of the latest run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogTail {
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+impl JobRecord {
+    /// A fresh record for a job that has not run yet.
+    pub fn pending() -> Self {
+        JobRecord { status: "pending".into(), ..JobRecord::default() }
+    }
+
+    /// The record as JSON, for pointer assertions and reports.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a job record always serialises")
+    }
+}
