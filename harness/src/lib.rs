@@ -8,7 +8,12 @@
 pub mod backend;
 pub mod category;
 pub mod check;
+pub mod engine;
+pub mod events;
 pub mod filestore;
+pub mod fixtures;
 pub mod record;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod workspace;

@@ -1,1 +1,160 @@
-fn main() {}
+//! The `dockproof` command line: thin glue over the library.
+//!
+//! Exit codes: 0 all passed, 1 a check failed, 2 usage or configuration error.
+
+mod diagnostics;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use dockproof::scenario::{self, LoadedScenario};
+
+/// End-to-end validation of Docker jobs: scenario files in, JUnit out.
+#[derive(Debug, Parser)]
+#[command(name = "dockproof", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run scenarios and report the results.
+    Run(RunArgs),
+    /// Validate scenario files without running anything.
+    Check {
+        /// Scenario files or directories (searched for *.yaml).
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of scenario files.
+    Schema,
+}
+
+/// Which Docker to run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The deterministic fake-docker program (no daemon needed).
+    Fake,
+    /// The real `docker` CLI and whatever daemon it talks to (honours DOCKER_HOST).
+    DockerCli,
+}
+
+impl BackendKind {
+    fn name(self) -> &'static str {
+        match self {
+            BackendKind::Fake => "fake",
+            BackendKind::DockerCli => "docker-cli",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files or directories (searched for *.yaml).
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// Backend to run on.
+    #[arg(long, value_enum, default_value = "fake", env = "DOCKPROOF_BACKEND")]
+    backend: BackendKind,
+    /// The docker binary for `--backend docker-cli`.
+    #[arg(long, default_value = "docker", env = "DOCKPROOF_DOCKER")]
+    docker: PathBuf,
+    /// The fake-docker binary (default: next to dockproof, then on PATH).
+    #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
+    fake_docker: Option<PathBuf>,
+    /// Fake image definitions for `--backend fake`.
+    #[arg(long, default_value = "fixtures/fake-images")]
+    fake_images: PathBuf,
+    /// Real fixture images (directories with a Dockerfile), built on demand on real daemons.
+    #[arg(long, default_value = "fixtures/images")]
+    fixture_images: PathBuf,
+    /// Scenarios run at once (default: number of cores).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// Run only scenarios carrying one of these tags.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Run only scenarios whose name matches this glob (e.g. `job-*`).
+    #[arg(long, value_name = "GLOB")]
+    filter: Option<String>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
+    /// Write a JSON report (with every job record) here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Run id put on everything created (default: derived, deterministic on the fake).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Directory for the run's temporary files (workspaces, filestore, fake state).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(scenario::schema()).expect("the schema serialises"));
+            ExitCode::SUCCESS
+        }
+        Command::Check { paths } => match load_all(&paths) {
+            Ok(loaded) => {
+                println!("{} scenario file(s) valid", loaded.len());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run(args) => {
+            let loaded = match load_all(&args.paths) {
+                Ok(loaded) => loaded,
+                Err(code) => return code,
+            };
+            setup::run(args, loaded)
+        }
+    }
+}
+
+/// Load every scenario under `paths`, printing all diagnostics; exit code 2 on any.
+fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
+    let files = match scenario::discover(paths) {
+        Ok(files) => files,
+        Err(error) => {
+            eprintln!("error: cannot read scenario paths: {error}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    if files.is_empty() {
+        eprintln!("error: no scenario files found in {}", paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", "));
+        return Err(ExitCode::from(2));
+    }
+    let mut loaded = Vec::new();
+    let mut problems = 0;
+    let mut names = std::collections::HashMap::new();
+    for file in files {
+        let report = scenario::load_file(&file);
+        problems += report.diagnostics.len();
+        diagnostics::emit(&report);
+        if let Some(scenario) = report.scenario {
+            if let Some(previous) = names.insert(scenario.scenario.name.clone(), scenario.path.clone()) {
+                eprintln!(
+                    "error: scenario name `{}` is used by both {} and {}\n  = hint: scenario names must be unique (they name the JUnit test cases)",
+                    scenario.scenario.name,
+                    previous.display(),
+                    scenario.path.display()
+                );
+                problems += 1;
+            }
+            loaded.push(scenario);
+        }
+    }
+    if problems > 0 {
+        eprintln!("error: {problems} problem(s) in scenario files; nothing was run");
+        return Err(ExitCode::from(2));
+    }
+    Ok(loaded)
+}

@@ -1,0 +1,57 @@
+//! Rendering scenario-file diagnostics for people: the location, the line
+//! with the problem marked, what was expected and a hint.
+
+use codespan_reporting::diagnostic::{Diagnostic, Label};
+use codespan_reporting::files::SimpleFile;
+use codespan_reporting::term::{self, Config};
+
+use dockproof::scenario::FileReport;
+
+/// Print every diagnostic of `report` to stderr.
+pub fn emit(report: &FileReport) {
+    let stderr = std::io::stderr();
+    let mut out = stderr.lock();
+    for line in render(report) {
+        use std::io::Write;
+        let _ = out.write_all(line.as_bytes());
+    }
+}
+
+/// Render every diagnostic of `report` as text.
+pub fn render(report: &FileReport) -> Vec<String> {
+    let name = report.path.display().to_string();
+    let file = SimpleFile::new(name.clone(), report.source.as_str());
+    let config = Config::default();
+    report
+        .diagnostics
+        .iter()
+        .map(|problem| {
+            let mut notes = Vec::new();
+            if let Some(expected) = &problem.expected {
+                notes.push(format!("expected: {expected}"));
+            }
+            if let Some(hint) = &problem.hint {
+                notes.push(format!("hint: {hint}"));
+            }
+            let start = problem.span.start;
+            if start.line == 0 || report.source.is_empty() {
+                let mut text = format!("error: {name}: {}\n", problem.message);
+                for note in &notes {
+                    text.push_str(&format!("  = {note}\n"));
+                }
+                return text;
+            }
+            let end = problem.span.end.offset.max(start.offset + 1).min(report.source.len()).max(start.offset);
+            let message = format!("{name}:{}:{}: {}", start.line, start.column, problem.message);
+            let diagnostic = Diagnostic::error()
+                .with_message(message)
+                .with_labels(vec![Label::primary((), start.offset..end)])
+                .with_notes(notes);
+            let mut text = String::new();
+            if term::emit_to_string(&mut text, &config, &file, &diagnostic).is_err() {
+                text = format!("error: {name}:{}:{}: {}\n", start.line, start.column, problem.message);
+            }
+            text
+        })
+        .collect()
+}

@@ -1,0 +1,614 @@
+//! The engine executes one scenario: stages inputs, runs containers through a
+//! backend, observes what they left, asks [`check`](crate::check) for
+//! verdicts, fills the job record, and always cleans up.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, Mount};
+use crate::category::Category;
+use crate::check::{self, FileObservation, Finding};
+use crate::events::{Event, Failure, Location, Outcome, ScenarioReport, StepReport};
+use crate::filestore::Filestore;
+use crate::fixtures::FixtureImages;
+use crate::record::{Artifact, JobRecord};
+use crate::scenario::template::{self, Vars};
+use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, Text};
+use crate::workspace::{self, Generated, Limits, Workspace};
+
+/// Scenario-wide deadline when the file sets none.
+pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
+/// Run/exec deadline when the step sets none.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Grace between SIGTERM and SIGKILL when the step sets none.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
+/// Where the workspace is mounted when the step does not say.
+pub const DEFAULT_MOUNT: &str = "/workspace";
+/// Lines of each stream kept in the job record.
+const LOG_TAIL_LINES: usize = 20;
+/// Files larger than this are not read as text for content checks.
+const MAX_TEXT_BYTES: u64 = 16 << 20;
+
+/// What every scenario of a run shares.
+pub struct EngineContext {
+    pub backend: Arc<dyn Backend>,
+    pub filestore: Filestore,
+    pub fixtures: Arc<FixtureImages>,
+    pub run_id: String,
+    /// Workspaces are created under this directory.
+    pub work_dir: PathBuf,
+    pub capture: CaptureLimits,
+    pub events: UnboundedSender<Event>,
+}
+
+/// A name safe for container names: lowercase letters, digits and dashes.
+pub fn slug(name: &str) -> String {
+    let mut slug = String::new();
+    for character in name.chars() {
+        if character.is_ascii_alphanumeric() {
+            slug.push(character.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-');
+    let slug: String = slug.chars().take(40).collect();
+    if slug.is_empty() { "scenario".into() } else { slug }
+}
+
+/// Run one scenario to its verdict; containers and the workspace are removed on every path.
+pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> ScenarioReport {
+    let started = Instant::now();
+    let scenario = &loaded.scenario;
+    let _ = context.events.send(Event::ScenarioStarted { name: scenario.name.clone() });
+    let mut run = ScenarioRun::new(context, loaded);
+    let deadline = tokio::time::Instant::now() + scenario.timeout.map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0);
+
+    let mut plan: Vec<(String, &Step)> = Vec::new();
+    let stage_step;
+    if !scenario.stage.is_empty() {
+        stage_step = Step { name: Some("stage inputs".into()), stage: Some(scenario.stage.clone()), ..Step::default() };
+        plan.push(("/stage".into(), &stage_step));
+    }
+    for (index, step) in scenario.steps.iter().enumerate() {
+        plan.push((format!("/steps/{index}"), step));
+    }
+
+    let mut steps = Vec::new();
+    let mut verdict: Option<Failure> = None;
+    match run.prepare().await {
+        Ok(()) => {}
+        Err(failure) => verdict = Some(failure),
+    }
+    for (index, (pointer, step)) in plan.iter().enumerate() {
+        let kind = step.kinds().first().map_or("step", |kind| kind.as_str());
+        let name = step.name.clone().unwrap_or_else(|| format!("{kind} ({})", pointer.trim_start_matches('/').replace('/', " ")));
+        if verdict.is_some() {
+            steps.push(StepReport {
+                index,
+                name,
+                kind,
+                outcome: Outcome::Skipped,
+                expected_failure: step.expect_failure,
+                failure: None,
+                duration: Duration::ZERO,
+            });
+            continue;
+        }
+        let step_started = Instant::now();
+        let result = match tokio::time::timeout_at(deadline, run.step(pointer, step)).await {
+            Ok(result) => result,
+            Err(_) => Err(vec![Finding {
+                category: Category::Timeout,
+                message: format!(
+                    "the scenario ran past its timeout of {} during this step",
+                    humantime::format_duration(scenario.timeout.map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0))
+                ),
+                pointer: "/timeout".into(),
+            }]),
+        };
+        let (outcome, failure) = judge(result, step.expect_failure, |pointer| run.location(pointer), pointer);
+        if outcome == Outcome::Failed {
+            verdict = failure.clone();
+        }
+        let report = StepReport {
+            index,
+            name,
+            kind,
+            outcome,
+            expected_failure: step.expect_failure,
+            failure,
+            duration: step_started.elapsed(),
+        };
+        let _ = context.events.send(Event::StepFinished { scenario: scenario.name.clone(), step: report.clone() });
+        steps.push(report);
+    }
+
+    if let Err(failure) = run.cleanup().await
+        && verdict.is_none()
+    {
+        verdict = Some(failure);
+    }
+    ScenarioReport {
+        name: scenario.name.clone(),
+        file: loaded.path.clone(),
+        tags: scenario.tags.clone(),
+        outcome: if verdict.is_some() { Outcome::Failed } else { Outcome::Passed },
+        failure: verdict,
+        steps,
+        stdout_tail: run.record.context.docker.log_tail.stdout.clone(),
+        stderr_tail: run.record.context.docker.log_tail.stderr.clone(),
+        record: run.record,
+        duration: started.elapsed(),
+    }
+}
+
+/// A step's result against what it was expected to do.
+fn judge(
+    result: Result<(), Vec<Finding>>,
+    expected: Option<Category>,
+    locate: impl Fn(&str) -> Location,
+    step_pointer: &str,
+) -> (Outcome, Option<Failure>) {
+    let failure = result.err().map(|findings| {
+        let first = &findings[0];
+        let mut failure = Failure::new(first.category, findings.iter().map(|finding| finding.message.as_str()).collect::<Vec<_>>().join("; "));
+        failure.location = Some(locate(&first.pointer));
+        failure
+    });
+    match (failure, expected) {
+        (None, None) => (Outcome::Passed, None),
+        (Some(failure), None) => (Outcome::Failed, Some(failure)),
+        (Some(failure), Some(expected)) if failure.category == expected => (Outcome::Passed, Some(failure)),
+        (Some(failure), Some(expected)) => {
+            let mut unexpected = failure.clone();
+            unexpected.message = format!("expected a `{expected}` failure, got `{}`: {}", failure.category, failure.message);
+            (Outcome::Failed, Some(unexpected))
+        }
+        (None, Some(expected)) => {
+            let mut failure = Failure::new(Category::AssertionFailed, format!("expected this step to fail with `{expected}`, but it succeeded"));
+            failure.location = Some(locate(&format!("{step_pointer}/expect_failure")));
+            (Outcome::Failed, Some(failure))
+        }
+    }
+}
+
+fn finding(category: Category, pointer: impl Into<String>, message: impl Into<String>) -> Vec<Finding> {
+    vec![Finding { category, message: message.into(), pointer: pointer.into() }]
+}
+
+fn backend_finding(error: &BackendError, pointer: &str) -> Vec<Finding> {
+    finding(error.category(), pointer, error.to_string())
+}
+
+fn texts(values: &[Text], vars: &Vars) -> Vec<String> {
+    values.iter().map(|value| template::render(&value.0, vars)).collect()
+}
+
+fn env_list(env: &std::collections::BTreeMap<String, Text>, vars: &Vars) -> Vec<(String, String)> {
+    env.iter().map(|(key, value)| (key.clone(), template::render(&value.0, vars))).collect()
+}
+
+/// The state of one scenario while it runs.
+struct ScenarioRun<'a> {
+    context: &'a EngineContext,
+    loaded: &'a LoadedScenario,
+    vars: Vars,
+    slug: String,
+    workspace: Option<Workspace>,
+    record: JobRecord,
+    /// Every container created, removed at the end.
+    containers: Vec<String>,
+    /// Detached containers by the name steps use for them.
+    named: HashMap<String, String>,
+}
+
+impl<'a> ScenarioRun<'a> {
+    fn new(context: &'a EngineContext, loaded: &'a LoadedScenario) -> Self {
+        let slug = slug(&loaded.scenario.name);
+        ScenarioRun {
+            context,
+            loaded,
+            vars: Vars {
+                job_id: slug.clone(),
+                run_id: context.run_id.clone(),
+                scenario_name: loaded.scenario.name.clone(),
+            },
+            slug,
+            workspace: None,
+            record: JobRecord::pending(),
+            containers: Vec::new(),
+            named: HashMap::new(),
+        }
+    }
+
+    fn location(&self, pointer: &str) -> Location {
+        let span = self.loaded.spans.value(pointer);
+        Location { file: self.loaded.path.clone(), line: span.start.line, column: span.start.column }
+    }
+
+    fn workspace(&self) -> &Workspace {
+        self.workspace.as_ref().expect("prepare() creates the workspace before any step")
+    }
+
+    /// Create the workspace and seed the filestore.
+    async fn prepare(&mut self) -> Result<(), Failure> {
+        let spec = &self.loaded.scenario.workspace;
+        let limits = Limits { max_bytes: spec.max_bytes.map(|size| size.0), max_files: spec.max_files };
+        let prefix = format!("dockproof-ws-{}-", self.slug);
+        let workspace = Workspace::create(&self.context.work_dir, &prefix, limits)
+            .map_err(|error| Failure::new(Category::ConfigInvalid, error.to_string()))?;
+        self.record.context.docker.workspace.max_bytes = limits.max_bytes;
+        self.record.context.docker.workspace.max_files = limits.max_files;
+        self.workspace = Some(workspace);
+        for (index, item) in self.loaded.scenario.seed.iter().enumerate() {
+            let pointer = format!("/seed/{index}");
+            let key = template::render(&item.key, &self.vars);
+            let bytes = match item.sources().first() {
+                Some(source) => self.read_source(*source, &pointer).await,
+                None => Err(finding(Category::ConfigInvalid, &pointer, "no source")),
+            };
+            let result = match bytes {
+                Ok(bytes) => self.context.filestore.put(&key, bytes).await.map_err(|error| finding(Category::FilestoreFailed, &pointer, error.to_string())),
+                Err(findings) => Err(findings),
+            };
+            if let Err(findings) = result {
+                let mut failure = Failure::new(findings[0].category, format!("seeding the filestore failed: {}", findings[0].message));
+                failure.location = Some(self.location(&pointer));
+                return Err(failure);
+            }
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self, pointer: &str, step: &Step) -> Result<(), Vec<Finding>> {
+        if let Some(items) = &step.stage {
+            let stage_pointer = if pointer == "/stage" { pointer.to_owned() } else { format!("{pointer}/stage") };
+            return self.stage(&stage_pointer, items).await;
+        }
+        if let Some(run) = &step.run {
+            return self.run(pointer, run, step.expect.as_ref()).await;
+        }
+        if let Some(exec) = &step.exec {
+            return self.exec(pointer, exec, step.expect.as_ref()).await;
+        }
+        if let Some(upload) = &step.upload {
+            return self.upload(&format!("{pointer}/upload"), upload).await;
+        }
+        if let Some(assertions) = &step.telemetry {
+            let document = self.record.to_json();
+            let findings: Vec<Finding> = assertions
+                .iter()
+                .enumerate()
+                .flat_map(|(index, assertion)| check::pointer(&format!("{pointer}/telemetry/{index}"), assertion, &document))
+                .collect();
+            return if findings.is_empty() { Ok(()) } else { Err(findings) };
+        }
+        Err(finding(Category::ConfigInvalid, pointer, "the step does nothing"))
+    }
+
+    async fn read_source(&mut self, source: Source<'_>, pointer: &str) -> Result<Vec<u8>, Vec<Finding>> {
+        match source {
+            Source::Fixture(path) => {
+                let resolved = self.loaded.base_dir.join(path);
+                std::fs::read(&resolved).map_err(|error| {
+                    finding(Category::ConfigInvalid, format!("{pointer}/from"), format!("cannot read fixture `{}`: {error}", resolved.display()))
+                })
+            }
+            Source::Text(text) => Ok(text.as_bytes().to_vec()),
+            Source::Generate(spec) => {
+                let mut bytes = Vec::new();
+                Generated::new(spec.bytes.0, spec.seed)
+                    .read_to_end(&mut bytes)
+                    .map_err(|error| finding(Category::ConfigInvalid, pointer, error.to_string()))?;
+                Ok(bytes)
+            }
+            Source::Filestore(key) => {
+                let key = template::render(key, &self.vars);
+                let bytes = self
+                    .context
+                    .filestore
+                    .get(&key)
+                    .await
+                    .map_err(|error| finding(Category::FilestoreFailed, format!("{pointer}/filestore"), error.to_string()))?;
+                self.record.metrics.filestore.bytes_in += bytes.len() as u64;
+                Ok(bytes)
+            }
+        }
+    }
+
+    async fn stage(&mut self, pointer: &str, items: &[StageItem]) -> Result<(), Vec<Finding>> {
+        for (index, item) in items.iter().enumerate() {
+            let item_pointer = format!("{pointer}/{index}");
+            let Some(source) = item.sources().first().copied() else {
+                return Err(finding(Category::ConfigInvalid, item_pointer, "no source"));
+            };
+            // Generated content is streamed, never held whole in memory.
+            let staged = match source {
+                Source::Generate(spec) => self.workspace().write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed)),
+                other => {
+                    let bytes = self.read_source(other, &item_pointer).await?;
+                    self.workspace().write(&item.to, &mut bytes.as_slice())
+                }
+            };
+            let staged = staged.map_err(|error| finding(error.category(), format!("{item_pointer}/to"), error.to_string()))?;
+            self.record.context.docker.workspace.staged.push(staged);
+            self.refresh_usage(&item_pointer)?;
+        }
+        Ok(())
+    }
+
+    /// Record the workspace's usage and fail if it is over its limits.
+    fn refresh_usage(&mut self, pointer: &str) -> Result<(), Vec<Finding>> {
+        let result = self.workspace().check_limits();
+        let usage = match &result {
+            Ok(usage) => Some(*usage),
+            Err(_) => self.workspace().usage().ok(),
+        };
+        if let Some(usage) = usage {
+            self.record.context.docker.workspace.files = usage.files;
+            self.record.context.docker.workspace.bytes = usage.bytes;
+        }
+        result.map(drop).map_err(|error| finding(error.category(), pointer, error.to_string()))
+    }
+
+    fn container_spec(&self, index_pointer: &str, run: &RunSpec) -> ContainerSpec {
+        let step_number = index_pointer.rsplit('/').next().unwrap_or("0");
+        let mut labels = run.labels.clone();
+        labels.insert("dockproof.run".into(), self.context.run_id.clone());
+        labels.insert("dockproof.scenario".into(), self.slug.clone());
+        ContainerSpec {
+            name: format!("dockproof-{}-{}-{step_number}", self.context.run_id, self.slug),
+            image: run.image.clone(),
+            cmd: run.cmd.as_ref().map(|cmd| texts(cmd, &self.vars)),
+            env: env_list(&run.env, &self.vars),
+            workdir: run.workdir.clone(),
+            user: run.user.clone(),
+            mounts: vec![Mount {
+                host: self.workspace().root().to_path_buf(),
+                container: run.workspace.clone().unwrap_or_else(|| DEFAULT_MOUNT.to_owned()),
+                read_only: false,
+            }],
+            labels,
+            memory_bytes: run.limits.memory.map(|size| size.0),
+            cpus: run.limits.cpus,
+            pids_limit: run.limits.pids,
+            read_only_rootfs: run.security.read_only,
+            no_new_privileges: run.security.no_new_privileges,
+            network: run.security.network.clone(),
+        }
+    }
+
+    async fn run(&mut self, pointer: &str, run: &RunSpec, expect: Option<&Expect>) -> Result<(), Vec<Finding>> {
+        let backend = self.context.backend.as_ref();
+        let run_pointer = format!("{pointer}/run");
+        let image_pointer = format!("{run_pointer}/image");
+        self.record.context.docker.image = Some(run.image.clone());
+        self.context.fixtures.ensure(backend, &run.image).await.map_err(|error| backend_finding(&error, &image_pointer))?;
+
+        let spec = self.container_spec(pointer, run);
+        let created_at = Instant::now();
+        let id = backend.create(&spec).await.map_err(|error| backend_finding(&error, &image_pointer))?;
+        self.containers.push(id.clone());
+        self.record.context.docker.container_id = Some(id.clone());
+        self.record.context.docker.exit_code = None;
+        self.record.context.docker.timed_out = false;
+        self.record.context.docker.oom_killed = false;
+        if let Err(error) = backend.start(&id).await {
+            // A container that failed to start still has an exit code (127 for a missing command).
+            if let Ok(state) = backend.inspect(&id).await {
+                self.record.context.docker.exit_code = Some(state.exit_code);
+            }
+            self.record.status = "failed".into();
+            return Err(backend_finding(&error, &format!("{run_pointer}/cmd")));
+        }
+        let started_at = Instant::now();
+        self.record.metrics.docker.start_ms = (started_at - created_at).as_millis() as u64;
+
+        if run.detach {
+            self.record.status = "running".into();
+            if let Some(name) = &run.container {
+                self.named.insert(name.clone(), id);
+            }
+            return Ok(());
+        }
+
+        let timeout = run.timeout.map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
+        let grace = run.stop_grace.map_or(DEFAULT_STOP_GRACE, |grace| grace.0);
+        let mut timed_out = false;
+        let exit_code = match tokio::time::timeout(timeout, backend.wait(&id)).await {
+            Ok(result) => result.map_err(|error| backend_finding(&error, &run_pointer))?,
+            Err(_) => {
+                timed_out = true;
+                self.stop_after_timeout(&id, grace).await.map_err(|error| backend_finding(&error, &run_pointer))?
+            }
+        };
+        self.record.metrics.docker.run_ms = started_at.elapsed().as_millis() as u64;
+        let state = backend.inspect(&id).await.map_err(|error| backend_finding(&error, &run_pointer))?;
+        let logs = backend.logs(&id, self.context.capture).await.map_err(|error| backend_finding(&error, &run_pointer))?;
+
+        let docker = &mut self.record.context.docker;
+        docker.exit_code = Some(exit_code);
+        docker.oom_killed = state.oom_killed;
+        docker.timed_out = timed_out;
+        docker.log_tail.stdout = logs.stdout.tail_lines(LOG_TAIL_LINES);
+        docker.log_tail.stderr = logs.stderr.tail_lines(LOG_TAIL_LINES);
+        self.record.status = if exit_code == 0 && !timed_out { "succeeded" } else { "failed" }.into();
+
+        if timed_out {
+            return Err(finding(
+                Category::Timeout,
+                format!("{run_pointer}/timeout"),
+                format!(
+                    "the container ran past its timeout of {} and was stopped (exit code {exit_code})",
+                    humantime::format_duration(timeout)
+                ),
+            ));
+        }
+        if state.oom_killed {
+            return Err(finding(Category::OomKilled, format!("{run_pointer}/limits/memory"), format!("the container was killed for exceeding its memory limit (exit code {exit_code})")));
+        }
+        let mut findings = self.refresh_usage(&format!("{run_pointer}/image")).err().unwrap_or_default();
+        findings.extend(self.expectations(pointer, expect, exit_code, state.oom_killed, &logs.stdout.text, &logs.stderr.text));
+        if findings.is_empty() { Ok(()) } else { Err(findings) }
+    }
+
+    /// `docker stop` (SIGTERM, grace, SIGKILL), then a forced kill if it still runs.
+    async fn stop_after_timeout(&self, id: &str, grace: Duration) -> Result<i64, BackendError> {
+        let backend = self.context.backend.as_ref();
+        backend.stop(id, grace).await?;
+        match tokio::time::timeout(grace + Duration::from_secs(10), backend.wait(id)).await {
+            Ok(result) => result,
+            Err(_) => {
+                backend.kill(id).await?;
+                backend.wait(id).await
+            }
+        }
+    }
+
+    async fn exec(&mut self, pointer: &str, exec: &crate::scenario::ExecSpec, expect: Option<&Expect>) -> Result<(), Vec<Finding>> {
+        let exec_pointer = format!("{pointer}/exec");
+        let Some(id) = self.named.get(&exec.container).cloned() else {
+            return Err(finding(Category::ConfigInvalid, format!("{exec_pointer}/container"), format!("no running container named `{}`", exec.container)));
+        };
+        let request = ExecRequest {
+            container: id,
+            cmd: texts(&exec.cmd, &self.vars),
+            env: env_list(&exec.env, &self.vars),
+            workdir: exec.workdir.clone(),
+            user: exec.user.clone(),
+        };
+        let timeout = exec.timeout.map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
+        let output = self
+            .context
+            .backend
+            .exec(&request, timeout, self.context.capture)
+            .await
+            .map_err(|error| backend_finding(&error, &format!("{exec_pointer}/cmd")))?;
+        let findings = self.expectations(pointer, expect, output.exit_code, false, &output.stdout.text, &output.stderr.text);
+        if findings.is_empty() { Ok(()) } else { Err(findings) }
+    }
+
+    fn expectations(&self, pointer: &str, expect: Option<&Expect>, exit_code: i64, oom_killed: bool, stdout: &str, stderr: &str) -> Vec<Finding> {
+        let default = Expect::default();
+        let expect = expect.unwrap_or(&default);
+        let expect_pointer = format!("{pointer}/expect");
+        let mut findings = Vec::new();
+        let exit_pointer = if expect.exit_code.is_some() { format!("{expect_pointer}/exit_code") } else { pointer.to_owned() };
+        findings.extend(check::exit_code(&exit_pointer, expect.exit_code.unwrap_or(0), exit_code, oom_killed));
+        if let Some(matcher) = &expect.stdout {
+            findings.extend(check::text("stdout", &format!("{expect_pointer}/stdout"), matcher, stdout));
+        }
+        if let Some(matcher) = &expect.stderr {
+            findings.extend(check::text("stderr", &format!("{expect_pointer}/stderr"), matcher, stderr));
+        }
+        for (index, file) in expect.files.iter().enumerate() {
+            let file_pointer = format!("{expect_pointer}/files/{index}");
+            match self.observe_file(&file.path, file.text.is_some() || !file.json.is_empty()) {
+                Ok(observed) => findings.extend(check::file(&file_pointer, file, &observed)),
+                Err(error) => findings.extend(finding(error.category(), format!("{file_pointer}/path"), error.to_string())),
+            }
+        }
+        findings
+    }
+
+    fn observe_file(&self, relative: &str, want_text: bool) -> Result<FileObservation, workspace::WorkspaceError> {
+        let path = self.workspace().resolve(relative)?;
+        if !path.is_file() {
+            return Ok(FileObservation::default());
+        }
+        let io_error = |source| workspace::WorkspaceError::Io { action: "read", path: path.clone(), source };
+        let (size, sha256) = workspace::sha256_file(&path).map_err(io_error)?;
+        let text = if want_text && size <= MAX_TEXT_BYTES {
+            std::fs::read(&path).ok().and_then(|bytes| String::from_utf8(bytes).ok())
+        } else {
+            None
+        };
+        Ok(FileObservation { exists: true, size, sha256, text })
+    }
+
+    async fn upload(&mut self, pointer: &str, upload: &crate::scenario::UploadSpec) -> Result<(), Vec<Finding>> {
+        let from_pointer = format!("{pointer}/from");
+        let path = self.workspace().resolve(&upload.from).map_err(|error| finding(error.category(), &from_pointer, error.to_string()))?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(finding(Category::ArtifactMissing, &from_pointer, format!("`{}` does not exist in the workspace", upload.from)));
+            }
+            Err(error) => return Err(finding(Category::FilestoreFailed, &from_pointer, format!("cannot read `{}`: {error}", upload.from))),
+        };
+        let sha256 = sha256_hex(&bytes);
+        let key = template::render(&upload.to, &self.vars);
+        let to_pointer = format!("{pointer}/to");
+        let size = bytes.len() as u64;
+        self.context.filestore.put(&key, bytes).await.map_err(|error| finding(Category::FilestoreFailed, &to_pointer, error.to_string()))?;
+        let stored = self.context.filestore.get(&key).await.map_err(|error| finding(Category::FilestoreFailed, &to_pointer, error.to_string()))?;
+        let stored_sha256 = sha256_hex(&stored);
+        if stored_sha256 != sha256 {
+            return Err(finding(
+                Category::ChecksumMismatch,
+                &to_pointer,
+                format!("`{key}` reads back with sha256 {stored_sha256} ({} bytes), but {sha256} ({size} bytes) was written", stored.len()),
+            ));
+        }
+        self.record.metrics.filestore.bytes_out += size;
+        let url = self.context.filestore.url(&key);
+        self.record.result.artifacts.push(Artifact { path: upload.from.clone(), bytes: size, sha256, url });
+        Ok(())
+    }
+
+    /// Remove every container and the workspace; report what could not be removed.
+    async fn cleanup(&mut self) -> Result<(), Failure> {
+        let mut problems = Vec::new();
+        for id in self.containers.drain(..).rev() {
+            if let Err(error) = self.context.backend.remove(&id).await {
+                problems.push(format!("container {id}: {error}"));
+            }
+        }
+        if let Some(workspace) = self.workspace.take()
+            && let Err(error) = workspace.remove()
+        {
+            problems.push(error.to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::new(Category::CleanupFailed, problems.join("; ")))
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_container_name_safe() {
+        assert_eq!(slug("Job happy path (seed 000)"), "job-happy-path-seed-000");
+        assert_eq!(slug("***"), "scenario");
+    }
+
+    #[test]
+    fn expected_failures_pass_only_with_their_category() {
+        let locate = |pointer: &str| Location { file: "s.yaml".into(), line: pointer.len(), column: 1 };
+        let timeout = || Err(finding(Category::Timeout, "/steps/0", "too slow"));
+        assert_eq!(judge(Ok(()), None, locate, "/steps/0").0, Outcome::Passed);
+        assert_eq!(judge(timeout(), Some(Category::Timeout), locate, "/steps/0").0, Outcome::Passed);
+        let (outcome, failure) = judge(timeout(), Some(Category::OomKilled), locate, "/steps/0");
+        assert_eq!(outcome, Outcome::Failed);
+        assert!(failure.unwrap().message.starts_with("expected a `oom_killed` failure, got `timeout`"));
+        let (outcome, failure) = judge(Ok(()), Some(Category::Timeout), locate, "/steps/0");
+        assert_eq!(outcome, Outcome::Failed);
+        assert_eq!(failure.unwrap().category, Category::AssertionFailed);
+    }
+}

@@ -1,0 +1,105 @@
+//! What the runner tells reporters. The runner emits events; reporters
+//! (console, JUnit, JSON) consume them and never decide pass or fail.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::category::{Category, Severity};
+use crate::record::JobRecord;
+
+/// The verdict of a step or scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    /// Not run because an earlier step failed.
+    Skipped,
+    /// Cut short by a signal (Ctrl-C).
+    Interrupted,
+}
+
+/// Why something failed, with what a person needs to act on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub category: Category,
+    pub severity: Severity,
+    pub recoverable: bool,
+    pub message: String,
+    pub hint: String,
+    /// `file:line:column` of the scenario line the failure is about.
+    pub location: Option<Location>,
+}
+
+impl Failure {
+    /// A failure of `category` with the category's own hint.
+    pub fn new(category: Category, message: impl Into<String>) -> Self {
+        Failure {
+            category,
+            severity: category.severity(),
+            recoverable: category.recoverable(),
+            message: message.into(),
+            hint: category.hint().to_owned(),
+            location: None,
+        }
+    }
+}
+
+/// A position in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub index: usize,
+    pub name: String,
+    pub kind: &'static str,
+    pub outcome: Outcome,
+    /// The failure the step was expected to produce, if any.
+    pub expected_failure: Option<Category>,
+    /// The failure the step produced (also when it was expected).
+    pub failure: Option<Failure>,
+    #[serde(skip)]
+    pub duration: Duration,
+}
+
+/// What one scenario did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub file: PathBuf,
+    pub tags: Vec<String>,
+    pub outcome: Outcome,
+    /// The failure that decided the verdict.
+    pub failure: Option<Failure>,
+    pub steps: Vec<StepReport>,
+    pub record: JobRecord,
+    /// Log tail of the latest container, for people reading reports.
+    pub stdout_tail: Vec<String>,
+    pub stderr_tail: Vec<String>,
+    #[serde(skip)]
+    pub duration: Duration,
+}
+
+/// Something that happened during a run.
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStarted { run_id: String, backend: String, scenarios: usize },
+    ScenarioStarted { name: String },
+    StepFinished { scenario: String, step: StepReport },
+    ScenarioFinished(Box<ScenarioReport>),
+    RunFinished { interrupted: bool },
+}

@@ -1,0 +1,166 @@
+//! Real fixture images, built locally on demand (no registry needed).
+//!
+//! A fixture image is a directory under `fixtures/images/` whose `Dockerfile`
+//! starts with header comments:
+//!
+//! ```text
+//! # dockproof-image: dockproof/job-runner:1
+//! # dockproof-context: /bin/busybox busybox
+//! ```
+//!
+//! `dockproof-image` names the tag the directory builds; each
+//! `dockproof-context` line copies a host file into the build context (so a
+//! static busybox need not be committed).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::Mutex;
+
+use crate::backend::{Backend, BackendError};
+
+/// Why the fixture images could not be read or prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("failed to read fixture images in `{path}`: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("`{path}`: {message}")]
+    Header { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone)]
+struct FixtureImage {
+    dir: PathBuf,
+    /// Host file → name inside the build context.
+    context_files: Vec<(PathBuf, String)>,
+}
+
+/// The fixture images known to a run, and which were already built in it.
+#[derive(Debug, Default)]
+pub struct FixtureImages {
+    images: HashMap<String, FixtureImage>,
+    /// Whether images are built (real daemons) or only looked up (the fake defines its own).
+    build: bool,
+    built: Mutex<HashMap<String, Result<(), String>>>,
+}
+
+impl FixtureImages {
+    /// No fixture images: images must already exist.
+    pub fn none() -> Self {
+        FixtureImages::default()
+    }
+
+    /// Read every `*/Dockerfile` under `dir` (a missing `dir` means none).
+    pub fn scan(dir: &Path, build: bool) -> Result<Self, FixtureError> {
+        let mut images = HashMap::new();
+        if dir.is_dir() {
+            let read_error = |source| FixtureError::Read { path: dir.to_path_buf(), source };
+            let mut entries: Vec<PathBuf> =
+                std::fs::read_dir(dir).map_err(read_error)?.filter_map(|entry| entry.ok().map(|entry| entry.path())).collect();
+            entries.sort();
+            for entry in entries {
+                let dockerfile = entry.join("Dockerfile");
+                if !dockerfile.is_file() {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&dockerfile)
+                    .map_err(|source| FixtureError::Read { path: dockerfile.clone(), source })?;
+                let (tag, context_files) = parse_header(&text)
+                    .map_err(|message| FixtureError::Header { path: dockerfile.clone(), message })?;
+                images.insert(tag, FixtureImage { dir: entry, context_files });
+            }
+        }
+        Ok(FixtureImages { images, build, built: Mutex::new(HashMap::new()) })
+    }
+
+    /// The image tags this set can build.
+    pub fn tags(&self) -> Vec<&str> {
+        let mut tags: Vec<&str> = self.images.keys().map(String::as_str).collect();
+        tags.sort_unstable();
+        tags
+    }
+
+    /// Make sure `image` exists: build it once per run if it is a fixture
+    /// (on real daemons), otherwise require it to be there already.
+    pub async fn ensure(&self, backend: &dyn Backend, image: &str) -> Result<(), BackendError> {
+        if self.build
+            && let Some(fixture) = self.images.get(image)
+        {
+            let mut built = self.built.lock().await;
+            if let Some(result) = built.get(image) {
+                return result.clone().map_err(|message| BackendError::BuildFailed { image: image.to_owned(), message });
+            }
+            let result = build_fixture(backend, image, fixture).await;
+            built.insert(image.to_owned(), result.as_ref().map(drop).map_err(ToString::to_string));
+            return result;
+        }
+        if backend.image_exists(image).await? {
+            Ok(())
+        } else {
+            let hint = if self.images.is_empty() { String::new() } else { format!(" (fixture images: {})", self.tags().join(", ")) };
+            Err(BackendError::ImageNotFound { image: image.to_owned(), message: format!("no such image{hint}") })
+        }
+    }
+}
+
+async fn build_fixture(backend: &dyn Backend, image: &str, fixture: &FixtureImage) -> Result<(), BackendError> {
+    let failed = |message: String| BackendError::BuildFailed { image: image.to_owned(), message };
+    let context = tempfile::Builder::new()
+        .prefix("dockproof-build-")
+        .tempdir()
+        .map_err(|error| failed(format!("cannot create a build context: {error}")))?;
+    copy_dir(&fixture.dir, context.path()).map_err(|error| failed(format!("cannot copy {}: {error}", fixture.dir.display())))?;
+    for (host, name) in &fixture.context_files {
+        std::fs::copy(host, context.path().join(name))
+            .map_err(|error| failed(format!("cannot copy {} into the build context: {error}", host.display())))?;
+    }
+    backend.build_image(context.path(), image).await
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_header(dockerfile: &str) -> Result<(String, Vec<(PathBuf, String)>), String> {
+    let mut tag = None;
+    let mut context_files = Vec::new();
+    for line in dockerfile.lines().take_while(|line| line.starts_with('#')) {
+        let line = line.trim_start_matches('#').trim();
+        if let Some(value) = line.strip_prefix("dockproof-image:") {
+            tag = Some(value.trim().to_owned());
+        } else if let Some(value) = line.strip_prefix("dockproof-context:") {
+            let mut parts = value.split_whitespace();
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(host), Some(name), None) if !name.contains('/') => {
+                    context_files.push((PathBuf::from(host), name.to_owned()));
+                }
+                _ => return Err(format!("`dockproof-context:` wants `HOST_PATH NAME`, got `{}`", value.trim())),
+            }
+        }
+    }
+    tag.map(|tag| (tag, context_files)).ok_or_else(|| "no `# dockproof-image: TAG` header line".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_header() {
+        let (tag, files) = parse_header("# dockproof-image: a/b:1\n# dockproof-context: /bin/busybox busybox\nFROM scratch\n").unwrap();
+        assert_eq!(tag, "a/b:1");
+        assert_eq!(files, vec![(PathBuf::from("/bin/busybox"), "busybox".to_owned())]);
+        assert!(parse_header("FROM scratch\n").is_err());
+        assert!(parse_header("# dockproof-image: x\n# dockproof-context: /a\n").is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! The console view: a line per finished scenario (with its failure and
+//! where in the scenario file it is), then `N passed, N failed`.
+
+use std::io::Write;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::events::{Event, Outcome, ScenarioReport};
+use crate::runner::RunOutcome;
+
+/// Print events as they arrive until the run finishes.
+pub async fn follow(mut events: UnboundedReceiver<Event>, mut out: impl Write) {
+    let mut total = 0;
+    let mut done = 0;
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::RunStarted { run_id, backend, scenarios } => {
+                total = scenarios;
+                let _ = writeln!(out, "dockproof: running {scenarios} scenario(s) on `{backend}` (run {run_id})");
+            }
+            Event::ScenarioFinished(report) => {
+                done += 1;
+                let _ = write_scenario(&mut out, &report, done, total);
+            }
+            Event::RunFinished { interrupted: true } => {
+                let _ = writeln!(out, "dockproof: interrupted; removed what the run had created");
+            }
+            Event::ScenarioStarted { .. } | Event::StepFinished { .. } | Event::RunFinished { .. } => {}
+        }
+        let _ = out.flush();
+    }
+}
+
+fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, total: usize) -> std::io::Result<()> {
+    let width = total.to_string().len();
+    let label = match report.outcome {
+        Outcome::Passed => "PASS",
+        Outcome::Failed => "FAIL",
+        Outcome::Skipped => "SKIP",
+        Outcome::Interrupted => "INTR",
+    };
+    writeln!(out, "[{done:>width$}/{total}] {label} {}", report.name)?;
+    if report.outcome == Outcome::Passed {
+        return Ok(());
+    }
+    if let Some(failure) = &report.failure {
+        let location = failure.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
+        writeln!(out, "    {location}{}: {}", failure.category, failure.message)?;
+        writeln!(out, "    hint: {}", failure.hint)?;
+    }
+    for line in report.stderr_tail.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
+        writeln!(out, "    stderr| {line}")?;
+    }
+    Ok(())
+}
+
+/// The closing line: `N passed, N failed` (plus interrupted/skipped when any).
+pub fn summary_line(outcome: &RunOutcome) -> String {
+    let (passed, failed, other) = outcome.counts();
+    let mut line = format!("{passed} passed, {failed} failed");
+    if other > 0 {
+        line.push_str(&format!(", {other} skipped"));
+    }
+    line
+}

@@ -1,0 +1,70 @@
+//! The JUnit XML report: one test case per scenario; a failure's message is
+//! its category and hint, its body the details; log tails go to system-out/err.
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::ReportOptions;
+use crate::events::{Outcome, ScenarioReport};
+use crate::runner::RunOutcome;
+
+fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
+    let status = match (report.outcome, &report.failure) {
+        (Outcome::Passed, _) => TestCaseStatus::success(),
+        (Outcome::Skipped, _) => TestCaseStatus::skipped(),
+        (_, failure) => {
+            let kind = if report.outcome == Outcome::Interrupted { NonSuccessKind::Error } else { NonSuccessKind::Failure };
+            let mut status = TestCaseStatus::non_success(kind);
+            if let Some(failure) = failure {
+                status.set_message(format!("{}: {}", failure.category, failure.hint));
+                status.set_type(failure.category.as_str());
+                let mut description = failure.message.clone();
+                if let Some(location) = &failure.location {
+                    description = format!("{location}: {description}");
+                }
+                for step in &report.steps {
+                    let verdict = match step.outcome {
+                        Outcome::Passed => "ok",
+                        Outcome::Failed => "FAILED",
+                        Outcome::Skipped => "skipped",
+                        Outcome::Interrupted => "interrupted",
+                    };
+                    description.push_str(&format!("\n  step {}: {} [{verdict}]", step.index + 1, step.name));
+                }
+                status.set_description(description);
+            }
+            status
+        }
+    };
+    let mut case = TestCase::new(report.name.clone(), status);
+    case.set_classname(format!("dockproof.{}", options.backend));
+    if !options.deterministic {
+        case.set_time(report.duration);
+    }
+    if !report.stdout_tail.is_empty() {
+        case.set_system_out(report.stdout_tail.join("\n") + "\n");
+    }
+    if !report.stderr_tail.is_empty() {
+        case.set_system_err(report.stderr_tail.join("\n") + "\n");
+    }
+    case
+}
+
+/// The JUnit report of a run.
+pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> Report {
+    let mut suite = TestSuite::new(format!("dockproof ({})", options.backend));
+    suite.add_property(Property::new("backend", options.backend.clone()));
+    suite.add_property(Property::new("run_id", options.run_id.clone()));
+    suite.add_test_cases(outcome.reports.iter().map(|report| case(report, options)));
+    let mut junit = Report::new("dockproof");
+    junit.add_test_suite(suite);
+    junit
+}
+
+/// Write the report to `path`.
+pub fn write(path: &std::path::Path, outcome: &RunOutcome, options: &ReportOptions) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = std::fs::File::create(path)?;
+    render(outcome, options).serialize(std::io::BufWriter::new(file)).map_err(std::io::Error::other)
+}

@@ -1,0 +1,186 @@
+//! `dockproof run`: pick the backend, prepare the run's directories, run the
+//! scenarios, write the reports, choose the exit code.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use sha2::Digest;
+
+use dockproof::backend::CaptureLimits;
+use dockproof::backend::cli::CliBackend;
+use dockproof::engine::EngineContext;
+use dockproof::filestore::Filestore;
+use dockproof::fixtures::FixtureImages;
+use dockproof::report::{self, ReportOptions};
+use dockproof::runner;
+use dockproof::scenario::LoadedScenario;
+
+use crate::{BackendKind, RunArgs};
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// Find the fake-docker binary: the flag, next to this executable, then PATH.
+fn find_fake_docker(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_path_buf());
+    }
+    let sibling = std::env::current_exe().ok()?.with_file_name("fake-docker");
+    if sibling.is_file() {
+        return Some(sibling);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join("fake-docker")).find(|candidate| candidate.is_file())
+    })
+}
+
+fn select(scenarios: Vec<LoadedScenario>, args: &RunArgs) -> Result<Vec<LoadedScenario>, String> {
+    let pattern = match &args.filter {
+        Some(text) => Some(glob::Pattern::new(text).map_err(|error| format!("invalid --filter glob `{text}`: {error}"))?),
+        None => None,
+    };
+    Ok(scenarios
+        .into_iter()
+        .filter(|loaded| args.tags.is_empty() || loaded.scenario.tags.iter().any(|tag| args.tags.contains(tag)))
+        .filter(|loaded| pattern.as_ref().is_none_or(|pattern| pattern.matches(&loaded.scenario.name)))
+        .collect())
+}
+
+/// A run id: deterministic on the fake (so reports are byte-identical), unique on real daemons.
+fn run_id(kind: BackendKind, scenarios: &[LoadedScenario]) -> String {
+    match kind {
+        BackendKind::Fake => {
+            let mut hasher = sha2::Sha256::new();
+            for loaded in scenarios {
+                hasher.update(loaded.scenario.name.as_bytes());
+                hasher.update([0]);
+            }
+            format!("fake-{}", &hex::encode(hasher.finalize())[..8])
+        }
+        BackendKind::DockerCli => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            format!("r{:x}{:05x}", now.as_secs(), (now.subsec_micros() ^ std::process::id()) & 0xfffff)
+        }
+    }
+}
+
+pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
+    let scenarios = match select(scenarios, &args) {
+        Ok(selected) if selected.is_empty() => return usage_error("no scenario matches the given --tag/--filter"),
+        Ok(selected) => selected,
+        Err(message) => return usage_error(message),
+    };
+    let run_id = args.run_id.clone().unwrap_or_else(|| run_id(args.backend, &scenarios));
+    if !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return usage_error(format!("run id `{run_id}` may only hold letters, digits, `-` and `_`"));
+    }
+    let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    if let Err(error) = std::fs::create_dir_all(&parent) {
+        return usage_error(format!("cannot create work dir {}: {error}", parent.display()));
+    }
+    let run_dir = match tempfile::Builder::new().prefix(&format!("dockproof-{run_id}-")).tempdir_in(&parent) {
+        Ok(dir) => dir,
+        Err(error) => return usage_error(format!("cannot create a run directory in {}: {error}", parent.display())),
+    };
+
+    let (backend, fixtures) = match args.backend {
+        BackendKind::Fake => {
+            let Some(program) = find_fake_docker(args.fake_docker.as_deref()) else {
+                return usage_error("cannot find the fake-docker binary: build it (`cargo build -p fake-docker`) or pass --fake-docker PATH");
+            };
+            if !args.fake_images.is_dir() {
+                return usage_error(format!("fake image definitions not found at {} (use --fake-images DIR)", args.fake_images.display()));
+            }
+            let state = std::env::var_os("FAKE_DOCKER_STATE").unwrap_or_else(|| run_dir.path().join("fake-docker-state").into_os_string());
+            let env: Vec<(OsString, OsString)> = vec![
+                ("FAKE_DOCKER_STATE".into(), state),
+                ("FAKE_DOCKER_IMAGES".into(), args.fake_images.clone().into_os_string()),
+            ];
+            (CliBackend::new("fake", program, env), FixtureImages::none())
+        }
+        BackendKind::DockerCli => match FixtureImages::scan(&args.fixture_images, true) {
+            Ok(fixtures) => (CliBackend::new("docker-cli", args.docker.clone(), Vec::new()), fixtures),
+            Err(error) => return usage_error(error),
+        },
+    };
+    let filestore = match Filestore::local(&run_dir.path().join("filestore")) {
+        Ok(store) => store,
+        Err(error) => return usage_error(error),
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get()));
+    let options = ReportOptions {
+        run_id: run_id.clone(),
+        backend: args.backend.name().to_owned(),
+        deterministic: args.backend == BackendKind::Fake,
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
+    };
+    let outcome = runtime.block_on(async {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let console = tokio::spawn(report::console::follow(receiver, std::io::stdout()));
+        let context = Arc::new(EngineContext {
+            backend: Arc::new(backend),
+            filestore,
+            fixtures: Arc::new(fixtures),
+            run_id,
+            work_dir: run_dir.path().join("workspaces"),
+            capture: CaptureLimits::default(),
+            events: sender,
+        });
+        let outcome = runner::run_all(Arc::clone(&context), scenarios, jobs, interrupted()).await;
+        drop(context);
+        let _ = console.await;
+        outcome
+    });
+
+    let mut write_failed = false;
+    if let Some(path) = &args.junit
+        && let Err(error) = report::junit::write(path, &outcome, &options)
+    {
+        eprintln!("error: cannot write the JUnit report {}: {error}", path.display());
+        write_failed = true;
+    }
+    if let Some(path) = &args.json
+        && let Err(error) = report::json::write(path, &outcome, &options)
+    {
+        eprintln!("error: cannot write the JSON report {}: {error}", path.display());
+        write_failed = true;
+    }
+    if outcome.swept > 0 {
+        eprintln!("warning: removed {} container(s) that scenarios left behind", outcome.swept);
+    }
+    println!("{}", report::console::summary_line(&outcome));
+    drop(run_dir);
+    if write_failed {
+        ExitCode::from(2)
+    } else if outcome.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM; a second one ends the process at once.
+async fn interrupted() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("dockproof: interrupted, cleaning up (press Ctrl-C again to stop at once)");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("dockproof: stopping without cleanup; run `docker ps -a --filter label=dockproof.run` to find leftovers");
+        std::process::exit(130);
+    });
+}
