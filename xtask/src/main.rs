@@ -1,1 +1,143 @@
-fn main() {}
+//! Project chores: `cargo xtask validate | ci`.
+//!
+//! `validate` builds dockproof and fake-docker and runs the shipped scenario
+//! suite (on the fake by default), writing `target/dockproof/junit.xml` and
+//! `target/dockproof/report.json`. `ci` is what `.ci/run` runs: build, every
+//! test, then `validate`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "dockproof's project chores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backend {
+    Fake,
+    DockerCli,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run the shipped scenario suite and write target/dockproof/{junit.xml,report.json}.
+    Validate {
+        /// Backend to validate against.
+        #[arg(long, value_enum, default_value = "fake")]
+        backend: Backend,
+        /// Only the scenarios tagged `canary` (the pre-rollout gate).
+        #[arg(long)]
+        canary: bool,
+        /// Only scenario files matching this glob (relative to the repository root).
+        #[arg(long, value_name = "GLOB")]
+        scenarios: Option<String>,
+        /// Scenarios run at once.
+        #[arg(short, long)]
+        jobs: Option<usize>,
+    },
+    /// Everything CI checks: build, tests (unit, CLI, scenario suites), then `validate`.
+    Ci,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn run(command: &mut Command) -> Result<i32> {
+    eprintln!("xtask: running {command:?}");
+    let status = command.status().with_context(|| format!("failed to start {command:?}"))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+fn run_ok(command: &mut Command) -> Result<()> {
+    match run(command)? {
+        0 => Ok(()),
+        code => bail!("{command:?} failed with exit code {code}"),
+    }
+}
+
+fn validate(backend: Backend, canary: bool, scenarios: Option<&str>, jobs: Option<usize>) -> Result<i32> {
+    let root = root();
+    run_ok(cargo().current_dir(&root).args(["build", "--quiet", "-p", "dockproof", "-p", "fake-docker"]))?;
+    let bin = target_dir(&root).join("debug");
+    let reports = root.join("target").join("dockproof");
+    std::fs::create_dir_all(&reports).with_context(|| format!("cannot create {}", reports.display()))?;
+    let mut command = Command::new(bin.join("dockproof"));
+    command
+        .current_dir(&root)
+        .arg("run")
+        .args(["--backend", match backend {
+            Backend::Fake => "fake",
+            Backend::DockerCli => "docker-cli",
+        }])
+        .arg("--fake-docker")
+        .arg(bin.join("fake-docker"))
+        .arg("--junit")
+        .arg(reports.join("junit.xml"))
+        .arg("--json")
+        .arg(reports.join("report.json"));
+    if canary {
+        command.args(["--tag", "canary"]);
+    }
+    if let Some(jobs) = jobs {
+        command.args(["--jobs", &jobs.to_string()]);
+    }
+    match scenarios {
+        Some(pattern) => {
+            let full = root.join(pattern);
+            let mut files: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
+                .with_context(|| format!("invalid glob `{pattern}`"))?
+                .filter_map(Result::ok)
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                bail!("no scenario file matches `{pattern}`");
+            }
+            command.args(files);
+        }
+        None => {
+            command.arg("scenarios");
+        }
+    }
+    run(&mut command)
+}
+
+fn ci() -> Result<i32> {
+    let root = root();
+    run_ok(cargo().current_dir(&root).args(["build", "--workspace", "--all-targets"]))?;
+    run_ok(cargo().current_dir(&root).args(["test", "--workspace"]))?;
+    let code = validate(Backend::Fake, false, None, None)?;
+    if code != 0 {
+        bail!("`cargo xtask validate` exited with {code}");
+    }
+    Ok(0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Task::Validate { backend, canary, scenarios, jobs } => validate(backend, canary, scenarios.as_deref(), jobs),
+        Task::Ci => ci(),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
