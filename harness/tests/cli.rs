@@ -1,0 +1,161 @@
+//! The dockproof binary end to end: exit codes, diagnostics, reports.
+
+mod support;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn dockproof() -> Command {
+    let mut command = Command::new(support::dockproof());
+    command.current_dir(support::root());
+    command
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_reports_every_problem_with_file_line_column_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "name: bad\nsteps:\n  - run:\n      imgae: dockproof/job-runner:1\n      limits: { memory: lots }\n",
+    );
+    let shown = bad.display().to_string();
+    dockproof()
+        .arg("check")
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!("{shown}:4:7: unknown key `imgae`")))
+        .stderr(predicate::str::contains("hint: did you mean `image`?"))
+        .stderr(predicate::str::contains(format!("{shown}:3:5: missing required key `image`")))
+        .stderr(predicate::str::contains(format!("{shown}:5:26: \"lots\" is not a valid size")))
+        .stderr(predicate::str::contains("3 problem(s) in scenario files; nothing was run"));
+}
+
+#[test]
+fn run_refuses_an_invalid_scenario_with_exit_2_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.yaml", "name: [unclosed\n");
+    let shown = bad.display().to_string();
+    dockproof()
+        .args(["run", "--backend", "fake"])
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!("{shown}:")))
+        .stdout(predicate::str::contains("passed").not());
+}
+
+#[test]
+fn check_accepts_the_shipped_suite() {
+    dockproof().args(["check", "scenarios"]).assert().success().stdout(predicate::str::contains("valid"));
+}
+
+#[test]
+fn schema_is_valid_json_and_matches_the_checked_in_copy() {
+    let output = dockproof().arg("schema").output().unwrap();
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let checked_in: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(support::root().join("docs/scenario.schema.json")).unwrap()).unwrap();
+    assert_eq!(printed, checked_in, "docs/scenario.schema.json is stale");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    dockproof().args(["run", "--backend", "podman"]).assert().code(2);
+    dockproof().args(["run", "--fake-docker", "/nonexistent/fake-docker", "--tag", "no-such-tag", "scenarios"]).assert().code(2);
+}
+
+const PASSING: &str = "\
+name: echo-passes
+steps:
+  - run:
+      image: dockproof/job-runner:1
+      cmd: [echo, hello, world]
+    expect:
+      stdout: { equals: \"hello world\\n\" }
+";
+
+const FAILING: &str = "\
+name: echo-fails
+steps:
+  - run:
+      image: dockproof/job-runner:1
+      cmd: [echo, hello]
+    expect:
+      stdout: { contains: goodbye }
+  - telemetry:
+      - { pointer: /status, equals: succeeded }
+";
+
+#[test]
+fn a_failing_expectation_exits_1_and_is_reported_in_junit_with_its_category() {
+    let dir = tempfile::tempdir().unwrap();
+    let passing = write(dir.path(), "passing.yaml", PASSING);
+    let failing = write(dir.path(), "failing.yaml", FAILING);
+    let junit = dir.path().join("junit.xml");
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    command
+        .arg("--junit")
+        .arg(&junit)
+        .arg(&passing)
+        .arg(&failing)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("PASS echo-passes"))
+        .stdout(predicate::str::contains("FAIL echo-fails"))
+        .stdout(predicate::str::contains(format!("{}:7:16: assertion_failed", failing.display())))
+        .stdout(predicate::str::is_match("(?m)^1 passed, 1 failed$").unwrap());
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let document = roxmltree::Document::parse(&xml).expect("the JUnit report is well-formed XML");
+    let suite = document.descendants().find(|node| node.has_tag_name("testsuite")).expect("a testsuite");
+    assert_eq!(suite.attribute("tests"), Some("2"));
+    assert_eq!(suite.attribute("failures"), Some("1"));
+    let failure = document.descendants().find(|node| node.has_tag_name("failure")).expect("a failure element");
+    assert_eq!(failure.attribute("type"), Some("assertion_failed"));
+    assert!(failure.attribute("message").unwrap().starts_with("assertion_failed: "));
+    let case = failure.parent().unwrap();
+    assert_eq!(case.attribute("name"), Some("echo-fails"));
+    let out = case.children().find(|node| node.has_tag_name("system-out")).expect("the log tail in system-out");
+    assert_eq!(out.text(), Some("hello\n"));
+}
+
+#[test]
+fn fake_reports_are_byte_identical_across_runs() {
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let (junit, json) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
+        let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+        command.arg("--junit").arg(&junit).arg("--json").arg(&json).arg("scenarios").assert().success();
+        outputs.push((std::fs::read(&junit).unwrap(), std::fs::read(&json).unwrap()));
+    }
+    assert!(outputs[0].0 == outputs[1].0, "JUnit reports differ between two fake runs");
+    assert!(outputs[0].1 == outputs[1].1, "JSON reports differ between two fake runs");
+}
+
+#[test]
+fn the_json_report_holds_the_job_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    command.arg("--json").arg(&json).arg("scenarios/job-happy-path.yaml").assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let record = &report["scenarios"][0]["record"];
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(record["context"]["docker"]["exitCode"], 0);
+    assert!(record["metrics"]["filestore"]["bytesIn"].as_u64().unwrap() > 0);
+    assert!(record["metrics"]["filestore"]["bytesOut"].as_u64().unwrap() > 0);
+    assert_eq!(record["metrics"]["docker"]["startMs"], 0, "timings are normalised on the fake");
+    assert_eq!(report["summary"]["passed"], 1);
+}

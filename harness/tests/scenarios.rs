@@ -1,0 +1,100 @@
+//! The shipped scenario suite as tests: one test per scenario per backend.
+//!
+//! `fake::NAME` runs on fake-docker; `docker-cli::NAME` runs on the real
+//! daemon and then proves the fake reaches the same verdict with the same
+//! observations. Real-daemon tests are ignored when no daemon answers, unless
+//! `DOCKPROOF_REQUIRE_DOCKER=1` (then they fail). Filter with
+//! `cargo test --test scenarios -- fake::` or `-- docker-cli::`.
+
+mod support;
+
+use std::path::Path;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::{Value, json};
+
+fn run_report(mut command: std::process::Command, scenario: &Path, work: &Path, report: &Path) -> Result<Value, Failed> {
+    let output = command
+        .arg("--json")
+        .arg(report)
+        .arg("--jobs")
+        .arg("1")
+        .arg(scenario)
+        .output()
+        .map_err(|error| format!("cannot run dockproof: {error}"))?;
+    if output.status.code() != Some(0) {
+        return Err(format!("the scenario did not pass\n{}", support::describe(&output)).into());
+    }
+    let text = std::fs::read_to_string(report).map_err(|error| format!("no JSON report: {error}"))?;
+    let _ = work;
+    serde_json::from_str(&text).map_err(|error| format!("unreadable JSON report: {error}").into())
+}
+
+/// What must be identical between the fake and a real daemon for one scenario.
+fn fingerprint(report: &Value) -> Value {
+    let scenario = &report["scenarios"][0];
+    let record = &scenario["record"];
+    let docker = &record["context"]["docker"];
+    let steps: Vec<Value> = scenario["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|step| json!({"kind": step["kind"], "outcome": step["outcome"], "category": step["failure"]["category"]}))
+        .collect();
+    json!({
+        "outcome": scenario["outcome"],
+        "steps": steps,
+        "status": record["status"],
+        "artifacts": record["result"]["artifacts"],
+        "bytesIn": record["metrics"]["filestore"]["bytesIn"],
+        "bytesOut": record["metrics"]["filestore"]["bytesOut"],
+        "exitCode": docker["exitCode"],
+        "oomKilled": docker["oomKilled"],
+        "timedOut": docker["timedOut"],
+        "workspace": docker["workspace"],
+        "logTail": docker["logTail"],
+    })
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let daemon = support::docker_available();
+    let required = support::docker_required();
+    let mut trials = Vec::new();
+    for scenario in support::shipped_scenarios() {
+        let stem = scenario.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let fake_scenario = scenario.clone();
+        trials.push(
+            Trial::test(format!("fake::{stem}"), move || {
+                let work = tempfile::tempdir().map_err(|error| error.to_string())?;
+                run_report(support::dockproof_fake(work.path()), &fake_scenario, work.path(), &work.path().join("report.json")).map(drop)
+            })
+            .with_kind("fake"),
+        );
+        let daemon = daemon.clone();
+        let ignored = daemon.is_err() && !required;
+        trials.push(
+            Trial::test(format!("docker-cli::{stem}"), move || {
+                if let Err(reason) = &daemon {
+                    return Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into());
+                }
+                let work = tempfile::tempdir().map_err(|error| error.to_string())?;
+                let real = run_report(support::dockproof_real(work.path()), &scenario, work.path(), &work.path().join("real.json"))?;
+                let fake = run_report(support::dockproof_fake(work.path()), &scenario, work.path(), &work.path().join("fake.json"))?;
+                let (real, fake) = (fingerprint(&real), fingerprint(&fake));
+                if real != fake {
+                    return Err(format!(
+                        "the fake and the real daemon disagree\n--- real\n{}\n--- fake\n{}",
+                        serde_json::to_string_pretty(&real).unwrap_or_default(),
+                        serde_json::to_string_pretty(&fake).unwrap_or_default()
+                    )
+                    .into());
+                }
+                Ok(())
+            })
+            .with_kind("real-daemon")
+            .with_ignored_flag(ignored),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit();
+}

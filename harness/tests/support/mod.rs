@@ -1,0 +1,128 @@
+//! Shared by the integration tests: where the binaries and fixtures are, and
+//! whether a real Docker daemon is reachable.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness lives in the workspace").to_path_buf()
+}
+
+/// The dockproof binary under test.
+pub fn dockproof() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dockproof"))
+}
+
+/// The fake-docker binary: `DOCKPROOF_FAKE_DOCKER`, or built next to dockproof
+/// (cargo only builds the tested package's binaries, so build it when missing).
+pub fn fake_docker() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("DOCKPROOF_FAKE_DOCKER") {
+            return PathBuf::from(path);
+        }
+        let sibling = dockproof().with_file_name("fake-docker");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["build", "--quiet", "-p", "fake-docker"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building fake-docker failed");
+        assert!(sibling.is_file(), "fake-docker was not built at {}", sibling.display());
+        sibling
+    })
+    .clone()
+}
+
+/// `dockproof` with the fake backend wired to this checkout's fixtures.
+pub fn dockproof_fake(work_dir: &Path) -> Command {
+    let mut command = Command::new(dockproof());
+    command
+        .current_dir(root())
+        .env_remove("FAKE_DOCKER_STATE")
+        .arg("run")
+        .args(["--backend", "fake"])
+        .arg("--fake-docker")
+        .arg(fake_docker())
+        .arg("--fake-images")
+        .arg(root().join("fixtures/fake-images"))
+        .arg("--work-dir")
+        .arg(work_dir);
+    command
+}
+
+/// `dockproof` against the real daemon through the docker CLI.
+pub fn dockproof_real(work_dir: &Path) -> Command {
+    let mut command = Command::new(dockproof());
+    command
+        .current_dir(root())
+        .arg("run")
+        .args(["--backend", "docker-cli"])
+        .arg("--fixture-images")
+        .arg(root().join("fixtures/images"))
+        .arg("--work-dir")
+        .arg(work_dir);
+    command
+}
+
+/// Whether tests that need a real daemon must run (CI sets this).
+pub fn docker_required() -> bool {
+    std::env::var("DOCKPROOF_REQUIRE_DOCKER").is_ok_and(|value| value == "1")
+}
+
+/// Ok when `docker info` answers within 10 s, otherwise why not.
+pub fn docker_available() -> Result<(), String> {
+    static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            let mut child = Command::new("docker")
+                .args(["info", "--format", "{{.ServerVersion}}"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|error| format!("cannot run `docker`: {error}"))?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) if status.success() => return Ok(()),
+                    Ok(Some(_)) => {
+                        let output = child.wait_with_output().map_err(|error| error.to_string())?;
+                        return Err(format!("`docker info` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+                    }
+                    Ok(None) if std::time::Instant::now() > deadline => {
+                        let _ = child.kill();
+                        return Err("`docker info` did not answer within 10 s".into());
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+        })
+        .clone()
+}
+
+/// The shipped scenario files.
+pub fn shipped_scenarios() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
+        .expect("scenarios/ exists")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Text of a finished command, for failure messages.
+pub fn describe(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
