@@ -1,0 +1,112 @@
+//! `docker exec`: runs an image program inside a running container's context.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use super::{Outcome, daemon_error, err, find_container};
+use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
+use crate::paths::normalize;
+use crate::program::{self, Invocation, StdOutput};
+use crate::state::{StateDir, Status};
+use crate::supervisor;
+
+/// `docker exec`.
+pub const EXEC: CommandSpec = CommandSpec {
+    name: "exec",
+    usage: "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
+    about: "Execute a command in a running container",
+    flags: &[
+        Flag { long: "env", short: Some('e'), kind: Kind::Value("list"), help: "Set environment variables" },
+        Flag { long: "workdir", short: Some('w'), kind: Kind::Value("string"), help: "Working directory inside the container" },
+        Flag { long: "user", short: Some('u'), kind: Kind::Value("string"), help: "Username or UID (format: \"<name|uid>[:<group|gid>]\")" },
+        Flag { long: "detach", short: Some('d'), kind: Kind::Bool, help: "Detached mode: run command in the background" },
+        Flag { long: "interactive", short: Some('i'), kind: Kind::Bool, help: "Keep STDIN open even if not attached" },
+        Flag { long: "tty", short: Some('t'), kind: Kind::Bool, help: "Allocate a pseudo-TTY" },
+        Flag { long: "privileged", short: None, kind: Kind::Bool, help: "Give extended privileges to the command" },
+    ],
+    interspersed: false,
+    arity: Arity::AtLeast(2),
+};
+
+fn oci_exec_failure(reason: &str) -> String {
+    format!("OCI runtime exec failed: exec failed: unable to start container process: {reason}: unknown\n")
+}
+
+/// `docker exec`.
+pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let name = &parsed.positionals[0];
+    let argv = &parsed.positionals[1..];
+    let state = StateDir::from_env()?;
+    let Some(container) = find_container(&state, name)? else {
+        daemon_error(&format!("No such container: {name}"));
+        return Ok(1);
+    };
+    if container.state.status != Status::Running {
+        daemon_error(&format!("Container {} is not running", container.id));
+        return Ok(1);
+    }
+    let image = supervisor::image_of(&container)?;
+    let Some(program) = image.as_ref().and_then(|i| i.program(&argv[0])) else {
+        err(&oci_exec_failure(&format!("exec: \"{}\": executable file not found in $PATH", argv[0])));
+        return Ok(126);
+    };
+    let workdir = match parsed.last("workdir") {
+        Some(dir) => normalize(&container.workdir, dir),
+        None if container.workdir.is_empty() => "/".to_string(),
+        None => container.workdir.clone(),
+    };
+    let fs = supervisor::container_fs(&state, &container);
+    if !fs.resolve("/", &workdir).host.is_dir() {
+        err(&oci_exec_failure(&format!(
+            "chdir to cwd (\"{workdir}\") set in config.json failed: no such file or directory"
+        )));
+        return Ok(126);
+    }
+    if parsed.bool("detach") {
+        return spawn_detached(parsed, name, argv, &workdir);
+    }
+    let mut vars = supervisor::env_vars(&container.env);
+    for entry in parsed.all("env") {
+        match entry.split_once('=') {
+            Some((key, value)) => {
+                vars.insert(key.to_string(), value.to_string());
+            }
+            None => {
+                if let Ok(value) = std::env::var(entry) {
+                    vars.insert(entry.to_string(), value);
+                }
+            }
+        }
+    }
+    let mut invocation = Invocation { fs, workdir, vars, args: argv[1..].to_vec() };
+    Ok(program::run(program, &mut invocation, &mut StdOutput))
+}
+
+/// `exec -d`: the same exec, attached, in a detached process with no output.
+fn spawn_detached(parsed: &Parsed, name: &str, argv: &[String], workdir: &str) -> Outcome {
+    let Ok(exe) = std::env::current_exe() else {
+        err("fake-docker: cannot find its own executable for exec -d\n");
+        return Ok(126);
+    };
+    let mut command = Command::new(exe);
+    command.arg("exec").arg("-w").arg(workdir);
+    for entry in parsed.all("env") {
+        command.arg("-e").arg(entry);
+    }
+    command.arg(name).args(argv);
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    match command.spawn() {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            err(&format!("fake-docker: cannot start exec -d: {e}\n"));
+            Ok(126)
+        }
+    }
+}

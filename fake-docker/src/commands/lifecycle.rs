@@ -1,0 +1,386 @@
+//! `start`, `stop`, `kill`, `wait`, `rm`.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use super::{CommandError, Outcome, daemon_error, err, find_container, out};
+use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
+use crate::state::{Container, StateDir, Status};
+use crate::supervisor;
+
+const POLL: Duration = Duration::from_millis(10);
+/// How long to wait for a SIGKILLed program to be recorded as exited.
+const KILL_GRACE: Duration = Duration::from_secs(30);
+
+/// `docker start`.
+pub const START: CommandSpec = CommandSpec {
+    name: "start",
+    usage: "start [OPTIONS] CONTAINER [CONTAINER...]",
+    about: "Start one or more stopped containers",
+    flags: &[
+        Flag { long: "attach", short: Some('a'), kind: Kind::Bool, help: "Attach STDOUT/STDERR and forward signals" },
+        Flag { long: "interactive", short: Some('i'), kind: Kind::Bool, help: "Attach container's STDIN" },
+    ],
+    interspersed: true,
+    arity: Arity::AtLeast(1),
+};
+
+/// `docker stop`.
+pub const STOP: CommandSpec = CommandSpec {
+    name: "stop",
+    usage: "stop [OPTIONS] CONTAINER [CONTAINER...]",
+    about: "Stop one or more running containers",
+    flags: &[
+        Flag { long: "timeout", short: Some('t'), kind: Kind::Value("int"), help: "Seconds to wait before killing the container" },
+        Flag { long: "time", short: None, kind: Kind::Value("int"), help: "Seconds to wait before killing the container (deprecated)" },
+        Flag { long: "signal", short: Some('s'), kind: Kind::Value("string"), help: "Signal to send to the container" },
+    ],
+    interspersed: true,
+    arity: Arity::AtLeast(1),
+};
+
+/// `docker kill`.
+pub const KILL: CommandSpec = CommandSpec {
+    name: "kill",
+    usage: "kill [OPTIONS] CONTAINER [CONTAINER...]",
+    about: "Kill one or more running containers",
+    flags: &[Flag { long: "signal", short: Some('s'), kind: Kind::Value("string"), help: "Signal to send to the container" }],
+    interspersed: true,
+    arity: Arity::AtLeast(1),
+};
+
+/// `docker wait`.
+pub const WAIT: CommandSpec = CommandSpec {
+    name: "wait",
+    usage: "wait CONTAINER [CONTAINER...]",
+    about: "Block until one or more containers stop, then print their exit codes",
+    flags: &[],
+    interspersed: true,
+    arity: Arity::AtLeast(1),
+};
+
+/// `docker rm`.
+pub const RM: CommandSpec = CommandSpec {
+    name: "rm",
+    usage: "rm [OPTIONS] CONTAINER [CONTAINER...]",
+    about: "Remove one or more containers",
+    flags: &[
+        Flag { long: "force", short: Some('f'), kind: Kind::Bool, help: "Force the removal of a running container (uses SIGKILL)" },
+        Flag { long: "volumes", short: Some('v'), kind: Kind::Bool, help: "Remove anonymous volumes associated with the container" },
+        Flag { long: "link", short: Some('l'), kind: Kind::Bool, help: "Remove the specified link" },
+    ],
+    interspersed: true,
+    arity: Arity::AtLeast(1),
+};
+
+/// The OCI runtime's answer when the command is not in the image.
+pub fn not_found_message(command: &str) -> String {
+    format!(
+        "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"{command}\": executable file not found in $PATH: unknown"
+    )
+}
+
+/// Starts a container. `Ok(Err(message))` is a daemon error (already recorded);
+/// `Ok(Ok(Some(child)))` is the new supervisor; `Ok(Ok(None))` means it was running.
+pub fn start_one(state: &StateDir, id: &str) -> Result<Result<Option<Child>, String>, CommandError> {
+    {
+        let _lock = state.lock()?;
+        let Some(mut container) = state.load(id)? else {
+            return Ok(Err(format!("No such container: {id}")));
+        };
+        if container.state.status == Status::Running || container.state.starting {
+            drop(_lock);
+            wait_until(state, id, |c| !c.state.starting);
+            return Ok(Ok(None));
+        }
+        let image = supervisor::image_of(&container)?;
+        let has_program = image.as_ref().is_some_and(|i| i.program(&container.path).is_some());
+        if !has_program {
+            let message = not_found_message(&container.path);
+            container.state.exit_code = 127;
+            container.state.error = message.clone();
+            state.save(&container)?;
+            return Ok(Err(message));
+        }
+        supervisor::ensure_workdir(state, &container);
+        container.state.starting = true;
+        state.save(&container)?;
+    }
+    match supervisor::spawn(state, id) {
+        Ok(child) => Ok(Ok(Some(child))),
+        Err(error) => {
+            let _lock = state.lock()?;
+            if let Some(mut container) = state.load(id)? {
+                container.state.starting = false;
+                container.state.exit_code = 128;
+                container.state.error = error.to_string();
+                state.save(&container)?;
+            }
+            Ok(Err(error.to_string()))
+        }
+    }
+}
+
+/// Polls the record until `done` holds or the container is gone; returns the last record.
+fn wait_until(state: &StateDir, id: &str, done: impl Fn(&Container) -> bool) -> Option<Container> {
+    loop {
+        match state.load(id) {
+            Ok(Some(container)) if !done(&container) => {}
+            Ok(found) => return found,
+            Err(_) => return None,
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Like `wait_until`, giving up after `limit`.
+fn wait_until_for(state: &StateDir, id: &str, limit: Duration, done: impl Fn(&Container) -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        match state.load(id) {
+            Ok(Some(container)) if !done(&container) => {}
+            _ => return true,
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn not_running(container: &Container) -> bool {
+    container.state.status != Status::Running && !container.state.starting
+}
+
+/// Signal names and numbers docker accepts (`KILL`, `SIGKILL`, `9`).
+pub fn parse_signal(text: &str) -> Option<i32> {
+    if let Ok(number) = text.parse::<i32>() {
+        return (1..=64).contains(&number).then_some(number);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    Some(match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "ALRM" => libc::SIGALRM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "WINCH" => libc::SIGWINCH,
+        _ => return None,
+    })
+}
+
+fn send(pid: u32, signal: i32) {
+    if pid == 0 {
+        return;
+    }
+    // SAFETY: kill(2) with a pid we recorded; a stale pid yields ESRCH, which we ignore.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+/// SIGKILLs a running container and waits until its exit is recorded.
+pub fn kill_and_wait(state: &StateDir, container: &Container) {
+    send(container.state.pid, libc::SIGKILL);
+    wait_until_for(state, &container.id, KILL_GRACE, not_running);
+}
+
+/// `docker start`.
+pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let state = StateDir::from_env()?;
+    let mut failed = Vec::new();
+    for name in &parsed.positionals {
+        let Some(container) = find_container(&state, name)? else {
+            daemon_error(&format!("No such container: {name}"));
+            failed.push(name.clone());
+            continue;
+        };
+        match start_one(&state, &container.id)? {
+            Ok(_) => out(&format!("{name}\n")),
+            Err(message) => {
+                daemon_error(&message);
+                failed.push(name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(0)
+    } else {
+        err(&format!("Error: failed to start containers: {}\n", failed.join(", ")));
+        Ok(1)
+    }
+}
+
+/// `docker stop`.
+pub fn stop(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let timeout_text = parsed.last("timeout").or_else(|| parsed.last("time"));
+    let timeout = match timeout_text {
+        Some(text) => match text.parse::<i64>() {
+            Ok(seconds) => Some(seconds),
+            Err(_) => {
+                let long = if parsed.last("timeout").is_some() { "timeout" } else { "time" };
+                err(&spec.invalid_value(long, text, &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax")));
+                return Ok(125);
+            }
+        },
+        None => None,
+    };
+    let signal = match parsed.last("signal") {
+        Some(text) => match parse_signal(text) {
+            Some(signal) => signal,
+            None => {
+                daemon_error(&format!("Invalid signal: {text}"));
+                return Ok(1);
+            }
+        },
+        None => libc::SIGTERM,
+    };
+    let state = StateDir::from_env()?;
+    let mut code = 0;
+    for name in &parsed.positionals {
+        let Some(container) = find_container(&state, name)? else {
+            daemon_error(&format!("No such container: {name}"));
+            code = 1;
+            continue;
+        };
+        if container.state.status == Status::Running {
+            let grace = timeout.or(container.stop_timeout).unwrap_or(10);
+            send(container.state.pid, signal);
+            let limit = if grace < 0 { Duration::MAX / 4 } else { Duration::from_secs(grace as u64) };
+            if !wait_until_for(&state, &container.id, limit, not_running) {
+                kill_and_wait(&state, &container);
+            }
+        }
+        out(&format!("{name}\n"));
+    }
+    Ok(code)
+}
+
+/// `docker kill`.
+pub fn kill(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let signal_text = parsed.last("signal").unwrap_or("KILL");
+    let Some(signal) = parse_signal(signal_text) else {
+        daemon_error(&format!("Invalid signal: {signal_text}"));
+        return Ok(1);
+    };
+    let state = StateDir::from_env()?;
+    let mut code = 0;
+    for name in &parsed.positionals {
+        let Some(container) = find_container(&state, name)? else {
+            daemon_error(&format!("Cannot kill container: {name}: No such container: {name}"));
+            code = 1;
+            continue;
+        };
+        if container.state.status != Status::Running {
+            daemon_error(&format!(
+                "Cannot kill container: {name}: Container {} is not running",
+                container.id
+            ));
+            code = 1;
+            continue;
+        }
+        send(container.state.pid, signal);
+        if signal == libc::SIGKILL {
+            // The daemon waits for a SIGKILLed container to be gone before answering.
+            wait_until_for(&state, &container.id, KILL_GRACE, not_running);
+        }
+        out(&format!("{name}\n"));
+    }
+    Ok(code)
+}
+
+/// Whether a process exists (a zombie counts as existing).
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+}
+
+/// Records a container whose supervisor vanished (e.g. was SIGKILLed) as exited 137.
+fn reconcile(state: &StateDir, id: &str) -> Result<(), CommandError> {
+    let _lock = state.lock()?;
+    if let Some(mut container) = state.load(id)?
+        && container.state.status == Status::Running
+        && !alive(container.state.supervisor_pid)
+    {
+        send(container.state.pid, libc::SIGKILL);
+        container.state.status = Status::Exited;
+        container.state.exit_code = 137;
+        container.state.pid = 0;
+        container.state.supervisor_pid = 0;
+        container.state.finished = true;
+        state.save(&container)?;
+    }
+    Ok(())
+}
+
+/// `docker wait`.
+pub fn wait(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let state = StateDir::from_env()?;
+    let mut code = 0;
+    for name in &parsed.positionals {
+        let Some(container) = find_container(&state, name)? else {
+            daemon_error(&format!("No such container: {name}"));
+            code = 1;
+            continue;
+        };
+        let mut checks = 0u64;
+        let last = loop {
+            match state.load(&container.id)? {
+                Some(current) if !not_running(&current) => {
+                    checks += 1;
+                    if checks.is_multiple_of(100) {
+                        reconcile(&state, &container.id)?;
+                    }
+                }
+                other => break other,
+            }
+            std::thread::sleep(POLL);
+        };
+        // A container removed on exit (--rm) reports the code it was last seen with.
+        out(&format!("{}\n", last.map_or(container.state.exit_code, |c| c.state.exit_code)));
+    }
+    Ok(code)
+}
+
+/// `docker rm`.
+pub fn rm(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let force = parsed.bool("force");
+    let state = StateDir::from_env()?;
+    let mut code = 0;
+    for name in &parsed.positionals {
+        let Some(container) = find_container(&state, name)? else {
+            // `rm -f` of a missing container is not an error for the docker CLI.
+            if !force {
+                daemon_error(&format!("No such container: {name}"));
+                code = 1;
+            }
+            continue;
+        };
+        if container.state.status == Status::Running || container.state.starting {
+            if !force {
+                daemon_error(&format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    container.id
+                ));
+                code = 1;
+                continue;
+            }
+            wait_until(&state, &container.id, |c| !c.state.starting);
+            if let Some(current) = state.load(&container.id)? {
+                kill_and_wait(&state, &current);
+            }
+        }
+        {
+            let _lock = state.lock()?;
+            state.remove(&container.id)?;
+        }
+        out(&format!("{name}\n"));
+    }
+    Ok(code)
+}

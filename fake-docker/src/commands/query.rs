@@ -1,0 +1,515 @@
+//! `logs`, `ps`, `inspect`, `image inspect`, `version`, `info`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Outcome, daemon_error, err, find_container, find_image, load_images, out};
+use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
+use crate::logfile::{self, Stream};
+use crate::render;
+use crate::state::{Container, StateDir, Status};
+use crate::template::Template;
+use crate::{API_VERSION, FIXED_TIME, SERVER_VERSION, gojson};
+
+const FORMAT: Flag = Flag { long: "format", short: Some('f'), kind: Kind::Value("string"), help: "Format output using a custom template" };
+
+/// `docker logs`.
+pub const LOGS: CommandSpec = CommandSpec {
+    name: "logs",
+    usage: "logs [OPTIONS] CONTAINER",
+    about: "Fetch the logs of a container",
+    flags: &[
+        Flag { long: "tail", short: Some('n'), kind: Kind::Value("string"), help: "Number of lines to show from the end of the logs" },
+        Flag { long: "timestamps", short: Some('t'), kind: Kind::Bool, help: "Show timestamps" },
+        Flag { long: "follow", short: Some('f'), kind: Kind::Bool, help: "Follow log output" },
+        Flag { long: "details", short: None, kind: Kind::Bool, help: "Show extra details provided to logs" },
+        Flag { long: "since", short: None, kind: Kind::Value("string"), help: "Show logs since timestamp (ignored by the fake)" },
+        Flag { long: "until", short: None, kind: Kind::Value("string"), help: "Show logs before a timestamp (ignored by the fake)" },
+    ],
+    interspersed: true,
+    arity: Arity::Exactly(1),
+};
+
+/// `docker ps`.
+pub const PS: CommandSpec = CommandSpec {
+    name: "ps",
+    usage: "ps [OPTIONS]",
+    about: "List containers",
+    flags: &[
+        Flag { long: "all", short: Some('a'), kind: Kind::Bool, help: "Show all containers (default shows just running)" },
+        Flag { long: "quiet", short: Some('q'), kind: Kind::Bool, help: "Only display container IDs" },
+        Flag { long: "no-trunc", short: None, kind: Kind::Bool, help: "Don't truncate output" },
+        Flag { long: "filter", short: Some('f'), kind: Kind::Value("filter"), help: "Filter output based on conditions provided" },
+        Flag { long: "format", short: None, kind: Kind::Value("string"), help: "Format output using a custom template" },
+        Flag { long: "last", short: Some('n'), kind: Kind::Value("int"), help: "Show n last created containers (includes all states)" },
+        Flag { long: "latest", short: Some('l'), kind: Kind::Bool, help: "Show the latest created container (includes all states)" },
+        Flag { long: "size", short: Some('s'), kind: Kind::Bool, help: "Display total file sizes" },
+    ],
+    interspersed: true,
+    arity: Arity::Any,
+};
+
+/// `docker inspect`.
+pub const INSPECT: CommandSpec = CommandSpec {
+    name: "inspect",
+    usage: "inspect [OPTIONS] NAME|ID [NAME|ID...]",
+    about: "Return low-level information on Docker objects",
+    flags: &[
+        FORMAT,
+        Flag { long: "type", short: None, kind: Kind::Value("string"), help: "Only inspect objects of the given type" },
+        Flag { long: "size", short: Some('s'), kind: Kind::Bool, help: "Display total file sizes if the type is container" },
+    ],
+    interspersed: true,
+    arity: Arity::AtLeast(1),
+};
+
+/// `docker image inspect`.
+pub const IMAGE_INSPECT: CommandSpec = CommandSpec {
+    name: "image inspect",
+    usage: "image inspect [OPTIONS] IMAGE [IMAGE...]",
+    about: "Display detailed information on one or more images",
+    flags: &[FORMAT],
+    interspersed: true,
+    arity: Arity::AtLeast(1),
+};
+
+/// `docker version`.
+pub const VERSION: CommandSpec = CommandSpec {
+    name: "version",
+    usage: "version [OPTIONS]",
+    about: "Show the Docker version information",
+    flags: &[FORMAT],
+    interspersed: true,
+    arity: Arity::Any,
+};
+
+/// `docker info`.
+pub const INFO: CommandSpec = CommandSpec {
+    name: "info",
+    usage: "info [OPTIONS]",
+    about: "Display system-wide information",
+    flags: &[FORMAT],
+    interspersed: true,
+    arity: Arity::Any,
+};
+
+/// Parses a template, printing docker's message when it is invalid.
+fn parse_template(text: &str) -> Option<Template> {
+    match Template::parse(text) {
+        Ok(template) => Some(template),
+        Err(e) => {
+            err(&format!("template parsing error: {e}\n"));
+            None
+        }
+    }
+}
+
+/// Renders one object with a template and a trailing newline.
+fn render_line(template: &Template, data: &Value) -> Result<String, i32> {
+    template.render(data).map(|text| format!("{text}\n")).map_err(|e| {
+        err(&format!("template parsing error: {e}\n"));
+        1
+    })
+}
+
+/// `docker logs`.
+pub fn logs(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let name = &parsed.positionals[0];
+    let tail = match parsed.last("tail") {
+        None | Some("all") => None,
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if n < 0 => None,
+            Ok(n) => Some(n as usize),
+            Err(_) => {
+                err(&spec.invalid_value("tail", text, &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax")));
+                return Ok(125);
+            }
+        },
+    };
+    let state = StateDir::from_env()?;
+    let Some(container) = find_container(&state, name)? else {
+        daemon_error(&format!("No such container: {name}"));
+        return Ok(1);
+    };
+    let timestamps = parsed.bool("timestamps");
+    let log = state.log_path(&container.id);
+    let emit = |stream: Stream, bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let text = if timestamps { format!("2000-01-01T00:00:00.000000000Z {text}") } else { text.into_owned() };
+        match stream {
+            Stream::Stdout => out(&text),
+            Stream::Stderr => err(&text),
+        }
+    };
+    let mut offset = 0u64;
+    let records = logfile::read_new(&log, &mut offset).unwrap_or_default();
+    let lines = logfile::lines(&records);
+    let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
+    for (stream, bytes) in &lines[skip..] {
+        emit(*stream, bytes);
+    }
+    if parsed.bool("follow") {
+        loop {
+            let running = state
+                .load(&container.id)?
+                .is_some_and(|c| c.state.status == Status::Running || c.state.starting);
+            for (stream, bytes) in logfile::read_new(&log, &mut offset).unwrap_or_default() {
+                emit(stream, &bytes);
+            }
+            if !running {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(0)
+}
+
+/// One `--filter` condition of `ps`.
+enum Filter {
+    Label(String, Option<String>),
+    Name(String),
+    Status(String),
+    Id(String),
+    Ancestor(String),
+}
+
+fn parse_filter(text: &str) -> Result<Filter, String> {
+    let Some((key, value)) = text.split_once('=') else {
+        return Err(format!("bad format of filter (expected name=value)"));
+    };
+    Ok(match key {
+        "label" => match value.split_once('=') {
+            Some((k, v)) => Filter::Label(k.to_string(), Some(v.to_string())),
+            None => Filter::Label(value.to_string(), None),
+        },
+        "name" => Filter::Name(value.to_string()),
+        "status" => {
+            if !matches!(value, "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead") {
+                return Err(format!("Invalid filter 'status={value}'"));
+            }
+            Filter::Status(value.to_string())
+        }
+        "id" => Filter::Id(value.to_string()),
+        "ancestor" => Filter::Ancestor(value.to_string()),
+        _ => return Err(format!("invalid filter '{key}'")),
+    })
+}
+
+fn filter_kind(filter: &Filter) -> u8 {
+    match filter {
+        Filter::Label(..) => 0,
+        Filter::Name(_) => 1,
+        Filter::Status(_) => 2,
+        Filter::Id(_) => 3,
+        Filter::Ancestor(_) => 4,
+    }
+}
+
+fn filter_matches(filter: &Filter, container: &Container) -> bool {
+    match filter {
+        Filter::Label(key, value) => match (container.labels.get(key), value) {
+            (Some(actual), Some(expected)) => actual == expected,
+            (Some(_), None) => true,
+            (None, _) => false,
+        },
+        // Docker matches names by regular expression; a substring covers plain names.
+        Filter::Name(name) => {
+            let name = name.trim_start_matches('/');
+            match (name.strip_prefix('^'), name.strip_suffix('$')) {
+                _ if name.starts_with('^') && name.ends_with('$') => container.name == name[1..name.len() - 1],
+                (Some(prefix), _) => container.name.starts_with(prefix),
+                (_, Some(suffix)) => container.name.ends_with(suffix),
+                _ => container.name.contains(name),
+            }
+        }
+        Filter::Status(status) => container.state.status.as_str() == status,
+        Filter::Id(id) => container.id.starts_with(id.as_str()),
+        Filter::Ancestor(image) => {
+            container.image_name == *image
+                || crate::image::normalize_reference(&container.image_name) == crate::image::normalize_reference(image)
+                || container.image_id == *image
+        }
+    }
+}
+
+/// `docker ps`.
+pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let mut filters = Vec::new();
+    for text in parsed.all("filter") {
+        match parse_filter(text) {
+            Ok(filter) => filters.push(filter),
+            Err(message) => {
+                daemon_error(&message);
+                return Ok(1);
+            }
+        }
+    }
+    let last = match parsed.last("last") {
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) => n,
+            Err(_) => {
+                err(&spec.invalid_value("last", text, &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax")));
+                return Ok(125);
+            }
+        },
+        None if parsed.bool("latest") => 1,
+        None => -1,
+    };
+    let show_all = parsed.bool("all") || last > 0 || filters.iter().any(|f| matches!(f, Filter::Status(_)));
+    let state = StateDir::from_env()?;
+    let mut containers: Vec<Container> = state
+        .all()?
+        .into_iter()
+        .filter(|c| show_all || c.state.status == Status::Running)
+        .filter(|c| {
+            // Same filter key: any may match; different keys: all must.
+            (0..5u8).all(|kind| {
+                let of_kind: Vec<&Filter> = filters.iter().filter(|f| filter_kind(f) == kind).collect();
+                of_kind.is_empty() || of_kind.iter().any(|f| filter_matches(f, c))
+            })
+        })
+        .collect();
+    if last > 0 {
+        containers.truncate(last as usize);
+    }
+    let truncate = !parsed.bool("no-trunc");
+    if parsed.bool("quiet") {
+        for container in &containers {
+            out(&format!("{}\n", if truncate { container.short_id() } else { &container.id }));
+        }
+        return Ok(0);
+    }
+    let format = parsed.last("format").unwrap_or("table");
+    let format = if format == "table" {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_string()
+    } else {
+        // docker's formatter turns the two-character `\t`/`\n` into real ones.
+        format.replace("\\t", "\t").replace("\\n", "\n")
+    };
+    let (is_table, body) = match format.strip_prefix("table") {
+        Some(rest) => (true, rest.trim_matches(' ').to_string()),
+        None => (false, format.trim_matches(' ').to_string()),
+    };
+    let Some(template) = parse_template(&body) else { return Ok(1) };
+    if body == "{{json .}}" && !is_table {
+        for container in &containers {
+            out(&format!("{}\n", gojson::compact(&render::ps_fields(container, truncate))));
+        }
+        return Ok(0);
+    }
+    let mut lines = Vec::new();
+    if is_table {
+        let headers = render::ps_headers();
+        match template.render_with(&headers, &|name, _| (name == "Label").then(|| json!("LABEL"))) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                err(&format!("template parsing error: {e}\n"));
+                return Ok(1);
+            }
+        }
+    }
+    for container in &containers {
+        let fields = render::ps_fields(container, truncate);
+        let methods = |name: &str, args: &[String]| -> Option<Value> {
+            (name == "Label").then(|| json!(args.first().and_then(|k| container.labels.get(k)).cloned().unwrap_or_default()))
+        };
+        match template.render_with(&fields, &methods) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                err(&format!("template parsing error: {e}\n"));
+                return Ok(1);
+            }
+        }
+    }
+    if is_table {
+        out(&render::tabulate(&lines));
+    } else {
+        for line in lines {
+            out(&format!("{line}\n"));
+        }
+    }
+    Ok(0)
+}
+
+/// `docker inspect`.
+pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let kind = parsed.last("type").unwrap_or("");
+    if !matches!(kind, "" | "container" | "image") {
+        err(&format!("\"{kind}\" is not a valid value for --type\n"));
+        return Ok(1);
+    }
+    let template = match parsed.last("format") {
+        Some(text) => match parse_template(text) {
+            Some(template) => Some(template),
+            None => return Ok(1),
+        },
+        None => None,
+    };
+    let state = StateDir::from_env()?;
+    let images = if kind == "container" { Vec::new() } else { load_images()? };
+    let mut objects = Vec::new();
+    let mut missing = Vec::new();
+    for name in &parsed.positionals {
+        let container = if kind == "image" { None } else { find_container(&state, name)? };
+        if let Some(container) = container {
+            let log = state.log_path(&container.id);
+            objects.push(render::container_json(&container, &log.to_string_lossy()));
+        } else if let Some(image) = find_image(&images, name) {
+            objects.push(image.inspect_json());
+        } else {
+            missing.push(name.clone());
+        }
+    }
+    let code = print_objects(template.as_ref(), &objects)?;
+    for name in &missing {
+        let what = match kind {
+            "container" => "container",
+            "image" => "image",
+            _ => "object",
+        };
+        err(&format!("Error: No such {what}: {name}\n"));
+    }
+    Ok(if missing.is_empty() { code } else { 1 })
+}
+
+/// Prints inspect output: a JSON array, or one template line per object.
+fn print_objects(template: Option<&Template>, objects: &[Value]) -> Outcome {
+    match template {
+        None => {
+            out(&format!("{}\n", gojson::indented(&Value::Array(objects.to_vec()))));
+            Ok(0)
+        }
+        Some(template) => {
+            for object in objects {
+                match render_line(template, object) {
+                    Ok(line) => out(&line),
+                    Err(code) => return Ok(code),
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `docker image inspect`.
+pub fn image_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let template = match parsed.last("format") {
+        Some(text) => match parse_template(text) {
+            Some(template) => Some(template),
+            None => return Ok(1),
+        },
+        None => None,
+    };
+    let images = load_images()?;
+    let mut objects = Vec::new();
+    let mut missing = Vec::new();
+    for name in &parsed.positionals {
+        match find_image(&images, name) {
+            Some(image) => objects.push(image.inspect_json()),
+            None => missing.push(name.clone()),
+        }
+    }
+    let code = print_objects(template.as_ref(), &objects)?;
+    for name in &missing {
+        daemon_error(&format!("no such image: {name}: No such image: {name}"));
+    }
+    Ok(if missing.is_empty() { code } else { 1 })
+}
+
+fn version_data() -> Value {
+    json!({
+        "Client": {
+            "Platform": { "Name": "" },
+            "Version": SERVER_VERSION,
+            "ApiVersion": API_VERSION,
+            "DefaultAPIVersion": API_VERSION,
+            "GitCommit": "fake",
+            "GoVersion": "go1.0-fake",
+            "Os": "linux",
+            "Arch": "amd64",
+            "BuildTime": FIXED_TIME,
+            "Context": "default",
+        },
+        "Server": {
+            "Platform": { "Name": "fake-docker" },
+            "Version": SERVER_VERSION,
+            "ApiVersion": API_VERSION,
+            "MinAPIVersion": "1.12",
+            "GitCommit": "fake",
+            "GoVersion": "go1.0-fake",
+            "Os": "linux",
+            "Arch": "amd64",
+            "KernelVersion": "fake",
+            "BuildTime": FIXED_TIME,
+        },
+    })
+}
+
+/// `docker version`.
+pub fn version(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let data = version_data();
+    if let Some(format) = parsed.last("format") {
+        let Some(template) = parse_template(format) else { return Ok(1) };
+        return Ok(match render_line(&template, &data) {
+            Ok(line) => {
+                out(&line);
+                0
+            }
+            Err(code) => code,
+        });
+    }
+    out(&format!(
+        "Client:\n Version:           {SERVER_VERSION}\n API version:       {API_VERSION}\n Go version:        go1.0-fake\n Git commit:        fake\n Built:             {FIXED_TIME}\n OS/Arch:           linux/amd64\n Context:           default\n\nServer: fake-docker\n Engine:\n  Version:          {SERVER_VERSION}\n  API version:      {API_VERSION} (minimum version 1.12)\n  Go version:       go1.0-fake\n  Git commit:       fake\n  Built:            {FIXED_TIME}\n  OS/Arch:          linux/amd64\n  Experimental:     false\n"
+    ));
+    Ok(0)
+}
+
+/// `docker info`.
+pub fn info(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let state = StateDir::from_env()?;
+    let containers = state.all()?;
+    let running = containers.iter().filter(|c| c.state.status == Status::Running).count();
+    let images = load_images()?.len();
+    let data = json!({
+        "ID": "FAKE",
+        "Containers": containers.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": 0,
+        "ContainersStopped": containers.len() - running,
+        "Images": images,
+        "Driver": "fake",
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "none",
+        "CgroupVersion": "2",
+        "KernelVersion": "fake",
+        "OperatingSystem": "fake-docker",
+        "OSType": "linux",
+        "Architecture": "x86_64",
+        "NCPU": 1,
+        "MemTotal": 1073741824,
+        "DockerRootDir": state.root().to_string_lossy(),
+        "Name": "fake-docker",
+        "ServerVersion": SERVER_VERSION,
+        "SecurityOptions": [],
+        "Warnings": null,
+    });
+    if let Some(format) = parsed.last("format") {
+        let Some(template) = parse_template(format) else { return Ok(1) };
+        return Ok(match render_line(&template, &data) {
+            Ok(line) => {
+                out(&line);
+                0
+            }
+            Err(code) => code,
+        });
+    }
+    out(&format!(
+        "Client:\n Context:    default\n\nServer:\n Containers: {}\n  Running: {running}\n  Paused: 0\n  Stopped: {}\n Images: {images}\n Server Version: {SERVER_VERSION}\n Storage Driver: fake\n Logging Driver: json-file\n Operating System: fake-docker\n OSType: linux\n Architecture: x86_64\n Docker Root Dir: {}\n",
+        containers.len(),
+        containers.len() - running,
+        state.root().display()
+    ));
+    Ok(0)
+}

@@ -1,0 +1,33 @@
+//! `fake-docker`: a deterministic program that speaks the docker CLI's syntax and answers
+//! like the real CLI, without a daemon. See `docs/fake-docker.md`.
+
+pub mod commands;
+pub mod expand;
+pub mod flags;
+pub mod gojson;
+pub mod image;
+pub mod logfile;
+pub mod paths;
+pub mod program;
+pub mod render;
+pub mod size;
+pub mod state;
+pub mod supervisor;
+pub mod template;
+
+/// Every timestamp the fake prints.
+pub const FIXED_TIME: &str = "2000-01-01T00:00:00Z";
+/// Docker's zero time, for timestamps that are unset.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+/// The server version the fake reports.
+pub const SERVER_VERSION: &str = "20.10.24-fake";
+/// The API version the fake reports.
+pub const API_VERSION: &str = "1.41";
+
+/// `FAKE_DOCKER_IMAGES`, or its default.
+pub fn images_spec() -> String {
+    std::env::var("FAKE_DOCKER_IMAGES")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| image::DEFAULT_IMAGES.to_string())
+}

@@ -1,0 +1,647 @@
+//! The program model of fake images: a list of one-key operations, and its interpreter.
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::expand::{Scope, expand};
+use crate::paths::ContainerFs;
+
+/// A YAML scalar accepted where text is expected (`sleep: 1`, `exit: "${CODE}"`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// `when: { var: NAME, equals: "x" }` (or `not_equals`, or numeric `greater_than`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    pub var: String,
+    #[serde(default)]
+    pub equals: Option<Scalar>,
+    #[serde(default)]
+    pub not_equals: Option<Scalar>,
+    #[serde(default)]
+    pub greater_than: Option<Scalar>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WriteSpec {
+    pub path: String,
+    pub content: Scalar,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CopySpec {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSpec {
+    pub dir: String,
+    pub to: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub count_var: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Disposition {
+    Ignore,
+    Default,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSpec {
+    pub term: Disposition,
+}
+
+/// One list item as written in YAML: exactly one operation key, plus optional `when`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    #[serde(default)]
+    when: Option<When>,
+    stdout: Option<Scalar>,
+    stderr: Option<Scalar>,
+    cat: Option<String>,
+    cat_args: Option<bool>,
+    mkdir: Option<String>,
+    write: Option<WriteSpec>,
+    append: Option<WriteSpec>,
+    copy: Option<CopySpec>,
+    sha256_manifest: Option<ManifestSpec>,
+    set: Option<BTreeMap<String, Scalar>>,
+    sleep: Option<Scalar>,
+    signal: Option<SignalSpec>,
+    exit: Option<Scalar>,
+    on_error: Option<Vec<RawStep>>,
+}
+
+/// A validated operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Stdout(Scalar),
+    Stderr(Scalar),
+    Cat(String),
+    CatArgs,
+    Mkdir(String),
+    Write(WriteSpec),
+    Append(WriteSpec),
+    Copy(CopySpec),
+    Sha256Manifest(ManifestSpec),
+    Set(BTreeMap<String, Scalar>),
+    Sleep(Scalar),
+    Signal(Disposition),
+    Exit(Scalar),
+    /// Installs the handler run when a later operation fails.
+    OnError(Vec<Step>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub when: Option<When>,
+    pub op: Op,
+}
+
+/// A fake command: its steps in order.
+pub type Program = Vec<Step>;
+
+/// A step that does not name exactly one operation.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("step {index}: {reason}")]
+pub struct StepError {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// Validates raw YAML steps into a program.
+pub fn compile(raw: Vec<RawStep>) -> Result<Program, StepError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(index, step)| compile_step(index + 1, step))
+        .collect()
+}
+
+fn compile_step(index: usize, raw: RawStep) -> Result<Step, StepError> {
+    let mut ops = Vec::new();
+    if let Some(v) = raw.stdout {
+        ops.push(("stdout", Op::Stdout(v)));
+    }
+    if let Some(v) = raw.stderr {
+        ops.push(("stderr", Op::Stderr(v)));
+    }
+    if let Some(v) = raw.cat {
+        ops.push(("cat", Op::Cat(v)));
+    }
+    if let Some(v) = raw.cat_args {
+        // `cat_args: false` is a no-op kept only so the key is allowed.
+        ops.push(("cat_args", if v { Op::CatArgs } else { Op::Set(BTreeMap::new()) }));
+    }
+    if let Some(v) = raw.mkdir {
+        ops.push(("mkdir", Op::Mkdir(v)));
+    }
+    if let Some(v) = raw.write {
+        ops.push(("write", Op::Write(v)));
+    }
+    if let Some(v) = raw.append {
+        ops.push(("append", Op::Append(v)));
+    }
+    if let Some(v) = raw.copy {
+        ops.push(("copy", Op::Copy(v)));
+    }
+    if let Some(v) = raw.sha256_manifest {
+        ops.push(("sha256_manifest", Op::Sha256Manifest(v)));
+    }
+    if let Some(v) = raw.set {
+        ops.push(("set", Op::Set(v)));
+    }
+    if let Some(v) = raw.sleep {
+        ops.push(("sleep", Op::Sleep(v)));
+    }
+    if let Some(v) = raw.signal {
+        ops.push(("signal", Op::Signal(v.term)));
+    }
+    if let Some(v) = raw.exit {
+        ops.push(("exit", Op::Exit(v)));
+    }
+    if let Some(v) = raw.on_error {
+        let handler = compile(v).map_err(|e| StepError {
+            index,
+            reason: format!("on_error: {e}"),
+        })?;
+        ops.push(("on_error", Op::OnError(handler)));
+    }
+    if ops.len() != 1 {
+        let names: Vec<&str> = ops.iter().map(|(name, _)| *name).collect();
+        return Err(StepError {
+            index,
+            reason: if names.is_empty() {
+                "no operation (expected one of stdout, stderr, cat, cat_args, mkdir, write, append, copy, sha256_manifest, set, sleep, signal, exit, on_error)".to_string()
+            } else {
+                format!("more than one operation: {}", names.join(", "))
+            },
+        });
+    }
+    let (_, op) = ops.remove(0);
+    Ok(Step { when: raw.when, op })
+}
+
+/// Where a program's output goes (the CLI's stdio for `exec`, the log for containers).
+pub trait Output {
+    fn stdout(&mut self, bytes: &[u8]);
+    fn stderr(&mut self, bytes: &[u8]);
+}
+
+/// Writes straight to this process's stdout/stderr.
+pub struct StdOutput;
+
+impl Output for StdOutput {
+    fn stdout(&mut self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (reader went away) must not crash the program mid-run.
+        let _ = out.write_all(bytes).and_then(|()| out.flush());
+    }
+    fn stderr(&mut self, bytes: &[u8]) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(bytes).and_then(|()| err.flush());
+    }
+}
+
+/// Everything a program run needs besides its steps.
+pub struct Invocation {
+    pub fs: ContainerFs,
+    pub workdir: String,
+    pub vars: BTreeMap<String, String>,
+    pub args: Vec<String>,
+}
+
+/// Why an operation failed: the busybox-style message and the exit code it implies.
+struct OpFailure {
+    message: String,
+    code: i32,
+}
+
+enum Flow {
+    Continue,
+    Exit(i32),
+}
+
+/// Runs a program to completion and returns its exit code.
+pub fn run(program: &Program, invocation: &mut Invocation, output: &mut dyn Output) -> i32 {
+    let mut on_error: Option<&Program> = None;
+    for step in program {
+        if !condition_holds(step.when.as_ref(), invocation) {
+            continue;
+        }
+        if let Op::OnError(handler) = &step.op {
+            on_error = Some(handler);
+            continue;
+        }
+        match execute(&step.op, invocation, output) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Exit(code)) => return code,
+            Err(failure) => {
+                return match on_error {
+                    Some(handler) => match run_handler(handler, invocation, output) {
+                        Some(code) => code,
+                        None => 1,
+                    },
+                    None => {
+                        output.stderr(format!("{}\n", failure.message).as_bytes());
+                        failure.code
+                    }
+                };
+            }
+        }
+    }
+    0
+}
+
+/// Runs an `on_error` handler; `Some(code)` if it exited explicitly or failed itself.
+fn run_handler(handler: &Program, invocation: &mut Invocation, output: &mut dyn Output) -> Option<i32> {
+    for step in handler {
+        if !condition_holds(step.when.as_ref(), invocation) {
+            continue;
+        }
+        match execute(&step.op, invocation, output) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Exit(code)) => return Some(code),
+            Err(failure) => {
+                output.stderr(format!("{}\n", failure.message).as_bytes());
+                return Some(failure.code);
+            }
+        }
+    }
+    None
+}
+
+fn condition_holds(when: Option<&When>, invocation: &Invocation) -> bool {
+    let Some(when) = when else { return true };
+    let value = invocation.vars.get(&when.var).cloned().unwrap_or_default();
+    let scope = Scope {
+        vars: &invocation.vars,
+        args: &invocation.args,
+    };
+    if let Some(expected) = &when.equals
+        && value != expand(&expected.text(), &scope)
+    {
+        return false;
+    }
+    if let Some(unexpected) = &when.not_equals
+        && value == expand(&unexpected.text(), &scope)
+    {
+        return false;
+    }
+    if let Some(limit) = &when.greater_than {
+        let limit = expand(&limit.text(), &scope);
+        match (value.trim().parse::<f64>(), limit.trim().parse::<f64>()) {
+            (Ok(v), Ok(l)) if v > l => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        ErrorKind::NotFound => "No such file or directory".to_string(),
+        ErrorKind::PermissionDenied => "Permission denied".to_string(),
+        ErrorKind::ReadOnlyFilesystem => "Read-only file system".to_string(),
+        ErrorKind::IsADirectory => "Is a directory".to_string(),
+        ErrorKind::NotADirectory => "Not a directory".to_string(),
+        ErrorKind::AlreadyExists => "File exists".to_string(),
+        _ => {
+            // Drop Rust's " (os error N)" so messages read like busybox.
+            let text = error.to_string();
+            match text.find(" (os error") {
+                Some(cut) => text[..cut].to_string(),
+                None => text,
+            }
+        }
+    }
+}
+
+fn read_only_error() -> std::io::Error {
+    std::io::Error::from(ErrorKind::ReadOnlyFilesystem)
+}
+
+fn fail(message: String) -> OpFailure {
+    OpFailure { message, code: 1 }
+}
+
+fn execute(op: &Op, invocation: &mut Invocation, output: &mut dyn Output) -> Result<Flow, OpFailure> {
+    let scope = Scope {
+        vars: &invocation.vars,
+        args: &invocation.args,
+    };
+    let text = |value: &Scalar| expand(&value.text(), &scope);
+    let resolve = |path: &str| invocation.fs.resolve(&invocation.workdir, path);
+    match op {
+        Op::Stdout(line) => output.stdout(format!("{}\n", text(line)).as_bytes()),
+        Op::Stderr(line) => output.stderr(format!("{}\n", text(line)).as_bytes()),
+        Op::Cat(path) => {
+            let path = expand(path, &scope);
+            cat_one(&path, &resolve(&path).host, output)?;
+        }
+        Op::CatArgs => {
+            // busybox cat reports each missing file and goes on; the exit code says it failed.
+            let mut failed = false;
+            for path in invocation.args.clone() {
+                if let Err(failure) = cat_one(&path, &resolve(&path).host, output) {
+                    output.stderr(format!("{}\n", failure.message).as_bytes());
+                    failed = true;
+                }
+            }
+            if failed {
+                return Ok(Flow::Exit(1));
+            }
+        }
+        Op::Mkdir(path) => {
+            let path = expand(path, &scope);
+            let resolved = resolve(&path);
+            if !resolved.host.is_dir() {
+                let result = if resolved.read_only {
+                    Err(read_only_error())
+                } else {
+                    std::fs::create_dir_all(&resolved.host)
+                };
+                result.map_err(|e| fail(format!("mkdir: can't create directory '{path}': {}", io_reason(&e))))?;
+            }
+        }
+        Op::Write(spec) | Op::Append(spec) => {
+            let path = expand(&spec.path, &scope);
+            let content = text(&spec.content);
+            let resolved = resolve(&path);
+            let append = matches!(op, Op::Append(_));
+            write_file(&resolved.host, resolved.read_only, content.as_bytes(), append)
+                .map_err(|e| fail(format!("sh: can't create {path}: {}", io_reason(&e))))?;
+        }
+        Op::Copy(spec) => {
+            let from = expand(&spec.from, &scope);
+            let to = expand(&spec.to, &scope);
+            let bytes = std::fs::read(resolve(&from).host)
+                .map_err(|e| fail(format!("cp: can't stat '{from}': {}", io_reason(&e))))?;
+            let target = resolve(&to);
+            write_file(&target.host, target.read_only, &bytes, false)
+                .map_err(|e| fail(format!("cp: can't create '{to}': {}", io_reason(&e))))?;
+        }
+        Op::Sha256Manifest(spec) => {
+            let dir = expand(&spec.dir, &scope);
+            let to = expand(&spec.to, &scope);
+            let prefix = expand(&spec.prefix, &scope);
+            let (manifest, count) = sha256_manifest(&resolve(&dir).host, &prefix)
+                .map_err(|e| fail(format!("sha256sum: {dir}: {}", io_reason(&e))))?;
+            let target = resolve(&to);
+            write_file(&target.host, target.read_only, manifest.as_bytes(), false)
+                .map_err(|e| fail(format!("sh: can't create {to}: {}", io_reason(&e))))?;
+            if let Some(name) = &spec.count_var {
+                invocation.vars.insert(name.clone(), count.to_string());
+            }
+        }
+        Op::Set(assignments) => {
+            // Expand all against the old values first, so the order of keys never matters.
+            let expanded: Vec<(String, String)> = assignments
+                .iter()
+                .map(|(name, value)| (name.clone(), text(value)))
+                .collect();
+            invocation.vars.extend(expanded);
+        }
+        Op::Sleep(seconds) => {
+            let seconds_text = text(seconds);
+            let seconds: f64 = seconds_text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| fail(format!("sleep: invalid number '{seconds_text}'")))?;
+            std::thread::sleep(Duration::from_secs_f64(seconds));
+        }
+        Op::Signal(disposition) => set_term_disposition(*disposition),
+        Op::Exit(code) => {
+            let code_text = text(code);
+            return match code_text.trim().parse::<i64>() {
+                // Exit statuses wrap at 256 like a shell's.
+                Ok(code) => Ok(Flow::Exit(code.rem_euclid(256) as i32)),
+                Err(_) => Err(OpFailure {
+                    message: format!("sh: exit: Illegal number: {code_text}"),
+                    code: 2,
+                }),
+            };
+        }
+        Op::OnError(_) => {}
+    }
+    Ok(Flow::Continue)
+}
+
+fn cat_one(path: &str, host: &Path, output: &mut dyn Output) -> Result<(), OpFailure> {
+    let bytes = std::fs::read(host).map_err(|e| fail(format!("cat: can't open '{path}': {}", io_reason(&e))))?;
+    output.stdout(&bytes);
+    Ok(())
+}
+
+fn write_file(host: &Path, read_only: bool, bytes: &[u8], append: bool) -> std::io::Result<()> {
+    if read_only {
+        return Err(read_only_error());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(host)?;
+    file.write_all(bytes)
+}
+
+/// `sha256sum`-format lines for the regular files directly in `dir`, sorted bytewise.
+fn sha256_manifest(dir: &Path, prefix: &str) -> std::io::Result<(String, usize)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // No inputs directory means no inputs, not an error.
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((String::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        // Follow symlinks like `[ -f ]` does.
+        if std::fs::metadata(entry.path()).map(|m| m.is_file()).unwrap_or(false) {
+            files.push(entry.file_name());
+        }
+    }
+    files.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+    let mut manifest = String::new();
+    for name in &files {
+        let bytes = std::fs::read(dir.join(name))?;
+        let digest = Sha256::digest(&bytes);
+        manifest.push_str(&format!(
+            "{}  {prefix}{}\n",
+            hex::encode(digest),
+            name.to_string_lossy()
+        ));
+    }
+    Ok((manifest, files.len()))
+}
+
+fn set_term_disposition(disposition: Disposition) {
+    let handler = match disposition {
+        Disposition::Ignore => libc::SIG_IGN,
+        Disposition::Default => libc::SIG_DFL,
+    };
+    // SAFETY: installing SIG_IGN/SIG_DFL runs no handler code, so it is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::Mount;
+
+    #[derive(Default)]
+    struct Captured {
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    }
+
+    impl Output for Captured {
+        fn stdout(&mut self, bytes: &[u8]) {
+            self.stdout.extend_from_slice(bytes);
+        }
+        fn stderr(&mut self, bytes: &[u8]) {
+            self.stderr.extend_from_slice(bytes);
+        }
+    }
+
+    fn program(yaml: &str) -> Program {
+        let raw: Vec<RawStep> = serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        compile(raw).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn invocation(root: &Path, read_only: bool) -> Invocation {
+        Invocation {
+            fs: ContainerFs {
+                root: root.join("root"),
+                root_read_only: false,
+                mounts: vec![Mount {
+                    source: root.join("ws"),
+                    destination: "/workspace".into(),
+                    read_only,
+                }],
+            },
+            workdir: "/workspace".into(),
+            vars: BTreeMap::new(),
+            args: vec!["a".into(), "b".into()],
+        }
+    }
+
+    #[test]
+    fn prints_sets_and_exits() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let program = program(
+            "- stdout: \"${@}\"\n- set: { X: \"${1}1\" }\n- stderr: \"x=${X}\"\n- exit: 3\n- stdout: never\n",
+        );
+        let mut out = Captured::default();
+        let code = run(&program, &mut invocation(dir.path(), false), &mut out);
+        assert_eq!(code, 3);
+        assert_eq!(out.stdout, b"a b\n");
+        assert_eq!(out.stderr, b"x=a1\n");
+    }
+
+    #[test]
+    fn when_conditions() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let program = program(
+            "- stdout: eq\n  when: { var: V, equals: \"1\" }\n- stdout: ne\n  when: { var: V, not_equals: \"1\" }\n- stdout: gt\n  when: { var: V, greater_than: 0 }\n",
+        );
+        let mut inv = invocation(dir.path(), false);
+        inv.vars.insert("V".into(), "1".into());
+        let mut out = Captured::default();
+        run(&program, &mut inv, &mut out);
+        assert_eq!(out.stdout, b"eq\ngt\n");
+    }
+
+    #[test]
+    fn read_only_write_runs_on_error() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(dir.path().join("ws")).unwrap_or_else(|e| panic!("{e}"));
+        let program = program(
+            "- on_error:\n    - stderr: cannot write\n- write: { path: out.txt, content: x }\n- stdout: never\n",
+        );
+        let mut out = Captured::default();
+        let code = run(&program, &mut invocation(dir.path(), true), &mut out);
+        assert_eq!(code, 1);
+        assert_eq!(out.stderr, b"cannot write\n");
+        assert!(!dir.path().join("ws/out.txt").exists());
+    }
+
+    #[test]
+    fn failing_op_without_handler_prints_busybox_message() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let program = program("- cat: /nope\n");
+        let mut out = Captured::default();
+        let code = run(&program, &mut invocation(dir.path(), false), &mut out);
+        assert_eq!(code, 1);
+        assert_eq!(out.stderr, b"cat: can't open '/nope': No such file or directory\n");
+    }
+
+    #[test]
+    fn manifest_is_sorted_and_counted() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let inputs = dir.path().join("ws/in");
+        std::fs::create_dir_all(inputs.join("sub")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(inputs.join("b"), "b").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(inputs.join("B"), "").unwrap_or_else(|e| panic!("{e}"));
+        let program = program(
+            "- sha256_manifest: { dir: in, to: m, prefix: \"in/\", count_var: N }\n- stdout: \"${N}\"\n",
+        );
+        let mut out = Captured::default();
+        assert_eq!(run(&program, &mut invocation(dir.path(), false), &mut out), 0);
+        assert_eq!(out.stdout, b"2\n");
+        let manifest = std::fs::read_to_string(dir.path().join("ws/m")).unwrap_or_default();
+        assert_eq!(
+            manifest,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  in/B\n\
+             3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d  in/b\n"
+        );
+    }
+
+    #[test]
+    fn steps_need_exactly_one_operation() {
+        let raw: Vec<RawStep> =
+            serde_saphyr::from_str("- stdout: a\n  stderr: b\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            compile(raw).unwrap_err().to_string(),
+            "step 1: more than one operation: stdout, stderr"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! Docker's size syntax (`64m`, `67108864`, `64MiB`), as go-units `RAMInBytes` parses it.
+
+use thiserror::Error;
+
+/// Why a size string was rejected; the text is what docker prints after the flag name.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SizeError {
+    #[error("invalid size: '{0}'")]
+    InvalidSize(String),
+    #[error("invalid suffix: '{0}'")]
+    InvalidSuffix(String),
+    #[error("strconv.ParseFloat: parsing \"{0}\": invalid syntax")]
+    InvalidNumber(String),
+}
+
+/// Parses a memory size with binary multipliers (k = 1024), like `docker --memory`.
+pub fn parse_ram_size(text: &str) -> Result<i64, SizeError> {
+    // go-units splits at the last digit, dot or space; everything after is the suffix.
+    let separator = text
+        .char_indices()
+        .filter(|(_, c)| c.is_ascii_digit() || *c == '.' || *c == ' ')
+        .map(|(i, _)| i)
+        .last()
+        .ok_or_else(|| SizeError::InvalidSize(text.to_string()))?;
+    let (number, suffix) = if text.as_bytes()[separator] == b' ' {
+        (&text[..separator], &text[separator + 1..])
+    } else {
+        (&text[..=separator], &text[separator + 1..])
+    };
+    let value: f64 = parse_go_float(number)?;
+    if value < 0.0 {
+        return Err(SizeError::InvalidSize(text.to_string()));
+    }
+    if suffix.is_empty() {
+        return Ok(value as i64);
+    }
+    if suffix.len() > 3 {
+        return Err(SizeError::InvalidSuffix(suffix.to_string()));
+    }
+    let lower = suffix.to_ascii_lowercase();
+    let bad = || SizeError::InvalidSuffix(lower.clone());
+    let mut chars = lower.chars();
+    let first = chars.next().ok_or_else(bad)?;
+    if first == 'b' {
+        return if lower.len() == 1 { Ok(value as i64) } else { Err(bad()) };
+    }
+    let multiplier: f64 = match first {
+        'k' => 1024f64,
+        'm' => 1024f64.powi(2),
+        'g' => 1024f64.powi(3),
+        't' => 1024f64.powi(4),
+        'p' => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    let rest = &lower[1..];
+    if !(rest.is_empty() || rest == "b" || rest == "ib") {
+        return Err(bad());
+    }
+    Ok((value * multiplier) as i64)
+}
+
+fn parse_go_float(number: &str) -> Result<f64, SizeError> {
+    // Rust accepts forms Go rejects ("inf", "+1"); the split above leaves only digits,
+    // dots and spaces, so a plain parse is close enough, and errors read like Go's.
+    number
+        .parse::<f64>()
+        .map_err(|_| SizeError::InvalidNumber(number.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_suffixed_sizes() {
+        assert_eq!(parse_ram_size("67108864"), Ok(67108864));
+        assert_eq!(parse_ram_size("64m"), Ok(67108864));
+        assert_eq!(parse_ram_size("64M"), Ok(67108864));
+        assert_eq!(parse_ram_size("64MiB"), Ok(67108864));
+        assert_eq!(parse_ram_size("64mb"), Ok(67108864));
+        assert_eq!(parse_ram_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_ram_size("2k"), Ok(2048));
+        assert_eq!(parse_ram_size("10b"), Ok(10));
+        assert_eq!(parse_ram_size("1.5k"), Ok(1536));
+        assert_eq!(parse_ram_size("64 m"), Ok(67108864));
+    }
+
+    #[test]
+    fn rejects_like_go_units() {
+        assert_eq!(
+            parse_ram_size("12qq").unwrap_err().to_string(),
+            "invalid suffix: 'qq'"
+        );
+        assert_eq!(
+            parse_ram_size("12mx").unwrap_err().to_string(),
+            "invalid suffix: 'mx'"
+        );
+        assert_eq!(
+            parse_ram_size("12bb").unwrap_err().to_string(),
+            "invalid suffix: 'bb'"
+        );
+        assert_eq!(
+            parse_ram_size("m").unwrap_err().to_string(),
+            "invalid size: 'm'"
+        );
+        assert_eq!(
+            parse_ram_size("1.2.3m").unwrap_err().to_string(),
+            "strconv.ParseFloat: parsing \"1.2.3\": invalid syntax"
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! The state directory: container records, logs and private roots, shared by every
+//! invocation. Mutations happen under one exclusive file lock; records are replaced
+//! atomically (temp file + rename), so readers never see half a record.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// A state-directory operation that failed.
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt container record {path}: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Lifecycle status, as `State.Status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+/// Runtime state of a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    pub status: Status,
+    /// Pid of the program process while running, else 0.
+    pub pid: u32,
+    /// Pid of the supervisor while running, else 0.
+    pub supervisor_pid: u32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started: bool,
+    pub finished: bool,
+    /// Set while a `start` is handing the container to its supervisor.
+    pub starting: bool,
+}
+
+/// A bind mount as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountRecord {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+    pub mode: String,
+}
+
+/// Everything `create` decided about a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    /// Creation order, for `ps` (newest first).
+    pub sequence: u64,
+    /// The image as the user named it.
+    pub image_name: String,
+    pub image_id: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub user: String,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub workdir: String,
+    pub labels: BTreeMap<String, String>,
+    pub binds: Vec<String>,
+    pub mounts: Vec<MountRecord>,
+    pub network_mode: String,
+    pub auto_remove: bool,
+    /// `run --rm` attached: the CLI removes the container, not the supervisor, so it can
+    /// still read the exit code.
+    pub cli_removes: bool,
+    pub read_only: bool,
+    pub security_opt: Vec<String>,
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub pids_limit: Option<i64>,
+    pub stop_timeout: Option<i64>,
+    pub state: RunState,
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+
+    /// The container command: entrypoint then cmd.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = Vec::new();
+        argv.push(self.path.clone());
+        argv.extend(self.args.iter().cloned());
+        argv
+    }
+}
+
+/// `sha256("fake-docker/container/" + name)` in hex.
+pub fn container_id(name: &str) -> String {
+    hex::encode(Sha256::digest(format!("fake-docker/container/{name}").as_bytes()))
+}
+
+/// How a name or ID lookup ended.
+pub enum Lookup {
+    Found(Box<Container>),
+    Missing,
+    Ambiguous,
+}
+
+/// Holds the state lock until dropped.
+pub struct Lock {
+    _file: File,
+}
+
+/// Handle on the state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> StateError + 'p {
+    move |source| StateError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl StateDir {
+    /// Opens `FAKE_DOCKER_STATE` (default `$TMPDIR/fake-docker-state`), creating it.
+    pub fn from_env() -> Result<StateDir, StateError> {
+        let root = std::env::var_os("FAKE_DOCKER_STATE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("fake-docker-state"));
+        StateDir::open(root)
+    }
+
+    /// Opens a state directory at `root`, creating it.
+    pub fn open(root: PathBuf) -> Result<StateDir, StateError> {
+        let containers = root.join("containers");
+        std::fs::create_dir_all(&containers).map_err(io("create", &containers))?;
+        // An absolute root keeps paths valid for supervisors started from other cwds.
+        let root = std::fs::canonicalize(&root).map_err(io("resolve", &root))?;
+        Ok(StateDir { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the exclusive state lock (blocking).
+    pub fn lock(&self) -> Result<Lock, StateError> {
+        let path = self.root.join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        file.lock().map_err(io("lock", &path))?;
+        Ok(Lock { _file: file })
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("log")
+    }
+
+    pub fn rootfs_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("root")
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("config.json")
+    }
+
+    /// Reads a container record; `None` if it does not exist (any more).
+    pub fn load(&self, id: &str) -> Result<Option<Container>, StateError> {
+        let path = self.record_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Writes a record atomically. Call with the lock held.
+    pub fn save(&self, container: &Container) -> Result<(), StateError> {
+        let dir = self.container_dir(&container.id);
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let path = self.record_path(&container.id);
+        let temp = dir.join(format!("config.json.tmp.{}", std::process::id()));
+        let bytes = serde_json::to_vec_pretty(container).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        std::fs::write(&temp, bytes).map_err(io("write", &temp))?;
+        std::fs::rename(&temp, &path).map_err(io("rename", &temp))
+    }
+
+    /// Deletes a container and everything it owns. Call with the lock held.
+    pub fn remove(&self, id: &str) -> Result<(), StateError> {
+        let dir = self.container_dir(id);
+        // Remove the record first so a half-deleted directory is never listed.
+        match std::fs::remove_file(self.record_path(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &dir)(e)),
+        }
+        make_writable(&dir);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", &dir)(e)),
+        }
+    }
+
+    /// All container records, newest first.
+    pub fn all(&self) -> Result<Vec<Container>, StateError> {
+        let dir = self.root.join("containers");
+        let mut containers = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io("list", &dir))? {
+            let entry = entry.map_err(io("list", &dir))?;
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if let Some(container) = self.load(&id)? {
+                containers.push(container);
+            }
+        }
+        containers.sort_by(|a, b| b.sequence.cmp(&a.sequence));
+        Ok(containers)
+    }
+
+    /// Finds a container by full ID, exact name (with or without `/`), or unique ID prefix.
+    pub fn find(&self, reference: &str) -> Result<Lookup, StateError> {
+        if reference.is_empty() {
+            return Ok(Lookup::Missing);
+        }
+        let all = self.all()?;
+        let name = reference.strip_prefix('/').unwrap_or(reference);
+        if let Some(found) = all.iter().find(|c| c.id == reference || c.name == name) {
+            return Ok(Lookup::Found(Box::new(found.clone())));
+        }
+        let mut matches = all.into_iter().filter(|c| c.id.starts_with(reference));
+        match (matches.next(), matches.next()) {
+            (Some(found), None) => Ok(Lookup::Found(Box::new(found))),
+            (Some(_), Some(_)) => Ok(Lookup::Ambiguous),
+            _ => Ok(Lookup::Missing),
+        }
+    }
+
+    /// Next `fake_<n>` counter value. Call with the lock held.
+    pub fn next_counter(&self) -> Result<u64, StateError> {
+        let path = self.root.join("counter");
+        let current = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse::<u64>().unwrap_or(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        let next = current + 1;
+        let temp = self.root.join(format!("counter.tmp.{}", std::process::id()));
+        std::fs::write(&temp, next.to_string()).map_err(io("write", &temp))?;
+        std::fs::rename(&temp, &path).map_err(io("rename", &temp))?;
+        Ok(next)
+    }
+}
+
+/// Private roots may hold read-only directories made by tests; make them deletable.
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && meta.is_dir()
+        {
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
+            make_writable(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic() {
+        let id = container_id("t1");
+        assert_eq!(id.len(), 64);
+        assert_eq!(id, container_id("t1"));
+        assert_ne!(id, container_id("t2"));
+    }
+
+    #[test]
+    fn counter_increments() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateDir::open(dir.path().to_path_buf()).unwrap_or_else(|e| panic!("{e}"));
+        let _lock = state.lock().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(state.next_counter().ok(), Some(1));
+        assert_eq!(state.next_counter().ok(), Some(2));
+    }
+}

@@ -1,0 +1,254 @@
+//! Containers as real processes.
+//!
+//! `start` spawns `fake-docker __supervise ID` in a new session. The supervisor spawns
+//! `fake-docker __program ID` (the container's program, writing its own log), records the
+//! container `running` with the program's pid, tells `start` it is ready, waits for the
+//! program and records its exit: the exit code, or 128 + signal.
+
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use thiserror::Error;
+
+use crate::image::{self, Image};
+use crate::logfile::{LogWriter, Stream};
+use crate::paths::{ContainerFs, Mount};
+use crate::program::{self, Invocation};
+use crate::state::{Container, StateDir, StateError, Status};
+
+/// Hidden subcommand names.
+pub const SUPERVISE: &str = "__supervise";
+pub const PROGRAM: &str = "__program";
+
+/// A supervisor that could not be started.
+#[derive(Debug, Error)]
+pub enum SpawnError {
+    #[error("cannot find the fake-docker executable: {0}")]
+    CurrentExe(std::io::Error),
+    #[error("cannot spawn the container supervisor: {0}")]
+    Spawn(std::io::Error),
+    #[error("the container supervisor failed: {0}")]
+    Handshake(String),
+}
+
+/// Spawns a detached supervisor for `id` and returns once it has recorded the container
+/// running (or failed). The returned child is the supervisor, for callers that stay around.
+pub fn spawn(state: &StateDir, id: &str) -> Result<Child, SpawnError> {
+    let exe = std::env::current_exe().map_err(SpawnError::CurrentExe)?;
+    let mut command = Command::new(exe);
+    command
+        .arg(SUPERVISE)
+        .arg(id)
+        .env("FAKE_DOCKER_STATE", state.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(SpawnError::Spawn)?;
+    let mut answer = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        // EOF comes when the supervisor closes its end after answering (or dies).
+        let _ = pipe.read_to_string(&mut answer);
+    }
+    match answer.trim() {
+        "ok" => Ok(child),
+        "" => Err(SpawnError::Handshake("it exited before the container was running".into())),
+        other => Err(SpawnError::Handshake(other.trim_start_matches("error ").to_string())),
+    }
+}
+
+/// Exit code for a finished process: its code, or 128 + the signal that ended it.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(255)
+}
+
+fn answer(text: &str) {
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    // Close the handshake pipe so `start` sees EOF and returns; keep fd 1 valid.
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto fd 1 with a valid open descriptor.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+}
+
+/// Body of `fake-docker __supervise ID`.
+pub fn supervise(id: &str) -> i32 {
+    match supervise_inner(id) {
+        Ok(()) => 0,
+        Err(message) => {
+            answer(&format!("error {message}"));
+            1
+        }
+    }
+}
+
+fn supervise_inner(id: &str) -> Result<(), String> {
+    let state = StateDir::from_env().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let diagnostics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.container_dir(id).join("supervisor.log"))
+        .map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .arg(PROGRAM)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(diagnostics))
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let recorded = (|| -> Result<bool, StateError> {
+        let _lock = state.lock()?;
+        let Some(mut container) = state.load(id)? else { return Ok(false) };
+        container.state.status = Status::Running;
+        container.state.pid = child.id();
+        container.state.supervisor_pid = std::process::id();
+        container.state.exit_code = 0;
+        container.state.error.clear();
+        container.state.started = true;
+        container.state.finished = false;
+        container.state.starting = false;
+        state.save(&container)?;
+        Ok(true)
+    })();
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the container was removed while starting".into());
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.to_string());
+        }
+    }
+    answer("ok");
+    let code = match child.wait() {
+        Ok(status) => exit_code(status),
+        Err(_) => 255,
+    };
+    record_exit(&state, id, code).map_err(|e| e.to_string())
+}
+
+fn record_exit(state: &StateDir, id: &str, code: i32) -> Result<(), StateError> {
+    let _lock = state.lock()?;
+    let Some(mut container) = state.load(id)? else { return Ok(()) };
+    container.state.status = Status::Exited;
+    container.state.exit_code = code;
+    container.state.pid = 0;
+    container.state.supervisor_pid = 0;
+    container.state.finished = true;
+    if container.auto_remove && !container.cli_removes {
+        state.remove(id)
+    } else {
+        state.save(&container)
+    }
+}
+
+/// Finds the image a container was created from.
+pub fn image_of(container: &Container) -> Result<Option<Image>, image::ImageError> {
+    let images = image::load_all(&crate::images_spec())?;
+    Ok(images
+        .iter()
+        .find(|i| i.id == container.image_id)
+        .or_else(|| images.iter().find(|i| i.matches(&container.image_name)))
+        .cloned())
+}
+
+/// The filesystem a container's program sees.
+pub fn container_fs(state: &StateDir, container: &Container) -> ContainerFs {
+    ContainerFs {
+        root: state.rootfs_path(&container.id),
+        root_read_only: container.read_only,
+        mounts: container
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                source: m.source.clone(),
+                destination: m.destination.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+    }
+}
+
+/// `KEY=VALUE` list into variables (later entries win).
+pub fn env_vars(env: &[String]) -> std::collections::BTreeMap<String, String> {
+    env.iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (entry.clone(), String::new()),
+        })
+        .collect()
+}
+
+/// Body of `fake-docker __program ID`: runs the container's program into its log.
+pub fn program_main(id: &str) -> i32 {
+    let state = match StateDir::from_env() {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("fake-docker: {e}");
+            return 127;
+        }
+    };
+    let mut log = match LogWriter::open(&state.log_path(id)) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("fake-docker: cannot open log: {e}");
+            return 127;
+        }
+    };
+    let fail = |log: &mut LogWriter, message: String| {
+        let _ = log.write(Stream::Stderr, format!("fake-docker: {message}\n").as_bytes());
+        127
+    };
+    let container = match state.load(id) {
+        Ok(Some(container)) => container,
+        Ok(None) => return fail(&mut log, "container record vanished".into()),
+        Err(e) => return fail(&mut log, e.to_string()),
+    };
+    let image = match image_of(&container) {
+        Ok(Some(image)) => image,
+        Ok(None) => return fail(&mut log, format!("image {} is no longer defined", container.image_name)),
+        Err(e) => return fail(&mut log, e.to_string()),
+    };
+    let Some(program) = image.program(&container.path) else {
+        return fail(&mut log, format!("{}: not found", container.path));
+    };
+    let mut invocation = Invocation {
+        fs: container_fs(&state, &container),
+        workdir: container.workdir.clone(),
+        vars: env_vars(&container.env),
+        args: container.args.clone(),
+    };
+    program::run(program, &mut invocation, &mut log)
+}
+
+/// Creates the working directory the way the daemon does before a process starts.
+pub fn ensure_workdir(state: &StateDir, container: &Container) {
+    if container.workdir.is_empty() {
+        return;
+    }
+    let resolved = container_fs(state, container).resolve("/", &container.workdir);
+    let _ = std::fs::create_dir_all(Path::new(&resolved.host));
+}

@@ -1,0 +1,359 @@
+//! The subset of Go's text/template that docker `--format` strings use.
+//!
+//! Supported: literal text, `{{.A.B}}`, `{{.}}`, `{{json .A}}`, `{{index .A "k"}}`,
+//! `{{join .A ","}}`, `{{lower X}}`, `{{upper X}}`, method-style calls such as
+//! `{{.Label "k"}}` (answered by the caller), and `{{-`/`-}}` whitespace trimming.
+//! Anything else is a parse error rather than a silent wrong answer.
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::gojson;
+
+/// A template that could not be parsed or evaluated.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TemplateError {
+    #[error("template: :1: unclosed action")]
+    Unclosed,
+    #[error("template: :1: function \"{0}\" not defined")]
+    UnknownFunction(String),
+    #[error("template: :1: unterminated quoted string")]
+    UnterminatedString,
+    #[error("template: :1: missing value for command")]
+    Empty,
+    #[error("template: :1:{0}: executing \"\" at <{1}>: {2}")]
+    Execution(usize, String, String),
+}
+
+/// Answers method calls like `.Label "k"` that are not plain fields.
+pub type Methods<'a> = &'a dyn Fn(&str, &[String]) -> Option<Value>;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Arg {
+    /// `.A.B` (empty path = `.`).
+    Field(Vec<String>),
+    Str(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Value(Arg),
+    Method { name: String, args: Vec<String> },
+    Call { function: String, args: Vec<Arg> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Text(String),
+    Action { text: String, action: Action },
+}
+
+/// A parsed template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    nodes: Vec<Node>,
+}
+
+impl Template {
+    /// Parses a Go-template string.
+    pub fn parse(source: &str) -> Result<Template, TemplateError> {
+        let mut nodes = Vec::new();
+        let mut rest = source;
+        let mut trim_next_text = false;
+        while let Some(open) = rest.find("{{") {
+            let mut text = &rest[..open];
+            if trim_next_text {
+                text = text.trim_start();
+            }
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or(TemplateError::Unclosed)?;
+            let mut inner = &after[..close];
+            if let Some(stripped) = inner.strip_prefix("- ") {
+                text = text.trim_end();
+                inner = stripped;
+            }
+            trim_next_text = false;
+            if let Some(stripped) = inner.strip_suffix(" -") {
+                trim_next_text = true;
+                inner = stripped;
+            }
+            if !text.is_empty() {
+                nodes.push(Node::Text(text.to_string()));
+            }
+            let inner = inner.trim();
+            nodes.push(Node::Action {
+                text: inner.to_string(),
+                action: parse_action(inner)?,
+            });
+            rest = &after[close + 2..];
+        }
+        let text = if trim_next_text { rest.trim_start() } else { rest };
+        if !text.is_empty() {
+            nodes.push(Node::Text(text.to_string()));
+        }
+        Ok(Template { nodes })
+    }
+
+    /// Renders against `data`, with no method calls available.
+    pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
+        self.render_with(data, &|_, _| None)
+    }
+
+    /// Renders against `data`; `methods` answers calls like `.Label "k"`.
+    pub fn render_with(&self, data: &Value, methods: Methods<'_>) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        for node in &self.nodes {
+            match node {
+                Node::Text(text) => out.push_str(text),
+                Node::Action { text, action } => {
+                    out.push_str(&evaluate(action, data, methods, text, out.len())?)
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn tokenize(inner: &str) -> Result<Vec<Token>, TemplateError> {
+    let mut tokens = Vec::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '"' || c == '`' {
+            let quote = c;
+            chars.next();
+            let mut value = String::new();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                if c == quote {
+                    closed = true;
+                    break;
+                }
+                if c == '\\' && quote == '"' {
+                    match chars.next() {
+                        Some('n') => value.push('\n'),
+                        Some('t') => value.push('\t'),
+                        Some(other) => value.push(other),
+                        None => break,
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+            if !closed {
+                return Err(TemplateError::UnterminatedString);
+            }
+            tokens.push(Token::Str(value));
+        } else {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+            tokens.push(Token::Word(word));
+        }
+    }
+    Ok(tokens)
+}
+
+enum Token {
+    Word(String),
+    Str(String),
+}
+
+fn parse_field(word: &str) -> Vec<String> {
+    word.split('.')
+        .filter(|part| !part.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn parse_arg(token: Token) -> Result<Arg, TemplateError> {
+    match token {
+        Token::Str(s) => Ok(Arg::Str(s)),
+        Token::Word(w) if w.starts_with('.') => Ok(Arg::Field(parse_field(&w))),
+        Token::Word(w) => Err(TemplateError::UnknownFunction(w)),
+    }
+}
+
+fn parse_action(inner: &str) -> Result<Action, TemplateError> {
+    let mut tokens = tokenize(inner)?.into_iter();
+    let first = tokens.next().ok_or(TemplateError::Empty)?;
+    match first {
+        Token::Str(s) => Ok(Action::Value(Arg::Str(s))),
+        Token::Word(word) if word.starts_with('.') => {
+            let rest: Vec<Token> = tokens.collect();
+            if rest.is_empty() {
+                return Ok(Action::Value(Arg::Field(parse_field(&word))));
+            }
+            let args = rest
+                .into_iter()
+                .map(|t| match t {
+                    Token::Str(s) | Token::Word(s) => s,
+                })
+                .collect();
+            Ok(Action::Method {
+                name: word.trim_start_matches('.').to_string(),
+                args,
+            })
+        }
+        Token::Word(function) => {
+            if !matches!(function.as_str(), "json" | "index" | "join" | "lower" | "upper") {
+                return Err(TemplateError::UnknownFunction(function));
+            }
+            let args = tokens.map(parse_arg).collect::<Result<Vec<_>, _>>()?;
+            Ok(Action::Call { function, args })
+        }
+    }
+}
+
+fn lookup<'v>(data: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(data, |value, key| value.get(key))
+}
+
+fn resolve(arg: &Arg, data: &Value) -> Option<Value> {
+    match arg {
+        Arg::Str(s) => Some(Value::String(s.clone())),
+        Arg::Field(path) => lookup(data, path).cloned(),
+    }
+}
+
+fn evaluate(
+    action: &Action,
+    data: &Value,
+    methods: Methods<'_>,
+    text: &str,
+    column: usize,
+) -> Result<String, TemplateError> {
+    let fail = |why: &str| TemplateError::Execution(column + 1, text.to_string(), why.to_string());
+    match action {
+        Action::Value(arg) => Ok(resolve(arg, data).map_or_else(|| "<no value>".to_string(), |v| go_format(&v))),
+        Action::Method { name, args } => methods(name, args)
+            .map(|v| go_format(&v))
+            .ok_or_else(|| fail(&format!("can't evaluate field {name}"))),
+        Action::Call { function, args } => {
+            let values: Vec<Value> = args
+                .iter()
+                .map(|a| resolve(a, data).unwrap_or(Value::Null))
+                .collect();
+            match (function.as_str(), values.as_slice()) {
+                ("json", [value]) => Ok(gojson::compact(value)),
+                ("index", [collection, keys @ ..]) => {
+                    let mut current = collection.clone();
+                    for key in keys {
+                        current = match (&current, key) {
+                            (Value::Object(map), Value::String(k)) => map.get(k).cloned().unwrap_or(Value::Null),
+                            (Value::Array(items), Value::String(k)) => k
+                                .parse::<usize>()
+                                .ok()
+                                .and_then(|i| items.get(i).cloned())
+                                .ok_or_else(|| fail("error calling index: index out of range"))?,
+                            _ => return Err(fail("error calling index: cannot index")),
+                        };
+                    }
+                    Ok(if current.is_null() { "<no value>".to_string() } else { go_format(&current) })
+                }
+                ("join", [Value::Array(items), Value::String(separator)]) => Ok(items
+                    .iter()
+                    .map(go_format)
+                    .collect::<Vec<_>>()
+                    .join(separator)),
+                ("lower", [value]) => Ok(go_format(value).to_lowercase()),
+                ("upper", [value]) => Ok(go_format(value).to_uppercase()),
+                _ => Err(fail(&format!("wrong arguments for {function}"))),
+            }
+        }
+    }
+}
+
+/// Formats a value like Go's `%v` does for the types docker prints.
+pub fn go_format(value: &Value) -> String {
+    match value {
+        Value::Null => "<nil>".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(go_format).collect::<Vec<_>>().join(" ")
+        ),
+        Value::Object(map) => {
+            // Go prints map keys sorted.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let parts: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{k}:{}", go_format(v)))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(template: &str, data: &Value) -> String {
+        Template::parse(template).and_then(|t| t.render(data)).unwrap_or_else(|e| format!("ERR {e}"))
+    }
+
+    #[test]
+    fn fields_and_literals() {
+        let data = json!({"State": {"Status": "exited", "ExitCode": 137, "OOMKilled": false}});
+        assert_eq!(
+            render("{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}", &data),
+            "exited 137 false"
+        );
+        assert_eq!(render("x={{ .State.Status }}!", &data), "x=exited!");
+        assert_eq!(render("{{.Nope}}", &data), "<no value>");
+    }
+
+    #[test]
+    fn json_function() {
+        let data = json!({"State": {"Error": "exec: \"x\" <bad>"}, "L": {"b": "2", "a": "1"}});
+        assert_eq!(render("{{json .State.Error}}", &data), r#""exec: \"x\" \u003cbad\u003e""#);
+        assert_eq!(render("{{json .L}}", &data), r#"{"b":"2","a":"1"}"#);
+        assert_eq!(render("{{json .}}", &json!({"a": 1})), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn go_formatting_of_collections() {
+        let data = json!({"Args": ["a", "b"], "Labels": {"z": "1", "a": "2"}, "N": null});
+        assert_eq!(render("{{.Args}}", &data), "[a b]");
+        assert_eq!(render("{{.Labels}}", &data), "map[a:2 z:1]");
+        assert_eq!(render("{{.N}}", &data), "<nil>");
+        assert_eq!(render("{{join .Args \",\"}}", &data), "a,b");
+        assert_eq!(render("{{index .Labels \"z\"}}", &data), "1");
+    }
+
+    #[test]
+    fn trimming_markers() {
+        assert_eq!(render("a  {{- .X -}}  b", &json!({"X": "x"})), "axb");
+    }
+
+    #[test]
+    fn methods_are_delegated() {
+        let template = Template::parse("{{.Label \"k\"}}").unwrap_or_else(|e| panic!("{e}"));
+        let out = template
+            .render_with(&json!({}), &|name, args| {
+                (name == "Label" && args == ["k"]).then(|| json!("v"))
+            })
+            .unwrap_or_default();
+        assert_eq!(out, "v");
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(render("{{.A", &json!({})), "ERR template: :1: unclosed action");
+        assert_eq!(
+            render("{{nosuch .A}}", &json!({})),
+            "ERR template: :1: function \"nosuch\" not defined"
+        );
+    }
+}
