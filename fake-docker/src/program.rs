@@ -242,6 +242,17 @@ pub struct Invocation {
     pub workdir: String,
     pub vars: BTreeMap<String, String>,
     pub args: Vec<String>,
+    /// Called once, when the program first blocks (a `sleep`) or ends: a container is
+    /// reported running only after its program has set up (e.g. ignored SIGTERM).
+    pub on_ready: Option<Box<dyn FnOnce()>>,
+}
+
+impl Invocation {
+    fn notify_ready(&mut self) {
+        if let Some(ready) = self.on_ready.take() {
+            ready();
+        }
+    }
 }
 
 /// Why an operation failed: the busybox-style message and the exit code it implies.
@@ -257,6 +268,12 @@ enum Flow {
 
 /// Runs a program to completion and returns its exit code.
 pub fn run(program: &Program, invocation: &mut Invocation, output: &mut dyn Output) -> i32 {
+    let code = run_steps(program, invocation, output);
+    invocation.notify_ready();
+    code
+}
+
+fn run_steps(program: &Program, invocation: &mut Invocation, output: &mut dyn Output) -> i32 {
     let mut on_error: Option<&Program> = None;
     for step in program {
         if !condition_holds(step.when.as_ref(), invocation) {
@@ -443,6 +460,7 @@ fn execute(op: &Op, invocation: &mut Invocation, output: &mut dyn Output) -> Res
                 .ok()
                 .filter(|s: &f64| s.is_finite() && *s >= 0.0)
                 .ok_or_else(|| fail(format!("sleep: invalid number '{seconds_text}'")))?;
+            invocation.notify_ready();
             std::thread::sleep(Duration::from_secs_f64(seconds));
         }
         Op::Signal(disposition) => set_term_disposition(*disposition),
@@ -561,6 +579,7 @@ mod tests {
             workdir: "/workspace".into(),
             vars: BTreeMap::new(),
             args: vec!["a".into(), "b".into()],
+            on_ready: None,
         }
     }
 

@@ -78,7 +78,11 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 fn answer(text: &str) {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
-    // Close the handshake pipe so `start` sees EOF and returns; keep fd 1 valid.
+    close_stdout();
+}
+
+/// Points fd 1 at /dev/null, closing a handshake pipe while keeping fd 1 valid.
+fn close_stdout() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         use std::os::fd::AsRawFd;
         // SAFETY: dup2 onto fd 1 with a valid open descriptor.
@@ -111,10 +115,15 @@ fn supervise_inner(id: &str) -> Result<(), String> {
         .arg(PROGRAM)
         .arg(id)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::from(diagnostics))
         .spawn()
         .map_err(|e| e.to_string())?;
+    // The program closes this pipe once it has set up (or ended); see `Invocation::on_ready`.
+    if let Some(mut pipe) = child.stdout.take() {
+        let mut ignored = Vec::new();
+        let _ = pipe.read_to_end(&mut ignored);
+    }
     let recorded = (|| -> Result<bool, StateError> {
         let _lock = state.lock()?;
         let Some(mut container) = state.load(id)? else { return Ok(false) };
@@ -240,6 +249,7 @@ pub fn program_main(id: &str) -> i32 {
         workdir: container.workdir.clone(),
         vars: env_vars(&container.env),
         args: container.args.clone(),
+        on_ready: Some(Box::new(close_stdout)),
     };
     program::run(program, &mut invocation, &mut log)
 }

@@ -78,7 +78,7 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             }
         }
     }
-    let mut invocation = Invocation { fs, workdir, vars, args: argv[1..].to_vec() };
+    let mut invocation = Invocation { fs, workdir, vars, args: argv[1..].to_vec(), on_ready: None };
     Ok(program::run(program, &mut invocation, &mut StdOutput))
 }
 
