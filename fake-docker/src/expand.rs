@@ -90,7 +90,13 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        expand(text, &Scope { vars: &vars, args: &args })
+        expand(
+            text,
+            &Scope {
+                vars: &vars,
+                args: &args,
+            },
+        )
     }
 
     #[test]

@@ -247,7 +247,9 @@ impl CommandSpec {
             .long(long)
             .map(display_name)
             .unwrap_or_else(|| format!("--{long}"));
-        self.usage_error(&format!("invalid argument \"{value}\" for \"{name}\" flag: {why}"))
+        self.usage_error(&format!(
+            "invalid argument \"{value}\" for \"{name}\" flag: {why}"
+        ))
     }
 
     /// `--help` text.
@@ -259,7 +261,10 @@ impl CommandSpec {
                 .flags
                 .iter()
                 .map(|flag| {
-                    let short = flag.short.map(|c| format!("-{c}, ")).unwrap_or_else(|| "    ".to_string());
+                    let short = flag
+                        .short
+                        .map(|c| format!("-{c}, "))
+                        .unwrap_or_else(|| "    ".to_string());
                     let value = match flag.kind {
                         Kind::Bool => String::new(),
                         Kind::Value(kind) => format!(" {kind}"),
@@ -281,11 +286,36 @@ mod tests {
     use super::*;
 
     const FLAGS: &[Flag] = &[
-        Flag { long: "name", short: None, kind: Kind::Value("string"), help: "" },
-        Flag { long: "env", short: Some('e'), kind: Kind::Value("list"), help: "" },
-        Flag { long: "interactive", short: Some('i'), kind: Kind::Bool, help: "" },
-        Flag { long: "tty", short: Some('t'), kind: Kind::Bool, help: "" },
-        Flag { long: "rm", short: None, kind: Kind::Bool, help: "" },
+        Flag {
+            long: "name",
+            short: None,
+            kind: Kind::Value("string"),
+            help: "",
+        },
+        Flag {
+            long: "env",
+            short: Some('e'),
+            kind: Kind::Value("list"),
+            help: "",
+        },
+        Flag {
+            long: "interactive",
+            short: Some('i'),
+            kind: Kind::Bool,
+            help: "",
+        },
+        Flag {
+            long: "tty",
+            short: Some('t'),
+            kind: Kind::Bool,
+            help: "",
+        },
+        Flag {
+            long: "rm",
+            short: None,
+            kind: Kind::Bool,
+            help: "",
+        },
     ];
 
     const RUN: CommandSpec = CommandSpec {
@@ -304,7 +334,9 @@ mod tests {
     #[test]
     fn long_short_and_clusters() {
         let parsed = RUN
-            .parse(&args(&["--name=a", "-it", "-e", "A=1", "-eB=2", "--rm", "img", "cmd", "--name", "x"]))
+            .parse(&args(&[
+                "--name=a", "-it", "-e", "A=1", "-eB=2", "--rm", "img", "cmd", "--name", "x",
+            ]))
             .unwrap_or_default();
         assert_eq!(parsed.last("name"), Some("a"));
         assert!(parsed.bool("interactive") && parsed.bool("tty") && parsed.bool("rm"));
@@ -314,8 +346,13 @@ mod tests {
 
     #[test]
     fn interspersed_commands_take_flags_after_positionals() {
-        let spec = CommandSpec { interspersed: true, ..RUN };
-        let parsed = spec.parse(&args(&["t1", "--name", "x"])).unwrap_or_default();
+        let spec = CommandSpec {
+            interspersed: true,
+            ..RUN
+        };
+        let parsed = spec
+            .parse(&args(&["t1", "--name", "x"]))
+            .unwrap_or_default();
         assert_eq!(parsed.positionals, args(&["t1"]));
         assert_eq!(parsed.last("name"), Some("x"));
     }
@@ -335,6 +372,9 @@ mod tests {
             ParseError::Usage("flag needs an argument: --name".into())
         );
         assert_eq!(RUN.parse(&args(&["--help"])).unwrap_err(), ParseError::Help);
-        assert!(matches!(RUN.parse(&args(&[])).unwrap_err(), ParseError::Arity(_)));
+        assert!(matches!(
+            RUN.parse(&args(&[])).unwrap_err(),
+            ParseError::Arity(_)
+        ));
     }
 }

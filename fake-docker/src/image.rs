@@ -118,14 +118,19 @@ impl Image {
         let bare = name.trim_start_matches("sha256:");
         normalize_reference(name) == self.reference
             || name == self.id
-            || (bare.len() >= 12 && hex.starts_with(bare) && bare.bytes().all(|b| b.is_ascii_hexdigit()))
+            || (bare.len() >= 12
+                && hex.starts_with(bare)
+                && bare.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 
     /// The program for a container command's argv[0] (a path's last component counts).
     pub fn program(&self, command: &str) -> Option<&Program> {
         self.programs.get(command).or_else(|| {
             let base = command.rsplit('/').next().unwrap_or(command);
-            command.contains('/').then(|| self.programs.get(base)).flatten()
+            command
+                .contains('/')
+                .then(|| self.programs.get(base))
+                .flatten()
         })
     }
 
@@ -179,7 +184,11 @@ impl Image {
 
 /// `null` for an empty list, as Go's nil slices encode.
 pub fn null_if_empty(items: &[String]) -> Value {
-    if items.is_empty() { Value::Null } else { json!(items) }
+    if items.is_empty() {
+        Value::Null
+    } else {
+        json!(items)
+    }
 }
 
 /// Loads every image named by a `:`-separated list of directories and files.
@@ -188,7 +197,10 @@ pub fn load_all(spec: &str) -> Result<Vec<Image>, ImageError> {
     for entry in spec.split(':').filter(|e| !e.is_empty()) {
         let path = PathBuf::from(entry);
         if path.is_dir() {
-            let read_error = |source| ImageError::Read { path: path.clone(), source };
+            let read_error = |source| ImageError::Read {
+                path: path.clone(),
+                source,
+            };
             let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
                 .map_err(read_error)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -243,10 +255,14 @@ mod tests {
     #[test]
     fn rejects_bad_steps_with_location() {
         let yaml = b"name: t/x\nprograms:\n  hi:\n    - stdout: a\n      exit: 1\n";
-        let error = Image::parse(Path::new("x.yaml"), yaml).err().map(|e| e.to_string());
+        let error = Image::parse(Path::new("x.yaml"), yaml)
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
-            Some("invalid fake image definition x.yaml: program \"hi\": step 1: more than one operation: stdout, exit")
+            Some(
+                "invalid fake image definition x.yaml: program \"hi\": step 1: more than one operation: stdout, exit"
+            )
         );
     }
 }

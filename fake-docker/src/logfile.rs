@@ -57,7 +57,11 @@ pub fn parse_records(buffer: &[u8]) -> (Vec<(Stream, Vec<u8>)>, usize) {
     let mut records = Vec::new();
     let mut offset = 0;
     while buffer.len() >= offset + 5 {
-        let stream = if buffer[offset] == b'e' { Stream::Stderr } else { Stream::Stdout };
+        let stream = if buffer[offset] == b'e' {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
         let mut length_bytes = [0u8; 4];
         length_bytes.copy_from_slice(&buffer[offset + 1..offset + 5]);
         let length = u32::from_be_bytes(length_bytes) as usize;
@@ -128,7 +132,9 @@ mod tests {
             (Stream::Stdout, "c\n"),
             (Stream::Stdout, "tail"),
         ] {
-            writer.write(stream, text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            writer
+                .write(stream, text.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         let mut offset = 0;
         let records = read_new(&path, &mut offset).unwrap_or_else(|e| panic!("{e}"));

@@ -32,7 +32,11 @@ pub fn normalize(workdir: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_string()
     } else {
-        format!("{}/{}", if workdir.is_empty() { "/" } else { workdir }, path)
+        format!(
+            "{}/{}",
+            if workdir.is_empty() { "/" } else { workdir },
+            path
+        )
     };
     let mut parts: Vec<&str> = Vec::new();
     for part in joined.split('/') {
@@ -131,15 +135,24 @@ mod tests {
         let fs = fs();
         assert_eq!(
             fs.resolve("/", "/workspace/inputs/a.txt"),
-            Resolved { host: "/host/in/a.txt".into(), read_only: true }
+            Resolved {
+                host: "/host/in/a.txt".into(),
+                read_only: true
+            }
         );
         assert_eq!(
             fs.resolve("/workspace", "outputs/x"),
-            Resolved { host: "/host/ws/outputs/x".into(), read_only: false }
+            Resolved {
+                host: "/host/ws/outputs/x".into(),
+                read_only: false
+            }
         );
         assert_eq!(
             fs.resolve("/", "/workspace"),
-            Resolved { host: "/host/ws".into(), read_only: false }
+            Resolved {
+                host: "/host/ws".into(),
+                read_only: false
+            }
         );
     }
 
@@ -148,11 +161,17 @@ mod tests {
         let fs = fs();
         assert_eq!(
             fs.resolve("/", "/workspaces/x"),
-            Resolved { host: "/state/root/workspaces/x".into(), read_only: true }
+            Resolved {
+                host: "/state/root/workspaces/x".into(),
+                read_only: true
+            }
         );
         assert_eq!(
             fs.resolve("/tmp", "f"),
-            Resolved { host: "/state/root/tmp/f".into(), read_only: true }
+            Resolved {
+                host: "/state/root/tmp/f".into(),
+                read_only: true
+            }
         );
     }
 }

@@ -164,7 +164,14 @@ fn compile_step(index: usize, raw: RawStep) -> Result<Step, StepError> {
     }
     if let Some(v) = raw.cat_args {
         // `cat_args: false` is a no-op kept only so the key is allowed.
-        ops.push(("cat_args", if v { Op::CatArgs } else { Op::Set(BTreeMap::new()) }));
+        ops.push((
+            "cat_args",
+            if v {
+                Op::CatArgs
+            } else {
+                Op::Set(BTreeMap::new())
+            },
+        ));
     }
     if let Some(v) = raw.mkdir {
         ops.push(("mkdir", Op::Mkdir(v)));
@@ -288,10 +295,8 @@ fn run_steps(program: &Program, invocation: &mut Invocation, output: &mut dyn Ou
             Ok(Flow::Exit(code)) => return code,
             Err(failure) => {
                 return match on_error {
-                    Some(handler) => match run_handler(handler, invocation, output) {
-                        Some(code) => code,
-                        None => 1,
-                    },
+                    // A handler that does not exit explicitly still fails the program.
+                    Some(handler) => run_handler(handler, invocation, output).unwrap_or(1),
                     None => {
                         output.stderr(format!("{}\n", failure.message).as_bytes());
                         failure.code
@@ -304,7 +309,11 @@ fn run_steps(program: &Program, invocation: &mut Invocation, output: &mut dyn Ou
 }
 
 /// Runs an `on_error` handler; `Some(code)` if it exited explicitly or failed itself.
-fn run_handler(handler: &Program, invocation: &mut Invocation, output: &mut dyn Output) -> Option<i32> {
+fn run_handler(
+    handler: &Program,
+    invocation: &mut Invocation,
+    output: &mut dyn Output,
+) -> Option<i32> {
     for step in handler {
         if !condition_holds(step.when.as_ref(), invocation) {
             continue;
@@ -375,7 +384,11 @@ fn fail(message: String) -> OpFailure {
     OpFailure { message, code: 1 }
 }
 
-fn execute(op: &Op, invocation: &mut Invocation, output: &mut dyn Output) -> Result<Flow, OpFailure> {
+fn execute(
+    op: &Op,
+    invocation: &mut Invocation,
+    output: &mut dyn Output,
+) -> Result<Flow, OpFailure> {
     let scope = Scope {
         vars: &invocation.vars,
         args: &invocation.args,
@@ -411,7 +424,12 @@ fn execute(op: &Op, invocation: &mut Invocation, output: &mut dyn Output) -> Res
                 } else {
                     std::fs::create_dir_all(&resolved.host)
                 };
-                result.map_err(|e| fail(format!("mkdir: can't create directory '{path}': {}", io_reason(&e))))?;
+                result.map_err(|e| {
+                    fail(format!(
+                        "mkdir: can't create directory '{path}': {}",
+                        io_reason(&e)
+                    ))
+                })?;
             }
         }
         Op::Write(spec) | Op::Append(spec) => {
@@ -419,8 +437,13 @@ fn execute(op: &Op, invocation: &mut Invocation, output: &mut dyn Output) -> Res
             let content = text(&spec.content);
             let resolved = resolve(&path);
             let append = matches!(op, Op::Append(_));
-            write_file(&resolved.host, resolved.read_only, content.as_bytes(), append)
-                .map_err(|e| fail(format!("sh: can't create {path}: {}", io_reason(&e))))?;
+            write_file(
+                &resolved.host,
+                resolved.read_only,
+                content.as_bytes(),
+                append,
+            )
+            .map_err(|e| fail(format!("sh: can't create {path}: {}", io_reason(&e))))?;
         }
         Op::Copy(spec) => {
             let from = expand(&spec.from, &scope);
@@ -481,7 +504,8 @@ fn execute(op: &Op, invocation: &mut Invocation, output: &mut dyn Output) -> Res
 }
 
 fn cat_one(path: &str, host: &Path, output: &mut dyn Output) -> Result<(), OpFailure> {
-    let bytes = std::fs::read(host).map_err(|e| fail(format!("cat: can't open '{path}': {}", io_reason(&e))))?;
+    let bytes = std::fs::read(host)
+        .map_err(|e| fail(format!("cat: can't open '{path}': {}", io_reason(&e))))?;
     output.stdout(&bytes);
     Ok(())
 }
@@ -511,7 +535,10 @@ fn sha256_manifest(dir: &Path, prefix: &str) -> std::io::Result<(String, usize)>
     for entry in entries {
         let entry = entry?;
         // Follow symlinks like `[ -f ]` does.
-        if std::fs::metadata(entry.path()).map(|m| m.is_file()).unwrap_or(false) {
+        if std::fs::metadata(entry.path())
+            .map(|m| m.is_file())
+            .unwrap_or(false)
+        {
             files.push(entry.file_name());
         }
     }
@@ -630,7 +657,10 @@ mod tests {
         let mut out = Captured::default();
         let code = run(&program, &mut invocation(dir.path(), false), &mut out);
         assert_eq!(code, 1);
-        assert_eq!(out.stderr, b"cat: can't open '/nope': No such file or directory\n");
+        assert_eq!(
+            out.stderr,
+            b"cat: can't open '/nope': No such file or directory\n"
+        );
     }
 
     #[test]
@@ -644,7 +674,10 @@ mod tests {
             "- sha256_manifest: { dir: in, to: m, prefix: \"in/\", count_var: N }\n- stdout: \"${N}\"\n",
         );
         let mut out = Captured::default();
-        assert_eq!(run(&program, &mut invocation(dir.path(), false), &mut out), 0);
+        assert_eq!(
+            run(&program, &mut invocation(dir.path(), false), &mut out),
+            0
+        );
         assert_eq!(out.stdout, b"2\n");
         let manifest = std::fs::read_to_string(dir.path().join("ws/m")).unwrap_or_default();
         assert_eq!(

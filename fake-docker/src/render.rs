@@ -105,7 +105,11 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
 }
 
 fn network_name(mode: &str) -> String {
-    if mode == "default" { "bridge".to_string() } else { mode.to_string() }
+    if mode == "default" {
+        "bridge".to_string()
+    } else {
+        mode.to_string()
+    }
 }
 
 /// `ps` STATUS text: `Up`, `Created` or `Exited (N)` (no age: the fake has no clock).
@@ -131,9 +135,21 @@ fn ellipsis(text: &str, width: usize) -> String {
 /// The fields a `ps --format` template sees.
 pub fn ps_fields(container: &Container, truncate: bool) -> Value {
     let command = container.argv().join(" ");
-    let command = if truncate { ellipsis(&command, 20) } else { command };
-    let labels: Vec<String> = container.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mounts: Vec<String> = container.mounts.iter().map(|m| m.source.to_string_lossy().into_owned()).collect();
+    let command = if truncate {
+        ellipsis(&command, 20)
+    } else {
+        command
+    };
+    let labels: Vec<String> = container
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mounts: Vec<String> = container
+        .mounts
+        .iter()
+        .map(|m| m.source.to_string_lossy().into_owned())
+        .collect();
     json!({
         "Command": serde_json::to_string(&command).unwrap_or_default(),
         "CreatedAt": "2000-01-01 00:00:00 +0000 UTC",
@@ -203,7 +219,10 @@ mod tests {
 
     #[test]
     fn tabwriter_alignment() {
-        let text = tabulate(&["CONTAINER ID\tIMAGE\tNAMES".to_string(), "abc\tbusybox:latest\tt1".to_string()]);
+        let text = tabulate(&[
+            "CONTAINER ID\tIMAGE\tNAMES".to_string(),
+            "abc\tbusybox:latest\tt1".to_string(),
+        ]);
         assert_eq!(
             text,
             "CONTAINER ID   IMAGE            NAMES\nabc            busybox:latest   t1\n"
@@ -213,6 +232,9 @@ mod tests {
     #[test]
     fn ellipsis_like_docker() {
         assert_eq!(ellipsis("short", 20), "short");
-        assert_eq!(ellipsis("sleep 100 and a long tail", 20), "sleep 100 and a lon…");
+        assert_eq!(
+            ellipsis("sleep 100 and a long tail", 20),
+            "sleep 100 and a lon…"
+        );
     }
 }

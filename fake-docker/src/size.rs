@@ -20,7 +20,7 @@ pub fn parse_ram_size(text: &str) -> Result<i64, SizeError> {
         .char_indices()
         .filter(|(_, c)| c.is_ascii_digit() || *c == '.' || *c == ' ')
         .map(|(i, _)| i)
-        .last()
+        .next_back()
         .ok_or_else(|| SizeError::InvalidSize(text.to_string()))?;
     let (number, suffix) = if text.as_bytes()[separator] == b' ' {
         (&text[..separator], &text[separator + 1..])
@@ -42,7 +42,11 @@ pub fn parse_ram_size(text: &str) -> Result<i64, SizeError> {
     let mut chars = lower.chars();
     let first = chars.next().ok_or_else(bad)?;
     if first == 'b' {
-        return if lower.len() == 1 { Ok(value as i64) } else { Err(bad()) };
+        return if lower.len() == 1 {
+            Ok(value as i64)
+        } else {
+            Err(bad())
+        };
     }
     let multiplier: f64 = match first {
         'k' => 1024f64,

@@ -120,7 +120,9 @@ impl Container {
 
 /// `sha256("fake-docker/container/" + name)` in hex.
 pub fn container_id(name: &str) -> String {
-    hex::encode(Sha256::digest(format!("fake-docker/container/{name}").as_bytes()))
+    hex::encode(Sha256::digest(
+        format!("fake-docker/container/{name}").as_bytes(),
+    ))
 }
 
 /// How a name or ID lookup ended.
@@ -256,7 +258,7 @@ impl StateDir {
                 containers.push(container);
             }
         }
-        containers.sort_by(|a, b| b.sequence.cmp(&a.sequence));
+        containers.sort_by_key(|c| std::cmp::Reverse(c.sequence));
         Ok(containers)
     }
 
@@ -287,7 +289,9 @@ impl StateDir {
             Err(e) => return Err(io("read", &path)(e)),
         };
         let next = current + 1;
-        let temp = self.root.join(format!("counter.tmp.{}", std::process::id()));
+        let temp = self
+            .root
+            .join(format!("counter.tmp.{}", std::process::id()));
         std::fs::write(&temp, next.to_string()).map_err(io("write", &temp))?;
         std::fs::rename(&temp, &path).map_err(io("rename", &temp))?;
         Ok(next)
@@ -297,7 +301,9 @@ impl StateDir {
 /// Private roots may hold read-only directories made by tests; make them deletable.
 fn make_writable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if let Ok(meta) = std::fs::symlink_metadata(&path)

@@ -62,8 +62,12 @@ pub fn spawn(state: &StateDir, id: &str) -> Result<Child, SpawnError> {
     }
     match answer.trim() {
         "ok" => Ok(child),
-        "" => Err(SpawnError::Handshake("it exited before the container was running".into())),
-        other => Err(SpawnError::Handshake(other.trim_start_matches("error ").to_string())),
+        "" => Err(SpawnError::Handshake(
+            "it exited before the container was running".into(),
+        )),
+        other => Err(SpawnError::Handshake(
+            other.trim_start_matches("error ").to_string(),
+        )),
     }
 }
 
@@ -126,7 +130,9 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     }
     let recorded = (|| -> Result<bool, StateError> {
         let _lock = state.lock()?;
-        let Some(mut container) = state.load(id)? else { return Ok(false) };
+        let Some(mut container) = state.load(id)? else {
+            return Ok(false);
+        };
         container.state.status = Status::Running;
         container.state.pid = child.id();
         container.state.supervisor_pid = std::process::id();
@@ -161,7 +167,9 @@ fn supervise_inner(id: &str) -> Result<(), String> {
 
 fn record_exit(state: &StateDir, id: &str, code: i32) -> Result<(), StateError> {
     let _lock = state.lock()?;
-    let Some(mut container) = state.load(id)? else { return Ok(()) };
+    let Some(mut container) = state.load(id)? else {
+        return Ok(());
+    };
     container.state.status = Status::Exited;
     container.state.exit_code = code;
     container.state.pid = 0;
@@ -228,7 +236,10 @@ pub fn program_main(id: &str) -> i32 {
         }
     };
     let fail = |log: &mut LogWriter, message: String| {
-        let _ = log.write(Stream::Stderr, format!("fake-docker: {message}\n").as_bytes());
+        let _ = log.write(
+            Stream::Stderr,
+            format!("fake-docker: {message}\n").as_bytes(),
+        );
         127
     };
     let container = match state.load(id) {
@@ -238,7 +249,12 @@ pub fn program_main(id: &str) -> i32 {
     };
     let image = match image_of(&container) {
         Ok(Some(image)) => image,
-        Ok(None) => return fail(&mut log, format!("image {} is no longer defined", container.image_name)),
+        Ok(None) => {
+            return fail(
+                &mut log,
+                format!("image {} is no longer defined", container.image_name),
+            );
+        }
         Err(e) => return fail(&mut log, e.to_string()),
     };
     let Some(program) = image.program(&container.path) else {

@@ -87,7 +87,11 @@ impl Template {
             });
             rest = &after[close + 2..];
         }
-        let text = if trim_next_text { rest.trim_start() } else { rest };
+        let text = if trim_next_text {
+            rest.trim_start()
+        } else {
+            rest
+        };
         if !text.is_empty() {
             nodes.push(Node::Text(text.to_string()));
         }
@@ -202,7 +206,10 @@ fn parse_action(inner: &str) -> Result<Action, TemplateError> {
             })
         }
         Token::Word(function) => {
-            if !matches!(function.as_str(), "json" | "index" | "join" | "lower" | "upper") {
+            if !matches!(
+                function.as_str(),
+                "json" | "index" | "join" | "lower" | "upper"
+            ) {
                 return Err(TemplateError::UnknownFunction(function));
             }
             let args = tokens.map(parse_arg).collect::<Result<Vec<_>, _>>()?;
@@ -231,7 +238,9 @@ fn evaluate(
 ) -> Result<String, TemplateError> {
     let fail = |why: &str| TemplateError::Execution(column + 1, text.to_string(), why.to_string());
     match action {
-        Action::Value(arg) => Ok(resolve(arg, data).map_or_else(|| "<no value>".to_string(), |v| go_format(&v))),
+        Action::Value(arg) => {
+            Ok(resolve(arg, data).map_or_else(|| "<no value>".to_string(), |v| go_format(&v)))
+        }
         Action::Method { name, args } => methods(name, args)
             .map(|v| go_format(&v))
             .ok_or_else(|| fail(&format!("can't evaluate field {name}"))),
@@ -246,7 +255,9 @@ fn evaluate(
                     let mut current = collection.clone();
                     for key in keys {
                         current = match (&current, key) {
-                            (Value::Object(map), Value::String(k)) => map.get(k).cloned().unwrap_or(Value::Null),
+                            (Value::Object(map), Value::String(k)) => {
+                                map.get(k).cloned().unwrap_or(Value::Null)
+                            }
                             (Value::Array(items), Value::String(k)) => k
                                 .parse::<usize>()
                                 .ok()
@@ -255,7 +266,11 @@ fn evaluate(
                             _ => return Err(fail("error calling index: cannot index")),
                         };
                     }
-                    Ok(if current.is_null() { "<no value>".to_string() } else { go_format(&current) })
+                    Ok(if current.is_null() {
+                        "<no value>".to_string()
+                    } else {
+                        go_format(&current)
+                    })
                 }
                 ("join", [Value::Array(items), Value::String(separator)]) => Ok(items
                     .iter()
@@ -300,14 +315,19 @@ mod tests {
     use serde_json::json;
 
     fn render(template: &str, data: &Value) -> String {
-        Template::parse(template).and_then(|t| t.render(data)).unwrap_or_else(|e| format!("ERR {e}"))
+        Template::parse(template)
+            .and_then(|t| t.render(data))
+            .unwrap_or_else(|e| format!("ERR {e}"))
     }
 
     #[test]
     fn fields_and_literals() {
         let data = json!({"State": {"Status": "exited", "ExitCode": 137, "OOMKilled": false}});
         assert_eq!(
-            render("{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}", &data),
+            render(
+                "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}",
+                &data
+            ),
             "exited 137 false"
         );
         assert_eq!(render("x={{ .State.Status }}!", &data), "x=exited!");
@@ -317,7 +337,10 @@ mod tests {
     #[test]
     fn json_function() {
         let data = json!({"State": {"Error": "exec: \"x\" <bad>"}, "L": {"b": "2", "a": "1"}});
-        assert_eq!(render("{{json .State.Error}}", &data), r#""exec: \"x\" \u003cbad\u003e""#);
+        assert_eq!(
+            render("{{json .State.Error}}", &data),
+            r#""exec: \"x\" \u003cbad\u003e""#
+        );
         assert_eq!(render("{{json .L}}", &data), r#"{"b":"2","a":"1"}"#);
         assert_eq!(render("{{json .}}", &json!({"a": 1})), r#"{"a":1}"#);
     }
@@ -350,7 +373,10 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(render("{{.A", &json!({})), "ERR template: :1: unclosed action");
+        assert_eq!(
+            render("{{.A", &json!({})),
+            "ERR template: :1: unclosed action"
+        );
         assert_eq!(
             render("{{nosuch .A}}", &json!({})),
             "ERR template: :1: function \"nosuch\" not defined"

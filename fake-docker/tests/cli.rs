@@ -55,7 +55,11 @@ impl Fake {
 
     fn images(&self) -> String {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/fake-images");
-        format!("{}:{}", fixtures.display(), self.path("tools.yaml").display())
+        format!(
+            "{}:{}",
+            fixtures.display(),
+            self.path("tools.yaml").display()
+        )
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -91,9 +95,18 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[test]
 fn version_and_info_formats() {
     let fake = Fake::new();
-    fake.cmd(&["version", "--format", "{{.Server.Version}}"]).assert().success().stdout("20.10.24-fake\n");
-    fake.cmd(&["info", "--format", "{{.ServerVersion}}"]).assert().success().stdout("20.10.24-fake\n");
-    fake.cmd(&["version"]).assert().success().stdout(predicate::str::contains("Server: fake-docker"));
+    fake.cmd(&["version", "--format", "{{.Server.Version}}"])
+        .assert()
+        .success()
+        .stdout("20.10.24-fake\n");
+    fake.cmd(&["info", "--format", "{{.ServerVersion}}"])
+        .assert()
+        .success()
+        .stdout("20.10.24-fake\n");
+    fake.cmd(&["version"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Server: fake-docker"));
 }
 
 #[test]
@@ -104,7 +117,11 @@ fn image_inspect_known_and_missing() {
     assert_eq!(json[0]["RepoTags"][0], JOB_IMAGE);
     assert_eq!(json[0]["Config"]["WorkingDir"], "/workspace");
     assert_eq!(json[0]["Size"], 2105344);
-    assert!(json[0]["Id"].as_str().is_some_and(|id| id.starts_with("sha256:") && id.len() == 71));
+    assert!(
+        json[0]["Id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("sha256:") && id.len() == 71)
+    );
     fake.cmd(&["image", "inspect", "nosuch:1"])
         .assert()
         .code(1)
@@ -120,17 +137,41 @@ fn image_inspect_known_and_missing() {
 #[test]
 fn create_start_wait_logs_inspect_round_trip() {
     let fake = Fake::new();
-    let id = fake.stdout(&["create", "--name", "t4", "--label", "dockproof.run=r1", "test/tools"]);
+    let id = fake.stdout(&[
+        "create",
+        "--name",
+        "t4",
+        "--label",
+        "dockproof.run=r1",
+        "test/tools",
+    ]);
     assert_eq!(id.trim().len(), 64);
     assert_eq!(
-        fake.stdout(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Path}}", "t4"]),
+        fake.stdout(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Path}}",
+            "t4"
+        ]),
         "created 0 /t4 mixed\n"
     );
     fake.cmd(&["start", "t4"]).assert().success().stdout("t4\n");
     fake.cmd(&["wait", "t4"]).assert().success().stdout("4\n");
-    fake.cmd(&["logs", "t4"]).assert().success().stdout("a\nc\n").stderr("b\n");
-    fake.cmd(&["logs", "--tail", "1", "t4"]).assert().success().stdout("c\n").stderr("");
-    fake.cmd(&["logs", "--tail", "2", "t4"]).assert().success().stdout("c\n").stderr("b\n");
+    fake.cmd(&["logs", "t4"])
+        .assert()
+        .success()
+        .stdout("a\nc\n")
+        .stderr("b\n");
+    fake.cmd(&["logs", "--tail", "1", "t4"])
+        .assert()
+        .success()
+        .stdout("c\n")
+        .stderr("");
+    fake.cmd(&["logs", "--tail", "2", "t4"])
+        .assert()
+        .success()
+        .stdout("c\n")
+        .stderr("b\n");
     let out = fake.stdout(&["inspect", id.trim()]);
     assert!(out.starts_with("[\n    {\n        \"Id\": \""), "{out}");
     let json: serde_json::Value = serde_json::from_str(&out).expect("json");
@@ -145,24 +186,56 @@ fn create_start_wait_logs_inspect_round_trip() {
     assert_eq!(c["Created"], "2000-01-01T00:00:00Z");
     // Deterministic ID from the name.
     use sha2::Digest;
-    assert_eq!(id.trim(), hex::encode(sha2::Sha256::digest(b"fake-docker/container/t4")));
+    assert_eq!(
+        id.trim(),
+        hex::encode(sha2::Sha256::digest(b"fake-docker/container/t4"))
+    );
     // Prefix lookup.
-    fake.cmd(&["inspect", "-f", "{{.Name}}", &id[..8]]).assert().success().stdout("/t4\n");
+    fake.cmd(&["inspect", "-f", "{{.Name}}", &id[..8]])
+        .assert()
+        .success()
+        .stdout("/t4\n");
     fake.cmd(&["rm", "t4"]).assert().success().stdout("t4\n");
-    fake.cmd(&["inspect", "t4"]).assert().code(1).stdout("[]\n").stderr("Error: No such object: t4\n");
+    fake.cmd(&["inspect", "t4"])
+        .assert()
+        .code(1)
+        .stdout("[]\n")
+        .stderr("Error: No such object: t4\n");
 }
 
 #[test]
 fn host_config_records_limits() {
     let fake = Fake::new();
     fake.cmd(&[
-        "create", "--name", "t6", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "64", "--read-only",
-        "--security-opt", "no-new-privileges", "--network", "none", "-u", "1000:1000", "-v",
-        &format!("{}:/workspace:ro", fake.path("ws").display()), "-l", "a=b", "--rm", "test/tools", "sleep", "5",
+        "create",
+        "--name",
+        "t6",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "64",
+        "--read-only",
+        "--security-opt",
+        "no-new-privileges",
+        "--network",
+        "none",
+        "-u",
+        "1000:1000",
+        "-v",
+        &format!("{}:/workspace:ro", fake.path("ws").display()),
+        "-l",
+        "a=b",
+        "--rm",
+        "test/tools",
+        "sleep",
+        "5",
     ])
     .assert()
     .success();
-    let json: serde_json::Value = serde_json::from_str(&fake.stdout(&["inspect", "t6"])).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&fake.stdout(&["inspect", "t6"])).expect("json");
     let host = &json[0]["HostConfig"];
     assert_eq!(host["Memory"], 67108864);
     assert_eq!(host["NanoCpus"], 500000000);
@@ -170,7 +243,10 @@ fn host_config_records_limits() {
     assert_eq!(host["ReadonlyRootfs"], true);
     assert_eq!(host["AutoRemove"], true);
     assert_eq!(host["NetworkMode"], "none");
-    assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges"])
+    );
     assert_eq!(json[0]["Config"]["User"], "1000:1000");
     assert_eq!(json[0]["Path"], "sleep");
     assert_eq!(json[0]["Args"], serde_json::json!(["5"]));
@@ -201,17 +277,40 @@ fn unknown_image_messages() {
 fn unknown_command_on_start_and_run() {
     let fake = Fake::new();
     let message = "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown";
-    fake.cmd(&["create", "--name", "t1", "--label", "dockproof.run=r1", "test/tools", "nosuchcmd"]).assert().success();
+    fake.cmd(&[
+        "create",
+        "--name",
+        "t1",
+        "--label",
+        "dockproof.run=r1",
+        "test/tools",
+        "nosuchcmd",
+    ])
+    .assert()
+    .success();
     fake.cmd(&["start", "t1"])
         .assert()
         .code(1)
         .stdout("")
-        .stderr(format!("Error response from daemon: {message}\nError: failed to start containers: t1\n"));
-    fake.cmd(&["inspect", "t1", "--format", "{{.State.Status}} {{.State.ExitCode}} {{json .State.Error}}"])
+        .stderr(format!(
+            "Error response from daemon: {message}\nError: failed to start containers: t1\n"
+        ));
+    fake.cmd(&[
+        "inspect",
+        "t1",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}} {{json .State.Error}}",
+    ])
+    .assert()
+    .success()
+    .stdout(format!(
+        "created 127 {}\n",
+        serde_json::to_string(message).expect("json")
+    ));
+    fake.cmd(&["rm", "-f", "t1"])
         .assert()
         .success()
-        .stdout(format!("created 127 {}\n", serde_json::to_string(message).expect("json")));
-    fake.cmd(&["rm", "-f", "t1"]).assert().success().stdout("t1\n");
+        .stdout("t1\n");
     fake.cmd(&["run", "--name", "t2", "test/tools", "nosuchcmd"])
         .assert()
         .code(127)
@@ -231,8 +330,16 @@ fn flag_and_argument_errors() {
     fake.cmd(&["start"]).assert().code(1).stderr(
         "docker: 'docker start' requires at least 1 argument\n\nUsage:  docker start [OPTIONS] CONTAINER [CONTAINER...]\n\nSee 'docker start --help' for more information\n",
     );
-    for command in ["create", "run", "start", "stop", "kill", "wait", "rm", "exec", "logs", "ps", "inspect", "version", "info"] {
-        fake.cmd(&[command, "--help"]).assert().success().stdout(predicate::str::contains(format!("Usage:  docker {command}")));
+    for command in [
+        "create", "run", "start", "stop", "kill", "wait", "rm", "exec", "logs", "ps", "inspect",
+        "version", "info",
+    ] {
+        fake.cmd(&[command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "Usage:  docker {command}"
+            )));
     }
     fake.cmd(&["image", "inspect", "--help"]).assert().success();
 }
@@ -247,16 +354,22 @@ fn missing_container_errors() {
             .stdout("")
             .stderr("Error response from daemon: No such container: nosuch\n");
     }
-    fake.cmd(&["exec", "nosuch", "true"]).assert().code(1).stderr("Error response from daemon: No such container: nosuch\n");
-    fake.cmd(&["kill", "nosuch"])
+    fake.cmd(&["exec", "nosuch", "true"])
         .assert()
         .code(1)
-        .stderr("Error response from daemon: Cannot kill container: nosuch: No such container: nosuch\n");
+        .stderr("Error response from daemon: No such container: nosuch\n");
+    fake.cmd(&["kill", "nosuch"]).assert().code(1).stderr(
+        "Error response from daemon: Cannot kill container: nosuch: No such container: nosuch\n",
+    );
     fake.cmd(&["start", "nosuch"])
         .assert()
         .code(1)
         .stderr("Error response from daemon: No such container: nosuch\nError: failed to start containers: nosuch\n");
-    fake.cmd(&["inspect", "nosuch"]).assert().code(1).stdout("[]\n").stderr("Error: No such object: nosuch\n");
+    fake.cmd(&["inspect", "nosuch"])
+        .assert()
+        .code(1)
+        .stdout("[]\n")
+        .stderr("Error: No such object: nosuch\n");
 }
 
 #[test]
@@ -267,23 +380,58 @@ fn name_conflict() {
         "Error response from daemon: Conflict. The container name \"/dup\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.\n",
         id.trim()
     ));
-    fake.cmd(&["run", "--name", "dup", "test/tools"]).assert().code(125).stderr(predicate::str::starts_with(
-        "docker: Error response from daemon: Conflict.",
-    ));
+    fake.cmd(&["run", "--name", "dup", "test/tools"])
+        .assert()
+        .code(125)
+        .stderr(predicate::str::starts_with(
+            "docker: Error response from daemon: Conflict.",
+        ));
 }
 
 #[test]
 fn running_container_lifecycle() {
     let fake = Fake::new();
-    let id = fake.stdout(&["run", "-d", "--name", "t3", "--label", "dockproof.run=r1", "test/tools", "sleep", "100"]);
+    let id = fake.stdout(&[
+        "run",
+        "-d",
+        "--name",
+        "t3",
+        "--label",
+        "dockproof.run=r1",
+        "test/tools",
+        "sleep",
+        "100",
+    ]);
     let id = id.trim();
-    fake.cmd(&["ps", "-a", "--filter", "label=dockproof.run=r1", "--format", "{{.ID}} {{.Names}} {{.Status}}"])
+    fake.cmd(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=dockproof.run=r1",
+        "--format",
+        "{{.ID}} {{.Names}} {{.Status}}",
+    ])
+    .assert()
+    .success()
+    .stdout(format!("{} t3 Up\n", &id[..12]));
+    fake.cmd(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=dockproof.run=r1",
+        "--no-trunc",
+    ])
+    .assert()
+    .success()
+    .stdout(format!("{id}\n"));
+    fake.cmd(&["ps", "-q", "--filter", "label=dockproof.run=other"])
         .assert()
         .success()
-        .stdout(format!("{} t3 Up\n", &id[..12]));
-    fake.cmd(&["ps", "-aq", "--filter", "label=dockproof.run=r1", "--no-trunc"]).assert().success().stdout(format!("{id}\n"));
-    fake.cmd(&["ps", "-q", "--filter", "label=dockproof.run=other"]).assert().success().stdout("");
-    fake.cmd(&["ps", "-q", "--filter", "name=t3"]).assert().success().stdout(format!("{}\n", &id[..12]));
+        .stdout("");
+    fake.cmd(&["ps", "-q", "--filter", "name=t3"])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", &id[..12]));
     fake.cmd(&["exec", "t3", "nosuchcmd"]).assert().code(126).stderr(
         "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\n",
     );
@@ -294,40 +442,69 @@ fn running_container_lifecycle() {
         "Error response from daemon: You cannot remove a running container {id}. Stop the container before attempting removal or force remove\n"
     ));
     let started = Instant::now();
-    fake.cmd(&["stop", "-t", "5", "t3"]).assert().success().stdout("t3\n");
-    assert!(started.elapsed() < Duration::from_secs(4), "SIGTERM should end sleep at once");
-    fake.cmd(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}", "t3"])
+    fake.cmd(&["stop", "-t", "5", "t3"])
         .assert()
         .success()
-        .stdout("exited 143 false\n");
+        .stdout("t3\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "SIGTERM should end sleep at once"
+    );
+    fake.cmd(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}",
+        "t3",
+    ])
+    .assert()
+    .success()
+    .stdout("exited 143 false\n");
     fake.cmd(&["exec", "t3", "true"])
         .assert()
         .code(1)
-        .stderr(format!("Error response from daemon: Container {id} is not running\n"));
+        .stderr(format!(
+            "Error response from daemon: Container {id} is not running\n"
+        ));
     fake.cmd(&["wait", "t3"]).assert().success().stdout("143\n");
     fake.cmd(&["ps", "-q"]).assert().success().stdout("");
-    fake.cmd(&["kill", "t3"])
-        .assert()
-        .code(1)
-        .stderr(format!("Error response from daemon: Cannot kill container: t3: Container {id} is not running\n"));
+    fake.cmd(&["kill", "t3"]).assert().code(1).stderr(format!(
+        "Error response from daemon: Cannot kill container: t3: Container {id} is not running\n"
+    ));
     // Restart, then kill.
     fake.cmd(&["start", "t3"]).assert().success().stdout("t3\n");
     fake.cmd(&["kill", "t3"]).assert().success().stdout("t3\n");
-    fake.cmd(&["inspect", "-f", "{{.State.ExitCode}}", "t3"]).assert().success().stdout("137\n");
+    fake.cmd(&["inspect", "-f", "{{.State.ExitCode}}", "t3"])
+        .assert()
+        .success()
+        .stdout("137\n");
     fake.cmd(&["rm", "t3"]).assert().success().stdout("t3\n");
 }
 
 #[test]
 fn stop_of_term_ignoring_program_kills_after_grace() {
     let fake = Fake::new();
-    fake.cmd(&["run", "-d", "--name", "t5", "test/tools", "stubborn"]).assert().success();
+    fake.cmd(&["run", "-d", "--name", "t5", "test/tools", "stubborn"])
+        .assert()
+        .success();
     let started = Instant::now();
-    fake.cmd(&["stop", "-t", "1", "t5"]).assert().success().stdout("t5\n");
+    fake.cmd(&["stop", "-t", "1", "t5"])
+        .assert()
+        .success()
+        .stdout("t5\n");
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(900), "stopped too early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(10), "stopped too late: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "stopped too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "stopped too late: {elapsed:?}"
+    );
     fake.cmd(&["wait", "t5"]).assert().success().stdout("137\n");
-    fake.cmd(&["logs", "t5"]).assert().success().stdout("ready\n");
+    fake.cmd(&["logs", "t5"])
+        .assert()
+        .success()
+        .stdout("ready\n");
     // Stopping an exited container is a no-op success.
     fake.cmd(&["stop", "t5"]).assert().success().stdout("t5\n");
 }
@@ -337,9 +514,21 @@ fn exec_sees_env_and_workdir() {
     let fake = Fake::new();
     let ws = fake.workspace(&[]);
     let volume = format!("{}:/workspace", ws.display());
-    fake.cmd(&["run", "-d", "--name", "e1", "-e", "A=from-create", "-v", &volume, "test/tools", "sleep", "30"])
-        .assert()
-        .success();
+    fake.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "e1",
+        "-e",
+        "A=from-create",
+        "-v",
+        &volume,
+        "test/tools",
+        "sleep",
+        "30",
+    ])
+    .assert()
+    .success();
     fake.cmd(&["exec", "e1", "show", "x", "y"])
         .assert()
         .success()
@@ -348,9 +537,18 @@ fn exec_sees_env_and_workdir() {
         .assert()
         .success()
         .stdout(" A=from-exec FROM_IMAGE=image\n");
-    fake.cmd(&["exec", "-w", "/workspace", "e1", "pwd-write", "hi"]).assert().success().stdout("hi\n");
-    assert_eq!(std::fs::read_to_string(ws.join("here.txt")).expect("written"), "hi");
-    fake.cmd(&["rm", "-f", "e1"]).assert().success().stdout("e1\n");
+    fake.cmd(&["exec", "-w", "/workspace", "e1", "pwd-write", "hi"])
+        .assert()
+        .success()
+        .stdout("hi\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("here.txt")).expect("written"),
+        "hi"
+    );
+    fake.cmd(&["rm", "-f", "e1"])
+        .assert()
+        .success()
+        .stdout("e1\n");
     fake.cmd(&["ps", "-aq"]).assert().success().stdout("");
 }
 
@@ -364,7 +562,14 @@ fn read_only_root_and_mounts_refuse_writes() {
         .stderr("sh: can't create here.txt: Read-only file system\n");
     let ws = fake.workspace(&[("a.txt", "a")]);
     fake.cmd(&[
-        "run", "--rm", "--read-only", "-e", "JOB_ID=ro", "-v", &format!("{}:/workspace:ro", ws.display()), JOB_IMAGE,
+        "run",
+        "--rm",
+        "--read-only",
+        "-e",
+        "JOB_ID=ro",
+        "-v",
+        &format!("{}:/workspace:ro", ws.display()),
+        JOB_IMAGE,
     ])
     .assert()
     .code(1)
@@ -381,12 +586,22 @@ fn job_runner_contract() {
     std::fs::create_dir_all(ws.join("inputs/nested")).expect("mkdir");
     std::fs::write(ws.join("inputs/nested/skip.txt"), "no").expect("write");
     let volume = format!("{}:/workspace", ws.display());
-    fake.cmd(&["run", "--name", "job1", "-e", "JOB_ID=j1", "-v", &volume, JOB_IMAGE])
-        .assert()
-        .code(0)
-        .stdout("job j1: starting\nsummary written to outputs/summary.json\n")
-        .stderr("job j1: reading inputs from /workspace/inputs\njob j1: done (exit 0)\n");
-    let checksums = std::fs::read_to_string(ws.join("outputs/checksums.sha256")).expect("checksums");
+    fake.cmd(&[
+        "run",
+        "--name",
+        "job1",
+        "-e",
+        "JOB_ID=j1",
+        "-v",
+        &volume,
+        JOB_IMAGE,
+    ])
+    .assert()
+    .code(0)
+    .stdout("job j1: starting\nsummary written to outputs/summary.json\n")
+    .stderr("job j1: reading inputs from /workspace/inputs\njob j1: done (exit 0)\n");
+    let checksums =
+        std::fs::read_to_string(ws.join("outputs/checksums.sha256")).expect("checksums");
     assert_eq!(
         checksums,
         format!(
@@ -403,11 +618,23 @@ fn job_runner_contract() {
     );
     // Failure exit code, default JOB_ID, and a 1 s sleep.
     let started = Instant::now();
-    fake.cmd(&["run", "--rm", "-e", "JOB_EXIT_CODE=3", "-e", "JOB_SLEEP=1", "-v", &volume, JOB_IMAGE])
-        .assert()
-        .code(3)
-        .stdout("job local: starting\njob local: sleeping 1s\nsummary written to outputs/summary.json\n")
-        .stderr("job local: reading inputs from /workspace/inputs\njob local: done (exit 3)\n");
+    fake.cmd(&[
+        "run",
+        "--rm",
+        "-e",
+        "JOB_EXIT_CODE=3",
+        "-e",
+        "JOB_SLEEP=1",
+        "-v",
+        &volume,
+        JOB_IMAGE,
+    ])
+    .assert()
+    .code(3)
+    .stdout(
+        "job local: starting\njob local: sleeping 1s\nsummary written to outputs/summary.json\n",
+    )
+    .stderr("job local: reading inputs from /workspace/inputs\njob local: done (exit 3)\n");
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(
         std::fs::read(ws.join("outputs/summary.json")).expect("summary"),
@@ -416,22 +643,54 @@ fn job_runner_contract() {
     // No inputs directory: empty checksums, zero inputs.
     let empty = fake.path("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
-    fake.cmd(&["run", "--rm", "-v", &format!("{}:/workspace", empty.display()), JOB_IMAGE]).assert().success();
-    assert_eq!(std::fs::read(empty.join("outputs/checksums.sha256")).expect("checksums"), b"");
+    fake.cmd(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/workspace", empty.display()),
+        JOB_IMAGE,
+    ])
+    .assert()
+    .success();
+    assert_eq!(
+        std::fs::read(empty.join("outputs/checksums.sha256")).expect("checksums"),
+        b""
+    );
     assert_eq!(
         std::fs::read(empty.join("outputs/summary.json")).expect("summary"),
         b"{\"job\":\"local\",\"inputs\":0,\"status\":\"ok\"}\n"
     );
     // The other commands of the contract.
     std::fs::write(ws.join("x.txt"), "X").expect("write");
-    fake.cmd(&["run", "--rm", "-v", &volume, JOB_IMAGE, "echo", "hello", "world"]).assert().success().stdout("hello world\n");
-    fake.cmd(&["run", "--rm", "-v", &volume, JOB_IMAGE, "cat", "/workspace/x.txt", "x.txt"]).assert().success().stdout("XX");
+    fake.cmd(&[
+        "run", "--rm", "-v", &volume, JOB_IMAGE, "echo", "hello", "world",
+    ])
+    .assert()
+    .success()
+    .stdout("hello world\n");
+    fake.cmd(&[
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        JOB_IMAGE,
+        "cat",
+        "/workspace/x.txt",
+        "x.txt",
+    ])
+    .assert()
+    .success()
+    .stdout("XX");
     fake.cmd(&["run", "--rm", "-v", &volume, JOB_IMAGE, "cat", "missing"])
         .assert()
         .code(1)
         .stderr("cat: can't open 'missing': No such file or directory\n");
-    fake.cmd(&["run", "--rm", JOB_IMAGE, "true"]).assert().code(0);
-    fake.cmd(&["run", "--rm", JOB_IMAGE, "false"]).assert().code(1);
+    fake.cmd(&["run", "--rm", JOB_IMAGE, "true"])
+        .assert()
+        .code(0);
+    fake.cmd(&["run", "--rm", JOB_IMAGE, "false"])
+        .assert()
+        .code(1);
 }
 
 #[test]
@@ -439,15 +698,42 @@ fn job_runner_term_handling() {
     let fake = Fake::new();
     let ws = fake.workspace(&[]);
     let volume = format!("{}:/workspace", ws.display());
-    fake.cmd(&["run", "-d", "--name", "s1", "-e", "JOB_SLEEP=30", "-v", &volume, JOB_IMAGE]).assert().success();
+    fake.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "s1",
+        "-e",
+        "JOB_SLEEP=30",
+        "-v",
+        &volume,
+        JOB_IMAGE,
+    ])
+    .assert()
+    .success();
     fake.cmd(&["stop", "-t", "5", "s1"]).assert().success();
     fake.cmd(&["wait", "s1"]).assert().success().stdout("143\n");
-    fake.cmd(&["run", "-d", "--name", "s2", "-e", "JOB_SLEEP=30", "-e", "JOB_IGNORE_TERM=1", "-v", &volume, JOB_IMAGE])
-        .assert()
-        .success();
+    fake.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "s2",
+        "-e",
+        "JOB_SLEEP=30",
+        "-e",
+        "JOB_IGNORE_TERM=1",
+        "-v",
+        &volume,
+        JOB_IMAGE,
+    ])
+    .assert()
+    .success();
     fake.cmd(&["stop", "-t", "1", "s2"]).assert().success();
     fake.cmd(&["wait", "s2"]).assert().success().stdout("137\n");
-    fake.cmd(&["logs", "s2"]).assert().success().stdout("job local: starting\njob local: sleeping 30s\n");
+    fake.cmd(&["logs", "s2"])
+        .assert()
+        .success()
+        .stdout("job local: starting\njob local: sleeping 30s\n");
 }
 
 #[test]
@@ -458,21 +744,42 @@ fn parallel_invocations_are_safe() {
             let fake = std::sync::Arc::clone(&fake);
             std::thread::spawn(move || {
                 let name = format!("p{i}");
-                fake.cmd(&["create", "--name", &name, "-l", "group=par", "test/tools"]).assert().success();
-                fake.cmd(&["start", &name]).assert().success().stdout(format!("{name}\n"));
+                fake.cmd(&["create", "--name", &name, "-l", "group=par", "test/tools"])
+                    .assert()
+                    .success();
+                fake.cmd(&["start", &name])
+                    .assert()
+                    .success()
+                    .stdout(format!("{name}\n"));
                 fake.cmd(&["wait", &name]).assert().success().stdout("4\n");
                 // Unnamed containers get distinct counter names.
-                fake.cmd(&["create", "-l", "group=anon", "test/tools", "true"]).assert().success();
+                fake.cmd(&["create", "-l", "group=anon", "test/tools", "true"])
+                    .assert()
+                    .success();
             })
         })
         .collect();
     for handle in handles {
         handle.join().expect("thread");
     }
-    let names = fake.stdout(&["ps", "-a", "--filter", "label=group=par", "--format", "{{.Names}} {{.Status}}"]);
+    let names = fake.stdout(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=group=par",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
     assert_eq!(names.lines().count(), 20);
     assert!(names.lines().all(|l| l.ends_with("Exited (4)")), "{names}");
-    let anon = fake.stdout(&["ps", "-a", "--filter", "label=group=anon", "--format", "{{.Names}}"]);
+    let anon = fake.stdout(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=group=anon",
+        "--format",
+        "{{.Names}}",
+    ]);
     let mut anon: Vec<&str> = anon.lines().collect();
     anon.sort();
     anon.dedup();

@@ -8,45 +8,131 @@ use super::{CommandError, Outcome, daemon_error, err, find_image, load_images, o
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::image::{Image, normalize_reference, repository_of};
 use crate::logfile::{self, Stream};
-use crate::state::{Container, MountRecord, RunState, StateDir, Status, container_id};
 use crate::size;
+use crate::state::{Container, MountRecord, RunState, StateDir, Status, container_id};
 
-const fn value(long: &'static str, short: Option<char>, kind: &'static str, help: &'static str) -> Flag {
-    Flag { long, short, kind: Kind::Value(kind), help }
+const fn value(
+    long: &'static str,
+    short: Option<char>,
+    kind: &'static str,
+    help: &'static str,
+) -> Flag {
+    Flag {
+        long,
+        short,
+        kind: Kind::Value(kind),
+        help,
+    }
 }
 
 const fn boolean(long: &'static str, short: Option<char>, help: &'static str) -> Flag {
-    Flag { long, short, kind: Kind::Bool, help }
+    Flag {
+        long,
+        short,
+        kind: Kind::Bool,
+        help,
+    }
 }
 
 const CONTAINER_FLAGS: &[Flag] = &[
     value("name", None, "string", "Assign a name to the container"),
-    boolean("rm", None, "Automatically remove the container and its associated anonymous volumes when it exits"),
+    boolean(
+        "rm",
+        None,
+        "Automatically remove the container and its associated anonymous volumes when it exits",
+    ),
     value("env", Some('e'), "list", "Set environment variables"),
     value("volume", Some('v'), "list", "Bind mount a volume"),
-    value("workdir", Some('w'), "string", "Working directory inside the container"),
-    value("user", Some('u'), "string", "Username or UID (format: <name|uid>[:<group|gid>])"),
+    value(
+        "workdir",
+        Some('w'),
+        "string",
+        "Working directory inside the container",
+    ),
+    value(
+        "user",
+        Some('u'),
+        "string",
+        "Username or UID (format: <name|uid>[:<group|gid>])",
+    ),
     value("label", Some('l'), "list", "Set meta data on a container"),
     value("memory", Some('m'), "bytes", "Memory limit"),
-    value("memory-swap", None, "bytes", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
+    value(
+        "memory-swap",
+        None,
+        "bytes",
+        "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
+    ),
     value("cpus", None, "decimal", "Number of CPUs"),
-    value("pids-limit", None, "int", "Tune container pids limit (set -1 for unlimited)"),
-    boolean("read-only", None, "Mount the container's root filesystem as read only"),
+    value(
+        "pids-limit",
+        None,
+        "int",
+        "Tune container pids limit (set -1 for unlimited)",
+    ),
+    boolean(
+        "read-only",
+        None,
+        "Mount the container's root filesystem as read only",
+    ),
     value("security-opt", None, "list", "Security Options"),
     value("cap-drop", None, "list", "Drop Linux capabilities"),
-    value("network", None, "network", "Connect a container to a network"),
-    value("net", None, "network", "Connect a container to a network (deprecated spelling)"),
-    value("entrypoint", None, "string", "Overwrite the default ENTRYPOINT of the image"),
-    value("pull", None, "string", "Pull image before creating (\"always\", \"missing\", \"never\")"),
-    value("stop-timeout", None, "int", "Timeout (in seconds) to stop a container"),
+    value(
+        "network",
+        None,
+        "network",
+        "Connect a container to a network",
+    ),
+    value(
+        "net",
+        None,
+        "network",
+        "Connect a container to a network (deprecated spelling)",
+    ),
+    value(
+        "entrypoint",
+        None,
+        "string",
+        "Overwrite the default ENTRYPOINT of the image",
+    ),
+    value(
+        "pull",
+        None,
+        "string",
+        "Pull image before creating (\"always\", \"missing\", \"never\")",
+    ),
+    value(
+        "stop-timeout",
+        None,
+        "int",
+        "Timeout (in seconds) to stop a container",
+    ),
     value("hostname", Some('h'), "string", "Container host name"),
-    value("platform", None, "string", "Set platform if server is multi-platform capable"),
+    value(
+        "platform",
+        None,
+        "string",
+        "Set platform if server is multi-platform capable",
+    ),
     value("tmpfs", None, "list", "Mount a tmpfs directory"),
-    value("publish", Some('p'), "list", "Publish a container's port(s) to the host"),
+    value(
+        "publish",
+        Some('p'),
+        "list",
+        "Publish a container's port(s) to the host",
+    ),
     boolean("init", None, "Run an init inside the container"),
-    boolean("interactive", Some('i'), "Keep STDIN open even if not attached"),
+    boolean(
+        "interactive",
+        Some('i'),
+        "Keep STDIN open even if not attached",
+    ),
     boolean("tty", Some('t'), "Allocate a pseudo-TTY"),
-    boolean("detach", Some('d'), "Run container in background and print container ID"),
+    boolean(
+        "detach",
+        Some('d'),
+        "Run container in background and print container ID",
+    ),
     boolean("quiet", Some('q'), "Suppress the pull output"),
 ];
 
@@ -75,7 +161,10 @@ enum CreateFailure {
     /// Exit 125 with the usage text (already formatted).
     Usage(String),
     /// A daemon answer; `preamble` is printed first (the "Unable to find image" line).
-    Daemon { preamble: String, message: String },
+    Daemon {
+        preamble: String,
+        message: String,
+    },
     Internal(CommandError),
 }
 
@@ -92,7 +181,10 @@ impl From<crate::state::StateError> for CreateFailure {
 }
 
 fn daemon(message: String) -> CreateFailure {
-    CreateFailure::Daemon { preamble: String::new(), message }
+    CreateFailure::Daemon {
+        preamble: String::new(),
+        message,
+    }
 }
 
 /// Prints a failure as `create` (exit 1) or `run` (exit 125) does.
@@ -130,7 +222,11 @@ fn parse_cpus(text: &str) -> Result<i64, String> {
     if fraction.len() > 9 {
         return Err("value is too precise".to_string());
     }
-    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| rational())? };
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| rational())?
+    };
     let fraction_nanos: i64 = if fraction.is_empty() {
         0
     } else {
@@ -194,7 +290,10 @@ fn parse_volume(state: &StateDir, text: &str) -> Result<MountRecord, String> {
         ));
     }
     let read_only = mode.split(',').any(|m| m == "ro");
-    if !mode.split(',').all(|m| matches!(m, "" | "ro" | "rw" | "z" | "Z")) {
+    if !mode
+        .split(',')
+        .all(|m| matches!(m, "" | "ro" | "rw" | "z" | "Z"))
+    {
         return Err(format!("invalid mode: {mode}"));
     }
     let source_path = if source.starts_with('/') {
@@ -224,7 +323,9 @@ struct Request {
 }
 
 fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, CreateFailure> {
-    let usage = |long: &str, value: &str, why: String| CreateFailure::Usage(spec.invalid_value(long, value, &why));
+    let usage = |long: &str, value: &str, why: String| {
+        CreateFailure::Usage(spec.invalid_value(long, value, &why))
+    };
     if let Some(memory) = parsed.last("memory") {
         size::parse_ram_size(memory).map_err(|e| usage("memory", memory, e.to_string()))?;
     }
@@ -261,12 +362,21 @@ fn build_container(
 ) -> Result<Container, CreateFailure> {
     let (entrypoint, cmd) = match parsed.last("entrypoint") {
         Some(entrypoint) => {
-            let entrypoint: Vec<String> = if entrypoint.is_empty() { vec![] } else { vec![entrypoint.to_string()] };
+            let entrypoint: Vec<String> = if entrypoint.is_empty() {
+                vec![]
+            } else {
+                vec![entrypoint.to_string()]
+            };
             (Some(entrypoint), request.command.clone())
         }
         None => {
-            let cmd = if request.command.is_empty() { image.config.cmd.clone() } else { request.command.clone() };
-            let entrypoint = (!image.config.entrypoint.is_empty()).then(|| image.config.entrypoint.clone());
+            let cmd = if request.command.is_empty() {
+                image.config.cmd.clone()
+            } else {
+                request.command.clone()
+            };
+            let entrypoint =
+                (!image.config.entrypoint.is_empty()).then(|| image.config.entrypoint.clone());
             (entrypoint, cmd)
         }
     };
@@ -275,7 +385,10 @@ fn build_container(
     if argv.is_empty() {
         return Err(daemon("No command specified".to_string()));
     }
-    let workdir = parsed.last("workdir").map(str::to_string).unwrap_or_else(|| image.config.workdir.clone());
+    let workdir = parsed
+        .last("workdir")
+        .map(str::to_string)
+        .unwrap_or_else(|| image.config.workdir.clone());
     if !workdir.is_empty() && !workdir.starts_with('/') {
         return Err(daemon(format!(
             "the working directory '{workdir}' is invalid, it needs to be an absolute path"
@@ -286,7 +399,10 @@ fn build_container(
         .or_else(|| parsed.last("net"))
         .unwrap_or("default")
         .to_string();
-    if !matches!(network_mode.as_str(), "default" | "bridge" | "host" | "none") {
+    if !matches!(
+        network_mode.as_str(),
+        "default" | "bridge" | "host" | "none"
+    ) {
         return Err(daemon(format!("network {network_mode} not found")));
     }
     let memory = match parsed.last("memory") {
@@ -316,7 +432,10 @@ fn build_container(
         image_id: image.id.clone(),
         path: argv[0].clone(),
         args: argv[1..].to_vec(),
-        user: parsed.last("user").map(str::to_string).unwrap_or_else(|| image.config.user.clone()),
+        user: parsed
+            .last("user")
+            .map(str::to_string)
+            .unwrap_or_else(|| image.config.user.clone()),
         env: merge_env(&image.config.env, &env_entries(&parsed.all("env"))),
         cmd,
         entrypoint: entrypoint.filter(|e| !e.is_empty()),
@@ -328,10 +447,20 @@ fn build_container(
         auto_remove,
         cli_removes: false,
         read_only: parsed.bool("read-only"),
-        security_opt: parsed.all("security-opt").iter().map(|s| s.to_string()).collect(),
+        security_opt: parsed
+            .all("security-opt")
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         memory,
-        nano_cpus: parsed.last("cpus").and_then(|c| parse_cpus(c).ok()).unwrap_or(0),
-        pids_limit: parsed.last("pids-limit").and_then(|p| parse_int(p).ok()).filter(|p| *p > 0),
+        nano_cpus: parsed
+            .last("cpus")
+            .and_then(|c| parse_cpus(c).ok())
+            .unwrap_or(0),
+        pids_limit: parsed
+            .last("pids-limit")
+            .and_then(|p| parse_int(p).ok())
+            .filter(|p| *p > 0),
         stop_timeout: parsed.last("stop-timeout").and_then(|p| parse_int(p).ok()),
         state: RunState {
             status: Status::Created,
@@ -347,7 +476,11 @@ fn build_container(
 }
 
 /// Creates the container record; the common part of `create` and `run`.
-fn create_container(spec: &CommandSpec, parsed: &Parsed, cli_removes: bool) -> Result<Container, CreateFailure> {
+fn create_container(
+    spec: &CommandSpec,
+    parsed: &Parsed,
+    cli_removes: bool,
+) -> Result<Container, CreateFailure> {
     let request = parse_request(spec, parsed)?;
     let images = load_images().map_err(CommandError::from)?;
     let reference = normalize_reference(&request.image_name);
@@ -434,7 +567,11 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                 state.remove(&container.id)?;
             }
             // Docker's exit code for "command not found" / "cannot invoke".
-            return Ok(if message.contains("executable file not found") { 127 } else { 126 });
+            return Ok(if message.contains("executable file not found") {
+                127
+            } else {
+                126
+            });
         }
     };
     if detach {
@@ -450,14 +587,20 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 }
 
 /// Streams a container's log to stdout/stderr until it exits; returns its exit code.
-fn follow_until_exit(state: &StateDir, id: &str, supervisor: Option<std::process::Child>) -> Result<i32, CommandError> {
+fn follow_until_exit(
+    state: &StateDir,
+    id: &str,
+    supervisor: Option<std::process::Child>,
+) -> Result<i32, CommandError> {
     let mut supervisor = supervisor;
     let log = state.log_path(id);
     let mut offset = 0u64;
     loop {
         // Look at the state before reading, so output written before the exit is not lost.
         let current = state.load(id)?;
-        let finished = current.as_ref().is_none_or(|c| c.state.status != Status::Running && !c.state.starting);
+        let finished = current
+            .as_ref()
+            .is_none_or(|c| c.state.status != Status::Running && !c.state.starting);
         for (stream, bytes) in logfile::read_new(&log, &mut offset).unwrap_or_default() {
             let text = String::from_utf8_lossy(&bytes);
             match stream {
@@ -487,15 +630,24 @@ mod tests {
         assert_eq!(parse_cpus("0.5"), Ok(500_000_000));
         assert_eq!(parse_cpus("2"), Ok(2_000_000_000));
         assert_eq!(parse_cpus(".25"), Ok(250_000_000));
-        assert_eq!(parse_cpus("x"), Err("failed to parse x as a rational number".into()));
-        assert_eq!(parse_cpus("0.0000000001"), Err("value is too precise".into()));
+        assert_eq!(
+            parse_cpus("x"),
+            Err("failed to parse x as a rational number".into())
+        );
+        assert_eq!(
+            parse_cpus("0.0000000001"),
+            Err("value is too precise".into())
+        );
     }
 
     #[test]
     fn env_merges_like_the_daemon() {
         let image = vec!["PATH=/bin".to_string(), "A=1".to_string()];
         let container = vec!["A=2".to_string(), "B=3".to_string()];
-        assert_eq!(merge_env(&image, &container), vec!["PATH=/bin", "A=2", "B=3"]);
+        assert_eq!(
+            merge_env(&image, &container),
+            vec!["PATH=/bin", "A=2", "B=3"]
+        );
     }
 
     #[test]

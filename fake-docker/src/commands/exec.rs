@@ -16,20 +16,57 @@ pub const EXEC: CommandSpec = CommandSpec {
     usage: "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
     about: "Execute a command in a running container",
     flags: &[
-        Flag { long: "env", short: Some('e'), kind: Kind::Value("list"), help: "Set environment variables" },
-        Flag { long: "workdir", short: Some('w'), kind: Kind::Value("string"), help: "Working directory inside the container" },
-        Flag { long: "user", short: Some('u'), kind: Kind::Value("string"), help: "Username or UID (format: \"<name|uid>[:<group|gid>]\")" },
-        Flag { long: "detach", short: Some('d'), kind: Kind::Bool, help: "Detached mode: run command in the background" },
-        Flag { long: "interactive", short: Some('i'), kind: Kind::Bool, help: "Keep STDIN open even if not attached" },
-        Flag { long: "tty", short: Some('t'), kind: Kind::Bool, help: "Allocate a pseudo-TTY" },
-        Flag { long: "privileged", short: None, kind: Kind::Bool, help: "Give extended privileges to the command" },
+        Flag {
+            long: "env",
+            short: Some('e'),
+            kind: Kind::Value("list"),
+            help: "Set environment variables",
+        },
+        Flag {
+            long: "workdir",
+            short: Some('w'),
+            kind: Kind::Value("string"),
+            help: "Working directory inside the container",
+        },
+        Flag {
+            long: "user",
+            short: Some('u'),
+            kind: Kind::Value("string"),
+            help: "Username or UID (format: \"<name|uid>[:<group|gid>]\")",
+        },
+        Flag {
+            long: "detach",
+            short: Some('d'),
+            kind: Kind::Bool,
+            help: "Detached mode: run command in the background",
+        },
+        Flag {
+            long: "interactive",
+            short: Some('i'),
+            kind: Kind::Bool,
+            help: "Keep STDIN open even if not attached",
+        },
+        Flag {
+            long: "tty",
+            short: Some('t'),
+            kind: Kind::Bool,
+            help: "Allocate a pseudo-TTY",
+        },
+        Flag {
+            long: "privileged",
+            short: None,
+            kind: Kind::Bool,
+            help: "Give extended privileges to the command",
+        },
     ],
     interspersed: false,
     arity: Arity::AtLeast(2),
 };
 
 fn oci_exec_failure(reason: &str) -> String {
-    format!("OCI runtime exec failed: exec failed: unable to start container process: {reason}: unknown\n")
+    format!(
+        "OCI runtime exec failed: exec failed: unable to start container process: {reason}: unknown\n"
+    )
 }
 
 /// `docker exec`.
@@ -47,7 +84,10 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     }
     let image = supervisor::image_of(&container)?;
     let Some(program) = image.as_ref().and_then(|i| i.program(&argv[0])) else {
-        err(&oci_exec_failure(&format!("exec: \"{}\": executable file not found in $PATH", argv[0])));
+        err(&oci_exec_failure(&format!(
+            "exec: \"{}\": executable file not found in $PATH",
+            argv[0]
+        )));
         return Ok(126);
     };
     let workdir = match parsed.last("workdir") {
@@ -78,7 +118,13 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             }
         }
     }
-    let mut invocation = Invocation { fs, workdir, vars, args: argv[1..].to_vec(), on_ready: None };
+    let mut invocation = Invocation {
+        fs,
+        workdir,
+        vars,
+        args: argv[1..].to_vec(),
+        on_ready: None,
+    };
     Ok(program::run(program, &mut invocation, &mut StdOutput))
 }
 
@@ -94,7 +140,10 @@ fn spawn_detached(parsed: &Parsed, name: &str, argv: &[String], workdir: &str) -
         command.arg("-e").arg(entry);
     }
     command.arg(name).args(argv);
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: setsid is async-signal-safe.
     unsafe {
         command.pre_exec(|| {

@@ -18,8 +18,18 @@ pub const START: CommandSpec = CommandSpec {
     usage: "start [OPTIONS] CONTAINER [CONTAINER...]",
     about: "Start one or more stopped containers",
     flags: &[
-        Flag { long: "attach", short: Some('a'), kind: Kind::Bool, help: "Attach STDOUT/STDERR and forward signals" },
-        Flag { long: "interactive", short: Some('i'), kind: Kind::Bool, help: "Attach container's STDIN" },
+        Flag {
+            long: "attach",
+            short: Some('a'),
+            kind: Kind::Bool,
+            help: "Attach STDOUT/STDERR and forward signals",
+        },
+        Flag {
+            long: "interactive",
+            short: Some('i'),
+            kind: Kind::Bool,
+            help: "Attach container's STDIN",
+        },
     ],
     interspersed: true,
     arity: Arity::AtLeast(1),
@@ -31,9 +41,24 @@ pub const STOP: CommandSpec = CommandSpec {
     usage: "stop [OPTIONS] CONTAINER [CONTAINER...]",
     about: "Stop one or more running containers",
     flags: &[
-        Flag { long: "timeout", short: Some('t'), kind: Kind::Value("int"), help: "Seconds to wait before killing the container" },
-        Flag { long: "time", short: None, kind: Kind::Value("int"), help: "Seconds to wait before killing the container (deprecated)" },
-        Flag { long: "signal", short: Some('s'), kind: Kind::Value("string"), help: "Signal to send to the container" },
+        Flag {
+            long: "timeout",
+            short: Some('t'),
+            kind: Kind::Value("int"),
+            help: "Seconds to wait before killing the container",
+        },
+        Flag {
+            long: "time",
+            short: None,
+            kind: Kind::Value("int"),
+            help: "Seconds to wait before killing the container (deprecated)",
+        },
+        Flag {
+            long: "signal",
+            short: Some('s'),
+            kind: Kind::Value("string"),
+            help: "Signal to send to the container",
+        },
     ],
     interspersed: true,
     arity: Arity::AtLeast(1),
@@ -44,7 +69,12 @@ pub const KILL: CommandSpec = CommandSpec {
     name: "kill",
     usage: "kill [OPTIONS] CONTAINER [CONTAINER...]",
     about: "Kill one or more running containers",
-    flags: &[Flag { long: "signal", short: Some('s'), kind: Kind::Value("string"), help: "Signal to send to the container" }],
+    flags: &[Flag {
+        long: "signal",
+        short: Some('s'),
+        kind: Kind::Value("string"),
+        help: "Signal to send to the container",
+    }],
     interspersed: true,
     arity: Arity::AtLeast(1),
 };
@@ -65,9 +95,24 @@ pub const RM: CommandSpec = CommandSpec {
     usage: "rm [OPTIONS] CONTAINER [CONTAINER...]",
     about: "Remove one or more containers",
     flags: &[
-        Flag { long: "force", short: Some('f'), kind: Kind::Bool, help: "Force the removal of a running container (uses SIGKILL)" },
-        Flag { long: "volumes", short: Some('v'), kind: Kind::Bool, help: "Remove anonymous volumes associated with the container" },
-        Flag { long: "link", short: Some('l'), kind: Kind::Bool, help: "Remove the specified link" },
+        Flag {
+            long: "force",
+            short: Some('f'),
+            kind: Kind::Bool,
+            help: "Force the removal of a running container (uses SIGKILL)",
+        },
+        Flag {
+            long: "volumes",
+            short: Some('v'),
+            kind: Kind::Bool,
+            help: "Remove anonymous volumes associated with the container",
+        },
+        Flag {
+            long: "link",
+            short: Some('l'),
+            kind: Kind::Bool,
+            help: "Remove the specified link",
+        },
     ],
     interspersed: true,
     arity: Arity::AtLeast(1),
@@ -82,7 +127,10 @@ pub fn not_found_message(command: &str) -> String {
 
 /// Starts a container. `Ok(Err(message))` is a daemon error (already recorded);
 /// `Ok(Ok(Some(child)))` is the new supervisor; `Ok(Ok(None))` means it was running.
-pub fn start_one(state: &StateDir, id: &str) -> Result<Result<Option<Child>, String>, CommandError> {
+pub fn start_one(
+    state: &StateDir,
+    id: &str,
+) -> Result<Result<Option<Child>, String>, CommandError> {
     {
         let _lock = state.lock()?;
         let Some(mut container) = state.load(id)? else {
@@ -94,7 +142,9 @@ pub fn start_one(state: &StateDir, id: &str) -> Result<Result<Option<Child>, Str
             return Ok(Ok(None));
         }
         let image = supervisor::image_of(&container)?;
-        let has_program = image.as_ref().is_some_and(|i| i.program(&container.path).is_some());
+        let has_program = image
+            .as_ref()
+            .is_some_and(|i| i.program(&container.path).is_some());
         if !has_program {
             let message = not_found_message(&container.path);
             container.state.exit_code = 127;
@@ -134,7 +184,12 @@ fn wait_until(state: &StateDir, id: &str, done: impl Fn(&Container) -> bool) -> 
 }
 
 /// Like `wait_until`, giving up after `limit`.
-fn wait_until_for(state: &StateDir, id: &str, limit: Duration, done: impl Fn(&Container) -> bool) -> bool {
+fn wait_until_for(
+    state: &StateDir,
+    id: &str,
+    limit: Duration,
+    done: impl Fn(&Container) -> bool,
+) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         match state.load(id) {
@@ -212,7 +267,10 @@ pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     if failed.is_empty() {
         Ok(0)
     } else {
-        err(&format!("Error: failed to start containers: {}\n", failed.join(", ")));
+        err(&format!(
+            "Error: failed to start containers: {}\n",
+            failed.join(", ")
+        ));
         Ok(1)
     }
 }
@@ -224,8 +282,16 @@ pub fn stop(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         Some(text) => match text.parse::<i64>() {
             Ok(seconds) => Some(seconds),
             Err(_) => {
-                let long = if parsed.last("timeout").is_some() { "timeout" } else { "time" };
-                err(&spec.invalid_value(long, text, &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax")));
+                let long = if parsed.last("timeout").is_some() {
+                    "timeout"
+                } else {
+                    "time"
+                };
+                err(&spec.invalid_value(
+                    long,
+                    text,
+                    &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax"),
+                ));
                 return Ok(125);
             }
         },
@@ -252,7 +318,11 @@ pub fn stop(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         if container.state.status == Status::Running {
             let grace = timeout.or(container.stop_timeout).unwrap_or(10);
             send(container.state.pid, signal);
-            let limit = if grace < 0 { Duration::MAX / 4 } else { Duration::from_secs(grace as u64) };
+            let limit = if grace < 0 {
+                Duration::MAX / 4
+            } else {
+                Duration::from_secs(grace as u64)
+            };
             if !wait_until_for(&state, &container.id, limit, not_running) {
                 kill_and_wait(&state, &container);
             }
@@ -273,7 +343,9 @@ pub fn kill(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let mut code = 0;
     for name in &parsed.positionals {
         let Some(container) = find_container(&state, name)? else {
-            daemon_error(&format!("Cannot kill container: {name}: No such container: {name}"));
+            daemon_error(&format!(
+                "Cannot kill container: {name}: No such container: {name}"
+            ));
             code = 1;
             continue;
         };
@@ -343,7 +415,10 @@ pub fn wait(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             std::thread::sleep(POLL);
         };
         // A container removed on exit (--rm) reports the code it was last seen with.
-        out(&format!("{}\n", last.map_or(container.state.exit_code, |c| c.state.exit_code)));
+        out(&format!(
+            "{}\n",
+            last.map_or(container.state.exit_code, |c| c.state.exit_code)
+        ));
     }
     Ok(code)
 }

@@ -31,13 +31,17 @@ pub type Outcome = Result<i32, CommandError>;
 /// Prints to stdout, ignoring a closed pipe.
 pub fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 /// Prints to stderr.
 pub fn err(text: &str) {
     let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(text.as_bytes()).and_then(|()| stderr.flush());
+    let _ = stderr
+        .write_all(text.as_bytes())
+        .and_then(|()| stderr.flush());
 }
 
 /// `Error response from daemon: ...` on its own line.
@@ -67,14 +71,26 @@ fn registry() -> Vec<(&'static CommandSpec, Handler)> {
 }
 
 /// Global options docker accepts before the command; the fake ignores their values.
-const GLOBAL_VALUE_FLAGS: &[&str] = &["-H", "--host", "-c", "--context", "--config", "-l", "--log-level"];
+const GLOBAL_VALUE_FLAGS: &[&str] = &[
+    "-H",
+    "--host",
+    "-c",
+    "--context",
+    "--config",
+    "-l",
+    "--log-level",
+];
 const GLOBAL_BOOL_FLAGS: &[&str] = &["-D", "--debug", "--tls", "--tlsverify"];
 
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
 pub fn main(args: &[String]) -> i32 {
     match args.first().map(String::as_str) {
-        Some(supervisor::SUPERVISE) => return supervisor::supervise(args.get(1).map_or("", String::as_str)),
-        Some(supervisor::PROGRAM) => return supervisor::program_main(args.get(1).map_or("", String::as_str)),
+        Some(supervisor::SUPERVISE) => {
+            return supervisor::supervise(args.get(1).map_or("", String::as_str));
+        }
+        Some(supervisor::PROGRAM) => {
+            return supervisor::program_main(args.get(1).map_or("", String::as_str));
+        }
         _ => {}
     }
     let mut index = 0;
@@ -99,7 +115,10 @@ pub fn main(args: &[String]) -> i32 {
             return 0;
         }
         "--version" | "-v" => {
-            out(&format!("Docker version {}, build fake\n", crate::SERVER_VERSION));
+            out(&format!(
+                "Docker version {}, build fake\n",
+                crate::SERVER_VERSION
+            ));
             return 0;
         }
         _ => {}

@@ -12,7 +12,12 @@ use crate::state::{Container, StateDir, Status};
 use crate::template::Template;
 use crate::{API_VERSION, FIXED_TIME, SERVER_VERSION, gojson};
 
-const FORMAT: Flag = Flag { long: "format", short: Some('f'), kind: Kind::Value("string"), help: "Format output using a custom template" };
+const FORMAT: Flag = Flag {
+    long: "format",
+    short: Some('f'),
+    kind: Kind::Value("string"),
+    help: "Format output using a custom template",
+};
 
 /// `docker logs`.
 pub const LOGS: CommandSpec = CommandSpec {
@@ -20,12 +25,42 @@ pub const LOGS: CommandSpec = CommandSpec {
     usage: "logs [OPTIONS] CONTAINER",
     about: "Fetch the logs of a container",
     flags: &[
-        Flag { long: "tail", short: Some('n'), kind: Kind::Value("string"), help: "Number of lines to show from the end of the logs" },
-        Flag { long: "timestamps", short: Some('t'), kind: Kind::Bool, help: "Show timestamps" },
-        Flag { long: "follow", short: Some('f'), kind: Kind::Bool, help: "Follow log output" },
-        Flag { long: "details", short: None, kind: Kind::Bool, help: "Show extra details provided to logs" },
-        Flag { long: "since", short: None, kind: Kind::Value("string"), help: "Show logs since timestamp (ignored by the fake)" },
-        Flag { long: "until", short: None, kind: Kind::Value("string"), help: "Show logs before a timestamp (ignored by the fake)" },
+        Flag {
+            long: "tail",
+            short: Some('n'),
+            kind: Kind::Value("string"),
+            help: "Number of lines to show from the end of the logs",
+        },
+        Flag {
+            long: "timestamps",
+            short: Some('t'),
+            kind: Kind::Bool,
+            help: "Show timestamps",
+        },
+        Flag {
+            long: "follow",
+            short: Some('f'),
+            kind: Kind::Bool,
+            help: "Follow log output",
+        },
+        Flag {
+            long: "details",
+            short: None,
+            kind: Kind::Bool,
+            help: "Show extra details provided to logs",
+        },
+        Flag {
+            long: "since",
+            short: None,
+            kind: Kind::Value("string"),
+            help: "Show logs since timestamp (ignored by the fake)",
+        },
+        Flag {
+            long: "until",
+            short: None,
+            kind: Kind::Value("string"),
+            help: "Show logs before a timestamp (ignored by the fake)",
+        },
     ],
     interspersed: true,
     arity: Arity::Exactly(1),
@@ -37,14 +72,54 @@ pub const PS: CommandSpec = CommandSpec {
     usage: "ps [OPTIONS]",
     about: "List containers",
     flags: &[
-        Flag { long: "all", short: Some('a'), kind: Kind::Bool, help: "Show all containers (default shows just running)" },
-        Flag { long: "quiet", short: Some('q'), kind: Kind::Bool, help: "Only display container IDs" },
-        Flag { long: "no-trunc", short: None, kind: Kind::Bool, help: "Don't truncate output" },
-        Flag { long: "filter", short: Some('f'), kind: Kind::Value("filter"), help: "Filter output based on conditions provided" },
-        Flag { long: "format", short: None, kind: Kind::Value("string"), help: "Format output using a custom template" },
-        Flag { long: "last", short: Some('n'), kind: Kind::Value("int"), help: "Show n last created containers (includes all states)" },
-        Flag { long: "latest", short: Some('l'), kind: Kind::Bool, help: "Show the latest created container (includes all states)" },
-        Flag { long: "size", short: Some('s'), kind: Kind::Bool, help: "Display total file sizes" },
+        Flag {
+            long: "all",
+            short: Some('a'),
+            kind: Kind::Bool,
+            help: "Show all containers (default shows just running)",
+        },
+        Flag {
+            long: "quiet",
+            short: Some('q'),
+            kind: Kind::Bool,
+            help: "Only display container IDs",
+        },
+        Flag {
+            long: "no-trunc",
+            short: None,
+            kind: Kind::Bool,
+            help: "Don't truncate output",
+        },
+        Flag {
+            long: "filter",
+            short: Some('f'),
+            kind: Kind::Value("filter"),
+            help: "Filter output based on conditions provided",
+        },
+        Flag {
+            long: "format",
+            short: None,
+            kind: Kind::Value("string"),
+            help: "Format output using a custom template",
+        },
+        Flag {
+            long: "last",
+            short: Some('n'),
+            kind: Kind::Value("int"),
+            help: "Show n last created containers (includes all states)",
+        },
+        Flag {
+            long: "latest",
+            short: Some('l'),
+            kind: Kind::Bool,
+            help: "Show the latest created container (includes all states)",
+        },
+        Flag {
+            long: "size",
+            short: Some('s'),
+            kind: Kind::Bool,
+            help: "Display total file sizes",
+        },
     ],
     interspersed: true,
     arity: Arity::Any,
@@ -57,8 +132,18 @@ pub const INSPECT: CommandSpec = CommandSpec {
     about: "Return low-level information on Docker objects",
     flags: &[
         FORMAT,
-        Flag { long: "type", short: None, kind: Kind::Value("string"), help: "Only inspect objects of the given type" },
-        Flag { long: "size", short: Some('s'), kind: Kind::Bool, help: "Display total file sizes if the type is container" },
+        Flag {
+            long: "type",
+            short: None,
+            kind: Kind::Value("string"),
+            help: "Only inspect objects of the given type",
+        },
+        Flag {
+            long: "size",
+            short: Some('s'),
+            kind: Kind::Bool,
+            help: "Display total file sizes if the type is container",
+        },
     ],
     interspersed: true,
     arity: Arity::AtLeast(1),
@@ -107,10 +192,13 @@ fn parse_template(text: &str) -> Option<Template> {
 
 /// Renders one object with a template and a trailing newline.
 fn render_line(template: &Template, data: &Value) -> Result<String, i32> {
-    template.render(data).map(|text| format!("{text}\n")).map_err(|e| {
-        err(&format!("template parsing error: {e}\n"));
-        1
-    })
+    template
+        .render(data)
+        .map(|text| format!("{text}\n"))
+        .map_err(|e| {
+            err(&format!("template parsing error: {e}\n"));
+            1
+        })
 }
 
 /// `docker logs`.
@@ -122,7 +210,11 @@ pub fn logs(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             Ok(n) if n < 0 => None,
             Ok(n) => Some(n as usize),
             Err(_) => {
-                err(&spec.invalid_value("tail", text, &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax")));
+                err(&spec.invalid_value(
+                    "tail",
+                    text,
+                    &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax"),
+                ));
                 return Ok(125);
             }
         },
@@ -136,7 +228,11 @@ pub fn logs(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let log = state.log_path(&container.id);
     let emit = |stream: Stream, bytes: &[u8]| {
         let text = String::from_utf8_lossy(bytes);
-        let text = if timestamps { format!("2000-01-01T00:00:00.000000000Z {text}") } else { text.into_owned() };
+        let text = if timestamps {
+            format!("2000-01-01T00:00:00.000000000Z {text}")
+        } else {
+            text.into_owned()
+        };
         match stream {
             Stream::Stdout => out(&text),
             Stream::Stderr => err(&text),
@@ -177,7 +273,7 @@ enum Filter {
 
 fn parse_filter(text: &str) -> Result<Filter, String> {
     let Some((key, value)) = text.split_once('=') else {
-        return Err(format!("bad format of filter (expected name=value)"));
+        return Err("bad format of filter (expected name=value)".to_string());
     };
     Ok(match key {
         "label" => match value.split_once('=') {
@@ -186,7 +282,10 @@ fn parse_filter(text: &str) -> Result<Filter, String> {
         },
         "name" => Filter::Name(value.to_string()),
         "status" => {
-            if !matches!(value, "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead") {
+            if !matches!(
+                value,
+                "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
+            ) {
                 return Err(format!("Invalid filter 'status={value}'"));
             }
             Filter::Status(value.to_string())
@@ -218,7 +317,9 @@ fn filter_matches(filter: &Filter, container: &Container) -> bool {
         Filter::Name(name) => {
             let name = name.trim_start_matches('/');
             match (name.strip_prefix('^'), name.strip_suffix('$')) {
-                _ if name.starts_with('^') && name.ends_with('$') => container.name == name[1..name.len() - 1],
+                _ if name.starts_with('^') && name.ends_with('$') => {
+                    container.name == name[1..name.len() - 1]
+                }
                 (Some(prefix), _) => container.name.starts_with(prefix),
                 (_, Some(suffix)) => container.name.ends_with(suffix),
                 _ => container.name.contains(name),
@@ -228,7 +329,8 @@ fn filter_matches(filter: &Filter, container: &Container) -> bool {
         Filter::Id(id) => container.id.starts_with(id.as_str()),
         Filter::Ancestor(image) => {
             container.image_name == *image
-                || crate::image::normalize_reference(&container.image_name) == crate::image::normalize_reference(image)
+                || crate::image::normalize_reference(&container.image_name)
+                    == crate::image::normalize_reference(image)
                 || container.image_id == *image
         }
     }
@@ -250,14 +352,19 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         Some(text) => match text.parse::<i64>() {
             Ok(n) => n,
             Err(_) => {
-                err(&spec.invalid_value("last", text, &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax")));
+                err(&spec.invalid_value(
+                    "last",
+                    text,
+                    &format!("strconv.ParseInt: parsing \"{text}\": invalid syntax"),
+                ));
                 return Ok(125);
             }
         },
         None if parsed.bool("latest") => 1,
         None => -1,
     };
-    let show_all = parsed.bool("all") || last > 0 || filters.iter().any(|f| matches!(f, Filter::Status(_)));
+    let show_all =
+        parsed.bool("all") || last > 0 || filters.iter().any(|f| matches!(f, Filter::Status(_)));
     let state = StateDir::from_env()?;
     let mut containers: Vec<Container> = state
         .all()?
@@ -266,7 +373,8 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .filter(|c| {
             // Same filter key: any may match; different keys: all must.
             (0..5u8).all(|kind| {
-                let of_kind: Vec<&Filter> = filters.iter().filter(|f| filter_kind(f) == kind).collect();
+                let of_kind: Vec<&Filter> =
+                    filters.iter().filter(|f| filter_kind(f) == kind).collect();
                 of_kind.is_empty() || of_kind.iter().any(|f| filter_matches(f, c))
             })
         })
@@ -277,7 +385,14 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let truncate = !parsed.bool("no-trunc");
     if parsed.bool("quiet") {
         for container in &containers {
-            out(&format!("{}\n", if truncate { container.short_id() } else { &container.id }));
+            out(&format!(
+                "{}\n",
+                if truncate {
+                    container.short_id()
+                } else {
+                    &container.id
+                }
+            ));
         }
         return Ok(0);
     }
@@ -292,17 +407,24 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         Some(rest) => (true, rest.trim_matches(' ').to_string()),
         None => (false, format.trim_matches(' ').to_string()),
     };
-    let Some(template) = parse_template(&body) else { return Ok(1) };
+    let Some(template) = parse_template(&body) else {
+        return Ok(1);
+    };
     if body == "{{json .}}" && !is_table {
         for container in &containers {
-            out(&format!("{}\n", gojson::compact(&render::ps_fields(container, truncate))));
+            out(&format!(
+                "{}\n",
+                gojson::compact(&render::ps_fields(container, truncate))
+            ));
         }
         return Ok(0);
     }
     let mut lines = Vec::new();
     if is_table {
         let headers = render::ps_headers();
-        match template.render_with(&headers, &|name, _| (name == "Label").then(|| json!("LABEL"))) {
+        match template.render_with(&headers, &|name, _| {
+            (name == "Label").then(|| json!("LABEL"))
+        }) {
             Ok(line) => lines.push(line),
             Err(e) => {
                 err(&format!("template parsing error: {e}\n"));
@@ -313,7 +435,14 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     for container in &containers {
         let fields = render::ps_fields(container, truncate);
         let methods = |name: &str, args: &[String]| -> Option<Value> {
-            (name == "Label").then(|| json!(args.first().and_then(|k| container.labels.get(k)).cloned().unwrap_or_default()))
+            (name == "Label").then(|| {
+                json!(
+                    args.first()
+                        .and_then(|k| container.labels.get(k))
+                        .cloned()
+                        .unwrap_or_default()
+                )
+            })
         };
         match template.render_with(&fields, &methods) {
             Ok(line) => lines.push(line),
@@ -348,11 +477,19 @@ pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         None => None,
     };
     let state = StateDir::from_env()?;
-    let images = if kind == "container" { Vec::new() } else { load_images()? };
+    let images = if kind == "container" {
+        Vec::new()
+    } else {
+        load_images()?
+    };
     let mut objects = Vec::new();
     let mut missing = Vec::new();
     for name in &parsed.positionals {
-        let container = if kind == "image" { None } else { find_container(&state, name)? };
+        let container = if kind == "image" {
+            None
+        } else {
+            find_container(&state, name)?
+        };
         if let Some(container) = container {
             let log = state.log_path(&container.id);
             objects.push(render::container_json(&container, &log.to_string_lossy()));
@@ -378,7 +515,10 @@ pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 fn print_objects(template: Option<&Template>, objects: &[Value]) -> Outcome {
     match template {
         None => {
-            out(&format!("{}\n", gojson::indented(&Value::Array(objects.to_vec()))));
+            out(&format!(
+                "{}\n",
+                gojson::indented(&Value::Array(objects.to_vec()))
+            ));
             Ok(0)
         }
         Some(template) => {
@@ -451,7 +591,9 @@ fn version_data() -> Value {
 pub fn version(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let data = version_data();
     if let Some(format) = parsed.last("format") {
-        let Some(template) = parse_template(format) else { return Ok(1) };
+        let Some(template) = parse_template(format) else {
+            return Ok(1);
+        };
         return Ok(match render_line(&template, &data) {
             Ok(line) => {
                 out(&line);
@@ -470,7 +612,10 @@ pub fn version(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 pub fn info(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let state = StateDir::from_env()?;
     let containers = state.all()?;
-    let running = containers.iter().filter(|c| c.state.status == Status::Running).count();
+    let running = containers
+        .iter()
+        .filter(|c| c.state.status == Status::Running)
+        .count();
     let images = load_images()?.len();
     let data = json!({
         "ID": "FAKE",
@@ -496,7 +641,9 @@ pub fn info(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         "Warnings": null,
     });
     if let Some(format) = parsed.last("format") {
-        let Some(template) = parse_template(format) else { return Ok(1) };
+        let Some(template) = parse_template(format) else {
+            return Ok(1);
+        };
         return Ok(match render_line(&template, &data) {
             Ok(line) => {
                 out(&line);
