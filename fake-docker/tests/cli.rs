@@ -786,3 +786,43 @@ fn parallel_invocations_are_safe() {
     assert_eq!(anon.len(), 20);
     assert!(anon.iter().all(|n| n.starts_with("fake_")));
 }
+
+#[test]
+fn stop_timeout_and_start_attach() {
+    let fake = Fake::new();
+    fake.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "st",
+        "--stop-timeout",
+        "1",
+        "test/tools",
+        "stubborn",
+    ])
+    .assert()
+    .success();
+    let started = Instant::now();
+    fake.cmd(&["stop", "st"]).assert().success().stdout("st\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "--stop-timeout 1 should replace the 10 s default"
+    );
+    fake.cmd(&[
+        "inspect",
+        "-f",
+        "{{.State.ExitCode}} {{.Config.StopTimeout}}",
+        "st",
+    ])
+    .assert()
+    .success()
+    .stdout("137 1\n");
+    fake.cmd(&["create", "--name", "sa", "test/tools"])
+        .assert()
+        .success();
+    fake.cmd(&["start", "-a", "sa"])
+        .assert()
+        .code(4)
+        .stdout("a\nc\n")
+        .stderr("b\n");
+}

@@ -587,7 +587,7 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 }
 
 /// Streams a container's log to stdout/stderr until it exits; returns its exit code.
-fn follow_until_exit(
+pub(super) fn follow_until_exit(
     state: &StateDir,
     id: &str,
     supervisor: Option<std::process::Child>,

@@ -249,6 +249,11 @@ pub fn kill_and_wait(state: &StateDir, container: &Container) {
 /// `docker start`.
 pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let state = StateDir::from_env()?;
+    let attach = parsed.bool("attach");
+    if attach && parsed.positionals.len() > 1 {
+        err("you cannot start and attach multiple containers at once\n");
+        return Ok(1);
+    }
     let mut failed = Vec::new();
     for name in &parsed.positionals {
         let Some(container) = find_container(&state, name)? else {
@@ -257,6 +262,10 @@ pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             continue;
         };
         match start_one(&state, &container.id)? {
+            // `start -a` streams the output instead of the name and exits with the code.
+            Ok(supervisor) if attach => {
+                return super::create::follow_until_exit(&state, &container.id, supervisor);
+            }
             Ok(_) => out(&format!("{name}\n")),
             Err(message) => {
                 daemon_error(&message);
