@@ -213,7 +213,7 @@ pub fn pointer(pointer: &str, assertion: &PointerAssertion, document: &Value) ->
         fail("not_equals", format!("is {value}, which it must not be"));
     }
     let number = value.as_f64();
-    let comparisons: [(&str, Option<f64>, fn(f64, f64) -> bool, &str); 4] = [
+    let comparisons: [Comparison; 4] = [
         ("gt", assertion.gt, |a, b| a > b, ">"),
         ("gte", assertion.gte, |a, b| a >= b, ">="),
         ("lt", assertion.lt, |a, b| a < b, "<"),
@@ -258,6 +258,9 @@ pub fn pointer(pointer: &str, assertion: &PointerAssertion, document: &Value) ->
     }
     findings
 }
+
+/// A numeric bound: its key, its value if given, the test, and its symbol.
+type Comparison<'a> = (&'a str, Option<f64>, fn(f64, f64) -> bool, &'a str);
 
 /// Equality that treats `3` and `3.0` as the same number.
 fn json_equal(left: &Value, right: &Value) -> bool {

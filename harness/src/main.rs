@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run scenarios and report the results.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate scenario files without running anything.
     Check {
         /// Scenario files or directories (searched for *.yaml).
@@ -114,7 +114,7 @@ fn main() -> ExitCode {
                 Ok(loaded) => loaded,
                 Err(code) => return code,
             };
-            setup::run(args, loaded)
+            setup::run(*args, loaded)
         }
     }
 }
