@@ -523,7 +523,8 @@ fn write_file(host: &Path, read_only: bool, bytes: &[u8], append: bool) -> std::
     file.write_all(bytes)
 }
 
-/// `sha256sum`-format lines for the regular files directly in `dir`, sorted bytewise.
+/// `sha256sum`-format lines for the regular files directly in `dir`, sorted
+/// bytewise; hidden files are skipped, as a shell's `dir/*` glob skips them.
 fn sha256_manifest(dir: &Path, prefix: &str) -> std::io::Result<(String, usize)> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -534,6 +535,9 @@ fn sha256_manifest(dir: &Path, prefix: &str) -> std::io::Result<(String, usize)>
     let mut files = Vec::new();
     for entry in entries {
         let entry = entry?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
         // Follow symlinks like `[ -f ]` does.
         if std::fs::metadata(entry.path())
             .map(|m| m.is_file())

@@ -432,10 +432,10 @@ fn running_container_lifecycle() {
         .assert()
         .success()
         .stdout(format!("{}\n", &id[..12]));
-    fake.cmd(&["exec", "t3", "nosuchcmd"]).assert().code(126).stderr(
+    fake.cmd(&["exec", "t3", "nosuchcmd"]).assert().code(126).stdout(
         "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\n",
     );
-    fake.cmd(&["exec", "-w", "/nowhere", "t3", "true"]).assert().code(126).stderr(
+    fake.cmd(&["exec", "-w", "/nowhere", "t3", "true"]).assert().code(126).stdout(
         "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nowhere\") set in config.json failed: no such file or directory: unknown\n",
     );
     fake.cmd(&["rm", "t3"]).assert().code(1).stderr(format!(

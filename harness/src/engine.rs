@@ -87,7 +87,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     }
     for (index, (pointer, step)) in plan.iter().enumerate() {
         let kind = step.kinds().first().map_or("step", |kind| kind.as_str());
-        let name = step.name.clone().unwrap_or_else(|| format!("{kind} ({})", pointer.trim_start_matches('/').replace('/', " ")));
+        let name = step.name.clone().unwrap_or_else(|| format!("step {}: {kind}", index + 1));
         if verdict.is_some() {
             steps.push(StepReport {
                 index,
@@ -439,6 +439,8 @@ impl<'a> ScenarioRun<'a> {
         docker.log_tail.stdout = logs.stdout.tail_lines(LOG_TAIL_LINES);
         docker.log_tail.stderr = logs.stderr.tail_lines(LOG_TAIL_LINES);
         self.record.status = if exit_code == 0 && !timed_out { "succeeded" } else { "failed" }.into();
+        // Usage is recorded whatever happened; exceeding the limits only counts for a clean exit.
+        let over_limits = self.refresh_usage(&format!("{run_pointer}/image")).err().unwrap_or_default();
 
         if timed_out {
             return Err(finding(
@@ -453,7 +455,7 @@ impl<'a> ScenarioRun<'a> {
         if state.oom_killed {
             return Err(finding(Category::OomKilled, format!("{run_pointer}/limits/memory"), format!("the container was killed for exceeding its memory limit (exit code {exit_code})")));
         }
-        let mut findings = self.refresh_usage(&format!("{run_pointer}/image")).err().unwrap_or_default();
+        let mut findings = over_limits;
         findings.extend(self.expectations(pointer, expect, exit_code, state.oom_killed, &logs.stdout.text, &logs.stderr.text));
         if findings.is_empty() { Ok(()) } else { Err(findings) }
     }

@@ -23,6 +23,7 @@ pub enum Outcome {
 
 /// Why something failed, with what a person needs to act on it.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Failure {
     pub category: Category,
     pub severity: Severity,
@@ -63,6 +64,7 @@ impl std::fmt::Display for Location {
 
 /// What one step did.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StepReport {
     pub index: usize,
     pub name: String,
@@ -78,6 +80,7 @@ pub struct StepReport {
 
 /// What one scenario did.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ScenarioReport {
     pub name: String,
     pub file: PathBuf,

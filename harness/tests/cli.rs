@@ -36,7 +36,7 @@ fn check_reports_every_problem_with_file_line_column_and_exit_2() {
         .stderr(predicate::str::contains(format!("{shown}:4:7: unknown key `imgae`")))
         .stderr(predicate::str::contains("hint: did you mean `image`?"))
         .stderr(predicate::str::contains(format!("{shown}:3:5: missing required key `image`")))
-        .stderr(predicate::str::contains(format!("{shown}:5:26: \"lots\" is not a valid size")))
+        .stderr(predicate::str::contains(format!("{shown}:5:25: \"lots\" is not a valid size")))
         .stderr(predicate::str::contains("3 problem(s) in scenario files; nothing was run"));
 }
 
@@ -113,7 +113,7 @@ fn a_failing_expectation_exits_1_and_is_reported_in_junit_with_its_category() {
         .code(1)
         .stdout(predicate::str::contains("PASS echo-passes"))
         .stdout(predicate::str::contains("FAIL echo-fails"))
-        .stdout(predicate::str::contains(format!("{}:7:16: assertion_failed", failing.display())))
+        .stdout(predicate::str::contains(format!("{}:7:27: assertion_failed", failing.display())))
         .stdout(predicate::str::is_match("(?m)^1 passed, 1 failed$").unwrap());
 
     let xml = std::fs::read_to_string(&junit).unwrap();

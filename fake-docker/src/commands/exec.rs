@@ -3,7 +3,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use super::{Outcome, daemon_error, err, find_container};
+use super::{Outcome, daemon_error, err, find_container, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::paths::normalize;
 use crate::program::{self, Invocation, StdOutput};
@@ -63,6 +63,8 @@ pub const EXEC: CommandSpec = CommandSpec {
     arity: Arity::AtLeast(2),
 };
 
+/// The real CLI prints an OCI exec failure on stdout, not stderr (measured:
+/// docs/real-docker-cli.md), so the fake does too.
 fn oci_exec_failure(reason: &str) -> String {
     format!(
         "OCI runtime exec failed: exec failed: unable to start container process: {reason}: unknown\n"
@@ -84,7 +86,7 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     }
     let image = supervisor::image_of(&container)?;
     let Some(program) = image.as_ref().and_then(|i| i.program(&argv[0])) else {
-        err(&oci_exec_failure(&format!(
+        out(&oci_exec_failure(&format!(
             "exec: \"{}\": executable file not found in $PATH",
             argv[0]
         )));
@@ -97,7 +99,7 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     };
     let fs = supervisor::container_fs(&state, &container);
     if !fs.resolve("/", &workdir).host.is_dir() {
-        err(&oci_exec_failure(&format!(
+        out(&oci_exec_failure(&format!(
             "chdir to cwd (\"{workdir}\") set in config.json failed: no such file or directory"
         )));
         return Ok(126);

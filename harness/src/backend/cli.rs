@@ -321,8 +321,13 @@ impl Backend for CliBackend {
     async fn exec(&self, request: &ExecRequest, timeout: Duration, limits: CaptureLimits) -> Result<ExecOutput, BackendError> {
         let args = exec_args(request);
         let output = self.invoke(&args, Some(timeout), limits).await?;
-        // The docker CLI's own failures (not the command's) are recognisable by their stderr.
+        // The docker CLI's own failures (not the command's) are recognisable by
+        // their message: on stderr, except OCI exec failures, which the real CLI
+        // prints on stdout.
         let lower = output.stderr.text.to_ascii_lowercase();
+        if output.code == 126 && is_command_not_found(&output.stdout.text.to_ascii_lowercase()) {
+            return Err(BackendError::CommandNotFound { message: first_line(&output.stdout.text) });
+        }
         let cli_failed = (output.code == 126 && is_command_not_found(&lower))
             || (output.code == 1 && (lower.contains("is not running") || lower.contains("no such container")))
             || is_daemon_unavailable(&lower);
