@@ -39,13 +39,13 @@ impl RunOutcome {
     }
 }
 
-fn placeholder(scenario: &LoadedScenario, outcome: Outcome, failure: Failure) -> ScenarioReport {
+fn placeholder(scenario: &LoadedScenario, outcome: Outcome, failure: Option<Failure>) -> ScenarioReport {
     ScenarioReport {
         name: scenario.scenario.name.clone(),
         file: scenario.path.clone(),
         tags: scenario.scenario.tags.clone(),
         outcome,
-        failure: Some(failure),
+        failure,
         steps: Vec::new(),
         record: JobRecord::pending(),
         stdout_tail: Vec::new(),
@@ -121,12 +121,10 @@ pub async fn run_all(
                 let report = match panics.remove(&index) {
                     Some(panic) => {
                         let message = format!("dockproof panicked while running this scenario ({panic}); a bug in dockproof: please report it");
-                        placeholder(scenario, Outcome::Failed, Failure::new(Category::CleanupFailed, message))
+                        placeholder(scenario, Outcome::Failed, Some(Failure::new(Category::CleanupFailed, message)))
                     }
-                    None => {
-                        let message = "interrupted before it finished; its containers were removed";
-                        placeholder(scenario, Outcome::Interrupted, Failure::new(Category::Timeout, message))
-                    }
+                    // Interrupted is not a failure of the job: no category applies.
+                    None => placeholder(scenario, Outcome::Interrupted, None),
                 };
                 let _ = context.events.send(Event::ScenarioFinished(Box::new(report.clone())));
                 report

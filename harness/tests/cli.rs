@@ -159,3 +159,43 @@ fn the_json_report_holds_the_job_record() {
     assert_eq!(record["metrics"]["docker"]["startMs"], 0, "timings are normalised on the fake");
     assert_eq!(report["summary"]["passed"], 1);
 }
+
+#[test]
+fn nothing_is_left_in_the_work_dir_after_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let mut command = Command::from_std(support::dockproof_fake(&work));
+    command.args(["scenarios/job-happy-path.yaml", "scenarios/job-timeout-sigterm-ignored.yaml", "scenarios/exec-into-detached.yaml"]);
+    command.assert().success();
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+    assert!(left.is_empty(), "the run left {left:?} behind");
+}
+
+#[test]
+fn ctrl_c_cancels_cleans_up_and_still_writes_the_junit_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = write(dir.path(), "slow.yaml", "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 60] }\n");
+    let work = dir.path().join("work");
+    let junit = dir.path().join("junit.xml");
+    let mut command = support::dockproof_fake(&work);
+    command.arg("--junit").arg(&junit).arg(&slow).stdout(std::process::Stdio::piped());
+    let child = command.spawn().unwrap();
+    // Wait until the container runs, then press Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(&work).map_or(true, |entries| entries.count() == 0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", support::describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("INTR slow"), "{stdout}");
+    assert!(stdout.contains("0 passed, 0 failed, 1 interrupted"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let document = roxmltree::Document::parse(&xml).unwrap();
+    let error = document.descendants().find(|node| node.has_tag_name("error")).expect("an error element");
+    assert_eq!(error.attribute("type"), Some("interrupted"));
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+    assert!(left.is_empty(), "the interrupted run left {left:?} behind");
+}

@@ -43,6 +43,9 @@ fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, to
     if report.outcome == Outcome::Passed {
         return Ok(());
     }
+    if report.outcome == Outcome::Interrupted {
+        writeln!(out, "    interrupted before it finished; what it created was removed")?;
+    }
     if let Some(failure) = &report.failure {
         let location = failure.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
         writeln!(out, "    {location}{}: {}", failure.category, failure.message)?;
@@ -54,12 +57,13 @@ fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, to
     Ok(())
 }
 
-/// The closing line: `N passed, N failed` (plus interrupted/skipped when any).
+/// The closing line: `N passed, N failed` (plus interrupted ones, when any).
 pub fn summary_line(outcome: &RunOutcome) -> String {
-    let (passed, failed, other) = outcome.counts();
+    let (passed, failed, _) = outcome.counts();
+    let interrupted = outcome.reports.iter().filter(|report| report.outcome == Outcome::Interrupted).count();
     let mut line = format!("{passed} passed, {failed} failed");
-    if other > 0 {
-        line.push_str(&format!(", {other} skipped"));
+    if interrupted > 0 {
+        line.push_str(&format!(", {interrupted} interrupted"));
     }
     line
 }

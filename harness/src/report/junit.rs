@@ -14,6 +14,10 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
         (_, failure) => {
             let kind = if report.outcome == Outcome::Interrupted { NonSuccessKind::Error } else { NonSuccessKind::Failure };
             let mut status = TestCaseStatus::non_success(kind);
+            if report.outcome == Outcome::Interrupted {
+                status.set_message("interrupted: the run was cancelled before this scenario finished");
+                status.set_type("interrupted");
+            }
             if let Some(failure) = failure {
                 status.set_message(format!("{}: {}", failure.category, failure.hint));
                 status.set_type(failure.category.as_str());

@@ -159,6 +159,16 @@ pub fn load_file(path: &Path) -> FileReport {
 
 /// Load a scenario from text; relative fixture paths resolve against `base_dir`.
 pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
+    let (scenario, mut diagnostics) = load_str_unhinted(source, base_dir);
+    for diagnostic in &mut diagnostics {
+        if diagnostic.hint.is_none() {
+            diagnostic.hint = Some("see the scenario reference in README.md, or `dockproof schema`".into());
+        }
+    }
+    (scenario, diagnostics)
+}
+
+fn load_str_unhinted(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
     let located = match yaml::parse(source) {
         Ok(located) => located,
         Err(error) => {
