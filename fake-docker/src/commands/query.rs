@@ -159,6 +159,20 @@ pub const IMAGE_INSPECT: CommandSpec = CommandSpec {
     arity: Arity::AtLeast(1),
 };
 
+/// Print `data` through a `--format` template; the exit code.
+fn print_formatted(format: &str, data: &Value) -> i32 {
+    let Some(template) = parse_template(format) else {
+        return 1;
+    };
+    match render_line(&template, data) {
+        Ok(line) => {
+            out(&line);
+            0
+        }
+        Err(code) => code,
+    }
+}
+
 /// `docker version`.
 pub const VERSION: CommandSpec = CommandSpec {
     name: "version",
@@ -591,16 +605,7 @@ fn version_data() -> Value {
 pub fn version(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let data = version_data();
     if let Some(format) = parsed.last("format") {
-        let Some(template) = parse_template(format) else {
-            return Ok(1);
-        };
-        return Ok(match render_line(&template, &data) {
-            Ok(line) => {
-                out(&line);
-                0
-            }
-            Err(code) => code,
-        });
+        return Ok(print_formatted(format, &data));
     }
     out(&format!(
         "Client:\n Version:           {SERVER_VERSION}\n API version:       {API_VERSION}\n Go version:        go1.0-fake\n Git commit:        fake\n Built:             {FIXED_TIME}\n OS/Arch:           linux/amd64\n Context:           default\n\nServer: fake-docker\n Engine:\n  Version:          {SERVER_VERSION}\n  API version:      {API_VERSION} (minimum version 1.12)\n  Go version:       go1.0-fake\n  Git commit:       fake\n  Built:            {FIXED_TIME}\n  OS/Arch:          linux/amd64\n  Experimental:     false\n"
@@ -641,16 +646,7 @@ pub fn info(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         "Warnings": null,
     });
     if let Some(format) = parsed.last("format") {
-        let Some(template) = parse_template(format) else {
-            return Ok(1);
-        };
-        return Ok(match render_line(&template, &data) {
-            Ok(line) => {
-                out(&line);
-                0
-            }
-            Err(code) => code,
-        });
+        return Ok(print_formatted(format, &data));
     }
     out(&format!(
         "Client:\n Context:    default\n\nServer:\n Containers: {}\n  Running: {running}\n  Paused: 0\n  Stopped: {}\n Images: {images}\n Server Version: {SERVER_VERSION}\n Storage Driver: fake\n Logging Driver: json-file\n Operating System: fake-docker\n OSType: linux\n Architecture: x86_64\n Docker Root Dir: {}\n",
