@@ -131,17 +131,25 @@ fn a_failing_expectation_exits_1_and_is_reported_in_junit_with_its_category() {
 }
 
 #[test]
-fn fake_reports_are_byte_identical_across_runs() {
-    let mut outputs = Vec::new();
-    for _ in 0..2 {
+fn fake_reports_are_byte_identical_across_20_runs() {
+    const RUNS: usize = 20;
+    const AT_ONCE: usize = 4;
+    let run_once = || {
         let dir = tempfile::tempdir().unwrap();
         let (junit, json) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
         let mut command = Command::from_std(support::dockproof_fake(dir.path()));
         command.arg("--junit").arg(&junit).arg("--json").arg(&json).arg("scenarios").assert().success();
-        outputs.push((std::fs::read(&junit).unwrap(), std::fs::read(&json).unwrap()));
+        (std::fs::read(&junit).unwrap(), std::fs::read(&json).unwrap())
+    };
+    let mut outputs = Vec::new();
+    for _ in 0..RUNS / AT_ONCE {
+        let batch: Vec<_> = (0..AT_ONCE).map(|_| std::thread::spawn(run_once)).collect();
+        outputs.extend(batch.into_iter().map(|handle| handle.join().unwrap()));
     }
-    assert!(outputs[0].0 == outputs[1].0, "JUnit reports differ between two fake runs");
-    assert!(outputs[0].1 == outputs[1].1, "JSON reports differ between two fake runs");
+    for (index, (junit, json)) in outputs.iter().enumerate().skip(1) {
+        assert!(*junit == outputs[0].0, "run {} wrote a different JUnit report than run 1", index + 1);
+        assert!(*json == outputs[0].1, "run {} wrote a different JSON report than run 1", index + 1);
+    }
 }
 
 #[test]

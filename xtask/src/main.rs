@@ -41,6 +41,11 @@ enum Task {
         #[arg(short, long)]
         jobs: Option<usize>,
     },
+    /// The differential suite: fake-docker against the real docker CLI (needs a daemon).
+    Conformance {
+        /// Only cases whose name contains this.
+        filter: Option<String>,
+    },
     /// Everything CI checks: build, tests (unit, CLI, scenario suites), then `validate`.
     Ci,
 }
@@ -116,6 +121,18 @@ fn validate(backend: Backend, canary: bool, scenarios: Option<&str>, jobs: Optio
     run(&mut command)
 }
 
+fn conformance(filter: Option<&str>) -> Result<i32> {
+    let mut command = cargo();
+    command
+        .current_dir(root())
+        .env("DOCKPROOF_REQUIRE_DOCKER", "1")
+        .args(["test", "-p", "dockproof", "--test", "conformance", "--"]);
+    if let Some(filter) = filter {
+        command.arg(filter);
+    }
+    run(&mut command)
+}
+
 fn ci() -> Result<i32> {
     let root = root();
     run_ok(cargo().current_dir(&root).args(["build", "--workspace", "--all-targets"]))?;
@@ -131,6 +148,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Task::Validate { backend, canary, scenarios, jobs } => validate(backend, canary, scenarios.as_deref(), jobs),
+        Task::Conformance { filter } => conformance(filter.as_deref()),
         Task::Ci => ci(),
     };
     match result {
