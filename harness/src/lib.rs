@@ -11,6 +11,7 @@ pub mod check;
 pub mod engine;
 pub mod events;
 pub mod filestore;
+pub mod lint;
 pub mod fixtures;
 pub mod record;
 pub mod report;

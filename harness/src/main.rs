@@ -32,6 +32,12 @@ enum Command {
     },
     /// Print the JSON Schema of scenario files.
     Schema,
+    /// Check Dockerfiles and compose files statically (no daemon): `file:line: RULE-ID message`.
+    Lint {
+        /// Dockerfiles and compose files (told apart by name, then content).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Which Docker to run against.
@@ -109,6 +115,7 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Lint { files } => lint(&files),
         Command::Run(args) => {
             let loaded = match load_all(&args.paths) {
                 Ok(loaded) => loaded,
@@ -116,6 +123,35 @@ fn main() -> ExitCode {
             };
             setup::run(*args, loaded)
         }
+    }
+}
+
+/// Lint every file; exit 1 when any finding is at error level, 2 when a file cannot be linted.
+fn lint(files: &[PathBuf]) -> ExitCode {
+    let mut errors = 0;
+    let mut unusable = false;
+    for file in files {
+        match dockproof::lint::lint_file(file) {
+            Ok(findings) => {
+                for finding in findings {
+                    println!("{}:{}: {} {} [{}]", file.display(), finding.line, finding.rule, finding.message, finding.level);
+                    if finding.level == dockproof::lint::Level::Error {
+                        errors += 1;
+                    }
+                }
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                unusable = true;
+            }
+        }
+    }
+    if unusable {
+        ExitCode::from(2)
+    } else if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

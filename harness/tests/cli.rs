@@ -207,3 +207,57 @@ fn ctrl_c_cancels_cleans_up_and_still_writes_the_junit_report() {
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
     assert!(left.is_empty(), "the interrupted run left {left:?} behind");
 }
+
+/// `dockproof lint FILE` → the (rule, line) pairs it prints, and its exit code.
+fn lint(file: &str) -> (Vec<(String, usize)>, Option<i32>) {
+    let output = dockproof().args(["lint", file]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let found = stdout
+        .lines()
+        .map(|line| {
+            let rest = line.strip_prefix(&format!("{file}:")).unwrap_or_else(|| panic!("`{line}` does not start with `{file}:`"));
+            let (number, rest) = rest.split_once(": ").unwrap();
+            let rule = rest.split_whitespace().next().unwrap().to_owned();
+            (rule, number.parse().unwrap())
+        })
+        .collect();
+    (found, output.status.code())
+}
+
+#[test]
+fn lint_flags_each_broken_dockerfile_at_the_right_line() {
+    let owned = |pairs: &[(&str, usize)]| pairs.iter().map(|(rule, line)| ((*rule).to_owned(), *line)).collect::<Vec<_>>();
+    let cases: [(&str, &[(&str, usize)], i32); 6] = [
+        ("fixtures/dockerfiles/good.Dockerfile", &[], 0),
+        ("fixtures/dockerfiles/latest-base.Dockerfile", &[("DF001", 2), ("DF001", 4)], 1),
+        ("fixtures/dockerfiles/root-user.Dockerfile", &[("DF002", 4)], 1),
+        ("fixtures/dockerfiles/no-healthcheck.Dockerfile", &[("DF003", 3)], 1),
+        ("fixtures/dockerfiles/add-instead-of-copy.Dockerfile", &[("DF004", 3)], 0),
+        ("fixtures/dockerfiles/secret-env.Dockerfile", &[("DF005", 3), ("DF005", 5)], 1),
+    ];
+    for (file, expected, code) in cases {
+        assert_eq!(lint(file), (owned(expected), Some(code)), "{file}");
+    }
+}
+
+#[test]
+fn lint_flags_each_broken_compose_file_at_the_right_line() {
+    let owned = |pairs: &[(&str, usize)]| pairs.iter().map(|(rule, line)| ((*rule).to_owned(), *line)).collect::<Vec<_>>();
+    let cases: [(&str, &[(&str, usize)], i32); 4] = [
+        ("fixtures/compose/seed-001/docker-compose.yml", &[], 0),
+        ("fixtures/compose/broken-no-healthcheck/docker-compose.yml", &[("DC001", 28)], 1),
+        ("fixtures/compose/broken-depends-on/docker-compose.yml", &[("DC003", 36), ("DC003", 37)], 1),
+        ("fixtures/compose/broken-socket-in-runner/docker-compose.yml", &[("DC004", 81)], 1),
+    ];
+    for (file, expected, code) in cases {
+        assert_eq!(lint(file), (owned(expected), Some(code)), "{file}");
+    }
+}
+
+#[test]
+fn lint_refuses_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = write(dir.path(), "notes.txt", "hello\n");
+    dockproof().arg("lint").arg(&notes).assert().code(2).stderr(predicate::str::contains("neither a Dockerfile nor a compose file"));
+    dockproof().args(["lint", "/nonexistent/Dockerfile"]).assert().code(2).stderr(predicate::str::contains("failed to read"));
+}
