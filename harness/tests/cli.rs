@@ -224,34 +224,36 @@ fn lint(file: &str) -> (Vec<(String, usize)>, Option<i32>) {
     (found, output.status.code())
 }
 
+/// A file, the (rule, line) findings expected in it, and the exit code.
+type LintCase<'a> = (&'a str, &'a [(&'a str, usize)], i32);
+
+fn assert_lint(cases: &[LintCase<'_>]) {
+    for (file, expected, code) in cases {
+        let expected: Vec<(String, usize)> = expected.iter().map(|(rule, line)| ((*rule).to_owned(), *line)).collect();
+        assert_eq!(lint(file), (expected, Some(*code)), "{file}");
+    }
+}
+
 #[test]
 fn lint_flags_each_broken_dockerfile_at_the_right_line() {
-    let owned = |pairs: &[(&str, usize)]| pairs.iter().map(|(rule, line)| ((*rule).to_owned(), *line)).collect::<Vec<_>>();
-    let cases: [(&str, &[(&str, usize)], i32); 6] = [
+    assert_lint(&[
         ("fixtures/dockerfiles/good.Dockerfile", &[], 0),
         ("fixtures/dockerfiles/latest-base.Dockerfile", &[("DF001", 2), ("DF001", 4)], 1),
         ("fixtures/dockerfiles/root-user.Dockerfile", &[("DF002", 4)], 1),
         ("fixtures/dockerfiles/no-healthcheck.Dockerfile", &[("DF003", 3)], 1),
         ("fixtures/dockerfiles/add-instead-of-copy.Dockerfile", &[("DF004", 3)], 0),
         ("fixtures/dockerfiles/secret-env.Dockerfile", &[("DF005", 3), ("DF005", 5)], 1),
-    ];
-    for (file, expected, code) in cases {
-        assert_eq!(lint(file), (owned(expected), Some(code)), "{file}");
-    }
+    ]);
 }
 
 #[test]
 fn lint_flags_each_broken_compose_file_at_the_right_line() {
-    let owned = |pairs: &[(&str, usize)]| pairs.iter().map(|(rule, line)| ((*rule).to_owned(), *line)).collect::<Vec<_>>();
-    let cases: [(&str, &[(&str, usize)], i32); 4] = [
+    assert_lint(&[
         ("fixtures/compose/seed-001/docker-compose.yml", &[], 0),
         ("fixtures/compose/broken-no-healthcheck/docker-compose.yml", &[("DC001", 28)], 1),
         ("fixtures/compose/broken-depends-on/docker-compose.yml", &[("DC003", 36), ("DC003", 37)], 1),
         ("fixtures/compose/broken-socket-in-runner/docker-compose.yml", &[("DC004", 81)], 1),
-    ];
-    for (file, expected, code) in cases {
-        assert_eq!(lint(file), (owned(expected), Some(code)), "{file}");
-    }
+    ]);
 }
 
 #[test]
