@@ -1,10 +1,12 @@
 //! Checks: pure functions from observations to findings. A check never talks
 //! to Docker or the filesystem; the engine observes, the check decides.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::category::Category;
-use crate::scenario::{FileExpect, PointerAssertion, TextMatch};
+use crate::scenario::{FileExpect, HttpExpect, PointerAssertion, TextMatch};
 
 /// One expectation that did not hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +178,59 @@ pub fn file(pointer: &str, expect: &FileExpect, observed: &FileObservation) -> V
     findings
 }
 
+/// An HTTP answer against its expectations; every mismatch is `http_check_failed`.
+pub fn http(
+    pointer: &str,
+    expect: &HttpExpect,
+    status: u16,
+    header: &dyn Fn(&str) -> Option<String>,
+    body: &str,
+    latency: Duration,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut fail = |key: String, message: String| findings.push(Finding::new(Category::HttpCheckFailed, format!("{pointer}/{key}"), message));
+    let expected_status = expect.status.unwrap_or(200);
+    if status != expected_status {
+        fail("status".into(), format!("status {status}, expected {expected_status}; body {}", shorten(body)));
+    }
+    for (name, matcher) in &expect.headers {
+        let value = header(name).unwrap_or_default();
+        for found in text(&format!("header `{name}`"), "", matcher, &value) {
+            fail(format!("headers/{}{}", crate::scenario::yaml::escape_segment(name), found.pointer), found.message);
+        }
+    }
+    if let Some(matcher) = &expect.body {
+        for found in text("body", "", matcher, body) {
+            fail(format!("body{}", found.pointer), found.message);
+        }
+    }
+    if !expect.json.is_empty() || !expect.json_types.is_empty() {
+        match serde_json::from_str::<Value>(body) {
+            Ok(document) => {
+                for (json_pointer, expected) in &expect.json {
+                    let actual = document.pointer(json_pointer);
+                    if !actual.is_some_and(|actual| json_equal(actual, expected)) {
+                        fail("json".into(), format!("{json_pointer} is {}, expected {expected}", show(actual)));
+                    }
+                }
+                for (json_pointer, kind) in &expect.json_types {
+                    match document.pointer(json_pointer) {
+                        Some(actual) if kind.matches(actual) => {}
+                        actual => fail("json_types".into(), format!("{json_pointer} is {}, expected a {}", show(actual), kind.name())),
+                    }
+                }
+            }
+            Err(error) => fail("json".into(), format!("the body is not JSON ({error}): {}", shorten(body))),
+        }
+    }
+    if let Some(budget) = expect.max_latency
+        && latency > budget.0
+    {
+        fail("max_latency".into(), format!("answered in {} ms, over the budget of {} ms", latency.as_millis(), budget.0.as_millis()));
+    }
+    findings
+}
+
 fn show(value: Option<&Value>) -> String {
     value.map_or_else(|| "missing".to_owned(), Value::to_string)
 }
@@ -315,6 +370,26 @@ mod tests {
         assert_eq!(findings.len(), 2, "{findings:?}");
         assert_eq!(findings[0].category, Category::ChecksumMismatch);
         assert!(findings[1].message.contains("/status is \"failed\""), "{}", findings[1].message);
+    }
+
+    #[test]
+    fn http_answers_are_checked_for_status_headers_json_and_latency() {
+        let expect: HttpExpect = serde_json::from_value(json!({
+            "status": 200,
+            "headers": {"content-type": {"contains": "json"}},
+            "json": {"/status": "ok"},
+            "json_types": {"/timestamp": "string", "/components": "object"},
+            "max_latency": "100ms"
+        }))
+        .unwrap();
+        let header = |name: &str| (name == "content-type").then(|| "application/json".to_owned());
+        let good = r#"{"status":"ok","timestamp":"2026-01-01T00:00:00Z","components":{}}"#;
+        assert!(http("/h", &expect, 200, &header, good, Duration::from_millis(5)).is_empty());
+        let bad = r#"{"status":"unhealthy","components":[]}"#;
+        let findings = http("/h", &expect, 503, &header, bad, Duration::from_millis(500));
+        let keys: Vec<&str> = findings.iter().map(|found| found.pointer.rsplit('/').next().unwrap()).collect();
+        assert_eq!(keys, ["status", "json", "json_types", "json_types", "max_latency"], "{findings:#?}");
+        assert!(findings.iter().all(|found| found.category == Category::HttpCheckFailed));
     }
 
     #[test]

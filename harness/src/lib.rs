@@ -13,6 +13,7 @@ pub mod events;
 pub mod filestore;
 pub mod lint;
 pub mod fixtures;
+pub mod hostports;
 pub mod record;
 pub mod report;
 pub mod runner;

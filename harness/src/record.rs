@@ -65,6 +65,35 @@ pub struct DockerMetrics {
 #[serde(rename_all = "camelCase")]
 pub struct Context {
     pub docker: DockerContext,
+    /// Services started by the scenario, by name.
+    pub services: std::collections::BTreeMap<String, ServiceContext>,
+}
+
+/// A service: where it listens and how its health went.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceContext {
+    pub image: String,
+    pub container_id: String,
+    /// Container port (`8080/tcp`) → host port (0 in deterministic reports).
+    pub ports: std::collections::BTreeMap<String, u16>,
+    /// Whether the service became ready.
+    pub ready: bool,
+    /// Milliseconds from start to ready (0 in deterministic reports).
+    pub ready_ms: u64,
+    /// The latest Docker health status (`starting`, `healthy`, `unhealthy`; empty without a healthcheck).
+    pub health_status: String,
+    /// Health status changes, in order (the health timeline).
+    pub health: Vec<HealthChange>,
+}
+
+/// One change of a service's health status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthChange {
+    pub status: String,
+    /// Milliseconds since the service started (0 in deterministic reports).
+    pub at_ms: u64,
 }
 
 /// What the latest container run looked like.

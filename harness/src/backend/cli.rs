@@ -117,6 +117,9 @@ impl CliBackend {
         if lower.contains("is not running") {
             return BackendError::NotRunning { container: subject.to_owned() };
         }
+        if lower.contains("port is already allocated") || lower.contains("address already in use") {
+            return BackendError::PortConflict { message: last_line(stderr) };
+        }
         BackendError::Command { command: self.describe(args), code: output.code, stderr: stderr.to_owned() }
     }
 }
@@ -193,6 +196,25 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     }
     if let Some(network) = &spec.network {
         args.extend(["--network".to_owned(), network.clone()]);
+    }
+    for port in &spec.ports {
+        let host = match (&port.host_ip, port.host_port) {
+            (Some(ip), 0) => format!("{ip}::"),
+            (Some(ip), host) => format!("{ip}:{host}:"),
+            (None, 0) => String::new(),
+            (None, host) => format!("{host}:"),
+        };
+        args.extend(["--publish".to_owned(), format!("{host}{}", port.container_port)]);
+    }
+    if let Some(check) = &spec.healthcheck {
+        // The docker CLI takes the check as one string run by the container's shell;
+        // each argument is single-quoted so it stays one word there.
+        let command: Vec<String> = check.cmd.iter().map(|arg| format!("'{}'", arg.replace('\'', "'\\''"))).collect();
+        args.extend(["--health-cmd".to_owned(), command.join(" ")]);
+        args.extend(["--health-interval".to_owned(), format!("{}ms", check.interval.as_millis())]);
+        args.extend(["--health-timeout".to_owned(), format!("{}ms", check.timeout.as_millis())]);
+        args.extend(["--health-retries".to_owned(), check.retries.to_string()]);
+        args.extend(["--health-start-period".to_owned(), format!("{}ms", check.start_period.as_millis())]);
     }
     args.push(spec.image.clone());
     if let Some(cmd) = &spec.cmd {
@@ -345,6 +367,20 @@ impl Backend for CliBackend {
         }
     }
 
+    async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
+        let args = vec!["inspect".into(), "--type".into(), "container".into(), container.to_owned()];
+        let output = self.control(&args, container).await?;
+        let mut documents: serde_json::Value = serde_json::from_str(output.stdout.text.trim()).map_err(|error| BackendError::Command {
+            command: self.describe(&args),
+            code: 0,
+            stderr: format!("unreadable inspect JSON: {error}"),
+        })?;
+        match documents.get_mut(0) {
+            Some(document) => Ok(document.take()),
+            None => Err(BackendError::NoSuchContainer { container: container.to_owned() }),
+        }
+    }
+
     async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError> {
         let args = vec!["ps".into(), "--all".into(), "--quiet".into(), "--no-trunc".into(), "--filter".into(), format!("label={label}")];
         let output = self.control(&args, label).await?;
@@ -374,11 +410,23 @@ mod tests {
             read_only_rootfs: true,
             no_new_privileges: true,
             network: Some("none".into()),
+            ports: vec![
+                crate::backend::PublishedPort { host_ip: Some("127.0.0.1".into()), host_port: 0, container_port: 8080 },
+                crate::backend::PublishedPort { host_ip: None, host_port: 9000, container_port: 90 },
+            ],
+            healthcheck: Some(crate::backend::Healthcheck {
+                cmd: vec!["wget".into(), "-q".into(), "it's".into()],
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_millis(1500),
+                retries: 3,
+                start_period: Duration::ZERO,
+            }),
         };
         let args = create_args(&spec);
         let joined = args.join(" ");
         assert!(joined.starts_with("create --pull never --name dp-1 --label dockproof.run=r1 --env A=1 2"), "{joined}");
-        assert!(joined.contains("--volume /tmp/ws:/workspace --workdir /workspace --user 1000:1000 --memory 67108864 --cpus 0.5 --pids-limit 64 --read-only --security-opt no-new-privileges --network none img:1"), "{joined}");
+        assert!(joined.contains("--volume /tmp/ws:/workspace --workdir /workspace --user 1000:1000 --memory 67108864 --cpus 0.5 --pids-limit 64 --read-only --security-opt no-new-privileges --network none --publish 127.0.0.1::8080 --publish 9000:90"), "{joined}");
+        assert!(joined.contains("--health-cmd 'wget' '-q' 'it'\\''s' --health-interval 1000ms --health-timeout 1500ms --health-retries 3 --health-start-period 0ms img:1"), "{joined}");
         assert_eq!(args.last().unwrap(), "a b; rm -rf /");
     }
 

@@ -22,6 +22,27 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// A published port: `host_ip:host_port` on the host → `container_port` (TCP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// Host address to bind (default: all addresses).
+    pub host_ip: Option<String>,
+    /// Host port; 0 lets the daemon pick a free one.
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+/// A container healthcheck (`docker run --health-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Healthcheck {
+    /// The check command, as argv.
+    pub cmd: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
 /// Everything needed to create a container.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerSpec {
@@ -40,6 +61,9 @@ pub struct ContainerSpec {
     pub read_only_rootfs: bool,
     pub no_new_privileges: bool,
     pub network: Option<String>,
+    pub ports: Vec<PublishedPort>,
+    /// Overrides the image's HEALTHCHECK.
+    pub healthcheck: Option<Healthcheck>,
 }
 
 /// A command to run in a running container.
@@ -99,6 +123,10 @@ pub enum BackendError {
     Spawn { program: String, source: std::io::Error },
     #[error("`{command}` did not finish within {timeout:?}")]
     Timeout { command: String, timeout: Duration },
+    #[error("a host port is already in use: {message}")]
+    PortConflict { message: String },
+    #[error("the `{backend}` backend cannot {operation} yet")]
+    Unsupported { backend: String, operation: &'static str },
 }
 
 impl BackendError {
@@ -110,6 +138,8 @@ impl BackendError {
             BackendError::CommandNotFound { .. } => Category::CommandNotFound,
             BackendError::BuildFailed { .. } => Category::BuildFailed,
             BackendError::Timeout { .. } => Category::Timeout,
+            BackendError::PortConflict { .. } => Category::PortConflict,
+            BackendError::Unsupported { .. } => Category::ConfigInvalid,
             BackendError::NoSuchContainer { .. } | BackendError::NotRunning { .. } | BackendError::Command { .. } => {
                 Category::NonzeroExit
             }
@@ -158,4 +188,9 @@ pub trait Backend: Send + Sync {
     async fn remove(&self, container: &str) -> Result<(), BackendError>;
     /// IDs of all containers carrying `label` (`key=value`).
     async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError>;
+    /// The container's full inspect document, shaped like Docker's (State, Config, HostConfig, NetworkSettings, ...).
+    async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
+        let _ = container;
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "inspect containers as JSON" })
+    }
 }

@@ -8,6 +8,24 @@ use crate::runner::RunOutcome;
 /// Timing fields of the job record that differ from run to run.
 const TIMING_POINTERS: [&str; 2] = ["/metrics/docker/startMs", "/metrics/docker/runMs"];
 
+/// Zero what differs from run to run in a record: timings and assigned host ports.
+fn normalise_record(record: &mut Value) {
+    for pointer in TIMING_POINTERS {
+        if let Some(timing) = record.pointer_mut(pointer) {
+            *timing = json!(0);
+        }
+    }
+    for service in record.pointer_mut("/context/services").and_then(Value::as_object_mut).into_iter().flat_map(|services| services.values_mut()) {
+        service["readyMs"] = json!(0);
+        for port in service["ports"].as_object_mut().into_iter().flat_map(|ports| ports.values_mut()) {
+            *port = json!(0);
+        }
+        for change in service["health"].as_array_mut().into_iter().flatten() {
+            change["atMs"] = json!(0);
+        }
+    }
+}
+
 /// The report as a JSON value.
 pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> Value {
     let (passed, failed, other) = outcome.counts();
@@ -17,11 +35,7 @@ pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> Value {
         .map(|report| {
             let mut value = serde_json::to_value(report).expect("reports always serialise");
             if options.deterministic {
-                for pointer in TIMING_POINTERS {
-                    if let Some(timing) = value.pointer_mut(&format!("/record{pointer}")) {
-                        *timing = json!(0);
-                    }
-                }
+                normalise_record(&mut value["record"]);
             } else {
                 value["durationMs"] = json!(report.duration.as_millis() as u64);
                 for (step, report_step) in value["steps"].as_array_mut().into_iter().flatten().zip(&report.steps) {

@@ -438,7 +438,7 @@ impl SemanticChecker<'_> {
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -454,6 +454,7 @@ impl SemanticChecker<'_> {
             }
         }
         let kind = kinds[0];
+        self.service_step(pointer, step, containers);
         if step.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
             self.error(&format!("{pointer}/expect"), format!("`expect` applies to `run` and `exec` steps, not `{}`", kind.as_str()))
                 .hint = Some("use `telemetry` assertions for the job record".into());
@@ -505,7 +506,7 @@ impl SemanticChecker<'_> {
                     &format!("{exec_pointer}/container"),
                     format!("no earlier detached `run` is named `{}`", exec.container),
                 );
-                diagnostic.expected = Some(format!("a `container` name of an earlier detached run ({known})"));
+                diagnostic.expected = Some(format!("a `container` name of an earlier detached run or service ({known})"));
                 diagnostic.hint = Some("add `detach: true` and `container: NAME` to the run step".into());
             }
             self.argv(&format!("{exec_pointer}/cmd"), Some(&exec.cmd));
@@ -544,6 +545,82 @@ impl SemanticChecker<'_> {
                     self.regex(&format!("{assertion_pointer}/matches"), pattern);
                 }
             }
+        }
+    }
+
+    /// Checks of `service`, `http` and `logs` steps; records service names in `containers`.
+    fn service_step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
+        if let Some(service) = &step.service {
+            let service_pointer = format!("{pointer}/service");
+            if containers.contains(&service.name) {
+                self.error(&format!("{service_pointer}/name"), format!("container name `{}` is used twice", service.name));
+            }
+            self.argv(&format!("{service_pointer}/cmd"), service.cmd.as_deref());
+            for (name, value) in &service.env {
+                self.template(&format!("{service_pointer}/env/{}", yaml::escape_segment(name)), &value.0);
+            }
+            for (index, port) in service.ports.iter().enumerate() {
+                if let Err(problem) = model::parse_port(&port.0) {
+                    self.error(&format!("{service_pointer}/ports/{index}"), problem).expected =
+                        Some("`CONTAINER`, `HOST:CONTAINER` or `IP:HOST:CONTAINER`, e.g. `0:8080`".into());
+                }
+            }
+            if let Some(check) = &service.healthcheck {
+                self.argv(&format!("{service_pointer}/healthcheck/cmd"), Some(&check.cmd));
+            }
+            if let Some(wait) = &service.wait
+                && (wait.tcp.is_some() || wait.http.is_some())
+                && service.ports.is_empty()
+            {
+                self.error(&format!("{service_pointer}/wait"), "waiting on a port needs a published port")
+                    .hint = Some("add `ports: [\"0:PORT\"]`".into());
+            }
+            if let Some(mount) = &service.workspace
+                && !mount.starts_with('/')
+            {
+                self.error(&format!("{service_pointer}/workspace"), "the workspace mount point must be an absolute container path");
+            }
+            containers.push(service.name.clone());
+        }
+        if let Some(http) = &step.http {
+            let http_pointer = format!("{pointer}/http");
+            match (&http.service, &http.url) {
+                (Some(_), Some(_)) | (None, None) => {
+                    self.error(&http_pointer, "an http step needs exactly one of `service` and `url`");
+                }
+                (Some(name), None) if !containers.contains(name) => {
+                    self.error(&format!("{http_pointer}/service"), format!("no earlier `service` is named `{name}`"));
+                }
+                (None, Some(url)) => {
+                    self.template(&format!("{http_pointer}/url"), url);
+                    for name in template::service_refs(url) {
+                        if !containers.contains(&name) {
+                            self.error(&format!("{http_pointer}/url"), format!("no earlier `service` is named `{name}`"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if let Some(path) = &http.path
+                && !path.starts_with('/')
+            {
+                self.error(&format!("{http_pointer}/path"), "the path must start with `/`");
+            }
+            self.text_match(&format!("{http_pointer}/expect/body"), http.expect.body.as_ref());
+            for (name, matcher) in &http.expect.headers {
+                self.text_match(&format!("{http_pointer}/expect/headers/{}", yaml::escape_segment(name)), Some(matcher));
+            }
+            for json_pointer in http.expect.json.keys().chain(http.expect.json_types.keys()) {
+                self.json_pointer(&format!("{http_pointer}/expect"), json_pointer);
+            }
+        }
+        if let Some(logs) = &step.logs {
+            let logs_pointer = format!("{pointer}/logs");
+            if !containers.contains(&logs.container) {
+                self.error(&format!("{logs_pointer}/container"), format!("no earlier `service` or detached `run` is named `{}`", logs.container));
+            }
+            self.text_match(&format!("{logs_pointer}/stdout"), logs.stdout.as_ref());
+            self.text_match(&format!("{logs_pointer}/stderr"), logs.stderr.as_ref());
         }
     }
 

@@ -147,7 +147,8 @@ pub struct GenerateSpec {
     pub seed: u64,
 }
 
-/// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry` is set.
+/// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry`,
+/// `service`, `http`, `logs` is set.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -169,6 +170,15 @@ pub struct Step {
     /// Assertions on the job record, by JSON pointer.
     #[serde(default)]
     pub telemetry: Option<Vec<PointerAssertion>>,
+    /// Start a long-running container with published ports and wait until it is ready.
+    #[serde(default)]
+    pub service: Option<ServiceSpec>,
+    /// HTTP requests against a service (or any URL), with expectations.
+    #[serde(default)]
+    pub http: Option<HttpSpec>,
+    /// Conditions on a running or finished container's logs.
+    #[serde(default)]
+    pub logs: Option<LogsSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -185,6 +195,9 @@ pub enum StepKind {
     Exec,
     Upload,
     Telemetry,
+    Service,
+    Http,
+    Logs,
 }
 
 impl StepKind {
@@ -196,6 +209,9 @@ impl StepKind {
             StepKind::Exec => "exec",
             StepKind::Upload => "upload",
             StepKind::Telemetry => "telemetry",
+            StepKind::Service => "service",
+            StepKind::Http => "http",
+            StepKind::Logs => "logs",
         }
     }
 }
@@ -218,6 +234,15 @@ impl Step {
         }
         if self.telemetry.is_some() {
             kinds.push(StepKind::Telemetry);
+        }
+        if self.service.is_some() {
+            kinds.push(StepKind::Service);
+        }
+        if self.http.is_some() {
+            kinds.push(StepKind::Http);
+        }
+        if self.logs.is_some() {
+            kinds.push(StepKind::Logs);
         }
         kinds
     }
@@ -385,6 +410,206 @@ fn default_true() -> bool {
     true
 }
 
+/// A long-running container: started detached with published ports, then
+/// waited for (Docker health status, a TCP port, or an HTTP answer).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Name later steps use: `http.service`, `exec.container`, `logs.container`, `{{ service.NAME.port }}`.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Command and arguments (argv). Defaults to the image's CMD.
+    #[serde(default)]
+    pub cmd: Option<Vec<Text>>,
+    /// Environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, Text>,
+    /// Published ports: `"CONTAINER"` or `"HOST:CONTAINER"` (host 0 or omitted: a free port is assigned).
+    #[serde(default)]
+    pub ports: Vec<Text>,
+    /// `user[:group]` to run as.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Security options.
+    #[serde(default)]
+    pub security: Security,
+    /// Override the image's HEALTHCHECK.
+    #[serde(default)]
+    pub healthcheck: Option<HealthcheckSpec>,
+    /// What "ready" means (default: healthy if the image has a healthcheck, else running).
+    #[serde(default)]
+    pub wait: Option<WaitSpec>,
+    /// Mount the workspace here (default: not mounted).
+    #[serde(default)]
+    pub workspace: Option<String>,
+}
+
+/// A container healthcheck, as `docker run --health-*` sets it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthcheckSpec {
+    /// The check command (argv, run inside the container).
+    pub cmd: Vec<Text>,
+    /// Time between checks (default 1s).
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    /// Time a check may take (default 2s).
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    /// Failures in a row before `unhealthy` (default 3).
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Grace period during which failures do not count.
+    #[serde(default)]
+    pub start_period: Option<Duration>,
+}
+
+/// When a service counts as ready; the first condition given is used.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSpec {
+    /// Wait until Docker reports the container `healthy`.
+    #[serde(default)]
+    pub healthy: bool,
+    /// Wait until this container port accepts TCP connections on its published host port.
+    #[serde(default)]
+    pub tcp: Option<u16>,
+    /// Wait until this path answers with a 2xx status on the first published port.
+    #[serde(default)]
+    pub http: Option<String>,
+    /// How long to wait (default 30s).
+    #[serde(default)]
+    pub within: Option<Duration>,
+}
+
+/// HTTP requests with expectations.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// The service to call (its published port on 127.0.0.1).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Which container port of the service (default: the first published).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// A full URL instead of `service` (templates allowed).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Request path, appended to the service's base URL (default `/`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// HTTP method (default GET).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body (text).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Request body (JSON; sets `content-type: application/json`).
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// Tries until the expectations hold (default 1).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Pause before the first retry, doubling each time (default 200ms).
+    #[serde(default)]
+    pub backoff: Option<Duration>,
+    /// Overall deadline for all attempts (default 30s).
+    #[serde(default)]
+    pub deadline: Option<Duration>,
+    /// Send the request this many times; every answer must meet the expectations (default 1).
+    #[serde(default)]
+    pub repeat: Option<u32>,
+    /// What the answer must be.
+    #[serde(default)]
+    pub expect: HttpExpect,
+}
+
+/// Expectations on an HTTP answer.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExpect {
+    /// Status code (default 200).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Header name (case-insensitive) → conditions on its value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, TextMatch>,
+    /// Conditions on the body text.
+    #[serde(default)]
+    pub body: Option<TextMatch>,
+    /// JSON pointer → expected value.
+    #[serde(default)]
+    pub json: BTreeMap<String, serde_json::Value>,
+    /// JSON pointer → expected type: string, number, integer, boolean, object, array, null.
+    #[serde(default)]
+    pub json_types: BTreeMap<String, JsonType>,
+    /// Each answer must arrive within this time.
+    #[serde(default)]
+    pub max_latency: Option<Duration>,
+}
+
+/// A JSON value type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Object,
+    Array,
+    Null,
+}
+
+impl JsonType {
+    /// Whether `value` is of this type.
+    pub fn matches(self, value: &serde_json::Value) -> bool {
+        match self {
+            JsonType::String => value.is_string(),
+            JsonType::Number => value.is_number(),
+            JsonType::Integer => value.is_i64() || value.is_u64(),
+            JsonType::Boolean => value.is_boolean(),
+            JsonType::Object => value.is_object(),
+            JsonType::Array => value.is_array(),
+            JsonType::Null => value.is_null(),
+        }
+    }
+
+    /// The type name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonType::String => "string",
+            JsonType::Number => "number",
+            JsonType::Integer => "integer",
+            JsonType::Boolean => "boolean",
+            JsonType::Object => "object",
+            JsonType::Array => "array",
+            JsonType::Null => "null",
+        }
+    }
+}
+
+/// Conditions on a container's logs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSpec {
+    /// A service name or a detached run's `container` name.
+    pub container: String,
+    /// Conditions on stdout.
+    #[serde(default)]
+    pub stdout: Option<TextMatch>,
+    /// Conditions on stderr.
+    #[serde(default)]
+    pub stderr: Option<TextMatch>,
+}
+
 /// Copy a workspace file into the filestore.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -550,6 +775,29 @@ impl JsonSchema for ByteSize {
     }
 }
 
+/// A `ports:` entry: `CONTAINER`, `HOST:CONTAINER`, `IP:HOST:CONTAINER` or
+/// `IP::CONTAINER` (an optional `/tcp` suffix is allowed). Host port 0 means any.
+pub fn parse_port(text: &str) -> Result<(Option<String>, u16, u16), String> {
+    let text = text.trim().strip_suffix("/tcp").unwrap_or(text.trim());
+    let number = |part: &str, what: &str| -> Result<u16, String> {
+        if part.is_empty() {
+            return Ok(0);
+        }
+        part.parse::<u16>().map_err(|_| format!("`{part}` is not a {what} port number"))
+    };
+    let parts: Vec<&str> = text.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [container] => (None, 0, number(container, "container")?),
+        [host, container] => (None, number(host, "host")?, number(container, "container")?),
+        [ip, host, container] => (Some((*ip).to_owned()), number(host, "host")?, number(container, "container")?),
+        _ => return Err(format!("`{text}` is not a port mapping")),
+    };
+    if container == 0 {
+        return Err(format!("`{text}` needs a container port"));
+    }
+    Ok((ip, host, container))
+}
+
 /// Whether `text` is a valid duration (used by the schema's `duration` format).
 pub fn is_duration(text: &str) -> bool {
     text.parse::<Duration>().is_ok()
@@ -571,6 +819,16 @@ mod tests {
         assert_eq!("500ms".parse::<Duration>().unwrap().0.as_millis(), 500);
         assert!("30".parse::<Duration>().is_err());
         assert!("soon".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn port_mappings_parse() {
+        assert_eq!(parse_port("8080"), Ok((None, 0, 8080)));
+        assert_eq!(parse_port("0:8080"), Ok((None, 0, 8080)));
+        assert_eq!(parse_port("18080:8080/tcp"), Ok((None, 18080, 8080)));
+        assert_eq!(parse_port("127.0.0.1::8080"), Ok((Some("127.0.0.1".into()), 0, 8080)));
+        assert!(parse_port("web").is_err());
+        assert!(parse_port("80:").is_err());
     }
 
     #[test]

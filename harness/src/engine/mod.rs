@@ -21,6 +21,8 @@ use crate::scenario::template::{self, Vars};
 use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, Text};
 use crate::workspace::{self, Generated, Limits, Workspace};
 
+mod service;
+
 /// Scenario-wide deadline when the file sets none.
 pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
 /// Run/exec deadline when the step sets none.
@@ -218,6 +220,7 @@ impl<'a> ScenarioRun<'a> {
                 job_id: slug.clone(),
                 run_id: context.run_id.clone(),
                 scenario_name: loaded.scenario.name.clone(),
+                services: Default::default(),
             },
             slug,
             workspace: None,
@@ -279,6 +282,15 @@ impl<'a> ScenarioRun<'a> {
         }
         if let Some(upload) = &step.upload {
             return self.upload(&format!("{pointer}/upload"), upload).await;
+        }
+        if let Some(service) = &step.service {
+            return self.service(pointer, service).await;
+        }
+        if let Some(http) = &step.http {
+            return self.http(pointer, http).await;
+        }
+        if let Some(logs) = &step.logs {
+            return self.logs(pointer, logs).await;
         }
         if let Some(assertions) = &step.telemetry {
             let document = self.record.to_json();
@@ -381,6 +393,8 @@ impl<'a> ScenarioRun<'a> {
             read_only_rootfs: run.security.read_only,
             no_new_privileges: run.security.no_new_privileges,
             network: run.security.network.clone(),
+            ports: Vec::new(),
+            healthcheck: None,
         }
     }
 

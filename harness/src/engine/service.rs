@@ -1,0 +1,356 @@
+//! Service, HTTP and log steps: long-running containers with published
+//! ports, readiness (Docker health, TCP, HTTP), probes and log conditions.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{ScenarioRun, backend_finding, env_list, finding, texts};
+use crate::backend::{ContainerSpec, Healthcheck, Mount, PublishedPort};
+use crate::category::Category;
+use crate::check::{self, Finding};
+use crate::hostports;
+use crate::record::{HealthChange, ServiceContext};
+use crate::scenario::model::parse_port;
+use crate::scenario::template::{self, ServiceAddress};
+use crate::scenario::{HttpSpec, LogsSpec, ServiceSpec};
+
+/// How long a service may take to become ready when the step does not say.
+const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(30);
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(200);
+/// Deadline for all attempts of an http step when it does not say.
+const DEFAULT_HTTP_DEADLINE: Duration = Duration::from_secs(30);
+/// Time one HTTP request may take when no latency budget is set.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The host address published ports are reached on.
+const LOOPBACK: &str = "127.0.0.1";
+
+/// What "ready" means for one service.
+enum Readiness {
+    Running,
+    Healthy,
+    Tcp(u16),
+    Http(String),
+}
+
+/// Container port → host port, from an inspect document's `NetworkSettings.Ports`.
+fn published_ports(inspect: &Value) -> BTreeMap<u16, u16> {
+    let mut ports = BTreeMap::new();
+    for (key, bindings) in inspect.pointer("/NetworkSettings/Ports").and_then(Value::as_object).into_iter().flatten() {
+        let Some(container) = key.split('/').next().and_then(|port| port.parse::<u16>().ok()) else { continue };
+        let host = bindings
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|binding| binding.get("HostPort").and_then(Value::as_str).and_then(|port| port.parse::<u16>().ok()))
+            .next();
+        if let Some(host) = host {
+            ports.insert(container, host);
+        }
+    }
+    ports
+}
+
+fn health_status(inspect: &Value) -> Option<String> {
+    inspect.pointer("/State/Health/Status").and_then(Value::as_str).map(str::to_owned)
+}
+
+fn last_health_output(inspect: &Value) -> String {
+    inspect
+        .pointer("/State/Health/Log")
+        .and_then(Value::as_array)
+        .and_then(|log| log.last())
+        .and_then(|entry| entry.get("Output"))
+        .and_then(Value::as_str)
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_default()
+}
+
+impl ScenarioRun<'_> {
+    pub(super) async fn service(&mut self, pointer: &str, service: &ServiceSpec) -> Result<(), Vec<Finding>> {
+        let backend = self.context.backend.as_ref();
+        let service_pointer = format!("{pointer}/service");
+        let image_pointer = format!("{service_pointer}/image");
+        self.context.fixtures.ensure(backend, &service.image).await.map_err(|error| backend_finding(&error, &image_pointer))?;
+
+        let mut ports = Vec::new();
+        for (index, port) in service.ports.iter().enumerate() {
+            let port_pointer = format!("{service_pointer}/ports/{index}");
+            let (host_ip, host_port, container_port) =
+                parse_port(&template::render(&port.0, &self.vars)).map_err(|problem| finding(Category::ConfigInvalid, &port_pointer, problem))?;
+            // Ask before binding, so a taken port is a clear `port_conflict` naming its holder.
+            if host_port != 0 && !hostports::is_free(hostports::probe_address(host_ip.as_deref()), host_port) {
+                let holder = hostports::holder(host_port).map(|holder| format!(", held by {holder}")).unwrap_or_default();
+                return Err(finding(Category::PortConflict, &port_pointer, format!("host port {host_port} is already in use{holder}")));
+            }
+            ports.push(PublishedPort { host_ip, host_port, container_port });
+        }
+        let healthcheck = service.healthcheck.as_ref().map(|check| Healthcheck {
+            cmd: texts(&check.cmd, &self.vars),
+            interval: check.interval.map_or(Duration::from_secs(1), |interval| interval.0),
+            timeout: check.timeout.map_or(Duration::from_secs(2), |timeout| timeout.0),
+            retries: check.retries.unwrap_or(3),
+            start_period: check.start_period.map_or(Duration::ZERO, |period| period.0),
+        });
+        let mut labels = BTreeMap::new();
+        labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
+        labels.insert("dockproof.scenario".to_owned(), self.slug.clone());
+        let mounts = match &service.workspace {
+            Some(mount) => vec![Mount { host: self.workspace().root().to_path_buf(), container: mount.clone(), read_only: false }],
+            None => Vec::new(),
+        };
+        let spec = ContainerSpec {
+            name: format!("dockproof-{}-{}-{}", self.context.run_id, self.slug, super::slug(&service.name)),
+            image: service.image.clone(),
+            cmd: service.cmd.as_ref().map(|cmd| texts(cmd, &self.vars)),
+            env: env_list(&service.env, &self.vars),
+            user: service.user.clone(),
+            mounts,
+            labels,
+            memory_bytes: service.limits.memory.map(|size| size.0),
+            cpus: service.limits.cpus,
+            pids_limit: service.limits.pids,
+            read_only_rootfs: service.security.read_only,
+            no_new_privileges: service.security.no_new_privileges,
+            network: service.security.network.clone(),
+            ports,
+            healthcheck,
+            ..ContainerSpec::default()
+        };
+        let id = backend.create(&spec).await.map_err(|error| backend_finding(&error, &image_pointer))?;
+        self.containers.push(id.clone());
+        self.named.insert(service.name.clone(), id.clone());
+        let started = Instant::now();
+        backend.start(&id).await.map_err(|error| backend_finding(&error, &format!("{service_pointer}/ports")))?;
+
+        let inspect = backend.inspect_json(&id).await.map_err(|error| backend_finding(&error, &service_pointer))?;
+        let published = published_ports(&inspect);
+        let first_port = spec.ports.first().and_then(|port| published.get(&port.container_port).copied()).unwrap_or(0);
+        self.vars.services.insert(service.name.clone(), ServiceAddress { host: LOOPBACK.into(), port: first_port });
+        let context = ServiceContext {
+            image: service.image.clone(),
+            container_id: id.clone(),
+            ports: published.iter().map(|(container, host)| (format!("{container}/tcp"), *host)).collect(),
+            ..ServiceContext::default()
+        };
+        self.record.context.services.insert(service.name.clone(), context);
+
+        let wait = service.wait.clone().unwrap_or_default();
+        let readiness = if wait.healthy {
+            Readiness::Healthy
+        } else if let Some(port) = wait.tcp {
+            Readiness::Tcp(port)
+        } else if let Some(path) = wait.http {
+            Readiness::Http(path)
+        } else if health_status(&inspect).is_some() {
+            Readiness::Healthy
+        } else {
+            Readiness::Running
+        };
+        let within = wait.within.map_or(DEFAULT_READY_WITHIN, |within| within.0);
+        let result = self.wait_ready(&service.name, &id, &published, readiness, started, within, &service_pointer).await;
+        if let Some(context) = self.record.context.services.get_mut(&service.name) {
+            context.ready = result.is_ok();
+            context.ready_ms = if result.is_ok() { started.elapsed().as_millis() as u64 } else { 0 };
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn wait_ready(
+        &mut self,
+        name: &str,
+        id: &str,
+        published: &BTreeMap<u16, u16>,
+        readiness: Readiness,
+        started: Instant,
+        within: Duration,
+        pointer: &str,
+    ) -> Result<(), Vec<Finding>> {
+        let backend = self.context.backend.as_ref();
+        let deadline = started + within;
+        let wait_pointer = format!("{pointer}/wait");
+        let host_port = |container: u16| published.get(&container).copied();
+        loop {
+            let inspect = backend.inspect_json(id).await.map_err(|error| backend_finding(&error, pointer))?;
+            if let Some(status) = health_status(&inspect)
+                && let Some(context) = self.record.context.services.get_mut(name)
+                && context.health_status != status
+            {
+                context.health_status = status.clone();
+                context.health.push(HealthChange { status, at_ms: started.elapsed().as_millis() as u64 });
+            }
+            let running = inspect.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
+            if !running {
+                let code = inspect.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0);
+                let logs = backend.logs(id, self.context.capture).await.ok();
+                let tail = logs.map(|logs| logs.stderr.tail_lines(3).join(" | ")).unwrap_or_default();
+                return Err(finding(
+                    if code == 0 { Category::HealthFailed } else { Category::NonzeroExit },
+                    pointer,
+                    format!("service `{name}` exited with code {code} before it was ready; stderr: {tail}"),
+                ));
+            }
+            let ready = match &readiness {
+                Readiness::Running => true,
+                Readiness::Healthy => match health_status(&inspect).as_deref() {
+                    Some("healthy") => true,
+                    Some("unhealthy") => {
+                        let output = last_health_output(&inspect);
+                        return Err(finding(Category::HealthFailed, &wait_pointer, format!("service `{name}` became unhealthy; last check said: {output}")));
+                    }
+                    Some(_) => false,
+                    None => return Err(finding(Category::HealthFailed, &wait_pointer, format!("service `{name}` has no healthcheck to wait for"))),
+                },
+                Readiness::Tcp(port) => match host_port(*port) {
+                    Some(host) => tokio::net::TcpStream::connect((LOOPBACK, host)).await.is_ok(),
+                    None => return Err(finding(Category::ConfigInvalid, &wait_pointer, format!("container port {port} is not published"))),
+                },
+                Readiness::Http(path) => {
+                    let Some(host) = published.values().next() else {
+                        return Err(finding(Category::ConfigInvalid, &wait_pointer, "no published port to probe"));
+                    };
+                    let url = format!("http://{LOOPBACK}:{host}{path}");
+                    http_client(POLL * 5).get(&url).send().await.is_ok_and(|response| response.status().is_success())
+                }
+            };
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let what = match &readiness {
+                    Readiness::Healthy => format!("healthy (health: {})", health_status(&inspect).unwrap_or_default()),
+                    Readiness::Tcp(port) => format!("accepting connections on port {port}"),
+                    Readiness::Http(path) => format!("answering {path} with 2xx"),
+                    Readiness::Running => "running".into(),
+                };
+                return Err(finding(Category::HealthFailed, &wait_pointer, format!("service `{name}` was not {what} within {}", humantime::format_duration(within))));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub(super) async fn http(&mut self, pointer: &str, http: &HttpSpec) -> Result<(), Vec<Finding>> {
+        let http_pointer = format!("{pointer}/http");
+        let url = match (&http.service, &http.url) {
+            (Some(name), _) => {
+                let context = self.record.context.services.get(name);
+                let port = match (context, http.port) {
+                    (Some(context), Some(port)) => context.ports.get(&format!("{port}/tcp")).copied(),
+                    (Some(context), None) => self.vars.services.get(name).map(|address| address.port).or_else(|| context.ports.values().next().copied()),
+                    (None, _) => None,
+                };
+                let Some(port) = port.filter(|port| *port != 0) else {
+                    return Err(finding(Category::ConfigInvalid, format!("{http_pointer}/service"), format!("service `{name}` has no published port to call")));
+                };
+                format!("http://{LOOPBACK}:{port}{}", http.path.as_deref().unwrap_or("/"))
+            }
+            (None, Some(url)) => format!("{}{}", template::render(url, &self.vars), http.path.as_deref().unwrap_or("")),
+            (None, None) => return Err(finding(Category::ConfigInvalid, &http_pointer, "no `service` or `url`")),
+        };
+        let method = reqwest::Method::from_bytes(http.method.as_deref().unwrap_or("GET").to_ascii_uppercase().as_bytes())
+            .map_err(|_| finding(Category::ConfigInvalid, format!("{http_pointer}/method"), "not an HTTP method"))?;
+        let expect = &http.expect;
+        let client = http_client(expect.max_latency.map_or(REQUEST_TIMEOUT, |latency| latency.0 + Duration::from_secs(5)));
+        let attempts = http.attempts.unwrap_or(1).max(1);
+        let deadline = Instant::now() + http.deadline.map_or(DEFAULT_HTTP_DEADLINE, |deadline| deadline.0);
+        let mut backoff = http.backoff.map_or(Duration::from_millis(200), |backoff| backoff.0);
+        for round in 0..http.repeat.unwrap_or(1).max(1) {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let findings = self.probe(&client, &method, &url, http, &http_pointer).await;
+                if findings.is_empty() {
+                    break;
+                }
+                if attempt >= attempts || Instant::now() + backoff > deadline {
+                    let mut findings = findings;
+                    if http.repeat.unwrap_or(1) > 1 {
+                        findings[0].message = format!("request {} of {}: {}", round + 1, http.repeat.unwrap_or(1), findings[0].message);
+                    }
+                    return Err(findings);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        Ok(())
+    }
+
+    async fn probe(&self, client: &reqwest::Client, method: &reqwest::Method, url: &str, http: &HttpSpec, pointer: &str) -> Vec<Finding> {
+        let expect = &http.expect;
+        let expect_pointer = format!("{pointer}/expect");
+        let mut request = client.request(method.clone(), url);
+        for (name, value) in &http.headers {
+            request = request.header(name, template::render(value, &self.vars));
+        }
+        if let Some(json) = &http.json {
+            request = request.json(json);
+        } else if let Some(body) = &http.body {
+            request = request.body(template::render(body, &self.vars));
+        }
+        let sent = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return finding(Category::HttpCheckFailed, pointer, format!("{method} {url} failed: {error}")),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(error) => return finding(Category::HttpCheckFailed, pointer, format!("{method} {url}: reading the body failed: {error}")),
+        };
+        let latency = sent.elapsed();
+        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let findings = check::http(&expect_pointer, expect, status, &header, &body, latency);
+        findings
+            .into_iter()
+            .map(|mut found| {
+                found.message = format!("{method} {url}: {}", found.message);
+                found
+            })
+            .collect()
+    }
+
+    pub(super) async fn logs(&mut self, pointer: &str, logs: &LogsSpec) -> Result<(), Vec<Finding>> {
+        let logs_pointer = format!("{pointer}/logs");
+        let Some(id) = self.named.get(&logs.container).cloned() else {
+            return Err(finding(Category::ConfigInvalid, format!("{logs_pointer}/container"), format!("no container named `{}`", logs.container)));
+        };
+        let captured = self.context.backend.logs(&id, self.context.capture).await.map_err(|error| backend_finding(&error, &logs_pointer))?;
+        let mut findings = Vec::new();
+        if let Some(matcher) = &logs.stdout {
+            findings.extend(check::text(&format!("`{}` stdout", logs.container), &format!("{logs_pointer}/stdout"), matcher, &captured.stdout.text));
+        }
+        if let Some(matcher) = &logs.stderr {
+            findings.extend(check::text(&format!("`{}` stderr", logs.container), &format!("{logs_pointer}/stderr"), matcher, &captured.stderr.text));
+        }
+        if findings.is_empty() { Ok(()) } else { Err(findings) }
+    }
+}
+
+fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder().timeout(timeout).no_proxy().build().expect("a plain HTTP client always builds")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_published_ports_and_health_from_inspect() {
+        let inspect = json!({
+            "State": {"Health": {"Status": "starting", "Log": [{"Output": "connection refused\n"}]}},
+            "NetworkSettings": {"Ports": {
+                "8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "49153"}, {"HostIp": "::", "HostPort": "49153"}],
+                "9090/tcp": null
+            }}
+        });
+        assert_eq!(published_ports(&inspect), [(8080, 49153)].into());
+        assert_eq!(health_status(&inspect).as_deref(), Some("starting"));
+        assert_eq!(last_health_output(&inspect), "connection refused");
+    }
+}
