@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::category::Category;
-use crate::scenario::{FileExpect, HttpExpect, PointerAssertion, TextMatch};
+use crate::scenario::{FileExpect, HttpExpect, ImageExpect, PointerAssertion, TextMatch};
 
 /// One expectation that did not hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,6 +231,80 @@ pub fn http(
     findings
 }
 
+/// A built image (its inspect document) against the patterns it must follow.
+/// `stages` is the number of `FROM` instructions in its Dockerfile.
+pub fn image(pointer: &str, expect: &ImageExpect, inspect: &Value, stages: usize) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut fail = |key: &str, message: String| findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/{key}"), message));
+    let config = &inspect["Config"];
+    let strings = |value: &Value| -> Vec<String> { value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect() };
+    if let Some(limit) = expect.max_size {
+        let size = inspect["Size"].as_u64().unwrap_or(0);
+        if size > limit.0 {
+            fail("max_size", format!("the image is {size} bytes, over its budget of {}", limit.0));
+        }
+    }
+    if let Some(wanted) = expect.non_root {
+        let user = config["User"].as_str().unwrap_or_default();
+        let name = user.split(':').next().unwrap_or_default();
+        let non_root = !(name.is_empty() || name == "root" || name == "0");
+        if non_root != wanted {
+            let shown = if user.is_empty() { "unset (root)".to_owned() } else { format!("`{user}`") };
+            fail("non_root", format!("the image's user is {shown}, expected {}", if wanted { "a non-root user" } else { "root" }));
+        }
+    }
+    if let Some(wanted) = expect.healthcheck {
+        let test = strings(&config["Healthcheck"]["Test"]);
+        let present = !test.is_empty() && test[0] != "NONE";
+        if present != wanted {
+            fail("healthcheck", format!("the image {} a HEALTHCHECK", if present { "has" } else { "has no" }));
+        }
+    }
+    if let Some(wanted) = &expect.exposed_ports {
+        let mut exposed: Vec<String> = config["ExposedPorts"].as_object().map(|ports| ports.keys().cloned().collect()).unwrap_or_default();
+        let mut wanted: Vec<String> = wanted.iter().map(|port| if port.contains('/') { port.clone() } else { format!("{port}/tcp") }).collect();
+        exposed.sort();
+        wanted.sort();
+        if exposed != wanted {
+            fail("exposed_ports", format!("the image exposes {exposed:?}, expected {wanted:?}"));
+        }
+    }
+    for (key, value) in &expect.labels {
+        let actual = config["Labels"][key].as_str();
+        if actual != Some(value.as_str()) {
+            fail("labels", format!("label `{key}` is {}, expected {value:?}", actual.map_or("missing".to_owned(), |actual| format!("{actual:?}"))));
+        }
+    }
+    for (key, wanted, field) in [("entrypoint", &expect.entrypoint, "Entrypoint"), ("cmd", &expect.cmd, "Cmd")] {
+        if let Some(wanted) = wanted {
+            let actual = strings(&config[field]);
+            if &actual != wanted {
+                fail(key, format!("the image's {field} is {actual:?}, expected {wanted:?}"));
+            }
+        }
+    }
+    let env = strings(&config["Env"]);
+    for (key, value) in &expect.env {
+        let entry = format!("{key}={value}");
+        if !env.contains(&entry) {
+            let actual = env.iter().find(|item| item.starts_with(&format!("{key}="))).cloned().unwrap_or_else(|| "unset".into());
+            fail("env", format!("the image's env has {actual}, expected {entry}"));
+        }
+    }
+    if let Some(wanted) = &expect.workdir {
+        let actual = config["WorkingDir"].as_str().unwrap_or_default();
+        if actual != wanted {
+            fail("workdir", format!("the image's workdir is {actual:?}, expected {wanted:?}"));
+        }
+    }
+    if let Some(wanted) = expect.multi_stage
+        && (stages > 1) != wanted
+    {
+        fail("multi_stage", format!("the Dockerfile has {stages} stage(s), expected {}", if wanted { "more than one" } else { "one" }));
+    }
+    findings
+}
+
 fn show(value: Option<&Value>) -> String {
     value.map_or_else(|| "missing".to_owned(), Value::to_string)
 }
@@ -390,6 +464,26 @@ mod tests {
         let keys: Vec<&str> = findings.iter().map(|found| found.pointer.rsplit('/').next().unwrap()).collect();
         assert_eq!(keys, ["status", "json", "json_types", "json_types", "max_latency"], "{findings:#?}");
         assert!(findings.iter().all(|found| found.category == Category::HttpCheckFailed));
+    }
+
+    #[test]
+    fn images_are_checked_against_their_patterns() {
+        let inspect = json!({
+            "Size": 2_100_000,
+            "Config": {
+                "User": "65534:65534", "ExposedPorts": {"8080/tcp": {}}, "Labels": {"tier": "web"},
+                "Healthcheck": {"Test": ["CMD", "wget", "-q", "http://127.0.0.1:8080/health"]},
+                "Cmd": ["web"], "Entrypoint": null, "Env": ["PATH=/bin", "WEB_PORT=8080"], "WorkingDir": ""
+            }
+        });
+        let expect = |value: serde_json::Value| -> ImageExpect { serde_json::from_value(value).unwrap() };
+        let good = expect(json!({"max_size": "4MiB", "non_root": true, "healthcheck": true, "exposed_ports": ["8080"],
+            "labels": {"tier": "web"}, "cmd": ["web"], "env": {"WEB_PORT": "8080"}, "multi_stage": false}));
+        assert_eq!(image("/b", &good, &inspect, 1), vec![]);
+        let bad = expect(json!({"max_size": "1MiB", "non_root": false, "healthcheck": false, "exposed_ports": ["80/tcp"],
+            "labels": {"tier": "db"}, "entrypoint": ["x"], "env": {"WEB_PORT": "80"}, "workdir": "/srv", "multi_stage": true}));
+        let keys: Vec<String> = image("/b", &bad, &inspect, 1).iter().map(|found| found.pointer.rsplit('/').next().unwrap().to_owned()).collect();
+        assert_eq!(keys, ["max_size", "non_root", "healthcheck", "exposed_ports", "labels", "entrypoint", "env", "workdir", "multi_stage"]);
     }
 
     #[test]

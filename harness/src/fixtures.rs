@@ -104,17 +104,31 @@ impl FixtureImages {
 }
 
 async fn build_fixture(backend: &dyn Backend, image: &str, fixture: &FixtureImage) -> Result<(), BackendError> {
-    let failed = |message: String| BackendError::BuildFailed { image: image.to_owned(), message };
+    let context = copy_context(&fixture.dir, &fixture.context_files)
+        .map_err(|message| BackendError::BuildFailed { image: image.to_owned(), message })?;
+    backend.build_image(context.path(), image).await
+}
+
+/// A temporary copy of the build context `dir`, plus the host files its
+/// Dockerfile's `# dockproof-context:` lines ask for.
+pub fn prepare_context(dir: &Path, dockerfile: &str) -> Result<tempfile::TempDir, String> {
+    let path = dir.join(dockerfile);
+    let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let (_, context_files) = parse_header_lines(&text)?;
+    copy_context(dir, &context_files)
+}
+
+fn copy_context(dir: &Path, context_files: &[(PathBuf, String)]) -> Result<tempfile::TempDir, String> {
     let context = tempfile::Builder::new()
         .prefix("dockproof-build-")
         .tempdir()
-        .map_err(|error| failed(format!("cannot create a build context: {error}")))?;
-    copy_dir(&fixture.dir, context.path()).map_err(|error| failed(format!("cannot copy {}: {error}", fixture.dir.display())))?;
-    for (host, name) in &fixture.context_files {
+        .map_err(|error| format!("cannot create a build context: {error}"))?;
+    copy_dir(dir, context.path()).map_err(|error| format!("cannot copy {}: {error}", dir.display()))?;
+    for (host, name) in context_files {
         std::fs::copy(host, context.path().join(name))
-            .map_err(|error| failed(format!("cannot copy {} into the build context: {error}", host.display())))?;
+            .map_err(|error| format!("cannot copy {} into the build context: {error}", host.display()))?;
     }
-    backend.build_image(context.path(), image).await
+    Ok(context)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -132,6 +146,12 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 fn parse_header(dockerfile: &str) -> Result<(String, Vec<(PathBuf, String)>), String> {
+    let (tag, context_files) = parse_header_lines(dockerfile)?;
+    tag.map(|tag| (tag, context_files)).ok_or_else(|| "no `# dockproof-image: TAG` header line".to_owned())
+}
+
+/// The `# dockproof-image:` tag (if any) and `# dockproof-context:` files of a Dockerfile.
+fn parse_header_lines(dockerfile: &str) -> Result<(Option<String>, Vec<(PathBuf, String)>), String> {
     let mut tag = None;
     let mut context_files = Vec::new();
     for line in dockerfile.lines().take_while(|line| line.starts_with('#')) {
@@ -148,7 +168,7 @@ fn parse_header(dockerfile: &str) -> Result<(String, Vec<(PathBuf, String)>), St
             }
         }
     }
-    tag.map(|tag| (tag, context_files)).ok_or_else(|| "no `# dockproof-image: TAG` header line".to_owned())
+    Ok((tag, context_files))
 }
 
 #[cfg(test)]

@@ -135,6 +135,14 @@ fn is_command_not_found(lower_stderr: &str) -> bool {
         && (lower_stderr.contains("executable file not found") || lower_stderr.contains("no such file or directory"))
 }
 
+/// The legacy builder's deprecation banner: noise, not part of a failure.
+fn is_builder_banner(line: &str) -> bool {
+    line.starts_with("DEPRECATED: The legacy builder")
+        || line.trim_start().starts_with("Install the buildx component")
+        || line.trim_start().starts_with("https://docs.docker.com/go/buildx")
+        || line.trim().is_empty()
+}
+
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
@@ -265,7 +273,25 @@ impl Backend for CliBackend {
     }
 
     async fn build_image(&self, context: &Path, tag: &str) -> Result<(), BackendError> {
-        let args = vec!["build".into(), "--quiet".into(), "--tag".into(), tag.to_owned(), context.display().to_string()];
+        let request = super::BuildRequest { context: context.to_path_buf(), tag: tag.to_owned(), ..Default::default() };
+        self.build(&request).await
+    }
+
+    async fn build(&self, request: &super::BuildRequest) -> Result<(), BackendError> {
+        let mut args = vec!["build".to_owned(), "--tag".to_owned(), request.tag.clone()];
+        if let Some(dockerfile) = &request.dockerfile {
+            args.extend(["--file".to_owned(), request.context.join(dockerfile).display().to_string()]);
+        }
+        for (key, value) in &request.args {
+            args.extend(["--build-arg".to_owned(), format!("{key}={value}")]);
+        }
+        if let Some(target) = &request.target {
+            args.extend(["--target".to_owned(), target.clone()]);
+        }
+        for (key, value) in &request.labels {
+            args.extend(["--label".to_owned(), format!("{key}={value}")]);
+        }
+        args.push(request.context.display().to_string());
         let output = self.invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT).await?;
         if output.code == 0 {
             return Ok(());
@@ -274,8 +300,33 @@ impl Backend for CliBackend {
         if is_daemon_unavailable(&lower) {
             return Err(BackendError::DaemonUnavailable { message: first_line(&output.stderr.text) });
         }
-        let tail = output.stderr.tail_lines(10).join("\n");
-        Err(BackendError::BuildFailed { image: tag.to_owned(), message: tail })
+        // The legacy builder reports steps on stdout and the failure on stderr;
+        // BuildKit puts everything on stderr. Keep both, in that order.
+        let mut log = output.stdout.tail_lines(40);
+        log.extend(output.stderr.tail_lines(20).into_iter().filter(|line| !is_builder_banner(line)));
+        Err(BackendError::BuildFailed { image: request.tag.clone(), message: log.join("\n") })
+    }
+
+    async fn image_inspect_json(&self, image: &str) -> Result<serde_json::Value, BackendError> {
+        let args = vec!["image".into(), "inspect".into(), image.to_owned()];
+        let output = self.control(&args, image).await?;
+        let mut documents: serde_json::Value = serde_json::from_str(output.stdout.text.trim()).map_err(|error| BackendError::Command {
+            command: self.describe(&args),
+            code: 0,
+            stderr: format!("unreadable image inspect JSON: {error}"),
+        })?;
+        match documents.get_mut(0) {
+            Some(document) => Ok(document.take()),
+            None => Err(BackendError::ImageNotFound { image: image.to_owned(), message: "no such image".into() }),
+        }
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
+        let args = vec!["image".into(), "rm".into(), "--force".into(), image.to_owned()];
+        match self.control(&args, image).await {
+            Ok(_) | Err(BackendError::ImageNotFound { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, BackendError> {

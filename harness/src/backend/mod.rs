@@ -147,6 +147,19 @@ impl BackendError {
     }
 }
 
+/// An image build.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildRequest {
+    /// The context directory (holding everything the Dockerfile copies).
+    pub context: PathBuf,
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    pub dockerfile: Option<String>,
+    pub tag: String,
+    pub args: Vec<(String, String)>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Limits on how much output is kept in memory.
 #[derive(Debug, Clone, Copy)]
 pub struct CaptureLimits {
@@ -188,6 +201,21 @@ pub trait Backend: Send + Sync {
     async fn remove(&self, container: &str) -> Result<(), BackendError>;
     /// IDs of all containers carrying `label` (`key=value`).
     async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError>;
+    /// Build an image; a failed build is `BuildFailed` with the build log's tail.
+    async fn build(&self, request: &BuildRequest) -> Result<(), BackendError> {
+        let _ = request;
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "build images with options" })
+    }
+    /// The image's inspect document, shaped like Docker's (Size, Config, ...).
+    async fn image_inspect_json(&self, image: &str) -> Result<serde_json::Value, BackendError> {
+        let _ = image;
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "inspect images as JSON" })
+    }
+    /// Remove an image (gone already is fine).
+    async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
+        let _ = image;
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "remove images" })
+    }
     /// The container's full inspect document, shaped like Docker's (State, Config, HostConfig, NetworkSettings, ...).
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
         let _ = container;

@@ -21,6 +21,7 @@ use crate::scenario::template::{self, Vars};
 use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, Text};
 use crate::workspace::{self, Generated, Limits, Workspace};
 
+mod build;
 mod service;
 
 /// Scenario-wide deadline when the file sets none.
@@ -208,6 +209,8 @@ struct ScenarioRun<'a> {
     containers: Vec<String>,
     /// Detached containers by the name steps use for them.
     named: HashMap<String, String>,
+    /// Images built by `build` steps, removed at the end.
+    images: Vec<String>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -227,6 +230,7 @@ impl<'a> ScenarioRun<'a> {
             record: JobRecord::pending(),
             containers: Vec::new(),
             named: HashMap::new(),
+            images: Vec::new(),
         }
     }
 
@@ -291,6 +295,9 @@ impl<'a> ScenarioRun<'a> {
         }
         if let Some(logs) = &step.logs {
             return self.logs(pointer, logs).await;
+        }
+        if let Some(build) = &step.build {
+            return self.build(pointer, build).await;
         }
         if let Some(assertions) = &step.telemetry {
             let document = self.record.to_json();
@@ -584,6 +591,11 @@ impl<'a> ScenarioRun<'a> {
         for id in self.containers.drain(..).rev() {
             if let Err(error) = self.context.backend.remove(&id).await {
                 problems.push(format!("container {id}: {error}"));
+            }
+        }
+        for image in self.images.drain(..).rev() {
+            if let Err(error) = self.context.backend.remove_image(&image).await {
+                problems.push(format!("image {image}: {error}"));
             }
         }
         if let Some(workspace) = self.workspace.take()

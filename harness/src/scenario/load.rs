@@ -438,7 +438,7 @@ impl SemanticChecker<'_> {
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -612,6 +612,21 @@ impl SemanticChecker<'_> {
             }
             for json_pointer in http.expect.json.keys().chain(http.expect.json_types.keys()) {
                 self.json_pointer(&format!("{http_pointer}/expect"), json_pointer);
+            }
+        }
+        if let Some(build) = &step.build {
+            let build_pointer = format!("{pointer}/build");
+            let context = self.base_dir.join(&build.context);
+            let dockerfile = context.join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
+            if !context.is_dir() {
+                self.error(&format!("{build_pointer}/context"), format!("build context `{}` is not a directory (looked at {})", build.context, context.display()))
+                    .hint = Some("paths are relative to the scenario file's directory".into());
+            } else if !dockerfile.is_file() {
+                let at = if build.dockerfile.is_some() { format!("{build_pointer}/dockerfile") } else { format!("{build_pointer}/context") };
+                self.error(&at, format!("no Dockerfile at {}", dockerfile.display()));
+            }
+            for (name, value) in &build.args {
+                self.template(&format!("{build_pointer}/args/{}", yaml::escape_segment(name)), &value.0);
             }
         }
         if let Some(logs) = &step.logs {

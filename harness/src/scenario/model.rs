@@ -148,7 +148,7 @@ pub struct GenerateSpec {
 }
 
 /// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry`,
-/// `service`, `http`, `logs` is set.
+/// `service`, `http`, `logs`, `build` is set.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -179,6 +179,9 @@ pub struct Step {
     /// Conditions on a running or finished container's logs.
     #[serde(default)]
     pub logs: Option<LogsSpec>,
+    /// Build an image from a context directory and check what came out.
+    #[serde(default)]
+    pub build: Option<BuildSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -198,6 +201,7 @@ pub enum StepKind {
     Service,
     Http,
     Logs,
+    Build,
 }
 
 impl StepKind {
@@ -212,6 +216,7 @@ impl StepKind {
             StepKind::Service => "service",
             StepKind::Http => "http",
             StepKind::Logs => "logs",
+            StepKind::Build => "build",
         }
     }
 }
@@ -243,6 +248,9 @@ impl Step {
         }
         if self.logs.is_some() {
             kinds.push(StepKind::Logs);
+        }
+        if self.build.is_some() {
+            kinds.push(StepKind::Build);
         }
         kinds
     }
@@ -594,6 +602,65 @@ impl JsonType {
             JsonType::Null => "null",
         }
     }
+}
+
+/// An image build and what the image must look like.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    /// The build context directory, relative to the scenario file's directory.
+    pub context: String,
+    /// The Dockerfile, relative to the context (default `Dockerfile`).
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    /// Tag for the image (default: derived from the run and scenario; removed at the end).
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Build arguments.
+    #[serde(default)]
+    pub args: BTreeMap<String, Text>,
+    /// Stage to build (`--target`).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Conditions on the built image.
+    #[serde(default)]
+    pub expect: ImageExpect,
+}
+
+/// Conditions on a built image.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageExpect {
+    /// The image is at most this big.
+    #[serde(default)]
+    pub max_size: Option<ByteSize>,
+    /// The image's user is set and is not root.
+    #[serde(default)]
+    pub non_root: Option<bool>,
+    /// The image declares a HEALTHCHECK.
+    #[serde(default)]
+    pub healthcheck: Option<bool>,
+    /// Ports the image exposes, e.g. `8080/tcp` (exactly these).
+    #[serde(default)]
+    pub exposed_ports: Option<Vec<String>>,
+    /// Labels the image carries (others may exist too).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The image's ENTRYPOINT.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// The image's CMD.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// Environment variables the image sets (others may exist too).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The image's working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// The Dockerfile has more than one stage.
+    #[serde(default)]
+    pub multi_stage: Option<bool>,
 }
 
 /// Conditions on a container's logs.
