@@ -31,8 +31,7 @@ pub enum FixtureError {
 #[derive(Debug, Clone)]
 struct FixtureImage {
     dir: PathBuf,
-    /// Host file → name inside the build context.
-    context_files: Vec<(PathBuf, String)>,
+    context_files: ContextFiles,
 }
 
 /// The fixture images known to a run, and which were already built in it.
@@ -145,13 +144,16 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn parse_header(dockerfile: &str) -> Result<(String, Vec<(PathBuf, String)>), String> {
+fn parse_header(dockerfile: &str) -> Result<(String, ContextFiles), String> {
     let (tag, context_files) = parse_header_lines(dockerfile)?;
     tag.map(|tag| (tag, context_files)).ok_or_else(|| "no `# dockproof-image: TAG` header line".to_owned())
 }
 
+/// Host file → name inside the build context.
+type ContextFiles = Vec<(PathBuf, String)>;
+
 /// The `# dockproof-image:` tag (if any) and `# dockproof-context:` files of a Dockerfile.
-fn parse_header_lines(dockerfile: &str) -> Result<(Option<String>, Vec<(PathBuf, String)>), String> {
+fn parse_header_lines(dockerfile: &str) -> Result<(Option<String>, ContextFiles), String> {
     let mut tag = None;
     let mut context_files = Vec::new();
     for line in dockerfile.lines().take_while(|line| line.starts_with('#')) {
