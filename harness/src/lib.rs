@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod category;
 pub mod check;
+pub mod clean;
 pub mod engine;
 pub mod events;
 pub mod filestore;

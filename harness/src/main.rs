@@ -32,6 +32,8 @@ enum Command {
     },
     /// Print the JSON Schema of scenario files.
     Schema,
+    /// Remove what killed runs left: labelled containers and dockproof-* temp dirs.
+    Clean(CleanArgs),
     /// Check Dockerfiles and compose files statically (no daemon): `file:line: RULE-ID message`.
     Lint {
         /// Dockerfiles and compose files (told apart by name, then content).
@@ -101,6 +103,69 @@ pub struct RunArgs {
     work_dir: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Where containers live (the fake's are found in the run directories).
+    #[arg(long, value_enum, default_value = "docker-cli")]
+    backend: BackendKind,
+    /// The docker binary for `--backend docker-cli`.
+    #[arg(long, default_value = "docker", env = "DOCKPROOF_DOCKER")]
+    docker: PathBuf,
+    /// The fake-docker binary (default: next to dockproof, then on PATH).
+    #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
+    fake_docker: Option<PathBuf>,
+    /// Only what this run created.
+    #[arg(long = "run", value_name = "ID")]
+    run_id: Option<String>,
+    /// Only what is at least this old (e.g. `1h`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    older_than: Option<std::time::Duration>,
+    /// Where runs keep their temporary directories (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Show what would be removed, remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("`{text}` is not a duration such as `30m` or `1h`: {error}"))
+}
+
+fn clean(args: CleanArgs) -> ExitCode {
+    use dockproof::clean::{self, CleanOptions, CleanReport};
+    let options = CleanOptions { run_id: args.run_id.clone(), older_than: args.older_than, dry_run: args.dry_run };
+    let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let fake_docker = setup::find_fake_docker(args.fake_docker.as_deref());
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = CleanReport::default();
+    runtime.block_on(async {
+        if args.backend == BackendKind::DockerCli {
+            let backend = dockproof::backend::cli::CliBackend::new("docker-cli", args.docker.clone(), Vec::new());
+            clean::containers(&backend, &options, &mut report).await;
+        }
+        clean::directories(&work_dir, fake_docker.as_deref(), &options, &mut report).await;
+    });
+    let verb = if args.dry_run { "would remove" } else { "removed" };
+    for id in &report.containers {
+        println!("{verb} container {id}");
+    }
+    for path in &report.directories {
+        println!("{verb} {}", path.display());
+    }
+    for problem in &report.problems {
+        eprintln!("error: {problem}");
+    }
+    println!("{verb} {} container(s) and {} director(ies)", report.containers.len(), report.directories.len());
+    if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -116,6 +181,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Lint { files } => lint(&files),
+        Command::Clean(args) => clean(args),
         Command::Run(args) => {
             let loaded = match load_all(&args.paths) {
                 Ok(loaded) => loaded,

@@ -25,7 +25,7 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Find the fake-docker binary: the flag, next to this executable, then PATH.
-fn find_fake_docker(explicit: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn find_fake_docker(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(path) = explicit {
         return Some(path.to_path_buf());
     }

@@ -263,3 +263,55 @@ fn lint_refuses_what_it_cannot_read() {
     dockproof().arg("lint").arg(&notes).assert().code(2).stderr(predicate::str::contains("neither a Dockerfile nor a compose file"));
     dockproof().args(["lint", "/nonexistent/Dockerfile"]).assert().code(2).stderr(predicate::str::contains("failed to read"));
 }
+
+/// PIDs of processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(needle) || String::from_utf8_lossy(&environ).contains(needle)
+        })
+        .collect()
+}
+
+#[test]
+fn clean_reaps_what_a_killed_run_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = write(dir.path(), "slow.yaml", "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 120] }\n");
+    let work = dir.path().join("work");
+    let mut child = support::dockproof_fake(&work).args(["--run-id", "killed1"]).arg(&slow).stdout(std::process::Stdio::null()).spawn().unwrap();
+    // Wait until the fake container runs, then kill dockproof without a chance to clean up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let run_dir = loop {
+        let found = std::fs::read_dir(&work).ok().and_then(|mut entries| entries.next()).and_then(Result::ok).map(|entry| entry.path());
+        if let Some(run_dir) = found.filter(|path| !processes_mentioning(&path.join("fake-docker-state").display().to_string()).is_empty()) {
+            break run_dir;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run never started its container");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let state = run_dir.join("fake-docker-state").display().to_string();
+    assert!(!processes_mentioning(&state).is_empty(), "the killed run's container should still be running");
+
+    dockproof()
+        .args(["clean", "--backend", "fake", "--run", "killed1", "--work-dir"])
+        .arg(&work)
+        .arg("--fake-docker")
+        .arg(support::fake_docker())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("removed 1 container(s) and 1 director(ies)"));
+    assert!(!run_dir.exists(), "the run directory is still there");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_mentioning(&state).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the container process outlived `dockproof clean`");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

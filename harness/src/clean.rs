@@ -1,0 +1,127 @@
+//! `dockproof clean`: reap what a killed run left behind — containers
+//! labelled `dockproof.run`, and `dockproof-*` temporary directories (with
+//! the fake backend's containers that live in them).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::backend::Backend;
+use crate::backend::cli::CliBackend;
+
+/// What to reap.
+#[derive(Debug, Clone, Default)]
+pub struct CleanOptions {
+    /// Only what this run created (default: every run's leftovers).
+    pub run_id: Option<String>,
+    /// Only what is at least this old.
+    pub older_than: Option<Duration>,
+    /// Say what would be removed without removing it.
+    pub dry_run: bool,
+}
+
+/// What was (or would be) removed, and what could not be.
+#[derive(Debug, Default)]
+pub struct CleanReport {
+    pub containers: Vec<String>,
+    pub directories: Vec<PathBuf>,
+    pub problems: Vec<String>,
+}
+
+fn old_enough(created: Option<SystemTime>, older_than: Option<Duration>) -> bool {
+    match (older_than, created) {
+        (None, _) => true,
+        (Some(age), Some(created)) => SystemTime::now().duration_since(created).is_ok_and(|elapsed| elapsed >= age),
+        // Without a creation time, be careful: keep it.
+        (Some(_), None) => false,
+    }
+}
+
+/// Remove containers carrying the run label through `backend`.
+pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &mut CleanReport) {
+    let label = match &options.run_id {
+        Some(run) => format!("dockproof.run={run}"),
+        None => "dockproof.run".to_owned(),
+    };
+    let listed = match backend.list_labelled(&label).await {
+        Ok(listed) => listed,
+        Err(error) => {
+            report.problems.push(format!("cannot list containers on `{}`: {error}", backend.name()));
+            return;
+        }
+    };
+    for id in listed {
+        let created = backend
+            .inspect_json(&id)
+            .await
+            .ok()
+            .and_then(|inspect| inspect["Created"].as_str().and_then(|text| humantime::parse_rfc3339_weak(text).ok()));
+        if !old_enough(created, options.older_than) {
+            continue;
+        }
+        if !options.dry_run
+            && let Err(error) = backend.remove(&id).await
+        {
+            report.problems.push(format!("cannot remove container {id}: {error}"));
+            continue;
+        }
+        report.containers.push(id);
+    }
+}
+
+/// The `dockproof-*` entries of `dir` that `options` selects.
+fn leftover_directories(dir: &Path, options: &CleanOptions) -> Vec<PathBuf> {
+    let prefix = match &options.run_id {
+        Some(run) => format!("dockproof-{run}-"),
+        None => "dockproof-".to_owned(),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+        .filter(|entry| old_enough(entry.metadata().and_then(|meta| meta.modified()).ok(), options.older_than))
+        .map(|entry| entry.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// Remove leftover temporary directories under `dir`; fake-docker containers
+/// still running from a run directory are removed first.
+pub async fn directories(dir: &Path, fake_docker: Option<&Path>, options: &CleanOptions, report: &mut CleanReport) {
+    for path in leftover_directories(dir, options) {
+        let state = path.join("fake-docker-state");
+        if let Some(program) = fake_docker.filter(|_| state.is_dir()) {
+            // Everything in a run directory's fake state belongs to that run.
+            let backend = CliBackend::new("fake", program, vec![("FAKE_DOCKER_STATE".into(), state.into_os_string())]);
+            let everything = CleanOptions { run_id: None, older_than: None, dry_run: options.dry_run };
+            containers(&backend, &everything, report).await;
+        }
+        if !options.dry_run
+            && let Err(error) = std::fs::remove_dir_all(&path)
+        {
+            report.problems.push(format!("cannot remove {}: {error}", path.display()));
+            continue;
+        }
+        report.directories.push(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_directories_by_run_and_age() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["dockproof-r1-abc", "dockproof-r2-def", "dockproof-build-xyz", "other"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let names = |options: &CleanOptions| -> Vec<String> {
+            leftover_directories(dir.path(), options).iter().map(|path| path.file_name().unwrap().to_string_lossy().into_owned()).collect()
+        };
+        assert_eq!(names(&CleanOptions::default()), ["dockproof-build-xyz", "dockproof-r1-abc", "dockproof-r2-def"]);
+        assert_eq!(names(&CleanOptions { run_id: Some("r1".into()), ..CleanOptions::default() }), ["dockproof-r1-abc"]);
+        assert!(names(&CleanOptions { older_than: Some(Duration::from_secs(3600)), ..CleanOptions::default() }).is_empty());
+    }
+}
