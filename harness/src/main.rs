@@ -95,6 +95,12 @@ pub struct RunArgs {
     /// Write a JSON report (with every job record) here.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Write a self-contained HTML report (a timeline per scenario) here.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Write a Markdown summary here (under GitHub Actions it is also appended to $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
     /// Run id put on everything created (default: derived, deterministic on the fake).
     #[arg(long)]
     run_id: Option<String>,

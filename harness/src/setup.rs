@@ -153,6 +153,28 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         eprintln!("error: cannot write the JSON report {}: {error}", path.display());
         write_failed = true;
     }
+    if let Some(path) = &args.html
+        && let Err(error) = report::html::write(path, &outcome, &options)
+    {
+        eprintln!("error: cannot write the HTML report {}: {error}", path.display());
+        write_failed = true;
+    }
+    if let Some(path) = &args.markdown
+        && let Err(error) = std::fs::write(path, report::markdown::render(&outcome, &options))
+    {
+        eprintln!("error: cannot write the Markdown summary {}: {error}", path.display());
+        write_failed = true;
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true") {
+        for line in report::github::annotations(&outcome) {
+            println!("{line}");
+        }
+        if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY")
+            && let Err(error) = report::markdown::append(std::path::Path::new(&summary), &outcome, &options)
+        {
+            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {error}");
+        }
+    }
     if outcome.swept > 0 {
         eprintln!("warning: removed {} container(s) that scenarios left behind", outcome.swept);
     }

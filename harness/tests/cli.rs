@@ -315,3 +315,29 @@ fn clean_reaps_what_a_killed_run_left_behind() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn github_actions_get_annotations_a_step_summary_and_an_html_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = write(dir.path(), "failing.yaml", FAILING);
+    let (summary, html) = (dir.path().join("summary.md"), dir.path().join("report.html"));
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    command
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .arg("--html")
+        .arg(&html)
+        .arg(&failing)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!(
+            "::error file={},line=7,col=27,title=echo-fails%3A assertion_failed::stdout does not contain",
+            failing.display()
+        )));
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.starts_with("earlier step\n### dockproof on `fake`"), "{summary}");
+    assert!(summary.contains("| echo-fails | ❌ failed | `assertion_failed` |"), "{summary}");
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("echo-fails") && html.contains("stdout does not contain &quot;goodbye&quot;"), "{html}");
+}

@@ -2,8 +2,11 @@
 //! they never decide pass or fail.
 
 pub mod console;
+pub mod github;
+pub mod html;
 pub mod json;
 pub mod junit;
+pub mod markdown;
 
 /// What every reporter needs to know about the run.
 #[derive(Debug, Clone)]
