@@ -13,6 +13,7 @@ pub mod engine;
 pub mod events;
 pub mod filestore;
 pub mod lint;
+pub mod partition;
 pub mod fixtures;
 pub mod hostports;
 pub mod record;

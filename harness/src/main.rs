@@ -86,6 +86,9 @@ pub struct RunArgs {
     /// Run only scenarios carrying one of these tags.
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
+    /// Run only shard K of N (`K/N`, `count:K/N` or `hash:K/N`), for CI matrices.
+    #[arg(long, value_name = "K/N", value_parser = clap::value_parser!(dockproof::partition::Partition))]
+    partition: Option<dockproof::partition::Partition>,
     /// Run only scenarios whose name matches this glob (e.g. `job-*`).
     #[arg(long, value_name = "GLOB")]
     filter: Option<String>,
