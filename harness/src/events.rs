@@ -88,6 +88,9 @@ pub struct ScenarioReport {
     pub outcome: Outcome,
     /// The failure that decided the verdict.
     pub failure: Option<Failure>,
+    /// Failures of earlier attempts (`--retries`); a pass after a failure is flaky.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_attempts: Vec<Failure>,
     pub steps: Vec<StepReport>,
     pub record: JobRecord,
     /// Log tail of the latest container, for people reading reports.
@@ -95,6 +98,13 @@ pub struct ScenarioReport {
     pub stderr_tail: Vec<String>,
     #[serde(skip)]
     pub duration: Duration,
+}
+
+impl ScenarioReport {
+    /// Passed, but only after failing first: never report this as plain green.
+    pub fn flaky(&self) -> bool {
+        self.outcome == Outcome::Passed && !self.earlier_attempts.is_empty()
+    }
 }
 
 /// Something that happened during a run.

@@ -83,6 +83,9 @@ pub struct RunArgs {
     /// Scenarios run at once (default: number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// Run a failed scenario again up to N times; a later pass is reported as flaky.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    retries: u32,
     /// Run only scenarios carrying one of these tags.
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,

@@ -46,6 +46,7 @@ fn placeholder(scenario: &LoadedScenario, outcome: Outcome, failure: Option<Fail
         tags: scenario.scenario.tags.clone(),
         outcome,
         failure,
+        earlier_attempts: Vec::new(),
         steps: Vec::new(),
         record: JobRecord::pending(),
         stdout_tail: Vec::new(),
@@ -54,12 +55,14 @@ fn placeholder(scenario: &LoadedScenario, outcome: Outcome, failure: Option<Fail
     }
 }
 
-/// Run `scenarios` with at most `jobs` at a time. Stops early (and marks
-/// unfinished scenarios interrupted) when `cancel` resolves.
+/// Run `scenarios` with at most `jobs` at a time, running a failed scenario
+/// again up to `retries` times. Stops early (and marks unfinished scenarios
+/// interrupted) when `cancel` resolves.
 pub async fn run_all(
     context: Arc<EngineContext>,
     scenarios: Vec<LoadedScenario>,
     jobs: usize,
+    retries: u32,
     cancel: impl std::future::Future<Output = ()>,
 ) -> RunOutcome {
     let _ = context.events.send(Event::RunStarted {
@@ -75,7 +78,17 @@ pub async fn run_all(
         let (context, scenarios, permits) = (Arc::clone(&context), Arc::clone(&scenarios), Arc::clone(&permits));
         let handle = tasks.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-            (index, engine::run_scenario(&context, &scenarios[index]).await)
+            let mut earlier = Vec::new();
+            loop {
+                let mut report = engine::run_scenario(&context, &scenarios[index]).await;
+                let failed = report.outcome == Outcome::Failed;
+                if failed && earlier.len() < retries as usize {
+                    earlier.extend(report.failure.take());
+                    continue;
+                }
+                report.earlier_attempts = earlier;
+                break (index, report);
+            }
         });
         task_index.insert(handle.id(), index);
     }
@@ -144,4 +157,124 @@ async fn sweep(context: &EngineContext) -> usize {
         let _ = context.backend.remove(id).await;
     }
     leftovers.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::backend::{Backend, BackendError, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest, Logs};
+    use crate::filestore::Filestore;
+    use crate::fixtures::FixtureImages;
+
+    /// A backend whose containers exit with the next code of a script.
+    struct Scripted {
+        exit_codes: Mutex<Vec<i64>>,
+        created: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Backend for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        async fn ping(&self) -> Result<String, BackendError> {
+            Ok("1".into())
+        }
+        async fn image_exists(&self, _: &str) -> Result<bool, BackendError> {
+            Ok(true)
+        }
+        async fn build_image(&self, _: &std::path::Path, _: &str) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn create(&self, spec: &ContainerSpec) -> Result<String, BackendError> {
+            self.created.lock().unwrap().push(spec.name.clone());
+            Ok(spec.name.clone())
+        }
+        async fn start(&self, _: &str) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn wait(&self, _: &str) -> Result<i64, BackendError> {
+            Ok(self.exit_codes.lock().unwrap().remove(0))
+        }
+        async fn stop(&self, _: &str, _: Duration) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn kill(&self, _: &str) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn logs(&self, _: &str, _: CaptureLimits) -> Result<Logs, BackendError> {
+            Ok(Logs { stdout: Captured::default(), stderr: Captured::default() })
+        }
+        async fn inspect(&self, _: &str) -> Result<ContainerState, BackendError> {
+            Ok(ContainerState::default())
+        }
+        async fn exec(&self, _: &ExecRequest, _: Duration, _: CaptureLimits) -> Result<ExecOutput, BackendError> {
+            unreachable!("no exec in these scenarios")
+        }
+        async fn remove(&self, _: &str) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn list_labelled(&self, _: &str) -> Result<Vec<String>, BackendError> {
+            Ok(Vec::new())
+        }
+    }
+
+    async fn run(exit_codes: Vec<i64>, retries: u32) -> (RunOutcome, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(Scripted { exit_codes: Mutex::new(exit_codes), created: Mutex::new(Vec::new()) });
+        let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
+        let context = Arc::new(EngineContext {
+            backend: backend.clone(),
+            filestore: Filestore::local(&dir.path().join("store")).unwrap(),
+            fixtures: Arc::new(FixtureImages::none()),
+            run_id: "t1".into(),
+            work_dir: dir.path().join("work"),
+            capture: CaptureLimits::default(),
+            events,
+        });
+        let (scenario, diagnostics) = crate::scenario::load::load_str("name: once\nsteps:\n  - run: { image: x }\n", dir.path());
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let (scenario, spans) = scenario.unwrap();
+        let loaded = LoadedScenario { scenario, path: "once.yaml".into(), base_dir: dir.path().into(), spans };
+        let outcome = run_all(context, vec![loaded], 1, retries, std::future::pending()).await;
+        let created = backend.created.lock().unwrap().len();
+        (outcome, created)
+    }
+
+    #[tokio::test]
+    async fn a_pass_after_a_failure_is_flaky_not_green() {
+        let (outcome, runs) = run(vec![3, 0], 2).await;
+        assert_eq!(runs, 2);
+        let report = &outcome.reports[0];
+        assert_eq!(report.outcome, Outcome::Passed);
+        assert!(report.flaky());
+        assert_eq!(report.earlier_attempts[0].category, Category::NonzeroExit);
+        let junit = crate::report::junit::render(&outcome, &crate::report::ReportOptions { run_id: "t1".into(), backend: "scripted".into(), deterministic: true });
+        let xml = junit.to_string().unwrap();
+        assert!(xml.contains("<flakyFailure") && xml.contains("type=\"nonzero_exit\""), "{xml}");
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_limit_and_keep_every_failure() {
+        let (outcome, runs) = run(vec![1, 2, 3], 2).await;
+        assert_eq!(runs, 3);
+        let report = &outcome.reports[0];
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(report.earlier_attempts.len(), 2);
+        let junit = crate::report::junit::render(&outcome, &crate::report::ReportOptions { run_id: "t1".into(), backend: "scripted".into(), deterministic: true });
+        let xml = junit.to_string().unwrap();
+        assert_eq!(xml.matches("<rerunFailure").count(), 2, "{xml}");
+        assert!(!outcome.success());
+    }
+
+    #[tokio::test]
+    async fn without_retries_a_failure_runs_once() {
+        let (outcome, runs) = run(vec![1], 0).await;
+        assert_eq!((runs, outcome.reports[0].outcome), (1, Outcome::Failed));
+    }
 }

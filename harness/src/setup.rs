@@ -139,7 +139,7 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             capture: CaptureLimits::default(),
             events: sender,
         });
-        let outcome = runner::run_all(Arc::clone(&context), scenarios, jobs, interrupted()).await;
+        let outcome = runner::run_all(Arc::clone(&context), scenarios, jobs, args.retries, interrupted()).await;
         drop(context);
         let _ = console.await;
         outcome

@@ -143,6 +143,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         tags: scenario.tags.clone(),
         outcome: if verdict.is_some() { Outcome::Failed } else { Outcome::Passed },
         failure: verdict,
+        earlier_attempts: Vec::new(),
         steps,
         stdout_tail: run.record.context.docker.log_tail.stdout.clone(),
         stderr_tail: run.record.context.docker.log_tail.stderr.clone(),

@@ -34,12 +34,16 @@ pub async fn follow(mut events: UnboundedReceiver<Event>, mut out: impl Write) {
 fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, total: usize) -> std::io::Result<()> {
     let width = total.to_string().len();
     let label = match report.outcome {
+        Outcome::Passed if report.flaky() => "FLKY",
         Outcome::Passed => "PASS",
         Outcome::Failed => "FAIL",
         Outcome::Skipped => "SKIP",
         Outcome::Interrupted => "INTR",
     };
     writeln!(out, "[{done:>width$}/{total}] {label} {}", report.name)?;
+    for (attempt, earlier) in report.earlier_attempts.iter().enumerate() {
+        writeln!(out, "    attempt {} failed: {}: {}", attempt + 1, earlier.category, earlier.message)?;
+    }
     if report.outcome == Outcome::Passed {
         return Ok(());
     }
@@ -61,7 +65,11 @@ fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, to
 pub fn summary_line(outcome: &RunOutcome) -> String {
     let (passed, failed, _) = outcome.counts();
     let interrupted = outcome.reports.iter().filter(|report| report.outcome == Outcome::Interrupted).count();
+    let flaky = outcome.reports.iter().filter(|report| report.flaky()).count();
     let mut line = format!("{passed} passed, {failed} failed");
+    if flaky > 0 {
+        line.push_str(&format!(", {flaky} flaky"));
+    }
     if interrupted > 0 {
         line.push_str(&format!(", {interrupted} interrupted"));
     }

@@ -1,7 +1,7 @@
 //! The JUnit XML report: one test case per scenario; a failure's message is
 //! its category and hint, its body the details; log tails go to system-out/err.
 
-use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
 use super::ReportOptions;
 use crate::events::{Outcome, ScenarioReport};
@@ -39,6 +39,17 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
             status
         }
     };
+    let mut status = status;
+    // Earlier failed attempts: `flakyFailure` under a pass, `rerunFailure` under a failure
+    // (the Maven Surefire / cargo-nextest convention CI consumers read).
+    for earlier in &report.earlier_attempts {
+        let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+        rerun.set_message(format!("{}: {}", earlier.category, earlier.hint));
+        rerun.set_type(earlier.category.as_str());
+        let location = earlier.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
+        rerun.set_description(format!("{location}{}", earlier.message));
+        status.add_rerun(rerun);
+    }
     let mut case = TestCase::new(report.name.clone(), status);
     case.set_classname(format!("dockproof.{}", options.backend));
     if !options.deterministic {

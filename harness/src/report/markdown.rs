@@ -30,7 +30,8 @@ pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> String {
             }
             None => (String::new(), String::new()),
         };
-        text.push_str(&format!("| {} | {} | {category} | {details} |\n", cell(&report.name), icon(report.outcome)));
+        let result = if report.flaky() { format!("⚠️ flaky ({} failed attempt(s))", report.earlier_attempts.len()) } else { icon(report.outcome).to_owned() };
+        text.push_str(&format!("| {} | {result} | {category} | {details} |\n", cell(&report.name)));
     }
     text
 }
