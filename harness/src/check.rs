@@ -231,6 +231,52 @@ pub fn http(
     findings
 }
 
+/// What the daemon applied (a container's inspect document) against what was
+/// asked for: limits, read-only root, no-new-privileges, network, user.
+pub fn applied(pointer: &str, spec: &crate::backend::ContainerSpec, inspect: &Value) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let host = &inspect["HostConfig"];
+    let mut differs = |key: &str, what: &str, actual: String, wanted: String| {
+        findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/{key}"), format!("the daemon applied {what} = {actual}, but {wanted} was asked for")));
+    };
+    if let Some(memory) = spec.memory_bytes
+        && host["Memory"].as_u64() != Some(memory)
+    {
+        differs("limits/memory", "HostConfig.Memory", host["Memory"].to_string(), memory.to_string());
+    }
+    if let Some(cpus) = spec.cpus {
+        let wanted = (cpus * 1e9).round() as u64;
+        if host["NanoCpus"].as_u64() != Some(wanted) {
+            differs("limits/cpus", "HostConfig.NanoCpus", host["NanoCpus"].to_string(), wanted.to_string());
+        }
+    }
+    if let Some(pids) = spec.pids_limit
+        && host["PidsLimit"].as_i64() != Some(pids)
+    {
+        differs("limits/pids", "HostConfig.PidsLimit", host["PidsLimit"].to_string(), pids.to_string());
+    }
+    if spec.read_only_rootfs && host["ReadonlyRootfs"].as_bool() != Some(true) {
+        differs("security/read_only", "HostConfig.ReadonlyRootfs", host["ReadonlyRootfs"].to_string(), "true".into());
+    }
+    if spec.no_new_privileges {
+        let options: Vec<&str> = host["SecurityOpt"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if !options.iter().any(|option| option.starts_with("no-new-privileges") && !option.ends_with(":false") && !option.ends_with("=false")) {
+            differs("security/no_new_privileges", "HostConfig.SecurityOpt", host["SecurityOpt"].to_string(), "no-new-privileges".into());
+        }
+    }
+    if let Some(network) = &spec.network
+        && host["NetworkMode"].as_str() != Some(network.as_str())
+    {
+        differs("security/network", "HostConfig.NetworkMode", host["NetworkMode"].to_string(), network.clone());
+    }
+    if let Some(user) = &spec.user
+        && inspect["Config"]["User"].as_str() != Some(user.as_str())
+    {
+        differs("user", "Config.User", inspect["Config"]["User"].to_string(), user.clone());
+    }
+    findings
+}
+
 /// A built image (its inspect document) against the patterns it must follow.
 /// `stages` is the number of `FROM` instructions in its Dockerfile.
 pub fn image(pointer: &str, expect: &ImageExpect, inspect: &Value, stages: usize) -> Vec<Finding> {
@@ -464,6 +510,26 @@ mod tests {
         let keys: Vec<&str> = findings.iter().map(|found| found.pointer.rsplit('/').next().unwrap()).collect();
         assert_eq!(keys, ["status", "json", "json_types", "json_types", "max_latency"], "{findings:#?}");
         assert!(findings.iter().all(|found| found.category == Category::HttpCheckFailed));
+    }
+
+    #[test]
+    fn applied_settings_are_compared_with_what_was_asked() {
+        let spec = crate::backend::ContainerSpec {
+            memory_bytes: Some(64 << 20),
+            cpus: Some(0.5),
+            pids_limit: Some(64),
+            read_only_rootfs: true,
+            no_new_privileges: true,
+            network: Some("none".into()),
+            user: Some("1000:1000".into()),
+            ..Default::default()
+        };
+        let applied_all = json!({"HostConfig": {"Memory": 67108864, "NanoCpus": 500000000, "PidsLimit": 64, "ReadonlyRootfs": true,
+            "SecurityOpt": ["no-new-privileges"], "NetworkMode": "none"}, "Config": {"User": "1000:1000"}});
+        assert_eq!(applied("/r", &spec, &applied_all), vec![]);
+        let ignored = json!({"HostConfig": {"Memory": 0, "NanoCpus": 0, "PidsLimit": null, "ReadonlyRootfs": false,
+            "SecurityOpt": null, "NetworkMode": "default"}, "Config": {"User": ""}});
+        assert_eq!(applied("/r", &spec, &ignored).len(), 7);
     }
 
     #[test]

@@ -300,6 +300,26 @@ impl<'a> ScenarioRun<'a> {
         if let Some(build) = &step.build {
             return self.build(pointer, build).await;
         }
+        if let Some(inspect) = &step.inspect {
+            let inspect_pointer = format!("{pointer}/inspect");
+            let backend = self.context.backend.as_ref();
+            let document = match (&inspect.container, &inspect.image) {
+                (Some(name), _) => match self.named.get(name) {
+                    Some(id) => backend.inspect_json(id).await,
+                    None => return Err(finding(Category::ConfigInvalid, format!("{inspect_pointer}/container"), format!("no container named `{name}`"))),
+                },
+                (None, Some(image)) => backend.image_inspect_json(image).await,
+                (None, None) => return Err(finding(Category::ConfigInvalid, &inspect_pointer, "no `container` or `image`")),
+            }
+            .map_err(|error| backend_finding(&error, &inspect_pointer))?;
+            let findings: Vec<Finding> = inspect
+                .checks
+                .iter()
+                .enumerate()
+                .flat_map(|(index, assertion)| check::pointer(&format!("{inspect_pointer}/checks/{index}"), assertion, &document))
+                .collect();
+            return if findings.is_empty() { Ok(()) } else { Err(findings) };
+        }
         if let Some(assertions) = &step.telemetry {
             let document = self.record.to_json();
             let findings: Vec<Finding> = assertions
@@ -417,7 +437,11 @@ impl<'a> ScenarioRun<'a> {
         let created_at = Instant::now();
         let id = backend.create(&spec).await.map_err(|error| backend_finding(&error, &image_pointer))?;
         self.containers.push(id.clone());
+        if let Some(name) = &run.container {
+            self.named.insert(name.clone(), id.clone());
+        }
         self.record.context.docker.container_id = Some(id.clone());
+        self.verify_applied(&spec, &id, &run_pointer).await?;
         self.record.context.docker.exit_code = None;
         self.record.context.docker.timed_out = false;
         self.record.context.docker.oom_killed = false;
@@ -434,9 +458,6 @@ impl<'a> ScenarioRun<'a> {
 
         if run.detach {
             self.record.status = "running".into();
-            if let Some(name) = &run.container {
-                self.named.insert(name.clone(), id);
-            }
             return Ok(());
         }
 
@@ -479,6 +500,19 @@ impl<'a> ScenarioRun<'a> {
         }
         let mut findings = over_limits;
         findings.extend(self.expectations(pointer, expect, exit_code, state.oom_killed, &logs.stdout.text, &logs.stderr.text));
+        if findings.is_empty() { Ok(()) } else { Err(findings) }
+    }
+
+    /// Check through inspect that the daemon applied the limits and security
+    /// options asked for, rather than trusting they were passed along.
+    async fn verify_applied(&self, spec: &ContainerSpec, id: &str, pointer: &str) -> Result<(), Vec<Finding>> {
+        let inspect = match self.context.backend.inspect_json(id).await {
+            Ok(inspect) => inspect,
+            // A backend that cannot show its inspect document cannot be checked; nothing to verify.
+            Err(BackendError::Unsupported { .. }) => return Ok(()),
+            Err(error) => return Err(backend_finding(&error, pointer)),
+        };
+        let findings = check::applied(pointer, spec, &inspect);
         if findings.is_empty() { Ok(()) } else { Err(findings) }
     }
 

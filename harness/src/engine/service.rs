@@ -122,6 +122,7 @@ impl ScenarioRun<'_> {
         let id = backend.create(&spec).await.map_err(|error| backend_finding(&error, &image_pointer))?;
         self.containers.push(id.clone());
         self.named.insert(service.name.clone(), id.clone());
+        self.verify_applied(&spec, &id, &service_pointer).await?;
         let started = Instant::now();
         backend.start(&id).await.map_err(|error| backend_finding(&error, &format!("{service_pointer}/ports")))?;
 

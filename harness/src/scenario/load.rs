@@ -438,7 +438,7 @@ impl SemanticChecker<'_> {
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -483,10 +483,6 @@ impl SemanticChecker<'_> {
             if let Some(name) = &run.container {
                 if containers.contains(name) {
                     self.error(&format!("{run_pointer}/container"), format!("container name `{name}` is used twice"));
-                }
-                if !run.detach {
-                    self.error(&format!("{run_pointer}/container"), "only a detached run can be referred to by later steps")
-                        .hint = Some("add `detach: true`".into());
                 }
             }
             if let Some(limit) = run.limits.cpus
@@ -627,6 +623,24 @@ impl SemanticChecker<'_> {
             }
             for (name, value) in &build.args {
                 self.template(&format!("{build_pointer}/args/{}", yaml::escape_segment(name)), &value.0);
+            }
+        }
+        if let Some(inspect) = &step.inspect {
+            let inspect_pointer = format!("{pointer}/inspect");
+            match (&inspect.container, &inspect.image) {
+                (Some(name), None) if !containers.contains(name) => {
+                    self.error(&format!("{inspect_pointer}/container"), format!("no earlier `service` or `run` is named `{name}`"));
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    self.error(&inspect_pointer, "an inspect step needs exactly one of `container` and `image`");
+                }
+            }
+            for (index, check) in inspect.checks.iter().enumerate() {
+                self.json_pointer(&format!("{inspect_pointer}/checks/{index}/pointer"), &check.pointer);
+                if let Some(pattern) = &check.matches {
+                    self.regex(&format!("{inspect_pointer}/checks/{index}/matches"), pattern);
+                }
             }
         }
         if let Some(logs) = &step.logs {

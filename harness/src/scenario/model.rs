@@ -148,7 +148,7 @@ pub struct GenerateSpec {
 }
 
 /// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry`,
-/// `service`, `http`, `logs`, `build` is set.
+/// `service`, `http`, `logs`, `build`, `inspect` is set.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -182,6 +182,9 @@ pub struct Step {
     /// Build an image from a context directory and check what came out.
     #[serde(default)]
     pub build: Option<BuildSpec>,
+    /// Assertions by JSON pointer on a container's or an image's inspect document.
+    #[serde(default)]
+    pub inspect: Option<InspectSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -202,6 +205,7 @@ pub enum StepKind {
     Http,
     Logs,
     Build,
+    Inspect,
 }
 
 impl StepKind {
@@ -217,6 +221,7 @@ impl StepKind {
             StepKind::Http => "http",
             StepKind::Logs => "logs",
             StepKind::Build => "build",
+            StepKind::Inspect => "inspect",
         }
     }
 }
@@ -251,6 +256,9 @@ impl Step {
         }
         if self.build.is_some() {
             kinds.push(StepKind::Build);
+        }
+        if self.inspect.is_some() {
+            kinds.push(StepKind::Inspect);
         }
         kinds
     }
@@ -295,7 +303,7 @@ pub struct RunSpec {
     /// Leave the container running for later `exec` steps; removed when the scenario ends.
     #[serde(default)]
     pub detach: bool,
-    /// Name later `exec` steps use to refer to this container.
+    /// Name later steps use for this container (`exec` needs it detached; `logs` and `inspect` work either way).
     #[serde(default)]
     pub container: Option<String>,
 }
@@ -661,6 +669,20 @@ pub struct ImageExpect {
     /// The Dockerfile has more than one stage.
     #[serde(default)]
     pub multi_stage: Option<bool>,
+}
+
+/// Assertions on `docker inspect` output: exactly one of `container` and `image`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectSpec {
+    /// A service, or a run's `container` name.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// An image reference.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Assertions on the inspect document, e.g. `{ pointer: /HostConfig/ReadonlyRootfs, equals: true }`.
+    pub checks: Vec<PointerAssertion>,
 }
 
 /// Conditions on a container's logs.
