@@ -1,6 +1,7 @@
 //! Backends translate "run this container" into Docker operations. A backend
 //! never asserts anything: it reports what happened, or a typed error.
 
+pub mod api;
 mod capture;
 pub mod cli;
 
@@ -125,6 +126,8 @@ pub enum BackendError {
     Timeout { command: String, timeout: Duration },
     #[error("a host port is already in use: {message}")]
     PortConflict { message: String },
+    #[error("the Engine API refused to {operation} (HTTP {status}): {message}")]
+    Api { operation: &'static str, status: u16, message: String },
     #[error("the `{backend}` backend cannot {operation} yet")]
     Unsupported { backend: String, operation: &'static str },
 }
@@ -140,7 +143,7 @@ impl BackendError {
             BackendError::Timeout { .. } => Category::Timeout,
             BackendError::PortConflict { .. } => Category::PortConflict,
             BackendError::Unsupported { .. } => Category::ConfigInvalid,
-            BackendError::NoSuchContainer { .. } | BackendError::NotRunning { .. } | BackendError::Command { .. } => {
+            BackendError::NoSuchContainer { .. } | BackendError::NotRunning { .. } | BackendError::Command { .. } | BackendError::Api { .. } => {
                 Category::NonzeroExit
             }
         }
@@ -177,7 +180,7 @@ impl Default for CaptureLimits {
 /// a docker-compatible CLI (real or fake) or to the Engine API.
 #[async_trait]
 pub trait Backend: Send + Sync {
-    /// A short name for reports (`fake`, `docker-cli`).
+    /// A short name for reports (`fake`, `docker-cli`, `docker-api`).
     fn name(&self) -> &str;
     /// The daemon's version, or why it cannot be reached.
     async fn ping(&self) -> Result<String, BackendError>;

@@ -1,0 +1,670 @@
+//! The Engine API backend: talks to the daemon over its HTTP API with bollard
+//! (no `docker` binary needed), a timeout per call and bounded output, and
+//! translates the daemon's answers into the same typed errors, with the same
+//! categories, as the CLI backend does for the same situation.
+//!
+//! The daemon is found like the docker CLI finds it: `DOCKER_HOST` (unix or
+//! tcp; TLS with `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`), else the local
+//! socket. The API version is negotiated on first use, so older daemons work.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as ApiError;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, ExecConfig, HealthConfig, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+
+use super::{
+    Backend, BackendError, BuildRequest, Capture, CaptureLimits, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
+    Logs,
+};
+
+/// How long a control call (create, start, inspect, ...) may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long an image build may take (context upload included).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Build log kept for a failure message.
+const BUILD_LOG: CaptureLimits = CaptureLimits { max_bytes: 1 << 20 };
+
+/// A Docker daemon reached through its Engine API.
+#[derive(Debug)]
+pub struct ApiBackend {
+    name: String,
+    /// Connected and version-negotiated on first use (negotiation needs the runtime).
+    client: OnceCell<Docker>,
+}
+
+impl ApiBackend {
+    /// A backend named `name` for the daemon the environment points at (`DOCKER_HOST`, TLS variables).
+    pub fn from_env(name: impl Into<String>) -> Self {
+        ApiBackend { name: name.into(), client: OnceCell::new() }
+    }
+
+    async fn docker(&self) -> Result<&Docker, BackendError> {
+        self.client
+            .get_or_try_init(|| async {
+                let docker = Docker::connect_with_defaults().map_err(|error| daemon_unavailable(&error))?;
+                // bollard's own limit is on each response's headers; ours (per call) is tighter,
+                // except for builds, whose context upload counts against it.
+                let docker = docker.with_timeout(BUILD_TIMEOUT);
+                bounded("negotiate the API version", "daemon", CONTROL_TIMEOUT, docker.negotiate_version()).await
+            })
+            .await
+    }
+}
+
+/// Run one API call within `limit`; its error becomes a `BackendError` about `subject`.
+async fn bounded<T>(
+    operation: &'static str,
+    subject: &str,
+    limit: Duration,
+    call: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, BackendError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(|error| classify(&error, operation, subject)),
+        Err(_) => Err(BackendError::Timeout { command: format!("Engine API: {operation}"), timeout: limit }),
+    }
+}
+
+fn daemon_unavailable(error: &ApiError) -> BackendError {
+    BackendError::DaemonUnavailable { message: error.to_string() }
+}
+
+/// Translate an API error into the error the CLI backend reports for the same situation.
+pub fn classify(error: &ApiError, operation: &'static str, subject: &str) -> BackendError {
+    match error {
+        ApiError::DockerResponseServerError { status_code, message } => classify_response(*status_code, message, operation, subject),
+        ApiError::DockerStreamError { error } => classify_response(500, error, operation, subject),
+        ApiError::RequestTimeoutError => {
+            BackendError::Timeout { command: format!("Engine API: {operation}"), timeout: BUILD_TIMEOUT }
+        }
+        // Transport failures: nothing (or nothing that speaks HTTP) answers at DOCKER_HOST.
+        ApiError::HyperLegacyError { .. }
+        | ApiError::HyperResponseError { .. }
+        | ApiError::IOError { .. }
+        | ApiError::SocketNotFoundError(_)
+        | ApiError::UnsupportedURISchemeError { .. }
+        | ApiError::InvalidURIError { .. }
+        | ApiError::URLParseError { .. } => daemon_unavailable(error),
+        ApiError::NoHomePathError
+        | ApiError::CertPathError { .. }
+        | ApiError::CertMultipleKeys { .. }
+        | ApiError::CertParseError { .. }
+        | ApiError::NoNativeCertsError { .. }
+        | ApiError::LoadNativeCertsErrors { .. } => daemon_unavailable(error),
+        other => BackendError::Api { operation, status: 0, message: other.to_string() },
+    }
+}
+
+/// The daemon's error answers, by message first (as the CLI backend reads the
+/// CLI's stderr, which carries the same messages), then by status.
+fn classify_response(status: u16, message: &str, operation: &'static str, subject: &str) -> BackendError {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("no such image") || lower.contains("pull access denied") {
+        return BackendError::ImageNotFound { image: subject.to_owned(), message: message.trim().to_owned() };
+    }
+    if is_command_not_found(&lower) {
+        return BackendError::CommandNotFound { message: first_line(message) };
+    }
+    if lower.contains("no such container") || lower.contains("no such object") {
+        return BackendError::NoSuchContainer { container: subject.to_owned() };
+    }
+    if lower.contains("is not running") {
+        return BackendError::NotRunning { container: subject.to_owned() };
+    }
+    if lower.contains("port is already allocated") || lower.contains("address already in use") {
+        return BackendError::PortConflict { message: message.trim().to_owned() };
+    }
+    BackendError::Api { operation, status, message: message.trim().to_owned() }
+}
+
+/// The OCI runtime's "cannot execute" messages (the same rule as the CLI backend).
+fn is_command_not_found(lower: &str) -> bool {
+    (lower.contains("oci runtime") || lower.contains("exec:"))
+        && (lower.contains("executable file not found") || lower.contains("no such file or directory"))
+}
+
+fn first_line(text: &str) -> String {
+    text.trim().lines().next().unwrap_or_default().trim_end().to_owned()
+}
+
+/// The create body for `spec`: the same container `cli::create_args` asks the docker CLI for.
+pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let binds = spec
+        .mounts
+        .iter()
+        .map(|mount| {
+            let mode = if mount.read_only { ":ro" } else { "" };
+            format!("{}:{}{mode}", mount.host.display(), mount.container)
+        })
+        .collect::<Vec<_>>();
+    let mut exposed_ports = Vec::new();
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &spec.ports {
+        let key = format!("{}/tcp", port.container_port);
+        if !exposed_ports.contains(&key) {
+            exposed_ports.push(key.clone());
+        }
+        // Host port 0 (or none) lets the daemon pick a free one, like `--publish 8080`.
+        let binding = PortBinding {
+            host_ip: port.host_ip.clone(),
+            host_port: (port.host_port != 0).then(|| port.host_port.to_string()),
+        };
+        port_bindings.entry(key).or_default().get_or_insert_with(Vec::new).push(binding);
+    }
+    let healthcheck = spec.healthcheck.as_ref().map(|check| HealthConfig {
+        // Exec form: argv as given, no shell in between.
+        test: Some(std::iter::once("CMD".to_owned()).chain(check.cmd.iter().cloned()).collect()),
+        interval: Some(nanoseconds(check.interval)),
+        timeout: Some(nanoseconds(check.timeout)),
+        retries: Some(i64::from(check.retries)),
+        start_period: Some(nanoseconds(check.start_period)),
+        start_interval: None,
+    });
+    let host_config = HostConfig {
+        binds: (!binds.is_empty()).then_some(binds),
+        memory: spec.memory_bytes.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
+        nano_cpus: spec.cpus.map(|cpus| (cpus * 1e9).round() as i64),
+        pids_limit: spec.pids_limit,
+        readonly_rootfs: spec.read_only_rootfs.then_some(true),
+        security_opt: spec.no_new_privileges.then(|| vec!["no-new-privileges".to_owned()]),
+        network_mode: spec.network.clone(),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        // None keeps the image's CMD.
+        cmd: spec.cmd.clone(),
+        env: (!spec.env.is_empty()).then(|| spec.env.iter().map(|(key, value)| format!("{key}={value}")).collect()),
+        labels: (!spec.labels.is_empty()).then(|| spec.labels.iter().map(|(key, value)| (key.clone(), value.clone())).collect()),
+        working_dir: spec.workdir.clone(),
+        user: spec.user.clone(),
+        exposed_ports: (!exposed_ports.is_empty()).then_some(exposed_ports),
+        healthcheck,
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+fn nanoseconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The exec configuration for `request` (stdout and stderr attached, no TTY).
+pub fn exec_config(request: &ExecRequest) -> ExecConfig {
+    ExecConfig {
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(request.cmd.clone()),
+        env: (!request.env.is_empty()).then(|| request.env.iter().map(|(key, value)| format!("{key}={value}")).collect()),
+        working_dir: request.workdir.clone(),
+        user: request.user.clone(),
+        ..Default::default()
+    }
+}
+
+/// The build context as a tar archive, the way the docker CLI sends it:
+/// every file, directory and symlink (not followed), modes kept, owned by root.
+pub fn context_tar(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    append_tree(&mut builder, dir, Path::new(""))?;
+    builder.into_inner()
+}
+
+fn append_tree(builder: &mut tar::Builder<Vec<u8>>, dir: &Path, prefix: &Path) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let name = prefix.join(entry.file_name());
+        let metadata = std::fs::symlink_metadata(&path)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata_in_mode(&metadata, tar::HeaderMode::Complete);
+        header.set_uid(0);
+        header.set_gid(0);
+        let kind = metadata.file_type();
+        if kind.is_dir() {
+            header.set_size(0);
+            builder.append_data(&mut header, &name, std::io::empty())?;
+            append_tree(builder, &path, &name)?;
+        } else if kind.is_symlink() {
+            header.set_size(0);
+            builder.append_link(&mut header, &name, std::fs::read_link(&path)?)?;
+        } else if kind.is_file() {
+            builder.append_data(&mut header, &name, std::fs::File::open(&path)?)?;
+        }
+        // Sockets and FIFOs cannot be sent; the docker CLI skips them too.
+    }
+    Ok(())
+}
+
+/// The `State` part of an inspect document, as the CLI backend reads it.
+fn container_state(inspect: &serde_json::Value) -> ContainerState {
+    let state = &inspect["State"];
+    ContainerState {
+        status: state["Status"].as_str().unwrap_or_default().to_owned(),
+        running: state["Running"].as_bool().unwrap_or(false),
+        exit_code: state["ExitCode"].as_i64().unwrap_or(0),
+        oom_killed: state["OOMKilled"].as_bool().unwrap_or(false),
+        error: state["Error"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+fn to_json(value: &impl serde::Serialize, operation: &'static str) -> Result<serde_json::Value, BackendError> {
+    serde_json::to_value(value)
+        .map_err(|error| BackendError::Api { operation, status: 0, message: format!("unreadable answer: {error}") })
+}
+
+#[async_trait]
+impl Backend for ApiBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn ping(&self) -> Result<String, BackendError> {
+        let docker = self.docker().await?;
+        let version = bounded("read the daemon version", "daemon", CONTROL_TIMEOUT, docker.version())
+            .await
+            .map_err(|error| match error {
+                BackendError::Api { message, .. } => BackendError::DaemonUnavailable { message },
+                other => other,
+            })?;
+        Ok(version.version.unwrap_or_default())
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool, BackendError> {
+        let docker = self.docker().await?;
+        match bounded("inspect an image", image, CONTROL_TIMEOUT, docker.inspect_image(image)).await {
+            Ok(_) => Ok(true),
+            Err(BackendError::ImageNotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn build_image(&self, context: &Path, tag: &str) -> Result<(), BackendError> {
+        let request = BuildRequest { context: context.to_path_buf(), tag: tag.to_owned(), ..Default::default() };
+        self.build(&request).await
+    }
+
+    async fn build(&self, request: &BuildRequest) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let build_failed = |message: String| BackendError::BuildFailed { image: request.tag.clone(), message };
+        let context = request.context.clone();
+        let body = tokio::task::spawn_blocking(move || context_tar(&context))
+            .await
+            .map_err(|error| build_failed(format!("cannot pack the build context: {error}")))?
+            .map_err(|error| build_failed(format!("cannot pack the build context {}: {error}", request.context.display())))?;
+        let mut options = BuildImageOptionsBuilder::new()
+            .t(&request.tag)
+            .dockerfile(request.dockerfile.as_deref().unwrap_or("Dockerfile"))
+            .rm(true);
+        if !request.args.is_empty() {
+            options = options.buildargs(&request.args.iter().cloned().collect::<HashMap<String, String>>());
+        }
+        if let Some(target) = &request.target {
+            options = options.target(target);
+        }
+        if !request.labels.is_empty() {
+            options = options.labels(&request.labels.iter().map(|(key, value)| (key.clone(), value.clone())).collect::<HashMap<_, _>>());
+        }
+        let options = options.build();
+
+        // The legacy builder's log ("Step 2/5 : RUN ...") as the CLI prints it, then the error.
+        let mut log = Capture::new(BUILD_LOG.max_bytes);
+        let run = async {
+            let mut stream = docker.build_image(options, None, Some(bollard::body_full(body.into())));
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(text) = &info.stream {
+                            log.push(text.as_bytes());
+                        }
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(())
+        };
+        let result = tokio::time::timeout(BUILD_TIMEOUT, run)
+            .await
+            .map_err(|_| BackendError::Timeout { command: "Engine API: build an image".into(), timeout: BUILD_TIMEOUT })?;
+        let Err(error) = result else { return Ok(()) };
+        // As with the CLI: only an unreachable daemon (or a timeout) is not a build failure.
+        match classify(&error, "build an image", &request.tag) {
+            unavailable @ (BackendError::DaemonUnavailable { .. } | BackendError::Timeout { .. }) => Err(unavailable),
+            _ => {
+                let reason = match &error {
+                    ApiError::DockerStreamError { error } => error.clone(),
+                    ApiError::DockerResponseServerError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                let mut lines = log.finish().tail_lines(40);
+                lines.extend(reason.lines().map(str::to_owned));
+                Err(build_failed(lines.join("\n")))
+            }
+        }
+    }
+
+    async fn image_inspect_json(&self, image: &str) -> Result<serde_json::Value, BackendError> {
+        let docker = self.docker().await?;
+        let inspect = bounded("inspect an image", image, CONTROL_TIMEOUT, docker.inspect_image(image)).await?;
+        to_json(&inspect, "inspect an image")
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let options = RemoveImageOptionsBuilder::new().force(true).build();
+        match bounded("remove an image", image, CONTROL_TIMEOUT, docker.remove_image(image, Some(options), None)).await {
+            Ok(_) | Err(BackendError::ImageNotFound { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, BackendError> {
+        let docker = self.docker().await?;
+        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+        let created =
+            bounded("create a container", &spec.image, CONTROL_TIMEOUT, docker.create_container(Some(options), create_body(spec))).await?;
+        Ok(created.id)
+    }
+
+    async fn start(&self, container: &str) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        bounded("start a container", container, CONTROL_TIMEOUT, docker.start_container(container, None)).await
+    }
+
+    async fn wait(&self, container: &str) -> Result<i64, BackendError> {
+        let docker = self.docker().await?;
+        // Unbounded on purpose: the engine puts the step's timeout around it.
+        let mut stream = docker.wait_container(container, None);
+        match stream.next().await {
+            Some(Ok(answer)) => Ok(answer.status_code),
+            // bollard reports a non-zero exit as an error; for us it is the result.
+            Some(Err(ApiError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(error)) => Err(classify(&error, "wait for a container", container)),
+            None => Err(BackendError::Api {
+                operation: "wait for a container",
+                status: 0,
+                message: "the daemon closed the wait without an exit code".into(),
+            }),
+        }
+    }
+
+    async fn stop(&self, container: &str, grace: Duration) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let seconds = grace.as_secs_f64().ceil().clamp(0.0, f64::from(i32::MAX)) as i32;
+        let options = StopContainerOptionsBuilder::new().t(seconds).build();
+        let limit = grace + CONTROL_TIMEOUT;
+        bounded("stop a container", container, limit, docker.stop_container(container, Some(options))).await
+    }
+
+    async fn kill(&self, container: &str) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let options = KillContainerOptionsBuilder::new().signal("KILL").build();
+        match bounded("kill a container", container, CONTROL_TIMEOUT, docker.kill_container(container, Some(options))).await {
+            Ok(()) | Err(BackendError::NotRunning { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn logs(&self, container: &str, limits: CaptureLimits) -> Result<Logs, BackendError> {
+        let docker = self.docker().await?;
+        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false).build();
+        let (mut stdout, mut stderr) = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
+        let read = async {
+            let mut stream = docker.logs(container, Some(options));
+            while let Some(item) = stream.next().await {
+                match item? {
+                    bollard::container::LogOutput::StdErr { message } => stderr.push(&message),
+                    bollard::container::LogOutput::StdOut { message } | bollard::container::LogOutput::Console { message } => {
+                        stdout.push(&message)
+                    }
+                    bollard::container::LogOutput::StdIn { .. } => {}
+                }
+            }
+            Ok(())
+        };
+        bounded("read a container's logs", container, CONTROL_TIMEOUT, read).await?;
+        Ok(Logs { stdout: stdout.finish(), stderr: stderr.finish() })
+    }
+
+    async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError> {
+        Ok(container_state(&self.inspect_json(container).await?))
+    }
+
+    async fn exec(&self, request: &ExecRequest, timeout: Duration, limits: CaptureLimits) -> Result<ExecOutput, BackendError> {
+        let docker = self.docker().await?;
+        let container = request.container.as_str();
+        let created =
+            bounded("create an exec", container, CONTROL_TIMEOUT, docker.create_exec(container, exec_config(request))).await?;
+        let (mut stdout, mut stderr) = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
+        let run = async {
+            let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
+            let started = bounded("start an exec", container, CONTROL_TIMEOUT, docker.start_exec(&created.id, Some(start))).await?;
+            if let StartExecResults::Attached { mut output, .. } = started {
+                while let Some(item) = output.next().await {
+                    match item.map_err(|error| classify(&error, "read an exec's output", container))? {
+                        bollard::container::LogOutput::StdErr { message } => stderr.push(&message),
+                        bollard::container::LogOutput::StdOut { message } | bollard::container::LogOutput::Console { message } => {
+                            stdout.push(&message)
+                        }
+                        bollard::container::LogOutput::StdIn { .. } => {}
+                    }
+                }
+            }
+            // The output ends when the process does; the exit code may trail it briefly.
+            loop {
+                let inspect = bounded("inspect an exec", container, CONTROL_TIMEOUT, docker.inspect_exec(&created.id)).await?;
+                match (inspect.running, inspect.exit_code) {
+                    (Some(false), Some(code)) => return Ok(code),
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        };
+        let exit_code = match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result?,
+            Err(_) => return Err(BackendError::Timeout { command: format!("Engine API: exec in {container}"), timeout }),
+        };
+        let (stdout, stderr) = (stdout.finish(), stderr.finish());
+        // Measured on dockerd 20.10 (API 1.41): a missing command still starts the
+        // exec; its inspect says exit code 126 and the OCI error arrives on stdout,
+        // exactly what `docker exec` prints (see cli.rs).
+        if exit_code == 126 && is_command_not_found(&stdout.text.to_ascii_lowercase()) {
+            return Err(BackendError::CommandNotFound { message: first_line(&stdout.text) });
+        }
+        Ok(ExecOutput { exit_code, stdout, stderr })
+    }
+
+    async fn remove(&self, container: &str) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        match bounded("remove a container", container, CONTROL_TIMEOUT, docker.remove_container(container, Some(options))).await {
+            Ok(()) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
+        let docker = self.docker().await?;
+        let inspect = bounded("inspect a container", container, CONTROL_TIMEOUT, docker.inspect_container(container, None)).await?;
+        to_json(&inspect, "inspect a container")
+    }
+
+    async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError> {
+        let docker = self.docker().await?;
+        let filters = HashMap::from([("label", vec![label])]);
+        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let listed = bounded("list containers", label, CONTROL_TIMEOUT, docker.list_containers(Some(options))).await?;
+        Ok(listed.into_iter().filter_map(|summary| summary.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Healthcheck, Mount, PublishedPort};
+
+    fn server(status_code: u16, message: &str) -> ApiError {
+        ApiError::DockerResponseServerError { status_code, message: message.to_owned() }
+    }
+
+    #[test]
+    fn classifies_measured_daemon_answers_like_the_cli_backend() {
+        // Answers recorded from dockerd 20.10.24 (API 1.41).
+        let cases = [
+            (server(404, "No such image: dockproof/no-such-image:1"), "image_not_found"),
+            (server(404, "no such image: x:1: No such image: x:1"), "image_not_found"),
+            (
+                server(400, "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown"),
+                "command_not_found",
+            ),
+            (server(404, "No such container: nosuch"), "nonzero_exit"),
+            (server(409, "Container abc is not running"), "nonzero_exit"),
+            (server(500, "driver failed programming external connectivity on endpoint web: Bind for 0.0.0.0:8080 failed: port is already allocated"), "port_conflict"),
+            (ApiError::SocketNotFoundError("/nope.sock".into()), "daemon_unavailable"),
+            (ApiError::IOError { err: std::io::Error::from(std::io::ErrorKind::ConnectionRefused) }, "daemon_unavailable"),
+            (ApiError::UnsupportedURISchemeError { uri: "ftp://x".into() }, "daemon_unavailable"),
+            (ApiError::RequestTimeoutError, "timeout"),
+            (server(500, "something else"), "nonzero_exit"),
+        ];
+        for (error, category) in cases {
+            let classified = classify(&error, "start a container", "c1");
+            assert_eq!(classified.category().as_str(), category, "{error} → {classified:?}");
+        }
+        assert!(matches!(classify(&server(404, "No such container: c1"), "start a container", "c1"), BackendError::NoSuchContainer { container } if container == "c1"));
+        assert!(matches!(classify(&server(409, "Cannot kill container: c1: Container c1 is not running"), "kill a container", "c1"), BackendError::NotRunning { .. }));
+        let other = classify(&server(500, "something else\n"), "start a container", "c1");
+        assert_eq!(other.to_string(), "the Engine API refused to start a container (HTTP 500): something else");
+    }
+
+    #[test]
+    fn create_body_matches_the_cli_arguments() {
+        let spec = ContainerSpec {
+            name: "dp-1".into(),
+            image: "img:1".into(),
+            cmd: Some(vec!["job".into(), "a b; rm -rf /".into()]),
+            env: vec![("A".into(), "1 2".into())],
+            workdir: Some("/workspace".into()),
+            user: Some("1000:1000".into()),
+            mounts: vec![
+                Mount { host: "/tmp/ws".into(), container: "/workspace".into(), read_only: false },
+                Mount { host: "/tmp/in".into(), container: "/in".into(), read_only: true },
+            ],
+            labels: [("dockproof.run".to_owned(), "r1".to_owned())].into(),
+            memory_bytes: Some(64 << 20),
+            cpus: Some(0.5),
+            pids_limit: Some(64),
+            read_only_rootfs: true,
+            no_new_privileges: true,
+            network: Some("none".into()),
+            ports: vec![
+                PublishedPort { host_ip: Some("127.0.0.1".into()), host_port: 0, container_port: 8080 },
+                PublishedPort { host_ip: None, host_port: 9000, container_port: 90 },
+            ],
+            healthcheck: Some(Healthcheck {
+                cmd: vec!["wget".into(), "-q".into(), "it's".into()],
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_millis(1500),
+                retries: 3,
+                start_period: Duration::ZERO,
+            }),
+        };
+        let body = serde_json::to_value(create_body(&spec)).unwrap();
+        assert_eq!(body["Image"], "img:1");
+        assert_eq!(body["Cmd"], serde_json::json!(["job", "a b; rm -rf /"]));
+        assert_eq!(body["Env"], serde_json::json!(["A=1 2"]));
+        assert_eq!(body["Labels"], serde_json::json!({"dockproof.run": "r1"}));
+        assert_eq!(body["WorkingDir"], "/workspace");
+        assert_eq!(body["User"], "1000:1000");
+        assert_eq!(body["ExposedPorts"], serde_json::json!({"8080/tcp": {}, "90/tcp": {}}));
+        assert_eq!(
+            body["Healthcheck"],
+            serde_json::json!({"Test": ["CMD", "wget", "-q", "it's"], "Interval": 1_000_000_000i64, "Timeout": 1_500_000_000i64, "Retries": 3, "StartPeriod": 0})
+        );
+        let host = &body["HostConfig"];
+        assert_eq!(host["Binds"], serde_json::json!(["/tmp/ws:/workspace", "/tmp/in:/in:ro"]));
+        assert_eq!(host["Memory"], 64 << 20);
+        assert_eq!(host["NanoCpus"], 500_000_000);
+        assert_eq!(host["PidsLimit"], 64);
+        assert_eq!(host["ReadonlyRootfs"], true);
+        assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+        assert_eq!(host["NetworkMode"], "none");
+        assert_eq!(host["PortBindings"], serde_json::json!({"8080/tcp": [{"HostIp": "127.0.0.1"}], "90/tcp": [{"HostPort": "9000"}]}));
+    }
+
+    #[test]
+    fn a_minimal_spec_keeps_the_image_defaults() {
+        let spec = ContainerSpec { name: "dp-2".into(), image: "img:1".into(), ..Default::default() };
+        let body = serde_json::to_value(create_body(&spec)).unwrap();
+        // No Cmd (the image's CMD runs), no empty lists that would override the image.
+        for key in ["Cmd", "Env", "Labels", "WorkingDir", "User", "ExposedPorts", "Healthcheck"] {
+            assert!(body.get(key).is_none(), "{key} in {body}");
+        }
+        let host = &body["HostConfig"];
+        for key in ["Binds", "Memory", "NanoCpus", "PidsLimit", "ReadonlyRootfs", "SecurityOpt", "NetworkMode", "PortBindings"] {
+            assert!(host.get(key).is_none(), "{key} in {host}");
+        }
+    }
+
+    #[test]
+    fn exec_config_attaches_output_and_passes_argv() {
+        let request = ExecRequest {
+            container: "c".into(),
+            cmd: vec!["cat".into(), "a b".into()],
+            env: vec![("A".into(), "1".into())],
+            workdir: Some("/w".into()),
+            user: Some("1000:1000".into()),
+        };
+        let config = serde_json::to_value(exec_config(&request)).unwrap();
+        assert_eq!(config["Cmd"], serde_json::json!(["cat", "a b"]));
+        assert_eq!(config["Env"], serde_json::json!(["A=1"]));
+        assert_eq!((config["AttachStdout"].clone(), config["AttachStderr"].clone()), (true.into(), true.into()));
+        assert_eq!((config["WorkingDir"].clone(), config["User"].clone()), ("/w".into(), "1000:1000".into()));
+    }
+
+    #[test]
+    fn context_tar_keeps_modes_and_symlinks_and_is_owned_by_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(dir.path().join("bin/tool"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::os::unix::fs::symlink("tool", dir.path().join("bin/alias")).unwrap();
+
+        let bytes = context_tar(dir.path()).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0));
+            let path = entry.path().unwrap().display().to_string();
+            let detail = match header.entry_type() {
+                tar::EntryType::Symlink => format!("-> {}", header.link_name().unwrap().unwrap().display()),
+                _ => format!("{:o}", header.mode().unwrap() & 0o777),
+            };
+            seen.push(format!("{path} {detail}"));
+        }
+        assert_eq!(seen, ["Dockerfile 644", "bin 755", "bin/alias -> tool", "bin/tool 750"]);
+    }
+
+    #[test]
+    fn reads_the_state_like_the_cli_backend() {
+        let inspect = serde_json::json!({"State": {"Status": "exited", "Running": false, "ExitCode": 127, "OOMKilled": false, "Error": "exec: \"x\": executable file not found"}});
+        let state = container_state(&inspect);
+        assert_eq!((state.status.as_str(), state.running, state.exit_code), ("exited", false, 127));
+        assert!(state.error.contains("executable file not found"));
+    }
+}
