@@ -49,6 +49,8 @@ pub enum BackendKind {
     Fake,
     /// The real `docker` CLI and whatever daemon it talks to (honours DOCKER_HOST).
     DockerCli,
+    /// The daemon's Engine API directly, no docker binary (honours DOCKER_HOST and the TLS variables).
+    DockerApi,
 }
 
 impl BackendKind {
@@ -56,6 +58,7 @@ impl BackendKind {
         match self {
             BackendKind::Fake => "fake",
             BackendKind::DockerCli => "docker-cli",
+            BackendKind::DockerApi => "docker-api",
         }
     }
 }

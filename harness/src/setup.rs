@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use sha2::Digest;
 
-use dockproof::backend::CaptureLimits;
+use dockproof::backend::api::ApiBackend;
 use dockproof::backend::cli::CliBackend;
+use dockproof::backend::{Backend, CaptureLimits};
 use dockproof::engine::EngineContext;
 use dockproof::filestore::Filestore;
 use dockproof::fixtures::FixtureImages;
@@ -65,7 +66,7 @@ fn run_id(kind: BackendKind, scenarios: &[LoadedScenario]) -> String {
             }
             format!("fake-{}", &hex::encode(hasher.finalize())[..8])
         }
-        BackendKind::DockerCli => {
+        BackendKind::DockerCli | BackendKind::DockerApi => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             format!("r{:x}{:05x}", now.as_secs(), (now.subsec_micros() ^ std::process::id()) & 0xfffff)
         }
@@ -92,7 +93,7 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         Err(error) => return usage_error(format!("cannot create a run directory in {}: {error}", parent.display())),
     };
 
-    let (backend, fixtures) = match args.backend {
+    let (backend, fixtures): (Arc<dyn Backend>, FixtureImages) = match args.backend {
         BackendKind::Fake => {
             let Some(program) = find_fake_docker(args.fake_docker.as_deref()) else {
                 return usage_error("cannot find the fake-docker binary: build it (`cargo build -p fake-docker`) or pass --fake-docker PATH");
@@ -105,10 +106,14 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
                 ("FAKE_DOCKER_STATE".into(), state),
                 ("FAKE_DOCKER_IMAGES".into(), args.fake_images.clone().into_os_string()),
             ];
-            (CliBackend::new("fake", program, env), FixtureImages::none())
+            (Arc::new(CliBackend::new("fake", program, env)), FixtureImages::none())
         }
         BackendKind::DockerCli => match FixtureImages::scan(&args.fixture_images, true) {
-            Ok(fixtures) => (CliBackend::new("docker-cli", args.docker.clone(), Vec::new()), fixtures),
+            Ok(fixtures) => (Arc::new(CliBackend::new("docker-cli", args.docker.clone(), Vec::new())), fixtures),
+            Err(error) => return usage_error(error),
+        },
+        BackendKind::DockerApi => match FixtureImages::scan(&args.fixture_images, true) {
+            Ok(fixtures) => (Arc::new(ApiBackend::from_env("docker-api")), fixtures),
             Err(error) => return usage_error(error),
         },
     };
@@ -131,7 +136,7 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let console = tokio::spawn(report::console::follow(receiver, std::io::stdout()));
         let context = Arc::new(EngineContext {
-            backend: Arc::new(backend),
+            backend,
             filestore,
             fixtures: Arc::new(fixtures),
             run_id,
