@@ -27,6 +27,8 @@ pub struct Flag {
 pub enum Arity {
     AtLeast(usize),
     Exactly(usize),
+    /// Between min and max (inclusive), like `docker port`.
+    Range(usize, usize),
     Any,
 }
 
@@ -220,16 +222,23 @@ impl CommandSpec {
 
     fn check_arity(&self, count: usize) -> Result<(), ParseError> {
         let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
-        let message = match self.arity {
+        // Measured: RequiresMinArgs ends with "See", ExactArgs and RangeArgs with "Run".
+        let (message, verb) = match self.arity {
             Arity::AtLeast(min) if count < min => {
-                format!("requires at least {min} {}", plural(min))
+                (format!("requires at least {min} {}", plural(min)), "See")
             }
-            Arity::Exactly(n) if count != n => format!("requires exactly {n} {}", plural(n)),
+            Arity::Exactly(n) if count != n => (format!("requires {n} {}", plural(n)), "Run"),
+            Arity::Range(min, max) if count < min || count > max => (
+                format!("requires at least {min} and at most {max} {}", plural(max)),
+                "Run",
+            ),
             _ => return Ok(()),
         };
         Err(ParseError::Arity(format!(
-            "docker: 'docker {}' {message}\n\nUsage:  docker {}\n\nSee 'docker {} --help' for more information\n",
-            self.name, self.usage, self.name
+            "docker: 'docker {}' {message}\n\nUsage:  docker {}\n\n{verb} 'docker {} --help' for more information\n",
+            self.name,
+            self.usage.replace('\n', "\n\t"),
+            self.name
         )))
     }
 
@@ -237,7 +246,8 @@ impl CommandSpec {
     pub fn usage_error(&self, message: &str) -> String {
         format!(
             "{message}\n\nUsage:  docker {}\n\nRun 'docker {} --help' for more information\n",
-            self.usage, self.name
+            self.usage.replace('\n', "\n\t"),
+            self.name
         )
     }
 
@@ -254,7 +264,12 @@ impl CommandSpec {
 
     /// `--help` text.
     pub fn help(&self) -> String {
-        let mut text = format!("\nUsage:  docker {}\n\n{}\n", self.usage, self.about);
+        // Measured: `--help` starts with the usage line, no blank line before it.
+        let mut text = format!(
+            "Usage:  docker {}\n\n{}\n",
+            self.usage.replace('\n', "\n\t"),
+            self.about
+        );
         if !self.flags.is_empty() {
             text.push_str("\nOptions:\n");
             let rows: Vec<(String, &str)> = self

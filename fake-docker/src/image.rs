@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::health::{HealthConfig, parse_duration};
+use crate::http::HttpService;
 use crate::program::{Program, RawStep, compile};
 
 /// Default for `FAKE_DOCKER_IMAGES`.
@@ -42,11 +44,76 @@ pub struct ImageConfig {
     pub cmd: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub exposed_ports: Vec<String>,
+    /// `HEALTHCHECK` of the image.
+    pub healthcheck: Option<RawHealthcheck>,
 }
 
+/// `config.healthcheck:` as written (durations in Go syntax: `1s`, `500ms`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHealthcheck {
+    /// `[CMD-SHELL, "text"]`, `[CMD, prog, args...]` or `[NONE]`.
+    pub test: Vec<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub start_period: Option<String>,
+    pub retries: Option<i64>,
+}
+
+impl RawHealthcheck {
+    fn compile(&self) -> Result<HealthConfig, String> {
+        let duration = |text: &Option<String>| match text {
+            Some(text) => parse_duration(text),
+            None => Ok(0),
+        };
+        Ok(HealthConfig {
+            test: self.test.clone(),
+            interval_ns: duration(&self.interval)?,
+            timeout_ns: duration(&self.timeout)?,
+            start_period_ns: duration(&self.start_period)?,
+            retries: self.retries.unwrap_or(0),
+        })
+    }
+}
+
+/// A file the image contains (`files:`), copied into each container's root at create.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageFile {
+    pub content: String,
+    /// Octal mode, e.g. `"0755"` (default) or `"0644"` (not executable: running it → 126).
+    pub mode: Option<String>,
+}
+
+/// How `docker build` of this image goes (`build:`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildSpec {
+    /// The Dockerfile this definition is the result of (relative to the definition's
+    /// directory or to the working directory).
+    pub dockerfile: Option<String>,
+    /// Output lines printed under a step (`3: ["line"]`), like a `RUN`'s output.
+    pub output: BTreeMap<usize, Vec<String>>,
+    /// The build fails at a step.
+    pub fail: Option<BuildFailure>,
+}
+
+/// A failing build step.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildFailure {
+    /// 1-based step number.
+    pub step: usize,
+    /// The instruction text (default: the Dockerfile's step, e.g. `RUN make`).
+    pub instruction: Option<String>,
+    /// The command's exit code; also docker build's exit code.
+    pub exit_code: i32,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImageFile {
+struct DefinitionFile {
     name: String,
     #[serde(default)]
     size: u64,
@@ -54,18 +121,33 @@ struct ImageFile {
     config: ImageConfig,
     #[serde(default)]
     programs: BTreeMap<String, Vec<RawStep>>,
+    #[serde(default)]
+    files: BTreeMap<String, ImageFile>,
+    #[serde(default)]
+    http: Vec<HttpService>,
+    #[serde(default)]
+    build: Option<BuildSpec>,
 }
 
 /// A loaded fake image.
 #[derive(Debug, Clone)]
 pub struct Image {
-    /// Normalised reference, e.g. `dockproof/job-runner:1`.
+    /// Normalised reference of the definition, e.g. `dockproof/job-runner:1`.
     pub reference: String,
+    /// The tags the image has now (`RepoTags`): the reference unless removed, plus tags
+    /// given by `build -t`; see `imagestore`.
+    pub tags: Vec<String>,
+    /// The definition file.
+    pub source: PathBuf,
     /// `sha256:` + hex digest of the definition file.
     pub id: String,
     pub size: u64,
     pub config: ImageConfig,
+    pub healthcheck: Option<HealthConfig>,
     pub programs: BTreeMap<String, Program>,
+    pub files: BTreeMap<String, ImageFile>,
+    pub http: Vec<HttpService>,
+    pub build: Option<BuildSpec>,
 }
 
 /// Adds `:latest` when a reference has neither tag nor digest, like docker does.
@@ -90,10 +172,11 @@ pub fn repository_of(reference: &str) -> String {
 impl Image {
     fn parse(path: &Path, bytes: &[u8]) -> Result<Image, ImageError> {
         let text = String::from_utf8_lossy(bytes);
-        let file: ImageFile = serde_saphyr::from_str(&text).map_err(|e| ImageError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let file: DefinitionFile =
+            serde_saphyr::from_str(&text).map_err(|e| ImageError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let mut programs = BTreeMap::new();
         for (name, raw) in file.programs {
             let program = compile(raw).map_err(|source| ImageError::Program {
@@ -103,12 +186,26 @@ impl Image {
             })?;
             programs.insert(name, program);
         }
+        let healthcheck = match &file.config.healthcheck {
+            Some(raw) => Some(raw.compile().map_err(|message| ImageError::Parse {
+                path: path.to_path_buf(),
+                message: format!("config.healthcheck: {message}"),
+            })?),
+            None => None,
+        };
+        let reference = normalize_reference(&file.name);
         Ok(Image {
-            reference: normalize_reference(&file.name),
+            tags: vec![reference.clone()],
+            reference,
+            source: path.to_path_buf(),
             id: format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
             size: file.size,
             config: file.config,
+            healthcheck,
             programs,
+            files: file.files,
+            http: file.http,
+            build: file.build,
         })
     }
 
@@ -116,7 +213,8 @@ impl Image {
     pub fn matches(&self, name: &str) -> bool {
         let hex = self.id.trim_start_matches("sha256:");
         let bare = name.trim_start_matches("sha256:");
-        normalize_reference(name) == self.reference
+        let normalized = normalize_reference(name);
+        self.tags.iter().any(|tag| *tag == normalized)
             || name == self.id
             || (bare.len() >= 12
                 && hex.starts_with(bare)
@@ -134,17 +232,42 @@ impl Image {
         })
     }
 
+    /// The short (12 hex) ID, as `images` prints it.
+    pub fn short_id(&self) -> &str {
+        let hex = self.id.trim_start_matches("sha256:");
+        &hex[..12.min(hex.len())]
+    }
+
+    /// `EXPOSE`d ports (`config.exposed_ports` and every `http:` port), normalised and sorted.
+    pub fn exposed(&self) -> Vec<String> {
+        let mut ports: Vec<String> = self
+            .config
+            .exposed_ports
+            .iter()
+            .map(|p| crate::ports::normalize_port(p))
+            .chain(self.http.iter().map(|s| format!("{}/tcp", s.port)))
+            .collect();
+        ports.sort();
+        ports.dedup();
+        ports
+    }
+
+    /// The routes served on a container port.
+    pub fn routes(&self, port: u16) -> Option<&[crate::http::Route]> {
+        self.http
+            .iter()
+            .find(|service| service.port == port)
+            .map(|service| service.routes.as_slice())
+    }
+
     /// The `docker image inspect` object.
     pub fn inspect_json(&self) -> Value {
         let config = &self.config;
-        let exposed: serde_json::Map<String, Value> = config
-            .exposed_ports
-            .iter()
-            .map(|p| (p.clone(), json!({})))
-            .collect();
+        let exposed: serde_json::Map<String, Value> =
+            self.exposed().into_iter().map(|p| (p, json!({}))).collect();
         json!({
             "Id": self.id,
-            "RepoTags": [self.reference],
+            "RepoTags": self.tags,
             "RepoDigests": [],
             "Parent": "",
             "Comment": "",
@@ -159,6 +282,7 @@ impl Image {
                 "AttachStdout": false,
                 "AttachStderr": false,
                 "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+                "Healthcheck": self.healthcheck.as_ref().map_or(Value::Null, HealthConfig::to_json),
                 "Tty": false,
                 "OpenStdin": false,
                 "StdinOnce": false,

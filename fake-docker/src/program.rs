@@ -23,7 +23,8 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    fn text(&self) -> String {
+    /// The scalar as text (before expansion).
+    pub fn text(&self) -> String {
         match self {
             Scalar::Int(i) => i.to_string(),
             Scalar::Float(f) => f.to_string(),
@@ -104,6 +105,19 @@ pub struct RawStep {
     signal: Option<SignalSpec>,
     exit: Option<Scalar>,
     on_error: Option<Vec<RawStep>>,
+    alloc: Option<Scalar>,
+    chmod: Option<ChmodSpec>,
+    run: Option<String>,
+    stdin_to_stdout: Option<bool>,
+    http_get: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChmodSpec {
+    pub path: String,
+    /// Octal, e.g. `"644"`.
+    pub mode: Scalar,
 }
 
 /// A validated operation.
@@ -124,6 +138,15 @@ pub enum Op {
     Exit(Scalar),
     /// Installs the handler run when a later operation fails.
     OnError(Vec<Step>),
+    /// Allocates memory (counted, not really taken); over `--memory` → OOM kill.
+    Alloc(Scalar),
+    Chmod(ChmodSpec),
+    /// Runs a path or command name as a shell would (`/app/x.sh args`).
+    Run(String),
+    /// Copies stdin to stdout until EOF.
+    StdinToStdout,
+    /// `wget -qO- URL` against the image's own routes (a self-probe).
+    HttpGet(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +223,28 @@ fn compile_step(index: usize, raw: RawStep) -> Result<Step, StepError> {
     if let Some(v) = raw.exit {
         ops.push(("exit", Op::Exit(v)));
     }
+    if let Some(v) = raw.alloc {
+        ops.push(("alloc", Op::Alloc(v)));
+    }
+    if let Some(v) = raw.chmod {
+        ops.push(("chmod", Op::Chmod(v)));
+    }
+    if let Some(v) = raw.run {
+        ops.push(("run", Op::Run(v)));
+    }
+    if let Some(v) = raw.stdin_to_stdout {
+        ops.push((
+            "stdin_to_stdout",
+            if v {
+                Op::StdinToStdout
+            } else {
+                Op::Set(BTreeMap::new())
+            },
+        ));
+    }
+    if let Some(v) = raw.http_get {
+        ops.push(("http_get", Op::HttpGet(v)));
+    }
     if let Some(v) = raw.on_error {
         let handler = compile(v).map_err(|e| StepError {
             index,
@@ -212,7 +257,7 @@ fn compile_step(index: usize, raw: RawStep) -> Result<Step, StepError> {
         return Err(StepError {
             index,
             reason: if names.is_empty() {
-                "no operation (expected one of stdout, stderr, cat, cat_args, mkdir, write, append, copy, sha256_manifest, set, sleep, signal, exit, on_error)".to_string()
+                "no operation (expected one of stdout, stderr, cat, cat_args, mkdir, write, append, copy, sha256_manifest, set, sleep, signal, exit, on_error, alloc, chmod, run, stdin_to_stdout, http_get)".to_string()
             } else {
                 format!("more than one operation: {}", names.join(", "))
             },
@@ -243,6 +288,32 @@ impl Output for StdOutput {
     }
 }
 
+/// Where a program's stdin comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StdinSource {
+    /// No `-i`: reads see end of file at once.
+    #[default]
+    Empty,
+    /// This process's own stdin (`exec -i`).
+    Inherit,
+    /// A FIFO the attached CLI writes into (`run -i`).
+    Fifo(std::path::PathBuf),
+}
+
+/// The container context of a run beyond its filesystem: limits, stdin, the image.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `--memory` in bytes; 0 = unlimited.
+    pub memory_limit: i64,
+    /// Written before an OOM kill, so the supervisor can report `OOMKilled`.
+    pub oom_marker: Option<std::path::PathBuf>,
+    pub stdin: StdinSource,
+    /// The image's programs, for `run`.
+    pub programs: BTreeMap<String, Program>,
+    /// The image's HTTP services, for `http_get`.
+    pub http: Vec<crate::http::HttpService>,
+}
+
 /// Everything a program run needs besides its steps.
 pub struct Invocation {
     pub fs: ContainerFs,
@@ -251,7 +322,10 @@ pub struct Invocation {
     pub args: Vec<String>,
     /// Called once, when the program first blocks (a `sleep`) or ends: a container is
     /// reported running only after its program has set up (e.g. ignored SIGTERM).
-    pub on_ready: Option<Box<dyn FnOnce()>>,
+    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+    pub context: Context,
+    /// Bytes taken by `alloc` so far.
+    pub allocated: i64,
 }
 
 impl Invocation {
@@ -402,6 +476,7 @@ fn execute(
             let path = expand(path, &scope);
             cat_one(&path, &resolve(&path).host, output)?;
         }
+        Op::CatArgs if invocation.args.is_empty() => copy_stdin(invocation, output),
         Op::CatArgs => {
             // busybox cat reports each missing file and goes on; the exit code says it failed.
             let mut failed = false;
@@ -499,8 +574,180 @@ fn execute(
             };
         }
         Op::OnError(_) => {}
+        Op::Alloc(amount) => {
+            let amount_text = text(amount);
+            let bytes = crate::size::parse_ram_size(amount_text.trim())
+                .map_err(|e| fail(format!("alloc: invalid size '{amount_text}': {e}")))?;
+            invocation.allocated = invocation.allocated.saturating_add(bytes);
+            let limit = invocation.context.memory_limit;
+            if limit > 0 && invocation.allocated > limit {
+                oom_kill(invocation.context.oom_marker.as_deref());
+            }
+        }
+        Op::Chmod(spec) => {
+            let path = expand(&spec.path, &scope);
+            let mode_text = text(&spec.mode);
+            let mode = u32::from_str_radix(mode_text.trim(), 8)
+                .map_err(|_| fail(format!("chmod: invalid mode '{mode_text}'")))?;
+            let resolved = resolve(&path);
+            let result = if resolved.read_only {
+                Err(read_only_error())
+            } else {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&resolved.host, std::fs::Permissions::from_mode(mode))
+            };
+            result.map_err(|e| fail(format!("chmod: {path}: {}", io_reason(&e))))?;
+        }
+        Op::Run(command) => {
+            let words: Vec<String> = expand(command, &scope)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            let code = run_command(&words, invocation, output);
+            if code != 0 {
+                return Ok(Flow::Exit(code));
+            }
+        }
+        Op::StdinToStdout => copy_stdin(invocation, output),
+        Op::HttpGet(url) => {
+            let url = expand(url, &scope);
+            http_get(&url, invocation, output)?;
+        }
     }
     Ok(Flow::Continue)
+}
+
+/// Ends this process the way the kernel's OOM killer does: SIGKILL (exit 137).
+fn oom_kill(marker: Option<&Path>) -> ! {
+    if let Some(marker) = marker {
+        let _ = std::fs::write(marker, b"oom");
+    }
+    // SAFETY: kill(2) on our own pid; SIGKILL cannot be caught, so this does not return.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::exit(137)
+}
+
+/// Why a path cannot be executed, as the OCI runtime and busybox sh see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecCheck {
+    /// A file without execute permission (or a directory).
+    PermissionDenied,
+    /// Nothing there, and no program of that name either.
+    NotFound,
+    Runnable,
+}
+
+/// Checks a command path against the container's files: an existing file that is not
+/// executable is refused (126); otherwise the image program of its base name runs.
+pub fn check_exec(
+    fs: &ContainerFs,
+    workdir: &str,
+    command: &str,
+    programs: &BTreeMap<String, Program>,
+) -> ExecCheck {
+    use std::os::unix::fs::PermissionsExt;
+    let base = command.rsplit('/').next().unwrap_or(command);
+    if command.contains('/') {
+        if let Ok(meta) = std::fs::metadata(fs.resolve(workdir, command).host) {
+            if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+                return ExecCheck::PermissionDenied;
+            }
+        }
+    }
+    if programs.contains_key(command) || programs.contains_key(base) {
+        ExecCheck::Runnable
+    } else {
+        ExecCheck::NotFound
+    }
+}
+
+/// `run:` — a command as `sh` runs it; returns its exit code.
+fn run_command(words: &[String], invocation: &mut Invocation, output: &mut dyn Output) -> i32 {
+    let Some(command) = words.first() else {
+        return 0;
+    };
+    let check = check_exec(
+        &invocation.fs,
+        &invocation.workdir,
+        command,
+        &invocation.context.programs,
+    );
+    match check {
+        ExecCheck::PermissionDenied => {
+            output.stderr(format!("sh: {command}: Permission denied\n").as_bytes());
+            126
+        }
+        ExecCheck::NotFound => {
+            output.stderr(format!("sh: {command}: not found\n").as_bytes());
+            127
+        }
+        ExecCheck::Runnable => {
+            let base = command.rsplit('/').next().unwrap_or(command);
+            let program = invocation
+                .context
+                .programs
+                .get(command.as_str())
+                .or_else(|| invocation.context.programs.get(base))
+                .cloned()
+                .unwrap_or_default();
+            // A child shell: its own arguments and variables.
+            let saved_args = std::mem::replace(&mut invocation.args, words[1..].to_vec());
+            let saved_vars = invocation.vars.clone();
+            let code = run_steps(&program, invocation, output);
+            invocation.args = saved_args;
+            invocation.vars = saved_vars;
+            code
+        }
+    }
+}
+
+/// Copies stdin (per `Context::stdin`) to stdout until end of file.
+fn copy_stdin(invocation: &mut Invocation, output: &mut dyn Output) {
+    // Reading may block: the container counts as running from here on.
+    invocation.notify_ready();
+    let mut reader: Box<dyn std::io::Read> = match &invocation.context.stdin {
+        StdinSource::Empty => return,
+        StdinSource::Inherit => Box::new(std::io::stdin()),
+        StdinSource::Fifo(path) => match std::fs::File::open(path) {
+            Ok(file) => Box::new(file),
+            Err(_) => return,
+        },
+    };
+    let mut buffer = [0u8; 8192];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => output.stdout(&buffer[..n]),
+        }
+    }
+}
+
+/// `http_get:` — answers from the image's own routes, printing like `wget -qO-`.
+fn http_get(
+    url: &str,
+    invocation: &mut Invocation,
+    output: &mut dyn Output,
+) -> Result<(), OpFailure> {
+    let (port, path) =
+        crate::http::parse_url(url).ok_or_else(|| fail(format!("wget: bad address '{url}'")))?;
+    let Some(service) = invocation.context.http.iter().find(|s| s.port == port) else {
+        return Err(fail(
+            "wget: can't connect to remote host (127.0.0.1): Connection refused".to_string(),
+        ));
+    };
+    let response = crate::http::respond(&service.routes, "GET", &path, &invocation.vars);
+    std::thread::sleep(response.delay);
+    if response.status >= 400 {
+        return Err(fail(format!(
+            "wget: server returned error: HTTP/1.1 {} {}",
+            response.status,
+            crate::http::reason(response.status)
+        )));
+    }
+    output.stdout(&response.body);
+    Ok(())
 }
 
 fn cat_one(path: &str, host: &Path, output: &mut dyn Output) -> Result<(), OpFailure> {
@@ -611,6 +858,8 @@ mod tests {
             vars: BTreeMap::new(),
             args: vec!["a".into(), "b".into()],
             on_ready: None,
+            context: Context::default(),
+            allocated: 0,
         }
     }
 

@@ -2,13 +2,25 @@
 
 use serde_json::{Value, json};
 
+use crate::health::HealthState;
 use crate::image::null_if_empty;
+use crate::ports;
 use crate::state::{Container, Status};
 use crate::{FIXED_TIME, ZERO_TIME};
 
 /// The `docker inspect` object of a container.
 pub fn container_json(container: &Container, log_path: &str) -> Value {
     let state = &container.state;
+    let exposed: Value = if container.exposed_ports.is_empty() {
+        Value::Null
+    } else {
+        container
+            .exposed_ports
+            .iter()
+            .map(|p| (p.clone(), json!({})))
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
+    };
     let mounts: Vec<Value> = container
         .mounts
         .iter()
@@ -27,12 +39,13 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
         "Hostname": container.short_id(),
         "Domainname": "",
         "User": container.user,
-        "AttachStdin": false,
+        "AttachStdin": container.attach_stdin,
         "AttachStdout": false,
         "AttachStderr": false,
+        "ExposedPorts": exposed,
         "Tty": false,
-        "OpenStdin": false,
-        "StdinOnce": false,
+        "OpenStdin": container.open_stdin,
+        "StdinOnce": container.attach_stdin,
         "Env": container.env,
         "Cmd": null_if_empty(&container.cmd),
         "Image": container.image_name,
@@ -45,6 +58,10 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
     if let (Some(timeout), Some(map)) = (container.stop_timeout, config.as_object_mut()) {
         map.insert("StopTimeout".into(), json!(timeout));
     }
+    if let (Some(health), Some(map)) = (&container.healthcheck, config.as_object_mut()) {
+        map.insert("Healthcheck".into(), health.to_json());
+    }
+    let running = state.status == Status::Running;
     json!({
         "Id": container.id,
         "Created": FIXED_TIME,
@@ -55,13 +72,14 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
             "Running": state.status == Status::Running,
             "Paused": false,
             "Restarting": false,
-            "OOMKilled": false,
+            "OOMKilled": state.oom_killed,
             "Dead": false,
             "Pid": state.pid,
             "ExitCode": state.exit_code,
             "Error": state.error,
             "StartedAt": if state.started { FIXED_TIME } else { ZERO_TIME },
             "FinishedAt": if state.finished { FIXED_TIME } else { ZERO_TIME },
+            "Health": state.health.as_ref().map_or(Value::Null, HealthState::to_json),
         },
         "Image": container.image_id,
         "ResolvConfPath": "",
@@ -81,24 +99,26 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
             "ContainerIDFile": "",
             "LogConfig": { "Type": "json-file", "Config": {} },
             "NetworkMode": container.network_mode,
-            "PortBindings": {},
+            "PortBindings": ports::bindings_json(&container.port_requests),
             "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
             "AutoRemove": container.auto_remove,
             "VolumeDriver": "",
             "VolumesFrom": null,
-            "CapAdd": null,
-            "CapDrop": null,
+            "CapAdd": null_if_empty(&container.cap_add),
+            "CapDrop": null_if_empty(&container.cap_drop),
             "Privileged": false,
             "ReadonlyRootfs": container.read_only,
             "SecurityOpt": null_if_empty(&container.security_opt),
             "Memory": container.memory,
             "NanoCpus": container.nano_cpus,
             "PidsLimit": container.pids_limit,
+            "Tmpfs": if container.tmpfs.is_empty() { Value::Null } else { json!(container.tmpfs) },
+            "MemorySwap": if container.memory > 0 { json!(container.memory * 2) } else { json!(0) },
         },
         "Mounts": mounts,
         "Config": config,
         "NetworkSettings": {
-            "Ports": {},
+            "Ports": ports::ports_json(&container.exposed_ports, &state.published, running),
             "Networks": { network_name(&container.network_mode): {} },
         },
     })
@@ -112,10 +132,15 @@ fn network_name(mode: &str) -> String {
     }
 }
 
-/// `ps` STATUS text: `Up`, `Created` or `Exited (N)` (no age: the fake has no clock).
+/// `ps` STATUS text: `Up`, `Created` or `Exited (N)` (no age: the fake has no clock),
+/// with the health as docker adds it: `Up (healthy)`, `Up (health: starting)`.
 pub fn ps_status(container: &Container) -> String {
     match container.state.status {
-        Status::Running => "Up".to_string(),
+        Status::Running => match container.state.health.as_ref().map(|h| h.status.as_str()) {
+            Some("starting") => "Up (health: starting)".to_string(),
+            Some(status) => format!("Up ({status})"),
+            None => "Up".to_string(),
+        },
         Status::Created => "Created".to_string(),
         Status::Exited => format!("Exited ({})", container.state.exit_code),
     }
@@ -160,7 +185,11 @@ pub fn ps_fields(container: &Container, truncate: bool) -> Value {
         "Mounts": mounts.join(","),
         "Names": container.name,
         "Networks": network_name(&container.network_mode),
-        "Ports": "",
+        "Ports": if container.state.status == Status::Running {
+            ports::ps_ports(&container.exposed_ports, &container.state.published)
+        } else {
+            String::new()
+        },
         "RunningFor": "Less than a second ago",
         "Size": "0B",
         "State": container.state.status.as_str(),

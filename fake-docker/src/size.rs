@@ -113,3 +113,82 @@ mod tests {
         );
     }
 }
+
+/// Go's `%.{precision}g` for the values size formatting produces.
+fn go_g(value: f64, precision: usize) -> String {
+    if value == 0.0 {
+        return "0".to_string();
+    }
+    let scientific = format!("{:.*e}", precision.saturating_sub(1), value);
+    let exponent: i32 = scientific
+        .split_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    if exponent < -4 || exponent >= precision as i32 {
+        let (mantissa, _) = scientific.split_once('e').unwrap_or((&scientific, ""));
+        let mantissa = trim_zeros(mantissa);
+        return format!(
+            "{mantissa}e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        );
+    }
+    let decimals = (precision as i32 - 1 - exponent).max(0) as usize;
+    trim_zeros(&format!("{value:.decimals$}"))
+}
+
+fn trim_zeros(text: &str) -> String {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+fn scaled(size: f64, base: f64, units: &[&str], precision: usize) -> String {
+    let mut size = size;
+    let mut unit = 0;
+    while size >= base && unit + 1 < units.len() {
+        size /= base;
+        unit += 1;
+    }
+    format!("{}{}", go_g(size, precision), units[unit])
+}
+
+/// go-units `HumanSizeWithPrecision`: decimal units (`1.99MB` at precision 3).
+pub fn human_size(bytes: u64, precision: usize) -> String {
+    scaled(
+        bytes as f64,
+        1000.0,
+        &["B", "kB", "MB", "GB", "TB", "PB", "EB"],
+        precision,
+    )
+}
+
+/// go-units `BytesSize`: binary units, 4 significant digits (`23.54GiB`, `340KiB`).
+pub fn bytes_size(bytes: u64) -> String {
+    scaled(
+        bytes as f64,
+        1024.0,
+        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+        4,
+    )
+}
+
+#[cfg(test)]
+mod human_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_go_units() {
+        assert_eq!(human_size(1985472, 3), "1.99MB");
+        assert_eq!(human_size(1985472, 4), "1.985MB");
+        assert_eq!(human_size(2048, 4), "2.048kB");
+        assert_eq!(human_size(3072, 4), "3.072kB");
+        assert_eq!(human_size(340, 3), "340B");
+        assert_eq!(human_size(0, 3), "0B");
+        assert_eq!(bytes_size(340 * 1024), "340KiB");
+        assert_eq!(bytes_size(1 << 30), "1GiB");
+        assert_eq!(bytes_size(25_275_000_000), "23.54GiB");
+    }
+}

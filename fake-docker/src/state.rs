@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::health::{HealthConfig, HealthState};
+use crate::ports::{PortRequest, Published};
+
 /// A state-directory operation that failed.
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -59,6 +62,34 @@ pub struct RunState {
     pub finished: bool,
     /// Set while a `start` is handing the container to its supervisor.
     pub starting: bool,
+    /// The program was killed for going over `--memory` (`State.OOMKilled`).
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// `State.Health`, while a health check is configured and the container has started.
+    #[serde(default)]
+    pub health: Option<HealthState>,
+    /// Host ports bound while running (`NetworkSettings.Ports`).
+    #[serde(default)]
+    pub published: Vec<Published>,
+}
+
+impl RunState {
+    /// The state of a container that was just created.
+    pub fn created() -> RunState {
+        RunState {
+            status: Status::Created,
+            pid: 0,
+            supervisor_pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started: false,
+            finished: false,
+            starting: false,
+            oom_killed: false,
+            health: None,
+            published: Vec::new(),
+        }
+    }
 }
 
 /// A bind mount as recorded.
@@ -101,6 +132,28 @@ pub struct Container {
     pub nano_cpus: i64,
     pub pids_limit: Option<i64>,
     pub stop_timeout: Option<i64>,
+    /// `-p` requests (`HostConfig.PortBindings`).
+    #[serde(default)]
+    pub port_requests: Vec<PortRequest>,
+    /// Image and `-p`/`--expose` ports (`Config.ExposedPorts`), e.g. `80/tcp`.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// The effective health check (image's, overridden by `--health-*`).
+    #[serde(default)]
+    pub healthcheck: Option<HealthConfig>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `--tmpfs PATH[:OPTIONS]`.
+    #[serde(default)]
+    pub tmpfs: BTreeMap<String, String>,
+    /// `-i`: stdin is kept open (`Config.OpenStdin`).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// `-i` without `-d`: the CLI attaches its stdin (`Config.AttachStdin`, `StdinOnce`).
+    #[serde(default)]
+    pub attach_stdin: bool,
     pub state: RunState,
 }
 
@@ -195,6 +248,16 @@ impl StateDir {
         self.container_dir(id).join("log")
     }
 
+    /// The FIFO a `-i` container's program reads its stdin from.
+    pub fn stdin_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("stdin")
+    }
+
+    /// Marker the program leaves when it is OOM-killed.
+    pub fn oom_marker(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("oom")
+    }
+
     pub fn rootfs_path(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("root")
     }
@@ -282,19 +345,65 @@ impl StateDir {
 
     /// Next `fake_<n>` counter value. Call with the lock held.
     pub fn next_counter(&self) -> Result<u64, StateError> {
-        let path = self.root.join("counter");
+        self.next_named_counter("counter")
+    }
+
+    /// Next value of a named counter file. Call with the lock held.
+    pub fn next_named_counter(&self, file: &str) -> Result<u64, StateError> {
+        let path = self.root.join(file);
         let current = match std::fs::read_to_string(&path) {
             Ok(text) => text.trim().parse::<u64>().unwrap_or(0),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(io("read", &path)(e)),
         };
         let next = current + 1;
-        let temp = self
-            .root
-            .join(format!("counter.tmp.{}", std::process::id()));
-        std::fs::write(&temp, next.to_string()).map_err(io("write", &temp))?;
-        std::fs::rename(&temp, &path).map_err(io("rename", &temp))?;
+        write_atomic(&path, next.to_string().as_bytes())?;
         Ok(next)
+    }
+
+    /// Reads a JSON document kept in the state root (`networks.json`, ...); default if absent.
+    pub fn read_doc<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        file: &str,
+    ) -> Result<T, StateError> {
+        let path = self.root.join(file);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StateError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+            Err(e) => Err(io("read", &path)(e)),
+        }
+    }
+
+    /// Replaces a JSON document in the state root atomically. Call with the lock held.
+    pub fn write_doc<T: Serialize>(&self, file: &str, value: &T) -> Result<(), StateError> {
+        let path = self.root.join(file);
+        let bytes = serde_json::to_vec_pretty(value).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, &bytes)
+    }
+}
+
+/// Writes `bytes` to a temp file beside `path`, then renames it over `path`.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!("{name}.tmp.{}", std::process::id()));
+    std::fs::write(&temp, bytes).map_err(io("write", &temp))?;
+    std::fs::rename(&temp, path).map_err(io("rename", &temp))
+}
+
+impl StateDir {
+    /// Whether any record is `running` or starting.
+    pub fn any_running(&self) -> Result<bool, StateError> {
+        Ok(self
+            .all()?
+            .iter()
+            .any(|c| c.state.status == Status::Running || c.state.starting))
     }
 }
 

@@ -15,7 +15,7 @@ use thiserror::Error;
 use crate::image::{self, Image};
 use crate::logfile::{LogWriter, Stream};
 use crate::paths::{ContainerFs, Mount};
-use crate::program::{self, Invocation};
+use crate::program::{self, Context, Invocation, StdinSource};
 use crate::state::{Container, StateDir, StateError, Status};
 
 /// Hidden subcommand names.
@@ -110,6 +110,9 @@ pub fn supervise(id: &str) -> i32 {
 fn supervise_inner(id: &str) -> Result<(), String> {
     let state = StateDir::from_env().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(state.oom_marker(id));
+    // Ports first: a taken host port fails the start before the program runs, like docker.
+    let listeners = crate::netbind::reserve(&state, id)?;
     let diagnostics = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -141,6 +144,12 @@ fn supervise_inner(id: &str) -> Result<(), String> {
         container.state.started = true;
         container.state.finished = false;
         container.state.starting = false;
+        container.state.oom_killed = false;
+        container.state.health = container
+            .healthcheck
+            .as_ref()
+            .filter(|h| !h.is_none())
+            .map(|_| crate::health::HealthState::starting());
         state.save(&container)?;
         Ok(true)
     })();
@@ -158,20 +167,30 @@ fn supervise_inner(id: &str) -> Result<(), String> {
         }
     }
     answer("ok");
+    if let Ok(Some(container)) = state.load(id) {
+        let image = image_of(&container).ok().flatten();
+        crate::netbind::serve(listeners, &container, image.as_ref());
+        if let Some(image) = image {
+            crate::healthloop::start(&state, &container, &image);
+        }
+    }
     let code = match child.wait() {
         Ok(status) => exit_code(status),
         Err(_) => 255,
     };
-    record_exit(&state, id, code).map_err(|e| e.to_string())
+    let oom = code == 137 && state.oom_marker(id).exists();
+    record_exit(&state, id, code, oom).map_err(|e| e.to_string())
 }
 
-fn record_exit(state: &StateDir, id: &str, code: i32) -> Result<(), StateError> {
+fn record_exit(state: &StateDir, id: &str, code: i32, oom: bool) -> Result<(), StateError> {
     let _lock = state.lock()?;
     let Some(mut container) = state.load(id)? else {
         return Ok(());
     };
     container.state.status = Status::Exited;
     container.state.exit_code = code;
+    container.state.oom_killed = oom;
+    container.state.published.clear();
     container.state.pid = 0;
     container.state.supervisor_pid = 0;
     container.state.finished = true;
@@ -260,12 +279,25 @@ pub fn program_main(id: &str) -> i32 {
     let Some(program) = image.program(&container.path) else {
         return fail(&mut log, format!("{}: not found", container.path));
     };
+    let stdin = if container.open_stdin {
+        StdinSource::Fifo(state.stdin_path(id))
+    } else {
+        StdinSource::Empty
+    };
     let mut invocation = Invocation {
         fs: container_fs(&state, &container),
         workdir: container.workdir.clone(),
         vars: env_vars(&container.env),
         args: container.args.clone(),
         on_ready: Some(Box::new(close_stdout)),
+        context: Context {
+            memory_limit: container.memory,
+            oom_marker: Some(state.oom_marker(id)),
+            stdin,
+            programs: image.programs.clone(),
+            http: image.http.clone(),
+        },
+        allocated: 0,
     };
     program::run(program, &mut invocation, &mut log)
 }

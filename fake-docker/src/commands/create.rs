@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use super::{CommandError, Outcome, daemon_error, err, find_image, load_images, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
+use crate::health::{HealthConfig, parse_duration};
 use crate::image::{Image, normalize_reference, repository_of};
 use crate::logfile::{self, Stream};
+use crate::ports::{PortRequest, parse_publish};
 use crate::size;
 use crate::state::{Container, MountRecord, RunState, StateDir, Status, container_id};
 
@@ -77,6 +79,43 @@ const CONTAINER_FLAGS: &[Flag] = &[
     ),
     value("security-opt", None, "list", "Security Options"),
     value("cap-drop", None, "list", "Drop Linux capabilities"),
+    value("cap-add", None, "list", "Add Linux capabilities"),
+    value("expose", None, "list", "Expose a port or a range of ports"),
+    value(
+        "health-cmd",
+        None,
+        "string",
+        "Command to run to check health",
+    ),
+    value(
+        "health-interval",
+        None,
+        "duration",
+        "Time between running the check (ms|s|m|h) (default 0s)",
+    ),
+    value(
+        "health-timeout",
+        None,
+        "duration",
+        "Maximum time to allow one check to run (ms|s|m|h) (default 0s)",
+    ),
+    value(
+        "health-retries",
+        None,
+        "int",
+        "Consecutive failures needed to report unhealthy",
+    ),
+    value(
+        "health-start-period",
+        None,
+        "duration",
+        "Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)",
+    ),
+    boolean(
+        "no-healthcheck",
+        None,
+        "Disable any container-specified HEALTHCHECK",
+    ),
     value(
         "network",
         None,
@@ -320,6 +359,7 @@ struct Request {
     image_name: String,
     command: Vec<String>,
     pull: String,
+    port_requests: Vec<PortRequest>,
 }
 
 fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, CreateFailure> {
@@ -332,10 +372,25 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, CreateF
     if let Some(cpus) = parsed.last("cpus") {
         parse_cpus(cpus).map_err(|e| usage("cpus", cpus, e))?;
     }
-    for long in ["pids-limit", "stop-timeout"] {
+    for long in ["pids-limit", "stop-timeout", "health-retries"] {
         if let Some(text) = parsed.last(long) {
             parse_int(text).map_err(|e| usage(long, text, e))?;
         }
+    }
+    for long in ["health-interval", "health-timeout", "health-start-period"] {
+        if let Some(text) = parsed.last(long) {
+            parse_duration(text).map_err(|e| usage(long, text, e))?;
+        }
+    }
+    let mut port_requests = Vec::new();
+    for text in parsed.all("publish") {
+        let request = parse_publish(text).map_err(|e| {
+            CreateFailure::Usage(format!(
+                "docker: {}\n\nRun 'docker {} --help' for more information\n",
+                e.0, spec.name
+            ))
+        })?;
+        port_requests.push(request);
     }
     let pull = parsed.last("pull").unwrap_or("missing").to_string();
     if !matches!(pull.as_str(), "always" | "missing" | "never") {
@@ -349,6 +404,7 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, CreateF
         image_name,
         command: parsed.positionals.iter().skip(1).cloned().collect(),
         pull,
+        port_requests,
     })
 }
 
@@ -394,17 +450,12 @@ fn build_container(
             "the working directory '{workdir}' is invalid, it needs to be an absolute path"
         )));
     }
+    // Measured: create accepts an unknown network; start refuses it.
     let network_mode = parsed
         .last("network")
         .or_else(|| parsed.last("net"))
         .unwrap_or("default")
         .to_string();
-    if !matches!(
-        network_mode.as_str(),
-        "default" | "bridge" | "host" | "none"
-    ) {
-        return Err(daemon(format!("network {network_mode} not found")));
-    }
     let memory = match parsed.last("memory") {
         Some(text) => size::parse_ram_size(text).unwrap_or(0),
         None => 0,
@@ -424,6 +475,19 @@ fn build_container(
         binds.push(volume.to_string());
     }
     let auto_remove = parsed.bool("rm");
+    let mut exposed_ports = image.exposed();
+    for text in parsed.all("expose") {
+        exposed_ports.push(crate::ports::normalize_port(text));
+    }
+    exposed_ports.extend(
+        request
+            .port_requests
+            .iter()
+            .map(|r| r.container_port.clone()),
+    );
+    exposed_ports.sort();
+    exposed_ports.dedup();
+    let interactive = parsed.bool("interactive");
     Ok(Container {
         id: container_id(&name),
         name,
@@ -462,17 +526,75 @@ fn build_container(
             .and_then(|p| parse_int(p).ok())
             .filter(|p| *p > 0),
         stop_timeout: parsed.last("stop-timeout").and_then(|p| parse_int(p).ok()),
-        state: RunState {
-            status: Status::Created,
-            pid: 0,
-            supervisor_pid: 0,
-            exit_code: 0,
-            error: String::new(),
-            started: false,
-            finished: false,
-            starting: false,
-        },
+        port_requests: request.port_requests.clone(),
+        exposed_ports,
+        healthcheck: healthcheck(parsed, image.healthcheck.as_ref()),
+        cap_drop: capabilities(&parsed.all("cap-drop")),
+        cap_add: capabilities(&parsed.all("cap-add")),
+        tmpfs: parsed
+            .all("tmpfs")
+            .iter()
+            .map(|t| match t.split_once(':') {
+                Some((path, options)) => (path.to_string(), options.to_string()),
+                None => (t.to_string(), String::new()),
+            })
+            .collect(),
+        open_stdin: interactive,
+        attach_stdin: interactive && !parsed.bool("detach"),
+        state: RunState::created(),
     })
+}
+
+/// `NET_RAW` → `CAP_NET_RAW` (measured); `ALL` stays.
+fn capabilities(values: &[&str]) -> Vec<String> {
+    values
+        .iter()
+        .map(|c| {
+            let upper = c.to_ascii_uppercase();
+            if upper == "ALL" || upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            }
+        })
+        .collect()
+}
+
+/// The image's health check with `--health-*` applied on top.
+fn healthcheck(parsed: &Parsed, image: Option<&HealthConfig>) -> Option<HealthConfig> {
+    if parsed.bool("no-healthcheck") {
+        return Some(HealthConfig {
+            test: vec!["NONE".to_string()],
+            ..HealthConfig::default()
+        });
+    }
+    let mut config = image.cloned().unwrap_or_default();
+    let mut touched = image.is_some();
+    if let Some(command) = parsed.last("health-cmd") {
+        config.test = vec!["CMD-SHELL".to_string(), command.to_string()];
+        touched = true;
+    }
+    let duration = |long: &str| parsed.last(long).and_then(|t| parse_duration(t).ok());
+    if let Some(ns) = duration("health-interval") {
+        config.interval_ns = ns;
+        touched = true;
+    }
+    if let Some(ns) = duration("health-timeout") {
+        config.timeout_ns = ns;
+        touched = true;
+    }
+    if let Some(ns) = duration("health-start-period") {
+        config.start_period_ns = ns;
+        touched = true;
+    }
+    if let Some(retries) = parsed
+        .last("health-retries")
+        .and_then(|t| parse_int(t).ok())
+    {
+        config.retries = retries;
+        touched = true;
+    }
+    touched.then_some(config)
 }
 
 /// Creates the container record; the common part of `create` and `run`.
@@ -527,6 +649,19 @@ fn create_container(
     };
     let mut container = build_container(&state, parsed, &request, image, name, sequence)?;
     container.cli_removes = cli_removes && container.auto_remove;
+    for volume in parsed.all("volume") {
+        let source = volume.split(':').next().unwrap_or_default();
+        if !source.is_empty() && !source.starts_with('/') {
+            crate::objects::ensure_volume(
+                &state,
+                crate::objects::Volume {
+                    name: source.to_string(),
+                    driver: "local".to_string(),
+                    labels: BTreeMap::new(),
+                },
+            )?;
+        }
+    }
     state.save(&container)?;
     let root = state.rootfs_path(&container.id);
     std::fs::create_dir_all(&root).map_err(|source| crate::state::StateError::Io {
@@ -534,7 +669,46 @@ fn create_container(
         path: root.clone(),
         source,
     })?;
+    install_files(&root, image)?;
+    if container.open_stdin {
+        make_fifo(&state.stdin_path(&container.id))?;
+    }
     Ok(container)
+}
+
+/// Copies the image's `files:` into a new container's private root.
+fn install_files(root: &std::path::Path, image: &Image) -> Result<(), crate::state::StateError> {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, file) in &image.files {
+        let host = root.join(path.trim_start_matches('/'));
+        let io = |source| crate::state::StateError::Io {
+            action: "install",
+            path: host.clone(),
+            source,
+        };
+        if let Some(parent) = host.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&host, &file.content).map_err(io)?;
+        let mode = file
+            .mode
+            .as_deref()
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .unwrap_or(0o755);
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Creates the FIFO that carries an attached `-i` CLI's stdin to the program.
+fn make_fifo(path: &std::path::Path) -> Result<(), crate::state::StateError> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| {
+        crate::state::StateError::Io {
+            action: "create fifo",
+            path: path.to_path_buf(),
+            source: std::io::Error::from(e),
+        }
+    })
 }
 
 /// `docker create`.
@@ -556,27 +730,29 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         Err(failure) => return report(spec, failure),
     };
     let state = StateDir::from_env()?;
+    // Measured: `run -d` prints the ID even when the start then fails.
+    if detach {
+        out(&format!("{}\n", container.id));
+    }
     let supervisor = match super::lifecycle::start_one(&state, &container.id)? {
         Ok(child) => child,
-        Err(message) => {
+        Err(failure) => {
             err(&format!(
-                "docker: Error response from daemon: {message}\n\nRun 'docker run --help' for more information\n"
+                "docker: Error response from daemon: {}\n\nRun 'docker run --help' for more information\n",
+                failure.message
             ));
             if container.auto_remove {
                 let _lock = state.lock()?;
                 state.remove(&container.id)?;
             }
-            // Docker's exit code for "command not found" / "cannot invoke".
-            return Ok(if message.contains("executable file not found") {
-                127
-            } else {
-                126
-            });
+            return Ok(failure.run_code);
         }
     };
     if detach {
-        out(&format!("{}\n", container.id));
         return Ok(0);
+    }
+    if container.attach_stdin {
+        forward_stdin(state.stdin_path(&container.id));
     }
     let code = follow_until_exit(&state, &container.id, supervisor)?;
     if container.auto_remove {
@@ -584,6 +760,17 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         state.remove(&container.id)?;
     }
     Ok(code)
+}
+
+/// Copies this process's stdin into the container's FIFO, in the background; end of
+/// input closes the FIFO, which the program sees as end of file.
+fn forward_stdin(fifo: PathBuf) {
+    std::thread::spawn(move || {
+        // Opening blocks until the program opens the FIFO for reading (if it ever does).
+        if let Ok(mut writer) = std::fs::OpenOptions::new().write(true).open(&fifo) {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut writer);
+        }
+    });
 }
 
 /// Streams a container's log to stdout/stderr until it exits; returns its exit code.

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use super::{Outcome, daemon_error, err, find_container, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::paths::normalize;
-use crate::program::{self, Invocation, StdOutput};
+use crate::program::{self, Context, ExecCheck, Invocation, StdOutput, StdinSource, check_exec};
 use crate::state::{StateDir, Status};
 use crate::supervisor;
 
@@ -85,11 +85,29 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         return Ok(1);
     }
     let image = supervisor::image_of(&container)?;
+    let programs = image
+        .as_ref()
+        .map(|i| i.programs.clone())
+        .unwrap_or_default();
+    let fs = supervisor::container_fs(&state, &container);
+    match check_exec(&fs, &container.workdir, &argv[0], &programs) {
+        ExecCheck::Runnable => {}
+        ExecCheck::PermissionDenied => {
+            out(&oci_exec_failure(&format!(
+                "exec: \"{}\": permission denied",
+                argv[0]
+            )));
+            return Ok(126);
+        }
+        ExecCheck::NotFound => {
+            out(&oci_exec_failure(&format!(
+                "exec: \"{}\": executable file not found in $PATH",
+                argv[0]
+            )));
+            return Ok(126);
+        }
+    }
     let Some(program) = image.as_ref().and_then(|i| i.program(&argv[0])) else {
-        out(&oci_exec_failure(&format!(
-            "exec: \"{}\": executable file not found in $PATH",
-            argv[0]
-        )));
         return Ok(126);
     };
     let workdir = match parsed.last("workdir") {
@@ -97,7 +115,6 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         None if container.workdir.is_empty() => "/".to_string(),
         None => container.workdir.clone(),
     };
-    let fs = supervisor::container_fs(&state, &container);
     if !fs.resolve("/", &workdir).host.is_dir() {
         out(&oci_exec_failure(&format!(
             "chdir to cwd (\"{workdir}\") set in config.json failed: no such file or directory"
@@ -126,6 +143,18 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         vars,
         args: argv[1..].to_vec(),
         on_ready: None,
+        context: Context {
+            memory_limit: container.memory,
+            oom_marker: None,
+            stdin: if parsed.bool("interactive") {
+                StdinSource::Inherit
+            } else {
+                StdinSource::Empty
+            },
+            programs,
+            http: image.as_ref().map(|i| i.http.clone()).unwrap_or_default(),
+        },
+        allocated: 0,
     };
     Ok(program::run(program, &mut invocation, &mut StdOutput))
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{CommandError, Outcome, daemon_error, err, find_container, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
+use crate::program::{ExecCheck, check_exec};
 use crate::state::{Container, StateDir, Status};
 use crate::supervisor;
 
@@ -120,37 +121,70 @@ pub const RM: CommandSpec = CommandSpec {
 
 /// The OCI runtime's answer when the command is not in the image.
 pub fn not_found_message(command: &str) -> String {
-    format!(
-        "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"{command}\": executable file not found in $PATH: unknown"
-    )
+    oci_create_failure(&format!(
+        "exec: \"{command}\": executable file not found in $PATH"
+    ))
 }
 
-/// Starts a container. `Ok(Err(message))` is a daemon error (already recorded);
+/// A start the daemon refused: its message (recorded as `State.Error`) and the exit
+/// code `docker run` gives for it (127 not found, 126 not executable, else 125).
+pub struct StartFailure {
+    pub message: String,
+    pub run_code: i32,
+}
+
+/// Records a refused start on the container (status stays `created` when it never ran).
+fn refuse(
+    state: &StateDir,
+    container: &mut Container,
+    message: String,
+    exit_code: i32,
+    run_code: i32,
+) -> Result<StartFailure, CommandError> {
+    container.state.exit_code = exit_code;
+    container.state.error = message.clone();
+    container.state.starting = false;
+    state.save(container)?;
+    Ok(StartFailure { message, run_code })
+}
+
+/// Starts a container. `Ok(Err(failure))` is a daemon error (already recorded);
 /// `Ok(Ok(Some(child)))` is the new supervisor; `Ok(Ok(None))` means it was running.
 pub fn start_one(
     state: &StateDir,
     id: &str,
-) -> Result<Result<Option<Child>, String>, CommandError> {
+) -> Result<Result<Option<Child>, StartFailure>, CommandError> {
     {
         let _lock = state.lock()?;
         let Some(mut container) = state.load(id)? else {
-            return Ok(Err(format!("No such container: {id}")));
+            return Ok(Err(StartFailure {
+                message: format!("No such container: {id}"),
+                run_code: 125,
+            }));
         };
         if container.state.status == Status::Running || container.state.starting {
             drop(_lock);
             wait_until(state, id, |c| !c.state.starting);
             return Ok(Ok(None));
         }
+        if crate::objects::find_network(state, &container.network_mode)?.is_none() {
+            let message = format!("network {} not found", container.network_mode);
+            return Ok(Err(refuse(state, &mut container, message, 128, 125)?));
+        }
         let image = supervisor::image_of(&container)?;
-        let has_program = image
-            .as_ref()
-            .is_some_and(|i| i.program(&container.path).is_some());
-        if !has_program {
-            let message = not_found_message(&container.path);
-            container.state.exit_code = 127;
-            container.state.error = message.clone();
-            state.save(&container)?;
-            return Ok(Err(message));
+        let programs = image.map(|i| i.programs).unwrap_or_default();
+        let fs = supervisor::container_fs(state, &container);
+        match check_exec(&fs, &container.workdir, &container.path, &programs) {
+            ExecCheck::Runnable => {}
+            ExecCheck::PermissionDenied => {
+                let message =
+                    oci_create_failure(&format!("exec: \"{}\": permission denied", container.path));
+                return Ok(Err(refuse(state, &mut container, message, 126, 126)?));
+            }
+            ExecCheck::NotFound => {
+                let message = not_found_message(&container.path);
+                return Ok(Err(refuse(state, &mut container, message, 127, 127)?));
+            }
         }
         supervisor::ensure_workdir(state, &container);
         container.state.starting = true;
@@ -160,15 +194,27 @@ pub fn start_one(
         Ok(child) => Ok(Ok(Some(child))),
         Err(error) => {
             let _lock = state.lock()?;
+            let message = match &error {
+                supervisor::SpawnError::Handshake(text) => text.clone(),
+                other => other.to_string(),
+            };
             if let Some(mut container) = state.load(id)? {
-                container.state.starting = false;
-                container.state.exit_code = 128;
-                container.state.error = error.to_string();
-                state.save(&container)?;
+                container.state.published.clear();
+                return Ok(Err(refuse(state, &mut container, message, 128, 125)?));
             }
-            Ok(Err(error.to_string()))
+            Ok(Err(StartFailure {
+                message,
+                run_code: 125,
+            }))
         }
     }
+}
+
+/// The OCI runtime's create failure around `reason`.
+pub fn oci_create_failure(reason: &str) -> String {
+    format!(
+        "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: {reason}: unknown"
+    )
 }
 
 /// Polls the record until `done` holds or the container is gone; returns the last record.
@@ -267,8 +313,8 @@ pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                 return super::create::follow_until_exit(&state, &container.id, supervisor);
             }
             Ok(_) => out(&format!("{name}\n")),
-            Err(message) => {
-                daemon_error(&message);
+            Err(failure) => {
+                daemon_error(&failure.message);
                 failed.push(name.clone());
             }
         }

@@ -2,8 +2,12 @@
 
 mod create;
 mod exec;
+mod images;
 mod lifecycle;
+mod listing;
+mod network;
 mod query;
+mod stats;
 
 use std::io::Write;
 
@@ -67,7 +71,52 @@ fn registry() -> Vec<(&'static CommandSpec, Handler)> {
         (&query::IMAGE_INSPECT, query::image_inspect),
         (&query::VERSION, query::version),
         (&query::INFO, query::info),
+        (&images::IMAGES, images::images),
+        (&images::IMAGE_LS, images::images),
+        (&images::IMAGE_LIST, images::images),
+        (&images::RMI, images::rmi),
+        (&images::IMAGE_RM, images::rmi),
+        (&images::IMAGE_REMOVE, images::rmi),
+        (&images::PULL, images::pull),
+        (&images::IMAGE_PULL, images::pull),
+        (&stats::PORT, stats::port),
+        (&stats::STATS, stats::stats),
+        (&network::NETWORK_CREATE, network::network_create),
+        (&network::NETWORK_RM, network::network_rm),
+        (&network::NETWORK_REMOVE, network::network_rm),
+        (&network::NETWORK_LS, network::network_ls),
+        (&network::NETWORK_LIST, network::network_ls),
+        (&network::NETWORK_INSPECT, network::network_inspect),
+        (&network::VOLUME_CREATE, network::volume_create),
+        (&network::VOLUME_RM, network::volume_rm),
+        (&network::VOLUME_REMOVE, network::volume_rm),
+        (&network::VOLUME_LS, network::volume_ls),
+        (&network::VOLUME_LIST, network::volume_ls),
+        (&network::VOLUME_INSPECT, network::volume_inspect),
     ]
+}
+
+/// Management commands: `docker GROUP SUBCOMMAND`.
+const GROUPS: &[(&str, &str)] = &[
+    ("container", "Manage containers"),
+    ("image", "Manage images"),
+    ("network", "Manage networks"),
+    ("volume", "Manage volumes"),
+];
+
+/// `docker GROUP` help: its subcommands.
+fn group_help(group: &str, about: &str) -> String {
+    let mut text = format!("Usage:  docker {group} COMMAND\n\n{about}\n\nCommands:\n");
+    let prefix = format!("{group} ");
+    for (spec, _) in registry() {
+        if let Some(sub) = spec.name.strip_prefix(&prefix) {
+            text.push_str(&format!("  {sub:<11} {}\n", spec.about));
+        }
+    }
+    text.push_str(&format!(
+        "\nRun 'docker {group} COMMAND --help' for more information on a command.\n"
+    ));
+    text
 }
 
 /// Global options docker accepts before the command; the fake ignores their values.
@@ -123,13 +172,37 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {}
     }
-    // `container X` and `image inspect` are the management-command spellings.
-    let (name, command_args) = match (first.as_str(), rest.get(1).map(String::as_str)) {
-        ("image", Some("inspect")) => ("image inspect".to_string(), &rest[2..]),
-        ("container", Some(sub)) => (sub.to_string(), &rest[2..]),
-        _ => (first.clone(), &rest[1..]),
-    };
     let registry = registry();
+    // Management commands (`image rm`, `network ls`, `container X`).
+    let (name, command_args) = match GROUPS.iter().find(|(group, _)| group == first) {
+        Some((group, about)) => match rest.get(1).map(String::as_str) {
+            None => {
+                // Measured: `docker network` prints its help on stderr and exits 0.
+                err(&group_help(group, about));
+                return 0;
+            }
+            Some("--help" | "-h") => {
+                out(&group_help(group, about));
+                return 0;
+            }
+            Some(sub) => {
+                let full = format!("{group} {sub}");
+                if registry.iter().any(|(spec, _)| spec.name == full) {
+                    (full, &rest[2..])
+                } else if *group == "container" && registry.iter().any(|(spec, _)| spec.name == sub)
+                {
+                    (sub.to_string(), &rest[2..])
+                } else {
+                    err(&format!(
+                        "docker: unknown command: docker {full}\n\nUsage:  docker {group}\n\nRun 'docker {group} --help' for more information\n"
+                    ));
+                    return 1;
+                }
+            }
+        },
+        None => (first.clone(), &rest[1..]),
+    };
+    // Every command goes through this one lookup: the place to hook per-command checks.
     let Some((spec, handler)) = registry.iter().find(|(spec, _)| spec.name == name) else {
         err(&format!(
             "docker: unknown command: docker {name}\n\nRun 'docker --help' for more information\n"
@@ -165,14 +238,26 @@ fn top_help() -> String {
         "\nUsage:  docker [OPTIONS] COMMAND\n\nA self-sufficient runtime for containers (fake-docker: deterministic, no daemon)\n\nCommands:\n",
     );
     for (spec, _) in registry() {
-        text.push_str(&format!("  {:<14} {}\n", spec.name, spec.about));
+        if !spec.name.contains(' ') {
+            text.push_str(&format!("  {:<14} {}\n", spec.name, spec.about));
+        }
+    }
+    text.push_str("\nManagement Commands:\n");
+    for (group, about) in GROUPS {
+        text.push_str(&format!("  {group:<14} {about}\n"));
     }
     text.push_str("\nRun 'docker COMMAND --help' for more information on a command.\n");
     text
 }
 
-/// Loads the images named by `FAKE_DOCKER_IMAGES`.
-pub fn load_images() -> Result<Vec<Image>, ImageError> {
+/// Loads the images named by `FAKE_DOCKER_IMAGES`, as `rmi`/`pull`/`build` left them.
+pub fn load_images() -> Result<Vec<Image>, CommandError> {
+    let state = StateDir::from_env()?;
+    Ok(crate::imagestore::visible(&state, load_definitions()?)?)
+}
+
+/// Every fake image definition, whatever `rmi` did to it.
+pub fn load_definitions() -> Result<Vec<Image>, ImageError> {
     crate::image::load_all(&crate::images_spec())
 }
 

@@ -1,0 +1,276 @@
+//! HTTP routes a fake container serves on its published host ports: a real TCP listener,
+//! so probes are real network calls. Also answers in-process self-probes (`http_get`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::expand::{Scope, expand};
+use crate::program::Scalar;
+
+/// `http:` of an image: the routes served on one container port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpService {
+    /// Container port, e.g. `8080` (tcp).
+    pub port: u16,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// One route; strings are expanded with the container's environment.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// `GET` by default; `ANY` matches every method.
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub status: Option<Scalar>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A text body (sent as `text/plain; charset=utf-8`).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// A JSON body (sent compact, as `application/json`).
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// Seconds to wait before answering.
+    #[serde(default)]
+    pub delay: Option<f64>,
+}
+
+fn default_method() -> String {
+    "GET".to_string()
+}
+
+/// A response, before it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+}
+
+/// The reason phrase for common statuses.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+fn text_response(status: u16, body: &str) -> Response {
+    Response {
+        status,
+        headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+        body: body.as_bytes().to_vec(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// Answers `method path` from `routes` (query strings ignored); unknown path → 404 like
+/// Go's `http.NotFound`, known path with another method → 405.
+pub fn respond(
+    routes: &[Route],
+    method: &str,
+    path: &str,
+    vars: &BTreeMap<String, String>,
+) -> Response {
+    let path = path.split('?').next().unwrap_or(path);
+    let scope = Scope { vars, args: &[] };
+    let same_path: Vec<&Route> = routes
+        .iter()
+        .filter(|r| expand(&r.path, &scope) == path)
+        .collect();
+    let method_matches = |r: &&Route| {
+        r.method.eq_ignore_ascii_case("ANY")
+            || r.method.eq_ignore_ascii_case(method)
+            || (method.eq_ignore_ascii_case("HEAD") && r.method.eq_ignore_ascii_case("GET"))
+    };
+    let Some(route) = same_path.iter().copied().find(method_matches) else {
+        return if same_path.is_empty() {
+            text_response(404, "404 page not found\n")
+        } else {
+            text_response(405, "Method Not Allowed\n")
+        };
+    };
+    let status = route
+        .status
+        .as_ref()
+        .map(|s| expand(&s.text(), &scope))
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(200);
+    let (content_type, body) = match (&route.json, &route.body) {
+        (Some(value), _) => (
+            "application/json",
+            expand(&value.to_string(), &scope).into_bytes(),
+        ),
+        (None, Some(text)) => (
+            "text/plain; charset=utf-8",
+            expand(text, &scope).into_bytes(),
+        ),
+        (None, None) => ("text/plain; charset=utf-8", Vec::new()),
+    };
+    let mut headers = vec![("Content-Type".to_string(), content_type.to_string())];
+    for (name, value) in &route.headers {
+        let value = expand(value, &scope);
+        match headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(existing) => existing.1 = value,
+            None => headers.push((name.clone(), value)),
+        }
+    }
+    Response {
+        status,
+        headers,
+        body,
+        delay: Duration::from_secs_f64(route.delay.unwrap_or(0.0).max(0.0)),
+    }
+}
+
+/// Serves `routes` on `listener` until the process ends (one thread per connection).
+pub fn serve(listener: TcpListener, routes: Vec<Route>, vars: BTreeMap<String, String>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let routes = routes.clone();
+            let vars = vars.clone();
+            std::thread::spawn(move || {
+                // A client that goes away mid-request is not our problem.
+                let _ = handle(stream, &routes, &vars);
+            });
+        }
+    });
+}
+
+fn handle(
+    stream: TcpStream,
+    routes: &[Route],
+    vars: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut parts = request_line.split_whitespace();
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return write_response(stream, &text_response(400, "400 Bad Request\n"), false);
+    };
+    let mut content_length = 0usize;
+    let mut header_bytes = 0usize;
+    loop {
+        let mut line = String::new();
+        let read = reader.read_line(&mut line)?;
+        header_bytes += read;
+        if read == 0 || line == "\r\n" || line == "\n" || header_bytes > 64 * 1024 {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            content_length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; content_length.min(1 << 20)];
+    reader.read_exact(&mut body)?;
+    let response = respond(routes, method, target, vars);
+    std::thread::sleep(response.delay);
+    write_response(stream, &response, method.eq_ignore_ascii_case("HEAD"))
+}
+
+fn write_response(mut stream: TcpStream, response: &Response, head: bool) -> std::io::Result<()> {
+    let mut text = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status,
+        reason(response.status),
+        response.body.len()
+    );
+    for (name, value) in &response.headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    let mut bytes = text.into_bytes();
+    if !head {
+        bytes.extend_from_slice(&response.body);
+    }
+    stream.write_all(&bytes)?;
+    stream.flush()
+}
+
+/// Splits `http://host:port/path` into port and path (port 80 when absent).
+pub fn parse_url(url: &str) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(index) => (&rest[..index], rest[index..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let port = match authority.rsplit_once(':') {
+        Some((_, port)) => port.parse().ok()?,
+        None => 80,
+    };
+    Some((port, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> Vec<Route> {
+        serde_saphyr::from_str(
+            "- { path: /health, json: { status: ok } }\n- { method: POST, path: /jobs, status: 201, body: \"made ${X}\" }\n- { path: /bad, status: \"${CODE:-500}\", headers: { X-A: b } }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn routes_answer() {
+        let mut vars = BTreeMap::new();
+        vars.insert("X".to_string(), "it".to_string());
+        let ok = respond(&routes(), "GET", "/health?x=1", &vars);
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.body, br#"{"status":"ok"}"#);
+        assert_eq!(ok.headers[0].1, "application/json");
+        let made = respond(&routes(), "POST", "/jobs", &vars);
+        assert_eq!((made.status, made.body.as_slice()), (201, &b"made it"[..]));
+        assert_eq!(respond(&routes(), "GET", "/jobs", &vars).status, 405);
+        assert_eq!(respond(&routes(), "GET", "/nope", &vars).status, 404);
+        let bad = respond(&routes(), "GET", "/bad", &vars);
+        assert_eq!(bad.status, 500);
+        assert!(bad.headers.contains(&("X-A".to_string(), "b".to_string())));
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("http://localhost:8080/health"),
+            Some((8080, "/health".to_string()))
+        );
+        assert_eq!(parse_url("http://x"), Some((80, "/".to_string())));
+        assert_eq!(parse_url("ftp://x"), None);
+    }
+}
