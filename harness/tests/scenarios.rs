@@ -1,10 +1,11 @@
 //! The shipped scenario suite as tests: one test per scenario per backend.
 //!
-//! `fake::NAME` runs on fake-docker; `docker-cli::NAME` runs on the real
-//! daemon and then proves the fake reaches the same verdict with the same
+//! `fake::NAME` runs on fake-docker; `docker-cli::NAME` (through the docker
+//! CLI) and `docker-api::NAME` (through the Engine API) run on the real
+//! daemon and then prove the fake reaches the same verdict with the same
 //! observations. Real-daemon tests are ignored when no daemon answers, unless
 //! `DOCKPROOF_REQUIRE_DOCKER=1` (then they fail). Filter with
-//! `cargo test --test scenarios -- fake::` or `-- docker-cli::`.
+//! `cargo test --test scenarios -- fake::`, `-- docker-cli::` or `-- docker-api::`.
 
 mod support;
 
@@ -56,6 +57,27 @@ fn fingerprint(report: &Value) -> Value {
     })
 }
 
+/// The real-daemon backends, each with the `dockproof run` command that selects it.
+const REAL_BACKENDS: [(&str, fn(&Path) -> std::process::Command); 2] =
+    [("docker-cli", support::dockproof_real), ("docker-api", support::dockproof_api)];
+
+/// Run `scenario` on a real daemon and on the fake; both must pass with the same observations.
+fn real_matches_fake(real_command: fn(&Path) -> std::process::Command, scenario: &Path) -> Result<(), Failed> {
+    let work = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let real = run_report(real_command(work.path()), scenario, work.path(), &work.path().join("real.json"))?;
+    let fake = run_report(support::dockproof_fake(work.path()), scenario, work.path(), &work.path().join("fake.json"))?;
+    let (real, fake) = (fingerprint(&real), fingerprint(&fake));
+    if real != fake {
+        return Err(format!(
+            "the fake and the real daemon disagree\n--- real\n{}\n--- fake\n{}",
+            serde_json::to_string_pretty(&real).unwrap_or_default(),
+            serde_json::to_string_pretty(&fake).unwrap_or_default()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let daemon = support::docker_available();
@@ -71,30 +93,20 @@ fn main() {
             })
             .with_kind("fake"),
         );
-        let daemon = daemon.clone();
         let ignored = daemon.is_err() && !required;
-        trials.push(
-            Trial::test(format!("docker-cli::{stem}"), move || {
-                if let Err(reason) = &daemon {
-                    return Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into());
-                }
-                let work = tempfile::tempdir().map_err(|error| error.to_string())?;
-                let real = run_report(support::dockproof_real(work.path()), &scenario, work.path(), &work.path().join("real.json"))?;
-                let fake = run_report(support::dockproof_fake(work.path()), &scenario, work.path(), &work.path().join("fake.json"))?;
-                let (real, fake) = (fingerprint(&real), fingerprint(&fake));
-                if real != fake {
-                    return Err(format!(
-                        "the fake and the real daemon disagree\n--- real\n{}\n--- fake\n{}",
-                        serde_json::to_string_pretty(&real).unwrap_or_default(),
-                        serde_json::to_string_pretty(&fake).unwrap_or_default()
-                    )
-                    .into());
-                }
-                Ok(())
-            })
-            .with_kind("real-daemon")
-            .with_ignored_flag(ignored),
-        );
+        for (backend, real_command) in REAL_BACKENDS {
+            let (daemon, scenario) = (daemon.clone(), scenario.clone());
+            trials.push(
+                Trial::test(format!("{backend}::{stem}"), move || {
+                    if let Err(reason) = &daemon {
+                        return Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into());
+                    }
+                    real_matches_fake(real_command, &scenario)
+                })
+                .with_kind("real-daemon")
+                .with_ignored_flag(ignored),
+            );
+        }
     }
     libtest_mimic::run(&args, trials).exit();
 }

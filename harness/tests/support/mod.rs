@@ -70,6 +70,20 @@ pub fn dockproof_real(work_dir: &Path) -> Command {
     command
 }
 
+/// `dockproof` against the real daemon through its Engine API (no docker binary involved).
+pub fn dockproof_api(work_dir: &Path) -> Command {
+    let mut command = Command::new(dockproof());
+    command
+        .current_dir(root())
+        .arg("run")
+        .args(["--backend", "docker-api"])
+        .arg("--fixture-images")
+        .arg(root().join("fixtures/images"))
+        .arg("--work-dir")
+        .arg(work_dir);
+    command
+}
+
 /// Whether tests that need a real daemon must run (CI sets this).
 pub fn docker_required() -> bool {
     std::env::var("DOCKPROOF_REQUIRE_DOCKER").is_ok_and(|value| value == "1")
