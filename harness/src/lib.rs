@@ -15,6 +15,7 @@ pub mod filestore;
 pub mod lint;
 pub mod partition;
 pub mod fixtures;
+pub mod history;
 pub mod hostports;
 pub mod record;
 pub mod report;

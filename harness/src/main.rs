@@ -34,6 +34,15 @@ enum Command {
     Schema,
     /// Remove what killed runs left: labelled containers and dockproof-* temp dirs.
     Clean(CleanArgs),
+    /// Success rates per scenario and per host, and flaky scenarios, from the run history.
+    History {
+        /// The history database (default: $DOCKPROOF_HISTORY, else the user's data dir).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// How many recent runs of each scenario (or host) to count.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+    },
     /// Check Dockerfiles and compose files statically (no daemon): `file:line: RULE-ID message`.
     Lint {
         /// Dockerfiles and compose files (told apart by name, then content).
@@ -113,6 +122,12 @@ pub struct RunArgs {
     /// Run id put on everything created (default: derived, deterministic on the fake).
     #[arg(long)]
     run_id: Option<String>,
+    /// The run-history database (default: $DOCKPROOF_HISTORY, else the user's data dir).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_history")]
+    history: Option<PathBuf>,
+    /// Do not record this run in the history database.
+    #[arg(long)]
+    no_history: bool,
     /// Directory for the run's temporary files (workspaces, filestore, fake state).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
@@ -181,6 +196,52 @@ fn clean(args: CleanArgs) -> ExitCode {
     if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
+fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
+    use dockproof::history::{self, History};
+    let Some(path) = db.or_else(history::default_path) else {
+        eprintln!("error: no history database: pass --db PATH or set DOCKPROOF_HISTORY");
+        return ExitCode::from(2);
+    };
+    if !path.exists() {
+        eprintln!("error: no history at {} yet: `dockproof run` records every run there", path.display());
+        return ExitCode::from(2);
+    }
+    let history = match History::open(&path) {
+        Ok(history) => history,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (scenarios, hosts) = match (history.by_scenario(last), history.by_host(last)) {
+        (Ok(scenarios), Ok(hosts)) => (scenarios, hosts),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let print = |title: &str, rows: &[history::Stats]| {
+        let width = rows.iter().map(|row| row.name.len()).max().unwrap_or(0).max(title.len());
+        println!("{title:<width$}  runs  passed  success  last     flaky");
+        for row in rows {
+            let flaky = if row.flaky { "FLAKY" } else { "" };
+            println!(
+                "{:<width$}  {:>4}  {:>6}  {:>6.1}%  {:<7}  {flaky}",
+                row.name,
+                row.runs,
+                row.passed,
+                row.success_rate() * 100.0,
+                row.last_verdict
+            );
+        }
+        println!();
+    };
+    println!("last {last} run(s) each, from {}\n", path.display());
+    print("scenario", &scenarios);
+    print("host (backend)", &hosts);
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -197,6 +258,7 @@ fn main() -> ExitCode {
         },
         Command::Lint { files } => lint(&files),
         Command::Clean(args) => clean(args),
+        Command::History { db, last } => history(db, last),
         Command::Run(args) => {
             let loaded = match load_all(&args.paths) {
                 Ok(loaded) => loaded,

@@ -185,6 +185,9 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {error}");
         }
     }
+    if !args.no_history {
+        record_history(&args, &outcome, &options);
+    }
     if outcome.swept > 0 {
         eprintln!("warning: removed {} container(s) that scenarios left behind", outcome.swept);
     }
@@ -196,6 +199,24 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Add the run to the history database; a history problem never fails a run.
+fn record_history(args: &RunArgs, outcome: &runner::RunOutcome, options: &ReportOptions) {
+    use dockproof::history::{self, History, RunEntry};
+    let Some(path) = args.history.clone().or_else(history::default_path) else { return };
+    let host = std::env::var("DOCKER_HOST").ok().filter(|_| args.backend != BackendKind::Fake).unwrap_or_else(|| "local".to_owned());
+    let entry = RunEntry {
+        run_id: &options.run_id,
+        git_sha: history::current_git_sha(),
+        host,
+        backend: &options.backend,
+        interrupted: outcome.interrupted,
+        reports: &outcome.reports,
+    };
+    if let Err(error) = History::open(&path).and_then(|mut history| history.record(&entry)) {
+        eprintln!("warning: run not recorded in the history: {error}");
     }
 }
 

@@ -341,3 +341,25 @@ fn github_actions_get_annotations_a_step_summary_and_an_html_timeline() {
     let html = std::fs::read_to_string(&html).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("echo-fails") && html.contains("stdout does not contain &quot;goodbye&quot;"), "{html}");
 }
+
+#[test]
+fn runs_are_recorded_and_history_shows_rates_and_flaky_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.sqlite");
+    let scenario = write(dir.path(), "flip.yaml", PASSING.replace("echo-passes", "flip").as_str());
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    command.arg("--history").arg(&db).arg(&scenario).assert().success();
+    // The same file, now expecting something else: a different input, so not flaky.
+    std::fs::write(&scenario, FAILING.replace("echo-fails", "flip")).unwrap();
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    command.arg("--history").arg(&db).arg(&scenario).assert().code(1);
+    dockproof()
+        .arg("history")
+        .arg("--db")
+        .arg(&db)
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^flip\s+2\s+1\s+50\.0%\s+failed\s*$").unwrap())
+        .stdout(predicate::str::is_match(r"(?m)^local \(fake\)\s+2\s+1\s+50\.0%").unwrap());
+    dockproof().args(["history", "--db"]).arg(dir.path().join("none.sqlite")).assert().code(2);
+}

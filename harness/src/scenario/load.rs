@@ -480,10 +480,10 @@ impl SemanticChecker<'_> {
                 self.error(&format!("{pointer}/expect/exit_code"), "a detached container has no exit code yet")
                     .hint = Some("remove `detach`, or check the container with `exec` steps".into());
             }
-            if let Some(name) = &run.container {
-                if containers.contains(name) {
-                    self.error(&format!("{run_pointer}/container"), format!("container name `{name}` is used twice"));
-                }
+            if let Some(name) = &run.container
+                && containers.contains(name)
+            {
+                self.error(&format!("{run_pointer}/container"), format!("container name `{name}` is used twice"));
             }
             if let Some(limit) = run.limits.cpus
                 && limit <= 0.0
