@@ -57,12 +57,14 @@ fn fingerprint(report: &Value) -> Value {
     })
 }
 
-/// The real-daemon backends, each with the `dockproof run` command that selects it.
-const REAL_BACKENDS: [(&str, fn(&Path) -> std::process::Command); 2] =
-    [("docker-cli", support::dockproof_real), ("docker-api", support::dockproof_api)];
+/// Builds the `dockproof run` command for one backend, given the work dir.
+type RunCommand = fn(&Path) -> std::process::Command;
+
+/// The real-daemon backends, each with the command that selects it.
+const REAL_BACKENDS: [(&str, RunCommand); 2] = [("docker-cli", support::dockproof_real), ("docker-api", support::dockproof_api)];
 
 /// Run `scenario` on a real daemon and on the fake; both must pass with the same observations.
-fn real_matches_fake(real_command: fn(&Path) -> std::process::Command, scenario: &Path) -> Result<(), Failed> {
+fn real_matches_fake(real_command: RunCommand, scenario: &Path) -> Result<(), Failed> {
     let work = tempfile::tempdir().map_err(|error| error.to_string())?;
     let real = run_report(real_command(work.path()), scenario, work.path(), &work.path().join("real.json"))?;
     let fake = run_report(support::dockproof_fake(work.path()), scenario, work.path(), &work.path().join("fake.json"))?;
