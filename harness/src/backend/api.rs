@@ -463,13 +463,16 @@ impl Backend for ApiBackend {
                     }
                 }
             }
-            // The output ends when the process does; the exit code may trail it briefly.
+            // The output ends when the process does; the exit code may trail it briefly
+            // (or for long, if the process closed its output early: the timeout bounds that).
+            let mut pause = Duration::from_millis(10);
             loop {
                 let inspect = bounded("inspect an exec", container, CONTROL_TIMEOUT, docker.inspect_exec(&created.id)).await?;
-                match (inspect.running, inspect.exit_code) {
-                    (Some(false), Some(code)) => return Ok(code),
-                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                if let (Some(false), Some(code)) = (inspect.running, inspect.exit_code) {
+                    return Ok(code);
                 }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
             }
         };
         let exit_code = match tokio::time::timeout(timeout, run).await {
