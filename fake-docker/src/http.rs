@@ -9,22 +9,40 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::expand::{Scope, expand};
-use crate::program::Scalar;
+use crate::program::{Scalar, When, when_holds};
 
 /// `http:` of an image: the routes served on one container port.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpService {
-    /// Container port, e.g. `8080` (tcp).
-    pub port: u16,
+    /// Container port (tcp), e.g. `8080` or `"${WEB_PORT:-8080}"` (expanded with the
+    /// container's environment).
+    pub port: Scalar,
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// A line written to the container's stderr log for each request; `${METHOD}`,
+    /// `${PATH}` and `${STATUS}` are set.
+    #[serde(default)]
+    pub access_log: Option<String>,
+}
+
+impl HttpService {
+    /// The container port, expanded with `vars`.
+    pub fn port(&self, vars: &BTreeMap<String, String>) -> Option<u16> {
+        expand(&self.port.text(), &Scope { vars, args: &[] })
+            .trim()
+            .parse()
+            .ok()
+    }
 }
 
 /// One route; strings are expanded with the container's environment.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// Only when this holds (`{ var: WEB_HEALTH, equals: ok }`).
+    #[serde(default)]
+    pub when: Option<When>,
     /// `GET` by default; `ANY` matches every method.
     #[serde(default = "default_method")]
     pub method: String,
@@ -42,6 +60,9 @@ pub struct Route {
     /// Seconds to wait before answering.
     #[serde(default)]
     pub delay: Option<f64>,
+    /// Lines written to the container's stderr log when this route answers.
+    #[serde(default)]
+    pub log: Vec<String>,
 }
 
 fn default_method() -> String {
@@ -52,6 +73,8 @@ fn default_method() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
+    /// Lines for the container's stderr log.
+    pub log: Vec<String>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub delay: Duration,
@@ -85,6 +108,7 @@ pub fn reason(status: u16) -> &'static str {
 fn text_response(status: u16, body: &str) -> Response {
     Response {
         status,
+        log: Vec::new(),
         headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
         body: body.as_bytes().to_vec(),
         delay: Duration::ZERO,
@@ -101,10 +125,19 @@ pub fn respond(
 ) -> Response {
     let path = path.split('?').next().unwrap_or(path);
     let scope = Scope { vars, args: &[] };
-    let same_path: Vec<&Route> = routes
+    let live: Vec<&Route> = routes
         .iter()
+        .filter(|r| r.when.as_ref().is_none_or(|w| when_holds(w, vars, &[])))
+        .collect();
+    let mut same_path: Vec<&Route> = live
+        .iter()
+        .copied()
         .filter(|r| expand(&r.path, &scope) == path)
         .collect();
+    if same_path.is_empty() {
+        // `path: "*"` answers every path no other route has.
+        same_path = live.iter().copied().filter(|r| r.path == "*").collect();
+    }
     let method_matches = |r: &&Route| {
         r.method.eq_ignore_ascii_case("ANY")
             || r.method.eq_ignore_ascii_case(method)
@@ -147,22 +180,32 @@ pub fn respond(
     }
     Response {
         status,
+        log: route.log.iter().map(|l| expand(l, &scope)).collect(),
         headers,
         body,
         delay: Duration::from_secs_f64(route.delay.unwrap_or(0.0).max(0.0)),
     }
 }
 
-/// Serves `routes` on `listener` until the process ends (one thread per connection).
-pub fn serve(listener: TcpListener, routes: Vec<Route>, vars: BTreeMap<String, String>) {
+/// Where request log lines go (the container's log).
+pub type LogSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Serves `service` on `listener` until the process ends (one thread per connection).
+pub fn serve(
+    listener: TcpListener,
+    service: HttpService,
+    vars: BTreeMap<String, String>,
+    log: LogSink,
+) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let routes = routes.clone();
+            let service = service.clone();
             let vars = vars.clone();
+            let log = log.clone();
             std::thread::spawn(move || {
                 // A client that goes away mid-request is not our problem.
-                let _ = handle(stream, &routes, &vars);
+                let _ = handle(stream, &service, &vars, &log);
             });
         }
     });
@@ -170,8 +213,9 @@ pub fn serve(listener: TcpListener, routes: Vec<Route>, vars: BTreeMap<String, S
 
 fn handle(
     stream: TcpStream,
-    routes: &[Route],
+    service: &HttpService,
     vars: &BTreeMap<String, String>,
+    log: &LogSink,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -198,8 +242,27 @@ fn handle(
     }
     let mut body = vec![0u8; content_length.min(1 << 20)];
     reader.read_exact(&mut body)?;
-    let response = respond(routes, method, target, vars);
+    let response = respond(&service.routes, method, target, vars);
     std::thread::sleep(response.delay);
+    for line in &response.log {
+        log(line);
+    }
+    if let Some(format) = &service.access_log {
+        let mut vars = vars.clone();
+        vars.insert("METHOD".into(), method.to_string());
+        vars.insert(
+            "PATH".into(),
+            target.split('?').next().unwrap_or(target).to_string(),
+        );
+        vars.insert("STATUS".into(), response.status.to_string());
+        log(&expand(
+            format,
+            &Scope {
+                vars: &vars,
+                args: &[],
+            },
+        ));
+    }
     write_response(stream, &response, method.eq_ignore_ascii_case("HEAD"))
 }
 

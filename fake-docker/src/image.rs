@@ -245,19 +245,19 @@ impl Image {
             .exposed_ports
             .iter()
             .map(|p| crate::ports::normalize_port(p))
-            .chain(self.http.iter().map(|s| format!("{}/tcp", s.port)))
+            .chain(self.http.iter().filter_map(|s| {
+                s.port(&crate::supervisor::env_vars(&self.config.env))
+                    .map(|p| format!("{p}/tcp"))
+            }))
             .collect();
         ports.sort();
         ports.dedup();
         ports
     }
 
-    /// The routes served on a container port.
-    pub fn routes(&self, port: u16) -> Option<&[crate::http::Route]> {
-        self.http
-            .iter()
-            .find(|service| service.port == port)
-            .map(|service| service.routes.as_slice())
+    /// The HTTP service on a container port, given the container's variables.
+    pub fn service(&self, port: u16, vars: &BTreeMap<String, String>) -> Option<&HttpService> {
+        self.http.iter().find(|s| s.port(vars) == Some(port))
     }
 
     /// The `docker image inspect` object.

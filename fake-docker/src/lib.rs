@@ -2,6 +2,7 @@
 //! like the real CLI, without a daemon. See `docs/fake-docker.md`.
 
 pub mod commands;
+pub mod dockerfile;
 pub mod expand;
 pub mod flags;
 pub mod gojson;
@@ -20,6 +21,7 @@ pub mod render;
 pub mod size;
 pub mod state;
 pub mod supervisor;
+pub mod tar;
 pub mod template;
 
 /// Every timestamp the fake prints.

@@ -107,16 +107,23 @@ pub fn reserve(state: &StateDir, id: &str) -> Result<Vec<(Published, Socket)>, S
 
 /// Serves the image's routes on each bound TCP port; a port without routes accepts and
 /// closes connections (nothing listens behind it, like docker-proxy with no backend).
-pub fn serve(bound: Vec<(Published, Socket)>, container: &Container, image: Option<&Image>) {
+pub fn serve(
+    bound: Vec<(Published, Socket)>,
+    container: &Container,
+    image: Option<&Image>,
+    log: crate::http::LogSink,
+) {
     let vars = env_vars(&container.env);
     for (published, socket) in bound {
         match socket {
             Socket::Tcp(listener) => {
-                let routes = ports::port_number(&published.container_port)
-                    .and_then(|port| image.and_then(|i| i.routes(port)))
-                    .map(<[_]>::to_vec);
-                match routes {
-                    Some(routes) => crate::http::serve(listener, routes, vars.clone()),
+                let service = ports::port_number(&published.container_port)
+                    .and_then(|port| image.and_then(|i| i.service(port, &vars)))
+                    .cloned();
+                match service {
+                    Some(service) => {
+                        crate::http::serve(listener, service, vars.clone(), log.clone())
+                    }
                     None => {
                         std::thread::spawn(move || {
                             for stream in listener.incoming() {

@@ -109,7 +109,19 @@ pub struct RawStep {
     chmod: Option<ChmodSpec>,
     run: Option<String>,
     stdin_to_stdout: Option<bool>,
-    http_get: Option<String>,
+    http_get: Option<HttpGetSpec>,
+}
+
+/// `http_get: URL` or `http_get: { url, quiet }` (quiet: like `wget -O /dev/null`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum HttpGetSpec {
+    Url(String),
+    Full {
+        url: String,
+        #[serde(default)]
+        quiet: bool,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -146,7 +158,7 @@ pub enum Op {
     /// Copies stdin to stdout until EOF.
     StdinToStdout,
     /// `wget -qO- URL` against the image's own routes (a self-probe).
-    HttpGet(String),
+    HttpGet(HttpGetSpec),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -405,12 +417,13 @@ fn run_handler(
 }
 
 fn condition_holds(when: Option<&When>, invocation: &Invocation) -> bool {
-    let Some(when) = when else { return true };
-    let value = invocation.vars.get(&when.var).cloned().unwrap_or_default();
-    let scope = Scope {
-        vars: &invocation.vars,
-        args: &invocation.args,
-    };
+    when.is_none_or(|when| when_holds(when, &invocation.vars, &invocation.args))
+}
+
+/// Whether a `when:` condition holds for these variables and arguments.
+pub fn when_holds(when: &When, vars: &BTreeMap<String, String>, args: &[String]) -> bool {
+    let value = vars.get(&when.var).cloned().unwrap_or_default();
+    let scope = Scope { vars, args };
     if let Some(expected) = &when.equals
         && value != expand(&expected.text(), &scope)
     {
@@ -609,9 +622,13 @@ fn execute(
             }
         }
         Op::StdinToStdout => copy_stdin(invocation, output),
-        Op::HttpGet(url) => {
+        Op::HttpGet(spec) => {
+            let (url, quiet) = match spec {
+                HttpGetSpec::Url(url) => (url, false),
+                HttpGetSpec::Full { url, quiet } => (url, *quiet),
+            };
             let url = expand(url, &scope);
-            http_get(&url, invocation, output)?;
+            http_get(&url, quiet, invocation, output)?;
         }
     }
     Ok(Flow::Continue)
@@ -727,12 +744,19 @@ fn copy_stdin(invocation: &mut Invocation, output: &mut dyn Output) {
 /// `http_get:` — answers from the image's own routes, printing like `wget -qO-`.
 fn http_get(
     url: &str,
+    quiet: bool,
     invocation: &mut Invocation,
     output: &mut dyn Output,
 ) -> Result<(), OpFailure> {
     let (port, path) =
         crate::http::parse_url(url).ok_or_else(|| fail(format!("wget: bad address '{url}'")))?;
-    let Some(service) = invocation.context.http.iter().find(|s| s.port == port) else {
+    let vars = &invocation.vars;
+    let Some(service) = invocation
+        .context
+        .http
+        .iter()
+        .find(|s| s.port(vars) == Some(port))
+    else {
         return Err(fail(
             "wget: can't connect to remote host (127.0.0.1): Connection refused".to_string(),
         ));
@@ -746,7 +770,9 @@ fn http_get(
             crate::http::reason(response.status)
         )));
     }
-    output.stdout(&response.body);
+    if !quiet {
+        output.stdout(&response.body);
+    }
     Ok(())
 }
 

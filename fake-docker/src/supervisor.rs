@@ -169,7 +169,7 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     answer("ok");
     if let Ok(Some(container)) = state.load(id) {
         let image = image_of(&container).ok().flatten();
-        crate::netbind::serve(listeners, &container, image.as_ref());
+        crate::netbind::serve(listeners, &container, image.as_ref(), log_sink(&state, id));
         if let Some(image) = image {
             crate::healthloop::start(&state, &container, &image);
         }
@@ -180,6 +180,16 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     };
     let oom = code == 137 && state.oom_marker(id).exists();
     record_exit(&state, id, code, oom).map_err(|e| e.to_string())
+}
+
+/// Appends lines to a container's log as stderr records (the HTTP server's request log).
+fn log_sink(state: &StateDir, id: &str) -> crate::http::LogSink {
+    let path = state.log_path(id);
+    std::sync::Arc::new(move |line: &str| {
+        if let Ok(mut log) = LogWriter::open(&path) {
+            let _ = log.write(Stream::Stderr, format!("{line}\n").as_bytes());
+        }
+    })
 }
 
 fn record_exit(state: &StateDir, id: &str, code: i32, oom: bool) -> Result<(), StateError> {

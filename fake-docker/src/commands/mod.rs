@@ -1,5 +1,7 @@
 //! Command dispatch and the shared shapes of docker's answers.
 
+mod build;
+mod cp;
 mod create;
 mod exec;
 mod images;
@@ -80,6 +82,10 @@ fn registry() -> Vec<(&'static CommandSpec, Handler)> {
         (&images::PULL, images::pull),
         (&images::IMAGE_PULL, images::pull),
         (&stats::PORT, stats::port),
+        (&cp::CP, cp::cp),
+        (&cp::CONTAINER_CP, cp::cp),
+        (&build::BUILD, build::build),
+        (&build::IMAGE_BUILD, build::build),
         (&stats::STATS, stats::stats),
         (&network::NETWORK_CREATE, network::network_create),
         (&network::NETWORK_RM, network::network_rm),

@@ -1,0 +1,260 @@
+//! `docker cp`: files and directories between a container's filesystem and the host,
+//! or a tar stream (`-`), with the real CLI's errors.
+
+use std::path::{Path, PathBuf};
+
+use super::{Outcome, daemon_error, err, find_container};
+use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
+use crate::paths::normalize;
+use crate::state::{Container, StateDir};
+use crate::supervisor::container_fs;
+
+/// `docker cp`.
+pub const CP: CommandSpec = CommandSpec {
+    name: "cp",
+    usage: "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\ndocker cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+    about: "Copy files/folders between a container and the local filesystem",
+    flags: &[
+        Flag {
+            long: "archive",
+            short: Some('a'),
+            kind: Kind::Bool,
+            help: "Archive mode (copy all uid/gid information)",
+        },
+        Flag {
+            long: "follow-link",
+            short: Some('L'),
+            kind: Kind::Bool,
+            help: "Always follow symbol link in SRC_PATH",
+        },
+        Flag {
+            long: "quiet",
+            short: Some('q'),
+            kind: Kind::Bool,
+            help: "Suppress progress output during copy",
+        },
+    ],
+    interspersed: true,
+    arity: Arity::Exactly(2),
+};
+
+/// `docker container cp`.
+pub const CONTAINER_CP: CommandSpec = CommandSpec {
+    name: "container cp",
+    usage: "container cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\ndocker cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+    ..CP
+};
+
+/// `NAME:PATH` → Some((NAME, PATH)); local paths (absolute, `.`-relative, or no colon)
+/// → None, as the docker CLI splits them.
+fn split_container(arg: &str) -> Option<(&str, &str)> {
+    if arg.starts_with('/') || arg.starts_with('.') {
+        return None;
+    }
+    arg.split_once(':')
+}
+
+fn absolute(path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// Recursively copies a file or directory.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}
+
+fn base_name(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    trimmed
+        .rsplit('/')
+        .next()
+        .filter(|b| !b.is_empty())
+        .unwrap_or("/")
+        .to_string()
+}
+
+/// `docker cp`.
+pub fn cp(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let source = &parsed.positionals[0];
+    let destination = &parsed.positionals[1];
+    match (split_container(source), split_container(destination)) {
+        (Some(_), Some(_)) => {
+            err("copying between containers is not supported\n");
+            Ok(1)
+        }
+        (None, None) => {
+            err("must specify at least one container source\n");
+            Ok(1)
+        }
+        (Some((name, path)), None) => {
+            let state = StateDir::from_env()?;
+            let Some(container) = find_container(&state, name)? else {
+                daemon_error(&format!("No such container: {name}"));
+                return Ok(1);
+            };
+            Ok(from_container(&state, &container, name, path, destination))
+        }
+        (None, Some((name, path))) => {
+            let state = StateDir::from_env()?;
+            let Some(container) = find_container(&state, name)? else {
+                daemon_error(&format!("No such container: {name}"));
+                return Ok(1);
+            };
+            Ok(into_container(
+                &state,
+                &container,
+                source,
+                destination,
+                path,
+            ))
+        }
+    }
+}
+
+fn from_container(
+    state: &StateDir,
+    container: &Container,
+    name: &str,
+    path: &str,
+    destination: &str,
+) -> i32 {
+    let fs = container_fs(state, container);
+    let container_path = normalize("/", path);
+    let host = fs.resolve("/", &container_path).host;
+    if !host.exists() {
+        daemon_error(&format!(
+            "Could not find the file {container_path} in container {name}"
+        ));
+        return 1;
+    }
+    if destination == "-" {
+        let mut stdout = std::io::stdout().lock();
+        let result = crate::tar::write_tree(&mut stdout, &host, &base_name(&container_path))
+            .and_then(|()| crate::tar::finish(&mut stdout));
+        return match result {
+            Ok(()) => 0,
+            Err(e) => {
+                err(&format!("{e}\n"));
+                1
+            }
+        };
+    }
+    let target = absolute(destination);
+    let cleaned = absolute(destination.trim_end_matches('/'));
+    if let Some(parent) = cleaned.parent()
+        && !parent.is_dir()
+    {
+        err(&format!(
+            "invalid output path: directory \"{}\" does not exist\n",
+            parent.display()
+        ));
+        return 1;
+    }
+    let trailing = destination.ends_with('/');
+    let target_display = format!("{}{}", cleaned.display(), if trailing { "/" } else { "" });
+    let result = match std::fs::metadata(&cleaned) {
+        Ok(meta) if meta.is_dir() => copy_tree(&host, &cleaned.join(base_name(&container_path))),
+        Ok(_) if trailing => {
+            err(&format!("stat {target_display}: not a directory\n"));
+            return 1;
+        }
+        Ok(_) if host.is_dir() => {
+            err("cannot copy directory\n");
+            return 1;
+        }
+        Ok(_) => copy_tree(&host, &cleaned),
+        Err(_) if trailing => {
+            err(&format!(
+                "stat {target_display}: no such file or directory\n"
+            ));
+            return 1;
+        }
+        Err(_) => copy_tree(&host, &target),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            err(&format!("{e}\n"));
+            1
+        }
+    }
+}
+
+fn into_container(
+    state: &StateDir,
+    container: &Container,
+    source: &str,
+    destination: &str,
+    path: &str,
+) -> i32 {
+    let fs = container_fs(state, container);
+    let container_path = normalize("/", path);
+    let resolved = fs.resolve("/", &container_path);
+    if resolved.read_only {
+        daemon_error("container rootfs is marked read-only");
+        return 1;
+    }
+    let host = resolved.host;
+    if source == "-" {
+        if !host.is_dir() {
+            err(&format!(
+                "destination \"{destination}\" must be a directory\n"
+            ));
+            return 1;
+        }
+        return match crate::tar::extract(&mut std::io::stdin().lock(), &host) {
+            Ok(()) => 0,
+            Err(e) => {
+                err(&format!("{e}\n"));
+                1
+            }
+        };
+    }
+    let local = absolute(source);
+    let Ok(local_meta) = std::fs::symlink_metadata(&local) else {
+        err(&format!(
+            "lstat {}: no such file or directory\n",
+            local.display()
+        ));
+        return 1;
+    };
+    let result = match std::fs::metadata(&host) {
+        Ok(meta) if meta.is_dir() => copy_tree(&local, &host.join(base_name(source))),
+        Ok(_) if local_meta.is_dir() || path.ends_with('/') => {
+            err("cannot copy directory\n");
+            return 1;
+        }
+        Ok(_) => copy_tree(&local, &host),
+        Err(_) => {
+            let parent_ok = host.parent().is_some_and(Path::is_dir);
+            if path.ends_with('/') || !parent_ok {
+                err("no such directory\n");
+                return 1;
+            }
+            copy_tree(&local, &host)
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            err(&format!("{e}\n"));
+            1
+        }
+    }
+}
