@@ -40,6 +40,8 @@ const BUILD_LOG: CaptureLimits = CaptureLimits { max_bytes: 1 << 20 };
 #[derive(Debug)]
 pub struct ApiBackend {
     name: String,
+    /// `DOCKER_HOST`-style address; `None` reads the environment.
+    host: Option<String>,
     /// Connected and version-negotiated on first use (negotiation needs the runtime).
     client: OnceCell<Docker>,
 }
@@ -47,13 +49,22 @@ pub struct ApiBackend {
 impl ApiBackend {
     /// A backend named `name` for the daemon the environment points at (`DOCKER_HOST`, TLS variables).
     pub fn from_env(name: impl Into<String>) -> Self {
-        ApiBackend { name: name.into(), client: OnceCell::new() }
+        ApiBackend { name: name.into(), host: None, client: OnceCell::new() }
+    }
+
+    /// A backend named `name` for the daemon at `host` (`unix:///...`, `tcp://...`; TLS still from the environment).
+    pub fn for_host(name: impl Into<String>, host: impl Into<String>) -> Self {
+        ApiBackend { name: name.into(), host: Some(host.into()), client: OnceCell::new() }
     }
 
     async fn docker(&self) -> Result<&Docker, BackendError> {
         self.client
             .get_or_try_init(|| async {
-                let docker = Docker::connect_with_defaults().map_err(|error| daemon_unavailable(&error))?;
+                let docker = match &self.host {
+                    Some(host) => Docker::connect_with_host(host),
+                    None => Docker::connect_with_defaults(),
+                }
+                .map_err(|error| daemon_unavailable(&error))?;
                 // bollard's own limit is on each response's headers; ours (per call) is tighter,
                 // except for builds, whose context upload counts against it.
                 let docker = docker.with_timeout(BUILD_TIMEOUT);
@@ -661,6 +672,13 @@ mod tests {
             seen.push(format!("{path} {detail}"));
         }
         assert_eq!(seen, ["Dockerfile 644", "bin 755", "bin/alias -> tool", "bin/tool 750"]);
+    }
+
+    #[tokio::test]
+    async fn an_absent_daemon_is_daemon_unavailable() {
+        let backend = ApiBackend::for_host("docker-api", "unix:///nonexistent/dockproof.sock");
+        let error = backend.ping().await.unwrap_err();
+        assert_eq!(error.category().as_str(), "daemon_unavailable", "{error}");
     }
 
     #[test]
