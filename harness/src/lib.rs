@@ -6,6 +6,7 @@
 //! events the [`runner`] emits.
 
 pub mod backend;
+pub mod canary;
 pub mod category;
 pub mod check;
 pub mod clean;

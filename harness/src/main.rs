@@ -3,6 +3,7 @@
 //! Exit codes: 0 all passed, 1 a check failed, 2 usage or configuration error.
 
 mod diagnostics;
+mod fleet;
 mod setup;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run scenarios and report the results.
     Run(Box<RunArgs>),
+    /// The canary gate: canary-tagged scenarios N times on every host, then go (exit 0) or no-go (exit 1).
+    Canary(Box<CanaryArgs>),
     /// Validate scenario files without running anything.
     Check {
         /// Scenario files or directories (searched for *.yaml).
@@ -134,6 +137,49 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// Scenario files or directories (only those tagged `--tag` run).
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// A host: `NAME=DOCKER_HOST`, `fake://NAME?faults=SPEC` or `local` (repeatable; default `local`).
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<dockproof::canary::Host>,
+    /// A YAML list of hosts: `{ name, docker_host | fake: { faults }, labels }`.
+    #[arg(long, value_name = "PATH")]
+    hosts_file: Option<PathBuf>,
+    /// Runs of the suite per host.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Gates file (YAML: min_success_rate, max_p95_start_ms, max_failures, no_regression).
+    #[arg(long, value_name = "PATH")]
+    gates: Option<PathBuf>,
+    /// The tag that marks canary scenarios.
+    #[arg(long, default_value = "canary")]
+    tag: String,
+    /// Backend of the `local` host.
+    #[arg(long, value_enum, default_value = "fake", env = "DOCKPROOF_BACKEND")]
+    backend: BackendKind,
+    /// The docker binary for real hosts.
+    #[arg(long, default_value = "docker", env = "DOCKPROOF_DOCKER")]
+    docker: PathBuf,
+    /// The fake-docker binary (default: next to dockproof, then on PATH).
+    #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
+    fake_docker: Option<PathBuf>,
+    /// Fake image definitions.
+    #[arg(long, default_value = "fixtures/fake-images")]
+    fake_images: PathBuf,
+    /// Real fixture images, built on demand on real hosts.
+    #[arg(long, default_value = "fixtures/images")]
+    fixture_images: PathBuf,
+    /// Scenarios run at once on each host.
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// Do not read or write the run history (disables the no-regression gate).
+    #[arg(long)]
+    no_history: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CleanArgs {
     /// Where containers live (the fake's are found in the run directories).
     #[arg(long, value_enum, default_value = "docker-cli")]
@@ -176,9 +222,17 @@ fn clean(args: CleanArgs) -> ExitCode {
     };
     let mut report = CleanReport::default();
     runtime.block_on(async {
-        if args.backend == BackendKind::DockerCli {
-            let backend = dockproof::backend::cli::CliBackend::new("docker-cli", args.docker.clone(), Vec::new());
-            clean::containers(&backend, &options, &mut report).await;
+        match args.backend {
+            BackendKind::DockerCli => {
+                let backend = dockproof::backend::cli::CliBackend::new("docker-cli", args.docker.clone(), Vec::new());
+                clean::containers(&backend, &options, &mut report).await;
+            }
+            BackendKind::DockerApi => {
+                let backend = dockproof::backend::api::ApiBackend::from_env("docker-api");
+                clean::containers(&backend, &options, &mut report).await;
+            }
+            // The fake's containers live in run directories, reaped below.
+            BackendKind::Fake => {}
         }
         clean::directories(&work_dir, fake_docker.as_deref(), &options, &mut report).await;
     });
@@ -259,6 +313,13 @@ fn main() -> ExitCode {
         Command::Lint { files } => lint(&files),
         Command::Clean(args) => clean(args),
         Command::History { db, last } => history(db, last),
+        Command::Canary(args) => {
+            let loaded = match load_all(&args.paths) {
+                Ok(loaded) => loaded,
+                Err(code) => return code,
+            };
+            fleet::canary(*args, loaded)
+        }
         Command::Run(args) => {
             let loaded = match load_all(&args.paths) {
                 Ok(loaded) => loaded,

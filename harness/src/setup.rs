@@ -56,7 +56,7 @@ fn select(scenarios: Vec<LoadedScenario>, args: &RunArgs) -> Result<Vec<LoadedSc
 }
 
 /// A run id: deterministic on the fake (so reports are byte-identical), unique on real daemons.
-fn run_id(kind: BackendKind, scenarios: &[LoadedScenario]) -> String {
+pub(crate) fn run_id(kind: BackendKind, scenarios: &[LoadedScenario]) -> String {
     match kind {
         BackendKind::Fake => {
             let mut hasher = sha2::Sha256::new();
@@ -69,6 +69,47 @@ fn run_id(kind: BackendKind, scenarios: &[LoadedScenario]) -> String {
         BackendKind::DockerCli | BackendKind::DockerApi => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             format!("r{:x}{:05x}", now.as_secs(), (now.subsec_micros() ^ std::process::id()) & 0xfffff)
+        }
+    }
+}
+
+/// Where the programs and image definitions a backend needs are.
+pub(crate) struct BackendPaths<'a> {
+    pub docker: &'a Path,
+    pub fake_docker: Option<&'a Path>,
+    pub fake_images: &'a Path,
+    pub fixture_images: &'a Path,
+}
+
+/// The backend of `kind` for a run whose temporary files live in `run_dir`;
+/// `extra_env` goes to the docker-compatible program (e.g. `DOCKER_HOST`, `FAKE_DOCKER_FAULTS`).
+pub(crate) fn make_backend(
+    kind: BackendKind,
+    paths: &BackendPaths<'_>,
+    run_dir: &Path,
+    extra_env: Vec<(OsString, OsString)>,
+) -> Result<(Arc<dyn Backend>, FixtureImages), String> {
+    match kind {
+        BackendKind::Fake => {
+            let Some(program) = find_fake_docker(paths.fake_docker) else {
+                return Err("cannot find the fake-docker binary: build it (`cargo build -p fake-docker`) or pass --fake-docker PATH".into());
+            };
+            if !paths.fake_images.is_dir() {
+                return Err(format!("fake image definitions not found at {} (use --fake-images DIR)", paths.fake_images.display()));
+            }
+            let state = std::env::var_os("FAKE_DOCKER_STATE").unwrap_or_else(|| run_dir.join("fake-docker-state").into_os_string());
+            let mut env: Vec<(OsString, OsString)> =
+                vec![("FAKE_DOCKER_STATE".into(), state), ("FAKE_DOCKER_IMAGES".into(), paths.fake_images.as_os_str().to_owned())];
+            env.extend(extra_env);
+            Ok((Arc::new(CliBackend::new("fake", program, env)), FixtureImages::none()))
+        }
+        BackendKind::DockerCli => {
+            let fixtures = FixtureImages::scan(paths.fixture_images, true).map_err(|error| error.to_string())?;
+            Ok((Arc::new(CliBackend::new("docker-cli", paths.docker, extra_env)), fixtures))
+        }
+        BackendKind::DockerApi => {
+            let fixtures = FixtureImages::scan(paths.fixture_images, true).map_err(|error| error.to_string())?;
+            Ok((Arc::new(ApiBackend::from_env("docker-api")), fixtures))
         }
     }
 }
@@ -93,29 +134,15 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         Err(error) => return usage_error(format!("cannot create a run directory in {}: {error}", parent.display())),
     };
 
-    let (backend, fixtures): (Arc<dyn Backend>, FixtureImages) = match args.backend {
-        BackendKind::Fake => {
-            let Some(program) = find_fake_docker(args.fake_docker.as_deref()) else {
-                return usage_error("cannot find the fake-docker binary: build it (`cargo build -p fake-docker`) or pass --fake-docker PATH");
-            };
-            if !args.fake_images.is_dir() {
-                return usage_error(format!("fake image definitions not found at {} (use --fake-images DIR)", args.fake_images.display()));
-            }
-            let state = std::env::var_os("FAKE_DOCKER_STATE").unwrap_or_else(|| run_dir.path().join("fake-docker-state").into_os_string());
-            let env: Vec<(OsString, OsString)> = vec![
-                ("FAKE_DOCKER_STATE".into(), state),
-                ("FAKE_DOCKER_IMAGES".into(), args.fake_images.clone().into_os_string()),
-            ];
-            (Arc::new(CliBackend::new("fake", program, env)), FixtureImages::none())
-        }
-        BackendKind::DockerCli => match FixtureImages::scan(&args.fixture_images, true) {
-            Ok(fixtures) => (Arc::new(CliBackend::new("docker-cli", args.docker.clone(), Vec::new())), fixtures),
-            Err(error) => return usage_error(error),
-        },
-        BackendKind::DockerApi => match FixtureImages::scan(&args.fixture_images, true) {
-            Ok(fixtures) => (Arc::new(ApiBackend::from_env("docker-api")), fixtures),
-            Err(error) => return usage_error(error),
-        },
+    let backend = make_backend(
+        args.backend,
+        &BackendPaths { docker: &args.docker, fake_docker: args.fake_docker.as_deref(), fake_images: &args.fake_images, fixture_images: &args.fixture_images },
+        run_dir.path(),
+        Vec::new(),
+    );
+    let (backend, fixtures) = match backend {
+        Ok(made) => made,
+        Err(message) => return usage_error(message),
     };
     let filestore = match Filestore::local(&run_dir.path().join("filestore")) {
         Ok(store) => store,
@@ -221,7 +248,7 @@ fn record_history(args: &RunArgs, outcome: &runner::RunOutcome, options: &Report
 }
 
 /// Resolves on the first Ctrl-C or SIGTERM; a second one ends the process at once.
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(stream) => stream,
         Err(_) => return std::future::pending().await,

@@ -31,9 +31,18 @@ enum Task {
         /// Backend to validate against.
         #[arg(long, value_enum, default_value = "fake")]
         backend: Backend,
-        /// Only the scenarios tagged `canary` (the pre-rollout gate).
+        /// The pre-rollout gate: the `canary`-tagged scenarios on every host, go (0) or no-go (1).
         #[arg(long)]
         canary: bool,
+        /// With --canary: a host (`NAME=DOCKER_HOST`, `fake://NAME?faults=SPEC`), repeatable.
+        #[arg(long = "host", value_name = "HOST", requires = "canary")]
+        hosts: Vec<String>,
+        /// With --canary: runs of the suite per host.
+        #[arg(long, requires = "canary")]
+        repeat: Option<u32>,
+        /// With --canary: the gates file.
+        #[arg(long, requires = "canary")]
+        gates: Option<PathBuf>,
         /// Only scenario files matching this glob (relative to the repository root).
         #[arg(long, value_name = "GLOB")]
         scenarios: Option<String>,
@@ -75,29 +84,46 @@ fn run_ok(command: &mut Command) -> Result<()> {
     }
 }
 
-fn validate(backend: Backend, canary: bool, scenarios: Option<&str>, jobs: Option<usize>) -> Result<i32> {
+/// Options of `validate --canary`.
+#[derive(Debug, Default)]
+struct Canary {
+    hosts: Vec<String>,
+    repeat: Option<u32>,
+    gates: Option<PathBuf>,
+}
+
+fn validate(backend: Backend, canary: Option<Canary>, scenarios: Option<&str>, jobs: Option<usize>) -> Result<i32> {
     let root = root();
     run_ok(cargo().current_dir(&root).args(["build", "--quiet", "-p", "dockproof", "-p", "fake-docker"]))?;
     let bin = target_dir(&root).join("debug");
     let reports = root.join("target").join("dockproof");
     std::fs::create_dir_all(&reports).with_context(|| format!("cannot create {}", reports.display()))?;
     let mut command = Command::new(bin.join("dockproof"));
+    command.current_dir(&root);
+    match &canary {
+        Some(canary) => {
+            command.arg("canary");
+            for host in &canary.hosts {
+                command.args(["--host", host]);
+            }
+            if let Some(repeat) = canary.repeat {
+                command.args(["--repeat", &repeat.to_string()]);
+            }
+            if let Some(gates) = &canary.gates {
+                command.arg("--gates").arg(gates);
+            }
+        }
+        None => {
+            command.arg("run").arg("--junit").arg(reports.join("junit.xml")).arg("--json").arg(reports.join("report.json"));
+        }
+    }
     command
-        .current_dir(&root)
-        .arg("run")
         .args(["--backend", match backend {
             Backend::Fake => "fake",
             Backend::DockerCli => "docker-cli",
         }])
         .arg("--fake-docker")
-        .arg(bin.join("fake-docker"))
-        .arg("--junit")
-        .arg(reports.join("junit.xml"))
-        .arg("--json")
-        .arg(reports.join("report.json"));
-    if canary {
-        command.args(["--tag", "canary"]);
-    }
+        .arg(bin.join("fake-docker"));
     if let Some(jobs) = jobs {
         command.args(["--jobs", &jobs.to_string()]);
     }
@@ -137,7 +163,7 @@ fn ci() -> Result<i32> {
     let root = root();
     run_ok(cargo().current_dir(&root).args(["build", "--workspace", "--all-targets"]))?;
     run_ok(cargo().current_dir(&root).args(["test", "--workspace"]))?;
-    let code = validate(Backend::Fake, false, None, None)?;
+    let code = validate(Backend::Fake, None, None, None)?;
     if code != 0 {
         bail!("`cargo xtask validate` exited with {code}");
     }
@@ -147,7 +173,10 @@ fn ci() -> Result<i32> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Task::Validate { backend, canary, scenarios, jobs } => validate(backend, canary, scenarios.as_deref(), jobs),
+        Task::Validate { backend, canary, hosts, repeat, gates, scenarios, jobs } => {
+            let canary = canary.then_some(Canary { hosts, repeat, gates });
+            validate(backend, canary, scenarios.as_deref(), jobs)
+        }
         Task::Conformance { filter } => conformance(filter.as_deref()),
         Task::Ci => ci(),
     };

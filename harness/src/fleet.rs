@@ -1,0 +1,172 @@
+//! `dockproof canary`: the canary-tagged scenarios, N times on every host of
+//! a fleet (hosts in parallel), then a go/no-go decision from the gates.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use dockproof::backend::CaptureLimits;
+use dockproof::canary::{self, Gates, Host, HostKind, HostSummary};
+use dockproof::engine::EngineContext;
+use dockproof::events::ScenarioReport;
+use dockproof::filestore::Filestore;
+use dockproof::history::{self, History, RunEntry};
+use dockproof::runner;
+use dockproof::scenario::LoadedScenario;
+
+use crate::setup::{self, BackendPaths};
+use crate::{BackendKind, CanaryArgs};
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// One host's backend kind and the environment its docker program gets.
+fn host_backend(host: &Host, local: BackendKind) -> (BackendKind, Vec<(OsString, OsString)>) {
+    match &host.kind {
+        HostKind::Fake { faults } => (BackendKind::Fake, faults.iter().map(|faults| ("FAKE_DOCKER_FAULTS".into(), faults.into())).collect()),
+        HostKind::Docker { docker_host: Some(docker_host) } => (BackendKind::DockerCli, vec![("DOCKER_HOST".into(), docker_host.into())]),
+        HostKind::Docker { docker_host: None } => (local, Vec::new()),
+    }
+}
+
+/// Run the scenarios `repeat` times on one host; every report of every repeat.
+async fn run_host(
+    args: &CanaryArgs,
+    host: &Host,
+    scenarios: &[LoadedScenario],
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<ScenarioReport>, String> {
+    let (kind, env) = host_backend(host, args.backend);
+    let paths = BackendPaths {
+        docker: &args.docker,
+        fake_docker: args.fake_docker.as_deref(),
+        fake_images: &args.fake_images,
+        fixture_images: &args.fixture_images,
+    };
+    let mut reports = Vec::new();
+    for repeat in 1..=args.repeat {
+        let run_id = format!("{}-{}-{repeat}", setup::run_id(kind, scenarios), host.name);
+        let run_dir = tempfile::Builder::new()
+            .prefix(&format!("dockproof-{run_id}-"))
+            .tempdir()
+            .map_err(|error| format!("cannot create a run directory: {error}"))?;
+        let (backend, fixtures) = setup::make_backend(kind, &paths, run_dir.path(), env.clone())?;
+        let filestore = Filestore::local(&run_dir.path().join("filestore")).map_err(|error| error.to_string())?;
+        let (events, _ignored) = tokio::sync::mpsc::unbounded_channel();
+        let context = Arc::new(EngineContext {
+            backend,
+            filestore,
+            fixtures: Arc::new(fixtures),
+            run_id: run_id.clone(),
+            work_dir: run_dir.path().join("workspaces"),
+            capture: CaptureLimits::default(),
+            events,
+        });
+        let mut cancelled = cancel.clone();
+        let cancel_future = async move {
+            let _ = cancelled.wait_for(|cancelled| *cancelled).await;
+        };
+        let outcome = runner::run_all(context, scenarios.to_vec(), args.jobs.unwrap_or(2), 0, cancel_future).await;
+        let (passed, failed, _) = outcome.counts();
+        println!("host {}: repeat {repeat}/{}: {passed} passed, {failed} failed", host.name, args.repeat);
+        if !args.no_history
+            && let Some(path) = history::default_path()
+        {
+            let entry = RunEntry {
+                run_id: &run_id,
+                git_sha: history::current_git_sha(),
+                host: host.name.clone(),
+                backend: kind_name(kind),
+                interrupted: outcome.interrupted,
+                reports: &outcome.reports,
+            };
+            if let Err(error) = History::open(&path).and_then(|mut history| history.record(&entry)) {
+                eprintln!("warning: run not recorded in the history: {error}");
+            }
+        }
+        let interrupted = outcome.interrupted;
+        reports.extend(outcome.reports);
+        if interrupted {
+            break;
+        }
+    }
+    Ok(reports)
+}
+
+fn kind_name(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Fake => "fake",
+        BackendKind::DockerCli => "docker-cli",
+        BackendKind::DockerApi => "docker-api",
+    }
+}
+
+pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
+    let scenarios: Vec<LoadedScenario> =
+        scenarios.into_iter().filter(|loaded| loaded.scenario.tags.iter().any(|tag| tag == &args.tag)).collect();
+    if scenarios.is_empty() {
+        return usage_error(format!("no scenario is tagged `{}`", args.tag));
+    }
+    if args.repeat == 0 {
+        return usage_error("--repeat must be at least 1");
+    }
+    let mut hosts: Vec<Host> = args.hosts.clone();
+    if let Some(path) = &args.hosts_file {
+        match canary::read_hosts(path) {
+            Ok(more) => hosts.extend(more),
+            Err(message) => return usage_error(message),
+        }
+    }
+    if hosts.is_empty() {
+        hosts.push("local".parse().expect("`local` is a host"));
+    }
+    let gates = match &args.gates {
+        Some(path) => match canary::read_gates(path) {
+            Ok(gates) => gates,
+            Err(message) => return usage_error(message),
+        },
+        None => Gates::default(),
+    };
+    // The last all-green run of the same backend, read before this canary adds its own runs.
+    let backend_name = kind_name(host_backend(&hosts[0], args.backend).0);
+    let last_good = if gates.no_regression && !args.no_history {
+        history::default_path()
+            .filter(|path| path.exists())
+            .and_then(|path| History::open(&path).ok())
+            .and_then(|history| history.last_good_run(backend_name).ok().flatten())
+    } else {
+        None
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
+    };
+    println!("canary: {} scenario(s) × {} repeat(s) on {} host(s)", scenarios.len(), args.repeat, hosts.len());
+    let results = runtime.block_on(async {
+        let (cancel, cancelled) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            setup::interrupted().await;
+            let _ = cancel.send(true);
+        });
+        let runs = hosts.iter().map(|host| run_host(&args, host, &scenarios, cancelled.clone()));
+        futures::future::join_all(runs).await
+    });
+    let mut summaries = Vec::new();
+    for (host, result) in hosts.iter().zip(results) {
+        match result {
+            Ok(reports) => summaries.push(HostSummary::from_reports(&host.name, &reports)),
+            Err(message) => return usage_error(format!("host {}: {message}", host.name)),
+        }
+    }
+    print!("\n{}", canary::table(&summaries));
+    let decision = canary::decide(&gates, &summaries, last_good.as_deref());
+    if decision.go() {
+        println!("GO: every host met the gates");
+        ExitCode::SUCCESS
+    } else {
+        println!("NO-GO: {}", decision.reasons.join("; "));
+        ExitCode::from(1)
+    }
+}
