@@ -363,3 +363,33 @@ fn runs_are_recorded_and_history_shows_rates_and_flaky_scenarios() {
         .stdout(predicate::str::is_match(r"(?m)^local \(fake\)\s+2\s+1\s+50\.0%").unwrap());
     dockproof().args(["history", "--db"]).arg(dir.path().join("none.sqlite")).assert().code(2);
 }
+
+#[test]
+fn the_canary_gate_says_go_or_no_go_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = |extra: &[&str]| {
+        let mut command = Command::new(support::dockproof());
+        command
+            .current_dir(support::root())
+            .env("DOCKPROOF_HISTORY", dir.path().join("history.sqlite"))
+            .args(["canary", "--repeat", "2", "--host", "fake://f1", "--host", "fake://f2", "--fake-docker"])
+            .arg(support::fake_docker())
+            .args(extra)
+            .arg("scenarios/job-happy-path.yaml")
+            .arg("scenarios/unknown-image.yaml");
+        command
+    };
+    canary(&[])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^f1\s+4\s+100\.0%").unwrap())
+        .stdout(predicate::str::is_match(r"(?m)^f2\s+4\s+100\.0%").unwrap())
+        .stdout(predicate::str::contains("GO: every host met the gates"));
+    let gates = write(dir.path(), "gates.yaml", "max_p95_start_ms: 0\n");
+    canary(&["--gates", gates.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::is_match(r"(?m)^NO-GO: host f1 p95 container start \d+ ms > 0 ms; host f2 p95").unwrap());
+    let bad_gates = write(dir.path(), "bad.yaml", "min_success: 0.5\n");
+    canary(&["--gates", bad_gates.to_str().unwrap()]).assert().code(2).stderr(predicate::str::contains("unknown field `min_success`"));
+}
