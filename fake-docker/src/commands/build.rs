@@ -298,8 +298,11 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                     .find(|i| i.matches(base))
                     .map(|i| i.short_id().to_string())
                     .unwrap_or_else(|| short_hash(&["base", base]));
+                // Measured: `FROM scratch` prints an empty ID.
                 let id = if step == total {
                     layer.clone()
+                } else if base == "scratch" {
+                    String::new()
                 } else {
                     base_id
                 };

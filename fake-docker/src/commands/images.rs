@@ -278,7 +278,17 @@ pub fn rmi(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         };
         let reference = normalize_reference(name);
         let by_tag = image.tags.contains(&reference);
-        if !force && let Some(user) = state.all()?.iter().find(|c| c.image_id == image.id) {
+        let removing: Vec<String> = if by_tag {
+            vec![reference]
+        } else {
+            image.tags.clone()
+        };
+        // Untagging one of several tags never conflicts; deleting the image does.
+        let deleting = removing.len() == image.tags.len();
+        if !force
+            && deleting
+            && let Some(user) = state.all()?.iter().find(|c| c.image_id == image.id)
+        {
             let what = if by_tag {
                 format!("unable to remove repository reference \"{name}\" (must force)")
             } else {
@@ -292,16 +302,11 @@ pub fn rmi(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             code = 1;
             continue;
         }
-        let removing: Vec<String> = if by_tag {
-            vec![reference]
-        } else {
-            image.tags.clone()
-        };
         for tag in &removing {
             imagestore::untag(&state, tag)?;
             out(&format!("Untagged: {tag}\n"));
         }
-        if removing.len() == image.tags.len() {
+        if deleting {
             out(&format!("Deleted: {}\n", image.id));
         }
     }
