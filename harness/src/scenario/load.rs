@@ -161,6 +161,11 @@ pub fn load_file(path: &Path) -> FileReport {
 pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
     let (scenario, mut diagnostics) = load_str_unhinted(source, base_dir);
     for diagnostic in &mut diagnostics {
+        // A problem with the document as a whole (an empty file, say) is reported at its start.
+        if diagnostic.span.start.line == 0 {
+            let start = yaml::Pos { line: 1, column: 1, offset: 0 };
+            diagnostic.span = SourceSpan { start, end: start };
+        }
         if diagnostic.hint.is_none() {
             diagnostic.hint = Some("see the scenario reference in README.md, or `dockproof schema`".into());
         }
