@@ -115,7 +115,7 @@ fn probe(state: &StateDir, container: &Container, image: &Image, config: &Health
 /// `1s`, `500ms`, `1m30s` like Go's `Duration.String` for whole values.
 fn go_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 != 0 {
+    if !millis.is_multiple_of(1000) {
         return format!("{millis}ms");
     }
     let seconds = duration.as_secs();

@@ -214,7 +214,7 @@ impl Image {
         let hex = self.id.trim_start_matches("sha256:");
         let bare = name.trim_start_matches("sha256:");
         let normalized = normalize_reference(name);
-        self.tags.iter().any(|tag| *tag == normalized)
+        self.tags.contains(&normalized)
             || name == self.id
             || (bare.len() >= 12
                 && hex.starts_with(bare)

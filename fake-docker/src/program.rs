@@ -666,12 +666,11 @@ pub fn check_exec(
 ) -> ExecCheck {
     use std::os::unix::fs::PermissionsExt;
     let base = command.rsplit('/').next().unwrap_or(command);
-    if command.contains('/') {
-        if let Ok(meta) = std::fs::metadata(fs.resolve(workdir, command).host) {
-            if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
-                return ExecCheck::PermissionDenied;
-            }
-        }
+    if command.contains('/')
+        && let Ok(meta) = std::fs::metadata(fs.resolve(workdir, command).host)
+        && (meta.is_dir() || meta.permissions().mode() & 0o111 == 0)
+    {
+        return ExecCheck::PermissionDenied;
     }
     if programs.contains_key(command) || programs.contains_key(base) {
         ExecCheck::Runnable

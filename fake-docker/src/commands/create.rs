@@ -604,7 +604,7 @@ fn create_container(
     cli_removes: bool,
 ) -> Result<Container, CreateFailure> {
     let request = parse_request(spec, parsed)?;
-    let images = load_images().map_err(CommandError::from)?;
+    let images = load_images()?;
     let reference = normalize_reference(&request.image_name);
     let Some(image) = find_image(&images, &request.image_name) else {
         if request.pull == "never" {
