@@ -17,7 +17,7 @@ fn cases() -> u32 {
 /// Load `text`; on rejection every diagnostic must point at a line of the text.
 fn load_and_check(text: &str) -> Result<(), TestCaseError> {
     let (scenario, diagnostics) = dockproof::scenario::load::load_str(text, Path::new("/nonexistent-base"));
-    prop_assert!(scenario.is_some() != !diagnostics.is_empty(), "a scenario comes with no diagnostics, a rejection with some");
+    prop_assert!(scenario.is_some() == diagnostics.is_empty(), "a scenario comes with no diagnostics, a rejection with some");
     let lines = text.lines().count().max(1) + 1;
     for diagnostic in &diagnostics {
         prop_assert!(!diagnostic.message.is_empty());
