@@ -333,17 +333,27 @@ pub struct Invocation {
     pub vars: BTreeMap<String, String>,
     pub args: Vec<String>,
     /// Called once, when the program first blocks (a `sleep`) or ends: a container is
-    /// reported running only after its program has set up (e.g. ignored SIGTERM).
-    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+    /// reported running only after its program has set up (e.g. ignored SIGTERM), and a
+    /// program that ends without blocking is reported exited before `start` returns.
+    pub on_ready: Option<Box<dyn FnOnce(Ready) + Send>>,
     pub context: Context,
     /// Bytes taken by `alloc` so far.
     pub allocated: i64,
 }
 
+/// Why a program reports itself ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// It blocks (sleeps, reads stdin) and keeps running.
+    Blocked,
+    /// It ran to its end without ever blocking.
+    Ended,
+}
+
 impl Invocation {
-    fn notify_ready(&mut self) {
+    fn notify_ready(&mut self, why: Ready) {
         if let Some(ready) = self.on_ready.take() {
-            ready();
+            ready(why);
         }
     }
 }
@@ -362,7 +372,7 @@ enum Flow {
 /// Runs a program to completion and returns its exit code.
 pub fn run(program: &Program, invocation: &mut Invocation, output: &mut dyn Output) -> i32 {
     let code = run_steps(program, invocation, output);
-    invocation.notify_ready();
+    invocation.notify_ready(Ready::Ended);
     code
 }
 
@@ -571,7 +581,7 @@ fn execute(
                 .ok()
                 .filter(|s: &f64| s.is_finite() && *s >= 0.0)
                 .ok_or_else(|| fail(format!("sleep: invalid number '{seconds_text}'")))?;
-            invocation.notify_ready();
+            invocation.notify_ready(Ready::Blocked);
             std::thread::sleep(Duration::from_secs_f64(seconds));
         }
         Op::Signal(disposition) => set_term_disposition(*disposition),
@@ -722,7 +732,7 @@ fn run_command(words: &[String], invocation: &mut Invocation, output: &mut dyn O
 /// Copies stdin (per `Context::stdin`) to stdout until end of file.
 fn copy_stdin(invocation: &mut Invocation, output: &mut dyn Output) {
     // Reading may block: the container counts as running from here on.
-    invocation.notify_ready();
+    invocation.notify_ready(Ready::Blocked);
     let mut reader: Box<dyn std::io::Read> = match &invocation.context.stdin {
         StdinSource::Empty => return,
         StdinSource::Inherit => Box::new(std::io::stdin()),

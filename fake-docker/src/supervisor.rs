@@ -85,6 +85,18 @@ fn answer(text: &str) {
     close_stdout();
 }
 
+/// What a program writes on its handshake pipe when it ended without ever blocking.
+const ENDED: &[u8] = b"ended";
+
+/// The program's side of the handshake: say whether it already ended, then close the pipe.
+fn program_ready(why: program::Ready) {
+    if why == program::Ready::Ended {
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(ENDED).and_then(|()| stdout.flush());
+    }
+    close_stdout();
+}
+
 /// Points fd 1 at /dev/null, closing a handshake pipe while keeping fd 1 valid.
 fn close_stdout() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
@@ -127,9 +139,9 @@ fn supervise_inner(id: &str) -> Result<(), String> {
         .spawn()
         .map_err(|e| e.to_string())?;
     // The program closes this pipe once it has set up (or ended); see `Invocation::on_ready`.
+    let mut said = Vec::new();
     if let Some(mut pipe) = child.stdout.take() {
-        let mut ignored = Vec::new();
-        let _ = pipe.read_to_end(&mut ignored);
+        let _ = pipe.read_to_end(&mut said);
     }
     let recorded = (|| -> Result<bool, StateError> {
         let _lock = state.lock()?;
@@ -165,6 +177,15 @@ fn supervise_inner(id: &str) -> Result<(), String> {
             let _ = child.wait();
             return Err(e.to_string());
         }
+    }
+    // A program that ended without blocking is recorded exited before `start` returns, so
+    // what `inspect` says right after `start` does not depend on timing.
+    if said == ENDED {
+        let code = child.wait().map(exit_code).unwrap_or(255);
+        let oom = code == 137 && state.oom_marker(id).exists();
+        record_exit(&state, id, code, oom).map_err(|e| e.to_string())?;
+        answer("ok");
+        return Ok(());
     }
     answer("ok");
     if let Ok(Some(container)) = state.load(id) {
@@ -299,7 +320,7 @@ pub fn program_main(id: &str) -> i32 {
         workdir: container.workdir.clone(),
         vars: env_vars(&container.env),
         args: container.args.clone(),
-        on_ready: Some(Box::new(close_stdout)),
+        on_ready: Some(Box::new(program_ready)),
         context: Context {
             memory_limit: container.memory,
             oom_marker: Some(state.oom_marker(id)),

@@ -15,7 +15,7 @@ use crate::record::JobRecord;
 use crate::scenario::LoadedScenario;
 
 /// What a whole run produced.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RunOutcome {
     /// One report per scenario, in the order the scenarios were given.
     pub reports: Vec<ScenarioReport>,

@@ -177,37 +177,38 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         outcome
     });
 
+    let reported = if options.deterministic { report::normalised(&outcome) } else { outcome.clone() };
     let mut write_failed = false;
     if let Some(path) = &args.junit
-        && let Err(error) = report::junit::write(path, &outcome, &options)
+        && let Err(error) = report::junit::write(path, &reported, &options)
     {
         eprintln!("error: cannot write the JUnit report {}: {error}", path.display());
         write_failed = true;
     }
     if let Some(path) = &args.json
-        && let Err(error) = report::json::write(path, &outcome, &options)
+        && let Err(error) = report::json::write(path, &reported, &options)
     {
         eprintln!("error: cannot write the JSON report {}: {error}", path.display());
         write_failed = true;
     }
     if let Some(path) = &args.html
-        && let Err(error) = report::html::write(path, &outcome, &options)
+        && let Err(error) = report::html::write(path, &reported, &options)
     {
         eprintln!("error: cannot write the HTML report {}: {error}", path.display());
         write_failed = true;
     }
     if let Some(path) = &args.markdown
-        && let Err(error) = std::fs::write(path, report::markdown::render(&outcome, &options))
+        && let Err(error) = std::fs::write(path, report::markdown::render(&reported, &options))
     {
         eprintln!("error: cannot write the Markdown summary {}: {error}", path.display());
         write_failed = true;
     }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true") {
-        for line in report::github::annotations(&outcome) {
+        for line in report::github::annotations(&reported) {
             println!("{line}");
         }
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY")
-            && let Err(error) = report::markdown::append(std::path::Path::new(&summary), &outcome, &options)
+            && let Err(error) = report::markdown::append(std::path::Path::new(&summary), &reported, &options)
         {
             eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {error}");
         }

@@ -146,9 +146,13 @@ fn fake_reports_are_byte_identical_across_20_runs() {
         let batch: Vec<_> = (0..AT_ONCE).map(|_| std::thread::spawn(run_once)).collect();
         outputs.extend(batch.into_iter().map(|handle| handle.join().unwrap()));
     }
+    let first_difference = |a: &[u8], b: &[u8]| {
+        let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+        a.lines().zip(b.lines()).find(|(x, y)| x != y).map(|(x, y)| format!("\n  run 1: {x}\n  this:  {y}")).unwrap_or_default()
+    };
     for (index, (junit, json)) in outputs.iter().enumerate().skip(1) {
-        assert!(*junit == outputs[0].0, "run {} wrote a different JUnit report than run 1", index + 1);
-        assert!(*json == outputs[0].1, "run {} wrote a different JSON report than run 1", index + 1);
+        assert!(*junit == outputs[0].0, "run {} wrote a different JUnit report than run 1{}", index + 1, first_difference(&outputs[0].0, junit));
+        assert!(*json == outputs[0].1, "run {} wrote a different JSON report than run 1{}", index + 1, first_difference(&outputs[0].1, json));
     }
 }
 

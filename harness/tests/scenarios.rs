@@ -86,7 +86,7 @@ fn main() {
     let required = support::docker_required();
     let mut trials = Vec::new();
     for scenario in support::shipped_scenarios() {
-        let stem = scenario.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let stem = support::scenario_id(&scenario);
         let fake_scenario = scenario.clone();
         trials.push(
             Trial::test(format!("fake::{stem}"), move || {

@@ -561,6 +561,16 @@ impl SemanticChecker<'_> {
                 self.template(&format!("{service_pointer}/env/{}", yaml::escape_segment(name)), &value.0);
             }
             for (index, port) in service.ports.iter().enumerate() {
+                if port.0.contains("{{") {
+                    // Known only at run time (e.g. another service's port); the template must be valid.
+                    self.template(&format!("{service_pointer}/ports/{index}"), &port.0);
+                    for name in template::service_refs(&port.0) {
+                        if !containers.contains(&name) {
+                            self.error(&format!("{service_pointer}/ports/{index}"), format!("no earlier `service` is named `{name}`"));
+                        }
+                    }
+                    continue;
+                }
                 if let Err(problem) = model::parse_port(&port.0) {
                     self.error(&format!("{service_pointer}/ports/{index}"), problem).expected =
                         Some("`CONTAINER`, `HOST:CONTAINER` or `IP:HOST:CONTAINER`, e.g. `0:8080`".into());

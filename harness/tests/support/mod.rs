@@ -120,15 +120,15 @@ pub fn docker_available() -> Result<(), String> {
         .clone()
 }
 
-/// The shipped scenario files.
+/// The shipped scenario files (scenarios/ and its subdirectories).
 pub fn shipped_scenarios() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
-        .expect("scenarios/ exists")
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
-        .collect();
-    files.sort();
-    files
+    dockproof::scenario::discover(&[root().join("scenarios")]).expect("scenarios/ is readable")
+}
+
+/// A scenario's test name: its path under scenarios/ without `.yaml`.
+pub fn scenario_id(path: &Path) -> String {
+    let relative = path.strip_prefix(root().join("scenarios")).unwrap_or(path);
+    relative.with_extension("").display().to_string()
 }
 
 /// Text of a finished command, for failure messages.
