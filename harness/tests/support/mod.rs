@@ -10,7 +10,10 @@ use std::time::Duration;
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness lives in the workspace").to_path_buf()
+    // Cargo sets CARGO_MANIFEST_DIR when it runs the program too; prefer that over the
+    // build-time value, which is stale when a shared target dir holds a build from another clone.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().expect("harness lives in the workspace").to_path_buf()
 }
 
 /// The dockproof binary under test.
