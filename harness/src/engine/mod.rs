@@ -18,6 +18,7 @@ use crate::filestore::Filestore;
 use crate::fixtures::FixtureImages;
 use crate::record::{Artifact, JobRecord};
 use crate::scenario::template::{self, Vars};
+use crate::secrets::{self, Masker};
 use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, Text};
 use crate::workspace::{self, Generated, Limits, Workspace};
 
@@ -119,7 +120,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         if outcome == Outcome::Failed {
             verdict = failure.clone();
         }
-        let report = StepReport {
+        let mut report = StepReport {
             index,
             name,
             kind,
@@ -128,6 +129,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             failure,
             duration: step_started.elapsed(),
         };
+        report.mask(&run.masker);
         let _ = context.events.send(Event::StepFinished { scenario: scenario.name.clone(), step: report.clone() });
         steps.push(report);
     }
@@ -137,7 +139,8 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     {
         verdict = Some(failure);
     }
-    ScenarioReport {
+    let masker = std::mem::take(&mut run.masker);
+    let mut report = ScenarioReport {
         name: scenario.name.clone(),
         file: loaded.path.clone(),
         tags: scenario.tags.clone(),
@@ -149,7 +152,9 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         stderr_tail: run.record.context.docker.log_tail.stderr.clone(),
         record: run.record,
         duration: started.elapsed(),
-    }
+    };
+    report.mask(&masker);
+    report
 }
 
 /// A step's result against what it was expected to do.
@@ -212,6 +217,8 @@ struct ScenarioRun<'a> {
     named: HashMap<String, String>,
     /// Images built by `build` steps, removed at the end.
     images: Vec<String>,
+    /// Hides the scenario's secrets in everything reported.
+    masker: Masker,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -225,7 +232,9 @@ impl<'a> ScenarioRun<'a> {
                 run_id: context.run_id.clone(),
                 scenario_name: loaded.scenario.name.clone(),
                 services: Default::default(),
+                secrets: Default::default(),
             },
+            masker: Masker::default(),
             slug,
             workspace: None,
             record: JobRecord::pending(),
@@ -246,6 +255,21 @@ impl<'a> ScenarioRun<'a> {
 
     /// Create the workspace and seed the filestore.
     async fn prepare(&mut self) -> Result<(), Failure> {
+        let scenario = &self.loaded.scenario;
+        match secrets::resolve(&scenario.secrets, &self.context.run_id, &scenario.name, |name| std::env::var(name).ok()) {
+            Ok(values) => {
+                self.masker = Masker::new(values.values());
+                self.vars.secrets = values;
+            }
+            Err(error) => {
+                let name = match &error {
+                    secrets::SecretError::Unset { name, .. } | secrets::SecretError::TooShort { name } => name.clone(),
+                };
+                let mut failure = Failure::new(Category::ConfigInvalid, error.to_string());
+                failure.location = Some(self.location(&format!("/secrets/{}", crate::scenario::yaml::escape_segment(&name))));
+                return Err(failure);
+            }
+        }
         let spec = &self.loaded.scenario.workspace;
         let limits = Limits { max_bytes: spec.max_bytes.map(|size| size.0), max_files: spec.max_files };
         let prefix = format!("dockproof-ws-{}-", self.slug);
@@ -316,7 +340,9 @@ impl<'a> ScenarioRun<'a> {
                 .checks
                 .iter()
                 .enumerate()
-                .flat_map(|(index, assertion)| check::pointer(&format!("{inspect_pointer}/checks/{index}"), assertion, &document))
+                .flat_map(|(index, assertion)| {
+                    check::pointer(&format!("{inspect_pointer}/checks/{index}"), &template::render_assertion(assertion, &self.vars), &document)
+                })
                 .collect();
             return if findings.is_empty() { Ok(()) } else { Err(findings) };
         }
@@ -325,7 +351,7 @@ impl<'a> ScenarioRun<'a> {
             let findings: Vec<Finding> = assertions
                 .iter()
                 .enumerate()
-                .flat_map(|(index, assertion)| check::pointer(&format!("{pointer}/telemetry/{index}"), assertion, &document))
+                .flat_map(|(index, assertion)| check::pointer(&format!("{pointer}/telemetry/{index}"), &template::render_assertion(assertion, &self.vars), &document))
                 .collect();
             return if findings.is_empty() { Ok(()) } else { Err(findings) };
         }

@@ -34,8 +34,25 @@ pub struct Scenario {
     /// Inputs staged into the workspace before the first step.
     #[serde(default)]
     pub stage: Vec<StageItem>,
+    /// Secrets the steps use as `{{ secret.NAME }}` (tokens, passwords). Their values are
+    /// masked as `***` in every log tail, message and report.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSpec>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
+}
+
+/// Where a secret's value comes from: exactly one of `env` and `generate`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// An environment variable of the dockproof process (e.g. a CI secret).
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A fresh value per run: this many bytes as hex (at least 8). For contract tests
+    /// ("a token is passed and never leaks"), not real credentials.
+    #[serde(default)]
+    pub generate: Option<u32>,
 }
 
 /// Limits of the job workspace.

@@ -42,12 +42,19 @@ pub fn fake_docker() -> PathBuf {
     .clone()
 }
 
+/// Where runs under `work_dir` record their history: in it, not in the user's data dir.
+pub fn history_db(work_dir: &Path) -> PathBuf {
+    work_dir.join("history.db")
+}
+
 /// `dockproof` with the fake backend wired to this checkout's fixtures.
 pub fn dockproof_fake(work_dir: &Path) -> Command {
     let mut command = Command::new(dockproof());
     command
         .current_dir(root())
         .env_remove("FAKE_DOCKER_STATE")
+        // Runs record history: keep it out of the user's data dir.
+        .env("DOCKPROOF_HISTORY", history_db(work_dir))
         .arg("run")
         .args(["--backend", "fake"])
         .arg("--fake-docker")
@@ -64,6 +71,7 @@ pub fn dockproof_real(work_dir: &Path) -> Command {
     let mut command = Command::new(dockproof());
     command
         .current_dir(root())
+        .env("DOCKPROOF_HISTORY", history_db(work_dir))
         .arg("run")
         .args(["--backend", "docker-cli"])
         .arg("--fixture-images")
@@ -78,6 +86,7 @@ pub fn dockproof_api(work_dir: &Path) -> Command {
     let mut command = Command::new(dockproof());
     command
         .current_dir(root())
+        .env("DOCKPROOF_HISTORY", history_db(work_dir))
         .arg("run")
         .args(["--backend", "docker-api"])
         .arg("--fixture-images")
