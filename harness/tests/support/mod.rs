@@ -132,6 +132,14 @@ pub fn docker_available() -> Result<(), String> {
         .clone()
 }
 
+/// Build the fixture image `name` (from fixtures/images) on the real daemon unless it is there.
+pub fn ensure_fixture_image(name: &str) -> Result<(), String> {
+    let fixtures = dockproof::fixtures::FixtureImages::scan(&root().join("fixtures/images"), true).map_err(|error| error.to_string())?;
+    let backend = dockproof::backend::cli::CliBackend::new("docker-cli", "docker", Vec::new());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|error| error.to_string())?;
+    runtime.block_on(fixtures.ensure(&backend, name)).map_err(|error| error.to_string())
+}
+
 /// The shipped scenario files (scenarios/ and its subdirectories).
 pub fn shipped_scenarios() -> Vec<PathBuf> {
     dockproof::scenario::discover(&[root().join("scenarios")]).expect("scenarios/ is readable")
