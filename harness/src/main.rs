@@ -110,6 +110,9 @@ pub struct RunArgs {
     /// Run only scenarios whose name matches this glob (e.g. `job-*`).
     #[arg(long, value_name = "GLOB")]
     filter: Option<String>,
+    /// Colour the verdicts: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    color: dockproof::report::console::ColorChoice,
     /// Write these reports into --report-dir (comma-separated: junit, json, markdown, html).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMATS")]
     report: Vec<ReportFormat>,

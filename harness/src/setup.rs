@@ -162,7 +162,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let console = tokio::spawn(report::console::follow(receiver, std::io::stdout()));
+        let console = tokio::spawn(report::console::follow(receiver, std::io::stdout(), report::console::ConsoleStyle::detect(args.color)));
         let context = Arc::new(EngineContext {
             backend,
             filestore,

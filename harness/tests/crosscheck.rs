@@ -96,11 +96,14 @@ fn service_health_agrees_with_testcontainers() -> Result<(), Failed> {
     })
 }
 
+/// A real-daemon test: its name and body.
+type Test = (&'static str, fn() -> Result<(), Failed>);
+
 fn main() {
     let args = Arguments::from_args();
     let daemon = support::docker_available();
     let ignored = daemon.is_err() && !support::docker_required();
-    let tests: [(&str, fn() -> Result<(), Failed>); 2] = [
+    let tests: [Test; 2] = [
         ("crosscheck::http-steps-against-a-testcontainers-service", http_steps_against_an_independent_container),
         ("crosscheck::service-health-agrees-with-testcontainers", service_health_agrees_with_testcontainers),
     ];
