@@ -346,6 +346,13 @@ impl<'a> ScenarioRun<'a> {
                 .collect();
             return if findings.is_empty() { Ok(()) } else { Err(findings) };
         }
+        if let Some(lint) = &step.lint {
+            let lint_pointer = format!("{pointer}/lint");
+            let file = self.loaded.path.parent().unwrap_or(std::path::Path::new(".")).join(&lint.file);
+            let found = crate::lint::lint_file(&file).map_err(|error| finding(Category::ConfigInvalid, format!("{lint_pointer}/file"), error.to_string()))?;
+            let findings = check::lint(&lint_pointer, &lint.expect, &found);
+            return if findings.is_empty() { Ok(()) } else { Err(findings) };
+        }
         if let Some(assertions) = &step.telemetry {
             let document = self.record.to_json();
             let findings: Vec<Finding> = assertions

@@ -506,7 +506,7 @@ impl SemanticChecker<'_> {
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -703,6 +703,21 @@ impl SemanticChecker<'_> {
             }
             for (name, value) in &build.args {
                 self.template(&format!("{build_pointer}/args/{}", yaml::escape_segment(name)), &value.0);
+            }
+        }
+        if let Some(lint) = &step.lint {
+            let lint_pointer = format!("{pointer}/lint");
+            let resolved = self.base_dir.join(&lint.file);
+            if !resolved.is_file() {
+                self.error(&format!("{lint_pointer}/file"), format!("`{}` does not exist (looked at {})", lint.file, resolved.display())).hint =
+                    Some("paths are relative to the scenario file's directory".into());
+            }
+            let known: Vec<&str> = crate::lint::dockerfile::RULES.iter().chain(crate::lint::compose::RULES.iter()).map(|rule| rule.id).collect();
+            for (index, expected) in lint.expect.findings.iter().enumerate() {
+                if !known.contains(&expected.rule.as_str()) {
+                    let diagnostic = self.error(&format!("{lint_pointer}/expect/findings/{index}/rule"), format!("`{}` is not a lint rule", expected.rule));
+                    diagnostic.expected = Some(format!("one of {}", known.join(", ")));
+                }
             }
         }
         if let Some(inspect) = &step.inspect {

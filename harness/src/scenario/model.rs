@@ -165,7 +165,7 @@ pub struct GenerateSpec {
 }
 
 /// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry`,
-/// `service`, `http`, `logs`, `build`, `inspect` is set.
+/// `service`, `http`, `logs`, `build`, `inspect`, `lint` is set.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -202,6 +202,9 @@ pub struct Step {
     /// Assertions by JSON pointer on a container's or an image's inspect document.
     #[serde(default)]
     pub inspect: Option<InspectSpec>,
+    /// Static checks of a Dockerfile or compose file (the `dockproof lint` rules), no daemon.
+    #[serde(default)]
+    pub lint: Option<LintSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -223,6 +226,7 @@ pub enum StepKind {
     Logs,
     Build,
     Inspect,
+    Lint,
 }
 
 impl StepKind {
@@ -239,6 +243,7 @@ impl StepKind {
             StepKind::Logs => "logs",
             StepKind::Build => "build",
             StepKind::Inspect => "inspect",
+            StepKind::Lint => "lint",
         }
     }
 }
@@ -276,6 +281,9 @@ impl Step {
         }
         if self.inspect.is_some() {
             kinds.push(StepKind::Inspect);
+        }
+        if self.lint.is_some() {
+            kinds.push(StepKind::Lint);
         }
         kinds
     }
@@ -686,6 +694,40 @@ pub struct ImageExpect {
     /// The Dockerfile has more than one stage.
     #[serde(default)]
     pub multi_stage: Option<bool>,
+}
+
+/// A static check of one Dockerfile or compose file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintSpec {
+    /// The file, relative to the scenario file's directory (kind told by name and content).
+    pub file: String,
+    /// What the rules must find (default: no error-level finding).
+    #[serde(default)]
+    pub expect: LintExpect,
+}
+
+/// What a `lint` step must find.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintExpect {
+    /// Findings that must be reported.
+    #[serde(default)]
+    pub findings: Vec<ExpectedFinding>,
+    /// Allow error-level findings besides those listed (default false).
+    #[serde(default)]
+    pub allow_other_errors: bool,
+}
+
+/// A finding a `lint` step expects: its rule, and the line when given.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedFinding {
+    /// Rule ID, e.g. `DC003` or `DF001`.
+    pub rule: String,
+    /// 1-based line of the file.
+    #[serde(default)]
+    pub line: Option<usize>,
 }
 
 /// Assertions on `docker inspect` output: exactly one of `container` and `image`.
