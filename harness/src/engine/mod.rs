@@ -423,6 +423,7 @@ impl<'a> ScenarioRun<'a> {
             network: run.security.network.clone(),
             ports: Vec::new(),
             healthcheck: None,
+            ..ContainerSpec::default()
         }
     }
 

@@ -26,16 +26,16 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    fn new(span: SourceSpan, message: impl Into<String>) -> Self {
+    pub(crate) fn new(span: SourceSpan, message: impl Into<String>) -> Self {
         Diagnostic { span, message: message.into(), expected: None, hint: None }
     }
 
-    fn expected(mut self, expected: impl Into<String>) -> Self {
+    pub(crate) fn expected(mut self, expected: impl Into<String>) -> Self {
         self.expected = Some(expected.into());
         self
     }
 
-    fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -204,7 +204,7 @@ fn load_str_unhinted(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIn
     }
 }
 
-fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut pointer = String::new();
     for segment in path.iter() {
