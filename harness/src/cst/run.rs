@@ -245,6 +245,17 @@ where
     }
 }
 
+/// `docker cp` of a missing path reads like the tar driver's answer; anything else stays as it was.
+fn copy_error(path: &str, error: &BackendError) -> String {
+    let text = error.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("could not find the file") || lower.contains("no such file") {
+        format!("File {path} not found in image")
+    } else {
+        text
+    }
+}
+
 /// Files and configuration of the image under test.
 enum Source {
     Container { backend: Arc<dyn Backend>, container: String, image: String },
@@ -257,7 +268,7 @@ impl Source {
         match self {
             Source::Saved(saved) => saved.stat(path).map(|node| (node.info.clone(), node.content.clone())).ok_or_else(|| format!("File {path} not found in image")),
             Source::Container { backend, container, .. } => {
-                let archive = backend.copy_from(container, path).await.map_err(|error| error.to_string())?;
+                let archive = backend.copy_from(container, path).await.map_err(|error| copy_error(path, &error))?;
                 let entries = files::read_copy_archive(&archive).map_err(|error| error.to_string())?;
                 let base = files::clean(path).rsplit('/').next().unwrap_or_default().to_owned();
                 entries
@@ -294,7 +305,7 @@ impl Source {
         match self {
             Source::Saved(saved) => saved.dirs_in(path).ok_or_else(|| format!("Error reading directory: {path} not found in image")),
             Source::Container { backend, container, .. } => {
-                let archive = backend.copy_from(container, path).await.map_err(|error| error.to_string())?;
+                let archive = backend.copy_from(container, path).await.map_err(|error| copy_error(path, &error))?;
                 let entries = files::read_copy_archive(&archive).map_err(|error| error.to_string())?;
                 Ok(entries
                     .into_iter()
