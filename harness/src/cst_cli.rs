@@ -144,11 +144,9 @@ pub fn run(args: CstArgs) -> ExitCode {
         command_timeout: args.timeout,
         work_dir: run_dir.path().to_path_buf(),
     });
-    let outcome = runtime.block_on(async {
+    let outcome: Result<_, dockproof::backend::BackendError> = runtime.block_on(async {
         // Fixture images are built on real daemons on demand, as for scenarios.
-        if let Err(error) = fixtures.ensure(backend.as_ref(), &args.image).await {
-            return Err(error);
-        }
+        fixtures.ensure(backend.as_ref(), &args.image).await?;
         Ok(cst::run_all(Arc::clone(&context), loaded).await)
     });
     let outcome = match outcome {

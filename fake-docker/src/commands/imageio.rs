@@ -117,7 +117,7 @@ pub fn save(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     }
     let name = &parsed.positionals[0];
     let Some(image) = find_image(&images, name) else {
-        daemon_error(&format!("reference does not exist"));
+        daemon_error("reference does not exist");
         return Ok(1);
     };
     let bytes = archive(&state, image)?;
