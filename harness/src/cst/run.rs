@@ -73,7 +73,6 @@ enum Test {
 struct Job {
     file: Arc<LoadedCst>,
     test: Test,
-    ordinal: usize,
 }
 
 /// Run every test of every file; reports keep the files' order, CST's order within a file
@@ -90,10 +89,7 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
         if config.metadata_test.as_ref().is_some_and(|metadata| !metadata.is_empty()) {
             tests.push(Test::Metadata);
         }
-        for test in tests {
-            let ordinal = jobs.len();
-            jobs.push(Job { file: Arc::clone(&file), test, ordinal });
-        }
+        jobs.extend(tests.into_iter().map(|test| Job { file: Arc::clone(&file), test }));
     }
     let saved = if context.driver == Driver::Tar && jobs.iter().any(|job| !matches!(job.test, Test::Command(_))) {
         Some(save(&context).await.map(Arc::new))
@@ -178,7 +174,6 @@ async fn run_one(context: &CstContext, job: &Job, saved: Option<Result<Arc<Saved
         failure.location = Some(location(&job.file, &pointer));
         failure
     });
-    let _ = job.ordinal;
     ScenarioReport {
         name,
         file: job.file.path.clone(),
