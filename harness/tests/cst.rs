@@ -156,6 +156,20 @@ fn an_invalid_entry_is_an_error_with_file_line_and_nothing_runs() {
     assert!(stderr.contains("owner, group, other or any"), "{stderr}");
 }
 
+fn runs_are_recorded_in_the_history_under_cst_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.sqlite");
+    let mut command = cst("fake", dir.path());
+    let args: Vec<String> = command.get_args().map(|arg| arg.to_string_lossy().into_owned()).filter(|arg| arg != "--no-history").collect();
+    command = Command::new(support::dockproof());
+    command.current_dir(support::root()).env_remove("FAKE_DOCKER_STATE").args(args);
+    let output = command.args(["--image", "dockproof/web:1", "--history"]).arg(&db).arg("fixtures/cst/web.yaml").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", support::describe(&output));
+    let shown = Command::new(support::dockproof()).args(["history", "--db"]).arg(&db).output().unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("Metadata Test") && text.contains("File Existence Test: web script"), "{text}");
+}
+
 fn host_variables_pass_through_only_when_listed_and_set() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(
@@ -190,7 +204,8 @@ fn real_matches_fake(backend: &str, driver: &str, image: &str, config: &str) {
 fn main() {
     use libtest_mimic::{Arguments, Trial};
     let args = Arguments::from_args();
-    let fake_tests: [(&str, fn()); 5] = [
+    let fake_tests: [(&str, fn()); 6] = [
+        ("fake::runs_are_recorded_in_the_history_under_cst_names", runs_are_recorded_in_the_history_under_cst_names),
         ("fake::fixture_configs_pass_with_both_drivers_and_the_same_verdicts", fixture_configs_pass_on_the_fake_with_both_drivers_and_the_same_verdicts),
         ("fake::junit_has_cst_test_names_and_the_attributes_ci_consumers_need", junit_has_cst_test_names_and_the_attributes_ci_consumers_need),
         ("fake::a_failing_test_exits_1_with_cst_messages_and_its_line", a_failing_test_exits_1_with_cst_messages_and_its_line),

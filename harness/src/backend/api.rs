@@ -732,4 +732,15 @@ mod tests {
         assert_eq!((state.status.as_str(), state.running, state.exit_code), ("exited", false, 127));
         assert!(state.error.contains("executable file not found"));
     }
+
+    #[test]
+    fn a_cleared_entrypoint_is_sent_as_one_empty_word() {
+        let spec = ContainerSpec { entrypoint: Some(Vec::new()), privileged: true, cap_add: vec!["NET_ADMIN".into()], ..Default::default() };
+        let body = create_body(&spec);
+        assert_eq!(body.entrypoint, Some(vec![String::new()]));
+        let host = body.host_config.expect("a host config");
+        assert_eq!((host.privileged, host.cap_add), (Some(true), Some(vec!["NET_ADMIN".to_owned()])));
+        assert_eq!(create_body(&ContainerSpec::default()).entrypoint, None);
+    }
+
 }
