@@ -147,7 +147,9 @@ pub fn run(args: CstArgs) -> ExitCode {
     let outcome: Result<_, dockproof::backend::BackendError> = runtime.block_on(async {
         // Fixture images are built on real daemons on demand, as for scenarios.
         fixtures.ensure(backend.as_ref(), &args.image).await?;
-        Ok(cst::run_all(Arc::clone(&context), loaded).await)
+        let mut outcome = cst::run_all(Arc::clone(&context), loaded).await;
+        outcome.swept = cst::sweep(&context).await;
+        Ok(outcome)
     });
     let outcome = match outcome {
         Ok(outcome) => outcome,

@@ -170,6 +170,17 @@ fn runs_are_recorded_in_the_history_under_cst_names() {
     assert!(text.contains("Metadata Test") && text.contains("File Existence Test: web script"), "{text}");
 }
 
+fn a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "bad-cst.yaml", "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: x\n    pth: /x\n");
+    let scenario = write(dir.path(), "scenario.yaml", "name: uses-cst\nsteps:\n  - cst:\n      image: dockproof/web:1\n      config: bad-cst.yaml\n");
+    let output = Command::new(support::dockproof()).current_dir(support::root()).arg("check").arg(&scenario).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{}", support::describe(&output));
+    assert!(stderr.contains(&format!("{}:5:15:", scenario.display())), "{stderr}");
+    assert!(stderr.contains(&format!("{}:4:5: unknown field `pth`", dir.path().join("bad-cst.yaml").display())), "{stderr}");
+}
+
 fn host_variables_pass_through_only_when_listed_and_set() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(
@@ -204,7 +215,8 @@ fn real_matches_fake(backend: &str, driver: &str, image: &str, config: &str) {
 fn main() {
     use libtest_mimic::{Arguments, Trial};
     let args = Arguments::from_args();
-    let fake_tests: [(&str, fn()); 6] = [
+    let fake_tests: [(&str, fn()); 7] = [
+        ("fake::a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line", a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line),
         ("fake::runs_are_recorded_in_the_history_under_cst_names", runs_are_recorded_in_the_history_under_cst_names),
         ("fake::fixture_configs_pass_with_both_drivers_and_the_same_verdicts", fixture_configs_pass_on_the_fake_with_both_drivers_and_the_same_verdicts),
         ("fake::junit_has_cst_test_names_and_the_attributes_ci_consumers_need", junit_has_cst_test_names_and_the_attributes_ci_consumers_need),

@@ -10,4 +10,4 @@ pub mod model;
 pub mod run;
 
 pub use load::{CstFileReport, LoadedCst, load_file};
-pub use run::{CstContext, Driver, run_all};
+pub use run::{CstContext, Driver, run_all, sweep};

@@ -443,7 +443,7 @@ impl SemanticChecker<'_> {
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, cst";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -623,6 +623,15 @@ impl SemanticChecker<'_> {
             }
             for json_pointer in http.expect.json.keys().chain(http.expect.json_types.keys()) {
                 self.json_pointer(&format!("{http_pointer}/expect"), json_pointer);
+            }
+        }
+        if let Some(cst) = &step.cst {
+            let config = self.base_dir.join(&cst.config);
+            let report = crate::cst::load_file(&config);
+            for problem in &report.diagnostics {
+                let at = problem.span.start;
+                self.error(&format!("{pointer}/cst/config"), format!("{}:{}:{}: {}", config.display(), at.line, at.column, problem.message)).hint =
+                    Some("the CST file is checked like `dockproof cst` checks it; paths are relative to the scenario file's directory".into());
             }
         }
         if let Some(build) = &step.build {

@@ -185,6 +185,9 @@ pub struct Step {
     /// Assertions by JSON pointer on a container's or an image's inspect document.
     #[serde(default)]
     pub inspect: Option<InspectSpec>,
+    /// Run a container-structure-test (CST) file against an image, with CST's semantics.
+    #[serde(default)]
+    pub cst: Option<CstStepSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -206,6 +209,7 @@ pub enum StepKind {
     Logs,
     Build,
     Inspect,
+    Cst,
 }
 
 impl StepKind {
@@ -222,6 +226,7 @@ impl StepKind {
             StepKind::Logs => "logs",
             StepKind::Build => "build",
             StepKind::Inspect => "inspect",
+            StepKind::Cst => "cst",
         }
     }
 }
@@ -259,6 +264,9 @@ impl Step {
         }
         if self.inspect.is_some() {
             kinds.push(StepKind::Inspect);
+        }
+        if self.cst.is_some() {
+            kinds.push(StepKind::Cst);
         }
         kinds
     }
@@ -669,6 +677,30 @@ pub struct ImageExpect {
     /// The Dockerfile has more than one stage.
     #[serde(default)]
     pub multi_stage: Option<bool>,
+}
+
+/// A container-structure-test file run against an image: every CST test must pass.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CstStepSpec {
+    /// The image under test (fixture images are built on demand on real daemons).
+    pub image: String,
+    /// The CST file (schemaVersion 2.0.0 or 1.0.0), relative to the scenario file.
+    pub config: String,
+    /// How file and metadata tests read the image: `docker` (a created container, `docker cp`) or `tar` (`docker save`).
+    #[serde(default)]
+    pub driver: CstDriverKind,
+}
+
+/// Where a `cst` step's file and metadata tests read the image from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CstDriverKind {
+    /// CST's docker driver: a created (never started) container per test, read with `docker cp`.
+    #[default]
+    Docker,
+    /// The image's `docker save` archive: no container for file and metadata tests.
+    Tar,
 }
 
 /// Assertions on `docker inspect` output: exactly one of `container` and `image`.
