@@ -327,9 +327,12 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
     match job.test {
         Test::FileExistence(index) => {
             let test = &config.file_existence_tests[index];
-            // CST expands `$VAR` in the path with the image's environment.
-            let image_config = source.config().await?;
-            let path = check::expand(&test.path, &image_config.env);
+            // CST expands `$VAR` in the path with the image's environment, globalEnvVars committed into it.
+            let mut env = source.config().await?.env;
+            let globals: Vec<(String, String)> =
+                config.global_env_vars.iter().map(|pair| (pair.key.clone(), check::expand(&pair.value, &env))).collect();
+            env.extend(globals);
+            let path = check::expand(&test.path, &env);
             let found = source.stat(&path).await;
             Ok(check::file_existence(test, found.as_ref().map(|(info, _)| info).map_err(String::as_str)))
         }
