@@ -44,6 +44,8 @@ pub struct ImageConfig {
     pub cmd: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub exposed_ports: Vec<String>,
+    /// `VOLUME`s of the image (`Config.Volumes`).
+    pub volumes: Vec<String>,
     /// `HEALTHCHECK` of the image.
     pub healthcheck: Option<RawHealthcheck>,
 }
@@ -76,13 +78,45 @@ impl RawHealthcheck {
     }
 }
 
+/// What kind of entry a `files:` item is.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileType {
+    #[default]
+    File,
+    Dir,
+    Symlink,
+}
+
 /// A file the image contains (`files:`), copied into each container's root at create.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImageFile {
     pub content: String,
+    /// A text file (relative to the definition's directory) whose bytes are the content.
+    pub from: Option<String>,
+    /// `file` (default), `dir` or `symlink`.
+    #[serde(rename = "type")]
+    pub kind: FileType,
+    /// A symlink's target, as written in the link.
+    pub target: Option<String>,
     /// Octal mode, e.g. `"0755"` (default) or `"0644"` (not executable: running it → 126).
     pub mode: Option<String>,
+    /// Owner reported by `cp` and `save` archives (default 0).
+    pub uid: u64,
+    /// Group reported by `cp` and `save` archives (default 0).
+    pub gid: u64,
+}
+
+impl ImageFile {
+    /// The permission bits (and setuid/setgid/sticky): `mode`, else 0755 (0777 for a symlink).
+    pub fn mode_bits(&self) -> u32 {
+        let default = if self.kind == FileType::Symlink { 0o777 } else { 0o755 };
+        self.mode
+            .as_deref()
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .unwrap_or(default)
+    }
 }
 
 /// How `docker build` of this image goes (`build:`).
@@ -127,6 +161,12 @@ struct DefinitionFile {
     http: Vec<HttpService>,
     #[serde(default)]
     build: Option<BuildSpec>,
+    /// A committed image: the definition it was committed from (`commit`).
+    #[serde(default)]
+    base: Option<PathBuf>,
+    /// A committed image: the snapshot of the container's root copied into new containers.
+    #[serde(default)]
+    rootfs: Option<PathBuf>,
 }
 
 /// A loaded fake image.
@@ -148,6 +188,8 @@ pub struct Image {
     pub files: BTreeMap<String, ImageFile>,
     pub http: Vec<HttpService>,
     pub build: Option<BuildSpec>,
+    /// A committed image's root snapshot, copied over `files:` into new containers.
+    pub rootfs: Option<PathBuf>,
 }
 
 /// Adds `:latest` when a reference has neither tag nor digest, like docker does.
@@ -172,11 +214,30 @@ pub fn repository_of(reference: &str) -> String {
 impl Image {
     fn parse(path: &Path, bytes: &[u8]) -> Result<Image, ImageError> {
         let text = String::from_utf8_lossy(bytes);
-        let file: DefinitionFile =
+        let mut file: DefinitionFile =
             serde_saphyr::from_str(&text).map_err(|e| ImageError::Parse {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
+        if let Some(base) = file.base.clone() {
+            return Self::committed(path, bytes, &file, &base);
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for (name, entry) in &mut file.files {
+            if let Some(from) = &entry.from {
+                let source = dir.join(from);
+                entry.content = std::fs::read_to_string(&source).map_err(|e| ImageError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("files.{name}.from: {}: {e}", source.display()),
+                })?;
+            }
+            if entry.kind == FileType::Symlink && entry.target.is_none() {
+                return Err(ImageError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("files.{name}: a symlink needs a `target`"),
+                });
+            }
+        }
         let mut programs = BTreeMap::new();
         for (name, raw) in file.programs {
             let program = compile(raw).map_err(|source| ImageError::Program {
@@ -206,7 +267,20 @@ impl Image {
             files: file.files,
             http: file.http,
             build: file.build,
+            rootfs: None,
         })
+    }
+
+    /// A committed image: its base definition with the committed name, env and root snapshot.
+    fn committed(path: &Path, bytes: &[u8], file: &DefinitionFile, base: &Path) -> Result<Image, ImageError> {
+        let mut image = load_file(base)?;
+        image.reference = normalize_reference(&file.name);
+        image.tags = vec![image.reference.clone()];
+        image.source = path.to_path_buf();
+        image.id = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        image.config.env = file.config.env.clone();
+        image.rootfs = file.rootfs.clone();
+        Ok(image)
     }
 
     /// Whether `name` (a reference, full ID or ID prefix of 12+ hex) names this image.
@@ -289,7 +363,7 @@ impl Image {
                 "Env": config.env,
                 "Cmd": null_if_empty(&config.cmd),
                 "Image": "",
-                "Volumes": null,
+                "Volumes": if config.volumes.is_empty() { Value::Null } else { Value::Object(config.volumes.iter().map(|v| (v.clone(), json!({}))).collect()) },
                 "WorkingDir": config.workdir,
                 "Entrypoint": null_if_empty(&config.entrypoint),
                 "OnBuild": null,

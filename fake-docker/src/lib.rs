@@ -35,8 +35,13 @@ pub const API_VERSION: &str = "1.41";
 
 /// `FAKE_DOCKER_IMAGES`, or its default.
 pub fn images_spec() -> String {
-    std::env::var("FAKE_DOCKER_IMAGES")
+    let definitions = std::env::var("FAKE_DOCKER_IMAGES")
         .ok()
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| image::DEFAULT_IMAGES.to_string())
+        .unwrap_or_else(|| image::DEFAULT_IMAGES.to_string());
+    // Images made by `commit` live in the state directory.
+    match state::StateDir::from_env() {
+        Ok(state) => format!("{definitions}:{}", state.committed_dir().display()),
+        Err(_) => definitions,
+    }
 }

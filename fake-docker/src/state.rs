@@ -258,6 +258,11 @@ impl StateDir {
         self.container_dir(id).join("oom")
     }
 
+    /// Where `commit` keeps the images it makes (definitions plus root snapshots).
+    pub fn committed_dir(&self) -> PathBuf {
+        self.root.join("committed")
+    }
+
     pub fn rootfs_path(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("root")
     }

@@ -1,4 +1,5 @@
-//! A minimal ustar writer and reader for `docker cp -` (regular files and directories).
+//! A minimal ustar writer and reader for `docker cp -` and `docker save` (regular
+//! files, directories and symlinks, with owners).
 
 use std::io::{Read, Write};
 use std::path::{Component, Path};
@@ -27,7 +28,19 @@ fn octal(field: &mut [u8], value: u64) {
     field[width] = 0;
 }
 
-fn header(name: &str, mode: u32, size: u64, kind: u8) -> Result<[u8; BLOCK], TarError> {
+/// One archive entry's metadata.
+pub struct EntryMeta<'a> {
+    pub mode: u32,
+    pub size: u64,
+    /// `b'0'` file, `b'5'` directory, `b'2'` symlink.
+    pub kind: u8,
+    pub uid: u64,
+    pub gid: u64,
+    pub link: &'a str,
+}
+
+fn header_with(name: &str, meta: &EntryMeta<'_>) -> Result<[u8; BLOCK], TarError> {
+    let (mode, size, kind) = (meta.mode, meta.size, meta.kind);
     let mut block = [0u8; BLOCK];
     let (prefix, short) = if name.len() <= 100 {
         ("", name)
@@ -40,8 +53,12 @@ fn header(name: &str, mode: u32, size: u64, kind: u8) -> Result<[u8; BLOCK], Tar
     };
     block[..short.len()].copy_from_slice(short.as_bytes());
     octal(&mut block[100..108], u64::from(mode & 0o7777));
-    octal(&mut block[108..116], 0);
-    octal(&mut block[116..124], 0);
+    octal(&mut block[108..116], meta.uid);
+    octal(&mut block[116..124], meta.gid);
+    if meta.link.len() > 100 {
+        return Err(TarError::Name(meta.link.to_string()));
+    }
+    block[157..157 + meta.link.len()].copy_from_slice(meta.link.as_bytes());
     octal(&mut block[124..136], size);
     octal(&mut block[136..148], 946_684_800);
     block[156] = kind;
@@ -57,23 +74,70 @@ fn header(name: &str, mode: u32, size: u64, kind: u8) -> Result<[u8; BLOCK], Tar
 
 /// Writes `path` (a file or a directory tree) into an archive under the name `name`.
 pub fn write_tree(out: &mut dyn Write, path: &Path, name: &str) -> Result<(), TarError> {
+    write_tree_owned(out, path, name, &|_| (0, 0))
+}
+
+/// Writes one entry: a file's bytes, a directory or a symlink.
+pub fn write_entry(out: &mut dyn Write, name: &str, meta: &EntryMeta<'_>, bytes: &[u8]) -> Result<(), TarError> {
+    out.write_all(&header_with(name, meta)?)?;
+    if meta.kind == b'0' {
+        out.write_all(bytes)?;
+        let pad = (BLOCK - bytes.len() % BLOCK) % BLOCK;
+        out.write_all(&vec![0u8; pad])?;
+    }
+    Ok(())
+}
+
+/// Like `write_tree`, with each entry's owner from `owner` (given the host path).
+/// Symlinks are archived as links, not followed, as `docker cp` does.
+pub fn write_tree_owned(
+    out: &mut dyn Write,
+    path: &Path,
+    name: &str,
+    owner: &dyn Fn(&Path) -> (u64, u64),
+) -> Result<(), TarError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)?;
+    let meta = std::fs::symlink_metadata(path)?;
     let mode = meta.permissions().mode();
-    if meta.is_dir() {
-        out.write_all(&header(&format!("{name}/"), mode, 0, b'5')?)?;
+    let (uid, gid) = owner(path);
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path)?;
+        let link = target.to_string_lossy();
+        write_entry(out, name, &EntryMeta { mode, size: 0, kind: b'2', uid, gid, link: &link }, &[])?;
+    } else if meta.is_dir() {
+        write_entry(out, &format!("{name}/"), &EntryMeta { mode, size: 0, kind: b'5', uid, gid, link: "" }, &[])?;
         let mut entries: Vec<_> = std::fs::read_dir(path)?.filter_map(Result::ok).collect();
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let child = format!("{name}/{}", entry.file_name().to_string_lossy());
-            write_tree(out, &entry.path(), &child)?;
+            write_tree_owned(out, &entry.path(), &child, owner)?;
         }
     } else {
         let bytes = std::fs::read(path)?;
-        out.write_all(&header(name, mode, bytes.len() as u64, b'0')?)?;
-        out.write_all(&bytes)?;
-        let pad = (BLOCK - bytes.len() % BLOCK) % BLOCK;
-        out.write_all(&vec![0u8; pad])?;
+        write_entry(out, name, &EntryMeta { mode, size: bytes.len() as u64, kind: b'0', uid, gid, link: "" }, &bytes)?;
+    }
+    Ok(())
+}
+
+/// Copies a host tree into `to` (merging into existing directories), keeping modes and symlinks.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(from)?;
+    if meta.file_type().is_symlink() {
+        let _ = std::fs::remove_file(to);
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)?;
+    } else if meta.is_dir() {
+        if !to.is_dir() {
+            std::fs::create_dir_all(to)?;
+        }
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.permissions().mode()))?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else {
+        let _ = std::fs::remove_file(to);
+        std::fs::copy(from, to)?;
     }
     Ok(())
 }

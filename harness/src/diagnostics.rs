@@ -19,11 +19,29 @@ pub fn emit(report: &FileReport) {
 
 /// Render every diagnostic of `report` as text.
 pub fn render(report: &FileReport) -> Vec<String> {
-    let name = report.path.display().to_string();
-    let file = SimpleFile::new(name.clone(), report.source.as_str());
+    render_parts(&report.path, &report.source, &report.diagnostics)
+}
+
+/// Print diagnostics of any file (scenario or CST) to stderr.
+pub fn emit_parts(path: &std::path::Path, source: &str, diagnostics: &[dockproof::scenario::Diagnostic]) {
+    use std::io::Write;
+    let stderr = std::io::stderr();
+    let mut out = stderr.lock();
+    for line in render_parts(path, source, diagnostics) {
+        let _ = out.write_all(line.as_bytes());
+    }
+}
+
+/// Render diagnostics about the file `path` whose text is `source`.
+pub fn render_parts(path: &std::path::Path, source: &str, diagnostics: &[dockproof::scenario::Diagnostic]) -> Vec<String> {
+    struct View<'a> {
+        source: &'a str,
+    }
+    let report = View { source };
+    let name = path.display().to_string();
+    let file = SimpleFile::new(name.clone(), report.source);
     let config = Config::default();
-    report
-        .diagnostics
+    diagnostics
         .iter()
         .map(|problem| {
             let mut notes = Vec::new();

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 all passed, 1 a check failed, 2 usage or configuration error.
 
+mod cst_cli;
 mod diagnostics;
 mod fleet;
 mod setup;
@@ -46,6 +47,8 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         last: usize,
     },
+    /// Run container-structure-test config files against an image (CST's semantics, in parallel).
+    Cst(Box<cst_cli::CstArgs>),
     /// Check Dockerfiles and compose files statically (no daemon): `file:line: RULE-ID message`.
     Lint {
         /// Dockerfiles and compose files (told apart by name, then content).
@@ -66,7 +69,7 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             BackendKind::Fake => "fake",
             BackendKind::DockerCli => "docker-cli",
@@ -347,6 +350,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Lint { files } => lint(&files),
+        Command::Cst(args) => cst_cli::run(*args),
         Command::Clean(args) => clean(args),
         Command::History { db, last } => history(db, last),
         Command::Canary(args) => {

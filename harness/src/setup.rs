@@ -241,9 +241,14 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
 
 /// Add the run to the history database; a history problem never fails a run.
 fn record_history(args: &RunArgs, outcome: &runner::RunOutcome, options: &ReportOptions) {
+    record(args.history.clone(), args.backend, outcome, options);
+}
+
+/// Add a run to the history database at `path` (default: `$DOCKPROOF_HISTORY`, the data dir).
+pub(crate) fn record(path: Option<PathBuf>, backend: BackendKind, outcome: &runner::RunOutcome, options: &ReportOptions) {
     use dockproof::history::{self, History, RunEntry};
-    let Some(path) = args.history.clone().or_else(history::default_path) else { return };
-    let host = std::env::var("DOCKER_HOST").ok().filter(|_| args.backend != BackendKind::Fake).unwrap_or_else(|| "local".to_owned());
+    let Some(path) = path.or_else(history::default_path) else { return };
+    let host = std::env::var("DOCKER_HOST").ok().filter(|_| backend != BackendKind::Fake).unwrap_or_else(|| "local".to_owned());
     let entry = RunEntry {
         run_id: &options.run_id,
         git_sha: history::current_git_sha(),

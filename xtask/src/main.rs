@@ -1,4 +1,4 @@
-//! Project chores: `cargo xtask validate | ci`.
+//! Project chores: `cargo xtask validate | conformance | ci | cst-debian`.
 //!
 //! `validate` builds dockproof and fake-docker and runs the shipped scenario
 //! suite (on the fake by default), writing `target/dockproof/junit.xml` and
@@ -57,6 +57,21 @@ enum Task {
     },
     /// Everything CI checks: build, tests (unit, CLI, scenario suites), then `validate`.
     Ci,
+    /// A realistic image without a registry: debootstrap a minimal Debian bookworm from the
+    /// machine's configured mirror (about 40 s), `docker import` it, and run
+    /// fixtures/cst/debian.yaml on it with both drivers (needs root, debootstrap and a daemon;
+    /// not part of `ci`).
+    CstDebian {
+        /// The image to import as (reused when it exists).
+        #[arg(long, default_value = "dockproof/debian-cst:bookworm")]
+        tag: String,
+        /// The Debian mirror (default: the first one in /etc/apt/sources.list{,.d/*}).
+        #[arg(long)]
+        mirror: Option<String>,
+        /// Keep the image afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 fn root() -> PathBuf {
@@ -173,6 +188,69 @@ fn ci() -> Result<i32> {
     Ok(0)
 }
 
+/// The first Debian mirror the machine's APT configuration names (deb822 `.sources` or one-line).
+fn configured_mirror() -> Option<String> {
+    let mut texts = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|entry| entry.path()).collect();
+        paths.sort();
+        texts.extend(paths.iter().filter(|path| path.extension().is_some_and(|ext| ext == "sources" || ext == "list")).filter_map(|path| std::fs::read_to_string(path).ok()));
+    }
+    texts.extend(std::fs::read_to_string("/etc/apt/sources.list").ok());
+    texts.iter().flat_map(|text| text.lines()).find_map(|line| {
+        let line = line.trim();
+        let url = if let Some(uris) = line.strip_prefix("URIs:") {
+            uris.split_whitespace().next()
+        } else if let Some(rest) = line.strip_prefix("deb ") {
+            rest.split_whitespace().find(|word| word.contains("://"))
+        } else {
+            None
+        }?;
+        (url.contains("debian") && !url.contains("security")).then(|| url.to_owned())
+    })
+}
+
+fn cst_debian(tag: &str, mirror: Option<String>, keep: bool) -> Result<i32> {
+    let root = root();
+    let exists = Command::new("docker").args(["image", "inspect", tag]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|status| status.success());
+    if !exists {
+        let mirror = mirror.or_else(configured_mirror).context("no Debian mirror configured: pass --mirror URL")?;
+        let dir = std::env::temp_dir().join(format!("dockproof-debootstrap-{}", std::process::id()));
+        let rootfs = dir.join("root");
+        let result = (|| {
+            run_ok(Command::new("debootstrap").args(["--variant=minbase", "bookworm"]).arg(&rootfs).arg(&mirror))?;
+            eprintln!("xtask: importing {} as {tag}", rootfs.display());
+            let mut tar = Command::new("tar").args(["--numeric-owner", "-C"]).arg(&rootfs).args(["-c", "."]).stdout(std::process::Stdio::piped()).spawn().context("cannot run tar")?;
+            let stdout = tar.stdout.take().context("tar has no stdout")?;
+            let imported = Command::new("docker").args(["import", "--message", "dockproof cst-debian", "-", tag]).stdin(stdout).status().context("cannot run docker import")?;
+            let tarred = tar.wait().context("tar did not finish")?;
+            if !imported.success() || !tarred.success() {
+                bail!("importing the root filesystem failed (tar {tarred}, docker import {imported})");
+            }
+            Ok(())
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
+    }
+    run_ok(cargo().current_dir(&root).args(["build", "--quiet", "-p", "dockproof"]))?;
+    let bin = target_dir(&root).join("debug").join("dockproof");
+    let reports = root.join("target").join("dockproof");
+    std::fs::create_dir_all(&reports).with_context(|| format!("cannot create {}", reports.display()))?;
+    let mut codes = Vec::new();
+    for driver in ["docker", "tar"] {
+        let junit = reports.join(format!("cst-debian-{driver}.xml"));
+        codes.push(run(Command::new(&bin)
+            .current_dir(&root)
+            .args(["cst", "--no-history", "--backend", "docker-cli", "--driver", driver, "--image", tag, "--junit"])
+            .arg(&junit)
+            .arg("fixtures/cst/debian.yaml"))?);
+    }
+    if !keep {
+        let _ = run(Command::new("docker").args(["rmi", tag]));
+    }
+    Ok(codes.into_iter().max().unwrap_or(0))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -182,6 +260,7 @@ fn main() -> ExitCode {
         }
         Task::Conformance { filter } => conformance(filter.as_deref()),
         Task::Ci => ci(),
+        Task::CstDebian { tag, mirror, keep } => cst_debian(&tag, mirror, keep),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -127,6 +127,20 @@ pub fn cp(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     }
 }
 
+/// Owners the container's image gives its `files:` (everything else is root's), by host path.
+fn image_owners(state: &StateDir, container: &Container) -> std::collections::HashMap<PathBuf, (u64, u64)> {
+    let root = state.rootfs_path(&container.id);
+    let images = super::load_definitions().unwrap_or_default();
+    let Some(image) = images.iter().find(|image| image.id == container.image_id) else {
+        return Default::default();
+    };
+    image
+        .files
+        .iter()
+        .map(|(path, file)| (root.join(path.trim_start_matches('/')), (file.uid, file.gid)))
+        .collect()
+}
+
 fn from_container(
     state: &StateDir,
     container: &Container,
@@ -137,7 +151,7 @@ fn from_container(
     let fs = container_fs(state, container);
     let container_path = normalize("/", path);
     let host = fs.resolve("/", &container_path).host;
-    if !host.exists() {
+    if host.symlink_metadata().is_err() {
         daemon_error(&format!(
             "Could not find the file {container_path} in container {name}"
         ));
@@ -145,7 +159,9 @@ fn from_container(
     }
     if destination == "-" {
         let mut stdout = std::io::stdout().lock();
-        let result = crate::tar::write_tree(&mut stdout, &host, &base_name(&container_path))
+        let owners = image_owners(state, container);
+        let owner = |path: &Path| owners.get(path).copied().unwrap_or((0, 0));
+        let result = crate::tar::write_tree_owned(&mut stdout, &host, &base_name(&container_path), &owner)
             .and_then(|()| crate::tar::finish(&mut stdout));
         return match result {
             Ok(()) => 0,

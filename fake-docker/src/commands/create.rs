@@ -80,6 +80,7 @@ const CONTAINER_FLAGS: &[Flag] = &[
     value("security-opt", None, "list", "Security Options"),
     value("cap-drop", None, "list", "Drop Linux capabilities"),
     value("cap-add", None, "list", "Add Linux capabilities"),
+    boolean("privileged", None, "Give extended privileges to this container"),
     value("expose", None, "list", "Expose a port or a range of ports"),
     value(
         "health-cmd",
@@ -677,9 +678,11 @@ fn create_container(
     Ok(container)
 }
 
-/// Copies the image's `files:` into a new container's private root.
-fn install_files(root: &std::path::Path, image: &Image) -> Result<(), crate::state::StateError> {
+/// Copies the image's `files:` (and a committed image's root snapshot) into a new
+/// container's private root.
+pub(crate) fn install_files(root: &std::path::Path, image: &Image) -> Result<(), crate::state::StateError> {
     use std::os::unix::fs::PermissionsExt;
+    use crate::image::FileType;
     for (path, file) in &image.files {
         let host = root.join(path.trim_start_matches('/'));
         let io = |source| crate::state::StateError::Io {
@@ -688,17 +691,44 @@ fn install_files(root: &std::path::Path, image: &Image) -> Result<(), crate::sta
             source,
         };
         if let Some(parent) = host.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            create_dirs(root, parent).map_err(io)?;
         }
-        std::fs::write(&host, &file.content).map_err(io)?;
-        let mode = file
-            .mode
-            .as_deref()
-            .and_then(|m| u32::from_str_radix(m, 8).ok())
-            .unwrap_or(0o755);
-        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        match file.kind {
+            FileType::File => {
+                std::fs::write(&host, &file.content).map_err(io)?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(file.mode_bits())).map_err(io)?;
+            }
+            FileType::Dir => {
+                create_dirs(root, &host).map_err(io)?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(file.mode_bits())).map_err(io)?;
+            }
+            FileType::Symlink => {
+                let _ = std::fs::remove_file(&host);
+                std::os::unix::fs::symlink(file.target.as_deref().unwrap_or_default(), &host).map_err(io)?;
+            }
+        }
+    }
+    if let Some(snapshot) = &image.rootfs {
+        crate::tar::copy_tree(snapshot, root).map_err(|source| crate::state::StateError::Io {
+            action: "copy the committed root of",
+            path: snapshot.clone(),
+            source,
+        })?;
     }
     Ok(())
+}
+
+/// `mkdir -p` whose new directories are 0755 whatever the umask, as image layers have them.
+fn create_dirs(root: &std::path::Path, dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() || dir == root {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(root, parent)?;
+    }
+    std::fs::create_dir(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
 }
 
 /// Creates the FIFO that carries an attached `-i` CLI's stdin to the program.

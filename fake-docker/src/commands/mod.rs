@@ -4,6 +4,7 @@ mod build;
 mod cp;
 mod create;
 mod exec;
+mod imageio;
 mod images;
 mod lifecycle;
 mod listing;
@@ -83,6 +84,10 @@ fn registry() -> Vec<(&'static CommandSpec, Handler)> {
         (&images::IMAGE_PULL, images::pull),
         (&stats::PORT, stats::port),
         (&cp::CP, cp::cp),
+        (&imageio::SAVE, imageio::save),
+        (&imageio::IMAGE_SAVE, imageio::save),
+        (&imageio::COMMIT, imageio::commit),
+        (&imageio::CONTAINER_COMMIT, imageio::commit),
         (&cp::CONTAINER_CP, cp::cp),
         (&build::BUILD, build::build),
         (&build::IMAGE_BUILD, build::build),

@@ -191,6 +191,8 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         security_opt: spec.no_new_privileges.then(|| vec!["no-new-privileges".to_owned()]),
         network_mode: spec.network.clone(),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        privileged: spec.privileged.then_some(true),
+        cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -203,6 +205,8 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         user: spec.user.clone(),
         exposed_ports: (!exposed_ports.is_empty()).then_some(exposed_ports),
         healthcheck,
+        // An empty entrypoint is sent as `[""]`, which the daemon reads as "none" (what `--entrypoint ""` sends).
+        entrypoint: spec.entrypoint.as_ref().map(|entrypoint| if entrypoint.is_empty() { vec![String::new()] } else { entrypoint.clone() }),
         host_config: Some(host_config),
         ..Default::default()
     }
@@ -511,6 +515,45 @@ impl Backend for ApiBackend {
         }
     }
 
+    async fn copy_from(&self, container: &str, path: &str) -> Result<Vec<u8>, BackendError> {
+        let docker = self.docker().await?;
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let collect = async {
+            let mut stream = docker.download_from_container(container, Some(options));
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk?);
+            }
+            Ok(bytes)
+        };
+        bounded("copy from the container", container, CONTROL_TIMEOUT, collect).await
+    }
+
+    async fn save_image(&self, image: &str, destination: &Path) -> Result<(), BackendError> {
+        use tokio::io::AsyncWriteExt;
+        let docker = self.docker().await?;
+        let mut file = tokio::fs::File::create(destination)
+            .await
+            .map_err(|error| BackendError::Api { operation: "save the image", status: 0, message: format!("{}: {error}", destination.display()) })?;
+        let write = async {
+            let mut stream = docker.export_image(image);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk).await.map_err(ApiError::from)?;
+            }
+            file.flush().await.map_err(ApiError::from)?;
+            Ok(())
+        };
+        bounded("save the image", image, BUILD_TIMEOUT, write).await
+    }
+
+    async fn commit(&self, container: &str) -> Result<String, BackendError> {
+        let docker = self.docker().await?;
+        let options = bollard::query_parameters::CommitContainerOptionsBuilder::new().container(container).build();
+        let response = bounded("commit the container", container, CONTROL_TIMEOUT, docker.commit_container(options, bollard::models::ContainerConfig::default())).await?;
+        Ok(response.id)
+    }
+
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
         let docker = self.docker().await?;
         let inspect = bounded("inspect a container", container, CONTROL_TIMEOUT, docker.inspect_container(container, None)).await?;
@@ -595,6 +638,7 @@ mod tests {
                 retries: 3,
                 start_period: Duration::ZERO,
             }),
+            ..Default::default()
         };
         let body = serde_json::to_value(create_body(&spec)).unwrap();
         assert_eq!(body["Image"], "img:1");
@@ -690,4 +734,15 @@ mod tests {
         assert_eq!((state.status.as_str(), state.running, state.exit_code), ("exited", false, 127));
         assert!(state.error.contains("executable file not found"));
     }
+
+    #[test]
+    fn a_cleared_entrypoint_is_sent_as_one_empty_word() {
+        let spec = ContainerSpec { entrypoint: Some(Vec::new()), privileged: true, cap_add: vec!["NET_ADMIN".into()], ..Default::default() };
+        let body = create_body(&spec);
+        assert_eq!(body.entrypoint, Some(vec![String::new()]));
+        let host = body.host_config.expect("a host config");
+        assert_eq!((host.privileged, host.cap_add), (Some(true), Some(vec!["NET_ADMIN".to_owned()])));
+        assert_eq!(create_body(&ContainerSpec::default()).entrypoint, None);
+    }
+
 }

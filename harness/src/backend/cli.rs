@@ -20,6 +20,8 @@ use super::{
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long an image build may take.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest archive `copy_from` reads (a file or directory tree out of a container).
+const COPY_LIMIT: u64 = 512 << 20;
 /// Output kept from control commands.
 const CONTROL_OUTPUT: CaptureLimits = CaptureLimits { max_bytes: 1 << 20 };
 
@@ -88,6 +90,41 @@ impl CliBackend {
         // A CLI killed by a signal reports 128 + signal, as a shell would.
         let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
         Ok(Output { code, stdout, stderr })
+    }
+
+    /// Run a command whose stdout is binary (a tar stream): at most `limit` bytes of it, stderr bounded.
+    async fn invoke_bytes(&self, args: &[String], timeout: Duration, limit: u64) -> Result<(i32, Vec<u8>, Captured), BackendError> {
+        let mut child = Command::new(&self.program)
+            .args(args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let run = async {
+            let mut bytes = Vec::new();
+            let read = async {
+                let mut limited = stdout.take(limit + 1);
+                limited.read_to_end(&mut bytes).await
+            };
+            let (read, stderr, status) = tokio::join!(read, read_bounded(stderr, CONTROL_OUTPUT), child.wait());
+            (read.map(|_| bytes), stderr, status)
+        };
+        let (bytes, stderr, status) =
+            tokio::time::timeout(timeout, run).await.map_err(|_| BackendError::Timeout { command: self.describe(args), timeout })?;
+        let spawn_error = |source| BackendError::Spawn { program: self.program.display().to_string(), source };
+        let bytes = bytes.map_err(spawn_error)?;
+        let status = status.map_err(spawn_error)?;
+        if bytes.len() as u64 > limit {
+            return Err(BackendError::Command { command: self.describe(args), code: 0, stderr: format!("output larger than {limit} bytes") });
+        }
+        let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+        Ok((code, bytes, stderr))
     }
 
     /// Run a control command; a non-zero exit becomes the most specific error its stderr allows.
@@ -205,6 +242,16 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     if let Some(network) = &spec.network {
         args.extend(["--network".to_owned(), network.clone()]);
     }
+    if let Some(entrypoint) = &spec.entrypoint {
+        // The CLI takes one word; an empty one clears the image's ENTRYPOINT.
+        args.extend(["--entrypoint".to_owned(), entrypoint.first().cloned().unwrap_or_default()]);
+    }
+    if spec.privileged {
+        args.push("--privileged".to_owned());
+    }
+    for capability in &spec.cap_add {
+        args.extend(["--cap-add".to_owned(), capability.clone()]);
+    }
     for port in &spec.ports {
         let host = match (&port.host_ip, port.host_port) {
             (Some(ip), 0) => format!("{ip}::"),
@@ -225,6 +272,10 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
         args.extend(["--health-start-period".to_owned(), format!("{}ms", check.start_period.as_millis())]);
     }
     args.push(spec.image.clone());
+    // `--entrypoint` takes one word: the rest of a longer entrypoint goes before the command.
+    if let Some(entrypoint) = &spec.entrypoint {
+        args.extend(entrypoint.iter().skip(1).cloned());
+    }
     if let Some(cmd) = &spec.cmd {
         args.extend(cmd.iter().cloned());
     }
@@ -420,6 +471,31 @@ impl Backend for CliBackend {
         }
     }
 
+    async fn copy_from(&self, container: &str, path: &str) -> Result<Vec<u8>, BackendError> {
+        let args = vec!["cp".to_owned(), format!("{container}:{path}"), "-".to_owned()];
+        let (code, bytes, stderr) = self.invoke_bytes(&args, CONTROL_TIMEOUT, COPY_LIMIT).await?;
+        if code != 0 {
+            let output = Output { code, stdout: Captured::default(), stderr };
+            return Err(self.classify(&args, container, &output));
+        }
+        Ok(bytes)
+    }
+
+    async fn save_image(&self, image: &str, destination: &Path) -> Result<(), BackendError> {
+        let args = vec!["save".to_owned(), "--output".to_owned(), destination.display().to_string(), image.to_owned()];
+        let output = self.invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT).await?;
+        if output.code != 0 {
+            return Err(self.classify(&args, image, &output));
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, container: &str) -> Result<String, BackendError> {
+        let args = vec!["commit".to_owned(), container.to_owned()];
+        let output = self.control(&args, container).await?;
+        Ok(output.stdout.text.trim().to_owned())
+    }
+
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
         let args = vec!["inspect".into(), "--type".into(), "container".into(), container.to_owned()];
         let output = self.control(&args, container).await?;
@@ -474,6 +550,7 @@ mod tests {
                 retries: 3,
                 start_period: Duration::ZERO,
             }),
+            ..Default::default()
         };
         let args = create_args(&spec);
         let joined = args.join(" ");
@@ -506,4 +583,21 @@ mod tests {
             BackendError::NoSuchContainer { .. }
         ));
     }
+
+    #[test]
+    fn a_cleared_entrypoint_privileges_and_capabilities_are_flags() {
+        let spec = ContainerSpec {
+            name: "c".into(),
+            image: "img".into(),
+            cmd: Some(vec!["echo".into(), "hi".into()]),
+            entrypoint: Some(Vec::new()),
+            privileged: true,
+            cap_add: vec!["NET_ADMIN".into()],
+            ..Default::default()
+        };
+        let args = create_args(&spec);
+        let joined = args.join(" ");
+        assert!(joined.contains("--entrypoint  --privileged --cap-add NET_ADMIN img echo hi"), "{joined}");
+    }
+
 }

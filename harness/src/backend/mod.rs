@@ -65,6 +65,12 @@ pub struct ContainerSpec {
     pub ports: Vec<PublishedPort>,
     /// Overrides the image's HEALTHCHECK.
     pub healthcheck: Option<Healthcheck>,
+    /// `Some` replaces the image's ENTRYPOINT (`Some(vec![])` clears it, like `--entrypoint ""`).
+    pub entrypoint: Option<Vec<String>>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// Capabilities added to the default set (`--cap-add`).
+    pub cap_add: Vec<String>,
 }
 
 /// A command to run in a running container.
@@ -218,6 +224,21 @@ pub trait Backend: Send + Sync {
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
         let _ = image;
         Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "remove images" })
+    }
+    /// A tar archive of `path` in the container (created or running), as `docker cp CONTAINER:PATH -` writes it.
+    async fn copy_from(&self, container: &str, path: &str) -> Result<Vec<u8>, BackendError> {
+        let _ = (container, path);
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "copy files out of containers" })
+    }
+    /// Write the image as `docker save` does (manifest.json, config, layer tars) to the file `destination`.
+    async fn save_image(&self, image: &str, destination: &std::path::Path) -> Result<(), BackendError> {
+        let _ = (image, destination);
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "save images" })
+    }
+    /// Commit a container's filesystem and configuration as a new untagged image; returns its ID.
+    async fn commit(&self, container: &str) -> Result<String, BackendError> {
+        let _ = container;
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "commit containers" })
     }
     /// The container's full inspect document, shaped like Docker's (State, Config, HostConfig, NetworkSettings, ...).
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {

@@ -353,6 +353,9 @@ impl<'a> ScenarioRun<'a> {
             let findings = check::lint(&lint_pointer, &lint.expect, &found);
             return if findings.is_empty() { Ok(()) } else { Err(findings) };
         }
+        if let Some(cst) = &step.cst {
+            return self.cst(&format!("{pointer}/cst"), cst).await;
+        }
         if let Some(assertions) = &step.telemetry {
             let document = self.record.to_json();
             let findings: Vec<Finding> = assertions
@@ -363,6 +366,41 @@ impl<'a> ScenarioRun<'a> {
             return if findings.is_empty() { Ok(()) } else { Err(findings) };
         }
         Err(finding(Category::ConfigInvalid, pointer, "the step does nothing"))
+    }
+
+    /// Run a CST file against an image; each failed CST test is one finding.
+    async fn cst(&mut self, pointer: &str, spec: &crate::scenario::CstStepSpec) -> Result<(), Vec<Finding>> {
+        let path = self.loaded.base_dir.join(&spec.config);
+        let report = crate::cst::load_file(&path);
+        let Some(loaded) = report.loaded else {
+            let problems: Vec<String> = report.diagnostics.iter().map(|problem| format!("{}:{}: {}", path.display(), problem.span.start.line, problem.message)).collect();
+            return Err(finding(Category::ConfigInvalid, format!("{pointer}/config"), problems.join("; ")));
+        };
+        self.context.fixtures.ensure(self.context.backend.as_ref(), &spec.image).await.map_err(|error| backend_finding(&error, &format!("{pointer}/image")))?;
+        let context = std::sync::Arc::new(crate::cst::CstContext {
+            backend: std::sync::Arc::clone(&self.context.backend),
+            image: spec.image.clone(),
+            run_id: self.context.run_id.clone(),
+            driver: match spec.driver {
+                crate::scenario::CstDriverKind::Docker => crate::cst::Driver::Docker,
+                crate::scenario::CstDriverKind::Tar => crate::cst::Driver::Tar,
+            },
+            jobs: 4,
+            command_timeout: std::time::Duration::from_secs(300),
+            work_dir: self.context.work_dir.clone(),
+        });
+        let outcome = crate::cst::run_all(context, vec![loaded]).await;
+        let findings: Vec<Finding> = outcome
+            .reports
+            .iter()
+            .filter_map(|report| report.failure.as_ref().map(|failure| (report, failure)))
+            .map(|(report, failure)| Finding {
+                category: failure.category,
+                message: format!("CST `{}` failed: {}", report.name, failure.message),
+                pointer: format!("{pointer}/config"),
+            })
+            .collect();
+        if findings.is_empty() { Ok(()) } else { Err(findings) }
     }
 
     async fn read_source(&mut self, source: Source<'_>, pointer: &str) -> Result<Vec<u8>, Vec<Finding>> {
@@ -456,6 +494,7 @@ impl<'a> ScenarioRun<'a> {
             network: run.security.network.clone(),
             ports: Vec::new(),
             healthcheck: None,
+            ..ContainerSpec::default()
         }
     }
 

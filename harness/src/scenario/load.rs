@@ -26,16 +26,16 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    fn new(span: SourceSpan, message: impl Into<String>) -> Self {
+    pub(crate) fn new(span: SourceSpan, message: impl Into<String>) -> Self {
         Diagnostic { span, message: message.into(), expected: None, hint: None }
     }
 
-    fn expected(mut self, expected: impl Into<String>) -> Self {
+    pub(crate) fn expected(mut self, expected: impl Into<String>) -> Self {
         self.expected = Some(expected.into());
         self
     }
 
-    fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -205,7 +205,7 @@ fn load_str_unhinted(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIn
     }
 }
 
-fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut pointer = String::new();
     for segment in path.iter() {
@@ -506,7 +506,7 @@ impl SemanticChecker<'_> {
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint, cst";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -688,6 +688,15 @@ impl SemanticChecker<'_> {
             }
             for json_pointer in http.expect.json.keys().chain(http.expect.json_types.keys()) {
                 self.json_pointer(&format!("{http_pointer}/expect"), json_pointer);
+            }
+        }
+        if let Some(cst) = &step.cst {
+            let config = self.base_dir.join(&cst.config);
+            let report = crate::cst::load_file(&config);
+            for problem in &report.diagnostics {
+                let at = problem.span.start;
+                self.error(&format!("{pointer}/cst/config"), format!("{}:{}:{}: {}", config.display(), at.line, at.column, problem.message)).hint =
+                    Some("the CST file is checked like `dockproof cst` checks it; paths are relative to the scenario file's directory".into());
             }
         }
         if let Some(build) = &step.build {

@@ -165,7 +165,7 @@ pub struct GenerateSpec {
 }
 
 /// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry`,
-/// `service`, `http`, `logs`, `build`, `inspect`, `lint` is set.
+/// `service`, `http`, `logs`, `build`, `inspect`, `lint`, `cst` is set.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -205,6 +205,9 @@ pub struct Step {
     /// Static checks of a Dockerfile or compose file (the `dockproof lint` rules), no daemon.
     #[serde(default)]
     pub lint: Option<LintSpec>,
+    /// Run a container-structure-test (CST) file against an image, with CST's semantics.
+    #[serde(default)]
+    pub cst: Option<CstStepSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -227,6 +230,7 @@ pub enum StepKind {
     Build,
     Inspect,
     Lint,
+    Cst,
 }
 
 impl StepKind {
@@ -244,6 +248,7 @@ impl StepKind {
             StepKind::Build => "build",
             StepKind::Inspect => "inspect",
             StepKind::Lint => "lint",
+            StepKind::Cst => "cst",
         }
     }
 }
@@ -284,6 +289,9 @@ impl Step {
         }
         if self.lint.is_some() {
             kinds.push(StepKind::Lint);
+        }
+        if self.cst.is_some() {
+            kinds.push(StepKind::Cst);
         }
         kinds
     }
@@ -728,6 +736,30 @@ pub struct ExpectedFinding {
     /// 1-based line of the file.
     #[serde(default)]
     pub line: Option<usize>,
+}
+
+/// A container-structure-test file run against an image: every CST test must pass.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CstStepSpec {
+    /// The image under test (fixture images are built on demand on real daemons).
+    pub image: String,
+    /// The CST file (schemaVersion 2.0.0 or 1.0.0), relative to the scenario file.
+    pub config: String,
+    /// How file and metadata tests read the image: `docker` (a created container, `docker cp`) or `tar` (`docker save`).
+    #[serde(default)]
+    pub driver: CstDriverKind,
+}
+
+/// Where a `cst` step's file and metadata tests read the image from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CstDriverKind {
+    /// CST's docker driver: a created (never started) container per test, read with `docker cp`.
+    #[default]
+    Docker,
+    /// The image's `docker save` archive: no container for file and metadata tests.
+    Tar,
 }
 
 /// Assertions on `docker inspect` output: exactly one of `container` and `image`.

@@ -1,0 +1,366 @@
+//! Loading a CST file: YAML with a span for every node (the scenario loader's
+//! reader), the typed model, then every semantic problem at once, each with
+//! its `file:line:column`. An invalid entry is an error, never a skipped test.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::model::{Command, CstConfig, EnvVar, SchemaVersion};
+use crate::scenario::load::{Diagnostic, path_to_pointer};
+use crate::scenario::yaml::{self, SpanIndex};
+
+/// A CST file that loaded cleanly.
+#[derive(Debug, Clone)]
+pub struct LoadedCst {
+    pub path: PathBuf,
+    pub version: SchemaVersion,
+    pub config: CstConfig,
+    pub spans: SpanIndex,
+    /// `containerRunOptions.envFile`, read at load time (`KEY=VALUE` lines).
+    pub env_file: Vec<(String, String)>,
+}
+
+/// The result of loading one file: the config if valid, and every problem.
+#[derive(Debug)]
+pub struct CstFileReport {
+    pub path: PathBuf,
+    pub source: String,
+    pub loaded: Option<LoadedCst>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Load and check the CST file at `path`.
+pub fn load_file(path: &Path) -> CstFileReport {
+    let source = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            let diagnostic = Diagnostic::new(Default::default(), format!("cannot read the file: {error}"));
+            return CstFileReport { path: path.to_path_buf(), source: String::new(), loaded: None, diagnostics: vec![diagnostic] };
+        }
+    };
+    let (loaded, diagnostics) = load_str(&source, path);
+    CstFileReport { path: path.to_path_buf(), source, loaded, diagnostics }
+}
+
+/// Load CST text; `path` names it in results (a relative `envFile` is read from the working directory, as CST does).
+pub fn load_str(text: &str, path: &Path) -> (Option<LoadedCst>, Vec<Diagnostic>) {
+    let located = match yaml::parse(text) {
+        Ok(located) => located,
+        Err(error) => return (None, vec![Diagnostic::new(error.span, error.message)]),
+    };
+    if !located.value.is_object() {
+        let diagnostic = Diagnostic::new(located.spans.value(""), "a CST file is a mapping with `schemaVersion` and test lists")
+            .expected("schemaVersion: 2.0.0, commandTests, fileExistenceTests, fileContentTests, metadataTest, licenseTests");
+        return (None, vec![diagnostic]);
+    }
+    let config: CstConfig = match serde_path_to_error::deserialize(&located.value) {
+        Ok(config) => config,
+        Err(error) => {
+            let pointer = path_to_pointer(error.path());
+            let message = error.inner().to_string();
+            let span = if message.starts_with("unknown field") { located.spans.key(&pointer) } else { located.spans.value(&pointer) };
+            let diagnostic = Diagnostic::new(span, message).hint("keys are CST's own (camelCase), see the container-structure-test README");
+            return (None, vec![diagnostic]);
+        }
+    };
+    let mut checker = Checker { spans: &located.spans, diagnostics: Vec::new() };
+    let version = checker.version(&config, &located.value);
+    let env_file = checker.run_options(&config, version);
+    if let Some(version) = version {
+        checker.tests(&config, version);
+    }
+    let diagnostics = checker.diagnostics;
+    match (version, diagnostics.is_empty()) {
+        (Some(version), true) => {
+            (Some(LoadedCst { path: path.to_path_buf(), version, config, spans: located.spans, env_file }), diagnostics)
+        }
+        _ => (None, diagnostics),
+    }
+}
+
+struct Checker<'a> {
+    spans: &'a SpanIndex,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, pointer: &str, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::new(self.spans.value(pointer), message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    fn key_error(&mut self, pointer: &str, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::new(self.spans.key(pointer), message));
+    }
+
+    fn version(&mut self, config: &CstConfig, document: &Value) -> Option<SchemaVersion> {
+        match config.schema_version.as_deref() {
+            Some("2.0.0") => Some(SchemaVersion::V2),
+            Some("1.0.0") => Some(SchemaVersion::V1),
+            Some(other) => {
+                let diagnostic = Diagnostic::new(self.spans.value("/schemaVersion"), format!("unsupported schemaVersion `{other}`"))
+                    .expected("\"2.0.0\" or \"1.0.0\"");
+                self.diagnostics.push(diagnostic);
+                None
+            }
+            None => {
+                let _ = document;
+                let diagnostic = Diagnostic::new(self.spans.value(""), "missing `schemaVersion`").expected("schemaVersion: \"2.0.0\"");
+                self.diagnostics.push(diagnostic);
+                None
+            }
+        }
+    }
+
+    fn regex(&mut self, pointer: &str, pattern: &str) {
+        if let Err(error) = regex::Regex::new(pattern) {
+            let message = format!("invalid regular expression: {}", error.to_string().lines().last().unwrap_or_default());
+            self.error(pointer, message);
+        }
+    }
+
+    fn regexes(&mut self, pointer: &str, patterns: &[String]) {
+        for (index, pattern) in patterns.iter().enumerate() {
+            self.regex(&format!("{pointer}/{index}"), pattern);
+        }
+    }
+
+    fn name(&mut self, pointer: &str, name: &str) {
+        if name.is_empty() {
+            self.error(pointer, "every test needs a non-empty `name`");
+        }
+    }
+
+    fn tests(&mut self, config: &CstConfig, version: SchemaVersion) {
+        for (index, env) in config.global_env_vars.iter().enumerate() {
+            self.env_pair(&format!("/globalEnvVars/{index}"), env, true);
+        }
+        for (index, test) in config.command_tests.iter().enumerate() {
+            let pointer = format!("/commandTests/{index}");
+            self.name(&pointer, &test.name);
+            match (&test.command, version) {
+                (None, _) => {
+                    self.error(&pointer, format!("command test `{}` has no `command`", test.name));
+                }
+                (Some(Command::Program(program)), SchemaVersion::V2) if program.is_empty() => {
+                    self.error(&format!("{pointer}/command"), "`command` is empty");
+                }
+                (Some(Command::Argv(_)), SchemaVersion::V2) => {
+                    self.error(&format!("{pointer}/command"), "in schemaVersion 2.0.0 `command` is one string; arguments go in `args`")
+                        .expected = Some("command: echo\nargs: [hello]".into());
+                }
+                (Some(Command::Program(_)), SchemaVersion::V1) => {
+                    self.error(&format!("{pointer}/command"), "in schemaVersion 1.0.0 `command` is a list").expected =
+                        Some("command: [echo, hello]".into());
+                }
+                (Some(Command::Argv(argv)), SchemaVersion::V1) if argv.is_empty() => {
+                    self.error(&format!("{pointer}/command"), "`command` is empty");
+                }
+                _ => {}
+            }
+            if version == SchemaVersion::V1 && test.args.is_some() {
+                self.key_error(&format!("{pointer}/args"), "`args` exists in schemaVersion 2.0.0 only; put the arguments in `command`");
+            }
+            for (list, commands) in [("setup", &test.setup), ("teardown", &test.teardown)] {
+                for (position, command) in commands.iter().enumerate() {
+                    if command.is_empty() {
+                        self.error(&format!("{pointer}/{list}/{position}"), format!("empty {list} command"));
+                    }
+                }
+            }
+            for (position, env) in test.env_vars.iter().enumerate() {
+                self.env_pair(&format!("{pointer}/envVars/{position}"), env, true);
+            }
+            self.regexes(&format!("{pointer}/expectedOutput"), &test.expected_output);
+            self.regexes(&format!("{pointer}/excludedOutput"), &test.excluded_output);
+            self.regexes(&format!("{pointer}/expectedError"), &test.expected_error);
+            self.regexes(&format!("{pointer}/excludedError"), &test.excluded_error);
+        }
+        for (index, test) in config.file_existence_tests.iter().enumerate() {
+            let pointer = format!("/fileExistenceTests/{index}");
+            self.name(&pointer, &test.name);
+            if test.path.is_empty() {
+                self.error(&pointer, format!("file existence test `{}` needs a `path`", test.name));
+            }
+            if version == SchemaVersion::V1 {
+                for (key, set) in [("uid", test.uid.is_some()), ("gid", test.gid.is_some()), ("isExecutableBy", !test.is_executable_by.is_empty())] {
+                    if set {
+                        self.key_error(&format!("{pointer}/{key}"), format!("`{key}` exists in schemaVersion 2.0.0 only"));
+                    }
+                }
+            }
+            if !test.permissions.is_empty() && !super::check::is_permission_string(&test.permissions) {
+                self.error(&format!("{pointer}/permissions"), format!("`{}` is not a permission string", test.permissions)).expected =
+                    Some("Go's os.FileMode string: `-rw-r--r--`, `drwxr-xr-x`, `Lrwxrwxrwx`, `-rwsr-xr-x` is `urwxr-xr-x`".into());
+            }
+            if !matches!(test.is_executable_by.as_str(), "" | "owner" | "group" | "other" | "any") {
+                self.error(&format!("{pointer}/isExecutableBy"), format!("`{}` is not a valid isExecutableBy", test.is_executable_by))
+                    .expected = Some("owner, group, other or any".into());
+            }
+        }
+        for (index, test) in config.file_content_tests.iter().enumerate() {
+            let pointer = format!("/fileContentTests/{index}");
+            self.name(&pointer, &test.name);
+            if test.path.is_empty() {
+                self.error(&pointer, format!("file content test `{}` needs a `path`", test.name));
+            }
+            self.regexes(&format!("{pointer}/expectedContents"), &test.expected_contents);
+            self.regexes(&format!("{pointer}/excludedContents"), &test.excluded_contents);
+        }
+        if let Some(metadata) = &config.metadata_test {
+            if version == SchemaVersion::V1 {
+                self.key_error("/metadataTest", "`metadataTest` exists in schemaVersion 2.0.0 only");
+            }
+            for (list, pairs) in [("envVars", &metadata.env_vars), ("labels", &metadata.labels)] {
+                for (index, pair) in pairs.iter().enumerate() {
+                    let pointer = format!("/metadataTest/{list}/{index}");
+                    if pair.key.is_empty() {
+                        self.error(&pointer, "a `key` cannot be empty");
+                    }
+                    if pair.is_regex {
+                        self.regex(&format!("{pointer}/value"), &pair.value);
+                    }
+                }
+            }
+            for (index, pair) in metadata.unbound_env_vars.iter().enumerate() {
+                if pair.key.is_empty() {
+                    self.error(&format!("/metadataTest/unboundEnvVars/{index}"), "a `key` cannot be empty");
+                }
+            }
+            for (list, items) in [("exposedPorts", &metadata.exposed_ports), ("volumes", &metadata.volumes)] {
+                for (index, item) in items.iter().enumerate() {
+                    if item.is_empty() {
+                        self.error(&format!("/metadataTest/{list}/{index}"), "an entry cannot be empty");
+                    }
+                }
+            }
+        }
+    }
+
+    fn env_pair(&mut self, pointer: &str, env: &EnvVar, need_value: bool) {
+        if env.key.is_empty() || (need_value && env.value.is_empty()) {
+            self.error(pointer, "environment variables need a non-empty `key` and `value`");
+        }
+        if env.is_regex {
+            self.key_error(&format!("{pointer}/isRegex"), "`isRegex` applies to metadataTest envVars and labels only");
+        }
+    }
+
+    fn run_options(&mut self, config: &CstConfig, version: Option<SchemaVersion>) -> Vec<(String, String)> {
+        let Some(options) = &config.container_run_options else { return Vec::new() };
+        if version == Some(SchemaVersion::V1) {
+            self.key_error("/containerRunOptions", "`containerRunOptions` exists in schemaVersion 2.0.0 only");
+        }
+        if options.allocate_tty {
+            self.error("/containerRunOptions/allocateTty", "`allocateTty: true` is not supported by dockproof")
+                .hint = Some("a TTY merges stderr into stdout; remove it or set it to false".into());
+        }
+        for (index, mount) in options.bind_mounts.iter().enumerate() {
+            if let Err(message) = super::run::parse_bind_mount(mount) {
+                self.error(&format!("/containerRunOptions/bindMounts/{index}"), message).expected =
+                    Some("/absolute/host/path:/container/path[:ro|:rw]".into());
+            }
+        }
+        if options.env_file.is_empty() {
+            return Vec::new();
+        }
+        match std::fs::read_to_string(&options.env_file) {
+            Ok(text) => parse_env_file(&text),
+            Err(error) => {
+                self.error("/containerRunOptions/envFile", format!("cannot read envFile `{}`: {error}", options.env_file)).hint =
+                    Some("CST reads envFile relative to the working directory".into());
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// `KEY=VALUE` lines as godotenv reads them: blank lines and `#` comments
+/// skipped, an `export ` prefix allowed, one pair of matching quotes removed.
+/// Pairs with an empty key or value are dropped, as CST drops them.
+pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else { continue };
+        let key = key.trim();
+        let mut value = value.trim();
+        if value.len() >= 2 && ((value.starts_with('"') && value.ends_with('"')) || (value.starts_with('\'') && value.ends_with('\''))) {
+            value = &value[1..value.len() - 1];
+        } else if let Some(comment) = value.find(" #") {
+            value = value[..comment].trim_end();
+        }
+        if !key.is_empty() && !value.is_empty() {
+            pairs.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        let (_, diagnostics) = load_str(text, Path::new("t.yaml"));
+        diagnostics.iter().map(|d| format!("{}:{}: {}", d.span.start.line, d.span.start.column, d.message)).collect()
+    }
+
+    #[test]
+    fn a_valid_v2_file_loads_with_cst_defaults() {
+        let text = "schemaVersion: 2.0.0\ncommandTests:\n  - name: echo\n    command: echo\n    args: [hi]\nfileExistenceTests:\n  - name: sh\n    path: /bin/sh\n";
+        let (loaded, diagnostics) = load_str(text, Path::new("t.yaml"));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let loaded = loaded.expect("valid");
+        assert_eq!(loaded.version, SchemaVersion::V2);
+        assert_eq!(loaded.config.command_tests[0].argv(), ["echo", "hi"]);
+        assert_eq!(loaded.config.command_tests[0].exit_code, 0);
+        assert!(loaded.config.file_existence_tests[0].should_exist);
+        assert_eq!(loaded.config.file_existence_tests[0].uid, None);
+    }
+
+    #[test]
+    fn v1_takes_the_command_as_a_list() {
+        let text = "schemaVersion: '1.0.0'\ncommandTests:\n  - name: echo\n    command: [echo, hi]\n";
+        let (loaded, diagnostics) = load_str(text, Path::new("t.yaml"));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(loaded.expect("valid").config.command_tests[0].argv(), ["echo", "hi"]);
+        assert_eq!(problems("schemaVersion: 1.0.0\ncommandTests:\n  - name: e\n    command: echo\n"), ["4:14: in schemaVersion 1.0.0 `command` is a list"]);
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_at_its_line() {
+        assert_eq!(
+            problems("schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    shouldexist: false\n"),
+            ["5:5: unknown field `shouldexist`, expected one of `name`, `path`, `shouldExist`, `permissions`, `uid`, `gid`, `isExecutableBy`"]
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_with_its_line() {
+        let text = "schemaVersion: 2.0.0\ncommandTests:\n  - name: ''\n    command: echo\n    expectedOutput: ['(']\nfileExistenceTests:\n  - name: x\n    path: /x\n    isExecutableBy: everyone\n    permissions: rwx\n";
+        let found = problems(text);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found[0].starts_with("3:5: every test needs"), "{found:?}");
+        assert!(found[1].starts_with("5:22: invalid regular expression"), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("10:18: `rwx` is not a permission string")), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("9:21: `everyone`")), "{found:?}");
+    }
+
+    #[test]
+    fn schema_version_is_required_and_known() {
+        assert_eq!(problems("commandTests: []\n"), ["1:1: missing `schemaVersion`"]);
+        assert_eq!(problems("schemaVersion: 3.0.0\n"), ["1:16: unsupported schemaVersion `3.0.0`"]);
+    }
+
+    #[test]
+    fn env_files_read_like_godotenv() {
+        let pairs = parse_env_file("# c\nA=1\nexport B=\"two words\"\nC=\nD = x # note\n");
+        assert_eq!(pairs, [("A".into(), "1".into()), ("B".into(), "two words".into()), ("D".into(), "x".into())]);
+    }
+}

@@ -1,0 +1,13 @@
+//! container-structure-test (CST) configs, run unchanged: the file format
+//! (`model`), loading with `file:line` errors (`load`), CST's verdicts as pure
+//! functions (`check`), image files from tar archives (`files`: `docker cp`
+//! and `docker save`), and the parallel runner (`run`).
+
+pub mod check;
+pub mod files;
+pub mod load;
+pub mod model;
+pub mod run;
+
+pub use load::{CstFileReport, LoadedCst, load_file};
+pub use run::{CstContext, Driver, run_all, sweep};

@@ -1,0 +1,204 @@
+//! `dockproof cst`: run container-structure-test files against one image and
+//! write the same reports (console, JUnit, JSON, history) as `dockproof run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use dockproof::cst::{self, CstContext, Driver};
+use dockproof::events::Outcome;
+use dockproof::report::{self, ReportOptions};
+
+use crate::BackendKind;
+use crate::setup::{self, BackendPaths};
+
+/// Where file and metadata tests read the image from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriverKind {
+    /// CST's docker driver: a created (never started) container per test, read with `docker cp`.
+    Docker,
+    /// CST's tar driver idea: the image's `docker save` layers and config, no container.
+    Tar,
+}
+
+#[derive(Debug, Args)]
+pub struct CstArgs {
+    /// CST config files (schemaVersion 2.0.0 or 1.0.0).
+    #[arg(required = true)]
+    configs: Vec<PathBuf>,
+    /// The image under test.
+    #[arg(long)]
+    image: String,
+    /// Backend to run on.
+    #[arg(long, value_enum, default_value = "fake", env = "DOCKPROOF_BACKEND")]
+    backend: BackendKind,
+    /// How file and metadata tests read the image (command tests always run containers).
+    #[arg(long, value_enum, default_value = "docker")]
+    driver: DriverKind,
+    /// The docker binary for `--backend docker-cli`.
+    #[arg(long, default_value = "docker", env = "DOCKPROOF_DOCKER")]
+    docker: PathBuf,
+    /// The fake-docker binary (default: next to dockproof, then on PATH).
+    #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
+    fake_docker: Option<PathBuf>,
+    /// Fake image definitions for `--backend fake`.
+    #[arg(long, default_value = "fixtures/fake-images")]
+    fake_images: PathBuf,
+    /// Real fixture images (directories with a Dockerfile), built on demand on real daemons.
+    #[arg(long, default_value = "fixtures/images")]
+    fixture_images: PathBuf,
+    /// Tests run at once (default: number of cores).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// How long one command (setup or test) may run before it is killed.
+    #[arg(long, default_value = "5m", value_parser = crate::parse_duration)]
+    timeout: Duration,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Run id put on everything created (default: derived, deterministic on the fake).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// The run-history database (default: $DOCKPROOF_HISTORY, else the user's data dir).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_history")]
+    history: Option<PathBuf>,
+    /// Do not record this run in the history database.
+    #[arg(long)]
+    no_history: bool,
+    /// Directory for the run's temporary files (fake state, saved images).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn run_id(args: &CstArgs) -> String {
+    use sha2::Digest;
+    match args.backend {
+        BackendKind::Fake => {
+            let mut hasher = sha2::Sha256::new();
+            hasher.update(args.image.as_bytes());
+            for config in &args.configs {
+                hasher.update([0]);
+                hasher.update(config.display().to_string().as_bytes());
+            }
+            format!("fake-cst-{}", &hex::encode(hasher.finalize())[..8])
+        }
+        BackendKind::DockerCli | BackendKind::DockerApi => format!("cst-{}", setup::run_id(args.backend, &[])),
+    }
+}
+
+pub fn run(args: CstArgs) -> ExitCode {
+    let mut loaded = Vec::new();
+    let mut problems = 0;
+    for path in &args.configs {
+        let report = cst::load_file(path);
+        problems += report.diagnostics.len();
+        crate::diagnostics::emit_parts(&report.path, &report.source, &report.diagnostics);
+        loaded.extend(report.loaded);
+    }
+    if problems > 0 {
+        eprintln!("error: {problems} problem(s) in CST files; nothing was run");
+        return ExitCode::from(2);
+    }
+    let run_id = args.run_id.clone().unwrap_or_else(|| run_id(&args));
+    if !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return usage_error(format!("run id `{run_id}` may only hold letters, digits, `-` and `_`"));
+    }
+    let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    if let Err(error) = std::fs::create_dir_all(&parent) {
+        return usage_error(format!("cannot create work dir {}: {error}", parent.display()));
+    }
+    let run_dir = match tempfile::Builder::new().prefix(&format!("dockproof-{run_id}-")).tempdir_in(&parent) {
+        Ok(dir) => dir,
+        Err(error) => return usage_error(format!("cannot create a run directory in {}: {error}", parent.display())),
+    };
+    let paths = BackendPaths { docker: &args.docker, fake_docker: args.fake_docker.as_deref(), fake_images: &args.fake_images, fixture_images: &args.fixture_images };
+    let (backend, fixtures) = match setup::make_backend(args.backend, &paths, run_dir.path(), Vec::new()) {
+        Ok(made) => made,
+        Err(message) => return usage_error(message),
+    };
+    let options = ReportOptions { run_id: run_id.clone(), backend: args.backend.name().to_owned(), deterministic: args.backend == BackendKind::Fake };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
+    };
+    let context = Arc::new(CstContext {
+        backend: Arc::clone(&backend),
+        image: args.image.clone(),
+        run_id,
+        driver: match args.driver {
+            DriverKind::Docker => Driver::Docker,
+            DriverKind::Tar => Driver::Tar,
+        },
+        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get())),
+        command_timeout: args.timeout,
+        work_dir: run_dir.path().to_path_buf(),
+    });
+    let outcome: Result<_, dockproof::backend::BackendError> = runtime.block_on(async {
+        // Fixture images are built on real daemons on demand, as for scenarios.
+        fixtures.ensure(backend.as_ref(), &args.image).await?;
+        let mut outcome = cst::run_all(Arc::clone(&context), loaded).await;
+        outcome.swept = cst::sweep(&context).await;
+        Ok(outcome)
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(if error.category() == dockproof::category::Category::ConfigInvalid { 2 } else { 1 });
+        }
+    };
+    for report in &outcome.reports {
+        let verdict = match report.outcome {
+            Outcome::Passed => "PASS",
+            _ => "FAIL",
+        };
+        println!("{verdict} {}", report.name);
+        if let Some(failure) = &report.failure {
+            let location = failure.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
+            println!("     {location}{}: {}", failure.category, failure.message.lines().next().unwrap_or_default());
+            for line in failure.message.lines().skip(1) {
+                println!("     {line}");
+            }
+        }
+    }
+    let reported = if options.deterministic { report::normalised(&outcome) } else { outcome.clone() };
+    let mut write_failed = false;
+    if let Some(path) = &args.junit
+        && let Err(error) = report::junit::write(path, &reported, &options)
+    {
+        eprintln!("error: cannot write the JUnit report {}: {error}", path.display());
+        write_failed = true;
+    }
+    if let Some(path) = &args.json
+        && let Err(error) = report::json::write(path, &reported, &options)
+    {
+        eprintln!("error: cannot write the JSON report {}: {error}", path.display());
+        write_failed = true;
+    }
+    if !args.no_history {
+        setup::record(args.history.clone(), args.backend, &outcome, &options);
+    }
+    if outcome.swept > 0 {
+        eprintln!("warning: removed {} container(s) that tests left behind", outcome.swept);
+    }
+    println!("{}", report::console::summary_line(&outcome));
+    drop(run_dir);
+    if write_failed {
+        ExitCode::from(2)
+    } else if outcome.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,251 @@
+//! `dockproof cst`: container-structure-test files run unchanged, on the fake
+//! and (when a daemon answers) on real Docker, with identical verdicts.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const FIXTURES: [(&str, &str); 4] = [
+    ("dockproof/job-runner:1", "fixtures/cst/job-runner.yaml"),
+    ("dockproof/job-runner:1", "fixtures/cst/job-runner-v1.yaml"),
+    ("dockproof/job-runner:1", "fixtures/cst/every-field.yaml"),
+    ("dockproof/web:1", "fixtures/cst/web.yaml"),
+];
+
+/// `dockproof cst` on `backend` with this checkout's fixtures, no history.
+fn cst(backend: &str, work_dir: &Path) -> Command {
+    let mut command = Command::new(support::dockproof());
+    command
+        .current_dir(support::root())
+        .env_remove("FAKE_DOCKER_STATE")
+        .args(["cst", "--no-history", "--backend", backend])
+        .arg("--fake-docker")
+        .arg(support::fake_docker())
+        .arg("--fake-images")
+        .arg(support::root().join("fixtures/fake-images"))
+        .arg("--fixture-images")
+        .arg(support::root().join("fixtures/images"))
+        .arg("--work-dir")
+        .arg(work_dir);
+    command
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// (test name, passed) per JUnit test case, in report order.
+fn verdicts(junit: &Path) -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(junit).unwrap();
+    let document = roxmltree::Document::parse(&text).unwrap();
+    document
+        .descendants()
+        .filter(|node| node.has_tag_name("testcase"))
+        .map(|case| (case.attribute("name").unwrap_or_default().to_owned(), !case.children().any(|child| child.has_tag_name("failure"))))
+        .collect()
+}
+
+/// Run one fixture config; returns the verdicts from its JUnit report.
+fn run_fixture(backend: &str, driver: &str, image: &str, config: &str) -> Vec<(String, bool)> {
+    run_fixture_as(backend, driver, image, config, None)
+}
+
+fn run_fixture_as(backend: &str, driver: &str, image: &str, config: &str, run_id: Option<&str>) -> Vec<(String, bool)> {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let mut command = cst(backend, dir.path());
+    if let Some(run_id) = run_id {
+        command.args(["--run-id", run_id]);
+    }
+    let output = command
+        .args(["--driver", driver, "--image", image, "--junit"])
+        .arg(&junit)
+        .arg(config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{backend}/{driver} {config}: {}", support::describe(&output));
+    verdicts(&junit)
+}
+
+fn fixture_configs_pass_on_the_fake_with_both_drivers_and_the_same_verdicts() {
+    for (image, config) in FIXTURES {
+        let docker = run_fixture("fake", "docker", image, config);
+        let tar = run_fixture("fake", "tar", image, config);
+        assert!(!docker.is_empty() && docker.iter().all(|(_, passed)| *passed), "{config}: {docker:?}");
+        assert_eq!(docker, tar, "{config}: the tar driver must agree with the container driver");
+    }
+}
+
+fn junit_has_cst_test_names_and_the_attributes_ci_consumers_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let (junit, json) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
+    let output = cst("fake", dir.path())
+        .args(["--image", "dockproof/web:1", "--junit"])
+        .arg(&junit)
+        .arg("--json")
+        .arg(&json)
+        .arg("fixtures/cst/web.yaml")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", support::describe(&output));
+    let text = std::fs::read_to_string(&junit).unwrap();
+    let document = roxmltree::Document::parse(&text).unwrap();
+    let suite = document.descendants().find(|node| node.has_tag_name("testsuite")).expect("a suite");
+    for attribute in ["name", "tests", "failures", "errors"] {
+        assert!(suite.attribute(attribute).is_some(), "testsuite lacks `{attribute}`: {text}");
+    }
+    assert_eq!(suite.attribute("tests"), Some("8"));
+    let names: Vec<String> = verdicts(&junit).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(
+        names,
+        [
+            "Command Test: web exits at once when told to",
+            "Command Test: echo runs as the image user",
+            "File Content Test: handler serves the health route",
+            "File Existence Test: web script",
+            "File Existence Test: request handler",
+            "File Existence Test: static busybox",
+            "File Existence Test: no shell history",
+            "Metadata Test",
+        ]
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(report.to_string().contains("Metadata Test"), "{report}");
+}
+
+fn a_failing_test_exits_1_with_cst_messages_and_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "failing.yaml",
+        "schemaVersion: 2.0.0\ncommandTests:\n  - name: wrong output\n    command: echo\n    args: [a]\n    expectedOutput: [b]\n    exitCode: 2\nfileExistenceTests:\n  - name: absent\n    path: /nope\nmetadataTest:\n  exposedPorts: [\"8080\"]\n",
+    );
+    let output = cst("fake", dir.path()).args(["--image", "dockproof/job-runner:1"]).arg(&config).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{}", support::describe(&output));
+    let shown = config.display().to_string();
+    assert!(stdout.contains(&format!("{shown}:3:5: assertion_failed: Expected string 'b' not found in output 'a")), "{stdout}");
+    assert!(stdout.contains("Test 'wrong output' exited with incorrect error code. Expected: 2, Actual: 0"), "{stdout}");
+    assert!(stdout.contains("Error examining file in container: File /nope not found in image"), "{stdout}");
+    assert!(stdout.contains("Port 8080 not found in config"), "{stdout}");
+    assert!(stdout.contains("0 passed, 3 failed"), "{stdout}");
+}
+
+fn an_invalid_entry_is_an_error_with_file_line_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "invalid.yaml",
+        "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\ncommandTests:\n  - name: b\n    comand: echo\n",
+    );
+    let output = cst("fake", dir.path()).args(["--image", "dockproof/job-runner:1"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{}", support::describe(&output));
+    let shown = config.display().to_string();
+    assert!(stderr.contains(&format!("{shown}:8:5: unknown field `comand`")), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("passed"), "nothing may run");
+    // Fixed, the next problem (a semantic one) is located too.
+    let config = write(dir.path(), "invalid2.yaml", "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\n");
+    let output = cst("fake", dir.path()).args(["--image", "dockproof/job-runner:1"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.contains(&format!("{}:5:21: `everybody` is not a valid isExecutableBy", config.display())), "{stderr}");
+    assert!(stderr.contains("owner, group, other or any"), "{stderr}");
+}
+
+fn runs_are_recorded_in_the_history_under_cst_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.sqlite");
+    let mut command = cst("fake", dir.path());
+    let args: Vec<String> = command.get_args().map(|arg| arg.to_string_lossy().into_owned()).filter(|arg| arg != "--no-history").collect();
+    command = Command::new(support::dockproof());
+    command.current_dir(support::root()).env_remove("FAKE_DOCKER_STATE").args(args);
+    let output = command.args(["--image", "dockproof/web:1", "--history"]).arg(&db).arg("fixtures/cst/web.yaml").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", support::describe(&output));
+    let shown = Command::new(support::dockproof()).args(["history", "--db"]).arg(&db).output().unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("Metadata Test") && text.contains("File Existence Test: web script"), "{text}");
+}
+
+fn a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "bad-cst.yaml", "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: x\n    pth: /x\n");
+    let scenario = write(dir.path(), "scenario.yaml", "name: uses-cst\nsteps:\n  - cst:\n      image: dockproof/web:1\n      config: bad-cst.yaml\n");
+    let output = Command::new(support::dockproof()).current_dir(support::root()).arg("check").arg(&scenario).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{}", support::describe(&output));
+    assert!(stderr.contains(&format!("{}:5:15:", scenario.display())), "{stderr}");
+    assert!(stderr.contains(&format!("{}:4:5: unknown field `pth`", dir.path().join("bad-cst.yaml").display())), "{stderr}");
+}
+
+fn host_variables_pass_through_only_when_listed_and_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "host-env.yaml",
+        "schemaVersion: 2.0.0\ncontainerRunOptions:\n  envVars: [JOB_EXIT_CODE, DOCKPROOF_UNSET_VARIABLE]\ncommandTests:\n  - name: exit code from the host\n    command: job\n    exitCode: 5\n",
+    );
+    let run = |value: Option<&str>| {
+        let mut command = cst("fake", dir.path());
+        command.args(["--image", "dockproof/job-runner:1"]).arg(&config).env_remove("DOCKPROOF_UNSET_VARIABLE");
+        match value {
+            Some(value) => command.env("JOB_EXIT_CODE", value),
+            None => command.env_remove("JOB_EXIT_CODE"),
+        };
+        command.output().unwrap().status.code()
+    };
+    assert_eq!(run(Some("5")), Some(0));
+    assert_eq!(run(None), Some(1));
+}
+
+/// One fixture config on a real backend gives the fake's verdicts, and leaves no container behind.
+fn real_matches_fake(backend: &str, driver: &str, image: &str, config: &str) {
+    let fake = run_fixture("fake", "docker", image, config);
+    let stem = Path::new(config).file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let run_id = format!("cst-test-{backend}-{driver}-{stem}-{}", std::process::id());
+    assert_eq!(run_fixture_as(backend, driver, image, config, Some(&run_id)), fake, "{config} on {backend}/{driver}");
+    let label = format!("label=dockproof.run={run_id}");
+    let leftovers = Command::new("docker").args(["ps", "-aq", "--filter", &label]).output().unwrap();
+    assert!(leftovers.stdout.is_empty(), "containers left: {}", String::from_utf8_lossy(&leftovers.stdout));
+}
+
+fn main() {
+    use libtest_mimic::{Arguments, Trial};
+    let args = Arguments::from_args();
+    let fake_tests: [(&str, fn()); 7] = [
+        ("fake::a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line", a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line),
+        ("fake::runs_are_recorded_in_the_history_under_cst_names", runs_are_recorded_in_the_history_under_cst_names),
+        ("fake::fixture_configs_pass_with_both_drivers_and_the_same_verdicts", fixture_configs_pass_on_the_fake_with_both_drivers_and_the_same_verdicts),
+        ("fake::junit_has_cst_test_names_and_the_attributes_ci_consumers_need", junit_has_cst_test_names_and_the_attributes_ci_consumers_need),
+        ("fake::a_failing_test_exits_1_with_cst_messages_and_its_line", a_failing_test_exits_1_with_cst_messages_and_its_line),
+        ("fake::an_invalid_entry_is_an_error_with_file_line_and_nothing_runs", an_invalid_entry_is_an_error_with_file_line_and_nothing_runs),
+        ("fake::host_variables_pass_through_only_when_listed_and_set", host_variables_pass_through_only_when_listed_and_set),
+    ];
+    let mut trials: Vec<Trial> = fake_tests
+        .into_iter()
+        .map(|(name, test)| Trial::test(name, move || { test(); Ok(()) }).with_kind("fake"))
+        .collect();
+    let daemon = support::docker_available();
+    let ignored = daemon.is_err() && !support::docker_required();
+    for (image, config) in FIXTURES {
+        let stem = Path::new(config).file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        for (backend, driver) in [("docker-cli", "docker"), ("docker-cli", "tar"), ("docker-api", "docker")] {
+            let daemon = daemon.clone();
+            trials.push(
+                Trial::test(format!("{backend}::{driver}::{stem}"), move || {
+                    if let Err(reason) = &daemon {
+                        return Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into());
+                    }
+                    real_matches_fake(backend, driver, image, config);
+                    Ok(())
+                })
+                .with_kind("real-daemon")
+                .with_ignored_flag(ignored),
+            );
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
