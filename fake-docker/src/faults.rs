@@ -763,6 +763,14 @@ pub fn canonical(name: &str) -> &str {
 
 /// Consults the fault rules for one command; answers it when a fault says so.
 pub fn dispatch(name: &str, parsed: &Parsed) -> Decision {
+    // Like the CLI, a `DOCKER_HOST` socket that is not there means no daemon.
+    if let Some(socket) = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_string))
+        && !std::path::Path::new(&socket).exists()
+    {
+        return Decision::Exit(daemon_unreachable(canonical(name), parsed));
+    }
     let rules = match from_env() {
         Ok(rules) => rules,
         Err(error) => {
