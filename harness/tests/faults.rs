@@ -62,3 +62,18 @@ fn a_scenario_level_expected_failure_that_does_not_happen_fails() {
         .code(1)
         .stdout(predicate::str::contains("assertion_failed: expected the scenario to fail with `cleanup_failed`, but it passed"));
 }
+
+#[test]
+fn every_error_category_has_a_shipped_scenario_expecting_it() {
+    let mut expected = std::collections::BTreeSet::new();
+    for path in support::shipped_scenarios() {
+        let Some(loaded) = dockproof::scenario::load_file(&path).scenario else {
+            panic!("{} does not load", path.display());
+        };
+        expected.extend(loaded.scenario.expect_failure);
+        expected.extend(loaded.scenario.steps.iter().filter_map(|step| step.expect_failure));
+    }
+    let missing: Vec<&str> =
+        dockproof::category::Category::ALL.iter().filter(|category| !expected.contains(*category)).map(|category| category.as_str()).collect();
+    assert!(missing.is_empty(), "no shipped scenario expects: {missing:?}");
+}
