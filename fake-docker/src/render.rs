@@ -132,17 +132,22 @@ fn network_name(mode: &str) -> String {
     }
 }
 
-/// `ps` STATUS text: `Up`, `Created` or `Exited (N)` (no age: the fake has no clock),
-/// with the health as docker adds it: `Up (healthy)`, `Up (health: starting)`.
+/// The age docker's `ps` puts in STATUS. The fake has no clock (its output must not depend
+/// on timing), so every age is docker's shortest: `Less than a second`.
+const AGE: &str = "Less than a second";
+
+/// `ps` STATUS text the way docker writes it: `Up Less than a second`, `Created`,
+/// `Exited (N) Less than a second ago`, with the health after the age:
+/// `Up Less than a second (healthy)`, `Up Less than a second (health: starting)`.
 pub fn ps_status(container: &Container) -> String {
     match container.state.status {
         Status::Running => match container.state.health.as_ref().map(|h| h.status.as_str()) {
-            Some("starting") => "Up (health: starting)".to_string(),
-            Some(status) => format!("Up ({status})"),
-            None => "Up".to_string(),
+            Some("starting") => format!("Up {AGE} (health: starting)"),
+            Some(status) => format!("Up {AGE} ({status})"),
+            None => format!("Up {AGE}"),
         },
         Status::Created => "Created".to_string(),
-        Status::Exited => format!("Exited ({})", container.state.exit_code),
+        Status::Exited => format!("Exited ({}) {AGE} ago", container.state.exit_code),
     }
 }
 

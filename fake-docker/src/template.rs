@@ -1,9 +1,15 @@
 //! The subset of Go's text/template that docker `--format` strings use.
 //!
 //! Supported: literal text, `{{.A.B}}`, `{{.}}`, `{{json .A}}`, `{{index .A "k"}}`,
-//! `{{join .A ","}}`, `{{lower X}}`, `{{upper X}}`, method-style calls such as
-//! `{{.Label "k"}}` (answered by the caller), and `{{-`/`-}}` whitespace trimming.
-//! Anything else is a parse error rather than a silent wrong answer.
+//! `{{join .A ","}}`, `{{lower X}}`, `{{upper X}}`, `{{len X}}`, `{{eq X Y}}`, `{{ne X Y}}`,
+//! `{{not X}}`, method-style calls such as `{{.Label "k"}}` (answered by the caller),
+//! `{{range X}}…{{else}}…{{end}}`, `{{if X}}…{{else}}…{{end}}`, `{{with X}}…{{end}}`, and
+//! `{{-`/`-}}` whitespace trimming. Anything else (variables, pipes, `printf`) is a parse
+//! error rather than a silent wrong answer.
+//!
+//! Hand-written on purpose: gtmpl, the Rust implementation of Go templates, was tried and
+//! prints slices as `[String("a")]` where Go prints `[a]`, fails on a missing map key where
+//! Go prints `<no value>`, and cannot call methods with arguments (`.Label "k"`).
 
 use serde_json::Value;
 use thiserror::Error;
@@ -21,6 +27,12 @@ pub enum TemplateError {
     UnterminatedString,
     #[error("template: :1: missing value for command")]
     Empty,
+    #[error("template: :1: unexpected {{{{{0}}}}}")]
+    Unexpected(String),
+    #[error("template: :1: unexpected EOF")]
+    UnexpectedEof,
+    #[error("template: :1: missing value for {0}")]
+    MissingValue(String),
     #[error("template: :1:{0}: executing \"\" at <{1}>: {2}")]
     Execution(usize, String, String),
 }
@@ -46,6 +58,29 @@ enum Action {
 enum Node {
     Text(String),
     Action { text: String, action: Action },
+    /// `range`, `if` or `with` over `action`: `body` when it has something, else `otherwise`.
+    Block { kind: BlockKind, text: String, action: Action, body: Vec<Node>, otherwise: Vec<Node> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    Range,
+    If,
+    With,
+}
+
+/// What ended a list of nodes.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    Eof,
+    End,
+    Else,
+}
+
+/// Text and action source, before blocks are matched.
+enum Piece {
+    Text(String),
+    Action(String),
 }
 
 /// A parsed template.
@@ -57,45 +92,12 @@ pub struct Template {
 impl Template {
     /// Parses a Go-template string.
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
-        let mut nodes = Vec::new();
-        let mut rest = source;
-        let mut trim_next_text = false;
-        while let Some(open) = rest.find("{{") {
-            let mut text = &rest[..open];
-            if trim_next_text {
-                text = text.trim_start();
-            }
-            let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or(TemplateError::Unclosed)?;
-            let mut inner = &after[..close];
-            if let Some(stripped) = inner.strip_prefix("- ") {
-                text = text.trim_end();
-                inner = stripped;
-            }
-            trim_next_text = false;
-            if let Some(stripped) = inner.strip_suffix(" -") {
-                trim_next_text = true;
-                inner = stripped;
-            }
-            if !text.is_empty() {
-                nodes.push(Node::Text(text.to_string()));
-            }
-            let inner = inner.trim();
-            nodes.push(Node::Action {
-                text: inner.to_string(),
-                action: parse_action(inner)?,
-            });
-            rest = &after[close + 2..];
+        let mut pieces = split(source)?.into_iter();
+        match build(&mut pieces)? {
+            (nodes, Ending::Eof) => Ok(Template { nodes }),
+            (_, Ending::End) => Err(TemplateError::Unexpected("end".into())),
+            (_, Ending::Else) => Err(TemplateError::Unexpected("else".into())),
         }
-        let text = if trim_next_text {
-            rest.trim_start()
-        } else {
-            rest
-        };
-        if !text.is_empty() {
-            nodes.push(Node::Text(text.to_string()));
-        }
-        Ok(Template { nodes })
     }
 
     /// Renders against `data`, with no method calls available.
@@ -106,15 +108,144 @@ impl Template {
     /// Renders against `data`; `methods` answers calls like `.Label "k"`.
     pub fn render_with(&self, data: &Value, methods: Methods<'_>) -> Result<String, TemplateError> {
         let mut out = String::new();
-        for node in &self.nodes {
-            match node {
-                Node::Text(text) => out.push_str(text),
-                Node::Action { text, action } => {
-                    out.push_str(&evaluate(action, data, methods, text, out.len())?)
+        render_nodes(&self.nodes, data, methods, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Splits source into text and action pieces, applying `{{-`/`-}}` trimming.
+fn split(source: &str) -> Result<Vec<Piece>, TemplateError> {
+    let mut pieces = Vec::new();
+    let mut rest = source;
+    let mut trim_next_text = false;
+    while let Some(open) = rest.find("{{") {
+        let mut text = &rest[..open];
+        if trim_next_text {
+            text = text.trim_start();
+        }
+        let after = &rest[open + 2..];
+        let close = after.find("}}").ok_or(TemplateError::Unclosed)?;
+        let mut inner = &after[..close];
+        if let Some(stripped) = inner.strip_prefix("- ") {
+            text = text.trim_end();
+            inner = stripped;
+        }
+        trim_next_text = false;
+        if let Some(stripped) = inner.strip_suffix(" -") {
+            trim_next_text = true;
+            inner = stripped;
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text.to_string()));
+        }
+        pieces.push(Piece::Action(inner.trim().to_string()));
+        rest = &after[close + 2..];
+    }
+    let text = if trim_next_text { rest.trim_start() } else { rest };
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text.to_string()));
+    }
+    Ok(pieces)
+}
+
+/// Builds nodes until the pieces run out or an `{{end}}`/`{{else}}` closes the block.
+fn build(pieces: &mut std::vec::IntoIter<Piece>) -> Result<(Vec<Node>, Ending), TemplateError> {
+    let mut nodes = Vec::new();
+    while let Some(piece) = pieces.next() {
+        let text = match piece {
+            Piece::Text(text) => {
+                nodes.push(Node::Text(text));
+                continue;
+            }
+            Piece::Action(text) => text,
+        };
+        let (keyword, rest) = text.split_once(char::is_whitespace).map_or((text.as_str(), ""), |(k, r)| (k, r.trim()));
+        let kind = match keyword {
+            "end" if rest.is_empty() => return Ok((nodes, Ending::End)),
+            "else" if rest.is_empty() => return Ok((nodes, Ending::Else)),
+            "range" => BlockKind::Range,
+            "if" => BlockKind::If,
+            "with" => BlockKind::With,
+            _ => {
+                let action = parse_action(&text)?;
+                nodes.push(Node::Action { text, action });
+                continue;
+            }
+        };
+        if rest.is_empty() {
+            return Err(TemplateError::MissingValue(keyword.to_string()));
+        }
+        let action = parse_action(rest)?;
+        let (body, ending) = build(pieces)?;
+        let otherwise = match ending {
+            Ending::Eof => return Err(TemplateError::UnexpectedEof),
+            Ending::End => Vec::new(),
+            Ending::Else => match build(pieces)? {
+                (otherwise, Ending::End) => otherwise,
+                (_, Ending::Eof) => return Err(TemplateError::UnexpectedEof),
+                (_, Ending::Else) => return Err(TemplateError::Unexpected("else".into())),
+            },
+        };
+        nodes.push(Node::Block { kind, text, action, body, otherwise });
+    }
+    Ok((nodes, Ending::Eof))
+}
+
+fn render_nodes(nodes: &[Node], dot: &Value, methods: Methods<'_>, out: &mut String) -> Result<(), TemplateError> {
+    for node in nodes {
+        match node {
+            Node::Text(text) => out.push_str(text),
+            Node::Action { text, action } => {
+                let value = evaluate(action, dot, methods, text, out.len())?;
+                out.push_str(&value.map_or_else(|| "<no value>".to_string(), |v| go_format(&v)));
+            }
+            Node::Block { kind, text, action, body, otherwise } => {
+                let value = evaluate(action, dot, methods, text, out.len())?.unwrap_or(Value::Null);
+                match kind {
+                    BlockKind::Range => {
+                        let items: Vec<&Value> = match &value {
+                            Value::Array(items) => items.iter().collect(),
+                            // Go ranges over a map's values in key order.
+                            Value::Object(map) => {
+                                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                                entries.sort_by(|a, b| a.0.cmp(b.0));
+                                entries.into_iter().map(|(_, v)| v).collect()
+                            }
+                            Value::Null => Vec::new(),
+                            _ => {
+                                return Err(TemplateError::Execution(
+                                    out.len() + 1,
+                                    text.clone(),
+                                    format!("range can't iterate over {}", go_format(&value)),
+                                ));
+                            }
+                        };
+                        if items.is_empty() {
+                            render_nodes(otherwise, dot, methods, out)?;
+                        }
+                        for item in items {
+                            render_nodes(body, item, methods, out)?;
+                        }
+                    }
+                    BlockKind::If if truthy(&value) => render_nodes(body, dot, methods, out)?,
+                    BlockKind::With if truthy(&value) => render_nodes(body, &value, methods, out)?,
+                    BlockKind::If | BlockKind::With => render_nodes(otherwise, dot, methods, out)?,
                 }
             }
         }
-        Ok(out)
+    }
+    Ok(())
+}
+
+/// Go's notion of true: not false, 0, nil, or an empty string, slice or map.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
     }
 }
 
@@ -208,7 +339,7 @@ fn parse_action(inner: &str) -> Result<Action, TemplateError> {
         Token::Word(function) => {
             if !matches!(
                 function.as_str(),
-                "json" | "index" | "join" | "lower" | "upper"
+                "json" | "index" | "join" | "lower" | "upper" | "len" | "eq" | "ne" | "not"
             ) {
                 return Err(TemplateError::UnknownFunction(function));
             }
@@ -229,20 +360,19 @@ fn resolve(arg: &Arg, data: &Value) -> Option<Value> {
     }
 }
 
+/// The value of an action; `None` is Go's `<no value>` (a missing map key).
 fn evaluate(
     action: &Action,
     data: &Value,
     methods: Methods<'_>,
     text: &str,
     column: usize,
-) -> Result<String, TemplateError> {
+) -> Result<Option<Value>, TemplateError> {
     let fail = |why: &str| TemplateError::Execution(column + 1, text.to_string(), why.to_string());
     match action {
-        Action::Value(arg) => {
-            Ok(resolve(arg, data).map_or_else(|| "<no value>".to_string(), |v| go_format(&v)))
-        }
+        Action::Value(arg) => Ok(resolve(arg, data)),
         Action::Method { name, args } => methods(name, args)
-            .map(|v| go_format(&v))
+            .map(Some)
             .ok_or_else(|| fail(&format!("can't evaluate field {name}"))),
         Action::Call { function, args } => {
             let values: Vec<Value> = args
@@ -250,7 +380,7 @@ fn evaluate(
                 .map(|a| resolve(a, data).unwrap_or(Value::Null))
                 .collect();
             match (function.as_str(), values.as_slice()) {
-                ("json", [value]) => Ok(gojson::compact(value)),
+                ("json", [value]) => Ok(Some(Value::String(gojson::compact(value)))),
                 ("index", [collection, keys @ ..]) => {
                     let mut current = collection.clone();
                     for key in keys {
@@ -266,19 +396,22 @@ fn evaluate(
                             _ => return Err(fail("error calling index: cannot index")),
                         };
                     }
-                    Ok(if current.is_null() {
-                        "<no value>".to_string()
-                    } else {
-                        go_format(&current)
-                    })
+                    Ok((!current.is_null()).then_some(current))
                 }
-                ("join", [Value::Array(items), Value::String(separator)]) => Ok(items
-                    .iter()
-                    .map(go_format)
-                    .collect::<Vec<_>>()
-                    .join(separator)),
-                ("lower", [value]) => Ok(go_format(value).to_lowercase()),
-                ("upper", [value]) => Ok(go_format(value).to_uppercase()),
+                ("join", [Value::Array(items), Value::String(separator)]) => Ok(Some(Value::String(
+                    items.iter().map(go_format).collect::<Vec<_>>().join(separator),
+                ))),
+                ("lower", [value]) => Ok(Some(Value::String(go_format(value).to_lowercase()))),
+                ("upper", [value]) => Ok(Some(Value::String(go_format(value).to_uppercase()))),
+                ("len", [value]) => match value {
+                    Value::Array(items) => Ok(Some(items.len().into())),
+                    Value::Object(map) => Ok(Some(map.len().into())),
+                    Value::String(s) => Ok(Some(s.len().into())),
+                    other => Err(fail(&format!("error calling len: len of {}", go_format(other)))),
+                },
+                ("eq", [first, rest @ ..]) if !rest.is_empty() => Ok(Some(Value::Bool(rest.iter().any(|v| v == first)))),
+                ("ne", [first, second]) => Ok(Some(Value::Bool(first != second))),
+                ("not", [value]) => Ok(Some(Value::Bool(!truthy(value)))),
                 _ => Err(fail(&format!("wrong arguments for {function}"))),
             }
         }
@@ -380,6 +513,38 @@ mod tests {
         assert_eq!(
             render("{{nosuch .A}}", &json!({})),
             "ERR template: :1: function \"nosuch\" not defined"
+        );
+    }
+
+    #[test]
+    fn range_if_with_and_else() {
+        let data = json!({
+            "Mounts": [{"Type": "bind", "RW": false}, {"Type": "volume", "RW": true}],
+            "Labels": {"b": "2", "a": "1"},
+            "Empty": [],
+            "State": {"Running": true, "Status": "running"},
+        });
+        assert_eq!(render("{{range .Mounts}}{{.Type}} {{.RW}};{{end}}", &data), "bind false;volume true;");
+        assert_eq!(render("{{range .Labels}}{{.}}{{end}}", &data), "12");
+        assert_eq!(render("{{range .Empty}}x{{else}}none{{end}}", &data), "none");
+        assert_eq!(render("{{range .Missing}}x{{end}}", &data), "");
+        assert_eq!(render("{{if .State.Running}}up{{else}}down{{end}}", &data), "up");
+        assert_eq!(render("{{if .Empty}}some{{else}}none{{end}}", &data), "none");
+        assert_eq!(render("{{if eq .State.Status \"running\"}}yes{{end}}", &data), "yes");
+        assert_eq!(render("{{if ne .State.Status \"running\"}}yes{{else}}no{{end}}", &data), "no");
+        assert_eq!(render("{{with .State}}{{.Status}}{{end}}", &data), "running");
+        assert_eq!(render("{{len .Mounts}} {{not .State.Running}}", &data), "2 false");
+        assert_eq!(render("{{range .Mounts}}{{if .RW}}rw{{end}}{{end}}", &data), "rw");
+    }
+
+    #[test]
+    fn unbalanced_blocks_are_errors() {
+        assert_eq!(render("{{range .A}}x", &json!({})), "ERR template: :1: unexpected EOF");
+        assert_eq!(render("x{{end}}", &json!({})), "ERR template: :1: unexpected {{end}}");
+        assert_eq!(render("{{if}}x{{end}}", &json!({})), "ERR template: :1: missing value for if");
+        assert_eq!(
+            render("{{range .S}}x{{end}}", &json!({"S": "text"})),
+            "ERR template: :1:1: executing \"\" at <range .S>: range can't iterate over text"
         );
     }
 }

@@ -413,7 +413,7 @@ fn running_container_lifecycle() {
     ])
     .assert()
     .success()
-    .stdout(format!("{} t3 Up\n", &id[..12]));
+    .stdout(format!("{} t3 Up Less than a second\n", &id[..12]));
     fake.cmd(&[
         "ps",
         "-aq",
@@ -433,10 +433,10 @@ fn running_container_lifecycle() {
         .success()
         .stdout(format!("{}\n", &id[..12]));
     fake.cmd(&["exec", "t3", "nosuchcmd"]).assert().code(126).stdout(
-        "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\n",
+        "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\r\n",
     );
     fake.cmd(&["exec", "-w", "/nowhere", "t3", "true"]).assert().code(126).stdout(
-        "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nowhere\") set in config.json failed: no such file or directory: unknown\n",
+        "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nowhere\") set in config.json failed: no such file or directory: unknown\r\n",
     );
     fake.cmd(&["rm", "t3"]).assert().code(1).stderr(format!(
         "Error response from daemon: You cannot remove a running container {id}. Stop the container before attempting removal or force remove\n"
@@ -771,7 +771,7 @@ fn parallel_invocations_are_safe() {
         "{{.Names}} {{.Status}}",
     ]);
     assert_eq!(names.lines().count(), 20);
-    assert!(names.lines().all(|l| l.ends_with("Exited (4)")), "{names}");
+    assert!(names.lines().all(|l| l.ends_with("Exited (4) Less than a second ago")), "{names}");
     let anon = fake.stdout(&[
         "ps",
         "-a",

@@ -644,7 +644,7 @@ fn health_checks_move_from_starting_to_healthy_and_unhealthy() {
     );
     fake.cmd(&["ps", "--format", "{{.Status}}"])
         .assert()
-        .stdout("Up (unhealthy)\n");
+        .stdout("Up Less than a second (unhealthy)\n");
     fake.cmd(&["exec", "h1", "make-healthy"]).assert().success();
     fake.wait_for(
         "h1",
@@ -653,7 +653,7 @@ fn health_checks_move_from_starting_to_healthy_and_unhealthy() {
     );
     fake.cmd(&["ps", "--format", "{{.Status}}"])
         .assert()
-        .stdout("Up (healthy)\n");
+        .stdout("Up Less than a second (healthy)\n");
     // Failures inside the start period do not count.
     fake.cmd(&[
         "run",
@@ -769,7 +769,7 @@ fn non_executable_files_give_126() {
         .assert()
         .success();
     fake.cmd(&["exec", "svc", "/app/start.sh"]).assert().code(126).stdout(
-        "OCI runtime exec failed: exec failed: unable to start container process: exec: \"/app/start.sh\": permission denied: unknown\n",
+        "OCI runtime exec failed: exec failed: unable to start container process: exec: \"/app/start.sh\": permission denied: unknown\r\n",
     );
     fake.cmd(&["run", "--rm", "test/fid", "breaker"])
         .assert()
@@ -1131,7 +1131,7 @@ fn sixteen_parallel_runs_lose_nothing() {
     let mut lines: Vec<&str> = listed.lines().collect();
     lines.sort();
     assert_eq!(lines.len(), 16, "{listed}");
-    assert!(lines.iter().all(|l| l.ends_with(" Exited (4)")), "{listed}");
+    assert!(lines.iter().all(|l| l.ends_with(" Exited (4) Less than a second ago")), "{listed}");
     for i in 0..16 {
         let name = format!("par{i}");
         fake.cmd(&["logs", &name])

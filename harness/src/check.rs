@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::category::Category;
-use crate::scenario::{FileExpect, HttpExpect, ImageExpect, PointerAssertion, TextMatch};
+use crate::lint;
+use crate::scenario::{FileExpect, HttpExpect, ImageExpect, LintExpect, PointerAssertion, TextMatch};
 
 /// One expectation that did not hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -355,6 +356,39 @@ fn show(value: Option<&Value>) -> String {
     value.map_or_else(|| "missing".to_owned(), Value::to_string)
 }
 
+/// What `dockproof lint` found in a file against what a `lint` step expects: every
+/// expected finding is there (at its line, when given), and no other error-level
+/// finding is, unless allowed. `pointer` is the step's `lint` key.
+pub fn lint(pointer: &str, expect: &LintExpect, found: &[lint::Finding]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let describe = |finding: &lint::Finding| format!("{} at line {} ({}): {}", finding.rule, finding.line, finding.level, finding.message);
+    for (index, expected) in expect.findings.iter().enumerate() {
+        let matches = |finding: &&lint::Finding| finding.rule == expected.rule && expected.line.is_none_or(|line| line == finding.line);
+        if !found.iter().any(|finding| matches(&finding)) {
+            let at = expected.line.map(|line| format!(" at line {line}")).unwrap_or_default();
+            let same_rule: Vec<String> = found.iter().filter(|finding| finding.rule == expected.rule).map(|finding| format!("line {}", finding.line)).collect();
+            let seen = if same_rule.is_empty() { "it reported nothing for that rule".to_owned() } else { format!("it reported it at {}", same_rule.join(", ")) };
+            findings.push(Finding::new(
+                Category::AssertionFailed,
+                format!("{pointer}/expect/findings/{index}"),
+                format!("expected {}{at}; {seen}", expected.rule),
+            ));
+        }
+    }
+    if !expect.allow_other_errors {
+        let unexpected: Vec<String> = found
+            .iter()
+            .filter(|finding| finding.level == lint::Level::Error)
+            .filter(|finding| !expect.findings.iter().any(|expected| expected.rule == finding.rule && expected.line.is_none_or(|line| line == finding.line)))
+            .map(describe)
+            .collect();
+        if !unexpected.is_empty() {
+            findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/file"), format!("unexpected error-level findings: {}", unexpected.join("; "))));
+        }
+    }
+    findings
+}
+
 /// One assertion on a JSON document (the job record).
 pub fn pointer(pointer: &str, assertion: &PointerAssertion, document: &Value) -> Vec<Finding> {
     let target = &assertion.pointer;
@@ -564,5 +598,26 @@ mod tests {
         let failed = pointer("/t/0", &assertion(json!({"pointer": "/status", "equals": "failed", "matches": "^s"})), &record);
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].pointer, "/t/0/equals");
+    }
+
+    #[test]
+    fn lint_expectations() {
+        let found = vec![
+            lint::Finding::new(&lint::compose::DEPENDS_HEALTHY, 36, "worker depends on redis"),
+            lint::Finding::new(&lint::compose::LOG_CAPS, 40, "no cap"),
+        ];
+        let expect = |text: &str| -> LintExpect { serde_json::from_str(text).unwrap() };
+        assert!(lint("/steps/0/lint", &expect(r#"{"findings": [{"rule": "DC003", "line": 36}]}"#), &found).is_empty());
+        assert!(lint("/steps/0/lint", &expect(r#"{"findings": [{"rule": "DC003"}]}"#), &found).is_empty(), "any line");
+        let wrong_line = lint("/steps/0/lint", &expect(r#"{"findings": [{"rule": "DC003", "line": 37}]}"#), &found);
+        assert_eq!(wrong_line.len(), 2, "{wrong_line:?}");
+        assert_eq!(wrong_line[0].message, "expected DC003 at line 37; it reported it at line 36");
+        assert_eq!(wrong_line[0].pointer, "/steps/0/lint/expect/findings/0");
+        let clean = lint("/steps/0/lint", &LintExpect::default(), &found);
+        assert_eq!(clean.len(), 1);
+        assert!(clean[0].message.starts_with("unexpected error-level findings: DC003 at line 36 (error)"), "{}", clean[0].message);
+        assert!(lint("/steps/0/lint", &expect(r#"{"allow_other_errors": true}"#), &found).is_empty(), "warnings never fail");
+        let missing = lint("/steps/0/lint", &expect(r#"{"findings": [{"rule": "DC001"}], "allow_other_errors": true}"#), &found);
+        assert_eq!(missing[0].message, "expected DC001; it reported nothing for that rule");
     }
 }

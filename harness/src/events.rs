@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::category::{Category, Severity};
 use crate::record::JobRecord;
+use crate::secrets::Masker;
 
 /// The verdict of a step or scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,7 +104,37 @@ pub struct ScenarioReport {
     pub duration: Duration,
 }
 
+impl Failure {
+    /// Hide secret values in the message.
+    pub fn mask(&mut self, masker: &Masker) {
+        masker.mask_in_place(&mut self.message);
+    }
+}
+
+impl StepReport {
+    /// Hide secret values in what the step reports.
+    pub fn mask(&mut self, masker: &Masker) {
+        if let Some(failure) = &mut self.failure {
+            failure.mask(masker);
+        }
+    }
+}
+
 impl ScenarioReport {
+    /// Hide secret values everywhere the report carries text from containers or
+    /// messages: failures, steps, log tails and the job record's log tail.
+    pub fn mask(&mut self, masker: &Masker) {
+        if masker.is_empty() {
+            return;
+        }
+        self.failure.iter_mut().chain(&mut self.earlier_attempts).for_each(|failure| failure.mask(masker));
+        self.steps.iter_mut().for_each(|step| step.mask(masker));
+        let tails = [&mut self.stdout_tail, &mut self.stderr_tail, &mut self.record.context.docker.log_tail.stdout, &mut self.record.context.docker.log_tail.stderr];
+        for line in tails.into_iter().flatten() {
+            masker.mask_in_place(line);
+        }
+    }
+
     /// Passed, but only after failing first: never report this as plain green.
     pub fn flaky(&self) -> bool {
         self.outcome == Outcome::Passed && !self.earlier_attempts.is_empty()

@@ -22,4 +22,5 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod secrets;
 pub mod workspace;

@@ -110,6 +110,15 @@ pub struct RunArgs {
     /// Run only scenarios whose name matches this glob (e.g. `job-*`).
     #[arg(long, value_name = "GLOB")]
     filter: Option<String>,
+    /// Colour the verdicts: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    color: dockproof::report::console::ColorChoice,
+    /// Write these reports into --report-dir (comma-separated: junit, json, markdown, html).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMATS")]
+    report: Vec<ReportFormat>,
+    /// Where --report writes: junit.xml, report.json, summary.md, report.html.
+    #[arg(long, value_name = "DIR", default_value = "target/dockproof")]
+    report_dir: PathBuf,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
@@ -134,6 +143,33 @@ pub struct RunArgs {
     /// Directory for the run's temporary files (workspaces, filestore, fake state).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
+}
+
+/// A report `--report` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Junit,
+    Json,
+    Markdown,
+    Html,
+}
+
+impl RunArgs {
+    /// Turn `--report` formats into report paths under `--report-dir`; a path given with
+    /// its own flag (`--junit PATH`, ...) wins.
+    pub fn resolve_reports(&mut self) {
+        for format in self.report.clone() {
+            let (slot, file) = match format {
+                ReportFormat::Junit => (&mut self.junit, "junit.xml"),
+                ReportFormat::Json => (&mut self.json, "report.json"),
+                ReportFormat::Markdown => (&mut self.markdown, "summary.md"),
+                ReportFormat::Html => (&mut self.html, "report.html"),
+            };
+            if slot.is_none() {
+                *slot = Some(self.report_dir.join(file));
+            }
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -120,7 +120,8 @@ pub(crate) fn make_backend(
     }
 }
 
-pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
+pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
+    args.resolve_reports();
     let scenarios = match select(scenarios, &args) {
         // An empty shard is normal for a matrix wider than the suite; an empty selection otherwise is a mistake.
         Ok(selected) if selected.is_empty() && args.partition.is_none() => return usage_error("no scenario matches the given --tag/--filter"),
@@ -167,7 +168,7 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let console = tokio::spawn(report::console::follow(receiver, std::io::stdout()));
+        let console = tokio::spawn(report::console::follow(receiver, std::io::stdout(), report::console::ConsoleStyle::detect(args.color)));
         let context = Arc::new(EngineContext {
             backend,
             filestore,
@@ -185,6 +186,14 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
 
     let reported = if options.deterministic { report::normalised(&outcome) } else { outcome.clone() };
     let mut write_failed = false;
+    for path in [&args.junit, &args.json, &args.html, &args.markdown].into_iter().flatten() {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
+            && let Err(error) = std::fs::create_dir_all(parent)
+        {
+            eprintln!("error: cannot create the report directory {}: {error}", parent.display());
+            write_failed = true;
+        }
+    }
     if let Some(path) = &args.junit
         && let Err(error) = report::junit::write(path, &reported, &options)
     {

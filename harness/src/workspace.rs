@@ -30,6 +30,11 @@ impl WorkspaceError {
         match self {
             WorkspaceError::UnsafePath { .. } => Category::ConfigInvalid,
             WorkspaceError::LimitExceeded { .. } => Category::WorkspaceLimitExceeded,
+            // The filesystem holding the workspace is full: the job's workspace cannot hold
+            // what it needs, whatever the scenario says its limit is.
+            WorkspaceError::Io { source, .. } if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) => {
+                Category::WorkspaceLimitExceeded
+            }
             WorkspaceError::Io { .. } => Category::ConfigInvalid,
         }
     }
@@ -327,5 +332,13 @@ mod tests {
         let error = ws.check_limits().unwrap_err();
         assert_eq!(error.category(), Category::WorkspaceLimitExceeded);
         assert!(error.to_string().contains("max_bytes 10"), "{error}");
+    }
+
+    #[test]
+    fn a_full_filesystem_is_a_workspace_limit_not_a_config_error() {
+        let full = WorkspaceError::Io { action: "write", path: "w/x".into(), source: io::Error::from_raw_os_error(28) };
+        assert_eq!(full.category(), Category::WorkspaceLimitExceeded);
+        let denied = WorkspaceError::Io { action: "write", path: "w/x".into(), source: io::Error::from(io::ErrorKind::PermissionDenied) };
+        assert_eq!(denied.category(), Category::ConfigInvalid);
     }
 }

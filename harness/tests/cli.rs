@@ -172,6 +172,17 @@ fn the_json_report_holds_the_job_record() {
     assert_eq!(report["summary"]["passed"], 1);
 }
 
+/// What a run left in its work dir besides the history database it was pointed at.
+fn left_behind(work: &Path) -> Vec<String> {
+    let history = support::history_db(work).display().to_string();
+    std::fs::read_dir(work)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| !path.display().to_string().starts_with(&history))
+        .map(|path| path.display().to_string())
+        .collect()
+}
+
 #[test]
 fn nothing_is_left_in_the_work_dir_after_a_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,8 +190,7 @@ fn nothing_is_left_in_the_work_dir_after_a_run() {
     let mut command = Command::from_std(support::dockproof_fake(&work));
     command.args(["scenarios/job-happy-path.yaml", "scenarios/job-timeout-sigterm-ignored.yaml", "scenarios/exec-into-detached.yaml"]);
     command.assert().success();
-    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
-    assert!(left.is_empty(), "the run left {left:?} behind");
+    assert_eq!(left_behind(&work), Vec::<String>::new(), "the run left files behind");
 }
 
 #[test]
@@ -208,8 +218,7 @@ fn ctrl_c_cancels_cleans_up_and_still_writes_the_junit_report() {
     let document = roxmltree::Document::parse(&xml).unwrap();
     let error = document.descendants().find(|node| node.has_tag_name("error")).expect("an error element");
     assert_eq!(error.attribute("type"), Some("interrupted"));
-    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
-    assert!(left.is_empty(), "the interrupted run left {left:?} behind");
+    assert_eq!(left_behind(&work), Vec::<String>::new(), "the interrupted run left files behind");
 }
 
 /// `dockproof lint FILE` → the (rule, line) pairs it prints, and its exit code.
@@ -396,4 +405,71 @@ fn the_canary_gate_says_go_or_no_go_per_host() {
         .stdout(predicate::str::is_match(r"(?m)^NO-GO: host f1 p95 container start \d+ ms > 0 ms; host f2 p95").unwrap());
     let bad_gates = write(dir.path(), "bad.yaml", "min_success: 0.5\n");
     canary(&["--gates", bad_gates.to_str().unwrap()]).assert().code(2).stderr(predicate::str::contains("unknown field `min_success`"));
+}
+
+const LEAKY: &str = r#"name: leaky-token
+secrets:
+  token: { env: DOCKPROOF_TEST_TOKEN }
+steps:
+  - run:
+      image: dockproof/job-runner:1
+      cmd: [echo, "using {{ secret.token }} now"]
+      env: { RUNNER_TOKEN: "{{ secret.token }}" }
+    expect:
+      stdout: { equals: "something else" }
+"#;
+
+#[test]
+fn a_secret_value_appears_in_no_output_and_no_report() {
+    const TOKEN: &str = "tok-8f14e45fceea167a";
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "leaky.yaml", LEAKY);
+    let reports = dir.path().join("reports");
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    let output = command
+        .env("DOCKPROOF_TEST_TOKEN", TOKEN)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", dir.path().join("step-summary.md"))
+        .args(["--report", "junit,json,markdown,html", "--report-dir"])
+        .arg(&reports)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "the expectation fails: {}", String::from_utf8_lossy(&output.stdout));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("using *** now"), "the failure shows the output, masked:\n{stdout}");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&reports).unwrap().map(|entry| entry.unwrap().path()).collect();
+    files.push(dir.path().join("step-summary.md"));
+    files.push(support::history_db(dir.path()));
+    assert_eq!(files.len(), 6, "every report was written: {files:?}");
+    for text in [output.stdout.clone(), output.stderr.clone()].into_iter().chain(files.iter().map(|file| std::fs::read(file).unwrap())) {
+        let text = String::from_utf8_lossy(&text);
+        assert!(!text.contains(TOKEN), "the token leaked:\n{text}");
+    }
+}
+
+#[test]
+fn an_unset_secret_is_a_config_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "leaky.yaml", LEAKY);
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    command
+        .env_remove("DOCKPROOF_TEST_TOKEN")
+        .arg(&scenario)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!("{}:3:10: config_invalid: secret `token`: environment variable `DOCKPROOF_TEST_TOKEN` is not set", scenario.display())));
+}
+
+#[test]
+fn an_undeclared_secret_is_rejected_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "undeclared.yaml", "name: u\nsteps:\n  - run:\n      image: x\n      env: { T: \"{{ secret.nope }}\" }\n");
+    dockproof()
+        .arg("check")
+        .arg(&scenario)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!("{}:5:17: unknown secret `nope`", scenario.display())))
+        .stderr(predicate::str::contains("none are declared"));
 }

@@ -195,15 +195,7 @@ fn run_case(case: &Case, real: &Side, fake: &Side) -> Result<(), Failed> {
 /// Build the real fixture image once (the fake defines it in YAML).
 fn prepare_real_image() -> Result<(), String> {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    READY
-        .get_or_init(|| {
-            let fixtures = dockproof::fixtures::FixtureImages::scan(&support::root().join("fixtures/images"), true)
-                .map_err(|error| error.to_string())?;
-            let backend = dockproof::backend::cli::CliBackend::new("docker-cli", "docker", Vec::new());
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|error| error.to_string())?;
-            runtime.block_on(fixtures.ensure(&backend, IMAGE)).map_err(|error| error.to_string())
-        })
-        .clone()
+    READY.get_or_init(|| support::ensure_fixture_image(IMAGE)).clone()
 }
 
 fn main() {

@@ -63,11 +63,11 @@ pub const EXEC: CommandSpec = CommandSpec {
     arity: Arity::AtLeast(2),
 };
 
-/// The real CLI prints an OCI exec failure on stdout, not stderr (measured:
-/// docs/real-docker-cli.md), so the fake does too.
+/// The real CLI prints an OCI exec failure on stdout, not stderr, ending in `\r\n`
+/// (measured: docs/real-docker-cli.md), so the fake does too.
 fn oci_exec_failure(reason: &str) -> String {
     format!(
-        "OCI runtime exec failed: exec failed: unable to start container process: {reason}: unknown\n"
+        "OCI runtime exec failed: exec failed: unable to start container process: {reason}: unknown\r\n"
     )
 }
 

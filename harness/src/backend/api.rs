@@ -329,7 +329,9 @@ impl Backend for ApiBackend {
         let mut options = BuildImageOptionsBuilder::new()
             .t(&request.tag)
             .dockerfile(request.dockerfile.as_deref().unwrap_or("Dockerfile"))
-            .rm(true);
+            .rm(true)
+            // Also remove a failed step's intermediate container (kept otherwise, unlabelled).
+            .forcerm(true);
         if !request.args.is_empty() {
             options = options.buildargs(&request.args.iter().cloned().collect::<HashMap<String, String>>());
         }

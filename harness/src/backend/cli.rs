@@ -297,7 +297,9 @@ impl Backend for CliBackend {
     }
 
     async fn build(&self, request: &super::BuildRequest) -> Result<(), BackendError> {
-        let mut args = vec!["build".to_owned(), "--tag".to_owned(), request.tag.clone()];
+        // --force-rm: a failed step's intermediate container is removed too (the
+        // legacy builder keeps it otherwise, unlabelled, for ever).
+        let mut args = vec!["build".to_owned(), "--force-rm".to_owned(), "--tag".to_owned(), request.tag.clone()];
         if let Some(dockerfile) = &request.dockerfile {
             args.extend(["--file".to_owned(), request.context.join(dockerfile).display().to_string()]);
         }

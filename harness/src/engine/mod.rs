@@ -18,6 +18,7 @@ use crate::filestore::Filestore;
 use crate::fixtures::FixtureImages;
 use crate::record::{Artifact, JobRecord};
 use crate::scenario::template::{self, Vars};
+use crate::secrets::{self, Masker};
 use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, Text};
 use crate::workspace::{self, Generated, Limits, Workspace};
 
@@ -132,7 +133,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         if outcome == Outcome::Failed {
             verdict = failure.clone();
         }
-        let report = StepReport {
+        let mut report = StepReport {
             index,
             name,
             kind,
@@ -141,6 +142,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             failure,
             duration: step_started.elapsed(),
         };
+        report.mask(&run.masker);
         let _ = context.events.send(Event::StepFinished { scenario: scenario.name.clone(), step: report.clone() });
         steps.push(report);
     }
@@ -151,7 +153,8 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         verdict = Some(failure);
     }
     let (outcome, verdict) = judge_scenario(verdict, scenario.expect_failure, |pointer| run.location(pointer));
-    ScenarioReport {
+    let masker = std::mem::take(&mut run.masker);
+    let mut report = ScenarioReport {
         name: scenario.name.clone(),
         file: loaded.path.clone(),
         tags: scenario.tags.clone(),
@@ -164,7 +167,9 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         stderr_tail: run.record.context.docker.log_tail.stderr.clone(),
         record: run.record,
         duration: started.elapsed(),
-    }
+    };
+    report.mask(&masker);
+    report
 }
 
 /// The report of a scenario this backend cannot run as written (e.g. fake-only faults on a real daemon).
@@ -266,6 +271,8 @@ struct ScenarioRun<'a> {
     named: HashMap<String, String>,
     /// Images built by `build` steps, removed at the end.
     images: Vec<String>,
+    /// Hides the scenario's secrets in everything reported.
+    masker: Masker,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -280,7 +287,9 @@ impl<'a> ScenarioRun<'a> {
                 run_id: context.run_id.clone(),
                 scenario_name: loaded.scenario.name.clone(),
                 services: Default::default(),
+                secrets: Default::default(),
             },
+            masker: Masker::default(),
             slug,
             workspace: None,
             record: JobRecord::pending(),
@@ -301,6 +310,21 @@ impl<'a> ScenarioRun<'a> {
 
     /// Create the workspace and seed the filestore.
     async fn prepare(&mut self) -> Result<(), Failure> {
+        let scenario = &self.loaded.scenario;
+        match secrets::resolve(&scenario.secrets, &self.context.run_id, &scenario.name, |name| std::env::var(name).ok()) {
+            Ok(values) => {
+                self.masker = Masker::new(values.values());
+                self.vars.secrets = values;
+            }
+            Err(error) => {
+                let name = match &error {
+                    secrets::SecretError::Unset { name, .. } | secrets::SecretError::TooShort { name } => name.clone(),
+                };
+                let mut failure = Failure::new(Category::ConfigInvalid, error.to_string());
+                failure.location = Some(self.location(&format!("/secrets/{}", crate::scenario::yaml::escape_segment(&name))));
+                return Err(failure);
+            }
+        }
         let spec = &self.loaded.scenario.workspace;
         let limits = Limits { max_bytes: spec.max_bytes.map(|size| size.0), max_files: spec.max_files };
         let prefix = format!("dockproof-ws-{}-", self.slug);
@@ -371,8 +395,17 @@ impl<'a> ScenarioRun<'a> {
                 .checks
                 .iter()
                 .enumerate()
-                .flat_map(|(index, assertion)| check::pointer(&format!("{inspect_pointer}/checks/{index}"), assertion, &document))
+                .flat_map(|(index, assertion)| {
+                    check::pointer(&format!("{inspect_pointer}/checks/{index}"), &template::render_assertion(assertion, &self.vars), &document)
+                })
                 .collect();
+            return if findings.is_empty() { Ok(()) } else { Err(findings) };
+        }
+        if let Some(lint) = &step.lint {
+            let lint_pointer = format!("{pointer}/lint");
+            let file = self.loaded.path.parent().unwrap_or(std::path::Path::new(".")).join(&lint.file);
+            let found = crate::lint::lint_file(&file).map_err(|error| finding(Category::ConfigInvalid, format!("{lint_pointer}/file"), error.to_string()))?;
+            let findings = check::lint(&lint_pointer, &lint.expect, &found);
             return if findings.is_empty() { Ok(()) } else { Err(findings) };
         }
         if let Some(assertions) = &step.telemetry {
@@ -380,7 +413,7 @@ impl<'a> ScenarioRun<'a> {
             let findings: Vec<Finding> = assertions
                 .iter()
                 .enumerate()
-                .flat_map(|(index, assertion)| check::pointer(&format!("{pointer}/telemetry/{index}"), assertion, &document))
+                .flat_map(|(index, assertion)| check::pointer(&format!("{pointer}/telemetry/{index}"), &template::render_assertion(assertion, &self.vars), &document))
                 .collect();
             return if findings.is_empty() { Ok(()) } else { Err(findings) };
         }

@@ -194,7 +194,8 @@ fn load_str_unhinted(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIn
             return (None, vec![diagnostic]);
         }
     };
-    let mut checker = SemanticChecker { spans: &located.spans, base_dir, diagnostics: Vec::new() };
+    let secrets = scenario.secrets.keys().cloned().collect();
+    let mut checker = SemanticChecker { spans: &located.spans, base_dir, secrets, diagnostics: Vec::new() };
     checker.scenario(&scenario);
     diagnostics.append(&mut checker.diagnostics);
     if diagnostics.is_empty() {
@@ -367,6 +368,8 @@ fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
 struct SemanticChecker<'a> {
     spans: &'a SpanIndex,
     base_dir: &'a Path,
+    /// Names declared under `secrets:`.
+    secrets: Vec<String>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -387,6 +390,9 @@ impl SemanticChecker<'_> {
         }
         for (index, item) in scenario.stage.iter().enumerate() {
             self.stage_item(&format!("/stage/{index}"), item);
+        }
+        for (name, spec) in &scenario.secrets {
+            self.secret(&format!("/secrets/{}", yaml::escape_segment(name)), spec);
         }
         if scenario.steps.is_empty() {
             self.error("/steps", "a scenario needs at least one step").hint = Some("add a `run` step".into());
@@ -438,12 +444,69 @@ impl SemanticChecker<'_> {
         if let Err(unknown) = template::check(text) {
             let diagnostic = self.error(pointer, format!("unknown template variable `{{{{ {unknown} }}}}`"));
             diagnostic.expected = Some(format!("one of: {}", template::VARIABLES.join(", ")));
+            return;
+        }
+        for name in template::secret_refs(text) {
+            if !self.secrets.contains(&name) {
+                let declared = if self.secrets.is_empty() { "none are declared".to_owned() } else { self.secrets.join(", ") };
+                let diagnostic = self.error(pointer, format!("unknown secret `{name}`"));
+                diagnostic.expected = Some(format!("a secret declared under `secrets:` ({declared})"));
+                diagnostic.hint = Some(format!("declare it: `secrets: {{ {name}: {{ env: VARIABLE }} }}`"));
+            }
+        }
+    }
+
+    /// A JSON-pointer assertion: the pointer, its regex, and templates in expected strings.
+    fn pointer_assertion(&mut self, pointer: &str, assertion: &model::PointerAssertion) {
+        self.json_pointer(&format!("{pointer}/pointer"), &assertion.pointer);
+        if let Some(pattern) = &assertion.matches {
+            self.template(&format!("{pointer}/matches"), pattern);
+            self.regex(&format!("{pointer}/matches"), pattern);
+        }
+        let values = [("equals", &assertion.equals), ("not_equals", &assertion.not_equals), ("contains", &assertion.contains)];
+        for (key, value) in values {
+            if let Some(value) = value {
+                self.json_templates(&format!("{pointer}/{key}"), value);
+            }
+        }
+    }
+
+    /// Templates in every string of a JSON value.
+    fn json_templates(&mut self, pointer: &str, value: &serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => self.template(pointer, text),
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    self.json_templates(&format!("{pointer}/{index}"), item);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, item) in map {
+                    self.json_templates(&format!("{pointer}/{}", yaml::escape_segment(key)), item);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn secret(&mut self, pointer: &str, spec: &model::SecretSpec) {
+        match (&spec.env, spec.generate) {
+            (Some(_), Some(_)) | (None, None) => {
+                self.error(pointer, "a secret needs exactly one source").expected = Some("`env: VARIABLE` or `generate: BYTES`".into());
+            }
+            (Some(variable), None) if variable.is_empty() || variable.contains('=') => {
+                self.error(&format!("{pointer}/env"), format!("`{variable}` is not an environment variable name"));
+            }
+            (None, Some(bytes)) if !(8..=1024).contains(&bytes) => {
+                self.error(&format!("{pointer}/generate"), format!("{bytes} bytes is out of range")).expected = Some("8 to 1024 bytes".into());
+            }
+            _ => {}
         }
     }
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -540,11 +603,7 @@ impl SemanticChecker<'_> {
         }
         if let Some(assertions) = &step.telemetry {
             for (index, assertion) in assertions.iter().enumerate() {
-                let assertion_pointer = format!("{pointer}/telemetry/{index}");
-                self.json_pointer(&format!("{assertion_pointer}/pointer"), &assertion.pointer);
-                if let Some(pattern) = &assertion.matches {
-                    self.regex(&format!("{assertion_pointer}/matches"), pattern);
-                }
+                self.pointer_assertion(&format!("{pointer}/telemetry/{index}"), assertion);
             }
         }
     }
@@ -595,6 +654,12 @@ impl SemanticChecker<'_> {
         }
         if let Some(http) = &step.http {
             let http_pointer = format!("{pointer}/http");
+            for (name, value) in &http.headers {
+                self.template(&format!("{http_pointer}/headers/{}", yaml::escape_segment(name)), value);
+            }
+            if let Some(body) = &http.body {
+                self.template(&format!("{http_pointer}/body"), body);
+            }
             match (&http.service, &http.url) {
                 (Some(_), Some(_)) | (None, None) => {
                     self.error(&http_pointer, "an http step needs exactly one of `service` and `url`");
@@ -640,6 +705,21 @@ impl SemanticChecker<'_> {
                 self.template(&format!("{build_pointer}/args/{}", yaml::escape_segment(name)), &value.0);
             }
         }
+        if let Some(lint) = &step.lint {
+            let lint_pointer = format!("{pointer}/lint");
+            let resolved = self.base_dir.join(&lint.file);
+            if !resolved.is_file() {
+                self.error(&format!("{lint_pointer}/file"), format!("`{}` does not exist (looked at {})", lint.file, resolved.display())).hint =
+                    Some("paths are relative to the scenario file's directory".into());
+            }
+            let known: Vec<&str> = crate::lint::dockerfile::RULES.iter().chain(crate::lint::compose::RULES.iter()).map(|rule| rule.id).collect();
+            for (index, expected) in lint.expect.findings.iter().enumerate() {
+                if !known.contains(&expected.rule.as_str()) {
+                    let diagnostic = self.error(&format!("{lint_pointer}/expect/findings/{index}/rule"), format!("`{}` is not a lint rule", expected.rule));
+                    diagnostic.expected = Some(format!("one of {}", known.join(", ")));
+                }
+            }
+        }
         if let Some(inspect) = &step.inspect {
             let inspect_pointer = format!("{pointer}/inspect");
             match (&inspect.container, &inspect.image) {
@@ -652,10 +732,7 @@ impl SemanticChecker<'_> {
                 }
             }
             for (index, check) in inspect.checks.iter().enumerate() {
-                self.json_pointer(&format!("{inspect_pointer}/checks/{index}/pointer"), &check.pointer);
-                if let Some(pattern) = &check.matches {
-                    self.regex(&format!("{inspect_pointer}/checks/{index}/matches"), pattern);
-                }
+                self.pointer_assertion(&format!("{inspect_pointer}/checks/{index}"), check);
             }
         }
         if let Some(logs) = &step.logs {

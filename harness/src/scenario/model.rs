@@ -34,6 +34,10 @@ pub struct Scenario {
     /// Inputs staged into the workspace before the first step.
     #[serde(default)]
     pub stage: Vec<StageItem>,
+    /// Secrets the steps use as `{{ secret.NAME }}` (tokens, passwords). Their values are
+    /// masked as `***` in every log tail, message and report.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSpec>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
     /// The scenario as a whole (its steps and the cleanup after them) must fail with this
@@ -49,6 +53,19 @@ pub struct Scenario {
     /// `unix:///nonexistent.sock` to prove an unreachable daemon is reported as such.
     #[serde(default)]
     pub docker_host: Option<String>,
+}
+
+/// Where a secret's value comes from: exactly one of `env` and `generate`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// An environment variable of the dockproof process (e.g. a CI secret).
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A fresh value per run: this many bytes as hex (at least 8). For contract tests
+    /// ("a token is passed and never leaks"), not real credentials.
+    #[serde(default)]
+    pub generate: Option<u32>,
 }
 
 /// Limits of the job workspace.
@@ -161,7 +178,7 @@ pub struct GenerateSpec {
 }
 
 /// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry`,
-/// `service`, `http`, `logs`, `build`, `inspect` is set.
+/// `service`, `http`, `logs`, `build`, `inspect`, `lint` is set.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -198,6 +215,9 @@ pub struct Step {
     /// Assertions by JSON pointer on a container's or an image's inspect document.
     #[serde(default)]
     pub inspect: Option<InspectSpec>,
+    /// Static checks of a Dockerfile or compose file (the `dockproof lint` rules), no daemon.
+    #[serde(default)]
+    pub lint: Option<LintSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -219,6 +239,7 @@ pub enum StepKind {
     Logs,
     Build,
     Inspect,
+    Lint,
 }
 
 impl StepKind {
@@ -235,6 +256,7 @@ impl StepKind {
             StepKind::Logs => "logs",
             StepKind::Build => "build",
             StepKind::Inspect => "inspect",
+            StepKind::Lint => "lint",
         }
     }
 }
@@ -272,6 +294,9 @@ impl Step {
         }
         if self.inspect.is_some() {
             kinds.push(StepKind::Inspect);
+        }
+        if self.lint.is_some() {
+            kinds.push(StepKind::Lint);
         }
         kinds
     }
@@ -682,6 +707,40 @@ pub struct ImageExpect {
     /// The Dockerfile has more than one stage.
     #[serde(default)]
     pub multi_stage: Option<bool>,
+}
+
+/// A static check of one Dockerfile or compose file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintSpec {
+    /// The file, relative to the scenario file's directory (kind told by name and content).
+    pub file: String,
+    /// What the rules must find (default: no error-level finding).
+    #[serde(default)]
+    pub expect: LintExpect,
+}
+
+/// What a `lint` step must find.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintExpect {
+    /// Findings that must be reported.
+    #[serde(default)]
+    pub findings: Vec<ExpectedFinding>,
+    /// Allow error-level findings besides those listed (default false).
+    #[serde(default)]
+    pub allow_other_errors: bool,
+}
+
+/// A finding a `lint` step expects: its rule, and the line when given.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedFinding {
+    /// Rule ID, e.g. `DC003` or `DF001`.
+    pub rule: String,
+    /// 1-based line of the file.
+    #[serde(default)]
+    pub line: Option<usize>,
 }
 
 /// Assertions on `docker inspect` output: exactly one of `container` and `image`.

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness lives in the workspace").to_path_buf()
+    // Cargo sets CARGO_MANIFEST_DIR when it runs the program too; prefer that over the
+    // build-time value, which is stale when a shared target dir holds a build from another clone.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().expect("harness lives in the workspace").to_path_buf()
 }
 
 /// The dockproof binary under test.
@@ -39,12 +42,19 @@ pub fn fake_docker() -> PathBuf {
     .clone()
 }
 
+/// Where runs under `work_dir` record their history: in it, not in the user's data dir.
+pub fn history_db(work_dir: &Path) -> PathBuf {
+    work_dir.join("history.db")
+}
+
 /// `dockproof` with the fake backend wired to this checkout's fixtures.
 pub fn dockproof_fake(work_dir: &Path) -> Command {
     let mut command = Command::new(dockproof());
     command
         .current_dir(root())
         .env_remove("FAKE_DOCKER_STATE")
+        // Runs record history: keep it out of the user's data dir.
+        .env("DOCKPROOF_HISTORY", history_db(work_dir))
         .arg("run")
         .args(["--backend", "fake"])
         .arg("--fake-docker")
@@ -61,6 +71,7 @@ pub fn dockproof_real(work_dir: &Path) -> Command {
     let mut command = Command::new(dockproof());
     command
         .current_dir(root())
+        .env("DOCKPROOF_HISTORY", history_db(work_dir))
         .arg("run")
         .args(["--backend", "docker-cli"])
         .arg("--fixture-images")
@@ -75,6 +86,7 @@ pub fn dockproof_api(work_dir: &Path) -> Command {
     let mut command = Command::new(dockproof());
     command
         .current_dir(root())
+        .env("DOCKPROOF_HISTORY", history_db(work_dir))
         .arg("run")
         .args(["--backend", "docker-api"])
         .arg("--fixture-images")
@@ -118,6 +130,14 @@ pub fn docker_available() -> Result<(), String> {
             }
         })
         .clone()
+}
+
+/// Build the fixture image `name` (from fixtures/images) on the real daemon unless it is there.
+pub fn ensure_fixture_image(name: &str) -> Result<(), String> {
+    let fixtures = dockproof::fixtures::FixtureImages::scan(&root().join("fixtures/images"), true).map_err(|error| error.to_string())?;
+    let backend = dockproof::backend::cli::CliBackend::new("docker-cli", "docker", Vec::new());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|error| error.to_string())?;
+    runtime.block_on(fixtures.ensure(&backend, name)).map_err(|error| error.to_string())
 }
 
 /// The shipped scenario files (scenarios/ and its subdirectories).

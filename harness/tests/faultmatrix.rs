@@ -1,0 +1,190 @@
+//! The fault matrix on a real daemon: a run interrupted with SIGINT, a run killed
+//! with SIGKILL and then reaped by `dockproof clean`, a container that ignores
+//! SIGTERM past its timeout, and a workspace on a full filesystem. After each,
+//! nothing the run created is left (containers, networks and volumes labelled with
+//! its run id, directories in its work dir), and the reports name what happened.
+//!
+//! Real-daemon tests: ignored when no daemon answers, unless DOCKPROOF_REQUIRE_DOCKER=1.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const SLOW: &str = "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 120], timeout: 5m }\n";
+
+/// A unique run id for one test.
+fn run_id(name: &str) -> String {
+    format!("fm-{name}-{}", std::process::id())
+}
+
+/// `dockproof run` on `backend`.
+fn dockproof(backend: &str, work: &Path) -> Command {
+    match backend {
+        "docker-cli" => support::dockproof_real(work),
+        _ => support::dockproof_api(work),
+    }
+}
+
+/// Objects of kind `container`/`network`/`volume` carrying `dockproof.run=ID`.
+fn labelled(kind: &str, run: &str) -> Result<Vec<String>, Failed> {
+    let mut args = vec![kind.to_owned(), "ls".into(), "-q".into(), "--filter".into(), format!("label=dockproof.run={run}")];
+    if kind == "container" {
+        args.insert(2, "-a".into());
+    }
+    let output = Command::new("docker").args(&args).output().map_err(|error| error.to_string())?;
+    Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect())
+}
+
+/// What the run left: labelled objects, and entries of the work dir besides the history database.
+fn leftovers(run: &str, work: &Path) -> Result<Vec<String>, Failed> {
+    let mut left = Vec::new();
+    for kind in ["container", "network", "volume"] {
+        left.extend(labelled(kind, run)?.into_iter().map(|id| format!("{kind} {id}")));
+    }
+    let history = support::history_db(work).display().to_string();
+    if let Ok(entries) = std::fs::read_dir(work) {
+        left.extend(entries.filter_map(Result::ok).map(|entry| entry.path().display().to_string()).filter(|path| !path.starts_with(&history)));
+    }
+    Ok(left)
+}
+
+/// Wait until the run's container exists.
+fn wait_for_container(run: &str) -> Result<(), Failed> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while labelled("container", run)?.is_empty() {
+        if Instant::now() > deadline {
+            return Err(format!("run {run} never created its container").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(())
+}
+
+fn expect_clean(run: &str, work: &Path, what: &str, output: &Output) -> Result<(), Failed> {
+    let left = leftovers(run, work)?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{what} left {left:?} behind\n{}", support::describe(output)).into())
+    }
+}
+
+/// SIGINT mid-run: exit 1, the scenario reported interrupted in the console and JUnit, nothing left.
+fn sigint(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let scenario = dir.path().join("slow.yaml");
+    std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
+    let (run, work, junit) = (run_id(&format!("int-{backend}")), dir.path().join("work"), dir.path().join("junit.xml"));
+    let child = dockproof(backend, &work).args(["--run-id", &run, "--junit"]).arg(&junit).arg(&scenario).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|error| error.to_string())?;
+    wait_for_container(&run)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).map_err(|error| error.to_string())?;
+    let output = child.wait_with_output().map_err(|error| error.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() != Some(1) || !stdout.contains("INTR slow") {
+        return Err(format!("an interrupted run exits 1 and says INTR\n{}", support::describe(&output)).into());
+    }
+    let xml = std::fs::read_to_string(&junit).map_err(|error| format!("no JUnit report after SIGINT: {error}"))?;
+    if !xml.contains("type=\"interrupted\"") {
+        return Err(format!("the JUnit report does not mark the case interrupted:\n{xml}").into());
+    }
+    expect_clean(&run, &work, "SIGINT", &output)
+}
+
+/// SIGKILL mid-run leaves the container; `dockproof clean --run ID` reaps it and the run dir.
+fn sigkill_then_clean(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let scenario = dir.path().join("slow.yaml");
+    std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
+    let (run, work) = (run_id(&format!("kill-{backend}")), dir.path().join("work"));
+    let mut child = dockproof(backend, &work).args(["--run-id", &run]).arg(&scenario).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|error| error.to_string())?;
+    wait_for_container(&run)?;
+    child.kill().map_err(|error| error.to_string())?;
+    let _ = child.wait();
+    if labelled("container", &run)?.is_empty() {
+        return Err("after SIGKILL the container should still be there for `clean` to find".into());
+    }
+    let output = Command::new(support::dockproof())
+        .args(["clean", "--backend", backend, "--run", &run, "--work-dir"])
+        .arg(&work)
+        .output()
+        .map_err(|error| error.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !stdout.contains("removed 1 container(s) and 1 director(ies)") {
+        return Err(format!("`dockproof clean` after SIGKILL\n{}", support::describe(&output)).into());
+    }
+    expect_clean(&run, &work, "SIGKILL + clean", &output)
+}
+
+/// A container that ignores SIGTERM is killed after the grace period: `timeout`, exit 137, nothing left.
+fn ignores_sigterm(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let (run, work) = (run_id(&format!("term-{backend}")), dir.path().join("work"));
+    let output = dockproof(backend, &work)
+        .args(["--run-id", &run])
+        .arg(support::root().join("scenarios/job-timeout-sigterm-ignored.yaml"))
+        .output()
+        .map_err(|error| error.to_string())?;
+    if !output.status.success() {
+        return Err(format!("the shipped SIGTERM-ignored scenario must pass (timeout, then kill: 137)\n{}", support::describe(&output)).into());
+    }
+    expect_clean(&run, &work, "a container ignoring SIGTERM", &output)
+}
+
+/// A workspace on a full filesystem: `workspace_limit_exceeded` naming the device, nothing left.
+fn filesystem_full(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let small = dir.path().join("small-fs");
+    std::fs::create_dir_all(&small).map_err(|error| error.to_string())?;
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&small).output().map_err(|error| format!("cannot run mount: {error}"))?;
+    if !mounted.status.success() {
+        return Err(format!("cannot mount a 1 MiB tmpfs (root needed): {}", String::from_utf8_lossy(&mounted.stderr)).into());
+    }
+    let result = (|| {
+        let scenario = dir.path().join("big.yaml");
+        std::fs::write(&scenario, "name: big-input\nstage:\n  - { generate: { bytes: 4MiB, seed: 1 }, to: inputs/blob.bin }\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [job] }\n")
+            .map_err(|error| error.to_string())?;
+        let run = run_id(&format!("full-{backend}"));
+        let output = dockproof(backend, &small).args(["--run-id", &run, "--no-history"]).arg(&scenario).output().map_err(|error| error.to_string())?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if output.status.code() != Some(1) || !stdout.contains("workspace_limit_exceeded") || !stdout.contains("No space left on device") {
+            return Err(Failed::from(format!("a full workspace filesystem is workspace_limit_exceeded\n{}", support::describe(&output))));
+        }
+        expect_clean(&run, &small, "a full workspace filesystem", &output)
+    })();
+    let _ = Command::new("umount").arg(&small).output();
+    result
+}
+
+type Test = fn(&str) -> Result<(), Failed>;
+
+fn main() {
+    let args = Arguments::from_args();
+    let daemon = support::docker_available();
+    let ignored = daemon.is_err() && !support::docker_required();
+    let tests: [(&str, Test); 4] =
+        [("sigint-mid-run", sigint), ("sigkill-then-clean", sigkill_then_clean), ("container-ignores-sigterm", ignores_sigterm), ("workspace-filesystem-full", filesystem_full)];
+    let mut trials = Vec::new();
+    for (name, test) in tests {
+        for backend in ["docker-cli", "docker-api"] {
+            let daemon = daemon.clone();
+            trials.push(
+                Trial::test(format!("fault-matrix::{name}::{backend}"), move || match &daemon {
+                    Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
+                    Ok(()) => test(backend),
+                })
+                .with_kind("real-daemon")
+                .with_ignored_flag(ignored),
+            );
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}

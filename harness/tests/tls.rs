@@ -1,0 +1,162 @@
+//! dockproof against a daemon reached over TCP with mutual TLS: `DOCKER_HOST=tcp://…`,
+//! `DOCKER_TLS_VERIFY=1`, `DOCKER_CERT_PATH` with `ca.pem`/`cert.pem`/`key.pem`, on the
+//! docker CLI and the Engine API backends. The certificates (a CA, a server certificate
+//! for 127.0.0.1, client certificates) are generated here with rcgen; the TLS endpoint is
+//! a loopback TLS terminator in this test, forwarding to the local daemon's unix socket
+//! and requiring a client certificate signed by the test CA — so what is tested for real
+//! is dockproof's side: certificate loading, server verification, client authentication.
+//!
+//! Real-daemon tests: ignored when no daemon answers, unless DOCKPROOF_REQUIRE_DOCKER=1.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+
+/// A CA and what it signed, as PEM.
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki(name: &str) -> Result<Pki, rcgen::Error> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.distinguished_name.push(DnType::CommonName, format!("dockproof test CA {name}"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    let leaf = |purpose: ExtendedKeyUsagePurpose| -> Result<(String, String), rcgen::Error> {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
+        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params.extended_key_usages = vec![purpose];
+        let key = KeyPair::generate()?;
+        let certificate = params.signed_by(&key, &ca)?;
+        Ok((certificate.pem(), key.serialize_pem()))
+    };
+    Ok(Pki { ca: ca.pem(), server: leaf(ExtendedKeyUsagePurpose::ServerAuth)?, client: leaf(ExtendedKeyUsagePurpose::ClientAuth)? })
+}
+
+/// A DOCKER_CERT_PATH directory: `ca.pem` (whom to trust), `cert.pem` and `key.pem` (who we are).
+fn cert_dir(root: &Path, name: &str, ca: &str, client: &(String, String)) -> std::io::Result<PathBuf> {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("ca.pem"), ca)?;
+    std::fs::write(dir.join("cert.pem"), &client.0)?;
+    std::fs::write(dir.join("key.pem"), &client.1)?;
+    Ok(dir)
+}
+
+/// The local daemon's unix socket.
+fn daemon_socket() -> PathBuf {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
+}
+
+/// Serve mutual TLS on a loopback port, forwarding each connection to the daemon socket.
+async fn tls_endpoint(pki: &Pki) -> Result<SocketAddr, Failed> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(pki.ca.as_bytes()).map_err(|error| error.to_string())?).map_err(|error| error.to_string())?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+        .build()
+        .map_err(|error| error.to_string())?;
+    let certificate = CertificateDer::from_pem_slice(pki.server.0.as_bytes()).map_err(|error| error.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(pki.server.1.as_bytes()).map_err(|error| error.to_string())?;
+    let config = ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![certificate], key)
+        .map_err(|error| error.to_string())?;
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(|error| error.to_string())?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    let socket = daemon_socket();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, socket) = (acceptor.clone(), socket.clone());
+            tokio::spawn(async move {
+                // A client without a certificate of ours ends here, in the handshake.
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let Ok(mut daemon) = tokio::net::UnixStream::connect(&socket).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut daemon).await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+/// Run the happy-path scenario on `backend` against the TLS endpoint with `certs`.
+fn run(backend: &str, endpoint: SocketAddr, certs: &Path, work: &Path) -> Result<(Option<i32>, String), Failed> {
+    let command = match backend {
+        "docker-cli" => support::dockproof_real(work),
+        _ => support::dockproof_api(work),
+    };
+    let output = Command::from(command)
+        .env("DOCKER_HOST", format!("tcp://{endpoint}"))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", certs)
+        .arg("scenarios/job-happy-path.yaml")
+        .output()
+        .map_err(|error| error.to_string())?;
+    Ok((output.status.code(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))))
+}
+
+type Command = std::process::Command;
+
+fn mutual_tls(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let ours = pki("ours").map_err(|error| error.to_string())?;
+    let theirs = pki("theirs").map_err(|error| error.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|error| error.to_string())?;
+    let endpoint = runtime.block_on(tls_endpoint(&ours))?;
+    let good = cert_dir(dir.path(), "good", &ours.ca, &ours.client).map_err(|error| error.to_string())?;
+    let (code, output) = run(backend, endpoint, &good, &dir.path().join("work-good"))?;
+    if code != Some(0) {
+        return Err(format!("{backend} over mutual TLS with the right certificates must pass:\n{output}").into());
+    }
+    // A server whose certificate our CA did not sign is not to be trusted.
+    let wrong_ca = cert_dir(dir.path(), "wrong-ca", &theirs.ca, &ours.client).map_err(|error| error.to_string())?;
+    let (code, output) = run(backend, endpoint, &wrong_ca, &dir.path().join("work-wrong-ca"))?;
+    if code != Some(1) || !output.contains("daemon_unavailable") {
+        return Err(format!("{backend} must refuse a server its CA did not sign (exit 1, daemon_unavailable):\n{output}").into());
+    }
+    // A client certificate the server's CA did not sign is refused by the server.
+    let wrong_client = cert_dir(dir.path(), "wrong-client", &ours.ca, &theirs.client).map_err(|error| error.to_string())?;
+    let (code, output) = run(backend, endpoint, &wrong_client, &dir.path().join("work-wrong-client"))?;
+    if code != Some(1) || !output.contains("daemon_unavailable") {
+        return Err(format!("{backend} with a client certificate the server does not accept must fail as daemon_unavailable:\n{output}").into());
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let daemon = support::docker_available();
+    let ignored = daemon.is_err() && !support::docker_required();
+    let trials = ["docker-cli", "docker-api"]
+        .into_iter()
+        .map(|backend| {
+            let daemon = daemon.clone();
+            Trial::test(format!("tls::{backend}-mutual-tls"), move || match &daemon {
+                Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
+                Ok(()) => mutual_tls(backend),
+            })
+            .with_kind("real-daemon")
+            .with_ignored_flag(ignored)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
