@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod dockerfile;
 pub mod expand;
+pub mod faults;
 pub mod flags;
 pub mod gojson;
 pub mod health;

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use thiserror::Error;
 
+use crate::faults::FaultKind;
 use crate::image::{self, Image};
 use crate::logfile::{LogWriter, Stream};
 use crate::paths::{ContainerFs, Mount};
@@ -42,6 +43,7 @@ pub fn spawn(state: &StateDir, id: &str) -> Result<Child, SpawnError> {
         .arg(SUPERVISE)
         .arg(id)
         .env("FAKE_DOCKER_STATE", state.root())
+        .envs(crate::faults::supervisor_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -125,6 +127,25 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     let _ = std::fs::remove_file(state.oom_marker(id));
     // Ports first: a taken host port fails the start before the program runs, like docker.
     let listeners = crate::netbind::reserve(&state, id)?;
+    // An injected runtime fault (FAKE_DOCKER_FAULTS, decided by `start`/`run`).
+    let fault = crate::faults::handed_down();
+    if let Some(fault) = fault.as_ref().filter(|f| f.kind == FaultKind::SlowStart) {
+        std::thread::sleep(fault.delay.unwrap_or(std::time::Duration::from_secs(5)));
+    }
+    match fault.as_ref().map(|f| (f.kind, f)) {
+        Some((FaultKind::ExitImmediately, fault)) => {
+            return exit_at_start(
+                &state,
+                id,
+                fault.code.unwrap_or(1),
+                false,
+                fault.log.as_deref(),
+            );
+        }
+        // The kernel kills the container the moment it starts (SIGKILL, OOMKilled).
+        Some((FaultKind::Oom, _)) => return exit_at_start(&state, id, 137, true, None),
+        _ => {}
+    }
     let diagnostics = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -201,6 +222,36 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     };
     let oom = code == 137 && state.oom_marker(id).exists();
     record_exit(&state, id, code, oom).map_err(|e| e.to_string())
+}
+
+/// The `exit-immediately` and `oom` faults: the container is recorded started, then
+/// exited with `code` (and `log` on stderr), before `start` returns; its program never runs.
+fn exit_at_start(
+    state: &StateDir,
+    id: &str,
+    code: i32,
+    oom: bool,
+    log: Option<&str>,
+) -> Result<(), String> {
+    if let Some(line) = log
+        && let Ok(mut log) = LogWriter::open(&state.log_path(id))
+    {
+        let _ = log.write(Stream::Stderr, format!("{line}\n").as_bytes());
+    }
+    (|| -> Result<(), StateError> {
+        let _lock = state.lock()?;
+        if let Some(mut container) = state.load(id)? {
+            container.state.started = true;
+            container.state.starting = false;
+            container.state.error.clear();
+            state.save(&container)?;
+        }
+        Ok(())
+    })()
+    .map_err(|e| e.to_string())?;
+    record_exit(state, id, code, oom).map_err(|e| e.to_string())?;
+    answer("ok");
+    Ok(())
 }
 
 /// Appends lines to a container's log as stderr records (the HTTP server's request log).
@@ -310,6 +361,9 @@ pub fn program_main(id: &str) -> i32 {
     let Some(program) = image.program(&container.path) else {
         return fail(&mut log, format!("{}: not found", container.path));
     };
+    if crate::faults::handed_down().is_some_and(|f| f.kind == FaultKind::Hang) {
+        return hang();
+    }
     let stdin = if container.open_stdin {
         StdinSource::Fifo(state.stdin_path(id))
     } else {
@@ -331,6 +385,18 @@ pub fn program_main(id: &str) -> i32 {
         allocated: 0,
     };
     program::run(program, &mut invocation, &mut log)
+}
+
+/// The `hang` fault: a program that never ends and ignores SIGTERM (only SIGKILL ends it).
+fn hang() -> i32 {
+    // SAFETY: setting a signal disposition to SIG_IGN touches no Rust state.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+    program_ready(program::Ready::Blocked);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }
 
 /// Creates the working directory the way the daemon does before a process starts.

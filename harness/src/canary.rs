@@ -303,6 +303,7 @@ mod tests {
                     tags: Vec::new(),
                     outcome,
                     failure: (outcome == Outcome::Failed).then(|| Failure::new(Category::OomKilled, "killed")),
+                    skip_reason: None,
                     earlier_attempts: Vec::new(),
                     steps: Vec::new(),
                     record: JobRecord::pending(),

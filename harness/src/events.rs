@@ -89,6 +89,9 @@ pub struct ScenarioReport {
     pub outcome: Outcome,
     /// The failure that decided the verdict.
     pub failure: Option<Failure>,
+    /// Why the scenario was not run (outcome `skipped`), e.g. it needs the fake backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
     /// Failures of earlier attempts (`--retries`); a pass after a failure is flaky.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub earlier_attempts: Vec<Failure>,

@@ -16,6 +16,10 @@ pub enum FilestoreError {
     InvalidKey { key: String, reason: String },
     #[error("failed to {action} `{key}` in the filestore: {source}")]
     Store { action: &'static str, key: String, source: object_store::Error },
+    /// No object under the key (the store's own message names its host path, which
+    /// differs run to run, so it is left out).
+    #[error("`{key}` does not exist in the filestore")]
+    NotFound { key: String },
     #[error("failed to open the filestore at `{path}`: {source}")]
     Open { path: PathBuf, source: object_store::Error },
 }
@@ -71,7 +75,10 @@ impl Filestore {
     /// Read the object under `key`.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, FilestoreError> {
         let path = Self::path(key)?;
-        let read = |source| FilestoreError::Store { action: "read", key: key.to_owned(), source };
+        let read = |source| match source {
+            object_store::Error::NotFound { .. } => FilestoreError::NotFound { key: key.to_owned() },
+            source => FilestoreError::Store { action: "read", key: key.to_owned(), source },
+        };
         let result = self.store.get(&path).await.map_err(read)?;
         Ok(result.bytes().await.map_err(read)?.to_vec())
     }
@@ -88,7 +95,8 @@ mod tests {
         store.put("jobs/1/out.json", b"{}".to_vec()).await.unwrap();
         assert_eq!(store.get("jobs/1/out.json").await.unwrap(), b"{}");
         assert_eq!(store.url("jobs/1/out.json"), "filestore://jobs/1/out.json");
-        assert!(matches!(store.get("missing").await, Err(FilestoreError::Store { .. })));
+        let missing = store.get("missing/key").await.unwrap_err();
+        assert_eq!(missing.to_string(), "`missing/key` does not exist in the filestore");
         assert!(matches!(store.put("a/../b", vec![]).await, Err(FilestoreError::InvalidKey { .. })));
     }
 }

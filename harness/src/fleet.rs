@@ -38,7 +38,21 @@ async fn run_host(
     scenarios: &[LoadedScenario],
     cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<ScenarioReport>, String> {
-    let (kind, env) = host_backend(host, args.backend);
+    let (kind, mut env) = host_backend(host, args.backend);
+    // A fake host is one machine: its state (and so its fault counters: `every=5` counts
+    // across repeats) lives as long as the canary, not one repeat.
+    let host_state = match kind {
+        BackendKind::Fake => Some(
+            tempfile::Builder::new()
+                .prefix(&format!("dockproof-fake-host-{}-", host.name))
+                .tempdir()
+                .map_err(|error| format!("cannot create the fake host's state directory: {error}"))?,
+        ),
+        BackendKind::DockerCli | BackendKind::DockerApi => None,
+    };
+    if let Some(state) = &host_state {
+        env.push(("FAKE_DOCKER_STATE".into(), state.path().into()));
+    }
     let paths = BackendPaths {
         docker: &args.docker,
         fake_docker: args.fake_docker.as_deref(),

@@ -258,6 +258,7 @@ mod tests {
             tags: Vec::new(),
             outcome,
             failure: (outcome == Outcome::Failed).then(|| Failure::new(Category::NonzeroExit, "exit 3")),
+            skip_reason: None,
             earlier_attempts: Vec::new(),
             steps: Vec::new(),
             record: JobRecord::pending(),

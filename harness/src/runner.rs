@@ -33,9 +33,10 @@ impl RunOutcome {
         (passed, failed, self.reports.len() - passed - failed)
     }
 
-    /// Whether every scenario passed and the run completed.
+    /// Whether every scenario passed (or was skipped, as a backend that cannot run it
+    /// says) and the run completed.
     pub fn success(&self) -> bool {
-        !self.interrupted && self.reports.iter().all(|report| report.outcome == Outcome::Passed)
+        !self.interrupted && self.reports.iter().all(|report| matches!(report.outcome, Outcome::Passed | Outcome::Skipped))
     }
 }
 
@@ -46,6 +47,7 @@ fn placeholder(scenario: &LoadedScenario, outcome: Outcome, failure: Option<Fail
         tags: scenario.scenario.tags.clone(),
         outcome,
         failure,
+        skip_reason: None,
         earlier_attempts: Vec::new(),
         steps: Vec::new(),
         record: JobRecord::pending(),

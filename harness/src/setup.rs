@@ -98,8 +98,14 @@ pub(crate) fn make_backend(
                 return Err(format!("fake image definitions not found at {} (use --fake-images DIR)", paths.fake_images.display()));
             }
             let state = std::env::var_os("FAKE_DOCKER_STATE").unwrap_or_else(|| run_dir.join("fake-docker-state").into_os_string());
-            let mut env: Vec<(OsString, OsString)> =
-                vec![("FAKE_DOCKER_STATE".into(), state), ("FAKE_DOCKER_IMAGES".into(), paths.fake_images.as_os_str().to_owned())];
+            // DOCKER_HOST is cleared: the fake answers an absent unix socket as the CLI does,
+            // and a user's address for a real daemon means nothing to it (a scenario's
+            // `docker_host` sets it again).
+            let mut env: Vec<(OsString, OsString)> = vec![
+                ("FAKE_DOCKER_STATE".into(), state),
+                ("FAKE_DOCKER_IMAGES".into(), paths.fake_images.as_os_str().to_owned()),
+                ("DOCKER_HOST".into(), OsString::new()),
+            ];
             env.extend(extra_env);
             Ok((Arc::new(CliBackend::new("fake", program, env)), FixtureImages::none()))
         }

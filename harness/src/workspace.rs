@@ -119,6 +119,16 @@ impl Workspace {
     /// Write `content` to `relative`, creating parent directories, and record it.
     pub fn write(&self, relative: &str, content: &mut dyn Read) -> Result<StagedFile, WorkspaceError> {
         let path = self.resolve(relative)?;
+        // A file where a directory must go is the scenario contradicting itself: say so
+        // in workspace terms (the host path of a temp dir helps nobody and is not stable).
+        for ancestor in Path::new(relative).ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+            if self.root().join(ancestor).is_file() {
+                return Err(WorkspaceError::UnsafePath {
+                    path: relative.to_owned(),
+                    reason: format!("is below `{}`, which is a file in the workspace", ancestor.display()),
+                });
+            }
+        }
         if let Some(parent) = path.parent() {
             create_shared_dirs(self.root(), parent)?;
         }
@@ -268,6 +278,15 @@ mod tests {
         assert_eq!(staged.bytes, 6);
         assert_eq!(staged.sha256, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
         assert_eq!(ws.usage().unwrap(), Usage { files: 1, bytes: 6 });
+    }
+
+    #[test]
+    fn staging_below_a_file_is_a_config_error_in_workspace_terms() {
+        let (_parent, ws) = workspace(Limits::default());
+        ws.write("inputs", &mut "x".as_bytes()).unwrap();
+        let error = ws.write("inputs/deeper/a.csv", &mut "y".as_bytes()).unwrap_err();
+        assert_eq!(error.category(), Category::ConfigInvalid);
+        assert_eq!(error.to_string(), "path `inputs/deeper/a.csv` is below `inputs`, which is a file in the workspace");
     }
 
     #[test]

@@ -240,7 +240,16 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         ));
         return Ok(1);
     };
-    let spec = image.build.clone().unwrap_or_default();
+    let mut spec = image.build.clone().unwrap_or_default();
+    let keywords: Vec<String> = file
+        .instructions
+        .iter()
+        .take(total)
+        .map(|i| i.keyword.clone())
+        .collect();
+    if let Some(failure) = crate::faults::build_failure(&keywords) {
+        spec.fail = Some(failure);
+    }
     let build_args = crate::supervisor::env_vars(
         &parsed
             .all("build-arg")

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Outcome, daemon_error, err, find_container};
+use crate::faults::{FaultKind, fired};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::paths::normalize;
 use crate::state::{Container, StateDir};
@@ -63,6 +64,74 @@ fn absolute(path: &str) -> PathBuf {
             .map(|cwd| cwd.join(path))
             .unwrap_or_else(|_| path.to_path_buf())
     }
+}
+
+/// Copies like `copy_tree` and returns where the copy is.
+fn copy_to(from: &Path, to: PathBuf) -> std::io::Result<PathBuf> {
+    copy_tree(from, &to).map(|()| to)
+}
+
+/// After a copy out of a container: the `truncate`/`corrupt` faults damage the copied
+/// files silently (exit 0); `disk-full` cuts the first file in half and fails as the CLI
+/// does when the host disk fills up.
+fn faults_after_copy_out(copied: &Path) -> i32 {
+    let files = crate::faults::files_under(copied);
+    if fired(FaultKind::DiskFull).is_some() {
+        if let Some(first) = files.first() {
+            let _ = halve(first);
+            err(&format!(
+                "write {}: no space left on device\n",
+                first.display()
+            ));
+        } else {
+            err(&format!(
+                "write {}: no space left on device\n",
+                copied.display()
+            ));
+        }
+        return 1;
+    }
+    for file in &files {
+        if let Err(e) = crate::faults::damage_copy(file) {
+            err(&format!("{e}\n"));
+            return 1;
+        }
+    }
+    0
+}
+
+/// After a copy into a container (`copied` on the host, `container_path` inside): the
+/// daemon's tar extraction runs out of space.
+fn faults_after_copy_in(copied: &Path, container_path: &str) -> i32 {
+    if fired(FaultKind::DiskFull).is_none() {
+        return 0;
+    }
+    let files = crate::faults::files_under(copied);
+    let inside = match files.first() {
+        Some(first) => {
+            let _ = halve(first);
+            let relative = first.strip_prefix(copied).unwrap_or(Path::new(""));
+            Path::new(container_path)
+                .join(relative)
+                .display()
+                .to_string()
+        }
+        None => container_path.to_string(),
+    };
+    daemon_error(&format!(
+        "Error processing tar file(exit status 1): write {}: no space left on device",
+        inside.trim_end_matches('/')
+    ));
+    1
+}
+
+/// Cuts a file to half its length (what was written before the disk filled up).
+fn halve(path: &Path) -> std::io::Result<()> {
+    let length = std::fs::metadata(path)?.len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(length / 2)
 }
 
 /// Recursively copies a file or directory.
@@ -158,6 +227,10 @@ fn from_container(
         return 1;
     }
     if destination == "-" {
+        if fired(FaultKind::DiskFull).is_some() {
+            err("write /dev/stdout: no space left on device\n");
+            return 1;
+        }
         let mut stdout = std::io::stdout().lock();
         let owners = image_owners(state, container);
         let owner = |path: &Path| owners.get(path).copied().unwrap_or((0, 0));
@@ -185,7 +258,7 @@ fn from_container(
     let trailing = destination.ends_with('/');
     let target_display = format!("{}{}", cleaned.display(), if trailing { "/" } else { "" });
     let result = match std::fs::metadata(&cleaned) {
-        Ok(meta) if meta.is_dir() => copy_tree(&host, &cleaned.join(base_name(&container_path))),
+        Ok(meta) if meta.is_dir() => copy_to(&host, cleaned.join(base_name(&container_path))),
         Ok(_) if trailing => {
             err(&format!("stat {target_display}: not a directory\n"));
             return 1;
@@ -194,17 +267,17 @@ fn from_container(
             err("cannot copy directory\n");
             return 1;
         }
-        Ok(_) => copy_tree(&host, &cleaned),
+        Ok(_) => copy_to(&host, cleaned.clone()),
         Err(_) if trailing => {
             err(&format!(
                 "stat {target_display}: no such file or directory\n"
             ));
             return 1;
         }
-        Err(_) => copy_tree(&host, &target),
+        Err(_) => copy_to(&host, target.clone()),
     };
     match result {
-        Ok(()) => 0,
+        Ok(copied) => faults_after_copy_out(&copied),
         Err(e) => {
             err(&format!("{e}\n"));
             1
@@ -234,6 +307,12 @@ fn into_container(
             ));
             return 1;
         }
+        if fired(FaultKind::DiskFull).is_some() {
+            daemon_error(&format!(
+                "Error processing tar file(exit status 1): write {container_path}: no space left on device"
+            ));
+            return 1;
+        }
         return match crate::tar::extract(&mut std::io::stdin().lock(), &host) {
             Ok(()) => 0,
             Err(e) => {
@@ -251,23 +330,32 @@ fn into_container(
         return 1;
     };
     let result = match std::fs::metadata(&host) {
-        Ok(meta) if meta.is_dir() => copy_tree(&local, &host.join(base_name(source))),
+        Ok(meta) if meta.is_dir() => copy_to(&local, host.join(base_name(source))).map(|copied| {
+            (
+                copied,
+                format!(
+                    "{}/{}",
+                    container_path.trim_end_matches('/'),
+                    base_name(source)
+                ),
+            )
+        }),
         Ok(_) if local_meta.is_dir() || path.ends_with('/') => {
             err("cannot copy directory\n");
             return 1;
         }
-        Ok(_) => copy_tree(&local, &host),
+        Ok(_) => copy_to(&local, host.clone()).map(|copied| (copied, container_path.clone())),
         Err(_) => {
             let parent_ok = host.parent().is_some_and(Path::is_dir);
             if path.ends_with('/') || !parent_ok {
                 err("no such directory\n");
                 return 1;
             }
-            copy_tree(&local, &host)
+            copy_to(&local, host.clone()).map(|copied| (copied, container_path.clone()))
         }
     };
     match result {
-        Ok(()) => 0,
+        Ok((copied, inside)) => faults_after_copy_in(&copied, &inside),
         Err(e) => {
             err(&format!("{e}\n"));
             1

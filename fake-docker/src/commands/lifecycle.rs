@@ -186,6 +186,10 @@ pub fn start_one(
                 return Ok(Err(refuse(state, &mut container, message, 127, 127)?));
             }
         }
+        if crate::faults::fired(crate::faults::FaultKind::PortAllocated).is_some() {
+            let message = injected_port_conflict(&container);
+            return Ok(Err(refuse(state, &mut container, message, 128, 125)?));
+        }
         supervisor::ensure_workdir(state, &container);
         container.state.starting = true;
         state.save(&container)?;
@@ -208,6 +212,26 @@ pub fn start_one(
             }))
         }
     }
+}
+
+/// The daemon's answer for a taken host port (`port-allocated` fault): the first
+/// published host port, else the first exposed container port.
+fn injected_port_conflict(container: &Container) -> String {
+    let port = container
+        .port_requests
+        .iter()
+        .map(|request| request.host_port.clone())
+        .find(|port| !port.is_empty() && port != "0")
+        .or_else(|| {
+            let exposed = container.exposed_ports.first()?;
+            Some(exposed.split('/').next().unwrap_or(exposed).to_string())
+        })
+        .unwrap_or_else(|| "80".to_string());
+    format!(
+        "driver failed programming external connectivity on endpoint {} ({}): Bind for 0.0.0.0:{port} failed: port is already allocated",
+        container.name,
+        crate::objects::object_id("endpoint", &container.name)
+    )
 }
 
 /// The OCI runtime's create failure around `reason`.
@@ -372,6 +396,16 @@ pub fn stop(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         };
         if container.state.status == Status::Running {
             let grace = timeout.or(container.stop_timeout).unwrap_or(10);
+            if no_stop() {
+                // The daemon waits out the grace, kills, and never sees the exit.
+                std::thread::sleep(Duration::from_secs(grace.max(0) as u64));
+                daemon_error(&format!(
+                    "cannot stop container: {name}: {}",
+                    crate::faults::NO_EXIT_EVENT
+                ));
+                code = 1;
+                continue;
+            }
             send(container.state.pid, signal);
             let limit = if grace < 0 {
                 Duration::MAX / 4
@@ -412,6 +446,14 @@ pub fn kill(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             code = 1;
             continue;
         }
+        if no_stop() {
+            daemon_error(&format!(
+                "Cannot kill container: {name}: {}",
+                crate::faults::NO_EXIT_EVENT
+            ));
+            code = 1;
+            continue;
+        }
         send(container.state.pid, signal);
         if signal == libc::SIGKILL {
             // The daemon waits for a SIGKILLed container to be gone before answering.
@@ -420,6 +462,11 @@ pub fn kill(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         out(&format!("{name}\n"));
     }
     Ok(code)
+}
+
+/// Whether the `no-stop` fault fired for this `stop`/`kill`/`rm`.
+fn no_stop() -> bool {
+    crate::faults::fired(crate::faults::FaultKind::NoStop).is_some()
 }
 
 /// Whether a process exists (a zombie counts as existing).
@@ -502,6 +549,15 @@ pub fn rm(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                 continue;
             }
             wait_until(&state, &container.id, |c| !c.state.starting);
+            if no_stop() {
+                daemon_error(&format!(
+                    "Could not kill running container {}, cannot remove - {}",
+                    container.id,
+                    crate::faults::NO_EXIT_EVENT
+                ));
+                code = 1;
+                continue;
+            }
             if let Some(current) = state.load(&container.id)? {
                 kill_and_wait(&state, &current);
             }

@@ -235,6 +235,10 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
+    // Fault injection (FAKE_DOCKER_FAULTS): may answer the command itself.
+    if let crate::faults::Decision::Exit(code) = crate::faults::dispatch(spec.name, &parsed) {
+        return code;
+    }
     match handler(spec, &parsed) {
         Ok(code) => code,
         Err(error) => {

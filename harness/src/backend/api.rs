@@ -287,6 +287,16 @@ impl Backend for ApiBackend {
         &self.name
     }
 
+    fn with_overrides(&self, overrides: &super::ScenarioOverrides) -> Result<std::sync::Arc<dyn Backend>, String> {
+        if overrides.fake_faults.is_some() {
+            return Err(super::fake_only_reason(&self.name));
+        }
+        Ok(std::sync::Arc::new(match &overrides.docker_host {
+            Some(host) => ApiBackend::for_host(self.name.clone(), host.clone()),
+            None => ApiBackend { name: self.name.clone(), host: self.host.clone(), client: OnceCell::new() },
+        }))
+    }
+
     async fn ping(&self) -> Result<String, BackendError> {
         let docker = self.docker().await?;
         let version = bounded("read the daemon version", "daemon", CONTROL_TIMEOUT, docker.version())

@@ -142,6 +142,9 @@ impl CliBackend {
         if is_daemon_unavailable(&lower) {
             return BackendError::DaemonUnavailable { message: first_line(stderr) };
         }
+        if lower.starts_with("fake-docker: invalid fault specification") {
+            return BackendError::Config { message: first_line(stderr) };
+        }
         if lower.contains("no such image") || lower.contains("unable to find image") || lower.contains("pull access denied") {
             return BackendError::ImageNotFound { image: subject.to_owned(), message: last_line(stderr) };
         }
@@ -303,6 +306,22 @@ pub fn exec_args(request: &ExecRequest) -> Vec<String> {
 impl Backend for CliBackend {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn with_overrides(&self, overrides: &super::ScenarioOverrides) -> Result<std::sync::Arc<dyn Backend>, String> {
+        let fake = self.name == "fake";
+        let mut env = self.env.clone();
+        if let Some(faults) = &overrides.fake_faults {
+            if !fake {
+                return Err(super::fake_only_reason(&self.name));
+            }
+            env.push(("FAKE_DOCKER_FAULTS".into(), faults.into()));
+            env.push(("FAKE_DOCKER_FAULTS_SCOPE".into(), overrides.scope.clone().into()));
+        }
+        if let Some(host) = &overrides.docker_host {
+            env.push(("DOCKER_HOST".into(), host.into()));
+        }
+        Ok(std::sync::Arc::new(CliBackend { name: self.name.clone(), program: self.program.clone(), env }))
     }
 
     async fn ping(&self) -> Result<String, BackendError> {

@@ -136,6 +136,9 @@ pub enum BackendError {
     Api { operation: &'static str, status: u16, message: String },
     #[error("the `{backend}` backend cannot {operation} yet")]
     Unsupported { backend: String, operation: &'static str },
+    /// The backend refused its own configuration (e.g. an invalid fault specification).
+    #[error("invalid backend configuration: {message}")]
+    Config { message: String },
 }
 
 impl BackendError {
@@ -148,12 +151,35 @@ impl BackendError {
             BackendError::BuildFailed { .. } => Category::BuildFailed,
             BackendError::Timeout { .. } => Category::Timeout,
             BackendError::PortConflict { .. } => Category::PortConflict,
-            BackendError::Unsupported { .. } => Category::ConfigInvalid,
+            BackendError::Unsupported { .. } | BackendError::Config { .. } => Category::ConfigInvalid,
             BackendError::NoSuchContainer { .. } | BackendError::NotRunning { .. } | BackendError::Command { .. } | BackendError::Api { .. } => {
                 Category::NonzeroExit
             }
         }
     }
+}
+
+/// Per-scenario changes to how a backend reaches Docker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScenarioOverrides {
+    /// Fault rules for fake-docker (`FAKE_DOCKER_FAULTS`): only the fake honours them.
+    pub fake_faults: Option<String>,
+    /// Another daemon address (`DOCKER_HOST` syntax).
+    pub docker_host: Option<String>,
+    /// Keeps this scenario's fault call counters apart from other scenarios' (its name).
+    pub scope: String,
+}
+
+impl ScenarioOverrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.fake_faults.is_none() && self.docker_host.is_none()
+    }
+}
+
+/// What a scenario needs that a backend cannot give it: the scenario is skipped with this reason.
+pub fn fake_only_reason(backend: &str) -> String {
+    format!("needs the fake backend (`fake_faults` injects faults only fake-docker can produce); `{backend}` skips it")
 }
 
 /// An image build.
@@ -239,6 +265,12 @@ pub trait Backend: Send + Sync {
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
         let _ = container;
         Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "commit containers" })
+    }
+    /// This backend with a scenario's overrides applied; `Err(reason)` when it cannot honour
+    /// them, and the scenario is reported skipped with that reason.
+    fn with_overrides(&self, overrides: &ScenarioOverrides) -> Result<std::sync::Arc<dyn Backend>, String> {
+        let _ = overrides;
+        Err(format!("the `{}` backend cannot apply per-scenario settings (`fake_faults`, `docker_host`)", self.name()))
     }
     /// The container's full inspect document, shaped like Docker's (State, Config, HostConfig, NetworkSettings, ...).
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {

@@ -180,6 +180,7 @@ async fn run_one(context: &CstContext, job: &Job, saved: Option<Result<Arc<Saved
         tags: vec!["cst".to_owned()],
         outcome: if failure.is_some() { Outcome::Failed } else { Outcome::Passed },
         failure,
+        skip_reason: None,
         earlier_attempts: Vec::new(),
         steps: Vec::new(),
         record: JobRecord::pending(),

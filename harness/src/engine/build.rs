@@ -106,7 +106,7 @@ impl ScenarioRun<'_> {
             target: build.target.clone(),
             labels: [("dockproof.run".to_owned(), self.context.run_id.clone())].into(),
         };
-        let backend = self.context.backend.as_ref();
+        let backend = self.backend.as_ref();
         match backend.build(&request).await {
             Ok(()) => {}
             Err(BackendError::BuildFailed { message, .. }) => {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, Mount};
+use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, Mount, ScenarioOverrides};
 use crate::category::Category;
 use crate::check::{self, FileObservation, Finding};
 use crate::events::{Event, Failure, Location, Outcome, ScenarioReport, StepReport};
@@ -70,7 +70,20 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     let started = Instant::now();
     let scenario = &loaded.scenario;
     let _ = context.events.send(Event::ScenarioStarted { name: scenario.name.clone() });
-    let mut run = ScenarioRun::new(context, loaded);
+    let overrides = ScenarioOverrides {
+        fake_faults: scenario.fake_faults.clone(),
+        docker_host: scenario.docker_host.clone(),
+        scope: scenario.name.clone(),
+    };
+    let backend = if overrides.is_empty() {
+        Arc::clone(&context.backend)
+    } else {
+        match context.backend.with_overrides(&overrides) {
+            Ok(backend) => backend,
+            Err(reason) => return skipped(loaded, reason),
+        }
+    };
+    let mut run = ScenarioRun::new(context, loaded, backend);
     let deadline = tokio::time::Instant::now() + scenario.timeout.map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0);
 
     let mut plan: Vec<(String, &Step)> = Vec::new();
@@ -139,13 +152,15 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     {
         verdict = Some(failure);
     }
+    let (outcome, verdict) = judge_scenario(verdict, scenario.expect_failure, |pointer| run.location(pointer));
     let masker = std::mem::take(&mut run.masker);
     let mut report = ScenarioReport {
         name: scenario.name.clone(),
         file: loaded.path.clone(),
         tags: scenario.tags.clone(),
-        outcome: if verdict.is_some() { Outcome::Failed } else { Outcome::Passed },
+        outcome,
         failure: verdict,
+        skip_reason: None,
         earlier_attempts: Vec::new(),
         steps,
         stdout_tail: run.record.context.docker.log_tail.stdout.clone(),
@@ -155,6 +170,43 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     };
     report.mask(&masker);
     report
+}
+
+/// The report of a scenario this backend cannot run as written (e.g. fake-only faults on a real daemon).
+fn skipped(loaded: &LoadedScenario, reason: String) -> ScenarioReport {
+    ScenarioReport {
+        name: loaded.scenario.name.clone(),
+        file: loaded.path.clone(),
+        tags: loaded.scenario.tags.clone(),
+        outcome: Outcome::Skipped,
+        failure: None,
+        skip_reason: Some(reason),
+        earlier_attempts: Vec::new(),
+        steps: Vec::new(),
+        record: JobRecord::pending(),
+        stdout_tail: Vec::new(),
+        stderr_tail: Vec::new(),
+        duration: Duration::ZERO,
+    }
+}
+
+/// The scenario's verdict against a scenario-level `expect_failure`.
+fn judge_scenario(verdict: Option<Failure>, expected: Option<Category>, locate: impl Fn(&str) -> Location) -> (Outcome, Option<Failure>) {
+    match (verdict, expected) {
+        (None, None) => (Outcome::Passed, None),
+        (Some(failure), None) => (Outcome::Failed, Some(failure)),
+        (Some(failure), Some(expected)) if failure.category == expected => (Outcome::Passed, Some(failure)),
+        (Some(failure), Some(expected)) => {
+            let mut unexpected = failure.clone();
+            unexpected.message = format!("expected the scenario to fail with `{expected}`, got `{}`: {}", failure.category, failure.message);
+            (Outcome::Failed, Some(unexpected))
+        }
+        (None, Some(expected)) => {
+            let mut failure = Failure::new(Category::AssertionFailed, format!("expected the scenario to fail with `{expected}`, but it passed"));
+            failure.location = Some(locate("/expect_failure"));
+            (Outcome::Failed, Some(failure))
+        }
+    }
 }
 
 /// A step's result against what it was expected to do.
@@ -206,6 +258,8 @@ fn env_list(env: &std::collections::BTreeMap<String, Text>, vars: &Vars) -> Vec<
 /// The state of one scenario while it runs.
 struct ScenarioRun<'a> {
     context: &'a EngineContext,
+    /// The run's backend with this scenario's overrides (`fake_faults`, `docker_host`).
+    backend: Arc<dyn Backend>,
     loaded: &'a LoadedScenario,
     vars: Vars,
     slug: String,
@@ -222,10 +276,11 @@ struct ScenarioRun<'a> {
 }
 
 impl<'a> ScenarioRun<'a> {
-    fn new(context: &'a EngineContext, loaded: &'a LoadedScenario) -> Self {
+    fn new(context: &'a EngineContext, loaded: &'a LoadedScenario, backend: Arc<dyn Backend>) -> Self {
         let slug = slug(&loaded.scenario.name);
         ScenarioRun {
             context,
+            backend,
             loaded,
             vars: Vars {
                 job_id: slug.clone(),
@@ -326,7 +381,7 @@ impl<'a> ScenarioRun<'a> {
         }
         if let Some(inspect) = &step.inspect {
             let inspect_pointer = format!("{pointer}/inspect");
-            let backend = self.context.backend.as_ref();
+            let backend = self.backend.as_ref();
             let document = match (&inspect.container, &inspect.image) {
                 (Some(name), _) => match self.named.get(name) {
                     Some(id) => backend.inspect_json(id).await,
@@ -499,7 +554,7 @@ impl<'a> ScenarioRun<'a> {
     }
 
     async fn run(&mut self, pointer: &str, run: &RunSpec, expect: Option<&Expect>) -> Result<(), Vec<Finding>> {
-        let backend = self.context.backend.as_ref();
+        let backend = self.backend.as_ref();
         let run_pointer = format!("{pointer}/run");
         let image_pointer = format!("{run_pointer}/image");
         self.record.context.docker.image = Some(run.image.clone());
@@ -578,7 +633,7 @@ impl<'a> ScenarioRun<'a> {
     /// Check through inspect that the daemon applied the limits and security
     /// options asked for, rather than trusting they were passed along.
     async fn verify_applied(&self, spec: &ContainerSpec, id: &str, pointer: &str) -> Result<(), Vec<Finding>> {
-        let inspect = match self.context.backend.inspect_json(id).await {
+        let inspect = match self.backend.inspect_json(id).await {
             Ok(inspect) => inspect,
             // A backend that cannot show its inspect document cannot be checked; nothing to verify.
             Err(BackendError::Unsupported { .. }) => return Ok(()),
@@ -590,7 +645,7 @@ impl<'a> ScenarioRun<'a> {
 
     /// `docker stop` (SIGTERM, grace, SIGKILL), then a forced kill if it still runs.
     async fn stop_after_timeout(&self, id: &str, grace: Duration) -> Result<i64, BackendError> {
-        let backend = self.context.backend.as_ref();
+        let backend = self.backend.as_ref();
         backend.stop(id, grace).await?;
         match tokio::time::timeout(grace + Duration::from_secs(10), backend.wait(id)).await {
             Ok(result) => result,
@@ -615,7 +670,6 @@ impl<'a> ScenarioRun<'a> {
         };
         let timeout = exec.timeout.map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
         let output = self
-            .context
             .backend
             .exec(&request, timeout, self.context.capture)
             .await
@@ -696,12 +750,12 @@ impl<'a> ScenarioRun<'a> {
     async fn cleanup(&mut self) -> Result<(), Failure> {
         let mut problems = Vec::new();
         for id in self.containers.drain(..).rev() {
-            if let Err(error) = self.context.backend.remove(&id).await {
+            if let Err(error) = self.backend.remove(&id).await {
                 problems.push(format!("container {id}: {error}"));
             }
         }
         for image in self.images.drain(..).rev() {
-            if let Err(error) = self.context.backend.remove_image(&image).await {
+            if let Err(error) = self.backend.remove_image(&image).await {
                 problems.push(format!("image {image}: {error}"));
             }
         }

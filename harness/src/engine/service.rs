@@ -70,7 +70,7 @@ fn last_health_output(inspect: &Value) -> String {
 
 impl ScenarioRun<'_> {
     pub(super) async fn service(&mut self, pointer: &str, service: &ServiceSpec) -> Result<(), Vec<Finding>> {
-        let backend = self.context.backend.as_ref();
+        let backend = self.backend.as_ref();
         let service_pointer = format!("{pointer}/service");
         let image_pointer = format!("{service_pointer}/image");
         self.context.fixtures.ensure(backend, &service.image).await.map_err(|error| backend_finding(&error, &image_pointer))?;
@@ -170,7 +170,7 @@ impl ScenarioRun<'_> {
         within: Duration,
         pointer: &str,
     ) -> Result<(), Vec<Finding>> {
-        let backend = self.context.backend.as_ref();
+        let backend = self.backend.as_ref();
         let deadline = started + within;
         let wait_pointer = format!("{pointer}/wait");
         let host_port = |container: u16| published.get(&container).copied();
@@ -320,7 +320,7 @@ impl ScenarioRun<'_> {
         let Some(id) = self.named.get(&logs.container).cloned() else {
             return Err(finding(Category::ConfigInvalid, format!("{logs_pointer}/container"), format!("no container named `{}`", logs.container)));
         };
-        let captured = self.context.backend.logs(&id, self.context.capture).await.map_err(|error| backend_finding(&error, &logs_pointer))?;
+        let captured = self.backend.logs(&id, self.context.capture).await.map_err(|error| backend_finding(&error, &logs_pointer))?;
         let mut findings = Vec::new();
         if let Some(matcher) = &logs.stdout {
             findings.extend(check::text(&format!("`{}` stdout", logs.container), &format!("{logs_pointer}/stdout"), matcher, &captured.stdout.text));

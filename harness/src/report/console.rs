@@ -162,6 +162,9 @@ fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, to
     if report.outcome == Outcome::Interrupted {
         writeln!(out, "    interrupted before it finished; what it created was removed")?;
     }
+    if let Some(reason) = &report.skip_reason {
+        writeln!(out, "    skipped: {reason}")?;
+    }
     if let Some(failure) = &report.failure {
         let location = failure.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
         writeln!(out, "    {location}{}: {}", failure.category, failure.message)?;
@@ -178,7 +181,11 @@ pub fn summary_line(outcome: &RunOutcome) -> String {
     let (passed, failed, _) = outcome.counts();
     let interrupted = outcome.reports.iter().filter(|report| report.outcome == Outcome::Interrupted).count();
     let flaky = outcome.reports.iter().filter(|report| report.flaky()).count();
+    let skipped = outcome.reports.iter().filter(|report| report.outcome == Outcome::Skipped).count();
     let mut line = format!("{passed} passed, {failed} failed");
+    if skipped > 0 {
+        line.push_str(&format!(", {skipped} skipped"));
+    }
     if flaky > 0 {
         line.push_str(&format!(", {flaky} flaky"));
     }
@@ -200,6 +207,7 @@ mod tests {
             tags: vec![],
             outcome,
             failure: (outcome == Outcome::Failed).then(|| Failure::new(crate::category::Category::NonzeroExit, "exit 3")),
+            skip_reason: None,
             earlier_attempts: vec![],
             steps: vec![],
             record: Default::default(),

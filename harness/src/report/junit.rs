@@ -10,7 +10,13 @@ use crate::runner::RunOutcome;
 fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
     let status = match (report.outcome, &report.failure) {
         (Outcome::Passed, _) => TestCaseStatus::success(),
-        (Outcome::Skipped, _) => TestCaseStatus::skipped(),
+        (Outcome::Skipped, _) => {
+            let mut status = TestCaseStatus::skipped();
+            if let Some(reason) = &report.skip_reason {
+                status.set_message(reason.clone());
+            }
+            status
+        }
         (_, failure) => {
             let kind = if report.outcome == Outcome::Interrupted { NonSuccessKind::Error } else { NonSuccessKind::Failure };
             let mut status = TestCaseStatus::non_success(kind);

@@ -58,6 +58,7 @@ mod tests {
             tags: vec![],
             outcome: crate::events::Outcome::Failed,
             failure: Some(Failure::new(crate::category::Category::PortConflict, "host port 35285 is already in use, held by fake-docker (pid 19663); port 352850 is another")),
+            skip_reason: None,
             earlier_attempts: vec![],
             steps: vec![],
             record,

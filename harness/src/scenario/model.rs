@@ -40,6 +40,19 @@ pub struct Scenario {
     pub secrets: BTreeMap<String, SecretSpec>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
+    /// The scenario as a whole (its steps and the cleanup after them) must fail with this
+    /// category, e.g. `cleanup_failed`; steps keep their own `expect_failure`.
+    #[serde(default)]
+    pub expect_failure: Option<Category>,
+    /// Faults fake-docker injects into this scenario's docker calls (its
+    /// `FAKE_DOCKER_FAULTS` syntax, e.g. `start:oom` or `cp:truncate:first=1`).
+    /// Only the fake can do this: on a real daemon the scenario is skipped.
+    #[serde(default)]
+    pub fake_faults: Option<String>,
+    /// Reach Docker at this address (`DOCKER_HOST` syntax) for this scenario, e.g.
+    /// `unix:///nonexistent.sock` to prove an unreachable daemon is reported as such.
+    #[serde(default)]
+    pub docker_host: Option<String>,
 }
 
 /// Where a secret's value comes from: exactly one of `env` and `generate`.
