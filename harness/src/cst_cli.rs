@@ -122,7 +122,7 @@ pub fn run(args: CstArgs) -> ExitCode {
         Ok(dir) => dir,
         Err(error) => return usage_error(format!("cannot create a run directory in {}: {error}", parent.display())),
     };
-    let paths = BackendPaths { docker: &args.docker, fake_docker: args.fake_docker.as_deref(), fake_images: &args.fake_images, fixture_images: &args.fixture_images };
+    let paths = BackendPaths { docker: &args.docker, fake_docker: args.fake_docker.as_deref(), fake_images: &args.fake_images, fixture_images: &args.fixture_images, context: None };
     let (backend, fixtures) = match setup::make_backend(args.backend, &paths, run_dir.path(), Vec::new()) {
         Ok(made) => made,
         Err(message) => return usage_error(message),

@@ -58,6 +58,7 @@ async fn run_host(
         fake_docker: args.fake_docker.as_deref(),
         fake_images: &args.fake_images,
         fixture_images: &args.fixture_images,
+        context: None,
     };
     let mut reports = Vec::new();
     for repeat in 1..=args.repeat {

@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// The fake-docker binary (default: next to dockproof, then on PATH).
     #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
     fake_docker: Option<PathBuf>,
+    /// The docker context to use with the real backends (default: $DOCKER_CONTEXT, then the CLI's current one).
+    #[arg(long, env = "DOCKER_CONTEXT", value_name = "NAME")]
+    context: Option<String>,
     /// Fake image definitions for `--backend fake`.
     #[arg(long, default_value = "fixtures/fake-images")]
     fake_images: PathBuf,

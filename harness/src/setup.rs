@@ -79,6 +79,8 @@ pub(crate) struct BackendPaths<'a> {
     pub fake_docker: Option<&'a Path>,
     pub fake_images: &'a Path,
     pub fixture_images: &'a Path,
+    /// A docker context (`--context`, `DOCKER_CONTEXT`) for the real backends.
+    pub context: Option<&'a str>,
 }
 
 /// The backend of `kind` for a run whose temporary files live in `run_dir`;
@@ -111,11 +113,25 @@ pub(crate) fn make_backend(
         }
         BackendKind::DockerCli => {
             let fixtures = FixtureImages::scan(paths.fixture_images, true).map_err(|error| error.to_string())?;
-            Ok((Arc::new(CliBackend::new("docker-cli", paths.docker, extra_env)), fixtures))
+            let mut env = extra_env;
+            if let Some(context) = paths.context {
+                env.push(("DOCKER_CONTEXT".into(), context.into()));
+            }
+            Ok((Arc::new(CliBackend::new("docker-cli", paths.docker, env)), fixtures))
         }
         BackendKind::DockerApi => {
             let fixtures = FixtureImages::scan(paths.fixture_images, true).map_err(|error| error.to_string())?;
-            Ok((Arc::new(ApiBackend::from_env("docker-api")), fixtures))
+            // The CLI's precedence: an explicit host (a fleet's DOCKER_HOST) over a context.
+            let host = extra_env.iter().find(|(key, _)| key == "DOCKER_HOST").map(|(_, value)| value.to_string_lossy().into_owned());
+            let backend = match (host, paths.context) {
+                (Some(host), _) => ApiBackend::for_host("docker-api", host),
+                (None, Some(name)) => match dockproof::backend::context::resolve(name, &dockproof::backend::context::config_dir()).map_err(|error| error.to_string())? {
+                    Some(endpoint) => ApiBackend::for_endpoint("docker-api", endpoint),
+                    None => ApiBackend::from_env("docker-api"),
+                },
+                (None, None) => ApiBackend::from_env("docker-api"),
+            };
+            Ok((Arc::new(backend), fixtures))
         }
     }
 }
@@ -143,7 +159,13 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
 
     let backend = make_backend(
         args.backend,
-        &BackendPaths { docker: &args.docker, fake_docker: args.fake_docker.as_deref(), fake_images: &args.fake_images, fixture_images: &args.fixture_images },
+        &BackendPaths {
+            docker: &args.docker,
+            fake_docker: args.fake_docker.as_deref(),
+            fake_images: &args.fake_images,
+            fixture_images: &args.fixture_images,
+            context: args.context.as_deref(),
+        },
         run_dir.path(),
         Vec::new(),
     );

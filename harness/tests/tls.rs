@@ -142,21 +142,66 @@ fn mutual_tls(backend: &'static str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The same endpoint through a docker context (`docker context create` with the TLS
+/// material) in a private DOCKER_CONFIG, selected with `--context`.
+fn context_with_tls(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let ours = pki("ours").map_err(|error| error.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|error| error.to_string())?;
+    let endpoint = runtime.block_on(tls_endpoint(&ours))?;
+    let certs = cert_dir(dir.path(), "certs", &ours.ca, &ours.client).map_err(|error| error.to_string())?;
+    let config = dir.path().join("docker-config");
+    let docker = format!(
+        "host=tcp://{endpoint},ca={},cert={},key={}",
+        certs.join("ca.pem").display(),
+        certs.join("cert.pem").display(),
+        certs.join("key.pem").display()
+    );
+    let created = Command::new("docker").env("DOCKER_CONFIG", &config).args(["context", "create", "dp-tls", "--docker", &docker]).output().map_err(|error| error.to_string())?;
+    if !created.status.success() {
+        return Err(format!("docker context create failed: {}", String::from_utf8_lossy(&created.stderr)).into());
+    }
+    let command = match backend {
+        "docker-cli" => support::dockproof_real(&dir.path().join("work")),
+        _ => support::dockproof_api(&dir.path().join("work")),
+    };
+    let output = Command::from(command)
+        .env("DOCKER_CONFIG", &config)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .args(["--context", "dp-tls"])
+        .arg("scenarios/job-happy-path.yaml")
+        .output()
+        .map_err(|error| error.to_string())?;
+    if output.status.code() != Some(0) {
+        return Err(format!("{backend} with --context dp-tls (a TLS context) must pass:\n{}", support::describe(&output)).into());
+    }
+    Ok(())
+}
+
+/// A test, run once per real backend.
+type Test = fn(&'static str) -> Result<(), Failed>;
+
 fn main() {
     let args = Arguments::from_args();
     let daemon = support::docker_available();
     let ignored = daemon.is_err() && !support::docker_required();
-    let trials = ["docker-cli", "docker-api"]
-        .into_iter()
-        .map(|backend| {
+    let tests: [(&str, Test); 2] = [("mutual-tls", mutual_tls), ("context-with-tls", context_with_tls)];
+    let mut trials = Vec::new();
+    for (name, test) in tests {
+        for backend in ["docker-cli", "docker-api"] {
             let daemon = daemon.clone();
-            Trial::test(format!("tls::{backend}-mutual-tls"), move || match &daemon {
-                Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
-                Ok(()) => mutual_tls(backend),
-            })
-            .with_kind("real-daemon")
-            .with_ignored_flag(ignored)
-        })
-        .collect();
+            trials.push(
+                Trial::test(format!("tls::{backend}-{name}"), move || match &daemon {
+                    Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
+                    Ok(()) => test(backend),
+                })
+                .with_kind("real-daemon")
+                .with_ignored_flag(ignored),
+            );
+        }
+    }
     libtest_mimic::run(&args, trials).exit();
 }

@@ -42,6 +42,8 @@ pub struct ApiBackend {
     name: String,
     /// `DOCKER_HOST`-style address; `None` reads the environment.
     host: Option<String>,
+    /// A directory with `ca.pem`, `cert.pem`, `key.pem` for mutual TLS (a context's).
+    tls: Option<std::path::PathBuf>,
     /// Connected and version-negotiated on first use (negotiation needs the runtime).
     client: OnceCell<Docker>,
 }
@@ -49,20 +51,33 @@ pub struct ApiBackend {
 impl ApiBackend {
     /// A backend named `name` for the daemon the environment points at (`DOCKER_HOST`, TLS variables).
     pub fn from_env(name: impl Into<String>) -> Self {
-        ApiBackend { name: name.into(), host: None, client: OnceCell::new() }
+        ApiBackend { name: name.into(), host: None, tls: None, client: OnceCell::new() }
+    }
+
+    /// A backend named `name` for a docker context's endpoint (its own TLS material, if any).
+    pub fn for_endpoint(name: impl Into<String>, endpoint: super::context::Endpoint) -> Self {
+        ApiBackend { name: name.into(), host: Some(endpoint.host), tls: endpoint.tls, client: OnceCell::new() }
     }
 
     /// A backend named `name` for the daemon at `host` (`unix:///...`, `tcp://...`; TLS still from the environment).
     pub fn for_host(name: impl Into<String>, host: impl Into<String>) -> Self {
-        ApiBackend { name: name.into(), host: Some(host.into()), client: OnceCell::new() }
+        ApiBackend { name: name.into(), host: Some(host.into()), tls: None, client: OnceCell::new() }
     }
 
     async fn docker(&self) -> Result<&Docker, BackendError> {
         self.client
             .get_or_try_init(|| async {
-                let docker = match &self.host {
-                    Some(host) => Docker::connect_with_host(host),
-                    None => Docker::connect_with_defaults(),
+                let docker = match (&self.host, &self.tls) {
+                    (Some(host), Some(tls)) => Docker::connect_with_ssl(
+                        host,
+                        &tls.join("key.pem"),
+                        &tls.join("cert.pem"),
+                        &tls.join("ca.pem"),
+                        CONTROL_TIMEOUT.as_secs(),
+                        bollard::API_DEFAULT_VERSION,
+                    ),
+                    (Some(host), None) => Docker::connect_with_host(host),
+                    (None, _) => Docker::connect_with_defaults(),
                 }
                 .map_err(|error| daemon_unavailable(&error))?;
                 // bollard's own limit is on each response's headers; ours (per call) is tighter,
@@ -293,7 +308,7 @@ impl Backend for ApiBackend {
         }
         Ok(std::sync::Arc::new(match &overrides.docker_host {
             Some(host) => ApiBackend::for_host(self.name.clone(), host.clone()),
-            None => ApiBackend { name: self.name.clone(), host: self.host.clone(), client: OnceCell::new() },
+            None => ApiBackend { name: self.name.clone(), host: self.host.clone(), tls: self.tls.clone(), client: OnceCell::new() },
         }))
     }
 

@@ -4,6 +4,7 @@
 pub mod api;
 mod capture;
 pub mod cli;
+pub mod context;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
