@@ -172,20 +172,8 @@ pub fn run(args: CstArgs) -> ExitCode {
             }
         }
     }
-    let reported = if options.deterministic { report::normalised(&outcome) } else { outcome.clone() };
-    let mut write_failed = false;
-    if let Some(path) = &args.junit
-        && let Err(error) = report::junit::write(path, &reported, &options)
-    {
-        eprintln!("error: cannot write the JUnit report {}: {error}", path.display());
-        write_failed = true;
-    }
-    if let Some(path) = &args.json
-        && let Err(error) = report::json::write(path, &reported, &options)
-    {
-        eprintln!("error: cannot write the JSON report {}: {error}", path.display());
-        write_failed = true;
-    }
+    let paths = setup::ReportPaths { junit: args.junit.as_deref(), json: args.json.as_deref(), html: None, markdown: None };
+    let write_failed = !setup::write_reports(&paths, &outcome, &options);
     if !args.no_history {
         setup::record(args.history.clone(), args.backend, &outcome, &options);
     }

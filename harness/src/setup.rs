@@ -136,6 +136,55 @@ pub(crate) fn make_backend(
     }
 }
 
+/// Where a run's reports go (each optional).
+pub(crate) struct ReportPaths<'a> {
+    pub junit: Option<&'a Path>,
+    pub json: Option<&'a Path>,
+    pub html: Option<&'a Path>,
+    pub markdown: Option<&'a Path>,
+}
+
+/// Write every report asked for (deterministic ones from the normalised outcome) and,
+/// under GitHub Actions, the annotations and step summary. False when one could not be written.
+pub(crate) fn write_reports(paths: &ReportPaths<'_>, outcome: &runner::RunOutcome, options: &ReportOptions) -> bool {
+    let reported = if options.deterministic { report::normalised(outcome) } else { outcome.clone() };
+    let mut written = true;
+    let mut attempt = |what: &str, path: &Path, result: std::io::Result<()>| {
+        if let Err(error) = result {
+            eprintln!("error: cannot write the {what} {}: {error}", path.display());
+            written = false;
+        }
+    };
+    for path in [paths.junit, paths.json, paths.html, paths.markdown].into_iter().flatten() {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            attempt("report directory for", path, std::fs::create_dir_all(parent));
+        }
+    }
+    if let Some(path) = paths.junit {
+        attempt("JUnit report", path, report::junit::write(path, &reported, options));
+    }
+    if let Some(path) = paths.json {
+        attempt("JSON report", path, report::json::write(path, &reported, options));
+    }
+    if let Some(path) = paths.html {
+        attempt("HTML report", path, report::html::write(path, &reported, options));
+    }
+    if let Some(path) = paths.markdown {
+        attempt("Markdown summary", path, std::fs::write(path, report::markdown::render(&reported, options)));
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true") {
+        for line in report::github::annotations(&reported) {
+            println!("{line}");
+        }
+        if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY")
+            && let Err(error) = report::markdown::append(Path::new(&summary), &reported, options)
+        {
+            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {error}");
+        }
+    }
+    written
+}
+
 pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     args.resolve_reports();
     let scenarios = match select(scenarios, &args) {
@@ -206,50 +255,8 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         outcome
     });
 
-    let reported = if options.deterministic { report::normalised(&outcome) } else { outcome.clone() };
-    let mut write_failed = false;
-    for path in [&args.junit, &args.json, &args.html, &args.markdown].into_iter().flatten() {
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
-            && let Err(error) = std::fs::create_dir_all(parent)
-        {
-            eprintln!("error: cannot create the report directory {}: {error}", parent.display());
-            write_failed = true;
-        }
-    }
-    if let Some(path) = &args.junit
-        && let Err(error) = report::junit::write(path, &reported, &options)
-    {
-        eprintln!("error: cannot write the JUnit report {}: {error}", path.display());
-        write_failed = true;
-    }
-    if let Some(path) = &args.json
-        && let Err(error) = report::json::write(path, &reported, &options)
-    {
-        eprintln!("error: cannot write the JSON report {}: {error}", path.display());
-        write_failed = true;
-    }
-    if let Some(path) = &args.html
-        && let Err(error) = report::html::write(path, &reported, &options)
-    {
-        eprintln!("error: cannot write the HTML report {}: {error}", path.display());
-        write_failed = true;
-    }
-    if let Some(path) = &args.markdown
-        && let Err(error) = std::fs::write(path, report::markdown::render(&reported, &options))
-    {
-        eprintln!("error: cannot write the Markdown summary {}: {error}", path.display());
-        write_failed = true;
-    }
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true") {
-        for line in report::github::annotations(&reported) {
-            println!("{line}");
-        }
-        if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY")
-            && let Err(error) = report::markdown::append(std::path::Path::new(&summary), &reported, &options)
-        {
-            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {error}");
-        }
-    }
+    let paths = ReportPaths { junit: args.junit.as_deref(), json: args.json.as_deref(), html: args.html.as_deref(), markdown: args.markdown.as_deref() };
+    let write_failed = !write_reports(&paths, &outcome, &options);
     if !args.no_history {
         record_history(&args, &outcome, &options);
     }
