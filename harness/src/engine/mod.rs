@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, Mount};
+use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, LogFiles, Mount};
 use crate::category::Category;
 use crate::check::{self, FileObservation, Finding};
 use crate::events::{Event, Failure, Location, Outcome, ScenarioReport, StepReport};
 use crate::filestore::Filestore;
 use crate::fixtures::FixtureImages;
-use crate::record::{Artifact, JobRecord};
+use crate::record::{Artifact, JobRecord, LogFilesRecord};
 use crate::scenario::template::{self, Vars};
 use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, Text};
 use crate::workspace::{self, Generated, Limits, Workspace};
@@ -45,7 +45,11 @@ pub struct EngineContext {
     pub run_id: String,
     /// Workspaces are created under this directory.
     pub work_dir: PathBuf,
+    /// Memory kept of each output stream (the tail).
     pub capture: CaptureLimits,
+    /// With a directory, every run's whole stdout and stderr stream to files
+    /// under it (`SCENARIO/STEP.stdout.log`); only the tail stays in memory.
+    pub logs_dir: Option<PathBuf>,
     pub events: UnboundedSender<Event>,
 }
 
@@ -473,7 +477,8 @@ impl<'a> ScenarioRun<'a> {
         };
         self.record.metrics.docker.run_ms = started_at.elapsed().as_millis() as u64;
         let state = backend.inspect(&id).await.map_err(|error| backend_finding(&error, &run_pointer))?;
-        let logs = backend.logs(&id, self.context.capture).await.map_err(|error| backend_finding(&error, &run_pointer))?;
+        let log_files = self.log_files(pointer).map_err(|error| backend_finding(&error, &run_pointer))?;
+        let logs = backend.logs(&id, self.context.capture, log_files.as_ref()).await.map_err(|error| backend_finding(&error, &run_pointer))?;
 
         let docker = &mut self.record.context.docker;
         docker.exit_code = Some(exit_code);
@@ -481,6 +486,12 @@ impl<'a> ScenarioRun<'a> {
         docker.timed_out = timed_out;
         docker.log_tail.stdout = logs.stdout.tail_lines(LOG_TAIL_LINES);
         docker.log_tail.stderr = logs.stderr.tail_lines(LOG_TAIL_LINES);
+        docker.log_files = log_files.map(|files| LogFilesRecord {
+            stdout: files.stdout.display().to_string(),
+            stderr: files.stderr.display().to_string(),
+            stdout_bytes: logs.stdout.total_bytes,
+            stderr_bytes: logs.stderr.total_bytes,
+        });
         self.record.status = if exit_code == 0 && !timed_out { "succeeded" } else { "failed" }.into();
         // Usage is recorded whatever happened; exceeding the limits only counts for a clean exit.
         let over_limits = self.refresh_usage(&format!("{run_pointer}/image")).err().unwrap_or_default();
@@ -501,6 +512,17 @@ impl<'a> ScenarioRun<'a> {
         let mut findings = over_limits;
         findings.extend(self.expectations(pointer, expect, exit_code, state.oom_killed, &logs.stdout.text, &logs.stderr.text));
         if findings.is_empty() { Ok(()) } else { Err(findings) }
+    }
+
+    /// The files a run step's whole logs go to, when the run keeps them.
+    fn log_files(&self, step_pointer: &str) -> Result<Option<LogFiles>, BackendError> {
+        let Some(dir) = &self.context.logs_dir else {
+            return Ok(None);
+        };
+        let dir = dir.join(&self.slug);
+        std::fs::create_dir_all(&dir).map_err(|error| BackendError::LogFile { message: format!("{}: {error}", dir.display()) })?;
+        let step = step_pointer.rsplit('/').next().unwrap_or("0");
+        Ok(Some(LogFiles { stdout: dir.join(format!("step-{step}.stdout.log")), stderr: dir.join(format!("step-{step}.stderr.log")) }))
     }
 
     /// Check through inspect that the daemon applied the limits and security
