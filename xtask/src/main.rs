@@ -1,9 +1,12 @@
-//! Project chores: `cargo xtask validate | ci`.
+//! Project chores: `cargo xtask validate | conformance | bench | ci`.
 //!
 //! `validate` builds dockproof and fake-docker and runs the shipped scenario
 //! suite (on the fake by default), writing `target/dockproof/junit.xml` and
-//! `target/dockproof/report.json`. `ci` is what `.ci/run` runs: build, every
-//! test, then `validate`.
+//! `target/dockproof/report.json`. `bench` measures dockproof against the
+//! baselines a user would otherwise use (see `bench.rs`). `ci` is what
+//! `.ci/run` runs: build, every test, then `validate`.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -55,6 +58,8 @@ enum Task {
         /// Only cases whose name contains this.
         filter: Option<String>,
     },
+    /// Benchmarks against baselines run side by side: prints a table, writes target/dockproof/bench.json.
+    Bench(bench::BenchArgs),
     /// Everything CI checks: build, tests (unit, CLI, scenario suites), then `validate`.
     Ci,
 }
@@ -178,6 +183,7 @@ fn main() -> ExitCode {
             validate(backend, canary, scenarios.as_deref(), jobs)
         }
         Task::Conformance { filter } => conformance(filter.as_deref()),
+        Task::Bench(args) => bench::bench(args),
         Task::Ci => ci(),
     };
     match result {
