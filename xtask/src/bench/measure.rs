@@ -89,7 +89,9 @@ pub fn log_tail(log_prefix: &Path) -> String {
         let content = std::fs::read_to_string(log_prefix.with_extension(extension)).unwrap_or_default();
         let lines: Vec<&str> = content.lines().collect();
         for line in &lines[lines.len().saturating_sub(15)..] {
-            text.push_str(&format!("  {extension}: {line}\n"));
+            let shown: String = line.chars().take(300).collect();
+            let more = if shown.len() < line.len() { " …" } else { "" };
+            text.push_str(&format!("  {extension}: {shown}{more}\n"));
         }
     }
     text

@@ -73,8 +73,6 @@ steps:
     expect:
       exit_code: 0
       stdout: {{ contains: "{last_line}" }}
-  - telemetry:
-      - {{ pointer: /context/docker/logTail/stdout, contains: "{last_line}" }}
 "#,
         max_bytes = log_bytes * 2,
         from = log_file,
