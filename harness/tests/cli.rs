@@ -172,6 +172,50 @@ fn the_json_report_holds_the_job_record() {
     assert_eq!(report["summary"]["passed"], 1);
 }
 
+/// A job printing 96 MiB on stdout: the whole log lands in `--logs-dir`, the
+/// record keeps the right last lines, and dockproof's peak memory stays far
+/// below the log's size (only a bounded tail is held).
+#[test]
+fn a_huge_stdout_is_streamed_to_a_file_with_only_a_tail_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = 96 * 1024;
+    let mut log = String::with_capacity(lines * 1024);
+    for number in 0..lines {
+        log.push_str(&format!("line {number:08} {}\n", "x".repeat(1024 - 15)));
+    }
+    write(dir.path(), "big.log", &log);
+    let scenario = write(
+        dir.path(),
+        "big-log.yaml",
+        "name: big-log\nworkspace: { max_bytes: 256MiB, max_files: 4 }\nstage:\n  - { from: big.log, to: inputs/big.log }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [cat, /workspace/inputs/big.log]\n    expect: { stdout: { contains: \"line 00098303 \" } }\n",
+    );
+    let json = dir.path().join("report.json");
+    let logs = dir.path().join("logs");
+    let mut command = support::dockproof_fake(&dir.path().join("work"));
+    command.arg("--json").arg(&json).arg("--logs-dir").arg(&logs).arg(&scenario);
+    command.stdout(std::process::Stdio::null());
+    let child = command.spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; we wait for our own child, which nothing else waits for.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "dockproof failed: {status}");
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let docker = &report["scenarios"][0]["record"]["context"]["docker"];
+    let tail: Vec<&str> = docker["logTail"]["stdout"].as_array().unwrap().iter().map(|line| line.as_str().unwrap()).collect();
+    assert_eq!(tail.len(), 20);
+    assert!(tail[19].starts_with(&format!("line {:08} ", lines - 1)), "{}", &tail[19][..20]);
+    assert!(tail[0].starts_with(&format!("line {:08} ", lines - 20)), "{}", &tail[0][..20]);
+    assert_eq!(docker["logFiles"]["stdoutBytes"], log.len() as u64);
+    let file = docker["logFiles"]["stdout"].as_str().unwrap();
+    assert!(std::fs::read(file).unwrap() == log.as_bytes(), "the log file differs from what the job printed");
+    // ru_maxrss (KiB) is the largest of dockproof and the processes it waited for.
+    let peak_mib = usage.ru_maxrss / 1024;
+    assert!(peak_mib < 64, "dockproof peaked at {peak_mib} MiB for a 96 MiB log");
+}
+
 #[test]
 fn nothing_is_left_in_the_work_dir_after_a_run() {
     let dir = tempfile::tempdir().unwrap();

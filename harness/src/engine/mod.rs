@@ -372,9 +372,16 @@ impl<'a> ScenarioRun<'a> {
             let Some(source) = item.sources().first().copied() else {
                 return Err(finding(Category::ConfigInvalid, item_pointer, "no source"));
             };
-            // Generated content is streamed, never held whole in memory.
+            // Generated content and fixture files are streamed, never held whole in memory.
             let staged = match source {
                 Source::Generate(spec) => self.workspace().write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed)),
+                Source::Fixture(path) => {
+                    let resolved = self.loaded.base_dir.join(path);
+                    let mut file = std::fs::File::open(&resolved).map_err(|error| {
+                        finding(Category::ConfigInvalid, format!("{item_pointer}/from"), format!("cannot read fixture `{}`: {error}", resolved.display()))
+                    })?;
+                    self.workspace().write(&item.to, &mut file)
+                }
                 other => {
                     let bytes = self.read_source(other, &item_pointer).await?;
                     self.workspace().write(&item.to, &mut bytes.as_slice())
