@@ -625,7 +625,6 @@ impl Bench {
             "logBytes": bytes,
             "wallS": run.seconds(),
             "peakRssKib": run.peak_rss_kib,
-            "treeMaxRssKib": run.tree_max_rss_kib,
             "lastLine": last,
         });
         Ok((run, details))

@@ -1,6 +1,7 @@
 //! Running a measured process: wall time, exit status, and the peak resident
-//! memory of that process alone (polled from /proc) and of its whole tree
-//! (`wait4`'s rusage, which folds in every descendant it reaped).
+//! memory of that process alone, polled from /proc. (`wait4`'s `ru_maxrss` is
+//! no use here: it folds in the parent's own high-water mark, inherited
+//! through the spawn before exec, and every descendant the process reaped.)
 
 use std::fs::File;
 use std::path::Path;
@@ -18,8 +19,6 @@ pub struct Measured {
     pub code: i32,
     /// `VmHWM` of the process itself, last seen before it exited (KiB), when polled.
     pub peak_rss_kib: Option<u64>,
-    /// `ru_maxrss` from `wait4`: the largest of the process and its reaped descendants (KiB).
-    pub tree_max_rss_kib: u64,
 }
 
 impl Measured {
@@ -39,18 +38,17 @@ pub fn run(command: &mut Command, timeout: Duration, log_prefix: &Path, poll_rss
     let mut child = command.spawn().with_context(|| format!("failed to start {command:?}"))?;
     let pid = child.id() as libc::pid_t;
     let (sender, receiver) = mpsc::channel();
-    // wait4 in a thread so this one can poll /proc and enforce the timeout.
+    // Wait in a thread, so this one can poll /proc and enforce the timeout,
+    // and the end is stamped the moment the process is reaped.
     std::thread::spawn(move || {
         let mut status = 0;
-        // SAFETY: rusage is plain old data; wait4 fills it for our own child.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: waiting for a child this process spawned and nobody else waits for.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        let _ = sender.send((Instant::now(), reaped, status, usage.ru_maxrss));
+        let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+        let _ = sender.send((Instant::now(), reaped, status));
     });
     let deadline = started + timeout;
     let mut peak_rss_kib = None;
-    let (ended, reaped, status, max_rss) = loop {
+    let (ended, reaped, status) = loop {
         match receiver.recv_timeout(Duration::from_millis(5)) {
             Ok(done) => break done,
             Err(mpsc::RecvTimeoutError::Disconnected) => bail!("lost the waiter of {command:?}"),
@@ -70,7 +68,7 @@ pub fn run(command: &mut Command, timeout: Duration, log_prefix: &Path, poll_rss
         bail!("waiting for {command:?} failed: {}", std::io::Error::last_os_error());
     }
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-    Ok(Measured { wall: ended - started, code, peak_rss_kib, tree_max_rss_kib: max_rss.max(0) as u64 })
+    Ok(Measured { wall: ended - started, code, peak_rss_kib })
 }
 
 /// Like [`run`], failing unless the exit code is 0 (showing the log's tail).
@@ -119,7 +117,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let measured = run(Command::new("sh").args(["-c", "exit 3"]), Duration::from_secs(10), &dir.path().join("a"), true).unwrap();
         assert_eq!(measured.code, 3);
-        assert!(measured.tree_max_rss_kib > 0);
+        let measured = run(Command::new("sleep").arg("0.1"), Duration::from_secs(10), &dir.path().join("d"), true).unwrap();
+        assert!(measured.peak_rss_kib.is_some_and(|kib| kib > 0));
         assert!(run_ok(&mut Command::new("false"), Duration::from_secs(10), &dir.path().join("b"), false).is_err());
         let error = run(Command::new("sleep").arg("5"), Duration::from_millis(100), &dir.path().join("c"), false).unwrap_err();
         assert!(error.to_string().contains("did not finish"), "{error}");
