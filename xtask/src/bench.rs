@@ -233,6 +233,8 @@ struct Bench {
 }
 
 const NO_DAEMON: &str = "skipped: no daemon";
+/// Rounds of benchmark 1 (the best of each is kept: interference only ever slows a run down).
+const SCRIPT_ROUNDS: usize = 2;
 const IMAGE: &str = "dockproof/job-runner:1";
 
 pub fn bench(args: BenchArgs) -> Result<i32> {
@@ -328,7 +330,7 @@ impl Bench {
         let count = self.sizes.daemon_scenarios;
         let method = |backend: &str| {
             format!(
-                "{count} job scenarios (stage 2 inputs incl. 1 MiB → run job-runner locked down → check exit, stdout, stderr, outputs → upload 2 artifacts, read back and sha256-verified) by `dockproof run --backend {backend} -j {}` vs fixtures/bench/jobs.sh doing the same with one `docker run --rm` per job, sequentially; wall time, one run each, the script first",
+                "{count} job scenarios (stage 2 inputs incl. 1 MiB → run job-runner locked down → check exit, stdout, stderr, outputs → upload 2 artifacts, read back and sha256-verified) by `dockproof run --backend {backend} -j {}` vs fixtures/bench/jobs.sh doing the same with one `docker run --rm` per job, sequentially; wall time, best of {SCRIPT_ROUNDS} interleaved rounds (script, docker-cli, docker-api)",
                 self.jobs
             )
         };
@@ -340,36 +342,43 @@ impl Bench {
         if self.daemon.is_none() {
             return rows.into_iter().map(|row| row.skipped(NO_DAEMON)).collect();
         }
-        let measured = (|| -> Result<(Measured, Measured, Measured)> {
+        let measured = (|| -> Result<[Vec<f64>; 3]> {
             let scenarios = self.dir("script-scenarios")?;
             workload::write_scenarios(&scenarios, count, |index| workload::job_scenario(&format!("bench-job-{}", index + 1), index as u64, 1 << 20))?;
             self.ensure_image()?;
             let logs = self.dir("script-logs")?;
-            let script_work = self.dir("script-work")?;
-            let script = measure::run_ok(
-                Command::new("bash").arg(self.root.join("fixtures/bench/jobs.sh")).arg(count.to_string()).arg(&script_work).arg(&self.label),
-                Duration::from_secs(600),
-                &logs.join("script"),
-                false,
-            )?;
-            let run = |backend: &str| -> Result<Measured> {
-                let work = self.dir(&format!("script-{backend}"))?;
-                measure::run_ok(
-                    self.dockproof_run(backend, &work).args(["-j", &self.jobs.to_string()]).arg(&scenarios),
+            let mut times: [Vec<f64>; 3] = Default::default();
+            for round in 0..SCRIPT_ROUNDS {
+                let script_work = self.dir(&format!("script-work-{round}"))?;
+                let script = measure::run_ok(
+                    Command::new("bash").arg(self.root.join("fixtures/bench/jobs.sh")).arg(count.to_string()).arg(&script_work).arg(&self.label),
                     Duration::from_secs(600),
-                    &logs.join(backend),
+                    &logs.join(format!("script-{round}")),
                     false,
-                )
-            };
-            Ok((script, run("docker-cli")?, run("docker-api")?))
+                )?;
+                times[0].push(script.seconds());
+                for (slot, backend) in [(1, "docker-cli"), (2, "docker-api")] {
+                    let work = self.dir(&format!("script-{backend}-{round}"))?;
+                    let run = measure::run_ok(
+                        self.dockproof_run(backend, &work).args(["-j", &self.jobs.to_string()]).arg(&scenarios),
+                        Duration::from_secs(600),
+                        &logs.join(format!("{backend}-{round}")),
+                        false,
+                    )?;
+                    times[slot].push(run.seconds());
+                }
+            }
+            Ok(times)
         })();
+        let best = |times: &[f64]| times.iter().copied().fold(f64::INFINITY, f64::min);
         match measured {
-            Ok((script, cli, api)) => {
-                let baseline = Figure::new("bash script", script.seconds(), "s");
+            Ok(times) => {
+                let details = json!({ "scenarios": count, "scriptS": times[0], "dockerCliS": times[1], "dockerApiS": times[2] });
+                let baseline = Figure::new("bash script", best(&times[0]), "s");
                 let [cli_row, api_row] = rows;
                 vec![
-                    cli_row.measured(Some(baseline.clone()), Figure::new("dockproof", cli.seconds(), "s"), json!({ "scenarios": count })),
-                    api_row.measured(Some(baseline), Figure::new("dockproof", api.seconds(), "s"), json!({ "scenarios": count })),
+                    cli_row.measured(Some(baseline.clone()), Figure::new("dockproof", best(&times[1]), "s"), details.clone()),
+                    api_row.measured(Some(baseline), Figure::new("dockproof", best(&times[2]), "s"), details),
                 ]
             }
             Err(error) => rows.into_iter().map(|row| row.failed(&error)).collect(),

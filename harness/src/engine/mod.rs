@@ -483,9 +483,11 @@ impl<'a> ScenarioRun<'a> {
             }
         };
         self.record.metrics.docker.run_ms = started_at.elapsed().as_millis() as u64;
-        let state = backend.inspect(&id).await.map_err(|error| backend_finding(&error, &run_pointer))?;
         let log_files = self.log_files(pointer).map_err(|error| backend_finding(&error, &run_pointer))?;
-        let logs = backend.logs(&id, self.context.capture, log_files.as_ref()).await.map_err(|error| backend_finding(&error, &run_pointer))?;
+        // Both only read a stopped container: ask at once (one round trip less per run).
+        let (state, logs) = tokio::join!(backend.inspect(&id), backend.logs(&id, self.context.capture, log_files.as_ref()));
+        let state = state.map_err(|error| backend_finding(&error, &run_pointer))?;
+        let logs = logs.map_err(|error| backend_finding(&error, &run_pointer))?;
 
         let docker = &mut self.record.context.docker;
         docker.exit_code = Some(exit_code);
