@@ -68,8 +68,19 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
+/// `cargo`, without the variables `cargo run` set for xtask itself: build
+/// scripts that track them (ring's does) would otherwise see a change and
+/// rebuild, with everything above them, on every switch between `cargo xtask`
+/// and a plain `cargo build`.
 fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("CARGO_PKG_") || ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"].contains(&key_text.as_ref()) {
+            command.env_remove(&key);
+        }
+    }
+    command
 }
 
 fn target_dir(root: &Path) -> PathBuf {
