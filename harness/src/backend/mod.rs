@@ -67,6 +67,19 @@ pub struct ContainerSpec {
     pub healthcheck: Option<Healthcheck>,
 }
 
+impl ContainerSpec {
+    /// Whether it asks for any limit, security option or user the daemon could silently ignore.
+    pub fn asks_for_enforcement(&self) -> bool {
+        self.memory_bytes.is_some()
+            || self.cpus.is_some()
+            || self.pids_limit.is_some()
+            || self.read_only_rootfs
+            || self.no_new_privileges
+            || self.network.is_some()
+            || self.user.is_some()
+    }
+}
+
 /// A command to run in a running container.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExecRequest {
