@@ -117,6 +117,59 @@ pub fn lines(records: &[(Stream, Vec<u8>)]) -> Vec<(Stream, Vec<u8>)> {
     lines
 }
 
+/// Streams a whole log as `docker logs` prints it (complete lines per stream,
+/// in the order they were completed, then each stream's partial last line),
+/// reading the file in chunks: memory stays small whatever the log's size.
+/// Returns the offset past the last complete record.
+pub fn stream_lines(
+    path: &Path,
+    emit: &mut dyn FnMut(Stream, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut pending_out = Vec::new();
+    let mut pending_err = Vec::new();
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    loop {
+        let read = file.read(&mut chunk)?;
+        if read == 0 {
+            break;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        let (records, used) = parse_records(&buffer);
+        buffer.drain(..used);
+        offset += used as u64;
+        for (stream, bytes) in records {
+            let pending = match stream {
+                Stream::Stdout => &mut pending_out,
+                Stream::Stderr => &mut pending_err,
+            };
+            // Everything up to the record's last newline completes lines: emit it at once.
+            match bytes.iter().rposition(|&byte| byte == b'\n') {
+                Some(last) => {
+                    pending.extend_from_slice(&bytes[..=last]);
+                    emit(stream, pending)?;
+                    pending.clear();
+                    pending.extend_from_slice(&bytes[last + 1..]);
+                }
+                None => pending.extend_from_slice(&bytes),
+            }
+        }
+    }
+    if !pending_out.is_empty() {
+        emit(Stream::Stdout, &pending_out)?;
+    }
+    if !pending_err.is_empty() {
+        emit(Stream::Stderr, &pending_err)?;
+    }
+    Ok(offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +206,46 @@ mod tests {
             ]
         );
         assert!(read_new(&path, &mut offset).unwrap_or_default().is_empty());
+    }
+
+    #[test]
+    fn streaming_prints_what_lines_prints() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("log");
+        let mut writer = LogWriter::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let big = "0123456789\n".repeat(300_000);
+        for (stream, text) in [
+            (Stream::Stdout, "a\nb"),
+            (Stream::Stderr, "x\n"),
+            (Stream::Stdout, big.as_str()),
+            (Stream::Stderr, "partial"),
+            (Stream::Stdout, "tail"),
+        ] {
+            writer
+                .write(stream, text.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut offset = 0;
+        let records = read_new(&path, &mut offset).unwrap_or_else(|e| panic!("{e}"));
+        let joined = |stream: Stream, items: &[(Stream, Vec<u8>)]| -> Vec<u8> {
+            items
+                .iter()
+                .filter(|(s, _)| *s == stream)
+                .flat_map(|(_, bytes)| bytes.clone())
+                .collect()
+        };
+        let mut streamed = Vec::new();
+        let end = stream_lines(&path, &mut |stream, bytes| {
+            streamed.push((stream, bytes.to_vec()));
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(end, offset);
+        let expected = lines(&records);
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            assert_eq!(joined(stream, &streamed), joined(stream, &expected));
+        }
+        assert_eq!(streamed.last().map(|(s, b)| (*s, b.as_slice())), Some((Stream::Stderr, &b"partial"[..])));
     }
 
     #[test]

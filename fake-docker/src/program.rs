@@ -786,10 +786,25 @@ fn http_get(
 }
 
 fn cat_one(path: &str, host: &Path, output: &mut dyn Output) -> Result<(), OpFailure> {
-    let bytes = std::fs::read(host)
-        .map_err(|e| fail(format!("cat: can't open '{path}': {}", io_reason(&e))))?;
-    output.stdout(&bytes);
-    Ok(())
+    use std::io::Read;
+    let can_not_open = |e: std::io::Error| fail(format!("cat: can't open '{path}': {}", io_reason(&e)));
+    let mut file = std::fs::File::open(host).map_err(can_not_open)?;
+    // In chunks, so a file of any size streams through in little memory.
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut first = true;
+    loop {
+        let read = match file.read(&mut chunk) {
+            Ok(read) => read,
+            // A directory opens but cannot be read: the same message as a failed open.
+            Err(e) if first => return Err(can_not_open(e)),
+            Err(e) => return Err(fail(format!("cat: read error: {}", io_reason(&e)))),
+        };
+        if read == 0 {
+            return Ok(());
+        }
+        first = false;
+        output.stdout(&chunk[..read]);
+    }
 }
 
 fn write_file(host: &Path, read_only: bool, bytes: &[u8], append: bool) -> std::io::Result<()> {

@@ -285,6 +285,9 @@ fn record_exit(state: &StateDir, id: &str, code: i32, oom: bool) -> Result<(), S
 
 /// Finds the image a container was created from.
 pub fn image_of(container: &Container) -> Result<Option<Image>, image::ImageError> {
+    if let Some(image) = image::load_by_id(&crate::images_spec(), &container.image_id)? {
+        return Ok(Some(image));
+    }
     let images = image::load_all(&crate::images_spec())?;
     Ok(images
         .iter()

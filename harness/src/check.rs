@@ -547,6 +547,16 @@ mod tests {
     }
 
     #[test]
+    fn a_spec_asking_for_nothing_needs_no_verification() {
+        let nothing = crate::backend::ContainerSpec::default();
+        assert!(!nothing.asks_for_enforcement());
+        // Whatever the daemon says, nothing asked means nothing to find: skipping the inspect loses nothing.
+        assert!(applied("/steps/0/run", &nothing, &serde_json::json!({ "HostConfig": { "Memory": 1, "ReadonlyRootfs": false } })).is_empty());
+        let user = crate::backend::ContainerSpec { user: Some("1000".into()), ..Default::default() };
+        assert!(user.asks_for_enforcement());
+    }
+
+    #[test]
     fn applied_settings_are_compared_with_what_was_asked() {
         let spec = crate::backend::ContainerSpec {
             memory_bytes: Some(64 << 20),

@@ -11,13 +11,22 @@
 //! `dockproof-image` names the tag the directory builds; each
 //! `dockproof-context` line copies a host file into the build context (so a
 //! static busybox need not be committed).
+//!
+//! A built fixture carries the label `dockproof.fixture-digest` (sha256 of its
+//! build context); a run builds a fixture only when no image of that tag with
+//! the same digest exists, so unchanged fixtures cost one inspect per run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::Mutex;
 
-use crate::backend::{Backend, BackendError};
+use sha2::{Digest, Sha256};
+
+use crate::backend::{Backend, BackendError, BuildRequest};
+
+/// The image label holding the digest of the build context a fixture was built from.
+pub const DIGEST_LABEL: &str = "dockproof.fixture-digest";
 
 /// Why the fixture images could not be read or prepared.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +50,8 @@ pub struct FixtureImages {
     /// Whether images are built (real daemons) or only looked up (the fake defines its own).
     build: bool,
     built: Mutex<HashMap<String, Result<(), String>>>,
+    /// Other images already found in this run (looked up once, not per scenario).
+    present: Mutex<HashSet<String>>,
 }
 
 impl FixtureImages {
@@ -69,7 +80,7 @@ impl FixtureImages {
                 images.insert(tag, FixtureImage { dir: entry, context_files });
             }
         }
-        Ok(FixtureImages { images, build, built: Mutex::new(HashMap::new()) })
+        Ok(FixtureImages { images, build, ..FixtureImages::default() })
     }
 
     /// The image tags this set can build.
@@ -79,8 +90,9 @@ impl FixtureImages {
         tags
     }
 
-    /// Make sure `image` exists: build it once per run if it is a fixture
-    /// (on real daemons), otherwise require it to be there already.
+    /// Make sure `image` exists: on real daemons a fixture is checked once per
+    /// run and built when its context changed; any other image must be there
+    /// already (looked up once per run).
     pub async fn ensure(&self, backend: &dyn Backend, image: &str) -> Result<(), BackendError> {
         if self.build
             && let Some(fixture) = self.images.get(image)
@@ -93,7 +105,11 @@ impl FixtureImages {
             built.insert(image.to_owned(), result.as_ref().map(drop).map_err(ToString::to_string));
             return result;
         }
+        if self.present.lock().await.contains(image) {
+            return Ok(());
+        }
         if backend.image_exists(image).await? {
+            self.present.lock().await.insert(image.to_owned());
             Ok(())
         } else {
             let hint = if self.images.is_empty() { String::new() } else { format!(" (fixture images: {})", self.tags().join(", ")) };
@@ -102,10 +118,54 @@ impl FixtureImages {
     }
 }
 
+/// Build `image` from its fixture unless an image built from the same context is there already.
 async fn build_fixture(backend: &dyn Backend, image: &str, fixture: &FixtureImage) -> Result<(), BackendError> {
-    let context = copy_context(&fixture.dir, &fixture.context_files)
-        .map_err(|message| BackendError::BuildFailed { image: image.to_owned(), message })?;
-    backend.build_image(context.path(), image).await
+    let build_failed = |message| BackendError::BuildFailed { image: image.to_owned(), message };
+    let context = copy_context(&fixture.dir, &fixture.context_files).map_err(build_failed)?;
+    let digest = context_digest(context.path()).map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
+    if let Ok(inspect) = backend.image_inspect_json(image).await
+        && inspect.pointer(&format!("/Config/Labels/{DIGEST_LABEL}")).and_then(serde_json::Value::as_str) == Some(digest.as_str())
+    {
+        return Ok(());
+    }
+    let request = BuildRequest {
+        context: context.path().to_path_buf(),
+        tag: image.to_owned(),
+        labels: [(DIGEST_LABEL.to_owned(), digest)].into(),
+        ..BuildRequest::default()
+    };
+    match backend.build(&request).await {
+        // A backend that cannot label builds still builds, every run.
+        Err(BackendError::Unsupported { .. }) => backend.build_image(context.path(), image).await,
+        result => result,
+    }
+}
+
+/// sha256 over every file of a build context: relative paths, modes and contents, in a stable order.
+fn context_digest(dir: &Path) -> std::io::Result<String> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        use std::os::unix::fs::PermissionsExt;
+        let relative = file.strip_prefix(dir).unwrap_or(&file);
+        let mode = std::fs::metadata(&file)?.permissions().mode();
+        let (_, sha256) = crate::workspace::sha256_file(&file)?;
+        hasher.update(format!("{}\0{mode:o}\0{sha256}\n", relative.display()).as_bytes());
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// A temporary copy of the build context `dir`, plus the host files its
@@ -176,6 +236,21 @@ fn parse_header_lines(dockerfile: &str) -> Result<(Option<String>, ContextFiles)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_context_digest_follows_names_and_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.path().join("sub/job"), "#!/bin/sh\n").unwrap();
+        let first = context_digest(dir.path()).unwrap();
+        assert_eq!(first, context_digest(dir.path()).unwrap());
+        std::fs::write(dir.path().join("sub/job"), "#!/bin/sh\nexit 1\n").unwrap();
+        let changed = context_digest(dir.path()).unwrap();
+        assert_ne!(first, changed);
+        std::fs::rename(dir.path().join("sub/job"), dir.path().join("sub/job2")).unwrap();
+        assert_ne!(changed, context_digest(dir.path()).unwrap());
+    }
 
     #[test]
     fn reads_the_header() {

@@ -77,6 +77,7 @@ async fn run_host(
             run_id: run_id.clone(),
             work_dir: run_dir.path().join("workspaces"),
             capture: CaptureLimits::default(),
+            logs_dir: None,
             events,
         });
         let mut cancelled = cancel.clone();

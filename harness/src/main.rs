@@ -49,6 +49,12 @@ enum Command {
     },
     /// Run container-structure-test config files against an image (CST's semantics, in parallel).
     Cst(Box<cst_cli::CstArgs>),
+    /// sha256 of files as artifacts are checked (`HASH  FILE`, like sha256sum); for benchmarks.
+    #[command(hide = true)]
+    Hash {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Check Dockerfiles and compose files statically (no daemon): `file:line: RULE-ID message`.
     Lint {
         /// Dockerfiles and compose files (told apart by name, then content).
@@ -148,7 +154,9 @@ pub struct RunArgs {
     no_history: bool,
     /// Directory for the run's temporary files (workspaces, filestore, fake state).
     #[arg(long, value_name = "DIR")]
-    work_dir: Option<PathBuf>,
+    work_dir: Option<PathBuf>,    /// Keep every run step's whole stdout and stderr here (`SCENARIO/step-N.stdout.log`); only a tail is held in memory.
+    #[arg(long, value_name = "DIR")]
+    logs_dir: Option<PathBuf>,
 }
 
 /// A report `--report` can write.
@@ -354,6 +362,7 @@ fn main() -> ExitCode {
         },
         Command::Lint { files } => lint(&files),
         Command::Cst(args) => cst_cli::run(*args),
+        Command::Hash { files } => hash(&files),
         Command::Clean(args) => clean(args),
         Command::History { db, last } => history(db, last),
         Command::Canary(args) => {
@@ -371,6 +380,21 @@ fn main() -> ExitCode {
             setup::run(*args, loaded)
         }
     }
+}
+
+/// Print the sha256 of every file the way artifacts are hashed; exit 2 when one cannot be read.
+fn hash(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        match dockproof::workspace::sha256_file(file) {
+            Ok((_, sha256)) => println!("{sha256}  {}", file.display()),
+            Err(error) => {
+                eprintln!("error: cannot hash {}: {error}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if failed { ExitCode::from(2) } else { ExitCode::SUCCESS }
 }
 
 /// Lint every file; exit 1 when any finding is at error level, 2 when a file cannot be linted.

@@ -109,6 +109,19 @@ pub struct DockerContext {
     pub timed_out: bool,
     pub workspace: WorkspaceStats,
     pub log_tail: LogTail,
+    /// The whole logs of the latest run, on disk (only with `--logs-dir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_files: Option<LogFilesRecord>,
+}
+
+/// Where the whole stdout and stderr of a run were written, and their sizes.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogFilesRecord {
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

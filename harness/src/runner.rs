@@ -169,7 +169,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::backend::{Backend, BackendError, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest, Logs};
+    use crate::backend::{Backend, BackendError, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest, LogFiles, Logs};
     use crate::filestore::Filestore;
     use crate::fixtures::FixtureImages;
 
@@ -209,7 +209,7 @@ mod tests {
         async fn kill(&self, _: &str) -> Result<(), BackendError> {
             Ok(())
         }
-        async fn logs(&self, _: &str, _: CaptureLimits) -> Result<Logs, BackendError> {
+        async fn logs(&self, _: &str, _: CaptureLimits, _: Option<&LogFiles>) -> Result<Logs, BackendError> {
             Ok(Logs { stdout: Captured::default(), stderr: Captured::default() })
         }
         async fn inspect(&self, _: &str) -> Result<ContainerState, BackendError> {
@@ -237,6 +237,7 @@ mod tests {
             run_id: "t1".into(),
             work_dir: dir.path().join("work"),
             capture: CaptureLimits::default(),
+            logs_dir: None,
             events,
         });
         let (scenario, diagnostics) = crate::scenario::load::load_str("name: once\nsteps:\n  - run: { image: x }\n", dir.path());

@@ -247,6 +247,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             run_id,
             work_dir: run_dir.path().join("workspaces"),
             capture: CaptureLimits::default(),
+            logs_dir: args.logs_dir.clone(),
             events: sender,
         });
         let outcome = runner::run_all(Arc::clone(&context), scenarios, jobs, args.retries, interrupted()).await;

@@ -183,6 +183,61 @@ fn left_behind(work: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A job printing 96 MiB on stdout: the whole log lands in `--logs-dir`, the
+/// record keeps the right last lines, and dockproof's peak memory stays far
+/// below the log's size (only a bounded tail is held).
+#[test]
+fn a_huge_stdout_is_streamed_to_a_file_with_only_a_tail_in_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let lines = 96 * 1024;
+    let source = dir.path().join("big.log");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
+    let padding = "x".repeat(1024 - 15);
+    for number in 0..lines {
+        writeln!(file, "line {number:08} {padding}").unwrap();
+    }
+    file.flush().unwrap();
+    drop(file);
+    let scenario = write(
+        dir.path(),
+        "big-log.yaml",
+        "name: big-log\nworkspace: { max_bytes: 256MiB, max_files: 4 }\nstage:\n  - { from: big.log, to: inputs/big.log }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [cat, /workspace/inputs/big.log]\n    expect: { stdout: { contains: \"line 00098303 \" } }\n",
+    );
+    let json = dir.path().join("report.json");
+    let logs = dir.path().join("logs");
+    let mut command = support::dockproof_fake(&dir.path().join("work"));
+    command.arg("--json").arg(&json).arg("--logs-dir").arg(&logs).arg(&scenario);
+    command.stdout(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    // The high-water mark of dockproof's own memory (not of the processes it runs), sampled until it exits.
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let status_file = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        if let Some(kib) = status_file.lines().find_map(|line| line.strip_prefix("VmHWM:")).and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(status.success(), "dockproof failed: {status}");
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let docker = &report["scenarios"][0]["record"]["context"]["docker"];
+    let tail: Vec<&str> = docker["logTail"]["stdout"].as_array().unwrap().iter().map(|line| line.as_str().unwrap()).collect();
+    assert_eq!(tail.len(), 20);
+    assert!(tail[19].starts_with(&format!("line {:08} ", lines - 1)), "{}", &tail[19][..20]);
+    assert!(tail[0].starts_with(&format!("line {:08} ", lines - 20)), "{}", &tail[0][..20]);
+    let expected = std::fs::read(&source).unwrap();
+    assert_eq!(docker["logFiles"]["stdoutBytes"], expected.len() as u64);
+    let logged = std::fs::read(docker["logFiles"]["stdout"].as_str().unwrap()).unwrap();
+    assert!(logged == expected, "the log file differs from what the job printed");
+    assert!(peak_kib > 0, "dockproof's memory was never sampled");
+    assert!(peak_kib < 64 << 10, "dockproof peaked at {} MiB for a 96 MiB log", peak_kib >> 10);
+}
+
 #[test]
 fn nothing_is_left_in_the_work_dir_after_a_run() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,9 +1,12 @@
-//! Project chores: `cargo xtask validate | conformance | ci | cst-debian`.
+//! Project chores: `cargo xtask validate | conformance | bench | ci | cst-debian`.
 //!
 //! `validate` builds dockproof and fake-docker and runs the shipped scenario
 //! suite (on the fake by default), writing `target/dockproof/junit.xml` and
-//! `target/dockproof/report.json`. `ci` is what `.ci/run` runs: build, every
-//! test, then `validate`.
+//! `target/dockproof/report.json`. `bench` measures dockproof against the
+//! baselines a user would otherwise use (see `bench.rs`). `ci` is what
+//! `.ci/run` runs: build, every test, then `validate`.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -55,6 +58,8 @@ enum Task {
         /// Only cases whose name contains this.
         filter: Option<String>,
     },
+    /// Benchmarks against baselines run side by side: prints a table, writes target/dockproof/bench.json.
+    Bench(bench::BenchArgs),
     /// Everything CI checks: build, tests (unit, CLI, scenario suites), then `validate`.
     Ci,
     /// A realistic image without a registry: debootstrap a minimal Debian bookworm from the
@@ -81,8 +86,19 @@ fn root() -> PathBuf {
     manifest_dir.parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
+/// `cargo`, without the variables `cargo run` set for xtask itself: build
+/// scripts that track them (ring's does) would otherwise see a change and
+/// rebuild, with everything above them, on every switch between `cargo xtask`
+/// and a plain `cargo build`.
 fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("CARGO_PKG_") || ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"].contains(&key_text.as_ref()) {
+            command.env_remove(&key);
+        }
+    }
+    command
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -259,6 +275,7 @@ fn main() -> ExitCode {
             validate(backend, canary, scenarios.as_deref(), jobs)
         }
         Task::Conformance { filter } => conformance(filter.as_deref()),
+        Task::Bench(args) => bench::bench(args),
         Task::Ci => ci(),
         Task::CstDebian { tag, mirror, keep } => cst_debian(&tag, mirror, keep),
     };

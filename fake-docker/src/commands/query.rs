@@ -1,5 +1,6 @@
 //! `logs`, `ps`, `inspect`, `image inspect`, `version`, `info`.
 
+use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -253,11 +254,26 @@ pub fn logs(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         }
     };
     let mut offset = 0u64;
-    let records = logfile::read_new(&log, &mut offset).unwrap_or_default();
-    let lines = logfile::lines(&records);
-    let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
-    for (stream, bytes) in &lines[skip..] {
-        emit(*stream, bytes);
+    if tail.is_none() && !timestamps {
+        // The whole log, streamed through buffered writers: a log of any size
+        // costs little memory and few writes.
+        let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let mut stderr = std::io::BufWriter::with_capacity(64 << 10, std::io::stderr().lock());
+        let streamed = logfile::stream_lines(&log, &mut |stream, bytes| match stream {
+            Stream::Stdout => stdout.write_all(bytes),
+            Stream::Stderr => stderr.write_all(bytes),
+        });
+        // A reader that went away is not the log's problem (docker logs | head).
+        offset = streamed.unwrap_or_default();
+        let _ = stdout.flush();
+        let _ = stderr.flush();
+    } else {
+        let records = logfile::read_new(&log, &mut offset).unwrap_or_default();
+        let lines = logfile::lines(&records);
+        let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
+        for (stream, bytes) in &lines[skip..] {
+            emit(*stream, bytes);
+        }
     }
     if parsed.bool("follow") {
         loop {

@@ -26,7 +26,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     Backend, BackendError, BuildRequest, Capture, CaptureLimits, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    Logs,
+    LogFiles, Logs,
 };
 
 /// How long a control call (create, start, inspect, ...) may take.
@@ -460,10 +460,10 @@ impl Backend for ApiBackend {
         }
     }
 
-    async fn logs(&self, container: &str, limits: CaptureLimits) -> Result<Logs, BackendError> {
+    async fn logs(&self, container: &str, limits: CaptureLimits, files: Option<&LogFiles>) -> Result<Logs, BackendError> {
         let docker = self.docker().await?;
         let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false).build();
-        let (mut stdout, mut stderr) = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
+        let (mut stdout, mut stderr) = LogFiles::captures(files, limits)?;
         let read = async {
             let mut stream = docker.logs(container, Some(options));
             while let Some(item) = stream.next().await {
@@ -478,7 +478,7 @@ impl Backend for ApiBackend {
             Ok(())
         };
         bounded("read a container's logs", container, CONTROL_TIMEOUT, read).await?;
-        Ok(Logs { stdout: stdout.finish(), stderr: stderr.finish() })
+        Logs::finish(stdout, stderr)
     }
 
     async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError> {

@@ -13,7 +13,7 @@ use tokio::process::Command;
 
 use super::{
     Backend, BackendError, Capture, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    Logs,
+    LogFiles, Logs,
 };
 
 /// How long a control command (create, start, inspect, ...) may take.
@@ -59,6 +59,19 @@ impl CliBackend {
     }
 
     async fn invoke(&self, args: &[String], timeout: Option<Duration>, limits: CaptureLimits) -> Result<Output, BackendError> {
+        let captures = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
+        let (code, stdout, stderr) = self.invoke_into(args, timeout, captures).await?;
+        Ok(Output { code, stdout: stdout.finish(), stderr: stderr.finish() })
+    }
+
+    /// Run the program, feeding its stdout and stderr into `captures` as they
+    /// arrive; returns the exit code and the captures.
+    async fn invoke_into(
+        &self,
+        args: &[String],
+        timeout: Option<Duration>,
+        (stdout_capture, stderr_capture): (Capture, Capture),
+    ) -> Result<(i32, Capture, Capture), BackendError> {
         let mut command = Command::new(&self.program);
         command
             .args(args)
@@ -76,9 +89,7 @@ impl CliBackend {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let run = async {
-            let (stdout, stderr, status) =
-                tokio::join!(read_bounded(stdout, limits), read_bounded(stderr, limits), child.wait());
-            (stdout, stderr, status)
+            tokio::join!(read_into(stdout, stdout_capture), read_into(stderr, stderr_capture), child.wait())
         };
         let (stdout, stderr, status) = match timeout {
             Some(limit) => tokio::time::timeout(limit, run)
@@ -89,7 +100,7 @@ impl CliBackend {
         let status = status.map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })?;
         // A CLI killed by a signal reports 128 + signal, as a shell would.
         let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
-        Ok(Output { code, stdout, stderr })
+        Ok((code, stdout, stderr))
     }
 
     /// Run a command whose stdout is binary (a tar stream): at most `limit` bytes of it, stderr bounded.
@@ -112,8 +123,8 @@ impl CliBackend {
                 let mut limited = stdout.take(limit + 1);
                 limited.read_to_end(&mut bytes).await
             };
-            let (read, stderr, status) = tokio::join!(read, read_bounded(stderr, CONTROL_OUTPUT), child.wait());
-            (read.map(|_| bytes), stderr, status)
+            let (read, stderr, status) = tokio::join!(read, read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)), child.wait());
+            (read.map(|_| bytes), stderr.finish(), status)
         };
         let (bytes, stderr, status) =
             tokio::time::timeout(timeout, run).await.map_err(|_| BackendError::Timeout { command: self.describe(args), timeout })?;
@@ -191,8 +202,7 @@ fn last_line(text: &str) -> String {
     text.lines().last().unwrap_or_default().to_owned()
 }
 
-async fn read_bounded(mut stream: impl AsyncRead + Unpin, limits: CaptureLimits) -> Captured {
-    let mut capture = Capture::new(limits.max_bytes);
+async fn read_into(mut stream: impl AsyncRead + Unpin, mut capture: Capture) -> Capture {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut buffer).await {
@@ -200,7 +210,7 @@ async fn read_bounded(mut stream: impl AsyncRead + Unpin, limits: CaptureLimits)
             Ok(read) => capture.push(&buffer[..read]),
         }
     }
-    capture.finish()
+    capture
 }
 
 fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
@@ -437,13 +447,15 @@ impl Backend for CliBackend {
         }
     }
 
-    async fn logs(&self, container: &str, limits: CaptureLimits) -> Result<Logs, BackendError> {
+    async fn logs(&self, container: &str, limits: CaptureLimits, files: Option<&LogFiles>) -> Result<Logs, BackendError> {
         let args = vec!["logs".to_owned(), container.to_owned()];
-        let output = self.invoke(&args, Some(CONTROL_TIMEOUT), limits).await?;
-        if output.code != 0 {
+        let captures = LogFiles::captures(files, limits)?;
+        let (code, stdout, stderr) = self.invoke_into(&args, Some(CONTROL_TIMEOUT), captures).await?;
+        if code != 0 {
+            let output = Output { code, stdout: stdout.finish(), stderr: stderr.finish() };
             return Err(self.classify(&args, container, &output));
         }
-        Ok(Logs { stdout: output.stdout, stderr: output.stderr })
+        Logs::finish(stdout, stderr)
     }
 
     async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError> {
@@ -585,7 +597,7 @@ mod tests {
         let output = |code, stderr: &str| Output {
             code,
             stdout: Captured::default(),
-            stderr: Captured { text: stderr.into(), total_bytes: stderr.len() as u64, truncated: false },
+            stderr: Captured::from_text(stderr),
         };
         let args = vec!["start".to_owned(), "c".to_owned()];
         let cases = [

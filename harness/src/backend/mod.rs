@@ -74,6 +74,19 @@ pub struct ContainerSpec {
     pub cap_add: Vec<String>,
 }
 
+impl ContainerSpec {
+    /// Whether it asks for any limit, security option or user the daemon could silently ignore.
+    pub fn asks_for_enforcement(&self) -> bool {
+        self.memory_bytes.is_some()
+            || self.cpus.is_some()
+            || self.pids_limit.is_some()
+            || self.read_only_rootfs
+            || self.no_new_privileges
+            || self.network.is_some()
+            || self.user.is_some()
+    }
+}
+
 /// A command to run in a running container.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExecRequest {
@@ -140,6 +153,8 @@ pub enum BackendError {
     /// The backend refused its own configuration (e.g. an invalid fault specification).
     #[error("invalid backend configuration: {message}")]
     Config { message: String },
+    #[error("cannot write the log file {message}")]
+    LogFile { message: String },
 }
 
 impl BackendError {
@@ -152,7 +167,7 @@ impl BackendError {
             BackendError::BuildFailed { .. } => Category::BuildFailed,
             BackendError::Timeout { .. } => Category::Timeout,
             BackendError::PortConflict { .. } => Category::PortConflict,
-            BackendError::Unsupported { .. } | BackendError::Config { .. } => Category::ConfigInvalid,
+            BackendError::Unsupported { .. } | BackendError::Config { .. } | BackendError::LogFile { .. } => Category::ConfigInvalid,
             BackendError::NoSuchContainer { .. } | BackendError::NotRunning { .. } | BackendError::Command { .. } | BackendError::Api { .. } => {
                 Category::NonzeroExit
             }
@@ -209,6 +224,40 @@ impl Default for CaptureLimits {
     }
 }
 
+/// Where a container's whole log goes, stream by stream, besides the tail kept in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFiles {
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl LogFiles {
+    /// Two captures bounded by `limits`, writing to these files.
+    pub fn captures(files: Option<&LogFiles>, limits: CaptureLimits) -> Result<(Capture, Capture), BackendError> {
+        let (stdout, stderr) = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
+        let Some(files) = files else {
+            return Ok((stdout, stderr));
+        };
+        let open = |capture: Capture, path: &std::path::Path| {
+            capture.with_file(path).map_err(|error| BackendError::LogFile { message: format!("{}: {error}", path.display()) })
+        };
+        Ok((open(stdout, &files.stdout)?, open(stderr, &files.stderr)?))
+    }
+}
+
+impl Logs {
+    /// The logs of two finished captures; a log file that could not be written is an error.
+    pub fn finish(stdout: Capture, stderr: Capture) -> Result<Logs, BackendError> {
+        let logs = Logs { stdout: stdout.finish(), stderr: stderr.finish() };
+        for captured in [&logs.stdout, &logs.stderr] {
+            if let Some(message) = &captured.file_error {
+                return Err(BackendError::LogFile { message: message.clone() });
+            }
+        }
+        Ok(logs)
+    }
+}
+
 /// The Docker operations dockproof needs. Implementations translate them to
 /// a docker-compatible CLI (real or fake) or to the Engine API.
 #[async_trait]
@@ -229,7 +278,9 @@ pub trait Backend: Send + Sync {
     /// SIGTERM, then SIGKILL after `grace`.
     async fn stop(&self, container: &str, grace: Duration) -> Result<(), BackendError>;
     async fn kill(&self, container: &str) -> Result<(), BackendError>;
-    async fn logs(&self, container: &str, limits: CaptureLimits) -> Result<Logs, BackendError>;
+    /// The container's logs: the tail of each stream in memory (bounded by
+    /// `limits`) and, with `files`, every byte streamed to those files.
+    async fn logs(&self, container: &str, limits: CaptureLimits, files: Option<&LogFiles>) -> Result<Logs, BackendError>;
     async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError>;
     /// Run a command in a running container, killing the exec after `timeout`.
     async fn exec(&self, request: &ExecRequest, timeout: Duration, limits: CaptureLimits) -> Result<ExecOutput, BackendError>;

@@ -454,7 +454,7 @@ async fn run_container(context: &CstContext, job: &Job, image: &str, argv: Vec<S
                 return Err(Failure::new(Category::Timeout, format!("the command did not finish within {:?}", context.command_timeout)));
             }
         };
-        let logs = backend.logs(&id, CaptureLimits::default()).await.map_err(backend_failure)?;
+        let logs = backend.logs(&id, CaptureLimits::default(), None).await.map_err(backend_failure)?;
         Ok((code, logs.stdout.text, logs.stderr.text))
     }
     .await;

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, Mount, ScenarioOverrides};
+use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, LogFiles, Mount, ScenarioOverrides};
 use crate::category::Category;
 use crate::check::{self, FileObservation, Finding};
 use crate::events::{Event, Failure, Location, Outcome, ScenarioReport, StepReport};
 use crate::filestore::Filestore;
 use crate::fixtures::FixtureImages;
-use crate::record::{Artifact, JobRecord};
+use crate::record::{Artifact, JobRecord, LogFilesRecord};
 use crate::scenario::template::{self, Vars};
 use crate::secrets::{self, Masker};
 use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, Text};
@@ -46,7 +46,11 @@ pub struct EngineContext {
     pub run_id: String,
     /// Workspaces are created under this directory.
     pub work_dir: PathBuf,
+    /// Memory kept of each output stream (the tail).
     pub capture: CaptureLimits,
+    /// With a directory, every run's whole stdout and stderr stream to files
+    /// under it (`SCENARIO/STEP.stdout.log`); only the tail stays in memory.
+    pub logs_dir: Option<PathBuf>,
     pub events: UnboundedSender<Event>,
 }
 
@@ -494,9 +498,16 @@ impl<'a> ScenarioRun<'a> {
             let Some(source) = item.sources().first().copied() else {
                 return Err(finding(Category::ConfigInvalid, item_pointer, "no source"));
             };
-            // Generated content is streamed, never held whole in memory.
+            // Generated content and fixture files are streamed, never held whole in memory.
             let staged = match source {
                 Source::Generate(spec) => self.workspace().write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed)),
+                Source::Fixture(path) => {
+                    let resolved = self.loaded.base_dir.join(path);
+                    let mut file = std::fs::File::open(&resolved).map_err(|error| {
+                        finding(Category::ConfigInvalid, format!("{item_pointer}/from"), format!("cannot read fixture `{}`: {error}", resolved.display()))
+                    })?;
+                    self.workspace().write(&item.to, &mut file)
+                }
                 other => {
                     let bytes = self.read_source(other, &item_pointer).await?;
                     self.workspace().write(&item.to, &mut bytes.as_slice())
@@ -599,8 +610,11 @@ impl<'a> ScenarioRun<'a> {
             }
         };
         self.record.metrics.docker.run_ms = started_at.elapsed().as_millis() as u64;
-        let state = backend.inspect(&id).await.map_err(|error| backend_finding(&error, &run_pointer))?;
-        let logs = backend.logs(&id, self.context.capture).await.map_err(|error| backend_finding(&error, &run_pointer))?;
+        let log_files = self.log_files(pointer).map_err(|error| backend_finding(&error, &run_pointer))?;
+        // Both only read a stopped container: ask at once (one round trip less per run).
+        let (state, logs) = tokio::join!(backend.inspect(&id), backend.logs(&id, self.context.capture, log_files.as_ref()));
+        let state = state.map_err(|error| backend_finding(&error, &run_pointer))?;
+        let logs = logs.map_err(|error| backend_finding(&error, &run_pointer))?;
 
         let docker = &mut self.record.context.docker;
         docker.exit_code = Some(exit_code);
@@ -608,6 +622,12 @@ impl<'a> ScenarioRun<'a> {
         docker.timed_out = timed_out;
         docker.log_tail.stdout = logs.stdout.tail_lines(LOG_TAIL_LINES);
         docker.log_tail.stderr = logs.stderr.tail_lines(LOG_TAIL_LINES);
+        docker.log_files = log_files.map(|files| LogFilesRecord {
+            stdout: files.stdout.display().to_string(),
+            stderr: files.stderr.display().to_string(),
+            stdout_bytes: logs.stdout.total_bytes,
+            stderr_bytes: logs.stderr.total_bytes,
+        });
         self.record.status = if exit_code == 0 && !timed_out { "succeeded" } else { "failed" }.into();
         // Usage is recorded whatever happened; exceeding the limits only counts for a clean exit.
         let over_limits = self.refresh_usage(&format!("{run_pointer}/image")).err().unwrap_or_default();
@@ -630,9 +650,24 @@ impl<'a> ScenarioRun<'a> {
         if findings.is_empty() { Ok(()) } else { Err(findings) }
     }
 
+    /// The files a run step's whole logs go to, when the run keeps them.
+    fn log_files(&self, step_pointer: &str) -> Result<Option<LogFiles>, BackendError> {
+        let Some(dir) = &self.context.logs_dir else {
+            return Ok(None);
+        };
+        let dir = dir.join(&self.slug);
+        std::fs::create_dir_all(&dir).map_err(|error| BackendError::LogFile { message: format!("{}: {error}", dir.display()) })?;
+        let step = step_pointer.rsplit('/').next().unwrap_or("0");
+        Ok(Some(LogFiles { stdout: dir.join(format!("step-{step}.stdout.log")), stderr: dir.join(format!("step-{step}.stderr.log")) }))
+    }
+
     /// Check through inspect that the daemon applied the limits and security
     /// options asked for, rather than trusting they were passed along.
     async fn verify_applied(&self, spec: &ContainerSpec, id: &str, pointer: &str) -> Result<(), Vec<Finding>> {
+        if !spec.asks_for_enforcement() {
+            // Nothing was asked for, so nothing to verify: spare the round trip.
+            return Ok(());
+        }
         let inspect = match self.backend.inspect_json(id).await {
             Ok(inspect) => inspect,
             // A backend that cannot show its inspect document cannot be checked; nothing to verify.

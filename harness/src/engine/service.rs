@@ -186,7 +186,7 @@ impl ScenarioRun<'_> {
             let running = inspect.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
             if !running {
                 let code = inspect.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0);
-                let logs = backend.logs(id, self.context.capture).await.ok();
+                let logs = backend.logs(id, self.context.capture, None).await.ok();
                 let tail = logs.map(|logs| logs.stderr.tail_lines(3).join(" | ")).unwrap_or_default();
                 return Err(finding(
                     if code == 0 { Category::HealthFailed } else { Category::NonzeroExit },
@@ -320,7 +320,7 @@ impl ScenarioRun<'_> {
         let Some(id) = self.named.get(&logs.container).cloned() else {
             return Err(finding(Category::ConfigInvalid, format!("{logs_pointer}/container"), format!("no container named `{}`", logs.container)));
         };
-        let captured = self.backend.logs(&id, self.context.capture).await.map_err(|error| backend_finding(&error, &logs_pointer))?;
+        let captured = self.backend.logs(&id, self.context.capture, None).await.map_err(|error| backend_finding(&error, &logs_pointer))?;
         let mut findings = Vec::new();
         if let Some(matcher) = &logs.stdout {
             findings.extend(check::text(&format!("`{}` stdout", logs.container), &format!("{logs_pointer}/stdout"), matcher, &captured.stdout.text));
