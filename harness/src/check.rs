@@ -270,6 +270,20 @@ pub fn applied(pointer: &str, spec: &crate::backend::ContainerSpec, inspect: &Va
     {
         differs("security/network", "HostConfig.NetworkMode", host["NetworkMode"].to_string(), network.clone());
     }
+    // The daemon keeps capability names as given (`NET_RAW`) or with the prefix (`CAP_NET_RAW`).
+    let normalise = |capability: &str| capability.trim_start_matches("CAP_").to_ascii_uppercase();
+    let dropped: Vec<String> = host["CapDrop"].as_array().into_iter().flatten().filter_map(Value::as_str).map(normalise).collect();
+    for capability in &spec.cap_drop {
+        if !dropped.contains(&normalise(capability)) {
+            differs("security/cap_drop", "HostConfig.CapDrop", host["CapDrop"].to_string(), format!("dropping {capability}"));
+        }
+    }
+    for mount in &spec.tmpfs {
+        let path = mount.split_once(':').map_or(mount.as_str(), |(path, _)| path);
+        if host["Tmpfs"].get(path).is_none() {
+            differs("security/tmpfs", "HostConfig.Tmpfs", host["Tmpfs"].to_string(), format!("a tmpfs at {path}"));
+        }
+    }
     if let Some(user) = &spec.user
         && inspect["Config"]["User"].as_str() != Some(user.as_str())
     {
@@ -566,14 +580,19 @@ mod tests {
             no_new_privileges: true,
             network: Some("none".into()),
             user: Some("1000:1000".into()),
+            cap_drop: vec!["ALL".into(), "net_raw".into()],
+            tmpfs: vec!["/tmp:size=16m".into()],
             ..Default::default()
         };
         let applied_all = json!({"HostConfig": {"Memory": 67108864, "NanoCpus": 500000000, "PidsLimit": 64, "ReadonlyRootfs": true,
-            "SecurityOpt": ["no-new-privileges"], "NetworkMode": "none"}, "Config": {"User": "1000:1000"}});
+            "SecurityOpt": ["no-new-privileges"], "NetworkMode": "none", "CapDrop": ["ALL", "CAP_NET_RAW"], "Tmpfs": {"/tmp": "size=16m"}},
+            "Config": {"User": "1000:1000"}});
         assert_eq!(applied("/r", &spec, &applied_all), vec![]);
         let ignored = json!({"HostConfig": {"Memory": 0, "NanoCpus": 0, "PidsLimit": null, "ReadonlyRootfs": false,
-            "SecurityOpt": null, "NetworkMode": "default"}, "Config": {"User": ""}});
-        assert_eq!(applied("/r", &spec, &ignored).len(), 7);
+            "SecurityOpt": null, "NetworkMode": "default", "CapDrop": null, "Tmpfs": null}, "Config": {"User": ""}});
+        let findings = applied("/r", &spec, &ignored);
+        assert_eq!(findings.len(), 10, "{findings:?}");
+        assert!(findings.iter().any(|finding| finding.pointer == "/r/security/tmpfs" && finding.message.contains("a tmpfs at /tmp")));
     }
 
     #[test]

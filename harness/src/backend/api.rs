@@ -208,6 +208,17 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         privileged: spec.privileged.then_some(true),
         cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+        cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+        // `PATH[:OPTIONS]`, as the CLI's --tmpfs takes it.
+        tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+            spec.tmpfs
+                .iter()
+                .map(|mount| match mount.split_once(':') {
+                    Some((path, options)) => (path.to_owned(), options.to_owned()),
+                    None => (mount.clone(), String::new()),
+                })
+                .collect()
+        }),
         ..Default::default()
     };
     ContainerCreateBody {

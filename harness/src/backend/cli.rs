@@ -255,6 +255,12 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     if let Some(network) = &spec.network {
         args.extend(["--network".to_owned(), network.clone()]);
     }
+    for capability in &spec.cap_drop {
+        args.extend(["--cap-drop".to_owned(), capability.clone()]);
+    }
+    for mount in &spec.tmpfs {
+        args.extend(["--tmpfs".to_owned(), mount.clone()]);
+    }
     if let Some(entrypoint) = &spec.entrypoint {
         // The CLI takes one word; an empty one clears the image's ENTRYPOINT.
         args.extend(["--entrypoint".to_owned(), entrypoint.first().cloned().unwrap_or_default()]);

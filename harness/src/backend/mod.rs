@@ -72,6 +72,10 @@ pub struct ContainerSpec {
     pub privileged: bool,
     /// Capabilities added to the default set (`--cap-add`).
     pub cap_add: Vec<String>,
+    /// Linux capabilities to drop.
+    pub cap_drop: Vec<String>,
+    /// tmpfs mounts: `PATH` or `PATH:OPTIONS`.
+    pub tmpfs: Vec<String>,
 }
 
 impl ContainerSpec {
@@ -84,6 +88,8 @@ impl ContainerSpec {
             || self.no_new_privileges
             || self.network.is_some()
             || self.user.is_some()
+            || !self.cap_drop.is_empty()
+            || !self.tmpfs.is_empty()
     }
 }
 

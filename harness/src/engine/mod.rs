@@ -558,6 +558,8 @@ impl<'a> ScenarioRun<'a> {
             read_only_rootfs: run.security.read_only,
             no_new_privileges: run.security.no_new_privileges,
             network: run.security.network.clone(),
+            cap_drop: run.security.cap_drop.clone(),
+            tmpfs: run.security.tmpfs.clone(),
             ports: Vec::new(),
             healthcheck: None,
             ..ContainerSpec::default()

@@ -382,6 +382,12 @@ pub struct Security {
     /// Network mode: `none`, `bridge`, `host` or a network name.
     #[serde(default)]
     pub network: Option<String>,
+    /// Linux capabilities to drop (`ALL`, `NET_RAW`, ...), as `docker run --cap-drop`.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// tmpfs mounts, as `docker run --tmpfs`: `PATH` or `PATH:OPTIONS` (e.g. `/tmp:size=16m`).
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
 }
 
 /// A command run inside a running container.
