@@ -265,41 +265,30 @@ impl Checker<'_> {
         if options.env_file.is_empty() {
             return Vec::new();
         }
-        match std::fs::read_to_string(&options.env_file) {
-            Ok(text) => parse_env_file(&text),
+        let shown = &options.env_file;
+        let lines = match dotenvy::from_path_iter(shown) {
+            Ok(lines) => lines,
             Err(error) => {
-                self.error("/containerRunOptions/envFile", format!("cannot read envFile `{}`: {error}", options.env_file)).hint =
+                self.error("/containerRunOptions/envFile", format!("cannot read envFile `{shown}`: {error}")).hint =
                     Some("CST reads envFile relative to the working directory".into());
-                Vec::new()
+                return Vec::new();
+            }
+        };
+        let mut pairs = Vec::new();
+        for line in lines {
+            match line {
+                // CST drops pairs with an empty key or value.
+                Ok((key, value)) if !key.is_empty() && !value.is_empty() => pairs.push((key, value)),
+                Ok(_) => {}
+                Err(error) => {
+                    self.error("/containerRunOptions/envFile", format!("envFile `{shown}` is not a valid env file: {error}")).expected =
+                        Some("KEY=VALUE lines (`export`, quotes and `#` comments allowed)".into());
+                    return Vec::new();
+                }
             }
         }
+        pairs
     }
-}
-
-/// `KEY=VALUE` lines as godotenv reads them: blank lines and `#` comments
-/// skipped, an `export ` prefix allowed, one pair of matching quotes removed.
-/// Pairs with an empty key or value are dropped, as CST drops them.
-pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else { continue };
-        let key = key.trim();
-        let mut value = value.trim();
-        if value.len() >= 2 && ((value.starts_with('"') && value.ends_with('"')) || (value.starts_with('\'') && value.ends_with('\''))) {
-            value = &value[1..value.len() - 1];
-        } else if let Some(comment) = value.find(" #") {
-            value = value[..comment].trim_end();
-        }
-        if !key.is_empty() && !value.is_empty() {
-            pairs.push((key.to_owned(), value.to_owned()));
-        }
-    }
-    pairs
 }
 
 #[cfg(test)]
@@ -360,7 +349,16 @@ mod tests {
 
     #[test]
     fn env_files_read_like_godotenv() {
-        let pairs = parse_env_file("# c\nA=1\nexport B=\"two words\"\nC=\nD = x # note\n");
-        assert_eq!(pairs, [("A".into(), "1".into()), ("B".into(), "two words".into()), ("D".into(), "x".into())]);
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("test.env");
+        std::fs::write(&env, "# c\nA=1\nexport B=\"two words\"\nC=\nD=x # note\n").unwrap();
+        let config = format!("schemaVersion: 2.0.0\ncontainerRunOptions:\n  envFile: {}\n", env.display());
+        let (loaded, diagnostics) = load_str(&config, Path::new("t.yaml"));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let pairs = loaded.unwrap().env_file;
+        assert_eq!(pairs, [("A".to_owned(), "1".to_owned()), ("B".to_owned(), "two words".to_owned()), ("D".to_owned(), "x".to_owned())]);
+        std::fs::write(&env, "A=1\nnot a pair\n").unwrap();
+        let (_, diagnostics) = load_str(&config, Path::new("t.yaml"));
+        assert_eq!(diagnostics.len(), 1, "a malformed env file is a load error");
     }
 }
