@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -100,6 +101,44 @@ impl Masker {
             *text = masked;
         }
     }
+
+    /// `bytes` (any encoding) with every secret value replaced by [`MASK`].
+    pub fn mask_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut masked = bytes.to_vec();
+        for value in &self.values {
+            let needle = value.as_bytes();
+            let mut out = Vec::with_capacity(masked.len());
+            let mut rest = masked.as_slice();
+            while let Some(at) = rest.windows(needle.len()).position(|window| window == needle) {
+                out.extend_from_slice(&rest[..at]);
+                out.extend_from_slice(MASK.as_bytes());
+                rest = &rest[at + needle.len()..];
+            }
+            out.extend_from_slice(rest);
+            masked = out;
+        }
+        masked
+    }
+
+    /// Mask a log file in place, a line at a time (memory bounded by the longest line).
+    pub fn mask_file(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::{BufRead, Write};
+        if self.is_empty() {
+            return Ok(());
+        }
+        let masked_path = path.with_extension("masking");
+        {
+            let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+            let mut writer = std::io::BufWriter::new(std::fs::File::create(&masked_path)?);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line)? > 0 {
+                writer.write_all(&self.mask_bytes(&line))?;
+                line.clear();
+            }
+            writer.flush()?;
+        }
+        std::fs::rename(&masked_path, path)
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +170,17 @@ mod tests {
         assert_ne!(first["a"][..32], first["b"]);
         assert_eq!(resolve(&specs, "r1", "s", |_| None).unwrap(), first, "the same run gives the same values");
         assert_ne!(resolve(&specs, "r2", "s", |_| None).unwrap()["a"], first["a"], "another run, another value");
+    }
+
+    #[test]
+    fn log_files_are_masked_in_place_bytes_and_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("step-0.stdout.log");
+        std::fs::write(&path, b"token=s3cr3t-value\n\xff binary s3cr3t-value\nlast line without newline s3cr3t-value").unwrap();
+        let values = ["s3cr3t-value".to_owned()];
+        Masker::new(&values).mask_file(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"token=***\n\xff binary ***\nlast line without newline ***");
+        assert!(!dir.path().join("step-0.stdout.masking").exists());
     }
 
     #[test]

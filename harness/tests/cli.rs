@@ -487,16 +487,22 @@ fn a_secret_value_appears_in_no_output_and_no_report() {
         .env("GITHUB_STEP_SUMMARY", dir.path().join("step-summary.md"))
         .args(["--report", "junit,json,markdown,html", "--report-dir"])
         .arg(&reports)
+        .arg("--logs-dir")
+        .arg(reports.join("logs"))
         .arg(&scenario)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "the expectation fails: {}", String::from_utf8_lossy(&output.stdout));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("using *** now"), "the failure shows the output, masked:\n{stdout}");
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&reports).unwrap().map(|entry| entry.unwrap().path()).collect();
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&reports).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.is_file()).collect();
+    // --logs-dir holds a directory per scenario, a file per stream and step.
+    let logs: Vec<std::path::PathBuf> = std::fs::read_dir(reports.join("logs").join("leaky-token")).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert!(logs.iter().any(|log| std::fs::read_to_string(log).unwrap().contains("using *** now")), "the whole stdout log is there, masked: {logs:?}");
+    files.extend(logs);
     files.push(dir.path().join("step-summary.md"));
     files.push(support::history_db(dir.path()));
-    assert_eq!(files.len(), 6, "every report was written: {files:?}");
+    assert_eq!(files.len(), 8, "every report and both log files were written: {files:?}");
     for text in [output.stdout.clone(), output.stderr.clone()].into_iter().chain(files.iter().map(|file| std::fs::read(file).unwrap())) {
         let text = String::from_utf8_lossy(&text);
         assert!(!text.contains(TOKEN), "the token leaked:\n{text}");

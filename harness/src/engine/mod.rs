@@ -617,6 +617,12 @@ impl<'a> ScenarioRun<'a> {
         let (state, logs) = tokio::join!(backend.inspect(&id), backend.logs(&id, self.context.capture, log_files.as_ref()));
         let state = state.map_err(|error| backend_finding(&error, &run_pointer))?;
         let logs = logs.map_err(|error| backend_finding(&error, &run_pointer))?;
+        // The whole logs are report files too: no secret value may stay in them.
+        for path in log_files.iter().flat_map(|files| [&files.stdout, &files.stderr]) {
+            self.masker
+                .mask_file(path)
+                .map_err(|error| finding(Category::ConfigInvalid, &run_pointer, format!("cannot mask secrets in the log file {}: {error}", path.display())))?;
+        }
 
         let docker = &mut self.record.context.docker;
         docker.exit_code = Some(exit_code);
