@@ -35,6 +35,10 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 pub const DEFAULT_MOUNT: &str = "/workspace";
 /// Lines of each stream kept in the job record.
 const LOG_TAIL_LINES: usize = 20;
+/// How often, and how far apart, an exit 137 under a memory limit is re-inspected
+/// for the daemon's OOM record (it arrives as a separate event): up to 2 s.
+const OOM_SETTLE_TRIES: u32 = 20;
+const OOM_SETTLE_PAUSE: Duration = Duration::from_millis(100);
 /// Files larger than this are not read as text for content checks.
 const MAX_TEXT_BYTES: u64 = 16 << 20;
 
@@ -615,8 +619,23 @@ impl<'a> ScenarioRun<'a> {
         let log_files = self.log_files(pointer).map_err(|error| backend_finding(&error, &run_pointer))?;
         // Both only read a stopped container: ask at once (one round trip less per run).
         let (state, logs) = tokio::join!(backend.inspect(&id), backend.logs(&id, self.context.capture, log_files.as_ref()));
-        let state = state.map_err(|error| backend_finding(&error, &run_pointer))?;
+        let mut state = state.map_err(|error| backend_finding(&error, &run_pointer))?;
         let logs = logs.map_err(|error| backend_finding(&error, &run_pointer))?;
+        // The daemon records an OOM kill from an event that can land after the exit is
+        // reported: a SIGKILL under a memory limit is asked about again for a moment.
+        if exit_code == 137 && !timed_out && !state.oom_killed && spec.memory_bytes.is_some() {
+            for _ in 0..OOM_SETTLE_TRIES {
+                tokio::time::sleep(OOM_SETTLE_PAUSE).await;
+                match backend.inspect(&id).await {
+                    Ok(again) if again.oom_killed => {
+                        state = again;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
         // The whole logs are report files too: no secret value may stay in them.
         for path in log_files.iter().flat_map(|files| [&files.stdout, &files.stderr]) {
             self.masker
