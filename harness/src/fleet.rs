@@ -22,11 +22,15 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// One host's backend kind and the environment its docker program gets.
-fn host_backend(host: &Host, local: BackendKind) -> (BackendKind, Vec<(OsString, OsString)>) {
+/// One host's backend kind and the environment its docker program gets. A real host
+/// uses the Engine API when that is the chosen backend, the docker CLI otherwise.
+pub(crate) fn host_backend(host: &Host, local: BackendKind) -> (BackendKind, Vec<(OsString, OsString)>) {
     match &host.kind {
         HostKind::Fake { faults } => (BackendKind::Fake, faults.iter().map(|faults| ("FAKE_DOCKER_FAULTS".into(), faults.into())).collect()),
-        HostKind::Docker { docker_host: Some(docker_host) } => (BackendKind::DockerCli, vec![("DOCKER_HOST".into(), docker_host.into())]),
+        HostKind::Docker { docker_host: Some(docker_host) } => {
+            let kind = if local == BackendKind::DockerApi { BackendKind::DockerApi } else { BackendKind::DockerCli };
+            (kind, vec![("DOCKER_HOST".into(), docker_host.into())])
+        }
         HostKind::Docker { docker_host: None } => (local, Vec::new()),
     }
 }

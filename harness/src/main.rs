@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// The fake-docker binary (default: next to dockproof, then on PATH).
     #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
     fake_docker: Option<PathBuf>,
+    /// Run the suite on each of these hosts in turn (`NAME=DOCKER_HOST`, `fake://NAME?faults=SPEC`,
+    /// `local`; repeatable): scenario names in the reports become `NAME/scenario`.
+    #[arg(long = "host", value_name = "HOST", value_parser = clap::value_parser!(dockproof::canary::Host))]
+    hosts: Vec<dockproof::canary::Host>,
     /// The docker context to use with the real backends (default: $DOCKER_CONTEXT, then the CLI's current one).
     #[arg(long, env = "DOCKER_CONTEXT", value_name = "NAME")]
     context: Option<String>,

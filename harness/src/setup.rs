@@ -185,6 +185,9 @@ pub(crate) fn write_reports(paths: &ReportPaths<'_>, outcome: &runner::RunOutcom
     written
 }
 
+/// A host to run on: its name (none for the default one), backend and the docker program's environment.
+type Target = (Option<String>, BackendKind, Vec<(OsString, OsString)>);
+
 pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     args.resolve_reports();
     let scenarios = match select(scenarios, &args) {
@@ -206,55 +209,81 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         Err(error) => return usage_error(format!("cannot create a run directory in {}: {error}", parent.display())),
     };
 
-    let backend = make_backend(
-        args.backend,
-        &BackendPaths {
-            docker: &args.docker,
-            fake_docker: args.fake_docker.as_deref(),
-            fake_images: &args.fake_images,
-            fixture_images: &args.fixture_images,
-            context: args.context.as_deref(),
-        },
-        run_dir.path(),
-        Vec::new(),
-    );
-    let (backend, fixtures) = match backend {
-        Ok(made) => made,
-        Err(message) => return usage_error(message),
-    };
-    let filestore = match Filestore::local(&run_dir.path().join("filestore")) {
-        Ok(store) => store,
-        Err(error) => return usage_error(error),
+    // The hosts to run on: the one the backend points at, or each `--host` in turn.
+    let targets: Vec<Target> = if args.hosts.is_empty() {
+        vec![(None, args.backend, Vec::new())]
+    } else {
+        args.hosts.iter().map(|host| {
+            let (kind, env) = crate::fleet::host_backend(host, args.backend);
+            (Some(host.name.clone()), kind, env)
+        }).collect()
     };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get()));
     let options = ReportOptions {
         run_id: run_id.clone(),
         backend: args.backend.name().to_owned(),
-        deterministic: args.backend == BackendKind::Fake,
+        deterministic: targets.iter().all(|(_, kind, _)| *kind == BackendKind::Fake),
     };
-
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
     };
-    let outcome = runtime.block_on(async {
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let console = tokio::spawn(report::console::follow(receiver, std::io::stdout(), report::console::ConsoleStyle::detect(args.color)));
-        let context = Arc::new(EngineContext {
-            backend,
-            filestore,
-            fixtures: Arc::new(fixtures),
-            run_id,
-            work_dir: run_dir.path().join("workspaces"),
-            capture: CaptureLimits::default(),
-            logs_dir: args.logs_dir.clone(),
-            events: sender,
+
+    let mut outcome = runner::RunOutcome { reports: Vec::new(), interrupted: false, swept: 0 };
+    for (host, kind, env) in targets {
+        if outcome.interrupted {
+            break;
+        }
+        // Each host gets its own directory: fake state, filestore and workspaces.
+        let host_dir = match &host {
+            Some(name) => run_dir.path().join(format!("host-{name}")),
+            None => run_dir.path().to_path_buf(),
+        };
+        if let Some(name) = &host {
+            println!("dockproof: host {name}");
+        }
+        let paths = BackendPaths {
+            docker: &args.docker,
+            fake_docker: args.fake_docker.as_deref(),
+            fake_images: &args.fake_images,
+            fixture_images: &args.fixture_images,
+            context: args.context.as_deref(),
+        };
+        let (backend, fixtures) = match std::fs::create_dir_all(&host_dir).map_err(|error| error.to_string()).and_then(|()| make_backend(kind, &paths, &host_dir, env)) {
+            Ok(made) => made,
+            Err(message) => return usage_error(message),
+        };
+        let filestore = match Filestore::local(&host_dir.join("filestore")) {
+            Ok(store) => store,
+            Err(error) => return usage_error(error),
+        };
+        let host_outcome = runtime.block_on(async {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            let console = tokio::spawn(report::console::follow(receiver, std::io::stdout(), report::console::ConsoleStyle::detect(args.color)));
+            let context = Arc::new(EngineContext {
+                backend,
+                filestore,
+                fixtures: Arc::new(fixtures),
+                run_id: run_id.clone(),
+                work_dir: host_dir.join("workspaces"),
+                capture: CaptureLimits::default(),
+                logs_dir: args.logs_dir.as_ref().map(|dir| host.as_ref().map_or_else(|| dir.clone(), |name| dir.join(name))),
+                events: sender,
+            });
+            let outcome = runner::run_all(Arc::clone(&context), scenarios.clone(), jobs, args.retries, interrupted()).await;
+            drop(context);
+            let _ = console.await;
+            outcome
         });
-        let outcome = runner::run_all(Arc::clone(&context), scenarios, jobs, args.retries, interrupted()).await;
-        drop(context);
-        let _ = console.await;
-        outcome
-    });
+        outcome.interrupted |= host_outcome.interrupted;
+        outcome.swept += host_outcome.swept;
+        outcome.reports.extend(host_outcome.reports.into_iter().map(|mut report| {
+            if let Some(name) = &host {
+                report.name = format!("{name}/{}", report.name);
+            }
+            report
+        }));
+    }
 
     let paths = ReportPaths { junit: args.junit.as_deref(), json: args.json.as_deref(), html: args.html.as_deref(), markdown: args.markdown.as_deref() };
     let write_failed = !write_reports(&paths, &outcome, &options);

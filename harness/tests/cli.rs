@@ -534,3 +534,27 @@ fn an_undeclared_secret_is_rejected_at_load() {
         .stderr(predicate::str::contains(format!("{}:5:17: unknown secret `nope`", scenario.display())))
         .stderr(predicate::str::contains("none are declared"));
 }
+
+#[test]
+fn the_suite_runs_on_every_host_with_results_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let mut command = Command::from_std(support::dockproof_fake(&dir.path().join("work")));
+    command
+        .args(["--host", "fake://a", "--host", "fake://b?faults=start:exit-immediately", "--junit"])
+        .arg(&junit)
+        .arg("scenarios/job-happy-path.yaml")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("dockproof: host a\n"))
+        .stdout(predicate::str::contains("dockproof: host b\n"))
+        .stdout(predicate::str::is_match("(?m)^1 passed, 1 failed$").unwrap());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let document = roxmltree::Document::parse(&xml).unwrap();
+    let cases: Vec<(&str, bool)> = document
+        .descendants()
+        .filter(|node| node.has_tag_name("testcase"))
+        .map(|case| (case.attribute("name").unwrap(), case.children().any(|child| child.has_tag_name("failure"))))
+        .collect();
+    assert_eq!(cases, [("a/job-happy-path", false), ("b/job-happy-path", true)]);
+}
