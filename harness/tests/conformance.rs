@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 use regex::Regex;
 use serde_json::Value;
 
@@ -200,18 +200,14 @@ fn prepare_real_image() -> Result<(), String> {
 
 fn main() {
     let args = Arguments::from_args();
-    let daemon = support::docker_available();
-    let ignored = daemon.is_err() && !support::docker_required();
+    let ignored = support::docker_available().is_err() && !support::docker_required();
     let real = Arc::new(Side { label: "docker", program: "docker".into(), env: Vec::new() });
     let fake_program = if ignored { PathBuf::from("fake-docker") } else { support::fake_docker() };
     let trials = load_cases()
         .into_iter()
         .map(|case| {
-            let (daemon, real, fake_program) = (daemon.clone(), Arc::clone(&real), fake_program.clone());
-            Trial::test(format!("conformance::{}", case.name), move || {
-                if let Err(reason) = &daemon {
-                    return Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into());
-                }
+            let (real, fake_program) = (Arc::clone(&real), fake_program.clone());
+            support::real_daemon_trial(format!("conformance::{}", case.name), move || {
                 prepare_real_image()?;
                 let state = tempfile::tempdir().map_err(|error| error.to_string())?;
                 let fake = Side {
@@ -227,8 +223,6 @@ fn main() {
                 cleanup(&fake, &case.name);
                 result
             })
-            .with_kind("real-daemon")
-            .with_ignored_flag(ignored)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -101,23 +101,13 @@ type Test = (&'static str, fn() -> Result<(), Failed>);
 
 fn main() {
     let args = Arguments::from_args();
-    let daemon = support::docker_available();
-    let ignored = daemon.is_err() && !support::docker_required();
     let tests: [Test; 2] = [
         ("crosscheck::http-steps-against-a-testcontainers-service", http_steps_against_an_independent_container),
         ("crosscheck::service-health-agrees-with-testcontainers", service_health_agrees_with_testcontainers),
     ];
     let trials = tests
         .into_iter()
-        .map(|(name, test)| {
-            let daemon = daemon.clone();
-            Trial::test(name, move || match &daemon {
-                Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
-                Ok(()) => test(),
-            })
-            .with_kind("real-daemon")
-            .with_ignored_flag(ignored)
-        })
+        .map(|(name, test)| support::real_daemon_trial(name, test))
         .collect();
     libtest_mimic::run(&args, trials).exit();
 }

@@ -228,23 +228,13 @@ fn main() {
         .into_iter()
         .map(|(name, test)| Trial::test(name, move || { test(); Ok(()) }).with_kind("fake"))
         .collect();
-    let daemon = support::docker_available();
-    let ignored = daemon.is_err() && !support::docker_required();
     for (image, config) in FIXTURES {
         let stem = Path::new(config).file_stem().unwrap_or_default().to_string_lossy().into_owned();
         for (backend, driver) in [("docker-cli", "docker"), ("docker-cli", "tar"), ("docker-api", "docker")] {
-            let daemon = daemon.clone();
-            trials.push(
-                Trial::test(format!("{backend}::{driver}::{stem}"), move || {
-                    if let Err(reason) = &daemon {
-                        return Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into());
-                    }
-                    real_matches_fake(backend, driver, image, config);
-                    Ok(())
-                })
-                .with_kind("real-daemon")
-                .with_ignored_flag(ignored),
-            );
+            trials.push(support::real_daemon_trial(format!("{backend}::{driver}::{stem}"), move || {
+                real_matches_fake(backend, driver, image, config);
+                Ok(())
+            }));
         }
     }
     libtest_mimic::run(&args, trials).exit();

@@ -12,21 +12,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 
 const SLOW: &str = "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 120], timeout: 5m }\n";
 
 /// A unique run id for one test.
 fn run_id(name: &str) -> String {
     format!("fm-{name}-{}", std::process::id())
-}
-
-/// `dockproof run` on `backend`.
-fn dockproof(backend: &str, work: &Path) -> Command {
-    match backend {
-        "docker-cli" => support::dockproof_real(work),
-        _ => support::dockproof_api(work),
-    }
 }
 
 /// Objects of kind `container`/`network`/`volume` carrying `dockproof.run=ID`.
@@ -81,7 +73,7 @@ fn sigint(backend: &str) -> Result<(), Failed> {
     let scenario = dir.path().join("slow.yaml");
     std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
     let (run, work, junit) = (run_id(&format!("int-{backend}")), dir.path().join("work"), dir.path().join("junit.xml"));
-    let child = dockproof(backend, &work).args(["--run-id", &run, "--junit"]).arg(&junit).arg(&scenario).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|error| error.to_string())?;
+    let child = support::dockproof_on(backend, &work).args(["--run-id", &run, "--junit"]).arg(&junit).arg(&scenario).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|error| error.to_string())?;
     wait_for_container(&run)?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).map_err(|error| error.to_string())?;
     let output = child.wait_with_output().map_err(|error| error.to_string())?;
@@ -103,7 +95,7 @@ fn sigkill_then_clean(backend: &str) -> Result<(), Failed> {
     let scenario = dir.path().join("slow.yaml");
     std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
     let (run, work) = (run_id(&format!("kill-{backend}")), dir.path().join("work"));
-    let mut child = dockproof(backend, &work).args(["--run-id", &run]).arg(&scenario).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|error| error.to_string())?;
+    let mut child = support::dockproof_on(backend, &work).args(["--run-id", &run]).arg(&scenario).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|error| error.to_string())?;
     wait_for_container(&run)?;
     child.kill().map_err(|error| error.to_string())?;
     let _ = child.wait();
@@ -127,7 +119,7 @@ fn ignores_sigterm(backend: &str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let (run, work) = (run_id(&format!("term-{backend}")), dir.path().join("work"));
-    let output = dockproof(backend, &work)
+    let output = support::dockproof_on(backend, &work)
         .args(["--run-id", &run])
         .arg(support::root().join("scenarios/job-timeout-sigterm-ignored.yaml"))
         .output()
@@ -153,7 +145,7 @@ fn filesystem_full(backend: &str) -> Result<(), Failed> {
         std::fs::write(&scenario, "name: big-input\nstage:\n  - { generate: { bytes: 4MiB, seed: 1 }, to: inputs/blob.bin }\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [job] }\n")
             .map_err(|error| error.to_string())?;
         let run = run_id(&format!("full-{backend}"));
-        let output = dockproof(backend, &small).args(["--run-id", &run, "--no-history"]).arg(&scenario).output().map_err(|error| error.to_string())?;
+        let output = support::dockproof_on(backend, &small).args(["--run-id", &run, "--no-history"]).arg(&scenario).output().map_err(|error| error.to_string())?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status.code() != Some(1) || !stdout.contains("workspace_limit_exceeded") || !stdout.contains("No space left on device") {
             return Err(Failed::from(format!("a full workspace filesystem is workspace_limit_exceeded\n{}", support::describe(&output))));
@@ -168,22 +160,12 @@ type Test = fn(&str) -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    let daemon = support::docker_available();
-    let ignored = daemon.is_err() && !support::docker_required();
     let tests: [(&str, Test); 4] =
         [("sigint-mid-run", sigint), ("sigkill-then-clean", sigkill_then_clean), ("container-ignores-sigterm", ignores_sigterm), ("workspace-filesystem-full", filesystem_full)];
     let mut trials = Vec::new();
     for (name, test) in tests {
         for backend in ["docker-cli", "docker-api"] {
-            let daemon = daemon.clone();
-            trials.push(
-                Trial::test(format!("fault-matrix::{name}::{backend}"), move || match &daemon {
-                    Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
-                    Ok(()) => test(backend),
-                })
-                .with_kind("real-daemon")
-                .with_ignored_flag(ignored),
-            );
+            trials.push(support::real_daemon_trial(format!("fault-matrix::{name}::{backend}"), move || test(backend)));
         }
     }
     libtest_mimic::run(&args, trials).exit();

@@ -83,8 +83,6 @@ fn real_matches_fake(real_command: RunCommand, scenario: &Path) -> Result<(), Fa
 
 fn main() {
     let args = Arguments::from_args();
-    let daemon = support::docker_available();
-    let required = support::docker_required();
     let mut trials = Vec::new();
     for scenario in support::shipped_scenarios() {
         let stem = support::scenario_id(&scenario);
@@ -96,22 +94,13 @@ fn main() {
             })
             .with_kind("fake"),
         );
-        let ignored = daemon.is_err() && !required;
         // A scenario with `fake_faults` needs fake-docker's fault injection: real backends
         // report it skipped, so there is nothing to compare; its real-daemon tests are ignored.
         let fake_only = dockproof::scenario::load_file(&scenario).scenario.is_some_and(|loaded| loaded.scenario.fake_faults.is_some());
         for (backend, real_command) in REAL_BACKENDS {
-            let (daemon, scenario) = (daemon.clone(), scenario.clone());
-            trials.push(
-                Trial::test(format!("{backend}::{stem}"), move || {
-                    if let Err(reason) = &daemon {
-                        return Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into());
-                    }
-                    real_matches_fake(real_command, &scenario)
-                })
-                .with_kind("real-daemon")
-                .with_ignored_flag(ignored || fake_only),
-            );
+            let scenario = scenario.clone();
+            let trial = support::real_daemon_trial(format!("{backend}::{stem}"), move || real_matches_fake(real_command, &scenario));
+            trials.push(if fake_only { trial.with_ignored_flag(true) } else { trial });
         }
     }
     libtest_mimic::run(&args, trials).exit();

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -99,11 +99,7 @@ async fn tls_endpoint(pki: &Pki) -> Result<SocketAddr, Failed> {
 
 /// Run the happy-path scenario on `backend` against the TLS endpoint with `certs`.
 fn run(backend: &str, endpoint: SocketAddr, certs: &Path, work: &Path) -> Result<(Option<i32>, String), Failed> {
-    let command = match backend {
-        "docker-cli" => support::dockproof_real(work),
-        _ => support::dockproof_api(work),
-    };
-    let output = Command::from(command)
+    let output = support::dockproof_on(backend, work)
         .env("DOCKER_HOST", format!("tcp://{endpoint}"))
         .env("DOCKER_TLS_VERIFY", "1")
         .env("DOCKER_CERT_PATH", certs)
@@ -162,11 +158,7 @@ fn context_with_tls(backend: &'static str) -> Result<(), Failed> {
     if !created.status.success() {
         return Err(format!("docker context create failed: {}", String::from_utf8_lossy(&created.stderr)).into());
     }
-    let command = match backend {
-        "docker-cli" => support::dockproof_real(&dir.path().join("work")),
-        _ => support::dockproof_api(&dir.path().join("work")),
-    };
-    let output = Command::from(command)
+    let output = support::dockproof_on(backend, &dir.path().join("work"))
         .env("DOCKER_CONFIG", &config)
         .env_remove("DOCKER_HOST")
         .env_remove("DOCKER_TLS_VERIFY")
@@ -186,21 +178,11 @@ type Test = fn(&'static str) -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    let daemon = support::docker_available();
-    let ignored = daemon.is_err() && !support::docker_required();
     let tests: [(&str, Test); 2] = [("mutual-tls", mutual_tls), ("context-with-tls", context_with_tls)];
     let mut trials = Vec::new();
     for (name, test) in tests {
         for backend in ["docker-cli", "docker-api"] {
-            let daemon = daemon.clone();
-            trials.push(
-                Trial::test(format!("tls::{backend}-{name}"), move || match &daemon {
-                    Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
-                    Ok(()) => test(backend),
-                })
-                .with_kind("real-daemon")
-                .with_ignored_flag(ignored),
-            );
+            trials.push(support::real_daemon_trial(format!("tls::{backend}-{name}"), move || test(backend)));
         }
     }
     libtest_mimic::run(&args, trials).exit();

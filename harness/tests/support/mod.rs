@@ -96,6 +96,30 @@ pub fn dockproof_api(work_dir: &Path) -> Command {
     command
 }
 
+/// A `[real-daemon]` test: ignored when no daemon answers, unless
+/// `DOCKPROOF_REQUIRE_DOCKER=1`, where a missing daemon is its failure.
+pub fn real_daemon_trial(
+    name: impl Into<String>,
+    test: impl FnOnce() -> Result<(), libtest_mimic::Failed> + Send + 'static,
+) -> libtest_mimic::Trial {
+    let daemon = docker_available();
+    let ignored = daemon.is_err() && !docker_required();
+    libtest_mimic::Trial::test(name, move || match daemon {
+        Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
+        Ok(()) => test(),
+    })
+    .with_kind("real-daemon")
+    .with_ignored_flag(ignored)
+}
+
+/// `dockproof run` on the real backend `backend` (`docker-cli` or `docker-api`).
+pub fn dockproof_on(backend: &str, work_dir: &Path) -> Command {
+    match backend {
+        "docker-cli" => dockproof_real(work_dir),
+        _ => dockproof_api(work_dir),
+    }
+}
+
 /// Whether tests that need a real daemon must run (CI sets this).
 pub fn docker_required() -> bool {
     std::env::var("DOCKPROOF_REQUIRE_DOCKER").is_ok_and(|value| value == "1")
