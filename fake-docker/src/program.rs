@@ -319,6 +319,8 @@ pub struct Context {
     pub memory_limit: i64,
     /// Written before an OOM kill, so the supervisor can report `OOMKilled`.
     pub oom_marker: Option<std::path::PathBuf>,
+    /// Where the bytes taken by `alloc` are published for `stats`.
+    pub usage_file: Option<std::path::PathBuf>,
     pub stdin: StdinSource,
     /// The image's programs, for `run`.
     pub programs: BTreeMap<String, Program>,
@@ -339,6 +341,15 @@ pub struct Invocation {
     pub context: Context,
     /// Bytes taken by `alloc` so far.
     pub allocated: i64,
+}
+
+/// Write `bytes` to `path` whole (a temporary file renamed over it), so `stats`
+/// never reads half a number. Losing it only loses a statistic.
+fn publish_usage(path: &std::path::Path, bytes: i64) {
+    let temporary = path.with_extension("tmp");
+    if std::fs::write(&temporary, bytes.max(0).to_string()).is_ok() {
+        let _ = std::fs::rename(&temporary, path);
+    }
 }
 
 /// Why a program reports itself ready.
@@ -605,6 +616,9 @@ fn execute(
             let limit = invocation.context.memory_limit;
             if limit > 0 && invocation.allocated > limit {
                 oom_kill(invocation.context.oom_marker.as_deref());
+            }
+            if let Some(path) = &invocation.context.usage_file {
+                publish_usage(path, invocation.allocated);
             }
         }
         Op::Chmod(spec) => {

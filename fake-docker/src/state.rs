@@ -253,6 +253,11 @@ impl StateDir {
         self.container_dir(id).join("stdin")
     }
 
+    /// Bytes the container's program holds with `alloc`, as `stats` reports them.
+    pub fn usage_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("usage")
+    }
+
     /// Marker the program leaves when it is OOM-killed.
     pub fn oom_marker(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("oom")

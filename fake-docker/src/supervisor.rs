@@ -125,6 +125,8 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     let state = StateDir::from_env().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(state.oom_marker(id));
+    // A restarted container's program starts with nothing allocated.
+    let _ = std::fs::remove_file(state.usage_path(id));
     // Ports first: a taken host port fails the start before the program runs, like docker.
     let listeners = crate::netbind::reserve(&state, id)?;
     // An injected runtime fault (FAKE_DOCKER_FAULTS, decided by `start`/`run`).
@@ -381,6 +383,7 @@ pub fn program_main(id: &str) -> i32 {
         context: Context {
             memory_limit: container.memory,
             oom_marker: Some(state.oom_marker(id)),
+            usage_file: Some(state.usage_path(id)),
             stdin,
             programs: image.programs.clone(),
             http: image.http.clone(),

@@ -30,6 +30,9 @@ programs:
   serve:
     - stdout: up
     - sleep: 300
+  holder:
+    - alloc: 10MiB
+    - sleep: "${1}"
   hog:
     - alloc: 10MiB
     - stdout: "small ok"
@@ -1018,6 +1021,31 @@ fn stats_no_stream_prints_deterministic_numbers() {
         .assert()
         .code(1)
         .stderr("Error response from daemon: No such container: nosuch\n");
+}
+
+#[test]
+fn streaming_stats_shows_what_the_program_holds_until_the_container_stops() {
+    let fake = Fake::new();
+    fake.cmd(&["run", "-d", "--name", "held", "-m", "64m", "test/fid", "holder", "1"])
+        .assert()
+        .success();
+    // Without --no-stream: frames while it runs, one all-zero frame once it stopped, then the end.
+    let output = fake
+        .cmd(&["stats", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "held"])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let frames = String::from_utf8(output).unwrap();
+    let lines: Vec<&str> = frames.lines().collect();
+    assert_eq!(lines.first(), Some(&"held 11MiB / 64MiB 1"), "1 MiB base plus the 10 MiB alloc:\n{frames}");
+    assert_eq!(lines.last(), Some(&"held 0B / 0B 0"), "{frames}");
+    assert!(lines[..lines.len() - 1].iter().all(|line| *line == "held 11MiB / 64MiB 1"), "{frames}");
+    // Started again, the program starts with nothing allocated until it allocates again.
+    fake.cmd(&["wait", "held"]).assert().success();
+    assert!(fake.stdout(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "held"]).starts_with("0B / 0B"));
 }
 
 #[test]

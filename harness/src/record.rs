@@ -51,7 +51,7 @@ pub struct FilestoreMetrics {
     pub bytes_out: u64,
 }
 
-/// Timings of the latest container run (normalised to 0 in deterministic reports).
+/// Timings (normalised to 0 in deterministic reports) and resource usage of the latest container run.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DockerMetrics {
@@ -59,6 +59,36 @@ pub struct DockerMetrics {
     pub start_ms: u64,
     /// Milliseconds from started to exited.
     pub run_ms: u64,
+    /// What the daemon's stats said while the latest attached run ran (absent when it was not monitored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceUsage>,
+}
+
+/// Resource usage of a run from the daemon's stats samples. Every figure is `null` when
+/// no sample was taken (a container that exits within about a second may have none).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceUsage {
+    /// Samples taken while the container ran (normalised to 0 in deterministic reports).
+    pub samples: u32,
+    /// Most memory in use at any sample, page cache not counted (as `docker stats` shows it).
+    pub peak_memory_bytes: Option<u64>,
+    /// Most CPU at any sample, in percent of one core.
+    pub peak_cpu_percent: Option<f64>,
+    /// CPU time used, from the last sample. Only the Engine API has this counter: `null` on the
+    /// CLI backends (the docker CLI prints a percentage only).
+    pub cpu_time_ms: Option<u64>,
+    /// Network bytes received and sent, from the last sample (all interfaces).
+    pub net_rx_bytes: Option<u64>,
+    pub net_tx_bytes: Option<u64>,
+    /// Block device bytes read and written, from the last sample (all devices).
+    pub block_read_bytes: Option<u64>,
+    pub block_write_bytes: Option<u64>,
+    /// Most processes at any sample.
+    pub peak_pids: Option<u64>,
+    /// Why sampling stopped before the container did, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

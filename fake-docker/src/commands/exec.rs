@@ -146,6 +146,8 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         context: Context {
             memory_limit: container.memory,
             oom_marker: None,
+            // What an exec allocates is not shown by `stats` (the fake keeps the main program's count).
+            usage_file: None,
             stdin: if parsed.bool("interactive") {
                 StdinSource::Inherit
             } else {

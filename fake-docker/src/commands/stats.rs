@@ -1,9 +1,9 @@
-//! `port` and `stats --no-stream` (deterministic numbers).
+//! `port` and `stats` (deterministic numbers: a base plus what the program allocated).
 
 use serde_json::{Value, json};
 
 use super::listing::print_rows;
-use super::{Outcome, daemon_error, err, find_container, out};
+use super::{CommandError, Outcome, daemon_error, err, find_container, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::ports::{normalize_port, port_lines};
 use crate::size::bytes_size;
@@ -54,10 +54,15 @@ pub const STATS: CommandSpec = CommandSpec {
     arity: Arity::Any,
 };
 
-/// What a running fake container "uses": 1 MiB of memory, one process, no I/O.
+/// What a running fake container "uses" besides what its program allocated:
+/// 1 MiB of memory, one process, no I/O.
 const FAKE_USAGE: u64 = 1024 * 1024;
 /// The memory limit of a container without `--memory` (the fake host's total).
 const HOST_MEMORY: u64 = 1 << 30;
+/// How often streaming `stats` looks at its containers again.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often streaming `stats` prints a frame that has not changed (the daemon's rhythm).
+const STREAM_REPEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `docker port`.
 pub fn port(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
@@ -95,7 +100,7 @@ pub fn port(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     }
 }
 
-fn stats_row(container: &Container, shown: &str, truncate: bool) -> Value {
+fn stats_row(state: &StateDir, container: &Container, shown: &str, truncate: bool) -> Value {
     let id = if truncate {
         container.short_id().to_string()
     } else {
@@ -108,7 +113,7 @@ fn stats_row(container: &Container, shown: &str, truncate: bool) -> Value {
         } else {
             HOST_MEMORY
         };
-        (FAKE_USAGE, limit, 1)
+        (FAKE_USAGE + allocated(state, &container.id), limit, 1)
     } else {
         (0, 0, 0)
     };
@@ -130,35 +135,86 @@ fn stats_row(container: &Container, shown: &str, truncate: bool) -> Value {
     })
 }
 
-/// `docker stats` (always one sample, as with `--no-stream`).
+/// Bytes the container's program has taken with `alloc` (kept until it ends).
+fn allocated(state: &StateDir, id: &str) -> u64 {
+    std::fs::read_to_string(state.usage_path(id))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `docker stats`: one frame with `--no-stream`; otherwise a frame whenever the
+/// numbers change (and at least once a second) until no container named runs.
+/// (The real CLI keeps printing all-zero frames for a stopped container until it
+/// is interrupted; the fake stops instead, after one such frame.)
 pub fn stats(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let state = StateDir::from_env()?;
     let truncate = !parsed.bool("no-trunc");
-    let mut rows = Vec::new();
-    if parsed.positionals.is_empty() {
-        for container in state.all()? {
-            if parsed.bool("all") || container.state.status == Status::Running {
-                rows.push(stats_row(&container, container.short_id(), truncate));
-            }
-        }
-    } else {
-        for name in &parsed.positionals {
-            let Some(container) = find_container(&state, name)? else {
-                daemon_error(&format!("No such container: {name}"));
-                return Ok(1);
-            };
-            rows.push(stats_row(&container, name, truncate));
-        }
-    }
     let headers = json!({
         "BlockIO": "BLOCK I/O", "CPUPerc": "CPU %", "Container": "CONTAINER",
         "ID": "CONTAINER ID", "MemPerc": "MEM %", "MemUsage": "MEM USAGE / LIMIT",
         "Name": "NAME", "NetIO": "NET I/O", "PIDs": "PIDS",
     });
-    Ok(print_rows(
-        parsed.last("format"),
-        "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}",
-        &headers,
-        &rows,
-    ))
+    let print = |rows: &[Value]| {
+        print_rows(
+            parsed.last("format"),
+            "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}",
+            &headers,
+            rows,
+        )
+    };
+    let mut last: Option<(Vec<Value>, std::time::Instant)> = None;
+    loop {
+        let (rows, running) = match frame(&state, parsed, truncate)? {
+            Ok(frame) => frame,
+            Err(code) => return Ok(code),
+        };
+        if parsed.bool("no-stream") {
+            return Ok(print(&rows));
+        }
+        let due = last
+            .as_ref()
+            .is_none_or(|(shown, at)| *shown != rows || at.elapsed() >= STREAM_REPEAT);
+        if due {
+            let code = print(&rows);
+            if code != 0 {
+                return Ok(code);
+            }
+            last = Some((rows, std::time::Instant::now()));
+        }
+        if !running {
+            return Ok(0);
+        }
+        std::thread::sleep(STREAM_POLL);
+    }
+}
+
+/// The rows of one frame and whether any container in it runs; `Err(code)` when a
+/// named container does not exist (reported on stderr).
+fn frame(
+    state: &StateDir,
+    parsed: &Parsed,
+    truncate: bool,
+) -> Result<Result<(Vec<Value>, bool), i32>, CommandError> {
+    let mut rows = Vec::new();
+    let mut running = false;
+    if parsed.positionals.is_empty() {
+        for container in state.all()? {
+            let live = container.state.status == Status::Running;
+            if parsed.bool("all") || live {
+                running |= live;
+                rows.push(stats_row(state, &container, container.short_id(), truncate));
+            }
+        }
+    } else {
+        for name in &parsed.positionals {
+            let Some(container) = find_container(state, name)? else {
+                daemon_error(&format!("No such container: {name}"));
+                return Ok(Err(1));
+            };
+            running |= container.state.status == Status::Running;
+            rows.push(stats_row(state, &container, name, truncate));
+        }
+    }
+    Ok(Ok((rows, running)))
 }

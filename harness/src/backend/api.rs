@@ -19,14 +19,14 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ExecConfig, HealthConfig, HostConfig, PortBinding};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
     Backend, BackendError, BuildRequest, Capture, CaptureLimits, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    LogFiles, Logs,
+    LogFiles, Logs, StatsSample,
 };
 
 /// How long a control call (create, start, inspect, ...) may take.
@@ -594,6 +594,20 @@ impl Backend for ApiBackend {
         let docker = self.docker().await?;
         let inspect = bounded("inspect a container", container, CONTROL_TIMEOUT, docker.inspect_container(container, None)).await?;
         to_json(&inspect, "inspect a container")
+    }
+
+    async fn stats(&self, container: &str, sink: &mut (dyn FnMut(StatsSample) + Send)) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        // Streaming, as `docker stats` does: a document about every second while it runs.
+        let options = StatsOptionsBuilder::new().stream(true).one_shot(false).build();
+        let mut stream = docker.stats(container, Some(options));
+        while let Some(item) = stream.next().await {
+            let document = item.map_err(|error| classify(&error, "read a container's stats", container))?;
+            if let Some(sample) = super::stats::from_api(&document) {
+                sink(sample);
+            }
+        }
+        Ok(())
     }
 
     async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError> {

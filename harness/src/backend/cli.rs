@@ -13,7 +13,7 @@ use tokio::process::Command;
 
 use super::{
     Backend, BackendError, Capture, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    LogFiles, Logs,
+    LogFiles, Logs, StatsSample,
 };
 
 /// How long a control command (create, start, inspect, ...) may take.
@@ -58,6 +58,21 @@ impl CliBackend {
         format!("{program} {}", verb.join(" "))
     }
 
+    /// Start the program with `args`, stdout and stderr piped, killed when dropped.
+    fn spawn(&self, args: &[String]) -> Result<tokio::process::Child, BackendError> {
+        Command::new(&self.program)
+            .args(args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Our own process group: a Ctrl-C at the terminal reaches dockproof, which decides.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })
+    }
+
     async fn invoke(&self, args: &[String], timeout: Option<Duration>, limits: CaptureLimits) -> Result<Output, BackendError> {
         let captures = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
         let (code, stdout, stderr) = self.invoke_into(args, timeout, captures).await?;
@@ -72,20 +87,7 @@ impl CliBackend {
         timeout: Option<Duration>,
         (stdout_capture, stderr_capture): (Capture, Capture),
     ) -> Result<(i32, Capture, Capture), BackendError> {
-        let mut command = Command::new(&self.program);
-        command
-            .args(args)
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Our own process group: a Ctrl-C at the terminal reaches dockproof, which decides.
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| BackendError::Spawn {
-            program: self.program.display().to_string(),
-            source,
-        })?;
+        let mut child = self.spawn(args)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let run = async {
@@ -105,16 +107,7 @@ impl CliBackend {
 
     /// Run a command whose stdout is binary (a tar stream): at most `limit` bytes of it, stderr bounded.
     async fn invoke_bytes(&self, args: &[String], timeout: Duration, limit: u64) -> Result<(i32, Vec<u8>, Captured), BackendError> {
-        let mut child = Command::new(&self.program)
-            .args(args)
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })?;
+        let mut child = self.spawn(args)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let run = async {
@@ -544,6 +537,37 @@ impl Backend for CliBackend {
         match documents.get_mut(0) {
             Some(document) => Ok(document.take()),
             None => Err(BackendError::NoSuchContainer { container: container.to_owned() }),
+        }
+    }
+
+    async fn stats(&self, container: &str, sink: &mut (dyn FnMut(StatsSample) + Send)) -> Result<(), BackendError> {
+        // Streaming: one process for the whole run, a frame about every second.
+        let args = vec!["stats".to_owned(), "--no-trunc".to_owned(), "--format".to_owned(), "{{json .}}".to_owned(), container.to_owned()];
+        let mut child = self.spawn(&args)?;
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let frames = async {
+            let (mut pending, mut buffer) = (String::new(), vec![0u8; 16 * 1024]);
+            while let Ok(read @ 1..) = stdout.read(&mut buffer).await {
+                pending.push_str(&String::from_utf8_lossy(&buffer[..read]));
+                // Whole frames only: the rest waits for the next read.
+                let Some(end) = pending.rfind('}') else { continue };
+                for sample in super::stats::parse_cli_frames(&pending[..=end]) {
+                    if sample.is_live() {
+                        sink(sample);
+                    }
+                }
+                pending.drain(..=end);
+            }
+        };
+        let (_, stderr, status) = tokio::join!(frames, read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)), child.wait());
+        let status = status.map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })?;
+        match status.code() {
+            Some(0) => Ok(()),
+            code => {
+                let output = Output { code: code.unwrap_or(-1), stdout: Captured::default(), stderr: stderr.finish() };
+                Err(self.classify(&args, container, &output))
+            }
         }
     }
 

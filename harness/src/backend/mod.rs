@@ -5,6 +5,7 @@ pub mod api;
 mod capture;
 pub mod cli;
 pub mod context;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use crate::category::Category;
 
 pub use capture::{Capture, Captured};
+pub use stats::StatsSample;
 
 /// A bind mount of a host directory into a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +331,13 @@ pub trait Backend: Send + Sync {
     fn with_overrides(&self, overrides: &ScenarioOverrides) -> Result<std::sync::Arc<dyn Backend>, String> {
         let _ = overrides;
         Err(format!("the `{}` backend cannot apply per-scenario settings (`fake_faults`, `docker_host`)", self.name()))
+    }
+    /// Feed `sink` a sample of the container's resource usage each time the daemon has one
+    /// (about once a second), until the container stops or the caller drops the future.
+    /// Frames of a container that is not running are not passed on.
+    async fn stats(&self, container: &str, sink: &mut (dyn FnMut(StatsSample) + Send)) -> Result<(), BackendError> {
+        let _ = (container, sink);
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "sample resource usage" })
     }
     /// The container's full inspect document, shaped like Docker's (State, Config, HostConfig, NetworkSettings, ...).
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {

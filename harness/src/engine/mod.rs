@@ -23,6 +23,7 @@ use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, 
 use crate::workspace::{self, Generated, Limits, Workspace};
 
 mod build;
+mod monitor;
 mod service;
 
 /// Scenario-wide deadline when the file sets none.
@@ -608,7 +609,15 @@ impl<'a> ScenarioRun<'a> {
         let timeout = run.timeout.map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
         let grace = run.stop_grace.map_or(DEFAULT_STOP_GRACE, |grace| grace.0);
         let mut timed_out = false;
-        let exit_code = match tokio::time::timeout(timeout, backend.wait(&id)).await {
+        let waited = tokio::time::timeout(timeout, backend.wait(&id));
+        let (waited, resources) = if run.monitor.enabled {
+            let (waited, usage) = monitor::sample_while(backend, &id, waited).await;
+            (waited, Some(usage))
+        } else {
+            (waited.await, None)
+        };
+        self.record.metrics.docker.resources = resources;
+        let exit_code = match waited {
             Ok(result) => result.map_err(|error| backend_finding(&error, &run_pointer))?,
             Err(_) => {
                 timed_out = true;
@@ -675,6 +684,9 @@ impl<'a> ScenarioRun<'a> {
             return Err(finding(Category::OomKilled, format!("{run_pointer}/limits/memory"), format!("the container was killed for exceeding its memory limit (exit code {exit_code})")));
         }
         let mut findings = over_limits;
+        if let Some(usage) = &self.record.metrics.docker.resources {
+            findings.extend(monitor::over_budget(&run_pointer, &run.monitor, usage, self.record.metrics.docker.run_ms));
+        }
         findings.extend(self.expectations(pointer, expect, exit_code, state.oom_killed, &logs.stdout.text, &logs.stderr.text));
         if findings.is_empty() { Ok(()) } else { Err(findings) }
     }

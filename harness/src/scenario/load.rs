@@ -558,6 +558,17 @@ impl SemanticChecker<'_> {
             {
                 self.error(&format!("{run_pointer}/limits/cpus"), "the CPU limit must be positive");
             }
+            if let Some(budget) = run.monitor.max_cpu_percent
+                && !(budget > 0.0 && budget.is_finite())
+            {
+                self.error(&format!("{run_pointer}/monitor/max_cpu_percent"), "the CPU budget must be a positive percentage")
+                    .expected = Some("a number such as `150` (one and a half cores)".into());
+            }
+            if run.monitor.has_budgets() && (run.detach || !run.monitor.enabled) {
+                let why = if run.detach { "a detached run is not sampled" } else { "monitoring is switched off (`enabled: false`)" };
+                self.error(&format!("{run_pointer}/monitor"), format!("resource budgets need sampling, but {why}"))
+                    .hint = Some("remove the budgets, or run the container attached with monitoring on".into());
+            }
         }
         if let Some(name) = step.run.as_ref().and_then(|run| run.container.clone()) {
             containers.push(name);
@@ -908,6 +919,24 @@ steps:
             (10, "is absolute"),
             (11, "several kinds: run, upload"),
         ] {
+            assert!(found.iter().any(|(l, _, m)| *l == line && m.contains(needle)), "line {line}: {needle}\n{text}");
+        }
+    }
+
+    #[test]
+    fn monitoring_budgets_need_a_sampled_run() {
+        let source = "\
+name: budgets
+steps:
+  - run: { image: x, detach: true, monitor: { max_memory: 1MiB } }
+  - run: { image: x, monitor: { enabled: false, max_pids: 3 } }
+  - run: { image: x, monitor: { max_cpu_percent: -5 } }
+  - run: { image: x, monitor: { max_memory: 1MiB, max_cpu_percent: 50, max_pids: 4 } }
+";
+        let found = problems(source);
+        let text = format!("{found:#?}");
+        assert_eq!(found.len(), 3, "{text}");
+        for (line, needle) in [(3, "a detached run is not sampled"), (4, "monitoring is switched off"), (5, "must be a positive percentage")] {
             assert!(found.iter().any(|(l, _, m)| *l == line && m.contains(needle)), "line {line}: {needle}\n{text}");
         }
     }

@@ -352,6 +352,43 @@ pub struct RunSpec {
     /// Name later steps use for this container (`exec` needs it detached; `logs` and `inspect` work either way).
     #[serde(default)]
     pub container: Option<String>,
+    /// Resource monitoring while the container runs, and budgets for it.
+    #[serde(default)]
+    pub monitor: Monitor,
+}
+
+/// Resource monitoring of a run: the daemon's stats, sampled about once a second while
+/// the container runs, go into the record (`metrics.docker.resources`); a budget
+/// exceeded is an `assertion_failed` at the budget's line. Detached runs are not sampled.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// Sample the container's resource usage while it runs (default `true`).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Most memory the container may use at any sample, e.g. `48MiB` (page cache not counted,
+    /// as in `docker stats`).
+    #[serde(default)]
+    pub max_memory: Option<ByteSize>,
+    /// Most CPU at any sample, in percent of one core (`100` = one core fully busy).
+    #[serde(default)]
+    pub max_cpu_percent: Option<f64>,
+    /// Most processes at once.
+    #[serde(default)]
+    pub max_pids: Option<u64>,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor { enabled: true, max_memory: None, max_cpu_percent: None, max_pids: None }
+    }
+}
+
+impl Monitor {
+    /// Whether any budget is set.
+    pub fn has_budgets(&self) -> bool {
+        self.max_memory.is_some() || self.max_cpu_percent.is_some() || self.max_pids.is_some()
+    }
 }
 
 /// Resource limits for a container.
