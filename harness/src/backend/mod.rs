@@ -5,6 +5,7 @@ pub mod api;
 mod capture;
 pub mod cli;
 pub mod context;
+pub mod ssh;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
