@@ -151,7 +151,7 @@ impl CliBackend {
         let stderr = output.stderr.text.trim();
         let lower = stderr.to_ascii_lowercase();
         if is_daemon_unavailable(&lower) {
-            return BackendError::DaemonUnavailable { message: first_line(stderr) };
+            return BackendError::DaemonUnavailable { message: daemon_message(stderr) };
         }
         if lower.starts_with("fake-docker: invalid fault specification") {
             return BackendError::Config { message: first_line(stderr) };
@@ -192,6 +192,17 @@ fn is_builder_banner(line: &str) -> bool {
         || line.trim_start().starts_with("Install the buildx component")
         || line.trim_start().starts_with("https://docs.docker.com/go/buildx")
         || line.trim().is_empty()
+}
+
+/// The line of the CLI's stderr that says why the daemon cannot be reached (for an
+/// `ssh://` host it carries what ssh said), not the legacy builder's banner before it.
+fn daemon_message(stderr: &str) -> String {
+    let lines = || stderr.lines().map(str::trim).filter(|line| !is_builder_banner(line));
+    lines()
+        .find(|line| is_daemon_unavailable(&line.to_ascii_lowercase()))
+        .or_else(|| lines().next())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn first_line(text: &str) -> String {
@@ -343,7 +354,7 @@ impl Backend for CliBackend {
     async fn ping(&self) -> Result<String, BackendError> {
         let args = strings(["version", "--format", "{{.Server.Version}}"]);
         let output = self.control(&args, "daemon").await.map_err(|error| match error {
-            BackendError::Command { stderr, .. } => BackendError::DaemonUnavailable { message: first_line(&stderr) },
+            BackendError::Command { stderr, .. } => BackendError::DaemonUnavailable { message: daemon_message(&stderr) },
             other => other,
         })?;
         Ok(output.stdout.text.trim().to_owned())
@@ -386,7 +397,7 @@ impl Backend for CliBackend {
         }
         let lower = output.stderr.text.to_ascii_lowercase();
         if is_daemon_unavailable(&lower) {
-            return Err(BackendError::DaemonUnavailable { message: first_line(&output.stderr.text) });
+            return Err(BackendError::DaemonUnavailable { message: daemon_message(&output.stderr.text) });
         }
         // The legacy builder reports steps on stdout and the failure on stderr;
         // BuildKit puts everything on stderr. Keep both, in that order.
@@ -619,6 +630,15 @@ mod tests {
             backend.classify(&args, "c", &output(1, "Error response from daemon: No such container: c")),
             BackendError::NoSuchContainer { .. }
         ));
+    }
+
+    #[test]
+    fn an_unreachable_ssh_host_is_reported_with_what_ssh_said_not_the_builder_banner() {
+        // `docker build` against DOCKER_HOST=ssh://root@127.0.0.1:1 (docker CLI 28), measured.
+        let stderr = "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.\n            Install the buildx component to build images with BuildKit:\n            https://docs.docker.com/go/buildx/\n\nerror during connect: Post \"http://docker.example.com/v1.50/build\": command [ssh -o ConnectTimeout=30 -T -l root -p 1 -- 127.0.0.1 docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=ssh: connect to host 127.0.0.1 port 1: Connection refused\n";
+        let message = daemon_message(stderr);
+        assert!(message.starts_with("error during connect:") && message.ends_with("Connection refused"), "{message}");
+        assert_eq!(daemon_message("DEPRECATED: The legacy builder is deprecated\nsomething else\n"), "something else");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! `ssh://[user@]host[:port]` daemons for the Engine API backend, reached the way the
-//! docker CLI reaches them: the system `ssh` runs `docker system dial-stdio` on the
-//! remote host, whose stdin and stdout are then a connection to the remote daemon. The
+//! `ssh://[user@]host[:port][/socket]` daemons for the Engine API backend, reached the
+//! way the docker CLI reaches them: the system `ssh` runs `docker system dial-stdio` (with
+//! `--host unix:///socket` when the address has a path) on the remote host, whose stdin and stdout are then a connection to the remote daemon. The
 //! user's ssh configuration (`~/.ssh/config`, keys, agent, known hosts) applies as it
 //! does for `docker -H ssh://…`.
 //!
@@ -41,12 +41,14 @@ pub struct SshTarget {
     pub user: Option<String>,
     pub host: String,
     pub port: Option<u16>,
+    /// The remote daemon's socket (the address's path), when not the remote default.
+    pub socket: Option<String>,
 }
 
 /// Why an `ssh://` daemon cannot be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("`{url}` is not an ssh address (ssh://[user@]host[:port]): {reason}")]
+    #[error("`{url}` is not an ssh address (ssh://[user@]host[:port][/socket]): {reason}")]
     InvalidUrl { url: String, reason: &'static str },
     #[error("cannot make a private directory for the ssh connection to {url}: {source}")]
     Private { url: String, source: std::io::Error },
@@ -61,14 +63,25 @@ pub enum SshError {
 }
 
 impl SshTarget {
-    /// Parse `ssh://[user@]host[:port]` (IPv6 hosts in brackets); like the docker CLI, no
-    /// password, path, query or fragment.
+    /// Parse `ssh://[user@]host[:port][/socket]` (IPv6 hosts in brackets); like the docker
+    /// CLI, no password, query or fragment; a path is the remote daemon's unix socket.
     pub fn parse(url: &str) -> Result<SshTarget, SshError> {
         let invalid = |reason| SshError::InvalidUrl { url: url.to_owned(), reason };
         let rest = url.strip_prefix("ssh://").ok_or_else(|| invalid("it does not start with ssh://"))?;
-        if rest.contains(['/', '?', '#']) {
-            return Err(invalid("a path, query or fragment after the host is not supported"));
+        if rest.contains(['?', '#']) {
+            return Err(invalid("a query or fragment is not supported"));
         }
+        let (rest, socket) = match rest.find('/') {
+            Some(slash) => (&rest[..slash], Some(&rest[slash..])),
+            None => (rest, None),
+        };
+        // The path becomes a word of the remote command line: plain characters only.
+        let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+        let socket = match socket {
+            None | Some("/") => None,
+            Some(path) if path.chars().all(plain) => Some(path.to_owned()),
+            Some(_) => return Err(invalid("the socket path may hold only letters, digits and / . _ -")),
+        };
         let (user, host_port) = match rest.rsplit_once('@') {
             Some((user, _)) if user.contains(':') => return Err(invalid("a password in the address is not supported")),
             Some(("", _)) => return Err(invalid("the user before `@` is empty")),
@@ -97,7 +110,7 @@ impl SshTarget {
             None => None,
             Some(port) => Some(port.parse::<u16>().ok().filter(|port| *port != 0).ok_or_else(|| invalid("the port is not a number from 1 to 65535"))?),
         };
-        Ok(SshTarget { url: url.to_owned(), user, host: host.to_owned(), port })
+        Ok(SshTarget { url: url.to_owned(), user, host: host.to_owned(), port, socket })
     }
 
     /// `-l USER -p PORT -- HOST`: who and where, as ssh options.
@@ -113,11 +126,21 @@ impl SshTarget {
         args
     }
 
-    /// The command a person can run to see what dockproof sees (the docker CLI's own).
+    /// The remote command: the docker CLI's own.
+    fn remote_command(&self) -> Vec<String> {
+        let mut words = vec!["docker".to_owned()];
+        if let Some(socket) = &self.socket {
+            words.extend(["--host".to_owned(), format!("unix://{socket}")]);
+        }
+        words.extend(["system", "dial-stdio"].map(String::from));
+        words
+    }
+
+    /// The command a person can run to see what dockproof sees.
     pub fn retry_command(&self) -> String {
         let mut words = vec![SSH.to_owned(), "-o".into(), "BatchMode=yes".into()];
         words.extend(self.destination());
-        words.extend(["docker", "system", "dial-stdio"].map(String::from));
+        words.extend(self.remote_command());
         words.join(" ")
     }
 }
@@ -237,7 +260,7 @@ fn dial_command(target: &SshTarget, control: &Path) -> Vec<std::ffi::OsString> {
     let mut argv: Vec<std::ffi::OsString> = vec!["-S".into(), control.into()];
     argv.extend(["-o", "ControlMaster=no", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-T"].map(Into::into));
     argv.extend(target.destination().into_iter().map(Into::into));
-    argv.extend(["docker", "system", "dial-stdio"].map(Into::into));
+    argv.extend(target.remote_command().into_iter().map(Into::into));
     argv
 }
 
@@ -336,7 +359,11 @@ mod tests {
         assert_eq!((target.user.as_deref(), target.host.as_str(), target.port), (Some("root"), "10.0.0.5", Some(2222)));
         assert_eq!(target.destination(), ["-l", "root", "-p", "2222", "--", "10.0.0.5"]);
         let target = SshTarget::parse("ssh://builder").unwrap();
-        assert_eq!((target.user, target.host.as_str(), target.port), (None, "builder", None));
+        assert_eq!((target.user, target.host.as_str(), target.port, target.socket), (None, "builder", None, None));
+        let target = SshTarget::parse("ssh://builder:22/run/user/1000/docker.sock").unwrap();
+        assert_eq!((target.host.as_str(), target.socket.as_deref()), ("builder", Some("/run/user/1000/docker.sock")));
+        assert!(target.retry_command().ends_with("-- builder docker --host unix:///run/user/1000/docker.sock system dial-stdio"));
+        assert_eq!(SshTarget::parse("ssh://builder/").unwrap().socket, None);
         let target = SshTarget::parse("ssh://me@[::1]:22").unwrap();
         assert_eq!((target.user.as_deref(), target.host.as_str(), target.port), (Some("me"), "::1", Some(22)));
         assert_eq!(SshTarget::parse("ssh://[fe80::1]").unwrap().host, "fe80::1");
@@ -345,7 +372,9 @@ mod tests {
             "ssh://",
             "ssh://me:secret@h",
             "ssh://@h",
-            "ssh://h/var/run/docker.sock",
+            "ssh://h/x;reboot",
+            "ssh://h/a b",
+            "ssh://h?x=1",
             "ssh://h:0",
             "ssh://h:port",
             "ssh://h:70000",
