@@ -194,15 +194,18 @@ fn is_builder_banner(line: &str) -> bool {
         || line.trim().is_empty()
 }
 
-/// The line of the CLI's stderr that says why the daemon cannot be reached (for an
-/// `ssh://` host it carries what ssh said), not the legacy builder's banner before it.
+/// The line of the CLI's stderr that says why the daemon cannot be reached, not the
+/// legacy builder's banner before it. For an `ssh://` host that line ends with what ssh
+/// said (`stderr=…`), which may go on over more lines: their last one, ssh's verdict
+/// (`Host key verification failed.`), is kept too.
 fn daemon_message(stderr: &str) -> String {
-    let lines = || stderr.lines().map(str::trim).filter(|line| !is_builder_banner(line));
-    lines()
-        .find(|line| is_daemon_unavailable(&line.to_ascii_lowercase()))
-        .or_else(|| lines().next())
-        .unwrap_or_default()
-        .to_owned()
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|line| !line.is_empty() && !is_builder_banner(line)).collect();
+    let at = lines.iter().position(|line| is_daemon_unavailable(&line.to_ascii_lowercase())).unwrap_or(0);
+    let Some(line) = lines.get(at) else { return String::new() };
+    match lines[at + 1..].last() {
+        Some(last) if line.contains("stderr=") => format!("{line} … {last}"),
+        _ => (*line).to_owned(),
+    }
 }
 
 fn first_line(text: &str) -> String {
@@ -639,6 +642,10 @@ mod tests {
         let message = daemon_message(stderr);
         assert!(message.starts_with("error during connect:") && message.ends_with("Connection refused"), "{message}");
         assert_eq!(daemon_message("DEPRECATED: The legacy builder is deprecated\nsomething else\n"), "something else");
+        // A changed host key: ssh's banner runs over many lines, its verdict is the last.
+        let stderr = "error during connect: Get \"http://docker.example.com/v1.50/version\": command [ssh -T -- h docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\nHost key for [127.0.0.1]:2222 has changed and you have requested strict checking.\nHost key verification failed.\n";
+        let message = daemon_message(stderr);
+        assert!(message.starts_with("error during connect:") && message.ends_with("stderr=@@@@@@@@ … Host key verification failed."), "{message}");
     }
 
     #[test]
