@@ -102,7 +102,10 @@ impl FixtureImages {
                 return result.clone().map_err(|message| BackendError::BuildFailed { image: image.to_owned(), message });
             }
             let result = build_fixture(backend, image, fixture).await;
-            built.insert(image.to_owned(), result.as_ref().map(drop).map_err(ToString::to_string));
+            // An unreachable daemon is not a verdict on the build: the next scenario asks again.
+            if !matches!(result, Err(BackendError::DaemonUnavailable { .. })) {
+                built.insert(image.to_owned(), result.as_ref().map(drop).map_err(ToString::to_string));
+            }
             return result;
         }
         if self.present.lock().await.contains(image) {
@@ -123,10 +126,13 @@ async fn build_fixture(backend: &dyn Backend, image: &str, fixture: &FixtureImag
     let build_failed = |message| BackendError::BuildFailed { image: image.to_owned(), message };
     let context = copy_context(&fixture.dir, &fixture.context_files).map_err(build_failed)?;
     let digest = context_digest(context.path()).map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
-    if let Ok(inspect) = backend.image_inspect_json(image).await
-        && inspect.pointer(&format!("/Config/Labels/{DIGEST_LABEL}")).and_then(serde_json::Value::as_str) == Some(digest.as_str())
-    {
-        return Ok(());
+    match backend.image_inspect_json(image).await {
+        Ok(inspect) if inspect.pointer(&format!("/Config/Labels/{DIGEST_LABEL}")).and_then(serde_json::Value::as_str) == Some(digest.as_str()) => {
+            return Ok(());
+        }
+        // No daemon, no build: its error would only hide why (for an ssh:// host, what ssh said).
+        Err(error @ BackendError::DaemonUnavailable { .. }) => return Err(error),
+        _ => {}
     }
     let request = BuildRequest {
         context: context.path().to_path_buf(),

@@ -4,8 +4,9 @@
 //! categories, as the CLI backend does for the same situation.
 //!
 //! The daemon is found like the docker CLI finds it: `DOCKER_HOST` (unix or
-//! tcp; TLS with `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`), else the local
-//! socket. The API version is negotiated on first use, so older daemons work.
+//! tcp; TLS with `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`; ssh through
+//! [`super::ssh::Tunnel`]), else the local socket. The API version is negotiated
+//! on first use, so older daemons work.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,7 +46,15 @@ pub struct ApiBackend {
     /// A directory with `ca.pem`, `cert.pem`, `key.pem` for mutual TLS (a context's).
     tls: Option<std::path::PathBuf>,
     /// Connected and version-negotiated on first use (negotiation needs the runtime).
-    client: OnceCell<Docker>,
+    client: OnceCell<Connection>,
+}
+
+/// A negotiated client, and for an `ssh://` host the tunnel it talks through.
+#[derive(Debug)]
+struct Connection {
+    docker: Docker,
+    /// Kept as long as the client: dropping it ends the ssh sessions.
+    tunnel: Option<super::ssh::Tunnel>,
 }
 
 impl ApiBackend {
@@ -65,8 +74,14 @@ impl ApiBackend {
     }
 
     async fn docker(&self) -> Result<&Docker, BackendError> {
-        self.client
+        let connection = self
+            .client
             .get_or_try_init(|| async {
+                // An explicit host, else DOCKER_HOST as the docker CLI reads it.
+                let host = self.host.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|host| !host.is_empty()));
+                if let Some(host) = host.filter(|host| host.starts_with("ssh://")) {
+                    return Self::connect_over_ssh(&host).await;
+                }
                 let docker = match (&self.host, &self.tls) {
                     (Some(host), Some(tls)) => Docker::connect_with_ssl(
                         host,
@@ -80,13 +95,43 @@ impl ApiBackend {
                     (None, _) => Docker::connect_with_defaults(),
                 }
                 .map_err(|error| daemon_unavailable(&error))?;
-                // bollard's own limit is on each response's headers; ours (per call) is tighter,
-                // except for builds, whose context upload counts against it.
-                let docker = docker.with_timeout(BUILD_TIMEOUT);
-                bounded("negotiate the API version", "daemon", CONTROL_TIMEOUT, docker.negotiate_version()).await
+                Ok(Connection { docker: negotiate(docker).await?, tunnel: None })
             })
-            .await
+            .await?;
+        Ok(&connection.docker)
     }
+
+    /// The daemon of an `ssh://` host, through a tunnel (authenticated here, so a refusal
+    /// is reported with what ssh said); TLS settings do not apply, as with the docker CLI.
+    async fn connect_over_ssh(host: &str) -> Result<Connection, BackendError> {
+        let unavailable = |error: super::ssh::SshError| BackendError::DaemonUnavailable { message: error.to_string() };
+        let target = super::ssh::SshTarget::parse(host).map_err(unavailable)?;
+        let tunnel = super::ssh::Tunnel::open(target).await.map_err(unavailable)?;
+        let socket = tunnel.socket().display().to_string();
+        let docker = Docker::connect_with_unix(&socket, CONTROL_TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)
+            .map_err(|error| daemon_unavailable(&error))?;
+        let docker = match negotiate(docker).await {
+            Ok(docker) => docker,
+            Err(error) => return Err(tunnel.explain(error).await),
+        };
+        Ok(Connection { docker, tunnel: Some(tunnel) })
+    }
+
+    /// `error`, explained by what ssh said when the daemon is reached over ssh.
+    async fn explain(&self, error: BackendError) -> BackendError {
+        match self.client.get().and_then(|connection| connection.tunnel.as_ref()) {
+            Some(tunnel) => tunnel.explain(error).await,
+            None => error,
+        }
+    }
+}
+
+/// The client with its API version negotiated with the daemon.
+async fn negotiate(docker: Docker) -> Result<Docker, BackendError> {
+    // bollard's own limit is on each response's headers; ours (per call) is tighter,
+    // except for builds, whose context upload counts against it.
+    let docker = docker.with_timeout(BUILD_TIMEOUT);
+    bounded("negotiate the API version", "daemon", CONTROL_TIMEOUT, docker.negotiate_version()).await
 }
 
 /// Run one API call within `limit`; its error becomes a `BackendError` about `subject`.
@@ -103,7 +148,24 @@ async fn bounded<T>(
 }
 
 fn daemon_unavailable(error: &ApiError) -> BackendError {
-    BackendError::DaemonUnavailable { message: error.to_string() }
+    BackendError::DaemonUnavailable { message: with_causes(error) }
+}
+
+/// An error's message followed by each of its causes' (`a: b: c`), skipping a cause
+/// whose text its parent already shows: hyper's "client error (Connect)" says nothing of
+/// what failed underneath, which is where an ssh or TLS failure's own words are.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = error.source();
+    }
+    message
 }
 
 /// Translate an API error into the error the CLI backend reports for the same situation.
@@ -325,12 +387,15 @@ impl Backend for ApiBackend {
 
     async fn ping(&self) -> Result<String, BackendError> {
         let docker = self.docker().await?;
-        let version = bounded("read the daemon version", "daemon", CONTROL_TIMEOUT, docker.version())
-            .await
-            .map_err(|error| match error {
-                BackendError::Api { message, .. } => BackendError::DaemonUnavailable { message },
-                other => other,
-            })?;
+        let version = match bounded("read the daemon version", "daemon", CONTROL_TIMEOUT, docker.version()).await {
+            Ok(version) => version,
+            Err(error) => {
+                return Err(match self.explain(error).await {
+                    BackendError::Api { message, .. } => BackendError::DaemonUnavailable { message },
+                    other => other,
+                });
+            }
+        };
         Ok(version.version.unwrap_or_default())
     }
 

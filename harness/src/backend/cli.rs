@@ -144,7 +144,7 @@ impl CliBackend {
         let stderr = output.stderr.text.trim();
         let lower = stderr.to_ascii_lowercase();
         if is_daemon_unavailable(&lower) {
-            return BackendError::DaemonUnavailable { message: first_line(stderr) };
+            return BackendError::DaemonUnavailable { message: daemon_message(stderr) };
         }
         if lower.starts_with("fake-docker: invalid fault specification") {
             return BackendError::Config { message: first_line(stderr) };
@@ -185,6 +185,20 @@ fn is_builder_banner(line: &str) -> bool {
         || line.trim_start().starts_with("Install the buildx component")
         || line.trim_start().starts_with("https://docs.docker.com/go/buildx")
         || line.trim().is_empty()
+}
+
+/// The line of the CLI's stderr that says why the daemon cannot be reached, not the
+/// legacy builder's banner before it. For an `ssh://` host that line ends with what ssh
+/// said (`stderr=…`), which may go on over more lines: their last one, ssh's verdict
+/// (`Host key verification failed.`), is kept too.
+fn daemon_message(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|line| !line.is_empty() && !is_builder_banner(line)).collect();
+    let at = lines.iter().position(|line| is_daemon_unavailable(&line.to_ascii_lowercase())).unwrap_or(0);
+    let Some(line) = lines.get(at) else { return String::new() };
+    match lines[at + 1..].last() {
+        Some(last) if line.contains("stderr=") => format!("{line} … {last}"),
+        _ => (*line).to_owned(),
+    }
 }
 
 fn first_line(text: &str) -> String {
@@ -336,7 +350,7 @@ impl Backend for CliBackend {
     async fn ping(&self) -> Result<String, BackendError> {
         let args = strings(["version", "--format", "{{.Server.Version}}"]);
         let output = self.control(&args, "daemon").await.map_err(|error| match error {
-            BackendError::Command { stderr, .. } => BackendError::DaemonUnavailable { message: first_line(&stderr) },
+            BackendError::Command { stderr, .. } => BackendError::DaemonUnavailable { message: daemon_message(&stderr) },
             other => other,
         })?;
         Ok(output.stdout.text.trim().to_owned())
@@ -379,7 +393,7 @@ impl Backend for CliBackend {
         }
         let lower = output.stderr.text.to_ascii_lowercase();
         if is_daemon_unavailable(&lower) {
-            return Err(BackendError::DaemonUnavailable { message: first_line(&output.stderr.text) });
+            return Err(BackendError::DaemonUnavailable { message: daemon_message(&output.stderr.text) });
         }
         // The legacy builder reports steps on stdout and the failure on stderr;
         // BuildKit puts everything on stderr. Keep both, in that order.
@@ -643,6 +657,19 @@ mod tests {
             backend.classify(&args, "c", &output(1, "Error response from daemon: No such container: c")),
             BackendError::NoSuchContainer { .. }
         ));
+    }
+
+    #[test]
+    fn an_unreachable_ssh_host_is_reported_with_what_ssh_said_not_the_builder_banner() {
+        // `docker build` against DOCKER_HOST=ssh://root@127.0.0.1:1 (docker CLI 28), measured.
+        let stderr = "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.\n            Install the buildx component to build images with BuildKit:\n            https://docs.docker.com/go/buildx/\n\nerror during connect: Post \"http://docker.example.com/v1.50/build\": command [ssh -o ConnectTimeout=30 -T -l root -p 1 -- 127.0.0.1 docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=ssh: connect to host 127.0.0.1 port 1: Connection refused\n";
+        let message = daemon_message(stderr);
+        assert!(message.starts_with("error during connect:") && message.ends_with("Connection refused"), "{message}");
+        assert_eq!(daemon_message("DEPRECATED: The legacy builder is deprecated\nsomething else\n"), "something else");
+        // A changed host key: ssh's banner runs over many lines, its verdict is the last.
+        let stderr = "error during connect: Get \"http://docker.example.com/v1.50/version\": command [ssh -T -- h docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\nHost key for [127.0.0.1]:2222 has changed and you have requested strict checking.\nHost key verification failed.\n";
+        let message = daemon_message(stderr);
+        assert!(message.starts_with("error during connect:") && message.ends_with("stderr=@@@@@@@@ … Host key verification failed."), "{message}");
     }
 
     #[test]

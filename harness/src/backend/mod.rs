@@ -5,6 +5,7 @@ pub mod api;
 mod capture;
 pub mod cli;
 pub mod context;
+pub mod ssh;
 pub mod stats;
 
 use std::collections::BTreeMap;
