@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{CommandError, Outcome, daemon_error, err, find_image, load_images, out};
+use super::{CommandError, Outcome, UsageError, daemon_error, err, find_image, load_images, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::health::{HealthConfig, parse_duration};
 use crate::image::{Image, normalize_reference, repository_of};
@@ -198,8 +198,8 @@ pub const RUN: CommandSpec = CommandSpec {
 
 /// How create/run failed, before printing.
 enum CreateFailure {
-    /// Exit 125 with the usage text (already formatted).
-    Usage(String),
+    /// Exit 125 with the usage text.
+    Usage(UsageError),
     /// A daemon answer; `preamble` is printed first (the "Unable to find image" line).
     Daemon {
         preamble: String,
@@ -211,6 +211,12 @@ enum CreateFailure {
 impl From<CommandError> for CreateFailure {
     fn from(error: CommandError) -> Self {
         CreateFailure::Internal(error)
+    }
+}
+
+impl From<UsageError> for CreateFailure {
+    fn from(error: UsageError) -> Self {
+        CreateFailure::Usage(error)
     }
 }
 
@@ -230,9 +236,9 @@ fn daemon(message: String) -> CreateFailure {
 /// Prints a failure as `create` (exit 1) or `run` (exit 125) does.
 fn report(spec: &CommandSpec, failure: CreateFailure) -> Outcome {
     match failure {
-        CreateFailure::Usage(text) => {
-            err(&text);
-            Ok(125)
+        CreateFailure::Usage(usage) => {
+            err(&usage.stderr);
+            Ok(usage.code)
         }
         CreateFailure::Daemon { preamble, message } => {
             err(&preamble);
@@ -364,9 +370,18 @@ struct Request {
     port_requests: Vec<PortRequest>,
 }
 
-fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, CreateFailure> {
-    let usage = |long: &str, value: &str, why: String| {
-        CreateFailure::Usage(spec.invalid_value(long, value, &why))
+/// The flag values docker refuses before contacting the daemon; the first check of
+/// `create`/`run` (see `commands::check_values`).
+pub(super) fn check_values(spec: &CommandSpec, parsed: &Parsed) -> Result<(), UsageError> {
+    parse_request(spec, parsed).map(drop)
+}
+
+fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, UsageError> {
+    // The message quotes the value; that is what it names.
+    let usage = |long: &str, value: &str, why: String| UsageError {
+        code: 125,
+        stderr: spec.invalid_value(long, value, &why),
+        argument: value.to_string(),
     };
     if let Some(memory) = parsed.last("memory") {
         size::parse_ram_size(memory).map_err(|e| usage("memory", memory, e.to_string()))?;
@@ -386,19 +401,25 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, CreateF
     }
     let mut port_requests = Vec::new();
     for text in parsed.all("publish") {
-        let request = parse_publish(text).map_err(|e| {
-            CreateFailure::Usage(format!(
+        let request = parse_publish(text).map_err(|e| UsageError {
+            code: 125,
+            stderr: format!(
                 "docker: {}\n\nRun 'docker {} --help' for more information\n",
                 e.0, spec.name
-            ))
+            ),
+            argument: e.1,
         })?;
         port_requests.push(request);
     }
     let pull = parsed.last("pull").unwrap_or("missing").to_string();
     if !matches!(pull.as_str(), "always" | "missing" | "never") {
-        return Err(CreateFailure::Usage(spec.usage_error(&format!(
-            "invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\""
-        ))));
+        return Err(UsageError {
+            code: 125,
+            stderr: spec.usage_error(&format!(
+                "invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\""
+            )),
+            argument: pull,
+        });
     }
     let image_name = parsed.positionals.first().cloned().unwrap_or_default();
     Ok(Request {
