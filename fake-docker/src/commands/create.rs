@@ -345,9 +345,16 @@ fn parse_volume(state: &StateDir, text: &str) -> Result<MountRecord, String> {
     }
     let source_path = if source.starts_with('/') {
         PathBuf::from(source)
-    } else {
+    } else if crate::objects::valid_volume_name(source) {
         // A named volume: kept in the state directory, like the daemon's volume store.
-        state.root().join("volumes").join(source)
+        crate::objects::volume_data(state, source)
+    } else {
+        // A relative source is a volume name, created by the daemon's volume store, which
+        // refuses `../x` as `volume create` does (measured there: docs/real-docker-cli.md).
+        // The fake used to create `../x` outside its state directory.
+        return Err(format!(
+            "create {source}: \"{source}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        ));
     };
     // The daemon creates a missing bind source as a directory.
     if !source_path.exists() {
@@ -887,6 +894,19 @@ mod tests {
             merge_env(&image, &container),
             vec!["A=2", "B=3", "PATH=/bin"]
         );
+    }
+
+    #[test]
+    fn a_volume_source_that_is_no_volume_name_is_refused_not_created() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateDir::open(dir.path().join("state")).unwrap_or_else(|e| panic!("{e}"));
+        let error = parse_volume(&state, "../../escape:/x").err().unwrap_or_default();
+        assert!(error.starts_with("create ../../escape: \"../../escape\" includes invalid characters for a local volume name"), "{error}");
+        // `state/volumes/../../escape` is `escape` beside the state directory.
+        assert!(!dir.path().join("escape").exists());
+        let mount = parse_volume(&state, "data:/data:ro").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mount.source, crate::objects::volume_data(&state, "data"));
+        assert!(mount.read_only && mount.source.is_dir());
     }
 
     #[test]
