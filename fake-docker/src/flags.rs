@@ -83,8 +83,9 @@ impl Parsed {
 pub enum ParseError {
     /// `--help`/`-h` was given.
     Help,
-    /// A usage error: docker prints it with the usage line and exits 125.
-    Usage(String),
+    /// A usage error: docker prints `message` with the usage line and exits 125;
+    /// `argument` is the offending flag as the message names it (`--bogus`, `-z`).
+    Usage { message: String, argument: String },
     /// Too few/many positionals: docker prints `docker: ...` and exits 1.
     Arity(String),
 }
@@ -146,23 +147,26 @@ impl CommandSpec {
                 if name == "help" {
                     return Err(ParseError::Help);
                 }
-                let flag = self
-                    .long(name)
-                    .ok_or_else(|| ParseError::Usage(format!("unknown flag: --{name}")))?;
+                let flag = self.long(name).ok_or_else(|| ParseError::Usage {
+                    message: format!("unknown flag: --{name}"),
+                    argument: format!("--{name}"),
+                })?;
                 let value = match (flag.kind, inline) {
                     (Kind::Bool, None) => "true".to_string(),
                     (Kind::Bool, Some(text)) => parse_bool(&text)
-                        .ok_or_else(|| {
-                            ParseError::Usage(format!(
+                        .ok_or_else(|| ParseError::Usage {
+                            message: format!(
                                 "invalid argument \"{text}\" for \"{}\" flag: strconv.ParseBool: parsing \"{text}\": invalid syntax",
                                 display_name(flag)
-                            ))
+                            ),
+                            argument: format!("--{}", flag.long),
                         })?
                         .to_string(),
                     (Kind::Value(_), Some(text)) => text,
                     (Kind::Value(_), None) => {
-                        let value = args.get(index).cloned().ok_or_else(|| {
-                            ParseError::Usage(format!("flag needs an argument: --{name}"))
+                        let value = args.get(index).cloned().ok_or_else(|| ParseError::Usage {
+                            message: format!("flag needs an argument: --{name}"),
+                            argument: format!("--{name}"),
                         })?;
                         index += 1;
                         value
@@ -180,8 +184,9 @@ impl CommandSpec {
                 if letter == 'h' && self.short('h').is_none() {
                     return Err(ParseError::Help);
                 }
-                let flag = self.short(letter).ok_or_else(|| {
-                    ParseError::Usage(format!("unknown shorthand flag: '{letter}' in {arg}"))
+                let flag = self.short(letter).ok_or_else(|| ParseError::Usage {
+                    message: format!("unknown shorthand flag: '{letter}' in {arg}"),
+                    argument: arg.clone(),
                 })?;
                 match flag.kind {
                     Kind::Bool => {
@@ -202,10 +207,9 @@ impl CommandSpec {
                         let value = if !rest.is_empty() {
                             rest
                         } else {
-                            let value = args.get(index).cloned().ok_or_else(|| {
-                                ParseError::Usage(format!(
-                                    "flag needs an argument: '{letter}' in -{letter}"
-                                ))
+                            let value = args.get(index).cloned().ok_or_else(|| ParseError::Usage {
+                                message: format!("flag needs an argument: '{letter}' in -{letter}"),
+                                argument: format!("-{letter}"),
                             })?;
                             index += 1;
                             value
@@ -374,17 +378,32 @@ mod tests {
 
     #[test]
     fn errors_read_like_pflag() {
+        let usage = |message: &str, argument: &str| ParseError::Usage {
+            message: message.into(),
+            argument: argument.into(),
+        };
         assert_eq!(
             RUN.parse(&args(&["--bogus", "x"])).unwrap_err(),
-            ParseError::Usage("unknown flag: --bogus".into())
+            usage("unknown flag: --bogus", "--bogus")
         );
         assert_eq!(
-            RUN.parse(&args(&["-z"])).unwrap_err(),
-            ParseError::Usage("unknown shorthand flag: 'z' in -z".into())
+            RUN.parse(&args(&["-iz"])).unwrap_err(),
+            usage("unknown shorthand flag: 'z' in -iz", "-iz")
         );
         assert_eq!(
             RUN.parse(&args(&["--name"])).unwrap_err(),
-            ParseError::Usage("flag needs an argument: --name".into())
+            usage("flag needs an argument: --name", "--name")
+        );
+        assert_eq!(
+            RUN.parse(&args(&["-ie"])).unwrap_err(),
+            usage("flag needs an argument: 'e' in -e", "-e")
+        );
+        assert_eq!(
+            RUN.parse(&args(&["--rm=maybe", "x"])).unwrap_err(),
+            usage(
+                "invalid argument \"maybe\" for \"--rm\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax",
+                "--rm"
+            )
         );
         assert_eq!(RUN.parse(&args(&["--help"])).unwrap_err(), ParseError::Help);
         assert!(matches!(

@@ -26,9 +26,14 @@ pub struct Published {
     pub host_port: u16,
 }
 
-/// Why a `-p` value was rejected; the text is what docker prints after `docker: `.
+/// Why a `-p` value was rejected; the text is what docker prints after `docker: `, and
+/// the part of the value it names (`xyz` in `invalid proto: xyz`).
 #[derive(Debug, PartialEq, Eq)]
-pub struct PortSpecError(pub String);
+pub struct PortSpecError(pub String, pub String);
+
+fn port_error(what: &str, part: &str) -> PortSpecError {
+    PortSpecError(format!("{what}: {part}"), part.to_string())
+}
 
 fn valid_port(text: &str, allow_zero: bool) -> bool {
     match text.parse::<u32>() {
@@ -44,13 +49,13 @@ pub fn parse_publish(spec: &str) -> Result<PortRequest, PortSpecError> {
         None => (spec, "tcp"),
     };
     if !matches!(proto, "tcp" | "udp" | "sctp") {
-        return Err(PortSpecError(format!("invalid proto: {proto}")));
+        return Err(port_error("invalid proto", proto));
     }
     // An IPv6 host address is bracketed: [::1]:8080:80.
     let (host_ip, rest) = match rest.strip_prefix('[') {
         Some(after) => match after.split_once("]:") {
             Some((ip, rest)) => (ip.to_string(), rest.to_string()),
-            None => return Err(PortSpecError(format!("invalid ip address: {rest}"))),
+            None => return Err(port_error("invalid ip address", rest)),
         },
         None => (String::new(), rest.to_string()),
     };
@@ -60,18 +65,16 @@ pub fn parse_publish(spec: &str) -> Result<PortRequest, PortSpecError> {
         (true, [host, container]) => (String::new(), host.to_string(), *container),
         (true, [ip, host, container]) => (ip.to_string(), host.to_string(), *container),
         (false, [host, container]) => (host_ip.clone(), host.to_string(), *container),
-        _ => return Err(PortSpecError(format!("invalid port format: {spec}"))),
+        _ => return Err(port_error("invalid port format", spec)),
     };
     if !valid_port(container_port, false) {
-        return Err(PortSpecError(format!(
-            "invalid containerPort: {container_port}"
-        )));
+        return Err(port_error("invalid containerPort", container_port));
     }
     if !host_port.is_empty() && !valid_port(&host_port, true) {
-        return Err(PortSpecError(format!("invalid hostPort: {host_port}")));
+        return Err(port_error("invalid hostPort", &host_port));
     }
     if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
-        return Err(PortSpecError(format!("invalid ip address: {ip}")));
+        return Err(port_error("invalid ip address", &ip));
     }
     Ok(PortRequest {
         container_port: format!("{container_port}/{proto}"),
@@ -249,11 +252,11 @@ mod tests {
         );
         assert_eq!(
             parse_publish("notaport"),
-            Err(PortSpecError("invalid containerPort: notaport".into()))
+            Err(PortSpecError("invalid containerPort: notaport".into(), "notaport".into()))
         );
         assert_eq!(
             parse_publish("99999:80"),
-            Err(PortSpecError("invalid hostPort: 99999".into()))
+            Err(PortSpecError("invalid hostPort: 99999".into(), "99999".into()))
         );
     }
 

@@ -113,7 +113,7 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
             "NanoCpus": container.nano_cpus,
             "PidsLimit": container.pids_limit,
             "Tmpfs": if container.tmpfs.is_empty() { Value::Null } else { json!(container.tmpfs) },
-            "MemorySwap": if container.memory > 0 { json!(container.memory * 2) } else { json!(0) },
+            "MemorySwap": memory_swap(container.memory),
         },
         "Mounts": mounts,
         "Config": config,
@@ -122,6 +122,13 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
             "Networks": { network_name(&container.network_mode): {} },
         },
     })
+}
+
+/// The daemon's default swap limit: twice `--memory` when one is set. The daemon computes
+/// it in Go's int64, which wraps; so does this (`--memory 99999999999999999999g` once
+/// panicked here with a multiplication overflow).
+fn memory_swap(memory: i64) -> i64 {
+    if memory > 0 { memory.wrapping_mul(2) } else { 0 }
 }
 
 fn network_name(mode: &str) -> String {
@@ -261,6 +268,13 @@ mod tests {
             text,
             "CONTAINER ID   IMAGE            NAMES\nabc            busybox:latest   t1\n"
         );
+    }
+
+    #[test]
+    fn memory_swap_of_a_huge_limit_wraps_like_go_instead_of_panicking() {
+        assert_eq!(memory_swap(0), 0);
+        assert_eq!(memory_swap(64 * 1024 * 1024), 128 * 1024 * 1024);
+        assert_eq!(memory_swap(i64::MAX), -2);
     }
 
     #[test]

@@ -35,7 +35,18 @@ pub enum TemplateError {
     MissingValue(String),
     #[error("template: :1:{0}: executing \"\" at <{1}>: {2}")]
     Execution(usize, String, String),
+    /// More nested `range`/`if`/`with` blocks than `MAX_DEPTH` (Go's parser has the same
+    /// kind of limit, `maxStackDepth`, with this message).
+    #[error("template: :1: max expression depth exceeded")]
+    TooDeep,
 }
+
+/// How deeply blocks may nest. Parsing and rendering recurse once per level; without a
+/// bound a `--format` of a few thousand `{{if .}}` overflows the stack (found by
+/// fake-docker/tests/hostile.rs). Go allows 10,000; a debug build overflows a 2 MiB
+/// thread stack near 1,000 levels, so the fake allows 200 (no docker format nests
+/// more than a few levels).
+pub const MAX_DEPTH: usize = 200;
 
 /// Answers method calls like `.Label "k"` that are not plain fields.
 pub type Methods<'a> = &'a dyn Fn(&str, &[String]) -> Option<Value>;
@@ -93,7 +104,7 @@ impl Template {
     /// Parses a Go-template string.
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
         let mut pieces = split(source)?.into_iter();
-        match build(&mut pieces)? {
+        match build(&mut pieces, 0)? {
             (nodes, Ending::Eof) => Ok(Template { nodes }),
             (_, Ending::End) => Err(TemplateError::Unexpected("end".into())),
             (_, Ending::Else) => Err(TemplateError::Unexpected("else".into())),
@@ -149,7 +160,7 @@ fn split(source: &str) -> Result<Vec<Piece>, TemplateError> {
 }
 
 /// Builds nodes until the pieces run out or an `{{end}}`/`{{else}}` closes the block.
-fn build(pieces: &mut std::vec::IntoIter<Piece>) -> Result<(Vec<Node>, Ending), TemplateError> {
+fn build(pieces: &mut std::vec::IntoIter<Piece>, depth: usize) -> Result<(Vec<Node>, Ending), TemplateError> {
     let mut nodes = Vec::new();
     while let Some(piece) = pieces.next() {
         let text = match piece {
@@ -176,11 +187,14 @@ fn build(pieces: &mut std::vec::IntoIter<Piece>) -> Result<(Vec<Node>, Ending), 
             return Err(TemplateError::MissingValue(keyword.to_string()));
         }
         let action = parse_action(rest)?;
-        let (body, ending) = build(pieces)?;
+        if depth >= MAX_DEPTH {
+            return Err(TemplateError::TooDeep);
+        }
+        let (body, ending) = build(pieces, depth + 1)?;
         let otherwise = match ending {
             Ending::Eof => return Err(TemplateError::UnexpectedEof),
             Ending::End => Vec::new(),
-            Ending::Else => match build(pieces)? {
+            Ending::Else => match build(pieces, depth + 1)? {
                 (otherwise, Ending::End) => otherwise,
                 (_, Ending::Eof) => return Err(TemplateError::UnexpectedEof),
                 (_, Ending::Else) => return Err(TemplateError::Unexpected("else".into())),
@@ -535,6 +549,22 @@ mod tests {
         assert_eq!(render("{{with .State}}{{.Status}}{{end}}", &data), "running");
         assert_eq!(render("{{len .Mounts}} {{not .State.Running}}", &data), "2 false");
         assert_eq!(render("{{range .Mounts}}{{if .RW}}rw{{end}}{{end}}", &data), "rw");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let data = json!({"A": [[1]]});
+        // The deepest allowed nesting parses and renders (on a 2 MiB test thread, in debug).
+        let deepest = format!("{}x{}", "{{with .}}".repeat(MAX_DEPTH), "{{end}}".repeat(MAX_DEPTH));
+        assert_eq!(render(&deepest, &data), "x");
+        // One more, closed or not, and 12,000 (what a 128 KiB argument holds) are refused.
+        let over = format!("{}x{}", "{{if .}}".repeat(MAX_DEPTH + 1), "{{end}}".repeat(MAX_DEPTH + 1));
+        assert_eq!(render(&over, &data), "ERR template: :1: max expression depth exceeded");
+        assert_eq!(render(&"{{range .A}}".repeat(12_000), &data), "ERR template: :1: max expression depth exceeded");
+        assert_eq!(
+            render(&"{{if .}}{{else}}".repeat(12_000), &data),
+            "ERR template: :1: max expression depth exceeded"
+        );
     }
 
     #[test]

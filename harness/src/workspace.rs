@@ -3,8 +3,8 @@
 //! a path escape it.
 
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -42,6 +42,82 @@ impl WorkspaceError {
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WorkspaceError + 'a {
     move |source| WorkspaceError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// Why a file dockproof would read or write is refused although its path is fine: it is
+/// not a regular file (a FIFO would block the reader forever, a device node is not the
+/// job's data and reading `/dev/zero` never ends), or it is a regular file with more than
+/// one name. A hard link's other names cannot be found in general, so one may lie
+/// outside the workspace (a host file linked in); writing or reading it would reach
+/// that file. Directories pass: callers decide what a directory means.
+pub fn special_file_reason(metadata: &fs::Metadata) -> Option<String> {
+    let kind = metadata.file_type();
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_file() && metadata.nlink() > 1 {
+        return Some(format!(
+            "is a hard link ({} names); another name may lie outside the workspace, so it is refused (copy the file instead of linking it)",
+            metadata.nlink()
+        ));
+    } else {
+        return None;
+    };
+    Some(format!("is {what}, not a regular file; it is refused, not read or written"))
+}
+
+/// Opens `path` for reading without blocking on a FIFO and without side effects of
+/// opening a device: its type and link count are checked before it is opened (following
+/// symlinks) and again on the open descriptor, so a swap in between is caught too.
+/// `shown` is the path as the scenario names it, for the error.
+fn open_checked(path: &Path, shown: &str) -> Result<Option<(fs::File, fs::Metadata)>, WorkspaceError> {
+    let refuse = |reason: String| WorkspaceError::UnsafePath { path: shown.to_owned(), reason };
+    let before = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(WorkspaceError::Io { action: "inspect", path: path.to_path_buf(), source: error }),
+    };
+    if let Some(reason) = special_file_reason(&before) {
+        return Err(refuse(reason));
+    }
+    if before.is_dir() {
+        return Ok(Some((fs::File::open(path).map_err(io_error("open", path))?, before)));
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_error("open", path))?;
+    let after = file.metadata().map_err(io_error("inspect", path))?;
+    if let Some(reason) = special_file_reason(&after) {
+        return Err(refuse(reason));
+    }
+    Ok(Some((file, after)))
+}
+
+/// Opens a fixture file to stage or seed: a regular file with one name (see
+/// `special_file_reason`); symlinks are followed, the scenario's author chose them.
+/// `shown` is the path as the scenario writes it.
+pub fn open_fixture(path: &Path, shown: &str) -> Result<fs::File, WorkspaceError> {
+    match open_checked(path, shown)? {
+        Some((file, metadata)) if metadata.is_file() => Ok(file),
+        Some(_) => Err(WorkspaceError::UnsafePath { path: shown.to_owned(), reason: "is a directory, not a file".into() }),
+        None => Err(WorkspaceError::Io { action: "open", path: path.to_path_buf(), source: io::ErrorKind::NotFound.into() }),
+    }
+}
+
+/// What a workspace path holds when dockproof collects it (an `upload`, a file check).
+#[derive(Debug)]
+pub enum Collected {
+    Missing,
+    Directory,
+    /// A regular file with one name, open for reading, and its size.
+    File(fs::File, u64),
 }
 
 /// A file put into the workspace.
@@ -116,7 +192,22 @@ impl Workspace {
         Ok(joined)
     }
 
+    /// Open `relative` to collect it. A job may leave anything in its workspace: a FIFO
+    /// (reading it would hang), a device node, a hard link to a file elsewhere; those are
+    /// refused (`special_file_reason`), as are paths that leave the workspace.
+    pub fn collect(&self, relative: &str) -> Result<Collected, WorkspaceError> {
+        let path = self.resolve(relative)?;
+        Ok(match open_checked(&path, relative)? {
+            None => Collected::Missing,
+            Some((_, metadata)) if metadata.is_dir() => Collected::Directory,
+            Some((file, metadata)) => Collected::File(file, metadata.len()),
+        })
+    }
+
     /// Write `content` to `relative`, creating parent directories, and record it.
+    /// Something already there is overwritten only if it is a regular file with one
+    /// name: a job that ran earlier may have left a FIFO, a device node or a hard link to
+    /// a file outside the workspace where an input goes.
     pub fn write(&self, relative: &str, content: &mut dyn Read) -> Result<StagedFile, WorkspaceError> {
         let path = self.resolve(relative)?;
         // A file where a directory must go is the scenario contradicting itself: say so
@@ -132,7 +223,26 @@ impl Workspace {
         if let Some(parent) = path.parent() {
             create_shared_dirs(self.root(), parent)?;
         }
-        let mut file = fs::File::create(&path).map_err(io_error("create", &path))?;
+        let refuse = |reason: String| WorkspaceError::UnsafePath { path: relative.to_owned(), reason };
+        if let Ok(existing) = fs::metadata(&path)
+            && let Some(reason) = special_file_reason(&existing)
+        {
+            return Err(refuse(reason));
+        }
+        // Not truncated on open: the descriptor is checked first (a swap since the check
+        // above is caught), and O_NONBLOCK keeps a FIFO from blocking the open.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+            .map_err(io_error("create", &path))?;
+        let opened = file.metadata().map_err(io_error("inspect", &path))?;
+        if let Some(reason) = special_file_reason(&opened) {
+            return Err(refuse(reason));
+        }
+        file.set_len(0).map_err(io_error("truncate", &path))?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 64 * 1024];
         let mut bytes = 0u64;
@@ -246,7 +356,17 @@ impl Read for Generated {
 
 /// sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = fs::File::open(path)?;
+    sha256_reader(&mut fs::File::open(path)?)
+}
+
+/// sha256 of a collected file, streamed, leaving it positioned at its start again.
+pub fn sha256_collected(file: &mut fs::File) -> io::Result<(u64, String)> {
+    let digest = sha256_reader(file)?;
+    file.rewind()?;
+    Ok(digest)
+}
+
+fn sha256_reader(file: &mut dyn Read) -> io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
     let mut bytes = 0u64;
@@ -321,6 +441,92 @@ mod tests {
         let error = ws.resolve("link/file").unwrap_err();
         assert!(error.to_string().contains("outside the workspace"), "{error}");
         assert_eq!(error.category(), Category::ConfigInvalid);
+    }
+
+    /// Runs `f` on a thread; fails the test if it takes longer than 10 s (a hang).
+    fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sender.send(f()));
+        receiver.recv_timeout(std::time::Duration::from_secs(10)).expect("finished without hanging")
+    }
+
+    fn mkfifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    }
+
+    fn refusal(error: WorkspaceError) -> String {
+        assert_eq!(error.category(), Category::ConfigInvalid);
+        assert!(matches!(error, WorkspaceError::UnsafePath { .. }), "{error:?}");
+        error.to_string()
+    }
+
+    #[test]
+    fn staging_over_a_fifo_or_a_hard_link_is_refused_and_touches_nothing() {
+        let (_parent, ws) = workspace(Limits::default());
+        mkfifo(&ws.root().join("pipe"));
+        let outside = tempfile::tempdir().unwrap();
+        let host_file = outside.path().join("host.txt");
+        fs::write(&host_file, "host data").unwrap();
+        fs::hard_link(&host_file, ws.root().join("linked")).unwrap();
+        let ws = std::sync::Arc::new(ws);
+        let shared = ws.clone();
+        let fifo = within(move || shared.write("pipe", &mut "x".as_bytes()).unwrap_err());
+        assert_eq!(refusal(fifo), "path `pipe` is a FIFO, not a regular file; it is refused, not read or written");
+        let link = ws.write("linked", &mut "overwritten".as_bytes()).unwrap_err();
+        assert!(refusal(link).starts_with("path `linked` is a hard link (2 names); another name may lie outside the workspace"));
+        assert_eq!(fs::read_to_string(&host_file).unwrap(), "host data");
+        // An ordinary file is overwritten (truncated first).
+        ws.write("plain", &mut "a longer first text".as_bytes()).unwrap();
+        let staged = ws.write("plain", &mut "short".as_bytes()).unwrap();
+        assert_eq!((staged.bytes, fs::read_to_string(ws.root().join("plain")).unwrap()), (5, "short".to_string()));
+    }
+
+    #[test]
+    fn collecting_refuses_fifos_and_hard_links_without_reading_them() {
+        let (_parent, ws) = workspace(Limits::default());
+        mkfifo(&ws.root().join("out.fifo"));
+        fs::write(ws.root().join("a.txt"), "data").unwrap();
+        fs::hard_link(ws.root().join("a.txt"), ws.root().join("b.txt")).unwrap();
+        fs::create_dir(ws.root().join("dir")).unwrap();
+        fs::write(ws.root().join("ok.txt"), "fine").unwrap();
+        // Symlinks inside the workspace are followed, to the FIFO too: still refused.
+        std::os::unix::fs::symlink("out.fifo", ws.root().join("to-fifo")).unwrap();
+        let ws = std::sync::Arc::new(ws);
+        for name in ["out.fifo", "to-fifo"] {
+            let shared = ws.clone();
+            let error = within(move || shared.collect(name).unwrap_err());
+            assert!(refusal(error).contains("is a FIFO, not a regular file"));
+        }
+        for name in ["a.txt", "b.txt"] {
+            assert!(refusal(ws.collect(name).unwrap_err()).contains("is a hard link (2 names)"));
+        }
+        assert!(matches!(ws.collect("missing").unwrap(), Collected::Missing));
+        assert!(matches!(ws.collect("dir").unwrap(), Collected::Directory));
+        let Collected::File(mut file, size) = ws.collect("ok.txt").unwrap() else { panic!("a regular file") };
+        assert_eq!(size, 4);
+        let (bytes, sha256) = sha256_collected(&mut file).unwrap();
+        let mut again = String::new();
+        file.read_to_string(&mut again).unwrap();
+        assert_eq!((bytes, again.as_str()), (4, "fine"));
+        assert_eq!(sha256, sha256_file(&ws.root().join("ok.txt")).unwrap().1);
+    }
+
+    #[test]
+    fn fixtures_must_be_regular_files_with_one_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = within(|| open_fixture(Path::new("/dev/zero"), "/dev/zero").unwrap_err());
+        assert_eq!(refusal(error), "path `/dev/zero` is a character device, not a regular file; it is refused, not read or written");
+        mkfifo(&dir.path().join("pipe"));
+        let pipe = dir.path().join("pipe");
+        assert!(refusal(within(move || open_fixture(&pipe, "pipe").unwrap_err())).contains("is a FIFO"));
+        fs::write(dir.path().join("data.csv"), "a,b\n").unwrap();
+        let mut file = open_fixture(&dir.path().join("data.csv"), "data.csv").unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "a,b\n");
+        fs::hard_link(dir.path().join("data.csv"), dir.path().join("again.csv")).unwrap();
+        assert!(refusal(open_fixture(&dir.path().join("data.csv"), "data.csv").unwrap_err()).contains("is a hard link (2 names)"));
+        assert!(matches!(open_fixture(&dir.path().join("nope"), "nope"), Err(WorkspaceError::Io { .. })));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{CommandError, Outcome, daemon_error, err, find_image, load_images, out};
+use super::{CommandError, Outcome, UsageError, daemon_error, err, find_image, load_images, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::health::{HealthConfig, parse_duration};
 use crate::image::{Image, normalize_reference, repository_of};
@@ -198,8 +198,8 @@ pub const RUN: CommandSpec = CommandSpec {
 
 /// How create/run failed, before printing.
 enum CreateFailure {
-    /// Exit 125 with the usage text (already formatted).
-    Usage(String),
+    /// Exit 125 with the usage text.
+    Usage(UsageError),
     /// A daemon answer; `preamble` is printed first (the "Unable to find image" line).
     Daemon {
         preamble: String,
@@ -211,6 +211,12 @@ enum CreateFailure {
 impl From<CommandError> for CreateFailure {
     fn from(error: CommandError) -> Self {
         CreateFailure::Internal(error)
+    }
+}
+
+impl From<UsageError> for CreateFailure {
+    fn from(error: UsageError) -> Self {
+        CreateFailure::Usage(error)
     }
 }
 
@@ -230,9 +236,9 @@ fn daemon(message: String) -> CreateFailure {
 /// Prints a failure as `create` (exit 1) or `run` (exit 125) does.
 fn report(spec: &CommandSpec, failure: CreateFailure) -> Outcome {
     match failure {
-        CreateFailure::Usage(text) => {
-            err(&text);
-            Ok(125)
+        CreateFailure::Usage(usage) => {
+            err(&usage.stderr);
+            Ok(usage.code)
         }
         CreateFailure::Daemon { preamble, message } => {
             err(&preamble);
@@ -339,9 +345,16 @@ fn parse_volume(state: &StateDir, text: &str) -> Result<MountRecord, String> {
     }
     let source_path = if source.starts_with('/') {
         PathBuf::from(source)
-    } else {
+    } else if crate::objects::valid_volume_name(source) {
         // A named volume: kept in the state directory, like the daemon's volume store.
-        state.root().join("volumes").join(source)
+        crate::objects::volume_data(state, source)
+    } else {
+        // A relative source is a volume name, created by the daemon's volume store, which
+        // refuses `../x` as `volume create` does (measured there: docs/real-docker-cli.md).
+        // The fake used to create `../x` outside its state directory.
+        return Err(format!(
+            "create {source}: \"{source}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        ));
     };
     // The daemon creates a missing bind source as a directory.
     if !source_path.exists() {
@@ -364,9 +377,18 @@ struct Request {
     port_requests: Vec<PortRequest>,
 }
 
-fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, CreateFailure> {
-    let usage = |long: &str, value: &str, why: String| {
-        CreateFailure::Usage(spec.invalid_value(long, value, &why))
+/// The flag values docker refuses before contacting the daemon; the first check of
+/// `create`/`run` (see `commands::check_values`).
+pub(super) fn check_values(spec: &CommandSpec, parsed: &Parsed) -> Result<(), UsageError> {
+    parse_request(spec, parsed).map(drop)
+}
+
+fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, UsageError> {
+    // The message quotes the value; that is what it names.
+    let usage = |long: &str, value: &str, why: String| UsageError {
+        code: 125,
+        stderr: spec.invalid_value(long, value, &why),
+        argument: value.to_string(),
     };
     if let Some(memory) = parsed.last("memory") {
         size::parse_ram_size(memory).map_err(|e| usage("memory", memory, e.to_string()))?;
@@ -386,19 +408,25 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, CreateF
     }
     let mut port_requests = Vec::new();
     for text in parsed.all("publish") {
-        let request = parse_publish(text).map_err(|e| {
-            CreateFailure::Usage(format!(
+        let request = parse_publish(text).map_err(|e| UsageError {
+            code: 125,
+            stderr: format!(
                 "docker: {}\n\nRun 'docker {} --help' for more information\n",
                 e.0, spec.name
-            ))
+            ),
+            argument: e.1,
         })?;
         port_requests.push(request);
     }
     let pull = parsed.last("pull").unwrap_or("missing").to_string();
     if !matches!(pull.as_str(), "always" | "missing" | "never") {
-        return Err(CreateFailure::Usage(spec.usage_error(&format!(
-            "invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\""
-        ))));
+        return Err(UsageError {
+            code: 125,
+            stderr: spec.usage_error(&format!(
+                "invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\""
+            )),
+            argument: pull,
+        });
     }
     let image_name = parsed.positionals.first().cloned().unwrap_or_default();
     Ok(Request {
@@ -866,6 +894,19 @@ mod tests {
             merge_env(&image, &container),
             vec!["A=2", "B=3", "PATH=/bin"]
         );
+    }
+
+    #[test]
+    fn a_volume_source_that_is_no_volume_name_is_refused_not_created() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateDir::open(dir.path().join("state")).unwrap_or_else(|e| panic!("{e}"));
+        let error = parse_volume(&state, "../../escape:/x").err().unwrap_or_default();
+        assert!(error.starts_with("create ../../escape: \"../../escape\" includes invalid characters for a local volume name"), "{error}");
+        // `state/volumes/../../escape` is `escape` beside the state directory.
+        assert!(!dir.path().join("escape").exists());
+        let mount = parse_volume(&state, "data:/data:ro").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mount.source, crate::objects::volume_data(&state, "data"));
+        assert!(mount.read_only && mount.source.is_dir());
     }
 
     #[test]

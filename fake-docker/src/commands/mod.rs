@@ -56,7 +56,8 @@ pub fn daemon_error(message: &str) {
     err(&format!("Error response from daemon: {message}\n"));
 }
 
-type Handler = fn(&CommandSpec, &Parsed) -> Outcome;
+/// Runs a parsed command; its exit code.
+pub type Handler = fn(&CommandSpec, &Parsed) -> Outcome;
 
 fn registry() -> Vec<(&'static CommandSpec, Handler)> {
     vec![
@@ -142,17 +143,39 @@ const GLOBAL_VALUE_FLAGS: &[&str] = &[
 ];
 const GLOBAL_BOOL_FLAGS: &[&str] = &["-D", "--debug", "--tls", "--tlsverify"];
 
-/// Runs the CLI with `args` (without the program name) and returns the exit code.
-pub fn main(args: &[String]) -> i32 {
-    match args.first().map(String::as_str) {
-        Some(supervisor::SUPERVISE) => {
-            return supervisor::supervise(args.get(1).map_or("", String::as_str));
-        }
-        Some(supervisor::PROGRAM) => {
-            return supervisor::program_main(args.get(1).map_or("", String::as_str));
-        }
-        _ => {}
-    }
+/// What an argument list asks for, decided before anything runs.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Help printed on stdout, exit 0 (`docker`, `docker --help`, `docker run --help`).
+    Help(String),
+    /// Help docker prints on stderr with exit 0 (measured: a bare `docker network`).
+    GroupHelp(String),
+    /// `docker --version`.
+    Version,
+    /// A command with its parsed flags and positionals.
+    Command {
+        spec: &'static CommandSpec,
+        handler: Handler,
+        parsed: Parsed,
+    },
+}
+
+/// An argument list docker refuses before running anything: what it prints on stderr,
+/// its exit code (125 for a bad flag, 1 for an unknown command or a wrong number of
+/// arguments) and the argument the message names.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{stderr}")]
+pub struct UsageError {
+    pub code: i32,
+    /// The offending flag, command or value, as it appears in `stderr`.
+    pub argument: String,
+    pub stderr: String,
+}
+
+/// Parses `args` (without the program name) the way the docker CLI does: global options,
+/// management groups, the command's flags and its number of positionals. Pure: nothing is
+/// printed and no state is touched.
+pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
     let mut index = 0;
     while let Some(arg) = args.get(index) {
         let flag = arg.split('=').next().unwrap_or(arg);
@@ -166,36 +189,19 @@ pub fn main(args: &[String]) -> i32 {
     }
     let rest = &args[index.min(args.len())..];
     let Some(first) = rest.first() else {
-        out(&top_help());
-        return 0;
+        return Ok(Invocation::Help(top_help()));
     };
     match first.as_str() {
-        "--help" | "-h" | "help" => {
-            out(&top_help());
-            return 0;
-        }
-        "--version" | "-v" => {
-            out(&format!(
-                "Docker version {}, build fake\n",
-                crate::SERVER_VERSION
-            ));
-            return 0;
-        }
+        "--help" | "-h" | "help" => return Ok(Invocation::Help(top_help())),
+        "--version" | "-v" => return Ok(Invocation::Version),
         _ => {}
     }
     let registry = registry();
     // Management commands (`image rm`, `network ls`, `container X`).
     let (name, command_args) = match GROUPS.iter().find(|(group, _)| group == first) {
         Some((group, about)) => match rest.get(1).map(String::as_str) {
-            None => {
-                // Measured: `docker network` prints its help on stderr and exits 0.
-                err(&group_help(group, about));
-                return 0;
-            }
-            Some("--help" | "-h") => {
-                out(&group_help(group, about));
-                return 0;
-            }
+            None => return Ok(Invocation::GroupHelp(group_help(group, about))),
+            Some("--help" | "-h") => return Ok(Invocation::Help(group_help(group, about))),
             Some(sub) => {
                 let full = format!("{group} {sub}");
                 if registry.iter().any(|(spec, _)| spec.name == full) {
@@ -204,35 +210,94 @@ pub fn main(args: &[String]) -> i32 {
                 {
                     (sub.to_string(), &rest[2..])
                 } else {
-                    err(&format!(
-                        "docker: unknown command: docker {full}\n\nUsage:  docker {group}\n\nRun 'docker {group} --help' for more information\n"
-                    ));
-                    return 1;
+                    return Err(UsageError {
+                        code: 1,
+                        stderr: format!(
+                            "docker: unknown command: docker {full}\n\nUsage:  docker {group}\n\nRun 'docker {group} --help' for more information\n"
+                        ),
+                        argument: full,
+                    });
                 }
             }
         },
         None => (first.clone(), &rest[1..]),
     };
     // Every command goes through this one lookup: the place to hook per-command checks.
-    let Some((spec, handler)) = registry.iter().find(|(spec, _)| spec.name == name) else {
-        err(&format!(
-            "docker: unknown command: docker {name}\n\nRun 'docker --help' for more information\n"
-        ));
-        return 1;
+    let Some((spec, handler)) = registry.into_iter().find(|(spec, _)| spec.name == name) else {
+        return Err(UsageError {
+            code: 1,
+            stderr: format!(
+                "docker: unknown command: docker {name}\n\nRun 'docker --help' for more information\n"
+            ),
+            argument: name,
+        });
     };
-    let parsed = match spec.parse(command_args) {
-        Ok(parsed) => parsed,
-        Err(ParseError::Help) => {
-            out(&spec.help());
+    match spec.parse(command_args) {
+        Ok(parsed) => Ok(Invocation::Command {
+            spec,
+            handler,
+            parsed,
+        }),
+        Err(ParseError::Help) => Ok(Invocation::Help(spec.help())),
+        Err(ParseError::Usage { message, argument }) => Err(UsageError {
+            code: 125,
+            stderr: spec.usage_error(&message),
+            argument,
+        }),
+        Err(ParseError::Arity(text)) => Err(UsageError {
+            code: 1,
+            stderr: text,
+            argument: spec.name.to_string(),
+        }),
+    }
+}
+
+/// Checks the values of `run`/`create` flags that docker refuses before contacting the
+/// daemon (`--memory`, `--cpus`, integers, durations, `-p`, `--pull`): the same check
+/// those commands make first. Other commands have nothing to check here.
+pub fn check_values(spec: &CommandSpec, parsed: &Parsed) -> Result<(), UsageError> {
+    if spec.name == create::CREATE.name || spec.name == create::RUN.name {
+        create::check_values(spec, parsed)
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs the CLI with `args` (without the program name) and returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    match args.first().map(String::as_str) {
+        Some(supervisor::SUPERVISE) => {
+            return supervisor::supervise(args.get(1).map_or("", String::as_str));
+        }
+        Some(supervisor::PROGRAM) => {
+            return supervisor::program_main(args.get(1).map_or("", String::as_str));
+        }
+        _ => {}
+    }
+    let (spec, handler, parsed) = match parse(args) {
+        Ok(Invocation::Help(text)) => {
+            out(&text);
             return 0;
         }
-        Err(ParseError::Usage(message)) => {
-            err(&spec.usage_error(&message));
-            return 125;
-        }
-        Err(ParseError::Arity(text)) => {
+        Ok(Invocation::GroupHelp(text)) => {
             err(&text);
-            return 1;
+            return 0;
+        }
+        Ok(Invocation::Version) => {
+            out(&format!(
+                "Docker version {}, build fake\n",
+                crate::SERVER_VERSION
+            ));
+            return 0;
+        }
+        Ok(Invocation::Command {
+            spec,
+            handler,
+            parsed,
+        }) => (spec, handler, parsed),
+        Err(usage) => {
+            err(&usage.stderr);
+            return usage.code;
         }
     };
     // Fault injection (FAKE_DOCKER_FAULTS): may answer the command itself.

@@ -252,6 +252,17 @@ fn finding(category: Category, pointer: impl Into<String>, message: impl Into<St
     vec![Finding { category, message: message.into(), pointer: pointer.into() }]
 }
 
+/// A fixture that cannot be staged or seeded, at the item's `from`.
+fn fixture_finding(item_pointer: &str, resolved: &std::path::Path, error: workspace::WorkspaceError) -> Vec<Finding> {
+    let pointer = format!("{item_pointer}/from");
+    match error {
+        workspace::WorkspaceError::Io { source, .. } => {
+            finding(Category::ConfigInvalid, pointer, format!("cannot read fixture `{}`: {source}", resolved.display()))
+        }
+        refused => finding(refused.category(), pointer, format!("fixture {refused}")),
+    }
+}
+
 fn backend_finding(error: &BackendError, pointer: &str) -> Vec<Finding> {
     finding(error.category(), pointer, error.to_string())
 }
@@ -471,9 +482,13 @@ impl<'a> ScenarioRun<'a> {
         match source {
             Source::Fixture(path) => {
                 let resolved = self.loaded.base_dir.join(path);
-                std::fs::read(&resolved).map_err(|error| {
-                    finding(Category::ConfigInvalid, format!("{pointer}/from"), format!("cannot read fixture `{}`: {error}", resolved.display()))
-                })
+                let mut bytes = Vec::new();
+                workspace::open_fixture(&resolved, path)
+                    .and_then(|mut file| {
+                        file.read_to_end(&mut bytes).map_err(|source| workspace::WorkspaceError::Io { action: "read", path: resolved.clone(), source })
+                    })
+                    .map_err(|error| fixture_finding(pointer, &resolved, error))?;
+                Ok(bytes)
             }
             Source::Text(text) => Ok(text.as_bytes().to_vec()),
             Source::Generate(spec) => {
@@ -508,9 +523,7 @@ impl<'a> ScenarioRun<'a> {
                 Source::Generate(spec) => self.workspace().write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed)),
                 Source::Fixture(path) => {
                     let resolved = self.loaded.base_dir.join(path);
-                    let mut file = std::fs::File::open(&resolved).map_err(|error| {
-                        finding(Category::ConfigInvalid, format!("{item_pointer}/from"), format!("cannot read fixture `{}`: {error}", resolved.display()))
-                    })?;
+                    let mut file = workspace::open_fixture(&resolved, path).map_err(|error| fixture_finding(&item_pointer, &resolved, error))?;
                     self.workspace().write(&item.to, &mut file)
                 }
                 other => {
@@ -778,14 +791,15 @@ impl<'a> ScenarioRun<'a> {
     }
 
     fn observe_file(&self, relative: &str, want_text: bool) -> Result<FileObservation, workspace::WorkspaceError> {
-        let path = self.workspace().resolve(relative)?;
-        if !path.is_file() {
+        // A FIFO, device node or hard link the job left there is refused, never read.
+        let workspace::Collected::File(mut file, _) = self.workspace().collect(relative)? else {
             return Ok(FileObservation::default());
-        }
-        let io_error = |source| workspace::WorkspaceError::Io { action: "read", path: path.clone(), source };
-        let (size, sha256) = workspace::sha256_file(&path).map_err(io_error)?;
+        };
+        let io_error = |source| workspace::WorkspaceError::Io { action: "read", path: self.workspace().root().join(relative), source };
+        let (size, sha256) = workspace::sha256_collected(&mut file).map_err(io_error)?;
         let text = if want_text && size <= MAX_TEXT_BYTES {
-            std::fs::read(&path).ok().and_then(|bytes| String::from_utf8(bytes).ok())
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).ok().and_then(|_| String::from_utf8(bytes).ok())
         } else {
             None
         };
@@ -794,14 +808,21 @@ impl<'a> ScenarioRun<'a> {
 
     async fn upload(&mut self, pointer: &str, upload: &crate::scenario::UploadSpec) -> Result<(), Vec<Finding>> {
         let from_pointer = format!("{pointer}/from");
-        let path = self.workspace().resolve(&upload.from).map_err(|error| finding(error.category(), &from_pointer, error.to_string()))?;
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+        // A FIFO, device node or hard link the job left there is refused, never read.
+        let collected = self.workspace().collect(&upload.from).map_err(|error| finding(error.category(), &from_pointer, error.to_string()))?;
+        let mut file = match collected {
+            workspace::Collected::File(file, _) => file,
+            workspace::Collected::Missing => {
                 return Err(finding(Category::ArtifactMissing, &from_pointer, format!("`{}` does not exist in the workspace", upload.from)));
             }
-            Err(error) => return Err(finding(Category::FilestoreFailed, &from_pointer, format!("cannot read `{}`: {error}", upload.from))),
+            workspace::Collected::Directory => {
+                return Err(finding(Category::FilestoreFailed, &from_pointer, format!("cannot read `{}`: it is a directory", upload.from)));
+            }
         };
+        let mut bytes = Vec::new();
+        if let Err(error) = file.read_to_end(&mut bytes) {
+            return Err(finding(Category::FilestoreFailed, &from_pointer, format!("cannot read `{}`: {error}", upload.from)));
+        }
         let sha256 = sha256_hex(&bytes);
         let key = template::render(&upload.to, &self.vars);
         let to_pointer = format!("{pointer}/to");

@@ -418,7 +418,13 @@ impl SemanticChecker<'_> {
             }
             [Source::Fixture(path)] => {
                 let resolved = self.base_dir.join(path);
-                if !resolved.is_file() {
+                let metadata = std::fs::metadata(&resolved).ok();
+                // A FIFO, a device (`/dev/zero`) or a hard-linked file is refused, not read.
+                if let Some(reason) = metadata.as_ref().and_then(crate::workspace::special_file_reason) {
+                    let diagnostic = self.error(&format!("{pointer}/from"), format!("fixture file `{path}` {reason}"));
+                    diagnostic.expected = Some("a regular file with one name".into());
+                    diagnostic.hint = Some("stage a copy of the data, as a regular file beside the scenario".into());
+                } else if !metadata.is_some_and(|metadata| metadata.is_file()) {
                     let diagnostic = self.error(
                         &format!("{pointer}/from"),
                         format!("fixture file `{path}` does not exist (looked at {})", resolved.display()),
