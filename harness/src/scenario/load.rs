@@ -195,7 +195,7 @@ fn load_str_unhinted(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIn
         }
     };
     let secrets = scenario.secrets.keys().cloned().collect();
-    let mut checker = SemanticChecker { spans: &located.spans, base_dir, secrets, diagnostics: Vec::new() };
+    let mut checker = SemanticChecker { spans: &located.spans, base_dir, secrets, compose_up: None, diagnostics: Vec::new() };
     checker.scenario(&scenario);
     diagnostics.append(&mut checker.diagnostics);
     if diagnostics.is_empty() {
@@ -370,6 +370,8 @@ struct SemanticChecker<'a> {
     base_dir: &'a Path,
     /// Names declared under `secrets:`.
     secrets: Vec<String>,
+    /// The services of the compose project brought up by an earlier step and not yet down.
+    compose_up: Option<Vec<String>>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -400,6 +402,87 @@ impl SemanticChecker<'_> {
         let mut containers: Vec<String> = Vec::new();
         for (index, step) in scenario.steps.iter().enumerate() {
             self.step(&format!("/steps/{index}"), step, &mut containers);
+            if step.compose.is_some() && !scenario.needs_compose() {
+                let diagnostic = self.error(&format!("/steps/{index}/compose"), "a `compose` step needs `requires: [compose]`");
+                diagnostic.expected = Some("`requires: [compose]` at the top of the scenario".into());
+                diagnostic.hint = Some("compose runs on a real daemon only: the fake, and a machine without docker compose, skip the scenario".into());
+            }
+        }
+        if scenario.fake_faults.is_some() && scenario.needs_real_daemon() {
+            self.error("/requires", "`requires` a real daemon, but `fake_faults` needs the fake: no backend can run this scenario")
+                .hint = Some("split it into a fake-only and a real-daemon scenario".into());
+        }
+    }
+
+    /// A `compose` step: one action, a readable compose file, services that exist.
+    fn compose_step(&mut self, pointer: &str, compose: &model::ComposeSpec, containers: &mut Vec<String>) {
+        let compose_pointer = format!("{pointer}/compose");
+        let actions = compose.actions();
+        let action = match actions.as_slice() {
+            [action] => *action,
+            [] => {
+                self.error(&compose_pointer, "the compose step does nothing").expected = Some("exactly one of up, kill, down".into());
+                return;
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|action| action.as_str()).collect();
+                let diagnostic = self.error(&compose_pointer, format!("one compose step sets several actions: {}", names.join(", ")));
+                diagnostic.expected = Some("exactly one of up, kill, down".into());
+                diagnostic.hint = Some("split it into one step per action".into());
+                return;
+            }
+        };
+        match action {
+            model::ComposeAction::Up(up) => {
+                let file_pointer = format!("{compose_pointer}/up/file");
+                if self.compose_up.is_some() {
+                    self.error(&format!("{compose_pointer}/up"), "a compose project is already up").hint =
+                        Some("a scenario runs one project at a time: add a `compose: { down: {} }` step before this one".into());
+                    return;
+                }
+                let resolved = self.base_dir.join(&up.file);
+                if !resolved.is_file() {
+                    self.error(&file_pointer, format!("compose file `{}` does not exist (looked at {})", up.file, resolved.display())).hint =
+                        Some("paths are relative to the scenario file's directory".into());
+                    self.compose_up = Some(Vec::new());
+                    return;
+                }
+                match crate::compose::parse_file(&resolved) {
+                    Ok(file) => {
+                        let names: Vec<String> = file.services.iter().map(|service| service.name.clone()).collect();
+                        for name in &names {
+                            if containers.contains(name) {
+                                self.error(&file_pointer, format!("compose service `{name}` has the name of an earlier service or run"))
+                                    .hint = Some("names are shared by `http`, `logs`, `exec` and `inspect`: rename one".into());
+                            }
+                        }
+                        containers.extend(names.iter().cloned());
+                        self.compose_up = Some(names);
+                    }
+                    Err(problem) => {
+                        self.error(&file_pointer, format!("{}:{}:{}: {}", resolved.display(), problem.line, problem.column, problem.message)).expected =
+                            Some("a compose file with a `services:` mapping".into());
+                        self.compose_up = Some(Vec::new());
+                    }
+                }
+            }
+            model::ComposeAction::Kill(kill) => match &self.compose_up {
+                None => {
+                    self.error(&format!("{compose_pointer}/kill"), "no compose project is up").hint = Some("add a `compose: { up: { file: … } }` step before this one".into());
+                }
+                Some(services) if !services.is_empty() && !services.contains(&kill.service) => {
+                    let known = services.join(", ");
+                    self.error(&format!("{compose_pointer}/kill/service"), format!("the compose file has no service `{}`", kill.service)).expected =
+                        Some(format!("one of: {known}"));
+                }
+                Some(_) => {}
+            },
+            model::ComposeAction::Down(_) => {
+                if self.compose_up.take().is_none() {
+                    self.error(&format!("{compose_pointer}/down"), "no compose project is up").hint =
+                        Some("`down` follows an `up`; the project is also taken down when the scenario ends".into());
+                }
+            }
         }
     }
 
@@ -506,7 +589,7 @@ impl SemanticChecker<'_> {
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint, cst";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint, cst, compose";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -523,6 +606,9 @@ impl SemanticChecker<'_> {
         }
         let kind = kinds[0];
         self.service_step(pointer, step, containers);
+        if let Some(compose) = &step.compose {
+            self.compose_step(pointer, compose, containers);
+        }
         if step.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
             self.error(&format!("{pointer}/expect"), format!("`expect` applies to `run` and `exec` steps, not `{}`", kind.as_str()))
                 .hint = Some("use `telemetry` assertions for the job record".into());
