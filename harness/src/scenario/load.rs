@@ -999,6 +999,66 @@ steps:
     }
 
     #[test]
+    fn compose_steps_are_checked_with_their_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stack.yml"), "services:\n  web:\n    image: dockproof/web:1\n  store:\n    image: x:1\n").unwrap();
+        std::fs::write(dir.path().join("broken.yml"), "services:\n  web:\n    restart: always\n").unwrap();
+        let source = "\
+name: compose-checks
+requires: [compose]
+steps:
+  - compose: { kill: { service: web } }
+  - compose:
+      up: { file: stack.yml }
+  - http: { service: web, path: /health }
+  - compose: { kill: { service: wbe } }
+  - compose: { up: { file: stack.yml }, down: {} }
+  - compose: { down: {} }
+  - compose: { up: { file: missing.yml } }
+  - compose: { down: {} }
+  - compose: { up: { file: broken.yml } }
+  - compose: {}
+";
+        let (_, diagnostics) = load_str(source, dir.path());
+        let found: Vec<(usize, usize, String)> =
+            diagnostics.iter().map(|d| (d.span.start.line, d.span.start.column, format!("{} | {:?}", d.message, d.expected))).collect();
+        let text = format!("{found:#?}");
+        for (line, column, needle) in [
+            (4, 22, "no compose project is up"),
+            (8, 33, "the compose file has no service `wbe` | Some(\"one of: store, web\")"),
+            (9, 14, "one compose step sets several actions: up, down"),
+            (11, 28, "compose file `missing.yml` does not exist"),
+            (13, 28, "broken.yml:2:3: service `web` has neither `image` nor `build`"),
+            (14, 14, "the compose step does nothing"),
+        ] {
+            assert!(found.iter().any(|(l, c, m)| (*l, *c) == (line, column) && m.contains(needle)), "{line}:{column}: {needle}\n{text}");
+        }
+        // The http step names a compose service: known once the project is up.
+        assert!(!found.iter().any(|(l, _, _)| *l == 7), "{text}");
+        assert_eq!(found.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn a_compose_step_needs_requires_compose_and_a_real_daemon_scenario_no_fake_faults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stack.yml"), "services:\n  web:\n    image: dockproof/web:1\n").unwrap();
+        let (_, diagnostics) = load_str("name: x\nsteps:\n  - compose: { up: { file: stack.yml } }\n", dir.path());
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+        assert_eq!((diagnostics[0].span.start.line, diagnostics[0].span.start.column), (3, 14));
+        assert!(diagnostics[0].message.contains("needs `requires: [compose]`"), "{diagnostics:#?}");
+        let (_, diagnostics) = load_str("name: x\nrequires: [real_daemon]\nfake_faults: start:oom\nsteps:\n  - run: { image: x }\n", dir.path());
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+        assert_eq!(diagnostics[0].span.start.line, 2);
+        assert!(diagnostics[0].message.contains("no backend can run this scenario"), "{diagnostics:#?}");
+        let (_, diagnostics) = load_str("name: x\nrequires: [composer]\nsteps:\n  - run: { image: x }\n", dir.path());
+        assert!(diagnostics.iter().any(|d| d.span.start.line == 2 && d.hint.as_deref() == Some("did you mean `compose`?")), "{diagnostics:#?}");
+        let (scenario, diagnostics) = load_str("name: x\nrequires: [compose]\nsteps:\n  - compose: { up: { file: stack.yml, within: 30s } }\n  - compose: { kill: { service: web } }\n", dir.path());
+        assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+        let scenario = scenario.unwrap().0;
+        assert!(scenario.needs_compose() && scenario.needs_real_daemon());
+    }
+
+    #[test]
     fn yaml_syntax_errors_have_a_position() {
         let found = problems("name: x\nsteps:\n  - run: {image: [}\n");
         assert_eq!(found.len(), 1);
