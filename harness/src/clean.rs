@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, ResourceKind};
 use crate::backend::cli::CliBackend;
 
 /// What to reap.
@@ -23,6 +23,8 @@ pub struct CleanOptions {
 #[derive(Debug, Default)]
 pub struct CleanReport {
     pub containers: Vec<String>,
+    /// Networks and volumes (a compose project's), as `network NAME` / `volume NAME`.
+    pub resources: Vec<String>,
     pub directories: Vec<PathBuf>,
     pub problems: Vec<String>,
 }
@@ -65,6 +67,29 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
             continue;
         }
         report.containers.push(id);
+    }
+    // A compose project's networks and volumes carry the label too; they can go once their
+    // containers are gone. With an age filter they stay: a younger run may still be using them.
+    if options.older_than.is_some() {
+        return;
+    }
+    for kind in ResourceKind::ALL {
+        let listed = match backend.list_labelled_resources(kind, &label).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                report.problems.push(format!("cannot list {}s on `{}`: {error}", kind.as_str(), backend.name()));
+                continue;
+            }
+        };
+        for name in listed {
+            if !options.dry_run
+                && let Err(error) = backend.remove_resource(kind, &name).await
+            {
+                report.problems.push(format!("cannot remove {} {name}: {error}", kind.as_str()));
+                continue;
+            }
+            report.resources.push(format!("{} {name}", kind.as_str()));
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod canary;
 pub mod category;
 pub mod check;
 pub mod clean;
+pub mod compose;
 pub mod cst;
 pub mod engine;
 pub mod events;

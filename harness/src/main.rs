@@ -294,6 +294,9 @@ fn clean(args: CleanArgs) -> ExitCode {
     for id in &report.containers {
         println!("{verb} container {id}");
     }
+    for resource in &report.resources {
+        println!("{verb} {resource}");
+    }
     for path in &report.directories {
         println!("{verb} {}", path.display());
     }

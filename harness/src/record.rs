@@ -95,8 +95,54 @@ pub struct ResourceUsage {
 #[serde(rename_all = "camelCase")]
 pub struct Context {
     pub docker: DockerContext,
-    /// Services started by the scenario, by name.
+    /// Services started by the scenario, by name (a compose project's services too).
     pub services: std::collections::BTreeMap<String, ServiceContext>,
+    /// The docker compose project the scenario brought up, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeRecord>,
+}
+
+/// A docker compose project: which, what it ran, what was killed and what `down` left.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComposeRecord {
+    /// The project name (unique to the run and scenario).
+    pub project: String,
+    /// The compose that ran it, e.g. `docker-compose 1.29.2`.
+    pub tool: String,
+    /// The compose file, as the scenario names it.
+    pub file: String,
+    /// Its services (each also under `context.services`).
+    pub services: Vec<String>,
+    /// Every `kill` and how the restart policy answered it.
+    pub kills: Vec<KillRecord>,
+    /// What was left of the project after `down`; absent until it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<Leftovers>,
+}
+
+/// One killed service container and its recovery.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KillRecord {
+    pub service: String,
+    pub container_id: String,
+    /// Docker's restart count before the kill and when the step ended.
+    pub restart_count_before: i64,
+    pub restart_count_after: i64,
+    /// Whether it was running (and healthy, with a healthcheck) again in time.
+    pub recovered: bool,
+    /// Milliseconds from the kill to recovered.
+    pub recovered_ms: u64,
+}
+
+/// Objects of a compose project still on the daemon (0 of each after a clean `down`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Leftovers {
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
 }
 
 /// A service: where it listens and how its health went.

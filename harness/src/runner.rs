@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::backend::{Backend, ResourceKind};
 use crate::category::Category;
 use crate::engine::{self, EngineContext};
 use crate::events::{Event, Failure, Outcome, ScenarioReport};
@@ -151,14 +152,26 @@ pub async fn run_all(
     RunOutcome { reports, interrupted, swept }
 }
 
-/// Remove anything still labelled with this run's id.
+/// Remove anything still labelled with this run's id: containers, then the networks and
+/// volumes of compose projects (a run interrupted while a project was up).
 async fn sweep(context: &EngineContext) -> usize {
     let label = format!("dockproof.run={}", context.run_id);
-    let Ok(leftovers) = context.backend.list_labelled(&label).await else { return 0 };
-    for id in &leftovers {
-        let _ = context.backend.remove(id).await;
+    remove_labelled(context.backend.as_ref(), &label).await
+}
+
+/// Remove every container, then network, then volume carrying `label`; returns how many
+/// containers there were. Failures are ignored: what stays is for `dockproof clean`.
+pub async fn remove_labelled(backend: &dyn Backend, label: &str) -> usize {
+    let containers = backend.list_labelled(label).await.unwrap_or_default();
+    for id in &containers {
+        let _ = backend.remove(id).await;
     }
-    leftovers.len()
+    for kind in ResourceKind::ALL {
+        for name in backend.list_labelled_resources(kind, label).await.unwrap_or_default() {
+            let _ = backend.remove_resource(kind, &name).await;
+        }
+    }
+    containers.len()
 }
 
 #[cfg(test)]

@@ -156,6 +156,82 @@ fn filesystem_full(backend: &str) -> Result<(), Failed> {
     result
 }
 
+/// A compose stack brought up, then a step that outlasts what the test allows it.
+fn stack_then_sleep(timeout: &str) -> String {
+    let file = support::root().join("fixtures/compose/live-busybox/docker-compose.yml");
+    format!(
+        "name: stack\nrequires: [compose]\ntimeout: {timeout}\nsteps:\n  - compose: {{ up: {{ file: {} }} }}\n  - run: {{ image: dockproof/job-runner:1, cmd: [sleep, 120], timeout: 5m }}\n",
+        file.display()
+    )
+}
+
+/// Wait until the run's compose stack and the step after it are up (4 containers: 3 services, 1 run).
+fn wait_for_stack(run: &str) -> Result<(), Failed> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while labelled("container", run)?.len() < 4 {
+        if Instant::now() > deadline {
+            return Err(format!("run {run} never brought its stack up").into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// SIGINT while a compose stack is up: the runner's sweep removes its containers, network and volume by label.
+fn sigint_compose(backend: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let scenario = dir.path().join("stack.yaml");
+    std::fs::write(&scenario, stack_then_sleep("5m")).map_err(|error| error.to_string())?;
+    let (run, work) = (run_id(&format!("cint-{backend}")), dir.path().join("work"));
+    let child = support::dockproof_on(backend, &work).args(["--run-id", &run]).arg(&scenario).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|error| error.to_string())?;
+    wait_for_stack(&run)?;
+    if labelled("network", &run)?.is_empty() || labelled("volume", &run)?.is_empty() {
+        return Err("the stack's network and volume should carry the run label".into());
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).map_err(|error| error.to_string())?;
+    let output = child.wait_with_output().map_err(|error| error.to_string())?;
+    if output.status.code() != Some(1) || !String::from_utf8_lossy(&output.stdout).contains("INTR stack") {
+        return Err(format!("an interrupted run exits 1 and says INTR\n{}", support::describe(&output)).into());
+    }
+    expect_clean(&run, &work, "SIGINT with a compose stack up", &output)
+}
+
+/// SIGKILL while a compose stack is up leaves it; `dockproof clean --run ID` reaps containers, network and volume.
+fn sigkill_compose_then_clean(backend: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let scenario = dir.path().join("stack.yaml");
+    std::fs::write(&scenario, stack_then_sleep("5m")).map_err(|error| error.to_string())?;
+    let (run, work) = (run_id(&format!("ckill-{backend}")), dir.path().join("work"));
+    let mut child = support::dockproof_on(backend, &work).args(["--run-id", &run]).arg(&scenario).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|error| error.to_string())?;
+    wait_for_stack(&run)?;
+    child.kill().map_err(|error| error.to_string())?;
+    let _ = child.wait();
+    let output = Command::new(support::dockproof())
+        .args(["clean", "--backend", backend, "--run", &run, "--work-dir"])
+        .arg(&work)
+        .output()
+        .map_err(|error| error.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !stdout.contains("removed 4 container(s)") || !stdout.contains("removed network ") || !stdout.contains("removed volume ") {
+        return Err(format!("`dockproof clean` after SIGKILL with a compose stack up\n{}", support::describe(&output)).into());
+    }
+    expect_clean(&run, &work, "SIGKILL + clean with a compose stack up", &output)
+}
+
+/// The scenario's timeout strikes while the stack is up: `timeout`, and the project is taken down all the same.
+fn timeout_compose(backend: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let scenario = dir.path().join("stack.yaml");
+    std::fs::write(&scenario, stack_then_sleep("25s")).map_err(|error| error.to_string())?;
+    let (run, work) = (run_id(&format!("ctime-{backend}")), dir.path().join("work"));
+    let output = support::dockproof_on(backend, &work).args(["--run-id", &run]).arg(&scenario).output().map_err(|error| error.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() != Some(1) || !stdout.contains("timeout: the scenario ran past its timeout") {
+        return Err(format!("a scenario timing out with its stack up fails as `timeout`\n{}", support::describe(&output)).into());
+    }
+    expect_clean(&run, &work, "a scenario timeout with a compose stack up", &output)
+}
+
 type Test = fn(&str) -> Result<(), Failed>;
 
 fn main() {
@@ -166,6 +242,13 @@ fn main() {
     for (name, test) in tests {
         for backend in ["docker-cli", "docker-api"] {
             trials.push(support::real_daemon_trial(format!("fault-matrix::{name}::{backend}"), move || test(backend)));
+        }
+    }
+    let compose_tests: [(&str, Test); 3] =
+        [("sigint-compose-stack-up", sigint_compose), ("sigkill-compose-then-clean", sigkill_compose_then_clean), ("timeout-compose-stack-up", timeout_compose)];
+    for (name, test) in compose_tests {
+        for backend in ["docker-cli", "docker-api"] {
+            trials.push(support::compose_trial(format!("fault-matrix::{name}::{backend}"), move || test(backend)));
         }
     }
     libtest_mimic::run(&args, trials).exit();

@@ -77,3 +77,33 @@ fn every_error_category_has_a_shipped_scenario_expecting_it() {
         dockproof::category::Category::ALL.iter().filter(|category| !expected.contains(*category)).map(|category| category.as_str()).collect();
     assert!(missing.is_empty(), "no shipped scenario expects: {missing:?}");
 }
+
+#[test]
+fn a_compose_scenario_is_skipped_without_compose_with_the_reason() {
+    // The API backend needs no `docker` binary: with an empty PATH neither the compose
+    // plugin nor docker-compose can be found, and no daemon is asked anything.
+    let work = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    Command::new(support::dockproof())
+        .current_dir(support::root())
+        .env("PATH", empty.path())
+        .env("DOCKPROOF_HISTORY", support::history_db(work.path()))
+        .args(["run", "--backend", "docker-api", "--work-dir"])
+        .arg(work.path())
+        .arg(support::root().join("scenarios/compose/live-stack.yaml"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("skipped: no docker compose found (install docker-compose or the compose plugin)"))
+        .stdout(predicate::str::contains("0 passed, 0 failed, 1 skipped"));
+}
+
+#[test]
+fn a_compose_scenario_is_skipped_by_the_fake_with_the_reason() {
+    let work = tempfile::tempdir().unwrap();
+    support::dockproof_fake(work.path())
+        .arg(support::root().join("scenarios/compose/live-stack.yaml"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("skipped: needs a real Docker daemon (`requires: [real_daemon]` or `[compose]`"))
+        .stdout(predicate::str::contains("0 passed, 0 failed, 1 skipped"));
+}

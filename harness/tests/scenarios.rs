@@ -5,7 +5,12 @@
 //! daemon and then prove the fake reaches the same verdict with the same
 //! observations. Real-daemon tests are ignored when no daemon answers, unless
 //! `DOCKPROOF_REQUIRE_DOCKER=1` (then they fail). Scenarios with `fake_faults`
-//! (fault injection only fake-docker can do) are ignored on real backends. Filter with
+//! (fault injection only fake-docker can do) are ignored on real backends. Scenarios
+//! with `requires:` (compose stacks) are the mirror: the fake must report them skipped
+//! with the reason, and the real backends must pass them (there is nothing to compare
+//! with the fake) and leave no container, network or volume of the run or the compose
+//! project behind; without docker compose they are ignored, or fail under
+//! `DOCKPROOF_REQUIRE_DOCKER=1`. Filter with
 //! `cargo test --test scenarios -- fake::`, `-- docker-cli::` or `-- docker-api::`.
 
 mod support;
@@ -81,12 +86,75 @@ fn real_matches_fake(real_command: RunCommand, scenario: &Path) -> Result<(), Fa
     Ok(())
 }
 
+/// A `requires:` scenario on the fake: skipped, with the reason, exit 0.
+fn fake_skips(scenario: &Path) -> Result<(), Failed> {
+    let work = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let report_path = work.path().join("report.json");
+    let output = support::dockproof_fake(work.path())
+        .arg("--json")
+        .arg(&report_path)
+        .arg(scenario)
+        .output()
+        .map_err(|error| format!("cannot run dockproof: {error}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() != Some(0) || !stdout.contains("skipped: needs a real Docker daemon") {
+        return Err(format!("the fake did not skip it with the reason\n{}", support::describe(&output)).into());
+    }
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).map_err(|error| error.to_string())?).map_err(|error| error.to_string())?;
+    match report["scenarios"][0]["outcome"].as_str() {
+        Some("skipped") => Ok(()),
+        other => Err(format!("outcome {other:?}, expected skipped").into()),
+    }
+}
+
+/// A `requires:` scenario on a real backend: it must pass (not be skipped), and afterwards
+/// nothing labelled with its run id or its compose project may be left on the daemon.
+fn real_passes_and_leaves_nothing(backend: &str, scenario: &Path) -> Result<(), Failed> {
+    let work = tempfile::tempdir().map_err(|error| error.to_string())?;
+    // Unique per process, backend and scenario: the trials run in parallel.
+    let stem: String = support::scenario_id(scenario).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let run_id = format!("t{}-{backend}-{stem}", std::process::id());
+    let mut command = support::dockproof_on(backend, work.path());
+    command.args(["--run-id", &run_id]);
+    let report = run_report(command, scenario, work.path(), &work.path().join("report.json"))?;
+    let outcome = &report["scenarios"][0]["outcome"];
+    if outcome != "passed" {
+        return Err(format!("outcome {outcome}, expected passed (skipped means no compose was found)").into());
+    }
+    let mut labels = vec![format!("dockproof.run={run_id}")];
+    if let Some(project) = report["scenarios"][0]["record"]["context"]["compose"]["project"].as_str() {
+        labels.push(format!("com.docker.compose.project={project}"));
+    }
+    for label in &labels {
+        let left = support::labelled_leftovers(label)?;
+        if !left.is_empty() {
+            return Err(format!("left behind with {label}: {left:?}").into());
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     for scenario in support::shipped_scenarios() {
         let stem = support::scenario_id(&scenario);
         let fake_scenario = scenario.clone();
+        let loaded = dockproof::scenario::load_file(&scenario).scenario;
+        if loaded.as_ref().is_some_and(|loaded| loaded.scenario.needs_real_daemon()) {
+            let needs_compose = loaded.as_ref().is_some_and(|loaded| loaded.scenario.needs_compose());
+            trials.push(Trial::test(format!("fake::{stem}"), move || fake_skips(&fake_scenario)).with_kind("fake"));
+            for (backend, _) in REAL_BACKENDS {
+                let scenario = scenario.clone();
+                let test = move || real_passes_and_leaves_nothing(backend, &scenario);
+                trials.push(if needs_compose {
+                    support::compose_trial(format!("{backend}::{stem}"), test)
+                } else {
+                    support::real_daemon_trial(format!("{backend}::{stem}"), test)
+                });
+            }
+            continue;
+        }
         trials.push(
             Trial::test(format!("fake::{stem}"), move || {
                 let work = tempfile::tempdir().map_err(|error| error.to_string())?;
@@ -96,7 +164,7 @@ fn main() {
         );
         // A scenario with `fake_faults` needs fake-docker's fault injection: real backends
         // report it skipped, so there is nothing to compare; its real-daemon tests are ignored.
-        let fake_only = dockproof::scenario::load_file(&scenario).scenario.is_some_and(|loaded| loaded.scenario.fake_faults.is_some());
+        let fake_only = loaded.is_some_and(|loaded| loaded.scenario.fake_faults.is_some());
         for (backend, real_command) in REAL_BACKENDS {
             let scenario = scenario.clone();
             let trial = support::real_daemon_trial(format!("{backend}::{stem}"), move || real_matches_fake(real_command, &scenario));

@@ -27,7 +27,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     Backend, BackendError, BuildRequest, Capture, CaptureLimits, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    LogFiles, Logs, StatsSample,
+    LogFiles, Logs, ResourceKind, StatsSample,
 };
 
 /// How long a control call (create, start, inspect, ...) may take.
@@ -269,6 +269,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         network_mode: spec.network.clone(),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         privileged: spec.privileged.then_some(true),
+        pid_mode: spec.pid_mode.clone(),
         cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
         cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
         // `PATH[:OPTIONS]`, as the CLI's --tmpfs takes it.
@@ -681,6 +682,53 @@ impl Backend for ApiBackend {
         let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
         let listed = bounded("list containers", label, CONTROL_TIMEOUT, docker.list_containers(Some(options))).await?;
         Ok(listed.into_iter().filter_map(|summary| summary.id).collect())
+    }
+
+    async fn list_labelled_resources(&self, kind: ResourceKind, label: &str) -> Result<Vec<String>, BackendError> {
+        let docker = self.docker().await?;
+        let filters = HashMap::from([("label", vec![label])]);
+        match kind {
+            ResourceKind::Network => {
+                let options = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
+                let listed = bounded("list networks", label, CONTROL_TIMEOUT, docker.list_networks(Some(options))).await?;
+                Ok(listed.into_iter().filter_map(|network| network.id.or(network.name)).collect())
+            }
+            ResourceKind::Volume => {
+                let options = bollard::query_parameters::ListVolumesOptionsBuilder::new().filters(&filters).build();
+                let listed = bounded("list volumes", label, CONTROL_TIMEOUT, docker.list_volumes(Some(options))).await?;
+                Ok(listed.volumes.unwrap_or_default().into_iter().map(|volume| volume.name).collect())
+            }
+        }
+    }
+
+    async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let result = match kind {
+            ResourceKind::Network => bounded("remove a network", name, CONTROL_TIMEOUT, docker.remove_network(name)).await,
+            ResourceKind::Volume => {
+                let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::new().force(true).build();
+                bounded("remove a volume", name, CONTROL_TIMEOUT, docker.remove_volume(name, Some(options))).await
+            }
+        };
+        match result {
+            Ok(()) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
+            Err(BackendError::Api { status: 404, .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn daemon_env(&self) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>, String> {
+        // Without an explicit host the API backend reads the environment, as compose will.
+        let mut env = Vec::new();
+        if let Some(host) = &self.host {
+            // DOCKER_HOST wins over a DOCKER_CONTEXT the environment may name, as in the CLI.
+            env.push(("DOCKER_HOST".into(), host.into()));
+        }
+        if let Some(tls) = &self.tls {
+            env.push(("DOCKER_TLS_VERIFY".into(), "1".into()));
+            env.push(("DOCKER_CERT_PATH".into(), tls.into()));
+        }
+        Ok(env)
     }
 }
 

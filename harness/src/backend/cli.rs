@@ -13,7 +13,7 @@ use tokio::process::Command;
 
 use super::{
     Backend, BackendError, Capture, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    LogFiles, Logs, StatsSample,
+    LogFiles, Logs, ResourceKind, StatsSample,
 };
 
 /// How long a control command (create, start, inspect, ...) may take.
@@ -45,6 +45,11 @@ impl CliBackend {
     /// A backend named `name` that runs `program` with extra environment `env`.
     pub fn new(name: impl Into<String>, program: impl Into<PathBuf>, env: Vec<(OsString, OsString)>) -> Self {
         CliBackend { name: name.into(), program: program.into(), env }
+    }
+
+    /// Whether this is fake-docker (no real daemon behind it).
+    fn is_fake(&self) -> bool {
+        self.name == "fake"
     }
 
     /// The program this backend runs.
@@ -278,6 +283,9 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     for capability in &spec.cap_add {
         args.extend(["--cap-add".to_owned(), capability.clone()]);
     }
+    if let Some(pid) = &spec.pid_mode {
+        args.extend(["--pid".to_owned(), pid.clone()]);
+    }
     for port in &spec.ports {
         let host = match (&port.host_ip, port.host_port) {
             (Some(ip), 0) => format!("{ip}::"),
@@ -332,7 +340,7 @@ impl Backend for CliBackend {
     }
 
     fn with_overrides(&self, overrides: &super::ScenarioOverrides) -> Result<std::sync::Arc<dyn Backend>, String> {
-        let fake = self.name == "fake";
+        let fake = self.is_fake();
         let mut env = self.env.clone();
         if let Some(faults) = &overrides.fake_faults {
             if !fake {
@@ -589,6 +597,37 @@ impl Backend for CliBackend {
         let args = vec!["ps".into(), "--all".into(), "--quiet".into(), "--no-trunc".into(), "--filter".into(), format!("label={label}")];
         let output = self.control(&args, label).await?;
         Ok(output.stdout.text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned).collect())
+    }
+
+    async fn list_labelled_resources(&self, kind: ResourceKind, label: &str) -> Result<Vec<String>, BackendError> {
+        if self.is_fake() {
+            // fake-docker has no networks or volumes, so none carries a label.
+            return Ok(Vec::new());
+        }
+        let args = vec![kind.as_str().into(), "ls".into(), "--quiet".into(), "--filter".into(), format!("label={label}")];
+        let output = self.control(&args, label).await?;
+        Ok(output.stdout.text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned).collect())
+    }
+
+    async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
+        let mut args = vec![kind.as_str().to_owned(), "rm".to_owned()];
+        if kind == ResourceKind::Volume {
+            args.push("--force".to_owned());
+        }
+        args.push(name.to_owned());
+        match self.control(&args, name).await {
+            Ok(_) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
+            Err(BackendError::Command { stderr, .. }) if stderr.to_ascii_lowercase().contains("not found") => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn daemon_env(&self) -> Result<Vec<(OsString, OsString)>, String> {
+        if self.is_fake() {
+            return Err(super::real_daemon_only_reason(&self.name));
+        }
+        // What this backend hands the docker CLI (`DOCKER_HOST`, `DOCKER_CONTEXT`) reaches the same daemon for compose.
+        Ok(self.env.clone())
     }
 }
 

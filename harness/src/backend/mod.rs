@@ -79,6 +79,8 @@ pub struct ContainerSpec {
     pub cap_drop: Vec<String>,
     /// tmpfs mounts: `PATH` or `PATH:OPTIONS`.
     pub tmpfs: Vec<String>,
+    /// PID namespace (`--pid`), e.g. `host`.
+    pub pid_mode: Option<String>,
 }
 
 impl ContainerSpec {
@@ -205,6 +207,32 @@ impl ScenarioOverrides {
 /// What a scenario needs that a backend cannot give it: the scenario is skipped with this reason.
 pub fn fake_only_reason(backend: &str) -> String {
     format!("needs the fake backend (`fake_faults` injects faults only fake-docker can produce); `{backend}` skips it")
+}
+
+/// Daemon objects besides containers that dockproof lists by label and removes
+/// (a compose project's networks and volumes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Network,
+    Volume,
+}
+
+impl ResourceKind {
+    /// Both kinds, in the order they can be removed (a network before the volumes, after its containers).
+    pub const ALL: [ResourceKind; 2] = [ResourceKind::Network, ResourceKind::Volume];
+
+    /// The docker CLI's word for it (`docker network`, `docker volume`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Network => "network",
+            ResourceKind::Volume => "volume",
+        }
+    }
+}
+
+/// Why a scenario needing a real daemon is skipped on the fake.
+pub fn real_daemon_only_reason(backend: &str) -> String {
+    format!("needs a real Docker daemon (`requires: [real_daemon]` or `[compose]`; fake-docker runs no compose); `{backend}` skips it")
 }
 
 /// An image build.
@@ -344,5 +372,21 @@ pub trait Backend: Send + Sync {
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
         let _ = container;
         Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "inspect containers as JSON" })
+    }
+    /// Names of the networks or volumes carrying `label` (`key=value` or `key`).
+    async fn list_labelled_resources(&self, kind: ResourceKind, label: &str) -> Result<Vec<String>, BackendError> {
+        let _ = (kind, label);
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "list networks and volumes" })
+    }
+    /// Remove a network or volume (gone already is fine).
+    async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
+        let _ = (kind, name);
+        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "remove networks and volumes" })
+    }
+    /// The environment another docker client (docker compose) needs to reach this backend's
+    /// daemon (`DOCKER_HOST`, TLS variables, `DOCKER_CONTEXT`); `Err(reason)` when there is no
+    /// real daemon to reach, and a scenario that needs one is skipped with the reason.
+    fn daemon_env(&self) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>, String> {
+        Err(real_daemon_only_reason(self.name()))
     }
 }

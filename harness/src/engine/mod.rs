@@ -23,6 +23,7 @@ use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, 
 use crate::workspace::{self, Generated, Limits, Workspace};
 
 mod build;
+mod compose;
 mod monitor;
 mod service;
 
@@ -92,6 +93,9 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             Err(reason) => return skipped(loaded, reason),
         }
     };
+    if let Some(reason) = unmet_requirement(backend.as_ref(), scenario).await {
+        return skipped(loaded, reason);
+    }
     let mut run = ScenarioRun::new(context, loaded, backend);
     let deadline = tokio::time::Instant::now() + scenario.timeout.map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0);
 
@@ -179,6 +183,21 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     };
     report.mask(&masker);
     report
+}
+
+/// Why this backend cannot give the scenario what its `requires:` asks for, if it cannot:
+/// a real daemon (the fake has none), and docker compose installed.
+async fn unmet_requirement(backend: &dyn Backend, scenario: &crate::scenario::Scenario) -> Option<String> {
+    if !scenario.needs_real_daemon() {
+        return None;
+    }
+    if let Err(reason) = backend.daemon_env() {
+        return Some(reason);
+    }
+    if scenario.needs_compose() && crate::compose::detect().await.is_none() {
+        return Some(crate::compose::NOT_FOUND.to_owned());
+    }
+    None
 }
 
 /// The report of a scenario this backend cannot run as written (e.g. fake-only faults on a real daemon).
@@ -293,6 +312,8 @@ struct ScenarioRun<'a> {
     images: Vec<String>,
     /// Hides the scenario's secrets in everything reported.
     masker: Masker,
+    /// The compose project while it is up; taken down at the end on every path.
+    compose: Option<compose::ComposeState>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -316,6 +337,7 @@ impl<'a> ScenarioRun<'a> {
             containers: Vec::new(),
             named: HashMap::new(),
             images: Vec::new(),
+            compose: None,
         }
     }
 
@@ -430,6 +452,9 @@ impl<'a> ScenarioRun<'a> {
         }
         if let Some(cst) = &step.cst {
             return self.cst(&format!("{pointer}/cst"), cst).await;
+        }
+        if let Some(spec) = &step.compose {
+            return self.compose(pointer, spec).await;
         }
         if let Some(assertions) = &step.telemetry {
             let document = self.record.to_json();
@@ -846,6 +871,12 @@ impl<'a> ScenarioRun<'a> {
     /// Remove every container and the workspace; report what could not be removed.
     async fn cleanup(&mut self) -> Result<(), Failure> {
         let mut problems = Vec::new();
+        // The compose project first: `down` stops its containers and removes its networks and volumes.
+        if let Some(state) = self.compose.take()
+            && let Err((_, message)) = self.tear_down(state, None).await
+        {
+            problems.push(message);
+        }
         for id in self.containers.drain(..).rev() {
             if let Err(error) = self.backend.remove(&id).await {
                 problems.push(format!("container {id}: {error}"));

@@ -36,7 +36,7 @@ enum Readiness {
 }
 
 /// Container port → host port, from an inspect document's `NetworkSettings.Ports`.
-fn published_ports(inspect: &Value) -> BTreeMap<u16, u16> {
+pub(super) fn published_ports(inspect: &Value) -> BTreeMap<u16, u16> {
     let mut ports = BTreeMap::new();
     for (key, bindings) in inspect.pointer("/NetworkSettings/Ports").and_then(Value::as_object).into_iter().flatten() {
         let Some(container) = key.split('/').next().and_then(|port| port.parse::<u16>().ok()) else { continue };
@@ -53,11 +53,11 @@ fn published_ports(inspect: &Value) -> BTreeMap<u16, u16> {
     ports
 }
 
-fn health_status(inspect: &Value) -> Option<String> {
+pub(super) fn health_status(inspect: &Value) -> Option<String> {
     inspect.pointer("/State/Health/Status").and_then(Value::as_str).map(str::to_owned)
 }
 
-fn last_health_output(inspect: &Value) -> String {
+pub(super) fn last_health_output(inspect: &Value) -> String {
     inspect
         .pointer("/State/Health/Log")
         .and_then(Value::as_array)

@@ -195,7 +195,7 @@ fn load_str_unhinted(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIn
         }
     };
     let secrets = scenario.secrets.keys().cloned().collect();
-    let mut checker = SemanticChecker { spans: &located.spans, base_dir, secrets, diagnostics: Vec::new() };
+    let mut checker = SemanticChecker { spans: &located.spans, base_dir, secrets, compose_up: None, diagnostics: Vec::new() };
     checker.scenario(&scenario);
     diagnostics.append(&mut checker.diagnostics);
     if diagnostics.is_empty() {
@@ -370,6 +370,8 @@ struct SemanticChecker<'a> {
     base_dir: &'a Path,
     /// Names declared under `secrets:`.
     secrets: Vec<String>,
+    /// The services of the compose project brought up by an earlier step and not yet down.
+    compose_up: Option<Vec<String>>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -400,6 +402,87 @@ impl SemanticChecker<'_> {
         let mut containers: Vec<String> = Vec::new();
         for (index, step) in scenario.steps.iter().enumerate() {
             self.step(&format!("/steps/{index}"), step, &mut containers);
+            if step.compose.is_some() && !scenario.needs_compose() {
+                let diagnostic = self.error(&format!("/steps/{index}/compose"), "a `compose` step needs `requires: [compose]`");
+                diagnostic.expected = Some("`requires: [compose]` at the top of the scenario".into());
+                diagnostic.hint = Some("compose runs on a real daemon only: the fake, and a machine without docker compose, skip the scenario".into());
+            }
+        }
+        if scenario.fake_faults.is_some() && scenario.needs_real_daemon() {
+            self.error("/requires", "`requires` a real daemon, but `fake_faults` needs the fake: no backend can run this scenario")
+                .hint = Some("split it into a fake-only and a real-daemon scenario".into());
+        }
+    }
+
+    /// A `compose` step: one action, a readable compose file, services that exist.
+    fn compose_step(&mut self, pointer: &str, compose: &model::ComposeSpec, containers: &mut Vec<String>) {
+        let compose_pointer = format!("{pointer}/compose");
+        let actions = compose.actions();
+        let action = match actions.as_slice() {
+            [action] => *action,
+            [] => {
+                self.error(&compose_pointer, "the compose step does nothing").expected = Some("exactly one of up, kill, down".into());
+                return;
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|action| action.as_str()).collect();
+                let diagnostic = self.error(&compose_pointer, format!("one compose step sets several actions: {}", names.join(", ")));
+                diagnostic.expected = Some("exactly one of up, kill, down".into());
+                diagnostic.hint = Some("split it into one step per action".into());
+                return;
+            }
+        };
+        match action {
+            model::ComposeAction::Up(up) => {
+                let file_pointer = format!("{compose_pointer}/up/file");
+                if self.compose_up.is_some() {
+                    self.error(&format!("{compose_pointer}/up"), "a compose project is already up").hint =
+                        Some("a scenario runs one project at a time: add a `compose: { down: {} }` step before this one".into());
+                    return;
+                }
+                let resolved = self.base_dir.join(&up.file);
+                if !resolved.is_file() {
+                    self.error(&file_pointer, format!("compose file `{}` does not exist (looked at {})", up.file, resolved.display())).hint =
+                        Some("paths are relative to the scenario file's directory".into());
+                    self.compose_up = Some(Vec::new());
+                    return;
+                }
+                match crate::compose::parse_file(&resolved) {
+                    Ok(file) => {
+                        let names: Vec<String> = file.services.iter().map(|service| service.name.clone()).collect();
+                        for name in &names {
+                            if containers.contains(name) {
+                                self.error(&file_pointer, format!("compose service `{name}` has the name of an earlier service or run"))
+                                    .hint = Some("names are shared by `http`, `logs`, `exec` and `inspect`: rename one".into());
+                            }
+                        }
+                        containers.extend(names.iter().cloned());
+                        self.compose_up = Some(names);
+                    }
+                    Err(problem) => {
+                        self.error(&file_pointer, format!("{}:{}:{}: {}", resolved.display(), problem.line, problem.column, problem.message)).expected =
+                            Some("a compose file with a `services:` mapping".into());
+                        self.compose_up = Some(Vec::new());
+                    }
+                }
+            }
+            model::ComposeAction::Kill(kill) => match &self.compose_up {
+                None => {
+                    self.error(&format!("{compose_pointer}/kill"), "no compose project is up").hint = Some("add a `compose: { up: { file: … } }` step before this one".into());
+                }
+                Some(services) if !services.is_empty() && !services.contains(&kill.service) => {
+                    let known = services.join(", ");
+                    self.error(&format!("{compose_pointer}/kill/service"), format!("the compose file has no service `{}`", kill.service)).expected =
+                        Some(format!("one of: {known}"));
+                }
+                Some(_) => {}
+            },
+            model::ComposeAction::Down(_) => {
+                if self.compose_up.take().is_none() {
+                    self.error(&format!("{compose_pointer}/down"), "no compose project is up").hint =
+                        Some("`down` follows an `up`; the project is also taken down when the scenario ends".into());
+                }
+            }
         }
     }
 
@@ -512,7 +595,7 @@ impl SemanticChecker<'_> {
 
     fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
         let kinds = step.kinds();
-        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint, cst";
+        let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint, cst, compose";
         match kinds.as_slice() {
             [] => {
                 self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
@@ -529,6 +612,9 @@ impl SemanticChecker<'_> {
         }
         let kind = kinds[0];
         self.service_step(pointer, step, containers);
+        if let Some(compose) = &step.compose {
+            self.compose_step(pointer, compose, containers);
+        }
         if step.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
             self.error(&format!("{pointer}/expect"), format!("`expect` applies to `run` and `exec` steps, not `{}`", kind.as_str()))
                 .hint = Some("use `telemetry` assertions for the job record".into());
@@ -945,6 +1031,66 @@ steps:
         for (line, needle) in [(3, "a detached run is not sampled"), (4, "monitoring is switched off"), (5, "must be a positive percentage")] {
             assert!(found.iter().any(|(l, _, m)| *l == line && m.contains(needle)), "line {line}: {needle}\n{text}");
         }
+    }
+
+    #[test]
+    fn compose_steps_are_checked_with_their_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stack.yml"), "services:\n  web:\n    image: dockproof/web:1\n  store:\n    image: x:1\n").unwrap();
+        std::fs::write(dir.path().join("broken.yml"), "services:\n  web:\n    restart: always\n").unwrap();
+        let source = "\
+name: compose-checks
+requires: [compose]
+steps:
+  - compose: { kill: { service: web } }
+  - compose:
+      up: { file: stack.yml }
+  - http: { service: web, path: /health }
+  - compose: { kill: { service: wbe } }
+  - compose: { up: { file: stack.yml }, down: {} }
+  - compose: { down: {} }
+  - compose: { up: { file: missing.yml } }
+  - compose: { down: {} }
+  - compose: { up: { file: broken.yml } }
+  - compose: {}
+";
+        let (_, diagnostics) = load_str(source, dir.path());
+        let found: Vec<(usize, usize, String)> =
+            diagnostics.iter().map(|d| (d.span.start.line, d.span.start.column, format!("{} | {:?}", d.message, d.expected))).collect();
+        let text = format!("{found:#?}");
+        for (line, column, needle) in [
+            (4, 22, "no compose project is up"),
+            (8, 33, "the compose file has no service `wbe` | Some(\"one of: store, web\")"),
+            (9, 14, "one compose step sets several actions: up, down"),
+            (11, 28, "compose file `missing.yml` does not exist"),
+            (13, 28, "broken.yml:2:3: service `web` has neither `image` nor `build`"),
+            (14, 14, "the compose step does nothing"),
+        ] {
+            assert!(found.iter().any(|(l, c, m)| (*l, *c) == (line, column) && m.contains(needle)), "{line}:{column}: {needle}\n{text}");
+        }
+        // The http step names a compose service: known once the project is up.
+        assert!(!found.iter().any(|(l, _, _)| *l == 7), "{text}");
+        assert_eq!(found.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn a_compose_step_needs_requires_compose_and_a_real_daemon_scenario_no_fake_faults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stack.yml"), "services:\n  web:\n    image: dockproof/web:1\n").unwrap();
+        let (_, diagnostics) = load_str("name: x\nsteps:\n  - compose: { up: { file: stack.yml } }\n", dir.path());
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+        assert_eq!((diagnostics[0].span.start.line, diagnostics[0].span.start.column), (3, 14));
+        assert!(diagnostics[0].message.contains("needs `requires: [compose]`"), "{diagnostics:#?}");
+        let (_, diagnostics) = load_str("name: x\nrequires: [real_daemon]\nfake_faults: start:oom\nsteps:\n  - run: { image: x }\n", dir.path());
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+        assert_eq!(diagnostics[0].span.start.line, 2);
+        assert!(diagnostics[0].message.contains("no backend can run this scenario"), "{diagnostics:#?}");
+        let (_, diagnostics) = load_str("name: x\nrequires: [composer]\nsteps:\n  - run: { image: x }\n", dir.path());
+        assert!(diagnostics.iter().any(|d| d.span.start.line == 2 && d.hint.as_deref() == Some("did you mean `compose`?")), "{diagnostics:#?}");
+        let (scenario, diagnostics) = load_str("name: x\nrequires: [compose]\nsteps:\n  - compose: { up: { file: stack.yml, within: 30s } }\n  - compose: { kill: { service: web } }\n", dir.path());
+        assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+        let scenario = scenario.unwrap().0;
+        assert!(scenario.needs_compose() && scenario.needs_real_daemon());
     }
 
     #[test]

@@ -53,6 +53,43 @@ pub struct Scenario {
     /// `unix:///nonexistent.sock` to prove an unreachable daemon is reported as such.
     #[serde(default)]
     pub docker_host: Option<String>,
+    /// What the scenario needs from the backend (the mirror of `fake_faults`): a backend
+    /// without it reports the scenario skipped, with the reason. `compose` steps need `compose`.
+    #[serde(default)]
+    pub requires: Vec<Requirement>,
+}
+
+/// Something a scenario needs from the backend it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Requirement {
+    /// A real Docker daemon (`docker-cli` or `docker-api`): the fake skips the scenario.
+    RealDaemon,
+    /// A real Docker daemon and docker compose (the `docker compose` plugin, else
+    /// `docker-compose`): skipped on the fake, and where neither is installed.
+    Compose,
+}
+
+impl Requirement {
+    /// The name used in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Requirement::RealDaemon => "real_daemon",
+            Requirement::Compose => "compose",
+        }
+    }
+}
+
+impl Scenario {
+    /// Whether the scenario can only run on a real daemon (`requires: [real_daemon]` or `[compose]`).
+    pub fn needs_real_daemon(&self) -> bool {
+        !self.requires.is_empty()
+    }
+
+    /// Whether the scenario needs docker compose.
+    pub fn needs_compose(&self) -> bool {
+        self.requires.contains(&Requirement::Compose)
+    }
 }
 
 /// Where a secret's value comes from: exactly one of `env` and `generate`.
@@ -178,7 +215,7 @@ pub struct GenerateSpec {
 }
 
 /// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry`,
-/// `service`, `http`, `logs`, `build`, `inspect`, `lint`, `cst` is set.
+/// `service`, `http`, `logs`, `build`, `inspect`, `lint`, `cst`, `compose` is set.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -221,6 +258,10 @@ pub struct Step {
     /// Run a container-structure-test (CST) file against an image, with CST's semantics.
     #[serde(default)]
     pub cst: Option<CstStepSpec>,
+    /// A docker compose project on the real daemon: `up` (and wait until healthy), `kill` a
+    /// service (its restart policy must bring it back), `down`. Needs `requires: [compose]`.
+    #[serde(default)]
+    pub compose: Option<ComposeSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -244,6 +285,7 @@ pub enum StepKind {
     Inspect,
     Lint,
     Cst,
+    Compose,
 }
 
 impl StepKind {
@@ -262,6 +304,7 @@ impl StepKind {
             StepKind::Inspect => "inspect",
             StepKind::Lint => "lint",
             StepKind::Cst => "cst",
+            StepKind::Compose => "compose",
         }
     }
 }
@@ -305,6 +348,9 @@ impl Step {
         }
         if self.cst.is_some() {
             kinds.push(StepKind::Cst);
+        }
+        if self.compose.is_some() {
+            kinds.push(StepKind::Compose);
         }
         kinds
     }
@@ -816,6 +862,90 @@ pub enum CstDriverKind {
     Docker,
     /// The image's `docker save` archive: no container for file and metadata tests.
     Tar,
+}
+
+/// One action on the scenario's docker compose project: exactly one of `up`, `kill`, `down`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeSpec {
+    /// `up -d` a project from a compose file (its name is unique to the run and scenario),
+    /// then wait until every service is healthy (running, for one without a healthcheck).
+    #[serde(default)]
+    pub up: Option<ComposeUp>,
+    /// Kill a service's main process (SIGKILL) and expect its restart policy to bring the
+    /// container back: restart count up, running and healthy again.
+    #[serde(default)]
+    pub kill: Option<ComposeKill>,
+    /// `down -v --remove-orphans`, then check that no container, network or volume of the
+    /// project is left. Also done when the scenario ends, on every path.
+    #[serde(default)]
+    pub down: Option<ComposeDown>,
+}
+
+/// Which action a compose step takes.
+#[derive(Debug, Clone, Copy)]
+pub enum ComposeAction<'a> {
+    Up(&'a ComposeUp),
+    Kill(&'a ComposeKill),
+    Down(&'a ComposeDown),
+}
+
+impl ComposeAction<'_> {
+    /// The key that selects this action.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComposeAction::Up(_) => "up",
+            ComposeAction::Kill(_) => "kill",
+            ComposeAction::Down(_) => "down",
+        }
+    }
+}
+
+impl ComposeSpec {
+    /// The actions this step sets (valid steps set exactly one).
+    pub fn actions(&self) -> Vec<ComposeAction<'_>> {
+        let mut actions = Vec::new();
+        actions.extend(self.up.as_ref().map(ComposeAction::Up));
+        actions.extend(self.kill.as_ref().map(ComposeAction::Kill));
+        actions.extend(self.down.as_ref().map(ComposeAction::Down));
+        actions
+    }
+}
+
+/// Bring a compose project up.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeUp {
+    /// The compose file, relative to the scenario file's directory (its services become
+    /// names for `http`, `logs`, `exec`, `inspect` and `{{ service.NAME.port }}`).
+    pub file: String,
+    /// How long until every service must be healthy (default 60s).
+    #[serde(default)]
+    pub within: Option<Duration>,
+}
+
+/// Kill one service's container process and watch the restart policy bring it back.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeKill {
+    /// The compose service.
+    pub service: String,
+    /// How long the restart policy has to make it running (and healthy) again (default 30s).
+    #[serde(default)]
+    pub within: Option<Duration>,
+    /// Image of the helper container that sends the signal from the daemon host's PID
+    /// namespace; it needs a `kill` program (default `dockproof/job-runner:1`).
+    #[serde(default)]
+    pub helper_image: Option<String>,
+}
+
+/// Take the compose project down.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeDown {
+    /// Time each container gets between SIGTERM and SIGKILL (default 10s, compose's own).
+    #[serde(default)]
+    pub stop_grace: Option<Duration>,
 }
 
 /// Assertions on `docker inspect` output: exactly one of `container` and `image`.

@@ -112,6 +112,55 @@ pub fn real_daemon_trial(
     .with_ignored_flag(ignored)
 }
 
+/// A `[real-daemon]` test that also needs docker compose (the plugin or `docker-compose`):
+/// ignored when either is missing, unless `DOCKPROOF_REQUIRE_DOCKER=1`, where that is its failure.
+pub fn compose_trial(
+    name: impl Into<String>,
+    test: impl FnOnce() -> Result<(), libtest_mimic::Failed> + Send + 'static,
+) -> libtest_mimic::Trial {
+    let ready = docker_available().and_then(|()| compose_available());
+    let ignored = ready.is_err() && !docker_required();
+    libtest_mimic::Trial::test(name, move || match ready {
+        Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but {reason}").into()),
+        Ok(()) => test(),
+    })
+    .with_kind("real-daemon")
+    .with_ignored_flag(ignored)
+}
+
+/// Ok when `docker compose version` or `docker-compose version` answers, otherwise why not.
+pub fn compose_available() -> Result<(), String> {
+    let answers = |program: &str, args: &[&str]| {
+        Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|status| status.success())
+    };
+    if answers("docker", &["compose", "version"]) || answers("docker-compose", &["version"]) {
+        Ok(())
+    } else {
+        Err(dockproof::compose::NOT_FOUND.to_owned())
+    }
+}
+
+/// Containers, networks and volumes on the real daemon carrying `label` (`key=value`), as `KIND ID`.
+pub fn labelled_leftovers(label: &str) -> Result<Vec<String>, String> {
+    let mut found = Vec::new();
+    for (kind, args) in [
+        ("container", vec!["ps", "--all", "--quiet", "--no-trunc"]),
+        ("network", vec!["network", "ls", "--quiet"]),
+        ("volume", vec!["volume", "ls", "--quiet"]),
+    ] {
+        let output = Command::new("docker")
+            .args(&args)
+            .args(["--filter", &format!("label={label}")])
+            .output()
+            .map_err(|error| format!("cannot run docker: {error}"))?;
+        if !output.status.success() {
+            return Err(format!("`docker {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr)));
+        }
+        found.extend(String::from_utf8_lossy(&output.stdout).lines().filter(|line| !line.trim().is_empty()).map(|id| format!("{kind} {id}")));
+    }
+    Ok(found)
+}
+
 /// `dockproof run` on the real backend `backend` (`docker-cli` or `docker-api`).
 pub fn dockproof_on(backend: &str, work_dir: &Path) -> Command {
     match backend {
