@@ -558,3 +558,35 @@ fn the_suite_runs_on_every_host_with_results_per_host() {
         .collect();
     assert_eq!(cases, [("a/job-happy-path", false), ("b/job-happy-path", true)]);
 }
+
+/// A web service asked for /api/items, then for /nope; the last step checks `stderr` of a log window.
+fn log_window_scenario(since: &str, stderr_condition: &str) -> String {
+    format!(
+        "name: window\nsteps:\n  - service: {{ name: web, image: dockproof/web:1, ports: ['0:8080'], wait: {{ healthy: true, within: 30s }} }}\n  - {{ name: items, http: {{ service: web, path: /api/items }} }}\n  - http: {{ service: web, path: /nope, expect: {{ status: 404 }} }}\n  - logs:\n      container: web\n      since: {since}\n      within: 2s\n      stderr: {{ {stderr_condition} }}\n"
+    )
+}
+
+#[test]
+fn a_log_window_holds_only_what_was_written_after_its_step_began() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, text: String| {
+        let scenario = write(dir.path(), name, &text);
+        let json = dir.path().join(format!("{name}.json"));
+        let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+        let assert = command.arg("--json").arg(&json).arg(&scenario).assert();
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        (assert, report)
+    };
+    // The request before the window is in the whole log but not in the window.
+    let (assert, _) = run("whole.yaml", log_window_scenario("items", "contains: 'GET /api/items 200'"));
+    assert.success();
+    let (assert, report) = run("excluded.yaml", log_window_scenario("previous_step", "contains: 'GET /api/items 200'"));
+    assert.code(1);
+    let failure = &report["scenarios"][0]["failure"];
+    assert_eq!(failure["category"], "assertion_failed", "{report:#}");
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.contains("since the previous step began") && message.contains("read until 2s had passed"), "{message}");
+    assert_eq!(failure["location"]["line"], 10, "the failing condition's line: {report:#}");
+    let (assert, _) = run("included.yaml", log_window_scenario("previous_step", "contains: 'GET /nope 404', not_contains: 'GET /api/items'"));
+    assert.success();
+}

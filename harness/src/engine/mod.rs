@@ -24,6 +24,7 @@ use crate::workspace::{self, Generated, Limits, Workspace};
 
 mod build;
 mod compose;
+mod logs;
 mod monitor;
 mod service;
 
@@ -131,7 +132,11 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             continue;
         }
         let step_started = Instant::now();
-        let result = match tokio::time::timeout_at(deadline, run.step(pointer, step)).await {
+        let step_index = pointer.strip_prefix("/steps/").and_then(|index| index.parse::<usize>().ok());
+        if let Some(index) = step_index {
+            run.mark_log_windows(index).await;
+        }
+        let result = match tokio::time::timeout_at(deadline, run.step(pointer, step_index, step)).await {
             Ok(result) => result,
             Err(_) => Err(vec![Finding {
                 category: Category::Timeout,
@@ -314,6 +319,10 @@ struct ScenarioRun<'a> {
     masker: Masker,
     /// The compose project while it is up; taken down at the end on every path.
     compose: Option<compose::ComposeState>,
+    /// Containers whose log position is noted when the step at an index begins (log windows).
+    log_windows: HashMap<usize, Vec<String>>,
+    /// Those positions, by step index and container name.
+    log_marks: HashMap<(usize, String), logs::Mark>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -338,6 +347,8 @@ impl<'a> ScenarioRun<'a> {
             named: HashMap::new(),
             images: Vec::new(),
             compose: None,
+            log_windows: logs::marks_wanted(&loaded.scenario.steps),
+            log_marks: HashMap::new(),
         }
     }
 
@@ -395,7 +406,7 @@ impl<'a> ScenarioRun<'a> {
         Ok(())
     }
 
-    async fn step(&mut self, pointer: &str, step: &Step) -> Result<(), Vec<Finding>> {
+    async fn step(&mut self, pointer: &str, index: Option<usize>, step: &Step) -> Result<(), Vec<Finding>> {
         if let Some(items) = &step.stage {
             let stage_pointer = if pointer == "/stage" { pointer.to_owned() } else { format!("{pointer}/stage") };
             return self.stage(&stage_pointer, items).await;
@@ -416,7 +427,7 @@ impl<'a> ScenarioRun<'a> {
             return self.http(pointer, http).await;
         }
         if let Some(logs) = &step.logs {
-            return self.logs(pointer, logs).await;
+            return self.logs(pointer, index, logs).await;
         }
         if let Some(build) = &step.build {
             return self.build(pointer, build).await;

@@ -14,7 +14,7 @@ use crate::hostports;
 use crate::record::{HealthChange, ServiceContext};
 use crate::scenario::model::parse_port;
 use crate::scenario::template::{self, ServiceAddress};
-use crate::scenario::{HttpSpec, LogsSpec, ServiceSpec};
+use crate::scenario::{HttpSpec, ServiceSpec};
 
 /// How long a service may take to become ready when the step does not say.
 const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(30);
@@ -313,22 +313,6 @@ impl ScenarioRun<'_> {
                 found
             })
             .collect()
-    }
-
-    pub(super) async fn logs(&mut self, pointer: &str, logs: &LogsSpec) -> Result<(), Vec<Finding>> {
-        let logs_pointer = format!("{pointer}/logs");
-        let Some(id) = self.named.get(&logs.container).cloned() else {
-            return Err(finding(Category::ConfigInvalid, format!("{logs_pointer}/container"), format!("no container named `{}`", logs.container)));
-        };
-        let captured = self.backend.logs(&id, self.context.capture, None).await.map_err(|error| backend_finding(&error, &logs_pointer))?;
-        let mut findings = Vec::new();
-        if let Some(matcher) = &logs.stdout {
-            findings.extend(check::text(&format!("`{}` stdout", logs.container), &format!("{logs_pointer}/stdout"), matcher, &captured.stdout.text));
-        }
-        if let Some(matcher) = &logs.stderr {
-            findings.extend(check::text(&format!("`{}` stderr", logs.container), &format!("{logs_pointer}/stderr"), matcher, &captured.stderr.text));
-        }
-        if findings.is_empty() { Ok(()) } else { Err(findings) }
     }
 }
 

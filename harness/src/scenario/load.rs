@@ -407,10 +407,25 @@ impl SemanticChecker<'_> {
                 diagnostic.expected = Some("`requires: [compose]` at the top of the scenario".into());
                 diagnostic.hint = Some("compose runs on a real daemon only: the fake, and a machine without docker compose, skip the scenario".into());
             }
+            if let Some(since) = step.logs.as_ref().and_then(|logs| logs.since.as_deref()) {
+                self.log_window(&format!("/steps/{index}/logs/since"), since, &scenario.steps[..index]);
+            }
         }
         if scenario.fake_faults.is_some() && scenario.needs_real_daemon() {
             self.error("/requires", "`requires` a real daemon, but `fake_faults` needs the fake: no backend can run this scenario")
                 .hint = Some("split it into a fake-only and a real-daemon scenario".into());
+        }
+    }
+
+    /// `since` must name a step that comes before the logs step.
+    fn log_window(&mut self, pointer: &str, since: &str, earlier: &[Step]) {
+        let named: Vec<&str> = earlier.iter().filter_map(|step| step.name.as_deref()).collect();
+        let found = if since == model::SINCE_PREVIOUS_STEP { !earlier.is_empty() } else { named.contains(&since) };
+        if !found {
+            let known = if named.is_empty() { String::new() } else { format!(", or one of: {}", named.join(", ")) };
+            let diagnostic = self.error(pointer, format!("`{since}` is no earlier step"));
+            diagnostic.expected = Some(format!("`{}` (not on the first step){known}", model::SINCE_PREVIOUS_STEP));
+            diagnostic.hint = Some("give the step the window starts at a `name`".into());
         }
     }
 
@@ -1013,6 +1028,26 @@ steps:
         ] {
             assert!(found.iter().any(|(l, _, m)| *l == line && m.contains(needle)), "line {line}: {needle}\n{text}");
         }
+    }
+
+    #[test]
+    fn a_log_window_starts_at_an_earlier_step() {
+        let source = "\
+name: windows
+steps:
+  - { name: web up, service: { name: web, image: x, ports: ['0:80'] } }
+  - logs: { container: web, since: previous_step, stdout: { contains: a } }
+  - logs: { container: web, since: web up, within: 5s, stdout: { contains: a } }
+  - logs: { container: web, since: later, stdout: { contains: a } }
+  - { name: later, http: { service: web, path: / } }
+";
+        let found = problems(source);
+        let text = format!("{found:#?}");
+        assert_eq!(found.len(), 1, "{text}");
+        assert_eq!((found[0].0, found[0].1), (6, 36), "{text}");
+        assert!(found[0].2.contains("`later` is no earlier step"), "{text}");
+        let first = problems("name: w\nsteps:\n  - logs: { container: web, since: previous_step }\n");
+        assert!(first.iter().any(|(l, _, m)| *l == 3 && m.contains("`previous_step` is no earlier step")), "{first:#?}");
     }
 
     #[test]

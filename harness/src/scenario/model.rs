@@ -974,7 +974,19 @@ pub struct LogsSpec {
     /// Conditions on stderr.
     #[serde(default)]
     pub stderr: Option<TextMatch>,
+    /// Only lines written after a step began count: `previous_step`, or the `name` of an
+    /// earlier step. Default: the container's whole log.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Read the logs again (about four times a second) until the conditions hold or this
+    /// much time has passed, for lines a container writes a moment after the fact.
+    /// Default: check once.
+    #[serde(default)]
+    pub within: Option<Duration>,
 }
+
+/// The `since` keyword for "when the step before this one began".
+pub const SINCE_PREVIOUS_STEP: &str = "previous_step";
 
 /// Copy a workspace file into the filestore.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
