@@ -188,7 +188,7 @@ fn images_lists_in_docker_formats() {
     assert_eq!(
         table,
         "REPOSITORY   TAG       IMAGE ID       CREATED                  SIZE\n\
-         test/fid     latest    e512c1a94fb5   Less than a second ago   1.99MB\n",
+         test/fid     latest    16c71c756914   Less than a second ago   1.99MB\n",
     );
     let table = fake.stdout(&["images"]);
     let header = table.lines().next().unwrap_or_default();

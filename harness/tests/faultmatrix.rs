@@ -1,6 +1,7 @@
 //! The fault matrix on a real daemon: a run interrupted with SIGINT, a run killed
 //! with SIGKILL and then reaped by `dockproof clean`, a container that ignores
-//! SIGTERM past its timeout, and a workspace on a full filesystem. After each,
+//! SIGTERM past its timeout, a workspace on a full filesystem, and the daemon
+//! restarting mid-run (its socket and connections, see `RestartingDaemon`). After each,
 //! nothing the run created is left (containers, networks and volumes labelled with
 //! its run id, directories in its work dir), and the reports name what happened.
 //!
@@ -232,12 +233,180 @@ fn timeout_compose(backend: &str) -> Result<(), Failed> {
     expect_clean(&run, &work, "a scenario timeout with a compose stack up", &output)
 }
 
+/// A stand-in for the daemon's socket that can "restart": while down, its socket file
+/// is gone (a new connection is refused, as with a stopped dockerd) and every open
+/// connection is cut; then it listens again. Each connection is forwarded to the real
+/// daemon. The daemon itself is shared with every other test running, so it is not
+/// restarted for real; what a restart does to a client (connections dropped, the socket
+/// gone, running containers stopped, then the daemon back) is reproduced instead.
+struct RestartingDaemon {
+    socket: std::path::PathBuf,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+    accepting: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RestartingDaemon {
+    fn start(dir: &Path) -> Result<Self, Failed> {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::Ordering;
+        let socket = dir.join("docker.sock");
+        let daemon = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|host| host.strip_prefix("unix://").map(std::path::PathBuf::from))
+            .unwrap_or_else(|| "/var/run/docker.sock".into());
+        let listen = |path: &Path| -> std::io::Result<UnixListener> {
+            let listener = UnixListener::bind(path)?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        };
+        let mut listener = Some(listen(&socket).map_err(|error| format!("cannot listen on {}: {error}", socket.display()))?);
+        let (down, stop) = (std::sync::Arc::default(), std::sync::Arc::default());
+        let connections: std::sync::Arc<std::sync::Mutex<Vec<UnixStream>>> = std::sync::Arc::default();
+        let accepting = {
+            let (socket, down, stop, connections) = (socket.clone(), std::sync::Arc::clone(&down), std::sync::Arc::clone(&stop), std::sync::Arc::clone(&connections));
+            std::thread::spawn(move || {
+                let down: &std::sync::atomic::AtomicBool = &down;
+                let stop: &std::sync::atomic::AtomicBool = &stop;
+                while !stop.load(Ordering::SeqCst) {
+                    if down.load(Ordering::SeqCst) {
+                        if listener.take().is_some() {
+                            let _ = std::fs::remove_file(&socket);
+                            for connection in connections.lock().unwrap().drain(..) {
+                                let _ = connection.shutdown(std::net::Shutdown::Both);
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    if listener.is_none() {
+                        listener = listen(&socket).ok();
+                    }
+                    let accepted = listener.as_ref().map(UnixListener::accept);
+                    let Some(Ok((client, _))) = accepted else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    let Ok(upstream) = UnixStream::connect(&daemon) else { continue };
+                    let _ = client.set_nonblocking(false);
+                    let mut kept = connections.lock().unwrap();
+                    let (Ok(client_copy), Ok(upstream_copy)) = (client.try_clone(), upstream.try_clone()) else { continue };
+                    kept.extend([client_copy, upstream_copy]);
+                    for (mut from, mut to) in [(client.try_clone(), upstream.try_clone()), (upstream.try_clone(), client.try_clone())]
+                        .into_iter()
+                        .filter_map(|(from, to)| Some((from.ok()?, to.ok()?)))
+                    {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Write);
+                        });
+                    }
+                }
+            })
+        };
+        Ok(RestartingDaemon { socket, down, stop, connections, accepting: Some(accepting) })
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Stop answering: the socket file goes, open connections are cut.
+    fn go_down(&self) -> Result<(), Failed> {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.settle(false)
+    }
+
+    /// Listen again.
+    fn come_back(&self) -> Result<(), Failed> {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.settle(true)
+    }
+
+    /// Wait until the socket file is there (or gone).
+    fn settle(&self, there: bool) -> Result<(), Failed> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.socket.exists() != there {
+            if Instant::now() > deadline {
+                return Err(format!("the stand-in daemon socket {} did not {}", self.socket.display(), if there { "come back" } else { "go away" }).into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RestartingDaemon {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            let _ = connection.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
+    }
+}
+
+/// The daemon "restarts" while a job runs (see `RestartingDaemon`): the run fails as
+/// `daemon_unavailable` (not as the job's own failure), and once the daemon is back,
+/// `dockproof clean --run ID` reaps whatever cleanup could not reach.
+fn daemon_restart(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let scenario = dir.path().join("slow.yaml");
+    std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
+    let daemon = RestartingDaemon::start(dir.path())?;
+    let (run, work, json) = (run_id(&format!("restart-{backend}")), dir.path().join("work"), dir.path().join("report.json"));
+    let child = support::dockproof_on(backend, &work)
+        .env("DOCKER_HOST", daemon.host())
+        .args(["--run-id", &run, "--json"])
+        .arg(&json)
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| error.to_string())?;
+    wait_for_container(&run)?;
+    daemon.go_down()?;
+    // What dockerd does to running containers when it stops (no live-restore).
+    for container in labelled("container", &run)? {
+        let _ = Command::new("docker").args(["stop", "--time", "1", &container]).output();
+    }
+    let output = child.wait_with_output().map_err(|error| error.to_string())?;
+    daemon.come_back()?;
+    let report: serde_json::Value = std::fs::read(&json)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| format!("no JSON report after the daemon went away\n{}", support::describe(&output)))?;
+    let category = &report["scenarios"][0]["failure"]["category"];
+    if output.status.code() != Some(1) || category != "daemon_unavailable" {
+        return Err(format!("a daemon gone mid-run is daemon_unavailable (got {category})\n{}", support::describe(&output)).into());
+    }
+    let cleaned = Command::new(support::dockproof())
+        .env("DOCKER_HOST", daemon.host())
+        .args(["clean", "--backend", backend, "--run", &run, "--work-dir"])
+        .arg(&work)
+        .output()
+        .map_err(|error| error.to_string())?;
+    if !cleaned.status.success() {
+        return Err(format!("`dockproof clean` once the daemon is back\n{}", support::describe(&cleaned)).into());
+    }
+    expect_clean(&run, &work, "a daemon restart mid-run, then clean", &cleaned)
+}
+
 type Test = fn(&str) -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, Test); 4] =
-        [("sigint-mid-run", sigint), ("sigkill-then-clean", sigkill_then_clean), ("container-ignores-sigterm", ignores_sigterm), ("workspace-filesystem-full", filesystem_full)];
+    let tests: [(&str, Test); 5] = [
+        ("sigint-mid-run", sigint),
+        ("sigkill-then-clean", sigkill_then_clean),
+        ("container-ignores-sigterm", ignores_sigterm),
+        ("workspace-filesystem-full", filesystem_full),
+        ("daemon-restart-mid-run", daemon_restart),
+    ];
     let mut trials = Vec::new();
     for (name, test) in tests {
         for backend in ["docker-cli", "docker-api"] {

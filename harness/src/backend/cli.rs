@@ -151,6 +151,11 @@ impl CliBackend {
         if is_daemon_unavailable(&lower) {
             return BackendError::DaemonUnavailable { message: daemon_message(stderr) };
         }
+        if is_connection_lost(&lower) {
+            return BackendError::DaemonUnavailable {
+                message: format!("the connection to the daemon broke during `{}` ({stderr}): was the daemon stopped or restarted?", self.describe(args)),
+            };
+        }
         if lower.starts_with("fake-docker: invalid fault specification") {
             return BackendError::Config { message: first_line(stderr) };
         }
@@ -177,6 +182,17 @@ fn is_daemon_unavailable(lower_stderr: &str) -> bool {
     lower_stderr.contains("cannot connect to the docker daemon")
         || lower_stderr.contains("is the docker daemon running")
         || lower_stderr.contains("error during connect")
+}
+
+/// The CLI's whole complaint is that its connection to the daemon ended mid-answer (seen
+/// when dockerd stops under a running `docker wait`: `unexpected EOF`). Only a one-line
+/// stderr counts, so a build log or a daemon error that merely mentions EOF does not.
+fn is_connection_lost(lower_stderr: &str) -> bool {
+    !lower_stderr.contains('\n')
+        && (lower_stderr == "unexpected eof"
+            || lower_stderr.ends_with(": unexpected eof")
+            || lower_stderr.ends_with("connection reset by peer")
+            || lower_stderr.ends_with("broken pipe"))
 }
 
 fn is_command_not_found(lower_stderr: &str) -> bool {
@@ -687,6 +703,11 @@ mod tests {
             ("Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?", "daemon_unavailable"),
             ("Error response from daemon: No such image: nosuch:1", "image_not_found"),
             ("Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\nError: failed to start containers: t1", "command_not_found"),
+            // `docker wait` when the daemon's socket goes away under it (tests/faultmatrix.rs, measured).
+            ("unexpected EOF", "daemon_unavailable"),
+            ("error waiting for container: read unix @->/var/run/docker.sock: read: connection reset by peer", "daemon_unavailable"),
+            // Several lines merely mentioning EOF are no lost connection.
+            ("Step 3/4 : RUN tar -x\ntar: unexpected EOF\nThe command returned a non-zero code: 1", "nonzero_exit"),
         ];
         for (stderr, category) in cases {
             let error = backend.classify(&args, "c", &output(1, stderr));
