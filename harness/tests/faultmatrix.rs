@@ -34,10 +34,7 @@ fn labelled(kind: &str, run: &str) -> Result<Vec<String>, Failed> {
 
 /// What the run left: labelled objects, and entries of the work dir besides the history database.
 fn leftovers(run: &str, work: &Path) -> Result<Vec<String>, Failed> {
-    let mut left = Vec::new();
-    for kind in ["container", "network", "volume"] {
-        left.extend(labelled(kind, run)?.into_iter().map(|id| format!("{kind} {id}")));
-    }
+    let mut left = support::labelled_leftovers(&format!("dockproof.run={run}"))?;
     let history = support::history_db(work).display().to_string();
     if let Ok(entries) = std::fs::read_dir(work) {
         left.extend(entries.filter_map(Result::ok).map(|entry| entry.path().display().to_string()).filter(|path| !path.starts_with(&history)));
@@ -252,10 +249,7 @@ impl RestartingDaemon {
         use std::os::unix::net::{UnixListener, UnixStream};
         use std::sync::atomic::Ordering;
         let socket = dir.join("docker.sock");
-        let daemon = std::env::var("DOCKER_HOST")
-            .ok()
-            .and_then(|host| host.strip_prefix("unix://").map(std::path::PathBuf::from))
-            .unwrap_or_else(|| "/var/run/docker.sock".into());
+        let daemon = support::daemon_socket();
         let listen = |path: &Path| -> std::io::Result<UnixListener> {
             let listener = UnixListener::bind(path)?;
             listener.set_nonblocking(true)?;

@@ -152,14 +152,9 @@ fn socket_path() -> String {
     std::env::var("DOCKER_HOST").ok().and_then(|host| host.strip_prefix("unix://").map(str::to_owned)).unwrap_or_default()
 }
 
-/// Containers labelled with run `run` (a dockproof run leaves none).
+/// Containers, networks and volumes labelled with run `run` (a dockproof run leaves none).
 fn labelled(run: &str) -> Result<Vec<String>, Failed> {
-    let output = run_docker(&["ps", "-aq", "--filter", &format!("label=dockproof.run={run}")])?;
-    Ok(output.lines().map(str::to_owned).collect())
-}
-
-fn run_docker(args: &[&str]) -> Result<String, Failed> {
-    run(Command::new("docker").args(args), "docker")
+    Ok(support::labelled_leftovers(&format!("dockproof.run={run}"))?)
 }
 
 /// One dockproof run of the happy path on `backend` with `host`, `bin` first on PATH;
@@ -225,7 +220,7 @@ fn over_ssh(backend: &'static str, tools: &Tools) -> Result<(), Failed> {
     }
     let left = labelled(&id)?;
     if !left.is_empty() {
-        return Err(format!("{backend} over ssh left containers {left:?} behind").into());
+        return Err(format!("{backend} over ssh left {left:?} behind").into());
     }
 
     // Refusals: nothing listening, a key the server does not accept, a host key that is not the one trusted.
@@ -247,7 +242,7 @@ fn over_ssh(backend: &'static str, tools: &Tools) -> Result<(), Failed> {
         }
         let left = labelled(&id)?;
         if !left.is_empty() {
-            return Err(format!("{backend} with {case} left containers {left:?} behind").into());
+            return Err(format!("{backend} with {case} left {left:?} behind").into());
         }
     }
     drop(sshd);

@@ -56,14 +56,6 @@ fn cert_dir(root: &Path, name: &str, ca: &str, client: &(String, String)) -> std
     Ok(dir)
 }
 
-/// The local daemon's unix socket.
-fn daemon_socket() -> PathBuf {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
-}
-
 /// Serve mutual TLS on a loopback port, forwarding each connection to the daemon socket.
 async fn tls_endpoint(pki: &Pki) -> Result<SocketAddr, Failed> {
     let mut roots = RootCertStore::empty();
@@ -82,7 +74,7 @@ async fn tls_endpoint(pki: &Pki) -> Result<SocketAddr, Failed> {
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(|error| error.to_string())?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
-    let socket = daemon_socket();
+    let socket = support::daemon_socket();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (acceptor, socket) = (acceptor.clone(), socket.clone());

@@ -26,8 +26,8 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
-    Backend, BackendError, BuildRequest, Capture, CaptureLimits, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    LogFiles, Logs, ResourceKind, StatsSample,
+    Backend, BackendError, BuildRequest, Capture, CaptureLimits, Complaint, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
+    LogFiles, Logs, ResourceKind, StatsSample, is_command_not_found,
 };
 
 /// How long a control call (create, start, inspect, ...) may take.
@@ -197,29 +197,14 @@ pub fn classify(error: &ApiError, operation: &'static str, subject: &str) -> Bac
 /// The daemon's error answers, by message first (as the CLI backend reads the
 /// CLI's stderr, which carries the same messages), then by status.
 fn classify_response(status: u16, message: &str, operation: &'static str, subject: &str) -> BackendError {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("no such image") || lower.contains("pull access denied") {
-        return BackendError::ImageNotFound { image: subject.to_owned(), message: message.trim().to_owned() };
+    match Complaint::of(&message.to_ascii_lowercase()) {
+        Some(Complaint::ImageNotFound) => BackendError::ImageNotFound { image: subject.to_owned(), message: message.trim().to_owned() },
+        Some(Complaint::CommandNotFound) => BackendError::CommandNotFound { message: first_line(message) },
+        Some(Complaint::NoSuchContainer) => BackendError::NoSuchContainer { container: subject.to_owned() },
+        Some(Complaint::NotRunning) => BackendError::NotRunning { container: subject.to_owned() },
+        Some(Complaint::PortConflict) => BackendError::PortConflict { message: message.trim().to_owned() },
+        None => BackendError::Api { operation, status, message: message.trim().to_owned() },
     }
-    if is_command_not_found(&lower) {
-        return BackendError::CommandNotFound { message: first_line(message) };
-    }
-    if lower.contains("no such container") || lower.contains("no such object") {
-        return BackendError::NoSuchContainer { container: subject.to_owned() };
-    }
-    if lower.contains("is not running") {
-        return BackendError::NotRunning { container: subject.to_owned() };
-    }
-    if lower.contains("port is already allocated") || lower.contains("address already in use") {
-        return BackendError::PortConflict { message: message.trim().to_owned() };
-    }
-    BackendError::Api { operation, status, message: message.trim().to_owned() }
-}
-
-/// The OCI runtime's "cannot execute" messages (the same rule as the CLI backend).
-fn is_command_not_found(lower: &str) -> bool {
-    (lower.contains("oci runtime") || lower.contains("exec:"))
-        && (lower.contains("executable file not found") || lower.contains("no such file or directory"))
 }
 
 fn first_line(text: &str) -> String {

@@ -12,8 +12,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::{
-    Backend, BackendError, Capture, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    LogFiles, Logs, ResourceKind, StatsSample,
+    Backend, BackendError, Capture, CaptureLimits, Complaint, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
+    LogFiles, Logs, ResourceKind, StatsSample, is_command_not_found,
 };
 
 /// How long a control command (create, start, inspect, ...) may take.
@@ -159,22 +159,14 @@ impl CliBackend {
         if lower.starts_with("fake-docker: invalid fault specification") {
             return BackendError::Config { message: first_line(stderr) };
         }
-        if lower.contains("no such image") || lower.contains("unable to find image") || lower.contains("pull access denied") {
-            return BackendError::ImageNotFound { image: subject.to_owned(), message: last_line(stderr) };
+        match Complaint::of(&lower) {
+            Some(Complaint::ImageNotFound) => BackendError::ImageNotFound { image: subject.to_owned(), message: last_line(stderr) },
+            Some(Complaint::CommandNotFound) => BackendError::CommandNotFound { message: first_line(stderr) },
+            Some(Complaint::NoSuchContainer) => BackendError::NoSuchContainer { container: subject.to_owned() },
+            Some(Complaint::NotRunning) => BackendError::NotRunning { container: subject.to_owned() },
+            Some(Complaint::PortConflict) => BackendError::PortConflict { message: last_line(stderr) },
+            None => BackendError::Command { command: self.describe(args), code: output.code, stderr: stderr.to_owned() },
         }
-        if is_command_not_found(&lower) {
-            return BackendError::CommandNotFound { message: first_line(stderr) };
-        }
-        if lower.contains("no such container") || lower.contains("no such object") {
-            return BackendError::NoSuchContainer { container: subject.to_owned() };
-        }
-        if lower.contains("is not running") {
-            return BackendError::NotRunning { container: subject.to_owned() };
-        }
-        if lower.contains("port is already allocated") || lower.contains("address already in use") {
-            return BackendError::PortConflict { message: last_line(stderr) };
-        }
-        BackendError::Command { command: self.describe(args), code: output.code, stderr: stderr.to_owned() }
     }
 }
 
@@ -193,11 +185,6 @@ fn is_connection_lost(lower_stderr: &str) -> bool {
             || lower_stderr.ends_with(": unexpected eof")
             || lower_stderr.ends_with("connection reset by peer")
             || lower_stderr.ends_with("broken pipe"))
-}
-
-fn is_command_not_found(lower_stderr: &str) -> bool {
-    (lower_stderr.contains("oci runtime") || lower_stderr.contains("exec:"))
-        && (lower_stderr.contains("executable file not found") || lower_stderr.contains("no such file or directory"))
 }
 
 /// The legacy builder's deprecation banner: noise, not part of a failure.

@@ -186,6 +186,43 @@ impl BackendError {
     }
 }
 
+/// What a daemon's error message says, read the same way whether it came as the CLI's
+/// stderr or as an Engine API answer (both carry the daemon's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Complaint {
+    ImageNotFound,
+    CommandNotFound,
+    NoSuchContainer,
+    NotRunning,
+    PortConflict,
+}
+
+impl Complaint {
+    /// The complaint in `lower` (a lowercased message), if it is one of these.
+    pub(crate) fn of(lower: &str) -> Option<Complaint> {
+        if lower.contains("no such image") || lower.contains("unable to find image") || lower.contains("pull access denied") {
+            Some(Complaint::ImageNotFound)
+        } else if is_command_not_found(lower) {
+            Some(Complaint::CommandNotFound)
+        } else if lower.contains("no such container") || lower.contains("no such object") {
+            Some(Complaint::NoSuchContainer)
+        } else if lower.contains("is not running") {
+            Some(Complaint::NotRunning)
+        } else if lower.contains("port is already allocated") || lower.contains("address already in use") {
+            Some(Complaint::PortConflict)
+        } else {
+            None
+        }
+    }
+}
+
+/// The OCI runtime's "cannot execute" messages, in a lowercased message (a failed start,
+/// or an exec's output).
+pub(crate) fn is_command_not_found(lower: &str) -> bool {
+    (lower.contains("oci runtime") || lower.contains("exec:"))
+        && (lower.contains("executable file not found") || lower.contains("no such file or directory"))
+}
+
 /// Per-scenario changes to how a backend reaches Docker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScenarioOverrides {

@@ -161,6 +161,14 @@ pub fn labelled_leftovers(label: &str) -> Result<Vec<String>, String> {
     Ok(found)
 }
 
+/// The local daemon's unix socket (`DOCKER_HOST` when it is a `unix://` address).
+pub fn daemon_socket() -> PathBuf {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
+}
+
 /// `dockproof run` on the real backend `backend` (`docker-cli` or `docker-api`).
 pub fn dockproof_on(backend: &str, work_dir: &Path) -> Command {
     match backend {
