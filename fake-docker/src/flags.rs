@@ -207,10 +207,13 @@ impl CommandSpec {
                         let value = if !rest.is_empty() {
                             rest
                         } else {
-                            let value = args.get(index).cloned().ok_or_else(|| ParseError::Usage {
-                                message: format!("flag needs an argument: '{letter}' in -{letter}"),
-                                argument: format!("-{letter}"),
-                            })?;
+                            let value =
+                                args.get(index).cloned().ok_or_else(|| ParseError::Usage {
+                                    message: format!(
+                                        "flag needs an argument: '{letter}' in -{letter}"
+                                    ),
+                                    argument: format!("-{letter}"),
+                                })?;
                             index += 1;
                             value
                         };

@@ -111,7 +111,11 @@ pub struct ImageFile {
 impl ImageFile {
     /// The permission bits (and setuid/setgid/sticky): `mode`, else 0755 (0777 for a symlink).
     pub fn mode_bits(&self) -> u32 {
-        let default = if self.kind == FileType::Symlink { 0o777 } else { 0o755 };
+        let default = if self.kind == FileType::Symlink {
+            0o777
+        } else {
+            0o755
+        };
         self.mode
             .as_deref()
             .and_then(|m| u32::from_str_radix(m, 8).ok())
@@ -226,10 +230,11 @@ impl Image {
         for (name, entry) in &mut file.files {
             if let Some(from) = &entry.from {
                 let source = dir.join(from);
-                entry.content = std::fs::read_to_string(&source).map_err(|e| ImageError::Parse {
-                    path: path.to_path_buf(),
-                    message: format!("files.{name}.from: {}: {e}", source.display()),
-                })?;
+                entry.content =
+                    std::fs::read_to_string(&source).map_err(|e| ImageError::Parse {
+                        path: path.to_path_buf(),
+                        message: format!("files.{name}.from: {}: {e}", source.display()),
+                    })?;
             }
             if entry.kind == FileType::Symlink && entry.target.is_none() {
                 return Err(ImageError::Parse {
@@ -272,7 +277,12 @@ impl Image {
     }
 
     /// A committed image: its base definition with the committed name, env and root snapshot.
-    fn committed(path: &Path, bytes: &[u8], file: &DefinitionFile, base: &Path) -> Result<Image, ImageError> {
+    fn committed(
+        path: &Path,
+        bytes: &[u8],
+        file: &DefinitionFile,
+        base: &Path,
+    ) -> Result<Image, ImageError> {
         let mut image = load_file(base)?;
         image.reference = normalize_reference(&file.name);
         image.tags = vec![image.reference.clone()];

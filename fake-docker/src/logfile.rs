@@ -245,7 +245,10 @@ mod tests {
         for stream in [Stream::Stdout, Stream::Stderr] {
             assert_eq!(joined(stream, &streamed), joined(stream, &expected));
         }
-        assert_eq!(streamed.last().map(|(s, b)| (*s, b.as_slice())), Some((Stream::Stderr, &b"partial"[..])));
+        assert_eq!(
+            streamed.last().map(|(s, b)| (*s, b.as_slice())),
+            Some((Stream::Stderr, &b"partial"[..]))
+        );
     }
 
     #[test]

@@ -252,11 +252,17 @@ mod tests {
         );
         assert_eq!(
             parse_publish("notaport"),
-            Err(PortSpecError("invalid containerPort: notaport".into(), "notaport".into()))
+            Err(PortSpecError(
+                "invalid containerPort: notaport".into(),
+                "notaport".into()
+            ))
         );
         assert_eq!(
             parse_publish("99999:80"),
-            Err(PortSpecError("invalid hostPort: 99999".into(), "99999".into()))
+            Err(PortSpecError(
+                "invalid hostPort: 99999".into(),
+                "99999".into()
+            ))
         );
     }
 

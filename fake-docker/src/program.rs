@@ -801,7 +801,8 @@ fn http_get(
 
 fn cat_one(path: &str, host: &Path, output: &mut dyn Output) -> Result<(), OpFailure> {
     use std::io::Read;
-    let can_not_open = |e: std::io::Error| fail(format!("cat: can't open '{path}': {}", io_reason(&e)));
+    let can_not_open =
+        |e: std::io::Error| fail(format!("cat: can't open '{path}': {}", io_reason(&e)));
     let mut file = std::fs::File::open(host).map_err(can_not_open)?;
     // In chunks, so a file of any size streams through in little memory.
     let mut chunk = vec![0u8; 1 << 20];

@@ -128,7 +128,11 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
 /// it in Go's int64, which wraps; so does this (`--memory 99999999999999999999g` once
 /// panicked here with a multiplication overflow).
 fn memory_swap(memory: i64) -> i64 {
-    if memory > 0 { memory.wrapping_mul(2) } else { 0 }
+    if memory > 0 {
+        memory.wrapping_mul(2)
+    } else {
+        0
+    }
 }
 
 fn network_name(mode: &str) -> String {

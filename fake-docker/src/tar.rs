@@ -78,7 +78,12 @@ pub fn write_tree(out: &mut dyn Write, path: &Path, name: &str) -> Result<(), Ta
 }
 
 /// Writes one entry: a file's bytes, a directory or a symlink.
-pub fn write_entry(out: &mut dyn Write, name: &str, meta: &EntryMeta<'_>, bytes: &[u8]) -> Result<(), TarError> {
+pub fn write_entry(
+    out: &mut dyn Write,
+    name: &str,
+    meta: &EntryMeta<'_>,
+    bytes: &[u8],
+) -> Result<(), TarError> {
     out.write_all(&header_with(name, meta)?)?;
     if meta.kind == b'0' {
         out.write_all(bytes)?;
@@ -103,9 +108,33 @@ pub fn write_tree_owned(
     if meta.file_type().is_symlink() {
         let target = std::fs::read_link(path)?;
         let link = target.to_string_lossy();
-        write_entry(out, name, &EntryMeta { mode, size: 0, kind: b'2', uid, gid, link: &link }, &[])?;
+        write_entry(
+            out,
+            name,
+            &EntryMeta {
+                mode,
+                size: 0,
+                kind: b'2',
+                uid,
+                gid,
+                link: &link,
+            },
+            &[],
+        )?;
     } else if meta.is_dir() {
-        write_entry(out, &format!("{name}/"), &EntryMeta { mode, size: 0, kind: b'5', uid, gid, link: "" }, &[])?;
+        write_entry(
+            out,
+            &format!("{name}/"),
+            &EntryMeta {
+                mode,
+                size: 0,
+                kind: b'5',
+                uid,
+                gid,
+                link: "",
+            },
+            &[],
+        )?;
         let mut entries: Vec<_> = std::fs::read_dir(path)?.filter_map(Result::ok).collect();
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
@@ -114,7 +143,19 @@ pub fn write_tree_owned(
         }
     } else {
         let bytes = std::fs::read(path)?;
-        write_entry(out, name, &EntryMeta { mode, size: bytes.len() as u64, kind: b'0', uid, gid, link: "" }, &bytes)?;
+        write_entry(
+            out,
+            name,
+            &EntryMeta {
+                mode,
+                size: bytes.len() as u64,
+                kind: b'0',
+                uid,
+                gid,
+                link: "",
+            },
+            &bytes,
+        )?;
     }
     Ok(())
 }
@@ -130,7 +171,10 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         if !to.is_dir() {
             std::fs::create_dir_all(to)?;
         }
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.permissions().mode()))?;
+        std::fs::set_permissions(
+            to,
+            std::fs::Permissions::from_mode(meta.permissions().mode()),
+        )?;
         for entry in std::fs::read_dir(from)? {
             let entry = entry?;
             copy_tree(&entry.path(), &to.join(entry.file_name()))?;

@@ -68,9 +68,18 @@ enum Action {
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Text(String),
-    Action { text: String, action: Action },
+    Action {
+        text: String,
+        action: Action,
+    },
     /// `range`, `if` or `with` over `action`: `body` when it has something, else `otherwise`.
-    Block { kind: BlockKind, text: String, action: Action, body: Vec<Node>, otherwise: Vec<Node> },
+    Block {
+        kind: BlockKind,
+        text: String,
+        action: Action,
+        body: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +161,11 @@ fn split(source: &str) -> Result<Vec<Piece>, TemplateError> {
         pieces.push(Piece::Action(inner.trim().to_string()));
         rest = &after[close + 2..];
     }
-    let text = if trim_next_text { rest.trim_start() } else { rest };
+    let text = if trim_next_text {
+        rest.trim_start()
+    } else {
+        rest
+    };
     if !text.is_empty() {
         pieces.push(Piece::Text(text.to_string()));
     }
@@ -160,7 +173,10 @@ fn split(source: &str) -> Result<Vec<Piece>, TemplateError> {
 }
 
 /// Builds nodes until the pieces run out or an `{{end}}`/`{{else}}` closes the block.
-fn build(pieces: &mut std::vec::IntoIter<Piece>, depth: usize) -> Result<(Vec<Node>, Ending), TemplateError> {
+fn build(
+    pieces: &mut std::vec::IntoIter<Piece>,
+    depth: usize,
+) -> Result<(Vec<Node>, Ending), TemplateError> {
     let mut nodes = Vec::new();
     while let Some(piece) = pieces.next() {
         let text = match piece {
@@ -170,7 +186,9 @@ fn build(pieces: &mut std::vec::IntoIter<Piece>, depth: usize) -> Result<(Vec<No
             }
             Piece::Action(text) => text,
         };
-        let (keyword, rest) = text.split_once(char::is_whitespace).map_or((text.as_str(), ""), |(k, r)| (k, r.trim()));
+        let (keyword, rest) = text
+            .split_once(char::is_whitespace)
+            .map_or((text.as_str(), ""), |(k, r)| (k, r.trim()));
         let kind = match keyword {
             "end" if rest.is_empty() => return Ok((nodes, Ending::End)),
             "else" if rest.is_empty() => return Ok((nodes, Ending::Else)),
@@ -200,12 +218,23 @@ fn build(pieces: &mut std::vec::IntoIter<Piece>, depth: usize) -> Result<(Vec<No
                 (_, Ending::Else) => return Err(TemplateError::Unexpected("else".into())),
             },
         };
-        nodes.push(Node::Block { kind, text, action, body, otherwise });
+        nodes.push(Node::Block {
+            kind,
+            text,
+            action,
+            body,
+            otherwise,
+        });
     }
     Ok((nodes, Ending::Eof))
 }
 
-fn render_nodes(nodes: &[Node], dot: &Value, methods: Methods<'_>, out: &mut String) -> Result<(), TemplateError> {
+fn render_nodes(
+    nodes: &[Node],
+    dot: &Value,
+    methods: Methods<'_>,
+    out: &mut String,
+) -> Result<(), TemplateError> {
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(text),
@@ -213,7 +242,13 @@ fn render_nodes(nodes: &[Node], dot: &Value, methods: Methods<'_>, out: &mut Str
                 let value = evaluate(action, dot, methods, text, out.len())?;
                 out.push_str(&value.map_or_else(|| "<no value>".to_string(), |v| go_format(&v)));
             }
-            Node::Block { kind, text, action, body, otherwise } => {
+            Node::Block {
+                kind,
+                text,
+                action,
+                body,
+                otherwise,
+            } => {
                 let value = evaluate(action, dot, methods, text, out.len())?.unwrap_or(Value::Null);
                 match kind {
                     BlockKind::Range => {
@@ -412,18 +447,29 @@ fn evaluate(
                     }
                     Ok((!current.is_null()).then_some(current))
                 }
-                ("join", [Value::Array(items), Value::String(separator)]) => Ok(Some(Value::String(
-                    items.iter().map(go_format).collect::<Vec<_>>().join(separator),
-                ))),
+                ("join", [Value::Array(items), Value::String(separator)]) => {
+                    Ok(Some(Value::String(
+                        items
+                            .iter()
+                            .map(go_format)
+                            .collect::<Vec<_>>()
+                            .join(separator),
+                    )))
+                }
                 ("lower", [value]) => Ok(Some(Value::String(go_format(value).to_lowercase()))),
                 ("upper", [value]) => Ok(Some(Value::String(go_format(value).to_uppercase()))),
                 ("len", [value]) => match value {
                     Value::Array(items) => Ok(Some(items.len().into())),
                     Value::Object(map) => Ok(Some(map.len().into())),
                     Value::String(s) => Ok(Some(s.len().into())),
-                    other => Err(fail(&format!("error calling len: len of {}", go_format(other)))),
+                    other => Err(fail(&format!(
+                        "error calling len: len of {}",
+                        go_format(other)
+                    ))),
                 },
-                ("eq", [first, rest @ ..]) if !rest.is_empty() => Ok(Some(Value::Bool(rest.iter().any(|v| v == first)))),
+                ("eq", [first, rest @ ..]) if !rest.is_empty() => {
+                    Ok(Some(Value::Bool(rest.iter().any(|v| v == first))))
+                }
                 ("ne", [first, second]) => Ok(Some(Value::Bool(first != second))),
                 ("not", [value]) => Ok(Some(Value::Bool(!truthy(value)))),
                 _ => Err(fail(&format!("wrong arguments for {function}"))),
@@ -538,29 +584,73 @@ mod tests {
             "Empty": [],
             "State": {"Running": true, "Status": "running"},
         });
-        assert_eq!(render("{{range .Mounts}}{{.Type}} {{.RW}};{{end}}", &data), "bind false;volume true;");
+        assert_eq!(
+            render("{{range .Mounts}}{{.Type}} {{.RW}};{{end}}", &data),
+            "bind false;volume true;"
+        );
         assert_eq!(render("{{range .Labels}}{{.}}{{end}}", &data), "12");
-        assert_eq!(render("{{range .Empty}}x{{else}}none{{end}}", &data), "none");
+        assert_eq!(
+            render("{{range .Empty}}x{{else}}none{{end}}", &data),
+            "none"
+        );
         assert_eq!(render("{{range .Missing}}x{{end}}", &data), "");
-        assert_eq!(render("{{if .State.Running}}up{{else}}down{{end}}", &data), "up");
-        assert_eq!(render("{{if .Empty}}some{{else}}none{{end}}", &data), "none");
-        assert_eq!(render("{{if eq .State.Status \"running\"}}yes{{end}}", &data), "yes");
-        assert_eq!(render("{{if ne .State.Status \"running\"}}yes{{else}}no{{end}}", &data), "no");
-        assert_eq!(render("{{with .State}}{{.Status}}{{end}}", &data), "running");
-        assert_eq!(render("{{len .Mounts}} {{not .State.Running}}", &data), "2 false");
-        assert_eq!(render("{{range .Mounts}}{{if .RW}}rw{{end}}{{end}}", &data), "rw");
+        assert_eq!(
+            render("{{if .State.Running}}up{{else}}down{{end}}", &data),
+            "up"
+        );
+        assert_eq!(
+            render("{{if .Empty}}some{{else}}none{{end}}", &data),
+            "none"
+        );
+        assert_eq!(
+            render("{{if eq .State.Status \"running\"}}yes{{end}}", &data),
+            "yes"
+        );
+        assert_eq!(
+            render(
+                "{{if ne .State.Status \"running\"}}yes{{else}}no{{end}}",
+                &data
+            ),
+            "no"
+        );
+        assert_eq!(
+            render("{{with .State}}{{.Status}}{{end}}", &data),
+            "running"
+        );
+        assert_eq!(
+            render("{{len .Mounts}} {{not .State.Running}}", &data),
+            "2 false"
+        );
+        assert_eq!(
+            render("{{range .Mounts}}{{if .RW}}rw{{end}}{{end}}", &data),
+            "rw"
+        );
     }
 
     #[test]
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         let data = json!({"A": [[1]]});
         // The deepest allowed nesting parses and renders (on a 2 MiB test thread, in debug).
-        let deepest = format!("{}x{}", "{{with .}}".repeat(MAX_DEPTH), "{{end}}".repeat(MAX_DEPTH));
+        let deepest = format!(
+            "{}x{}",
+            "{{with .}}".repeat(MAX_DEPTH),
+            "{{end}}".repeat(MAX_DEPTH)
+        );
         assert_eq!(render(&deepest, &data), "x");
         // One more, closed or not, and 12,000 (what a 128 KiB argument holds) are refused.
-        let over = format!("{}x{}", "{{if .}}".repeat(MAX_DEPTH + 1), "{{end}}".repeat(MAX_DEPTH + 1));
-        assert_eq!(render(&over, &data), "ERR template: :1: max expression depth exceeded");
-        assert_eq!(render(&"{{range .A}}".repeat(12_000), &data), "ERR template: :1: max expression depth exceeded");
+        let over = format!(
+            "{}x{}",
+            "{{if .}}".repeat(MAX_DEPTH + 1),
+            "{{end}}".repeat(MAX_DEPTH + 1)
+        );
+        assert_eq!(
+            render(&over, &data),
+            "ERR template: :1: max expression depth exceeded"
+        );
+        assert_eq!(
+            render(&"{{range .A}}".repeat(12_000), &data),
+            "ERR template: :1: max expression depth exceeded"
+        );
         assert_eq!(
             render(&"{{if .}}{{else}}".repeat(12_000), &data),
             "ERR template: :1: max expression depth exceeded"
@@ -569,9 +659,18 @@ mod tests {
 
     #[test]
     fn unbalanced_blocks_are_errors() {
-        assert_eq!(render("{{range .A}}x", &json!({})), "ERR template: :1: unexpected EOF");
-        assert_eq!(render("x{{end}}", &json!({})), "ERR template: :1: unexpected {{end}}");
-        assert_eq!(render("{{if}}x{{end}}", &json!({})), "ERR template: :1: missing value for if");
+        assert_eq!(
+            render("{{range .A}}x", &json!({})),
+            "ERR template: :1: unexpected EOF"
+        );
+        assert_eq!(
+            render("x{{end}}", &json!({})),
+            "ERR template: :1: unexpected {{end}}"
+        );
+        assert_eq!(
+            render("{{if}}x{{end}}", &json!({})),
+            "ERR template: :1: missing value for if"
+        );
         assert_eq!(
             render("{{range .S}}x{{end}}", &json!({"S": "text"})),
             "ERR template: :1:1: executing \"\" at <range .S>: range can't iterate over text"

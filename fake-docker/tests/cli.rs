@@ -771,7 +771,12 @@ fn parallel_invocations_are_safe() {
         "{{.Names}} {{.Status}}",
     ]);
     assert_eq!(names.lines().count(), 20);
-    assert!(names.lines().all(|l| l.ends_with("Exited (4) Less than a second ago")), "{names}");
+    assert!(
+        names
+            .lines()
+            .all(|l| l.ends_with("Exited (4) Less than a second ago")),
+        "{names}"
+    );
     let anon = fake.stdout(&[
         "ps",
         "-a",

@@ -192,7 +192,11 @@ fn images_lists_in_docker_formats() {
     );
     let table = fake.stdout(&["images"]);
     let header = table.lines().next().unwrap_or_default();
-    assert_eq!(header.split_whitespace().collect::<Vec<_>>(), ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"], "{table}");
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"],
+        "{table}"
+    );
     assert!(table.contains("1.99MB"), "{table}");
     let ids = fake.stdout(&["images", "-q", "test/fid"]);
     assert_eq!(ids.trim().len(), 12);
@@ -1026,12 +1030,19 @@ fn stats_no_stream_prints_deterministic_numbers() {
 #[test]
 fn streaming_stats_shows_what_the_program_holds_until_the_container_stops() {
     let fake = Fake::new();
-    fake.cmd(&["run", "-d", "--name", "held", "-m", "64m", "test/fid", "holder", "1"])
-        .assert()
-        .success();
+    fake.cmd(&[
+        "run", "-d", "--name", "held", "-m", "64m", "test/fid", "holder", "1",
+    ])
+    .assert()
+    .success();
     // Without --no-stream: frames while it runs, one all-zero frame once it stopped, then the end.
     let output = fake
-        .cmd(&["stats", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "held"])
+        .cmd(&[
+            "stats",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            "held",
+        ])
         .timeout(std::time::Duration::from_secs(60))
         .assert()
         .success()
@@ -1040,12 +1051,24 @@ fn streaming_stats_shows_what_the_program_holds_until_the_container_stops() {
         .clone();
     let frames = String::from_utf8(output).unwrap();
     let lines: Vec<&str> = frames.lines().collect();
-    assert_eq!(lines.first(), Some(&"held 11MiB / 64MiB 1"), "1 MiB base plus the 10 MiB alloc:\n{frames}");
+    assert_eq!(
+        lines.first(),
+        Some(&"held 11MiB / 64MiB 1"),
+        "1 MiB base plus the 10 MiB alloc:\n{frames}"
+    );
     assert_eq!(lines.last(), Some(&"held 0B / 0B 0"), "{frames}");
-    assert!(lines[..lines.len() - 1].iter().all(|line| *line == "held 11MiB / 64MiB 1"), "{frames}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|line| *line == "held 11MiB / 64MiB 1"),
+        "{frames}"
+    );
     // Started again, the program starts with nothing allocated until it allocates again.
     fake.cmd(&["wait", "held"]).assert().success();
-    assert!(fake.stdout(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "held"]).starts_with("0B / 0B"));
+    assert!(
+        fake.stdout(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "held"])
+            .starts_with("0B / 0B")
+    );
 }
 
 #[test]
@@ -1159,7 +1182,12 @@ fn sixteen_parallel_runs_lose_nothing() {
     let mut lines: Vec<&str> = listed.lines().collect();
     lines.sort();
     assert_eq!(lines.len(), 16, "{listed}");
-    assert!(lines.iter().all(|l| l.ends_with(" Exited (4) Less than a second ago")), "{listed}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.ends_with(" Exited (4) Less than a second ago")),
+        "{listed}"
+    );
     for i in 0..16 {
         let name = format!("par{i}");
         fake.cmd(&["logs", &name])

@@ -63,29 +63,153 @@ fn cases() -> u32 {
 fn valid_invocations() -> Vec<Vec<String>> {
     let lists: &[&[&str]] = &[
         &[
-            "create", "--pull", "never", "--name", "dockproof-r1-job-0", "--label", "dockproof.run=r1",
-            "--env", "JOB_ID=j1", "--volume", "/tmp/ws:/workspace:ro", "--workdir", "/workspace", "--user",
-            "1000:1000", "--memory", "67108864", "--cpus", "0.5", "--pids-limit", "64", "--read-only",
-            "--security-opt", "no-new-privileges", "--network", "none", "--cap-drop", "ALL", "--tmpfs",
-            "/tmp:size=1m", "--entrypoint", "", "--cap-add", "NET_ADMIN", "--publish", "127.0.0.1:0:8080",
-            "--health-cmd", "wget -q http://127.0.0.1:8080/health", "--health-interval", "500ms",
-            "--health-timeout", "1000ms", "--health-retries", "3", "--health-start-period", "0ms",
-            "dockproof/job-runner:1", "job", "a b; rm -rf /",
+            "create",
+            "--pull",
+            "never",
+            "--name",
+            "dockproof-r1-job-0",
+            "--label",
+            "dockproof.run=r1",
+            "--env",
+            "JOB_ID=j1",
+            "--volume",
+            "/tmp/ws:/workspace:ro",
+            "--workdir",
+            "/workspace",
+            "--user",
+            "1000:1000",
+            "--memory",
+            "67108864",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "64",
+            "--read-only",
+            "--security-opt",
+            "no-new-privileges",
+            "--network",
+            "none",
+            "--cap-drop",
+            "ALL",
+            "--tmpfs",
+            "/tmp:size=1m",
+            "--entrypoint",
+            "",
+            "--cap-add",
+            "NET_ADMIN",
+            "--publish",
+            "127.0.0.1:0:8080",
+            "--health-cmd",
+            "wget -q http://127.0.0.1:8080/health",
+            "--health-interval",
+            "500ms",
+            "--health-timeout",
+            "1000ms",
+            "--health-retries",
+            "3",
+            "--health-start-period",
+            "0ms",
+            "dockproof/job-runner:1",
+            "job",
+            "a b; rm -rf /",
         ],
-        &["run", "--rm", "-d", "-it", "-e", "A=1", "-eB=2", "-m=64m", "-p", "8080:80/tcp", "-v", "data:/data", "busybox", "sh", "-c", "echo $A"],
-        &["run", "--privileged", "--init", "--stop-timeout", "5", "--expose", "9000", "--hostname", "h", "--platform", "linux/amd64", "alpine"],
-        &["exec", "--env", "A=1", "--workdir", "/w", "--user", "0", "dockproof-r1-job-0", "cat", "/etc/passwd"],
+        &[
+            "run",
+            "--rm",
+            "-d",
+            "-it",
+            "-e",
+            "A=1",
+            "-eB=2",
+            "-m=64m",
+            "-p",
+            "8080:80/tcp",
+            "-v",
+            "data:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A",
+        ],
+        &[
+            "run",
+            "--privileged",
+            "--init",
+            "--stop-timeout",
+            "5",
+            "--expose",
+            "9000",
+            "--hostname",
+            "h",
+            "--platform",
+            "linux/amd64",
+            "alpine",
+        ],
+        &[
+            "exec",
+            "--env",
+            "A=1",
+            "--workdir",
+            "/w",
+            "--user",
+            "0",
+            "dockproof-r1-job-0",
+            "cat",
+            "/etc/passwd",
+        ],
         &["exec", "-d", "-i", "c1", "sleep", "1"],
         &["version", "--format", "{{.Server.Version}}"],
         &["info", "--format", "{{.ServerVersion}}"],
-        &["image", "inspect", "--format", "{{.Id}}", "dockproof/job-runner:1"],
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "dockproof/job-runner:1",
+        ],
         &["image", "inspect", "dockproof/job-runner:1"],
-        &["inspect", "--type", "container", "--format", "{{json .State}}", "c1"],
-        &["inspect", "--format", "{{range .Mounts}}{{.Type}} {{.RW}};{{else}}none{{end}}", "c1"],
-        &["inspect", "--format", "{{if eq .State.Status \"running\"}}up{{else}}{{.State.ExitCode}}{{end}}", "c1"],
-        &["inspect", "--format", "{{index .Config.Labels \"dockproof.run\"}} {{join .Args \",\"}} {{len .Mounts}}", "c1"],
+        &[
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            "{{json .State}}",
+            "c1",
+        ],
+        &[
+            "inspect",
+            "--format",
+            "{{range .Mounts}}{{.Type}} {{.RW}};{{else}}none{{end}}",
+            "c1",
+        ],
+        &[
+            "inspect",
+            "--format",
+            "{{if eq .State.Status \"running\"}}up{{else}}{{.State.ExitCode}}{{end}}",
+            "c1",
+        ],
+        &[
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"dockproof.run\"}} {{join .Args \",\"}} {{len .Mounts}}",
+            "c1",
+        ],
         &["inspect", "--type", "container", "c1"],
-        &["build", "--force-rm", "--tag", "dockproof-r1:build", "--file", "/ctx/Dockerfile", "--build-arg", "A=1", "--target", "final", "--label", "k=v", "/ctx"],
+        &[
+            "build",
+            "--force-rm",
+            "--tag",
+            "dockproof-r1:build",
+            "--file",
+            "/ctx/Dockerfile",
+            "--build-arg",
+            "A=1",
+            "--target",
+            "final",
+            "--label",
+            "k=v",
+            "/ctx",
+        ],
         &["image", "rm", "--force", "dockproof-r1:build"],
         &["rmi", "-f", "x:1"],
         &["wait", "c1"],
@@ -99,8 +223,22 @@ fn valid_invocations() -> Vec<Vec<String>> {
         &["cp", "/tmp/in.txt", "c1:/in.txt"],
         &["save", "--output", "/tmp/image.tar", "x:1"],
         &["commit", "c1"],
-        &["ps", "--all", "--quiet", "--no-trunc", "--filter", "label=dockproof.run=r1"],
-        &["ps", "-a", "--filter", "status=exited", "--format", "table {{.ID}}\\t{{.Names}}\\t{{.Status}}"],
+        &[
+            "ps",
+            "--all",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            "label=dockproof.run=r1",
+        ],
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "status=exited",
+            "--format",
+            "table {{.ID}}\\t{{.Names}}\\t{{.Status}}",
+        ],
         &["ps", "--last", "2", "--format", "{{json .}}"],
         &["images", "--format", "{{.Repository}}:{{.Tag}}"],
         &["image", "ls", "-q"],
@@ -109,7 +247,14 @@ fn valid_invocations() -> Vec<Vec<String>> {
         &["port", "c1", "80/tcp"],
         &["stats", "--no-stream", "--format", "{{.MemUsage}}", "c1"],
         &["network", "create", "--label", "a=b", "n1"],
-        &["network", "ls", "--filter", "label=a", "--format", "{{.Name}}"],
+        &[
+            "network",
+            "ls",
+            "--filter",
+            "label=a",
+            "--format",
+            "{{.Name}}",
+        ],
         &["network", "inspect", "--format", "{{.Name}}", "n1"],
         &["network", "rm", "n1"],
         &["volume", "create", "v1"],
@@ -117,23 +262,104 @@ fn valid_invocations() -> Vec<Vec<String>> {
         &["volume", "inspect", "v1"],
         &["volume", "rm", "-f", "v1"],
         &["container", "cp", "c1:/a", "/tmp/a"],
-        &["-H", "unix:///var/run/docker.sock", "--tlsverify", "--context=default", "ps"],
+        &[
+            "-H",
+            "unix:///var/run/docker.sock",
+            "--tlsverify",
+            "--context=default",
+            "ps",
+        ],
         &["--help"],
         &["network"],
         &["run", "--help"],
     ];
-    lists.iter().map(|list| list.iter().map(|s| s.to_string()).collect()).collect()
+    lists
+        .iter()
+        .map(|list| list.iter().map(|s| s.to_string()).collect())
+        .collect()
 }
 
 /// Words that steer the parser into its corners.
 const VOCABULARY: &[&str] = &[
-    "run", "create", "exec", "inspect", "ps", "logs", "build", "stop", "kill", "rm", "cp", "start", "wait",
-    "network", "volume", "image", "container", "images", "version", "info", "help", "ls", "--", "-", "-h",
-    "--help", "--format", "-f", "--filter", "--memory", "-m", "--cpus", "-p", "--publish", "-v", "--volume",
-    "-e", "-it", "-itd", "-e=", "--rm=", "--rm=maybe", "--name=", "--=x", "---", "-H", "--tls", "-D", "--pull",
-    "--health-interval", "--stop-timeout", "--tail", "--time", "--signal", "--type", "--last", "",
-    " ", "=", "==", "{{", "}}", "{{.}}", "{{end}}", "..", "../../etc", "/dev/zero", "::", ":/x", "1e400",
-    "99999999999999999999999999999g", "-1", "NaN", "inf", "0x10", "é", "\u{202e}", "\n", "\t",
+    "run",
+    "create",
+    "exec",
+    "inspect",
+    "ps",
+    "logs",
+    "build",
+    "stop",
+    "kill",
+    "rm",
+    "cp",
+    "start",
+    "wait",
+    "network",
+    "volume",
+    "image",
+    "container",
+    "images",
+    "version",
+    "info",
+    "help",
+    "ls",
+    "--",
+    "-",
+    "-h",
+    "--help",
+    "--format",
+    "-f",
+    "--filter",
+    "--memory",
+    "-m",
+    "--cpus",
+    "-p",
+    "--publish",
+    "-v",
+    "--volume",
+    "-e",
+    "-it",
+    "-itd",
+    "-e=",
+    "--rm=",
+    "--rm=maybe",
+    "--name=",
+    "--=x",
+    "---",
+    "-H",
+    "--tls",
+    "-D",
+    "--pull",
+    "--health-interval",
+    "--stop-timeout",
+    "--tail",
+    "--time",
+    "--signal",
+    "--type",
+    "--last",
+    "",
+    " ",
+    "=",
+    "==",
+    "{{",
+    "}}",
+    "{{.}}",
+    "{{end}}",
+    "..",
+    "../../etc",
+    "/dev/zero",
+    "::",
+    ":/x",
+    "1e400",
+    "99999999999999999999999999999g",
+    "-1",
+    "NaN",
+    "inf",
+    "0x10",
+    "é",
+    "\u{202e}",
+    "\n",
+    "\t",
 ];
 
 fn token() -> impl Strategy<Value = String> {
@@ -152,50 +378,104 @@ fn random_argv() -> impl Strategy<Value = Vec<String>> {
 
 /// A valid invocation with up to four random edits.
 fn mutated_argv() -> impl Strategy<Value = Vec<String>> {
-    let edit = (0usize..7, any::<prop::sample::Index>(), any::<prop::sample::Index>(), token());
-    (prop::sample::select(valid_invocations()), prop::collection::vec(edit, 1..5)).prop_map(|(mut argv, edits)| {
-        for (kind, first, second, token) in edits {
-            let at = |len: usize| if len == 0 { 0 } else { first.index(len) };
-            match kind {
-                0 if !argv.is_empty() => {
-                    argv.remove(at(argv.len()));
+    let edit = (
+        0usize..7,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        token(),
+    );
+    (
+        prop::sample::select(valid_invocations()),
+        prop::collection::vec(edit, 1..5),
+    )
+        .prop_map(|(mut argv, edits)| {
+            for (kind, first, second, token) in edits {
+                let at = |len: usize| if len == 0 { 0 } else { first.index(len) };
+                match kind {
+                    0 if !argv.is_empty() => {
+                        argv.remove(at(argv.len()));
+                    }
+                    1 => argv.insert(first.index(argv.len() + 1), token),
+                    2 if !argv.is_empty() => {
+                        let (i, j) = (at(argv.len()), second.index(argv.len()));
+                        argv.swap(i, j);
+                    }
+                    3 if !argv.is_empty() => {
+                        let i = at(argv.len());
+                        argv[i] = token;
+                    }
+                    4 if !argv.is_empty() => {
+                        // Cut an argument short, on a character boundary.
+                        let i = at(argv.len());
+                        let keep = second.index(argv[i].chars().count() + 1);
+                        argv[i] = argv[i].chars().take(keep).collect();
+                    }
+                    5 if !argv.is_empty() => {
+                        // Append to an argument: `--memory` → `--memory=x`, `64m` → `64mé`.
+                        let i = at(argv.len());
+                        argv[i].push_str(&token);
+                    }
+                    _ => argv.truncate(first.index(argv.len() + 1)),
                 }
-                1 => argv.insert(first.index(argv.len() + 1), token),
-                2 if !argv.is_empty() => {
-                    let (i, j) = (at(argv.len()), second.index(argv.len()));
-                    argv.swap(i, j);
-                }
-                3 if !argv.is_empty() => {
-                    let i = at(argv.len());
-                    argv[i] = token;
-                }
-                4 if !argv.is_empty() => {
-                    // Cut an argument short, on a character boundary.
-                    let i = at(argv.len());
-                    let keep = second.index(argv[i].chars().count() + 1);
-                    argv[i] = argv[i].chars().take(keep).collect();
-                }
-                5 if !argv.is_empty() => {
-                    // Append to an argument: `--memory` → `--memory=x`, `64m` → `64mé`.
-                    let i = at(argv.len());
-                    argv[i].push_str(&token);
-                }
-                _ => argv.truncate(first.index(argv.len() + 1)),
             }
-        }
-        argv
-    })
+            argv
+        })
 }
 
 /// Template pieces, glued at random: unbalanced `{{`, stray `end`/`else`, quotes, deep
 /// nesting of blocks.
 fn template_text() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "{{", "}}", "{{-", "-}}", "{{- ", " -}}", ".", ".State", ".State.Status", ".Mounts", ".Labels", ".Args",
-        ".Label \"k\"", ".Nope.Deeper", "range ", "if ", "with ", "else", "end", "{{end}}", "{{else}}", "json ",
-        "index ", "join ", "len ", "eq ", "ne ", "not ", "lower ", "upper ", "printf ", "$x := ", "|", "\"",
-        "`", "\"k\"", "\"\\\"", "\"0\"", "\"99\"", " ", "x", "\\t", "\n", "é", "{{.}}", "{{range .Mounts}}",
-        "{{if .State.Running}}", "{{with .State}}", "{{range .}}", "{{range .Args}}{{.}}",
+        "{{",
+        "}}",
+        "{{-",
+        "-}}",
+        "{{- ",
+        " -}}",
+        ".",
+        ".State",
+        ".State.Status",
+        ".Mounts",
+        ".Labels",
+        ".Args",
+        ".Label \"k\"",
+        ".Nope.Deeper",
+        "range ",
+        "if ",
+        "with ",
+        "else",
+        "end",
+        "{{end}}",
+        "{{else}}",
+        "json ",
+        "index ",
+        "join ",
+        "len ",
+        "eq ",
+        "ne ",
+        "not ",
+        "lower ",
+        "upper ",
+        "printf ",
+        "$x := ",
+        "|",
+        "\"",
+        "`",
+        "\"k\"",
+        "\"\\\"",
+        "\"0\"",
+        "\"99\"",
+        " ",
+        "x",
+        "\\t",
+        "\n",
+        "é",
+        "{{.}}",
+        "{{range .Mounts}}",
+        "{{if .State.Running}}",
+        "{{with .State}}",
+        "{{range .}}",
+        "{{range .Args}}{{.}}",
     ]);
     prop_oneof![
         4 => prop::collection::vec(pieces, 0..30).prop_map(|parts| parts.concat()),
@@ -226,19 +506,34 @@ fn check_template(text: &str) -> Result<(), TestCaseError> {
     let template = match Template::parse(text) {
         Ok(template) => template,
         Err(error) => {
-            count(if error == TemplateError::TooDeep { &REACHED.template_too_deep } else { &REACHED.template_refused });
-            prop_assert!(!matches!(error, TemplateError::Execution(..)), "parsing gave an execution error: {error}");
+            count(if error == TemplateError::TooDeep {
+                &REACHED.template_too_deep
+            } else {
+                &REACHED.template_refused
+            });
+            prop_assert!(
+                !matches!(error, TemplateError::Execution(..)),
+                "parsing gave an execution error: {error}"
+            );
             prop_assert!(error.to_string().starts_with("template: :1:"), "{error}");
             return Ok(());
         }
     };
     let data = sample_data();
     for dot in [&data, &Value::Null, &json!([1, "x", null]), &json!("text")] {
-        let methods = |name: &str, args: &[String]| (name == "Label").then(|| json!(args.join(",")));
+        let methods =
+            |name: &str, args: &[String]| (name == "Label").then(|| json!(args.join(",")));
         let rendered = template.render_with(dot, &methods);
-        count(if rendered.is_ok() { &REACHED.template_rendered } else { &REACHED.template_execution_error });
+        count(if rendered.is_ok() {
+            &REACHED.template_rendered
+        } else {
+            &REACHED.template_execution_error
+        });
         if let Err(error) = rendered {
-            prop_assert!(matches!(error, TemplateError::Execution(..)), "rendering gave a parse error: {error}");
+            prop_assert!(
+                matches!(error, TemplateError::Execution(..)),
+                "rendering gave a parse error: {error}"
+            );
             prop_assert!(error.to_string().starts_with("template: :1:"), "{error}");
         }
     }
@@ -247,13 +542,30 @@ fn check_template(text: &str) -> Result<(), TestCaseError> {
 
 /// A refusal names its offending argument, which came from `args`, in the message part
 /// of stderr (before docker's usage block), and has docker's exit code.
-fn check_refusal(args: &[String], error: &UsageError, allowed: &[i32]) -> Result<(), TestCaseError> {
-    prop_assert!(allowed.contains(&error.code), "exit code {} for {args:?}: {}", error.code, error.stderr);
+fn check_refusal(
+    args: &[String],
+    error: &UsageError,
+    allowed: &[i32],
+) -> Result<(), TestCaseError> {
+    prop_assert!(
+        allowed.contains(&error.code),
+        "exit code {} for {args:?}: {}",
+        error.code,
+        error.stderr
+    );
     prop_assert!(error.stderr.ends_with('\n'), "{:?}", error.stderr);
     let message = error.stderr.split("\n\nUsage:").next().unwrap_or_default();
-    prop_assert!(message.contains(&error.argument), "{message:?} does not name {:?} (argv {args:?})", error.argument);
+    prop_assert!(
+        message.contains(&error.argument),
+        "{message:?} does not name {:?} (argv {args:?})",
+        error.argument
+    );
     let core = error.argument.trim_start_matches('-');
-    prop_assert!(args.join(" ").contains(core), "{:?} is not from the argv {args:?}", error.argument);
+    prop_assert!(
+        args.join(" ").contains(core),
+        "{:?} is not from the argv {args:?}",
+        error.argument
+    );
     Ok(())
 }
 
@@ -272,7 +584,11 @@ fn check_argv(args: &[String]) -> Result<(), TestCaseError> {
                 || error.stderr.starts_with("flag needs an argument")
                 || error.stderr.starts_with("invalid argument");
             prop_assert_eq!(error.code == 125, flag_error, "{:?}", error.stderr);
-            count(if flag_error { &REACHED.flag_refused_125 } else { &REACHED.argv_refused_1 });
+            count(if flag_error {
+                &REACHED.flag_refused_125
+            } else {
+                &REACHED.argv_refused_1
+            });
         }
         Ok(Invocation::Help(text) | Invocation::GroupHelp(text)) => {
             count(&REACHED.help);
@@ -310,8 +626,12 @@ impl Watchdog {
             done: Arc::new(AtomicBool::new(false)),
             epoch: Instant::now(),
         };
-        let (started, current, done, epoch) =
-            (watchdog.started.clone(), watchdog.current.clone(), watchdog.done.clone(), watchdog.epoch);
+        let (started, current, done, epoch) = (
+            watchdog.started.clone(),
+            watchdog.current.clone(),
+            watchdog.done.clone(),
+            watchdog.epoch,
+        );
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -327,7 +647,8 @@ impl Watchdog {
     }
 
     fn case(&self, description: impl FnOnce() -> String) {
-        self.started.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.started
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         if let Ok(mut current) = self.current.lock() {
             *current = description();
         }
@@ -344,7 +665,13 @@ fn main() {
     let watchdog = Watchdog::start();
     let started = Instant::now();
     let mut failures = 0;
-    let runner = || TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+    let runner = || {
+        TestRunner::new(Config {
+            cases: cases(),
+            failure_persistence: None,
+            ..Config::default()
+        })
+    };
     if let Err(error) = runner().run(&random_argv(), |args| {
         watchdog.case(|| format!("argv {args:?}"));
         check_argv(&args)
@@ -361,7 +688,12 @@ fn main() {
     }
     if let Err(error) = runner().run(&template_text(), |text| {
         watchdog.case(|| format!("inspect --format {text:?}"));
-        let args = vec!["inspect".to_string(), "--format".to_string(), text, "c1".to_string()];
+        let args = vec![
+            "inspect".to_string(),
+            "--format".to_string(),
+            text,
+            "c1".to_string(),
+        ];
         check_argv(&args)
     }) {
         eprintln!("--format templates: {error}");
@@ -383,7 +715,10 @@ fn main() {
         ("refused templates", &REACHED.template_refused),
         ("templates nested too deep", &REACHED.template_too_deep),
         ("rendered templates", &REACHED.template_rendered),
-        ("template execution errors", &REACHED.template_execution_error),
+        (
+            "template execution errors",
+            &REACHED.template_execution_error,
+        ),
     ];
     for (what, counter) in reached {
         let n = counter.load(Ordering::Relaxed);

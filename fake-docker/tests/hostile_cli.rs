@@ -19,7 +19,9 @@ struct Fake {
 
 impl Fake {
     fn new() -> Fake {
-        Fake { dir: tempfile::tempdir().expect("tempdir") }
+        Fake {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     fn state(&self) -> PathBuf {
@@ -41,11 +43,24 @@ impl Fake {
 
     /// The names `ps -a` lists, sorted, and the number of container records on disk.
     fn containers(&self) -> (Vec<String>, usize) {
-        let output = self.cmd(&["ps", "-a", "--format", "{{.Names}}"]).output().expect("ps");
-        assert_eq!(output.status.code(), Some(0), "ps -a: {}", String::from_utf8_lossy(&output.stderr));
-        let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect();
+        let output = self
+            .cmd(&["ps", "-a", "--format", "{{.Names}}"])
+            .output()
+            .expect("ps");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "ps -a: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
         names.sort();
-        let records = std::fs::read_dir(self.state().join("containers")).expect("containers dir").count();
+        let records = std::fs::read_dir(self.state().join("containers"))
+            .expect("containers dir")
+            .count();
         (names, records)
     }
 }
@@ -55,7 +70,9 @@ const USAGE_TAIL: &str = "\n\nUsage:  docker create [OPTIONS] IMAGE [COMMAND] [A
 #[test]
 fn hostile_argument_lists_get_docker_answers_and_leave_the_state_consistent() {
     let fake = Fake::new();
-    fake.cmd(&["run", "-d", "--name", "c1", JOB_IMAGE, "sleep", "30"]).assert().success();
+    fake.cmd(&["run", "-d", "--name", "c1", JOB_IMAGE, "sleep", "30"])
+        .assert()
+        .success();
     let consistent = |fake: &Fake| assert_eq!(fake.containers(), (vec!["c1".to_string()], 1));
     consistent(&fake);
 
@@ -73,8 +90,18 @@ fn hostile_argument_lists_get_docker_answers_and_leave_the_state_consistent() {
     template_error("x{{end}}{{", "unclosed action");
     template_error("{{\"open}}", "unterminated quoted string");
     template_error(&"{{if .}}".repeat(15_000), "max expression depth exceeded");
-    template_error(&format!("{}{}", "{{range .Mounts}}".repeat(5_000), "{{end}}".repeat(5_000)), "max expression depth exceeded");
-    fake.cmd(&["ps", "--format", "{{.Names}}}}{{"]).assert().code(1).stderr("template parsing error: template: :1: unclosed action\n");
+    template_error(
+        &format!(
+            "{}{}",
+            "{{range .Mounts}}".repeat(5_000),
+            "{{end}}".repeat(5_000)
+        ),
+        "max expression depth exceeded",
+    );
+    fake.cmd(&["ps", "--format", "{{.Names}}}}{{"])
+        .assert()
+        .code(1)
+        .stderr("template parsing error: template: :1: unclosed action\n");
     consistent(&fake);
 
     // -v with `..`: a relative source is a volume name, and this is none; nothing is
@@ -86,42 +113,78 @@ fn hostile_argument_lists_get_docker_answers_and_leave_the_state_consistent() {
         "Error response from daemon: create ..: \"..\" includes invalid characters for a local volume name",
     ));
     assert!(!fake.dir.path().join("escape").exists());
-    let beside: Vec<_> = std::fs::read_dir(fake.dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+    let beside: Vec<_> = std::fs::read_dir(fake.dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert_eq!(beside, vec![std::ffi::OsString::from("state")]);
     consistent(&fake);
 
     // --memory: empty, negative, absurd.
-    for (value, why) in [("", "invalid size: ''"), ("-1", "invalid size: '-1'"), ("12qq", "invalid suffix: 'qq'")] {
+    for (value, why) in [
+        ("", "invalid size: ''"),
+        ("-1", "invalid size: '-1'"),
+        ("12qq", "invalid suffix: 'qq'"),
+    ] {
         fake.cmd(&["create", "--memory", value, JOB_IMAGE])
             .assert()
             .code(125)
-            .stderr(format!("invalid argument \"{value}\" for \"-m, --memory\" flag: {why}{USAGE_TAIL}"));
+            .stderr(format!(
+                "invalid argument \"{value}\" for \"-m, --memory\" flag: {why}{USAGE_TAIL}"
+            ));
     }
     consistent(&fake);
     // A limit beyond i64 saturates; its default swap (twice the limit) wraps as in Go's
     // int64 instead of panicking.
-    fake.cmd(&["create", "--name", "big", "--memory", "99999999999999999999g", JOB_IMAGE, "true"]).assert().success();
-    fake.cmd(&["inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}", "big"])
-        .assert()
-        .success()
-        .stdout("9223372036854775807 -2\n");
+    fake.cmd(&[
+        "create",
+        "--name",
+        "big",
+        "--memory",
+        "99999999999999999999g",
+        JOB_IMAGE,
+        "true",
+    ])
+    .assert()
+    .success();
+    fake.cmd(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}",
+        "big",
+    ])
+    .assert()
+    .success()
+    .stdout("9223372036854775807 -2\n");
     fake.cmd(&["rm", "big"]).assert().success().stdout("big\n");
     consistent(&fake);
 
     // Empty strings and huge numbers elsewhere.
-    fake.cmd(&[""]).assert().code(1).stderr("docker: unknown command: docker \n\nRun 'docker --help' for more information\n");
+    fake.cmd(&[""])
+        .assert()
+        .code(1)
+        .stderr("docker: unknown command: docker \n\nRun 'docker --help' for more information\n");
     fake.cmd(&["run", "--name", "", JOB_IMAGE, "true"]).assert().code(125).stderr(predicate::str::starts_with(
         "docker: Error response from daemon: Invalid container name (), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
     ));
-    fake.cmd(&["run", "--rm", "--name="]).assert().code(1).stderr(predicate::str::starts_with("docker: 'docker run' requires at least 1 argument"));
+    fake.cmd(&["run", "--rm", "--name="])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with(
+            "docker: 'docker run' requires at least 1 argument",
+        ));
     fake.cmd(&["logs", "--tail", "99999999999999999999", "c1"])
         .assert()
         .code(125)
-        .stderr(predicate::str::starts_with("invalid argument \"99999999999999999999\" for \"-n, --tail\" flag"));
+        .stderr(predicate::str::starts_with(
+            "invalid argument \"99999999999999999999\" for \"-n, --tail\" flag",
+        ));
     fake.cmd(&["stop", "-t", "-99999999999999999999", "c1"])
         .assert()
         .code(125)
-        .stderr(predicate::str::starts_with("invalid argument \"-99999999999999999999\" for \"-t, --timeout\" flag"));
+        .stderr(predicate::str::starts_with(
+            "invalid argument \"-99999999999999999999\" for \"-t, --timeout\" flag",
+        ));
     fake.cmd(&["run", "--cpus", "1e400", JOB_IMAGE])
         .assert()
         .code(125)

@@ -38,7 +38,11 @@ impl std::str::FromStr for Host {
             for pair in query.split('&').filter(|pair| !pair.is_empty()) {
                 match pair.split_once('=') {
                     Some(("faults", value)) => faults = Some(value.to_owned()),
-                    _ => return Err(format!("`{text}`: unknown fake host option `{pair}` (only `faults=` is known)")),
+                    _ => {
+                        return Err(format!(
+                            "`{text}`: unknown fake host option `{pair}` (only `faults=` is known)"
+                        ));
+                    }
                 }
             }
             return host(name, HostKind::Fake { faults }, text);
@@ -47,18 +51,35 @@ impl std::str::FromStr for Host {
             return host(text, HostKind::Docker { docker_host: None }, text);
         }
         match text.split_once('=') {
-            Some((name, docker_host)) if !docker_host.is_empty() => host(name, HostKind::Docker { docker_host: Some(docker_host.to_owned()) }, text),
-            _ => Err(format!("`{text}` is not a host: use NAME=DOCKER_HOST (e.g. w1=tcp://10.0.0.5:2376), fake://NAME?faults=SPEC, or local")),
+            Some((name, docker_host)) if !docker_host.is_empty() => host(
+                name,
+                HostKind::Docker {
+                    docker_host: Some(docker_host.to_owned()),
+                },
+                text,
+            ),
+            _ => Err(format!(
+                "`{text}` is not a host: use NAME=DOCKER_HOST (e.g. w1=tcp://10.0.0.5:2376), fake://NAME?faults=SPEC, or local"
+            )),
         }
     }
 }
 
 fn host(name: &str, kind: HostKind, text: &str) -> Result<Host, String> {
-    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
-        return Err(format!("`{text}`: a host name may hold letters, digits, `-` and `_`"));
+        return Err(format!(
+            "`{text}`: a host name may hold letters, digits, `-` and `_`"
+        ));
     }
-    Ok(Host { name: name.to_owned(), kind, labels: BTreeMap::new() })
+    Ok(Host {
+        name: name.to_owned(),
+        kind,
+        labels: BTreeMap::new(),
+    })
 }
 
 /// A hosts file entry.
@@ -83,18 +104,37 @@ struct FakeEntry {
 
 /// Read a hosts file: a YAML list of `{ name, docker_host | fake: { faults }, labels }`.
 pub fn read_hosts(path: &Path) -> Result<Vec<Host>, String> {
-    let text = std::fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let document = crate::scenario::yaml::parse(&text)
-        .map_err(|error| format!("{}:{}:{}: {}", path.display(), error.span.start.line, error.span.start.column, error.message))?;
-    let entries: Vec<HostEntry> = serde_json::from_value(document.value).map_err(|error| format!("{}: {error}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let document = crate::scenario::yaml::parse(&text).map_err(|error| {
+        format!(
+            "{}:{}:{}: {}",
+            path.display(),
+            error.span.start.line,
+            error.span.start.column,
+            error.message
+        )
+    })?;
+    let entries: Vec<HostEntry> = serde_json::from_value(document.value)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
     entries
         .into_iter()
         .map(|entry| {
             let kind = match (entry.docker_host, entry.fake) {
-                (Some(docker_host), None) => HostKind::Docker { docker_host: Some(docker_host) },
-                (None, Some(fake)) => HostKind::Fake { faults: fake.faults },
+                (Some(docker_host), None) => HostKind::Docker {
+                    docker_host: Some(docker_host),
+                },
+                (None, Some(fake)) => HostKind::Fake {
+                    faults: fake.faults,
+                },
                 (None, None) => HostKind::Docker { docker_host: None },
-                (Some(_), Some(_)) => return Err(format!("{}: host `{}` has both `docker_host` and `fake`", path.display(), entry.name)),
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "{}: host `{}` has both `docker_host` and `fake`",
+                        path.display(),
+                        entry.name
+                    ));
+                }
             };
             let mut parsed = host(&entry.name, kind, &entry.name)?;
             parsed.labels = entry.labels;
@@ -120,15 +160,28 @@ pub struct Gates {
 
 impl Default for Gates {
     fn default() -> Self {
-        Gates { min_success_rate: 0.95, max_p95_start_ms: 10_000, max_failures: BTreeMap::new(), no_regression: true }
+        Gates {
+            min_success_rate: 0.95,
+            max_p95_start_ms: 10_000,
+            max_failures: BTreeMap::new(),
+            no_regression: true,
+        }
     }
 }
 
 /// Read gates from a YAML file (missing keys keep their defaults).
 pub fn read_gates(path: &Path) -> Result<Gates, String> {
-    let text = std::fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let document = crate::scenario::yaml::parse(&text)
-        .map_err(|error| format!("{}:{}:{}: {}", path.display(), error.span.start.line, error.span.start.column, error.message))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let document = crate::scenario::yaml::parse(&text).map_err(|error| {
+        format!(
+            "{}:{}:{}: {}",
+            path.display(),
+            error.span.start.line,
+            error.span.start.column,
+            error.message
+        )
+    })?;
     serde_json::from_value(document.value).map_err(|error| format!("{}: {error}", path.display()))
 }
 
@@ -157,31 +210,59 @@ fn percentiles(mut samples: Vec<u64>) -> Percentiles {
         return Percentiles::default();
     }
     samples.sort_unstable();
-    let rank = |percent: usize| samples[((samples.len() * percent).div_ceil(100)).saturating_sub(1).min(samples.len() - 1)];
-    Percentiles { p50: rank(50), p95: rank(95) }
+    let rank = |percent: usize| {
+        samples[((samples.len() * percent).div_ceil(100))
+            .saturating_sub(1)
+            .min(samples.len() - 1)]
+    };
+    Percentiles {
+        p50: rank(50),
+        p95: rank(95),
+    }
 }
 
 impl HostSummary {
     /// Summarise every scenario report of a host (all repeats together).
     pub fn from_reports(host: &str, reports: &[ScenarioReport]) -> Self {
-        let counted: Vec<&ScenarioReport> = reports.iter().filter(|report| matches!(report.outcome, Outcome::Passed | Outcome::Failed)).collect();
+        let counted: Vec<&ScenarioReport> = reports
+            .iter()
+            .filter(|report| matches!(report.outcome, Outcome::Passed | Outcome::Failed))
+            .collect();
         let mut failures = BTreeMap::new();
         let mut failed_scenarios: Vec<String> = Vec::new();
-        for report in counted.iter().filter(|report| report.outcome == Outcome::Failed) {
-            let category = report.failure.as_ref().map_or("unknown", |failure| failure.category.as_str());
+        for report in counted
+            .iter()
+            .filter(|report| report.outcome == Outcome::Failed)
+        {
+            let category = report
+                .failure
+                .as_ref()
+                .map_or("unknown", |failure| failure.category.as_str());
             *failures.entry(category.to_owned()).or_insert(0) += 1;
             if !failed_scenarios.contains(&report.name) {
                 failed_scenarios.push(report.name.clone());
             }
         }
         failed_scenarios.sort();
-        let started: Vec<u64> = counted.iter().filter(|report| report.record.context.docker.container_id.is_some()).map(|report| report.record.metrics.docker.start_ms).collect();
+        let started: Vec<u64> = counted
+            .iter()
+            .filter(|report| report.record.context.docker.container_id.is_some())
+            .map(|report| report.record.metrics.docker.start_ms)
+            .collect();
         HostSummary {
             host: host.to_owned(),
             runs: counted.len() as u64,
-            passed: counted.iter().filter(|report| report.outcome == Outcome::Passed).count() as u64,
+            passed: counted
+                .iter()
+                .filter(|report| report.outcome == Outcome::Passed)
+                .count() as u64,
             start_ms: percentiles(started),
-            run_ms: percentiles(counted.iter().map(|report| report.duration.as_millis() as u64).collect()),
+            run_ms: percentiles(
+                counted
+                    .iter()
+                    .map(|report| report.duration.as_millis() as u64)
+                    .collect(),
+            ),
             failures,
             failed_scenarios,
         }
@@ -189,7 +270,11 @@ impl HostSummary {
 
     /// Passed runs over all runs.
     pub fn success_rate(&self) -> f64 {
-        if self.runs == 0 { 0.0 } else { self.passed as f64 / self.runs as f64 }
+        if self.runs == 0 {
+            0.0
+        } else {
+            self.passed as f64 / self.runs as f64
+        }
     }
 }
 
@@ -222,25 +307,43 @@ pub fn decide(gates: &Gates, hosts: &[HostSummary], last_good: Option<&[String]>
                 gates.min_success_rate * 100.0,
                 host.runs - host.passed,
                 host.runs,
-                host.failures.iter().map(|(category, count)| format!("{category} ×{count}")).collect::<Vec<_>>().join(", ")
+                host.failures
+                    .iter()
+                    .map(|(category, count)| format!("{category} ×{count}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if host.start_ms.p95 > gates.max_p95_start_ms {
-            reasons.push(format!("host {} p95 container start {} ms > {} ms", host.host, host.start_ms.p95, gates.max_p95_start_ms));
+            reasons.push(format!(
+                "host {} p95 container start {} ms > {} ms",
+                host.host, host.start_ms.p95, gates.max_p95_start_ms
+            ));
         }
         for (category, limit) in &gates.max_failures {
             let count = host.failures.get(category).copied().unwrap_or(0);
             if count > *limit {
-                reasons.push(format!("host {} had {count} `{category}` failure(s), more than {limit}", host.host));
+                reasons.push(format!(
+                    "host {} had {count} `{category}` failure(s), more than {limit}",
+                    host.host
+                ));
             }
         }
         if gates.no_regression
             && let Some(good) = last_good
         {
-            let regressed: Vec<&String> = host.failed_scenarios.iter().filter(|name| good.contains(name)).collect();
+            let regressed: Vec<&String> = host
+                .failed_scenarios
+                .iter()
+                .filter(|name| good.contains(name))
+                .collect();
             if !regressed.is_empty() {
                 let names: Vec<&str> = regressed.iter().map(|name| name.as_str()).collect();
-                reasons.push(format!("host {} regressed: {} passed in the last good run", host.host, names.join(", ")));
+                reasons.push(format!(
+                    "host {} regressed: {} passed in the last good run",
+                    host.host,
+                    names.join(", ")
+                ));
             }
         }
     }
@@ -249,13 +352,25 @@ pub fn decide(gates: &Gates, hosts: &[HostSummary], last_good: Option<&[String]>
 
 /// The per-host table.
 pub fn table(hosts: &[HostSummary]) -> String {
-    let width = hosts.iter().map(|host| host.host.len()).max().unwrap_or(4).max(4);
-    let mut text = format!("{:<width$}  runs  success  start p50/p95 ms  run p50/p95 ms  failures\n", "host");
+    let width = hosts
+        .iter()
+        .map(|host| host.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut text = format!(
+        "{:<width$}  runs  success  start p50/p95 ms  run p50/p95 ms  failures\n",
+        "host"
+    );
     for host in hosts {
         let failures = if host.failures.is_empty() {
             "-".to_owned()
         } else {
-            host.failures.iter().map(|(category, count)| format!("{category}×{count}")).collect::<Vec<_>>().join(" ")
+            host.failures
+                .iter()
+                .map(|(category, count)| format!("{category}×{count}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         text.push_str(&format!(
             "{:<width$}  {:>4}  {:>6.1}%  {:>16}  {:>14}  {failures}\n",
@@ -278,9 +393,25 @@ mod tests {
 
     #[test]
     fn hosts_parse() {
-        assert_eq!("w1=tcp://10.0.0.5:2376".parse::<Host>().unwrap().kind, HostKind::Docker { docker_host: Some("tcp://10.0.0.5:2376".into()) });
-        assert_eq!("fake://f2?faults=run:oom:every=5".parse::<Host>().unwrap().kind, HostKind::Fake { faults: Some("run:oom:every=5".into()) });
-        assert_eq!("fake://f1".parse::<Host>().unwrap().kind, HostKind::Fake { faults: None });
+        assert_eq!(
+            "w1=tcp://10.0.0.5:2376".parse::<Host>().unwrap().kind,
+            HostKind::Docker {
+                docker_host: Some("tcp://10.0.0.5:2376".into())
+            }
+        );
+        assert_eq!(
+            "fake://f2?faults=run:oom:every=5"
+                .parse::<Host>()
+                .unwrap()
+                .kind,
+            HostKind::Fake {
+                faults: Some("run:oom:every=5".into())
+            }
+        );
+        assert_eq!(
+            "fake://f1".parse::<Host>().unwrap().kind,
+            HostKind::Fake { faults: None }
+        );
         assert!("w 1=x".parse::<Host>().is_err());
         assert!("nohost".parse::<Host>().is_err());
         assert!("fake://f?color=red".parse::<Host>().is_err());
@@ -288,7 +419,10 @@ mod tests {
 
     #[test]
     fn percentiles_use_nearest_rank() {
-        assert_eq!(percentiles((1..=20).collect()), Percentiles { p50: 10, p95: 19 });
+        assert_eq!(
+            percentiles((1..=20).collect()),
+            Percentiles { p50: 10, p95: 19 }
+        );
         assert_eq!(percentiles(vec![7]), Percentiles { p50: 7, p95: 7 });
         assert_eq!(percentiles(vec![]), Percentiles::default());
     }
@@ -296,13 +430,18 @@ mod tests {
     fn reports(passed: usize, failed: usize) -> Vec<ScenarioReport> {
         (0..passed + failed)
             .map(|index| {
-                let outcome = if index < passed { Outcome::Passed } else { Outcome::Failed };
+                let outcome = if index < passed {
+                    Outcome::Passed
+                } else {
+                    Outcome::Failed
+                };
                 ScenarioReport {
                     name: format!("s{}", index % 5),
                     file: "s.yaml".into(),
                     tags: Vec::new(),
                     outcome,
-                    failure: (outcome == Outcome::Failed).then(|| Failure::new(Category::OomKilled, "killed")),
+                    failure: (outcome == Outcome::Failed)
+                        .then(|| Failure::new(Category::OomKilled, "killed")),
                     skip_reason: None,
                     earlier_attempts: Vec::new(),
                     steps: Vec::new(),
@@ -325,15 +464,26 @@ mod tests {
         let decision = decide(&Gates::default(), &hosts, None);
         assert!(!decision.go());
         assert_eq!(decision.reasons.len(), 1);
-        assert!(decision.reasons[0].starts_with("host f2 success rate 80.0% < 95.0%"), "{:?}", decision.reasons);
+        assert!(
+            decision.reasons[0].starts_with("host f2 success rate 80.0% < 95.0%"),
+            "{:?}",
+            decision.reasons
+        );
         assert!(decide(&Gates::default(), &hosts[..1], None).go());
     }
 
     #[test]
     fn category_limits_and_regressions_are_gates_too() {
         let host = HostSummary::from_reports("w1", &reports(39, 1));
-        let gates = Gates { max_failures: [("oom_killed".to_owned(), 0)].into(), ..Gates::default() };
-        let decision = decide(&gates, std::slice::from_ref(&host), Some(&["s4".to_owned()]));
+        let gates = Gates {
+            max_failures: [("oom_killed".to_owned(), 0)].into(),
+            ..Gates::default()
+        };
+        let decision = decide(
+            &gates,
+            std::slice::from_ref(&host),
+            Some(&["s4".to_owned()]),
+        );
         assert_eq!(decision.reasons.len(), 2, "{:?}", decision.reasons);
         assert!(decision.reasons[0].contains("1 `oom_killed` failure(s), more than 0"));
         assert!(decision.reasons[1].contains("regressed: s4"));

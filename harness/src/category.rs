@@ -8,7 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Why a step (and so a scenario) failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// The Docker daemon (or the docker binary) could not be reached.
@@ -121,7 +123,12 @@ impl Category {
         use Category::*;
         matches!(
             self,
-            DaemonUnavailable | PortConflict | Timeout | HealthFailed | HttpCheckFailed | FilestoreFailed
+            DaemonUnavailable
+                | PortConflict
+                | Timeout
+                | HealthFailed
+                | HttpCheckFailed
+                | FilestoreFailed
         )
     }
 
@@ -129,23 +136,41 @@ impl Category {
     pub fn hint(self) -> &'static str {
         use Category::*;
         match self {
-            DaemonUnavailable => "check that dockerd is running and DOCKER_HOST points at it (`docker info`)",
+            DaemonUnavailable => {
+                "check that dockerd is running and DOCKER_HOST points at it (`docker info`)"
+            }
             ImageNotFound => "build or pull the image first, or fix the image reference",
             BuildFailed => "read the failing build step's log lines below",
             PortConflict => "free the host port or publish on port 0 to get a free one",
-            Timeout => "the job ran past its timeout: raise `timeout` or find what it waits for in the log tail",
-            OomKilled => "the container exceeded its memory limit: raise `limits.memory` or reduce the job's memory use",
+            Timeout => {
+                "the job ran past its timeout: raise `timeout` or find what it waits for in the log tail"
+            }
+            OomKilled => {
+                "the container exceeded its memory limit: raise `limits.memory` or reduce the job's memory use"
+            }
             NonzeroExit => "the job exited with a non-zero code: see its stderr tail",
             CommandNotFound => "the command is not in the image's PATH: fix `cmd` or the image",
-            ArtifactMissing => "the job did not write the expected file: check its path and the job's stderr",
-            ChecksumMismatch => "the file's content differs from the expected checksum: the artifact is corrupted or the expectation is stale",
-            WorkspaceLimitExceeded => "the workspace exceeds `workspace.max_bytes`/`max_files`: shrink the inputs or raise the limit",
+            ArtifactMissing => {
+                "the job did not write the expected file: check its path and the job's stderr"
+            }
+            ChecksumMismatch => {
+                "the file's content differs from the expected checksum: the artifact is corrupted or the expectation is stale"
+            }
+            WorkspaceLimitExceeded => {
+                "the workspace exceeds `workspace.max_bytes`/`max_files`: shrink the inputs or raise the limit"
+            }
             HealthFailed => "the container never became healthy: see its health log",
-            HttpCheckFailed => "the service answered differently than expected: see the response below",
-            FilestoreFailed => "the filestore could not be read or written: check its location and permissions",
+            HttpCheckFailed => {
+                "the service answered differently than expected: see the response below"
+            }
+            FilestoreFailed => {
+                "the filestore could not be read or written: check its location and permissions"
+            }
             ConfigInvalid => "fix the scenario file",
             CleanupFailed => "remove the leftovers by hand (`docker rm -f`) and check permissions",
-            AssertionFailed => "the output differs from the expectation: compare expected and actual below",
+            AssertionFailed => {
+                "the output differs from the expectation: compare expected and actual below"
+            }
         }
     }
 }
@@ -164,7 +189,10 @@ mod tests {
     fn names_round_trip_through_serde() {
         for category in Category::ALL {
             let json = serde_json::to_value(category).unwrap();
-            assert_eq!(json, serde_json::Value::String(category.as_str().to_owned()));
+            assert_eq!(
+                json,
+                serde_json::Value::String(category.as_str().to_owned())
+            );
             let back: Category = serde_json::from_value(json).unwrap();
             assert_eq!(back, category);
         }

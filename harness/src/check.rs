@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use crate::category::Category;
 use crate::lint;
-use crate::scenario::{FileExpect, HttpExpect, ImageExpect, LintExpect, PointerAssertion, TextMatch};
+use crate::scenario::{
+    FileExpect, HttpExpect, ImageExpect, LintExpect, PointerAssertion, TextMatch,
+};
 
 /// One expectation that did not hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +22,11 @@ pub struct Finding {
 
 impl Finding {
     fn new(category: Category, pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Finding { category, message: message.into(), pointer: pointer.into() }
+        Finding {
+            category,
+            message: message.into(),
+            pointer: pointer.into(),
+        }
     }
 }
 
@@ -51,27 +57,53 @@ fn shorten(text: &str) -> String {
 pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut fail = |key: &str, message: String| {
-        findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/{key}"), message));
+        findings.push(Finding::new(
+            Category::AssertionFailed,
+            format!("{pointer}/{key}"),
+            message,
+        ));
     };
     if let Some(expected) = &matcher.equals
         && actual != expected
     {
-        fail("equals", format!("{label} is {}, expected exactly {}", shorten(actual), shorten(expected)));
+        fail(
+            "equals",
+            format!(
+                "{label} is {}, expected exactly {}",
+                shorten(actual),
+                shorten(expected)
+            ),
+        );
     }
     if let Some(needle) = &matcher.contains
         && !actual.contains(needle.as_str())
     {
-        fail("contains", format!("{label} does not contain {needle:?}; it was {}", shorten(actual)));
+        fail(
+            "contains",
+            format!(
+                "{label} does not contain {needle:?}; it was {}",
+                shorten(actual)
+            ),
+        );
     }
     if let Some(needle) = &matcher.not_contains
         && actual.contains(needle.as_str())
     {
-        fail("not_contains", format!("{label} contains {needle:?}, which it must not"));
+        fail(
+            "not_contains",
+            format!("{label} contains {needle:?}, which it must not"),
+        );
     }
     if let Some(pattern) = &matcher.matches {
         match regex::Regex::new(pattern) {
             Ok(regex) if regex.is_match(actual) => {}
-            Ok(_) => fail("matches", format!("{label} does not match /{pattern}/; it was {}", shorten(actual))),
+            Ok(_) => fail(
+                "matches",
+                format!(
+                    "{label} does not match /{pattern}/; it was {}",
+                    shorten(actual)
+                ),
+            ),
             Err(error) => fail("matches", format!("invalid pattern /{pattern}/: {error}")),
         }
     }
@@ -81,10 +113,16 @@ pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Ve
                 if let Some(found) = regex.find(actual) {
                     let line = actual[..found.start()].matches('\n').count() + 1;
                     let text_line = actual.lines().nth(line - 1).unwrap_or_default();
-                    fail("not_matches", format!("{label} matches /{pattern}/ on line {line}: {text_line:?}"));
+                    fail(
+                        "not_matches",
+                        format!("{label} matches /{pattern}/ on line {line}: {text_line:?}"),
+                    );
                 }
             }
-            Err(error) => fail("not_matches", format!("invalid pattern /{pattern}/: {error}")),
+            Err(error) => fail(
+                "not_matches",
+                format!("invalid pattern /{pattern}/: {error}"),
+            ),
         }
     }
     findings
@@ -113,13 +151,21 @@ pub fn file(pointer: &str, expect: &FileExpect, observed: &FileObservation) -> V
     let path = &expect.path;
     if !expect.exists {
         return if observed.exists {
-            vec![Finding::new(Category::AssertionFailed, format!("{pointer}/exists"), format!("`{path}` exists but must not"))]
+            vec![Finding::new(
+                Category::AssertionFailed,
+                format!("{pointer}/exists"),
+                format!("`{path}` exists but must not"),
+            )]
         } else {
             Vec::new()
         };
     }
     if !observed.exists {
-        return vec![Finding::new(Category::ArtifactMissing, format!("{pointer}/path"), format!("`{path}` was not written"))];
+        return vec![Finding::new(
+            Category::ArtifactMissing,
+            format!("{pointer}/path"),
+            format!("`{path}` was not written"),
+        )];
     }
     let mut findings = Vec::new();
     if let Some(size) = expect.size
@@ -137,7 +183,11 @@ pub fn file(pointer: &str, expect: &FileExpect, observed: &FileObservation) -> V
         findings.push(Finding::new(
             Category::ChecksumMismatch,
             format!("{pointer}/sha256"),
-            format!("`{path}` has sha256 {}, expected {}", observed.sha256, sha256.to_ascii_lowercase()),
+            format!(
+                "`{path}` has sha256 {}, expected {}",
+                observed.sha256,
+                sha256.to_ascii_lowercase()
+            ),
         ));
     }
     let needs_text = expect.text.is_some() || !expect.json.is_empty();
@@ -149,7 +199,12 @@ pub fn file(pointer: &str, expect: &FileExpect, observed: &FileObservation) -> V
         )),
         (Some(content), true) => {
             if let Some(matcher) = &expect.text {
-                findings.extend(text(&format!("`{path}`"), &format!("{pointer}/text"), matcher, content));
+                findings.extend(text(
+                    &format!("`{path}`"),
+                    &format!("{pointer}/text"),
+                    matcher,
+                    content,
+                ));
             }
             if !expect.json.is_empty() {
                 match serde_json::from_str::<Value>(content) {
@@ -161,7 +216,10 @@ pub fn file(pointer: &str, expect: &FileExpect, observed: &FileObservation) -> V
                                 findings.push(Finding::new(
                                     Category::AssertionFailed,
                                     format!("{pointer}/json/{escaped}"),
-                                    format!("`{path}` {json_pointer} is {}, expected {expected}", show(actual)),
+                                    format!(
+                                        "`{path}` {json_pointer} is {}, expected {expected}",
+                                        show(actual)
+                                    ),
                                 ));
                             }
                         }
@@ -189,15 +247,34 @@ pub fn http(
     latency: Duration,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let mut fail = |key: String, message: String| findings.push(Finding::new(Category::HttpCheckFailed, format!("{pointer}/{key}"), message));
+    let mut fail = |key: String, message: String| {
+        findings.push(Finding::new(
+            Category::HttpCheckFailed,
+            format!("{pointer}/{key}"),
+            message,
+        ))
+    };
     let expected_status = expect.status.unwrap_or(200);
     if status != expected_status {
-        fail("status".into(), format!("status {status}, expected {expected_status}; body {}", shorten(body)));
+        fail(
+            "status".into(),
+            format!(
+                "status {status}, expected {expected_status}; body {}",
+                shorten(body)
+            ),
+        );
     }
     for (name, matcher) in &expect.headers {
         let value = header(name).unwrap_or_default();
         for found in text(&format!("header `{name}`"), "", matcher, &value) {
-            fail(format!("headers/{}{}", crate::scenario::yaml::escape_segment(name), found.pointer), found.message);
+            fail(
+                format!(
+                    "headers/{}{}",
+                    crate::scenario::yaml::escape_segment(name),
+                    found.pointer
+                ),
+                found.message,
+            );
         }
     }
     if let Some(matcher) = &expect.body {
@@ -211,83 +288,173 @@ pub fn http(
                 for (json_pointer, expected) in &expect.json {
                     let actual = document.pointer(json_pointer);
                     if !actual.is_some_and(|actual| json_equal(actual, expected)) {
-                        fail("json".into(), format!("{json_pointer} is {}, expected {expected}", show(actual)));
+                        fail(
+                            "json".into(),
+                            format!("{json_pointer} is {}, expected {expected}", show(actual)),
+                        );
                     }
                 }
                 for (json_pointer, kind) in &expect.json_types {
                     match document.pointer(json_pointer) {
                         Some(actual) if kind.matches(actual) => {}
-                        actual => fail("json_types".into(), format!("{json_pointer} is {}, expected a {}", show(actual), kind.name())),
+                        actual => fail(
+                            "json_types".into(),
+                            format!(
+                                "{json_pointer} is {}, expected a {}",
+                                show(actual),
+                                kind.name()
+                            ),
+                        ),
                     }
                 }
             }
-            Err(error) => fail("json".into(), format!("the body is not JSON ({error}): {}", shorten(body))),
+            Err(error) => fail(
+                "json".into(),
+                format!("the body is not JSON ({error}): {}", shorten(body)),
+            ),
         }
     }
     if let Some(budget) = expect.max_latency
         && latency > budget.0
     {
-        fail("max_latency".into(), format!("answered in {} ms, over the budget of {} ms", latency.as_millis(), budget.0.as_millis()));
+        fail(
+            "max_latency".into(),
+            format!(
+                "answered in {} ms, over the budget of {} ms",
+                latency.as_millis(),
+                budget.0.as_millis()
+            ),
+        );
     }
     findings
 }
 
 /// What the daemon applied (a container's inspect document) against what was
 /// asked for: limits, read-only root, no-new-privileges, network, user.
-pub fn applied(pointer: &str, spec: &crate::backend::ContainerSpec, inspect: &Value) -> Vec<Finding> {
+pub fn applied(
+    pointer: &str,
+    spec: &crate::backend::ContainerSpec,
+    inspect: &Value,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let host = &inspect["HostConfig"];
     let mut differs = |key: &str, what: &str, actual: String, wanted: String| {
-        findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/{key}"), format!("the daemon applied {what} = {actual}, but {wanted} was asked for")));
+        findings.push(Finding::new(
+            Category::AssertionFailed,
+            format!("{pointer}/{key}"),
+            format!("the daemon applied {what} = {actual}, but {wanted} was asked for"),
+        ));
     };
     if let Some(memory) = spec.memory_bytes
         && host["Memory"].as_u64() != Some(memory)
     {
-        differs("limits/memory", "HostConfig.Memory", host["Memory"].to_string(), memory.to_string());
+        differs(
+            "limits/memory",
+            "HostConfig.Memory",
+            host["Memory"].to_string(),
+            memory.to_string(),
+        );
     }
     if let Some(cpus) = spec.cpus {
         let wanted = (cpus * 1e9).round() as u64;
         if host["NanoCpus"].as_u64() != Some(wanted) {
-            differs("limits/cpus", "HostConfig.NanoCpus", host["NanoCpus"].to_string(), wanted.to_string());
+            differs(
+                "limits/cpus",
+                "HostConfig.NanoCpus",
+                host["NanoCpus"].to_string(),
+                wanted.to_string(),
+            );
         }
     }
     if let Some(pids) = spec.pids_limit
         && host["PidsLimit"].as_i64() != Some(pids)
     {
-        differs("limits/pids", "HostConfig.PidsLimit", host["PidsLimit"].to_string(), pids.to_string());
+        differs(
+            "limits/pids",
+            "HostConfig.PidsLimit",
+            host["PidsLimit"].to_string(),
+            pids.to_string(),
+        );
     }
     if spec.read_only_rootfs && host["ReadonlyRootfs"].as_bool() != Some(true) {
-        differs("security/read_only", "HostConfig.ReadonlyRootfs", host["ReadonlyRootfs"].to_string(), "true".into());
+        differs(
+            "security/read_only",
+            "HostConfig.ReadonlyRootfs",
+            host["ReadonlyRootfs"].to_string(),
+            "true".into(),
+        );
     }
     if spec.no_new_privileges {
-        let options: Vec<&str> = host["SecurityOpt"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        if !options.iter().any(|option| option.starts_with("no-new-privileges") && !option.ends_with(":false") && !option.ends_with("=false")) {
-            differs("security/no_new_privileges", "HostConfig.SecurityOpt", host["SecurityOpt"].to_string(), "no-new-privileges".into());
+        let options: Vec<&str> = host["SecurityOpt"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !options.iter().any(|option| {
+            option.starts_with("no-new-privileges")
+                && !option.ends_with(":false")
+                && !option.ends_with("=false")
+        }) {
+            differs(
+                "security/no_new_privileges",
+                "HostConfig.SecurityOpt",
+                host["SecurityOpt"].to_string(),
+                "no-new-privileges".into(),
+            );
         }
     }
     if let Some(network) = &spec.network
         && host["NetworkMode"].as_str() != Some(network.as_str())
     {
-        differs("security/network", "HostConfig.NetworkMode", host["NetworkMode"].to_string(), network.clone());
+        differs(
+            "security/network",
+            "HostConfig.NetworkMode",
+            host["NetworkMode"].to_string(),
+            network.clone(),
+        );
     }
     // The daemon keeps capability names as given (`NET_RAW`) or with the prefix (`CAP_NET_RAW`).
     let normalise = |capability: &str| capability.trim_start_matches("CAP_").to_ascii_uppercase();
-    let dropped: Vec<String> = host["CapDrop"].as_array().into_iter().flatten().filter_map(Value::as_str).map(normalise).collect();
+    let dropped: Vec<String> = host["CapDrop"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(normalise)
+        .collect();
     for capability in &spec.cap_drop {
         if !dropped.contains(&normalise(capability)) {
-            differs("security/cap_drop", "HostConfig.CapDrop", host["CapDrop"].to_string(), format!("dropping {capability}"));
+            differs(
+                "security/cap_drop",
+                "HostConfig.CapDrop",
+                host["CapDrop"].to_string(),
+                format!("dropping {capability}"),
+            );
         }
     }
     for mount in &spec.tmpfs {
-        let path = mount.split_once(':').map_or(mount.as_str(), |(path, _)| path);
+        let path = mount
+            .split_once(':')
+            .map_or(mount.as_str(), |(path, _)| path);
         if host["Tmpfs"].get(path).is_none() {
-            differs("security/tmpfs", "HostConfig.Tmpfs", host["Tmpfs"].to_string(), format!("a tmpfs at {path}"));
+            differs(
+                "security/tmpfs",
+                "HostConfig.Tmpfs",
+                host["Tmpfs"].to_string(),
+                format!("a tmpfs at {path}"),
+            );
         }
     }
     if let Some(user) = &spec.user
         && inspect["Config"]["User"].as_str() != Some(user.as_str())
     {
-        differs("user", "Config.User", inspect["Config"]["User"].to_string(), user.clone());
+        differs(
+            "user",
+            "Config.User",
+            inspect["Config"]["User"].to_string(),
+            user.clone(),
+        );
     }
     findings
 }
@@ -296,13 +463,30 @@ pub fn applied(pointer: &str, spec: &crate::backend::ContainerSpec, inspect: &Va
 /// `stages` is the number of `FROM` instructions in its Dockerfile.
 pub fn image(pointer: &str, expect: &ImageExpect, inspect: &Value, stages: usize) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let mut fail = |key: &str, message: String| findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/{key}"), message));
+    let mut fail = |key: &str, message: String| {
+        findings.push(Finding::new(
+            Category::AssertionFailed,
+            format!("{pointer}/{key}"),
+            message,
+        ))
+    };
     let config = &inspect["Config"];
-    let strings = |value: &Value| -> Vec<String> { value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect() };
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
     if let Some(limit) = expect.max_size {
         let size = inspect["Size"].as_u64().unwrap_or(0);
         if size > limit.0 {
-            fail("max_size", format!("the image is {size} bytes, over its budget of {}", limit.0));
+            fail(
+                "max_size",
+                format!("the image is {size} bytes, over its budget of {}", limit.0),
+            );
         }
     }
     if let Some(wanted) = expect.non_root {
@@ -310,37 +494,80 @@ pub fn image(pointer: &str, expect: &ImageExpect, inspect: &Value, stages: usize
         let name = user.split(':').next().unwrap_or_default();
         let non_root = !(name.is_empty() || name == "root" || name == "0");
         if non_root != wanted {
-            let shown = if user.is_empty() { "unset (root)".to_owned() } else { format!("`{user}`") };
-            fail("non_root", format!("the image's user is {shown}, expected {}", if wanted { "a non-root user" } else { "root" }));
+            let shown = if user.is_empty() {
+                "unset (root)".to_owned()
+            } else {
+                format!("`{user}`")
+            };
+            fail(
+                "non_root",
+                format!(
+                    "the image's user is {shown}, expected {}",
+                    if wanted { "a non-root user" } else { "root" }
+                ),
+            );
         }
     }
     if let Some(wanted) = expect.healthcheck {
         let test = strings(&config["Healthcheck"]["Test"]);
         let present = !test.is_empty() && test[0] != "NONE";
         if present != wanted {
-            fail("healthcheck", format!("the image {} a HEALTHCHECK", if present { "has" } else { "has no" }));
+            fail(
+                "healthcheck",
+                format!(
+                    "the image {} a HEALTHCHECK",
+                    if present { "has" } else { "has no" }
+                ),
+            );
         }
     }
     if let Some(wanted) = &expect.exposed_ports {
-        let mut exposed: Vec<String> = config["ExposedPorts"].as_object().map(|ports| ports.keys().cloned().collect()).unwrap_or_default();
-        let mut wanted: Vec<String> = wanted.iter().map(|port| if port.contains('/') { port.clone() } else { format!("{port}/tcp") }).collect();
+        let mut exposed: Vec<String> = config["ExposedPorts"]
+            .as_object()
+            .map(|ports| ports.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut wanted: Vec<String> = wanted
+            .iter()
+            .map(|port| {
+                if port.contains('/') {
+                    port.clone()
+                } else {
+                    format!("{port}/tcp")
+                }
+            })
+            .collect();
         exposed.sort();
         wanted.sort();
         if exposed != wanted {
-            fail("exposed_ports", format!("the image exposes {exposed:?}, expected {wanted:?}"));
+            fail(
+                "exposed_ports",
+                format!("the image exposes {exposed:?}, expected {wanted:?}"),
+            );
         }
     }
     for (key, value) in &expect.labels {
         let actual = config["Labels"][key].as_str();
         if actual != Some(value.as_str()) {
-            fail("labels", format!("label `{key}` is {}, expected {value:?}", actual.map_or("missing".to_owned(), |actual| format!("{actual:?}"))));
+            fail(
+                "labels",
+                format!(
+                    "label `{key}` is {}, expected {value:?}",
+                    actual.map_or("missing".to_owned(), |actual| format!("{actual:?}"))
+                ),
+            );
         }
     }
-    for (key, wanted, field) in [("entrypoint", &expect.entrypoint, "Entrypoint"), ("cmd", &expect.cmd, "Cmd")] {
+    for (key, wanted, field) in [
+        ("entrypoint", &expect.entrypoint, "Entrypoint"),
+        ("cmd", &expect.cmd, "Cmd"),
+    ] {
         if let Some(wanted) = wanted {
             let actual = strings(&config[field]);
             if &actual != wanted {
-                fail(key, format!("the image's {field} is {actual:?}, expected {wanted:?}"));
+                fail(
+                    key,
+                    format!("the image's {field} is {actual:?}, expected {wanted:?}"),
+                );
             }
         }
     }
@@ -348,20 +575,36 @@ pub fn image(pointer: &str, expect: &ImageExpect, inspect: &Value, stages: usize
     for (key, value) in &expect.env {
         let entry = format!("{key}={value}");
         if !env.contains(&entry) {
-            let actual = env.iter().find(|item| item.starts_with(&format!("{key}="))).cloned().unwrap_or_else(|| "unset".into());
-            fail("env", format!("the image's env has {actual}, expected {entry}"));
+            let actual = env
+                .iter()
+                .find(|item| item.starts_with(&format!("{key}=")))
+                .cloned()
+                .unwrap_or_else(|| "unset".into());
+            fail(
+                "env",
+                format!("the image's env has {actual}, expected {entry}"),
+            );
         }
     }
     if let Some(wanted) = &expect.workdir {
         let actual = config["WorkingDir"].as_str().unwrap_or_default();
         if actual != wanted {
-            fail("workdir", format!("the image's workdir is {actual:?}, expected {wanted:?}"));
+            fail(
+                "workdir",
+                format!("the image's workdir is {actual:?}, expected {wanted:?}"),
+            );
         }
     }
     if let Some(wanted) = expect.multi_stage
         && (stages > 1) != wanted
     {
-        fail("multi_stage", format!("the Dockerfile has {stages} stage(s), expected {}", if wanted { "more than one" } else { "one" }));
+        fail(
+            "multi_stage",
+            format!(
+                "the Dockerfile has {stages} stage(s), expected {}",
+                if wanted { "more than one" } else { "one" }
+            ),
+        );
     }
     findings
 }
@@ -375,13 +618,31 @@ fn show(value: Option<&Value>) -> String {
 /// finding is, unless allowed. `pointer` is the step's `lint` key.
 pub fn lint(pointer: &str, expect: &LintExpect, found: &[lint::Finding]) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let describe = |finding: &lint::Finding| format!("{} at line {} ({}): {}", finding.rule, finding.line, finding.level, finding.message);
+    let describe = |finding: &lint::Finding| {
+        format!(
+            "{} at line {} ({}): {}",
+            finding.rule, finding.line, finding.level, finding.message
+        )
+    };
     for (index, expected) in expect.findings.iter().enumerate() {
-        let matches = |finding: &&lint::Finding| finding.rule == expected.rule && expected.line.is_none_or(|line| line == finding.line);
+        let matches = |finding: &&lint::Finding| {
+            finding.rule == expected.rule && expected.line.is_none_or(|line| line == finding.line)
+        };
         if !found.iter().any(|finding| matches(&finding)) {
-            let at = expected.line.map(|line| format!(" at line {line}")).unwrap_or_default();
-            let same_rule: Vec<String> = found.iter().filter(|finding| finding.rule == expected.rule).map(|finding| format!("line {}", finding.line)).collect();
-            let seen = if same_rule.is_empty() { "it reported nothing for that rule".to_owned() } else { format!("it reported it at {}", same_rule.join(", ")) };
+            let at = expected
+                .line
+                .map(|line| format!(" at line {line}"))
+                .unwrap_or_default();
+            let same_rule: Vec<String> = found
+                .iter()
+                .filter(|finding| finding.rule == expected.rule)
+                .map(|finding| format!("line {}", finding.line))
+                .collect();
+            let seen = if same_rule.is_empty() {
+                "it reported nothing for that rule".to_owned()
+            } else {
+                format!("it reported it at {}", same_rule.join(", "))
+            };
             findings.push(Finding::new(
                 Category::AssertionFailed,
                 format!("{pointer}/expect/findings/{index}"),
@@ -393,11 +654,20 @@ pub fn lint(pointer: &str, expect: &LintExpect, found: &[lint::Finding]) -> Vec<
         let unexpected: Vec<String> = found
             .iter()
             .filter(|finding| finding.level == lint::Level::Error)
-            .filter(|finding| !expect.findings.iter().any(|expected| expected.rule == finding.rule && expected.line.is_none_or(|line| line == finding.line)))
+            .filter(|finding| {
+                !expect.findings.iter().any(|expected| {
+                    expected.rule == finding.rule
+                        && expected.line.is_none_or(|line| line == finding.line)
+                })
+            })
             .map(describe)
             .collect();
         if !unexpected.is_empty() {
-            findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/file"), format!("unexpected error-level findings: {}", unexpected.join("; "))));
+            findings.push(Finding::new(
+                Category::AssertionFailed,
+                format!("{pointer}/file"),
+                format!("unexpected error-level findings: {}", unexpected.join("; ")),
+            ));
         }
     }
     findings
@@ -409,7 +679,11 @@ pub fn pointer(pointer: &str, assertion: &PointerAssertion, document: &Value) ->
     let actual = document.pointer(target).filter(|value| !value.is_null());
     let mut findings = Vec::new();
     let mut fail = |key: &str, message: String| {
-        findings.push(Finding::new(Category::AssertionFailed, format!("{pointer}/{key}"), format!("{target}: {message}")));
+        findings.push(Finding::new(
+            Category::AssertionFailed,
+            format!("{pointer}/{key}"),
+            format!("{target}: {message}"),
+        ));
     };
     let must_exist = assertion.exists.unwrap_or(true);
     match (actual, must_exist) {
@@ -461,7 +735,10 @@ pub fn pointer(pointer: &str, assertion: &PointerAssertion, document: &Value) ->
         }
     }
     if let Some(pattern) = &assertion.matches {
-        let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+        let text = value
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
         match regex::Regex::new(pattern) {
             Ok(regex) if regex.is_match(&text) => {}
             Ok(_) => fail("matches", format!("{value} does not match /{pattern}/")),
@@ -476,7 +753,13 @@ pub fn pointer(pointer: &str, assertion: &PointerAssertion, document: &Value) ->
             _ => None,
         };
         if actual_length != Some(length) {
-            fail("length", format!("has length {}, expected {length}", actual_length.map_or("n/a".into(), |l| l.to_string())));
+            fail(
+                "length",
+                format!(
+                    "has length {}, expected {length}",
+                    actual_length.map_or("n/a".into(), |l| l.to_string())
+                ),
+            );
         }
     }
     findings
@@ -505,20 +788,52 @@ mod tests {
     #[test]
     fn text_conditions_report_each_mismatch() {
         let all = matcher(json!({"contains": "done", "not_matches": "(?i)error", "equals": "x"}));
-        let findings = text("stdout", "/steps/0/expect/stdout", &all, "starting\nERROR: boom\n");
-        let keys: Vec<&str> = findings.iter().map(|f| f.pointer.rsplit('/').next().unwrap()).collect();
+        let findings = text(
+            "stdout",
+            "/steps/0/expect/stdout",
+            &all,
+            "starting\nERROR: boom\n",
+        );
+        let keys: Vec<&str> = findings
+            .iter()
+            .map(|f| f.pointer.rsplit('/').next().unwrap())
+            .collect();
         assert_eq!(keys, ["equals", "contains", "not_matches"]);
-        assert!(findings[2].message.contains("line 2"), "{}", findings[2].message);
-        assert!(text("stdout", "", &matcher(json!({"contains": "ok", "matches": "^ok$"})), "ok").is_empty());
+        assert!(
+            findings[2].message.contains("line 2"),
+            "{}",
+            findings[2].message
+        );
+        assert!(
+            text(
+                "stdout",
+                "",
+                &matcher(json!({"contains": "ok", "matches": "^ok$"})),
+                "ok"
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn exit_codes_map_to_categories() {
         assert_eq!(exit_code("", 0, 0, false), None);
-        assert_eq!(exit_code("", 0, 3, false).unwrap().category, Category::NonzeroExit);
-        assert_eq!(exit_code("", 0, 127, false).unwrap().category, Category::CommandNotFound);
-        assert_eq!(exit_code("", 0, 137, true).unwrap().category, Category::OomKilled);
-        assert_eq!(exit_code("", 3, 0, false).unwrap().category, Category::AssertionFailed);
+        assert_eq!(
+            exit_code("", 0, 3, false).unwrap().category,
+            Category::NonzeroExit
+        );
+        assert_eq!(
+            exit_code("", 0, 127, false).unwrap().category,
+            Category::CommandNotFound
+        );
+        assert_eq!(
+            exit_code("", 0, 137, true).unwrap().category,
+            Category::OomKilled
+        );
+        assert_eq!(
+            exit_code("", 3, 0, false).unwrap().category,
+            Category::AssertionFailed
+        );
     }
 
     #[test]
@@ -527,7 +842,10 @@ mod tests {
             "path": "outputs/summary.json", "sha256": "00".repeat(32), "json": {"/inputs": 2, "/status": "ok"}
         }))
         .unwrap();
-        assert_eq!(file("/f", &expect, &FileObservation::default())[0].category, Category::ArtifactMissing);
+        assert_eq!(
+            file("/f", &expect, &FileObservation::default())[0].category,
+            Category::ArtifactMissing
+        );
         let observed = FileObservation {
             exists: true,
             size: 10,
@@ -537,7 +855,11 @@ mod tests {
         let findings = file("/f", &expect, &observed);
         assert_eq!(findings.len(), 2, "{findings:?}");
         assert_eq!(findings[0].category, Category::ChecksumMismatch);
-        assert!(findings[1].message.contains("/status is \"failed\""), "{}", findings[1].message);
+        assert!(
+            findings[1].message.contains("/status is \"failed\""),
+            "{}",
+            findings[1].message
+        );
     }
 
     #[test]
@@ -555,9 +877,20 @@ mod tests {
         assert!(http("/h", &expect, 200, &header, good, Duration::from_millis(5)).is_empty());
         let bad = r#"{"status":"unhealthy","components":[]}"#;
         let findings = http("/h", &expect, 503, &header, bad, Duration::from_millis(500));
-        let keys: Vec<&str> = findings.iter().map(|found| found.pointer.rsplit('/').next().unwrap()).collect();
-        assert_eq!(keys, ["status", "json", "json_types", "json_types", "max_latency"], "{findings:#?}");
-        assert!(findings.iter().all(|found| found.category == Category::HttpCheckFailed));
+        let keys: Vec<&str> = findings
+            .iter()
+            .map(|found| found.pointer.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            ["status", "json", "json_types", "json_types", "max_latency"],
+            "{findings:#?}"
+        );
+        assert!(
+            findings
+                .iter()
+                .all(|found| found.category == Category::HttpCheckFailed)
+        );
     }
 
     #[test]
@@ -565,8 +898,18 @@ mod tests {
         let nothing = crate::backend::ContainerSpec::default();
         assert!(!nothing.asks_for_enforcement());
         // Whatever the daemon says, nothing asked means nothing to find: skipping the inspect loses nothing.
-        assert!(applied("/steps/0/run", &nothing, &serde_json::json!({ "HostConfig": { "Memory": 1, "ReadonlyRootfs": false } })).is_empty());
-        let user = crate::backend::ContainerSpec { user: Some("1000".into()), ..Default::default() };
+        assert!(
+            applied(
+                "/steps/0/run",
+                &nothing,
+                &serde_json::json!({ "HostConfig": { "Memory": 1, "ReadonlyRootfs": false } })
+            )
+            .is_empty()
+        );
+        let user = crate::backend::ContainerSpec {
+            user: Some("1000".into()),
+            ..Default::default()
+        };
         assert!(user.asks_for_enforcement());
     }
 
@@ -592,7 +935,12 @@ mod tests {
             "SecurityOpt": null, "NetworkMode": "default", "CapDrop": null, "Tmpfs": null}, "Config": {"User": ""}});
         let findings = applied("/r", &spec, &ignored);
         assert_eq!(findings.len(), 10, "{findings:?}");
-        assert!(findings.iter().any(|finding| finding.pointer == "/r/security/tmpfs" && finding.message.contains("a tmpfs at /tmp")));
+        assert!(
+            findings
+                .iter()
+                .any(|finding| finding.pointer == "/r/security/tmpfs"
+                    && finding.message.contains("a tmpfs at /tmp"))
+        );
     }
 
     #[test]
@@ -605,26 +953,84 @@ mod tests {
                 "Cmd": ["web"], "Entrypoint": null, "Env": ["PATH=/bin", "WEB_PORT=8080"], "WorkingDir": ""
             }
         });
-        let expect = |value: serde_json::Value| -> ImageExpect { serde_json::from_value(value).unwrap() };
-        let good = expect(json!({"max_size": "4MiB", "non_root": true, "healthcheck": true, "exposed_ports": ["8080"],
-            "labels": {"tier": "web"}, "cmd": ["web"], "env": {"WEB_PORT": "8080"}, "multi_stage": false}));
+        let expect =
+            |value: serde_json::Value| -> ImageExpect { serde_json::from_value(value).unwrap() };
+        let good = expect(
+            json!({"max_size": "4MiB", "non_root": true, "healthcheck": true, "exposed_ports": ["8080"],
+            "labels": {"tier": "web"}, "cmd": ["web"], "env": {"WEB_PORT": "8080"}, "multi_stage": false}),
+        );
         assert_eq!(image("/b", &good, &inspect, 1), vec![]);
-        let bad = expect(json!({"max_size": "1MiB", "non_root": false, "healthcheck": false, "exposed_ports": ["80/tcp"],
-            "labels": {"tier": "db"}, "entrypoint": ["x"], "env": {"WEB_PORT": "80"}, "workdir": "/srv", "multi_stage": true}));
-        let keys: Vec<String> = image("/b", &bad, &inspect, 1).iter().map(|found| found.pointer.rsplit('/').next().unwrap().to_owned()).collect();
-        assert_eq!(keys, ["max_size", "non_root", "healthcheck", "exposed_ports", "labels", "entrypoint", "env", "workdir", "multi_stage"]);
+        let bad = expect(
+            json!({"max_size": "1MiB", "non_root": false, "healthcheck": false, "exposed_ports": ["80/tcp"],
+            "labels": {"tier": "db"}, "entrypoint": ["x"], "env": {"WEB_PORT": "80"}, "workdir": "/srv", "multi_stage": true}),
+        );
+        let keys: Vec<String> = image("/b", &bad, &inspect, 1)
+            .iter()
+            .map(|found| found.pointer.rsplit('/').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "max_size",
+                "non_root",
+                "healthcheck",
+                "exposed_ports",
+                "labels",
+                "entrypoint",
+                "env",
+                "workdir",
+                "multi_stage"
+            ]
+        );
     }
 
     #[test]
     fn pointer_assertions_compare_numbers_and_presence() {
         let record = json!({"metrics": {"bytesOut": 12}, "status": "succeeded", "list": [1, 2]});
-        let assertion = |value: serde_json::Value| -> PointerAssertion { serde_json::from_value(value).unwrap() };
-        assert!(pointer("", &assertion(json!({"pointer": "/metrics/bytesOut", "gt": 0})), &record).is_empty());
-        assert!(pointer("", &assertion(json!({"pointer": "/metrics/bytesOut", "equals": 12.0})), &record).is_empty());
-        assert!(pointer("", &assertion(json!({"pointer": "/list", "contains": 2, "length": 2})), &record).is_empty());
-        assert_eq!(pointer("", &assertion(json!({"pointer": "/missing"})), &record).len(), 1);
-        assert!(pointer("", &assertion(json!({"pointer": "/missing", "exists": false})), &record).is_empty());
-        let failed = pointer("/t/0", &assertion(json!({"pointer": "/status", "equals": "failed", "matches": "^s"})), &record);
+        let assertion = |value: serde_json::Value| -> PointerAssertion {
+            serde_json::from_value(value).unwrap()
+        };
+        assert!(
+            pointer(
+                "",
+                &assertion(json!({"pointer": "/metrics/bytesOut", "gt": 0})),
+                &record
+            )
+            .is_empty()
+        );
+        assert!(
+            pointer(
+                "",
+                &assertion(json!({"pointer": "/metrics/bytesOut", "equals": 12.0})),
+                &record
+            )
+            .is_empty()
+        );
+        assert!(
+            pointer(
+                "",
+                &assertion(json!({"pointer": "/list", "contains": 2, "length": 2})),
+                &record
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            pointer("", &assertion(json!({"pointer": "/missing"})), &record).len(),
+            1
+        );
+        assert!(
+            pointer(
+                "",
+                &assertion(json!({"pointer": "/missing", "exists": false})),
+                &record
+            )
+            .is_empty()
+        );
+        let failed = pointer(
+            "/t/0",
+            &assertion(json!({"pointer": "/status", "equals": "failed", "matches": "^s"})),
+            &record,
+        );
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].pointer, "/t/0/equals");
     }
@@ -632,21 +1038,68 @@ mod tests {
     #[test]
     fn lint_expectations() {
         let found = vec![
-            lint::Finding::new(&lint::compose::DEPENDS_HEALTHY, 36, "worker depends on redis"),
+            lint::Finding::new(
+                &lint::compose::DEPENDS_HEALTHY,
+                36,
+                "worker depends on redis",
+            ),
             lint::Finding::new(&lint::compose::LOG_CAPS, 40, "no cap"),
         ];
         let expect = |text: &str| -> LintExpect { serde_json::from_str(text).unwrap() };
-        assert!(lint("/steps/0/lint", &expect(r#"{"findings": [{"rule": "DC003", "line": 36}]}"#), &found).is_empty());
-        assert!(lint("/steps/0/lint", &expect(r#"{"findings": [{"rule": "DC003"}]}"#), &found).is_empty(), "any line");
-        let wrong_line = lint("/steps/0/lint", &expect(r#"{"findings": [{"rule": "DC003", "line": 37}]}"#), &found);
+        assert!(
+            lint(
+                "/steps/0/lint",
+                &expect(r#"{"findings": [{"rule": "DC003", "line": 36}]}"#),
+                &found
+            )
+            .is_empty()
+        );
+        assert!(
+            lint(
+                "/steps/0/lint",
+                &expect(r#"{"findings": [{"rule": "DC003"}]}"#),
+                &found
+            )
+            .is_empty(),
+            "any line"
+        );
+        let wrong_line = lint(
+            "/steps/0/lint",
+            &expect(r#"{"findings": [{"rule": "DC003", "line": 37}]}"#),
+            &found,
+        );
         assert_eq!(wrong_line.len(), 2, "{wrong_line:?}");
-        assert_eq!(wrong_line[0].message, "expected DC003 at line 37; it reported it at line 36");
+        assert_eq!(
+            wrong_line[0].message,
+            "expected DC003 at line 37; it reported it at line 36"
+        );
         assert_eq!(wrong_line[0].pointer, "/steps/0/lint/expect/findings/0");
         let clean = lint("/steps/0/lint", &LintExpect::default(), &found);
         assert_eq!(clean.len(), 1);
-        assert!(clean[0].message.starts_with("unexpected error-level findings: DC003 at line 36 (error)"), "{}", clean[0].message);
-        assert!(lint("/steps/0/lint", &expect(r#"{"allow_other_errors": true}"#), &found).is_empty(), "warnings never fail");
-        let missing = lint("/steps/0/lint", &expect(r#"{"findings": [{"rule": "DC001"}], "allow_other_errors": true}"#), &found);
-        assert_eq!(missing[0].message, "expected DC001; it reported nothing for that rule");
+        assert!(
+            clean[0]
+                .message
+                .starts_with("unexpected error-level findings: DC003 at line 36 (error)"),
+            "{}",
+            clean[0].message
+        );
+        assert!(
+            lint(
+                "/steps/0/lint",
+                &expect(r#"{"allow_other_errors": true}"#),
+                &found
+            )
+            .is_empty(),
+            "warnings never fail"
+        );
+        let missing = lint(
+            "/steps/0/lint",
+            &expect(r#"{"findings": [{"rule": "DC001"}], "allow_other_errors": true}"#),
+            &found,
+        );
+        assert_eq!(
+            missing[0].message,
+            "expected DC001; it reported nothing for that rule"
+        );
     }
 }

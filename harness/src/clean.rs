@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::backend::{Backend, ResourceKind};
 use crate::backend::cli::CliBackend;
+use crate::backend::{Backend, ResourceKind};
 
 /// What to reap.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +32,9 @@ pub struct CleanReport {
 fn old_enough(created: Option<SystemTime>, older_than: Option<Duration>) -> bool {
     match (older_than, created) {
         (None, _) => true,
-        (Some(age), Some(created)) => SystemTime::now().duration_since(created).is_ok_and(|elapsed| elapsed >= age),
+        (Some(age), Some(created)) => SystemTime::now()
+            .duration_since(created)
+            .is_ok_and(|elapsed| elapsed >= age),
         // Without a creation time, be careful: keep it.
         (Some(_), None) => false,
     }
@@ -47,23 +49,28 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
     let listed = match backend.list_labelled(&label).await {
         Ok(listed) => listed,
         Err(error) => {
-            report.problems.push(format!("cannot list containers on `{}`: {error}", backend.name()));
+            report.problems.push(format!(
+                "cannot list containers on `{}`: {error}",
+                backend.name()
+            ));
             return;
         }
     };
     for id in listed {
-        let created = backend
-            .inspect_json(&id)
-            .await
-            .ok()
-            .and_then(|inspect| inspect["Created"].as_str().and_then(|text| humantime::parse_rfc3339_weak(text).ok()));
+        let created = backend.inspect_json(&id).await.ok().and_then(|inspect| {
+            inspect["Created"]
+                .as_str()
+                .and_then(|text| humantime::parse_rfc3339_weak(text).ok())
+        });
         if !old_enough(created, options.older_than) {
             continue;
         }
         if !options.dry_run
             && let Err(error) = backend.remove(&id).await
         {
-            report.problems.push(format!("cannot remove container {id}: {error}"));
+            report
+                .problems
+                .push(format!("cannot remove container {id}: {error}"));
             continue;
         }
         report.containers.push(id);
@@ -77,7 +84,11 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
         let listed = match backend.list_labelled_resources(kind, &label).await {
             Ok(listed) => listed,
             Err(error) => {
-                report.problems.push(format!("cannot list {}s on `{}`: {error}", kind.as_str(), backend.name()));
+                report.problems.push(format!(
+                    "cannot list {}s on `{}`: {error}",
+                    kind.as_str(),
+                    backend.name()
+                ));
                 continue;
             }
         };
@@ -85,7 +96,9 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
             if !options.dry_run
                 && let Err(error) = backend.remove_resource(kind, &name).await
             {
-                report.problems.push(format!("cannot remove {} {name}: {error}", kind.as_str()));
+                report
+                    .problems
+                    .push(format!("cannot remove {} {name}: {error}", kind.as_str()));
                 continue;
             }
             report.resources.push(format!("{} {name}", kind.as_str()));
@@ -99,12 +112,19 @@ fn leftover_directories(dir: &Path, options: &CleanOptions) -> Vec<PathBuf> {
         Some(run) => format!("dockproof-{run}-"),
         None => "dockproof-".to_owned(),
     };
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut found: Vec<PathBuf> = entries
         .flatten()
         .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
         .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
-        .filter(|entry| old_enough(entry.metadata().and_then(|meta| meta.modified()).ok(), options.older_than))
+        .filter(|entry| {
+            old_enough(
+                entry.metadata().and_then(|meta| meta.modified()).ok(),
+                options.older_than,
+            )
+        })
         .map(|entry| entry.path())
         .collect();
     found.sort();
@@ -113,19 +133,34 @@ fn leftover_directories(dir: &Path, options: &CleanOptions) -> Vec<PathBuf> {
 
 /// Remove leftover temporary directories under `dir`; fake-docker containers
 /// still running from a run directory are removed first.
-pub async fn directories(dir: &Path, fake_docker: Option<&Path>, options: &CleanOptions, report: &mut CleanReport) {
+pub async fn directories(
+    dir: &Path,
+    fake_docker: Option<&Path>,
+    options: &CleanOptions,
+    report: &mut CleanReport,
+) {
     for path in leftover_directories(dir, options) {
         let state = path.join("fake-docker-state");
         if let Some(program) = fake_docker.filter(|_| state.is_dir()) {
             // Everything in a run directory's fake state belongs to that run.
-            let backend = CliBackend::new("fake", program, vec![("FAKE_DOCKER_STATE".into(), state.into_os_string())]);
-            let everything = CleanOptions { run_id: None, older_than: None, dry_run: options.dry_run };
+            let backend = CliBackend::new(
+                "fake",
+                program,
+                vec![("FAKE_DOCKER_STATE".into(), state.into_os_string())],
+            );
+            let everything = CleanOptions {
+                run_id: None,
+                older_than: None,
+                dry_run: options.dry_run,
+            };
             containers(&backend, &everything, report).await;
         }
         if !options.dry_run
             && let Err(error) = std::fs::remove_dir_all(&path)
         {
-            report.problems.push(format!("cannot remove {}: {error}", path.display()));
+            report
+                .problems
+                .push(format!("cannot remove {}: {error}", path.display()));
             continue;
         }
         report.directories.push(path);
@@ -139,14 +174,41 @@ mod tests {
     #[test]
     fn selects_directories_by_run_and_age() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["dockproof-r1-abc", "dockproof-r2-def", "dockproof-build-xyz", "other"] {
+        for name in [
+            "dockproof-r1-abc",
+            "dockproof-r2-def",
+            "dockproof-build-xyz",
+            "other",
+        ] {
             std::fs::create_dir(dir.path().join(name)).unwrap();
         }
         let names = |options: &CleanOptions| -> Vec<String> {
-            leftover_directories(dir.path(), options).iter().map(|path| path.file_name().unwrap().to_string_lossy().into_owned()).collect()
+            leftover_directories(dir.path(), options)
+                .iter()
+                .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
         };
-        assert_eq!(names(&CleanOptions::default()), ["dockproof-build-xyz", "dockproof-r1-abc", "dockproof-r2-def"]);
-        assert_eq!(names(&CleanOptions { run_id: Some("r1".into()), ..CleanOptions::default() }), ["dockproof-r1-abc"]);
-        assert!(names(&CleanOptions { older_than: Some(Duration::from_secs(3600)), ..CleanOptions::default() }).is_empty());
+        assert_eq!(
+            names(&CleanOptions::default()),
+            [
+                "dockproof-build-xyz",
+                "dockproof-r1-abc",
+                "dockproof-r2-def"
+            ]
+        );
+        assert_eq!(
+            names(&CleanOptions {
+                run_id: Some("r1".into()),
+                ..CleanOptions::default()
+            }),
+            ["dockproof-r1-abc"]
+        );
+        assert!(
+            names(&CleanOptions {
+                older_than: Some(Duration::from_secs(3600)),
+                ..CleanOptions::default()
+            })
+            .is_empty()
+        );
     }
 }

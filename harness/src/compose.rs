@@ -31,7 +31,8 @@ pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Compose's label marking `run` containers (not a service's own).
 pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
 /// The message of a scenario skipped because neither compose is installed.
-pub const NOT_FOUND: &str = "no docker compose found (install docker-compose or the compose plugin)";
+pub const NOT_FOUND: &str =
+    "no docker compose found (install docker-compose or the compose plugin)";
 
 /// How long `version` may take while looking for the tool.
 const DETECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,13 +45,23 @@ pub enum ComposeError {
     #[error("{NOT_FOUND}")]
     NotFound,
     #[error("failed to run `{program}`: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("`{command}` did not finish within {}", humantime::format_duration(*timeout))]
     Timeout { command: String, timeout: Duration },
     #[error("`{command}` failed with exit code {code}: {stderr}")]
-    Failed { command: String, code: i32, stderr: String },
+    Failed {
+        command: String,
+        code: i32,
+        stderr: String,
+    },
     #[error("cannot write the compose override file {path}: {source}")]
-    Override { path: PathBuf, source: std::io::Error },
+    Override {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl ComposeError {
@@ -76,11 +87,19 @@ pub fn classify(stderr: &str) -> Category {
         Category::DaemonUnavailable
     } else if lower.contains("is unhealthy") || lower.contains("dependency failed to start") {
         Category::HealthFailed
-    } else if lower.contains("pull access denied") || lower.contains("no such image") || lower.contains("manifest unknown") || lower.contains("repository does not exist") {
+    } else if lower.contains("pull access denied")
+        || lower.contains("no such image")
+        || lower.contains("manifest unknown")
+        || lower.contains("repository does not exist")
+    {
         Category::ImageNotFound
-    } else if lower.contains("port is already allocated") || lower.contains("address already in use") {
+    } else if lower.contains("port is already allocated")
+        || lower.contains("address already in use")
+    {
         Category::PortConflict
-    } else if (lower.contains("oci runtime") || lower.contains("exec:")) && lower.contains("executable file not found") {
+    } else if (lower.contains("oci runtime") || lower.contains("exec:"))
+        && lower.contains("executable file not found")
+    {
         Category::CommandNotFound
     } else if lower.contains("is invalid")
         || lower.contains("unsupported config option")
@@ -109,7 +128,9 @@ impl ComposeTool {
     /// `docker compose 2.24.5` or `docker-compose 1.29.2`, for records and messages.
     pub fn describe(&self) -> String {
         let program = self.program.display().to_string();
-        let words: Vec<&str> = std::iter::once(program.as_str()).chain(self.prefix.iter().map(String::as_str)).collect();
+        let words: Vec<&str> = std::iter::once(program.as_str())
+            .chain(self.prefix.iter().map(String::as_str))
+            .collect();
         format!("{} {}", words.join(" "), self.version)
     }
 }
@@ -119,7 +140,10 @@ impl ComposeTool {
 pub async fn detect() -> Option<ComposeTool> {
     static TOOL: OnceCell<Option<ComposeTool>> = OnceCell::const_new();
     TOOL.get_or_init(|| async {
-        let candidates = [(PathBuf::from("docker"), vec!["compose".to_owned()]), (PathBuf::from("docker-compose"), Vec::new())];
+        let candidates = [
+            (PathBuf::from("docker"), vec!["compose".to_owned()]),
+            (PathBuf::from("docker-compose"), Vec::new()),
+        ];
         for (program, prefix) in candidates {
             if let Some(tool) = probe(program, prefix).await {
                 return Some(tool);
@@ -134,11 +158,29 @@ pub async fn detect() -> Option<ComposeTool> {
 /// Whether `program prefix… version --short` answers; the tool if it does.
 async fn probe(program: PathBuf, prefix: Vec<String>) -> Option<ComposeTool> {
     let mut command = Command::new(&program);
-    command.args(&prefix).args(["version", "--short"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
-    let output = tokio::time::timeout(DETECT_TIMEOUT, command.output()).await.ok()?.ok()?;
-    let version = String::from_utf8_lossy(&output.stdout).trim().trim_start_matches('v').to_owned();
+    command
+        .args(&prefix)
+        .args(["version", "--short"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(DETECT_TIMEOUT, command.output())
+        .await
+        .ok()?
+        .ok()?;
+    let version = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .to_owned();
     // `docker compose` without the plugin prints the CLI's usage and fails; a version starts with a digit.
-    (output.status.success() && version.starts_with(|c: char| c.is_ascii_digit())).then_some(ComposeTool { program, prefix, version })
+    (output.status.success() && version.starts_with(|c: char| c.is_ascii_digit())).then_some(
+        ComposeTool {
+            program,
+            prefix,
+            version,
+        },
+    )
 }
 
 /// A service as the compose file declares it.
@@ -176,41 +218,76 @@ pub struct ComposeFileError {
 
 impl ComposeFileError {
     fn at(span: SourceSpan, message: impl Into<String>) -> Self {
-        ComposeFileError { line: span.start.line.max(1), column: span.start.column.max(1), message: message.into() }
+        ComposeFileError {
+            line: span.start.line.max(1),
+            column: span.start.column.max(1),
+            message: message.into(),
+        }
     }
 }
 
 fn not_external(entry: &Value) -> bool {
     // `external: true`, or the older `external: { name: … }`.
-    !matches!(entry.get("external"), Some(Value::Bool(true) | Value::Object(_)))
+    !matches!(
+        entry.get("external"),
+        Some(Value::Bool(true) | Value::Object(_))
+    )
 }
 
 /// Read a compose file's text.
 pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
-    let located = yaml::parse(text).map_err(|error| ComposeFileError::at(error.span, error.message))?;
+    let located =
+        yaml::parse(text).map_err(|error| ComposeFileError::at(error.span, error.message))?;
     let document = &located.value;
     let spans = &located.spans;
     let Some(services) = document.get("services").and_then(Value::as_object) else {
-        return Err(ComposeFileError::at(spans.value(""), "no top-level `services:` mapping"));
+        return Err(ComposeFileError::at(
+            spans.value(""),
+            "no top-level `services:` mapping",
+        ));
     };
     if services.is_empty() {
-        return Err(ComposeFileError::at(spans.value("/services"), "`services:` is empty"));
+        return Err(ComposeFileError::at(
+            spans.value("/services"),
+            "`services:` is empty",
+        ));
     }
-    let mut parsed = ComposeFile { version: document.get("version").cloned(), services: Vec::new(), networks: Vec::new(), volumes: Vec::new(), default_network: false };
+    let mut parsed = ComposeFile {
+        version: document.get("version").cloned(),
+        services: Vec::new(),
+        networks: Vec::new(),
+        volumes: Vec::new(),
+        default_network: false,
+    };
     for (name, service) in services {
         let pointer = format!("/services/{}", yaml::escape_segment(name));
         if !service.is_object() {
-            return Err(ComposeFileError::at(spans.value(&pointer), format!("service `{name}` is not a mapping")));
+            return Err(ComposeFileError::at(
+                spans.value(&pointer),
+                format!("service `{name}` is not a mapping"),
+            ));
         }
         if service.get("image").is_none() && service.get("build").is_none() {
-            return Err(ComposeFileError::at(spans.key(&pointer), format!("service `{name}` has neither `image` nor `build`")));
+            return Err(ComposeFileError::at(
+                spans.key(&pointer),
+                format!("service `{name}` has neither `image` nor `build`"),
+            ));
         }
-        let disabled = service.pointer("/healthcheck/disable").and_then(Value::as_bool) == Some(true);
+        let disabled = service
+            .pointer("/healthcheck/disable")
+            .and_then(Value::as_bool)
+            == Some(true);
         parsed.services.push(ComposeService {
             name: name.clone(),
-            image: service.get("image").and_then(Value::as_str).map(str::to_owned),
+            image: service
+                .get("image")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             healthcheck: service.get("healthcheck").is_some() && !disabled,
-            restart: service.get("restart").and_then(Value::as_str).map(str::to_owned),
+            restart: service
+                .get("restart")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         });
         let mode = service.get("network_mode").and_then(Value::as_str);
         if service.get("networks").is_none() && mode.is_none() {
@@ -218,9 +295,17 @@ pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
         }
     }
     parsed.services.sort_by(|a, b| a.name.cmp(&b.name));
-    for (key, target) in [("networks", &mut parsed.networks), ("volumes", &mut parsed.volumes)] {
+    for (key, target) in [
+        ("networks", &mut parsed.networks),
+        ("volumes", &mut parsed.volumes),
+    ] {
         if let Some(declared) = document.get(key).and_then(Value::as_object) {
-            target.extend(declared.iter().filter(|(_, entry)| entry.is_null() || not_external(entry)).map(|(name, _)| name.clone()));
+            target.extend(
+                declared
+                    .iter()
+                    .filter(|(_, entry)| entry.is_null() || not_external(entry))
+                    .map(|(name, _)| name.clone()),
+            );
         }
     }
     Ok(parsed)
@@ -228,7 +313,11 @@ pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
 
 /// Read a compose file from disk.
 pub fn parse_file(path: &Path) -> Result<ComposeFile, ComposeFileError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ComposeFileError { line: 1, column: 1, message: format!("cannot read it: {error}") })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ComposeFileError {
+        line: 1,
+        column: 1,
+        message: format!("cannot read it: {error}"),
+    })?;
     parse(&text)
 }
 
@@ -253,14 +342,29 @@ pub fn project_name(run_id: &str, scenario_slug: &str) -> String {
 /// The override document: `labels` on every service, every project network (the
 /// implicit `default` one when a service uses it) and every project volume.
 pub fn override_document(file: &ComposeFile, labels: &BTreeMap<String, String>) -> Value {
-    let labels: Map<String, Value> = labels.iter().map(|(key, value)| (key.clone(), Value::String(value.clone()))).collect();
+    let labels: Map<String, Value> = labels
+        .iter()
+        .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+        .collect();
     let labelled = || json!({ "labels": labels.clone() });
     let mut document = Map::new();
     if let Some(version) = &file.version {
         document.insert("version".into(), version.clone());
     }
-    document.insert("services".into(), Value::Object(file.services.iter().map(|service| (service.name.clone(), labelled())).collect()));
-    let mut networks: Map<String, Value> = file.networks.iter().map(|name| (name.clone(), labelled())).collect();
+    document.insert(
+        "services".into(),
+        Value::Object(
+            file.services
+                .iter()
+                .map(|service| (service.name.clone(), labelled()))
+                .collect(),
+        ),
+    );
+    let mut networks: Map<String, Value> = file
+        .networks
+        .iter()
+        .map(|name| (name.clone(), labelled()))
+        .collect();
     if file.default_network && !networks.contains_key("default") {
         networks.insert("default".into(), labelled());
     }
@@ -268,7 +372,15 @@ pub fn override_document(file: &ComposeFile, labels: &BTreeMap<String, String>) 
         document.insert("networks".into(), Value::Object(networks));
     }
     if !file.volumes.is_empty() {
-        document.insert("volumes".into(), Value::Object(file.volumes.iter().map(|name| (name.clone(), labelled())).collect()));
+        document.insert(
+            "volumes".into(),
+            Value::Object(
+                file.volumes
+                    .iter()
+                    .map(|name| (name.clone(), labelled()))
+                    .collect(),
+            ),
+        );
     }
     Value::Object(document)
 }
@@ -302,15 +414,29 @@ impl Project {
         env: Vec<(OsString, OsString)>,
     ) -> Result<Project, ComposeError> {
         let path = dir.join(format!("{name}.override.json"));
-        let text = serde_json::to_string_pretty(&override_document(parsed, labels)).expect("a JSON value always serialises");
-        std::fs::write(&path, text).map_err(|source| ComposeError::Override { path: path.clone(), source })?;
-        Ok(Project { tool, name, files: vec![file.to_path_buf(), path], env })
+        let text = serde_json::to_string_pretty(&override_document(parsed, labels))
+            .expect("a JSON value always serialises");
+        std::fs::write(&path, text).map_err(|source| ComposeError::Override {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Project {
+            tool,
+            name,
+            files: vec![file.to_path_buf(), path],
+            env,
+        })
     }
 
     /// The whole argv after the program: prefix, global options, then `args`.
     pub fn argv(&self, args: &[&str]) -> Vec<String> {
         let mut argv = self.tool.prefix.clone();
-        argv.extend(["--ansi".to_owned(), "never".to_owned(), "--project-name".to_owned(), self.name.clone()]);
+        argv.extend([
+            "--ansi".to_owned(),
+            "never".to_owned(),
+            "--project-name".to_owned(),
+            self.name.clone(),
+        ]);
         for file in &self.files {
             argv.extend(["--file".to_owned(), file.display().to_string()]);
         }
@@ -319,7 +445,11 @@ impl Project {
     }
 
     /// Run `compose … ARGS` within `timeout`; a non-zero exit is `Failed` with stderr's tail.
-    pub async fn run(&self, args: &[&str], timeout: Duration) -> Result<ComposeOutput, ComposeError> {
+    pub async fn run(
+        &self,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<ComposeOutput, ComposeError> {
         let argv = self.argv(args);
         let mut words = vec![self.tool.program.display().to_string()];
         words.extend(self.tool.prefix.iter().cloned());
@@ -335,19 +465,37 @@ impl Project {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| ComposeError::Spawn { program: self.tool.program.display().to_string(), source })?;
+            .map_err(|source| ComposeError::Spawn {
+                program: self.tool.program.display().to_string(),
+                source,
+            })?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let run = async { tokio::join!(read_into(stdout), read_into(stderr), child.wait()) };
         let (stdout, stderr, status) =
-            tokio::time::timeout(timeout, run).await.map_err(|_| ComposeError::Timeout { command: described.clone(), timeout })?;
-        let status = status.map_err(|source| ComposeError::Spawn { program: self.tool.program.display().to_string(), source })?;
-        let output = ComposeOutput { stdout: stdout.finish(), stderr: stderr.finish() };
+            tokio::time::timeout(timeout, run)
+                .await
+                .map_err(|_| ComposeError::Timeout {
+                    command: described.clone(),
+                    timeout,
+                })?;
+        let status = status.map_err(|source| ComposeError::Spawn {
+            program: self.tool.program.display().to_string(),
+            source,
+        })?;
+        let output = ComposeOutput {
+            stdout: stdout.finish(),
+            stderr: stderr.finish(),
+        };
         if status.success() {
             return Ok(output);
         }
         let code = status.code().unwrap_or(-1);
-        Err(ComposeError::Failed { command: described, code, stderr: output.stderr.tail_lines(12).join("\n") })
+        Err(ComposeError::Failed {
+            command: described,
+            code,
+            stderr: output.stderr.tail_lines(12).join("\n"),
+        })
     }
 }
 
@@ -390,15 +538,31 @@ volumes:
 ";
 
     fn labels() -> BTreeMap<String, String> {
-        [("dockproof.run".to_owned(), "r1".to_owned()), ("dockproof.scenario".to_owned(), "live".to_owned())].into()
+        [
+            ("dockproof.run".to_owned(), "r1".to_owned()),
+            ("dockproof.scenario".to_owned(), "live".to_owned()),
+        ]
+        .into()
     }
 
     #[test]
     fn reads_services_and_the_project_networks_and_volumes() {
         let file = parse(STACK).unwrap();
-        let names: Vec<&str> = file.services.iter().map(|service| service.name.as_str()).collect();
+        let names: Vec<&str> = file
+            .services
+            .iter()
+            .map(|service| service.name.as_str())
+            .collect();
         assert_eq!(names, ["db", "host-tool", "web"]);
-        assert_eq!(file.services[0], ComposeService { name: "db".into(), image: Some("example/db:1".into()), healthcheck: true, restart: Some("always".into()) });
+        assert_eq!(
+            file.services[0],
+            ComposeService {
+                name: "db".into(),
+                image: Some("example/db:1".into()),
+                healthcheck: true,
+                restart: Some("always".into())
+            }
+        );
         assert!(!file.services[2].healthcheck);
         assert_eq!(file.networks, ["front"]);
         assert_eq!(file.volumes, ["data"]);
@@ -410,38 +574,71 @@ volumes:
     fn the_override_labels_every_service_network_and_volume_the_project_creates() {
         let document = override_document(&parse(STACK).unwrap(), &labels());
         let expected_labels = json!({ "dockproof.run": "r1", "dockproof.scenario": "live" });
-        assert_eq!(document["version"], json!("3.8"), "compose v1 refuses files of different versions");
+        assert_eq!(
+            document["version"],
+            json!("3.8"),
+            "compose v1 refuses files of different versions"
+        );
         for service in ["db", "web", "host-tool"] {
-            assert_eq!(document["services"][service]["labels"], expected_labels, "{service}");
+            assert_eq!(
+                document["services"][service]["labels"], expected_labels,
+                "{service}"
+            );
         }
         assert_eq!(document["networks"]["default"]["labels"], expected_labels);
         assert_eq!(document["networks"]["front"]["labels"], expected_labels);
         assert_eq!(document["volumes"]["data"]["labels"], expected_labels);
         // External objects are not the project's: compose refuses labels on them, and `down` leaves them.
-        assert!(document["networks"].get("shared").is_none() && document["volumes"].get("outside").is_none(), "{document:#}");
+        assert!(
+            document["networks"].get("shared").is_none()
+                && document["volumes"].get("outside").is_none(),
+            "{document:#}"
+        );
         assert_eq!(document["networks"].as_object().unwrap().len(), 2);
     }
 
     #[test]
     fn without_a_version_or_a_default_network_the_override_says_nothing_of_them() {
-        let file = parse("services:\n  a:\n    image: x:1\n    networks: [n]\nnetworks:\n  n: {}\n").unwrap();
+        let file =
+            parse("services:\n  a:\n    image: x:1\n    networks: [n]\nnetworks:\n  n: {}\n")
+                .unwrap();
         let document = override_document(&file, &labels());
-        assert!(document.get("version").is_none() && document.get("volumes").is_none(), "{document:#}");
-        assert_eq!(document["networks"].as_object().unwrap().keys().collect::<Vec<_>>(), ["n"]);
+        assert!(
+            document.get("version").is_none() && document.get("volumes").is_none(),
+            "{document:#}"
+        );
+        assert_eq!(
+            document["networks"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["n"]
+        );
     }
 
     #[test]
     fn unusable_files_are_reported_at_their_line() {
-        assert_eq!(parse("volumes: {}\n").unwrap_err().message, "no top-level `services:` mapping");
-        let error = parse("services:\n  a:\n    image: x:1\n  b:\n    restart: always\n").unwrap_err();
-        assert_eq!((error.line, error.message.as_str()), (4, "service `b` has neither `image` nor `build`"));
+        assert_eq!(
+            parse("volumes: {}\n").unwrap_err().message,
+            "no top-level `services:` mapping"
+        );
+        let error =
+            parse("services:\n  a:\n    image: x:1\n  b:\n    restart: always\n").unwrap_err();
+        assert_eq!(
+            (error.line, error.message.as_str()),
+            (4, "service `b` has neither `image` nor `build`")
+        );
         let error = parse("services:\n  a: [\n").unwrap_err();
         assert!(error.line >= 2, "{error}");
     }
 
     #[test]
     fn project_names_are_unique_per_run_and_compose_safe() {
-        assert_eq!(project_name("r6740a3b2f1c2d", "compose-live-stack"), "dockproof-r6740a3b2f1c2d-compose-live-stack");
+        assert_eq!(
+            project_name("r6740a3b2f1c2d", "compose-live-stack"),
+            "dockproof-r6740a3b2f1c2d-compose-live-stack"
+        );
         assert_eq!(project_name("Fleet_W1-3", "x"), "dockproof-fleet-w1-3-x");
         assert_ne!(project_name("r1", "s"), project_name("r2", "s"));
     }
@@ -449,7 +646,11 @@ volumes:
     #[test]
     fn the_project_argv_names_the_project_and_both_files() {
         let project = Project {
-            tool: ComposeTool { program: "docker".into(), prefix: vec!["compose".into()], version: "2.24.5".into() },
+            tool: ComposeTool {
+                program: "docker".into(),
+                prefix: vec!["compose".into()],
+                version: "2.24.5".into(),
+            },
             name: "dockproof-r1-s".into(),
             files: vec!["/s/docker-compose.yml".into(), "/w/o.json".into()],
             env: Vec::new(),
@@ -464,13 +665,34 @@ volumes:
     #[test]
     fn compose_messages_map_to_categories() {
         for (stderr, category) in [
-            ("ERROR: for web  Container \"abc\" is unhealthy.", Category::HealthFailed),
-            ("dependency failed to start: container x is unhealthy", Category::HealthFailed),
-            ("ERROR: Couldn't connect to Docker daemon at http+docker://localhost - is it running?", Category::DaemonUnavailable),
-            ("ERROR: pull access denied for nosuch/img, repository does not exist", Category::ImageNotFound),
-            ("Bind for 0.0.0.0:8080 failed: port is already allocated", Category::PortConflict),
-            ("ERROR: The Compose file './x.yml' is invalid because:\nservices.a.restart contains an invalid type", Category::ConfigInvalid),
-            ("ERROR: for a  Cannot start service a: something else", Category::NonzeroExit),
+            (
+                "ERROR: for web  Container \"abc\" is unhealthy.",
+                Category::HealthFailed,
+            ),
+            (
+                "dependency failed to start: container x is unhealthy",
+                Category::HealthFailed,
+            ),
+            (
+                "ERROR: Couldn't connect to Docker daemon at http+docker://localhost - is it running?",
+                Category::DaemonUnavailable,
+            ),
+            (
+                "ERROR: pull access denied for nosuch/img, repository does not exist",
+                Category::ImageNotFound,
+            ),
+            (
+                "Bind for 0.0.0.0:8080 failed: port is already allocated",
+                Category::PortConflict,
+            ),
+            (
+                "ERROR: The Compose file './x.yml' is invalid because:\nservices.a.restart contains an invalid type",
+                Category::ConfigInvalid,
+            ),
+            (
+                "ERROR: for a  Cannot start service a: something else",
+                Category::NonzeroExit,
+            ),
         ] {
             assert_eq!(classify(stderr), category, "{stderr}");
         }

@@ -93,7 +93,9 @@ fn run_id(args: &CstArgs) -> String {
             }
             format!("fake-cst-{}", &hex::encode(hasher.finalize())[..8])
         }
-        BackendKind::DockerCli | BackendKind::DockerApi => format!("cst-{}", setup::run_id(args.backend, &[])),
+        BackendKind::DockerCli | BackendKind::DockerApi => {
+            format!("cst-{}", setup::run_id(args.backend, &[]))
+        }
     }
 }
 
@@ -111,24 +113,54 @@ pub fn run(args: CstArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let run_id = args.run_id.clone().unwrap_or_else(|| run_id(&args));
-    if !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return usage_error(format!("run id `{run_id}` may only hold letters, digits, `-` and `_`"));
+    if !run_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return usage_error(format!(
+            "run id `{run_id}` may only hold letters, digits, `-` and `_`"
+        ));
     }
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     if let Err(error) = std::fs::create_dir_all(&parent) {
-        return usage_error(format!("cannot create work dir {}: {error}", parent.display()));
+        return usage_error(format!(
+            "cannot create work dir {}: {error}",
+            parent.display()
+        ));
     }
-    let run_dir = match tempfile::Builder::new().prefix(&format!("dockproof-{run_id}-")).tempdir_in(&parent) {
+    let run_dir = match tempfile::Builder::new()
+        .prefix(&format!("dockproof-{run_id}-"))
+        .tempdir_in(&parent)
+    {
         Ok(dir) => dir,
-        Err(error) => return usage_error(format!("cannot create a run directory in {}: {error}", parent.display())),
+        Err(error) => {
+            return usage_error(format!(
+                "cannot create a run directory in {}: {error}",
+                parent.display()
+            ));
+        }
     };
-    let paths = BackendPaths { docker: &args.docker, fake_docker: args.fake_docker.as_deref(), fake_images: &args.fake_images, fixture_images: &args.fixture_images, context: None };
-    let (backend, fixtures) = match setup::make_backend(args.backend, &paths, run_dir.path(), Vec::new()) {
-        Ok(made) => made,
-        Err(message) => return usage_error(message),
+    let paths = BackendPaths {
+        docker: &args.docker,
+        fake_docker: args.fake_docker.as_deref(),
+        fake_images: &args.fake_images,
+        fixture_images: &args.fixture_images,
+        context: None,
     };
-    let options = ReportOptions { run_id: run_id.clone(), backend: args.backend.name().to_owned(), deterministic: args.backend == BackendKind::Fake };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let (backend, fixtures) =
+        match setup::make_backend(args.backend, &paths, run_dir.path(), Vec::new()) {
+            Ok(made) => made,
+            Err(message) => return usage_error(message),
+        };
+    let options = ReportOptions {
+        run_id: run_id.clone(),
+        backend: args.backend.name().to_owned(),
+        deterministic: args.backend == BackendKind::Fake,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
     };
@@ -140,7 +172,9 @@ pub fn run(args: CstArgs) -> ExitCode {
             DriverKind::Docker => Driver::Docker,
             DriverKind::Tar => Driver::Tar,
         },
-        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get())),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get())),
         command_timeout: args.timeout,
         work_dir: run_dir.path().to_path_buf(),
     });
@@ -155,7 +189,13 @@ pub fn run(args: CstArgs) -> ExitCode {
         Ok(outcome) => outcome,
         Err(error) => {
             eprintln!("error: {error}");
-            return ExitCode::from(if error.category() == dockproof::category::Category::ConfigInvalid { 2 } else { 1 });
+            return ExitCode::from(
+                if error.category() == dockproof::category::Category::ConfigInvalid {
+                    2
+                } else {
+                    1
+                },
+            );
         }
     };
     for report in &outcome.reports {
@@ -165,20 +205,36 @@ pub fn run(args: CstArgs) -> ExitCode {
         };
         println!("{verdict} {}", report.name);
         if let Some(failure) = &report.failure {
-            let location = failure.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
-            println!("     {location}{}: {}", failure.category, failure.message.lines().next().unwrap_or_default());
+            let location = failure
+                .location
+                .as_ref()
+                .map(|location| format!("{location}: "))
+                .unwrap_or_default();
+            println!(
+                "     {location}{}: {}",
+                failure.category,
+                failure.message.lines().next().unwrap_or_default()
+            );
             for line in failure.message.lines().skip(1) {
                 println!("     {line}");
             }
         }
     }
-    let paths = setup::ReportPaths { junit: args.junit.as_deref(), json: args.json.as_deref(), html: None, markdown: None };
+    let paths = setup::ReportPaths {
+        junit: args.junit.as_deref(),
+        json: args.json.as_deref(),
+        html: None,
+        markdown: None,
+    };
     let write_failed = !setup::write_reports(&paths, &outcome, &options);
     if !args.no_history {
         setup::record(args.history.clone(), args.backend, &outcome, &options);
     }
     if outcome.swept > 0 {
-        eprintln!("warning: removed {} container(s) that tests left behind", outcome.swept);
+        eprintln!(
+            "warning: removed {} container(s) that tests left behind",
+            outcome.swept
+        );
     }
     println!("{}", report::console::summary_line(&outcome));
     drop(run_dir);

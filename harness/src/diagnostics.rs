@@ -23,7 +23,11 @@ pub fn render(report: &FileReport) -> Vec<String> {
 }
 
 /// Print diagnostics of any file (scenario or CST) to stderr.
-pub fn emit_parts(path: &std::path::Path, source: &str, diagnostics: &[dockproof::scenario::Diagnostic]) {
+pub fn emit_parts(
+    path: &std::path::Path,
+    source: &str,
+    diagnostics: &[dockproof::scenario::Diagnostic],
+) {
     use std::io::Write;
     let stderr = std::io::stderr();
     let mut out = stderr.lock();
@@ -33,7 +37,11 @@ pub fn emit_parts(path: &std::path::Path, source: &str, diagnostics: &[dockproof
 }
 
 /// Render diagnostics about the file `path` whose text is `source`.
-pub fn render_parts(path: &std::path::Path, source: &str, diagnostics: &[dockproof::scenario::Diagnostic]) -> Vec<String> {
+pub fn render_parts(
+    path: &std::path::Path,
+    source: &str,
+    diagnostics: &[dockproof::scenario::Diagnostic],
+) -> Vec<String> {
     struct View<'a> {
         source: &'a str,
     }
@@ -59,15 +67,27 @@ pub fn render_parts(path: &std::path::Path, source: &str, diagnostics: &[dockpro
                 }
                 return text;
             }
-            let end = problem.span.end.offset.max(start.offset + 1).min(report.source.len()).max(start.offset);
-            let message = format!("{name}:{}:{}: {}", start.line, start.column, problem.message);
+            let end = problem
+                .span
+                .end
+                .offset
+                .max(start.offset + 1)
+                .min(report.source.len())
+                .max(start.offset);
+            let message = format!(
+                "{name}:{}:{}: {}",
+                start.line, start.column, problem.message
+            );
             let diagnostic = Diagnostic::error()
                 .with_message(message)
                 .with_labels(vec![Label::primary((), start.offset..end)])
                 .with_notes(notes);
             let mut text = String::new();
             if term::emit_to_string(&mut text, &config, &file, &diagnostic).is_err() {
-                text = format!("error: {name}:{}:{}: {}\n", start.line, start.column, problem.message);
+                text = format!(
+                    "error: {name}:{}:{}: {}\n",
+                    start.line, start.column, problem.message
+                );
             }
             text
         })

@@ -127,9 +127,17 @@ impl ScenarioReport {
         if masker.is_empty() {
             return;
         }
-        self.failure.iter_mut().chain(&mut self.earlier_attempts).for_each(|failure| failure.mask(masker));
+        self.failure
+            .iter_mut()
+            .chain(&mut self.earlier_attempts)
+            .for_each(|failure| failure.mask(masker));
         self.steps.iter_mut().for_each(|step| step.mask(masker));
-        let tails = [&mut self.stdout_tail, &mut self.stderr_tail, &mut self.record.context.docker.log_tail.stdout, &mut self.record.context.docker.log_tail.stderr];
+        let tails = [
+            &mut self.stdout_tail,
+            &mut self.stderr_tail,
+            &mut self.record.context.docker.log_tail.stdout,
+            &mut self.record.context.docker.log_tail.stderr,
+        ];
         for line in tails.into_iter().flatten() {
             masker.mask_in_place(line);
         }
@@ -144,9 +152,20 @@ impl ScenarioReport {
 /// Something that happened during a run.
 #[derive(Debug, Clone)]
 pub enum Event {
-    RunStarted { run_id: String, backend: String, scenarios: usize },
-    ScenarioStarted { name: String },
-    StepFinished { scenario: String, step: StepReport },
+    RunStarted {
+        run_id: String,
+        backend: String,
+        scenarios: usize,
+    },
+    ScenarioStarted {
+        name: String,
+    },
+    StepFinished {
+        scenario: String,
+        step: StepReport,
+    },
     ScenarioFinished(Box<ScenarioReport>),
-    RunFinished { interrupted: bool },
+    RunFinished {
+        interrupted: bool,
+    },
 }

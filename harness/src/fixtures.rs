@@ -32,7 +32,10 @@ pub const DIGEST_LABEL: &str = "dockproof.fixture-digest";
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
     #[error("failed to read fixture images in `{path}`: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("`{path}`: {message}")]
     Header { path: PathBuf, message: String },
 }
@@ -64,23 +67,44 @@ impl FixtureImages {
     pub fn scan(dir: &Path, build: bool) -> Result<Self, FixtureError> {
         let mut images = HashMap::new();
         if dir.is_dir() {
-            let read_error = |source| FixtureError::Read { path: dir.to_path_buf(), source };
-            let mut entries: Vec<PathBuf> =
-                std::fs::read_dir(dir).map_err(read_error)?.filter_map(|entry| entry.ok().map(|entry| entry.path())).collect();
+            let read_error = |source| FixtureError::Read {
+                path: dir.to_path_buf(),
+                source,
+            };
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(read_error)?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .collect();
             entries.sort();
             for entry in entries {
                 let dockerfile = entry.join("Dockerfile");
                 if !dockerfile.is_file() {
                     continue;
                 }
-                let text = std::fs::read_to_string(&dockerfile)
-                    .map_err(|source| FixtureError::Read { path: dockerfile.clone(), source })?;
-                let (tag, context_files) = parse_header(&text)
-                    .map_err(|message| FixtureError::Header { path: dockerfile.clone(), message })?;
-                images.insert(tag, FixtureImage { dir: entry, context_files });
+                let text =
+                    std::fs::read_to_string(&dockerfile).map_err(|source| FixtureError::Read {
+                        path: dockerfile.clone(),
+                        source,
+                    })?;
+                let (tag, context_files) =
+                    parse_header(&text).map_err(|message| FixtureError::Header {
+                        path: dockerfile.clone(),
+                        message,
+                    })?;
+                images.insert(
+                    tag,
+                    FixtureImage {
+                        dir: entry,
+                        context_files,
+                    },
+                );
             }
         }
-        Ok(FixtureImages { images, build, ..FixtureImages::default() })
+        Ok(FixtureImages {
+            images,
+            build,
+            ..FixtureImages::default()
+        })
     }
 
     /// The image tags this set can build.
@@ -99,12 +123,18 @@ impl FixtureImages {
         {
             let mut built = self.built.lock().await;
             if let Some(result) = built.get(image) {
-                return result.clone().map_err(|message| BackendError::BuildFailed { image: image.to_owned(), message });
+                return result.clone().map_err(|message| BackendError::BuildFailed {
+                    image: image.to_owned(),
+                    message,
+                });
             }
             let result = build_fixture(backend, image, fixture).await;
             // An unreachable daemon is not a verdict on the build: the next scenario asks again.
             if !matches!(result, Err(BackendError::DaemonUnavailable { .. })) {
-                built.insert(image.to_owned(), result.as_ref().map(drop).map_err(ToString::to_string));
+                built.insert(
+                    image.to_owned(),
+                    result.as_ref().map(drop).map_err(ToString::to_string),
+                );
             }
             return result;
         }
@@ -115,19 +145,39 @@ impl FixtureImages {
             self.present.lock().await.insert(image.to_owned());
             Ok(())
         } else {
-            let hint = if self.images.is_empty() { String::new() } else { format!(" (fixture images: {})", self.tags().join(", ")) };
-            Err(BackendError::ImageNotFound { image: image.to_owned(), message: format!("no such image{hint}") })
+            let hint = if self.images.is_empty() {
+                String::new()
+            } else {
+                format!(" (fixture images: {})", self.tags().join(", "))
+            };
+            Err(BackendError::ImageNotFound {
+                image: image.to_owned(),
+                message: format!("no such image{hint}"),
+            })
         }
     }
 }
 
 /// Build `image` from its fixture unless an image built from the same context is there already.
-async fn build_fixture(backend: &dyn Backend, image: &str, fixture: &FixtureImage) -> Result<(), BackendError> {
-    let build_failed = |message| BackendError::BuildFailed { image: image.to_owned(), message };
+async fn build_fixture(
+    backend: &dyn Backend,
+    image: &str,
+    fixture: &FixtureImage,
+) -> Result<(), BackendError> {
+    let build_failed = |message| BackendError::BuildFailed {
+        image: image.to_owned(),
+        message,
+    };
     let context = copy_context(&fixture.dir, &fixture.context_files).map_err(build_failed)?;
-    let digest = context_digest(context.path()).map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
+    let digest = context_digest(context.path())
+        .map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
     match backend.image_inspect_json(image).await {
-        Ok(inspect) if inspect.pointer(&format!("/Config/Labels/{DIGEST_LABEL}")).and_then(serde_json::Value::as_str) == Some(digest.as_str()) => {
+        Ok(inspect)
+            if inspect
+                .pointer(&format!("/Config/Labels/{DIGEST_LABEL}"))
+                .and_then(serde_json::Value::as_str)
+                == Some(digest.as_str()) =>
+        {
             return Ok(());
         }
         // No daemon, no build: its error would only hide why (for an ssh:// host, what ssh said).
@@ -178,20 +228,29 @@ fn context_digest(dir: &Path) -> std::io::Result<String> {
 /// Dockerfile's `# dockproof-context:` lines ask for.
 pub fn prepare_context(dir: &Path, dockerfile: &str) -> Result<tempfile::TempDir, String> {
     let path = dir.join(dockerfile);
-    let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let (_, context_files) = parse_header_lines(&text)?;
     copy_context(dir, &context_files)
 }
 
-fn copy_context(dir: &Path, context_files: &[(PathBuf, String)]) -> Result<tempfile::TempDir, String> {
+fn copy_context(
+    dir: &Path,
+    context_files: &[(PathBuf, String)],
+) -> Result<tempfile::TempDir, String> {
     let context = tempfile::Builder::new()
         .prefix("dockproof-build-")
         .tempdir()
         .map_err(|error| format!("cannot create a build context: {error}"))?;
-    copy_dir(dir, context.path()).map_err(|error| format!("cannot copy {}: {error}", dir.display()))?;
+    copy_dir(dir, context.path())
+        .map_err(|error| format!("cannot copy {}: {error}", dir.display()))?;
     for (host, name) in context_files {
-        std::fs::copy(host, context.path().join(name))
-            .map_err(|error| format!("cannot copy {} into the build context: {error}", host.display()))?;
+        std::fs::copy(host, context.path().join(name)).map_err(|error| {
+            format!(
+                "cannot copy {} into the build context: {error}",
+                host.display()
+            )
+        })?;
     }
     Ok(context)
 }
@@ -212,7 +271,8 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 
 fn parse_header(dockerfile: &str) -> Result<(String, ContextFiles), String> {
     let (tag, context_files) = parse_header_lines(dockerfile)?;
-    tag.map(|tag| (tag, context_files)).ok_or_else(|| "no `# dockproof-image: TAG` header line".to_owned())
+    tag.map(|tag| (tag, context_files))
+        .ok_or_else(|| "no `# dockproof-image: TAG` header line".to_owned())
 }
 
 /// Host file → name inside the build context.
@@ -232,7 +292,12 @@ fn parse_header_lines(dockerfile: &str) -> Result<(Option<String>, ContextFiles)
                 (Some(host), Some(name), None) if !name.contains('/') => {
                     context_files.push((PathBuf::from(host), name.to_owned()));
                 }
-                _ => return Err(format!("`dockproof-context:` wants `HOST_PATH NAME`, got `{}`", value.trim())),
+                _ => {
+                    return Err(format!(
+                        "`dockproof-context:` wants `HOST_PATH NAME`, got `{}`",
+                        value.trim()
+                    ));
+                }
             }
         }
     }
@@ -260,9 +325,15 @@ mod tests {
 
     #[test]
     fn reads_the_header() {
-        let (tag, files) = parse_header("# dockproof-image: a/b:1\n# dockproof-context: /bin/busybox busybox\nFROM scratch\n").unwrap();
+        let (tag, files) = parse_header(
+            "# dockproof-image: a/b:1\n# dockproof-context: /bin/busybox busybox\nFROM scratch\n",
+        )
+        .unwrap();
         assert_eq!(tag, "a/b:1");
-        assert_eq!(files, vec![(PathBuf::from("/bin/busybox"), "busybox".to_owned())]);
+        assert_eq!(
+            files,
+            vec![(PathBuf::from("/bin/busybox"), "busybox".to_owned())]
+        );
         assert!(parse_header("FROM scratch\n").is_err());
         assert!(parse_header("# dockproof-image: x\n# dockproof-context: /a\n").is_err());
     }

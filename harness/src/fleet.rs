@@ -24,11 +24,26 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 
 /// One host's backend kind and the environment its docker program gets. A real host
 /// uses the Engine API when that is the chosen backend, the docker CLI otherwise.
-pub(crate) fn host_backend(host: &Host, local: BackendKind) -> (BackendKind, Vec<(OsString, OsString)>) {
+pub(crate) fn host_backend(
+    host: &Host,
+    local: BackendKind,
+) -> (BackendKind, Vec<(OsString, OsString)>) {
     match &host.kind {
-        HostKind::Fake { faults } => (BackendKind::Fake, faults.iter().map(|faults| ("FAKE_DOCKER_FAULTS".into(), faults.into())).collect()),
-        HostKind::Docker { docker_host: Some(docker_host) } => {
-            let kind = if local == BackendKind::DockerApi { BackendKind::DockerApi } else { BackendKind::DockerCli };
+        HostKind::Fake { faults } => (
+            BackendKind::Fake,
+            faults
+                .iter()
+                .map(|faults| ("FAKE_DOCKER_FAULTS".into(), faults.into()))
+                .collect(),
+        ),
+        HostKind::Docker {
+            docker_host: Some(docker_host),
+        } => {
+            let kind = if local == BackendKind::DockerApi {
+                BackendKind::DockerApi
+            } else {
+                BackendKind::DockerCli
+            };
             (kind, vec![("DOCKER_HOST".into(), docker_host.into())])
         }
         HostKind::Docker { docker_host: None } => (local, Vec::new()),
@@ -50,7 +65,9 @@ async fn run_host(
             tempfile::Builder::new()
                 .prefix(&format!("dockproof-fake-host-{}-", host.name))
                 .tempdir()
-                .map_err(|error| format!("cannot create the fake host's state directory: {error}"))?,
+                .map_err(|error| {
+                    format!("cannot create the fake host's state directory: {error}")
+                })?,
         ),
         BackendKind::DockerCli | BackendKind::DockerApi => None,
     };
@@ -72,7 +89,8 @@ async fn run_host(
             .tempdir()
             .map_err(|error| format!("cannot create a run directory: {error}"))?;
         let (backend, fixtures) = setup::make_backend(kind, &paths, run_dir.path(), env.clone())?;
-        let filestore = Filestore::local(&run_dir.path().join("filestore")).map_err(|error| error.to_string())?;
+        let filestore = Filestore::local(&run_dir.path().join("filestore"))
+            .map_err(|error| error.to_string())?;
         let (events, _ignored) = tokio::sync::mpsc::unbounded_channel();
         let context = Arc::new(EngineContext {
             backend,
@@ -88,9 +106,19 @@ async fn run_host(
         let cancel_future = async move {
             let _ = cancelled.wait_for(|cancelled| *cancelled).await;
         };
-        let outcome = runner::run_all(context, scenarios.to_vec(), args.jobs.unwrap_or(2), 0, cancel_future).await;
+        let outcome = runner::run_all(
+            context,
+            scenarios.to_vec(),
+            args.jobs.unwrap_or(2),
+            0,
+            cancel_future,
+        )
+        .await;
         let (passed, failed, _) = outcome.counts();
-        println!("host {}: repeat {repeat}/{}: {passed} passed, {failed} failed", host.name, args.repeat);
+        println!(
+            "host {}: repeat {repeat}/{}: {passed} passed, {failed} failed",
+            host.name, args.repeat
+        );
         if !args.no_history
             && let Some(path) = history::default_path()
         {
@@ -102,7 +130,8 @@ async fn run_host(
                 interrupted: outcome.interrupted,
                 reports: &outcome.reports,
             };
-            if let Err(error) = History::open(&path).and_then(|mut history| history.record(&entry)) {
+            if let Err(error) = History::open(&path).and_then(|mut history| history.record(&entry))
+            {
                 eprintln!("warning: run not recorded in the history: {error}");
             }
         }
@@ -124,8 +153,10 @@ fn kind_name(kind: BackendKind) -> &'static str {
 }
 
 pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
-    let scenarios: Vec<LoadedScenario> =
-        scenarios.into_iter().filter(|loaded| loaded.scenario.tags.iter().any(|tag| tag == &args.tag)).collect();
+    let scenarios: Vec<LoadedScenario> = scenarios
+        .into_iter()
+        .filter(|loaded| loaded.scenario.tags.iter().any(|tag| tag == &args.tag))
+        .collect();
     if scenarios.is_empty() {
         return usage_error(format!("no scenario is tagged `{}`", args.tag));
     }
@@ -159,18 +190,28 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     } else {
         None
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
     };
-    println!("canary: {} scenario(s) × {} repeat(s) on {} host(s)", scenarios.len(), args.repeat, hosts.len());
+    println!(
+        "canary: {} scenario(s) × {} repeat(s) on {} host(s)",
+        scenarios.len(),
+        args.repeat,
+        hosts.len()
+    );
     let results = runtime.block_on(async {
         let (cancel, cancelled) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             setup::interrupted().await;
             let _ = cancel.send(true);
         });
-        let runs = hosts.iter().map(|host| run_host(&args, host, &scenarios, cancelled.clone()));
+        let runs = hosts
+            .iter()
+            .map(|host| run_host(&args, host, &scenarios, cancelled.clone()));
         futures::future::join_all(runs).await
     });
     let mut summaries = Vec::new();

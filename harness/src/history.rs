@@ -14,18 +14,25 @@ use crate::events::{Outcome, ScenarioReport};
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error("failed to open the history database `{path}`: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("failed to create `{path}`: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
-    #[error("the history database is from a newer dockproof (schema version {found}, this one knows {known})")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the history database is from a newer dockproof (schema version {found}, this one knows {known})"
+    )]
     TooNew { found: i64, known: i64 },
     #[error("history database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
 
 /// Schema migrations, in order; migration N brings the schema to version N+1.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE runs (
+const MIGRATIONS: &[&str] = &["CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id TEXT NOT NULL,
         started_at INTEGER NOT NULL,
@@ -48,8 +55,7 @@ const MIGRATIONS: &[&str] = &[
         record TEXT NOT NULL,
         PRIMARY KEY (run, scenario)
     );
-    CREATE INDEX results_by_scenario ON results (scenario, run);",
-];
+    CREATE INDEX results_by_scenario ON results (scenario, run);"];
 
 /// The default database: `$DOCKPROOF_HISTORY`, else the user's data dir.
 pub fn default_path() -> Option<PathBuf> {
@@ -84,7 +90,11 @@ pub struct Stats {
 impl Stats {
     /// Passed runs over all runs, 0..=1.
     pub fn success_rate(&self) -> f64 {
-        if self.runs == 0 { 0.0 } else { self.passed as f64 / self.runs as f64 }
+        if self.runs == 0 {
+            0.0
+        } else {
+            self.passed as f64 / self.runs as f64
+        }
     }
 }
 
@@ -104,16 +114,27 @@ fn verdict(outcome: Outcome) -> &'static str {
 
 fn file_sha256(path: &Path) -> String {
     use sha2::Digest;
-    std::fs::read(path).map(|bytes| hex::encode(sha2::Sha256::digest(&bytes))).unwrap_or_default()
+    std::fs::read(path)
+        .map(|bytes| hex::encode(sha2::Sha256::digest(&bytes)))
+        .unwrap_or_default()
 }
 
 impl History {
     /// Open (creating and migrating as needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, HistoryError> {
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| HistoryError::CreateDir { path: parent.to_path_buf(), source })?;
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|source| HistoryError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
-        let connection = Connection::open(path).map_err(|source| HistoryError::Open { path: path.to_path_buf(), source })?;
+        let connection = Connection::open(path).map_err(|source| HistoryError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::with_connection(connection)
     }
 
@@ -129,7 +150,10 @@ impl History {
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
-            return Err(HistoryError::TooNew { found: version, known });
+            return Err(HistoryError::TooNew {
+                found: version,
+                known,
+            });
         }
         let transaction = connection.transaction()?;
         for migration in &MIGRATIONS[version as usize..] {
@@ -142,14 +166,27 @@ impl History {
 
     /// The schema version in use.
     pub fn schema_version(&self) -> Result<i64, HistoryError> {
-        Ok(self.connection.pragma_query_value(None, "user_version", |row| row.get(0))?)
+        Ok(self
+            .connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))?)
     }
 
     /// Record a run and its verdicts; returns the run's row id.
     pub fn record(&mut self, run: &RunEntry<'_>) -> Result<i64, HistoryError> {
-        let started_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-        let passed = run.reports.iter().filter(|report| report.outcome == Outcome::Passed).count() as i64;
-        let failed = run.reports.iter().filter(|report| report.outcome == Outcome::Failed).count() as i64;
+        let started_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        let passed = run
+            .reports
+            .iter()
+            .filter(|report| report.outcome == Outcome::Passed)
+            .count() as i64;
+        let failed = run
+            .reports
+            .iter()
+            .filter(|report| report.outcome == Outcome::Failed)
+            .count() as i64;
         let transaction = self.connection.transaction()?;
         transaction.execute(
             "INSERT INTO runs (run_id, started_at, git_sha, host, backend, passed, failed, interrupted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -229,8 +266,12 @@ impl History {
         )?;
         let run: Option<i64> = statement.query_row(params![backend], |row| row.get(0)).ok();
         let Some(run) = run else { return Ok(None) };
-        let mut statement = self.connection.prepare("SELECT scenario FROM results WHERE run = ?1 AND verdict = 'passed' ORDER BY scenario")?;
-        let names = statement.query_map(params![run], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let mut statement = self.connection.prepare(
+            "SELECT scenario FROM results WHERE run = ?1 AND verdict = 'passed' ORDER BY scenario",
+        )?;
+        let names = statement
+            .query_map(params![run], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
         Ok(Some(names))
     }
 }
@@ -240,8 +281,15 @@ pub fn current_git_sha() -> Option<String> {
     if let Ok(sha) = std::env::var("GITHUB_SHA") {
         return Some(sha);
     }
-    let output = std::process::Command::new("git").args(["rev-parse", "HEAD"]).stderr(std::process::Stdio::null()).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 #[cfg(test)]
@@ -257,7 +305,8 @@ mod tests {
             file: file.into(),
             tags: Vec::new(),
             outcome,
-            failure: (outcome == Outcome::Failed).then(|| Failure::new(Category::NonzeroExit, "exit 3")),
+            failure: (outcome == Outcome::Failed)
+                .then(|| Failure::new(Category::NonzeroExit, "exit 3")),
             skip_reason: None,
             earlier_attempts: Vec::new(),
             steps: Vec::new(),
@@ -269,17 +318,36 @@ mod tests {
     }
 
     fn entry<'a>(host: &str, reports: &'a [ScenarioReport]) -> RunEntry<'a> {
-        RunEntry { run_id: "r", git_sha: None, host: host.into(), backend: "fake", interrupted: false, reports }
+        RunEntry {
+            run_id: "r",
+            git_sha: None,
+            host: host.into(),
+            backend: "fake",
+            interrupted: false,
+            reports,
+        }
     }
 
     #[test]
     fn migrates_once_and_refuses_newer_schemas() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/history.sqlite");
-        assert_eq!(History::open(&path).unwrap().schema_version().unwrap(), MIGRATIONS.len() as i64);
-        assert_eq!(History::open(&path).unwrap().schema_version().unwrap(), MIGRATIONS.len() as i64);
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(History::open(&path), Err(HistoryError::TooNew { found: 99, .. })));
+        assert_eq!(
+            History::open(&path).unwrap().schema_version().unwrap(),
+            MIGRATIONS.len() as i64
+        );
+        assert_eq!(
+            History::open(&path).unwrap().schema_version().unwrap(),
+            MIGRATIONS.len() as i64
+        );
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            History::open(&path),
+            Err(HistoryError::TooNew { found: 99, .. })
+        ));
     }
 
     #[test]
@@ -288,15 +356,49 @@ mod tests {
         let file = dir.path().join("s.yaml");
         std::fs::write(&file, "name: s\n").unwrap();
         let mut history = History::in_memory().unwrap();
-        history.record(&entry("host-a", &[report("stable", Outcome::Passed, &file), report("wobbly", Outcome::Passed, &file)])).unwrap();
-        history.record(&entry("host-b", &[report("stable", Outcome::Passed, &file), report("wobbly", Outcome::Failed, &file)])).unwrap();
+        history
+            .record(&entry(
+                "host-a",
+                &[
+                    report("stable", Outcome::Passed, &file),
+                    report("wobbly", Outcome::Passed, &file),
+                ],
+            ))
+            .unwrap();
+        history
+            .record(&entry(
+                "host-b",
+                &[
+                    report("stable", Outcome::Passed, &file),
+                    report("wobbly", Outcome::Failed, &file),
+                ],
+            ))
+            .unwrap();
         let stats = history.by_scenario(10).unwrap();
-        assert_eq!(stats[0], Stats { name: "stable".into(), runs: 2, passed: 2, flaky: false, last_verdict: "passed".into() });
+        assert_eq!(
+            stats[0],
+            Stats {
+                name: "stable".into(),
+                runs: 2,
+                passed: 2,
+                flaky: false,
+                last_verdict: "passed".into()
+            }
+        );
         assert_eq!(stats[1].name, "wobbly");
         assert!(stats[1].flaky, "both verdicts on the same inputs");
         assert_eq!(stats[1].success_rate(), 0.5);
         let hosts = history.by_host(10).unwrap();
-        assert_eq!(hosts.iter().map(|stats| (stats.name.as_str(), stats.passed)).collect::<Vec<_>>(), [("host-a (fake)", 2), ("host-b (fake)", 1)]);
-        assert_eq!(history.last_good_run("fake").unwrap(), Some(vec!["stable".to_owned(), "wobbly".to_owned()]));
+        assert_eq!(
+            hosts
+                .iter()
+                .map(|stats| (stats.name.as_str(), stats.passed))
+                .collect::<Vec<_>>(),
+            [("host-a (fake)", 2), ("host-b (fake)", 1)]
+        );
+        assert_eq!(
+            history.last_good_run("fake").unwrap(),
+            Some(vec!["stable".to_owned(), "wobbly".to_owned()])
+        );
     }
 }

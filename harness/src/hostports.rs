@@ -9,7 +9,9 @@ pub fn is_free(ip: IpAddr, port: u16) -> bool {
 
 /// The address to probe for a publish on `host_ip` (all addresses when unset).
 pub fn probe_address(host_ip: Option<&str>) -> IpAddr {
-    host_ip.and_then(|ip| ip.parse().ok()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    host_ip
+        .and_then(|ip| ip.parse().ok())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 /// Who listens on TCP `port`: `name (pid N)`, when /proc tells.
@@ -24,11 +26,17 @@ pub fn holder(port: u16) -> Option<String> {
         if !pid.bytes().all(|byte| byte.is_ascii_digit()) {
             continue;
         }
-        let Ok(descriptors) = std::fs::read_dir(process.path().join("fd")) else { continue };
+        let Ok(descriptors) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
         for descriptor in descriptors.flatten() {
-            let Ok(target) = std::fs::read_link(descriptor.path()) else { continue };
+            let Ok(target) = std::fs::read_link(descriptor.path()) else {
+                continue;
+            };
             let target = target.to_string_lossy();
-            let held = target.strip_prefix("socket:[").and_then(|rest| rest.strip_suffix(']'));
+            let held = target
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'));
             if held.is_some_and(|inode| inodes.iter().any(|wanted| wanted == inode)) {
                 let name = std::fs::read_to_string(process.path().join("comm")).unwrap_or_default();
                 return Some(format!("{} (pid {pid})", name.trim()));
@@ -44,7 +52,9 @@ fn listening_inodes(port: u16) -> Vec<String> {
     let wanted = format!("{port:04X}");
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 10 || fields[3] != LISTEN {
@@ -68,7 +78,10 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert!(!is_free(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
         let holder = holder(port).expect("this test process holds the port");
-        assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}");
+        assert!(
+            holder.contains(&format!("pid {}", std::process::id())),
+            "{holder}"
+        );
         drop(listener);
         assert!(is_free(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }

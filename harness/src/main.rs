@@ -158,7 +158,8 @@ pub struct RunArgs {
     no_history: bool,
     /// Directory for the run's temporary files (workspaces, filestore, fake state).
     #[arg(long, value_name = "DIR")]
-    work_dir: Option<PathBuf>,    /// Keep every run step's whole stdout and stderr here (`SCENARIO/step-N.stdout.log`); only a tail is held in memory.
+    work_dir: Option<PathBuf>,
+    /// Keep every run step's whole stdout and stderr here (`SCENARIO/step-N.stdout.log`); only a tail is held in memory.
     #[arg(long, value_name = "DIR")]
     logs_dir: Option<PathBuf>,
 }
@@ -259,15 +260,23 @@ pub struct CleanArgs {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text).map_err(|error| format!("`{text}` is not a duration such as `30m` or `1h`: {error}"))
+    humantime::parse_duration(text)
+        .map_err(|error| format!("`{text}` is not a duration such as `30m` or `1h`: {error}"))
 }
 
 fn clean(args: CleanArgs) -> ExitCode {
     use dockproof::clean::{self, CleanOptions, CleanReport};
-    let options = CleanOptions { run_id: args.run_id.clone(), older_than: args.older_than, dry_run: args.dry_run };
+    let options = CleanOptions {
+        run_id: args.run_id.clone(),
+        older_than: args.older_than,
+        dry_run: args.dry_run,
+    };
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let fake_docker = setup::find_fake_docker(args.fake_docker.as_deref());
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -278,7 +287,11 @@ fn clean(args: CleanArgs) -> ExitCode {
     runtime.block_on(async {
         match args.backend {
             BackendKind::DockerCli => {
-                let backend = dockproof::backend::cli::CliBackend::new("docker-cli", args.docker.clone(), Vec::new());
+                let backend = dockproof::backend::cli::CliBackend::new(
+                    "docker-cli",
+                    args.docker.clone(),
+                    Vec::new(),
+                );
                 clean::containers(&backend, &options, &mut report).await;
             }
             BackendKind::DockerApi => {
@@ -290,7 +303,11 @@ fn clean(args: CleanArgs) -> ExitCode {
         }
         clean::directories(&work_dir, fake_docker.as_deref(), &options, &mut report).await;
     });
-    let verb = if args.dry_run { "would remove" } else { "removed" };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     for id in &report.containers {
         println!("{verb} container {id}");
     }
@@ -303,8 +320,16 @@ fn clean(args: CleanArgs) -> ExitCode {
     for problem in &report.problems {
         eprintln!("error: {problem}");
     }
-    println!("{verb} {} container(s) and {} director(ies)", report.containers.len(), report.directories.len());
-    if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    println!(
+        "{verb} {} container(s) and {} director(ies)",
+        report.containers.len(),
+        report.directories.len()
+    );
+    if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
@@ -314,7 +339,10 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
         return ExitCode::from(2);
     };
     if !path.exists() {
-        eprintln!("error: no history at {} yet: `dockproof run` records every run there", path.display());
+        eprintln!(
+            "error: no history at {} yet: `dockproof run` records every run there",
+            path.display()
+        );
         return ExitCode::from(2);
     }
     let history = match History::open(&path) {
@@ -332,7 +360,12 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
         }
     };
     let print = |title: &str, rows: &[history::Stats]| {
-        let width = rows.iter().map(|row| row.name.len()).max().unwrap_or(0).max(title.len());
+        let width = rows
+            .iter()
+            .map(|row| row.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(title.len());
         println!("{title:<width$}  runs  passed  success  last     flaky");
         for row in rows {
             let flaky = if row.flaky { "FLAKY" } else { "" };
@@ -357,7 +390,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(scenario::schema()).expect("the schema serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(scenario::schema()).expect("the schema serialises")
+            );
             ExitCode::SUCCESS
         }
         Command::Check { paths } => match load_all(&paths) {
@@ -401,7 +437,11 @@ fn hash(files: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::from(2) } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Lint every file; exit 1 when any finding is at error level, 2 when a file cannot be linted.
@@ -412,7 +452,14 @@ fn lint(files: &[PathBuf]) -> ExitCode {
         match dockproof::lint::lint_file(file) {
             Ok(findings) => {
                 for finding in findings {
-                    println!("{}:{}: {} {} [{}]", file.display(), finding.line, finding.rule, finding.message, finding.level);
+                    println!(
+                        "{}:{}: {} {} [{}]",
+                        file.display(),
+                        finding.line,
+                        finding.rule,
+                        finding.message,
+                        finding.level
+                    );
                     if finding.level == dockproof::lint::Level::Error {
                         errors += 1;
                     }
@@ -443,7 +490,14 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
         }
     };
     if files.is_empty() {
-        eprintln!("error: no scenario files found in {}", paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "error: no scenario files found in {}",
+            paths
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         return Err(ExitCode::from(2));
     }
     let mut loaded = Vec::new();
@@ -454,7 +508,9 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
         problems += report.diagnostics.len();
         diagnostics::emit(&report);
         if let Some(scenario) = report.scenario {
-            if let Some(previous) = names.insert(scenario.scenario.name.clone(), scenario.path.clone()) {
+            if let Some(previous) =
+                names.insert(scenario.scenario.name.clone(), scenario.path.clone())
+            {
                 eprintln!(
                     "error: scenario name `{}` is used by both {} and {}\n  = hint: scenario names must be unique (they name the JUnit test cases)",
                     scenario.scenario.name,

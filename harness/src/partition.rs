@@ -30,7 +30,11 @@ impl FromStr for Partition {
         let (strategy, shard) = match text.split_once(':') {
             Some(("count", shard)) => (Strategy::Count, shard),
             Some(("hash", shard)) => (Strategy::Hash, shard),
-            Some((other, _)) => return Err(format!("unknown partition strategy `{other}` (use `count` or `hash`)")),
+            Some((other, _)) => {
+                return Err(format!(
+                    "unknown partition strategy `{other}` (use `count` or `hash`)"
+                ));
+            }
             None => (Strategy::Count, text),
         };
         let invalid = || format!("`{text}` is not a partition such as `1/3` or `hash:2/4`");
@@ -38,9 +42,15 @@ impl FromStr for Partition {
         let index: usize = index.trim().parse().map_err(|_| invalid())?;
         let total: usize = total.trim().parse().map_err(|_| invalid())?;
         if total == 0 || index == 0 || index > total {
-            return Err(format!("`{text}`: the shard must be between 1 and the number of shards"));
+            return Err(format!(
+                "`{text}`: the shard must be between 1 and the number of shards"
+            ));
         }
-        Ok(Partition { strategy, index, total })
+        Ok(Partition {
+            strategy,
+            index,
+            total,
+        })
     }
 }
 
@@ -57,13 +67,17 @@ impl Partition {
                     .filter(|(position, _)| position % self.total == self.index - 1)
                     .map(|(_, name)| (*name).to_owned())
                     .collect();
-                items.into_iter().filter(|item| chosen.iter().any(|chosen| chosen == name(item))).collect()
+                items
+                    .into_iter()
+                    .filter(|item| chosen.iter().any(|chosen| chosen == name(item)))
+                    .collect()
             }
             Strategy::Hash => items
                 .into_iter()
                 .filter(|item| {
                     let digest = sha2::Sha256::digest(name(item).as_bytes());
-                    let value = u64::from_be_bytes(digest[..8].try_into().expect("a sha256 has 8 bytes"));
+                    let value =
+                        u64::from_be_bytes(digest[..8].try_into().expect("a sha256 has 8 bytes"));
                     value % self.total as u64 == (self.index - 1) as u64
                 })
                 .collect(),
@@ -76,13 +90,29 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        (0..23).map(|index| format!("scenario-{index:02}")).collect()
+        (0..23)
+            .map(|index| format!("scenario-{index:02}"))
+            .collect()
     }
 
     #[test]
     fn parses_and_rejects() {
-        assert_eq!("2/3".parse(), Ok(Partition { strategy: Strategy::Count, index: 2, total: 3 }));
-        assert_eq!("hash:1/4".parse(), Ok(Partition { strategy: Strategy::Hash, index: 1, total: 4 }));
+        assert_eq!(
+            "2/3".parse(),
+            Ok(Partition {
+                strategy: Strategy::Count,
+                index: 2,
+                total: 3
+            })
+        );
+        assert_eq!(
+            "hash:1/4".parse(),
+            Ok(Partition {
+                strategy: Strategy::Hash,
+                index: 1,
+                total: 4
+            })
+        );
         assert!("0/3".parse::<Partition>().is_err());
         assert!("4/3".parse::<Partition>().is_err());
         assert!("x:1/2".parse::<Partition>().is_err());
@@ -96,7 +126,8 @@ mod tests {
                 let mut union: Vec<String> = Vec::new();
                 let mut sizes = Vec::new();
                 for index in 1..=total {
-                    let partition: Partition = format!("{strategy}:{index}/{total}").parse().unwrap();
+                    let partition: Partition =
+                        format!("{strategy}:{index}/{total}").parse().unwrap();
                     let shard = partition.select(names(), |name| name.as_str());
                     sizes.push(shard.len());
                     union.extend(shard);
@@ -104,7 +135,10 @@ mod tests {
                 union.sort();
                 assert_eq!(union, names(), "{strategy} {total}");
                 if strategy == "count" {
-                    assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{sizes:?}");
+                    assert!(
+                        sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+                        "{sizes:?}"
+                    );
                 }
             }
         }

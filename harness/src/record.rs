@@ -222,7 +222,10 @@ pub struct LogTail {
 impl JobRecord {
     /// A fresh record for a job that has not run yet.
     pub fn pending() -> Self {
-        JobRecord { status: "pending".into(), ..JobRecord::default() }
+        JobRecord {
+            status: "pending".into(),
+            ..JobRecord::default()
+        }
     }
 
     /// The record as JSON, for pointer assertions and reports.

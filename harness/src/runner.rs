@@ -29,19 +29,35 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Count of scenarios per outcome: (passed, failed, other).
     pub fn counts(&self) -> (usize, usize, usize) {
-        let passed = self.reports.iter().filter(|report| report.outcome == Outcome::Passed).count();
-        let failed = self.reports.iter().filter(|report| report.outcome == Outcome::Failed).count();
+        let passed = self
+            .reports
+            .iter()
+            .filter(|report| report.outcome == Outcome::Passed)
+            .count();
+        let failed = self
+            .reports
+            .iter()
+            .filter(|report| report.outcome == Outcome::Failed)
+            .count();
         (passed, failed, self.reports.len() - passed - failed)
     }
 
     /// Whether every scenario passed (or was skipped, as a backend that cannot run it
     /// says) and the run completed.
     pub fn success(&self) -> bool {
-        !self.interrupted && self.reports.iter().all(|report| matches!(report.outcome, Outcome::Passed | Outcome::Skipped))
+        !self.interrupted
+            && self
+                .reports
+                .iter()
+                .all(|report| matches!(report.outcome, Outcome::Passed | Outcome::Skipped))
     }
 }
 
-fn placeholder(scenario: &LoadedScenario, outcome: Outcome, failure: Option<Failure>) -> ScenarioReport {
+fn placeholder(
+    scenario: &LoadedScenario,
+    outcome: Outcome,
+    failure: Option<Failure>,
+) -> ScenarioReport {
     ScenarioReport {
         name: scenario.scenario.name.clone(),
         file: scenario.path.clone(),
@@ -78,9 +94,16 @@ pub async fn run_all(
     let mut tasks = JoinSet::new();
     let mut task_index = std::collections::HashMap::new();
     for index in 0..scenarios.len() {
-        let (context, scenarios, permits) = (Arc::clone(&context), Arc::clone(&scenarios), Arc::clone(&permits));
+        let (context, scenarios, permits) = (
+            Arc::clone(&context),
+            Arc::clone(&scenarios),
+            Arc::clone(&permits),
+        );
         let handle = tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             let mut earlier = Vec::new();
             loop {
                 let mut report = engine::run_scenario(&context, &scenarios[index]).await;
@@ -149,7 +172,11 @@ pub async fn run_all(
         .collect();
     let swept = sweep(&context).await;
     let _ = context.events.send(Event::RunFinished { interrupted });
-    RunOutcome { reports, interrupted, swept }
+    RunOutcome {
+        reports,
+        interrupted,
+        swept,
+    }
 }
 
 /// Remove anything still labelled with this run's id: containers, then the networks and
@@ -167,7 +194,11 @@ pub async fn remove_labelled(backend: &dyn Backend, label: &str) -> usize {
         let _ = backend.remove(id).await;
     }
     for kind in ResourceKind::ALL {
-        for name in backend.list_labelled_resources(kind, label).await.unwrap_or_default() {
+        for name in backend
+            .list_labelled_resources(kind, label)
+            .await
+            .unwrap_or_default()
+        {
             let _ = backend.remove_resource(kind, &name).await;
         }
     }
@@ -182,7 +213,10 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::backend::{Backend, BackendError, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest, LogFiles, Logs};
+    use crate::backend::{
+        Backend, BackendError, CaptureLimits, Captured, ContainerSpec, ContainerState, ExecOutput,
+        ExecRequest, LogFiles, Logs,
+    };
     use crate::filestore::Filestore;
     use crate::fixtures::FixtureImages;
 
@@ -222,13 +256,26 @@ mod tests {
         async fn kill(&self, _: &str) -> Result<(), BackendError> {
             Ok(())
         }
-        async fn logs(&self, _: &str, _: CaptureLimits, _: Option<&LogFiles>) -> Result<Logs, BackendError> {
-            Ok(Logs { stdout: Captured::default(), stderr: Captured::default() })
+        async fn logs(
+            &self,
+            _: &str,
+            _: CaptureLimits,
+            _: Option<&LogFiles>,
+        ) -> Result<Logs, BackendError> {
+            Ok(Logs {
+                stdout: Captured::default(),
+                stderr: Captured::default(),
+            })
         }
         async fn inspect(&self, _: &str) -> Result<ContainerState, BackendError> {
             Ok(ContainerState::default())
         }
-        async fn exec(&self, _: &ExecRequest, _: Duration, _: CaptureLimits) -> Result<ExecOutput, BackendError> {
+        async fn exec(
+            &self,
+            _: &ExecRequest,
+            _: Duration,
+            _: CaptureLimits,
+        ) -> Result<ExecOutput, BackendError> {
             unreachable!("no exec in these scenarios")
         }
         async fn remove(&self, _: &str) -> Result<(), BackendError> {
@@ -241,7 +288,10 @@ mod tests {
 
     async fn run(exit_codes: Vec<i64>, retries: u32) -> (RunOutcome, usize) {
         let dir = tempfile::tempdir().unwrap();
-        let backend = Arc::new(Scripted { exit_codes: Mutex::new(exit_codes), created: Mutex::new(Vec::new()) });
+        let backend = Arc::new(Scripted {
+            exit_codes: Mutex::new(exit_codes),
+            created: Mutex::new(Vec::new()),
+        });
         let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
         let context = Arc::new(EngineContext {
             backend: backend.clone(),
@@ -253,10 +303,18 @@ mod tests {
             logs_dir: None,
             events,
         });
-        let (scenario, diagnostics) = crate::scenario::load::load_str("name: once\nsteps:\n  - run: { image: x }\n", dir.path());
+        let (scenario, diagnostics) = crate::scenario::load::load_str(
+            "name: once\nsteps:\n  - run: { image: x }\n",
+            dir.path(),
+        );
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         let (scenario, spans) = scenario.unwrap();
-        let loaded = LoadedScenario { scenario, path: "once.yaml".into(), base_dir: dir.path().into(), spans };
+        let loaded = LoadedScenario {
+            scenario,
+            path: "once.yaml".into(),
+            base_dir: dir.path().into(),
+            spans,
+        };
         let outcome = run_all(context, vec![loaded], 1, retries, std::future::pending()).await;
         let created = backend.created.lock().unwrap().len();
         (outcome, created)
@@ -270,9 +328,19 @@ mod tests {
         assert_eq!(report.outcome, Outcome::Passed);
         assert!(report.flaky());
         assert_eq!(report.earlier_attempts[0].category, Category::NonzeroExit);
-        let junit = crate::report::junit::render(&outcome, &crate::report::ReportOptions { run_id: "t1".into(), backend: "scripted".into(), deterministic: true });
+        let junit = crate::report::junit::render(
+            &outcome,
+            &crate::report::ReportOptions {
+                run_id: "t1".into(),
+                backend: "scripted".into(),
+                deterministic: true,
+            },
+        );
         let xml = junit.to_string().unwrap();
-        assert!(xml.contains("<flakyFailure") && xml.contains("type=\"nonzero_exit\""), "{xml}");
+        assert!(
+            xml.contains("<flakyFailure") && xml.contains("type=\"nonzero_exit\""),
+            "{xml}"
+        );
     }
 
     #[tokio::test]
@@ -282,7 +350,14 @@ mod tests {
         let report = &outcome.reports[0];
         assert_eq!(report.outcome, Outcome::Failed);
         assert_eq!(report.earlier_attempts.len(), 2);
-        let junit = crate::report::junit::render(&outcome, &crate::report::ReportOptions { run_id: "t1".into(), backend: "scripted".into(), deterministic: true });
+        let junit = crate::report::junit::render(
+            &outcome,
+            &crate::report::ReportOptions {
+                run_id: "t1".into(),
+                backend: "scripted".into(),
+                deterministic: true,
+            },
+        );
         let xml = junit.to_string().unwrap();
         assert_eq!(xml.matches("<rerunFailure").count(), 2, "{xml}");
         assert!(!outcome.success());

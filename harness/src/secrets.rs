@@ -23,7 +23,9 @@ pub const MIN_LENGTH: usize = 6;
 pub enum SecretError {
     #[error("secret `{name}`: environment variable `{variable}` is not set")]
     Unset { name: String, variable: String },
-    #[error("secret `{name}`: its value is shorter than {MIN_LENGTH} characters, too short to mask safely")]
+    #[error(
+        "secret `{name}`: its value is shorter than {MIN_LENGTH} characters, too short to mask safely"
+    )]
     TooShort { name: String },
 }
 
@@ -43,12 +45,17 @@ pub fn resolve(
         let value = match (&spec.env, spec.generate) {
             (Some(variable), _) => environment(variable)
                 .filter(|value| !value.is_empty())
-                .ok_or_else(|| SecretError::Unset { name: name.clone(), variable: variable.clone() })?,
+                .ok_or_else(|| SecretError::Unset {
+                    name: name.clone(),
+                    variable: variable.clone(),
+                })?,
             (None, bytes) => {
                 let mut hex = String::new();
                 let mut counter = 0u32;
                 while hex.len() < 2 * bytes.unwrap_or(16).max(8) as usize {
-                    let digest = Sha256::digest(format!("dockproof secret\0{run_id}\0{scenario}\0{name}\0{counter}"));
+                    let digest = Sha256::digest(format!(
+                        "dockproof secret\0{run_id}\0{scenario}\0{name}\0{counter}"
+                    ));
                     hex.push_str(&hex::encode(digest));
                     counter += 1;
                 }
@@ -109,7 +116,10 @@ impl Masker {
             let needle = value.as_bytes();
             let mut out = Vec::with_capacity(masked.len());
             let mut rest = masked.as_slice();
-            while let Some(at) = rest.windows(needle.len()).position(|window| window == needle) {
+            while let Some(at) = rest
+                .windows(needle.len())
+                .position(|window| window == needle)
+            {
                 out.extend_from_slice(&rest[..at]);
                 out.extend_from_slice(MASK.as_bytes());
                 rest = &rest[at + needle.len()..];
@@ -146,40 +156,73 @@ mod tests {
     use super::*;
 
     fn spec(env: Option<&str>, generate: Option<u32>) -> SecretSpec {
-        SecretSpec { env: env.map(str::to_owned), generate }
+        SecretSpec {
+            env: env.map(str::to_owned),
+            generate,
+        }
     }
 
     #[test]
     fn env_secrets_come_from_the_environment() {
         let specs = [("token".to_owned(), spec(Some("RUNNER_TOKEN"), None))].into();
         let environment = |name: &str| (name == "RUNNER_TOKEN").then(|| "s3cr3t-value".to_owned());
-        assert_eq!(resolve(&specs, "r1", "s", environment).unwrap()["token"], "s3cr3t-value");
+        assert_eq!(
+            resolve(&specs, "r1", "s", environment).unwrap()["token"],
+            "s3cr3t-value"
+        );
         assert_eq!(
             resolve(&specs, "r1", "s", |_| None),
-            Err(SecretError::Unset { name: "token".into(), variable: "RUNNER_TOKEN".into() })
+            Err(SecretError::Unset {
+                name: "token".into(),
+                variable: "RUNNER_TOKEN".into()
+            })
         );
-        assert_eq!(resolve(&specs, "r1", "s", |_| Some("abc".into())), Err(SecretError::TooShort { name: "token".into() }));
+        assert_eq!(
+            resolve(&specs, "r1", "s", |_| Some("abc".into())),
+            Err(SecretError::TooShort {
+                name: "token".into()
+            })
+        );
     }
 
     #[test]
     fn generated_secrets_are_per_run_and_sized() {
-        let specs: BTreeMap<_, _> = [("a".to_owned(), spec(None, Some(20))), ("b".to_owned(), spec(None, None))].into();
+        let specs: BTreeMap<_, _> = [
+            ("a".to_owned(), spec(None, Some(20))),
+            ("b".to_owned(), spec(None, None)),
+        ]
+        .into();
         let first = resolve(&specs, "r1", "s", |_| None).unwrap();
         assert_eq!(first["a"].len(), 40);
         assert_eq!(first["b"].len(), 32);
         assert_ne!(first["a"][..32], first["b"]);
-        assert_eq!(resolve(&specs, "r1", "s", |_| None).unwrap(), first, "the same run gives the same values");
-        assert_ne!(resolve(&specs, "r2", "s", |_| None).unwrap()["a"], first["a"], "another run, another value");
+        assert_eq!(
+            resolve(&specs, "r1", "s", |_| None).unwrap(),
+            first,
+            "the same run gives the same values"
+        );
+        assert_ne!(
+            resolve(&specs, "r2", "s", |_| None).unwrap()["a"],
+            first["a"],
+            "another run, another value"
+        );
     }
 
     #[test]
     fn log_files_are_masked_in_place_bytes_and_all() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("step-0.stdout.log");
-        std::fs::write(&path, b"token=s3cr3t-value\n\xff binary s3cr3t-value\nlast line without newline s3cr3t-value").unwrap();
+        std::fs::write(
+            &path,
+            b"token=s3cr3t-value\n\xff binary s3cr3t-value\nlast line without newline s3cr3t-value",
+        )
+        .unwrap();
         let values = ["s3cr3t-value".to_owned()];
         Masker::new(&values).mask_file(&path).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"token=***\n\xff binary ***\nlast line without newline ***");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"token=***\n\xff binary ***\nlast line without newline ***"
+        );
         assert!(!dir.path().join("step-0.stdout.masking").exists());
     }
 
@@ -187,7 +230,10 @@ mod tests {
     fn masking_replaces_every_occurrence_longest_first() {
         let values = ["token-123".to_owned(), "token-123-extended".to_owned()];
         let masker = Masker::new(&values);
-        assert_eq!(masker.mask("a token-123-extended b token-123 c"), "a *** b *** c");
+        assert_eq!(
+            masker.mask("a token-123-extended b token-123 c"),
+            "a *** b *** c"
+        );
         assert!(matches!(masker.mask("nothing here"), Cow::Borrowed(_)));
         let mut text = "Authorization: Bearer token-123".to_owned();
         masker.mask_in_place(&mut text);

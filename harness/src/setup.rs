@@ -35,19 +35,35 @@ pub(crate) fn find_fake_docker(explicit: Option<&Path>) -> Option<PathBuf> {
         return Some(sibling);
     }
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|dir| dir.join("fake-docker")).find(|candidate| candidate.is_file())
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("fake-docker"))
+            .find(|candidate| candidate.is_file())
     })
 }
 
 fn select(scenarios: Vec<LoadedScenario>, args: &RunArgs) -> Result<Vec<LoadedScenario>, String> {
     let pattern = match &args.filter {
-        Some(text) => Some(glob::Pattern::new(text).map_err(|error| format!("invalid --filter glob `{text}`: {error}"))?),
+        Some(text) => Some(
+            glob::Pattern::new(text)
+                .map_err(|error| format!("invalid --filter glob `{text}`: {error}"))?,
+        ),
         None => None,
     };
     let selected: Vec<LoadedScenario> = scenarios
         .into_iter()
-        .filter(|loaded| args.tags.is_empty() || loaded.scenario.tags.iter().any(|tag| args.tags.contains(tag)))
-        .filter(|loaded| pattern.as_ref().is_none_or(|pattern| pattern.matches(&loaded.scenario.name)))
+        .filter(|loaded| {
+            args.tags.is_empty()
+                || loaded
+                    .scenario
+                    .tags
+                    .iter()
+                    .any(|tag| args.tags.contains(tag))
+        })
+        .filter(|loaded| {
+            pattern
+                .as_ref()
+                .is_none_or(|pattern| pattern.matches(&loaded.scenario.name))
+        })
         .collect();
     Ok(match &args.partition {
         Some(partition) => partition.select(selected, |loaded| loaded.scenario.name.as_str()),
@@ -67,8 +83,14 @@ pub(crate) fn run_id(kind: BackendKind, scenarios: &[LoadedScenario]) -> String 
             format!("fake-{}", &hex::encode(hasher.finalize())[..8])
         }
         BackendKind::DockerCli | BackendKind::DockerApi => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            format!("r{:x}{:05x}", now.as_secs(), (now.subsec_micros() ^ std::process::id()) & 0xfffff)
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            format!(
+                "r{:x}{:05x}",
+                now.as_secs(),
+                (now.subsec_micros() ^ std::process::id()) & 0xfffff
+            )
         }
     }
 }
@@ -97,35 +119,58 @@ pub(crate) fn make_backend(
                 return Err("cannot find the fake-docker binary: build it (`cargo build -p fake-docker`) or pass --fake-docker PATH".into());
             };
             if !paths.fake_images.is_dir() {
-                return Err(format!("fake image definitions not found at {} (use --fake-images DIR)", paths.fake_images.display()));
+                return Err(format!(
+                    "fake image definitions not found at {} (use --fake-images DIR)",
+                    paths.fake_images.display()
+                ));
             }
-            let state = std::env::var_os("FAKE_DOCKER_STATE").unwrap_or_else(|| run_dir.join("fake-docker-state").into_os_string());
+            let state = std::env::var_os("FAKE_DOCKER_STATE")
+                .unwrap_or_else(|| run_dir.join("fake-docker-state").into_os_string());
             // DOCKER_HOST is cleared: the fake answers an absent unix socket as the CLI does,
             // and a user's address for a real daemon means nothing to it (a scenario's
             // `docker_host` sets it again).
             let mut env: Vec<(OsString, OsString)> = vec![
                 ("FAKE_DOCKER_STATE".into(), state),
-                ("FAKE_DOCKER_IMAGES".into(), paths.fake_images.as_os_str().to_owned()),
+                (
+                    "FAKE_DOCKER_IMAGES".into(),
+                    paths.fake_images.as_os_str().to_owned(),
+                ),
                 ("DOCKER_HOST".into(), OsString::new()),
             ];
             env.extend(extra_env);
-            Ok((Arc::new(CliBackend::new("fake", program, env)), FixtureImages::none()))
+            Ok((
+                Arc::new(CliBackend::new("fake", program, env)),
+                FixtureImages::none(),
+            ))
         }
         BackendKind::DockerCli => {
-            let fixtures = FixtureImages::scan(paths.fixture_images, true).map_err(|error| error.to_string())?;
+            let fixtures = FixtureImages::scan(paths.fixture_images, true)
+                .map_err(|error| error.to_string())?;
             let mut env = extra_env;
             if let Some(context) = paths.context {
                 env.push(("DOCKER_CONTEXT".into(), context.into()));
             }
-            Ok((Arc::new(CliBackend::new("docker-cli", paths.docker, env)), fixtures))
+            Ok((
+                Arc::new(CliBackend::new("docker-cli", paths.docker, env)),
+                fixtures,
+            ))
         }
         BackendKind::DockerApi => {
-            let fixtures = FixtureImages::scan(paths.fixture_images, true).map_err(|error| error.to_string())?;
+            let fixtures = FixtureImages::scan(paths.fixture_images, true)
+                .map_err(|error| error.to_string())?;
             // The CLI's precedence: an explicit host (a fleet's DOCKER_HOST) over a context.
-            let host = extra_env.iter().find(|(key, _)| key == "DOCKER_HOST").map(|(_, value)| value.to_string_lossy().into_owned());
+            let host = extra_env
+                .iter()
+                .find(|(key, _)| key == "DOCKER_HOST")
+                .map(|(_, value)| value.to_string_lossy().into_owned());
             let backend = match (host, paths.context) {
                 (Some(host), _) => ApiBackend::for_host("docker-api", host),
-                (None, Some(name)) => match dockproof::backend::context::resolve(name, &dockproof::backend::context::config_dir()).map_err(|error| error.to_string())? {
+                (None, Some(name)) => match dockproof::backend::context::resolve(
+                    name,
+                    &dockproof::backend::context::config_dir(),
+                )
+                .map_err(|error| error.to_string())?
+                {
                     Some(endpoint) => ApiBackend::for_endpoint("docker-api", endpoint),
                     None => ApiBackend::from_env("docker-api"),
                 },
@@ -146,8 +191,16 @@ pub(crate) struct ReportPaths<'a> {
 
 /// Write every report asked for (deterministic ones from the normalised outcome) and,
 /// under GitHub Actions, the annotations and step summary. False when one could not be written.
-pub(crate) fn write_reports(paths: &ReportPaths<'_>, outcome: &runner::RunOutcome, options: &ReportOptions) -> bool {
-    let reported = if options.deterministic { report::normalised(outcome) } else { outcome.clone() };
+pub(crate) fn write_reports(
+    paths: &ReportPaths<'_>,
+    outcome: &runner::RunOutcome,
+    options: &ReportOptions,
+) -> bool {
+    let reported = if options.deterministic {
+        report::normalised(outcome)
+    } else {
+        outcome.clone()
+    };
     let mut written = true;
     let mut attempt = |what: &str, path: &Path, result: std::io::Result<()>| {
         if let Err(error) = result {
@@ -155,22 +208,48 @@ pub(crate) fn write_reports(paths: &ReportPaths<'_>, outcome: &runner::RunOutcom
             written = false;
         }
     };
-    for path in [paths.junit, paths.json, paths.html, paths.markdown].into_iter().flatten() {
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            attempt("report directory for", path, std::fs::create_dir_all(parent));
+    for path in [paths.junit, paths.json, paths.html, paths.markdown]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            attempt(
+                "report directory for",
+                path,
+                std::fs::create_dir_all(parent),
+            );
         }
     }
     if let Some(path) = paths.junit {
-        attempt("JUnit report", path, report::junit::write(path, &reported, options));
+        attempt(
+            "JUnit report",
+            path,
+            report::junit::write(path, &reported, options),
+        );
     }
     if let Some(path) = paths.json {
-        attempt("JSON report", path, report::json::write(path, &reported, options));
+        attempt(
+            "JSON report",
+            path,
+            report::json::write(path, &reported, options),
+        );
     }
     if let Some(path) = paths.html {
-        attempt("HTML report", path, report::html::write(path, &reported, options));
+        attempt(
+            "HTML report",
+            path,
+            report::html::write(path, &reported, options),
+        );
     }
     if let Some(path) = paths.markdown {
-        attempt("Markdown summary", path, std::fs::write(path, report::markdown::render(&reported, options)));
+        attempt(
+            "Markdown summary",
+            path,
+            std::fs::write(path, report::markdown::render(&reported, options)),
+        );
     }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true") {
         for line in report::github::annotations(&reported) {
@@ -192,44 +271,79 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     args.resolve_reports();
     let scenarios = match select(scenarios, &args) {
         // An empty shard is normal for a matrix wider than the suite; an empty selection otherwise is a mistake.
-        Ok(selected) if selected.is_empty() && args.partition.is_none() => return usage_error("no scenario matches the given --tag/--filter"),
+        Ok(selected) if selected.is_empty() && args.partition.is_none() => {
+            return usage_error("no scenario matches the given --tag/--filter");
+        }
         Ok(selected) => selected,
         Err(message) => return usage_error(message),
     };
-    let run_id = args.run_id.clone().unwrap_or_else(|| run_id(args.backend, &scenarios));
-    if !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return usage_error(format!("run id `{run_id}` may only hold letters, digits, `-` and `_`"));
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| run_id(args.backend, &scenarios));
+    if !run_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return usage_error(format!(
+            "run id `{run_id}` may only hold letters, digits, `-` and `_`"
+        ));
     }
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     if let Err(error) = std::fs::create_dir_all(&parent) {
-        return usage_error(format!("cannot create work dir {}: {error}", parent.display()));
+        return usage_error(format!(
+            "cannot create work dir {}: {error}",
+            parent.display()
+        ));
     }
-    let run_dir = match tempfile::Builder::new().prefix(&format!("dockproof-{run_id}-")).tempdir_in(&parent) {
+    let run_dir = match tempfile::Builder::new()
+        .prefix(&format!("dockproof-{run_id}-"))
+        .tempdir_in(&parent)
+    {
         Ok(dir) => dir,
-        Err(error) => return usage_error(format!("cannot create a run directory in {}: {error}", parent.display())),
+        Err(error) => {
+            return usage_error(format!(
+                "cannot create a run directory in {}: {error}",
+                parent.display()
+            ));
+        }
     };
 
     // The hosts to run on: the one the backend points at, or each `--host` in turn.
     let targets: Vec<Target> = if args.hosts.is_empty() {
         vec![(None, args.backend, Vec::new())]
     } else {
-        args.hosts.iter().map(|host| {
-            let (kind, env) = crate::fleet::host_backend(host, args.backend);
-            (Some(host.name.clone()), kind, env)
-        }).collect()
+        args.hosts
+            .iter()
+            .map(|host| {
+                let (kind, env) = crate::fleet::host_backend(host, args.backend);
+                (Some(host.name.clone()), kind, env)
+            })
+            .collect()
     };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get()));
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get()));
     let options = ReportOptions {
         run_id: run_id.clone(),
         backend: args.backend.name().to_owned(),
-        deterministic: targets.iter().all(|(_, kind, _)| *kind == BackendKind::Fake),
+        deterministic: targets
+            .iter()
+            .all(|(_, kind, _)| *kind == BackendKind::Fake),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
     };
 
-    let mut outcome = runner::RunOutcome { reports: Vec::new(), interrupted: false, swept: 0 };
+    let mut outcome = runner::RunOutcome {
+        reports: Vec::new(),
+        interrupted: false,
+        swept: 0,
+    };
     for (host, kind, env) in targets {
         if outcome.interrupted {
             break;
@@ -249,7 +363,10 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             fixture_images: &args.fixture_images,
             context: args.context.as_deref(),
         };
-        let (backend, fixtures) = match std::fs::create_dir_all(&host_dir).map_err(|error| error.to_string()).and_then(|()| make_backend(kind, &paths, &host_dir, env)) {
+        let (backend, fixtures) = match std::fs::create_dir_all(&host_dir)
+            .map_err(|error| error.to_string())
+            .and_then(|()| make_backend(kind, &paths, &host_dir, env))
+        {
             Ok(made) => made,
             Err(message) => return usage_error(message),
         };
@@ -259,7 +376,11 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         };
         let host_outcome = runtime.block_on(async {
             let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-            let console = tokio::spawn(report::console::follow(receiver, std::io::stdout(), report::console::ConsoleStyle::detect(args.color)));
+            let console = tokio::spawn(report::console::follow(
+                receiver,
+                std::io::stdout(),
+                report::console::ConsoleStyle::detect(args.color),
+            ));
             let context = Arc::new(EngineContext {
                 backend,
                 filestore,
@@ -267,31 +388,51 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
                 run_id: run_id.clone(),
                 work_dir: host_dir.join("workspaces"),
                 capture: CaptureLimits::default(),
-                logs_dir: args.logs_dir.as_ref().map(|dir| host.as_ref().map_or_else(|| dir.clone(), |name| dir.join(name))),
+                logs_dir: args.logs_dir.as_ref().map(|dir| {
+                    host.as_ref()
+                        .map_or_else(|| dir.clone(), |name| dir.join(name))
+                }),
                 events: sender,
             });
-            let outcome = runner::run_all(Arc::clone(&context), scenarios.clone(), jobs, args.retries, interrupted()).await;
+            let outcome = runner::run_all(
+                Arc::clone(&context),
+                scenarios.clone(),
+                jobs,
+                args.retries,
+                interrupted(),
+            )
+            .await;
             drop(context);
             let _ = console.await;
             outcome
         });
         outcome.interrupted |= host_outcome.interrupted;
         outcome.swept += host_outcome.swept;
-        outcome.reports.extend(host_outcome.reports.into_iter().map(|mut report| {
-            if let Some(name) = &host {
-                report.name = format!("{name}/{}", report.name);
-            }
-            report
-        }));
+        outcome
+            .reports
+            .extend(host_outcome.reports.into_iter().map(|mut report| {
+                if let Some(name) = &host {
+                    report.name = format!("{name}/{}", report.name);
+                }
+                report
+            }));
     }
 
-    let paths = ReportPaths { junit: args.junit.as_deref(), json: args.json.as_deref(), html: args.html.as_deref(), markdown: args.markdown.as_deref() };
+    let paths = ReportPaths {
+        junit: args.junit.as_deref(),
+        json: args.json.as_deref(),
+        html: args.html.as_deref(),
+        markdown: args.markdown.as_deref(),
+    };
     let write_failed = !write_reports(&paths, &outcome, &options);
     if !args.no_history {
         record_history(&args, &outcome, &options);
     }
     if outcome.swept > 0 {
-        eprintln!("warning: removed {} container(s) that scenarios left behind", outcome.swept);
+        eprintln!(
+            "warning: removed {} container(s) that scenarios left behind",
+            outcome.swept
+        );
     }
     println!("{}", report::console::summary_line(&outcome));
     drop(run_dir);
@@ -310,10 +451,20 @@ fn record_history(args: &RunArgs, outcome: &runner::RunOutcome, options: &Report
 }
 
 /// Add a run to the history database at `path` (default: `$DOCKPROOF_HISTORY`, the data dir).
-pub(crate) fn record(path: Option<PathBuf>, backend: BackendKind, outcome: &runner::RunOutcome, options: &ReportOptions) {
+pub(crate) fn record(
+    path: Option<PathBuf>,
+    backend: BackendKind,
+    outcome: &runner::RunOutcome,
+    options: &ReportOptions,
+) {
     use dockproof::history::{self, History, RunEntry};
-    let Some(path) = path.or_else(history::default_path) else { return };
-    let host = std::env::var("DOCKER_HOST").ok().filter(|_| backend != BackendKind::Fake).unwrap_or_else(|| "local".to_owned());
+    let Some(path) = path.or_else(history::default_path) else {
+        return;
+    };
+    let host = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|_| backend != BackendKind::Fake)
+        .unwrap_or_else(|| "local".to_owned());
     let entry = RunEntry {
         run_id: &options.run_id,
         git_sha: history::current_git_sha(),
@@ -329,10 +480,11 @@ pub(crate) fn record(path: Option<PathBuf>, backend: BackendKind, outcome: &runn
 
 /// Resolves on the first Ctrl-C or SIGTERM; a second one ends the process at once.
 pub(crate) async fn interrupted() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(_) => return std::future::pending().await,
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(stream) => stream,
+            Err(_) => return std::future::pending().await,
+        };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
@@ -340,7 +492,9 @@ pub(crate) async fn interrupted() {
     eprintln!("dockproof: interrupted, cleaning up (press Ctrl-C again to stop at once)");
     tokio::spawn(async {
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("dockproof: stopping without cleanup; run `docker ps -a --filter label=dockproof.run` to find leftovers");
+        eprintln!(
+            "dockproof: stopping without cleanup; run `docker ps -a --filter label=dockproof.run` to find leftovers"
+        );
         std::process::exit(130);
     });
 }

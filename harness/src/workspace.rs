@@ -19,9 +19,17 @@ pub enum WorkspaceError {
     #[error("path `{path}` {reason}")]
     UnsafePath { path: String, reason: String },
     #[error("the workspace holds {files} files and {bytes} bytes, over its limit of {limit}")]
-    LimitExceeded { files: u64, bytes: u64, limit: String },
+    LimitExceeded {
+        files: u64,
+        bytes: u64,
+        limit: String,
+    },
     #[error("failed to {action} `{path}`: {source}")]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl WorkspaceError {
@@ -32,7 +40,12 @@ impl WorkspaceError {
             WorkspaceError::LimitExceeded { .. } => Category::WorkspaceLimitExceeded,
             // The filesystem holding the workspace is full: the job's workspace cannot hold
             // what it needs, whatever the scenario says its limit is.
-            WorkspaceError::Io { source, .. } if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) => {
+            WorkspaceError::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                ) =>
+            {
                 Category::WorkspaceLimitExceeded
             }
             WorkspaceError::Io { .. } => Category::ConfigInvalid,
@@ -40,8 +53,15 @@ impl WorkspaceError {
     }
 }
 
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WorkspaceError + 'a {
-    move |source| WorkspaceError::Io { action, path: path.to_path_buf(), source }
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> WorkspaceError + 'a {
+    move |source| WorkspaceError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Why a file dockproof would read or write is refused although its path is fine: it is
@@ -68,25 +88,42 @@ pub fn special_file_reason(metadata: &fs::Metadata) -> Option<String> {
     } else {
         return None;
     };
-    Some(format!("is {what}, not a regular file; it is refused, not read or written"))
+    Some(format!(
+        "is {what}, not a regular file; it is refused, not read or written"
+    ))
 }
 
 /// Opens `path` for reading without blocking on a FIFO and without side effects of
 /// opening a device: its type and link count are checked before it is opened (following
 /// symlinks) and again on the open descriptor, so a swap in between is caught too.
 /// `shown` is the path as the scenario names it, for the error.
-fn open_checked(path: &Path, shown: &str) -> Result<Option<(fs::File, fs::Metadata)>, WorkspaceError> {
-    let refuse = |reason: String| WorkspaceError::UnsafePath { path: shown.to_owned(), reason };
+fn open_checked(
+    path: &Path,
+    shown: &str,
+) -> Result<Option<(fs::File, fs::Metadata)>, WorkspaceError> {
+    let refuse = |reason: String| WorkspaceError::UnsafePath {
+        path: shown.to_owned(),
+        reason,
+    };
     let before = match fs::metadata(path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(WorkspaceError::Io { action: "inspect", path: path.to_path_buf(), source: error }),
+        Err(error) => {
+            return Err(WorkspaceError::Io {
+                action: "inspect",
+                path: path.to_path_buf(),
+                source: error,
+            });
+        }
     };
     if let Some(reason) = special_file_reason(&before) {
         return Err(refuse(reason));
     }
     if before.is_dir() {
-        return Ok(Some((fs::File::open(path).map_err(io_error("open", path))?, before)));
+        return Ok(Some((
+            fs::File::open(path).map_err(io_error("open", path))?,
+            before,
+        )));
     }
     let file = fs::OpenOptions::new()
         .read(true)
@@ -106,8 +143,15 @@ fn open_checked(path: &Path, shown: &str) -> Result<Option<(fs::File, fs::Metada
 pub fn open_fixture(path: &Path, shown: &str) -> Result<fs::File, WorkspaceError> {
     match open_checked(path, shown)? {
         Some((file, metadata)) if metadata.is_file() => Ok(file),
-        Some(_) => Err(WorkspaceError::UnsafePath { path: shown.to_owned(), reason: "is a directory, not a file".into() }),
-        None => Err(WorkspaceError::Io { action: "open", path: path.to_path_buf(), source: io::ErrorKind::NotFound.into() }),
+        Some(_) => Err(WorkspaceError::UnsafePath {
+            path: shown.to_owned(),
+            reason: "is a directory, not a file".into(),
+        }),
+        None => Err(WorkspaceError::Io {
+            action: "open",
+            path: path.to_path_buf(),
+            source: io::ErrorKind::NotFound.into(),
+        }),
     }
 }
 
@@ -176,18 +220,28 @@ impl Workspace {
     /// The host path for a workspace-relative path, refusing anything that
     /// leaves the workspace (absolute paths, `..`, symlinks pointing outside).
     pub fn resolve(&self, relative: &str) -> Result<PathBuf, WorkspaceError> {
-        let unsafe_path = |reason: &str| WorkspaceError::UnsafePath { path: relative.to_owned(), reason: reason.to_owned() };
+        let unsafe_path = |reason: &str| WorkspaceError::UnsafePath {
+            path: relative.to_owned(),
+            reason: reason.to_owned(),
+        };
         check_relative_path(relative).map_err(unsafe_path)?;
-        let root = self.root().canonicalize().map_err(io_error("resolve", self.root()))?;
+        let root = self
+            .root()
+            .canonicalize()
+            .map_err(io_error("resolve", self.root()))?;
         let joined = root.join(relative);
         // Walk up to the deepest existing ancestor: symlinks can only hide there.
         let mut existing = joined.as_path();
         while fs::symlink_metadata(existing).is_err() {
             existing = existing.parent().unwrap_or(&root);
         }
-        let real = existing.canonicalize().map_err(|_| unsafe_path("is a dangling symlink"))?;
+        let real = existing
+            .canonicalize()
+            .map_err(|_| unsafe_path("is a dangling symlink"))?;
         if !real.starts_with(&root) {
-            return Err(unsafe_path("resolves outside the workspace through a symlink"));
+            return Err(unsafe_path(
+                "resolves outside the workspace through a symlink",
+            ));
         }
         Ok(joined)
     }
@@ -208,22 +262,36 @@ impl Workspace {
     /// Something already there is overwritten only if it is a regular file with one
     /// name: a job that ran earlier may have left a FIFO, a device node or a hard link to
     /// a file outside the workspace where an input goes.
-    pub fn write(&self, relative: &str, content: &mut dyn Read) -> Result<StagedFile, WorkspaceError> {
+    pub fn write(
+        &self,
+        relative: &str,
+        content: &mut dyn Read,
+    ) -> Result<StagedFile, WorkspaceError> {
         let path = self.resolve(relative)?;
         // A file where a directory must go is the scenario contradicting itself: say so
         // in workspace terms (the host path of a temp dir helps nobody and is not stable).
-        for ancestor in Path::new(relative).ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+        for ancestor in Path::new(relative)
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+        {
             if self.root().join(ancestor).is_file() {
                 return Err(WorkspaceError::UnsafePath {
                     path: relative.to_owned(),
-                    reason: format!("is below `{}`, which is a file in the workspace", ancestor.display()),
+                    reason: format!(
+                        "is below `{}`, which is a file in the workspace",
+                        ancestor.display()
+                    ),
                 });
             }
         }
         if let Some(parent) = path.parent() {
             create_shared_dirs(self.root(), parent)?;
         }
-        let refuse = |reason: String| WorkspaceError::UnsafePath { path: relative.to_owned(), reason };
+        let refuse = |reason: String| WorkspaceError::UnsafePath {
+            path: relative.to_owned(),
+            reason,
+        };
         if let Ok(existing) = fs::metadata(&path)
             && let Some(reason) = special_file_reason(&existing)
         {
@@ -247,16 +315,24 @@ impl Workspace {
         let mut buffer = vec![0u8; 64 * 1024];
         let mut bytes = 0u64;
         loop {
-            let read = content.read(&mut buffer).map_err(io_error("read the source of", &path))?;
+            let read = content
+                .read(&mut buffer)
+                .map_err(io_error("read the source of", &path))?;
             if read == 0 {
                 break;
             }
             hasher.update(&buffer[..read]);
-            file.write_all(&buffer[..read]).map_err(io_error("write", &path))?;
+            file.write_all(&buffer[..read])
+                .map_err(io_error("write", &path))?;
             bytes += read as u64;
         }
-        file.set_permissions(fs::Permissions::from_mode(0o666)).map_err(io_error("set permissions of", &path))?;
-        Ok(StagedFile { path: relative.to_owned(), bytes, sha256: hex::encode(hasher.finalize()) })
+        file.set_permissions(fs::Permissions::from_mode(0o666))
+            .map_err(io_error("set permissions of", &path))?;
+        Ok(StagedFile {
+            path: relative.to_owned(),
+            bytes,
+            sha256: hex::encode(hasher.finalize()),
+        })
     }
 
     /// Count the regular files and their bytes.
@@ -276,7 +352,11 @@ impl Workspace {
             (None, Some(limit)) => format!("max_files {limit}"),
             (None, None) => return Ok(usage),
         };
-        Err(WorkspaceError::LimitExceeded { files: usage.files, bytes: usage.bytes, limit })
+        Err(WorkspaceError::LimitExceeded {
+            files: usage.files,
+            bytes: usage.bytes,
+            limit,
+        })
     }
 
     /// Remove the workspace now, reporting failure (dropping also removes it, silently).
@@ -287,7 +367,8 @@ impl Workspace {
 }
 
 fn make_shared(path: &Path) -> Result<(), WorkspaceError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o777)).map_err(io_error("set permissions of", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(0o777))
+        .map_err(io_error("set permissions of", path))
 }
 
 fn create_shared_dirs(root: &Path, dir: &Path) -> Result<(), WorkspaceError> {
@@ -304,12 +385,17 @@ fn create_shared_dirs(root: &Path, dir: &Path) -> Result<(), WorkspaceError> {
 fn walk(dir: &Path, usage: &mut Usage) -> Result<(), WorkspaceError> {
     for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
         let entry = entry.map_err(io_error("list", dir))?;
-        let kind = entry.file_type().map_err(io_error("inspect", &entry.path()))?;
+        let kind = entry
+            .file_type()
+            .map_err(io_error("inspect", &entry.path()))?;
         if kind.is_dir() {
             walk(&entry.path(), usage)?;
         } else if kind.is_file() {
             usage.files += 1;
-            usage.bytes += entry.metadata().map_err(io_error("inspect", &entry.path()))?.len();
+            usage.bytes += entry
+                .metadata()
+                .map_err(io_error("inspect", &entry.path()))?
+                .len();
         }
     }
     Ok(())
@@ -326,7 +412,12 @@ pub struct Generated {
 
 impl Generated {
     pub fn new(bytes: u64, seed: u64) -> Self {
-        Generated { state: seed, remaining: bytes, pending: [0; 8], pending_len: 0 }
+        Generated {
+            state: seed,
+            remaining: bytes,
+            pending: [0; 8],
+            pending_len: 0,
+        }
     }
 
     fn next_word(&mut self) -> u64 {
@@ -396,7 +487,10 @@ mod tests {
         let (_parent, ws) = workspace(Limits::default());
         let staged = ws.write("inputs/a.txt", &mut "hello\n".as_bytes()).unwrap();
         assert_eq!(staged.bytes, 6);
-        assert_eq!(staged.sha256, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+        assert_eq!(
+            staged.sha256,
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
         assert_eq!(ws.usage().unwrap(), Usage { files: 1, bytes: 6 });
     }
 
@@ -404,9 +498,14 @@ mod tests {
     fn staging_below_a_file_is_a_config_error_in_workspace_terms() {
         let (_parent, ws) = workspace(Limits::default());
         ws.write("inputs", &mut "x".as_bytes()).unwrap();
-        let error = ws.write("inputs/deeper/a.csv", &mut "y".as_bytes()).unwrap_err();
+        let error = ws
+            .write("inputs/deeper/a.csv", &mut "y".as_bytes())
+            .unwrap_err();
         assert_eq!(error.category(), Category::ConfigInvalid);
-        assert_eq!(error.to_string(), "path `inputs/deeper/a.csv` is below `inputs`, which is a file in the workspace");
+        assert_eq!(
+            error.to_string(),
+            "path `inputs/deeper/a.csv` is below `inputs`, which is a file in the workspace"
+        );
     }
 
     #[test]
@@ -434,12 +533,21 @@ mod tests {
     #[test]
     fn rejects_paths_that_leave_the_workspace() {
         let (_parent, ws) = workspace(Limits::default());
-        assert!(matches!(ws.resolve("/etc/passwd"), Err(WorkspaceError::UnsafePath { .. })));
-        assert!(matches!(ws.resolve("a/../../x"), Err(WorkspaceError::UnsafePath { .. })));
+        assert!(matches!(
+            ws.resolve("/etc/passwd"),
+            Err(WorkspaceError::UnsafePath { .. })
+        ));
+        assert!(matches!(
+            ws.resolve("a/../../x"),
+            Err(WorkspaceError::UnsafePath { .. })
+        ));
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.root().join("link")).unwrap();
         let error = ws.resolve("link/file").unwrap_err();
-        assert!(error.to_string().contains("outside the workspace"), "{error}");
+        assert!(
+            error.to_string().contains("outside the workspace"),
+            "{error}"
+        );
         assert_eq!(error.category(), Category::ConfigInvalid);
     }
 
@@ -447,7 +555,9 @@ mod tests {
     fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || sender.send(f()));
-        receiver.recv_timeout(std::time::Duration::from_secs(10)).expect("finished without hanging")
+        receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("finished without hanging")
     }
 
     fn mkfifo(path: &Path) {
@@ -456,7 +566,10 @@ mod tests {
 
     fn refusal(error: WorkspaceError) -> String {
         assert_eq!(error.category(), Category::ConfigInvalid);
-        assert!(matches!(error, WorkspaceError::UnsafePath { .. }), "{error:?}");
+        assert!(
+            matches!(error, WorkspaceError::UnsafePath { .. }),
+            "{error:?}"
+        );
         error.to_string()
     }
 
@@ -471,14 +584,28 @@ mod tests {
         let ws = std::sync::Arc::new(ws);
         let shared = ws.clone();
         let fifo = within(move || shared.write("pipe", &mut "x".as_bytes()).unwrap_err());
-        assert_eq!(refusal(fifo), "path `pipe` is a FIFO, not a regular file; it is refused, not read or written");
-        let link = ws.write("linked", &mut "overwritten".as_bytes()).unwrap_err();
-        assert!(refusal(link).starts_with("path `linked` is a hard link (2 names); another name may lie outside the workspace"));
+        assert_eq!(
+            refusal(fifo),
+            "path `pipe` is a FIFO, not a regular file; it is refused, not read or written"
+        );
+        let link = ws
+            .write("linked", &mut "overwritten".as_bytes())
+            .unwrap_err();
+        assert!(refusal(link).starts_with(
+            "path `linked` is a hard link (2 names); another name may lie outside the workspace"
+        ));
         assert_eq!(fs::read_to_string(&host_file).unwrap(), "host data");
         // An ordinary file is overwritten (truncated first).
-        ws.write("plain", &mut "a longer first text".as_bytes()).unwrap();
+        ws.write("plain", &mut "a longer first text".as_bytes())
+            .unwrap();
         let staged = ws.write("plain", &mut "short".as_bytes()).unwrap();
-        assert_eq!((staged.bytes, fs::read_to_string(ws.root().join("plain")).unwrap()), (5, "short".to_string()));
+        assert_eq!(
+            (
+                staged.bytes,
+                fs::read_to_string(ws.root().join("plain")).unwrap()
+            ),
+            (5, "short".to_string())
+        );
     }
 
     #[test]
@@ -502,7 +629,9 @@ mod tests {
         }
         assert!(matches!(ws.collect("missing").unwrap(), Collected::Missing));
         assert!(matches!(ws.collect("dir").unwrap(), Collected::Directory));
-        let Collected::File(mut file, size) = ws.collect("ok.txt").unwrap() else { panic!("a regular file") };
+        let Collected::File(mut file, size) = ws.collect("ok.txt").unwrap() else {
+            panic!("a regular file")
+        };
         assert_eq!(size, 4);
         let (bytes, sha256) = sha256_collected(&mut file).unwrap();
         let mut again = String::new();
@@ -515,23 +644,37 @@ mod tests {
     fn fixtures_must_be_regular_files_with_one_name() {
         let dir = tempfile::tempdir().unwrap();
         let error = within(|| open_fixture(Path::new("/dev/zero"), "/dev/zero").unwrap_err());
-        assert_eq!(refusal(error), "path `/dev/zero` is a character device, not a regular file; it is refused, not read or written");
+        assert_eq!(
+            refusal(error),
+            "path `/dev/zero` is a character device, not a regular file; it is refused, not read or written"
+        );
         mkfifo(&dir.path().join("pipe"));
         let pipe = dir.path().join("pipe");
-        assert!(refusal(within(move || open_fixture(&pipe, "pipe").unwrap_err())).contains("is a FIFO"));
+        assert!(
+            refusal(within(move || open_fixture(&pipe, "pipe").unwrap_err())).contains("is a FIFO")
+        );
         fs::write(dir.path().join("data.csv"), "a,b\n").unwrap();
         let mut file = open_fixture(&dir.path().join("data.csv"), "data.csv").unwrap();
         let mut text = String::new();
         file.read_to_string(&mut text).unwrap();
         assert_eq!(text, "a,b\n");
         fs::hard_link(dir.path().join("data.csv"), dir.path().join("again.csv")).unwrap();
-        assert!(refusal(open_fixture(&dir.path().join("data.csv"), "data.csv").unwrap_err()).contains("is a hard link (2 names)"));
-        assert!(matches!(open_fixture(&dir.path().join("nope"), "nope"), Err(WorkspaceError::Io { .. })));
+        assert!(
+            refusal(open_fixture(&dir.path().join("data.csv"), "data.csv").unwrap_err())
+                .contains("is a hard link (2 names)")
+        );
+        assert!(matches!(
+            open_fixture(&dir.path().join("nope"), "nope"),
+            Err(WorkspaceError::Io { .. })
+        ));
     }
 
     #[test]
     fn enforces_limits() {
-        let (_parent, ws) = workspace(Limits { max_bytes: Some(10), max_files: Some(2) });
+        let (_parent, ws) = workspace(Limits {
+            max_bytes: Some(10),
+            max_files: Some(2),
+        });
         ws.write("a", &mut "12345".as_bytes()).unwrap();
         ws.check_limits().unwrap();
         ws.write("b", &mut "123456".as_bytes()).unwrap();
@@ -542,9 +685,17 @@ mod tests {
 
     #[test]
     fn a_full_filesystem_is_a_workspace_limit_not_a_config_error() {
-        let full = WorkspaceError::Io { action: "write", path: "w/x".into(), source: io::Error::from_raw_os_error(28) };
+        let full = WorkspaceError::Io {
+            action: "write",
+            path: "w/x".into(),
+            source: io::Error::from_raw_os_error(28),
+        };
         assert_eq!(full.category(), Category::WorkspaceLimitExceeded);
-        let denied = WorkspaceError::Io { action: "write", path: "w/x".into(), source: io::Error::from(io::ErrorKind::PermissionDenied) };
+        let denied = WorkspaceError::Io {
+            action: "write",
+            path: "w/x".into(),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
         assert_eq!(denied.category(), Category::ConfigInvalid);
     }
 }

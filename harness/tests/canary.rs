@@ -9,7 +9,11 @@ use predicates::prelude::*;
 /// `dockproof canary` over `hosts`, `repeat` times, on the happy-path job.
 fn canary(history: &std::path::Path, hosts: &[&str], repeat: u32) -> Command {
     let mut command = Command::new(support::dockproof());
-    command.current_dir(support::root()).env("DOCKPROOF_HISTORY", history).arg("canary").arg("--no-history");
+    command
+        .current_dir(support::root())
+        .env("DOCKPROOF_HISTORY", history)
+        .arg("canary")
+        .arg("--no-history");
     for host in hosts {
         command.args(["--host", host]);
     }
@@ -24,7 +28,11 @@ fn canary(history: &std::path::Path, hosts: &[&str], repeat: u32) -> Command {
 fn a_fleet_with_one_host_failing_a_fifth_of_its_runs_is_no_go_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
     // w3's every fifth container start exits at once with code 1: one run in five fails.
-    let hosts = ["fake://w1", "fake://w2", "fake://w3?faults=run:exit-immediately:every=5"];
+    let hosts = [
+        "fake://w1",
+        "fake://w2",
+        "fake://w3?faults=run:exit-immediately:every=5",
+    ];
     canary(&dir.path().join("history.sqlite"), &hosts, 5)
         .assert()
         .code(1)
@@ -32,7 +40,11 @@ fn a_fleet_with_one_host_failing_a_fifth_of_its_runs_is_no_go_and_names_it() {
         .stdout(predicate::str::is_match(r"(?m)^w2\s+5\s+100\.0%").unwrap())
         .stdout(predicate::str::is_match(r"(?m)^w3\s+5\s+80\.0%").unwrap())
         .stdout(predicate::str::is_match(r"(?m)^NO-GO: .*host w3").unwrap())
-        .stdout(predicate::str::is_match(r"(?m)^NO-GO: .*host w[12]\b").unwrap().not());
+        .stdout(
+            predicate::str::is_match(r"(?m)^NO-GO: .*host w[12]\b")
+                .unwrap()
+                .not(),
+        );
 }
 
 #[test]
@@ -51,9 +63,19 @@ fn a_probabilistic_fault_profile_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let hosts = ["fake://w1?faults=run:exit-immediately:p=0.5,seed=7"];
     let run = || {
-        let output = canary(&dir.path().join("history.sqlite"), &hosts, 6).output().unwrap();
+        let output = canary(&dir.path().join("history.sqlite"), &hosts, 6)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let row = stdout.lines().find(|line| line.starts_with("w1 ")).map(|line| line.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+        let row = stdout
+            .lines()
+            .find(|line| line.starts_with("w1 "))
+            .map(|line| {
+                line.split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
         (output.status.code(), row)
     };
     let first = run();

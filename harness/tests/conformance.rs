@@ -50,16 +50,29 @@ struct Observed {
 fn load_cases() -> Vec<Case> {
     let path = support::root().join("fixtures/conformance/cases.yaml");
     let text = std::fs::read_to_string(&path).expect("the conformance table exists");
-    let document = dockproof::scenario::yaml::parse(&text).expect("the conformance table is valid YAML").value;
+    let document = dockproof::scenario::yaml::parse(&text)
+        .expect("the conformance table is valid YAML")
+        .value;
     let strings = |value: &Value| -> Vec<String> {
-        value.as_array().into_iter().flatten().map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned)).collect()
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                item.as_str()
+                    .map_or_else(|| item.to_string(), str::to_owned)
+            })
+            .collect()
     };
     document["cases"]
         .as_array()
         .expect("`cases` is a list")
         .iter()
         .map(|case| Case {
-            name: case["name"].as_str().expect("every case has a name").to_owned(),
+            name: case["name"]
+                .as_str()
+                .expect("every case has a name")
+                .to_owned(),
             steps: case["steps"]
                 .as_array()
                 .expect("every case has steps")
@@ -100,13 +113,18 @@ fn run(side: &Side, args: &[String]) -> Result<Observed, String> {
             Ok(Some(_)) => break,
             Ok(None) if started.elapsed() > STEP_TIMEOUT => {
                 let _ = child.kill();
-                return Err(format!("{} {args:?} did not finish within {STEP_TIMEOUT:?}", side.label));
+                return Err(format!(
+                    "{} {args:?} did not finish within {STEP_TIMEOUT:?}",
+                    side.label
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(error) => return Err(error.to_string()),
         }
     }
-    let output = child.wait_with_output().map_err(|error| error.to_string())?;
+    let output = child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?;
     Ok(Observed {
         exit: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -163,7 +181,11 @@ fn project(observed: &Observed, step: &Step) -> Vec<(String, String)> {
 fn cleanup(side: &Side, case: &str) {
     let label = format!("label=dockproof.conformance={case}");
     if let Ok(listed) = run(side, &["ps".into(), "-aq".into(), "--filter".into(), label]) {
-        let ids: Vec<String> = listed.stdout.split_whitespace().map(str::to_owned).collect();
+        let ids: Vec<String> = listed
+            .stdout
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
         if !ids.is_empty() {
             let mut args = vec!["rm".to_owned(), "-f".to_owned()];
             args.extend(ids);
@@ -175,7 +197,11 @@ fn cleanup(side: &Side, case: &str) {
 fn run_case(case: &Case, real: &Side, fake: &Side) -> Result<(), Failed> {
     let mut mismatches = Vec::new();
     for (index, step) in case.steps.iter().enumerate() {
-        let args: Vec<String> = step.args.iter().map(|arg| substitute(arg, &case.name)).collect();
+        let args: Vec<String> = step
+            .args
+            .iter()
+            .map(|arg| substitute(arg, &case.name))
+            .collect();
         let real_seen = run(real, &args)?;
         let fake_seen = run(fake, &args)?;
         let (real_fields, fake_fields) = (project(&real_seen, step), project(&fake_seen, step));
@@ -189,20 +215,34 @@ fn run_case(case: &Case, real: &Side, fake: &Side) -> Result<(), Failed> {
             }
         }
     }
-    if mismatches.is_empty() { Ok(()) } else { Err(mismatches.join("\n").into()) }
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(mismatches.join("\n").into())
+    }
 }
 
 /// Build the real fixture image once (the fake defines it in YAML).
 fn prepare_real_image() -> Result<(), String> {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    READY.get_or_init(|| support::ensure_fixture_image(IMAGE)).clone()
+    READY
+        .get_or_init(|| support::ensure_fixture_image(IMAGE))
+        .clone()
 }
 
 fn main() {
     let args = Arguments::from_args();
     let ignored = support::docker_available().is_err() && !support::docker_required();
-    let real = Arc::new(Side { label: "docker", program: "docker".into(), env: Vec::new() });
-    let fake_program = if ignored { PathBuf::from("fake-docker") } else { support::fake_docker() };
+    let real = Arc::new(Side {
+        label: "docker",
+        program: "docker".into(),
+        env: Vec::new(),
+    });
+    let fake_program = if ignored {
+        PathBuf::from("fake-docker")
+    } else {
+        support::fake_docker()
+    };
     let trials = load_cases()
         .into_iter()
         .map(|case| {
@@ -214,8 +254,17 @@ fn main() {
                     label: "fake-docker",
                     program: fake_program,
                     env: vec![
-                        ("FAKE_DOCKER_STATE".into(), state.path().display().to_string()),
-                        ("FAKE_DOCKER_IMAGES".into(), support::root().join("fixtures/fake-images").display().to_string()),
+                        (
+                            "FAKE_DOCKER_STATE".into(),
+                            state.path().display().to_string(),
+                        ),
+                        (
+                            "FAKE_DOCKER_IMAGES".into(),
+                            support::root()
+                                .join("fixtures/fake-images")
+                                .display()
+                                .to_string(),
+                        ),
                     ],
                 };
                 let result = run_case(&case, &real, &fake);

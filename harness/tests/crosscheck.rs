@@ -18,11 +18,18 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 const WEB: (&str, &str) = ("dockproof/web", "1");
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 /// The web fixture started by testcontainers, waited for with its healthcheck strategy.
-async fn web_by_testcontainers(env: &[(&str, &str)], timeout: Duration) -> Result<ContainerAsync<GenericImage>, testcontainers::TestcontainersError> {
+async fn web_by_testcontainers(
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<ContainerAsync<GenericImage>, testcontainers::TestcontainersError> {
     let mut image = GenericImage::new(WEB.0, WEB.1)
         .with_exposed_port(8080.tcp())
         .with_wait_for(WaitFor::healthcheck())
@@ -38,8 +45,14 @@ async fn web_by_testcontainers(env: &[(&str, &str)], timeout: Duration) -> Resul
 fn dockproof(work: &Path, scenario: &str) -> Result<(Option<i32>, String), Failed> {
     let file = work.join("scenario.yaml");
     std::fs::write(&file, scenario).map_err(|error| error.to_string())?;
-    let output = support::dockproof_real(&work.join("work")).arg(&file).output().map_err(|error| error.to_string())?;
-    Ok((output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned()))
+    let output = support::dockproof_real(&work.join("work"))
+        .arg(&file)
+        .output()
+        .map_err(|error| error.to_string())?;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    ))
 }
 
 /// dockproof's HTTP steps against a service testcontainers started and declared healthy.
@@ -102,8 +115,14 @@ type Test = (&'static str, fn() -> Result<(), Failed>);
 fn main() {
     let args = Arguments::from_args();
     let tests: [Test; 2] = [
-        ("crosscheck::http-steps-against-a-testcontainers-service", http_steps_against_an_independent_container),
-        ("crosscheck::service-health-agrees-with-testcontainers", service_health_agrees_with_testcontainers),
+        (
+            "crosscheck::http-steps-against-a-testcontainers-service",
+            http_steps_against_an_independent_container,
+        ),
+        (
+            "crosscheck::service-health-agrees-with-testcontainers",
+            service_health_agrees_with_testcontainers,
+        ),
     ];
     let trials = tests
         .into_iter()

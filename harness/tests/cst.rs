@@ -44,7 +44,12 @@ fn verdicts(junit: &Path) -> Vec<(String, bool)> {
     document
         .descendants()
         .filter(|node| node.has_tag_name("testcase"))
-        .map(|case| (case.attribute("name").unwrap_or_default().to_owned(), !case.children().any(|child| child.has_tag_name("failure"))))
+        .map(|case| {
+            (
+                case.attribute("name").unwrap_or_default().to_owned(),
+                !case.children().any(|child| child.has_tag_name("failure")),
+            )
+        })
         .collect()
 }
 
@@ -53,7 +58,13 @@ fn run_fixture(backend: &str, driver: &str, image: &str, config: &str) -> Vec<(S
     run_fixture_as(backend, driver, image, config, None)
 }
 
-fn run_fixture_as(backend: &str, driver: &str, image: &str, config: &str, run_id: Option<&str>) -> Vec<(String, bool)> {
+fn run_fixture_as(
+    backend: &str,
+    driver: &str,
+    image: &str,
+    config: &str,
+    run_id: Option<&str>,
+) -> Vec<(String, bool)> {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
     let mut command = cst(backend, dir.path());
@@ -66,7 +77,12 @@ fn run_fixture_as(backend: &str, driver: &str, image: &str, config: &str, run_id
         .arg(config)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{backend}/{driver} {config}: {}", support::describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{backend}/{driver} {config}: {}",
+        support::describe(&output)
+    );
     verdicts(&junit)
 }
 
@@ -74,8 +90,14 @@ fn fixture_configs_pass_on_the_fake_with_both_drivers_and_the_same_verdicts() {
     for (image, config) in FIXTURES {
         let docker = run_fixture("fake", "docker", image, config);
         let tar = run_fixture("fake", "tar", image, config);
-        assert!(!docker.is_empty() && docker.iter().all(|(_, passed)| *passed), "{config}: {docker:?}");
-        assert_eq!(docker, tar, "{config}: the tar driver must agree with the container driver");
+        assert!(
+            !docker.is_empty() && docker.iter().all(|(_, passed)| *passed),
+            "{config}: {docker:?}"
+        );
+        assert_eq!(
+            docker, tar,
+            "{config}: the tar driver must agree with the container driver"
+        );
     }
 }
 
@@ -90,12 +112,23 @@ fn junit_has_cst_test_names_and_the_attributes_ci_consumers_need() {
         .arg("fixtures/cst/web.yaml")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", support::describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
     let text = std::fs::read_to_string(&junit).unwrap();
     let document = roxmltree::Document::parse(&text).unwrap();
-    let suite = document.descendants().find(|node| node.has_tag_name("testsuite")).expect("a suite");
+    let suite = document
+        .descendants()
+        .find(|node| node.has_tag_name("testsuite"))
+        .expect("a suite");
     for attribute in ["name", "tests", "failures", "errors"] {
-        assert!(suite.attribute(attribute).is_some(), "testsuite lacks `{attribute}`: {text}");
+        assert!(
+            suite.attribute(attribute).is_some(),
+            "testsuite lacks `{attribute}`: {text}"
+        );
     }
     assert_eq!(suite.attribute("tests"), Some("8"));
     let names: Vec<String> = verdicts(&junit).into_iter().map(|(name, _)| name).collect();
@@ -123,13 +156,35 @@ fn a_failing_test_exits_1_with_cst_messages_and_its_line() {
         "failing.yaml",
         "schemaVersion: 2.0.0\ncommandTests:\n  - name: wrong output\n    command: echo\n    args: [a]\n    expectedOutput: [b]\n    exitCode: 2\nfileExistenceTests:\n  - name: absent\n    path: /nope\nmetadataTest:\n  exposedPorts: [\"8080\"]\n",
     );
-    let output = cst("fake", dir.path()).args(["--image", "dockproof/job-runner:1"]).arg(&config).output().unwrap();
+    let output = cst("fake", dir.path())
+        .args(["--image", "dockproof/job-runner:1"])
+        .arg(&config)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{}", support::describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
     let shown = config.display().to_string();
-    assert!(stdout.contains(&format!("{shown}:3:5: assertion_failed: Expected string 'b' not found in output 'a")), "{stdout}");
-    assert!(stdout.contains("Test 'wrong output' exited with incorrect error code. Expected: 2, Actual: 0"), "{stdout}");
-    assert!(stdout.contains("Error examining file in container: File /nope not found in image"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{shown}:3:5: assertion_failed: Expected string 'b' not found in output 'a"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "Test 'wrong output' exited with incorrect error code. Expected: 2, Actual: 0"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Error examining file in container: File /nope not found in image"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Port 8080 not found in config"), "{stdout}");
     assert!(stdout.contains("0 passed, 3 failed"), "{stdout}");
 }
@@ -141,18 +196,47 @@ fn an_invalid_entry_is_an_error_with_file_line_and_nothing_runs() {
         "invalid.yaml",
         "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\ncommandTests:\n  - name: b\n    comand: echo\n",
     );
-    let output = cst("fake", dir.path()).args(["--image", "dockproof/job-runner:1"]).arg(&config).output().unwrap();
+    let output = cst("fake", dir.path())
+        .args(["--image", "dockproof/job-runner:1"])
+        .arg(&config)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{}", support::describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        support::describe(&output)
+    );
     let shown = config.display().to_string();
-    assert!(stderr.contains(&format!("{shown}:8:5: unknown field `comand`")), "{stderr}");
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("passed"), "nothing may run");
+    assert!(
+        stderr.contains(&format!("{shown}:8:5: unknown field `comand`")),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("passed"),
+        "nothing may run"
+    );
     // Fixed, the next problem (a semantic one) is located too.
-    let config = write(dir.path(), "invalid2.yaml", "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\n");
-    let output = cst("fake", dir.path()).args(["--image", "dockproof/job-runner:1"]).arg(&config).output().unwrap();
+    let config = write(
+        dir.path(),
+        "invalid2.yaml",
+        "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\n",
+    );
+    let output = cst("fake", dir.path())
+        .args(["--image", "dockproof/job-runner:1"])
+        .arg(&config)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains(&format!("{}:5:21: `everybody` is not a valid isExecutableBy", config.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:5:21: `everybody` is not a valid isExecutableBy",
+            config.display()
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("owner, group, other or any"), "{stderr}");
 }
 
@@ -160,25 +244,76 @@ fn runs_are_recorded_in_the_history_under_cst_names() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("history.sqlite");
     let mut command = cst("fake", dir.path());
-    let args: Vec<String> = command.get_args().map(|arg| arg.to_string_lossy().into_owned()).filter(|arg| arg != "--no-history").collect();
+    let args: Vec<String> = command
+        .get_args()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .filter(|arg| arg != "--no-history")
+        .collect();
     command = Command::new(support::dockproof());
-    command.current_dir(support::root()).env_remove("FAKE_DOCKER_STATE").args(args);
-    let output = command.args(["--image", "dockproof/web:1", "--history"]).arg(&db).arg("fixtures/cst/web.yaml").output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", support::describe(&output));
-    let shown = Command::new(support::dockproof()).args(["history", "--db"]).arg(&db).output().unwrap();
+    command
+        .current_dir(support::root())
+        .env_remove("FAKE_DOCKER_STATE")
+        .args(args);
+    let output = command
+        .args(["--image", "dockproof/web:1", "--history"])
+        .arg(&db)
+        .arg("fixtures/cst/web.yaml")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+    let shown = Command::new(support::dockproof())
+        .args(["history", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&shown.stdout);
-    assert!(text.contains("Metadata Test") && text.contains("File Existence Test: web script"), "{text}");
+    assert!(
+        text.contains("Metadata Test") && text.contains("File Existence Test: web script"),
+        "{text}"
+    );
 }
 
 fn a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "bad-cst.yaml", "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: x\n    pth: /x\n");
-    let scenario = write(dir.path(), "scenario.yaml", "name: uses-cst\nsteps:\n  - cst:\n      image: dockproof/web:1\n      config: bad-cst.yaml\n");
-    let output = Command::new(support::dockproof()).current_dir(support::root()).arg("check").arg(&scenario).output().unwrap();
+    write(
+        dir.path(),
+        "bad-cst.yaml",
+        "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: x\n    pth: /x\n",
+    );
+    let scenario = write(
+        dir.path(),
+        "scenario.yaml",
+        "name: uses-cst\nsteps:\n  - cst:\n      image: dockproof/web:1\n      config: bad-cst.yaml\n",
+    );
+    let output = Command::new(support::dockproof())
+        .current_dir(support::root())
+        .arg("check")
+        .arg(&scenario)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{}", support::describe(&output));
-    assert!(stderr.contains(&format!("{}:5:15:", scenario.display())), "{stderr}");
-    assert!(stderr.contains(&format!("{}:4:5: unknown field `pth`", dir.path().join("bad-cst.yaml").display())), "{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(
+        stderr.contains(&format!("{}:5:15:", scenario.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}:4:5: unknown field `pth`",
+            dir.path().join("bad-cst.yaml").display()
+        )),
+        "{stderr}"
+    );
 }
 
 fn host_variables_pass_through_only_when_listed_and_set() {
@@ -190,7 +325,10 @@ fn host_variables_pass_through_only_when_listed_and_set() {
     );
     let run = |value: Option<&str>| {
         let mut command = cst("fake", dir.path());
-        command.args(["--image", "dockproof/job-runner:1"]).arg(&config).env_remove("DOCKPROOF_UNSET_VARIABLE");
+        command
+            .args(["--image", "dockproof/job-runner:1"])
+            .arg(&config)
+            .env_remove("DOCKPROOF_UNSET_VARIABLE");
         match value {
             Some(value) => command.env("JOB_EXIT_CODE", value),
             None => command.env_remove("JOB_EXIT_CODE"),
@@ -204,37 +342,90 @@ fn host_variables_pass_through_only_when_listed_and_set() {
 /// One fixture config on a real backend gives the fake's verdicts, and leaves no container behind.
 fn real_matches_fake(backend: &str, driver: &str, image: &str, config: &str) {
     let fake = run_fixture("fake", "docker", image, config);
-    let stem = Path::new(config).file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let stem = Path::new(config)
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let run_id = format!("cst-test-{backend}-{driver}-{stem}-{}", std::process::id());
-    assert_eq!(run_fixture_as(backend, driver, image, config, Some(&run_id)), fake, "{config} on {backend}/{driver}");
+    assert_eq!(
+        run_fixture_as(backend, driver, image, config, Some(&run_id)),
+        fake,
+        "{config} on {backend}/{driver}"
+    );
     let label = format!("label=dockproof.run={run_id}");
-    let leftovers = Command::new("docker").args(["ps", "-aq", "--filter", &label]).output().unwrap();
-    assert!(leftovers.stdout.is_empty(), "containers left: {}", String::from_utf8_lossy(&leftovers.stdout));
+    let leftovers = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &label])
+        .output()
+        .unwrap();
+    assert!(
+        leftovers.stdout.is_empty(),
+        "containers left: {}",
+        String::from_utf8_lossy(&leftovers.stdout)
+    );
 }
 
 fn main() {
     use libtest_mimic::{Arguments, Trial};
     let args = Arguments::from_args();
     let fake_tests: [(&str, fn()); 7] = [
-        ("fake::a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line", a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line),
-        ("fake::runs_are_recorded_in_the_history_under_cst_names", runs_are_recorded_in_the_history_under_cst_names),
-        ("fake::fixture_configs_pass_with_both_drivers_and_the_same_verdicts", fixture_configs_pass_on_the_fake_with_both_drivers_and_the_same_verdicts),
-        ("fake::junit_has_cst_test_names_and_the_attributes_ci_consumers_need", junit_has_cst_test_names_and_the_attributes_ci_consumers_need),
-        ("fake::a_failing_test_exits_1_with_cst_messages_and_its_line", a_failing_test_exits_1_with_cst_messages_and_its_line),
-        ("fake::an_invalid_entry_is_an_error_with_file_line_and_nothing_runs", an_invalid_entry_is_an_error_with_file_line_and_nothing_runs),
-        ("fake::host_variables_pass_through_only_when_listed_and_set", host_variables_pass_through_only_when_listed_and_set),
+        (
+            "fake::a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line",
+            a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line,
+        ),
+        (
+            "fake::runs_are_recorded_in_the_history_under_cst_names",
+            runs_are_recorded_in_the_history_under_cst_names,
+        ),
+        (
+            "fake::fixture_configs_pass_with_both_drivers_and_the_same_verdicts",
+            fixture_configs_pass_on_the_fake_with_both_drivers_and_the_same_verdicts,
+        ),
+        (
+            "fake::junit_has_cst_test_names_and_the_attributes_ci_consumers_need",
+            junit_has_cst_test_names_and_the_attributes_ci_consumers_need,
+        ),
+        (
+            "fake::a_failing_test_exits_1_with_cst_messages_and_its_line",
+            a_failing_test_exits_1_with_cst_messages_and_its_line,
+        ),
+        (
+            "fake::an_invalid_entry_is_an_error_with_file_line_and_nothing_runs",
+            an_invalid_entry_is_an_error_with_file_line_and_nothing_runs,
+        ),
+        (
+            "fake::host_variables_pass_through_only_when_listed_and_set",
+            host_variables_pass_through_only_when_listed_and_set,
+        ),
     ];
     let mut trials: Vec<Trial> = fake_tests
         .into_iter()
-        .map(|(name, test)| Trial::test(name, move || { test(); Ok(()) }).with_kind("fake"))
+        .map(|(name, test)| {
+            Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+            .with_kind("fake")
+        })
         .collect();
     for (image, config) in FIXTURES {
-        let stem = Path::new(config).file_stem().unwrap_or_default().to_string_lossy().into_owned();
-        for (backend, driver) in [("docker-cli", "docker"), ("docker-cli", "tar"), ("docker-api", "docker")] {
-            trials.push(support::real_daemon_trial(format!("{backend}::{driver}::{stem}"), move || {
-                real_matches_fake(backend, driver, image, config);
-                Ok(())
-            }));
+        let stem = Path::new(config)
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        for (backend, driver) in [
+            ("docker-cli", "docker"),
+            ("docker-cli", "tar"),
+            ("docker-api", "docker"),
+        ] {
+            trials.push(support::real_daemon_trial(
+                format!("{backend}::{driver}::{stem}"),
+                move || {
+                    real_matches_fake(backend, driver, image, config);
+                    Ok(())
+                },
+            ));
         }
     }
     libtest_mimic::run(&args, trials).exit();

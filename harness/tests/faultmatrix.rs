@@ -24,12 +24,24 @@ fn run_id(name: &str) -> String {
 
 /// Objects of kind `container`/`network`/`volume` carrying `dockproof.run=ID`.
 fn labelled(kind: &str, run: &str) -> Result<Vec<String>, Failed> {
-    let mut args = vec![kind.to_owned(), "ls".into(), "-q".into(), "--filter".into(), format!("label=dockproof.run={run}")];
+    let mut args = vec![
+        kind.to_owned(),
+        "ls".into(),
+        "-q".into(),
+        "--filter".into(),
+        format!("label=dockproof.run={run}"),
+    ];
     if kind == "container" {
         args.insert(2, "-a".into());
     }
-    let output = Command::new("docker").args(&args).output().map_err(|error| error.to_string())?;
-    Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect())
+    let output = Command::new("docker")
+        .args(&args)
+        .output()
+        .map_err(|error| error.to_string())?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }
 
 /// What the run left: labelled objects, and entries of the work dir besides the history database.
@@ -37,7 +49,12 @@ fn leftovers(run: &str, work: &Path) -> Result<Vec<String>, Failed> {
     let mut left = support::labelled_leftovers(&format!("dockproof.run={run}"))?;
     let history = support::history_db(work).display().to_string();
     if let Ok(entries) = std::fs::read_dir(work) {
-        left.extend(entries.filter_map(Result::ok).map(|entry| entry.path().display().to_string()).filter(|path| !path.starts_with(&history)));
+        left.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path().display().to_string())
+                .filter(|path| !path.starts_with(&history)),
+        );
     }
     Ok(left)
 }
@@ -70,16 +87,38 @@ fn sigint(backend: &str) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let scenario = dir.path().join("slow.yaml");
     std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
-    let (run, work, junit) = (run_id(&format!("int-{backend}")), dir.path().join("work"), dir.path().join("junit.xml"));
-    let child = support::dockproof_on(backend, &work).args(["--run-id", &run, "--junit"]).arg(&junit).arg(&scenario).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|error| error.to_string())?;
+    let (run, work, junit) = (
+        run_id(&format!("int-{backend}")),
+        dir.path().join("work"),
+        dir.path().join("junit.xml"),
+    );
+    let child = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run, "--junit"])
+        .arg(&junit)
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| error.to_string())?;
     wait_for_container(&run)?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).map_err(|error| error.to_string())?;
-    let output = child.wait_with_output().map_err(|error| error.to_string())?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .map_err(|error| error.to_string())?;
+    let output = child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if output.status.code() != Some(1) || !stdout.contains("INTR slow") {
-        return Err(format!("an interrupted run exits 1 and says INTR\n{}", support::describe(&output)).into());
+        return Err(format!(
+            "an interrupted run exits 1 and says INTR\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
-    let xml = std::fs::read_to_string(&junit).map_err(|error| format!("no JUnit report after SIGINT: {error}"))?;
+    let xml = std::fs::read_to_string(&junit)
+        .map_err(|error| format!("no JUnit report after SIGINT: {error}"))?;
     if !xml.contains("type=\"interrupted\"") {
         return Err(format!("the JUnit report does not mark the case interrupted:\n{xml}").into());
     }
@@ -93,7 +132,13 @@ fn sigkill_then_clean(backend: &str) -> Result<(), Failed> {
     let scenario = dir.path().join("slow.yaml");
     std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
     let (run, work) = (run_id(&format!("kill-{backend}")), dir.path().join("work"));
-    let mut child = support::dockproof_on(backend, &work).args(["--run-id", &run]).arg(&scenario).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|error| error.to_string())?;
+    let mut child = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run])
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| error.to_string())?;
     wait_for_container(&run)?;
     child.kill().map_err(|error| error.to_string())?;
     let _ = child.wait();
@@ -107,7 +152,11 @@ fn sigkill_then_clean(backend: &str) -> Result<(), Failed> {
         .map_err(|error| error.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() || !stdout.contains("removed 1 container(s) and 1 director(ies)") {
-        return Err(format!("`dockproof clean` after SIGKILL\n{}", support::describe(&output)).into());
+        return Err(format!(
+            "`dockproof clean` after SIGKILL\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
     expect_clean(&run, &work, "SIGKILL + clean", &output)
 }
@@ -123,7 +172,11 @@ fn ignores_sigterm(backend: &str) -> Result<(), Failed> {
         .output()
         .map_err(|error| error.to_string())?;
     if !output.status.success() {
-        return Err(format!("the shipped SIGTERM-ignored scenario must pass (timeout, then kill: 137)\n{}", support::describe(&output)).into());
+        return Err(format!(
+            "the shipped SIGTERM-ignored scenario must pass (timeout, then kill: 137)\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
     expect_clean(&run, &work, "a container ignoring SIGTERM", &output)
 }
@@ -134,19 +187,37 @@ fn filesystem_full(backend: &str) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let small = dir.path().join("small-fs");
     std::fs::create_dir_all(&small).map_err(|error| error.to_string())?;
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&small).output().map_err(|error| format!("cannot run mount: {error}"))?;
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .output()
+        .map_err(|error| format!("cannot run mount: {error}"))?;
     if !mounted.status.success() {
-        return Err(format!("cannot mount a 1 MiB tmpfs (root needed): {}", String::from_utf8_lossy(&mounted.stderr)).into());
+        return Err(format!(
+            "cannot mount a 1 MiB tmpfs (root needed): {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        )
+        .into());
     }
     let result = (|| {
         let scenario = dir.path().join("big.yaml");
         std::fs::write(&scenario, "name: big-input\nstage:\n  - { generate: { bytes: 4MiB, seed: 1 }, to: inputs/blob.bin }\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [job] }\n")
             .map_err(|error| error.to_string())?;
         let run = run_id(&format!("full-{backend}"));
-        let output = support::dockproof_on(backend, &small).args(["--run-id", &run, "--no-history"]).arg(&scenario).output().map_err(|error| error.to_string())?;
+        let output = support::dockproof_on(backend, &small)
+            .args(["--run-id", &run, "--no-history"])
+            .arg(&scenario)
+            .output()
+            .map_err(|error| error.to_string())?;
         let stdout = String::from_utf8_lossy(&output.stdout);
-        if output.status.code() != Some(1) || !stdout.contains("workspace_limit_exceeded") || !stdout.contains("No space left on device") {
-            return Err(Failed::from(format!("a full workspace filesystem is workspace_limit_exceeded\n{}", support::describe(&output))));
+        if output.status.code() != Some(1)
+            || !stdout.contains("workspace_limit_exceeded")
+            || !stdout.contains("No space left on device")
+        {
+            return Err(Failed::from(format!(
+                "a full workspace filesystem is workspace_limit_exceeded\n{}",
+                support::describe(&output)
+            )));
         }
         expect_clean(&run, &small, "a full workspace filesystem", &output)
     })();
@@ -181,15 +252,33 @@ fn sigint_compose(backend: &str) -> Result<(), Failed> {
     let scenario = dir.path().join("stack.yaml");
     std::fs::write(&scenario, stack_then_sleep("5m")).map_err(|error| error.to_string())?;
     let (run, work) = (run_id(&format!("cint-{backend}")), dir.path().join("work"));
-    let child = support::dockproof_on(backend, &work).args(["--run-id", &run]).arg(&scenario).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|error| error.to_string())?;
+    let child = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run])
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| error.to_string())?;
     wait_for_stack(&run)?;
     if labelled("network", &run)?.is_empty() || labelled("volume", &run)?.is_empty() {
         return Err("the stack's network and volume should carry the run label".into());
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).map_err(|error| error.to_string())?;
-    let output = child.wait_with_output().map_err(|error| error.to_string())?;
-    if output.status.code() != Some(1) || !String::from_utf8_lossy(&output.stdout).contains("INTR stack") {
-        return Err(format!("an interrupted run exits 1 and says INTR\n{}", support::describe(&output)).into());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .map_err(|error| error.to_string())?;
+    let output = child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?;
+    if output.status.code() != Some(1)
+        || !String::from_utf8_lossy(&output.stdout).contains("INTR stack")
+    {
+        return Err(format!(
+            "an interrupted run exits 1 and says INTR\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
     expect_clean(&run, &work, "SIGINT with a compose stack up", &output)
 }
@@ -200,7 +289,13 @@ fn sigkill_compose_then_clean(backend: &str) -> Result<(), Failed> {
     let scenario = dir.path().join("stack.yaml");
     std::fs::write(&scenario, stack_then_sleep("5m")).map_err(|error| error.to_string())?;
     let (run, work) = (run_id(&format!("ckill-{backend}")), dir.path().join("work"));
-    let mut child = support::dockproof_on(backend, &work).args(["--run-id", &run]).arg(&scenario).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|error| error.to_string())?;
+    let mut child = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run])
+        .arg(&scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| error.to_string())?;
     wait_for_stack(&run)?;
     child.kill().map_err(|error| error.to_string())?;
     let _ = child.wait();
@@ -210,10 +305,23 @@ fn sigkill_compose_then_clean(backend: &str) -> Result<(), Failed> {
         .output()
         .map_err(|error| error.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() || !stdout.contains("removed 4 container(s)") || !stdout.contains("removed network ") || !stdout.contains("removed volume ") {
-        return Err(format!("`dockproof clean` after SIGKILL with a compose stack up\n{}", support::describe(&output)).into());
+    if !output.status.success()
+        || !stdout.contains("removed 4 container(s)")
+        || !stdout.contains("removed network ")
+        || !stdout.contains("removed volume ")
+    {
+        return Err(format!(
+            "`dockproof clean` after SIGKILL with a compose stack up\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
-    expect_clean(&run, &work, "SIGKILL + clean with a compose stack up", &output)
+    expect_clean(
+        &run,
+        &work,
+        "SIGKILL + clean with a compose stack up",
+        &output,
+    )
 }
 
 /// The scenario's timeout strikes while the stack is up: `timeout`, and the project is taken down all the same.
@@ -222,12 +330,27 @@ fn timeout_compose(backend: &str) -> Result<(), Failed> {
     let scenario = dir.path().join("stack.yaml");
     std::fs::write(&scenario, stack_then_sleep("25s")).map_err(|error| error.to_string())?;
     let (run, work) = (run_id(&format!("ctime-{backend}")), dir.path().join("work"));
-    let output = support::dockproof_on(backend, &work).args(["--run-id", &run]).arg(&scenario).output().map_err(|error| error.to_string())?;
+    let output = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run])
+        .arg(&scenario)
+        .output()
+        .map_err(|error| error.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.code() != Some(1) || !stdout.contains("timeout: the scenario ran past its timeout") {
-        return Err(format!("a scenario timing out with its stack up fails as `timeout`\n{}", support::describe(&output)).into());
+    if output.status.code() != Some(1)
+        || !stdout.contains("timeout: the scenario ran past its timeout")
+    {
+        return Err(format!(
+            "a scenario timing out with its stack up fails as `timeout`\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
-    expect_clean(&run, &work, "a scenario timeout with a compose stack up", &output)
+    expect_clean(
+        &run,
+        &work,
+        "a scenario timeout with a compose stack up",
+        &output,
+    )
 }
 
 /// A stand-in for the daemon's socket that can "restart": while down, its socket file
@@ -255,11 +378,20 @@ impl RestartingDaemon {
             listener.set_nonblocking(true)?;
             Ok(listener)
         };
-        let mut listener = Some(listen(&socket).map_err(|error| format!("cannot listen on {}: {error}", socket.display()))?);
+        let mut listener = Some(
+            listen(&socket)
+                .map_err(|error| format!("cannot listen on {}: {error}", socket.display()))?,
+        );
         let (down, stop) = (std::sync::Arc::default(), std::sync::Arc::default());
-        let connections: std::sync::Arc<std::sync::Mutex<Vec<UnixStream>>> = std::sync::Arc::default();
+        let connections: std::sync::Arc<std::sync::Mutex<Vec<UnixStream>>> =
+            std::sync::Arc::default();
         let accepting = {
-            let (socket, down, stop, connections) = (socket.clone(), std::sync::Arc::clone(&down), std::sync::Arc::clone(&stop), std::sync::Arc::clone(&connections));
+            let (socket, down, stop, connections) = (
+                socket.clone(),
+                std::sync::Arc::clone(&down),
+                std::sync::Arc::clone(&stop),
+                std::sync::Arc::clone(&connections),
+            );
             std::thread::spawn(move || {
                 let down: &std::sync::atomic::AtomicBool = &down;
                 let stop: &std::sync::atomic::AtomicBool = &stop;
@@ -282,14 +414,23 @@ impl RestartingDaemon {
                         std::thread::sleep(Duration::from_millis(10));
                         continue;
                     };
-                    let Ok(upstream) = UnixStream::connect(&daemon) else { continue };
+                    let Ok(upstream) = UnixStream::connect(&daemon) else {
+                        continue;
+                    };
                     let _ = client.set_nonblocking(false);
                     let mut kept = connections.lock().unwrap();
-                    let (Ok(client_copy), Ok(upstream_copy)) = (client.try_clone(), upstream.try_clone()) else { continue };
+                    let (Ok(client_copy), Ok(upstream_copy)) =
+                        (client.try_clone(), upstream.try_clone())
+                    else {
+                        continue;
+                    };
                     kept.extend([client_copy, upstream_copy]);
-                    for (mut from, mut to) in [(client.try_clone(), upstream.try_clone()), (upstream.try_clone(), client.try_clone())]
-                        .into_iter()
-                        .filter_map(|(from, to)| Some((from.ok()?, to.ok()?)))
+                    for (mut from, mut to) in [
+                        (client.try_clone(), upstream.try_clone()),
+                        (upstream.try_clone(), client.try_clone()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(from, to)| Some((from.ok()?, to.ok()?)))
                     {
                         std::thread::spawn(move || {
                             let _ = std::io::copy(&mut from, &mut to);
@@ -299,7 +440,13 @@ impl RestartingDaemon {
                 }
             })
         };
-        Ok(RestartingDaemon { socket, down, stop, connections, accepting: Some(accepting) })
+        Ok(RestartingDaemon {
+            socket,
+            down,
+            stop,
+            connections,
+            accepting: Some(accepting),
+        })
     }
 
     fn host(&self) -> String {
@@ -323,7 +470,12 @@ impl RestartingDaemon {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.socket.exists() != there {
             if Instant::now() > deadline {
-                return Err(format!("the stand-in daemon socket {} did not {}", self.socket.display(), if there { "come back" } else { "go away" }).into());
+                return Err(format!(
+                    "the stand-in daemon socket {} did not {}",
+                    self.socket.display(),
+                    if there { "come back" } else { "go away" }
+                )
+                .into());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -352,7 +504,11 @@ fn daemon_restart(backend: &str) -> Result<(), Failed> {
     let scenario = dir.path().join("slow.yaml");
     std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
     let daemon = RestartingDaemon::start(dir.path())?;
-    let (run, work, json) = (run_id(&format!("restart-{backend}")), dir.path().join("work"), dir.path().join("report.json"));
+    let (run, work, json) = (
+        run_id(&format!("restart-{backend}")),
+        dir.path().join("work"),
+        dir.path().join("report.json"),
+    );
     let child = support::dockproof_on(backend, &work)
         .env("DOCKER_HOST", daemon.host())
         .args(["--run-id", &run, "--json"])
@@ -366,17 +522,30 @@ fn daemon_restart(backend: &str) -> Result<(), Failed> {
     daemon.go_down()?;
     // What dockerd does to running containers when it stops (no live-restore).
     for container in labelled("container", &run)? {
-        let _ = Command::new("docker").args(["stop", "--time", "1", &container]).output();
+        let _ = Command::new("docker")
+            .args(["stop", "--time", "1", &container])
+            .output();
     }
-    let output = child.wait_with_output().map_err(|error| error.to_string())?;
+    let output = child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?;
     daemon.come_back()?;
     let report: serde_json::Value = std::fs::read(&json)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| format!("no JSON report after the daemon went away\n{}", support::describe(&output)))?;
+        .ok_or_else(|| {
+            format!(
+                "no JSON report after the daemon went away\n{}",
+                support::describe(&output)
+            )
+        })?;
     let category = &report["scenarios"][0]["failure"]["category"];
     if output.status.code() != Some(1) || category != "daemon_unavailable" {
-        return Err(format!("a daemon gone mid-run is daemon_unavailable (got {category})\n{}", support::describe(&output)).into());
+        return Err(format!(
+            "a daemon gone mid-run is daemon_unavailable (got {category})\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
     let cleaned = Command::new(support::dockproof())
         .env("DOCKER_HOST", daemon.host())
@@ -385,9 +554,18 @@ fn daemon_restart(backend: &str) -> Result<(), Failed> {
         .output()
         .map_err(|error| error.to_string())?;
     if !cleaned.status.success() {
-        return Err(format!("`dockproof clean` once the daemon is back\n{}", support::describe(&cleaned)).into());
+        return Err(format!(
+            "`dockproof clean` once the daemon is back\n{}",
+            support::describe(&cleaned)
+        )
+        .into());
     }
-    expect_clean(&run, &work, "a daemon restart mid-run, then clean", &cleaned)
+    expect_clean(
+        &run,
+        &work,
+        "a daemon restart mid-run, then clean",
+        &cleaned,
+    )
 }
 
 type Test = fn(&str) -> Result<(), Failed>;
@@ -404,14 +582,23 @@ fn main() {
     let mut trials = Vec::new();
     for (name, test) in tests {
         for backend in ["docker-cli", "docker-api"] {
-            trials.push(support::real_daemon_trial(format!("fault-matrix::{name}::{backend}"), move || test(backend)));
+            trials.push(support::real_daemon_trial(
+                format!("fault-matrix::{name}::{backend}"),
+                move || test(backend),
+            ));
         }
     }
-    let compose_tests: [(&str, Test); 3] =
-        [("sigint-compose-stack-up", sigint_compose), ("sigkill-compose-then-clean", sigkill_compose_then_clean), ("timeout-compose-stack-up", timeout_compose)];
+    let compose_tests: [(&str, Test); 3] = [
+        ("sigint-compose-stack-up", sigint_compose),
+        ("sigkill-compose-then-clean", sigkill_compose_then_clean),
+        ("timeout-compose-stack-up", timeout_compose),
+    ];
     for (name, test) in compose_tests {
         for backend in ["docker-cli", "docker-api"] {
-            trials.push(support::compose_trial(format!("fault-matrix::{name}::{backend}"), move || test(backend)));
+            trials.push(support::compose_trial(
+                format!("fault-matrix::{name}::{backend}"),
+                move || test(backend),
+            ));
         }
     }
     libtest_mimic::run(&args, trials).exit();

@@ -19,9 +19,17 @@ fn every_fault_scenario_passes_on_the_fake() {
         .arg("scenarios/faults")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", support::describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains(r#"failures="0""#) && xml.contains(r#"skipped="0""#), "{xml}");
+    assert!(
+        xml.contains(r#"failures="0""#) && xml.contains(r#"skipped="0""#),
+        "{xml}"
+    );
 }
 
 #[test]
@@ -32,7 +40,13 @@ fn a_real_backend_skips_fake_only_scenarios_with_the_reason() {
     Command::new(support::dockproof())
         .current_dir(support::root())
         .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .args(["run", "--no-history", "--backend", "docker-cli", "--work-dir"])
+        .args([
+            "run",
+            "--no-history",
+            "--backend",
+            "docker-cli",
+            "--work-dir",
+        ])
         .arg(work.path())
         .arg("--junit")
         .arg(&junit)
@@ -43,7 +57,10 @@ fn a_real_backend_skips_fake_only_scenarios_with_the_reason() {
         .stdout(predicate::str::contains("skipped: needs the fake backend"))
         .stdout(predicate::str::contains("0 passed, 0 failed, 1 skipped"));
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains(r#"<skipped message="needs the fake backend"#), "{xml}");
+    assert!(
+        xml.contains(r#"<skipped message="needs the fake backend"#),
+        "{xml}"
+    );
 }
 
 #[test]
@@ -60,7 +77,9 @@ fn a_scenario_level_expected_failure_that_does_not_happen_fails() {
         .arg(&scenario)
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("assertion_failed: expected the scenario to fail with `cleanup_failed`, but it passed"));
+        .stdout(predicate::str::contains(
+            "assertion_failed: expected the scenario to fail with `cleanup_failed`, but it passed",
+        ));
 }
 
 #[test]
@@ -71,11 +90,23 @@ fn every_error_category_has_a_shipped_scenario_expecting_it() {
             panic!("{} does not load", path.display());
         };
         expected.extend(loaded.scenario.expect_failure);
-        expected.extend(loaded.scenario.steps.iter().filter_map(|step| step.expect_failure));
+        expected.extend(
+            loaded
+                .scenario
+                .steps
+                .iter()
+                .filter_map(|step| step.expect_failure),
+        );
     }
-    let missing: Vec<&str> =
-        dockproof::category::Category::ALL.iter().filter(|category| !expected.contains(*category)).map(|category| category.as_str()).collect();
-    assert!(missing.is_empty(), "no shipped scenario expects: {missing:?}");
+    let missing: Vec<&str> = dockproof::category::Category::ALL
+        .iter()
+        .filter(|category| !expected.contains(*category))
+        .map(|category| category.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no shipped scenario expects: {missing:?}"
+    );
 }
 
 #[test]
@@ -93,7 +124,9 @@ fn a_compose_scenario_is_skipped_without_compose_with_the_reason() {
         .arg(support::root().join("scenarios/compose/live-stack.yaml"))
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("skipped: no docker compose found (install docker-compose or the compose plugin)"))
+        .stdout(predicate::str::contains(
+            "skipped: no docker compose found (install docker-compose or the compose plugin)",
+        ))
         .stdout(predicate::str::contains("0 passed, 0 failed, 1 skipped"));
 }
 
@@ -104,6 +137,8 @@ fn a_compose_scenario_is_skipped_by_the_fake_with_the_reason() {
         .arg(support::root().join("scenarios/compose/live-stack.yaml"))
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("skipped: needs a real Docker daemon (`requires: [real_daemon]` or `[compose]`"))
+        .stdout(predicate::str::contains(
+            "skipped: needs a real Docker daemon (`requires: [real_daemon]` or `[compose]`",
+        ))
         .stdout(predicate::str::contains("0 passed, 0 failed, 1 skipped"));
 }

@@ -24,15 +24,26 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 /// Whether this process may create device nodes (root with CAP_MKNOD, not in a user namespace).
 fn mknod_permitted(dir: &Path) -> Result<(), String> {
     let probe = dir.join("probe-device");
-    let output = std::process::Command::new("mknod").arg(&probe).args(["c", "1", "3"]).output().map_err(|error| format!("mknod: {error}"))?;
+    let output = std::process::Command::new("mknod")
+        .arg(&probe)
+        .args(["c", "1", "3"])
+        .output()
+        .map_err(|error| format!("mknod: {error}"))?;
     let _ = std::fs::remove_file(&probe);
-    if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).trim().to_owned()) }
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
 }
 
 #[test]
 fn fixtures_that_are_fifos_devices_or_hard_links_are_refused_at_load_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("mkfifo").arg(dir.path().join("pipe.csv")).status().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("pipe.csv"))
+        .status()
+        .unwrap();
     assert!(status.success(), "mkfifo");
     write(dir.path(), "data.csv", "a,b\n");
     std::fs::hard_link(dir.path().join("data.csv"), dir.path().join("linked.csv")).unwrap();
@@ -49,10 +60,18 @@ fn fixtures_that_are_fifos_devices_or_hard_links_are_refused_at_load_with_their_
         .timeout(Duration::from_secs(60))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(format!("{shown}:3:13: fixture file `pipe.csv` is a FIFO, not a regular file")))
-        .stderr(predicate::str::contains(format!("{shown}:4:13: fixture file `/dev/zero` is a character device, not a regular file")))
-        .stderr(predicate::str::contains(format!("{shown}:5:13: fixture file `linked.csv` is a hard link (2 names)")))
-        .stderr(predicate::str::contains("3 problem(s) in scenario files; nothing was run"));
+        .stderr(predicate::str::contains(format!(
+            "{shown}:3:13: fixture file `pipe.csv` is a FIFO, not a regular file"
+        )))
+        .stderr(predicate::str::contains(format!(
+            "{shown}:4:13: fixture file `/dev/zero` is a character device, not a regular file"
+        )))
+        .stderr(predicate::str::contains(format!(
+            "{shown}:5:13: fixture file `linked.csv` is a hard link (2 names)"
+        )))
+        .stderr(predicate::str::contains(
+            "3 problem(s) in scenario files; nothing was run",
+        ));
 }
 
 const WRAPPER: &str = r#"#!/bin/sh
@@ -83,18 +102,36 @@ fn fifos_devices_and_hard_links_left_in_the_workspace_are_refused_where_the_scen
     if let Err(reason) = &devices {
         eprintln!("device-node case skipped: mknod is not permitted here ({reason})");
     }
-    let device_steps = if devices.is_ok() { "  - upload: { from: zero, to: x/zero }\n" } else { "" };
+    let device_steps = if devices.is_ok() {
+        "  - upload: { from: zero, to: x/zero }\n"
+    } else {
+        ""
+    };
     let scenario = |name: &str, steps: &str| {
         write(
             dir.path(),
             &format!("{name}.yaml"),
-            &format!("name: {name}\nsteps:\n  - run: {{ image: dockproof/job-runner:1, cmd: [echo, hi] }}\n{steps}"),
+            &format!(
+                "name: {name}\nsteps:\n  - run: {{ image: dockproof/job-runner:1, cmd: [echo, hi] }}\n{steps}"
+            ),
         )
     };
-    let uploads = scenario("collect-fifo", "  - upload: { from: out.fifo, to: x/out }\n");
-    let checks = scenario("check-hard-link", "  - run:\n      image: dockproof/job-runner:1\n      cmd: [echo, hi]\n    expect:\n      files:\n        - { path: linked.txt, text: { contains: host } }\n");
-    let stages = scenario("stage-over-hostile-files", "  - stage:\n      - { text: \"overwritten\\n\", to: linked.txt }\n");
-    let stages_fifo = scenario("stage-over-fifo", "  - stage:\n      - { text: \"x\", to: out.fifo }\n");
+    let uploads = scenario(
+        "collect-fifo",
+        "  - upload: { from: out.fifo, to: x/out }\n",
+    );
+    let checks = scenario(
+        "check-hard-link",
+        "  - run:\n      image: dockproof/job-runner:1\n      cmd: [echo, hi]\n    expect:\n      files:\n        - { path: linked.txt, text: { contains: host } }\n",
+    );
+    let stages = scenario(
+        "stage-over-hostile-files",
+        "  - stage:\n      - { text: \"overwritten\\n\", to: linked.txt }\n",
+    );
+    let stages_fifo = scenario(
+        "stage-over-fifo",
+        "  - stage:\n      - { text: \"x\", to: out.fifo }\n",
+    );
     let device = scenario("collect-device", device_steps);
     let mut command = Command::new(support::dockproof());
     command
@@ -117,17 +154,42 @@ fn fifos_devices_and_hard_links_left_in_the_workspace_are_refused_where_the_scen
     let output = assert.get_output();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let expect = |path: &Path, line_column: &str, message: &str| {
-        let wanted = format!("{}:{line_column}: config_invalid: {message}", path.display());
+        let wanted = format!(
+            "{}:{line_column}: config_invalid: {message}",
+            path.display()
+        );
         assert!(stdout.contains(&wanted), "missing `{wanted}` in:\n{stdout}");
     };
-    expect(&uploads, "4:21", "path `out.fifo` is a FIFO, not a regular file; it is refused, not read or written");
+    expect(
+        &uploads,
+        "4:21",
+        "path `out.fifo` is a FIFO, not a regular file; it is refused, not read or written",
+    );
     // Every scenario's job links the same host file in: it has 2 or more names by then.
     expect(&checks, "9:19", "path `linked.txt` is a hard link (");
     expect(&stages, "5:38", "path `linked.txt` is a hard link (");
-    expect(&stages_fifo, "5:26", "path `out.fifo` is a FIFO, not a regular file");
-    assert_eq!(stdout.matches("names); another name may lie outside the workspace, so it is refused").count(), 2, "{stdout}");
+    expect(
+        &stages_fifo,
+        "5:26",
+        "path `out.fifo` is a FIFO, not a regular file",
+    );
+    assert_eq!(
+        stdout
+            .matches("names); another name may lie outside the workspace, so it is refused")
+            .count(),
+        2,
+        "{stdout}"
+    );
     if devices.is_ok() {
-        expect(&device, "4:21", "path `zero` is a character device, not a regular file");
+        expect(
+            &device,
+            "4:21",
+            "path `zero` is a character device, not a regular file",
+        );
     }
-    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host data\n", "the host file behind the hard link is untouched");
+    assert_eq!(
+        std::fs::read_to_string(&host_file).unwrap(),
+        "host data\n",
+        "the host file behind the hard link is untouched"
+    );
 }

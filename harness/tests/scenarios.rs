@@ -20,7 +20,12 @@ use std::path::Path;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 
-fn run_report(mut command: std::process::Command, scenario: &Path, work: &Path, report: &Path) -> Result<Value, Failed> {
+fn run_report(
+    mut command: std::process::Command,
+    scenario: &Path,
+    work: &Path,
+    report: &Path,
+) -> Result<Value, Failed> {
     let output = command
         .arg("--json")
         .arg(report)
@@ -32,7 +37,8 @@ fn run_report(mut command: std::process::Command, scenario: &Path, work: &Path, 
     if output.status.code() != Some(0) {
         return Err(format!("the scenario did not pass\n{}", support::describe(&output)).into());
     }
-    let text = std::fs::read_to_string(report).map_err(|error| format!("no JSON report: {error}"))?;
+    let text =
+        std::fs::read_to_string(report).map_err(|error| format!("no JSON report: {error}"))?;
     let _ = work;
     serde_json::from_str(&text).map_err(|error| format!("unreadable JSON report: {error}").into())
 }
@@ -67,13 +73,26 @@ fn fingerprint(report: &Value) -> Value {
 type RunCommand = fn(&Path) -> std::process::Command;
 
 /// The real-daemon backends, each with the command that selects it.
-const REAL_BACKENDS: [(&str, RunCommand); 2] = [("docker-cli", support::dockproof_real), ("docker-api", support::dockproof_api)];
+const REAL_BACKENDS: [(&str, RunCommand); 2] = [
+    ("docker-cli", support::dockproof_real),
+    ("docker-api", support::dockproof_api),
+];
 
 /// Run `scenario` on a real daemon and on the fake; both must pass with the same observations.
 fn real_matches_fake(real_command: RunCommand, scenario: &Path) -> Result<(), Failed> {
     let work = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let real = run_report(real_command(work.path()), scenario, work.path(), &work.path().join("real.json"))?;
-    let fake = run_report(support::dockproof_fake(work.path()), scenario, work.path(), &work.path().join("fake.json"))?;
+    let real = run_report(
+        real_command(work.path()),
+        scenario,
+        work.path(),
+        &work.path().join("real.json"),
+    )?;
+    let fake = run_report(
+        support::dockproof_fake(work.path()),
+        scenario,
+        work.path(),
+        &work.path().join("fake.json"),
+    )?;
     let (real, fake) = (fingerprint(&real), fingerprint(&fake));
     if real != fake {
         return Err(format!(
@@ -98,9 +117,16 @@ fn fake_skips(scenario: &Path) -> Result<(), Failed> {
         .map_err(|error| format!("cannot run dockproof: {error}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if output.status.code() != Some(0) || !stdout.contains("skipped: needs a real Docker daemon") {
-        return Err(format!("the fake did not skip it with the reason\n{}", support::describe(&output)).into());
+        return Err(format!(
+            "the fake did not skip it with the reason\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).map_err(|error| error.to_string())?).map_err(|error| error.to_string())?;
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&report_path).map_err(|error| error.to_string())?,
+    )
+    .map_err(|error| error.to_string())?;
     match report["scenarios"][0]["outcome"].as_str() {
         Some("skipped") => Ok(()),
         other => Err(format!("outcome {other:?}, expected skipped").into()),
@@ -112,17 +138,30 @@ fn fake_skips(scenario: &Path) -> Result<(), Failed> {
 fn real_passes_and_leaves_nothing(backend: &str, scenario: &Path) -> Result<(), Failed> {
     let work = tempfile::tempdir().map_err(|error| error.to_string())?;
     // Unique per process, backend and scenario: the trials run in parallel.
-    let stem: String = support::scenario_id(scenario).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let stem: String = support::scenario_id(scenario)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     let run_id = format!("t{}-{backend}-{stem}", std::process::id());
     let mut command = support::dockproof_on(backend, work.path());
     command.args(["--run-id", &run_id]);
-    let report = run_report(command, scenario, work.path(), &work.path().join("report.json"))?;
+    let report = run_report(
+        command,
+        scenario,
+        work.path(),
+        &work.path().join("report.json"),
+    )?;
     let outcome = &report["scenarios"][0]["outcome"];
     if outcome != "passed" {
-        return Err(format!("outcome {outcome}, expected passed (skipped means no compose was found)").into());
+        return Err(format!(
+            "outcome {outcome}, expected passed (skipped means no compose was found)"
+        )
+        .into());
     }
     let mut labels = vec![format!("dockproof.run={run_id}")];
-    if let Some(project) = report["scenarios"][0]["record"]["context"]["compose"]["project"].as_str() {
+    if let Some(project) =
+        report["scenarios"][0]["record"]["context"]["compose"]["project"].as_str()
+    {
         labels.push(format!("com.docker.compose.project={project}"));
     }
     for label in &labels {
@@ -141,9 +180,17 @@ fn main() {
         let stem = support::scenario_id(&scenario);
         let fake_scenario = scenario.clone();
         let loaded = dockproof::scenario::load_file(&scenario).scenario;
-        if loaded.as_ref().is_some_and(|loaded| loaded.scenario.needs_real_daemon()) {
-            let needs_compose = loaded.as_ref().is_some_and(|loaded| loaded.scenario.needs_compose());
-            trials.push(Trial::test(format!("fake::{stem}"), move || fake_skips(&fake_scenario)).with_kind("fake"));
+        if loaded
+            .as_ref()
+            .is_some_and(|loaded| loaded.scenario.needs_real_daemon())
+        {
+            let needs_compose = loaded
+                .as_ref()
+                .is_some_and(|loaded| loaded.scenario.needs_compose());
+            trials.push(
+                Trial::test(format!("fake::{stem}"), move || fake_skips(&fake_scenario))
+                    .with_kind("fake"),
+            );
             for (backend, _) in REAL_BACKENDS {
                 let scenario = scenario.clone();
                 let test = move || real_passes_and_leaves_nothing(backend, &scenario);
@@ -158,7 +205,13 @@ fn main() {
         trials.push(
             Trial::test(format!("fake::{stem}"), move || {
                 let work = tempfile::tempdir().map_err(|error| error.to_string())?;
-                run_report(support::dockproof_fake(work.path()), &fake_scenario, work.path(), &work.path().join("report.json")).map(drop)
+                run_report(
+                    support::dockproof_fake(work.path()),
+                    &fake_scenario,
+                    work.path(),
+                    &work.path().join("report.json"),
+                )
+                .map(drop)
             })
             .with_kind("fake"),
         );
@@ -167,8 +220,14 @@ fn main() {
         let fake_only = loaded.is_some_and(|loaded| loaded.scenario.fake_faults.is_some());
         for (backend, real_command) in REAL_BACKENDS {
             let scenario = scenario.clone();
-            let trial = support::real_daemon_trial(format!("{backend}::{stem}"), move || real_matches_fake(real_command, &scenario));
-            trials.push(if fake_only { trial.with_ignored_flag(true) } else { trial });
+            let trial = support::real_daemon_trial(format!("{backend}::{stem}"), move || {
+                real_matches_fake(real_command, &scenario)
+            });
+            trials.push(if fake_only {
+                trial.with_ignored_flag(true)
+            } else {
+                trial
+            });
         }
     }
     libtest_mimic::run(&args, trials).exit();

@@ -28,26 +28,42 @@ struct Tools {
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).map(|dir| dir.join(name)).find(|path| path.is_file())
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
 }
 
 /// `sshd` (usually in /usr/sbin, which is not on every PATH), `ssh` and `ssh-keygen`, or what is missing.
 fn tools() -> Result<Tools, String> {
-    let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"].into_iter().map(PathBuf::from).find(|path| path.is_file()).or_else(|| on_path("sshd"));
+    let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+        .or_else(|| on_path("sshd"));
     match (sshd, on_path("ssh"), on_path("ssh-keygen")) {
         (Some(sshd), Some(ssh), Some(keygen)) => Ok(Tools { sshd, ssh, keygen }),
         (sshd, ssh, keygen) => {
-            let missing: Vec<&str> = [(sshd.is_none(), "sshd (openssh-server)"), (ssh.is_none(), "ssh (openssh-client)"), (keygen.is_none(), "ssh-keygen (openssh-client)")]
-                .into_iter()
-                .filter_map(|(absent, name)| absent.then_some(name))
-                .collect();
-            Err(format!("the ssh tests need {}: apt-get install openssh-server openssh-client", missing.join(", ")))
+            let missing: Vec<&str> = [
+                (sshd.is_none(), "sshd (openssh-server)"),
+                (ssh.is_none(), "ssh (openssh-client)"),
+                (keygen.is_none(), "ssh-keygen (openssh-client)"),
+            ]
+            .into_iter()
+            .filter_map(|(absent, name)| absent.then_some(name))
+            .collect();
+            Err(format!(
+                "the ssh tests need {}: apt-get install openssh-server openssh-client",
+                missing.join(", ")
+            ))
         }
     }
 }
 
 fn run(command: &mut Command, what: &str) -> Result<String, Failed> {
-    let output = command.stdin(Stdio::null()).output().map_err(|error| format!("{what}: {error}"))?;
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("{what}: {error}"))?;
     if !output.status.success() {
         return Err(format!("{what} failed: {}", support::describe(&output)).into());
     }
@@ -55,14 +71,34 @@ fn run(command: &mut Command, what: &str) -> Result<String, Failed> {
 }
 
 fn keygen(tools: &Tools, path: &Path) -> Result<String, Failed> {
-    run(Command::new(&tools.keygen).args(["-q", "-t", "ed25519", "-N", "", "-C", "dockproof-test", "-f"]).arg(path), "ssh-keygen")?;
-    Ok(std::fs::read_to_string(path.with_extension("pub")).map_err(|error| error.to_string())?.trim().to_owned())
+    run(
+        Command::new(&tools.keygen)
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "dockproof-test",
+                "-f",
+            ])
+            .arg(path),
+        "ssh-keygen",
+    )?;
+    Ok(std::fs::read_to_string(path.with_extension("pub"))
+        .map_err(|error| error.to_string())?
+        .trim()
+        .to_owned())
 }
 
 /// A loopback port nothing listens on (just released).
 fn free_port() -> Result<u16, Failed> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    Ok(listener.local_addr().map_err(|error| error.to_string())?.port())
+    Ok(listener
+        .local_addr()
+        .map_err(|error| error.to_string())?
+        .port())
 }
 
 /// An sshd this test started and stops (killed by its handle on drop).
@@ -78,10 +114,16 @@ impl Drop for Sshd {
     }
 }
 
-fn start_sshd(tools: &Tools, dir: &Path, host_key: &Path, authorized: &Path) -> Result<Sshd, Failed> {
+fn start_sshd(
+    tools: &Tools,
+    dir: &Path,
+    host_key: &Path,
+    authorized: &Path,
+) -> Result<Sshd, Failed> {
     // sshd insists on its privilege separation directory, which only its init script makes.
     if tools.sshd.starts_with("/usr/sbin") && !Path::new("/run/sshd").is_dir() {
-        std::fs::create_dir_all("/run/sshd").map_err(|error| format!("sshd needs /run/sshd: {error}"))?;
+        std::fs::create_dir_all("/run/sshd")
+            .map_err(|error| format!("sshd needs /run/sshd: {error}"))?;
     }
     let port = free_port()?;
     let config = dir.join("sshd_config");
@@ -132,8 +174,17 @@ fn ssh_wrapper(tools: &Tools, dir: &Path, name: &str, config: &str) -> Result<Pa
     let config_path = bin.join("ssh_config");
     std::fs::write(&config_path, config).map_err(|error| error.to_string())?;
     let wrapper = bin.join("ssh");
-    std::fs::write(&wrapper, format!("#!/bin/sh\nexec '{}' -F '{}' \"$@\"\n", tools.ssh.display(), config_path.display())).map_err(|error| error.to_string())?;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(|error| error.to_string())?;
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' -F '{}' \"$@\"\n",
+            tools.ssh.display(),
+            config_path.display()
+        ),
+    )
+    .map_err(|error| error.to_string())?;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .map_err(|error| error.to_string())?;
     Ok(bin)
 }
 
@@ -149,19 +200,32 @@ fn client_config(identity: &Path, known_hosts: &Path) -> String {
 /// The daemon socket the local docker uses, as the ssh address's path when it is not the
 /// remote default (the remote `docker` does not see our DOCKER_HOST).
 fn socket_path() -> String {
-    std::env::var("DOCKER_HOST").ok().and_then(|host| host.strip_prefix("unix://").map(str::to_owned)).unwrap_or_default()
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Containers, networks and volumes labelled with run `run` (a dockproof run leaves none).
 fn labelled(run: &str) -> Result<Vec<String>, Failed> {
-    Ok(support::labelled_leftovers(&format!("dockproof.run={run}"))?)
+    Ok(support::labelled_leftovers(&format!(
+        "dockproof.run={run}"
+    ))?)
 }
 
 /// One dockproof run of the happy path on `backend` with `host`, `bin` first on PATH;
 /// returns its exit code, its JSON report and its output.
-fn dockproof(backend: &str, host: &str, bin: &Path, work: &Path, run_id: &str) -> Result<(Option<i32>, serde_json::Value, String), Failed> {
-    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
-        .map_err(|error| error.to_string())?;
+fn dockproof(
+    backend: &str,
+    host: &str,
+    bin: &Path,
+    work: &Path,
+    run_id: &str,
+) -> Result<(Option<i32>, serde_json::Value, String), Failed> {
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .map_err(|error| error.to_string())?;
     let json = work.with_extension("json");
     let output = support::dockproof_on(backend, work)
         .env("PATH", path)
@@ -174,8 +238,10 @@ fn dockproof(backend: &str, host: &str, bin: &Path, work: &Path, run_id: &str) -
         .output()
         .map_err(|error| error.to_string())?;
     let text = support::describe(&output);
-    let report = std::fs::read_to_string(&json).map_err(|error| format!("no JSON report ({error}):\n{text}"))?;
-    let report = serde_json::from_str(&report).map_err(|error| format!("unreadable JSON report ({error}):\n{text}"))?;
+    let report = std::fs::read_to_string(&json)
+        .map_err(|error| format!("no JSON report ({error}):\n{text}"))?;
+    let report = serde_json::from_str(&report)
+        .map_err(|error| format!("unreadable JSON report ({error}):\n{text}"))?;
     Ok((output.status.code(), report, text))
 }
 
@@ -198,12 +264,32 @@ fn over_ssh(backend: &'static str, tools: &Tools) -> Result<(), Failed> {
     let port = sshd.port;
     // Only the server's real host key is trusted (StrictHostKeyChecking yes).
     let known = root.join("known_hosts");
-    std::fs::write(&known, format!("[127.0.0.1]:{port} {host_public}\n")).map_err(|error| error.to_string())?;
+    std::fs::write(&known, format!("[127.0.0.1]:{port} {host_public}\n"))
+        .map_err(|error| error.to_string())?;
     let impostor = root.join("known_hosts_other");
-    std::fs::write(&impostor, format!("[127.0.0.1]:{port} {other_host_public}\n")).map_err(|error| error.to_string())?;
-    let good = ssh_wrapper(tools, root, "good", &client_config(&root.join("client_key"), &known))?;
-    let stranger = ssh_wrapper(tools, root, "stranger", &client_config(&root.join("stranger_key"), &known))?;
-    let spoofed = ssh_wrapper(tools, root, "spoofed", &client_config(&root.join("client_key"), &impostor))?;
+    std::fs::write(
+        &impostor,
+        format!("[127.0.0.1]:{port} {other_host_public}\n"),
+    )
+    .map_err(|error| error.to_string())?;
+    let good = ssh_wrapper(
+        tools,
+        root,
+        "good",
+        &client_config(&root.join("client_key"), &known),
+    )?;
+    let stranger = ssh_wrapper(
+        tools,
+        root,
+        "stranger",
+        &client_config(&root.join("stranger_key"), &known),
+    )?;
+    let spoofed = ssh_wrapper(
+        tools,
+        root,
+        "spoofed",
+        &client_config(&root.join("client_key"), &impostor),
+    )?;
     let user = run(Command::new("id").arg("-un"), "id -un")?;
     let host = format!("ssh://{user}@127.0.0.1:{port}{}", socket_path());
     let run_id = |case: &str| format!("ssh-{backend}-{case}-{}", std::process::id());
@@ -226,17 +312,35 @@ fn over_ssh(backend: &'static str, tools: &Tools) -> Result<(), Failed> {
     // Refusals: nothing listening, a key the server does not accept, a host key that is not the one trusted.
     let closed = free_port()?;
     let cases = [
-        ("closed-port", format!("ssh://{user}@127.0.0.1:{closed}"), &good, "Connection refused"),
+        (
+            "closed-port",
+            format!("ssh://{user}@127.0.0.1:{closed}"),
+            &good,
+            "Connection refused",
+        ),
         ("unknown-key", host.clone(), &stranger, "Permission denied"),
-        ("wrong-host-key", host.clone(), &spoofed, "Host key verification failed"),
+        (
+            "wrong-host-key",
+            host.clone(),
+            &spoofed,
+            "Host key verification failed",
+        ),
     ];
     for (case, address, bin, ssh_said) in cases {
         let id = run_id(case);
-        let (code, report, output) = dockproof(backend, &address, bin, &root.join(format!("work-{case}")), &id)?;
+        let (code, report, output) = dockproof(
+            backend,
+            &address,
+            bin,
+            &root.join(format!("work-{case}")),
+            &id,
+        )?;
         if code != Some(1) || failure_category(&report) != Some("daemon_unavailable") {
             return Err(format!("{backend} with {case} ({address}) must fail as daemon_unavailable (exit 1):\n{output}").into());
         }
-        let message = report["scenarios"][0]["failure"]["message"].as_str().unwrap_or_default();
+        let message = report["scenarios"][0]["failure"]["message"]
+            .as_str()
+            .unwrap_or_default();
         if !message.contains(ssh_said) {
             return Err(format!("{backend} with {case}: the failure must say what ssh said ({ssh_said:?}), got {message:?}").into());
         }
@@ -261,11 +365,18 @@ fn main() {
     for backend in ["docker-cli", "docker-api"] {
         let tools = tools.clone();
         let missing = tools.is_err();
-        let trial = support::real_daemon_trial(format!("ssh::{backend}-happy-path-and-refusals"), move || match tools {
-            Ok(tools) => over_ssh(backend, &tools),
-            Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but {reason}").into()),
+        let trial = support::real_daemon_trial(
+            format!("ssh::{backend}-happy-path-and-refusals"),
+            move || match tools {
+                Ok(tools) => over_ssh(backend, &tools),
+                Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but {reason}").into()),
+            },
+        );
+        trials.push(if missing && !support::docker_required() {
+            trial.with_ignored_flag(true)
+        } else {
+            trial
         });
-        trials.push(if missing && !support::docker_required() { trial.with_ignored_flag(true) } else { trial });
     }
     libtest_mimic::run(&args, trials).exit();
 }

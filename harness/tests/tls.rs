@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -31,23 +34,38 @@ struct Pki {
 
 fn pki(name: &str) -> Result<Pki, rcgen::Error> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name.push(DnType::CommonName, format!("dockproof test CA {name}"));
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("dockproof test CA {name}"));
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
     let leaf = |purpose: ExtendedKeyUsagePurpose| -> Result<(String, String), rcgen::Error> {
         let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
-        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         params.extended_key_usages = vec![purpose];
         let key = KeyPair::generate()?;
         let certificate = params.signed_by(&key, &ca)?;
         Ok((certificate.pem(), key.serialize_pem()))
     };
-    Ok(Pki { ca: ca.pem(), server: leaf(ExtendedKeyUsagePurpose::ServerAuth)?, client: leaf(ExtendedKeyUsagePurpose::ClientAuth)? })
+    Ok(Pki {
+        ca: ca.pem(),
+        server: leaf(ExtendedKeyUsagePurpose::ServerAuth)?,
+        client: leaf(ExtendedKeyUsagePurpose::ClientAuth)?,
+    })
 }
 
 /// A DOCKER_CERT_PATH directory: `ca.pem` (whom to trust), `cert.pem` and `key.pem` (who we are).
-fn cert_dir(root: &Path, name: &str, ca: &str, client: &(String, String)) -> std::io::Result<PathBuf> {
+fn cert_dir(
+    root: &Path,
+    name: &str,
+    ca: &str,
+    client: &(String, String),
+) -> std::io::Result<PathBuf> {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("ca.pem"), ca)?;
@@ -59,20 +77,31 @@ fn cert_dir(root: &Path, name: &str, ca: &str, client: &(String, String)) -> std
 /// Serve mutual TLS on a loopback port, forwarding each connection to the daemon socket.
 async fn tls_endpoint(pki: &Pki) -> Result<SocketAddr, Failed> {
     let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(pki.ca.as_bytes()).map_err(|error| error.to_string())?).map_err(|error| error.to_string())?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
-        .build()
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca.as_bytes()).map_err(|error| error.to_string())?)
         .map_err(|error| error.to_string())?;
-    let certificate = CertificateDer::from_pem_slice(pki.server.0.as_bytes()).map_err(|error| error.to_string())?;
-    let key = PrivateKeyDer::from_pem_slice(pki.server.1.as_bytes()).map_err(|error| error.to_string())?;
-    let config = ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![certificate], key)
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|error| error.to_string())?;
+    let certificate = CertificateDer::from_pem_slice(pki.server.0.as_bytes())
         .map_err(|error| error.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(pki.server.1.as_bytes())
+        .map_err(|error| error.to_string())?;
+    let config = ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| error.to_string())?
+    .with_client_cert_verifier(verifier)
+    .with_single_cert(vec![certificate], key)
+    .map_err(|error| error.to_string())?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(|error| error.to_string())?;
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|error| error.to_string())?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     let socket = support::daemon_socket();
     tokio::spawn(async move {
@@ -80,8 +109,12 @@ async fn tls_endpoint(pki: &Pki) -> Result<SocketAddr, Failed> {
             let (acceptor, socket) = (acceptor.clone(), socket.clone());
             tokio::spawn(async move {
                 // A client without a certificate of ours ends here, in the handshake.
-                let Ok(mut tls) = acceptor.accept(stream).await else { return };
-                let Ok(mut daemon) = tokio::net::UnixStream::connect(&socket).await else { return };
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut daemon) = tokio::net::UnixStream::connect(&socket).await else {
+                    return;
+                };
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut daemon).await;
             });
         }
@@ -90,7 +123,12 @@ async fn tls_endpoint(pki: &Pki) -> Result<SocketAddr, Failed> {
 }
 
 /// Run the happy-path scenario on `backend` against the TLS endpoint with `certs`.
-fn run(backend: &str, endpoint: SocketAddr, certs: &Path, work: &Path) -> Result<(Option<i32>, String), Failed> {
+fn run(
+    backend: &str,
+    endpoint: SocketAddr,
+    certs: &Path,
+    work: &Path,
+) -> Result<(Option<i32>, String), Failed> {
     let output = support::dockproof_on(backend, work)
         .env("DOCKER_HOST", format!("tcp://{endpoint}"))
         .env("DOCKER_TLS_VERIFY", "1")
@@ -98,7 +136,14 @@ fn run(backend: &str, endpoint: SocketAddr, certs: &Path, work: &Path) -> Result
         .arg("scenarios/job-happy-path.yaml")
         .output()
         .map_err(|error| error.to_string())?;
-    Ok((output.status.code(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))))
+    Ok((
+        output.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    ))
 }
 
 type Command = std::process::Command;
@@ -108,22 +153,42 @@ fn mutual_tls(backend: &'static str) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let ours = pki("ours").map_err(|error| error.to_string())?;
     let theirs = pki("theirs").map_err(|error| error.to_string())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|error| error.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
     let endpoint = runtime.block_on(tls_endpoint(&ours))?;
-    let good = cert_dir(dir.path(), "good", &ours.ca, &ours.client).map_err(|error| error.to_string())?;
+    let good =
+        cert_dir(dir.path(), "good", &ours.ca, &ours.client).map_err(|error| error.to_string())?;
     let (code, output) = run(backend, endpoint, &good, &dir.path().join("work-good"))?;
     if code != Some(0) {
-        return Err(format!("{backend} over mutual TLS with the right certificates must pass:\n{output}").into());
+        return Err(format!(
+            "{backend} over mutual TLS with the right certificates must pass:\n{output}"
+        )
+        .into());
     }
     // A server whose certificate our CA did not sign is not to be trusted.
-    let wrong_ca = cert_dir(dir.path(), "wrong-ca", &theirs.ca, &ours.client).map_err(|error| error.to_string())?;
-    let (code, output) = run(backend, endpoint, &wrong_ca, &dir.path().join("work-wrong-ca"))?;
+    let wrong_ca = cert_dir(dir.path(), "wrong-ca", &theirs.ca, &ours.client)
+        .map_err(|error| error.to_string())?;
+    let (code, output) = run(
+        backend,
+        endpoint,
+        &wrong_ca,
+        &dir.path().join("work-wrong-ca"),
+    )?;
     if code != Some(1) || !output.contains("daemon_unavailable") {
         return Err(format!("{backend} must refuse a server its CA did not sign (exit 1, daemon_unavailable):\n{output}").into());
     }
     // A client certificate the server's CA did not sign is refused by the server.
-    let wrong_client = cert_dir(dir.path(), "wrong-client", &ours.ca, &theirs.client).map_err(|error| error.to_string())?;
-    let (code, output) = run(backend, endpoint, &wrong_client, &dir.path().join("work-wrong-client"))?;
+    let wrong_client = cert_dir(dir.path(), "wrong-client", &ours.ca, &theirs.client)
+        .map_err(|error| error.to_string())?;
+    let (code, output) = run(
+        backend,
+        endpoint,
+        &wrong_client,
+        &dir.path().join("work-wrong-client"),
+    )?;
     if code != Some(1) || !output.contains("daemon_unavailable") {
         return Err(format!("{backend} with a client certificate the server does not accept must fail as daemon_unavailable:\n{output}").into());
     }
@@ -136,9 +201,14 @@ fn context_with_tls(backend: &'static str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let ours = pki("ours").map_err(|error| error.to_string())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|error| error.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
     let endpoint = runtime.block_on(tls_endpoint(&ours))?;
-    let certs = cert_dir(dir.path(), "certs", &ours.ca, &ours.client).map_err(|error| error.to_string())?;
+    let certs =
+        cert_dir(dir.path(), "certs", &ours.ca, &ours.client).map_err(|error| error.to_string())?;
     let config = dir.path().join("docker-config");
     let docker = format!(
         "host=tcp://{endpoint},ca={},cert={},key={}",
@@ -146,9 +216,17 @@ fn context_with_tls(backend: &'static str) -> Result<(), Failed> {
         certs.join("cert.pem").display(),
         certs.join("key.pem").display()
     );
-    let created = Command::new("docker").env("DOCKER_CONFIG", &config).args(["context", "create", "dp-tls", "--docker", &docker]).output().map_err(|error| error.to_string())?;
+    let created = Command::new("docker")
+        .env("DOCKER_CONFIG", &config)
+        .args(["context", "create", "dp-tls", "--docker", &docker])
+        .output()
+        .map_err(|error| error.to_string())?;
     if !created.status.success() {
-        return Err(format!("docker context create failed: {}", String::from_utf8_lossy(&created.stderr)).into());
+        return Err(format!(
+            "docker context create failed: {}",
+            String::from_utf8_lossy(&created.stderr)
+        )
+        .into());
     }
     let output = support::dockproof_on(backend, &dir.path().join("work"))
         .env("DOCKER_CONFIG", &config)
@@ -160,7 +238,11 @@ fn context_with_tls(backend: &'static str) -> Result<(), Failed> {
         .output()
         .map_err(|error| error.to_string())?;
     if output.status.code() != Some(0) {
-        return Err(format!("{backend} with --context dp-tls (a TLS context) must pass:\n{}", support::describe(&output)).into());
+        return Err(format!(
+            "{backend} with --context dp-tls (a TLS context) must pass:\n{}",
+            support::describe(&output)
+        )
+        .into());
     }
     Ok(())
 }
@@ -170,11 +252,17 @@ type Test = fn(&'static str) -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, Test); 2] = [("mutual-tls", mutual_tls), ("context-with-tls", context_with_tls)];
+    let tests: [(&str, Test); 2] = [
+        ("mutual-tls", mutual_tls),
+        ("context-with-tls", context_with_tls),
+    ];
     let mut trials = Vec::new();
     for (name, test) in tests {
         for backend in ["docker-cli", "docker-api"] {
-            trials.push(support::real_daemon_trial(format!("tls::{backend}-{name}"), move || test(backend)));
+            trials.push(support::real_daemon_trial(
+                format!("tls::{backend}-{name}"),
+                move || test(backend),
+            ));
         }
     }
     libtest_mimic::run(&args, trials).exit();

@@ -55,7 +55,14 @@ pub enum Which {
     Check,
 }
 
-const ALL: [Which; 6] = [Which::Script, Which::Overhead, Which::Fake, Which::Hash, Which::Logs, Which::Check];
+const ALL: [Which; 6] = [
+    Which::Script,
+    Which::Overhead,
+    Which::Fake,
+    Which::Hash,
+    Which::Logs,
+    Which::Check,
+];
 
 /// How much work each benchmark does.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -71,9 +78,23 @@ struct Sizes {
 impl Sizes {
     fn new(quick: bool) -> Self {
         if quick {
-            Sizes { daemon_scenarios: 4, overhead_repeats: 3, fake_scenarios: 100, hash_bytes: 64 << 20, log_bytes: 64 << 20, check_files: 1000 }
+            Sizes {
+                daemon_scenarios: 4,
+                overhead_repeats: 3,
+                fake_scenarios: 100,
+                hash_bytes: 64 << 20,
+                log_bytes: 64 << 20,
+                check_files: 1000,
+            }
         } else {
-            Sizes { daemon_scenarios: 20, overhead_repeats: 5, fake_scenarios: 1000, hash_bytes: 1 << 30, log_bytes: 1 << 30, check_files: 1000 }
+            Sizes {
+                daemon_scenarios: 20,
+                overhead_repeats: 5,
+                fake_scenarios: 1000,
+                hash_bytes: 1 << 30,
+                log_bytes: 1 << 30,
+                check_files: 1000,
+            }
         }
     }
 }
@@ -106,11 +127,21 @@ struct Target {
 
 impl Target {
     fn ratio(compare: Compare, value: f64, text: &str) -> Self {
-        Target { judged: Judged::Ratio, compare, value, text: text.to_owned() }
+        Target {
+            judged: Judged::Ratio,
+            compare,
+            value,
+            text: text.to_owned(),
+        }
     }
 
     fn absolute(compare: Compare, value: f64, text: &str) -> Self {
-        Target { judged: Judged::Absolute, compare, value, text: text.to_owned() }
+        Target {
+            judged: Judged::Absolute,
+            compare,
+            value,
+            text: text.to_owned(),
+        }
     }
 
     fn met_by(&self, figure: f64) -> bool {
@@ -131,7 +162,11 @@ struct Figure {
 
 impl Figure {
     fn new(label: impl Into<String>, value: f64, unit: &'static str) -> Self {
-        Figure { label: label.into(), value, unit }
+        Figure {
+            label: label.into(),
+            value,
+            unit,
+        }
     }
 
     fn display(&self) -> String {
@@ -199,7 +234,11 @@ impl Row {
             Judged::Ratio => ratio,
             Judged::Absolute => dockproof.value,
         };
-        self.status = if self.target.met_by(judged_figure) { Status::Met } else { Status::Missed };
+        self.status = if self.target.met_by(judged_figure) {
+            Status::Met
+        } else {
+            Status::Missed
+        };
         self.baseline = baseline;
         self.dockproof = Some(dockproof);
         self.ratio = Some(ratio);
@@ -240,17 +279,42 @@ const IMAGE: &str = "dockproof/job-runner:1";
 pub fn bench(args: BenchArgs) -> Result<i32> {
     let root = crate::root();
     let started = Instant::now();
-    crate::run_ok(crate::cargo().current_dir(&root).args(["build", "--release", "--quiet", "-p", "dockproof", "-p", "fake-docker"]))?;
+    crate::run_ok(crate::cargo().current_dir(&root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "dockproof",
+        "-p",
+        "fake-docker",
+    ]))?;
     let bin = crate::target_dir(&root).join("release");
-    let temp = tempfile::Builder::new().prefix("dockproof-bench-").tempdir().context("cannot create a temporary directory")?;
+    let temp = tempfile::Builder::new()
+        .prefix("dockproof-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
     let daemon = daemon_version();
     match &daemon {
         Some(version) => eprintln!("bench: Docker daemon {version} answers"),
         None => eprintln!("bench: no Docker daemon answers; rows that need one are skipped"),
     }
     let label = format!("bench-{}", std::process::id());
-    let bench = Bench { root: root.clone(), bin, temp, jobs: args.jobs, sizes: Sizes::new(args.quick), daemon, label };
-    let selected: Vec<Which> = if args.only.is_empty() { ALL.to_vec() } else { ALL.into_iter().filter(|which| args.only.contains(which)).collect() };
+    let bench = Bench {
+        root: root.clone(),
+        bin,
+        temp,
+        jobs: args.jobs,
+        sizes: Sizes::new(args.quick),
+        daemon,
+        label,
+    };
+    let selected: Vec<Which> = if args.only.is_empty() {
+        ALL.to_vec()
+    } else {
+        ALL.into_iter()
+            .filter(|which| args.only.contains(which))
+            .collect()
+    };
 
     let mut rows = Vec::new();
     for which in selected {
@@ -264,13 +328,18 @@ pub fn bench(args: BenchArgs) -> Result<i32> {
             Which::Logs => bench.logs(),
             Which::Check => vec![bench.check()],
         });
-        eprintln!("bench: {} took {:.1} s", describe(which), bench_started.elapsed().as_secs_f64());
+        eprintln!(
+            "bench: {} took {:.1} s",
+            describe(which),
+            bench_started.elapsed().as_secs_f64()
+        );
     }
     bench.remove_leftovers();
 
     print!("{}", table(&rows, args.quick));
     let reports = root.join("target").join("dockproof");
-    std::fs::create_dir_all(&reports).with_context(|| format!("cannot create {}", reports.display()))?;
+    std::fs::create_dir_all(&reports)
+        .with_context(|| format!("cannot create {}", reports.display()))?;
     let path = reports.join("bench.json");
     let document = json!({
         "quick": args.quick,
@@ -284,9 +353,23 @@ pub fn bench(args: BenchArgs) -> Result<i32> {
         "rows": rows,
     });
     let text = serde_json::to_string_pretty(&document).context("bench results serialise")?;
-    std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
-    println!("\nwrote {} ({:.0} s in all)", path.display(), started.elapsed().as_secs_f64());
-    Ok(if rows.iter().any(|row| matches!(row.status, Status::Failed(_))) { 1 } else { 0 })
+    std::fs::write(&path, text + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "\nwrote {} ({:.0} s in all)",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(
+        if rows
+            .iter()
+            .any(|row| matches!(row.status, Status::Failed(_)))
+        {
+            1
+        } else {
+            0
+        },
+    )
 }
 
 fn describe(which: Which) -> &'static str {
@@ -303,7 +386,8 @@ fn describe(which: Which) -> &'static str {
 impl Bench {
     fn dir(&self, name: &str) -> Result<PathBuf> {
         let dir = self.temp.path().join(name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(dir)
     }
 
@@ -336,22 +420,40 @@ impl Bench {
         };
         let target = Target::ratio(Compare::AtMost, 0.5, "≤ 0.5× script");
         let rows = [
-            Row::new(Which::Script, "1-cli", "daemon vs script (docker-cli)", method("docker-cli"), target.clone()),
-            Row::new(Which::Script, "1-api", "daemon vs script (docker-api)", method("docker-api"), target),
+            Row::new(
+                Which::Script,
+                "1-cli",
+                "daemon vs script (docker-cli)",
+                method("docker-cli"),
+                target.clone(),
+            ),
+            Row::new(
+                Which::Script,
+                "1-api",
+                "daemon vs script (docker-api)",
+                method("docker-api"),
+                target,
+            ),
         ];
         if self.daemon.is_none() {
             return rows.into_iter().map(|row| row.skipped(NO_DAEMON)).collect();
         }
         let measured = (|| -> Result<[Vec<f64>; 3]> {
             let scenarios = self.dir("script-scenarios")?;
-            workload::write_scenarios(&scenarios, count, |index| workload::job_scenario(&format!("bench-job-{}", index + 1), index as u64, 1 << 20))?;
+            workload::write_scenarios(&scenarios, count, |index| {
+                workload::job_scenario(&format!("bench-job-{}", index + 1), index as u64, 1 << 20)
+            })?;
             self.ensure_image()?;
             let logs = self.dir("script-logs")?;
             let mut times: [Vec<f64>; 3] = Default::default();
             for round in 0..SCRIPT_ROUNDS {
                 let script_work = self.dir(&format!("script-work-{round}"))?;
                 let script = measure::run_ok(
-                    Command::new("bash").arg(self.root.join("fixtures/bench/jobs.sh")).arg(count.to_string()).arg(&script_work).arg(&self.label),
+                    Command::new("bash")
+                        .arg(self.root.join("fixtures/bench/jobs.sh"))
+                        .arg(count.to_string())
+                        .arg(&script_work)
+                        .arg(&self.label),
                     Duration::from_secs(600),
                     &logs.join(format!("script-{round}")),
                     false,
@@ -360,7 +462,9 @@ impl Bench {
                 for (slot, backend) in [(1, "docker-cli"), (2, "docker-api")] {
                     let work = self.dir(&format!("script-{backend}-{round}"))?;
                     let run = measure::run_ok(
-                        self.dockproof_run(backend, &work).args(["-j", &self.jobs.to_string()]).arg(&scenarios),
+                        self.dockproof_run(backend, &work)
+                            .args(["-j", &self.jobs.to_string()])
+                            .arg(&scenarios),
                         Duration::from_secs(600),
                         &logs.join(format!("{backend}-{round}")),
                         false,
@@ -377,8 +481,16 @@ impl Bench {
                 let baseline = Figure::new("bash script", best(&times[0]), "s");
                 let [cli_row, api_row] = rows;
                 vec![
-                    cli_row.measured(Some(baseline.clone()), Figure::new("dockproof", best(&times[1]), "s"), details.clone()),
-                    api_row.measured(Some(baseline), Figure::new("dockproof", best(&times[2]), "s"), details),
+                    cli_row.measured(
+                        Some(baseline.clone()),
+                        Figure::new("dockproof", best(&times[1]), "s"),
+                        details.clone(),
+                    ),
+                    api_row.measured(
+                        Some(baseline),
+                        Figure::new("dockproof", best(&times[2]), "s"),
+                        details,
+                    ),
                 ]
             }
             Err(error) => rows.into_iter().map(|row| row.failed(&error)).collect(),
@@ -389,8 +501,14 @@ impl Bench {
     fn ensure_image(&self) -> Result<()> {
         let dir = self.dir("warm-up")?;
         let scenario = dir.join("warm-up.yaml");
-        std::fs::write(&scenario, workload::single_run_scenario("warm-up")).context("cannot write the warm-up scenario")?;
-        measure::run_ok(self.dockproof_run("docker-cli", &dir).arg(&scenario), Duration::from_secs(600), &dir.join("log"), false)?;
+        std::fs::write(&scenario, workload::single_run_scenario("warm-up"))
+            .context("cannot write the warm-up scenario")?;
+        measure::run_ok(
+            self.dockproof_run("docker-cli", &dir).arg(&scenario),
+            Duration::from_secs(600),
+            &dir.join("log"),
+            false,
+        )?;
         Ok(())
     }
 
@@ -404,8 +522,20 @@ impl Bench {
         };
         let target = Target::ratio(Compare::AtMost, 1.1, "≤ 1.1× docker run");
         let rows = [
-            Row::new(Which::Overhead, "2-cli", "per-container overhead (docker-cli)", method("docker-cli"), target.clone()),
-            Row::new(Which::Overhead, "2-api", "per-container overhead (docker-api)", method("docker-api"), target),
+            Row::new(
+                Which::Overhead,
+                "2-cli",
+                "per-container overhead (docker-cli)",
+                method("docker-cli"),
+                target.clone(),
+            ),
+            Row::new(
+                Which::Overhead,
+                "2-api",
+                "per-container overhead (docker-api)",
+                method("docker-api"),
+                target,
+            ),
         ];
         if self.daemon.is_none() {
             return rows.into_iter().map(|row| row.skipped(NO_DAEMON)).collect();
@@ -414,13 +544,20 @@ impl Bench {
             self.ensure_image()?;
             let dir = self.dir("overhead")?;
             let scenario = dir.join("one-run.yaml");
-            std::fs::write(&scenario, workload::single_run_scenario("one-run")).context("cannot write the scenario")?;
+            std::fs::write(&scenario, workload::single_run_scenario("one-run"))
+                .context("cannot write the scenario")?;
             let workspace = self.dir("overhead/ws")?;
             let mut times: [Vec<f64>; 3] = Default::default();
             for repeat in 0..repeats {
                 let bare = measure::run_ok(
                     Command::new("docker")
-                        .args(["run", "--rm", "--label", &format!("dockproof.bench={}", self.label), "--volume"])
+                        .args([
+                            "run",
+                            "--rm",
+                            "--label",
+                            &format!("dockproof.bench={}", self.label),
+                            "--volume",
+                        ])
                         .arg(format!("{}:/workspace", workspace.display()))
                         .args([IMAGE, "job"]),
                     Duration::from_secs(120),
@@ -430,7 +567,12 @@ impl Bench {
                 times[0].push(bare.seconds());
                 for (slot, backend) in [(1, "docker-cli"), (2, "docker-api")] {
                     let work = self.dir(&format!("overhead/{backend}"))?;
-                    let run = measure::run_ok(self.dockproof_run(backend, &work).arg(&scenario), Duration::from_secs(120), &dir.join(format!("{backend}-{repeat}")), false)?;
+                    let run = measure::run_ok(
+                        self.dockproof_run(backend, &work).arg(&scenario),
+                        Duration::from_secs(120),
+                        &dir.join(format!("{backend}-{repeat}")),
+                        false,
+                    )?;
                     times[slot].push(run.seconds());
                 }
             }
@@ -442,8 +584,16 @@ impl Bench {
                 let bare = Figure::new("docker run", measure::median(&mut times[0]), "s");
                 let [cli_row, api_row] = rows;
                 vec![
-                    cli_row.measured(Some(bare.clone()), Figure::new("dockproof", measure::median(&mut times[1]), "s"), runs.clone()),
-                    api_row.measured(Some(bare), Figure::new("dockproof", measure::median(&mut times[2]), "s"), runs),
+                    cli_row.measured(
+                        Some(bare.clone()),
+                        Figure::new("dockproof", measure::median(&mut times[1]), "s"),
+                        runs.clone(),
+                    ),
+                    api_row.measured(
+                        Some(bare),
+                        Figure::new("dockproof", measure::median(&mut times[2]), "s"),
+                        runs,
+                    ),
                 ]
             }
             Err(error) => rows.into_iter().map(|row| row.failed(&error)).collect(),
@@ -458,15 +608,25 @@ impl Bench {
             workload::JOB_SCENARIO_STEPS,
             self.jobs
         );
-        let row = Row::new(Which::Fake, "3", "fake backend throughput", method, Target::absolute(Compare::AtLeast, 200.0, "≥ 200 scenarios/s"));
+        let row = Row::new(
+            Which::Fake,
+            "3",
+            "fake backend throughput",
+            method,
+            Target::absolute(Compare::AtLeast, 200.0, "≥ 200 scenarios/s"),
+        );
         let measured = (|| -> Result<(Measured, f64)> {
             let dir = self.dir("fake")?;
             let scenarios = self.dir("fake/scenarios")?;
-            workload::write_scenarios(&scenarios, count, |index| workload::job_scenario(&format!("fake-job-{index:04}"), index as u64, 64 << 10))?;
+            workload::write_scenarios(&scenarios, count, |index| {
+                workload::job_scenario(&format!("fake-job-{index:04}"), index as u64, 64 << 10)
+            })?;
             let mut spawns = Vec::new();
             for index in 0..50 {
                 let spawn = measure::run_ok(
-                    Command::new(self.bin.join("fake-docker")).arg("version").env("FAKE_DOCKER_STATE", dir.join("state")),
+                    Command::new(self.bin.join("fake-docker"))
+                        .arg("version")
+                        .env("FAKE_DOCKER_STATE", dir.join("state")),
                     Duration::from_secs(30),
                     &dir.join(format!("spawn-{index}")),
                     false,
@@ -475,7 +635,9 @@ impl Bench {
             }
             let work = self.dir("fake/work")?;
             let run = measure::run_ok(
-                self.dockproof_run("fake", &work).args(["-j", &self.jobs.to_string()]).arg(&scenarios),
+                self.dockproof_run("fake", &work)
+                    .args(["-j", &self.jobs.to_string()])
+                    .arg(&scenarios),
                 Duration::from_secs(600),
                 &dir.join("run"),
                 false,
@@ -498,7 +660,11 @@ impl Bench {
                     run.seconds() * 1000.0 / count as f64,
                     spawn * 1000.0
                 );
-                let mut row = row.measured(None, Figure::new("dockproof", count as f64 / run.seconds(), "scenarios/s"), details);
+                let mut row = row.measured(
+                    None,
+                    Figure::new("dockproof", count as f64 / run.seconds(), "scenarios/s"),
+                    details,
+                );
                 row.method.push_str(&per_step);
                 vec![row]
             }
@@ -513,31 +679,68 @@ impl Bench {
             "sha256 of one {} file (in the page cache) by `dockproof hash` (the artifact/upload checksum code) vs `sha256sum` and `openssl dgst -sha256`; best of 3 each after a warm-up read; ratio = the faster baseline's time ÷ dockproof's (throughput ratio)",
             size_text(bytes)
         );
-        let row = Row::new(Which::Hash, "4", "sha256 over a large file", method, Target::ratio(Compare::AtLeast, 0.9, "≥ 0.9× the faster"));
+        let row = Row::new(
+            Which::Hash,
+            "4",
+            "sha256 over a large file",
+            method,
+            Target::ratio(Compare::AtLeast, 0.9, "≥ 0.9× the faster"),
+        );
         let measured = (|| -> Result<(f64, f64, f64)> {
             let dir = self.dir("hash")?;
             let file = dir.join("blob.bin");
             workload::random_file(&file, bytes)?;
             let tools: [(&str, Vec<String>); 3] = [
-                ("dockproof", vec![self.bin.join("dockproof").display().to_string(), "hash".into()]),
+                (
+                    "dockproof",
+                    vec![
+                        self.bin.join("dockproof").display().to_string(),
+                        "hash".into(),
+                    ],
+                ),
                 ("sha256sum", vec!["sha256sum".into()]),
-                ("openssl", vec!["openssl".into(), "dgst".into(), "-sha256".into(), "-r".into()]),
+                (
+                    "openssl",
+                    vec![
+                        "openssl".into(),
+                        "dgst".into(),
+                        "-sha256".into(),
+                        "-r".into(),
+                    ],
+                ),
             ];
             let mut best = [f64::INFINITY; 3];
             let mut digests = Vec::new();
             for round in 0..4 {
                 for (index, (name, argv)) in tools.iter().enumerate() {
                     let log = dir.join(format!("{name}-{round}"));
-                    let run = measure::run_ok(Command::new(&argv[0]).args(&argv[1..]).arg(&file), Duration::from_secs(300), &log, false)?;
+                    let run = measure::run_ok(
+                        Command::new(&argv[0]).args(&argv[1..]).arg(&file),
+                        Duration::from_secs(300),
+                        &log,
+                        false,
+                    )?;
                     // Round 0 only warms the page cache.
                     if round > 0 {
                         best[index] = best[index].min(run.seconds());
                     }
-                    let output = std::fs::read_to_string(log.with_extension("stdout")).unwrap_or_default();
-                    digests.push((name, output.split_whitespace().next().unwrap_or_default().trim_start_matches('*').to_owned()));
+                    let output =
+                        std::fs::read_to_string(log.with_extension("stdout")).unwrap_or_default();
+                    digests.push((
+                        name,
+                        output
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .trim_start_matches('*')
+                            .to_owned(),
+                    ));
                 }
             }
-            if digests.iter().any(|(_, digest)| digest != &digests[0].1 || digest.len() != 64) {
+            if digests
+                .iter()
+                .any(|(_, digest)| digest != &digests[0].1 || digest.len() != 64)
+            {
                 bail!("the tools disagree on the digest: {digests:?}");
             }
             std::fs::remove_file(&file).ok();
@@ -546,14 +749,22 @@ impl Bench {
         match measured {
             Ok((dockproof, sha256sum, openssl)) => {
                 let mib = bytes as f64 / f64::from(1 << 20);
-                let (name, fastest) = if openssl <= sha256sum { ("openssl", openssl) } else { ("sha256sum", sha256sum) };
+                let (name, fastest) = if openssl <= sha256sum {
+                    ("openssl", openssl)
+                } else {
+                    ("sha256sum", sha256sum)
+                };
                 let details = json!({
                     "bytes": bytes,
                     "seconds": { "dockproof": dockproof, "sha256sum": sha256sum, "openssl": openssl },
                     "mibPerS": { "dockproof": mib / dockproof, "sha256sum": mib / sha256sum, "openssl": mib / openssl },
                 });
                 // Judged on throughput: dockproof's ÷ the faster baseline's.
-                row.measured(Some(Figure::new(name, mib / fastest, "MiB/s")), Figure::new("dockproof", mib / dockproof, "MiB/s"), details)
+                row.measured(
+                    Some(Figure::new(name, mib / fastest, "MiB/s")),
+                    Figure::new("dockproof", mib / dockproof, "MiB/s"),
+                    details,
+                )
             }
             Err(error) => row.failed(&error),
         }
@@ -571,7 +782,15 @@ impl Bench {
         let target = || Target::absolute(Compare::AtMost, 64.0, "≤ 64 MiB");
         let rows: Vec<Row> = ["fake", "docker-cli", "docker-api"]
             .into_iter()
-            .map(|backend| Row::new(Which::Logs, &format!("5-{backend}"), &format!("log memory ({backend})"), method(backend), target()))
+            .map(|backend| {
+                Row::new(
+                    Which::Logs,
+                    &format!("5-{backend}"),
+                    &format!("log memory ({backend})"),
+                    method(backend),
+                    target(),
+                )
+            })
             .collect();
         let dir = match self.dir("logs") {
             Ok(dir) => dir,
@@ -580,7 +799,11 @@ impl Bench {
         let prepared = (|| -> Result<(PathBuf, String)> {
             let last_line = workload::log_file(&dir.join("big.log"), bytes)?;
             let scenario = dir.join("big-log.yaml");
-            std::fs::write(&scenario, workload::big_log_scenario("big-log", "big.log", bytes, &last_line)).context("cannot write the scenario")?;
+            std::fs::write(
+                &scenario,
+                workload::big_log_scenario("big-log", "big.log", bytes, &last_line),
+            )
+            .context("cannot write the scenario")?;
             Ok((scenario, last_line))
         })();
         let (scenario, last_line) = match prepared {
@@ -607,27 +830,47 @@ impl Bench {
         result
     }
 
-    fn log_run(&self, dir: &Path, scenario: &Path, backend: &str, bytes: u64, last_line: &str) -> Result<(Measured, Value)> {
+    fn log_run(
+        &self,
+        dir: &Path,
+        scenario: &Path,
+        backend: &str,
+        bytes: u64,
+        last_line: &str,
+    ) -> Result<(Measured, Value)> {
         let work = self.dir(&format!("logs-{backend}"))?;
         let logs_dir = work.join("logs");
         let report = work.join("report.json");
         let run = measure::run_ok(
-            self.dockproof_run(backend, &work).arg("--json").arg(&report).arg("--logs-dir").arg(&logs_dir).arg(scenario),
+            self.dockproof_run(backend, &work)
+                .arg("--json")
+                .arg(&report)
+                .arg("--logs-dir")
+                .arg(&logs_dir)
+                .arg(scenario),
             Duration::from_secs(900),
             &dir.join(format!("run-{backend}")),
             true,
         )?;
-        let text = std::fs::read_to_string(&report).with_context(|| format!("cannot read {}", report.display()))?;
+        let text = std::fs::read_to_string(&report)
+            .with_context(|| format!("cannot read {}", report.display()))?;
         let document: Value = serde_json::from_str(&text).context("unreadable JSON report")?;
         let docker = &document["scenarios"][0]["record"]["context"]["docker"];
-        let last = docker["logTail"]["stdout"].as_array().and_then(|lines| lines.last()).and_then(Value::as_str).unwrap_or_default();
+        let last = docker["logTail"]["stdout"]
+            .as_array()
+            .and_then(|lines| lines.last())
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !last.starts_with(last_line) {
             bail!("the record's last stdout line is {last:?}, expected one starting {last_line:?}");
         }
         let logged = docker["logFiles"]["stdoutBytes"].as_u64().unwrap_or(0);
-        let on_disk = std::fs::metadata(docker["logFiles"]["stdout"].as_str().unwrap_or_default()).map_or(0, |metadata| metadata.len());
+        let on_disk = std::fs::metadata(docker["logFiles"]["stdout"].as_str().unwrap_or_default())
+            .map_or(0, |metadata| metadata.len());
         if logged != bytes || on_disk != bytes {
-            bail!("the whole log is {bytes} bytes, but the record says {logged} and the log file holds {on_disk}");
+            bail!(
+                "the whole log is {bytes} bytes, but the record says {logged} and the log file holds {on_disk}"
+            );
         }
         std::fs::remove_dir_all(&work).ok();
         let details = json!({
@@ -642,24 +885,44 @@ impl Bench {
     /// 6. `dockproof check` over many generated scenario files.
     fn check(&self) -> Row {
         let count = self.sizes.check_files;
-        let method = format!("`dockproof check DIR` over {count} generated scenario files (job scenarios with staging, expectations and uploads); median of 5 runs, each a fresh process");
-        let row = Row::new(Which::Check, "6", "cold start: check", method, Target::absolute(Compare::AtMost, 1.0, "≤ 1 s"));
+        let method = format!(
+            "`dockproof check DIR` over {count} generated scenario files (job scenarios with staging, expectations and uploads); median of 5 runs, each a fresh process"
+        );
+        let row = Row::new(
+            Which::Check,
+            "6",
+            "cold start: check",
+            method,
+            Target::absolute(Compare::AtMost, 1.0, "≤ 1 s"),
+        );
         let measured = (|| -> Result<Vec<f64>> {
             let dir = self.dir("check")?;
             let scenarios = self.dir("check/scenarios")?;
-            workload::write_scenarios(&scenarios, count, |index| workload::job_scenario(&format!("check-job-{index:04}"), index as u64, 1 << 20))?;
+            workload::write_scenarios(&scenarios, count, |index| {
+                workload::job_scenario(&format!("check-job-{index:04}"), index as u64, 1 << 20)
+            })?;
             (0..5)
                 .map(|round| {
                     let mut command = Command::new(self.bin.join("dockproof"));
                     command.arg("check").arg(&scenarios);
-                    measure::run_ok(&mut command, Duration::from_secs(120), &dir.join(format!("check-{round}")), false).map(|run| run.seconds())
+                    measure::run_ok(
+                        &mut command,
+                        Duration::from_secs(120),
+                        &dir.join(format!("check-{round}")),
+                        false,
+                    )
+                    .map(|run| run.seconds())
                 })
                 .collect()
         })();
         match measured {
             Ok(mut times) => {
                 let details = json!({ "files": count, "runsS": times.clone() });
-                row.measured(None, Figure::new("dockproof check", measure::median(&mut times), "s"), details)
+                row.measured(
+                    None,
+                    Figure::new("dockproof check", measure::median(&mut times), "s"),
+                    details,
+                )
             }
             Err(error) => row.failed(&error),
         }
@@ -670,11 +933,25 @@ impl Bench {
         if self.daemon.is_none() {
             return;
         }
-        let listed = Command::new("docker").args(["ps", "--all", "--quiet", "--filter", &format!("label=dockproof.bench={}", self.label)]).output();
+        let listed = Command::new("docker")
+            .args([
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=dockproof.bench={}", self.label),
+            ])
+            .output();
         if let Ok(output) = listed {
-            let ids: Vec<String> = String::from_utf8_lossy(&output.stdout).split_whitespace().map(str::to_owned).collect();
+            let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
             if !ids.is_empty() {
-                let _ = Command::new("docker").args(["rm", "--force"]).args(&ids).output();
+                let _ = Command::new("docker")
+                    .args(["rm", "--force"])
+                    .args(&ids)
+                    .output();
             }
         }
     }
@@ -684,8 +961,17 @@ impl Bench {
 fn daemon_version() -> Option<String> {
     let temp = tempfile::tempdir().ok()?;
     let log = temp.path().join("version");
-    let run = measure::run(Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]), Duration::from_secs(15), &log, false).ok()?;
-    let version = std::fs::read_to_string(log.with_extension("stdout")).ok()?.trim().to_owned();
+    let run = measure::run(
+        Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]),
+        Duration::from_secs(15),
+        &log,
+        false,
+    )
+    .ok()?;
+    let version = std::fs::read_to_string(log.with_extension("stdout"))
+        .ok()?
+        .trim()
+        .to_owned();
     (run.code == 0 && !version.is_empty()).then_some(version)
 }
 
@@ -696,17 +982,36 @@ fn cpu_model() -> Option<String> {
 }
 
 fn git_sha(root: &Path) -> Option<String> {
-    let output = Command::new("git").current_dir(root).args(["rev-parse", "--short", "HEAD"]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    let output = Command::new("git")
+        .current_dir(root)
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 fn size_text(bytes: u64) -> String {
-    if bytes >= 1 << 30 { format!("{} GiB", bytes >> 30) } else { format!("{} MiB", bytes >> 20) }
+    if bytes >= 1 << 30 {
+        format!("{} GiB", bytes >> 30)
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
 }
 
 /// The results as a plain-text table, then each row's method.
 fn table(rows: &[Row], quick: bool) -> String {
-    let header = ["#", "benchmark", "baseline", "dockproof", "ratio", "target", "result"];
+    let header = [
+        "#",
+        "benchmark",
+        "baseline",
+        "dockproof",
+        "ratio",
+        "target",
+        "result",
+    ];
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|row| {
@@ -740,7 +1045,11 @@ fn table(rows: &[Row], quick: bool) -> String {
     }
     let mut text = String::from("\n");
     let mut line = |cells: &[String]| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.chars().count()))).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.chars().count())))
+            .collect();
         let _ = writeln!(text, "{}", padded.join("  ").trim_end());
     };
     line(&header.map(str::to_owned));
@@ -767,13 +1076,33 @@ mod tests {
 
     #[test]
     fn targets_are_judged_on_the_right_figure() {
-        let ratio = Row::new(Which::Script, "1", "t", String::new(), Target::ratio(Compare::AtMost, 0.5, "≤ 0.5×"));
-        let met = ratio.clone().measured(Some(Figure::new("b", 10.0, "s")), Figure::new("d", 4.0, "s"), json!({}));
+        let ratio = Row::new(
+            Which::Script,
+            "1",
+            "t",
+            String::new(),
+            Target::ratio(Compare::AtMost, 0.5, "≤ 0.5×"),
+        );
+        let met = ratio.clone().measured(
+            Some(Figure::new("b", 10.0, "s")),
+            Figure::new("d", 4.0, "s"),
+            json!({}),
+        );
         assert!(matches!(met.status, Status::Met));
         assert_eq!(met.ratio, Some(0.4));
-        let missed = ratio.measured(Some(Figure::new("b", 10.0, "s")), Figure::new("d", 6.0, "s"), json!({}));
+        let missed = ratio.measured(
+            Some(Figure::new("b", 10.0, "s")),
+            Figure::new("d", 6.0, "s"),
+            json!({}),
+        );
         assert!(matches!(missed.status, Status::Missed));
-        let absolute = Row::new(Which::Fake, "3", "t", String::new(), Target::absolute(Compare::AtLeast, 200.0, "≥ 200"));
+        let absolute = Row::new(
+            Which::Fake,
+            "3",
+            "t",
+            String::new(),
+            Target::absolute(Compare::AtLeast, 200.0, "≥ 200"),
+        );
         let missed = absolute.measured(None, Figure::new("d", 100.0, "scenarios/s"), json!({}));
         assert!(matches!(missed.status, Status::Missed));
         assert_eq!(missed.ratio, Some(0.5));
@@ -783,7 +1112,11 @@ mod tests {
     fn the_table_says_missed_and_skipped_plainly() {
         let target = Target::absolute(Compare::AtMost, 1.0, "≤ 1 s");
         let rows = vec![
-            Row::new(Which::Check, "6", "cold start", "m".into(), target.clone()).measured(None, Figure::new("check", 2.0, "s"), json!({})),
+            Row::new(Which::Check, "6", "cold start", "m".into(), target.clone()).measured(
+                None,
+                Figure::new("check", 2.0, "s"),
+                json!({}),
+            ),
             Row::new(Which::Script, "1-cli", "script", "m".into(), target).skipped(NO_DAEMON),
         ];
         let text = table(&rows, false);

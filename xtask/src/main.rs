@@ -82,8 +82,12 @@ enum Task {
 fn root() -> PathBuf {
     // Cargo sets CARGO_MANIFEST_DIR when it runs the program too; prefer that over the
     // build-time value, which is stale when a shared target dir holds a build from another clone.
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    manifest_dir.parent().expect("xtask lives in the workspace").to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// `cargo`, without the variables `cargo run` set for xtask itself: build
@@ -94,7 +98,16 @@ fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     for (key, _) in std::env::vars_os() {
         let key_text = key.to_string_lossy();
-        if key_text.starts_with("CARGO_PKG_") || ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"].contains(&key_text.as_ref()) {
+        if key_text.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&key_text.as_ref())
+        {
             command.env_remove(&key);
         }
     }
@@ -107,7 +120,9 @@ fn target_dir(root: &Path) -> PathBuf {
 
 fn run(command: &mut Command) -> Result<i32> {
     eprintln!("xtask: running {command:?}");
-    let status = command.status().with_context(|| format!("failed to start {command:?}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("failed to start {command:?}"))?;
     Ok(status.code().unwrap_or(1))
 }
 
@@ -126,12 +141,25 @@ struct Canary {
     gates: Option<PathBuf>,
 }
 
-fn validate(backend: Backend, canary: Option<Canary>, scenarios: Option<&str>, jobs: Option<usize>) -> Result<i32> {
+fn validate(
+    backend: Backend,
+    canary: Option<Canary>,
+    scenarios: Option<&str>,
+    jobs: Option<usize>,
+) -> Result<i32> {
     let root = root();
-    run_ok(cargo().current_dir(&root).args(["build", "--quiet", "-p", "dockproof", "-p", "fake-docker"]))?;
+    run_ok(cargo().current_dir(&root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "dockproof",
+        "-p",
+        "fake-docker",
+    ]))?;
     let bin = target_dir(&root).join("debug");
     let reports = root.join("target").join("dockproof");
-    std::fs::create_dir_all(&reports).with_context(|| format!("cannot create {}", reports.display()))?;
+    std::fs::create_dir_all(&reports)
+        .with_context(|| format!("cannot create {}", reports.display()))?;
     let mut command = Command::new(bin.join("dockproof"));
     command.current_dir(&root);
     match &canary {
@@ -148,14 +176,22 @@ fn validate(backend: Backend, canary: Option<Canary>, scenarios: Option<&str>, j
             }
         }
         None => {
-            command.arg("run").arg("--junit").arg(reports.join("junit.xml")).arg("--json").arg(reports.join("report.json"));
+            command
+                .arg("run")
+                .arg("--junit")
+                .arg(reports.join("junit.xml"))
+                .arg("--json")
+                .arg(reports.join("report.json"));
         }
     }
     command
-        .args(["--backend", match backend {
-            Backend::Fake => "fake",
-            Backend::DockerCli => "docker-cli",
-        }])
+        .args([
+            "--backend",
+            match backend {
+                Backend::Fake => "fake",
+                Backend::DockerCli => "docker-cli",
+            },
+        ])
         .arg("--fake-docker")
         .arg(bin.join("fake-docker"));
     if let Some(jobs) = jobs {
@@ -195,7 +231,11 @@ fn conformance(filter: Option<&str>) -> Result<i32> {
 
 fn ci() -> Result<i32> {
     let root = root();
-    run_ok(cargo().current_dir(&root).args(["build", "--workspace", "--all-targets"]))?;
+    run_ok(
+        cargo()
+            .current_dir(&root)
+            .args(["build", "--workspace", "--all-targets"]),
+    )?;
     run_ok(cargo().current_dir(&root).args(["test", "--workspace"]))?;
     let code = validate(Backend::Fake, None, None, None)?;
     if code != 0 {
@@ -208,9 +248,20 @@ fn ci() -> Result<i32> {
 fn configured_mirror() -> Option<String> {
     let mut texts = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|entry| entry.path()).collect();
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .collect();
         paths.sort();
-        texts.extend(paths.iter().filter(|path| path.extension().is_some_and(|ext| ext == "sources" || ext == "list")).filter_map(|path| std::fs::read_to_string(path).ok()));
+        texts.extend(
+            paths
+                .iter()
+                .filter(|path| {
+                    path.extension()
+                        .is_some_and(|ext| ext == "sources" || ext == "list")
+                })
+                .filter_map(|path| std::fs::read_to_string(path).ok()),
+        );
     }
     texts.extend(std::fs::read_to_string("/etc/apt/sources.list").ok());
     texts.iter().flat_map(|text| text.lines()).find_map(|line| {
@@ -228,36 +279,76 @@ fn configured_mirror() -> Option<String> {
 
 fn cst_debian(tag: &str, mirror: Option<String>, keep: bool) -> Result<i32> {
     let root = root();
-    let exists = Command::new("docker").args(["image", "inspect", tag]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|status| status.success());
+    let exists = Command::new("docker")
+        .args(["image", "inspect", tag])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
     if !exists {
-        let mirror = mirror.or_else(configured_mirror).context("no Debian mirror configured: pass --mirror URL")?;
-        let dir = std::env::temp_dir().join(format!("dockproof-debootstrap-{}", std::process::id()));
+        let mirror = mirror
+            .or_else(configured_mirror)
+            .context("no Debian mirror configured: pass --mirror URL")?;
+        let dir =
+            std::env::temp_dir().join(format!("dockproof-debootstrap-{}", std::process::id()));
         let rootfs = dir.join("root");
         let result = (|| {
-            run_ok(Command::new("debootstrap").args(["--variant=minbase", "bookworm"]).arg(&rootfs).arg(&mirror))?;
+            run_ok(
+                Command::new("debootstrap")
+                    .args(["--variant=minbase", "bookworm"])
+                    .arg(&rootfs)
+                    .arg(&mirror),
+            )?;
             eprintln!("xtask: importing {} as {tag}", rootfs.display());
-            let mut tar = Command::new("tar").args(["--numeric-owner", "-C"]).arg(&rootfs).args(["-c", "."]).stdout(std::process::Stdio::piped()).spawn().context("cannot run tar")?;
+            let mut tar = Command::new("tar")
+                .args(["--numeric-owner", "-C"])
+                .arg(&rootfs)
+                .args(["-c", "."])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .context("cannot run tar")?;
             let stdout = tar.stdout.take().context("tar has no stdout")?;
-            let imported = Command::new("docker").args(["import", "--message", "dockproof cst-debian", "-", tag]).stdin(stdout).status().context("cannot run docker import")?;
+            let imported = Command::new("docker")
+                .args(["import", "--message", "dockproof cst-debian", "-", tag])
+                .stdin(stdout)
+                .status()
+                .context("cannot run docker import")?;
             let tarred = tar.wait().context("tar did not finish")?;
             if !imported.success() || !tarred.success() {
-                bail!("importing the root filesystem failed (tar {tarred}, docker import {imported})");
+                bail!(
+                    "importing the root filesystem failed (tar {tarred}, docker import {imported})"
+                );
             }
             Ok(())
         })();
         let _ = std::fs::remove_dir_all(&dir);
         result?;
     }
-    run_ok(cargo().current_dir(&root).args(["build", "--quiet", "-p", "dockproof"]))?;
+    run_ok(
+        cargo()
+            .current_dir(&root)
+            .args(["build", "--quiet", "-p", "dockproof"]),
+    )?;
     let bin = target_dir(&root).join("debug").join("dockproof");
     let reports = root.join("target").join("dockproof");
-    std::fs::create_dir_all(&reports).with_context(|| format!("cannot create {}", reports.display()))?;
+    std::fs::create_dir_all(&reports)
+        .with_context(|| format!("cannot create {}", reports.display()))?;
     let mut codes = Vec::new();
     for driver in ["docker", "tar"] {
         let junit = reports.join(format!("cst-debian-{driver}.xml"));
         codes.push(run(Command::new(&bin)
             .current_dir(&root)
-            .args(["cst", "--no-history", "--backend", "docker-cli", "--driver", driver, "--image", tag, "--junit"])
+            .args([
+                "cst",
+                "--no-history",
+                "--backend",
+                "docker-cli",
+                "--driver",
+                driver,
+                "--image",
+                tag,
+                "--junit",
+            ])
             .arg(&junit)
             .arg("fixtures/cst/debian.yaml"))?);
     }
@@ -270,8 +361,20 @@ fn cst_debian(tag: &str, mirror: Option<String>, keep: bool) -> Result<i32> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Task::Validate { backend, canary, hosts, repeat, gates, scenarios, jobs } => {
-            let canary = canary.then_some(Canary { hosts, repeat, gates });
+        Task::Validate {
+            backend,
+            canary,
+            hosts,
+            repeat,
+            gates,
+            scenarios,
+            jobs,
+        } => {
+            let canary = canary.then_some(Canary {
+                hosts,
+                repeat,
+                gates,
+            });
             validate(backend, canary, scenarios.as_deref(), jobs)
         }
         Task::Conformance { filter } => conformance(filter.as_deref()),

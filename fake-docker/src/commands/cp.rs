@@ -197,7 +197,10 @@ pub fn cp(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 }
 
 /// Owners the container's image gives its `files:` (everything else is root's), by host path.
-fn image_owners(state: &StateDir, container: &Container) -> std::collections::HashMap<PathBuf, (u64, u64)> {
+fn image_owners(
+    state: &StateDir,
+    container: &Container,
+) -> std::collections::HashMap<PathBuf, (u64, u64)> {
     let root = state.rootfs_path(&container.id);
     let images = super::load_definitions().unwrap_or_default();
     let Some(image) = images.iter().find(|image| image.id == container.image_id) else {
@@ -206,7 +209,12 @@ fn image_owners(state: &StateDir, container: &Container) -> std::collections::Ha
     image
         .files
         .iter()
-        .map(|(path, file)| (root.join(path.trim_start_matches('/')), (file.uid, file.gid)))
+        .map(|(path, file)| {
+            (
+                root.join(path.trim_start_matches('/')),
+                (file.uid, file.gid),
+            )
+        })
         .collect()
 }
 
@@ -234,8 +242,9 @@ fn from_container(
         let mut stdout = std::io::stdout().lock();
         let owners = image_owners(state, container);
         let owner = |path: &Path| owners.get(path).copied().unwrap_or((0, 0));
-        let result = crate::tar::write_tree_owned(&mut stdout, &host, &base_name(&container_path), &owner)
-            .and_then(|()| crate::tar::finish(&mut stdout));
+        let result =
+            crate::tar::write_tree_owned(&mut stdout, &host, &base_name(&container_path), &owner)
+                .and_then(|()| crate::tar::finish(&mut stdout));
         return match result {
             Ok(()) => 0,
             Err(e) => {

@@ -80,7 +80,11 @@ const CONTAINER_FLAGS: &[Flag] = &[
     value("security-opt", None, "list", "Security Options"),
     value("cap-drop", None, "list", "Drop Linux capabilities"),
     value("cap-add", None, "list", "Add Linux capabilities"),
-    boolean("privileged", None, "Give extended privileges to this container"),
+    boolean(
+        "privileged",
+        None,
+        "Give extended privileges to this container",
+    ),
     value("expose", None, "list", "Expose a port or a range of ports"),
     value(
         "health-cmd",
@@ -708,9 +712,12 @@ fn create_container(
 
 /// Copies the image's `files:` (and a committed image's root snapshot) into a new
 /// container's private root.
-pub(crate) fn install_files(root: &std::path::Path, image: &Image) -> Result<(), crate::state::StateError> {
-    use std::os::unix::fs::PermissionsExt;
+pub(crate) fn install_files(
+    root: &std::path::Path,
+    image: &Image,
+) -> Result<(), crate::state::StateError> {
     use crate::image::FileType;
+    use std::os::unix::fs::PermissionsExt;
     for (path, file) in &image.files {
         let host = root.join(path.trim_start_matches('/'));
         let io = |source| crate::state::StateError::Io {
@@ -724,15 +731,18 @@ pub(crate) fn install_files(root: &std::path::Path, image: &Image) -> Result<(),
         match file.kind {
             FileType::File => {
                 std::fs::write(&host, &file.content).map_err(io)?;
-                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(file.mode_bits())).map_err(io)?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(file.mode_bits()))
+                    .map_err(io)?;
             }
             FileType::Dir => {
                 create_dirs(root, &host).map_err(io)?;
-                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(file.mode_bits())).map_err(io)?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(file.mode_bits()))
+                    .map_err(io)?;
             }
             FileType::Symlink => {
                 let _ = std::fs::remove_file(&host);
-                std::os::unix::fs::symlink(file.target.as_deref().unwrap_or_default(), &host).map_err(io)?;
+                std::os::unix::fs::symlink(file.target.as_deref().unwrap_or_default(), &host)
+                    .map_err(io)?;
             }
         }
     }
@@ -900,7 +910,9 @@ mod tests {
     fn a_volume_source_that_is_no_volume_name_is_refused_not_created() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let state = StateDir::open(dir.path().join("state")).unwrap_or_else(|e| panic!("{e}"));
-        let error = parse_volume(&state, "../../escape:/x").err().unwrap_or_default();
+        let error = parse_volume(&state, "../../escape:/x")
+            .err()
+            .unwrap_or_default();
         assert!(error.starts_with("create ../../escape: \"../../escape\" includes invalid characters for a local volume name"), "{error}");
         // `state/volumes/../../escape` is `escape` beside the state directory.
         assert!(!dir.path().join("escape").exists());

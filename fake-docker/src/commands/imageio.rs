@@ -8,7 +8,9 @@ use std::path::Path;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{CommandError, Outcome, daemon_error, err, find_container, find_image, load_images, out};
+use super::{
+    CommandError, Outcome, daemon_error, err, find_container, find_image, load_images, out,
+};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::image::Image;
 use crate::state::{StateDir, StateError};
@@ -30,7 +32,11 @@ pub const SAVE: CommandSpec = CommandSpec {
 };
 
 /// `docker image save`.
-pub const IMAGE_SAVE: CommandSpec = CommandSpec { name: "image save", usage: "image save [OPTIONS] IMAGE [IMAGE...]", ..SAVE };
+pub const IMAGE_SAVE: CommandSpec = CommandSpec {
+    name: "image save",
+    usage: "image save [OPTIONS] IMAGE [IMAGE...]",
+    ..SAVE
+};
 
 /// `docker commit`.
 pub const COMMIT: CommandSpec = CommandSpec {
@@ -43,18 +49,29 @@ pub const COMMIT: CommandSpec = CommandSpec {
 };
 
 /// `docker container commit`.
-pub const CONTAINER_COMMIT: CommandSpec =
-    CommandSpec { name: "container commit", usage: "container commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]", ..COMMIT };
+pub const CONTAINER_COMMIT: CommandSpec = CommandSpec {
+    name: "container commit",
+    usage: "container commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+    ..COMMIT
+};
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CommandError {
     let path = path.to_path_buf();
-    move |source| CommandError::State(StateError::Io { action, path, source })
+    move |source| {
+        CommandError::State(StateError::Io {
+            action,
+            path,
+            source,
+        })
+    }
 }
 
 /// The image's root as one layer: its `files:` (parents as 0755 root-owned
 /// directories) or a committed image's snapshot, with the owners `files:` gives.
 fn layer(state: &StateDir, image: &Image) -> Result<Vec<u8>, CommandError> {
-    let scratch = state.committed_dir().join(format!("save-{}", std::process::id()));
+    let scratch = state
+        .committed_dir()
+        .join(format!("save-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(io_error("create", &scratch))?;
     let result = (|| {
@@ -62,17 +79,27 @@ fn layer(state: &StateDir, image: &Image) -> Result<Vec<u8>, CommandError> {
         let owners: std::collections::HashMap<std::path::PathBuf, (u64, u64)> = image
             .files
             .iter()
-            .map(|(path, file)| (scratch.join(path.trim_start_matches('/')), (file.uid, file.gid)))
+            .map(|(path, file)| {
+                (
+                    scratch.join(path.trim_start_matches('/')),
+                    (file.uid, file.gid),
+                )
+            })
             .collect();
         let owner = |path: &Path| owners.get(path).copied().unwrap_or((0, 0));
         let mut bytes = Vec::new();
-        let mut children: Vec<_> = std::fs::read_dir(&scratch).map_err(io_error("read", &scratch))?.filter_map(Result::ok).collect();
+        let mut children: Vec<_> = std::fs::read_dir(&scratch)
+            .map_err(io_error("read", &scratch))?
+            .filter_map(Result::ok)
+            .collect();
         children.sort_by_key(|entry| entry.file_name());
         for child in children {
             let name = child.file_name().to_string_lossy().into_owned();
-            write_tree_owned(&mut bytes, &child.path(), &name, &owner).map_err(|e| io_error("archive", &scratch)(std::io::Error::other(e.to_string())))?;
+            write_tree_owned(&mut bytes, &child.path(), &name, &owner)
+                .map_err(|e| io_error("archive", &scratch)(std::io::Error::other(e.to_string())))?;
         }
-        crate::tar::finish(&mut bytes).map_err(|e| io_error("archive", &scratch)(std::io::Error::other(e.to_string())))?;
+        crate::tar::finish(&mut bytes)
+            .map_err(|e| io_error("archive", &scratch)(std::io::Error::other(e.to_string())))?;
         Ok(bytes)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
@@ -93,16 +120,49 @@ fn archive(state: &StateDir, image: &Image) -> Result<Vec<u8>, CommandError> {
     let config_bytes = serde_json::to_vec(&config).unwrap_or_default();
     let config_name = format!("{}.json", image.id.trim_start_matches("sha256:"));
     let layer_name = format!("{layer_hex}/layer.tar");
-    let manifest = json!([{ "Config": config_name, "RepoTags": image.tags, "Layers": [layer_name] }]);
+    let manifest =
+        json!([{ "Config": config_name, "RepoTags": image.tags, "Layers": [layer_name] }]);
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap_or_default();
     let mut out = Vec::new();
-    let file = |size: usize| EntryMeta { mode: 0o644, size: size as u64, kind: b'0', uid: 0, gid: 0, link: "" };
-    let dir = EntryMeta { mode: 0o755, size: 0, kind: b'5', uid: 0, gid: 0, link: "" };
-    let tar_error = |e: crate::tar::TarError| CommandError::State(StateError::Io { action: "archive", path: image.source.clone(), source: std::io::Error::other(e.to_string()) });
+    let file = |size: usize| EntryMeta {
+        mode: 0o644,
+        size: size as u64,
+        kind: b'0',
+        uid: 0,
+        gid: 0,
+        link: "",
+    };
+    let dir = EntryMeta {
+        mode: 0o755,
+        size: 0,
+        kind: b'5',
+        uid: 0,
+        gid: 0,
+        link: "",
+    };
+    let tar_error = |e: crate::tar::TarError| {
+        CommandError::State(StateError::Io {
+            action: "archive",
+            path: image.source.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    };
     write_entry(&mut out, &format!("{layer_hex}/"), &dir, &[]).map_err(tar_error)?;
     write_entry(&mut out, &layer_name, &file(layer.len()), &layer).map_err(tar_error)?;
-    write_entry(&mut out, &config_name, &file(config_bytes.len()), &config_bytes).map_err(tar_error)?;
-    write_entry(&mut out, "manifest.json", &file(manifest_bytes.len()), &manifest_bytes).map_err(tar_error)?;
+    write_entry(
+        &mut out,
+        &config_name,
+        &file(config_bytes.len()),
+        &config_bytes,
+    )
+    .map_err(tar_error)?;
+    write_entry(
+        &mut out,
+        "manifest.json",
+        &file(manifest_bytes.len()),
+        &manifest_bytes,
+    )
+    .map_err(tar_error)?;
     crate::tar::finish(&mut out).map_err(tar_error)?;
     Ok(out)
 }
@@ -158,8 +218,13 @@ pub fn commit(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let dir = state.committed_dir();
     let snapshot = dir.join(format!("{number}.root"));
     std::fs::create_dir_all(&snapshot).map_err(io_error("create", &snapshot))?;
-    crate::tar::copy_tree(&state.rootfs_path(&container.id), &snapshot).map_err(io_error("copy", &snapshot))?;
-    let reference = parsed.positionals.get(1).cloned().unwrap_or_else(|| format!("fake-docker/committed:{number}"));
+    crate::tar::copy_tree(&state.rootfs_path(&container.id), &snapshot)
+        .map_err(io_error("copy", &snapshot))?;
+    let reference = parsed
+        .positionals
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| format!("fake-docker/committed:{number}"));
     let definition = json!({
         "name": reference,
         "base": base.source,
@@ -170,6 +235,9 @@ pub fn commit(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let text = serde_json::to_string_pretty(&definition).unwrap_or_default();
     let path = dir.join(format!("{number}.yaml"));
     std::fs::write(&path, &text).map_err(io_error("write", &path))?;
-    out(&format!("sha256:{}\n", hex::encode(Sha256::digest(text.as_bytes()))));
+    out(&format!(
+        "sha256:{}\n",
+        hex::encode(Sha256::digest(text.as_bytes()))
+    ));
     Ok(0)
 }

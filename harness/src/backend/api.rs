@@ -19,15 +19,17 @@ use bollard::errors::Error as ApiError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ExecConfig, HealthConfig, HostConfig, PortBinding};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
-    Backend, BackendError, BuildRequest, Capture, CaptureLimits, Complaint, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    LogFiles, Logs, ResourceKind, StatsSample, is_command_not_found,
+    Backend, BackendError, BuildRequest, Capture, CaptureLimits, Complaint, ContainerSpec,
+    ContainerState, ExecOutput, ExecRequest, LogFiles, Logs, ResourceKind, StatsSample,
+    is_command_not_found,
 };
 
 /// How long a control call (create, start, inspect, ...) may take.
@@ -60,17 +62,32 @@ struct Connection {
 impl ApiBackend {
     /// A backend named `name` for the daemon the environment points at (`DOCKER_HOST`, TLS variables).
     pub fn from_env(name: impl Into<String>) -> Self {
-        ApiBackend { name: name.into(), host: None, tls: None, client: OnceCell::new() }
+        ApiBackend {
+            name: name.into(),
+            host: None,
+            tls: None,
+            client: OnceCell::new(),
+        }
     }
 
     /// A backend named `name` for a docker context's endpoint (its own TLS material, if any).
     pub fn for_endpoint(name: impl Into<String>, endpoint: super::context::Endpoint) -> Self {
-        ApiBackend { name: name.into(), host: Some(endpoint.host), tls: endpoint.tls, client: OnceCell::new() }
+        ApiBackend {
+            name: name.into(),
+            host: Some(endpoint.host),
+            tls: endpoint.tls,
+            client: OnceCell::new(),
+        }
     }
 
     /// A backend named `name` for the daemon at `host` (`unix:///...`, `tcp://...`; TLS still from the environment).
     pub fn for_host(name: impl Into<String>, host: impl Into<String>) -> Self {
-        ApiBackend { name: name.into(), host: Some(host.into()), tls: None, client: OnceCell::new() }
+        ApiBackend {
+            name: name.into(),
+            host: Some(host.into()),
+            tls: None,
+            client: OnceCell::new(),
+        }
     }
 
     async fn docker(&self) -> Result<&Docker, BackendError> {
@@ -78,7 +95,11 @@ impl ApiBackend {
             .client
             .get_or_try_init(|| async {
                 // An explicit host, else DOCKER_HOST as the docker CLI reads it.
-                let host = self.host.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|host| !host.is_empty()));
+                let host = self.host.clone().or_else(|| {
+                    std::env::var("DOCKER_HOST")
+                        .ok()
+                        .filter(|host| !host.is_empty())
+                });
                 if let Some(host) = host.filter(|host| host.starts_with("ssh://")) {
                     return Self::connect_over_ssh(&host).await;
                 }
@@ -95,7 +116,10 @@ impl ApiBackend {
                     (None, _) => Docker::connect_with_defaults(),
                 }
                 .map_err(|error| daemon_unavailable(&error))?;
-                Ok(Connection { docker: negotiate(docker).await?, tunnel: None })
+                Ok(Connection {
+                    docker: negotiate(docker).await?,
+                    tunnel: None,
+                })
             })
             .await?;
         Ok(&connection.docker)
@@ -104,22 +128,37 @@ impl ApiBackend {
     /// The daemon of an `ssh://` host, through a tunnel (authenticated here, so a refusal
     /// is reported with what ssh said); TLS settings do not apply, as with the docker CLI.
     async fn connect_over_ssh(host: &str) -> Result<Connection, BackendError> {
-        let unavailable = |error: super::ssh::SshError| BackendError::DaemonUnavailable { message: error.to_string() };
+        let unavailable = |error: super::ssh::SshError| BackendError::DaemonUnavailable {
+            message: error.to_string(),
+        };
         let target = super::ssh::SshTarget::parse(host).map_err(unavailable)?;
-        let tunnel = super::ssh::Tunnel::open(target).await.map_err(unavailable)?;
+        let tunnel = super::ssh::Tunnel::open(target)
+            .await
+            .map_err(unavailable)?;
         let socket = tunnel.socket().display().to_string();
-        let docker = Docker::connect_with_unix(&socket, CONTROL_TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)
-            .map_err(|error| daemon_unavailable(&error))?;
+        let docker = Docker::connect_with_unix(
+            &socket,
+            CONTROL_TIMEOUT.as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|error| daemon_unavailable(&error))?;
         let docker = match negotiate(docker).await {
             Ok(docker) => docker,
             Err(error) => return Err(tunnel.explain(error).await),
         };
-        Ok(Connection { docker, tunnel: Some(tunnel) })
+        Ok(Connection {
+            docker,
+            tunnel: Some(tunnel),
+        })
     }
 
     /// `error`, explained by what ssh said when the daemon is reached over ssh.
     async fn explain(&self, error: BackendError) -> BackendError {
-        match self.client.get().and_then(|connection| connection.tunnel.as_ref()) {
+        match self
+            .client
+            .get()
+            .and_then(|connection| connection.tunnel.as_ref())
+        {
             Some(tunnel) => tunnel.explain(error).await,
             None => error,
         }
@@ -131,7 +170,13 @@ async fn negotiate(docker: Docker) -> Result<Docker, BackendError> {
     // bollard's own limit is on each response's headers; ours (per call) is tighter,
     // except for builds, whose context upload counts against it.
     let docker = docker.with_timeout(BUILD_TIMEOUT);
-    bounded("negotiate the API version", "daemon", CONTROL_TIMEOUT, docker.negotiate_version()).await
+    bounded(
+        "negotiate the API version",
+        "daemon",
+        CONTROL_TIMEOUT,
+        docker.negotiate_version(),
+    )
+    .await
 }
 
 /// Run one API call within `limit`; its error becomes a `BackendError` about `subject`.
@@ -143,12 +188,17 @@ async fn bounded<T>(
 ) -> Result<T, BackendError> {
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result.map_err(|error| classify(&error, operation, subject)),
-        Err(_) => Err(BackendError::Timeout { command: format!("Engine API: {operation}"), timeout: limit }),
+        Err(_) => Err(BackendError::Timeout {
+            command: format!("Engine API: {operation}"),
+            timeout: limit,
+        }),
     }
 }
 
 fn daemon_unavailable(error: &ApiError) -> BackendError {
-    BackendError::DaemonUnavailable { message: with_causes(error) }
+    BackendError::DaemonUnavailable {
+        message: with_causes(error),
+    }
 }
 
 /// An error's message followed by each of its causes' (`a: b: c`), skipping a cause
@@ -171,11 +221,15 @@ fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
 /// Translate an API error into the error the CLI backend reports for the same situation.
 pub fn classify(error: &ApiError, operation: &'static str, subject: &str) -> BackendError {
     match error {
-        ApiError::DockerResponseServerError { status_code, message } => classify_response(*status_code, message, operation, subject),
+        ApiError::DockerResponseServerError {
+            status_code,
+            message,
+        } => classify_response(*status_code, message, operation, subject),
         ApiError::DockerStreamError { error } => classify_response(500, error, operation, subject),
-        ApiError::RequestTimeoutError => {
-            BackendError::Timeout { command: format!("Engine API: {operation}"), timeout: BUILD_TIMEOUT }
-        }
+        ApiError::RequestTimeoutError => BackendError::Timeout {
+            command: format!("Engine API: {operation}"),
+            timeout: BUILD_TIMEOUT,
+        },
         // Transport failures: nothing (or nothing that speaks HTTP) answers at DOCKER_HOST.
         ApiError::HyperLegacyError { .. }
         | ApiError::HyperResponseError { .. }
@@ -190,25 +244,54 @@ pub fn classify(error: &ApiError, operation: &'static str, subject: &str) -> Bac
         | ApiError::CertParseError { .. }
         | ApiError::NoNativeCertsError { .. }
         | ApiError::LoadNativeCertsErrors { .. } => daemon_unavailable(error),
-        other => BackendError::Api { operation, status: 0, message: other.to_string() },
+        other => BackendError::Api {
+            operation,
+            status: 0,
+            message: other.to_string(),
+        },
     }
 }
 
 /// The daemon's error answers, by message first (as the CLI backend reads the
 /// CLI's stderr, which carries the same messages), then by status.
-fn classify_response(status: u16, message: &str, operation: &'static str, subject: &str) -> BackendError {
+fn classify_response(
+    status: u16,
+    message: &str,
+    operation: &'static str,
+    subject: &str,
+) -> BackendError {
     match Complaint::of(&message.to_ascii_lowercase()) {
-        Some(Complaint::ImageNotFound) => BackendError::ImageNotFound { image: subject.to_owned(), message: message.trim().to_owned() },
-        Some(Complaint::CommandNotFound) => BackendError::CommandNotFound { message: first_line(message) },
-        Some(Complaint::NoSuchContainer) => BackendError::NoSuchContainer { container: subject.to_owned() },
-        Some(Complaint::NotRunning) => BackendError::NotRunning { container: subject.to_owned() },
-        Some(Complaint::PortConflict) => BackendError::PortConflict { message: message.trim().to_owned() },
-        None => BackendError::Api { operation, status, message: message.trim().to_owned() },
+        Some(Complaint::ImageNotFound) => BackendError::ImageNotFound {
+            image: subject.to_owned(),
+            message: message.trim().to_owned(),
+        },
+        Some(Complaint::CommandNotFound) => BackendError::CommandNotFound {
+            message: first_line(message),
+        },
+        Some(Complaint::NoSuchContainer) => BackendError::NoSuchContainer {
+            container: subject.to_owned(),
+        },
+        Some(Complaint::NotRunning) => BackendError::NotRunning {
+            container: subject.to_owned(),
+        },
+        Some(Complaint::PortConflict) => BackendError::PortConflict {
+            message: message.trim().to_owned(),
+        },
+        None => BackendError::Api {
+            operation,
+            status,
+            message: message.trim().to_owned(),
+        },
     }
 }
 
 fn first_line(text: &str) -> String {
-    text.trim().lines().next().unwrap_or_default().trim_end().to_owned()
+    text.trim()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
 }
 
 /// The create body for `spec`: the same container `cli::create_args` asks the docker CLI for.
@@ -233,11 +316,19 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             host_ip: port.host_ip.clone(),
             host_port: (port.host_port != 0).then(|| port.host_port.to_string()),
         };
-        port_bindings.entry(key).or_default().get_or_insert_with(Vec::new).push(binding);
+        port_bindings
+            .entry(key)
+            .or_default()
+            .get_or_insert_with(Vec::new)
+            .push(binding);
     }
     let healthcheck = spec.healthcheck.as_ref().map(|check| HealthConfig {
         // Exec form: argv as given, no shell in between.
-        test: Some(std::iter::once("CMD".to_owned()).chain(check.cmd.iter().cloned()).collect()),
+        test: Some(
+            std::iter::once("CMD".to_owned())
+                .chain(check.cmd.iter().cloned())
+                .collect(),
+        ),
         interval: Some(nanoseconds(check.interval)),
         timeout: Some(nanoseconds(check.timeout)),
         retries: Some(i64::from(check.retries)),
@@ -246,11 +337,15 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     });
     let host_config = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
-        memory: spec.memory_bytes.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
+        memory: spec
+            .memory_bytes
+            .map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
         nano_cpus: spec.cpus.map(|cpus| (cpus * 1e9).round() as i64),
         pids_limit: spec.pids_limit,
         readonly_rootfs: spec.read_only_rootfs.then_some(true),
-        security_opt: spec.no_new_privileges.then(|| vec!["no-new-privileges".to_owned()]),
+        security_opt: spec
+            .no_new_privileges
+            .then(|| vec!["no-new-privileges".to_owned()]),
         network_mode: spec.network.clone(),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         privileged: spec.privileged.then_some(true),
@@ -273,14 +368,30 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         image: Some(spec.image.clone()),
         // None keeps the image's CMD.
         cmd: spec.cmd.clone(),
-        env: (!spec.env.is_empty()).then(|| spec.env.iter().map(|(key, value)| format!("{key}={value}")).collect()),
-        labels: (!spec.labels.is_empty()).then(|| spec.labels.iter().map(|(key, value)| (key.clone(), value.clone())).collect()),
+        env: (!spec.env.is_empty()).then(|| {
+            spec.env
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect()
+        }),
+        labels: (!spec.labels.is_empty()).then(|| {
+            spec.labels
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        }),
         working_dir: spec.workdir.clone(),
         user: spec.user.clone(),
         exposed_ports: (!exposed_ports.is_empty()).then_some(exposed_ports),
         healthcheck,
         // An empty entrypoint is sent as `[""]`, which the daemon reads as "none" (what `--entrypoint ""` sends).
-        entrypoint: spec.entrypoint.as_ref().map(|entrypoint| if entrypoint.is_empty() { vec![String::new()] } else { entrypoint.clone() }),
+        entrypoint: spec.entrypoint.as_ref().map(|entrypoint| {
+            if entrypoint.is_empty() {
+                vec![String::new()]
+            } else {
+                entrypoint.clone()
+            }
+        }),
         host_config: Some(host_config),
         ..Default::default()
     }
@@ -296,7 +407,13 @@ pub fn exec_config(request: &ExecRequest) -> ExecConfig {
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         cmd: Some(request.cmd.clone()),
-        env: (!request.env.is_empty()).then(|| request.env.iter().map(|(key, value)| format!("{key}={value}")).collect()),
+        env: (!request.env.is_empty()).then(|| {
+            request
+                .env
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect()
+        }),
         working_dir: request.workdir.clone(),
         user: request.user.clone(),
         ..Default::default()
@@ -311,7 +428,11 @@ pub fn context_tar(dir: &Path) -> std::io::Result<Vec<u8>> {
     builder.into_inner()
 }
 
-fn append_tree(builder: &mut tar::Builder<Vec<u8>>, dir: &Path, prefix: &Path) -> std::io::Result<()> {
+fn append_tree(
+    builder: &mut tar::Builder<Vec<u8>>,
+    dir: &Path,
+    prefix: &Path,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
@@ -350,9 +471,15 @@ fn container_state(inspect: &serde_json::Value) -> ContainerState {
     }
 }
 
-fn to_json(value: &impl serde::Serialize, operation: &'static str) -> Result<serde_json::Value, BackendError> {
-    serde_json::to_value(value)
-        .map_err(|error| BackendError::Api { operation, status: 0, message: format!("unreadable answer: {error}") })
+fn to_json(
+    value: &impl serde::Serialize,
+    operation: &'static str,
+) -> Result<serde_json::Value, BackendError> {
+    serde_json::to_value(value).map_err(|error| BackendError::Api {
+        operation,
+        status: 0,
+        message: format!("unreadable answer: {error}"),
+    })
 }
 
 #[async_trait]
@@ -361,23 +488,40 @@ impl Backend for ApiBackend {
         &self.name
     }
 
-    fn with_overrides(&self, overrides: &super::ScenarioOverrides) -> Result<std::sync::Arc<dyn Backend>, String> {
+    fn with_overrides(
+        &self,
+        overrides: &super::ScenarioOverrides,
+    ) -> Result<std::sync::Arc<dyn Backend>, String> {
         if overrides.fake_faults.is_some() {
             return Err(super::fake_only_reason(&self.name));
         }
         Ok(std::sync::Arc::new(match &overrides.docker_host {
             Some(host) => ApiBackend::for_host(self.name.clone(), host.clone()),
-            None => ApiBackend { name: self.name.clone(), host: self.host.clone(), tls: self.tls.clone(), client: OnceCell::new() },
+            None => ApiBackend {
+                name: self.name.clone(),
+                host: self.host.clone(),
+                tls: self.tls.clone(),
+                client: OnceCell::new(),
+            },
         }))
     }
 
     async fn ping(&self) -> Result<String, BackendError> {
         let docker = self.docker().await?;
-        let version = match bounded("read the daemon version", "daemon", CONTROL_TIMEOUT, docker.version()).await {
+        let version = match bounded(
+            "read the daemon version",
+            "daemon",
+            CONTROL_TIMEOUT,
+            docker.version(),
+        )
+        .await
+        {
             Ok(version) => version,
             Err(error) => {
                 return Err(match self.explain(error).await {
-                    BackendError::Api { message, .. } => BackendError::DaemonUnavailable { message },
+                    BackendError::Api { message, .. } => {
+                        BackendError::DaemonUnavailable { message }
+                    }
                     other => other,
                 });
             }
@@ -387,7 +531,14 @@ impl Backend for ApiBackend {
 
     async fn image_exists(&self, image: &str) -> Result<bool, BackendError> {
         let docker = self.docker().await?;
-        match bounded("inspect an image", image, CONTROL_TIMEOUT, docker.inspect_image(image)).await {
+        match bounded(
+            "inspect an image",
+            image,
+            CONTROL_TIMEOUT,
+            docker.inspect_image(image),
+        )
+        .await
+        {
             Ok(_) => Ok(true),
             Err(BackendError::ImageNotFound { .. }) => Ok(false),
             Err(error) => Err(error),
@@ -395,18 +546,30 @@ impl Backend for ApiBackend {
     }
 
     async fn build_image(&self, context: &Path, tag: &str) -> Result<(), BackendError> {
-        let request = BuildRequest { context: context.to_path_buf(), tag: tag.to_owned(), ..Default::default() };
+        let request = BuildRequest {
+            context: context.to_path_buf(),
+            tag: tag.to_owned(),
+            ..Default::default()
+        };
         self.build(&request).await
     }
 
     async fn build(&self, request: &BuildRequest) -> Result<(), BackendError> {
         let docker = self.docker().await?;
-        let build_failed = |message: String| BackendError::BuildFailed { image: request.tag.clone(), message };
+        let build_failed = |message: String| BackendError::BuildFailed {
+            image: request.tag.clone(),
+            message,
+        };
         let context = request.context.clone();
         let body = tokio::task::spawn_blocking(move || context_tar(&context))
             .await
             .map_err(|error| build_failed(format!("cannot pack the build context: {error}")))?
-            .map_err(|error| build_failed(format!("cannot pack the build context {}: {error}", request.context.display())))?;
+            .map_err(|error| {
+                build_failed(format!(
+                    "cannot pack the build context {}: {error}",
+                    request.context.display()
+                ))
+            })?;
         let mut options = BuildImageOptionsBuilder::new()
             .t(&request.tag)
             .dockerfile(request.dockerfile.as_deref().unwrap_or("Dockerfile"))
@@ -414,20 +577,33 @@ impl Backend for ApiBackend {
             // Also remove a failed step's intermediate container (kept otherwise, unlabelled).
             .forcerm(true);
         if !request.args.is_empty() {
-            options = options.buildargs(&request.args.iter().cloned().collect::<HashMap<String, String>>());
+            options = options.buildargs(
+                &request
+                    .args
+                    .iter()
+                    .cloned()
+                    .collect::<HashMap<String, String>>(),
+            );
         }
         if let Some(target) = &request.target {
             options = options.target(target);
         }
         if !request.labels.is_empty() {
-            options = options.labels(&request.labels.iter().map(|(key, value)| (key.clone(), value.clone())).collect::<HashMap<_, _>>());
+            options = options.labels(
+                &request
+                    .labels
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect::<HashMap<_, _>>(),
+            );
         }
         let options = options.build();
 
         // The legacy builder's log ("Step 2/5 : RUN ...") as the CLI prints it, then the error.
         let mut log = Capture::new(BUILD_LOG.max_bytes);
         let run = async {
-            let mut stream = docker.build_image(options, None, Some(bollard::body_full(body.into())));
+            let mut stream =
+                docker.build_image(options, None, Some(bollard::body_full(body.into())));
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(info) => {
@@ -442,11 +618,15 @@ impl Backend for ApiBackend {
         };
         let result = tokio::time::timeout(BUILD_TIMEOUT, run)
             .await
-            .map_err(|_| BackendError::Timeout { command: "Engine API: build an image".into(), timeout: BUILD_TIMEOUT })?;
+            .map_err(|_| BackendError::Timeout {
+                command: "Engine API: build an image".into(),
+                timeout: BUILD_TIMEOUT,
+            })?;
         let Err(error) = result else { return Ok(()) };
         // As with the CLI: only an unreachable daemon (or a timeout) is not a build failure.
         match classify(&error, "build an image", &request.tag) {
-            unavailable @ (BackendError::DaemonUnavailable { .. } | BackendError::Timeout { .. }) => Err(unavailable),
+            unavailable @ (BackendError::DaemonUnavailable { .. }
+            | BackendError::Timeout { .. }) => Err(unavailable),
             _ => {
                 let reason = match &error {
                     ApiError::DockerStreamError { error } => error.clone(),
@@ -462,14 +642,27 @@ impl Backend for ApiBackend {
 
     async fn image_inspect_json(&self, image: &str) -> Result<serde_json::Value, BackendError> {
         let docker = self.docker().await?;
-        let inspect = bounded("inspect an image", image, CONTROL_TIMEOUT, docker.inspect_image(image)).await?;
+        let inspect = bounded(
+            "inspect an image",
+            image,
+            CONTROL_TIMEOUT,
+            docker.inspect_image(image),
+        )
+        .await?;
         to_json(&inspect, "inspect an image")
     }
 
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
         let options = RemoveImageOptionsBuilder::new().force(true).build();
-        match bounded("remove an image", image, CONTROL_TIMEOUT, docker.remove_image(image, Some(options), None)).await {
+        match bounded(
+            "remove an image",
+            image,
+            CONTROL_TIMEOUT,
+            docker.remove_image(image, Some(options), None),
+        )
+        .await
+        {
             Ok(_) | Err(BackendError::ImageNotFound { .. }) => Ok(()),
             Err(error) => Err(error),
         }
@@ -477,15 +670,28 @@ impl Backend for ApiBackend {
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, BackendError> {
         let docker = self.docker().await?;
-        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
-        let created =
-            bounded("create a container", &spec.image, CONTROL_TIMEOUT, docker.create_container(Some(options), create_body(spec))).await?;
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = bounded(
+            "create a container",
+            &spec.image,
+            CONTROL_TIMEOUT,
+            docker.create_container(Some(options), create_body(spec)),
+        )
+        .await?;
         Ok(created.id)
     }
 
     async fn start(&self, container: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
-        bounded("start a container", container, CONTROL_TIMEOUT, docker.start_container(container, None)).await
+        bounded(
+            "start a container",
+            container,
+            CONTROL_TIMEOUT,
+            docker.start_container(container, None),
+        )
+        .await
     }
 
     async fn wait(&self, container: &str) -> Result<i64, BackendError> {
@@ -510,30 +716,51 @@ impl Backend for ApiBackend {
         let seconds = grace.as_secs_f64().ceil().clamp(0.0, f64::from(i32::MAX)) as i32;
         let options = StopContainerOptionsBuilder::new().t(seconds).build();
         let limit = grace + CONTROL_TIMEOUT;
-        bounded("stop a container", container, limit, docker.stop_container(container, Some(options))).await
+        bounded(
+            "stop a container",
+            container,
+            limit,
+            docker.stop_container(container, Some(options)),
+        )
+        .await
     }
 
     async fn kill(&self, container: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
         let options = KillContainerOptionsBuilder::new().signal("KILL").build();
-        match bounded("kill a container", container, CONTROL_TIMEOUT, docker.kill_container(container, Some(options))).await {
+        match bounded(
+            "kill a container",
+            container,
+            CONTROL_TIMEOUT,
+            docker.kill_container(container, Some(options)),
+        )
+        .await
+        {
             Ok(()) | Err(BackendError::NotRunning { .. }) => Ok(()),
             Err(error) => Err(error),
         }
     }
 
-    async fn logs(&self, container: &str, limits: CaptureLimits, files: Option<&LogFiles>) -> Result<Logs, BackendError> {
+    async fn logs(
+        &self,
+        container: &str,
+        limits: CaptureLimits,
+        files: Option<&LogFiles>,
+    ) -> Result<Logs, BackendError> {
         let docker = self.docker().await?;
-        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false).build();
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(false)
+            .build();
         let (mut stdout, mut stderr) = LogFiles::captures(files, limits)?;
         let read = async {
             let mut stream = docker.logs(container, Some(options));
             while let Some(item) = stream.next().await {
                 match item? {
                     bollard::container::LogOutput::StdErr { message } => stderr.push(&message),
-                    bollard::container::LogOutput::StdOut { message } | bollard::container::LogOutput::Console { message } => {
-                        stdout.push(&message)
-                    }
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message } => stdout.push(&message),
                     bollard::container::LogOutput::StdIn { .. } => {}
                 }
             }
@@ -547,20 +774,46 @@ impl Backend for ApiBackend {
         Ok(container_state(&self.inspect_json(container).await?))
     }
 
-    async fn exec(&self, request: &ExecRequest, timeout: Duration, limits: CaptureLimits) -> Result<ExecOutput, BackendError> {
+    async fn exec(
+        &self,
+        request: &ExecRequest,
+        timeout: Duration,
+        limits: CaptureLimits,
+    ) -> Result<ExecOutput, BackendError> {
         let docker = self.docker().await?;
         let container = request.container.as_str();
-        let created =
-            bounded("create an exec", container, CONTROL_TIMEOUT, docker.create_exec(container, exec_config(request))).await?;
-        let (mut stdout, mut stderr) = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
+        let created = bounded(
+            "create an exec",
+            container,
+            CONTROL_TIMEOUT,
+            docker.create_exec(container, exec_config(request)),
+        )
+        .await?;
+        let (mut stdout, mut stderr) = (
+            Capture::new(limits.max_bytes),
+            Capture::new(limits.max_bytes),
+        );
         let run = async {
-            let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
-            let started = bounded("start an exec", container, CONTROL_TIMEOUT, docker.start_exec(&created.id, Some(start))).await?;
+            let start = StartExecOptions {
+                detach: false,
+                tty: false,
+                output_capacity: None,
+            };
+            let started = bounded(
+                "start an exec",
+                container,
+                CONTROL_TIMEOUT,
+                docker.start_exec(&created.id, Some(start)),
+            )
+            .await?;
             if let StartExecResults::Attached { mut output, .. } = started {
                 while let Some(item) = output.next().await {
-                    match item.map_err(|error| classify(&error, "read an exec's output", container))? {
+                    match item
+                        .map_err(|error| classify(&error, "read an exec's output", container))?
+                    {
                         bollard::container::LogOutput::StdErr { message } => stderr.push(&message),
-                        bollard::container::LogOutput::StdOut { message } | bollard::container::LogOutput::Console { message } => {
+                        bollard::container::LogOutput::StdOut { message }
+                        | bollard::container::LogOutput::Console { message } => {
                             stdout.push(&message)
                         }
                         bollard::container::LogOutput::StdIn { .. } => {}
@@ -571,7 +824,13 @@ impl Backend for ApiBackend {
             // (or for long, if the process closed its output early: the timeout bounds that).
             let mut pause = Duration::from_millis(10);
             loop {
-                let inspect = bounded("inspect an exec", container, CONTROL_TIMEOUT, docker.inspect_exec(&created.id)).await?;
+                let inspect = bounded(
+                    "inspect an exec",
+                    container,
+                    CONTROL_TIMEOUT,
+                    docker.inspect_exec(&created.id),
+                )
+                .await?;
                 if let (Some(false), Some(code)) = (inspect.running, inspect.exit_code) {
                     return Ok(code);
                 }
@@ -581,22 +840,43 @@ impl Backend for ApiBackend {
         };
         let exit_code = match tokio::time::timeout(timeout, run).await {
             Ok(result) => result?,
-            Err(_) => return Err(BackendError::Timeout { command: format!("Engine API: exec in {container}"), timeout }),
+            Err(_) => {
+                return Err(BackendError::Timeout {
+                    command: format!("Engine API: exec in {container}"),
+                    timeout,
+                });
+            }
         };
         let (stdout, stderr) = (stdout.finish(), stderr.finish());
         // Measured on dockerd 20.10 (API 1.41): a missing command still starts the
         // exec; its inspect says exit code 126 and the OCI error arrives on stdout,
         // exactly what `docker exec` prints (see cli.rs).
         if exit_code == 126 && is_command_not_found(&stdout.text.to_ascii_lowercase()) {
-            return Err(BackendError::CommandNotFound { message: first_line(&stdout.text) });
+            return Err(BackendError::CommandNotFound {
+                message: first_line(&stdout.text),
+            });
         }
-        Ok(ExecOutput { exit_code, stdout, stderr })
+        Ok(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+        })
     }
 
     async fn remove(&self, container: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        match bounded("remove a container", container, CONTROL_TIMEOUT, docker.remove_container(container, Some(options))).await {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match bounded(
+            "remove a container",
+            container,
+            CONTROL_TIMEOUT,
+            docker.remove_container(container, Some(options)),
+        )
+        .await
+        {
             Ok(()) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
             Err(error) => Err(error),
         }
@@ -604,7 +884,9 @@ impl Backend for ApiBackend {
 
     async fn copy_from(&self, container: &str, path: &str) -> Result<Vec<u8>, BackendError> {
         let docker = self.docker().await?;
-        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
         let collect = async {
             let mut stream = docker.download_from_container(container, Some(options));
             let mut bytes = Vec::new();
@@ -613,7 +895,13 @@ impl Backend for ApiBackend {
             }
             Ok(bytes)
         };
-        bounded("copy from the container", container, CONTROL_TIMEOUT, collect).await
+        bounded(
+            "copy from the container",
+            container,
+            CONTROL_TIMEOUT,
+            collect,
+        )
+        .await
     }
 
     async fn save_image(&self, image: &str, destination: &Path) -> Result<(), BackendError> {
@@ -621,7 +909,11 @@ impl Backend for ApiBackend {
         let docker = self.docker().await?;
         let mut file = tokio::fs::File::create(destination)
             .await
-            .map_err(|error| BackendError::Api { operation: "save the image", status: 0, message: format!("{}: {error}", destination.display()) })?;
+            .map_err(|error| BackendError::Api {
+                operation: "save the image",
+                status: 0,
+                message: format!("{}: {error}", destination.display()),
+            })?;
         let write = async {
             let mut stream = docker.export_image(image);
             while let Some(chunk) = stream.next().await {
@@ -636,24 +928,46 @@ impl Backend for ApiBackend {
 
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
         let docker = self.docker().await?;
-        let options = bollard::query_parameters::CommitContainerOptionsBuilder::new().container(container).build();
-        let response = bounded("commit the container", container, CONTROL_TIMEOUT, docker.commit_container(options, bollard::models::ContainerConfig::default())).await?;
+        let options = bollard::query_parameters::CommitContainerOptionsBuilder::new()
+            .container(container)
+            .build();
+        let response = bounded(
+            "commit the container",
+            container,
+            CONTROL_TIMEOUT,
+            docker.commit_container(options, bollard::models::ContainerConfig::default()),
+        )
+        .await?;
         Ok(response.id)
     }
 
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
         let docker = self.docker().await?;
-        let inspect = bounded("inspect a container", container, CONTROL_TIMEOUT, docker.inspect_container(container, None)).await?;
+        let inspect = bounded(
+            "inspect a container",
+            container,
+            CONTROL_TIMEOUT,
+            docker.inspect_container(container, None),
+        )
+        .await?;
         to_json(&inspect, "inspect a container")
     }
 
-    async fn stats(&self, container: &str, sink: &mut (dyn FnMut(StatsSample) + Send)) -> Result<(), BackendError> {
+    async fn stats(
+        &self,
+        container: &str,
+        sink: &mut (dyn FnMut(StatsSample) + Send),
+    ) -> Result<(), BackendError> {
         let docker = self.docker().await?;
         // Streaming, as `docker stats` does: a document about every second while it runs.
-        let options = StatsOptionsBuilder::new().stream(true).one_shot(false).build();
+        let options = StatsOptionsBuilder::new()
+            .stream(true)
+            .one_shot(false)
+            .build();
         let mut stream = docker.stats(container, Some(options));
         while let Some(item) = stream.next().await {
-            let document = item.map_err(|error| classify(&error, "read a container's stats", container))?;
+            let document =
+                item.map_err(|error| classify(&error, "read a container's stats", container))?;
             if let Some(sample) = super::stats::from_api(&document) {
                 sink(sample);
             }
@@ -664,24 +978,64 @@ impl Backend for ApiBackend {
     async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError> {
         let docker = self.docker().await?;
         let filters = HashMap::from([("label", vec![label])]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        let listed = bounded("list containers", label, CONTROL_TIMEOUT, docker.list_containers(Some(options))).await?;
-        Ok(listed.into_iter().filter_map(|summary| summary.id).collect())
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let listed = bounded(
+            "list containers",
+            label,
+            CONTROL_TIMEOUT,
+            docker.list_containers(Some(options)),
+        )
+        .await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|summary| summary.id)
+            .collect())
     }
 
-    async fn list_labelled_resources(&self, kind: ResourceKind, label: &str) -> Result<Vec<String>, BackendError> {
+    async fn list_labelled_resources(
+        &self,
+        kind: ResourceKind,
+        label: &str,
+    ) -> Result<Vec<String>, BackendError> {
         let docker = self.docker().await?;
         let filters = HashMap::from([("label", vec![label])]);
         match kind {
             ResourceKind::Network => {
-                let options = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
-                let listed = bounded("list networks", label, CONTROL_TIMEOUT, docker.list_networks(Some(options))).await?;
-                Ok(listed.into_iter().filter_map(|network| network.id.or(network.name)).collect())
+                let options = bollard::query_parameters::ListNetworksOptionsBuilder::new()
+                    .filters(&filters)
+                    .build();
+                let listed = bounded(
+                    "list networks",
+                    label,
+                    CONTROL_TIMEOUT,
+                    docker.list_networks(Some(options)),
+                )
+                .await?;
+                Ok(listed
+                    .into_iter()
+                    .filter_map(|network| network.id.or(network.name))
+                    .collect())
             }
             ResourceKind::Volume => {
-                let options = bollard::query_parameters::ListVolumesOptionsBuilder::new().filters(&filters).build();
-                let listed = bounded("list volumes", label, CONTROL_TIMEOUT, docker.list_volumes(Some(options))).await?;
-                Ok(listed.volumes.unwrap_or_default().into_iter().map(|volume| volume.name).collect())
+                let options = bollard::query_parameters::ListVolumesOptionsBuilder::new()
+                    .filters(&filters)
+                    .build();
+                let listed = bounded(
+                    "list volumes",
+                    label,
+                    CONTROL_TIMEOUT,
+                    docker.list_volumes(Some(options)),
+                )
+                .await?;
+                Ok(listed
+                    .volumes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|volume| volume.name)
+                    .collect())
             }
         }
     }
@@ -689,10 +1043,26 @@ impl Backend for ApiBackend {
     async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
         let result = match kind {
-            ResourceKind::Network => bounded("remove a network", name, CONTROL_TIMEOUT, docker.remove_network(name)).await,
+            ResourceKind::Network => {
+                bounded(
+                    "remove a network",
+                    name,
+                    CONTROL_TIMEOUT,
+                    docker.remove_network(name),
+                )
+                .await
+            }
             ResourceKind::Volume => {
-                let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::new().force(true).build();
-                bounded("remove a volume", name, CONTROL_TIMEOUT, docker.remove_volume(name, Some(options))).await
+                let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::new()
+                    .force(true)
+                    .build();
+                bounded(
+                    "remove a volume",
+                    name,
+                    CONTROL_TIMEOUT,
+                    docker.remove_volume(name, Some(options)),
+                )
+                .await
             }
         };
         match result {
@@ -723,36 +1093,86 @@ mod tests {
     use crate::backend::{Healthcheck, Mount, PublishedPort};
 
     fn server(status_code: u16, message: &str) -> ApiError {
-        ApiError::DockerResponseServerError { status_code, message: message.to_owned() }
+        ApiError::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        }
     }
 
     #[test]
     fn classifies_measured_daemon_answers_like_the_cli_backend() {
         // Answers recorded from dockerd 20.10.24 (API 1.41).
         let cases = [
-            (server(404, "No such image: dockproof/no-such-image:1"), "image_not_found"),
-            (server(404, "no such image: x:1: No such image: x:1"), "image_not_found"),
             (
-                server(400, "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown"),
+                server(404, "No such image: dockproof/no-such-image:1"),
+                "image_not_found",
+            ),
+            (
+                server(404, "no such image: x:1: No such image: x:1"),
+                "image_not_found",
+            ),
+            (
+                server(
+                    400,
+                    "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown",
+                ),
                 "command_not_found",
             ),
             (server(404, "No such container: nosuch"), "nonzero_exit"),
             (server(409, "Container abc is not running"), "nonzero_exit"),
-            (server(500, "driver failed programming external connectivity on endpoint web: Bind for 0.0.0.0:8080 failed: port is already allocated"), "port_conflict"),
-            (ApiError::SocketNotFoundError("/nope.sock".into()), "daemon_unavailable"),
-            (ApiError::IOError { err: std::io::Error::from(std::io::ErrorKind::ConnectionRefused) }, "daemon_unavailable"),
-            (ApiError::UnsupportedURISchemeError { uri: "ftp://x".into() }, "daemon_unavailable"),
+            (
+                server(
+                    500,
+                    "driver failed programming external connectivity on endpoint web: Bind for 0.0.0.0:8080 failed: port is already allocated",
+                ),
+                "port_conflict",
+            ),
+            (
+                ApiError::SocketNotFoundError("/nope.sock".into()),
+                "daemon_unavailable",
+            ),
+            (
+                ApiError::IOError {
+                    err: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                },
+                "daemon_unavailable",
+            ),
+            (
+                ApiError::UnsupportedURISchemeError {
+                    uri: "ftp://x".into(),
+                },
+                "daemon_unavailable",
+            ),
             (ApiError::RequestTimeoutError, "timeout"),
             (server(500, "something else"), "nonzero_exit"),
         ];
         for (error, category) in cases {
             let classified = classify(&error, "start a container", "c1");
-            assert_eq!(classified.category().as_str(), category, "{error} → {classified:?}");
+            assert_eq!(
+                classified.category().as_str(),
+                category,
+                "{error} → {classified:?}"
+            );
         }
-        assert!(matches!(classify(&server(404, "No such container: c1"), "start a container", "c1"), BackendError::NoSuchContainer { container } if container == "c1"));
-        assert!(matches!(classify(&server(409, "Cannot kill container: c1: Container c1 is not running"), "kill a container", "c1"), BackendError::NotRunning { .. }));
+        assert!(
+            matches!(classify(&server(404, "No such container: c1"), "start a container", "c1"), BackendError::NoSuchContainer { container } if container == "c1")
+        );
+        assert!(matches!(
+            classify(
+                &server(
+                    409,
+                    "Cannot kill container: c1: Container c1 is not running"
+                ),
+                "kill a container",
+                "c1"
+            ),
+            BackendError::NotRunning { .. }
+        ));
         let other = classify(&server(500, "something else\n"), "start a container", "c1");
-        assert_eq!(other.to_string(), "the Engine API refused to start a container (HTTP 500): something else");
+        assert_eq!(
+            other.to_string(),
+            "the Engine API refused to start a container (HTTP 500): something else"
+        );
     }
 
     #[test]
@@ -765,8 +1185,16 @@ mod tests {
             workdir: Some("/workspace".into()),
             user: Some("1000:1000".into()),
             mounts: vec![
-                Mount { host: "/tmp/ws".into(), container: "/workspace".into(), read_only: false },
-                Mount { host: "/tmp/in".into(), container: "/in".into(), read_only: true },
+                Mount {
+                    host: "/tmp/ws".into(),
+                    container: "/workspace".into(),
+                    read_only: false,
+                },
+                Mount {
+                    host: "/tmp/in".into(),
+                    container: "/in".into(),
+                    read_only: true,
+                },
             ],
             labels: [("dockproof.run".to_owned(), "r1".to_owned())].into(),
             memory_bytes: Some(64 << 20),
@@ -776,8 +1204,16 @@ mod tests {
             no_new_privileges: true,
             network: Some("none".into()),
             ports: vec![
-                PublishedPort { host_ip: Some("127.0.0.1".into()), host_port: 0, container_port: 8080 },
-                PublishedPort { host_ip: None, host_port: 9000, container_port: 90 },
+                PublishedPort {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: 0,
+                    container_port: 8080,
+                },
+                PublishedPort {
+                    host_ip: None,
+                    host_port: 9000,
+                    container_port: 90,
+                },
             ],
             healthcheck: Some(Healthcheck {
                 cmd: vec!["wget".into(), "-q".into(), "it's".into()],
@@ -795,32 +1231,65 @@ mod tests {
         assert_eq!(body["Labels"], serde_json::json!({"dockproof.run": "r1"}));
         assert_eq!(body["WorkingDir"], "/workspace");
         assert_eq!(body["User"], "1000:1000");
-        assert_eq!(body["ExposedPorts"], serde_json::json!({"8080/tcp": {}, "90/tcp": {}}));
+        assert_eq!(
+            body["ExposedPorts"],
+            serde_json::json!({"8080/tcp": {}, "90/tcp": {}})
+        );
         assert_eq!(
             body["Healthcheck"],
             serde_json::json!({"Test": ["CMD", "wget", "-q", "it's"], "Interval": 1_000_000_000i64, "Timeout": 1_500_000_000i64, "Retries": 3, "StartPeriod": 0})
         );
         let host = &body["HostConfig"];
-        assert_eq!(host["Binds"], serde_json::json!(["/tmp/ws:/workspace", "/tmp/in:/in:ro"]));
+        assert_eq!(
+            host["Binds"],
+            serde_json::json!(["/tmp/ws:/workspace", "/tmp/in:/in:ro"])
+        );
         assert_eq!(host["Memory"], 64 << 20);
         assert_eq!(host["NanoCpus"], 500_000_000);
         assert_eq!(host["PidsLimit"], 64);
         assert_eq!(host["ReadonlyRootfs"], true);
-        assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+        assert_eq!(
+            host["SecurityOpt"],
+            serde_json::json!(["no-new-privileges"])
+        );
         assert_eq!(host["NetworkMode"], "none");
-        assert_eq!(host["PortBindings"], serde_json::json!({"8080/tcp": [{"HostIp": "127.0.0.1"}], "90/tcp": [{"HostPort": "9000"}]}));
+        assert_eq!(
+            host["PortBindings"],
+            serde_json::json!({"8080/tcp": [{"HostIp": "127.0.0.1"}], "90/tcp": [{"HostPort": "9000"}]})
+        );
     }
 
     #[test]
     fn a_minimal_spec_keeps_the_image_defaults() {
-        let spec = ContainerSpec { name: "dp-2".into(), image: "img:1".into(), ..Default::default() };
+        let spec = ContainerSpec {
+            name: "dp-2".into(),
+            image: "img:1".into(),
+            ..Default::default()
+        };
         let body = serde_json::to_value(create_body(&spec)).unwrap();
         // No Cmd (the image's CMD runs), no empty lists that would override the image.
-        for key in ["Cmd", "Env", "Labels", "WorkingDir", "User", "ExposedPorts", "Healthcheck"] {
+        for key in [
+            "Cmd",
+            "Env",
+            "Labels",
+            "WorkingDir",
+            "User",
+            "ExposedPorts",
+            "Healthcheck",
+        ] {
             assert!(body.get(key).is_none(), "{key} in {body}");
         }
         let host = &body["HostConfig"];
-        for key in ["Binds", "Memory", "NanoCpus", "PidsLimit", "ReadonlyRootfs", "SecurityOpt", "NetworkMode", "PortBindings"] {
+        for key in [
+            "Binds",
+            "Memory",
+            "NanoCpus",
+            "PidsLimit",
+            "ReadonlyRootfs",
+            "SecurityOpt",
+            "NetworkMode",
+            "PortBindings",
+        ] {
             assert!(host.get(key).is_none(), "{key} in {host}");
         }
     }
@@ -837,8 +1306,17 @@ mod tests {
         let config = serde_json::to_value(exec_config(&request)).unwrap();
         assert_eq!(config["Cmd"], serde_json::json!(["cat", "a b"]));
         assert_eq!(config["Env"], serde_json::json!(["A=1"]));
-        assert_eq!((config["AttachStdout"].clone(), config["AttachStderr"].clone()), (true.into(), true.into()));
-        assert_eq!((config["WorkingDir"].clone(), config["User"].clone()), ("/w".into(), "1000:1000".into()));
+        assert_eq!(
+            (
+                config["AttachStdout"].clone(),
+                config["AttachStderr"].clone()
+            ),
+            (true.into(), true.into())
+        );
+        assert_eq!(
+            (config["WorkingDir"].clone(), config["User"].clone()),
+            ("/w".into(), "1000:1000".into())
+        );
     }
 
     #[test]
@@ -848,7 +1326,11 @@ mod tests {
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         std::fs::create_dir(dir.path().join("bin")).unwrap();
         std::fs::write(dir.path().join("bin/tool"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(dir.path().join("bin/tool"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("bin/tool"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("tool", dir.path().join("bin/alias")).unwrap();
 
         let bytes = context_tar(dir.path()).unwrap();
@@ -860,12 +1342,22 @@ mod tests {
             assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0));
             let path = entry.path().unwrap().display().to_string();
             let detail = match header.entry_type() {
-                tar::EntryType::Symlink => format!("-> {}", header.link_name().unwrap().unwrap().display()),
+                tar::EntryType::Symlink => {
+                    format!("-> {}", header.link_name().unwrap().unwrap().display())
+                }
                 _ => format!("{:o}", header.mode().unwrap() & 0o777),
             };
             seen.push(format!("{path} {detail}"));
         }
-        assert_eq!(seen, ["Dockerfile 644", "bin 755", "bin/alias -> tool", "bin/tool 750"]);
+        assert_eq!(
+            seen,
+            [
+                "Dockerfile 644",
+                "bin 755",
+                "bin/alias -> tool",
+                "bin/tool 750"
+            ]
+        );
     }
 
     #[tokio::test]
@@ -879,18 +1371,28 @@ mod tests {
     fn reads_the_state_like_the_cli_backend() {
         let inspect = serde_json::json!({"State": {"Status": "exited", "Running": false, "ExitCode": 127, "OOMKilled": false, "Error": "exec: \"x\": executable file not found"}});
         let state = container_state(&inspect);
-        assert_eq!((state.status.as_str(), state.running, state.exit_code), ("exited", false, 127));
+        assert_eq!(
+            (state.status.as_str(), state.running, state.exit_code),
+            ("exited", false, 127)
+        );
         assert!(state.error.contains("executable file not found"));
     }
 
     #[test]
     fn a_cleared_entrypoint_is_sent_as_one_empty_word() {
-        let spec = ContainerSpec { entrypoint: Some(Vec::new()), privileged: true, cap_add: vec!["NET_ADMIN".into()], ..Default::default() };
+        let spec = ContainerSpec {
+            entrypoint: Some(Vec::new()),
+            privileged: true,
+            cap_add: vec!["NET_ADMIN".into()],
+            ..Default::default()
+        };
         let body = create_body(&spec);
         assert_eq!(body.entrypoint, Some(vec![String::new()]));
         let host = body.host_config.expect("a host config");
-        assert_eq!((host.privileged, host.cap_add), (Some(true), Some(vec!["NET_ADMIN".to_owned()])));
+        assert_eq!(
+            (host.privileged, host.cap_add),
+            (Some(true), Some(vec!["NET_ADMIN".to_owned()]))
+        );
         assert_eq!(create_body(&ContainerSpec::default()).entrypoint, None);
     }
-
 }

@@ -31,13 +31,22 @@ struct CaptureFile {
 impl Capture {
     /// Keep at most the last `max_bytes` bytes in memory.
     pub fn new(max_bytes: usize) -> Self {
-        Capture { tail: VecDeque::new(), max_bytes: max_bytes.max(1), total: 0, file: None }
+        Capture {
+            tail: VecDeque::new(),
+            max_bytes: max_bytes.max(1),
+            total: 0,
+            file: None,
+        }
     }
 
     /// Also write the whole stream to `path` (created or truncated).
     pub fn with_file(mut self, path: &Path) -> io::Result<Self> {
         let file = File::create(path)?;
-        self.file = Some(CaptureFile { path: path.to_path_buf(), writer: Some(BufWriter::with_capacity(256 * 1024, file)), error: None });
+        self.file = Some(CaptureFile {
+            path: path.to_path_buf(),
+            writer: Some(BufWriter::with_capacity(256 * 1024, file)),
+            error: None,
+        });
         Ok(self)
     }
 
@@ -84,7 +93,13 @@ impl Capture {
             Some(file) => file.close(),
             None => (None, None),
         };
-        Captured { text, total_bytes: self.total, truncated, file, file_error }
+        Captured {
+            text,
+            total_bytes: self.total,
+            truncated,
+            file,
+            file_error,
+        }
     }
 }
 
@@ -127,13 +142,20 @@ impl Captured {
     /// Captured text that was never truncated (for tests and fakes).
     pub fn from_text(text: impl Into<String>) -> Self {
         let text = text.into();
-        Captured { total_bytes: text.len() as u64, text, ..Captured::default() }
+        Captured {
+            total_bytes: text.len() as u64,
+            text,
+            ..Captured::default()
+        }
     }
 
     /// The last `count` lines.
     pub fn tail_lines(&self, count: usize) -> Vec<String> {
         let lines: Vec<&str> = self.text.lines().collect();
-        lines[lines.len().saturating_sub(count)..].iter().map(|line| (*line).to_owned()).collect()
+        lines[lines.len().saturating_sub(count)..]
+            .iter()
+            .map(|line| (*line).to_owned())
+            .collect()
     }
 }
 
@@ -194,13 +216,23 @@ mod tests {
             sha2::Digest::update(&mut expected, chunk.as_bytes());
             capture.push(chunk.as_bytes());
             written += chunk.len() as u64;
-            assert!(capture.retained_capacity() <= limit, "{} > {limit}", capture.retained_capacity());
+            assert!(
+                capture.retained_capacity() <= limit,
+                "{} > {limit}",
+                capture.retained_capacity()
+            );
         }
         let captured = capture.finish();
         assert!(captured.truncated);
         assert_eq!(captured.total_bytes, written);
         assert!(captured.text.len() <= limit);
-        assert_eq!(captured.tail_lines(2), vec![format!("line {:08}", line_number - 2), format!("line {:08}", line_number - 1)]);
+        assert_eq!(
+            captured.tail_lines(2),
+            vec![
+                format!("line {:08}", line_number - 2),
+                format!("line {:08}", line_number - 1)
+            ]
+        );
         assert_eq!(captured.file.as_deref(), Some(path.as_path()));
         assert_eq!(captured.file_error, None);
         let (bytes, sha256) = crate::workspace::sha256_file(&path).unwrap();

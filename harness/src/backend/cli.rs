@@ -12,8 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::{
-    Backend, BackendError, Capture, CaptureLimits, Complaint, Captured, ContainerSpec, ContainerState, ExecOutput, ExecRequest,
-    LogFiles, Logs, ResourceKind, StatsSample, is_command_not_found,
+    Backend, BackendError, Capture, CaptureLimits, Captured, Complaint, ContainerSpec,
+    ContainerState, ExecOutput, ExecRequest, LogFiles, Logs, ResourceKind, StatsSample,
+    is_command_not_found,
 };
 
 /// How long a control command (create, start, inspect, ...) may take.
@@ -43,8 +44,16 @@ struct Output {
 
 impl CliBackend {
     /// A backend named `name` that runs `program` with extra environment `env`.
-    pub fn new(name: impl Into<String>, program: impl Into<PathBuf>, env: Vec<(OsString, OsString)>) -> Self {
-        CliBackend { name: name.into(), program: program.into(), env }
+    pub fn new(
+        name: impl Into<String>,
+        program: impl Into<PathBuf>,
+        env: Vec<(OsString, OsString)>,
+    ) -> Self {
+        CliBackend {
+            name: name.into(),
+            program: program.into(),
+            env,
+        }
     }
 
     /// Whether this is fake-docker (no real daemon behind it).
@@ -58,7 +67,11 @@ impl CliBackend {
     }
 
     fn describe(&self, args: &[String]) -> String {
-        let program = self.program.file_name().unwrap_or(self.program.as_os_str()).to_string_lossy();
+        let program = self
+            .program
+            .file_name()
+            .unwrap_or(self.program.as_os_str())
+            .to_string_lossy();
         let verb: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
         format!("{program} {}", verb.join(" "))
     }
@@ -75,13 +88,28 @@ impl CliBackend {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })
+            .map_err(|source| BackendError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })
     }
 
-    async fn invoke(&self, args: &[String], timeout: Option<Duration>, limits: CaptureLimits) -> Result<Output, BackendError> {
-        let captures = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
+    async fn invoke(
+        &self,
+        args: &[String],
+        timeout: Option<Duration>,
+        limits: CaptureLimits,
+    ) -> Result<Output, BackendError> {
+        let captures = (
+            Capture::new(limits.max_bytes),
+            Capture::new(limits.max_bytes),
+        );
         let (code, stdout, stderr) = self.invoke_into(args, timeout, captures).await?;
-        Ok(Output { code, stdout: stdout.finish(), stderr: stderr.finish() })
+        Ok(Output {
+            code,
+            stdout: stdout.finish(),
+            stderr: stderr.finish(),
+        })
     }
 
     /// Run the program, feeding its stdout and stderr into `captures` as they
@@ -96,22 +124,41 @@ impl CliBackend {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let run = async {
-            tokio::join!(read_into(stdout, stdout_capture), read_into(stderr, stderr_capture), child.wait())
+            tokio::join!(
+                read_into(stdout, stdout_capture),
+                read_into(stderr, stderr_capture),
+                child.wait()
+            )
         };
         let (stdout, stderr, status) = match timeout {
-            Some(limit) => tokio::time::timeout(limit, run)
-                .await
-                .map_err(|_| BackendError::Timeout { command: self.describe(args), timeout: limit })?,
+            Some(limit) => {
+                tokio::time::timeout(limit, run)
+                    .await
+                    .map_err(|_| BackendError::Timeout {
+                        command: self.describe(args),
+                        timeout: limit,
+                    })?
+            }
             None => run.await,
         };
-        let status = status.map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })?;
+        let status = status.map_err(|source| BackendError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
         // A CLI killed by a signal reports 128 + signal, as a shell would.
-        let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+        let code = status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        });
         Ok((code, stdout, stderr))
     }
 
     /// Run a command whose stdout is binary (a tar stream): at most `limit` bytes of it, stderr bounded.
-    async fn invoke_bytes(&self, args: &[String], timeout: Duration, limit: u64) -> Result<(i32, Vec<u8>, Captured), BackendError> {
+    async fn invoke_bytes(
+        &self,
+        args: &[String],
+        timeout: Duration,
+        limit: u64,
+    ) -> Result<(i32, Vec<u8>, Captured), BackendError> {
         let mut child = self.spawn(args)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -121,24 +168,44 @@ impl CliBackend {
                 let mut limited = stdout.take(limit + 1);
                 limited.read_to_end(&mut bytes).await
             };
-            let (read, stderr, status) = tokio::join!(read, read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)), child.wait());
+            let (read, stderr, status) = tokio::join!(
+                read,
+                read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)),
+                child.wait()
+            );
             (read.map(|_| bytes), stderr.finish(), status)
         };
         let (bytes, stderr, status) =
-            tokio::time::timeout(timeout, run).await.map_err(|_| BackendError::Timeout { command: self.describe(args), timeout })?;
-        let spawn_error = |source| BackendError::Spawn { program: self.program.display().to_string(), source };
+            tokio::time::timeout(timeout, run)
+                .await
+                .map_err(|_| BackendError::Timeout {
+                    command: self.describe(args),
+                    timeout,
+                })?;
+        let spawn_error = |source| BackendError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        };
         let bytes = bytes.map_err(spawn_error)?;
         let status = status.map_err(spawn_error)?;
         if bytes.len() as u64 > limit {
-            return Err(BackendError::Command { command: self.describe(args), code: 0, stderr: format!("output larger than {limit} bytes") });
+            return Err(BackendError::Command {
+                command: self.describe(args),
+                code: 0,
+                stderr: format!("output larger than {limit} bytes"),
+            });
         }
-        let code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+        let code = status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        });
         Ok((code, bytes, stderr))
     }
 
     /// Run a control command; a non-zero exit becomes the most specific error its stderr allows.
     async fn control(&self, args: &[String], subject: &str) -> Result<Output, BackendError> {
-        let output = self.invoke(args, Some(CONTROL_TIMEOUT), CONTROL_OUTPUT).await?;
+        let output = self
+            .invoke(args, Some(CONTROL_TIMEOUT), CONTROL_OUTPUT)
+            .await?;
         if output.code == 0 {
             return Ok(output);
         }
@@ -149,23 +216,45 @@ impl CliBackend {
         let stderr = output.stderr.text.trim();
         let lower = stderr.to_ascii_lowercase();
         if is_daemon_unavailable(&lower) {
-            return BackendError::DaemonUnavailable { message: daemon_message(stderr) };
+            return BackendError::DaemonUnavailable {
+                message: daemon_message(stderr),
+            };
         }
         if is_connection_lost(&lower) {
             return BackendError::DaemonUnavailable {
-                message: format!("the connection to the daemon broke during `{}` ({stderr}): was the daemon stopped or restarted?", self.describe(args)),
+                message: format!(
+                    "the connection to the daemon broke during `{}` ({stderr}): was the daemon stopped or restarted?",
+                    self.describe(args)
+                ),
             };
         }
         if lower.starts_with("fake-docker: invalid fault specification") {
-            return BackendError::Config { message: first_line(stderr) };
+            return BackendError::Config {
+                message: first_line(stderr),
+            };
         }
         match Complaint::of(&lower) {
-            Some(Complaint::ImageNotFound) => BackendError::ImageNotFound { image: subject.to_owned(), message: last_line(stderr) },
-            Some(Complaint::CommandNotFound) => BackendError::CommandNotFound { message: first_line(stderr) },
-            Some(Complaint::NoSuchContainer) => BackendError::NoSuchContainer { container: subject.to_owned() },
-            Some(Complaint::NotRunning) => BackendError::NotRunning { container: subject.to_owned() },
-            Some(Complaint::PortConflict) => BackendError::PortConflict { message: last_line(stderr) },
-            None => BackendError::Command { command: self.describe(args), code: output.code, stderr: stderr.to_owned() },
+            Some(Complaint::ImageNotFound) => BackendError::ImageNotFound {
+                image: subject.to_owned(),
+                message: last_line(stderr),
+            },
+            Some(Complaint::CommandNotFound) => BackendError::CommandNotFound {
+                message: first_line(stderr),
+            },
+            Some(Complaint::NoSuchContainer) => BackendError::NoSuchContainer {
+                container: subject.to_owned(),
+            },
+            Some(Complaint::NotRunning) => BackendError::NotRunning {
+                container: subject.to_owned(),
+            },
+            Some(Complaint::PortConflict) => BackendError::PortConflict {
+                message: last_line(stderr),
+            },
+            None => BackendError::Command {
+                command: self.describe(args),
+                code: output.code,
+                stderr: stderr.to_owned(),
+            },
         }
     }
 }
@@ -190,8 +279,12 @@ fn is_connection_lost(lower_stderr: &str) -> bool {
 /// The legacy builder's deprecation banner: noise, not part of a failure.
 fn is_builder_banner(line: &str) -> bool {
     line.starts_with("DEPRECATED: The legacy builder")
-        || line.trim_start().starts_with("Install the buildx component")
-        || line.trim_start().starts_with("https://docs.docker.com/go/buildx")
+        || line
+            .trim_start()
+            .starts_with("Install the buildx component")
+        || line
+            .trim_start()
+            .starts_with("https://docs.docker.com/go/buildx")
         || line.trim().is_empty()
 }
 
@@ -200,9 +293,18 @@ fn is_builder_banner(line: &str) -> bool {
 /// said (`stderr=…`), which may go on over more lines: their last one, ssh's verdict
 /// (`Host key verification failed.`), is kept too.
 fn daemon_message(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|line| !line.is_empty() && !is_builder_banner(line)).collect();
-    let at = lines.iter().position(|line| is_daemon_unavailable(&line.to_ascii_lowercase())).unwrap_or(0);
-    let Some(line) = lines.get(at) else { return String::new() };
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !is_builder_banner(line))
+        .collect();
+    let at = lines
+        .iter()
+        .position(|line| is_daemon_unavailable(&line.to_ascii_lowercase()))
+        .unwrap_or(0);
+    let Some(line) = lines.get(at) else {
+        return String::new();
+    };
     match lines[at + 1..].last() {
         Some(last) if line.contains("stderr=") => format!("{line} … {last}"),
         _ => (*line).to_owned(),
@@ -244,7 +346,10 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     }
     for mount in &spec.mounts {
         let mode = if mount.read_only { ":ro" } else { "" };
-        args.extend(["--volume".to_owned(), format!("{}:{}{mode}", mount.host.display(), mount.container)]);
+        args.extend([
+            "--volume".to_owned(),
+            format!("{}:{}{mode}", mount.host.display(), mount.container),
+        ]);
     }
     if let Some(workdir) = &spec.workdir {
         args.extend(["--workdir".to_owned(), workdir.clone()]);
@@ -278,7 +383,10 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     }
     if let Some(entrypoint) = &spec.entrypoint {
         // The CLI takes one word; an empty one clears the image's ENTRYPOINT.
-        args.extend(["--entrypoint".to_owned(), entrypoint.first().cloned().unwrap_or_default()]);
+        args.extend([
+            "--entrypoint".to_owned(),
+            entrypoint.first().cloned().unwrap_or_default(),
+        ]);
     }
     if spec.privileged {
         args.push("--privileged".to_owned());
@@ -296,17 +404,33 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
             (None, 0) => String::new(),
             (None, host) => format!("{host}:"),
         };
-        args.extend(["--publish".to_owned(), format!("{host}{}", port.container_port)]);
+        args.extend([
+            "--publish".to_owned(),
+            format!("{host}{}", port.container_port),
+        ]);
     }
     if let Some(check) = &spec.healthcheck {
         // The docker CLI takes the check as one string run by the container's shell;
         // each argument is single-quoted so it stays one word there.
-        let command: Vec<String> = check.cmd.iter().map(|arg| format!("'{}'", arg.replace('\'', "'\\''"))).collect();
+        let command: Vec<String> = check
+            .cmd
+            .iter()
+            .map(|arg| format!("'{}'", arg.replace('\'', "'\\''")))
+            .collect();
         args.extend(["--health-cmd".to_owned(), command.join(" ")]);
-        args.extend(["--health-interval".to_owned(), format!("{}ms", check.interval.as_millis())]);
-        args.extend(["--health-timeout".to_owned(), format!("{}ms", check.timeout.as_millis())]);
+        args.extend([
+            "--health-interval".to_owned(),
+            format!("{}ms", check.interval.as_millis()),
+        ]);
+        args.extend([
+            "--health-timeout".to_owned(),
+            format!("{}ms", check.timeout.as_millis()),
+        ]);
         args.extend(["--health-retries".to_owned(), check.retries.to_string()]);
-        args.extend(["--health-start-period".to_owned(), format!("{}ms", check.start_period.as_millis())]);
+        args.extend([
+            "--health-start-period".to_owned(),
+            format!("{}ms", check.start_period.as_millis()),
+        ]);
     }
     args.push(spec.image.clone());
     // `--entrypoint` takes one word: the rest of a longer entrypoint goes before the command.
@@ -342,7 +466,10 @@ impl Backend for CliBackend {
         &self.name
     }
 
-    fn with_overrides(&self, overrides: &super::ScenarioOverrides) -> Result<std::sync::Arc<dyn Backend>, String> {
+    fn with_overrides(
+        &self,
+        overrides: &super::ScenarioOverrides,
+    ) -> Result<std::sync::Arc<dyn Backend>, String> {
         let fake = self.is_fake();
         let mut env = self.env.clone();
         if let Some(faults) = &overrides.fake_faults {
@@ -350,25 +477,43 @@ impl Backend for CliBackend {
                 return Err(super::fake_only_reason(&self.name));
             }
             env.push(("FAKE_DOCKER_FAULTS".into(), faults.into()));
-            env.push(("FAKE_DOCKER_FAULTS_SCOPE".into(), overrides.scope.clone().into()));
+            env.push((
+                "FAKE_DOCKER_FAULTS_SCOPE".into(),
+                overrides.scope.clone().into(),
+            ));
         }
         if let Some(host) = &overrides.docker_host {
             env.push(("DOCKER_HOST".into(), host.into()));
         }
-        Ok(std::sync::Arc::new(CliBackend { name: self.name.clone(), program: self.program.clone(), env }))
+        Ok(std::sync::Arc::new(CliBackend {
+            name: self.name.clone(),
+            program: self.program.clone(),
+            env,
+        }))
     }
 
     async fn ping(&self) -> Result<String, BackendError> {
         let args = strings(["version", "--format", "{{.Server.Version}}"]);
-        let output = self.control(&args, "daemon").await.map_err(|error| match error {
-            BackendError::Command { stderr, .. } => BackendError::DaemonUnavailable { message: daemon_message(&stderr) },
-            other => other,
-        })?;
+        let output = self
+            .control(&args, "daemon")
+            .await
+            .map_err(|error| match error {
+                BackendError::Command { stderr, .. } => BackendError::DaemonUnavailable {
+                    message: daemon_message(&stderr),
+                },
+                other => other,
+            })?;
         Ok(output.stdout.text.trim().to_owned())
     }
 
     async fn image_exists(&self, image: &str) -> Result<bool, BackendError> {
-        let args = vec!["image".into(), "inspect".into(), "--format".into(), "{{.Id}}".into(), image.to_owned()];
+        let args = vec![
+            "image".into(),
+            "inspect".into(),
+            "--format".into(),
+            "{{.Id}}".into(),
+            image.to_owned(),
+        ];
         match self.control(&args, image).await {
             Ok(_) => Ok(true),
             Err(BackendError::ImageNotFound { .. }) => Ok(false),
@@ -377,16 +522,28 @@ impl Backend for CliBackend {
     }
 
     async fn build_image(&self, context: &Path, tag: &str) -> Result<(), BackendError> {
-        let request = super::BuildRequest { context: context.to_path_buf(), tag: tag.to_owned(), ..Default::default() };
+        let request = super::BuildRequest {
+            context: context.to_path_buf(),
+            tag: tag.to_owned(),
+            ..Default::default()
+        };
         self.build(&request).await
     }
 
     async fn build(&self, request: &super::BuildRequest) -> Result<(), BackendError> {
         // --force-rm: a failed step's intermediate container is removed too (the
         // legacy builder keeps it otherwise, unlabelled, for ever).
-        let mut args = vec!["build".to_owned(), "--force-rm".to_owned(), "--tag".to_owned(), request.tag.clone()];
+        let mut args = vec![
+            "build".to_owned(),
+            "--force-rm".to_owned(),
+            "--tag".to_owned(),
+            request.tag.clone(),
+        ];
         if let Some(dockerfile) = &request.dockerfile {
-            args.extend(["--file".to_owned(), request.context.join(dockerfile).display().to_string()]);
+            args.extend([
+                "--file".to_owned(),
+                request.context.join(dockerfile).display().to_string(),
+            ]);
         }
         for (key, value) in &request.args {
             args.extend(["--build-arg".to_owned(), format!("{key}={value}")]);
@@ -398,37 +555,59 @@ impl Backend for CliBackend {
             args.extend(["--label".to_owned(), format!("{key}={value}")]);
         }
         args.push(request.context.display().to_string());
-        let output = self.invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT).await?;
+        let output = self
+            .invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT)
+            .await?;
         if output.code == 0 {
             return Ok(());
         }
         let lower = output.stderr.text.to_ascii_lowercase();
         if is_daemon_unavailable(&lower) {
-            return Err(BackendError::DaemonUnavailable { message: daemon_message(&output.stderr.text) });
+            return Err(BackendError::DaemonUnavailable {
+                message: daemon_message(&output.stderr.text),
+            });
         }
         // The legacy builder reports steps on stdout and the failure on stderr;
         // BuildKit puts everything on stderr. Keep both, in that order.
         let mut log = output.stdout.tail_lines(40);
-        log.extend(output.stderr.tail_lines(20).into_iter().filter(|line| !is_builder_banner(line)));
-        Err(BackendError::BuildFailed { image: request.tag.clone(), message: log.join("\n") })
+        log.extend(
+            output
+                .stderr
+                .tail_lines(20)
+                .into_iter()
+                .filter(|line| !is_builder_banner(line)),
+        );
+        Err(BackendError::BuildFailed {
+            image: request.tag.clone(),
+            message: log.join("\n"),
+        })
     }
 
     async fn image_inspect_json(&self, image: &str) -> Result<serde_json::Value, BackendError> {
         let args = vec!["image".into(), "inspect".into(), image.to_owned()];
         let output = self.control(&args, image).await?;
-        let mut documents: serde_json::Value = serde_json::from_str(output.stdout.text.trim()).map_err(|error| BackendError::Command {
-            command: self.describe(&args),
-            code: 0,
-            stderr: format!("unreadable image inspect JSON: {error}"),
-        })?;
+        let mut documents: serde_json::Value = serde_json::from_str(output.stdout.text.trim())
+            .map_err(|error| BackendError::Command {
+                command: self.describe(&args),
+                code: 0,
+                stderr: format!("unreadable image inspect JSON: {error}"),
+            })?;
         match documents.get_mut(0) {
             Some(document) => Ok(document.take()),
-            None => Err(BackendError::ImageNotFound { image: image.to_owned(), message: "no such image".into() }),
+            None => Err(BackendError::ImageNotFound {
+                image: image.to_owned(),
+                message: "no such image".into(),
+            }),
         }
     }
 
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
-        let args = vec!["image".into(), "rm".into(), "--force".into(), image.to_owned()];
+        let args = vec![
+            "image".into(),
+            "rm".into(),
+            "--force".into(),
+            image.to_owned(),
+        ];
         match self.control(&args, image).await {
             Ok(_) | Err(BackendError::ImageNotFound { .. }) => Ok(()),
             Err(error) => Err(error),
@@ -441,7 +620,9 @@ impl Backend for CliBackend {
     }
 
     async fn start(&self, container: &str) -> Result<(), BackendError> {
-        self.control(&["start".into(), container.to_owned()], container).await.map(drop)
+        self.control(&["start".into(), container.to_owned()], container)
+            .await
+            .map(drop)
     }
 
     async fn wait(&self, container: &str) -> Result<i64, BackendError> {
@@ -460,36 +641,65 @@ impl Backend for CliBackend {
 
     async fn stop(&self, container: &str, grace: Duration) -> Result<(), BackendError> {
         let seconds = grace.as_secs_f64().ceil().max(0.0) as u64;
-        let args = vec!["stop".into(), "-t".into(), seconds.to_string(), container.to_owned()];
+        let args = vec![
+            "stop".into(),
+            "-t".into(),
+            seconds.to_string(),
+            container.to_owned(),
+        ];
         self.control(&args, container).await.map(drop)
     }
 
     async fn kill(&self, container: &str) -> Result<(), BackendError> {
-        match self.control(&["kill".into(), container.to_owned()], container).await {
+        match self
+            .control(&["kill".into(), container.to_owned()], container)
+            .await
+        {
             Ok(_) | Err(BackendError::NotRunning { .. }) => Ok(()),
             Err(error) => Err(error),
         }
     }
 
-    async fn logs(&self, container: &str, limits: CaptureLimits, files: Option<&LogFiles>) -> Result<Logs, BackendError> {
+    async fn logs(
+        &self,
+        container: &str,
+        limits: CaptureLimits,
+        files: Option<&LogFiles>,
+    ) -> Result<Logs, BackendError> {
         let args = vec!["logs".to_owned(), container.to_owned()];
         let captures = LogFiles::captures(files, limits)?;
-        let (code, stdout, stderr) = self.invoke_into(&args, Some(CONTROL_TIMEOUT), captures).await?;
+        let (code, stdout, stderr) = self
+            .invoke_into(&args, Some(CONTROL_TIMEOUT), captures)
+            .await?;
         if code != 0 {
-            let output = Output { code, stdout: stdout.finish(), stderr: stderr.finish() };
+            let output = Output {
+                code,
+                stdout: stdout.finish(),
+                stderr: stderr.finish(),
+            };
             return Err(self.classify(&args, container, &output));
         }
         Logs::finish(stdout, stderr)
     }
 
     async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError> {
-        let args = vec!["inspect".into(), "--type".into(), "container".into(), "--format".into(), "{{json .State}}".into(), container.to_owned()];
+        let args = vec![
+            "inspect".into(),
+            "--type".into(),
+            "container".into(),
+            "--format".into(),
+            "{{json .State}}".into(),
+            container.to_owned(),
+        ];
         let output = self.control(&args, container).await?;
-        let state: serde_json::Value = serde_json::from_str(output.stdout.text.trim()).map_err(|error| BackendError::Command {
-            command: self.describe(&args),
-            code: 0,
-            stderr: format!("unreadable state JSON: {error}"),
-        })?;
+        let state: serde_json::Value =
+            serde_json::from_str(output.stdout.text.trim()).map_err(|error| {
+                BackendError::Command {
+                    command: self.describe(&args),
+                    code: 0,
+                    stderr: format!("unreadable state JSON: {error}"),
+                }
+            })?;
         Ok(ContainerState {
             status: state["Status"].as_str().unwrap_or_default().to_owned(),
             running: state["Running"].as_bool().unwrap_or(false),
@@ -499,7 +709,12 @@ impl Backend for CliBackend {
         })
     }
 
-    async fn exec(&self, request: &ExecRequest, timeout: Duration, limits: CaptureLimits) -> Result<ExecOutput, BackendError> {
+    async fn exec(
+        &self,
+        request: &ExecRequest,
+        timeout: Duration,
+        limits: CaptureLimits,
+    ) -> Result<ExecOutput, BackendError> {
         let args = exec_args(request);
         let output = self.invoke(&args, Some(timeout), limits).await?;
         // The docker CLI's own failures (not the command's) are recognisable by
@@ -507,19 +722,31 @@ impl Backend for CliBackend {
         // prints on stdout.
         let lower = output.stderr.text.to_ascii_lowercase();
         if output.code == 126 && is_command_not_found(&output.stdout.text.to_ascii_lowercase()) {
-            return Err(BackendError::CommandNotFound { message: first_line(&output.stdout.text) });
+            return Err(BackendError::CommandNotFound {
+                message: first_line(&output.stdout.text),
+            });
         }
         let cli_failed = (output.code == 126 && is_command_not_found(&lower))
-            || (output.code == 1 && (lower.contains("is not running") || lower.contains("no such container")))
+            || (output.code == 1
+                && (lower.contains("is not running") || lower.contains("no such container")))
             || is_daemon_unavailable(&lower);
         if cli_failed {
             return Err(self.classify(&args, &request.container, &output));
         }
-        Ok(ExecOutput { exit_code: i64::from(output.code), stdout: output.stdout, stderr: output.stderr })
+        Ok(ExecOutput {
+            exit_code: i64::from(output.code),
+            stdout: output.stdout,
+            stderr: output.stderr,
+        })
     }
 
     async fn remove(&self, container: &str) -> Result<(), BackendError> {
-        let args = vec!["rm".into(), "--force".into(), "--volumes".into(), container.to_owned()];
+        let args = vec![
+            "rm".into(),
+            "--force".into(),
+            "--volumes".into(),
+            container.to_owned(),
+        ];
         match self.control(&args, container).await {
             Ok(_) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
             Err(error) => Err(error),
@@ -527,18 +754,35 @@ impl Backend for CliBackend {
     }
 
     async fn copy_from(&self, container: &str, path: &str) -> Result<Vec<u8>, BackendError> {
-        let args = vec!["cp".to_owned(), format!("{container}:{path}"), "-".to_owned()];
-        let (code, bytes, stderr) = self.invoke_bytes(&args, CONTROL_TIMEOUT, COPY_LIMIT).await?;
+        let args = vec![
+            "cp".to_owned(),
+            format!("{container}:{path}"),
+            "-".to_owned(),
+        ];
+        let (code, bytes, stderr) = self
+            .invoke_bytes(&args, CONTROL_TIMEOUT, COPY_LIMIT)
+            .await?;
         if code != 0 {
-            let output = Output { code, stdout: Captured::default(), stderr };
+            let output = Output {
+                code,
+                stdout: Captured::default(),
+                stderr,
+            };
             return Err(self.classify(&args, container, &output));
         }
         Ok(bytes)
     }
 
     async fn save_image(&self, image: &str, destination: &Path) -> Result<(), BackendError> {
-        let args = vec!["save".to_owned(), "--output".to_owned(), destination.display().to_string(), image.to_owned()];
-        let output = self.invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT).await?;
+        let args = vec![
+            "save".to_owned(),
+            "--output".to_owned(),
+            destination.display().to_string(),
+            image.to_owned(),
+        ];
+        let output = self
+            .invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT)
+            .await?;
         if output.code != 0 {
             return Err(self.classify(&args, image, &output));
         }
@@ -552,22 +796,40 @@ impl Backend for CliBackend {
     }
 
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
-        let args = vec!["inspect".into(), "--type".into(), "container".into(), container.to_owned()];
+        let args = vec![
+            "inspect".into(),
+            "--type".into(),
+            "container".into(),
+            container.to_owned(),
+        ];
         let output = self.control(&args, container).await?;
-        let mut documents: serde_json::Value = serde_json::from_str(output.stdout.text.trim()).map_err(|error| BackendError::Command {
-            command: self.describe(&args),
-            code: 0,
-            stderr: format!("unreadable inspect JSON: {error}"),
-        })?;
+        let mut documents: serde_json::Value = serde_json::from_str(output.stdout.text.trim())
+            .map_err(|error| BackendError::Command {
+                command: self.describe(&args),
+                code: 0,
+                stderr: format!("unreadable inspect JSON: {error}"),
+            })?;
         match documents.get_mut(0) {
             Some(document) => Ok(document.take()),
-            None => Err(BackendError::NoSuchContainer { container: container.to_owned() }),
+            None => Err(BackendError::NoSuchContainer {
+                container: container.to_owned(),
+            }),
         }
     }
 
-    async fn stats(&self, container: &str, sink: &mut (dyn FnMut(StatsSample) + Send)) -> Result<(), BackendError> {
+    async fn stats(
+        &self,
+        container: &str,
+        sink: &mut (dyn FnMut(StatsSample) + Send),
+    ) -> Result<(), BackendError> {
         // Streaming: one process for the whole run, a frame about every second.
-        let args = vec!["stats".to_owned(), "--no-trunc".to_owned(), "--format".to_owned(), "{{json .}}".to_owned(), container.to_owned()];
+        let args = vec![
+            "stats".to_owned(),
+            "--no-trunc".to_owned(),
+            "--format".to_owned(),
+            "{{json .}}".to_owned(),
+            container.to_owned(),
+        ];
         let mut child = self.spawn(&args)?;
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -576,7 +838,9 @@ impl Backend for CliBackend {
             while let Ok(read @ 1..) = stdout.read(&mut buffer).await {
                 pending.push_str(&String::from_utf8_lossy(&buffer[..read]));
                 // Whole frames only: the rest waits for the next read.
-                let Some(end) = pending.rfind('}') else { continue };
+                let Some(end) = pending.rfind('}') else {
+                    continue;
+                };
                 for sample in super::stats::parse_cli_frames(&pending[..=end]) {
                     if sample.is_live() {
                         sink(sample);
@@ -585,31 +849,73 @@ impl Backend for CliBackend {
                 pending.drain(..=end);
             }
         };
-        let (_, stderr, status) = tokio::join!(frames, read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)), child.wait());
-        let status = status.map_err(|source| BackendError::Spawn { program: self.program.display().to_string(), source })?;
+        let (_, stderr, status) = tokio::join!(
+            frames,
+            read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)),
+            child.wait()
+        );
+        let status = status.map_err(|source| BackendError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
         match status.code() {
             Some(0) => Ok(()),
             code => {
-                let output = Output { code: code.unwrap_or(-1), stdout: Captured::default(), stderr: stderr.finish() };
+                let output = Output {
+                    code: code.unwrap_or(-1),
+                    stdout: Captured::default(),
+                    stderr: stderr.finish(),
+                };
                 Err(self.classify(&args, container, &output))
             }
         }
     }
 
     async fn list_labelled(&self, label: &str) -> Result<Vec<String>, BackendError> {
-        let args = vec!["ps".into(), "--all".into(), "--quiet".into(), "--no-trunc".into(), "--filter".into(), format!("label={label}")];
+        let args = vec![
+            "ps".into(),
+            "--all".into(),
+            "--quiet".into(),
+            "--no-trunc".into(),
+            "--filter".into(),
+            format!("label={label}"),
+        ];
         let output = self.control(&args, label).await?;
-        Ok(output.stdout.text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned).collect())
+        Ok(output
+            .stdout
+            .text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 
-    async fn list_labelled_resources(&self, kind: ResourceKind, label: &str) -> Result<Vec<String>, BackendError> {
+    async fn list_labelled_resources(
+        &self,
+        kind: ResourceKind,
+        label: &str,
+    ) -> Result<Vec<String>, BackendError> {
         if self.is_fake() {
             // fake-docker has no networks or volumes, so none carries a label.
             return Ok(Vec::new());
         }
-        let args = vec![kind.as_str().into(), "ls".into(), "--quiet".into(), "--filter".into(), format!("label={label}")];
+        let args = vec![
+            kind.as_str().into(),
+            "ls".into(),
+            "--quiet".into(),
+            "--filter".into(),
+            format!("label={label}"),
+        ];
         let output = self.control(&args, label).await?;
-        Ok(output.stdout.text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned).collect())
+        Ok(output
+            .stdout
+            .text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 
     async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
@@ -620,7 +926,11 @@ impl Backend for CliBackend {
         args.push(name.to_owned());
         match self.control(&args, name).await {
             Ok(_) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
-            Err(BackendError::Command { stderr, .. }) if stderr.to_ascii_lowercase().contains("not found") => Ok(()),
+            Err(BackendError::Command { stderr, .. })
+                if stderr.to_ascii_lowercase().contains("not found") =>
+            {
+                Ok(())
+            }
             Err(error) => Err(error),
         }
     }
@@ -648,7 +958,11 @@ mod tests {
             env: vec![("A".into(), "1 2".into())],
             workdir: Some("/workspace".into()),
             user: Some("1000:1000".into()),
-            mounts: vec![Mount { host: "/tmp/ws".into(), container: "/workspace".into(), read_only: false }],
+            mounts: vec![Mount {
+                host: "/tmp/ws".into(),
+                container: "/workspace".into(),
+                read_only: false,
+            }],
             labels: [("dockproof.run".to_owned(), "r1".to_owned())].into(),
             memory_bytes: Some(64 << 20),
             cpus: Some(0.5),
@@ -657,8 +971,16 @@ mod tests {
             no_new_privileges: true,
             network: Some("none".into()),
             ports: vec![
-                crate::backend::PublishedPort { host_ip: Some("127.0.0.1".into()), host_port: 0, container_port: 8080 },
-                crate::backend::PublishedPort { host_ip: None, host_port: 9000, container_port: 90 },
+                crate::backend::PublishedPort {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: 0,
+                    container_port: 8080,
+                },
+                crate::backend::PublishedPort {
+                    host_ip: None,
+                    host_port: 9000,
+                    container_port: 90,
+                },
             ],
             healthcheck: Some(crate::backend::Healthcheck {
                 cmd: vec!["wget".into(), "-q".into(), "it's".into()],
@@ -671,7 +993,12 @@ mod tests {
         };
         let args = create_args(&spec);
         let joined = args.join(" ");
-        assert!(joined.starts_with("create --pull never --name dp-1 --label dockproof.run=r1 --env A=1 2"), "{joined}");
+        assert!(
+            joined.starts_with(
+                "create --pull never --name dp-1 --label dockproof.run=r1 --env A=1 2"
+            ),
+            "{joined}"
+        );
         assert!(joined.contains("--volume /tmp/ws:/workspace --workdir /workspace --user 1000:1000 --memory 67108864 --cpus 0.5 --pids-limit 64 --read-only --security-opt no-new-privileges --network none --publish 127.0.0.1::8080 --publish 9000:90"), "{joined}");
         assert!(joined.contains("--health-cmd 'wget' '-q' 'it'\\''s' --health-interval 1000ms --health-timeout 1500ms --health-retries 3 --health-start-period 0ms img:1"), "{joined}");
         assert_eq!(args.last().unwrap(), "a b; rm -rf /");
@@ -687,21 +1014,40 @@ mod tests {
         };
         let args = vec!["start".to_owned(), "c".to_owned()];
         let cases = [
-            ("Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?", "daemon_unavailable"),
-            ("Error response from daemon: No such image: nosuch:1", "image_not_found"),
-            ("Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\nError: failed to start containers: t1", "command_not_found"),
+            (
+                "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?",
+                "daemon_unavailable",
+            ),
+            (
+                "Error response from daemon: No such image: nosuch:1",
+                "image_not_found",
+            ),
+            (
+                "Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\nError: failed to start containers: t1",
+                "command_not_found",
+            ),
             // `docker wait` when the daemon's socket goes away under it (tests/faultmatrix.rs, measured).
             ("unexpected EOF", "daemon_unavailable"),
-            ("error waiting for container: read unix @->/var/run/docker.sock: read: connection reset by peer", "daemon_unavailable"),
+            (
+                "error waiting for container: read unix @->/var/run/docker.sock: read: connection reset by peer",
+                "daemon_unavailable",
+            ),
             // Several lines merely mentioning EOF are no lost connection.
-            ("Step 3/4 : RUN tar -x\ntar: unexpected EOF\nThe command returned a non-zero code: 1", "nonzero_exit"),
+            (
+                "Step 3/4 : RUN tar -x\ntar: unexpected EOF\nThe command returned a non-zero code: 1",
+                "nonzero_exit",
+            ),
         ];
         for (stderr, category) in cases {
             let error = backend.classify(&args, "c", &output(1, stderr));
             assert_eq!(error.category().as_str(), category, "{stderr}");
         }
         assert!(matches!(
-            backend.classify(&args, "c", &output(1, "Error response from daemon: No such container: c")),
+            backend.classify(
+                &args,
+                "c",
+                &output(1, "Error response from daemon: No such container: c")
+            ),
             BackendError::NoSuchContainer { .. }
         ));
     }
@@ -711,12 +1057,22 @@ mod tests {
         // `docker build` against DOCKER_HOST=ssh://root@127.0.0.1:1 (docker CLI 28), measured.
         let stderr = "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.\n            Install the buildx component to build images with BuildKit:\n            https://docs.docker.com/go/buildx/\n\nerror during connect: Post \"http://docker.example.com/v1.50/build\": command [ssh -o ConnectTimeout=30 -T -l root -p 1 -- 127.0.0.1 docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=ssh: connect to host 127.0.0.1 port 1: Connection refused\n";
         let message = daemon_message(stderr);
-        assert!(message.starts_with("error during connect:") && message.ends_with("Connection refused"), "{message}");
-        assert_eq!(daemon_message("DEPRECATED: The legacy builder is deprecated\nsomething else\n"), "something else");
+        assert!(
+            message.starts_with("error during connect:") && message.ends_with("Connection refused"),
+            "{message}"
+        );
+        assert_eq!(
+            daemon_message("DEPRECATED: The legacy builder is deprecated\nsomething else\n"),
+            "something else"
+        );
         // A changed host key: ssh's banner runs over many lines, its verdict is the last.
         let stderr = "error during connect: Get \"http://docker.example.com/v1.50/version\": command [ssh -T -- h docker system dial-stdio] has exited with exit status 255, make sure the URL is valid, and Docker 18.09 or later is installed on the remote host: stderr=@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\nHost key for [127.0.0.1]:2222 has changed and you have requested strict checking.\nHost key verification failed.\n";
         let message = daemon_message(stderr);
-        assert!(message.starts_with("error during connect:") && message.ends_with("stderr=@@@@@@@@ … Host key verification failed."), "{message}");
+        assert!(
+            message.starts_with("error during connect:")
+                && message.ends_with("stderr=@@@@@@@@ … Host key verification failed."),
+            "{message}"
+        );
     }
 
     #[test]
@@ -732,7 +1088,9 @@ mod tests {
         };
         let args = create_args(&spec);
         let joined = args.join(" ");
-        assert!(joined.contains("--entrypoint  --privileged --cap-add NET_ADMIN img echo hi"), "{joined}");
+        assert!(
+            joined.contains("--entrypoint  --privileged --cap-add NET_ADMIN img echo hi"),
+            "{joined}"
+        );
     }
-
 }

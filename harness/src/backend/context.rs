@@ -25,7 +25,11 @@ pub enum ContextError {
     #[error("docker context `{name}` not found (looked for {path})")]
     NotFound { name: String, path: PathBuf },
     #[error("docker context `{name}`: cannot read {path}: {message}")]
-    Unreadable { name: String, path: PathBuf, message: String },
+    Unreadable {
+        name: String,
+        path: PathBuf,
+        message: String,
+    },
     #[error("docker context `{name}` has no docker endpoint")]
     NoEndpoint { name: String },
     #[error("docker context `{name}` skips TLS verification, which dockproof does not do")]
@@ -60,20 +64,50 @@ pub fn resolve(name: &str, config: &Path) -> Result<Option<Endpoint>, ContextErr
         return Ok(None);
     }
     let id = hex::encode(Sha256::digest(name.as_bytes()));
-    let path = config.join("contexts").join("meta").join(&id).join("meta.json");
+    let path = config
+        .join("contexts")
+        .join("meta")
+        .join(&id)
+        .join("meta.json");
     let text = std::fs::read_to_string(&path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => ContextError::NotFound { name: name.to_owned(), path: path.clone() },
-        _ => ContextError::Unreadable { name: name.to_owned(), path: path.clone(), message: error.to_string() },
+        std::io::ErrorKind::NotFound => ContextError::NotFound {
+            name: name.to_owned(),
+            path: path.clone(),
+        },
+        _ => ContextError::Unreadable {
+            name: name.to_owned(),
+            path: path.clone(),
+            message: error.to_string(),
+        },
     })?;
-    let meta: Meta = serde_json::from_str(&text)
-        .map_err(|error| ContextError::Unreadable { name: name.to_owned(), path: path.clone(), message: error.to_string() })?;
-    let endpoint = meta.endpoints.get("docker").ok_or_else(|| ContextError::NoEndpoint { name: name.to_owned() })?;
-    let host = endpoint.host.clone().filter(|host| !host.is_empty()).ok_or_else(|| ContextError::NoEndpoint { name: name.to_owned() })?;
+    let meta: Meta = serde_json::from_str(&text).map_err(|error| ContextError::Unreadable {
+        name: name.to_owned(),
+        path: path.clone(),
+        message: error.to_string(),
+    })?;
+    let endpoint = meta
+        .endpoints
+        .get("docker")
+        .ok_or_else(|| ContextError::NoEndpoint {
+            name: name.to_owned(),
+        })?;
+    let host = endpoint
+        .host
+        .clone()
+        .filter(|host| !host.is_empty())
+        .ok_or_else(|| ContextError::NoEndpoint {
+            name: name.to_owned(),
+        })?;
     if endpoint.skip_tls_verify {
-        return Err(ContextError::SkipTlsVerify { name: name.to_owned() });
+        return Err(ContextError::SkipTlsVerify {
+            name: name.to_owned(),
+        });
     }
     let tls = config.join("contexts").join("tls").join(&id).join("docker");
-    Ok(Some(Endpoint { host, tls: tls.join("ca.pem").is_file().then_some(tls) }))
+    Ok(Some(Endpoint {
+        host,
+        tls: tls.join("ca.pem").is_file().then_some(tls),
+    }))
 }
 
 #[cfg(test)]
@@ -97,15 +131,42 @@ mod tests {
     #[test]
     fn contexts_resolve_to_their_endpoint_and_tls_material() {
         let config = tempfile::tempdir().unwrap();
-        context(config.path(), "staging", r#"{"Name":"staging","Endpoints":{"docker":{"Host":"tcp://10.0.0.5:2376","SkipTLSVerify":false}}}"#, true);
-        context(config.path(), "local", r#"{"Name":"local","Endpoints":{"docker":{"Host":"unix:///var/run/docker.sock"}}}"#, false);
-        context(config.path(), "lax", r#"{"Name":"lax","Endpoints":{"docker":{"Host":"tcp://h:2376","SkipTLSVerify":true}}}"#, false);
+        context(
+            config.path(),
+            "staging",
+            r#"{"Name":"staging","Endpoints":{"docker":{"Host":"tcp://10.0.0.5:2376","SkipTLSVerify":false}}}"#,
+            true,
+        );
+        context(
+            config.path(),
+            "local",
+            r#"{"Name":"local","Endpoints":{"docker":{"Host":"unix:///var/run/docker.sock"}}}"#,
+            false,
+        );
+        context(
+            config.path(),
+            "lax",
+            r#"{"Name":"lax","Endpoints":{"docker":{"Host":"tcp://h:2376","SkipTLSVerify":true}}}"#,
+            false,
+        );
         let staging = resolve("staging", config.path()).unwrap().unwrap();
         assert_eq!(staging.host, "tcp://10.0.0.5:2376");
         assert!(staging.tls.unwrap().ends_with("docker"));
-        assert_eq!(resolve("local", config.path()).unwrap(), Some(Endpoint { host: "unix:///var/run/docker.sock".into(), tls: None }));
+        assert_eq!(
+            resolve("local", config.path()).unwrap(),
+            Some(Endpoint {
+                host: "unix:///var/run/docker.sock".into(),
+                tls: None
+            })
+        );
         assert_eq!(resolve("default", config.path()).unwrap(), None);
-        assert!(matches!(resolve("nope", config.path()), Err(ContextError::NotFound { .. })));
-        assert!(matches!(resolve("lax", config.path()), Err(ContextError::SkipTlsVerify { .. })));
+        assert!(matches!(
+            resolve("nope", config.path()),
+            Err(ContextError::NotFound { .. })
+        ));
+        assert!(matches!(
+            resolve("lax", config.path()),
+            Err(ContextError::SkipTlsVerify { .. })
+        ));
     }
 }

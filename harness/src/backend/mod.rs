@@ -150,17 +150,31 @@ pub enum BackendError {
     #[error("building image `{image}` failed: {message}")]
     BuildFailed { image: String, message: String },
     #[error("`{command}` failed with exit code {code}: {stderr}")]
-    Command { command: String, code: i32, stderr: String },
+    Command {
+        command: String,
+        code: i32,
+        stderr: String,
+    },
     #[error("failed to run `{program}`: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("`{command}` did not finish within {timeout:?}")]
     Timeout { command: String, timeout: Duration },
     #[error("a host port is already in use: {message}")]
     PortConflict { message: String },
     #[error("the Engine API refused to {operation} (HTTP {status}): {message}")]
-    Api { operation: &'static str, status: u16, message: String },
+    Api {
+        operation: &'static str,
+        status: u16,
+        message: String,
+    },
     #[error("the `{backend}` backend cannot {operation} yet")]
-    Unsupported { backend: String, operation: &'static str },
+    Unsupported {
+        backend: String,
+        operation: &'static str,
+    },
     /// The backend refused its own configuration (e.g. an invalid fault specification).
     #[error("invalid backend configuration: {message}")]
     Config { message: String },
@@ -172,16 +186,21 @@ impl BackendError {
     /// The failure category this error is reported under.
     pub fn category(&self) -> Category {
         match self {
-            BackendError::DaemonUnavailable { .. } | BackendError::Spawn { .. } => Category::DaemonUnavailable,
+            BackendError::DaemonUnavailable { .. } | BackendError::Spawn { .. } => {
+                Category::DaemonUnavailable
+            }
             BackendError::ImageNotFound { .. } => Category::ImageNotFound,
             BackendError::CommandNotFound { .. } => Category::CommandNotFound,
             BackendError::BuildFailed { .. } => Category::BuildFailed,
             BackendError::Timeout { .. } => Category::Timeout,
             BackendError::PortConflict { .. } => Category::PortConflict,
-            BackendError::Unsupported { .. } | BackendError::Config { .. } | BackendError::LogFile { .. } => Category::ConfigInvalid,
-            BackendError::NoSuchContainer { .. } | BackendError::NotRunning { .. } | BackendError::Command { .. } | BackendError::Api { .. } => {
-                Category::NonzeroExit
-            }
+            BackendError::Unsupported { .. }
+            | BackendError::Config { .. }
+            | BackendError::LogFile { .. } => Category::ConfigInvalid,
+            BackendError::NoSuchContainer { .. }
+            | BackendError::NotRunning { .. }
+            | BackendError::Command { .. }
+            | BackendError::Api { .. } => Category::NonzeroExit,
         }
     }
 }
@@ -200,7 +219,10 @@ pub(crate) enum Complaint {
 impl Complaint {
     /// The complaint in `lower` (a lowercased message), if it is one of these.
     pub(crate) fn of(lower: &str) -> Option<Complaint> {
-        if lower.contains("no such image") || lower.contains("unable to find image") || lower.contains("pull access denied") {
+        if lower.contains("no such image")
+            || lower.contains("unable to find image")
+            || lower.contains("pull access denied")
+        {
             Some(Complaint::ImageNotFound)
         } else if is_command_not_found(lower) {
             Some(Complaint::CommandNotFound)
@@ -208,7 +230,9 @@ impl Complaint {
             Some(Complaint::NoSuchContainer)
         } else if lower.contains("is not running") {
             Some(Complaint::NotRunning)
-        } else if lower.contains("port is already allocated") || lower.contains("address already in use") {
+        } else if lower.contains("port is already allocated")
+            || lower.contains("address already in use")
+        {
             Some(Complaint::PortConflict)
         } else {
             None
@@ -220,7 +244,8 @@ impl Complaint {
 /// or an exec's output).
 pub(crate) fn is_command_not_found(lower: &str) -> bool {
     (lower.contains("oci runtime") || lower.contains("exec:"))
-        && (lower.contains("executable file not found") || lower.contains("no such file or directory"))
+        && (lower.contains("executable file not found")
+            || lower.contains("no such file or directory"))
 }
 
 /// Per-scenario changes to how a backend reaches Docker.
@@ -243,7 +268,9 @@ impl ScenarioOverrides {
 
 /// What a scenario needs that a backend cannot give it: the scenario is skipped with this reason.
 pub fn fake_only_reason(backend: &str) -> String {
-    format!("needs the fake backend (`fake_faults` injects faults only fake-docker can produce); `{backend}` skips it")
+    format!(
+        "needs the fake backend (`fake_faults` injects faults only fake-docker can produce); `{backend}` skips it"
+    )
 }
 
 /// Daemon objects besides containers that dockproof lists by label and removes
@@ -269,7 +296,9 @@ impl ResourceKind {
 
 /// Why a scenario needing a real daemon is skipped on the fake.
 pub fn real_daemon_only_reason(backend: &str) -> String {
-    format!("needs a real Docker daemon (`requires: [real_daemon]` or `[compose]`; fake-docker runs no compose); `{backend}` skips it")
+    format!(
+        "needs a real Docker daemon (`requires: [real_daemon]` or `[compose]`; fake-docker runs no compose); `{backend}` skips it"
+    )
 }
 
 /// An image build.
@@ -307,13 +336,23 @@ pub struct LogFiles {
 
 impl LogFiles {
     /// Two captures bounded by `limits`, writing to these files.
-    pub fn captures(files: Option<&LogFiles>, limits: CaptureLimits) -> Result<(Capture, Capture), BackendError> {
-        let (stdout, stderr) = (Capture::new(limits.max_bytes), Capture::new(limits.max_bytes));
+    pub fn captures(
+        files: Option<&LogFiles>,
+        limits: CaptureLimits,
+    ) -> Result<(Capture, Capture), BackendError> {
+        let (stdout, stderr) = (
+            Capture::new(limits.max_bytes),
+            Capture::new(limits.max_bytes),
+        );
         let Some(files) = files else {
             return Ok((stdout, stderr));
         };
         let open = |capture: Capture, path: &std::path::Path| {
-            capture.with_file(path).map_err(|error| BackendError::LogFile { message: format!("{}: {error}", path.display()) })
+            capture
+                .with_file(path)
+                .map_err(|error| BackendError::LogFile {
+                    message: format!("{}: {error}", path.display()),
+                })
         };
         Ok((open(stdout, &files.stdout)?, open(stderr, &files.stderr)?))
     }
@@ -322,10 +361,15 @@ impl LogFiles {
 impl Logs {
     /// The logs of two finished captures; a log file that could not be written is an error.
     pub fn finish(stdout: Capture, stderr: Capture) -> Result<Logs, BackendError> {
-        let logs = Logs { stdout: stdout.finish(), stderr: stderr.finish() };
+        let logs = Logs {
+            stdout: stdout.finish(),
+            stderr: stderr.finish(),
+        };
         for captured in [&logs.stdout, &logs.stderr] {
             if let Some(message) = &captured.file_error {
-                return Err(BackendError::LogFile { message: message.clone() });
+                return Err(BackendError::LogFile {
+                    message: message.clone(),
+                });
             }
         }
         Ok(logs)
@@ -354,10 +398,20 @@ pub trait Backend: Send + Sync {
     async fn kill(&self, container: &str) -> Result<(), BackendError>;
     /// The container's logs: the tail of each stream in memory (bounded by
     /// `limits`) and, with `files`, every byte streamed to those files.
-    async fn logs(&self, container: &str, limits: CaptureLimits, files: Option<&LogFiles>) -> Result<Logs, BackendError>;
+    async fn logs(
+        &self,
+        container: &str,
+        limits: CaptureLimits,
+        files: Option<&LogFiles>,
+    ) -> Result<Logs, BackendError>;
     async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError>;
     /// Run a command in a running container, killing the exec after `timeout`.
-    async fn exec(&self, request: &ExecRequest, timeout: Duration, limits: CaptureLimits) -> Result<ExecOutput, BackendError>;
+    async fn exec(
+        &self,
+        request: &ExecRequest,
+        timeout: Duration,
+        limits: CaptureLimits,
+    ) -> Result<ExecOutput, BackendError>;
     /// Remove a container, running or not.
     async fn remove(&self, container: &str) -> Result<(), BackendError>;
     /// IDs of all containers carrying `label` (`key=value`).
@@ -365,60 +419,108 @@ pub trait Backend: Send + Sync {
     /// Build an image; a failed build is `BuildFailed` with the build log's tail.
     async fn build(&self, request: &BuildRequest) -> Result<(), BackendError> {
         let _ = request;
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "build images with options" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "build images with options",
+        })
     }
     /// The image's inspect document, shaped like Docker's (Size, Config, ...).
     async fn image_inspect_json(&self, image: &str) -> Result<serde_json::Value, BackendError> {
         let _ = image;
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "inspect images as JSON" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "inspect images as JSON",
+        })
     }
     /// Remove an image (gone already is fine).
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
         let _ = image;
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "remove images" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "remove images",
+        })
     }
     /// A tar archive of `path` in the container (created or running), as `docker cp CONTAINER:PATH -` writes it.
     async fn copy_from(&self, container: &str, path: &str) -> Result<Vec<u8>, BackendError> {
         let _ = (container, path);
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "copy files out of containers" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "copy files out of containers",
+        })
     }
     /// Write the image as `docker save` does (manifest.json, config, layer tars) to the file `destination`.
-    async fn save_image(&self, image: &str, destination: &std::path::Path) -> Result<(), BackendError> {
+    async fn save_image(
+        &self,
+        image: &str,
+        destination: &std::path::Path,
+    ) -> Result<(), BackendError> {
         let _ = (image, destination);
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "save images" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "save images",
+        })
     }
     /// Commit a container's filesystem and configuration as a new untagged image; returns its ID.
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
         let _ = container;
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "commit containers" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "commit containers",
+        })
     }
     /// This backend with a scenario's overrides applied; `Err(reason)` when it cannot honour
     /// them, and the scenario is reported skipped with that reason.
-    fn with_overrides(&self, overrides: &ScenarioOverrides) -> Result<std::sync::Arc<dyn Backend>, String> {
+    fn with_overrides(
+        &self,
+        overrides: &ScenarioOverrides,
+    ) -> Result<std::sync::Arc<dyn Backend>, String> {
         let _ = overrides;
-        Err(format!("the `{}` backend cannot apply per-scenario settings (`fake_faults`, `docker_host`)", self.name()))
+        Err(format!(
+            "the `{}` backend cannot apply per-scenario settings (`fake_faults`, `docker_host`)",
+            self.name()
+        ))
     }
     /// Feed `sink` a sample of the container's resource usage each time the daemon has one
     /// (about once a second), until the container stops or the caller drops the future.
     /// Frames of a container that is not running are not passed on.
-    async fn stats(&self, container: &str, sink: &mut (dyn FnMut(StatsSample) + Send)) -> Result<(), BackendError> {
+    async fn stats(
+        &self,
+        container: &str,
+        sink: &mut (dyn FnMut(StatsSample) + Send),
+    ) -> Result<(), BackendError> {
         let _ = (container, sink);
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "sample resource usage" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "sample resource usage",
+        })
     }
     /// The container's full inspect document, shaped like Docker's (State, Config, HostConfig, NetworkSettings, ...).
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
         let _ = container;
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "inspect containers as JSON" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "inspect containers as JSON",
+        })
     }
     /// Names of the networks or volumes carrying `label` (`key=value` or `key`).
-    async fn list_labelled_resources(&self, kind: ResourceKind, label: &str) -> Result<Vec<String>, BackendError> {
+    async fn list_labelled_resources(
+        &self,
+        kind: ResourceKind,
+        label: &str,
+    ) -> Result<Vec<String>, BackendError> {
         let _ = (kind, label);
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "list networks and volumes" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "list networks and volumes",
+        })
     }
     /// Remove a network or volume (gone already is fine).
     async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
         let _ = (kind, name);
-        Err(BackendError::Unsupported { backend: self.name().to_owned(), operation: "remove networks and volumes" })
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "remove networks and volumes",
+        })
     }
     /// The environment another docker client (docker compose) needs to reach this backend's
     /// daemon (`DOCKER_HOST`, TLS variables, `DOCKER_CONTEXT`); `Err(reason)` when there is no

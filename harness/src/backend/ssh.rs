@@ -55,19 +55,40 @@ pub enum SshError {
     #[error("cannot run `{SSH}` for {url}: {source}")]
     Spawn { url: String, source: std::io::Error },
     #[error("ssh to {url} failed ({status}): {said} (try `{retry}`)")]
-    Refused { url: String, status: String, said: String, retry: String },
+    Refused {
+        url: String,
+        status: String,
+        said: String,
+        retry: String,
+    },
     #[error("ssh to {url} did not connect within {timeout:?} (try `{retry}`)")]
-    Timeout { url: String, timeout: Duration, retry: String },
-    #[error("the Engine API on {url} could not be reached over ssh ({detail}); `{retry}` said: {said}")]
-    Session { url: String, detail: String, said: String, retry: String },
+    Timeout {
+        url: String,
+        timeout: Duration,
+        retry: String,
+    },
+    #[error(
+        "the Engine API on {url} could not be reached over ssh ({detail}); `{retry}` said: {said}"
+    )]
+    Session {
+        url: String,
+        detail: String,
+        said: String,
+        retry: String,
+    },
 }
 
 impl SshTarget {
     /// Parse `ssh://[user@]host[:port][/socket]` (IPv6 hosts in brackets); like the docker
     /// CLI, no password, query or fragment; a path is the remote daemon's unix socket.
     pub fn parse(url: &str) -> Result<SshTarget, SshError> {
-        let invalid = |reason| SshError::InvalidUrl { url: url.to_owned(), reason };
-        let rest = url.strip_prefix("ssh://").ok_or_else(|| invalid("it does not start with ssh://"))?;
+        let invalid = |reason| SshError::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("ssh://")
+            .ok_or_else(|| invalid("it does not start with ssh://"))?;
         if rest.contains(['?', '#']) {
             return Err(invalid("a query or fragment is not supported"));
         }
@@ -80,19 +101,34 @@ impl SshTarget {
         let socket = match socket {
             None | Some("/") => None,
             Some(path) if path.chars().all(plain) => Some(path.to_owned()),
-            Some(_) => return Err(invalid("the socket path may hold only letters, digits and / . _ -")),
+            Some(_) => {
+                return Err(invalid(
+                    "the socket path may hold only letters, digits and / . _ -",
+                ));
+            }
         };
         let (user, host_port) = match rest.rsplit_once('@') {
-            Some((user, _)) if user.contains(':') => return Err(invalid("a password in the address is not supported")),
+            Some((user, _)) if user.contains(':') => {
+                return Err(invalid("a password in the address is not supported"));
+            }
             Some(("", _)) => return Err(invalid("the user before `@` is empty")),
             Some((user, host_port)) => (Some(user.to_owned()), host_port),
             None => (None, rest),
         };
         let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
-            let (host, after) = bracketed.split_once(']').ok_or_else(|| invalid("an IPv6 host lacks its closing `]`"))?;
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| invalid("an IPv6 host lacks its closing `]`"))?;
             match after {
                 "" => (host, None),
-                _ => (host, Some(after.strip_prefix(':').ok_or_else(|| invalid("only `:port` may follow `]`"))?)),
+                _ => (
+                    host,
+                    Some(
+                        after
+                            .strip_prefix(':')
+                            .ok_or_else(|| invalid("only `:port` may follow `]`"))?,
+                    ),
+                ),
             }
         } else {
             match host_port.split_once(':') {
@@ -108,9 +144,20 @@ impl SshTarget {
         }
         let port = match port {
             None => None,
-            Some(port) => Some(port.parse::<u16>().ok().filter(|port| *port != 0).ok_or_else(|| invalid("the port is not a number from 1 to 65535"))?),
+            Some(port) => Some(
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|port| *port != 0)
+                    .ok_or_else(|| invalid("the port is not a number from 1 to 65535"))?,
+            ),
         };
-        Ok(SshTarget { url: url.to_owned(), user, host: host.to_owned(), port, socket })
+        Ok(SshTarget {
+            url: url.to_owned(),
+            user,
+            host: host.to_owned(),
+            port,
+            socket,
+        })
     }
 
     /// `-l USER -p PORT -- HOST`: who and where, as ssh options.
@@ -159,8 +206,14 @@ pub struct Tunnel {
 impl Tunnel {
     /// Authenticate to `target` (a ControlMaster) and serve the API socket. Needs a tokio runtime.
     pub async fn open(target: SshTarget) -> Result<Tunnel, SshError> {
-        let private = |source| SshError::Private { url: target.url.clone(), source };
-        let dir = tempfile::Builder::new().prefix("dockproof-ssh-").tempdir().map_err(private)?;
+        let private = |source| SshError::Private {
+            url: target.url.clone(),
+            source,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("dockproof-ssh-")
+            .tempdir()
+            .map_err(private)?;
         let control = dir.path().join("control");
         let log = dir.path().join("master.log");
         let mut master = Command::new(SSH);
@@ -170,7 +223,16 @@ impl Tunnel {
             .arg(&control)
             .arg("-E")
             .arg(&log)
-            .args(["-f", "-N", "-o", "ControlPersist=60", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"])
+            .args([
+                "-f",
+                "-N",
+                "-o",
+                "ControlPersist=60",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=30",
+            ])
             .args(target.destination())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -178,17 +240,41 @@ impl Tunnel {
             .stderr(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = master.spawn().map_err(|source| SshError::Spawn { url: target.url.clone(), source })?;
+        let mut child = master.spawn().map_err(|source| SshError::Spawn {
+            url: target.url.clone(),
+            source,
+        })?;
         let status = match tokio::time::timeout(CONNECT_TIMEOUT, child.wait()).await {
-            Ok(status) => status.map_err(|source| SshError::Spawn { url: target.url.clone(), source })?,
-            Err(_) => return Err(SshError::Timeout { url: target.url.clone(), timeout: CONNECT_TIMEOUT, retry: target.retry_command() }),
+            Ok(status) => status.map_err(|source| SshError::Spawn {
+                url: target.url.clone(),
+                source,
+            })?,
+            Err(_) => {
+                return Err(SshError::Timeout {
+                    url: target.url.clone(),
+                    timeout: CONNECT_TIMEOUT,
+                    retry: target.retry_command(),
+                });
+            }
         };
         if !status.success() {
             let said = std::fs::read_to_string(&log).unwrap_or_default();
             let said = tail(said.trim(), STDERR_LIMIT);
-            let said = if said.is_empty() { "(ssh printed nothing)".to_owned() } else { said.replace('\n', " / ") };
-            let status = status.code().map_or_else(|| format!("ssh ended by {status}"), |code| format!("ssh exited with {code}"));
-            return Err(SshError::Refused { url: target.url.clone(), status, said, retry: target.retry_command() });
+            let said = if said.is_empty() {
+                "(ssh printed nothing)".to_owned()
+            } else {
+                said.replace('\n', " / ")
+            };
+            let status = status.code().map_or_else(
+                || format!("ssh ended by {status}"),
+                |code| format!("ssh exited with {code}"),
+            );
+            return Err(SshError::Refused {
+                url: target.url.clone(),
+                status,
+                said,
+                retry: target.retry_command(),
+            });
         }
         let socket = dir.path().join("docker.sock");
         let listener = match UnixListener::bind(&socket) {
@@ -199,8 +285,17 @@ impl Tunnel {
             }
         };
         let failure = Arc::new(Mutex::new(None));
-        let accept = tokio::spawn(serve(listener, Arc::new(dial_command(&target, &control)), failure.clone()));
-        Ok(Tunnel { target, dir, accept, failure })
+        let accept = tokio::spawn(serve(
+            listener,
+            Arc::new(dial_command(&target, &control)),
+            failure.clone(),
+        ));
+        Ok(Tunnel {
+            target,
+            dir,
+            accept,
+            failure,
+        })
     }
 
     /// The unix socket bollard connects to.
@@ -213,15 +308,23 @@ impl Tunnel {
     /// client saw the connection break, so this waits for it a little.
     pub async fn explain(&self, error: super::BackendError) -> super::BackendError {
         let detail = match &error {
-            super::BackendError::DaemonUnavailable { message } | super::BackendError::Api { message, .. } => message.clone(),
+            super::BackendError::DaemonUnavailable { message }
+            | super::BackendError::Api { message, .. } => message.clone(),
             _ => return error,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         loop {
             let said = self.failure.lock().ok().and_then(|failure| failure.clone());
             if let Some(said) = said {
-                let error = SshError::Session { url: self.target.url.clone(), detail, said, retry: self.target.retry_command() };
-                return super::BackendError::DaemonUnavailable { message: error.to_string() };
+                let error = SshError::Session {
+                    url: self.target.url.clone(),
+                    detail,
+                    said,
+                    retry: self.target.retry_command(),
+                };
+                return super::BackendError::DaemonUnavailable {
+                    message: error.to_string(),
+                };
             }
             if tokio::time::Instant::now() >= deadline {
                 return error;
@@ -258,7 +361,18 @@ fn stop_master(control: &Path) {
 /// have gone idle and exited, through a new connection of its own).
 fn dial_command(target: &SshTarget, control: &Path) -> Vec<std::ffi::OsString> {
     let mut argv: Vec<std::ffi::OsString> = vec!["-S".into(), control.into()];
-    argv.extend(["-o", "ControlMaster=no", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-T"].map(Into::into));
+    argv.extend(
+        [
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=30",
+            "-T",
+        ]
+        .map(Into::into),
+    );
     argv.extend(target.destination().into_iter().map(Into::into));
     argv.extend(target.remote_command().into_iter().map(Into::into));
     argv
@@ -266,7 +380,11 @@ fn dial_command(target: &SshTarget, control: &Path) -> Vec<std::ffi::OsString> {
 
 /// Accept API connections until aborted; each becomes an ssh session. Aborting drops the
 /// sessions' tasks, which kills their ssh processes.
-async fn serve(listener: UnixListener, argv: Arc<Vec<std::ffi::OsString>>, failure: Arc<Mutex<Option<String>>>) {
+async fn serve(
+    listener: UnixListener,
+    argv: Arc<Vec<std::ffi::OsString>>,
+    failure: Arc<Mutex<Option<String>>>,
+) {
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
@@ -282,7 +400,11 @@ async fn serve(listener: UnixListener, argv: Arc<Vec<std::ffi::OsString>>, failu
 }
 
 /// Carry one API connection over `ssh … docker system dial-stdio`.
-async fn session(stream: UnixStream, argv: Arc<Vec<std::ffi::OsString>>, failure: Arc<Mutex<Option<String>>>) {
+async fn session(
+    stream: UnixStream,
+    argv: Arc<Vec<std::ffi::OsString>>,
+    failure: Arc<Mutex<Option<String>>>,
+) {
     let record = |said: String| {
         if let Ok(mut failure) = failure.lock() {
             *failure = Some(said);
@@ -300,7 +422,9 @@ async fn session(stream: UnixStream, argv: Arc<Vec<std::ffi::OsString>>, failure
         Ok(child) => child,
         Err(error) => return record(format!("cannot run `{SSH}`: {error}")),
     };
-    let (Some(mut stdin), Some(mut stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+    let (Some(mut stdin), Some(mut stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
         return record("ssh started without its pipes".to_owned());
     };
     let (mut from_client, mut to_client) = stream.into_split();
@@ -318,7 +442,11 @@ async fn session(stream: UnixStream, argv: Arc<Vec<std::ffi::OsString>>, failure
     if let Ok(Ok(status)) = status
         && status.code().is_some_and(|code| code != 0)
     {
-        let said = if said.trim().is_empty() { format!("ssh exited with {status}") } else { said.trim().replace('\n', " / ") };
+        let said = if said.trim().is_empty() {
+            format!("ssh exited with {status}")
+        } else {
+            said.trim().replace('\n', " / ")
+        };
         record(said);
     }
     upload.abort();
@@ -356,16 +484,38 @@ mod tests {
     #[test]
     fn parses_ssh_addresses_like_the_docker_cli() {
         let target = SshTarget::parse("ssh://root@10.0.0.5:2222").unwrap();
-        assert_eq!((target.user.as_deref(), target.host.as_str(), target.port), (Some("root"), "10.0.0.5", Some(2222)));
-        assert_eq!(target.destination(), ["-l", "root", "-p", "2222", "--", "10.0.0.5"]);
+        assert_eq!(
+            (target.user.as_deref(), target.host.as_str(), target.port),
+            (Some("root"), "10.0.0.5", Some(2222))
+        );
+        assert_eq!(
+            target.destination(),
+            ["-l", "root", "-p", "2222", "--", "10.0.0.5"]
+        );
         let target = SshTarget::parse("ssh://builder").unwrap();
-        assert_eq!((target.user, target.host.as_str(), target.port, target.socket), (None, "builder", None, None));
+        assert_eq!(
+            (
+                target.user,
+                target.host.as_str(),
+                target.port,
+                target.socket
+            ),
+            (None, "builder", None, None)
+        );
         let target = SshTarget::parse("ssh://builder:22/run/user/1000/docker.sock").unwrap();
-        assert_eq!((target.host.as_str(), target.socket.as_deref()), ("builder", Some("/run/user/1000/docker.sock")));
-        assert!(target.retry_command().ends_with("-- builder docker --host unix:///run/user/1000/docker.sock system dial-stdio"));
+        assert_eq!(
+            (target.host.as_str(), target.socket.as_deref()),
+            ("builder", Some("/run/user/1000/docker.sock"))
+        );
+        assert!(target.retry_command().ends_with(
+            "-- builder docker --host unix:///run/user/1000/docker.sock system dial-stdio"
+        ));
         assert_eq!(SshTarget::parse("ssh://builder/").unwrap().socket, None);
         let target = SshTarget::parse("ssh://me@[::1]:22").unwrap();
-        assert_eq!((target.user.as_deref(), target.host.as_str(), target.port), (Some("me"), "::1", Some(22)));
+        assert_eq!(
+            (target.user.as_deref(), target.host.as_str(), target.port),
+            (Some("me"), "::1", Some(22))
+        );
         assert_eq!(SshTarget::parse("ssh://[fe80::1]").unwrap().host, "fe80::1");
         for bad in [
             "tcp://h:2376",
@@ -382,18 +532,30 @@ mod tests {
             "ssh://[::1",
             "ssh://[::1]x",
         ] {
-            assert!(matches!(SshTarget::parse(bad), Err(SshError::InvalidUrl { .. })), "{bad} must be refused");
+            assert!(
+                matches!(SshTarget::parse(bad), Err(SshError::InvalidUrl { .. })),
+                "{bad} must be refused"
+            );
         }
     }
 
     #[test]
     fn the_retry_command_is_the_docker_clis_session() {
         let target = SshTarget::parse("ssh://ops@worker-1:2200").unwrap();
-        assert_eq!(target.retry_command(), "ssh -o BatchMode=yes -l ops -p 2200 -- worker-1 docker system dial-stdio");
+        assert_eq!(
+            target.retry_command(),
+            "ssh -o BatchMode=yes -l ops -p 2200 -- worker-1 docker system dial-stdio"
+        );
         let argv = dial_command(&target, Path::new("/tmp/x/control"));
-        let argv: Vec<String> = argv.iter().map(|word| word.to_string_lossy().into_owned()).collect();
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|word| word.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(argv[..2], ["-S", "/tmp/x/control"]);
-        assert!(argv.ends_with(&["--", "worker-1", "docker", "system", "dial-stdio"].map(String::from)), "{argv:?}");
+        assert!(
+            argv.ends_with(&["--", "worker-1", "docker", "system", "dial-stdio"].map(String::from)),
+            "{argv:?}"
+        );
     }
 
     #[test]

@@ -55,7 +55,9 @@ pub fn parse_cli_frames(text: &str) -> Vec<StatsSample> {
     let mut samples = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find('{') {
-        let Some(length) = rest[start..].find('}') else { break };
+        let Some(length) = rest[start..].find('}') else {
+            break;
+        };
         let object = &rest[start..=start + length];
         if let Some(sample) = parse_cli_frame(object) {
             samples.push(sample);
@@ -87,7 +89,13 @@ pub fn parse_cli_frame(object: &str) -> Option<StatsSample> {
 /// `A / B`, each side parsed by `parse`. The CLI prints `-- / --` before its first reading.
 fn pair(text: &str, parse: fn(&str) -> Option<u64>) -> Option<(u64, u64)> {
     let (left, right) = text.split_once('/')?;
-    let side = |text: &str| if text.trim() == "--" { Some(0) } else { parse(text.trim()) };
+    let side = |text: &str| {
+        if text.trim() == "--" {
+            Some(0)
+        } else {
+            parse(text.trim())
+        }
+    };
     Some((side(left)?, side(right)?))
 }
 
@@ -96,17 +104,41 @@ fn percent(text: &str) -> Option<f64> {
     if text == "--" {
         return Some(0.0);
     }
-    text.strip_suffix('%')?.trim().parse().ok().filter(|value: &f64| value.is_finite())
+    text.strip_suffix('%')?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|value: &f64| value.is_finite())
 }
 
 /// A size the CLI printed with `units.BytesSize` (memory: powers of 1024, `KiB`, `MiB`, ...).
 fn binary_bytes(text: &str) -> Option<u64> {
-    scaled(text, &[("B", 1.0), ("KiB", 1024.0), ("MiB", 1048576.0), ("GiB", 1073741824.0), ("TiB", 1099511627776.0), ("PiB", 1125899906842624.0)])
+    scaled(
+        text,
+        &[
+            ("B", 1.0),
+            ("KiB", 1024.0),
+            ("MiB", 1048576.0),
+            ("GiB", 1073741824.0),
+            ("TiB", 1099511627776.0),
+            ("PiB", 1125899906842624.0),
+        ],
+    )
 }
 
 /// A size the CLI printed with `units.HumanSizeWithPrecision` (network and block I/O: powers of 1000).
 fn decimal_bytes(text: &str) -> Option<u64> {
-    scaled(text, &[("B", 1.0), ("kB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("PB", 1e15)])
+    scaled(
+        text,
+        &[
+            ("B", 1.0),
+            ("kB", 1e3),
+            ("MB", 1e6),
+            ("GB", 1e9),
+            ("TB", 1e12),
+            ("PB", 1e15),
+        ],
+    )
 }
 
 fn scaled(text: &str, units: &[(&str, f64)]) -> Option<u64> {
@@ -127,7 +159,12 @@ pub fn from_api(stats: &ContainerStatsResponse) -> Option<StatsSample> {
     // cgroup v1 calls it total_inactive_file, v2 inactive_file.
     let inactive = memory
         .and_then(|memory| memory.stats.as_ref())
-        .and_then(|stats| stats.get("total_inactive_file").or_else(|| stats.get("inactive_file")).copied())
+        .and_then(|stats| {
+            stats
+                .get("total_inactive_file")
+                .or_else(|| stats.get("inactive_file"))
+                .copied()
+        })
         .filter(|inactive| *inactive < usage)
         .unwrap_or(0);
     let (mut net_rx, mut net_tx) = (0u64, 0u64);
@@ -136,7 +173,10 @@ pub fn from_api(stats: &ContainerStatsResponse) -> Option<StatsSample> {
         net_tx = net_tx.saturating_add(network.tx_bytes.unwrap_or(0));
     }
     let (mut block_read, mut block_write) = (0u64, 0u64);
-    let entries = stats.blkio_stats.as_ref().and_then(|blkio| blkio.io_service_bytes_recursive.as_ref());
+    let entries = stats
+        .blkio_stats
+        .as_ref()
+        .and_then(|blkio| blkio.io_service_bytes_recursive.as_ref());
     for entry in entries.into_iter().flatten() {
         let value = entry.value.unwrap_or(0);
         match entry.op.as_deref().and_then(|op| op.chars().next()) {
@@ -148,28 +188,51 @@ pub fn from_api(stats: &ContainerStatsResponse) -> Option<StatsSample> {
     let sample = StatsSample {
         memory_bytes: usage - inactive,
         // Two decimals, as the CLI prints it.
-        cpu_percent: (cpu_percent(stats.cpu_stats.as_ref(), stats.precpu_stats.as_ref()) * 100.0).round() / 100.0,
-        cpu_time_ns: stats.cpu_stats.as_ref().and_then(|cpu| cpu.cpu_usage.as_ref()).and_then(|usage| usage.total_usage),
+        cpu_percent: (cpu_percent(stats.cpu_stats.as_ref(), stats.precpu_stats.as_ref()) * 100.0)
+            .round()
+            / 100.0,
+        cpu_time_ns: stats
+            .cpu_stats
+            .as_ref()
+            .and_then(|cpu| cpu.cpu_usage.as_ref())
+            .and_then(|usage| usage.total_usage),
         net_rx_bytes: net_rx,
         net_tx_bytes: net_tx,
         block_read_bytes: block_read,
         block_write_bytes: block_write,
-        pids: stats.pids_stats.as_ref().and_then(|pids| pids.current).unwrap_or(0),
+        pids: stats
+            .pids_stats
+            .as_ref()
+            .and_then(|pids| pids.current)
+            .unwrap_or(0),
     };
     sample.is_live().then_some(sample)
 }
 
 /// The docker CLI's `calculateCPUPercentUnix`.
 fn cpu_percent(now: Option<&ContainerCpuStats>, before: Option<&ContainerCpuStats>) -> f64 {
-    let total = |cpu: Option<&ContainerCpuStats>| cpu.and_then(|cpu| cpu.cpu_usage.as_ref()).and_then(|usage| usage.total_usage).unwrap_or(0);
-    let system = |cpu: Option<&ContainerCpuStats>| cpu.and_then(|cpu| cpu.system_cpu_usage).unwrap_or(0);
+    let total = |cpu: Option<&ContainerCpuStats>| {
+        cpu.and_then(|cpu| cpu.cpu_usage.as_ref())
+            .and_then(|usage| usage.total_usage)
+            .unwrap_or(0)
+    };
+    let system =
+        |cpu: Option<&ContainerCpuStats>| cpu.and_then(|cpu| cpu.system_cpu_usage).unwrap_or(0);
     let cpu_delta = total(now).saturating_sub(total(before)) as f64;
     let system_delta = system(now).saturating_sub(system(before)) as f64;
     let online = now
         .and_then(|cpu| cpu.online_cpus.filter(|count| *count > 0).map(f64::from))
-        .or_else(|| now.and_then(|cpu| cpu.cpu_usage.as_ref()).and_then(|usage| usage.percpu_usage.as_ref()).map(|per| per.len() as f64))
+        .or_else(|| {
+            now.and_then(|cpu| cpu.cpu_usage.as_ref())
+                .and_then(|usage| usage.percpu_usage.as_ref())
+                .map(|per| per.len() as f64)
+        })
         .unwrap_or(1.0);
-    if cpu_delta > 0.0 && system_delta > 0.0 { cpu_delta / system_delta * online * 100.0 } else { 0.0 }
+    if cpu_delta > 0.0 && system_delta > 0.0 {
+        cpu_delta / system_delta * online * 100.0
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]
@@ -183,9 +246,23 @@ mod tests {
     fn cli_frames_are_found_between_terminal_control_sequences() {
         let samples = parse_cli_frames(PIPED);
         assert_eq!(samples.len(), 2);
-        assert_eq!(samples[0], StatsSample { memory_bytes: 752 * 1024, net_rx_bytes: 646, pids: 2, ..StatsSample::default() });
-        assert_eq!(samples[1].memory_bytes, (24.84f64 * 1048576.0).round() as u64);
-        assert_eq!((samples[1].block_read_bytes, samples[1].block_write_bytes), (1_200_000, 24_600));
+        assert_eq!(
+            samples[0],
+            StatsSample {
+                memory_bytes: 752 * 1024,
+                net_rx_bytes: 646,
+                pids: 2,
+                ..StatsSample::default()
+            }
+        );
+        assert_eq!(
+            samples[1].memory_bytes,
+            (24.84f64 * 1048576.0).round() as u64
+        );
+        assert_eq!(
+            (samples[1].block_read_bytes, samples[1].block_write_bytes),
+            (1_200_000, 24_600)
+        );
         assert!((samples[1].cpu_percent - 0.12).abs() < 1e-9);
         assert_eq!(samples[1].cpu_time_ns, None, "the CLI prints no CPU time");
     }
@@ -200,11 +277,25 @@ mod tests {
 
     #[test]
     fn broken_frames_are_skipped_not_misread() {
-        for text in ["{}", "{\"MemUsage\":\"1MiB\"}", r#"{"BlockIO":"0B / 0B","CPUPerc":"x%","MemUsage":"1MiB / 2MiB","NetIO":"0B / 0B","PIDs":"1"}"#, "{not json", "{\"BlockIO\":\"1 parsec / 0B\"}"] {
+        for text in [
+            "{}",
+            "{\"MemUsage\":\"1MiB\"}",
+            r#"{"BlockIO":"0B / 0B","CPUPerc":"x%","MemUsage":"1MiB / 2MiB","NetIO":"0B / 0B","PIDs":"1"}"#,
+            "{not json",
+            "{\"BlockIO\":\"1 parsec / 0B\"}",
+        ] {
             assert_eq!(parse_cli_frames(text), Vec::new(), "{text}");
         }
-        assert_eq!(binary_bytes("3MB"), None, "memory is printed in binary units");
-        assert_eq!(decimal_bytes("3MiB"), None, "I/O is printed in decimal units");
+        assert_eq!(
+            binary_bytes("3MB"),
+            None,
+            "memory is printed in binary units"
+        );
+        assert_eq!(
+            decimal_bytes("3MiB"),
+            None,
+            "I/O is printed in decimal units"
+        );
     }
 
     #[test]
@@ -219,19 +310,29 @@ mod tests {
                 {"major": 8, "minor": 16, "op": "write", "value": 8}, {"major": 8, "minor": 0, "op": "Total", "value": 12288}]},
             "pids_stats": {"current": 3}
         });
-        let stats: ContainerStatsResponse = serde_json::from_value(document).expect("a stats document");
+        let stats: ContainerStatsResponse =
+            serde_json::from_value(document).expect("a stats document");
         let sample = from_api(&stats).expect("a live sample");
         assert_eq!(sample.memory_bytes, 26_000_000);
-        assert!((sample.cpu_percent - 20.0).abs() < 1e-9, "{}", sample.cpu_percent);
+        assert!(
+            (sample.cpu_percent - 20.0).abs() < 1e-9,
+            "{}",
+            sample.cpu_percent
+        );
         assert_eq!(sample.cpu_time_ns, Some(3_000_000_000));
         assert_eq!((sample.net_rx_bytes, sample.net_tx_bytes), (120, 10));
-        assert_eq!((sample.block_read_bytes, sample.block_write_bytes), (4096, 8200));
+        assert_eq!(
+            (sample.block_read_bytes, sample.block_write_bytes),
+            (4096, 8200)
+        );
         assert_eq!(sample.pids, 3);
     }
 
     #[test]
     fn a_stopped_containers_api_document_is_no_sample() {
-        let stats: ContainerStatsResponse = serde_json::from_value(serde_json::json!({"memory_stats": {}, "pids_stats": {}})).unwrap();
+        let stats: ContainerStatsResponse =
+            serde_json::from_value(serde_json::json!({"memory_stats": {}, "pids_stats": {}}))
+                .unwrap();
         assert_eq!(from_api(&stats), None);
     }
 }

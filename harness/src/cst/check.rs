@@ -15,7 +15,8 @@ fn matches(pattern: &str, text: &str) -> bool {
 /// Whether `text` is an `os.FileMode` string (`-rwxr-xr-x`, `drwxr-xr-x`, `Lrwxrwxrwx`, ...).
 pub fn is_permission_string(text: &str) -> bool {
     static SHAPE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new("^(-|[dalTLDpSugct?]+)[r-][w-][x-][r-][w-][x-][r-][w-][x-]$").expect("a valid pattern")
+        regex::Regex::new("^(-|[dalTLDpSugct?]+)[r-][w-][x-][r-][w-][x-][r-][w-][x-]$")
+            .expect("a valid pattern")
     });
     SHAPE.is_match(text)
 }
@@ -44,7 +45,10 @@ pub fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
         if special(rest[0]) {
             return (&rest[0..1], 1);
         }
-        let length = rest.iter().take_while(|byte| byte.is_ascii_alphanumeric() || **byte == b'_').count();
+        let length = rest
+            .iter()
+            .take_while(|byte| byte.is_ascii_alphanumeric() || **byte == b'_')
+            .count();
         (&rest[..length], length)
     }
     let bytes = text.as_bytes();
@@ -61,7 +65,12 @@ pub fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
                 out.push(b'$');
             } else {
                 let name = String::from_utf8_lossy(name);
-                out.extend_from_slice(env.get(name.as_ref()).map(String::as_str).unwrap_or_default().as_bytes());
+                out.extend_from_slice(
+                    env.get(name.as_ref())
+                        .map(String::as_str)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                );
             }
             index += width;
             start = index + 1;
@@ -77,26 +86,37 @@ pub fn command(test: &CommandTest, stdout: &str, stderr: &str, exit_code: i64) -
     let mut errors = Vec::new();
     for pattern in &test.expected_error {
         if !matches(pattern, stderr) {
-            errors.push(format!("Expected string '{pattern}' not found in error '{stderr}'"));
+            errors.push(format!(
+                "Expected string '{pattern}' not found in error '{stderr}'"
+            ));
         }
     }
     for pattern in &test.excluded_error {
         if matches(pattern, stderr) {
-            errors.push(format!("Excluded string '{pattern}' found in error '{stderr}'"));
+            errors.push(format!(
+                "Excluded string '{pattern}' found in error '{stderr}'"
+            ));
         }
     }
     for pattern in &test.expected_output {
         if !matches(pattern, stdout) {
-            errors.push(format!("Expected string '{pattern}' not found in output '{stdout}'"));
+            errors.push(format!(
+                "Expected string '{pattern}' not found in output '{stdout}'"
+            ));
         }
     }
     for pattern in &test.excluded_output {
         if matches(pattern, stdout) {
-            errors.push(format!("Excluded string '{pattern}' found in output '{stdout}'"));
+            errors.push(format!(
+                "Excluded string '{pattern}' found in output '{stdout}'"
+            ));
         }
     }
     if test.exit_code != exit_code {
-        errors.push(format!("Test '{}' exited with incorrect error code. Expected: {}, Actual: {exit_code}", test.name, test.exit_code));
+        errors.push(format!(
+            "Test '{}' exited with incorrect error code. Expected: {}, Actual: {exit_code}",
+            test.name, test.exit_code
+        ));
     }
     errors
 }
@@ -112,7 +132,10 @@ pub fn file_existence(test: &FileExistenceTest, found: Result<&FileInfo, &str>) 
     let mut errors = Vec::new();
     let mode = info.mode_string();
     if !test.permissions.is_empty() && mode != test.permissions {
-        errors.push(format!("{} has incorrect permissions. Expected: {}, Actual: {mode}", test.path, test.permissions));
+        errors.push(format!(
+            "{} has incorrect permissions. Expected: {}, Actual: {mode}",
+            test.path, test.permissions
+        ));
     }
     let bit = match test.is_executable_by.as_str() {
         "any" => Some(0o111),
@@ -124,17 +147,26 @@ pub fn file_existence(test: &FileExistenceTest, found: Result<&FileInfo, &str>) 
     if let Some(bit) = bit
         && info.mode & bit == 0
     {
-        errors.push(format!("{} has incorrect executable bit. Expected to be executable by {}, Actual: {mode}", test.path, test.is_executable_by));
+        errors.push(format!(
+            "{} has incorrect executable bit. Expected to be executable by {}, Actual: {mode}",
+            test.path, test.is_executable_by
+        ));
     }
     if let Some(uid) = test.uid.filter(|uid| *uid != -1)
         && i64::try_from(info.uid).ok() != Some(uid)
     {
-        errors.push(format!("{} has incorrect user ownership. Expected: {uid}, Actual: {}", test.path, info.uid));
+        errors.push(format!(
+            "{} has incorrect user ownership. Expected: {uid}, Actual: {}",
+            test.path, info.uid
+        ));
     }
     if let Some(gid) = test.gid.filter(|gid| *gid != -1)
         && i64::try_from(info.gid).ok() != Some(gid)
     {
-        errors.push(format!("{} has incorrect group ownership. Expected: {gid}, Actual: {}", test.path, info.gid));
+        errors.push(format!(
+            "{} has incorrect group ownership. Expected: {gid}, Actual: {}",
+            test.path, info.gid
+        ));
     }
     errors
 }
@@ -148,12 +180,16 @@ pub fn file_content(test: &FileContentTest, content: Result<&[u8], &str>) -> Vec
     let mut errors = Vec::new();
     for pattern in &test.expected_contents {
         if !matches(pattern, &contents) {
-            errors.push(format!("Expected string '{pattern}' not found in file content string '{contents}'"));
+            errors.push(format!(
+                "Expected string '{pattern}' not found in file content string '{contents}'"
+            ));
         }
     }
     for pattern in &test.excluded_contents {
         if matches(pattern, &contents) {
-            errors.push(format!("Excluded string '{pattern}' found in file content string '{contents}'"));
+            errors.push(format!(
+                "Excluded string '{pattern}' found in file content string '{contents}'"
+            ));
         }
     }
     errors
@@ -177,23 +213,60 @@ impl ImageConfig {
     /// From Docker's `Config` object (image inspect, or the saved image's `config`).
     pub fn from_docker(config: &serde_json::Value) -> ImageConfig {
         let strings = |key: &str| -> Vec<String> {
-            config.get(key).and_then(|value| value.as_array()).map(|items| items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+            config
+                .get(key)
+                .and_then(|value| value.as_array())
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|item| item.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         let keys = |key: &str| -> Vec<String> {
-            config.get(key).and_then(|value| value.as_object()).map(|members| members.keys().cloned().collect()).unwrap_or_default()
+            config
+                .get(key)
+                .and_then(|value| value.as_object())
+                .map(|members| members.keys().cloned().collect())
+                .unwrap_or_default()
         };
-        let text = |key: &str| config.get(key).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
+        let text = |key: &str| {
+            config
+                .get(key)
+                .and_then(|value| value.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
         ImageConfig {
-            env: strings("Env").iter().map(|pair| pair.split_once('=').map_or((pair.clone(), String::new()), |(key, value)| (key.to_owned(), value.to_owned()))).collect(),
+            env: strings("Env")
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map_or((pair.clone(), String::new()), |(key, value)| {
+                            (key.to_owned(), value.to_owned())
+                        })
+                })
+                .collect(),
             entrypoint: strings("Entrypoint"),
             cmd: strings("Cmd"),
             volumes: keys("Volumes"),
             workdir: text("WorkingDir"),
-            exposed_ports: keys("ExposedPorts").iter().map(|port| port.split('/').next().unwrap_or_default().to_owned()).collect(),
+            exposed_ports: keys("ExposedPorts")
+                .iter()
+                .map(|port| port.split('/').next().unwrap_or_default().to_owned())
+                .collect(),
             labels: config
                 .get("Labels")
                 .and_then(|value| value.as_object())
-                .map(|members| members.iter().map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned())).collect())
+                .map(|members| {
+                    members
+                        .iter()
+                        .map(|(key, value)| {
+                            (key.clone(), value.as_str().unwrap_or_default().to_owned())
+                        })
+                        .collect()
+                })
                 .unwrap_or_default(),
             user: text("User"),
         }
@@ -205,38 +278,69 @@ pub fn metadata(test: &MetadataTest, config: &ImageConfig) -> Vec<String> {
     let mut errors = Vec::new();
     for pair in &test.env_vars {
         match config.env.get(&pair.key) {
-            Some(value) if if pair.is_regex { matches(&pair.value, value) } else { pair.value == *value } => {}
-            Some(value) => errors.push(format!("env var {} value {value} does not match expected value: {}", pair.key, pair.value)),
+            Some(value)
+                if if pair.is_regex {
+                    matches(&pair.value, value)
+                } else {
+                    pair.value == *value
+                } => {}
+            Some(value) => errors.push(format!(
+                "env var {} value {value} does not match expected value: {}",
+                pair.key, pair.value
+            )),
             None => errors.push(format!("variable {} not found in image env", pair.key)),
         }
     }
     for pair in &test.unbound_env_vars {
         if config.env.contains_key(&pair.key) {
-            errors.push(format!("env variable {} should not be present in image metadata", pair.key));
+            errors.push(format!(
+                "env variable {} should not be present in image metadata",
+                pair.key
+            ));
         }
     }
     for pair in &test.labels {
         match config.labels.get(&pair.key) {
-            Some(value) if if pair.is_regex { matches(&pair.value, value) } else { pair.value == *value } => {}
-            Some(value) => errors.push(format!("label {} value {value} does not match expected value: {}", pair.key, pair.value)),
+            Some(value)
+                if if pair.is_regex {
+                    matches(&pair.value, value)
+                } else {
+                    pair.value == *value
+                } => {}
+            Some(value) => errors.push(format!(
+                "label {} value {value} does not match expected value: {}",
+                pair.key, pair.value
+            )),
             None => errors.push(format!("label {} not found in image metadata", pair.key)),
         }
     }
     if let Some(cmd) = &test.cmd
         && *cmd != config.cmd
     {
-        errors.push(format!("Image Cmd {:?} does not match expected Cmd: {cmd:?}", config.cmd));
+        errors.push(format!(
+            "Image Cmd {:?} does not match expected Cmd: {cmd:?}",
+            config.cmd
+        ));
     }
     if let Some(entrypoint) = &test.entrypoint
         && *entrypoint != config.entrypoint
     {
-        errors.push(format!("Image entrypoint {:?} does not match expected entrypoint: {entrypoint:?}", config.entrypoint));
+        errors.push(format!(
+            "Image entrypoint {:?} does not match expected entrypoint: {entrypoint:?}",
+            config.entrypoint
+        ));
     }
     if !test.workdir.is_empty() && test.workdir != config.workdir {
-        errors.push(format!("Image workdir {} does not match config workdir: {}", config.workdir, test.workdir));
+        errors.push(format!(
+            "Image workdir {} does not match config workdir: {}",
+            config.workdir, test.workdir
+        ));
     }
     if !test.user.is_empty() && test.user != config.user {
-        errors.push(format!("Image user {} does not match config user: {}", config.user, test.user));
+        errors.push(format!(
+            "Image user {} does not match config user: {}",
+            config.user, test.user
+        ));
     }
     for port in &test.exposed_ports {
         if !config.exposed_ports.contains(port) {
@@ -289,7 +393,11 @@ mod tests {
 
     #[test]
     fn expand_is_go_os_expand() {
-        let env: BTreeMap<String, String> = [("HOME".to_owned(), "/root".to_owned()), ("A_1".to_owned(), "x".to_owned())].into();
+        let env: BTreeMap<String, String> = [
+            ("HOME".to_owned(), "/root".to_owned()),
+            ("A_1".to_owned(), "x".to_owned()),
+        ]
+        .into();
         assert_eq!(expand("$HOME/x ${A_1}y $NOPE.z", &env), "/root/x xy .z");
         assert_eq!(expand("cost: 5$", &env), "cost: 5$");
         assert_eq!(expand("${}a ${A:-d} $$", &env), "a  ");
@@ -298,14 +406,28 @@ mod tests {
 
     #[test]
     fn regexes_are_unanchored_like_match_string() {
-        let test = CommandTest { name: "t".into(), expected_output: vec!["ell".into()], excluded_output: vec!["^x".into()], ..Default::default() };
+        let test = CommandTest {
+            name: "t".into(),
+            expected_output: vec!["ell".into()],
+            excluded_output: vec!["^x".into()],
+            ..Default::default()
+        };
         assert!(command(&test, "hello\n", "", 0).is_empty());
-        assert_eq!(command(&test, "hello\n", "", 3), ["Test 't' exited with incorrect error code. Expected: 0, Actual: 3"]);
+        assert_eq!(
+            command(&test, "hello\n", "", 3),
+            ["Test 't' exited with incorrect error code. Expected: 0, Actual: 3"]
+        );
     }
 
     #[test]
     fn executable_bits_and_ownership() {
-        let info = FileInfo { kind: Kind::File, mode: 0o744, uid: 0, gid: 5, link: String::new() };
+        let info = FileInfo {
+            kind: Kind::File,
+            mode: 0o744,
+            uid: 0,
+            gid: 5,
+            link: String::new(),
+        };
         let test = FileExistenceTest {
             name: "f".into(),
             path: "/f".into(),
@@ -317,25 +439,47 @@ mod tests {
         };
         assert_eq!(
             file_existence(&test, Ok(&info)),
-            ["/f has incorrect executable bit. Expected to be executable by group, Actual: -rwxr--r--", "/f has incorrect group ownership. Expected: 6, Actual: 5"]
+            [
+                "/f has incorrect executable bit. Expected to be executable by group, Actual: -rwxr--r--",
+                "/f has incorrect group ownership. Expected: 6, Actual: 5"
+            ]
         );
-        let absent = FileExistenceTest { should_exist: false, ..test };
+        let absent = FileExistenceTest {
+            should_exist: false,
+            ..test
+        };
         assert!(file_existence(&absent, Err("not found")).is_empty());
     }
 
     #[test]
     fn metadata_ports_are_numbers_and_lists_compare_exactly() {
-        let config = ImageConfig::from_docker(&serde_json::json!({"Env": ["A=1=2"], "ExposedPorts": {"8080/tcp": {}}, "Cmd": ["web"], "Entrypoint": null}));
+        let config = ImageConfig::from_docker(
+            &serde_json::json!({"Env": ["A=1=2"], "ExposedPorts": {"8080/tcp": {}}, "Cmd": ["web"], "Entrypoint": null}),
+        );
         assert_eq!(config.env["A"], "1=2");
-        let test = MetadataTest { exposed_ports: vec!["8080".into()], cmd: Some(vec!["web".into()]), entrypoint: Some(vec![]), ..Default::default() };
+        let test = MetadataTest {
+            exposed_ports: vec!["8080".into()],
+            cmd: Some(vec!["web".into()]),
+            entrypoint: Some(vec![]),
+            ..Default::default()
+        };
         assert!(metadata(&test, &config).is_empty());
-        let wrong = MetadataTest { exposed_ports: vec!["8080/tcp".into()], ..Default::default() };
-        assert_eq!(metadata(&wrong, &config), ["Port 8080/tcp not found in config"]);
+        let wrong = MetadataTest {
+            exposed_ports: vec!["8080/tcp".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            metadata(&wrong, &config),
+            ["Port 8080/tcp not found in config"]
+        );
     }
 
     #[test]
     fn license_words_are_case_insensitive() {
-        assert_eq!(license_file("/c", Ok(b"GNU Affero agpl")), Some("Invalid license for /c, license contains AGPL".into()));
+        assert_eq!(
+            license_file("/c", Ok(b"GNU Affero agpl")),
+            Some("Invalid license for /c, license contains AGPL".into())
+        );
         assert_eq!(license_file("/c", Ok(b"MIT")), None);
     }
 }

@@ -66,14 +66,20 @@ impl FileInfo {
             text.push('-');
         }
         for (index, letter) in "rwxrwxrwx".chars().enumerate() {
-            text.push(if self.mode & (1 << (8 - index)) != 0 { letter } else { '-' });
+            text.push(if self.mode & (1 << (8 - index)) != 0 {
+                letter
+            } else {
+                '-'
+            });
         }
         text
     }
 
     fn from_header(header: &tar::Header) -> Option<FileInfo> {
         let kind = match header.entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Link => Kind::File,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Link => {
+                Kind::File
+            }
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Symlink => Kind::Symlink,
             tar::EntryType::Char => Kind::CharDevice,
@@ -81,7 +87,12 @@ impl FileInfo {
             tar::EntryType::Fifo => Kind::Fifo,
             _ => return None,
         };
-        let link = header.link_name().ok().flatten().map(|link| link.to_string_lossy().into_owned()).unwrap_or_default();
+        let link = header
+            .link_name()
+            .ok()
+            .flatten()
+            .map(|link| link.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Some(FileInfo {
             kind,
             mode: header.mode().unwrap_or(0) & 0o7777,
@@ -114,8 +125,14 @@ pub fn read_copy_archive(bytes: &[u8]) -> Result<Vec<(String, Node)>, FilesError
     let mut entries = Vec::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
-        let name = entry.path()?.to_string_lossy().trim_end_matches('/').to_owned();
-        let Some(info) = FileInfo::from_header(entry.header()) else { continue };
+        let name = entry
+            .path()?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        let Some(info) = FileInfo::from_header(entry.header()) else {
+            continue;
+        };
         let content = if entry.header().entry_type() == tar::EntryType::Regular {
             let mut content = Vec::new();
             entry.read_to_end(&mut content)?;
@@ -164,17 +181,48 @@ impl SavedImage {
     pub fn read(path: &Path) -> Result<SavedImage, FilesError> {
         let dir = tempfile::tempdir()?;
         tar::Archive::new(std::fs::File::open(path)?).unpack(dir.path())?;
-        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json"))?)
-            .map_err(|error| FilesError::NotSaved(format!("manifest.json: {error}")))?;
-        let first = manifest.get(0).ok_or_else(|| FilesError::NotSaved("manifest.json lists no image".into()))?;
-        let config_name = first.get("Config").and_then(|name| name.as_str()).ok_or_else(|| FilesError::NotSaved("no Config in manifest.json".into()))?;
-        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(config_name))?)
-            .map_err(|error| FilesError::NotSaved(format!("{config_name}: {error}")))?;
-        let mut image = SavedImage { nodes: BTreeMap::new(), config: config.get("config").cloned().unwrap_or(serde_json::Value::Null) };
-        image.nodes.insert("/".into(), Node { info: FileInfo { kind: Kind::Dir, mode: 0o755, uid: 0, gid: 0, link: String::new() }, content: None });
-        let layers = first.get("Layers").and_then(|layers| layers.as_array()).cloned().unwrap_or_default();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json"))?)
+                .map_err(|error| FilesError::NotSaved(format!("manifest.json: {error}")))?;
+        let first = manifest
+            .get(0)
+            .ok_or_else(|| FilesError::NotSaved("manifest.json lists no image".into()))?;
+        let config_name = first
+            .get("Config")
+            .and_then(|name| name.as_str())
+            .ok_or_else(|| FilesError::NotSaved("no Config in manifest.json".into()))?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(config_name))?)
+                .map_err(|error| FilesError::NotSaved(format!("{config_name}: {error}")))?;
+        let mut image = SavedImage {
+            nodes: BTreeMap::new(),
+            config: config
+                .get("config")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+        };
+        image.nodes.insert(
+            "/".into(),
+            Node {
+                info: FileInfo {
+                    kind: Kind::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    link: String::new(),
+                },
+                content: None,
+            },
+        );
+        let layers = first
+            .get("Layers")
+            .and_then(|layers| layers.as_array())
+            .cloned()
+            .unwrap_or_default();
         for layer in layers {
-            let name = layer.as_str().ok_or_else(|| FilesError::NotSaved("a layer name is not a string".into()))?;
+            let name = layer
+                .as_str()
+                .ok_or_else(|| FilesError::NotSaved("a layer name is not a string".into()))?;
             image.apply_layer(&dir.path().join(name))?;
         }
         Ok(image)
@@ -189,7 +237,10 @@ impl SavedImage {
             probe.read(&mut head)? == 2 && head == [0x1f, 0x8b]
         };
         if gzipped {
-            return Err(FilesError::NotSaved(format!("{} is compressed; docker save writes plain layers", layer.display())));
+            return Err(FilesError::NotSaved(format!(
+                "{} is compressed; docker save writes plain layers",
+                layer.display()
+            )));
         }
         let mut archive = tar::Archive::new(file);
         for entry in archive.entries()? {
@@ -198,22 +249,41 @@ impl SavedImage {
             let base = path.rsplit('/').next().unwrap_or_default().to_owned();
             let parent = parent_of(&path);
             if base == ".wh..wh..opq" {
-                let prefix = if parent == "/" { "/".to_owned() } else { format!("{parent}/") };
-                self.nodes.retain(|key, _| !key.starts_with(&prefix) || *key == parent);
+                let prefix = if parent == "/" {
+                    "/".to_owned()
+                } else {
+                    format!("{parent}/")
+                };
+                self.nodes
+                    .retain(|key, _| !key.starts_with(&prefix) || *key == parent);
                 continue;
             }
             if let Some(hidden) = base.strip_prefix(".wh.") {
-                let gone = if parent == "/" { format!("/{hidden}") } else { format!("{parent}/{hidden}") };
+                let gone = if parent == "/" {
+                    format!("/{hidden}")
+                } else {
+                    format!("{parent}/{hidden}")
+                };
                 let prefix = format!("{gone}/");
-                self.nodes.retain(|key, _| *key != gone && !key.starts_with(&prefix));
+                self.nodes
+                    .retain(|key, _| *key != gone && !key.starts_with(&prefix));
                 continue;
             }
-            let Some(mut info) = FileInfo::from_header(entry.header()) else { continue };
+            let Some(mut info) = FileInfo::from_header(entry.header()) else {
+                continue;
+            };
             let content = match entry.header().entry_type() {
                 tar::EntryType::Link => {
                     // A hard link: the target's bytes under this entry's metadata.
                     info.link.clear();
-                    self.nodes.get(&clean(&entry.link_name()?.map(|link| link.to_string_lossy().into_owned()).unwrap_or_default())).and_then(|node| node.content.clone())
+                    self.nodes
+                        .get(&clean(
+                            &entry
+                                .link_name()?
+                                .map(|link| link.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                        ))
+                        .and_then(|node| node.content.clone())
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let mut content = Vec::new();
@@ -241,7 +311,11 @@ impl SavedImage {
         let parent = parent_of(&path);
         let base = path.rsplit('/').next().unwrap_or_default();
         let resolved = self.resolve(&parent, 0);
-        if resolved == "/" { format!("/{base}") } else { format!("{resolved}/{base}") }
+        if resolved == "/" {
+            format!("/{base}")
+        } else {
+            format!("{resolved}/{base}")
+        }
     }
 
     /// Resolve a path through every symlink (at most 40, like Linux).
@@ -250,10 +324,18 @@ impl SavedImage {
         let path = clean(path);
         let parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
         for (index, part) in parts.iter().enumerate() {
-            let next = if current == "/" { format!("/{part}") } else { format!("{current}/{part}") };
+            let next = if current == "/" {
+                format!("/{part}")
+            } else {
+                format!("{current}/{part}")
+            };
             match self.nodes.get(&next) {
                 Some(node) if node.info.kind == Kind::Symlink && depth < 40 => {
-                    let target = if node.info.link.starts_with('/') { node.info.link.clone() } else { format!("{current}/{}", node.info.link) };
+                    let target = if node.info.link.starts_with('/') {
+                        node.info.link.clone()
+                    } else {
+                        format!("{current}/{}", node.info.link)
+                    };
                     let rest = parts[index + 1..].join("/");
                     return self.resolve(&format!("{target}/{rest}"), depth + 1);
                 }
@@ -274,12 +356,18 @@ impl SavedImage {
         if self.nodes.get(&dir).map(|node| node.info.kind) != Some(Kind::Dir) {
             return None;
         }
-        let prefix = if dir == "/" { "/".to_owned() } else { format!("{dir}/") };
+        let prefix = if dir == "/" {
+            "/".to_owned()
+        } else {
+            format!("{dir}/")
+        };
         Some(
             self.nodes
                 .range(prefix.clone()..)
                 .take_while(|(key, _)| key.starts_with(&prefix))
-                .filter(|(key, node)| !key[prefix.len()..].contains('/') && node.info.kind == Kind::Dir)
+                .filter(|(key, node)| {
+                    !key[prefix.len()..].contains('/') && node.info.kind == Kind::Dir
+                })
                 .map(|(key, _)| key[prefix.len()..].to_owned())
                 .collect(),
         )
@@ -291,7 +379,13 @@ mod tests {
     use super::*;
 
     fn info(kind: Kind, mode: u32) -> FileInfo {
-        FileInfo { kind, mode, uid: 0, gid: 0, link: String::new() }
+        FileInfo {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            link: String::new(),
+        }
     }
 
     #[test]
@@ -309,7 +403,11 @@ mod tests {
         for (name, kind, link, content) in entries {
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(*kind);
-            header.set_mode(if *kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+            header.set_mode(if *kind == tar::EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
             header.set_size(content.len() as u64);
             if !link.is_empty() {
                 header.set_link_name(link).unwrap();
@@ -329,23 +427,40 @@ mod tests {
             ("usr/bin/old", tar::EntryType::Regular, "", b"x"),
             ("bin", tar::EntryType::Symlink, "usr/bin", b""),
         ]);
-        let two = layer(&[("usr/bin/.wh.old", tar::EntryType::Regular, "", b""), ("usr/bin/tool", tar::EntryType::Regular, "", b"v2")]);
+        let two = layer(&[
+            ("usr/bin/.wh.old", tar::EntryType::Regular, "", b""),
+            ("usr/bin/tool", tar::EntryType::Regular, "", b"v2"),
+        ]);
         std::fs::create_dir(dir.path().join("l1")).unwrap();
         std::fs::create_dir(dir.path().join("l2")).unwrap();
         std::fs::write(dir.path().join("l1/layer.tar"), one).unwrap();
         std::fs::write(dir.path().join("l2/layer.tar"), two).unwrap();
         std::fs::write(dir.path().join("c.json"), r#"{"config":{"Env":["A=1"]}}"#).unwrap();
-        std::fs::write(dir.path().join("manifest.json"), r#"[{"Config":"c.json","Layers":["l1/layer.tar","l2/layer.tar"]}]"#).unwrap();
+        std::fs::write(
+            dir.path().join("manifest.json"),
+            r#"[{"Config":"c.json","Layers":["l1/layer.tar","l2/layer.tar"]}]"#,
+        )
+        .unwrap();
         let saved = dir.path().join("saved.tar");
         let mut builder = tar::Builder::new(std::fs::File::create(&saved).unwrap());
         for name in ["l1/layer.tar", "l2/layer.tar", "c.json", "manifest.json"] {
-            builder.append_path_with_name(dir.path().join(name), name).unwrap();
+            builder
+                .append_path_with_name(dir.path().join(name), name)
+                .unwrap();
         }
         builder.finish().unwrap();
         drop(builder);
         let image = SavedImage::read(&saved).unwrap();
         assert_eq!(image.config["Env"][0], "A=1");
-        assert_eq!(image.stat("/bin/tool").unwrap().content.as_deref().map(Vec::as_slice), Some(&b"v2"[..]));
+        assert_eq!(
+            image
+                .stat("/bin/tool")
+                .unwrap()
+                .content
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"v2"[..])
+        );
         assert!(image.stat("/usr/bin/old").is_none());
         assert_eq!(image.stat("/bin").unwrap().info.kind, Kind::Symlink);
         assert_eq!(image.dirs_in("/usr").unwrap(), ["bin"]);

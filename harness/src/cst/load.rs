@@ -35,12 +35,23 @@ pub fn load_file(path: &Path) -> CstFileReport {
     let source = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => {
-            let diagnostic = Diagnostic::new(Default::default(), format!("cannot read the file: {error}"));
-            return CstFileReport { path: path.to_path_buf(), source: String::new(), loaded: None, diagnostics: vec![diagnostic] };
+            let diagnostic =
+                Diagnostic::new(Default::default(), format!("cannot read the file: {error}"));
+            return CstFileReport {
+                path: path.to_path_buf(),
+                source: String::new(),
+                loaded: None,
+                diagnostics: vec![diagnostic],
+            };
         }
     };
     let (loaded, diagnostics) = load_str(&source, path);
-    CstFileReport { path: path.to_path_buf(), source, loaded, diagnostics }
+    CstFileReport {
+        path: path.to_path_buf(),
+        source,
+        loaded,
+        diagnostics,
+    }
 }
 
 /// Load CST text; `path` names it in results (a relative `envFile` is read from the working directory, as CST does).
@@ -59,12 +70,20 @@ pub fn load_str(text: &str, path: &Path) -> (Option<LoadedCst>, Vec<Diagnostic>)
         Err(error) => {
             let pointer = path_to_pointer(error.path());
             let message = error.inner().to_string();
-            let span = if message.starts_with("unknown field") { located.spans.key(&pointer) } else { located.spans.value(&pointer) };
-            let diagnostic = Diagnostic::new(span, message).hint("keys are CST's own (camelCase), see the container-structure-test README");
+            let span = if message.starts_with("unknown field") {
+                located.spans.key(&pointer)
+            } else {
+                located.spans.value(&pointer)
+            };
+            let diagnostic = Diagnostic::new(span, message)
+                .hint("keys are CST's own (camelCase), see the container-structure-test README");
             return (None, vec![diagnostic]);
         }
     };
-    let mut checker = Checker { spans: &located.spans, diagnostics: Vec::new() };
+    let mut checker = Checker {
+        spans: &located.spans,
+        diagnostics: Vec::new(),
+    };
     let version = checker.version(&config, &located.value);
     let env_file = checker.run_options(&config, version);
     if let Some(version) = version {
@@ -72,9 +91,16 @@ pub fn load_str(text: &str, path: &Path) -> (Option<LoadedCst>, Vec<Diagnostic>)
     }
     let diagnostics = checker.diagnostics;
     match (version, diagnostics.is_empty()) {
-        (Some(version), true) => {
-            (Some(LoadedCst { path: path.to_path_buf(), version, config, spans: located.spans, env_file }), diagnostics)
-        }
+        (Some(version), true) => (
+            Some(LoadedCst {
+                path: path.to_path_buf(),
+                version,
+                config,
+                spans: located.spans,
+                env_file,
+            }),
+            diagnostics,
+        ),
         _ => (None, diagnostics),
     }
 }
@@ -86,12 +112,14 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error(&mut self, pointer: &str, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics.push(Diagnostic::new(self.spans.value(pointer), message));
+        self.diagnostics
+            .push(Diagnostic::new(self.spans.value(pointer), message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
     fn key_error(&mut self, pointer: &str, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic::new(self.spans.key(pointer), message));
+        self.diagnostics
+            .push(Diagnostic::new(self.spans.key(pointer), message));
     }
 
     fn version(&mut self, config: &CstConfig, document: &Value) -> Option<SchemaVersion> {
@@ -99,14 +127,18 @@ impl Checker<'_> {
             Some("2.0.0") => Some(SchemaVersion::V2),
             Some("1.0.0") => Some(SchemaVersion::V1),
             Some(other) => {
-                let diagnostic = Diagnostic::new(self.spans.value("/schemaVersion"), format!("unsupported schemaVersion `{other}`"))
-                    .expected("\"2.0.0\" or \"1.0.0\"");
+                let diagnostic = Diagnostic::new(
+                    self.spans.value("/schemaVersion"),
+                    format!("unsupported schemaVersion `{other}`"),
+                )
+                .expected("\"2.0.0\" or \"1.0.0\"");
                 self.diagnostics.push(diagnostic);
                 None
             }
             None => {
                 let _ = document;
-                let diagnostic = Diagnostic::new(self.spans.value(""), "missing `schemaVersion`").expected("schemaVersion: \"2.0.0\"");
+                let diagnostic = Diagnostic::new(self.spans.value(""), "missing `schemaVersion`")
+                    .expected("schemaVersion: \"2.0.0\"");
                 self.diagnostics.push(diagnostic);
                 None
             }
@@ -115,7 +147,10 @@ impl Checker<'_> {
 
     fn regex(&mut self, pointer: &str, pattern: &str) {
         if let Err(error) = regex::Regex::new(pattern) {
-            let message = format!("invalid regular expression: {}", error.to_string().lines().last().unwrap_or_default());
+            let message = format!(
+                "invalid regular expression: {}",
+                error.to_string().lines().last().unwrap_or_default()
+            );
             self.error(pointer, message);
         }
     }
@@ -141,18 +176,27 @@ impl Checker<'_> {
             self.name(&pointer, &test.name);
             match (&test.command, version) {
                 (None, _) => {
-                    self.error(&pointer, format!("command test `{}` has no `command`", test.name));
+                    self.error(
+                        &pointer,
+                        format!("command test `{}` has no `command`", test.name),
+                    );
                 }
                 (Some(Command::Program(program)), SchemaVersion::V2) if program.is_empty() => {
                     self.error(&format!("{pointer}/command"), "`command` is empty");
                 }
                 (Some(Command::Argv(_)), SchemaVersion::V2) => {
-                    self.error(&format!("{pointer}/command"), "in schemaVersion 2.0.0 `command` is one string; arguments go in `args`")
-                        .expected = Some("command: echo\nargs: [hello]".into());
+                    self.error(
+                        &format!("{pointer}/command"),
+                        "in schemaVersion 2.0.0 `command` is one string; arguments go in `args`",
+                    )
+                    .expected = Some("command: echo\nargs: [hello]".into());
                 }
                 (Some(Command::Program(_)), SchemaVersion::V1) => {
-                    self.error(&format!("{pointer}/command"), "in schemaVersion 1.0.0 `command` is a list").expected =
-                        Some("command: [echo, hello]".into());
+                    self.error(
+                        &format!("{pointer}/command"),
+                        "in schemaVersion 1.0.0 `command` is a list",
+                    )
+                    .expected = Some("command: [echo, hello]".into());
                 }
                 (Some(Command::Argv(argv)), SchemaVersion::V1) if argv.is_empty() => {
                     self.error(&format!("{pointer}/command"), "`command` is empty");
@@ -160,12 +204,18 @@ impl Checker<'_> {
                 _ => {}
             }
             if version == SchemaVersion::V1 && test.args.is_some() {
-                self.key_error(&format!("{pointer}/args"), "`args` exists in schemaVersion 2.0.0 only; put the arguments in `command`");
+                self.key_error(
+                    &format!("{pointer}/args"),
+                    "`args` exists in schemaVersion 2.0.0 only; put the arguments in `command`",
+                );
             }
             for (list, commands) in [("setup", &test.setup), ("teardown", &test.teardown)] {
                 for (position, command) in commands.iter().enumerate() {
                     if command.is_empty() {
-                        self.error(&format!("{pointer}/{list}/{position}"), format!("empty {list} command"));
+                        self.error(
+                            &format!("{pointer}/{list}/{position}"),
+                            format!("empty {list} command"),
+                        );
                     }
                 }
             }
@@ -181,38 +231,71 @@ impl Checker<'_> {
             let pointer = format!("/fileExistenceTests/{index}");
             self.name(&pointer, &test.name);
             if test.path.is_empty() {
-                self.error(&pointer, format!("file existence test `{}` needs a `path`", test.name));
+                self.error(
+                    &pointer,
+                    format!("file existence test `{}` needs a `path`", test.name),
+                );
             }
             if version == SchemaVersion::V1 {
-                for (key, set) in [("uid", test.uid.is_some()), ("gid", test.gid.is_some()), ("isExecutableBy", !test.is_executable_by.is_empty())] {
+                for (key, set) in [
+                    ("uid", test.uid.is_some()),
+                    ("gid", test.gid.is_some()),
+                    ("isExecutableBy", !test.is_executable_by.is_empty()),
+                ] {
                     if set {
-                        self.key_error(&format!("{pointer}/{key}"), format!("`{key}` exists in schemaVersion 2.0.0 only"));
+                        self.key_error(
+                            &format!("{pointer}/{key}"),
+                            format!("`{key}` exists in schemaVersion 2.0.0 only"),
+                        );
                     }
                 }
             }
-            if !test.permissions.is_empty() && !super::check::is_permission_string(&test.permissions) {
+            if !test.permissions.is_empty()
+                && !super::check::is_permission_string(&test.permissions)
+            {
                 self.error(&format!("{pointer}/permissions"), format!("`{}` is not a permission string", test.permissions)).expected =
                     Some("Go's os.FileMode string: `-rw-r--r--`, `drwxr-xr-x`, `Lrwxrwxrwx`, `-rwsr-xr-x` is `urwxr-xr-x`".into());
             }
-            if !matches!(test.is_executable_by.as_str(), "" | "owner" | "group" | "other" | "any") {
-                self.error(&format!("{pointer}/isExecutableBy"), format!("`{}` is not a valid isExecutableBy", test.is_executable_by))
-                    .expected = Some("owner, group, other or any".into());
+            if !matches!(
+                test.is_executable_by.as_str(),
+                "" | "owner" | "group" | "other" | "any"
+            ) {
+                self.error(
+                    &format!("{pointer}/isExecutableBy"),
+                    format!("`{}` is not a valid isExecutableBy", test.is_executable_by),
+                )
+                .expected = Some("owner, group, other or any".into());
             }
         }
         for (index, test) in config.file_content_tests.iter().enumerate() {
             let pointer = format!("/fileContentTests/{index}");
             self.name(&pointer, &test.name);
             if test.path.is_empty() {
-                self.error(&pointer, format!("file content test `{}` needs a `path`", test.name));
+                self.error(
+                    &pointer,
+                    format!("file content test `{}` needs a `path`", test.name),
+                );
             }
-            self.regexes(&format!("{pointer}/expectedContents"), &test.expected_contents);
-            self.regexes(&format!("{pointer}/excludedContents"), &test.excluded_contents);
+            self.regexes(
+                &format!("{pointer}/expectedContents"),
+                &test.expected_contents,
+            );
+            self.regexes(
+                &format!("{pointer}/excludedContents"),
+                &test.excluded_contents,
+            );
         }
         if let Some(metadata) = &config.metadata_test {
             if version == SchemaVersion::V1 {
-                self.key_error("/metadataTest", "`metadataTest` exists in schemaVersion 2.0.0 only");
+                self.key_error(
+                    "/metadataTest",
+                    "`metadataTest` exists in schemaVersion 2.0.0 only",
+                );
             }
-            for (list, pairs) in [("envVars", &metadata.env_vars), ("labels", &metadata.labels)] {
+            for (list, pairs) in [
+                ("envVars", &metadata.env_vars),
+                ("labels", &metadata.labels),
+            ] {
                 for (index, pair) in pairs.iter().enumerate() {
                     let pointer = format!("/metadataTest/{list}/{index}");
                     if pair.key.is_empty() {
@@ -225,13 +308,22 @@ impl Checker<'_> {
             }
             for (index, pair) in metadata.unbound_env_vars.iter().enumerate() {
                 if pair.key.is_empty() {
-                    self.error(&format!("/metadataTest/unboundEnvVars/{index}"), "a `key` cannot be empty");
+                    self.error(
+                        &format!("/metadataTest/unboundEnvVars/{index}"),
+                        "a `key` cannot be empty",
+                    );
                 }
             }
-            for (list, items) in [("exposedPorts", &metadata.exposed_ports), ("volumes", &metadata.volumes)] {
+            for (list, items) in [
+                ("exposedPorts", &metadata.exposed_ports),
+                ("volumes", &metadata.volumes),
+            ] {
                 for (index, item) in items.iter().enumerate() {
                     if item.is_empty() {
-                        self.error(&format!("/metadataTest/{list}/{index}"), "an entry cannot be empty");
+                        self.error(
+                            &format!("/metadataTest/{list}/{index}"),
+                            "an entry cannot be empty",
+                        );
                     }
                 }
             }
@@ -240,26 +332,44 @@ impl Checker<'_> {
 
     fn env_pair(&mut self, pointer: &str, env: &EnvVar, need_value: bool) {
         if env.key.is_empty() || (need_value && env.value.is_empty()) {
-            self.error(pointer, "environment variables need a non-empty `key` and `value`");
+            self.error(
+                pointer,
+                "environment variables need a non-empty `key` and `value`",
+            );
         }
         if env.is_regex {
-            self.key_error(&format!("{pointer}/isRegex"), "`isRegex` applies to metadataTest envVars and labels only");
+            self.key_error(
+                &format!("{pointer}/isRegex"),
+                "`isRegex` applies to metadataTest envVars and labels only",
+            );
         }
     }
 
-    fn run_options(&mut self, config: &CstConfig, version: Option<SchemaVersion>) -> Vec<(String, String)> {
-        let Some(options) = &config.container_run_options else { return Vec::new() };
+    fn run_options(
+        &mut self,
+        config: &CstConfig,
+        version: Option<SchemaVersion>,
+    ) -> Vec<(String, String)> {
+        let Some(options) = &config.container_run_options else {
+            return Vec::new();
+        };
         if version == Some(SchemaVersion::V1) {
-            self.key_error("/containerRunOptions", "`containerRunOptions` exists in schemaVersion 2.0.0 only");
+            self.key_error(
+                "/containerRunOptions",
+                "`containerRunOptions` exists in schemaVersion 2.0.0 only",
+            );
         }
         if options.allocate_tty {
-            self.error("/containerRunOptions/allocateTty", "`allocateTty: true` is not supported by dockproof")
-                .hint = Some("a TTY merges stderr into stdout; remove it or set it to false".into());
+            self.error(
+                "/containerRunOptions/allocateTty",
+                "`allocateTty: true` is not supported by dockproof",
+            )
+            .hint = Some("a TTY merges stderr into stdout; remove it or set it to false".into());
         }
         for (index, mount) in options.bind_mounts.iter().enumerate() {
             if let Err(message) = super::run::parse_bind_mount(mount) {
-                self.error(&format!("/containerRunOptions/bindMounts/{index}"), message).expected =
-                    Some("/absolute/host/path:/container/path[:ro|:rw]".into());
+                self.error(&format!("/containerRunOptions/bindMounts/{index}"), message)
+                    .expected = Some("/absolute/host/path:/container/path[:ro|:rw]".into());
             }
         }
         if options.env_file.is_empty() {
@@ -269,8 +379,11 @@ impl Checker<'_> {
         let lines = match dotenvy::from_path_iter(shown) {
             Ok(lines) => lines,
             Err(error) => {
-                self.error("/containerRunOptions/envFile", format!("cannot read envFile `{shown}`: {error}")).hint =
-                    Some("CST reads envFile relative to the working directory".into());
+                self.error(
+                    "/containerRunOptions/envFile",
+                    format!("cannot read envFile `{shown}`: {error}"),
+                )
+                .hint = Some("CST reads envFile relative to the working directory".into());
                 return Vec::new();
             }
         };
@@ -278,10 +391,16 @@ impl Checker<'_> {
         for line in lines {
             match line {
                 // CST drops pairs with an empty key or value.
-                Ok((key, value)) if !key.is_empty() && !value.is_empty() => pairs.push((key, value)),
+                Ok((key, value)) if !key.is_empty() && !value.is_empty() => {
+                    pairs.push((key, value))
+                }
                 Ok(_) => {}
                 Err(error) => {
-                    self.error("/containerRunOptions/envFile", format!("envFile `{shown}` is not a valid env file: {error}")).expected =
+                    self.error(
+                        "/containerRunOptions/envFile",
+                        format!("envFile `{shown}` is not a valid env file: {error}"),
+                    )
+                    .expected =
                         Some("KEY=VALUE lines (`export`, quotes and `#` comments allowed)".into());
                     return Vec::new();
                 }
@@ -297,7 +416,15 @@ mod tests {
 
     fn problems(text: &str) -> Vec<String> {
         let (_, diagnostics) = load_str(text, Path::new("t.yaml"));
-        diagnostics.iter().map(|d| format!("{}:{}: {}", d.span.start.line, d.span.start.column, d.message)).collect()
+        diagnostics
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{}: {}",
+                    d.span.start.line, d.span.start.column, d.message
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -315,18 +442,29 @@ mod tests {
 
     #[test]
     fn v1_takes_the_command_as_a_list() {
-        let text = "schemaVersion: '1.0.0'\ncommandTests:\n  - name: echo\n    command: [echo, hi]\n";
+        let text =
+            "schemaVersion: '1.0.0'\ncommandTests:\n  - name: echo\n    command: [echo, hi]\n";
         let (loaded, diagnostics) = load_str(text, Path::new("t.yaml"));
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
-        assert_eq!(loaded.expect("valid").config.command_tests[0].argv(), ["echo", "hi"]);
-        assert_eq!(problems("schemaVersion: 1.0.0\ncommandTests:\n  - name: e\n    command: echo\n"), ["4:14: in schemaVersion 1.0.0 `command` is a list"]);
+        assert_eq!(
+            loaded.expect("valid").config.command_tests[0].argv(),
+            ["echo", "hi"]
+        );
+        assert_eq!(
+            problems("schemaVersion: 1.0.0\ncommandTests:\n  - name: e\n    command: echo\n"),
+            ["4:14: in schemaVersion 1.0.0 `command` is a list"]
+        );
     }
 
     #[test]
     fn an_unknown_key_is_an_error_at_its_line() {
         assert_eq!(
-            problems("schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    shouldexist: false\n"),
-            ["5:5: unknown field `shouldexist`, expected one of `name`, `path`, `shouldExist`, `permissions`, `uid`, `gid`, `isExecutableBy`"]
+            problems(
+                "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    shouldexist: false\n"
+            ),
+            [
+                "5:5: unknown field `shouldexist`, expected one of `name`, `path`, `shouldExist`, `permissions`, `uid`, `gid`, `isExecutableBy`"
+            ]
         );
     }
 
@@ -336,15 +474,32 @@ mod tests {
         let found = problems(text);
         assert_eq!(found.len(), 4, "{found:?}");
         assert!(found[0].starts_with("3:5: every test needs"), "{found:?}");
-        assert!(found[1].starts_with("5:22: invalid regular expression"), "{found:?}");
-        assert!(found.iter().any(|p| p.starts_with("10:18: `rwx` is not a permission string")), "{found:?}");
-        assert!(found.iter().any(|p| p.starts_with("9:21: `everyone`")), "{found:?}");
+        assert!(
+            found[1].starts_with("5:22: invalid regular expression"),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("10:18: `rwx` is not a permission string")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.starts_with("9:21: `everyone`")),
+            "{found:?}"
+        );
     }
 
     #[test]
     fn schema_version_is_required_and_known() {
-        assert_eq!(problems("commandTests: []\n"), ["1:1: missing `schemaVersion`"]);
-        assert_eq!(problems("schemaVersion: 3.0.0\n"), ["1:16: unsupported schemaVersion `3.0.0`"]);
+        assert_eq!(
+            problems("commandTests: []\n"),
+            ["1:1: missing `schemaVersion`"]
+        );
+        assert_eq!(
+            problems("schemaVersion: 3.0.0\n"),
+            ["1:16: unsupported schemaVersion `3.0.0`"]
+        );
     }
 
     #[test]
@@ -352,11 +507,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join("test.env");
         std::fs::write(&env, "# c\nA=1\nexport B=\"two words\"\nC=\nD=x # note\n").unwrap();
-        let config = format!("schemaVersion: 2.0.0\ncontainerRunOptions:\n  envFile: {}\n", env.display());
+        let config = format!(
+            "schemaVersion: 2.0.0\ncontainerRunOptions:\n  envFile: {}\n",
+            env.display()
+        );
         let (loaded, diagnostics) = load_str(&config, Path::new("t.yaml"));
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         let pairs = loaded.unwrap().env_file;
-        assert_eq!(pairs, [("A".to_owned(), "1".to_owned()), ("B".to_owned(), "two words".to_owned()), ("D".to_owned(), "x".to_owned())]);
+        assert_eq!(
+            pairs,
+            [
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "two words".to_owned()),
+                ("D".to_owned(), "x".to_owned())
+            ]
+        );
         std::fs::write(&env, "A=1\nnot a pair\n").unwrap();
         let (_, diagnostics) = load_str(&config, Path::new("t.yaml"));
         assert_eq!(diagnostics.len(), 1, "a malformed env file is a load error");

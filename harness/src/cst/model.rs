@@ -69,7 +69,9 @@ impl CommandTest {
     /// The argv: `command` then `args` (2.0.0), or the list (1.0.0).
     pub fn argv(&self) -> Vec<String> {
         match &self.command {
-            Some(Command::Program(program)) => std::iter::once(program.clone()).chain(self.args.iter().flatten().cloned()).collect(),
+            Some(Command::Program(program)) => std::iter::once(program.clone())
+                .chain(self.args.iter().flatten().cloned())
+                .collect(),
             Some(Command::Argv(argv)) => argv.clone(),
             None => Vec::new(),
         }

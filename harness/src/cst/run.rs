@@ -58,7 +58,11 @@ pub fn parse_bind_mount(text: &str) -> Result<Mount, String> {
     if !host.starts_with('/') || !container.starts_with('/') {
         return Err(format!("`{text}`: both paths must be absolute"));
     }
-    Ok(Mount { host: host.into(), container: container.to_owned(), read_only })
+    Ok(Mount {
+        host: host.into(),
+        container: container.to_owned(),
+        read_only,
+    })
 }
 
 /// One test to run.
@@ -86,12 +90,21 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
         tests.extend((0..config.file_content_tests.len()).map(Test::FileContent));
         tests.extend((0..config.file_existence_tests.len()).map(Test::FileExistence));
         tests.extend((0..config.license_tests.len()).map(Test::License));
-        if config.metadata_test.as_ref().is_some_and(|metadata| !metadata.is_empty()) {
+        if config
+            .metadata_test
+            .as_ref()
+            .is_some_and(|metadata| !metadata.is_empty())
+        {
             tests.push(Test::Metadata);
         }
-        jobs.extend(tests.into_iter().map(|test| Job { file: Arc::clone(&file), test }));
+        jobs.extend(tests.into_iter().map(|test| Job {
+            file: Arc::clone(&file),
+            test,
+        }));
     }
-    let saved = if context.driver == Driver::Tar && jobs.iter().any(|job| !matches!(job.test, Test::Command(_))) {
+    let saved = if context.driver == Driver::Tar
+        && jobs.iter().any(|job| !matches!(job.test, Test::Command(_)))
+    {
         Some(save(&context).await.map(Arc::new))
     } else {
         None
@@ -106,28 +119,46 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
         .buffered(context.jobs.max(1))
         .collect::<Vec<_>>()
         .await;
-    RunOutcome { reports, interrupted: false, swept: 0 }
+    RunOutcome {
+        reports,
+        interrupted: false,
+        swept: 0,
+    }
 }
 
 async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
     let directory = tempfile::Builder::new()
         .prefix("cst-save-")
         .tempdir_in(&context.work_dir)
-        .map_err(|error| Failure::new(Category::ConfigInvalid, format!("cannot create a directory for the saved image: {error}")))?;
+        .map_err(|error| {
+            Failure::new(
+                Category::ConfigInvalid,
+                format!("cannot create a directory for the saved image: {error}"),
+            )
+        })?;
     let archive = directory.path().join("image.tar");
-    context.backend.save_image(&context.image, &archive).await.map_err(|error| Failure::new(error.category(), error.to_string()))?;
+    context
+        .backend
+        .save_image(&context.image, &archive)
+        .await
+        .map_err(|error| Failure::new(error.category(), error.to_string()))?;
     let read = tokio::task::spawn_blocking(move || SavedImage::read(&archive)).await;
     match read {
         Ok(Ok(saved)) => Ok(saved),
         Ok(Err(error)) => Err(Failure::new(Category::ConfigInvalid, error.to_string())),
-        Err(error) => Err(Failure::new(Category::CleanupFailed, format!("reading the saved image panicked: {error}"))),
+        Err(error) => Err(Failure::new(
+            Category::CleanupFailed,
+            format!("reading the saved image panicked: {error}"),
+        )),
     }
 }
 
 /// Remove anything still labelled with the run's id; returns how many (0 when every test cleaned up).
 pub async fn sweep(context: &CstContext) -> usize {
     let label = format!("dockproof.run={}", context.run_id);
-    let Ok(leftovers) = context.backend.list_labelled(&label).await else { return 0 };
+    let Ok(leftovers) = context.backend.list_labelled(&label).await else {
+        return 0;
+    };
     for id in &leftovers {
         let _ = context.backend.remove(id).await;
     }
@@ -136,33 +167,61 @@ pub async fn sweep(context: &CstContext) -> usize {
 
 fn location(file: &LoadedCst, pointer: &str) -> Location {
     let span = file.spans.value(pointer);
-    Location { file: file.path.clone(), line: span.start.line, column: span.start.column }
+    Location {
+        file: file.path.clone(),
+        line: span.start.line,
+        column: span.start.column,
+    }
 }
 
-async fn run_one(context: &CstContext, job: &Job, saved: Option<Result<Arc<SavedImage>, Arc<Failure>>>) -> ScenarioReport {
+async fn run_one(
+    context: &CstContext,
+    job: &Job,
+    saved: Option<Result<Arc<SavedImage>, Arc<Failure>>>,
+) -> ScenarioReport {
     let started = Instant::now();
     let config = &job.file.config;
     let (name, pointer) = match job.test {
-        Test::Command(index) => (format!("Command Test: {}", config.command_tests[index].name), format!("/commandTests/{index}")),
-        Test::FileExistence(index) => {
-            (format!("File Existence Test: {}", config.file_existence_tests[index].name), format!("/fileExistenceTests/{index}"))
-        }
-        Test::FileContent(index) => (format!("File Content Test: {}", config.file_content_tests[index].name), format!("/fileContentTests/{index}")),
+        Test::Command(index) => (
+            format!("Command Test: {}", config.command_tests[index].name),
+            format!("/commandTests/{index}"),
+        ),
+        Test::FileExistence(index) => (
+            format!(
+                "File Existence Test: {}",
+                config.file_existence_tests[index].name
+            ),
+            format!("/fileExistenceTests/{index}"),
+        ),
+        Test::FileContent(index) => (
+            format!(
+                "File Content Test: {}",
+                config.file_content_tests[index].name
+            ),
+            format!("/fileContentTests/{index}"),
+        ),
         Test::Metadata => ("Metadata Test".to_owned(), "/metadataTest".to_owned()),
         Test::License(index) => ("License Test".to_owned(), format!("/licenseTests/{index}")),
     };
     let mut stdout_tail = Vec::new();
     let mut stderr_tail = Vec::new();
     let result: Result<Vec<String>, Failure> = match job.test {
-        Test::Command(index) => command_test(context, job, &config.command_tests[index]).await.map(|(errors, stdout, stderr)| {
-            stdout_tail = tail(&stdout);
-            stderr_tail = tail(&stderr);
-            errors
-        }),
+        Test::Command(index) => command_test(context, job, &config.command_tests[index])
+            .await
+            .map(|(errors, stdout, stderr)| {
+                stdout_tail = tail(&stdout);
+                stderr_tail = tail(&stderr);
+                errors
+            }),
         _ => match saved {
             Some(Err(failure)) => Err((*failure).clone()),
             Some(Ok(saved)) => image_test(&Source::Saved(saved), job).await,
-            None => with_container(context, job, |source| async move { image_test(&source, job).await }).await,
+            None => {
+                with_container(context, job, |source| async move {
+                    image_test(&source, job).await
+                })
+                .await
+            }
         },
     };
     let failure = match result {
@@ -178,7 +237,11 @@ async fn run_one(context: &CstContext, job: &Job, saved: Option<Result<Arc<Saved
         name,
         file: job.file.path.clone(),
         tags: vec!["cst".to_owned()],
-        outcome: if failure.is_some() { Outcome::Failed } else { Outcome::Passed },
+        outcome: if failure.is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Passed
+        },
         failure,
         skip_reason: None,
         earlier_attempts: Vec::new(),
@@ -192,7 +255,10 @@ async fn run_one(context: &CstContext, job: &Job, saved: Option<Result<Arc<Saved
 
 fn tail(text: &str) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(TAIL)..].iter().map(|line| (*line).to_owned()).collect()
+    lines[lines.len().saturating_sub(TAIL)..]
+        .iter()
+        .map(|line| (*line).to_owned())
+        .collect()
 }
 
 fn backend_failure(error: BackendError) -> Failure {
@@ -200,7 +266,10 @@ fn backend_failure(error: BackendError) -> Failure {
 }
 
 fn labels(context: &CstContext) -> BTreeMap<String, String> {
-    BTreeMap::from([("dockproof.run".to_owned(), context.run_id.clone()), ("dockproof.cst".to_owned(), "true".to_owned())])
+    BTreeMap::from([
+        ("dockproof.run".to_owned(), context.run_id.clone()),
+        ("dockproof.cst".to_owned(), "true".to_owned()),
+    ])
 }
 
 fn container_name(context: &CstContext) -> String {
@@ -211,14 +280,24 @@ fn container_name(context: &CstContext) -> String {
 
 /// The host config parts of `containerRunOptions` (CST applies them only when any option is set).
 fn apply_run_options(spec: &mut ContainerSpec, options: Option<&ContainerRunOptions>) {
-    let Some(options) = options.filter(|options| options.is_set()) else { return };
+    let Some(options) = options.filter(|options| options.is_set()) else {
+        return;
+    };
     spec.privileged = options.privileged;
     spec.cap_add = options.capabilities.clone();
-    spec.mounts = options.bind_mounts.iter().filter_map(|mount| parse_bind_mount(mount).ok()).collect();
+    spec.mounts = options
+        .bind_mounts
+        .iter()
+        .filter_map(|mount| parse_bind_mount(mount).ok())
+        .collect();
 }
 
 /// Create a never-started container from the image, run `body` against it, remove it.
-async fn with_container<F, Fut>(context: &CstContext, job: &Job, body: F) -> Result<Vec<String>, Failure>
+async fn with_container<F, Fut>(
+    context: &CstContext,
+    job: &Job,
+    body: F,
+) -> Result<Vec<String>, Failure>
 where
     F: FnOnce(Source) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<String>, Failure>>,
@@ -231,12 +310,22 @@ where
         ..ContainerSpec::default()
     };
     apply_run_options(&mut spec, job.file.config.container_run_options.as_ref());
-    let id = context.backend.create(&spec).await.map_err(backend_failure)?;
-    let source = Source::Container { backend: Arc::clone(&context.backend), container: id.clone(), image: context.image.clone() };
+    let id = context
+        .backend
+        .create(&spec)
+        .await
+        .map_err(backend_failure)?;
+    let source = Source::Container {
+        backend: Arc::clone(&context.backend),
+        container: id.clone(),
+        image: context.image.clone(),
+    };
     let result = body(source).await;
     let removed = context.backend.remove(&id).await;
     match (result, removed) {
-        (Ok(errors), Err(error)) if errors.is_empty() => Err(Failure::new(Category::CleanupFailed, error.to_string())),
+        (Ok(errors), Err(error)) if errors.is_empty() => {
+            Err(Failure::new(Category::CleanupFailed, error.to_string()))
+        }
         (result, _) => result,
     }
 }
@@ -254,7 +343,11 @@ fn copy_error(path: &str, error: &BackendError) -> String {
 
 /// Files and configuration of the image under test.
 enum Source {
-    Container { backend: Arc<dyn Backend>, container: String, image: String },
+    Container {
+        backend: Arc<dyn Backend>,
+        container: String,
+        image: String,
+    },
     Saved(Arc<SavedImage>),
 }
 
@@ -262,11 +355,24 @@ impl Source {
     /// The entry at `path`, not following a final symlink (what `docker cp` archives).
     async fn stat(&self, path: &str) -> Result<(FileInfo, Option<Arc<Vec<u8>>>), String> {
         match self {
-            Source::Saved(saved) => saved.stat(path).map(|node| (node.info.clone(), node.content.clone())).ok_or_else(|| format!("File {path} not found in image")),
-            Source::Container { backend, container, .. } => {
-                let archive = backend.copy_from(container, path).await.map_err(|error| copy_error(path, &error))?;
-                let entries = files::read_copy_archive(&archive).map_err(|error| error.to_string())?;
-                let base = files::clean(path).rsplit('/').next().unwrap_or_default().to_owned();
+            Source::Saved(saved) => saved
+                .stat(path)
+                .map(|node| (node.info.clone(), node.content.clone()))
+                .ok_or_else(|| format!("File {path} not found in image")),
+            Source::Container {
+                backend, container, ..
+            } => {
+                let archive = backend
+                    .copy_from(container, path)
+                    .await
+                    .map_err(|error| copy_error(path, &error))?;
+                let entries =
+                    files::read_copy_archive(&archive).map_err(|error| error.to_string())?;
+                let base = files::clean(path)
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 entries
                     .into_iter()
                     .find(|(name, node)| {
@@ -285,10 +391,21 @@ impl Source {
         for _ in 0..40 {
             let (info, content) = self.stat(&current).await?;
             match info.kind {
-                Kind::Dir => return Err(format!("Cannot read specified path: {path} is a directory, not a file")),
+                Kind::Dir => {
+                    return Err(format!(
+                        "Cannot read specified path: {path} is a directory, not a file"
+                    ));
+                }
                 Kind::Symlink => {
-                    let parent = current.rsplit_once('/').map(|(parent, _)| parent.to_owned()).unwrap_or_default();
-                    current = if info.link.starts_with('/') { files::clean(&info.link) } else { files::clean(&format!("{parent}/{}", info.link)) };
+                    let parent = current
+                        .rsplit_once('/')
+                        .map(|(parent, _)| parent.to_owned())
+                        .unwrap_or_default();
+                    current = if info.link.starts_with('/') {
+                        files::clean(&info.link)
+                    } else {
+                        files::clean(&format!("{parent}/{}", info.link))
+                    };
                 }
                 _ => return content.ok_or_else(|| format!("{path} is not a regular file")),
             }
@@ -299,13 +416,23 @@ impl Source {
     /// The directories directly inside `path`.
     async fn dirs_in(&self, path: &str) -> Result<Vec<String>, String> {
         match self {
-            Source::Saved(saved) => saved.dirs_in(path).ok_or_else(|| format!("Error reading directory: {path} not found in image")),
-            Source::Container { backend, container, .. } => {
-                let archive = backend.copy_from(container, path).await.map_err(|error| copy_error(path, &error))?;
-                let entries = files::read_copy_archive(&archive).map_err(|error| error.to_string())?;
+            Source::Saved(saved) => saved
+                .dirs_in(path)
+                .ok_or_else(|| format!("Error reading directory: {path} not found in image")),
+            Source::Container {
+                backend, container, ..
+            } => {
+                let archive = backend
+                    .copy_from(container, path)
+                    .await
+                    .map_err(|error| copy_error(path, &error))?;
+                let entries =
+                    files::read_copy_archive(&archive).map_err(|error| error.to_string())?;
                 Ok(entries
                     .into_iter()
-                    .filter(|(name, node)| node.info.kind == Kind::Dir && name.split('/').count() == 2)
+                    .filter(|(name, node)| {
+                        node.info.kind == Kind::Dir && name.split('/').count() == 2
+                    })
                     .filter_map(|(name, _)| name.split('/').nth(1).map(str::to_owned))
                     .collect())
             }
@@ -316,8 +443,13 @@ impl Source {
         match self {
             Source::Saved(saved) => Ok(ImageConfig::from_docker(&saved.config)),
             Source::Container { backend, image, .. } => {
-                let inspect = backend.image_inspect_json(image).await.map_err(backend_failure)?;
-                Ok(ImageConfig::from_docker(inspect.get("Config").unwrap_or(&serde_json::Value::Null)))
+                let inspect = backend
+                    .image_inspect_json(image)
+                    .await
+                    .map_err(backend_failure)?;
+                Ok(ImageConfig::from_docker(
+                    inspect.get("Config").unwrap_or(&serde_json::Value::Null),
+                ))
             }
         }
     }
@@ -330,17 +462,29 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
             let test = &config.file_existence_tests[index];
             // CST expands `$VAR` in the path with the image's environment, globalEnvVars committed into it.
             let mut env = source.config().await?.env;
-            let globals: Vec<(String, String)> =
-                config.global_env_vars.iter().map(|pair| (pair.key.clone(), check::expand(&pair.value, &env))).collect();
+            let globals: Vec<(String, String)> = config
+                .global_env_vars
+                .iter()
+                .map(|pair| (pair.key.clone(), check::expand(&pair.value, &env)))
+                .collect();
             env.extend(globals);
             let path = check::expand(&test.path, &env);
             let found = source.stat(&path).await;
-            Ok(check::file_existence(test, found.as_ref().map(|(info, _)| info).map_err(String::as_str)))
+            Ok(check::file_existence(
+                test,
+                found.as_ref().map(|(info, _)| info).map_err(String::as_str),
+            ))
         }
         Test::FileContent(index) => {
             let test = &config.file_content_tests[index];
             let content = source.read(&test.path).await;
-            Ok(check::file_content(test, content.as_ref().map(|bytes| bytes.as_slice()).map_err(String::as_str)))
+            Ok(check::file_content(
+                test,
+                content
+                    .as_ref()
+                    .map(|bytes| bytes.as_slice())
+                    .map_err(String::as_str),
+            ))
         }
         Test::Metadata => {
             let metadata = config.metadata_test.clone().unwrap_or_default();
@@ -354,20 +498,36 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
                 match source.dirs_in(ROOT).await {
                     Err(error) => return Ok(vec![format!("Error reading directory: {error}")]),
                     Ok(packages) => {
-                        for package in packages.iter().filter(|package| !check::LICENSE_ALLOWED_PACKAGES.contains(&package.as_str())) {
+                        for package in packages.iter().filter(|package| {
+                            !check::LICENSE_ALLOWED_PACKAGES.contains(&package.as_str())
+                        }) {
                             let file = format!("{ROOT}/{package}/copyright");
                             if let Err(error) = source.stat(&file).await {
-                                errors.push(format!("Error reading license file for {package}: {error}"));
+                                errors.push(format!(
+                                    "Error reading license file for {package}: {error}"
+                                ));
                             }
                             let content = source.read(&file).await;
-                            errors.extend(check::license_file(&file, content.as_ref().map(|bytes| bytes.as_slice()).map_err(String::as_str)));
+                            errors.extend(check::license_file(
+                                &file,
+                                content
+                                    .as_ref()
+                                    .map(|bytes| bytes.as_slice())
+                                    .map_err(String::as_str),
+                            ));
                         }
                     }
                 }
             }
             for file in &test.files {
                 let content = source.read(file).await;
-                errors.extend(check::license_file(file, content.as_ref().map(|bytes| bytes.as_slice()).map_err(String::as_str)));
+                errors.extend(check::license_file(
+                    file,
+                    content
+                        .as_ref()
+                        .map(|bytes| bytes.as_slice())
+                        .map_err(String::as_str),
+                ));
             }
             Ok(errors)
         }
@@ -379,12 +539,24 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
 /// its own container from the current image, committed as the next image; the
 /// test command in a fresh container from the last one, its entrypoint cleared.
 /// Returns CST's errors, stdout and stderr.
-async fn command_test(context: &CstContext, job: &Job, test: &CommandTest) -> Result<(Vec<String>, String, String), Failure> {
+async fn command_test(
+    context: &CstContext,
+    job: &Job,
+    test: &CommandTest,
+) -> Result<(Vec<String>, String, String), Failure> {
     let backend = context.backend.as_ref();
     let file = &job.file;
-    let run_options = file.config.container_run_options.as_ref().filter(|options| options.is_set());
-    let inspect = backend.image_inspect_json(&context.image).await.map_err(backend_failure)?;
-    let mut image_env = ImageConfig::from_docker(inspect.get("Config").unwrap_or(&serde_json::Value::Null)).env;
+    let run_options = file
+        .config
+        .container_run_options
+        .as_ref()
+        .filter(|options| options.is_set());
+    let inspect = backend
+        .image_inspect_json(&context.image)
+        .await
+        .map_err(backend_failure)?;
+    let mut image_env =
+        ImageConfig::from_docker(inspect.get("Config").unwrap_or(&serde_json::Value::Null)).env;
     // globalEnvVars: CST commits them into the image, expanded with the image's env.
     let mut global = Vec::new();
     for pair in &file.config.global_env_vars {
@@ -400,25 +572,52 @@ async fn command_test(context: &CstContext, job: &Job, test: &CommandTest) -> Re
         for setup in &test.setup {
             // Setup containers get the test's envVars expanded with the current image's env.
             let mut env = global.clone();
-            env.extend(test.env_vars.iter().map(|pair| (pair.key.clone(), check::expand(&pair.value, &image_env))));
+            env.extend(
+                test.env_vars
+                    .iter()
+                    .map(|pair| (pair.key.clone(), check::expand(&pair.value, &image_env))),
+            );
             let (id, ..) = run_container(context, job, &image, setup.clone(), env).await?;
             let new_image = backend.commit(&id).await;
             let _ = backend.remove(&id).await;
             image = new_image.map_err(backend_failure)?;
             committed.push(image.clone());
-            let inspect = backend.image_inspect_json(&image).await.map_err(backend_failure)?;
-            image_env = ImageConfig::from_docker(inspect.get("Config").unwrap_or(&serde_json::Value::Null)).env;
+            let inspect = backend
+                .image_inspect_json(&image)
+                .await
+                .map_err(backend_failure)?;
+            image_env =
+                ImageConfig::from_docker(inspect.get("Config").unwrap_or(&serde_json::Value::Null))
+                    .env;
         }
-        let argv: Vec<String> = test.argv().iter().map(|arg| check::expand(arg, &image_env)).collect();
+        let argv: Vec<String> = test
+            .argv()
+            .iter()
+            .map(|arg| check::expand(arg, &image_env))
+            .collect();
         let mut env = global.clone();
-        env.extend(test.env_vars.iter().map(|pair| (pair.key.clone(), pair.value.clone())));
+        env.extend(
+            test.env_vars
+                .iter()
+                .map(|pair| (pair.key.clone(), pair.value.clone())),
+        );
         if let Some(options) = run_options {
             env.extend(file.env_file.iter().cloned());
-            env.extend(options.env_vars.iter().filter_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()).map(|value| (name.clone(), value))));
+            env.extend(options.env_vars.iter().filter_map(|name| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|value| !value.is_empty())
+                    .map(|value| (name.clone(), value))
+            }));
         }
-        let (id, exit_code, stdout, stderr) = run_container(context, job, &image, argv, env).await?;
+        let (id, exit_code, stdout, stderr) =
+            run_container(context, job, &image, argv, env).await?;
         let _ = backend.remove(&id).await;
-        Ok((check::command(test, &stdout, &stderr, exit_code), stdout, stderr))
+        Ok((
+            check::command(test, &stdout, &stderr, exit_code),
+            stdout,
+            stderr,
+        ))
     }
     .await;
     // CST's docker driver skips teardown: every test's container and images are thrown away.
@@ -430,16 +629,29 @@ async fn command_test(context: &CstContext, job: &Job, test: &CommandTest) -> Re
 
 /// Create, start and wait for a container running `argv` with the entrypoint cleared;
 /// returns its id (still to be removed), exit code, stdout and stderr.
-async fn run_container(context: &CstContext, job: &Job, image: &str, argv: Vec<String>, env: Vec<(String, String)>) -> Result<(String, i64, String, String), Failure> {
+async fn run_container(
+    context: &CstContext,
+    job: &Job,
+    image: &str,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+) -> Result<(String, i64, String, String), Failure> {
     let backend = context.backend.as_ref();
-    let options = job.file.config.container_run_options.as_ref().filter(|options| options.is_set());
+    let options = job
+        .file
+        .config
+        .container_run_options
+        .as_ref()
+        .filter(|options| options.is_set());
     let mut spec = ContainerSpec {
         name: container_name(context),
         image: image.to_owned(),
         cmd: Some(argv),
         entrypoint: Some(Vec::new()),
         env,
-        user: options.map(|options| options.user.clone()).filter(|user| !user.is_empty()),
+        user: options
+            .map(|options| options.user.clone())
+            .filter(|user| !user.is_empty()),
         labels: labels(context),
         ..ContainerSpec::default()
     };
@@ -451,10 +663,19 @@ async fn run_container(context: &CstContext, job: &Job, image: &str, argv: Vec<S
             Ok(code) => code.map_err(backend_failure)?,
             Err(_) => {
                 let _ = backend.kill(&id).await;
-                return Err(Failure::new(Category::Timeout, format!("the command did not finish within {:?}", context.command_timeout)));
+                return Err(Failure::new(
+                    Category::Timeout,
+                    format!(
+                        "the command did not finish within {:?}",
+                        context.command_timeout
+                    ),
+                ));
             }
         };
-        let logs = backend.logs(&id, CaptureLimits::default(), None).await.map_err(backend_failure)?;
+        let logs = backend
+            .logs(&id, CaptureLimits::default(), None)
+            .await
+            .map_err(backend_failure)?;
         Ok((code, logs.stdout.text, logs.stderr.text))
     }
     .await;
@@ -477,7 +698,14 @@ mod tests {
 
     #[test]
     fn bind_mounts_parse_like_docker_binds() {
-        assert_eq!(parse_bind_mount("/h:/c:ro").unwrap(), Mount { host: "/h".into(), container: "/c".into(), read_only: true });
+        assert_eq!(
+            parse_bind_mount("/h:/c:ro").unwrap(),
+            Mount {
+                host: "/h".into(),
+                container: "/c".into(),
+                read_only: true
+            }
+        );
         assert!(parse_bind_mount("rel:/c").is_err());
         assert!(parse_bind_mount("/h").is_err());
     }

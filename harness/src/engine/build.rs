@@ -12,8 +12,8 @@ use crate::backend::{BackendError, BuildRequest};
 use crate::category::Category;
 use crate::check::{self, Finding};
 use crate::fixtures;
-use crate::scenario::template;
 use crate::scenario::BuildSpec;
+use crate::scenario::template;
 
 /// Where a failed build failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,9 @@ fn normalise(text: &str) -> String {
 
 /// The text and line of every instruction in a Dockerfile, in order.
 fn instructions(dockerfile: &str) -> Vec<(String, usize)> {
-    let Ok(parsed) = Dockerfile::parse(dockerfile) else { return Vec::new() };
+    let Ok(parsed) = Dockerfile::parse(dockerfile) else {
+        return Vec::new();
+    };
     parsed
         .instructions
         .iter()
@@ -49,7 +51,10 @@ fn instructions(dockerfile: &str) -> Vec<(String, usize)> {
                 Instruction::Misc(i) => i.span,
             };
             let text = dockerfile.get(span.start..span.end).unwrap_or_default();
-            (normalise(&text.replace("\\\n", " ")), dockerfile[..span.start].matches('\n').count() + 1)
+            (
+                normalise(&text.replace("\\\n", " ")),
+                dockerfile[..span.start].matches('\n').count() + 1,
+            )
         })
         .collect()
 }
@@ -58,8 +63,10 @@ fn instructions(dockerfile: &str) -> Vec<(String, usize)> {
 pub fn locate_failure(log: &str, dockerfile: &str) -> BuildFailure {
     static LEGACY: OnceLock<Regex> = OnceLock::new();
     static BUILDKIT: OnceLock<Regex> = OnceLock::new();
-    let legacy = LEGACY.get_or_init(|| Regex::new(r"^Step (\d+)/\d+ : (.+)$").expect("valid pattern"));
-    let buildkit = BUILDKIT.get_or_init(|| Regex::new(r"\[(?:[\w.-]+ )?(\d+)/\d+\] (.+?):?$").expect("valid pattern"));
+    let legacy =
+        LEGACY.get_or_init(|| Regex::new(r"^Step (\d+)/\d+ : (.+)$").expect("valid pattern"));
+    let buildkit = BUILDKIT
+        .get_or_init(|| Regex::new(r"\[(?:[\w.-]+ )?(\d+)/\d+\] (.+?):?$").expect("valid pattern"));
     let known = instructions(dockerfile);
     let mut instruction = None;
     let mut line = None;
@@ -67,11 +74,17 @@ pub fn locate_failure(log: &str, dockerfile: &str) -> BuildFailure {
         if let Some(captures) = legacy.captures(text.trim()) {
             let step: usize = captures[1].parse().unwrap_or(0);
             instruction = Some(captures[2].to_owned());
-            line = step.checked_sub(1).and_then(|index| known.get(index)).map(|(_, line)| *line);
+            line = step
+                .checked_sub(1)
+                .and_then(|index| known.get(index))
+                .map(|(_, line)| *line);
         } else if let Some(captures) = buildkit.captures(text.trim()) {
             let reported = normalise(&captures[2]);
             instruction = Some(reported.clone());
-            line = known.iter().find(|(text, _)| *text == reported || text.starts_with(&reported)).map(|(_, line)| *line);
+            line = known
+                .iter()
+                .find(|(text, _)| *text == reported || text.starts_with(&reported))
+                .map(|(_, line)| *line);
         }
     }
     let tail: Vec<String> = log
@@ -84,25 +97,57 @@ pub fn locate_failure(log: &str, dockerfile: &str) -> BuildFailure {
         .into_iter()
         .rev()
         .collect();
-    BuildFailure { instruction, line, tail }
+    BuildFailure {
+        instruction,
+        line,
+        tail,
+    }
 }
 
 impl ScenarioRun<'_> {
-    pub(super) async fn build(&mut self, pointer: &str, build: &BuildSpec) -> Result<(), Vec<Finding>> {
+    pub(super) async fn build(
+        &mut self,
+        pointer: &str,
+        build: &BuildSpec,
+    ) -> Result<(), Vec<Finding>> {
         let build_pointer = format!("{pointer}/build");
-        let dockerfile_name = build.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_owned());
+        let dockerfile_name = build
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| "Dockerfile".to_owned());
         let dir = self.loaded.base_dir.join(&build.context);
-        let dockerfile_text = std::fs::read_to_string(dir.join(&dockerfile_name))
-            .map_err(|error| finding(Category::ConfigInvalid, format!("{build_pointer}/context"), format!("cannot read the Dockerfile: {error}")))?;
-        let context = fixtures::prepare_context(&dir, &dockerfile_name)
-            .map_err(|message| finding(Category::BuildFailed, format!("{build_pointer}/context"), message))?;
+        let dockerfile_text =
+            std::fs::read_to_string(dir.join(&dockerfile_name)).map_err(|error| {
+                finding(
+                    Category::ConfigInvalid,
+                    format!("{build_pointer}/context"),
+                    format!("cannot read the Dockerfile: {error}"),
+                )
+            })?;
+        let context = fixtures::prepare_context(&dir, &dockerfile_name).map_err(|message| {
+            finding(
+                Category::BuildFailed,
+                format!("{build_pointer}/context"),
+                message,
+            )
+        })?;
         let step_number = pointer.rsplit('/').next().unwrap_or("0");
-        let tag = build.tag.clone().unwrap_or_else(|| format!("dockproof-build/{}-{step_number}:{}", self.slug, self.context.run_id.to_ascii_lowercase()));
+        let tag = build.tag.clone().unwrap_or_else(|| {
+            format!(
+                "dockproof-build/{}-{step_number}:{}",
+                self.slug,
+                self.context.run_id.to_ascii_lowercase()
+            )
+        });
         let request = BuildRequest {
             context: context.path().to_path_buf(),
             dockerfile: build.dockerfile.clone(),
             tag: tag.clone(),
-            args: build.args.iter().map(|(key, value)| (key.clone(), template::render(&value.0, &self.vars))).collect(),
+            args: build
+                .args
+                .iter()
+                .map(|(key, value)| (key.clone(), template::render(&value.0, &self.vars)))
+                .collect(),
             target: build.target.clone(),
             labels: [("dockproof.run".to_owned(), self.context.run_id.clone())].into(),
         };
@@ -113,19 +158,40 @@ impl ScenarioRun<'_> {
                 let failure = locate_failure(&message, &dockerfile_text);
                 let shown = build.dockerfile.as_deref().unwrap_or("Dockerfile");
                 let place = match (&failure.instruction, failure.line) {
-                    (Some(instruction), Some(line)) => format!("`{instruction}` ({shown} line {line}) failed"),
+                    (Some(instruction), Some(line)) => {
+                        format!("`{instruction}` ({shown} line {line}) failed")
+                    }
                     (Some(instruction), None) => format!("`{instruction}` failed"),
                     _ => "the build failed".to_owned(),
                 };
-                return Err(finding(Category::BuildFailed, &build_pointer, format!("{place}: {}", failure.tail.join(" | "))));
+                return Err(finding(
+                    Category::BuildFailed,
+                    &build_pointer,
+                    format!("{place}: {}", failure.tail.join(" | ")),
+                ));
             }
             Err(error) => return Err(backend_finding(&error, &build_pointer)),
         }
         self.images.push(tag.clone());
-        let inspect = backend.image_inspect_json(&tag).await.map_err(|error| backend_finding(&error, &build_pointer))?;
-        let stages = instructions(&dockerfile_text).iter().filter(|(text, _)| text.to_ascii_uppercase().starts_with("FROM ")).count();
-        let findings = check::image(&format!("{build_pointer}/expect"), &build.expect, &inspect, stages);
-        if findings.is_empty() { Ok(()) } else { Err(findings) }
+        let inspect = backend
+            .image_inspect_json(&tag)
+            .await
+            .map_err(|error| backend_finding(&error, &build_pointer))?;
+        let stages = instructions(&dockerfile_text)
+            .iter()
+            .filter(|(text, _)| text.to_ascii_uppercase().starts_with("FROM "))
+            .count();
+        let findings = check::image(
+            &format!("{build_pointer}/expect"),
+            &build.expect,
+            &inspect,
+            stages,
+        );
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(findings)
+        }
     }
 }
 
@@ -140,8 +206,14 @@ mod tests {
         let log = "Step 5/7 : ARG GREETING=hi\n ---> Running in 3d507a51ef53\nStep 6/7 : RUN echo \"$GREETING\" &&     false\n ---> Running in ff2f62cf7b6d\nhello\nThe command '/bin/sh -c echo \"$GREETING\" && false' returned a non-zero code: 1";
         let failure = locate_failure(log, DOCKERFILE);
         assert_eq!(failure.line, Some(7));
-        assert_eq!(failure.instruction.as_deref(), Some("RUN echo \"$GREETING\" &&     false"));
-        assert_eq!(failure.tail.last().unwrap(), "The command '/bin/sh -c echo \"$GREETING\" && false' returned a non-zero code: 1");
+        assert_eq!(
+            failure.instruction.as_deref(),
+            Some("RUN echo \"$GREETING\" &&     false")
+        );
+        assert_eq!(
+            failure.tail.last().unwrap(),
+            "The command '/bin/sh -c echo \"$GREETING\" && false' returned a non-zero code: 1"
+        );
     }
 
     #[test]

@@ -57,15 +57,25 @@ fn compose_finding(error: &ComposeError, pointer: &str) -> Vec<Finding> {
 }
 
 fn text(inspect: &Value, pointer: &str) -> String {
-    inspect.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned()
+    inspect
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn restart_count(inspect: &Value) -> i64 {
-    inspect.pointer("/RestartCount").and_then(Value::as_i64).unwrap_or(0)
+    inspect
+        .pointer("/RestartCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 fn running(inspect: &Value) -> bool {
-    inspect.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false)
+    inspect
+        .pointer("/State/Running")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// Whether a container is where `up` and `kill` want it: running, and healthy when it has a healthcheck.
@@ -76,7 +86,17 @@ fn ready(inspect: &Value) -> bool {
 /// A container's state in words, for messages: `running (health: starting)`, `exited (1)`, ...
 fn describe_state(inspect: &Value) -> String {
     let status = text(inspect, "/State/Status");
-    let status = if status == "exited" { format!("exited ({})", inspect.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0)) } else { status };
+    let status = if status == "exited" {
+        format!(
+            "exited ({})",
+            inspect
+                .pointer("/State/ExitCode")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        )
+    } else {
+        status
+    };
     match health_status(inspect) {
         Some(health) => format!("{status} (health: {health})"),
         None => status,
@@ -84,51 +104,106 @@ fn describe_state(inspect: &Value) -> String {
 }
 
 impl ScenarioRun<'_> {
-    pub(super) async fn compose(&mut self, pointer: &str, spec: &ComposeSpec) -> Result<(), Vec<Finding>> {
+    pub(super) async fn compose(
+        &mut self,
+        pointer: &str,
+        spec: &ComposeSpec,
+    ) -> Result<(), Vec<Finding>> {
         let compose_pointer = format!("{pointer}/compose");
         if let Some(up) = &spec.up {
             return self.compose_up(&format!("{compose_pointer}/up"), up).await;
         }
         if let Some(kill) = &spec.kill {
             let step = pointer.rsplit('/').next().unwrap_or("0").to_owned();
-            return self.compose_kill(&format!("{compose_pointer}/kill"), kill, &step).await;
+            return self
+                .compose_kill(&format!("{compose_pointer}/kill"), kill, &step)
+                .await;
         }
         if let Some(down) = &spec.down {
             let down_pointer = format!("{compose_pointer}/down");
             let Some(state) = self.compose.take() else {
-                return Err(finding(Category::ConfigInvalid, &down_pointer, "no compose project is up"));
+                return Err(finding(
+                    Category::ConfigInvalid,
+                    &down_pointer,
+                    "no compose project is up",
+                ));
             };
             return self.compose_down(state, down, &down_pointer).await;
         }
-        Err(finding(Category::ConfigInvalid, compose_pointer, "the compose step does nothing"))
+        Err(finding(
+            Category::ConfigInvalid,
+            compose_pointer,
+            "the compose step does nothing",
+        ))
     }
 
     async fn compose_up(&mut self, pointer: &str, up: &ComposeUp) -> Result<(), Vec<Finding>> {
         let file_pointer = format!("{pointer}/file");
         if self.compose.is_some() {
-            return Err(finding(Category::ConfigInvalid, pointer, "a compose project is already up"));
+            return Err(finding(
+                Category::ConfigInvalid,
+                pointer,
+                "a compose project is already up",
+            ));
         }
         let Some(tool) = compose::detect().await else {
-            return Err(finding(Category::ConfigInvalid, pointer, compose::NOT_FOUND));
+            return Err(finding(
+                Category::ConfigInvalid,
+                pointer,
+                compose::NOT_FOUND,
+            ));
         };
-        let env = self.backend.daemon_env().map_err(|reason| finding(Category::ConfigInvalid, pointer, reason))?;
+        let env = self
+            .backend
+            .daemon_env()
+            .map_err(|reason| finding(Category::ConfigInvalid, pointer, reason))?;
         let path = self.loaded.base_dir.join(&up.file);
-        let parsed = compose::parse_file(&path)
-            .map_err(|problem| finding(Category::ConfigInvalid, &file_pointer, format!("{}:{problem}", path.display())))?;
-        for image in parsed.services.iter().filter_map(|service| service.image.as_deref()) {
+        let parsed = compose::parse_file(&path).map_err(|problem| {
+            finding(
+                Category::ConfigInvalid,
+                &file_pointer,
+                format!("{}:{problem}", path.display()),
+            )
+        })?;
+        for image in parsed
+            .services
+            .iter()
+            .filter_map(|service| service.image.as_deref())
+        {
             // Fixture images are built on demand; no registry is asked for anything.
-            self.context.fixtures.ensure(self.backend.as_ref(), image).await.map_err(|error| backend_finding(&error, &file_pointer))?;
+            self.context
+                .fixtures
+                .ensure(self.backend.as_ref(), image)
+                .await
+                .map_err(|error| backend_finding(&error, &file_pointer))?;
         }
         let name = compose::project_name(&self.context.run_id, &self.slug);
         let mut labels = BTreeMap::new();
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
         labels.insert("dockproof.scenario".to_owned(), self.slug.clone());
-        std::fs::create_dir_all(&self.context.work_dir)
-            .map_err(|error| finding(Category::ConfigInvalid, pointer, format!("cannot create {}: {error}", self.context.work_dir.display())))?;
-        let project = Project::prepare(tool.clone(), name.clone(), &path, &parsed, &labels, &self.context.work_dir, env)
-            .map_err(|error| compose_finding(&error, pointer))?;
+        std::fs::create_dir_all(&self.context.work_dir).map_err(|error| {
+            finding(
+                Category::ConfigInvalid,
+                pointer,
+                format!("cannot create {}: {error}", self.context.work_dir.display()),
+            )
+        })?;
+        let project = Project::prepare(
+            tool.clone(),
+            name.clone(),
+            &path,
+            &parsed,
+            &labels,
+            &self.context.work_dir,
+            env,
+        )
+        .map_err(|error| compose_finding(&error, pointer))?;
         let override_file = project.files.last().cloned().unwrap_or_default();
-        let services: Vec<String> = parsed.services.iter().map(|service| service.name.clone()).collect();
+        let services: Vec<String> = parsed
+            .services
+            .iter()
+            .map(|service| service.name.clone())
+            .collect();
         self.record.context.compose = Some(ComposeRecord {
             project: name,
             tool: tool.describe(),
@@ -138,7 +213,12 @@ impl ScenarioRun<'_> {
         });
         // Known before `up` runs, so whatever happens next the project is taken down.
         let started = Instant::now();
-        self.compose = Some(ComposeState { project: project.clone(), override_file, started, services });
+        self.compose = Some(ComposeState {
+            project: project.clone(),
+            override_file,
+            started,
+            services,
+        });
 
         let within = up.within.map_or(DEFAULT_UP_WITHIN, |within| within.0);
         // `up -d` itself waits for `depends_on: condition: service_healthy`; an unhealthy
@@ -149,28 +229,53 @@ impl ScenarioRun<'_> {
             return Err(compose_finding(&error, pointer));
         }
         let containers = observed?;
-        self.wait_project_ready(pointer, &containers, started + within, within).await
+        self.wait_project_ready(pointer, &containers, started + within, within)
+            .await
     }
 
     /// Find the project's containers, one per service, and record each as a service
     /// (`context.services.NAME`, names for later steps, `{{ service.NAME.port }}`).
-    async fn observe_project(&mut self, pointer: &str) -> Result<BTreeMap<String, String>, Vec<Finding>> {
+    async fn observe_project(
+        &mut self,
+        pointer: &str,
+    ) -> Result<BTreeMap<String, String>, Vec<Finding>> {
         let backend = std::sync::Arc::clone(&self.backend);
-        let Some(state) = &self.compose else { return Ok(BTreeMap::new()) };
+        let Some(state) = &self.compose else {
+            return Ok(BTreeMap::new());
+        };
         let label = format!("{}={}", compose::PROJECT_LABEL, state.project.name);
-        let ids = backend.list_labelled(&label).await.map_err(|error| backend_finding(&error, pointer))?;
+        let ids = backend
+            .list_labelled(&label)
+            .await
+            .map_err(|error| backend_finding(&error, pointer))?;
         let mut containers = BTreeMap::new();
         for id in ids {
-            let inspect = backend.inspect_json(&id).await.map_err(|error| backend_finding(&error, pointer))?;
+            let inspect = backend
+                .inspect_json(&id)
+                .await
+                .map_err(|error| backend_finding(&error, pointer))?;
             let labels = inspect.pointer("/Config/Labels");
-            let label = |name: &str| labels.and_then(|labels| labels.get(name)).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let label = |name: &str| {
+                labels
+                    .and_then(|labels| labels.get(name))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             if label(compose::ONEOFF_LABEL).eq_ignore_ascii_case("true") {
                 continue;
             }
             let service = label(compose::SERVICE_LABEL);
             self.named.insert(service.clone(), id.clone());
-            let context = ServiceContext { image: text(&inspect, "/Config/Image"), container_id: id.clone(), ..ServiceContext::default() };
-            self.record.context.services.insert(service.clone(), context);
+            let context = ServiceContext {
+                image: text(&inspect, "/Config/Image"),
+                container_id: id.clone(),
+                ..ServiceContext::default()
+            };
+            self.record
+                .context
+                .services
+                .insert(service.clone(), context);
             self.note_ports(&service, &inspect);
             self.note_health(&service, &inspect);
             containers.insert(service, id);
@@ -180,29 +285,58 @@ impl ScenarioRun<'_> {
 
     /// Add a health change to a service's timeline, if its status changed.
     fn note_health(&mut self, service: &str, inspect: &Value) {
-        let Some(started) = self.compose.as_ref().map(|state| state.started) else { return };
+        let Some(started) = self.compose.as_ref().map(|state| state.started) else {
+            return;
+        };
         if let Some(status) = health_status(inspect)
             && let Some(context) = self.record.context.services.get_mut(service)
             && context.health_status != status
         {
             context.health_status = status.clone();
-            context.health.push(HealthChange { status, at_ms: started.elapsed().as_millis() as u64 });
+            context.health.push(HealthChange {
+                status,
+                at_ms: started.elapsed().as_millis() as u64,
+            });
         }
     }
 
-    async fn wait_project_ready(&mut self, pointer: &str, containers: &BTreeMap<String, String>, deadline: Instant, within: Duration) -> Result<(), Vec<Finding>> {
-        let expected: Vec<String> = self.compose.as_ref().map(|state| state.services.clone()).unwrap_or_default();
-        let missing: Vec<&String> = expected.iter().filter(|service| !containers.contains_key(*service)).collect();
+    async fn wait_project_ready(
+        &mut self,
+        pointer: &str,
+        containers: &BTreeMap<String, String>,
+        deadline: Instant,
+        within: Duration,
+    ) -> Result<(), Vec<Finding>> {
+        let expected: Vec<String> = self
+            .compose
+            .as_ref()
+            .map(|state| state.services.clone())
+            .unwrap_or_default();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|service| !containers.contains_key(*service))
+            .collect();
         if !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|name| name.as_str()).collect();
-            return Err(finding(Category::HealthFailed, pointer, format!("`up` left no container for: {}", names.join(", "))));
+            return Err(finding(
+                Category::HealthFailed,
+                pointer,
+                format!("`up` left no container for: {}", names.join(", ")),
+            ));
         }
-        let started = self.compose.as_ref().map_or_else(Instant::now, |state| state.started);
+        let started = self
+            .compose
+            .as_ref()
+            .map_or_else(Instant::now, |state| state.started);
         let mut pending: BTreeMap<String, String> = containers.clone();
         loop {
             let mut states = Vec::new();
             for (service, id) in &pending {
-                let inspect = self.backend.inspect_json(id).await.map_err(|error| backend_finding(&error, pointer))?;
+                let inspect = self
+                    .backend
+                    .inspect_json(id)
+                    .await
+                    .map_err(|error| backend_finding(&error, pointer))?;
                 states.push((service.clone(), inspect));
             }
             for (service, inspect) in &states {
@@ -211,7 +345,10 @@ impl ScenarioRun<'_> {
                     return Err(finding(
                         Category::HealthFailed,
                         pointer,
-                        format!("compose service `{service}` became unhealthy; last check said: {}", last_health_output(inspect)),
+                        format!(
+                            "compose service `{service}` became unhealthy; last check said: {}",
+                            last_health_output(inspect)
+                        ),
                     ));
                 }
                 if ready(inspect) {
@@ -234,7 +371,11 @@ impl ScenarioRun<'_> {
                 return Err(finding(
                     Category::HealthFailed,
                     pointer,
-                    format!("not every compose service was healthy within {}: {}", humantime::format_duration(within), waiting.join(", ")),
+                    format!(
+                        "not every compose service was healthy within {}: {}",
+                        humantime::format_duration(within),
+                        waiting.join(", ")
+                    ),
                 ));
             }
             tokio::time::sleep(POLL).await;
@@ -246,40 +387,95 @@ impl ScenarioRun<'_> {
     /// on Docker 20.10): a helper container in the daemon host's PID namespace sends the signal
     /// to the process the daemon reports. Then the restart count must go up and the container
     /// be running, and healthy with a healthcheck, within the deadline.
-    async fn compose_kill(&mut self, pointer: &str, kill: &ComposeKill, step: &str) -> Result<(), Vec<Finding>> {
+    async fn compose_kill(
+        &mut self,
+        pointer: &str,
+        kill: &ComposeKill,
+        step: &str,
+    ) -> Result<(), Vec<Finding>> {
         let service_pointer = format!("{pointer}/service");
         let within = kill.within.map_or(DEFAULT_KILL_WITHIN, |within| within.0);
         if self.compose.is_none() {
-            return Err(finding(Category::ConfigInvalid, pointer, "no compose project is up"));
+            return Err(finding(
+                Category::ConfigInvalid,
+                pointer,
+                "no compose project is up",
+            ));
         }
         let Some(id) = self.named.get(&kill.service).cloned() else {
-            return Err(finding(Category::ConfigInvalid, &service_pointer, format!("the compose project has no container for `{}`", kill.service)));
+            return Err(finding(
+                Category::ConfigInvalid,
+                &service_pointer,
+                format!(
+                    "the compose project has no container for `{}`",
+                    kill.service
+                ),
+            ));
         };
         let backend = std::sync::Arc::clone(&self.backend);
-        let before = backend.inspect_json(&id).await.map_err(|error| backend_finding(&error, pointer))?;
+        let before = backend
+            .inspect_json(&id)
+            .await
+            .map_err(|error| backend_finding(&error, pointer))?;
         let policy = text(&before, "/HostConfig/RestartPolicy/Name");
         if matches!(policy.as_str(), "" | "no") {
             return Err(finding(
                 Category::HealthFailed,
                 &service_pointer,
-                format!("compose service `{}` has no restart policy: nothing would bring it back", kill.service),
+                format!(
+                    "compose service `{}` has no restart policy: nothing would bring it back",
+                    kill.service
+                ),
             ));
         }
-        let pid = before.pointer("/State/Pid").and_then(Value::as_i64).unwrap_or(0);
+        let pid = before
+            .pointer("/State/Pid")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if !running(&before) || pid <= 0 {
-            return Err(finding(Category::HealthFailed, &service_pointer, format!("compose service `{}` is not running ({})", kill.service, describe_state(&before))));
+            return Err(finding(
+                Category::HealthFailed,
+                &service_pointer,
+                format!(
+                    "compose service `{}` is not running ({})",
+                    kill.service,
+                    describe_state(&before)
+                ),
+            ));
         }
         let restarts_before = restart_count(&before);
-        let mut record = KillRecord { service: kill.service.clone(), container_id: id.clone(), restart_count_before: restarts_before, restart_count_after: restarts_before, ..KillRecord::default() };
+        let mut record = KillRecord {
+            service: kill.service.clone(),
+            container_id: id.clone(),
+            restart_count_before: restarts_before,
+            restart_count_after: restarts_before,
+            ..KillRecord::default()
+        };
 
-        let helper = kill.helper_image.clone().unwrap_or_else(|| DEFAULT_KILL_HELPER.to_owned());
-        let helper_pointer = if kill.helper_image.is_some() { format!("{pointer}/helper_image") } else { pointer.to_owned() };
-        self.context.fixtures.ensure(backend.as_ref(), &helper).await.map_err(|error| backend_finding(&error, &helper_pointer))?;
+        let helper = kill
+            .helper_image
+            .clone()
+            .unwrap_or_else(|| DEFAULT_KILL_HELPER.to_owned());
+        let helper_pointer = if kill.helper_image.is_some() {
+            format!("{pointer}/helper_image")
+        } else {
+            pointer.to_owned()
+        };
+        self.context
+            .fixtures
+            .ensure(backend.as_ref(), &helper)
+            .await
+            .map_err(|error| backend_finding(&error, &helper_pointer))?;
         let mut labels = BTreeMap::new();
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
         labels.insert("dockproof.scenario".to_owned(), self.slug.clone());
         let spec = ContainerSpec {
-            name: format!("dockproof-{}-{}-{step}-kill-{}", self.context.run_id, self.slug, super::slug(&kill.service)),
+            name: format!(
+                "dockproof-{}-{}-{step}-kill-{}",
+                self.context.run_id,
+                self.slug,
+                super::slug(&kill.service)
+            ),
             image: helper.clone(),
             entrypoint: Some(vec!["kill".to_owned()]),
             cmd: Some(vec!["-KILL".to_owned(), pid.to_string()]),
@@ -291,11 +487,20 @@ impl ScenarioRun<'_> {
         };
         let killed_at = Instant::now();
         let helper_result = self.run_helper(backend.as_ref(), &spec).await;
-        helper_result.map_err(|message| finding(Category::NonzeroExit, &helper_pointer, format!("the helper that kills `{}` failed: {message}", kill.service)))?;
+        helper_result.map_err(|message| {
+            finding(
+                Category::NonzeroExit,
+                &helper_pointer,
+                format!("the helper that kills `{}` failed: {message}", kill.service),
+            )
+        })?;
 
         let deadline = killed_at + within;
         loop {
-            let inspect = backend.inspect_json(&id).await.map_err(|error| backend_finding(&error, pointer))?;
+            let inspect = backend
+                .inspect_json(&id)
+                .await
+                .map_err(|error| backend_finding(&error, pointer))?;
             self.note_health(&kill.service, &inspect);
             record.restart_count_after = restart_count(&inspect);
             let restarted = record.restart_count_after > restarts_before;
@@ -308,7 +513,11 @@ impl ScenarioRun<'_> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let restart = if restarted { "it was restarted" } else { "it was not restarted" };
+                let restart = if restarted {
+                    "it was restarted"
+                } else {
+                    "it was not restarted"
+                };
                 let message = format!(
                     "compose service `{}` did not come back within {} after its process was killed: {restart} (restart count {restarts_before} → {}, restart policy `{policy}`), now {}",
                     kill.service,
@@ -327,9 +536,18 @@ impl ScenarioRun<'_> {
     fn note_ports(&mut self, service: &str, inspect: &Value) {
         let published = published_ports(inspect);
         let first_port = published.values().next().copied().unwrap_or(0);
-        self.vars.services.insert(service.to_owned(), ServiceAddress { host: LOOPBACK.into(), port: first_port });
+        self.vars.services.insert(
+            service.to_owned(),
+            ServiceAddress {
+                host: LOOPBACK.into(),
+                port: first_port,
+            },
+        );
         if let Some(context) = self.record.context.services.get_mut(service) {
-            context.ports = published.iter().map(|(container, host)| (format!("{container}/tcp"), *host)).collect();
+            context.ports = published
+                .iter()
+                .map(|(container, host)| (format!("{container}/tcp"), *host))
+                .collect();
         }
     }
 
@@ -340,20 +558,39 @@ impl ScenarioRun<'_> {
     }
 
     /// Create, start, wait for and remove a short helper container; `Err` with what it said when it fails.
-    async fn run_helper(&mut self, backend: &dyn Backend, spec: &ContainerSpec) -> Result<(), String> {
-        let id = backend.create(spec).await.map_err(|error| error.to_string())?;
+    async fn run_helper(
+        &mut self,
+        backend: &dyn Backend,
+        spec: &ContainerSpec,
+    ) -> Result<(), String> {
+        let id = backend
+            .create(spec)
+            .await
+            .map_err(|error| error.to_string())?;
         // Until it is removed below, the scenario's cleanup would remove it too.
         self.containers.push(id.clone());
         let outcome = async {
-            backend.start(&id).await.map_err(|error| error.to_string())?;
+            backend
+                .start(&id)
+                .await
+                .map_err(|error| error.to_string())?;
             let code = tokio::time::timeout(HELPER_TIMEOUT, backend.wait(&id))
                 .await
-                .map_err(|_| format!("it did not finish within {}", humantime::format_duration(HELPER_TIMEOUT)))?
+                .map_err(|_| {
+                    format!(
+                        "it did not finish within {}",
+                        humantime::format_duration(HELPER_TIMEOUT)
+                    )
+                })?
                 .map_err(|error| error.to_string())?;
             if code == 0 {
                 return Ok(());
             }
-            let stderr = backend.logs(&id, self.context.capture, None).await.map(|logs| logs.stderr.tail_lines(3).join(" | ")).unwrap_or_default();
+            let stderr = backend
+                .logs(&id, self.context.capture, None)
+                .await
+                .map(|logs| logs.stderr.tail_lines(3).join(" | "))
+                .unwrap_or_default();
             Err(format!("exit code {code}: {stderr}"))
         }
         .await;
@@ -365,21 +602,44 @@ impl ScenarioRun<'_> {
 
     /// `down -v --remove-orphans --rmi local`, then count what is left of the project; anything
     /// left is removed by label and the step fails as `cleanup_failed`.
-    async fn compose_down(&mut self, state: ComposeState, down: &ComposeDown, pointer: &str) -> Result<(), Vec<Finding>> {
-        match self.tear_down(state, down.stop_grace.map(|grace| grace.0)).await {
+    async fn compose_down(
+        &mut self,
+        state: ComposeState,
+        down: &ComposeDown,
+        pointer: &str,
+    ) -> Result<(), Vec<Finding>> {
+        match self
+            .tear_down(state, down.stop_grace.map(|grace| grace.0))
+            .await
+        {
             Ok(()) => Ok(()),
             Err((category, message)) => Err(finding(category, pointer, message)),
         }
     }
 
     /// Take the project down and check that nothing of it is left; the category and message when not.
-    pub(super) async fn tear_down(&mut self, state: ComposeState, stop_grace: Option<Duration>) -> Result<(), (Category, String)> {
+    pub(super) async fn tear_down(
+        &mut self,
+        state: ComposeState,
+        stop_grace: Option<Duration>,
+    ) -> Result<(), (Category, String)> {
         let grace = stop_grace.unwrap_or(DEFAULT_STOP_GRACE);
         let seconds = grace.as_secs_f64().ceil().max(0.0) as u64;
         let seconds = seconds.to_string();
         let down = state
             .project
-            .run(&["down", "--volumes", "--remove-orphans", "--rmi", "local", "--timeout", &seconds], DOWN_TIMEOUT + grace * state.services.len().max(1) as u32)
+            .run(
+                &[
+                    "down",
+                    "--volumes",
+                    "--remove-orphans",
+                    "--rmi",
+                    "local",
+                    "--timeout",
+                    &seconds,
+                ],
+                DOWN_TIMEOUT + grace * state.services.len().max(1) as u32,
+            )
             .await;
         let label = format!("{}={}", compose::PROJECT_LABEL, state.project.name);
         let left = self.leftovers(&label).await;
@@ -400,13 +660,18 @@ impl ScenarioRun<'_> {
                 ));
                 self.remove_labelled(&label).await;
             }
-            Err(error) => problems.push(format!("cannot list what is left of project {}: {error}", state.project.name)),
+            Err(error) => problems.push(format!(
+                "cannot list what is left of project {}: {error}",
+                state.project.name
+            )),
         }
         if problems.is_empty() {
             return Ok(());
         }
         let category = match &down {
-            Err(error @ ComposeError::Timeout { .. }) | Err(error @ ComposeError::Spawn { .. }) => error.category(),
+            Err(error @ ComposeError::Timeout { .. }) | Err(error @ ComposeError::Spawn { .. }) => {
+                error.category()
+            }
             _ => Category::CleanupFailed,
         };
         Err((category, problems.join("; ")))
@@ -417,8 +682,14 @@ impl ScenarioRun<'_> {
         let backend = self.backend.as_ref();
         Ok(Leftovers {
             containers: backend.list_labelled(label).await?.len(),
-            networks: backend.list_labelled_resources(ResourceKind::Network, label).await?.len(),
-            volumes: backend.list_labelled_resources(ResourceKind::Volume, label).await?.len(),
+            networks: backend
+                .list_labelled_resources(ResourceKind::Network, label)
+                .await?
+                .len(),
+            volumes: backend
+                .list_labelled_resources(ResourceKind::Volume, label)
+                .await?
+                .len(),
         })
     }
 

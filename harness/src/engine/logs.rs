@@ -28,7 +28,9 @@ pub(super) fn window_start(steps: &[Step], index: usize, since: &str) -> Option<
     if since == SINCE_PREVIOUS_STEP {
         return index.checked_sub(1);
     }
-    steps[..index].iter().rposition(|step| step.name.as_deref() == Some(since))
+    steps[..index]
+        .iter()
+        .rposition(|step| step.name.as_deref() == Some(since))
 }
 
 /// For each step index, the containers whose log position is noted when it begins.
@@ -36,8 +38,15 @@ pub(super) fn marks_wanted(steps: &[Step]) -> HashMap<usize, Vec<String>> {
     let mut wanted: HashMap<usize, Vec<String>> = HashMap::new();
     for (index, step) in steps.iter().enumerate() {
         let Some(logs) = &step.logs else { continue };
-        if let Some(start) = logs.since.as_deref().and_then(|since| window_start(steps, index, since)) {
-            wanted.entry(start).or_default().push(logs.container.clone());
+        if let Some(start) = logs
+            .since
+            .as_deref()
+            .and_then(|since| window_start(steps, index, since))
+        {
+            wanted
+                .entry(start)
+                .or_default()
+                .push(logs.container.clone());
         }
     }
     wanted
@@ -62,11 +71,17 @@ impl ScenarioRun<'_> {
     /// Note where the logs of the containers some window starts at stand, before step `index`
     /// runs. A container that does not exist yet has written nothing: its window is all of it.
     pub(super) async fn mark_log_windows(&mut self, index: usize) {
-        let Some(containers) = self.log_windows.get(&index).cloned() else { return };
+        let Some(containers) = self.log_windows.get(&index).cloned() else {
+            return;
+        };
         for container in containers {
             let mark = match self.named.get(&container) {
                 // Only the counts matter: keep no text.
-                Some(id) => match self.backend.logs(id, CaptureLimits { max_bytes: 0 }, None).await {
+                Some(id) => match self
+                    .backend
+                    .logs(id, CaptureLimits { max_bytes: 0 }, None)
+                    .await
+                {
                     Ok(logs) => (logs.stdout.total_bytes, logs.stderr.total_bytes),
                     // Unreadable now: the logs step reports it when it reads them.
                     Err(_) => (0, 0),
@@ -77,21 +92,45 @@ impl ScenarioRun<'_> {
         }
     }
 
-    pub(super) async fn logs(&mut self, pointer: &str, index: Option<usize>, logs: &LogsSpec) -> Result<(), Vec<Finding>> {
+    pub(super) async fn logs(
+        &mut self,
+        pointer: &str,
+        index: Option<usize>,
+        logs: &LogsSpec,
+    ) -> Result<(), Vec<Finding>> {
         let logs_pointer = format!("{pointer}/logs");
         let Some(id) = self.named.get(&logs.container).cloned() else {
-            return Err(finding(Category::ConfigInvalid, format!("{logs_pointer}/container"), format!("no container named `{}`", logs.container)));
+            return Err(finding(
+                Category::ConfigInvalid,
+                format!("{logs_pointer}/container"),
+                format!("no container named `{}`", logs.container),
+            ));
         };
         let mark = match (&logs.since, index) {
             (Some(since), Some(index)) => window_start(&self.loaded.scenario.steps, index, since)
-                .and_then(|start| self.log_marks.get(&(start, logs.container.clone())).copied())
+                .and_then(|start| {
+                    self.log_marks
+                        .get(&(start, logs.container.clone()))
+                        .copied()
+                })
                 .unwrap_or((0, 0)),
             _ => (0, 0),
         };
         let deadline = logs.within.map(|within| Instant::now() + within.0);
         loop {
-            let captured = self.backend.logs(&id, self.context.capture, None).await.map_err(|error| backend_finding(&error, &logs_pointer))?;
-            let findings = self.log_findings(&logs_pointer, logs, (after(&captured.stdout, mark.0), after(&captured.stderr, mark.1)));
+            let captured = self
+                .backend
+                .logs(&id, self.context.capture, None)
+                .await
+                .map_err(|error| backend_finding(&error, &logs_pointer))?;
+            let findings = self.log_findings(
+                &logs_pointer,
+                logs,
+                (
+                    after(&captured.stdout, mark.0),
+                    after(&captured.stderr, mark.1),
+                ),
+            );
             if findings.is_empty() {
                 return Ok(());
             }
@@ -102,17 +141,39 @@ impl ScenarioRun<'_> {
         }
     }
 
-    fn log_findings(&self, pointer: &str, logs: &LogsSpec, (stdout, stderr): ((&str, bool), (&str, bool))) -> Vec<Finding> {
+    fn log_findings(
+        &self,
+        pointer: &str,
+        logs: &LogsSpec,
+        (stdout, stderr): ((&str, bool), (&str, bool)),
+    ) -> Vec<Finding> {
         let window = match &logs.since {
-            Some(since) if since == SINCE_PREVIOUS_STEP => " since the previous step began".to_owned(),
+            Some(since) if since == SINCE_PREVIOUS_STEP => {
+                " since the previous step began".to_owned()
+            }
             Some(since) => format!(" since step `{since}` began"),
             None => String::new(),
         };
-        let within = logs.within.map(|within| format!(" (read until {} had passed)", humantime::format_duration(within.0))).unwrap_or_default();
+        let within = logs
+            .within
+            .map(|within| {
+                format!(
+                    " (read until {} had passed)",
+                    humantime::format_duration(within.0)
+                )
+            })
+            .unwrap_or_default();
         let mut findings = Vec::new();
-        for (stream, matcher, (text, clipped)) in [("stdout", &logs.stdout, stdout), ("stderr", &logs.stderr, stderr)] {
+        for (stream, matcher, (text, clipped)) in [
+            ("stdout", &logs.stdout, stdout),
+            ("stderr", &logs.stderr, stderr),
+        ] {
             let Some(matcher) = matcher else { continue };
-            let clipped = if clipped { ", of which only the tail kept in memory was read" } else { "" };
+            let clipped = if clipped {
+                ", of which only the tail kept in memory was read"
+            } else {
+                ""
+            };
             let subject = format!("`{}` {stream}{window}{clipped}", logs.container);
             for mut found in check::text(&subject, &format!("{pointer}/{stream}"), matcher, text) {
                 found.message.push_str(&within);
@@ -128,7 +189,11 @@ mod tests {
     use super::*;
 
     fn captured(text: &str, total_bytes: u64) -> Captured {
-        Captured { total_bytes, truncated: total_bytes > text.len() as u64, ..Captured::from_text(text) }
+        Captured {
+            total_bytes,
+            truncated: total_bytes > text.len() as u64,
+            ..Captured::from_text(text)
+        }
     }
 
     #[test]
@@ -137,14 +202,22 @@ mod tests {
         assert_eq!(after(&whole, 0), ("boot\nGET /a 200\nGET /b 404\n", false));
         assert_eq!(after(&whole, 16), ("GET /b 404\n", false));
         assert_eq!(after(&whole, 27), ("", false));
-        assert_eq!(after(&whole, 99), ("", false), "a mark past the end (a log cut short) is an empty window");
+        assert_eq!(
+            after(&whole, 99),
+            ("", false),
+            "a mark past the end (a log cut short) is an empty window"
+        );
     }
 
     #[test]
     fn a_window_older_than_the_kept_tail_is_the_whole_tail_and_says_so() {
         let tail = captured("GET /b 404\n", 1_000_011);
         assert_eq!(after(&tail, 10), ("GET /b 404\n", true));
-        assert_eq!(after(&tail, 1_000_000), ("GET /b 404\n", false), "exactly the tail");
+        assert_eq!(
+            after(&tail, 1_000_000),
+            ("GET /b 404\n", false),
+            "exactly the tail"
+        );
     }
 
     #[test]
@@ -155,7 +228,10 @@ mod tests {
 
     #[test]
     fn windows_start_at_the_previous_or_the_closest_named_step() {
-        let step = |name: Option<&str>| Step { name: name.map(str::to_owned), ..Step::default() };
+        let step = |name: Option<&str>| Step {
+            name: name.map(str::to_owned),
+            ..Step::default()
+        };
         let steps = [step(Some("up")), step(None), step(Some("up")), step(None)];
         assert_eq!(window_start(&steps, 3, SINCE_PREVIOUS_STEP), Some(2));
         assert_eq!(window_start(&steps, 3, "up"), Some(2));

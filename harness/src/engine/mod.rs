@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, LogFiles, Mount, ScenarioOverrides};
+use crate::backend::{
+    Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, LogFiles, Mount,
+    ScenarioOverrides,
+};
 use crate::category::Category;
 use crate::check::{self, FileObservation, Finding};
 use crate::events::{Event, Failure, Location, Outcome, ScenarioReport, StepReport};
@@ -18,8 +21,8 @@ use crate::filestore::Filestore;
 use crate::fixtures::FixtureImages;
 use crate::record::{Artifact, JobRecord, LogFilesRecord};
 use crate::scenario::template::{self, Vars};
-use crate::secrets::{self, Masker};
 use crate::scenario::{Expect, LoadedScenario, RunSpec, Source, StageItem, Step, Text};
+use crate::secrets::{self, Masker};
 use crate::workspace::{self, Generated, Limits, Workspace};
 
 mod build;
@@ -73,14 +76,20 @@ pub fn slug(name: &str) -> String {
     }
     let slug = slug.trim_matches('-');
     let slug: String = slug.chars().take(40).collect();
-    if slug.is_empty() { "scenario".into() } else { slug }
+    if slug.is_empty() {
+        "scenario".into()
+    } else {
+        slug
+    }
 }
 
 /// Run one scenario to its verdict; containers and the workspace are removed on every path.
 pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> ScenarioReport {
     let started = Instant::now();
     let scenario = &loaded.scenario;
-    let _ = context.events.send(Event::ScenarioStarted { name: scenario.name.clone() });
+    let _ = context.events.send(Event::ScenarioStarted {
+        name: scenario.name.clone(),
+    });
     let overrides = ScenarioOverrides {
         fake_faults: scenario.fake_faults.clone(),
         docker_host: scenario.docker_host.clone(),
@@ -98,12 +107,19 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         return skipped(loaded, reason);
     }
     let mut run = ScenarioRun::new(context, loaded, backend);
-    let deadline = tokio::time::Instant::now() + scenario.timeout.map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0);
+    let deadline = tokio::time::Instant::now()
+        + scenario
+            .timeout
+            .map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0);
 
     let mut plan: Vec<(String, &Step)> = Vec::new();
     let stage_step;
     if !scenario.stage.is_empty() {
-        stage_step = Step { name: Some("stage inputs".into()), stage: Some(scenario.stage.clone()), ..Step::default() };
+        stage_step = Step {
+            name: Some("stage inputs".into()),
+            stage: Some(scenario.stage.clone()),
+            ..Step::default()
+        };
         plan.push(("/stage".into(), &stage_step));
     }
     for (index, step) in scenario.steps.iter().enumerate() {
@@ -118,7 +134,10 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     }
     for (index, (pointer, step)) in plan.iter().enumerate() {
         let kind = step.kinds().first().map_or("step", |kind| kind.as_str());
-        let name = step.name.clone().unwrap_or_else(|| format!("step {}: {kind}", index + 1));
+        let name = step
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("step {}: {kind}", index + 1));
         if verdict.is_some() {
             steps.push(StepReport {
                 index,
@@ -132,22 +151,34 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             continue;
         }
         let step_started = Instant::now();
-        let step_index = pointer.strip_prefix("/steps/").and_then(|index| index.parse::<usize>().ok());
+        let step_index = pointer
+            .strip_prefix("/steps/")
+            .and_then(|index| index.parse::<usize>().ok());
         if let Some(index) = step_index {
             run.mark_log_windows(index).await;
         }
-        let result = match tokio::time::timeout_at(deadline, run.step(pointer, step_index, step)).await {
-            Ok(result) => result,
-            Err(_) => Err(vec![Finding {
-                category: Category::Timeout,
-                message: format!(
-                    "the scenario ran past its timeout of {} during this step",
-                    humantime::format_duration(scenario.timeout.map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0))
-                ),
-                pointer: "/timeout".into(),
-            }]),
-        };
-        let (outcome, failure) = judge(result, step.expect_failure, |pointer| run.location(pointer), pointer);
+        let result =
+            match tokio::time::timeout_at(deadline, run.step(pointer, step_index, step)).await {
+                Ok(result) => result,
+                Err(_) => Err(vec![Finding {
+                    category: Category::Timeout,
+                    message: format!(
+                        "the scenario ran past its timeout of {} during this step",
+                        humantime::format_duration(
+                            scenario
+                                .timeout
+                                .map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0)
+                        )
+                    ),
+                    pointer: "/timeout".into(),
+                }]),
+            };
+        let (outcome, failure) = judge(
+            result,
+            step.expect_failure,
+            |pointer| run.location(pointer),
+            pointer,
+        );
         if outcome == Outcome::Failed {
             verdict = failure.clone();
         }
@@ -161,7 +192,10 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             duration: step_started.elapsed(),
         };
         report.mask(&run.masker);
-        let _ = context.events.send(Event::StepFinished { scenario: scenario.name.clone(), step: report.clone() });
+        let _ = context.events.send(Event::StepFinished {
+            scenario: scenario.name.clone(),
+            step: report.clone(),
+        });
         steps.push(report);
     }
 
@@ -170,7 +204,9 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     {
         verdict = Some(failure);
     }
-    let (outcome, verdict) = judge_scenario(verdict, scenario.expect_failure, |pointer| run.location(pointer));
+    let (outcome, verdict) = judge_scenario(verdict, scenario.expect_failure, |pointer| {
+        run.location(pointer)
+    });
     let masker = std::mem::take(&mut run.masker);
     let mut report = ScenarioReport {
         name: scenario.name.clone(),
@@ -192,7 +228,10 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
 
 /// Why this backend cannot give the scenario what its `requires:` asks for, if it cannot:
 /// a real daemon (the fake has none), and docker compose installed.
-async fn unmet_requirement(backend: &dyn Backend, scenario: &crate::scenario::Scenario) -> Option<String> {
+async fn unmet_requirement(
+    backend: &dyn Backend,
+    scenario: &crate::scenario::Scenario,
+) -> Option<String> {
     if !scenario.needs_real_daemon() {
         return None;
     }
@@ -224,18 +263,30 @@ fn skipped(loaded: &LoadedScenario, reason: String) -> ScenarioReport {
 }
 
 /// The scenario's verdict against a scenario-level `expect_failure`.
-fn judge_scenario(verdict: Option<Failure>, expected: Option<Category>, locate: impl Fn(&str) -> Location) -> (Outcome, Option<Failure>) {
+fn judge_scenario(
+    verdict: Option<Failure>,
+    expected: Option<Category>,
+    locate: impl Fn(&str) -> Location,
+) -> (Outcome, Option<Failure>) {
     match (verdict, expected) {
         (None, None) => (Outcome::Passed, None),
         (Some(failure), None) => (Outcome::Failed, Some(failure)),
-        (Some(failure), Some(expected)) if failure.category == expected => (Outcome::Passed, Some(failure)),
+        (Some(failure), Some(expected)) if failure.category == expected => {
+            (Outcome::Passed, Some(failure))
+        }
         (Some(failure), Some(expected)) => {
             let mut unexpected = failure.clone();
-            unexpected.message = format!("expected the scenario to fail with `{expected}`, got `{}`: {}", failure.category, failure.message);
+            unexpected.message = format!(
+                "expected the scenario to fail with `{expected}`, got `{}`: {}",
+                failure.category, failure.message
+            );
             (Outcome::Failed, Some(unexpected))
         }
         (None, Some(expected)) => {
-            let mut failure = Failure::new(Category::AssertionFailed, format!("expected the scenario to fail with `{expected}`, but it passed"));
+            let mut failure = Failure::new(
+                Category::AssertionFailed,
+                format!("expected the scenario to fail with `{expected}`, but it passed"),
+            );
             failure.location = Some(locate("/expect_failure"));
             (Outcome::Failed, Some(failure))
         }
@@ -251,38 +302,67 @@ fn judge(
 ) -> (Outcome, Option<Failure>) {
     let failure = result.err().map(|findings| {
         let first = &findings[0];
-        let mut failure = Failure::new(first.category, findings.iter().map(|finding| finding.message.as_str()).collect::<Vec<_>>().join("; "));
+        let mut failure = Failure::new(
+            first.category,
+            findings
+                .iter()
+                .map(|finding| finding.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
         failure.location = Some(locate(&first.pointer));
         failure
     });
     match (failure, expected) {
         (None, None) => (Outcome::Passed, None),
         (Some(failure), None) => (Outcome::Failed, Some(failure)),
-        (Some(failure), Some(expected)) if failure.category == expected => (Outcome::Passed, Some(failure)),
+        (Some(failure), Some(expected)) if failure.category == expected => {
+            (Outcome::Passed, Some(failure))
+        }
         (Some(failure), Some(expected)) => {
             let mut unexpected = failure.clone();
-            unexpected.message = format!("expected a `{expected}` failure, got `{}`: {}", failure.category, failure.message);
+            unexpected.message = format!(
+                "expected a `{expected}` failure, got `{}`: {}",
+                failure.category, failure.message
+            );
             (Outcome::Failed, Some(unexpected))
         }
         (None, Some(expected)) => {
-            let mut failure = Failure::new(Category::AssertionFailed, format!("expected this step to fail with `{expected}`, but it succeeded"));
+            let mut failure = Failure::new(
+                Category::AssertionFailed,
+                format!("expected this step to fail with `{expected}`, but it succeeded"),
+            );
             failure.location = Some(locate(&format!("{step_pointer}/expect_failure")));
             (Outcome::Failed, Some(failure))
         }
     }
 }
 
-fn finding(category: Category, pointer: impl Into<String>, message: impl Into<String>) -> Vec<Finding> {
-    vec![Finding { category, message: message.into(), pointer: pointer.into() }]
+fn finding(
+    category: Category,
+    pointer: impl Into<String>,
+    message: impl Into<String>,
+) -> Vec<Finding> {
+    vec![Finding {
+        category,
+        message: message.into(),
+        pointer: pointer.into(),
+    }]
 }
 
 /// A fixture that cannot be staged or seeded, at the item's `from`.
-fn fixture_finding(item_pointer: &str, resolved: &std::path::Path, error: workspace::WorkspaceError) -> Vec<Finding> {
+fn fixture_finding(
+    item_pointer: &str,
+    resolved: &std::path::Path,
+    error: workspace::WorkspaceError,
+) -> Vec<Finding> {
     let pointer = format!("{item_pointer}/from");
     match error {
-        workspace::WorkspaceError::Io { source, .. } => {
-            finding(Category::ConfigInvalid, pointer, format!("cannot read fixture `{}`: {source}", resolved.display()))
-        }
+        workspace::WorkspaceError::Io { source, .. } => finding(
+            Category::ConfigInvalid,
+            pointer,
+            format!("cannot read fixture `{}`: {source}", resolved.display()),
+        ),
         refused => finding(refused.category(), pointer, format!("fixture {refused}")),
     }
 }
@@ -292,11 +372,16 @@ fn backend_finding(error: &BackendError, pointer: &str) -> Vec<Finding> {
 }
 
 fn texts(values: &[Text], vars: &Vars) -> Vec<String> {
-    values.iter().map(|value| template::render(&value.0, vars)).collect()
+    values
+        .iter()
+        .map(|value| template::render(&value.0, vars))
+        .collect()
 }
 
 fn env_list(env: &std::collections::BTreeMap<String, Text>, vars: &Vars) -> Vec<(String, String)> {
-    env.iter().map(|(key, value)| (key.clone(), template::render(&value.0, vars))).collect()
+    env.iter()
+        .map(|(key, value)| (key.clone(), template::render(&value.0, vars)))
+        .collect()
 }
 
 /// The state of one scenario while it runs.
@@ -326,7 +411,11 @@ struct ScenarioRun<'a> {
 }
 
 impl<'a> ScenarioRun<'a> {
-    fn new(context: &'a EngineContext, loaded: &'a LoadedScenario, backend: Arc<dyn Backend>) -> Self {
+    fn new(
+        context: &'a EngineContext,
+        loaded: &'a LoadedScenario,
+        backend: Arc<dyn Backend>,
+    ) -> Self {
         let slug = slug(&loaded.scenario.name);
         ScenarioRun {
             context,
@@ -354,32 +443,50 @@ impl<'a> ScenarioRun<'a> {
 
     fn location(&self, pointer: &str) -> Location {
         let span = self.loaded.spans.value(pointer);
-        Location { file: self.loaded.path.clone(), line: span.start.line, column: span.start.column }
+        Location {
+            file: self.loaded.path.clone(),
+            line: span.start.line,
+            column: span.start.column,
+        }
     }
 
     fn workspace(&self) -> &Workspace {
-        self.workspace.as_ref().expect("prepare() creates the workspace before any step")
+        self.workspace
+            .as_ref()
+            .expect("prepare() creates the workspace before any step")
     }
 
     /// Create the workspace and seed the filestore.
     async fn prepare(&mut self) -> Result<(), Failure> {
         let scenario = &self.loaded.scenario;
-        match secrets::resolve(&scenario.secrets, &self.context.run_id, &scenario.name, |name| std::env::var(name).ok()) {
+        match secrets::resolve(
+            &scenario.secrets,
+            &self.context.run_id,
+            &scenario.name,
+            |name| std::env::var(name).ok(),
+        ) {
             Ok(values) => {
                 self.masker = Masker::new(values.values());
                 self.vars.secrets = values;
             }
             Err(error) => {
                 let name = match &error {
-                    secrets::SecretError::Unset { name, .. } | secrets::SecretError::TooShort { name } => name.clone(),
+                    secrets::SecretError::Unset { name, .. }
+                    | secrets::SecretError::TooShort { name } => name.clone(),
                 };
                 let mut failure = Failure::new(Category::ConfigInvalid, error.to_string());
-                failure.location = Some(self.location(&format!("/secrets/{}", crate::scenario::yaml::escape_segment(&name))));
+                failure.location = Some(self.location(&format!(
+                    "/secrets/{}",
+                    crate::scenario::yaml::escape_segment(&name)
+                )));
                 return Err(failure);
             }
         }
         let spec = &self.loaded.scenario.workspace;
-        let limits = Limits { max_bytes: spec.max_bytes.map(|size| size.0), max_files: spec.max_files };
+        let limits = Limits {
+            max_bytes: spec.max_bytes.map(|size| size.0),
+            max_files: spec.max_files,
+        };
         let prefix = format!("dockproof-ws-{}-", self.slug);
         let workspace = Workspace::create(&self.context.work_dir, &prefix, limits)
             .map_err(|error| Failure::new(Category::ConfigInvalid, error.to_string()))?;
@@ -394,11 +501,21 @@ impl<'a> ScenarioRun<'a> {
                 None => Err(finding(Category::ConfigInvalid, &pointer, "no source")),
             };
             let result = match bytes {
-                Ok(bytes) => self.context.filestore.put(&key, bytes).await.map_err(|error| finding(Category::FilestoreFailed, &pointer, error.to_string())),
+                Ok(bytes) => self
+                    .context
+                    .filestore
+                    .put(&key, bytes)
+                    .await
+                    .map_err(|error| {
+                        finding(Category::FilestoreFailed, &pointer, error.to_string())
+                    }),
                 Err(findings) => Err(findings),
             };
             if let Err(findings) = result {
-                let mut failure = Failure::new(findings[0].category, format!("seeding the filestore failed: {}", findings[0].message));
+                let mut failure = Failure::new(
+                    findings[0].category,
+                    format!("seeding the filestore failed: {}", findings[0].message),
+                );
                 failure.location = Some(self.location(&pointer));
                 return Err(failure);
             }
@@ -406,9 +523,18 @@ impl<'a> ScenarioRun<'a> {
         Ok(())
     }
 
-    async fn step(&mut self, pointer: &str, index: Option<usize>, step: &Step) -> Result<(), Vec<Finding>> {
+    async fn step(
+        &mut self,
+        pointer: &str,
+        index: Option<usize>,
+        step: &Step,
+    ) -> Result<(), Vec<Finding>> {
         if let Some(items) = &step.stage {
-            let stage_pointer = if pointer == "/stage" { pointer.to_owned() } else { format!("{pointer}/stage") };
+            let stage_pointer = if pointer == "/stage" {
+                pointer.to_owned()
+            } else {
+                format!("{pointer}/stage")
+            };
             return self.stage(&stage_pointer, items).await;
         }
         if let Some(run) = &step.run {
@@ -438,10 +564,22 @@ impl<'a> ScenarioRun<'a> {
             let document = match (&inspect.container, &inspect.image) {
                 (Some(name), _) => match self.named.get(name) {
                     Some(id) => backend.inspect_json(id).await,
-                    None => return Err(finding(Category::ConfigInvalid, format!("{inspect_pointer}/container"), format!("no container named `{name}`"))),
+                    None => {
+                        return Err(finding(
+                            Category::ConfigInvalid,
+                            format!("{inspect_pointer}/container"),
+                            format!("no container named `{name}`"),
+                        ));
+                    }
                 },
                 (None, Some(image)) => backend.image_inspect_json(image).await,
-                (None, None) => return Err(finding(Category::ConfigInvalid, &inspect_pointer, "no `container` or `image`")),
+                (None, None) => {
+                    return Err(finding(
+                        Category::ConfigInvalid,
+                        &inspect_pointer,
+                        "no `container` or `image`",
+                    ));
+                }
             }
             .map_err(|error| backend_finding(&error, &inspect_pointer))?;
             let findings: Vec<Finding> = inspect
@@ -449,17 +587,40 @@ impl<'a> ScenarioRun<'a> {
                 .iter()
                 .enumerate()
                 .flat_map(|(index, assertion)| {
-                    check::pointer(&format!("{inspect_pointer}/checks/{index}"), &template::render_assertion(assertion, &self.vars), &document)
+                    check::pointer(
+                        &format!("{inspect_pointer}/checks/{index}"),
+                        &template::render_assertion(assertion, &self.vars),
+                        &document,
+                    )
                 })
                 .collect();
-            return if findings.is_empty() { Ok(()) } else { Err(findings) };
+            return if findings.is_empty() {
+                Ok(())
+            } else {
+                Err(findings)
+            };
         }
         if let Some(lint) = &step.lint {
             let lint_pointer = format!("{pointer}/lint");
-            let file = self.loaded.path.parent().unwrap_or(std::path::Path::new(".")).join(&lint.file);
-            let found = crate::lint::lint_file(&file).map_err(|error| finding(Category::ConfigInvalid, format!("{lint_pointer}/file"), error.to_string()))?;
+            let file = self
+                .loaded
+                .path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(&lint.file);
+            let found = crate::lint::lint_file(&file).map_err(|error| {
+                finding(
+                    Category::ConfigInvalid,
+                    format!("{lint_pointer}/file"),
+                    error.to_string(),
+                )
+            })?;
             let findings = check::lint(&lint_pointer, &lint.expect, &found);
-            return if findings.is_empty() { Ok(()) } else { Err(findings) };
+            return if findings.is_empty() {
+                Ok(())
+            } else {
+                Err(findings)
+            };
         }
         if let Some(cst) = &step.cst {
             return self.cst(&format!("{pointer}/cst"), cst).await;
@@ -472,22 +633,59 @@ impl<'a> ScenarioRun<'a> {
             let findings: Vec<Finding> = assertions
                 .iter()
                 .enumerate()
-                .flat_map(|(index, assertion)| check::pointer(&format!("{pointer}/telemetry/{index}"), &template::render_assertion(assertion, &self.vars), &document))
+                .flat_map(|(index, assertion)| {
+                    check::pointer(
+                        &format!("{pointer}/telemetry/{index}"),
+                        &template::render_assertion(assertion, &self.vars),
+                        &document,
+                    )
+                })
                 .collect();
-            return if findings.is_empty() { Ok(()) } else { Err(findings) };
+            return if findings.is_empty() {
+                Ok(())
+            } else {
+                Err(findings)
+            };
         }
-        Err(finding(Category::ConfigInvalid, pointer, "the step does nothing"))
+        Err(finding(
+            Category::ConfigInvalid,
+            pointer,
+            "the step does nothing",
+        ))
     }
 
     /// Run a CST file against an image; each failed CST test is one finding.
-    async fn cst(&mut self, pointer: &str, spec: &crate::scenario::CstStepSpec) -> Result<(), Vec<Finding>> {
+    async fn cst(
+        &mut self,
+        pointer: &str,
+        spec: &crate::scenario::CstStepSpec,
+    ) -> Result<(), Vec<Finding>> {
         let path = self.loaded.base_dir.join(&spec.config);
         let report = crate::cst::load_file(&path);
         let Some(loaded) = report.loaded else {
-            let problems: Vec<String> = report.diagnostics.iter().map(|problem| format!("{}:{}: {}", path.display(), problem.span.start.line, problem.message)).collect();
-            return Err(finding(Category::ConfigInvalid, format!("{pointer}/config"), problems.join("; ")));
+            let problems: Vec<String> = report
+                .diagnostics
+                .iter()
+                .map(|problem| {
+                    format!(
+                        "{}:{}: {}",
+                        path.display(),
+                        problem.span.start.line,
+                        problem.message
+                    )
+                })
+                .collect();
+            return Err(finding(
+                Category::ConfigInvalid,
+                format!("{pointer}/config"),
+                problems.join("; "),
+            ));
         };
-        self.context.fixtures.ensure(self.context.backend.as_ref(), &spec.image).await.map_err(|error| backend_finding(&error, &format!("{pointer}/image")))?;
+        self.context
+            .fixtures
+            .ensure(self.context.backend.as_ref(), &spec.image)
+            .await
+            .map_err(|error| backend_finding(&error, &format!("{pointer}/image")))?;
         let context = std::sync::Arc::new(crate::cst::CstContext {
             backend: std::sync::Arc::clone(&self.context.backend),
             image: spec.image.clone(),
@@ -511,17 +709,31 @@ impl<'a> ScenarioRun<'a> {
                 pointer: format!("{pointer}/config"),
             })
             .collect();
-        if findings.is_empty() { Ok(()) } else { Err(findings) }
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(findings)
+        }
     }
 
-    async fn read_source(&mut self, source: Source<'_>, pointer: &str) -> Result<Vec<u8>, Vec<Finding>> {
+    async fn read_source(
+        &mut self,
+        source: Source<'_>,
+        pointer: &str,
+    ) -> Result<Vec<u8>, Vec<Finding>> {
         match source {
             Source::Fixture(path) => {
                 let resolved = self.loaded.base_dir.join(path);
                 let mut bytes = Vec::new();
                 workspace::open_fixture(&resolved, path)
                     .and_then(|mut file| {
-                        file.read_to_end(&mut bytes).map_err(|source| workspace::WorkspaceError::Io { action: "read", path: resolved.clone(), source })
+                        file.read_to_end(&mut bytes).map_err(|source| {
+                            workspace::WorkspaceError::Io {
+                                action: "read",
+                                path: resolved.clone(),
+                                source,
+                            }
+                        })
                     })
                     .map_err(|error| fixture_finding(pointer, &resolved, error))?;
                 Ok(bytes)
@@ -531,17 +743,20 @@ impl<'a> ScenarioRun<'a> {
                 let mut bytes = Vec::new();
                 Generated::new(spec.bytes.0, spec.seed)
                     .read_to_end(&mut bytes)
-                    .map_err(|error| finding(Category::ConfigInvalid, pointer, error.to_string()))?;
+                    .map_err(|error| {
+                        finding(Category::ConfigInvalid, pointer, error.to_string())
+                    })?;
                 Ok(bytes)
             }
             Source::Filestore(key) => {
                 let key = template::render(key, &self.vars);
-                let bytes = self
-                    .context
-                    .filestore
-                    .get(&key)
-                    .await
-                    .map_err(|error| finding(Category::FilestoreFailed, format!("{pointer}/filestore"), error.to_string()))?;
+                let bytes = self.context.filestore.get(&key).await.map_err(|error| {
+                    finding(
+                        Category::FilestoreFailed,
+                        format!("{pointer}/filestore"),
+                        error.to_string(),
+                    )
+                })?;
                 self.record.metrics.filestore.bytes_in += bytes.len() as u64;
                 Ok(bytes)
             }
@@ -556,10 +771,13 @@ impl<'a> ScenarioRun<'a> {
             };
             // Generated content and fixture files are streamed, never held whole in memory.
             let staged = match source {
-                Source::Generate(spec) => self.workspace().write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed)),
+                Source::Generate(spec) => self
+                    .workspace()
+                    .write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed)),
                 Source::Fixture(path) => {
                     let resolved = self.loaded.base_dir.join(path);
-                    let mut file = workspace::open_fixture(&resolved, path).map_err(|error| fixture_finding(&item_pointer, &resolved, error))?;
+                    let mut file = workspace::open_fixture(&resolved, path)
+                        .map_err(|error| fixture_finding(&item_pointer, &resolved, error))?;
                     self.workspace().write(&item.to, &mut file)
                 }
                 other => {
@@ -567,7 +785,13 @@ impl<'a> ScenarioRun<'a> {
                     self.workspace().write(&item.to, &mut bytes.as_slice())
                 }
             };
-            let staged = staged.map_err(|error| finding(error.category(), format!("{item_pointer}/to"), error.to_string()))?;
+            let staged = staged.map_err(|error| {
+                finding(
+                    error.category(),
+                    format!("{item_pointer}/to"),
+                    error.to_string(),
+                )
+            })?;
             self.record.context.docker.workspace.staged.push(staged);
             self.refresh_usage(&item_pointer)?;
         }
@@ -585,7 +809,9 @@ impl<'a> ScenarioRun<'a> {
             self.record.context.docker.workspace.files = usage.files;
             self.record.context.docker.workspace.bytes = usage.bytes;
         }
-        result.map(drop).map_err(|error| finding(error.category(), pointer, error.to_string()))
+        result
+            .map(drop)
+            .map_err(|error| finding(error.category(), pointer, error.to_string()))
     }
 
     fn container_spec(&self, index_pointer: &str, run: &RunSpec) -> ContainerSpec {
@@ -594,7 +820,10 @@ impl<'a> ScenarioRun<'a> {
         labels.insert("dockproof.run".into(), self.context.run_id.clone());
         labels.insert("dockproof.scenario".into(), self.slug.clone());
         ContainerSpec {
-            name: format!("dockproof-{}-{}-{step_number}", self.context.run_id, self.slug),
+            name: format!(
+                "dockproof-{}-{}-{step_number}",
+                self.context.run_id, self.slug
+            ),
             image: run.image.clone(),
             cmd: run.cmd.as_ref().map(|cmd| texts(cmd, &self.vars)),
             env: env_list(&run.env, &self.vars),
@@ -602,7 +831,10 @@ impl<'a> ScenarioRun<'a> {
             user: run.user.clone(),
             mounts: vec![Mount {
                 host: self.workspace().root().to_path_buf(),
-                container: run.workspace.clone().unwrap_or_else(|| DEFAULT_MOUNT.to_owned()),
+                container: run
+                    .workspace
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_MOUNT.to_owned()),
                 read_only: false,
             }],
             labels,
@@ -620,16 +852,28 @@ impl<'a> ScenarioRun<'a> {
         }
     }
 
-    async fn run(&mut self, pointer: &str, run: &RunSpec, expect: Option<&Expect>) -> Result<(), Vec<Finding>> {
+    async fn run(
+        &mut self,
+        pointer: &str,
+        run: &RunSpec,
+        expect: Option<&Expect>,
+    ) -> Result<(), Vec<Finding>> {
         let backend = self.backend.as_ref();
         let run_pointer = format!("{pointer}/run");
         let image_pointer = format!("{run_pointer}/image");
         self.record.context.docker.image = Some(run.image.clone());
-        self.context.fixtures.ensure(backend, &run.image).await.map_err(|error| backend_finding(&error, &image_pointer))?;
+        self.context
+            .fixtures
+            .ensure(backend, &run.image)
+            .await
+            .map_err(|error| backend_finding(&error, &image_pointer))?;
 
         let spec = self.container_spec(pointer, run);
         let created_at = Instant::now();
-        let id = backend.create(&spec).await.map_err(|error| backend_finding(&error, &image_pointer))?;
+        let id = backend
+            .create(&spec)
+            .await
+            .map_err(|error| backend_finding(&error, &image_pointer))?;
         self.containers.push(id.clone());
         if let Some(name) = &run.container {
             self.named.insert(name.clone(), id.clone());
@@ -655,7 +899,9 @@ impl<'a> ScenarioRun<'a> {
             return Ok(());
         }
 
-        let timeout = run.timeout.map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
+        let timeout = run
+            .timeout
+            .map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
         let grace = run.stop_grace.map_or(DEFAULT_STOP_GRACE, |grace| grace.0);
         let mut timed_out = false;
         let waited = tokio::time::timeout(timeout, backend.wait(&id));
@@ -670,13 +916,20 @@ impl<'a> ScenarioRun<'a> {
             Ok(result) => result.map_err(|error| backend_finding(&error, &run_pointer))?,
             Err(_) => {
                 timed_out = true;
-                self.stop_after_timeout(&id, grace).await.map_err(|error| backend_finding(&error, &run_pointer))?
+                self.stop_after_timeout(&id, grace)
+                    .await
+                    .map_err(|error| backend_finding(&error, &run_pointer))?
             }
         };
         self.record.metrics.docker.run_ms = started_at.elapsed().as_millis() as u64;
-        let log_files = self.log_files(pointer).map_err(|error| backend_finding(&error, &run_pointer))?;
+        let log_files = self
+            .log_files(pointer)
+            .map_err(|error| backend_finding(&error, &run_pointer))?;
         // Both only read a stopped container: ask at once (one round trip less per run).
-        let (state, logs) = tokio::join!(backend.inspect(&id), backend.logs(&id, self.context.capture, log_files.as_ref()));
+        let (state, logs) = tokio::join!(
+            backend.inspect(&id),
+            backend.logs(&id, self.context.capture, log_files.as_ref())
+        );
         let mut state = state.map_err(|error| backend_finding(&error, &run_pointer))?;
         let logs = logs.map_err(|error| backend_finding(&error, &run_pointer))?;
         // The daemon records an OOM kill from an event that can land after the exit is
@@ -697,10 +950,20 @@ impl<'a> ScenarioRun<'a> {
             }
         }
         // The whole logs are report files too: no secret value may stay in them.
-        for path in log_files.iter().flat_map(|files| [&files.stdout, &files.stderr]) {
-            self.masker
-                .mask_file(path)
-                .map_err(|error| finding(Category::ConfigInvalid, &run_pointer, format!("cannot mask secrets in the log file {}: {error}", path.display())))?;
+        for path in log_files
+            .iter()
+            .flat_map(|files| [&files.stdout, &files.stderr])
+        {
+            self.masker.mask_file(path).map_err(|error| {
+                finding(
+                    Category::ConfigInvalid,
+                    &run_pointer,
+                    format!(
+                        "cannot mask secrets in the log file {}: {error}",
+                        path.display()
+                    ),
+                )
+            })?;
         }
 
         let docker = &mut self.record.context.docker;
@@ -715,9 +978,17 @@ impl<'a> ScenarioRun<'a> {
             stdout_bytes: logs.stdout.total_bytes,
             stderr_bytes: logs.stderr.total_bytes,
         });
-        self.record.status = if exit_code == 0 && !timed_out { "succeeded" } else { "failed" }.into();
+        self.record.status = if exit_code == 0 && !timed_out {
+            "succeeded"
+        } else {
+            "failed"
+        }
+        .into();
         // Usage is recorded whatever happened; exceeding the limits only counts for a clean exit.
-        let over_limits = self.refresh_usage(&format!("{run_pointer}/image")).err().unwrap_or_default();
+        let over_limits = self
+            .refresh_usage(&format!("{run_pointer}/image"))
+            .err()
+            .unwrap_or_default();
 
         if timed_out {
             return Err(finding(
@@ -730,14 +1001,36 @@ impl<'a> ScenarioRun<'a> {
             ));
         }
         if state.oom_killed {
-            return Err(finding(Category::OomKilled, format!("{run_pointer}/limits/memory"), format!("the container was killed for exceeding its memory limit (exit code {exit_code})")));
+            return Err(finding(
+                Category::OomKilled,
+                format!("{run_pointer}/limits/memory"),
+                format!(
+                    "the container was killed for exceeding its memory limit (exit code {exit_code})"
+                ),
+            ));
         }
         let mut findings = over_limits;
         if let Some(usage) = &self.record.metrics.docker.resources {
-            findings.extend(monitor::over_budget(&run_pointer, &run.monitor, usage, self.record.metrics.docker.run_ms));
+            findings.extend(monitor::over_budget(
+                &run_pointer,
+                &run.monitor,
+                usage,
+                self.record.metrics.docker.run_ms,
+            ));
         }
-        findings.extend(self.expectations(pointer, expect, exit_code, state.oom_killed, &logs.stdout.text, &logs.stderr.text));
-        if findings.is_empty() { Ok(()) } else { Err(findings) }
+        findings.extend(self.expectations(
+            pointer,
+            expect,
+            exit_code,
+            state.oom_killed,
+            &logs.stdout.text,
+            &logs.stderr.text,
+        ));
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(findings)
+        }
     }
 
     /// The files a run step's whole logs go to, when the run keeps them.
@@ -746,14 +1039,24 @@ impl<'a> ScenarioRun<'a> {
             return Ok(None);
         };
         let dir = dir.join(&self.slug);
-        std::fs::create_dir_all(&dir).map_err(|error| BackendError::LogFile { message: format!("{}: {error}", dir.display()) })?;
+        std::fs::create_dir_all(&dir).map_err(|error| BackendError::LogFile {
+            message: format!("{}: {error}", dir.display()),
+        })?;
         let step = step_pointer.rsplit('/').next().unwrap_or("0");
-        Ok(Some(LogFiles { stdout: dir.join(format!("step-{step}.stdout.log")), stderr: dir.join(format!("step-{step}.stderr.log")) }))
+        Ok(Some(LogFiles {
+            stdout: dir.join(format!("step-{step}.stdout.log")),
+            stderr: dir.join(format!("step-{step}.stderr.log")),
+        }))
     }
 
     /// Check through inspect that the daemon applied the limits and security
     /// options asked for, rather than trusting they were passed along.
-    async fn verify_applied(&self, spec: &ContainerSpec, id: &str, pointer: &str) -> Result<(), Vec<Finding>> {
+    async fn verify_applied(
+        &self,
+        spec: &ContainerSpec,
+        id: &str,
+        pointer: &str,
+    ) -> Result<(), Vec<Finding>> {
         if !spec.asks_for_enforcement() {
             // Nothing was asked for, so nothing to verify: spare the round trip.
             return Ok(());
@@ -765,7 +1068,11 @@ impl<'a> ScenarioRun<'a> {
             Err(error) => return Err(backend_finding(&error, pointer)),
         };
         let findings = check::applied(pointer, spec, &inspect);
-        if findings.is_empty() { Ok(()) } else { Err(findings) }
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(findings)
+        }
     }
 
     /// `docker stop` (SIGTERM, grace, SIGKILL), then a forced kill if it still runs.
@@ -781,10 +1088,19 @@ impl<'a> ScenarioRun<'a> {
         }
     }
 
-    async fn exec(&mut self, pointer: &str, exec: &crate::scenario::ExecSpec, expect: Option<&Expect>) -> Result<(), Vec<Finding>> {
+    async fn exec(
+        &mut self,
+        pointer: &str,
+        exec: &crate::scenario::ExecSpec,
+        expect: Option<&Expect>,
+    ) -> Result<(), Vec<Finding>> {
         let exec_pointer = format!("{pointer}/exec");
         let Some(id) = self.named.get(&exec.container).cloned() else {
-            return Err(finding(Category::ConfigInvalid, format!("{exec_pointer}/container"), format!("no running container named `{}`", exec.container)));
+            return Err(finding(
+                Category::ConfigInvalid,
+                format!("{exec_pointer}/container"),
+                format!("no running container named `{}`", exec.container),
+            ));
         };
         let request = ExecRequest {
             container: id,
@@ -793,89 +1109,182 @@ impl<'a> ScenarioRun<'a> {
             workdir: exec.workdir.clone(),
             user: exec.user.clone(),
         };
-        let timeout = exec.timeout.map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
+        let timeout = exec
+            .timeout
+            .map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
         let output = self
             .backend
             .exec(&request, timeout, self.context.capture)
             .await
             .map_err(|error| backend_finding(&error, &format!("{exec_pointer}/cmd")))?;
-        let findings = self.expectations(pointer, expect, output.exit_code, false, &output.stdout.text, &output.stderr.text);
-        if findings.is_empty() { Ok(()) } else { Err(findings) }
+        let findings = self.expectations(
+            pointer,
+            expect,
+            output.exit_code,
+            false,
+            &output.stdout.text,
+            &output.stderr.text,
+        );
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(findings)
+        }
     }
 
-    fn expectations(&self, pointer: &str, expect: Option<&Expect>, exit_code: i64, oom_killed: bool, stdout: &str, stderr: &str) -> Vec<Finding> {
+    fn expectations(
+        &self,
+        pointer: &str,
+        expect: Option<&Expect>,
+        exit_code: i64,
+        oom_killed: bool,
+        stdout: &str,
+        stderr: &str,
+    ) -> Vec<Finding> {
         let default = Expect::default();
         let expect = expect.unwrap_or(&default);
         let expect_pointer = format!("{pointer}/expect");
         let mut findings = Vec::new();
-        let exit_pointer = if expect.exit_code.is_some() { format!("{expect_pointer}/exit_code") } else { pointer.to_owned() };
-        findings.extend(check::exit_code(&exit_pointer, expect.exit_code.unwrap_or(0), exit_code, oom_killed));
+        let exit_pointer = if expect.exit_code.is_some() {
+            format!("{expect_pointer}/exit_code")
+        } else {
+            pointer.to_owned()
+        };
+        findings.extend(check::exit_code(
+            &exit_pointer,
+            expect.exit_code.unwrap_or(0),
+            exit_code,
+            oom_killed,
+        ));
         if let Some(matcher) = &expect.stdout {
-            findings.extend(check::text("stdout", &format!("{expect_pointer}/stdout"), matcher, stdout));
+            findings.extend(check::text(
+                "stdout",
+                &format!("{expect_pointer}/stdout"),
+                matcher,
+                stdout,
+            ));
         }
         if let Some(matcher) = &expect.stderr {
-            findings.extend(check::text("stderr", &format!("{expect_pointer}/stderr"), matcher, stderr));
+            findings.extend(check::text(
+                "stderr",
+                &format!("{expect_pointer}/stderr"),
+                matcher,
+                stderr,
+            ));
         }
         for (index, file) in expect.files.iter().enumerate() {
             let file_pointer = format!("{expect_pointer}/files/{index}");
             match self.observe_file(&file.path, file.text.is_some() || !file.json.is_empty()) {
                 Ok(observed) => findings.extend(check::file(&file_pointer, file, &observed)),
-                Err(error) => findings.extend(finding(error.category(), format!("{file_pointer}/path"), error.to_string())),
+                Err(error) => findings.extend(finding(
+                    error.category(),
+                    format!("{file_pointer}/path"),
+                    error.to_string(),
+                )),
             }
         }
         findings
     }
 
-    fn observe_file(&self, relative: &str, want_text: bool) -> Result<FileObservation, workspace::WorkspaceError> {
+    fn observe_file(
+        &self,
+        relative: &str,
+        want_text: bool,
+    ) -> Result<FileObservation, workspace::WorkspaceError> {
         // A FIFO, device node or hard link the job left there is refused, never read.
         let workspace::Collected::File(mut file, _) = self.workspace().collect(relative)? else {
             return Ok(FileObservation::default());
         };
-        let io_error = |source| workspace::WorkspaceError::Io { action: "read", path: self.workspace().root().join(relative), source };
+        let io_error = |source| workspace::WorkspaceError::Io {
+            action: "read",
+            path: self.workspace().root().join(relative),
+            source,
+        };
         let (size, sha256) = workspace::sha256_collected(&mut file).map_err(io_error)?;
         let text = if want_text && size <= MAX_TEXT_BYTES {
             let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).ok().and_then(|_| String::from_utf8(bytes).ok())
+            file.read_to_end(&mut bytes)
+                .ok()
+                .and_then(|_| String::from_utf8(bytes).ok())
         } else {
             None
         };
-        Ok(FileObservation { exists: true, size, sha256, text })
+        Ok(FileObservation {
+            exists: true,
+            size,
+            sha256,
+            text,
+        })
     }
 
-    async fn upload(&mut self, pointer: &str, upload: &crate::scenario::UploadSpec) -> Result<(), Vec<Finding>> {
+    async fn upload(
+        &mut self,
+        pointer: &str,
+        upload: &crate::scenario::UploadSpec,
+    ) -> Result<(), Vec<Finding>> {
         let from_pointer = format!("{pointer}/from");
         // A FIFO, device node or hard link the job left there is refused, never read.
-        let collected = self.workspace().collect(&upload.from).map_err(|error| finding(error.category(), &from_pointer, error.to_string()))?;
+        let collected = self
+            .workspace()
+            .collect(&upload.from)
+            .map_err(|error| finding(error.category(), &from_pointer, error.to_string()))?;
         let mut file = match collected {
             workspace::Collected::File(file, _) => file,
             workspace::Collected::Missing => {
-                return Err(finding(Category::ArtifactMissing, &from_pointer, format!("`{}` does not exist in the workspace", upload.from)));
+                return Err(finding(
+                    Category::ArtifactMissing,
+                    &from_pointer,
+                    format!("`{}` does not exist in the workspace", upload.from),
+                ));
             }
             workspace::Collected::Directory => {
-                return Err(finding(Category::FilestoreFailed, &from_pointer, format!("cannot read `{}`: it is a directory", upload.from)));
+                return Err(finding(
+                    Category::FilestoreFailed,
+                    &from_pointer,
+                    format!("cannot read `{}`: it is a directory", upload.from),
+                ));
             }
         };
         let mut bytes = Vec::new();
         if let Err(error) = file.read_to_end(&mut bytes) {
-            return Err(finding(Category::FilestoreFailed, &from_pointer, format!("cannot read `{}`: {error}", upload.from)));
+            return Err(finding(
+                Category::FilestoreFailed,
+                &from_pointer,
+                format!("cannot read `{}`: {error}", upload.from),
+            ));
         }
         let sha256 = sha256_hex(&bytes);
         let key = template::render(&upload.to, &self.vars);
         let to_pointer = format!("{pointer}/to");
         let size = bytes.len() as u64;
-        self.context.filestore.put(&key, bytes).await.map_err(|error| finding(Category::FilestoreFailed, &to_pointer, error.to_string()))?;
-        let stored = self.context.filestore.get(&key).await.map_err(|error| finding(Category::FilestoreFailed, &to_pointer, error.to_string()))?;
+        self.context
+            .filestore
+            .put(&key, bytes)
+            .await
+            .map_err(|error| finding(Category::FilestoreFailed, &to_pointer, error.to_string()))?;
+        let stored =
+            self.context.filestore.get(&key).await.map_err(|error| {
+                finding(Category::FilestoreFailed, &to_pointer, error.to_string())
+            })?;
         let stored_sha256 = sha256_hex(&stored);
         if stored_sha256 != sha256 {
             return Err(finding(
                 Category::ChecksumMismatch,
                 &to_pointer,
-                format!("`{key}` reads back with sha256 {stored_sha256} ({} bytes), but {sha256} ({size} bytes) was written", stored.len()),
+                format!(
+                    "`{key}` reads back with sha256 {stored_sha256} ({} bytes), but {sha256} ({size} bytes) was written",
+                    stored.len()
+                ),
             ));
         }
         self.record.metrics.filestore.bytes_out += size;
         let url = self.context.filestore.url(&key);
-        self.record.result.artifacts.push(Artifact { path: upload.from.clone(), bytes: size, sha256, url });
+        self.record.result.artifacts.push(Artifact {
+            path: upload.from.clone(),
+            bytes: size,
+            sha256,
+            url,
+        });
         Ok(())
     }
 
@@ -928,13 +1337,25 @@ mod tests {
 
     #[test]
     fn expected_failures_pass_only_with_their_category() {
-        let locate = |pointer: &str| Location { file: "s.yaml".into(), line: pointer.len(), column: 1 };
+        let locate = |pointer: &str| Location {
+            file: "s.yaml".into(),
+            line: pointer.len(),
+            column: 1,
+        };
         let timeout = || Err(finding(Category::Timeout, "/steps/0", "too slow"));
         assert_eq!(judge(Ok(()), None, locate, "/steps/0").0, Outcome::Passed);
-        assert_eq!(judge(timeout(), Some(Category::Timeout), locate, "/steps/0").0, Outcome::Passed);
+        assert_eq!(
+            judge(timeout(), Some(Category::Timeout), locate, "/steps/0").0,
+            Outcome::Passed
+        );
         let (outcome, failure) = judge(timeout(), Some(Category::OomKilled), locate, "/steps/0");
         assert_eq!(outcome, Outcome::Failed);
-        assert!(failure.unwrap().message.starts_with("expected a `oom_killed` failure, got `timeout`"));
+        assert!(
+            failure
+                .unwrap()
+                .message
+                .starts_with("expected a `oom_killed` failure, got `timeout`")
+        );
         let (outcome, failure) = judge(Ok(()), Some(Category::Timeout), locate, "/steps/0");
         assert_eq!(outcome, Outcome::Failed);
         assert_eq!(failure.unwrap().category, Category::AssertionFailed);

@@ -20,10 +20,18 @@ impl Sampler {
     fn add(&mut self, sample: StatsSample) {
         let usage = &mut self.usage;
         usage.samples += 1;
-        let peak = |current: Option<u64>, value: u64| Some(current.map_or(value, |current| current.max(value)));
+        let peak = |current: Option<u64>, value: u64| {
+            Some(current.map_or(value, |current| current.max(value)))
+        };
         usage.peak_memory_bytes = peak(usage.peak_memory_bytes, sample.memory_bytes);
         usage.peak_pids = peak(usage.peak_pids, sample.pids);
-        usage.peak_cpu_percent = Some(usage.peak_cpu_percent.map_or(sample.cpu_percent, |current| current.max(sample.cpu_percent)));
+        usage.peak_cpu_percent = Some(
+            usage
+                .peak_cpu_percent
+                .map_or(sample.cpu_percent, |current| {
+                    current.max(sample.cpu_percent)
+                }),
+        );
         // Counters only grow while the container runs: the largest is the latest.
         usage.net_rx_bytes = peak(usage.net_rx_bytes, sample.net_rx_bytes);
         usage.net_tx_bytes = peak(usage.net_tx_bytes, sample.net_tx_bytes);
@@ -38,7 +46,11 @@ impl Sampler {
 /// Run `work` (waiting for the container) while the backend samples `container`;
 /// sampling ends when `work` does. A sampling failure is recorded, not raised: the run's
 /// verdict does not depend on its statistics unless a budget asks.
-pub async fn sample_while<T>(backend: &dyn Backend, container: &str, work: impl Future<Output = T>) -> (T, ResourceUsage) {
+pub async fn sample_while<T>(
+    backend: &dyn Backend,
+    container: &str,
+    work: impl Future<Output = T>,
+) -> (T, ResourceUsage) {
     let mut sampler = Sampler::default();
     let mut error = None;
     let output = {
@@ -62,17 +74,36 @@ pub async fn sample_while<T>(backend: &dyn Backend, container: &str, work: impl 
 
 /// A finding for each budget of `monitor` that `usage` exceeds, at the budget's pointer.
 /// A budget that cannot be checked (no sample) is a finding too: it must not pass silently.
-pub fn over_budget(run_pointer: &str, monitor: &Monitor, usage: &ResourceUsage, run_ms: u64) -> Vec<Finding> {
+pub fn over_budget(
+    run_pointer: &str,
+    monitor: &Monitor,
+    usage: &ResourceUsage,
+    run_ms: u64,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let at = |key: &str| format!("{run_pointer}/monitor/{key}");
     if usage.samples == 0 {
         if monitor.has_budgets() {
             let why = match &usage.error {
                 Some(error) => format!("sampling failed: {error}"),
-                None => format!("the container ran {run_ms} ms and the daemon samples about once a second; a job must run longer to be measured"),
+                None => format!(
+                    "the container ran {run_ms} ms and the daemon samples about once a second; a job must run longer to be measured"
+                ),
             };
-            let key = if monitor.max_memory.is_some() { "max_memory" } else if monitor.max_cpu_percent.is_some() { "max_cpu_percent" } else { "max_pids" };
-            findings.push(Finding { category: Category::AssertionFailed, pointer: at(key), message: format!("no resource sample was taken, so the budget cannot be checked ({why})") });
+            let key = if monitor.max_memory.is_some() {
+                "max_memory"
+            } else if monitor.max_cpu_percent.is_some() {
+                "max_cpu_percent"
+            } else {
+                "max_pids"
+            };
+            findings.push(Finding {
+                category: Category::AssertionFailed,
+                pointer: at(key),
+                message: format!(
+                    "no resource sample was taken, so the budget cannot be checked ({why})"
+                ),
+            });
         }
         return findings;
     }
@@ -82,7 +113,11 @@ pub fn over_budget(run_pointer: &str, monitor: &Monitor, usage: &ResourceUsage, 
         findings.push(Finding {
             category: Category::AssertionFailed,
             pointer: at("max_memory"),
-            message: format!("peak memory {} is over the budget of {}", mebibytes(peak), mebibytes(budget.0)),
+            message: format!(
+                "peak memory {} is over the budget of {}",
+                mebibytes(peak),
+                mebibytes(budget.0)
+            ),
         });
     }
     if let (Some(budget), Some(peak)) = (monitor.max_cpu_percent, usage.peak_cpu_percent)
@@ -116,7 +151,13 @@ mod tests {
     use crate::scenario::ByteSize;
 
     fn sample(memory_mib: u64, cpu_percent: f64, pids: u64, written: u64) -> StatsSample {
-        StatsSample { memory_bytes: memory_mib << 20, cpu_percent, pids, block_write_bytes: written, ..StatsSample::default() }
+        StatsSample {
+            memory_bytes: memory_mib << 20,
+            cpu_percent,
+            pids,
+            block_write_bytes: written,
+            ..StatsSample::default()
+        }
     }
 
     fn folded(samples: &[StatsSample]) -> ResourceUsage {
@@ -127,7 +168,11 @@ mod tests {
 
     #[test]
     fn peaks_and_latest_counters_are_kept() {
-        let usage = folded(&[sample(1, 0.5, 1, 0), sample(25, 12.0, 3, 4096), sample(2, 1.0, 1, 8192)]);
+        let usage = folded(&[
+            sample(1, 0.5, 1, 0),
+            sample(25, 12.0, 3, 4096),
+            sample(2, 1.0, 1, 8192),
+        ]);
         assert_eq!(usage.samples, 3);
         assert_eq!(usage.peak_memory_bytes, Some(25 << 20));
         assert_eq!(usage.peak_cpu_percent, Some(12.0));
@@ -143,19 +188,62 @@ mod tests {
         assert!(usage.peak_memory_bytes.is_none());
     }
 
-    fn monitor(max_memory_mib: Option<u64>, max_cpu_percent: Option<f64>, max_pids: Option<u64>) -> Monitor {
-        Monitor { max_memory: max_memory_mib.map(|mib| ByteSize(mib << 20)), max_cpu_percent, max_pids, ..Monitor::default() }
+    fn monitor(
+        max_memory_mib: Option<u64>,
+        max_cpu_percent: Option<f64>,
+        max_pids: Option<u64>,
+    ) -> Monitor {
+        Monitor {
+            max_memory: max_memory_mib.map(|mib| ByteSize(mib << 20)),
+            max_cpu_percent,
+            max_pids,
+            ..Monitor::default()
+        }
     }
 
     #[test]
     fn each_budget_exceeded_is_a_finding_at_its_key() {
         let usage = folded(&[sample(40, 150.0, 12, 0)]);
-        let findings = over_budget("/steps/0/run", &monitor(Some(32), Some(100.0), Some(10)), &usage, 3000);
-        let pointers: Vec<&str> = findings.iter().map(|finding| finding.pointer.as_str()).collect();
-        assert_eq!(pointers, ["/steps/0/run/monitor/max_memory", "/steps/0/run/monitor/max_cpu_percent", "/steps/0/run/monitor/max_pids"]);
-        assert!(findings.iter().all(|finding| finding.category == Category::AssertionFailed));
-        assert!(findings[0].message.contains("40.0 MiB is over the budget of 32.0 MiB"), "{}", findings[0].message);
-        assert!(over_budget("/steps/0/run", &monitor(Some(64), Some(200.0), Some(12)), &usage, 3000).is_empty(), "at the budget is within it");
+        let findings = over_budget(
+            "/steps/0/run",
+            &monitor(Some(32), Some(100.0), Some(10)),
+            &usage,
+            3000,
+        );
+        let pointers: Vec<&str> = findings
+            .iter()
+            .map(|finding| finding.pointer.as_str())
+            .collect();
+        assert_eq!(
+            pointers,
+            [
+                "/steps/0/run/monitor/max_memory",
+                "/steps/0/run/monitor/max_cpu_percent",
+                "/steps/0/run/monitor/max_pids"
+            ]
+        );
+        assert!(
+            findings
+                .iter()
+                .all(|finding| finding.category == Category::AssertionFailed)
+        );
+        assert!(
+            findings[0]
+                .message
+                .contains("40.0 MiB is over the budget of 32.0 MiB"),
+            "{}",
+            findings[0].message
+        );
+        assert!(
+            over_budget(
+                "/steps/0/run",
+                &monitor(Some(64), Some(200.0), Some(12)),
+                &usage,
+                3000
+            )
+            .is_empty(),
+            "at the budget is within it"
+        );
     }
 
     #[test]
@@ -164,9 +252,20 @@ mod tests {
         let findings = over_budget("/steps/1/run", &monitor(None, None, Some(4)), &usage, 300);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].pointer, "/steps/1/run/monitor/max_pids");
-        assert!(findings[0].message.contains("ran 300 ms"), "{}", findings[0].message);
+        assert!(
+            findings[0].message.contains("ran 300 ms"),
+            "{}",
+            findings[0].message
+        );
         usage.error = Some("cannot reach the Docker daemon".into());
-        assert!(over_budget("/steps/1/run", &monitor(Some(1), None, None), &usage, 300)[0].message.contains("sampling failed: cannot reach"));
-        assert!(over_budget("/steps/1/run", &Monitor::default(), &usage, 300).is_empty(), "no budget, nothing to check");
+        assert!(
+            over_budget("/steps/1/run", &monitor(Some(1), None, None), &usage, 300)[0]
+                .message
+                .contains("sampling failed: cannot reach")
+        );
+        assert!(
+            over_budget("/steps/1/run", &Monitor::default(), &usage, 300).is_empty(),
+            "no budget, nothing to check"
+        );
     }
 }

@@ -38,13 +38,29 @@ enum Readiness {
 /// Container port → host port, from an inspect document's `NetworkSettings.Ports`.
 pub(super) fn published_ports(inspect: &Value) -> BTreeMap<u16, u16> {
     let mut ports = BTreeMap::new();
-    for (key, bindings) in inspect.pointer("/NetworkSettings/Ports").and_then(Value::as_object).into_iter().flatten() {
-        let Some(container) = key.split('/').next().and_then(|port| port.parse::<u16>().ok()) else { continue };
+    for (key, bindings) in inspect
+        .pointer("/NetworkSettings/Ports")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let Some(container) = key
+            .split('/')
+            .next()
+            .and_then(|port| port.parse::<u16>().ok())
+        else {
+            continue;
+        };
         let host = bindings
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|binding| binding.get("HostPort").and_then(Value::as_str).and_then(|port| port.parse::<u16>().ok()))
+            .filter_map(|binding| {
+                binding
+                    .get("HostPort")
+                    .and_then(Value::as_str)
+                    .and_then(|port| port.parse::<u16>().ok())
+            })
             .next();
         if let Some(host) = host {
             ports.insert(container, host);
@@ -54,7 +70,10 @@ pub(super) fn published_ports(inspect: &Value) -> BTreeMap<u16, u16> {
 }
 
 pub(super) fn health_status(inspect: &Value) -> Option<String> {
-    inspect.pointer("/State/Health/Status").and_then(Value::as_str).map(str::to_owned)
+    inspect
+        .pointer("/State/Health/Status")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 pub(super) fn last_health_output(inspect: &Value) -> String {
@@ -69,28 +88,53 @@ pub(super) fn last_health_output(inspect: &Value) -> String {
 }
 
 impl ScenarioRun<'_> {
-    pub(super) async fn service(&mut self, pointer: &str, service: &ServiceSpec) -> Result<(), Vec<Finding>> {
+    pub(super) async fn service(
+        &mut self,
+        pointer: &str,
+        service: &ServiceSpec,
+    ) -> Result<(), Vec<Finding>> {
         let backend = self.backend.as_ref();
         let service_pointer = format!("{pointer}/service");
         let image_pointer = format!("{service_pointer}/image");
-        self.context.fixtures.ensure(backend, &service.image).await.map_err(|error| backend_finding(&error, &image_pointer))?;
+        self.context
+            .fixtures
+            .ensure(backend, &service.image)
+            .await
+            .map_err(|error| backend_finding(&error, &image_pointer))?;
 
         let mut ports = Vec::new();
         for (index, port) in service.ports.iter().enumerate() {
             let port_pointer = format!("{service_pointer}/ports/{index}");
             let (host_ip, host_port, container_port) =
-                parse_port(&template::render(&port.0, &self.vars)).map_err(|problem| finding(Category::ConfigInvalid, &port_pointer, problem))?;
+                parse_port(&template::render(&port.0, &self.vars))
+                    .map_err(|problem| finding(Category::ConfigInvalid, &port_pointer, problem))?;
             // Ask before binding, so a taken port is a clear `port_conflict` naming its holder.
-            if host_port != 0 && !hostports::is_free(hostports::probe_address(host_ip.as_deref()), host_port) {
-                let holder = hostports::holder(host_port).map(|holder| format!(", held by {holder}")).unwrap_or_default();
-                return Err(finding(Category::PortConflict, &port_pointer, format!("host port {host_port} is already in use{holder}")));
+            if host_port != 0
+                && !hostports::is_free(hostports::probe_address(host_ip.as_deref()), host_port)
+            {
+                let holder = hostports::holder(host_port)
+                    .map(|holder| format!(", held by {holder}"))
+                    .unwrap_or_default();
+                return Err(finding(
+                    Category::PortConflict,
+                    &port_pointer,
+                    format!("host port {host_port} is already in use{holder}"),
+                ));
             }
-            ports.push(PublishedPort { host_ip, host_port, container_port });
+            ports.push(PublishedPort {
+                host_ip,
+                host_port,
+                container_port,
+            });
         }
         let healthcheck = service.healthcheck.as_ref().map(|check| Healthcheck {
             cmd: texts(&check.cmd, &self.vars),
-            interval: check.interval.map_or(Duration::from_secs(1), |interval| interval.0),
-            timeout: check.timeout.map_or(Duration::from_secs(2), |timeout| timeout.0),
+            interval: check
+                .interval
+                .map_or(Duration::from_secs(1), |interval| interval.0),
+            timeout: check
+                .timeout
+                .map_or(Duration::from_secs(2), |timeout| timeout.0),
             retries: check.retries.unwrap_or(3),
             start_period: check.start_period.map_or(Duration::ZERO, |period| period.0),
         });
@@ -98,11 +142,20 @@ impl ScenarioRun<'_> {
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
         labels.insert("dockproof.scenario".to_owned(), self.slug.clone());
         let mounts = match &service.workspace {
-            Some(mount) => vec![Mount { host: self.workspace().root().to_path_buf(), container: mount.clone(), read_only: false }],
+            Some(mount) => vec![Mount {
+                host: self.workspace().root().to_path_buf(),
+                container: mount.clone(),
+                read_only: false,
+            }],
             None => Vec::new(),
         };
         let spec = ContainerSpec {
-            name: format!("dockproof-{}-{}-{}", self.context.run_id, self.slug, super::slug(&service.name)),
+            name: format!(
+                "dockproof-{}-{}-{}",
+                self.context.run_id,
+                self.slug,
+                super::slug(&service.name)
+            ),
             image: service.image.clone(),
             cmd: service.cmd.as_ref().map(|cmd| texts(cmd, &self.vars)),
             env: env_list(&service.env, &self.vars),
@@ -119,24 +172,49 @@ impl ScenarioRun<'_> {
             healthcheck,
             ..ContainerSpec::default()
         };
-        let id = backend.create(&spec).await.map_err(|error| backend_finding(&error, &image_pointer))?;
+        let id = backend
+            .create(&spec)
+            .await
+            .map_err(|error| backend_finding(&error, &image_pointer))?;
         self.containers.push(id.clone());
         self.named.insert(service.name.clone(), id.clone());
         self.verify_applied(&spec, &id, &service_pointer).await?;
         let started = Instant::now();
-        backend.start(&id).await.map_err(|error| backend_finding(&error, &format!("{service_pointer}/ports")))?;
+        backend
+            .start(&id)
+            .await
+            .map_err(|error| backend_finding(&error, &format!("{service_pointer}/ports")))?;
 
-        let inspect = backend.inspect_json(&id).await.map_err(|error| backend_finding(&error, &service_pointer))?;
+        let inspect = backend
+            .inspect_json(&id)
+            .await
+            .map_err(|error| backend_finding(&error, &service_pointer))?;
         let published = published_ports(&inspect);
-        let first_port = spec.ports.first().and_then(|port| published.get(&port.container_port).copied()).unwrap_or(0);
-        self.vars.services.insert(service.name.clone(), ServiceAddress { host: LOOPBACK.into(), port: first_port });
+        let first_port = spec
+            .ports
+            .first()
+            .and_then(|port| published.get(&port.container_port).copied())
+            .unwrap_or(0);
+        self.vars.services.insert(
+            service.name.clone(),
+            ServiceAddress {
+                host: LOOPBACK.into(),
+                port: first_port,
+            },
+        );
         let context = ServiceContext {
             image: service.image.clone(),
             container_id: id.clone(),
-            ports: published.iter().map(|(container, host)| (format!("{container}/tcp"), *host)).collect(),
+            ports: published
+                .iter()
+                .map(|(container, host)| (format!("{container}/tcp"), *host))
+                .collect(),
             ..ServiceContext::default()
         };
-        self.record.context.services.insert(service.name.clone(), context);
+        self.record
+            .context
+            .services
+            .insert(service.name.clone(), context);
 
         let wait = service.wait.clone().unwrap_or_default();
         let readiness = if wait.healthy {
@@ -151,10 +229,24 @@ impl ScenarioRun<'_> {
             Readiness::Running
         };
         let within = wait.within.map_or(DEFAULT_READY_WITHIN, |within| within.0);
-        let result = self.wait_ready(&service.name, &id, &published, readiness, started, within, &service_pointer).await;
+        let result = self
+            .wait_ready(
+                &service.name,
+                &id,
+                &published,
+                readiness,
+                started,
+                within,
+                &service_pointer,
+            )
+            .await;
         if let Some(context) = self.record.context.services.get_mut(&service.name) {
             context.ready = result.is_ok();
-            context.ready_ms = if result.is_ok() { started.elapsed().as_millis() as u64 } else { 0 };
+            context.ready_ms = if result.is_ok() {
+                started.elapsed().as_millis() as u64
+            } else {
+                0
+            };
         }
         result
     }
@@ -175,23 +267,43 @@ impl ScenarioRun<'_> {
         let wait_pointer = format!("{pointer}/wait");
         let host_port = |container: u16| published.get(&container).copied();
         loop {
-            let inspect = backend.inspect_json(id).await.map_err(|error| backend_finding(&error, pointer))?;
+            let inspect = backend
+                .inspect_json(id)
+                .await
+                .map_err(|error| backend_finding(&error, pointer))?;
             if let Some(status) = health_status(&inspect)
                 && let Some(context) = self.record.context.services.get_mut(name)
                 && context.health_status != status
             {
                 context.health_status = status.clone();
-                context.health.push(HealthChange { status, at_ms: started.elapsed().as_millis() as u64 });
+                context.health.push(HealthChange {
+                    status,
+                    at_ms: started.elapsed().as_millis() as u64,
+                });
             }
-            let running = inspect.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
+            let running = inspect
+                .pointer("/State/Running")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             if !running {
-                let code = inspect.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(0);
+                let code = inspect
+                    .pointer("/State/ExitCode")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 let logs = backend.logs(id, self.context.capture, None).await.ok();
-                let tail = logs.map(|logs| logs.stderr.tail_lines(3).join(" | ")).unwrap_or_default();
+                let tail = logs
+                    .map(|logs| logs.stderr.tail_lines(3).join(" | "))
+                    .unwrap_or_default();
                 return Err(finding(
-                    if code == 0 { Category::HealthFailed } else { Category::NonzeroExit },
+                    if code == 0 {
+                        Category::HealthFailed
+                    } else {
+                        Category::NonzeroExit
+                    },
                     pointer,
-                    format!("service `{name}` exited with code {code} before it was ready; stderr: {tail}"),
+                    format!(
+                        "service `{name}` exited with code {code} before it was ready; stderr: {tail}"
+                    ),
                 ));
             }
             let ready = match &readiness {
@@ -200,21 +312,47 @@ impl ScenarioRun<'_> {
                     Some("healthy") => true,
                     Some("unhealthy") => {
                         let output = last_health_output(&inspect);
-                        return Err(finding(Category::HealthFailed, &wait_pointer, format!("service `{name}` became unhealthy; last check said: {output}")));
+                        return Err(finding(
+                            Category::HealthFailed,
+                            &wait_pointer,
+                            format!("service `{name}` became unhealthy; last check said: {output}"),
+                        ));
                     }
                     Some(_) => false,
-                    None => return Err(finding(Category::HealthFailed, &wait_pointer, format!("service `{name}` has no healthcheck to wait for"))),
+                    None => {
+                        return Err(finding(
+                            Category::HealthFailed,
+                            &wait_pointer,
+                            format!("service `{name}` has no healthcheck to wait for"),
+                        ));
+                    }
                 },
                 Readiness::Tcp(port) => match host_port(*port) {
-                    Some(host) => tokio::net::TcpStream::connect((LOOPBACK, host)).await.is_ok(),
-                    None => return Err(finding(Category::ConfigInvalid, &wait_pointer, format!("container port {port} is not published"))),
+                    Some(host) => tokio::net::TcpStream::connect((LOOPBACK, host))
+                        .await
+                        .is_ok(),
+                    None => {
+                        return Err(finding(
+                            Category::ConfigInvalid,
+                            &wait_pointer,
+                            format!("container port {port} is not published"),
+                        ));
+                    }
                 },
                 Readiness::Http(path) => {
                     let Some(host) = published.values().next() else {
-                        return Err(finding(Category::ConfigInvalid, &wait_pointer, "no published port to probe"));
+                        return Err(finding(
+                            Category::ConfigInvalid,
+                            &wait_pointer,
+                            "no published port to probe",
+                        ));
                     };
                     let url = format!("http://{LOOPBACK}:{host}{path}");
-                    http_client(POLL * 5).get(&url).send().await.is_ok_and(|response| response.status().is_success())
+                    http_client(POLL * 5)
+                        .get(&url)
+                        .send()
+                        .await
+                        .is_ok_and(|response| response.status().is_success())
                 }
             };
             if ready {
@@ -222,54 +360,118 @@ impl ScenarioRun<'_> {
             }
             if Instant::now() >= deadline {
                 let what = match &readiness {
-                    Readiness::Healthy => format!("healthy (health: {})", health_status(&inspect).unwrap_or_default()),
+                    Readiness::Healthy => format!(
+                        "healthy (health: {})",
+                        health_status(&inspect).unwrap_or_default()
+                    ),
                     Readiness::Tcp(port) => format!("accepting connections on port {port}"),
                     Readiness::Http(path) => format!("answering {path} with 2xx"),
                     Readiness::Running => "running".into(),
                 };
-                return Err(finding(Category::HealthFailed, &wait_pointer, format!("service `{name}` was not {what} within {}", humantime::format_duration(within))));
+                return Err(finding(
+                    Category::HealthFailed,
+                    &wait_pointer,
+                    format!(
+                        "service `{name}` was not {what} within {}",
+                        humantime::format_duration(within)
+                    ),
+                ));
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    pub(super) async fn http(&mut self, pointer: &str, http: &HttpSpec) -> Result<(), Vec<Finding>> {
+    pub(super) async fn http(
+        &mut self,
+        pointer: &str,
+        http: &HttpSpec,
+    ) -> Result<(), Vec<Finding>> {
         let http_pointer = format!("{pointer}/http");
         let url = match (&http.service, &http.url) {
             (Some(name), _) => {
                 let context = self.record.context.services.get(name);
                 let port = match (context, http.port) {
-                    (Some(context), Some(port)) => context.ports.get(&format!("{port}/tcp")).copied(),
-                    (Some(context), None) => self.vars.services.get(name).map(|address| address.port).or_else(|| context.ports.values().next().copied()),
+                    (Some(context), Some(port)) => {
+                        context.ports.get(&format!("{port}/tcp")).copied()
+                    }
+                    (Some(context), None) => self
+                        .vars
+                        .services
+                        .get(name)
+                        .map(|address| address.port)
+                        .or_else(|| context.ports.values().next().copied()),
                     (None, _) => None,
                 };
                 let Some(port) = port.filter(|port| *port != 0) else {
-                    return Err(finding(Category::ConfigInvalid, format!("{http_pointer}/service"), format!("service `{name}` has no published port to call")));
+                    return Err(finding(
+                        Category::ConfigInvalid,
+                        format!("{http_pointer}/service"),
+                        format!("service `{name}` has no published port to call"),
+                    ));
                 };
-                format!("http://{LOOPBACK}:{port}{}", http.path.as_deref().unwrap_or("/"))
+                format!(
+                    "http://{LOOPBACK}:{port}{}",
+                    http.path.as_deref().unwrap_or("/")
+                )
             }
-            (None, Some(url)) => format!("{}{}", template::render(url, &self.vars), http.path.as_deref().unwrap_or("")),
-            (None, None) => return Err(finding(Category::ConfigInvalid, &http_pointer, "no `service` or `url`")),
+            (None, Some(url)) => format!(
+                "{}{}",
+                template::render(url, &self.vars),
+                http.path.as_deref().unwrap_or("")
+            ),
+            (None, None) => {
+                return Err(finding(
+                    Category::ConfigInvalid,
+                    &http_pointer,
+                    "no `service` or `url`",
+                ));
+            }
         };
-        let method = reqwest::Method::from_bytes(http.method.as_deref().unwrap_or("GET").to_ascii_uppercase().as_bytes())
-            .map_err(|_| finding(Category::ConfigInvalid, format!("{http_pointer}/method"), "not an HTTP method"))?;
+        let method = reqwest::Method::from_bytes(
+            http.method
+                .as_deref()
+                .unwrap_or("GET")
+                .to_ascii_uppercase()
+                .as_bytes(),
+        )
+        .map_err(|_| {
+            finding(
+                Category::ConfigInvalid,
+                format!("{http_pointer}/method"),
+                "not an HTTP method",
+            )
+        })?;
         let expect = &http.expect;
-        let client = http_client(expect.max_latency.map_or(REQUEST_TIMEOUT, |latency| latency.0 + Duration::from_secs(5)));
+        let client = http_client(expect.max_latency.map_or(REQUEST_TIMEOUT, |latency| {
+            latency.0 + Duration::from_secs(5)
+        }));
         let attempts = http.attempts.unwrap_or(1).max(1);
-        let deadline = Instant::now() + http.deadline.map_or(DEFAULT_HTTP_DEADLINE, |deadline| deadline.0);
-        let mut backoff = http.backoff.map_or(Duration::from_millis(200), |backoff| backoff.0);
+        let deadline = Instant::now()
+            + http
+                .deadline
+                .map_or(DEFAULT_HTTP_DEADLINE, |deadline| deadline.0);
+        let mut backoff = http
+            .backoff
+            .map_or(Duration::from_millis(200), |backoff| backoff.0);
         for round in 0..http.repeat.unwrap_or(1).max(1) {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let findings = self.probe(&client, &method, &url, http, &http_pointer).await;
+                let findings = self
+                    .probe(&client, &method, &url, http, &http_pointer)
+                    .await;
                 if findings.is_empty() {
                     break;
                 }
                 if attempt >= attempts || Instant::now() + backoff > deadline {
                     let mut findings = findings;
                     if http.repeat.unwrap_or(1) > 1 {
-                        findings[0].message = format!("request {} of {}: {}", round + 1, http.repeat.unwrap_or(1), findings[0].message);
+                        findings[0].message = format!(
+                            "request {} of {}: {}",
+                            round + 1,
+                            http.repeat.unwrap_or(1),
+                            findings[0].message
+                        );
                     }
                     return Err(findings);
                 }
@@ -280,7 +482,14 @@ impl ScenarioRun<'_> {
         Ok(())
     }
 
-    async fn probe(&self, client: &reqwest::Client, method: &reqwest::Method, url: &str, http: &HttpSpec, pointer: &str) -> Vec<Finding> {
+    async fn probe(
+        &self,
+        client: &reqwest::Client,
+        method: &reqwest::Method,
+        url: &str,
+        http: &HttpSpec,
+        pointer: &str,
+    ) -> Vec<Finding> {
         let expect = &http.expect;
         let expect_pointer = format!("{pointer}/expect");
         let mut request = client.request(method.clone(), url);
@@ -295,16 +504,33 @@ impl ScenarioRun<'_> {
         let sent = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,
-            Err(error) => return finding(Category::HttpCheckFailed, pointer, format!("{method} {url} failed: {error}")),
+            Err(error) => {
+                return finding(
+                    Category::HttpCheckFailed,
+                    pointer,
+                    format!("{method} {url} failed: {error}"),
+                );
+            }
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = match response.text().await {
             Ok(body) => body,
-            Err(error) => return finding(Category::HttpCheckFailed, pointer, format!("{method} {url}: reading the body failed: {error}")),
+            Err(error) => {
+                return finding(
+                    Category::HttpCheckFailed,
+                    pointer,
+                    format!("{method} {url}: reading the body failed: {error}"),
+                );
+            }
         };
         let latency = sent.elapsed();
-        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
         let findings = check::http(&expect_pointer, expect, status, &header, &body, latency);
         findings
             .into_iter()
@@ -317,7 +543,11 @@ impl ScenarioRun<'_> {
 }
 
 fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder().timeout(timeout).no_proxy().build().expect("a plain HTTP client always builds")
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .expect("a plain HTTP client always builds")
 }
 
 #[cfg(test)]

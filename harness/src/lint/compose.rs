@@ -8,38 +8,95 @@ use super::{Finding, Level, Rule, looks_secret};
 use crate::scenario::yaml::{self, SpanIndex};
 
 /// Long-lived services declare a healthcheck.
-pub const HEALTHCHECK: Rule = Rule { id: "DC001", level: Level::Error, summary: "every long-lived service has a healthcheck" };
+pub const HEALTHCHECK: Rule = Rule {
+    id: "DC001",
+    level: Level::Error,
+    summary: "every long-lived service has a healthcheck",
+};
 /// Long-lived services restart by themselves.
-pub const RESTART: Rule = Rule { id: "DC002", level: Level::Error, summary: "restart policy `unless-stopped` or `always`" };
+pub const RESTART: Rule = Rule {
+    id: "DC002",
+    level: Level::Error,
+    summary: "restart policy `unless-stopped` or `always`",
+};
 /// Dependencies on stateful services wait until they are healthy.
-pub const DEPENDS_HEALTHY: Rule = Rule { id: "DC003", level: Level::Error, summary: "`depends_on` a stateful service uses `condition: service_healthy`" };
+pub const DEPENDS_HEALTHY: Rule = Rule {
+    id: "DC003",
+    level: Level::Error,
+    summary: "`depends_on` a stateful service uses `condition: service_healthy`",
+};
 /// The Docker socket is not mounted into services.
-pub const DOCKER_SOCKET: Rule = Rule { id: "DC004", level: Level::Error, summary: "no Docker socket mounted (unless allowed)" };
+pub const DOCKER_SOCKET: Rule = Rule {
+    id: "DC004",
+    level: Level::Error,
+    summary: "no Docker socket mounted (unless allowed)",
+};
 /// Images are pinned.
-pub const PINNED_IMAGE: Rule = Rule { id: "DC005", level: Level::Error, summary: "images pinned (no `latest`, no untagged)" };
+pub const PINNED_IMAGE: Rule = Rule {
+    id: "DC005",
+    level: Level::Error,
+    summary: "images pinned (no `latest`, no untagged)",
+};
 /// Logs are capped.
-pub const LOG_CAPS: Rule = Rule { id: "DC006", level: Level::Warning, summary: "log size capped (`logging.options.max-size`)" };
+pub const LOG_CAPS: Rule = Rule {
+    id: "DC006",
+    level: Level::Warning,
+    summary: "log size capped (`logging.options.max-size`)",
+};
 /// `.env.example` documents the variables, without real secrets.
-pub const ENV_EXAMPLE: Rule = Rule { id: "DC007", level: Level::Error, summary: "`.env.example` present and free of secret-looking values" };
+pub const ENV_EXAMPLE: Rule = Rule {
+    id: "DC007",
+    level: Level::Error,
+    summary: "`.env.example` present and free of secret-looking values",
+};
 /// Named volumes are declared.
-pub const NAMED_VOLUMES: Rule = Rule { id: "DC008", level: Level::Error, summary: "named volumes declared under top-level `volumes:`" };
+pub const NAMED_VOLUMES: Rule = Rule {
+    id: "DC008",
+    level: Level::Error,
+    summary: "named volumes declared under top-level `volumes:`",
+};
 
 /// Every compose rule.
-pub const RULES: [Rule; 8] = [HEALTHCHECK, RESTART, DEPENDS_HEALTHY, DOCKER_SOCKET, PINNED_IMAGE, LOG_CAPS, ENV_EXAMPLE, NAMED_VOLUMES];
+pub const RULES: [Rule; 8] = [
+    HEALTHCHECK,
+    RESTART,
+    DEPENDS_HEALTHY,
+    DOCKER_SOCKET,
+    PINNED_IMAGE,
+    LOG_CAPS,
+    ENV_EXAMPLE,
+    NAMED_VOLUMES,
+];
 
 /// Label that marks a service as short-lived (exempt from healthcheck and restart rules).
 pub const EPHEMERAL_LABEL: &str = "dockproof.lint.ephemeral";
 /// Label that allows a service to mount the Docker socket.
 pub const ALLOW_SOCKET_LABEL: &str = "dockproof.lint.allow-docker-socket";
 
-const STATEFUL_IMAGES: [&str; 10] =
-    ["postgres", "mysql", "mariadb", "redis", "mongo", "rabbitmq", "elasticsearch", "kafka", "zookeeper", "minio"];
+const STATEFUL_IMAGES: [&str; 10] = [
+    "postgres",
+    "mysql",
+    "mariadb",
+    "redis",
+    "mongo",
+    "rabbitmq",
+    "elasticsearch",
+    "kafka",
+    "zookeeper",
+    "minio",
+];
 
 fn label(service: &Value, name: &str) -> Option<String> {
     match service.get("labels")? {
-        Value::Object(labels) => labels.get(name).map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned)),
+        Value::Object(labels) => labels.get(name).map(|value| {
+            value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned)
+        }),
         Value::Array(items) => items.iter().filter_map(Value::as_str).find_map(|item| {
-            item.split_once('=').filter(|(key, _)| *key == name).map(|(_, value)| value.to_owned())
+            item.split_once('=')
+                .filter(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_owned())
         }),
         _ => None,
     }
@@ -61,23 +118,47 @@ fn image_unpinned(image: &str) -> Option<&'static str> {
 fn volume_source(entry: &Value) -> Option<String> {
     match entry {
         Value::String(text) => text.split(':').next().map(str::to_owned),
-        Value::Object(long) => long.get("source").and_then(Value::as_str).map(str::to_owned),
+        Value::Object(long) => long
+            .get("source")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         _ => None,
     }
 }
 
 fn is_named_volume(source: &str) -> bool {
-    !(source.is_empty() || source.starts_with('/') || source.starts_with('.') || source.starts_with('~') || source.contains("${"))
+    !(source.is_empty()
+        || source.starts_with('/')
+        || source.starts_with('.')
+        || source.starts_with('~')
+        || source.contains("${"))
 }
 
 fn is_stateful(services: &serde_json::Map<String, Value>, name: &str) -> bool {
-    let Some(service) = services.get(name) else { return false };
-    let image = service.get("image").and_then(Value::as_str).unwrap_or_default();
-    let base = image.rsplit('/').next().unwrap_or(image).split(':').next().unwrap_or_default();
+    let Some(service) = services.get(name) else {
+        return false;
+    };
+    let image = service
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let base = image
+        .rsplit('/')
+        .next()
+        .unwrap_or(image)
+        .split(':')
+        .next()
+        .unwrap_or_default();
     STATEFUL_IMAGES.contains(&base)
-        || service.get("volumes").and_then(Value::as_array).is_some_and(|volumes| {
-            volumes.iter().filter_map(volume_source).any(|source| is_named_volume(&source))
-        })
+        || service
+            .get("volumes")
+            .and_then(Value::as_array)
+            .is_some_and(|volumes| {
+                volumes
+                    .iter()
+                    .filter_map(volume_source)
+                    .any(|source| is_named_volume(&source))
+            })
 }
 
 /// Lint a compose file's text; `dir` is where `.env.example` is looked for.
@@ -90,7 +171,11 @@ pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, Stri
     let Some(services) = document.get("services").and_then(Value::as_object) else {
         return Err((1, "no top-level `services:` mapping".into()));
     };
-    let declared_volumes: Vec<&String> = document.get("volumes").and_then(Value::as_object).map(|volumes| volumes.keys().collect()).unwrap_or_default();
+    let declared_volumes: Vec<&String> = document
+        .get("volumes")
+        .and_then(Value::as_object)
+        .map(|volumes| volumes.keys().collect())
+        .unwrap_or_default();
     let line = |spans: &SpanIndex, pointer: &str| spans.key(pointer).start.line.max(1);
 
     for (name, service) in services {
@@ -98,14 +183,31 @@ pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, Stri
         let service_line = line(spans, &pointer);
         let ephemeral = label(service, EPHEMERAL_LABEL).as_deref() == Some("true");
         if !ephemeral {
-            let disabled = service.pointer("/healthcheck/disable").and_then(Value::as_bool) == Some(true);
+            let disabled = service
+                .pointer("/healthcheck/disable")
+                .and_then(Value::as_bool)
+                == Some(true);
             if service.get("healthcheck").is_none() || disabled {
-                findings.push(Finding::new(&HEALTHCHECK, service_line, format!("service `{name}` has no healthcheck")));
+                findings.push(Finding::new(
+                    &HEALTHCHECK,
+                    service_line,
+                    format!("service `{name}` has no healthcheck"),
+                ));
             }
             match service.get("restart").and_then(Value::as_str) {
                 Some("unless-stopped" | "always") => {}
-                Some(other) => findings.push(Finding::new(&RESTART, line(spans, &format!("{pointer}/restart")), format!("service `{name}` restarts `{other}`; use `unless-stopped` or `always`"))),
-                None => findings.push(Finding::new(&RESTART, service_line, format!("service `{name}` has no restart policy"))),
+                Some(other) => findings.push(Finding::new(
+                    &RESTART,
+                    line(spans, &format!("{pointer}/restart")),
+                    format!(
+                        "service `{name}` restarts `{other}`; use `unless-stopped` or `always`"
+                    ),
+                )),
+                None => findings.push(Finding::new(
+                    &RESTART,
+                    service_line,
+                    format!("service `{name}` has no restart policy"),
+                )),
             }
         }
         match service.get("depends_on") {
@@ -119,9 +221,11 @@ pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, Stri
             }
             Some(Value::Object(dependencies)) => {
                 for (dependency, condition) in dependencies {
-                    let healthy = condition.get("condition").and_then(Value::as_str) == Some("service_healthy");
+                    let healthy = condition.get("condition").and_then(Value::as_str)
+                        == Some("service_healthy");
                     if !healthy && is_stateful(services, dependency) {
-                        let at = format!("{pointer}/depends_on/{}", yaml::escape_segment(dependency));
+                        let at =
+                            format!("{pointer}/depends_on/{}", yaml::escape_segment(dependency));
                         findings.push(Finding::new(&DEPENDS_HEALTHY, line(spans, &at), format!("`{name}` depends on stateful `{dependency}` without `condition: service_healthy`")));
                     }
                 }
@@ -129,23 +233,45 @@ pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, Stri
             _ => {}
         }
         let allow_socket = label(service, ALLOW_SOCKET_LABEL).as_deref() == Some("true");
-        for (index, entry) in service.get("volumes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (index, entry) in service
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = line(spans, &format!("{pointer}/volumes/{index}"));
-            let Some(source) = volume_source(entry) else { continue };
+            let Some(source) = volume_source(entry) else {
+                continue;
+            };
             if source.ends_with("docker.sock") && !allow_socket {
                 findings.push(Finding::new(&DOCKER_SOCKET, at, format!("service `{name}` mounts the Docker socket `{source}`: root on the host for anything inside")));
             }
-            if is_named_volume(&source) && !declared_volumes.iter().any(|declared| **declared == source) {
-                findings.push(Finding::new(&NAMED_VOLUMES, at, format!("named volume `{source}` is not declared under top-level `volumes:`")));
+            if is_named_volume(&source)
+                && !declared_volumes.iter().any(|declared| **declared == source)
+            {
+                findings.push(Finding::new(
+                    &NAMED_VOLUMES,
+                    at,
+                    format!("named volume `{source}` is not declared under top-level `volumes:`"),
+                ));
             }
         }
         if let Some(image) = service.get("image").and_then(Value::as_str)
             && let Some(problem) = image_unpinned(image)
         {
-            findings.push(Finding::new(&PINNED_IMAGE, line(spans, &format!("{pointer}/image")), format!("image `{image}` {problem}; pin a version")));
+            findings.push(Finding::new(
+                &PINNED_IMAGE,
+                line(spans, &format!("{pointer}/image")),
+                format!("image `{image}` {problem}; pin a version"),
+            ));
         }
         if service.pointer("/logging/options/max-size").is_none() {
-            findings.push(Finding::new(&LOG_CAPS, service_line, format!("service `{name}` has no log size cap (`logging.options.max-size`)")));
+            findings.push(Finding::new(
+                &LOG_CAPS,
+                service_line,
+                format!("service `{name}` has no log size cap (`logging.options.max-size`)"),
+            ));
         }
     }
 
@@ -165,7 +291,11 @@ pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, Stri
                     }
                 }
             }
-            Err(_) => findings.push(Finding::new(&ENV_EXAMPLE, 1, "no `.env.example` beside the compose file to document its variables")),
+            Err(_) => findings.push(Finding::new(
+                &ENV_EXAMPLE,
+                1,
+                "no `.env.example` beside the compose file to document its variables",
+            )),
         }
     }
     Ok(findings)
@@ -176,7 +306,11 @@ mod tests {
     use super::*;
 
     fn ids(text: &str) -> Vec<(&'static str, usize)> {
-        let mut found: Vec<_> = lint(text, None).unwrap().into_iter().map(|finding| (finding.rule, finding.line)).collect();
+        let mut found: Vec<_> = lint(text, None)
+            .unwrap()
+            .into_iter()
+            .map(|finding| (finding.rule, finding.line))
+            .collect();
         found.sort();
         found
     }
@@ -224,7 +358,16 @@ services:
 ";
         assert_eq!(
             ids(broken),
-            vec![("DC001", 2), ("DC002", 8), ("DC003", 4), ("DC004", 6), ("DC005", 3), ("DC005", 10), ("DC006", 2), ("DC008", 7)]
+            vec![
+                ("DC001", 2),
+                ("DC002", 8),
+                ("DC003", 4),
+                ("DC004", 6),
+                ("DC005", 3),
+                ("DC005", 10),
+                ("DC006", 2),
+                ("DC008", 7)
+            ]
         );
     }
 

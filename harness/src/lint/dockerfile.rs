@@ -5,18 +5,44 @@ use dockerfile_parser::{Dockerfile, Instruction};
 use super::{Finding, Level, Rule, looks_secret};
 
 /// The base image of every stage is pinned: a tag other than `latest`, or a digest.
-pub const PINNED_BASE: Rule = Rule { id: "DF001", level: Level::Error, summary: "base image tag pinned (no `latest`, no untagged)" };
+pub const PINNED_BASE: Rule = Rule {
+    id: "DF001",
+    level: Level::Error,
+    summary: "base image tag pinned (no `latest`, no untagged)",
+};
 /// The final stage runs as a non-root user.
-pub const NON_ROOT_USER: Rule = Rule { id: "DF002", level: Level::Error, summary: "`USER` set to a non-root user in the final stage" };
+pub const NON_ROOT_USER: Rule = Rule {
+    id: "DF002",
+    level: Level::Error,
+    summary: "`USER` set to a non-root user in the final stage",
+};
 /// An image that exposes a port (a service) declares a HEALTHCHECK.
-pub const HEALTHCHECK: Rule = Rule { id: "DF003", level: Level::Error, summary: "`HEALTHCHECK` present in images that `EXPOSE` a port" };
+pub const HEALTHCHECK: Rule = Rule {
+    id: "DF003",
+    level: Level::Error,
+    summary: "`HEALTHCHECK` present in images that `EXPOSE` a port",
+};
 /// `COPY` is preferred over `ADD`.
-pub const COPY_OVER_ADD: Rule = Rule { id: "DF004", level: Level::Warning, summary: "`COPY` instead of `ADD`" };
+pub const COPY_OVER_ADD: Rule = Rule {
+    id: "DF004",
+    level: Level::Warning,
+    summary: "`COPY` instead of `ADD`",
+};
 /// No secret values in `ENV` or `ARG`.
-pub const NO_SECRETS: Rule = Rule { id: "DF005", level: Level::Error, summary: "no secrets in `ENV`/`ARG`" };
+pub const NO_SECRETS: Rule = Rule {
+    id: "DF005",
+    level: Level::Error,
+    summary: "no secrets in `ENV`/`ARG`",
+};
 
 /// Every Dockerfile rule.
-pub const RULES: [Rule; 5] = [PINNED_BASE, NON_ROOT_USER, HEALTHCHECK, COPY_OVER_ADD, NO_SECRETS];
+pub const RULES: [Rule; 5] = [
+    PINNED_BASE,
+    NON_ROOT_USER,
+    HEALTHCHECK,
+    COPY_OVER_ADD,
+    NO_SECRETS,
+];
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -43,11 +69,27 @@ pub fn lint(text: &str) -> Result<Vec<Finding>, String> {
                 expose_line = None;
                 let image = from.image.content.as_str();
                 let parsed = &from.image_parsed;
-                let earlier_stage = stage_names.iter().any(|stage| stage.eq_ignore_ascii_case(image));
-                if !earlier_stage && image != "scratch" && !image.contains('$') && parsed.hash.is_none() {
+                let earlier_stage = stage_names
+                    .iter()
+                    .any(|stage| stage.eq_ignore_ascii_case(image));
+                if !earlier_stage
+                    && image != "scratch"
+                    && !image.contains('$')
+                    && parsed.hash.is_none()
+                {
                     match parsed.tag.as_deref() {
-                        None => findings.push(Finding::new(&PINNED_BASE, line(from.span.start), format!("base image `{image}` has no tag (means `latest`); pin a version"))),
-                        Some("latest") => findings.push(Finding::new(&PINNED_BASE, line(from.span.start), format!("base image `{image}` uses `latest`; pin a version"))),
+                        None => findings.push(Finding::new(
+                            &PINNED_BASE,
+                            line(from.span.start),
+                            format!(
+                                "base image `{image}` has no tag (means `latest`); pin a version"
+                            ),
+                        )),
+                        Some("latest") => findings.push(Finding::new(
+                            &PINNED_BASE,
+                            line(from.span.start),
+                            format!("base image `{image}` uses `latest`; pin a version"),
+                        )),
                         Some(_) => {}
                     }
                 }
@@ -64,7 +106,11 @@ pub fn lint(text: &str) -> Result<Vec<Finding>, String> {
                 }
             }
             Instruction::Arg(arg) => {
-                let value = arg.value.as_ref().map(|value| value.content.as_str()).unwrap_or_default();
+                let value = arg
+                    .value
+                    .as_ref()
+                    .map(|value| value.content.as_str())
+                    .unwrap_or_default();
                 if looks_secret(&arg.name.content, value) {
                     findings.push(Finding::new(&NO_SECRETS, line(arg.span.start), format!("`ARG {}` has a secret-looking default; build args end up in the image history", arg.name.content)));
                 }
@@ -85,16 +131,28 @@ pub fn lint(text: &str) -> Result<Vec<Finding>, String> {
     }
     if final_from_line > 0 {
         match &user {
-            None => findings.push(Finding::new(&NON_ROOT_USER, final_from_line, "the final stage sets no `USER`, so it runs as root")),
+            None => findings.push(Finding::new(
+                &NON_ROOT_USER,
+                final_from_line,
+                "the final stage sets no `USER`, so it runs as root",
+            )),
             Some((line, name)) => {
                 let name = name.split(':').next().unwrap_or_default();
                 if name == "root" || name == "0" {
-                    findings.push(Finding::new(&NON_ROOT_USER, *line, format!("`USER {name}` runs as root; use a non-root user")));
+                    findings.push(Finding::new(
+                        &NON_ROOT_USER,
+                        *line,
+                        format!("`USER {name}` runs as root; use a non-root user"),
+                    ));
                 }
             }
         }
         if let (Some(line), false) = (expose_line, healthcheck) {
-            findings.push(Finding::new(&HEALTHCHECK, line, "the image exposes a port (a service) but has no `HEALTHCHECK`"));
+            findings.push(Finding::new(
+                &HEALTHCHECK,
+                line,
+                "the image exposes a port (a service) but has no `HEALTHCHECK`",
+            ));
         }
     }
     Ok(findings)
@@ -105,7 +163,11 @@ mod tests {
     use super::*;
 
     fn ids(text: &str) -> Vec<(&'static str, usize)> {
-        lint(text).unwrap().into_iter().map(|finding| (finding.rule, finding.line)).collect()
+        lint(text)
+            .unwrap()
+            .into_iter()
+            .map(|finding| (finding.rule, finding.line))
+            .collect()
     }
 
     #[test]
@@ -119,7 +181,18 @@ mod tests {
         let text = "FROM node\nARG NPM_TOKEN=abc123\nFROM alpine:latest AS final\nADD app.tar.gz /app\nENV DB_PASSWORD=hunter2 LOG=debug\nEXPOSE 80\nUSER root\n";
         let mut found = ids(text);
         found.sort();
-        assert_eq!(found, vec![("DF001", 1), ("DF001", 3), ("DF002", 7), ("DF003", 6), ("DF004", 4), ("DF005", 2), ("DF005", 5)]);
+        assert_eq!(
+            found,
+            vec![
+                ("DF001", 1),
+                ("DF001", 3),
+                ("DF002", 7),
+                ("DF003", 6),
+                ("DF004", 4),
+                ("DF005", 2),
+                ("DF005", 5)
+            ]
+        );
     }
 
     #[test]
@@ -130,6 +203,9 @@ mod tests {
 
     #[test]
     fn a_missing_user_points_at_the_final_from() {
-        assert_eq!(ids("FROM debian:12 AS a\nUSER app\nFROM debian:12\nRUN true\n"), vec![("DF002", 3)]);
+        assert_eq!(
+            ids("FROM debian:12 AS a\nUSER app\nFROM debian:12\nRUN true\n"),
+            vec![("DF002", 3)]
+        );
     }
 }

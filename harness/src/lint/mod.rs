@@ -48,7 +48,12 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(rule: &Rule, line: usize, message: impl Into<String>) -> Self {
-        Finding { rule: rule.id, level: rule.level, line, message: message.into() }
+        Finding {
+            rule: rule.id,
+            level: rule.level,
+            line,
+            message: message.into(),
+        }
     }
 }
 
@@ -56,12 +61,21 @@ impl Finding {
 #[derive(Debug, thiserror::Error)]
 pub enum LintError {
     #[error("failed to read `{path}`: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("`{path}` is not a valid Dockerfile: {message}")]
     Dockerfile { path: String, message: String },
     #[error("`{path}`:{line}: not valid YAML: {message}")]
-    Yaml { path: String, line: usize, message: String },
-    #[error("`{path}` is neither a Dockerfile nor a compose file (a compose file is YAML with a top-level `services:` mapping)")]
+    Yaml {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "`{path}` is neither a Dockerfile nor a compose file (a compose file is YAML with a top-level `services:` mapping)"
+    )]
     Unknown { path: String },
 }
 
@@ -74,14 +88,20 @@ pub enum FileKind {
 
 /// Tell Dockerfiles and compose files apart, by name first, then by content.
 pub fn detect(path: &Path, text: &str) -> Option<FileKind> {
-    let name = path.file_name().map(|name| name.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     if name == "dockerfile" || name.starts_with("dockerfile.") || name.ends_with(".dockerfile") {
         return Some(FileKind::Dockerfile);
     }
     if name.ends_with(".yml") || name.ends_with(".yaml") {
         return Some(FileKind::Compose);
     }
-    let first = text.lines().map(str::trim).find(|line| !line.is_empty() && !line.starts_with('#'))?;
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))?;
     let keyword = first.split_whitespace().next()?.to_ascii_uppercase();
     if keyword == "FROM" || keyword == "ARG" {
         Some(FileKind::Dockerfile)
@@ -95,11 +115,24 @@ pub fn detect(path: &Path, text: &str) -> Option<FileKind> {
 /// Lint one file of either kind.
 pub fn lint_file(path: &Path) -> Result<Vec<Finding>, LintError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LintError::Read { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LintError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     let mut findings = match detect(path, &text) {
-        Some(FileKind::Dockerfile) => dockerfile::lint(&text).map_err(|message| LintError::Dockerfile { path: shown, message })?,
-        Some(FileKind::Compose) => compose::lint(&text, path.parent())
-            .map_err(|(line, message)| LintError::Yaml { path: shown, line, message })?,
+        Some(FileKind::Dockerfile) => {
+            dockerfile::lint(&text).map_err(|message| LintError::Dockerfile {
+                path: shown,
+                message,
+            })?
+        }
+        Some(FileKind::Compose) => {
+            compose::lint(&text, path.parent()).map_err(|(line, message)| LintError::Yaml {
+                path: shown,
+                line,
+                message,
+            })?
+        }
         None => return Err(LintError::Unknown { path: shown }),
     };
     findings.sort_by(|a, b| (a.line, a.rule).cmp(&(b.line, b.rule)));
@@ -109,12 +142,36 @@ pub fn lint_file(path: &Path) -> Result<Vec<Finding>, LintError> {
 /// Whether an environment/argument name or value looks like it holds a secret.
 pub fn looks_secret(name: &str, value: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    let secret_name = ["password", "passwd", "secret", "token", "api_key", "apikey", "api-key", "private_key", "access_key", "credential"]
-        .iter()
-        .any(|word| name.contains(word));
+    let secret_name = [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "api-key",
+        "private_key",
+        "access_key",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word));
     let value = value.trim().trim_matches('"').trim_matches('\'');
-    let placeholder = value.is_empty() || value.starts_with('$') || value.starts_with('<') || value.eq_ignore_ascii_case("changeme");
-    let secret_value = ["AKIA", "ghp_", "gho_", "github_pat_", "xoxb-", "sk_live_", "-----BEGIN"].iter().any(|prefix| value.starts_with(prefix));
+    let placeholder = value.is_empty()
+        || value.starts_with('$')
+        || value.starts_with('<')
+        || value.eq_ignore_ascii_case("changeme");
+    let secret_value = [
+        "AKIA",
+        "ghp_",
+        "gho_",
+        "github_pat_",
+        "xoxb-",
+        "sk_live_",
+        "-----BEGIN",
+    ]
+    .iter()
+    .any(|prefix| value.starts_with(prefix));
     (secret_name && !placeholder) || secret_value
 }
 
@@ -124,11 +181,26 @@ mod tests {
 
     #[test]
     fn tells_files_apart() {
-        assert_eq!(detect(Path::new("x/Dockerfile"), ""), Some(FileKind::Dockerfile));
-        assert_eq!(detect(Path::new("api.dockerfile"), ""), Some(FileKind::Dockerfile));
-        assert_eq!(detect(Path::new("docker-compose.yml"), ""), Some(FileKind::Compose));
-        assert_eq!(detect(Path::new("build"), "# base\nFROM scratch\n"), Some(FileKind::Dockerfile));
-        assert_eq!(detect(Path::new("stack"), "services:\n  a: {}\n"), Some(FileKind::Compose));
+        assert_eq!(
+            detect(Path::new("x/Dockerfile"), ""),
+            Some(FileKind::Dockerfile)
+        );
+        assert_eq!(
+            detect(Path::new("api.dockerfile"), ""),
+            Some(FileKind::Dockerfile)
+        );
+        assert_eq!(
+            detect(Path::new("docker-compose.yml"), ""),
+            Some(FileKind::Compose)
+        );
+        assert_eq!(
+            detect(Path::new("build"), "# base\nFROM scratch\n"),
+            Some(FileKind::Dockerfile)
+        );
+        assert_eq!(
+            detect(Path::new("stack"), "services:\n  a: {}\n"),
+            Some(FileKind::Compose)
+        );
         assert_eq!(detect(Path::new("notes.txt"), "hello"), None);
     }
 

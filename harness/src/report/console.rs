@@ -37,11 +37,25 @@ impl ConsoleStyle {
     /// What suits this process: a bar only when both stdout and stderr are terminals and
     /// not under CI; colour per `choice`, `NO_COLOR` and whether stdout is a terminal.
     pub fn detect(choice: ColorChoice) -> Self {
-        let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty() && value != "false");
-        Self::decide(choice, std::io::stdout().is_terminal(), std::io::stderr().is_terminal(), set("NO_COLOR"), set("CI"))
+        let set = |name: &str| {
+            std::env::var_os(name).is_some_and(|value| !value.is_empty() && value != "false")
+        };
+        Self::decide(
+            choice,
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+            set("NO_COLOR"),
+            set("CI"),
+        )
     }
 
-    fn decide(choice: ColorChoice, stdout_terminal: bool, stderr_terminal: bool, no_color: bool, ci: bool) -> Self {
+    fn decide(
+        choice: ColorChoice,
+        stdout_terminal: bool,
+        stderr_terminal: bool,
+        no_color: bool,
+        ci: bool,
+    ) -> Self {
         ConsoleStyle {
             progress: stdout_terminal && stderr_terminal && !ci,
             color: match choice {
@@ -62,14 +76,22 @@ struct Progress {
 
 impl Progress {
     fn new(enabled: bool) -> Self {
-        Progress { enabled, bar: None, running: BTreeSet::new() }
+        Progress {
+            enabled,
+            bar: None,
+            running: BTreeSet::new(),
+        }
     }
 
     fn start(&mut self, total: usize) {
         if self.enabled {
-            let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr()).with_style(style);
+            let style = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
+                    .with_style(style);
             bar.enable_steady_tick(Duration::from_millis(120));
             self.bar = Some(bar);
         }
@@ -105,17 +127,28 @@ impl Progress {
 }
 
 /// Print events as they arrive until the run finishes.
-pub async fn follow(mut events: UnboundedReceiver<Event>, mut out: impl Write, style: ConsoleStyle) {
+pub async fn follow(
+    mut events: UnboundedReceiver<Event>,
+    mut out: impl Write,
+    style: ConsoleStyle,
+) {
     let mut total = 0;
     let mut done = 0;
     console::set_colors_enabled_stderr(style.color);
     let mut progress = Progress::new(style.progress);
     while let Some(event) = events.recv().await {
         match event {
-            Event::RunStarted { run_id, backend, scenarios } => {
+            Event::RunStarted {
+                run_id,
+                backend,
+                scenarios,
+            } => {
                 total = scenarios;
                 progress.print(|| {
-                    let _ = writeln!(out, "dockproof: running {scenarios} scenario(s) on `{backend}` (run {run_id})");
+                    let _ = writeln!(
+                        out,
+                        "dockproof: running {scenarios} scenario(s) on `{backend}` (run {run_id})"
+                    );
                     let _ = out.flush();
                 });
                 progress.start(total);
@@ -132,7 +165,10 @@ pub async fn follow(mut events: UnboundedReceiver<Event>, mut out: impl Write, s
             Event::RunFinished { interrupted } => {
                 progress.finish();
                 if interrupted {
-                    let _ = writeln!(out, "dockproof: interrupted; removed what the run had created");
+                    let _ = writeln!(
+                        out,
+                        "dockproof: interrupted; removed what the run had created"
+                    );
                 }
             }
             Event::StepFinished { .. } => {}
@@ -142,7 +178,13 @@ pub async fn follow(mut events: UnboundedReceiver<Event>, mut out: impl Write, s
     progress.finish();
 }
 
-fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, total: usize, color: bool) -> std::io::Result<()> {
+fn write_scenario(
+    out: &mut impl Write,
+    report: &ScenarioReport,
+    done: usize,
+    total: usize,
+    color: bool,
+) -> std::io::Result<()> {
     let width = total.to_string().len();
     let (label, style) = match report.outcome {
         Outcome::Passed if report.flaky() => ("FLKY", Style::new().yellow().bold()),
@@ -154,23 +196,48 @@ fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, to
     let label = style.force_styling(color).apply_to(label);
     writeln!(out, "[{done:>width$}/{total}] {label} {}", report.name)?;
     for (attempt, earlier) in report.earlier_attempts.iter().enumerate() {
-        writeln!(out, "    attempt {} failed: {}: {}", attempt + 1, earlier.category, earlier.message)?;
+        writeln!(
+            out,
+            "    attempt {} failed: {}: {}",
+            attempt + 1,
+            earlier.category,
+            earlier.message
+        )?;
     }
     if report.outcome == Outcome::Passed {
         return Ok(());
     }
     if report.outcome == Outcome::Interrupted {
-        writeln!(out, "    interrupted before it finished; what it created was removed")?;
+        writeln!(
+            out,
+            "    interrupted before it finished; what it created was removed"
+        )?;
     }
     if let Some(reason) = &report.skip_reason {
         writeln!(out, "    skipped: {reason}")?;
     }
     if let Some(failure) = &report.failure {
-        let location = failure.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
-        writeln!(out, "    {location}{}: {}", failure.category, failure.message)?;
+        let location = failure
+            .location
+            .as_ref()
+            .map(|location| format!("{location}: "))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "    {location}{}: {}",
+            failure.category, failure.message
+        )?;
         writeln!(out, "    hint: {}", failure.hint)?;
     }
-    for line in report.stderr_tail.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
+    for line in report
+        .stderr_tail
+        .iter()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         writeln!(out, "    stderr| {line}")?;
     }
     Ok(())
@@ -179,9 +246,21 @@ fn write_scenario(out: &mut impl Write, report: &ScenarioReport, done: usize, to
 /// The closing line: `N passed, N failed` (plus interrupted ones, when any).
 pub fn summary_line(outcome: &RunOutcome) -> String {
     let (passed, failed, _) = outcome.counts();
-    let interrupted = outcome.reports.iter().filter(|report| report.outcome == Outcome::Interrupted).count();
-    let flaky = outcome.reports.iter().filter(|report| report.flaky()).count();
-    let skipped = outcome.reports.iter().filter(|report| report.outcome == Outcome::Skipped).count();
+    let interrupted = outcome
+        .reports
+        .iter()
+        .filter(|report| report.outcome == Outcome::Interrupted)
+        .count();
+    let flaky = outcome
+        .reports
+        .iter()
+        .filter(|report| report.flaky())
+        .count();
+    let skipped = outcome
+        .reports
+        .iter()
+        .filter(|report| report.outcome == Outcome::Skipped)
+        .count();
     let mut line = format!("{passed} passed, {failed} failed");
     if skipped > 0 {
         line.push_str(&format!(", {skipped} skipped"));
@@ -206,7 +285,8 @@ mod tests {
             file: "demo.yaml".into(),
             tags: vec![],
             outcome,
-            failure: (outcome == Outcome::Failed).then(|| Failure::new(crate::category::Category::NonzeroExit, "exit 3")),
+            failure: (outcome == Outcome::Failed)
+                .then(|| Failure::new(crate::category::Category::NonzeroExit, "exit 3")),
             skip_reason: None,
             earlier_attempts: vec![],
             steps: vec![],
@@ -227,25 +307,63 @@ mod tests {
     fn plain_lines_without_colour() {
         assert_eq!(line(Outcome::Passed, false), "[ 2/10] PASS demo\n");
         let failed = line(Outcome::Failed, false);
-        assert!(failed.starts_with("[ 2/10] FAIL demo\n    nonzero_exit: exit 3\n    hint: "), "{failed}");
+        assert!(
+            failed.starts_with("[ 2/10] FAIL demo\n    nonzero_exit: exit 3\n    hint: "),
+            "{failed}"
+        );
         assert!(failed.ends_with("    stderr| boom\n"), "{failed}");
         assert!(!failed.contains('\u{1b}'));
     }
 
     #[test]
     fn coloured_verdicts_on_request() {
-        assert_eq!(line(Outcome::Passed, true), "[ 2/10] \u{1b}[32mPASS\u{1b}[0m demo\n");
-        assert!(line(Outcome::Failed, true).starts_with("[ 2/10] \u{1b}[31m\u{1b}[1mFAIL\u{1b}[0m demo"));
+        assert_eq!(
+            line(Outcome::Passed, true),
+            "[ 2/10] \u{1b}[32mPASS\u{1b}[0m demo\n"
+        );
+        assert!(
+            line(Outcome::Failed, true)
+                .starts_with("[ 2/10] \u{1b}[31m\u{1b}[1mFAIL\u{1b}[0m demo")
+        );
     }
 
     #[test]
     fn bar_and_colour_only_on_a_terminal_and_no_color_honoured() {
         let decide = ConsoleStyle::decide;
-        assert_eq!(decide(ColorChoice::Auto, true, true, false, false), ConsoleStyle { progress: true, color: true });
-        assert_eq!(decide(ColorChoice::Auto, false, false, false, false), ConsoleStyle { progress: false, color: false });
-        assert_eq!(decide(ColorChoice::Auto, true, true, true, false), ConsoleStyle { progress: true, color: false }, "NO_COLOR");
-        assert_eq!(decide(ColorChoice::Auto, true, true, false, true), ConsoleStyle { progress: false, color: true }, "CI: no bar");
-        assert!(!decide(ColorChoice::Auto, true, false, false, false).progress, "stderr redirected: no bar");
+        assert_eq!(
+            decide(ColorChoice::Auto, true, true, false, false),
+            ConsoleStyle {
+                progress: true,
+                color: true
+            }
+        );
+        assert_eq!(
+            decide(ColorChoice::Auto, false, false, false, false),
+            ConsoleStyle {
+                progress: false,
+                color: false
+            }
+        );
+        assert_eq!(
+            decide(ColorChoice::Auto, true, true, true, false),
+            ConsoleStyle {
+                progress: true,
+                color: false
+            },
+            "NO_COLOR"
+        );
+        assert_eq!(
+            decide(ColorChoice::Auto, true, true, false, true),
+            ConsoleStyle {
+                progress: false,
+                color: true
+            },
+            "CI: no bar"
+        );
+        assert!(
+            !decide(ColorChoice::Auto, true, false, false, false).progress,
+            "stderr redirected: no bar"
+        );
         assert!(decide(ColorChoice::Always, false, false, true, true).color);
         assert!(!decide(ColorChoice::Never, true, true, false, false).color);
     }
@@ -264,14 +382,35 @@ mod tests {
                 Ok(())
             }
         }
-        let task = tokio::spawn(follow(receiver, Sink(std::sync::Arc::clone(&shared)), ConsoleStyle::default()));
-        sender.send(Event::RunStarted { run_id: "r1".into(), backend: "fake".into(), scenarios: 1 }).unwrap();
-        sender.send(Event::ScenarioStarted { name: "demo".into() }).unwrap();
-        sender.send(Event::ScenarioFinished(Box::new(report(Outcome::Passed)))).unwrap();
-        sender.send(Event::RunFinished { interrupted: false }).unwrap();
+        let task = tokio::spawn(follow(
+            receiver,
+            Sink(std::sync::Arc::clone(&shared)),
+            ConsoleStyle::default(),
+        ));
+        sender
+            .send(Event::RunStarted {
+                run_id: "r1".into(),
+                backend: "fake".into(),
+                scenarios: 1,
+            })
+            .unwrap();
+        sender
+            .send(Event::ScenarioStarted {
+                name: "demo".into(),
+            })
+            .unwrap();
+        sender
+            .send(Event::ScenarioFinished(Box::new(report(Outcome::Passed))))
+            .unwrap();
+        sender
+            .send(Event::RunFinished { interrupted: false })
+            .unwrap();
         drop(sender);
         task.await.unwrap();
         let text = String::from_utf8(shared.lock().unwrap().clone()).unwrap();
-        assert_eq!(text, "dockproof: running 1 scenario(s) on `fake` (run r1)\n[1/1] PASS demo\n");
+        assert_eq!(
+            text,
+            "dockproof: running 1 scenario(s) on `fake` (run r1)\n[1/1] PASS demo\n"
+        );
     }
 }

@@ -6,7 +6,9 @@ use crate::runner::RunOutcome;
 
 /// Escape a workflow-command message.
 fn data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escape a workflow-command property value.

@@ -38,16 +38,27 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border-bottom:1px solid #eee;
 
 fn scenario(report: &ScenarioReport, deterministic: bool) -> String {
     let mut html = String::new();
-    let open = if report.outcome == Outcome::Passed { "" } else { " open" };
+    let open = if report.outcome == Outcome::Passed {
+        ""
+    } else {
+        " open"
+    };
     html.push_str(&format!(
         "<details{open}><summary><span class=\"{}\">{}</span> {}</summary>\n",
         class(report.outcome),
         class(report.outcome),
         escape(&report.name)
     ));
-    html.push_str(&format!("<div class=\"hint\">{}</div>\n", escape(&report.file.display().to_string())));
+    html.push_str(&format!(
+        "<div class=\"hint\">{}</div>\n",
+        escape(&report.file.display().to_string())
+    ));
     if let Some(failure) = &report.failure {
-        let location = failure.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
+        let location = failure
+            .location
+            .as_ref()
+            .map(|location| format!("{location}: "))
+            .unwrap_or_default();
         html.push_str(&format!(
             "<p class=\"failed\"><b>{}</b> {}{}</p><p class=\"hint\">hint: {}</p>\n",
             failure.category,
@@ -56,18 +67,33 @@ fn scenario(report: &ScenarioReport, deterministic: bool) -> String {
             escape(&failure.hint)
         ));
     }
-    let longest = report.steps.iter().map(|step| step.duration.as_millis()).max().unwrap_or(0).max(1);
+    let longest = report
+        .steps
+        .iter()
+        .map(|step| step.duration.as_millis())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     html.push_str("<table><tr><th>step</th><th>result</th><th>time</th><th>details</th></tr>\n");
     for step in &report.steps {
         let time = if deterministic {
             String::new()
         } else {
             let width = (step.duration.as_millis() * 200 / longest).max(1);
-            format!("<span class=\"bar\" style=\"width:{width}px\"></span> {} ms", step.duration.as_millis())
+            format!(
+                "<span class=\"bar\" style=\"width:{width}px\"></span> {} ms",
+                step.duration.as_millis()
+            )
         };
         let details = match (&step.failure, step.expected_failure) {
-            (Some(failure), Some(expected)) if failure.category == expected => format!("failed as expected with <code>{expected}</code>"),
-            (Some(failure), _) => format!("<code>{}</code> {}", failure.category, escape(&failure.message)),
+            (Some(failure), Some(expected)) if failure.category == expected => {
+                format!("failed as expected with <code>{expected}</code>")
+            }
+            (Some(failure), _) => format!(
+                "<code>{}</code> {}",
+                failure.category,
+                escape(&failure.message)
+            ),
             (None, _) => String::new(),
         };
         html.push_str(&format!(
@@ -82,13 +108,29 @@ fn scenario(report: &ScenarioReport, deterministic: bool) -> String {
         let timeline: Vec<String> = service
             .health
             .iter()
-            .map(|change| if deterministic { change.status.clone() } else { format!("{} @{} ms", change.status, change.at_ms) })
+            .map(|change| {
+                if deterministic {
+                    change.status.clone()
+                } else {
+                    format!("{} @{} ms", change.status, change.at_ms)
+                }
+            })
             .collect();
-        html.push_str(&format!("<p>service <b>{}</b>: health {}</p>\n", escape(name), escape(&timeline.join(" → "))));
+        html.push_str(&format!(
+            "<p>service <b>{}</b>: health {}</p>\n",
+            escape(name),
+            escape(&timeline.join(" → "))
+        ));
     }
-    for (label, lines) in [("stdout", &report.stdout_tail), ("stderr", &report.stderr_tail)] {
+    for (label, lines) in [
+        ("stdout", &report.stdout_tail),
+        ("stderr", &report.stderr_tail),
+    ] {
         if !lines.is_empty() {
-            html.push_str(&format!("<div>{label} (tail)</div><pre>{}</pre>\n", escape(&lines.join("\n"))));
+            html.push_str(&format!(
+                "<div>{label} (tail)</div><pre>{}</pre>\n",
+                escape(&lines.join("\n"))
+            ));
         }
     }
     html.push_str("</details>\n");
@@ -111,7 +153,11 @@ pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> String {
 }
 
 /// Write the report to `path`.
-pub fn write(path: &std::path::Path, outcome: &RunOutcome, options: &ReportOptions) -> std::io::Result<()> {
+pub fn write(
+    path: &std::path::Path,
+    outcome: &RunOutcome,
+    options: &ReportOptions,
+) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

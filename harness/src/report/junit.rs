@@ -1,7 +1,9 @@
 //! The JUnit XML report: one test case per scenario; a failure's message is
 //! its category and hint, its body the details; log tails go to system-out/err.
 
-use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
+use quick_junit::{
+    NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
 
 use super::ReportOptions;
 use crate::events::{Outcome, ScenarioReport};
@@ -18,10 +20,16 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
             status
         }
         (_, failure) => {
-            let kind = if report.outcome == Outcome::Interrupted { NonSuccessKind::Error } else { NonSuccessKind::Failure };
+            let kind = if report.outcome == Outcome::Interrupted {
+                NonSuccessKind::Error
+            } else {
+                NonSuccessKind::Failure
+            };
             let mut status = TestCaseStatus::non_success(kind);
             if report.outcome == Outcome::Interrupted {
-                status.set_message("interrupted: the run was cancelled before this scenario finished");
+                status.set_message(
+                    "interrupted: the run was cancelled before this scenario finished",
+                );
                 status.set_type("interrupted");
             }
             if let Some(failure) = failure {
@@ -38,7 +46,11 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
                         Outcome::Skipped => "skipped",
                         Outcome::Interrupted => "interrupted",
                     };
-                    description.push_str(&format!("\n  step {}: {} [{verdict}]", step.index + 1, step.name));
+                    description.push_str(&format!(
+                        "\n  step {}: {} [{verdict}]",
+                        step.index + 1,
+                        step.name
+                    ));
                 }
                 status.set_description(description);
             }
@@ -52,7 +64,11 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
         let mut rerun = TestRerun::new(NonSuccessKind::Failure);
         rerun.set_message(format!("{}: {}", earlier.category, earlier.hint));
         rerun.set_type(earlier.category.as_str());
-        let location = earlier.location.as_ref().map(|location| format!("{location}: ")).unwrap_or_default();
+        let location = earlier
+            .location
+            .as_ref()
+            .map(|location| format!("{location}: "))
+            .unwrap_or_default();
         rerun.set_description(format!("{location}{}", earlier.message));
         status.add_rerun(rerun);
     }
@@ -82,10 +98,16 @@ pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> Report {
 }
 
 /// Write the report to `path`.
-pub fn write(path: &std::path::Path, outcome: &RunOutcome, options: &ReportOptions) -> std::io::Result<()> {
+pub fn write(
+    path: &std::path::Path,
+    outcome: &RunOutcome,
+    options: &ReportOptions,
+) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let file = std::fs::File::create(path)?;
-    render(outcome, options).serialize(std::io::BufWriter::new(file)).map_err(std::io::Error::other)
+    render(outcome, options)
+        .serialize(std::io::BufWriter::new(file))
+        .map_err(std::io::Error::other)
 }

@@ -27,7 +27,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub(crate) fn new(span: SourceSpan, message: impl Into<String>) -> Self {
-        Diagnostic { span, message: message.into(), expected: None, hint: None }
+        Diagnostic {
+            span,
+            message: message.into(),
+            expected: None,
+            hint: None,
+        }
     }
 
     pub(crate) fn expected(mut self, expected: impl Into<String>) -> Self {
@@ -150,8 +155,11 @@ pub fn load_file(path: &Path) -> FileReport {
             source: String::new(),
             scenario: None,
             diagnostics: vec![
-                Diagnostic::new(SourceSpan::default(), format!("cannot read the file: {error}"))
-                    .hint("check the path and its permissions"),
+                Diagnostic::new(
+                    SourceSpan::default(),
+                    format!("cannot read the file: {error}"),
+                )
+                .hint("check the path and its permissions"),
             ],
         },
     }
@@ -163,17 +171,25 @@ pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>
     for diagnostic in &mut diagnostics {
         // A problem with the document as a whole (an empty file, say) is reported at its start.
         if diagnostic.span.start.line == 0 {
-            let start = yaml::Pos { line: 1, column: 1, offset: 0 };
+            let start = yaml::Pos {
+                line: 1,
+                column: 1,
+                offset: 0,
+            };
             diagnostic.span = SourceSpan { start, end: start };
         }
         if diagnostic.hint.is_none() {
-            diagnostic.hint = Some("see the scenario reference in README.md, or `dockproof schema`".into());
+            diagnostic.hint =
+                Some("see the scenario reference in README.md, or `dockproof schema`".into());
         }
     }
     (scenario, diagnostics)
 }
 
-fn load_str_unhinted(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
+fn load_str_unhinted(
+    source: &str,
+    base_dir: &Path,
+) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
     let located = match yaml::parse(source) {
         Ok(located) => located,
         Err(error) => {
@@ -190,12 +206,19 @@ fn load_str_unhinted(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIn
         Ok(scenario) => scenario,
         Err(error) => {
             let pointer = path_to_pointer(error.path());
-            let diagnostic = Diagnostic::new(located.spans.value(&pointer), error.inner().to_string());
+            let diagnostic =
+                Diagnostic::new(located.spans.value(&pointer), error.inner().to_string());
             return (None, vec![diagnostic]);
         }
     };
     let secrets = scenario.secrets.keys().cloned().collect();
-    let mut checker = SemanticChecker { spans: &located.spans, base_dir, secrets, compose_up: None, diagnostics: Vec::new() };
+    let mut checker = SemanticChecker {
+        spans: &located.spans,
+        base_dir,
+        secrets,
+        compose_up: None,
+        diagnostics: Vec::new(),
+    };
     checker.scenario(&scenario);
     diagnostics.append(&mut checker.diagnostics);
     if diagnostics.is_empty() {
@@ -212,7 +235,9 @@ pub(crate) fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
         match segment {
             Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
             Segment::Map { key } => pointer.push_str(&format!("/{}", yaml::escape_segment(key))),
-            Segment::Enum { variant } => pointer.push_str(&format!("/{}", yaml::escape_segment(variant))),
+            Segment::Enum { variant } => {
+                pointer.push_str(&format!("/{}", yaml::escape_segment(variant)))
+            }
             Segment::Unknown => {}
         }
     }
@@ -237,8 +262,9 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                     .unwrap_or_default();
                 for key in unexpected {
                     let key_pointer = format!("{pointer}/{}", yaml::escape_segment(key));
-                    let mut diagnostic = Diagnostic::new(spans.key(&key_pointer), format!("unknown key `{key}`"))
-                        .expected(format!("one of: {}", allowed.join(", ")));
+                    let mut diagnostic =
+                        Diagnostic::new(spans.key(&key_pointer), format!("unknown key `{key}`"))
+                            .expected(format!("one of: {}", allowed.join(", ")));
                     if let Some(close) = closest(key, allowed.iter().map(String::as_str)) {
                         diagnostic = diagnostic.hint(format!("did you mean `{close}`?"));
                     }
@@ -247,15 +273,24 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
             }
             ValidationErrorKind::Required { property } => {
                 let property = property.as_str().unwrap_or_default();
-                let mut diagnostic = Diagnostic::new(spans.key(&pointer), format!("missing required key `{property}`"))
-                    .hint(format!("add `{property}:` here"));
-                diagnostic.expected = describe_schema(schema_node.and_then(|node| node.pointer(&format!("/properties/{property}"))));
+                let mut diagnostic = Diagnostic::new(
+                    spans.key(&pointer),
+                    format!("missing required key `{property}`"),
+                )
+                .hint(format!("add `{property}:` here"));
+                diagnostic.expected = describe_schema(
+                    schema_node.and_then(|node| node.pointer(&format!("/properties/{property}"))),
+                );
                 diagnostics.push(diagnostic);
             }
             ValidationErrorKind::Type { kind } => {
                 let expected = match kind {
                     TypeKind::Single(kind) => kind.to_string(),
-                    TypeKind::Multiple(kinds) => kinds.iter().map(|kind| kind.to_string()).collect::<Vec<_>>().join(" or "),
+                    TypeKind::Multiple(kinds) => kinds
+                        .iter()
+                        .map(|kind| kind.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
                 };
                 let message = format!("expected {}, found {found}", article(&expected));
                 let mut diagnostic = Diagnostic::new(span, message);
@@ -279,20 +314,27 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                         .hint(format!("write the {what} with a unit")),
                 );
             }
-            ValidationErrorKind::Enum { .. } | ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. }
+            ValidationErrorKind::Enum { .. }
+            | ValidationErrorKind::OneOfNotValid { .. }
+            | ValidationErrorKind::AnyOf { .. }
                 if !allowed_constants(schema_node).is_empty() =>
             {
                 let options = allowed_constants(schema_node);
-                let mut diagnostic = Diagnostic::new(span, format!("{instance} is not a known value"))
-                    .expected(format!("one of: {}", options.join(", ")));
-                if let Some(close) = instance.as_str().and_then(|text| closest(text, options.iter().map(String::as_str))) {
+                let mut diagnostic =
+                    Diagnostic::new(span, format!("{instance} is not a known value"))
+                        .expected(format!("one of: {}", options.join(", ")));
+                if let Some(close) = instance
+                    .as_str()
+                    .and_then(|text| closest(text, options.iter().map(String::as_str)))
+                {
                     diagnostic = diagnostic.hint(format!("did you mean `{close}`?"));
                 }
                 diagnostics.push(diagnostic);
             }
             ValidationErrorKind::Minimum { limit } => {
                 diagnostics.push(
-                    Diagnostic::new(span, format!("{instance} is too small")).expected(format!("at least {limit}")),
+                    Diagnostic::new(span, format!("{instance} is too small"))
+                        .expected(format!("at least {limit}")),
                 );
             }
             _ => {
@@ -302,7 +344,8 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
             }
         }
     }
-    diagnostics.sort_by_key(|diagnostic| (diagnostic.span.start.offset, diagnostic.message.clone()));
+    diagnostics
+        .sort_by_key(|diagnostic| (diagnostic.span.start.offset, diagnostic.message.clone()));
     diagnostics.dedup();
     diagnostics
 }
@@ -342,7 +385,12 @@ fn allowed_constants(node: Option<&Value>) -> Vec<String> {
     }
     let mut constants = Vec::new();
     for keyword in ["oneOf", "anyOf"] {
-        for option in node.get(keyword).and_then(Value::as_array).into_iter().flatten() {
+        for option in node
+            .get(keyword)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(constant) = option.get("const").and_then(text) {
                 constants.push(constant);
             }
@@ -377,13 +425,15 @@ struct SemanticChecker<'a> {
 
 impl SemanticChecker<'_> {
     fn error(&mut self, pointer: &str, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics.push(Diagnostic::new(self.spans.value(pointer), message));
+        self.diagnostics
+            .push(Diagnostic::new(self.spans.value(pointer), message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
     fn scenario(&mut self, scenario: &Scenario) {
         if scenario.name.trim().is_empty() {
-            self.error("/name", "the scenario name is empty").hint = Some("give the scenario a unique name".into());
+            self.error("/name", "the scenario name is empty").hint =
+                Some("give the scenario a unique name".into());
         }
         for (index, item) in scenario.seed.iter().enumerate() {
             let pointer = format!("/seed/{index}");
@@ -397,18 +447,27 @@ impl SemanticChecker<'_> {
             self.secret(&format!("/secrets/{}", yaml::escape_segment(name)), spec);
         }
         if scenario.steps.is_empty() {
-            self.error("/steps", "a scenario needs at least one step").hint = Some("add a `run` step".into());
+            self.error("/steps", "a scenario needs at least one step")
+                .hint = Some("add a `run` step".into());
         }
         let mut containers: Vec<String> = Vec::new();
         for (index, step) in scenario.steps.iter().enumerate() {
             self.step(&format!("/steps/{index}"), step, &mut containers);
             if step.compose.is_some() && !scenario.needs_compose() {
-                let diagnostic = self.error(&format!("/steps/{index}/compose"), "a `compose` step needs `requires: [compose]`");
-                diagnostic.expected = Some("`requires: [compose]` at the top of the scenario".into());
+                let diagnostic = self.error(
+                    &format!("/steps/{index}/compose"),
+                    "a `compose` step needs `requires: [compose]`",
+                );
+                diagnostic.expected =
+                    Some("`requires: [compose]` at the top of the scenario".into());
                 diagnostic.hint = Some("compose runs on a real daemon only: the fake, and a machine without docker compose, skip the scenario".into());
             }
             if let Some(since) = step.logs.as_ref().and_then(|logs| logs.since.as_deref()) {
-                self.log_window(&format!("/steps/{index}/logs/since"), since, &scenario.steps[..index]);
+                self.log_window(
+                    &format!("/steps/{index}/logs/since"),
+                    since,
+                    &scenario.steps[..index],
+                );
             }
         }
         if scenario.fake_faults.is_some() && scenario.needs_real_daemon() {
@@ -419,29 +478,55 @@ impl SemanticChecker<'_> {
 
     /// `since` must name a step that comes before the logs step.
     fn log_window(&mut self, pointer: &str, since: &str, earlier: &[Step]) {
-        let named: Vec<&str> = earlier.iter().filter_map(|step| step.name.as_deref()).collect();
-        let found = if since == model::SINCE_PREVIOUS_STEP { !earlier.is_empty() } else { named.contains(&since) };
+        let named: Vec<&str> = earlier
+            .iter()
+            .filter_map(|step| step.name.as_deref())
+            .collect();
+        let found = if since == model::SINCE_PREVIOUS_STEP {
+            !earlier.is_empty()
+        } else {
+            named.contains(&since)
+        };
         if !found {
-            let known = if named.is_empty() { String::new() } else { format!(", or one of: {}", named.join(", ")) };
+            let known = if named.is_empty() {
+                String::new()
+            } else {
+                format!(", or one of: {}", named.join(", "))
+            };
             let diagnostic = self.error(pointer, format!("`{since}` is no earlier step"));
-            diagnostic.expected = Some(format!("`{}` (not on the first step){known}", model::SINCE_PREVIOUS_STEP));
+            diagnostic.expected = Some(format!(
+                "`{}` (not on the first step){known}",
+                model::SINCE_PREVIOUS_STEP
+            ));
             diagnostic.hint = Some("give the step the window starts at a `name`".into());
         }
     }
 
     /// A `compose` step: one action, a readable compose file, services that exist.
-    fn compose_step(&mut self, pointer: &str, compose: &model::ComposeSpec, containers: &mut Vec<String>) {
+    fn compose_step(
+        &mut self,
+        pointer: &str,
+        compose: &model::ComposeSpec,
+        containers: &mut Vec<String>,
+    ) {
         let compose_pointer = format!("{pointer}/compose");
         let actions = compose.actions();
         let action = match actions.as_slice() {
             [action] => *action,
             [] => {
-                self.error(&compose_pointer, "the compose step does nothing").expected = Some("exactly one of up, kill, down".into());
+                self.error(&compose_pointer, "the compose step does nothing")
+                    .expected = Some("exactly one of up, kill, down".into());
                 return;
             }
             several => {
                 let names: Vec<&str> = several.iter().map(|action| action.as_str()).collect();
-                let diagnostic = self.error(&compose_pointer, format!("one compose step sets several actions: {}", names.join(", ")));
+                let diagnostic = self.error(
+                    &compose_pointer,
+                    format!(
+                        "one compose step sets several actions: {}",
+                        names.join(", ")
+                    ),
+                );
                 diagnostic.expected = Some("exactly one of up, kill, down".into());
                 diagnostic.hint = Some("split it into one step per action".into());
                 return;
@@ -457,14 +542,25 @@ impl SemanticChecker<'_> {
                 }
                 let resolved = self.base_dir.join(&up.file);
                 if !resolved.is_file() {
-                    self.error(&file_pointer, format!("compose file `{}` does not exist (looked at {})", up.file, resolved.display())).hint =
-                        Some("paths are relative to the scenario file's directory".into());
+                    self.error(
+                        &file_pointer,
+                        format!(
+                            "compose file `{}` does not exist (looked at {})",
+                            up.file,
+                            resolved.display()
+                        ),
+                    )
+                    .hint = Some("paths are relative to the scenario file's directory".into());
                     self.compose_up = Some(Vec::new());
                     return;
                 }
                 match crate::compose::parse_file(&resolved) {
                     Ok(file) => {
-                        let names: Vec<String> = file.services.iter().map(|service| service.name.clone()).collect();
+                        let names: Vec<String> = file
+                            .services
+                            .iter()
+                            .map(|service| service.name.clone())
+                            .collect();
                         for name in &names {
                             if containers.contains(name) {
                                 self.error(&file_pointer, format!("compose service `{name}` has the name of an earlier service or run"))
@@ -475,20 +571,37 @@ impl SemanticChecker<'_> {
                         self.compose_up = Some(names);
                     }
                     Err(problem) => {
-                        self.error(&file_pointer, format!("{}:{}:{}: {}", resolved.display(), problem.line, problem.column, problem.message)).expected =
-                            Some("a compose file with a `services:` mapping".into());
+                        self.error(
+                            &file_pointer,
+                            format!(
+                                "{}:{}:{}: {}",
+                                resolved.display(),
+                                problem.line,
+                                problem.column,
+                                problem.message
+                            ),
+                        )
+                        .expected = Some("a compose file with a `services:` mapping".into());
                         self.compose_up = Some(Vec::new());
                     }
                 }
             }
             model::ComposeAction::Kill(kill) => match &self.compose_up {
                 None => {
-                    self.error(&format!("{compose_pointer}/kill"), "no compose project is up").hint = Some("add a `compose: { up: { file: … } }` step before this one".into());
+                    self.error(
+                        &format!("{compose_pointer}/kill"),
+                        "no compose project is up",
+                    )
+                    .hint =
+                        Some("add a `compose: { up: { file: … } }` step before this one".into());
                 }
                 Some(services) if !services.is_empty() && !services.contains(&kill.service) => {
                     let known = services.join(", ");
-                    self.error(&format!("{compose_pointer}/kill/service"), format!("the compose file has no service `{}`", kill.service)).expected =
-                        Some(format!("one of: {known}"));
+                    self.error(
+                        &format!("{compose_pointer}/kill/service"),
+                        format!("the compose file has no service `{}`", kill.service),
+                    )
+                    .expected = Some(format!("one of: {known}"));
                 }
                 Some(_) => {}
             },
@@ -502,7 +615,11 @@ impl SemanticChecker<'_> {
     }
 
     fn stage_item(&mut self, pointer: &str, item: &model::StageItem) {
-        self.sources(pointer, &item.sources(), "`from`, `text`, `generate` or `filestore`");
+        self.sources(
+            pointer,
+            &item.sources(),
+            "`from`, `text`, `generate` or `filestore`",
+        );
         self.relative_path(&format!("{pointer}/to"), &item.to);
         if let Some(key) = &item.filestore {
             self.template(&format!("{pointer}/filestore"), key);
@@ -512,27 +629,41 @@ impl SemanticChecker<'_> {
     fn sources(&mut self, pointer: &str, sources: &[Source<'_>], names: &str) {
         match sources {
             [] => {
-                self.error(pointer, "no source given").expected = Some(format!("exactly one of {names}"));
+                self.error(pointer, "no source given").expected =
+                    Some(format!("exactly one of {names}"));
             }
             [Source::Fixture(path)] => {
                 let resolved = self.base_dir.join(path);
                 let metadata = std::fs::metadata(&resolved).ok();
                 // A FIFO, a device (`/dev/zero`) or a hard-linked file is refused, not read.
-                if let Some(reason) = metadata.as_ref().and_then(crate::workspace::special_file_reason) {
-                    let diagnostic = self.error(&format!("{pointer}/from"), format!("fixture file `{path}` {reason}"));
+                if let Some(reason) = metadata
+                    .as_ref()
+                    .and_then(crate::workspace::special_file_reason)
+                {
+                    let diagnostic = self.error(
+                        &format!("{pointer}/from"),
+                        format!("fixture file `{path}` {reason}"),
+                    );
                     diagnostic.expected = Some("a regular file with one name".into());
-                    diagnostic.hint = Some("stage a copy of the data, as a regular file beside the scenario".into());
+                    diagnostic.hint = Some(
+                        "stage a copy of the data, as a regular file beside the scenario".into(),
+                    );
                 } else if !metadata.is_some_and(|metadata| metadata.is_file()) {
                     let diagnostic = self.error(
                         &format!("{pointer}/from"),
-                        format!("fixture file `{path}` does not exist (looked at {})", resolved.display()),
+                        format!(
+                            "fixture file `{path}` does not exist (looked at {})",
+                            resolved.display()
+                        ),
                     );
-                    diagnostic.hint = Some("paths are relative to the scenario file's directory".into());
+                    diagnostic.hint =
+                        Some("paths are relative to the scenario file's directory".into());
                 }
             }
             [_] => {}
             _ => {
-                self.error(pointer, "more than one source given").expected = Some(format!("exactly one of {names}"));
+                self.error(pointer, "more than one source given").expected =
+                    Some(format!("exactly one of {names}"));
             }
         }
     }
@@ -540,22 +671,33 @@ impl SemanticChecker<'_> {
     fn relative_path(&mut self, pointer: &str, path: &str) {
         if let Err(problem) = check_relative_path(path) {
             let diagnostic = self.error(pointer, format!("path `{path}` {problem}"));
-            diagnostic.expected = Some("a relative path inside the workspace, such as `inputs/data.csv`".into());
+            diagnostic.expected =
+                Some("a relative path inside the workspace, such as `inputs/data.csv`".into());
         }
     }
 
     fn template(&mut self, pointer: &str, text: &str) {
         if let Err(unknown) = template::check(text) {
-            let diagnostic = self.error(pointer, format!("unknown template variable `{{{{ {unknown} }}}}`"));
+            let diagnostic = self.error(
+                pointer,
+                format!("unknown template variable `{{{{ {unknown} }}}}`"),
+            );
             diagnostic.expected = Some(format!("one of: {}", template::VARIABLES.join(", ")));
             return;
         }
         for name in template::secret_refs(text) {
             if !self.secrets.contains(&name) {
-                let declared = if self.secrets.is_empty() { "none are declared".to_owned() } else { self.secrets.join(", ") };
+                let declared = if self.secrets.is_empty() {
+                    "none are declared".to_owned()
+                } else {
+                    self.secrets.join(", ")
+                };
                 let diagnostic = self.error(pointer, format!("unknown secret `{name}`"));
-                diagnostic.expected = Some(format!("a secret declared under `secrets:` ({declared})"));
-                diagnostic.hint = Some(format!("declare it: `secrets: {{ {name}: {{ env: VARIABLE }} }}`"));
+                diagnostic.expected =
+                    Some(format!("a secret declared under `secrets:` ({declared})"));
+                diagnostic.hint = Some(format!(
+                    "declare it: `secrets: {{ {name}: {{ env: VARIABLE }} }}`"
+                ));
             }
         }
     }
@@ -567,7 +709,11 @@ impl SemanticChecker<'_> {
             self.template(&format!("{pointer}/matches"), pattern);
             self.regex(&format!("{pointer}/matches"), pattern);
         }
-        let values = [("equals", &assertion.equals), ("not_equals", &assertion.not_equals), ("contains", &assertion.contains)];
+        let values = [
+            ("equals", &assertion.equals),
+            ("not_equals", &assertion.not_equals),
+            ("contains", &assertion.contains),
+        ];
         for (key, value) in values {
             if let Some(value) = value {
                 self.json_templates(&format!("{pointer}/{key}"), value);
@@ -596,13 +742,21 @@ impl SemanticChecker<'_> {
     fn secret(&mut self, pointer: &str, spec: &model::SecretSpec) {
         match (&spec.env, spec.generate) {
             (Some(_), Some(_)) | (None, None) => {
-                self.error(pointer, "a secret needs exactly one source").expected = Some("`env: VARIABLE` or `generate: BYTES`".into());
+                self.error(pointer, "a secret needs exactly one source")
+                    .expected = Some("`env: VARIABLE` or `generate: BYTES`".into());
             }
             (Some(variable), None) if variable.is_empty() || variable.contains('=') => {
-                self.error(&format!("{pointer}/env"), format!("`{variable}` is not an environment variable name"));
+                self.error(
+                    &format!("{pointer}/env"),
+                    format!("`{variable}` is not an environment variable name"),
+                );
             }
             (None, Some(bytes)) if !(8..=1024).contains(&bytes) => {
-                self.error(&format!("{pointer}/generate"), format!("{bytes} bytes is out of range")).expected = Some("8 to 1024 bytes".into());
+                self.error(
+                    &format!("{pointer}/generate"),
+                    format!("{bytes} bytes is out of range"),
+                )
+                .expected = Some("8 to 1024 bytes".into());
             }
             _ => {}
         }
@@ -613,13 +767,17 @@ impl SemanticChecker<'_> {
         let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint, cst, compose";
         match kinds.as_slice() {
             [] => {
-                self.error(pointer, "the step does nothing").expected = Some(format!("exactly one of {all_kinds}"));
+                self.error(pointer, "the step does nothing").expected =
+                    Some(format!("exactly one of {all_kinds}"));
                 return;
             }
             [_] => {}
             several => {
                 let names: Vec<&str> = several.iter().map(|kind| kind.as_str()).collect();
-                let diagnostic = self.error(pointer, format!("one step sets several kinds: {}", names.join(", ")));
+                let diagnostic = self.error(
+                    pointer,
+                    format!("one step sets several kinds: {}", names.join(", ")),
+                );
                 diagnostic.expected = Some(format!("exactly one of {all_kinds}"));
                 diagnostic.hint = Some("split it into one step per kind".into());
                 return;
@@ -631,8 +789,14 @@ impl SemanticChecker<'_> {
             self.compose_step(pointer, compose, containers);
         }
         if step.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
-            self.error(&format!("{pointer}/expect"), format!("`expect` applies to `run` and `exec` steps, not `{}`", kind.as_str()))
-                .hint = Some("use `telemetry` assertions for the job record".into());
+            self.error(
+                &format!("{pointer}/expect"),
+                format!(
+                    "`expect` applies to `run` and `exec` steps, not `{}`",
+                    kind.as_str()
+                ),
+            )
+            .hint = Some("use `telemetry` assertions for the job record".into());
         }
         if let Some(items) = &step.stage {
             for (index, item) in items.iter().enumerate() {
@@ -643,38 +807,70 @@ impl SemanticChecker<'_> {
             let run_pointer = format!("{pointer}/run");
             self.argv(&format!("{run_pointer}/cmd"), run.cmd.as_deref());
             for (name, value) in &run.env {
-                self.template(&format!("{run_pointer}/env/{}", yaml::escape_segment(name)), &value.0);
+                self.template(
+                    &format!("{run_pointer}/env/{}", yaml::escape_segment(name)),
+                    &value.0,
+                );
             }
             if let Some(mount) = &run.workspace
                 && !mount.starts_with('/')
             {
-                self.error(&format!("{run_pointer}/workspace"), "the workspace mount point must be an absolute container path")
-                    .expected = Some("a path such as `/workspace`".into());
+                self.error(
+                    &format!("{run_pointer}/workspace"),
+                    "the workspace mount point must be an absolute container path",
+                )
+                .expected = Some("a path such as `/workspace`".into());
             }
-            if run.detach && step.expect.as_ref().is_some_and(|expect| expect.exit_code.is_some()) {
-                self.error(&format!("{pointer}/expect/exit_code"), "a detached container has no exit code yet")
-                    .hint = Some("remove `detach`, or check the container with `exec` steps".into());
+            if run.detach
+                && step
+                    .expect
+                    .as_ref()
+                    .is_some_and(|expect| expect.exit_code.is_some())
+            {
+                self.error(
+                    &format!("{pointer}/expect/exit_code"),
+                    "a detached container has no exit code yet",
+                )
+                .hint = Some("remove `detach`, or check the container with `exec` steps".into());
             }
             if let Some(name) = &run.container
                 && containers.contains(name)
             {
-                self.error(&format!("{run_pointer}/container"), format!("container name `{name}` is used twice"));
+                self.error(
+                    &format!("{run_pointer}/container"),
+                    format!("container name `{name}` is used twice"),
+                );
             }
             if let Some(limit) = run.limits.cpus
                 && limit <= 0.0
             {
-                self.error(&format!("{run_pointer}/limits/cpus"), "the CPU limit must be positive");
+                self.error(
+                    &format!("{run_pointer}/limits/cpus"),
+                    "the CPU limit must be positive",
+                );
             }
             if let Some(budget) = run.monitor.max_cpu_percent
                 && !(budget > 0.0 && budget.is_finite())
             {
-                self.error(&format!("{run_pointer}/monitor/max_cpu_percent"), "the CPU budget must be a positive percentage")
-                    .expected = Some("a number such as `150` (one and a half cores)".into());
+                self.error(
+                    &format!("{run_pointer}/monitor/max_cpu_percent"),
+                    "the CPU budget must be a positive percentage",
+                )
+                .expected = Some("a number such as `150` (one and a half cores)".into());
             }
             if run.monitor.has_budgets() && (run.detach || !run.monitor.enabled) {
-                let why = if run.detach { "a detached run is not sampled" } else { "monitoring is switched off (`enabled: false`)" };
-                self.error(&format!("{run_pointer}/monitor"), format!("resource budgets need sampling, but {why}"))
-                    .hint = Some("remove the budgets, or run the container attached with monitoring on".into());
+                let why = if run.detach {
+                    "a detached run is not sampled"
+                } else {
+                    "monitoring is switched off (`enabled: false`)"
+                };
+                self.error(
+                    &format!("{run_pointer}/monitor"),
+                    format!("resource budgets need sampling, but {why}"),
+                )
+                .hint = Some(
+                    "remove the budgets, or run the container attached with monitoring on".into(),
+                );
             }
         }
         if let Some(name) = step.run.as_ref().and_then(|run| run.container.clone()) {
@@ -683,17 +879,27 @@ impl SemanticChecker<'_> {
         if let Some(exec) = &step.exec {
             let exec_pointer = format!("{pointer}/exec");
             if !containers.contains(&exec.container) {
-                let known = if containers.is_empty() { "none so far".to_owned() } else { containers.join(", ") };
+                let known = if containers.is_empty() {
+                    "none so far".to_owned()
+                } else {
+                    containers.join(", ")
+                };
                 let diagnostic = self.error(
                     &format!("{exec_pointer}/container"),
                     format!("no earlier detached `run` is named `{}`", exec.container),
                 );
-                diagnostic.expected = Some(format!("a `container` name of an earlier detached run or service ({known})"));
-                diagnostic.hint = Some("add `detach: true` and `container: NAME` to the run step".into());
+                diagnostic.expected = Some(format!(
+                    "a `container` name of an earlier detached run or service ({known})"
+                ));
+                diagnostic.hint =
+                    Some("add `detach: true` and `container: NAME` to the run step".into());
             }
             self.argv(&format!("{exec_pointer}/cmd"), Some(&exec.cmd));
             for (name, value) in &exec.env {
-                self.template(&format!("{exec_pointer}/env/{}", yaml::escape_segment(name)), &value.0);
+                self.template(
+                    &format!("{exec_pointer}/env/{}", yaml::escape_segment(name)),
+                    &value.0,
+                );
             }
         }
         if let Some(expect) = &step.expect {
@@ -707,11 +913,14 @@ impl SemanticChecker<'_> {
                 if let Some(sha) = &file.sha256
                     && !(sha.len() == 64 && sha.bytes().all(|byte| byte.is_ascii_hexdigit()))
                 {
-                    self.error(&format!("{file_pointer}/sha256"), "not a sha256").expected =
-                        Some("64 hexadecimal characters".into());
+                    self.error(&format!("{file_pointer}/sha256"), "not a sha256")
+                        .expected = Some("64 hexadecimal characters".into());
                 }
                 for pointer in file.json.keys() {
-                    self.json_pointer(&format!("{file_pointer}/json/{}", yaml::escape_segment(pointer)), pointer);
+                    self.json_pointer(
+                        &format!("{file_pointer}/json/{}", yaml::escape_segment(pointer)),
+                        pointer,
+                    );
                 }
             }
         }
@@ -731,11 +940,17 @@ impl SemanticChecker<'_> {
         if let Some(service) = &step.service {
             let service_pointer = format!("{pointer}/service");
             if containers.contains(&service.name) {
-                self.error(&format!("{service_pointer}/name"), format!("container name `{}` is used twice", service.name));
+                self.error(
+                    &format!("{service_pointer}/name"),
+                    format!("container name `{}` is used twice", service.name),
+                );
             }
             self.argv(&format!("{service_pointer}/cmd"), service.cmd.as_deref());
             for (name, value) in &service.env {
-                self.template(&format!("{service_pointer}/env/{}", yaml::escape_segment(name)), &value.0);
+                self.template(
+                    &format!("{service_pointer}/env/{}", yaml::escape_segment(name)),
+                    &value.0,
+                );
             }
             for (index, port) in service.ports.iter().enumerate() {
                 if port.0.contains("{{") {
@@ -743,53 +958,80 @@ impl SemanticChecker<'_> {
                     self.template(&format!("{service_pointer}/ports/{index}"), &port.0);
                     for name in template::service_refs(&port.0) {
                         if !containers.contains(&name) {
-                            self.error(&format!("{service_pointer}/ports/{index}"), format!("no earlier `service` is named `{name}`"));
+                            self.error(
+                                &format!("{service_pointer}/ports/{index}"),
+                                format!("no earlier `service` is named `{name}`"),
+                            );
                         }
                     }
                     continue;
                 }
                 if let Err(problem) = model::parse_port(&port.0) {
-                    self.error(&format!("{service_pointer}/ports/{index}"), problem).expected =
-                        Some("`CONTAINER`, `HOST:CONTAINER` or `IP:HOST:CONTAINER`, e.g. `0:8080`".into());
+                    self.error(&format!("{service_pointer}/ports/{index}"), problem)
+                        .expected = Some(
+                        "`CONTAINER`, `HOST:CONTAINER` or `IP:HOST:CONTAINER`, e.g. `0:8080`"
+                            .into(),
+                    );
                 }
             }
             if let Some(check) = &service.healthcheck {
-                self.argv(&format!("{service_pointer}/healthcheck/cmd"), Some(&check.cmd));
+                self.argv(
+                    &format!("{service_pointer}/healthcheck/cmd"),
+                    Some(&check.cmd),
+                );
             }
             if let Some(wait) = &service.wait
                 && (wait.tcp.is_some() || wait.http.is_some())
                 && service.ports.is_empty()
             {
-                self.error(&format!("{service_pointer}/wait"), "waiting on a port needs a published port")
-                    .hint = Some("add `ports: [\"0:PORT\"]`".into());
+                self.error(
+                    &format!("{service_pointer}/wait"),
+                    "waiting on a port needs a published port",
+                )
+                .hint = Some("add `ports: [\"0:PORT\"]`".into());
             }
             if let Some(mount) = &service.workspace
                 && !mount.starts_with('/')
             {
-                self.error(&format!("{service_pointer}/workspace"), "the workspace mount point must be an absolute container path");
+                self.error(
+                    &format!("{service_pointer}/workspace"),
+                    "the workspace mount point must be an absolute container path",
+                );
             }
             containers.push(service.name.clone());
         }
         if let Some(http) = &step.http {
             let http_pointer = format!("{pointer}/http");
             for (name, value) in &http.headers {
-                self.template(&format!("{http_pointer}/headers/{}", yaml::escape_segment(name)), value);
+                self.template(
+                    &format!("{http_pointer}/headers/{}", yaml::escape_segment(name)),
+                    value,
+                );
             }
             if let Some(body) = &http.body {
                 self.template(&format!("{http_pointer}/body"), body);
             }
             match (&http.service, &http.url) {
                 (Some(_), Some(_)) | (None, None) => {
-                    self.error(&http_pointer, "an http step needs exactly one of `service` and `url`");
+                    self.error(
+                        &http_pointer,
+                        "an http step needs exactly one of `service` and `url`",
+                    );
                 }
                 (Some(name), None) if !containers.contains(name) => {
-                    self.error(&format!("{http_pointer}/service"), format!("no earlier `service` is named `{name}`"));
+                    self.error(
+                        &format!("{http_pointer}/service"),
+                        format!("no earlier `service` is named `{name}`"),
+                    );
                 }
                 (None, Some(url)) => {
                     self.template(&format!("{http_pointer}/url"), url);
                     for name in template::service_refs(url) {
                         if !containers.contains(&name) {
-                            self.error(&format!("{http_pointer}/url"), format!("no earlier `service` is named `{name}`"));
+                            self.error(
+                                &format!("{http_pointer}/url"),
+                                format!("no earlier `service` is named `{name}`"),
+                            );
                         }
                     }
                 }
@@ -798,11 +1040,23 @@ impl SemanticChecker<'_> {
             if let Some(path) = &http.path
                 && !path.starts_with('/')
             {
-                self.error(&format!("{http_pointer}/path"), "the path must start with `/`");
+                self.error(
+                    &format!("{http_pointer}/path"),
+                    "the path must start with `/`",
+                );
             }
-            self.text_match(&format!("{http_pointer}/expect/body"), http.expect.body.as_ref());
+            self.text_match(
+                &format!("{http_pointer}/expect/body"),
+                http.expect.body.as_ref(),
+            );
             for (name, matcher) in &http.expect.headers {
-                self.text_match(&format!("{http_pointer}/expect/headers/{}", yaml::escape_segment(name)), Some(matcher));
+                self.text_match(
+                    &format!(
+                        "{http_pointer}/expect/headers/{}",
+                        yaml::escape_segment(name)
+                    ),
+                    Some(matcher),
+                );
             }
             for json_pointer in http.expect.json.keys().chain(http.expect.json_types.keys()) {
                 self.json_pointer(&format!("{http_pointer}/expect"), json_pointer);
@@ -822,27 +1076,55 @@ impl SemanticChecker<'_> {
             let context = self.base_dir.join(&build.context);
             let dockerfile = context.join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
             if !context.is_dir() {
-                self.error(&format!("{build_pointer}/context"), format!("build context `{}` is not a directory (looked at {})", build.context, context.display()))
-                    .hint = Some("paths are relative to the scenario file's directory".into());
+                self.error(
+                    &format!("{build_pointer}/context"),
+                    format!(
+                        "build context `{}` is not a directory (looked at {})",
+                        build.context,
+                        context.display()
+                    ),
+                )
+                .hint = Some("paths are relative to the scenario file's directory".into());
             } else if !dockerfile.is_file() {
-                let at = if build.dockerfile.is_some() { format!("{build_pointer}/dockerfile") } else { format!("{build_pointer}/context") };
+                let at = if build.dockerfile.is_some() {
+                    format!("{build_pointer}/dockerfile")
+                } else {
+                    format!("{build_pointer}/context")
+                };
                 self.error(&at, format!("no Dockerfile at {}", dockerfile.display()));
             }
             for (name, value) in &build.args {
-                self.template(&format!("{build_pointer}/args/{}", yaml::escape_segment(name)), &value.0);
+                self.template(
+                    &format!("{build_pointer}/args/{}", yaml::escape_segment(name)),
+                    &value.0,
+                );
             }
         }
         if let Some(lint) = &step.lint {
             let lint_pointer = format!("{pointer}/lint");
             let resolved = self.base_dir.join(&lint.file);
             if !resolved.is_file() {
-                self.error(&format!("{lint_pointer}/file"), format!("`{}` does not exist (looked at {})", lint.file, resolved.display())).hint =
-                    Some("paths are relative to the scenario file's directory".into());
+                self.error(
+                    &format!("{lint_pointer}/file"),
+                    format!(
+                        "`{}` does not exist (looked at {})",
+                        lint.file,
+                        resolved.display()
+                    ),
+                )
+                .hint = Some("paths are relative to the scenario file's directory".into());
             }
-            let known: Vec<&str> = crate::lint::dockerfile::RULES.iter().chain(crate::lint::compose::RULES.iter()).map(|rule| rule.id).collect();
+            let known: Vec<&str> = crate::lint::dockerfile::RULES
+                .iter()
+                .chain(crate::lint::compose::RULES.iter())
+                .map(|rule| rule.id)
+                .collect();
             for (index, expected) in lint.expect.findings.iter().enumerate() {
                 if !known.contains(&expected.rule.as_str()) {
-                    let diagnostic = self.error(&format!("{lint_pointer}/expect/findings/{index}/rule"), format!("`{}` is not a lint rule", expected.rule));
+                    let diagnostic = self.error(
+                        &format!("{lint_pointer}/expect/findings/{index}/rule"),
+                        format!("`{}` is not a lint rule", expected.rule),
+                    );
                     diagnostic.expected = Some(format!("one of {}", known.join(", ")));
                 }
             }
@@ -851,11 +1133,17 @@ impl SemanticChecker<'_> {
             let inspect_pointer = format!("{pointer}/inspect");
             match (&inspect.container, &inspect.image) {
                 (Some(name), None) if !containers.contains(name) => {
-                    self.error(&format!("{inspect_pointer}/container"), format!("no earlier `service` or `run` is named `{name}`"));
+                    self.error(
+                        &format!("{inspect_pointer}/container"),
+                        format!("no earlier `service` or `run` is named `{name}`"),
+                    );
                 }
                 (Some(_), None) | (None, Some(_)) => {}
                 _ => {
-                    self.error(&inspect_pointer, "an inspect step needs exactly one of `container` and `image`");
+                    self.error(
+                        &inspect_pointer,
+                        "an inspect step needs exactly one of `container` and `image`",
+                    );
                 }
             }
             for (index, check) in inspect.checks.iter().enumerate() {
@@ -865,7 +1153,13 @@ impl SemanticChecker<'_> {
         if let Some(logs) = &step.logs {
             let logs_pointer = format!("{pointer}/logs");
             if !containers.contains(&logs.container) {
-                self.error(&format!("{logs_pointer}/container"), format!("no earlier `service` or detached `run` is named `{}`", logs.container));
+                self.error(
+                    &format!("{logs_pointer}/container"),
+                    format!(
+                        "no earlier `service` or detached `run` is named `{}`",
+                        logs.container
+                    ),
+                );
             }
             self.text_match(&format!("{logs_pointer}/stdout"), logs.stdout.as_ref());
             self.text_match(&format!("{logs_pointer}/stderr"), logs.stderr.as_ref());
@@ -875,7 +1169,8 @@ impl SemanticChecker<'_> {
     fn argv(&mut self, pointer: &str, argv: Option<&[model::Text]>) {
         if let Some(argv) = argv {
             if argv.is_empty() {
-                self.error(pointer, "the command is empty").expected = Some("a list like `[job, --summarize]`".into());
+                self.error(pointer, "the command is empty").expected =
+                    Some("a list like `[job, --summarize]`".into());
             }
             for (index, argument) in argv.iter().enumerate() {
                 self.template(&format!("{pointer}/{index}"), &argument.0);
@@ -895,9 +1190,14 @@ impl SemanticChecker<'_> {
 
     fn regex(&mut self, pointer: &str, pattern: &str) {
         if let Err(error) = regex::Regex::new(pattern) {
-            let first_line = error.to_string().lines().last().unwrap_or_default().to_owned();
-            self.error(pointer, format!("invalid regular expression: {first_line}")).expected =
-                Some("a regular expression in Rust `regex` syntax".into());
+            let first_line = error
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned();
+            self.error(pointer, format!("invalid regular expression: {first_line}"))
+                .expected = Some("a regular expression in Rust `regex` syntax".into());
         }
     }
 
@@ -948,7 +1248,10 @@ fn collect_dir(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in entries {
         if entry.is_dir() {
             collect_dir(&entry, found)?;
-        } else if entry.extension().is_some_and(|extension| extension == "yaml" || extension == "yml") {
+        } else if entry
+            .extension()
+            .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        {
             found.push(entry);
         }
     }
@@ -964,7 +1267,13 @@ mod tests {
         assert!(scenario.is_none() || diagnostics.is_empty());
         diagnostics
             .into_iter()
-            .map(|d| (d.span.start.line, d.span.start.column, format!("{} | {:?} | {:?}", d.message, d.expected, d.hint)))
+            .map(|d| {
+                (
+                    d.span.start.line,
+                    d.span.start.column,
+                    format!("{} | {:?} | {:?}", d.message, d.expected, d.hint),
+                )
+            })
             .collect()
     }
 
@@ -974,7 +1283,10 @@ mod tests {
         let (scenario, diagnostics) = load_str(source, Path::new("."));
         assert_eq!(diagnostics, vec![]);
         let scenario = scenario.unwrap().0;
-        assert_eq!(scenario.steps[0].run.as_ref().unwrap().limits.memory, Some(model::ByteSize(64 << 20)));
+        assert_eq!(
+            scenario.steps[0].run.as_ref().unwrap().limits.memory,
+            Some(model::ByteSize(64 << 20))
+        );
     }
 
     #[test]
@@ -990,12 +1302,42 @@ steps:
 ";
         let found = problems(source);
         let text = format!("{found:#?}");
-        assert!(found.iter().any(|(l, c, m)| (*l, *c) == (4, 7) && m.contains("unknown key `imgae`") && m.contains("did you mean `image`")), "{text}");
-        assert!(found.iter().any(|(l, c, m)| (*l, *c) == (3, 5) && m.contains("missing required key `image`")), "{text}");
-        assert!(found.iter().any(|(l, c, m)| (*l, *c) == (5, 16) && m.contains("not a valid duration")), "{text}");
-        assert!(found.iter().any(|(l, _, m)| *l == 6 && m.contains("not a valid size")), "{text}");
-        assert!(found.iter().any(|(l, _, m)| *l == 6 && m.contains("expected a number")), "{text}");
-        assert!(found.iter().any(|(l, _, m)| *l == 7 && m.contains("did you mean `timeout`")), "{text}");
+        assert!(
+            found.iter().any(|(l, c, m)| (*l, *c) == (4, 7)
+                && m.contains("unknown key `imgae`")
+                && m.contains("did you mean `image`")),
+            "{text}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(l, c, m)| (*l, *c) == (3, 5) && m.contains("missing required key `image`")),
+            "{text}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(l, c, m)| (*l, *c) == (5, 16) && m.contains("not a valid duration")),
+            "{text}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(l, _, m)| *l == 6 && m.contains("not a valid size")),
+            "{text}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(l, _, m)| *l == 6 && m.contains("expected a number")),
+            "{text}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(l, _, m)| *l == 7 && m.contains("did you mean `timeout`")),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1026,7 +1368,12 @@ steps:
             (10, "is absolute"),
             (11, "several kinds: run, upload"),
         ] {
-            assert!(found.iter().any(|(l, _, m)| *l == line && m.contains(needle)), "line {line}: {needle}\n{text}");
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, _, m)| *l == line && m.contains(needle)),
+                "line {line}: {needle}\n{text}"
+            );
         }
     }
 
@@ -1046,8 +1393,14 @@ steps:
         assert_eq!(found.len(), 1, "{text}");
         assert_eq!((found[0].0, found[0].1), (6, 36), "{text}");
         assert!(found[0].2.contains("`later` is no earlier step"), "{text}");
-        let first = problems("name: w\nsteps:\n  - logs: { container: web, since: previous_step }\n");
-        assert!(first.iter().any(|(l, _, m)| *l == 3 && m.contains("`previous_step` is no earlier step")), "{first:#?}");
+        let first =
+            problems("name: w\nsteps:\n  - logs: { container: web, since: previous_step }\n");
+        assert!(
+            first
+                .iter()
+                .any(|(l, _, m)| *l == 3 && m.contains("`previous_step` is no earlier step")),
+            "{first:#?}"
+        );
     }
 
     #[test]
@@ -1063,16 +1416,33 @@ steps:
         let found = problems(source);
         let text = format!("{found:#?}");
         assert_eq!(found.len(), 3, "{text}");
-        for (line, needle) in [(3, "a detached run is not sampled"), (4, "monitoring is switched off"), (5, "must be a positive percentage")] {
-            assert!(found.iter().any(|(l, _, m)| *l == line && m.contains(needle)), "line {line}: {needle}\n{text}");
+        for (line, needle) in [
+            (3, "a detached run is not sampled"),
+            (4, "monitoring is switched off"),
+            (5, "must be a positive percentage"),
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, _, m)| *l == line && m.contains(needle)),
+                "line {line}: {needle}\n{text}"
+            );
         }
     }
 
     #[test]
     fn compose_steps_are_checked_with_their_positions() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("stack.yml"), "services:\n  web:\n    image: dockproof/web:1\n  store:\n    image: x:1\n").unwrap();
-        std::fs::write(dir.path().join("broken.yml"), "services:\n  web:\n    restart: always\n").unwrap();
+        std::fs::write(
+            dir.path().join("stack.yml"),
+            "services:\n  web:\n    image: dockproof/web:1\n  store:\n    image: x:1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("broken.yml"),
+            "services:\n  web:\n    restart: always\n",
+        )
+        .unwrap();
         let source = "\
 name: compose-checks
 requires: [compose]
@@ -1090,18 +1460,39 @@ steps:
   - compose: {}
 ";
         let (_, diagnostics) = load_str(source, dir.path());
-        let found: Vec<(usize, usize, String)> =
-            diagnostics.iter().map(|d| (d.span.start.line, d.span.start.column, format!("{} | {:?}", d.message, d.expected))).collect();
+        let found: Vec<(usize, usize, String)> = diagnostics
+            .iter()
+            .map(|d| {
+                (
+                    d.span.start.line,
+                    d.span.start.column,
+                    format!("{} | {:?}", d.message, d.expected),
+                )
+            })
+            .collect();
         let text = format!("{found:#?}");
         for (line, column, needle) in [
             (4, 22, "no compose project is up"),
-            (8, 33, "the compose file has no service `wbe` | Some(\"one of: store, web\")"),
+            (
+                8,
+                33,
+                "the compose file has no service `wbe` | Some(\"one of: store, web\")",
+            ),
             (9, 14, "one compose step sets several actions: up, down"),
             (11, 28, "compose file `missing.yml` does not exist"),
-            (13, 28, "broken.yml:2:3: service `web` has neither `image` nor `build`"),
+            (
+                13,
+                28,
+                "broken.yml:2:3: service `web` has neither `image` nor `build`",
+            ),
             (14, 14, "the compose step does nothing"),
         ] {
-            assert!(found.iter().any(|(l, c, m)| (*l, *c) == (line, column) && m.contains(needle)), "{line}:{column}: {needle}\n{text}");
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, c, m)| (*l, *c) == (line, column) && m.contains(needle)),
+                "{line}:{column}: {needle}\n{text}"
+            );
         }
         // The http step names a compose service: known once the project is up.
         assert!(!found.iter().any(|(l, _, _)| *l == 7), "{text}");
@@ -1111,18 +1502,56 @@ steps:
     #[test]
     fn a_compose_step_needs_requires_compose_and_a_real_daemon_scenario_no_fake_faults() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("stack.yml"), "services:\n  web:\n    image: dockproof/web:1\n").unwrap();
-        let (_, diagnostics) = load_str("name: x\nsteps:\n  - compose: { up: { file: stack.yml } }\n", dir.path());
+        std::fs::write(
+            dir.path().join("stack.yml"),
+            "services:\n  web:\n    image: dockproof/web:1\n",
+        )
+        .unwrap();
+        let (_, diagnostics) = load_str(
+            "name: x\nsteps:\n  - compose: { up: { file: stack.yml } }\n",
+            dir.path(),
+        );
         assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
-        assert_eq!((diagnostics[0].span.start.line, diagnostics[0].span.start.column), (3, 14));
-        assert!(diagnostics[0].message.contains("needs `requires: [compose]`"), "{diagnostics:#?}");
-        let (_, diagnostics) = load_str("name: x\nrequires: [real_daemon]\nfake_faults: start:oom\nsteps:\n  - run: { image: x }\n", dir.path());
+        assert_eq!(
+            (
+                diagnostics[0].span.start.line,
+                diagnostics[0].span.start.column
+            ),
+            (3, 14)
+        );
+        assert!(
+            diagnostics[0]
+                .message
+                .contains("needs `requires: [compose]`"),
+            "{diagnostics:#?}"
+        );
+        let (_, diagnostics) = load_str(
+            "name: x\nrequires: [real_daemon]\nfake_faults: start:oom\nsteps:\n  - run: { image: x }\n",
+            dir.path(),
+        );
         assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
         assert_eq!(diagnostics[0].span.start.line, 2);
-        assert!(diagnostics[0].message.contains("no backend can run this scenario"), "{diagnostics:#?}");
-        let (_, diagnostics) = load_str("name: x\nrequires: [composer]\nsteps:\n  - run: { image: x }\n", dir.path());
-        assert!(diagnostics.iter().any(|d| d.span.start.line == 2 && d.hint.as_deref() == Some("did you mean `compose`?")), "{diagnostics:#?}");
-        let (scenario, diagnostics) = load_str("name: x\nrequires: [compose]\nsteps:\n  - compose: { up: { file: stack.yml, within: 30s } }\n  - compose: { kill: { service: web } }\n", dir.path());
+        assert!(
+            diagnostics[0]
+                .message
+                .contains("no backend can run this scenario"),
+            "{diagnostics:#?}"
+        );
+        let (_, diagnostics) = load_str(
+            "name: x\nrequires: [composer]\nsteps:\n  - run: { image: x }\n",
+            dir.path(),
+        );
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.span.start.line == 2
+                    && d.hint.as_deref() == Some("did you mean `compose`?")),
+            "{diagnostics:#?}"
+        );
+        let (scenario, diagnostics) = load_str(
+            "name: x\nrequires: [compose]\nsteps:\n  - compose: { up: { file: stack.yml, within: 30s } }\n  - compose: { kill: { service: web } }\n",
+            dir.path(),
+        );
         assert!(diagnostics.is_empty(), "{diagnostics:#?}");
         let scenario = scenario.unwrap().0;
         assert!(scenario.needs_compose() && scenario.needs_real_daemon());
@@ -1143,6 +1572,9 @@ steps:
             std::fs::write(&path, &generated).unwrap();
         }
         let checked_in = std::fs::read_to_string(&path).unwrap();
-        assert!(checked_in == generated, "docs/scenario.schema.json is stale: run `UPDATE_EXPECT=1 cargo test -p dockproof` (or `dockproof schema > docs/scenario.schema.json`)");
+        assert!(
+            checked_in == generated,
+            "docs/scenario.schema.json is stale: run `UPDATE_EXPECT=1 cargo test -p dockproof` (or `dockproof schema > docs/scenario.schema.json`)"
+        );
     }
 }

@@ -192,7 +192,12 @@ fn sources<'a>(
 impl StageItem {
     /// The sources this item names (valid items name exactly one).
     pub fn sources(&self) -> Vec<Source<'_>> {
-        sources(&self.from, &self.text, &self.generate, self.filestore.as_ref())
+        sources(
+            &self.from,
+            &self.text,
+            &self.generate,
+            self.filestore.as_ref(),
+        )
     }
 }
 
@@ -426,7 +431,12 @@ pub struct Monitor {
 
 impl Default for Monitor {
     fn default() -> Self {
-        Monitor { enabled: true, max_memory: None, max_cpu_percent: None, max_pids: None }
+        Monitor {
+            enabled: true,
+            max_memory: None,
+            max_cpu_percent: None,
+            max_pids: None,
+        }
     }
 }
 
@@ -1046,7 +1056,9 @@ impl<'de> Deserialize<'de> for Text {
             serde_json::Value::String(text) => Ok(Text(text)),
             serde_json::Value::Number(number) => Ok(Text(number.to_string())),
             serde_json::Value::Bool(flag) => Ok(Text(flag.to_string())),
-            _ => Err(serde::de::Error::custom("expected a string, number or boolean")),
+            _ => Err(serde::de::Error::custom(
+                "expected a string, number or boolean",
+            )),
         }
     }
 }
@@ -1161,13 +1173,18 @@ pub fn parse_port(text: &str) -> Result<(Option<String>, u16, u16), String> {
         if part.is_empty() {
             return Ok(0);
         }
-        part.parse::<u16>().map_err(|_| format!("`{part}` is not a {what} port number"))
+        part.parse::<u16>()
+            .map_err(|_| format!("`{part}` is not a {what} port number"))
     };
     let parts: Vec<&str> = text.split(':').collect();
     let (ip, host, container) = match parts.as_slice() {
         [container] => (None, 0, number(container, "container")?),
         [host, container] => (None, number(host, "host")?, number(container, "container")?),
-        [ip, host, container] => (Some((*ip).to_owned()), number(host, "host")?, number(container, "container")?),
+        [ip, host, container] => (
+            Some((*ip).to_owned()),
+            number(host, "host")?,
+            number(container, "container")?,
+        ),
         _ => return Err(format!("`{text}` is not a port mapping")),
     };
     if container == 0 {
@@ -1204,7 +1221,10 @@ mod tests {
         assert_eq!(parse_port("8080"), Ok((None, 0, 8080)));
         assert_eq!(parse_port("0:8080"), Ok((None, 0, 8080)));
         assert_eq!(parse_port("18080:8080/tcp"), Ok((None, 18080, 8080)));
-        assert_eq!(parse_port("127.0.0.1::8080"), Ok((Some("127.0.0.1".into()), 0, 8080)));
+        assert_eq!(
+            parse_port("127.0.0.1::8080"),
+            Ok((Some("127.0.0.1".into()), 0, 8080))
+        );
         assert!(parse_port("web").is_err());
         assert!(parse_port("80:").is_err());
     }

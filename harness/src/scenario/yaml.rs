@@ -52,7 +52,10 @@ impl SpanIndex {
 
     /// The span of the key naming the member at `pointer`, or of its value.
     pub fn key(&self, pointer: &str) -> SourceSpan {
-        self.keys.get(pointer).copied().unwrap_or_else(|| self.value(pointer))
+        self.keys
+            .get(pointer)
+            .copied()
+            .unwrap_or_else(|| self.value(pointer))
     }
 }
 
@@ -104,10 +107,15 @@ impl<'input> Reader<'input> {
             Some(Ok((event, span))) => Ok((event, self.offsets.span(span))),
             Some(Err(error)) => {
                 let marker = error.marker();
-                let pos = self.offsets.pos(marker.index(), marker.line(), marker.col());
+                let pos = self
+                    .offsets
+                    .pos(marker.index(), marker.line(), marker.col());
                 Err(YamlError {
                     message: format!("invalid YAML: {}", error.info()),
-                    span: SourceSpan { start: pos, end: pos },
+                    span: SourceSpan {
+                        start: pos,
+                        end: pos,
+                    },
                 })
             }
             None => Err(YamlError {
@@ -129,7 +137,9 @@ impl<'input> Reader<'input> {
                     documents += 1;
                     if documents > 1 {
                         return Err(YamlError {
-                            message: "a scenario file holds one YAML document; found a second `---`".into(),
+                            message:
+                                "a scenario file holds one YAML document; found a second `---`"
+                                    .into(),
                             span,
                         });
                     }
@@ -150,7 +160,12 @@ impl<'input> Reader<'input> {
         })
     }
 
-    fn node(&mut self, event: Event<'input>, span: SourceSpan, pointer: String) -> Result<Value, YamlError> {
+    fn node(
+        &mut self,
+        event: Event<'input>,
+        span: SourceSpan,
+        pointer: String,
+    ) -> Result<Value, YamlError> {
         let (value, anchor, end) = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let forced_string = tag.as_ref().is_some_and(|tag| tag.suffix == "str");
@@ -220,7 +235,13 @@ impl<'input> Reader<'input> {
         if anchor != 0 {
             self.anchors.insert(anchor, value.clone());
         }
-        self.spans.values.insert(pointer, SourceSpan { start: span.start, end });
+        self.spans.values.insert(
+            pointer,
+            SourceSpan {
+                start: span.start,
+                end,
+            },
+        );
         Ok(value)
     }
 }
@@ -253,7 +274,9 @@ fn resolve_plain(text: &str) -> Value {
         return Value::Number(number.into());
     }
     let looks_numeric = digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
     if looks_numeric
         && let Ok(number) = text.parse::<f64>()
         && let Some(number) = Number::from_f64(number)
@@ -281,7 +304,11 @@ impl CharOffsets {
             .get(char_index)
             .copied()
             .unwrap_or_else(|| self.byte_of_char.last().copied().unwrap_or(0));
-        Pos { line, column: col + 1, offset }
+        Pos {
+            line,
+            column: col + 1,
+            offset,
+        }
     }
 
     fn span(&self, span: Span) -> SourceSpan {

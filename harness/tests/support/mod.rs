@@ -12,8 +12,12 @@ use std::time::Duration;
 pub fn root() -> PathBuf {
     // Cargo sets CARGO_MANIFEST_DIR when it runs the program too; prefer that over the
     // build-time value, which is stale when a shared target dir holds a build from another clone.
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    manifest_dir.parent().expect("harness lives in the workspace").to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
+        .parent()
+        .expect("harness lives in the workspace")
+        .to_path_buf()
 }
 
 /// The dockproof binary under test.
@@ -36,7 +40,11 @@ pub fn fake_docker() -> PathBuf {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building fake-docker failed");
-        assert!(sibling.is_file(), "fake-docker was not built at {}", sibling.display());
+        assert!(
+            sibling.is_file(),
+            "fake-docker was not built at {}",
+            sibling.display()
+        );
         sibling
     })
     .clone()
@@ -105,7 +113,9 @@ pub fn real_daemon_trial(
     let daemon = docker_available();
     let ignored = daemon.is_err() && !docker_required();
     libtest_mimic::Trial::test(name, move || match daemon {
-        Err(reason) => Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into()),
+        Err(reason) => {
+            Err(format!("DOCKPROOF_REQUIRE_DOCKER=1 but no Docker daemon answers: {reason}").into())
+        }
         Ok(()) => test(),
     })
     .with_kind("real-daemon")
@@ -131,7 +141,12 @@ pub fn compose_trial(
 /// Ok when `docker compose version` or `docker-compose version` answers, otherwise why not.
 pub fn compose_available() -> Result<(), String> {
     let answers = |program: &str, args: &[&str]| {
-        Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|status| status.success())
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
     };
     if answers("docker", &["compose", "version"]) || answers("docker-compose", &["version"]) {
         Ok(())
@@ -154,9 +169,18 @@ pub fn labelled_leftovers(label: &str) -> Result<Vec<String>, String> {
             .output()
             .map_err(|error| format!("cannot run docker: {error}"))?;
         if !output.status.success() {
-            return Err(format!("`docker {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr)));
+            return Err(format!(
+                "`docker {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
-        found.extend(String::from_utf8_lossy(&output.stdout).lines().filter(|line| !line.trim().is_empty()).map(|id| format!("{kind} {id}")));
+        found.extend(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|id| format!("{kind} {id}")),
+        );
     }
     Ok(found)
 }
@@ -198,8 +222,13 @@ pub fn docker_available() -> Result<(), String> {
                 match child.try_wait() {
                     Ok(Some(status)) if status.success() => return Ok(()),
                     Ok(Some(_)) => {
-                        let output = child.wait_with_output().map_err(|error| error.to_string())?;
-                        return Err(format!("`docker info` failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+                        let output = child
+                            .wait_with_output()
+                            .map_err(|error| error.to_string())?;
+                        return Err(format!(
+                            "`docker info` failed: {}",
+                            String::from_utf8_lossy(&output.stderr).trim()
+                        ));
                     }
                     Ok(None) if std::time::Instant::now() > deadline => {
                         let _ = child.kill();
@@ -215,10 +244,16 @@ pub fn docker_available() -> Result<(), String> {
 
 /// Build the fixture image `name` (from fixtures/images) on the real daemon unless it is there.
 pub fn ensure_fixture_image(name: &str) -> Result<(), String> {
-    let fixtures = dockproof::fixtures::FixtureImages::scan(&root().join("fixtures/images"), true).map_err(|error| error.to_string())?;
+    let fixtures = dockproof::fixtures::FixtureImages::scan(&root().join("fixtures/images"), true)
+        .map_err(|error| error.to_string())?;
     let backend = dockproof::backend::cli::CliBackend::new("docker-cli", "docker", Vec::new());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|error| error.to_string())?;
-    runtime.block_on(fixtures.ensure(&backend, name)).map_err(|error| error.to_string())
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    runtime
+        .block_on(fixtures.ensure(&backend, name))
+        .map_err(|error| error.to_string())
 }
 
 /// The shipped scenario files (scenarios/ and its subdirectories).

@@ -30,12 +30,21 @@ impl Measured {
 /// Run `command` to completion within `timeout`, its stdout and stderr going to
 /// `log_prefix.stdout` / `.stderr`. With `poll_rss`, its `VmHWM` is sampled
 /// every few milliseconds while it runs.
-pub fn run(command: &mut Command, timeout: Duration, log_prefix: &Path, poll_rss: bool) -> Result<Measured> {
-    let stdout = File::create(log_prefix.with_extension("stdout")).context("cannot create a log file")?;
-    let stderr = File::create(log_prefix.with_extension("stderr")).context("cannot create a log file")?;
+pub fn run(
+    command: &mut Command,
+    timeout: Duration,
+    log_prefix: &Path,
+    poll_rss: bool,
+) -> Result<Measured> {
+    let stdout =
+        File::create(log_prefix.with_extension("stdout")).context("cannot create a log file")?;
+    let stderr =
+        File::create(log_prefix.with_extension("stderr")).context("cannot create a log file")?;
     command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
     let started = Instant::now();
-    let mut child = command.spawn().with_context(|| format!("failed to start {command:?}"))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("failed to start {command:?}"))?;
     let pid = child.id() as libc::pid_t;
     let (sender, receiver) = mpsc::channel();
     // Wait in a thread, so this one can poll /proc and enforce the timeout,
@@ -65,17 +74,37 @@ pub fn run(command: &mut Command, timeout: Duration, log_prefix: &Path, poll_rss
         }
     };
     if reaped != pid {
-        bail!("waiting for {command:?} failed: {}", std::io::Error::last_os_error());
+        bail!(
+            "waiting for {command:?} failed: {}",
+            std::io::Error::last_os_error()
+        );
     }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-    Ok(Measured { wall: ended - started, code, peak_rss_kib })
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    Ok(Measured {
+        wall: ended - started,
+        code,
+        peak_rss_kib,
+    })
 }
 
 /// Like [`run`], failing unless the exit code is 0 (showing the log's tail).
-pub fn run_ok(command: &mut Command, timeout: Duration, log_prefix: &Path, poll_rss: bool) -> Result<Measured> {
+pub fn run_ok(
+    command: &mut Command,
+    timeout: Duration,
+    log_prefix: &Path,
+    poll_rss: bool,
+) -> Result<Measured> {
     let measured = run(command, timeout, log_prefix, poll_rss)?;
     if measured.code != 0 {
-        bail!("{command:?} exited with {}:\n{}", measured.code, log_tail(log_prefix));
+        bail!(
+            "{command:?} exited with {}:\n{}",
+            measured.code,
+            log_tail(log_prefix)
+        );
     }
     Ok(measured)
 }
@@ -84,7 +113,8 @@ pub fn run_ok(command: &mut Command, timeout: Duration, log_prefix: &Path, poll_
 pub fn log_tail(log_prefix: &Path) -> String {
     let mut text = String::new();
     for extension in ["stdout", "stderr"] {
-        let content = std::fs::read_to_string(log_prefix.with_extension(extension)).unwrap_or_default();
+        let content =
+            std::fs::read_to_string(log_prefix.with_extension(extension)).unwrap_or_default();
         let lines: Vec<&str> = content.lines().collect();
         for line in &lines[lines.len().saturating_sub(15)..] {
             let shown: String = line.chars().take(300).collect();
@@ -105,7 +135,11 @@ fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
-    if values.len().is_multiple_of(2) { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
 }
 
 #[cfg(test)]
@@ -115,12 +149,38 @@ mod tests {
     #[test]
     fn measures_exit_codes_and_memory() {
         let dir = tempfile::tempdir().unwrap();
-        let measured = run(Command::new("sh").args(["-c", "exit 3"]), Duration::from_secs(10), &dir.path().join("a"), true).unwrap();
+        let measured = run(
+            Command::new("sh").args(["-c", "exit 3"]),
+            Duration::from_secs(10),
+            &dir.path().join("a"),
+            true,
+        )
+        .unwrap();
         assert_eq!(measured.code, 3);
-        let measured = run(Command::new("sleep").arg("0.1"), Duration::from_secs(10), &dir.path().join("d"), true).unwrap();
+        let measured = run(
+            Command::new("sleep").arg("0.1"),
+            Duration::from_secs(10),
+            &dir.path().join("d"),
+            true,
+        )
+        .unwrap();
         assert!(measured.peak_rss_kib.is_some_and(|kib| kib > 0));
-        assert!(run_ok(&mut Command::new("false"), Duration::from_secs(10), &dir.path().join("b"), false).is_err());
-        let error = run(Command::new("sleep").arg("5"), Duration::from_millis(100), &dir.path().join("c"), false).unwrap_err();
+        assert!(
+            run_ok(
+                &mut Command::new("false"),
+                Duration::from_secs(10),
+                &dir.path().join("b"),
+                false
+            )
+            .is_err()
+        );
+        let error = run(
+            Command::new("sleep").arg("5"),
+            Duration::from_millis(100),
+            &dir.path().join("c"),
+            false,
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("did not finish"), "{error}");
     }
 

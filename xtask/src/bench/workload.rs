@@ -80,12 +80,17 @@ steps:
 }
 
 /// Write `count` scenario files made by `make(index)` into `dir`; returns their paths.
-pub fn write_scenarios(dir: &Path, count: usize, make: impl Fn(usize) -> String) -> Result<Vec<PathBuf>> {
+pub fn write_scenarios(
+    dir: &Path,
+    count: usize,
+    make: impl Fn(usize) -> String,
+) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     (0..count)
         .map(|index| {
             let path = dir.join(format!("scenario-{index:04}.yaml"));
-            fs::write(&path, make(index)).with_context(|| format!("cannot write {}", path.display()))?;
+            fs::write(&path, make(index))
+                .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(path)
         })
         .collect()
@@ -93,7 +98,10 @@ pub fn write_scenarios(dir: &Path, count: usize, make: impl Fn(usize) -> String)
 
 /// A file of `bytes` pseudo-random bytes (splitmix64), written in large blocks.
 pub fn random_file(path: &Path, bytes: u64) -> Result<()> {
-    let mut file = BufWriter::with_capacity(8 << 20, fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
+    let mut file = BufWriter::with_capacity(
+        8 << 20,
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+    );
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut block = vec![0u8; 8 << 20];
     let mut left = bytes;
@@ -109,7 +117,8 @@ pub fn random_file(path: &Path, bytes: u64) -> Result<()> {
         file.write_all(&block[..take])?;
         left -= take as u64;
     }
-    file.flush().with_context(|| format!("cannot write {}", path.display()))
+    file.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Length of each line of [`log_file`] (newline included).
@@ -117,14 +126,19 @@ pub const LOG_LINE_BYTES: u64 = 1024;
 
 /// A text file of `bytes` bytes made of numbered 1 KiB lines; returns how its last line starts.
 pub fn log_file(path: &Path, bytes: u64) -> Result<String> {
-    let mut file = BufWriter::with_capacity(8 << 20, fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
+    let mut file = BufWriter::with_capacity(
+        8 << 20,
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+    );
     let lines = bytes / LOG_LINE_BYTES;
     // "log line 000000000001 " is 22 bytes; padding and a newline make up the rest.
     let padding = "x".repeat(LOG_LINE_BYTES as usize - 23);
     for number in 0..lines {
-        writeln!(file, "log line {number:012} {padding}").with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(file, "log line {number:012} {padding}")
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    file.flush().with_context(|| format!("cannot write {}", path.display()))?;
+    file.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(format!("log line {:012} ", lines - 1))
 }
 
@@ -139,7 +153,10 @@ mod tests {
         let last = log_file(&path, 10 * LOG_LINE_BYTES).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.len() as u64, 10 * LOG_LINE_BYTES);
-        assert!(text.lines().all(|line| line.len() as u64 == LOG_LINE_BYTES - 1));
+        assert!(
+            text.lines()
+                .all(|line| line.len() as u64 == LOG_LINE_BYTES - 1)
+        );
         assert!(text.lines().last().unwrap().starts_with(&last));
         assert_eq!(last, "log line 000000000009 ");
     }
