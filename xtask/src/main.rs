@@ -231,6 +231,17 @@ fn conformance(filter: Option<&str>) -> Result<i32> {
 
 fn ci() -> Result<i32> {
     let root = root();
+    // Gates first: they take seconds and a formatting or lint failure should not
+    // wait behind the whole test suite.
+    run_ok(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
+    run_ok(cargo().current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run_ok(
         cargo()
             .current_dir(&root)
