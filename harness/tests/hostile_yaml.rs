@@ -482,3 +482,222 @@ fn a_sparse_fixture_over_the_workspace_limit_is_refused_by_its_size() {
         measured.describe()
     );
 }
+
+/// Property tests: random and mutated YAML through every loader in-process. None may
+/// panic or overflow the stack, and each rejection is located. `PROPTEST_CASES` sets
+/// the cases per loader (default 2,000; README "Development" records larger runs).
+mod every_loader {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::support;
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(2_000)
+    }
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(&current).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Real files of every kind the loaders read, to mutate.
+    fn seeds() -> Vec<String> {
+        let root = support::root();
+        let mut paths = support::shipped_scenarios();
+        for dir in ["fixtures/cst", "fixtures/compose"] {
+            paths.extend(files_under(&root.join(dir)));
+        }
+        let mut texts: Vec<String> = paths
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .collect();
+        texts.push(
+            "- name: a\n  docker_host: unix:///x\n- name: b\n  fake: { faults: \"\" }\n".into(),
+        );
+        texts.push(
+            "min_success_rate: 0.9\nmax_p95_start_ms: 100\nmax_failures: { timeout: 1 }\n".into(),
+        );
+        texts
+    }
+
+    /// YAML-heavy noise: structure, anchors, aliases, tags, deep nests.
+    fn noise() -> impl Strategy<Value = String> {
+        let token = prop::sample::select(vec![
+            ":",
+            " ",
+            "- ",
+            "\n",
+            "  ",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "'",
+            "\"",
+            "#",
+            "&a ",
+            "*a",
+            "&b ",
+            "*b",
+            "!!str ",
+            "<<: ",
+            "? ",
+            "|",
+            ">",
+            "0",
+            "1m",
+            "99999999999999999999",
+            "x",
+            "\t",
+            "é",
+            "~",
+            "---\n",
+            "...\n",
+            "- - - - ",
+            "[[[[",
+            "{a: {b: ",
+        ]);
+        prop::collection::vec(token, 0..200).prop_map(|tokens| tokens.concat())
+    }
+
+    /// A real file with a random cut, insertion or replacement.
+    fn mutated() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(seeds()),
+            any::<prop::sample::Index>(),
+            0usize..60,
+            noise(),
+        )
+            .prop_map(|(mut text, at, cut, inserted)| {
+                let boundaries: Vec<usize> = (0..=text.len())
+                    .filter(|index| text.is_char_boundary(*index))
+                    .collect();
+                let start = boundaries[at.index(boundaries.len())];
+                let end = boundaries
+                    .iter()
+                    .copied()
+                    .filter(|index| *index <= start + cut)
+                    .max()
+                    .unwrap_or(start);
+                text.replace_range(start..end, &inserted);
+                text
+            })
+    }
+
+    fn input() -> impl Strategy<Value = String> {
+        prop_oneof![noise(), mutated(), any::<String>()]
+    }
+
+    fn run(name: &str, property: impl Fn(&str) -> Result<(), TestCaseError>) {
+        let mut runner = TestRunner::new(Config {
+            cases: cases(),
+            failure_persistence: None,
+            ..Config::default()
+        });
+        if let Err(error) = runner.run(&input(), |text| property(&text)) {
+            panic!("{name}: {error}");
+        }
+        println!("{name}: {} inputs, no panic", cases());
+    }
+
+    fn located(line: usize, text: &str) -> Result<(), TestCaseError> {
+        let lines = text.lines().count().max(1) + 1;
+        prop_assert!(
+            line >= 1 && line <= lines,
+            "line {line} outside {lines} lines"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn scenario_loader() {
+        run("scenario", |text| {
+            let (_, diagnostics) =
+                dockproof::scenario::load::load_str(text, Path::new("/nonexistent-base"));
+            for diagnostic in &diagnostics {
+                located(diagnostic.span.start.line, text)?;
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cst_loader() {
+        run("cst", |text| {
+            let (loaded, diagnostics) =
+                dockproof::cst::load::load_str(text, Path::new("/nonexistent/cst.yaml"));
+            prop_assert!(loaded.is_some() == diagnostics.is_empty());
+            for diagnostic in &diagnostics {
+                // A problem with the file as a whole may sit at line 0.
+                if diagnostic.span.start.line > 0 {
+                    located(diagnostic.span.start.line, text)?;
+                }
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn compose_readers() {
+        run("compose", |text| {
+            if let Err(error) = dockproof::compose::parse(text) {
+                located(error.line, text)?;
+            }
+            if let Err((line, column, _)) = dockproof::lint::compose::lint(text, None) {
+                located(line, text)?;
+                prop_assert!(column >= 1);
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn hosts_and_gates_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("input.yaml");
+        run("hosts and gates", |text| {
+            std::fs::write(&path, text).unwrap();
+            for message in [
+                dockproof::canary::read_hosts(&path).err(),
+                dockproof::canary::read_gates(&path).err(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                prop_assert!(message.contains("input.yaml"), "{message}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_yaml_reader_itself() {
+        run("yaml", |text| {
+            if let Err(error) = dockproof::scenario::yaml::parse(text) {
+                if error.span.start.line > 0 {
+                    located(error.span.start.line, text)?;
+                }
+            }
+            Ok(())
+        });
+    }
+}
