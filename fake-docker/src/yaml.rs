@@ -38,7 +38,7 @@ mod tests {
 
     #[test]
     fn an_alias_bomb_is_refused_quickly() {
-        let mut text = format!("a: &a [{}]\n", vec!["lol"; 9].join(","));
+        let mut text = format!("a: &a [{}]\n", ["lol"; 9].join(","));
         for pair in ["a", "b", "c", "d", "e", "f", "g", "h", "i"].windows(2) {
             text.push_str(&format!(
                 "{}: &{} [{}]\n",

@@ -138,7 +138,7 @@ fn alias_bomb(levels: usize, size: usize) -> String {
         "{}: &{} [{}]\n",
         names[0],
         names[0],
-        vec!["\"lol\""; 9].join(",")
+        ["\"lol\""; 9].join(",")
     ));
     for pair in names.windows(2) {
         let aliases = vec![format!("*{}", pair[0]); 9].join(",");
@@ -692,10 +692,10 @@ mod every_loader {
     #[test]
     fn the_yaml_reader_itself() {
         run("yaml", |text| {
-            if let Err(error) = dockproof::scenario::yaml::parse(text) {
-                if error.span.start.line > 0 {
-                    located(error.span.start.line, text)?;
-                }
+            if let Err(error) = dockproof::scenario::yaml::parse(text)
+                && error.span.start.line > 0
+            {
+                located(error.span.start.line, text)?;
             }
             Ok(())
         });
