@@ -518,7 +518,7 @@ struct FaultsFile {
 /// Parses a faults file: `faults: [{ command, target, fault, first|every|p, seed, code,
 /// step, delay, bytes, log }]`. Values may hold any character (unlike inline rules).
 pub fn parse_file(text: &str, path: &str) -> Result<Vec<Rule>, FaultSpecError> {
-    let file: FaultsFile = serde_saphyr::from_str(text).map_err(|error| FaultSpecError::File {
+    let file: FaultsFile = crate::yaml::from_str(text).map_err(|error| FaultSpecError::File {
         path: path.to_string(),
         reason: error.to_string(),
     })?;

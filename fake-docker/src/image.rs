@@ -219,7 +219,7 @@ impl Image {
     fn parse(path: &Path, bytes: &[u8]) -> Result<Image, ImageError> {
         let text = String::from_utf8_lossy(bytes);
         let mut file: DefinitionFile =
-            serde_saphyr::from_str(&text).map_err(|e| ImageError::Parse {
+            crate::yaml::from_str(&text).map_err(|e| ImageError::Parse {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;

@@ -24,6 +24,7 @@ pub mod state;
 pub mod supervisor;
 pub mod tar;
 pub mod template;
+pub mod yaml;
 
 /// Every timestamp the fake prints.
 pub const FIXED_TIME: &str = "2000-01-01T00:00:00Z";

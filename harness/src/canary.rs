@@ -104,15 +104,14 @@ struct FakeEntry {
 
 /// Read a hosts file: a YAML list of `{ name, docker_host | fake: { faults }, labels }`.
 pub fn read_hosts(path: &Path) -> Result<Vec<Host>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let text = crate::input_file::read_config(path).map_err(|error| error.to_string())?;
     let document = crate::scenario::yaml::parse(&text).map_err(|error| {
         format!(
             "{}:{}:{}: {}",
             path.display(),
             error.span.start.line,
             error.span.start.column,
-            error.message
+            error.with_hint()
         )
     })?;
     let entries: Vec<HostEntry> = serde_json::from_value(document.value)
@@ -171,15 +170,14 @@ impl Default for Gates {
 
 /// Read gates from a YAML file (missing keys keep their defaults).
 pub fn read_gates(path: &Path) -> Result<Gates, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let text = crate::input_file::read_config(path).map_err(|error| error.to_string())?;
     let document = crate::scenario::yaml::parse(&text).map_err(|error| {
         format!(
             "{}:{}:{}: {}",
             path.display(),
             error.span.start.line,
             error.span.start.column,
-            error.message
+            error.with_hint()
         )
     })?;
     serde_json::from_value(document.value).map_err(|error| format!("{}: {error}", path.display()))

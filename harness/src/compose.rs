@@ -237,7 +237,7 @@ fn not_external(entry: &Value) -> bool {
 /// Read a compose file's text.
 pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
     let located =
-        yaml::parse(text).map_err(|error| ComposeFileError::at(error.span, error.message))?;
+        yaml::parse(text).map_err(|error| ComposeFileError::at(error.span, error.with_hint()))?;
     let document = &located.value;
     let spans = &located.spans;
     let Some(services) = document.get("services").and_then(Value::as_object) else {
@@ -313,7 +313,7 @@ pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
 
 /// Read a compose file from disk.
 pub fn parse_file(path: &Path) -> Result<ComposeFile, ComposeFileError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ComposeFileError {
+    let text = crate::input_file::read_config(path).map_err(|error| ComposeFileError {
         line: 1,
         column: 1,
         message: format!("cannot read it: {error}"),

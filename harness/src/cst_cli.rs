@@ -77,7 +77,11 @@ pub struct CstArgs {
 }
 
 fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
+    // Paths and messages may hold anything: inert under GitHub Actions.
+    eprintln!(
+        "error: {}",
+        dockproof::report::inert::text(&message.to_string())
+    );
     ExitCode::from(2)
 }
 
@@ -198,27 +202,35 @@ pub fn run(args: CstArgs) -> ExitCode {
             );
         }
     };
-    for report in &outcome.reports {
-        let verdict = match report.outcome {
-            Outcome::Passed => "PASS",
-            _ => "FAIL",
-        };
-        println!("{verdict} {}", report.name);
-        if let Some(failure) = &report.failure {
-            let location = failure
-                .location
-                .as_ref()
-                .map(|location| format!("{location}: "))
-                .unwrap_or_default();
-            println!(
-                "     {location}{}: {}",
-                failure.category,
-                failure.message.lines().next().unwrap_or_default()
-            );
-            for line in failure.message.lines().skip(1) {
-                println!("     {line}");
+    {
+        use std::io::Write;
+        // Failure messages carry the container's output: under GitHub Actions a line of
+        // it must not become a workflow command (`::error::…`).
+        let mut out = report::inert::InertWriter::for_ci(std::io::stdout().lock());
+        for report in &outcome.reports {
+            let verdict = match report.outcome {
+                Outcome::Passed => "PASS",
+                _ => "FAIL",
+            };
+            let _ = writeln!(out, "{verdict} {}", report.name);
+            if let Some(failure) = &report.failure {
+                let location = failure
+                    .location
+                    .as_ref()
+                    .map(|location| format!("{location}: "))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "     {location}{}: {}",
+                    failure.category,
+                    failure.message.lines().next().unwrap_or_default()
+                );
+                for line in failure.message.lines().skip(1) {
+                    let _ = writeln!(out, "     {line}");
+                }
             }
         }
+        let _ = out.flush();
     }
     let paths = setup::ReportPaths {
         junit: args.junit.as_deref(),

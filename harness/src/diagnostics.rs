@@ -9,8 +9,8 @@ use dockproof::scenario::FileReport;
 
 /// Print every diagnostic of `report` to stderr.
 pub fn emit(report: &FileReport) {
-    let stderr = std::io::stderr();
-    let mut out = stderr.lock();
+    // The file's own lines are quoted: under GitHub Actions they must not act as commands.
+    let mut out = dockproof::report::inert::InertWriter::for_ci(std::io::stderr().lock());
     for line in render(report) {
         use std::io::Write;
         let _ = out.write_all(line.as_bytes());
@@ -29,8 +29,7 @@ pub fn emit_parts(
     diagnostics: &[dockproof::scenario::Diagnostic],
 ) {
     use std::io::Write;
-    let stderr = std::io::stderr();
-    let mut out = stderr.lock();
+    let mut out = dockproof::report::inert::InertWriter::for_ci(std::io::stderr().lock());
     for line in render_parts(path, source, diagnostics) {
         let _ = out.write_all(line.as_bytes());
     }

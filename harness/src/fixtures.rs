@@ -168,7 +168,8 @@ async fn build_fixture(
         image: image.to_owned(),
         message,
     };
-    let context = copy_context(&fixture.dir, &fixture.context_files).map_err(build_failed)?;
+    let context = copy_context(&fixture.dir, &fixture.context_files)
+        .map_err(|error| build_failed(error.to_string()))?;
     let digest = context_digest(context.path())
         .map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
     match backend.image_inspect_json(image).await {
@@ -224,48 +225,137 @@ fn context_digest(dir: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Why a build context could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The context holds something dockproof will not read (a FIFO would hang the
+    /// build, a device never ends), or is too deep or too large to walk: the
+    /// scenario's input is at fault (`config_invalid`).
+    #[error("{0}")]
+    Refused(String),
+    /// Reading or copying failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How many directories deep a build context may go.
+pub const MAX_CONTEXT_DEPTH: usize = 64;
+/// How many files and directories a build context may hold.
+pub const MAX_CONTEXT_ENTRIES: usize = 100_000;
+
+/// Every entry under `dir` (path, path relative to `dir`, type not following
+/// symlinks), walked without recursion within [`MAX_CONTEXT_DEPTH`] and
+/// [`MAX_CONTEXT_ENTRIES`]. A FIFO, device or socket (or a symlink to one) is refused
+/// by name.
+fn context_entries(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, ContextError> {
+    let failed = |path: &Path, error: std::io::Error| {
+        ContextError::Failed(format!("cannot read {}: {error}", path.display()))
+    };
+    let mut found = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), 0_usize)];
+    while let Some((current, depth)) = pending.pop() {
+        for entry in std::fs::read_dir(&current).map_err(|error| failed(&current, error))? {
+            let path = entry.map_err(|error| failed(&current, error))?.path();
+            // Following symlinks, as the copy does: a link to a FIFO is a FIFO here.
+            let metadata = std::fs::metadata(&path).map_err(|error| failed(&path, error))?;
+            if let Some(what) = crate::input_file::special_kind(metadata.file_type()) {
+                return Err(ContextError::Refused(format!(
+                    "build context file {} is {what}, not a regular file; it is refused, not read (remove it from the context)",
+                    path.display()
+                )));
+            }
+            if found.len() >= MAX_CONTEXT_ENTRIES {
+                return Err(ContextError::Refused(format!(
+                    "build context {} holds more than {MAX_CONTEXT_ENTRIES} files and directories",
+                    dir.display()
+                )));
+            }
+            let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+            if metadata.is_dir() {
+                if depth + 1 > MAX_CONTEXT_DEPTH {
+                    return Err(ContextError::Refused(format!(
+                        "build context directory {} is more than {MAX_CONTEXT_DEPTH} levels deep (a symlink loop?)",
+                        path.display()
+                    )));
+                }
+                pending.push((path.clone(), depth + 1));
+            }
+            found.push((path, relative));
+        }
+    }
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(found)
+}
+
+/// Check a build context before anything runs: no FIFO, device or socket in it,
+/// within the depth and size limits. The scenario loader calls it.
+pub fn check_context(dir: &Path) -> Result<(), ContextError> {
+    context_entries(dir).map(|_| ())
+}
+
 /// A temporary copy of the build context `dir`, plus the host files its
 /// Dockerfile's `# dockproof-context:` lines ask for.
-pub fn prepare_context(dir: &Path, dockerfile: &str) -> Result<tempfile::TempDir, String> {
+pub fn prepare_context(dir: &Path, dockerfile: &str) -> Result<tempfile::TempDir, ContextError> {
     let path = dir.join(dockerfile);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let (_, context_files) = parse_header_lines(&text)?;
+    let text = crate::input_file::read_config(&path).map_err(|error| match error {
+        crate::input_file::InputFileError::Special { .. } => {
+            ContextError::Refused(error.to_string())
+        }
+        other => ContextError::Failed(other.to_string()),
+    })?;
+    let (_, context_files) = parse_header_lines(&text).map_err(ContextError::Refused)?;
     copy_context(dir, &context_files)
 }
 
 fn copy_context(
     dir: &Path,
     context_files: &[(PathBuf, String)],
-) -> Result<tempfile::TempDir, String> {
+) -> Result<tempfile::TempDir, ContextError> {
     let context = tempfile::Builder::new()
         .prefix("dockproof-build-")
         .tempdir()
-        .map_err(|error| format!("cannot create a build context: {error}"))?;
-    copy_dir(dir, context.path())
-        .map_err(|error| format!("cannot copy {}: {error}", dir.display()))?;
+        .map_err(|error| ContextError::Failed(format!("cannot create a build context: {error}")))?;
+    copy_dir(dir, context.path())?;
     for (host, name) in context_files {
-        std::fs::copy(host, context.path().join(name)).map_err(|error| {
-            format!(
-                "cannot copy {} into the build context: {error}",
-                host.display()
-            )
-        })?;
+        copy_file(host, &context.path().join(name))?;
     }
     Ok(context)
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            copy_dir(&entry.path(), &target)?;
+fn copy_dir(from: &Path, to: &Path) -> Result<(), ContextError> {
+    for (path, relative) in context_entries(from)? {
+        let target = to.join(&relative);
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|error| {
+                ContextError::Failed(format!("cannot create {}: {error}", target.display()))
+            })?;
         } else {
-            std::fs::copy(entry.path(), target)?;
+            copy_file(&path, &target)?;
         }
     }
+    Ok(())
+}
+
+/// Copy one file into a build context, opened non-blocking and checked on its
+/// descriptor (a FIFO swapped in after the walk is refused, not waited on).
+fn copy_file(from: &Path, to: &Path) -> Result<(), ContextError> {
+    let (mut source, _) =
+        crate::input_file::open_regular(from, u64::MAX).map_err(|error| match error {
+            crate::input_file::InputFileError::Special { .. } => {
+                ContextError::Refused(format!("build context file {error}"))
+            }
+            other => ContextError::Failed(format!("cannot copy into the build context: {other}")),
+        })?;
+    let failed = |error: std::io::Error| {
+        ContextError::Failed(format!(
+            "cannot copy {} into the build context: {error}",
+            from.display()
+        ))
+    };
+    let permissions = source.metadata().map_err(failed)?.permissions();
+    let mut target = std::fs::File::create(to).map_err(failed)?;
+    std::io::copy(&mut source, &mut target).map_err(failed)?;
+    target.set_permissions(permissions).map_err(failed)?;
     Ok(())
 }
 

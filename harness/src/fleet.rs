@@ -18,7 +18,11 @@ use crate::setup::{self, BackendPaths};
 use crate::{BackendKind, CanaryArgs};
 
 fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
+    // Paths and messages may hold anything: inert under GitHub Actions.
+    eprintln!(
+        "error: {}",
+        dockproof::report::inert::text(&message.to_string())
+    );
     ExitCode::from(2)
 }
 
@@ -115,10 +119,11 @@ async fn run_host(
         )
         .await;
         let (passed, failed, _) = outcome.counts();
-        println!(
+        let line = format!(
             "host {}: repeat {repeat}/{}: {passed} passed, {failed} failed",
             host.name, args.repeat
         );
+        println!("{}", dockproof::report::inert::text(&line));
         if !args.no_history
             && let Some(path) = history::default_path()
         {
@@ -221,13 +226,18 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             Err(message) => return usage_error(format!("host {}: {message}", host.name)),
         }
     }
-    print!("\n{}", canary::table(&summaries));
+    // Host names come from the hosts file: inert under GitHub Actions.
+    print!(
+        "\n{}",
+        dockproof::report::inert::text(&canary::table(&summaries))
+    );
     let decision = canary::decide(&gates, &summaries, last_good.as_deref());
     if decision.go() {
         println!("GO: every host met the gates");
         ExitCode::SUCCESS
     } else {
-        println!("NO-GO: {}", decision.reasons.join("; "));
+        let line = format!("NO-GO: {}", decision.reasons.join("; "));
+        println!("{}", dockproof::report::inert::text(&line));
         ExitCode::from(1)
     }
 }

@@ -18,6 +18,7 @@ pub mod filestore;
 pub mod fixtures;
 pub mod history;
 pub mod hostports;
+pub mod input_file;
 pub mod lint;
 pub mod partition;
 pub mod record;

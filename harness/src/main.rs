@@ -452,7 +452,8 @@ fn lint(files: &[PathBuf]) -> ExitCode {
         match dockproof::lint::lint_file(file) {
             Ok(findings) => {
                 for finding in findings {
-                    println!(
+                    // Messages quote the linted file: inert under GitHub Actions.
+                    let line = format!(
                         "{}:{}: {} {} [{}]",
                         file.display(),
                         finding.line,
@@ -460,13 +461,17 @@ fn lint(files: &[PathBuf]) -> ExitCode {
                         finding.message,
                         finding.level
                     );
+                    println!("{}", dockproof::report::inert::text(&line));
                     if finding.level == dockproof::lint::Level::Error {
                         errors += 1;
                     }
                 }
             }
             Err(error) => {
-                eprintln!("error: {error}");
+                eprintln!(
+                    "error: {}",
+                    dockproof::report::inert::text(&error.to_string())
+                );
                 unusable = true;
             }
         }
@@ -485,7 +490,10 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
     let files = match scenario::discover(paths) {
         Ok(files) => files,
         Err(error) => {
-            eprintln!("error: cannot read scenario paths: {error}");
+            eprintln!(
+                "error: cannot read scenario paths: {}",
+                dockproof::report::inert::text(&error.to_string())
+            );
             return Err(ExitCode::from(2));
         }
     };
@@ -511,12 +519,13 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
             if let Some(previous) =
                 names.insert(scenario.scenario.name.clone(), scenario.path.clone())
             {
-                eprintln!(
+                let message = format!(
                     "error: scenario name `{}` is used by both {} and {}\n  = hint: scenario names must be unique (they name the JUnit test cases)",
                     scenario.scenario.name,
                     previous.display(),
                     scenario.path.display()
                 );
+                eprintln!("{}", dockproof::report::inert::text(&message));
                 problems += 1;
             }
             loaded.push(scenario);

@@ -21,7 +21,11 @@ use dockproof::scenario::LoadedScenario;
 use crate::{BackendKind, RunArgs};
 
 fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
+    // Paths and messages may hold anything: inert under GitHub Actions.
+    eprintln!(
+        "error: {}",
+        dockproof::report::inert::text(&message.to_string())
+    );
     ExitCode::from(2)
 }
 

@@ -32,11 +32,12 @@ pub struct CstFileReport {
 
 /// Load and check the CST file at `path`.
 pub fn load_file(path: &Path) -> CstFileReport {
-    let source = match std::fs::read_to_string(path) {
+    let source = match crate::input_file::read_config(path) {
         Ok(text) => text,
         Err(error) => {
             let diagnostic =
-                Diagnostic::new(Default::default(), format!("cannot read the file: {error}"));
+                Diagnostic::new(Default::default(), format!("cannot read the file: {error}"))
+                    .expected("a regular UTF-8 file of at most 2 MiB");
             return CstFileReport {
                 path: path.to_path_buf(),
                 source: String::new(),
@@ -58,7 +59,11 @@ pub fn load_file(path: &Path) -> CstFileReport {
 pub fn load_str(text: &str, path: &Path) -> (Option<LoadedCst>, Vec<Diagnostic>) {
     let located = match yaml::parse(text) {
         Ok(located) => located,
-        Err(error) => return (None, vec![Diagnostic::new(error.span, error.message)]),
+        Err(error) => {
+            let mut diagnostic = Diagnostic::new(error.span, error.message);
+            diagnostic.hint = error.hint.map(str::to_owned);
+            return (None, vec![diagnostic]);
+        }
     };
     if !located.value.is_object() {
         let diagnostic = Diagnostic::new(located.spans.value(""), "a CST file is a mapping with `schemaVersion` and test lists")
@@ -376,8 +381,15 @@ impl Checker<'_> {
             return Vec::new();
         }
         let shown = &options.env_file;
-        let lines = match dotenvy::from_path_iter(shown) {
-            Ok(lines) => lines,
+        // Opened like every file dockproof is named: a FIFO or device is refused, not read.
+        let lines = match crate::input_file::open_regular(
+            std::path::Path::new(shown),
+            crate::input_file::MAX_CONFIG_BYTES,
+        ) {
+            Ok((file, _)) => dotenvy::from_read_iter(std::io::Read::take(
+                file,
+                crate::input_file::MAX_CONFIG_BYTES,
+            )),
             Err(error) => {
                 self.error(
                     "/containerRunOptions/envFile",

@@ -117,18 +117,22 @@ impl ScenarioRun<'_> {
             .unwrap_or_else(|| "Dockerfile".to_owned());
         let dir = self.loaded.base_dir.join(&build.context);
         let dockerfile_text =
-            std::fs::read_to_string(dir.join(&dockerfile_name)).map_err(|error| {
+            crate::input_file::read_config(&dir.join(&dockerfile_name)).map_err(|error| {
                 finding(
                     Category::ConfigInvalid,
                     format!("{build_pointer}/context"),
                     format!("cannot read the Dockerfile: {error}"),
                 )
             })?;
-        let context = fixtures::prepare_context(&dir, &dockerfile_name).map_err(|message| {
+        let context = fixtures::prepare_context(&dir, &dockerfile_name).map_err(|error| {
+            let category = match error {
+                fixtures::ContextError::Refused(_) => Category::ConfigInvalid,
+                fixtures::ContextError::Failed(_) => Category::BuildFailed,
+            };
             finding(
-                Category::BuildFailed,
+                category,
                 format!("{build_pointer}/context"),
-                message,
+                error.to_string(),
             )
         })?;
         let step_number = pointer.rsplit('/').next().unwrap_or("0");

@@ -771,17 +771,24 @@ impl<'a> ScenarioRun<'a> {
             };
             // Generated content and fixture files are streamed, never held whole in memory.
             let staged = match source {
-                Source::Generate(spec) => self
-                    .workspace()
-                    .write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed)),
+                Source::Generate(spec) => {
+                    self.fits(&item_pointer, &item.to, spec.bytes.0)?;
+                    self.workspace()
+                        .write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed))
+                }
                 Source::Fixture(path) => {
                     let resolved = self.loaded.base_dir.join(path);
                     let mut file = workspace::open_fixture(&resolved, path)
                         .map_err(|error| fixture_finding(&item_pointer, &resolved, error))?;
+                    // By the open file's size: a 5 GiB sparse fixture is refused by a 1 MiB
+                    // limit before a byte of it is copied.
+                    let size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+                    self.fits(&item_pointer, &item.to, size)?;
                     self.workspace().write(&item.to, &mut file)
                 }
                 other => {
                     let bytes = self.read_source(other, &item_pointer).await?;
+                    self.fits(&item_pointer, &item.to, bytes.len() as u64)?;
                     self.workspace().write(&item.to, &mut bytes.as_slice())
                 }
             };
@@ -796,6 +803,39 @@ impl<'a> ScenarioRun<'a> {
             self.refresh_usage(&item_pointer)?;
         }
         Ok(())
+    }
+
+    /// Fail before copying when `size` more bytes at `to` would take the workspace
+    /// over its `max_bytes` (a file already at `to` is replaced, so its bytes are
+    /// not counted twice).
+    fn fits(&mut self, pointer: &str, to: &str, size: u64) -> Result<(), Vec<Finding>> {
+        let Some(limit) = self.workspace().limits().max_bytes else {
+            return Ok(());
+        };
+        let usage = self.workspace().usage().unwrap_or_default();
+        let replaced = self
+            .workspace()
+            .resolve(to)
+            .ok()
+            .and_then(|path| std::fs::symlink_metadata(path).ok())
+            .filter(std::fs::Metadata::is_file)
+            .map_or(0, |metadata| metadata.len());
+        let after = usage.bytes.saturating_sub(replaced).saturating_add(size);
+        if after <= limit {
+            return Ok(());
+        }
+        let error = workspace::WorkspaceError::LimitExceeded {
+            files: usage.files.saturating_add(1),
+            bytes: after,
+            limit: format!("max_bytes {limit}"),
+        };
+        Err(finding(
+            error.category(),
+            format!("{pointer}/to"),
+            format!(
+                "staging {size} bytes at `{to}` would exceed the limit, so nothing was copied: {error}"
+            ),
+        ))
     }
 
     /// Record the workspace's usage and fail if it is over its limits.

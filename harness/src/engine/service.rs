@@ -476,7 +476,7 @@ impl ScenarioRun<'_> {
                     return Err(findings);
                 }
                 tokio::time::sleep(backoff).await;
-                backoff *= 2;
+                backoff = backoff.saturating_mul(2);
             }
         }
         Ok(())

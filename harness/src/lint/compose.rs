@@ -162,14 +162,20 @@ fn is_stateful(services: &serde_json::Map<String, Value>, name: &str) -> bool {
 }
 
 /// Lint a compose file's text; `dir` is where `.env.example` is looked for.
-/// `Err((line, message))` when it is not valid YAML.
-pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, String)> {
-    let located = yaml::parse(text).map_err(|error| (error.span.start.line, error.message))?;
+/// `Err((line, column, message))` when it is not valid YAML (or over the YAML limits).
+pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, usize, String)> {
+    let located = yaml::parse(text).map_err(|error| {
+        (
+            error.span.start.line.max(1),
+            error.span.start.column.max(1),
+            error.with_hint(),
+        )
+    })?;
     let document = &located.value;
     let spans = &located.spans;
     let mut findings = Vec::new();
     let Some(services) = document.get("services").and_then(Value::as_object) else {
-        return Err((1, "no top-level `services:` mapping".into()));
+        return Err((1, 1, "no top-level `services:` mapping".into()));
     };
     let declared_volumes: Vec<&String> = document
         .get("volumes")
@@ -277,7 +283,7 @@ pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, Stri
 
     if let Some(dir) = dir {
         let example = dir.join(".env.example");
-        match std::fs::read_to_string(&example) {
+        match crate::input_file::read_config(&example) {
             Ok(text) => {
                 for (index, entry) in text.lines().enumerate() {
                     let entry = entry.trim();

@@ -63,14 +63,15 @@ pub enum LintError {
     #[error("failed to read `{path}`: {source}")]
     Read {
         path: String,
-        source: std::io::Error,
+        source: crate::input_file::InputFileError,
     },
     #[error("`{path}` is not a valid Dockerfile: {message}")]
     Dockerfile { path: String, message: String },
-    #[error("`{path}`:{line}: not valid YAML: {message}")]
+    #[error("`{path}`:{line}:{column}: not valid YAML: {message}")]
     Yaml {
         path: String,
         line: usize,
+        column: usize,
         message: String,
     },
     #[error(
@@ -115,7 +116,8 @@ pub fn detect(path: &Path, text: &str) -> Option<FileKind> {
 /// Lint one file of either kind.
 pub fn lint_file(path: &Path) -> Result<Vec<Finding>, LintError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LintError::Read {
+    // A FIFO or device named on the command line is refused, never opened.
+    let text = crate::input_file::read_config(path).map_err(|source| LintError::Read {
         path: shown.clone(),
         source,
     })?;
@@ -127,10 +129,13 @@ pub fn lint_file(path: &Path) -> Result<Vec<Finding>, LintError> {
             })?
         }
         Some(FileKind::Compose) => {
-            compose::lint(&text, path.parent()).map_err(|(line, message)| LintError::Yaml {
-                path: shown,
-                line,
-                message,
+            compose::lint(&text, path.parent()).map_err(|(line, column, message)| {
+                LintError::Yaml {
+                    path: shown,
+                    line,
+                    column,
+                    message,
+                }
             })?
         }
         None => return Err(LintError::Unknown { path: shown }),

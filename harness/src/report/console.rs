@@ -127,11 +127,10 @@ impl Progress {
 }
 
 /// Print events as they arrive until the run finishes.
-pub async fn follow(
-    mut events: UnboundedReceiver<Event>,
-    mut out: impl Write,
-    style: ConsoleStyle,
-) {
+pub async fn follow(mut events: UnboundedReceiver<Event>, out: impl Write, style: ConsoleStyle) {
+    // Scenario names, failure messages and container output are printed here: under
+    // GitHub Actions none of it may read as a workflow command.
+    let mut out = super::inert::InertWriter::for_ci(out);
     let mut total = 0;
     let mut done = 0;
     console::set_colors_enabled_stderr(style.color);

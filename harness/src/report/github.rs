@@ -4,11 +4,14 @@
 use crate::events::Outcome;
 use crate::runner::RunOutcome;
 
-/// Escape a workflow-command message.
+/// Escape a workflow-command message. `##[` (the runner's older command syntax,
+/// matched anywhere in a line) is broken up too, though the line is already read
+/// as this `::error` command: container output quoted in a message stays inert.
 fn data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
+        .replace("##[", "# #[")
 }
 
 /// Escape a workflow-command property value.

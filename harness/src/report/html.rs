@@ -163,3 +163,26 @@ pub fn write(
     }
     std::fs::write(path, render(outcome, options))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_messages_and_output_are_escaped() {
+        let options = ReportOptions {
+            run_id: "<b>run</b>".into(),
+            backend: "fake".into(),
+            deterministic: true,
+        };
+        let html = render(&crate::report::markdown::tests::hostile_outcome(), &options);
+        for raw in ["<img", "<script>", "<b>run"] {
+            assert!(!html.contains(raw), "{raw} in {html}");
+        }
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");
+    }
+}

@@ -4,8 +4,42 @@ use super::ReportOptions;
 use crate::events::Outcome;
 use crate::runner::RunOutcome;
 
+/// Untrusted text (scenario names, messages quoting container output) as literal
+/// Markdown in a table cell: line breaks become spaces and every character that
+/// could start markup, HTML (`<img onerror=…>`, `<script>`), an entity, a code span
+/// or a cell boundary is backslash-escaped (CommonMark escapes any ASCII punctuation).
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '!' | '&' | '#' => {
+                out.push('\\');
+                out.push(character);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Untrusted text as a code span: fenced with more backticks than it holds in a row
+/// (so it cannot close the span early), `|` escaped so it stays in its table cell
+/// (GitHub applies that escape inside code spans too), line breaks as spaces.
+fn code(text: &str) -> String {
+    let text = text.replace(['\n', '\r'], " ").replace('|', "\\|");
+    let longest_run = text
+        .split(|character| character != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat(longest_run + 1);
+    // A space on each side keeps a leading or trailing backtick out of the fence.
+    if longest_run > 0 {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
 }
 
 fn icon(outcome: Outcome) -> &'static str {
@@ -21,8 +55,9 @@ fn icon(outcome: Outcome) -> &'static str {
 pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> String {
     let (passed, failed, _) = outcome.counts();
     let mut text = format!(
-        "### dockproof on `{}`\n\n**{passed} passed, {failed} failed** (run `{}`)\n\n",
-        options.backend, options.run_id
+        "### dockproof on {}\n\n**{passed} passed, {failed} failed** (run {})\n\n",
+        code(&options.backend),
+        code(&options.run_id)
     );
     text.push_str("| scenario | result | category | details |\n|---|---|---|---|\n");
     for report in &outcome.reports {
@@ -31,10 +66,10 @@ pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> String {
                 let location = failure
                     .location
                     .as_ref()
-                    .map(|location| format!("`{location}` "))
+                    .map(|location| format!("{} ", code(&location.to_string())))
                     .unwrap_or_default();
                 (
-                    format!("`{}`", failure.category),
+                    code(&failure.category.to_string()),
                     format!("{location}{}", cell(&failure.message)),
                 )
             }
@@ -68,4 +103,77 @@ pub fn append(
         .append(true)
         .open(path)?;
     file.write_all(render(outcome, options).as_bytes())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::category::Category;
+    use crate::events::{Failure, Location, ScenarioReport};
+
+    pub(crate) fn hostile_outcome() -> RunOutcome {
+        let mut failure = Failure::new(
+            Category::NonzeroExit,
+            "exit 1: <script>alert(1)</script>\n::error::pwned | `tick` **bold** [link](http://x) &amp;",
+        );
+        failure.location = Some(Location {
+            file: "dir/odd`|name.yaml".into(),
+            line: 3,
+            column: 5,
+        });
+        RunOutcome {
+            reports: vec![ScenarioReport {
+                name: "<img src=x onerror=alert(1)> | `x`".into(),
+                file: "odd.yaml".into(),
+                tags: vec![],
+                outcome: Outcome::Failed,
+                failure: Some(failure),
+                skip_reason: None,
+                earlier_attempts: vec![],
+                steps: vec![],
+                record: Default::default(),
+                stdout_tail: vec!["<script>x</script>".into()],
+                stderr_tail: vec![],
+                duration: std::time::Duration::ZERO,
+            }],
+            interrupted: false,
+            swept: 0,
+        }
+    }
+
+    #[test]
+    fn names_and_messages_cannot_inject_html_markup_or_cells() {
+        let options = ReportOptions {
+            run_id: "r`1".into(),
+            backend: "fake".into(),
+            deterministic: true,
+        };
+        let text = render(&hostile_outcome(), &options);
+        let row = text
+            .lines()
+            .find(|line| line.contains("onerror"))
+            .expect("the scenario's row");
+        // No raw HTML: every `<` is escaped.
+        assert!(!row.contains(" <") && !row.contains("|<"), "{row}");
+        assert_eq!(
+            row.matches('<').count(),
+            row.matches("\\<").count(),
+            "{row}"
+        );
+        // Still four cells: every `|` inside the text is escaped.
+        let unescaped_pipes = row.len() - row.replace('|', "").len() - row.matches("\\|").count();
+        assert_eq!(unescaped_pipes, 5, "{row}");
+        // The container's line break is gone, so `::error::` cannot start a line.
+        assert!(!text.lines().any(|line| line.trim_start().starts_with("::")));
+        // The location's backtick cannot close its code span early.
+        assert!(row.contains("`` dir/odd`\\|name.yaml:3:5 ``"), "{row}");
+        assert!(text.contains("(run `` r`1 ``)"), "{text}");
+    }
+
+    #[test]
+    fn code_spans_outlast_the_backticks_inside() {
+        assert_eq!(code("plain"), "`plain`");
+        assert_eq!(code("a``b"), "``` a``b ```");
+        assert_eq!(cell("a_b*c"), "a\\_b\\*c");
+    }
 }

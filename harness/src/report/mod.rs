@@ -4,6 +4,7 @@
 pub mod console;
 pub mod github;
 pub mod html;
+pub mod inert;
 pub mod json;
 pub mod junit;
 pub mod markdown;

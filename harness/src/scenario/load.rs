@@ -134,7 +134,7 @@ fn validator() -> &'static jsonschema::Validator {
 
 /// Load and validate one scenario file.
 pub fn load_file(path: &Path) -> FileReport {
-    match std::fs::read_to_string(path) {
+    match crate::input_file::read_config(path) {
         Ok(source) => {
             let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let (scenario, diagnostics) = load_str(&source, &base_dir);
@@ -159,6 +159,7 @@ pub fn load_file(path: &Path) -> FileReport {
                     SourceSpan::default(),
                     format!("cannot read the file: {error}"),
                 )
+                .expected("a regular UTF-8 file of at most 2 MiB")
                 .hint("check the path and its permissions"),
             ],
         },
@@ -193,8 +194,11 @@ fn load_str_unhinted(
     let located = match yaml::parse(source) {
         Ok(located) => located,
         Err(error) => {
-            let diagnostic = Diagnostic::new(error.span, error.message)
-                .hint("check indentation, quoting and brackets around this spot");
+            let diagnostic = Diagnostic::new(error.span, error.message).hint(
+                error
+                    .hint
+                    .unwrap_or("check indentation, quoting and brackets around this spot"),
+            );
             return (None, vec![diagnostic]);
         }
     };
@@ -217,6 +221,7 @@ fn load_str_unhinted(
         base_dir,
         secrets,
         compose_up: None,
+        max_workspace_bytes: scenario.workspace.max_bytes.map(|size| size.0),
         diagnostics: Vec::new(),
     };
     checker.scenario(&scenario);
@@ -303,15 +308,39 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                 diagnostics.push(diagnostic);
             }
             ValidationErrorKind::Format { format } => {
-                let (what, example) = match format.as_str() {
-                    "duration" => ("duration", "`30s`, `1m30s` or `500ms`"),
-                    "byte-size" => ("size", "`16MiB`, `1GB` or a number of bytes"),
-                    other => (other, "the documented form"),
+                let (what, example, problem) = match format.as_str() {
+                    "duration" => (
+                        "duration",
+                        "`30s`, `1m30s` or `500ms`, at most 24h",
+                        instance
+                            .as_str()
+                            .and_then(|text| text.parse::<model::Duration>().err()),
+                    ),
+                    "byte-size" => (
+                        "size",
+                        "`16MiB`, `1GB` or a number of bytes, at most 1 TiB",
+                        instance
+                            .as_str()
+                            .and_then(|text| text.parse::<model::ByteSize>().err()),
+                    ),
+                    other => (other, "the documented form", None),
+                };
+                let over = problem.as_deref().is_some_and(|problem| {
+                    problem.contains("longer than") || problem.contains("more than")
+                });
+                let message = match problem {
+                    Some(problem) if over => problem,
+                    _ => format!("{instance} is not a valid {what}"),
+                };
+                let hint = if over {
+                    "see the documented maxima in docs/limits.md".to_owned()
+                } else {
+                    format!("write the {what} with a unit")
                 };
                 diagnostics.push(
-                    Diagnostic::new(span, format!("{instance} is not a valid {what}"))
+                    Diagnostic::new(span, message)
                         .expected(format!("a {what} such as {example}"))
-                        .hint(format!("write the {what} with a unit")),
+                        .hint(hint),
                 );
             }
             ValidationErrorKind::Enum { .. }
@@ -335,6 +364,13 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                 diagnostics.push(
                     Diagnostic::new(span, format!("{instance} is too small"))
                         .expected(format!("at least {limit}")),
+                );
+            }
+            ValidationErrorKind::Maximum { limit } => {
+                diagnostics.push(
+                    Diagnostic::new(span, format!("{instance} is too large"))
+                        .expected(format!("at most {limit}"))
+                        .hint("see the documented maxima in docs/limits.md"),
                 );
             }
             _ => {
@@ -420,6 +456,8 @@ struct SemanticChecker<'a> {
     secrets: Vec<String>,
     /// The services of the compose project brought up by an earlier step and not yet down.
     compose_up: Option<Vec<String>>,
+    /// `workspace.max_bytes`: an input larger than this alone is refused here, by its size.
+    max_workspace_bytes: Option<u64>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -623,6 +661,32 @@ impl SemanticChecker<'_> {
         self.relative_path(&format!("{pointer}/to"), &item.to);
         if let Some(key) = &item.filestore {
             self.template(&format!("{pointer}/filestore"), key);
+        }
+        // An input larger than the whole workspace may be is refused by its size (a
+        // sparse 5 GiB fixture costs nothing to measure, everything to copy).
+        let Some(limit) = self.max_workspace_bytes else {
+            return;
+        };
+        let (size, at) = match item.sources().first() {
+            Some(Source::Fixture(path)) => (
+                std::fs::metadata(self.base_dir.join(path))
+                    .ok()
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|metadata| metadata.len()),
+                "from",
+            ),
+            Some(Source::Generate(spec)) => (Some(spec.bytes.0), "generate"),
+            _ => (None, ""),
+        };
+        if let Some(size) = size.filter(|size| *size > limit) {
+            let diagnostic = self.error(
+                &format!("{pointer}/{at}"),
+                format!(
+                    "this input is {size} bytes, more than the workspace's `max_bytes` of {limit}"
+                ),
+            );
+            diagnostic.expected = Some(format!("an input of at most {limit} bytes"));
+            diagnostic.hint = Some("raise `workspace.max_bytes`, or stage a smaller input".into());
         }
     }
 
@@ -1092,6 +1156,14 @@ impl SemanticChecker<'_> {
                     format!("{build_pointer}/context")
                 };
                 self.error(&at, format!("no Dockerfile at {}", dockerfile.display()));
+            } else if let Err(error) = crate::fixtures::check_context(&context) {
+                let diagnostic = self.error(&format!("{build_pointer}/context"), error.to_string());
+                diagnostic.expected =
+                    Some("a directory of regular files, directories and symlinks".into());
+                diagnostic.hint = Some(
+                    "a FIFO, device or socket in a build context would hang or never end the build"
+                        .into(),
+                );
             }
             for (name, value) in &build.args {
                 self.template(
@@ -1240,14 +1312,38 @@ pub fn discover(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// How deep below a directory named on the command line scenario files are looked for.
+pub const MAX_DISCOVERY_DEPTH: usize = 32;
+
+/// Every `*.yaml`/`*.yml` under `dir`, sorted, walked without recursion and at most
+/// [`MAX_DISCOVERY_DEPTH`] levels deep (a symlink loop ends there, with an error).
+/// A FIFO, device or socket with such a name is kept: loading it refuses it by name.
 fn collect_dir(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|entry| entry.map(|entry| entry.path()))
-        .collect::<Result<_, _>>()?;
-    entries.sort();
-    for entry in entries {
+    let sorted_entries = |current: &Path| -> std::io::Result<Vec<PathBuf>> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(current)?
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<Result<_, _>>()?;
+        // Reversed, so `pop` gives them in sorted order.
+        entries.sort_by(|a, b| b.cmp(a));
+        Ok(entries)
+    };
+    // One list of entries still to visit per open directory: the same order as a
+    // recursive walk (a directory's files and subdirectories interleaved, sorted).
+    let mut levels = vec![sorted_entries(dir)?];
+    while let Some(level) = levels.last_mut() {
+        let Some(entry) = level.pop() else {
+            levels.pop();
+            continue;
+        };
         if entry.is_dir() {
-            collect_dir(&entry, found)?;
+            if levels.len() > MAX_DISCOVERY_DEPTH {
+                return Err(std::io::Error::other(format!(
+                    "{} is more than {MAX_DISCOVERY_DEPTH} directories below {} (a symlink loop?)",
+                    entry.display(),
+                    dir.display()
+                )));
+            }
+            levels.push(sorted_entries(&entry)?);
         } else if entry
             .extension()
             .is_some_and(|extension| extension == "yaml" || extension == "yml")

@@ -99,9 +99,10 @@ pub struct SecretSpec {
     /// An environment variable of the dockproof process (e.g. a CI secret).
     #[serde(default)]
     pub env: Option<String>,
-    /// A fresh value per run: this many bytes as hex (at least 8). For contract tests
+    /// A fresh value per run: this many bytes as hex (at least 8, at most 4096). For contract tests
     /// ("a token is passed and never leaks"), not real credentials.
     #[serde(default)]
+    #[schemars(range(max = 4096))]
     pub generate: Option<u32>,
 }
 
@@ -112,8 +113,9 @@ pub struct WorkspaceSpec {
     /// Maximum total bytes of all files in the workspace.
     #[serde(default)]
     pub max_bytes: Option<ByteSize>,
-    /// Maximum number of files in the workspace.
+    /// Maximum number of files in the workspace (at most 10,000,000).
     #[serde(default)]
+    #[schemars(range(max = 10_000_000))]
     pub max_files: Option<u64>,
 }
 
@@ -421,11 +423,13 @@ pub struct Monitor {
     /// as in `docker stats`).
     #[serde(default)]
     pub max_memory: Option<ByteSize>,
-    /// Most CPU at any sample, in percent of one core (`100` = one core fully busy).
+    /// Most CPU at any sample, in percent of one core (`100` = one core fully busy; at most 102400).
     #[serde(default)]
+    #[schemars(range(max = 102_400))]
     pub max_cpu_percent: Option<f64>,
-    /// Most processes at once.
+    /// Most processes at once (at most 4194304, Linux's highest `pid_max`).
     #[serde(default)]
+    #[schemars(range(max = 4_194_304))]
     pub max_pids: Option<u64>,
 }
 
@@ -454,11 +458,13 @@ pub struct Limits {
     /// Memory limit, e.g. `64MiB`.
     #[serde(default)]
     pub memory: Option<ByteSize>,
-    /// CPU limit in cores, e.g. `0.5`.
+    /// CPU limit in cores, e.g. `0.5` (at most 1024).
     #[serde(default)]
+    #[schemars(range(max = 1024))]
     pub cpus: Option<f64>,
-    /// Maximum number of processes.
+    /// Maximum number of processes (`-1`: unlimited; at most 4194304).
     #[serde(default)]
+    #[schemars(range(min = -1, max = 4_194_304))]
     pub pids: Option<i64>,
 }
 
@@ -553,8 +559,9 @@ pub struct FileExpect {
     /// Whether the file must exist (default true).
     #[serde(default = "default_true")]
     pub exists: bool,
-    /// Exact size in bytes.
+    /// Exact size in bytes (at most 1 TiB, the largest size dockproof handles).
     #[serde(default)]
+    #[schemars(range(max = 1_099_511_627_776_u64))]
     pub size: Option<u64>,
     /// Expected sha256, hex.
     #[serde(default)]
@@ -621,8 +628,9 @@ pub struct HealthcheckSpec {
     /// Time a check may take (default 2s).
     #[serde(default)]
     pub timeout: Option<Duration>,
-    /// Failures in a row before `unhealthy` (default 3).
+    /// Failures in a row before `unhealthy` (default 3, at most 1000).
     #[serde(default)]
+    #[schemars(range(max = 1000))]
     pub retries: Option<u32>,
     /// Grace period during which failures do not count.
     #[serde(default)]
@@ -675,8 +683,9 @@ pub struct HttpSpec {
     /// Request body (JSON; sets `content-type: application/json`).
     #[serde(default)]
     pub json: Option<serde_json::Value>,
-    /// Tries until the expectations hold (default 1).
+    /// Tries until the expectations hold (default 1, at most 1000).
     #[serde(default)]
+    #[schemars(range(max = 1000))]
     pub attempts: Option<u32>,
     /// Pause before the first retry, doubling each time (default 200ms).
     #[serde(default)]
@@ -684,8 +693,10 @@ pub struct HttpSpec {
     /// Overall deadline for all attempts (default 30s).
     #[serde(default)]
     pub deadline: Option<Duration>,
-    /// Send the request this many times; every answer must meet the expectations (default 1).
+    /// Send the request this many times; every answer must meet the expectations (default 1,
+    /// at most 10000).
     #[serde(default)]
+    #[schemars(range(max = 10_000))]
     pub repeat: Option<u32>,
     /// What the answer must be.
     #[serde(default)]
@@ -845,8 +856,9 @@ pub struct LintExpect {
 pub struct ExpectedFinding {
     /// Rule ID, e.g. `DC003` or `DF001`.
     pub rule: String,
-    /// 1-based line of the file.
+    /// 1-based line of the file (at most 10,000,000).
     #[serde(default)]
+    #[schemars(range(max = 10_000_000))]
     pub line: Option<usize>,
 }
 
@@ -1041,8 +1053,9 @@ pub struct PointerAssertion {
     /// String value matches this regular expression.
     #[serde(default)]
     pub matches: Option<String>,
-    /// Array or string length equals this.
+    /// Array or string length equals this (at most 4294967295).
     #[serde(default)]
+    #[schemars(range(max = 4_294_967_295_u64))]
     pub length: Option<u64>,
 }
 
@@ -1075,16 +1088,27 @@ impl JsonSchema for Text {
     }
 }
 
-/// A duration written like `30s`, `1m30s`, `500ms`.
+/// A duration written like `30s`, `1m30s`, `500ms`, at most [`Duration::MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Duration(pub std::time::Duration);
+
+impl Duration {
+    /// The longest duration a scenario may give (24h): anything added to a clock
+    /// reading or doubled as a backoff stays far from overflowing.
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+}
 
 impl FromStr for Duration {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(text.trim())
-            .map(Duration)
-            .map_err(|error| format!("`{text}` is not a duration ({error})"))
+        let duration = humantime::parse_duration(text.trim())
+            .map_err(|error| format!("`{text}` is not a duration ({error})"))?;
+        if duration > Duration::MAX {
+            return Err(format!(
+                "`{text}` is longer than 24h, the longest duration a scenario may give"
+            ));
+        }
+        Ok(Duration(duration))
     }
 }
 
@@ -1120,9 +1144,24 @@ impl JsonSchema for Duration {
     }
 }
 
-/// A byte size written like `16MiB`, `1GB`, `512` (bytes).
+/// A byte size written like `16MiB`, `1GB`, `512` (bytes), at most [`ByteSize::MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// The largest size a scenario may give (1 TiB): sums and products of sizes stay
+    /// far from overflowing a `u64`.
+    pub const MAX: u64 = 1 << 40;
+
+    fn checked(size: u64, text: &str) -> Result<Self, String> {
+        if size > ByteSize::MAX {
+            return Err(format!(
+                "`{text}` is more than 1 TiB, the largest size a scenario may give"
+            ));
+        }
+        Ok(ByteSize(size))
+    }
+}
 
 impl FromStr for ByteSize {
     type Err = String;
@@ -1131,10 +1170,10 @@ impl FromStr for ByteSize {
         if trimmed.is_empty() || !trimmed.starts_with(|c: char| c.is_ascii_digit()) {
             return Err(format!("`{text}` is not a size"));
         }
-        trimmed
+        let size = trimmed
             .parse::<bytesize::ByteSize>()
-            .map(|size| ByteSize(size.as_u64()))
-            .map_err(|error| format!("`{text}` is not a size ({error})"))
+            .map_err(|error| format!("`{text}` is not a size ({error})"))?;
+        ByteSize::checked(size.as_u64(), text)
     }
 }
 
@@ -1143,8 +1182,10 @@ impl<'de> Deserialize<'de> for ByteSize {
         match serde_json::Value::deserialize(deserializer)? {
             serde_json::Value::Number(number) => number
                 .as_u64()
-                .map(ByteSize)
-                .ok_or_else(|| serde::de::Error::custom("a size must be a whole number of bytes")),
+                .ok_or_else(|| serde::de::Error::custom("a size must be a whole number of bytes"))
+                .and_then(|size| {
+                    ByteSize::checked(size, &size.to_string()).map_err(serde::de::Error::custom)
+                }),
             serde_json::Value::String(text) => text.parse().map_err(serde::de::Error::custom),
             _ => Err(serde::de::Error::custom("expected a size such as `16MiB`")),
         }
@@ -1160,6 +1201,7 @@ impl JsonSchema for ByteSize {
             "description": "A size in bytes: a whole number, or text such as `16MiB`, `1GB`, `512KiB`.",
             "type": ["integer", "string"],
             "minimum": 0,
+            "maximum": ByteSize::MAX,
             "format": "byte-size"
         })
     }
