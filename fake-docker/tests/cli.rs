@@ -552,6 +552,52 @@ fn exec_sees_env_and_workdir() {
     fake.cmd(&["ps", "-aq"]).assert().success().stdout("");
 }
 
+/// `--env-file` and bare `--env NAME` as the docker CLI reads them (what dockproof
+/// uses so values stay off the command line): the file's lines taken literally after
+/// the first `=`, comments and blank lines skipped, a bare name from the CLI's own
+/// environment, `--env` after the file; a missing file fails before the daemon.
+#[test]
+fn env_files_and_names_from_the_environment() {
+    let fake = Fake::new();
+    let file = fake.path("env");
+    std::fs::write(
+        &file,
+        "# comment\n\n  A=from \"file\" \\ $x\nFROM_IMAGE=overridden\nUNSET_HERE\n",
+    )
+    .expect("write env file");
+    let file = file.display().to_string();
+    fake.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "f1",
+        "--env-file",
+        &file,
+        "test/tools",
+        "sleep",
+        "30",
+    ])
+    .assert()
+    .success();
+    fake.cmd(&["exec", "f1", "show"])
+        .assert()
+        .success()
+        .stdout(" A=from \"file\" \\ $x FROM_IMAGE=overridden\n");
+    fake.cmd(&["exec", "--env-file", &file, "--env", "A", "f1", "show"])
+        .env("A", "line one\nline two")
+        .assert()
+        .success()
+        .stdout(" A=line one\nline two FROM_IMAGE=overridden\n");
+    fake.cmd(&["rm", "-f", "f1"]).assert().success();
+    fake.cmd(&["create", "--env-file", "/nonexistent-env", "test/tools"])
+        .assert()
+        .code(125)
+        .stderr(predicate::str::starts_with(
+            "docker: open /nonexistent-env: no such file or directory\n",
+        ));
+    fake.cmd(&["ps", "-aq"]).assert().success().stdout("");
+}
+
 #[test]
 fn read_only_root_and_mounts_refuse_writes() {
     let fake = Fake::new();

@@ -10,6 +10,7 @@ use crate::lint;
 use crate::scenario::{
     FileExpect, HttpExpect, ImageExpect, LintExpect, PointerAssertion, TextMatch,
 };
+use crate::secrets::Masker;
 
 /// One expectation that did not hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,9 +54,18 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// Conditions on a text (stdout, stderr, file content).
-pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Vec<Finding> {
+/// Conditions on a text (stdout, stderr, file content). The conditions are judged on
+/// `actual` itself; messages quote it with `masker`'s secrets masked first, so an
+/// excerpt cut at its length limit never shows a piece of a value.
+pub fn text(
+    label: &str,
+    pointer: &str,
+    matcher: &TextMatch,
+    actual: &str,
+    masker: &Masker,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let shown = masker.mask(actual);
     let mut fail = |key: &str, message: String| {
         findings.push(Finding::new(
             Category::AssertionFailed,
@@ -70,8 +80,8 @@ pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Ve
             "equals",
             format!(
                 "{label} is {}, expected exactly {}",
-                shorten(actual),
-                shorten(expected)
+                shorten(&shown),
+                shorten(&masker.mask(expected))
             ),
         );
     }
@@ -81,8 +91,9 @@ pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Ve
         fail(
             "contains",
             format!(
-                "{label} does not contain {needle:?}; it was {}",
-                shorten(actual)
+                "{label} does not contain {:?}; it was {}",
+                masker.mask(needle),
+                shorten(&shown)
             ),
         );
     }
@@ -91,7 +102,10 @@ pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Ve
     {
         fail(
             "not_contains",
-            format!("{label} contains {needle:?}, which it must not"),
+            format!(
+                "{label} contains {:?}, which it must not",
+                masker.mask(needle)
+            ),
         );
     }
     if let Some(pattern) = &matcher.matches {
@@ -101,7 +115,7 @@ pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Ve
                 "matches",
                 format!(
                     "{label} does not match /{pattern}/; it was {}",
-                    shorten(actual)
+                    shorten(&shown)
                 ),
             ),
             Err(error) => fail("matches", format!("invalid pattern /{pattern}/: {error}")),
@@ -109,16 +123,28 @@ pub fn text(label: &str, pointer: &str, matcher: &TextMatch, actual: &str) -> Ve
     }
     if let Some(pattern) = &matcher.not_matches {
         match regex::Regex::new(pattern) {
-            Ok(regex) => {
-                if let Some(found) = regex.find(actual) {
-                    let line = actual[..found.start()].matches('\n').count() + 1;
-                    let text_line = actual.lines().nth(line - 1).unwrap_or_default();
-                    fail(
+            Ok(regex) if regex.is_match(actual) => {
+                // The line is found in the masked text (as the log files show it); a match
+                // that needs a secret's value is reported without its line.
+                match regex.find(&shown) {
+                    Some(found) => {
+                        let line = shown[..found.start()].matches('\n').count() + 1;
+                        let text_line = shown.lines().nth(line - 1).unwrap_or_default();
+                        fail(
+                            "not_matches",
+                            format!(
+                                "{label} matches /{pattern}/ on line {line}: {}",
+                                shorten(text_line)
+                            ),
+                        );
+                    }
+                    None => fail(
                         "not_matches",
-                        format!("{label} matches /{pattern}/ on line {line}: {text_line:?}"),
-                    );
+                        format!("{label} matches /{pattern}/ where a secret's value is (masked)"),
+                    ),
                 }
             }
+            Ok(_) => {}
             Err(error) => fail(
                 "not_matches",
                 format!("invalid pattern /{pattern}/: {error}"),
@@ -146,8 +172,13 @@ pub fn exit_code(pointer: &str, expected: i64, actual: i64, oom_killed: bool) ->
     Some(Finding::new(category, pointer, message))
 }
 
-/// Conditions on one workspace file.
-pub fn file(pointer: &str, expect: &FileExpect, observed: &FileObservation) -> Vec<Finding> {
+/// Conditions on one workspace file (its text quoted with `masker`'s secrets masked).
+pub fn file(
+    pointer: &str,
+    expect: &FileExpect,
+    observed: &FileObservation,
+    masker: &Masker,
+) -> Vec<Finding> {
     let path = &expect.path;
     if !expect.exists {
         return if observed.exists {
@@ -204,6 +235,7 @@ pub fn file(pointer: &str, expect: &FileExpect, observed: &FileObservation) -> V
                     &format!("{pointer}/text"),
                     matcher,
                     content,
+                    masker,
                 ));
             }
             if !expect.json.is_empty() {
@@ -245,6 +277,7 @@ pub fn http(
     header: &dyn Fn(&str) -> Option<String>,
     body: &str,
     latency: Duration,
+    masker: &Masker,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut fail = |key: String, message: String| {
@@ -260,13 +293,13 @@ pub fn http(
             "status".into(),
             format!(
                 "status {status}, expected {expected_status}; body {}",
-                shorten(body)
+                shorten(&masker.mask(body))
             ),
         );
     }
     for (name, matcher) in &expect.headers {
         let value = header(name).unwrap_or_default();
-        for found in text(&format!("header `{name}`"), "", matcher, &value) {
+        for found in text(&format!("header `{name}`"), "", matcher, &value, masker) {
             fail(
                 format!(
                     "headers/{}{}",
@@ -278,7 +311,7 @@ pub fn http(
         }
     }
     if let Some(matcher) = &expect.body {
-        for found in text("body", "", matcher, body) {
+        for found in text("body", "", matcher, body, masker) {
             fail(format!("body{}", found.pointer), found.message);
         }
     }
@@ -310,7 +343,10 @@ pub fn http(
             }
             Err(error) => fail(
                 "json".into(),
-                format!("the body is not JSON ({error}): {}", shorten(body)),
+                format!(
+                    "the body is not JSON ({error}): {}",
+                    shorten(&masker.mask(body))
+                ),
             ),
         }
     }
@@ -793,6 +829,7 @@ mod tests {
             "/steps/0/expect/stdout",
             &all,
             "starting\nERROR: boom\n",
+            &Masker::default(),
         );
         let keys: Vec<&str> = findings
             .iter()
@@ -809,9 +846,42 @@ mod tests {
                 "stdout",
                 "",
                 &matcher(json!({"contains": "ok", "matches": "^ok$"})),
-                "ok"
+                "ok",
+                &Masker::default()
             )
             .is_empty()
+        );
+    }
+
+    /// Messages quote the text with secrets masked before it is shortened: a value
+    /// straddling the excerpt's 200-byte cut shows no piece, a multi-line value no line.
+    #[test]
+    fn text_messages_never_quote_a_piece_of_a_secret() {
+        let secret = "s3cr3t-0123456789abcdef".to_owned();
+        let pem = "-----BEGIN KEY-----\nAAAABBBBCCCCDDDD\n-----END KEY-----".to_owned();
+        let masker = Masker::new([&secret, &pem]).unwrap();
+        let actual = format!("{}{secret} and then\n{pem}\nERROR here\n", "x".repeat(190));
+        let all = matcher(json!({
+            "equals": format!("{secret}!"),
+            "contains": "absent",
+            "not_matches": "ERROR|AAAA",
+            "not_contains": secret.clone(),
+        }));
+        let findings = text("stdout", "", &all, &actual, &masker);
+        assert_eq!(findings.len(), 4, "{findings:#?}");
+        for found in &findings {
+            for piece in ["s3cr3t", "AAAABBBB", "BEGIN"] {
+                assert!(!found.message.contains(piece), "{piece}: {}", found.message);
+            }
+        }
+        let not_matches = &findings[3].message;
+        assert!(not_matches.contains("ERROR here"), "{not_matches}");
+        let only_secret = matcher(json!({"not_matches": "AAAA"}));
+        let findings = text("stdout", "", &only_secret, &actual, &masker);
+        assert!(
+            findings[0].message.contains("(masked)"),
+            "{}",
+            findings[0].message
         );
     }
 
@@ -843,7 +913,13 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            file("/f", &expect, &FileObservation::default())[0].category,
+            file(
+                "/f",
+                &expect,
+                &FileObservation::default(),
+                &Masker::default()
+            )[0]
+            .category,
             Category::ArtifactMissing
         );
         let observed = FileObservation {
@@ -852,7 +928,7 @@ mod tests {
             sha256: "ab".repeat(32),
             text: Some(r#"{"inputs":2,"status":"failed"}"#.into()),
         };
-        let findings = file("/f", &expect, &observed);
+        let findings = file("/f", &expect, &observed, &Masker::default());
         assert_eq!(findings.len(), 2, "{findings:?}");
         assert_eq!(findings[0].category, Category::ChecksumMismatch);
         assert!(
@@ -874,9 +950,28 @@ mod tests {
         .unwrap();
         let header = |name: &str| (name == "content-type").then(|| "application/json".to_owned());
         let good = r#"{"status":"ok","timestamp":"2026-01-01T00:00:00Z","components":{}}"#;
-        assert!(http("/h", &expect, 200, &header, good, Duration::from_millis(5)).is_empty());
+        assert!(
+            http(
+                "/h",
+                &expect,
+                200,
+                &header,
+                good,
+                Duration::from_millis(5),
+                &Masker::default()
+            )
+            .is_empty()
+        );
         let bad = r#"{"status":"unhealthy","components":[]}"#;
-        let findings = http("/h", &expect, 503, &header, bad, Duration::from_millis(500));
+        let findings = http(
+            "/h",
+            &expect,
+            503,
+            &header,
+            bad,
+            Duration::from_millis(500),
+            &Masker::default(),
+        );
         let keys: Vec<&str> = findings
             .iter()
             .map(|found| found.pointer.rsplit('/').next().unwrap())

@@ -105,15 +105,17 @@ pub struct ScenarioReport {
 }
 
 impl Failure {
-    /// Hide secret values in the message.
+    /// Hide secret values in the message and hint.
     pub fn mask(&mut self, masker: &Masker) {
         masker.mask_in_place(&mut self.message);
+        masker.mask_in_place(&mut self.hint);
     }
 }
 
 impl StepReport {
     /// Hide secret values in what the step reports.
     pub fn mask(&mut self, masker: &Masker) {
+        masker.mask_in_place(&mut self.name);
         if let Some(failure) = &mut self.failure {
             failure.mask(masker);
         }
@@ -121,26 +123,28 @@ impl StepReport {
 }
 
 impl ScenarioReport {
-    /// Hide secret values everywhere the report carries text from containers or
-    /// messages: failures, steps, log tails and the job record's log tail.
+    /// Hide secret values everywhere the report carries text: its name, tags and
+    /// skip reason, failures, steps, log tails (masked as a whole, so a multi-line
+    /// value is caught) and the whole job record (see [`JobRecord::mask`]).
     pub fn mask(&mut self, masker: &Masker) {
         if masker.is_empty() {
             return;
+        }
+        masker.mask_in_place(&mut self.name);
+        self.tags
+            .iter_mut()
+            .for_each(|tag| masker.mask_in_place(tag));
+        if let Some(reason) = &mut self.skip_reason {
+            masker.mask_in_place(reason);
         }
         self.failure
             .iter_mut()
             .chain(&mut self.earlier_attempts)
             .for_each(|failure| failure.mask(masker));
         self.steps.iter_mut().for_each(|step| step.mask(masker));
-        let tails = [
-            &mut self.stdout_tail,
-            &mut self.stderr_tail,
-            &mut self.record.context.docker.log_tail.stdout,
-            &mut self.record.context.docker.log_tail.stderr,
-        ];
-        for line in tails.into_iter().flatten() {
-            masker.mask_in_place(line);
-        }
+        crate::record::mask_lines(&mut self.stdout_tail, masker);
+        crate::record::mask_lines(&mut self.stderr_tail, masker);
+        self.record.mask(masker);
     }
 
     /// Passed, but only after failing first: never report this as plain green.

@@ -1,12 +1,13 @@
 //! The job record: the telemetry row a job run leaves behind, shaped like the
 //! runner's own `job_runs` row (status, result, metrics, context).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::secrets::Masker;
 use crate::workspace::StagedFile;
 
 /// One job's telemetry record.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobRecord {
     /// `pending` (nothing ran yet), `running` (detached), `succeeded` or `failed`.
@@ -16,7 +17,7 @@ pub struct JobRecord {
     pub context: Context,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobResult {
     /// Files uploaded to the filestore.
@@ -24,7 +25,7 @@ pub struct JobResult {
 }
 
 /// An uploaded output file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifact {
     /// Workspace-relative path.
@@ -35,14 +36,14 @@ pub struct Artifact {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
     pub filestore: FilestoreMetrics,
     pub docker: DockerMetrics,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FilestoreMetrics {
     /// Bytes read from the filestore into the workspace.
@@ -52,7 +53,7 @@ pub struct FilestoreMetrics {
 }
 
 /// Timings (normalised to 0 in deterministic reports) and resource usage of the latest container run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DockerMetrics {
     /// Milliseconds from create to started.
@@ -66,7 +67,7 @@ pub struct DockerMetrics {
 
 /// Resource usage of a run from the daemon's stats samples. Every figure is `null` when
 /// no sample was taken (a container that exits within about a second may have none).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceUsage {
     /// Samples taken while the container ran (normalised to 0 in deterministic reports).
@@ -91,7 +92,7 @@ pub struct ResourceUsage {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Context {
     pub docker: DockerContext,
@@ -103,7 +104,7 @@ pub struct Context {
 }
 
 /// A docker compose project: which, what it ran, what was killed and what `down` left.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComposeRecord {
     /// The project name (unique to the run and scenario).
@@ -122,7 +123,7 @@ pub struct ComposeRecord {
 }
 
 /// One killed service container and its recovery.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KillRecord {
     pub service: String,
@@ -137,7 +138,7 @@ pub struct KillRecord {
 }
 
 /// Objects of a compose project still on the daemon (0 of each after a clean `down`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Leftovers {
     pub containers: usize,
@@ -146,7 +147,7 @@ pub struct Leftovers {
 }
 
 /// A service: where it listens and how its health went.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceContext {
     pub image: String,
@@ -164,7 +165,7 @@ pub struct ServiceContext {
 }
 
 /// One change of a service's health status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthChange {
     pub status: String,
@@ -173,7 +174,7 @@ pub struct HealthChange {
 }
 
 /// What the latest container run looked like.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DockerContext {
     pub image: Option<String>,
@@ -191,7 +192,7 @@ pub struct DockerContext {
 }
 
 /// Where the whole stdout and stderr of a run were written, and their sizes.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogFilesRecord {
     pub stdout: String,
@@ -200,7 +201,7 @@ pub struct LogFilesRecord {
     pub stderr_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceStats {
     /// Regular files in the workspace (after the latest step).
@@ -213,7 +214,7 @@ pub struct WorkspaceStats {
 }
 
 /// The last lines of each stream of the latest run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LogTail {
     pub stdout: Vec<String>,
     pub stderr: Vec<String>,
@@ -231,5 +232,64 @@ impl JobRecord {
     /// The record as JSON, for pointer assertions and reports.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a job record always serialises")
+    }
+
+    /// Hide secret values in every string of the record, keys included (artifact
+    /// paths and URLs, log tails, image names, service names, compose fields): the
+    /// record is masked as a whole through its JSON form, so a field added later is
+    /// masked too. A multi-line value in the log tails is masked on the whole tail.
+    pub fn mask(&mut self, masker: &Masker) {
+        if masker.is_empty() {
+            return;
+        }
+        let tails = [
+            &mut self.context.docker.log_tail.stdout,
+            &mut self.context.docker.log_tail.stderr,
+        ];
+        for tail in tails {
+            mask_lines(tail, masker);
+        }
+        let mut json = self.to_json();
+        mask_json(&mut json, masker);
+        match serde_json::from_value(json) {
+            Ok(masked) => *self = masked,
+            // Every field reads back what it wrote (tested); should one not, the
+            // record is given up rather than reported unmasked.
+            Err(error) => {
+                *self = JobRecord {
+                    status: format!("record withheld: it could not be masked ({error})"),
+                    ..JobRecord::default()
+                }
+            }
+        }
+    }
+}
+
+/// Mask `lines` as one text (so a multi-line value is caught), then cut it again.
+pub fn mask_lines(lines: &mut Vec<String>, masker: &Masker) {
+    let joined = lines.join("\n");
+    if let std::borrow::Cow::Owned(masked) = masker.mask(&joined) {
+        *lines = masked.split('\n').map(str::to_owned).collect();
+    }
+    for line in lines.iter_mut() {
+        masker.mask_in_place(line);
+    }
+}
+
+/// Mask every string in a JSON document, object keys included.
+pub fn mask_json(value: &mut serde_json::Value, masker: &Masker) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => masker.mask_in_place(text),
+        Value::Array(items) => items.iter_mut().for_each(|item| mask_json(item, masker)),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (mut key, mut item) in entries {
+                masker.mask_in_place(&mut key);
+                mask_json(&mut item, masker);
+                map.insert(key, item);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }

@@ -143,7 +143,7 @@ pub(crate) fn make_backend(
             ];
             env.extend(extra_env);
             Ok((
-                Arc::new(CliBackend::new("fake", program, env)),
+                Arc::new(CliBackend::new("fake", program, env).with_scratch_dir(run_dir)),
                 FixtureImages::none(),
             ))
         }
@@ -155,7 +155,9 @@ pub(crate) fn make_backend(
                 env.push(("DOCKER_CONTEXT".into(), context.into()));
             }
             Ok((
-                Arc::new(CliBackend::new("docker-cli", paths.docker, env)),
+                Arc::new(
+                    CliBackend::new("docker-cli", paths.docker, env).with_scratch_dir(run_dir),
+                ),
                 fixtures,
             ))
         }

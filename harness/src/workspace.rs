@@ -165,7 +165,7 @@ pub enum Collected {
 }
 
 /// A file put into the workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct StagedFile {
     /// Workspace-relative path.
     pub path: String,

@@ -250,11 +250,17 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     if let Some(failure) = crate::faults::build_failure(&keywords) {
         spec.fail = Some(failure);
     }
+    // `--build-arg NAME` takes the value from the CLI's environment (left out when unset there).
     let build_args = crate::supervisor::env_vars(
         &parsed
             .all("build-arg")
             .iter()
-            .map(|s| s.to_string())
+            .filter_map(|entry| match entry.contains('=') {
+                true => Some(entry.to_string()),
+                false => std::env::var(entry)
+                    .ok()
+                    .map(|value| format!("{entry}={value}")),
+            })
             .collect::<Vec<_>>(),
     );
     let scope = crate::expand::Scope {

@@ -44,6 +44,12 @@ const CONTAINER_FLAGS: &[Flag] = &[
         "Automatically remove the container and its associated anonymous volumes when it exits",
     ),
     value("env", Some('e'), "list", "Set environment variables"),
+    value(
+        "env-file",
+        None,
+        "list",
+        "Read in a file of environment variables",
+    ),
     value("volume", Some('v'), "list", "Bind mount a volume"),
     value(
         "workdir",
@@ -321,6 +327,39 @@ fn env_entries(values: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// `--env-file` files as the docker CLI reads them: a line per variable, leading
+/// whitespace dropped, blank and `#` lines skipped, the value taken as it is after
+/// the first `=` (no quotes, no escapes); a bare name takes the value from the
+/// environment (and is left out when unset there).
+pub(crate) fn read_env_files(paths: &[&str]) -> Result<Vec<String>, String> {
+    let mut entries = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            let reason = match error.kind() {
+                std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ => error.to_string(),
+            };
+            format!("open {path}: {reason}")
+        })?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once('=') {
+                Some((name, value)) => entries.push(format!("{}={value}", name.trim_start())),
+                None => entries.extend(
+                    std::env::var(line.trim())
+                        .ok()
+                        .map(|value| format!("{}={value}", line.trim())),
+                ),
+            }
+        }
+    }
+    Ok(entries)
+}
+
 fn valid_name(name: &str) -> bool {
     let name = name.strip_prefix('/').unwrap_or(name);
     let mut bytes = name.bytes();
@@ -379,6 +418,8 @@ struct Request {
     command: Vec<String>,
     pull: String,
     port_requests: Vec<PortRequest>,
+    /// `--env-file` entries, read on the client as the CLI does.
+    env_file_entries: Vec<String>,
 }
 
 /// The flag values docker refuses before contacting the daemon; the first check of
@@ -394,6 +435,15 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, UsageEr
         stderr: spec.invalid_value(long, value, &why),
         argument: value.to_string(),
     };
+    let env_file_entries =
+        read_env_files(&parsed.all("env-file")).map_err(|message| UsageError {
+            code: 125,
+            argument: "--env-file".into(),
+            stderr: format!(
+                "docker: {message}\n\nRun 'docker {} --help' for more information\n",
+                spec.name
+            ),
+        })?;
     if let Some(memory) = parsed.last("memory") {
         size::parse_ram_size(memory).map_err(|e| usage("memory", memory, e.to_string()))?;
     }
@@ -439,6 +489,7 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, UsageEr
         command: parsed.positionals.iter().skip(1).cloned().collect(),
         pull,
         port_requests,
+        env_file_entries,
     })
 }
 
@@ -534,7 +585,12 @@ fn build_container(
             .last("user")
             .map(str::to_string)
             .unwrap_or_else(|| image.config.user.clone()),
-        env: merge_env(&image.config.env, &env_entries(&parsed.all("env"))),
+        env: merge_env(&image.config.env, &{
+            // The CLI reads env files first, then `--env`: a later entry wins.
+            let mut entries = request.env_file_entries.clone();
+            entries.extend(env_entries(&parsed.all("env")));
+            entries
+        }),
         cmd,
         entrypoint: entrypoint.filter(|e| !e.is_empty()),
         workdir,

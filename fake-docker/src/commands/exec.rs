@@ -23,6 +23,12 @@ pub const EXEC: CommandSpec = CommandSpec {
             help: "Set environment variables",
         },
         Flag {
+            long: "env-file",
+            short: None,
+            kind: Kind::Value("list"),
+            help: "Read in a file of environment variables",
+        },
+        Flag {
             long: "workdir",
             short: Some('w'),
             kind: Kind::Value("string"),
@@ -75,6 +81,14 @@ fn oci_exec_failure(reason: &str) -> String {
 pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let name = &parsed.positionals[0];
     let argv = &parsed.positionals[1..];
+    // Read on the client before anything else, as the CLI does.
+    let env_file_entries = match super::create::read_env_files(&parsed.all("env-file")) {
+        Ok(entries) => entries,
+        Err(message) => {
+            err(&format!("{message}\n"));
+            return Ok(1);
+        }
+    };
     let state = StateDir::from_env()?;
     let Some(container) = find_container(&state, name)? else {
         daemon_error(&format!("No such container: {name}"));
@@ -122,9 +136,10 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         return Ok(126);
     }
     if parsed.bool("detach") {
-        return spawn_detached(parsed, name, argv, &workdir);
+        return spawn_detached(parsed, &env_file_entries, name, argv, &workdir);
     }
     let mut vars = supervisor::env_vars(&container.env);
+    vars.extend(supervisor::env_vars(&env_file_entries));
     for entry in parsed.all("env") {
         match entry.split_once('=') {
             Some((key, value)) => {
@@ -162,13 +177,25 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 }
 
 /// `exec -d`: the same exec, attached, in a detached process with no output.
-fn spawn_detached(parsed: &Parsed, name: &str, argv: &[String], workdir: &str) -> Outcome {
+fn spawn_detached(
+    parsed: &Parsed,
+    env_file_entries: &[String],
+    name: &str,
+    argv: &[String],
+    workdir: &str,
+) -> Outcome {
     let Ok(exe) = std::env::current_exe() else {
         err("fake-docker: cannot find its own executable for exec -d\n");
         return Ok(126);
     };
     let mut command = Command::new(exe);
     command.arg("exec").arg("-w").arg(workdir);
+    // Values from env files go by name through the environment, as dockproof passes
+    // them: the env file may be gone by the time the detached exec starts.
+    for entry in env_file_entries {
+        let (key, value) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+        command.env(key, value).arg("-e").arg(key);
+    }
     for entry in parsed.all("env") {
         command.arg("-e").arg(entry);
     }

@@ -1,7 +1,9 @@
 //! Bounded capture of process output: a stream of any length costs at most
 //! `max_bytes` of memory, and the tail (what people need) is always kept.
 //! Optionally the whole stream is written to a file as it arrives, so nothing
-//! is lost and nothing beyond the tail is held in memory.
+//! is lost and nothing beyond the tail is held in memory; secret values are
+//! masked on the way to that file (a [`StreamMasker`]), so the file never holds
+//! one in clear, even when the stream is cut short.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -9,6 +11,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::secrets::{Masker, StreamMasker};
 
 /// Output collected so far.
 #[derive(Debug)]
@@ -26,6 +30,10 @@ struct CaptureFile {
     path: PathBuf,
     writer: Option<BufWriter<File>>,
     error: Option<String>,
+    /// Masks secret values before they reach the file.
+    masker: StreamMasker,
+    /// Masked bytes on their way to the writer (at most one chunk).
+    masked: Vec<u8>,
 }
 
 impl Capture {
@@ -39,13 +47,16 @@ impl Capture {
         }
     }
 
-    /// Also write the whole stream to `path` (created or truncated).
-    pub fn with_file(mut self, path: &Path) -> io::Result<Self> {
+    /// Also write the whole stream to `path` (created or truncated), with every
+    /// value `masker` knows replaced as it is written.
+    pub fn with_file(mut self, path: &Path, masker: &Masker) -> io::Result<Self> {
         let file = File::create(path)?;
         self.file = Some(CaptureFile {
             path: path.to_path_buf(),
             writer: Some(BufWriter::with_capacity(256 * 1024, file)),
             error: None,
+            masker: masker.stream(),
+            masked: Vec::new(),
         });
         Ok(self)
     }
@@ -70,6 +81,13 @@ impl Capture {
     /// Bytes of memory the kept tail holds (never more than the limit).
     pub fn retained_capacity(&self) -> usize {
         self.tail.capacity()
+    }
+
+    /// Bytes of memory the file's masking holds (the longest secret pattern plus one chunk).
+    pub fn masking_capacity(&self) -> usize {
+        self.file.as_ref().map_or(0, |file| {
+            file.masker.retained_capacity() + file.masked.capacity()
+        })
     }
 
     pub fn finish(mut self) -> Captured {
@@ -105,15 +123,31 @@ impl Capture {
 
 impl CaptureFile {
     fn write(&mut self, bytes: &[u8]) {
+        // A slice at a time: one huge chunk costs no more memory than a pipe's worth.
+        for slice in bytes.chunks(64 * 1024) {
+            if self.writer.is_none() {
+                return;
+            }
+            self.masker.push(slice, &mut self.masked);
+            self.write_masked();
+        }
+    }
+
+    fn write_masked(&mut self) {
         if let Some(writer) = &mut self.writer
-            && let Err(error) = writer.write_all(bytes)
+            && let Err(error) = writer.write_all(&self.masked)
         {
             self.error = Some(format!("cannot write {}: {error}", self.path.display()));
             self.writer = None;
         }
+        self.masked.clear();
     }
 
     fn close(mut self) -> (Option<PathBuf>, Option<String>) {
+        if self.writer.is_some() {
+            self.masker.finish(&mut self.masked);
+            self.write_masked();
+        }
         if let Some(mut writer) = self.writer.take()
             && let Err(error) = writer.flush()
         {
@@ -202,7 +236,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stdout.log");
         let limit = 64 * 1024;
-        let mut capture = Capture::new(limit).with_file(&path).unwrap();
+        let mut capture = Capture::new(limit)
+            .with_file(&path, &Masker::default())
+            .unwrap();
         let mut expected = sha2::Sha256::default();
         let mut written = 0u64;
         let mut line_number = 0u64;
@@ -238,5 +274,94 @@ mod tests {
         let (bytes, sha256) = crate::workspace::sha256_file(&path).unwrap();
         assert_eq!(bytes, written);
         assert_eq!(sha256, hex::encode(sha2::Digest::finalize(expected)));
+    }
+
+    /// The log file is masked as it is written: a value split across chunks and a
+    /// multi-line value are masked, and a capture dropped mid-stream (an interrupted
+    /// run) leaves a file with no value in clear.
+    #[test]
+    fn the_file_is_masked_as_it_is_written_even_when_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "s3cr3t-value".to_owned();
+        let pem =
+            "-----BEGIN KEY-----\nAAAABBBBCCCCDDDD\nEEEEFFFFGGGG\n-----END KEY-----\n".to_owned();
+        let masker = Masker::new([&secret, &pem]).unwrap();
+        let path = dir.path().join("step-0.stdout.log");
+        let mut capture = Capture::new(1 << 20).with_file(&path, &masker).unwrap();
+        capture.push(b"token=s3cr");
+        capture.push(b"3t-value\n\xff binary s3cr3t-value\n");
+        capture.push(pem.as_bytes());
+        capture.push(b"last line without newline s3cr3t-val");
+        capture.push(b"ue");
+        let captured = capture.finish();
+        assert_eq!(captured.file_error, None);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"token=***\n\xff binary ***\n***last line without newline ***"
+        );
+        assert!(
+            captured.text.contains("s3cr3t-value"),
+            "the tail is for checks, masked later"
+        );
+
+        // Interrupted: dropped without finish after the key, more output, and the first
+        // bytes of a value (held back: they could be the start of it).
+        let path = dir.path().join("step-1.stdout.log");
+        let mut capture = Capture::new(1 << 20).with_file(&path, &masker).unwrap();
+        capture.push(b"starting\n");
+        capture.push(&pem.as_bytes()[..30]);
+        capture.push(&pem.as_bytes()[30..]);
+        capture.push(b"x".repeat(300_000).as_slice());
+        capture.push(b"s3cr3t-v");
+        drop(capture);
+        let written = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&written);
+        assert!(text.starts_with("starting\n"), "{}", &text[..40]);
+        assert!(
+            written.len() > 250_000,
+            "what was streamed is on disk: {}",
+            written.len()
+        );
+        for piece in ["AAAABBBB", "s3cr3t-v", "BEGIN"] {
+            assert!(!text.contains(piece), "{piece} in the interrupted file");
+        }
+    }
+
+    /// One long line (no newline) of 64 MiB with a secret in it, in pipe-sized and
+    /// in large chunks: the tail, the masker and its output buffer stay bounded.
+    #[test]
+    fn a_long_line_with_a_secret_costs_bounded_memory_on_the_way_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout.log");
+        let secret = "s3cr3t-value-abcdef".to_owned();
+        let masker = Masker::new([&secret]).unwrap();
+        let limit = 64 * 1024;
+        let mut capture = Capture::new(limit).with_file(&path, &masker).unwrap();
+        let chunk = [
+            b"y".repeat(65_536 - secret.len()),
+            secret.clone().into_bytes(),
+        ]
+        .concat();
+        for round in 0..1024 {
+            if round % 256 == 0 {
+                capture.push(&chunk.repeat(16));
+            } else {
+                capture.push(&chunk);
+            }
+            assert!(capture.retained_capacity() <= limit);
+            assert!(
+                capture.masking_capacity() <= 4 * 65_536,
+                "{}",
+                capture.masking_capacity()
+            );
+        }
+        let captured = capture.finish();
+        assert_eq!(captured.file_error, None);
+        let (bytes, _) = crate::workspace::sha256_file(&path).unwrap();
+        let occurrences = 1020 + 4 * 16;
+        assert_eq!(
+            bytes,
+            captured.total_bytes - (occurrences * (secret.len() - 3)) as u64
+        );
     }
 }

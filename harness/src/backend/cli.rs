@@ -32,6 +32,9 @@ pub struct CliBackend {
     name: String,
     program: PathBuf,
     env: Vec<(OsString, OsString)>,
+    /// Where `--env-file` files are written (the run's directory, so `clean` finds
+    /// one a killed run left behind).
+    scratch_dir: PathBuf,
 }
 
 /// What one invocation produced.
@@ -53,7 +56,14 @@ impl CliBackend {
             name: name.into(),
             program: program.into(),
             env,
+            scratch_dir: std::env::temp_dir(),
         }
+    }
+
+    /// Write `--env-file` files in `dir` (the run directory) rather than the temp dir.
+    pub fn with_scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.scratch_dir = dir.into();
+        self
     }
 
     /// Whether this is fake-docker (no real daemon behind it).
@@ -76,11 +86,17 @@ impl CliBackend {
         format!("{program} {}", verb.join(" "))
     }
 
-    /// Start the program with `args`, stdout and stderr piped, killed when dropped.
-    fn spawn(&self, args: &[String]) -> Result<tokio::process::Child, BackendError> {
+    /// Start the program with `args` (and `hidden`'s values in its environment),
+    /// stdout and stderr piped, killed when dropped.
+    fn spawn(
+        &self,
+        args: &[String],
+        hidden: &Hidden,
+    ) -> Result<tokio::process::Child, BackendError> {
         Command::new(&self.program)
             .args(args)
             .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .envs(hidden.env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -100,11 +116,23 @@ impl CliBackend {
         timeout: Option<Duration>,
         limits: CaptureLimits,
     ) -> Result<Output, BackendError> {
+        self.invoke_hidden(args, &Hidden::default(), timeout, limits)
+            .await
+    }
+
+    /// [`CliBackend::invoke`] with values handed over outside argv.
+    async fn invoke_hidden(
+        &self,
+        args: &[String],
+        hidden: &Hidden,
+        timeout: Option<Duration>,
+        limits: CaptureLimits,
+    ) -> Result<Output, BackendError> {
         let captures = (
             Capture::new(limits.max_bytes),
             Capture::new(limits.max_bytes),
         );
-        let (code, stdout, stderr) = self.invoke_into(args, timeout, captures).await?;
+        let (code, stdout, stderr) = self.invoke_into(args, hidden, timeout, captures).await?;
         Ok(Output {
             code,
             stdout: stdout.finish(),
@@ -117,10 +145,11 @@ impl CliBackend {
     async fn invoke_into(
         &self,
         args: &[String],
+        hidden: &Hidden,
         timeout: Option<Duration>,
         (stdout_capture, stderr_capture): (Capture, Capture),
     ) -> Result<(i32, Capture, Capture), BackendError> {
-        let mut child = self.spawn(args)?;
+        let mut child = self.spawn(args, hidden)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let run = async {
@@ -159,7 +188,7 @@ impl CliBackend {
         timeout: Duration,
         limit: u64,
     ) -> Result<(i32, Vec<u8>, Captured), BackendError> {
-        let mut child = self.spawn(args)?;
+        let mut child = self.spawn(args, &Hidden::default())?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let run = async {
@@ -330,20 +359,136 @@ async fn read_into(mut stream: impl AsyncRead + Unpin, mut capture: Capture) -> 
     capture
 }
 
+/// Values handed to the docker CLI outside its command line, which any user can read
+/// in `/proc/PID/cmdline`: the flags that name them, the values for the CLI's own
+/// environment (`/proc/PID/environ` is readable by its owner only), and the env file
+/// (mode 0600, removed when this is dropped).
+#[derive(Default)]
+struct Hidden {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    _file: Option<tempfile::NamedTempFile>,
+}
+
+/// Longest line the docker CLI reads from an env file (Go's `bufio.Scanner` default), with margin.
+const ENV_FILE_LINE: usize = 60 * 1024;
+
+/// Whether the docker CLI (or the fake) reads variable `name` itself, so that setting
+/// it in the CLI's environment would change what the CLI does rather than pass a value.
+fn read_by_the_cli(name: &str, own: &[(OsString, OsString)]) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["DOCKER_", "BUILDKIT_", "BUILDX_", "FAKE_DOCKER_"]
+        .iter()
+        .any(|prefix| upper.starts_with(prefix))
+        || ["HOME", "PATH", "TMPDIR", "XDG_CONFIG_HOME"].contains(&upper.as_str())
+        || own.iter().any(|(key, _)| key == name)
+}
+
+/// Whether `name` can be set in a process environment at all.
+fn settable(name: &str, value: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0']) && !value.contains('\0')
+}
+
+/// Whether `name=value` survives the docker CLI's env-file reader as it is (one
+/// line; leading blanks and `#` lines are dropped there; lines have a length limit).
+fn fits_env_file(name: &str, value: &str) -> bool {
+    !value.contains(['\n', '\r', '\0'])
+        && !name.is_empty()
+        && !name.starts_with('#')
+        && !name.contains(|c: char| c.is_whitespace() || c == '=' || c == '\0')
+        && name.len() + value.len() < ENV_FILE_LINE
+}
+
+/// How `env` reaches `docker create`/`docker exec` without its values on the command
+/// line: single-line values in an `--env-file` (0600, in `dir`, removed after the
+/// call); multi-line ones (which an env file cannot hold) as `--env NAME` with the value
+/// in the CLI's own environment. A multi-line value for a name the CLI reads itself
+/// (`DOCKER_HOST`, `HOME`, ...) could only go on the command line: it is refused.
+fn hide_env(
+    env: &[(String, String)],
+    own: &[(OsString, OsString)],
+    dir: &Path,
+) -> Result<Hidden, BackendError> {
+    let mut hidden = Hidden::default();
+    if env.is_empty() {
+        return Ok(hidden);
+    }
+    // A later entry for a name wins, as with repeated `--env` flags.
+    let mut latest: Vec<&(String, String)> = Vec::new();
+    for entry in env {
+        latest.retain(|earlier| earlier.0 != entry.0);
+        latest.push(entry);
+    }
+    let mut lines = String::new();
+    for (name, value) in latest {
+        if fits_env_file(name, value) {
+            lines.push_str(&format!("{name}={value}\n"));
+        } else if settable(name, value) && !read_by_the_cli(name, own) {
+            hidden.args.extend(["--env".to_owned(), name.clone()]);
+            hidden.env.push((name.clone(), value.clone()));
+        } else {
+            return Err(BackendError::Config {
+                message: format!(
+                    "environment variable `{name}`: its value cannot go in an env file (it has a line break, a NUL or is over {ENV_FILE_LINE} bytes) and `{name}` cannot be handed to the docker CLI through its own environment (the CLI reads it itself); it would have to be on the docker command line, where every user of the host can read it. Rename the variable, or use the docker-api backend"
+                ),
+            });
+        }
+    }
+    if !lines.is_empty() {
+        let file_error = |error: std::io::Error| BackendError::Config {
+            message: format!("cannot write an env file in {}: {error}", dir.display()),
+        };
+        // tempfile creates it with mode 0600 and removes it when dropped.
+        let mut file = tempfile::Builder::new()
+            .prefix("dockproof-env-")
+            .tempfile_in(dir)
+            .map_err(file_error)?;
+        std::io::Write::write_all(&mut file, lines.as_bytes()).map_err(file_error)?;
+        std::io::Write::flush(&mut file).map_err(file_error)?;
+        let mut args = vec!["--env-file".to_owned(), file.path().display().to_string()];
+        args.append(&mut hidden.args);
+        hidden.args = args;
+        hidden._file = Some(file);
+    }
+    Ok(hidden)
+}
+
+/// How build args reach `docker build` without their values on the command line:
+/// `--build-arg NAME`, the value in the CLI's environment (the CLI looks a bare name
+/// up there). A build arg named like a variable the CLI reads itself is refused.
+fn hide_build_args(
+    build_args: &[(String, String)],
+    own: &[(OsString, OsString)],
+) -> Result<Hidden, BackendError> {
+    let mut hidden = Hidden::default();
+    for (name, value) in build_args {
+        if !settable(name, value) || read_by_the_cli(name, own) {
+            return Err(BackendError::Config {
+                message: format!(
+                    "build arg `{name}` cannot be handed to the docker CLI through its environment (the CLI reads a variable of that name itself, or the name or value cannot be set there); it would have to be on the docker command line, where every user of the host can read it. Rename it, or use the docker-api backend"
+                ),
+            });
+        }
+        hidden.args.extend(["--build-arg".to_owned(), name.clone()]);
+        hidden.env.retain(|(earlier, _)| earlier != name);
+        hidden.env.push((name.clone(), value.clone()));
+    }
+    Ok(hidden)
+}
+
 fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
     items.iter().map(|item| (*item).to_owned()).collect()
 }
 
-/// The `docker create` arguments for `spec` (everything as argv, no shell).
-pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
+/// The `docker create` arguments for `spec` (everything as argv, no shell), with
+/// `env_args` (from [`hide_env`]) in place of the environment's values.
+pub fn create_args(spec: &ContainerSpec, env_args: &[String]) -> Vec<String> {
     let mut args = strings(["create", "--pull", "never", "--name"]);
     args.push(spec.name.clone());
     for (key, value) in &spec.labels {
         args.extend(["--label".to_owned(), format!("{key}={value}")]);
     }
-    for (key, value) in &spec.env {
-        args.extend(["--env".to_owned(), format!("{key}={value}")]);
-    }
+    args.extend(env_args.iter().cloned());
     for mount in &spec.mounts {
         let mode = if mount.read_only { ":ro" } else { "" };
         args.extend([
@@ -443,12 +588,11 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     args
 }
 
-/// The `docker exec` arguments for `request`.
-pub fn exec_args(request: &ExecRequest) -> Vec<String> {
+/// The `docker exec` arguments for `request`, with `env_args` (from [`hide_env`])
+/// in place of the environment's values.
+pub fn exec_args(request: &ExecRequest, env_args: &[String]) -> Vec<String> {
     let mut args = vec!["exec".to_owned()];
-    for (key, value) in &request.env {
-        args.extend(["--env".to_owned(), format!("{key}={value}")]);
-    }
+    args.extend(env_args.iter().cloned());
     if let Some(workdir) = &request.workdir {
         args.extend(["--workdir".to_owned(), workdir.clone()]);
     }
@@ -489,6 +633,7 @@ impl Backend for CliBackend {
             name: self.name.clone(),
             program: self.program.clone(),
             env,
+            scratch_dir: self.scratch_dir.clone(),
         }))
     }
 
@@ -545,9 +690,8 @@ impl Backend for CliBackend {
                 request.context.join(dockerfile).display().to_string(),
             ]);
         }
-        for (key, value) in &request.args {
-            args.extend(["--build-arg".to_owned(), format!("{key}={value}")]);
-        }
+        let hidden = hide_build_args(&request.args, &self.env)?;
+        args.extend(hidden.args.iter().cloned());
         if let Some(target) = &request.target {
             args.extend(["--target".to_owned(), target.clone()]);
         }
@@ -556,7 +700,7 @@ impl Backend for CliBackend {
         }
         args.push(request.context.display().to_string());
         let output = self
-            .invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT)
+            .invoke_hidden(&args, &hidden, Some(BUILD_TIMEOUT), CONTROL_OUTPUT)
             .await?;
         if output.code == 0 {
             return Ok(());
@@ -615,7 +759,15 @@ impl Backend for CliBackend {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, BackendError> {
-        let output = self.control(&create_args(spec), &spec.image).await?;
+        // Removed when `hidden` drops, after the CLI has read it (or the call was cancelled).
+        let hidden = hide_env(&spec.env, &self.env, &self.scratch_dir)?;
+        let args = create_args(spec, &hidden.args);
+        let output = self
+            .invoke_hidden(&args, &hidden, Some(CONTROL_TIMEOUT), CONTROL_OUTPUT)
+            .await?;
+        if output.code != 0 {
+            return Err(self.classify(&args, &spec.image, &output));
+        }
         Ok(output.stdout.text.trim().to_owned())
     }
 
@@ -669,7 +821,7 @@ impl Backend for CliBackend {
         let args = vec!["logs".to_owned(), container.to_owned()];
         let captures = LogFiles::captures(files, limits)?;
         let (code, stdout, stderr) = self
-            .invoke_into(&args, Some(CONTROL_TIMEOUT), captures)
+            .invoke_into(&args, &Hidden::default(), Some(CONTROL_TIMEOUT), captures)
             .await?;
         if code != 0 {
             let output = Output {
@@ -715,8 +867,11 @@ impl Backend for CliBackend {
         timeout: Duration,
         limits: CaptureLimits,
     ) -> Result<ExecOutput, BackendError> {
-        let args = exec_args(request);
-        let output = self.invoke(&args, Some(timeout), limits).await?;
+        let hidden = hide_env(&request.env, &self.env, &self.scratch_dir)?;
+        let args = exec_args(request, &hidden.args);
+        let output = self
+            .invoke_hidden(&args, &hidden, Some(timeout), limits)
+            .await?;
         // The docker CLI's own failures (not the command's) are recognisable by
         // their message: on stderr, except OCI exec failures, which the real CLI
         // prints on stdout.
@@ -830,7 +985,7 @@ impl Backend for CliBackend {
             "{{json .}}".to_owned(),
             container.to_owned(),
         ];
-        let mut child = self.spawn(&args)?;
+        let mut child = self.spawn(&args, &Hidden::default())?;
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let frames = async {
@@ -991,17 +1146,70 @@ mod tests {
             }),
             ..Default::default()
         };
-        let args = create_args(&spec);
+        let dir = tempfile::tempdir().unwrap();
+        let hidden = hide_env(&spec.env, &[], dir.path()).unwrap();
+        let args = create_args(&spec, &hidden.args);
         let joined = args.join(" ");
+        let env_file = hidden._file.as_ref().unwrap().path().display().to_string();
         assert!(
-            joined.starts_with(
-                "create --pull never --name dp-1 --label dockproof.run=r1 --env A=1 2"
-            ),
+            joined.starts_with(&format!(
+                "create --pull never --name dp-1 --label dockproof.run=r1 --env-file {env_file} --volume"
+            )),
             "{joined}"
         );
+        assert_eq!(std::fs::read_to_string(&env_file).unwrap(), "A=1 2\n");
         assert!(joined.contains("--volume /tmp/ws:/workspace --workdir /workspace --user 1000:1000 --memory 67108864 --cpus 0.5 --pids-limit 64 --read-only --security-opt no-new-privileges --network none --publish 127.0.0.1::8080 --publish 9000:90"), "{joined}");
         assert!(joined.contains("--health-cmd 'wget' '-q' 'it'\\''s' --health-interval 1000ms --health-timeout 1500ms --health-retries 3 --health-start-period 0ms img:1"), "{joined}");
         assert_eq!(args.last().unwrap(), "a b; rm -rf /");
+    }
+
+    /// Single-line values go to a 0600 env file that is removed afterwards; a
+    /// multi-line value goes by name with its value in the CLI's environment; nothing
+    /// of any value is in argv; a multi-line value for a name the CLI reads is refused.
+    #[test]
+    fn env_values_and_build_args_never_reach_argv() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pem = "-----BEGIN KEY-----\nAAAA\n-----END KEY-----\n".to_owned();
+        let env = vec![
+            ("TOKEN".to_owned(), "tok \"quoted\" \\ $x".to_owned()),
+            ("KEY".to_owned(), pem.clone()),
+            ("TOKEN".to_owned(), "later-wins".to_owned()),
+            ("HOME".to_owned(), "/home/job".to_owned()),
+        ];
+        let hidden = hide_env(&env, &[], dir.path()).unwrap();
+        let file = hidden._file.as_ref().unwrap().path().to_path_buf();
+        assert_eq!(
+            hidden.args,
+            ["--env-file", &file.display().to_string(), "--env", "KEY"]
+        );
+        assert_eq!(hidden.env, [("KEY".to_owned(), pem.clone())]);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "TOKEN=later-wins\nHOME=/home/job\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(file.starts_with(dir.path()));
+        drop(hidden);
+        assert!(!file.exists(), "the env file is removed after the call");
+
+        let refused = hide_env(
+            &[("DOCKER_HOST".to_owned(), "a\nb".to_owned())],
+            &[],
+            dir.path(),
+        );
+        assert!(matches!(refused, Err(BackendError::Config { .. })));
+        assert!(hide_env(&[], &[], dir.path()).unwrap()._file.is_none());
+
+        let build = hide_build_args(&[("NPM_TOKEN".to_owned(), pem.clone())], &[]).unwrap();
+        assert_eq!(build.args, ["--build-arg", "NPM_TOKEN"]);
+        assert_eq!(build.env, [("NPM_TOKEN".to_owned(), pem)]);
+        let own = [(OsString::from("FAKE_X"), OsString::new())];
+        assert!(hide_build_args(&[("DOCKER_CONFIG".into(), "x".into())], &own).is_err());
+        assert!(hide_build_args(&[("FAKE_X".into(), "x".into())], &own).is_err());
     }
 
     #[test]
@@ -1086,7 +1294,7 @@ mod tests {
             cap_add: vec!["NET_ADMIN".into()],
             ..Default::default()
         };
-        let args = create_args(&spec);
+        let args = create_args(&spec, &[]);
         let joined = args.join(" ");
         assert!(
             joined.contains("--entrypoint  --privileged --cap-add NET_ADMIN img echo hi"),

@@ -332,6 +332,8 @@ impl Default for CaptureLimits {
 pub struct LogFiles {
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    /// The scenario's secrets, masked in the files as they are written.
+    pub masker: crate::secrets::Masker,
 }
 
 impl LogFiles {
@@ -349,7 +351,7 @@ impl LogFiles {
         };
         let open = |capture: Capture, path: &std::path::Path| {
             capture
-                .with_file(path)
+                .with_file(path, &files.masker)
                 .map_err(|error| BackendError::LogFile {
                     message: format!("{}: {error}", path.display()),
                 })

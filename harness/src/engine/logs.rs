@@ -175,7 +175,8 @@ impl ScenarioRun<'_> {
                 ""
             };
             let subject = format!("`{}` {stream}{window}{clipped}", logs.container);
-            for mut found in check::text(&subject, &format!("{pointer}/{stream}"), matcher, text) {
+            let stream_pointer = format!("{pointer}/{stream}");
+            for mut found in check::text(&subject, &stream_pointer, matcher, text, &self.masker) {
                 found.message.push_str(&within);
                 findings.push(found);
             }

@@ -459,26 +459,24 @@ impl<'a> ScenarioRun<'a> {
     /// Create the workspace and seed the filestore.
     async fn prepare(&mut self) -> Result<(), Failure> {
         let scenario = &self.loaded.scenario;
-        match secrets::resolve(
-            &scenario.secrets,
-            &self.context.run_id,
-            &scenario.name,
-            |name| std::env::var(name).ok(),
-        ) {
-            Ok(values) => {
-                self.masker = Masker::new(values.values());
+        let resolved = secrets::resolve(&scenario.secrets, |name| std::env::var(name).ok())
+            .and_then(|values| Ok((Masker::new(values.values())?, values)));
+        match resolved {
+            Ok((masker, values)) => {
+                self.masker = masker;
                 self.vars.secrets = values;
             }
             Err(error) => {
-                let name = match &error {
+                let pointer = match &error {
                     secrets::SecretError::Unset { name, .. }
-                    | secrets::SecretError::TooShort { name } => name.clone(),
+                    | secrets::SecretError::TooShort { name }
+                    | secrets::SecretError::Random { name, .. } => {
+                        format!("/secrets/{}", crate::scenario::yaml::escape_segment(name))
+                    }
+                    secrets::SecretError::TooLarge { .. } => "/secrets".to_owned(),
                 };
                 let mut failure = Failure::new(Category::ConfigInvalid, error.to_string());
-                failure.location = Some(self.location(&format!(
-                    "/secrets/{}",
-                    crate::scenario::yaml::escape_segment(&name)
-                )));
+                failure.location = Some(self.location(&pointer));
                 return Err(failure);
             }
         }
@@ -989,29 +987,14 @@ impl<'a> ScenarioRun<'a> {
                 }
             }
         }
-        // The whole logs are report files too: no secret value may stay in them.
-        for path in log_files
-            .iter()
-            .flat_map(|files| [&files.stdout, &files.stderr])
-        {
-            self.masker.mask_file(path).map_err(|error| {
-                finding(
-                    Category::ConfigInvalid,
-                    &run_pointer,
-                    format!(
-                        "cannot mask secrets in the log file {}: {error}",
-                        path.display()
-                    ),
-                )
-            })?;
-        }
 
         let docker = &mut self.record.context.docker;
         docker.exit_code = Some(exit_code);
         docker.oom_killed = state.oom_killed;
         docker.timed_out = timed_out;
-        docker.log_tail.stdout = logs.stdout.tail_lines(LOG_TAIL_LINES);
-        docker.log_tail.stderr = logs.stderr.tail_lines(LOG_TAIL_LINES);
+        // Masked here, on the whole text: a multi-line value cut into tail lines could not be.
+        docker.log_tail.stdout = self.masker.tail_lines(&logs.stdout, LOG_TAIL_LINES);
+        docker.log_tail.stderr = self.masker.tail_lines(&logs.stderr, LOG_TAIL_LINES);
         docker.log_files = log_files.map(|files| LogFilesRecord {
             stdout: files.stdout.display().to_string(),
             stderr: files.stderr.display().to_string(),
@@ -1086,6 +1069,9 @@ impl<'a> ScenarioRun<'a> {
         Ok(Some(LogFiles {
             stdout: dir.join(format!("step-{step}.stdout.log")),
             stderr: dir.join(format!("step-{step}.stderr.log")),
+            // The files are report files too: no secret value may reach them, even
+            // from a stream cut short by Ctrl-C.
+            masker: self.masker.clone(),
         }))
     }
 
@@ -1202,6 +1188,7 @@ impl<'a> ScenarioRun<'a> {
                 &format!("{expect_pointer}/stdout"),
                 matcher,
                 stdout,
+                &self.masker,
             ));
         }
         if let Some(matcher) = &expect.stderr {
@@ -1210,12 +1197,15 @@ impl<'a> ScenarioRun<'a> {
                 &format!("{expect_pointer}/stderr"),
                 matcher,
                 stderr,
+                &self.masker,
             ));
         }
         for (index, file) in expect.files.iter().enumerate() {
             let file_pointer = format!("{expect_pointer}/files/{index}");
             match self.observe_file(&file.path, file.text.is_some() || !file.json.is_empty()) {
-                Ok(observed) => findings.extend(check::file(&file_pointer, file, &observed)),
+                Ok(observed) => {
+                    findings.extend(check::file(&file_pointer, file, &observed, &self.masker))
+                }
                 Err(error) => findings.extend(finding(
                     error.category(),
                     format!("{file_pointer}/path"),

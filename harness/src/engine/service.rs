@@ -292,7 +292,7 @@ impl ScenarioRun<'_> {
                     .unwrap_or(0);
                 let logs = backend.logs(id, self.context.capture, None).await.ok();
                 let tail = logs
-                    .map(|logs| logs.stderr.tail_lines(3).join(" | "))
+                    .map(|logs| self.masker.tail_lines(&logs.stderr, 3).join(" | "))
                     .unwrap_or_default();
                 return Err(finding(
                     if code == 0 {
@@ -531,7 +531,15 @@ impl ScenarioRun<'_> {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
-        let findings = check::http(&expect_pointer, expect, status, &header, &body, latency);
+        let findings = check::http(
+            &expect_pointer,
+            expect,
+            status,
+            &header,
+            &body,
+            latency,
+            &self.masker,
+        );
         findings
             .into_iter()
             .map(|mut found| {
