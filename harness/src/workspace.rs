@@ -636,6 +636,7 @@ fn make_shared(dir: Dir, shown: &Path) -> Result<(), WorkspaceError> {
 pub fn remove_contents(root: &Dir) -> io::Result<()> {
     let mut moved = 0u64;
     let mut idle_passes = 0u32;
+    let mut passes = 0u64;
     loop {
         // A bounded batch of names per pass: the listing changes as directories move up.
         let names: Vec<(std::ffi::OsString, bool)> = root
@@ -650,8 +651,11 @@ pub fn remove_contents(root: &Dir) -> io::Result<()> {
         if names.is_empty() {
             return Ok(());
         }
-        // Something keeps refilling the tree or an entry cannot go: give up, bounded.
-        if idle_passes > 16 {
+        // Something keeps refilling the tree or an entry cannot go: give up, bounded. A
+        // pass moves every directory one level up, so a million passes empty a tree
+        // a million levels deep.
+        passes += 1;
+        if idle_passes > 16 || passes > 1_000_000 {
             return Err(io::Error::other(
                 "entries remain after repeated passes (a process still writing there?)",
             ));
