@@ -714,6 +714,16 @@ pub fn remove_contents(root: &Dir) -> io::Result<()> {
     }
 }
 
+/// Remove the directory `path` and everything below it the way `remove_contents` does (no
+/// recursion, no symlink followed): for trees a job may have shaped, such as a run
+/// directory left by a killed run.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let root = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+    remove_contents(&root)?;
+    drop(root);
+    fs::remove_dir(path)
+}
+
 /// Whether something was removed; an entry already gone is not an error.
 fn removed(result: io::Result<()>) -> io::Result<bool> {
     match result {
