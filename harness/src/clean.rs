@@ -156,7 +156,7 @@ pub async fn directories(
             containers(&backend, &everything, report).await;
         }
         if !options.dry_run
-            && let Err(error) = std::fs::remove_dir_all(&path)
+            && let Err(error) = crate::workspace::remove_tree(&path)
         {
             report
                 .problems

@@ -1,12 +1,17 @@
 //! The per-job workspace: a fresh directory that inputs are staged into and
 //! that is mounted into the container. It enforces its limits and never lets
-//! a path escape it.
+//! a path escape it: after creation, every access is made through a directory
+//! handle (`cap-std`), resolved beneath it, and checked on the opened descriptor.
 
 use std::fs;
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use cap_fs_ext::DirExt;
+use cap_std::fs::{
+    Dir, FileTypeExt as _, MetadataExt as _, OpenOptions, OpenOptionsExt as _, PermissionsExt as _,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -24,6 +29,12 @@ pub enum WorkspaceError {
         bytes: u64,
         limit: String,
     },
+    /// The tree a job left is bigger than dockproof walks (`MAX_WALK_DEPTH`, `MAX_WALK_ENTRIES`).
+    #[error(
+        "the workspace tree is more than {limit} {what}, more than dockproof walks; it is not \
+         counted further (a job that needs a bigger tree should archive it into one file)"
+    )]
+    WalkLimit { what: &'static str, limit: u64 },
     #[error("failed to {action} `{path}`: {source}")]
     Io {
         action: &'static str,
@@ -37,7 +48,9 @@ impl WorkspaceError {
     pub fn category(&self) -> Category {
         match self {
             WorkspaceError::UnsafePath { .. } => Category::ConfigInvalid,
-            WorkspaceError::LimitExceeded { .. } => Category::WorkspaceLimitExceeded,
+            WorkspaceError::LimitExceeded { .. } | WorkspaceError::WalkLimit { .. } => {
+                Category::WorkspaceLimitExceeded
+            }
             // The filesystem holding the workspace is full: the job's workspace cannot hold
             // what it needs, whatever the scenario says its limit is.
             WorkspaceError::Io { source, .. }
@@ -72,18 +85,35 @@ fn io_error<'a>(
 /// that file. Directories pass: callers decide what a directory means.
 pub fn special_file_reason(metadata: &fs::Metadata) -> Option<String> {
     let kind = metadata.file_type();
-    let what = if kind.is_fifo() {
+    special_kind_reason(
+        kind.is_fifo(),
+        kind.is_char_device(),
+        kind.is_block_device(),
+        kind.is_socket(),
+        kind.is_file(),
+        metadata.nlink(),
+    )
+}
+
+fn special_kind_reason(
+    fifo: bool,
+    char_device: bool,
+    block_device: bool,
+    socket: bool,
+    file: bool,
+    nlink: u64,
+) -> Option<String> {
+    let what = if fifo {
         "a FIFO"
-    } else if kind.is_char_device() {
+    } else if char_device {
         "a character device"
-    } else if kind.is_block_device() {
+    } else if block_device {
         "a block device"
-    } else if kind.is_socket() {
+    } else if socket {
         "a socket"
-    } else if kind.is_file() && metadata.nlink() > 1 {
+    } else if file && nlink > 1 {
         return Some(format!(
-            "is a hard link ({} names); another name may lie outside the workspace, so it is refused (copy the file instead of linking it)",
-            metadata.nlink()
+            "is a hard link ({nlink} names); another name may lie outside the workspace, so it is refused (copy the file instead of linking it)"
         ));
     } else {
         return None;
@@ -187,29 +217,79 @@ pub struct Usage {
     pub bytes: u64,
 }
 
-/// A job workspace directory, removed when dropped.
+/// How deep below its root dockproof walks a workspace. A job can make a directory tree of
+/// any depth; deeper than this is a `workspace_limit_exceeded` failure, not a walk that
+/// grows with the job.
+pub const MAX_WALK_DEPTH: usize = 128;
+
+/// How many entries (files, directories, links, anything) dockproof looks at in one walk of
+/// a workspace; more is a `workspace_limit_exceeded` failure.
+pub const MAX_WALK_ENTRIES: u64 = 50_000;
+
+/// A job workspace directory, removed by `remove` or when dropped.
+///
+/// Every access after creation goes through `root`, a directory handle opened once: paths
+/// are resolved beneath it by `cap-std` (`openat2(RESOLVE_BENEATH)` on Linux), so a symlink
+/// a job plants or swaps in can never lead a read, write, chmod or walk out of the
+/// workspace, whatever it does between a check and an open. What is checked is the opened
+/// descriptor, never the name again.
 #[derive(Debug)]
 pub struct Workspace {
-    dir: tempfile::TempDir,
+    /// The host path, for mounts and messages only: nothing is opened through it.
+    path: PathBuf,
+    root: Dir,
     limits: Limits,
+    removed: bool,
 }
+
+/// Whether `error` is cap-std refusing a path that leads out of the directory handle (a
+/// symlink to an absolute path or through `..` above the root).
+fn is_escape(error: &io::Error) -> bool {
+    // cap-std reports an escape as PermissionDenied without an OS error code; an OS
+    // EACCES carries its code.
+    error.kind() == io::ErrorKind::PermissionDenied && error.raw_os_error().is_none()
+}
+
+const OUTSIDE: &str = "resolves outside the workspace through a symlink";
 
 impl Workspace {
     /// Create a fresh, empty workspace under `parent`.
     pub fn create(parent: &Path, prefix: &str, limits: Limits) -> Result<Self, WorkspaceError> {
         fs::create_dir_all(parent).map_err(io_error("create", parent))?;
-        let dir = tempfile::Builder::new()
+        let path = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir_in(parent)
-            .map_err(io_error("create a workspace in", parent))?;
+            .map_err(io_error("create a workspace in", parent))?
+            .keep();
+        let root = match Dir::open_ambient_dir(&path, cap_std::ambient_authority()) {
+            Ok(root) => root,
+            Err(source) => {
+                let _ = fs::remove_dir(&path);
+                return Err(WorkspaceError::Io {
+                    action: "open",
+                    path,
+                    source,
+                });
+            }
+        };
+        let workspace = Workspace {
+            path,
+            root,
+            limits,
+            removed: false,
+        };
         // Containers may run as any user (`user: 1000:1000`): they must be able to write.
-        make_shared(dir.path())?;
-        Ok(Workspace { dir, limits })
+        let handle = workspace
+            .root
+            .try_clone()
+            .map_err(io_error("open", &workspace.path))?;
+        make_shared(handle, &workspace.path)?;
+        Ok(workspace)
     }
 
-    /// The workspace directory on the host.
+    /// The workspace directory on the host (what is mounted into containers).
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// The limits this workspace enforces.
@@ -217,65 +297,108 @@ impl Workspace {
         self.limits
     }
 
-    /// The host path for a workspace-relative path, refusing anything that
-    /// leaves the workspace (absolute paths, `..`, symlinks pointing outside).
-    pub fn resolve(&self, relative: &str) -> Result<PathBuf, WorkspaceError> {
-        let unsafe_path = |reason: &str| WorkspaceError::UnsafePath {
+    /// Refuses a workspace-relative path that is absolute, has `..` or is otherwise not
+    /// a plain relative path (before anything is opened).
+    fn check_path(relative: &str) -> Result<(), WorkspaceError> {
+        check_relative_path(relative).map_err(|reason| WorkspaceError::UnsafePath {
             path: relative.to_owned(),
             reason: reason.to_owned(),
-        };
-        check_relative_path(relative).map_err(unsafe_path)?;
-        let root = self
-            .root()
-            .canonicalize()
-            .map_err(io_error("resolve", self.root()))?;
-        let joined = root.join(relative);
-        // Walk up to the deepest existing ancestor: symlinks can only hide there.
-        let mut existing = joined.as_path();
-        while fs::symlink_metadata(existing).is_err() {
-            existing = existing.parent().unwrap_or(&root);
+        })
+    }
+
+    /// Maps an error from an access beneath the root: an escape is a refusal.
+    fn beneath_error(
+        &self,
+        action: &'static str,
+        relative: &str,
+    ) -> impl FnOnce(io::Error) -> WorkspaceError + '_ {
+        let relative = relative.to_owned();
+        move |source| {
+            if is_escape(&source) {
+                WorkspaceError::UnsafePath {
+                    path: relative,
+                    reason: OUTSIDE.to_owned(),
+                }
+            } else {
+                WorkspaceError::Io {
+                    action,
+                    path: self.path.join(relative),
+                    source,
+                }
+            }
         }
-        let real = existing
-            .canonicalize()
-            .map_err(|_| unsafe_path("is a dangling symlink"))?;
-        if !real.starts_with(&root) {
-            return Err(unsafe_path(
-                "resolves outside the workspace through a symlink",
-            ));
-        }
-        Ok(joined)
     }
 
     /// Open `relative` to collect it. A job may leave anything in its workspace: a FIFO
-    /// (reading it would hang), a device node, a hard link to a file elsewhere; those are
-    /// refused (`special_file_reason`), as are paths that leave the workspace.
+    /// (reading it would hang), a device node, a hard link to a file elsewhere, a symlink
+    /// out; those are refused (`special_file_reason`), and the checks are made on the
+    /// opened descriptor, so swapping the path after a check changes nothing.
     pub fn collect(&self, relative: &str) -> Result<Collected, WorkspaceError> {
-        let path = self.resolve(relative)?;
-        Ok(match open_checked(&path, relative)? {
-            None => Collected::Missing,
-            Some((_, metadata)) if metadata.is_dir() => Collected::Directory,
-            Some((file, metadata)) => Collected::File(file, metadata.len()),
+        Self::check_path(relative)?;
+        let refuse = |reason: String| WorkspaceError::UnsafePath {
+            path: relative.to_owned(),
+            reason,
+        };
+        // A first look, so that a device node or FIFO left in place is never opened at all.
+        match self.root.metadata(relative) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok(Collected::Missing);
+            }
+            Err(error) => return Err(self.beneath_error("inspect", relative)(error)),
+            Ok(metadata) => {
+                if let Some(reason) = special_reason(&metadata) {
+                    return Err(refuse(reason));
+                }
+            }
+        }
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        let file = match self.root.open_with(relative, &options) {
+            Ok(file) => file.into_std(),
+            // Gone since the first look: the job removed it.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok(Collected::Missing);
+            }
+            Err(error) => return Err(self.beneath_error("open", relative)(error)),
+        };
+        let opened = file
+            .metadata()
+            .map_err(io_error("inspect", &self.path.join(relative)))?;
+        if let Some(reason) = special_file_reason(&opened) {
+            return Err(refuse(reason));
+        }
+        Ok(if opened.is_dir() {
+            Collected::Directory
+        } else {
+            Collected::File(file, opened.len())
         })
     }
 
     /// Write `content` to `relative`, creating parent directories, and record it.
     /// Something already there is overwritten only if it is a regular file with one
     /// name: a job that ran earlier may have left a FIFO, a device node or a hard link to
-    /// a file outside the workspace where an input goes.
+    /// a file outside the workspace where an input goes, or a symlink out.
     pub fn write(
         &self,
         relative: &str,
         content: &mut dyn Read,
     ) -> Result<StagedFile, WorkspaceError> {
-        let path = self.resolve(relative)?;
+        Self::check_path(relative)?;
+        let as_path = Path::new(relative);
         // A file where a directory must go is the scenario contradicting itself: say so
         // in workspace terms (the host path of a temp dir helps nobody and is not stable).
-        for ancestor in Path::new(relative)
+        for ancestor in as_path
             .ancestors()
             .skip(1)
             .filter(|a| !a.as_os_str().is_empty())
         {
-            if self.root().join(ancestor).is_file() {
+            if self
+                .root
+                .metadata(ancestor)
+                .is_ok_and(|metadata| metadata.is_file())
+            {
                 return Err(WorkspaceError::UnsafePath {
                     path: relative.to_owned(),
                     reason: format!(
@@ -285,49 +408,60 @@ impl Workspace {
                 });
             }
         }
-        if let Some(parent) = path.parent() {
-            create_shared_dirs(self.root(), parent)?;
+        if let Some(parent) = as_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.create_shared_dirs(relative, parent)?;
         }
         let refuse = |reason: String| WorkspaceError::UnsafePath {
             path: relative.to_owned(),
             reason,
         };
-        if let Ok(existing) = fs::metadata(&path)
-            && let Some(reason) = special_file_reason(&existing)
-        {
-            return Err(refuse(reason));
+        match self.root.metadata(relative) {
+            Ok(existing) => {
+                if let Some(reason) = special_reason(&existing) {
+                    return Err(refuse(reason));
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(self.beneath_error("inspect", relative)(error)),
         }
-        // Not truncated on open: the descriptor is checked first (a swap since the check
+        // Not truncated on open: the descriptor is checked first (a swap since the look
         // above is caught), and O_NONBLOCK keeps a FIFO from blocking the open.
-        let mut file = fs::OpenOptions::new()
+        let mut options = OpenOptions::new();
+        options
             .write(true)
             .create(true)
             .truncate(false)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&path)
-            .map_err(io_error("create", &path))?;
-        let opened = file.metadata().map_err(io_error("inspect", &path))?;
+            .mode(0o666)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        let host_path = self.path.join(relative);
+        let mut file = self
+            .root
+            .open_with(relative, &options)
+            .map_err(self.beneath_error("create", relative))?
+            .into_std();
+        let opened = file.metadata().map_err(io_error("inspect", &host_path))?;
         if let Some(reason) = special_file_reason(&opened) {
             return Err(refuse(reason));
         }
-        file.set_len(0).map_err(io_error("truncate", &path))?;
+        file.set_len(0).map_err(io_error("truncate", &host_path))?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 64 * 1024];
         let mut bytes = 0u64;
         loop {
             let read = content
                 .read(&mut buffer)
-                .map_err(io_error("read the source of", &path))?;
+                .map_err(io_error("read the source of", &host_path))?;
             if read == 0 {
                 break;
             }
             hasher.update(&buffer[..read]);
             file.write_all(&buffer[..read])
-                .map_err(io_error("write", &path))?;
+                .map_err(io_error("write", &host_path))?;
             bytes += read as u64;
         }
+        // On the descriptor (fchmod): the name may point elsewhere by now.
         file.set_permissions(fs::Permissions::from_mode(0o666))
-            .map_err(io_error("set permissions of", &path))?;
+            .map_err(io_error("set permissions of", &host_path))?;
         Ok(StagedFile {
             path: relative.to_owned(),
             bytes,
@@ -335,10 +469,101 @@ impl Workspace {
         })
     }
 
-    /// Count the regular files and their bytes.
+    /// Create the directories of `parent` (a prefix of `relative`) that are missing, each
+    /// open to everyone, beneath the root.
+    fn create_shared_dirs(&self, relative: &str, parent: &Path) -> Result<(), WorkspaceError> {
+        let mut prefix = PathBuf::new();
+        for component in parent.components() {
+            prefix.push(component);
+            match self.root.metadata(&prefix) {
+                Ok(metadata) if metadata.is_dir() => continue,
+                Ok(_) => {
+                    return Err(WorkspaceError::UnsafePath {
+                        path: relative.to_owned(),
+                        reason: format!(
+                            "is below `{}`, which is not a directory in the workspace",
+                            prefix.display()
+                        ),
+                    });
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(self.beneath_error("inspect", relative)(error)),
+            }
+            match self.root.create_dir(&prefix) {
+                Ok(()) => {}
+                // Made by someone else since the look above: what it is is checked below.
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(error) => return Err(self.beneath_error("create", relative)(error)),
+            }
+            let made = self
+                .root
+                .open_dir(&prefix)
+                .map_err(self.beneath_error("open", relative))?;
+            make_shared(made, &self.path.join(&prefix))?;
+        }
+        Ok(())
+    }
+
+    /// Count the regular files and their bytes, walking the tree without following
+    /// symlinks, at most `MAX_WALK_DEPTH` deep and `MAX_WALK_ENTRIES` entries.
     pub fn usage(&self) -> Result<Usage, WorkspaceError> {
         let mut usage = Usage::default();
-        walk(self.root(), &mut usage)?;
+        let mut entries = 0u64;
+        let io = |action| io_error(action, &self.path);
+        let start = self.root.try_clone().map_err(io("open"))?;
+        let listing = self.root.entries().map_err(io("list"))?;
+        // An explicit stack: one open directory per level, never a call per level.
+        let mut stack: Vec<(Dir, cap_std::fs::ReadDir)> = vec![(start, listing)];
+        loop {
+            let depth = stack.len();
+            let Some((dir, listing)) = stack.last_mut() else {
+                break;
+            };
+            let Some(entry) = listing.next() else {
+                stack.pop();
+                continue;
+            };
+            let entry = entry.map_err(io("list"))?;
+            entries += 1;
+            if entries > MAX_WALK_ENTRIES {
+                return Err(WorkspaceError::WalkLimit {
+                    what: "entries",
+                    limit: MAX_WALK_ENTRIES,
+                });
+            }
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                // Removed while we looked: nothing to count.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(io("inspect")(error)),
+            };
+            if kind.is_dir() {
+                if depth >= MAX_WALK_DEPTH {
+                    return Err(WorkspaceError::WalkLimit {
+                        what: "levels deep",
+                        limit: MAX_WALK_DEPTH as u64,
+                    });
+                }
+                // Not followed if it became a symlink since it was listed.
+                let child = match dir.open_dir_nofollow(entry.file_name()) {
+                    Ok(child) => child,
+                    Err(error) if vanished(&error) => continue,
+                    Err(error) => return Err(io("open")(error)),
+                };
+                let listing = child.entries().map_err(io("list"))?;
+                stack.push((child, listing));
+            } else if kind.is_file() {
+                match entry.metadata() {
+                    Ok(metadata) if metadata.is_file() => {
+                        usage.files += 1;
+                        usage.bytes = usage.bytes.saturating_add(metadata.len());
+                    }
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(io("inspect")(error)),
+                }
+            }
+        }
         Ok(usage)
     }
 
@@ -360,45 +585,152 @@ impl Workspace {
     }
 
     /// Remove the workspace now, reporting failure (dropping also removes it, silently).
-    pub fn remove(self) -> Result<(), WorkspaceError> {
-        let path = self.root().to_path_buf();
-        self.dir.close().map_err(io_error("remove", &path))
+    pub fn remove(mut self) -> Result<(), WorkspaceError> {
+        self.removed = true;
+        remove_contents(&self.root).map_err(io_error("remove", &self.path))?;
+        fs::remove_dir(&self.path).map_err(io_error("remove", &self.path))
     }
 }
 
-fn make_shared(path: &Path) -> Result<(), WorkspaceError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o777))
-        .map_err(io_error("set permissions of", path))
-}
-
-fn create_shared_dirs(root: &Path, dir: &Path) -> Result<(), WorkspaceError> {
-    if dir == root || dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_shared_dirs(root, parent)?;
-    }
-    fs::create_dir(dir).map_err(io_error("create", dir))?;
-    make_shared(dir)
-}
-
-fn walk(dir: &Path, usage: &mut Usage) -> Result<(), WorkspaceError> {
-    for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
-        let entry = entry.map_err(io_error("list", dir))?;
-        let kind = entry
-            .file_type()
-            .map_err(io_error("inspect", &entry.path()))?;
-        if kind.is_dir() {
-            walk(&entry.path(), usage)?;
-        } else if kind.is_file() {
-            usage.files += 1;
-            usage.bytes += entry
-                .metadata()
-                .map_err(io_error("inspect", &entry.path()))?
-                .len();
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = remove_contents(&self.root);
+            let _ = fs::remove_dir(&self.path);
         }
     }
-    Ok(())
+}
+
+/// Whether an open failed because the entry is no longer the directory it was listed as
+/// (removed, or swapped for a symlink or a file).
+fn vanished(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+    ) || error.kind() == io::ErrorKind::NotFound
+}
+
+/// The refusal reason for what a path beneath the root holds (cap-std's metadata).
+fn special_reason(metadata: &cap_std::fs::Metadata) -> Option<String> {
+    let kind = metadata.file_type();
+    special_kind_reason(
+        kind.is_fifo(),
+        kind.is_char_device(),
+        kind.is_block_device(),
+        kind.is_socket(),
+        kind.is_file(),
+        metadata.nlink(),
+    )
+}
+
+/// Opens `dir` to everyone (0777), through its handle (`.` cannot be swapped for a link).
+fn make_shared(dir: Dir, shown: &Path) -> Result<(), WorkspaceError> {
+    dir.set_permissions(".", cap_std::fs::Permissions::from_mode(0o777))
+        .map_err(io_error("set permissions of", shown))
+}
+
+/// Everything below `root` removed, without recursion and without following symlinks:
+/// a subdirectory's subdirectories are moved up to `root` (a rename beneath the same
+/// handle) before it is emptied and removed, so only a handful of descriptors are open
+/// and no stack grows with the depth a job gave its tree.
+pub fn remove_contents(root: &Dir) -> io::Result<()> {
+    let mut moved = 0u64;
+    let mut idle_passes = 0u32;
+    let mut passes = 0u64;
+    loop {
+        // A bounded batch of names per pass: the listing changes as directories move up.
+        let names: Vec<(std::ffi::OsString, bool)> = root
+            .entries()?
+            .take(4096)
+            .filter_map(|entry| entry.ok())
+            .map(|entry| {
+                let is_dir = entry.file_type().is_ok_and(|kind| kind.is_dir());
+                (entry.file_name(), is_dir)
+            })
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        // Something keeps refilling the tree or an entry cannot go: give up, bounded. A
+        // pass moves every directory one level up, so a million passes empty a tree
+        // a million levels deep.
+        passes += 1;
+        if idle_passes > 16 || passes > 1_000_000 {
+            return Err(io::Error::other(
+                "entries remain after repeated passes (a process still writing there?)",
+            ));
+        }
+        let mut progress = false;
+        for (name, is_dir) in names {
+            if !is_dir {
+                progress |= removed(root.remove_file(&name))?;
+                continue;
+            }
+            let child = match root.open_dir_nofollow(&name) {
+                Ok(child) => child,
+                Err(error) if vanished(&error) => {
+                    // Swapped for a symlink or a file since it was listed: unlink that.
+                    progress |= removed(root.remove_file(&name))?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            for entry in child.entries()? {
+                let entry = entry?;
+                let inner = entry.file_name();
+                if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                    progress |= removed(child.remove_file(&inner))?;
+                    continue;
+                }
+                // Up to the root under a fresh name, emptied on a later pass.
+                loop {
+                    moved += 1;
+                    let target = format!(".dockproof-removing-{moved}");
+                    match child.rename(&inner, root, &target) {
+                        Ok(()) => {
+                            progress = true;
+                            break;
+                        }
+                        Err(error)
+                            if matches!(
+                                error.raw_os_error(),
+                                Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR)
+                            ) => {}
+                        Err(error) => {
+                            removed(Err(error))?;
+                            break;
+                        }
+                    }
+                }
+            }
+            match root.remove_dir(&name) {
+                Ok(()) => progress = true,
+                // Refilled meanwhile: the next pass sees it again.
+                Err(error) if error.raw_os_error() == Some(libc::ENOTEMPTY) => {}
+                Err(error) => progress |= removed(Err(error))?,
+            }
+        }
+        idle_passes = if progress { 0 } else { idle_passes + 1 };
+    }
+}
+
+/// Remove the directory `path` and everything below it the way `remove_contents` does (no
+/// recursion, no symlink followed): for trees a job may have shaped, such as a run
+/// directory left by a killed run.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let root = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+    remove_contents(&root)?;
+    drop(root);
+    fs::remove_dir(path)
+}
+
+/// Whether something was removed; an entry already gone is not an error.
+fn removed(result: io::Result<()>) -> io::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 /// Deterministic pseudo-random bytes (splitmix64): the same size and seed give
@@ -533,22 +865,100 @@ mod tests {
     #[test]
     fn rejects_paths_that_leave_the_workspace() {
         let (_parent, ws) = workspace(Limits::default());
-        assert!(matches!(
-            ws.resolve("/etc/passwd"),
-            Err(WorkspaceError::UnsafePath { .. })
-        ));
-        assert!(matches!(
-            ws.resolve("a/../../x"),
-            Err(WorkspaceError::UnsafePath { .. })
-        ));
+        for path in ["/etc/passwd", "a/../../x"] {
+            assert!(matches!(
+                ws.write(path, &mut "x".as_bytes()),
+                Err(WorkspaceError::UnsafePath { .. })
+            ));
+            assert!(matches!(
+                ws.collect(path),
+                Err(WorkspaceError::UnsafePath { .. })
+            ));
+        }
         let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("file"), "host").unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.root().join("link")).unwrap();
-        let error = ws.resolve("link/file").unwrap_err();
+        std::os::unix::fs::symlink(outside.path().join("file"), ws.root().join("file-link"))
+            .unwrap();
+        // Relative links climbing out are refused as well as absolute ones.
+        std::os::unix::fs::symlink("../../../../../../../../../../..", ws.root().join("up"))
+            .unwrap();
+        for path in ["link/file", "file-link", "up/etc/passwd", "link/new/deeper"] {
+            let error = ws.write(path, &mut "overwritten".as_bytes()).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("path `{path}` resolves outside the workspace through a symlink")
+            );
+            assert_eq!(error.category(), Category::ConfigInvalid);
+            let error = ws.collect(path).unwrap_err();
+            assert!(
+                error.to_string().contains("outside the workspace"),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(outside.path().join("file")).unwrap(),
+            "host"
+        );
+        assert!(!outside.path().join("new").exists());
+        // A symlink that stays inside is followed.
+        fs::create_dir(ws.root().join("inputs")).unwrap();
+        std::os::unix::fs::symlink("inputs", ws.root().join("inside")).unwrap();
+        ws.write("inside/a.txt", &mut "in".as_bytes()).unwrap();
+        assert_eq!(
+            fs::read_to_string(ws.root().join("inputs/a.txt")).unwrap(),
+            "in"
+        );
+    }
+
+    #[test]
+    fn walks_are_bounded_in_depth_and_entries_and_removal_needs_no_recursion() {
+        let (_parent, ws) = workspace(Limits::default());
+        // Deeper than PATH_MAX allows by name: built one level at a time through handles.
+        let mut dir = Dir::open_ambient_dir(ws.root(), cap_std::ambient_authority()).unwrap();
+        for _ in 0..3000 {
+            dir.create_dir("deep-directory-name").unwrap();
+            dir = dir.open_dir("deep-directory-name").unwrap();
+        }
+        dir.write("bottom.txt", "x").unwrap();
+        // On a small stack: a recursive walk or removal of 3,000 levels would overflow it.
+        let ws = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let error = ws.usage().unwrap_err();
+                assert_eq!(error.category(), Category::WorkspaceLimitExceeded);
+                assert_eq!(
+                    error.to_string(),
+                    format!(
+                        "the workspace tree is more than {MAX_WALK_DEPTH} levels deep, more than dockproof walks; it is not counted further (a job that needs a bigger tree should archive it into one file)"
+                    )
+                );
+                ws
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let root = ws.root().to_path_buf();
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || ws.remove().unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(!root.exists());
+
+        let (_parent, ws) = workspace(Limits::default());
+        for index in 0..MAX_WALK_ENTRIES {
+            fs::write(ws.root().join(format!("f{index}")), "").unwrap();
+        }
+        assert_eq!(ws.usage().unwrap().files, MAX_WALK_ENTRIES);
+        fs::write(ws.root().join("one-more"), "").unwrap();
+        let error = ws.usage().unwrap_err();
         assert!(
-            error.to_string().contains("outside the workspace"),
+            error.to_string().contains("more than 50000 entries"),
             "{error}"
         );
-        assert_eq!(error.category(), Category::ConfigInvalid);
+        ws.remove().unwrap();
     }
 
     /// Runs `f` on a thread; fails the test if it takes longer than 10 s (a hang).
