@@ -55,6 +55,9 @@ pub struct FixtureImages {
     built: Mutex<HashMap<String, Result<(), String>>>,
     /// Other images already found in this run (looked up once, not per scenario).
     present: Mutex<HashSet<String>>,
+    /// Where build contexts are prepared (the run directory, so `clean` finds what a
+    /// killed run left); the system temp dir when unset.
+    build_dir: Option<PathBuf>,
 }
 
 impl FixtureImages {
@@ -107,6 +110,12 @@ impl FixtureImages {
         })
     }
 
+    /// Prepare build contexts under `dir` (a run's directory) rather than the system temp dir.
+    pub fn with_build_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.build_dir = Some(dir.into());
+        self
+    }
+
     /// The image tags this set can build.
     pub fn tags(&self) -> Vec<&str> {
         let mut tags: Vec<&str> = self.images.keys().map(String::as_str).collect();
@@ -128,7 +137,8 @@ impl FixtureImages {
                     message,
                 });
             }
-            let result = build_fixture(backend, image, fixture).await;
+            let build_dir = self.build_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let result = build_fixture(backend, image, fixture, &build_dir).await;
             // An unreachable daemon is not a verdict on the build: the next scenario asks again.
             if !matches!(result, Err(BackendError::DaemonUnavailable { .. })) {
                 built.insert(
@@ -163,12 +173,14 @@ async fn build_fixture(
     backend: &dyn Backend,
     image: &str,
     fixture: &FixtureImage,
+    build_dir: &Path,
 ) -> Result<(), BackendError> {
     let build_failed = |message| BackendError::BuildFailed {
         image: image.to_owned(),
         message,
     };
-    let context = copy_context(&fixture.dir, &fixture.context_files).map_err(build_failed)?;
+    let context =
+        copy_context(&fixture.dir, &fixture.context_files, build_dir).map_err(build_failed)?;
     let digest = context_digest(context.path())
         .map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
     match backend.image_inspect_json(image).await {
@@ -225,22 +237,30 @@ fn context_digest(dir: &Path) -> std::io::Result<String> {
 }
 
 /// A temporary copy of the build context `dir`, plus the host files its
-/// Dockerfile's `# dockproof-context:` lines ask for.
-pub fn prepare_context(dir: &Path, dockerfile: &str) -> Result<tempfile::TempDir, String> {
+/// Dockerfile's `# dockproof-context:` lines ask for, made under `parent` (the run's
+/// directory: a killed run's contexts go with it when `dockproof clean` removes it).
+pub fn prepare_context(
+    dir: &Path,
+    dockerfile: &str,
+    parent: &Path,
+) -> Result<tempfile::TempDir, String> {
     let path = dir.join(dockerfile);
     let text = std::fs::read_to_string(&path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let (_, context_files) = parse_header_lines(&text)?;
-    copy_context(dir, &context_files)
+    copy_context(dir, &context_files, parent)
 }
 
 fn copy_context(
     dir: &Path,
     context_files: &[(PathBuf, String)],
+    parent: &Path,
 ) -> Result<tempfile::TempDir, String> {
+    std::fs::create_dir_all(parent)
+        .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
     let context = tempfile::Builder::new()
         .prefix("dockproof-build-")
-        .tempdir()
+        .tempdir_in(parent)
         .map_err(|error| format!("cannot create a build context: {error}"))?;
     copy_dir(dir, context.path())
         .map_err(|error| format!("cannot copy {}: {error}", dir.display()))?;

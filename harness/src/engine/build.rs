@@ -124,13 +124,15 @@ impl ScenarioRun<'_> {
                     format!("cannot read the Dockerfile: {error}"),
                 )
             })?;
-        let context = fixtures::prepare_context(&dir, &dockerfile_name).map_err(|message| {
-            finding(
-                Category::BuildFailed,
-                format!("{build_pointer}/context"),
-                message,
-            )
-        })?;
+        // Under the run's directory (beside the workspaces), so `clean` removes what a killed run left.
+        let context = fixtures::prepare_context(&dir, &dockerfile_name, &self.context.work_dir)
+            .map_err(|message| {
+                finding(
+                    Category::BuildFailed,
+                    format!("{build_pointer}/context"),
+                    message,
+                )
+            })?;
         let step_number = pointer.rsplit('/').next().unwrap_or("0");
         let tag = build.tag.clone().unwrap_or_else(|| {
             format!(

@@ -19,12 +19,23 @@ pub struct ReportOptions {
 
 /// The outcome with what differs between otherwise identical runs taken out
 /// of failure messages: host ports the run was assigned and process ids
-/// (`host port 35285 is already in use, held by fake-docker (pid 19663)`).
-/// Deterministic reports are written from this.
-pub fn normalised(outcome: &crate::runner::RunOutcome) -> crate::runner::RunOutcome {
+/// (`host port 35285 is already in use, held by fake-docker (pid 19663)`), and the
+/// run's own id `run_id` (unique per invocation) replaced by `shown_run_id` (the suite
+/// id) wherever the report carries it: messages, log tails, artifact keys, compose
+/// project names. Deterministic reports are written from this.
+pub fn normalised(
+    outcome: &crate::runner::RunOutcome,
+    run_id: &str,
+    shown_run_id: &str,
+) -> crate::runner::RunOutcome {
     static PID: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"\bpid \d+").expect("a valid pattern"));
     let mut outcome = outcome.clone();
+    if !run_id.is_empty() && run_id != shown_run_id {
+        for report in &mut outcome.reports {
+            replace_run_id(report, run_id, shown_run_id);
+        }
+    }
     for report in &mut outcome.reports {
         let ports: Vec<String> = report
             .record
@@ -58,6 +69,44 @@ pub fn normalised(outcome: &crate::runner::RunOutcome) -> crate::runner::RunOutc
     outcome
 }
 
+/// Every text of `report` that can carry the run id, with `run_id` replaced by `shown`.
+fn replace_run_id(report: &mut crate::events::ScenarioReport, run_id: &str, shown: &str) {
+    let swap = |text: &mut String| {
+        if text.contains(run_id) {
+            *text = text.replace(run_id, shown);
+        }
+    };
+    let failures = report
+        .failure
+        .iter_mut()
+        .chain(report.earlier_attempts.iter_mut())
+        .chain(
+            report
+                .steps
+                .iter_mut()
+                .filter_map(|step| step.failure.as_mut()),
+        );
+    for failure in failures {
+        swap(&mut failure.message);
+    }
+    report.skip_reason.iter_mut().for_each(swap);
+    let record = &mut report.record;
+    let tails = [
+        &mut report.stdout_tail,
+        &mut report.stderr_tail,
+        &mut record.context.docker.log_tail.stdout,
+        &mut record.context.docker.log_tail.stderr,
+    ];
+    tails.into_iter().flatten().for_each(swap);
+    for artifact in &mut record.result.artifacts {
+        swap(&mut artifact.path);
+        swap(&mut artifact.url);
+    }
+    if let Some(compose) = &mut record.context.compose {
+        swap(&mut compose.project);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,11 +137,15 @@ mod tests {
             stderr_tail: vec![],
             duration: std::time::Duration::ZERO,
         };
-        let outcome = normalised(&RunOutcome {
-            reports: vec![report],
-            interrupted: false,
-            swept: 0,
-        });
+        let outcome = normalised(
+            &RunOutcome {
+                reports: vec![report],
+                interrupted: false,
+                swept: 0,
+            },
+            "fake-1-2",
+            "fake-1",
+        );
         assert_eq!(
             outcome.reports[0].failure.as_ref().unwrap().message,
             "host port <port> is already in use, held by fake-docker (pid <pid>); port 352850 is another"
