@@ -111,6 +111,7 @@ async fn run_host(
             filestore,
             fixtures: Arc::new(fixtures),
             run_id: run_id.clone(),
+            names_id: run_id.clone(),
             work_dir: run_dir.path().join("workspaces"),
             capture: CaptureLimits::default(),
             logs_dir: None,

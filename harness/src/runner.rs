@@ -299,6 +299,7 @@ mod tests {
             filestore: Filestore::local(&dir.path().join("store")).unwrap(),
             fixtures: Arc::new(FixtureImages::none()),
             run_id: "t1".into(),
+            names_id: "t1".into(),
             work_dir: dir.path().join("work"),
             capture: CaptureLimits::default(),
             logs_dir: None,

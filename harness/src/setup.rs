@@ -405,6 +405,11 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
                 filestore,
                 fixtures: Arc::new(fixtures),
                 run_id: run_id.clone(),
+                names_id: if kind == BackendKind::Fake {
+                    shown_run_id.clone()
+                } else {
+                    run_id.clone()
+                },
                 work_dir: host_dir.join("workspaces"),
                 capture: CaptureLimits::default(),
                 logs_dir: args.logs_dir.as_ref().map(|dir| {
