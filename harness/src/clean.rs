@@ -1,12 +1,17 @@
-//! `dockproof clean`: reap what a killed run left behind — containers
-//! labelled `dockproof.run`, and `dockproof-*` temporary directories (with
-//! the fake backend's containers that live in them).
+//! `dockproof clean`: reap what a killed run left behind — containers, networks,
+//! volumes and images labelled `dockproof.run`, and `dockproof-*` temporary
+//! directories (with the fake backend's containers that live in them).
+//!
+//! `--run ID` matches exactly: the label value `ID` (never a prefix), and the run
+//! directories `dockproof-ID.XXXXXX` (see [`crate::run_id`]), so cleaning `ci-7` leaves
+//! `ci-7-retry` alone.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::backend::cli::CliBackend;
 use crate::backend::{Backend, ResourceKind};
+use crate::run_id;
 
 /// What to reap.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +28,8 @@ pub struct CleanOptions {
 #[derive(Debug, Default)]
 pub struct CleanReport {
     pub containers: Vec<String>,
-    /// Networks and volumes (a compose project's), as `network NAME` / `volume NAME`.
+    /// Networks, volumes (a compose project's) and images built for a run, as
+    /// `network NAME` / `volume NAME` / `image ID`.
     pub resources: Vec<String>,
     pub directories: Vec<PathBuf>,
     pub problems: Vec<String>,
@@ -75,8 +81,9 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
         }
         report.containers.push(id);
     }
-    // A compose project's networks and volumes carry the label too; they can go once their
-    // containers are gone. With an age filter they stay: a younger run may still be using them.
+    // A compose project's networks and volumes, and images built for a run, carry the label
+    // too; they can go once their containers are gone. With an age filter they stay: a
+    // younger run may still be using them.
     if options.older_than.is_some() {
         return;
     }
@@ -106,18 +113,19 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
     }
 }
 
-/// The `dockproof-*` entries of `dir` that `options` selects.
+/// The `dockproof-*` entries of `dir` that `options` selects: with a run id, that run's
+/// directories only (`dockproof-ID.XXXXXX`, the id matched whole).
 fn leftover_directories(dir: &Path, options: &CleanOptions) -> Vec<PathBuf> {
-    let prefix = match &options.run_id {
-        Some(run) => format!("dockproof-{run}-"),
-        None => "dockproof-".to_owned(),
+    let selected = |name: &str| match &options.run_id {
+        Some(run) => run_id::of_dir(name) == Some(run.as_str()),
+        None => name.starts_with(run_id::DIR_PREFIX),
     };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut found: Vec<PathBuf> = entries
         .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|entry| selected(&entry.file_name().to_string_lossy()))
         .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
         .filter(|entry| {
             old_enough(
@@ -175,8 +183,9 @@ mod tests {
     fn selects_directories_by_run_and_age() {
         let dir = tempfile::tempdir().unwrap();
         for name in [
-            "dockproof-r1-abc",
-            "dockproof-r2-def",
+            "dockproof-r1.abc",
+            "dockproof-r1-retry.ghi",
+            "dockproof-r2.def",
             "dockproof-build-xyz",
             "other",
         ] {
@@ -192,16 +201,25 @@ mod tests {
             names(&CleanOptions::default()),
             [
                 "dockproof-build-xyz",
-                "dockproof-r1-abc",
-                "dockproof-r2-def"
+                "dockproof-r1-retry.ghi",
+                "dockproof-r1.abc",
+                "dockproof-r2.def"
             ]
         );
+        // Exactly that run: not `r1-retry`, whose id merely starts with `r1`.
         assert_eq!(
             names(&CleanOptions {
                 run_id: Some("r1".into()),
                 ..CleanOptions::default()
             }),
-            ["dockproof-r1-abc"]
+            ["dockproof-r1.abc"]
+        );
+        assert_eq!(
+            names(&CleanOptions {
+                run_id: Some("r1-retry".into()),
+                ..CleanOptions::default()
+            }),
+            ["dockproof-r1-retry.ghi"]
         );
         assert!(
             names(&CleanOptions {

@@ -26,6 +26,9 @@ use crate::scenario::yaml::{self, SourceSpan};
 
 /// Compose's label naming a project; every container, network and volume it creates carries it.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The label (value: the project name) on everything dockproof's override labels, and so on
+/// the images compose builds for the project, which compose itself does not label.
+pub const BUILT_BY_LABEL: &str = "dockproof.compose-project";
 /// Compose's label naming a container's service.
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// Compose's label marking `run` containers (not a service's own).
@@ -192,6 +195,8 @@ pub struct ComposeService {
     pub healthcheck: bool,
     /// `restart:`, if set.
     pub restart: Option<String>,
+    /// Whether compose builds its image (`build:`): the image then carries the run label too.
+    pub build: bool,
 }
 
 /// What a compose file declares that dockproof needs: services, and the networks
@@ -288,6 +293,7 @@ pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
                 .get("restart")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            build: service.get("build").is_some(),
         });
         let mode = service.get("network_mode").and_then(Value::as_str);
         if service.get("networks").is_none() && mode.is_none() {
@@ -339,8 +345,9 @@ pub fn project_name(run_id: &str, scenario_slug: &str) -> String {
     format!("dockproof-{}-{}", clean(run_id), clean(scenario_slug))
 }
 
-/// The override document: `labels` on every service, every project network (the
-/// implicit `default` one when a service uses it) and every project volume.
+/// The override document: `labels` on every service, every image compose builds
+/// (`build.labels`, so `sweep` and `clean` find it by the run label), every project
+/// network (the implicit `default` one when a service uses it) and every project volume.
 pub fn override_document(file: &ComposeFile, labels: &BTreeMap<String, String>) -> Value {
     let labels: Map<String, Value> = labels
         .iter()
@@ -356,7 +363,14 @@ pub fn override_document(file: &ComposeFile, labels: &BTreeMap<String, String>) 
         Value::Object(
             file.services
                 .iter()
-                .map(|service| (service.name.clone(), labelled()))
+                .map(|service| {
+                    let mut entry = labelled();
+                    if service.build {
+                        // Merged into the file's `build:` (a string context or a mapping) by v1 and v2.
+                        entry["build"] = labelled();
+                    }
+                    (service.name.clone(), entry)
+                })
                 .collect(),
         ),
     );
@@ -560,7 +574,8 @@ volumes:
                 name: "db".into(),
                 image: Some("example/db:1".into()),
                 healthcheck: true,
-                restart: Some("always".into())
+                restart: Some("always".into()),
+                build: false,
             }
         );
         assert!(!file.services[2].healthcheck);
@@ -585,6 +600,12 @@ volumes:
                 "{service}"
             );
         }
+        // The image compose builds is the run's too; a pulled image is not labelled.
+        assert_eq!(
+            document["services"]["host-tool"]["build"]["labels"],
+            expected_labels
+        );
+        assert!(document["services"]["db"].get("build").is_none());
         assert_eq!(document["networks"]["default"]["labels"], expected_labels);
         assert_eq!(document["networks"]["front"]["labels"], expected_labels);
         assert_eq!(document["volumes"]["data"]["labels"], expected_labels);

@@ -74,6 +74,8 @@ pub struct CstArgs {
     /// Directory for the run's temporary files (fake state, saved images).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: crate::DaemonArgs,
 }
 
 fn usage_error(message: impl std::fmt::Display) -> ExitCode {
@@ -85,7 +87,9 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn run_id(args: &CstArgs) -> String {
+/// The run's own id and the id its reports show (see `setup::run_id`): on the fake a hash
+/// of the image and configs is shown, the run itself adds a random part.
+fn run_id(args: &CstArgs) -> Result<(String, String), dockproof::run_id::RunIdError> {
     use sha2::Digest;
     match args.backend {
         BackendKind::Fake => {
@@ -95,10 +99,13 @@ fn run_id(args: &CstArgs) -> String {
                 hasher.update([0]);
                 hasher.update(config.display().to_string().as_bytes());
             }
-            format!("fake-cst-{}", &hex::encode(hasher.finalize())[..8])
+            let suite = format!("fake-cst-{}", &hex::encode(hasher.finalize())[..8]);
+            Ok((dockproof::run_id::fresh(&suite)?, suite))
         }
         BackendKind::DockerCli | BackendKind::DockerApi => {
-            format!("cst-{}", setup::run_id(args.backend, &[]))
+            let (id, _) = setup::run_id(args.backend, &[])?;
+            let id = format!("cst-{id}");
+            Ok((id.clone(), id))
         }
     }
 }
@@ -116,14 +123,15 @@ pub fn run(args: CstArgs) -> ExitCode {
         eprintln!("error: {problems} problem(s) in CST files; nothing was run");
         return ExitCode::from(2);
     }
-    let run_id = args.run_id.clone().unwrap_or_else(|| run_id(&args));
-    if !run_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return usage_error(format!(
-            "run id `{run_id}` may only hold letters, digits, `-` and `_`"
-        ));
+    let (run_id, shown_run_id) = match &args.run_id {
+        Some(id) => (id.clone(), id.clone()),
+        None => match run_id(&args) {
+            Ok(ids) => ids,
+            Err(error) => return usage_error(error),
+        },
+    };
+    if let Err(error) = dockproof::run_id::validate(&run_id) {
+        return usage_error(error);
     }
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     if let Err(error) = std::fs::create_dir_all(&parent) {
@@ -133,7 +141,7 @@ pub fn run(args: CstArgs) -> ExitCode {
         ));
     }
     let run_dir = match tempfile::Builder::new()
-        .prefix(&format!("dockproof-{run_id}-"))
+        .prefix(&dockproof::run_id::dir_prefix(&run_id))
         .tempdir_in(&parent)
     {
         Ok(dir) => dir,
@@ -150,16 +158,22 @@ pub fn run(args: CstArgs) -> ExitCode {
         fake_images: &args.fake_images,
         fixture_images: &args.fixture_images,
         context: None,
+        daemon_timeout: args.daemon.daemon_timeout,
     };
     let (backend, fixtures) =
         match setup::make_backend(args.backend, &paths, run_dir.path(), Vec::new()) {
             Ok(made) => made,
             Err(message) => return usage_error(message),
         };
+    let deterministic = args.backend == BackendKind::Fake;
     let options = ReportOptions {
-        run_id: run_id.clone(),
+        run_id: if deterministic {
+            shown_run_id
+        } else {
+            run_id.clone()
+        },
         backend: args.backend.name().to_owned(),
-        deterministic: args.backend == BackendKind::Fake,
+        deterministic,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -171,7 +185,7 @@ pub fn run(args: CstArgs) -> ExitCode {
     let context = Arc::new(CstContext {
         backend: Arc::clone(&backend),
         image: args.image.clone(),
-        run_id,
+        run_id: run_id.clone(),
         driver: match args.driver {
             DriverKind::Docker => Driver::Docker,
             DriverKind::Tar => Driver::Tar,
@@ -238,8 +252,12 @@ pub fn run(args: CstArgs) -> ExitCode {
         html: None,
         markdown: None,
     };
-    let write_failed = !setup::write_reports(&paths, &outcome, &options);
+    let write_failed = !setup::write_reports(&paths, &outcome, &options, &run_id);
     if !args.no_history {
+        let options = ReportOptions {
+            run_id: run_id.clone(),
+            ..options.clone()
+        };
         setup::record(args.history.clone(), args.backend, &outcome, &options);
     }
     if outcome.swept > 0 {

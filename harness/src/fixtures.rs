@@ -55,6 +55,9 @@ pub struct FixtureImages {
     built: Mutex<HashMap<String, Result<(), String>>>,
     /// Other images already found in this run (looked up once, not per scenario).
     present: Mutex<HashSet<String>>,
+    /// Where build contexts are prepared (the run directory, so `clean` finds what a
+    /// killed run left); the system temp dir when unset.
+    build_dir: Option<PathBuf>,
 }
 
 impl FixtureImages {
@@ -107,6 +110,12 @@ impl FixtureImages {
         })
     }
 
+    /// Prepare build contexts under `dir` (a run's directory) rather than the system temp dir.
+    pub fn with_build_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.build_dir = Some(dir.into());
+        self
+    }
+
     /// The image tags this set can build.
     pub fn tags(&self) -> Vec<&str> {
         let mut tags: Vec<&str> = self.images.keys().map(String::as_str).collect();
@@ -128,7 +137,8 @@ impl FixtureImages {
                     message,
                 });
             }
-            let result = build_fixture(backend, image, fixture).await;
+            let build_dir = self.build_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let result = build_fixture(backend, image, fixture, &build_dir).await;
             // An unreachable daemon is not a verdict on the build: the next scenario asks again.
             if !matches!(result, Err(BackendError::DaemonUnavailable { .. })) {
                 built.insert(
@@ -163,12 +173,13 @@ async fn build_fixture(
     backend: &dyn Backend,
     image: &str,
     fixture: &FixtureImage,
+    build_dir: &Path,
 ) -> Result<(), BackendError> {
     let build_failed = |message| BackendError::BuildFailed {
         image: image.to_owned(),
         message,
     };
-    let context = copy_context(&fixture.dir, &fixture.context_files)
+    let context = copy_context(&fixture.dir, &fixture.context_files, build_dir)
         .map_err(|error| build_failed(error.to_string()))?;
     let digest = context_digest(context.path())
         .map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
@@ -294,8 +305,13 @@ pub fn check_context(dir: &Path) -> Result<(), ContextError> {
 }
 
 /// A temporary copy of the build context `dir`, plus the host files its
-/// Dockerfile's `# dockproof-context:` lines ask for.
-pub fn prepare_context(dir: &Path, dockerfile: &str) -> Result<tempfile::TempDir, ContextError> {
+/// Dockerfile's `# dockproof-context:` lines ask for, made under `parent` (the run's
+/// directory: a killed run's contexts go with it when `dockproof clean` removes it).
+pub fn prepare_context(
+    dir: &Path,
+    dockerfile: &str,
+    parent: &Path,
+) -> Result<tempfile::TempDir, ContextError> {
     let path = dir.join(dockerfile);
     let text = crate::input_file::read_config(&path).map_err(|error| match error {
         crate::input_file::InputFileError::Special { .. } => {
@@ -304,16 +320,20 @@ pub fn prepare_context(dir: &Path, dockerfile: &str) -> Result<tempfile::TempDir
         other => ContextError::Failed(other.to_string()),
     })?;
     let (_, context_files) = parse_header_lines(&text).map_err(ContextError::Refused)?;
-    copy_context(dir, &context_files)
+    copy_context(dir, &context_files, parent)
 }
 
 fn copy_context(
     dir: &Path,
     context_files: &[(PathBuf, String)],
+    parent: &Path,
 ) -> Result<tempfile::TempDir, ContextError> {
+    std::fs::create_dir_all(parent).map_err(|error| {
+        ContextError::Failed(format!("cannot create {}: {error}", parent.display()))
+    })?;
     let context = tempfile::Builder::new()
         .prefix("dockproof-build-")
-        .tempdir()
+        .tempdir_in(parent)
         .map_err(|error| ContextError::Failed(format!("cannot create a build context: {error}")))?;
     copy_dir(dir, context.path())?;
     for (host, name) in context_files {

@@ -84,12 +84,26 @@ async fn run_host(
         fake_images: &args.fake_images,
         fixture_images: &args.fixture_images,
         context: None,
+        daemon_timeout: args.daemon.daemon_timeout,
     };
     let mut reports = Vec::new();
     for repeat in 1..=args.repeat {
-        let run_id = format!("{}-{}-{repeat}", setup::run_id(kind, scenarios), host.name);
+        let (base, _) = setup::run_id(kind, scenarios).map_err(|error| error.to_string())?;
+        // Only what a run id may hold: it names labels and the run directory.
+        let host_part: String = host
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let run_id = format!("{base}-{host_part}-{repeat}");
         let run_dir = tempfile::Builder::new()
-            .prefix(&format!("dockproof-{run_id}-"))
+            .prefix(&dockproof::run_id::dir_prefix(&run_id))
             .tempdir()
             .map_err(|error| format!("cannot create a run directory: {error}"))?;
         let (backend, fixtures) = setup::make_backend(kind, &paths, run_dir.path(), env.clone())?;
@@ -101,6 +115,7 @@ async fn run_host(
             filestore,
             fixtures: Arc::new(fixtures),
             run_id: run_id.clone(),
+            names_id: run_id.clone(),
             work_dir: run_dir.path().join("workspaces"),
             capture: CaptureLimits::default(),
             logs_dir: None,

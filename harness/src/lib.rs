@@ -23,6 +23,7 @@ pub mod lint;
 pub mod partition;
 pub mod record;
 pub mod report;
+pub mod run_id;
 pub mod runner;
 pub mod scenario;
 pub mod secrets;

@@ -63,6 +63,36 @@ enum Command {
     },
 }
 
+/// How long the Docker daemon may take to answer (`--daemon-timeout`), shared by every
+/// command that talks to one.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct DaemonArgs {
+    /// How long the Docker daemon may take to answer any request (connecting included)
+    /// before the run fails as daemon_unavailable, e.g. `30s` or `2m` (1s to 1h).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "DOCKPROOF_DAEMON_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_daemon_timeout
+    )]
+    pub daemon_timeout: std::time::Duration,
+}
+
+fn parse_daemon_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let timeout = parse_duration(text)?;
+    let (least, most) = (
+        dockproof::backend::watch::MIN_DAEMON_TIMEOUT,
+        std::time::Duration::from_secs(3600),
+    );
+    if timeout < least || timeout > most {
+        return Err(format!(
+            "`{text}` is outside 1s..1h: a daemon needs a moment to answer, and a run should not wait for one for hours"
+        ));
+    }
+    Ok(timeout)
+}
+
 /// Which Docker to run against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
@@ -162,6 +192,8 @@ pub struct RunArgs {
     /// Keep every run step's whole stdout and stderr here (`SCENARIO/step-N.stdout.log`); only a tail is held in memory.
     #[arg(long, value_name = "DIR")]
     logs_dir: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 /// A report `--report` can write.
@@ -232,6 +264,8 @@ pub struct CanaryArgs {
     /// Do not read or write the run history (disables the no-regression gate).
     #[arg(long)]
     no_history: bool,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +291,8 @@ pub struct CleanArgs {
     /// Show what would be removed, remove nothing.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -266,6 +302,12 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 fn clean(args: CleanArgs) -> ExitCode {
     use dockproof::clean::{self, CleanOptions, CleanReport};
+    if let Some(run) = &args.run_id
+        && let Err(error) = dockproof::run_id::validate(run)
+    {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
     let options = CleanOptions {
         run_id: args.run_id.clone(),
         older_than: args.older_than,
@@ -291,11 +333,13 @@ fn clean(args: CleanArgs) -> ExitCode {
                     "docker-cli",
                     args.docker.clone(),
                     Vec::new(),
-                );
+                )
+                .with_daemon_timeout(args.daemon.daemon_timeout);
                 clean::containers(&backend, &options, &mut report).await;
             }
             BackendKind::DockerApi => {
-                let backend = dockproof::backend::api::ApiBackend::from_env("docker-api");
+                let backend = dockproof::backend::api::ApiBackend::from_env("docker-api")
+                    .with_daemon_timeout(args.daemon.daemon_timeout);
                 clean::containers(&backend, &options, &mut report).await;
             }
             // The fake's containers live in run directories, reaped below.

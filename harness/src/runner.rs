@@ -180,13 +180,14 @@ pub async fn run_all(
 }
 
 /// Remove anything still labelled with this run's id: containers, then the networks and
-/// volumes of compose projects (a run interrupted while a project was up).
+/// volumes of compose projects (a run interrupted while a project was up), then the images
+/// built for the run (an interrupted build step, a compose `build:`).
 async fn sweep(context: &EngineContext) -> usize {
     let label = format!("dockproof.run={}", context.run_id);
     remove_labelled(context.backend.as_ref(), &label).await
 }
 
-/// Remove every container, then network, then volume carrying `label`; returns how many
+/// Remove every container, then network, volume and image carrying `label`; returns how many
 /// containers there were. Failures are ignored: what stays is for `dockproof clean`.
 pub async fn remove_labelled(backend: &dyn Backend, label: &str) -> usize {
     let containers = backend.list_labelled(label).await.unwrap_or_default();
@@ -298,6 +299,7 @@ mod tests {
             filestore: Filestore::local(&dir.path().join("store")).unwrap(),
             fixtures: Arc::new(FixtureImages::none()),
             run_id: "t1".into(),
+            names_id: "t1".into(),
             work_dir: dir.path().join("work"),
             capture: CaptureLimits::default(),
             logs_dir: None,

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sha2::Digest;
-
 use dockproof::backend::api::ApiBackend;
 use dockproof::backend::cli::CliBackend;
 use dockproof::backend::{Backend, CaptureLimits};
@@ -75,26 +73,29 @@ fn select(scenarios: Vec<LoadedScenario>, args: &RunArgs) -> Result<Vec<LoadedSc
     })
 }
 
-/// A run id: deterministic on the fake (so reports are byte-identical), unique on real daemons.
-pub(crate) fn run_id(kind: BackendKind, scenarios: &[LoadedScenario]) -> String {
+/// A fresh run id and the id the reports show: both `r…` and random on real daemons; on
+/// the fake the reports show the suite id (a hash of the scenario names) so they are
+/// byte-identical run to run, while the run itself (labels, directories) gets the suite id
+/// plus a random part, so two runs of the same suite never share anything.
+pub(crate) fn run_id(
+    kind: BackendKind,
+    scenarios: &[LoadedScenario],
+) -> Result<(String, String), dockproof::run_id::RunIdError> {
+    use dockproof::run_id;
     match kind {
         BackendKind::Fake => {
-            let mut hasher = sha2::Sha256::new();
-            for loaded in scenarios {
-                hasher.update(loaded.scenario.name.as_bytes());
-                hasher.update([0]);
-            }
-            format!("fake-{}", &hex::encode(hasher.finalize())[..8])
+            let suite = run_id::suite_id(
+                "fake",
+                scenarios.iter().map(|loaded| loaded.scenario.name.as_str()),
+            );
+            Ok((run_id::fresh(&suite)?, suite))
         }
         BackendKind::DockerCli | BackendKind::DockerApi => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
-            format!(
-                "r{:x}{:05x}",
-                now.as_secs(),
-                (now.subsec_micros() ^ std::process::id()) & 0xfffff
-            )
+            let id = run_id::fresh(&format!("r{:x}", now.as_secs()))?;
+            Ok((id.clone(), id))
         }
     }
 }
@@ -107,6 +108,8 @@ pub(crate) struct BackendPaths<'a> {
     pub fixture_images: &'a Path,
     /// A docker context (`--context`, `DOCKER_CONTEXT`) for the real backends.
     pub context: Option<&'a str>,
+    /// How long a real daemon may take to answer (`--daemon-timeout`).
+    pub daemon_timeout: std::time::Duration,
 }
 
 /// The backend of `kind` for a run whose temporary files live in `run_dir`;
@@ -149,21 +152,25 @@ pub(crate) fn make_backend(
         }
         BackendKind::DockerCli => {
             let fixtures = FixtureImages::scan(paths.fixture_images, true)
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| error.to_string())?
+                .with_build_dir(run_dir);
             let mut env = extra_env;
             if let Some(context) = paths.context {
                 env.push(("DOCKER_CONTEXT".into(), context.into()));
             }
             Ok((
                 Arc::new(
-                    CliBackend::new("docker-cli", paths.docker, env).with_scratch_dir(run_dir),
+                    CliBackend::new("docker-cli", paths.docker, env)
+                        .with_scratch_dir(run_dir)
+                        .with_daemon_timeout(paths.daemon_timeout),
                 ),
                 fixtures,
             ))
         }
         BackendKind::DockerApi => {
             let fixtures = FixtureImages::scan(paths.fixture_images, true)
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| error.to_string())?
+                .with_build_dir(run_dir);
             // The CLI's precedence: an explicit host (a fleet's DOCKER_HOST) over a context.
             let host = extra_env
                 .iter()
@@ -182,7 +189,10 @@ pub(crate) fn make_backend(
                 },
                 (None, None) => ApiBackend::from_env("docker-api"),
             };
-            Ok((Arc::new(backend), fixtures))
+            Ok((
+                Arc::new(backend.with_daemon_timeout(paths.daemon_timeout)),
+                fixtures,
+            ))
         }
     }
 }
@@ -195,15 +205,17 @@ pub(crate) struct ReportPaths<'a> {
     pub markdown: Option<&'a Path>,
 }
 
-/// Write every report asked for (deterministic ones from the normalised outcome) and,
-/// under GitHub Actions, the annotations and step summary. False when one could not be written.
+/// Write every report asked for (deterministic ones from the normalised outcome, where
+/// the run's own id `run_id` reads as the id the reports show) and, under GitHub Actions,
+/// the annotations and step summary. False when one could not be written.
 pub(crate) fn write_reports(
     paths: &ReportPaths<'_>,
     outcome: &runner::RunOutcome,
     options: &ReportOptions,
+    run_id: &str,
 ) -> bool {
     let reported = if options.deterministic {
-        report::normalised(outcome)
+        report::normalised(outcome, run_id, &options.run_id)
     } else {
         outcome.clone()
     };
@@ -283,17 +295,16 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         Ok(selected) => selected,
         Err(message) => return usage_error(message),
     };
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| run_id(args.backend, &scenarios));
-    if !run_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return usage_error(format!(
-            "run id `{run_id}` may only hold letters, digits, `-` and `_`"
-        ));
+    // An explicit --run-id is used as given, in the reports too: keeping it unique is the caller's part.
+    let (run_id, shown_run_id) = match &args.run_id {
+        Some(id) => (id.clone(), id.clone()),
+        None => match run_id(args.backend, &scenarios) {
+            Ok(ids) => ids,
+            Err(error) => return usage_error(error),
+        },
+    };
+    if let Err(error) = dockproof::run_id::validate(&run_id) {
+        return usage_error(error);
     }
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     if let Err(error) = std::fs::create_dir_all(&parent) {
@@ -303,7 +314,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         ));
     }
     let run_dir = match tempfile::Builder::new()
-        .prefix(&format!("dockproof-{run_id}-"))
+        .prefix(&dockproof::run_id::dir_prefix(&run_id))
         .tempdir_in(&parent)
     {
         Ok(dir) => dir,
@@ -330,12 +341,18 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get()));
+    let deterministic = targets
+        .iter()
+        .all(|(_, kind, _)| *kind == BackendKind::Fake);
     let options = ReportOptions {
-        run_id: run_id.clone(),
+        // Deterministic reports show the suite id; anything else the run's own.
+        run_id: if deterministic {
+            shown_run_id.clone()
+        } else {
+            run_id.clone()
+        },
         backend: args.backend.name().to_owned(),
-        deterministic: targets
-            .iter()
-            .all(|(_, kind, _)| *kind == BackendKind::Fake),
+        deterministic,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -368,6 +385,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             fake_images: &args.fake_images,
             fixture_images: &args.fixture_images,
             context: args.context.as_deref(),
+            daemon_timeout: args.daemon.daemon_timeout,
         };
         let (backend, fixtures) = match std::fs::create_dir_all(&host_dir)
             .map_err(|error| error.to_string())
@@ -392,6 +410,11 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
                 filestore,
                 fixtures: Arc::new(fixtures),
                 run_id: run_id.clone(),
+                names_id: if kind == BackendKind::Fake {
+                    shown_run_id.clone()
+                } else {
+                    run_id.clone()
+                },
                 work_dir: host_dir.join("workspaces"),
                 capture: CaptureLimits::default(),
                 logs_dir: args.logs_dir.as_ref().map(|dir| {
@@ -430,8 +453,13 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         html: args.html.as_deref(),
         markdown: args.markdown.as_deref(),
     };
-    let write_failed = !write_reports(&paths, &outcome, &options);
+    let write_failed = !write_reports(&paths, &outcome, &options, &run_id);
     if !args.no_history {
+        // The history keeps the run's own id (the one on its labels), not the suite id.
+        let options = ReportOptions {
+            run_id: run_id.clone(),
+            ..options.clone()
+        };
         record_history(&args, &outcome, &options);
     }
     if outcome.swept > 0 {

@@ -1,7 +1,8 @@
 //! The fault matrix on a real daemon: a run interrupted with SIGINT, a run killed
 //! with SIGKILL and then reaped by `dockproof clean`, a container that ignores
 //! SIGTERM past its timeout, a workspace on a full filesystem, and the daemon
-//! restarting mid-run (its socket and connections, see `RestartingDaemon`). After each,
+//! restarting mid-run (its socket and connections, see `RestartingDaemon`), and daemon
+//! sockets that never answer or answer garbage (`LyingDaemon`). After each,
 //! nothing the run created is left (containers, networks and volumes labelled with
 //! its run id, directories in its work dir), and the reports name what happened.
 //!
@@ -568,16 +569,217 @@ fn daemon_restart(backend: &str) -> Result<(), Failed> {
     )
 }
 
+/// How a stand-in daemon socket answers (`LyingDaemon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lie {
+    /// Accepts every connection and never answers.
+    Silence,
+    /// Answers every request `200 OK` with an HTML body: HTTP, not the Engine API's JSON.
+    NotJson,
+    /// Answers every request with bytes that are not HTTP.
+    NotHttp,
+}
+
+/// A socket in place of the daemon's that accepts connections and then lies (see `Lie`).
+struct LyingDaemon {
+    socket: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepting: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LyingDaemon {
+    fn start(dir: &Path, lie: Lie) -> Result<Self, Failed> {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixListener;
+        use std::sync::atomic::Ordering;
+        let socket = dir.join(format!("lying-{lie:?}.sock").to_lowercase());
+        let listener = UnixListener::bind(&socket)
+            .map_err(|error| format!("cannot listen on {}: {error}", socket.display()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|error| error.to_string())?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepting = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((mut client, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    let _ = client.set_nonblocking(false);
+                    if lie == Lie::Silence {
+                        held.push(client);
+                        continue;
+                    }
+                    std::thread::spawn(move || {
+                        let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+                        let mut request = Vec::new();
+                        let mut buffer = [0u8; 4096];
+                        while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                            match client.read(&mut buffer) {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => request.extend_from_slice(&buffer[..read]),
+                            }
+                        }
+                        let body = "<html><body>I am not dockerd</body></html>";
+                        let answer = match lie {
+                            Lie::NotJson => format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                                body.len(),
+                                if request.starts_with(b"HEAD") {
+                                    ""
+                                } else {
+                                    body
+                                }
+                            ),
+                            _ => "garbage, not HTTP at all\r\n\r\n".to_owned(),
+                        };
+                        let _ = client.write_all(answer.as_bytes());
+                    });
+                }
+            })
+        };
+        Ok(LyingDaemon {
+            socket,
+            stop,
+            accepting: Some(accepting),
+        })
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+}
+
+impl Drop for LyingDaemon {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
+    }
+}
+
+/// A run against a lying daemon socket: exit 1, `daemon_unavailable` (with `words` in the
+/// message) and the whole run, cleanup and sweep included, over within `bound`.
+fn lying_daemon(
+    backend: &str,
+    lie: Lie,
+    daemon_timeout: Option<&str>,
+    bound: Duration,
+    words: &str,
+) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let scenario = dir.path().join("slow.yaml");
+    std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
+    let daemon = LyingDaemon::start(dir.path(), lie)?;
+    let (run, work, json) = (
+        run_id(&format!("lie-{lie:?}-{backend}").to_lowercase()),
+        dir.path().join("work"),
+        dir.path().join("report.json"),
+    );
+    let mut command = support::dockproof_on(backend, &work);
+    command
+        .env("DOCKER_HOST", daemon.host())
+        .env_remove("DOCKPROOF_DAEMON_TIMEOUT")
+        .args(["--run-id", &run, "--json"])
+        .arg(&json)
+        .arg(&scenario);
+    if let Some(timeout) = daemon_timeout {
+        command.args(["--daemon-timeout", timeout]);
+    }
+    let started = Instant::now();
+    let output = command.output().map_err(|error| error.to_string())?;
+    let took = started.elapsed();
+    let report: serde_json::Value = std::fs::read(&json)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| format!("no JSON report\n{}", support::describe(&output)))?;
+    let failure = &report["scenarios"][0]["failure"];
+    let message = failure["message"].as_str().unwrap_or_default();
+    if output.status.code() != Some(1)
+        || failure["category"] != "daemon_unavailable"
+        || !message.contains(words)
+    {
+        return Err(format!(
+            "a daemon that {lie:?} is daemon_unavailable saying `{words}` (got {failure})\n{}",
+            support::describe(&output)
+        )
+        .into());
+    }
+    if took > bound {
+        return Err(format!(
+            "the run took {took:?}, more than {bound:?}\n{}",
+            support::describe(&output)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A socket that accepts and never answers, with `--daemon-timeout 3s`: over in well under 20 s.
+fn silent_daemon(backend: &str) -> Result<(), Failed> {
+    lying_daemon(
+        backend,
+        Lie::Silence,
+        Some("3s"),
+        Duration::from_secs(20),
+        "did not answer",
+    )
+}
+
+/// The same with the default timeout (30 s): over within 60 s, not the 10 minutes it took.
+fn silent_daemon_default_timeout(backend: &str) -> Result<(), Failed> {
+    lying_daemon(
+        backend,
+        Lie::Silence,
+        None,
+        Duration::from_secs(60),
+        "within 30s",
+    )
+}
+
+/// HTTP answers whose body is not JSON: daemon_unavailable, not a job verdict.
+fn non_json_daemon(backend: &str) -> Result<(), Failed> {
+    lying_daemon(
+        backend,
+        Lie::NotJson,
+        Some("3s"),
+        Duration::from_secs(20),
+        "not the Engine API",
+    )
+}
+
+/// Answers that are not HTTP: daemon_unavailable, not a job verdict.
+fn non_http_daemon(backend: &str) -> Result<(), Failed> {
+    lying_daemon(
+        backend,
+        Lie::NotHttp,
+        Some("3s"),
+        Duration::from_secs(20),
+        "not the Engine API",
+    )
+}
+
 type Test = fn(&str) -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [(&str, Test); 5] = [
+    let tests: [(&str, Test); 9] = [
         ("sigint-mid-run", sigint),
         ("sigkill-then-clean", sigkill_then_clean),
         ("container-ignores-sigterm", ignores_sigterm),
         ("workspace-filesystem-full", filesystem_full),
         ("daemon-restart-mid-run", daemon_restart),
+        ("daemon-never-answers", silent_daemon),
+        (
+            "daemon-never-answers-default-timeout",
+            silent_daemon_default_timeout,
+        ),
+        ("daemon-answers-non-json", non_json_daemon),
+        ("daemon-answers-non-http", non_http_daemon),
     ];
     let mut trials = Vec::new();
     for (name, test) in tests {

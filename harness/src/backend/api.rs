@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,8 +29,8 @@ use tokio::sync::OnceCell;
 
 use super::{
     Backend, BackendError, BuildRequest, Capture, CaptureLimits, Complaint, ContainerSpec,
-    ContainerState, ExecOutput, ExecRequest, LogFiles, Logs, ResourceKind, StatsSample,
-    is_command_not_found,
+    ContainerState, DaemonWatch, ExecOutput, ExecRequest, LogFiles, Logs, ResourceKind,
+    StatsSample, is_command_not_found,
 };
 
 /// How long a control call (create, start, inspect, ...) may take.
@@ -49,6 +50,8 @@ pub struct ApiBackend {
     tls: Option<std::path::PathBuf>,
     /// Connected and version-negotiated on first use (negotiation needs the runtime).
     client: OnceCell<Connection>,
+    /// Bounds every call on a daemon that stops answering (see [`super::watch`]).
+    watch: Arc<DaemonWatch>,
 }
 
 /// A negotiated client, and for an `ssh://` host the tunnel it talks through.
@@ -67,6 +70,7 @@ impl ApiBackend {
             host: None,
             tls: None,
             client: OnceCell::new(),
+            watch: Arc::new(DaemonWatch::default()),
         }
     }
 
@@ -77,6 +81,7 @@ impl ApiBackend {
             host: Some(endpoint.host),
             tls: endpoint.tls,
             client: OnceCell::new(),
+            watch: Arc::new(DaemonWatch::default()),
         }
     }
 
@@ -87,41 +92,93 @@ impl ApiBackend {
             host: Some(host.into()),
             tls: None,
             client: OnceCell::new(),
+            watch: Arc::new(DaemonWatch::default()),
+        }
+    }
+
+    /// The same backend giving the daemon `timeout` to answer any call before it is
+    /// `daemon_unavailable` (default [`super::DEFAULT_DAEMON_TIMEOUT`]).
+    pub fn with_daemon_timeout(mut self, timeout: Duration) -> Self {
+        self.watch = Arc::new(DaemonWatch::new(timeout));
+        self
+    }
+
+    /// Run one API call within `limit`, under the daemon watch; its error becomes a
+    /// `BackendError` about `subject`.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        subject: &str,
+        limit: Duration,
+        call: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, BackendError> {
+        self.watched(bounded(operation, subject, limit, call)).await
+    }
+
+    /// Run `call` under the daemon watch, probing with `/_ping`.
+    async fn watched<T>(
+        &self,
+        call: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        self.watch.guard(call, || self.probe()).await
+    }
+
+    /// Ask the daemon something it answers at once; anything but "unreachable" is an answer.
+    async fn probe(&self) -> Result<(), BackendError> {
+        let Some(connection) = self.client.get() else {
+            // Still connecting: that is bounded on its own (see `docker`).
+            return Ok(());
+        };
+        match connection.docker.ping().await {
+            Ok(_) => Ok(()),
+            Err(error) => match classify(&error, "ping the daemon", "daemon") {
+                unavailable @ BackendError::DaemonUnavailable { .. } => Err(unavailable),
+                _ => Ok(()),
+            },
         }
     }
 
     async fn docker(&self) -> Result<&Docker, BackendError> {
-        let connection = self
-            .client
-            .get_or_try_init(|| async {
-                // An explicit host, else DOCKER_HOST as the docker CLI reads it.
-                let host = self.host.clone().or_else(|| {
-                    std::env::var("DOCKER_HOST")
-                        .ok()
-                        .filter(|host| !host.is_empty())
-                });
-                if let Some(host) = host.filter(|host| host.starts_with("ssh://")) {
-                    return Self::connect_over_ssh(&host).await;
-                }
-                let docker = match (&self.host, &self.tls) {
-                    (Some(host), Some(tls)) => Docker::connect_with_ssl(
-                        host,
-                        &tls.join("key.pem"),
-                        &tls.join("cert.pem"),
-                        &tls.join("ca.pem"),
-                        CONTROL_TIMEOUT.as_secs(),
-                        bollard::API_DEFAULT_VERSION,
-                    ),
-                    (Some(host), None) => Docker::connect_with_host(host),
-                    (None, _) => Docker::connect_with_defaults(),
-                }
-                .map_err(|error| daemon_unavailable(&error))?;
-                Ok(Connection {
-                    docker: negotiate(docker).await?,
-                    tunnel: None,
-                })
+        if let Some(connection) = self.client.get() {
+            return Ok(&connection.docker);
+        }
+        if let Some(error) = self.watch.gone() {
+            return Err(error);
+        }
+        // Connecting (and over ssh, authenticating) and negotiating the version are
+        // answered at once by a daemon: the daemon timeout bounds them as a whole.
+        let connect = self.client.get_or_try_init(|| async {
+            // An explicit host, else DOCKER_HOST as the docker CLI reads it.
+            let host = self.host.clone().or_else(|| {
+                std::env::var("DOCKER_HOST")
+                    .ok()
+                    .filter(|host| !host.is_empty())
+            });
+            if let Some(host) = host.filter(|host| host.starts_with("ssh://")) {
+                return Self::connect_over_ssh(&host).await;
+            }
+            let docker = match (&self.host, &self.tls) {
+                (Some(host), Some(tls)) => Docker::connect_with_ssl(
+                    host,
+                    &tls.join("key.pem"),
+                    &tls.join("cert.pem"),
+                    &tls.join("ca.pem"),
+                    CONTROL_TIMEOUT.as_secs(),
+                    bollard::API_DEFAULT_VERSION,
+                ),
+                (Some(host), None) => Docker::connect_with_host(host),
+                (None, _) => Docker::connect_with_defaults(),
+            }
+            .map_err(|error| daemon_unavailable(&error))?;
+            Ok(Connection {
+                docker: negotiate(docker).await?,
+                tunnel: None,
             })
-            .await?;
+        });
+        let connection = match tokio::time::timeout(self.watch.timeout(), connect).await {
+            Ok(result) => result.map_err(|error| self.watch.noted_error(error))?,
+            Err(_) => return Err(self.watch.no_answer("the version negotiation")),
+        };
         Ok(&connection.docker)
     }
 
@@ -195,6 +252,14 @@ async fn bounded<T>(
     }
 }
 
+/// Whether hyper gave up on the answer because it is not HTTP (one of hyper's parse
+/// errors among the error's causes: `invalid HTTP status-code parsed`, `message head is
+/// too large`, ...), rather than because the connection failed.
+fn is_not_http(error: &(dyn std::error::Error + 'static)) -> bool {
+    let lower = with_causes(error).to_ascii_lowercase();
+    lower.contains("invalid http") || lower.contains("message head is too large")
+}
+
 fn daemon_unavailable(error: &ApiError) -> BackendError {
     BackendError::DaemonUnavailable {
         message: with_causes(error),
@@ -230,6 +295,23 @@ pub fn classify(error: &ApiError, operation: &'static str, subject: &str) -> Bac
             command: format!("Engine API: {operation}"),
             timeout: BUILD_TIMEOUT,
         },
+        // An answer, but not the Engine API's: not JSON, or JSON of another shape, or no
+        // API version. Nothing said about the job: the daemon is not usable.
+        ApiError::JsonDataError { .. }
+        | ApiError::JsonSerdeError { .. }
+        | ApiError::APIVersionParseError { .. }
+        | ApiError::StrParseError { .. }
+        | ApiError::HttpHeaderNotFoundError(_)
+        | ApiError::HttpHeaderToStrError { .. } => BackendError::DaemonUnavailable {
+            message: format!("{}: {}", super::watch::NOT_ENGINE_API, with_causes(error)),
+        },
+        ApiError::HyperLegacyError { .. } | ApiError::HyperResponseError { .. }
+            if is_not_http(error) =>
+        {
+            BackendError::DaemonUnavailable {
+                message: format!("{}: {}", super::watch::NOT_ENGINE_API, with_causes(error)),
+            }
+        }
         // Transport failures: nothing (or nothing that speaks HTTP) answers at DOCKER_HOST.
         ApiError::HyperLegacyError { .. }
         | ApiError::HyperResponseError { .. }
@@ -496,25 +578,29 @@ impl Backend for ApiBackend {
             return Err(super::fake_only_reason(&self.name));
         }
         Ok(std::sync::Arc::new(match &overrides.docker_host {
-            Some(host) => ApiBackend::for_host(self.name.clone(), host.clone()),
+            // Another daemon gets its own watch (with the same timeout): this one may be fine.
+            Some(host) => ApiBackend::for_host(self.name.clone(), host.clone())
+                .with_daemon_timeout(self.watch.timeout()),
             None => ApiBackend {
                 name: self.name.clone(),
                 host: self.host.clone(),
                 tls: self.tls.clone(),
                 client: OnceCell::new(),
+                watch: Arc::clone(&self.watch),
             },
         }))
     }
 
     async fn ping(&self) -> Result<String, BackendError> {
         let docker = self.docker().await?;
-        let version = match bounded(
-            "read the daemon version",
-            "daemon",
-            CONTROL_TIMEOUT,
-            docker.version(),
-        )
-        .await
+        let version = match self
+            .call(
+                "read the daemon version",
+                "daemon",
+                CONTROL_TIMEOUT,
+                docker.version(),
+            )
+            .await
         {
             Ok(version) => version,
             Err(error) => {
@@ -531,13 +617,14 @@ impl Backend for ApiBackend {
 
     async fn image_exists(&self, image: &str) -> Result<bool, BackendError> {
         let docker = self.docker().await?;
-        match bounded(
-            "inspect an image",
-            image,
-            CONTROL_TIMEOUT,
-            docker.inspect_image(image),
-        )
-        .await
+        match self
+            .call(
+                "inspect an image",
+                image,
+                CONTROL_TIMEOUT,
+                docker.inspect_image(image),
+            )
+            .await
         {
             Ok(_) => Ok(true),
             Err(BackendError::ImageNotFound { .. }) => Ok(false),
@@ -616,12 +703,13 @@ impl Backend for ApiBackend {
             }
             Ok(())
         };
-        let result = tokio::time::timeout(BUILD_TIMEOUT, run)
+        let watched = self.watched(async { Ok(run.await) });
+        let result = tokio::time::timeout(BUILD_TIMEOUT, watched)
             .await
             .map_err(|_| BackendError::Timeout {
                 command: "Engine API: build an image".into(),
                 timeout: BUILD_TIMEOUT,
-            })?;
+            })??;
         let Err(error) = result else { return Ok(()) };
         // As with the CLI: only an unreachable daemon (or a timeout) is not a build failure.
         match classify(&error, "build an image", &request.tag) {
@@ -642,26 +730,28 @@ impl Backend for ApiBackend {
 
     async fn image_inspect_json(&self, image: &str) -> Result<serde_json::Value, BackendError> {
         let docker = self.docker().await?;
-        let inspect = bounded(
-            "inspect an image",
-            image,
-            CONTROL_TIMEOUT,
-            docker.inspect_image(image),
-        )
-        .await?;
+        let inspect = self
+            .call(
+                "inspect an image",
+                image,
+                CONTROL_TIMEOUT,
+                docker.inspect_image(image),
+            )
+            .await?;
         to_json(&inspect, "inspect an image")
     }
 
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
         let options = RemoveImageOptionsBuilder::new().force(true).build();
-        match bounded(
-            "remove an image",
-            image,
-            CONTROL_TIMEOUT,
-            docker.remove_image(image, Some(options), None),
-        )
-        .await
+        match self
+            .call(
+                "remove an image",
+                image,
+                CONTROL_TIMEOUT,
+                docker.remove_image(image, Some(options), None),
+            )
+            .await
         {
             Ok(_) | Err(BackendError::ImageNotFound { .. }) => Ok(()),
             Err(error) => Err(error),
@@ -673,19 +763,20 @@ impl Backend for ApiBackend {
         let options = CreateContainerOptionsBuilder::new()
             .name(&spec.name)
             .build();
-        let created = bounded(
-            "create a container",
-            &spec.image,
-            CONTROL_TIMEOUT,
-            docker.create_container(Some(options), create_body(spec)),
-        )
-        .await?;
+        let created = self
+            .call(
+                "create a container",
+                &spec.image,
+                CONTROL_TIMEOUT,
+                docker.create_container(Some(options), create_body(spec)),
+            )
+            .await?;
         Ok(created.id)
     }
 
     async fn start(&self, container: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
-        bounded(
+        self.call(
             "start a container",
             container,
             CONTROL_TIMEOUT,
@@ -696,19 +787,23 @@ impl Backend for ApiBackend {
 
     async fn wait(&self, container: &str) -> Result<i64, BackendError> {
         let docker = self.docker().await?;
-        // Unbounded on purpose: the engine puts the step's timeout around it.
-        let mut stream = docker.wait_container(container, None);
-        match stream.next().await {
-            Some(Ok(answer)) => Ok(answer.status_code),
-            // bollard reports a non-zero exit as an error; for us it is the result.
-            Some(Err(ApiError::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(error)) => Err(classify(&error, "wait for a container", container)),
-            None => Err(BackendError::Api {
-                operation: "wait for a container",
-                status: 0,
-                message: "the daemon closed the wait without an exit code".into(),
-            }),
-        }
+        // No time limit on purpose (the engine puts the step's timeout around it), but
+        // watched: a daemon that stops answering ends it.
+        let wait = async {
+            let mut stream = docker.wait_container(container, None);
+            match stream.next().await {
+                Some(Ok(answer)) => Ok(answer.status_code),
+                // bollard reports a non-zero exit as an error; for us it is the result.
+                Some(Err(ApiError::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(error)) => Err(classify(&error, "wait for a container", container)),
+                None => Err(BackendError::Api {
+                    operation: "wait for a container",
+                    status: 0,
+                    message: "the daemon closed the wait without an exit code".into(),
+                }),
+            }
+        };
+        self.watched(wait).await
     }
 
     async fn stop(&self, container: &str, grace: Duration) -> Result<(), BackendError> {
@@ -716,7 +811,7 @@ impl Backend for ApiBackend {
         let seconds = grace.as_secs_f64().ceil().clamp(0.0, f64::from(i32::MAX)) as i32;
         let options = StopContainerOptionsBuilder::new().t(seconds).build();
         let limit = grace + CONTROL_TIMEOUT;
-        bounded(
+        self.call(
             "stop a container",
             container,
             limit,
@@ -728,13 +823,14 @@ impl Backend for ApiBackend {
     async fn kill(&self, container: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
         let options = KillContainerOptionsBuilder::new().signal("KILL").build();
-        match bounded(
-            "kill a container",
-            container,
-            CONTROL_TIMEOUT,
-            docker.kill_container(container, Some(options)),
-        )
-        .await
+        match self
+            .call(
+                "kill a container",
+                container,
+                CONTROL_TIMEOUT,
+                docker.kill_container(container, Some(options)),
+            )
+            .await
         {
             Ok(()) | Err(BackendError::NotRunning { .. }) => Ok(()),
             Err(error) => Err(error),
@@ -766,7 +862,8 @@ impl Backend for ApiBackend {
             }
             Ok(())
         };
-        bounded("read a container's logs", container, CONTROL_TIMEOUT, read).await?;
+        self.call("read a container's logs", container, CONTROL_TIMEOUT, read)
+            .await?;
         Logs::finish(stdout, stderr)
     }
 
@@ -782,13 +879,14 @@ impl Backend for ApiBackend {
     ) -> Result<ExecOutput, BackendError> {
         let docker = self.docker().await?;
         let container = request.container.as_str();
-        let created = bounded(
-            "create an exec",
-            container,
-            CONTROL_TIMEOUT,
-            docker.create_exec(container, exec_config(request)),
-        )
-        .await?;
+        let created = self
+            .call(
+                "create an exec",
+                container,
+                CONTROL_TIMEOUT,
+                docker.create_exec(container, exec_config(request)),
+            )
+            .await?;
         let (mut stdout, mut stderr) = (
             Capture::new(limits.max_bytes),
             Capture::new(limits.max_bytes),
@@ -799,13 +897,14 @@ impl Backend for ApiBackend {
                 tty: false,
                 output_capacity: None,
             };
-            let started = bounded(
-                "start an exec",
-                container,
-                CONTROL_TIMEOUT,
-                docker.start_exec(&created.id, Some(start)),
-            )
-            .await?;
+            let started = self
+                .call(
+                    "start an exec",
+                    container,
+                    CONTROL_TIMEOUT,
+                    docker.start_exec(&created.id, Some(start)),
+                )
+                .await?;
             if let StartExecResults::Attached { mut output, .. } = started {
                 while let Some(item) = output.next().await {
                     match item
@@ -824,13 +923,14 @@ impl Backend for ApiBackend {
             // (or for long, if the process closed its output early: the timeout bounds that).
             let mut pause = Duration::from_millis(10);
             loop {
-                let inspect = bounded(
-                    "inspect an exec",
-                    container,
-                    CONTROL_TIMEOUT,
-                    docker.inspect_exec(&created.id),
-                )
-                .await?;
+                let inspect = self
+                    .call(
+                        "inspect an exec",
+                        container,
+                        CONTROL_TIMEOUT,
+                        docker.inspect_exec(&created.id),
+                    )
+                    .await?;
                 if let (Some(false), Some(code)) = (inspect.running, inspect.exit_code) {
                     return Ok(code);
                 }
@@ -838,7 +938,7 @@ impl Backend for ApiBackend {
                 pause = (pause * 2).min(Duration::from_millis(250));
             }
         };
-        let exit_code = match tokio::time::timeout(timeout, run).await {
+        let exit_code = match tokio::time::timeout(timeout, self.watched(run)).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(BackendError::Timeout {
@@ -869,13 +969,14 @@ impl Backend for ApiBackend {
             .force(true)
             .v(true)
             .build();
-        match bounded(
-            "remove a container",
-            container,
-            CONTROL_TIMEOUT,
-            docker.remove_container(container, Some(options)),
-        )
-        .await
+        match self
+            .call(
+                "remove a container",
+                container,
+                CONTROL_TIMEOUT,
+                docker.remove_container(container, Some(options)),
+            )
+            .await
         {
             Ok(()) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
             Err(error) => Err(error),
@@ -895,7 +996,7 @@ impl Backend for ApiBackend {
             }
             Ok(bytes)
         };
-        bounded(
+        self.call(
             "copy from the container",
             container,
             CONTROL_TIMEOUT,
@@ -923,7 +1024,8 @@ impl Backend for ApiBackend {
             file.flush().await.map_err(ApiError::from)?;
             Ok(())
         };
-        bounded("save the image", image, BUILD_TIMEOUT, write).await
+        self.call("save the image", image, BUILD_TIMEOUT, write)
+            .await
     }
 
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
@@ -931,25 +1033,27 @@ impl Backend for ApiBackend {
         let options = bollard::query_parameters::CommitContainerOptionsBuilder::new()
             .container(container)
             .build();
-        let response = bounded(
-            "commit the container",
-            container,
-            CONTROL_TIMEOUT,
-            docker.commit_container(options, bollard::models::ContainerConfig::default()),
-        )
-        .await?;
+        let response = self
+            .call(
+                "commit the container",
+                container,
+                CONTROL_TIMEOUT,
+                docker.commit_container(options, bollard::models::ContainerConfig::default()),
+            )
+            .await?;
         Ok(response.id)
     }
 
     async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, BackendError> {
         let docker = self.docker().await?;
-        let inspect = bounded(
-            "inspect a container",
-            container,
-            CONTROL_TIMEOUT,
-            docker.inspect_container(container, None),
-        )
-        .await?;
+        let inspect = self
+            .call(
+                "inspect a container",
+                container,
+                CONTROL_TIMEOUT,
+                docker.inspect_container(container, None),
+            )
+            .await?;
         to_json(&inspect, "inspect a container")
     }
 
@@ -982,13 +1086,14 @@ impl Backend for ApiBackend {
             .all(true)
             .filters(&filters)
             .build();
-        let listed = bounded(
-            "list containers",
-            label,
-            CONTROL_TIMEOUT,
-            docker.list_containers(Some(options)),
-        )
-        .await?;
+        let listed = self
+            .call(
+                "list containers",
+                label,
+                CONTROL_TIMEOUT,
+                docker.list_containers(Some(options)),
+            )
+            .await?;
         Ok(listed
             .into_iter()
             .filter_map(|summary| summary.id)
@@ -1007,13 +1112,14 @@ impl Backend for ApiBackend {
                 let options = bollard::query_parameters::ListNetworksOptionsBuilder::new()
                     .filters(&filters)
                     .build();
-                let listed = bounded(
-                    "list networks",
-                    label,
-                    CONTROL_TIMEOUT,
-                    docker.list_networks(Some(options)),
-                )
-                .await?;
+                let listed = self
+                    .call(
+                        "list networks",
+                        label,
+                        CONTROL_TIMEOUT,
+                        docker.list_networks(Some(options)),
+                    )
+                    .await?;
                 Ok(listed
                     .into_iter()
                     .filter_map(|network| network.id.or(network.name))
@@ -1023,13 +1129,14 @@ impl Backend for ApiBackend {
                 let options = bollard::query_parameters::ListVolumesOptionsBuilder::new()
                     .filters(&filters)
                     .build();
-                let listed = bounded(
-                    "list volumes",
-                    label,
-                    CONTROL_TIMEOUT,
-                    docker.list_volumes(Some(options)),
-                )
-                .await?;
+                let listed = self
+                    .call(
+                        "list volumes",
+                        label,
+                        CONTROL_TIMEOUT,
+                        docker.list_volumes(Some(options)),
+                    )
+                    .await?;
                 Ok(listed
                     .volumes
                     .unwrap_or_default()
@@ -1037,14 +1144,33 @@ impl Backend for ApiBackend {
                     .map(|volume| volume.name)
                     .collect())
             }
+            ResourceKind::Image => {
+                let options = bollard::query_parameters::ListImagesOptionsBuilder::new()
+                    .filters(&filters)
+                    .build();
+                let listed = self
+                    .call(
+                        "list images",
+                        label,
+                        CONTROL_TIMEOUT,
+                        docker.list_images(Some(options)),
+                    )
+                    .await?;
+                let mut ids: Vec<String> = listed.into_iter().map(|image| image.id).collect();
+                ids.dedup();
+                Ok(ids)
+            }
         }
     }
 
     async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
+        if kind == ResourceKind::Image {
+            return self.remove_image(name).await;
+        }
         let docker = self.docker().await?;
         let result = match kind {
             ResourceKind::Network => {
-                bounded(
+                self.call(
                     "remove a network",
                     name,
                     CONTROL_TIMEOUT,
@@ -1052,11 +1178,12 @@ impl Backend for ApiBackend {
                 )
                 .await
             }
+            ResourceKind::Image => return self.remove_image(name).await,
             ResourceKind::Volume => {
                 let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::new()
                     .force(true)
                     .build();
-                bounded(
+                self.call(
                     "remove a volume",
                     name,
                     CONTROL_TIMEOUT,

@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,8 +14,8 @@ use tokio::process::Command;
 
 use super::{
     Backend, BackendError, Capture, CaptureLimits, Captured, Complaint, ContainerSpec,
-    ContainerState, ExecOutput, ExecRequest, LogFiles, Logs, ResourceKind, StatsSample,
-    is_command_not_found,
+    ContainerState, DaemonWatch, ExecOutput, ExecRequest, LogFiles, Logs, ResourceKind,
+    StatsSample, is_command_not_found,
 };
 
 /// How long a control command (create, start, inspect, ...) may take.
@@ -35,6 +36,9 @@ pub struct CliBackend {
     /// Where `--env-file` files are written (the run's directory, so `clean` finds
     /// one a killed run left behind).
     scratch_dir: PathBuf,
+    /// Bounds every call on a daemon that stops answering; none for the fake, which has
+    /// no daemon (and whose fault counters must not see probes).
+    watch: Option<Arc<DaemonWatch>>,
 }
 
 /// What one invocation produced.
@@ -52,11 +56,47 @@ impl CliBackend {
         program: impl Into<PathBuf>,
         env: Vec<(OsString, OsString)>,
     ) -> Self {
+        let name = name.into();
+        let watch = (name != "fake").then(|| Arc::new(DaemonWatch::default()));
         CliBackend {
-            name: name.into(),
+            name,
             program: program.into(),
             env,
             scratch_dir: std::env::temp_dir(),
+            watch,
+        }
+    }
+
+    /// The same backend giving the daemon `timeout` to answer any call before it is
+    /// `daemon_unavailable` (default [`super::DEFAULT_DAEMON_TIMEOUT`]; the fake has no daemon).
+    pub fn with_daemon_timeout(mut self, timeout: Duration) -> Self {
+        if self.watch.is_some() {
+            self.watch = Some(Arc::new(DaemonWatch::new(timeout)));
+        }
+        self
+    }
+
+    /// Run `call` under the daemon watch (if any), probing with `docker version`.
+    async fn watched<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        match &self.watch {
+            Some(watch) => watch.guard(call, || self.probe()).await,
+            None => call.await,
+        }
+    }
+
+    /// Ask the daemon something it answers at once; anything but "unreachable" is an answer.
+    async fn probe(&self) -> Result<(), BackendError> {
+        let args = strings(["version", "--format", "{{.Server.Version}}"]);
+        let output = self.invoke_unwatched(&args, &Hidden::default(), None, CONTROL_OUTPUT).await?;
+        if output.code == 0 {
+            return Ok(());
+        }
+        match self.classify(&args, "daemon", &output) {
+            error @ BackendError::DaemonUnavailable { .. } => Err(error),
+            _ => Ok(()),
         }
     }
 
@@ -128,11 +168,22 @@ impl CliBackend {
         timeout: Option<Duration>,
         limits: CaptureLimits,
     ) -> Result<Output, BackendError> {
+        self.watched(self.invoke_unwatched(args, hidden, timeout, limits))
+            .await
+    }
+
+    async fn invoke_unwatched(
+        &self,
+        args: &[String],
+        hidden: &Hidden,
+        timeout: Option<Duration>,
+        limits: CaptureLimits,
+    ) -> Result<Output, BackendError> {
         let captures = (
             Capture::new(limits.max_bytes),
             Capture::new(limits.max_bytes),
         );
-        let (code, stdout, stderr) = self.invoke_into(args, hidden, timeout, captures).await?;
+        let (code, stdout, stderr) = self.run_into(args, hidden, timeout, captures).await?;
         Ok(Output {
             code,
             stdout: stdout.finish(),
@@ -141,8 +192,19 @@ impl CliBackend {
     }
 
     /// Run the program, feeding its stdout and stderr into `captures` as they
-    /// arrive; returns the exit code and the captures.
+    /// arrive, under the daemon watch; returns the exit code and the captures.
     async fn invoke_into(
+        &self,
+        args: &[String],
+        hidden: &Hidden,
+        timeout: Option<Duration>,
+        captures: (Capture, Capture),
+    ) -> Result<(i32, Capture, Capture), BackendError> {
+        self.watched(self.run_into(args, hidden, timeout, captures))
+            .await
+    }
+
+    async fn run_into(
         &self,
         args: &[String],
         hidden: &Hidden,
@@ -183,6 +245,15 @@ impl CliBackend {
 
     /// Run a command whose stdout is binary (a tar stream): at most `limit` bytes of it, stderr bounded.
     async fn invoke_bytes(
+        &self,
+        args: &[String],
+        timeout: Duration,
+        limit: u64,
+    ) -> Result<(i32, Vec<u8>, Captured), BackendError> {
+        self.watched(self.run_bytes(args, timeout, limit)).await
+    }
+
+    async fn run_bytes(
         &self,
         args: &[String],
         timeout: Duration,
@@ -244,6 +315,9 @@ impl CliBackend {
     fn classify(&self, args: &[String], subject: &str, output: &Output) -> BackendError {
         let stderr = output.stderr.text.trim();
         let lower = stderr.to_ascii_lowercase();
+        if let Some(message) = not_engine_api(stderr) {
+            return BackendError::DaemonUnavailable { message };
+        }
         if is_daemon_unavailable(&lower) {
             return BackendError::DaemonUnavailable {
                 message: daemon_message(stderr),
@@ -286,6 +360,35 @@ impl CliBackend {
             },
         }
     }
+}
+
+/// The CLI's complaint when what answers at the daemon's address is not the Engine API:
+/// not HTTP at all (`malformed HTTP response`), or HTTP whose body is not the JSON the CLI
+/// expects (Go's JSON decoder: `invalid character '<' looking for beginning of value`).
+/// Only a complaint that is the CLI's whole stderr counts (besides the builder's banner and
+/// Go's log line about unsolicited bytes), so a build log that mentions JSON does not.
+/// Measured with docker CLI 28 against stand-in sockets (tests/faultmatrix.rs).
+fn not_engine_api(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            !is_builder_banner(line)
+                && !line.starts_with("Sending build context")
+                && !line.contains("Unsolicited response received on idle HTTP channel")
+        })
+        .collect();
+    let unsolicited = stderr.contains("Unsolicited response received on idle HTTP channel");
+    let [line] = lines.as_slice() else {
+        return unsolicited
+            .then(|| format!("{}: {}", super::watch::NOT_ENGINE_API, first_line(stderr)));
+    };
+    let lower = line.to_ascii_lowercase();
+    let json = lower.starts_with("invalid character ")
+        || lower == "unexpected end of json input"
+        || lower.starts_with("json: cannot unmarshal");
+    let http = lower.contains("malformed http") || lower.contains("transport connection broken");
+    (json || http || unsolicited).then(|| format!("{}: {line}", super::watch::NOT_ENGINE_API))
 }
 
 fn is_daemon_unavailable(lower_stderr: &str) -> bool {
@@ -626,6 +729,11 @@ impl Backend for CliBackend {
                 overrides.scope.clone().into(),
             ));
         }
+        // Another daemon gets its own watch (with the same timeout): this one may be fine.
+        let watch = match (&overrides.docker_host, &self.watch) {
+            (Some(_), Some(watch)) => Some(Arc::new(DaemonWatch::new(watch.timeout()))),
+            _ => self.watch.clone(),
+        };
         if let Some(host) = &overrides.docker_host {
             env.push(("DOCKER_HOST".into(), host.into()));
         }
@@ -634,6 +742,7 @@ impl Backend for CliBackend {
             program: self.program.clone(),
             env,
             scratch_dir: self.scratch_dir.clone(),
+            watch,
         }))
     }
 
@@ -704,6 +813,9 @@ impl Backend for CliBackend {
             .await?;
         if output.code == 0 {
             return Ok(());
+        }
+        if let Some(message) = not_engine_api(&output.stderr.text) {
+            return Err(BackendError::DaemonUnavailable { message });
         }
         let lower = output.stderr.text.to_ascii_lowercase();
         if is_daemon_unavailable(&lower) {
@@ -884,7 +996,10 @@ impl Backend for CliBackend {
         let cli_failed = (output.code == 126 && is_command_not_found(&lower))
             || (output.code == 1
                 && (lower.contains("is not running") || lower.contains("no such container")))
-            || is_daemon_unavailable(&lower);
+            || is_daemon_unavailable(&lower)
+            || (output.code == 1
+                && output.stdout.text.is_empty()
+                && not_engine_api(&output.stderr.text).is_some());
         if cli_failed {
             return Err(self.classify(&args, &request.container, &output));
         }
@@ -1052,28 +1167,30 @@ impl Backend for CliBackend {
         label: &str,
     ) -> Result<Vec<String>, BackendError> {
         if self.is_fake() {
-            // fake-docker has no networks or volumes, so none carries a label.
+            // fake-docker has no networks or volumes, and what it builds lives in its state
+            // directory, inside the run directory: nothing to list.
             return Ok(Vec::new());
         }
-        let args = vec![
-            kind.as_str().into(),
-            "ls".into(),
-            "--quiet".into(),
-            "--filter".into(),
-            format!("label={label}"),
-        ];
+        let mut args = vec![kind.as_str().into(), "ls".into(), "--quiet".into()];
+        if kind == ResourceKind::Image {
+            args.push("--no-trunc".into());
+        }
+        args.extend(["--filter".into(), format!("label={label}")]);
         let output = self.control(&args, label).await?;
-        Ok(output
-            .stdout
-            .text
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty())
-            .map(str::to_owned)
-            .collect())
+        let mut listed: Vec<String> = Vec::new();
+        for line in output.stdout.text.lines().map(str::trim) {
+            // An image tagged twice is listed twice.
+            if !line.is_empty() && !listed.iter().any(|seen| seen == line) {
+                listed.push(line.to_owned());
+            }
+        }
+        Ok(listed)
     }
 
     async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
+        if kind == ResourceKind::Image {
+            return self.remove_image(name).await;
+        }
         let mut args = vec![kind.as_str().to_owned(), "rm".to_owned()];
         if kind == ResourceKind::Volume {
             args.push("--force".to_owned());

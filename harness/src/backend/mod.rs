@@ -7,6 +7,7 @@ pub mod cli;
 pub mod context;
 pub mod ssh;
 pub mod stats;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use crate::category::Category;
 
 pub use capture::{Capture, Captured};
 pub use stats::StatsSample;
+pub use watch::{DEFAULT_DAEMON_TIMEOUT, DaemonWatch};
 
 /// A bind mount of a host directory into a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,22 +276,30 @@ pub fn fake_only_reason(backend: &str) -> String {
 }
 
 /// Daemon objects besides containers that dockproof lists by label and removes
-/// (a compose project's networks and volumes).
+/// (a compose project's networks and volumes, images built for a run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
     Network,
     Volume,
+    /// An image built for one run (build steps, compose `build:`, CST commits), labelled
+    /// with it; never a fixture image, which carries no run label and is shared by runs.
+    Image,
 }
 
 impl ResourceKind {
-    /// Both kinds, in the order they can be removed (a network before the volumes, after its containers).
-    pub const ALL: [ResourceKind; 2] = [ResourceKind::Network, ResourceKind::Volume];
+    /// Every kind, in the order they can be removed once the containers are gone.
+    pub const ALL: [ResourceKind; 3] = [
+        ResourceKind::Network,
+        ResourceKind::Volume,
+        ResourceKind::Image,
+    ];
 
-    /// The docker CLI's word for it (`docker network`, `docker volume`).
+    /// The docker CLI's word for it (`docker network`, `docker volume`, `docker image`).
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::Network => "network",
             ResourceKind::Volume => "volume",
+            ResourceKind::Image => "image",
         }
     }
 }
@@ -504,7 +514,7 @@ pub trait Backend: Send + Sync {
             operation: "inspect containers as JSON",
         })
     }
-    /// Names of the networks or volumes carrying `label` (`key=value` or `key`).
+    /// Names (images: IDs, each once) of the networks, volumes or images carrying `label` (`key=value` or `key`).
     async fn list_labelled_resources(
         &self,
         kind: ResourceKind,
@@ -516,7 +526,7 @@ pub trait Backend: Send + Sync {
             operation: "list networks and volumes",
         })
     }
-    /// Remove a network or volume (gone already is fine).
+    /// Remove a network, volume or image (gone already is fine; an image even if tagged twice).
     async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<(), BackendError> {
         let _ = (kind, name);
         Err(BackendError::Unsupported {

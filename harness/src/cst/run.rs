@@ -153,16 +153,11 @@ async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
     }
 }
 
-/// Remove anything still labelled with the run's id; returns how many (0 when every test cleaned up).
+/// Remove anything still labelled with the run's id (containers, then committed images,
+/// which keep their container's labels); returns how many containers (0 when every test cleaned up).
 pub async fn sweep(context: &CstContext) -> usize {
     let label = format!("dockproof.run={}", context.run_id);
-    let Ok(leftovers) = context.backend.list_labelled(&label).await else {
-        return 0;
-    };
-    for id in &leftovers {
-        let _ = context.backend.remove(id).await;
-    }
-    leftovers.len()
+    crate::runner::remove_labelled(context.backend.as_ref(), &label).await
 }
 
 fn location(file: &LoadedCst, pointer: &str) -> Location {

@@ -124,17 +124,19 @@ impl ScenarioRun<'_> {
                     format!("cannot read the Dockerfile: {error}"),
                 )
             })?;
-        let context = fixtures::prepare_context(&dir, &dockerfile_name).map_err(|error| {
-            let category = match error {
-                fixtures::ContextError::Refused(_) => Category::ConfigInvalid,
-                fixtures::ContextError::Failed(_) => Category::BuildFailed,
-            };
-            finding(
-                category,
-                format!("{build_pointer}/context"),
-                error.to_string(),
-            )
-        })?;
+        // Under the run's directory (beside the workspaces), so `clean` removes what a killed run left.
+        let context = fixtures::prepare_context(&dir, &dockerfile_name, &self.context.work_dir)
+            .map_err(|error| {
+                let category = match error {
+                    fixtures::ContextError::Refused(_) => Category::ConfigInvalid,
+                    fixtures::ContextError::Failed(_) => Category::BuildFailed,
+                };
+                finding(
+                    category,
+                    format!("{build_pointer}/context"),
+                    error.to_string(),
+                )
+            })?;
         let step_number = pointer.rsplit('/').next().unwrap_or("0");
         let tag = build.tag.clone().unwrap_or_else(|| {
             format!(

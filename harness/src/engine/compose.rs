@@ -181,6 +181,8 @@ impl ScenarioRun<'_> {
         let mut labels = BTreeMap::new();
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
         labels.insert("dockproof.scenario".to_owned(), self.slug.clone());
+        // Images compose builds carry no compose label of their own: this one finds them at `down`.
+        labels.insert(compose::BUILT_BY_LABEL.to_owned(), name.clone());
         std::fs::create_dir_all(&self.context.work_dir).map_err(|error| {
             finding(
                 Category::ConfigInvalid,
@@ -641,6 +643,16 @@ impl ScenarioRun<'_> {
                 DOWN_TIMEOUT + grace * state.services.len().max(1) as u32,
             )
             .await;
+        // What compose built for the project goes with it (`--rmi local` spares images named by `image:`).
+        let built = format!("{}={}", compose::BUILT_BY_LABEL, state.project.name);
+        let backend = self.backend.as_ref();
+        for image in backend
+            .list_labelled_resources(ResourceKind::Image, &built)
+            .await
+            .unwrap_or_default()
+        {
+            let _ = backend.remove_resource(ResourceKind::Image, &image).await;
+        }
         let label = format!("{}={}", compose::PROJECT_LABEL, state.project.name);
         let left = self.leftovers(&label).await;
         let _ = std::fs::remove_file(&state.override_file);

@@ -53,7 +53,13 @@ pub struct EngineContext {
     pub backend: Arc<dyn Backend>,
     pub filestore: Filestore,
     pub fixtures: Arc<FixtureImages>,
+    /// The run's own id, unique per invocation: every label carries it.
     pub run_id: String,
+    /// What container names are made of: the run id, except on the fake, where it is the
+    /// suite id the reports show (the fake's state is per run, so names cannot clash
+    /// there), because the fake derives container IDs from names and fake reports must be
+    /// byte-identical run to run.
+    pub names_id: String,
     /// Workspaces are created under this directory.
     pub work_dir: PathBuf,
     /// Memory kept of each output stream (the tail).
@@ -860,7 +866,7 @@ impl<'a> ScenarioRun<'a> {
         ContainerSpec {
             name: format!(
                 "dockproof-{}-{}-{step_number}",
-                self.context.run_id, self.slug
+                self.context.names_id, self.slug
             ),
             image: run.image.clone(),
             cmd: run.cmd.as_ref().map(|cmd| texts(cmd, &self.vars)),

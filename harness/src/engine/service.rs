@@ -152,7 +152,7 @@ impl ScenarioRun<'_> {
         let spec = ContainerSpec {
             name: format!(
                 "dockproof-{}-{}-{}",
-                self.context.run_id,
+                self.context.names_id,
                 self.slug,
                 super::slug(&service.name)
             ),

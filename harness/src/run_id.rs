@@ -1,0 +1,121 @@
+//! Run ids: what every container, image, network, volume and directory a run creates is
+//! labelled or named with, so that the run (and `dockproof clean --run ID`) finds exactly
+//! its own things and nothing of another run's.
+//!
+//! A generated id is unique per invocation: it carries a random component from the OS
+//! (two runs of the same suite started at the same instant still differ). On the fake
+//! backend the reports show the *suite id* instead (`fake-` and a hash of the scenario
+//! names, the id without its random part), so fake reports stay byte-identical run to run
+//! while the labels and directories stay apart.
+//!
+//! A run's directory is `dockproof-ID.XXXXXX`: a run id holds only letters, digits, `-`
+//! and `_`, so the `.` ends it and `clean --run ci-7` can never take `ci-7-retry`'s.
+
+use sha2::Digest;
+
+/// What every directory a run creates in the work dir starts with.
+pub const DIR_PREFIX: &str = "dockproof-";
+
+/// Why a run id is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunIdError {
+    #[error("run id `{0}` may only hold letters, digits, `-` and `_` (and may not be empty)")]
+    Invalid(String),
+    #[error("cannot draw a random run id from the operating system: {0}")]
+    Random(String),
+}
+
+/// Whether `id` can name a run: non-empty, letters, digits, `-` and `_` only (it goes
+/// into labels, container names, image tags and directory names).
+pub fn is_valid(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `id` if it can name a run.
+pub fn validate(id: &str) -> Result<&str, RunIdError> {
+    if is_valid(id) {
+        Ok(id)
+    } else {
+        Err(RunIdError::Invalid(id.to_owned()))
+    }
+}
+
+/// Eight lowercase hex digits from the operating system's random source.
+pub fn random_part() -> Result<String, RunIdError> {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).map_err(|error| RunIdError::Random(error.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// `fake-` and a hash of the scenario names: the same for every run of the same suite.
+pub fn suite_id<'a>(prefix: &str, names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hasher = sha2::Sha256::new();
+    for name in names {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+    }
+    format!("{prefix}-{}", &hex::encode(hasher.finalize())[..8])
+}
+
+/// A fresh id: `base` followed by a random part (`fake-1a2b3c4d-9f8e7d6c`).
+pub fn fresh(base: &str) -> Result<String, RunIdError> {
+    Ok(format!("{base}-{}", random_part()?))
+}
+
+/// The prefix of the run directory of `id` (`dockproof-ID.`); tempfile adds the rest.
+pub fn dir_prefix(id: &str) -> String {
+    format!("{DIR_PREFIX}{id}.")
+}
+
+/// The run id a work-dir entry named `name` belongs to, if it is a run directory.
+pub fn of_dir(name: &str) -> Option<&str> {
+    let (id, _) = name.strip_prefix(DIR_PREFIX)?.rsplit_once('.')?;
+    is_valid(id).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_ids_differ_and_keep_their_base() {
+        let (a, b) = (
+            fresh("fake-12345678").unwrap(),
+            fresh("fake-12345678").unwrap(),
+        );
+        assert_ne!(a, b);
+        assert!(a.starts_with("fake-12345678-") && is_valid(&a), "{a}");
+        assert_eq!(a.len(), "fake-12345678-".len() + 8);
+    }
+
+    #[test]
+    fn the_suite_id_depends_on_the_names_only() {
+        let id = suite_id("fake", ["a", "b"]);
+        assert_eq!(id, suite_id("fake", ["a", "b"]));
+        assert_ne!(id, suite_id("fake", ["ab"]));
+        assert_eq!(id.len(), "fake-".len() + 8);
+    }
+
+    #[test]
+    fn run_directories_name_their_run_exactly() {
+        assert_eq!(of_dir("dockproof-ci-7.AbC123"), Some("ci-7"));
+        assert_eq!(of_dir("dockproof-ci-7-retry.xYz789"), Some("ci-7-retry"));
+        assert_eq!(of_dir(&format!("{}Q1w2E3", dir_prefix("r1"))), Some("r1"));
+        // Not run directories: no `.`, a build context, a bad id.
+        assert_eq!(of_dir("dockproof-ci-7-abc123"), None);
+        assert_eq!(of_dir("dockproof-.abc"), None);
+        assert_eq!(of_dir("other-ci-7.abc"), None);
+        assert_eq!(of_dir("dockproof-a b.abc"), None);
+    }
+
+    #[test]
+    fn ids_are_letters_digits_dashes_and_underscores() {
+        assert!(is_valid("ci-7_retry"));
+        for bad in ["", "a.b", "a/b", "a b", "ü"] {
+            assert_eq!(validate(bad), Err(RunIdError::Invalid(bad.to_owned())));
+        }
+    }
+}

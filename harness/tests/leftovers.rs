@@ -1,0 +1,590 @@
+//! Nothing left, nothing shared (issue 13, item 4): run ids are unique per invocation
+//! (also on the fake), `dockproof clean --run ID` takes exactly that run, and images
+//! built for a run (build steps, compose `build:`) carry its label and go on every path
+//! (interrupt, SIGKILL + clean), as do their `dockproof-build-*` contexts.
+//!
+//! The fake trials always run; the real-daemon ones are ignored without a daemon unless
+//! DOCKPROOF_REQUIRE_DOCKER=1. Every assertion on the shared daemon filters by the run
+//! id (or the image tag) the test made itself.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn fail(message: impl std::fmt::Display) -> Failed {
+    message.to_string().into()
+}
+
+/// PIDs of processes whose command line or environment mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(needle)
+                || String::from_utf8_lossy(&environ).contains(needle)
+        })
+        .collect()
+}
+
+/// The run directories in `work` (`dockproof-ID.XXXXXX`) with their run ids.
+fn run_dirs(work: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(work) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let id = dockproof::run_id::of_dir(&name)?.to_owned();
+            Some((id, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Whether the fake container of the run in `run_dir` is running (its supervisor mentions the state dir).
+fn fake_container_running(run_dir: &Path) -> bool {
+    let state = run_dir.join("fake-docker-state").display().to_string();
+    !processes_mentioning(&state).is_empty()
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Result<(), Failed> {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > deadline {
+            return Err(fail(format!("timed out waiting until {what}")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<PathBuf, Failed> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(fail)?;
+    Ok(path)
+}
+
+const FAKE_SLOW: &str =
+    "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 8] }\n";
+
+fn spawn_fake(work: &Path, scenario: &Path, extra: &[&str]) -> Result<Child, Failed> {
+    support::dockproof_fake(work)
+        .args(extra)
+        .arg(scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)
+}
+
+fn clean_fake(work: &Path, run: &str) -> Result<Output, Failed> {
+    Command::new(support::dockproof())
+        .args(["clean", "--backend", "fake", "--run", run, "--work-dir"])
+        .arg(work)
+        .arg("--fake-docker")
+        .arg(support::fake_docker())
+        .output()
+        .map_err(fail)
+}
+
+/// Two runs of the same suite at once on the fake get different run ids (same suite
+/// part), separate directories, and cleaning up after one (killed) leaves the other
+/// running to a pass.
+fn fake_concurrent_runs_are_apart() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let scenario = write(dir.path(), "slow.yaml", FAKE_SLOW)?;
+    let work = dir.path().join("work");
+    let mut first = spawn_fake(&work, &scenario, &[])?;
+    let second = spawn_fake(&work, &scenario, &[])?;
+    wait_until(
+        "both runs have their container running",
+        Duration::from_secs(30),
+        || {
+            let dirs = run_dirs(&work);
+            dirs.len() == 2 && dirs.iter().all(|(_, path)| fake_container_running(path))
+        },
+    )?;
+    let dirs = run_dirs(&work);
+    let (ids, paths): (Vec<String>, Vec<PathBuf>) = dirs.into_iter().unzip();
+    if ids[0] == ids[1] {
+        return Err(fail(format!("two runs share the run id {}", ids[0])));
+    }
+    let suite = |id: &str| id.rsplit_once('-').map(|(suite, _)| suite.to_owned());
+    if suite(&ids[0]) != suite(&ids[1]) || !ids[0].starts_with("fake-") {
+        return Err(fail(format!(
+            "both ids should be the suite id plus a random part: {ids:?}"
+        )));
+    }
+    // Which directory is the first run's: its container's supervisor is its child's child,
+    // so ask the console instead once it is done; here, kill the first and clean by its id.
+    first.kill().map_err(fail)?;
+    let _ = first.wait();
+    let killed_output = first
+        .stdout
+        .take()
+        .map(|mut stdout| {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+            text
+        })
+        .unwrap_or_default();
+    let (killed, kept) = if killed_output.contains(&format!("(run {})", ids[0])) {
+        (0, 1)
+    } else if killed_output.contains(&format!("(run {})", ids[1])) {
+        (1, 0)
+    } else {
+        return Err(fail(format!(
+            "the killed run did not say its id: {killed_output:?}"
+        )));
+    };
+    let cleaned = clean_fake(&work, &ids[killed])?;
+    if !cleaned.status.success()
+        || !String::from_utf8_lossy(&cleaned.stdout)
+            .contains("removed 1 container(s) and 1 director(ies)")
+    {
+        return Err(fail(format!(
+            "clean --run {}\n{}",
+            ids[killed],
+            support::describe(&cleaned)
+        )));
+    }
+    if paths[killed].exists() || !paths[kept].exists() || !fake_container_running(&paths[kept]) {
+        return Err(fail(format!(
+            "clean --run {} must take that run's directory and container and nothing of run {}",
+            ids[killed], ids[kept]
+        )));
+    }
+    let output = second.wait_with_output().map_err(fail)?;
+    if !output.status.success() {
+        return Err(fail(format!(
+            "the other run must still pass after the first was cleaned\n{}",
+            support::describe(&output)
+        )));
+    }
+    Ok(())
+}
+
+/// Two completed runs of the same suite: different run ids on the console, byte-identical reports.
+fn fake_reports_identical_ids_differ() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let scenario = support::root().join("scenarios/job-happy-path.yaml");
+    let runs: Vec<(Child, PathBuf)> = (0..2)
+        .map(|index| {
+            let json = dir.path().join(format!("report-{index}.json"));
+            let child = spawn_fake(
+                &dir.path().join("work"),
+                &scenario,
+                &["--json", &json.display().to_string()],
+            )?;
+            Ok((child, json))
+        })
+        .collect::<Result<_, Failed>>()?;
+    let mut ids = Vec::new();
+    let mut reports = Vec::new();
+    for (child, json) in runs {
+        let output = child.wait_with_output().map_err(fail)?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let id = stdout
+            .split("(run ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .ok_or_else(|| {
+                fail(format!(
+                    "no run id on the console\n{}",
+                    support::describe(&output)
+                ))
+            })?
+            .to_owned();
+        ids.push(id);
+        reports.push(std::fs::read(&json).map_err(fail)?);
+    }
+    if ids[0] == ids[1] {
+        return Err(fail(format!("both runs were {}", ids[0])));
+    }
+    if reports[0] != reports[1] {
+        return Err(fail("the two runs' JSON reports differ"));
+    }
+    let report = String::from_utf8_lossy(&reports[0]);
+    if ids.iter().any(|id| report.contains(id.as_str())) {
+        return Err(fail("a fake report shows a run's own id, not the suite id"));
+    }
+    Ok(())
+}
+
+/// `clean --run ci-7` takes run `ci-7` and leaves the live run `ci-7-retry` alone.
+fn fake_clean_matches_exactly() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let scenario = write(dir.path(), "slow.yaml", FAKE_SLOW)?;
+    let work = dir.path().join("work");
+    let mut killed = spawn_fake(&work, &scenario, &["--run-id", "ci-7"])?;
+    let retry = spawn_fake(&work, &scenario, &["--run-id", "ci-7-retry"])?;
+    wait_until(
+        "both runs have their container running",
+        Duration::from_secs(30),
+        || {
+            let dirs = run_dirs(&work);
+            dirs.len() == 2 && dirs.iter().all(|(_, path)| fake_container_running(path))
+        },
+    )?;
+    killed.kill().map_err(fail)?;
+    let _ = killed.wait();
+    let cleaned = clean_fake(&work, "ci-7")?;
+    let left: Vec<String> = run_dirs(&work).into_iter().map(|(id, _)| id).collect();
+    if !cleaned.status.success() || left != ["ci-7-retry"] {
+        return Err(fail(format!(
+            "clean --run ci-7 must leave exactly ci-7-retry, left {left:?}\n{}",
+            support::describe(&cleaned)
+        )));
+    }
+    let output = retry.wait_with_output().map_err(fail)?;
+    if !output.status.success() {
+        return Err(fail(format!(
+            "ci-7-retry must still pass\n{}",
+            support::describe(&output)
+        )));
+    }
+    Ok(())
+}
+
+/// Images on the real daemon carrying `dockproof.run=RUN`.
+fn labelled_images(run: &str) -> Result<Vec<String>, Failed> {
+    let output = Command::new("docker")
+        .args(["image", "ls", "--quiet", "--filter"])
+        .arg(format!("label=dockproof.run={run}"))
+        .output()
+        .map_err(fail)?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Everything of `run` left on the daemon (containers, networks, volumes, images) and in `work`
+/// (besides the history database), and any `dockproof-build-*` context holding `marker`
+/// in the system temp dir.
+fn leftovers(run: &str, work: &Path, marker: &str) -> Result<Vec<String>, Failed> {
+    let mut left = support::labelled_leftovers(&format!("dockproof.run={run}")).map_err(fail)?;
+    left.extend(
+        labelled_images(run)?
+            .into_iter()
+            .map(|id| format!("image {id}")),
+    );
+    let history = support::history_db(work).display().to_string();
+    if let Ok(entries) = std::fs::read_dir(work) {
+        left.extend(
+            entries
+                .flatten()
+                .map(|entry| entry.path().display().to_string())
+                .filter(|path| !path.starts_with(&history)),
+        );
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        left.extend(
+            entries
+                .flatten()
+                .filter(|entry| {
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("dockproof-build-")
+                })
+                .map(|entry| entry.path().join(marker))
+                .filter(|path| path.exists())
+                .map(|path| path.display().to_string()),
+        );
+    }
+    Ok(left)
+}
+
+/// A build step (slow enough to be seen) whose image the next step runs for two minutes.
+fn build_scenario(dir: &Path, tag: &str, marker: &str) -> Result<PathBuf, Failed> {
+    let context = dir.join("context");
+    std::fs::create_dir_all(&context).map_err(fail)?;
+    write(&context, marker, "marks this test's build context\n")?;
+    write(
+        &context,
+        "Dockerfile",
+        &format!("FROM dockproof/job-runner:1\nCOPY {marker} /{marker}\nRUN sleep 2\n"),
+    )?;
+    write(
+        dir,
+        "build.yaml",
+        &format!(
+            "name: built\nsteps:\n  - build: {{ context: context, tag: \"{tag}\" }}\n  - run: {{ image: \"{tag}\", cmd: [sleep, 120], timeout: 5m }}\n"
+        ),
+    )
+}
+
+/// Start a build scenario on `backend`; returns once the build context was seen under the
+/// run's directory and the built image's container runs (with the image labelled).
+fn start_build_run(
+    backend: &str,
+    dir: &Path,
+    run: &str,
+    tag: &str,
+    marker: &str,
+) -> Result<Child, Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1").map_err(fail)?;
+    let scenario = build_scenario(dir, tag, marker)?;
+    let work = dir.join("work");
+    let child = support::dockproof_on(backend, &work)
+        .args(["--run-id", run])
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    // The context is copied under the run's directory, where `clean` finds it.
+    let mut seen_context = false;
+    wait_until(
+        "the built image's container runs",
+        Duration::from_secs(120),
+        || {
+            seen_context |= run_dirs(&work).iter().any(|(_, path)| {
+                std::fs::read_dir(path.join("workspaces")).is_ok_and(|entries| {
+                    entries.flatten().any(|entry| {
+                        entry
+                            .file_name()
+                            .to_string_lossy()
+                            .starts_with("dockproof-build-")
+                            && entry.path().join(marker).exists()
+                    })
+                })
+            });
+            support::labelled_leftovers(&format!("dockproof.run={run}"))
+                .is_ok_and(|left| left.iter().any(|item| item.starts_with("container ")))
+        },
+    )?;
+    if !seen_context {
+        return Err(fail(
+            "the build context was never seen under the run's directory",
+        ));
+    }
+    if labelled_images(run)?.is_empty() {
+        return Err(fail(format!(
+            "the image built for run {run} does not carry its label"
+        )));
+    }
+    Ok(child)
+}
+
+fn names(backend: &str, what: &str) -> (String, String, String) {
+    let pid = std::process::id();
+    (
+        format!("leftovers-{what}-{backend}-{pid}"),
+        format!("leftovers/{what}-{backend}:{pid}"),
+        format!("leftovers-marker-{what}-{backend}-{pid}"),
+    )
+}
+
+/// SIGINT after a build: exit 1, and the sweep removes the built image with the container.
+fn build_sigint(backend: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let (run, tag, marker) = names(backend, "bint");
+    let child = start_build_run(backend, dir.path(), &run, &tag, &marker)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .map_err(fail)?;
+    let output = child.wait_with_output().map_err(fail)?;
+    if output.status.code() != Some(1)
+        || !String::from_utf8_lossy(&output.stdout).contains("INTR built")
+    {
+        return Err(fail(format!(
+            "an interrupted run exits 1 and says INTR\n{}",
+            support::describe(&output)
+        )));
+    }
+    let left = leftovers(&run, &dir.path().join("work"), &marker)?;
+    if !left.is_empty() {
+        return Err(fail(format!(
+            "SIGINT after a build left {left:?}\n{}",
+            support::describe(&output)
+        )));
+    }
+    Ok(())
+}
+
+/// SIGKILL after a build leaves container and image; `clean --run ID` removes both and the run dir.
+fn build_sigkill_then_clean(backend: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let (run, tag, marker) = names(backend, "bkill");
+    let mut child = start_build_run(backend, dir.path(), &run, &tag, &marker)?;
+    child.kill().map_err(fail)?;
+    let _ = child.wait();
+    if labelled_images(&run)?.is_empty() {
+        return Err(fail(
+            "after SIGKILL the built image should still be there for `clean`",
+        ));
+    }
+    let work = dir.path().join("work");
+    let cleaned = Command::new(support::dockproof())
+        .args(["clean", "--backend", backend, "--run", &run, "--work-dir"])
+        .arg(&work)
+        .output()
+        .map_err(fail)?;
+    let stdout = String::from_utf8_lossy(&cleaned.stdout);
+    if !cleaned.status.success() || !stdout.contains("removed image ") {
+        return Err(fail(format!(
+            "`dockproof clean --run {run}`\n{}",
+            support::describe(&cleaned)
+        )));
+    }
+    let left = leftovers(&run, &work, &marker)?;
+    if !left.is_empty() {
+        return Err(fail(format!(
+            "SIGKILL + clean left {left:?}\n{}",
+            support::describe(&cleaned)
+        )));
+    }
+    Ok(())
+}
+
+/// A compose service with `build:` (no `image:`): its image carries the run label through the
+/// override's `build.labels`; `down` removes it, and so does the sweep after SIGINT.
+fn compose_build(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1").map_err(fail)?;
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let stack = dir.path().join("stack");
+    std::fs::create_dir_all(&stack).map_err(fail)?;
+    write(
+        &stack,
+        "Dockerfile",
+        "FROM dockproof/job-runner:1\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done\"]\n",
+    )?;
+    write(
+        &stack,
+        "docker-compose.yml",
+        "version: \"3.8\"\nservices:\n  idle:\n    build: .\n",
+    )?;
+    let file = stack.join("docker-compose.yml");
+    let work = dir.path().join("work");
+
+    // up, then down: nothing of the run left, the built image included.
+    let (run, _, marker) = names(backend, "cdown");
+    let scenario = write(
+        dir.path(),
+        "down.yaml",
+        &format!(
+            "name: built-stack\nrequires: [compose]\nsteps:\n  - compose: {{ up: {{ file: {} }} }}\n  - compose: {{ down: {{ stop_grace: 1s }} }}\n",
+            file.display()
+        ),
+    )?;
+    let output = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run])
+        .arg(&scenario)
+        .output()
+        .map_err(fail)?;
+    if !output.status.success() {
+        return Err(fail(format!(
+            "up then down must pass\n{}",
+            support::describe(&output)
+        )));
+    }
+    let left = leftovers(&run, &work, &marker)?;
+    if !left.is_empty() {
+        return Err(fail(format!("up then down left {left:?}")));
+    }
+
+    // up, a long step, SIGINT: the image is labelled while the stack is up, then swept.
+    let (run, _, marker) = names(backend, "cint");
+    let scenario = write(
+        dir.path(),
+        "interrupted.yaml",
+        &format!(
+            "name: built-stack\nrequires: [compose]\nsteps:\n  - compose: {{ up: {{ file: {} }} }}\n  - run: {{ image: dockproof/job-runner:1, cmd: [sleep, 120], timeout: 5m }}\n",
+            file.display()
+        ),
+    )?;
+    let child = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run])
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    wait_until(
+        "the stack and the step after it run",
+        Duration::from_secs(120),
+        || {
+            support::labelled_leftovers(&format!("dockproof.run={run}")).is_ok_and(|left| {
+                left.iter()
+                    .filter(|item| item.starts_with("container "))
+                    .count()
+                    >= 2
+            })
+        },
+    )?;
+    if labelled_images(&run)?.is_empty() {
+        return Err(fail(
+            "the image compose built carries no dockproof.run label",
+        ));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .map_err(fail)?;
+    let output = child.wait_with_output().map_err(fail)?;
+    let left = leftovers(&run, &work, &marker)?;
+    if output.status.code() != Some(1) || !left.is_empty() {
+        return Err(fail(format!(
+            "SIGINT with a built stack up: exit 1 and nothing left (left {left:?})\n{}",
+            support::describe(&output)
+        )));
+    }
+    Ok(())
+}
+
+type Test = fn(&str) -> Result<(), Failed>;
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = vec![
+        Trial::test(
+            "fake::concurrent-runs-of-one-suite-are-apart",
+            fake_concurrent_runs_are_apart,
+        ),
+        Trial::test(
+            "fake::reports-identical-run-ids-differ",
+            fake_reports_identical_ids_differ,
+        ),
+        Trial::test(
+            "fake::clean-run-matches-exactly",
+            fake_clean_matches_exactly,
+        ),
+    ];
+    let real: [(&str, Test); 2] = [
+        ("build-sigint", build_sigint),
+        ("build-sigkill-then-clean", build_sigkill_then_clean),
+    ];
+    for (name, test) in real {
+        for backend in ["docker-cli", "docker-api"] {
+            trials.push(support::real_daemon_trial(
+                format!("{backend}::{name}"),
+                move || test(backend),
+            ));
+        }
+    }
+    for backend in ["docker-cli", "docker-api"] {
+        trials.push(support::compose_trial(
+            format!("{backend}::compose-build-labelled-and-removed"),
+            move || compose_build(backend),
+        ));
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
