@@ -297,6 +297,20 @@ impl Workspace {
         self.limits
     }
 
+    /// The size of the regular file at `relative`, if there is one, looked up beneath
+    /// the root without following a final symlink (a symlink, a missing path or a path
+    /// leading out count as 0: nothing there would be replaced).
+    pub fn existing_file_len(&self, relative: &str) -> u64 {
+        if Self::check_path(relative).is_err() {
+            return 0;
+        }
+        self.root
+            .symlink_metadata(relative)
+            .ok()
+            .filter(cap_std::fs::Metadata::is_file)
+            .map_or(0, |metadata| metadata.len())
+    }
+
     /// Refuses a workspace-relative path that is absolute, has `..` or is otherwise not
     /// a plain relative path (before anything is opened).
     fn check_path(relative: &str) -> Result<(), WorkspaceError> {

@@ -90,7 +90,9 @@ impl CliBackend {
     /// Ask the daemon something it answers at once; anything but "unreachable" is an answer.
     async fn probe(&self) -> Result<(), BackendError> {
         let args = strings(["version", "--format", "{{.Server.Version}}"]);
-        let output = self.invoke_unwatched(&args, &Hidden::default(), None, CONTROL_OUTPUT).await?;
+        let output = self
+            .invoke_unwatched(&args, &Hidden::default(), None, CONTROL_OUTPUT)
+            .await?;
         if output.code == 0 {
             return Ok(());
         }

@@ -817,13 +817,7 @@ impl<'a> ScenarioRun<'a> {
             return Ok(());
         };
         let usage = self.workspace().usage().unwrap_or_default();
-        let replaced = self
-            .workspace()
-            .resolve(to)
-            .ok()
-            .and_then(|path| std::fs::symlink_metadata(path).ok())
-            .filter(std::fs::Metadata::is_file)
-            .map_or(0, |metadata| metadata.len());
+        let replaced = self.workspace().existing_file_len(to);
         let after = usage.bytes.saturating_sub(replaced).saturating_add(size);
         if after <= limit {
             return Ok(());
