@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -34,7 +34,7 @@ pub enum ImageError {
 }
 
 /// `config:` of an image definition, reported by `image inspect`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImageConfig {
     pub user: String,
@@ -51,7 +51,7 @@ pub struct ImageConfig {
 }
 
 /// `config.healthcheck:` as written (durations in Go syntax: `1s`, `500ms`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawHealthcheck {
     /// `[CMD-SHELL, "text"]`, `[CMD, prog, args...]` or `[NONE]`.
@@ -171,6 +171,10 @@ struct DefinitionFile {
     /// A committed image: the snapshot of the container's root copied into new containers.
     #[serde(default)]
     rootfs: Option<PathBuf>,
+    /// A built image: `config` is the whole configuration derived from the Dockerfile
+    /// (the base definition only adds its programs, files and services).
+    #[serde(default)]
+    built: bool,
 }
 
 /// A loaded fake image.
@@ -288,7 +292,19 @@ impl Image {
         image.tags = vec![image.reference.clone()];
         image.source = path.to_path_buf();
         image.id = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-        image.config.env = file.config.env.clone();
+        if file.built {
+            image.config = file.config.clone();
+            image.healthcheck = match &file.config.healthcheck {
+                Some(raw) => Some(raw.compile().map_err(|message| ImageError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("config.healthcheck: {message}"),
+                })?),
+                None => None,
+            };
+            image.build = None;
+        } else {
+            image.config.env = file.config.env.clone();
+        }
         image.rootfs = file.rootfs.clone();
         Ok(image)
     }

@@ -157,6 +157,7 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             http: image.as_ref().map(|i| i.http.clone()).unwrap_or_default(),
         },
         allocated: 0,
+        trap: None,
     };
     Ok(program::run(program, &mut invocation, &mut StdOutput))
 }
