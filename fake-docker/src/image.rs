@@ -165,6 +165,11 @@ struct DefinitionFile {
     http: Vec<HttpService>,
     #[serde(default)]
     build: Option<BuildSpec>,
+    /// Commands the real image has that this definition does not model (e.g. every
+    /// busybox applet): running one is refused with the reason, never answered as
+    /// "not found".
+    #[serde(default)]
+    unmodelled_commands: Vec<String>,
     /// A committed image: the definition it was committed from (`commit`).
     #[serde(default)]
     base: Option<PathBuf>,
@@ -198,7 +203,12 @@ pub struct Image {
     pub build: Option<BuildSpec>,
     /// A committed image's root snapshot, copied over `files:` into new containers.
     pub rootfs: Option<PathBuf>,
+    /// Commands the real image has that the definition does not model.
+    pub unmodelled_commands: Vec<String>,
 }
+
+/// Where a refused, unmodelled command sends the user.
+pub const UNMODELLED_HINT: &str = "see docs/fake-docker.md#commands-the-fake-does-not-model";
 
 /// Adds `:latest` when a reference has neither tag nor digest, like docker does.
 pub fn normalize_reference(reference: &str) -> String {
@@ -277,6 +287,7 @@ impl Image {
             http: file.http,
             build: file.build,
             rootfs: None,
+            unmodelled_commands: file.unmodelled_commands,
         })
     }
 
@@ -330,6 +341,24 @@ impl Image {
                 .then(|| self.programs.get(base))
                 .flatten()
         })
+    }
+
+    /// Why the fake refuses to run `command` in this image: the real image has it, the
+    /// definition does not model it. `None` when it is a program, or not known to exist.
+    pub fn unmodelled(&self, command: &str) -> Option<String> {
+        if self.program(command).is_some() {
+            return None;
+        }
+        let base = command.rsplit('/').next().unwrap_or(command);
+        self.unmodelled_commands
+            .iter()
+            .any(|name| name == base)
+            .then(|| {
+                format!(
+                    "fake image {} has no program `{base}`: run it on a real daemon, or record it — {UNMODELLED_HINT}",
+                    self.reference
+                )
+            })
     }
 
     /// The short (12 hex) ID, as `images` prints it.

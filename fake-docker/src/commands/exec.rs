@@ -89,6 +89,10 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .as_ref()
         .map(|i| i.programs.clone())
         .unwrap_or_default();
+    if let Some(reason) = image.as_ref().and_then(|i| i.unmodelled(&argv[0])) {
+        err(&format!("fake-docker: {reason}\n"));
+        return Ok(125);
+    }
     let fs = supervisor::container_fs(&state, &container);
     match check_exec(&fs, &container.workdir, &argv[0], &programs) {
         ExecCheck::Runnable => {}

@@ -10,7 +10,6 @@ use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::gojson;
 use crate::objects::{self, Network, Volume, label_matches, labels_text, object_id};
 use crate::state::{StateDir, Status};
-use crate::template::Template;
 
 const fn flag(long: &'static str, short: Option<char>, kind: Kind, help: &'static str) -> Flag {
     Flag {
@@ -409,25 +408,10 @@ fn print_inspect(parsed: &Parsed, objects: &[Value]) -> i32 {
             ));
             0
         }
-        Some(text) => {
-            let template = match Template::parse(text) {
-                Ok(template) => template,
-                Err(e) => {
-                    err(&format!("template parsing error: {e}\n"));
-                    return 1;
-                }
-            };
-            for object in objects {
-                match template.render(object) {
-                    Ok(line) => out(&format!("{line}\n")),
-                    Err(e) => {
-                        err(&format!("template parsing error: {e}\n"));
-                        return 1;
-                    }
-                }
-            }
-            0
-        }
+        Some(text) => match super::query::inspect_template(text) {
+            None => 1,
+            Some(format) => super::query::print_objects(Some(&format), objects).unwrap_or(1),
+        },
     }
 }
 

@@ -437,10 +437,10 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         Some(rest) => (true, rest.trim_matches(' ').to_string()),
         None => (false, format.trim_matches(' ').to_string()),
     };
-    let Some(template) = parse_template(&body) else {
+    let Some(template) = parse_template(if body == "json" { "{{json .}}" } else { &body }) else {
         return Ok(1);
     };
-    if body == "{{json .}}" && !is_table {
+    if (body == "{{json .}}" || body == "json") && !is_table {
         for container in &containers {
             out(&format!(
                 "{}\n",
@@ -500,7 +500,7 @@ pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         return Ok(1);
     }
     let template = match parsed.last("format") {
-        Some(text) => match parse_template(text) {
+        Some(text) => match inspect_template(text) {
             Some(template) => Some(template),
             None => return Ok(1),
         },
@@ -541,8 +541,25 @@ pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     Ok(if missing.is_empty() { code } else { 1 })
 }
 
-/// Prints inspect output: a JSON array, or one template line per object.
-fn print_objects(template: Option<&Template>, objects: &[Value]) -> Outcome {
+/// An `inspect --format`: `json` (the objects as one compact JSON array, measured), or
+/// a template where a key missing from the raw JSON is an error, as the CLI has it.
+pub(crate) enum InspectFormat {
+    Json,
+    Template(Template),
+}
+
+/// Parses an inspect `--format`, printing docker's message when it is invalid.
+pub(crate) fn inspect_template(text: &str) -> Option<InspectFormat> {
+    if text == "json" {
+        return Some(InspectFormat::Json);
+    }
+    parse_template(text).map(|t| InspectFormat::Template(t.strict_missing_keys()))
+}
+
+/// Prints inspect output: a JSON array, or one template line per object. A template
+/// error is printed for each object it fails on (measured: stdout then holds a single
+/// empty line), and the exit code is 1.
+pub(crate) fn print_objects(template: Option<&InspectFormat>, objects: &[Value]) -> Outcome {
     match template {
         None => {
             out(&format!(
@@ -551,12 +568,27 @@ fn print_objects(template: Option<&Template>, objects: &[Value]) -> Outcome {
             ));
             Ok(0)
         }
-        Some(template) => {
+        Some(InspectFormat::Json) => {
+            out(&format!(
+                "{}\n",
+                gojson::compact(&Value::Array(objects.to_vec()))
+            ));
+            Ok(0)
+        }
+        Some(InspectFormat::Template(template)) => {
+            let mut failed = false;
             for object in objects {
-                match render_line(template, object) {
-                    Ok(line) => out(&line),
-                    Err(code) => return Ok(code),
+                match template.render(object) {
+                    Ok(line) => out(&format!("{line}\n")),
+                    Err(e) => {
+                        err(&format!("template parsing error: {e}\n"));
+                        failed = true;
+                    }
                 }
+            }
+            if failed {
+                out("\n");
+                return Ok(1);
             }
             Ok(0)
         }
@@ -566,7 +598,7 @@ fn print_objects(template: Option<&Template>, objects: &[Value]) -> Outcome {
 /// `docker image inspect`.
 pub fn image_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let template = match parsed.last("format") {
-        Some(text) => match parse_template(text) {
+        Some(text) => match inspect_template(text) {
             Some(template) => Some(template),
             None => return Ok(1),
         },
