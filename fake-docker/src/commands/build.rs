@@ -197,6 +197,13 @@ impl Sink {
 
 /// `docker build`.
 pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    // Measured (CLI 28.2.2 without buildx): BuildKit asked for and not there.
+    if std::env::var("DOCKER_BUILDKIT").is_ok_and(|v| v == "1" || v == "true") {
+        err(
+            "ERROR: BuildKit is enabled but the buildx component is missing or broken.\n       Install the buildx component to build images with BuildKit:\n       https://docs.docker.com/go/buildx/\n",
+        );
+        return Ok(1);
+    }
     err(DEPRECATED);
     let context = &parsed.positionals[0];
     let context_dir = absolute(context);

@@ -75,6 +75,14 @@ fn oci_exec_failure(reason: &str) -> String {
 pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let name = &parsed.positionals[0];
     let argv = &parsed.positionals[1..];
+    // Measured: `exec -it` with a stdin that is no terminal stops in the CLI, exit 1.
+    if parsed.bool("tty")
+        && parsed.bool("interactive")
+        && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        err("the input device is not a TTY\n");
+        return Ok(1);
+    }
     let state = StateDir::from_env()?;
     let Some(container) = find_container(&state, name)? else {
         daemon_error(&format!("No such container: {name}"));

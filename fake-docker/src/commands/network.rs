@@ -359,7 +359,7 @@ pub fn network_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .into_iter()
         .filter(|n| {
             all_groups_match(&filters, |key, value| match key {
-                "name" => n.name.contains(value),
+                "name" => name_filter_matches(&n.name, value),
                 "label" => label_matches(&n.labels, value),
                 "driver" => n.driver == value,
                 "id" => n.id.starts_with(value),
@@ -544,7 +544,7 @@ pub fn volume_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .into_iter()
         .filter(|v| {
             all_groups_match(&filters, |key, value| match key {
-                "name" => v.name.contains(value),
+                "name" => name_filter_matches(&v.name, value),
                 "label" => label_matches(&v.labels, value),
                 "driver" => v.driver == value,
                 "dangling" => {
@@ -613,4 +613,13 @@ pub fn volume_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         daemon_error(&format!("get {name}: no such volume"));
     }
     Ok(if missing.is_empty() { code } else { 1 })
+}
+
+/// The daemon's `name=` filter: a regular expression searched in the name (so `^bridge$`
+/// matches exactly); a value that is no valid expression matches as a substring.
+fn name_filter_matches(name: &str, pattern: &str) -> bool {
+    match regex::Regex::new(pattern) {
+        Ok(expression) => expression.is_match(name),
+        Err(_) => name.contains(pattern),
+    }
 }
