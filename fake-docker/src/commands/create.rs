@@ -253,17 +253,19 @@ fn cli_security_opt_problem(option: &str) -> Option<String> {
         None if option == "no-new-privileges" => return None,
         None => return Some(format!("Invalid --security-opt: {option:?}")),
     };
-    if key == "seccomp" && value != "unconfined" && value != "builtin" {
-        if let Err(e) = std::fs::metadata(value) {
-            let reason = if e.kind() == std::io::ErrorKind::NotFound {
-                "no such file or directory".to_string()
-            } else {
-                e.to_string()
-            };
-            return Some(format!(
-                "opening seccomp profile ({value}) failed: open {value}: {reason}"
-            ));
-        }
+    if key == "seccomp"
+        && value != "unconfined"
+        && value != "builtin"
+        && let Err(e) = std::fs::metadata(value)
+    {
+        let reason = if e.kind() == std::io::ErrorKind::NotFound {
+            "no such file or directory".to_string()
+        } else {
+            e.to_string()
+        };
+        return Some(format!(
+            "opening seccomp profile ({value}) failed: open {value}: {reason}"
+        ));
     }
     None
 }
