@@ -763,13 +763,13 @@ pub fn canonical(name: &str) -> &str {
 
 /// Consults the fault rules for one command; answers it when a fault says so.
 pub fn dispatch(name: &str, parsed: &Parsed) -> Decision {
-    // Like the CLI, a `DOCKER_HOST` socket that is not there means no daemon.
-    if let Some(socket) = std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|host| host.strip_prefix("unix://").map(str::to_string))
-        && !std::path::Path::new(&socket).exists()
-    {
+    // Like the CLI: a `DOCKER_HOST` (or `-H`) socket that is not there, a path that is
+    // no socket, or a TCP address where nothing listens means no daemon.
+    if !daemon_reachable(&daemon_address()) {
         return Decision::Exit(daemon_unreachable(canonical(name), parsed));
+    }
+    if let Some(code) = api_version_too_new(canonical(name)) {
+        return Decision::Exit(code);
     }
     let rules = match from_env() {
         Ok(rules) => rules,
@@ -827,12 +827,80 @@ pub fn dispatch(name: &str, parsed: &Parsed) -> Decision {
     Decision::Continue
 }
 
+/// `-H`/`--host` given before the command (it wins over `DOCKER_HOST`, as in the CLI).
+static HOST_FLAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records the global `-H`/`--host` value.
+pub fn set_host_flag(host: &str) {
+    let _ = HOST_FLAG.set(host.to_string());
+}
+
 /// Where the CLI would have connected.
 fn daemon_address() -> String {
+    if let Some(host) = HOST_FLAG.get() {
+        return host.clone();
+    }
     std::env::var("DOCKER_HOST")
         .ok()
         .filter(|host| !host.is_empty())
         .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// Whether a daemon could answer at `address`. The default socket is the fake itself;
+/// a `unix://` path must be a socket; a `tcp://` address must accept a connection
+/// (measured: nothing listening, and a regular file, give the CLI's no-daemon answer).
+fn daemon_reachable(address: &str) -> bool {
+    if address == "unix:///var/run/docker.sock" {
+        return true;
+    }
+    if let Some(path) = address.strip_prefix("unix://") {
+        use std::os::unix::fs::FileTypeExt;
+        return std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    }
+    if let Some(target) = address.strip_prefix("tcp://") {
+        use std::net::ToSocketAddrs;
+        let target = target.trim_end_matches('/');
+        let with_port = if target
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            target.to_string()
+        } else {
+            format!("{target}:2375")
+        };
+        return with_port.to_socket_addrs().is_ok_and(|mut addrs| {
+            addrs.any(|addr| {
+                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+                    .is_ok()
+            })
+        });
+    }
+    true
+}
+
+/// `DOCKER_API_VERSION` above the daemon's (1.41): the daemon's refusal (measured with
+/// 1.99 on `ps`: exit 1). `None` when it is fine.
+fn api_version_too_new(command: &str) -> Option<i32> {
+    let requested = std::env::var("DOCKER_API_VERSION").ok()?;
+    let version = |text: &str| -> Option<(u32, u32)> {
+        let (major, minor) = text.trim().split_once('.')?;
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    };
+    if version(&requested)? <= version(crate::API_VERSION)? {
+        return None;
+    }
+    let message = format!(
+        "Error response from daemon: client version {requested} is too new. Maximum supported API version is {}",
+        crate::API_VERSION
+    );
+    if command == "run" {
+        crate::commands::err(&format!(
+            "docker: {message}\n\nRun 'docker run --help' for more information\n"
+        ));
+        return Some(125);
+    }
+    crate::commands::err(&format!("{message}\n"));
+    Some(1)
 }
 
 /// The docker CLI's answers with no daemon, as measured (docs/fake-docker.md).

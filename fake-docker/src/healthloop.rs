@@ -89,6 +89,7 @@ fn probe(state: &StateDir, container: &Container, image: &Image, config: &Health
             ..Context::default()
         },
         allocated: 0,
+        trap: None,
     };
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -34,7 +34,7 @@ pub enum ImageError {
 }
 
 /// `config:` of an image definition, reported by `image inspect`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImageConfig {
     pub user: String,
@@ -51,7 +51,7 @@ pub struct ImageConfig {
 }
 
 /// `config.healthcheck:` as written (durations in Go syntax: `1s`, `500ms`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawHealthcheck {
     /// `[CMD-SHELL, "text"]`, `[CMD, prog, args...]` or `[NONE]`.
@@ -165,12 +165,21 @@ struct DefinitionFile {
     http: Vec<HttpService>,
     #[serde(default)]
     build: Option<BuildSpec>,
+    /// Commands the real image has that this definition does not model (e.g. every
+    /// busybox applet): running one is refused with the reason, never answered as
+    /// "not found".
+    #[serde(default)]
+    unmodelled_commands: Vec<String>,
     /// A committed image: the definition it was committed from (`commit`).
     #[serde(default)]
     base: Option<PathBuf>,
     /// A committed image: the snapshot of the container's root copied into new containers.
     #[serde(default)]
     rootfs: Option<PathBuf>,
+    /// A built image: `config` is the whole configuration derived from the Dockerfile
+    /// (the base definition only adds its programs, files and services).
+    #[serde(default)]
+    built: bool,
 }
 
 /// A loaded fake image.
@@ -194,7 +203,12 @@ pub struct Image {
     pub build: Option<BuildSpec>,
     /// A committed image's root snapshot, copied over `files:` into new containers.
     pub rootfs: Option<PathBuf>,
+    /// Commands the real image has that the definition does not model.
+    pub unmodelled_commands: Vec<String>,
 }
+
+/// Where a refused, unmodelled command sends the user.
+pub const UNMODELLED_HINT: &str = "see docs/fake-docker.md#commands-the-fake-does-not-model";
 
 /// Adds `:latest` when a reference has neither tag nor digest, like docker does.
 pub fn normalize_reference(reference: &str) -> String {
@@ -273,6 +287,7 @@ impl Image {
             http: file.http,
             build: file.build,
             rootfs: None,
+            unmodelled_commands: file.unmodelled_commands,
         })
     }
 
@@ -288,7 +303,19 @@ impl Image {
         image.tags = vec![image.reference.clone()];
         image.source = path.to_path_buf();
         image.id = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-        image.config.env = file.config.env.clone();
+        if file.built {
+            image.config = file.config.clone();
+            image.healthcheck = match &file.config.healthcheck {
+                Some(raw) => Some(raw.compile().map_err(|message| ImageError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("config.healthcheck: {message}"),
+                })?),
+                None => None,
+            };
+            image.build = None;
+        } else {
+            image.config.env = file.config.env.clone();
+        }
         image.rootfs = file.rootfs.clone();
         Ok(image)
     }
@@ -314,6 +341,24 @@ impl Image {
                 .then(|| self.programs.get(base))
                 .flatten()
         })
+    }
+
+    /// Why the fake refuses to run `command` in this image: the real image has it, the
+    /// definition does not model it. `None` when it is a program, or not known to exist.
+    pub fn unmodelled(&self, command: &str) -> Option<String> {
+        if self.program(command).is_some() {
+            return None;
+        }
+        let base = command.rsplit('/').next().unwrap_or(command);
+        self.unmodelled_commands
+            .iter()
+            .any(|name| name == base)
+            .then(|| {
+                format!(
+                    "fake image {} has no program `{base}`: run it on a real daemon, or record it — {UNMODELLED_HINT}",
+                    self.reference
+                )
+            })
     }
 
     /// The short (12 hex) ID, as `images` prints it.

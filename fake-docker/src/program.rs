@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -72,17 +73,34 @@ pub struct ManifestSpec {
     pub count_var: Option<String>,
 }
 
+/// What a program does with SIGTERM (and, with `int:`, SIGINT).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Disposition {
+    /// `trap '' TERM`: the signal is ignored.
     Ignore,
+    /// No handler: the signal's default action, which for a container's main process
+    /// (PID 1 in its namespace) is to ignore it; an `exec`'d process dies of it.
     Default,
+    /// A handler (`trap 'exit 143' TERM`): the program ends at once with `code`
+    /// (default 143), after printing `stdout` if given.
+    Exit,
 }
 
+/// `signal: { term: ignore | default | exit, int: ..., code: 143, stdout: "stopping" }`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SignalSpec {
     pub term: Disposition,
+    /// SIGINT's disposition; left as it is when absent.
+    #[serde(default)]
+    pub int: Option<Disposition>,
+    /// The exit code of an `exit` handler (expanded; default 143).
+    #[serde(default)]
+    pub code: Option<Scalar>,
+    /// A line the `exit` handler prints on stdout before ending.
+    #[serde(default)]
+    pub stdout: Option<Scalar>,
 }
 
 /// One list item as written in YAML: exactly one operation key, plus optional `when`.
@@ -146,7 +164,7 @@ pub enum Op {
     Sha256Manifest(ManifestSpec),
     Set(BTreeMap<String, Scalar>),
     Sleep(Scalar),
-    Signal(Disposition),
+    Signal(SignalSpec),
     Exit(Scalar),
     /// Installs the handler run when a later operation fails.
     OnError(Vec<Step>),
@@ -230,7 +248,7 @@ fn compile_step(index: usize, raw: RawStep) -> Result<Step, StepError> {
         ops.push(("sleep", Op::Sleep(v)));
     }
     if let Some(v) = raw.signal {
-        ops.push(("signal", Op::Signal(v.term)));
+        ops.push(("signal", Op::Signal(v)));
     }
     if let Some(v) = raw.exit {
         ops.push(("exit", Op::Exit(v)));
@@ -341,6 +359,8 @@ pub struct Invocation {
     pub context: Context,
     /// Bytes taken by `alloc` so far.
     pub allocated: i64,
+    /// The handler installed by `signal: { term: exit }`, if any.
+    pub trap: Option<Trap>,
 }
 
 /// Write `bytes` to `path` whole (a temporary file renamed over it), so `stats`
@@ -390,6 +410,9 @@ pub fn run(program: &Program, invocation: &mut Invocation, output: &mut dyn Outp
 fn run_steps(program: &Program, invocation: &mut Invocation, output: &mut dyn Output) -> i32 {
     let mut on_error: Option<&Program> = None;
     for step in program {
+        if let Some(code) = trapped_exit(invocation, output) {
+            return code;
+        }
         if !condition_holds(step.when.as_ref(), invocation) {
             continue;
         }
@@ -510,7 +533,12 @@ fn execute(
             let path = expand(path, &scope);
             cat_one(&path, &resolve(&path).host, output)?;
         }
-        Op::CatArgs if invocation.args.is_empty() => copy_stdin(invocation, output),
+        Op::CatArgs if invocation.args.is_empty() => {
+            copy_stdin(invocation, output);
+            if let Some(code) = trapped_exit(invocation, output) {
+                return Ok(Flow::Exit(code));
+            }
+        }
         Op::CatArgs => {
             // busybox cat reports each missing file and goes on; the exit code says it failed.
             let mut failed = false;
@@ -593,9 +621,34 @@ fn execute(
                 .filter(|s: &f64| s.is_finite() && *s >= 0.0)
                 .ok_or_else(|| fail(format!("sleep: invalid number '{seconds_text}'")))?;
             invocation.notify_ready(Ready::Blocked);
-            std::thread::sleep(Duration::from_secs_f64(seconds));
+            sleep_unless_trapped(Duration::from_secs_f64(seconds));
+            if let Some(code) = trapped_exit(invocation, output) {
+                return Ok(Flow::Exit(code));
+            }
         }
-        Op::Signal(disposition) => set_term_disposition(*disposition),
+        Op::Signal(spec) => {
+            let code = match &spec.code {
+                Some(code) => {
+                    let code_text = text(code);
+                    code_text.trim().parse::<i64>().map_err(|_| OpFailure {
+                        message: format!("trap: Illegal number: {code_text}"),
+                        code: 2,
+                    })?
+                }
+                None => 143,
+            };
+            let trap = Trap {
+                code: code.rem_euclid(256) as i32,
+                stdout: spec.stdout.as_ref().map(&text),
+            };
+            set_disposition(libc::SIGTERM, spec.term);
+            if let Some(int) = spec.int {
+                set_disposition(libc::SIGINT, int);
+            }
+            if spec.term == Disposition::Exit || spec.int == Some(Disposition::Exit) {
+                invocation.trap = Some(trap);
+            }
+        }
         Op::Exit(code) => {
             let code_text = text(code);
             return match code_text.trim().parse::<i64>() {
@@ -645,7 +698,12 @@ fn execute(
                 return Ok(Flow::Exit(code));
             }
         }
-        Op::StdinToStdout => copy_stdin(invocation, output),
+        Op::StdinToStdout => {
+            copy_stdin(invocation, output);
+            if let Some(code) = trapped_exit(invocation, output) {
+                return Ok(Flow::Exit(code));
+            }
+        }
         Op::HttpGet(spec) => {
             let (url, quiet) = match spec {
                 HttpGetSpec::Url(url) => (url, false),
@@ -758,6 +816,7 @@ fn copy_stdin(invocation: &mut Invocation, output: &mut dyn Output) {
     let mut buffer = [0u8; 8192];
     loop {
         match reader.read(&mut buffer) {
+            Err(e) if e.kind() == ErrorKind::Interrupted && !TRAPPED.load(Ordering::SeqCst) => {}
             Ok(0) | Err(_) => break,
             Ok(n) => output.stdout(&buffer[..n]),
         }
@@ -872,15 +931,91 @@ fn sha256_manifest(dir: &Path, prefix: &str) -> std::io::Result<(String, usize)>
     Ok((manifest, files.len()))
 }
 
-fn set_term_disposition(disposition: Disposition) {
+/// Whether this process stands for a container's main process (PID 1 in its namespace).
+static PID_ONE: AtomicBool = AtomicBool::new(false);
+/// Set by the `exit` handler; read at the program's blocking points.
+static TRAPPED: AtomicBool = AtomicBool::new(false);
+
+/// What an `exit` handler does once its signal has arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trap {
+    pub code: i32,
+    pub stdout: Option<String>,
+}
+
+/// Signals whose default action ends a process, and that a container's PID 1 therefore
+/// never receives unless it installs a handler (the kernel drops them; only SIGKILL and
+/// SIGSTOP are forced on a namespace's init).
+const PID_ONE_IGNORED: [libc::c_int; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Makes this process behave as a container's main process: a signal without a handler
+/// is ignored, as the kernel does for PID 1 of a PID namespace. So `docker stop` of a
+/// program without a TERM handler waits out the grace and ends it with SIGKILL (137).
+pub fn become_pid_one() {
+    PID_ONE.store(true, Ordering::SeqCst);
+    for signal in PID_ONE_IGNORED {
+        // SAFETY: installing SIG_IGN runs no handler code.
+        unsafe {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+    }
+}
+
+extern "C" fn on_trapped_signal(_signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    TRAPPED.store(true, Ordering::SeqCst);
+}
+
+fn set_disposition(signal: libc::c_int, disposition: Disposition) {
     let handler = match disposition {
         Disposition::Ignore => libc::SIG_IGN,
+        Disposition::Default if PID_ONE.load(Ordering::SeqCst) => libc::SIG_IGN,
         Disposition::Default => libc::SIG_DFL,
+        Disposition::Exit => on_trapped_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
     };
-    // SAFETY: installing SIG_IGN/SIG_DFL runs no handler code, so it is async-signal-safe.
+    // SAFETY: the handlers are SIG_IGN, SIG_DFL or `on_trapped_signal`, which only stores
+    // an atomic; no SA_RESTART, so a blocking read returns EINTR and the flag is seen.
     unsafe {
-        libc::signal(libc::SIGTERM, handler);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = 0;
+        libc::sigaction(signal, &action, std::ptr::null_mut());
     }
+}
+
+/// Sleeps `total`, waking early when a trapped signal arrives.
+fn sleep_unless_trapped(total: Duration) {
+    let deadline = std::time::Instant::now() + total;
+    loop {
+        if TRAPPED.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+    }
+}
+
+/// The exit code to end with when a trapped signal has arrived (printing the handler's line).
+fn trapped_exit(invocation: &Invocation, output: &mut dyn Output) -> Option<i32> {
+    if !TRAPPED.load(Ordering::SeqCst) {
+        return None;
+    }
+    let trap = invocation.trap.as_ref()?;
+    if let Some(line) = &trap.stdout {
+        output.stdout(format!("{line}\n").as_bytes());
+    }
+    Some(trap.code)
 }
 
 #[cfg(test)]
@@ -925,6 +1060,7 @@ mod tests {
             on_ready: None,
             context: Context::default(),
             allocated: 0,
+            trap: None,
         }
     }
 

@@ -2,7 +2,6 @@
 
 use serde_json::{Value, json};
 
-use crate::health::HealthState;
 use crate::image::null_if_empty;
 use crate::ports;
 use crate::state::{Container, Status};
@@ -62,7 +61,7 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
         map.insert("Healthcheck".into(), health.to_json());
     }
     let running = state.status == Status::Running;
-    json!({
+    let mut document = json!({
         "Id": container.id,
         "Created": FIXED_TIME,
         "Path": container.path,
@@ -79,7 +78,6 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
             "Error": state.error,
             "StartedAt": if state.started { FIXED_TIME } else { ZERO_TIME },
             "FinishedAt": if state.finished { FIXED_TIME } else { ZERO_TIME },
-            "Health": state.health.as_ref().map_or(Value::Null, HealthState::to_json),
         },
         "Image": container.image_id,
         "ResolvConfPath": "",
@@ -121,7 +119,15 @@ pub fn container_json(container: &Container, log_path: &str) -> Value {
             "Ports": ports::ports_json(&container.exposed_ports, &state.published, running),
             "Networks": { network_name(&container.network_mode): {} },
         },
-    })
+    });
+    // Measured: State has no Health key at all without a health check, so
+    // `{{.State.Health.Status}}` is an error there, not `<no value>`.
+    if let Some(health) = &state.health
+        && let Some(state_map) = document.get_mut("State").and_then(Value::as_object_mut)
+    {
+        state_map.insert("Health".into(), health.to_json());
+    }
+    document
 }
 
 /// The daemon's default swap limit: twice `--memory` when one is set. The daemon computes

@@ -327,6 +327,8 @@ pub fn env_vars(env: &[String]) -> std::collections::BTreeMap<String, String> {
 
 /// Body of `fake-docker __program ID`: runs the container's program into its log.
 pub fn program_main(id: &str) -> i32 {
+    // This process stands for the container's PID 1: signals without a handler are ignored.
+    program::become_pid_one();
     let state = match StateDir::from_env() {
         Ok(state) => state,
         Err(e) => {
@@ -389,6 +391,7 @@ pub fn program_main(id: &str) -> i32 {
             http: image.http.clone(),
         },
         allocated: 0,
+        trap: None,
     };
     program::run(program, &mut invocation, &mut log)
 }

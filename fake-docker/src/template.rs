@@ -70,6 +70,8 @@ enum Node {
     Text(String),
     Action {
         text: String,
+        /// Where the action's text starts in the template source (for Go's error column).
+        offset: usize,
         action: Action,
     },
     /// `range`, `if` or `with` over `action`: `body` when it has something, else `otherwise`.
@@ -100,24 +102,43 @@ enum Ending {
 /// Text and action source, before blocks are matched.
 enum Piece {
     Text(String),
-    Action(String),
+    /// The action's trimmed text and its byte offset in the source.
+    Action(String, usize),
 }
 
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct Template {
     nodes: Vec<Node>,
+    /// Whether a field missing from a JSON object is an error (`inspect`'s raw maps),
+    /// rather than `<no value>`.
+    strict: bool,
 }
+
+/// Objects whose keys are free-form (`map[string]string` in Docker's types): a missing
+/// key there is `<no value>`, not an error, even in `inspect` (measured:
+/// `{{.Config.Labels.nosuch}}` prints `<no value>`, `{{.State.Nosuch}}` fails).
+const FREE_FORM_MAPS: [&str; 6] = ["Labels", "Options", "DriverOpts", "Data", "Config", "Env"];
 
 impl Template {
     /// Parses a Go-template string.
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
         let mut pieces = split(source)?.into_iter();
         match build(&mut pieces, 0)? {
-            (nodes, Ending::Eof) => Ok(Template { nodes }),
+            (nodes, Ending::Eof) => Ok(Template {
+                nodes,
+                strict: false,
+            }),
             (_, Ending::End) => Err(TemplateError::Unexpected("end".into())),
             (_, Ending::Else) => Err(TemplateError::Unexpected("else".into())),
         }
+    }
+
+    /// Makes a field missing from a JSON object an error, as `docker inspect` reports it
+    /// (`map has no entry for key "Health"`, exit 1).
+    pub fn strict_missing_keys(mut self) -> Template {
+        self.strict = true;
+        self
     }
 
     /// Renders against `data`, with no method calls available.
@@ -128,7 +149,7 @@ impl Template {
     /// Renders against `data`; `methods` answers calls like `.Label "k"`.
     pub fn render_with(&self, data: &Value, methods: Methods<'_>) -> Result<String, TemplateError> {
         let mut out = String::new();
-        render_nodes(&self.nodes, data, methods, &mut out)?;
+        render_nodes(&self.nodes, data, methods, &mut out, self.strict)?;
         Ok(out)
     }
 }
@@ -158,7 +179,15 @@ fn split(source: &str) -> Result<Vec<Piece>, TemplateError> {
         if !text.is_empty() {
             pieces.push(Piece::Text(text.to_string()));
         }
-        pieces.push(Piece::Action(inner.trim().to_string()));
+        // 0-based byte offset of the action's trimmed text, as Go's error columns count.
+        let stripped_prefix = if after[..close].starts_with("- ") {
+            2
+        } else {
+            0
+        };
+        let leading = inner.len() - inner.trim_start().len();
+        let offset = source.len() - rest.len() + open + 2 + stripped_prefix + leading;
+        pieces.push(Piece::Action(inner.trim().to_string(), offset));
         rest = &after[close + 2..];
     }
     let text = if trim_next_text {
@@ -184,8 +213,9 @@ fn build(
                 nodes.push(Node::Text(text));
                 continue;
             }
-            Piece::Action(text) => text,
+            Piece::Action(text, offset) => (text, offset),
         };
+        let (text, offset) = text;
         let (keyword, rest) = text
             .split_once(char::is_whitespace)
             .map_or((text.as_str(), ""), |(k, r)| (k, r.trim()));
@@ -197,7 +227,11 @@ fn build(
             "with" => BlockKind::With,
             _ => {
                 let action = parse_action(&text)?;
-                nodes.push(Node::Action { text, action });
+                nodes.push(Node::Action {
+                    text,
+                    offset,
+                    action,
+                });
                 continue;
             }
         };
@@ -234,11 +268,19 @@ fn render_nodes(
     dot: &Value,
     methods: Methods<'_>,
     out: &mut String,
+    strict: bool,
 ) -> Result<(), TemplateError> {
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(text),
-            Node::Action { text, action } => {
+            Node::Action {
+                text,
+                offset,
+                action,
+            } => {
+                if strict && let Action::Value(Arg::Field(path)) = action {
+                    missing_key(dot, path, text, *offset)?;
+                }
                 let value = evaluate(action, dot, methods, text, out.len())?;
                 out.push_str(&value.map_or_else(|| "<no value>".to_string(), |v| go_format(&v)));
             }
@@ -270,15 +312,21 @@ fn render_nodes(
                             }
                         };
                         if items.is_empty() {
-                            render_nodes(otherwise, dot, methods, out)?;
+                            render_nodes(otherwise, dot, methods, out, strict)?;
                         }
                         for item in items {
-                            render_nodes(body, item, methods, out)?;
+                            render_nodes(body, item, methods, out, strict)?;
                         }
                     }
-                    BlockKind::If if truthy(&value) => render_nodes(body, dot, methods, out)?,
-                    BlockKind::With if truthy(&value) => render_nodes(body, &value, methods, out)?,
-                    BlockKind::If | BlockKind::With => render_nodes(otherwise, dot, methods, out)?,
+                    BlockKind::If if truthy(&value) => {
+                        render_nodes(body, dot, methods, out, strict)?
+                    }
+                    BlockKind::With if truthy(&value) => {
+                        render_nodes(body, &value, methods, out, strict)?
+                    }
+                    BlockKind::If | BlockKind::With => {
+                        render_nodes(otherwise, dot, methods, out, strict)?
+                    }
                 }
             }
         }
@@ -396,6 +444,42 @@ fn parse_action(inner: &str) -> Result<Action, TemplateError> {
             Ok(Action::Call { function, args })
         }
     }
+}
+
+/// Go's error for a field chain reaching into a JSON object that lacks the key. Go
+/// places it at the chain's second field (the parser's chain position), else its first.
+fn missing_key(
+    data: &Value,
+    path: &[String],
+    text: &str,
+    offset: usize,
+) -> Result<(), TemplateError> {
+    let mut current = data;
+    let mut parent_key: Option<&str> = None;
+    for key in path {
+        let Value::Object(map) = current else {
+            return Ok(());
+        };
+        match map.get(key) {
+            Some(next) => {
+                parent_key = Some(key);
+                current = next;
+            }
+            None if parent_key.is_some_and(|p| FREE_FORM_MAPS.contains(&p)) => return Ok(()),
+            None => {
+                let column = match path.first() {
+                    Some(first) if path.len() > 1 => offset + 1 + first.len(),
+                    _ => offset,
+                };
+                return Err(TemplateError::Execution(
+                    column,
+                    text.to_string(),
+                    format!("map has no entry for key \"{key}\""),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn lookup<'v>(data: &'v Value, path: &[String]) -> Option<&'v Value> {

@@ -28,6 +28,10 @@ programs:
     - write: { path: here.txt, content: "${1}" }
     - cat: here.txt
     - stdout: ""
+  trapper:
+    - signal: { term: exit, code: 143, stdout: "caught TERM" }
+    - stdout: ready
+    - sleep: 30
   stubborn:
     - signal: { term: ignore }
     - stdout: ready
@@ -441,14 +445,17 @@ fn running_container_lifecycle() {
     fake.cmd(&["rm", "t3"]).assert().code(1).stderr(format!(
         "Error response from daemon: You cannot remove a running container {id}. Stop the container before attempting removal or force remove\n"
     ));
+    // `sleep` has no TERM handler: as PID 1 it ignores SIGTERM, so the stop waits out
+    // the grace and SIGKILLs it (137), as on a real daemon.
     let started = Instant::now();
-    fake.cmd(&["stop", "-t", "5", "t3"])
+    fake.cmd(&["stop", "-t", "1", "t3"])
         .assert()
         .success()
         .stdout("t3\n");
+    let elapsed = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "SIGTERM should end sleep at once"
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+        "a handler-less PID 1 is killed after the 1 s grace, took {elapsed:?}"
     );
     fake.cmd(&[
         "inspect",
@@ -458,14 +465,14 @@ fn running_container_lifecycle() {
     ])
     .assert()
     .success()
-    .stdout("exited 143 false\n");
+    .stdout("exited 137 false\n");
     fake.cmd(&["exec", "t3", "true"])
         .assert()
         .code(1)
         .stderr(format!(
             "Error response from daemon: Container {id} is not running\n"
         ));
-    fake.cmd(&["wait", "t3"]).assert().success().stdout("143\n");
+    fake.cmd(&["wait", "t3"]).assert().success().stdout("137\n");
     fake.cmd(&["ps", "-q"]).assert().success().stdout("");
     fake.cmd(&["kill", "t3"]).assert().code(1).stderr(format!(
         "Error response from daemon: Cannot kill container: t3: Container {id} is not running\n"
@@ -478,6 +485,48 @@ fn running_container_lifecycle() {
         .success()
         .stdout("137\n");
     fake.cmd(&["rm", "t3"]).assert().success().stdout("t3\n");
+}
+
+#[test]
+fn stop_of_program_with_a_term_handler_ends_143_at_once() {
+    let fake = Fake::new();
+    fake.cmd(&["run", "-d", "--name", "t6", "test/tools", "trapper"])
+        .assert()
+        .success();
+    let started = Instant::now();
+    fake.cmd(&["stop", "-t", "10", "t6"])
+        .assert()
+        .success()
+        .stdout("t6\n");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "a TERM handler ends the program promptly, took {elapsed:?}"
+    );
+    fake.cmd(&["wait", "t6"]).assert().success().stdout("143\n");
+    fake.cmd(&["logs", "t6"])
+        .assert()
+        .success()
+        .stdout("ready\ncaught TERM\n");
+}
+
+#[test]
+fn kill_with_a_signal_the_program_does_not_handle_is_ignored_as_pid_one() {
+    let fake = Fake::new();
+    fake.cmd(&["run", "-d", "--name", "t7", "test/tools", "sleep", "30"])
+        .assert()
+        .success();
+    fake.cmd(&["kill", "-s", "TERM", "t7"])
+        .assert()
+        .success()
+        .stdout("t7\n");
+    std::thread::sleep(Duration::from_millis(300));
+    fake.cmd(&["inspect", "-f", "{{.State.Status}}", "t7"])
+        .assert()
+        .success()
+        .stdout("running\n");
+    fake.cmd(&["kill", "t7"]).assert().success();
+    fake.cmd(&["wait", "t7"]).assert().success().stdout("137\n");
 }
 
 #[test]

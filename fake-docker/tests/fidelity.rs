@@ -305,15 +305,12 @@ fn write_context(fake: &Fake, name: &str, dockerfile: &str) -> PathBuf {
 #[test]
 fn build_prints_the_legacy_builder_steps() {
     let fake = Fake::new();
-    write_context(
+    let context = write_context(
         &fake,
         "okctx",
-        "# dockproof-image: test/fid\nFROM scratch AS base\nCOPY a /a\nRUN make\nFROM base AS final\nCMD [\"serve\"]\n",
+        "# dockproof-image: test/fid\nFROM scratch AS base\nCOPY a /a\nRUN make\nFROM base AS final\nENV PATH=/bin\nCMD [\"serve\"]\n",
     );
-    let short = fake
-        .stdout(&["images", "-q", "test/fid"])
-        .trim()
-        .to_string();
+    std::fs::write(context.join("a"), "a").expect("write a");
     let output = fake
         .cmd(&["build", "-t", "mine/app:2", "--build-arg", "A=1", "okctx"])
         .output()
@@ -322,13 +319,18 @@ fn build_prints_the_legacy_builder_steps() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), DEPRECATED);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.starts_with("Sending build context to Docker daemon  2.048kB\r\r\nStep 1/5 : FROM scratch AS base\n ---> \nStep 2/5 : COPY a /a\n ---> "),
+        text.starts_with("Sending build context to Docker daemon  3.072kB\r\r\nStep 1/6 : FROM scratch AS base\n ---> \nStep 2/6 : COPY a /a\n ---> "),
         "{text}"
     );
     assert!(
-        text.contains("Step 3/5 : RUN make\n ---> Running in "),
+        text.contains("Step 3/6 : RUN make\n ---> Running in "),
         "{text}"
     );
+    let short = fake
+        .stdout(&["images", "-q", "mine/app:2"])
+        .trim()
+        .to_string();
+    assert_eq!(short.len(), 12, "{short}");
     assert!(text.contains("Removing intermediate container "), "{text}");
     assert!(
         text.ends_with(&format!(
@@ -361,6 +363,116 @@ fn build_prints_the_legacy_builder_steps() {
         .stderr(format!(
             "{DEPRECATED}unable to prepare context: path \"nosuchdir\" not found\n"
         ));
+}
+
+/// The multi-stage fixture's Dockerfile with some lines removed, as a fresh context.
+fn multi_stage_without(fake: &Fake, name: &str, drop: &[&str]) -> PathBuf {
+    let original =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/build/multi-stage/Dockerfile");
+    let text = std::fs::read_to_string(original).expect("read the fixture Dockerfile");
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| !drop.iter().any(|d| line.starts_with(d)))
+        .collect();
+    write_context(fake, name, &format!("{}\n", kept.join("\n")))
+}
+
+#[test]
+fn build_facts_come_from_the_dockerfile_not_the_definition() {
+    let fake = Fake::new();
+    multi_stage_without(&fake, "full", &[]);
+    fake.cmd(&[
+        "build",
+        "-q",
+        "-t",
+        "fid/full:1",
+        "--build-arg",
+        "VERSION=2",
+        "full",
+    ])
+    .assert()
+    .success();
+    fake.cmd(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Config.User}}|{{json .Config.Healthcheck.Test}}|{{json .Config.Env}}|{{.Config.WorkingDir}}|{{json .Config.Cmd}}|{{json .Config.ExposedPorts}}",
+        "fid/full:1",
+    ])
+    .assert()
+    .success()
+    .stdout("65534:65534|[\"CMD\",\"test\",\"-f\",\"/srv/version.json\"]|[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"APP_PORT=8080\"]|/srv|[\"cat\",\"/srv/version.json\"]|{\"8080/tcp\":{}}\n");
+    // Without USER and HEALTHCHECK the built image runs as root and has no health
+    // check, as a real build's does: `non_root: true` and `healthcheck: true` fail.
+    multi_stage_without(&fake, "bare", &["USER", "HEALTHCHECK"]);
+    fake.cmd(&["build", "-q", "-t", "fid/bare:1", "bare"])
+        .assert()
+        .success();
+    fake.cmd(&[
+        "image",
+        "inspect",
+        "-f",
+        "user={{.Config.User}} health={{json .Config.Healthcheck}}",
+        "fid/bare:1",
+    ])
+    .assert()
+    .success()
+    .stdout("user= health=null\n");
+    // The built image still runs the definition's programs.
+    fake.cmd(&["run", "--rm", "fid/bare:1"])
+        .assert()
+        .success()
+        .stdout("{\"version\":\"1.4.2\"}\n");
+}
+
+#[test]
+fn a_definition_contradicting_its_dockerfile_names_both_lines() {
+    let fake = Fake::new();
+    std::fs::write(
+        fake.path("images/twin.yaml"),
+        "# a twin\nname: fid/twin:1\nconfig:\n  user: \"1000\"\n  cmd: [serve]\n",
+    )
+    .expect("write twin");
+    write_context(
+        &fake,
+        "twinctx",
+        "# dockproof-image: fid/twin:1\nFROM scratch\n\nUSER 65534\nCMD [\"serve\"]\n",
+    );
+    let output = fake.cmd(&["build", "twinctx"]).output().expect("build");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let twin = fake.path("images/twin.yaml");
+    let dockerfile = fake.path("twinctx/Dockerfile");
+    assert!(
+        stderr.ends_with(&format!(
+            "fake-docker: fake image definition {}:4 sets `user`, but {}:4 says `USER 65534`: the Dockerfile decides the image's facts (remove `user` from the definition's config, or change the Dockerfile)\n",
+            twin.display(),
+            dockerfile.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failing_copy_is_reported_as_a_copy() {
+    let fake = Fake::new();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/build/copy-missing");
+    let output = fake
+        .cmd(&["build", &fixture.display().to_string()])
+        .output()
+        .expect("build");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.ends_with("Step 3/4 : COPY missing-file.txt /srv/missing-file.txt\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{DEPRECATED}COPY failed: file not found in build context or excluded by .dockerignore: stat missing-file.txt: file does not exist\n"
+        )
+    );
 }
 
 #[test]

@@ -5,12 +5,20 @@
 //! normalising IDs, timestamps, ages and sizes). One test per case; they need
 //! a daemon, so they are ignored without one unless DOCKPROOF_REQUIRE_DOCKER=1.
 //! `cargo xtask conformance` runs them with the daemon required.
+//!
+//! Each case ends with an outcome: `identical` (every compared field equal),
+//! `same-shape` (same exit codes and stdout line counts), `unsupported` (fake-docker
+//! refused with its reason: "fake-docker does not model …" or "fake image … has no
+//! program …") or `different`. A case fails when it does worse than its entry in
+//! `fixtures/conformance/baseline.yaml` (or has none); `UPDATE_EXPECT=1` rewrites the
+//! baseline from this run. The run ends by printing the fidelity figure.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed};
@@ -25,6 +33,38 @@ struct Step {
     args: Vec<String>,
     compare: Vec<String>,
     sort: bool,
+    env: Vec<(String, String)>,
+}
+
+/// How close the fake came to the real CLI on a case, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fidelity {
+    Identical,
+    SameShape,
+    Unsupported,
+    Different,
+}
+
+impl Fidelity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fidelity::Identical => "identical",
+            Fidelity::SameShape => "same-shape",
+            Fidelity::Unsupported => "unsupported",
+            Fidelity::Different => "different",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Fidelity> {
+        [
+            Fidelity::Identical,
+            Fidelity::SameShape,
+            Fidelity::Unsupported,
+            Fidelity::Different,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +85,8 @@ struct Observed {
     exit: Option<i32>,
     stdout: String,
     stderr: String,
+    /// Wall time, rounded to whole seconds.
+    seconds: u64,
 }
 
 fn load_cases() -> Vec<Case> {
@@ -85,6 +127,14 @@ fn load_cases() -> Vec<Case> {
                         vec!["exit".into(), "stdout".into(), "stderr".into()]
                     },
                     sort: step["sort"].as_bool().unwrap_or(false),
+                    env: step["env"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(key, value)| {
+                            (key.clone(), value.as_str().unwrap_or_default().to_owned())
+                        })
+                        .collect(),
                 })
                 .collect(),
         })
@@ -96,12 +146,14 @@ fn substitute(arg: &str, case: &str) -> String {
         .replace("{name2}", &format!("dpconf-{case}-2"))
         .replace("{name}", &format!("dpconf-{case}"))
         .replace("{label}", &format!("dockproof.conformance={case}"))
+        .replace("{root}", &support::root().display().to_string())
 }
 
-fn run(side: &Side, args: &[String]) -> Result<Observed, String> {
+fn run(side: &Side, args: &[String], env: &[(String, String)]) -> Result<Observed, String> {
     let mut child = Command::new(&side.program)
         .args(args)
         .envs(side.env.iter().map(|(key, value)| (key, value)))
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,6 +181,7 @@ fn run(side: &Side, args: &[String]) -> Result<Observed, String> {
         exit: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        seconds: started.elapsed().as_secs_f64().round() as u64,
     })
 }
 
@@ -171,6 +224,7 @@ fn project(observed: &Observed, step: &Step) -> Vec<(String, String)> {
                 }
             }
             "stderr" => normalise(observed.stderr.lines().next().unwrap_or_default()),
+            "seconds" => observed.seconds.to_string(),
             other => format!("<unknown field {other}>"),
         };
         fields.push((field.clone(), value));
@@ -180,7 +234,11 @@ fn project(observed: &Observed, step: &Step) -> Vec<(String, String)> {
 
 fn cleanup(side: &Side, case: &str) {
     let label = format!("label=dockproof.conformance={case}");
-    if let Ok(listed) = run(side, &["ps".into(), "-aq".into(), "--filter".into(), label]) {
+    if let Ok(listed) = run(
+        side,
+        &["ps".into(), "-aq".into(), "--filter".into(), label],
+        &[],
+    ) {
         let ids: Vec<String> = listed
             .stdout
             .split_whitespace()
@@ -189,24 +247,35 @@ fn cleanup(side: &Side, case: &str) {
         if !ids.is_empty() {
             let mut args = vec!["rm".to_owned(), "-f".to_owned()];
             args.extend(ids);
-            let _ = run(side, &args);
+            let _ = run(side, &args, &[]);
         }
     }
 }
 
-fn run_case(case: &Case, real: &Side, fake: &Side) -> Result<(), Failed> {
+/// Whether fake-docker refused the step with its own reason rather than answering.
+fn refused_by_fake(observed: &Observed) -> bool {
+    observed.stderr.contains("fake-docker does not model")
+        || (observed.stderr.contains("fake image ")
+            && observed.stderr.contains(" has no program `"))
+}
+
+/// Runs a case on both sides: its fidelity and what differed.
+fn run_case(case: &Case, real: &Side, fake: &Side) -> Result<(Fidelity, Vec<String>), Failed> {
     let mut mismatches = Vec::new();
+    let mut fidelity = Fidelity::Identical;
     for (index, step) in case.steps.iter().enumerate() {
         let args: Vec<String> = step
             .args
             .iter()
             .map(|arg| substitute(arg, &case.name))
             .collect();
-        let real_seen = run(real, &args)?;
-        let fake_seen = run(fake, &args)?;
+        let real_seen = run(real, &args, &step.env)?;
+        let fake_seen = run(fake, &args, &step.env)?;
         let (real_fields, fake_fields) = (project(&real_seen, step), project(&fake_seen, step));
+        let mut step_differs = false;
         for ((field, real_value), (_, fake_value)) in real_fields.iter().zip(&fake_fields) {
             if real_value != fake_value {
+                step_differs = true;
                 mismatches.push(format!(
                     "step {} `docker {}`: {field} differs\n  real: {real_value:?}\n  fake: {fake_value:?}",
                     index + 1,
@@ -214,11 +283,73 @@ fn run_case(case: &Case, real: &Side, fake: &Side) -> Result<(), Failed> {
                 ));
             }
         }
+        if !step_differs {
+            continue;
+        }
+        let step_fidelity = if refused_by_fake(&fake_seen) {
+            Fidelity::Unsupported
+        } else if real_seen.exit == fake_seen.exit
+            && real_seen.stdout.lines().count() == fake_seen.stdout.lines().count()
+        {
+            Fidelity::SameShape
+        } else {
+            Fidelity::Different
+        };
+        fidelity = fidelity.max(step_fidelity);
     }
-    if mismatches.is_empty() {
-        Ok(())
-    } else {
-        Err(mismatches.join("\n").into())
+    Ok((fidelity, mismatches))
+}
+
+const BASELINE: &str = "fixtures/conformance/baseline.yaml";
+
+/// The checked-in outcome of each case.
+fn load_baseline() -> BTreeMap<String, Fidelity> {
+    let path = support::root().join(BASELINE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return BTreeMap::new();
+    };
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let (name, outcome) = line.split_once(':')?;
+            Some((name.trim().to_owned(), Fidelity::parse(outcome.trim())?))
+        })
+        .collect()
+}
+
+/// Prints the fidelity figure, and with UPDATE_EXPECT=1 rewrites the baseline.
+fn report(results: &BTreeMap<String, Fidelity>, total: usize) {
+    if results.is_empty() {
+        return;
+    }
+    let count = |f: Fidelity| results.values().filter(|v| **v == f).count();
+    let (identical, shape, unsupported, different) = (
+        count(Fidelity::Identical),
+        count(Fidelity::SameShape),
+        count(Fidelity::Unsupported),
+        count(Fidelity::Different),
+    );
+    let runnable = identical + shape + different;
+    println!(
+        "\nfake-docker fidelity over {} of {total} cases: {identical} identical, {shape} same shape, {different} different, {unsupported} unsupported (refused with the reason); {:.1}% of the cases it runs are identical",
+        results.len(),
+        if runnable == 0 {
+            0.0
+        } else {
+            100.0 * identical as f64 / runnable as f64
+        }
+    );
+    if std::env::var_os("UPDATE_EXPECT").is_some() && results.len() == total {
+        let mut text = String::from(
+            "# Per-case outcome of `cargo xtask conformance` (harness/tests/conformance.rs):\n# identical, same-shape, unsupported or different. A case doing worse fails.\n# Regenerate with UPDATE_EXPECT=1 after reviewing the change.\n",
+        );
+        for (name, fidelity) in results {
+            text.push_str(&format!("{name}: {}\n", fidelity.as_str()));
+        }
+        let path = support::root().join(BASELINE);
+        if let Err(error) = std::fs::write(&path, text) {
+            eprintln!("cannot write {}: {error}", path.display());
+        }
     }
 }
 
@@ -243,10 +374,15 @@ fn main() {
     } else {
         support::fake_docker()
     };
-    let trials = load_cases()
+    let cases = load_cases();
+    let total = cases.len();
+    let baseline = Arc::new(load_baseline());
+    let results: Arc<Mutex<BTreeMap<String, Fidelity>>> = Arc::default();
+    let trials = cases
         .into_iter()
         .map(|case| {
             let (real, fake_program) = (Arc::clone(&real), fake_program.clone());
+            let (baseline, results) = (Arc::clone(&baseline), Arc::clone(&results));
             support::real_daemon_trial(format!("conformance::{}", case.name), move || {
                 prepare_real_image()?;
                 let state = tempfile::tempdir().map_err(|error| error.to_string())?;
@@ -270,9 +406,32 @@ fn main() {
                 let result = run_case(&case, &real, &fake);
                 cleanup(&real, &case.name);
                 cleanup(&fake, &case.name);
-                result
+                let (fidelity, mismatches) = result?;
+                if let Ok(mut results) = results.lock() {
+                    results.insert(case.name.clone(), fidelity);
+                }
+                match baseline.get(&case.name) {
+                    Some(expected) if fidelity <= *expected => Ok(()),
+                    Some(expected) => Err(format!(
+                        "regressed from {} to {}\n{}",
+                        expected.as_str(),
+                        fidelity.as_str(),
+                        mismatches.join("\n")
+                    )
+                    .into()),
+                    None => Err(format!(
+                        "no baseline outcome (it is {}; add it to {BASELINE}, or run with UPDATE_EXPECT=1)\n{}",
+                        fidelity.as_str(),
+                        mismatches.join("\n")
+                    )
+                    .into()),
+                }
             })
         })
         .collect();
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Ok(results) = results.lock() {
+        report(&results, total);
+    }
+    conclusion.exit();
 }

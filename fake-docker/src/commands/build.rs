@@ -197,6 +197,13 @@ impl Sink {
 
 /// `docker build`.
 pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    // Measured (CLI 28.2.2 without buildx): BuildKit asked for and not there.
+    if std::env::var("DOCKER_BUILDKIT").is_ok_and(|v| v == "1" || v == "true") {
+        err(
+            "ERROR: BuildKit is enabled but the buildx component is missing or broken.\n       Install the buildx component to build images with BuildKit:\n       https://docs.docker.com/go/buildx/\n",
+        );
+        return Ok(1);
+    }
     err(DEPRECATED);
     let context = &parsed.positionals[0];
     let context_dir = absolute(context);
@@ -247,9 +254,6 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .take(total)
         .map(|i| i.keyword.clone())
         .collect();
-    if let Some(failure) = crate::faults::build_failure(&keywords) {
-        spec.fail = Some(failure);
-    }
     // `--build-arg NAME` takes the value from the CLI's environment (left out when unset there).
     let build_args = crate::supervisor::env_vars(
         &parsed
@@ -263,10 +267,54 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             })
             .collect::<Vec<_>>(),
     );
+    // Every image fact comes from the Dockerfile; the definition only adds behaviour.
+    let derived = match dockerfile::derive(&file, total, &build_args, &|base| {
+        definitions
+            .iter()
+            .find(|i| i.matches(base))
+            .map(|i| i.config.clone())
+    }) {
+        Ok(derived) => derived,
+        Err(error) => {
+            daemon_error(&format!(
+                "dockerfile parse error line {}: {}",
+                error.line, error.message
+            ));
+            return Ok(1);
+        }
+    };
+    // The definition describes the whole Dockerfile's image, whatever `--target` builds.
+    let whole = if total == file.instructions.len() {
+        Ok(derived.clone())
+    } else {
+        dockerfile::derive(&file, file.instructions.len(), &build_args, &|base| {
+            definitions
+                .iter()
+                .find(|i| i.matches(base))
+                .map(|i| i.config.clone())
+        })
+    };
+    if let Some(contradiction) = whole
+        .ok()
+        .and_then(|whole| contradiction(image, &file, &dockerfile_path, &whole, spec.fail.as_ref()))
+    {
+        err(&format!("fake-docker: {contradiction}\n"));
+        return Ok(1);
+    }
+    if let Some(failure) = crate::faults::build_failure(&keywords) {
+        spec.fail = Some(failure);
+    }
     let scope = crate::expand::Scope {
         vars: &build_args,
         args: &[],
     };
+    let tags: Vec<String> = parsed
+        .all("tag")
+        .iter()
+        .map(|t| normalize_reference(t))
+        .collect();
+    let built = built_definition(image, &tags, &derived);
+    let built_short = built.id.trim_start_matches("sha256:")[..12].to_string();
     for (index, instruction) in file.instructions.iter().take(total).enumerate() {
         let step = index + 1;
         let failure = spec.fail.as_ref().filter(|f| f.step == step);
@@ -275,7 +323,7 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             .unwrap_or_else(|| instruction.text.clone());
         sink.print(&format!("Step {step}/{total} : {shown}\n"));
         let layer = if step == total {
-            image.short_id().to_string()
+            built_short.clone()
         } else {
             short_hash(&[&image.id, "layer", &step.to_string()])
         };
@@ -300,6 +348,22 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                 failure.exit_code
             ));
             return Ok(failure.exit_code);
+        }
+        // A COPY/ADD of a file the context lacks fails at that step, as the builder's does
+        // (measured: nothing more on stdout, this line on stderr, exit 1).
+        if let Some(missing) = dockerfile::context_sources(instruction)
+            .into_iter()
+            .find(|source| {
+                !source.contains(['*', '?', '['])
+                    && !file.context_extras.contains(source)
+                    && !context_dir.join(source).exists()
+            })
+        {
+            err(&format!(
+                "{} failed: file not found in build context or excluded by .dockerignore: stat {missing}: file does not exist\n",
+                instruction.keyword
+            ));
+            return Ok(1);
         }
         match instruction.keyword.as_str() {
             "FROM" => {
@@ -336,24 +400,193 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         }
     }
     let state = StateDir::from_env()?;
-    let tags: Vec<String> = parsed
-        .all("tag")
-        .iter()
-        .map(|t| normalize_reference(t))
-        .collect();
     {
         let _lock = state.lock()?;
+        write_built(&state, &built)?;
         for tag in &tags {
-            imagestore::tag(&state, tag, &image.id)?;
+            imagestore::tag(&state, tag, &built.id)?;
         }
     }
     if sink.quiet {
-        out(&format!("{}\n", image.id));
+        out(&format!("{}\n", built.id));
     } else {
-        out(&format!("Successfully built {}\n", image.short_id()));
+        out(&format!("Successfully built {built_short}\n"));
         for tag in &tags {
             out(&format!("Successfully tagged {tag}\n"));
         }
     }
     Ok(0)
+}
+
+/// A built image's definition: the Dockerfile's facts over the fake definition's behaviour.
+struct Built {
+    text: String,
+    id: String,
+}
+
+fn built_definition(image: &Image, tags: &[String], derived: &dockerfile::Derived) -> Built {
+    let definition = serde_json::json!({
+        "name": tags.first().cloned().unwrap_or_else(|| image.reference.clone()),
+        "base": image.source,
+        "built": true,
+        "config": derived.config,
+    });
+    // JSON is YAML: the definition is read back like any other.
+    let text = serde_json::to_string_pretty(&definition).unwrap_or_default();
+    let id = format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())));
+    Built { text, id }
+}
+
+/// Writes a built image's definition into the state directory (where `commit`'s go).
+fn write_built(state: &StateDir, built: &Built) -> Result<(), super::CommandError> {
+    let dir = state.committed_dir();
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| {
+            super::CommandError::State(crate::state::StateError::Io {
+                action,
+                path,
+                source,
+            })
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let hex = built.id.trim_start_matches("sha256:");
+    let path = dir.join(format!("built-{}.yaml", &hex[..16]));
+    std::fs::write(&path, &built.text).map_err(io("write", &path))?;
+    Ok(())
+}
+
+/// The first fact the fake definition states that its Dockerfile contradicts, naming
+/// both lines: a definition may add behaviour, never restate an image fact differently.
+fn contradiction(
+    image: &Image,
+    file: &Dockerfile,
+    dockerfile_path: &Path,
+    derived: &dockerfile::Derived,
+    fail: Option<&crate::image::BuildFailure>,
+) -> Option<String> {
+    let twin = &image.config;
+    let text = std::fs::read_to_string(&image.source).unwrap_or_default();
+    let twin_line = |key: &str| -> usize {
+        text.lines()
+            .position(|line| line.trim_start().starts_with(&format!("{key}:")))
+            .map_or(0, |index| index + 1)
+    };
+    let dockerfile_says = |fact: &str| -> String {
+        match derived.lines.get(fact) {
+            Some(line) => {
+                let instruction = file
+                    .instructions
+                    .iter()
+                    .find(|i| i.line == *line)
+                    .map_or(String::new(), |i| i.text.clone());
+                format!("{}:{line} says `{instruction}`", dockerfile_path.display())
+            }
+            None => format!("{} does not set it", dockerfile_path.display()),
+        }
+    };
+    let sorted = |items: &[String]| {
+        let mut items = items.to_vec();
+        items.sort();
+        items
+    };
+    let ports = |items: &[String]| {
+        sorted(
+            &items
+                .iter()
+                .map(|p| crate::ports::normalize_port(p))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut facts: Vec<(&str, &str, bool)> = vec![
+        (
+            "user",
+            "user",
+            !twin.user.is_empty() && twin.user != derived.config.user,
+        ),
+        (
+            "workdir",
+            "workdir",
+            !twin.workdir.is_empty() && twin.workdir != derived.config.workdir,
+        ),
+        (
+            "cmd",
+            "cmd",
+            !twin.cmd.is_empty() && twin.cmd != derived.config.cmd,
+        ),
+        (
+            "entrypoint",
+            "entrypoint",
+            !twin.entrypoint.is_empty() && twin.entrypoint != derived.config.entrypoint,
+        ),
+        (
+            "env",
+            "env",
+            !twin.env.is_empty() && sorted(&twin.env) != sorted(&derived.config.env),
+        ),
+        (
+            "labels",
+            "labels",
+            !twin.labels.is_empty() && twin.labels != derived.config.labels,
+        ),
+        (
+            "exposed_ports",
+            "exposed_ports",
+            !twin.exposed_ports.is_empty()
+                && ports(&twin.exposed_ports) != ports(&derived.config.exposed_ports),
+        ),
+        (
+            "volumes",
+            "volumes",
+            !twin.volumes.is_empty() && sorted(&twin.volumes) != sorted(&derived.config.volumes),
+        ),
+    ];
+    let health_differs = match (&twin.healthcheck, &derived.config.healthcheck) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(a), Some(b)) => {
+            let go = |d: &Option<String>| {
+                d.as_deref()
+                    .map(|d| crate::health::parse_duration(d).unwrap_or(-1))
+                    .unwrap_or(0)
+            };
+            a.test != b.test
+                || go(&a.interval) != go(&b.interval)
+                || go(&a.timeout) != go(&b.timeout)
+                || go(&a.start_period) != go(&b.start_period)
+                || a.retries.unwrap_or(0) != b.retries.unwrap_or(0)
+        }
+    };
+    facts.push(("healthcheck", "healthcheck", health_differs));
+    if let Some((key, fact, _)) = facts.into_iter().find(|(_, _, differs)| *differs) {
+        return Some(format!(
+            "fake image definition {}:{} sets `{key}`, but {}: the Dockerfile decides the image's facts (remove `{key}` from the definition's config, or change the Dockerfile)",
+            image.source.display(),
+            twin_line(key),
+            dockerfile_says(fact),
+        ));
+    }
+    let fail = fail?;
+    let instruction = file.instructions.get(fail.step.checked_sub(1)?);
+    match instruction {
+        Some(instruction) if instruction.keyword == "RUN" => None,
+        Some(instruction) => Some(format!(
+            "fake image definition {}:{} makes step {} fail like a RUN, but {}:{} says `{}`: only a RUN runs a command (a COPY of a missing file fails by itself)",
+            image.source.display(),
+            twin_line("fail"),
+            fail.step,
+            dockerfile_path.display(),
+            instruction.line,
+            instruction.text
+        )),
+        None => Some(format!(
+            "fake image definition {}:{} makes step {} fail, but {} has only {} instructions",
+            image.source.display(),
+            twin_line("fail"),
+            fail.step,
+            dockerfile_path.display(),
+            file.instructions.len()
+        )),
+    }
 }

@@ -243,6 +243,109 @@ fn daemon(message: String) -> CreateFailure {
     }
 }
 
+/// Whether `--platform` names the platform of the fake's images (linux/amd64).
+fn native_platform(platform: &str) -> bool {
+    let mut parts = platform.split('/');
+    let os = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let arch = parts.next().unwrap_or("amd64").to_ascii_lowercase();
+    os == "linux" && matches!(arch.as_str(), "amd64" | "x86_64" | "x86-64")
+}
+
+/// `--security-opt` values the docker CLI itself refuses (measured: `bogus` →
+/// `Invalid --security-opt: "bogus"`; `seccomp=/missing.json` → the CLI cannot open it).
+fn cli_security_opt_problem(option: &str) -> Option<String> {
+    let (key, value) = match option.split_once(['=', ':']) {
+        Some(pair) => pair,
+        None if option == "no-new-privileges" => return None,
+        None => return Some(format!("Invalid --security-opt: {option:?}")),
+    };
+    if key == "seccomp"
+        && value != "unconfined"
+        && value != "builtin"
+        && let Err(e) = std::fs::metadata(value)
+    {
+        let reason = if e.kind() == std::io::ErrorKind::NotFound {
+            "no such file or directory".to_string()
+        } else {
+            e.to_string()
+        };
+        return Some(format!(
+            "opening seccomp profile ({value}) failed: open {value}: {reason}"
+        ));
+    }
+    None
+}
+
+/// The number of CPUs the daemon counts (its process's CPU affinity, as Go's NumCPU).
+fn host_cpus() -> i64 {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity only writes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            return i64::from(libc::CPU_COUNT(&set)).max(1);
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| i64::try_from(n.get()).unwrap_or(1))
+}
+
+/// The host-config limits the daemon refuses at create (measured on 20.10: exit 125 for
+/// `run`, 1 for `create`, with these messages).
+fn daemon_limit_problem(parsed: &Parsed) -> Option<String> {
+    if let Some(nano) = parsed.last("cpus").and_then(|c| parse_cpus(c).ok()) {
+        let cpus = host_cpus();
+        if nano != 0 && (nano < 10_000_000 || nano > cpus.saturating_mul(1_000_000_000)) {
+            return Some(format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            ));
+        }
+    }
+    let memory = parsed
+        .last("memory")
+        .and_then(|m| size::parse_ram_size(m).ok())
+        .unwrap_or(0);
+    if memory > 0 && memory < 6 * 1024 * 1024 {
+        return Some("Minimum memory limit allowed is 6MB".into());
+    }
+    let swap = parsed
+        .last("memory-swap")
+        .and_then(|m| {
+            if m == "-1" {
+                Some(-1)
+            } else {
+                size::parse_ram_size(m).ok()
+            }
+        })
+        .unwrap_or(0);
+    if swap > 0 && memory == 0 {
+        return Some(
+            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
+        );
+    }
+    if swap > 0 && swap < memory {
+        return Some(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        );
+    }
+    // The daemon's parse of each `key=value` option (its message counts the split parts).
+    const KNOWN: [&str; 6] = [
+        "label",
+        "apparmor",
+        "seccomp",
+        "no-new-privileges",
+        "systempaths",
+        "writable-cgroups",
+    ];
+    for option in parsed.all("security-opt") {
+        if let Some((key, _)) = option.split_once(['=', ':'])
+            && !KNOWN.contains(&key)
+        {
+            let parts = option.split(['=', ':']).count().min(2);
+            return Some(format!("invalid --security-opt {parts}: {option:?}"));
+        }
+    }
+    None
+}
+
 /// Prints a failure as `create` (exit 1) or `run` (exit 125) does.
 fn report(spec: &CommandSpec, failure: CreateFailure) -> Outcome {
     match failure {
@@ -458,6 +561,18 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, UsageEr
     for long in ["health-interval", "health-timeout", "health-start-period"] {
         if let Some(text) = parsed.last(long) {
             parse_duration(text).map_err(|e| usage(long, text, e))?;
+        }
+    }
+    for option in parsed.all("security-opt") {
+        if let Some(problem) = cli_security_opt_problem(option) {
+            return Err(UsageError {
+                code: 125,
+                stderr: format!(
+                    "docker: {problem}\n\nRun 'docker {} --help' for more information\n",
+                    spec.name
+                ),
+                argument: option.to_string(),
+            });
         }
     }
     let mut port_requests = Vec::new();
@@ -694,9 +809,25 @@ fn create_container(
     cli_removes: bool,
 ) -> Result<Container, CreateFailure> {
     let request = parse_request(spec, parsed)?;
+    // Measured: `run -it` with a stdin that is no terminal stops in the CLI, exit 1,
+    // before anything is created (`-t` alone runs).
+    if spec.name == "run"
+        && parsed.bool("tty")
+        && parsed.bool("interactive")
+        && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        return Err(CreateFailure::Usage(UsageError {
+            code: 1,
+            stderr: "the input device is not a TTY\n".to_string(),
+            argument: String::new(),
+        }));
+    }
     let images = load_images()?;
     let reference = normalize_reference(&request.image_name);
-    let Some(image) = find_image(&images, &request.image_name) else {
+    // An image of another platform than the fake's (linux/amd64) is not there locally.
+    let other_platform = parsed.last("platform").is_some_and(|p| !native_platform(p));
+    let found = find_image(&images, &request.image_name).filter(|_| !other_platform);
+    let Some(image) = found else {
         if request.pull == "never" {
             return Err(daemon(format!("No such image: {reference}")));
         }
@@ -708,6 +839,9 @@ fn create_container(
             ),
         });
     };
+    if let Some(message) = daemon_limit_problem(parsed) {
+        return Err(daemon(message));
+    }
     if let Some(name) = &request.name
         && !valid_name(name)
     {
@@ -862,10 +996,14 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let supervisor = match super::lifecycle::start_one(&state, &container.id)? {
         Ok(child) => child,
         Err(failure) => {
-            err(&format!(
-                "docker: Error response from daemon: {}\n\nRun 'docker run --help' for more information\n",
-                failure.message
-            ));
+            if failure.unmodelled {
+                err(&format!("fake-docker: {}\n", failure.message));
+            } else {
+                err(&format!(
+                    "docker: Error response from daemon: {}\n\nRun 'docker run --help' for more information\n",
+                    failure.message
+                ));
+            }
             if container.auto_remove {
                 let _lock = state.lock()?;
                 state.remove(&container.id)?;

@@ -89,6 +89,14 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             return Ok(1);
         }
     };
+    // Measured: `exec -it` with a stdin that is no terminal stops in the CLI, exit 1.
+    if parsed.bool("tty")
+        && parsed.bool("interactive")
+        && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        err("the input device is not a TTY\n");
+        return Ok(1);
+    }
     let state = StateDir::from_env()?;
     let Some(container) = find_container(&state, name)? else {
         daemon_error(&format!("No such container: {name}"));
@@ -103,6 +111,10 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .as_ref()
         .map(|i| i.programs.clone())
         .unwrap_or_default();
+    if let Some(reason) = image.as_ref().and_then(|i| i.unmodelled(&argv[0])) {
+        err(&format!("fake-docker: {reason}\n"));
+        return Ok(125);
+    }
     let fs = supervisor::container_fs(&state, &container);
     match check_exec(&fs, &container.workdir, &argv[0], &programs) {
         ExecCheck::Runnable => {}
@@ -172,6 +184,7 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             http: image.as_ref().map(|i| i.http.clone()).unwrap_or_default(),
         },
         allocated: 0,
+        trap: None,
     };
     Ok(program::run(program, &mut invocation, &mut StdOutput))
 }

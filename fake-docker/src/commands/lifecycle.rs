@@ -131,6 +131,8 @@ pub fn not_found_message(command: &str) -> String {
 pub struct StartFailure {
     pub message: String,
     pub run_code: i32,
+    /// The fake's own refusal (a command it does not model), printed as `fake-docker: …`.
+    pub unmodelled: bool,
 }
 
 /// Records a refused start on the container (status stays `created` when it never ran).
@@ -145,7 +147,11 @@ fn refuse(
     container.state.error = message.clone();
     container.state.starting = false;
     state.save(container)?;
-    Ok(StartFailure { message, run_code })
+    Ok(StartFailure {
+        message,
+        run_code,
+        unmodelled: false,
+    })
 }
 
 /// Starts a container. `Ok(Err(failure))` is a daemon error (already recorded);
@@ -160,6 +166,7 @@ pub fn start_one(
             return Ok(Err(StartFailure {
                 message: format!("No such container: {id}"),
                 run_code: 125,
+                unmodelled: false,
             }));
         };
         if container.state.status == Status::Running || container.state.starting {
@@ -172,6 +179,18 @@ pub fn start_one(
             return Ok(Err(refuse(state, &mut container, message, 128, 125)?));
         }
         let image = supervisor::image_of(&container)?;
+        if let Some(reason) = image.as_ref().and_then(|i| i.unmodelled(&container.path)) {
+            // Not the daemon's answer: the fake cannot know what the real command does.
+            let mut failure = refuse(state, &mut container, reason, 127, 125)?;
+            failure.unmodelled = true;
+            return Ok(Err(failure));
+        }
+        if let Some(message) = image
+            .as_ref()
+            .and_then(|i| user_problem(i, &container.user))
+        {
+            return Ok(Err(refuse(state, &mut container, message, 128, 125)?));
+        }
         let programs = image.map(|i| i.programs).unwrap_or_default();
         let fs = supervisor::container_fs(state, &container);
         match check_exec(&fs, &container.workdir, &container.path, &programs) {
@@ -209,9 +228,39 @@ pub fn start_one(
             Ok(Err(StartFailure {
                 message,
                 run_code: 125,
+                unmodelled: false,
             }))
         }
     }
+}
+
+/// The daemon's refusal of a `--user` (or image USER) naming a user or group the image's
+/// `/etc/passwd` / `/etc/group` lacks (measured: the fixture images have no passwd file,
+/// and `--user root` fails there too); numeric IDs need no entry.
+fn user_problem(image: &crate::image::Image, user: &str) -> Option<String> {
+    if user.is_empty() {
+        return None;
+    }
+    let (name, group) = user.split_once(':').unwrap_or((user, ""));
+    let listed = |file: &str, entry: &str| {
+        image.files.get(file).is_some_and(|f| {
+            f.content
+                .lines()
+                .any(|line| line.split(':').next() == Some(entry))
+        })
+    };
+    let numeric = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !numeric(name) && !listed("/etc/passwd", name) {
+        return Some(format!(
+            "unable to find user {name}: no matching entries in passwd file"
+        ));
+    }
+    if !group.is_empty() && !numeric(group) && !listed("/etc/group", group) {
+        return Some(format!(
+            "unable to find group {group}: no matching entries in group file"
+        ));
+    }
+    None
 }
 
 /// The daemon's answer for a taken host port (`port-allocated` fault): the first
@@ -337,6 +386,10 @@ pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                 return super::create::follow_until_exit(&state, &container.id, supervisor);
             }
             Ok(_) => out(&format!("{name}\n")),
+            Err(failure) if failure.unmodelled => {
+                err(&format!("fake-docker: {}\n", failure.message));
+                failed.push(name.clone());
+            }
             Err(failure) => {
                 daemon_error(&failure.message);
                 failed.push(name.clone());
@@ -532,9 +585,10 @@ pub fn rm(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let mut code = 0;
     for name in &parsed.positionals {
         let Some(container) = find_container(&state, name)? else {
-            // `rm -f` of a missing container is not an error for the docker CLI.
+            // Measured (CLI 28.2.2): `rm -f` of a missing container prints the daemon's
+            // "No such container" on stderr too, but exits 0.
+            daemon_error(&format!("No such container: {name}"));
             if !force {
-                daemon_error(&format!("No such container: {name}"));
                 code = 1;
             }
             continue;

@@ -274,6 +274,25 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {}
     }
+    // The global `-H`/`--host` (before the command) names the daemon, as DOCKER_HOST does.
+    for (index, arg) in args.iter().enumerate() {
+        if let Some(host) = arg
+            .strip_prefix("--host=")
+            .or_else(|| arg.strip_prefix("-H="))
+        {
+            crate::faults::set_host_flag(host);
+            break;
+        }
+        if (arg == "-H" || arg == "--host")
+            && let Some(host) = args.get(index + 1)
+        {
+            crate::faults::set_host_flag(host);
+            break;
+        }
+        if !arg.starts_with('-') {
+            break;
+        }
+    }
     let (spec, handler, parsed) = match parse(args) {
         Ok(Invocation::Help(text)) => {
             out(&text);

@@ -10,7 +10,6 @@ use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::gojson;
 use crate::objects::{self, Network, Volume, label_matches, labels_text, object_id};
 use crate::state::{StateDir, Status};
-use crate::template::Template;
 
 const fn flag(long: &'static str, short: Option<char>, kind: Kind, help: &'static str) -> Flag {
     Flag {
@@ -360,7 +359,7 @@ pub fn network_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .into_iter()
         .filter(|n| {
             all_groups_match(&filters, |key, value| match key {
-                "name" => n.name.contains(value),
+                "name" => name_filter_matches(&n.name, value),
                 "label" => label_matches(&n.labels, value),
                 "driver" => n.driver == value,
                 "id" => n.id.starts_with(value),
@@ -409,25 +408,10 @@ fn print_inspect(parsed: &Parsed, objects: &[Value]) -> i32 {
             ));
             0
         }
-        Some(text) => {
-            let template = match Template::parse(text) {
-                Ok(template) => template,
-                Err(e) => {
-                    err(&format!("template parsing error: {e}\n"));
-                    return 1;
-                }
-            };
-            for object in objects {
-                match template.render(object) {
-                    Ok(line) => out(&format!("{line}\n")),
-                    Err(e) => {
-                        err(&format!("template parsing error: {e}\n"));
-                        return 1;
-                    }
-                }
-            }
-            0
-        }
+        Some(text) => match super::query::inspect_template(text) {
+            None => 1,
+            Some(format) => super::query::print_objects(Some(&format), objects).unwrap_or(1),
+        },
     }
 }
 
@@ -560,7 +544,7 @@ pub fn volume_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .into_iter()
         .filter(|v| {
             all_groups_match(&filters, |key, value| match key {
-                "name" => v.name.contains(value),
+                "name" => name_filter_matches(&v.name, value),
                 "label" => label_matches(&v.labels, value),
                 "driver" => v.driver == value,
                 "dangling" => {
@@ -629,4 +613,13 @@ pub fn volume_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         daemon_error(&format!("get {name}: no such volume"));
     }
     Ok(if missing.is_empty() { code } else { 1 })
+}
+
+/// The daemon's `name=` filter: a regular expression searched in the name (so `^bridge$`
+/// matches exactly); a value that is no valid expression matches as a substring.
+fn name_filter_matches(name: &str, pattern: &str) -> bool {
+    match regex::Regex::new(pattern) {
+        Ok(expression) => expression.is_match(name),
+        Err(_) => name.contains(pattern),
+    }
 }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Outcome, daemon_error, err, find_container, find_image, load_images, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
+use crate::image::normalize_reference;
 use crate::logfile::{self, Stream};
 use crate::render;
 use crate::state::{Container, StateDir, Status};
@@ -219,6 +220,11 @@ fn render_line(template: &Template, data: &Value) -> Result<String, i32> {
 /// `docker logs`.
 pub fn logs(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let name = &parsed.positionals[0];
+    let state = StateDir::from_env()?;
+    let Some(container) = find_container(&state, name)? else {
+        daemon_error(&format!("No such container: {name}"));
+        return Ok(1);
+    };
     let tail = match parsed.last("tail") {
         None | Some("all") => None,
         Some(text) => match text.parse::<i64>() {
@@ -233,11 +239,6 @@ pub fn logs(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                 return Ok(125);
             }
         },
-    };
-    let state = StateDir::from_env()?;
-    let Some(container) = find_container(&state, name)? else {
-        daemon_error(&format!("No such container: {name}"));
-        return Ok(1);
     };
     let timestamps = parsed.bool("timestamps");
     let log = state.log_path(&container.id);
@@ -322,7 +323,7 @@ fn parse_filter(text: &str) -> Result<Filter, String> {
         }
         "id" => Filter::Id(value.to_string()),
         "ancestor" => Filter::Ancestor(value.to_string()),
-        _ => return Err(format!("invalid filter '{key}'")),
+        _ => return Err(format!("Invalid filter '{key}'")),
     })
 }
 
@@ -372,6 +373,11 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     for text in parsed.all("filter") {
         match parse_filter(text) {
             Ok(filter) => filters.push(filter),
+            // Measured: a filter without `=` is the CLI's flag error (125).
+            Err(message) if !text.contains('=') => {
+                err(&spec.invalid_value("filter", text, &message));
+                return Ok(125);
+            }
             Err(message) => {
                 daemon_error(&message);
                 return Ok(1);
@@ -437,10 +443,10 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         Some(rest) => (true, rest.trim_matches(' ').to_string()),
         None => (false, format.trim_matches(' ').to_string()),
     };
-    let Some(template) = parse_template(&body) else {
+    let Some(template) = parse_template(if body == "json" { "{{json .}}" } else { &body }) else {
         return Ok(1);
     };
-    if body == "{{json .}}" && !is_table {
+    if (body == "{{json .}}" || body == "json") && !is_table {
         for container in &containers {
             out(&format!(
                 "{}\n",
@@ -496,13 +502,16 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let kind = parsed.last("type").unwrap_or("");
     if !matches!(kind, "" | "container" | "image") {
-        err(&format!("\"{kind}\" is not a valid value for --type\n"));
+        err(&format!(
+            "unknown type: \"{kind}\": must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\"\n"
+        ));
         return Ok(1);
     }
     let template = match parsed.last("format") {
-        Some(text) => match parse_template(text) {
+        Some(text) => match inspect_template(text) {
             Some(template) => Some(template),
-            None => return Ok(1),
+            // Measured: `docker inspect` exits 64 on a template that does not parse.
+            None => return Ok(64),
         },
         None => None,
     };
@@ -531,18 +540,38 @@ pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     }
     let code = print_objects(template.as_ref(), &objects)?;
     for name in &missing {
-        let what = match kind {
-            "container" => "container",
-            "image" => "image",
-            _ => "object",
-        };
-        err(&format!("Error: No such {what}: {name}\n"));
+        match kind {
+            // Measured: `inspect --type image X` asks the daemon, which answers this.
+            "image" => daemon_error(&format!(
+                "no such image: {name}: No such image: {}",
+                normalize_reference(name)
+            )),
+            "container" => err(&format!("Error: No such container: {name}\n")),
+            _ => err(&format!("Error: No such object: {name}\n")),
+        }
     }
     Ok(if missing.is_empty() { code } else { 1 })
 }
 
-/// Prints inspect output: a JSON array, or one template line per object.
-fn print_objects(template: Option<&Template>, objects: &[Value]) -> Outcome {
+/// An `inspect --format`: `json` (the objects as one compact JSON array, measured), or
+/// a template where a key missing from the raw JSON is an error, as the CLI has it.
+pub(crate) enum InspectFormat {
+    Json,
+    Template(Template),
+}
+
+/// Parses an inspect `--format`, printing docker's message when it is invalid.
+pub(crate) fn inspect_template(text: &str) -> Option<InspectFormat> {
+    if text == "json" {
+        return Some(InspectFormat::Json);
+    }
+    parse_template(text).map(|t| InspectFormat::Template(t.strict_missing_keys()))
+}
+
+/// Prints inspect output: a JSON array, or one template line per object. A template
+/// error is printed for each object it fails on (measured: stdout then holds a single
+/// empty line), and the exit code is 1.
+pub(crate) fn print_objects(template: Option<&InspectFormat>, objects: &[Value]) -> Outcome {
     match template {
         None => {
             out(&format!(
@@ -551,12 +580,27 @@ fn print_objects(template: Option<&Template>, objects: &[Value]) -> Outcome {
             ));
             Ok(0)
         }
-        Some(template) => {
+        Some(InspectFormat::Json) => {
+            out(&format!(
+                "{}\n",
+                gojson::compact(&Value::Array(objects.to_vec()))
+            ));
+            Ok(0)
+        }
+        Some(InspectFormat::Template(template)) => {
+            let mut failed = false;
             for object in objects {
-                match render_line(template, object) {
-                    Ok(line) => out(&line),
-                    Err(code) => return Ok(code),
+                match template.render(object) {
+                    Ok(line) => out(&format!("{line}\n")),
+                    Err(e) => {
+                        err(&format!("template parsing error: {e}\n"));
+                        failed = true;
+                    }
                 }
+            }
+            if failed {
+                out("\n");
+                return Ok(1);
             }
             Ok(0)
         }
@@ -566,7 +610,7 @@ fn print_objects(template: Option<&Template>, objects: &[Value]) -> Outcome {
 /// `docker image inspect`.
 pub fn image_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let template = match parsed.last("format") {
-        Some(text) => match parse_template(text) {
+        Some(text) => match inspect_template(text) {
             Some(template) => Some(template),
             None => return Ok(1),
         },
@@ -589,11 +633,18 @@ pub fn image_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 }
 
 fn version_data() -> Value {
+    // DOCKER_API_VERSION at or below the daemon's is the version the client speaks.
+    let client_api = std::env::var("DOCKER_API_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| API_VERSION.to_string());
     json!({
         "Client": {
             "Platform": { "Name": "" },
             "Version": SERVER_VERSION,
-            "ApiVersion": API_VERSION,
+            "ApiVersion": client_api,
+            // Go templates name the struct field (`{{.Client.APIVersion}}`, measured).
+            "APIVersion": client_api,
             "DefaultAPIVersion": API_VERSION,
             "GitCommit": "fake",
             "GoVersion": "go1.0-fake",
@@ -606,6 +657,7 @@ fn version_data() -> Value {
             "Platform": { "Name": "fake-docker" },
             "Version": SERVER_VERSION,
             "ApiVersion": API_VERSION,
+            "APIVersion": API_VERSION,
             "MinAPIVersion": "1.12",
             "GitCommit": "fake",
             "GoVersion": "go1.0-fake",

@@ -333,6 +333,11 @@ impl CliBackend {
                 ),
             };
         }
+        if let Some(reason) = super::unmodelled_reason(stderr) {
+            return BackendError::NotModelled {
+                reason: reason.to_owned(),
+            };
+        }
         if lower.starts_with("fake-docker: invalid fault specification") {
             return BackendError::Config {
                 message: first_line(stderr),
@@ -996,6 +1001,7 @@ impl Backend for CliBackend {
             });
         }
         let cli_failed = (output.code == 126 && is_command_not_found(&lower))
+            || (output.code == 125 && super::unmodelled_reason(&output.stderr.text).is_some())
             || (output.code == 1
                 && (lower.contains("is not running") || lower.contains("no such container")))
             || is_daemon_unavailable(&lower)

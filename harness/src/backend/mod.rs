@@ -145,6 +145,10 @@ pub enum BackendError {
     ImageNotFound { image: String, message: String },
     #[error("the command is not in the image: {message}")]
     CommandNotFound { message: String },
+    /// fake-docker refused a command its image definition does not model (the real
+    /// image may well have it): the scenario is skipped on the fake with this reason.
+    #[error("{reason}")]
+    NotModelled { reason: String },
     #[error("no such container `{container}`")]
     NoSuchContainer { container: String },
     #[error("container `{container}` is not running")]
@@ -192,7 +196,11 @@ impl BackendError {
                 Category::DaemonUnavailable
             }
             BackendError::ImageNotFound { .. } => Category::ImageNotFound,
-            BackendError::CommandNotFound { .. } => Category::CommandNotFound,
+            // Only a scenario expecting command_not_found gets this as its verdict;
+            // any other is skipped on the fake with the reason (see `unmodelled_reason`).
+            BackendError::CommandNotFound { .. } | BackendError::NotModelled { .. } => {
+                Category::CommandNotFound
+            }
             BackendError::BuildFailed { .. } => Category::BuildFailed,
             BackendError::Timeout { .. } => Category::Timeout,
             BackendError::PortConflict { .. } => Category::PortConflict,
@@ -240,6 +248,18 @@ impl Complaint {
             None
         }
     }
+}
+
+/// fake-docker's refusal of a command its image definition does not model, in a
+/// message: `fake image IMAGE has no program `NAME`: run it on a real daemon, or
+/// record it — see …` (up to the end of that line).
+pub fn unmodelled_reason(message: &str) -> Option<&str> {
+    let start = message.find("fake image ")?;
+    let reason = &message[start..];
+    let reason = reason.lines().next().unwrap_or(reason);
+    let reason = reason.split("; ").next().unwrap_or(reason).trim_end();
+    (reason.contains(" has no program `") && reason.contains("run it on a real daemon"))
+        .then_some(reason)
 }
 
 /// The OCI runtime's "cannot execute" messages, in a lowercased message (a failed start,

@@ -134,6 +134,8 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
 
     let mut steps = Vec::new();
     let mut verdict: Option<Failure> = None;
+    // Why the scenario is skipped part-way: a command fake-docker does not model.
+    let mut unmodelled: Option<String> = None;
     match run.prepare().await {
         Ok(()) => {}
         Err(failure) => verdict = Some(failure),
@@ -144,7 +146,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             .name
             .clone()
             .unwrap_or_else(|| format!("step {}: {kind}", index + 1));
-        if verdict.is_some() {
+        if verdict.is_some() || unmodelled.is_some() {
             steps.push(StepReport {
                 index,
                 name,
@@ -179,12 +181,24 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
                     pointer: "/timeout".into(),
                 }]),
             };
-        let (outcome, failure) = judge(
+        let (mut outcome, mut failure) = judge(
             result,
             step.expect_failure,
             |pointer| run.location(pointer),
             pointer,
         );
+        // A command fake-docker does not model says nothing about the image: unless the
+        // scenario expects command_not_found, the scenario is skipped with the reason.
+        if outcome == Outcome::Failed
+            && scenario.expect_failure != Some(Category::CommandNotFound)
+            && let Some(reason) = failure
+                .as_ref()
+                .and_then(|failure| crate::backend::unmodelled_reason(&failure.message))
+        {
+            unmodelled = Some(reason.to_owned());
+            outcome = Outcome::Skipped;
+            failure = None;
+        }
         if outcome == Outcome::Failed {
             verdict = failure.clone();
         }
@@ -209,6 +223,9 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         && verdict.is_none()
     {
         verdict = Some(failure);
+    }
+    if let Some(reason) = unmodelled {
+        return skipped(loaded, reason);
     }
     let (outcome, verdict) = judge_scenario(verdict, scenario.expect_failure, |pointer| {
         run.location(pointer)
