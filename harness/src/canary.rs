@@ -135,7 +135,8 @@ pub fn read_hosts(path: &Path) -> Result<Vec<Host>, String> {
                     ));
                 }
             };
-            let mut parsed = host(&entry.name, kind, &entry.name)?;
+            let mut parsed = host(&entry.name, kind, &entry.name)
+                .map_err(|message| format!("{}: {message}", path.display()))?;
             parsed.labels = entry.labels;
             Ok(parsed)
         })

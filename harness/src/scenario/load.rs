@@ -221,7 +221,6 @@ fn load_str_unhinted(
         base_dir,
         secrets,
         compose_up: None,
-        max_workspace_bytes: scenario.workspace.max_bytes.map(|size| size.0),
         diagnostics: Vec::new(),
     };
     checker.scenario(&scenario);
@@ -456,8 +455,6 @@ struct SemanticChecker<'a> {
     secrets: Vec<String>,
     /// The services of the compose project brought up by an earlier step and not yet down.
     compose_up: Option<Vec<String>>,
-    /// `workspace.max_bytes`: an input larger than this alone is refused here, by its size.
-    max_workspace_bytes: Option<u64>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -661,32 +658,6 @@ impl SemanticChecker<'_> {
         self.relative_path(&format!("{pointer}/to"), &item.to);
         if let Some(key) = &item.filestore {
             self.template(&format!("{pointer}/filestore"), key);
-        }
-        // An input larger than the whole workspace may be is refused by its size (a
-        // sparse 5 GiB fixture costs nothing to measure, everything to copy).
-        let Some(limit) = self.max_workspace_bytes else {
-            return;
-        };
-        let (size, at) = match item.sources().first() {
-            Some(Source::Fixture(path)) => (
-                std::fs::metadata(self.base_dir.join(path))
-                    .ok()
-                    .filter(std::fs::Metadata::is_file)
-                    .map(|metadata| metadata.len()),
-                "from",
-            ),
-            Some(Source::Generate(spec)) => (Some(spec.bytes.0), "generate"),
-            _ => (None, ""),
-        };
-        if let Some(size) = size.filter(|size| *size > limit) {
-            let diagnostic = self.error(
-                &format!("{pointer}/{at}"),
-                format!(
-                    "this input is {size} bytes, more than the workspace's `max_bytes` of {limit}"
-                ),
-            );
-            diagnostic.expected = Some(format!("an input of at most {limit} bytes"));
-            diagnostic.hint = Some("raise `workspace.max_bytes`, or stage a smaller input".into());
         }
     }
 
