@@ -293,3 +293,95 @@ pub fn mask_json(value: &mut serde_json::Value, masker: &Masker) {
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record with every field set: masking reads it back through JSON unchanged
+    /// when nothing matches (no field is lost), and masks every string, keys included,
+    /// when something does.
+    #[test]
+    fn masking_goes_through_every_field_and_loses_none() {
+        let secret = "s3cr3t-value".to_owned();
+        let mut record = JobRecord::pending();
+        record.status = "succeeded".into();
+        record.result.artifacts.push(Artifact {
+            path: "outputs/summary.json".into(),
+            bytes: 12,
+            sha256: "ab".repeat(32),
+            url: format!("file:///store/results/{secret}/summary.json"),
+        });
+        record.metrics.filestore.bytes_in = 3;
+        record.metrics.docker.resources = Some(ResourceUsage {
+            samples: 2,
+            peak_memory_bytes: Some(1 << 20),
+            peak_cpu_percent: Some(12.345_678_9),
+            error: Some(format!("sampling stopped: {secret}")),
+            ..ResourceUsage::default()
+        });
+        record.context.services.insert(
+            format!("svc-{secret}"),
+            ServiceContext {
+                image: "web:1".into(),
+                container_id: "c1".into(),
+                ports: [("8080/tcp".to_owned(), 1234)].into(),
+                ready: true,
+                ready_ms: 5,
+                health_status: "healthy".into(),
+                health: vec![HealthChange {
+                    status: "healthy".into(),
+                    at_ms: 9,
+                }],
+            },
+        );
+        record.context.compose = Some(ComposeRecord {
+            project: "p".into(),
+            tool: "docker-compose 1.29.2".into(),
+            file: "compose.yaml".into(),
+            services: vec!["web".into()],
+            kills: vec![KillRecord {
+                service: "web".into(),
+                container_id: "c2".into(),
+                restart_count_before: 0,
+                restart_count_after: 1,
+                recovered: true,
+                recovered_ms: 40,
+            }],
+            down: Some(Leftovers::default()),
+        });
+        let docker = &mut record.context.docker;
+        docker.image = Some("dockproof/job-runner:1".into());
+        docker.exit_code = Some(0);
+        docker.workspace.staged.push(StagedFile {
+            path: "inputs/x.csv".into(),
+            bytes: 4,
+            sha256: "cd".repeat(32),
+        });
+        docker.log_tail.stdout = vec!["-----BEGIN".into(), format!("{secret}"), "END-----".into()];
+        docker.log_files = Some(LogFilesRecord {
+            stdout: "/logs/s/step-0.stdout.log".into(),
+            stderr: "/logs/s/step-0.stderr.log".into(),
+            stdout_bytes: 10,
+            stderr_bytes: 0,
+        });
+
+        let before = record.to_json();
+        let unrelated = Masker::new([&"nothing-like-it".to_owned()]).unwrap();
+        record.mask(&unrelated);
+        assert_eq!(record.to_json(), before, "a round trip loses nothing");
+
+        let multi_line = format!("-----BEGIN\n{secret}\nEND-----");
+        record.mask(&Masker::new([&secret, &multi_line]).unwrap());
+        let after = record.to_json().to_string();
+        assert!(!after.contains(&secret), "{after}");
+        for masked in [
+            "results/***/summary.json",
+            "svc-***",
+            "sampling stopped: ***",
+        ] {
+            assert!(after.contains(masked), "{masked} missing in {after}");
+        }
+        assert_eq!(record.context.docker.log_tail.stdout, ["***"]);
+    }
+}

@@ -601,8 +601,17 @@ impl Workspace {
     /// Remove the workspace now, reporting failure (dropping also removes it, silently).
     pub fn remove(mut self) -> Result<(), WorkspaceError> {
         self.removed = true;
-        remove_contents(&self.root).map_err(io_error("remove", &self.path))?;
-        fs::remove_dir(&self.path).map_err(io_error("remove", &self.path))
+        // A few rounds: something that was still writing may refill it between the two.
+        let mut rounds = 0;
+        loop {
+            remove_contents(&self.root).map_err(io_error("remove", &self.path))?;
+            match fs::remove_dir(&self.path) {
+                Err(error) if error.raw_os_error() == Some(libc::ENOTEMPTY) && rounds < 3 => {
+                    rounds += 1;
+                }
+                result => return result.map_err(io_error("remove", &self.path)),
+            }
+        }
     }
 }
 

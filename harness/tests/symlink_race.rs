@@ -188,6 +188,7 @@ fn spawn_flipper(
             if round.is_multiple_of(64) {
                 for workspace in find() {
                     if known.iter().all(|(path, _)| *path != workspace) {
+                        let _ = std::fs::write(workspace.join(".flip"), "");
                         plant_flip_pairs(&workspace, &sentinel);
                         let names =
                             ["x", "x.alt", "d", "d.alt"].map(|n| c_path(&workspace.join(n)));
@@ -205,8 +206,10 @@ fn spawn_flipper(
                 for (a, b) in [(x, x_alt), (d, d_alt)] {
                     if exchange(a, b) {
                         flips.fetch_add(1, Ordering::Relaxed);
-                    } else if workspace.exists() {
-                        // dockproof (or cleanup) replaced one of the pair: plant it again.
+                    } else if workspace.join(".flip").exists() {
+                        // dockproof replaced one of the pair: plant it again (not once the
+                        // workspace is being removed, which takes `.flip` too: a job's
+                        // containers are gone by then).
                         plant_flip_pairs(workspace, &sentinel);
                     }
                 }
@@ -790,29 +793,46 @@ fn deep_and_wide_trees(backend: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// One trial at a time: the flippers are CPU-bound, and a busybox flipper starved by a
+/// concurrent trial on a small machine makes too few flips in its time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone(trial: fn() -> Result<(), Failed>) -> impl FnOnce() -> Result<(), Failed> {
+    move || {
+        let _guard = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        trial()
+    }
+}
+
 fn main() {
     let arguments = Arguments::from_args();
     let trials = vec![
-        Trial::test("fake: workspace API races a flipper thread", || {
-            fake_workspace_api_race()
-        }),
-        Trial::test("fake: dockproof run races a flipper thread", || {
-            fake_end_to_end_race()
-        }),
+        Trial::test(
+            "fake: workspace API races a flipper thread",
+            alone(fake_workspace_api_race),
+        ),
+        Trial::test(
+            "fake: dockproof run races a flipper thread",
+            alone(fake_end_to_end_race),
+        ),
         support::real_daemon_trial(
             "docker-cli: workspace API races a flipper container",
-            docker_workspace_api_race,
+            alone(docker_workspace_api_race),
         ),
         support::real_daemon_trial(
             "docker-cli: dockproof run races flipper containers",
-            docker_end_to_end_race,
+            alone(docker_end_to_end_race),
         ),
-        Trial::test("fake: deep and wide job-made trees", || {
-            deep_and_wide_trees("fake")
-        }),
-        support::real_daemon_trial("docker-cli: deep and wide job-made trees", || {
-            deep_and_wide_trees("docker-cli")
-        }),
+        Trial::test(
+            "fake: deep and wide job-made trees",
+            alone(|| deep_and_wide_trees("fake")),
+        ),
+        support::real_daemon_trial(
+            "docker-cli: deep and wide job-made trees",
+            alone(|| deep_and_wide_trees("docker-cli")),
+        ),
     ];
     libtest_mimic::run(&arguments, trials).exit();
 }
