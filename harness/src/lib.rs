@@ -27,4 +27,5 @@ pub mod run_id;
 pub mod runner;
 pub mod scenario;
 pub mod secrets;
+pub mod transport;
 pub mod workspace;
