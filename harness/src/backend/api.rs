@@ -49,6 +49,8 @@ pub struct ApiBackend {
     tls: Option<std::path::PathBuf>,
     /// Connected and version-negotiated on first use (negotiation needs the runtime).
     client: OnceCell<Connection>,
+    /// Where the daemon's published ports are reached (over ssh: through the tunnel's connection).
+    ports: std::sync::Arc<super::daemon::PortReach>,
 }
 
 /// A negotiated client, and for an `ssh://` host the tunnel it talks through.
@@ -62,11 +64,13 @@ struct Connection {
 impl ApiBackend {
     /// A backend named `name` for the daemon the environment points at (`DOCKER_HOST`, TLS variables).
     pub fn from_env(name: impl Into<String>) -> Self {
+        let address = std::env::var("DOCKER_HOST").unwrap_or_default();
         ApiBackend {
             name: name.into(),
             host: None,
             tls: None,
             client: OnceCell::new(),
+            ports: reach_for(&address),
         }
     }
 
@@ -74,6 +78,7 @@ impl ApiBackend {
     pub fn for_endpoint(name: impl Into<String>, endpoint: super::context::Endpoint) -> Self {
         ApiBackend {
             name: name.into(),
+            ports: reach_for(&endpoint.host),
             host: Some(endpoint.host),
             tls: endpoint.tls,
             client: OnceCell::new(),
@@ -82,9 +87,11 @@ impl ApiBackend {
 
     /// A backend named `name` for the daemon at `host` (`unix:///...`, `tcp://...`; TLS still from the environment).
     pub fn for_host(name: impl Into<String>, host: impl Into<String>) -> Self {
+        let host = host.into();
         ApiBackend {
             name: name.into(),
-            host: Some(host.into()),
+            ports: reach_for(&host),
+            host: Some(host),
             tls: None,
             client: OnceCell::new(),
         }
@@ -163,6 +170,13 @@ impl ApiBackend {
             None => error,
         }
     }
+}
+
+/// Port reach for the daemon at `address` (`DOCKER_HOST` syntax).
+fn reach_for(address: &str) -> std::sync::Arc<super::daemon::PortReach> {
+    std::sync::Arc::new(super::daemon::PortReach::new(
+        super::daemon::DaemonHost::from_address(address),
+    ))
 }
 
 /// The client with its API version negotiated with the daemon.
@@ -502,6 +516,7 @@ impl Backend for ApiBackend {
                 host: self.host.clone(),
                 tls: self.tls.clone(),
                 client: OnceCell::new(),
+                ports: self.ports.clone(),
             },
         }))
     }
@@ -1070,6 +1085,31 @@ impl Backend for ApiBackend {
             Err(BackendError::Api { status: 404, .. }) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    fn daemon_host(&self) -> super::daemon::DaemonHost {
+        self.ports.daemon_host().clone()
+    }
+
+    async fn reach_port(
+        &self,
+        binding: &str,
+        port: u16,
+    ) -> Result<super::daemon::Reach, BackendError> {
+        // Over ssh, forwards share the API tunnel's connection (opened here if not yet).
+        let lent = if matches!(self.ports.daemon_host(), super::daemon::DaemonHost::Ssh(_)) {
+            self.docker().await?;
+            self.client
+                .get()
+                .and_then(|connection| connection.tunnel.as_ref())
+                .map(super::ssh::Tunnel::master)
+        } else {
+            None
+        };
+        self.ports
+            .reach(binding, port, lent)
+            .await
+            .map_err(super::daemon::ReachError::into_backend)
     }
 
     fn daemon_env(&self) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>, String> {

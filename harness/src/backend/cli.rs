@@ -32,6 +32,8 @@ pub struct CliBackend {
     name: String,
     program: PathBuf,
     env: Vec<(OsString, OsString)>,
+    /// Where the daemon's published ports are reached (its ssh forwards, kept for the run).
+    ports: std::sync::Arc<super::daemon::PortReach>,
 }
 
 /// What one invocation produced.
@@ -49,10 +51,23 @@ impl CliBackend {
         program: impl Into<PathBuf>,
         env: Vec<(OsString, OsString)>,
     ) -> Self {
+        let name = name.into();
+        let ports = std::sync::Arc::new(super::daemon::PortReach::new(Self::locate(&name, &env)));
         CliBackend {
-            name: name.into(),
+            name,
             program: program.into(),
             env,
+            ports,
+        }
+    }
+
+    /// Where the daemon of a backend `name` run with `env` is: fake-docker's containers
+    /// are processes on this machine whatever its DOCKER_HOST says.
+    fn locate(name: &str, env: &[(OsString, OsString)]) -> super::daemon::DaemonHost {
+        if name == "fake" {
+            super::daemon::DaemonHost::Local
+        } else {
+            super::daemon::DaemonHost::for_cli(env)
         }
     }
 
@@ -482,13 +497,20 @@ impl Backend for CliBackend {
                 overrides.scope.clone().into(),
             ));
         }
-        if let Some(host) = &overrides.docker_host {
-            env.push(("DOCKER_HOST".into(), host.into()));
-        }
+        let ports = match &overrides.docker_host {
+            Some(host) => {
+                env.push(("DOCKER_HOST".into(), host.into()));
+                std::sync::Arc::new(super::daemon::PortReach::new(Self::locate(
+                    &self.name, &env,
+                )))
+            }
+            None => self.ports.clone(),
+        };
         Ok(std::sync::Arc::new(CliBackend {
             name: self.name.clone(),
             program: self.program.clone(),
             env,
+            ports,
         }))
     }
 
@@ -941,6 +963,22 @@ impl Backend for CliBackend {
         }
         // What this backend hands the docker CLI (`DOCKER_HOST`, `DOCKER_CONTEXT`) reaches the same daemon for compose.
         Ok(self.env.clone())
+    }
+
+    fn daemon_host(&self) -> super::daemon::DaemonHost {
+        self.ports.daemon_host().clone()
+    }
+
+    async fn reach_port(
+        &self,
+        binding: &str,
+        port: u16,
+    ) -> Result<super::daemon::Reach, BackendError> {
+        // The docker CLI dials ssh by itself: forwards go over a connection of our own.
+        self.ports
+            .reach(binding, port, None)
+            .await
+            .map_err(super::daemon::ReachError::into_backend)
     }
 }
 

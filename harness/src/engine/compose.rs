@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::service::{health_status, last_health_output, published_ports};
+use super::service::{
+    health_status, last_health_output, published_bindings, published_ports, reach_all,
+};
 use super::{ScenarioRun, backend_finding, finding};
-use crate::backend::{Backend, ContainerSpec, ResourceKind};
+use crate::backend::{Backend, BackendError, ContainerSpec, ResourceKind};
 use crate::category::Category;
 use crate::check::Finding;
 use crate::compose::{self, ComposeError, Project};
@@ -38,8 +40,6 @@ const POLL: Duration = Duration::from_millis(200);
 pub const DEFAULT_KILL_HELPER: &str = "dockproof/job-runner:1";
 /// How long the helper that sends the signal may run.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
-/// The host address published ports are reached on.
-const LOOPBACK: &str = "127.0.0.1";
 
 /// The scenario's compose project while it is up.
 pub(super) struct ComposeState {
@@ -165,6 +165,22 @@ impl ScenarioRun<'_> {
                 format!("{}:{problem}", path.display()),
             )
         })?;
+        if let Some(bind) = parsed.host_binds.first()
+            && !self.daemon_sees_our_files()
+        {
+            return Err(finding(
+                Category::ConfigInvalid,
+                &file_pointer,
+                format!(
+                    "{}:{}:{}: service `{}` bind-mounts the host path `{}`, which names a path on the daemon's machine; this host's daemon does not see dockproof's files (workspace transport `copy`), so it would mount a directory of its own (created empty if missing) instead; use a named volume (`NAME:TARGET`, declared under top-level `volumes:`), or run it against a daemon that shares this machine's files",
+                    path.display(),
+                    bind.line,
+                    bind.column,
+                    bind.service,
+                    bind.source,
+                ),
+            ));
+        }
         for image in parsed
             .services
             .iter()
@@ -233,6 +249,12 @@ impl ScenarioRun<'_> {
             .await
     }
 
+    /// Whether the daemon sees the files dockproof sees (the `bind` transport's premise),
+    /// so that host paths in a compose file mean the same to it.
+    pub(super) fn daemon_sees_our_files(&self) -> bool {
+        self.backend.daemon_host().is_local()
+    }
+
     /// Find the project's containers, one per service, and record each as a service
     /// (`context.services.NAME`, names for later steps, `{{ service.NAME.port }}`).
     async fn observe_project(
@@ -276,7 +298,9 @@ impl ScenarioRun<'_> {
                 .context
                 .services
                 .insert(service.clone(), context);
-            self.note_ports(&service, &inspect);
+            self.note_ports(&service, &inspect)
+                .await
+                .map_err(|error| backend_finding(&error, pointer))?;
             self.note_health(&service, &inspect);
             containers.insert(service, id);
         }
@@ -506,7 +530,9 @@ impl ScenarioRun<'_> {
             let restarted = record.restart_count_after > restarts_before;
             if restarted && ready(&inspect) {
                 // A restarted container gets new host ports for ephemeral mappings: later steps use these.
-                self.note_ports(&kill.service, &inspect);
+                self.note_ports(&kill.service, &inspect)
+                    .await
+                    .map_err(|error| backend_finding(&error, pointer))?;
                 record.recovered = true;
                 record.recovered_ms = killed_at.elapsed().as_millis() as u64;
                 self.push_kill(record);
@@ -533,14 +559,16 @@ impl ScenarioRun<'_> {
     }
 
     /// Record a service's published ports (again) for `http` steps and `{{ service.NAME.port }}`.
-    fn note_ports(&mut self, service: &str, inspect: &Value) {
+    /// The address is where the first one is reached from here (the daemon's host).
+    async fn note_ports(&mut self, service: &str, inspect: &Value) -> Result<(), BackendError> {
         let published = published_ports(inspect);
-        let first_port = published.values().next().copied().unwrap_or(0);
+        let reached = reach_all(self.backend.as_ref(), &published_bindings(inspect)).await?;
+        let first = reached.values().next();
         self.vars.services.insert(
             service.to_owned(),
             ServiceAddress {
-                host: LOOPBACK.into(),
-                port: first_port,
+                host: first.map_or_else(|| "127.0.0.1".to_owned(), |reach| reach.host.clone()),
+                port: first.map_or(0, |reach| reach.port),
             },
         );
         if let Some(context) = self.record.context.services.get_mut(service) {
@@ -549,6 +577,7 @@ impl ScenarioRun<'_> {
                 .map(|(container, host)| (format!("{container}/tcp"), *host))
                 .collect();
         }
+        Ok(())
     }
 
     fn push_kill(&mut self, record: KillRecord) {

@@ -681,6 +681,27 @@ impl<'a> ScenarioRun<'a> {
                 problems.join("; "),
             ));
         };
+        if !self.daemon_sees_our_files() {
+            let problems: Vec<String> = crate::cst::remote_bind_problems(&loaded)
+                .iter()
+                .map(|problem| {
+                    format!(
+                        "{}:{}:{}: {}",
+                        path.display(),
+                        problem.span.start.line,
+                        problem.span.start.column,
+                        problem.message
+                    )
+                })
+                .collect();
+            if !problems.is_empty() {
+                return Err(finding(
+                    Category::ConfigInvalid,
+                    format!("{pointer}/config"),
+                    problems.join("; "),
+                ));
+            }
+        }
         self.context
             .fixtures
             .ensure(self.context.backend.as_ref(), &spec.image)
