@@ -483,13 +483,20 @@ fn suite(via: Via, backend: &'static str) -> Result<(), Failed> {
     command.args(["--fixture-images", "fixtures/images"]);
     let report = report_of(command, &id, &json, &["scenarios"])?;
     let remote = fingerprints(&report);
-    let compared = compare(&local, &remote);
-    let left = leftovers(&id, &report);
-    let made = no_daemon_side_files(&topology.machine);
+    let problems: Vec<String> = [
+        compare(&local, &remote),
+        leftovers(&id, &report),
+        no_daemon_side_files(&topology.machine),
+    ]
+    .iter()
+    .filter_map(|result| result.as_ref().err().map(text))
+    .collect();
     drop(topology);
-    compared?;
-    left?;
-    made
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
 }
 
 /// Two machines, one fleet: dockproof on the first reaches the daemon at both machines'

@@ -109,6 +109,16 @@ impl DaemonHost {
             })
     }
 
+    /// The host its published ports are reached at from here, before any is known
+    /// (`{{ service.NAME.host }}` of a service that publishes nothing): its host for
+    /// `tcp://`, this machine otherwise (ssh forwards listen here).
+    pub fn host_here(&self) -> String {
+        match self {
+            DaemonHost::Tcp { host } => host.clone(),
+            DaemonHost::Local | DaemonHost::Ssh(_) => "127.0.0.1".to_owned(),
+        }
+    }
+
     /// Whether the daemon runs on this machine (by its address), so this machine's ports are its ports.
     pub fn is_local(&self) -> bool {
         matches!(self, DaemonHost::Local)

@@ -567,7 +567,10 @@ impl ScenarioRun<'_> {
         self.vars.services.insert(
             service.to_owned(),
             ServiceAddress {
-                host: first.map_or_else(|| "127.0.0.1".to_owned(), |reach| reach.host.clone()),
+                host: first.map_or_else(
+                    || self.backend.daemon_host().host_here(),
+                    |reach| reach.host.clone(),
+                ),
                 port: first.map_or(0, |reach| reach.port),
             },
         );

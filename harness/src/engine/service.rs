@@ -220,9 +220,10 @@ impl ScenarioRun<'_> {
         self.vars.services.insert(
             service.name.clone(),
             ServiceAddress {
-                host: first
-                    .as_ref()
-                    .map_or_else(|| "127.0.0.1".to_owned(), |reach| reach.host.clone()),
+                host: first.as_ref().map_or_else(
+                    || backend.daemon_host().host_here(),
+                    |reach| reach.host.clone(),
+                ),
                 port: first.map_or(0, |reach| reach.port),
             },
         );
@@ -506,7 +507,7 @@ impl ScenarioRun<'_> {
                 format!("service `{name}` has no published port to call"),
             )
         };
-        let context = self.record.context.services.get(name).ok_or_else(no_port)?;
+        self.record.context.services.get(name).ok_or_else(no_port)?;
         let (Some(id), Some(port)) = (self.named.get(name), container_port) else {
             // No port asked for: the service's own address (its first published port).
             return self
@@ -517,12 +518,6 @@ impl ScenarioRun<'_> {
                 .map(|address| Reach {
                     host: address.host.clone(),
                     port: address.port,
-                })
-                .or_else(|| {
-                    context.ports.values().next().map(|port| Reach {
-                        host: "127.0.0.1".to_owned(),
-                        port: *port,
-                    })
                 })
                 .ok_or_else(no_port);
         };
