@@ -580,6 +580,69 @@ fn fleet(backend: &'static str) -> Result<(), Failed> {
     }
 }
 
+/// Host bind mounts name the daemon's files: from the machine, a compose file binding
+/// `./data` fails `up` as `config_invalid` at its line (and starts nothing), and a CST
+/// config's `bindMounts` make `dockproof cst` exit 2 naming the line.
+fn host_binds_refused(backend: &'static str) -> Result<(), Failed> {
+    let topology = Topology::create(Via::Tcp)?;
+    let dir = topology.dir.path();
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        "services:\n  app:\n    image: dockproof/job-runner:1\n    command: [sleep, \"60\"]\n    volumes:\n      - store:/store\n      - ./data:/data\nvolumes:\n  store: {}\n",
+    )
+    .map_err(|error| error.to_string())?;
+    std::fs::write(
+        dir.join("binds.yaml"),
+        "name: remote-host-binds\nrequires: [compose]\nsteps:\n  - compose:\n      up: { file: docker-compose.yml, within: 30s }\n",
+    )
+    .map_err(|error| error.to_string())?;
+    let id = run_id(&format!("binds-{backend}"));
+    let mut command = topology.dockproof("run", backend);
+    command.args(["--fixture-images", "fixtures/images"]);
+    let scenario = dir.join("binds.yaml");
+    let report = report_of(
+        command,
+        &id,
+        &dir.join("binds.json"),
+        &[scenario.to_str().ok_or("temp path is not UTF-8")?],
+    )?;
+    let failure = &report["scenarios"][0]["failure"];
+    let message = failure["message"].as_str().unwrap_or_default();
+    let mut problems = Vec::new();
+    if failure["category"] != "config_invalid" || !message.contains("docker-compose.yml:7:") {
+        problems.push(format!(
+            "compose with `./data:/data` on a daemon elsewhere must fail as config_invalid at docker-compose.yml:7: {failure}"
+        ));
+    }
+    if let Err(error) = leftovers(&id, &report) {
+        problems.push(text(&error));
+    }
+    let output = topology
+        .dockproof("cst", backend)
+        .args(["--image", "dockproof/job-runner:1", "fixtures/cst/every-field.yaml"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| error.to_string())?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.code() != Some(2)
+        || !stderr.contains("every-field.yaml:16:")
+        || !stderr.contains("bind mount")
+    {
+        problems.push(format!(
+            "dockproof cst with bindMounts on a daemon elsewhere must exit 2 naming every-field.yaml:16:\n{}",
+            support::describe(&output)
+        ));
+    }
+    if let Err(error) = no_daemon_side_files(&topology.machine) {
+        problems.push(text(&error));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
 /// Why these tests cannot run here, if so (besides a daemon).
 fn missing_tools() -> Option<String> {
     support::netns::unavailable().or_else(|| sshd::tools().err())
