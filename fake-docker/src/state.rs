@@ -172,6 +172,14 @@ impl Container {
 }
 
 /// `sha256("fake-docker/container/" + name)` in hex.
+/// Whether this fake acts as a daemon on another machine (`FAKE_DOCKER_REMOTE=1`): host
+/// paths in bind mounts are not dockproof's files but its own (`remote-root/` in the state
+/// directory), so a `--mount type=bind` of a client directory is refused and a `--volume`
+/// of one binds an empty directory it creates, as a remote daemon does.
+pub fn remote_mode() -> bool {
+    std::env::var("FAKE_DOCKER_REMOTE").is_ok_and(|value| value == "1" || value == "true")
+}
+
 pub fn container_id(name: &str) -> String {
     hex::encode(Sha256::digest(
         format!("fake-docker/container/{name}").as_bytes(),

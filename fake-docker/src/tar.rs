@@ -211,8 +211,35 @@ fn field_text(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[..end]).into_owned()
 }
 
+/// Where the first regular file's data starts in an archive, and its size.
+pub fn first_file_data(archive: &[u8]) -> Option<(usize, u64)> {
+    let mut at = 0;
+    while at + BLOCK <= archive.len() {
+        let block = &archive[at..at + BLOCK];
+        if block.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let size = parse_octal(&block[124..136]).ok()?;
+        if matches!(block[156], b'0' | 0) && size > 0 {
+            return Some((at + BLOCK, size));
+        }
+        let padded = usize::try_from(size.div_ceil(BLOCK as u64)).ok()? * BLOCK;
+        at += BLOCK + padded;
+    }
+    None
+}
+
 /// Extracts an archive into `dir`; only files and directories, no `..` escapes.
 pub fn extract(input: &mut dyn Read, dir: &Path) -> Result<(), TarError> {
+    extract_with(input, &|relative| dir.join(relative))
+}
+
+/// Extracts an archive, each entry where `place` puts its relative path (a container's
+/// path through its mounts); only files and directories, no `..` escapes.
+pub fn extract_with(
+    input: &mut dyn Read,
+    place: &dyn Fn(&Path) -> std::path::PathBuf,
+) -> Result<(), TarError> {
     use std::os::unix::fs::PermissionsExt;
     let mut block = [0u8; BLOCK];
     loop {
@@ -236,7 +263,7 @@ pub fn extract(input: &mut dyn Read, dir: &Path) -> Result<(), TarError> {
         {
             return Err(TarError::Unsafe(name));
         }
-        let target = dir.join(relative);
+        let target = place(relative);
         let mut data = vec![0u8; size as usize];
         input.read_exact(&mut data)?;
         let pad = (BLOCK - (size as usize) % BLOCK) % BLOCK;

@@ -15,8 +15,13 @@ use crate::events::{Outcome, ScenarioReport};
 pub enum HostKind {
     /// A real daemon through the docker CLI (`DOCKER_HOST`, or the local default).
     Docker { docker_host: Option<String> },
-    /// A fake-docker host with its own state and, optionally, a fault profile (`FAKE_DOCKER_FAULTS`).
-    Fake { faults: Option<String> },
+    /// A fake-docker host with its own state and, optionally, a fault profile
+    /// (`FAKE_DOCKER_FAULTS`); `remote` makes it act as a daemon on another machine
+    /// (`FAKE_DOCKER_REMOTE=1`: it does not see dockproof's files).
+    Fake {
+        faults: Option<String>,
+        remote: bool,
+    },
 }
 
 /// One host of the fleet.
@@ -25,28 +30,62 @@ pub struct Host {
     pub name: String,
     pub kind: HostKind,
     pub labels: BTreeMap<String, String>,
+    /// The workspace transport for this host (`;transport=` / `transport:`), over `--workspace-transport`.
+    pub transport: Option<crate::transport::TransportChoice>,
 }
 
 impl std::str::FromStr for Host {
     type Err = String;
 
-    /// `NAME=DOCKER_HOST` (a real daemon), `fake://NAME[?faults=SPEC]`, or `local`.
+    /// `NAME=DOCKER_HOST[;transport=auto|bind|copy]` (a real daemon),
+    /// `fake://NAME[?faults=SPEC][&remote][&transport=…]`, or `local[;transport=…]`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if let Some(rest) = text.strip_prefix("fake://") {
             let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
             let mut faults = None;
+            let mut remote = false;
+            let mut transport = None;
             for pair in query.split('&').filter(|pair| !pair.is_empty()) {
                 match pair.split_once('=') {
                     Some(("faults", value)) => faults = Some(value.to_owned()),
+                    Some(("transport", value)) => {
+                        transport = Some(value.parse().map_err(|e| format!("`{text}`: {e}"))?);
+                    }
+                    None if pair == "remote" => remote = true,
                     _ => {
                         return Err(format!(
-                            "`{text}`: unknown fake host option `{pair}` (only `faults=` is known)"
+                            "`{text}`: unknown fake host option `{pair}` (known: `faults=`, `remote`, `transport=`)"
                         ));
                     }
                 }
             }
-            return host(name, HostKind::Fake { faults }, text);
+            let mut parsed = host(name, HostKind::Fake { faults, remote }, text)?;
+            parsed.transport = transport;
+            return Ok(parsed);
         }
+        let (text, transport) = match text.split_once(';') {
+            Some((address, option)) => match option.split_once('=') {
+                Some(("transport", value)) => (
+                    address,
+                    Some(value.parse().map_err(|e| format!("`{text}`: {e}"))?),
+                ),
+                _ => {
+                    return Err(format!(
+                        "`{text}`: unknown host option `{option}` (known: `transport=auto|bind|copy`)"
+                    ));
+                }
+            },
+            None => (text, None),
+        };
+        let mut parsed = Self::from_plain(text)?;
+        parsed.transport = transport;
+        Ok(parsed)
+    }
+}
+
+impl Host {
+    /// `NAME=DOCKER_HOST` or `local`, without options.
+    fn from_plain(text: &str) -> Result<Self, String> {
         if text == "local" {
             return host(text, HostKind::Docker { docker_host: None }, text);
         }
@@ -79,6 +118,7 @@ fn host(name: &str, kind: HostKind, text: &str) -> Result<Host, String> {
         name: name.to_owned(),
         kind,
         labels: BTreeMap::new(),
+        transport: None,
     })
 }
 
@@ -93,6 +133,9 @@ struct HostEntry {
     fake: Option<FakeEntry>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// `auto`, `bind` or `copy`.
+    #[serde(default)]
+    transport: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +143,8 @@ struct HostEntry {
 struct FakeEntry {
     #[serde(default)]
     faults: Option<String>,
+    #[serde(default)]
+    remote: bool,
 }
 
 /// Read a hosts file: a YAML list of `{ name, docker_host | fake: { faults }, labels }`.
@@ -126,6 +171,7 @@ pub fn read_hosts(path: &Path) -> Result<Vec<Host>, String> {
                 },
                 (None, Some(fake)) => HostKind::Fake {
                     faults: fake.faults,
+                    remote: fake.remote,
                 },
                 (None, None) => HostKind::Docker { docker_host: None },
                 (Some(_), Some(_)) => {
@@ -138,6 +184,12 @@ pub fn read_hosts(path: &Path) -> Result<Vec<Host>, String> {
             };
             let mut parsed = host(&entry.name, kind, &entry.name)?;
             parsed.labels = entry.labels;
+            parsed.transport = match entry.transport {
+                Some(text) => Some(text.parse().map_err(|error| {
+                    format!("{}: host `{}`: {error}", path.display(), entry.name)
+                })?),
+                None => None,
+            };
             Ok(parsed)
         })
         .collect()
@@ -405,12 +457,43 @@ mod tests {
                 .unwrap()
                 .kind,
             HostKind::Fake {
-                faults: Some("run:oom:every=5".into())
+                faults: Some("run:oom:every=5".into()),
+                remote: false
             }
         );
         assert_eq!(
             "fake://f1".parse::<Host>().unwrap().kind,
-            HostKind::Fake { faults: None }
+            HostKind::Fake {
+                faults: None,
+                remote: false
+            }
+        );
+        let remote = "fake://f3?remote&transport=copy".parse::<Host>().unwrap();
+        assert_eq!(
+            (remote.kind, remote.transport),
+            (
+                HostKind::Fake {
+                    faults: None,
+                    remote: true
+                },
+                Some(crate::transport::TransportChoice::Copy)
+            )
+        );
+        let tunnel = "w2=tcp://127.0.0.1:2375;transport=copy"
+            .parse::<Host>()
+            .unwrap();
+        assert_eq!(
+            (tunnel.name.as_str(), tunnel.transport),
+            ("w2", Some(crate::transport::TransportChoice::Copy))
+        );
+        assert_eq!(
+            "local;transport=bind".parse::<Host>().unwrap().transport,
+            Some(crate::transport::TransportChoice::Bind)
+        );
+        let bad = "w2=tcp://h:1;transport=rsync".parse::<Host>().unwrap_err();
+        assert!(
+            bad.contains("`rsync` is not a workspace transport"),
+            "{bad}"
         );
         assert!("w 1=x".parse::<Host>().is_err());
         assert!("nohost".parse::<Host>().is_err());

@@ -29,11 +29,12 @@ pub(crate) fn host_backend(
     local: BackendKind,
 ) -> (BackendKind, Vec<(OsString, OsString)>) {
     match &host.kind {
-        HostKind::Fake { faults } => (
+        HostKind::Fake { faults, remote } => (
             BackendKind::Fake,
             faults
                 .iter()
                 .map(|faults| ("FAKE_DOCKER_FAULTS".into(), faults.into()))
+                .chain(remote.then(|| ("FAKE_DOCKER_REMOTE".into(), "1".into())))
                 .collect(),
         ),
         HostKind::Docker {
@@ -101,6 +102,9 @@ async fn run_host(
             capture: CaptureLimits::default(),
             logs_dir: None,
             events,
+            transport: Arc::new(dockproof::transport::TransportPolicy::new(
+                host.transport.unwrap_or(args.workspace_transport),
+            )),
         });
         let mut cancelled = cancel.clone();
         let cancel_future = async move {

@@ -25,4 +25,5 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod secrets;
+pub mod transport;
 pub mod workspace;

@@ -98,6 +98,11 @@ pub struct RunArgs {
     /// The fake-docker binary (default: next to dockproof, then on PATH).
     #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
     fake_docker: Option<PathBuf>,
+    /// How job workspaces reach the daemon: `bind` mounts the local directory (the daemon
+    /// must see dockproof's files), `copy` keeps it in a volume and copies it in and back,
+    /// `auto` probes each host once (a host's `;transport=` wins). See docs/remote-hosts.md.
+    #[arg(long, value_name = "auto|bind|copy", default_value = "auto", env = "DOCKPROOF_WORKSPACE_TRANSPORT", value_parser = clap::value_parser!(dockproof::transport::TransportChoice))]
+    workspace_transport: dockproof::transport::TransportChoice,
     /// Run the suite on each of these hosts in turn (`NAME=DOCKER_HOST`, `fake://NAME?faults=SPEC`,
     /// `local`; repeatable): scenario names in the reports become `NAME/scenario`.
     #[arg(long = "host", value_name = "HOST", value_parser = clap::value_parser!(dockproof::canary::Host))]
@@ -229,6 +234,11 @@ pub struct CanaryArgs {
     /// Scenarios run at once on each host.
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// How job workspaces reach the daemon: `bind` mounts the local directory (the daemon
+    /// must see dockproof's files), `copy` keeps it in a volume and copies it in and back,
+    /// `auto` probes each host once (a host's `;transport=` wins). See docs/remote-hosts.md.
+    #[arg(long, value_name = "auto|bind|copy", default_value = "auto", env = "DOCKPROOF_WORKSPACE_TRANSPORT", value_parser = clap::value_parser!(dockproof::transport::TransportChoice))]
+    workspace_transport: dockproof::transport::TransportChoice,
     /// Do not read or write the run history (disables the no-regression gate).
     #[arg(long)]
     no_history: bool,

@@ -302,6 +302,7 @@ mod tests {
             capture: CaptureLimits::default(),
             logs_dir: None,
             events,
+            transport: Default::default(),
         });
         let (scenario, diagnostics) = crate::scenario::load::load_str(
             "name: once\nsteps:\n  - run: { image: x }\n",

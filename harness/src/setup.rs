@@ -265,7 +265,12 @@ pub(crate) fn write_reports(
 }
 
 /// A host to run on: its name (none for the default one), backend and the docker program's environment.
-type Target = (Option<String>, BackendKind, Vec<(OsString, OsString)>);
+type Target = (
+    Option<String>,
+    BackendKind,
+    Vec<(OsString, OsString)>,
+    dockproof::transport::TransportChoice,
+);
 
 pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     args.resolve_reports();
@@ -311,13 +316,14 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
 
     // The hosts to run on: the one the backend points at, or each `--host` in turn.
     let targets: Vec<Target> = if args.hosts.is_empty() {
-        vec![(None, args.backend, Vec::new())]
+        vec![(None, args.backend, Vec::new(), args.workspace_transport)]
     } else {
         args.hosts
             .iter()
             .map(|host| {
                 let (kind, env) = crate::fleet::host_backend(host, args.backend);
-                (Some(host.name.clone()), kind, env)
+                let transport = host.transport.unwrap_or(args.workspace_transport);
+                (Some(host.name.clone()), kind, env, transport)
             })
             .collect()
     };
@@ -329,7 +335,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         backend: args.backend.name().to_owned(),
         deterministic: targets
             .iter()
-            .all(|(_, kind, _)| *kind == BackendKind::Fake),
+            .all(|(_, kind, _, _)| *kind == BackendKind::Fake),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -344,7 +350,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         interrupted: false,
         swept: 0,
     };
-    for (host, kind, env) in targets {
+    for (host, kind, env, transport) in targets {
         if outcome.interrupted {
             break;
         }
@@ -393,6 +399,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
                         .map_or_else(|| dir.clone(), |name| dir.join(name))
                 }),
                 events: sender,
+                transport: Arc::new(dockproof::transport::TransportPolicy::new(transport)),
             });
             let outcome = runner::run_all(
                 Arc::clone(&context),

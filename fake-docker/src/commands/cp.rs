@@ -125,6 +125,21 @@ fn faults_after_copy_in(copied: &Path, container_path: &str) -> i32 {
     1
 }
 
+/// The `truncate`/`corrupt` faults on a tar stream out of a container: `truncate` cuts
+/// the stream inside the first file's data after `bytes=` (default half) of it, as a
+/// transfer that breaks off; `corrupt` flips the first byte of that data. Exit 0 both.
+fn damage_stream(archive: &mut Vec<u8>) {
+    let Some((data, size)) = crate::tar::first_file_data(archive) else {
+        return;
+    };
+    if let Some(fault) = fired(FaultKind::Truncate) {
+        let keep = fault.bytes.unwrap_or(size / 2).min(size);
+        archive.truncate(data + usize::try_from(keep).unwrap_or(0));
+    } else if fired(FaultKind::Corrupt).is_some() && size > 0 {
+        archive[data] ^= 0xff;
+    }
+}
+
 /// Cuts a file to half its length (what was written before the disk filled up).
 fn halve(path: &Path) -> std::io::Result<()> {
     let length = std::fs::metadata(path)?.len();
@@ -239,13 +254,18 @@ fn from_container(
             err("write /dev/stdout: no space left on device\n");
             return 1;
         }
-        let mut stdout = std::io::stdout().lock();
         let owners = image_owners(state, container);
         let owner = |path: &Path| owners.get(path).copied().unwrap_or((0, 0));
+        let mut archive = Vec::new();
         let result =
-            crate::tar::write_tree_owned(&mut stdout, &host, &base_name(&container_path), &owner)
-                .and_then(|()| crate::tar::finish(&mut stdout));
-        return match result {
+            crate::tar::write_tree_owned(&mut archive, &host, &base_name(&container_path), &owner)
+                .and_then(|()| crate::tar::finish(&mut archive));
+        if let Err(e) = result {
+            err(&format!("{e}\n"));
+            return 1;
+        }
+        damage_stream(&mut archive);
+        return match std::io::Write::write_all(&mut std::io::stdout().lock(), &archive) {
             Ok(()) => 0,
             Err(e) => {
                 err(&format!("{e}\n"));
@@ -322,7 +342,17 @@ fn into_container(
             ));
             return 1;
         }
-        return match crate::tar::extract(&mut std::io::stdin().lock(), &host) {
+        // Each entry lands where the container sees its path: through its mounts (an
+        // archive extracted at `/` with a `workspace/` entry reaches a volume there).
+        let place = |relative: &Path| {
+            let inside = format!(
+                "{}/{}",
+                container_path.trim_end_matches('/'),
+                relative.display()
+            );
+            fs.resolve("/", &inside).host
+        };
+        return match crate::tar::extract_with(&mut std::io::stdin().lock(), &place) {
             Ok(()) => 0,
             Err(e) => {
                 err(&format!("{e}\n"));

@@ -46,6 +46,12 @@ const CONTAINER_FLAGS: &[Flag] = &[
     value("env", Some('e'), "list", "Set environment variables"),
     value("volume", Some('v'), "list", "Bind mount a volume"),
     value(
+        "mount",
+        None,
+        "mount",
+        "Attach a filesystem mount to the container",
+    ),
+    value(
         "workdir",
         Some('w'),
         "string",
@@ -328,6 +334,75 @@ fn valid_name(name: &str) -> bool {
     first_ok && name.len() >= 2 && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// Where the daemon finds a host path: the path itself, or with `FAKE_DOCKER_REMOTE=1`
+/// (a daemon on another machine, which does not see the client's files) the same path
+/// below `remote-root/` in the state directory, the daemon's own filesystem.
+pub fn host_path(state: &StateDir, path: &str) -> PathBuf {
+    if crate::state::remote_mode() {
+        state
+            .root()
+            .join("remote-root")
+            .join(path.trim_start_matches('/'))
+    } else {
+        PathBuf::from(path)
+    }
+}
+
+/// A `--mount` value (`type=bind|volume,source=…,target=…[,readonly]`), as the daemon reads
+/// it: a bind source that does not exist is refused, not created.
+fn parse_mount(state: &StateDir, text: &str) -> Result<MountRecord, String> {
+    let mut kind = "volume";
+    let mut source = None;
+    let mut target = None;
+    let mut read_only = false;
+    for field in text.split(',') {
+        let (key, value) = field.split_once('=').unwrap_or((field, ""));
+        match key {
+            "type" => kind = if value == "bind" { "bind" } else { "volume" },
+            "source" | "src" => source = Some(value.to_string()),
+            "target" | "dst" | "destination" => target = Some(value.to_string()),
+            "readonly" | "ro" => read_only = value.is_empty() || value == "true" || value == "1",
+            _ => {
+                return Err(format!(
+                    "invalid argument \"{text}\" for \"--mount\" flag: unexpected key '{key}' in '{field}'"
+                ));
+            }
+        }
+    }
+    let Some(target) = target else {
+        return Err("invalid mount config: must specify a target".to_string());
+    };
+    let source = source.unwrap_or_default();
+    let source_path = if kind == "bind" {
+        let path = host_path(state, &source);
+        if !path.exists() {
+            return Err(format!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {source}"
+            ));
+        }
+        path
+    } else if crate::objects::valid_volume_name(&source) {
+        crate::objects::volume_data(state, &source)
+    } else {
+        return Err(format!(
+            "create {source}: \"{source}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        ));
+    };
+    if kind == "volume" {
+        let _ = std::fs::create_dir_all(&source_path);
+    }
+    Ok(MountRecord {
+        source: source_path,
+        destination: target,
+        read_only,
+        mode: if read_only {
+            "ro".to_string()
+        } else {
+            String::new()
+        },
+    })
+}
+
 fn parse_volume(state: &StateDir, text: &str) -> Result<MountRecord, String> {
     let parts: Vec<&str> = text.split(':').collect();
     let (source, destination, mode) = match parts.as_slice() {
@@ -348,7 +423,7 @@ fn parse_volume(state: &StateDir, text: &str) -> Result<MountRecord, String> {
         return Err(format!("invalid mode: {mode}"));
     }
     let source_path = if source.starts_with('/') {
-        PathBuf::from(source)
+        host_path(state, source)
     } else if crate::objects::valid_volume_name(source) {
         // A named volume: kept in the state directory, like the daemon's volume store.
         crate::objects::volume_data(state, source)
@@ -507,6 +582,9 @@ fn build_container(
     for volume in parsed.all("volume") {
         mounts.push(parse_volume(state, volume).map_err(daemon)?);
         binds.push(volume.to_string());
+    }
+    for mount in parsed.all("mount") {
+        mounts.push(parse_mount(state, mount).map_err(daemon)?);
     }
     let auto_remove = parsed.bool("rm");
     let mut exposed_ports = image.exposed();
@@ -683,8 +761,26 @@ fn create_container(
     };
     let mut container = build_container(&state, parsed, &request, image, name, sequence)?;
     container.cli_removes = cli_removes && container.auto_remove;
-    for volume in parsed.all("volume") {
-        let source = volume.split(':').next().unwrap_or_default();
+    let named_mounts: Vec<String> = parsed
+        .all("mount")
+        .iter()
+        .filter(|mount| !mount.split(',').any(|field| field == "type=bind"))
+        .filter_map(|mount| {
+            mount.split(',').find_map(|field| {
+                field
+                    .strip_prefix("source=")
+                    .or_else(|| field.strip_prefix("src="))
+                    .map(str::to_string)
+            })
+        })
+        .collect();
+    for volume in parsed
+        .all("volume")
+        .into_iter()
+        .map(|volume| volume.split(':').next().unwrap_or_default().to_string())
+        .chain(named_mounts)
+    {
+        let source = volume.as_str();
         if !source.is_empty() && !source.starts_with('/') {
             crate::objects::ensure_volume(
                 &state,

@@ -36,6 +36,8 @@ use super::{
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long an image build may take (context upload included).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a workspace copy into or out of a container may take.
+const COPY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Build log kept for a failure message.
 const BUILD_LOG: CaptureLimits = CaptureLimits { max_bytes: 1 << 20 };
 
@@ -310,14 +312,29 @@ fn first_line(text: &str) -> String {
 
 /// The create body for `spec`: the same container `cli::create_args` asks the docker CLI for.
 pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let binds = spec
-        .mounts
-        .iter()
-        .map(|mount| {
-            let mode = if mount.read_only { ":ro" } else { "" };
-            format!("{}:{}{mode}", mount.host.display(), mount.container)
-        })
-        .collect::<Vec<_>>();
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    for mount in &spec.mounts {
+        let (typ, source) = match &mount.source {
+            super::MountSource::Bind(host) => {
+                let mode = if mount.read_only { ":ro" } else { "" };
+                binds.push(format!("{}:{}{mode}", host.display(), mount.container));
+                continue;
+            }
+            // `Mounts`, not `Binds`: a source the daemon cannot see is refused, not created.
+            super::MountSource::BindExisting(host) => {
+                (bollard::models::MountType::BIND, host.display().to_string())
+            }
+            super::MountSource::Volume(name) => (bollard::models::MountType::VOLUME, name.clone()),
+        };
+        mounts.push(bollard::models::Mount {
+            target: Some(mount.container.clone()),
+            source: Some(source),
+            typ: Some(typ),
+            read_only: mount.read_only.then_some(true),
+            ..Default::default()
+        });
+    }
     let mut exposed_ports = Vec::new();
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for port in &spec.ports {
@@ -351,6 +368,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     });
     let host_config = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
         memory: spec
             .memory_bytes
             .map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
@@ -919,6 +937,87 @@ impl Backend for ApiBackend {
         .await
     }
 
+    async fn copy_from_stream(
+        &self,
+        container: &str,
+        path: &str,
+        sink: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let forward = async {
+            let mut stream = docker.download_from_container(container, Some(options));
+            while let Some(chunk) = stream.next().await {
+                if sink.send(chunk?).await.is_err() {
+                    // The reader refused the archive: dropping the stream ends the request.
+                    break;
+                }
+            }
+            Ok(())
+        };
+        bounded("copy from the container", container, COPY_TIMEOUT, forward).await
+    }
+
+    async fn copy_to(
+        &self,
+        container: &str,
+        path: &str,
+        archive: &Path,
+    ) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let file = std::fs::File::open(archive).map_err(|error| BackendError::Api {
+            operation: "copy into the container",
+            status: 0,
+            message: format!("{}: {error}", archive.display()),
+        })?;
+        // The archive is read a piece at a time as the request body goes out.
+        let chunks = futures::stream::unfold(Some(file), |file| async move {
+            let mut file = file?;
+            let mut buffer = vec![0u8; 256 * 1024];
+            match std::io::Read::read(&mut file, &mut buffer) {
+                Ok(0) => None,
+                Ok(read) => {
+                    buffer.truncate(read);
+                    Some((Ok(bytes::Bytes::from(buffer)), Some(file)))
+                }
+                Err(error) => Some((Err(error), None)),
+            }
+        });
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        bounded(
+            "copy into the container",
+            container,
+            COPY_TIMEOUT,
+            docker.upload_to_container(container, Some(options), bollard::body_try_stream(chunks)),
+        )
+        .await
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        bounded(
+            "create a volume",
+            name,
+            CONTROL_TIMEOUT,
+            docker.create_volume(request),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn save_image(&self, image: &str, destination: &Path) -> Result<(), BackendError> {
         use tokio::io::AsyncWriteExt;
         let docker = self.docker().await?;
@@ -1130,7 +1229,7 @@ impl Backend for ApiBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Healthcheck, Mount, PublishedPort};
+    use crate::backend::{Healthcheck, Mount, MountSource, PublishedPort};
 
     fn server(status_code: u16, message: &str) -> ApiError {
         ApiError::DockerResponseServerError {
@@ -1226,12 +1325,12 @@ mod tests {
             user: Some("1000:1000".into()),
             mounts: vec![
                 Mount {
-                    host: "/tmp/ws".into(),
+                    source: MountSource::Bind("/tmp/ws".into()),
                     container: "/workspace".into(),
                     read_only: false,
                 },
                 Mount {
-                    host: "/tmp/in".into(),
+                    source: MountSource::Bind("/tmp/in".into()),
                     container: "/in".into(),
                     read_only: true,
                 },

@@ -23,6 +23,8 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(120);
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Largest archive `copy_from` reads (a file or directory tree out of a container).
 const COPY_LIMIT: u64 = 512 << 20;
+/// How long a workspace copy into or out of a container may take.
+const COPY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Output kept from control commands.
 const CONTROL_OUTPUT: CaptureLimits = CaptureLimits { max_bytes: 1 << 20 };
 
@@ -360,11 +362,15 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
         args.extend(["--env".to_owned(), format!("{key}={value}")]);
     }
     for mount in &spec.mounts {
-        let mode = if mount.read_only { ":ro" } else { "" };
-        args.extend([
-            "--volume".to_owned(),
-            format!("{}:{}{mode}", mount.host.display(), mount.container),
-        ]);
+        if let Some(flag) = mount.mount_flag() {
+            args.extend(["--mount".to_owned(), flag]);
+        } else if let super::MountSource::Bind(host) = &mount.source {
+            let mode = if mount.read_only { ":ro" } else { "" };
+            args.extend([
+                "--volume".to_owned(),
+                format!("{}:{}{mode}", host.display(), mount.container),
+            ]);
+        }
     }
     if let Some(workdir) = &spec.workdir {
         args.extend(["--workdir".to_owned(), workdir.clone()]);
@@ -795,6 +801,137 @@ impl Backend for CliBackend {
         Ok(bytes)
     }
 
+    async fn copy_from_stream(
+        &self,
+        container: &str,
+        path: &str,
+        sink: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<(), BackendError> {
+        let args = vec![
+            "cp".to_owned(),
+            format!("{container}:{path}"),
+            "-".to_owned(),
+        ];
+        let mut child = self.spawn(&args)?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let run = async {
+            let forward = async {
+                let mut stdout = stdout;
+                let mut buffer = vec![0u8; 256 * 1024];
+                loop {
+                    match stdout.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return true,
+                        Ok(read) => {
+                            let chunk = bytes::Bytes::copy_from_slice(&buffer[..read]);
+                            if sink.send(chunk).await.is_err() {
+                                // The reader refused the archive: stop the copy here.
+                                return false;
+                            }
+                        }
+                    }
+                }
+            };
+            let (complete, stderr) = tokio::join!(
+                forward,
+                read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes))
+            );
+            (complete, stderr.finish())
+        };
+        let (complete, stderr) =
+            tokio::time::timeout(COPY_TIMEOUT, run)
+                .await
+                .map_err(|_| BackendError::Timeout {
+                    command: self.describe(&args),
+                    timeout: COPY_TIMEOUT,
+                })?;
+        if !complete {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Ok(());
+        }
+        let status = child.wait().await.map_err(|source| BackendError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        let code = status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        });
+        if code != 0 {
+            let output = Output {
+                code,
+                stdout: Captured::default(),
+                stderr,
+            };
+            return Err(self.classify(&args, container, &output));
+        }
+        Ok(())
+    }
+
+    async fn copy_to(
+        &self,
+        container: &str,
+        path: &str,
+        archive: &Path,
+    ) -> Result<(), BackendError> {
+        let args = vec![
+            "cp".to_owned(),
+            "-".to_owned(),
+            format!("{container}:{path}"),
+        ];
+        let file = std::fs::File::open(archive).map_err(|source| BackendError::Spawn {
+            program: format!("{} (reading {})", self.program.display(), archive.display()),
+            source,
+        })?;
+        let child = Command::new(&self.program)
+            .args(&args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .stdin(Stdio::from(file))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| BackendError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })?;
+        let output = tokio::time::timeout(COPY_TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| BackendError::Timeout {
+                command: self.describe(&args),
+                timeout: COPY_TIMEOUT,
+            })?
+            .map_err(|source| BackendError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut stderr = Capture::new(CONTROL_OUTPUT.max_bytes);
+        stderr.push(&output.stderr);
+        let output = Output {
+            code: output.status.code().unwrap_or(1),
+            stdout: Captured::default(),
+            stderr: stderr.finish(),
+        };
+        Err(self.classify(&args, container, &output))
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), BackendError> {
+        let mut args = vec!["volume".to_owned(), "create".to_owned()];
+        for (key, value) in labels {
+            args.extend(["--label".to_owned(), format!("{key}={value}")]);
+        }
+        args.push(name.to_owned());
+        self.control(&args, name).await.map(drop)
+    }
+
     async fn save_image(&self, image: &str, destination: &Path) -> Result<(), BackendError> {
         let args = vec![
             "save".to_owned(),
@@ -918,10 +1055,6 @@ impl Backend for CliBackend {
         kind: ResourceKind,
         label: &str,
     ) -> Result<Vec<String>, BackendError> {
-        if self.is_fake() {
-            // fake-docker has no networks or volumes, so none carries a label.
-            return Ok(Vec::new());
-        }
         let args = vec![
             kind.as_str().into(),
             "ls".into(),
@@ -985,7 +1118,7 @@ impl Backend for CliBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Mount;
+    use crate::backend::{Mount, MountSource};
 
     #[test]
     fn create_passes_everything_as_argv() {
@@ -997,7 +1130,7 @@ mod tests {
             workdir: Some("/workspace".into()),
             user: Some("1000:1000".into()),
             mounts: vec![Mount {
-                host: "/tmp/ws".into(),
+                source: MountSource::Bind("/tmp/ws".into()),
                 container: "/workspace".into(),
                 read_only: false,
             }],

@@ -20,12 +20,42 @@ use crate::category::Category;
 pub use capture::{Capture, Captured};
 pub use stats::StatsSample;
 
-/// A bind mount of a host directory into a container.
+/// A mount into a container: a host directory or a named volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    pub host: PathBuf,
+    pub source: MountSource,
     pub container: String,
     pub read_only: bool,
+}
+
+/// What a mount puts at its container path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A host directory as `--volume` binds it: a source the daemon cannot see is created
+    /// there, empty and root-owned (what CST's `bindMounts` and compose expect).
+    Bind(PathBuf),
+    /// A host directory as `--mount type=bind` binds it: a source the daemon cannot see
+    /// is refused at create (`bind source path does not exist`) and nothing is created.
+    /// The job workspace uses it, so a daemon on another machine fails loudly.
+    BindExisting(PathBuf),
+    /// A named volume on the daemon (the `copy` workspace transport).
+    Volume(String),
+}
+
+impl Mount {
+    /// The `--mount` value for a `BindExisting` or `Volume` mount, `None` for a `Bind`.
+    pub fn mount_flag(&self) -> Option<String> {
+        let (kind, source) = match &self.source {
+            MountSource::Bind(_) => return None,
+            MountSource::BindExisting(path) => ("bind", path.display().to_string()),
+            MountSource::Volume(name) => ("volume", name.clone()),
+        };
+        let read_only = if self.read_only { ",readonly" } else { "" };
+        Some(format!(
+            "type={kind},source={source},target={}{read_only}",
+            self.container
+        ))
+    }
 }
 
 /// A published port: `host_ip:host_port` on the host → `container_port` (TCP).
@@ -447,6 +477,45 @@ pub trait Backend: Send + Sync {
         Err(BackendError::Unsupported {
             backend: self.name().to_owned(),
             operation: "copy files out of containers",
+        })
+    }
+    /// Stream a tar archive of `path` in the container into `sink`, chunk by chunk, as
+    /// `docker cp CONTAINER:PATH -` writes it. When the receiving end is dropped (the
+    /// reader refused an entry), the copy stops and this returns `Ok`: the reader decided.
+    async fn copy_from_stream(
+        &self,
+        container: &str,
+        path: &str,
+        sink: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<(), BackendError> {
+        let bytes = self.copy_from(container, path).await?;
+        let _ = sink.send(bytes.into()).await;
+        Ok(())
+    }
+    /// Extract the tar archive in the file `archive` into `path` in the container (created
+    /// or running), as `docker cp - CONTAINER:PATH` does; `path` must be a directory.
+    async fn copy_to(
+        &self,
+        container: &str,
+        path: &str,
+        archive: &std::path::Path,
+    ) -> Result<(), BackendError> {
+        let _ = (container, path, archive);
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "copy files into containers",
+        })
+    }
+    /// Create a named volume carrying `labels` (there already is fine).
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), BackendError> {
+        let _ = (name, labels);
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "create volumes",
         })
     }
     /// Write the image as `docker save` does (manifest.json, config, layer tars) to the file `destination`.

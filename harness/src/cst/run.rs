@@ -13,7 +13,7 @@ use super::check::{self, ImageConfig};
 use super::files::{self, FileInfo, Kind, SavedImage};
 use super::load::LoadedCst;
 use super::model::{CommandTest, ContainerRunOptions};
-use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, Mount};
+use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, Mount, MountSource};
 use crate::category::Category;
 use crate::events::{Failure, Location, Outcome, ScenarioReport};
 use crate::record::JobRecord;
@@ -59,7 +59,7 @@ pub fn parse_bind_mount(text: &str) -> Result<Mount, String> {
         return Err(format!("`{text}`: both paths must be absolute"));
     }
     Ok(Mount {
-        host: host.into(),
+        source: MountSource::Bind(host.into()),
         container: container.to_owned(),
         read_only,
     })
@@ -701,7 +701,7 @@ mod tests {
         assert_eq!(
             parse_bind_mount("/h:/c:ro").unwrap(),
             Mount {
-                host: "/h".into(),
+                source: MountSource::Bind("/h".into()),
                 container: "/c".into(),
                 read_only: true
             }

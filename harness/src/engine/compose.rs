@@ -23,6 +23,7 @@ use crate::compose::{self, ComposeError, Project};
 use crate::record::{ComposeRecord, HealthChange, KillRecord, Leftovers, ServiceContext};
 use crate::scenario::template::ServiceAddress;
 use crate::scenario::{ComposeDown, ComposeKill, ComposeSpec, ComposeUp};
+use crate::transport::Transport;
 
 /// How long every service may take to become healthy when the step does not say.
 const DEFAULT_UP_WITHIN: Duration = Duration::from_secs(60);
@@ -165,8 +166,26 @@ impl ScenarioRun<'_> {
                 format!("{}:{problem}", path.display()),
             )
         })?;
+        for image in parsed
+            .services
+            .iter()
+            .filter_map(|service| service.image.as_deref())
+        {
+            // Fixture images are built on demand; no registry is asked for anything.
+            self.context
+                .fixtures
+                .ensure(self.backend.as_ref(), image)
+                .await
+                .map_err(|error| backend_finding(&error, &file_pointer))?;
+        }
+        let probe_image = parsed
+            .services
+            .iter()
+            .find_map(|service| service.image.clone());
         if let Some(bind) = parsed.host_binds.first()
-            && !self.daemon_sees_our_files()
+            && !self
+                .daemon_sees_our_files(probe_image.as_deref(), &file_pointer)
+                .await?
         {
             return Err(finding(
                 Category::ConfigInvalid,
@@ -180,18 +199,6 @@ impl ScenarioRun<'_> {
                     bind.source,
                 ),
             ));
-        }
-        for image in parsed
-            .services
-            .iter()
-            .filter_map(|service| service.image.as_deref())
-        {
-            // Fixture images are built on demand; no registry is asked for anything.
-            self.context
-                .fixtures
-                .ensure(self.backend.as_ref(), image)
-                .await
-                .map_err(|error| backend_finding(&error, &file_pointer))?;
         }
         let name = compose::project_name(&self.context.run_id, &self.slug);
         let mut labels = BTreeMap::new();
@@ -249,10 +256,19 @@ impl ScenarioRun<'_> {
             .await
     }
 
-    /// Whether the daemon sees the files dockproof sees (the `bind` transport's premise),
-    /// so that host paths in a compose file mean the same to it.
-    pub(super) fn daemon_sees_our_files(&self) -> bool {
-        self.backend.daemon_host().is_local()
+    /// Whether the daemon sees the files dockproof sees, so that host paths (a compose
+    /// file's or a CST config's bind mounts) mean the same to it: the host's workspace
+    /// transport is `bind` (probed with `image` under `auto`). Without an image to probe
+    /// with, by the daemon's address.
+    pub(super) async fn daemon_sees_our_files(
+        &mut self,
+        image: Option<&str>,
+        pointer: &str,
+    ) -> Result<bool, Vec<Finding>> {
+        match image {
+            Some(image) => Ok(self.transport(image, pointer).await? == Transport::Bind),
+            None => Ok(self.backend.daemon_host().is_local()),
+        }
     }
 
     /// Find the project's containers, one per service, and record each as a service

@@ -30,6 +30,7 @@ mod compose;
 mod logs;
 mod monitor;
 mod service;
+mod transfer;
 
 /// Scenario-wide deadline when the file sets none.
 pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
@@ -62,6 +63,8 @@ pub struct EngineContext {
     /// under it (`SCENARIO/STEP.stdout.log`); only the tail stays in memory.
     pub logs_dir: Option<PathBuf>,
     pub events: UnboundedSender<Event>,
+    /// How job workspaces reach this host's containers (`bind` or `copy`, or probed).
+    pub transport: Arc<crate::transport::TransportPolicy>,
 }
 
 /// A name safe for container names: lowercase letters, digits and dashes.
@@ -408,6 +411,16 @@ struct ScenarioRun<'a> {
     log_windows: HashMap<usize, Vec<String>>,
     /// Those positions, by step index and container name.
     log_marks: HashMap<(usize, String), logs::Mark>,
+    /// This host's workspace transport, once a container step asked for it.
+    transport: Option<crate::transport::Transport>,
+    /// With `copy`: the scenario's workspace volume, removed at the end.
+    volume: Option<String>,
+    /// With `copy`: the local workspace changed since it was last uploaded.
+    mirror_dirty: bool,
+    /// Containers with the workspace mounted, by ID.
+    workspace_mounts: HashMap<String, transfer::Mounted>,
+    /// The last detached container with the workspace (copied back from before an upload).
+    live: Option<String>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -438,6 +451,11 @@ impl<'a> ScenarioRun<'a> {
             compose: None,
             log_windows: logs::marks_wanted(&loaded.scenario.steps),
             log_marks: HashMap::new(),
+            transport: None,
+            volume: None,
+            mirror_dirty: false,
+            workspace_mounts: HashMap::new(),
+            live: None,
         }
     }
 
@@ -681,8 +699,19 @@ impl<'a> ScenarioRun<'a> {
                 problems.join("; "),
             ));
         };
-        if !self.daemon_sees_our_files() {
-            let problems: Vec<String> = crate::cst::remote_bind_problems(&loaded)
+        self.context
+            .fixtures
+            .ensure(self.context.backend.as_ref(), &spec.image)
+            .await
+            .map_err(|error| backend_finding(&error, &format!("{pointer}/image")))?;
+        // Bind mounts name the daemon's files: only a daemon that sees ours may have them.
+        let binds = crate::cst::remote_bind_problems(&loaded);
+        if !binds.is_empty()
+            && !self
+                .daemon_sees_our_files(Some(&spec.image), &format!("{pointer}/image"))
+                .await?
+        {
+            let problems: Vec<String> = binds
                 .iter()
                 .map(|problem| {
                     format!(
@@ -694,19 +723,12 @@ impl<'a> ScenarioRun<'a> {
                     )
                 })
                 .collect();
-            if !problems.is_empty() {
-                return Err(finding(
-                    Category::ConfigInvalid,
-                    format!("{pointer}/config"),
-                    problems.join("; "),
-                ));
-            }
+            return Err(finding(
+                Category::ConfigInvalid,
+                format!("{pointer}/config"),
+                problems.join("; "),
+            ));
         }
-        self.context
-            .fixtures
-            .ensure(self.context.backend.as_ref(), &spec.image)
-            .await
-            .map_err(|error| backend_finding(&error, &format!("{pointer}/image")))?;
         let context = std::sync::Arc::new(crate::cst::CstContext {
             backend: std::sync::Arc::clone(&self.context.backend),
             image: spec.image.clone(),
@@ -814,7 +836,14 @@ impl<'a> ScenarioRun<'a> {
                 )
             })?;
             self.record.context.docker.workspace.staged.push(staged);
+            self.mirror_dirty = true;
             self.refresh_usage(&item_pointer)?;
+        }
+        // A detached container with the workspace sees staged inputs at once, as with `bind`.
+        if self.copies()
+            && let Some(id) = self.live.clone()
+        {
+            self.push_workspace(&id, pointer).await?;
         }
         Ok(())
     }
@@ -835,7 +864,12 @@ impl<'a> ScenarioRun<'a> {
             .map_err(|error| finding(error.category(), pointer, error.to_string()))
     }
 
-    fn container_spec(&self, index_pointer: &str, run: &RunSpec) -> ContainerSpec {
+    fn container_spec(
+        &self,
+        index_pointer: &str,
+        run: &RunSpec,
+        workspace: Mount,
+    ) -> ContainerSpec {
         let step_number = index_pointer.rsplit('/').next().unwrap_or("0");
         let mut labels = run.labels.clone();
         labels.insert("dockproof.run".into(), self.context.run_id.clone());
@@ -850,14 +884,7 @@ impl<'a> ScenarioRun<'a> {
             env: env_list(&run.env, &self.vars),
             workdir: run.workdir.clone(),
             user: run.user.clone(),
-            mounts: vec![Mount {
-                host: self.workspace().root().to_path_buf(),
-                container: run
-                    .workspace
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_MOUNT.to_owned()),
-                read_only: false,
-            }],
+            mounts: vec![workspace],
             labels,
             memory_bytes: run.limits.memory.map(|size| size.0),
             cpus: run.limits.cpus,
@@ -889,8 +916,16 @@ impl<'a> ScenarioRun<'a> {
             .await
             .map_err(|error| backend_finding(&error, &image_pointer))?;
 
-        let spec = self.container_spec(pointer, run);
+        let mount_path = run
+            .workspace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MOUNT.to_owned());
+        let mount = self
+            .workspace_mount(&run.image, &mount_path, &image_pointer)
+            .await?;
+        let spec = self.container_spec(pointer, run, mount);
         let created_at = Instant::now();
+        let backend = self.backend.as_ref();
         let id = backend
             .create(&spec)
             .await
@@ -899,6 +934,9 @@ impl<'a> ScenarioRun<'a> {
         if let Some(name) = &run.container {
             self.named.insert(name.clone(), id.clone());
         }
+        self.workspace_attached(&id, &spec, &mount_path, &run_pointer)
+            .await?;
+        let backend = self.backend.as_ref();
         self.record.context.docker.container_id = Some(id.clone());
         self.verify_applied(&spec, &id, &run_pointer).await?;
         self.record.context.docker.exit_code = None;
@@ -917,6 +955,7 @@ impl<'a> ScenarioRun<'a> {
 
         if run.detach {
             self.record.status = "running".into();
+            self.live = Some(id.clone());
             return Ok(());
         }
 
@@ -1006,10 +1045,16 @@ impl<'a> ScenarioRun<'a> {
         }
         .into();
         // Usage is recorded whatever happened; exceeding the limits only counts for a clean exit.
-        let over_limits = self
-            .refresh_usage(&format!("{run_pointer}/image"))
-            .err()
-            .unwrap_or_default();
+        // With `copy`, what the job left comes back first: every check reads the local copy.
+        let over_limits = match self
+            .pull_workspace(&id, &format!("{run_pointer}/image"))
+            .await
+        {
+            Ok(()) => self.refresh_usage(&format!("{run_pointer}/image")),
+            Err(findings) => Err(findings),
+        }
+        .err()
+        .unwrap_or_default();
 
         if timed_out {
             return Err(finding(
@@ -1138,6 +1183,9 @@ impl<'a> ScenarioRun<'a> {
             .exec(&request, timeout, self.context.capture)
             .await
             .map_err(|error| backend_finding(&error, &format!("{exec_pointer}/cmd")))?;
+        // What the exec wrote is checked in the local copy.
+        self.pull_workspace(&request.container, &format!("{exec_pointer}/cmd"))
+            .await?;
         let findings = self.expectations(
             pointer,
             expect,
@@ -1244,6 +1292,7 @@ impl<'a> ScenarioRun<'a> {
         upload: &crate::scenario::UploadSpec,
     ) -> Result<(), Vec<Finding>> {
         let from_pointer = format!("{pointer}/from");
+        self.pull_from_live(&from_pointer).await?;
         // A FIFO, device node or hard link the job left there is refused, never read.
         let collected = self
             .workspace()
@@ -1322,6 +1371,9 @@ impl<'a> ScenarioRun<'a> {
             if let Err(error) = self.backend.remove(&id).await {
                 problems.push(format!("container {id}: {error}"));
             }
+        }
+        if let Some(problem) = self.remove_volume().await {
+            problems.push(problem);
         }
         for image in self.images.drain(..).rev() {
             if let Err(error) = self.backend.remove_image(&image).await {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{ScenarioRun, backend_finding, env_list, finding, texts};
 use crate::backend::daemon::Reach;
-use crate::backend::{Backend, BackendError, ContainerSpec, Healthcheck, Mount, PublishedPort};
+use crate::backend::{Backend, BackendError, ContainerSpec, Healthcheck, PublishedPort};
 use crate::category::Category;
 use crate::check::{self, Finding};
 use crate::hostports;
@@ -157,11 +157,10 @@ impl ScenarioRun<'_> {
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
         labels.insert("dockproof.scenario".to_owned(), self.slug.clone());
         let mounts = match &service.workspace {
-            Some(mount) => vec![Mount {
-                host: self.workspace().root().to_path_buf(),
-                container: mount.clone(),
-                read_only: false,
-            }],
+            Some(mount) => vec![
+                self.workspace_mount(&service.image, mount, &image_pointer)
+                    .await?,
+            ],
             None => Vec::new(),
         };
         let spec = ContainerSpec {
@@ -187,12 +186,19 @@ impl ScenarioRun<'_> {
             healthcheck,
             ..ContainerSpec::default()
         };
-        let id = backend
+        let id = self
+            .backend
             .create(&spec)
             .await
             .map_err(|error| backend_finding(&error, &image_pointer))?;
         self.containers.push(id.clone());
         self.named.insert(service.name.clone(), id.clone());
+        if let Some(mount) = &service.workspace {
+            self.workspace_attached(&id, &spec, mount, &service_pointer)
+                .await?;
+            self.live = Some(id.clone());
+        }
+        let backend = self.backend.as_ref();
         self.verify_applied(&spec, &id, &service_pointer).await?;
         let started = Instant::now();
         backend.start(&id).await.map_err(|error| {

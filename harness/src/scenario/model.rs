@@ -115,6 +115,10 @@ pub struct WorkspaceSpec {
     /// Maximum number of files in the workspace.
     #[serde(default)]
     pub max_files: Option<u64>,
+    /// How this scenario's workspace reaches its containers, over the host's transport:
+    /// `copy` tests a job the way a remote daemon runs it, on any daemon.
+    #[serde(default)]
+    pub transport: Option<crate::transport::TransportChoice>,
 }
 
 /// One input put into the workspace.
