@@ -208,6 +208,34 @@ fn ssh_endpoint(tools: &Tools, dir: &Path, listen: IpAddr) -> Result<(Endpoint, 
     ))
 }
 
+/// The suite the `*-suite` trials run: every shipped scenario, or (to look into one while
+/// debugging) the paths in `DOCKPROOF_REMOTE_SCENARIOS`, space-separated.
+fn suite_paths() -> Vec<&'static str> {
+    static PATHS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    PATHS
+        .get_or_init(|| match std::env::var("DOCKPROOF_REMOTE_SCENARIOS") {
+            Ok(paths) if !paths.trim().is_empty() => paths
+                .split_whitespace()
+                .map(|path| &*Box::leak(path.to_owned().into_boxed_str()))
+                .collect(),
+            _ => vec!["scenarios"],
+        })
+        .clone()
+}
+
+/// Names of the shipped scenarios that need docker compose.
+fn compose_scenario_names() -> &'static Vec<String> {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        support::shipped_scenarios()
+            .iter()
+            .filter_map(|path| dockproof::scenario::load_file(path).scenario)
+            .filter(|loaded| loaded.scenario.needs_compose())
+            .map(|loaded| loaded.scenario.name.clone())
+            .collect()
+    })
+}
+
 /// A test failure's message.
 fn text(failed: &Failed) -> String {
     failed.message().unwrap_or("failed").to_owned()
@@ -303,7 +331,20 @@ fn fingerprints(report: &Value) -> BTreeMap<String, Value> {
         .into_iter()
         .flatten()
         .filter(|scenario| scenario["outcome"] != "skipped")
-        .filter_map(|scenario| Some((scenario["name"].as_str()?.to_owned(), fingerprint(scenario))))
+        .filter_map(|scenario| {
+            let mut print = fingerprint(scenario);
+            // Not compared (it names ports, addresses and paths): shown when they differ.
+            print["message"] = scenario["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(scenario))
+                .filter_map(|part| part["failure"]["message"].as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+                .into();
+            Some((scenario["name"].as_str()?.to_owned(), print))
+        })
         .collect()
 }
 
@@ -323,7 +364,7 @@ fn local_suite(backend: &'static str) -> Result<BTreeMap<String, Value>, Failed>
             support::dockproof_on(backend, work.path()),
             &id,
             &work.path().join("local.json"),
-            &["scenarios"],
+            &suite_paths(),
         )?;
         leftovers(&id, &report)?;
         Ok(fingerprints(&report))
@@ -372,11 +413,16 @@ fn compare(
     local: &BTreeMap<String, Value>,
     remote: &BTreeMap<String, Value>,
 ) -> Result<(), Failed> {
+    let without_message = |print: &Value| {
+        let mut print = print.clone();
+        print["message"] = Value::Null;
+        print
+    };
     let mut differences = Vec::new();
     for (name, expected) in local {
         match remote.get(name) {
             None => differences.push(format!("{name}: not run remotely")),
-            Some(found) if found != expected => {
+            Some(found) if without_message(found) != without_message(expected) => {
                 differences.push(format!("{name}:\n  local  {expected}\n  remote {found}"))
             }
             Some(_) => {}
@@ -476,14 +522,23 @@ fn topology_is_remote() -> Result<(), Failed> {
 /// The whole suite on `backend` on a machine reaching the daemon `via`: the same verdicts
 /// and records as locally, nothing left on the daemon, nothing made on its side.
 fn suite(via: Via, backend: &'static str) -> Result<(), Failed> {
-    let local = local_suite(backend)?;
+    let mut local = local_suite(backend)?;
+    if via == Via::Tls {
+        // Debian's docker-compose 1.29 (Python docker 5.0.3) refuses the test CA's server
+        // certificate (CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate)
+        // that the docker CLI and bollard accept; compose over tcp and ssh is compared.
+        local.retain(|name, _| !compose_scenario_names().contains(name));
+    }
     let topology = Topology::create(via)?;
     let id = run_id(&format!("{}-{backend}", via.name()));
     let json = topology.dir.path().join("remote.json");
     let mut command = topology.dockproof("run", backend);
     command.args(["--fixture-images", "fixtures/images"]);
-    let report = report_of(command, &id, &json, &["scenarios"])?;
-    let remote = fingerprints(&report);
+    let report = report_of(command, &id, &json, &suite_paths())?;
+    let mut remote = fingerprints(&report);
+    if via == Via::Tls {
+        remote.retain(|name, _| !compose_scenario_names().contains(name));
+    }
     let problems: Vec<String> = [
         compare(&local, &remote),
         leftovers(&id, &report),
