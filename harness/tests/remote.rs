@@ -299,10 +299,16 @@ fn fingerprint(scenario: &Value) -> Value {
             (
                 name.clone(),
                 // Not its health status: when readiness is a TCP or HTTP answer, that status
-                // is whatever the healthcheck had said by then (timing).
+                // is whatever the healthcheck had said by then (timing). Its ports only when
+                // it became ready: a service that exits at once may be gone before the
+                // daemon is asked for them, or not yet (timing).
                 json!({
                     "ready": service["ready"],
-                    "ports": service["ports"].as_object().map(|ports| ports.keys().cloned().collect::<Vec<_>>()),
+                    "ports": if service["ready"] == true {
+                        json!(service["ports"].as_object().map(|ports| ports.keys().cloned().collect::<Vec<_>>()))
+                    } else {
+                        Value::Null
+                    },
                 }),
             )
         })

@@ -211,6 +211,11 @@ pub struct Master {
     target: SshTarget,
     /// Holds the control socket (and, for a [`Tunnel`], the API socket); removed on drop.
     dir: tempfile::TempDir,
+    /// Once a forward exists: a session (`cat` reading our pipe) that keeps the master
+    /// from exiting after `ControlPersist`'s idle time, which would close the forwards.
+    /// Killed on drop; should dockproof die, the pipe closes, the session ends, and the
+    /// master exits 60 s later as before.
+    keepalive: Mutex<Option<tokio::process::Child>>,
 }
 
 impl Master {
@@ -286,7 +291,11 @@ impl Master {
                 retry: target.retry_command(),
             });
         }
-        Ok(Master { target, dir })
+        Ok(Master {
+            target,
+            dir,
+            keepalive: Mutex::new(None),
+        })
     }
 
     /// The control socket the master listens on.
@@ -294,11 +303,43 @@ impl Master {
         self.dir.path().join("control")
     }
 
+    /// Start the keepalive session, unless it runs.
+    fn keep_alive(&self) -> Result<(), SshError> {
+        let Ok(mut keepalive) = self.keepalive.lock() else {
+            return Ok(());
+        };
+        let running = keepalive
+            .as_mut()
+            .is_some_and(|child| child.try_wait().is_ok_and(|status| status.is_none()));
+        if running {
+            return Ok(());
+        }
+        let child = Command::new(SSH)
+            .arg("-S")
+            .arg(self.control())
+            .args(["-o", "ControlMaster=no", "-o", "BatchMode=yes", "-T"])
+            .args(self.target.destination())
+            .arg("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| SshError::Spawn {
+                url: self.target.url.clone(),
+                source,
+            })?;
+        *keepalive = Some(child);
+        Ok(())
+    }
+
     /// Forward a port on this machine's loopback to `remote_host:remote_port` as seen from
     /// the ssh host (`ssh -O forward -L`, over this master); returns the local port. The
     /// remote port number is kept when it is free here, so a port a scenario reads
     /// (`{{ service.NAME.port }}`) means the same on both sides; otherwise another free one.
     pub async fn forward(&self, remote_host: &str, remote_port: u16) -> Result<u16, SshError> {
+        self.keep_alive()?;
         let target = if remote_host.contains(':') {
             format!("[{remote_host}]")
         } else {

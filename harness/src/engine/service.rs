@@ -656,7 +656,33 @@ mod tests {
             }}
         });
         assert_eq!(published_ports(&inspect), [(8080, 49153)].into());
+        // The binding as the daemon made it: `0.0.0.0` stands for its host, never dialled.
+        assert_eq!(
+            published_bindings(&inspect),
+            [(8080, ("0.0.0.0".to_owned(), 49153))].into()
+        );
         assert_eq!(health_status(&inspect).as_deref(), Some("starting"));
+        let ports = [
+            PublishedPort {
+                host_ip: None,
+                host_port: 0,
+                container_port: 80,
+            },
+            PublishedPort {
+                host_ip: None,
+                host_port: 49153,
+                container_port: 8080,
+            },
+        ];
+        // docker 20.10's refusal of a taken port, as a daemon elsewhere answers it.
+        let refused = BackendError::PortConflict {
+            message: "driver failed programming external connectivity on endpoint x: Bind for 0.0.0.0:49153 failed: port is already allocated".into(),
+        };
+        assert_eq!(conflicting_port(&refused, &ports), Some(1));
+        let other = BackendError::NotRunning {
+            container: "x".into(),
+        };
+        assert_eq!(conflicting_port(&other, &ports), None);
         assert_eq!(last_health_output(&inspect), "connection refused");
     }
 }
