@@ -354,9 +354,12 @@ fn fingerprints(report: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Scenario name → fingerprint.
+type Fingerprints = BTreeMap<String, Value>;
+
 /// The local run of the whole suite on `backend`, made once per test process.
 fn local_suite(backend: &'static str) -> Result<BTreeMap<String, Value>, Failed> {
-    static RUNS: OnceLock<Mutex<BTreeMap<&'static str, Result<BTreeMap<String, Value>, String>>>> =
+    static RUNS: OnceLock<Mutex<BTreeMap<&'static str, Result<Fingerprints, String>>>> =
         OnceLock::new();
     let runs = RUNS.get_or_init(Default::default);
     let mut runs = runs.lock().map_err(|_| "a local run panicked")?;
