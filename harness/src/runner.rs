@@ -302,7 +302,10 @@ mod tests {
             capture: CaptureLimits::default(),
             logs_dir: None,
             events,
-            transport: Default::default(),
+            // The retry count is what is tested: no transport probe among the creates.
+            transport: Arc::new(crate::transport::TransportPolicy::new(
+                crate::transport::TransportChoice::Bind,
+            )),
         });
         let (scenario, diagnostics) = crate::scenario::load::load_str(
             "name: once\nsteps:\n  - run: { image: x }\n",

@@ -80,6 +80,9 @@ if [ "$1" = create ]; then
   previous=""
   for arg in "$@"; do
     if [ "$previous" = "--volume" ]; then workspace="${arg%%:/*}"; fi
+    if [ "$previous" = "--mount" ]; then
+      case "$arg" in type=bind,source=*) workspace="${arg#type=bind,source=}"; workspace="${workspace%%,target=*}";; esac
+    fi
     previous="$arg"
   done
   mkfifo "$workspace/out.fifo"

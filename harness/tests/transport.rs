@@ -123,11 +123,12 @@ fn auto_picks_copy_on_the_remote_fake() -> Result<(), Failed> {
         json_report(command, &work.path().join(report))
     };
     let bind = run("bind", "bind.json")?;
-    let message = bind["scenarios"][0]["failure"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    if !message.contains("bind source path does not exist") {
+    let failure = &bind["scenarios"][0]["failure"];
+    let message = failure["message"].as_str().unwrap_or_default().to_owned();
+    if failure["category"] != "config_invalid"
+        || !message.contains("the daemon does not see the workspace directory")
+        || !message.contains("bind source path does not exist")
+    {
         return Err(format!(
             "a forced bind on the remote fake did not fail as a remote daemon does: {message:?}"
         )

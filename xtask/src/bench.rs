@@ -502,7 +502,7 @@ impl Bench {
         }
     }
 
-    /// 7. Benchmark 1's job scenarios (1 MiB input each) by `dockproof run --backend
+    /// Benchmark 7, benchmark 1's job scenarios (1 MiB input each) by `dockproof run --backend
     /// docker-cli --workspace-transport copy` on the local daemon, against the same run
     /// over `bind` and against fixtures/bench/jobs.sh. `copy` adds per job a volume
     /// create and remove and two archive copies through the docker CLI (four CLI calls

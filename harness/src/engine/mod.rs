@@ -929,7 +929,7 @@ impl<'a> ScenarioRun<'a> {
         let id = backend
             .create(&spec)
             .await
-            .map_err(|error| backend_finding(&error, &image_pointer))?;
+            .map_err(|error| self.create_finding(&error, &image_pointer))?;
         self.containers.push(id.clone());
         if let Some(name) = &run.container {
             self.named.insert(name.clone(), id.clone());

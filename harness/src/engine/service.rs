@@ -190,7 +190,7 @@ impl ScenarioRun<'_> {
             .backend
             .create(&spec)
             .await
-            .map_err(|error| backend_finding(&error, &image_pointer))?;
+            .map_err(|error| self.create_finding(&error, &image_pointer))?;
         self.containers.push(id.clone());
         self.named.insert(service.name.clone(), id.clone());
         if let Some(mount) = &service.workspace {

@@ -109,6 +109,29 @@ impl ScenarioRun<'_> {
         })
     }
 
+    /// A failed create, said in workspace terms when the daemon cannot see the bound
+    /// workspace (`bind` forced on a daemon elsewhere): a configuration to fix.
+    pub(super) fn create_finding(
+        &self,
+        error: &crate::backend::BackendError,
+        pointer: &str,
+    ) -> Vec<Finding> {
+        if self.transport == Some(Transport::Bind)
+            && error
+                .to_string()
+                .contains("bind source path does not exist")
+        {
+            return finding(
+                Category::ConfigInvalid,
+                pointer,
+                format!(
+                    "the daemon does not see the workspace directory, so the `bind` transport cannot work on this host (it is on another machine or in another mount namespace): use `--workspace-transport copy` or `auto` ({error})"
+                ),
+            );
+        }
+        super::backend_finding(error, pointer)
+    }
+
     /// Whether the workspace travels by copy in this scenario.
     pub(super) fn copies(&self) -> bool {
         self.transport == Some(Transport::Copy) && self.volume.is_some()
