@@ -210,6 +210,42 @@ pub struct ComposeFile {
     pub volumes: Vec<String>,
     /// Whether some service uses the implicit `default` network.
     pub default_network: bool,
+    /// Services' bind mounts of host paths (`./data:/data`, `type: bind`), in file order.
+    pub host_binds: Vec<HostBind>,
+}
+
+/// A service volume that mounts a path of the daemon's filesystem: it only holds what
+/// the compose file means when the daemon sees the same files as dockproof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostBind {
+    pub service: String,
+    /// The path as written (`./data`, `/srv/x`, `~/y`, `${DIR}`).
+    pub source: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// The host path a service volume entry binds, if it binds one: short syntax
+/// `SOURCE:TARGET[:MODE]` whose source is a path (not a volume name), or long syntax
+/// with `type: bind`. `/data` alone is an anonymous volume, not a bind.
+fn bound_host_path(entry: &Value) -> Option<String> {
+    match entry {
+        Value::String(text) => {
+            let (source, _) = text.split_once(':')?;
+            let is_path = source.starts_with(['/', '.', '~']) || source.contains("${");
+            is_path.then(|| source.to_owned())
+        }
+        Value::Object(long) => {
+            let bind = long.get("type").and_then(Value::as_str) == Some("bind");
+            bind.then(|| {
+                long.get("source")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        }
+        _ => None,
+    }
 }
 
 /// A compose file that cannot be used, with where.
@@ -263,6 +299,7 @@ pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
         networks: Vec::new(),
         volumes: Vec::new(),
         default_network: false,
+        host_binds: Vec::new(),
     };
     for (name, service) in services {
         let pointer = format!("/services/{}", yaml::escape_segment(name));
@@ -295,6 +332,23 @@ pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
                 .map(str::to_owned),
             build: service.get("build").is_some(),
         });
+        for (index, entry) in service
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(source) = bound_host_path(entry) {
+                let span = spans.value(&format!("{pointer}/volumes/{index}"));
+                parsed.host_binds.push(HostBind {
+                    service: name.clone(),
+                    source,
+                    line: span.start.line.max(1),
+                    column: span.start.column.max(1),
+                });
+            }
+        }
         let mode = service.get("network_mode").and_then(Value::as_str);
         if service.get("networks").is_none() && mode.is_none() {
             parsed.default_network = true;
@@ -550,6 +604,44 @@ volumes:
   data:
   outside: { external: true }
 ";
+
+    #[test]
+    fn host_bind_mounts_are_found_at_their_line() {
+        let text = "\
+services:
+  app:
+    image: example/app:1
+    volumes:
+      - data:/data
+      - ./conf:/etc/app:ro
+      - /cache
+      - type: bind
+        source: /srv/x
+        target: /x
+      - { type: volume, source: data, target: /y }
+  side:
+    image: example/side:1
+    volumes: [\"${HOME}/y:/y\", \"~/z:/z\"]
+volumes:
+  data:
+";
+        let parsed = parse(text).unwrap();
+        let found: Vec<(&str, &str, usize)> = parsed
+            .host_binds
+            .iter()
+            .map(|bind| (bind.service.as_str(), bind.source.as_str(), bind.line))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("app", "./conf", 6),
+                ("app", "/srv/x", 8),
+                ("side", "${HOME}/y", 14),
+                ("side", "~/z", 14)
+            ]
+        );
+        assert!(parse(STACK).unwrap().host_binds.is_empty());
+    }
 
     fn labels() -> BTreeMap<String, String> {
         [

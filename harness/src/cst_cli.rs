@@ -112,11 +112,15 @@ fn run_id(args: &CstArgs) -> Result<(String, String), dockproof::run_id::RunIdEr
 
 pub fn run(args: CstArgs) -> ExitCode {
     let mut loaded = Vec::new();
+    let mut sources = Vec::new();
     let mut problems = 0;
     for path in &args.configs {
         let report = cst::load_file(path);
         problems += report.diagnostics.len();
         crate::diagnostics::emit_parts(&report.path, &report.source, &report.diagnostics);
+        if report.loaded.is_some() {
+            sources.push(report.source.clone());
+        }
         loaded.extend(report.loaded);
     }
     if problems > 0 {
@@ -166,6 +170,19 @@ pub fn run(args: CstArgs) -> ExitCode {
             Err(message) => return usage_error(message),
         };
     let deterministic = args.backend == BackendKind::Fake;
+    // Bind mounts name the daemon's files: on a daemon elsewhere they are not ours.
+    if !backend.daemon_host().is_local() {
+        let mut refused = 0;
+        for (file, source) in loaded.iter().zip(&sources) {
+            let diagnostics = cst::remote_bind_problems(file);
+            refused += diagnostics.len();
+            crate::diagnostics::emit_parts(&file.path, source, &diagnostics);
+        }
+        if refused > 0 {
+            eprintln!("error: {refused} problem(s) in CST files; nothing was run");
+            return ExitCode::from(2);
+        }
+    }
     let options = ReportOptions {
         run_id: if deterministic {
             shown_run_id

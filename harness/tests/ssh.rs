@@ -13,189 +13,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::Command;
 
 use libtest_mimic::{Arguments, Failed};
+use support::sshd::{Tools, client_config, free_port, keygen, run, ssh_wrapper, start_sshd, tools};
 
-/// The programs the test needs besides docker.
-#[derive(Clone)]
-struct Tools {
-    sshd: PathBuf,
-    ssh: PathBuf,
-    keygen: PathBuf,
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-}
-
-/// `sshd` (usually in /usr/sbin, which is not on every PATH), `ssh` and `ssh-keygen`, or what is missing.
-fn tools() -> Result<Tools, String> {
-    let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|path| path.is_file())
-        .or_else(|| on_path("sshd"));
-    match (sshd, on_path("ssh"), on_path("ssh-keygen")) {
-        (Some(sshd), Some(ssh), Some(keygen)) => Ok(Tools { sshd, ssh, keygen }),
-        (sshd, ssh, keygen) => {
-            let missing: Vec<&str> = [
-                (sshd.is_none(), "sshd (openssh-server)"),
-                (ssh.is_none(), "ssh (openssh-client)"),
-                (keygen.is_none(), "ssh-keygen (openssh-client)"),
-            ]
-            .into_iter()
-            .filter_map(|(absent, name)| absent.then_some(name))
-            .collect();
-            Err(format!(
-                "the ssh tests need {}: apt-get install openssh-server openssh-client",
-                missing.join(", ")
-            ))
-        }
-    }
-}
-
-fn run(command: &mut Command, what: &str) -> Result<String, Failed> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("{what}: {error}"))?;
-    if !output.status.success() {
-        return Err(format!("{what} failed: {}", support::describe(&output)).into());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-fn keygen(tools: &Tools, path: &Path) -> Result<String, Failed> {
-    run(
-        Command::new(&tools.keygen)
-            .args([
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "dockproof-test",
-                "-f",
-            ])
-            .arg(path),
-        "ssh-keygen",
-    )?;
-    Ok(std::fs::read_to_string(path.with_extension("pub"))
-        .map_err(|error| error.to_string())?
-        .trim()
-        .to_owned())
-}
-
-/// A loopback port nothing listens on (just released).
-fn free_port() -> Result<u16, Failed> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    Ok(listener
-        .local_addr()
-        .map_err(|error| error.to_string())?
-        .port())
-}
-
-/// An sshd this test started and stops (killed by its handle on drop).
-struct Sshd {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sshd(
-    tools: &Tools,
-    dir: &Path,
-    host_key: &Path,
-    authorized: &Path,
-) -> Result<Sshd, Failed> {
-    // sshd insists on its privilege separation directory, which only its init script makes.
-    if tools.sshd.starts_with("/usr/sbin") && !Path::new("/run/sshd").is_dir() {
-        std::fs::create_dir_all("/run/sshd")
-            .map_err(|error| format!("sshd needs /run/sshd: {error}"))?;
-    }
-    let port = free_port()?;
-    let config = dir.join("sshd_config");
-    std::fs::write(
-        &config,
-        format!(
-            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nPermitRootLogin prohibit-password\nPubkeyAuthentication yes\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nAuthorizedKeysFile {}\nStrictModes no\n\
-             PidFile {}\nUsePAM no\nLogLevel VERBOSE\n",
-            host_key.display(),
-            authorized.display(),
-            dir.join("sshd.pid").display()
-        ),
-    )
-    .map_err(|error| error.to_string())?;
-    let log = std::fs::File::create(dir.join("sshd.log")).map_err(|error| error.to_string())?;
-    let child = Command::new(&tools.sshd)
-        .arg("-D")
-        .arg("-f")
-        .arg(&config)
-        .arg("-e")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|error| format!("cannot start {}: {error}", tools.sshd.display()))?;
-    let mut sshd = Sshd { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = sshd.child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
-            return Err(format!("sshd exited with {status}:\n{log}").into());
-        }
-        if Instant::now() > deadline {
-            return Err("sshd did not listen within 10 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(sshd)
-}
-
-/// A directory holding an `ssh` that runs the real one with `config`: put first on PATH,
-/// it is what the docker CLI and dockproof's tunnel run.
-fn ssh_wrapper(tools: &Tools, dir: &Path, name: &str, config: &str) -> Result<PathBuf, Failed> {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = dir.join(name);
-    std::fs::create_dir_all(&bin).map_err(|error| error.to_string())?;
-    let config_path = bin.join("ssh_config");
-    std::fs::write(&config_path, config).map_err(|error| error.to_string())?;
-    let wrapper = bin.join("ssh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec '{}' -F '{}' \"$@\"\n",
-            tools.ssh.display(),
-            config_path.display()
-        ),
-    )
-    .map_err(|error| error.to_string())?;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-        .map_err(|error| error.to_string())?;
-    Ok(bin)
-}
-
-fn client_config(identity: &Path, known_hosts: &Path) -> String {
-    format!(
-        "Host 127.0.0.1\n  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  \
-         StrictHostKeyChecking yes\n  LogLevel ERROR\n",
-        identity.display(),
-        known_hosts.display()
-    )
-}
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// The daemon socket the local docker uses, as the ssh address's path when it is not the
 /// remote default (the remote `docker` does not see our DOCKER_HOST).
@@ -260,7 +85,7 @@ fn over_ssh(backend: &'static str, tools: &Tools) -> Result<(), Failed> {
     let other_host_public = keygen(tools, &root.join("other_host_key"))?;
     let authorized = root.join("authorized_keys");
     std::fs::write(&authorized, format!("{client_public}\n")).map_err(|error| error.to_string())?;
-    let sshd = start_sshd(tools, root, &host_key, &authorized)?;
+    let sshd = start_sshd(tools, root, LOOPBACK, &host_key, &authorized)?;
     let port = sshd.port;
     // Only the server's real host key is trusted (StrictHostKeyChecking yes).
     let known = root.join("known_hosts");
@@ -276,19 +101,19 @@ fn over_ssh(backend: &'static str, tools: &Tools) -> Result<(), Failed> {
         tools,
         root,
         "good",
-        &client_config(&root.join("client_key"), &known),
+        &client_config("127.0.0.1", &root.join("client_key"), &known),
     )?;
     let stranger = ssh_wrapper(
         tools,
         root,
         "stranger",
-        &client_config(&root.join("stranger_key"), &known),
+        &client_config("127.0.0.1", &root.join("stranger_key"), &known),
     )?;
     let spoofed = ssh_wrapper(
         tools,
         root,
         "spoofed",
-        &client_config(&root.join("client_key"), &impostor),
+        &client_config("127.0.0.1", &root.join("client_key"), &impostor),
     )?;
     let user = run(Command::new("id").arg("-un"), "id -un")?;
     let host = format!("ssh://{user}@127.0.0.1:{port}{}", socket_path());

@@ -11,116 +11,12 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use libtest_mimic::{Arguments, Failed};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use support::tls::{cert_dir, pki, tls_endpoint};
 
-/// A CA and what it signed, as PEM.
-struct Pki {
-    ca: String,
-    server: (String, String),
-    client: (String, String),
-}
-
-fn pki(name: &str) -> Result<Pki, rcgen::Error> {
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name
-        .push(DnType::CommonName, format!("dockproof test CA {name}"));
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
-    let leaf = |purpose: ExtendedKeyUsagePurpose| -> Result<(String, String), rcgen::Error> {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        params.extended_key_usages = vec![purpose];
-        let key = KeyPair::generate()?;
-        let certificate = params.signed_by(&key, &ca)?;
-        Ok((certificate.pem(), key.serialize_pem()))
-    };
-    Ok(Pki {
-        ca: ca.pem(),
-        server: leaf(ExtendedKeyUsagePurpose::ServerAuth)?,
-        client: leaf(ExtendedKeyUsagePurpose::ClientAuth)?,
-    })
-}
-
-/// A DOCKER_CERT_PATH directory: `ca.pem` (whom to trust), `cert.pem` and `key.pem` (who we are).
-fn cert_dir(
-    root: &Path,
-    name: &str,
-    ca: &str,
-    client: &(String, String),
-) -> std::io::Result<PathBuf> {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("ca.pem"), ca)?;
-    std::fs::write(dir.join("cert.pem"), &client.0)?;
-    std::fs::write(dir.join("key.pem"), &client.1)?;
-    Ok(dir)
-}
-
-/// Serve mutual TLS on a loopback port, forwarding each connection to the daemon socket.
-async fn tls_endpoint(pki: &Pki) -> Result<SocketAddr, Failed> {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(pki.ca.as_bytes()).map_err(|error| error.to_string())?)
-        .map_err(|error| error.to_string())?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()),
-    )
-    .build()
-    .map_err(|error| error.to_string())?;
-    let certificate = CertificateDer::from_pem_slice(pki.server.0.as_bytes())
-        .map_err(|error| error.to_string())?;
-    let key = PrivateKeyDer::from_pem_slice(pki.server.1.as_bytes())
-        .map_err(|error| error.to_string())?;
-    let config = ServerConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| error.to_string())?
-    .with_client_cert_verifier(verifier)
-    .with_single_cert(vec![certificate], key)
-    .map_err(|error| error.to_string())?;
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .map_err(|error| error.to_string())?;
-    let address = listener.local_addr().map_err(|error| error.to_string())?;
-    let socket = support::daemon_socket();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (acceptor, socket) = (acceptor.clone(), socket.clone());
-            tokio::spawn(async move {
-                // A client without a certificate of ours ends here, in the handshake.
-                let Ok(mut tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let Ok(mut daemon) = tokio::net::UnixStream::connect(&socket).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut daemon).await;
-            });
-        }
-    });
-    Ok(address)
-}
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Run the happy-path scenario on `backend` against the TLS endpoint with `certs`.
 fn run(
@@ -151,14 +47,14 @@ type Command = std::process::Command;
 fn mutual_tls(backend: &'static str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let ours = pki("ours").map_err(|error| error.to_string())?;
-    let theirs = pki("theirs").map_err(|error| error.to_string())?;
+    let ours = pki("ours", LOOPBACK).map_err(|error| error.to_string())?;
+    let theirs = pki("theirs", LOOPBACK).map_err(|error| error.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|error| error.to_string())?;
-    let endpoint = runtime.block_on(tls_endpoint(&ours))?;
+    let endpoint = runtime.block_on(tls_endpoint(&ours, LOOPBACK))?;
     let good =
         cert_dir(dir.path(), "good", &ours.ca, &ours.client).map_err(|error| error.to_string())?;
     let (code, output) = run(backend, endpoint, &good, &dir.path().join("work-good"))?;
@@ -200,13 +96,13 @@ fn mutual_tls(backend: &'static str) -> Result<(), Failed> {
 fn context_with_tls(backend: &'static str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let ours = pki("ours").map_err(|error| error.to_string())?;
+    let ours = pki("ours", LOOPBACK).map_err(|error| error.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|error| error.to_string())?;
-    let endpoint = runtime.block_on(tls_endpoint(&ours))?;
+    let endpoint = runtime.block_on(tls_endpoint(&ours, LOOPBACK))?;
     let certs =
         cert_dir(dir.path(), "certs", &ours.ca, &ours.client).map_err(|error| error.to_string())?;
     let config = dir.path().join("docker-config");

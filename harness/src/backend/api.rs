@@ -54,6 +54,8 @@ pub struct ApiBackend {
     client: OnceCell<Connection>,
     /// Bounds every call on a daemon that stops answering (see [`super::watch`]).
     watch: Arc<DaemonWatch>,
+    /// Where the daemon's published ports are reached (over ssh: through the tunnel's connection).
+    ports: std::sync::Arc<super::daemon::PortReach>,
 }
 
 /// A negotiated client, and for an `ssh://` host the tunnel it talks through.
@@ -67,12 +69,14 @@ struct Connection {
 impl ApiBackend {
     /// A backend named `name` for the daemon the environment points at (`DOCKER_HOST`, TLS variables).
     pub fn from_env(name: impl Into<String>) -> Self {
+        let address = std::env::var("DOCKER_HOST").unwrap_or_default();
         ApiBackend {
             name: name.into(),
             host: None,
             tls: None,
             client: OnceCell::new(),
             watch: Arc::new(DaemonWatch::default()),
+            ports: reach_for(&address),
         }
     }
 
@@ -80,6 +84,7 @@ impl ApiBackend {
     pub fn for_endpoint(name: impl Into<String>, endpoint: super::context::Endpoint) -> Self {
         ApiBackend {
             name: name.into(),
+            ports: reach_for(&endpoint.host),
             host: Some(endpoint.host),
             tls: endpoint.tls,
             client: OnceCell::new(),
@@ -89,9 +94,11 @@ impl ApiBackend {
 
     /// A backend named `name` for the daemon at `host` (`unix:///...`, `tcp://...`; TLS still from the environment).
     pub fn for_host(name: impl Into<String>, host: impl Into<String>) -> Self {
+        let host = host.into();
         ApiBackend {
             name: name.into(),
-            host: Some(host.into()),
+            ports: reach_for(&host),
+            host: Some(host),
             tls: None,
             client: OnceCell::new(),
             watch: Arc::new(DaemonWatch::default()),
@@ -222,6 +229,13 @@ impl ApiBackend {
             None => error,
         }
     }
+}
+
+/// Port reach for the daemon at `address` (`DOCKER_HOST` syntax).
+fn reach_for(address: &str) -> std::sync::Arc<super::daemon::PortReach> {
+    std::sync::Arc::new(super::daemon::PortReach::new(
+        super::daemon::DaemonHost::from_address(address),
+    ))
 }
 
 /// The client with its API version negotiated with the daemon.
@@ -605,6 +619,7 @@ impl Backend for ApiBackend {
                 tls: self.tls.clone(),
                 client: OnceCell::new(),
                 watch: Arc::clone(&self.watch),
+                ports: self.ports.clone(),
             },
         }))
     }
@@ -1296,6 +1311,31 @@ impl Backend for ApiBackend {
             Err(BackendError::Api { status: 404, .. }) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    fn daemon_host(&self) -> super::daemon::DaemonHost {
+        self.ports.daemon_host().clone()
+    }
+
+    async fn reach_port(
+        &self,
+        binding: &str,
+        port: u16,
+    ) -> Result<super::daemon::Reach, BackendError> {
+        // Over ssh, forwards share the API tunnel's connection (opened here if not yet).
+        let lent = if matches!(self.ports.daemon_host(), super::daemon::DaemonHost::Ssh(_)) {
+            self.docker().await?;
+            self.client
+                .get()
+                .and_then(|connection| connection.tunnel.as_ref())
+                .map(super::ssh::Tunnel::master)
+        } else {
+            None
+        };
+        self.ports
+            .reach(binding, port, lent)
+            .await
+            .map_err(super::daemon::ReachError::into_backend)
     }
 
     fn daemon_env(&self) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>, String> {

@@ -41,6 +41,8 @@ pub struct CliBackend {
     /// Bounds every call on a daemon that stops answering; none for the fake, which has
     /// no daemon (and whose fault counters must not see probes).
     watch: Option<Arc<DaemonWatch>>,
+    /// Where the daemon's published ports are reached (its ssh forwards, kept for the run).
+    ports: std::sync::Arc<super::daemon::PortReach>,
 }
 
 /// What one invocation produced.
@@ -60,12 +62,24 @@ impl CliBackend {
     ) -> Self {
         let name = name.into();
         let watch = (name != "fake").then(|| Arc::new(DaemonWatch::default()));
+        let ports = std::sync::Arc::new(super::daemon::PortReach::new(Self::locate(&name, &env)));
         CliBackend {
             name,
             program: program.into(),
             env,
             scratch_dir: std::env::temp_dir(),
             watch,
+            ports,
+        }
+    }
+
+    /// Where the daemon of a backend `name` run with `env` is: fake-docker's containers
+    /// are processes on this machine whatever its DOCKER_HOST says.
+    fn locate(name: &str, env: &[(OsString, OsString)]) -> super::daemon::DaemonHost {
+        if name == "fake" {
+            super::daemon::DaemonHost::Local
+        } else {
+            super::daemon::DaemonHost::for_cli(env)
         }
     }
 
@@ -747,15 +761,22 @@ impl Backend for CliBackend {
             (Some(_), Some(watch)) => Some(Arc::new(DaemonWatch::new(watch.timeout()))),
             _ => self.watch.clone(),
         };
-        if let Some(host) = &overrides.docker_host {
-            env.push(("DOCKER_HOST".into(), host.into()));
-        }
+        let ports = match &overrides.docker_host {
+            Some(host) => {
+                env.push(("DOCKER_HOST".into(), host.into()));
+                std::sync::Arc::new(super::daemon::PortReach::new(Self::locate(
+                    &self.name, &env,
+                )))
+            }
+            None => self.ports.clone(),
+        };
         Ok(std::sync::Arc::new(CliBackend {
             name: self.name.clone(),
             program: self.program.clone(),
             env,
             scratch_dir: self.scratch_dir.clone(),
             watch,
+            ports,
         }))
     }
 
@@ -1358,6 +1379,22 @@ impl Backend for CliBackend {
         }
         // What this backend hands the docker CLI (`DOCKER_HOST`, `DOCKER_CONTEXT`) reaches the same daemon for compose.
         Ok(self.env.clone())
+    }
+
+    fn daemon_host(&self) -> super::daemon::DaemonHost {
+        self.ports.daemon_host().clone()
+    }
+
+    async fn reach_port(
+        &self,
+        binding: &str,
+        port: u16,
+    ) -> Result<super::daemon::Reach, BackendError> {
+        // The docker CLI dials ssh by itself: forwards go over a connection of our own.
+        self.ports
+            .reach(binding, port, None)
+            .await
+            .map_err(super::daemon::ReachError::into_backend)
     }
 }
 

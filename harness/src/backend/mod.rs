@@ -5,6 +5,7 @@ pub mod api;
 mod capture;
 pub mod cli;
 pub mod context;
+pub mod daemon;
 pub mod ssh;
 pub mod stats;
 pub mod watch;
@@ -628,5 +629,18 @@ pub trait Backend: Send + Sync {
     /// real daemon to reach, and a scenario that needs one is skipped with the reason.
     fn daemon_env(&self) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>, String> {
         Err(real_daemon_only_reason(self.name()))
+    }
+    /// Which machine the daemon runs on, by its address (this one unless told otherwise).
+    fn daemon_host(&self) -> daemon::DaemonHost {
+        daemon::DaemonHost::Local
+    }
+    /// Where to connect, from this machine, for the port the daemon published as
+    /// `binding:port` (inspect's `HostIp` and `HostPort`): on the daemon's host, through an
+    /// ssh forward when the daemon is behind ssh.
+    async fn reach_port(&self, binding: &str, port: u16) -> Result<daemon::Reach, BackendError> {
+        Ok(daemon::PortReach::new(daemon::DaemonHost::Local)
+            .reach(binding, port, None)
+            .await
+            .map_err(daemon::ReachError::into_backend)?)
     }
 }

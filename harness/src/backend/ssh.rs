@@ -32,6 +32,12 @@ const SSH: &str = "ssh";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// What ssh says is kept up to this many bytes (its tail).
 const STDERR_LIMIT: usize = 4096;
+/// Where port forwards listen on this machine.
+const LOCAL_FORWARD_HOST: &str = "127.0.0.1";
+/// Local ports tried for one forward (the remote port's own number first).
+const FORWARD_ATTEMPTS: usize = 4;
+/// How long the master may take to set up a forward.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where an `ssh://` address points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,12 @@ pub enum SshError {
         url: String,
         timeout: Duration,
         retry: String,
+    },
+    #[error("cannot forward a local port to {remote} over ssh to {url}: {said}")]
+    Forward {
+        url: String,
+        remote: String,
+        said: String,
     },
     #[error(
         "the Engine API on {url} could not be reached over ssh ({detail}); `{retry}` said: {said}"
@@ -192,20 +204,23 @@ impl SshTarget {
     }
 }
 
-/// A unix socket that leads to the daemon of an `ssh://` host.
+/// An authenticated ssh connection to a host (a ControlMaster in a private directory):
+/// API sessions and port forwards are multiplexed over it. It is told to exit on drop.
 #[derive(Debug)]
-pub struct Tunnel {
+pub struct Master {
     target: SshTarget,
-    /// Holds the control socket and the API socket; removed on drop.
+    /// Holds the control socket (and, for a [`Tunnel`], the API socket); removed on drop.
     dir: tempfile::TempDir,
-    accept: JoinHandle<()>,
-    /// What the last ssh session that failed said.
-    failure: Arc<Mutex<Option<String>>>,
+    /// Once a forward exists: a session (`cat` reading our pipe) that keeps the master
+    /// from exiting after `ControlPersist`'s idle time, which would close the forwards.
+    /// Killed on drop; should dockproof die, the pipe closes, the session ends, and the
+    /// master exits 60 s later as before.
+    keepalive: Mutex<Option<tokio::process::Child>>,
 }
 
-impl Tunnel {
-    /// Authenticate to `target` (a ControlMaster) and serve the API socket. Needs a tokio runtime.
-    pub async fn open(target: SshTarget) -> Result<Tunnel, SshError> {
+impl Master {
+    /// Authenticate to `target`: a refusal is reported with ssh's own words.
+    pub async fn open(target: SshTarget) -> Result<Master, SshError> {
         let private = |source| SshError::Private {
             url: target.url.clone(),
             source,
@@ -276,23 +291,157 @@ impl Tunnel {
                 retry: target.retry_command(),
             });
         }
-        let socket = dir.path().join("docker.sock");
-        let listener = match UnixListener::bind(&socket) {
-            Ok(listener) => listener,
-            Err(source) => {
-                stop_master(&control);
-                return Err(private(source));
-            }
+        Ok(Master {
+            target,
+            dir,
+            keepalive: Mutex::new(None),
+        })
+    }
+
+    /// The control socket the master listens on.
+    fn control(&self) -> PathBuf {
+        self.dir.path().join("control")
+    }
+
+    /// Start the keepalive session, unless it runs.
+    fn keep_alive(&self) -> Result<(), SshError> {
+        let Ok(mut keepalive) = self.keepalive.lock() else {
+            return Ok(());
         };
+        let running = keepalive
+            .as_mut()
+            .is_some_and(|child| child.try_wait().is_ok_and(|status| status.is_none()));
+        if running {
+            return Ok(());
+        }
+        let child = Command::new(SSH)
+            .arg("-S")
+            .arg(self.control())
+            .args(["-o", "ControlMaster=no", "-o", "BatchMode=yes", "-T"])
+            .args(self.target.destination())
+            .arg("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| SshError::Spawn {
+                url: self.target.url.clone(),
+                source,
+            })?;
+        *keepalive = Some(child);
+        Ok(())
+    }
+
+    /// Forward a port on this machine's loopback to `remote_host:remote_port` as seen from
+    /// the ssh host (`ssh -O forward -L`, over this master); returns the local port. The
+    /// remote port number is kept when it is free here, so a port a scenario reads
+    /// (`{{ service.NAME.port }}`) means the same on both sides; otherwise another free one.
+    pub async fn forward(&self, remote_host: &str, remote_port: u16) -> Result<u16, SshError> {
+        self.keep_alive()?;
+        let target = if remote_host.contains(':') {
+            format!("[{remote_host}]")
+        } else {
+            remote_host.to_owned()
+        };
+        let mut said = String::new();
+        for attempt in 0..FORWARD_ATTEMPTS {
+            let local = if attempt == 0 {
+                remote_port
+            } else {
+                match free_loopback_port() {
+                    Some(port) => port,
+                    None => continue,
+                }
+            };
+            if attempt == 0 && !loopback_port_is_free(local) {
+                continue;
+            }
+            let spec = format!("{LOCAL_FORWARD_HOST}:{local}:{target}:{remote_port}");
+            let mut command = Command::new(SSH);
+            command
+                .arg("-S")
+                .arg(self.control())
+                .args(["-o", "BatchMode=yes", "-O", "forward", "-L", &spec])
+                .args(self.target.destination())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true);
+            let output = match tokio::time::timeout(FORWARD_TIMEOUT, command.output()).await {
+                Ok(Ok(output)) => output,
+                Ok(Err(source)) => {
+                    return Err(SshError::Spawn {
+                        url: self.target.url.clone(),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    said = format!("`ssh -O forward` did not answer within {FORWARD_TIMEOUT:?}");
+                    continue;
+                }
+            };
+            if output.status.success() {
+                return Ok(local);
+            }
+            said = tail(String::from_utf8_lossy(&output.stderr).trim(), STDERR_LIMIT)
+                .replace('\n', " / ");
+        }
+        Err(SshError::Forward {
+            url: self.target.url.clone(),
+            remote: format!("{target}:{remote_port}"),
+            said,
+        })
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        stop_master(&self.control());
+    }
+}
+
+/// Whether TCP `port` can be bound on this machine's loopback right now.
+fn loopback_port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind((LOCAL_FORWARD_HOST, port)).is_ok()
+}
+
+/// A loopback port nothing listens on (just released).
+fn free_loopback_port() -> Option<u16> {
+    std::net::TcpListener::bind((LOCAL_FORWARD_HOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .ok()
+}
+
+/// A unix socket that leads to the daemon of an `ssh://` host.
+#[derive(Debug)]
+pub struct Tunnel {
+    master: Master,
+    accept: JoinHandle<()>,
+    /// What the last ssh session that failed said.
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl Tunnel {
+    /// Authenticate to `target` (a ControlMaster) and serve the API socket. Needs a tokio runtime.
+    pub async fn open(target: SshTarget) -> Result<Tunnel, SshError> {
+        let master = Master::open(target).await?;
+        let socket = master.dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&socket).map_err(|source| SshError::Private {
+            url: master.target.url.clone(),
+            source,
+        })?;
         let failure = Arc::new(Mutex::new(None));
         let accept = tokio::spawn(serve(
             listener,
-            Arc::new(dial_command(&target, &control)),
+            Arc::new(dial_command(&master.target, &master.control())),
             failure.clone(),
         ));
         Ok(Tunnel {
-            target,
-            dir,
+            master,
             accept,
             failure,
         })
@@ -300,7 +449,12 @@ impl Tunnel {
 
     /// The unix socket bollard connects to.
     pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("docker.sock")
+        self.master.dir.path().join("docker.sock")
+    }
+
+    /// The ssh connection the tunnel runs over (for port forwards).
+    pub fn master(&self) -> &Master {
+        &self.master
     }
 
     /// `error` (the daemon could not be reached, or answered nonsense), explained by what
@@ -317,10 +471,10 @@ impl Tunnel {
             let said = self.failure.lock().ok().and_then(|failure| failure.clone());
             if let Some(said) = said {
                 let error = SshError::Session {
-                    url: self.target.url.clone(),
+                    url: self.master.target.url.clone(),
                     detail,
                     said,
-                    retry: self.target.retry_command(),
+                    retry: self.master.target.retry_command(),
                 };
                 return super::BackendError::DaemonUnavailable {
                     message: error.to_string(),
@@ -336,10 +490,9 @@ impl Tunnel {
 
 impl Drop for Tunnel {
     fn drop(&mut self) {
-        // Ends the sessions (their tasks own the ssh children, killed when dropped)...
+        // Ends the sessions (their tasks own the ssh children, killed when dropped); the
+        // master is told to exit when `master` drops.
         self.accept.abort();
-        // ...and the master, through its control socket.
-        stop_master(&self.dir.path().join("control"));
     }
 }
 

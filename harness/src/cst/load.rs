@@ -31,6 +31,33 @@ pub struct CstFileReport {
 }
 
 /// Load and check the CST file at `path`.
+/// `containerRunOptions.bindMounts` of a file run against a daemon that does not see
+/// dockproof's files: each bind names a path on the daemon's machine, not this one's, so
+/// each is a problem at its line.
+pub fn remote_bind_problems(loaded: &LoadedCst) -> Vec<Diagnostic> {
+    let Some(options) = loaded.config.container_run_options.as_ref() else {
+        return Vec::new();
+    };
+    options
+        .bind_mounts
+        .iter()
+        .enumerate()
+        .map(|(index, mount)| {
+            let source = mount.split(':').next().unwrap_or_default();
+            Diagnostic::new(
+                loaded
+                    .spans
+                    .value(&format!("/containerRunOptions/bindMounts/{index}")),
+                format!(
+                    "bind mount `{mount}` names `{source}` on the daemon's machine, and this daemon does not see dockproof's files (it is reached remotely, workspace transport `copy`): it would mount a directory of its own, created empty if missing"
+                ),
+            )
+            .expected("no bindMounts when the daemon is on another machine")
+            .hint("put the files into the image instead, or run the test against a daemon that shares this machine's files")
+        })
+        .collect()
+}
+
 pub fn load_file(path: &Path) -> CstFileReport {
     let source = match crate::input_file::read_config(path) {
         Ok(text) => text,

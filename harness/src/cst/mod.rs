@@ -9,5 +9,5 @@ pub mod load;
 pub mod model;
 pub mod run;
 
-pub use load::{CstFileReport, LoadedCst, load_file};
+pub use load::{CstFileReport, LoadedCst, load_file, remote_bind_problems};
 pub use run::{CstContext, Driver, run_all, sweep};

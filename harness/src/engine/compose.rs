@@ -12,15 +12,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::service::{health_status, last_health_output, published_ports};
+use super::service::{
+    health_status, last_health_output, published_bindings, published_ports, reach_all,
+};
 use super::{ScenarioRun, backend_finding, finding};
-use crate::backend::{Backend, ContainerSpec, ResourceKind};
+use crate::backend::{Backend, BackendError, ContainerSpec, ResourceKind};
 use crate::category::Category;
 use crate::check::Finding;
 use crate::compose::{self, ComposeError, Project};
 use crate::record::{ComposeRecord, HealthChange, KillRecord, Leftovers, ServiceContext};
 use crate::scenario::template::ServiceAddress;
 use crate::scenario::{ComposeDown, ComposeKill, ComposeSpec, ComposeUp};
+use crate::transport::Transport;
 
 /// How long every service may take to become healthy when the step does not say.
 const DEFAULT_UP_WITHIN: Duration = Duration::from_secs(60);
@@ -38,8 +41,6 @@ const POLL: Duration = Duration::from_millis(200);
 pub const DEFAULT_KILL_HELPER: &str = "dockproof/job-runner:1";
 /// How long the helper that sends the signal may run.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
-/// The host address published ports are reached on.
-const LOOPBACK: &str = "127.0.0.1";
 
 /// The scenario's compose project while it is up.
 pub(super) struct ComposeState {
@@ -177,6 +178,28 @@ impl ScenarioRun<'_> {
                 .await
                 .map_err(|error| backend_finding(&error, &file_pointer))?;
         }
+        let probe_image = parsed
+            .services
+            .iter()
+            .find_map(|service| service.image.clone());
+        if let Some(bind) = parsed.host_binds.first()
+            && !self
+                .daemon_sees_our_files(probe_image.as_deref(), &file_pointer)
+                .await?
+        {
+            return Err(finding(
+                Category::ConfigInvalid,
+                &file_pointer,
+                format!(
+                    "{}:{}:{}: service `{}` bind-mounts the host path `{}`, which names a path on the daemon's machine; this host's daemon does not see dockproof's files (workspace transport `copy`), so it would mount a directory of its own (created empty if missing) instead; use a named volume (`NAME:TARGET`, declared under top-level `volumes:`), or run it against a daemon that shares this machine's files",
+                    path.display(),
+                    bind.line,
+                    bind.column,
+                    bind.service,
+                    bind.source,
+                ),
+            ));
+        }
         let name = compose::project_name(&self.context.run_id, &self.slug);
         let mut labels = BTreeMap::new();
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
@@ -235,6 +258,21 @@ impl ScenarioRun<'_> {
             .await
     }
 
+    /// Whether the daemon sees the files dockproof sees, so that host paths (a compose
+    /// file's or a CST config's bind mounts) mean the same to it: the host's workspace
+    /// transport is `bind` (probed with `image` under `auto`). Without an image to probe
+    /// with, by the daemon's address.
+    pub(super) async fn daemon_sees_our_files(
+        &mut self,
+        image: Option<&str>,
+        pointer: &str,
+    ) -> Result<bool, Vec<Finding>> {
+        match image {
+            Some(image) => Ok(self.transport(image, pointer).await? == Transport::Bind),
+            None => Ok(self.backend.daemon_host().is_local()),
+        }
+    }
+
     /// Find the project's containers, one per service, and record each as a service
     /// (`context.services.NAME`, names for later steps, `{{ service.NAME.port }}`).
     async fn observe_project(
@@ -278,7 +316,9 @@ impl ScenarioRun<'_> {
                 .context
                 .services
                 .insert(service.clone(), context);
-            self.note_ports(&service, &inspect);
+            self.note_ports(&service, &inspect)
+                .await
+                .map_err(|error| backend_finding(&error, pointer))?;
             self.note_health(&service, &inspect);
             containers.insert(service, id);
         }
@@ -508,7 +548,9 @@ impl ScenarioRun<'_> {
             let restarted = record.restart_count_after > restarts_before;
             if restarted && ready(&inspect) {
                 // A restarted container gets new host ports for ephemeral mappings: later steps use these.
-                self.note_ports(&kill.service, &inspect);
+                self.note_ports(&kill.service, &inspect)
+                    .await
+                    .map_err(|error| backend_finding(&error, pointer))?;
                 record.recovered = true;
                 record.recovered_ms = killed_at.elapsed().as_millis() as u64;
                 self.push_kill(record);
@@ -535,14 +577,19 @@ impl ScenarioRun<'_> {
     }
 
     /// Record a service's published ports (again) for `http` steps and `{{ service.NAME.port }}`.
-    fn note_ports(&mut self, service: &str, inspect: &Value) {
+    /// The address is where the first one is reached from here (the daemon's host).
+    async fn note_ports(&mut self, service: &str, inspect: &Value) -> Result<(), BackendError> {
         let published = published_ports(inspect);
-        let first_port = published.values().next().copied().unwrap_or(0);
+        let reached = reach_all(self.backend.as_ref(), &published_bindings(inspect)).await?;
+        let first = reached.values().next();
         self.vars.services.insert(
             service.to_owned(),
             ServiceAddress {
-                host: LOOPBACK.into(),
-                port: first_port,
+                host: first.map_or_else(
+                    || self.backend.daemon_host().host_here(),
+                    |reach| reach.host.clone(),
+                ),
+                port: first.map_or(0, |reach| reach.port),
             },
         );
         if let Some(context) = self.record.context.services.get_mut(service) {
@@ -551,6 +598,7 @@ impl ScenarioRun<'_> {
                 .map(|(container, host)| (format!("{container}/tcp"), *host))
                 .collect();
         }
+        Ok(())
     }
 
     fn push_kill(&mut self, record: KillRecord) {

@@ -725,6 +725,31 @@ impl<'a> ScenarioRun<'a> {
             .ensure(self.context.backend.as_ref(), &spec.image)
             .await
             .map_err(|error| backend_finding(&error, &format!("{pointer}/image")))?;
+        // Bind mounts name the daemon's files: only a daemon that sees ours may have them.
+        let binds = crate::cst::remote_bind_problems(&loaded);
+        if !binds.is_empty()
+            && !self
+                .daemon_sees_our_files(Some(&spec.image), &format!("{pointer}/image"))
+                .await?
+        {
+            let problems: Vec<String> = binds
+                .iter()
+                .map(|problem| {
+                    format!(
+                        "{}:{}:{}: {}",
+                        path.display(),
+                        problem.span.start.line,
+                        problem.span.start.column,
+                        problem.message
+                    )
+                })
+                .collect();
+            return Err(finding(
+                Category::ConfigInvalid,
+                format!("{pointer}/config"),
+                problems.join("; "),
+            ));
+        }
         let context = std::sync::Arc::new(crate::cst::CstContext {
             backend: std::sync::Arc::clone(&self.context.backend),
             image: spec.image.clone(),

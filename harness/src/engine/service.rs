@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{ScenarioRun, backend_finding, env_list, finding, texts};
-use crate::backend::{ContainerSpec, Healthcheck, PublishedPort};
+use crate::backend::daemon::Reach;
+use crate::backend::{Backend, BackendError, ContainerSpec, Healthcheck, PublishedPort};
 use crate::category::Category;
 use crate::check::{self, Finding};
 use crate::hostports;
@@ -24,8 +25,6 @@ const POLL: Duration = Duration::from_millis(200);
 const DEFAULT_HTTP_DEADLINE: Duration = Duration::from_secs(30);
 /// Time one HTTP request may take when no latency budget is set.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The host address published ports are reached on.
-const LOOPBACK: &str = "127.0.0.1";
 
 /// What "ready" means for one service.
 enum Readiness {
@@ -37,6 +36,14 @@ enum Readiness {
 
 /// Container port → host port, from an inspect document's `NetworkSettings.Ports`.
 pub(super) fn published_ports(inspect: &Value) -> BTreeMap<u16, u16> {
+    published_bindings(inspect)
+        .into_iter()
+        .map(|(container, (_, host))| (container, host))
+        .collect()
+}
+
+/// Container port → (host address as the daemon bound it, e.g. `0.0.0.0`; host port).
+pub(super) fn published_bindings(inspect: &Value) -> BTreeMap<u16, (String, u16)> {
     let mut ports = BTreeMap::new();
     for (key, bindings) in inspect
         .pointer("/NetworkSettings/Ports")
@@ -56,10 +63,15 @@ pub(super) fn published_ports(inspect: &Value) -> BTreeMap<u16, u16> {
             .into_iter()
             .flatten()
             .filter_map(|binding| {
-                binding
+                let port = binding
                     .get("HostPort")
                     .and_then(Value::as_str)
-                    .and_then(|port| port.parse::<u16>().ok())
+                    .and_then(|port| port.parse::<u16>().ok())?;
+                let ip = binding
+                    .get("HostIp")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                Some((ip.to_owned(), port))
             })
             .next();
         if let Some(host) = host {
@@ -102,6 +114,7 @@ impl ScenarioRun<'_> {
             .await
             .map_err(|error| backend_finding(&error, &image_pointer))?;
 
+        let daemon_is_local = backend.daemon_host().is_local();
         let mut ports = Vec::new();
         for (index, port) in service.ports.iter().enumerate() {
             let port_pointer = format!("{service_pointer}/ports/{index}");
@@ -109,7 +122,9 @@ impl ScenarioRun<'_> {
                 parse_port(&template::render(&port.0, &self.vars))
                     .map_err(|problem| finding(Category::ConfigInvalid, &port_pointer, problem))?;
             // Ask before binding, so a taken port is a clear `port_conflict` naming its holder.
+            // Only this machine's ports can be asked about: a daemon elsewhere answers for its own.
             if host_port != 0
+                && daemon_is_local
                 && !hostports::is_free(hostports::probe_address(host_ip.as_deref()), host_port)
             {
                 let holder = hostports::holder(host_port)
@@ -186,26 +201,36 @@ impl ScenarioRun<'_> {
         let backend = self.backend.as_ref();
         self.verify_applied(&spec, &id, &service_pointer).await?;
         let started = Instant::now();
-        backend
-            .start(&id)
-            .await
-            .map_err(|error| backend_finding(&error, &format!("{service_pointer}/ports")))?;
+        backend.start(&id).await.map_err(|error| {
+            // A daemon elsewhere refuses a taken port here: point at the port it names.
+            let at = conflicting_port(&error, &spec.ports).map_or_else(
+                || format!("{service_pointer}/ports"),
+                |index| format!("{service_pointer}/ports/{index}"),
+            );
+            backend_finding(&error, &at)
+        })?;
 
         let inspect = backend
             .inspect_json(&id)
             .await
             .map_err(|error| backend_finding(&error, &service_pointer))?;
+        let bindings = published_bindings(&inspect);
         let published = published_ports(&inspect);
-        let first_port = spec
+        let reached = reach_all(backend, &bindings)
+            .await
+            .map_err(|error| backend_finding(&error, &format!("{service_pointer}/ports")))?;
+        let first = spec
             .ports
             .first()
-            .and_then(|port| published.get(&port.container_port).copied())
-            .unwrap_or(0);
+            .and_then(|port| reached.get(&port.container_port).cloned());
         self.vars.services.insert(
             service.name.clone(),
             ServiceAddress {
-                host: LOOPBACK.into(),
-                port: first_port,
+                host: first.as_ref().map_or_else(
+                    || backend.daemon_host().host_here(),
+                    |reach| reach.host.clone(),
+                ),
+                port: first.map_or(0, |reach| reach.port),
             },
         );
         let context = ServiceContext {
@@ -239,7 +264,7 @@ impl ScenarioRun<'_> {
             .wait_ready(
                 &service.name,
                 &id,
-                &published,
+                &reached,
                 readiness,
                 started,
                 within,
@@ -262,7 +287,7 @@ impl ScenarioRun<'_> {
         &mut self,
         name: &str,
         id: &str,
-        published: &BTreeMap<u16, u16>,
+        reached: &BTreeMap<u16, Reach>,
         readiness: Readiness,
         started: Instant,
         within: Duration,
@@ -271,7 +296,7 @@ impl ScenarioRun<'_> {
         let backend = self.backend.as_ref();
         let deadline = started + within;
         let wait_pointer = format!("{pointer}/wait");
-        let host_port = |container: u16| published.get(&container).copied();
+        let host_port = |container: u16| reached.get(&container);
         loop {
             let inspect = backend
                 .inspect_json(id)
@@ -334,9 +359,11 @@ impl ScenarioRun<'_> {
                     }
                 },
                 Readiness::Tcp(port) => match host_port(*port) {
-                    Some(host) => tokio::net::TcpStream::connect((LOOPBACK, host))
-                        .await
-                        .is_ok(),
+                    Some(reach) => {
+                        tokio::net::TcpStream::connect((reach.host.as_str(), reach.port))
+                            .await
+                            .is_ok()
+                    }
                     None => {
                         return Err(finding(
                             Category::ConfigInvalid,
@@ -346,14 +373,14 @@ impl ScenarioRun<'_> {
                     }
                 },
                 Readiness::Http(path) => {
-                    let Some(host) = published.values().next() else {
+                    let Some(reach) = reached.values().next() else {
                         return Err(finding(
                             Category::ConfigInvalid,
                             &wait_pointer,
                             "no published port to probe",
                         ));
                     };
-                    let url = format!("http://{LOOPBACK}:{host}{path}");
+                    let url = format!("{}{path}", base_url(reach));
                     http_client(POLL * 5)
                         .get(&url)
                         .send()
@@ -395,28 +422,10 @@ impl ScenarioRun<'_> {
         let http_pointer = format!("{pointer}/http");
         let url = match (&http.service, &http.url) {
             (Some(name), _) => {
-                let context = self.record.context.services.get(name);
-                let port = match (context, http.port) {
-                    (Some(context), Some(port)) => {
-                        context.ports.get(&format!("{port}/tcp")).copied()
-                    }
-                    (Some(context), None) => self
-                        .vars
-                        .services
-                        .get(name)
-                        .map(|address| address.port)
-                        .or_else(|| context.ports.values().next().copied()),
-                    (None, _) => None,
-                };
-                let Some(port) = port.filter(|port| *port != 0) else {
-                    return Err(finding(
-                        Category::ConfigInvalid,
-                        format!("{http_pointer}/service"),
-                        format!("service `{name}` has no published port to call"),
-                    ));
-                };
+                let reach = self.service_reach(name, http.port, &http_pointer).await?;
                 format!(
-                    "http://{LOOPBACK}:{port}{}",
+                    "{}{}",
+                    base_url(&reach),
                     http.path.as_deref().unwrap_or("/")
                 )
             }
@@ -488,6 +497,50 @@ impl ScenarioRun<'_> {
         Ok(())
     }
 
+    /// Where to call service `name` from here: its published `container_port` (or the
+    /// service's address, else its first published port), as the daemon has it published now.
+    async fn service_reach(
+        &self,
+        name: &str,
+        container_port: Option<u16>,
+        pointer: &str,
+    ) -> Result<Reach, Vec<Finding>> {
+        let service_pointer = format!("{pointer}/service");
+        let no_port = || {
+            finding(
+                Category::ConfigInvalid,
+                &service_pointer,
+                format!("service `{name}` has no published port to call"),
+            )
+        };
+        self.record.context.services.get(name).ok_or_else(no_port)?;
+        let (Some(id), Some(port)) = (self.named.get(name), container_port) else {
+            // No port asked for: the service's own address (its first published port).
+            return self
+                .vars
+                .services
+                .get(name)
+                .filter(|address| address.port != 0)
+                .map(|address| Reach {
+                    host: address.host.clone(),
+                    port: address.port,
+                })
+                .ok_or_else(no_port);
+        };
+        let inspect = self
+            .backend
+            .inspect_json(id)
+            .await
+            .map_err(|error| backend_finding(&error, &service_pointer))?;
+        let (binding, host_port) = published_bindings(&inspect)
+            .remove(&port)
+            .ok_or_else(no_port)?;
+        self.backend
+            .reach_port(&binding, host_port)
+            .await
+            .map_err(|error| backend_finding(&error, &service_pointer))
+    }
+
     async fn probe(
         &self,
         client: &reqwest::Client,
@@ -556,6 +609,38 @@ impl ScenarioRun<'_> {
     }
 }
 
+/// `http://HOST:PORT` (an IPv6 host in brackets).
+fn base_url(reach: &Reach) -> String {
+    if reach.host.contains(':') {
+        format!("http://[{}]:{}", reach.host, reach.port)
+    } else {
+        format!("http://{}:{}", reach.host, reach.port)
+    }
+}
+
+/// Where each published port is reached from here (container port → address).
+pub(super) async fn reach_all(
+    backend: &dyn Backend,
+    bindings: &BTreeMap<u16, (String, u16)>,
+) -> Result<BTreeMap<u16, Reach>, BackendError> {
+    let mut reached = BTreeMap::new();
+    for (container, (binding, port)) in bindings {
+        reached.insert(*container, backend.reach_port(binding, *port).await?);
+    }
+    Ok(reached)
+}
+
+/// Which of `ports` a daemon's port-conflict refusal names (`Bind for 0.0.0.0:8080 failed`).
+fn conflicting_port(error: &BackendError, ports: &[PublishedPort]) -> Option<usize> {
+    if error.category() != Category::PortConflict {
+        return None;
+    }
+    let text = error.to_string();
+    ports.iter().position(|port| {
+        port.host_port != 0 && text.contains(&format!(":{} failed", port.host_port))
+    })
+}
+
 fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
@@ -579,7 +664,33 @@ mod tests {
             }}
         });
         assert_eq!(published_ports(&inspect), [(8080, 49153)].into());
+        // The binding as the daemon made it: `0.0.0.0` stands for its host, never dialled.
+        assert_eq!(
+            published_bindings(&inspect),
+            [(8080, ("0.0.0.0".to_owned(), 49153))].into()
+        );
         assert_eq!(health_status(&inspect).as_deref(), Some("starting"));
+        let ports = [
+            PublishedPort {
+                host_ip: None,
+                host_port: 0,
+                container_port: 80,
+            },
+            PublishedPort {
+                host_ip: None,
+                host_port: 49153,
+                container_port: 8080,
+            },
+        ];
+        // docker 20.10's refusal of a taken port, as a daemon elsewhere answers it.
+        let refused = BackendError::PortConflict {
+            message: "driver failed programming external connectivity on endpoint x: Bind for 0.0.0.0:49153 failed: port is already allocated".into(),
+        };
+        assert_eq!(conflicting_port(&refused, &ports), Some(1));
+        let other = BackendError::NotRunning {
+            container: "x".into(),
+        };
+        assert_eq!(conflicting_port(&other, &ports), None);
         assert_eq!(last_health_output(&inspect), "connection refused");
     }
 }

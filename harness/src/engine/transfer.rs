@@ -35,7 +35,11 @@ fn split_mount(path: &str) -> Option<(String, String)> {
 impl ScenarioRun<'_> {
     /// The host's transport (probed once per host per run under `auto`), from the run's
     /// unfaulted backend: a scenario's injected faults are for its own steps.
-    async fn transport(&mut self, image: &str, pointer: &str) -> Result<Transport, Vec<Finding>> {
+    pub(super) async fn transport(
+        &mut self,
+        image: &str,
+        pointer: &str,
+    ) -> Result<Transport, Vec<Finding>> {
         if let Some(transport) = self.transport {
             return Ok(transport);
         }

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+pub mod sshd;
+pub mod tls;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
