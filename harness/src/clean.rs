@@ -22,6 +22,38 @@ pub struct CleanOptions {
     pub older_than: Option<Duration>,
     /// Say what would be removed without removing it.
     pub dry_run: bool,
+    /// Runs that are still alive (see [`live_runs`]): nothing of theirs is removed.
+    pub live: Vec<LiveRunInfo>,
+    /// Remove live runs' leftovers too (`--force`): no directory is kept for being held.
+    pub force: bool,
+}
+
+/// A run that is still going: its id and the pid that holds its run directory's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRunInfo {
+    pub run_id: String,
+    pub pid: u32,
+}
+
+/// The runs under `dir` that are still alive: their run directory's `live.lock` is held
+/// (see [`run_id::LiveRun`]). A run on another machine sharing the daemon has no
+/// directory here, so it cannot be seen: give `--run ID` there.
+pub fn live_runs(dir: &Path) -> Vec<LiveRunInfo> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut live: Vec<LiveRunInfo> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let run = run_id::of_dir(&name)?.to_owned();
+            let pid = run_id::live_pid(&entry.path())?;
+            Some(LiveRunInfo { run_id: run, pid })
+        })
+        .collect();
+    live.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    live.dedup();
+    live
 }
 
 /// What was (or would be) removed, and what could not be.
@@ -32,7 +64,17 @@ pub struct CleanReport {
     /// `network NAME` / `volume NAME` / `image ID`.
     pub resources: Vec<String>,
     pub directories: Vec<PathBuf>,
+    /// Live runs left alone, said once each.
+    pub kept: Vec<LiveRunInfo>,
     pub problems: Vec<String>,
+}
+
+impl CleanReport {
+    fn keep(&mut self, run: &LiveRunInfo) {
+        if !self.kept.contains(run) {
+            self.kept.push(run.clone());
+        }
+    }
 }
 
 fn old_enough(created: Option<SystemTime>, older_than: Option<Duration>) -> bool {
@@ -48,10 +90,34 @@ fn old_enough(created: Option<SystemTime>, older_than: Option<Duration>) -> bool
 
 /// Remove containers carrying the run label through `backend`.
 pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &mut CleanReport) {
+    if let Some(run) = &options.run_id
+        && let Some(live) = options.live.iter().find(|live| &live.run_id == run)
+    {
+        report.keep(live);
+        return;
+    }
     let label = match &options.run_id {
         Some(run) => format!("dockproof.run={run}"),
         None => "dockproof.run".to_owned(),
     };
+    // Everything labelled, less what the live runs labelled.
+    let mut spared: Vec<String> = Vec::new();
+    for live in &options.live {
+        match backend
+            .list_labelled(&format!("dockproof.run={}", live.run_id))
+            .await
+        {
+            Ok(ids) => spared.extend(ids),
+            Err(error) => {
+                report.problems.push(format!(
+                    "cannot list the containers of live run {} on `{}`: {error}",
+                    live.run_id,
+                    backend.name()
+                ));
+                return;
+            }
+        }
+    }
     let listed = match backend.list_labelled(&label).await {
         Ok(listed) => listed,
         Err(error) => {
@@ -63,6 +129,9 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
         }
     };
     for id in listed {
+        if spared.contains(&id) {
+            continue;
+        }
         let created = backend.inspect_json(&id).await.ok().and_then(|inspect| {
             inspect["Created"]
                 .as_str()
@@ -88,6 +157,15 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
         return;
     }
     for kind in ResourceKind::ALL {
+        let mut spared: Vec<String> = Vec::new();
+        for live in &options.live {
+            if let Ok(names) = backend
+                .list_labelled_resources(kind, &format!("dockproof.run={}", live.run_id))
+                .await
+            {
+                spared.extend(names);
+            }
+        }
         let listed = match backend.list_labelled_resources(kind, &label).await {
             Ok(listed) => listed,
             Err(error) => {
@@ -100,6 +178,9 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
             }
         };
         for name in listed {
+            if spared.contains(&name) {
+                continue;
+            }
             if !options.dry_run
                 && let Err(error) = backend.remove_resource(kind, &name).await
             {
@@ -148,6 +229,25 @@ pub async fn directories(
     report: &mut CleanReport,
 ) {
     for path in leftover_directories(dir, options) {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(live) = options
+            .live
+            .iter()
+            .find(|live| run_id::of_dir(&name) == Some(live.run_id.as_str()))
+        {
+            report.keep(live);
+            continue;
+        }
+        // Any other directory a live process holds (a canary's fake host state).
+        if !options.force
+            && let Some(pid) = run_id::live_pid(&path)
+        {
+            report.keep(&LiveRunInfo { run_id: name, pid });
+            continue;
+        }
         let state = path.join("fake-docker-state");
         if let Some(program) = fake_docker.filter(|_| state.is_dir()) {
             // Everything in a run directory's fake state belongs to that run.
@@ -160,6 +260,8 @@ pub async fn directories(
                 run_id: None,
                 older_than: None,
                 dry_run: options.dry_run,
+                live: Vec::new(),
+                force: false,
             };
             containers(&backend, &everything, report).await;
         }
@@ -228,5 +330,48 @@ mod tests {
             })
             .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_live_run_is_kept_and_an_ended_one_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let live_dir = dir.path().join("dockproof-live-1.abc");
+        let ended_dir = dir.path().join("dockproof-ended-1.def");
+        std::fs::create_dir(&live_dir).unwrap();
+        std::fs::create_dir(&ended_dir).unwrap();
+        let claim = run_id::LiveRun::claim(&live_dir).unwrap();
+        // The ended run had claimed its directory too, and let go (as a killed run's
+        // lock is let go by the kernel).
+        drop(run_id::LiveRun::claim(&ended_dir).unwrap());
+        let live = live_runs(dir.path());
+        assert_eq!(
+            live,
+            [LiveRunInfo {
+                run_id: "live-1".into(),
+                pid: std::process::id()
+            }]
+        );
+        for run in [None, Some("live-1".to_owned())] {
+            let options = CleanOptions {
+                run_id: run,
+                live: live.clone(),
+                ..CleanOptions::default()
+            };
+            let mut report = CleanReport::default();
+            directories(dir.path(), None, &options, &mut report).await;
+            assert!(live_dir.is_dir(), "a live run's directory was removed");
+            assert_eq!(report.kept, live);
+        }
+        assert!(!ended_dir.exists(), "the ended run's directory stays");
+        // Once the run ends, it goes.
+        drop(claim);
+        let options = CleanOptions {
+            live: live_runs(dir.path()),
+            ..CleanOptions::default()
+        };
+        let mut report = CleanReport::default();
+        directories(dir.path(), None, &options, &mut report).await;
+        assert!(!live_dir.exists());
+        assert!(report.kept.is_empty());
     }
 }

@@ -156,6 +156,16 @@ pub fn run(args: CstArgs) -> ExitCode {
             ));
         }
     };
+    // Held until the run ends: `dockproof clean` leaves a live run alone.
+    let _live = match dockproof::run_id::LiveRun::claim(run_dir.path()) {
+        Ok(live) => live,
+        Err(error) => {
+            return usage_error(format!(
+                "cannot mark the run directory {} as live: {error}",
+                run_dir.path().display()
+            ));
+        }
+    };
     let paths = BackendPaths {
         docker: &args.docker,
         fake_docker: args.fake_docker.as_deref(),

@@ -76,6 +76,14 @@ async fn run_host(
         ),
         BackendKind::DockerCli | BackendKind::DockerApi => None,
     };
+    // Held as long as the fake host's state: `dockproof clean` leaves it alone meanwhile.
+    let _host_live = match &host_state {
+        Some(state) => Some(
+            dockproof::run_id::LiveRun::claim(state.path())
+                .map_err(|error| format!("cannot mark the fake host's state as live: {error}"))?,
+        ),
+        None => None,
+    };
     if let Some(state) = &host_state {
         env.push(("FAKE_DOCKER_STATE".into(), state.path().into()));
     }
@@ -107,6 +115,9 @@ async fn run_host(
             .prefix(&dockproof::run_id::dir_prefix(&run_id))
             .tempdir()
             .map_err(|error| format!("cannot create a run directory: {error}"))?;
+        // Held while this host's run lasts: `dockproof clean` leaves a live run alone.
+        let _live = dockproof::run_id::LiveRun::claim(run_dir.path())
+            .map_err(|error| format!("cannot mark the run directory as live: {error}"))?;
         let (backend, fixtures) = setup::make_backend(kind, &paths, run_dir.path(), env.clone())?;
         let filestore = Filestore::local(&run_dir.path().join("filestore"))
             .map_err(|error| error.to_string())?;

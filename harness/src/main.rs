@@ -301,6 +301,10 @@ pub struct CleanArgs {
     /// Show what would be removed, remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Clean runs that are still alive too (by default a run whose directory's
+    /// `live.lock` is held by a process is left alone, containers and all).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     daemon: DaemonArgs,
 }
@@ -318,12 +322,18 @@ fn clean(args: CleanArgs) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
+    let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let options = CleanOptions {
         run_id: args.run_id.clone(),
         older_than: args.older_than,
         dry_run: args.dry_run,
+        live: if args.force {
+            Vec::new()
+        } else {
+            clean::live_runs(&work_dir)
+        },
+        force: args.force,
     };
-    let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let fake_docker = setup::find_fake_docker(args.fake_docker.as_deref());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -370,6 +380,12 @@ fn clean(args: CleanArgs) -> ExitCode {
     }
     for path in &report.directories {
         println!("{verb} {}", path.display());
+    }
+    for live in &report.kept {
+        println!(
+            "kept run {}: still running (pid {}); `--force` cleans it anyway",
+            live.run_id, live.pid
+        );
     }
     for problem in &report.problems {
         eprintln!("error: {problem}");

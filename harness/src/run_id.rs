@@ -76,9 +76,71 @@ pub fn of_dir(name: &str) -> Option<&str> {
     is_valid(id).then_some(id)
 }
 
+/// The file in a run directory whose lock says the run is alive.
+pub const LIVE_LOCK: &str = "live.lock";
+
+/// Proof that a run is alive: an exclusive lock (`flock`) on `LIVE_LOCK` in its run
+/// directory, held until this is dropped or the process ends, however it ends (the
+/// kernel releases the lock of a killed process, so a SIGKILLed run is not "alive").
+/// The file also holds the pid, for people.
+#[derive(Debug)]
+pub struct LiveRun {
+    _file: std::fs::File,
+}
+
+impl LiveRun {
+    /// Mark the run whose directory is `run_dir` as alive.
+    pub fn claim(run_dir: &std::path::Path) -> std::io::Result<LiveRun> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(run_dir.join(LIVE_LOCK))?;
+        file.try_lock().map_err(|error| match error {
+            std::fs::TryLockError::Error(error) => error,
+            std::fs::TryLockError::WouldBlock => std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "the run directory is already claimed by a live run",
+            ),
+        })?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(LiveRun { _file: file })
+    }
+}
+
+/// Whether the run whose directory is `run_dir` is alive: its `LIVE_LOCK` is locked by
+/// a process. `Some(pid)` (the pid it wrote, 0 if unreadable) when alive; `None` when
+/// the file is missing, unlocked (the run ended or was killed) or cannot be opened.
+pub fn live_pid(run_dir: &std::path::Path) -> Option<u32> {
+    let path = run_dir.join(LIVE_LOCK);
+    let file = std::fs::File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => Some(
+            std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(0),
+        ),
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_run_is_live_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(live_pid(dir.path()), None, "no lock file: not live");
+        let live = LiveRun::claim(dir.path()).unwrap();
+        assert_eq!(live_pid(dir.path()), Some(std::process::id()));
+        assert!(LiveRun::claim(dir.path()).is_err(), "claimed twice");
+        drop(live);
+        assert_eq!(live_pid(dir.path()), None, "released: not live");
+    }
 
     #[test]
     fn fresh_ids_differ_and_keep_their_base() {

@@ -330,6 +330,16 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             ));
         }
     };
+    // Held until the run ends: `dockproof clean` leaves a live run alone.
+    let _live = match dockproof::run_id::LiveRun::claim(run_dir.path()) {
+        Ok(live) => live,
+        Err(error) => {
+            return usage_error(format!(
+                "cannot mark the run directory {} as live: {error}",
+                run_dir.path().display()
+            ));
+        }
+    };
 
     // The hosts to run on: the one the backend points at, or each `--host` in turn.
     let targets: Vec<Target> = if args.hosts.is_empty() {

@@ -259,6 +259,144 @@ fn fake_clean_matches_exactly() -> Result<(), Failed> {
 }
 
 /// Images on the real daemon carrying `dockproof.run=RUN`.
+/// `dockproof clean` leaves a live run alone (its run directory's `live.lock` is held):
+/// without `--run` and with it; `--force` cleans it anyway.
+fn fake_clean_keeps_a_live_run() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let scenario = write(dir.path(), "slow.yaml", FAKE_SLOW)?;
+    let work = dir.path().join("work");
+    let live = spawn_fake(&work, &scenario, &["--run-id", "live-1"])?;
+    wait_until("the run's container runs", Duration::from_secs(30), || {
+        run_dirs(&work)
+            .iter()
+            .any(|(_, path)| fake_container_running(path))
+    })?;
+    let everything = Command::new(support::dockproof())
+        .args(["clean", "--backend", "fake", "--work-dir"])
+        .arg(&work)
+        .arg("--fake-docker")
+        .arg(support::fake_docker())
+        .output()
+        .map_err(fail)?;
+    let that_run = clean_fake(&work, "live-1")?;
+    for (what, cleaned) in [("clean", &everything), ("clean --run live-1", &that_run)] {
+        let stdout = String::from_utf8_lossy(&cleaned.stdout);
+        if !cleaned.status.success() || !stdout.contains("kept run live-1: still running") {
+            return Err(fail(format!(
+                "`{what}` must keep the live run and say so\n{}",
+                support::describe(cleaned)
+            )));
+        }
+    }
+    let left: Vec<String> = run_dirs(&work).into_iter().map(|(id, _)| id).collect();
+    if left != ["live-1"] {
+        return Err(fail(format!("the live run's directory is gone: {left:?}")));
+    }
+    let output = live.wait_with_output().map_err(fail)?;
+    if !output.status.success() {
+        return Err(fail(format!(
+            "the live run must still pass\n{}",
+            support::describe(&output)
+        )));
+    }
+    // --force takes a live run too.
+    let mut forced = spawn_fake(&work, &scenario, &["--run-id", "live-2"])?;
+    wait_until(
+        "the second run's container runs",
+        Duration::from_secs(30),
+        || {
+            run_dirs(&work)
+                .iter()
+                .any(|(_, path)| fake_container_running(path))
+        },
+    )?;
+    let cleaned = Command::new(support::dockproof())
+        .args([
+            "clean",
+            "--backend",
+            "fake",
+            "--run",
+            "live-2",
+            "--force",
+            "--work-dir",
+        ])
+        .arg(&work)
+        .arg("--fake-docker")
+        .arg(support::fake_docker())
+        .output()
+        .map_err(fail)?;
+    let _ = forced.kill();
+    let _ = forced.wait();
+    // (After the kill the run's own directory may be half there again: what counts is
+    // that clean took the live run's container and directory.)
+    let stdout = String::from_utf8_lossy(&cleaned.stdout);
+    if !cleaned.status.success()
+        || !stdout.contains("removed 1 container(s)")
+        || !stdout.contains("/dockproof-live-2.")
+    {
+        return Err(fail(format!(
+            "`clean --run live-2 --force` must remove the live run's directory\n{}",
+            support::describe(&cleaned)
+        )));
+    }
+    Ok(())
+}
+
+/// On a real daemon, `clean --run ID` of a live run keeps its container; once the run
+/// ends, nothing of it is left. (No `clean` without `--run` here: the daemon is shared
+/// with other trials, whose runs live in other work dirs.)
+fn clean_keeps_a_live_run(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1").map_err(fail)?;
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let scenario = write(dir.path(), "slow.yaml", FAKE_SLOW)?;
+    let work = dir.path().join("work");
+    let run = format!("live-{}-{}", backend.replace('-', ""), std::process::id());
+    let child = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run])
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    let label = format!("dockproof.run={run}");
+    wait_until(
+        "the run's container exists",
+        Duration::from_secs(60),
+        || {
+            support::labelled_leftovers(&label)
+                .is_ok_and(|left| left.iter().any(|item| item.starts_with("container ")))
+        },
+    )?;
+    let cleaned = Command::new(support::dockproof())
+        .args(["clean", "--backend", backend, "--run", &run, "--work-dir"])
+        .arg(&work)
+        .output()
+        .map_err(fail)?;
+    let stdout = String::from_utf8_lossy(&cleaned.stdout);
+    let still = support::labelled_leftovers(&label).map_err(fail)?;
+    if !cleaned.status.success()
+        || !stdout.contains(&format!("kept run {run}: still running"))
+        || !still.iter().any(|item| item.starts_with("container "))
+    {
+        return Err(fail(format!(
+            "`clean --run {run}` must keep the live run's container (left: {still:?})\n{}",
+            support::describe(&cleaned)
+        )));
+    }
+    let output = child.wait_with_output().map_err(fail)?;
+    if !output.status.success() {
+        return Err(fail(format!(
+            "the live run must still pass\n{}",
+            support::describe(&output)
+        )));
+    }
+    let left = support::labelled_leftovers(&label).map_err(fail)?;
+    if !left.is_empty() {
+        return Err(fail(format!("the run left {left:?}")));
+    }
+    Ok(())
+}
+
 fn labelled_images(run: &str) -> Result<Vec<String>, Failed> {
     let output = Command::new("docker")
         .args(["image", "ls", "--quiet", "--filter"])
@@ -567,10 +705,12 @@ fn main() {
             "fake::clean-run-matches-exactly",
             fake_clean_matches_exactly,
         ),
+        Trial::test("fake::clean-keeps-a-live-run", fake_clean_keeps_a_live_run),
     ];
-    let real: [(&str, Test); 2] = [
+    let real: [(&str, Test); 3] = [
         ("build-sigint", build_sigint),
         ("build-sigkill-then-clean", build_sigkill_then_clean),
+        ("clean-keeps-a-live-run", clean_keeps_a_live_run),
     ];
     for (name, test) in real {
         for backend in ["docker-cli", "docker-api"] {
