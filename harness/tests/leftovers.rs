@@ -53,10 +53,18 @@ fn run_dirs(work: &Path) -> Vec<(String, PathBuf)> {
     found
 }
 
-/// Whether the fake container of the run in `run_dir` is running (its supervisor mentions the state dir).
+/// Whether the fake container of the run in `run_dir` is running: fake-docker lists it as
+/// running in that run's state, and a process (its supervisor) mentions the state dir. (A
+/// process alone is not enough: the `fake-docker create` call that is still making the
+/// container mentions it too, and a run killed then leaves no container to clean.)
 fn fake_container_running(run_dir: &Path) -> bool {
-    let state = run_dir.join("fake-docker-state").display().to_string();
-    !processes_mentioning(&state).is_empty()
+    let state = run_dir.join("fake-docker-state");
+    let listed = Command::new(support::fake_docker())
+        .env("FAKE_DOCKER_STATE", &state)
+        .args(["ps", "--quiet"])
+        .output()
+        .is_ok_and(|output| output.status.success() && !output.stdout.trim_ascii().is_empty());
+    listed && !processes_mentioning(&state.display().to_string()).is_empty()
 }
 
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Result<(), Failed> {
