@@ -380,14 +380,16 @@ fn clean_keeps_a_live_run(backend: &str) -> Result<(), Failed> {
         .arg(&work)
         .output()
         .map_err(fail)?;
+    // Kept and nothing removed; the run passing below shows its container was left to
+    // finish (a container removed under it fails the run). (Whether the container is still
+    // listed now is a race with the job's own end.)
     let stdout = String::from_utf8_lossy(&cleaned.stdout);
-    let still = support::labelled_leftovers(&label).map_err(fail)?;
     if !cleaned.status.success()
         || !stdout.contains(&format!("kept run {run}: still running"))
-        || !still.iter().any(|item| item.starts_with("container "))
+        || !stdout.contains("removed 0 container(s) and 0 director(ies)")
     {
         return Err(fail(format!(
-            "`clean --run {run}` must keep the live run's container (left: {still:?})\n{}",
+            "`clean --run {run}` must keep the live run's container\n{}",
             support::describe(&cleaned)
         )));
     }
@@ -510,10 +512,19 @@ fn start_build_run(
                     })
                 })
             });
+            // The run's container, and the image built for it listed by its label (the
+            // daemon may list the image a moment after a container of it shows).
             support::labelled_leftovers(&format!("dockproof.run={run}"))
                 .is_ok_and(|left| left.iter().any(|item| item.starts_with("container ")))
+                && labelled_images(run).is_ok_and(|images| !images.is_empty())
         },
-    )?;
+    )
+    .map_err(|error| {
+        fail(format!(
+            "{} (or the image built for run {run} never carried its label)",
+            error.message().unwrap_or("timed out")
+        ))
+    })?;
     if !seen_context {
         return Err(fail(
             "the build context was never seen under the run's directory",
