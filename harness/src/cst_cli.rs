@@ -138,33 +138,10 @@ pub fn run(args: CstArgs) -> ExitCode {
         return usage_error(error);
     }
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-    if let Err(error) = std::fs::create_dir_all(&parent) {
-        return usage_error(format!(
-            "cannot create work dir {}: {error}",
-            parent.display()
-        ));
-    }
-    let run_dir = match tempfile::Builder::new()
-        .prefix(&dockproof::run_id::dir_prefix(&run_id))
-        .tempdir_in(&parent)
-    {
+    // Held (and claimed as live: `dockproof clean` leaves it alone) until the run ends.
+    let run_dir = match dockproof::run_id::RunDir::create(&parent, &run_id) {
         Ok(dir) => dir,
-        Err(error) => {
-            return usage_error(format!(
-                "cannot create a run directory in {}: {error}",
-                parent.display()
-            ));
-        }
-    };
-    // Held until the run ends: `dockproof clean` leaves a live run alone.
-    let _live = match dockproof::run_id::LiveRun::claim(run_dir.path()) {
-        Ok(live) => live,
-        Err(error) => {
-            return usage_error(format!(
-                "cannot mark the run directory {} as live: {error}",
-                run_dir.path().display()
-            ));
-        }
+        Err(message) => return usage_error(message),
     };
     let paths = BackendPaths {
         docker: &args.docker,

@@ -111,13 +111,8 @@ async fn run_host(
             })
             .collect();
         let run_id = format!("{base}-{host_part}-{repeat}");
-        let run_dir = tempfile::Builder::new()
-            .prefix(&dockproof::run_id::dir_prefix(&run_id))
-            .tempdir()
-            .map_err(|error| format!("cannot create a run directory: {error}"))?;
-        // Held while this host's run lasts: `dockproof clean` leaves a live run alone.
-        let _live = dockproof::run_id::LiveRun::claim(run_dir.path())
-            .map_err(|error| format!("cannot mark the run directory as live: {error}"))?;
+        // Claimed as live while this host's run lasts: `dockproof clean` leaves it alone.
+        let run_dir = dockproof::run_id::RunDir::create(&std::env::temp_dir(), &run_id)?;
         let (backend, fixtures) = setup::make_backend(kind, &paths, run_dir.path(), env.clone())?;
         let filestore = Filestore::local(&run_dir.path().join("filestore"))
             .map_err(|error| error.to_string())?;

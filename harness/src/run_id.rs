@@ -109,6 +109,44 @@ impl LiveRun {
     }
 }
 
+/// A run's own directory (`dockproof-ID.XXXXXX` under a work dir), claimed as live for
+/// as long as this value lives, removed when it is dropped.
+#[derive(Debug)]
+pub struct RunDir {
+    // Declared first, dropped first: the lock goes, then the directory.
+    _live: LiveRun,
+    dir: tempfile::TempDir,
+}
+
+impl RunDir {
+    /// Create (with `parent`, if missing) and claim the directory of run `id`.
+    pub fn create(parent: &std::path::Path, id: &str) -> Result<RunDir, String> {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| format!("cannot create work dir {}: {error}", parent.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&dir_prefix(id))
+            .tempdir_in(parent)
+            .map_err(|error| {
+                format!(
+                    "cannot create a run directory in {}: {error}",
+                    parent.display()
+                )
+            })?;
+        let live = LiveRun::claim(dir.path()).map_err(|error| {
+            format!(
+                "cannot mark the run directory {} as live: {error}",
+                dir.path().display()
+            )
+        })?;
+        Ok(RunDir { _live: live, dir })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 /// Whether the run whose directory is `run_dir` is alive: its `LIVE_LOCK` is locked by
 /// a process. `Some(pid)` (the pid it wrote, 0 if unreadable) when alive; `None` when
 /// the file is missing, unlocked (the run ended or was killed) or cannot be opened.
