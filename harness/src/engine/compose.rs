@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::service::{
-    health_status, last_health_output, published_bindings, published_ports, reach_all,
+    health_status, last_health_output, note_health_change, published_bindings, published_ports,
+    reach_all,
 };
 use super::{ScenarioRun, backend_finding, finding};
 use crate::backend::{Backend, BackendError, ContainerSpec, ResourceKind};
 use crate::category::Category;
 use crate::check::Finding;
 use crate::compose::{self, ComposeError, Project};
-use crate::record::{ComposeRecord, HealthChange, KillRecord, Leftovers, ServiceContext};
+use crate::record::{ComposeRecord, KillRecord, Leftovers, ServiceContext};
 use crate::scenario::template::ServiceAddress;
 use crate::scenario::{ComposeDown, ComposeKill, ComposeSpec, ComposeUp};
 use crate::transport::Transport;
@@ -51,6 +52,44 @@ pub(super) struct ComposeState {
     started: Instant,
     /// The compose file's services.
     services: Vec<String>,
+    /// Over `ssh://`, the tunnel compose reaches the daemon through; closed with the project.
+    _tunnel: Option<crate::backend::ssh::Tunnel>,
+}
+
+/// Compose's environment with an `ssh://` daemon replaced by a unix socket of ours that
+/// leads there (an [`ssh::Tunnel`](crate::backend::ssh::Tunnel): one authenticated
+/// connection, a multiplexed session per API connection). Compose tools that dial ssh by
+/// themselves open a new ssh connection per API call (docker-compose 1.29 does), which on
+/// a real remote host costs seconds per call and runs scenarios past their timeouts.
+async fn tunnelled(
+    mut env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<
+    (
+        Vec<(std::ffi::OsString, std::ffi::OsString)>,
+        Option<crate::backend::ssh::Tunnel>,
+    ),
+    String,
+> {
+    let host = env
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "DOCKER_HOST")
+        .map(|(_, value)| value.to_string_lossy().into_owned())
+        .or_else(|| std::env::var("DOCKER_HOST").ok())
+        .unwrap_or_default();
+    if !host.starts_with("ssh://") {
+        return Ok((env, None));
+    }
+    let target = crate::backend::ssh::SshTarget::parse(&host).map_err(|error| error.to_string())?;
+    let tunnel = crate::backend::ssh::Tunnel::open(target)
+        .await
+        .map_err(|error| error.to_string())?;
+    env.retain(|(key, _)| key != "DOCKER_HOST" && key != "DOCKER_CONTEXT");
+    env.push((
+        "DOCKER_HOST".into(),
+        format!("unix://{}", tunnel.socket().display()).into(),
+    ));
+    Ok((env, Some(tunnel)))
 }
 
 fn compose_finding(error: &ComposeError, pointer: &str) -> Vec<Finding> {
@@ -158,6 +197,9 @@ impl ScenarioRun<'_> {
             .backend
             .daemon_env()
             .map_err(|reason| finding(Category::ConfigInvalid, pointer, reason))?;
+        let (env, tunnel) = tunnelled(env)
+            .await
+            .map_err(|reason| finding(Category::DaemonUnavailable, pointer, reason))?;
         let path = self.loaded.base_dir.join(&up.file);
         let parsed = compose::parse_file(&path).map_err(|problem| {
             finding(
@@ -243,6 +285,7 @@ impl ScenarioRun<'_> {
             override_file,
             started,
             services,
+            _tunnel: tunnel,
         });
 
         let within = up.within.map_or(DEFAULT_UP_WITHIN, |within| within.0);
@@ -330,15 +373,8 @@ impl ScenarioRun<'_> {
         let Some(started) = self.compose.as_ref().map(|state| state.started) else {
             return;
         };
-        if let Some(status) = health_status(inspect)
-            && let Some(context) = self.record.context.services.get_mut(service)
-            && context.health_status != status
-        {
-            context.health_status = status.clone();
-            context.health.push(HealthChange {
-                status,
-                at_ms: started.elapsed().as_millis() as u64,
-            });
+        if let Some(context) = self.record.context.services.get_mut(service) {
+            note_health_change(context, inspect, started);
         }
     }
 

@@ -1229,6 +1229,11 @@ impl<'a> ScenarioRun<'a> {
         // What the exec wrote is checked in the local copy.
         self.pull_workspace(&request.container, &format!("{exec_pointer}/cmd"))
             .await?;
+        // The record's usage is the workspace's after the latest step, whatever the transport.
+        if let Ok(usage) = self.workspace().usage() {
+            self.record.context.docker.workspace.files = usage.files;
+            self.record.context.docker.workspace.bytes = usage.bytes;
+        }
         let findings = self.expectations(
             pointer,
             expect,

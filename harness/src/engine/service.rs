@@ -88,6 +88,44 @@ pub(super) fn health_status(inspect: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Add `inspect`'s health status to a service's timeline if it changed; `started` is when
+/// the timeline's clock began (the service's start, or compose `up`). Docker's health
+/// status always begins as `starting` when the container starts: a first observation that
+/// is already past it (the container was polled late, e.g. through a slow remote daemon)
+/// is preceded by that `starting`, timed at the container's `State.StartedAt`.
+pub(super) fn note_health_change(context: &mut ServiceContext, inspect: &Value, started: Instant) {
+    let Some(status) = health_status(inspect) else {
+        return;
+    };
+    if context.health_status == status {
+        return;
+    }
+    let now_ms = started.elapsed().as_millis() as u64;
+    if context.health.is_empty() && status != "starting" {
+        let container_started = inspect
+            .pointer("/State/StartedAt")
+            .and_then(Value::as_str)
+            .and_then(|at| humantime::parse_rfc3339_weak(at).ok());
+        let clock_began = std::time::SystemTime::now().checked_sub(started.elapsed());
+        let at_ms = match (container_started, clock_began) {
+            (Some(container), Some(began)) => container
+                .duration_since(began)
+                .map_or(0, |since| since.as_millis() as u64)
+                .min(now_ms),
+            _ => 0,
+        };
+        context.health.push(HealthChange {
+            status: "starting".to_owned(),
+            at_ms,
+        });
+    }
+    context.health_status = status.clone();
+    context.health.push(HealthChange {
+        status,
+        at_ms: now_ms,
+    });
+}
+
 pub(super) fn last_health_output(inspect: &Value) -> String {
     inspect
         .pointer("/State/Health/Log")
@@ -302,15 +340,8 @@ impl ScenarioRun<'_> {
                 .inspect_json(id)
                 .await
                 .map_err(|error| backend_finding(&error, pointer))?;
-            if let Some(status) = health_status(&inspect)
-                && let Some(context) = self.record.context.services.get_mut(name)
-                && context.health_status != status
-            {
-                context.health_status = status.clone();
-                context.health.push(HealthChange {
-                    status,
-                    at_ms: started.elapsed().as_millis() as u64,
-                });
+            if let Some(context) = self.record.context.services.get_mut(name) {
+                note_health_change(context, &inspect, started);
             }
             let running = inspect
                 .pointer("/State/Running")
