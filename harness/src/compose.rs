@@ -158,6 +158,10 @@ pub async fn detect() -> Option<ComposeTool> {
     .clone()
 }
 
+/// Environment variables through which Python's `requests` (docker-compose 1.x) picks a
+/// CA bundle over the one a TLS daemon's `DOCKER_CERT_PATH` names.
+const CA_BUNDLE_VARIABLES: [&str; 2] = ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
+
 /// Whether `program prefix… version --short` answers; the tool if it does.
 async fn probe(program: PathBuf, prefix: Vec<String>) -> Option<ComposeTool> {
     let mut command = Command::new(&program);
@@ -523,8 +527,22 @@ impl Project {
         words.extend(self.tool.prefix.iter().cloned());
         words.extend(args.first().map(|arg| (*arg).to_owned()));
         let described = words.join(" ");
-        let mut child = Command::new(&self.tool.program)
-            .args(&argv)
+        let mut command = Command::new(&self.tool.program);
+        command.args(&argv);
+        let tls = ["DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"]
+            .iter()
+            .any(|name| {
+                self.env.iter().any(|(key, _)| key == name) || std::env::var_os(name).is_some()
+            });
+        if tls {
+            // Python's requests lets these win over the daemon's CA from DOCKER_CERT_PATH, so
+            // docker-compose 1.x fails verification where a machine sets them for other
+            // servers (docker/docker-py#2433, docker/compose#2770); they are not the daemon's.
+            for variable in CA_BUNDLE_VARIABLES {
+                command.env_remove(variable);
+            }
+        }
+        let mut child = command
             .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

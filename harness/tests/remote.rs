@@ -223,19 +223,6 @@ fn suite_paths() -> Vec<&'static str> {
         .clone()
 }
 
-/// Names of the shipped scenarios that need docker compose.
-fn compose_scenario_names() -> &'static Vec<String> {
-    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-    NAMES.get_or_init(|| {
-        support::shipped_scenarios()
-            .iter()
-            .filter_map(|path| dockproof::scenario::load_file(path).scenario)
-            .filter(|loaded| loaded.scenario.needs_compose())
-            .map(|loaded| loaded.scenario.name.clone())
-            .collect()
-    })
-}
-
 /// A test failure's message.
 fn text(failed: &Failed) -> String {
     failed.message().unwrap_or("failed").to_owned()
@@ -531,23 +518,14 @@ fn topology_is_remote() -> Result<(), Failed> {
 /// The whole suite on `backend` on a machine reaching the daemon `via`: the same verdicts
 /// and records as locally, nothing left on the daemon, nothing made on its side.
 fn suite(via: Via, backend: &'static str) -> Result<(), Failed> {
-    let mut local = local_suite(backend)?;
-    if via == Via::Tls {
-        // Debian's docker-compose 1.29 (Python docker 5.0.3) refuses the test CA's server
-        // certificate (CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate)
-        // that the docker CLI and bollard accept; compose over tcp and ssh is compared.
-        local.retain(|name, _| !compose_scenario_names().contains(name));
-    }
+    let local = local_suite(backend)?;
     let topology = Topology::create(via)?;
     let id = run_id(&format!("{}-{backend}", via.name()));
     let json = topology.dir.path().join("remote.json");
     let mut command = topology.dockproof("run", backend);
     command.args(["--fixture-images", "fixtures/images"]);
     let report = report_of(command, &id, &json, &suite_paths())?;
-    let mut remote = fingerprints(&report);
-    if via == Via::Tls {
-        remote.retain(|name, _| !compose_scenario_names().contains(name));
-    }
+    let remote = fingerprints(&report);
     let problems: Vec<String> = [
         compare(&local, &remote),
         leftovers(&id, &report),
@@ -712,11 +690,6 @@ fn host_binds_refused(backend: &'static str) -> Result<(), Failed> {
     }
 }
 
-/// Whether the whole-suite trials were asked for (`DOCKPROOF_REMOTE_SUITE=1`).
-fn suite_requested() -> bool {
-    std::env::var("DOCKPROOF_REMOTE_SUITE").is_ok_and(|value| value == "1")
-}
-
 /// Why these tests cannot run here, if so (besides a daemon).
 fn missing_tools() -> Option<String> {
     support::netns::unavailable().or_else(|| sshd::tools().err())
@@ -767,23 +740,6 @@ fn main() {
             format!("remote::host-binds-refused::{backend}"),
             Box::new(move || host_binds_refused(backend)),
         );
-    }
-    // The whole-suite trials are opt-in (DOCKPROOF_REMOTE_SUITE=1): the shipped suite
-    // twice per variant takes ~20 minutes here, and it does not pass yet (issue 14 is
-    // open: exec-into-detached's record counts the files copied back from a
-    // still-running job, and compose over ssh with docker-compose 1.29 opens an ssh
-    // connection per API call and runs past the scenario's timeout).
-    if !suite_requested() {
-        trials = trials
-            .into_iter()
-            .map(|trial| {
-                if trial.name().ends_with("-suite") {
-                    trial.with_ignored_flag(true)
-                } else {
-                    trial
-                }
-            })
-            .collect();
     }
     libtest_mimic::run(&args, trials).exit();
 }
