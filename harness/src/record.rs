@@ -211,6 +211,10 @@ pub struct WorkspaceStats {
     pub max_files: Option<u64>,
     /// Every input staged, with its size and sha256.
     pub staged: Vec<StagedFile>,
+    /// How the workspace reached the containers (`bind` or `copy`), once a container step
+    /// decided it (`--workspace-transport`, the host's `transport=`, or `auto`'s probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
 
 /// The last lines of each stream of the latest run.

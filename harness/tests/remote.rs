@@ -311,10 +311,49 @@ fn fingerprint(scenario: &Value) -> Value {
         "exitCode": docker["exitCode"],
         "oomKilled": docker["oomKilled"],
         "timedOut": docker["timedOut"],
-        "workspace": docker["workspace"],
+        // Without the transport: `auto` rightly picks `bind` here and `copy` there (checked
+        // by `transports_are`).
+        "workspace": without(&docker["workspace"], "transport"),
         "logTail": docker["logTail"],
         "services": services,
     })
+}
+
+/// `value` without the object key `key`.
+fn without(value: &Value, key: &str) -> Value {
+    let mut value = value.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.remove(key);
+    }
+    value
+}
+
+/// Every scenario of `report` that decided a workspace transport decided `expected`, and
+/// at least one did (`auto`: `bind` where the daemon sees dockproof's files, `copy` on
+/// the remote machine).
+fn transports_are(report: &Value, expected: &str, where_: &str) -> Result<(), Failed> {
+    let mut decided = 0;
+    let mut wrong = Vec::new();
+    for scenario in report["scenarios"].as_array().into_iter().flatten() {
+        let transport = &scenario["record"]["context"]["docker"]["workspace"]["transport"];
+        if let Some(transport) = transport.as_str() {
+            decided += 1;
+            if transport != expected {
+                wrong.push(format!("{}: {transport}", scenario["name"]));
+            }
+        }
+    }
+    if decided == 0 {
+        return Err(format!("{where_}: no scenario recorded a workspace transport").into());
+    }
+    if !wrong.is_empty() {
+        return Err(format!(
+            "{where_}: `auto` should have picked `{expected}` for every scenario, but: {}",
+            wrong.join(", ")
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Scenario name → fingerprint, for the scenarios a real backend ran (not skipped).
@@ -363,6 +402,7 @@ fn local_suite(backend: &'static str) -> Result<BTreeMap<String, Value>, Failed>
             &suite_paths(),
         )?;
         leftovers(&id, &report)?;
+        transports_are(&report, "bind", "the local run")?;
         Ok(fingerprints(&report))
     })()
     .map_err(|error| text(&error));
@@ -528,6 +568,7 @@ fn suite(via: Via, backend: &'static str) -> Result<(), Failed> {
     let remote = fingerprints(&report);
     let problems: Vec<String> = [
         compare(&local, &remote),
+        transports_are(&report, "copy", "the remote run"),
         leftovers(&id, &report),
         no_daemon_side_files(&topology.machine),
     ]

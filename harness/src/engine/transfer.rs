@@ -50,6 +50,7 @@ impl ScenarioRun<'_> {
         };
         if let Some(transport) = transport {
             self.transport = Some(transport);
+            self.record.context.docker.workspace.transport = Some(transport.as_str().to_owned());
             return Ok(transport);
         }
         let transport = self
@@ -64,6 +65,7 @@ impl ScenarioRun<'_> {
             .await
             .map_err(|error| super::backend_finding(&error, pointer))?;
         self.transport = Some(transport);
+        self.record.context.docker.workspace.transport = Some(transport.as_str().to_owned());
         Ok(transport)
     }
 
