@@ -270,7 +270,7 @@ pub fn run(args: CstArgs) -> ExitCode {
             outcome.swept
         );
     }
-    println!("{}", report::console::summary_line(&outcome));
+    out!("{}", report::console::summary_line(&outcome));
     drop(run_dir);
     if write_failed {
         ExitCode::from(2)

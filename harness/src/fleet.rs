@@ -148,7 +148,7 @@ async fn run_host(
             "host {}: repeat {repeat}/{}: {passed} passed, {failed} failed",
             host.name, args.repeat
         );
-        println!("{}", dockproof::report::inert::text(&line));
+        out!("{}", dockproof::report::inert::text(&line));
         if !args.no_history
             && let Some(path) = history::default_path()
         {
@@ -227,7 +227,7 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
     };
-    println!(
+    out!(
         "canary: {} scenario(s) × {} repeat(s) on {} host(s)",
         scenarios.len(),
         args.repeat,
@@ -258,11 +258,11 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     );
     let decision = canary::decide(&gates, &summaries, last_good.as_deref());
     if decision.go() {
-        println!("GO: every host met the gates");
+        out!("GO: every host met the gates");
         ExitCode::SUCCESS
     } else {
         let line = format!("NO-GO: {}", decision.reasons.join("; "));
-        println!("{}", dockproof::report::inert::text(&line));
+        out!("{}", dockproof::report::inert::text(&line));
         ExitCode::from(1)
     }
 }

@@ -2,6 +2,16 @@
 //!
 //! Exit codes: 0 all passed, 1 a check failed, 2 usage or configuration error.
 
+/// `println!` for the command line's output: a closed stdout (`dockproof schema | head -1`)
+/// is not an error and never a panic; what no one reads is dropped, and the command goes on
+/// (a run still cleans up and exits with its verdict).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod cst_cli;
 mod diagnostics;
 mod fleet;
@@ -373,24 +383,25 @@ fn clean(args: CleanArgs) -> ExitCode {
         "removed"
     };
     for id in &report.containers {
-        println!("{verb} container {id}");
+        out!("{verb} container {id}");
     }
     for resource in &report.resources {
-        println!("{verb} {resource}");
+        out!("{verb} {resource}");
     }
     for path in &report.directories {
-        println!("{verb} {}", path.display());
+        out!("{verb} {}", path.display());
     }
     for live in &report.kept {
-        println!(
+        out!(
             "kept run {}: still running (pid {}); `--force` cleans it anyway",
-            live.run_id, live.pid
+            live.run_id,
+            live.pid
         );
     }
     for problem in &report.problems {
         eprintln!("error: {problem}");
     }
-    println!(
+    out!(
         "{verb} {} container(s) and {} director(ies)",
         report.containers.len(),
         report.directories.len()
@@ -436,10 +447,10 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
             .max()
             .unwrap_or(0)
             .max(title.len());
-        println!("{title:<width$}  runs  passed  success  last     flaky");
+        out!("{title:<width$}  runs  passed  success  last     flaky");
         for row in rows {
             let flaky = if row.flaky { "FLAKY" } else { "" };
-            println!(
+            out!(
                 "{:<width$}  {:>4}  {:>6}  {:>6.1}%  {:<7}  {flaky}",
                 row.name,
                 row.runs,
@@ -448,9 +459,9 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
                 row.last_verdict
             );
         }
-        println!();
+        out!();
     };
-    println!("last {last} run(s) each, from {}\n", path.display());
+    out!("last {last} run(s) each, from {}\n", path.display());
     print("scenario", &scenarios);
     print("host (backend)", &hosts);
     ExitCode::SUCCESS
@@ -460,7 +471,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Schema => {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(scenario::schema()).expect("the schema serialises")
             );
@@ -468,7 +479,7 @@ fn main() -> ExitCode {
         }
         Command::Check { paths } => match load_all(&paths) {
             Ok(loaded) => {
-                println!("{} scenario file(s) valid", loaded.len());
+                out!("{} scenario file(s) valid", loaded.len());
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -500,7 +511,7 @@ fn hash(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         match dockproof::workspace::sha256_file(file) {
-            Ok((_, sha256)) => println!("{sha256}  {}", file.display()),
+            Ok((_, sha256)) => out!("{sha256}  {}", file.display()),
             Err(error) => {
                 eprintln!("error: cannot hash {}: {error}", file.display());
                 failed = true;
@@ -531,7 +542,7 @@ fn lint(files: &[PathBuf]) -> ExitCode {
                         finding.message,
                         finding.level
                     );
-                    println!("{}", dockproof::report::inert::text(&line));
+                    out!("{}", dockproof::report::inert::text(&line));
                     if finding.level == dockproof::lint::Level::Error {
                         errors += 1;
                     }

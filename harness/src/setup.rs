@@ -271,7 +271,7 @@ pub(crate) fn write_reports(
     }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true") {
         for line in report::github::annotations(&reported) {
-            println!("{line}");
+            out!("{line}");
         }
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY")
             && let Err(error) = report::markdown::append(Path::new(&summary), &reported, options)
@@ -370,7 +370,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             None => run_dir.path().to_path_buf(),
         };
         if let Some(name) = &host {
-            println!("dockproof: host {name}");
+            out!("dockproof: host {name}");
         }
         let paths = BackendPaths {
             docker: &args.docker,
@@ -462,7 +462,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             outcome.swept
         );
     }
-    println!("{}", report::console::summary_line(&outcome));
+    out!("{}", report::console::summary_line(&outcome));
     drop(run_dir);
     if write_failed {
         ExitCode::from(2)

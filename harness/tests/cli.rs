@@ -83,6 +83,27 @@ fn schema_is_valid_json_and_matches_the_checked_in_copy() {
     assert_eq!(printed, checked_in, "docs/scenario.schema.json is stale");
 }
 
+/// `dockproof schema | head -1`: stdout closed before (or while) the schema is written is a
+/// quiet exit 0, never a panic (issue 18, item 9). The pipe's read end is dropped before
+/// the process starts, so every write meets a broken pipe.
+#[test]
+fn a_closed_stdout_is_a_quiet_exit() {
+    for args in [&["schema"][..], &["check", "scenarios"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = std::process::Command::new(support::dockproof())
+            .current_dir(support::root())
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     dockproof()
