@@ -104,6 +104,38 @@ fn a_closed_stdout_is_a_quiet_exit() {
     }
 }
 
+/// Durations are strict (issue 18, item 6): `5M` (months to humantime), `5 sec` and a bare
+/// number are load errors at their line and column, each with the spelling to use.
+#[test]
+fn loose_durations_are_load_errors_with_the_right_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "loose.yaml",
+        "name: loose\ntimeout: 5M\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [job], timeout: 5 sec }\n",
+    );
+    let bare = write(
+        dir.path(),
+        "bare.yaml",
+        "name: bare\ntimeout: 30\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [job] }\n",
+    );
+    let shown = file.display().to_string();
+    dockproof()
+        .arg("check")
+        .arg(&file)
+        .arg(&bare)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "{shown}:2:10: `5M` is not a duration"
+        )))
+        .stderr(predicate::str::contains("hint: write `5m`"))
+        .stderr(predicate::str::contains(format!("{shown}:4:")))
+        .stderr(predicate::str::contains("hint: write `5s`"))
+        .stderr(predicate::str::contains(format!("{}:2:10", bare.display())))
+        .stderr(predicate::str::contains("a duration needs its unit: `30s`"));
+}
+
 #[test]
 fn usage_errors_exit_2() {
     dockproof()

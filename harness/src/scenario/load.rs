@@ -301,6 +301,16 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                 diagnostic.expected = describe_schema(schema_node);
                 if expected.contains("array") && !instance.is_array() {
                     diagnostic = diagnostic.hint("write a list: `[a, b]` or one `- item` per line");
+                } else if expected == "string"
+                    && instance.is_number()
+                    && schema_node
+                        .and_then(|node| node.get("format"))
+                        .and_then(Value::as_str)
+                        == Some("duration")
+                {
+                    diagnostic = diagnostic.hint(format!(
+                        "a duration needs its unit: `{instance}s` for seconds (or `{instance}ms`, `{instance}m`, `{instance}h`)"
+                    ));
                 } else if expected == "string" && !instance.is_string() {
                     diagnostic = diagnostic.hint("quote the value to make it text");
                 }
@@ -331,10 +341,23 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                     Some(problem) if over => problem,
                     _ => format!("{instance} is not a valid {what}"),
                 };
-                let hint = if over {
-                    "see the documented maxima in docs/limits.md".to_owned()
-                } else {
-                    format!("write the {what} with a unit")
+                // A duration says exactly what is wrong and what to write instead.
+                let duration = (format.as_str() == "duration")
+                    .then(|| instance.as_str())
+                    .flatten()
+                    .and_then(|text| model::parse_strict_duration(text.trim()).err());
+                let (message, hint) = match duration {
+                    Some(duration) if !over => (
+                        duration.problem,
+                        duration
+                            .hint
+                            .unwrap_or_else(|| format!("write the {what} with a unit")),
+                    ),
+                    _ if over => (
+                        message,
+                        "see the documented maxima in docs/limits.md".to_owned(),
+                    ),
+                    _ => (message, format!("write the {what} with a unit")),
                 };
                 diagnostics.push(
                     Diagnostic::new(span, message)

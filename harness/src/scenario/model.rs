@@ -1102,11 +1102,118 @@ impl Duration {
     pub const MAX: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 }
 
+/// The units a duration may use, longest first where one is a prefix of another.
+const DURATION_UNITS: [(&str, u64); 4] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+
+/// What a word someone might write for a unit means, for the hint.
+fn duration_unit_hint(unit: &str) -> Option<&'static str> {
+    let lower = unit.to_ascii_lowercase();
+    Some(match lower.as_str() {
+        "sec" | "secs" | "second" | "seconds" => "s",
+        "min" | "mins" | "minute" | "minutes" => "m",
+        "hr" | "hrs" | "hour" | "hours" => "h",
+        "msec" | "msecs" | "millisecond" | "milliseconds" => "ms",
+        _ if unit == "M" => "m",
+        _ if unit == "S" => "s",
+        _ if unit == "H" => "h",
+        _ => return None,
+    })
+}
+
+/// Why a text is not a duration, and what to write instead when that can be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationProblem {
+    pub problem: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for DurationProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.hint {
+            Some(hint) => write!(f, "{}; {hint}", self.problem),
+            None => write!(f, "{}", self.problem),
+        }
+    }
+}
+
+fn too_long(text: &str) -> String {
+    format!("`{text}` is longer than 24h, the longest duration a scenario may give")
+}
+
+/// Parse `1h30m`, `30s`, `500ms`: one or more `<digits><unit>` with unit `ms`, `s`, `m` or
+/// `h`, nothing else (no spaces, no other units: humantime's `5M` is five months, and
+/// `5 sec` reads as five seconds only by luck).
+pub fn parse_strict_duration(text: &str) -> Result<std::time::Duration, DurationProblem> {
+    let problem = |problem: String, hint: Option<String>| DurationProblem { problem, hint };
+    let example = || Some("write e.g. `30s`, `1m30s` or `500ms`".to_owned());
+    if text.is_empty() {
+        return Err(problem("`` is not a duration".to_owned(), example()));
+    }
+    let mut rest = text;
+    let mut total_ms: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(problem(
+                format!("`{text}` is not a duration: expected a number at `{rest}`"),
+                example(),
+            ));
+        }
+        let (number, after) = rest.split_at(digits);
+        let unit_len = after.len()
+            - after
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let (unit, after) = after.split_at(unit_len);
+        let Some((_, scale)) = DURATION_UNITS.iter().find(|(name, _)| *name == unit) else {
+            let words = after.trim_start();
+            let unit = if unit.is_empty() && words.len() != after.len() {
+                // `5 sec`: the unit after a space.
+                let word_len = words.len()
+                    - words
+                        .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                        .len();
+                &words[..word_len]
+            } else {
+                unit
+            };
+            return Err(if after.starts_with(['.', ',']) {
+                problem(
+                    format!(
+                        "`{text}` is not a duration: durations are whole numbers of a unit (ms, s, m, h)"
+                    ),
+                    Some("use a smaller unit, e.g. `1500ms` for 1.5 seconds".to_owned()),
+                )
+            } else if unit.is_empty() {
+                problem(
+                    format!(
+                        "`{text}` is not a duration: `{number}` has no unit (units are ms, s, m and h)"
+                    ),
+                    Some(format!("write `{number}s` for seconds")),
+                )
+            } else {
+                problem(
+                    format!(
+                        "`{text}` is not a duration: `{unit}` is not a unit (units are ms, s, m and h)"
+                    ),
+                    duration_unit_hint(unit).map(|ours| format!("write `{number}{ours}`")),
+                )
+            });
+        };
+        let value: u64 = number.parse().map_err(|_| problem(too_long(text), None))?;
+        total_ms = value
+            .checked_mul(*scale)
+            .and_then(|ms| total_ms.checked_add(ms))
+            .ok_or_else(|| problem(too_long(text), None))?;
+        rest = after;
+    }
+    Ok(std::time::Duration::from_millis(total_ms))
+}
+
 impl FromStr for Duration {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let duration = humantime::parse_duration(text.trim())
-            .map_err(|error| format!("`{text}` is not a duration ({error})"))?;
+        let duration = parse_strict_duration(text.trim()).map_err(|problem| problem.to_string())?;
         if duration > Duration::MAX {
             return Err(format!(
                 "`{text}` is longer than 24h, the longest duration a scenario may give"
@@ -1118,7 +1225,18 @@ impl FromStr for Duration {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        // As it is written: `1h30m`, `1m30s`, `500ms`, `0s` (what `parse_strict_duration` reads).
+        let mut ms = self.0.as_millis();
+        if ms == 0 {
+            return write!(f, "0s");
+        }
+        for (unit, scale) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+            if ms >= scale {
+                write!(f, "{}{unit}", ms / scale)?;
+                ms %= scale;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1260,6 +1378,49 @@ mod tests {
         assert_eq!("500ms".parse::<Duration>().unwrap().0.as_millis(), 500);
         assert!("30".parse::<Duration>().is_err());
         assert!("soon".parse::<Duration>().is_err());
+    }
+
+    /// Only `<digits><unit>` runs with ms, s, m, h: `5M` (humantime: five months), `5 sec`,
+    /// `5 mins` and `1.5s` are refused with a hint at the right spelling (issue 18, item 6).
+    #[test]
+    fn durations_are_strict() {
+        assert_eq!("1h30m".parse::<Duration>().unwrap().0.as_secs(), 5400);
+        assert_eq!(
+            "2m500ms".parse::<Duration>().unwrap().0.as_millis(),
+            120_500
+        );
+        assert_eq!(" 10s ".parse::<Duration>().unwrap().0.as_secs(), 10);
+        let refused = |text: &str| text.parse::<Duration>().unwrap_err();
+        let months = refused("5M");
+        assert!(
+            months.contains("`M` is not a unit") && months.contains("`5m`"),
+            "{months}"
+        );
+        let sec = refused("5 sec");
+        assert!(
+            sec.contains("`sec` is not a unit") && sec.contains("`5s`"),
+            "{sec}"
+        );
+        let mins = refused("5mins");
+        assert!(mins.contains("`mins`") && mins.contains("`5m`"), "{mins}");
+        let bare = refused("30");
+        assert!(bare.contains("no unit") && bare.contains("`30s`"), "{bare}");
+        assert!(refused("1.5s").contains("whole numbers"));
+        assert!(refused("s").contains("expected a number"));
+        assert!(refused("1d").contains("`d` is not a unit"));
+        assert!(refused("25h").contains("longer than 24h"));
+        assert!(refused("99999999999999999999h").contains("longer than 24h"));
+        assert!(refused("").contains("not a duration"));
+    }
+
+    /// What a duration displays as parses back to itself.
+    #[test]
+    fn durations_display_as_they_are_written() {
+        for text in ["0s", "500ms", "30s", "1m30s", "1h", "2h3m4s5ms", "24h"] {
+            let duration: Duration = text.parse().unwrap();
+            assert_eq!(duration.to_string(), text);
+            assert_eq!(duration.to_string().parse::<Duration>().unwrap(), duration);
+        }
     }
 
     #[test]
