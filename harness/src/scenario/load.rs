@@ -225,11 +225,62 @@ fn load_str_unhinted(
     };
     checker.scenario(&scenario);
     diagnostics.append(&mut checker.diagnostics);
+    diagnostics.extend(zero_deadlines(&located.value, &located.spans));
     if diagnostics.is_empty() {
         (Some((scenario, located.spans)), diagnostics)
     } else {
         (None, diagnostics)
     }
+}
+
+/// Keys whose duration is a deadline or a wait: zero can never be met there.
+const DEADLINE_KEYS: [&str; 2] = ["timeout", "within"];
+
+/// A `timeout:` or `within:` of zero (`0s`, `0ms`, `0m0s`) anywhere in the scenario, except
+/// in a `healthcheck:` (where Docker reads 0 as "the default"): a load error at its value.
+/// The walk is iterative; the YAML reader has already bounded the document's depth.
+fn zero_deadlines(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    let mut stack: Vec<(String, &Value)> = vec![(String::new(), document)];
+    while let Some((pointer, value)) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if key == "healthcheck" {
+                        continue;
+                    }
+                    let child_pointer = format!("{pointer}/{}", yaml::escape_segment(key));
+                    let zero = DEADLINE_KEYS.contains(&key.as_str())
+                        && child
+                            .as_str()
+                            .and_then(|text| text.parse::<model::Duration>().ok())
+                            .is_some_and(|duration| duration.0.is_zero());
+                    if zero {
+                        found.push(
+                            Diagnostic::new(
+                                spans.value(&child_pointer),
+                                format!("a `{key}` of zero can never be met"),
+                            )
+                            .expected("a positive duration such as `30s`")
+                            .hint(format!(
+                                "give `{key}` a positive duration, or leave it out for the default"
+                            )),
+                        );
+                    } else {
+                        stack.push((child_pointer, child));
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    stack.push((format!("{pointer}/{index}"), child));
+                }
+            }
+            _ => {}
+        }
+    }
+    found.sort_by_key(|diagnostic| diagnostic.span.start.offset);
+    found
 }
 
 pub(crate) fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
@@ -1428,6 +1479,22 @@ steps:
                 .any(|(l, _, m)| *l == 7 && m.contains("did you mean `timeout`")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_zero_deadline_is_a_load_error_at_its_value() {
+        let (scenario, diagnostics) = load_str(
+            "name: z\ntimeout: 0s\nsteps:\n  - run: { image: i, cmd: [c], timeout: 0ms }\n  - service: { name: s, image: i, healthcheck: { cmd: [x], timeout: 0s } }\n",
+            Path::new("."),
+        );
+        assert!(scenario.is_none());
+        let zero: Vec<_> = diagnostics
+            .iter()
+            .filter(|diagnostic| diagnostic.message.contains("of zero"))
+            .map(|diagnostic| (diagnostic.span.start.line, diagnostic.span.start.column))
+            .collect();
+        // Not the healthcheck's `timeout: 0s` (Docker's "default").
+        assert_eq!(zero, vec![(2, 10), (4, 41)], "{diagnostics:?}");
     }
 
     #[test]
