@@ -177,9 +177,10 @@ pub struct RunArgs {
     /// Write these reports into --report-dir (comma-separated: junit, json, markdown, html).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMATS")]
     report: Vec<ReportFormat>,
-    /// Where --report writes: junit.xml, report.json, summary.md, report.html.
-    #[arg(long, value_name = "DIR", default_value = "target/dockproof")]
-    report_dir: PathBuf,
+    /// Where --report writes: junit.xml, report.json, summary.md, report.html (default
+    /// target/dockproof). Given without --report, every format is written there.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
@@ -211,6 +212,9 @@ pub struct RunArgs {
     daemon: DaemonArgs,
 }
 
+/// Where `--report` writes when `--report-dir` is not given.
+const DEFAULT_REPORT_DIR: &str = "target/dockproof";
+
 /// A report `--report` can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -224,7 +228,22 @@ impl RunArgs {
     /// Turn `--report` formats into report paths under `--report-dir`; a path given with
     /// its own flag (`--junit PATH`, ...) wins.
     pub fn resolve_reports(&mut self) {
-        for format in self.report.clone() {
+        let formats = if self.report.is_empty() && self.report_dir.is_some() {
+            // `--report-dir` alone: asking where the reports go is asking for them.
+            vec![
+                ReportFormat::Junit,
+                ReportFormat::Json,
+                ReportFormat::Markdown,
+                ReportFormat::Html,
+            ]
+        } else {
+            self.report.clone()
+        };
+        let dir = self
+            .report_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_REPORT_DIR));
+        for format in formats {
             let (slot, file) = match format {
                 ReportFormat::Junit => (&mut self.junit, "junit.xml"),
                 ReportFormat::Json => (&mut self.json, "report.json"),
@@ -232,7 +251,7 @@ impl RunArgs {
                 ReportFormat::Html => (&mut self.html, "report.html"),
             };
             if slot.is_none() {
-                *slot = Some(self.report_dir.join(file));
+                *slot = Some(dir.join(file));
             }
         }
     }

@@ -136,6 +136,57 @@ fn loose_durations_are_load_errors_with_the_right_spelling() {
         .stderr(predicate::str::contains("a duration needs its unit: `30s`"));
 }
 
+/// `--report-dir DIR` alone writes every report format there (issue 18, item 9); with
+/// `--report` only the formats named.
+#[test]
+fn a_report_dir_alone_writes_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all");
+    dockproof()
+        .args([
+            "run",
+            "--backend",
+            "fake",
+            "--no-history",
+            "--filter",
+            "job-happy-path",
+        ])
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .arg("--report-dir")
+        .arg(&all)
+        .arg("scenarios")
+        .assert()
+        .code(0);
+    for file in ["junit.xml", "report.json", "summary.md", "report.html"] {
+        assert!(
+            all.join(file).is_file(),
+            "{file} missing in {}",
+            all.display()
+        );
+    }
+    let some = dir.path().join("some");
+    dockproof()
+        .args([
+            "run",
+            "--backend",
+            "fake",
+            "--no-history",
+            "--filter",
+            "job-happy-path",
+        ])
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .args(["--report", "junit"])
+        .arg("--report-dir")
+        .arg(&some)
+        .arg("scenarios")
+        .assert()
+        .code(0);
+    assert!(some.join("junit.xml").is_file());
+    assert!(!some.join("report.json").exists());
+}
+
 #[test]
 fn usage_errors_exit_2() {
     dockproof()
