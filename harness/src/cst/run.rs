@@ -348,7 +348,7 @@ enum Source {
 
 impl Source {
     /// The entry at `path`, not following a final symlink (what `docker cp` archives).
-    async fn stat(&self, path: &str) -> Result<(FileInfo, Option<Arc<Vec<u8>>>), String> {
+    async fn stat(&self, path: &str) -> Result<(FileInfo, Option<files::Content>), String> {
         match self {
             Source::Saved(saved) => saved
                 .stat(path)
@@ -402,7 +402,11 @@ impl Source {
                         files::clean(&format!("{parent}/{}", info.link))
                     };
                 }
-                _ => return content.ok_or_else(|| format!("{path} is not a regular file")),
+                _ => {
+                    return content
+                        .ok_or_else(|| format!("{path} is not a regular file"))?
+                        .load();
+                }
             }
         }
         Err(format!("too many levels of symbolic links at {path}"))
