@@ -210,7 +210,8 @@ pub fn run(args: CstArgs) -> ExitCode {
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
-            eprintln!("error: {error}");
+            // A daemon's answer can quote the image name and anything else it was given.
+            dockproof::inert_eprintln!("error: {error}");
             return ExitCode::from(
                 if error.category() == dockproof::category::Category::ConfigInvalid {
                     2

@@ -319,7 +319,7 @@ fn clean(args: CleanArgs) -> ExitCode {
     if let Some(run) = &args.run_id
         && let Err(error) = dockproof::run_id::validate(run)
     {
-        eprintln!("error: {error}");
+        dockproof::inert_eprintln!("error: {error}");
         return ExitCode::from(2);
     }
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -373,22 +373,23 @@ fn clean(args: CleanArgs) -> ExitCode {
         "removed"
     };
     for id in &report.containers {
-        println!("{verb} container {id}");
+        dockproof::inert_println!("{verb} container {id}");
     }
     for resource in &report.resources {
-        println!("{verb} {resource}");
+        dockproof::inert_println!("{verb} {resource}");
     }
     for path in &report.directories {
-        println!("{verb} {}", path.display());
+        dockproof::inert_println!("{verb} {}", path.display());
     }
     for live in &report.kept {
-        println!(
+        dockproof::inert_println!(
             "kept run {}: still running (pid {}); `--force` cleans it anyway",
-            live.run_id, live.pid
+            live.run_id,
+            live.pid
         );
     }
     for problem in &report.problems {
-        eprintln!("error: {problem}");
+        dockproof::inert_eprintln!("error: {problem}");
     }
     println!(
         "{verb} {} container(s) and {} director(ies)",
@@ -409,7 +410,7 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
         return ExitCode::from(2);
     };
     if !path.exists() {
-        eprintln!(
+        dockproof::inert_eprintln!(
             "error: no history at {} yet: `dockproof run` records every run there",
             path.display()
         );
@@ -418,14 +419,14 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
     let history = match History::open(&path) {
         Ok(history) => history,
         Err(error) => {
-            eprintln!("error: {error}");
+            dockproof::inert_eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
     let (scenarios, hosts) = match (history.by_scenario(last), history.by_host(last)) {
         (Ok(scenarios), Ok(hosts)) => (scenarios, hosts),
         (Err(error), _) | (_, Err(error)) => {
-            eprintln!("error: {error}");
+            dockproof::inert_eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
@@ -439,7 +440,8 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
         println!("{title:<width$}  runs  passed  success  last     flaky");
         for row in rows {
             let flaky = if row.flaky { "FLAKY" } else { "" };
-            println!(
+            // Scenario names come from scenario files: inert under GitHub Actions.
+            dockproof::inert_println!(
                 "{:<width$}  {:>4}  {:>6}  {:>6.1}%  {:<7}  {flaky}",
                 row.name,
                 row.runs,
@@ -450,7 +452,7 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
         }
         println!();
     };
-    println!("last {last} run(s) each, from {}\n", path.display());
+    dockproof::inert_println!("last {last} run(s) each, from {}\n", path.display());
     print("scenario", &scenarios);
     print("host (backend)", &hosts);
     ExitCode::SUCCESS
@@ -500,9 +502,9 @@ fn hash(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         match dockproof::workspace::sha256_file(file) {
-            Ok((_, sha256)) => println!("{sha256}  {}", file.display()),
+            Ok((_, sha256)) => dockproof::inert_println!("{sha256}  {}", file.display()),
             Err(error) => {
-                eprintln!("error: cannot hash {}: {error}", file.display());
+                dockproof::inert_eprintln!("error: cannot hash {}: {error}", file.display());
                 failed = true;
             }
         }
@@ -568,7 +570,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
         }
     };
     if files.is_empty() {
-        eprintln!(
+        dockproof::inert_eprintln!(
             "error: no scenario files found in {}",
             paths
                 .iter()

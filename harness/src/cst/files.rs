@@ -457,10 +457,10 @@ impl SavedIndex {
             if key.is_empty() {
                 continue;
             }
-            if let Some(previous) = entries.insert(key, value) {
-                if !matches!(previous, SavedEntry::Dir) {
-                    return Err(refused(&name, "appears twice in the archive"));
-                }
+            if let Some(previous) = entries.insert(key, value)
+                && !matches!(previous, SavedEntry::Dir)
+            {
+                return Err(refused(&name, "appears twice in the archive"));
             }
         }
         Ok(SavedIndex {
@@ -942,7 +942,8 @@ mod tests {
     #[test]
     fn hostile_layer_entries_are_refused_with_their_name_and_nothing_is_written() {
         use tar::EntryType::{Directory, Link, Regular, Symlink};
-        let cases: Vec<(Vec<(&str, tar::EntryType, &str, &[u8])>, &str)> = vec![
+        type Entry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+        let cases: Vec<(Vec<Entry>, &str)> = vec![
             (
                 vec![("../x", Regular, "", b"x")],
                 "entry `../x` climbs out of the archive's root",
