@@ -612,10 +612,16 @@ mod every_loader {
             failure_persistence: None,
             ..Config::default()
         });
+        let started = std::time::Instant::now();
         if let Err(error) = runner.run(&input(), |text| property(&text)) {
             panic!("{name}: {error}");
         }
-        println!("{name}: {} inputs, no panic", cases());
+        // `cargo xtask fuzz` reads this line.
+        println!(
+            "{name}: {} inputs, no panic ({:.1} s)",
+            cases(),
+            started.elapsed().as_secs_f64()
+        );
     }
 
     fn located(line: usize, text: &str) -> Result<(), TestCaseError> {
