@@ -113,19 +113,28 @@ fn run_id(args: &CstArgs) -> Result<(String, String), dockproof::run_id::RunIdEr
 pub fn run(args: CstArgs) -> ExitCode {
     let mut loaded = Vec::new();
     let mut sources = Vec::new();
-    let mut problems = 0;
+    // A file that cannot be read as a whole is one failed result; an invalid test in a
+    // file is one failed result too (see `cst::load`). Every problem is shown first.
+    let mut file_failures = Vec::new();
     for path in &args.configs {
         let report = cst::load_file(path);
-        problems += report.diagnostics.len();
         crate::diagnostics::emit_parts(&report.path, &report.source, &report.diagnostics);
-        if report.loaded.is_some() {
-            sources.push(report.source.clone());
+        match report.loaded {
+            Some(file) => {
+                for warning in &file.warnings {
+                    dockproof::inert_eprintln!(
+                        "warning: {}:{}:{}: {}",
+                        file.path.display(),
+                        warning.span.start.line,
+                        warning.span.start.column,
+                        warning.message
+                    );
+                }
+                sources.push(report.source.clone());
+                loaded.push(file);
+            }
+            None => file_failures.push(cst::file_failure(&report.path, &report.diagnostics)),
         }
-        loaded.extend(report.loaded);
-    }
-    if problems > 0 {
-        eprintln!("error: {problems} problem(s) in CST files; nothing was run");
-        return ExitCode::from(2);
     }
     let (run_id, shown_run_id) = match &args.run_id {
         Some(id) => (id.clone(), id.clone()),
@@ -207,7 +216,7 @@ pub fn run(args: CstArgs) -> ExitCode {
         outcome.swept = cst::sweep(&context).await;
         Ok(outcome)
     });
-    let outcome = match outcome {
+    let mut outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
             // A daemon's answer can quote the image name and anything else it was given.
@@ -221,6 +230,26 @@ pub fn run(args: CstArgs) -> ExitCode {
             );
         }
     };
+    if !file_failures.is_empty() {
+        let mut ordered = Vec::new();
+        let mut failures = file_failures.into_iter().peekable();
+        for path in &args.configs {
+            if failures.peek().is_some_and(|failure| &failure.file == path) {
+                ordered.extend(failures.next());
+            } else {
+                ordered.extend(
+                    outcome
+                        .reports
+                        .iter()
+                        .filter(|report| &report.file == path)
+                        .cloned(),
+                );
+                outcome.reports.retain(|report| &report.file != path);
+            }
+        }
+        ordered.append(&mut outcome.reports);
+        outcome.reports = ordered;
+    }
     {
         use std::io::Write;
         // Failure messages carry the container's output: under GitHub Actions a line of
@@ -270,6 +299,12 @@ pub fn run(args: CstArgs) -> ExitCode {
             "warning: removed {} container(s) that tests left behind",
             outcome.swept
         );
+    }
+    if outcome.reports.is_empty() {
+        // CST's words and verdict: a run without a single test is a failure.
+        println!("No tests run! Check config file format.");
+        drop(run_dir);
+        return ExitCode::from(1);
     }
     println!("{}", report::console::summary_line(&outcome));
     drop(run_dir);

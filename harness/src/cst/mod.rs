@@ -10,4 +10,4 @@ pub mod model;
 pub mod run;
 
 pub use load::{CstFileReport, LoadedCst, load_file, remote_bind_problems};
-pub use run::{CstContext, Driver, run_all, sweep};
+pub use run::{CstContext, Driver, file_failure, run_all, sweep};

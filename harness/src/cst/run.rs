@@ -72,6 +72,8 @@ enum Test {
     FileContent(usize),
     Metadata,
     License(usize),
+    /// An entry that cannot run (its pointer): one failed result with its problems.
+    Invalid(String),
 }
 
 struct Job {
@@ -86,16 +88,38 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
     for file in files {
         let file = Arc::new(file);
         let config = &file.config;
-        let mut tests: Vec<Test> = (0..config.command_tests.len()).map(Test::Command).collect();
-        tests.extend((0..config.file_content_tests.len()).map(Test::FileContent));
-        tests.extend((0..config.file_existence_tests.len()).map(Test::FileExistence));
-        tests.extend((0..config.license_tests.len()).map(Test::License));
+        let entry = |pointer: String, test: Test| {
+            if file.invalid.contains_key(&pointer) {
+                Test::Invalid(pointer)
+            } else {
+                test
+            }
+        };
+        let mut tests: Vec<Test> = (0..config.command_tests.len())
+            .map(|index| entry(format!("/commandTests/{index}"), Test::Command(index)))
+            .collect();
+        tests.extend((0..config.file_content_tests.len()).map(|index| {
+            entry(
+                format!("/fileContentTests/{index}"),
+                Test::FileContent(index),
+            )
+        }));
+        tests.extend((0..config.file_existence_tests.len()).map(|index| {
+            entry(
+                format!("/fileExistenceTests/{index}"),
+                Test::FileExistence(index),
+            )
+        }));
+        tests.extend(
+            (0..config.license_tests.len())
+                .map(|index| entry(format!("/licenseTests/{index}"), Test::License(index))),
+        );
         if config
             .metadata_test
             .as_ref()
             .is_some_and(|metadata| !metadata.is_empty())
         {
-            tests.push(Test::Metadata);
+            tests.push(entry("/metadataTest".to_owned(), Test::Metadata));
         }
         jobs.extend(tests.into_iter().map(|test| Job {
             file: Arc::clone(&file),
@@ -103,7 +127,9 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
         }));
     }
     let saved = if context.driver == Driver::Tar
-        && jobs.iter().any(|job| !matches!(job.test, Test::Command(_)))
+        && jobs
+            .iter()
+            .any(|job| !matches!(job.test, Test::Command(_) | Test::Invalid(_)))
     {
         Some(save(&context).await.map(Arc::new))
     } else {
@@ -197,10 +223,12 @@ async fn run_one(
         ),
         Test::Metadata => ("Metadata Test".to_owned(), "/metadataTest".to_owned()),
         Test::License(index) => ("License Test".to_owned(), format!("/licenseTests/{index}")),
+        Test::Invalid(ref pointer) => (invalid_name(job.file.as_ref(), pointer), pointer.clone()),
     };
     let mut stdout_tail = Vec::new();
     let mut stderr_tail = Vec::new();
     let result: Result<Vec<String>, Failure> = match job.test {
+        Test::Invalid(ref pointer) => Err(invalid_failure(job.file.as_ref(), pointer)),
         Test::Command(index) => command_test(context, job, &config.command_tests[index])
             .await
             .map(|(errors, stdout, stderr)| {
@@ -246,6 +274,100 @@ async fn run_one(
         stderr_tail,
         duration: started.elapsed(),
     }
+}
+
+/// The one failed result of a config file that cannot be read as a whole (CST:
+/// "error parsing config file: …"); the other files still run.
+pub fn file_failure(
+    path: &std::path::Path,
+    problems: &[crate::scenario::Diagnostic],
+) -> ScenarioReport {
+    let message = problems
+        .iter()
+        .map(|problem| {
+            format!(
+                "error parsing config file: line {}, column {}: {}",
+                problem.span.start.line, problem.span.start.column, problem.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut failure = Failure::new(Category::ConfigInvalid, message);
+    failure.location = problems.first().map(|problem| Location {
+        file: path.to_path_buf(),
+        line: problem.span.start.line,
+        column: problem.span.start.column,
+    });
+    ScenarioReport {
+        name: format!("Config File: {}", path.display()),
+        file: path.to_path_buf(),
+        tags: vec!["cst".to_owned()],
+        outcome: Outcome::Failed,
+        failure: Some(failure),
+        skip_reason: None,
+        earlier_attempts: Vec::new(),
+        steps: Vec::new(),
+        record: JobRecord::pending(),
+        stdout_tail: Vec::new(),
+        stderr_tail: Vec::new(),
+        duration: Duration::ZERO,
+    }
+}
+
+/// CST names a test that fails validation by its bare `name` (no "Command Test: "
+/// prefix); a test without one is named by its place in the file here.
+fn invalid_name(file: &LoadedCst, pointer: &str) -> String {
+    let line = file.spans.value(pointer).start.line;
+    match file_entry_name(file, pointer) {
+        Some(raw) if !raw.is_empty() => raw,
+        _ => format!("{} (line {line})", pointer.trim_start_matches('/')),
+    }
+}
+
+/// The `name` an entry was given, when it parsed far enough to have one.
+fn file_entry_name(file: &LoadedCst, pointer: &str) -> Option<String> {
+    let config = &file.config;
+    let mut parts = pointer.trim_start_matches('/').split('/');
+    let list = parts.next()?;
+    let index: usize = parts
+        .next()
+        .and_then(|index| index.parse().ok())
+        .unwrap_or(0);
+    match list {
+        "commandTests" => config
+            .command_tests
+            .get(index)
+            .map(|test| test.name.clone()),
+        "fileExistenceTests" => config
+            .file_existence_tests
+            .get(index)
+            .map(|test| test.name.clone()),
+        "fileContentTests" => config
+            .file_content_tests
+            .get(index)
+            .map(|test| test.name.clone()),
+        "metadataTest" => Some("Metadata Test".to_owned()),
+        _ => None,
+    }
+}
+
+/// The failure of an entry that cannot run: each of its problems with its line.
+fn invalid_failure(file: &LoadedCst, pointer: &str) -> Failure {
+    let problems = file.invalid.get(pointer).map(Vec::as_slice).unwrap_or(&[]);
+    let message = problems
+        .iter()
+        .map(|problem| {
+            format!(
+                "{}:{}:{}: {}",
+                file.path.display(),
+                problem.span.start.line,
+                problem.span.start.column,
+                problem.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Failure::new(Category::ConfigInvalid, message)
 }
 
 fn tail(text: &str) -> Vec<String> {
@@ -530,7 +652,7 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
             }
             Ok(errors)
         }
-        Test::Command(_) => Ok(Vec::new()),
+        Test::Command(_) | Test::Invalid(_) => Ok(Vec::new()),
     }
 }
 
