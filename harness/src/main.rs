@@ -48,7 +48,7 @@ enum Command {
         last: usize,
     },
     /// Run container-structure-test config files against an image (CST's semantics, in parallel).
-    Cst(Box<cst_cli::CstArgs>),
+    Cst(Box<cst_cli::CstCommand>),
     /// sha256 of files as artifacts are checked (`HASH  FILE`, like sha256sum); for benchmarks.
     #[command(hide = true)]
     Hash {
@@ -476,7 +476,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Lint { files } => lint(&files),
-        Command::Cst(args) => cst_cli::run(*args),
+        Command::Cst(args) => cst_cli::dispatch(*args),
         Command::Hash { files } => hash(&files),
         Command::Clean(args) => clean(args),
         Command::History { db, last } => history(db, last),

@@ -304,6 +304,140 @@ fn a_json_config_ignores_unknown_keys_with_a_warning() {
     assert!(stderr.contains("unknown key `colour` ignored"), "{stderr}");
 }
 
+/// `dockproof cst test …` with `--backend fake` added: CST's command line.
+fn cst_test_command(dir: &Path) -> Command {
+    let mut command = Command::new(support::dockproof());
+    command
+        .current_dir(support::root())
+        .env_remove("FAKE_DOCKER_STATE")
+        .args(["cst", "test", "--no-history", "--backend", "fake"])
+        .arg("--fake-docker")
+        .arg(support::fake_docker())
+        .arg("--fake-images")
+        .arg(support::root().join("fixtures/fake-images"))
+        .arg("--work-dir")
+        .arg(dir);
+    command
+}
+
+fn cst_command_line_and_report_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = write(
+        dir.path(),
+        "failing.yaml",
+        "schemaVersion: 2.0.0\ncommandTests:\n  - name: two errors\n    command: echo\n    args: [\"a<b\"]\n    expectedOutput: [x, y]\n",
+    );
+    let report = dir.path().join("report.xml");
+    let output = cst_test_command(dir.path())
+        .args(["--image", "dockproof/job-runner:1", "--config"])
+        .arg(&failing)
+        .arg("-c")
+        .arg(support::root().join("fixtures/cst/job-runner.yaml"))
+        .args(["--output", "junit", "--test-report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let junit = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        junit.starts_with(
+            r#"<?xml version="1.0" encoding="UTF-8"?><testsuites failures="1" tests="#
+        ),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<testsuite name="container-structure-test.test">"#),
+        "{junit}"
+    );
+    // One <failure> per CST error string, the output escaped as Go's encoding/xml does.
+    let case = junit
+        .split("<testcase ")
+        .find(|case| case.starts_with(r#"name="Command Test: two errors""#))
+        .unwrap_or_else(|| panic!("{junit}"));
+    assert_eq!(case.matches("<failure>").count(), 2, "{case}");
+    assert!(
+        case.contains("<system-out>a&lt;b&#xA;</system-out>"),
+        "{case}"
+    );
+    // The fake's CST reports are byte-identical run to run (no timings).
+    assert!(case.contains(r#"time="0""#), "{case}");
+
+    // --output json on stdout, CST's summary object; --junit-suite-name; -q.
+    let output = cst_test_command(dir.path())
+        .args(["-i", "dockproof/job-runner:1", "-c"])
+        .arg(&failing)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+    assert_eq!(json["Pass"], 0);
+    assert_eq!(json["Fail"], 1);
+    assert_eq!(json["Total"], 1);
+    assert_eq!(json["Results"][0]["Name"], "Command Test: two errors");
+    assert_eq!(
+        json["Results"][0]["Errors"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(json["Results"][0]["Stdout"], "a<b\n");
+    let output = cst_test_command(dir.path())
+        .args([
+            "-i",
+            "dockproof/job-runner:1",
+            "-q",
+            "-o",
+            "junit",
+            "--junit-suite-name",
+            "mine",
+            "-c",
+        ])
+        .arg(&failing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "{}", support::describe(&output));
+    let output = cst_test_command(dir.path())
+        .args([
+            "-i",
+            "dockproof/job-runner:1",
+            "-o",
+            "junit",
+            "--junit-suite-name",
+            "mine",
+            "-c",
+        ])
+        .arg(&failing)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(r#"<testsuite name="mine">"#),
+        "{}",
+        support::describe(&output)
+    );
+    // No config at all is a usage error.
+    let output = cst_test_command(dir.path())
+        .args(["-i", "dockproof/job-runner:1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        support::describe(&output)
+    );
+}
+
 fn runs_are_recorded_in_the_history_under_cst_names() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("history.sqlite");
@@ -432,7 +566,7 @@ fn real_matches_fake(backend: &str, driver: &str, image: &str, config: &str) {
 fn main() {
     use libtest_mimic::{Arguments, Trial};
     let args = Arguments::from_args();
-    let fake_tests: [(&str, fn()); 9] = [
+    let fake_tests: [(&str, fn()); 10] = [
         (
             "fake::a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line",
             a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line,
@@ -460,6 +594,10 @@ fn main() {
         (
             "fake::a_config_without_tests_fails_as_cst_does",
             a_config_without_tests_fails_as_cst_does,
+        ),
+        (
+            "fake::cst_command_line_and_report_formats",
+            cst_command_line_and_report_formats,
         ),
         (
             "fake::a_json_config_ignores_unknown_keys_with_a_warning",

@@ -54,6 +54,21 @@ pub fn fuzz(args: &FuzzArgs) -> Result<i32> {
     let cases = u32::try_from(per_loader)
         .context("--executions is too large: proptest counts cases in 32 bits per loader")?;
     let root = root();
+    // The commit the tests are built from, taken before they are: a long run outlives
+    // later commits. `-dirty` when the work tree differs from it.
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(&root)
+            .args(args)
+            .output()
+            .ok()
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    if !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        commit.push_str("-dirty");
+    }
     let mut rows: Vec<(String, u64, f64)> = Vec::new();
     for (package, target, filter, names) in PROPERTIES {
         let mut command = cargo();
@@ -104,13 +119,6 @@ pub fn fuzz(args: &FuzzArgs) -> Result<i32> {
         }
     }
     let total: u64 = rows.iter().map(|(_, count, _)| count).sum();
-    let commit = Command::new("git")
-        .current_dir(&root)
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        .unwrap_or_default();
     println!("{:<30} {:>12} {:>10}", "loader", "executions", "seconds");
     for (name, count, seconds) in &rows {
         println!("{name:<30} {count:>12} {seconds:>10.1}");

@@ -84,6 +84,26 @@ struct Job {
 /// Run every test of every file (a run's final `sweep` is the caller's); reports keep the files' order, CST's order within a file
 /// (command, file content, file existence, license, metadata).
 pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutcome {
+    run_all_with_results(context, files).await.0
+}
+
+/// One test's result as CST reports it (`unversioned.TestResult`): its name, its error
+/// strings one by one, and a command test's whole stdout and stderr.
+#[derive(Debug, Clone, Default)]
+pub struct CstResult {
+    pub name: String,
+    pub pass: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub errors: Vec<String>,
+    pub duration: Duration,
+}
+
+/// [`run_all`], with CST's own result for each report (same order).
+pub async fn run_all_with_results(
+    context: Arc<CstContext>,
+    files: Vec<LoadedCst>,
+) -> (RunOutcome, Vec<CstResult>) {
     let mut jobs = Vec::new();
     for file in files {
         let file = Arc::new(file);
@@ -136,7 +156,7 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
         None
     };
     let saved = saved.map(|result| result.map_err(Arc::new));
-    let reports = futures::stream::iter(jobs)
+    let (reports, results): (Vec<_>, Vec<_>) = futures::stream::iter(jobs)
         .map(|job| {
             let context = Arc::clone(&context);
             let saved = saved.clone();
@@ -144,12 +164,17 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
         })
         .buffered(context.jobs.max(1))
         .collect::<Vec<_>>()
-        .await;
-    RunOutcome {
-        reports,
-        interrupted: false,
-        swept: 0,
-    }
+        .await
+        .into_iter()
+        .unzip();
+    (
+        RunOutcome {
+            reports,
+            interrupted: false,
+            swept: 0,
+        },
+        results,
+    )
 }
 
 async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
@@ -199,7 +224,7 @@ async fn run_one(
     context: &CstContext,
     job: &Job,
     saved: Option<Result<Arc<SavedImage>, Arc<Failure>>>,
-) -> ScenarioReport {
+) -> (ScenarioReport, CstResult) {
     let started = Instant::now();
     let config = &job.file.config;
     let (name, pointer) = match job.test {
@@ -227,6 +252,16 @@ async fn run_one(
     };
     let mut stdout_tail = Vec::new();
     let mut stderr_tail = Vec::new();
+    let mut cst = CstResult {
+        // CST names a test that fails validation by its bare name.
+        name: match job.test {
+            Test::Invalid(ref pointer) => {
+                file_entry_name(job.file.as_ref(), pointer).unwrap_or_default()
+            }
+            _ => name.clone(),
+        },
+        ..CstResult::default()
+    };
     let result: Result<Vec<String>, Failure> = match job.test {
         Test::Invalid(ref pointer) => Err(invalid_failure(job.file.as_ref(), pointer)),
         Test::Command(index) => command_test(context, job, &config.command_tests[index])
@@ -234,6 +269,8 @@ async fn run_one(
             .map(|(errors, stdout, stderr)| {
                 stdout_tail = tail(&stdout);
                 stderr_tail = tail(&stderr);
+                cst.stdout = stdout;
+                cst.stderr = stderr;
                 errors
             }),
         _ => match saved {
@@ -247,6 +284,11 @@ async fn run_one(
             }
         },
     };
+    cst.errors = match &result {
+        Ok(errors) => errors.clone(),
+        Err(failure) => failure.message.lines().map(str::to_owned).collect(),
+    };
+    cst.pass = cst.errors.is_empty();
     let failure = match result {
         Ok(errors) if errors.is_empty() => None,
         Ok(errors) => Some(Failure::new(Category::AssertionFailed, errors.join("\n"))),
@@ -256,7 +298,8 @@ async fn run_one(
         failure.location = Some(location(&job.file, &pointer));
         failure
     });
-    ScenarioReport {
+    cst.duration = started.elapsed();
+    let report = ScenarioReport {
         name,
         file: job.file.path.clone(),
         tags: vec!["cst".to_owned()],
@@ -273,7 +316,8 @@ async fn run_one(
         stdout_tail,
         stderr_tail,
         duration: started.elapsed(),
-    }
+    };
+    (report, cst)
 }
 
 /// The one failed result of a config file that cannot be read as a whole (CST:
