@@ -383,7 +383,7 @@ impl Checker<'_> {
     }
 
     fn regex(&mut self, pointer: &str, pattern: &str) {
-        if let Err(error) = regex::Regex::new(pattern) {
+        if let Err(error) = super::check::go_regex(pattern) {
             let message = format!(
                 "invalid regular expression: {}",
                 error.to_string().lines().last().unwrap_or_default()
