@@ -17,7 +17,7 @@ mod support;
 
 /// (image, config) pairs, relative to the repository root (configs name their envFile
 /// relative to it, as CST reads it from the working directory).
-const CASES: [(&str, &str); 7] = [
+const CASES: [(&str, &str); 8] = [
     ("dockproof/job-runner:1", "fixtures/cst/job-runner.yaml"),
     ("dockproof/job-runner:1", "fixtures/cst/job-runner-v1.yaml"),
     ("dockproof/job-runner:1", "fixtures/cst/every-field.yaml"),
@@ -27,6 +27,10 @@ const CASES: [(&str, &str); 7] = [
     (
         "dockproof/job-runner:1",
         "fixtures/cst/oracle/broken-entries.yaml",
+    ),
+    (
+        "dockproof/job-runner:1",
+        "fixtures/cst/oracle/v1-globals.yaml",
     ),
 ];
 
@@ -88,7 +92,7 @@ fn verdicts(json: &[u8], what: &str) -> Result<Vec<(String, bool)>, Failed> {
         .unwrap_or_default())
 }
 
-fn compare(cst: &Path, image: &str, config: &str) -> Result<(), Failed> {
+fn compare(cst: &Path, driver: &str, image: &str, config: &str) -> Result<(), Failed> {
     support::ensure_fixture_image(image)?;
     let root = support::root();
     let real = Command::new(cst)
@@ -102,7 +106,15 @@ fn compare(cst: &Path, image: &str, config: &str) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let mine = Command::new(support::dockproof())
         .current_dir(&root)
-        .args(["cst", "test", "--no-history", "--backend", "docker-api"])
+        .args([
+            "cst",
+            "test",
+            "--no-history",
+            "--backend",
+            "docker-api",
+            "--driver",
+            driver,
+        ])
         .arg("--fixture-images")
         .arg(root.join("fixtures/images"))
         .arg("--work-dir")
@@ -162,21 +174,25 @@ fn main() {
     let daemon = support::docker_available();
     let ready = daemon.clone().and(cst.clone().map(|_| ()));
     let ignored = ready.is_err() && !support::docker_required();
-    let trials = CASES
-        .into_iter()
-        .map(|(image, config)| {
+    let mut trials = Vec::new();
+    // CST's docker driver is the reference for both of dockproof's drivers (none of these
+    // configs reads a file of Docker's init layer, where the tar driver differs).
+    for driver in ["docker", "tar"] {
+        for (image, config) in CASES {
             let cst = cst.clone();
             let ready = ready.clone();
-            Trial::test(format!("docker-api::docker::{config}"), move || {
-                ready.map_err(|reason| {
-                    format!("DOCKPROOF_REQUIRE_DOCKER=1 but the oracle cannot run: {reason}")
-                })?;
-                let cst = cst.map_err(Failed::from)?;
-                compare(&cst, image, config)
-            })
-            .with_kind("real-daemon")
-            .with_ignored_flag(ignored)
-        })
-        .collect();
+            trials.push(
+                Trial::test(format!("docker-api::{driver}::{config}"), move || {
+                    ready.map_err(|reason| {
+                        format!("DOCKPROOF_REQUIRE_DOCKER=1 but the oracle cannot run: {reason}")
+                    })?;
+                    let cst = cst.map_err(Failed::from)?;
+                    compare(&cst, driver, image, config)
+                })
+                .with_kind("real-daemon")
+                .with_ignored_flag(ignored),
+            );
+        }
+    }
     libtest_mimic::run(&args, trials).exit();
 }

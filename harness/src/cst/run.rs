@@ -728,8 +728,14 @@ async fn command_test(
         let value = check::expand(&pair.value, &image_env);
         global.push((pair.key.clone(), value));
     }
-    for (key, value) in &global {
-        image_env.insert(key.clone(), value.clone());
+    // Schema 1.0.0 has no SetEnv: globals go only to the setup containers (with the
+    // test's envVars), and so into the image only when a setup command is committed
+    // (CST's v1 RunCommandTests: `driver.Setup(append(globals, test.EnvVars...), setup)`).
+    let v1 = file.version == super::model::SchemaVersion::V1;
+    if !v1 {
+        for (key, value) in &global {
+            image_env.insert(key.clone(), value.clone());
+        }
     }
     let mut committed: Vec<String> = Vec::new();
     let result = async {
@@ -760,7 +766,7 @@ async fn command_test(
             .iter()
             .map(|arg| check::expand(arg, &image_env))
             .collect();
-        let mut env = global.clone();
+        let mut env = if v1 { Vec::new() } else { global.clone() };
         env.extend(
             test.env_vars
                 .iter()
