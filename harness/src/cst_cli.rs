@@ -348,6 +348,12 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         (OutputFormat::Text, Some(_)) => OutputFormat::Json,
         (format, _) => format,
     };
+    // What CST itself reports: not the tests schema 1.0.0 drops.
+    let results: Vec<cst::CstResult> = results
+        .into_iter()
+        .filter(|result| !result.skipped)
+        .collect();
+    let no_cst_result = results.is_empty();
     let cst_report = match format {
         OutputFormat::Text => None,
         OutputFormat::Json => Some(cst::report::json(&results)),
@@ -382,9 +388,13 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         for report in outcome.reports.iter().filter(|_| console) {
             let verdict = match report.outcome {
                 Outcome::Passed => "PASS",
+                Outcome::Skipped => "SKIP",
                 _ => "FAIL",
             };
             let _ = writeln!(out, "{verdict} {}", report.name);
+            if let Some(reason) = &report.skip_reason {
+                let _ = writeln!(out, "     {reason}");
+            }
             if let Some(failure) = &report.failure {
                 let location = failure
                     .location
@@ -425,7 +435,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             outcome.swept
         );
     }
-    if outcome.reports.is_empty() {
+    if no_cst_result {
         // CST's words and verdict: a run without a single test is a failure.
         if console {
             println!("No tests run! Check config file format.");

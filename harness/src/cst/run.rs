@@ -97,6 +97,8 @@ pub struct CstResult {
     pub stderr: String,
     pub errors: Vec<String>,
     pub duration: Duration,
+    /// CST gives no result at all (schema 1.0.0 drops an invalid test after logging it).
+    pub skipped: bool,
 }
 
 /// [`run_all`], with CST's own result for each report (same order).
@@ -299,17 +301,36 @@ async fn run_one(
         failure
     });
     cst.duration = started.elapsed();
+    // Schema 1.0.0: CST logs an invalid test and drops it (no result); dockproof shows
+    // it as skipped, with the reason, and leaves it out of CST's own formats.
+    let v1_skip =
+        matches!(job.test, Test::Invalid(_)) && job.file.version == super::model::SchemaVersion::V1;
+    let (failure, skip_reason) = match failure {
+        Some(failure) if v1_skip => {
+            cst.skipped = true;
+            (
+                None,
+                Some(format!(
+                    "schemaVersion 1.0.0: CST logs this test's problem and skips it: {}",
+                    failure.message
+                )),
+            )
+        }
+        failure => (failure, None),
+    };
     let report = ScenarioReport {
         name,
         file: job.file.path.clone(),
         tags: vec!["cst".to_owned()],
         outcome: if failure.is_some() {
             Outcome::Failed
+        } else if skip_reason.is_some() {
+            Outcome::Skipped
         } else {
             Outcome::Passed
         },
         failure,
-        skip_reason: None,
+        skip_reason,
         earlier_attempts: Vec::new(),
         steps: Vec::new(),
         record: JobRecord::pending(),
