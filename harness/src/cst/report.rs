@@ -150,6 +150,7 @@ mod tests {
                     "second".into(),
                 ],
                 duration: Duration::from_millis(1500),
+                skipped: false,
             },
             CstResult {
                 name: "File Existence Test: sh".into(),
