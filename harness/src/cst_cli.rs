@@ -24,17 +24,67 @@ pub enum DriverKind {
     Tar,
 }
 
+/// `dockproof cst …` (dockproof's own flags) or `dockproof cst test …` (CST's command
+/// line: the same flags, and CST's `--config`, `--output`, `--test-report`).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CstCommand {
+    #[command(subcommand)]
+    test: Option<CstSubcommand>,
+    #[command(flatten)]
+    args: CstArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CstSubcommand {
+    /// Run the tests, with container-structure-test's command line (`test --image IMG --config F`).
+    Test(Box<CstArgs>),
+}
+
+/// CST's `--output` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// dockproof's console lines (CST's text output differs; see docs/cst.md).
+    Text,
+    /// CST's JSON summary: `Pass`, `Fail`, `Total`, `Duration`, `Results[]`.
+    Json,
+    /// CST's JUnit document: one `<testsuite>`, one `<failure>` per error.
+    Junit,
+}
+
 #[derive(Debug, Args)]
 pub struct CstArgs {
-    /// CST config files (schemaVersion 2.0.0 or 1.0.0).
-    #[arg(required = true)]
+    /// CST config files (schemaVersion 2.0.0 or 1.0.0); also `--config`.
     configs: Vec<PathBuf>,
-    /// The image under test.
-    #[arg(long)]
-    image: String,
-    /// Backend to run on.
-    #[arg(long, value_enum, default_value = "fake", env = "DOCKPROOF_BACKEND")]
+    /// A CST config file (CST's flag; repeatable, before the positional ones).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config_flags: Vec<PathBuf>,
+    /// The image under test (required; optional here only so that `cst test` parses).
+    #[arg(short = 'i', long)]
+    image: Option<String>,
+    /// Backend to run on (default: the daemon's Engine API, as CST talks to it).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "docker-api",
+        env = "DOCKPROOF_BACKEND"
+    )]
     backend: BackendKind,
+    /// CST's report on stdout, or in `--test-report`: text, json or junit.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    output: OutputFormat,
+    /// Write CST's report (`--output`; text becomes json, as CST does) to this file.
+    #[arg(long, value_name = "FILE")]
+    test_report: Option<PathBuf>,
+    /// The JUnit `<testsuite name>` of `--output junit` (CST's default: container-structure-test.test).
+    #[arg(long, value_name = "NAME")]
+    junit_suite_name: Option<String>,
+    /// Print nothing on stdout (CST's `-q`); reports are still written.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// No colour (dockproof's console has none outside a terminal; accepted for CST's command line).
+    #[arg(long)]
+    no_color: bool,
     /// How file and metadata tests read the image (command tests always run containers).
     #[arg(long, value_enum, default_value = "docker")]
     driver: DriverKind,
@@ -94,7 +144,7 @@ fn run_id(args: &CstArgs) -> Result<(String, String), dockproof::run_id::RunIdEr
     match args.backend {
         BackendKind::Fake => {
             let mut hasher = sha2::Sha256::new();
-            hasher.update(args.image.as_bytes());
+            hasher.update(args.image.as_deref().unwrap_or_default().as_bytes());
             for config in &args.configs {
                 hasher.update([0]);
                 hasher.update(config.display().to_string().as_bytes());
@@ -110,22 +160,49 @@ fn run_id(args: &CstArgs) -> Result<(String, String), dockproof::run_id::RunIdEr
     }
 }
 
-pub fn run(args: CstArgs) -> ExitCode {
+/// `dockproof cst` in either form.
+pub fn dispatch(command: CstCommand) -> ExitCode {
+    match command.test {
+        Some(CstSubcommand::Test(args)) => run(*args),
+        None => run(command.args),
+    }
+}
+
+pub fn run(mut args: CstArgs) -> ExitCode {
+    let mut configs = std::mem::take(&mut args.config_flags);
+    configs.append(&mut args.configs);
+    args.configs = configs;
+    if args.configs.is_empty() {
+        return usage_error("Please provide at least one test config file (`--config FILE`)");
+    }
+    let Some(image) = args.image.clone() else {
+        return usage_error("Please supply the image to test against (`--image IMAGE`)");
+    };
+    let _ = args.no_color;
     let mut loaded = Vec::new();
     let mut sources = Vec::new();
-    let mut problems = 0;
+    // A file that cannot be read as a whole is one failed result; an invalid test in a
+    // file is one failed result too (see `cst::load`). Every problem is shown first.
+    let mut file_failures = Vec::new();
     for path in &args.configs {
         let report = cst::load_file(path);
-        problems += report.diagnostics.len();
         crate::diagnostics::emit_parts(&report.path, &report.source, &report.diagnostics);
-        if report.loaded.is_some() {
-            sources.push(report.source.clone());
+        match report.loaded {
+            Some(file) => {
+                for warning in &file.warnings {
+                    dockproof::inert_eprintln!(
+                        "warning: {}:{}:{}: {}",
+                        file.path.display(),
+                        warning.span.start.line,
+                        warning.span.start.column,
+                        warning.message
+                    );
+                }
+                sources.push(report.source.clone());
+                loaded.push(file);
+            }
+            None => file_failures.push(cst::file_failure(&report.path, &report.diagnostics)),
         }
-        loaded.extend(report.loaded);
-    }
-    if problems > 0 {
-        eprintln!("error: {problems} problem(s) in CST files; nothing was run");
-        return ExitCode::from(2);
     }
     let (run_id, shown_run_id) = match &args.run_id {
         Some(id) => (id.clone(), id.clone()),
@@ -188,7 +265,7 @@ pub fn run(args: CstArgs) -> ExitCode {
     };
     let context = Arc::new(CstContext {
         backend: Arc::clone(&backend),
-        image: args.image.clone(),
+        image: image.clone(),
         run_id: run_id.clone(),
         driver: match args.driver {
             DriverKind::Docker => Driver::Docker,
@@ -200,17 +277,28 @@ pub fn run(args: CstArgs) -> ExitCode {
         command_timeout: args.timeout,
         work_dir: run_dir.path().to_path_buf(),
     });
+    let nothing_ran = loaded.is_empty().then_some(());
     let outcome: Result<_, dockproof::backend::BackendError> = runtime.block_on(async {
+        if loaded.is_empty() {
+            // Only unreadable files: their failures are the results, the image is not needed.
+            let outcome = dockproof::runner::RunOutcome {
+                reports: Vec::new(),
+                interrupted: false,
+                swept: 0,
+            };
+            return Ok((outcome, Vec::new()));
+        }
         // Fixture images are built on real daemons on demand, as for scenarios.
-        fixtures.ensure(backend.as_ref(), &args.image).await?;
-        let mut outcome = cst::run_all(Arc::clone(&context), loaded).await;
+        fixtures.ensure(backend.as_ref(), &image).await?;
+        let (mut outcome, results) = cst::run_all_with_results(Arc::clone(&context), loaded).await;
         outcome.swept = cst::sweep(&context).await;
-        Ok(outcome)
+        Ok((outcome, results))
     });
-    let outcome = match outcome {
+    let (mut outcome, results) = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
-            eprintln!("error: {error}");
+            // A daemon's answer can quote the image name and anything else it was given.
+            dockproof::inert_eprintln!("error: {error}");
             return ExitCode::from(
                 if error.category() == dockproof::category::Category::ConfigInvalid {
                     2
@@ -220,17 +308,93 @@ pub fn run(args: CstArgs) -> ExitCode {
             );
         }
     };
+    // Results in CST's order: file by file, a file that cannot be read as its one result.
+    let mut pairs: Vec<_> = outcome.reports.drain(..).zip(results).collect();
+    let mut ordered = Vec::new();
+    let mut failures = file_failures.into_iter().peekable();
+    for path in &args.configs {
+        if failures.peek().is_some_and(|failure| &failure.file == path) {
+            if let Some(failure) = failures.next() {
+                // CST's result for a file it cannot parse has no name.
+                let result = cst::CstResult {
+                    errors: failure
+                        .failure
+                        .as_ref()
+                        .map(|failure| failure.message.lines().map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                    ..cst::CstResult::default()
+                };
+                ordered.push((failure, result));
+            }
+        } else {
+            let (mine, rest): (Vec<_>, Vec<_>) = pairs
+                .into_iter()
+                .partition(|(report, _)| &report.file == path);
+            ordered.extend(mine);
+            pairs = rest;
+        }
+    }
+    ordered.append(&mut pairs);
+    let (reports, mut results): (Vec<_>, Vec<_>) = ordered.into_iter().unzip();
+    if deterministic {
+        // The fake's reports are byte-identical run to run: CST's formats carry no timings there.
+        for result in &mut results {
+            result.duration = Duration::ZERO;
+        }
+    }
+    outcome.reports = reports;
+    // CST's own report: on stdout, or in --test-report (where text becomes JSON, as in CST).
+    let format = match (args.output, &args.test_report) {
+        (OutputFormat::Text, Some(_)) => OutputFormat::Json,
+        (format, _) => format,
+    };
+    // What CST itself reports: not the tests schema 1.0.0 drops.
+    let results: Vec<cst::CstResult> = results
+        .into_iter()
+        .filter(|result| !result.skipped)
+        .collect();
+    let no_cst_result = results.is_empty();
+    let cst_report = match format {
+        OutputFormat::Text => None,
+        OutputFormat::Json => Some(cst::report::json(&results)),
+        OutputFormat::Junit => Some(cst::report::junit(
+            &results,
+            args.junit_suite_name.as_deref(),
+        )),
+    };
+    let mut report_failed = false;
+    if let Some(text) = &cst_report {
+        match &args.test_report {
+            Some(path) => {
+                if let Err(error) = std::fs::write(path, text) {
+                    dockproof::inert_eprintln!(
+                        "error: cannot write the test report {}: {error}",
+                        path.display()
+                    );
+                    report_failed = true;
+                }
+            }
+            // CST's document (one line; under GitHub Actions a `##[` in it is defused).
+            None if !args.quiet => print!("{}", report::inert::text(text)),
+            None => {}
+        }
+    }
+    let console = !args.quiet && (cst_report.is_none() || args.test_report.is_some());
     {
         use std::io::Write;
         // Failure messages carry the container's output: under GitHub Actions a line of
         // it must not become a workflow command (`::error::…`).
         let mut out = report::inert::InertWriter::for_ci(std::io::stdout().lock());
-        for report in &outcome.reports {
+        for report in outcome.reports.iter().filter(|_| console) {
             let verdict = match report.outcome {
                 Outcome::Passed => "PASS",
+                Outcome::Skipped => "SKIP",
                 _ => "FAIL",
             };
             let _ = writeln!(out, "{verdict} {}", report.name);
+            if let Some(reason) = &report.skip_reason {
+                let _ = writeln!(out, "     {reason}");
+            }
             if let Some(failure) = &report.failure {
                 let location = failure
                     .location
@@ -257,7 +421,8 @@ pub fn run(args: CstArgs) -> ExitCode {
         markdown: None,
     };
     let write_failed = !setup::write_reports(&paths, &outcome, &options, &run_id);
-    if !args.no_history {
+    // A run in which no config could be read ran nothing: it is not history.
+    if !args.no_history && nothing_ran.is_none() {
         let options = ReportOptions {
             run_id: run_id.clone(),
             ..options.clone()
@@ -270,9 +435,19 @@ pub fn run(args: CstArgs) -> ExitCode {
             outcome.swept
         );
     }
-    out!("{}", report::console::summary_line(&outcome));
+    if no_cst_result {
+        // CST's words and verdict: a run without a single test is a failure.
+        if console {
+            out!("No tests run! Check config file format.");
+        }
+        drop(run_dir);
+        return ExitCode::from(1);
+    }
+    if console {
+        out!("{}", report::console::summary_line(&outcome));
+    }
     drop(run_dir);
-    if write_failed {
+    if write_failed || report_failed {
         ExitCode::from(2)
     } else if outcome.success() {
         ExitCode::SUCCESS

@@ -162,7 +162,7 @@ async fn run_host(
             };
             if let Err(error) = History::open(&path).and_then(|mut history| history.record(&entry))
             {
-                eprintln!("warning: run not recorded in the history: {error}");
+                dockproof::inert_eprintln!("warning: run not recorded in the history: {error}");
             }
         }
         let interrupted = outcome.interrupted;

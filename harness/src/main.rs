@@ -58,7 +58,7 @@ enum Command {
         last: usize,
     },
     /// Run container-structure-test config files against an image (CST's semantics, in parallel).
-    Cst(Box<cst_cli::CstArgs>),
+    Cst(Box<cst_cli::CstCommand>),
     /// sha256 of files as artifacts are checked (`HASH  FILE`, like sha256sum); for benchmarks.
     #[command(hide = true)]
     Hash {
@@ -348,7 +348,7 @@ fn clean(args: CleanArgs) -> ExitCode {
     if let Some(run) = &args.run_id
         && let Err(error) = dockproof::run_id::validate(run)
     {
-        eprintln!("error: {error}");
+        dockproof::inert_eprintln!("error: {error}");
         return ExitCode::from(2);
     }
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -402,23 +402,23 @@ fn clean(args: CleanArgs) -> ExitCode {
         "removed"
     };
     for id in &report.containers {
-        out!("{verb} container {id}");
+        dockproof::inert_println!("{verb} container {id}");
     }
     for resource in &report.resources {
-        out!("{verb} {resource}");
+        dockproof::inert_println!("{verb} {resource}");
     }
     for path in &report.directories {
-        out!("{verb} {}", path.display());
+        dockproof::inert_println!("{verb} {}", path.display());
     }
     for live in &report.kept {
-        out!(
+        dockproof::inert_println!(
             "kept run {}: still running (pid {}); `--force` cleans it anyway",
             live.run_id,
             live.pid
         );
     }
     for problem in &report.problems {
-        eprintln!("error: {problem}");
+        dockproof::inert_eprintln!("error: {problem}");
     }
     out!(
         "{verb} {} container(s) and {} director(ies)",
@@ -439,7 +439,7 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
         return ExitCode::from(2);
     };
     if !path.exists() {
-        eprintln!(
+        dockproof::inert_eprintln!(
             "error: no history at {} yet: `dockproof run` records every run there",
             path.display()
         );
@@ -448,14 +448,14 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
     let history = match History::open(&path) {
         Ok(history) => history,
         Err(error) => {
-            eprintln!("error: {error}");
+            dockproof::inert_eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
     let (scenarios, hosts) = match (history.by_scenario(last), history.by_host(last)) {
         (Ok(scenarios), Ok(hosts)) => (scenarios, hosts),
         (Err(error), _) | (_, Err(error)) => {
-            eprintln!("error: {error}");
+            dockproof::inert_eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
@@ -469,7 +469,8 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
         out!("{title:<width$}  runs  passed  success  last     flaky");
         for row in rows {
             let flaky = if row.flaky { "FLAKY" } else { "" };
-            out!(
+            // Scenario names come from scenario files: inert under GitHub Actions.
+            dockproof::inert_println!(
                 "{:<width$}  {:>4}  {:>6}  {:>6.1}%  {:<7}  {flaky}",
                 row.name,
                 row.runs,
@@ -480,7 +481,7 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
         }
         out!();
     };
-    out!("last {last} run(s) each, from {}\n", path.display());
+    dockproof::inert_println!("last {last} run(s) each, from {}\n", path.display());
     print("scenario", &scenarios);
     print("host (backend)", &hosts);
     ExitCode::SUCCESS
@@ -504,7 +505,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Lint { files } => lint(&files),
-        Command::Cst(args) => cst_cli::run(*args),
+        Command::Cst(args) => cst_cli::dispatch(*args),
         Command::Hash { files } => hash(&files),
         Command::Clean(args) => clean(args),
         Command::History { db, last } => history(db, last),
@@ -530,9 +531,9 @@ fn hash(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         match dockproof::workspace::sha256_file(file) {
-            Ok((_, sha256)) => out!("{sha256}  {}", file.display()),
+            Ok((_, sha256)) => dockproof::inert_println!("{sha256}  {}", file.display()),
             Err(error) => {
-                eprintln!("error: cannot hash {}: {error}", file.display());
+                dockproof::inert_eprintln!("error: cannot hash {}: {error}", file.display());
                 failed = true;
             }
         }
@@ -598,7 +599,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
         }
     };
     if files.is_empty() {
-        eprintln!(
+        dockproof::inert_eprintln!(
             "error: no scenario files found in {}",
             paths
                 .iter()

@@ -222,7 +222,10 @@ pub(crate) fn write_reports(
     let mut written = true;
     let mut attempt = |what: &str, path: &Path, result: std::io::Result<()>| {
         if let Err(error) = result {
-            eprintln!("error: cannot write the {what} {}: {error}", path.display());
+            dockproof::inert_eprintln!(
+                "error: cannot write the {what} {}: {error}",
+                path.display()
+            );
             written = false;
         }
     };
@@ -276,7 +279,7 @@ pub(crate) fn write_reports(
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY")
             && let Err(error) = report::markdown::append(Path::new(&summary), &reported, options)
         {
-            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {error}");
+            dockproof::inert_eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {error}");
         }
     }
     written
@@ -370,7 +373,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             None => run_dir.path().to_path_buf(),
         };
         if let Some(name) = &host {
-            out!("dockproof: host {name}");
+            dockproof::inert_println!("dockproof: host {name}");
         }
         let paths = BackendPaths {
             docker: &args.docker,
@@ -502,7 +505,7 @@ pub(crate) fn record(
         reports: &outcome.reports,
     };
     if let Err(error) = History::open(&path).and_then(|mut history| history.record(&entry)) {
-        eprintln!("warning: run not recorded in the history: {error}");
+        dockproof::inert_eprintln!("warning: run not recorded in the history: {error}");
     }
 }
 

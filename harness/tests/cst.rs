@@ -189,55 +189,253 @@ fn a_failing_test_exits_1_with_cst_messages_and_its_line() {
     assert!(stdout.contains("0 passed, 3 failed"), "{stdout}");
 }
 
-fn an_invalid_entry_is_an_error_with_file_line_and_nothing_runs() {
+fn an_invalid_entry_fails_alone_with_its_line_and_the_rest_runs() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(
         dir.path(),
         "invalid.yaml",
-        "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\ncommandTests:\n  - name: b\n    comand: echo\n",
+        "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\n  - name: sh\n    path: /bin/sh\ncommandTests:\n  - name: b\n    comand: echo\n  - name: typed\n    command: echo\n    exitCode: [1]\n  - name: hello\n    command: echo\n    args: [hello]\n    expectedOutput: [hello]\n",
+    );
+    // A file CST itself cannot parse (an unknown top-level key) is one failed result.
+    let unreadable = write(
+        dir.path(),
+        "unreadable.yaml",
+        "schemaVersion: 2.0.0\nfileExistenceTest:\n  - name: typo\n    path: /bin/sh\n",
+    );
+    // Nulls are defaults and YAML 1.1 booleans are booleans, as yaml.v2 reads them.
+    let nulls = write(
+        dir.path(),
+        "nulls.yaml",
+        "schemaVersion: 2.0.0\ncommandTests:\nfileContentTests: ~\nfileExistenceTests:\n  - name: no shell history\n    path: /root/.ash_history\n    shouldExist: no\n    uid: null\n",
+    );
+    let junit = dir.path().join("junit.xml");
+    let output = cst("fake", dir.path())
+        .args(["--image", "dockproof/job-runner:1", "--junit"])
+        .arg(&junit)
+        .arg(&config)
+        .arg(&unreadable)
+        .arg(&nulls)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    // Every problem is shown at once, each at its line.
+    let shown = config.display().to_string();
+    for expected in [
+        format!("{shown}:10:5: unknown field `comand`"),
+        format!("{shown}:5:21: `everybody` is not a valid isExecutableBy"),
+        format!("{shown}:13:15: invalid type: sequence, expected i64"),
+        format!(
+            "{}:2:1: unknown field `fileExistenceTest`",
+            unreadable.display()
+        ),
+    ] {
+        assert!(stderr.contains(&expected), "no `{expected}` in\n{stderr}");
+    }
+    assert!(stderr.contains("owner, group, other or any"), "{stderr}");
+    // The rest ran, in CST's order per file, and JUnit has every result.
+    assert_eq!(
+        verdicts(&junit),
+        [
+            ("b".to_owned(), false),
+            ("typed".to_owned(), false),
+            ("Command Test: hello".to_owned(), true),
+            ("a".to_owned(), false),
+            ("File Existence Test: sh".to_owned(), true),
+            (format!("Config File: {}", unreadable.display()), false),
+            ("File Existence Test: no shell history".to_owned(), true),
+        ]
+    );
+}
+
+fn a_config_without_tests_fails_as_cst_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "empty.yaml",
+        "schemaVersion: 2.0.0\nfileExistenceTests:\n",
+    );
+    let junit = dir.path().join("junit.xml");
+    let output = cst("fake", dir.path())
+        .args(["--image", "dockproof/job-runner:1", "--junit"])
+        .arg(&junit)
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("No tests run! Check config file format."),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(junit.exists(), "JUnit is always written");
+}
+
+fn a_json_config_ignores_unknown_keys_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "lenient.json",
+        r#"{"schemaVersion": "2.0.0", "extra": 1, "fileExistenceTests": [{"name": "sh", "path": "/bin/sh", "colour": "red"}]}"#,
     );
     let output = cst("fake", dir.path())
         .args(["--image", "dockproof/job-runner:1"])
         .arg(&config)
         .output()
         .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown key `extra` ignored"), "{stderr}");
+    assert!(stderr.contains("unknown key `colour` ignored"), "{stderr}");
+}
+
+/// `dockproof cst test …` with `--backend fake` added: CST's command line.
+fn cst_test_command(dir: &Path) -> Command {
+    let mut command = Command::new(support::dockproof());
+    command
+        .current_dir(support::root())
+        .env_remove("FAKE_DOCKER_STATE")
+        .args(["cst", "test", "--no-history", "--backend", "fake"])
+        .arg("--fake-docker")
+        .arg(support::fake_docker())
+        .arg("--fake-images")
+        .arg(support::root().join("fixtures/fake-images"))
+        .arg("--work-dir")
+        .arg(dir);
+    command
+}
+
+fn cst_command_line_and_report_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = write(
+        dir.path(),
+        "failing.yaml",
+        "schemaVersion: 2.0.0\ncommandTests:\n  - name: two errors\n    command: echo\n    args: [\"a<b\"]\n    expectedOutput: [x, y]\n",
+    );
+    let report = dir.path().join("report.xml");
+    let output = cst_test_command(dir.path())
+        .args(["--image", "dockproof/job-runner:1", "--config"])
+        .arg(&failing)
+        .arg("-c")
+        .arg(support::root().join("fixtures/cst/job-runner.yaml"))
+        .args(["--output", "junit", "--test-report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let junit = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        junit.starts_with(
+            r#"<?xml version="1.0" encoding="UTF-8"?><testsuites failures="1" tests="#
+        ),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"<testsuite name="container-structure-test.test">"#),
+        "{junit}"
+    );
+    // One <failure> per CST error string, the output escaped as Go's encoding/xml does.
+    let case = junit
+        .split("<testcase ")
+        .find(|case| case.starts_with(r#"name="Command Test: two errors""#))
+        .unwrap_or_else(|| panic!("{junit}"));
+    assert_eq!(case.matches("<failure>").count(), 2, "{case}");
+    assert!(
+        case.contains("<system-out>a&lt;b&#xA;</system-out>"),
+        "{case}"
+    );
+    // The fake's CST reports are byte-identical run to run (no timings).
+    assert!(case.contains(r#"time="0""#), "{case}");
+
+    // --output json on stdout, CST's summary object; --junit-suite-name; -q.
+    let output = cst_test_command(dir.path())
+        .args(["-i", "dockproof/job-runner:1", "-c"])
+        .arg(&failing)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+    assert_eq!(json["Pass"], 0);
+    assert_eq!(json["Fail"], 1);
+    assert_eq!(json["Total"], 1);
+    assert_eq!(json["Results"][0]["Name"], "Command Test: two errors");
+    assert_eq!(
+        json["Results"][0]["Errors"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(json["Results"][0]["Stdout"], "a<b\n");
+    let output = cst_test_command(dir.path())
+        .args([
+            "-i",
+            "dockproof/job-runner:1",
+            "-q",
+            "-o",
+            "junit",
+            "--junit-suite-name",
+            "mine",
+            "-c",
+        ])
+        .arg(&failing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "{}", support::describe(&output));
+    let output = cst_test_command(dir.path())
+        .args([
+            "-i",
+            "dockproof/job-runner:1",
+            "-o",
+            "junit",
+            "--junit-suite-name",
+            "mine",
+            "-c",
+        ])
+        .arg(&failing)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(r#"<testsuite name="mine">"#),
+        "{}",
+        support::describe(&output)
+    );
+    // No config at all is a usage error.
+    let output = cst_test_command(dir.path())
+        .args(["-i", "dockproof/job-runner:1"])
+        .output()
+        .unwrap();
     assert_eq!(
         output.status.code(),
         Some(2),
         "{}",
         support::describe(&output)
     );
-    let shown = config.display().to_string();
-    assert!(
-        stderr.contains(&format!("{shown}:8:5: unknown field `comand`")),
-        "{stderr}"
-    );
-    assert!(
-        !String::from_utf8_lossy(&output.stdout).contains("passed"),
-        "nothing may run"
-    );
-    // Fixed, the next problem (a semantic one) is located too.
-    let config = write(
-        dir.path(),
-        "invalid2.yaml",
-        "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\n",
-    );
-    let output = cst("fake", dir.path())
-        .args(["--image", "dockproof/job-runner:1"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr.contains(&format!(
-            "{}:5:21: `everybody` is not a valid isExecutableBy",
-            config.display()
-        )),
-        "{stderr}"
-    );
-    assert!(stderr.contains("owner, group, other or any"), "{stderr}");
 }
 
 fn runs_are_recorded_in_the_history_under_cst_names() {
@@ -368,7 +566,7 @@ fn real_matches_fake(backend: &str, driver: &str, image: &str, config: &str) {
 fn main() {
     use libtest_mimic::{Arguments, Trial};
     let args = Arguments::from_args();
-    let fake_tests: [(&str, fn()); 7] = [
+    let fake_tests: [(&str, fn()); 10] = [
         (
             "fake::a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line",
             a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line,
@@ -390,8 +588,20 @@ fn main() {
             a_failing_test_exits_1_with_cst_messages_and_its_line,
         ),
         (
-            "fake::an_invalid_entry_is_an_error_with_file_line_and_nothing_runs",
-            an_invalid_entry_is_an_error_with_file_line_and_nothing_runs,
+            "fake::an_invalid_entry_fails_alone_with_its_line_and_the_rest_runs",
+            an_invalid_entry_fails_alone_with_its_line_and_the_rest_runs,
+        ),
+        (
+            "fake::a_config_without_tests_fails_as_cst_does",
+            a_config_without_tests_fails_as_cst_does,
+        ),
+        (
+            "fake::cst_command_line_and_report_formats",
+            cst_command_line_and_report_formats,
+        ),
+        (
+            "fake::a_json_config_ignores_unknown_keys_with_a_warning",
+            a_json_config_ignores_unknown_keys_with_a_warning,
         ),
         (
             "fake::host_variables_pass_through_only_when_listed_and_set",

@@ -1,4 +1,4 @@
-//! Project chores: `cargo xtask validate | conformance | bench | ci | cst-debian`.
+//! Project chores: `cargo xtask validate | conformance | bench | ci | fuzz | cst-debian`.
 //!
 //! `validate` builds dockproof and fake-docker and runs the shipped scenario
 //! suite (on the fake by default), writing `target/dockproof/junit.xml` and
@@ -7,6 +7,7 @@
 //! `.ci/run` runs: build, every test, then `validate`.
 
 mod bench;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -62,6 +63,9 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Everything CI checks: build, tests (unit, CLI, scenario suites), then `validate`.
     Ci,
+    /// The loaders' properties (random and mutated YAML through every loader) for
+    /// `--executions` inputs in all, counted per loader; writes target/dockproof/fuzz.json.
+    Fuzz(fuzz::FuzzArgs),
     /// A realistic image without a registry: debootstrap a minimal Debian bookworm from the
     /// machine's configured mirror (about 40 s), `docker import` it, and run
     /// fixtures/cst/debian.yaml on it with both drivers (needs root, debootstrap and a daemon;
@@ -391,6 +395,7 @@ fn main() -> ExitCode {
         Task::Conformance { filter } => conformance(filter.as_deref()),
         Task::Bench(args) => bench::bench(args),
         Task::Ci => ci(),
+        Task::Fuzz(args) => fuzz::fuzz(&args),
         Task::CstDebian { tag, mirror, keep } => cst_debian(&tag, mirror, keep),
     };
     match result {

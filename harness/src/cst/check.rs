@@ -9,7 +9,95 @@ use super::model::{CommandTest, FileContentTest, FileExistenceTest, MetadataTest
 /// Go's `regexp.MatchString`: RE2 syntax, unanchored. A pattern that does not
 /// compile never matches (the loader rejects such patterns first).
 fn matches(pattern: &str, text: &str) -> bool {
-    regex::Regex::new(pattern).is_ok_and(|regex| regex.is_match(text))
+    go_regex(pattern).is_ok_and(|regex| regex.is_match(text))
+}
+
+/// A Go (RE2) pattern as the `regex` crate reads it with Go's meaning: `\d`, `\w`,
+/// `\s` and `\b` (and their negations) are ASCII-only as in RE2 (the crate's are
+/// Unicode), `\Q…\E` is a literal, and inside a class `[` `&` `~` are plain
+/// characters (the crate reads them as nested classes and set operations).
+pub fn go_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&translate_go_regex(pattern))
+}
+
+fn translate_go_regex(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(character) = chars.next() {
+        match character {
+            '\\' => {
+                let Some(next) = chars.next() else {
+                    // A trailing backslash: let the crate report it.
+                    out.push('\\');
+                    break;
+                };
+                match next {
+                    'Q' => {
+                        let mut literal = String::new();
+                        while let Some(quoted) = chars.next() {
+                            if quoted == '\\' && chars.peek() == Some(&'E') {
+                                chars.next();
+                                break;
+                            }
+                            literal.push(quoted);
+                        }
+                        out.push_str(&regex::escape(&literal));
+                    }
+                    'd' => out.push_str("[0-9]"),
+                    'D' => out.push_str("[^0-9]"),
+                    'w' => out.push_str("[0-9A-Za-z_]"),
+                    'W' => out.push_str("[^0-9A-Za-z_]"),
+                    's' => out.push_str("[\\t\\n\\f\\r ]"),
+                    'S' => out.push_str("[^\\t\\n\\f\\r ]"),
+                    'b' if !in_class => out.push_str("(?-u:\\b)"),
+                    'B' if !in_class => out.push_str("(?-u:\\B)"),
+                    // An escaped punctuation character is that character in RE2; the
+                    // crate gives `\<` and `\>` a meaning (word start/end) of its own.
+                    other if other.is_ascii_punctuation() => {
+                        out.push_str(&regex::escape(&other.to_string()));
+                    }
+                    other => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                    out.push('^');
+                }
+                // A `]` first in a class is a literal in both.
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                    out.push_str("\\]");
+                }
+            }
+            '[' if chars.peek() == Some(&':') => {
+                // `[:alpha:]` inside a class: the same ASCII classes in both.
+                out.push('[');
+                for class in chars.by_ref() {
+                    out.push(class);
+                    if class == ']' {
+                        break;
+                    }
+                }
+            }
+            '[' | '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(character);
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Whether `text` is an `os.FileMode` string (`-rwxr-xr-x`, `drwxr-xr-x`, `Lrwxrwxrwx`, ...).
@@ -390,6 +478,42 @@ pub fn is_dir(info: &FileInfo) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_regex_classes_are_ascii_on_non_ascii_output() {
+        // (pattern, text, Go's regexp.MatchString)
+        let cases = [
+            (r"^\d+$", "١٢٣", false),
+            (r"^\d+$", "123", true),
+            (r"^\w+$", "héllo", false),
+            (r"^\w+$", "hello_1", true),
+            (r"\s", "a\u{a0}b", false),
+            (r"\s", "a\u{85}b", false),
+            (r"\s", "a\u{b}b", false),
+            (r"\s", "a\tb", true),
+            (r"\bé", "é", false),
+            (r"\bx\b", "éxé", true),
+            (r"\Bx", "éx", false),
+            (r"\Bx", "ax", true),
+            (r"^[\d]+$", "٣", false),
+            (r"^[^\w]+$", "é", true),
+            (r"^\D$", "٣", true),
+            (r"\Qa.b*\E", "xa.b*y", true),
+            (r"\Qa.b\E", "axb", false),
+            (r"^\Q(x)\E$", "(x)", true),
+            (r"^[a&&b]+$", "&&", true),
+            (r"^[[:alpha:]]+$", "abc", true),
+            (r"^[]a]+$", "]a", true),
+            (r"(?i)straße", "STRASSE", false),
+            (r"\<a\>", "<a>", true),
+            (r"\<a", "a", false),
+            (r"a\.b", "axb", false),
+        ];
+        for (pattern, text, expected) in cases {
+            let regex = go_regex(pattern).unwrap_or_else(|error| panic!("{pattern}: {error}"));
+            assert_eq!(regex.is_match(text), expected, "{pattern} on {text:?}");
+        }
+    }
 
     #[test]
     fn expand_is_go_os_expand() {

@@ -110,13 +110,77 @@ pub enum FilesError {
     Io(#[from] std::io::Error),
     #[error("not a `docker save` archive: {0}")]
     NotSaved(String),
+    /// An entry that could reach outside the image's root, or that an image never holds.
+    #[error("the saved image is refused: {archive}: entry `{entry}` {reason}")]
+    Refused {
+        archive: String,
+        entry: String,
+        reason: String,
+    },
+    /// More entries or bytes than `docs/limits.md` allows.
+    #[error("the saved image is refused: {archive}: {what}; {hint}")]
+    Limit {
+        archive: String,
+        what: String,
+        hint: String,
+    },
 }
 
-/// One file of an archive: its metadata and (for regular files) its bytes.
+/// Entries of the outer `docker save` archive (layers, configs, manifests): a real one
+/// holds a few per layer.
+pub const MAX_SAVED_ENTRIES: u64 = 100_000;
+/// Entries of all layers of an image together (a Debian image holds about 10,000).
+pub const MAX_IMAGE_ENTRIES: u64 = 1_000_000;
+/// `manifest.json` and the image configuration are read whole: at most this many bytes each.
+pub const MAX_SAVED_JSON_BYTES: u64 = 16 << 20;
+/// A file read for a content or license test is read whole: at most this many bytes.
+pub const MAX_CONTENT_BYTES: u64 = 256 << 20;
+
+/// A regular file's bytes: held (read from `docker cp`), or where they lie in a saved
+/// image's archive, read only when a test asks for them.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Bytes(Arc<Vec<u8>>),
+    InArchive {
+        archive: Arc<std::fs::File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Content {
+    /// The bytes, read at most [`MAX_CONTENT_BYTES`] of them.
+    pub fn load(&self) -> Result<Arc<Vec<u8>>, String> {
+        match self {
+            Content::Bytes(bytes) => Ok(bytes.clone()),
+            Content::InArchive {
+                archive,
+                offset,
+                len,
+            } => {
+                if *len > MAX_CONTENT_BYTES {
+                    return Err(format!(
+                        "the file is {len} bytes; dockproof reads at most {MAX_CONTENT_BYTES} bytes of a file for a test"
+                    ));
+                }
+                let mut bytes = Vec::new();
+                Slice::new(archive.clone(), *offset, *len)
+                    .read_to_end(&mut bytes)
+                    .map_err(|error| format!("cannot read the saved image: {error}"))?;
+                if bytes.len() as u64 != *len {
+                    return Err("the saved image is cut short".to_owned());
+                }
+                Ok(Arc::new(bytes))
+            }
+        }
+    }
+}
+
+/// One file of an archive: its metadata and (for regular files) where its bytes are.
 #[derive(Debug, Clone)]
 pub struct Node {
     pub info: FileInfo,
-    pub content: Option<Arc<Vec<u8>>>,
+    pub content: Option<Content>,
 }
 
 /// The entries of a `docker cp` archive of one path, keyed by their name in the archive.
@@ -136,7 +200,7 @@ pub fn read_copy_archive(bytes: &[u8]) -> Result<Vec<(String, Node)>, FilesError
         let content = if entry.header().entry_type() == tar::EntryType::Regular {
             let mut content = Vec::new();
             entry.read_to_end(&mut content)?;
-            Some(Arc::new(content))
+            Some(Content::Bytes(Arc::new(content)))
         } else {
             None
         };
@@ -176,14 +240,281 @@ fn parent_of(path: &str) -> String {
     }
 }
 
+/// A window `[offset, offset + len)` of a file, read with positioned reads (so any
+/// number of windows share one descriptor) and seekable within itself.
+struct Slice {
+    file: Arc<std::fs::File>,
+    offset: u64,
+    len: u64,
+    position: u64,
+}
+
+impl Slice {
+    fn new(file: Arc<std::fs::File>, offset: u64, len: u64) -> Slice {
+        Slice {
+            file,
+            offset,
+            len,
+            position: 0,
+        }
+    }
+}
+
+impl Read for Slice {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let left = self.len.saturating_sub(self.position);
+        let want = usize::try_from(left.min(buffer.len() as u64)).unwrap_or(buffer.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let count = self
+            .file
+            .read_at(&mut buffer[..want], self.offset + self.position)?;
+        self.position += count as u64;
+        Ok(count)
+    }
+}
+
+impl std::io::Seek for Slice {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(at) => Some(at),
+            std::io::SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+            std::io::SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+        };
+        match target {
+            Some(at) if at <= self.len => {
+                self.position = at;
+                Ok(at)
+            }
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "an entry runs past the end of its archive",
+            )),
+        }
+    }
+}
+
+/// An entry of the outer `docker save` archive: where its bytes are, or what it links to.
+#[derive(Debug, Clone)]
+enum SavedEntry {
+    Dir,
+    File { offset: u64, len: u64 },
+    Symlink(String),
+}
+
+/// The checked names of a tar entry path: relative, no `..`, no empty name;
+/// `Err` says why not.
+fn checked_parts(raw: &[u8]) -> Result<Vec<String>, &'static str> {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Err("is not a UTF-8 path");
+    };
+    if text.starts_with('/') {
+        return Err("is an absolute path; an archive entry must stay beneath its root");
+    }
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("climbs out of the archive's root with `..`"),
+            other => parts.push(other.to_owned()),
+        }
+    }
+    Ok(parts)
+}
+
+/// `link` (a link's target) taken from the directory `base`, `..` resolved; `Err` when it
+/// is absolute or climbs above the root.
+fn joined_inside(base: &[String], link: &[u8]) -> Result<Vec<String>, &'static str> {
+    let Ok(text) = std::str::from_utf8(link) else {
+        return Err("is not a UTF-8 path");
+    };
+    if text.starts_with('/') {
+        return Err("is an absolute path; an archive entry must stay beneath its root");
+    }
+    let mut parts = base.to_vec();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err("climbs out of the archive's root with `..`");
+                }
+            }
+            other => parts.push(other.to_owned()),
+        }
+    }
+    Ok(parts)
+}
+
+/// The outer archive of `docker save`, indexed without writing anything: every entry
+/// checked (names beneath the root, only directories, regular files and symlinks or hard
+/// links that stay inside, data within the file, a bounded count).
+struct SavedIndex {
+    file: Arc<std::fs::File>,
+    shown: String,
+    entries: BTreeMap<String, SavedEntry>,
+}
+
+impl SavedIndex {
+    fn read(path: &Path) -> Result<SavedIndex, FilesError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let shown = path.display().to_string();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(FilesError::NotSaved(format!(
+                "{shown} is not a regular file"
+            )));
+        }
+        let total = metadata.len();
+        let file = Arc::new(file);
+        let refused = |entry: &str, reason: &str| FilesError::Refused {
+            archive: shown.clone(),
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut entries = BTreeMap::new();
+        let mut archive = tar::Archive::new(Slice::new(file.clone(), 0, total));
+        let mut count = 0u64;
+        for entry in archive.entries_with_seek()? {
+            let entry = entry?;
+            count += 1;
+            if count > MAX_SAVED_ENTRIES {
+                return Err(FilesError::Limit {
+                    archive: shown.clone(),
+                    what: format!("more than {MAX_SAVED_ENTRIES} entries"),
+                    hint: "`docker save` writes a few per layer; this is not an image archive"
+                        .to_owned(),
+                });
+            }
+            let raw = entry.path_bytes();
+            let name = String::from_utf8_lossy(&raw).into_owned();
+            let parts = checked_parts(&raw).map_err(|reason| refused(&name, reason))?;
+            let key = parts.join("/");
+            let len = entry.size();
+            let offset = entry.raw_file_position();
+            if offset.checked_add(len).is_none_or(|end| end > total) {
+                return Err(refused(
+                    &name,
+                    &format!("says it holds {len} bytes, past the end of the {total}-byte archive"),
+                ));
+            }
+            let value = match entry.header().entry_type() {
+                tar::EntryType::Directory => SavedEntry::Dir,
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    SavedEntry::File { offset, len }
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let link = entry
+                        .link_name_bytes()
+                        .ok_or_else(|| refused(&name, "is a link without a target"))?;
+                    let hard = entry.header().entry_type() == tar::EntryType::Link;
+                    let base = if hard {
+                        &[][..]
+                    } else {
+                        &parts[..parts.len().saturating_sub(1)]
+                    };
+                    let target = joined_inside(base, &link).map_err(|reason| {
+                        refused(
+                            &name,
+                            &format!(
+                                "links to `{}`, which {reason}",
+                                String::from_utf8_lossy(&link)
+                            ),
+                        )
+                    })?;
+                    let target = target.join("/");
+                    if hard {
+                        match entries.get(&target) {
+                            Some(found @ SavedEntry::File { .. }) => found.clone(),
+                            _ => {
+                                return Err(refused(
+                                    &name,
+                                    &format!(
+                                        "is a hard link to `{target}`, which no earlier regular file of the archive is"
+                                    ),
+                                ));
+                            }
+                        }
+                    } else {
+                        SavedEntry::Symlink(target)
+                    }
+                }
+                other => {
+                    return Err(refused(
+                        &name,
+                        &format!(
+                            "is a tar entry of type {other:?}; `docker save` writes only directories, files and links"
+                        ),
+                    ));
+                }
+            };
+            if key.is_empty() {
+                continue;
+            }
+            if let Some(previous) = entries.insert(key, value)
+                && !matches!(previous, SavedEntry::Dir)
+            {
+                return Err(refused(&name, "appears twice in the archive"));
+            }
+        }
+        Ok(SavedIndex {
+            file,
+            shown,
+            entries,
+        })
+    }
+
+    /// The regular file at `name`, through the archive's own symlinks (at most 40).
+    fn file(&self, name: &str) -> Result<(u64, u64), FilesError> {
+        let mut current = name.to_owned();
+        for _ in 0..40 {
+            match self.entries.get(&current) {
+                Some(SavedEntry::File { offset, len }) => return Ok((*offset, *len)),
+                Some(SavedEntry::Symlink(target)) => current = target.clone(),
+                _ => {
+                    return Err(FilesError::NotSaved(format!(
+                        "{}: no file `{name}` in the archive",
+                        self.shown
+                    )));
+                }
+            }
+        }
+        Err(FilesError::NotSaved(format!(
+            "{}: `{name}`: too many levels of symbolic links",
+            self.shown
+        )))
+    }
+
+    fn json(&self, name: &str) -> Result<serde_json::Value, FilesError> {
+        let (offset, len) = self.file(name)?;
+        if len > MAX_SAVED_JSON_BYTES {
+            return Err(FilesError::Limit {
+                archive: self.shown.clone(),
+                what: format!("`{name}` is {len} bytes, more than {MAX_SAVED_JSON_BYTES}"),
+                hint: "an image's manifest and configuration are a few kilobytes".to_owned(),
+            });
+        }
+        let mut bytes = Vec::new();
+        Slice::new(self.file.clone(), offset, len).read_to_end(&mut bytes)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|error| FilesError::NotSaved(format!("{name}: {error}")))
+    }
+}
+
 impl SavedImage {
-    /// Read a `docker save` archive (legacy layout and OCI layout alike: manifest.json names config and layers).
+    /// Read a `docker save` archive (legacy layout and OCI layout alike: manifest.json
+    /// names config and layers). Nothing is extracted: the archive is indexed, every
+    /// entry of it and of its layers checked, and file contents are read from it only
+    /// when a test asks (see `docs/limits.md`, "Saved images").
     pub fn read(path: &Path) -> Result<SavedImage, FilesError> {
-        let dir = tempfile::tempdir()?;
-        tar::Archive::new(std::fs::File::open(path)?).unpack(dir.path())?;
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json"))?)
-                .map_err(|error| FilesError::NotSaved(format!("manifest.json: {error}")))?;
+        let index = SavedIndex::read(path)?;
+        let manifest = index.json("manifest.json")?;
         let first = manifest
             .get(0)
             .ok_or_else(|| FilesError::NotSaved("manifest.json lists no image".into()))?;
@@ -191,9 +522,13 @@ impl SavedImage {
             .get("Config")
             .and_then(|name| name.as_str())
             .ok_or_else(|| FilesError::NotSaved("no Config in manifest.json".into()))?;
-        let config: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join(config_name))?)
-                .map_err(|error| FilesError::NotSaved(format!("{config_name}: {error}")))?;
+        let config = index.json(
+            &checked_parts(config_name.as_bytes())
+                .map_err(|reason| {
+                    FilesError::NotSaved(format!("manifest.json: Config `{config_name}` {reason}"))
+                })?
+                .join("/"),
+        )?;
         let mut image = SavedImage {
             nodes: BTreeMap::new(),
             config: config
@@ -219,34 +554,86 @@ impl SavedImage {
             .and_then(|layers| layers.as_array())
             .cloned()
             .unwrap_or_default();
+        let mut count = 0u64;
         for layer in layers {
             let name = layer
                 .as_str()
                 .ok_or_else(|| FilesError::NotSaved("a layer name is not a string".into()))?;
-            image.apply_layer(&dir.path().join(name))?;
+            let key = checked_parts(name.as_bytes())
+                .map_err(|reason| {
+                    FilesError::NotSaved(format!("manifest.json: layer `{name}` {reason}"))
+                })?
+                .join("/");
+            let (offset, len) = index.file(&key)?;
+            image.apply_layer(&index, name, offset, len, &mut count)?;
         }
         Ok(image)
     }
 
-    fn apply_layer(&mut self, layer: &Path) -> Result<(), FilesError> {
-        let file = std::fs::File::open(layer)?;
+    fn apply_layer(
+        &mut self,
+        index: &SavedIndex,
+        layer: &str,
+        offset: u64,
+        len: u64,
+        count: &mut u64,
+    ) -> Result<(), FilesError> {
         let mut head = [0u8; 2];
-        let gzipped = {
-            use std::io::Read as _;
-            let mut probe = std::fs::File::open(layer)?;
-            probe.read(&mut head)? == 2 && head == [0x1f, 0x8b]
-        };
-        if gzipped {
+        let mut probe = Slice::new(index.file.clone(), offset, len);
+        if probe.read(&mut head)? == 2 && head == [0x1f, 0x8b] {
             return Err(FilesError::NotSaved(format!(
-                "{} is compressed; docker save writes plain layers",
-                layer.display()
+                "{layer} is compressed; docker save writes plain layers"
             )));
         }
-        let mut archive = tar::Archive::new(file);
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let path = clean(&entry.path()?.to_string_lossy());
-            let base = path.rsplit('/').next().unwrap_or_default().to_owned();
+        let shown = format!("{}: layer {layer}", index.shown);
+        let refused = |entry: &str, reason: String| FilesError::Refused {
+            archive: shown.clone(),
+            entry: entry.to_owned(),
+            reason,
+        };
+        let mut archive = tar::Archive::new(Slice::new(index.file.clone(), offset, len));
+        for entry in archive.entries_with_seek()? {
+            let entry = entry?;
+            *count += 1;
+            if *count > MAX_IMAGE_ENTRIES {
+                return Err(FilesError::Limit {
+                    archive: shown.clone(),
+                    what: format!("the image's layers hold more than {MAX_IMAGE_ENTRIES} entries"),
+                    hint: "use the docker driver (no `--driver tar`), which reads only the files a test names".to_owned(),
+                });
+            }
+            let raw = entry.path_bytes();
+            let name = String::from_utf8_lossy(&raw).into_owned();
+            let parts = checked_parts(&raw).map_err(|reason| refused(&name, reason.to_owned()))?;
+            let path = format!("/{}", parts.join("/"));
+            let size = entry.size();
+            let at = entry.raw_file_position();
+            if at.checked_add(size).is_none_or(|end| end > len) {
+                return Err(refused(
+                    &name,
+                    format!("says it holds {size} bytes, past the end of the {len}-byte layer"),
+                ));
+            }
+            // Nothing of a layer is written anywhere, but a name beneath a symlink would
+            // mean a file outside the directory it names: refuse it as Docker refuses it.
+            let mut ancestor = String::new();
+            for part in &parts[..parts.len().saturating_sub(1)] {
+                ancestor.push('/');
+                ancestor.push_str(part);
+                if self
+                    .nodes
+                    .get(&ancestor)
+                    .is_some_and(|node| node.info.kind == Kind::Symlink)
+                {
+                    return Err(refused(
+                        &name,
+                        format!(
+                            "lies beneath `{ancestor}`, a symlink; an image layer never writes through one"
+                        ),
+                    ));
+                }
+            }
+            let base = parts.last().cloned().unwrap_or_default();
             let parent = parent_of(&path);
             if base == ".wh..wh..opq" {
                 let prefix = if parent == "/" {
@@ -269,27 +656,49 @@ impl SavedImage {
                     .retain(|key, _| *key != gone && !key.starts_with(&prefix));
                 continue;
             }
-            let Some(mut info) = FileInfo::from_header(entry.header()) else {
+            if path == "/" {
                 continue;
+            }
+            let kind = entry.header().entry_type();
+            let Some(mut info) = FileInfo::from_header(entry.header()) else {
+                return Err(refused(
+                    &name,
+                    format!("is a tar entry of type {kind:?}, which an image layer does not hold"),
+                ));
             };
-            let content = match entry.header().entry_type() {
+            let content = match kind {
                 tar::EntryType::Link => {
                     // A hard link: the target's bytes under this entry's metadata.
+                    let link = entry.link_name_bytes().unwrap_or_default();
+                    let target = joined_inside(&[], &link).map_err(|reason| {
+                        refused(
+                            &name,
+                            format!(
+                                "is a hard link to `{}`, which {reason}",
+                                String::from_utf8_lossy(&link)
+                            ),
+                        )
+                    })?;
+                    let target = format!("/{}", target.join("/"));
                     info.link.clear();
-                    self.nodes
-                        .get(&clean(
-                            &entry
-                                .link_name()?
-                                .map(|link| link.to_string_lossy().into_owned())
-                                .unwrap_or_default(),
-                        ))
-                        .and_then(|node| node.content.clone())
+                    match self.nodes.get(&target) {
+                        Some(node) if node.info.kind == Kind::File => node.content.clone(),
+                        _ => {
+                            return Err(refused(
+                                &name,
+                                format!(
+                                    "is a hard link to `{target}`, which is no regular file of the image"
+                                ),
+                            ));
+                        }
+                    }
                 }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut content = Vec::new();
-                    entry.read_to_end(&mut content)?;
-                    Some(Arc::new(content))
-                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => Some(Content::InArchive {
+                    archive: index.file.clone(),
+                    offset: offset + at,
+                    len: size,
+                }),
+                // FIFOs and devices are metadata here: nothing is ever created.
                 _ => None,
             };
             if info.kind != Kind::Dir {
@@ -417,6 +826,337 @@ mod tests {
         builder.into_inner().unwrap()
     }
 
+    /// A tar entry written byte for byte (the `tar` builder refuses hostile names).
+    fn raw_entry(
+        builder: &mut tar::Builder<Vec<u8>>,
+        name: &str,
+        kind: tar::EntryType,
+        link: &str,
+        content: &[u8],
+        size: u64,
+    ) {
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.as_gnu_mut().unwrap().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(size);
+        header.set_cksum();
+        builder.append(&header, content).unwrap();
+    }
+
+    fn raw_layer(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, link, content) in entries {
+            raw_entry(
+                &mut builder,
+                name,
+                *kind,
+                link,
+                content,
+                content.len() as u64,
+            );
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// A `docker save` archive of `layers`, in a directory of its own; reads it and
+    /// checks that nothing beside it appeared (no write anywhere).
+    fn read_saved(layers: &[Vec<u8>]) -> Result<SavedImage, FilesError> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut names = Vec::new();
+        for (index, layer) in layers.iter().enumerate() {
+            let name = format!("l{index}/layer.tar");
+            raw_entry(
+                &mut builder,
+                &name,
+                tar::EntryType::Regular,
+                "",
+                layer,
+                layer.len() as u64,
+            );
+            names.push(format!("\"{name}\""));
+        }
+        let config = br#"{"config":{"Env":["A=1"]}}"#;
+        raw_entry(
+            &mut builder,
+            "c.json",
+            tar::EntryType::Regular,
+            "",
+            config,
+            config.len() as u64,
+        );
+        let manifest = format!(r#"[{{"Config":"c.json","Layers":[{}]}}]"#, names.join(","));
+        raw_entry(
+            &mut builder,
+            "manifest.json",
+            tar::EntryType::Regular,
+            "",
+            manifest.as_bytes(),
+            manifest.len() as u64,
+        );
+        read_outer(builder.into_inner().unwrap())
+    }
+
+    fn read_outer(bytes: Vec<u8>) -> Result<SavedImage, FilesError> {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = outside.path().join("in");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("saved.tar"), bytes).unwrap();
+        let read = SavedImage::read(&dir.join("saved.tar"));
+        let mut left: Vec<_> = walk(outside.path());
+        left.sort();
+        assert_eq!(
+            left,
+            ["in", "in/saved.tar"],
+            "reading the archive wrote files"
+        );
+        read
+    }
+
+    fn walk(root: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                found.push(path.strip_prefix(root).unwrap().display().to_string());
+                if std::fs::symlink_metadata(&path).unwrap().is_dir() {
+                    pending.push(path);
+                }
+            }
+        }
+        found
+    }
+
+    fn refusal(result: Result<SavedImage, FilesError>) -> String {
+        match result {
+            Err(error @ (FilesError::Refused { .. } | FilesError::Limit { .. })) => {
+                error.to_string()
+            }
+            Err(other) => panic!("expected a refusal, got {other}"),
+            Ok(_) => panic!("expected a refusal, the archive was read"),
+        }
+    }
+
+    #[test]
+    fn hostile_layer_entries_are_refused_with_their_name_and_nothing_is_written() {
+        use tar::EntryType::{Directory, Link, Regular, Symlink};
+        type Entry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+        let cases: Vec<(Vec<Entry>, &str)> = vec![
+            (
+                vec![("../x", Regular, "", b"x")],
+                "entry `../x` climbs out of the archive's root",
+            ),
+            (
+                vec![("a/../../x", Regular, "", b"x")],
+                "entry `a/../../x` climbs out",
+            ),
+            (
+                vec![("/etc/x", Regular, "", b"x")],
+                "entry `/etc/x` is an absolute path",
+            ),
+            (
+                vec![("a", Symlink, "/", b""), ("a/etc/x", Regular, "", b"x")],
+                "entry `a/etc/x` lies beneath `/a`, a symlink",
+            ),
+            (
+                vec![
+                    ("etc/", Directory, "", b""),
+                    ("etc/x", Link, "../../etc/passwd", b""),
+                ],
+                "entry `etc/x` is a hard link to `../../etc/passwd`, which climbs out",
+            ),
+            (
+                vec![("x", Link, "/etc/passwd", b"")],
+                "entry `x` is a hard link to `/etc/passwd`, which is an absolute path",
+            ),
+            (
+                vec![("x", Link, "etc/shadow", b"")],
+                "entry `x` is a hard link to `/etc/shadow`, which is no regular file of the image",
+            ),
+        ];
+        for (entries, expected) in cases {
+            let message = refusal(read_saved(&[raw_layer(&entries)]));
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+            assert!(message.contains("layer l0/layer.tar"), "{message}");
+        }
+        // A GNU sparse entry (docker never writes one) is an error of the archive.
+        let sparse = raw_layer(&[("s", tar::EntryType::GNUSparse, "", b"")]);
+        assert!(read_saved(&[sparse]).is_err());
+    }
+
+    #[test]
+    fn an_entry_announcing_more_bytes_than_its_archive_holds_is_refused_before_reading() {
+        // A 10 GiB header over a few bytes of data, in a layer and in the outer archive.
+        let mut builder = tar::Builder::new(Vec::new());
+        raw_entry(
+            &mut builder,
+            "big",
+            tar::EntryType::Regular,
+            "",
+            b"tiny",
+            10 << 30,
+        );
+        let layer = builder.into_inner().unwrap();
+        let message = refusal(read_saved(&[layer]));
+        assert!(
+            message.contains("entry `big` says it holds 10737418240 bytes, past the end"),
+            "{message}"
+        );
+
+        let mut builder = tar::Builder::new(Vec::new());
+        raw_entry(
+            &mut builder,
+            "manifest.json",
+            tar::EntryType::Regular,
+            "",
+            b"[]",
+            10 << 30,
+        );
+        let message = refusal(read_outer(builder.into_inner().unwrap()));
+        assert!(
+            message.contains("entry `manifest.json` says it holds 10737418240 bytes"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn hostile_outer_entries_are_refused() {
+        use tar::EntryType::{Fifo, Link, Regular, Symlink};
+        let cases: Vec<(&str, tar::EntryType, &str, &str)> = vec![
+            (
+                "../manifest.json",
+                Regular,
+                "",
+                "climbs out of the archive's root",
+            ),
+            ("/manifest.json", Regular, "", "is an absolute path"),
+            (
+                "manifest.json",
+                Symlink,
+                "/etc/passwd",
+                "links to `/etc/passwd`, which is an absolute path",
+            ),
+            (
+                "manifest.json",
+                Symlink,
+                "../../etc/passwd",
+                "links to `../../etc/passwd`, which climbs out",
+            ),
+            (
+                "manifest.json",
+                Link,
+                "/etc/passwd",
+                "links to `/etc/passwd`, which is an absolute path",
+            ),
+            (
+                "manifest.json",
+                Link,
+                "nothing",
+                "is a hard link to `nothing`, which no earlier regular file",
+            ),
+            ("fifo", Fifo, "", "is a tar entry of type Fifo"),
+            (
+                "dev",
+                tar::EntryType::Char,
+                "",
+                "is a tar entry of type Char",
+            ),
+        ];
+        for (name, kind, link, expected) in cases {
+            let mut builder = tar::Builder::new(Vec::new());
+            raw_entry(&mut builder, name, kind, link, b"", 0);
+            let message = refusal(read_outer(builder.into_inner().unwrap()));
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn a_layer_shared_through_a_relative_symlink_is_read() {
+        // `docker save` (20.10) writes a repeated layer as `ID/layer.tar -> ../ID0/layer.tar`.
+        let layer = raw_layer(&[("data", tar::EntryType::Regular, "", b"hello")]);
+        let mut builder = tar::Builder::new(Vec::new());
+        raw_entry(&mut builder, "a/", tar::EntryType::Directory, "", b"", 0);
+        let size = layer.len() as u64;
+        raw_entry(
+            &mut builder,
+            "a/layer.tar",
+            tar::EntryType::Regular,
+            "",
+            &layer,
+            size,
+        );
+        raw_entry(&mut builder, "b/", tar::EntryType::Directory, "", b"", 0);
+        raw_entry(
+            &mut builder,
+            "b/layer.tar",
+            tar::EntryType::Symlink,
+            "../a/layer.tar",
+            b"",
+            0,
+        );
+        let config = br#"{"config":{}}"#;
+        raw_entry(
+            &mut builder,
+            "c.json",
+            tar::EntryType::Regular,
+            "",
+            config,
+            config.len() as u64,
+        );
+        let manifest = br#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]}]"#;
+        let size = manifest.len() as u64;
+        raw_entry(
+            &mut builder,
+            "manifest.json",
+            tar::EntryType::Regular,
+            "",
+            manifest,
+            size,
+        );
+        let image = read_outer(builder.into_inner().unwrap()).unwrap();
+        let content = image.stat("/data").unwrap().content.clone().unwrap();
+        assert_eq!(content.load().unwrap().as_slice(), b"hello");
+    }
+
+    #[test]
+    fn more_outer_entries_than_the_limit_are_refused() {
+        let mut builder = tar::Builder::new(Vec::new());
+        for index in 0..=MAX_SAVED_ENTRIES {
+            raw_entry(
+                &mut builder,
+                &format!("d{index}/"),
+                tar::EntryType::Directory,
+                "",
+                b"",
+                0,
+            );
+        }
+        let message = refusal(read_outer(builder.into_inner().unwrap()));
+        assert!(message.contains("more than 100000 entries"), "{message}");
+    }
+
+    #[test]
+    fn fifos_and_devices_in_a_layer_are_metadata_and_contents_are_read_on_demand() {
+        use tar::EntryType::{Char, Fifo, Regular};
+        let layer = raw_layer(&[
+            ("pipe", Fifo, "", b""),
+            ("null", Char, "", b""),
+            ("data", Regular, "", b"hello"),
+        ]);
+        let image = read_saved(&[layer]).unwrap();
+        assert_eq!(
+            image.stat("/pipe").unwrap().info.mode_string(),
+            "prw-r--r--"
+        );
+        assert_eq!(image.stat("/null").unwrap().info.kind, Kind::CharDevice);
+        assert!(image.stat("/pipe").unwrap().content.is_none());
+        let content = image.stat("/data").unwrap().content.clone().unwrap();
+        assert!(matches!(content, Content::InArchive { len: 5, .. }));
+        assert_eq!(content.load().unwrap().as_slice(), b"hello");
+    }
+
     #[test]
     fn layers_apply_in_order_with_whiteouts_and_symlinked_parents() {
         let dir = tempfile::tempdir().unwrap();
@@ -457,9 +1197,9 @@ mod tests {
                 .stat("/bin/tool")
                 .unwrap()
                 .content
-                .as_deref()
-                .map(Vec::as_slice),
-            Some(&b"v2"[..])
+                .as_ref()
+                .map(|content| content.load().unwrap().to_vec()),
+            Some(b"v2".to_vec())
         );
         assert!(image.stat("/usr/bin/old").is_none());
         assert_eq!(image.stat("/bin").unwrap().info.kind, Kind::Symlink);

@@ -1,7 +1,17 @@
 //! Loading a CST file: YAML with a span for every node (the scenario loader's
 //! reader), the typed model, then every semantic problem at once, each with
-//! its `file:line:column`. An invalid entry is an error, never a skipped test.
+//! its `file:line:column`.
+//!
+//! A problem inside one test (a missing `command`, a wrong type, an unknown key)
+//! costs that test: it is kept in [`LoadedCst::invalid`] and becomes one failed
+//! result, and every other test still runs. A problem with the file as a whole
+//! (YAML syntax, `schemaVersion`, an unknown top-level key, `globalEnvVars`,
+//! `containerRunOptions`) leaves no `LoadedCst`: the file is one failed result.
+//! Nulls are the field's default (yaml.v2 decodes them so); a `.json` config is
+//! read as CST reads it, with Go's `encoding/json`: unknown keys are ignored
+//! (each with a warning).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -19,6 +29,11 @@ pub struct LoadedCst {
     pub spans: SpanIndex,
     /// `containerRunOptions.envFile`, read at load time (`KEY=VALUE` lines).
     pub env_file: Vec<(String, String)>,
+    /// Tests that cannot run, by their JSON pointer (`/commandTests/2`,
+    /// `/metadataTest`), with every problem found in them.
+    pub invalid: BTreeMap<String, Vec<Diagnostic>>,
+    /// Keys a `.json` config has that CST ignores (and so does dockproof, saying so).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// The result of loading one file: the config if valid, and every problem.
@@ -97,32 +112,128 @@ pub fn load_str(text: &str, path: &Path) -> (Option<LoadedCst>, Vec<Diagnostic>)
             .expected("schemaVersion: 2.0.0, commandTests, fileExistenceTests, fileContentTests, metadataTest, licenseTests");
         return (None, vec![diagnostic]);
     }
-    let config: CstConfig = match serde_path_to_error::deserialize(&located.value) {
-        Ok(config) => config,
-        Err(error) => {
-            let pointer = path_to_pointer(error.path());
-            let message = error.inner().to_string();
-            let span = if message.starts_with("unknown field") {
-                located.spans.key(&pointer)
-            } else {
-                located.spans.value(&pointer)
-            };
-            let diagnostic = Diagnostic::new(span, message)
-                .hint("keys are CST's own (camelCase), see the container-structure-test README");
-            return (None, vec![diagnostic]);
+    let lenient = path
+        .extension()
+        .is_some_and(|extension| extension == "json");
+    let mut value = located.value.clone();
+    strip_nulls(&mut value);
+    let mut warnings = Vec::new();
+    let mut entry_problems: Vec<(String, Diagnostic)> = Vec::new();
+    // Test lists are read entry by entry, so a bad entry costs only itself.
+    let mut lists: Vec<(&str, Vec<Value>)> = Vec::new();
+    if let Some(object) = value.as_object_mut() {
+        for list in ENTRY_LISTS {
+            if let Some(Value::Array(items)) = object.get(list) {
+                lists.push((list, items.clone()));
+                object.remove(list);
+            }
         }
-    };
+    }
+    let metadata = value
+        .as_object_mut()
+        .and_then(|object| object.remove("metadataTest"));
+    let mut config: CstConfig =
+        match deserialize_at(value, "", lenient, &located.spans, &mut warnings) {
+            Ok(config) => config,
+            Err(diagnostic) => return (None, vec![diagnostic]),
+        };
+    for (list, items) in lists {
+        for (index, item) in items.into_iter().enumerate() {
+            let pointer = format!("/{list}/{index}");
+            let name = item
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let spans = &located.spans;
+            let warnings = &mut warnings;
+            let problem = match list {
+                "commandTests" => deserialize_at(item, &pointer, lenient, spans, warnings)
+                    .map(|test| config.command_tests.push(test)),
+                "fileExistenceTests" => deserialize_at(item, &pointer, lenient, spans, warnings)
+                    .map(|test| config.file_existence_tests.push(test)),
+                "fileContentTests" => deserialize_at(item, &pointer, lenient, spans, warnings)
+                    .map(|test| config.file_content_tests.push(test)),
+                _ => deserialize_at(item, &pointer, lenient, spans, warnings)
+                    .map(|test| config.license_tests.push(test)),
+            };
+            if let Err(diagnostic) = problem {
+                // A placeholder keeps the indexes (and so the spans) of the entries after it.
+                match list {
+                    "commandTests" => config.command_tests.push(super::model::CommandTest {
+                        name,
+                        ..Default::default()
+                    }),
+                    "fileExistenceTests" => {
+                        config
+                            .file_existence_tests
+                            .push(super::model::FileExistenceTest {
+                                name,
+                                ..Default::default()
+                            })
+                    }
+                    "fileContentTests" => {
+                        config
+                            .file_content_tests
+                            .push(super::model::FileContentTest {
+                                name,
+                                ..Default::default()
+                            })
+                    }
+                    _ => config.license_tests.push(Default::default()),
+                }
+                entry_problems.push((pointer, diagnostic));
+            }
+        }
+    }
+    if let Some(metadata) = metadata {
+        match deserialize_at(
+            metadata,
+            "/metadataTest",
+            lenient,
+            &located.spans,
+            &mut warnings,
+        ) {
+            Ok(metadata) => config.metadata_test = Some(metadata),
+            Err(diagnostic) => {
+                // Not empty, so it runs (and fails with its problem) as CST's would.
+                config.metadata_test = Some(super::model::MetadataTest {
+                    workdir: "(invalid)".into(),
+                    ..Default::default()
+                });
+                entry_problems.push(("/metadataTest".into(), diagnostic));
+            }
+        }
+    }
     let mut checker = Checker {
         spans: &located.spans,
         diagnostics: Vec::new(),
     };
     let version = checker.version(&config, &located.value);
     let env_file = checker.run_options(&config, version);
+    let invalid_entries: Vec<String> = entry_problems
+        .iter()
+        .map(|(pointer, _)| pointer.clone())
+        .collect();
     if let Some(version) = version {
-        checker.tests(&config, version);
+        checker.tests(&config, version, &invalid_entries);
     }
-    let diagnostics = checker.diagnostics;
-    match (version, diagnostics.is_empty()) {
+    let mut file_problems = Vec::new();
+    let mut invalid: BTreeMap<String, Vec<Diagnostic>> = BTreeMap::new();
+    for (pointer, diagnostic) in entry_problems {
+        invalid.entry(pointer).or_default().push(diagnostic);
+    }
+    for (pointer, diagnostic) in checker.diagnostics {
+        match entry_of(&pointer) {
+            Some(entry) => invalid.entry(entry).or_default().push(diagnostic),
+            None => file_problems.push(diagnostic),
+        }
+    }
+    let mut diagnostics: Vec<Diagnostic> = file_problems.clone();
+    diagnostics.extend(invalid.values().flatten().cloned());
+    diagnostics
+        .sort_by_key(|diagnostic| (diagnostic.span.start.line, diagnostic.span.start.column));
+    match (version, file_problems.is_empty()) {
         (Some(version), true) => (
             Some(LoadedCst {
                 path: path.to_path_buf(),
@@ -130,6 +241,8 @@ pub fn load_str(text: &str, path: &Path) -> (Option<LoadedCst>, Vec<Diagnostic>)
                 config,
                 spans: located.spans,
                 env_file,
+                invalid,
+                warnings,
             }),
             diagnostics,
         ),
@@ -137,21 +250,113 @@ pub fn load_str(text: &str, path: &Path) -> (Option<LoadedCst>, Vec<Diagnostic>)
     }
 }
 
+/// The lists of tests, read one entry at a time.
+const ENTRY_LISTS: [&str; 4] = [
+    "commandTests",
+    "fileExistenceTests",
+    "fileContentTests",
+    "licenseTests",
+];
+
+/// The test a problem at `pointer` belongs to (`/commandTests/2/args/0` →
+/// `/commandTests/2`), or `None` for a problem of the file as a whole.
+fn entry_of(pointer: &str) -> Option<String> {
+    let mut parts = pointer.split('/').skip(1);
+    let list = parts.next()?;
+    if list == "metadataTest" {
+        return Some("/metadataTest".into());
+    }
+    if !ENTRY_LISTS.contains(&list) {
+        return None;
+    }
+    let index = parts.next()?;
+    Some(format!("/{list}/{index}"))
+}
+
+/// Remove every mapping key whose value is null: yaml.v2 leaves such a field at its
+/// zero value, which is the model's default.
+fn strip_nulls(value: &mut Value) {
+    let mut pending = vec![value];
+    while let Some(current) = pending.pop() {
+        match current {
+            Value::Object(object) => {
+                object.retain(|_, item| !item.is_null());
+                pending.extend(object.values_mut());
+            }
+            Value::Array(items) => pending.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+}
+
+/// Deserialize `value` (found at `prefix` in the file) with its problem located. With
+/// `lenient` (a `.json` config), unknown keys are removed with a warning each, as Go's
+/// `encoding/json` ignores them.
+fn deserialize_at<T: serde::de::DeserializeOwned>(
+    mut value: Value,
+    prefix: &str,
+    lenient: bool,
+    spans: &SpanIndex,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<T, Diagnostic> {
+    // Each retry removes one key, so the number of keys bounds the loop.
+    loop {
+        let error = match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(parsed) => return Ok(parsed),
+            Err(error) => error,
+        };
+        let relative = path_to_pointer(error.path());
+        let pointer = format!("{prefix}{relative}");
+        let message = error.inner().to_string();
+        let unknown = message.starts_with("unknown field");
+        if unknown && lenient {
+            let (parent, key) = relative.rsplit_once('/').unwrap_or(("", relative.as_str()));
+            let key = key.replace("~1", "/").replace("~0", "~");
+            let removed = value
+                .pointer_mut(parent)
+                .and_then(Value::as_object_mut)
+                .and_then(|object| object.remove(&key));
+            if removed.is_some() {
+                warnings.push(
+                    Diagnostic::new(
+                        spans.key(&pointer),
+                        format!("unknown key `{key}` ignored, as CST ignores it in a .json config"),
+                    )
+                    .hint("in a .yaml config CST rejects the whole file for it"),
+                );
+                continue;
+            }
+        }
+        let span = if unknown {
+            spans.key(&pointer)
+        } else {
+            spans.value(&pointer)
+        };
+        return Err(Diagnostic::new(span, message)
+            .hint("keys are CST's own (camelCase), see the container-structure-test README"));
+    }
+}
+
 struct Checker<'a> {
     spans: &'a SpanIndex,
-    diagnostics: Vec<Diagnostic>,
+    /// Each problem with the pointer it is about.
+    diagnostics: Vec<(String, Diagnostic)>,
 }
 
 impl Checker<'_> {
     fn error(&mut self, pointer: &str, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::new(self.spans.value(pointer), message));
-        self.diagnostics.last_mut().expect("just pushed")
+        self.diagnostics.push((
+            pointer.to_owned(),
+            Diagnostic::new(self.spans.value(pointer), message),
+        ));
+        &mut self.diagnostics.last_mut().expect("just pushed").1
     }
 
     fn key_error(&mut self, pointer: &str, message: impl Into<String>) {
-        self.diagnostics
-            .push(Diagnostic::new(self.spans.key(pointer), message));
+        self.diagnostics.push((
+            pointer.to_owned(),
+            Diagnostic::new(self.spans.key(pointer), message),
+        ));
     }
 
     fn version(&mut self, config: &CstConfig, document: &Value) -> Option<SchemaVersion> {
@@ -164,21 +369,21 @@ impl Checker<'_> {
                     format!("unsupported schemaVersion `{other}`"),
                 )
                 .expected("\"2.0.0\" or \"1.0.0\"");
-                self.diagnostics.push(diagnostic);
+                self.diagnostics.push(("/schemaVersion".into(), diagnostic));
                 None
             }
             None => {
                 let _ = document;
                 let diagnostic = Diagnostic::new(self.spans.value(""), "missing `schemaVersion`")
                     .expected("schemaVersion: \"2.0.0\"");
-                self.diagnostics.push(diagnostic);
+                self.diagnostics.push((String::new(), diagnostic));
                 None
             }
         }
     }
 
     fn regex(&mut self, pointer: &str, pattern: &str) {
-        if let Err(error) = regex::Regex::new(pattern) {
+        if let Err(error) = super::check::go_regex(pattern) {
             let message = format!(
                 "invalid regular expression: {}",
                 error.to_string().lines().last().unwrap_or_default()
@@ -199,12 +404,16 @@ impl Checker<'_> {
         }
     }
 
-    fn tests(&mut self, config: &CstConfig, version: SchemaVersion) {
+    fn tests(&mut self, config: &CstConfig, version: SchemaVersion, invalid: &[String]) {
+        let skipped = |pointer: &str| invalid.iter().any(|entry| entry == pointer);
         for (index, env) in config.global_env_vars.iter().enumerate() {
             self.env_pair(&format!("/globalEnvVars/{index}"), env, true);
         }
         for (index, test) in config.command_tests.iter().enumerate() {
             let pointer = format!("/commandTests/{index}");
+            if skipped(&pointer) {
+                continue;
+            }
             self.name(&pointer, &test.name);
             match (&test.command, version) {
                 (None, _) => {
@@ -261,6 +470,9 @@ impl Checker<'_> {
         }
         for (index, test) in config.file_existence_tests.iter().enumerate() {
             let pointer = format!("/fileExistenceTests/{index}");
+            if skipped(&pointer) {
+                continue;
+            }
             self.name(&pointer, &test.name);
             if test.path.is_empty() {
                 self.error(
@@ -301,6 +513,9 @@ impl Checker<'_> {
         }
         for (index, test) in config.file_content_tests.iter().enumerate() {
             let pointer = format!("/fileContentTests/{index}");
+            if skipped(&pointer) {
+                continue;
+            }
             self.name(&pointer, &test.name);
             if test.path.is_empty() {
                 self.error(
@@ -317,7 +532,11 @@ impl Checker<'_> {
                 &test.excluded_contents,
             );
         }
-        if let Some(metadata) = &config.metadata_test {
+        if let Some(metadata) = config
+            .metadata_test
+            .as_ref()
+            .filter(|_| !skipped("/metadataTest"))
+        {
             if version == SchemaVersion::V1 {
                 self.key_error(
                     "/metadataTest",

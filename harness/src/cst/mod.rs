@@ -10,4 +10,6 @@ pub mod model;
 pub mod run;
 
 pub use load::{CstFileReport, LoadedCst, load_file, remote_bind_problems};
-pub use run::{CstContext, Driver, run_all, sweep};
+pub mod report;
+
+pub use run::{CstContext, CstResult, Driver, file_failure, run_all, run_all_with_results, sweep};

@@ -1,9 +1,35 @@
 //! The container-structure-test file format, as CST's Go types read it
 //! (`pkg/types/v1`, `pkg/types/v2`, `pkg/types/unversioned`): the same keys,
 //! the same defaults (`shouldExist: true`, `exitCode: 0`, unchecked uid/gid).
-//! Unlike CST (yaml.v2, non-strict) an unknown key is an error, not ignored.
+//! As CST's YAML reader (yaml.v2, strict) an unknown key is an error; a `.json`
+//! config is read leniently (see `load.rs`). YAML 1.1 booleans (`yes`, `on`, ...)
+//! are booleans where CST expects one, and a null is the field's default.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// A boolean as yaml.v2 resolves one: YAML 1.2's `true`/`false` and YAML 1.1's
+/// `y`, `yes`, `on` (and their capitalisations), which the spanned reader keeps as text.
+pub fn yaml11_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Bool(bool),
+        Text(String),
+    }
+    match Text::deserialize(deserializer)? {
+        Text::Bool(value) => Ok(value),
+        Text::Text(text) => match text.as_str() {
+            "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+                Ok(true)
+            }
+            "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False"
+            | "FALSE" => Ok(false),
+            other => Err(serde::de::Error::custom(format!(
+                "invalid type: string `{other}`, expected a boolean (true/false, yes/no, on/off)"
+            ))),
+        },
+    }
+}
 
 /// `schemaVersion` 1.0.0 (command as a list) or 2.0.0 (command plus args).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +58,7 @@ pub struct CstConfig {
 pub struct EnvVar {
     pub key: String,
     pub value: String,
+    #[serde(deserialize_with = "yaml11_bool")]
     pub is_regex: bool,
 }
 
@@ -82,14 +109,14 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FileExistenceTest {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub path: String,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "yaml11_bool")]
     pub should_exist: bool,
     #[serde(default)]
     pub permissions: String,
@@ -147,6 +174,7 @@ impl MetadataTest {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct LicenseTest {
+    #[serde(deserialize_with = "yaml11_bool")]
     pub debian: bool,
     pub files: Vec<String>,
 }
@@ -155,7 +183,9 @@ pub struct LicenseTest {
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ContainerRunOptions {
     pub user: String,
+    #[serde(deserialize_with = "yaml11_bool")]
     pub privileged: bool,
+    #[serde(deserialize_with = "yaml11_bool")]
     pub allocate_tty: bool,
     /// Names of host variables passed through (unset or empty ones are not).
     pub env_vars: Vec<String>,

@@ -72,6 +72,8 @@ enum Test {
     FileContent(usize),
     Metadata,
     License(usize),
+    /// An entry that cannot run (its pointer): one failed result with its problems.
+    Invalid(String),
 }
 
 struct Job {
@@ -82,20 +84,64 @@ struct Job {
 /// Run every test of every file (a run's final `sweep` is the caller's); reports keep the files' order, CST's order within a file
 /// (command, file content, file existence, license, metadata).
 pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutcome {
+    run_all_with_results(context, files).await.0
+}
+
+/// One test's result as CST reports it (`unversioned.TestResult`): its name, its error
+/// strings one by one, and a command test's whole stdout and stderr.
+#[derive(Debug, Clone, Default)]
+pub struct CstResult {
+    pub name: String,
+    pub pass: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub errors: Vec<String>,
+    pub duration: Duration,
+    /// CST gives no result at all (schema 1.0.0 drops an invalid test after logging it).
+    pub skipped: bool,
+}
+
+/// [`run_all`], with CST's own result for each report (same order).
+pub async fn run_all_with_results(
+    context: Arc<CstContext>,
+    files: Vec<LoadedCst>,
+) -> (RunOutcome, Vec<CstResult>) {
     let mut jobs = Vec::new();
     for file in files {
         let file = Arc::new(file);
         let config = &file.config;
-        let mut tests: Vec<Test> = (0..config.command_tests.len()).map(Test::Command).collect();
-        tests.extend((0..config.file_content_tests.len()).map(Test::FileContent));
-        tests.extend((0..config.file_existence_tests.len()).map(Test::FileExistence));
-        tests.extend((0..config.license_tests.len()).map(Test::License));
+        let entry = |pointer: String, test: Test| {
+            if file.invalid.contains_key(&pointer) {
+                Test::Invalid(pointer)
+            } else {
+                test
+            }
+        };
+        let mut tests: Vec<Test> = (0..config.command_tests.len())
+            .map(|index| entry(format!("/commandTests/{index}"), Test::Command(index)))
+            .collect();
+        tests.extend((0..config.file_content_tests.len()).map(|index| {
+            entry(
+                format!("/fileContentTests/{index}"),
+                Test::FileContent(index),
+            )
+        }));
+        tests.extend((0..config.file_existence_tests.len()).map(|index| {
+            entry(
+                format!("/fileExistenceTests/{index}"),
+                Test::FileExistence(index),
+            )
+        }));
+        tests.extend(
+            (0..config.license_tests.len())
+                .map(|index| entry(format!("/licenseTests/{index}"), Test::License(index))),
+        );
         if config
             .metadata_test
             .as_ref()
             .is_some_and(|metadata| !metadata.is_empty())
         {
-            tests.push(Test::Metadata);
+            tests.push(entry("/metadataTest".to_owned(), Test::Metadata));
         }
         jobs.extend(tests.into_iter().map(|test| Job {
             file: Arc::clone(&file),
@@ -103,14 +149,16 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
         }));
     }
     let saved = if context.driver == Driver::Tar
-        && jobs.iter().any(|job| !matches!(job.test, Test::Command(_)))
+        && jobs
+            .iter()
+            .any(|job| !matches!(job.test, Test::Command(_) | Test::Invalid(_)))
     {
         Some(save(&context).await.map(Arc::new))
     } else {
         None
     };
     let saved = saved.map(|result| result.map_err(Arc::new));
-    let reports = futures::stream::iter(jobs)
+    let (reports, results): (Vec<_>, Vec<_>) = futures::stream::iter(jobs)
         .map(|job| {
             let context = Arc::clone(&context);
             let saved = saved.clone();
@@ -118,12 +166,17 @@ pub async fn run_all(context: Arc<CstContext>, files: Vec<LoadedCst>) -> RunOutc
         })
         .buffered(context.jobs.max(1))
         .collect::<Vec<_>>()
-        .await;
-    RunOutcome {
-        reports,
-        interrupted: false,
-        swept: 0,
-    }
+        .await
+        .into_iter()
+        .unzip();
+    (
+        RunOutcome {
+            reports,
+            interrupted: false,
+            swept: 0,
+        },
+        results,
+    )
 }
 
 async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
@@ -173,7 +226,7 @@ async fn run_one(
     context: &CstContext,
     job: &Job,
     saved: Option<Result<Arc<SavedImage>, Arc<Failure>>>,
-) -> ScenarioReport {
+) -> (ScenarioReport, CstResult) {
     let started = Instant::now();
     let config = &job.file.config;
     let (name, pointer) = match job.test {
@@ -197,15 +250,29 @@ async fn run_one(
         ),
         Test::Metadata => ("Metadata Test".to_owned(), "/metadataTest".to_owned()),
         Test::License(index) => ("License Test".to_owned(), format!("/licenseTests/{index}")),
+        Test::Invalid(ref pointer) => (invalid_name(job.file.as_ref(), pointer), pointer.clone()),
     };
     let mut stdout_tail = Vec::new();
     let mut stderr_tail = Vec::new();
+    let mut cst = CstResult {
+        // CST names a test that fails validation by its bare name.
+        name: match job.test {
+            Test::Invalid(ref pointer) => {
+                file_entry_name(job.file.as_ref(), pointer).unwrap_or_default()
+            }
+            _ => name.clone(),
+        },
+        ..CstResult::default()
+    };
     let result: Result<Vec<String>, Failure> = match job.test {
+        Test::Invalid(ref pointer) => Err(invalid_failure(job.file.as_ref(), pointer)),
         Test::Command(index) => command_test(context, job, &config.command_tests[index])
             .await
             .map(|(errors, stdout, stderr)| {
                 stdout_tail = tail(&stdout);
                 stderr_tail = tail(&stderr);
+                cst.stdout = stdout;
+                cst.stderr = stderr;
                 errors
             }),
         _ => match saved {
@@ -219,6 +286,11 @@ async fn run_one(
             }
         },
     };
+    cst.errors = match &result {
+        Ok(errors) => errors.clone(),
+        Err(failure) => failure.message.lines().map(str::to_owned).collect(),
+    };
+    cst.pass = cst.errors.is_empty();
     let failure = match result {
         Ok(errors) if errors.is_empty() => None,
         Ok(errors) => Some(Failure::new(Category::AssertionFailed, errors.join("\n"))),
@@ -228,24 +300,139 @@ async fn run_one(
         failure.location = Some(location(&job.file, &pointer));
         failure
     });
-    ScenarioReport {
+    cst.duration = started.elapsed();
+    // Schema 1.0.0: CST logs an invalid test and drops it (no result); dockproof shows
+    // it as skipped, with the reason, and leaves it out of CST's own formats.
+    let v1_skip =
+        matches!(job.test, Test::Invalid(_)) && job.file.version == super::model::SchemaVersion::V1;
+    let (failure, skip_reason) = match failure {
+        Some(failure) if v1_skip => {
+            cst.skipped = true;
+            (
+                None,
+                Some(format!(
+                    "schemaVersion 1.0.0: CST logs this test's problem and skips it: {}",
+                    failure.message
+                )),
+            )
+        }
+        failure => (failure, None),
+    };
+    let report = ScenarioReport {
         name,
         file: job.file.path.clone(),
         tags: vec!["cst".to_owned()],
         outcome: if failure.is_some() {
             Outcome::Failed
+        } else if skip_reason.is_some() {
+            Outcome::Skipped
         } else {
             Outcome::Passed
         },
         failure,
-        skip_reason: None,
+        skip_reason,
         earlier_attempts: Vec::new(),
         steps: Vec::new(),
         record: JobRecord::pending(),
         stdout_tail,
         stderr_tail,
         duration: started.elapsed(),
+    };
+    (report, cst)
+}
+
+/// The one failed result of a config file that cannot be read as a whole (CST:
+/// "error parsing config file: …"); the other files still run.
+pub fn file_failure(
+    path: &std::path::Path,
+    problems: &[crate::scenario::Diagnostic],
+) -> ScenarioReport {
+    let message = problems
+        .iter()
+        .map(|problem| {
+            format!(
+                "error parsing config file: line {}, column {}: {}",
+                problem.span.start.line, problem.span.start.column, problem.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut failure = Failure::new(Category::ConfigInvalid, message);
+    failure.location = problems.first().map(|problem| Location {
+        file: path.to_path_buf(),
+        line: problem.span.start.line,
+        column: problem.span.start.column,
+    });
+    ScenarioReport {
+        name: format!("Config File: {}", path.display()),
+        file: path.to_path_buf(),
+        tags: vec!["cst".to_owned()],
+        outcome: Outcome::Failed,
+        failure: Some(failure),
+        skip_reason: None,
+        earlier_attempts: Vec::new(),
+        steps: Vec::new(),
+        record: JobRecord::pending(),
+        stdout_tail: Vec::new(),
+        stderr_tail: Vec::new(),
+        duration: Duration::ZERO,
     }
+}
+
+/// CST names a test that fails validation by its bare `name` (no "Command Test: "
+/// prefix); a test without one is named by its place in the file here.
+fn invalid_name(file: &LoadedCst, pointer: &str) -> String {
+    let line = file.spans.value(pointer).start.line;
+    match file_entry_name(file, pointer) {
+        Some(raw) if !raw.is_empty() => raw,
+        _ => format!("{} (line {line})", pointer.trim_start_matches('/')),
+    }
+}
+
+/// The `name` an entry was given, when it parsed far enough to have one.
+fn file_entry_name(file: &LoadedCst, pointer: &str) -> Option<String> {
+    let config = &file.config;
+    let mut parts = pointer.trim_start_matches('/').split('/');
+    let list = parts.next()?;
+    let index: usize = parts
+        .next()
+        .and_then(|index| index.parse().ok())
+        .unwrap_or(0);
+    match list {
+        "commandTests" => config
+            .command_tests
+            .get(index)
+            .map(|test| test.name.clone()),
+        "fileExistenceTests" => config
+            .file_existence_tests
+            .get(index)
+            .map(|test| test.name.clone()),
+        "fileContentTests" => config
+            .file_content_tests
+            .get(index)
+            .map(|test| test.name.clone()),
+        "metadataTest" => Some("Metadata Test".to_owned()),
+        _ => None,
+    }
+}
+
+/// The failure of an entry that cannot run: each of its problems with its line.
+fn invalid_failure(file: &LoadedCst, pointer: &str) -> Failure {
+    let problems = file.invalid.get(pointer).map(Vec::as_slice).unwrap_or(&[]);
+    let message = problems
+        .iter()
+        .map(|problem| {
+            format!(
+                "{}:{}:{}: {}",
+                file.path.display(),
+                problem.span.start.line,
+                problem.span.start.column,
+                problem.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Failure::new(Category::ConfigInvalid, message)
 }
 
 fn tail(text: &str) -> Vec<String> {
@@ -348,7 +535,7 @@ enum Source {
 
 impl Source {
     /// The entry at `path`, not following a final symlink (what `docker cp` archives).
-    async fn stat(&self, path: &str) -> Result<(FileInfo, Option<Arc<Vec<u8>>>), String> {
+    async fn stat(&self, path: &str) -> Result<(FileInfo, Option<files::Content>), String> {
         match self {
             Source::Saved(saved) => saved
                 .stat(path)
@@ -402,7 +589,11 @@ impl Source {
                         files::clean(&format!("{parent}/{}", info.link))
                     };
                 }
-                _ => return content.ok_or_else(|| format!("{path} is not a regular file")),
+                _ => {
+                    return content
+                        .ok_or_else(|| format!("{path} is not a regular file"))?
+                        .load();
+                }
             }
         }
         Err(format!("too many levels of symbolic links at {path}"))
@@ -526,7 +717,7 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
             }
             Ok(errors)
         }
-        Test::Command(_) => Ok(Vec::new()),
+        Test::Command(_) | Test::Invalid(_) => Ok(Vec::new()),
     }
 }
 
@@ -558,8 +749,14 @@ async fn command_test(
         let value = check::expand(&pair.value, &image_env);
         global.push((pair.key.clone(), value));
     }
-    for (key, value) in &global {
-        image_env.insert(key.clone(), value.clone());
+    // Schema 1.0.0 has no SetEnv: globals go only to the setup containers (with the
+    // test's envVars), and so into the image only when a setup command is committed
+    // (CST's v1 RunCommandTests: `driver.Setup(append(globals, test.EnvVars...), setup)`).
+    let v1 = file.version == super::model::SchemaVersion::V1;
+    if !v1 {
+        for (key, value) in &global {
+            image_env.insert(key.clone(), value.clone());
+        }
     }
     let mut committed: Vec<String> = Vec::new();
     let result = async {
@@ -590,7 +787,7 @@ async fn command_test(
             .iter()
             .map(|arg| check::expand(arg, &image_env))
             .collect();
-        let mut env = global.clone();
+        let mut env = if v1 { Vec::new() } else { global.clone() };
         env.extend(
             test.env_vars
                 .iter()

@@ -701,7 +701,8 @@ impl<'a> ScenarioRun<'a> {
     ) -> Result<(), Vec<Finding>> {
         let path = self.loaded.base_dir.join(&spec.config);
         let report = crate::cst::load_file(&path);
-        let Some(loaded) = report.loaded else {
+        // In a scenario a CST file must be valid as a whole (the scenario loader checks it).
+        let (Some(loaded), true) = (report.loaded, report.diagnostics.is_empty()) else {
             let problems: Vec<String> = report
                 .diagnostics
                 .iter()

@@ -119,6 +119,35 @@ pub fn text(text: &str) -> Cow<'_, str> {
     neutralise(text, github_actions())
 }
 
+/// `println!` whose whole text is made inert under GitHub Actions: what the binary
+/// prints that can hold a name, a path, a daemon's or a container's words goes through
+/// it (`tests/ci_output.rs` fails on a `println!` that is neither this nor allowed).
+#[macro_export]
+macro_rules! inert_println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        // A closed stdout (`| head`) drops the line: never a panic.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            $crate::report::inert::text(&format!($($arg)*))
+        );
+    }};
+}
+
+/// `eprintln!` whose whole text is made inert under GitHub Actions (see [`inert_println!`]).
+#[macro_export]
+macro_rules! inert_eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            $crate::report::inert::text(&format!($($arg)*))
+        );
+    }};
+}
+
 /// A writer that makes every line written through it inert (when enabled): whole
 /// lines are passed on as they complete, a partial one on `flush`.
 pub struct InertWriter<W: Write> {
