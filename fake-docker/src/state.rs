@@ -71,6 +71,9 @@ pub struct RunState {
     /// Host ports bound while running (`NetworkSettings.Ports`).
     #[serde(default)]
     pub published: Vec<Published>,
+    /// The IPv4 address on its network, given at start (`NetworkSettings.IPAddress`).
+    #[serde(default)]
+    pub ip_address: String,
 }
 
 impl RunState {
@@ -88,6 +91,7 @@ impl RunState {
             oom_killed: false,
             health: None,
             published: Vec::new(),
+            ip_address: String::new(),
         }
     }
 }
@@ -154,6 +158,17 @@ pub struct Container {
     /// `-i` without `-d`: the CLI attaches its stdin (`Config.AttachStdin`, `StdinOnce`).
     #[serde(default)]
     pub attach_stdin: bool,
+    /// `create`, or `run` without `-d`: the CLI attaches stdout and stderr
+    /// (`Config.AttachStdout`, `AttachStderr`).
+    #[serde(default)]
+    pub attach_output: bool,
+    /// `-t`: a pseudo-TTY (`Config.Tty`): the program's stdout and stderr are one
+    /// stream, with `\r\n` line ends.
+    #[serde(default)]
+    pub tty: bool,
+    /// How many filesystem layers its image has (`GraphDriver.Data.LowerDir`).
+    #[serde(default)]
+    pub image_layers: usize,
     pub state: RunState,
 }
 

@@ -738,7 +738,7 @@ fn build_container(
     if memory > 0 && memory < 6 * 1024 * 1024 {
         return Err(daemon("Minimum memory limit allowed is 6MB".to_string()));
     }
-    let mut labels: BTreeMap<String, String> = image.config.labels.clone();
+    let mut labels: BTreeMap<String, String> = image.labels();
     for label in parsed.all("label") {
         let (key, value) = label.split_once('=').unwrap_or((label, ""));
         labels.insert(key.to_string(), value.to_string());
@@ -824,6 +824,9 @@ fn build_container(
             .collect(),
         open_stdin: interactive,
         attach_stdin: interactive && !parsed.bool("detach"),
+        attach_output: !parsed.bool("detach"),
+        tty: parsed.bool("tty"),
+        image_layers: image.layers,
         state: RunState::created(),
     })
 }

@@ -186,6 +186,13 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         allocated: 0,
         trap: None,
     };
+    if parsed.bool("tty") {
+        return Ok(program::run(
+            program,
+            &mut invocation,
+            &mut program::TtyOutput(&mut StdOutput),
+        ));
+    }
     Ok(program::run(program, &mut invocation, &mut StdOutput))
 }
 

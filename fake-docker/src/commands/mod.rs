@@ -72,6 +72,7 @@ fn registry() -> Vec<(&'static CommandSpec, Handler)> {
         (&query::LOGS, query::logs),
         (&query::PS, query::ps),
         (&query::INSPECT, query::inspect),
+        (&query::CONTAINER_INSPECT, query::container_inspect),
         (&query::IMAGE_INSPECT, query::image_inspect),
         (&query::VERSION, query::version),
         (&query::INFO, query::info),
@@ -82,6 +83,8 @@ fn registry() -> Vec<(&'static CommandSpec, Handler)> {
         (&images::IMAGE_RM, images::rmi),
         (&images::IMAGE_REMOVE, images::rmi),
         (&images::PULL, images::pull),
+        (&images::TAG, images::tag),
+        (&images::IMAGE_TAG, images::tag),
         (&images::IMAGE_PULL, images::pull),
         (&stats::PORT, stats::port),
         (&cp::CP, cp::cp),
@@ -213,7 +216,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
                     return Err(UsageError {
                         code: 1,
                         stderr: format!(
-                            "docker: unknown command: docker {full}\n\nUsage:  docker {group}\n\nRun 'docker {group} --help' for more information\n"
+                            "docker: unknown command: docker {full}\n\nUsage:  docker {group}{}\n\nRun 'docker {group} --help' for more information\n",
+                            // Measured: only `volume`'s usage line names COMMAND.
+                            if *group == "volume" { " COMMAND" } else { "" }
                         ),
                         argument: full,
                     });

@@ -131,6 +131,62 @@ pub const NETWORK_LIST: CommandSpec = CommandSpec {
     ..NETWORK_LS
 };
 
+/// The `network inspect` object, in the daemon's key order: running containers attached
+/// with their endpoint, and the default bridge's driver options (measured).
+pub(crate) fn network_json(network: &Network, containers: &[crate::state::Container]) -> Value {
+    let attached: serde_json::Map<String, Value> = containers
+        .iter()
+        .filter(|c| {
+            c.state.status == Status::Running
+                && (c.network_mode == network.name
+                    || (network.name == "bridge" && c.network_mode == "default"))
+        })
+        .map(|c| {
+            let ip = &c.state.ip_address;
+            let endpoint = crate::render::endpoint_id(c);
+            (
+                c.id.clone(),
+                json!({
+                    "Name": c.name,
+                    "EndpointID": if network.subnet.is_empty() { String::new() } else { endpoint },
+                    "MacAddress": objects::mac_address(ip),
+                    "IPv4Address": if ip.is_empty() { String::new() } else { format!("{ip}/{}", network.prefix_len()) },
+                    "IPv6Address": "",
+                }),
+            )
+        })
+        .collect();
+    let options = if network.name == "bridge" {
+        json!({
+            "com.docker.network.bridge.default_bridge": "true",
+            "com.docker.network.bridge.enable_icc": "true",
+            "com.docker.network.bridge.enable_ip_masquerade": "true",
+            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+            "com.docker.network.bridge.name": "docker0",
+            "com.docker.network.driver.mtu": "1500",
+        })
+    } else {
+        json!({})
+    };
+    json!({
+        "Name": network.name,
+        "Id": network.id,
+        "Created": crate::FIXED_TIME,
+        "Scope": "local",
+        "Driver": network.driver,
+        "EnableIPv6": false,
+        "IPAM": network.ipam_json(),
+        "Internal": network.internal,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": attached,
+        "Options": options,
+        "Labels": network.labels,
+    })
+}
+
 /// `docker network inspect`.
 pub const NETWORK_INSPECT: CommandSpec = CommandSpec {
     name: "network inspect",
@@ -264,12 +320,19 @@ pub fn network_create(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let name = parsed.positionals[0].clone();
     let state = StateDir::from_env()?;
     let _lock = state.lock()?;
+    let driver = parsed.last("driver").unwrap_or("bridge").to_string();
+    let subnet = if driver == "bridge" {
+        objects::next_subnet(&objects::networks(&state)?)
+    } else {
+        String::new()
+    };
     let network = Network {
         id: object_id("network", &name),
         name: name.clone(),
-        driver: parsed.last("driver").unwrap_or("bridge").to_string(),
+        driver,
         labels: labels(parsed),
         internal: parsed.bool("internal"),
+        subnet,
     };
     let id = network.id.clone();
     match objects::add_network(&state, network)? {
@@ -426,30 +489,7 @@ pub fn network_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             missing.push(name.clone());
             continue;
         };
-        let attached: serde_json::Map<String, Value> = containers
-            .iter()
-            .filter(|c| {
-                c.state.status == Status::Running
-                    && (c.network_mode == network.name
-                        || (network.name == "bridge" && c.network_mode == "default"))
-            })
-            .map(|c| (c.id.clone(), json!({"Name": c.name})))
-            .collect();
-        objects.push(json!({
-            "Name": network.name,
-            "Id": network.id,
-            "Created": crate::FIXED_TIME,
-            "Scope": "local",
-            "Driver": network.driver,
-            "EnableIPv6": false,
-            "Internal": network.internal,
-            "Attachable": false,
-            "Ingress": false,
-            "ConfigOnly": false,
-            "Containers": attached,
-            "Options": {},
-            "Labels": network.labels,
-        }));
+        objects.push(network_json(&network, &containers));
     }
     let code = print_inspect(parsed, &objects);
     for name in &missing {
@@ -588,6 +628,19 @@ pub fn volume_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     ))
 }
 
+/// The `volume inspect` object (measured key order).
+pub(crate) fn volume_json(v: &objects::Volume) -> Value {
+    json!({
+        "CreatedAt": crate::FIXED_TIME,
+        "Driver": v.driver,
+        "Labels": if v.labels.is_empty() { Value::Null } else { json!(v.labels) },
+        "Mountpoint": mountpoint(&v.name),
+        "Name": v.name,
+        "Options": null,
+        "Scope": "local",
+    })
+}
+
 /// `docker volume inspect`.
 pub fn volume_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let state = StateDir::from_env()?;
@@ -596,15 +649,7 @@ pub fn volume_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let mut missing = Vec::new();
     for name in &parsed.positionals {
         match volumes.iter().find(|v| v.name == *name) {
-            Some(v) => objects.push(json!({
-                "CreatedAt": crate::FIXED_TIME,
-                "Driver": v.driver,
-                "Labels": if v.labels.is_empty() { Value::Null } else { json!(v.labels) },
-                "Mountpoint": mountpoint(&v.name),
-                "Name": v.name,
-                "Options": null,
-                "Scope": "local",
-            })),
+            Some(v) => objects.push(volume_json(v)),
             None => missing.push(name.clone()),
         }
     }

@@ -151,6 +151,24 @@ pub const INSPECT: CommandSpec = CommandSpec {
     arity: Arity::AtLeast(1),
 };
 
+/// `docker container inspect`.
+pub const CONTAINER_INSPECT: CommandSpec = CommandSpec {
+    name: "container inspect",
+    usage: "container inspect [OPTIONS] CONTAINER [CONTAINER...]",
+    about: "Display detailed information on one or more containers",
+    flags: &[
+        FORMAT,
+        Flag {
+            long: "size",
+            short: Some('s'),
+            kind: Kind::Bool,
+            help: "Display total file sizes",
+        },
+    ],
+    interspersed: true,
+    arity: Arity::AtLeast(1),
+};
+
 /// `docker image inspect`.
 pub const IMAGE_INSPECT: CommandSpec = CommandSpec {
     name: "image inspect",
@@ -501,44 +519,96 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 /// `docker inspect`.
 pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let kind = parsed.last("type").unwrap_or("");
-    if !matches!(kind, "" | "container" | "image") {
+    if !matches!(kind, "" | "container" | "image" | "network" | "volume") {
         err(&format!(
             "unknown type: \"{kind}\": must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\"\n"
         ));
         return Ok(1);
     }
+    inspect_objects(parsed, kind, 64)
+}
+
+/// `docker container inspect`: `inspect --type container` with the daemon's message for
+/// a missing container.
+pub fn container_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    inspect_objects(parsed, "container", 1)
+}
+
+/// One inspected object: the daemon's JSON and, for a container, the CLI's typed view
+/// that templates run on first.
+struct Inspected {
+    raw: Value,
+    typed: Option<Value>,
+}
+
+/// Inspects every positional as `kind` (`""`: container, then image, network, volume,
+/// as the CLI tries them). `bad_template` is the exit code of a template that does not
+/// parse (measured: 64 for `docker inspect`, 1 for `container inspect`).
+fn inspect_objects(parsed: &Parsed, kind: &str, bad_template: i32) -> Outcome {
     let template = match parsed.last("format") {
         Some(text) => match inspect_template(text) {
             Some(template) => Some(template),
-            // Measured: `docker inspect` exits 64 on a template that does not parse.
-            None => return Ok(64),
+            None => return Ok(bad_template),
         },
         None => None,
     };
     let state = StateDir::from_env()?;
-    let images = if kind == "container" {
-        Vec::new()
-    } else {
+    let wants = |k: &str| kind.is_empty() || kind == k;
+    let images = if wants("image") {
         load_images()?
+    } else {
+        Vec::new()
+    };
+    let networks = crate::objects::networks(&state)?;
+    let volumes = if wants("volume") {
+        crate::objects::volumes(&state)?
+    } else {
+        Vec::new()
+    };
+    let containers = if wants("network") {
+        state.all()?
+    } else {
+        Vec::new()
     };
     let mut objects = Vec::new();
     let mut missing = Vec::new();
     for name in &parsed.positionals {
-        let container = if kind == "image" {
-            None
-        } else {
+        let container = if wants("container") {
             find_container(&state, name)?
+        } else {
+            None
         };
         if let Some(container) = container {
-            let log = state.log_path(&container.id);
-            objects.push(render::container_json(&container, &log.to_string_lossy()));
-        } else if let Some(image) = find_image(&images, name) {
-            objects.push(image.inspect_json());
+            let raw = render::container_json(&container, &networks);
+            let typed = render::container_typed_view(&raw);
+            objects.push(Inspected {
+                raw,
+                typed: Some(typed),
+            });
+        } else if let Some(image) = find_image(&images, name).filter(|_| wants("image")) {
+            objects.push(Inspected {
+                raw: image.inspect_json(),
+                typed: None,
+            });
+        } else if let Some(network) = wants("network")
+            .then(|| crate::objects::find_network(&state, name))
+            .transpose()?
+            .flatten()
+        {
+            objects.push(Inspected {
+                raw: super::network::network_json(&network, &containers),
+                typed: None,
+            });
+        } else if let Some(volume) = volumes.iter().find(|v| v.name == *name) {
+            objects.push(Inspected {
+                raw: super::network::volume_json(volume),
+                typed: None,
+            });
         } else {
             missing.push(name.clone());
         }
     }
-    let code = print_objects(template.as_ref(), &objects)?;
+    let code = print_inspected(template.as_ref(), &objects)?;
     for name in &missing {
         match kind {
             // Measured: `inspect --type image X` asks the daemon, which answers this.
@@ -546,11 +616,46 @@ pub fn inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                 "no such image: {name}: No such image: {}",
                 normalize_reference(name)
             )),
-            "container" => err(&format!("Error: No such container: {name}\n")),
+            "container" => daemon_error(&format!("No such container: {name}")),
+            "network" => daemon_error(&format!("network {name} not found")),
+            "volume" => daemon_error(&format!("get {name}: no such volume")),
             _ => err(&format!("Error: No such object: {name}\n")),
         }
     }
     Ok(if missing.is_empty() { code } else { 1 })
+}
+
+/// Prints inspected objects; a template runs on the typed view first and, where it
+/// fails, on the raw JSON (the CLI's fallback, whose error is the one reported).
+fn print_inspected(template: Option<&InspectFormat>, objects: &[Inspected]) -> Outcome {
+    let Some(InspectFormat::Template(template)) = template else {
+        let raw: Vec<Value> = objects.iter().map(|o| o.raw.clone()).collect();
+        return print_objects(template, &raw);
+    };
+    let mut failed = false;
+    let mut printed = false;
+    for object in objects {
+        let typed = object.typed.as_ref().map(|typed| template.render(typed));
+        let rendered = match typed {
+            Some(Ok(line)) => Ok(line),
+            _ => template.render(&object.raw),
+        };
+        match rendered {
+            Ok(line) => {
+                out(&format!("{line}\n"));
+                printed = true;
+            }
+            Err(e) => {
+                err(&format!("template parsing error: {e}\n"));
+                failed = true;
+            }
+        }
+    }
+    // Measured: the CLI prints one empty line when a template printed nothing at all.
+    if !printed {
+        out("\n");
+    }
+    Ok(if failed { 1 } else { 0 })
 }
 
 /// An `inspect --format`: `json` (the objects as one compact JSON array, measured), or
@@ -589,20 +694,24 @@ pub(crate) fn print_objects(template: Option<&InspectFormat>, objects: &[Value])
         }
         Some(InspectFormat::Template(template)) => {
             let mut failed = false;
+            let mut printed = false;
             for object in objects {
                 match template.render(object) {
-                    Ok(line) => out(&format!("{line}\n")),
+                    Ok(line) => {
+                        out(&format!("{line}\n"));
+                        printed = true;
+                    }
                     Err(e) => {
                         err(&format!("template parsing error: {e}\n"));
                         failed = true;
                     }
                 }
             }
-            if failed {
+            // Measured: the CLI prints one empty line when a template printed nothing.
+            if !printed {
                 out("\n");
-                return Ok(1);
             }
-            Ok(0)
+            Ok(if failed { 1 } else { 0 })
         }
     }
 }
@@ -627,7 +736,10 @@ pub fn image_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     }
     let code = print_objects(template.as_ref(), &objects)?;
     for name in &missing {
-        daemon_error(&format!("no such image: {name}: No such image: {name}"));
+        daemon_error(&format!(
+            "no such image: {name}: No such image: {}",
+            normalize_reference(name)
+        ));
     }
     Ok(if missing.is_empty() { code } else { 1 })
 }
