@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::gotype;
 use crate::image::null_if_empty;
 use crate::objects::{self, Network};
 use crate::ports;
@@ -129,6 +130,34 @@ fn host_config(container: &Container) -> Value {
         ("CpuPercent", json!(0)),
         ("IOMaximumIOps", json!(0)),
         ("IOMaximumBandwidth", json!(0)),
+    ]);
+    let flagged: Vec<Value> = container
+        .mounts
+        .iter()
+        .filter(|m| m.mount_flag)
+        .map(|m| {
+            let mut mount = serde_json::Map::new();
+            mount.insert(
+                "Type".into(),
+                json!(if m.volume.is_some() { "volume" } else { "bind" }),
+            );
+            let source = m
+                .volume
+                .clone()
+                .unwrap_or_else(|| m.source.to_string_lossy().into_owned());
+            mount.insert("Source".into(), json!(source));
+            mount.insert("Target".into(), json!(m.destination));
+            if m.read_only {
+                mount.insert("ReadOnly".into(), json!(true));
+            }
+            Value::Object(mount)
+        })
+        .collect();
+    // Measured: `--mount`s are listed in HostConfig.Mounts (omitted when there are none).
+    if !flagged.is_empty() {
+        pairs.push(("Mounts", Value::Array(flagged)));
+    }
+    pairs.extend([
         ("MaskedPaths", json!(MASKED_PATHS)),
         ("ReadonlyPaths", json!(READONLY_PATHS)),
     ]);
@@ -330,15 +359,27 @@ pub fn container_json(container: &Container, networks: &[Network]) -> Value {
     let mounts: Vec<Value> = container
         .mounts
         .iter()
-        .map(|m| {
-            json!({
+        .map(|m| match &m.volume {
+            // Measured: a named volume is `Type: volume` under the daemon's volume root,
+            // mode `z` unless `-v` gave one, no propagation.
+            Some(name) => json!({
+                "Type": "volume",
+                "Name": name,
+                "Source": format!("/var/lib/docker/volumes/{name}/_data"),
+                "Destination": m.destination,
+                "Driver": "local",
+                "Mode": if m.mode.is_empty() { "z" } else { m.mode.as_str() },
+                "RW": !m.read_only,
+                "Propagation": "",
+            }),
+            None => json!({
                 "Type": "bind",
                 "Source": m.source.to_string_lossy(),
                 "Destination": m.destination,
                 "Mode": m.mode,
                 "RW": !m.read_only,
                 "Propagation": "rprivate",
-            })
+            }),
         })
         .collect();
     let log_path = if container.state.started {
@@ -396,39 +437,353 @@ fn move_after(map: &mut serde_json::Map<String, Value>, key: &str, after: &str) 
     map.shift_insert(index, key.to_string(), value);
 }
 
+/// A struct of the typed view made from the raw object `raw`: its fields in order, with
+/// the named ones converted to Go's nil slices and maps when `null`.
+fn typed_fields(raw: Option<&Value>, slices: &[&str], maps: &[&str], omit: &[&str]) -> Value {
+    let Some(Value::Object(map)) = raw else {
+        return Value::Null;
+    };
+    let fields: Vec<(&str, Value)> = map
+        .iter()
+        .map(|(key, value)| {
+            let value = if slices.contains(&key.as_str()) {
+                gotype::slice(Some(value))
+            } else if maps.contains(&key.as_str()) {
+                gotype::map_or_nil(Some(value))
+            } else {
+                value.clone()
+            };
+            (key.as_str(), value)
+        })
+        .collect();
+    gotype::structure(fields, omit)
+}
+
+/// `{Test Interval Timeout StartPeriod StartInterval Retries}` (durations print as `1s`).
+pub fn typed_healthcheck(raw: Option<&Value>) -> Value {
+    let Some(raw) = raw.filter(|v| v.is_object()) else {
+        return Value::Null;
+    };
+    gotype::structure(
+        vec![
+            ("Test", gotype::slice(raw.get("Test"))),
+            ("Interval", gotype::duration(raw.get("Interval"))),
+            ("Timeout", gotype::duration(raw.get("Timeout"))),
+            ("StartPeriod", gotype::duration(raw.get("StartPeriod"))),
+            ("StartInterval", gotype::duration(raw.get("StartInterval"))),
+            ("Retries", raw.get("Retries").cloned().unwrap_or(json!(0))),
+        ],
+        &[
+            "Test",
+            "Interval",
+            "Timeout",
+            "StartPeriod",
+            "StartInterval",
+            "Retries",
+        ],
+    )
+}
+
+/// A `nat.PortMap`/`PortSet` value: port → `[]PortBinding` (nil when `null`), or port →
+/// `struct{}`.
+fn typed_ports(raw: Option<&Value>, set: bool) -> Value {
+    let Some(Value::Object(map)) = raw else {
+        return gotype::nil_map();
+    };
+    Value::Object(
+        map.iter()
+            .map(|(port, value)| {
+                let value = if set {
+                    gotype::structure(Vec::new(), &[])
+                } else {
+                    match value {
+                        Value::Array(bindings) => Value::Array(
+                            bindings
+                                .iter()
+                                .map(|b| typed_fields(Some(b), &[], &[], &[]))
+                                .collect(),
+                        ),
+                        _ => gotype::nil_slice(),
+                    }
+                };
+                (port.clone(), value)
+            })
+            .collect(),
+    )
+}
+
 /// The object the docker CLI 28.x executes an inspect template on: the daemon's JSON
-/// decoded into the CLI's own types and encoded again, which moves some keys and adds
-/// or drops others (measured with `{{json .HostConfig}}`, `{{json .NetworkSettings}}`).
-/// A template that fails on it is run again on the raw JSON, as the CLI does.
+/// decoded into the CLI's own Go types (measured with `{{json .HostConfig}}`,
+/// `{{json .NetworkSettings}}`, `{{.State}}`, `{{.NetworkSettings.Ports}}`): some keys
+/// move, some are added or dropped, structs print as `{a b}` and nil slices as `[]`. A
+/// template that fails on it is run again on the raw JSON, as the CLI does.
 pub fn container_typed_view(raw: &Value) -> Value {
     let mut view = raw.clone();
-    if let Some(host) = view.get_mut("HostConfig").and_then(Value::as_object_mut) {
+    let Some(top) = view.as_object_mut() else {
+        return view;
+    };
+    if let Some(Value::Object(host)) = top.get_mut("HostConfig") {
         move_after(host, "ConsoleSize", "VolumesFrom");
         host.shift_remove("KernelMemory");
         host.shift_remove("KernelMemoryTCP");
+        let log = typed_fields(host.get("LogConfig"), &[], &[], &[]);
+        host.insert("LogConfig".into(), log);
+        let restart = typed_fields(host.get("RestartPolicy"), &[], &[], &[]);
+        host.insert("RestartPolicy".into(), restart);
+        let bindings = typed_ports(host.get("PortBindings"), false);
+        host.insert("PortBindings".into(), bindings);
     }
-    if let Some(settings) = view
-        .get_mut("NetworkSettings")
-        .and_then(Value::as_object_mut)
-    {
+    let host = typed_fields(
+        top.get("HostConfig"),
+        &[
+            "Binds",
+            "VolumesFrom",
+            "CapAdd",
+            "CapDrop",
+            "ExtraHosts",
+            "GroupAdd",
+            "Links",
+            "SecurityOpt",
+            "DeviceCgroupRules",
+            "DeviceRequests",
+        ],
+        &["Tmpfs"],
+        &["Tmpfs"],
+    );
+    top.insert("HostConfig".into(), host);
+    if let Some(Value::Object(state)) = top.get_mut("State") {
+        let health = state.get("Health").map(|health| {
+            let log: Vec<Value> = health
+                .get("Log")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|entry| typed_fields(Some(entry), &[], &[], &[]))
+                .collect();
+            gotype::structure(
+                vec![
+                    ("Status", health.get("Status").cloned().unwrap_or_default()),
+                    (
+                        "FailingStreak",
+                        health.get("FailingStreak").cloned().unwrap_or_default(),
+                    ),
+                    ("Log", Value::Array(log)),
+                ],
+                &[],
+            )
+        });
+        // `*Health`: nil without a health check (printed `<nil>`, left out of `json`).
+        state.insert("Health".into(), health.unwrap_or(Value::Null));
+    }
+    let state = typed_fields(top.get("State"), &[], &[], &["Health"]);
+    top.insert("State".into(), state);
+    let graph = typed_fields(top.get("GraphDriver"), &[], &[], &[]);
+    top.insert("GraphDriver".into(), graph);
+    if let Some(Value::Array(mounts)) = top.get("Mounts") {
+        let typed: Vec<Value> = mounts
+            .iter()
+            .map(|mount| {
+                let field = |key: &str| mount.get(key).cloned().unwrap_or(json!(""));
+                gotype::structure(
+                    vec![
+                        ("Type", field("Type")),
+                        ("Name", field("Name")),
+                        ("Source", field("Source")),
+                        ("Destination", field("Destination")),
+                        ("Driver", field("Driver")),
+                        ("Mode", field("Mode")),
+                        ("RW", mount.get("RW").cloned().unwrap_or(json!(false))),
+                        ("Propagation", field("Propagation")),
+                    ],
+                    &["Name", "Driver"],
+                )
+            })
+            .collect();
+        top.insert("Mounts".into(), Value::Array(typed));
+    }
+    if let Some(config) = top.get("Config") {
+        let field = |key: &str| config.get(key).cloned().unwrap_or(Value::Null);
+        let typed = gotype::structure(
+            vec![
+                ("Hostname", field("Hostname")),
+                ("Domainname", field("Domainname")),
+                ("User", field("User")),
+                ("AttachStdin", field("AttachStdin")),
+                ("AttachStdout", field("AttachStdout")),
+                ("AttachStderr", field("AttachStderr")),
+                (
+                    "ExposedPorts",
+                    typed_ports(config.get("ExposedPorts"), true),
+                ),
+                ("Tty", field("Tty")),
+                ("OpenStdin", field("OpenStdin")),
+                ("StdinOnce", field("StdinOnce")),
+                ("Env", gotype::slice(config.get("Env"))),
+                ("Cmd", gotype::slice(config.get("Cmd"))),
+                ("Healthcheck", typed_healthcheck(config.get("Healthcheck"))),
+                ("ArgsEscaped", json!(false)),
+                ("Image", field("Image")),
+                ("Volumes", gotype::map_or_nil(config.get("Volumes"))),
+                ("WorkingDir", field("WorkingDir")),
+                ("Entrypoint", gotype::slice(config.get("Entrypoint"))),
+                ("NetworkDisabled", json!(false)),
+                ("MacAddress", json!("")),
+                ("OnBuild", gotype::slice(config.get("OnBuild"))),
+                ("Labels", gotype::map_or_nil(config.get("Labels"))),
+                ("StopSignal", json!("")),
+                ("StopTimeout", field("StopTimeout")),
+                ("Shell", gotype::nil_slice()),
+            ],
+            &[
+                "ExposedPorts",
+                "Healthcheck",
+                "ArgsEscaped",
+                "NetworkDisabled",
+                "MacAddress",
+                "StopSignal",
+                "StopTimeout",
+                "Shell",
+            ],
+        );
+        top.insert("Config".into(), typed);
+    }
+    if let Some(Value::Object(settings)) = top.get_mut("NetworkSettings") {
         move_after(settings, "SandboxKey", "SandboxID");
         move_after(settings, "Ports", "SandboxKey");
-        if let Some(networks) = settings.get_mut("Networks").and_then(Value::as_object_mut) {
+        let ports = typed_ports(settings.get("Ports"), false);
+        settings.insert("Ports".into(), ports);
+        if let Some(Value::Object(networks)) = settings.get_mut("Networks") {
             for endpoint in networks.values_mut() {
-                if let Some(endpoint) = endpoint.as_object_mut() {
-                    move_after(endpoint, "MacAddress", "Aliases");
-                    move_after(endpoint, "DriverOpts", "MacAddress");
-                    endpoint.shift_insert(
-                        index_of(endpoint, "DriverOpts").map_or(0, |i| i + 1),
-                        "GwPriority".to_string(),
-                        json!(0),
-                    );
-                    endpoint.insert("DNSNames".to_string(), Value::Null);
+                if let Some(map) = endpoint.as_object_mut() {
+                    move_after(map, "MacAddress", "Aliases");
+                    move_after(map, "DriverOpts", "MacAddress");
+                    let at = index_of(map, "DriverOpts").map_or(0, |i| i + 1);
+                    map.shift_insert(at, "GwPriority".to_string(), json!(0));
+                    map.insert("DNSNames".to_string(), Value::Null);
                 }
+                let typed = typed_fields(
+                    Some(endpoint),
+                    &["Links", "Aliases", "DNSNames"],
+                    &["DriverOpts"],
+                    &[],
+                );
+                *endpoint = typed;
             }
         }
     }
-    view
+    let settings = typed_fields(
+        top.get("NetworkSettings"),
+        &["SecondaryIPAddresses", "SecondaryIPv6Addresses"],
+        &[],
+        &[],
+    );
+    top.insert("NetworkSettings".into(), settings);
+    typed_fields(Some(&view), &["Args", "ExecIDs"], &[], &[])
+}
+
+/// The typed view (see [`container_typed_view`]) of an `image inspect` object: its
+/// `Config` is the CLI's OCI image configuration (every field `omitempty`, printed as
+/// `{{User ExposedPorts Env Entrypoint Cmd Volumes WorkingDir Labels StopSignal
+/// ArgsEscaped} {Healthcheck OnBuild Shell}}`, measured).
+pub fn image_typed_view(raw: &Value) -> Value {
+    let mut view = raw.clone();
+    let Some(top) = view.as_object_mut() else {
+        return view;
+    };
+    if let Some(config) = top.get("Config") {
+        let field = |key: &str| config.get(key).cloned().unwrap_or(json!(""));
+        let typed = gotype::structure_grouped(
+            vec![
+                ("User", field("User")),
+                (
+                    "ExposedPorts",
+                    typed_ports(config.get("ExposedPorts"), true),
+                ),
+                ("Env", gotype::slice(config.get("Env"))),
+                ("Entrypoint", gotype::slice(config.get("Entrypoint"))),
+                ("Cmd", gotype::slice(config.get("Cmd"))),
+                ("Volumes", gotype::map_or_nil(config.get("Volumes"))),
+                ("WorkingDir", field("WorkingDir")),
+                ("Labels", gotype::map_or_nil(config.get("Labels"))),
+                ("StopSignal", json!("")),
+                ("ArgsEscaped", json!(false)),
+                ("Healthcheck", typed_healthcheck(config.get("Healthcheck"))),
+                ("OnBuild", gotype::slice(config.get("OnBuild"))),
+                ("Shell", gotype::nil_slice()),
+            ],
+            &[
+                "User",
+                "ExposedPorts",
+                "Env",
+                "Entrypoint",
+                "Cmd",
+                "Volumes",
+                "WorkingDir",
+                "Labels",
+                "StopSignal",
+                "ArgsEscaped",
+                "Healthcheck",
+                "OnBuild",
+                "Shell",
+            ],
+            &[10, 3],
+        );
+        top.insert("Config".into(), typed);
+    }
+    for key in ["GraphDriver", "RootFS", "Metadata"] {
+        let typed = typed_fields(top.get(key), &[], &[], &[]);
+        top.insert(key.into(), typed);
+    }
+    typed_fields(Some(&view), &["RepoTags", "RepoDigests"], &[], &[])
+}
+
+/// The typed view of a `network inspect` object (28.x adds `EnableIPv4`; IPAM and
+/// endpoints are structs).
+pub fn network_typed_view(raw: &Value) -> Value {
+    let mut view = raw.clone();
+    let Some(top) = view.as_object_mut() else {
+        return view;
+    };
+    let at = index_of(top, "Driver").map_or(0, |i| i + 1);
+    top.shift_insert(at, "EnableIPv4".into(), json!(false));
+    if let Some(Value::Object(ipam)) = top.get_mut("IPAM") {
+        let configs: Vec<Value> = ipam
+            .get("Config")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|config| {
+                gotype::structure(
+                    vec![
+                        ("Subnet", config.get("Subnet").cloned().unwrap_or(json!(""))),
+                        ("IPRange", json!("")),
+                        (
+                            "Gateway",
+                            config.get("Gateway").cloned().unwrap_or(json!("")),
+                        ),
+                        ("AuxiliaryAddresses", gotype::nil_map()),
+                    ],
+                    &["IPRange", "AuxiliaryAddresses"],
+                )
+            })
+            .collect();
+        ipam.insert("Config".into(), Value::Array(configs));
+    }
+    let ipam = typed_fields(top.get("IPAM"), &[], &["Options"], &[]);
+    top.insert("IPAM".into(), ipam);
+    let from = typed_fields(top.get("ConfigFrom"), &[], &[], &[]);
+    top.insert("ConfigFrom".into(), from);
+    if let Some(Value::Object(containers)) = top.get_mut("Containers") {
+        for endpoint in containers.values_mut() {
+            *endpoint = typed_fields(Some(endpoint), &[], &[], &[]);
+        }
+    }
+    typed_fields(Some(&view), &[], &["Options", "Labels"], &[])
+}
+
+/// The typed view of a `volume inspect` object (nil labels and options print `map[]`).
+pub fn volume_typed_view(raw: &Value) -> Value {
+    typed_fields(Some(raw), &[], &["Labels", "Options"], &[])
 }
 
 /// The daemon's default swap limit: twice `--memory` when one is set. The daemon computes

@@ -103,6 +103,12 @@ pub struct MountRecord {
     pub destination: String,
     pub read_only: bool,
     pub mode: String,
+    /// The named volume mounted (`Type: volume`), else a bind mount.
+    #[serde(default)]
+    pub volume: Option<String>,
+    /// Given with `--mount` (listed in `HostConfig.Mounts`), not `-v`.
+    #[serde(default)]
+    pub mount_flag: bool,
 }
 
 /// Everything `create` decided about a container.

@@ -15,6 +15,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::gojson;
+use crate::gotype::{self, GoKind};
 
 /// A template that could not be parsed or evaluated.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -296,8 +297,16 @@ fn render_nodes(
                     BlockKind::Range => {
                         let items: Vec<&Value> = match &value {
                             Value::Array(items) => items.iter().collect(),
+                            Value::Object(map)
+                                if matches!(
+                                    gotype::kind(map),
+                                    GoKind::NilSlice | GoKind::NilMap
+                                ) =>
+                            {
+                                Vec::new()
+                            }
                             // Go ranges over a map's values in key order.
-                            Value::Object(map) => {
+                            Value::Object(map) if gotype::kind(map) == GoKind::Map => {
                                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                                 entries.sort_by(|a, b| a.0.cmp(b.0));
                                 entries.into_iter().map(|(_, v)| v).collect()
@@ -342,7 +351,12 @@ fn truthy(value: &Value) -> bool {
         Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
         Value::String(s) => !s.is_empty(),
         Value::Array(items) => !items.is_empty(),
-        Value::Object(map) => !map.is_empty(),
+        Value::Object(map) => match gotype::kind(map) {
+            GoKind::NilSlice | GoKind::NilMap => false,
+            GoKind::Duration(ns) => ns != 0,
+            GoKind::Struct { .. } => true,
+            GoKind::Map => !map.is_empty(),
+        },
     }
 }
 
@@ -456,16 +470,31 @@ fn missing_key(
 ) -> Result<(), TemplateError> {
     let mut current = data;
     let mut parent_key: Option<&str> = None;
-    for key in path {
-        let Value::Object(map) = current else {
-            return Ok(());
+    for (index, key) in path.iter().enumerate() {
+        let map = match current {
+            Value::Object(map) => map,
+            // Go cannot evaluate a field of nil (a nil pointer in the CLI's types, nil in
+            // a decoded map): an error, never `<no value>`.
+            Value::Null if index > 0 => {
+                return Err(TemplateError::Execution(
+                    offset,
+                    text.to_string(),
+                    format!("nil pointer evaluating interface {{}}.{key}"),
+                ));
+            }
+            _ => return Ok(()),
         };
         match map.get(key) {
             Some(next) => {
                 parent_key = Some(key);
                 current = next;
             }
-            None if parent_key.is_some_and(|p| FREE_FORM_MAPS.contains(&p)) => return Ok(()),
+            // A struct of a typed view has fixed fields, whatever its name.
+            None if parent_key.is_some_and(|p| FREE_FORM_MAPS.contains(&p))
+                && !matches!(gotype::kind(map), GoKind::Struct { .. }) =>
+            {
+                return Ok(());
+            }
             None => {
                 let column = match path.first() {
                     Some(first) if path.len() > 1 => offset + 1 + first.len(),
@@ -513,7 +542,9 @@ fn evaluate(
                 .map(|a| resolve(a, data).unwrap_or(Value::Null))
                 .collect();
             match (function.as_str(), values.as_slice()) {
-                ("json", [value]) => Ok(Some(Value::String(gojson::compact(value)))),
+                ("json", [value]) => {
+                    Ok(Some(Value::String(gojson::compact(&gotype::plain(value)))))
+                }
                 ("index", [collection, keys @ ..]) => {
                     let mut current = collection.clone();
                     for key in keys {
@@ -544,7 +575,7 @@ fn evaluate(
                 ("upper", [value]) => Ok(Some(Value::String(go_format(value).to_uppercase()))),
                 ("len", [value]) => match value {
                     Value::Array(items) => Ok(Some(items.len().into())),
-                    Value::Object(map) => Ok(Some(map.len().into())),
+                    Value::Object(map) => Ok(Some(gotype::fields(map).count().into())),
                     Value::String(s) => Ok(Some(s.len().into())),
                     other => Err(fail(&format!(
                         "error calling len: len of {}",
@@ -562,7 +593,8 @@ fn evaluate(
     }
 }
 
-/// Formats a value like Go's `%v` does for the types docker prints.
+/// Formats a value like Go's `%v` does for the types docker prints: JSON maps as
+/// `map[k:v]`, and the Go values of a typed view (`gotype`) as Go prints them.
 pub fn go_format(value: &Value) -> String {
     match value {
         Value::Null => "<nil>".to_string(),
@@ -573,16 +605,36 @@ pub fn go_format(value: &Value) -> String {
             "[{}]",
             items.iter().map(go_format).collect::<Vec<_>>().join(" ")
         ),
-        Value::Object(map) => {
-            // Go prints map keys sorted.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            let parts: Vec<String> = entries
-                .into_iter()
-                .map(|(k, v)| format!("{k}:{}", go_format(v)))
-                .collect();
-            format!("map[{}]", parts.join(" "))
-        }
+        Value::Object(map) => match gotype::kind(map) {
+            GoKind::NilSlice => "[]".to_string(),
+            GoKind::NilMap => "map[]".to_string(),
+            GoKind::Duration(ns) => gotype::duration_text(ns),
+            GoKind::Struct { groups, .. } => {
+                let values: Vec<String> = gotype::fields(map).map(|(_, v)| go_format(v)).collect();
+                if groups.is_empty() {
+                    return format!("{{{}}}", values.join(" "));
+                }
+                let mut parts = Vec::new();
+                let mut rest = values.as_slice();
+                for size in groups {
+                    let (group, tail) = rest.split_at(size.min(rest.len()));
+                    parts.push(format!("{{{}}}", group.join(" ")));
+                    rest = tail;
+                }
+                parts.extend(rest.iter().cloned());
+                format!("{{{}}}", parts.join(" "))
+            }
+            GoKind::Map => {
+                // Go prints map keys sorted.
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let parts: Vec<String> = entries
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}:{}", go_format(v)))
+                    .collect();
+                format!("map[{}]", parts.join(" "))
+            }
+        },
     }
 }
 

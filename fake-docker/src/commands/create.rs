@@ -533,15 +533,15 @@ fn parse_mount(state: &StateDir, text: &str) -> Result<MountRecord, String> {
     if kind == "volume" {
         let _ = std::fs::create_dir_all(&source_path);
     }
+    let volume = (kind == "volume").then(|| source.clone());
     Ok(MountRecord {
         source: source_path,
         destination: target,
         read_only,
-        mode: if read_only {
-            "ro".to_string()
-        } else {
-            String::new()
-        },
+        // Measured: a `--mount` shows no mode, read-only or not (RW says it).
+        mode: String::new(),
+        volume,
+        mount_flag: true,
     })
 }
 
@@ -586,6 +586,8 @@ fn parse_volume(state: &StateDir, text: &str) -> Result<MountRecord, String> {
         destination: destination.to_string(),
         read_only,
         mode: mode.to_string(),
+        volume: (!source.starts_with('/')).then(|| source.to_string()),
+        mount_flag: false,
     })
 }
 

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use super::listing::{print_rows, split_filter};
 use super::{Outcome, daemon_error, err, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
-use crate::gojson;
 use crate::objects::{self, Network, Volume, label_matches, labels_text, object_id};
 use crate::state::{StateDir, Status};
 
@@ -461,21 +460,24 @@ pub fn network_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     ))
 }
 
-/// Prints inspect objects: a JSON array, or one template line each.
-fn print_inspect(parsed: &Parsed, objects: &[Value]) -> i32 {
-    match parsed.last("format") {
-        None => {
-            out(&format!(
-                "{}\n",
-                gojson::indented(&Value::Array(objects.to_vec()))
-            ));
-            0
-        }
+/// Prints inspect objects (with their typed views, see `render`): a JSON array, or one
+/// template line each.
+fn print_inspect(parsed: &Parsed, objects: &[Value], typed: fn(&Value) -> Value) -> i32 {
+    let template = match parsed.last("format") {
+        None => None,
         Some(text) => match super::query::inspect_template(text) {
-            None => 1,
-            Some(format) => super::query::print_objects(Some(&format), objects).unwrap_or(1),
+            None => return 1,
+            Some(format) => Some(format),
         },
-    }
+    };
+    let objects: Vec<super::query::Inspected> = objects
+        .iter()
+        .map(|raw| super::query::Inspected {
+            raw: raw.clone(),
+            typed: Some(typed(raw)),
+        })
+        .collect();
+    super::query::print_inspected(template.as_ref(), &objects).unwrap_or(1)
 }
 
 /// `docker network inspect`.
@@ -491,7 +493,7 @@ pub fn network_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         };
         objects.push(network_json(&network, &containers));
     }
-    let code = print_inspect(parsed, &objects);
+    let code = print_inspect(parsed, &objects, crate::render::network_typed_view);
     for name in &missing {
         daemon_error(&format!("network {name} not found"));
     }
@@ -653,7 +655,7 @@ pub fn volume_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             None => missing.push(name.clone()),
         }
     }
-    let code = print_inspect(parsed, &objects);
+    let code = print_inspect(parsed, &objects, crate::render::volume_typed_view);
     for name in &missing {
         daemon_error(&format!("get {name}: no such volume"));
     }

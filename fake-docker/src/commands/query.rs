@@ -536,9 +536,9 @@ pub fn container_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 
 /// One inspected object: the daemon's JSON and, for a container, the CLI's typed view
 /// that templates run on first.
-struct Inspected {
-    raw: Value,
-    typed: Option<Value>,
+pub(crate) struct Inspected {
+    pub(crate) raw: Value,
+    pub(crate) typed: Option<Value>,
 }
 
 /// Inspects every positional as `kind` (`""`: container, then image, network, volume,
@@ -586,23 +586,26 @@ fn inspect_objects(parsed: &Parsed, kind: &str, bad_template: i32) -> Outcome {
                 typed: Some(typed),
             });
         } else if let Some(image) = find_image(&images, name).filter(|_| wants("image")) {
+            let raw = image.inspect_json();
             objects.push(Inspected {
-                raw: image.inspect_json(),
-                typed: None,
+                typed: Some(render::image_typed_view(&raw)),
+                raw,
             });
         } else if let Some(network) = wants("network")
             .then(|| crate::objects::find_network(&state, name))
             .transpose()?
             .flatten()
         {
+            let raw = super::network::network_json(&network, &containers);
             objects.push(Inspected {
-                raw: super::network::network_json(&network, &containers),
-                typed: None,
+                typed: Some(render::network_typed_view(&raw)),
+                raw,
             });
         } else if let Some(volume) = volumes.iter().find(|v| v.name == *name) {
+            let raw = super::network::volume_json(volume);
             objects.push(Inspected {
-                raw: super::network::volume_json(volume),
-                typed: None,
+                typed: Some(render::volume_typed_view(&raw)),
+                raw,
             });
         } else {
             missing.push(name.clone());
@@ -627,7 +630,7 @@ fn inspect_objects(parsed: &Parsed, kind: &str, bad_template: i32) -> Outcome {
 
 /// Prints inspected objects; a template runs on the typed view first and, where it
 /// fails, on the raw JSON (the CLI's fallback, whose error is the one reported).
-fn print_inspected(template: Option<&InspectFormat>, objects: &[Inspected]) -> Outcome {
+pub(crate) fn print_inspected(template: Option<&InspectFormat>, objects: &[Inspected]) -> Outcome {
     let Some(InspectFormat::Template(template)) = template else {
         let raw: Vec<Value> = objects.iter().map(|o| o.raw.clone()).collect();
         return print_objects(template, &raw);
@@ -730,11 +733,17 @@ pub fn image_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let mut missing = Vec::new();
     for name in &parsed.positionals {
         match find_image(&images, name) {
-            Some(image) => objects.push(image.inspect_json()),
+            Some(image) => {
+                let raw = image.inspect_json();
+                objects.push(Inspected {
+                    typed: Some(render::image_typed_view(&raw)),
+                    raw,
+                });
+            }
             None => missing.push(name.clone()),
         }
     }
-    let code = print_objects(template.as_ref(), &objects)?;
+    let code = print_inspected(template.as_ref(), &objects)?;
     for name in &missing {
         daemon_error(&format!(
             "no such image: {name}: No such image: {}",
