@@ -114,6 +114,9 @@ pub struct Template {
     /// Whether a field missing from a JSON object is an error (`inspect`'s raw maps),
     /// rather than `<no value>`.
     strict: bool,
+    /// The Go type the CLI runs the template on (`*formatter.ContainerContext`): a field
+    /// it does not have is an execution error naming the type.
+    context: Option<&'static str>,
 }
 
 /// Objects whose keys are free-form (`map[string]string` in Docker's types): a missing
@@ -129,6 +132,7 @@ impl Template {
             (nodes, Ending::Eof) => Ok(Template {
                 nodes,
                 strict: false,
+                context: None,
             }),
             (_, Ending::End) => Err(TemplateError::Unexpected("end".into())),
             (_, Ending::Else) => Err(TemplateError::Unexpected("else".into())),
@@ -142,6 +146,13 @@ impl Template {
         self
     }
 
+    /// Makes a top-level field `data` lacks an error naming the Go type `context`, as
+    /// the CLI's formatter contexts report it (`can't evaluate field X in type T`).
+    pub fn in_context(mut self, context: &'static str) -> Template {
+        self.context = Some(context);
+        self
+    }
+
     /// Renders against `data`, with no method calls available.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
         self.render_with(data, &|_, _| None)
@@ -150,7 +161,11 @@ impl Template {
     /// Renders against `data`; `methods` answers calls like `.Label "k"`.
     pub fn render_with(&self, data: &Value, methods: Methods<'_>) -> Result<String, TemplateError> {
         let mut out = String::new();
-        render_nodes(&self.nodes, data, methods, &mut out, self.strict)?;
+        let scope = Scope {
+            strict: self.strict,
+            context: self.context,
+        };
+        render_nodes(&self.nodes, data, methods, &mut out, &scope)?;
         Ok(out)
     }
 }
@@ -264,13 +279,26 @@ fn build(
     Ok((nodes, Ending::Eof))
 }
 
+/// How a template renders: missing-key rules, and the typed context while the dot is
+/// still the data the template was given.
+struct Scope {
+    strict: bool,
+    context: Option<&'static str>,
+}
+
 fn render_nodes(
     nodes: &[Node],
     dot: &Value,
     methods: Methods<'_>,
     out: &mut String,
-    strict: bool,
+    scope: &Scope,
 ) -> Result<(), TemplateError> {
+    let strict = scope.strict;
+    // Inside `range` and `with` the dot is another value: no longer the context.
+    let inner = Scope {
+        strict,
+        context: None,
+    };
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(text),
@@ -281,6 +309,16 @@ fn render_nodes(
             } => {
                 if strict && let Action::Value(Arg::Field(path)) = action {
                     missing_key(dot, path, text, *offset)?;
+                }
+                if let (Some(context), Action::Value(Arg::Field(path))) = (scope.context, action)
+                    && let Some(first) = path.first()
+                    && dot.get(first).is_none()
+                {
+                    return Err(TemplateError::Execution(
+                        *offset,
+                        text.clone(),
+                        format!("can't evaluate field {first} in type {context}"),
+                    ));
                 }
                 let value = evaluate(action, dot, methods, text, out.len())?;
                 out.push_str(&value.map_or_else(|| "<no value>".to_string(), |v| go_format(&v)));
@@ -321,20 +359,20 @@ fn render_nodes(
                             }
                         };
                         if items.is_empty() {
-                            render_nodes(otherwise, dot, methods, out, strict)?;
+                            render_nodes(otherwise, dot, methods, out, scope)?;
                         }
                         for item in items {
-                            render_nodes(body, item, methods, out, strict)?;
+                            render_nodes(body, item, methods, out, &inner)?;
                         }
                     }
                     BlockKind::If if truthy(&value) => {
-                        render_nodes(body, dot, methods, out, strict)?
+                        render_nodes(body, dot, methods, out, scope)?
                     }
                     BlockKind::With if truthy(&value) => {
-                        render_nodes(body, &value, methods, out, strict)?
+                        render_nodes(body, &value, methods, out, &inner)?
                     }
                     BlockKind::If | BlockKind::With => {
-                        render_nodes(otherwise, dot, methods, out, strict)?
+                        render_nodes(otherwise, dot, methods, out, scope)?
                     }
                 }
             }

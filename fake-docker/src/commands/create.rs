@@ -158,6 +158,12 @@ const CONTAINER_FLAGS: &[Flag] = &[
         "Pull image before creating (\"always\", \"missing\", \"never\")",
     ),
     value(
+        "restart",
+        None,
+        "string",
+        "Restart policy to apply when a container exits (default \"no\")",
+    ),
+    value(
         "stop-timeout",
         None,
         "int",
@@ -222,6 +228,8 @@ enum CreateFailure {
         message: String,
     },
     Internal(CommandError),
+    /// Something fake-docker does not model: the reason, exit 125.
+    Unmodelled(String),
 }
 
 impl From<CommandError> for CreateFailure {
@@ -296,6 +304,30 @@ fn host_cpus() -> i64 {
 
 /// The host-config limits the daemon refuses at create (measured on 20.10: exit 125 for
 /// `run`, 1 for `create`, with these messages).
+/// The daemon's answer to a `--restart` policy: its refusal of an invalid one (measured
+/// on 20.10), or `None` for `no`. Any other valid policy is `Err`: the fake does not
+/// model restarting containers, and says so rather than accept it silently.
+fn restart_problem(parsed: &Parsed) -> Result<Option<String>, String> {
+    let Some(policy) = parsed.last("restart").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let (name, count) = match policy.split_once(':') {
+        Some((name, count)) => (name, count.parse::<i64>().ok()),
+        None => (policy, None),
+    };
+    match (name, count) {
+        ("no", None) => Ok(None),
+        (_, Some(count)) if count < 0 => Ok(Some("maximum retry count cannot be negative".into())),
+        ("always" | "unless-stopped" | "no", Some(_)) => Ok(Some(format!(
+            "maximum retry count cannot be used with restart policy '{name}'"
+        ))),
+        ("always" | "unless-stopped" | "on-failure", _) => Err(format!(
+            "fake-docker does not model `--restart {policy}` (restarting containers): run it on a real daemon"
+        )),
+        _ => Ok(Some(format!("invalid restart policy '{name}'"))),
+    }
+}
+
 fn daemon_limit_problem(parsed: &Parsed) -> Option<String> {
     if let Some(nano) = parsed.last("cpus").and_then(|c| parse_cpus(c).ok()) {
         let cpus = host_cpus();
@@ -372,6 +404,10 @@ fn report(spec: &CommandSpec, failure: CreateFailure) -> Outcome {
             }
         }
         CreateFailure::Internal(error) => Err(error),
+        CreateFailure::Unmodelled(reason) => {
+            err(&format!("{reason}\n"));
+            Ok(125)
+        }
     }
 }
 
@@ -629,6 +665,29 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, UsageEr
     }
     if let Some(cpus) = parsed.last("cpus") {
         parse_cpus(cpus).map_err(|e| usage("cpus", cpus, e))?;
+    }
+    // Measured: the CLI refuses a non-integer retry count and `--restart` with `--rm`.
+    if let Some(policy) = parsed.last("restart") {
+        let cli_error = |message: &str| UsageError {
+            code: 125,
+            argument: "--restart".into(),
+            stderr: format!(
+                "docker: {message}\n\nRun 'docker {} --help' for more information\n",
+                spec.name
+            ),
+        };
+        if let Some((_, count)) = policy.split_once(':')
+            && count.parse::<i64>().is_err()
+        {
+            return Err(cli_error(
+                "invalid restart policy format: maximum retry count must be an integer",
+            ));
+        }
+        if parsed.bool("rm") && !matches!(policy, "" | "no") {
+            return Err(cli_error(
+                "conflicting options: cannot specify both --restart and --rm",
+            ));
+        }
     }
     for long in ["pids-limit", "stop-timeout", "health-retries"] {
         if let Some(text) = parsed.last(long) {
@@ -925,6 +984,11 @@ fn create_container(
     if let Some(message) = daemon_limit_problem(parsed) {
         return Err(daemon(message));
     }
+    match restart_problem(parsed) {
+        Ok(None) => {}
+        Ok(Some(message)) => return Err(daemon(message)),
+        Err(refusal) => return Err(CreateFailure::Unmodelled(refusal)),
+    }
     if let Some(name) = &request.name
         && !valid_name(name)
     {
@@ -1118,7 +1182,7 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     if container.attach_stdin {
         forward_stdin(state.stdin_path(&container.id));
     }
-    let code = follow_until_exit(&state, &container.id, supervisor)?;
+    let code = follow_until_exit(&state, &container.id, supervisor, 0)?;
     if container.auto_remove {
         let _lock = state.lock()?;
         state.remove(&container.id)?;
@@ -1142,10 +1206,11 @@ pub(super) fn follow_until_exit(
     state: &StateDir,
     id: &str,
     supervisor: Option<std::process::Child>,
+    from: u64,
 ) -> Result<i32, CommandError> {
     let mut supervisor = supervisor;
     let log = state.log_path(id);
-    let mut offset = 0u64;
+    let mut offset = from;
     loop {
         // Look at the state before reading, so output written before the exit is not lost.
         let current = state.load(id)?;

@@ -538,11 +538,11 @@ pub fn volume_create(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 pub fn volume_rm(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let state = StateDir::from_env()?;
     let _lock = state.lock()?;
-    let volumes = objects::volumes(&state)?;
     let containers = state.all()?;
     let mut code = 0;
     for name in &parsed.positionals {
-        if !volumes.iter().any(|v| v.name == *name) {
+        // Read again for each name: `volume rm v v` removes it once, then finds nothing.
+        if !objects::volumes(&state)?.iter().any(|v| v.name == *name) {
             if parsed.bool("force") {
                 out(&format!("{name}\n"));
             } else {
