@@ -185,6 +185,10 @@ struct DefinitionFile {
     /// context) as the build's last step, so the fake image carries that label too.
     #[serde(default)]
     fixture: bool,
+    /// The version of the daemon that built the real twin (`DockerVersion`), as its
+    /// `image inspect` shows it; default: fake-docker's own server version.
+    #[serde(default)]
+    docker_version: Option<String>,
 }
 
 /// A loaded fake image.
@@ -219,6 +223,8 @@ pub struct Image {
     pub layers: usize,
     /// The last build step, as the legacy builder records it in `ContainerConfig.Cmd`.
     pub last_step: Option<String>,
+    /// `DockerVersion`: the daemon that built the image.
+    pub docker_version: String,
 }
 
 /// The image label dockproof gives the fixture images it builds.
@@ -385,6 +391,9 @@ impl Image {
             fixture_digest,
             layers,
             last_step,
+            docker_version: file
+                .docker_version
+                .unwrap_or_else(|| crate::SERVER_VERSION.to_string()),
         })
     }
 
@@ -417,6 +426,7 @@ impl Image {
         // A committed or built image is no fixture: one layer more than its base.
         image.fixture_digest = None;
         image.layers += 1;
+        image.docker_version = crate::SERVER_VERSION.to_string();
         Ok(image)
     }
 
@@ -598,7 +608,7 @@ impl Image {
             "Created": crate::FIXED_TIME,
             "Container": container,
             "ContainerConfig": container_config,
-            "DockerVersion": crate::SERVER_VERSION,
+            "DockerVersion": self.docker_version,
             "Author": "",
             "Config": self.config_json("", &self.config.cmd, &parent),
             "Architecture": "amd64",

@@ -117,6 +117,9 @@ pub struct Template {
     /// The Go type the CLI runs the template on (`*formatter.ContainerContext`): a field
     /// it does not have is an execution error naming the type.
     context: Option<&'static str>,
+    /// Rendering on the raw JSON decoded into Go's `interface{}` (the CLI's fallback):
+    /// `json` sorts object keys, as Go encodes a map, and a nil value prints `<no value>`.
+    raw: bool,
 }
 
 /// Objects whose keys are free-form (`map[string]string` in Docker's types): a missing
@@ -133,6 +136,7 @@ impl Template {
                 nodes,
                 strict: false,
                 context: None,
+                raw: false,
             }),
             (_, Ending::End) => Err(TemplateError::Unexpected("end".into())),
             (_, Ending::Else) => Err(TemplateError::Unexpected("else".into())),
@@ -153,6 +157,13 @@ impl Template {
         self
     }
 
+    /// The same template, rendering on raw JSON as the CLI's fallback does.
+    pub fn on_raw_json(&self) -> Template {
+        let mut template = self.clone();
+        template.raw = true;
+        template
+    }
+
     /// Renders against `data`, with no method calls available.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
         self.render_with(data, &|_, _| None)
@@ -164,6 +175,7 @@ impl Template {
         let scope = Scope {
             strict: self.strict,
             context: self.context,
+            raw: self.raw,
         };
         render_nodes(&self.nodes, data, methods, &mut out, &scope)?;
         Ok(out)
@@ -284,6 +296,7 @@ fn build(
 struct Scope {
     strict: bool,
     context: Option<&'static str>,
+    raw: bool,
 }
 
 fn render_nodes(
@@ -298,6 +311,7 @@ fn render_nodes(
     let inner = Scope {
         strict,
         context: None,
+        raw: scope.raw,
     };
     for node in nodes {
         match node {
@@ -320,8 +334,13 @@ fn render_nodes(
                         format!("can't evaluate field {first} in type {context}"),
                     ));
                 }
-                let value = evaluate(action, dot, methods, text, out.len())?;
-                out.push_str(&value.map_or_else(|| "<no value>".to_string(), |v| go_format(&v)));
+                let value = evaluate(action, dot, methods, text, out.len(), scope.raw)?;
+                out.push_str(&match value {
+                    None => "<no value>".to_string(),
+                    // A nil interface{} prints as no value in Go's templates.
+                    Some(Value::Null) if scope.raw => "<no value>".to_string(),
+                    Some(v) => go_format(&v),
+                });
             }
             Node::Block {
                 kind,
@@ -330,7 +349,8 @@ fn render_nodes(
                 body,
                 otherwise,
             } => {
-                let value = evaluate(action, dot, methods, text, out.len())?.unwrap_or(Value::Null);
+                let value = evaluate(action, dot, methods, text, out.len(), scope.raw)?
+                    .unwrap_or(Value::Null);
                 match kind {
                     BlockKind::Range => {
                         let items: Vec<&Value> = match &value {
@@ -567,6 +587,7 @@ fn evaluate(
     methods: Methods<'_>,
     text: &str,
     column: usize,
+    raw: bool,
 ) -> Result<Option<Value>, TemplateError> {
     let fail = |why: &str| TemplateError::Execution(column + 1, text.to_string(), why.to_string());
     match action {
@@ -581,7 +602,9 @@ fn evaluate(
                 .collect();
             match (function.as_str(), values.as_slice()) {
                 ("json", [value]) => {
-                    Ok(Some(Value::String(gojson::compact(&gotype::plain(value)))))
+                    let value = gotype::plain(value);
+                    let value = if raw { sorted_keys(&value) } else { value };
+                    Ok(Some(Value::String(gojson::compact(&value))))
                 }
                 ("index", [collection, keys @ ..]) => {
                     let mut current = collection.clone();
@@ -628,6 +651,24 @@ fn evaluate(
                 _ => Err(fail(&format!("wrong arguments for {function}"))),
             }
         }
+    }
+}
+
+/// The value with every object's keys sorted, as Go's encoding/json writes a map.
+fn sorted_keys(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        other => other.clone(),
     }
 }
 

@@ -684,13 +684,14 @@ pub(crate) fn print_inspected(template: Option<&InspectFormat>, objects: &[Inspe
         let raw: Vec<Value> = objects.iter().map(|o| o.raw.clone()).collect();
         return print_objects(template, &raw);
     };
+    let on_raw = template.on_raw_json();
     let mut failed = false;
     let mut printed = false;
     for object in objects {
         let typed = object.typed.as_ref().map(|typed| template.render(typed));
         let rendered = match typed {
             Some(Ok(line)) => Ok(line),
-            _ => template.render(&object.raw),
+            _ => on_raw.render(&object.raw),
         };
         match rendered {
             Ok(line) => {
