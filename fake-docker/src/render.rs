@@ -428,6 +428,16 @@ fn index_of(map: &serde_json::Map<String, Value>, key: &str) -> Option<usize> {
     map.keys().position(|k| k == key)
 }
 
+/// `inspect -s`: the container's writable layer (nothing written, on the fake) and its
+/// root filesystem (the image), after `GraphDriver` as measured.
+pub fn add_sizes(document: &mut Value, container: &Container) {
+    if let Some(map) = document.as_object_mut() {
+        let at = index_of(map, "GraphDriver").map_or(map.len(), |i| i + 1);
+        map.shift_insert(at, "SizeRw".into(), json!(0));
+        map.shift_insert(at + 1, "SizeRootFs".into(), json!(container.image_size));
+    }
+}
+
 /// Moves `key` of `map` to just after `after` (or to the front when `after` is absent).
 fn move_after(map: &mut serde_json::Map<String, Value>, key: &str, after: &str) {
     let Some(value) = map.shift_remove(key) else {

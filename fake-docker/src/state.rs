@@ -175,6 +175,9 @@ pub struct Container {
     /// How many filesystem layers its image has (`GraphDriver.Data.LowerDir`).
     #[serde(default)]
     pub image_layers: usize,
+    /// Its image's size (`inspect -s`: `SizeRootFs`).
+    #[serde(default)]
+    pub image_size: u64,
     pub state: RunState,
 }
 

@@ -888,6 +888,7 @@ fn build_container(
         attach_output: !parsed.bool("detach"),
         tty: parsed.bool("tty"),
         image_layers: image.layers,
+        image_size: image.size,
         state: RunState::created(),
     })
 }

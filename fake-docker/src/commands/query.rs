@@ -628,7 +628,10 @@ fn inspect_objects(parsed: &Parsed, kind: &str, bad_template: i32) -> Outcome {
             None
         };
         if let Some(container) = container {
-            let raw = render::container_json(&container, &networks);
+            let mut raw = render::container_json(&container, &networks);
+            if parsed.bool("size") {
+                render::add_sizes(&mut raw, &container);
+            }
             let typed = render::container_typed_view(&raw);
             objects.push(Inspected {
                 raw,
