@@ -255,12 +255,13 @@ pub fn images(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         "SharedSize": "SHARED SIZE", "Size": "SIZE", "Tag": "TAG",
         "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
     });
-    Ok(print_rows(
-        parsed.last("format"),
-        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
-        &headers,
-        &values,
-    ))
+    // Measured: `--digests` adds a DIGEST column (`<none>` for a local build).
+    let default = if parsed.bool("digests") {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    Ok(print_rows(parsed.last("format"), default, &headers, &values))
 }
 
 /// `docker rmi`: untag; the last tag gone deletes the image.
