@@ -20,6 +20,17 @@ pub struct Network {
     /// and drivers that are not `bridge`.
     #[serde(default)]
     pub subnet: String,
+    /// `--subnet` was given: `IPAM.Config` shows only what was given.
+    #[serde(default)]
+    pub explicit_subnet: bool,
+    /// `--gateway`, when given.
+    #[serde(default)]
+    pub explicit_gateway: String,
+    #[serde(default)]
+    pub attachable: bool,
+    /// `--opt` (`Options`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 impl Network {
@@ -33,8 +44,10 @@ impl Network {
 
     /// The gateway (the subnet's first address), as `IPAM.Config` and endpoints report it.
     pub fn gateway(&self) -> Option<String> {
-        let ([a, b, c, _], _) = self.subnet_parts()?;
-        Some(format!("{a}.{b}.{c}.1"))
+        if !self.explicit_gateway.is_empty() {
+            return Some(self.explicit_gateway.clone());
+        }
+        self.host_address(1)
     }
 
     /// The prefix length of the subnet (`IPPrefixLen`).
@@ -53,9 +66,21 @@ impl Network {
     /// The `IPAM` object of `network inspect`, as measured (the default bridge has
     /// `Options: null`, user networks `{}`; `host` and `none` have no config).
     pub fn ipam_json(&self) -> serde_json::Value {
-        let config: Vec<serde_json::Value> = match self.gateway() {
-            Some(gateway) => vec![serde_json::json!({ "Subnet": self.subnet, "Gateway": gateway })],
-            None => Vec::new(),
+        let config: Vec<serde_json::Value> = if self.explicit_subnet {
+            // Measured: a given subnet is shown as given, with a gateway only if one was.
+            let mut entry = serde_json::Map::new();
+            entry.insert("Subnet".into(), serde_json::json!(self.subnet));
+            if !self.explicit_gateway.is_empty() {
+                entry.insert("Gateway".into(), serde_json::json!(self.explicit_gateway));
+            }
+            vec![serde_json::Value::Object(entry)]
+        } else {
+            match self.gateway() {
+                Some(gateway) => {
+                    vec![serde_json::json!({ "Subnet": self.subnet, "Gateway": gateway })]
+                }
+                None => Vec::new(),
+            }
         };
         let options = if BUILTIN_NETWORKS.iter().any(|(name, _)| *name == self.name) {
             serde_json::Value::Null
@@ -96,6 +121,9 @@ pub struct Volume {
     pub name: String,
     pub driver: String,
     pub labels: BTreeMap<String, String>,
+    /// `--opt` (`Options`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -134,6 +162,10 @@ fn builtin(name: &str, driver: &str) -> Network {
         } else {
             String::new()
         },
+        explicit_subnet: false,
+        explicit_gateway: String::new(),
+        attachable: false,
+        options: BTreeMap::new(),
     }
 }
 
@@ -260,6 +292,10 @@ mod tests {
             labels: BTreeMap::new(),
             internal: false,
             subnet: next_subnet(&networks(&state).unwrap_or_default()),
+            explicit_subnet: false,
+            explicit_gateway: String::new(),
+            attachable: false,
+            options: BTreeMap::new(),
         };
         assert_eq!(net.subnet, "172.18.0.0/16");
         assert_eq!(net.gateway().as_deref(), Some("172.18.0.1"));
@@ -283,6 +319,7 @@ mod tests {
             name: "v1".into(),
             driver: "local".into(),
             labels: BTreeMap::new(),
+            options: BTreeMap::new(),
         };
         assert!(ensure_volume(&state, volume).is_ok());
         assert_eq!(volumes(&state).unwrap_or_default().len(), 1);

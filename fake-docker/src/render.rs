@@ -773,7 +773,7 @@ pub fn network_typed_view(raw: &Value) -> Value {
                         ),
                         ("AuxiliaryAddresses", gotype::nil_map()),
                     ],
-                    &["IPRange", "AuxiliaryAddresses"],
+                    &["Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"],
                 )
             })
             .collect();

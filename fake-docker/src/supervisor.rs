@@ -326,8 +326,8 @@ pub fn env_vars(env: &[String]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-/// The address a starting container gets on its network: the lowest host address from
-/// `.2` that no other running container there has (the daemon's IPAM hands out the
+/// The address a starting container gets on its network: the lowest host address
+/// that is not the gateway and no other running container there has (the daemon's IPAM hands out the
 /// first free one); none on `host`, `none` or a network without a subnet.
 fn allocate_ip(
     state: &StateDir,
@@ -358,9 +358,12 @@ fn allocate_ip(
         })
         .map(|c| c.state.ip_address)
         .collect();
-    Ok((2..65_534)
+    // Measured: the first free address from `.1` that is not the gateway (`.2` with the
+    // default gateway, `.1` with `--gateway` elsewhere).
+    let gateway = network.gateway();
+    Ok((1..65_534)
         .filter_map(|n| network.host_address(n))
-        .find(|address| !taken.contains(address))
+        .find(|address| !taken.contains(address) && gateway.as_ref() != Some(address))
         .unwrap_or_default())
 }
 

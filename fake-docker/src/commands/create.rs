@@ -1048,6 +1048,7 @@ fn create_container(
                     name: source.to_string(),
                     driver: "local".to_string(),
                     labels: BTreeMap::new(),
+                    options: BTreeMap::new(),
                 },
             )?;
         }

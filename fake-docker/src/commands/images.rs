@@ -261,7 +261,12 @@ pub fn images(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     } else {
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    Ok(print_rows(parsed.last("format"), default, &headers, &values))
+    Ok(print_rows(
+        parsed.last("format"),
+        default,
+        &headers,
+        &values,
+    ))
 }
 
 /// `docker rmi`: untag; the last tag gone deletes the image.

@@ -165,7 +165,7 @@ pub(crate) fn network_json(network: &Network, containers: &[crate::state::Contai
             "com.docker.network.driver.mtu": "1500",
         })
     } else {
-        json!({})
+        json!(network.options)
     };
     json!({
         "Name": network.name,
@@ -176,7 +176,7 @@ pub(crate) fn network_json(network: &Network, containers: &[crate::state::Contai
         "EnableIPv6": false,
         "IPAM": network.ipam_json(),
         "Internal": network.internal,
-        "Attachable": false,
+        "Attachable": network.attachable,
         "Ingress": false,
         "ConfigFrom": { "Network": "" },
         "ConfigOnly": false,
@@ -320,11 +320,56 @@ pub fn network_create(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let state = StateDir::from_env()?;
     let _lock = state.lock()?;
     let driver = parsed.last("driver").unwrap_or("bridge").to_string();
-    let subnet = if driver == "bridge" {
-        objects::next_subnet(&objects::networks(&state)?)
-    } else {
-        String::new()
+    // Measured on 20.10 (not a swarm manager, no plugins).
+    let refusal = match driver.as_str() {
+        "bridge" | "ipvlan" => None,
+        "overlay" => Some("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.".to_string()),
+        "host" | "null" => Some(format!("only one instance of \"{driver}\" network is allowed")),
+        "macvlan" => Some("operation not supported".to_string()),
+        other => Some(format!("plugin \"{other}\" not found")),
     };
+    let refusal = refusal.or_else(|| {
+        objects::BUILTIN_NETWORKS
+            .iter()
+            .any(|(builtin, _)| *builtin == name)
+            .then(|| format!("operation is not permitted on predefined {name} network"))
+    });
+    if let Some(message) = refusal {
+        daemon_error(&message);
+        return Ok(1);
+    }
+    let existing = objects::networks(&state)?;
+    let given = parsed.last("subnet").map(str::to_string);
+    if let Some(subnet) = &given {
+        let parts: Option<(&str, &str)> = subnet.split_once('/');
+        let valid = parts.is_some_and(|(address, length)| {
+            address.parse::<std::net::Ipv4Addr>().is_ok()
+                && length.parse::<u8>().is_ok_and(|l| l <= 32)
+        });
+        if !valid {
+            daemon_error(&format!(
+                "Invalid subnet {subnet} : invalid CIDR address: {subnet}"
+            ));
+            return Ok(1);
+        }
+        if existing.iter().any(|n| n.subnet == *subnet) {
+            daemon_error("Pool overlaps with other one on this address space");
+            return Ok(1);
+        }
+    }
+    let subnet = match &given {
+        Some(subnet) => subnet.clone(),
+        None if driver == "bridge" => objects::next_subnet(&existing),
+        None => String::new(),
+    };
+    let options: BTreeMap<String, String> = parsed
+        .all("opt")
+        .iter()
+        .map(|o| {
+            let (k, v) = o.split_once('=').unwrap_or((o, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
     let network = Network {
         id: object_id("network", &name),
         name: name.clone(),
@@ -332,6 +377,10 @@ pub fn network_create(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         labels: labels(parsed),
         internal: parsed.bool("internal"),
         subnet,
+        explicit_subnet: given.is_some(),
+        explicit_gateway: parsed.last("gateway").unwrap_or_default().to_string(),
+        attachable: parsed.bool("attachable"),
+        options,
     };
     let id = network.id.clone();
     match objects::add_network(&state, network)? {
@@ -522,12 +571,28 @@ pub fn volume_create(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         ));
         return Ok(1);
     }
+    let driver = parsed.last("driver").unwrap_or("local").to_string();
+    if driver != "local" {
+        // Measured: no volume plugins on the daemon.
+        daemon_error(&format!(
+            "create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+        ));
+        return Ok(1);
+    }
     objects::ensure_volume(
         &state,
         Volume {
             name: name.clone(),
-            driver: parsed.last("driver").unwrap_or("local").to_string(),
+            driver,
             labels: labels(parsed),
+            options: parsed
+                .all("opt")
+                .iter()
+                .map(|o| {
+                    let (k, v) = o.split_once('=').unwrap_or((o, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
         },
     )?;
     out(&format!("{name}\n"));
@@ -638,7 +703,7 @@ pub(crate) fn volume_json(v: &objects::Volume) -> Value {
         "Labels": if v.labels.is_empty() { Value::Null } else { json!(v.labels) },
         "Mountpoint": mountpoint(&v.name),
         "Name": v.name,
-        "Options": null,
+        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
         "Scope": "local",
     })
 }
