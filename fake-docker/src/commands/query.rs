@@ -186,6 +186,13 @@ pub const IMAGE_INSPECT: CommandSpec = CommandSpec {
 
 /// Print `data` through a `--format` template; the exit code.
 fn print_formatted(format: &str, data: &Value) -> i32 {
+    // Measured: `--format json` is the whole object as JSON (the CLI's shorthand for
+    // `{{json .}}`), not the word `json`.
+    let format = if format == "json" {
+        "{{json .}}"
+    } else {
+        format
+    };
     let Some(template) = parse_template(format) else {
         return 1;
     };
