@@ -84,10 +84,20 @@ fn host_config(container: &Container) -> Value {
         ("Links", Value::Null),
         ("OomScoreAdj", json!(0)),
         ("PidMode", json!("")),
-        ("Privileged", json!(false)),
+        ("Privileged", json!(container.privileged)),
         ("PublishAllPorts", json!(false)),
         ("ReadonlyRootfs", json!(container.read_only)),
-        ("SecurityOpt", null_if_empty(&container.security_opt)),
+        // Measured: the daemon adds `label=disable` for a privileged container.
+        (
+            "SecurityOpt",
+            if container.privileged {
+                let mut options = container.security_opt.clone();
+                options.push("label=disable".to_string());
+                json!(options)
+            } else {
+                null_if_empty(&container.security_opt)
+            },
+        ),
     ];
     if !container.tmpfs.is_empty() {
         pairs.push(("Tmpfs", json!(container.tmpfs)));
@@ -121,7 +131,14 @@ fn host_config(container: &Container) -> Value {
         ("KernelMemory", json!(0)),
         ("KernelMemoryTCP", json!(0)),
         ("MemoryReservation", json!(0)),
-        ("MemorySwap", json!(memory_swap(container.memory))),
+        (
+            "MemorySwap",
+            json!(
+                container
+                    .memory_swap
+                    .unwrap_or_else(|| memory_swap(container.memory))
+            ),
+        ),
         ("MemorySwappiness", Value::Null),
         ("OomKillDisable", json!(false)),
         ("PidsLimit", json!(container.pids_limit)),
@@ -157,16 +174,32 @@ fn host_config(container: &Container) -> Value {
     if !flagged.is_empty() {
         pairs.push(("Mounts", Value::Array(flagged)));
     }
-    pairs.extend([
-        ("MaskedPaths", json!(MASKED_PATHS)),
-        ("ReadonlyPaths", json!(READONLY_PATHS)),
-    ]);
+    // Measured: a privileged container has no masked or read-only paths (null).
+    if container.privileged {
+        pairs.extend([("MaskedPaths", Value::Null), ("ReadonlyPaths", Value::Null)]);
+    } else {
+        pairs.extend([
+            ("MaskedPaths", json!(MASKED_PATHS)),
+            ("ReadonlyPaths", json!(READONLY_PATHS)),
+        ]);
+    }
+    if container.init {
+        pairs.push(("Init", json!(true)));
+    }
     object(pairs)
 }
 
 fn config(container: &Container) -> Value {
     let mut pairs: Vec<(&str, Value)> = vec![
-        ("Hostname", json!(container.short_id())),
+        (
+            "Hostname",
+            json!(
+                container
+                    .hostname
+                    .as_deref()
+                    .unwrap_or(container.short_id())
+            ),
+        ),
         ("Domainname", json!("")),
         ("User", json!(container.user)),
         ("AttachStdin", json!(container.attach_stdin)),

@@ -178,6 +178,18 @@ pub struct Container {
     /// Its image's size (`inspect -s`: `SizeRootFs`).
     #[serde(default)]
     pub image_size: u64,
+    /// `--hostname` (`Config.Hostname`; else the short ID).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// `--privileged` (recorded: no masked or read-only paths).
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--init` (`HostConfig.Init`).
+    #[serde(default)]
+    pub init: bool,
+    /// `--memory-swap` (`-1` unlimited); the daemon's default is twice `--memory`.
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
     pub state: RunState,
 }
 

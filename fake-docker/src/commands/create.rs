@@ -889,6 +889,16 @@ fn build_container(
         tty: parsed.bool("tty"),
         image_layers: image.layers,
         image_size: image.size,
+        hostname: parsed.last("hostname").map(str::to_string),
+        privileged: parsed.bool("privileged"),
+        init: parsed.bool("init"),
+        memory_swap: parsed.last("memory-swap").and_then(|text| {
+            if text == "-1" {
+                Some(-1)
+            } else {
+                size::parse_ram_size(text).ok()
+            }
+        }),
         state: RunState::created(),
     })
 }
