@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::listing::{glob_match, print_rows, split_filter};
+use super::listing::{glob_match, print_rows_in, split_filter};
 use super::{Outcome, daemon_error, err, load_definitions, load_images, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::image::{Image, normalize_reference, repository_of};
@@ -261,11 +261,12 @@ pub fn images(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     } else {
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    Ok(print_rows(
+    Ok(print_rows_in(
         parsed.last("format"),
         default,
         &headers,
         &values,
+        Some("*formatter.imageContext"),
     ))
 }
 

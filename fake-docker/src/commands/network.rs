@@ -501,11 +501,12 @@ pub fn network_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "Name": "NAME",
         "Scope": "SCOPE",
     });
-    Ok(print_rows(
+    Ok(super::listing::print_rows_in(
         parsed.last("format"),
         "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
         &headers,
         &rows,
+        Some("*network.networkContext"),
     ))
 }
 

@@ -525,6 +525,16 @@ pub fn ps(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         return Ok(0);
     }
     let mut lines = Vec::new();
+    // Measured: a field the container context lacks fails `ps` even with no rows (the
+    // CLI checks the template against its context first).
+    if !is_table
+        && let Err(e) = template.render_with(&render::ps_headers(), &|name, _| {
+            (name == "Label").then(|| json!("LABEL"))
+        })
+    {
+        err(&format!("failed to execute template: {e}\n"));
+        return Ok(1);
+    }
     if is_table {
         let headers = render::ps_headers();
         match template.render_with(&headers, &|name, _| {
