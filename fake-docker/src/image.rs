@@ -180,6 +180,15 @@ struct DefinitionFile {
     /// (the base definition only adds its programs, files and services).
     #[serde(default)]
     built: bool,
+    /// The twin of a dockproof fixture image (`fixtures/images/`): dockproof builds the
+    /// real one with the label `dockproof.fixture-digest` (a digest of its build
+    /// context) as the build's last step, so the fake image carries that label too.
+    #[serde(default)]
+    fixture: bool,
+    /// The version of the daemon that built the real twin (`DockerVersion`), as its
+    /// `image inspect` shows it; default: fake-docker's own server version.
+    #[serde(default)]
+    docker_version: Option<String>,
 }
 
 /// A loaded fake image.
@@ -205,6 +214,76 @@ pub struct Image {
     pub rootfs: Option<PathBuf>,
     /// Commands the real image has that the definition does not model.
     pub unmodelled_commands: Vec<String>,
+    /// `dockproof.fixture-digest` of a fixture twin (`fixture: true`): sha256 over the
+    /// Dockerfile's directory (relative path, mode, content sha256 of each file), the
+    /// formula dockproof uses for the real one's build context.
+    pub fixture_digest: Option<String>,
+    /// Filesystem layers of the image (`RootFS.Layers`): the `COPY`, `ADD`, `RUN` and
+    /// `WORKDIR` steps of the last stage of `build.dockerfile` (at least 1).
+    pub layers: usize,
+    /// The last build step, as the legacy builder records it in `ContainerConfig.Cmd`.
+    pub last_step: Option<String>,
+    /// `DockerVersion`: the daemon that built the image.
+    pub docker_version: String,
+}
+
+/// The image label dockproof gives the fixture images it builds.
+pub const FIXTURE_DIGEST_LABEL: &str = "dockproof.fixture-digest";
+
+/// What the Dockerfile a definition names says about the image's build history:
+/// (layers, last step). `(1, None)` when there is none or it cannot be read.
+fn build_history(dir: &Path, build: Option<&BuildSpec>) -> (usize, Option<String>) {
+    let Some(path) = build.and_then(|b| b.dockerfile.as_deref()) else {
+        return (1, None);
+    };
+    let Ok(text) = std::fs::read_to_string(dir.join(path)) else {
+        return (1, None);
+    };
+    let file = crate::dockerfile::parse(&text);
+    let last_stage = file
+        .instructions
+        .iter()
+        .rposition(|i| i.keyword == "FROM")
+        .map_or(0, |index| index + 1);
+    let layers = file.instructions[last_stage..]
+        .iter()
+        .filter(|i| matches!(i.keyword.as_str(), "COPY" | "ADD" | "RUN" | "WORKDIR"))
+        .count();
+    (
+        layers.max(1),
+        file.instructions.last().map(|i| i.text.clone()),
+    )
+}
+
+/// sha256 over every file under `dir` (relative path, octal mode, content sha256), sorted:
+/// dockproof's fixture digest formula, over the Dockerfile's directory.
+fn directory_digest(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).ok()? {
+            let path = entry.ok()?.path();
+            if path.is_dir() {
+                // A fixture directory is a few files; more than this is not one.
+                if pending.len() + files.len() > 10_000 {
+                    return None;
+                }
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        let relative = file.strip_prefix(dir).unwrap_or(&file);
+        let mode = std::fs::metadata(&file).ok()?.permissions().mode();
+        let content = hex::encode(Sha256::digest(std::fs::read(&file).ok()?));
+        hasher.update(format!("{}\0{mode:o}\0{content}\n", relative.display()).as_bytes());
+    }
+    Some(hex::encode(hasher.finalize()))
 }
 
 /// Where a refused, unmodelled command sends the user.
@@ -274,6 +353,27 @@ impl Image {
             None => None,
         };
         let reference = normalize_reference(&file.name);
+        let (layers, mut last_step) = build_history(dir, file.build.as_ref());
+        let fixture_digest = if file.fixture {
+            let dockerfile_dir = file
+                .build
+                .as_ref()
+                .and_then(|b| b.dockerfile.as_deref())
+                .and_then(|d| dir.join(d).parent().map(Path::to_path_buf));
+            let digest = dockerfile_dir.as_deref().and_then(directory_digest);
+            if digest.is_none() {
+                return Err(ImageError::Parse {
+                    path: path.to_path_buf(),
+                    message: "`fixture: true` needs a readable `build.dockerfile` (the fixture's Dockerfile)".into(),
+                });
+            }
+            digest
+        } else {
+            None
+        };
+        if let Some(digest) = &fixture_digest {
+            last_step = Some(format!("LABEL {FIXTURE_DIGEST_LABEL}={digest}"));
+        }
         Ok(Image {
             tags: vec![reference.clone()],
             reference,
@@ -288,6 +388,12 @@ impl Image {
             build: file.build,
             rootfs: None,
             unmodelled_commands: file.unmodelled_commands,
+            fixture_digest,
+            layers,
+            last_step,
+            docker_version: file
+                .docker_version
+                .unwrap_or_else(|| crate::SERVER_VERSION.to_string()),
         })
     }
 
@@ -317,6 +423,10 @@ impl Image {
             image.config.env = file.config.env.clone();
         }
         image.rootfs = file.rootfs.clone();
+        // A committed or built image is no fixture: one layer more than its base.
+        image.fixture_digest = None;
+        image.layers += 1;
+        image.docker_version = crate::SERVER_VERSION.to_string();
         Ok(image)
     }
 
@@ -389,50 +499,174 @@ impl Image {
         self.http.iter().find(|s| s.port(vars) == Some(port))
     }
 
-    /// The `docker image inspect` object.
-    pub fn inspect_json(&self) -> Value {
+    /// The labels an image has: its configuration's, and a fixture twin's digest label.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.config.labels.clone();
+        if let Some(digest) = &self.fixture_digest {
+            labels.insert(FIXTURE_DIGEST_LABEL.to_string(), digest.clone());
+        }
+        labels
+    }
+
+    /// The IDs of the image's layers (`RootFS.Layers`), oldest first.
+    pub fn layer_ids(&self) -> Vec<String> {
+        layer_ids(&self.id, self.layers)
+    }
+
+    /// An image configuration object (`Config`, `ContainerConfig`) with `cmd` as its `Cmd`.
+    fn config_json(&self, hostname: &str, cmd: &[String], parent: &str) -> Value {
         let config = &self.config;
         let exposed: serde_json::Map<String, Value> =
             self.exposed().into_iter().map(|p| (p, json!({}))).collect();
+        let labels = self.labels();
+        let mut object = serde_json::Map::new();
+        for (key, value) in [
+            ("Hostname", json!(hostname)),
+            ("Domainname", json!("")),
+            ("User", json!(config.user)),
+            ("AttachStdin", json!(false)),
+            ("AttachStdout", json!(false)),
+            ("AttachStderr", json!(false)),
+        ] {
+            object.insert(key.into(), value);
+        }
+        // Measured: the daemon leaves ExposedPorts and Healthcheck out when there are none.
+        if !exposed.is_empty() {
+            object.insert("ExposedPorts".into(), Value::Object(exposed));
+        }
+        for (key, value) in [
+            ("Tty", json!(false)),
+            ("OpenStdin", json!(false)),
+            ("StdinOnce", json!(false)),
+            ("Env", null_if_empty(&config.env)),
+            ("Cmd", null_if_empty(cmd)),
+        ] {
+            object.insert(key.into(), value);
+        }
+        if let Some(health) = &self.healthcheck {
+            object.insert("Healthcheck".into(), health.to_json());
+        }
+        for (key, value) in [
+            ("Image", json!(parent)),
+            (
+                "Volumes",
+                if config.volumes.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(
+                        config
+                            .volumes
+                            .iter()
+                            .map(|v| (v.clone(), json!({})))
+                            .collect(),
+                    )
+                },
+            ),
+            ("WorkingDir", json!(config.workdir)),
+            ("Entrypoint", null_if_empty(&config.entrypoint)),
+            ("OnBuild", Value::Null),
+            (
+                "Labels",
+                if labels.is_empty() {
+                    Value::Null
+                } else {
+                    json!(labels)
+                },
+            ),
+        ] {
+            object.insert(key.into(), value);
+        }
+        Value::Object(object)
+    }
+
+    /// The `docker image inspect` object, in the daemon's key order. An image built
+    /// from a Dockerfile (a `build.dockerfile`) has the legacy builder's history: a
+    /// parent image and the last step's container (`Container`, `ContainerConfig`).
+    pub fn inspect_json(&self) -> Value {
+        let (parent, container, container_config) = match &self.last_step {
+            Some(step) => {
+                let parent = format!(
+                    "sha256:{}",
+                    hash_hex(&format!("fake-docker/parent/{}", self.id))
+                );
+                let container = hash_hex(&format!("fake-docker/build-container/{}", self.id));
+                let cmd: Vec<String> = ["/bin/sh", "-c", "#(nop) ", step.as_str()]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                let config = self.config_json(&container[..12], &cmd, &parent);
+                (parent, container, config)
+            }
+            None => (String::new(), String::new(), self.config_json("", &[], "")),
+        };
         json!({
             "Id": self.id,
             "RepoTags": self.tags,
             "RepoDigests": [],
-            "Parent": "",
+            "Parent": parent,
             "Comment": "",
             "Created": crate::FIXED_TIME,
-            "DockerVersion": crate::SERVER_VERSION,
+            "Container": container,
+            "ContainerConfig": container_config,
+            "DockerVersion": self.docker_version,
             "Author": "",
-            "Config": {
-                "Hostname": "",
-                "Domainname": "",
-                "User": config.user,
-                "AttachStdin": false,
-                "AttachStdout": false,
-                "AttachStderr": false,
-                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
-                "Healthcheck": self.healthcheck.as_ref().map_or(Value::Null, HealthConfig::to_json),
-                "Tty": false,
-                "OpenStdin": false,
-                "StdinOnce": false,
-                "Env": config.env,
-                "Cmd": null_if_empty(&config.cmd),
-                "Image": "",
-                "Volumes": if config.volumes.is_empty() { Value::Null } else { Value::Object(config.volumes.iter().map(|v| (v.clone(), json!({}))).collect()) },
-                "WorkingDir": config.workdir,
-                "Entrypoint": null_if_empty(&config.entrypoint),
-                "OnBuild": null,
-                "Labels": if config.labels.is_empty() { Value::Null } else { json!(config.labels) },
-            },
+            "Config": self.config_json("", &self.config.cmd, &parent),
             "Architecture": "amd64",
             "Os": "linux",
             "Size": self.size,
             "VirtualSize": self.size,
-            "GraphDriver": { "Data": null, "Name": "fake" },
-            "RootFS": { "Type": "layers", "Layers": [] },
-            "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+            "GraphDriver": graph_driver(&self.id, self.layers, None),
+            "RootFS": {
+                "Type": "layers",
+                "Layers": self.layer_ids().iter().map(|id| format!("sha256:{id}")).collect::<Vec<_>>(),
+            },
+            "Metadata": { "LastTagTime": crate::FIXED_TIME },
         })
     }
+}
+
+/// The IDs of an image's layers, oldest first: hashes of the image ID and the layer's
+/// position.
+pub fn layer_ids(image_id: &str, layers: usize) -> Vec<String> {
+    (1..=layers.max(1))
+        .map(|n| hash_hex(&format!("fake-docker/layer/{image_id}/{n}")))
+        .collect()
+}
+
+/// The `GraphDriver` object of an image (or, with `container`, of a container of it):
+/// overlay2 directories named by layer hashes under the daemon's root, as measured.
+pub fn graph_driver(image_id: &str, layers: usize, container: Option<&str>) -> Value {
+    let dir = |id: &str| format!("/var/lib/docker/overlay2/{id}");
+    let ids = layer_ids(image_id, layers);
+    let mut lower: Vec<String> = ids
+        .iter()
+        .rev()
+        .map(|id| format!("{}/diff", dir(id)))
+        .collect();
+    let top = match container {
+        Some(id) => {
+            let top = hash_hex(&format!("fake-docker/rw-layer/{id}"));
+            lower.insert(0, format!("{}-init/diff", dir(&top)));
+            top
+        }
+        None => {
+            lower.remove(0);
+            ids.last().cloned().unwrap_or_default()
+        }
+    };
+    let mut data = serde_json::Map::new();
+    if !lower.is_empty() {
+        data.insert("LowerDir".into(), json!(lower.join(":")));
+    }
+    data.insert("MergedDir".into(), json!(format!("{}/merged", dir(&top))));
+    data.insert("UpperDir".into(), json!(format!("{}/diff", dir(&top))));
+    data.insert("WorkDir".into(), json!(format!("{}/work", dir(&top))));
+    json!({ "Data": data, "Name": "overlay2" })
+}
+
+/// sha256 of `text`, in hex.
+pub fn hash_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// `null` for an empty list, as Go's nil slices encode.

@@ -7,6 +7,7 @@ pub mod expand;
 pub mod faults;
 pub mod flags;
 pub mod gojson;
+pub mod gotype;
 pub mod health;
 pub mod healthloop;
 pub mod http;

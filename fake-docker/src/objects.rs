@@ -16,6 +16,103 @@ pub struct Network {
     pub driver: String,
     pub labels: BTreeMap<String, String>,
     pub internal: bool,
+    /// The IPv4 subnet (`IPAM.Config`), e.g. `172.18.0.0/16`; empty for `host`, `none`
+    /// and drivers that are not `bridge`.
+    #[serde(default)]
+    pub subnet: String,
+    /// `--subnet` was given: `IPAM.Config` shows only what was given.
+    #[serde(default)]
+    pub explicit_subnet: bool,
+    /// `--gateway`, when given.
+    #[serde(default)]
+    pub explicit_gateway: String,
+    #[serde(default)]
+    pub attachable: bool,
+    /// `--opt` (`Options`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl Network {
+    /// The subnet's address and prefix length: `([172, 18, 0, 0], 16)`.
+    fn subnet_parts(&self) -> Option<([u8; 4], u8)> {
+        let (address, length) = self.subnet.split_once('/')?;
+        let octets: Vec<u8> = address.split('.').filter_map(|o| o.parse().ok()).collect();
+        let octets: [u8; 4] = octets.try_into().ok()?;
+        Some((octets, length.parse().ok()?))
+    }
+
+    /// The gateway (the subnet's first address), as `IPAM.Config` and endpoints report it.
+    pub fn gateway(&self) -> Option<String> {
+        if !self.explicit_gateway.is_empty() {
+            return Some(self.explicit_gateway.clone());
+        }
+        self.host_address(1)
+    }
+
+    /// The prefix length of the subnet (`IPPrefixLen`).
+    pub fn prefix_len(&self) -> u8 {
+        self.subnet_parts().map_or(0, |(_, length)| length)
+    }
+
+    /// The `n`th host address of the subnet (2 is the first a container gets).
+    pub fn host_address(&self, n: u32) -> Option<String> {
+        let ([a, b, c, d], _) = self.subnet_parts()?;
+        let base = u32::from_be_bytes([a, b, c, d]);
+        let [a, b, c, d] = base.checked_add(n)?.to_be_bytes();
+        Some(format!("{a}.{b}.{c}.{d}"))
+    }
+
+    /// The `IPAM` object of `network inspect`, as measured (the default bridge has
+    /// `Options: null`, user networks `{}`; `host` and `none` have no config).
+    pub fn ipam_json(&self) -> serde_json::Value {
+        let config: Vec<serde_json::Value> = if self.explicit_subnet {
+            // Measured: a given subnet is shown as given, with a gateway only if one was.
+            let mut entry = serde_json::Map::new();
+            entry.insert("Subnet".into(), serde_json::json!(self.subnet));
+            if !self.explicit_gateway.is_empty() {
+                entry.insert("Gateway".into(), serde_json::json!(self.explicit_gateway));
+            }
+            vec![serde_json::Value::Object(entry)]
+        } else {
+            match self.gateway() {
+                Some(gateway) => {
+                    vec![serde_json::json!({ "Subnet": self.subnet, "Gateway": gateway })]
+                }
+                None => Vec::new(),
+            }
+        };
+        let options = if BUILTIN_NETWORKS.iter().any(|(name, _)| *name == self.name) {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({})
+        };
+        serde_json::json!({ "Driver": "default", "Options": options, "Config": config })
+    }
+}
+
+/// The MAC address docker derives from a container's IPv4 address (`02:42` + its octets).
+pub fn mac_address(ip: &str) -> String {
+    let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    if octets.len() != 4 {
+        return String::new();
+    }
+    format!(
+        "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+        octets[0], octets[1], octets[2], octets[3]
+    )
+}
+
+/// The subnet a new bridge network gets: the daemon's default pools in order (172.17–31
+/// as /16, then 192.168.0.0/16 cut in /20s), the first no network has.
+pub fn next_subnet(existing: &[Network]) -> String {
+    let candidates = (18..=31)
+        .map(|b| format!("172.{b}.0.0/16"))
+        .chain((0..16).map(|k| format!("192.168.{}.0/20", k * 16)));
+    let mut candidates = candidates;
+    candidates
+        .find(|candidate| existing.iter().all(|n| n.subnet != *candidate))
+        .unwrap_or_default()
 }
 
 /// A volume (named, anonymous, or created by `-v NAME:/path`).
@@ -24,6 +121,9 @@ pub struct Volume {
     pub name: String,
     pub driver: String,
     pub labels: BTreeMap<String, String>,
+    /// `--opt` (`Options`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -57,6 +157,15 @@ fn builtin(name: &str, driver: &str) -> Network {
         driver: driver.to_string(),
         labels: BTreeMap::new(),
         internal: false,
+        subnet: if name == "bridge" {
+            "172.17.0.0/16".to_string()
+        } else {
+            String::new()
+        },
+        explicit_subnet: false,
+        explicit_gateway: String::new(),
+        attachable: false,
+        options: BTreeMap::new(),
     }
 }
 
@@ -182,8 +291,22 @@ mod tests {
             driver: "bridge".into(),
             labels: BTreeMap::new(),
             internal: false,
+            subnet: next_subnet(&networks(&state).unwrap_or_default()),
+            explicit_subnet: false,
+            explicit_gateway: String::new(),
+            attachable: false,
+            options: BTreeMap::new(),
         };
+        assert_eq!(net.subnet, "172.18.0.0/16");
+        assert_eq!(net.gateway().as_deref(), Some("172.18.0.1"));
+        assert_eq!(net.host_address(2).as_deref(), Some("172.18.0.2"));
+        assert_eq!(mac_address("172.18.0.2"), "02:42:ac:12:00:02");
         assert_eq!(add_network(&state, net.clone()).ok(), Some(Ok(())));
+        assert_eq!(
+            next_subnet(&networks(&state).unwrap_or_default()),
+            "172.19.0.0/16",
+            "the next network gets the next free pool"
+        );
         assert_eq!(add_network(&state, net).ok(), Some(Err(())));
         let names: Vec<String> = networks(&state)
             .unwrap_or_default()
@@ -196,6 +319,7 @@ mod tests {
             name: "v1".into(),
             driver: "local".into(),
             labels: BTreeMap::new(),
+            options: BTreeMap::new(),
         };
         assert!(ensure_volume(&state, volume).is_ok());
         assert_eq!(volumes(&state).unwrap_or_default().len(), 1);

@@ -318,6 +318,33 @@ impl Output for StdOutput {
     }
 }
 
+/// A pseudo-TTY in front of an output (`-t`): stderr joins stdout, and the terminal's
+/// output processing (`onlcr`) turns each `\n` into `\r\n` (measured: `docker run -t`
+/// without a terminal prints `hi\r\n` on stdout, nothing on stderr).
+pub struct TtyOutput<'o>(pub &'o mut dyn Output);
+
+impl TtyOutput<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut converted = Vec::with_capacity(bytes.len() + bytes.len() / 8);
+        for &byte in bytes {
+            if byte == b'\n' {
+                converted.push(b'\r');
+            }
+            converted.push(byte);
+        }
+        self.0.stdout(&converted);
+    }
+}
+
+impl Output for TtyOutput<'_> {
+    fn stdout(&mut self, bytes: &[u8]) {
+        self.write(bytes);
+    }
+    fn stderr(&mut self, bytes: &[u8]) {
+        self.write(bytes);
+    }
+}
+
 /// Where a program's stdin comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum StdinSource {

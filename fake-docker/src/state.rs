@@ -71,6 +71,9 @@ pub struct RunState {
     /// Host ports bound while running (`NetworkSettings.Ports`).
     #[serde(default)]
     pub published: Vec<Published>,
+    /// The IPv4 address on its network, given at start (`NetworkSettings.IPAddress`).
+    #[serde(default)]
+    pub ip_address: String,
 }
 
 impl RunState {
@@ -88,6 +91,7 @@ impl RunState {
             oom_killed: false,
             health: None,
             published: Vec::new(),
+            ip_address: String::new(),
         }
     }
 }
@@ -99,6 +103,12 @@ pub struct MountRecord {
     pub destination: String,
     pub read_only: bool,
     pub mode: String,
+    /// The named volume mounted (`Type: volume`), else a bind mount.
+    #[serde(default)]
+    pub volume: Option<String>,
+    /// Given with `--mount` (listed in `HostConfig.Mounts`), not `-v`.
+    #[serde(default)]
+    pub mount_flag: bool,
 }
 
 /// Everything `create` decided about a container.
@@ -154,6 +164,32 @@ pub struct Container {
     /// `-i` without `-d`: the CLI attaches its stdin (`Config.AttachStdin`, `StdinOnce`).
     #[serde(default)]
     pub attach_stdin: bool,
+    /// `create`, or `run` without `-d`: the CLI attaches stdout and stderr
+    /// (`Config.AttachStdout`, `AttachStderr`).
+    #[serde(default)]
+    pub attach_output: bool,
+    /// `-t`: a pseudo-TTY (`Config.Tty`): the program's stdout and stderr are one
+    /// stream, with `\r\n` line ends.
+    #[serde(default)]
+    pub tty: bool,
+    /// How many filesystem layers its image has (`GraphDriver.Data.LowerDir`).
+    #[serde(default)]
+    pub image_layers: usize,
+    /// Its image's size (`inspect -s`: `SizeRootFs`).
+    #[serde(default)]
+    pub image_size: u64,
+    /// `--hostname` (`Config.Hostname`; else the short ID).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// `--privileged` (recorded: no masked or read-only paths).
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--init` (`HostConfig.Init`).
+    #[serde(default)]
+    pub init: bool,
+    /// `--memory-swap` (`-1` unlimited); the daemon's default is twice `--memory`.
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
     pub state: RunState,
 }
 

@@ -171,6 +171,7 @@ fn supervise_inner(id: &str) -> Result<(), String> {
         let Some(mut container) = state.load(id)? else {
             return Ok(false);
         };
+        container.state.ip_address = allocate_ip(&state, &container)?;
         container.state.status = Status::Running;
         container.state.pid = child.id();
         container.state.supervisor_pid = std::process::id();
@@ -325,6 +326,47 @@ pub fn env_vars(env: &[String]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// The address a starting container gets on its network: the lowest host address
+/// that is not the gateway and no other running container there has (the daemon's IPAM hands out the
+/// first free one); none on `host`, `none` or a network without a subnet.
+fn allocate_ip(
+    state: &StateDir,
+    container: &crate::state::Container,
+) -> Result<String, StateError> {
+    let name = if container.network_mode == "default" {
+        "bridge"
+    } else {
+        container.network_mode.as_str()
+    };
+    let Some(network) = crate::objects::find_network(state, name)? else {
+        return Ok(String::new());
+    };
+    let mode_of = |mode: &str| {
+        if mode == "default" {
+            "bridge".to_string()
+        } else {
+            mode.to_string()
+        }
+    };
+    let taken: Vec<String> = state
+        .all()?
+        .into_iter()
+        .filter(|c| {
+            c.id != container.id
+                && (c.state.status == Status::Running || c.state.starting)
+                && mode_of(&c.network_mode) == network.name
+        })
+        .map(|c| c.state.ip_address)
+        .collect();
+    // Measured: the first free address from `.1` that is not the gateway (`.2` with the
+    // default gateway, `.1` with `--gateway` elsewhere).
+    let gateway = network.gateway();
+    Ok((1..65_534)
+        .filter_map(|n| network.host_address(n))
+        .find(|address| !taken.contains(address) && gateway.as_ref() != Some(address))
+        .unwrap_or_default())
+}
+
 /// Body of `fake-docker __program ID`: runs the container's program into its log.
 pub fn program_main(id: &str) -> i32 {
     // This process stands for the container's PID 1: signals without a handler are ignored.
@@ -393,7 +435,11 @@ pub fn program_main(id: &str) -> i32 {
         allocated: 0,
         trap: None,
     };
-    program::run(program, &mut invocation, &mut log)
+    if container.tty {
+        program::run(program, &mut invocation, &mut program::TtyOutput(&mut log))
+    } else {
+        program::run(program, &mut invocation, &mut log)
+    }
 }
 
 /// The `hang` fault: a program that never ends and ignores SIGTERM (only SIGKILL ends it).

@@ -15,6 +15,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::gojson;
+use crate::gotype::{self, GoKind};
 
 /// A template that could not be parsed or evaluated.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -113,6 +114,12 @@ pub struct Template {
     /// Whether a field missing from a JSON object is an error (`inspect`'s raw maps),
     /// rather than `<no value>`.
     strict: bool,
+    /// The Go type the CLI runs the template on (`*formatter.ContainerContext`): a field
+    /// it does not have is an execution error naming the type.
+    context: Option<&'static str>,
+    /// Rendering on the raw JSON decoded into Go's `interface{}` (the CLI's fallback):
+    /// `json` sorts object keys, as Go encodes a map, and a nil value prints `<no value>`.
+    raw: bool,
 }
 
 /// Objects whose keys are free-form (`map[string]string` in Docker's types): a missing
@@ -128,6 +135,8 @@ impl Template {
             (nodes, Ending::Eof) => Ok(Template {
                 nodes,
                 strict: false,
+                context: None,
+                raw: false,
             }),
             (_, Ending::End) => Err(TemplateError::Unexpected("end".into())),
             (_, Ending::Else) => Err(TemplateError::Unexpected("else".into())),
@@ -141,6 +150,20 @@ impl Template {
         self
     }
 
+    /// Makes a top-level field `data` lacks an error naming the Go type `context`, as
+    /// the CLI's formatter contexts report it (`can't evaluate field X in type T`).
+    pub fn in_context(mut self, context: &'static str) -> Template {
+        self.context = Some(context);
+        self
+    }
+
+    /// The same template, rendering on raw JSON as the CLI's fallback does.
+    pub fn on_raw_json(&self) -> Template {
+        let mut template = self.clone();
+        template.raw = true;
+        template
+    }
+
     /// Renders against `data`, with no method calls available.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
         self.render_with(data, &|_, _| None)
@@ -149,7 +172,12 @@ impl Template {
     /// Renders against `data`; `methods` answers calls like `.Label "k"`.
     pub fn render_with(&self, data: &Value, methods: Methods<'_>) -> Result<String, TemplateError> {
         let mut out = String::new();
-        render_nodes(&self.nodes, data, methods, &mut out, self.strict)?;
+        let scope = Scope {
+            strict: self.strict,
+            context: self.context,
+            raw: self.raw,
+        };
+        render_nodes(&self.nodes, data, methods, &mut out, &scope)?;
         Ok(out)
     }
 }
@@ -263,13 +291,28 @@ fn build(
     Ok((nodes, Ending::Eof))
 }
 
+/// How a template renders: missing-key rules, and the typed context while the dot is
+/// still the data the template was given.
+struct Scope {
+    strict: bool,
+    context: Option<&'static str>,
+    raw: bool,
+}
+
 fn render_nodes(
     nodes: &[Node],
     dot: &Value,
     methods: Methods<'_>,
     out: &mut String,
-    strict: bool,
+    scope: &Scope,
 ) -> Result<(), TemplateError> {
+    let strict = scope.strict;
+    // Inside `range` and `with` the dot is another value: no longer the context.
+    let inner = Scope {
+        strict,
+        context: None,
+        raw: scope.raw,
+    };
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(text),
@@ -281,8 +324,23 @@ fn render_nodes(
                 if strict && let Action::Value(Arg::Field(path)) = action {
                     missing_key(dot, path, text, *offset)?;
                 }
-                let value = evaluate(action, dot, methods, text, out.len())?;
-                out.push_str(&value.map_or_else(|| "<no value>".to_string(), |v| go_format(&v)));
+                if let (Some(context), Action::Value(Arg::Field(path))) = (scope.context, action)
+                    && let Some(first) = path.first()
+                    && dot.get(first).is_none()
+                {
+                    return Err(TemplateError::Execution(
+                        *offset,
+                        text.clone(),
+                        format!("can't evaluate field {first} in type {context}"),
+                    ));
+                }
+                let value = evaluate(action, dot, methods, text, out.len(), scope.raw)?;
+                out.push_str(&match value {
+                    None => "<no value>".to_string(),
+                    // A nil interface{} prints as no value in Go's templates.
+                    Some(Value::Null) if scope.raw => "<no value>".to_string(),
+                    Some(v) => go_format(&v),
+                });
             }
             Node::Block {
                 kind,
@@ -291,13 +349,22 @@ fn render_nodes(
                 body,
                 otherwise,
             } => {
-                let value = evaluate(action, dot, methods, text, out.len())?.unwrap_or(Value::Null);
+                let value = evaluate(action, dot, methods, text, out.len(), scope.raw)?
+                    .unwrap_or(Value::Null);
                 match kind {
                     BlockKind::Range => {
                         let items: Vec<&Value> = match &value {
                             Value::Array(items) => items.iter().collect(),
+                            Value::Object(map)
+                                if matches!(
+                                    gotype::kind(map),
+                                    GoKind::NilSlice | GoKind::NilMap
+                                ) =>
+                            {
+                                Vec::new()
+                            }
                             // Go ranges over a map's values in key order.
-                            Value::Object(map) => {
+                            Value::Object(map) if gotype::kind(map) == GoKind::Map => {
                                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                                 entries.sort_by(|a, b| a.0.cmp(b.0));
                                 entries.into_iter().map(|(_, v)| v).collect()
@@ -312,20 +379,20 @@ fn render_nodes(
                             }
                         };
                         if items.is_empty() {
-                            render_nodes(otherwise, dot, methods, out, strict)?;
+                            render_nodes(otherwise, dot, methods, out, scope)?;
                         }
                         for item in items {
-                            render_nodes(body, item, methods, out, strict)?;
+                            render_nodes(body, item, methods, out, &inner)?;
                         }
                     }
                     BlockKind::If if truthy(&value) => {
-                        render_nodes(body, dot, methods, out, strict)?
+                        render_nodes(body, dot, methods, out, scope)?
                     }
                     BlockKind::With if truthy(&value) => {
-                        render_nodes(body, &value, methods, out, strict)?
+                        render_nodes(body, &value, methods, out, &inner)?
                     }
                     BlockKind::If | BlockKind::With => {
-                        render_nodes(otherwise, dot, methods, out, strict)?
+                        render_nodes(otherwise, dot, methods, out, scope)?
                     }
                 }
             }
@@ -342,7 +409,12 @@ fn truthy(value: &Value) -> bool {
         Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
         Value::String(s) => !s.is_empty(),
         Value::Array(items) => !items.is_empty(),
-        Value::Object(map) => !map.is_empty(),
+        Value::Object(map) => match gotype::kind(map) {
+            GoKind::NilSlice | GoKind::NilMap => false,
+            GoKind::Duration(ns) => ns != 0,
+            GoKind::Struct { .. } => true,
+            GoKind::Map => !map.is_empty(),
+        },
     }
 }
 
@@ -456,16 +528,31 @@ fn missing_key(
 ) -> Result<(), TemplateError> {
     let mut current = data;
     let mut parent_key: Option<&str> = None;
-    for key in path {
-        let Value::Object(map) = current else {
-            return Ok(());
+    for (index, key) in path.iter().enumerate() {
+        let map = match current {
+            Value::Object(map) => map,
+            // Go cannot evaluate a field of nil (a nil pointer in the CLI's types, nil in
+            // a decoded map): an error, never `<no value>`.
+            Value::Null if index > 0 => {
+                return Err(TemplateError::Execution(
+                    offset,
+                    text.to_string(),
+                    format!("nil pointer evaluating interface {{}}.{key}"),
+                ));
+            }
+            _ => return Ok(()),
         };
         match map.get(key) {
             Some(next) => {
                 parent_key = Some(key);
                 current = next;
             }
-            None if parent_key.is_some_and(|p| FREE_FORM_MAPS.contains(&p)) => return Ok(()),
+            // A struct of a typed view has fixed fields, whatever its name.
+            None if parent_key.is_some_and(|p| FREE_FORM_MAPS.contains(&p))
+                && !matches!(gotype::kind(map), GoKind::Struct { .. }) =>
+            {
+                return Ok(());
+            }
             None => {
                 let column = match path.first() {
                     Some(first) if path.len() > 1 => offset + 1 + first.len(),
@@ -500,6 +587,7 @@ fn evaluate(
     methods: Methods<'_>,
     text: &str,
     column: usize,
+    raw: bool,
 ) -> Result<Option<Value>, TemplateError> {
     let fail = |why: &str| TemplateError::Execution(column + 1, text.to_string(), why.to_string());
     match action {
@@ -513,7 +601,11 @@ fn evaluate(
                 .map(|a| resolve(a, data).unwrap_or(Value::Null))
                 .collect();
             match (function.as_str(), values.as_slice()) {
-                ("json", [value]) => Ok(Some(Value::String(gojson::compact(value)))),
+                ("json", [value]) => {
+                    let value = gotype::plain(value);
+                    let value = if raw { sorted_keys(&value) } else { value };
+                    Ok(Some(Value::String(gojson::compact(&value))))
+                }
                 ("index", [collection, keys @ ..]) => {
                     let mut current = collection.clone();
                     for key in keys {
@@ -544,7 +636,7 @@ fn evaluate(
                 ("upper", [value]) => Ok(Some(Value::String(go_format(value).to_uppercase()))),
                 ("len", [value]) => match value {
                     Value::Array(items) => Ok(Some(items.len().into())),
-                    Value::Object(map) => Ok(Some(map.len().into())),
+                    Value::Object(map) => Ok(Some(gotype::fields(map).count().into())),
                     Value::String(s) => Ok(Some(s.len().into())),
                     other => Err(fail(&format!(
                         "error calling len: len of {}",
@@ -562,7 +654,26 @@ fn evaluate(
     }
 }
 
-/// Formats a value like Go's `%v` does for the types docker prints.
+/// The value with every object's keys sorted, as Go's encoding/json writes a map.
+fn sorted_keys(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        other => other.clone(),
+    }
+}
+
+/// Formats a value like Go's `%v` does for the types docker prints: JSON maps as
+/// `map[k:v]`, and the Go values of a typed view (`gotype`) as Go prints them.
 pub fn go_format(value: &Value) -> String {
     match value {
         Value::Null => "<nil>".to_string(),
@@ -573,16 +684,36 @@ pub fn go_format(value: &Value) -> String {
             "[{}]",
             items.iter().map(go_format).collect::<Vec<_>>().join(" ")
         ),
-        Value::Object(map) => {
-            // Go prints map keys sorted.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            let parts: Vec<String> = entries
-                .into_iter()
-                .map(|(k, v)| format!("{k}:{}", go_format(v)))
-                .collect();
-            format!("map[{}]", parts.join(" "))
-        }
+        Value::Object(map) => match gotype::kind(map) {
+            GoKind::NilSlice => "[]".to_string(),
+            GoKind::NilMap => "map[]".to_string(),
+            GoKind::Duration(ns) => gotype::duration_text(ns),
+            GoKind::Struct { groups, .. } => {
+                let values: Vec<String> = gotype::fields(map).map(|(_, v)| go_format(v)).collect();
+                if groups.is_empty() {
+                    return format!("{{{}}}", values.join(" "));
+                }
+                let mut parts = Vec::new();
+                let mut rest = values.as_slice();
+                for size in groups {
+                    let (group, tail) = rest.split_at(size.min(rest.len()));
+                    parts.push(format!("{{{}}}", group.join(" ")));
+                    rest = tail;
+                }
+                parts.extend(rest.iter().cloned());
+                format!("{{{}}}", parts.join(" "))
+            }
+            GoKind::Map => {
+                // Go prints map keys sorted.
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let parts: Vec<String> = entries
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}:{}", go_format(v)))
+                    .collect();
+                format!("map[{}]", parts.join(" "))
+            }
+        },
     }
 }
 

@@ -1,8 +1,8 @@
 //! The differential conformance suite: every case of
 //! `fixtures/conformance/cases.yaml` runs against fake-docker and against the
 //! real docker CLI, each from a fresh state holding only the fixture image,
-//! and must give the same exit code, stdout and first line of stderr (after
-//! normalising IDs, timestamps, ages and sizes). One test per case; they need
+//! and must give the same exit code, stdout and stderr (after normalising IDs,
+//! timestamps, ages, sizes and host ports). One test per case; they need
 //! a daemon, so they are ignored without one unless DOCKPROOF_REQUIRE_DOCKER=1.
 //! `cargo xtask conformance` runs them with the daemon required.
 //!
@@ -26,6 +26,7 @@ use regex::Regex;
 use serde_json::Value;
 
 const IMAGE: &str = "dockproof/job-runner:1";
+const WEB: &str = "dockproof/web:1";
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
@@ -85,7 +86,7 @@ struct Observed {
     exit: Option<i32>,
     stdout: String,
     stderr: String,
-    /// Wall time, rounded to whole seconds.
+    /// Wall time in whole seconds, rounded down.
     seconds: u64,
 }
 
@@ -143,6 +144,7 @@ fn load_cases() -> Vec<Case> {
 
 fn substitute(arg: &str, case: &str) -> String {
     arg.replace("{image}", IMAGE)
+        .replace("{web}", WEB)
         .replace("{name2}", &format!("dpconf-{case}-2"))
         .replace("{name}", &format!("dpconf-{case}"))
         .replace("{label}", &format!("dockproof.conformance={case}"))
@@ -181,7 +183,9 @@ fn run(side: &Side, args: &[String], env: &[(String, String)]) -> Result<Observe
         exit: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        seconds: started.elapsed().as_secs_f64().round() as u64,
+        // Rounded down: a stop's grace is a lower bound the CLI's own overhead adds to
+        // (a loaded machine once made a 2 s grace take 2.6 s on the daemon).
+        seconds: started.elapsed().as_secs(),
     })
 }
 
@@ -196,6 +200,8 @@ fn normalise(text: &str) -> String {
             (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", "<time>"),
             (r"(Less than a second|About a minute|About an hour|\d+ (seconds?|minutes?|hours?|days?))( ago)?", "<age>"),
             (r"\b\d+(\.\d+)?\s?(B|kB|KB|MB|GB|KiB|MiB|GiB)\b", "<size>"),
+            // Host ports the daemon (or the fake) picked: `127.0.0.1:32768`, `"HostPort": "32768"`.
+            (r#"(\d+\.\d+\.\d+\.\d+:|\]:|"HostPort":\s?"|HostPort:)\d{4,5}\b"#, "${1}<port>"),
         ]
         .into_iter()
         .map(|(pattern, replacement)| (Regex::new(pattern).expect("valid normalisation pattern"), replacement))
@@ -223,7 +229,9 @@ fn project(observed: &Observed, step: &Step) -> Vec<(String, String)> {
                     text
                 }
             }
-            "stderr" => normalise(observed.stderr.lines().next().unwrap_or_default()),
+            "stderr" => normalise(&observed.stderr),
+            // Only the first line, for a step whose later lines are known to differ.
+            "stderr-first" => normalise(observed.stderr.lines().next().unwrap_or_default()),
             "seconds" => observed.seconds.to_string(),
             other => format!("<unknown field {other}>"),
         };
@@ -233,6 +241,11 @@ fn project(observed: &Observed, step: &Step) -> Vec<(String, String)> {
 }
 
 fn cleanup(side: &Side, case: &str) {
+    // Networks and volumes a case names after itself, left by a step that failed.
+    for name in [format!("dpconf-{case}"), format!("dpconf-{case}-2")] {
+        let _ = run(side, &["network".into(), "rm".into(), name.clone()], &[]);
+        let _ = run(side, &["volume".into(), "rm".into(), name], &[]);
+    }
     let label = format!("label=dockproof.conformance={case}");
     if let Ok(listed) = run(
         side,
@@ -357,7 +370,10 @@ fn report(results: &BTreeMap<String, Fidelity>, total: usize) {
 fn prepare_real_image() -> Result<(), String> {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     READY
-        .get_or_init(|| support::ensure_fixture_image(IMAGE))
+        .get_or_init(|| {
+            support::ensure_fixture_image(IMAGE)?;
+            support::ensure_fixture_image(WEB)
+        })
         .clone()
 }
 

@@ -55,6 +55,35 @@ fn split_container(arg: &str) -> Option<(&str, &str)> {
     arg.split_once(':')
 }
 
+/// The path the CLI names when a local copy source is missing (measured): it resolves
+/// the parent directory's symlinks first, so a missing directory on the way is named
+/// by itself (`lstat /cwd/a` for `./a/b`), and a missing file is the resolved parent,
+/// a separator and the name (`lstat //x` for `/x`, as Go's string joining makes it).
+fn missing_source_path(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let (dir, base) = match text.rfind('/') {
+        Some(index) => (&text[..=index], &text[index + 1..]),
+        None => ("", text.as_ref()),
+    };
+    // The first component of the directory that does not exist.
+    let mut walked = String::new();
+    for component in dir.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        walked.push('/');
+        walked.push_str(component);
+        if std::fs::symlink_metadata(&walked).is_err() {
+            return walked;
+        }
+    }
+    let resolved = std::fs::canonicalize(if dir.is_empty() { "/" } else { dir })
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| dir.trim_end_matches('/').to_string());
+    if base.is_empty() {
+        resolved
+    } else {
+        format!("{resolved}/{base}")
+    }
+}
+
 fn absolute(path: &str) -> PathBuf {
     let path = Path::new(path);
     if path.is_absolute() {
@@ -364,7 +393,7 @@ fn into_container(
     let Ok(local_meta) = std::fs::symlink_metadata(&local) else {
         err(&format!(
             "lstat {}: no such file or directory\n",
-            local.display()
+            missing_source_path(&local)
         ));
         return 1;
     };

@@ -158,6 +158,12 @@ const CONTAINER_FLAGS: &[Flag] = &[
         "Pull image before creating (\"always\", \"missing\", \"never\")",
     ),
     value(
+        "restart",
+        None,
+        "string",
+        "Restart policy to apply when a container exits (default \"no\")",
+    ),
+    value(
         "stop-timeout",
         None,
         "int",
@@ -222,6 +228,8 @@ enum CreateFailure {
         message: String,
     },
     Internal(CommandError),
+    /// Something fake-docker does not model: the reason, exit 125.
+    Unmodelled(String),
 }
 
 impl From<CommandError> for CreateFailure {
@@ -296,6 +304,30 @@ fn host_cpus() -> i64 {
 
 /// The host-config limits the daemon refuses at create (measured on 20.10: exit 125 for
 /// `run`, 1 for `create`, with these messages).
+/// The daemon's answer to a `--restart` policy: its refusal of an invalid one (measured
+/// on 20.10), or `None` for `no`. Any other valid policy is `Err`: the fake does not
+/// model restarting containers, and says so rather than accept it silently.
+fn restart_problem(parsed: &Parsed) -> Result<Option<String>, String> {
+    let Some(policy) = parsed.last("restart").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let (name, count) = match policy.split_once(':') {
+        Some((name, count)) => (name, count.parse::<i64>().ok()),
+        None => (policy, None),
+    };
+    match (name, count) {
+        ("no", None) => Ok(None),
+        (_, Some(count)) if count < 0 => Ok(Some("maximum retry count cannot be negative".into())),
+        ("always" | "unless-stopped" | "no", Some(_)) => Ok(Some(format!(
+            "maximum retry count cannot be used with restart policy '{name}'"
+        ))),
+        ("always" | "unless-stopped" | "on-failure", _) => Err(format!(
+            "fake-docker does not model `--restart {policy}` (restarting containers): run it on a real daemon"
+        )),
+        _ => Ok(Some(format!("invalid restart policy '{name}'"))),
+    }
+}
+
 fn daemon_limit_problem(parsed: &Parsed) -> Option<String> {
     if let Some(nano) = parsed.last("cpus").and_then(|c| parse_cpus(c).ok()) {
         let cpus = host_cpus();
@@ -372,6 +404,10 @@ fn report(spec: &CommandSpec, failure: CreateFailure) -> Outcome {
             }
         }
         CreateFailure::Internal(error) => Err(error),
+        CreateFailure::Unmodelled(reason) => {
+            err(&format!("{reason}\n"));
+            Ok(125)
+        }
     }
 }
 
@@ -533,15 +569,15 @@ fn parse_mount(state: &StateDir, text: &str) -> Result<MountRecord, String> {
     if kind == "volume" {
         let _ = std::fs::create_dir_all(&source_path);
     }
+    let volume = (kind == "volume").then(|| source.clone());
     Ok(MountRecord {
         source: source_path,
         destination: target,
         read_only,
-        mode: if read_only {
-            "ro".to_string()
-        } else {
-            String::new()
-        },
+        // Measured: a `--mount` shows no mode, read-only or not (RW says it).
+        mode: String::new(),
+        volume,
+        mount_flag: true,
     })
 }
 
@@ -586,6 +622,8 @@ fn parse_volume(state: &StateDir, text: &str) -> Result<MountRecord, String> {
         destination: destination.to_string(),
         read_only,
         mode: mode.to_string(),
+        volume: (!source.starts_with('/')).then(|| source.to_string()),
+        mount_flag: false,
     })
 }
 
@@ -627,6 +665,29 @@ fn parse_request(spec: &CommandSpec, parsed: &Parsed) -> Result<Request, UsageEr
     }
     if let Some(cpus) = parsed.last("cpus") {
         parse_cpus(cpus).map_err(|e| usage("cpus", cpus, e))?;
+    }
+    // Measured: the CLI refuses a non-integer retry count and `--restart` with `--rm`.
+    if let Some(policy) = parsed.last("restart") {
+        let cli_error = |message: &str| UsageError {
+            code: 125,
+            argument: "--restart".into(),
+            stderr: format!(
+                "docker: {message}\n\nRun 'docker {} --help' for more information\n",
+                spec.name
+            ),
+        };
+        if let Some((_, count)) = policy.split_once(':')
+            && count.parse::<i64>().is_err()
+        {
+            return Err(cli_error(
+                "invalid restart policy format: maximum retry count must be an integer",
+            ));
+        }
+        if parsed.bool("rm") && !matches!(policy, "" | "no") {
+            return Err(cli_error(
+                "conflicting options: cannot specify both --restart and --rm",
+            ));
+        }
     }
     for long in ["pids-limit", "stop-timeout", "health-retries"] {
         if let Some(text) = parsed.last(long) {
@@ -738,7 +799,7 @@ fn build_container(
     if memory > 0 && memory < 6 * 1024 * 1024 {
         return Err(daemon("Minimum memory limit allowed is 6MB".to_string()));
     }
-    let mut labels: BTreeMap<String, String> = image.config.labels.clone();
+    let mut labels: BTreeMap<String, String> = image.labels();
     for label in parsed.all("label") {
         let (key, value) = label.split_once('=').unwrap_or((label, ""));
         labels.insert(key.to_string(), value.to_string());
@@ -824,6 +885,20 @@ fn build_container(
             .collect(),
         open_stdin: interactive,
         attach_stdin: interactive && !parsed.bool("detach"),
+        attach_output: !parsed.bool("detach"),
+        tty: parsed.bool("tty"),
+        image_layers: image.layers,
+        image_size: image.size,
+        hostname: parsed.last("hostname").map(str::to_string),
+        privileged: parsed.bool("privileged"),
+        init: parsed.bool("init"),
+        memory_swap: parsed.last("memory-swap").and_then(|text| {
+            if text == "-1" {
+                Some(-1)
+            } else {
+                size::parse_ram_size(text).ok()
+            }
+        }),
         state: RunState::created(),
     })
 }
@@ -920,6 +995,11 @@ fn create_container(
     if let Some(message) = daemon_limit_problem(parsed) {
         return Err(daemon(message));
     }
+    match restart_problem(parsed) {
+        Ok(None) => {}
+        Ok(Some(message)) => return Err(daemon(message)),
+        Err(refusal) => return Err(CreateFailure::Unmodelled(refusal)),
+    }
     if let Some(name) = &request.name
         && !valid_name(name)
     {
@@ -978,6 +1058,7 @@ fn create_container(
                     name: source.to_string(),
                     driver: "local".to_string(),
                     labels: BTreeMap::new(),
+                    options: BTreeMap::new(),
                 },
             )?;
         }
@@ -1113,7 +1194,7 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     if container.attach_stdin {
         forward_stdin(state.stdin_path(&container.id));
     }
-    let code = follow_until_exit(&state, &container.id, supervisor)?;
+    let code = follow_until_exit(&state, &container.id, supervisor, 0)?;
     if container.auto_remove {
         let _lock = state.lock()?;
         state.remove(&container.id)?;
@@ -1137,10 +1218,11 @@ pub(super) fn follow_until_exit(
     state: &StateDir,
     id: &str,
     supervisor: Option<std::process::Child>,
+    from: u64,
 ) -> Result<i32, CommandError> {
     let mut supervisor = supervisor;
     let log = state.log_path(id);
-    let mut offset = 0u64;
+    let mut offset = from;
     loop {
         // Look at the state before reading, so output written before the exit is not lost.
         let current = state.load(id)?;

@@ -111,11 +111,24 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .as_ref()
         .map(|i| i.programs.clone())
         .unwrap_or_default();
+    let fs = supervisor::container_fs(&state, &container);
+    // Measured: the runtime changes to the working directory before it looks the
+    // command up, so a missing directory fails even for a command the fake refuses.
+    let workdir = match parsed.last("workdir") {
+        Some(dir) => normalize(&container.workdir, dir),
+        None if container.workdir.is_empty() => "/".to_string(),
+        None => container.workdir.clone(),
+    };
+    if !fs.resolve("/", &workdir).host.is_dir() {
+        out(&oci_exec_failure(&format!(
+            "chdir to cwd (\"{workdir}\") set in config.json failed: no such file or directory"
+        )));
+        return Ok(126);
+    }
     if let Some(reason) = image.as_ref().and_then(|i| i.unmodelled(&argv[0])) {
         err(&format!("fake-docker: {reason}\n"));
         return Ok(125);
     }
-    let fs = supervisor::container_fs(&state, &container);
     match check_exec(&fs, &container.workdir, &argv[0], &programs) {
         ExecCheck::Runnable => {}
         ExecCheck::PermissionDenied => {
@@ -136,17 +149,6 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let Some(program) = image.as_ref().and_then(|i| i.program(&argv[0])) else {
         return Ok(126);
     };
-    let workdir = match parsed.last("workdir") {
-        Some(dir) => normalize(&container.workdir, dir),
-        None if container.workdir.is_empty() => "/".to_string(),
-        None => container.workdir.clone(),
-    };
-    if !fs.resolve("/", &workdir).host.is_dir() {
-        out(&oci_exec_failure(&format!(
-            "chdir to cwd (\"{workdir}\") set in config.json failed: no such file or directory"
-        )));
-        return Ok(126);
-    }
     if parsed.bool("detach") {
         return spawn_detached(parsed, &env_file_entries, name, argv, &workdir);
     }
@@ -186,6 +188,13 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         allocated: 0,
         trap: None,
     };
+    if parsed.bool("tty") {
+        return Ok(program::run(
+            program,
+            &mut invocation,
+            &mut program::TtyOutput(&mut StdOutput),
+        ));
+    }
     Ok(program::run(program, &mut invocation, &mut StdOutput))
 }
 

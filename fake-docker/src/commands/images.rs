@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::listing::{glob_match, print_rows, split_filter};
+use super::listing::{glob_match, print_rows_in, split_filter};
 use super::{Outcome, daemon_error, err, load_definitions, load_images, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::image::{Image, normalize_reference, repository_of};
@@ -255,11 +255,18 @@ pub fn images(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         "SharedSize": "SHARED SIZE", "Size": "SIZE", "Tag": "TAG",
         "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
     });
-    Ok(print_rows(
+    // Measured: `--digests` adds a DIGEST column (`<none>` for a local build).
+    let default = if parsed.bool("digests") {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    Ok(print_rows_in(
         parsed.last("format"),
-        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+        default,
         &headers,
         &values,
+        Some("*formatter.imageContext"),
     ))
 }
 
@@ -394,4 +401,82 @@ fn print_pull(image: &Image, reference: &str, quiet: bool, up_to_date: bool) {
     }
     text.push_str(&format!("{canonical}\n"));
     out(&text);
+}
+
+/// `docker tag`.
+pub const TAG: CommandSpec = CommandSpec {
+    name: "tag",
+    usage: "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+    about: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+    flags: &[],
+    interspersed: true,
+    arity: Arity::Exactly(2),
+};
+
+/// `docker image tag`.
+pub const IMAGE_TAG: CommandSpec = CommandSpec {
+    name: "image tag",
+    usage: "image tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+    ..TAG
+};
+
+/// Why `text` is no valid image reference, in the words of docker's reference parser
+/// (`invalid reference format`, or the lowercase rule naming the repository path).
+pub(crate) fn reference_problem(text: &str) -> Option<String> {
+    static GRAMMAR: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let grammar = GRAMMAR.get_or_init(|| {
+        let label = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+        let domain = format!(r"(?:{label}(?:\.{label})*(?::[0-9]+)?/)?");
+        let component = r"[a-z0-9]+(?:(?:[._]|__|-*)[a-z0-9]+)*";
+        let tag = r"(?::[\w][\w.-]{0,127})?";
+        let digest = r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?";
+        regex::Regex::new(&format!(
+            "^{domain}{component}(?:/{component})*{tag}{digest}$"
+        ))
+        .ok()
+    });
+    let grammar = grammar.as_ref()?;
+    if grammar.is_match(text) {
+        return None;
+    }
+    let lowered = {
+        // Only the repository path must be lowercase: keep a tag or digest as written.
+        let (name, rest) = match text.rfind(['@']).or_else(|| {
+            text.rfind(':')
+                .filter(|&colon| !text[colon..].contains('/'))
+        }) {
+            Some(index) => text.split_at(index),
+            None => (text, ""),
+        };
+        format!("{}{rest}", name.to_lowercase())
+    };
+    if lowered != text && grammar.is_match(&lowered) {
+        let (path, _) = hub_path(&repository_of(text));
+        return Some(format!(
+            "invalid reference format: repository name ({path}) must be lowercase"
+        ));
+    }
+    Some("invalid reference format".to_string())
+}
+
+/// `docker tag SOURCE TARGET`: points TARGET at SOURCE's image; prints nothing.
+pub fn tag(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
+    let (source, target) = (&parsed.positionals[0], &parsed.positionals[1]);
+    for reference in [source, target] {
+        if let Some(problem) = reference_problem(reference) {
+            err(&format!(
+                "Error parsing reference: \"{reference}\" is not a valid repository/tag: {problem}\n"
+            ));
+            return Ok(1);
+        }
+    }
+    let state = StateDir::from_env()?;
+    let _lock = state.lock()?;
+    let images = load_images()?;
+    let Some(image) = images.iter().find(|i| i.matches(source)) else {
+        daemon_error(&format!("No such image: {}", normalize_reference(source)));
+        return Ok(1);
+    };
+    imagestore::tag(&state, target, &image.id)?;
+    Ok(0)
 }

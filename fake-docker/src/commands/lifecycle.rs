@@ -380,10 +380,12 @@ pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             failed.push(name.clone());
             continue;
         };
+        // `start -a` shows this run's output only, not what earlier runs logged.
+        let logged = std::fs::metadata(state.log_path(&container.id)).map_or(0, |m| m.len());
         match start_one(&state, &container.id)? {
             // `start -a` streams the output instead of the name and exits with the code.
             Ok(supervisor) if attach => {
-                return super::create::follow_until_exit(&state, &container.id, supervisor);
+                return super::create::follow_until_exit(&state, &container.id, supervisor, logged);
             }
             Ok(_) => out(&format!("{name}\n")),
             Err(failure) if failure.unmodelled => {

@@ -15,6 +15,19 @@ pub fn print_rows(
     headers: &Value,
     rows: &[Value],
 ) -> i32 {
+    print_rows_in(format, default_table, headers, rows, None)
+}
+
+/// [`print_rows`] for a listing whose CLI formatter has a Go context type (`context`,
+/// e.g. `*formatter.imageContext`): a field the context lacks fails the listing at its
+/// first row (measured: `images` with no rows prints nothing, exit 0).
+pub fn print_rows_in(
+    format: Option<&str>,
+    default_table: &str,
+    headers: &Value,
+    rows: &[Value],
+    context: Option<&'static str>,
+) -> i32 {
     let format = match format {
         None | Some("table") | Some("") => default_table.to_string(),
         Some(text) => text.replace("\\t", "\t").replace("\\n", "\n"),
@@ -35,6 +48,10 @@ pub fn print_rows(
             err(&format!("template parsing error: {e}\n"));
             return 1;
         }
+    };
+    let template = match context {
+        Some(context) => template.in_context(context),
+        None => template,
     };
     let mut lines = Vec::new();
     if is_table {

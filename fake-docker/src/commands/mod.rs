@@ -72,6 +72,7 @@ fn registry() -> Vec<(&'static CommandSpec, Handler)> {
         (&query::LOGS, query::logs),
         (&query::PS, query::ps),
         (&query::INSPECT, query::inspect),
+        (&query::CONTAINER_INSPECT, query::container_inspect),
         (&query::IMAGE_INSPECT, query::image_inspect),
         (&query::VERSION, query::version),
         (&query::INFO, query::info),
@@ -82,6 +83,8 @@ fn registry() -> Vec<(&'static CommandSpec, Handler)> {
         (&images::IMAGE_RM, images::rmi),
         (&images::IMAGE_REMOVE, images::rmi),
         (&images::PULL, images::pull),
+        (&images::TAG, images::tag),
+        (&images::IMAGE_TAG, images::tag),
         (&images::IMAGE_PULL, images::pull),
         (&stats::PORT, stats::port),
         (&cp::CP, cp::cp),
@@ -129,6 +132,76 @@ fn group_help(group: &str, about: &str) -> String {
         "\nRun 'docker {group} COMMAND --help' for more information on a command.\n"
     ));
     text
+}
+
+/// Commands of the docker CLI 28 that fake-docker does not model: they are refused with
+/// that reason (exit 1, like an unknown command), never answered as an unknown command (docker has them) nor
+/// as a silent success.
+const UNMODELLED_COMMANDS: &[&str] = &[
+    "attach",
+    "builder",
+    "buildx",
+    "checkpoint",
+    "compose",
+    "config",
+    "context",
+    "diff",
+    "events",
+    "export",
+    "history",
+    "import",
+    "init",
+    "load",
+    "login",
+    "logout",
+    "manifest",
+    "node",
+    "pause",
+    "plugin",
+    "push",
+    "rename",
+    "restart",
+    "search",
+    "secret",
+    "service",
+    "stack",
+    "swarm",
+    "system",
+    "top",
+    "trust",
+    "unpause",
+    "update",
+    "container attach",
+    "container diff",
+    "container export",
+    "container pause",
+    "container prune",
+    "container rename",
+    "container restart",
+    "container top",
+    "container unpause",
+    "container update",
+    "image history",
+    "image import",
+    "image load",
+    "image prune",
+    "image push",
+    "network connect",
+    "network disconnect",
+    "network prune",
+    "volume prune",
+    "volume update",
+];
+
+/// The refusal of a docker command fake-docker does not model.
+fn unmodelled_command(name: &str) -> UsageError {
+    UsageError {
+        code: 1,
+        stderr: format!(
+            "fake-docker does not model `docker {name}`: run it on a real daemon (docs/fake-docker.md#what-the-fake-models-and-what-it-refuses)\n"
+        ),
+        argument: name.to_string(),
+    }
 }
 
 /// Global options docker accepts before the command; the fake ignores their values.
@@ -206,6 +279,10 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
                 let full = format!("{group} {sub}");
                 if registry.iter().any(|(spec, _)| spec.name == full) {
                     (full, &rest[2..])
+                } else if *group == "container" && matches!(sub, "ls" | "list") {
+                    ("ps".to_string(), &rest[2..])
+                } else if UNMODELLED_COMMANDS.contains(&full.as_str()) {
+                    return Err(unmodelled_command(&full));
                 } else if *group == "container" && registry.iter().any(|(spec, _)| spec.name == sub)
                 {
                     (sub.to_string(), &rest[2..])
@@ -213,7 +290,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
                     return Err(UsageError {
                         code: 1,
                         stderr: format!(
-                            "docker: unknown command: docker {full}\n\nUsage:  docker {group}\n\nRun 'docker {group} --help' for more information\n"
+                            "docker: unknown command: docker {full}\n\nUsage:  docker {group}{}\n\nRun 'docker {group} --help' for more information\n",
+                            // Measured: only `volume`'s usage line names COMMAND.
+                            if *group == "volume" { " COMMAND" } else { "" }
                         ),
                         argument: full,
                     });
@@ -224,6 +303,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
     };
     // Every command goes through this one lookup: the place to hook per-command checks.
     let Some((spec, handler)) = registry.into_iter().find(|(spec, _)| spec.name == name) else {
+        if UNMODELLED_COMMANDS.contains(&name.as_str()) {
+            return Err(unmodelled_command(&name));
+        }
         return Err(UsageError {
             code: 1,
             stderr: format!(

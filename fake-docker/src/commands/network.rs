@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use super::listing::{print_rows, split_filter};
 use super::{Outcome, daemon_error, err, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
-use crate::gojson;
 use crate::objects::{self, Network, Volume, label_matches, labels_text, object_id};
 use crate::state::{StateDir, Status};
 
@@ -130,6 +129,62 @@ pub const NETWORK_LIST: CommandSpec = CommandSpec {
     usage: "network list [OPTIONS]",
     ..NETWORK_LS
 };
+
+/// The `network inspect` object, in the daemon's key order: running containers attached
+/// with their endpoint, and the default bridge's driver options (measured).
+pub(crate) fn network_json(network: &Network, containers: &[crate::state::Container]) -> Value {
+    let attached: serde_json::Map<String, Value> = containers
+        .iter()
+        .filter(|c| {
+            c.state.status == Status::Running
+                && (c.network_mode == network.name
+                    || (network.name == "bridge" && c.network_mode == "default"))
+        })
+        .map(|c| {
+            let ip = &c.state.ip_address;
+            let endpoint = crate::render::endpoint_id(c);
+            (
+                c.id.clone(),
+                json!({
+                    "Name": c.name,
+                    "EndpointID": if network.subnet.is_empty() { String::new() } else { endpoint },
+                    "MacAddress": objects::mac_address(ip),
+                    "IPv4Address": if ip.is_empty() { String::new() } else { format!("{ip}/{}", network.prefix_len()) },
+                    "IPv6Address": "",
+                }),
+            )
+        })
+        .collect();
+    let options = if network.name == "bridge" {
+        json!({
+            "com.docker.network.bridge.default_bridge": "true",
+            "com.docker.network.bridge.enable_icc": "true",
+            "com.docker.network.bridge.enable_ip_masquerade": "true",
+            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+            "com.docker.network.bridge.name": "docker0",
+            "com.docker.network.driver.mtu": "1500",
+        })
+    } else {
+        json!(network.options)
+    };
+    json!({
+        "Name": network.name,
+        "Id": network.id,
+        "Created": crate::FIXED_TIME,
+        "Scope": "local",
+        "Driver": network.driver,
+        "EnableIPv6": false,
+        "IPAM": network.ipam_json(),
+        "Internal": network.internal,
+        "Attachable": network.attachable,
+        "Ingress": false,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": attached,
+        "Options": options,
+        "Labels": network.labels,
+    })
+}
 
 /// `docker network inspect`.
 pub const NETWORK_INSPECT: CommandSpec = CommandSpec {
@@ -264,12 +319,68 @@ pub fn network_create(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let name = parsed.positionals[0].clone();
     let state = StateDir::from_env()?;
     let _lock = state.lock()?;
+    let driver = parsed.last("driver").unwrap_or("bridge").to_string();
+    // Measured on 20.10 (not a swarm manager, no plugins).
+    let refusal = match driver.as_str() {
+        "bridge" | "ipvlan" => None,
+        "overlay" => Some("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.".to_string()),
+        "host" | "null" => Some(format!("only one instance of \"{driver}\" network is allowed")),
+        "macvlan" => Some("operation not supported".to_string()),
+        other => Some(format!("plugin \"{other}\" not found")),
+    };
+    let refusal = refusal.or_else(|| {
+        objects::BUILTIN_NETWORKS
+            .iter()
+            .any(|(builtin, _)| *builtin == name)
+            .then(|| format!("operation is not permitted on predefined {name} network"))
+    });
+    if let Some(message) = refusal {
+        daemon_error(&message);
+        return Ok(1);
+    }
+    let existing = objects::networks(&state)?;
+    let given = parsed.last("subnet").map(str::to_string);
+    if let Some(subnet) = &given {
+        let parts: Option<(&str, &str)> = subnet.split_once('/');
+        let valid = parts.is_some_and(|(address, length)| {
+            address.parse::<std::net::Ipv4Addr>().is_ok()
+                && length.parse::<u8>().is_ok_and(|l| l <= 32)
+        });
+        if !valid {
+            daemon_error(&format!(
+                "Invalid subnet {subnet} : invalid CIDR address: {subnet}"
+            ));
+            return Ok(1);
+        }
+        if existing.iter().any(|n| n.subnet == *subnet) {
+            daemon_error("Pool overlaps with other one on this address space");
+            return Ok(1);
+        }
+    }
+    let subnet = match &given {
+        Some(subnet) => subnet.clone(),
+        None if driver == "bridge" => objects::next_subnet(&existing),
+        None => String::new(),
+    };
+    let options: BTreeMap<String, String> = parsed
+        .all("opt")
+        .iter()
+        .map(|o| {
+            let (k, v) = o.split_once('=').unwrap_or((o, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
     let network = Network {
         id: object_id("network", &name),
         name: name.clone(),
-        driver: parsed.last("driver").unwrap_or("bridge").to_string(),
+        driver,
         labels: labels(parsed),
         internal: parsed.bool("internal"),
+        subnet,
+        explicit_subnet: given.is_some(),
+        explicit_gateway: parsed.last("gateway").unwrap_or_default().to_string(),
+        attachable: parsed.bool("attachable"),
+        options,
     };
     let id = network.id.clone();
     match objects::add_network(&state, network)? {
@@ -390,29 +501,33 @@ pub fn network_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "Name": "NAME",
         "Scope": "SCOPE",
     });
-    Ok(print_rows(
+    Ok(super::listing::print_rows_in(
         parsed.last("format"),
         "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
         &headers,
         &rows,
+        Some("*network.networkContext"),
     ))
 }
 
-/// Prints inspect objects: a JSON array, or one template line each.
-fn print_inspect(parsed: &Parsed, objects: &[Value]) -> i32 {
-    match parsed.last("format") {
-        None => {
-            out(&format!(
-                "{}\n",
-                gojson::indented(&Value::Array(objects.to_vec()))
-            ));
-            0
-        }
+/// Prints inspect objects (with their typed views, see `render`): a JSON array, or one
+/// template line each.
+fn print_inspect(parsed: &Parsed, objects: &[Value], typed: fn(&Value) -> Value) -> i32 {
+    let template = match parsed.last("format") {
+        None => None,
         Some(text) => match super::query::inspect_template(text) {
-            None => 1,
-            Some(format) => super::query::print_objects(Some(&format), objects).unwrap_or(1),
+            None => return 1,
+            Some(format) => Some(format),
         },
-    }
+    };
+    let objects: Vec<super::query::Inspected> = objects
+        .iter()
+        .map(|raw| super::query::Inspected {
+            raw: raw.clone(),
+            typed: Some(typed(raw)),
+        })
+        .collect();
+    super::query::print_inspected(template.as_ref(), &objects).unwrap_or(1)
 }
 
 /// `docker network inspect`.
@@ -426,32 +541,9 @@ pub fn network_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             missing.push(name.clone());
             continue;
         };
-        let attached: serde_json::Map<String, Value> = containers
-            .iter()
-            .filter(|c| {
-                c.state.status == Status::Running
-                    && (c.network_mode == network.name
-                        || (network.name == "bridge" && c.network_mode == "default"))
-            })
-            .map(|c| (c.id.clone(), json!({"Name": c.name})))
-            .collect();
-        objects.push(json!({
-            "Name": network.name,
-            "Id": network.id,
-            "Created": crate::FIXED_TIME,
-            "Scope": "local",
-            "Driver": network.driver,
-            "EnableIPv6": false,
-            "Internal": network.internal,
-            "Attachable": false,
-            "Ingress": false,
-            "ConfigOnly": false,
-            "Containers": attached,
-            "Options": {},
-            "Labels": network.labels,
-        }));
+        objects.push(network_json(&network, &containers));
     }
-    let code = print_inspect(parsed, &objects);
+    let code = print_inspect(parsed, &objects, crate::render::network_typed_view);
     for name in &missing {
         daemon_error(&format!("network {name} not found"));
     }
@@ -480,12 +572,28 @@ pub fn volume_create(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         ));
         return Ok(1);
     }
+    let driver = parsed.last("driver").unwrap_or("local").to_string();
+    if driver != "local" {
+        // Measured: no volume plugins on the daemon.
+        daemon_error(&format!(
+            "create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+        ));
+        return Ok(1);
+    }
     objects::ensure_volume(
         &state,
         Volume {
             name: name.clone(),
-            driver: parsed.last("driver").unwrap_or("local").to_string(),
+            driver,
             labels: labels(parsed),
+            options: parsed
+                .all("opt")
+                .iter()
+                .map(|o| {
+                    let (k, v) = o.split_once('=').unwrap_or((o, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
         },
     )?;
     out(&format!("{name}\n"));
@@ -496,11 +604,11 @@ pub fn volume_create(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 pub fn volume_rm(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let state = StateDir::from_env()?;
     let _lock = state.lock()?;
-    let volumes = objects::volumes(&state)?;
     let containers = state.all()?;
     let mut code = 0;
     for name in &parsed.positionals {
-        if !volumes.iter().any(|v| v.name == *name) {
+        // Read again for each name: `volume rm v v` removes it once, then finds nothing.
+        if !objects::volumes(&state)?.iter().any(|v| v.name == *name) {
             if parsed.bool("force") {
                 out(&format!("{name}\n"));
             } else {
@@ -588,6 +696,19 @@ pub fn volume_ls(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     ))
 }
 
+/// The `volume inspect` object (measured key order).
+pub(crate) fn volume_json(v: &objects::Volume) -> Value {
+    json!({
+        "CreatedAt": crate::FIXED_TIME,
+        "Driver": v.driver,
+        "Labels": if v.labels.is_empty() { Value::Null } else { json!(v.labels) },
+        "Mountpoint": mountpoint(&v.name),
+        "Name": v.name,
+        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
+        "Scope": "local",
+    })
+}
+
 /// `docker volume inspect`.
 pub fn volume_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let state = StateDir::from_env()?;
@@ -596,19 +717,11 @@ pub fn volume_inspect(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let mut missing = Vec::new();
     for name in &parsed.positionals {
         match volumes.iter().find(|v| v.name == *name) {
-            Some(v) => objects.push(json!({
-                "CreatedAt": crate::FIXED_TIME,
-                "Driver": v.driver,
-                "Labels": if v.labels.is_empty() { Value::Null } else { json!(v.labels) },
-                "Mountpoint": mountpoint(&v.name),
-                "Name": v.name,
-                "Options": null,
-                "Scope": "local",
-            })),
+            Some(v) => objects.push(volume_json(v)),
             None => missing.push(name.clone()),
         }
     }
-    let code = print_inspect(parsed, &objects);
+    let code = print_inspect(parsed, &objects, crate::render::volume_typed_view);
     for name in &missing {
         daemon_error(&format!("get {name}: no such volume"));
     }
