@@ -154,6 +154,9 @@ pub struct Container {
     /// `-i` without `-d`: the CLI attaches its stdin (`Config.AttachStdin`, `StdinOnce`).
     #[serde(default)]
     pub attach_stdin: bool,
+    /// The recorded container this one replays (decided by `start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::ReplayRef>,
     pub state: RunState,
 }
 

@@ -127,6 +127,7 @@ async fn run_host(
             capture: CaptureLimits::default(),
             logs_dir: None,
             events,
+            recordings: Default::default(),
             transport: Arc::new(dockproof::transport::TransportPolicy::new(
                 host.transport.unwrap_or(args.workspace_transport),
             )),

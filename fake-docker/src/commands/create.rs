@@ -824,6 +824,7 @@ fn build_container(
             .collect(),
         open_stdin: interactive,
         attach_stdin: interactive && !parsed.bool("detach"),
+        replay: None,
         state: RunState::created(),
     })
 }
