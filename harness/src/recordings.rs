@@ -102,8 +102,18 @@ pub struct Observed<'a> {
     pub stderr: &'a Captured,
 }
 
-/// A masked copy of a JSON value (secrets in an image's env or labels).
+/// A masked copy of a JSON value (secrets in an image's env or labels); an empty
+/// object or list is `null`, as the CLI shows it (the Engine API through bollard gives
+/// `{}` where `docker image inspect` prints `null`).
 fn masked_json(value: &Value, masker: &Masker) -> Value {
+    let empty = match value {
+        Value::Object(map) => map.is_empty(),
+        Value::Array(list) => list.is_empty(),
+        _ => false,
+    };
+    if empty {
+        return Value::Null;
+    }
     let text = value.to_string();
     let masked = masker.mask(&text);
     serde_json::from_str(&masked).unwrap_or(Value::Null)
