@@ -101,6 +101,19 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     let _ = context.events.send(Event::ScenarioStarted {
         name: scenario.name.clone(),
     });
+    // A drift check of a scenario that has no recording has nothing to compare.
+    if let crate::recordings::RecordingMode::Check { .. } = &context.recordings {
+        let dir = context.recordings.dir_for(loaded);
+        if !dir.join(dockproof_recording::FILE_NAME).is_file() {
+            return skipped(
+                loaded,
+                format!(
+                    "no recording at {} to check: record it with `dockproof record`",
+                    dir.display()
+                ),
+            );
+        }
+    }
     // On the fake, a scenario with a recording has fake-docker replay it.
     let recordings = match &context.recordings {
         crate::recordings::RecordingMode::Replay { .. } => {
