@@ -34,6 +34,30 @@ pub struct ReplayRef {
     pub index: usize,
 }
 
+/// Images the recordings name that no definition (or earlier recording) has: a team's
+/// own image becomes known to the fake by its recording alone.
+pub fn recorded_images(defined: &[crate::image::Image]) -> Vec<crate::image::Image> {
+    let mut found: Vec<crate::image::Image> = Vec::new();
+    for dir in configured() {
+        let Ok(recording) = Recording::load(&dir) else {
+            // An unreadable recording is reported when a container is matched against it.
+            continue;
+        };
+        for recorded in &recording.containers {
+            let call = &recorded.call;
+            let known = |image: &crate::image::Image| image.matches(&call.image);
+            if call.image_id.is_empty() || defined.iter().any(known) || found.iter().any(known) {
+                continue;
+            }
+            found.push(crate::image::Image::recorded(
+                &dir.join(recording::FILE_NAME),
+                call,
+            ));
+        }
+    }
+    found
+}
+
 /// What `start` decides for a container without a program.
 pub enum Selection {
     /// Replay it.

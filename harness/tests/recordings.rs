@@ -7,7 +7,8 @@
 //! without one unless `DOCKPROOF_REQUIRE_DOCKER=1`): the shipped recording has not
 //! drifted, a rebuilt image with a different output is drift (exit 1, in every report
 //! format), re-recording an unchanged scenario changes no byte, no secret value reaches
-//! any recording file, and a recorded timeout replays as a timeout.
+//! any recording file, a recorded timeout replays as a timeout, and an image the fake
+//! has no definition of replays from its recording alone.
 
 mod support;
 
@@ -325,6 +326,23 @@ fn a_rebuilt_image_drifts(backend: &'static str) -> Result<(), Failed> {
     let recording = dir.path().join("recordings/record-drift");
     let before = files(&recording);
     check(!before.is_empty(), || "no recording was written".into())?;
+    // An image no fake definition describes runs on the fake from its recording alone.
+    let replay_report = dir.path().join("replay.json");
+    let replay = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg("--json").arg(&replay_report).arg(&scenario);
+        command
+    })?;
+    check(replay.status.code() == Some(0), || {
+        format!(
+            "the user's image did not replay on the fake\n{}",
+            support::describe(&replay)
+        )
+    })?;
+    let replayed = json(&replay_report)?;
+    check(replayed["scenarios"][0]["outcome"] == "passed", || {
+        format!("expected passed on the fake: {}", replayed["scenarios"][0])
+    })?;
     let again = record(false, false)?;
     check(again.status.code() == Some(0), || support::describe(&again))?;
     check(files(&recording) == before, || {
