@@ -292,22 +292,35 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry as a workspace fingerprint sees it: a directory's mode is left out (a
+    /// workspace copied into a volume gets the daemon's umask on its directories, and a
+    /// directory's mode does not change what a job reads).
+    fn fingerprinted(&self) -> Entry {
+        let mut entry = self.clone();
+        if entry.kind == EntryKind::Dir {
+            entry.mode = 0;
+        }
+        entry
+    }
+
     fn summary(&self) -> String {
+        let entry = self.fingerprinted();
         format!(
             "{:?} {:04o} {} {}",
-            self.kind, self.mode, self.size, self.digest
+            entry.kind, entry.mode, entry.size, entry.digest
         )
         .to_lowercase()
     }
 }
 
-/// `sha256:` + the hash of the entries sorted by path, one JSON line each.
+/// `sha256:` + the hash of the entries sorted by path, one JSON line each (directories
+/// without their mode).
 pub fn fingerprint(entries: &[Entry]) -> String {
     let mut sorted: Vec<&Entry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     let mut hasher = Sha256::new();
     for entry in sorted {
-        let line = serde_json::to_string(entry).unwrap_or_default();
+        let line = serde_json::to_string(&entry.fingerprinted()).unwrap_or_default();
         hasher.update(line.as_bytes());
         hasher.update(b"\n");
     }
