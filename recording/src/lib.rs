@@ -1211,6 +1211,120 @@ mod tests {
         assert!(error.contains(":3:"), "{error}");
     }
 
+    /// Untrusted recording files: thousands of mutations of a valid one (bytes flipped,
+    /// cut, duplicated), deep nesting and an oversized file are refused or read, never a
+    /// panic, within the size bound.
+    #[test]
+    fn mutated_and_hostile_recording_files_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut container_call = call();
+        container_call.workspace = Some(workspace_input(
+            "/workspace",
+            &[Entry {
+                path: "in.csv".into(),
+                kind: EntryKind::File,
+                mode: 0o644,
+                size: 3,
+                digest: "ab".repeat(32),
+            }],
+        ));
+        let valid = Recording {
+            version: FORMAT_VERSION,
+            scenario: "s".into(),
+            containers: vec![RecordedContainer {
+                step: "/steps/0".into(),
+                call: container_call,
+                outcome: Outcome {
+                    exit_code: 0,
+                    oom_killed: false,
+                    ended: Ended::Exited,
+                    stdout: Stream {
+                        total_bytes: 3,
+                        kept: Content::Inline {
+                            text: "hi\n".into(),
+                        },
+                    },
+                    stderr: Stream {
+                        total_bytes: 0,
+                        kept: Content::Blob {
+                            sha256: "cd".repeat(32),
+                            size: 9,
+                        },
+                    },
+                    workspace: Vec::new(),
+                },
+            }],
+        }
+        .to_bytes();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let path = dir.path().join(FILE_NAME);
+        let mut loaded = 0;
+        for _ in 0..3000 {
+            let mut bytes = valid.clone();
+            for _ in 0..=(next() % 4) {
+                let at = (next() as usize) % bytes.len().max(1);
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => bytes.truncate(at),
+                    _ => {
+                        let end = (at + (next() as usize % 64)).min(bytes.len());
+                        let copy = bytes[at..end].to_vec();
+                        bytes.splice(at..at, copy);
+                    }
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            if Recording::load(dir.path()).is_ok() {
+                loaded += 1;
+            }
+        }
+        assert!(loaded < 3000, "no mutation was refused");
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        std::fs::write(&path, deep).unwrap();
+        assert!(Recording::load(dir.path()).is_err());
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_FILE_BYTES + 1).unwrap();
+        assert!(matches!(
+            Recording::load(dir.path()),
+            Err(RecordingError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn apply_never_writes_through_a_symlinked_parent() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
+        let change = Change {
+            path: "out/planted.txt".into(),
+            change: ChangeKind::Added,
+            kind: EntryKind::File,
+            mode: Some("0644".into()),
+            size: Some(1),
+            sha256: None,
+            content: Some(Content::Inline { text: "x".into() }),
+            target: None,
+            masked: false,
+        };
+        assert!(matches!(
+            apply(root.path(), root.path(), &[change]),
+            Err(RecordingError::UnsafePath { .. })
+        ));
+        assert!(!outside.path().join("planted.txt").exists());
+        for bad in ["/etc/passwd", "a/../b", "", "a//b", "./a"] {
+            assert!(check_relative(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn a_damaged_blob_is_refused() {
         let dir = tempfile::tempdir().unwrap();
