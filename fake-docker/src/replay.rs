@@ -152,6 +152,7 @@ pub fn select(container: &Container) -> Selection {
                 version: recording.version,
                 scenario: recording.scenario.clone(),
                 containers: vec![recorded.clone()],
+                builds: Vec::new(),
             };
             match single.find(call) {
                 Found::Match(_) => {

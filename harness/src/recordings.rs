@@ -102,7 +102,7 @@ pub struct Observed<'a> {
     pub stderr: &'a Captured,
 }
 
-/// A masked copy of a JSON value (secrets in an image's env or labels); an empty
+/// A masked copy of a JSON value (secrets in an image's env or labels), keys sorted; an empty
 /// object or list is `null`, as the CLI shows it (the Engine API through bollard gives
 /// `{}` where `docker image inspect` prints `null`).
 fn masked_json(value: &Value, masker: &Masker) -> Value {
@@ -116,7 +116,26 @@ fn masked_json(value: &Value, masker: &Masker) -> Value {
     }
     let text = value.to_string();
     let masked = masker.mask(&text);
-    serde_json::from_str(&masked).unwrap_or(Value::Null)
+    sorted(serde_json::from_str(&masked).unwrap_or(Value::Null))
+}
+
+/// Objects with their keys sorted, at every level: the Engine API through bollard gives
+/// maps (`Labels`, `ExposedPorts`) in hash order, which would change a re-recording.
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(key, value)| (key, sorted(value)))
+                    .collect(),
+            )
+        }
+        Value::Array(list) => Value::Array(list.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -152,15 +171,7 @@ pub fn container(
         }
         env.insert(name.to_owned(), masked.into_owned());
     }
-    let image_config: BTreeMap<String, Value> = IMAGE_CONFIG_FIELDS
-        .iter()
-        .map(|field| {
-            (
-                (*field).to_owned(),
-                masked_json(&observed.image_inspect["Config"][*field], masker),
-            )
-        })
-        .collect();
+    let image_config = image_config(observed.image_inspect, masker);
     let call = Call {
         image: observed.image.to_owned(),
         image_id: observed.image_inspect["Id"]
@@ -214,12 +225,45 @@ pub fn container(
     }
 }
 
-/// A scenario's recording, made from the containers observed.
-pub fn recording(scenario: &str, containers: Vec<RecordedContainer>) -> Recording {
+/// What a `build` step made, for the recording: the image's config (masked, empty as
+/// `null`) without the run's own label, which differs every run.
+pub fn build(step: &str, image_inspect: &Value, masker: &Masker) -> format::RecordedBuild {
+    let mut image_config = image_config(image_inspect, masker);
+    if let Some(Value::Object(labels)) = image_config.get_mut("Labels") {
+        labels.remove("dockproof.run");
+        if labels.is_empty() {
+            image_config.insert("Labels".to_owned(), Value::Null);
+        }
+    }
+    format::RecordedBuild {
+        step: step.to_owned(),
+        image_config,
+    }
+}
+
+fn image_config(image_inspect: &Value, masker: &Masker) -> BTreeMap<String, Value> {
+    IMAGE_CONFIG_FIELDS
+        .iter()
+        .map(|field| {
+            (
+                (*field).to_owned(),
+                masked_json(&image_inspect["Config"][*field], masker),
+            )
+        })
+        .collect()
+}
+
+/// A scenario's recording, made from the containers and builds observed.
+pub fn recording(
+    scenario: &str,
+    containers: Vec<RecordedContainer>,
+    builds: Vec<format::RecordedBuild>,
+) -> Recording {
     Recording {
         version: format::FORMAT_VERSION,
         scenario: scenario.to_owned(),
         containers,
+        builds,
     }
 }
 

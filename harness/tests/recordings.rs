@@ -235,12 +235,17 @@ fn shipped_recording_has_not_drifted(backend: &'static str) -> Result<(), Failed
 
 /// Builds `tag` from a context whose `report` program prints `line`.
 fn build_report_image(context: &Path, tag: &str, line: &str) -> Result<(), Failed> {
+    // FROM scratch with the host's static busybox (as the fixture images are): nothing
+    // inherited from a shared tag that other runs on the daemon may rebuild.
+    std::fs::copy("/bin/busybox", context.join("busybox")).map_err(|e| e.to_string())?;
     std::fs::write(
         context.join("Dockerfile"),
-        "FROM dockproof/job-runner:1\nCOPY report /usr/local/bin/report\nLABEL dockproof.test=record\n",
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY report /report\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"/report\"]\nWORKDIR /workspace\nLABEL dockproof.test=record tag={tag}\n"
+        ),
     )
     .map_err(|e| e.to_string())?;
-    let script = format!("#!/bin/sh\necho '{line}'\necho \"$1\" > \"$1.out\"\n");
+    let script = format!("echo '{line}'\necho \"$1\" > \"$1.out\"\n");
     std::fs::write(context.join("report"), script).map_err(|e| e.to_string())?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(
@@ -290,7 +295,6 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// a different output: `record --check` exits 1 with the drift in JSON, JUnit and
 /// Markdown.
 fn a_rebuilt_image_drifts(backend: &'static str) -> Result<(), Failed> {
-    support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let tag = format!("record-drift-{}-{backend}:1", std::process::id());
     let _guard = ImageGuard(tag.clone());
@@ -301,7 +305,7 @@ fn a_rebuilt_image_drifts(backend: &'static str) -> Result<(), Failed> {
     std::fs::write(
         &scenario,
         format!(
-            "name: record-drift\nstage:\n  - {{ generate: {{ bytes: 64, seed: 3 }}, to: in.bin }}\nsteps:\n  - run:\n      image: {tag}\n      cmd: [report, in.bin]\n    expect:\n      stdout: {{ contains: report }}\n"
+            "name: record-drift\nstage:\n  - {{ generate: {{ bytes: 64, seed: 3 }}, to: in.bin }}\nsteps:\n  - run:\n      image: {tag}\n      cmd: [in.bin]\n    expect:\n      stdout: {{ contains: report }}\n"
         ),
     )
     .map_err(|e| e.to_string())?;
@@ -345,8 +349,24 @@ fn a_rebuilt_image_drifts(backend: &'static str) -> Result<(), Failed> {
     })?;
     let again = record(false, false)?;
     check(again.status.code() == Some(0), || support::describe(&again))?;
-    check(files(&recording) == before, || {
-        "re-recording an unchanged scenario changed the recording".into()
+    let after = files(&recording);
+    check(after == before, || {
+        let first_difference = before
+            .iter()
+            .zip(&after)
+            .find(|(a, b)| a != b)
+            .map(|((path, a), (_, b))| {
+                let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+                let line = a
+                    .lines()
+                    .zip(b.lines())
+                    .find(|(x, y)| x != y)
+                    .map(|(x, y)| format!("\n  before: {x}\n  after:  {y}"))
+                    .unwrap_or_default();
+                format!("{}{line}", path.display())
+            })
+            .unwrap_or_else(|| format!("{} file(s) before, {} after", before.len(), after.len()));
+        format!("re-recording an unchanged scenario changed the recording: {first_difference}")
     })?;
     let unchanged = record(true, false)?;
     check(unchanged.status.code() == Some(0), || {
@@ -464,6 +484,65 @@ fn a_recorded_timeout_replays_as_a_timeout(backend: &'static str) -> Result<(), 
     )
 }
 
+/// A `build` step's image config is recorded; a Dockerfile that now makes a different
+/// image is drift.
+fn a_changed_build_drifts(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).map_err(|e| e.to_string())?;
+    let dockerfile = |stage: &str| {
+        std::fs::write(
+            context.join("Dockerfile"),
+            format!(
+                "FROM dockproof/job-runner:1\nENV STAGE={stage}\nLABEL team=etl\nCMD [\"job\"]\n"
+            ),
+        )
+    };
+    dockerfile("one").map_err(|e| e.to_string())?;
+    let scenario = dir.path().join("build.yaml");
+    std::fs::write(
+        &scenario,
+        "name: record-build\nsteps:\n  - build:\n      context: ctx\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let record = |check_mode: bool| -> Result<Output, Failed> {
+        let mut command = record_command(backend, dir.path(), check_mode);
+        command
+            .arg("--json")
+            .arg(dir.path().join("report.json"))
+            .arg(&scenario);
+        run(command)
+    };
+    let first = record(false)?;
+    check(first.status.code() == Some(0), || support::describe(&first))?;
+    let text = std::fs::read_to_string(dir.path().join("recordings/record-build/recording.json"))
+        .map_err(|e| e.to_string())?;
+    check(
+        text.contains("STAGE=one") && !text.contains("dockproof.run"),
+        || format!("the build's config is not recorded as expected:\n{text}"),
+    )?;
+    let same = record(true)?;
+    check(same.status.code() == Some(0), || {
+        format!("an unchanged build drifted\n{}", support::describe(&same))
+    })?;
+    dockerfile("two").map_err(|e| e.to_string())?;
+    let drifted = record(true)?;
+    check(drifted.status.code() == Some(1), || {
+        format!("expected exit 1\n{}", support::describe(&drifted))
+    })?;
+    let report = json(&dir.path().join("report.json"))?;
+    let message = report["scenarios"][0]["failure"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    check(
+        message.contains("build 1 (/steps/0): image config Env differs")
+            && message.contains("STAGE=two"),
+        || format!("the build drift is not named: {message}"),
+    )
+}
+
 fn main() {
     let arguments = Arguments::from_args();
     let mut trials = vec![
@@ -496,6 +575,10 @@ fn main() {
         trials.push(support::real_daemon_trial(
             format!("{backend}::no-secret-in-any-recording-file"),
             move || no_secret_in_any_recording_file(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::a-changed-build-drifts"),
+            move || a_changed_build_drifts(backend),
         ));
         trials.push(support::real_daemon_trial(
             format!("{backend}::a-recorded-timeout-replays-as-a-timeout"),

@@ -93,6 +93,21 @@ pub struct Recording {
     /// The scenario's name.
     pub scenario: String,
     pub containers: Vec<RecordedContainer>,
+    /// Images the scenario's `build` steps made, in order (compared by the drift check;
+    /// the fake builds from the Dockerfile as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builds: Vec<RecordedBuild>,
+}
+
+/// An image a `build` step made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedBuild {
+    /// The step, as a JSON pointer.
+    pub step: String,
+    /// `docker image inspect`'s `Config` fields (as in [`Call::image_config`]), without
+    /// the run's own label.
+    pub image_config: BTreeMap<String, serde_json::Value>,
 }
 
 /// One container: the call that made it, and what happened.
@@ -924,6 +939,21 @@ pub fn drift(
     fresh_blobs: &Blobs,
 ) -> Vec<String> {
     let mut found = Vec::new();
+    if recorded.builds.len() != fresh.builds.len() {
+        found.push(format!(
+            "the scenario built {} image(s), the recording has {}",
+            fresh.builds.len(),
+            recorded.builds.len()
+        ));
+    }
+    for (index, (old, new)) in recorded.builds.iter().zip(&fresh.builds).enumerate() {
+        let at = format!("build {} ({})", index + 1, new.step);
+        found.extend(
+            config_differences(&old.image_config, &new.image_config)
+                .into_iter()
+                .map(|difference| format!("{at}: {difference}")),
+        );
+    }
     if recorded.containers.len() != fresh.containers.len() {
         found.push(format!(
             "the scenario ran {} container(s), the recording has {}",
@@ -941,27 +971,11 @@ pub fn drift(
         for difference in differences(&old.call, &new.call) {
             found.push(format!("{at}: {difference}"));
         }
-        if old.call.image_config != new.call.image_config {
-            let keys: std::collections::BTreeSet<&String> = old
-                .call
-                .image_config
-                .keys()
-                .chain(new.call.image_config.keys())
-                .collect();
-            for key in keys {
-                let (a, b) = (
-                    old.call.image_config.get(key),
-                    new.call.image_config.get(key),
-                );
-                if a != b {
-                    found.push(format!(
-                        "{at}: image config {key} differs: recorded {}, now {}",
-                        a.map_or("unset".into(), |v| v.to_string()),
-                        b.map_or("unset".into(), |v| v.to_string())
-                    ));
-                }
-            }
-        }
+        found.extend(
+            config_differences(&old.call.image_config, &new.call.image_config)
+                .into_iter()
+                .map(|difference| format!("{at}: {difference}")),
+        );
         let (o, n) = (&old.outcome, &new.outcome);
         if o.exit_code != n.exit_code {
             found.push(format!(
@@ -1026,6 +1040,24 @@ pub fn drift(
         }
     }
     found
+}
+
+/// `image config KEY differs: recorded A, now B` for each field that differs.
+fn config_differences(
+    old: &BTreeMap<String, serde_json::Value>,
+    new: &BTreeMap<String, serde_json::Value>,
+) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter(|key| old.get(*key) != new.get(*key))
+        .map(|key| {
+            format!(
+                "image config {key} differs: recorded {}, now {}",
+                old.get(key).map_or("unset".into(), |v| v.to_string()),
+                new.get(key).map_or("unset".into(), |v| v.to_string())
+            )
+        })
+        .collect()
 }
 
 fn shown(bytes: Option<&[u8]>, total: u64) -> String {
@@ -1162,6 +1194,7 @@ mod tests {
             version: FORMAT_VERSION,
             scenario: "s".into(),
             containers: Vec::new(),
+            builds: Vec::new(),
         };
         saved.save(recording.path(), &blobs).unwrap();
         apply(replay.path(), recording.path(), &changes).unwrap();
@@ -1254,6 +1287,7 @@ mod tests {
                     workspace: Vec::new(),
                 },
             }],
+            builds: Vec::new(),
         }
         .to_bytes();
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -476,6 +476,8 @@ struct ScenarioRun<'a> {
     live: Option<String>,
     /// Containers observed for the scenario's recording (`record`, `record --check`).
     recorded: Vec<dockproof_recording::RecordedContainer>,
+    /// Images `build` steps made, observed for the recording.
+    recorded_builds: Vec<dockproof_recording::RecordedBuild>,
     /// Their blobs.
     blobs: dockproof_recording::Blobs,
     /// Why a container could not be observed for the recording.
@@ -516,6 +518,7 @@ impl<'a> ScenarioRun<'a> {
             workspace_mounts: HashMap::new(),
             live: None,
             recorded: Vec::new(),
+            recorded_builds: Vec::new(),
             blobs: Default::default(),
             recording_problem: None,
         }
@@ -532,6 +535,7 @@ impl<'a> ScenarioRun<'a> {
         }
         let dir = mode.dir_for(self.loaded);
         let recorded = std::mem::take(&mut self.recorded);
+        let builds = std::mem::take(&mut self.recorded_builds);
         let fail = |message: String| {
             let mut failure = Failure::new(Category::AssertionFailed, message);
             failure.location = Some(self.location("/name"));
@@ -540,7 +544,7 @@ impl<'a> ScenarioRun<'a> {
         if let Some(problem) = &self.recording_problem {
             return fail(format!("cannot record this scenario: {problem}"));
         }
-        let fresh = crate::recordings::recording(&self.loaded.scenario.name, recorded);
+        let fresh = crate::recordings::recording(&self.loaded.scenario.name, recorded, builds);
         match mode {
             RecordingMode::Record { .. } => {
                 if outcome != Outcome::Passed {
