@@ -4,9 +4,10 @@
 //! (made on the local daemon): same verdict every time, byte-identical reports across
 //! 20 runs, a changed input or env refused with the difference named, faults injected
 //! into a replayed job. `docker-cli::`/`docker-api::` trials need a real daemon (ignored
-//! without one unless `DOCKPROOF_REQUIRE_DOCKER=1`): the shipped recording has not
+//! without one unless `DOCKPROOF_REQUIRE_DOCKER=1`): the replay gives the real run's
+//! verdict and job record (timings and container ID aside), the shipped recording has not
 //! drifted, a rebuilt image with a different output is drift (exit 1, in every report
-//! format), re-recording an unchanged scenario changes no byte, no secret value reaches
+//! format), a changed build is drift, re-recording an unchanged scenario changes no byte, no secret value reaches
 //! any recording file, a recorded timeout replays as a timeout, and an image the fake
 //! has no definition of replays from its recording alone.
 
@@ -543,6 +544,53 @@ fn a_changed_build_drifts(backend: &'static str) -> Result<(), Failed> {
     )
 }
 
+/// The Bar: the shipped job run for real and replayed on the fake gives the same
+/// verdict, steps and job record, all but the container ID and timings.
+fn replay_gives_the_real_job_record(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let report = |mut command: Command, name: &str| -> Result<Value, Failed> {
+        let path = dir.path().join(name);
+        let output = run({
+            command.arg("--json").arg(&path).arg(SHIPPED);
+            command
+        })?;
+        check(output.status.code() == Some(0), || {
+            support::describe(&output)
+        })?;
+        let mut scenario = json(&path)?["scenarios"][0].clone();
+        // Timings (the fake's reports leave them out) and the container ID.
+        for (parent, key) in [
+            ("/record/context/docker", "containerId"),
+            ("/record/metrics/docker", "startMs"),
+            ("/record/metrics/docker", "runMs"),
+            ("", "durationMs"),
+        ] {
+            if let Some(Value::Object(map)) = scenario.pointer_mut(parent) {
+                map.remove(key);
+            }
+        }
+        if let Some(steps) = scenario["steps"].as_array_mut() {
+            for step in steps {
+                if let Some(map) = step.as_object_mut() {
+                    map.remove("durationMs");
+                }
+            }
+        }
+        Ok(scenario)
+    };
+    let real = report(support::dockproof_on(backend, dir.path()), "real.json")?;
+    let fake = report(support::dockproof_fake(dir.path()), "fake.json")?;
+    check(real["outcome"] == "passed", || format!("real: {real}"))?;
+    check(real == fake, || {
+        format!(
+            "the replay differs from the real run\n--- real\n{}\n--- fake\n{}",
+            serde_json::to_string_pretty(&real).unwrap_or_default(),
+            serde_json::to_string_pretty(&fake).unwrap_or_default()
+        )
+    })
+}
+
 fn main() {
     let arguments = Arguments::from_args();
     let mut trials = vec![
@@ -575,6 +623,10 @@ fn main() {
         trials.push(support::real_daemon_trial(
             format!("{backend}::no-secret-in-any-recording-file"),
             move || no_secret_in_any_recording_file(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::replay-gives-the-real-job-record"),
+            move || replay_gives_the_real_job_record(backend),
         ));
         trials.push(support::real_daemon_trial(
             format!("{backend}::a-changed-build-drifts"),
