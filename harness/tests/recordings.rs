@@ -7,8 +7,8 @@
 //! without one unless `DOCKPROOF_REQUIRE_DOCKER=1`): the replay gives the real run's
 //! verdict and job record (timings and container ID aside), the shipped recording has not
 //! drifted, a rebuilt image with a different output is drift (exit 1, in every report
-//! format), a changed build is drift, re-recording an unchanged scenario changes no byte, no secret value reaches
-//! any recording file, a recorded timeout replays as a timeout, and an image the fake
+//! format), a changed build is drift, re-recording an unchanged scenario changes no
+//! byte, no secret value reaches any recording file, a recorded timeout replays as a timeout, and an image the fake
 //! has no definition of replays from its recording alone.
 
 mod support;
@@ -591,6 +591,44 @@ fn replay_gives_the_real_job_record(backend: &'static str) -> Result<(), Failed>
     })
 }
 
+/// `record` needs a real daemon: on the fake it is a usage error (exit 2), nothing run.
+fn record_on_the_fake_is_a_usage_error() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = Command::new(support::dockproof());
+        command
+            .current_dir(support::root())
+            .args(["record", "--backend", "fake", "--no-history", "--work-dir"])
+            .arg(dir.path())
+            .arg(SHIPPED);
+        command
+    })?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check(
+        output.status.code() == Some(2) && stderr.contains("needs a real daemon"),
+        || support::describe(&output),
+    )
+}
+
+/// `record --check` over scenarios with and without recordings checks the recorded one
+/// and skips the other with the reason.
+fn check_skips_a_scenario_without_a_recording(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = record_command(backend, dir.path(), true);
+        command.arg(SHIPPED).arg("scenarios/job-shell-command.yaml");
+        command
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    check(
+        output.status.code() == Some(0)
+            && stdout.contains("1 passed, 0 failed, 1 skipped")
+            && stdout.contains("no recording at"),
+        || support::describe(&output),
+    )
+}
+
 fn main() {
     let arguments = Arguments::from_args();
     let mut trials = vec![
@@ -610,6 +648,10 @@ fn main() {
             "fake::an-injected-oom-hits-the-replayed-job",
             an_injected_oom_hits_the_replayed_job,
         ),
+        Trial::test(
+            "fake::record-on-the-fake-is-a-usage-error",
+            record_on_the_fake_is_a_usage_error,
+        ),
     ];
     for backend in ["docker-cli", "docker-api"] {
         trials.push(support::real_daemon_trial(
@@ -627,6 +669,10 @@ fn main() {
         trials.push(support::real_daemon_trial(
             format!("{backend}::replay-gives-the-real-job-record"),
             move || replay_gives_the_real_job_record(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::check-skips-a-scenario-without-a-recording"),
+            move || check_skips_a_scenario_without_a_recording(backend),
         ));
         trials.push(support::real_daemon_trial(
             format!("{backend}::a-changed-build-drifts"),
