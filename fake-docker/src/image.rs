@@ -680,10 +680,14 @@ pub fn null_if_empty(items: &[String]) -> Value {
 
 /// Loads every image named by a `:`-separated list of directories and files.
 pub fn load_all(spec: &str) -> Result<Vec<Image>, ImageError> {
-    definition_files(spec)?
+    let mut images: Vec<Image> = definition_files(spec)?
         .iter()
         .map(|file| load_file(file))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    // Images only a recording knows (a team's own image), after every definition.
+    let recorded = crate::replay::recorded_images(&images);
+    images.extend(recorded);
+    Ok(images)
 }
 
 /// The definition whose ID (the sha256 of its file) is `id`, parsing only that
@@ -700,6 +704,74 @@ pub fn load_by_id(spec: &str, id: &str) -> Result<Option<Image>, ImageError> {
         }
     }
     Ok(None)
+}
+
+impl Image {
+    /// An image known only from a recording (`FAKE_DOCKER_RECORDINGS`): the recorded
+    /// reference, ID and configuration, no programs or files (its containers replay).
+    pub fn recorded(source: &Path, call: &dockproof_recording::Call) -> Image {
+        let config = &call.image_config;
+        let strings = |key: &str| -> Vec<String> {
+            config
+                .get(key)
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|item| item.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let keys = |key: &str| -> Vec<String> {
+            config
+                .get(key)
+                .and_then(Value::as_object)
+                .map(|map| map.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let text = |key: &str| {
+            config
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let labels = config
+            .get("Labels")
+            .and_then(Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reference = normalize_reference(&call.image);
+        Image {
+            tags: vec![reference.clone()],
+            reference,
+            source: source.to_path_buf(),
+            id: call.image_id.clone(),
+            size: 0,
+            config: ImageConfig {
+                user: text("User"),
+                env: strings("Env"),
+                workdir: text("WorkingDir"),
+                entrypoint: strings("Entrypoint"),
+                cmd: strings("Cmd"),
+                labels,
+                exposed_ports: keys("ExposedPorts"),
+                volumes: keys("Volumes"),
+                healthcheck: None,
+            },
+            healthcheck: None,
+            programs: BTreeMap::new(),
+            files: BTreeMap::new(),
+            http: Vec::new(),
+            build: None,
+            rootfs: None,
+            unmodelled_commands: Vec::new(),
+        }
+    }
 }
 
 /// The definition files named by a `:`-separated list of directories and files, in load order.

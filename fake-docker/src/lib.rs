@@ -20,6 +20,7 @@ pub mod paths;
 pub mod ports;
 pub mod program;
 pub mod render;
+pub mod replay;
 pub mod size;
 pub mod state;
 pub mod supervisor;

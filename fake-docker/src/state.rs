@@ -190,6 +190,9 @@ pub struct Container {
     /// `--memory-swap` (`-1` unlimited); the daemon's default is twice `--memory`.
     #[serde(default)]
     pub memory_swap: Option<i64>,
+    /// The recorded container this one replays (decided by `start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::ReplayRef>,
     pub state: RunState,
 }
 

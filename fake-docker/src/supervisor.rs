@@ -99,6 +99,16 @@ fn program_ready(why: program::Ready) {
     close_stdout();
 }
 
+/// A replayed program that ended without blocking tells the supervisor so.
+pub fn program_ready_ended() {
+    program_ready(program::Ready::Ended);
+}
+
+/// A replayed program that keeps running (until stopped) tells the supervisor so.
+pub fn program_ready_blocked() {
+    program_ready(program::Ready::Blocked);
+}
+
 /// Points fd 1 at /dev/null, closing a handshake pipe while keeping fd 1 valid.
 fn close_stdout() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
@@ -407,6 +417,13 @@ pub fn program_main(id: &str) -> i32 {
         }
         Err(e) => return fail(&mut log, e.to_string()),
     };
+    // A recorded container (matched by `start`) plays its recording; faults still apply.
+    if let Some(replay) = &container.replay {
+        if crate::faults::handed_down().is_some_and(|f| f.kind == FaultKind::Hang) {
+            return hang();
+        }
+        return crate::replay::play(&container, replay, &mut log);
+    }
     let Some(program) = image.program(&container.path) else {
         return fail(&mut log, format!("{}: not found", container.path));
     };

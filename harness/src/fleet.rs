@@ -127,6 +127,12 @@ async fn run_host(
             capture: CaptureLimits::default(),
             logs_dir: None,
             events,
+            // A fake host replays scenarios' recordings, as `run --backend fake` does.
+            recordings: if kind == BackendKind::Fake {
+                dockproof::recordings::RecordingMode::Replay { root: None }
+            } else {
+                dockproof::recordings::RecordingMode::Off
+            },
             transport: Arc::new(dockproof::transport::TransportPolicy::new(
                 host.transport.unwrap_or(args.workspace_transport),
             )),

@@ -22,6 +22,7 @@ pub mod input_file;
 pub mod lint;
 pub mod partition;
 pub mod record;
+pub mod recordings;
 pub mod report;
 pub mod run_id;
 pub mod runner;

@@ -57,6 +57,10 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         last: usize,
     },
+    /// Run scenarios on a real daemon and write what each container did as a recording
+    /// that `--backend fake` replays; `--check` compares with the recordings instead
+    /// (drift fails the scenario, exit 1). See docs/recordings.md.
+    Record(Box<RecordArgs>),
     /// Run container-structure-test config files against an image (CST's semantics, in parallel).
     Cst(Box<cst_cli::CstCommand>),
     /// sha256 of files as artifacts are checked (`HASH  FILE`, like sha256sum); for benchmarks.
@@ -205,6 +209,14 @@ pub struct RunArgs {
     /// Directory for the run's temporary files (workspaces, filestore, fake state).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
+    /// Recordings: where `record` writes them and where `--backend fake` replays them
+    /// from (`DIR/SCENARIO/recording.json`; default `recordings/SCENARIO` beside each
+    /// scenario file). See docs/recordings.md.
+    #[arg(long, visible_alias = "out", value_name = "DIR")]
+    recordings: Option<PathBuf>,
+    /// What `record` asked for (not a flag).
+    #[arg(skip)]
+    recording_mode: Option<dockproof::recordings::RecordingMode>,
     /// Keep every run step's whole stdout and stderr here (`SCENARIO/step-N.stdout.log`); only a tail is held in memory.
     #[arg(long, value_name = "DIR")]
     logs_dir: Option<PathBuf>,
@@ -214,6 +226,16 @@ pub struct RunArgs {
 
 /// Where `--report` writes when `--report-dir` is not given.
 const DEFAULT_REPORT_DIR: &str = "target/dockproof";
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Re-run on the real daemon and compare with the recordings instead of writing them:
+    /// each scenario whose containers now behave differently fails with the drift.
+    #[arg(long)]
+    check: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
 
 /// A report `--report` can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -516,6 +538,7 @@ fn main() -> ExitCode {
             };
             fleet::canary(*args, loaded)
         }
+        Command::Record(args) => record(*args),
         Command::Run(args) => {
             let loaded = match load_all(&args.paths) {
                 Ok(loaded) => loaded,
@@ -524,6 +547,50 @@ fn main() -> ExitCode {
             setup::run(*args, loaded)
         }
     }
+}
+
+/// `dockproof record [--check]`: a run on a real daemon that writes (or checks) recordings.
+fn record(args: RecordArgs) -> ExitCode {
+    use dockproof::recordings::RecordingMode;
+    let RecordArgs { check, mut run } = args;
+    if run.backend == BackendKind::Fake {
+        eprintln!(
+            "error: `dockproof record` needs a real daemon: pass --backend docker-cli or --backend docker-api (the fake replays recordings, it cannot make them)\n  = hint: DOCKPROOF_BACKEND=docker-cli dockproof record SCENARIOS"
+        );
+        return ExitCode::from(2);
+    }
+    if !run.hosts.is_empty() {
+        eprintln!(
+            "error: `dockproof record` runs on one daemon: use --backend/DOCKER_HOST (or --context) instead of --host"
+        );
+        return ExitCode::from(2);
+    }
+    let loaded = match load_all(&run.paths) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let root = run.recordings.clone();
+    run.recording_mode = Some(if check {
+        RecordingMode::Check { root }
+    } else {
+        RecordingMode::Record { root }
+    });
+    let dirs: Vec<PathBuf> = loaded
+        .iter()
+        .map(|scenario| dockproof::recordings::dir_for(scenario, run.recordings.as_deref()))
+        .collect();
+    let code = setup::run(run, loaded);
+    if !check {
+        for dir in dirs {
+            if dir.join(dockproof_recording::FILE_NAME).is_file() {
+                out!(
+                    "recording: {}",
+                    dockproof::report::inert::text(&dir.display().to_string())
+                );
+            }
+        }
+    }
+    code
 }
 
 /// Print the sha256 of every file the way artifacts are hashed; exit 2 when one cannot be read.

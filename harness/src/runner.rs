@@ -304,6 +304,7 @@ mod tests {
             capture: CaptureLimits::default(),
             logs_dir: None,
             events,
+            recordings: Default::default(),
             // The retry count is what is tested: no transport probe among the creates.
             transport: Arc::new(crate::transport::TransportPolicy::new(
                 crate::transport::TransportChoice::Bind,

@@ -1,6 +1,7 @@
 //! `dockproof run`: pick the backend, prepare the run's directories, run the
 //! scenarios, write the reports, choose the exit code.
 
+use dockproof::recordings::RecordingMode;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -419,6 +420,13 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
                 }),
                 events: sender,
                 transport: Arc::new(dockproof::transport::TransportPolicy::new(transport)),
+                recordings: match (&args.recording_mode, kind) {
+                    (Some(mode), _) => mode.clone(),
+                    (None, BackendKind::Fake) => RecordingMode::Replay {
+                        root: args.recordings.clone(),
+                    },
+                    (None, _) => RecordingMode::Off,
+                },
             });
             let outcome = runner::run_all(
                 Arc::clone(&context),

@@ -581,6 +581,106 @@ impl Workspace {
         Ok(usage)
     }
 
+    /// Every entry (files with their sha256, directories, symlinks with their target) with
+    /// its permission bits, walked beneath the root like `usage` (no symlink followed,
+    /// `MAX_WALK_DEPTH`/`MAX_WALK_ENTRIES`), sorted by path: what recordings fingerprint
+    /// and diff (`dockproof_recording::Entry`).
+    pub fn entries(&self) -> Result<Vec<dockproof_recording::Entry>, WorkspaceError> {
+        use dockproof_recording::{Entry, EntryKind};
+        let mut found = Vec::new();
+        let io = |action| io_error(action, &self.path);
+        let start = self.root.try_clone().map_err(io("open"))?;
+        let listing = self.root.entries().map_err(io("list"))?;
+        let mut stack: Vec<(Dir, cap_std::fs::ReadDir, String)> =
+            vec![(start, listing, String::new())];
+        loop {
+            let depth = stack.len();
+            let Some((dir, listing, prefix)) = stack.last_mut() else {
+                break;
+            };
+            let Some(entry) = listing.next() else {
+                stack.pop();
+                continue;
+            };
+            let entry = entry.map_err(io("list"))?;
+            if found.len() as u64 >= MAX_WALK_ENTRIES {
+                return Err(WorkspaceError::WalkLimit {
+                    what: "entries",
+                    limit: MAX_WALK_ENTRIES,
+                });
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let relative = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(io("inspect")(error)),
+            };
+            let mode = metadata.permissions().mode() & 0o7777;
+            let kind = metadata.file_type();
+            let (kind, size, digest) = if kind.is_dir() {
+                if depth >= MAX_WALK_DEPTH {
+                    return Err(WorkspaceError::WalkLimit {
+                        what: "levels deep",
+                        limit: MAX_WALK_DEPTH as u64,
+                    });
+                }
+                let child = match dir.open_dir_nofollow(entry.file_name()) {
+                    Ok(child) => child,
+                    Err(error) if vanished(&error) => continue,
+                    Err(error) => return Err(io("open")(error)),
+                };
+                let listing = child.entries().map_err(io("list"))?;
+                stack.push((child, listing, relative.clone()));
+                (EntryKind::Dir, 0, String::new())
+            } else if kind.is_symlink() {
+                let target = dir
+                    .read_link_contents(entry.file_name())
+                    .map_err(io("read"))?;
+                (EntryKind::Symlink, 0, target.to_string_lossy().into_owned())
+            } else if kind.is_file() {
+                match self.collect(&relative)? {
+                    Collected::File(mut file, _) => {
+                        let (size, sha256) = sha256_collected(&mut file)
+                            .map_err(io_error("read", &self.path.join(&relative)))?;
+                        (EntryKind::File, size, sha256)
+                    }
+                    Collected::Missing | Collected::Directory => continue,
+                }
+            } else {
+                (EntryKind::Other, 0, String::new())
+            };
+            found.push(Entry {
+                path: relative,
+                kind,
+                mode,
+                size,
+                digest,
+            });
+        }
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(found)
+    }
+
+    /// The bytes of the regular file at `relative`, at most `limit` of them (`None` when
+    /// it is not a regular file or is larger).
+    pub fn read_file(&self, relative: &str, limit: u64) -> Result<Option<Vec<u8>>, WorkspaceError> {
+        match self.collect(relative)? {
+            Collected::File(file, size) if size <= limit => {
+                let mut bytes = Vec::new();
+                file.take(limit + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(io_error("read", &self.path.join(relative)))?;
+                Ok((bytes.len() as u64 <= limit).then_some(bytes))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Fail if the workspace is over its limits.
     pub fn check_limits(&self) -> Result<Usage, WorkspaceError> {
         let usage = self.usage()?;

@@ -899,6 +899,7 @@ fn build_container(
                 size::parse_ram_size(text).ok()
             }
         }),
+        replay: None,
         state: RunState::created(),
     })
 }

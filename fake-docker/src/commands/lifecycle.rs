@@ -179,21 +179,46 @@ pub fn start_one(
             return Ok(Err(refuse(state, &mut container, message, 128, 125)?));
         }
         let image = supervisor::image_of(&container)?;
-        if let Some(reason) = image.as_ref().and_then(|i| i.unmodelled(&container.path)) {
+        // A command without a program may have been recorded on a real daemon: a matching
+        // recording is replayed, a recording that does not match refuses the start.
+        let has_program = image
+            .as_ref()
+            .is_some_and(|i| i.program(&container.path).is_some());
+        container.replay = None;
+        if !has_program {
+            match crate::replay::select(&container) {
+                crate::replay::Selection::Play(replay) => container.replay = Some(replay),
+                crate::replay::Selection::Refuse(reason) => {
+                    let mut failure = refuse(state, &mut container, reason, 127, 125)?;
+                    failure.unmodelled = true;
+                    return Ok(Err(failure));
+                }
+                crate::replay::Selection::NotRecorded => {}
+            }
+        }
+        if container.replay.is_some() {
+            // Played from its recording: the image's programs and files are not asked.
+        } else if let Some(reason) = image.as_ref().and_then(|i| i.unmodelled(&container.path)) {
             // Not the daemon's answer: the fake cannot know what the real command does.
             let mut failure = refuse(state, &mut container, reason, 127, 125)?;
             failure.unmodelled = true;
             return Ok(Err(failure));
         }
-        if let Some(message) = image
-            .as_ref()
-            .and_then(|i| user_problem(i, &container.user))
+        if container.replay.is_none()
+            && let Some(message) = image
+                .as_ref()
+                .and_then(|i| user_problem(i, &container.user))
         {
             return Ok(Err(refuse(state, &mut container, message, 128, 125)?));
         }
         let programs = image.map(|i| i.programs).unwrap_or_default();
         let fs = supervisor::container_fs(state, &container);
-        match check_exec(&fs, &container.workdir, &container.path, &programs) {
+        let runnable = if container.replay.is_some() {
+            ExecCheck::Runnable
+        } else {
+            check_exec(&fs, &container.workdir, &container.path, &programs)
+        };
+        match runnable {
             ExecCheck::Runnable => {}
             ExecCheck::PermissionDenied => {
                 let message =

@@ -349,6 +349,12 @@ impl CliBackend {
                 ),
             };
         }
+        // fake-docker refusing a call its recordings do not describe: never guessed.
+        if let Some(start) = stderr.find("no recording matches this container") {
+            return BackendError::Config {
+                message: first_line(&stderr[start..]),
+            };
+        }
         if let Some(reason) = super::unmodelled_reason(stderr) {
             return BackendError::NotModelled {
                 reason: reason.to_owned(),
@@ -755,6 +761,11 @@ impl Backend for CliBackend {
                 "FAKE_DOCKER_FAULTS_SCOPE".into(),
                 overrides.scope.clone().into(),
             ));
+        }
+        if let Some(dir) = &overrides.recordings
+            && fake
+        {
+            env.push(("FAKE_DOCKER_RECORDINGS".into(), dir.clone().into()));
         }
         // Another daemon gets its own watch (with the same timeout): this one may be fine.
         let watch = match (&overrides.docker_host, &self.watch) {

@@ -310,12 +310,15 @@ pub struct ScenarioOverrides {
     pub docker_host: Option<String>,
     /// Keeps this scenario's fault call counters apart from other scenarios' (its name).
     pub scope: String,
+    /// The scenario's recording directory, replayed by fake-docker (`FAKE_DOCKER_RECORDINGS`);
+    /// real backends ignore it.
+    pub recordings: Option<std::path::PathBuf>,
 }
 
 impl ScenarioOverrides {
     /// Whether nothing is overridden.
     pub fn is_empty(&self) -> bool {
-        self.fake_faults.is_none() && self.docker_host.is_none()
+        self.fake_faults.is_none() && self.docker_host.is_none() && self.recordings.is_none()
     }
 }
 

@@ -183,6 +183,10 @@ impl ScenarioRun<'_> {
             .image_inspect_json(&tag)
             .await
             .map_err(|error| backend_finding(&error, &build_pointer))?;
+        if self.context.recordings.observes() {
+            self.recorded_builds
+                .push(crate::recordings::build(pointer, &inspect, &self.masker));
+        }
         let stages = instructions(&dockerfile_text)
             .iter()
             .filter(|(text, _)| text.to_ascii_uppercase().starts_with("FROM "))

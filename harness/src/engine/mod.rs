@@ -71,6 +71,8 @@ pub struct EngineContext {
     pub events: UnboundedSender<Event>,
     /// How job workspaces reach this host's containers (`bind` or `copy`, or probed).
     pub transport: Arc<crate::transport::TransportPolicy>,
+    /// Replay (fake), record, check or ignore recordings (docs/recordings.md).
+    pub recordings: crate::recordings::RecordingMode,
 }
 
 /// A name safe for container names: lowercase letters, digits and dashes.
@@ -99,10 +101,34 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     let _ = context.events.send(Event::ScenarioStarted {
         name: scenario.name.clone(),
     });
+    // A drift check of a scenario that has no recording has nothing to compare.
+    if let crate::recordings::RecordingMode::Check { .. } = &context.recordings {
+        let dir = context.recordings.dir_for(loaded);
+        if !dir.join(dockproof_recording::FILE_NAME).is_file() {
+            return skipped(
+                loaded,
+                format!(
+                    "no recording at {} to check: record it with `dockproof record`",
+                    dir.display()
+                ),
+            );
+        }
+    }
+    // On the fake, a scenario with a recording has fake-docker replay it.
+    let recordings = match &context.recordings {
+        crate::recordings::RecordingMode::Replay { .. } => {
+            let dir = context.recordings.dir_for(loaded);
+            dir.join(dockproof_recording::FILE_NAME)
+                .is_file()
+                .then_some(dir)
+        }
+        _ => None,
+    };
     let overrides = ScenarioOverrides {
         fake_faults: scenario.fake_faults.clone(),
         docker_host: scenario.docker_host.clone(),
         scope: scenario.name.clone(),
+        recordings,
     };
     let backend = if overrides.is_empty() {
         Arc::clone(&context.backend)
@@ -230,9 +256,13 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     if let Some(reason) = unmodelled {
         return skipped(loaded, reason);
     }
-    let (outcome, verdict) = judge_scenario(verdict, scenario.expect_failure, |pointer| {
+    let (mut outcome, mut verdict) = judge_scenario(verdict, scenario.expect_failure, |pointer| {
         run.location(pointer)
     });
+    if let Some(failure) = run.finish_recording(outcome) {
+        outcome = Outcome::Failed;
+        verdict = Some(failure);
+    }
     let masker = std::mem::take(&mut run.masker);
     let mut report = ScenarioReport {
         name: scenario.name.clone(),
@@ -444,6 +474,14 @@ struct ScenarioRun<'a> {
     workspace_mounts: HashMap<String, transfer::Mounted>,
     /// The last detached container with the workspace (copied back from before an upload).
     live: Option<String>,
+    /// Containers observed for the scenario's recording (`record`, `record --check`).
+    recorded: Vec<dockproof_recording::RecordedContainer>,
+    /// Images `build` steps made, observed for the recording.
+    recorded_builds: Vec<dockproof_recording::RecordedBuild>,
+    /// Their blobs.
+    blobs: dockproof_recording::Blobs,
+    /// Why a container could not be observed for the recording.
+    recording_problem: Option<String>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -479,6 +517,58 @@ impl<'a> ScenarioRun<'a> {
             mirror_dirty: false,
             workspace_mounts: HashMap::new(),
             live: None,
+            recorded: Vec::new(),
+            recorded_builds: Vec::new(),
+            blobs: Default::default(),
+            recording_problem: None,
+        }
+    }
+
+    /// With `record`: write the recording of a scenario that came out as expected. With
+    /// `record --check`: compare a fresh recording with the one on disk; drift (or no
+    /// recording) is the scenario's failure.
+    fn finish_recording(&mut self, outcome: Outcome) -> Option<Failure> {
+        use crate::recordings::RecordingMode;
+        let mode = &self.context.recordings;
+        if !mode.observes() {
+            return None;
+        }
+        let dir = mode.dir_for(self.loaded);
+        let recorded = std::mem::take(&mut self.recorded);
+        let builds = std::mem::take(&mut self.recorded_builds);
+        let fail = |message: String| {
+            let mut failure = Failure::new(Category::AssertionFailed, message);
+            failure.location = Some(self.location("/name"));
+            Some(failure)
+        };
+        if let Some(problem) = &self.recording_problem {
+            return fail(format!("cannot record this scenario: {problem}"));
+        }
+        let fresh = crate::recordings::recording(&self.loaded.scenario.name, recorded, builds);
+        match mode {
+            RecordingMode::Record { .. } => {
+                if outcome != Outcome::Passed {
+                    // The verdict already says why; a run that went wrong is not kept.
+                    return None;
+                }
+                fresh
+                    .save(&dir, &self.blobs)
+                    .err()
+                    .and_then(|error| fail(format!("cannot write the recording: {error}")))
+            }
+            RecordingMode::Check { .. } => {
+                match crate::recordings::check(&dir, &fresh, &self.blobs) {
+                    Ok(drift) if drift.is_empty() => None,
+                    Ok(drift) => fail(format!(
+                        "recording drift: {} no longer describes what the daemon does: {}; if the change is intended, re-record with `dockproof record {}`",
+                        dir.display(),
+                        drift.join("; "),
+                        self.loaded.path.display()
+                    )),
+                    Err(problem) => fail(format!("recording drift: {problem}")),
+                }
+            }
+            RecordingMode::Off | RecordingMode::Replay { .. } => None,
         }
     }
 
@@ -980,6 +1070,18 @@ impl<'a> ScenarioRun<'a> {
             .workspace_mount(&run.image, &mount_path, &image_pointer)
             .await?;
         let spec = self.container_spec(pointer, run, mount);
+        // Recording: the workspace as the container will find it.
+        let before = if self.context.recordings.observes() && !run.detach {
+            match self.workspace().entries() {
+                Ok(entries) => Some(entries),
+                Err(error) => {
+                    self.recording_problem = Some(error.to_string());
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let created_at = Instant::now();
         let backend = self.backend.as_ref();
         let id = backend
@@ -1096,6 +1198,21 @@ impl<'a> ScenarioRun<'a> {
         }
         .err()
         .unwrap_or_default();
+        if let Some(before) = before {
+            self.observe_for_recording(
+                pointer,
+                run,
+                &spec,
+                &id,
+                &mount_path,
+                &before,
+                exit_code,
+                &state,
+                timed_out,
+                &logs,
+            )
+            .await;
+        }
 
         if timed_out {
             return Err(finding(
@@ -1138,6 +1255,66 @@ impl<'a> ScenarioRun<'a> {
         } else {
             Err(findings)
         }
+    }
+
+    /// Keep what a finished container did for the scenario's recording.
+    #[allow(clippy::too_many_arguments)]
+    async fn observe_for_recording(
+        &mut self,
+        pointer: &str,
+        run: &RunSpec,
+        spec: &ContainerSpec,
+        id: &str,
+        mount_path: &str,
+        before: &[dockproof_recording::Entry],
+        exit_code: i64,
+        state: &crate::backend::ContainerState,
+        timed_out: bool,
+        logs: &crate::backend::Logs,
+    ) {
+        let backend = self.backend.as_ref();
+        let observed = async {
+            let inspect = backend.inspect_json(id).await.map_err(|e| e.to_string())?;
+            let image_inspect = backend
+                .image_inspect_json(&run.image)
+                .await
+                .map_err(|e| e.to_string())?;
+            let after = self.workspace().entries().map_err(|e| e.to_string())?;
+            Ok::<_, String>((inspect, image_inspect, after))
+        }
+        .await;
+        let (inspect, image_inspect, after) = match observed {
+            Ok(observed) => observed,
+            Err(problem) => {
+                self.recording_problem = Some(problem);
+                return;
+            }
+        };
+        let observed = crate::recordings::Observed {
+            step: pointer,
+            image: &run.image,
+            spec,
+            inspect: &inspect,
+            image_inspect: &image_inspect,
+            mount: mount_path,
+            before,
+            after: &after,
+            exit_code,
+            oom_killed: state.oom_killed,
+            timed_out,
+            stdout: &logs.stdout,
+            stderr: &logs.stderr,
+        };
+        let mut blobs = std::mem::take(&mut self.blobs);
+        let workspace = self.workspace();
+        let container = crate::recordings::container(&observed, &self.masker, &mut blobs, |path| {
+            workspace
+                .read_file(path, dockproof_recording::MAX_BLOB_BYTES)
+                .ok()
+                .flatten()
+        });
+        self.blobs = blobs;
+        self.recorded.push(container);
     }
 
     /// The files a run step's whole logs go to, when the run keeps them.

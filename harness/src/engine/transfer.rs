@@ -53,15 +53,19 @@ impl ScenarioRun<'_> {
             self.record.context.docker.workspace.transport = Some(transport.as_str().to_owned());
             return Ok(transport);
         }
+        // The run's backend probes, except that a scenario whose only override is its
+        // recording uses its own: on the fake, an image only a recording knows is known
+        // there alone. (Fault rules must not see the probe; another host is not this one.)
+        let scenario = &self.loaded.scenario;
+        let prober = if scenario.fake_faults.is_none() && scenario.docker_host.is_none() {
+            self.backend.as_ref()
+        } else {
+            self.context.backend.as_ref()
+        };
         let transport = self
             .context
             .transport
-            .decide(
-                self.context.backend.as_ref(),
-                image,
-                &self.context.work_dir,
-                &self.context.run_id,
-            )
+            .decide(prober, image, &self.context.work_dir, &self.context.run_id)
             .await
             .map_err(|error| super::backend_finding(&error, pointer))?;
         self.transport = Some(transport);

@@ -1,0 +1,270 @@
+//! Replaying recorded containers (`FAKE_DOCKER_RECORDINGS`).
+//!
+//! A container whose command the image does not model as a program is looked up in
+//! the recordings named by `FAKE_DOCKER_RECORDINGS` (`:`-separated recording
+//! directories, as `dockproof record` writes them). `start` matches the container's
+//! call (image, argv, env, user, workdir, limits, workspace fingerprint) against them:
+//! a match is remembered on the container and played by its program process (streams,
+//! workspace changes, exit code; see docs/recordings.md); no match refuses the start,
+//! naming what differs from the nearest recorded container. Hand-written programs
+//! always win: a command the image models is never replayed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use dockproof_recording::{self as recording, Call, Ended, Found, Recording};
+use serde::{Deserialize, Serialize};
+
+use crate::logfile::{LogWriter, Stream};
+use crate::state::Container;
+
+/// The recording directories to replay from.
+pub const RECORDINGS_ENV: &str = "FAKE_DOCKER_RECORDINGS";
+
+/// The message prefix of a start refused because no recording matches (dockproof reads
+/// it as `config_invalid`).
+pub const NO_MATCH: &str = "no recording matches this container";
+
+/// Which recorded container a container replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayRef {
+    /// The recording directory.
+    pub dir: PathBuf,
+    /// Index into its `containers`.
+    pub index: usize,
+}
+
+/// Images the recordings name that no definition (or earlier recording) has: a team's
+/// own image becomes known to the fake by its recording alone.
+pub fn recorded_images(defined: &[crate::image::Image]) -> Vec<crate::image::Image> {
+    let mut found: Vec<crate::image::Image> = Vec::new();
+    for dir in configured() {
+        let Ok(recording) = Recording::load(&dir) else {
+            // An unreadable recording is reported when a container is matched against it.
+            continue;
+        };
+        for recorded in &recording.containers {
+            let call = &recorded.call;
+            let known = |image: &crate::image::Image| image.matches(&call.image);
+            if call.image_id.is_empty() || defined.iter().any(known) || found.iter().any(known) {
+                continue;
+            }
+            found.push(crate::image::Image::recorded(
+                &dir.join(recording::FILE_NAME),
+                call,
+            ));
+        }
+    }
+    found
+}
+
+/// What `start` decides for a container without a program.
+pub enum Selection {
+    /// Replay it.
+    Play(ReplayRef),
+    /// Refuse it: no recorded container matches (the message names the differences).
+    Refuse(String),
+    /// No recording is configured, or none holds this image: the fake's usual answers.
+    NotRecorded,
+}
+
+/// The configured recording directories.
+fn configured() -> Vec<PathBuf> {
+    std::env::var_os(RECORDINGS_ENV)
+        .map(|value| {
+            std::env::split_paths(&value)
+                .filter(|path| !path.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The call as the fake sees `container`, with the workspace fingerprinted at `mount`.
+fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
+    let workspace = match mount {
+        Some(destination) => match container
+            .mounts
+            .iter()
+            .find(|m| m.destination == destination)
+        {
+            Some(found) => {
+                let entries = recording::walk(&found.source).map_err(|e| e.to_string())?;
+                Some(recording::workspace_input(destination, &entries))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let env: BTreeMap<String, String> = crate::supervisor::env_vars(&container.env)
+        .into_iter()
+        .collect();
+    Ok(Call {
+        image: container.image_name.clone(),
+        image_id: container.image_id.clone(),
+        image_config: BTreeMap::new(),
+        argv: container.argv(),
+        env,
+        secret_env: Vec::new(),
+        user: container.user.clone(),
+        workdir: container.workdir.clone(),
+        limits: recording::Limits {
+            memory_bytes: (container.memory > 0).then_some(container.memory as u64),
+            pids: container.pids_limit,
+            read_only: container.read_only,
+            network: (container.network_mode != "default" && !container.network_mode.is_empty())
+                .then(|| container.network_mode.clone()),
+        },
+        workspace,
+    })
+}
+
+/// Finds the recorded container `container` replays, if recordings are configured.
+pub fn select(container: &Container) -> Selection {
+    let dirs = configured();
+    if dirs.is_empty() {
+        return Selection::NotRecorded;
+    }
+    let mut nearest: Option<(PathBuf, usize, Vec<String>)> = None;
+    let mut problems = Vec::new();
+    for dir in dirs {
+        let recording = match Recording::load(&dir) {
+            Ok(recording) => recording,
+            Err(error) => {
+                problems.push(error.to_string());
+                continue;
+            }
+        };
+        // Fingerprint each mount a recorded container names once.
+        let mut calls: BTreeMap<Option<String>, Result<Call, String>> = BTreeMap::new();
+        for (index, recorded) in recording.containers.iter().enumerate() {
+            let mount = recorded.call.workspace.as_ref().map(|w| w.mount.clone());
+            let call = calls
+                .entry(mount.clone())
+                .or_insert_with(|| call_of(container, mount.as_deref()));
+            let call = match call {
+                Ok(call) => call,
+                Err(error) => {
+                    problems.push(error.clone());
+                    continue;
+                }
+            };
+            let single = Recording {
+                version: recording.version,
+                scenario: recording.scenario.clone(),
+                containers: vec![recorded.clone()],
+                builds: Vec::new(),
+            };
+            match single.find(call) {
+                Found::Match(_) => {
+                    return Selection::Play(ReplayRef {
+                        dir: dir.clone(),
+                        index,
+                    });
+                }
+                Found::Nearest(_, differences) => {
+                    if nearest
+                        .as_ref()
+                        .is_none_or(|(_, _, fewest)| differences.len() < fewest.len())
+                    {
+                        nearest = Some((dir.clone(), index, differences));
+                    }
+                }
+                Found::None => {}
+            }
+        }
+    }
+    match nearest {
+        Some((dir, index, differences)) => Selection::Refuse(format!(
+            "{NO_MATCH}: {} (nearest: container {} of {}); the recording no longer describes this call: re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
+            differences.join("; "),
+            index + 1,
+            dir.join(recording::FILE_NAME).display()
+        )),
+        None if !problems.is_empty() => {
+            Selection::Refuse(format!("{NO_MATCH}: {}", problems.join("; ")))
+        }
+        None => Selection::NotRecorded,
+    }
+}
+
+/// Body of a replayed container's program process: writes the recorded streams and
+/// workspace changes, then ends as recorded (at once, or when stopped if the recording
+/// was stopped after its timeout).
+pub fn play(container: &Container, replay: &ReplayRef, log: &mut LogWriter) -> i32 {
+    let fail = |log: &mut LogWriter, message: String| {
+        let _ = log.write(
+            Stream::Stderr,
+            format!("fake-docker: cannot replay: {message}\n").as_bytes(),
+        );
+        crate::supervisor::program_ready_ended();
+        127
+    };
+    let recording = match Recording::load(&replay.dir) {
+        Ok(recording) => recording,
+        Err(error) => return fail(log, error.to_string()),
+    };
+    let Some(recorded) = recording.containers.get(replay.index) else {
+        return fail(log, "the recorded container is gone".into());
+    };
+    let outcome = &recorded.outcome;
+    for (stream, recorded_stream) in [
+        (Stream::Stdout, &outcome.stdout),
+        (Stream::Stderr, &outcome.stderr),
+    ] {
+        match recorded_stream.kept.bytes(&replay.dir) {
+            Ok(bytes) if !bytes.is_empty() => {
+                let _ = log.write(stream, &bytes);
+            }
+            Ok(_) => {}
+            Err(error) => return fail(log, error.to_string()),
+        }
+    }
+    if let Some(workspace) = &recorded.call.workspace
+        && let Some(mount) = container
+            .mounts
+            .iter()
+            .find(|m| m.destination == workspace.mount)
+        && let Err(error) = recording::apply(&mount.source, &replay.dir, &outcome.workspace)
+    {
+        return fail(log, error.to_string());
+    }
+    let code = i32::try_from(outcome.exit_code).unwrap_or(255);
+    match outcome.ended {
+        Ended::Exited => {
+            if outcome.oom_killed
+                && let Ok(state) = crate::state::StateDir::from_env()
+            {
+                let _ = std::fs::write(state.oom_marker(&container.id), b"oom");
+            }
+            crate::supervisor::program_ready_ended();
+            code
+        }
+        Ended::StoppedAfterTimeout => run_until_stopped(code),
+    }
+}
+
+/// A replayed container that was still running at its timeout: it runs until stopped.
+/// Recorded 137: it ignored SIGTERM (PID 1 without a handler), so only SIGKILL ends it;
+/// any other code: a SIGTERM handler ends it with that code.
+fn run_until_stopped(code: i32) -> ! {
+    static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    extern "C" fn on_term(_signal: libc::c_int) {
+        TERMINATED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    if code != 137 {
+        // SAFETY: the handler only stores an atomic (async-signal-safe).
+        unsafe {
+            libc::signal(
+                libc::SIGTERM,
+                on_term as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+    crate::supervisor::program_ready_blocked();
+    loop {
+        if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(code);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

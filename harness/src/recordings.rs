@@ -1,0 +1,280 @@
+//! Recordings on dockproof's side: where a scenario's recording lives, what the engine
+//! keeps of each container it runs while recording (`dockproof record`), and how a
+//! fresh run is compared with the recording (`dockproof record --check`). The format,
+//! the workspace fingerprint and the comparisons are in the `dockproof-recording`
+//! crate, shared with fake-docker, which replays them. See docs/recordings.md.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use dockproof_recording::{
+    self as format, Blobs, Call, Content, Ended, Entry, Outcome, RecordedContainer, Recording,
+    Stream,
+};
+use serde_json::Value;
+
+use crate::backend::{Captured, ContainerSpec};
+use crate::scenario::LoadedScenario;
+use crate::secrets::Masker;
+
+/// What a run does with recordings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RecordingMode {
+    /// Nothing (real backends under `dockproof run`).
+    #[default]
+    Off,
+    /// On the fake: a scenario with a recording has it replayed (`FAKE_DOCKER_RECORDINGS`).
+    Replay { root: Option<PathBuf> },
+    /// `dockproof record`: write each passing scenario's recording.
+    Record { root: Option<PathBuf> },
+    /// `dockproof record --check`: compare each scenario with its recording; drift fails it.
+    Check { root: Option<PathBuf> },
+}
+
+impl RecordingMode {
+    /// Whether containers are observed for a recording (record or check).
+    pub fn observes(&self) -> bool {
+        matches!(
+            self,
+            RecordingMode::Record { .. } | RecordingMode::Check { .. }
+        )
+    }
+
+    fn root(&self) -> Option<&Path> {
+        match self {
+            RecordingMode::Off => None,
+            RecordingMode::Replay { root }
+            | RecordingMode::Record { root }
+            | RecordingMode::Check { root } => root.as_deref(),
+        }
+    }
+
+    /// The recording directory of a scenario: `ROOT/SLUG`, by default
+    /// `recordings/SLUG` next to the scenario file.
+    pub fn dir_for(&self, loaded: &LoadedScenario) -> PathBuf {
+        dir_for(loaded, self.root())
+    }
+}
+
+/// `root/SLUG`, or `recordings/SLUG` beside the scenario file.
+pub fn dir_for(loaded: &LoadedScenario, root: Option<&Path>) -> PathBuf {
+    let slug = crate::engine::slug(&loaded.scenario.name);
+    match root {
+        Some(root) => root.join(slug),
+        None => loaded
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("recordings")
+            .join(slug),
+    }
+}
+
+/// The image configuration fields a recording keeps (`docker image inspect`'s `Config`).
+const IMAGE_CONFIG_FIELDS: [&str; 9] = [
+    "Cmd",
+    "Entrypoint",
+    "Env",
+    "User",
+    "WorkingDir",
+    "Labels",
+    "ExposedPorts",
+    "Volumes",
+    "Healthcheck",
+];
+
+/// What the engine observed of one finished container, for its recording.
+pub struct Observed<'a> {
+    pub step: &'a str,
+    pub image: &'a str,
+    pub spec: &'a ContainerSpec,
+    /// `docker inspect` of the container.
+    pub inspect: &'a Value,
+    /// `docker image inspect` of its image.
+    pub image_inspect: &'a Value,
+    pub mount: &'a str,
+    pub before: &'a [Entry],
+    pub after: &'a [Entry],
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    pub timed_out: bool,
+    pub stdout: &'a Captured,
+    pub stderr: &'a Captured,
+}
+
+/// A masked copy of a JSON value (secrets in an image's env or labels), keys sorted; an empty
+/// object or list is `null`, as the CLI shows it (the Engine API through bollard gives
+/// `{}` where `docker image inspect` prints `null`).
+fn masked_json(value: &Value, masker: &Masker) -> Value {
+    let empty = match value {
+        Value::Object(map) => map.is_empty(),
+        Value::Array(list) => list.is_empty(),
+        _ => false,
+    };
+    if empty {
+        return Value::Null;
+    }
+    let text = value.to_string();
+    let masked = masker.mask(&text);
+    sorted(serde_json::from_str(&masked).unwrap_or(Value::Null))
+}
+
+/// Objects with their keys sorted, at every level: the Engine API through bollard gives
+/// maps (`Labels`, `ExposedPorts`) in hash order, which would change a re-recording.
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(key, value)| (key, sorted(value)))
+                    .collect(),
+            )
+        }
+        Value::Array(list) => Value::Array(list.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The recorded container: the call as the daemon resolved it, masked, and its outcome,
+/// with workspace results read through `read` (a file's bytes, up to the blob limit).
+pub fn container(
+    observed: &Observed<'_>,
+    masker: &Masker,
+    blobs: &mut Blobs,
+    mut read: impl FnMut(&str) -> Option<Vec<u8>>,
+) -> RecordedContainer {
+    let config = &observed.inspect["Config"];
+    let mut argv = Vec::new();
+    if let Some(path) = observed.inspect["Path"].as_str() {
+        argv.push(path.to_owned());
+    }
+    argv.extend(strings(&observed.inspect["Args"]));
+    let mut env = BTreeMap::new();
+    let mut secret_env = Vec::new();
+    for entry in strings(&config["Env"]) {
+        let (name, value) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+        let masked = masker.mask(value);
+        if masked != value {
+            secret_env.push(name.to_owned());
+        }
+        env.insert(name.to_owned(), masked.into_owned());
+    }
+    let image_config = image_config(observed.image_inspect, masker);
+    let call = Call {
+        image: observed.image.to_owned(),
+        image_id: observed.image_inspect["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        image_config,
+        argv: argv
+            .iter()
+            .map(|arg| masker.mask(arg).into_owned())
+            .collect(),
+        env,
+        secret_env,
+        user: config["User"].as_str().unwrap_or_default().to_owned(),
+        workdir: config["WorkingDir"].as_str().unwrap_or_default().to_owned(),
+        limits: format::Limits {
+            memory_bytes: observed.spec.memory_bytes,
+            pids: observed.spec.pids_limit,
+            read_only: observed.spec.read_only_rootfs,
+            network: observed.spec.network.clone(),
+        },
+        workspace: Some(format::workspace_input(observed.mount, observed.before)),
+    };
+    let stream = |captured: &Captured, blobs: &mut Blobs| Stream {
+        total_bytes: captured.total_bytes,
+        kept: Content::of(masker.mask(&captured.text).as_bytes(), blobs),
+    };
+    let stdout = stream(observed.stdout, blobs);
+    let stderr = stream(observed.stderr, blobs);
+    let workspace = format::diff(observed.before, observed.after, blobs, |path| {
+        let bytes = read(path)?;
+        let masked = masker.mask_bytes(&bytes);
+        let changed = masked != bytes;
+        Some((masked, changed))
+    });
+    RecordedContainer {
+        step: observed.step.to_owned(),
+        call,
+        outcome: Outcome {
+            exit_code: observed.exit_code,
+            oom_killed: observed.oom_killed,
+            ended: if observed.timed_out {
+                Ended::StoppedAfterTimeout
+            } else {
+                Ended::Exited
+            },
+            stdout,
+            stderr,
+            workspace,
+        },
+    }
+}
+
+/// What a `build` step made, for the recording: the image's config (masked, empty as
+/// `null`) without the run's own label, which differs every run.
+pub fn build(step: &str, image_inspect: &Value, masker: &Masker) -> format::RecordedBuild {
+    let mut image_config = image_config(image_inspect, masker);
+    if let Some(Value::Object(labels)) = image_config.get_mut("Labels") {
+        labels.remove("dockproof.run");
+        if labels.is_empty() {
+            image_config.insert("Labels".to_owned(), Value::Null);
+        }
+    }
+    format::RecordedBuild {
+        step: step.to_owned(),
+        image_config,
+    }
+}
+
+fn image_config(image_inspect: &Value, masker: &Masker) -> BTreeMap<String, Value> {
+    IMAGE_CONFIG_FIELDS
+        .iter()
+        .map(|field| {
+            (
+                (*field).to_owned(),
+                masked_json(&image_inspect["Config"][*field], masker),
+            )
+        })
+        .collect()
+}
+
+/// A scenario's recording, made from the containers and builds observed.
+pub fn recording(
+    scenario: &str,
+    containers: Vec<RecordedContainer>,
+    builds: Vec<format::RecordedBuild>,
+) -> Recording {
+    Recording {
+        version: format::FORMAT_VERSION,
+        scenario: scenario.to_owned(),
+        containers,
+        builds,
+    }
+}
+
+/// The drift between the recording in `dir` and a fresh one, or why it cannot be read.
+pub fn check(dir: &Path, fresh: &Recording, blobs: &Blobs) -> Result<Vec<String>, String> {
+    if !dir.join(format::FILE_NAME).is_file() {
+        return Err(format!(
+            "no recording at {}: record it on a real daemon with `dockproof record`",
+            dir.display()
+        ));
+    }
+    let recorded = Recording::load(dir).map_err(|error| error.to_string())?;
+    Ok(format::drift(&recorded, dir, fresh, blobs))
+}

@@ -1,0 +1,687 @@
+//! Record on a real daemon, replay on the fake, drift caught (docs/recordings.md).
+//!
+//! `fake::` trials replay the shipped recording of `scenarios/job-recorded-csv.yaml`
+//! (made on the local daemon): same verdict every time, byte-identical reports across
+//! 20 runs, a changed input or env refused with the difference named, faults injected
+//! into a replayed job. `docker-cli::`/`docker-api::` trials need a real daemon (ignored
+//! without one unless `DOCKPROOF_REQUIRE_DOCKER=1`): the replay gives the real run's
+//! verdict and job record (timings and container ID aside), the shipped recording has not
+//! drifted, a rebuilt image with a different output is drift (exit 1, in every report
+//! format), a changed build is drift, re-recording an unchanged scenario changes no
+//! byte, no secret value reaches any recording file, a recorded timeout replays as a timeout, and an image the fake
+//! has no definition of replays from its recording alone.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+
+const SHIPPED: &str = "scenarios/job-recorded-csv.yaml";
+const SHIPPED_RECORDING: &str = "scenarios/recordings/job-recorded-csv";
+
+fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message().into())
+    }
+}
+
+fn json(path: &Path) -> Result<Value, Failed> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()).into())
+}
+
+fn run(mut command: Command) -> Result<Output, Failed> {
+    command
+        .output()
+        .map_err(|error| format!("cannot run dockproof: {error}").into())
+}
+
+/// `dockproof record [--check]` on a real backend.
+fn record_command(backend: &str, work: &Path, check: bool) -> Command {
+    let mut command = Command::new(support::dockproof());
+    command
+        .current_dir(support::root())
+        .env("DOCKPROOF_HISTORY", support::history_db(work))
+        .arg("record")
+        .args(["--backend", backend])
+        .arg("--fixture-images")
+        .arg(support::root().join("fixtures/images"))
+        .arg("--work-dir")
+        .arg(work);
+    if check {
+        command.arg("--check");
+    }
+    command
+}
+
+/// Copies the shipped scenario and its recording into `dir`, with the CSV fixture
+/// copied beside it (so a test may change it), the scenario text passed through `edit`.
+fn copy_shipped(dir: &Path, edit: impl Fn(String) -> String) -> Result<PathBuf, Failed> {
+    let root = support::root();
+    let text = std::fs::read_to_string(root.join(SHIPPED)).map_err(|e| e.to_string())?;
+    let text = text.replace("../fixtures/inputs/orders.csv", "orders.csv");
+    std::fs::copy(
+        root.join("fixtures/inputs/orders.csv"),
+        dir.join("orders.csv"),
+    )
+    .map_err(|e| e.to_string())?;
+    let scenario = dir.join("job-recorded-csv.yaml");
+    std::fs::write(&scenario, edit(text)).map_err(|e| e.to_string())?;
+    let target = dir.join("recordings/job-recorded-csv");
+    std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(root.join(SHIPPED_RECORDING)).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), target.join(entry.file_name()))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(scenario)
+}
+
+/// The shipped recorded job replays on the fake: passed (not skipped), with the
+/// recorded output, and the same JUnit and JSON bytes in 20 runs, 4 at a time.
+fn replay_is_byte_identical() -> Result<(), Failed> {
+    const RUNS: usize = 20;
+    const AT_ONCE: usize = 4;
+    let run_once = || -> Result<(Vec<u8>, Vec<u8>), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let (junit, report) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
+        let output = support::dockproof_fake(dir.path())
+            .arg("--junit")
+            .arg(&junit)
+            .arg("--json")
+            .arg(&report)
+            .arg(SHIPPED)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if output.status.code() != Some(0) {
+            return Err(support::describe(&output));
+        }
+        Ok((
+            std::fs::read(&junit).map_err(|e| e.to_string())?,
+            std::fs::read(&report).map_err(|e| e.to_string())?,
+        ))
+    };
+    let mut outputs = Vec::new();
+    for _ in 0..RUNS / AT_ONCE {
+        let batch: Vec<_> = (0..AT_ONCE).map(|_| std::thread::spawn(run_once)).collect();
+        for handle in batch {
+            outputs.push(handle.join().map_err(|_| "a run panicked")??);
+        }
+    }
+    let report: Value = serde_json::from_slice(&outputs[0].1).map_err(|e| e.to_string())?;
+    let scenario = &report["scenarios"][0];
+    check(scenario["outcome"] == "passed", || {
+        format!("the replay did not pass: {scenario}")
+    })?;
+    let stdout = &scenario["record"]["context"]["docker"]["logTail"]["stdout"];
+    check(stdout.to_string().contains("rows=5 total=60.00"), || {
+        format!("the recorded output was not replayed: {stdout}")
+    })?;
+    for (index, (junit, report)) in outputs.iter().enumerate().skip(1) {
+        check(*junit == outputs[0].0, || {
+            format!("run {} wrote a different JUnit report", index + 1)
+        })?;
+        check(*report == outputs[0].1, || {
+            format!("run {} wrote a different JSON report", index + 1)
+        })?;
+    }
+    Ok(())
+}
+
+/// A replay refused for a call the recording does not describe: exit 1, config_invalid,
+/// the message naming each `needles`.
+fn refused(scenario: &Path, work: &Path, needles: &[&str]) -> Result<(), Failed> {
+    let report = work.join("report.json");
+    let output = run({
+        let mut command = support::dockproof_fake(work);
+        command.arg("--json").arg(&report).arg(scenario);
+        command
+    })?;
+    check(output.status.code() == Some(1), || {
+        format!("expected exit 1\n{}", support::describe(&output))
+    })?;
+    let report = json(&report)?;
+    let failure = &report["scenarios"][0]["failure"];
+    check(failure["category"] == "config_invalid", || {
+        format!("expected config_invalid: {failure}")
+    })?;
+    let message = failure["message"].as_str().unwrap_or_default();
+    for needle in needles {
+        check(message.contains(needle), || {
+            format!("the refusal does not say `{needle}`: {message}")
+        })?;
+    }
+    Ok(())
+}
+
+fn a_changed_input_is_refused() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped(dir.path(), |text| text)?;
+    let csv = dir.path().join("orders.csv");
+    let mut text = std::fs::read_to_string(&csv).map_err(|e| e.to_string())?;
+    text.push_str("1006,hooli,widget,1,2.50\n");
+    std::fs::write(&csv, text).map_err(|e| e.to_string())?;
+    refused(
+        &scenario,
+        dir.path(),
+        &[
+            "no recording matches this container",
+            "workspace file inputs/orders.csv differs",
+            "dockproof record",
+        ],
+    )
+}
+
+fn a_changed_env_is_refused() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped(dir.path(), |text| {
+        text.replace(
+            "        JOB_ID: \"{{ job.id }}\"\n",
+            "        JOB_ID: \"{{ job.id }}\"\n        REGION: eu-west\n",
+        )
+    })?;
+    refused(
+        &scenario,
+        dir.path(),
+        &["env REGION differs: recorded unset, now `eu-west`"],
+    )
+}
+
+/// Faults apply to replayed containers: an OOM kill injected into the recorded job.
+fn an_injected_oom_hits_the_replayed_job() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped(dir.path(), |text| {
+        text.replace("timeout: 1m\n", "timeout: 1m\nfake_faults: \"start:oom\"\n")
+    })?;
+    let report = dir.path().join("report.json");
+    let output = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg("--json").arg(&report).arg(&scenario);
+        command
+    })?;
+    check(output.status.code() == Some(1), || {
+        format!("expected exit 1\n{}", support::describe(&output))
+    })?;
+    let report = json(&report)?;
+    let failure = &report["scenarios"][0]["failure"];
+    check(failure["category"] == "oom_killed", || {
+        format!("expected oom_killed: {failure}")
+    })
+}
+
+/// The shipped recording still describes the local daemon's image.
+fn shipped_recording_has_not_drifted(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = record_command(backend, dir.path(), true);
+        command.arg(SHIPPED);
+        command
+    })?;
+    check(output.status.code() == Some(0), || {
+        format!(
+            "the shipped recording drifted\n{}",
+            support::describe(&output)
+        )
+    })
+}
+
+/// Builds `tag` from a context whose `report` program prints `line`.
+fn build_report_image(context: &Path, tag: &str, line: &str) -> Result<(), Failed> {
+    // FROM scratch with the host's static busybox (as the fixture images are): nothing
+    // inherited from a shared tag that other runs on the daemon may rebuild.
+    std::fs::copy("/bin/busybox", context.join("busybox")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY report /report\nENTRYPOINT [\"/bin/busybox\", \"sh\", \"/report\"]\nWORKDIR /workspace\nLABEL dockproof.test=record tag={tag}\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let script = format!("echo '{line}'\necho \"$1\" > \"$1.out\"\n");
+    std::fs::write(context.join("report"), script).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        context.join("report"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .map_err(|e| e.to_string())?;
+    let output = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(context)
+        .output()
+        .map_err(|e| e.to_string())?;
+    check(output.status.success(), || {
+        format!("docker build failed\n{}", support::describe(&output))
+    })
+}
+
+/// Removes the test's image on every path.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// Every file under `dir`, by relative path, with its bytes.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                found.push((path.strip_prefix(dir).unwrap_or(&path).to_path_buf(), bytes));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Record a job on `record-…:1`, re-record it (no byte changes), rebuild the image with
+/// a different output: `record --check` exits 1 with the drift in JSON, JUnit and
+/// Markdown.
+fn a_rebuilt_image_drifts(backend: &'static str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let tag = format!("record-drift-{}-{backend}:1", std::process::id());
+    let _guard = ImageGuard(tag.clone());
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context).map_err(|e| e.to_string())?;
+    build_report_image(&context, &tag, "report v1")?;
+    let scenario = dir.path().join("drift.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: record-drift\nstage:\n  - {{ generate: {{ bytes: 64, seed: 3 }}, to: in.bin }}\nsteps:\n  - run:\n      image: {tag}\n      cmd: [in.bin]\n    expect:\n      stdout: {{ contains: report }}\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let record = |check_mode: bool, reports: bool| -> Result<Output, Failed> {
+        let mut command = record_command(backend, dir.path(), check_mode);
+        if reports {
+            command
+                .arg("--json")
+                .arg(dir.path().join("report.json"))
+                .arg("--junit")
+                .arg(dir.path().join("junit.xml"))
+                .arg("--markdown")
+                .arg(dir.path().join("summary.md"));
+        }
+        command.arg(&scenario);
+        run(command)
+    };
+    let first = record(false, false)?;
+    check(first.status.code() == Some(0), || {
+        format!("recording failed\n{}", support::describe(&first))
+    })?;
+    let recording = dir.path().join("recordings/record-drift");
+    let before = files(&recording);
+    check(!before.is_empty(), || "no recording was written".into())?;
+    // An image no fake definition describes runs on the fake from its recording alone.
+    let replay_report = dir.path().join("replay.json");
+    let replay = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg("--json").arg(&replay_report).arg(&scenario);
+        command
+    })?;
+    check(replay.status.code() == Some(0), || {
+        format!(
+            "the user's image did not replay on the fake\n{}",
+            support::describe(&replay)
+        )
+    })?;
+    let replayed = json(&replay_report)?;
+    check(replayed["scenarios"][0]["outcome"] == "passed", || {
+        format!("expected passed on the fake: {}", replayed["scenarios"][0])
+    })?;
+    let again = record(false, false)?;
+    check(again.status.code() == Some(0), || support::describe(&again))?;
+    let after = files(&recording);
+    check(after == before, || {
+        let first_difference = before
+            .iter()
+            .zip(&after)
+            .find(|(a, b)| a != b)
+            .map(|((path, a), (_, b))| {
+                let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+                let line = a
+                    .lines()
+                    .zip(b.lines())
+                    .find(|(x, y)| x != y)
+                    .map(|(x, y)| format!("\n  before: {x}\n  after:  {y}"))
+                    .unwrap_or_default();
+                format!("{}{line}", path.display())
+            })
+            .unwrap_or_else(|| format!("{} file(s) before, {} after", before.len(), after.len()));
+        format!("re-recording an unchanged scenario changed the recording: {first_difference}")
+    })?;
+    let unchanged = record(true, false)?;
+    check(unchanged.status.code() == Some(0), || {
+        format!("no drift expected yet\n{}", support::describe(&unchanged))
+    })?;
+    build_report_image(&context, &tag, "report v2")?;
+    let drifted = record(true, true)?;
+    check(drifted.status.code() == Some(1), || {
+        format!("expected exit 1 on drift\n{}", support::describe(&drifted))
+    })?;
+    let report = json(&dir.path().join("report.json"))?;
+    let failure = &report["scenarios"][0]["failure"];
+    let message = failure["message"].as_str().unwrap_or_default();
+    check(
+        failure["category"] == "assertion_failed"
+            && message.contains("recording drift")
+            && message.contains("stdout differs")
+            && message.contains("report v2"),
+        || format!("the drift is not named: {failure}"),
+    )?;
+    for file in ["junit.xml", "summary.md"] {
+        let text = std::fs::read_to_string(dir.path().join(file)).map_err(|e| e.to_string())?;
+        check(text.contains("recording drift"), || {
+            format!("{file} does not report the drift:\n{text}")
+        })?;
+    }
+    check(files(&recording) == before, || {
+        "the check rewrote the recording".into()
+    })
+}
+
+/// A secret (env, stdout, stderr, a workspace file, a long output held as a blob) is in
+/// no recording file, and the recording still replays with the secret in the env.
+fn no_secret_in_any_recording_file(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let secret = format!("rec-secret-{}-XyZ", std::process::id());
+    let scenario = dir.path().join("secret.yaml");
+    std::fs::write(
+        &scenario,
+        "name: record-secret\nsecrets:\n  token: { env: RECORD_TEST_TOKEN }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [sh, -c, 'echo \"token=$TOKEN\"; echo \"$TOKEN\" >&2; echo \"$TOKEN\" > token.txt; i=0; while [ $i -lt 300 ]; do echo \"line $i $TOKEN\"; i=$((i+1)); done > big.txt']\n      env: { TOKEN: \"Bearer {{ secret.token }}\" }\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = record_command(backend, dir.path(), false);
+        command.env("RECORD_TEST_TOKEN", &secret).arg(&scenario);
+        command
+    })?;
+    check(output.status.code() == Some(0), || {
+        format!("recording failed\n{}", support::describe(&output))
+    })?;
+    let recording = dir.path().join("recordings/record-secret");
+    let found = files(&recording);
+    check(found.len() >= 2, || {
+        format!("expected the recording and a blob, found {found:?}")
+    })?;
+    for (path, bytes) in &found {
+        let text = String::from_utf8_lossy(bytes);
+        check(!text.contains(&secret), || {
+            format!("{} holds the secret", path.display())
+        })?;
+    }
+    // The placeholder matches the value when replayed on the fake.
+    let replay = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.env("RECORD_TEST_TOKEN", &secret).arg(&scenario);
+        command
+    })?;
+    check(replay.status.code() == Some(0), || {
+        format!("the replay failed\n{}", support::describe(&replay))
+    })
+}
+
+/// A job stopped at its timeout on the daemon replays as one: the fake's container runs
+/// until the same timeout stops it, so the verdict (timeout, exit 137) is the recorded one.
+fn a_recorded_timeout_replays_as_a_timeout(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = dir.path().join("timeout.yaml");
+    std::fs::write(
+        &scenario,
+        "name: record-timeout\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [sh, -c, 'echo started; sleep 30']\n      timeout: 2s\n      stop_grace: 1s\n    expect_failure: timeout\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = record_command(backend, dir.path(), false);
+        command.arg(&scenario);
+        command
+    })?;
+    check(output.status.code() == Some(0), || {
+        format!("recording failed\n{}", support::describe(&output))
+    })?;
+    let started = std::time::Instant::now();
+    let report = dir.path().join("fake.json");
+    let replay = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg("--json").arg(&report).arg(&scenario);
+        command
+    })?;
+    check(replay.status.code() == Some(0), || {
+        format!(
+            "the replay did not time out as recorded\n{}",
+            support::describe(&replay)
+        )
+    })?;
+    let report = json(&report)?;
+    let docker = &report["scenarios"][0]["record"]["context"]["docker"];
+    check(
+        docker["timedOut"] == true && docker["exitCode"] == 137,
+        || format!("expected a timeout with exit 137: {docker}"),
+    )?;
+    check(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        || "the replay took the recorded job's whole sleep".into(),
+    )
+}
+
+/// A `build` step's image config is recorded; a Dockerfile that now makes a different
+/// image is drift.
+fn a_changed_build_drifts(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).map_err(|e| e.to_string())?;
+    let dockerfile = |stage: &str| {
+        std::fs::write(
+            context.join("Dockerfile"),
+            format!(
+                "FROM dockproof/job-runner:1\nENV STAGE={stage}\nLABEL team=etl\nCMD [\"job\"]\n"
+            ),
+        )
+    };
+    dockerfile("one").map_err(|e| e.to_string())?;
+    let scenario = dir.path().join("build.yaml");
+    std::fs::write(
+        &scenario,
+        "name: record-build\nsteps:\n  - build:\n      context: ctx\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let record = |check_mode: bool| -> Result<Output, Failed> {
+        let mut command = record_command(backend, dir.path(), check_mode);
+        command
+            .arg("--json")
+            .arg(dir.path().join("report.json"))
+            .arg(&scenario);
+        run(command)
+    };
+    let first = record(false)?;
+    check(first.status.code() == Some(0), || support::describe(&first))?;
+    let text = std::fs::read_to_string(dir.path().join("recordings/record-build/recording.json"))
+        .map_err(|e| e.to_string())?;
+    check(
+        text.contains("STAGE=one") && !text.contains("dockproof.run"),
+        || format!("the build's config is not recorded as expected:\n{text}"),
+    )?;
+    let same = record(true)?;
+    check(same.status.code() == Some(0), || {
+        format!("an unchanged build drifted\n{}", support::describe(&same))
+    })?;
+    dockerfile("two").map_err(|e| e.to_string())?;
+    let drifted = record(true)?;
+    check(drifted.status.code() == Some(1), || {
+        format!("expected exit 1\n{}", support::describe(&drifted))
+    })?;
+    let report = json(&dir.path().join("report.json"))?;
+    let message = report["scenarios"][0]["failure"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    check(
+        message.contains("build 1 (/steps/0): image config Env differs")
+            && message.contains("STAGE=two"),
+        || format!("the build drift is not named: {message}"),
+    )
+}
+
+/// The Bar: the shipped job run for real and replayed on the fake gives the same
+/// verdict, steps and job record, all but the container ID and timings.
+fn replay_gives_the_real_job_record(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let report = |mut command: Command, name: &str| -> Result<Value, Failed> {
+        let path = dir.path().join(name);
+        let output = run({
+            command.arg("--json").arg(&path).arg(SHIPPED);
+            command
+        })?;
+        check(output.status.code() == Some(0), || {
+            support::describe(&output)
+        })?;
+        let mut scenario = json(&path)?["scenarios"][0].clone();
+        // Timings (the fake's reports leave them out) and the container ID.
+        for (parent, key) in [
+            ("/record/context/docker", "containerId"),
+            ("/record/metrics/docker", "startMs"),
+            ("/record/metrics/docker", "runMs"),
+            ("", "durationMs"),
+        ] {
+            if let Some(Value::Object(map)) = scenario.pointer_mut(parent) {
+                map.remove(key);
+            }
+        }
+        if let Some(steps) = scenario["steps"].as_array_mut() {
+            for step in steps {
+                if let Some(map) = step.as_object_mut() {
+                    map.remove("durationMs");
+                }
+            }
+        }
+        Ok(scenario)
+    };
+    let real = report(support::dockproof_on(backend, dir.path()), "real.json")?;
+    let fake = report(support::dockproof_fake(dir.path()), "fake.json")?;
+    check(real["outcome"] == "passed", || format!("real: {real}"))?;
+    check(real == fake, || {
+        format!(
+            "the replay differs from the real run\n--- real\n{}\n--- fake\n{}",
+            serde_json::to_string_pretty(&real).unwrap_or_default(),
+            serde_json::to_string_pretty(&fake).unwrap_or_default()
+        )
+    })
+}
+
+/// `record` needs a real daemon: on the fake it is a usage error (exit 2), nothing run.
+fn record_on_the_fake_is_a_usage_error() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = Command::new(support::dockproof());
+        command
+            .current_dir(support::root())
+            .args(["record", "--backend", "fake", "--no-history", "--work-dir"])
+            .arg(dir.path())
+            .arg(SHIPPED);
+        command
+    })?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check(
+        output.status.code() == Some(2) && stderr.contains("needs a real daemon"),
+        || support::describe(&output),
+    )
+}
+
+/// `record --check` over scenarios with and without recordings checks the recorded one
+/// and skips the other with the reason.
+fn check_skips_a_scenario_without_a_recording(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = record_command(backend, dir.path(), true);
+        command.arg(SHIPPED).arg("scenarios/job-shell-command.yaml");
+        command
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    check(
+        output.status.code() == Some(0)
+            && stdout.contains("1 passed, 0 failed, 1 skipped")
+            && stdout.contains("no recording at"),
+        || support::describe(&output),
+    )
+}
+
+fn main() {
+    let arguments = Arguments::from_args();
+    let mut trials = vec![
+        Trial::test(
+            "fake::replay-is-byte-identical-across-20-runs",
+            replay_is_byte_identical,
+        ),
+        Trial::test(
+            "fake::a-changed-input-file-is-refused-naming-it",
+            a_changed_input_is_refused,
+        ),
+        Trial::test(
+            "fake::a-changed-env-is-refused-naming-it",
+            a_changed_env_is_refused,
+        ),
+        Trial::test(
+            "fake::an-injected-oom-hits-the-replayed-job",
+            an_injected_oom_hits_the_replayed_job,
+        ),
+        Trial::test(
+            "fake::record-on-the-fake-is-a-usage-error",
+            record_on_the_fake_is_a_usage_error,
+        ),
+    ];
+    for backend in ["docker-cli", "docker-api"] {
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::shipped-recording-has-not-drifted"),
+            move || shipped_recording_has_not_drifted(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::a-rebuilt-image-drifts"),
+            move || a_rebuilt_image_drifts(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::no-secret-in-any-recording-file"),
+            move || no_secret_in_any_recording_file(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::replay-gives-the-real-job-record"),
+            move || replay_gives_the_real_job_record(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::check-skips-a-scenario-without-a-recording"),
+            move || check_skips_a_scenario_without_a_recording(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::a-changed-build-drifts"),
+            move || a_changed_build_drifts(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::a-recorded-timeout-replays-as-a-timeout"),
+            move || a_recorded_timeout_replays_as_a_timeout(backend),
+        ));
+    }
+    libtest_mimic::run(&arguments, trials).exit();
+}
