@@ -770,6 +770,12 @@ impl Image {
             build: None,
             rootfs: None,
             unmodelled_commands: Vec::new(),
+            // A recorded image keeps its config, not its layers or build: the least the
+            // fake shows for any image.
+            fixture_digest: None,
+            layers: 1,
+            last_step: None,
+            docker_version: crate::SERVER_VERSION.to_string(),
         }
     }
 }
