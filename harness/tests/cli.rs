@@ -263,14 +263,18 @@ fn a_failing_expectation_exits_1_and_is_reported_in_junit_with_its_category() {
         .find(|node| node.has_tag_name("failure"))
         .expect("a failure element");
     assert_eq!(failure.attribute("type"), Some("assertion_failed"));
-    assert!(
-        failure
-            .attribute("message")
-            .unwrap()
-            .starts_with("assertion_failed: ")
-    );
+    // The message says what failed, not only the category's generic hint (issue 18, item 4).
+    let message = failure.attribute("message").unwrap();
+    assert!(message.starts_with("assertion_failed: "), "{message}");
+    assert!(message.contains("stdout"), "{message}");
     let case = failure.parent().unwrap();
     assert_eq!(case.attribute("name"), Some("echo-fails"));
+    // Where CI viewers link the case: the file and the failing line.
+    assert_eq!(
+        case.attribute("file"),
+        Some(failing.display().to_string().as_str())
+    );
+    assert_eq!(case.attribute("line"), Some("7"));
     let out = case
         .children()
         .find(|node| node.has_tag_name("system-out"))

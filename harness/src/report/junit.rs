@@ -1,5 +1,7 @@
-//! The JUnit XML report: one test case per scenario; a failure's message is
-//! its category and hint, its body the details; log tails go to system-out/err.
+//! The JUnit XML report: one test case per scenario, with the scenario file and the
+//! failing line as `file`/`line` attributes (as pytest, nextest and Surefire consumers
+//! read them); a failure's message is its category and what failed, its body the
+//! location, the hint and the steps; log tails go to system-out/err.
 
 use quick_junit::{
     NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
@@ -33,12 +35,13 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
                 status.set_type("interrupted");
             }
             if let Some(failure) = failure {
-                status.set_message(format!("{}: {}", failure.category, failure.hint));
+                status.set_message(format!("{}: {}", failure.category, failure.message));
                 status.set_type(failure.category.as_str());
                 let mut description = failure.message.clone();
                 if let Some(location) = &failure.location {
                     description = format!("{location}: {description}");
                 }
+                description.push_str(&format!("\n  hint: {}", failure.hint));
                 for step in &report.steps {
                     let verdict = match step.outcome {
                         Outcome::Passed => "ok",
@@ -62,7 +65,7 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
     // (the Maven Surefire / cargo-nextest convention CI consumers read).
     for earlier in &report.earlier_attempts {
         let mut rerun = TestRerun::new(NonSuccessKind::Failure);
-        rerun.set_message(format!("{}: {}", earlier.category, earlier.hint));
+        rerun.set_message(format!("{}: {}", earlier.category, earlier.message));
         rerun.set_type(earlier.category.as_str());
         let location = earlier
             .location
@@ -74,6 +77,17 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
     }
     let mut case = TestCase::new(report.name.clone(), status);
     case.set_classname(format!("dockproof.{}", options.backend));
+    // Where a CI viewer links the case: the scenario file, at the failing line when there
+    // is one (else its first line: a file is one scenario).
+    let line = report
+        .failure
+        .as_ref()
+        .and_then(|failure| failure.location.as_ref())
+        .filter(|location| location.file == report.file)
+        .map_or(1, |location| location.line);
+    case.extra
+        .insert("file".into(), report.file.display().to_string().into());
+    case.extra.insert("line".into(), line.to_string().into());
     if !options.deterministic {
         case.set_time(report.duration);
     }

@@ -1458,7 +1458,7 @@ steps:
         assert!(
             found
                 .iter()
-                .any(|(l, c, m)| (*l, *c) == (5, 16) && m.contains("not a valid duration")),
+                .any(|(l, c, m)| (*l, *c) == (5, 16) && m.contains("`soon` is not a duration")),
             "{text}"
         );
         assert!(
