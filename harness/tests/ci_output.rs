@@ -298,6 +298,14 @@ const ALLOWED_PRINTS: &[(&str, &str)] = &[
         "setup.rs",
         r#"out!("{}", report::console::summary_line(&outcome))"#,
     ),
+    (
+        "main.rs",
+        r#"eprintln!( "error: `dockproof record` needs a real daemon: pass --backend docker-cli or --backend docker-api (the fake replays recordings, it cannot make them)\n = hint: DOCKPROOF_BACKEND=docker-cli dockproof record SCENARIOS" )"#,
+    ),
+    (
+        "main.rs",
+        r#"eprintln!( "error: `dockproof record` runs on one daemon: use --backend/DOCKER_HOST (or --context) instead of --host" )"#,
+    ),
     // dockproof's own `::error` annotations (`report::github`, which encodes their text).
     ("setup.rs", r#"out!("{line}")"#),
 ];

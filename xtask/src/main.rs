@@ -251,7 +251,12 @@ fn ci() -> Result<i32> {
             .current_dir(&root)
             .args(["build", "--workspace", "--all-targets"]),
     )?;
-    run_ok(cargo().current_dir(&root).args(["test", "--workspace"]))?;
+    // Every test binary runs even after one fails: one CI run shows every failure.
+    run_ok(
+        cargo()
+            .current_dir(&root)
+            .args(["test", "--workspace", "--no-fail-fast"]),
+    )?;
     let code = validate(Backend::Fake, None, None, None)?;
     if code != 0 {
         bail!("`cargo xtask validate` exited with {code}");
