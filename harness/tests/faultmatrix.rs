@@ -235,10 +235,22 @@ fn stack_then_sleep(timeout: &str) -> String {
     )
 }
 
-/// Wait until the run's compose stack and the step after it are up (4 containers: 3 services, 1 run).
+/// Wait until the run's compose stack and the step after it are up (4 running containers:
+/// 3 services, 1 run). Running only: the workspace-transport probe is a labelled container
+/// that is created and removed, never started, and counting it once let the kill come
+/// before the run step's container existed.
 fn wait_for_stack(run: &str) -> Result<(), Failed> {
     let deadline = Instant::now() + Duration::from_secs(90);
-    while labelled("container", run)?.len() < 4 {
+    let running = || -> Result<usize, Failed> {
+        let output = Command::new("docker")
+            .args(["container", "ls", "-q", "--filter"])
+            .arg(format!("label=dockproof.run={run}"))
+            .args(["--filter", "status=running"])
+            .output()
+            .map_err(|error| error.to_string())?;
+        Ok(String::from_utf8_lossy(&output.stdout).lines().count())
+    };
+    while running()? < 4 {
         if Instant::now() > deadline {
             return Err(format!("run {run} never brought its stack up").into());
         }
