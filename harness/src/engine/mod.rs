@@ -1089,6 +1089,7 @@ impl<'a> ScenarioRun<'a> {
             .await
             .map_err(|error| self.create_finding(&error, &image_pointer))?;
         self.containers.push(id.clone());
+        self.note_transport();
         if let Some(name) = &run.container {
             self.named.insert(name.clone(), id.clone());
         }

@@ -232,6 +232,7 @@ impl ScenarioRun<'_> {
         self.containers.push(id.clone());
         self.named.insert(service.name.clone(), id.clone());
         if let Some(mount) = &service.workspace {
+            self.note_transport();
             self.workspace_attached(&id, &spec, mount, &service_pointer)
                 .await?;
             self.live = Some(id.clone());

@@ -50,7 +50,6 @@ impl ScenarioRun<'_> {
         };
         if let Some(transport) = transport {
             self.transport = Some(transport);
-            self.record.context.docker.workspace.transport = Some(transport.as_str().to_owned());
             return Ok(transport);
         }
         // The run's backend probes, except that a scenario whose only override is its
@@ -69,8 +68,17 @@ impl ScenarioRun<'_> {
             .await
             .map_err(|error| super::backend_finding(&error, pointer))?;
         self.transport = Some(transport);
-        self.record.context.docker.workspace.transport = Some(transport.as_str().to_owned());
         Ok(transport)
+    }
+
+    /// Put the transport in the record once a container with the workspace exists. Not
+    /// when it is decided: a step can fail after the decision (a missing image) or in the
+    /// probe itself, depending on whether another scenario probed first, and the record
+    /// must not depend on that order.
+    pub(super) fn note_transport(&mut self) {
+        if let Some(transport) = self.transport {
+            self.record.context.docker.workspace.transport = Some(transport.as_str().to_owned());
+        }
     }
 
     /// The workspace mount for a container from `image` with the workspace at `path`:
