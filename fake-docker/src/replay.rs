@@ -79,9 +79,12 @@ fn configured() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The call as the fake sees `container`, with the workspace fingerprinted at `mount`.
-fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
-    let workspace = match mount {
+/// The workspace mounted at `mount` in `container`, fingerprinted (none when not mounted).
+fn workspace_at(
+    container: &Container,
+    mount: Option<&str>,
+) -> Result<Option<recording::WorkspaceInput>, String> {
+    Ok(match mount {
         Some(destination) => match container
             .mounts
             .iter()
@@ -94,7 +97,12 @@ fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
             None => None,
         },
         None => None,
-    };
+    })
+}
+
+/// The call as the fake sees `container`, with the workspace fingerprinted at `mount`.
+fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
+    let workspace = workspace_at(container, mount)?;
     let env: BTreeMap<String, String> = crate::supervisor::env_vars(&container.env)
         .into_iter()
         .collect();
@@ -153,6 +161,7 @@ pub fn select(container: &Container) -> Selection {
                 scenario: recording.scenario.clone(),
                 containers: vec![recorded.clone()],
                 builds: Vec::new(),
+                execs: Vec::new(),
             };
             match single.find(call) {
                 Found::Match(_) => {
@@ -240,7 +249,124 @@ pub fn play(container: &Container, replay: &ReplayRef, log: &mut LogWriter) -> i
             code
         }
         Ended::StoppedAfterTimeout => run_until_stopped(code),
+        // Still running when the scenario ended: it runs until removed (or stopped, which
+        // ends it as a SIGTERM would end a process that handles it).
+        Ended::StillRunning => run_until_stopped(143),
     }
+}
+
+/// An `exec` as the fake sees it: the command and the exec's own flags.
+pub struct ExecCall<'a> {
+    pub argv: &'a [String],
+    /// The exec's own variables (`--env`, `--env-file`), not the container's.
+    pub env: BTreeMap<String, String>,
+    /// `--user` and `--workdir` as given (empty when not).
+    pub user: String,
+    pub workdir: String,
+}
+
+/// Finds the recorded exec `exec` into `container` replays, if recordings are configured.
+pub fn select_exec(container: &Container, exec: &ExecCall<'_>) -> Selection {
+    let dirs = configured();
+    if dirs.is_empty() {
+        return Selection::NotRecorded;
+    }
+    let mut nearest: Option<(PathBuf, usize, Vec<String>)> = None;
+    let mut problems = Vec::new();
+    for dir in dirs {
+        let recording = match Recording::load(&dir) {
+            Ok(recording) => recording,
+            Err(error) => {
+                problems.push(error.to_string());
+                continue;
+            }
+        };
+        for (index, recorded) in recording.execs.iter().enumerate() {
+            let mount = recorded.call.workspace.as_ref().map(|w| w.mount.as_str());
+            let workspace = match workspace_at(container, mount) {
+                Ok(workspace) => workspace,
+                Err(error) => {
+                    problems.push(error);
+                    continue;
+                }
+            };
+            let call = Call {
+                image: container.image_name.clone(),
+                image_id: container.image_id.clone(),
+                image_config: BTreeMap::new(),
+                argv: exec.argv.to_vec(),
+                env: exec.env.clone(),
+                secret_env: Vec::new(),
+                user: exec.user.clone(),
+                workdir: exec.workdir.clone(),
+                limits: recording::Limits::default(),
+                workspace,
+            };
+            let differences = recording::differences(&recorded.call, &call);
+            if differences.is_empty() {
+                return Selection::Play(ReplayRef {
+                    dir: dir.clone(),
+                    index,
+                });
+            }
+            if nearest
+                .as_ref()
+                .is_none_or(|(_, _, fewest)| differences.len() < fewest.len())
+            {
+                nearest = Some((dir.clone(), index, differences));
+            }
+        }
+    }
+    match nearest {
+        Some((dir, index, differences)) => Selection::Refuse(format!(
+            "{NO_MATCH}: exec {}: {} (nearest: exec {} of {}); the recording no longer describes this exec: re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
+            serde_json::to_string(exec.argv).unwrap_or_default(),
+            differences.join("; "),
+            index + 1,
+            dir.join(recording::FILE_NAME).display()
+        )),
+        None if !problems.is_empty() => {
+            Selection::Refuse(format!("{NO_MATCH}: {}", problems.join("; ")))
+        }
+        None => Selection::NotRecorded,
+    }
+}
+
+/// Plays a recorded exec: its stdout and stderr on the CLI's, its workspace changes
+/// beneath the container's mount; returns its exit code.
+pub fn play_exec(container: &Container, replay: &ReplayRef) -> i32 {
+    use std::io::Write;
+    let fail = |message: String| {
+        crate::commands::err(&format!("fake-docker: cannot replay: {message}\n"));
+        127
+    };
+    let recording = match Recording::load(&replay.dir) {
+        Ok(recording) => recording,
+        Err(error) => return fail(error.to_string()),
+    };
+    let Some(recorded) = recording.execs.get(replay.index) else {
+        return fail("the recorded exec is gone".into());
+    };
+    let outcome = &recorded.outcome;
+    let streams = [&outcome.stdout, &outcome.stderr].map(|stream| stream.kept.bytes(&replay.dir));
+    let [stdout, stderr] = streams;
+    let (stdout, stderr) = match (stdout, stderr) {
+        (Ok(stdout), Ok(stderr)) => (stdout, stderr),
+        (Err(error), _) | (_, Err(error)) => return fail(error.to_string()),
+    };
+    if let Some(workspace) = &recorded.call.workspace
+        && let Some(mount) = container
+            .mounts
+            .iter()
+            .find(|m| m.destination == workspace.mount)
+        && let Err(error) = recording::apply(&mount.source, &replay.dir, &outcome.workspace)
+    {
+        return fail(error.to_string());
+    }
+    let _ = std::io::stdout().lock().write_all(&stdout);
+    let _ = std::io::stdout().lock().flush();
+    let _ = std::io::stderr().lock().write_all(&stderr);
+    i32::try_from(outcome.exit_code).unwrap_or(255)
 }
 
 /// A replayed container that was still running at its timeout: it runs until stopped.

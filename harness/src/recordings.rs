@@ -13,7 +13,7 @@ use dockproof_recording::{
 };
 use serde_json::Value;
 
-use crate::backend::{Captured, ContainerSpec};
+use crate::backend::{Captured, ContainerSpec, ExecOutput, ExecRequest, Logs};
 use crate::scenario::LoadedScenario;
 use crate::secrets::Masker;
 
@@ -195,12 +195,8 @@ pub fn container(
         },
         workspace: Some(format::workspace_input(observed.mount, observed.before)),
     };
-    let stream = |captured: &Captured, blobs: &mut Blobs| Stream {
-        total_bytes: captured.total_bytes,
-        kept: Content::of(masker.mask(&captured.text).as_bytes(), blobs),
-    };
-    let stdout = stream(observed.stdout, blobs);
-    let stderr = stream(observed.stderr, blobs);
+    let stdout = stream(observed.stdout, masker, blobs);
+    let stderr = stream(observed.stderr, masker, blobs);
     let workspace = format::diff(observed.before, observed.after, blobs, |path| {
         let bytes = read(path)?;
         let masked = masker.mask_bytes(&bytes);
@@ -253,17 +249,123 @@ fn image_config(image_inspect: &Value, masker: &Masker) -> BTreeMap<String, Valu
         .collect()
 }
 
-/// A scenario's recording, made from the containers and builds observed.
+/// A scenario's recording, made from the containers, builds and execs observed.
 pub fn recording(
     scenario: &str,
     containers: Vec<RecordedContainer>,
     builds: Vec<format::RecordedBuild>,
+    execs: Vec<format::RecordedExec>,
 ) -> Recording {
     Recording {
         version: format::FORMAT_VERSION,
         scenario: scenario.to_owned(),
         containers,
         builds,
+        execs,
+    }
+}
+
+/// What the engine observed of one finished `exec`, for the recording.
+pub struct ObservedExec<'a> {
+    pub step: &'a str,
+    /// The recorded container it ran in, from 1.
+    pub container: usize,
+    /// That container's image and workspace mount.
+    pub image: &'a str,
+    pub mount: &'a str,
+    pub request: &'a ExecRequest,
+    pub before: &'a [Entry],
+    pub after: &'a [Entry],
+    pub output: &'a ExecOutput,
+}
+
+/// A masked stream for a recording.
+fn stream(captured: &Captured, masker: &Masker, blobs: &mut Blobs) -> Stream {
+    Stream {
+        total_bytes: captured.total_bytes,
+        kept: Content::of(masker.mask(&captured.text).as_bytes(), blobs),
+    }
+}
+
+/// The recorded exec: the call as the fake will see it (the exec's own env, `--user`
+/// and `--workdir` as given), masked, and what it did.
+pub fn exec(
+    observed: &ObservedExec<'_>,
+    masker: &Masker,
+    blobs: &mut Blobs,
+    mut read: impl FnMut(&str) -> Option<Vec<u8>>,
+) -> format::RecordedExec {
+    let mut env = BTreeMap::new();
+    let mut secret_env = Vec::new();
+    // A later entry for a name wins, as with repeated `--env` flags.
+    for (name, value) in &observed.request.env {
+        let masked = masker.mask(value);
+        secret_env.retain(|known: &String| known != name);
+        if masked != *value {
+            secret_env.push(name.clone());
+        }
+        env.insert(name.clone(), masked.into_owned());
+    }
+    secret_env.sort();
+    let call = Call {
+        image: observed.image.to_owned(),
+        image_id: String::new(),
+        image_config: BTreeMap::new(),
+        argv: observed
+            .request
+            .cmd
+            .iter()
+            .map(|arg| masker.mask(arg).into_owned())
+            .collect(),
+        env,
+        secret_env,
+        user: observed.request.user.clone().unwrap_or_default(),
+        workdir: observed.request.workdir.clone().unwrap_or_default(),
+        limits: format::Limits::default(),
+        workspace: Some(format::workspace_input(observed.mount, observed.before)),
+    };
+    let stdout = stream(&observed.output.stdout, masker, blobs);
+    let stderr = stream(&observed.output.stderr, masker, blobs);
+    let workspace = format::diff(observed.before, observed.after, blobs, |path| {
+        let bytes = read(path)?;
+        let masked = masker.mask_bytes(&bytes);
+        let changed = masked != bytes;
+        Some((masked, changed))
+    });
+    format::RecordedExec {
+        step: observed.step.to_owned(),
+        container: observed.container,
+        call,
+        outcome: Outcome {
+            exit_code: observed.output.exit_code,
+            oom_killed: false,
+            ended: Ended::Exited,
+            stdout,
+            stderr,
+            workspace,
+        },
+    }
+}
+
+/// A detached container's outcome as it stands before cleanup: its logs so far, and
+/// its exit if it has exited (else it is still running).
+pub fn detached_outcome(
+    outcome: &mut Outcome,
+    inspect: &Value,
+    logs: &Logs,
+    masker: &Masker,
+    blobs: &mut Blobs,
+) {
+    outcome.stdout = stream(&logs.stdout, masker, blobs);
+    outcome.stderr = stream(&logs.stderr, masker, blobs);
+    let state = &inspect["State"];
+    if state["Running"].as_bool() == Some(false) {
+        outcome.ended = Ended::Exited;
+        outcome.exit_code = state["ExitCode"].as_i64().unwrap_or_default();
+        outcome.oom_killed = state["OOMKilled"].as_bool().unwrap_or_default();
+    } else {
+        outcome.ended = Ended::StillRunning;
+        outcome.exit_code = 0;
     }
 }
 

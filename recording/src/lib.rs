@@ -17,8 +17,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// The format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes. Version 2 added `execs` and the
+/// `still_running` end (detached containers); a version 1 file is read as it is.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The recording file in a recording directory.
 pub const FILE_NAME: &str = "recording.json";
 /// The content-addressed blobs in a recording directory.
@@ -56,7 +59,7 @@ pub enum RecordingError {
         message: String,
     },
     #[error(
-        "{path}: recording format version {found} is not supported (this build reads version {FORMAT_VERSION}); re-record with `dockproof record`"
+        "{path}: recording format version {found} is not supported (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); re-record with `dockproof record`"
     )]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: {what} is {size} bytes, over the limit of {limit}")]
@@ -97,6 +100,27 @@ pub struct Recording {
     /// the fake builds from the Dockerfile as before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub builds: Vec<RecordedBuild>,
+    /// Commands `exec` steps ran in the containers above, in order (version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<RecordedExec>,
+}
+
+/// A command an `exec` step ran in a running container, and what it did.
+///
+/// Its `call` is matched like a container's, with `image` the container's image,
+/// `env` the exec's own variables only (`--env`), `user` and `workdir` the exec's
+/// `--user` and `--workdir` (empty when not given), no limits, and `workspace` the
+/// container's workspace mount as the command found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedExec {
+    /// The `exec` step, as a JSON pointer.
+    pub step: String,
+    /// The container it ran in: its position in `containers`, from 1.
+    pub container: usize,
+    pub call: Call,
+    /// Always `ended: exited` (an exec that timed out or could not start is not recorded).
+    pub outcome: Outcome,
 }
 
 /// An image a `build` step made.
@@ -184,6 +208,9 @@ pub enum Ended {
     /// It was still running at its step's timeout and was stopped (replayed as a
     /// container that runs until it is stopped, then ends with the recorded code).
     StoppedAfterTimeout,
+    /// A detached container still running when the scenario's steps were done (replayed
+    /// as one that runs until it is removed; `exit_code` is not observed and is 0).
+    StillRunning,
 }
 
 /// What the container did.
@@ -683,7 +710,7 @@ impl Recording {
         let bytes = read_bounded(&path, MAX_FILE_BYTES, "the recording file")?;
         // The version first, so that a newer format is named as such, not as a parse error.
         if let Ok(head) = serde_json::from_slice::<VersionOnly>(&bytes)
-            && head.version != FORMAT_VERSION
+            && !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&head.version)
         {
             return Err(RecordingError::Version {
                 path,
@@ -983,70 +1010,115 @@ pub fn drift(
                 .into_iter()
                 .map(|difference| format!("{at}: {difference}")),
         );
-        let (o, n) = (&old.outcome, &new.outcome);
-        if o.exit_code != n.exit_code {
+        outcome_differences(
+            &at,
+            &old.outcome,
+            &new.outcome,
+            recorded_dir,
+            fresh_blobs,
+            &mut found,
+        );
+    }
+    if recorded.execs.len() != fresh.execs.len() {
+        found.push(format!(
+            "the scenario ran {} exec(s), the recording has {}",
+            fresh.execs.len(),
+            recorded.execs.len()
+        ));
+    }
+    for (index, (old, new)) in recorded.execs.iter().zip(&fresh.execs).enumerate() {
+        let at = format!("exec {} ({})", index + 1, new.step);
+        if old.container != new.container {
             found.push(format!(
-                "{at}: exit code differs: recorded {}, now {}",
-                o.exit_code, n.exit_code
+                "{at}: container differs: recorded container {}, now {}",
+                old.container, new.container
             ));
         }
-        if o.oom_killed != n.oom_killed {
-            found.push(format!(
-                "{at}: OOM kill differs: recorded {}, now {}",
-                o.oom_killed, n.oom_killed
-            ));
+        for difference in differences(&old.call, &new.call) {
+            found.push(format!("{at}: {difference}"));
         }
-        if o.ended != n.ended {
-            found.push(format!(
-                "{at}: end differs: recorded {:?}, now {:?}",
-                o.ended, n.ended
-            ));
-        }
-        for (name, a, b) in [
-            ("stdout", &o.stdout, &n.stdout),
-            ("stderr", &o.stderr, &n.stderr),
-        ] {
-            let old_bytes = a.kept.bytes(recorded_dir).ok();
-            let new_bytes = match &b.kept {
-                Content::Inline { text } => Some(text.as_bytes().to_vec()),
-                Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
-            };
-            if a.total_bytes != b.total_bytes || old_bytes != new_bytes {
-                found.push(format!(
-                    "{at}: {name} differs: recorded {}, now {}",
-                    shown(old_bytes.as_deref(), a.total_bytes),
-                    shown(new_bytes.as_deref(), b.total_bytes)
-                ));
-            }
-        }
-        let old_changes: BTreeMap<&str, &Change> =
-            o.workspace.iter().map(|c| (c.path.as_str(), c)).collect();
-        let new_changes: BTreeMap<&str, &Change> =
-            n.workspace.iter().map(|c| (c.path.as_str(), c)).collect();
-        let paths: std::collections::BTreeSet<&&str> =
-            old_changes.keys().chain(new_changes.keys()).collect();
-        for path in paths {
-            let (a, b) = (old_changes.get(*path), new_changes.get(*path));
-            let same = match (a, b) {
-                (Some(a), Some(b)) => {
-                    a.change == b.change
-                        && a.kind == b.kind
-                        && a.mode == b.mode
-                        && a.sha256 == b.sha256
-                        && a.target == b.target
-                }
-                _ => false,
-            };
-            if !same {
-                found.push(format!(
-                    "{at}: workspace result {path} differs: recorded {}, now {}",
-                    describe_change(a.copied()),
-                    describe_change(b.copied())
-                ));
-            }
-        }
+        outcome_differences(
+            &at,
+            &old.outcome,
+            &new.outcome,
+            recorded_dir,
+            fresh_blobs,
+            &mut found,
+        );
     }
     found
+}
+
+/// What differs between a recorded outcome and a fresh one, each prefixed with `at`.
+fn outcome_differences(
+    at: &str,
+    o: &Outcome,
+    n: &Outcome,
+    recorded_dir: &Path,
+    fresh_blobs: &Blobs,
+    found: &mut Vec<String>,
+) {
+    if o.exit_code != n.exit_code {
+        found.push(format!(
+            "{at}: exit code differs: recorded {}, now {}",
+            o.exit_code, n.exit_code
+        ));
+    }
+    if o.oom_killed != n.oom_killed {
+        found.push(format!(
+            "{at}: OOM kill differs: recorded {}, now {}",
+            o.oom_killed, n.oom_killed
+        ));
+    }
+    if o.ended != n.ended {
+        found.push(format!(
+            "{at}: end differs: recorded {:?}, now {:?}",
+            o.ended, n.ended
+        ));
+    }
+    for (name, a, b) in [
+        ("stdout", &o.stdout, &n.stdout),
+        ("stderr", &o.stderr, &n.stderr),
+    ] {
+        let old_bytes = a.kept.bytes(recorded_dir).ok();
+        let new_bytes = match &b.kept {
+            Content::Inline { text } => Some(text.as_bytes().to_vec()),
+            Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
+        };
+        if a.total_bytes != b.total_bytes || old_bytes != new_bytes {
+            found.push(format!(
+                "{at}: {name} differs: recorded {}, now {}",
+                shown(old_bytes.as_deref(), a.total_bytes),
+                shown(new_bytes.as_deref(), b.total_bytes)
+            ));
+        }
+    }
+    let old_changes: BTreeMap<&str, &Change> =
+        o.workspace.iter().map(|c| (c.path.as_str(), c)).collect();
+    let new_changes: BTreeMap<&str, &Change> =
+        n.workspace.iter().map(|c| (c.path.as_str(), c)).collect();
+    let paths: std::collections::BTreeSet<&&str> =
+        old_changes.keys().chain(new_changes.keys()).collect();
+    for path in paths {
+        let (a, b) = (old_changes.get(*path), new_changes.get(*path));
+        let same = match (a, b) {
+            (Some(a), Some(b)) => {
+                a.change == b.change
+                    && a.kind == b.kind
+                    && a.mode == b.mode
+                    && a.sha256 == b.sha256
+                    && a.target == b.target
+            }
+            _ => false,
+        };
+        if !same {
+            found.push(format!(
+                "{at}: workspace result {path} differs: recorded {}, now {}",
+                describe_change(a.copied()),
+                describe_change(b.copied())
+            ));
+        }
+    }
 }
 
 /// `image config KEY differs: recorded A, now B` for each field that differs.
@@ -1213,6 +1285,7 @@ mod tests {
             scenario: "s".into(),
             containers: Vec::new(),
             builds: Vec::new(),
+            execs: Vec::new(),
         };
         saved.save(recording.path(), &blobs).unwrap();
         apply(replay.path(), recording.path(), &changes).unwrap();
@@ -1306,6 +1379,7 @@ mod tests {
                 },
             }],
             builds: Vec::new(),
+            execs: Vec::new(),
         }
         .to_bytes();
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -1375,6 +1449,86 @@ mod tests {
         for bad in ["/etc/passwd", "a/../b", "", "a//b", "./a"] {
             assert!(check_relative(bad).is_err(), "{bad}");
         }
+    }
+
+    fn exec_outcome(stdout: &str) -> Outcome {
+        Outcome {
+            exit_code: 0,
+            oom_killed: false,
+            ended: Ended::Exited,
+            stdout: Stream {
+                total_bytes: stdout.len() as u64,
+                kept: Content::Inline {
+                    text: stdout.into(),
+                },
+            },
+            stderr: Stream {
+                total_bytes: 0,
+                kept: Content::Inline {
+                    text: String::new(),
+                },
+            },
+            workspace: Vec::new(),
+        }
+    }
+
+    /// The drift check compares execs too: a different output and a missing exec are named.
+    #[test]
+    fn a_drifted_exec_is_named() {
+        let recording = |stdout: &str, execs: usize| Recording {
+            version: FORMAT_VERSION,
+            scenario: "s".into(),
+            containers: Vec::new(),
+            builds: Vec::new(),
+            execs: (0..execs)
+                .map(|_| RecordedExec {
+                    step: "/steps/2".into(),
+                    container: 1,
+                    call: call(),
+                    outcome: exec_outcome(stdout),
+                })
+                .collect(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let old = recording("v1\n", 1);
+        assert!(drift(&old, dir.path(), &old, &Blobs::default()).is_empty());
+        let found = drift(&old, dir.path(), &recording("v2\n", 1), &Blobs::default());
+        assert_eq!(
+            found,
+            vec![
+                "exec 1 (/steps/2): stdout differs: recorded \"v1\\n\" (3 bytes), now \"v2\\n\" (3 bytes)"
+                    .to_owned()
+            ]
+        );
+        let found = drift(&old, dir.path(), &recording("v1\n", 0), &Blobs::default());
+        assert_eq!(
+            found,
+            vec!["the scenario ran 0 exec(s), the recording has 1"]
+        );
+    }
+
+    /// A version 1 file (no execs, no `still_running`) is still read; a later one is not.
+    #[test]
+    fn a_version_1_recording_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            r#"{"version": 1, "scenario": "s", "containers": []}"#,
+        )
+        .unwrap();
+        let loaded = Recording::load(dir.path()).unwrap();
+        assert_eq!(loaded.version, 1);
+        assert!(loaded.execs.is_empty());
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            format!(
+                r#"{{"version": {}, "scenario": "s", "containers": []}}"#,
+                FORMAT_VERSION + 1
+            ),
+        )
+        .unwrap();
+        let error = Recording::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("versions 1 to 2"), "{error}");
     }
 
     #[test]

@@ -1040,6 +1040,12 @@ impl Backend for CliBackend {
         }
         let cli_failed = (output.code == 126 && is_command_not_found(&lower))
             || (output.code == 125 && super::unmodelled_reason(&output.stderr.text).is_some())
+            // fake-docker refusing an exec its recordings do not describe.
+            || (output.code == 125
+                && output
+                    .stderr
+                    .text
+                    .contains("no recording matches this container"))
             || (output.code == 1
                 && (lower.contains("is not running") || lower.contains("no such container")))
             || is_daemon_unavailable(&lower)

@@ -248,6 +248,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         steps.push(report);
     }
 
+    run.observe_detached().await;
     if let Err(failure) = run.cleanup().await
         && verdict.is_none()
     {
@@ -482,6 +483,11 @@ struct ScenarioRun<'a> {
     blobs: dockproof_recording::Blobs,
     /// Why a container could not be observed for the recording.
     recording_problem: Option<String>,
+    /// Detached containers observed for the recording, by ID: their index in `recorded`
+    /// (their outcome is read before cleanup), image and workspace mount.
+    recorded_detached: HashMap<String, (usize, String, String)>,
+    /// Commands `exec` steps ran, observed for the recording.
+    recorded_execs: Vec<dockproof_recording::RecordedExec>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -521,6 +527,8 @@ impl<'a> ScenarioRun<'a> {
             recorded_builds: Vec::new(),
             blobs: Default::default(),
             recording_problem: None,
+            recorded_detached: HashMap::new(),
+            recorded_execs: Vec::new(),
         }
     }
 
@@ -536,6 +544,7 @@ impl<'a> ScenarioRun<'a> {
         let dir = mode.dir_for(self.loaded);
         let recorded = std::mem::take(&mut self.recorded);
         let builds = std::mem::take(&mut self.recorded_builds);
+        let execs = std::mem::take(&mut self.recorded_execs);
         let fail = |message: String| {
             let mut failure = Failure::new(Category::AssertionFailed, message);
             failure.location = Some(self.location("/name"));
@@ -544,7 +553,8 @@ impl<'a> ScenarioRun<'a> {
         if let Some(problem) = &self.recording_problem {
             return fail(format!("cannot record this scenario: {problem}"));
         }
-        let fresh = crate::recordings::recording(&self.loaded.scenario.name, recorded, builds);
+        let fresh =
+            crate::recordings::recording(&self.loaded.scenario.name, recorded, builds, execs);
         match mode {
             RecordingMode::Record { .. } => {
                 if outcome != Outcome::Passed {
@@ -1071,7 +1081,7 @@ impl<'a> ScenarioRun<'a> {
             .await?;
         let spec = self.container_spec(pointer, run, mount);
         // Recording: the workspace as the container will find it.
-        let before = if self.context.recordings.observes() && !run.detach {
+        let before = if self.context.recordings.observes() {
             match self.workspace().entries() {
                 Ok(entries) => Some(entries),
                 Err(error) => {
@@ -1115,6 +1125,32 @@ impl<'a> ScenarioRun<'a> {
         if run.detach {
             self.record.status = "running".into();
             self.live = Some(id.clone());
+            // Recorded now (the call); what it did is read before cleanup.
+            if let Some(before) = before {
+                let logs = crate::backend::Logs {
+                    stdout: Default::default(),
+                    stderr: Default::default(),
+                };
+                self.observe_for_recording(
+                    pointer,
+                    run,
+                    &spec,
+                    &id,
+                    &mount_path,
+                    &before,
+                    0,
+                    &Default::default(),
+                    false,
+                    &logs,
+                )
+                .await;
+                if let Some(last) = self.recorded.len().checked_sub(1) {
+                    self.recorded[last].outcome.ended = dockproof_recording::Ended::StillRunning;
+                    self.recorded[last].outcome.workspace.clear();
+                    self.recorded_detached
+                        .insert(id.clone(), (last, run.image.clone(), mount_path.clone()));
+                }
+            }
             return Ok(());
         }
 
@@ -1318,6 +1354,45 @@ impl<'a> ScenarioRun<'a> {
         self.recorded.push(container);
     }
 
+    /// Before cleanup, when recording: what each detached container did (its logs, and
+    /// how it ended if it has), kept in its recorded outcome.
+    async fn observe_detached(&mut self) {
+        if self.recorded_detached.is_empty() {
+            return;
+        }
+        let mut detached: Vec<(String, usize)> = self
+            .recorded_detached
+            .iter()
+            .map(|(id, (index, _, _))| (id.clone(), *index))
+            .collect();
+        detached.sort_by_key(|(_, index)| *index);
+        for (id, index) in detached {
+            let backend = self.backend.as_ref();
+            let (inspect, logs) = tokio::join!(
+                backend.inspect_json(&id),
+                backend.logs(&id, self.context.capture, None)
+            );
+            let (inspect, logs) = match (inspect, logs) {
+                (Ok(inspect), Ok(logs)) => (inspect, logs),
+                (Err(error), _) | (_, Err(error)) => {
+                    self.recording_problem = Some(error.to_string());
+                    return;
+                }
+            };
+            let mut blobs = std::mem::take(&mut self.blobs);
+            if let Some(recorded) = self.recorded.get_mut(index) {
+                crate::recordings::detached_outcome(
+                    &mut recorded.outcome,
+                    &inspect,
+                    &logs,
+                    &self.masker,
+                    &mut blobs,
+                );
+            }
+            self.blobs = blobs;
+        }
+    }
+
     /// The files a run step's whole logs go to, when the run keeps them.
     fn log_files(&self, step_pointer: &str) -> Result<Option<LogFiles>, BackendError> {
         let Some(dir) = &self.context.logs_dir else {
@@ -1400,6 +1475,17 @@ impl<'a> ScenarioRun<'a> {
         let timeout = exec
             .timeout
             .map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
+        // Recording: the workspace as the command will find it.
+        let before = match self.recorded_detached.get(&request.container) {
+            Some(_) if self.context.recordings.observes() => match self.workspace().entries() {
+                Ok(entries) => Some(entries),
+                Err(error) => {
+                    self.recording_problem = Some(error.to_string());
+                    None
+                }
+            },
+            _ => None,
+        };
         let output = self
             .backend
             .exec(&request, timeout, self.context.capture)
@@ -1412,6 +1498,37 @@ impl<'a> ScenarioRun<'a> {
         if let Ok(usage) = self.workspace().usage() {
             self.record.context.docker.workspace.files = usage.files;
             self.record.context.docker.workspace.bytes = usage.bytes;
+        }
+        if let Some(before) = before
+            && let Some((index, image, mount)) =
+                self.recorded_detached.get(&request.container).cloned()
+        {
+            match self.workspace().entries() {
+                Ok(after) => {
+                    let mut blobs = std::mem::take(&mut self.blobs);
+                    let workspace = self.workspace();
+                    let observed = crate::recordings::ObservedExec {
+                        step: pointer,
+                        container: index + 1,
+                        image: &image,
+                        request: &request,
+                        mount: &mount,
+                        before: &before,
+                        after: &after,
+                        output: &output,
+                    };
+                    let recorded =
+                        crate::recordings::exec(&observed, &self.masker, &mut blobs, |path| {
+                            workspace
+                                .read_file(path, dockproof_recording::MAX_BLOB_BYTES)
+                                .ok()
+                                .flatten()
+                        });
+                    self.blobs = blobs;
+                    self.recorded_execs.push(recorded);
+                }
+                Err(error) => self.recording_problem = Some(error.to_string()),
+            }
         }
         let findings = self.expectations(
             pointer,
