@@ -58,6 +58,62 @@ pub fn recorded_images(defined: &[crate::image::Image]) -> Vec<crate::image::Ima
     found
 }
 
+/// The HTTP exchanges recorded for the container `replay` plays.
+pub fn recorded_http(replay: &ReplayRef) -> Option<Vec<recording::Exchange>> {
+    let recording = Recording::load(&replay.dir).ok()?;
+    Some(recording.containers.get(replay.index)?.http.clone())
+}
+
+/// Plays a replayed service's recorded health timeline: its first status is set when
+/// it starts (`starting`, as docker does), then one more status per health-check
+/// interval; the last one stays. A timeline that was recorded empty leaves health
+/// alone (no health check ran).
+pub fn play_health(state: &crate::state::StateDir, container: &Container, replay: &ReplayRef) {
+    let Some(timeline) = Recording::load(&replay.dir)
+        .ok()
+        .and_then(|recording| {
+            recording
+                .containers
+                .get(replay.index)
+                .map(|c| c.health.clone())
+        })
+        .filter(|timeline| !timeline.is_empty())
+    else {
+        return;
+    };
+    let interval = container
+        .healthcheck
+        .as_ref()
+        .map_or(std::time::Duration::from_secs(1), |config| {
+            config.interval()
+        });
+    let state = state.clone();
+    let id = container.id.clone();
+    std::thread::spawn(move || {
+        for (index, status) in timeline.iter().enumerate() {
+            if index > 0 {
+                std::thread::sleep(interval);
+            }
+            let Ok(_lock) = state.lock() else { return };
+            let Ok(Some(mut current)) = state.load(&id) else {
+                return;
+            };
+            if current.state.status != crate::state::Status::Running {
+                return;
+            }
+            let health = current
+                .state
+                .health
+                .get_or_insert_with(crate::health::HealthState::starting);
+            health.status = status.clone();
+            health.failing_streak = i64::from(status == "unhealthy");
+            if state.save(&current).is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// What `start` decides for a container without a program.
 pub enum Selection {
     /// Replay it.

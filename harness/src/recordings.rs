@@ -92,7 +92,8 @@ pub struct Observed<'a> {
     pub inspect: &'a Value,
     /// `docker image inspect` of its image.
     pub image_inspect: &'a Value,
-    pub mount: &'a str,
+    /// Where the workspace is mounted (none for a service without one).
+    pub mount: Option<&'a str>,
     pub before: &'a [Entry],
     pub after: &'a [Entry],
     pub exit_code: i64,
@@ -193,7 +194,9 @@ pub fn container(
             read_only: observed.spec.read_only_rootfs,
             network: observed.spec.network.clone(),
         },
-        workspace: Some(format::workspace_input(observed.mount, observed.before)),
+        workspace: observed
+            .mount
+            .map(|mount| format::workspace_input(mount, observed.before)),
     };
     let stdout = stream(observed.stdout, masker, blobs);
     let stderr = stream(observed.stderr, masker, blobs);
@@ -206,6 +209,8 @@ pub fn container(
     RecordedContainer {
         step: observed.step.to_owned(),
         call,
+        health: Vec::new(),
+        http: Vec::new(),
         outcome: Outcome {
             exit_code: observed.exit_code,
             oom_killed: observed.oom_killed,
@@ -379,4 +384,47 @@ pub fn check(dir: &Path, fresh: &Recording, blobs: &Blobs) -> Result<Vec<String>
     }
     let recorded = Recording::load(dir).map_err(|error| error.to_string())?;
     Ok(format::drift(&recorded, dir, fresh, blobs))
+}
+
+/// Response headers a recording keeps: `Content-Type` and those the scenario checks;
+/// never the ones the fake writes itself or that describe the connection.
+pub fn kept_header(name: &str, checked: &[String]) -> bool {
+    let name = name.to_ascii_lowercase();
+    if matches!(
+        name.as_str(),
+        "content-length" | "connection" | "transfer-encoding" | "keep-alive"
+    ) {
+        return false;
+    }
+    name == "content-type" || checked.iter().any(|c| c.eq_ignore_ascii_case(&name))
+}
+
+/// One HTTP exchange for the recording: the answer masked, its body bounded.
+#[allow(clippy::too_many_arguments)]
+pub fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    request_body: Option<&[u8]>,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    masker: &Masker,
+    blobs: &mut Blobs,
+) -> format::Exchange {
+    let body = &body[..body.len().min(format::MAX_HTTP_BODY)];
+    format::Exchange {
+        port,
+        method: method.to_ascii_uppercase(),
+        path: masker.mask(path).into_owned(),
+        request_sha256: request_body
+            .filter(|body| !body.is_empty())
+            .map(format::sha256_hex),
+        status,
+        headers: headers
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), masker.mask(value).into_owned()))
+            .collect(),
+        body: Content::of(&masker.mask_bytes(body), blobs),
+    }
 }

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 const SHIPPED: &str = "scenarios/job-recorded-csv.yaml";
 const SHIPPED_EXEC: &str = "job-recorded-exec";
+const SHIPPED_SERVICE: &str = "service-recorded-web";
 
 /// Every shipped scenario that has a recording beside it, with its recording directory:
 /// the CI drift check and the re-recording check cover each of them.
@@ -252,6 +253,99 @@ fn a_changed_exec_env_is_refused() -> Result<(), Failed> {
             "dockproof record",
         ],
     )
+}
+
+/// A probe of a replayed service that the recording does not have is refused with the
+/// request named (config_invalid), never answered by a guess.
+fn a_probe_the_recording_lacks_is_refused() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped_named(dir.path(), SHIPPED_SERVICE, |text| {
+        text.replace("path: /nope", "path: /other")
+    })?;
+    refused(
+        &scenario,
+        dir.path(),
+        &[
+            "no recording matches this request: GET /other on container port 8080",
+            "recorded: GET /api/items, GET /nope",
+            "dockproof record",
+        ],
+    )
+}
+
+/// A replayed service's health is its recorded timeline: the shipped recording replays
+/// starting then healthy (the scenario passes); the same recording edited to end
+/// unhealthy makes the replay's wait fail with health_failed.
+fn the_replayed_service_plays_its_recorded_health() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped_named(dir.path(), SHIPPED_SERVICE, |text| text)?;
+    let report = dir.path().join("report.json");
+    let replay = |report: &Path| {
+        run({
+            let mut command = support::dockproof_fake(dir.path());
+            command.arg("--json").arg(report).arg(&scenario);
+            command
+        })
+    };
+    let output = replay(&report)?;
+    check(output.status.code() == Some(0), || {
+        support::describe(&output)
+    })?;
+    let health = &json(&report)?["scenarios"][0]["record"]["context"]["services"]["web"]["health"];
+    let statuses: Vec<&str> = health
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|change| change["status"].as_str())
+        .collect();
+    check(statuses == ["starting", "healthy"], || {
+        format!("expected the recorded timeline: {health}")
+    })?;
+    let file = dir
+        .path()
+        .join(format!("recordings/{SHIPPED_SERVICE}/recording.json"));
+    let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+    let edited = text.replace("\"healthy\"\n      ]", "\"unhealthy\"\n      ]");
+    check(edited != text, || {
+        "the shipped timeline was not found".into()
+    })?;
+    std::fs::write(&file, edited).map_err(|e| e.to_string())?;
+    let output = replay(&report)?;
+    check(output.status.code() == Some(1), || {
+        support::describe(&output)
+    })?;
+    let failure = &json(&report)?["scenarios"][0]["failure"];
+    check(
+        failure["category"] == "health_failed"
+            && failure["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("became unhealthy")),
+        || format!("expected health_failed (became unhealthy): {failure}"),
+    )
+}
+
+/// Faults apply to a replayed service: a port conflict injected at its start.
+fn an_injected_port_conflict_hits_the_replayed_service() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped_named(dir.path(), SHIPPED_SERVICE, |text| {
+        text.replace(
+            "timeout: 1m\n",
+            "timeout: 1m\nfake_faults: \"start:port-allocated\"\n",
+        )
+    })?;
+    let report = dir.path().join("report.json");
+    let output = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg("--json").arg(&report).arg(&scenario);
+        command
+    })?;
+    check(output.status.code() == Some(1), || {
+        format!("expected exit 1\n{}", support::describe(&output))
+    })?;
+    let failure = &json(&report)?["scenarios"][0]["failure"];
+    check(failure["category"] == "port_conflict", || {
+        format!("expected port_conflict: {failure}")
+    })
 }
 
 /// Faults apply to replayed containers: an OOM kill injected into the recorded job.
@@ -758,6 +852,18 @@ fn main() {
         Trial::test(
             "fake::a-changed-exec-env-is-refused-naming-it",
             a_changed_exec_env_is_refused,
+        ),
+        Trial::test(
+            "fake::a-probe-the-recording-lacks-is-refused",
+            a_probe_the_recording_lacks_is_refused,
+        ),
+        Trial::test(
+            "fake::the-replayed-service-plays-its-recorded-health",
+            the_replayed_service_plays_its_recorded_health,
+        ),
+        Trial::test(
+            "fake::an-injected-port-conflict-hits-the-replayed-service",
+            an_injected_port_conflict_hits_the_replayed_service,
         ),
         Trial::test(
             "fake::an-injected-oom-hits-the-replayed-job",

@@ -142,6 +142,55 @@ pub struct RecordedContainer {
     pub step: String,
     pub call: Call,
     pub outcome: Outcome,
+    /// A service's Docker health statuses in the order dockproof saw them change
+    /// (`starting`, `healthy`…); replayed one per health-check interval (version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<String>,
+    /// The HTTP exchanges the scenario's probes made with it, one per distinct request
+    /// (the answer last seen), sorted; the fake answers exactly these (version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<Exchange>,
+}
+
+/// One HTTP request a probe made to a recorded service, and the answer it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exchange {
+    /// The container port it was published from.
+    pub port: u16,
+    /// `GET`, `POST`…
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// The request body's sha256, when it had one (the body itself is not kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_sha256: Option<String>,
+    pub status: u16,
+    /// The answer's headers that matter: `Content-Type` and each one the scenario
+    /// checks (lowercase names); the rest (dates, lengths, request IDs) vary.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The answer's body (masked), at most [`MAX_HTTP_BODY`] bytes.
+    pub body: Content,
+}
+
+/// The most of one recorded HTTP answer's body kept (a probe reads at most this much).
+pub const MAX_HTTP_BODY: usize = 1 << 20;
+
+impl Exchange {
+    /// Whether this exchange answers `method path` with a request body hashing to `request_sha256`.
+    pub fn answers(
+        &self,
+        port: u16,
+        method: &str,
+        path: &str,
+        request_sha256: Option<&str>,
+    ) -> bool {
+        self.port == port
+            && self.method.eq_ignore_ascii_case(method)
+            && self.path == path
+            && self.request_sha256.as_deref() == request_sha256
+    }
 }
 
 /// What identifies a container run: a replay needs all of it to match.
@@ -1018,6 +1067,13 @@ pub fn drift(
             fresh_blobs,
             &mut found,
         );
+        if old.health != new.health {
+            found.push(format!(
+                "{at}: health timeline differs: recorded {:?}, now {:?}",
+                old.health, new.health
+            ));
+        }
+        exchange_differences(&at, old, new, recorded_dir, fresh_blobs, &mut found);
     }
     if recorded.execs.len() != fresh.execs.len() {
         found.push(format!(
@@ -1047,6 +1103,67 @@ pub fn drift(
         );
     }
     found
+}
+
+/// What differs between a service's recorded HTTP exchanges and fresh ones.
+fn exchange_differences(
+    at: &str,
+    old: &RecordedContainer,
+    new: &RecordedContainer,
+    recorded_dir: &Path,
+    fresh_blobs: &Blobs,
+    found: &mut Vec<String>,
+) {
+    let key = |e: &Exchange| {
+        (
+            e.port,
+            e.method.clone(),
+            e.path.clone(),
+            e.request_sha256.clone(),
+        )
+    };
+    let old_map: BTreeMap<_, &Exchange> = old.http.iter().map(|e| (key(e), e)).collect();
+    let new_map: BTreeMap<_, &Exchange> = new.http.iter().map(|e| (key(e), e)).collect();
+    let keys: std::collections::BTreeSet<_> = old_map.keys().chain(new_map.keys()).collect();
+    for request in keys {
+        let name = format!(
+            "{at}: HTTP {} {} (port {})",
+            request.1, request.2, request.0
+        );
+        match (old_map.get(request), new_map.get(request)) {
+            (Some(a), Some(b)) => {
+                if a.status != b.status {
+                    found.push(format!(
+                        "{name}: status differs: recorded {}, now {}",
+                        a.status, b.status
+                    ));
+                }
+                if a.headers != b.headers {
+                    found.push(format!(
+                        "{name}: headers differ: recorded {:?}, now {:?}",
+                        a.headers, b.headers
+                    ));
+                }
+                let old_bytes = a.body.bytes(recorded_dir).ok();
+                let new_bytes = match &b.body {
+                    Content::Inline { text } => Some(text.as_bytes().to_vec()),
+                    Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
+                };
+                if old_bytes != new_bytes {
+                    let length =
+                        |bytes: &Option<Vec<u8>>| bytes.as_ref().map_or(0, Vec::len) as u64;
+                    found.push(format!(
+                        "{name}: body differs: recorded {}, now {}",
+                        shown(old_bytes.as_deref(), length(&old_bytes)),
+                        shown(new_bytes.as_deref(), length(&new_bytes))
+                    ));
+                }
+            }
+            (Some(_), None) => found.push(format!("{name}: recorded, not made now")),
+            (None, Some(_)) => found.push(format!("{name}: made now, not recorded")),
+            (None, None) => {}
+        }
+    }
 }
 
 /// What differs between a recorded outcome and a fresh one, each prefixed with `at`.
@@ -1358,6 +1475,8 @@ mod tests {
             containers: vec![RecordedContainer {
                 step: "/steps/0".into(),
                 call: container_call,
+                health: Vec::new(),
+                http: Vec::new(),
                 outcome: Outcome {
                     exit_code: 0,
                     oom_killed: false,

@@ -488,6 +488,11 @@ struct ScenarioRun<'a> {
     recorded_detached: HashMap<String, (usize, String, String)>,
     /// Commands `exec` steps ran, observed for the recording.
     recorded_execs: Vec<dockproof_recording::RecordedExec>,
+    /// Services observed for the recording: name → (index in `recorded`, first
+    /// published container port).
+    recorded_services: HashMap<String, (usize, u16)>,
+    /// HTTP exchanges probes made with recorded services: (service, exchange), in order.
+    recorded_exchanges: Vec<(String, dockproof_recording::Exchange)>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -529,6 +534,8 @@ impl<'a> ScenarioRun<'a> {
             recording_problem: None,
             recorded_detached: HashMap::new(),
             recorded_execs: Vec::new(),
+            recorded_services: HashMap::new(),
+            recorded_exchanges: Vec::new(),
         }
     }
 
@@ -1133,10 +1140,10 @@ impl<'a> ScenarioRun<'a> {
                 };
                 self.observe_for_recording(
                     pointer,
-                    run,
+                    &run.image,
                     &spec,
                     &id,
-                    &mount_path,
+                    Some(&mount_path),
                     &before,
                     0,
                     &Default::default(),
@@ -1238,10 +1245,10 @@ impl<'a> ScenarioRun<'a> {
         if let Some(before) = before {
             self.observe_for_recording(
                 pointer,
-                run,
+                &run.image,
                 &spec,
                 &id,
-                &mount_path,
+                Some(&mount_path),
                 &before,
                 exit_code,
                 &state,
@@ -1296,13 +1303,13 @@ impl<'a> ScenarioRun<'a> {
 
     /// Keep what a finished container did for the scenario's recording.
     #[allow(clippy::too_many_arguments)]
-    async fn observe_for_recording(
+    pub(super) async fn observe_for_recording(
         &mut self,
         pointer: &str,
-        run: &RunSpec,
+        image: &str,
         spec: &ContainerSpec,
         id: &str,
-        mount_path: &str,
+        mount_path: Option<&str>,
         before: &[dockproof_recording::Entry],
         exit_code: i64,
         state: &crate::backend::ContainerState,
@@ -1313,7 +1320,7 @@ impl<'a> ScenarioRun<'a> {
         let observed = async {
             let inspect = backend.inspect_json(id).await.map_err(|e| e.to_string())?;
             let image_inspect = backend
-                .image_inspect_json(&run.image)
+                .image_inspect_json(image)
                 .await
                 .map_err(|e| e.to_string())?;
             let after = self.workspace().entries().map_err(|e| e.to_string())?;
@@ -1329,7 +1336,7 @@ impl<'a> ScenarioRun<'a> {
         };
         let observed = crate::recordings::Observed {
             step: pointer,
-            image: &run.image,
+            image,
             spec,
             inspect: &inspect,
             image_inspect: &image_inspect,
@@ -1366,6 +1373,11 @@ impl<'a> ScenarioRun<'a> {
             .map(|(id, (index, _, _))| (id.clone(), *index))
             .collect();
         detached.sort_by_key(|(_, index)| *index);
+        let services: HashMap<usize, String> = self
+            .recorded_services
+            .iter()
+            .map(|(name, (index, _))| (*index, name.clone()))
+            .collect();
         for (id, index) in detached {
             let backend = self.backend.as_ref();
             let (inspect, logs) = tokio::join!(
@@ -1380,6 +1392,16 @@ impl<'a> ScenarioRun<'a> {
                 }
             };
             let mut blobs = std::mem::take(&mut self.blobs);
+            // A service's logs hold its health checks' and probes' traces, as many as the
+            // timing made: not kept (docs/recordings.md).
+            let logs = if services.contains_key(&index) {
+                crate::backend::Logs {
+                    stdout: Default::default(),
+                    stderr: Default::default(),
+                }
+            } else {
+                logs
+            };
             if let Some(recorded) = self.recorded.get_mut(index) {
                 crate::recordings::detached_outcome(
                     &mut recorded.outcome,
@@ -1388,6 +1410,46 @@ impl<'a> ScenarioRun<'a> {
                     &self.masker,
                     &mut blobs,
                 );
+                if let Some(name) = services.get(&index) {
+                    recorded.health = self
+                        .record
+                        .context
+                        .services
+                        .get(name)
+                        .map(|service| {
+                            service
+                                .health
+                                .iter()
+                                .map(|change| change.status.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    // One per distinct request, the answer last seen, sorted.
+                    let mut exchanges: Vec<dockproof_recording::Exchange> = Vec::new();
+                    for (service, exchange) in &self.recorded_exchanges {
+                        if service != name {
+                            continue;
+                        }
+                        exchanges.retain(|known| {
+                            !known.answers(
+                                exchange.port,
+                                &exchange.method,
+                                &exchange.path,
+                                exchange.request_sha256.as_deref(),
+                            )
+                        });
+                        exchanges.push(exchange.clone());
+                    }
+                    exchanges.sort_by(|a, b| {
+                        (a.port, &a.path, &a.method, &a.request_sha256).cmp(&(
+                            b.port,
+                            &b.path,
+                            &b.method,
+                            &b.request_sha256,
+                        ))
+                    });
+                    recorded.http = exchanges;
+                }
             }
             self.blobs = blobs;
         }
