@@ -450,3 +450,137 @@ fn run_until_stopped(code: i32) -> ! {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Finds the recorded build a `docker build` of `call` replays, if recordings are
+/// configured: the recording directory and the build's index.
+pub fn select_build(call: &recording::BuildCall) -> Selection {
+    let dirs = configured();
+    if dirs.is_empty() {
+        return Selection::NotRecorded;
+    }
+    let mut nearest: Option<(PathBuf, usize, Vec<String>)> = None;
+    let mut problems = Vec::new();
+    for dir in dirs {
+        let recording = match Recording::load(&dir) {
+            Ok(recording) => recording,
+            Err(error) => {
+                problems.push(error.to_string());
+                continue;
+            }
+        };
+        for (index, build) in recording.builds.iter().enumerate() {
+            let Some(recorded) = &build.call else {
+                continue;
+            };
+            let differences = recording::build_differences(recorded, call);
+            if differences.is_empty() {
+                return Selection::Play(ReplayRef {
+                    dir: dir.clone(),
+                    index,
+                });
+            }
+            if nearest
+                .as_ref()
+                .is_none_or(|(_, _, fewest)| differences.len() < fewest.len())
+            {
+                nearest = Some((dir.clone(), index, differences));
+            }
+        }
+    }
+    match nearest {
+        Some((dir, index, differences)) => Selection::Refuse(format!(
+            "no recording matches this build: {} (nearest: build {} of {}); re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
+            differences.join("; "),
+            index + 1,
+            dir.join(recording::FILE_NAME).display()
+        )),
+        None if !problems.is_empty() => Selection::Refuse(format!(
+            "no recording matches this build: {}",
+            problems.join("; ")
+        )),
+        None => Selection::NotRecorded,
+    }
+}
+
+/// The fake image definition (JSON, which the definition loader reads as YAML) of a
+/// replayed build: named `name`, with the recorded config and size and `labels` (the
+/// build's `--label`s) added.
+pub fn built_definition(
+    replay: &ReplayRef,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let recording = Recording::load(&replay.dir).map_err(|error| error.to_string())?;
+    let build = recording
+        .builds
+        .get(replay.index)
+        .ok_or_else(|| "the recorded build is gone".to_owned())?;
+    let config = &build.image_config;
+    let strings = |key: &str| -> Vec<String> {
+        config
+            .get(key)
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect()
+    };
+    let keys = |key: &str| -> Vec<String> {
+        config
+            .get(key)
+            .and_then(serde_json::Value::as_object)
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let text = |key: &str| {
+        config
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut all_labels: BTreeMap<String, String> = config
+        .get("Labels")
+        .and_then(serde_json::Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    all_labels.extend(labels.clone());
+    let healthcheck = config
+        .get("Healthcheck")
+        .filter(|value| value.is_object())
+        .map(|check| {
+            let duration = |key: &str| {
+                check[key]
+                    .as_i64()
+                    .filter(|ns| *ns > 0)
+                    .map(|ns| format!("{ns}ns"))
+            };
+            serde_json::json!({
+                "test": check["Test"],
+                "interval": duration("Interval"),
+                "timeout": duration("Timeout"),
+                "start_period": duration("StartPeriod"),
+                "retries": check["Retries"].as_i64(),
+            })
+        });
+    let definition = serde_json::json!({
+        "name": name,
+        "size": build.size.unwrap_or(0),
+        "config": {
+            "user": text("User"),
+            "env": strings("Env"),
+            "workdir": text("WorkingDir"),
+            "entrypoint": strings("Entrypoint"),
+            "cmd": strings("Cmd"),
+            "labels": all_labels,
+            "exposed_ports": keys("ExposedPorts"),
+            "volumes": keys("Volumes"),
+            "healthcheck": healthcheck,
+        },
+    });
+    Ok(serde_json::to_string_pretty(&definition).unwrap_or_default())
+}

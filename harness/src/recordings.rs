@@ -228,10 +228,15 @@ pub fn container(
 
 /// What a `build` step made, for the recording: the image's config (masked, empty as
 /// `null`) without the run's own label, which differs every run.
-pub fn build(step: &str, image_inspect: &Value, masker: &Masker) -> format::RecordedBuild {
+pub fn build(
+    step: &str,
+    image_inspect: &Value,
+    masker: &Masker,
+    call: Option<format::BuildCall>,
+) -> format::RecordedBuild {
     let mut image_config = image_config(image_inspect, masker);
     if let Some(Value::Object(labels)) = image_config.get_mut("Labels") {
-        labels.remove("dockproof.run");
+        labels.shift_remove("dockproof.run");
         if labels.is_empty() {
             image_config.insert("Labels".to_owned(), Value::Null);
         }
@@ -239,6 +244,8 @@ pub fn build(step: &str, image_inspect: &Value, masker: &Masker) -> format::Reco
     format::RecordedBuild {
         step: step.to_owned(),
         image_config,
+        call,
+        size: image_inspect["Size"].as_u64(),
     }
 }
 
@@ -427,4 +434,25 @@ pub fn exchange(
             .collect(),
         body: Content::of(&masker.mask_bytes(body), blobs),
     }
+}
+
+/// A build's call for the recording: the Dockerfile, the build args (masked), the
+/// target, and the context directory fingerprinted (it is dockproof's own copy).
+pub fn build_call(
+    context: &Path,
+    dockerfile: Option<&str>,
+    args: &BTreeMap<String, String>,
+    target: Option<&str>,
+    masker: &Masker,
+) -> Result<format::BuildCall, String> {
+    let entries = format::walk(context).map_err(|error| error.to_string())?;
+    Ok(format::BuildCall {
+        dockerfile: dockerfile.unwrap_or("Dockerfile").to_owned(),
+        args: args
+            .iter()
+            .map(|(name, value)| (name.clone(), masker.mask(value).into_owned()))
+            .collect(),
+        target: target.map(str::to_owned),
+        context: format::workspace_input(".", &entries),
+    })
 }

@@ -324,6 +324,55 @@ fn the_replayed_service_plays_its_recorded_health() -> Result<(), Failed> {
     )
 }
 
+/// The shipped build replays on the fake from its recording (its image checks pass on
+/// the recorded config); a changed file in the build context is refused, naming it.
+fn a_changed_build_context_is_refused_naming_it() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let root = support::root();
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).map_err(|e| e.to_string())?;
+    for file in ["Dockerfile", "VERSION"] {
+        std::fs::copy(
+            root.join("fixtures/build/recorded-report").join(file),
+            context.join(file),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let text = std::fs::read_to_string(root.join("scenarios/build/recorded-image.yaml"))
+        .map_err(|e| e.to_string())?
+        .replace("../../fixtures/build/recorded-report", "ctx");
+    let scenario = dir.path().join("recorded-image.yaml");
+    std::fs::write(&scenario, text).map_err(|e| e.to_string())?;
+    let recording = dir.path().join("recordings/build-recorded-image");
+    std::fs::create_dir_all(&recording).map_err(|e| e.to_string())?;
+    std::fs::copy(
+        root.join("scenarios/build/recordings/build-recorded-image/recording.json"),
+        recording.join("recording.json"),
+    )
+    .map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg(&scenario);
+        command
+    })?;
+    check(output.status.code() == Some(0), || {
+        format!(
+            "the recorded build did not replay\n{}",
+            support::describe(&output)
+        )
+    })?;
+    std::fs::write(context.join("VERSION"), "report 1.5.0\n").map_err(|e| e.to_string())?;
+    refused(
+        &scenario,
+        dir.path(),
+        &[
+            "no recording matches this build",
+            "context file VERSION differs",
+            "dockproof record",
+        ],
+    )
+}
+
 /// Faults apply to a replayed service: a port conflict injected at its start.
 fn an_injected_port_conflict_hits_the_replayed_service() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -864,6 +913,10 @@ fn main() {
         Trial::test(
             "fake::an-injected-port-conflict-hits-the-replayed-service",
             an_injected_port_conflict_hits_the_replayed_service,
+        ),
+        Trial::test(
+            "fake::a-changed-build-context-is-refused-naming-it",
+            a_changed_build_context_is_refused_naming_it,
         ),
         Trial::test(
             "fake::an-injected-oom-hits-the-replayed-job",

@@ -132,6 +132,74 @@ pub struct RecordedBuild {
     /// `docker image inspect`'s `Config` fields (as in [`Call::image_config`]), without
     /// the run's own label.
     pub image_config: BTreeMap<String, serde_json::Value>,
+    /// What the build was given; the fake replays a build whose call matches (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<BuildCall>,
+    /// The image's `Size` in bytes, as `docker image inspect` shows it (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// What identifies a build: a replay needs all of it to match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildCall {
+    /// The Dockerfile's path in the context (`Dockerfile` unless the step names another).
+    pub dockerfile: String,
+    /// `--build-arg`s by name (a value that held a secret is stored masked).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The build context as the builder got it: every file (the Dockerfile included),
+    /// fingerprinted like a workspace (`mount` is `.`).
+    pub context: WorkspaceInput,
+}
+
+/// Why a recorded build does not match a build now, one line per difference.
+pub fn build_differences(recorded: &BuildCall, now: &BuildCall) -> Vec<String> {
+    let mut found = Vec::new();
+    if recorded.dockerfile != now.dockerfile {
+        found.push(format!(
+            "Dockerfile differs: recorded `{}`, now `{}`",
+            recorded.dockerfile, now.dockerfile
+        ));
+    }
+    if recorded.target != now.target {
+        found.push(format!(
+            "target differs: recorded {:?}, now {:?}",
+            recorded.target, now.target
+        ));
+    }
+    let names: std::collections::BTreeSet<&String> =
+        recorded.args.keys().chain(now.args.keys()).collect();
+    for name in names {
+        match (recorded.args.get(name), now.args.get(name)) {
+            (Some(old), Some(new)) if old == new || masked_matches(old, new) => {}
+            (old, new) => {
+                let shown = |value: Option<&String>| {
+                    value.map_or("unset".to_owned(), |value| format!("`{value}`"))
+                };
+                // A recorded secret is never shown as its value now.
+                let now_shown = if old.is_some_and(|old| old.contains(SECRET_PLACEHOLDER)) {
+                    new.map(|_| format!("`{SECRET_PLACEHOLDER}`"))
+                        .unwrap_or_else(|| "unset".into())
+                } else {
+                    shown(new)
+                };
+                found.push(format!(
+                    "build arg {name} differs: recorded {}, now {now_shown}",
+                    shown(old)
+                ));
+            }
+        }
+    }
+    found.extend(
+        workspace_differences(&recorded.context, &now.context)
+            .into_iter()
+            .map(|line| line.replacen("workspace", "context", 1)),
+    );
+    found
 }
 
 /// One container: the call that made it, and what happened.
@@ -662,36 +730,45 @@ pub fn differences(recorded: &Call, now: &Call) -> Vec<String> {
             old.mount, new.mount
         )),
         (Some(old), Some(new)) if old.fingerprint != new.fingerprint => {
-            let mut named = Vec::new();
-            let paths: std::collections::BTreeSet<&String> =
-                old.entries.keys().chain(new.entries.keys()).collect();
-            for path in paths {
-                match (old.entries.get(path), new.entries.get(path)) {
-                    (Some(a), Some(b)) if a != b => named.push(format!(
-                        "workspace file {path} differs: recorded `{a}`, now `{b}`"
-                    )),
-                    (Some(_), None) => named.push(format!(
-                        "workspace file {path} differs: recorded, now missing"
-                    )),
-                    (None, Some(_)) => named.push(format!(
-                        "workspace file {path} differs: not recorded, now present"
-                    )),
-                    _ => {}
-                }
-            }
-            if named.is_empty() {
-                named.push(format!(
-                    "workspace differs: recorded fingerprint {}, now {}",
-                    old.fingerprint, new.fingerprint
-                ));
-            }
-            found.extend(named);
+            found.extend(workspace_differences(old, new));
         }
         (Some(_), None) => found.push("workspace differs: recorded mounted, now none".into()),
         (None, Some(_)) => found.push("workspace differs: recorded none, now mounted".into()),
         _ => {}
     }
     found
+}
+
+/// Each workspace file that differs (`workspace file PATH differs: …`), or the
+/// fingerprints when no single file is named; empty when the fingerprints agree.
+fn workspace_differences(old: &WorkspaceInput, new: &WorkspaceInput) -> Vec<String> {
+    if old.fingerprint == new.fingerprint {
+        return Vec::new();
+    }
+    let mut named = Vec::new();
+    let paths: std::collections::BTreeSet<&String> =
+        old.entries.keys().chain(new.entries.keys()).collect();
+    for path in paths {
+        match (old.entries.get(path), new.entries.get(path)) {
+            (Some(a), Some(b)) if a != b => named.push(format!(
+                "workspace file {path} differs: recorded `{a}`, now `{b}`"
+            )),
+            (Some(_), None) => named.push(format!(
+                "workspace file {path} differs: recorded, now missing"
+            )),
+            (None, Some(_)) => named.push(format!(
+                "workspace file {path} differs: not recorded, now present"
+            )),
+            _ => {}
+        }
+    }
+    if named.is_empty() {
+        named.push(format!(
+            "workspace differs: recorded fingerprint {}, now {}",
+            old.fingerprint, new.fingerprint
+        ));
+    }
+    named
 }
 
 /// Whether `value` fits `pattern`, where each `***` in the pattern stands for any text.
@@ -1031,6 +1108,13 @@ pub fn drift(
     }
     for (index, (old, new)) in recorded.builds.iter().zip(&fresh.builds).enumerate() {
         let at = format!("build {} ({})", index + 1, new.step);
+        if let (Some(old_call), Some(new_call)) = (&old.call, &new.call) {
+            found.extend(
+                build_differences(old_call, new_call)
+                    .into_iter()
+                    .map(|difference| format!("{at}: {difference}")),
+            );
+        }
         found.extend(
             config_differences(&old.image_config, &new.image_config)
                 .into_iter()

@@ -868,6 +868,12 @@ impl Backend for CliBackend {
                 message: daemon_message(&output.stderr.text),
             });
         }
+        // fake-docker refusing a build its recordings do not describe: never guessed.
+        if let Some(start) = output.stderr.text.find("no recording matches this build") {
+            return Err(BackendError::Config {
+                message: first_line(&output.stderr.text[start..]),
+            });
+        }
         // The legacy builder reports steps on stdout and the failure on stderr;
         // BuildKit puts everything on stderr. Keep both, in that order.
         let mut log = output.stdout.tail_lines(40);
