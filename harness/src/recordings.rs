@@ -95,6 +95,9 @@ pub struct Observed<'a> {
     /// Where the workspace is mounted (none for a service without one).
     pub mount: Option<&'a str>,
     pub before: &'a [Entry],
+    /// Workspace files an earlier container of the recording left holding a secret, by
+    /// path: their masked size and sha256 (what a replay writes there).
+    pub masked: &'a BTreeMap<String, (u64, String)>,
     pub after: &'a [Entry],
     pub exit_code: i64,
     pub oom_killed: bool,
@@ -194,9 +197,9 @@ pub fn container(
             read_only: observed.spec.read_only_rootfs,
             network: observed.spec.network.clone(),
         },
-        workspace: observed
-            .mount
-            .map(|mount| format::workspace_input(mount, observed.before)),
+        workspace: observed.mount.map(|mount| {
+            format::workspace_input(mount, &as_replayed(observed.before, observed.masked))
+        }),
     };
     let stdout = stream(observed.stdout, masker, blobs);
     let stderr = stream(observed.stderr, masker, blobs);
@@ -287,6 +290,9 @@ pub struct ObservedExec<'a> {
     pub mount: &'a str,
     pub request: &'a ExecRequest,
     pub before: &'a [Entry],
+    /// Workspace files an earlier container of the recording left holding a secret, by
+    /// path: their masked size and sha256 (what a replay writes there).
+    pub masked: &'a BTreeMap<String, (u64, String)>,
     pub after: &'a [Entry],
     pub output: &'a ExecOutput,
 }
@@ -334,7 +340,10 @@ pub fn exec(
         user: observed.request.user.clone().unwrap_or_default(),
         workdir: observed.request.workdir.clone().unwrap_or_default(),
         limits: format::Limits::default(),
-        workspace: Some(format::workspace_input(observed.mount, observed.before)),
+        workspace: Some(format::workspace_input(
+            observed.mount,
+            &as_replayed(observed.before, observed.masked),
+        )),
     };
     let stdout = stream(&observed.output.stdout, masker, blobs);
     let stderr = stream(&observed.output.stderr, masker, blobs);
@@ -455,4 +464,34 @@ pub fn build_call(
         target: target.map(str::to_owned),
         context: format::workspace_input(".", &entries),
     })
+}
+
+/// The workspace entries as a replay will have them: a file an earlier container left
+/// holding a secret is replayed with its masked bytes, so its fingerprint is theirs.
+fn as_replayed(before: &[Entry], masked: &BTreeMap<String, (u64, String)>) -> Vec<Entry> {
+    before
+        .iter()
+        .map(|entry| match masked.get(&entry.path) {
+            Some((size, sha256)) if entry.kind == format::EntryKind::File => Entry {
+                size: *size,
+                digest: sha256.clone(),
+                ..entry.clone()
+            },
+            _ => entry.clone(),
+        })
+        .collect()
+}
+
+/// Keep `masked` up to date with a recorded container's or exec's workspace changes.
+pub fn note_masked(masked: &mut BTreeMap<String, (u64, String)>, changes: &[format::Change]) {
+    for change in changes {
+        match (change.masked, change.size, &change.sha256) {
+            (true, Some(size), Some(sha256)) => {
+                masked.insert(change.path.clone(), (size, sha256.clone()));
+            }
+            _ => {
+                masked.remove(&change.path);
+            }
+        }
+    }
 }

@@ -650,8 +650,9 @@ fn a_rebuilt_image_drifts(backend: &'static str) -> Result<(), Failed> {
     })
 }
 
-/// A secret (env, stdout, stderr, a workspace file, a long output held as a blob) is in
-/// no recording file, and the recording still replays with the secret in the env.
+/// A secret (env, stdout, stderr, a workspace file, a long output held as a blob; a
+/// detached container's env and logs; an exec's env, output and file) is in no
+/// recording file, and the recording still replays with the secret in the env.
 fn no_secret_in_any_recording_file(backend: &'static str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -659,7 +660,7 @@ fn no_secret_in_any_recording_file(backend: &'static str) -> Result<(), Failed> 
     let scenario = dir.path().join("secret.yaml");
     std::fs::write(
         &scenario,
-        "name: record-secret\nsecrets:\n  token: { env: RECORD_TEST_TOKEN }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [sh, -c, 'echo \"token=$TOKEN\"; echo \"$TOKEN\" >&2; echo \"$TOKEN\" > token.txt; i=0; while [ $i -lt 300 ]; do echo \"line $i $TOKEN\"; i=$((i+1)); done > big.txt']\n      env: { TOKEN: \"Bearer {{ secret.token }}\" }\n",
+        "name: record-secret\nsecrets:\n  token: { env: RECORD_TEST_TOKEN }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [sh, -c, 'echo \"token=$TOKEN\"; echo \"$TOKEN\" >&2; echo \"$TOKEN\" > token.txt; i=0; while [ $i -lt 300 ]; do echo \"line $i $TOKEN\"; i=$((i+1)); done > big.txt']\n      env: { TOKEN: \"Bearer {{ secret.token }}\" }\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [sh, -c, 'echo \"worker $TOKEN\"; exec sleep 300']\n      env: { TOKEN: \"{{ secret.token }}\" }\n      detach: true\n      container: worker\n  - logs: { container: worker, stdout: { contains: worker }, within: 10s }\n  - exec:\n      container: worker\n      cmd: [sh, -c, 'echo \"exec $SECRET\"; echo \"$SECRET\" > exec-token.txt']\n      env: { SECRET: \"{{ secret.token }}\" }\n",
     )
     .map_err(|e| e.to_string())?;
     let output = run({

@@ -493,6 +493,8 @@ struct ScenarioRun<'a> {
     recorded_services: HashMap<String, (usize, u16)>,
     /// HTTP exchanges probes made with recorded services: (service, exchange), in order.
     recorded_exchanges: Vec<(String, dockproof_recording::Exchange)>,
+    /// Workspace files recorded masked (they held a secret): path → masked size, sha256.
+    recorded_masked: std::collections::BTreeMap<String, (u64, String)>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -536,6 +538,7 @@ impl<'a> ScenarioRun<'a> {
             recorded_execs: Vec::new(),
             recorded_services: HashMap::new(),
             recorded_exchanges: Vec::new(),
+            recorded_masked: Default::default(),
         }
     }
 
@@ -1342,6 +1345,7 @@ impl<'a> ScenarioRun<'a> {
             image_inspect: &image_inspect,
             mount: mount_path,
             before,
+            masked: &self.recorded_masked,
             after: &after,
             exit_code,
             oom_killed: state.oom_killed,
@@ -1358,6 +1362,7 @@ impl<'a> ScenarioRun<'a> {
                 .flatten()
         });
         self.blobs = blobs;
+        crate::recordings::note_masked(&mut self.recorded_masked, &container.outcome.workspace);
         self.recorded.push(container);
     }
 
@@ -1576,6 +1581,7 @@ impl<'a> ScenarioRun<'a> {
                         request: &request,
                         mount: &mount,
                         before: &before,
+                        masked: &self.recorded_masked,
                         after: &after,
                         output: &output,
                     };
@@ -1587,6 +1593,10 @@ impl<'a> ScenarioRun<'a> {
                                 .flatten()
                         });
                     self.blobs = blobs;
+                    crate::recordings::note_masked(
+                        &mut self.recorded_masked,
+                        &recorded.outcome.workspace,
+                    );
                     self.recorded_execs.push(recorded);
                 }
                 Err(error) => self.recording_problem = Some(error.to_string()),
