@@ -229,11 +229,10 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     let found = definition_for(&definitions, &dockerfile_path, &file);
     // A Dockerfile no definition models may have been built on a real daemon and
     // recorded: a matching recorded build makes the recorded image.
-    if found.is_none() {
-        match replay_build(parsed, &context_dir, &dockerfile_path)? {
-            Some(code) => return Ok(code),
-            None => {}
-        }
+    if found.is_none()
+        && let Some(code) = replay_build(parsed, &context_dir, &dockerfile_path)?
+    {
+        return Ok(code);
     }
     let Some(image) = found else {
         err(&format!(
