@@ -248,7 +248,7 @@ fn a_failing_expectation_exits_1_and_is_reported_in_junit_with_its_category() {
             "{}:7:27: assertion_failed",
             failing.display()
         )))
-        .stdout(predicate::str::is_match("(?m)^1 passed, 1 failed$").unwrap());
+        .stdout(predicate::str::is_match(r"(?m)^1 passed, 1 failed in \d+(ms|\.\d\ds)$").unwrap());
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     let document = roxmltree::Document::parse(&xml).expect("the JUnit report is well-formed XML");
@@ -848,7 +848,10 @@ fn the_canary_gate_says_go_or_no_go_per_host() {
     canary(&["--gates", bad_gates.to_str().unwrap()])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("unknown field `min_success`"));
+        .stderr(predicate::str::contains(
+            "bad.yaml:1:1: unknown gate `min_success`",
+        ))
+        .stderr(predicate::str::contains("did you mean `min_success_rate`?"));
 }
 
 const LEAKY: &str = r#"name: leaky-token
@@ -977,7 +980,7 @@ fn the_suite_runs_on_every_host_with_results_per_host() {
         .code(1)
         .stdout(predicate::str::contains("dockproof: host a\n"))
         .stdout(predicate::str::contains("dockproof: host b\n"))
-        .stdout(predicate::str::is_match("(?m)^1 passed, 1 failed$").unwrap());
+        .stdout(predicate::str::is_match(r"(?m)^1 passed, 1 failed in \d+(ms|\.\d\ds)$").unwrap());
     let xml = std::fs::read_to_string(&junit).unwrap();
     let document = roxmltree::Document::parse(&xml).unwrap();
     let cases: Vec<(&str, bool)> = document
