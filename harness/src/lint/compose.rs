@@ -315,7 +315,13 @@ mod tests {
         let mut found: Vec<_> = lint(text, None)
             .unwrap()
             .into_iter()
-            .map(|finding| (finding.rule, finding.line))
+            .map(|finding| {
+                let id = RULES
+                    .iter()
+                    .find(|rule| rule.id == finding.rule)
+                    .map_or("?", |rule| rule.id);
+                (id, finding.line)
+            })
             .collect();
         found.sort();
         found
