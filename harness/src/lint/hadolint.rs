@@ -8,6 +8,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -104,13 +106,19 @@ struct Entry {
     message: String,
 }
 
+/// Read at most `limit + 1` bytes on a thread; past the limit, raise `overflow` (the
+/// caller then kills the child) and drain until the pipe closes.
 fn read_bounded(
     mut from: impl Read + Send + 'static,
     limit: u64,
+    overflow: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let _ = (&mut from).take(limit + 1).read_to_end(&mut kept);
+        if kept.len() as u64 > limit {
+            overflow.store(true, Ordering::SeqCst);
+        }
         // Drain the rest so the child never blocks on a full pipe.
         let _ = std::io::copy(&mut from, &mut std::io::sink());
         kept
@@ -140,12 +148,19 @@ impl Hadolint {
                 message: "no pipes to read".into(),
             });
         };
-        let stdout = read_bounded(stdout, MAX_OUTPUT);
-        let stderr = read_bounded(stderr, MAX_STDERR);
+        let overflow = Arc::new(AtomicBool::new(false));
+        let stdout = read_bounded(stdout, MAX_OUTPUT, Arc::clone(&overflow));
+        // Past its cap, stderr is only cut short, never a reason to stop hadolint.
+        let stderr = read_bounded(stderr, MAX_STDERR, Arc::new(AtomicBool::new(false)));
         let deadline = Instant::now() + self.timeout;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
+                Ok(None) if overflow.load(Ordering::SeqCst) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
                 Ok(None) if Instant::now() >= deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -161,18 +176,18 @@ impl Hadolint {
         };
         let stdout = stdout.join().unwrap_or_default();
         let stderr = stderr.join().unwrap_or_default();
+        if overflow.load(Ordering::SeqCst) || stdout.len() as u64 > MAX_OUTPUT {
+            return Err(HadolintError::TooMuchOutput {
+                path: shown,
+                limit: MAX_OUTPUT,
+            });
+        }
         let Some(status) = status else {
             return Err(HadolintError::Timeout {
                 path: shown,
                 seconds: self.timeout.as_secs(),
             });
         };
-        if stdout.len() as u64 > MAX_OUTPUT {
-            return Err(HadolintError::TooMuchOutput {
-                path: shown,
-                limit: MAX_OUTPUT,
-            });
-        }
         if !status.success() && stdout.is_empty() {
             return Err(HadolintError::Failed {
                 path: shown,

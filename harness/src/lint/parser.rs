@@ -166,7 +166,10 @@ fn error(
     hint: impl Into<String>,
 ) -> ParseError {
     ParseError {
-        at,
+        at: Pos {
+            line: at.line.max(1),
+            column: at.column.max(1),
+        },
         expected: expected.into(),
         found: found.into(),
         hint: hint.into(),
@@ -252,6 +255,10 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             continue;
         }
         let logical = read_logical_line(&lines, &mut index, escape, &mut comments);
+        if skip_blanks(&logical).is_empty() {
+            // A line holding only the escape character (and what it continued into).
+            continue;
+        }
         let mut instruction = parse_instruction(&logical, false)?;
         let heredoc_owner = match instruction.trigger.as_deref_mut() {
             Some(trigger) => trigger,
