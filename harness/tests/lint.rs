@@ -839,3 +839,66 @@ fn with_hadolint_an_unpinned_apk_add_is_dl3018_in_every_format() {
         );
     }
 }
+
+/// (rule, line) of every finding `dockproof lint --no-hadolint --format json` reports for a file.
+fn rule_lines(file: &str) -> (Vec<(String, u64)>, Option<i32>) {
+    let output = run(&["lint", "--no-hadolint", "--format", "json", file]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{file}: {error}: {}", stderr(&output)));
+    let found = json["files"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| {
+            (
+                finding["rule"].as_str().unwrap().to_owned(),
+                finding["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (found, output.status.code())
+}
+
+#[test]
+fn compose_rules_see_through_include_extends_anchors_and_merge_keys() {
+    // Clean only because the rules read what merge keys, `extends: {file: base.yaml}`
+    // and the included db.compose.yaml bring in (a healthcheck, a restart policy,
+    // the log cap, a stateful `db`).
+    assert_eq!(
+        rule_lines("fixtures/compose/modern/docker-compose.yml"),
+        (vec![], Some(0))
+    );
+    let expected: Vec<(String, u64)> = [("DC002", 10), ("DC003", 13), ("DC005", 16)]
+        .iter()
+        .map(|(rule, line)| ((*rule).to_owned(), *line))
+        .collect();
+    assert_eq!(
+        rule_lines("fixtures/compose/modern/broken.compose.yaml"),
+        (expected, Some(1))
+    );
+}
+
+#[test]
+fn compose_yaml_errors_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "services:\n  api:\n    image: [example/api:1\n    restart: always\n",
+            ":4:12: not valid YAML",
+        ),
+        (
+            "services:\n  api:\n    <<: *missing\n",
+            ":3:9: not valid YAML",
+        ),
+    ];
+    for (index, (text, located)) in cases.into_iter().enumerate() {
+        let file = write(dir.path(), &format!("compose{index}.yaml"), text);
+        let output = run(&["lint", "--no-hadolint", &file]);
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains(&format!("{file}{located}")),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
