@@ -321,7 +321,7 @@ mod tests {
                 {"code":"DL3018","column":1,"file":"D","level":"warning","line":4,"message":"pin"}]"#,
         )
         .unwrap();
-        let merged = fold(ours, theirs, |line| Some(line));
+        let merged = fold(ours, theirs, Some);
         assert_eq!(merged.len(), 4);
         assert_eq!(merged[0].also, vec!["DL3007"]);
         assert!(merged[0].is("DL3007"));
