@@ -599,6 +599,21 @@ fn lint_flags_each_broken_dockerfile_at_the_right_line() {
             &[("DF005", 3), ("DF005", 5)],
             1,
         ),
+        (
+            "fixtures/dockerfiles/shell-form-cmd.Dockerfile",
+            &[("DF006", 6)],
+            1,
+        ),
+        (
+            "fixtures/dockerfiles/copy-without-chown.Dockerfile",
+            &[("DF007", 5)],
+            0,
+        ),
+        (
+            "fixtures/dockerfiles/nginx-stopsignal.Dockerfile",
+            &[("DF008", 8)],
+            0,
+        ),
     ]);
 }
 
