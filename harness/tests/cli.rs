@@ -1067,3 +1067,116 @@ fn a_log_window_holds_only_what_was_written_after_its_step_began() {
     );
     assert.success();
 }
+
+/// A step whose three expectations fail: each expectation is a finding of its own, at its
+/// own line, in every report (issue 18, item 3). Before, they were one message at the
+/// first one's line, so GitHub showed one annotation.
+const THREE_FAILED: &str = "\
+name: three-failed
+steps:
+  - run:
+      image: dockproof/job-runner:1
+      cmd: [echo, hello]
+    expect:
+      exit_code: 3
+      stdout:
+        contains: goodbye
+      stderr:
+        contains: warning
+";
+
+#[test]
+fn three_failed_expectations_are_three_findings_at_their_lines_in_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "three.yaml", THREE_FAILED);
+    let reports = dir.path().join("reports");
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    let output = command
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .arg("--report-dir")
+        .arg(&reports)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // (line, category) of each expectation: exit_code, stdout.contains, stderr.contains.
+    let expected = [
+        (7, "assertion_failed"),
+        (9, "assertion_failed"),
+        (11, "assertion_failed"),
+    ];
+    let annotations: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|line| line.starts_with("::error file="))
+        .collect();
+    assert_eq!(annotations.len(), 3, "{annotations:#?}\n{stdout}\n{stderr}");
+    for ((line, category), annotation) in expected.iter().zip(&annotations) {
+        assert!(
+            annotation.contains(&format!(",line={line},"))
+                && annotation.contains(&format!("three-failed%3A {category}")),
+            "expected line {line} ({category}): {annotation}"
+        );
+    }
+    // The console names each at its line.
+    for (line, category) in expected {
+        let at = format!("{}:{line}:", scenario.display());
+        assert!(
+            stdout
+                .lines()
+                .any(|text| text.contains(&at) && text.contains(category)),
+            "no console line for {at} {category}:\n{stdout}"
+        );
+    }
+    // JUnit: the first in the message (with how many more), each at its line in the body.
+    let xml = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    let document = roxmltree::Document::parse(&xml).unwrap();
+    let failure = document
+        .descendants()
+        .find(|node| node.has_tag_name("failure"))
+        .expect("a failure element");
+    let message = failure.attribute("message").unwrap();
+    assert!(
+        message.starts_with("assertion_failed: exit code 0, expected 3")
+            && message.ends_with("(and 2 more failed expectations)"),
+        "{message}"
+    );
+    let body = failure.text().unwrap_or_default();
+    for (line, category) in expected {
+        assert!(
+            body.contains(&format!("{}:{line}:", scenario.display())) && body.contains(category),
+            "{line} {category} missing in the JUnit body:\n{body}"
+        );
+    }
+    assert_eq!(failure.parent().unwrap().attribute("line"), Some("7"));
+    // JSON: the first finding, and the other two as `further`, each with its location.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    let failure = &json["scenarios"][0]["failure"];
+    assert_eq!(failure["location"]["line"], 7, "{failure:#}");
+    let further = failure["further"].as_array().expect("further findings");
+    let lines: Vec<_> = further
+        .iter()
+        .map(|f| f["location"]["line"].clone())
+        .collect();
+    assert_eq!(lines, [9, 11], "{failure:#}");
+    // Markdown and HTML carry each location.
+    for file in ["summary.md", "report.html"] {
+        let text = std::fs::read_to_string(reports.join(file)).unwrap();
+        for (line, _) in expected {
+            assert!(
+                text.contains(&format!("three.yaml:{line}:")),
+                "{file} lacks line {line}:\n{text}"
+            );
+        }
+    }
+}

@@ -356,18 +356,23 @@ fn judge(
     locate: impl Fn(&str) -> Location,
     step_pointer: &str,
 ) -> (Outcome, Option<Failure>) {
+    // One failure per finding, each at its own line; the first decides the category.
     let failure = result.err().map(|findings| {
-        let first = &findings[0];
-        let mut failure = Failure::new(
-            first.category,
-            findings
-                .iter()
-                .map(|finding| finding.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
-        failure.location = Some(locate(&first.pointer));
-        failure
+        let mut failures = findings.into_iter().map(|finding| {
+            let mut failure = Failure::new(finding.category, finding.message);
+            failure.location = Some(locate(&finding.pointer));
+            failure
+        });
+        let mut first = failures.next().unwrap_or_else(|| {
+            let mut failure = Failure::new(
+                Category::AssertionFailed,
+                "the step failed without a finding",
+            );
+            failure.location = Some(locate(step_pointer));
+            failure
+        });
+        first.further = failures.collect();
+        first
     });
     match (failure, expected) {
         (None, None) => (Outcome::Passed, None),
