@@ -693,12 +693,71 @@ fn parse_instruction(logical: &[Located], in_onbuild: bool) -> Result<Instructio
     } else {
         shell_form(rest)
     };
+    // BuildKit's parseNameVal: `ENV NAME` alone has no value; `=x` has no name.
+    if matches!(keyword.as_str(), "ENV" | "LABEL") {
+        let words = instruction.arguments.words();
+        let legacy_without_value =
+            keyword == "ENV" && words.len() == 1 && !words[0].text.contains('=');
+        let blank_name = words.iter().find(|word| word.text.starts_with('='));
+        if let Some(word) = blank_name.or(legacy_without_value.then(|| &words[0])) {
+            return Err(error(
+                word.span.start,
+                format!("`NAME=value` pairs after {keyword}"),
+                format!("`{}`", word.text),
+                format!("write `{keyword} NAME=value` (quote a value with spaces)"),
+            ));
+        }
+    }
     if HEREDOC_KEYWORDS.contains(&keyword.as_str())
         && let Arguments::Shell { words, .. } = &instruction.arguments
     {
-        instruction.heredocs = words.iter().filter_map(heredoc_opener).collect();
+        let mut heredocs = Vec::new();
+        let mut index = 0;
+        while index < words.len() {
+            // `<< EOF`: BuildKit reads the operator and the next word as one heredoc.
+            let bare_operator = words[index]
+                .text
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_end_matches('-')
+                == "<<";
+            if bare_operator && let Some(name) = words.get(index + 1) {
+                let joined = Word {
+                    text: format!("{}{}", words[index].text, name.text),
+                    span: Span {
+                        start: words[index].span.start,
+                        end: name.span.end,
+                    },
+                };
+                if let Some(heredoc) = heredoc_opener(&joined) {
+                    heredocs.push(heredoc);
+                    index += 2;
+                    continue;
+                }
+            }
+            if let Some(heredoc) = heredoc_opener(&words[index]) {
+                heredocs.push(heredoc);
+            }
+            index += 1;
+        }
+        instruction.heredocs = heredocs;
     }
     Ok(instruction)
+}
+
+/// Whether a heredoc delimiter is quoted (an unescaped quote in it): then the
+/// builder does not expand variables in the body (BuildKit's heredocFromMatch).
+fn quoted(delimiter: &str) -> bool {
+    let mut characters = delimiter.chars();
+    while let Some(character) = characters.next() {
+        match character {
+            '\\' => {
+                characters.next();
+            }
+            '"' | '\'' => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A `[n]<<[-]NAME` word (BuildKit's reHeredoc: `^(\d*)<<(-?)\s*([^<]*)$`).
@@ -718,7 +777,7 @@ fn heredoc_opener(word: &Word) -> Option<Heredoc> {
         return None;
     }
     Some(Heredoc {
-        expand: !rest.contains(['"', '\'']),
+        expand: !quoted(rest),
         name,
         strip_tabs,
         body: String::new(),
@@ -842,6 +901,124 @@ mod tests {
         assert_eq!(file.instructions[2].span.start, pos(7, 1));
     }
 
+    /// The heredoc cases of BuildKit's parser_heredoc_test.go (TestParseExtractsHeredoc):
+    /// (instruction line, body, (name, expand, strip_tabs, body) of each heredoc).
+    #[test]
+    fn buildkit_heredoc_cases() {
+        let cases: [(&str, &str, &[(&str, bool, bool, &str)]); 21] = [
+            ("RUN <<EMPTY", "EMPTY\n", &[("EMPTY", true, false, "")]),
+            ("RUN 3<<EMPTY2", "EMPTY2\n", &[("EMPTY2", true, false, "")]),
+            ("RUN \"<<NOHEREDOC\"", "", &[]),
+            (
+                "RUN <<INDENT",
+                "\tfoo\n\tbar\nINDENT\n",
+                &[("INDENT", true, false, "\tfoo\n\tbar\n")],
+            ),
+            (
+                "RUN <<-UNINDENT",
+                "\tbaz\n\tquux\nUNINDENT\n",
+                &[("UNINDENT", true, true, "baz\nquux\n")],
+            ),
+            (
+                "RUN <<-UNINDENT2",
+                "\tbaz\n\tquux\n\tUNINDENT2\n",
+                &[("UNINDENT2", true, true, "baz\nquux\n")],
+            ),
+            (
+                "RUN <<-'NOEXPAND'",
+                "\tdon't expand $NAME\nNOEXPAND\n",
+                &[("NOEXPAND", false, true, "don't expand $NAME\n")],
+            ),
+            (
+                "RUN <<COPY",
+                "echo hello world\nCOPY\n",
+                &[("COPY", true, false, "echo hello world\n")],
+            ),
+            (
+                "RUN <<COMMENT",
+                "# internal comment\nCOMMENT\n",
+                &[("COMMENT", true, false, "# internal comment\n")],
+            ),
+            (
+                "RUN --mount=type=cache,target=/foo <<MOUNT",
+                "echo hello\nMOUNT\n",
+                &[("MOUNT", true, false, "echo hello\n")],
+            ),
+            (
+                "COPY <<FILE1 <<FILE2 /dest",
+                "content 1\nFILE1\ncontent 2\nFILE2\n",
+                &[
+                    ("FILE1", true, false, "content 1\n"),
+                    ("FILE2", true, false, "content 2\n"),
+                ],
+            ),
+            (
+                "COPY <<X <<Y /dest",
+                "Y\nX\nX\nY\n",
+                &[("X", true, false, "Y\n"), ("Y", true, false, "X\n")],
+            ),
+            (
+                "RUN <<COMPLEX python3",
+                "print('hello world')\nCOMPLEX\n",
+                &[("COMPLEX", true, false, "print('hello world')\n")],
+            ),
+            (
+                "COPY <<file.txt /dest",
+                "hello world\nfile.txt\n",
+                &[("file.txt", true, false, "hello world\n")],
+            ),
+            (
+                "RUN <<eo'f'",
+                "echo foo\neof\n",
+                &[("eof", false, false, "echo foo\n")],
+            ),
+            (
+                "RUN <<eo\\'f",
+                "echo foo\neo'f\n",
+                &[("eo'f", true, false, "echo foo\n")],
+            ),
+            (
+                "RUN <<'e'o\\'f",
+                "echo foo\neo'f\n",
+                &[("eo'f", false, false, "echo foo\n")],
+            ),
+            (
+                "RUN <<'one two'",
+                "echo bar\none two\n",
+                &[("one two", false, false, "echo bar\n")],
+            ),
+            ("RUN <<$EOF", "$EOF\n", &[("$EOF", true, false, "")]),
+            ("RUN <<  EOF", "EOF\n", &[("EOF", true, false, "")]),
+            ("RUN <<  EOF  > foo", "EOF\n", &[("EOF", true, false, "")]),
+        ];
+        for (line, body, expected) in cases {
+            let file = parse(&format!("FROM alpine:3.6\n{line}\n{body}USER 1\n"))
+                .unwrap_or_else(|error| panic!("{line}: {error}"));
+            let found: Vec<(&str, bool, bool, &str)> = file.instructions[1]
+                .heredocs
+                .iter()
+                .map(|heredoc| {
+                    (
+                        heredoc.name.as_str(),
+                        heredoc.expand,
+                        heredoc.strip_tabs,
+                        heredoc.body.as_str(),
+                    )
+                })
+                .collect();
+            assert_eq!(found, expected, "{line}");
+            assert_eq!(file.instructions.len(), 3, "{line}");
+            assert_eq!(file.instructions[2].keyword, "USER", "{line}");
+        }
+        // Exec form has no heredocs.
+        let json = parse("FROM a:1\nRUN [\"<<EOF\"]\nRUN [\"<<'EOF'\"]\n").unwrap();
+        assert!(
+            json.instructions
+                .iter()
+                .all(|instruction| instruction.heredocs.is_empty())
+        );
+    }
+
     #[test]
     fn chomped_heredocs_strip_tabs_and_end_on_a_tabbed_terminator() {
         let file = parse("FROM a:1\nRUN <<-EOT\n\techo hi\n\tEOT\n").unwrap();
@@ -908,6 +1085,10 @@ mod tests {
         assert!(open.expected.contains("2:5"), "{open}");
         let empty = parse("FROM a:1\nUSER\n").unwrap_err();
         assert_eq!(empty.at, pos(2, 4));
+        let env = parse("FROM a:1\nENV PATH\n").unwrap_err();
+        assert_eq!(env.at, pos(2, 5));
+        assert!(parse("FROM a:1\nLABEL =x\n").is_err());
+        assert!(parse("FROM a:1\nENV PATH /bin\nLABEL a=b\n").is_ok());
         let shell = parse("FROM a:1\nSHELL /bin/sh -c\n").unwrap_err();
         assert!(shell.expected.contains("JSON"));
         let escape = parse("# escape=x\nFROM a:1\n").unwrap_err();
