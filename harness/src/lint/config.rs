@@ -88,6 +88,17 @@ pub enum LintConfigError {
     },
 }
 
+/// A rule ID in a [`LintConfig`] that names no rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRule {
+    /// Where, inside the configuration.
+    pub pointer: String,
+    pub message: String,
+}
+
+/// What to do about an [`UnknownRule`].
+pub const UNKNOWN_RULE_HINT: &str = "dockproof's rules are DF001…DF008 and DC001…DC008 (docs/lint.md); hadolint's are DLnnnn and SCnnnn";
+
 /// Whether `rule` is one lint knows (dockproof's) or could know (hadolint's DLnnnn/SCnnnn).
 fn known_rule(rule: &str) -> bool {
     let own = super::dockerfile::RULES
@@ -146,34 +157,43 @@ impl LintConfig {
                 "the keys are `disable`, `severity`, `failure-threshold` and `secrets` (see docs/lint.md)",
             )
         })?;
-        let rules = config
+        if let Some(problem) = config.unknown_rules().into_iter().next() {
+            let span = if problem.pointer.starts_with("/severity/") {
+                located.spans.key(&problem.pointer)
+            } else {
+                located.spans.value(&problem.pointer)
+            };
+            return Err(invalid(
+                span.start.line,
+                span.start.column,
+                problem.message,
+                UNKNOWN_RULE_HINT,
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Rule IDs that name no rule, each with its JSON pointer inside this
+    /// configuration (`/disable/0`, `/severity/DF099`): for a file that embeds
+    /// `LintConfig` (the project file's `lint:` section) to locate them.
+    pub fn unknown_rules(&self) -> Vec<UnknownRule> {
+        let disabled = self
             .disable
             .iter()
             .enumerate()
-            .map(|(index, rule)| (format!("/disable/{index}"), rule, false))
-            .chain(config.severity.keys().map(|rule| {
-                (
-                    format!("/severity/{}", yaml::escape_segment(rule)),
-                    rule,
-                    true,
-                )
-            }));
-        for (pointer, rule, is_key) in rules {
-            if !known_rule(rule) {
-                let span = if is_key {
-                    located.spans.key(&pointer)
-                } else {
-                    located.spans.value(&pointer)
-                };
-                return Err(invalid(
-                    span.start.line,
-                    span.start.column,
-                    format!("expected a rule ID, found `{rule}`"),
-                    "dockproof's rules are DF001…DF008 and DC001…DC008 (`dockproof lint --help`); hadolint's are DLnnnn and SCnnnn",
-                ));
-            }
-        }
-        Ok(config)
+            .map(|(index, rule)| (format!("/disable/{index}"), rule));
+        let overridden = self
+            .severity
+            .keys()
+            .map(|rule| (format!("/severity/{}", yaml::escape_segment(rule)), rule));
+        disabled
+            .chain(overridden)
+            .filter(|(_, rule)| !known_rule(rule))
+            .map(|(pointer, rule)| UnknownRule {
+                pointer,
+                message: format!("expected a rule ID, found `{rule}`"),
+            })
+            .collect()
     }
 
     /// The secret policy of DF005.
