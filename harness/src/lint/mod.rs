@@ -186,13 +186,10 @@ pub fn detect(path: &Path, text: &str) -> Option<FileKind> {
     }
 }
 
-/// Lint one file of either kind with dockproof's rules only, no ignores, no
-/// configuration (what a scenario's `lint` step checks).
+/// Lint one file of either kind with dockproof's rules and its inline ignores, no
+/// hadolint and no configuration (what a scenario's `lint` step checks).
 pub fn lint_file(path: &Path) -> Result<Vec<Finding>, LintError> {
-    let (text, kind) = read(path)?;
-    let mut findings = own_findings(path, &text, kind, &SecretPolicy::default())?;
-    sort(&mut findings);
-    Ok(findings)
+    lint_file_with(path, &LintConfig::default(), None).map(|report| report.findings)
 }
 
 /// What `dockproof lint` found in one file.
