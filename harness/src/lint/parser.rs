@@ -901,11 +901,14 @@ mod tests {
         assert_eq!(file.instructions[2].span.start, pos(7, 1));
     }
 
+    /// A heredoc as expected: (name, expand, strip_tabs, body).
+    type Expected = (&'static str, bool, bool, &'static str);
+
     /// The heredoc cases of BuildKit's parser_heredoc_test.go (TestParseExtractsHeredoc):
-    /// (instruction line, body, (name, expand, strip_tabs, body) of each heredoc).
+    /// (instruction line, body, each heredoc).
     #[test]
     fn buildkit_heredoc_cases() {
-        let cases: [(&str, &str, &[(&str, bool, bool, &str)]); 21] = [
+        let cases: [(&str, &str, &[Expected]); 21] = [
             ("RUN <<EMPTY", "EMPTY\n", &[("EMPTY", true, false, "")]),
             ("RUN 3<<EMPTY2", "EMPTY2\n", &[("EMPTY2", true, false, "")]),
             ("RUN \"<<NOHEREDOC\"", "", &[]),
