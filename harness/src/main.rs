@@ -671,6 +671,7 @@ fn lint(args: &LintArgs) -> ExitCode {
     };
     let mut run = LintRun {
         files: Vec::new(),
+        errors: Vec::new(),
         hadolint: status,
     };
     let mut unusable = false;
@@ -678,10 +679,9 @@ fn lint(args: &LintArgs) -> ExitCode {
         match dockproof::lint::lint_file_with(file, &config, hadolint.as_ref()) {
             Ok(report) => run.files.push(report),
             Err(error) => {
-                eprintln!(
-                    "error: {}",
-                    dockproof::report::inert::text(&error.to_string())
-                );
+                dockproof::inert_eprintln!("error: {error}");
+                run.errors
+                    .push(dockproof::lint::FileError::new(file, &error));
                 unusable = true;
             }
         }

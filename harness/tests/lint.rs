@@ -898,3 +898,56 @@ fn compose_yaml_errors_are_located() {
         );
     }
 }
+
+/// A file that cannot be linted is in every structured format too (exit 2), and
+/// the files that could be linted are still reported.
+#[test]
+fn an_unreadable_file_is_reported_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(
+        dir.path(),
+        "broken.Dockerfile",
+        "FROM alpine:3.20\nRUNN x\n",
+    );
+    let good = "fixtures/dockerfiles/root-user.Dockerfile";
+    let validator = sarif_validator();
+    for format in ["json", "sarif", "checkstyle", "junit"] {
+        let output = run(&["lint", "--no-hadolint", "--format", format, good, &broken]);
+        assert_eq!(output.status.code(), Some(2), "{format}");
+        let text = stdout(&output);
+        assert!(
+            text.contains("DF002"),
+            "{format}: the readable file is reported\n{text}"
+        );
+        assert!(
+            text.contains("RUNN"),
+            "{format}: the error is reported\n{text}"
+        );
+        match format {
+            "json" => {
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(json["errors"][0]["line"], 2);
+                assert_eq!(json["errors"][0]["column"], 1);
+            }
+            "sarif" => {
+                let document = assert_valid_sarif(&validator, &text);
+                let invocation = &document["runs"][0]["invocations"][0];
+                assert_eq!(invocation["executionSuccessful"], false);
+                let error = invocation["toolExecutionNotifications"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|notification| notification["level"] == "error")
+                    .unwrap();
+                assert_eq!(
+                    error["locations"][0]["physicalLocation"]["region"]["startLine"],
+                    2
+                );
+            }
+            _ => {
+                roxmltree::Document::parse(&text)
+                    .unwrap_or_else(|error| panic!("{format}: {error}"));
+            }
+        }
+    }
+}

@@ -149,6 +149,41 @@ pub enum LintError {
     Unknown { path: String },
 }
 
+impl LintError {
+    /// Where in the file the problem is, when it is about a place in it.
+    pub fn location(&self) -> Option<(usize, usize)> {
+        match self {
+            LintError::Dockerfile { source, .. } => Some((source.at.line, source.at.column)),
+            LintError::Yaml { line, column, .. } => Some((*line, *column)),
+            _ => None,
+        }
+    }
+}
+
+/// A file `lint` could not lint, for the structured formats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileError {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl FileError {
+    /// The error of one file named on the command line.
+    pub fn new(path: &Path, error: &LintError) -> Self {
+        let location = error.location();
+        FileError {
+            path: path.display().to_string(),
+            line: location.map(|(line, _)| line),
+            column: location.map(|(_, column)| column),
+            message: error.to_string(),
+        }
+    }
+}
+
 /// What kind of file `lint` was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {

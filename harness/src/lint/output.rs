@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{FileReport, Finding, Level, Source};
+use super::{FileError, FileReport, Finding, Level, Source};
 
 /// Output formats of `dockproof lint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +45,8 @@ impl HadolintStatus {
 #[derive(Debug, Clone)]
 pub struct LintRun {
     pub files: Vec<FileReport>,
+    /// Files that could not be linted (exit 2); each format says so too.
+    pub errors: Vec<FileError>,
     pub hadolint: HadolintStatus,
 }
 
@@ -107,7 +109,7 @@ pub fn json(run: &LintRun) -> String {
         }
         HadolintStatus::Disabled => json!({"status": "disabled", "note": run.hadolint.note()}),
     };
-    let document = json!({"files": run.files, "hadolint": hadolint});
+    let document = json!({"files": run.files, "errors": run.errors, "hadolint": hadolint});
     serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
 }
 
@@ -180,12 +182,27 @@ pub fn sarif(run: &LintRun) -> String {
             }));
         }
     }
-    let notifications: Vec<Value> = run
+    let mut notifications: Vec<Value> = run
         .hadolint
         .note()
         .map(|note| json!({"level": "note", "message": {"text": note}}))
         .into_iter()
         .collect();
+    for error in &run.errors {
+        let mut region = json!({});
+        if let (Some(line), Some(column)) = (error.line, error.column) {
+            region = json!({"startLine": line, "startColumn": column});
+        }
+        let mut physical = json!({"artifactLocation": {"uri": uri(&error.path)}});
+        if region.as_object().is_some_and(|region| !region.is_empty()) {
+            physical["region"] = region;
+        }
+        notifications.push(json!({
+            "level": "error",
+            "message": {"text": error.message},
+            "locations": [{"physicalLocation": physical}],
+        }));
+    }
     let document = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -197,7 +214,7 @@ pub fn sarif(run: &LintRun) -> String {
                 "rules": rules.into_iter().map(|(_, rule)| rule).collect::<Vec<_>>(),
             }},
             "invocations": [{
-                "executionSuccessful": true,
+                "executionSuccessful": run.errors.is_empty(),
                 "toolExecutionNotifications": notifications,
             }],
             "results": results,
@@ -249,6 +266,16 @@ pub fn checkstyle(run: &LintRun) -> String {
         }
         out.push_str("  </file>\n");
     }
+    for error in &run.errors {
+        let _ = writeln!(
+            out,
+            "  <file name=\"{}\">\n    <error line=\"{}\" column=\"{}\" severity=\"error\" message=\"{}\" source=\"dockproof.unreadable\"/>\n  </file>",
+            xml(&error.path),
+            error.line.unwrap_or(1),
+            error.column.unwrap_or(1),
+            xml(&error.message)
+        );
+    }
     out.push_str("</checkstyle>\n");
     out
 }
@@ -289,6 +316,16 @@ pub fn junit(run: &LintRun) -> String {
                 .insert("line".into(), finding.line.to_string().into());
             suite.add_test_case(case);
         }
+        report.add_test_suite(suite);
+    }
+    for error in &run.errors {
+        let mut suite = TestSuite::new(error.path.clone());
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_type("unreadable");
+        status.set_message(error.message.clone());
+        let mut case = TestCase::new("lint", status);
+        case.set_classname(error.path.clone());
+        suite.add_test_case(case);
         report.add_test_suite(suite);
     }
     if let Some(note) = run.hadolint.note()
