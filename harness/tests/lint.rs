@@ -360,11 +360,13 @@ fn the_parser_is_bounded_on_hostile_input() {
     let continuations = format!("FROM a:1\nRUN a \\\n{}b\n", "x \\\n".repeat(limit / 5));
     let json = format!("FROM a:1\nCMD [{}\n", "\"a\", ".repeat(limit / 6));
     let bodies = format!("FROM a:1\nRUN <<EOF\n{}EOF\n", "line\n".repeat(limit / 5));
+    let flags = format!("FROM a:1\nRUN {}true\n", "--a=b ".repeat(limit / 6));
     for (name, text) in [
         ("openers", many_openers),
         ("continuations", continuations),
         ("json", json),
         ("bodies", bodies),
+        ("flags", flags),
     ] {
         assert!(text.len() <= limit + 64);
         let started = Instant::now();

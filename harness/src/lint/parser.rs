@@ -415,34 +415,39 @@ fn is_blank(character: char) -> bool {
     matches!(character, ' ' | '\t' | '\u{b}' | '\u{c}' | '\r')
 }
 
+/// The word starting at or after `position`: `(start, end)`, or `None` at the end.
+fn next_word(chars: &[Located], mut position: usize) -> Option<(usize, usize)> {
+    while position < chars.len() && is_blank(chars[position].0) {
+        position += 1;
+    }
+    if position >= chars.len() {
+        return None;
+    }
+    let start = position;
+    let mut quote: Option<char> = None;
+    while position < chars.len() {
+        let character = chars[position].0;
+        match quote {
+            Some(open) if character == open => quote = None,
+            Some('"') if character == '\\' => position += 1,
+            Some(_) => {}
+            None if is_blank(character) => break,
+            None if character == '"' || character == '\'' => quote = Some(character),
+            None if character == '\\' => position += 1,
+            None => {}
+        }
+        position += 1;
+    }
+    Some((start, position.min(chars.len())))
+}
+
 /// Shell-like words: blanks separate, quotes and backslashes group; quotes kept.
 fn split_words(chars: &[Located]) -> Vec<&[Located]> {
     let mut words = Vec::new();
     let mut position = 0;
-    while position < chars.len() {
-        while position < chars.len() && is_blank(chars[position].0) {
-            position += 1;
-        }
-        if position >= chars.len() {
-            break;
-        }
-        let start = position;
-        let mut quote: Option<char> = None;
-        while position < chars.len() {
-            let character = chars[position].0;
-            match quote {
-                Some(open) if character == open => quote = None,
-                Some('"') if character == '\\' => position += 1,
-                Some(_) => {}
-                None if is_blank(character) => break,
-                None if character == '"' || character == '\'' => quote = Some(character),
-                None if character == '\\' => position += 1,
-                None => {}
-            }
-            position += 1;
-        }
-        let end = position.min(chars.len());
+    while let Some((start, end)) = next_word(chars, position) {
         words.push(&chars[start..end]);
+        position = end;
     }
     words
 }
@@ -585,11 +590,13 @@ fn parse_instruction(logical: &[Located], in_onbuild: bool) -> Result<Instructio
     let mut rest = skip_blanks(rest);
     if keyword != "ONBUILD" {
         loop {
-            let words = split_words(rest);
-            let Some(first) = words.first() else { break };
+            let Some((start, end)) = next_word(rest, 0) else {
+                break;
+            };
+            let first = &rest[start..end];
             let text = text_of(first);
             if text == "--" {
-                rest = skip_blanks(&rest[first.len()..]);
+                rest = skip_blanks(&rest[end..]);
                 break;
             }
             let Some(flag) = text.strip_prefix("--") else {
@@ -604,9 +611,7 @@ fn parse_instruction(logical: &[Located], in_onbuild: bool) -> Result<Instructio
                 value,
                 span: span_of(first),
             });
-            let consumed = first.len();
-            let offset = rest.len() - rest[consumed..].len();
-            rest = skip_blanks(&rest[offset..]);
+            rest = skip_blanks(&rest[end..]);
         }
     }
     let mut instruction = Instruction {
