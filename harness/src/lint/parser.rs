@@ -589,10 +589,7 @@ fn parse_instruction(logical: &[Located], in_onbuild: bool) -> Result<Instructio
     let mut flags = Vec::new();
     let mut rest = skip_blanks(rest);
     if keyword != "ONBUILD" {
-        loop {
-            let Some((start, end)) = next_word(rest, 0) else {
-                break;
-            };
+        while let Some((start, end)) = next_word(rest, 0) {
             let first = &rest[start..end];
             let text = text_of(first);
             if text == "--" {
