@@ -1180,3 +1180,187 @@ fn three_failed_expectations_are_three_findings_at_their_lines_in_every_report()
         }
     }
 }
+
+/// dockproof installed as the README says (both binaries in one `bin` directory, no
+/// checkout anywhere near), started in a fresh directory of its own.
+fn installed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for program in [support::dockproof(), support::fake_docker()] {
+        std::fs::copy(&program, bin.join(program.file_name().unwrap())).unwrap();
+    }
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    (bin.join("dockproof"), repo)
+}
+
+/// A command of the installed dockproof in `cwd`, with nothing from this checkout or the
+/// environment telling it where things are.
+fn installed_command(program: &Path, cwd: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command
+        .current_dir(cwd)
+        .env("DOCKPROOF_HISTORY", cwd.join("history.db"));
+    for variable in [
+        "DOCKPROOF_BACKEND",
+        "DOCKPROOF_FAKE_DOCKER",
+        "DOCKPROOF_PROJECT",
+        "FAKE_DOCKER_IMAGES",
+        "FAKE_DOCKER_STATE",
+        "GITHUB_ACTIONS",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+}
+
+#[test]
+fn init_then_run_passes_in_a_fresh_directory_outside_the_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        !dir.path().starts_with(support::root()),
+        "the test directory must be outside the checkout"
+    );
+    let (dockproof, repo) = installed(dir.path());
+    let init = installed_command(&dockproof, &repo)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(init.status.code(), Some(0), "{}", support::describe(&init));
+    for file in [
+        "dockproof.toml",
+        "scenarios/hello-job.yaml",
+        "fixtures/orders.csv",
+        ".github/workflows/dockproof.yml",
+    ] {
+        assert!(repo.join(file).is_file(), "init did not write {file}");
+    }
+    // From a subdirectory: the project file is found above, its paths are its own.
+    let sub = repo.join("src/deep");
+    std::fs::create_dir_all(&sub).unwrap();
+    let run = installed_command(&dockproof, &sub)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", support::describe(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("PASS hello-job"), "{stdout}");
+    let junit = std::fs::read_to_string(repo.join("target/dockproof/junit.xml"))
+        .expect("the project's reports, beside the project file");
+    assert!(junit.contains("name=\"hello-job\""), "{junit}");
+    assert!(
+        !sub.join("target").exists(),
+        "reports went to the working directory"
+    );
+
+    // A second init overwrites nothing and names what is there.
+    let again = installed_command(&dockproof, &repo)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        support::describe(&again)
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("dockproof.toml exists already"));
+}
+
+#[test]
+fn project_settings_apply_where_no_flag_was_given_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dockproof, repo) = installed(dir.path());
+    std::fs::create_dir_all(repo.join("suite")).unwrap();
+    std::fs::create_dir_all(repo.join("elsewhere")).unwrap();
+    write(&repo.join("suite"), "passing.yaml", PASSING);
+    write(&repo.join("elsewhere"), "failing.yaml", FAILING);
+    write(
+        &repo,
+        "dockproof.toml",
+        "scenarios = [\"suite\"]\nfake_images = [\"builtin\"]\n[reports]\nformats = [\"junit\"]\ndir = \"out\"\n",
+    );
+    let sub = repo.join("elsewhere");
+    // The file's scenarios and report dir, resolved against the file from a subdirectory.
+    let run = installed_command(&dockproof, &sub)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", support::describe(&run));
+    assert!(repo.join("out/junit.xml").is_file());
+    assert!(
+        !repo.join("out/report.json").exists(),
+        "only the listed format"
+    );
+    // A path on the command line wins over the file's list (and is the shell's: relative
+    // to the working directory); so does --report-dir.
+    let run = installed_command(&dockproof, &sub)
+        .args(["run", "failing.yaml", "--report-dir", "mine"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", support::describe(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("FAIL echo-fails"));
+    assert!(sub.join("mine/junit.xml").is_file());
+    // --no-project: the defaults again (no scenarios dir here: a usage error).
+    let run = installed_command(&dockproof, &repo)
+        .args(["--no-project", "run"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+}
+
+#[test]
+fn a_bad_project_file_is_a_located_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dockproof, repo) = installed(dir.path());
+    let file = write(
+        &repo,
+        "dockproof.toml",
+        "scenarios = [\"suite\"]\nscenario = [\"typo\"]\n",
+    );
+    let run = installed_command(&dockproof, &repo)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:1: unknown field `scenario`", file.display()))
+            && stderr.contains("did you mean `scenarios`?"),
+        "{stderr}"
+    );
+    write(&repo, "dockproof.toml", "backend = \"docker\"\n");
+    let run = installed_command(&dockproof, &repo)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(":1:11: unknown variant `docker`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_project_file_schema_matches_the_checked_in_copy() {
+    let output = dockproof()
+        .args(["schema", "--project-file"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let checked_in: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(support::root().join("docs/project.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        schema, checked_in,
+        "docs/project.schema.json is stale: dockproof schema --project-file > docs/project.schema.json"
+    );
+    // The starter file the schema describes is valid against it.
+    assert!(
+        schema["properties"]["fake_images"].is_object(),
+        "{schema:#}"
+    );
+}
