@@ -19,7 +19,9 @@ use super::{Finding, Level, SecretPolicy};
 use crate::scenario::yaml;
 
 /// From which level on a finding makes `lint` exit 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, clap::ValueEnum, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Threshold {
     Style,
@@ -46,7 +48,7 @@ impl Threshold {
 }
 
 /// The `secrets:` part: names DF005/DC007 never report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
     #[serde(default)]
@@ -54,7 +56,7 @@ pub struct SecretsConfig {
 }
 
 /// The lint configuration (a project file's `lint:` section, or `--lint-config FILE`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LintConfig {
     /// Rules never reported (dockproof's DF/DC, hadolint's DL/SC).
@@ -256,6 +258,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("fatal"), "{error}");
+    }
+
+    #[test]
+    fn the_config_has_a_json_schema_for_the_project_file() {
+        let schema = serde_json::to_value(schemars::schema_for!(LintConfig)).unwrap();
+        let properties = schema["properties"].as_object().unwrap();
+        let keys: Vec<&str> = properties.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["disable", "failure-threshold", "secrets", "severity"]
+        );
+        assert_eq!(schema["additionalProperties"], false);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub use config::{LintConfig, LintConfigError};
     Hash,
     Serialize,
     Deserialize,
+    schemars::JsonSchema,
     clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
