@@ -267,7 +267,7 @@ mod tests {
         let keys: Vec<&str> = properties.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["disable", "failure-threshold", "secrets", "severity"]
+            ["disable", "severity", "failure-threshold", "secrets"]
         );
         assert_eq!(schema["additionalProperties"], false);
     }
