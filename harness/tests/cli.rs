@@ -534,9 +534,13 @@ fn ctrl_c_cancels_cleans_up_and_still_writes_the_junit_report() {
     );
 }
 
-/// `dockproof lint FILE` → the (rule, line) pairs it prints, and its exit code.
+/// `dockproof lint FILE` (dockproof's rules only) → the (rule, line) pairs it prints
+/// (`file:line:column: RULE …`), and its exit code.
 fn lint(file: &str) -> (Vec<(String, usize)>, Option<i32>) {
-    let output = dockproof().args(["lint", file]).output().unwrap();
+    let output = dockproof()
+        .args(["lint", "--no-hadolint", file])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let found = stdout
         .lines()
@@ -544,7 +548,8 @@ fn lint(file: &str) -> (Vec<(String, usize)>, Option<i32>) {
             let rest = line
                 .strip_prefix(&format!("{file}:"))
                 .unwrap_or_else(|| panic!("`{line}` does not start with `{file}:`"));
-            let (number, rest) = rest.split_once(": ").unwrap();
+            let (position, rest) = rest.split_once(": ").unwrap();
+            let (number, _column) = position.split_once(':').unwrap();
             let rule = rest.split_whitespace().next().unwrap().to_owned();
             (rule, number.parse().unwrap())
         })
@@ -593,6 +598,21 @@ fn lint_flags_each_broken_dockerfile_at_the_right_line() {
             "fixtures/dockerfiles/secret-env.Dockerfile",
             &[("DF005", 3), ("DF005", 5)],
             1,
+        ),
+        (
+            "fixtures/dockerfiles/shell-form-cmd.Dockerfile",
+            &[("DF006", 6)],
+            1,
+        ),
+        (
+            "fixtures/dockerfiles/copy-without-chown.Dockerfile",
+            &[("DF007", 5)],
+            0,
+        ),
+        (
+            "fixtures/dockerfiles/nginx-stopsignal.Dockerfile",
+            &[("DF008", 8)],
+            0,
         ),
     ]);
 }
