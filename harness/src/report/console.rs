@@ -325,11 +325,19 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_as_people_say_them() {
+        use std::time::Duration;
+        assert_eq!(short_duration(Duration::from_millis(412)), "412ms");
+        assert_eq!(short_duration(Duration::from_millis(3_054)), "3.05s");
+        assert_eq!(short_duration(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
     fn plain_lines_without_colour() {
-        assert_eq!(line(Outcome::Passed, false), "[ 2/10] PASS demo\n");
+        assert_eq!(line(Outcome::Passed, false), "[ 2/10] PASS demo (0ms)\n");
         let failed = line(Outcome::Failed, false);
         assert!(
-            failed.starts_with("[ 2/10] FAIL demo\n    nonzero_exit: exit 3\n    hint: "),
+            failed.starts_with("[ 2/10] FAIL demo (0ms)\n    nonzero_exit: exit 3\n    hint: "),
             "{failed}"
         );
         assert!(failed.ends_with("    stderr| boom\n"), "{failed}");
@@ -340,7 +348,7 @@ mod tests {
     fn coloured_verdicts_on_request() {
         assert_eq!(
             line(Outcome::Passed, true),
-            "[ 2/10] \u{1b}[32mPASS\u{1b}[0m demo\n"
+            "[ 2/10] \u{1b}[32mPASS\u{1b}[0m demo (0ms)\n"
         );
         assert!(
             line(Outcome::Failed, true)
@@ -431,7 +439,7 @@ mod tests {
         let text = String::from_utf8(shared.lock().unwrap().clone()).unwrap();
         assert_eq!(
             text,
-            "dockproof: running 1 scenario(s) on `fake` (run r1)\n[1/1] PASS demo\n"
+            "dockproof: running 1 scenario(s) on `fake` (run r1)\n[1/1] PASS demo (0ms)\n"
         );
     }
 }
