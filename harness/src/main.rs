@@ -562,7 +562,11 @@ fn main() -> ExitCode {
     let mut command = cli.command;
     if matches!(
         command,
-        Command::Run(_) | Command::Record(_) | Command::Canary(_) | Command::Check { .. }
+        Command::Run(_)
+            | Command::Record(_)
+            | Command::Canary(_)
+            | Command::Check { .. }
+            | Command::Lint(_)
     ) {
         let project = match project_cli::find(cli.project.as_deref(), cli.no_project) {
             Ok(project) => project,
@@ -575,6 +579,12 @@ fn main() -> ExitCode {
                 Command::Canary(args) => project_cli::apply_to_canary(args, &sub, project),
                 Command::Check { paths } => {
                     project_cli::apply_to_check(paths, &sub, project);
+                    Ok(())
+                }
+                Command::Lint(args) => {
+                    if args.lint_config.is_none() {
+                        args.project_lint = project.settings.lint.clone();
+                    }
                     Ok(())
                 }
                 _ => Ok(()),
@@ -709,6 +719,9 @@ struct LintArgs {
     /// A lint configuration (YAML: disable, severity, failure-threshold, secrets.allow).
     #[arg(long, value_name = "FILE")]
     lint_config: Option<PathBuf>,
+    /// The project file's `[lint]` section, when `--lint-config` is not given.
+    #[arg(skip)]
+    project_lint: Option<dockproof::lint::LintConfig>,
 }
 
 /// Lint every file; exit 1 when a finding reaches the failure threshold, 2 when a
@@ -723,7 +736,7 @@ fn lint(args: &LintArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => dockproof::lint::LintConfig::default(),
+        None => args.project_lint.clone().unwrap_or_default(),
     };
     let threshold = args
         .failure_threshold

@@ -48,6 +48,9 @@ pub struct ProjectFile {
     /// The canary gate.
     #[serde(default)]
     pub canary: Canary,
+    /// `dockproof lint`'s configuration (as `--lint-config`, which wins): disabled rules,
+    /// severity overrides, failure threshold, secret allow-list (docs/lint.md).
+    pub lint: Option<crate::lint::LintConfig>,
 }
 
 /// `[reports]`.
@@ -172,6 +175,23 @@ impl Project {
                 hint,
             }
         })?;
+        if let Some(unknown) = settings
+            .lint
+            .as_ref()
+            .and_then(|lint| lint.unknown_rules().into_iter().next())
+        {
+            // Located at the `[lint]` table (TOML spans of values inside it are not kept).
+            let offset = text.find("[lint").unwrap_or(0);
+            let (line, column) = line_column(&text, offset);
+            return Err(ProjectError::Invalid {
+                path: file.to_path_buf(),
+                line,
+                column,
+                message: format!("[lint] {}: {}", unknown.pointer, unknown.message),
+                hint: "rule IDs are dockproof's DF…/DC… and hadolint's DL…/SC… (docs/lint.md)"
+                    .into(),
+            });
+        }
         let root = file
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -227,6 +247,7 @@ const KEYS: &[&str] = &[
     "gates",
     "tag",
     "repeat",
+    "lint",
 ];
 
 fn hint_for(message: &str) -> String {
@@ -282,6 +303,22 @@ mod tests {
         assert_eq!(settings.fake_images, ["builtin", "fake"]);
         assert_eq!(settings.reports.formats, [ReportFormat::Junit]);
         assert_eq!(settings.canary.repeat, Some(2));
+    }
+
+    #[test]
+    fn the_lint_section_is_the_lint_configuration() {
+        let settings =
+            parse("[lint]\ndisable = [\"DF002\"]\nfailure-threshold = \"warning\"\n").unwrap();
+        let lint = settings.lint.expect("a lint section");
+        assert_eq!(lint.disable, ["DF002"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        std::fs::write(&file, "jobs = 1\n[lint]\ndisable = [\"DF999x\"]\n").unwrap();
+        let error = Project::load(&file).unwrap_err().to_string();
+        assert!(
+            error.contains(":2:1: [lint] /disable/0: expected a rule ID"),
+            "{error}"
+        );
     }
 
     #[test]

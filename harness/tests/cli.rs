@@ -1598,3 +1598,44 @@ fn the_github_action_runs_a_users_suite_as_a_workflow_would() {
         support::describe(&output)
     );
 }
+
+#[test]
+fn lint_reads_the_project_files_lint_section_and_lint_config_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dockproof, repo) = installed(dir.path());
+    write(
+        &repo,
+        "Dockerfile",
+        "FROM alpine:3.19@sha256:0000000000000000000000000000000000000000000000000000000000000000\nCMD [\"true\"]\n",
+    );
+    let lint = |extra: &[&str]| {
+        installed_command(&dockproof, &repo)
+            .args(["lint", "--no-hadolint"])
+            .args(extra)
+            .arg("Dockerfile")
+            .output()
+            .unwrap()
+    };
+    let without = lint(&[]);
+    assert_eq!(
+        without.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&without)
+    );
+    assert!(String::from_utf8_lossy(&without.stdout).contains("DF002"));
+    write(&repo, "dockproof.toml", "[lint]\ndisable = [\"DF002\"]\n");
+    let with = lint(&[]);
+    assert_eq!(with.status.code(), Some(0), "{}", support::describe(&with));
+    assert!(!String::from_utf8_lossy(&with.stdout).contains("DF002"));
+    // --lint-config replaces the section.
+    let config = write(&repo, "lint.yaml", "disable: [DF001]\n");
+    let explicit = lint(&["--lint-config", config.to_str().unwrap()]);
+    assert_eq!(
+        explicit.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&explicit)
+    );
+    assert!(String::from_utf8_lossy(&explicit.stdout).contains("DF002"));
+}
