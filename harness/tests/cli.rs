@@ -1639,3 +1639,76 @@ fn lint_reads_the_project_files_lint_section_and_lint_config_wins() {
     );
     assert!(String::from_utf8_lossy(&explicit.stdout).contains("DF002"));
 }
+
+/// ```yaml blocks of a Markdown text, with the line each starts on.
+fn yaml_blocks(text: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (index, line) in text.lines().enumerate() {
+        match &mut current {
+            None if line.trim_start() == "```yaml" => current = Some((index + 2, String::new())),
+            Some(_) if line.trim_start() == "```" => blocks.extend(current.take()),
+            Some((_, block)) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// Every scenario example in the README and docs/ (a YAML block with top-level `steps:`)
+/// loads as written: a fragment without `name:` is given one, and its relative paths
+/// resolve against the document's own directory (`../fixtures/…` from docs/ is the
+/// repository's fixtures/, as from scenarios/). An example that does not parse, or names
+/// a key or a fixture that does not exist, fails here (issue 18, item 10).
+#[test]
+fn every_scenario_example_in_the_docs_loads() {
+    let root = support::root();
+    let mut documents = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "md") {
+            documents.push(path);
+        }
+    }
+    documents.sort();
+    let mut loaded = 0;
+    let mut problems = Vec::new();
+    for document in &documents {
+        let text = std::fs::read_to_string(document).unwrap();
+        for (line, block) in yaml_blocks(&text) {
+            if !block.lines().any(|l| l.starts_with("steps:")) {
+                continue;
+            }
+            let source = if block.lines().any(|l| l.starts_with("name:")) {
+                block.clone()
+            } else {
+                format!("name: doc-example\n{block}")
+            };
+            let (scenario, diagnostics) =
+                dockproof::scenario::load::load_str(&source, document.parent().unwrap());
+            if scenario.is_none() || !diagnostics.is_empty() {
+                problems.push(format!(
+                    "{}:{line}: {:?}",
+                    document.strip_prefix(&root).unwrap().display(),
+                    diagnostics
+                        .iter()
+                        .map(|d| d.message.clone())
+                        .collect::<Vec<_>>()
+                ));
+            }
+            loaded += 1;
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "examples that do not load:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        loaded >= 5,
+        "only {loaded} scenario examples found: the extraction broke"
+    );
+}
