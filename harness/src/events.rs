@@ -178,6 +178,11 @@ pub enum Event {
     ScenarioStarted {
         name: String,
     },
+    /// A step began (its name masked): the console shows what each scenario is doing.
+    StepStarted {
+        scenario: String,
+        step: String,
+    },
     StepFinished {
         scenario: String,
         step: StepReport,

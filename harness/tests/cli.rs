@@ -1712,3 +1712,31 @@ fn every_scenario_example_in_the_docs_loads() {
         "only {loaded} scenario examples found: the extraction broke"
     );
 }
+
+#[test]
+fn a_step_running_a_while_is_announced_on_a_console_without_progress_display() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "slow.yaml",
+        "name: slow\nsteps:\n  - name: wait for the batch\n    run: { image: dockproof/job-runner:1, cmd: [sleep, \"6\"] }\n",
+    );
+    let output = support::dockproof_fake(dir.path())
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        regex::Regex::new(r"(?m)^    slow: `wait for the batch` running for [5-9]\.00s$")
+            .unwrap()
+            .is_match(&stdout),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS slow (6"), "{stdout}");
+}

@@ -188,6 +188,10 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             continue;
         }
         let step_started = Instant::now();
+        let _ = context.events.send(Event::StepStarted {
+            scenario: scenario.name.clone(),
+            step: run.masker.mask(&name).into_owned(),
+        });
         let step_index = pointer
             .strip_prefix("/steps/")
             .and_then(|index| index.parse::<usize>().ok());

@@ -3,9 +3,9 @@
 //! a progress bar (on stderr) shows what is running, and verdicts are coloured
 //! unless `NO_COLOR` is set; anywhere else the output is plain lines.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use console::Style;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -71,7 +71,20 @@ impl ConsoleStyle {
 struct Progress {
     enabled: bool,
     bar: Option<ProgressBar>,
-    running: BTreeSet<String>,
+    /// Running scenarios, with the step each is in (name, since, seconds last announced).
+    running: BTreeMap<String, Option<RunningStep>>,
+}
+
+struct RunningStep {
+    name: String,
+    since: Instant,
+    announced: u64,
+}
+
+/// When a step still running is announced on a console without a progress display:
+/// at 5 s, then every 30 s.
+fn announce_at(elapsed: u64, announced: u64) -> bool {
+    (announced == 0 && elapsed >= 5) || (announced > 0 && elapsed >= announced + 30)
 }
 
 impl Progress {
@@ -79,7 +92,7 @@ impl Progress {
         Progress {
             enabled,
             bar: None,
-            running: BTreeSet::new(),
+            running: BTreeMap::new(),
         }
     }
 
@@ -99,19 +112,73 @@ impl Progress {
 
     fn running(&mut self, name: &str, started: bool) {
         if started {
-            self.running.insert(name.to_owned());
+            self.running.insert(name.to_owned(), None);
         } else {
             self.running.remove(name);
         }
-        if let Some(bar) = &self.bar {
-            bar.set_message(self.running.iter().cloned().collect::<Vec<_>>().join(", "));
-            if !started {
-                bar.inc(1);
-            }
+        self.refresh();
+        if let Some(bar) = &self.bar
+            && !started
+        {
+            bar.inc(1);
         }
     }
 
-    /// Print above the bar (clearing and redrawing it).
+    /// `scenario` began `step`.
+    fn step(&mut self, scenario: &str, step: &str) {
+        if let Some(current) = self.running.get_mut(scenario) {
+            *current = Some(RunningStep {
+                name: step.to_owned(),
+                since: Instant::now(),
+                announced: 0,
+            });
+        }
+        self.refresh();
+    }
+
+    /// The progress display's message: every running scenario with its step and time.
+    fn refresh(&self) {
+        if let Some(bar) = &self.bar {
+            let message = self
+                .running
+                .iter()
+                .map(|(scenario, step)| match step {
+                    Some(step) => format!(
+                        "{scenario} ({} {}s)",
+                        step.name,
+                        step.since.elapsed().as_secs()
+                    ),
+                    None => scenario.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            bar.set_message(message);
+        }
+    }
+
+    /// Once a second: refresh the display, or (without one) the lines announcing steps
+    /// that have been running a while.
+    fn tick(&mut self) -> Vec<String> {
+        if self.bar.is_some() {
+            self.refresh();
+            return Vec::new();
+        }
+        let mut lines = Vec::new();
+        for (scenario, step) in &mut self.running {
+            let Some(step) = step else { continue };
+            let elapsed = step.since.elapsed().as_secs();
+            if announce_at(elapsed, step.announced) {
+                step.announced = elapsed;
+                lines.push(format!(
+                    "    {scenario}: `{}` running for {}",
+                    step.name,
+                    short_duration(Duration::from_secs(elapsed))
+                ));
+            }
+        }
+        lines
+    }
+
     fn print(&self, print: impl FnOnce()) {
         match &self.bar {
             Some(bar) => bar.suspend(print),
@@ -135,7 +202,27 @@ pub async fn follow(mut events: UnboundedReceiver<Event>, out: impl Write, style
     let mut done = 0;
     console::set_colors_enabled_stderr(style.color);
     let mut progress = Progress::new(style.progress);
-    while let Some(event) = events.recv().await {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = ticks.tick() => {
+                let lines = progress.tick();
+                if !lines.is_empty() {
+                    progress.print(|| {
+                        for line in &lines {
+                            let _ = writeln!(out, "{line}");
+                        }
+                        let _ = out.flush();
+                    });
+                }
+                continue;
+            }
+        };
         match event {
             Event::RunStarted {
                 run_id,
@@ -170,6 +257,7 @@ pub async fn follow(mut events: UnboundedReceiver<Event>, out: impl Write, style
                     );
                 }
             }
+            Event::StepStarted { scenario, step } => progress.step(&scenario, &step),
             Event::StepFinished { .. } => {}
         }
         let _ = out.flush();
@@ -325,8 +413,17 @@ mod tests {
     }
 
     #[test]
+    fn a_long_step_is_announced_at_5s_then_every_30s() {
+        assert!(!announce_at(4, 0));
+        assert!(announce_at(5, 0));
+        assert!(!announce_at(20, 5));
+        assert!(announce_at(35, 5));
+        assert!(announce_at(66, 35));
+    }
+
+    #[test]
     fn durations_read_as_people_say_them() {
-        use std::time::Duration;
+        use std::time::{Duration, Instant};
         assert_eq!(short_duration(Duration::from_millis(412)), "412ms");
         assert_eq!(short_duration(Duration::from_millis(3_054)), "3.05s");
         assert_eq!(short_duration(Duration::from_secs(125)), "2m05s");
