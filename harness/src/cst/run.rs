@@ -654,7 +654,12 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
                 .map(|pair| (pair.key.clone(), check::expand(&pair.value, &env)))
                 .collect();
             env.extend(globals);
-            let path = check::expand(&test.path, &env);
+            // Schema 1.0.0 takes the path as written (pkg/types/v1/file_existence.go).
+            let path = if job.file.version == super::model::SchemaVersion::V1 {
+                test.path.clone()
+            } else {
+                check::expand(&test.path, &env)
+            };
             let found = source.stat(&path).await;
             Ok(check::file_existence(
                 test,
