@@ -39,7 +39,25 @@ pub struct CstContext {
     pub command_timeout: Duration,
     /// Where the saved image goes (tar driver).
     pub work_dir: PathBuf,
+    /// CST's `--save`, `--runtime` and `--image PATH.tar`.
+    pub options: CstOptions,
 }
+
+/// The parts of CST's command line that change how tests run.
+#[derive(Debug, Clone, Default)]
+pub struct CstOptions {
+    /// CST's `--save`: keep every container and committed image (labelled with the run id).
+    pub save: bool,
+    /// CST's `--runtime`: the OCI runtime of every container.
+    pub runtime: Option<String>,
+    /// CST's `--image PATH.tar` with the tar driver: a `docker save` archive, not a daemon's
+    /// image. Command tests cannot run then (CST: "Tar driver is unable to process commands").
+    pub archive: Option<PathBuf>,
+}
+
+/// CST's tar driver's answer to a command test (pkg/drivers/tar_driver.go).
+const TAR_NO_COMMANDS: &str =
+    "Tar driver is unable to process commands, please use a different driver";
 
 /// The placeholder command of containers that are never started (CST's `NOOP_COMMAND_DO_NOT_RUN`).
 const NOOP: &str = "NOOP_COMMAND_DO_NOT_RUN";
@@ -180,6 +198,9 @@ pub async fn run_all_with_results(
 }
 
 async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
+    if let Some(archive) = context.options.archive.clone() {
+        return read_saved(archive).await;
+    }
     let directory = tempfile::Builder::new()
         .prefix("cst-save-")
         .tempdir_in(&context.work_dir)
@@ -195,6 +216,13 @@ async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
         .save_image(&context.image, &archive)
         .await
         .map_err(|error| Failure::new(error.category(), error.to_string()))?;
+    // The directory goes with this function: the index holds the archive open.
+    let saved = read_saved(archive).await;
+    drop(directory);
+    saved
+}
+
+async fn read_saved(archive: PathBuf) -> Result<SavedImage, Failure> {
     let read = tokio::task::spawn_blocking(move || SavedImage::read(&archive)).await;
     match read {
         Ok(Ok(saved)) => Ok(saved),
@@ -498,6 +526,7 @@ where
         image: context.image.clone(),
         cmd: Some(vec![NOOP.to_owned()]),
         labels: labels(context),
+        runtime: context.options.runtime.clone(),
         ..ContainerSpec::default()
     };
     apply_run_options(&mut spec, job.file.config.container_run_options.as_ref());
@@ -512,6 +541,9 @@ where
         image: context.image.clone(),
     };
     let result = body(source).await;
+    if context.options.save {
+        return result;
+    }
     let removed = context.backend.remove(&id).await;
     match (result, removed) {
         (Ok(errors), Err(error)) if errors.is_empty() => {
@@ -768,6 +800,13 @@ async fn command_test(
     test: &CommandTest,
 ) -> Result<(Vec<String>, String, String), Failure> {
     let backend = context.backend.as_ref();
+    if context.options.archive.is_some() {
+        return Err(in_setup(Failure::new(
+            Category::ConfigInvalid,
+            TAR_NO_COMMANDS,
+        )));
+    }
+    let save = context.options.save;
     let file = &job.file;
     let run_options = file
         .config
@@ -810,7 +849,9 @@ async fn command_test(
                 .await
                 .map_err(in_setup)?;
             let new_image = backend.commit(&id).await;
-            let _ = backend.remove(&id).await;
+            if !save {
+                let _ = backend.remove(&id).await;
+            }
             image = new_image.map_err(backend_failure).map_err(in_setup)?;
             committed.push(image.clone());
             let inspect = backend
@@ -843,7 +884,9 @@ async fn command_test(
         }
         let (id, exit_code, stdout, stderr) =
             run_container(context, job, &image, argv, env).await?;
-        let _ = backend.remove(&id).await;
+        if !save {
+            let _ = backend.remove(&id).await;
+        }
         Ok((
             check::command(test, &stdout, &stderr, exit_code),
             stdout,
@@ -852,7 +895,7 @@ async fn command_test(
     }
     .await;
     // CST's docker driver skips teardown: every test's container and images are thrown away.
-    for image in committed.iter().rev() {
+    for image in committed.iter().rev().filter(|_| !save) {
         let _ = backend.remove_image(image).await;
     }
     result
@@ -884,6 +927,7 @@ async fn run_container(
             .map(|options| options.user.clone())
             .filter(|user| !user.is_empty()),
         labels: labels(context),
+        runtime: context.options.runtime.clone(),
         ..ContainerSpec::default()
     };
     apply_run_options(&mut spec, options);
