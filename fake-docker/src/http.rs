@@ -98,6 +98,7 @@ pub fn reason(status: u16) -> &'static str {
         409 => "Conflict",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
@@ -211,11 +212,128 @@ pub fn serve(
     });
 }
 
+/// The header of an answer to a request a replayed service's recording does not have.
+pub const UNRECORDED_HEADER: &str = "X-Fake-Docker-Unrecorded";
+
+/// Serves the HTTP exchanges recorded for container port `port` on `listener` (a
+/// replayed service): a recorded request gets its recorded answer; any other gets 501
+/// with [`UNRECORDED_HEADER`] and a body saying so, never a guess.
+pub fn serve_recorded(
+    listener: TcpListener,
+    port: u16,
+    exchanges: Vec<dockproof_recording::Exchange>,
+    recording_dir: std::path::PathBuf,
+) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let exchanges = exchanges.clone();
+            let dir = recording_dir.clone();
+            std::thread::spawn(move || {
+                let _ = handle_with(stream, |method, target, body| {
+                    recorded_answer(&exchanges, &dir, port, method, target, body)
+                });
+            });
+        }
+    });
+}
+
+/// The recorded answer to `method target` with `body`, or the refusal.
+pub fn recorded_answer(
+    exchanges: &[dockproof_recording::Exchange],
+    dir: &std::path::Path,
+    port: u16,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> Response {
+    let request_sha256 = (!body.is_empty()).then(|| dockproof_recording::sha256_hex(body));
+    let found = exchanges
+        .iter()
+        .find(|e| e.answers(port, method, target, request_sha256.as_deref()));
+    let refusal = |why: String| Response {
+        status: 501,
+        log: Vec::new(),
+        headers: vec![
+            ("Content-Type".into(), "text/plain; charset=utf-8".into()),
+            (UNRECORDED_HEADER.into(), "true".into()),
+        ],
+        body: why.into_bytes(),
+        delay: Duration::ZERO,
+    };
+    let Some(exchange) = found else {
+        let known: Vec<String> = exchanges
+            .iter()
+            .filter(|e| e.port == port)
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect();
+        let body_note = if request_sha256.is_some() {
+            " with this request body"
+        } else {
+            ""
+        };
+        return refusal(format!(
+            "no recording matches this request: {method} {target}{body_note} on container port {port} was not made when the service was recorded (recorded: {}); re-record it on a real daemon with `dockproof record SCENARIO`",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    match exchange.body.bytes(dir) {
+        Ok(bytes) => Response {
+            status: exchange.status,
+            log: Vec::new(),
+            headers: exchange
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            body: bytes,
+            delay: Duration::ZERO,
+        },
+        Err(error) => refusal(format!("no recording matches this request: {error}")),
+    }
+}
+
 fn handle(
     stream: TcpStream,
     service: &HttpService,
     vars: &BTreeMap<String, String>,
     log: &LogSink,
+) -> std::io::Result<()> {
+    handle_with(stream, |method, target, _body| {
+        let response = respond(&service.routes, method, target, vars);
+        std::thread::sleep(response.delay);
+        for line in &response.log {
+            log(line);
+        }
+        if let Some(format) = &service.access_log {
+            let mut vars = vars.clone();
+            vars.insert("METHOD".into(), method.to_string());
+            vars.insert(
+                "PATH".into(),
+                target.split('?').next().unwrap_or(target).to_string(),
+            );
+            vars.insert("STATUS".into(), response.status.to_string());
+            log(&expand(
+                format,
+                &Scope {
+                    vars: &vars,
+                    args: &[],
+                },
+            ));
+        }
+        response
+    })
+}
+
+/// Reads one request (headers and body bounded) and writes `answer(method, target,
+/// body)`'s response.
+fn handle_with(
+    stream: TcpStream,
+    answer: impl FnOnce(&str, &str, &[u8]) -> Response,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -242,27 +360,7 @@ fn handle(
     }
     let mut body = vec![0u8; content_length.min(1 << 20)];
     reader.read_exact(&mut body)?;
-    let response = respond(&service.routes, method, target, vars);
-    std::thread::sleep(response.delay);
-    for line in &response.log {
-        log(line);
-    }
-    if let Some(format) = &service.access_log {
-        let mut vars = vars.clone();
-        vars.insert("METHOD".into(), method.to_string());
-        vars.insert(
-            "PATH".into(),
-            target.split('?').next().unwrap_or(target).to_string(),
-        );
-        vars.insert("STATUS".into(), response.status.to_string());
-        log(&expand(
-            format,
-            &Scope {
-                vars: &vars,
-                args: &[],
-            },
-        ));
-    }
+    let response = answer(method, target, &body);
     write_response(stream, &response, method.eq_ignore_ascii_case("HEAD"))
 }
 
@@ -325,6 +423,51 @@ mod tests {
         let bad = respond(&routes(), "GET", "/bad", &vars);
         assert_eq!(bad.status, 500);
         assert!(bad.headers.contains(&("X-A".to_string(), "b".to_string())));
+    }
+
+    /// A replayed service answers exactly its recorded requests (body included) and
+    /// refuses any other with the marker header, naming what was recorded.
+    #[test]
+    fn recorded_answers_and_refusals() {
+        let exchange = |method: &str, path: &str, body: Option<&[u8]>, status: u16| {
+            dockproof_recording::Exchange {
+                port: 8080,
+                method: method.into(),
+                path: path.into(),
+                request_sha256: body.map(dockproof_recording::sha256_hex),
+                status,
+                headers: [("content-type".to_string(), "text/plain".to_string())].into(),
+                body: dockproof_recording::Content::Inline {
+                    text: format!("{method} {path}"),
+                },
+            }
+        };
+        let exchanges = vec![
+            exchange("GET", "/items", None, 200),
+            exchange("POST", "/jobs", Some(b"{\"a\":1}"), 201),
+        ];
+        let dir = std::path::Path::new("/nonexistent");
+        let got = recorded_answer(&exchanges, dir, 8080, "GET", "/items", b"");
+        assert_eq!((got.status, got.body.as_slice()), (200, &b"GET /items"[..]));
+        let made = recorded_answer(&exchanges, dir, 8080, "POST", "/jobs", b"{\"a\":1}");
+        assert_eq!(made.status, 201);
+        for (port, method, path, body) in [
+            (8080, "POST", "/jobs", &b"{\"a\":2}"[..]),
+            (8080, "GET", "/items?x=1", &b""[..]),
+            (9090, "GET", "/items", &b""[..]),
+            (8080, "DELETE", "/items", &b""[..]),
+        ] {
+            let refused = recorded_answer(&exchanges, dir, port, method, path, body);
+            assert_eq!(refused.status, 501, "{method} {path}");
+            assert!(
+                refused
+                    .headers
+                    .iter()
+                    .any(|(name, _)| name == UNRECORDED_HEADER)
+            );
+            let text = String::from_utf8_lossy(&refused.body).into_owned();
+            assert!(text.contains("no recording matches this request"), "{text}");
+        }
     }
 
     #[test]

@@ -763,7 +763,22 @@ impl Image {
                 volumes: keys("Volumes"),
                 healthcheck: None,
             },
-            healthcheck: None,
+            // The recorded `HEALTHCHECK` (its statuses are replayed, its command never run).
+            healthcheck: config
+                .get("Healthcheck")
+                .filter(|value| value.is_object())
+                .map(|check| HealthConfig {
+                    test: check["Test"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|item| item.as_str().map(str::to_owned))
+                        .collect(),
+                    interval_ns: check["Interval"].as_i64().unwrap_or(0),
+                    timeout_ns: check["Timeout"].as_i64().unwrap_or(0),
+                    start_period_ns: check["StartPeriod"].as_i64().unwrap_or(0),
+                    retries: check["Retries"].as_i64().unwrap_or(0),
+                }),
             programs: BTreeMap::new(),
             files: BTreeMap::new(),
             http: Vec::new(),

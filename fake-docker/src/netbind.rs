@@ -114,8 +114,18 @@ pub fn serve(
     log: crate::http::LogSink,
 ) {
     let vars = env_vars(&container.env);
+    // A replayed service answers what its recording holds, and only that.
+    let recorded = container.replay.as_ref().and_then(|replay| {
+        crate::replay::recorded_http(replay).map(|http| (replay.dir.clone(), http))
+    });
     for (published, socket) in bound {
         match socket {
+            Socket::Tcp(listener) if recorded.is_some() => {
+                let port = ports::port_number(&published.container_port).unwrap_or(0);
+                if let Some((dir, exchanges)) = &recorded {
+                    crate::http::serve_recorded(listener, port, exchanges.clone(), dir.clone());
+                }
+            }
             Socket::Tcp(listener) => {
                 let service = ports::port_number(&published.container_port)
                     .and_then(|port| image.and_then(|i| i.service(port, &vars)))

@@ -58,6 +58,62 @@ pub fn recorded_images(defined: &[crate::image::Image]) -> Vec<crate::image::Ima
     found
 }
 
+/// The HTTP exchanges recorded for the container `replay` plays.
+pub fn recorded_http(replay: &ReplayRef) -> Option<Vec<recording::Exchange>> {
+    let recording = Recording::load(&replay.dir).ok()?;
+    Some(recording.containers.get(replay.index)?.http.clone())
+}
+
+/// Plays a replayed service's recorded health timeline: its first status is set when
+/// it starts (`starting`, as docker does), then one more status per health-check
+/// interval; the last one stays. A timeline that was recorded empty leaves health
+/// alone (no health check ran).
+pub fn play_health(state: &crate::state::StateDir, container: &Container, replay: &ReplayRef) {
+    let Some(timeline) = Recording::load(&replay.dir)
+        .ok()
+        .and_then(|recording| {
+            recording
+                .containers
+                .get(replay.index)
+                .map(|c| c.health.clone())
+        })
+        .filter(|timeline| !timeline.is_empty())
+    else {
+        return;
+    };
+    let interval = container
+        .healthcheck
+        .as_ref()
+        .map_or(std::time::Duration::from_secs(1), |config| {
+            config.interval()
+        });
+    let state = state.clone();
+    let id = container.id.clone();
+    std::thread::spawn(move || {
+        for (index, status) in timeline.iter().enumerate() {
+            if index > 0 {
+                std::thread::sleep(interval);
+            }
+            let Ok(_lock) = state.lock() else { return };
+            let Ok(Some(mut current)) = state.load(&id) else {
+                return;
+            };
+            if current.state.status != crate::state::Status::Running {
+                return;
+            }
+            let health = current
+                .state
+                .health
+                .get_or_insert_with(crate::health::HealthState::starting);
+            health.status = status.clone();
+            health.failing_streak = i64::from(status == "unhealthy");
+            if state.save(&current).is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// What `start` decides for a container without a program.
 pub enum Selection {
     /// Replay it.
@@ -79,9 +135,12 @@ fn configured() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The call as the fake sees `container`, with the workspace fingerprinted at `mount`.
-fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
-    let workspace = match mount {
+/// The workspace mounted at `mount` in `container`, fingerprinted (none when not mounted).
+fn workspace_at(
+    container: &Container,
+    mount: Option<&str>,
+) -> Result<Option<recording::WorkspaceInput>, String> {
+    Ok(match mount {
         Some(destination) => match container
             .mounts
             .iter()
@@ -94,7 +153,12 @@ fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
             None => None,
         },
         None => None,
-    };
+    })
+}
+
+/// The call as the fake sees `container`, with the workspace fingerprinted at `mount`.
+fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
+    let workspace = workspace_at(container, mount)?;
     let env: BTreeMap<String, String> = crate::supervisor::env_vars(&container.env)
         .into_iter()
         .collect();
@@ -153,6 +217,7 @@ pub fn select(container: &Container) -> Selection {
                 scenario: recording.scenario.clone(),
                 containers: vec![recorded.clone()],
                 builds: Vec::new(),
+                execs: Vec::new(),
             };
             match single.find(call) {
                 Found::Match(_) => {
@@ -240,7 +305,124 @@ pub fn play(container: &Container, replay: &ReplayRef, log: &mut LogWriter) -> i
             code
         }
         Ended::StoppedAfterTimeout => run_until_stopped(code),
+        // Still running when the scenario ended: it runs until removed (or stopped, which
+        // ends it as a SIGTERM would end a process that handles it).
+        Ended::StillRunning => run_until_stopped(143),
     }
+}
+
+/// An `exec` as the fake sees it: the command and the exec's own flags.
+pub struct ExecCall<'a> {
+    pub argv: &'a [String],
+    /// The exec's own variables (`--env`, `--env-file`), not the container's.
+    pub env: BTreeMap<String, String>,
+    /// `--user` and `--workdir` as given (empty when not).
+    pub user: String,
+    pub workdir: String,
+}
+
+/// Finds the recorded exec `exec` into `container` replays, if recordings are configured.
+pub fn select_exec(container: &Container, exec: &ExecCall<'_>) -> Selection {
+    let dirs = configured();
+    if dirs.is_empty() {
+        return Selection::NotRecorded;
+    }
+    let mut nearest: Option<(PathBuf, usize, Vec<String>)> = None;
+    let mut problems = Vec::new();
+    for dir in dirs {
+        let recording = match Recording::load(&dir) {
+            Ok(recording) => recording,
+            Err(error) => {
+                problems.push(error.to_string());
+                continue;
+            }
+        };
+        for (index, recorded) in recording.execs.iter().enumerate() {
+            let mount = recorded.call.workspace.as_ref().map(|w| w.mount.as_str());
+            let workspace = match workspace_at(container, mount) {
+                Ok(workspace) => workspace,
+                Err(error) => {
+                    problems.push(error);
+                    continue;
+                }
+            };
+            let call = Call {
+                image: container.image_name.clone(),
+                image_id: container.image_id.clone(),
+                image_config: BTreeMap::new(),
+                argv: exec.argv.to_vec(),
+                env: exec.env.clone(),
+                secret_env: Vec::new(),
+                user: exec.user.clone(),
+                workdir: exec.workdir.clone(),
+                limits: recording::Limits::default(),
+                workspace,
+            };
+            let differences = recording::differences(&recorded.call, &call);
+            if differences.is_empty() {
+                return Selection::Play(ReplayRef {
+                    dir: dir.clone(),
+                    index,
+                });
+            }
+            if nearest
+                .as_ref()
+                .is_none_or(|(_, _, fewest)| differences.len() < fewest.len())
+            {
+                nearest = Some((dir.clone(), index, differences));
+            }
+        }
+    }
+    match nearest {
+        Some((dir, index, differences)) => Selection::Refuse(format!(
+            "{NO_MATCH}: exec {}: {} (nearest: exec {} of {}); the recording no longer describes this exec: re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
+            serde_json::to_string(exec.argv).unwrap_or_default(),
+            differences.join("; "),
+            index + 1,
+            dir.join(recording::FILE_NAME).display()
+        )),
+        None if !problems.is_empty() => {
+            Selection::Refuse(format!("{NO_MATCH}: {}", problems.join("; ")))
+        }
+        None => Selection::NotRecorded,
+    }
+}
+
+/// Plays a recorded exec: its stdout and stderr on the CLI's, its workspace changes
+/// beneath the container's mount; returns its exit code.
+pub fn play_exec(container: &Container, replay: &ReplayRef) -> i32 {
+    use std::io::Write;
+    let fail = |message: String| {
+        crate::commands::err(&format!("fake-docker: cannot replay: {message}\n"));
+        127
+    };
+    let recording = match Recording::load(&replay.dir) {
+        Ok(recording) => recording,
+        Err(error) => return fail(error.to_string()),
+    };
+    let Some(recorded) = recording.execs.get(replay.index) else {
+        return fail("the recorded exec is gone".into());
+    };
+    let outcome = &recorded.outcome;
+    let streams = [&outcome.stdout, &outcome.stderr].map(|stream| stream.kept.bytes(&replay.dir));
+    let [stdout, stderr] = streams;
+    let (stdout, stderr) = match (stdout, stderr) {
+        (Ok(stdout), Ok(stderr)) => (stdout, stderr),
+        (Err(error), _) | (_, Err(error)) => return fail(error.to_string()),
+    };
+    if let Some(workspace) = &recorded.call.workspace
+        && let Some(mount) = container
+            .mounts
+            .iter()
+            .find(|m| m.destination == workspace.mount)
+        && let Err(error) = recording::apply(&mount.source, &replay.dir, &outcome.workspace)
+    {
+        return fail(error.to_string());
+    }
+    let _ = std::io::stdout().lock().write_all(&stdout);
+    let _ = std::io::stdout().lock().flush();
+    let _ = std::io::stderr().lock().write_all(&stderr);
+    i32::try_from(outcome.exit_code).unwrap_or(255)
 }
 
 /// A replayed container that was still running at its timeout: it runs until stopped.
@@ -267,4 +449,138 @@ fn run_until_stopped(code: i32) -> ! {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// Finds the recorded build a `docker build` of `call` replays, if recordings are
+/// configured: the recording directory and the build's index.
+pub fn select_build(call: &recording::BuildCall) -> Selection {
+    let dirs = configured();
+    if dirs.is_empty() {
+        return Selection::NotRecorded;
+    }
+    let mut nearest: Option<(PathBuf, usize, Vec<String>)> = None;
+    let mut problems = Vec::new();
+    for dir in dirs {
+        let recording = match Recording::load(&dir) {
+            Ok(recording) => recording,
+            Err(error) => {
+                problems.push(error.to_string());
+                continue;
+            }
+        };
+        for (index, build) in recording.builds.iter().enumerate() {
+            let Some(recorded) = &build.call else {
+                continue;
+            };
+            let differences = recording::build_differences(recorded, call);
+            if differences.is_empty() {
+                return Selection::Play(ReplayRef {
+                    dir: dir.clone(),
+                    index,
+                });
+            }
+            if nearest
+                .as_ref()
+                .is_none_or(|(_, _, fewest)| differences.len() < fewest.len())
+            {
+                nearest = Some((dir.clone(), index, differences));
+            }
+        }
+    }
+    match nearest {
+        Some((dir, index, differences)) => Selection::Refuse(format!(
+            "no recording matches this build: {} (nearest: build {} of {}); re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
+            differences.join("; "),
+            index + 1,
+            dir.join(recording::FILE_NAME).display()
+        )),
+        None if !problems.is_empty() => Selection::Refuse(format!(
+            "no recording matches this build: {}",
+            problems.join("; ")
+        )),
+        None => Selection::NotRecorded,
+    }
+}
+
+/// The fake image definition (JSON, which the definition loader reads as YAML) of a
+/// replayed build: named `name`, with the recorded config and size and `labels` (the
+/// build's `--label`s) added.
+pub fn built_definition(
+    replay: &ReplayRef,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let recording = Recording::load(&replay.dir).map_err(|error| error.to_string())?;
+    let build = recording
+        .builds
+        .get(replay.index)
+        .ok_or_else(|| "the recorded build is gone".to_owned())?;
+    let config = &build.image_config;
+    let strings = |key: &str| -> Vec<String> {
+        config
+            .get(key)
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect()
+    };
+    let keys = |key: &str| -> Vec<String> {
+        config
+            .get(key)
+            .and_then(serde_json::Value::as_object)
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let text = |key: &str| {
+        config
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut all_labels: BTreeMap<String, String> = config
+        .get("Labels")
+        .and_then(serde_json::Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    all_labels.extend(labels.clone());
+    let healthcheck = config
+        .get("Healthcheck")
+        .filter(|value| value.is_object())
+        .map(|check| {
+            let duration = |key: &str| {
+                check[key]
+                    .as_i64()
+                    .filter(|ns| *ns > 0)
+                    .map(|ns| format!("{ns}ns"))
+            };
+            serde_json::json!({
+                "test": check["Test"],
+                "interval": duration("Interval"),
+                "timeout": duration("Timeout"),
+                "start_period": duration("StartPeriod"),
+                "retries": check["Retries"].as_i64(),
+            })
+        });
+    let definition = serde_json::json!({
+        "name": name,
+        "size": build.size.unwrap_or(0),
+        "config": {
+            "user": text("User"),
+            "env": strings("Env"),
+            "workdir": text("WorkingDir"),
+            "entrypoint": strings("Entrypoint"),
+            "cmd": strings("Cmd"),
+            "labels": all_labels,
+            "exposed_ports": keys("ExposedPorts"),
+            "volumes": keys("Volumes"),
+            "healthcheck": healthcheck,
+        },
+    });
+    Ok(serde_json::to_string_pretty(&definition).unwrap_or_default())
 }

@@ -225,7 +225,10 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     if let Ok(Some(container)) = state.load(id) {
         let image = image_of(&container).ok().flatten();
         crate::netbind::serve(listeners, &container, image.as_ref(), log_sink(&state, id));
-        if let Some(image) = image {
+        if let Some(replay) = &container.replay {
+            // A replayed container's health is its recorded timeline, not a check run here.
+            crate::replay::play_health(&state, &container, replay);
+        } else if let Some(image) = image {
             crate::healthloop::start(&state, &container, &image);
         }
     }

@@ -310,8 +310,8 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     let paths = BackendPaths {
         docker: &args.docker,
         fake_docker: args.fake_docker.as_deref(),
-        fake_images: &args.fake_images,
-        fixture_images: &args.fixture_images,
+        fake_images: std::slice::from_ref(&args.fake_images),
+        fixture_images: std::slice::from_ref(&args.fixture_images),
         context: None,
         daemon_timeout: args.daemon.daemon_timeout,
     };

@@ -33,6 +33,11 @@ pub struct Failure {
     pub hint: String,
     /// `file:line:column` of the scenario line the failure is about.
     pub location: Option<Location>,
+    /// The other expectations the same step found failed, each with its own category,
+    /// message and line (this one is the first): every report shows each of them as a
+    /// finding of its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub further: Vec<Failure>,
 }
 
 impl Failure {
@@ -45,7 +50,13 @@ impl Failure {
             message: message.into(),
             hint: category.hint().to_owned(),
             location: None,
+            further: Vec::new(),
         }
+    }
+
+    /// This failure and the further ones of its step: one finding each.
+    pub fn findings(&self) -> impl Iterator<Item = &Failure> {
+        std::iter::once(self).chain(self.further.iter())
     }
 }
 
@@ -109,6 +120,9 @@ impl Failure {
     pub fn mask(&mut self, masker: &Masker) {
         masker.mask_in_place(&mut self.message);
         masker.mask_in_place(&mut self.hint);
+        for further in &mut self.further {
+            further.mask(masker);
+        }
     }
 }
 

@@ -110,6 +110,21 @@ impl FixtureImages {
         })
     }
 
+    /// Every `*/Dockerfile` under each of `dirs`; a tag defined in two directories is the
+    /// first one's (`--fixture-images` order).
+    pub fn scan_all(dirs: &[PathBuf], build: bool) -> Result<Self, FixtureError> {
+        let mut all = FixtureImages {
+            build,
+            ..FixtureImages::default()
+        };
+        for dir in dirs {
+            for (tag, image) in FixtureImages::scan(dir, build)?.images {
+                all.images.entry(tag).or_insert(image);
+            }
+        }
+        Ok(all)
+    }
+
     /// Prepare build contexts under `dir` (a run's directory) rather than the system temp dir.
     pub fn with_build_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.build_dir = Some(dir.into());

@@ -6,6 +6,7 @@
 //! events the [`runner`] emits.
 
 pub mod backend;
+pub mod builtin;
 pub mod canary;
 pub mod category;
 pub mod check;
@@ -21,6 +22,7 @@ pub mod hostports;
 pub mod input_file;
 pub mod lint;
 pub mod partition;
+pub mod project;
 pub mod record;
 pub mod recordings;
 pub mod report;

@@ -15,12 +15,13 @@ macro_rules! out {
 mod cst_cli;
 mod diagnostics;
 mod fleet;
+mod project_cli;
 mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use dockproof::scenario::{self, LoadedScenario};
 
@@ -30,6 +31,13 @@ use dockproof::scenario::{self, LoadedScenario};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The project file (default: the nearest dockproof.toml at or above the working
+    /// directory). Its paths are relative to itself; flags override it.
+    #[arg(long, global = true, env = "DOCKPROOF_PROJECT", value_name = "FILE")]
+    project: Option<PathBuf>,
+    /// Ignore any dockproof.toml.
+    #[arg(long, global = true, conflicts_with = "project")]
+    no_project: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,8 +52,18 @@ enum Command {
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
     },
-    /// Print the JSON Schema of scenario files.
-    Schema,
+    /// Print the JSON Schema of scenario files (`--project-file`: of the project file).
+    Schema {
+        /// The schema of dockproof.toml instead.
+        #[arg(long = "project-file")]
+        project_file: bool,
+    },
+    /// Write a starter layout: dockproof.toml, a job scenario with its input, a workflow.
+    Init {
+        /// Where (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Remove what killed runs left: labelled containers and dockproof-* temp dirs.
     Clean(CleanArgs),
     /// Success rates per scenario and per host, and flaky scenarios, from the run history.
@@ -154,12 +172,24 @@ pub struct RunArgs {
     /// The docker context to use with the real backends (default: $DOCKER_CONTEXT, then the CLI's current one).
     #[arg(long, env = "DOCKER_CONTEXT", value_name = "NAME")]
     context: Option<String>,
-    /// Fake image definitions for `--backend fake`.
-    #[arg(long, default_value = "fixtures/fake-images")]
-    fake_images: PathBuf,
-    /// Real fixture images (directories with a Dockerfile), built on demand on real daemons.
-    #[arg(long, default_value = "fixtures/images")]
-    fixture_images: PathBuf,
+    /// Fake image definition directories for `--backend fake` (repeatable or comma-separated;
+    /// `builtin`: the job-runner and web images shipped in dockproof).
+    #[arg(
+        long,
+        default_value = "fixtures/fake-images",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    fake_images: Vec<PathBuf>,
+    /// Real fixture image directories (a Dockerfile per subdirectory), built on demand on
+    /// real daemons (repeatable or comma-separated; `builtin`: the shipped ones).
+    #[arg(
+        long,
+        default_value = "fixtures/images",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    fixture_images: Vec<PathBuf>,
     /// Scenarios run at once (default: number of cores).
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -225,7 +255,7 @@ pub struct RunArgs {
 }
 
 /// Where `--report` writes when `--report-dir` is not given.
-const DEFAULT_REPORT_DIR: &str = "target/dockproof";
+pub(crate) const DEFAULT_REPORT_DIR: &str = "target/dockproof";
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
@@ -308,12 +338,22 @@ pub struct CanaryArgs {
     /// The fake-docker binary (default: next to dockproof, then on PATH).
     #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
     fake_docker: Option<PathBuf>,
-    /// Fake image definitions.
-    #[arg(long, default_value = "fixtures/fake-images")]
-    fake_images: PathBuf,
-    /// Real fixture images, built on demand on real hosts.
-    #[arg(long, default_value = "fixtures/images")]
-    fixture_images: PathBuf,
+    /// Fake image definition directories (repeatable; `builtin`: the shipped ones).
+    #[arg(
+        long,
+        default_value = "fixtures/fake-images",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    fake_images: Vec<PathBuf>,
+    /// Real fixture image directories, built on demand on real hosts (`builtin`: the shipped ones).
+    #[arg(
+        long,
+        default_value = "fixtures/images",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    fixture_images: Vec<PathBuf>,
     /// Scenarios run at once on each host.
     #[arg(short, long)]
     jobs: Option<usize>,
@@ -510,15 +550,52 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Schema => {
-            out!(
-                "{}",
-                serde_json::to_string_pretty(scenario::schema()).expect("the schema serialises")
-            );
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let sub = matches
+        .subcommand()
+        .map(|(_, sub)| sub.clone())
+        .unwrap_or_default();
+    // The project file, for the commands that run a suite.
+    let mut command = cli.command;
+    if matches!(
+        command,
+        Command::Run(_) | Command::Record(_) | Command::Canary(_) | Command::Check { .. }
+    ) {
+        let project = match project_cli::find(cli.project.as_deref(), cli.no_project) {
+            Ok(project) => project,
+            Err(code) => return code,
+        };
+        if let Some(project) = &project {
+            let applied = match &mut command {
+                Command::Run(args) => project_cli::apply_to_run(args, &sub, project),
+                Command::Record(args) => project_cli::apply_to_run(&mut args.run, &sub, project),
+                Command::Canary(args) => project_cli::apply_to_canary(args, &sub, project),
+                Command::Check { paths } => {
+                    project_cli::apply_to_check(paths, &sub, project);
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            if let Err(code) = applied {
+                return code;
+            }
+        }
+    }
+    match command {
+        Command::Schema { project_file } => {
+            let text = if project_file {
+                serde_json::to_string_pretty(&dockproof::project::schema())
+            } else {
+                serde_json::to_string_pretty(scenario::schema())
+            };
+            out!("{}", text.expect("the schema serialises"));
             ExitCode::SUCCESS
         }
+        Command::Init { dir } => project_cli::init(&dir),
         Command::Check { paths } => match load_all(&paths) {
             Ok(loaded) => {
                 out!("{} scenario file(s) valid", loaded.len());

@@ -13,7 +13,7 @@ use dockproof_recording::{
 };
 use serde_json::Value;
 
-use crate::backend::{Captured, ContainerSpec};
+use crate::backend::{Captured, ContainerSpec, ExecOutput, ExecRequest, Logs};
 use crate::scenario::LoadedScenario;
 use crate::secrets::Masker;
 
@@ -92,8 +92,12 @@ pub struct Observed<'a> {
     pub inspect: &'a Value,
     /// `docker image inspect` of its image.
     pub image_inspect: &'a Value,
-    pub mount: &'a str,
+    /// Where the workspace is mounted (none for a service without one).
+    pub mount: Option<&'a str>,
     pub before: &'a [Entry],
+    /// Workspace files an earlier container of the recording left holding a secret, by
+    /// path: their masked size and sha256 (what a replay writes there).
+    pub masked: &'a BTreeMap<String, (u64, String)>,
     pub after: &'a [Entry],
     pub exit_code: i64,
     pub oom_killed: bool,
@@ -193,14 +197,12 @@ pub fn container(
             read_only: observed.spec.read_only_rootfs,
             network: observed.spec.network.clone(),
         },
-        workspace: Some(format::workspace_input(observed.mount, observed.before)),
+        workspace: observed.mount.map(|mount| {
+            format::workspace_input(mount, &as_replayed(observed.before, observed.masked))
+        }),
     };
-    let stream = |captured: &Captured, blobs: &mut Blobs| Stream {
-        total_bytes: captured.total_bytes,
-        kept: Content::of(masker.mask(&captured.text).as_bytes(), blobs),
-    };
-    let stdout = stream(observed.stdout, blobs);
-    let stderr = stream(observed.stderr, blobs);
+    let stdout = stream(observed.stdout, masker, blobs);
+    let stderr = stream(observed.stderr, masker, blobs);
     let workspace = format::diff(observed.before, observed.after, blobs, |path| {
         let bytes = read(path)?;
         let masked = masker.mask_bytes(&bytes);
@@ -210,6 +212,8 @@ pub fn container(
     RecordedContainer {
         step: observed.step.to_owned(),
         call,
+        health: Vec::new(),
+        http: Vec::new(),
         outcome: Outcome {
             exit_code: observed.exit_code,
             oom_killed: observed.oom_killed,
@@ -227,10 +231,15 @@ pub fn container(
 
 /// What a `build` step made, for the recording: the image's config (masked, empty as
 /// `null`) without the run's own label, which differs every run.
-pub fn build(step: &str, image_inspect: &Value, masker: &Masker) -> format::RecordedBuild {
+pub fn build(
+    step: &str,
+    image_inspect: &Value,
+    masker: &Masker,
+    call: Option<format::BuildCall>,
+) -> format::RecordedBuild {
     let mut image_config = image_config(image_inspect, masker);
     if let Some(Value::Object(labels)) = image_config.get_mut("Labels") {
-        labels.remove("dockproof.run");
+        labels.shift_remove("dockproof.run");
         if labels.is_empty() {
             image_config.insert("Labels".to_owned(), Value::Null);
         }
@@ -238,6 +247,8 @@ pub fn build(step: &str, image_inspect: &Value, masker: &Masker) -> format::Reco
     format::RecordedBuild {
         step: step.to_owned(),
         image_config,
+        call,
+        size: image_inspect["Size"].as_u64(),
     }
 }
 
@@ -253,17 +264,129 @@ fn image_config(image_inspect: &Value, masker: &Masker) -> BTreeMap<String, Valu
         .collect()
 }
 
-/// A scenario's recording, made from the containers and builds observed.
+/// A scenario's recording, made from the containers, builds and execs observed.
 pub fn recording(
     scenario: &str,
     containers: Vec<RecordedContainer>,
     builds: Vec<format::RecordedBuild>,
+    execs: Vec<format::RecordedExec>,
 ) -> Recording {
     Recording {
         version: format::FORMAT_VERSION,
         scenario: scenario.to_owned(),
         containers,
         builds,
+        execs,
+    }
+}
+
+/// What the engine observed of one finished `exec`, for the recording.
+pub struct ObservedExec<'a> {
+    pub step: &'a str,
+    /// The recorded container it ran in, from 1.
+    pub container: usize,
+    /// That container's image and workspace mount.
+    pub image: &'a str,
+    pub mount: &'a str,
+    pub request: &'a ExecRequest,
+    pub before: &'a [Entry],
+    /// Workspace files an earlier container of the recording left holding a secret, by
+    /// path: their masked size and sha256 (what a replay writes there).
+    pub masked: &'a BTreeMap<String, (u64, String)>,
+    pub after: &'a [Entry],
+    pub output: &'a ExecOutput,
+}
+
+/// A masked stream for a recording.
+fn stream(captured: &Captured, masker: &Masker, blobs: &mut Blobs) -> Stream {
+    Stream {
+        total_bytes: captured.total_bytes,
+        kept: Content::of(masker.mask(&captured.text).as_bytes(), blobs),
+    }
+}
+
+/// The recorded exec: the call as the fake will see it (the exec's own env, `--user`
+/// and `--workdir` as given), masked, and what it did.
+pub fn exec(
+    observed: &ObservedExec<'_>,
+    masker: &Masker,
+    blobs: &mut Blobs,
+    mut read: impl FnMut(&str) -> Option<Vec<u8>>,
+) -> format::RecordedExec {
+    let mut env = BTreeMap::new();
+    let mut secret_env = Vec::new();
+    // A later entry for a name wins, as with repeated `--env` flags.
+    for (name, value) in &observed.request.env {
+        let masked = masker.mask(value);
+        secret_env.retain(|known: &String| known != name);
+        if masked != *value {
+            secret_env.push(name.clone());
+        }
+        env.insert(name.clone(), masked.into_owned());
+    }
+    secret_env.sort();
+    let call = Call {
+        image: observed.image.to_owned(),
+        image_id: String::new(),
+        image_config: BTreeMap::new(),
+        argv: observed
+            .request
+            .cmd
+            .iter()
+            .map(|arg| masker.mask(arg).into_owned())
+            .collect(),
+        env,
+        secret_env,
+        user: observed.request.user.clone().unwrap_or_default(),
+        workdir: observed.request.workdir.clone().unwrap_or_default(),
+        limits: format::Limits::default(),
+        workspace: Some(format::workspace_input(
+            observed.mount,
+            &as_replayed(observed.before, observed.masked),
+        )),
+    };
+    let stdout = stream(&observed.output.stdout, masker, blobs);
+    let stderr = stream(&observed.output.stderr, masker, blobs);
+    let workspace = format::diff(observed.before, observed.after, blobs, |path| {
+        let bytes = read(path)?;
+        let masked = masker.mask_bytes(&bytes);
+        let changed = masked != bytes;
+        Some((masked, changed))
+    });
+    format::RecordedExec {
+        step: observed.step.to_owned(),
+        container: observed.container,
+        call,
+        outcome: Outcome {
+            exit_code: observed.output.exit_code,
+            oom_killed: false,
+            ended: Ended::Exited,
+            stdout,
+            stderr,
+            workspace,
+        },
+    }
+}
+
+/// A detached container's outcome as it stands before cleanup: its logs so far, and
+/// its exit if it has exited (else it is still running).
+pub fn detached_outcome(
+    outcome: &mut Outcome,
+    inspect: &Value,
+    logs: &Logs,
+    masker: &Masker,
+    blobs: &mut Blobs,
+) {
+    outcome.stdout = stream(&logs.stdout, masker, blobs);
+    outcome.stderr = stream(&logs.stderr, masker, blobs);
+    let state = &inspect["State"];
+    if state["Running"].as_bool() == Some(false) {
+        outcome.ended = Ended::Exited;
+        outcome.exit_code = state["ExitCode"].as_i64().unwrap_or_default();
+        outcome.oom_killed = state["OOMKilled"].as_bool().unwrap_or_default();
+    } else {
+        outcome.ended = Ended::StillRunning;
+        outcome.exit_code = 0;
     }
 }
 
@@ -277,4 +400,98 @@ pub fn check(dir: &Path, fresh: &Recording, blobs: &Blobs) -> Result<Vec<String>
     }
     let recorded = Recording::load(dir).map_err(|error| error.to_string())?;
     Ok(format::drift(&recorded, dir, fresh, blobs))
+}
+
+/// Response headers a recording keeps: `Content-Type` and those the scenario checks;
+/// never the ones the fake writes itself or that describe the connection.
+pub fn kept_header(name: &str, checked: &[String]) -> bool {
+    let name = name.to_ascii_lowercase();
+    if matches!(
+        name.as_str(),
+        "content-length" | "connection" | "transfer-encoding" | "keep-alive"
+    ) {
+        return false;
+    }
+    name == "content-type" || checked.iter().any(|c| c.eq_ignore_ascii_case(&name))
+}
+
+/// One HTTP exchange for the recording: the answer masked, its body bounded.
+#[allow(clippy::too_many_arguments)]
+pub fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    request_body: Option<&[u8]>,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    masker: &Masker,
+    blobs: &mut Blobs,
+) -> format::Exchange {
+    let body = &body[..body.len().min(format::MAX_HTTP_BODY)];
+    format::Exchange {
+        port,
+        method: method.to_ascii_uppercase(),
+        path: masker.mask(path).into_owned(),
+        request_sha256: request_body
+            .filter(|body| !body.is_empty())
+            .map(format::sha256_hex),
+        status,
+        headers: headers
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), masker.mask(value).into_owned()))
+            .collect(),
+        body: Content::of(&masker.mask_bytes(body), blobs),
+    }
+}
+
+/// A build's call for the recording: the Dockerfile, the build args (masked), the
+/// target, and the context directory fingerprinted (it is dockproof's own copy).
+pub fn build_call(
+    context: &Path,
+    dockerfile: Option<&str>,
+    args: &BTreeMap<String, String>,
+    target: Option<&str>,
+    masker: &Masker,
+) -> Result<format::BuildCall, String> {
+    let entries = format::walk(context).map_err(|error| error.to_string())?;
+    Ok(format::BuildCall {
+        dockerfile: dockerfile.unwrap_or("Dockerfile").to_owned(),
+        args: args
+            .iter()
+            .map(|(name, value)| (name.clone(), masker.mask(value).into_owned()))
+            .collect(),
+        target: target.map(str::to_owned),
+        context: format::workspace_input(".", &entries),
+    })
+}
+
+/// The workspace entries as a replay will have them: a file an earlier container left
+/// holding a secret is replayed with its masked bytes, so its fingerprint is theirs.
+fn as_replayed(before: &[Entry], masked: &BTreeMap<String, (u64, String)>) -> Vec<Entry> {
+    before
+        .iter()
+        .map(|entry| match masked.get(&entry.path) {
+            Some((size, sha256)) if entry.kind == format::EntryKind::File => Entry {
+                size: *size,
+                digest: sha256.clone(),
+                ..entry.clone()
+            },
+            _ => entry.clone(),
+        })
+        .collect()
+}
+
+/// Keep `masked` up to date with a recorded container's or exec's workspace changes.
+pub fn note_masked(masked: &mut BTreeMap<String, (u64, String)>, changes: &[format::Change]) {
+    for change in changes {
+        match (change.masked, change.size, &change.sha256) {
+            (true, Some(size), Some(sha256)) => {
+                masked.insert(change.path.clone(), (size, sha256.clone()));
+            }
+            _ => {
+                masked.remove(&change.path);
+            }
+        }
+    }
 }

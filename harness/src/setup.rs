@@ -105,12 +105,38 @@ pub(crate) fn run_id(
 pub(crate) struct BackendPaths<'a> {
     pub docker: &'a Path,
     pub fake_docker: Option<&'a Path>,
-    pub fake_images: &'a Path,
-    pub fixture_images: &'a Path,
+    /// Fake image definition directories (`builtin`: the shipped ones).
+    pub fake_images: &'a [PathBuf],
+    /// Fixture image directories (`builtin`: the shipped ones).
+    pub fixture_images: &'a [PathBuf],
     /// A docker context (`--context`, `DOCKER_CONTEXT`) for the real backends.
     pub context: Option<&'a str>,
     /// How long a real daemon may take to answer (`--daemon-timeout`).
     pub daemon_timeout: std::time::Duration,
+}
+
+/// `dirs` with `builtin` replaced by the shipped images (written under `run_dir` once).
+fn image_dirs(
+    dirs: &[PathBuf],
+    run_dir: &Path,
+    pick: impl Fn(dockproof::builtin::Builtin) -> PathBuf,
+) -> Result<Vec<PathBuf>, String> {
+    dirs.iter()
+        .map(|dir| {
+            if dir.as_os_str() != dockproof::project::BUILTIN {
+                return Ok(dir.clone());
+            }
+            let root = run_dir.join("builtin-images");
+            dockproof::builtin::materialise(&root)
+                .map(&pick)
+                .map_err(|error| {
+                    format!(
+                        "cannot write the shipped images to {}: {error}",
+                        root.display()
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The backend of `kind` for a run whose temporary files live in `run_dir`;
@@ -126,12 +152,19 @@ pub(crate) fn make_backend(
             let Some(program) = find_fake_docker(paths.fake_docker) else {
                 return Err("cannot find the fake-docker binary: build it (`cargo build -p fake-docker`) or pass --fake-docker PATH".into());
             };
-            if !paths.fake_images.is_dir() {
-                return Err(format!(
-                    "fake image definitions not found at {} (use --fake-images DIR)",
-                    paths.fake_images.display()
-                ));
+            let fake_images =
+                image_dirs(paths.fake_images, run_dir, |builtin| builtin.fake_images)?;
+            for dir in &fake_images {
+                if !dir.is_dir() {
+                    return Err(format!(
+                        "fake image definitions not found at {} (use --fake-images DIR, or `builtin` for the shipped ones)",
+                        dir.display()
+                    ));
+                }
             }
+            let fake_images = std::env::join_paths(&fake_images).map_err(|error| {
+                format!("--fake-images: {error} (the directories are passed to fake-docker as one `:`-separated list)")
+            })?;
             let state = std::env::var_os("FAKE_DOCKER_STATE")
                 .unwrap_or_else(|| run_dir.join("fake-docker-state").into_os_string());
             // DOCKER_HOST is cleared: the fake answers an absent unix socket as the CLI does,
@@ -139,10 +172,7 @@ pub(crate) fn make_backend(
             // `docker_host` sets it again).
             let mut env: Vec<(OsString, OsString)> = vec![
                 ("FAKE_DOCKER_STATE".into(), state),
-                (
-                    "FAKE_DOCKER_IMAGES".into(),
-                    paths.fake_images.as_os_str().to_owned(),
-                ),
+                ("FAKE_DOCKER_IMAGES".into(), fake_images),
                 ("DOCKER_HOST".into(), OsString::new()),
             ];
             env.extend(extra_env);
@@ -152,9 +182,14 @@ pub(crate) fn make_backend(
             ))
         }
         BackendKind::DockerCli => {
-            let fixtures = FixtureImages::scan(paths.fixture_images, true)
-                .map_err(|error| error.to_string())?
-                .with_build_dir(run_dir);
+            let fixtures = FixtureImages::scan_all(
+                &image_dirs(paths.fixture_images, run_dir, |builtin| {
+                    builtin.fixture_images
+                })?,
+                true,
+            )
+            .map_err(|error| error.to_string())?
+            .with_build_dir(run_dir);
             let mut env = extra_env;
             if let Some(context) = paths.context {
                 env.push(("DOCKER_CONTEXT".into(), context.into()));
@@ -169,9 +204,14 @@ pub(crate) fn make_backend(
             ))
         }
         BackendKind::DockerApi => {
-            let fixtures = FixtureImages::scan(paths.fixture_images, true)
-                .map_err(|error| error.to_string())?
-                .with_build_dir(run_dir);
+            let fixtures = FixtureImages::scan_all(
+                &image_dirs(paths.fixture_images, run_dir, |builtin| {
+                    builtin.fixture_images
+                })?,
+                true,
+            )
+            .map_err(|error| error.to_string())?
+            .with_build_dir(run_dir);
             // The CLI's precedence: an explicit host (a fleet's DOCKER_HOST) over a context.
             let host = extra_env
                 .iter()

@@ -701,16 +701,37 @@ impl Workspace {
     /// Remove the workspace now, reporting failure (dropping also removes it, silently).
     pub fn remove(mut self) -> Result<(), WorkspaceError> {
         self.removed = true;
-        // A few rounds: something that was still writing may refill it between the two.
+        let path = self.retire();
+        // A few rounds: something that was still writing through an open directory may
+        // refill it between the two.
         let mut rounds = 0;
         loop {
-            remove_contents(&self.root).map_err(io_error("remove", &self.path))?;
-            match fs::remove_dir(&self.path) {
+            remove_contents(&self.root).map_err(io_error("remove", &path))?;
+            match fs::remove_dir(&path) {
                 Err(error) if error.raw_os_error() == Some(libc::ENOTEMPTY) && rounds < 3 => {
                     rounds += 1;
                 }
-                result => return result.map_err(io_error("remove", &self.path)),
+                result => return result.map_err(io_error("remove", &path)),
             }
+        }
+    }
+
+    /// Take the workspace out of its name before removing it (one rename, in its own
+    /// directory): whatever finds it by path from then on — a host-side process of the
+    /// job, a listing of the run's workspaces — sees it gone, not half removed, and
+    /// cannot refill it by name while the removal, which works on the open handle, runs.
+    /// A removal cut short leaves `.removing-<name>`, plainly not a live workspace.
+    /// Returns the path the directory now has (its own if the rename failed).
+    fn retire(&self) -> PathBuf {
+        let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return self.path.clone();
+        };
+        let mut retired = std::ffi::OsString::from(".removing-");
+        retired.push(name);
+        let retired = parent.join(retired);
+        match fs::rename(&self.path, &retired) {
+            Ok(()) => retired,
+            Err(_) => self.path.clone(),
         }
     }
 }
@@ -718,8 +739,9 @@ impl Workspace {
 impl Drop for Workspace {
     fn drop(&mut self) {
         if !self.removed {
+            let path = self.retire();
             let _ = remove_contents(&self.root);
-            let _ = fs::remove_dir(&self.path);
+            let _ = fs::remove_dir(&path);
         }
     }
 }

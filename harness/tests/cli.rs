@@ -1047,3 +1047,300 @@ fn a_log_window_holds_only_what_was_written_after_its_step_began() {
     );
     assert.success();
 }
+
+/// A step whose three expectations fail: each expectation is a finding of its own, at its
+/// own line, in every report (issue 18, item 3). Before, they were one message at the
+/// first one's line, so GitHub showed one annotation.
+const THREE_FAILED: &str = "\
+name: three-failed
+steps:
+  - run:
+      image: dockproof/job-runner:1
+      cmd: [echo, hello]
+    expect:
+      exit_code: 3
+      stdout:
+        contains: goodbye
+      stderr:
+        contains: warning
+";
+
+#[test]
+fn three_failed_expectations_are_three_findings_at_their_lines_in_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "three.yaml", THREE_FAILED);
+    let reports = dir.path().join("reports");
+    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
+    let output = command
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .arg("--report-dir")
+        .arg(&reports)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // (line, category) of each expectation: exit_code, stdout.contains, stderr.contains.
+    let expected = [
+        (7, "assertion_failed"),
+        (9, "assertion_failed"),
+        (11, "assertion_failed"),
+    ];
+    let annotations: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|line| line.starts_with("::error file="))
+        .collect();
+    assert_eq!(annotations.len(), 3, "{annotations:#?}\n{stdout}\n{stderr}");
+    for ((line, category), annotation) in expected.iter().zip(&annotations) {
+        assert!(
+            annotation.contains(&format!(",line={line},"))
+                && annotation.contains(&format!("three-failed%3A {category}")),
+            "expected line {line} ({category}): {annotation}"
+        );
+    }
+    // The console names each at its line.
+    for (line, category) in expected {
+        let at = format!("{}:{line}:", scenario.display());
+        assert!(
+            stdout
+                .lines()
+                .any(|text| text.contains(&at) && text.contains(category)),
+            "no console line for {at} {category}:\n{stdout}"
+        );
+    }
+    // JUnit: the first in the message (with how many more), each at its line in the body.
+    let xml = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    let document = roxmltree::Document::parse(&xml).unwrap();
+    let failure = document
+        .descendants()
+        .find(|node| node.has_tag_name("failure"))
+        .expect("a failure element");
+    let message = failure.attribute("message").unwrap();
+    assert!(
+        message.starts_with("assertion_failed: exit code 0, expected 3")
+            && message.ends_with("(and 2 more failed expectations)"),
+        "{message}"
+    );
+    let body = failure.text().unwrap_or_default();
+    for (line, category) in expected {
+        assert!(
+            body.contains(&format!("{}:{line}:", scenario.display())) && body.contains(category),
+            "{line} {category} missing in the JUnit body:\n{body}"
+        );
+    }
+    assert_eq!(failure.parent().unwrap().attribute("line"), Some("7"));
+    // JSON: the first finding, and the other two as `further`, each with its location.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    let failure = &json["scenarios"][0]["failure"];
+    assert_eq!(failure["location"]["line"], 7, "{failure:#}");
+    let further = failure["further"].as_array().expect("further findings");
+    let lines: Vec<_> = further
+        .iter()
+        .map(|f| f["location"]["line"].clone())
+        .collect();
+    assert_eq!(lines, [9, 11], "{failure:#}");
+    // Markdown and HTML carry each location.
+    for file in ["summary.md", "report.html"] {
+        let text = std::fs::read_to_string(reports.join(file)).unwrap();
+        for (line, _) in expected {
+            assert!(
+                text.contains(&format!("three.yaml:{line}:")),
+                "{file} lacks line {line}:\n{text}"
+            );
+        }
+    }
+}
+
+/// dockproof installed as the README says (both binaries in one `bin` directory, no
+/// checkout anywhere near), started in a fresh directory of its own.
+fn installed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for program in [support::dockproof(), support::fake_docker()] {
+        std::fs::copy(&program, bin.join(program.file_name().unwrap())).unwrap();
+    }
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    (bin.join("dockproof"), repo)
+}
+
+/// A command of the installed dockproof in `cwd`, with nothing from this checkout or the
+/// environment telling it where things are.
+fn installed_command(program: &Path, cwd: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command
+        .current_dir(cwd)
+        .env("DOCKPROOF_HISTORY", cwd.join("history.db"));
+    for variable in [
+        "DOCKPROOF_BACKEND",
+        "DOCKPROOF_FAKE_DOCKER",
+        "DOCKPROOF_PROJECT",
+        "FAKE_DOCKER_IMAGES",
+        "FAKE_DOCKER_STATE",
+        "GITHUB_ACTIONS",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+}
+
+#[test]
+fn init_then_run_passes_in_a_fresh_directory_outside_the_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        !dir.path().starts_with(support::root()),
+        "the test directory must be outside the checkout"
+    );
+    let (dockproof, repo) = installed(dir.path());
+    let init = installed_command(&dockproof, &repo)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(init.status.code(), Some(0), "{}", support::describe(&init));
+    for file in [
+        "dockproof.toml",
+        "scenarios/hello-job.yaml",
+        "fixtures/orders.csv",
+        ".github/workflows/dockproof.yml",
+    ] {
+        assert!(repo.join(file).is_file(), "init did not write {file}");
+    }
+    // From a subdirectory: the project file is found above, its paths are its own.
+    let sub = repo.join("src/deep");
+    std::fs::create_dir_all(&sub).unwrap();
+    let run = installed_command(&dockproof, &sub)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", support::describe(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("PASS hello-job"), "{stdout}");
+    let junit = std::fs::read_to_string(repo.join("target/dockproof/junit.xml"))
+        .expect("the project's reports, beside the project file");
+    assert!(junit.contains("name=\"hello-job\""), "{junit}");
+    assert!(
+        !sub.join("target").exists(),
+        "reports went to the working directory"
+    );
+
+    // A second init overwrites nothing and names what is there.
+    let again = installed_command(&dockproof, &repo)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        support::describe(&again)
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("dockproof.toml exists already"));
+}
+
+#[test]
+fn project_settings_apply_where_no_flag_was_given_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dockproof, repo) = installed(dir.path());
+    std::fs::create_dir_all(repo.join("suite")).unwrap();
+    std::fs::create_dir_all(repo.join("elsewhere")).unwrap();
+    write(&repo.join("suite"), "passing.yaml", PASSING);
+    write(&repo.join("elsewhere"), "failing.yaml", FAILING);
+    write(
+        &repo,
+        "dockproof.toml",
+        "scenarios = [\"suite\"]\nfake_images = [\"builtin\"]\n[reports]\nformats = [\"junit\"]\ndir = \"out\"\n",
+    );
+    let sub = repo.join("elsewhere");
+    // The file's scenarios and report dir, resolved against the file from a subdirectory.
+    let run = installed_command(&dockproof, &sub)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", support::describe(&run));
+    assert!(repo.join("out/junit.xml").is_file());
+    assert!(
+        !repo.join("out/report.json").exists(),
+        "only the listed format"
+    );
+    // A path on the command line wins over the file's list (and is the shell's: relative
+    // to the working directory); so does --report-dir.
+    let run = installed_command(&dockproof, &sub)
+        .args(["run", "failing.yaml", "--report-dir", "mine"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", support::describe(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("FAIL echo-fails"));
+    assert!(sub.join("mine/junit.xml").is_file());
+    // --no-project: the defaults again (no scenarios dir here: a usage error).
+    let run = installed_command(&dockproof, &repo)
+        .args(["--no-project", "run"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+}
+
+#[test]
+fn a_bad_project_file_is_a_located_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dockproof, repo) = installed(dir.path());
+    let file = write(
+        &repo,
+        "dockproof.toml",
+        "scenarios = [\"suite\"]\nscenario = [\"typo\"]\n",
+    );
+    let run = installed_command(&dockproof, &repo)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:1: unknown field `scenario`", file.display()))
+            && stderr.contains("did you mean `scenarios`?"),
+        "{stderr}"
+    );
+    write(&repo, "dockproof.toml", "backend = \"docker\"\n");
+    let run = installed_command(&dockproof, &repo)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(":1:11: unknown variant `docker`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_project_file_schema_matches_the_checked_in_copy() {
+    let output = dockproof()
+        .args(["schema", "--project-file"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let checked_in: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(support::root().join("docs/project.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        schema, checked_in,
+        "docs/project.schema.json is stale: dockproof schema --project-file > docs/project.schema.json"
+    );
+    // The starter file the schema describes is valid against it.
+    assert!(
+        schema["properties"]["fake_images"].is_object(),
+        "{schema:#}"
+    );
+}

@@ -20,7 +20,21 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
 const SHIPPED: &str = "scenarios/job-recorded-csv.yaml";
-const SHIPPED_RECORDING: &str = "scenarios/recordings/job-recorded-csv";
+const SHIPPED_EXEC: &str = "job-recorded-exec";
+const SHIPPED_SERVICE: &str = "service-recorded-web";
+
+/// Every shipped scenario that has a recording beside it, with its recording directory:
+/// the CI drift check and the re-recording check cover each of them.
+fn recorded_scenarios() -> Vec<(PathBuf, PathBuf)> {
+    support::shipped_scenarios()
+        .into_iter()
+        .filter_map(|path| {
+            let loaded = dockproof::scenario::load_file(&path).scenario?;
+            let dir = dockproof::recordings::dir_for(&loaded, None);
+            dir.join("recording.json").is_file().then_some((path, dir))
+        })
+        .collect()
+}
 
 fn check(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
     if condition {
@@ -63,19 +77,30 @@ fn record_command(backend: &str, work: &Path, check: bool) -> Command {
 /// Copies the shipped scenario and its recording into `dir`, with the CSV fixture
 /// copied beside it (so a test may change it), the scenario text passed through `edit`.
 fn copy_shipped(dir: &Path, edit: impl Fn(String) -> String) -> Result<PathBuf, Failed> {
+    copy_shipped_named(dir, "job-recorded-csv", edit)
+}
+
+/// [`copy_shipped`] for the shipped scenario `name`.
+fn copy_shipped_named(
+    dir: &Path,
+    name: &str,
+    edit: impl Fn(String) -> String,
+) -> Result<PathBuf, Failed> {
     let root = support::root();
-    let text = std::fs::read_to_string(root.join(SHIPPED)).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(root.join(format!("scenarios/{name}.yaml")))
+        .map_err(|e| e.to_string())?;
     let text = text.replace("../fixtures/inputs/orders.csv", "orders.csv");
     std::fs::copy(
         root.join("fixtures/inputs/orders.csv"),
         dir.join("orders.csv"),
     )
     .map_err(|e| e.to_string())?;
-    let scenario = dir.join("job-recorded-csv.yaml");
+    let scenario = dir.join(format!("{name}.yaml"));
     std::fs::write(&scenario, edit(text)).map_err(|e| e.to_string())?;
-    let target = dir.join("recordings/job-recorded-csv");
+    let target = dir.join(format!("recordings/{name}"));
     std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
-    for entry in std::fs::read_dir(root.join(SHIPPED_RECORDING)).map_err(|e| e.to_string())? {
+    let shipped = root.join(format!("scenarios/recordings/{name}"));
+    for entry in std::fs::read_dir(shipped).map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;
         if entry.path().is_file() {
             std::fs::copy(entry.path(), target.join(entry.file_name()))
@@ -85,12 +110,19 @@ fn copy_shipped(dir: &Path, edit: impl Fn(String) -> String) -> Result<PathBuf, 
     Ok(scenario)
 }
 
-/// The shipped recorded job replays on the fake: passed (not skipped), with the
-/// recorded output, and the same JUnit and JSON bytes in 20 runs, 4 at a time.
+/// The shipped recorded scenarios replay on the fake: all passed (none skipped), with
+/// the recorded output, and the same JUnit and JSON bytes in 20 runs, 4 at a time.
 fn replay_is_byte_identical() -> Result<(), Failed> {
     const RUNS: usize = 20;
     const AT_ONCE: usize = 4;
-    let run_once = || -> Result<(Vec<u8>, Vec<u8>), String> {
+    let recorded: Vec<PathBuf> = recorded_scenarios()
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
+    check(recorded.len() >= 2, || {
+        format!("expected the shipped recorded scenarios, found {recorded:?}")
+    })?;
+    let run_once = move || -> Result<(Vec<u8>, Vec<u8>), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let (junit, report) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
         let output = support::dockproof_fake(dir.path())
@@ -98,7 +130,7 @@ fn replay_is_byte_identical() -> Result<(), Failed> {
             .arg(&junit)
             .arg("--json")
             .arg(&report)
-            .arg(SHIPPED)
+            .args(&recorded)
             .output()
             .map_err(|e| e.to_string())?;
         if output.status.code() != Some(0) {
@@ -111,16 +143,27 @@ fn replay_is_byte_identical() -> Result<(), Failed> {
     };
     let mut outputs = Vec::new();
     for _ in 0..RUNS / AT_ONCE {
-        let batch: Vec<_> = (0..AT_ONCE).map(|_| std::thread::spawn(run_once)).collect();
+        let batch: Vec<_> = (0..AT_ONCE)
+            .map(|_| std::thread::spawn(run_once.clone()))
+            .collect();
         for handle in batch {
             outputs.push(handle.join().map_err(|_| "a run panicked")??);
         }
     }
     let report: Value = serde_json::from_slice(&outputs[0].1).map_err(|e| e.to_string())?;
-    let scenario = &report["scenarios"][0];
-    check(scenario["outcome"] == "passed", || {
-        format!("the replay did not pass: {scenario}")
-    })?;
+    for scenario in report["scenarios"].as_array().into_iter().flatten() {
+        check(scenario["outcome"] == "passed", || {
+            format!("the replay did not pass: {scenario}")
+        })?;
+    }
+    let Some(scenario) = report["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|scenario| scenario["name"] == "job-recorded-csv")
+    else {
+        return Err(format!("job-recorded-csv did not run: {report}").into());
+    };
     let stdout = &scenario["record"]["context"]["docker"]["logTail"]["stdout"];
     check(stdout.to_string().contains("rows=5 total=60.00"), || {
         format!("the recorded output was not replayed: {stdout}")
@@ -195,6 +238,165 @@ fn a_changed_env_is_refused() -> Result<(), Failed> {
     )
 }
 
+/// An exec the recording does not describe is refused, naming the difference.
+fn a_changed_exec_env_is_refused() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped_named(dir.path(), SHIPPED_EXEC, |text| {
+        text.replace("MODE: batch", "MODE: stream")
+    })?;
+    refused(
+        &scenario,
+        dir.path(),
+        &[
+            "no recording matches this container: exec",
+            "env MODE differs: recorded `batch`, now `stream`",
+            "dockproof record",
+        ],
+    )
+}
+
+/// A probe of a replayed service that the recording does not have is refused with the
+/// request named (config_invalid), never answered by a guess.
+fn a_probe_the_recording_lacks_is_refused() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped_named(dir.path(), SHIPPED_SERVICE, |text| {
+        text.replace("path: /nope", "path: /other")
+    })?;
+    refused(
+        &scenario,
+        dir.path(),
+        &[
+            "no recording matches this request: GET /other on container port 8080",
+            "recorded: GET /api/items, GET /nope",
+            "dockproof record",
+        ],
+    )
+}
+
+/// A replayed service's health is its recorded timeline: the shipped recording replays
+/// starting then healthy (the scenario passes); the same recording edited to end
+/// unhealthy makes the replay's wait fail with health_failed.
+fn the_replayed_service_plays_its_recorded_health() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped_named(dir.path(), SHIPPED_SERVICE, |text| text)?;
+    let report = dir.path().join("report.json");
+    let replay = |report: &Path| {
+        run({
+            let mut command = support::dockproof_fake(dir.path());
+            command.arg("--json").arg(report).arg(&scenario);
+            command
+        })
+    };
+    let output = replay(&report)?;
+    check(output.status.code() == Some(0), || {
+        support::describe(&output)
+    })?;
+    let health = &json(&report)?["scenarios"][0]["record"]["context"]["services"]["web"]["health"];
+    let statuses: Vec<&str> = health
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|change| change["status"].as_str())
+        .collect();
+    check(statuses == ["starting", "healthy"], || {
+        format!("expected the recorded timeline: {health}")
+    })?;
+    let file = dir
+        .path()
+        .join(format!("recordings/{SHIPPED_SERVICE}/recording.json"));
+    let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+    let edited = text.replace("\"healthy\"\n      ]", "\"unhealthy\"\n      ]");
+    check(edited != text, || {
+        "the shipped timeline was not found".into()
+    })?;
+    std::fs::write(&file, edited).map_err(|e| e.to_string())?;
+    let output = replay(&report)?;
+    check(output.status.code() == Some(1), || {
+        support::describe(&output)
+    })?;
+    let failure = &json(&report)?["scenarios"][0]["failure"];
+    check(
+        failure["category"] == "health_failed"
+            && failure["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("became unhealthy")),
+        || format!("expected health_failed (became unhealthy): {failure}"),
+    )
+}
+
+/// The shipped build replays on the fake from its recording (its image checks pass on
+/// the recorded config); a changed file in the build context is refused, naming it.
+fn a_changed_build_context_is_refused_naming_it() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let root = support::root();
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).map_err(|e| e.to_string())?;
+    for file in ["Dockerfile", "VERSION"] {
+        std::fs::copy(
+            root.join("fixtures/build/recorded-report").join(file),
+            context.join(file),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let text = std::fs::read_to_string(root.join("scenarios/build/recorded-image.yaml"))
+        .map_err(|e| e.to_string())?
+        .replace("../../fixtures/build/recorded-report", "ctx");
+    let scenario = dir.path().join("recorded-image.yaml");
+    std::fs::write(&scenario, text).map_err(|e| e.to_string())?;
+    let recording = dir.path().join("recordings/build-recorded-image");
+    std::fs::create_dir_all(&recording).map_err(|e| e.to_string())?;
+    std::fs::copy(
+        root.join("scenarios/build/recordings/build-recorded-image/recording.json"),
+        recording.join("recording.json"),
+    )
+    .map_err(|e| e.to_string())?;
+    let output = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg(&scenario);
+        command
+    })?;
+    check(output.status.code() == Some(0), || {
+        format!(
+            "the recorded build did not replay\n{}",
+            support::describe(&output)
+        )
+    })?;
+    std::fs::write(context.join("VERSION"), "report 1.5.0\n").map_err(|e| e.to_string())?;
+    refused(
+        &scenario,
+        dir.path(),
+        &[
+            "no recording matches this build",
+            "context file VERSION differs",
+            "dockproof record",
+        ],
+    )
+}
+
+/// Faults apply to a replayed service: a port conflict injected at its start.
+fn an_injected_port_conflict_hits_the_replayed_service() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scenario = copy_shipped_named(dir.path(), SHIPPED_SERVICE, |text| {
+        text.replace(
+            "timeout: 1m\n",
+            "timeout: 1m\nfake_faults: \"start:port-allocated\"\n",
+        )
+    })?;
+    let report = dir.path().join("report.json");
+    let output = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg("--json").arg(&report).arg(&scenario);
+        command
+    })?;
+    check(output.status.code() == Some(1), || {
+        format!("expected exit 1\n{}", support::describe(&output))
+    })?;
+    let failure = &json(&report)?["scenarios"][0]["failure"];
+    check(failure["category"] == "port_conflict", || {
+        format!("expected port_conflict: {failure}")
+    })
+}
+
 /// Faults apply to replayed containers: an OOM kill injected into the recorded job.
 fn an_injected_oom_hits_the_replayed_job() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -217,21 +419,70 @@ fn an_injected_oom_hits_the_replayed_job() -> Result<(), Failed> {
     })
 }
 
-/// The shipped recording still describes the local daemon's image.
+/// The shipped recordings (every shipped scenario with one) still describe the local
+/// daemon's images: none skipped, none drifted.
 fn shipped_recording_has_not_drifted(backend: &'static str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let recorded = recorded_scenarios();
     let output = run({
         let mut command = record_command(backend, dir.path(), true);
-        command.arg(SHIPPED);
+        command.args(recorded.iter().map(|(path, _)| path));
+        command
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = format!("{} passed, 0 failed", recorded.len());
+    check(
+        output.status.code() == Some(0) && stdout.contains(&summary),
+        || {
+            format!(
+                "the shipped recordings drifted (expected `{summary}`)\n{}",
+                support::describe(&output)
+            )
+        },
+    )
+}
+
+/// Re-recording the shipped scenarios, unchanged, on the same images writes exactly the
+/// shipped bytes (every file of every recording).
+fn re_recording_the_shipped_scenarios_changes_no_byte(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let fresh = dir.path().join("fresh");
+    let recorded = recorded_scenarios();
+    let output = run({
+        let mut command = record_command(backend, dir.path(), false);
+        command
+            .arg("--recordings")
+            .arg(&fresh)
+            .args(recorded.iter().map(|(path, _)| path));
         command
     })?;
     check(output.status.code() == Some(0), || {
-        format!(
-            "the shipped recording drifted\n{}",
-            support::describe(&output)
-        )
-    })
+        format!("re-recording failed\n{}", support::describe(&output))
+    })?;
+    for (_, shipped) in &recorded {
+        let Some(name) = shipped.file_name() else {
+            continue;
+        };
+        let (old, new) = (files(shipped), files(&fresh.join(name)));
+        check(old == new, || {
+            let line = old
+                .iter()
+                .zip(&new)
+                .find(|(a, b)| a != b)
+                .and_then(|((path, a), (_, b))| {
+                    let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+                    a.lines()
+                        .zip(b.lines())
+                        .find(|(x, y)| x != y)
+                        .map(|(x, y)| format!("{}: shipped {x}, now {y}", path.display()))
+                })
+                .unwrap_or_else(|| format!("{} file(s) shipped, {} now", old.len(), new.len()));
+            format!("re-recording {} changed it: {line}", shipped.display())
+        })?;
+    }
+    Ok(())
 }
 
 /// Builds `tag` from a context whose `report` program prints `line`.
@@ -399,8 +650,9 @@ fn a_rebuilt_image_drifts(backend: &'static str) -> Result<(), Failed> {
     })
 }
 
-/// A secret (env, stdout, stderr, a workspace file, a long output held as a blob) is in
-/// no recording file, and the recording still replays with the secret in the env.
+/// A secret (env, stdout, stderr, a workspace file, a long output held as a blob; a
+/// detached container's env and logs; an exec's env, output and file) is in no
+/// recording file, and the recording still replays with the secret in the env.
 fn no_secret_in_any_recording_file(backend: &'static str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -408,7 +660,7 @@ fn no_secret_in_any_recording_file(backend: &'static str) -> Result<(), Failed> 
     let scenario = dir.path().join("secret.yaml");
     std::fs::write(
         &scenario,
-        "name: record-secret\nsecrets:\n  token: { env: RECORD_TEST_TOKEN }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [sh, -c, 'echo \"token=$TOKEN\"; echo \"$TOKEN\" >&2; echo \"$TOKEN\" > token.txt; i=0; while [ $i -lt 300 ]; do echo \"line $i $TOKEN\"; i=$((i+1)); done > big.txt']\n      env: { TOKEN: \"Bearer {{ secret.token }}\" }\n",
+        "name: record-secret\nsecrets:\n  token: { env: RECORD_TEST_TOKEN }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [sh, -c, 'echo \"token=$TOKEN\"; echo \"$TOKEN\" >&2; echo \"$TOKEN\" > token.txt; i=0; while [ $i -lt 300 ]; do echo \"line $i $TOKEN\"; i=$((i+1)); done > big.txt']\n      env: { TOKEN: \"Bearer {{ secret.token }}\" }\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [sh, -c, 'echo \"worker $TOKEN\"; exec sleep 300']\n      env: { TOKEN: \"{{ secret.token }}\" }\n      detach: true\n      container: worker\n  - logs: { container: worker, stdout: { contains: worker }, within: 10s }\n  - exec:\n      container: worker\n      cmd: [sh, -c, 'echo \"exec $SECRET\"; echo \"$SECRET\" > exec-token.txt']\n      env: { SECRET: \"{{ secret.token }}\" }\n",
     )
     .map_err(|e| e.to_string())?;
     let output = run({
@@ -648,6 +900,26 @@ fn main() {
             a_changed_env_is_refused,
         ),
         Trial::test(
+            "fake::a-changed-exec-env-is-refused-naming-it",
+            a_changed_exec_env_is_refused,
+        ),
+        Trial::test(
+            "fake::a-probe-the-recording-lacks-is-refused",
+            a_probe_the_recording_lacks_is_refused,
+        ),
+        Trial::test(
+            "fake::the-replayed-service-plays-its-recorded-health",
+            the_replayed_service_plays_its_recorded_health,
+        ),
+        Trial::test(
+            "fake::an-injected-port-conflict-hits-the-replayed-service",
+            an_injected_port_conflict_hits_the_replayed_service,
+        ),
+        Trial::test(
+            "fake::a-changed-build-context-is-refused-naming-it",
+            a_changed_build_context_is_refused_naming_it,
+        ),
+        Trial::test(
             "fake::an-injected-oom-hits-the-replayed-job",
             an_injected_oom_hits_the_replayed_job,
         ),
@@ -660,6 +932,10 @@ fn main() {
         trials.push(support::real_daemon_trial(
             format!("{backend}::shipped-recording-has-not-drifted"),
             move || shipped_recording_has_not_drifted(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::re-recording-the-shipped-scenarios-changes-no-byte"),
+            move || re_recording_the_shipped_scenarios_changes_no_byte(backend),
         ));
         trials.push(support::real_daemon_trial(
             format!("{backend}::a-rebuilt-image-drifts"),

@@ -208,8 +208,9 @@ fn spawn_flipper(
                         flips.fetch_add(1, Ordering::Relaxed);
                     } else if workspace.join(".flip").exists() {
                         // dockproof replaced one of the pair: plant it again (not once the
-                        // workspace is being removed, which takes `.flip` too: a job's
-                        // containers are gone by then).
+                        // workspace is being removed: dockproof renames it first, so
+                        // `.flip` is gone from this path — a job's containers are gone
+                        // by then).
                         plant_flip_pairs(workspace, &sentinel);
                     }
                 }
@@ -332,7 +333,19 @@ fn fake_workspace_api_race() -> Result<(), Failed> {
     Ok(())
 }
 
-/// Workspace directories below `work_dir` (`<run dir>/workspaces/dockproof-ws-*`).
+/// Everything in the workspace directories of the runs below `work_dir`: live
+/// workspaces and any a removal left half done (`.removing-dockproof-ws-*`).
+fn leftovers_below(work_dir: &Path) -> Vec<PathBuf> {
+    let Ok(runs) = std::fs::read_dir(work_dir) else {
+        return Vec::new();
+    };
+    runs.flatten()
+        .filter_map(|run| std::fs::read_dir(run.path().join("workspaces")).ok())
+        .flat_map(|entries| entries.flatten().map(|entry| entry.path()))
+        .collect()
+}
+
+/// Live workspace directories below `work_dir` (`<run dir>/workspaces/dockproof-ws-*`).
 fn workspaces_below(work_dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(runs) = std::fs::read_dir(work_dir) else {
@@ -470,8 +483,9 @@ fn fake_end_to_end_race() -> Result<(), Failed> {
     eprintln!("fake end to end: {flips} flips");
     check_run(&output, &sentinel, dir.path(), SCENARIOS)?;
     check(flips >= MIN_FLIPS, || format!("only {flips} flips"))?;
-    check(workspaces_below(&work).is_empty(), || {
-        "workspaces were left behind".into()
+    let left = leftovers_below(&work);
+    check(left.is_empty(), || {
+        format!("workspaces were left behind: {left:?}")
     })?;
     Ok(())
 }
@@ -786,8 +800,9 @@ fn deep_and_wide_trees(backend: &str) -> Result<(), Failed> {
         text.matches("workspace_limit_exceeded").count() >= 2,
         || format!("not both workspace_limit_exceeded: {text}"),
     )?;
-    check(workspaces_below(&work).is_empty(), || {
-        "a workspace was left behind".into()
+    let left = leftovers_below(&work);
+    check(left.is_empty(), || {
+        format!("a workspace was left behind: {left:?}")
     })?;
     eprintln!("{backend}: deep and wide trees refused in {elapsed:?}");
     Ok(())

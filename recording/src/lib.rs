@@ -17,8 +17,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// The format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes. Version 2 added `execs` and the
+/// `still_running` end (detached containers); a version 1 file is read as it is.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The recording file in a recording directory.
 pub const FILE_NAME: &str = "recording.json";
 /// The content-addressed blobs in a recording directory.
@@ -56,7 +59,7 @@ pub enum RecordingError {
         message: String,
     },
     #[error(
-        "{path}: recording format version {found} is not supported (this build reads version {FORMAT_VERSION}); re-record with `dockproof record`"
+        "{path}: recording format version {found} is not supported (this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); re-record with `dockproof record`"
     )]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: {what} is {size} bytes, over the limit of {limit}")]
@@ -97,6 +100,27 @@ pub struct Recording {
     /// the fake builds from the Dockerfile as before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub builds: Vec<RecordedBuild>,
+    /// Commands `exec` steps ran in the containers above, in order (version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<RecordedExec>,
+}
+
+/// A command an `exec` step ran in a running container, and what it did.
+///
+/// Its `call` is matched like a container's, with `image` the container's image,
+/// `env` the exec's own variables only (`--env`), `user` and `workdir` the exec's
+/// `--user` and `--workdir` (empty when not given), no limits, and `workspace` the
+/// container's workspace mount as the command found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedExec {
+    /// The `exec` step, as a JSON pointer.
+    pub step: String,
+    /// The container it ran in: its position in `containers`, from 1.
+    pub container: usize,
+    pub call: Call,
+    /// Always `ended: exited` (an exec that timed out or could not start is not recorded).
+    pub outcome: Outcome,
 }
 
 /// An image a `build` step made.
@@ -108,6 +132,74 @@ pub struct RecordedBuild {
     /// `docker image inspect`'s `Config` fields (as in [`Call::image_config`]), without
     /// the run's own label.
     pub image_config: BTreeMap<String, serde_json::Value>,
+    /// What the build was given; the fake replays a build whose call matches (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<BuildCall>,
+    /// The image's `Size` in bytes, as `docker image inspect` shows it (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// What identifies a build: a replay needs all of it to match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildCall {
+    /// The Dockerfile's path in the context (`Dockerfile` unless the step names another).
+    pub dockerfile: String,
+    /// `--build-arg`s by name (a value that held a secret is stored masked).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The build context as the builder got it: every file (the Dockerfile included),
+    /// fingerprinted like a workspace (`mount` is `.`).
+    pub context: WorkspaceInput,
+}
+
+/// Why a recorded build does not match a build now, one line per difference.
+pub fn build_differences(recorded: &BuildCall, now: &BuildCall) -> Vec<String> {
+    let mut found = Vec::new();
+    if recorded.dockerfile != now.dockerfile {
+        found.push(format!(
+            "Dockerfile differs: recorded `{}`, now `{}`",
+            recorded.dockerfile, now.dockerfile
+        ));
+    }
+    if recorded.target != now.target {
+        found.push(format!(
+            "target differs: recorded {:?}, now {:?}",
+            recorded.target, now.target
+        ));
+    }
+    let names: std::collections::BTreeSet<&String> =
+        recorded.args.keys().chain(now.args.keys()).collect();
+    for name in names {
+        match (recorded.args.get(name), now.args.get(name)) {
+            (Some(old), Some(new)) if old == new || masked_matches(old, new) => {}
+            (old, new) => {
+                let shown = |value: Option<&String>| {
+                    value.map_or("unset".to_owned(), |value| format!("`{value}`"))
+                };
+                // A recorded secret is never shown as its value now.
+                let now_shown = if old.is_some_and(|old| old.contains(SECRET_PLACEHOLDER)) {
+                    new.map(|_| format!("`{SECRET_PLACEHOLDER}`"))
+                        .unwrap_or_else(|| "unset".into())
+                } else {
+                    shown(new)
+                };
+                found.push(format!(
+                    "build arg {name} differs: recorded {}, now {now_shown}",
+                    shown(old)
+                ));
+            }
+        }
+    }
+    found.extend(
+        workspace_differences(&recorded.context, &now.context)
+            .into_iter()
+            .map(|line| line.replacen("workspace", "context", 1)),
+    );
+    found
 }
 
 /// One container: the call that made it, and what happened.
@@ -118,6 +210,55 @@ pub struct RecordedContainer {
     pub step: String,
     pub call: Call,
     pub outcome: Outcome,
+    /// A service's Docker health statuses in the order dockproof saw them change
+    /// (`starting`, `healthy`…); replayed one per health-check interval (version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<String>,
+    /// The HTTP exchanges the scenario's probes made with it, one per distinct request
+    /// (the answer last seen), sorted; the fake answers exactly these (version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<Exchange>,
+}
+
+/// One HTTP request a probe made to a recorded service, and the answer it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exchange {
+    /// The container port it was published from.
+    pub port: u16,
+    /// `GET`, `POST`…
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// The request body's sha256, when it had one (the body itself is not kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_sha256: Option<String>,
+    pub status: u16,
+    /// The answer's headers that matter: `Content-Type` and each one the scenario
+    /// checks (lowercase names); the rest (dates, lengths, request IDs) vary.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The answer's body (masked), at most [`MAX_HTTP_BODY`] bytes.
+    pub body: Content,
+}
+
+/// The most of one recorded HTTP answer's body kept (a probe reads at most this much).
+pub const MAX_HTTP_BODY: usize = 1 << 20;
+
+impl Exchange {
+    /// Whether this exchange answers `method path` with a request body hashing to `request_sha256`.
+    pub fn answers(
+        &self,
+        port: u16,
+        method: &str,
+        path: &str,
+        request_sha256: Option<&str>,
+    ) -> bool {
+        self.port == port
+            && self.method.eq_ignore_ascii_case(method)
+            && self.path == path
+            && self.request_sha256.as_deref() == request_sha256
+    }
 }
 
 /// What identifies a container run: a replay needs all of it to match.
@@ -184,6 +325,9 @@ pub enum Ended {
     /// It was still running at its step's timeout and was stopped (replayed as a
     /// container that runs until it is stopped, then ends with the recorded code).
     StoppedAfterTimeout,
+    /// A detached container still running when the scenario's steps were done (replayed
+    /// as one that runs until it is removed; `exit_code` is not observed and is 0).
+    StillRunning,
 }
 
 /// What the container did.
@@ -586,36 +730,45 @@ pub fn differences(recorded: &Call, now: &Call) -> Vec<String> {
             old.mount, new.mount
         )),
         (Some(old), Some(new)) if old.fingerprint != new.fingerprint => {
-            let mut named = Vec::new();
-            let paths: std::collections::BTreeSet<&String> =
-                old.entries.keys().chain(new.entries.keys()).collect();
-            for path in paths {
-                match (old.entries.get(path), new.entries.get(path)) {
-                    (Some(a), Some(b)) if a != b => named.push(format!(
-                        "workspace file {path} differs: recorded `{a}`, now `{b}`"
-                    )),
-                    (Some(_), None) => named.push(format!(
-                        "workspace file {path} differs: recorded, now missing"
-                    )),
-                    (None, Some(_)) => named.push(format!(
-                        "workspace file {path} differs: not recorded, now present"
-                    )),
-                    _ => {}
-                }
-            }
-            if named.is_empty() {
-                named.push(format!(
-                    "workspace differs: recorded fingerprint {}, now {}",
-                    old.fingerprint, new.fingerprint
-                ));
-            }
-            found.extend(named);
+            found.extend(workspace_differences(old, new));
         }
         (Some(_), None) => found.push("workspace differs: recorded mounted, now none".into()),
         (None, Some(_)) => found.push("workspace differs: recorded none, now mounted".into()),
         _ => {}
     }
     found
+}
+
+/// Each workspace file that differs (`workspace file PATH differs: …`), or the
+/// fingerprints when no single file is named; empty when the fingerprints agree.
+fn workspace_differences(old: &WorkspaceInput, new: &WorkspaceInput) -> Vec<String> {
+    if old.fingerprint == new.fingerprint {
+        return Vec::new();
+    }
+    let mut named = Vec::new();
+    let paths: std::collections::BTreeSet<&String> =
+        old.entries.keys().chain(new.entries.keys()).collect();
+    for path in paths {
+        match (old.entries.get(path), new.entries.get(path)) {
+            (Some(a), Some(b)) if a != b => named.push(format!(
+                "workspace file {path} differs: recorded `{a}`, now `{b}`"
+            )),
+            (Some(_), None) => named.push(format!(
+                "workspace file {path} differs: recorded, now missing"
+            )),
+            (None, Some(_)) => named.push(format!(
+                "workspace file {path} differs: not recorded, now present"
+            )),
+            _ => {}
+        }
+    }
+    if named.is_empty() {
+        named.push(format!(
+            "workspace differs: recorded fingerprint {}, now {}",
+            old.fingerprint, new.fingerprint
+        ));
+    }
+    named
 }
 
 /// Whether `value` fits `pattern`, where each `***` in the pattern stands for any text.
@@ -683,7 +836,7 @@ impl Recording {
         let bytes = read_bounded(&path, MAX_FILE_BYTES, "the recording file")?;
         // The version first, so that a newer format is named as such, not as a parse error.
         if let Ok(head) = serde_json::from_slice::<VersionOnly>(&bytes)
-            && head.version != FORMAT_VERSION
+            && !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&head.version)
         {
             return Err(RecordingError::Version {
                 path,
@@ -955,6 +1108,13 @@ pub fn drift(
     }
     for (index, (old, new)) in recorded.builds.iter().zip(&fresh.builds).enumerate() {
         let at = format!("build {} ({})", index + 1, new.step);
+        if let (Some(old_call), Some(new_call)) = (&old.call, &new.call) {
+            found.extend(
+                build_differences(old_call, new_call)
+                    .into_iter()
+                    .map(|difference| format!("{at}: {difference}")),
+            );
+        }
         found.extend(
             config_differences(&old.image_config, &new.image_config)
                 .into_iter()
@@ -983,70 +1143,183 @@ pub fn drift(
                 .into_iter()
                 .map(|difference| format!("{at}: {difference}")),
         );
-        let (o, n) = (&old.outcome, &new.outcome);
-        if o.exit_code != n.exit_code {
+        outcome_differences(
+            &at,
+            &old.outcome,
+            &new.outcome,
+            recorded_dir,
+            fresh_blobs,
+            &mut found,
+        );
+        if old.health != new.health {
             found.push(format!(
-                "{at}: exit code differs: recorded {}, now {}",
-                o.exit_code, n.exit_code
+                "{at}: health timeline differs: recorded {:?}, now {:?}",
+                old.health, new.health
             ));
         }
-        if o.oom_killed != n.oom_killed {
+        exchange_differences(&at, old, new, recorded_dir, fresh_blobs, &mut found);
+    }
+    if recorded.execs.len() != fresh.execs.len() {
+        found.push(format!(
+            "the scenario ran {} exec(s), the recording has {}",
+            fresh.execs.len(),
+            recorded.execs.len()
+        ));
+    }
+    for (index, (old, new)) in recorded.execs.iter().zip(&fresh.execs).enumerate() {
+        let at = format!("exec {} ({})", index + 1, new.step);
+        if old.container != new.container {
             found.push(format!(
-                "{at}: OOM kill differs: recorded {}, now {}",
-                o.oom_killed, n.oom_killed
+                "{at}: container differs: recorded container {}, now {}",
+                old.container, new.container
             ));
         }
-        if o.ended != n.ended {
-            found.push(format!(
-                "{at}: end differs: recorded {:?}, now {:?}",
-                o.ended, n.ended
-            ));
+        for difference in differences(&old.call, &new.call) {
+            found.push(format!("{at}: {difference}"));
         }
-        for (name, a, b) in [
-            ("stdout", &o.stdout, &n.stdout),
-            ("stderr", &o.stderr, &n.stderr),
-        ] {
-            let old_bytes = a.kept.bytes(recorded_dir).ok();
-            let new_bytes = match &b.kept {
-                Content::Inline { text } => Some(text.as_bytes().to_vec()),
-                Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
-            };
-            if a.total_bytes != b.total_bytes || old_bytes != new_bytes {
-                found.push(format!(
-                    "{at}: {name} differs: recorded {}, now {}",
-                    shown(old_bytes.as_deref(), a.total_bytes),
-                    shown(new_bytes.as_deref(), b.total_bytes)
-                ));
-            }
-        }
-        let old_changes: BTreeMap<&str, &Change> =
-            o.workspace.iter().map(|c| (c.path.as_str(), c)).collect();
-        let new_changes: BTreeMap<&str, &Change> =
-            n.workspace.iter().map(|c| (c.path.as_str(), c)).collect();
-        let paths: std::collections::BTreeSet<&&str> =
-            old_changes.keys().chain(new_changes.keys()).collect();
-        for path in paths {
-            let (a, b) = (old_changes.get(*path), new_changes.get(*path));
-            let same = match (a, b) {
-                (Some(a), Some(b)) => {
-                    a.change == b.change
-                        && a.kind == b.kind
-                        && a.mode == b.mode
-                        && a.sha256 == b.sha256
-                        && a.target == b.target
-                }
-                _ => false,
-            };
-            if !same {
-                found.push(format!(
-                    "{at}: workspace result {path} differs: recorded {}, now {}",
-                    describe_change(a.copied()),
-                    describe_change(b.copied())
-                ));
-            }
-        }
+        outcome_differences(
+            &at,
+            &old.outcome,
+            &new.outcome,
+            recorded_dir,
+            fresh_blobs,
+            &mut found,
+        );
     }
     found
+}
+
+/// What differs between a service's recorded HTTP exchanges and fresh ones.
+fn exchange_differences(
+    at: &str,
+    old: &RecordedContainer,
+    new: &RecordedContainer,
+    recorded_dir: &Path,
+    fresh_blobs: &Blobs,
+    found: &mut Vec<String>,
+) {
+    let key = |e: &Exchange| {
+        (
+            e.port,
+            e.method.clone(),
+            e.path.clone(),
+            e.request_sha256.clone(),
+        )
+    };
+    let old_map: BTreeMap<_, &Exchange> = old.http.iter().map(|e| (key(e), e)).collect();
+    let new_map: BTreeMap<_, &Exchange> = new.http.iter().map(|e| (key(e), e)).collect();
+    let keys: std::collections::BTreeSet<_> = old_map.keys().chain(new_map.keys()).collect();
+    for request in keys {
+        let name = format!(
+            "{at}: HTTP {} {} (port {})",
+            request.1, request.2, request.0
+        );
+        match (old_map.get(request), new_map.get(request)) {
+            (Some(a), Some(b)) => {
+                if a.status != b.status {
+                    found.push(format!(
+                        "{name}: status differs: recorded {}, now {}",
+                        a.status, b.status
+                    ));
+                }
+                if a.headers != b.headers {
+                    found.push(format!(
+                        "{name}: headers differ: recorded {:?}, now {:?}",
+                        a.headers, b.headers
+                    ));
+                }
+                let old_bytes = a.body.bytes(recorded_dir).ok();
+                let new_bytes = match &b.body {
+                    Content::Inline { text } => Some(text.as_bytes().to_vec()),
+                    Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
+                };
+                if old_bytes != new_bytes {
+                    let length =
+                        |bytes: &Option<Vec<u8>>| bytes.as_ref().map_or(0, Vec::len) as u64;
+                    found.push(format!(
+                        "{name}: body differs: recorded {}, now {}",
+                        shown(old_bytes.as_deref(), length(&old_bytes)),
+                        shown(new_bytes.as_deref(), length(&new_bytes))
+                    ));
+                }
+            }
+            (Some(_), None) => found.push(format!("{name}: recorded, not made now")),
+            (None, Some(_)) => found.push(format!("{name}: made now, not recorded")),
+            (None, None) => {}
+        }
+    }
+}
+
+/// What differs between a recorded outcome and a fresh one, each prefixed with `at`.
+fn outcome_differences(
+    at: &str,
+    o: &Outcome,
+    n: &Outcome,
+    recorded_dir: &Path,
+    fresh_blobs: &Blobs,
+    found: &mut Vec<String>,
+) {
+    if o.exit_code != n.exit_code {
+        found.push(format!(
+            "{at}: exit code differs: recorded {}, now {}",
+            o.exit_code, n.exit_code
+        ));
+    }
+    if o.oom_killed != n.oom_killed {
+        found.push(format!(
+            "{at}: OOM kill differs: recorded {}, now {}",
+            o.oom_killed, n.oom_killed
+        ));
+    }
+    if o.ended != n.ended {
+        found.push(format!(
+            "{at}: end differs: recorded {:?}, now {:?}",
+            o.ended, n.ended
+        ));
+    }
+    for (name, a, b) in [
+        ("stdout", &o.stdout, &n.stdout),
+        ("stderr", &o.stderr, &n.stderr),
+    ] {
+        let old_bytes = a.kept.bytes(recorded_dir).ok();
+        let new_bytes = match &b.kept {
+            Content::Inline { text } => Some(text.as_bytes().to_vec()),
+            Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
+        };
+        if a.total_bytes != b.total_bytes || old_bytes != new_bytes {
+            found.push(format!(
+                "{at}: {name} differs: recorded {}, now {}",
+                shown(old_bytes.as_deref(), a.total_bytes),
+                shown(new_bytes.as_deref(), b.total_bytes)
+            ));
+        }
+    }
+    let old_changes: BTreeMap<&str, &Change> =
+        o.workspace.iter().map(|c| (c.path.as_str(), c)).collect();
+    let new_changes: BTreeMap<&str, &Change> =
+        n.workspace.iter().map(|c| (c.path.as_str(), c)).collect();
+    let paths: std::collections::BTreeSet<&&str> =
+        old_changes.keys().chain(new_changes.keys()).collect();
+    for path in paths {
+        let (a, b) = (old_changes.get(*path), new_changes.get(*path));
+        let same = match (a, b) {
+            (Some(a), Some(b)) => {
+                a.change == b.change
+                    && a.kind == b.kind
+                    && a.mode == b.mode
+                    && a.sha256 == b.sha256
+                    && a.target == b.target
+            }
+            _ => false,
+        };
+        if !same {
+            found.push(format!(
+                "{at}: workspace result {path} differs: recorded {}, now {}",
+                describe_change(a.copied()),
+                describe_change(b.copied())
+            ));
+        }
+    }
 }
 
 /// `image config KEY differs: recorded A, now B` for each field that differs.
@@ -1213,6 +1486,7 @@ mod tests {
             scenario: "s".into(),
             containers: Vec::new(),
             builds: Vec::new(),
+            execs: Vec::new(),
         };
         saved.save(recording.path(), &blobs).unwrap();
         apply(replay.path(), recording.path(), &changes).unwrap();
@@ -1285,6 +1559,8 @@ mod tests {
             containers: vec![RecordedContainer {
                 step: "/steps/0".into(),
                 call: container_call,
+                health: Vec::new(),
+                http: Vec::new(),
                 outcome: Outcome {
                     exit_code: 0,
                     oom_killed: false,
@@ -1306,6 +1582,7 @@ mod tests {
                 },
             }],
             builds: Vec::new(),
+            execs: Vec::new(),
         }
         .to_bytes();
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -1375,6 +1652,86 @@ mod tests {
         for bad in ["/etc/passwd", "a/../b", "", "a//b", "./a"] {
             assert!(check_relative(bad).is_err(), "{bad}");
         }
+    }
+
+    fn exec_outcome(stdout: &str) -> Outcome {
+        Outcome {
+            exit_code: 0,
+            oom_killed: false,
+            ended: Ended::Exited,
+            stdout: Stream {
+                total_bytes: stdout.len() as u64,
+                kept: Content::Inline {
+                    text: stdout.into(),
+                },
+            },
+            stderr: Stream {
+                total_bytes: 0,
+                kept: Content::Inline {
+                    text: String::new(),
+                },
+            },
+            workspace: Vec::new(),
+        }
+    }
+
+    /// The drift check compares execs too: a different output and a missing exec are named.
+    #[test]
+    fn a_drifted_exec_is_named() {
+        let recording = |stdout: &str, execs: usize| Recording {
+            version: FORMAT_VERSION,
+            scenario: "s".into(),
+            containers: Vec::new(),
+            builds: Vec::new(),
+            execs: (0..execs)
+                .map(|_| RecordedExec {
+                    step: "/steps/2".into(),
+                    container: 1,
+                    call: call(),
+                    outcome: exec_outcome(stdout),
+                })
+                .collect(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let old = recording("v1\n", 1);
+        assert!(drift(&old, dir.path(), &old, &Blobs::default()).is_empty());
+        let found = drift(&old, dir.path(), &recording("v2\n", 1), &Blobs::default());
+        assert_eq!(
+            found,
+            vec![
+                "exec 1 (/steps/2): stdout differs: recorded \"v1\\n\" (3 bytes), now \"v2\\n\" (3 bytes)"
+                    .to_owned()
+            ]
+        );
+        let found = drift(&old, dir.path(), &recording("v1\n", 0), &Blobs::default());
+        assert_eq!(
+            found,
+            vec!["the scenario ran 0 exec(s), the recording has 1"]
+        );
+    }
+
+    /// A version 1 file (no execs, no `still_running`) is still read; a later one is not.
+    #[test]
+    fn a_version_1_recording_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            r#"{"version": 1, "scenario": "s", "containers": []}"#,
+        )
+        .unwrap();
+        let loaded = Recording::load(dir.path()).unwrap();
+        assert_eq!(loaded.version, 1);
+        assert!(loaded.execs.is_empty());
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            format!(
+                r#"{{"version": {}, "scenario": "s", "containers": []}}"#,
+                FORMAT_VERSION + 1
+            ),
+        )
+        .unwrap();
+        let error = Recording::load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("versions 1 to 2"), "{error}");
     }
 
     #[test]

@@ -226,7 +226,15 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     };
     let file = dockerfile::parse(&text);
     let definitions = load_definitions()?;
-    let Some(image) = definition_for(&definitions, &dockerfile_path, &file) else {
+    let found = definition_for(&definitions, &dockerfile_path, &file);
+    // A Dockerfile no definition models may have been built on a real daemon and
+    // recorded: a matching recorded build makes the recorded image.
+    if found.is_none()
+        && let Some(code) = replay_build(parsed, &context_dir, &dockerfile_path)?
+    {
+        return Ok(code);
+    }
+    let Some(image) = found else {
         err(&format!(
             "fake-docker: no fake image definition is built from {} (add a `# dockproof-image: NAME` line to it, or `build: {{ dockerfile: ... }}` to a definition)\n",
             dockerfile_path.display()
@@ -416,6 +424,97 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         }
     }
     Ok(0)
+}
+
+/// `docker build` of a recorded build (`FAKE_DOCKER_RECORDINGS`): the recorded image,
+/// tagged as asked, or the refusal naming what differs; `None` when nothing is recorded.
+fn replay_build(
+    parsed: &Parsed,
+    context_dir: &Path,
+    dockerfile_path: &Path,
+) -> Result<Option<i32>, super::CommandError> {
+    let entries = match dockproof_recording::walk(context_dir) {
+        Ok(entries) => entries,
+        Err(_) => return Ok(None),
+    };
+    let dockerfile = dockerfile_path
+        .strip_prefix(context_dir)
+        .map(|relative| relative.display().to_string())
+        .unwrap_or_else(|_| dockerfile_path.display().to_string());
+    let args = crate::supervisor::env_vars(
+        &parsed
+            .all("build-arg")
+            .iter()
+            .filter_map(|entry| match entry.contains('=') {
+                true => Some(entry.to_string()),
+                false => std::env::var(entry)
+                    .ok()
+                    .map(|value| format!("{entry}={value}")),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let call = dockproof_recording::BuildCall {
+        dockerfile,
+        args,
+        target: parsed.last("target").map(str::to_owned),
+        context: dockproof_recording::workspace_input(".", &entries),
+    };
+    let replay = match crate::replay::select_build(&call) {
+        crate::replay::Selection::Play(replay) => replay,
+        crate::replay::Selection::Refuse(reason) => {
+            err(&format!("{reason}\n"));
+            return Ok(Some(1));
+        }
+        crate::replay::Selection::NotRecorded => return Ok(None),
+    };
+    let tags: Vec<String> = parsed
+        .all("tag")
+        .iter()
+        .map(|t| normalize_reference(t))
+        .collect();
+    let labels: std::collections::BTreeMap<String, String> = parsed
+        .all("label")
+        .iter()
+        .map(|entry| {
+            let (key, value) = entry.split_once('=').unwrap_or((*entry, ""));
+            (key.to_owned(), value.to_owned())
+        })
+        .collect();
+    let name = tags
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "recorded-build".to_owned());
+    let text = match crate::replay::built_definition(&replay, &name, &labels) {
+        Ok(text) => text,
+        Err(message) => {
+            err(&format!(
+                "fake-docker: cannot replay the build: {message}\n"
+            ));
+            return Ok(Some(1));
+        }
+    };
+    let built = Built {
+        id: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
+        text,
+    };
+    let state = StateDir::from_env()?;
+    {
+        let _lock = state.lock()?;
+        write_built(&state, &built)?;
+        for tag in &tags {
+            imagestore::tag(&state, tag, &built.id)?;
+        }
+    }
+    let short = built.id.trim_start_matches("sha256:")[..12].to_string();
+    if parsed.bool("quiet") {
+        out(&format!("{}\n", built.id));
+    } else {
+        out(&format!("Successfully built {short}\n"));
+        for tag in &tags {
+            out(&format!("Successfully tagged {tag}\n"));
+        }
+    }
+    Ok(Some(0))
 }
 
 /// A built image's definition: the Dockerfile's facts over the fake definition's behaviour.

@@ -111,6 +111,42 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .as_ref()
         .map(|i| i.programs.clone())
         .unwrap_or_default();
+    // A command the image has no program for may have been recorded on a real daemon:
+    // a matching recorded exec is replayed, one that does not match refuses the exec.
+    if !parsed.bool("detach") && image.as_ref().is_none_or(|i| i.program(&argv[0]).is_none()) {
+        let mut env: std::collections::BTreeMap<String, String> =
+            supervisor::env_vars(&env_file_entries)
+                .into_iter()
+                .collect();
+        for entry in parsed.all("env") {
+            match entry.split_once('=') {
+                Some((key, value)) => {
+                    env.insert(key.to_string(), value.to_string());
+                }
+                None => {
+                    if let Ok(value) = std::env::var(entry) {
+                        env.insert(entry.to_string(), value);
+                    }
+                }
+            }
+        }
+        let call = crate::replay::ExecCall {
+            argv,
+            env,
+            user: parsed.last("user").unwrap_or_default().to_string(),
+            workdir: parsed.last("workdir").unwrap_or_default().to_string(),
+        };
+        match crate::replay::select_exec(&container, &call) {
+            crate::replay::Selection::Play(replay) => {
+                return Ok(crate::replay::play_exec(&container, &replay));
+            }
+            crate::replay::Selection::Refuse(reason) => {
+                err(&format!("{reason}\n"));
+                return Ok(125);
+            }
+            crate::replay::Selection::NotRecorded => {}
+        }
+    }
     let fs = supervisor::container_fs(&state, &container);
     // Measured: the runtime changes to the working directory before it looks the
     // command up, so a missing directory fails even for a command the fake refuses.

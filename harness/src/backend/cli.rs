@@ -871,6 +871,12 @@ impl Backend for CliBackend {
                 message: daemon_message(&output.stderr.text),
             });
         }
+        // fake-docker refusing a build its recordings do not describe: never guessed.
+        if let Some(start) = output.stderr.text.find("no recording matches this build") {
+            return Err(BackendError::Config {
+                message: first_line(&output.stderr.text[start..]),
+            });
+        }
         // The legacy builder reports steps on stdout and the failure on stderr;
         // BuildKit puts everything on stderr. Keep both, in that order.
         let mut log = output.stdout.tail_lines(40);
@@ -1052,6 +1058,12 @@ impl Backend for CliBackend {
         }
         let cli_failed = (output.code == 126 && is_command_not_found(&lower))
             || (output.code == 125 && super::unmodelled_reason(&output.stderr.text).is_some())
+            // fake-docker refusing an exec its recordings do not describe.
+            || (output.code == 125
+                && output
+                    .stderr
+                    .text
+                    .contains("no recording matches this container"))
             || (output.code == 1
                 && (lower.contains("is not running") || lower.contains("no such container")))
             || is_daemon_unavailable(&lower)

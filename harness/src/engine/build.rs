@@ -184,8 +184,22 @@ impl ScenarioRun<'_> {
             .await
             .map_err(|error| backend_finding(&error, &build_pointer))?;
         if self.context.recordings.observes() {
-            self.recorded_builds
-                .push(crate::recordings::build(pointer, &inspect, &self.masker));
+            let call = crate::recordings::build_call(
+                context.path(),
+                build.dockerfile.as_deref(),
+                &request.args.iter().cloned().collect(),
+                build.target.as_deref(),
+                &self.masker,
+            );
+            match call {
+                Ok(call) => self.recorded_builds.push(crate::recordings::build(
+                    pointer,
+                    &inspect,
+                    &self.masker,
+                    Some(call),
+                )),
+                Err(problem) => self.recording_problem = Some(problem),
+            }
         }
         let stages = instructions(&dockerfile_text)
             .iter()

@@ -248,6 +248,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         steps.push(report);
     }
 
+    run.observe_detached().await;
     if let Err(failure) = run.cleanup().await
         && verdict.is_none()
     {
@@ -356,18 +357,23 @@ fn judge(
     locate: impl Fn(&str) -> Location,
     step_pointer: &str,
 ) -> (Outcome, Option<Failure>) {
+    // One failure per finding, each at its own line; the first decides the category.
     let failure = result.err().map(|findings| {
-        let first = &findings[0];
-        let mut failure = Failure::new(
-            first.category,
-            findings
-                .iter()
-                .map(|finding| finding.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
-        failure.location = Some(locate(&first.pointer));
-        failure
+        let mut failures = findings.into_iter().map(|finding| {
+            let mut failure = Failure::new(finding.category, finding.message);
+            failure.location = Some(locate(&finding.pointer));
+            failure
+        });
+        let mut first = failures.next().unwrap_or_else(|| {
+            let mut failure = Failure::new(
+                Category::AssertionFailed,
+                "the step failed without a finding",
+            );
+            failure.location = Some(locate(step_pointer));
+            failure
+        });
+        first.further = failures.collect();
+        first
     });
     match (failure, expected) {
         (None, None) => (Outcome::Passed, None),
@@ -482,6 +488,18 @@ struct ScenarioRun<'a> {
     blobs: dockproof_recording::Blobs,
     /// Why a container could not be observed for the recording.
     recording_problem: Option<String>,
+    /// Detached containers observed for the recording, by ID: their index in `recorded`
+    /// (their outcome is read before cleanup), image and workspace mount.
+    recorded_detached: HashMap<String, (usize, String, String)>,
+    /// Commands `exec` steps ran, observed for the recording.
+    recorded_execs: Vec<dockproof_recording::RecordedExec>,
+    /// Services observed for the recording: name → (index in `recorded`, first
+    /// published container port).
+    recorded_services: HashMap<String, (usize, u16)>,
+    /// HTTP exchanges probes made with recorded services: (service, exchange), in order.
+    recorded_exchanges: Vec<(String, dockproof_recording::Exchange)>,
+    /// Workspace files recorded masked (they held a secret): path → masked size, sha256.
+    recorded_masked: std::collections::BTreeMap<String, (u64, String)>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -521,6 +539,11 @@ impl<'a> ScenarioRun<'a> {
             recorded_builds: Vec::new(),
             blobs: Default::default(),
             recording_problem: None,
+            recorded_detached: HashMap::new(),
+            recorded_execs: Vec::new(),
+            recorded_services: HashMap::new(),
+            recorded_exchanges: Vec::new(),
+            recorded_masked: Default::default(),
         }
     }
 
@@ -536,6 +559,7 @@ impl<'a> ScenarioRun<'a> {
         let dir = mode.dir_for(self.loaded);
         let recorded = std::mem::take(&mut self.recorded);
         let builds = std::mem::take(&mut self.recorded_builds);
+        let execs = std::mem::take(&mut self.recorded_execs);
         let fail = |message: String| {
             let mut failure = Failure::new(Category::AssertionFailed, message);
             failure.location = Some(self.location("/name"));
@@ -544,7 +568,8 @@ impl<'a> ScenarioRun<'a> {
         if let Some(problem) = &self.recording_problem {
             return fail(format!("cannot record this scenario: {problem}"));
         }
-        let fresh = crate::recordings::recording(&self.loaded.scenario.name, recorded, builds);
+        let fresh =
+            crate::recordings::recording(&self.loaded.scenario.name, recorded, builds, execs);
         match mode {
             RecordingMode::Record { .. } => {
                 if outcome != Outcome::Passed {
@@ -1072,7 +1097,7 @@ impl<'a> ScenarioRun<'a> {
             .await?;
         let spec = self.container_spec(pointer, run, mount);
         // Recording: the workspace as the container will find it.
-        let before = if self.context.recordings.observes() && !run.detach {
+        let before = if self.context.recordings.observes() {
             match self.workspace().entries() {
                 Ok(entries) => Some(entries),
                 Err(error) => {
@@ -1116,6 +1141,32 @@ impl<'a> ScenarioRun<'a> {
         if run.detach {
             self.record.status = "running".into();
             self.live = Some(id.clone());
+            // Recorded now (the call); what it did is read before cleanup.
+            if let Some(before) = before {
+                let logs = crate::backend::Logs {
+                    stdout: Default::default(),
+                    stderr: Default::default(),
+                };
+                self.observe_for_recording(
+                    pointer,
+                    &run.image,
+                    &spec,
+                    &id,
+                    Some(&mount_path),
+                    &before,
+                    0,
+                    &Default::default(),
+                    false,
+                    &logs,
+                )
+                .await;
+                if let Some(last) = self.recorded.len().checked_sub(1) {
+                    self.recorded[last].outcome.ended = dockproof_recording::Ended::StillRunning;
+                    self.recorded[last].outcome.workspace.clear();
+                    self.recorded_detached
+                        .insert(id.clone(), (last, run.image.clone(), mount_path.clone()));
+                }
+            }
             return Ok(());
         }
 
@@ -1203,10 +1254,10 @@ impl<'a> ScenarioRun<'a> {
         if let Some(before) = before {
             self.observe_for_recording(
                 pointer,
-                run,
+                &run.image,
                 &spec,
                 &id,
-                &mount_path,
+                Some(&mount_path),
                 &before,
                 exit_code,
                 &state,
@@ -1261,13 +1312,13 @@ impl<'a> ScenarioRun<'a> {
 
     /// Keep what a finished container did for the scenario's recording.
     #[allow(clippy::too_many_arguments)]
-    async fn observe_for_recording(
+    pub(super) async fn observe_for_recording(
         &mut self,
         pointer: &str,
-        run: &RunSpec,
+        image: &str,
         spec: &ContainerSpec,
         id: &str,
-        mount_path: &str,
+        mount_path: Option<&str>,
         before: &[dockproof_recording::Entry],
         exit_code: i64,
         state: &crate::backend::ContainerState,
@@ -1278,7 +1329,7 @@ impl<'a> ScenarioRun<'a> {
         let observed = async {
             let inspect = backend.inspect_json(id).await.map_err(|e| e.to_string())?;
             let image_inspect = backend
-                .image_inspect_json(&run.image)
+                .image_inspect_json(image)
                 .await
                 .map_err(|e| e.to_string())?;
             let after = self.workspace().entries().map_err(|e| e.to_string())?;
@@ -1294,12 +1345,13 @@ impl<'a> ScenarioRun<'a> {
         };
         let observed = crate::recordings::Observed {
             step: pointer,
-            image: &run.image,
+            image,
             spec,
             inspect: &inspect,
             image_inspect: &image_inspect,
             mount: mount_path,
             before,
+            masked: &self.recorded_masked,
             after: &after,
             exit_code,
             oom_killed: state.oom_killed,
@@ -1316,7 +1368,102 @@ impl<'a> ScenarioRun<'a> {
                 .flatten()
         });
         self.blobs = blobs;
+        crate::recordings::note_masked(&mut self.recorded_masked, &container.outcome.workspace);
         self.recorded.push(container);
+    }
+
+    /// Before cleanup, when recording: what each detached container did (its logs, and
+    /// how it ended if it has), kept in its recorded outcome.
+    async fn observe_detached(&mut self) {
+        if self.recorded_detached.is_empty() {
+            return;
+        }
+        let mut detached: Vec<(String, usize)> = self
+            .recorded_detached
+            .iter()
+            .map(|(id, (index, _, _))| (id.clone(), *index))
+            .collect();
+        detached.sort_by_key(|(_, index)| *index);
+        let services: HashMap<usize, String> = self
+            .recorded_services
+            .iter()
+            .map(|(name, (index, _))| (*index, name.clone()))
+            .collect();
+        for (id, index) in detached {
+            let backend = self.backend.as_ref();
+            let (inspect, logs) = tokio::join!(
+                backend.inspect_json(&id),
+                backend.logs(&id, self.context.capture, None)
+            );
+            let (inspect, logs) = match (inspect, logs) {
+                (Ok(inspect), Ok(logs)) => (inspect, logs),
+                (Err(error), _) | (_, Err(error)) => {
+                    self.recording_problem = Some(error.to_string());
+                    return;
+                }
+            };
+            let mut blobs = std::mem::take(&mut self.blobs);
+            // A service's logs hold its health checks' and probes' traces, as many as the
+            // timing made: not kept (docs/recordings.md).
+            let logs = if services.contains_key(&index) {
+                crate::backend::Logs {
+                    stdout: Default::default(),
+                    stderr: Default::default(),
+                }
+            } else {
+                logs
+            };
+            if let Some(recorded) = self.recorded.get_mut(index) {
+                crate::recordings::detached_outcome(
+                    &mut recorded.outcome,
+                    &inspect,
+                    &logs,
+                    &self.masker,
+                    &mut blobs,
+                );
+                if let Some(name) = services.get(&index) {
+                    recorded.health = self
+                        .record
+                        .context
+                        .services
+                        .get(name)
+                        .map(|service| {
+                            service
+                                .health
+                                .iter()
+                                .map(|change| change.status.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    // One per distinct request, the answer last seen, sorted.
+                    let mut exchanges: Vec<dockproof_recording::Exchange> = Vec::new();
+                    for (service, exchange) in &self.recorded_exchanges {
+                        if service != name {
+                            continue;
+                        }
+                        exchanges.retain(|known| {
+                            !known.answers(
+                                exchange.port,
+                                &exchange.method,
+                                &exchange.path,
+                                exchange.request_sha256.as_deref(),
+                            )
+                        });
+                        exchanges.push(exchange.clone());
+                    }
+                    exchanges.sort_by(|a, b| {
+                        (a.port, &a.path, &a.method, &a.request_sha256).cmp(&(
+                            b.port,
+                            &b.path,
+                            &b.method,
+                            &b.request_sha256,
+                        ))
+                    });
+                    recorded.http = exchanges;
+                }
+            }
+            self.blobs = blobs;
+        }
     }
 
     /// The files a run step's whole logs go to, when the run keeps them.
@@ -1401,6 +1548,17 @@ impl<'a> ScenarioRun<'a> {
         let timeout = exec
             .timeout
             .map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
+        // Recording: the workspace as the command will find it.
+        let before = match self.recorded_detached.get(&request.container) {
+            Some(_) if self.context.recordings.observes() => match self.workspace().entries() {
+                Ok(entries) => Some(entries),
+                Err(error) => {
+                    self.recording_problem = Some(error.to_string());
+                    None
+                }
+            },
+            _ => None,
+        };
         let output = self
             .backend
             .exec(&request, timeout, self.context.capture)
@@ -1413,6 +1571,42 @@ impl<'a> ScenarioRun<'a> {
         if let Ok(usage) = self.workspace().usage() {
             self.record.context.docker.workspace.files = usage.files;
             self.record.context.docker.workspace.bytes = usage.bytes;
+        }
+        if let Some(before) = before
+            && let Some((index, image, mount)) =
+                self.recorded_detached.get(&request.container).cloned()
+        {
+            match self.workspace().entries() {
+                Ok(after) => {
+                    let mut blobs = std::mem::take(&mut self.blobs);
+                    let workspace = self.workspace();
+                    let observed = crate::recordings::ObservedExec {
+                        step: pointer,
+                        container: index + 1,
+                        image: &image,
+                        request: &request,
+                        mount: &mount,
+                        before: &before,
+                        masked: &self.recorded_masked,
+                        after: &after,
+                        output: &output,
+                    };
+                    let recorded =
+                        crate::recordings::exec(&observed, &self.masker, &mut blobs, |path| {
+                            workspace
+                                .read_file(path, dockproof_recording::MAX_BLOB_BYTES)
+                                .ok()
+                                .flatten()
+                        });
+                    self.blobs = blobs;
+                    crate::recordings::note_masked(
+                        &mut self.recorded_masked,
+                        &recorded.outcome.workspace,
+                    );
+                    self.recorded_execs.push(recorded);
+                }
+                Err(error) => self.recording_problem = Some(error.to_string()),
+            }
         }
         let findings = self.expectations(
             pointer,

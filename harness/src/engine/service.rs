@@ -17,6 +17,9 @@ use crate::scenario::model::parse_port;
 use crate::scenario::template::{self, ServiceAddress};
 use crate::scenario::{HttpSpec, ServiceSpec};
 
+/// The header fake-docker sets on its answer to a request a replayed service's recording
+/// does not have (the body says which).
+const UNRECORDED_HEADER: &str = "x-fake-docker-unrecorded";
 /// How long a service may take to become ready when the step does not say.
 const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(30);
 /// How often readiness is polled.
@@ -224,6 +227,21 @@ impl ScenarioRun<'_> {
             healthcheck,
             ..ContainerSpec::default()
         };
+        // Recording: the workspace as the service will find it.
+        let before = if self.context.recordings.observes() {
+            match &service.workspace {
+                Some(_) => match self.workspace().entries() {
+                    Ok(entries) => Some(entries),
+                    Err(error) => {
+                        self.recording_problem = Some(error.to_string());
+                        None
+                    }
+                },
+                None => Some(Vec::new()),
+            }
+        } else {
+            None
+        };
         let id = self
             .backend
             .create(&spec)
@@ -255,6 +273,11 @@ impl ScenarioRun<'_> {
             .map_err(|error| backend_finding(&error, &service_pointer))?;
         let bindings = published_bindings(&inspect);
         let published = published_ports(&inspect);
+        if let Some(before) = before {
+            self.observe_service_for_recording(pointer, service, &spec, &id, &before)
+                .await;
+        }
+        let backend = self.backend.as_ref();
         let reached = reach_all(backend, &bindings)
             .await
             .map_err(|error| backend_finding(&error, &format!("{service_pointer}/ports")))?;
@@ -321,6 +344,96 @@ impl ScenarioRun<'_> {
         result
     }
 
+    /// Keep a started service for the recording: its call now; its health timeline and
+    /// the exchanges probes make with it are added before cleanup.
+    async fn observe_service_for_recording(
+        &mut self,
+        pointer: &str,
+        service: &ServiceSpec,
+        spec: &ContainerSpec,
+        id: &str,
+        before: &[dockproof_recording::Entry],
+    ) {
+        let logs = crate::backend::Logs {
+            stdout: Default::default(),
+            stderr: Default::default(),
+        };
+        let recorded_before = self.recorded.len();
+        self.observe_for_recording(
+            pointer,
+            &service.image,
+            spec,
+            id,
+            service.workspace.as_deref(),
+            before,
+            0,
+            &Default::default(),
+            false,
+            &logs,
+        )
+        .await;
+        if self.recorded.len() == recorded_before {
+            return;
+        }
+        let index = self.recorded.len() - 1;
+        self.recorded[index].outcome.ended = dockproof_recording::Ended::StillRunning;
+        self.recorded[index].outcome.workspace.clear();
+        self.recorded_detached.insert(
+            id.to_owned(),
+            (
+                index,
+                service.image.clone(),
+                service.workspace.clone().unwrap_or_default(),
+            ),
+        );
+        let first_port = spec.ports.first().map_or(0, |port| port.container_port);
+        self.recorded_services
+            .insert(service.name.clone(), (index, first_port));
+    }
+
+    /// Keep an HTTP exchange with a recorded service (record, record --check).
+    #[allow(clippy::too_many_arguments)]
+    fn note_exchange(
+        &mut self,
+        service: &str,
+        port: Option<u16>,
+        method: &str,
+        path: &str,
+        request_body: Option<&[u8]>,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        checked: &[String],
+        body: &[u8],
+    ) {
+        let Some((_, first_port)) = self.recorded_services.get(service).copied() else {
+            return;
+        };
+        let kept: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(name, _)| crate::recordings::kept_header(name.as_str(), checked))
+            .filter_map(|(name, value)| {
+                value
+                    .to_str()
+                    .ok()
+                    .map(|value| (name.as_str().to_owned(), value.to_owned()))
+            })
+            .collect();
+        let mut blobs = std::mem::take(&mut self.blobs);
+        let exchange = crate::recordings::exchange(
+            port.unwrap_or(first_port),
+            method,
+            path,
+            request_body,
+            status,
+            &kept,
+            body,
+            &self.masker,
+            &mut blobs,
+        );
+        self.blobs = blobs;
+        self.recorded_exchanges.push((service.to_owned(), exchange));
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn wait_ready(
         &mut self,
@@ -332,7 +445,7 @@ impl ScenarioRun<'_> {
         within: Duration,
         pointer: &str,
     ) -> Result<(), Vec<Finding>> {
-        let backend = self.backend.as_ref();
+        let backend = std::sync::Arc::clone(&self.backend);
         let deadline = started + within;
         let wait_pointer = format!("{pointer}/wait");
         let host_port = |container: u16| reached.get(&container);
@@ -413,11 +526,35 @@ impl ScenarioRun<'_> {
                         ));
                     };
                     let url = format!("{}{path}", base_url(reach));
-                    http_client(POLL * 5)
-                        .get(&url)
-                        .send()
-                        .await
-                        .is_ok_and(|response| response.status().is_success())
+                    match http_client(POLL * 5).get(&url).send().await {
+                        Ok(response) if response.headers().contains_key(UNRECORDED_HEADER) => {
+                            let message = response.text().await.unwrap_or_default();
+                            return Err(finding(
+                                Category::ConfigInvalid,
+                                &wait_pointer,
+                                format!("service `{name}`: {message}"),
+                            ));
+                        }
+                        Ok(response) if response.status().is_success() => {
+                            let status = response.status().as_u16();
+                            let headers = response.headers().clone();
+                            let body = response.bytes().await.unwrap_or_default();
+                            let port = reached.keys().next().copied();
+                            self.note_exchange(
+                                name,
+                                port,
+                                "GET",
+                                path,
+                                None,
+                                status,
+                                &headers,
+                                &[],
+                                &body,
+                            );
+                            true
+                        }
+                        _ => false,
+                    }
                 }
             };
             if ready {
@@ -574,7 +711,7 @@ impl ScenarioRun<'_> {
     }
 
     async fn probe(
-        &self,
+        &mut self,
         client: &reqwest::Client,
         method: &reqwest::Method,
         url: &str,
@@ -587,10 +724,14 @@ impl ScenarioRun<'_> {
         for (name, value) in &http.headers {
             request = request.header(name, template::render(value, &self.vars));
         }
+        let mut request_body = None;
         if let Some(json) = &http.json {
+            request_body = serde_json::to_vec(json).ok();
             request = request.json(json);
         } else if let Some(body) = &http.body {
-            request = request.body(template::render(body, &self.vars));
+            let body = template::render(body, &self.vars);
+            request_body = Some(body.as_bytes().to_vec());
+            request = request.body(body);
         }
         let sent = Instant::now();
         let response = match request.send().await {
@@ -616,6 +757,30 @@ impl ScenarioRun<'_> {
             }
         };
         let latency = sent.elapsed();
+        // fake-docker replaying a service the recording of which lacks this request.
+        if headers.contains_key(UNRECORDED_HEADER) {
+            return finding(
+                Category::ConfigInvalid,
+                pointer,
+                format!("{method} {url}: {body}"),
+            );
+        }
+        if let Some(service) = &http.service
+            && self.context.recordings.observes()
+        {
+            let checked: Vec<String> = expect.headers.keys().cloned().collect();
+            self.note_exchange(
+                service,
+                http.port,
+                method.as_str(),
+                http.path.as_deref().unwrap_or("/"),
+                request_body.as_deref(),
+                status,
+                &headers,
+                &checked,
+                body.as_bytes(),
+            );
+        }
         let header = |name: &str| {
             headers
                 .get(name)

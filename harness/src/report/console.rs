@@ -215,7 +215,7 @@ fn write_scenario(
     if let Some(reason) = &report.skip_reason {
         writeln!(out, "    skipped: {reason}")?;
     }
-    if let Some(failure) = &report.failure {
+    for failure in report.failure.iter().flat_map(|failure| failure.findings()) {
         let location = failure
             .location
             .as_ref()

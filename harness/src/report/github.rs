@@ -19,25 +19,31 @@ fn property(text: &str) -> String {
     data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// One annotation line per failed scenario.
+/// One annotation line per failed expectation of every failed scenario, at its own
+/// line (a step that found several gives several).
 pub fn annotations(outcome: &RunOutcome) -> Vec<String> {
     outcome
         .reports
         .iter()
         .filter(|report| report.outcome == Outcome::Failed)
-        .filter_map(|report| {
-            let failure = report.failure.as_ref()?;
-            let title = property(&format!("{}: {}", report.name, failure.category));
-            let message = data(&format!("{} (hint: {})", failure.message, failure.hint));
-            Some(match &failure.location {
-                Some(location) => format!(
-                    "::error file={},line={},col={},title={title}::{message}",
-                    property(&location.file.display().to_string()),
-                    location.line,
-                    location.column
-                ),
-                None => format!("::error title={title}::{message}"),
-            })
+        .flat_map(|report| {
+            report
+                .failure
+                .iter()
+                .flat_map(|failure| failure.findings())
+                .map(|failure| {
+                    let title = property(&format!("{}: {}", report.name, failure.category));
+                    let message = data(&format!("{} (hint: {})", failure.message, failure.hint));
+                    match &failure.location {
+                        Some(location) => format!(
+                            "::error file={},line={},col={},title={title}::{message}",
+                            property(&location.file.display().to_string()),
+                            location.line,
+                            location.column
+                        ),
+                        None => format!("::error title={title}::{message}"),
+                    }
+                })
         })
         .collect()
 }

@@ -53,7 +53,7 @@ fn scenario(report: &ScenarioReport, deterministic: bool) -> String {
         "<div class=\"hint\">{}</div>\n",
         escape(&report.file.display().to_string())
     ));
-    if let Some(failure) = &report.failure {
+    for failure in report.failure.iter().flat_map(|failure| failure.findings()) {
         let location = failure
             .location
             .as_ref()
@@ -145,7 +145,7 @@ pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> String {
         escape(&options.backend),
         escape(&options.run_id)
     );
-    for report in &outcome.reports {
+    for report in super::failures_first(&outcome.reports) {
         html.push_str(&scenario(report, options.deterministic));
     }
     html.push_str("</body></html>\n");

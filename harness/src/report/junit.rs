@@ -1,7 +1,8 @@
 //! The JUnit XML report: one test case per scenario, with the scenario file and the
 //! failing line as `file`/`line` attributes (as pytest, nextest and Surefire consumers
-//! read them); a failure's message is its category and what failed, its body the
-//! location, the hint and the steps; log tails go to system-out/err.
+//! read them); a failure's message is its category and what failed, its body every
+//! failed expectation at its location with its hint, then the steps; log tails go to
+//! system-out/err.
 
 use quick_junit::{
     NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
@@ -35,13 +36,29 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
                 status.set_type("interrupted");
             }
             if let Some(failure) = failure {
-                status.set_message(format!("{}: {}", failure.category, failure.message));
+                let more = match failure.further.len() {
+                    0 => String::new(),
+                    1 => " (and 1 more failed expectation)".to_owned(),
+                    n => format!(" (and {n} more failed expectations)"),
+                };
+                status.set_message(format!("{}: {}{more}", failure.category, failure.message));
                 status.set_type(failure.category.as_str());
-                let mut description = failure.message.clone();
-                if let Some(location) = &failure.location {
-                    description = format!("{location}: {description}");
+                // Every failed expectation at its own line, then the steps.
+                let mut description = String::new();
+                for (index, finding) in failure.findings().enumerate() {
+                    if index > 0 {
+                        description.push('\n');
+                    }
+                    if let Some(location) = &finding.location {
+                        description.push_str(&format!("{location}: "));
+                    }
+                    if failure.further.is_empty() {
+                        description.push_str(&finding.message);
+                    } else {
+                        description.push_str(&format!("{}: {}", finding.category, finding.message));
+                    }
+                    description.push_str(&format!("\n  hint: {}", finding.hint));
                 }
-                description.push_str(&format!("\n  hint: {}", failure.hint));
                 for step in &report.steps {
                     let verdict = match step.outcome {
                         Outcome::Passed => "ok",

@@ -60,18 +60,28 @@ pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> String {
         code(&options.run_id)
     );
     text.push_str("| scenario | result | category | details |\n|---|---|---|---|\n");
-    for report in &outcome.reports {
+    for report in super::failures_first(&outcome.reports) {
         let (category, details) = match &report.failure {
             Some(failure) => {
-                let location = failure
-                    .location
-                    .as_ref()
-                    .map(|location| format!("{} ", code(&location.to_string())))
-                    .unwrap_or_default();
-                (
-                    code(&failure.category.to_string()),
-                    format!("{location}{}", cell(&failure.message)),
-                )
+                // Every failed expectation of the step, each at its line.
+                let details = failure
+                    .findings()
+                    .map(|finding| {
+                        let location = finding
+                            .location
+                            .as_ref()
+                            .map(|location| format!("{} ", code(&location.to_string())))
+                            .unwrap_or_default();
+                        let category = if failure.further.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{} ", code(&finding.category.to_string()))
+                        };
+                        format!("{location}{category}{}", cell(&finding.message))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("<br>");
+                (code(&failure.category.to_string()), details)
             }
             None => (String::new(), String::new()),
         };

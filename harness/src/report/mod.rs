@@ -65,9 +65,27 @@ pub fn normalised(
                     .iter_mut()
                     .filter_map(|step| step.failure.as_mut()),
             )
-            .for_each(scrub);
+            .for_each(|failure| {
+                scrub(failure);
+                failure.further.iter_mut().for_each(scrub);
+            });
     }
     outcome
+}
+
+/// The reports in their order, failed (and interrupted) ones first: what a reader of a
+/// long summary came for.
+pub fn failures_first(
+    reports: &[crate::events::ScenarioReport],
+) -> impl Iterator<Item = &crate::events::ScenarioReport> {
+    use crate::events::Outcome;
+    let failing = |report: &&crate::events::ScenarioReport| {
+        matches!(report.outcome, Outcome::Failed | Outcome::Interrupted)
+    };
+    reports
+        .iter()
+        .filter(failing)
+        .chain(reports.iter().filter(move |report| !failing(report)))
 }
 
 /// Every text of `report` that can carry the run id, with `run_id` replaced by `shown`.
@@ -91,6 +109,9 @@ fn replace_run_id(report: &mut crate::events::ScenarioReport, run_id: &str, show
         );
     for failure in failures {
         swap(&mut failure.message);
+        for further in &mut failure.further {
+            swap(&mut further.message);
+        }
     }
     report.skip_reason.iter_mut().for_each(swap);
     let record = &mut report.record;
