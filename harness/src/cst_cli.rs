@@ -251,7 +251,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     };
     if args.pull && args.driver != DriverKind::Docker {
         // CST's words and exit code (a fatal error).
-        eprintln!("error: image pull not supported when not using Docker driver");
+        dockproof::inert_eprintln!("error: image pull not supported when not using Docker driver");
         return ExitCode::from(1);
     }
     // CST's tar driver takes a `docker save` archive for `--image PATH.tar`.
@@ -414,7 +414,8 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     };
     if args.save {
         let label = format!("dockproof.run={run_id}");
-        eprintln!(
+        // The run id may come from --run-id: inert under GitHub Actions.
+        dockproof::inert_eprintln!(
             "kept the containers and images of this run (--save); remove them with:\n  docker rm -f $(docker ps -aq --filter label={label})\n  docker rmi $(docker images -q --filter label={label})"
         );
     }
