@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::category::Category;
 use crate::events::{Outcome, ScenarioReport};
 
 /// Where a host's Docker is.
@@ -221,7 +222,27 @@ impl Default for Gates {
     }
 }
 
-/// Read gates from a YAML file (missing keys keep their defaults).
+/// The keys a gates file has.
+const GATE_KEYS: [&str; 4] = [
+    "min_success_rate",
+    "max_p95_start_ms",
+    "max_failures",
+    "no_regression",
+];
+
+/// The closest of `known` to `word`, when one is close.
+fn did_you_mean<'k>(word: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// Read gates from a YAML file (missing keys keep their defaults). Every problem is
+/// reported with its `file:line:col` and a hint: unknown keys and unknown category names
+/// in `max_failures` (`oom` for `oom_killed`) with "did you mean".
 pub fn read_gates(path: &Path) -> Result<Gates, String> {
     let text = crate::input_file::read_config(path).map_err(|error| error.to_string())?;
     let document = crate::scenario::yaml::parse(&text).map_err(|error| {
@@ -233,7 +254,87 @@ pub fn read_gates(path: &Path) -> Result<Gates, String> {
             error.with_hint()
         )
     })?;
-    serde_json::from_value(document.value).map_err(|error| format!("{}: {error}", path.display()))
+    let mut problems = Vec::new();
+    let mut problem = |span: crate::scenario::yaml::SourceSpan, message: String, hint: String| {
+        problems.push(format!(
+            "{}:{}:{}: {message}\n  = hint: {hint}",
+            path.display(),
+            span.start.line,
+            span.start.column
+        ));
+    };
+    match &document.value {
+        serde_json::Value::Null => {}
+        serde_json::Value::Object(map) => {
+            for key in map.keys() {
+                let pointer = format!("/{}", crate::scenario::yaml::escape_segment(key));
+                if !GATE_KEYS.contains(&key.as_str()) {
+                    let hint = match did_you_mean(key, GATE_KEYS) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => format!("a gates file has {}", GATE_KEYS.join(", ")),
+                    };
+                    problem(
+                        document.spans.key(&pointer),
+                        format!("unknown gate `{key}`"),
+                        hint,
+                    );
+                }
+            }
+            if let Some(serde_json::Value::Object(limits)) = map.get("max_failures") {
+                let names = Category::ALL.map(Category::as_str);
+                for name in limits.keys() {
+                    if !names.contains(&name.as_str()) {
+                        let pointer = format!(
+                            "/max_failures/{}",
+                            crate::scenario::yaml::escape_segment(name)
+                        );
+                        let hint = match did_you_mean(name, names) {
+                            Some(close) => format!("did you mean `{close}`?"),
+                            None => format!("the categories are {}", names.join(", ")),
+                        };
+                        problem(
+                            document.spans.key(&pointer),
+                            format!("unknown failure category `{name}` in max_failures"),
+                            hint,
+                        );
+                    }
+                }
+            }
+        }
+        _ => problem(
+            document.spans.value(""),
+            "a gates file is a mapping".into(),
+            format!("keys: {}", GATE_KEYS.join(", ")),
+        ),
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    let gates: Gates = serde_json::from_value(document.value.clone()).map_err(|error| {
+        // A wrong type: located at the key serde names, when it names one.
+        let message = error.to_string();
+        let span = GATE_KEYS
+            .iter()
+            .find(|key| message.contains(*key))
+            .map_or_else(|| document.spans.value(""), |key| document.spans.value(&format!("/{key}")));
+        format!(
+            "{}:{}:{}: {message}\n  = hint: min_success_rate is a share (0.95), max_p95_start_ms and max_failures values are counts, no_regression is true or false",
+            path.display(),
+            span.start.line,
+            span.start.column
+        )
+    })?;
+    if !(0.0..=1.0).contains(&gates.min_success_rate) {
+        let span = document.spans.value("/min_success_rate");
+        return Err(format!(
+            "{}:{}:{}: min_success_rate {} is not a share between 0 and 1\n  = hint: 95% is 0.95",
+            path.display(),
+            span.start.line,
+            span.start.column,
+            gates.min_success_rate
+        ));
+    }
+    Ok(gates)
 }
 
 /// What one host did over all repeats.

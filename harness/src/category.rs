@@ -140,7 +140,9 @@ impl Category {
                 "check that dockerd is running and DOCKER_HOST points at it (`docker info`)"
             }
             ImageNotFound => "build or pull the image first, or fix the image reference",
-            BuildFailed => "read the failing build step's log lines below",
+            BuildFailed => {
+                "the message names the failing instruction and its line, with the build's last log lines"
+            }
             PortConflict => "free the host port or publish on port 0 to get a free one",
             Timeout => {
                 "the job ran past its timeout: raise `timeout` or find what it waits for in the log tail"
@@ -159,9 +161,11 @@ impl Category {
             WorkspaceLimitExceeded => {
                 "the workspace exceeds `workspace.max_bytes`/`max_files`: shrink the inputs or raise the limit"
             }
-            HealthFailed => "the container never became healthy: see its health log",
+            HealthFailed => {
+                "the container never became healthy: the message quotes its last health check's output (`docker inspect --format '{{json .State.Health}}' CONTAINER` shows every probe)"
+            }
             HttpCheckFailed => {
-                "the service answered differently than expected: see the response below"
+                "the service answered differently than expected: the message gives what it answered (status, header or an excerpt of the body) beside what was expected"
             }
             FilestoreFailed => {
                 "the filestore could not be read or written: check its location and permissions"
@@ -169,7 +173,7 @@ impl Category {
             ConfigInvalid => "fix the scenario file",
             CleanupFailed => "remove the leftovers by hand (`docker rm -f`) and check permissions",
             AssertionFailed => {
-                "the output differs from the expectation: compare expected and actual below"
+                "the message gives what was expected and what was found: fix the job or the expectation"
             }
         }
     }
@@ -202,6 +206,20 @@ mod tests {
     fn every_category_has_a_hint() {
         for category in Category::ALL {
             assert!(!category.hint().is_empty(), "{category} has no hint");
+        }
+    }
+
+    /// A hint points at what a report shows: the message beside it. Reports print the
+    /// hint after the message and nothing else "below" it (issue 18: "see the response
+    /// below" had no response below).
+    #[test]
+    fn no_hint_points_at_something_below() {
+        for category in Category::ALL {
+            let hint = category.hint();
+            assert!(
+                !hint.contains("below") && !hint.contains("above"),
+                "{category}: {hint}"
+            );
         }
     }
 }

@@ -550,10 +550,11 @@ pub fn image(pointer: &str, expect: &ImageExpect, inspect: &Value, stages: usize
         if present != wanted {
             fail(
                 "healthcheck",
-                format!(
-                    "the image {} a HEALTHCHECK",
-                    if present { "has" } else { "has no" }
-                ),
+                if present {
+                    "the image has a HEALTHCHECK, expected none".to_owned()
+                } else {
+                    "the image has no HEALTHCHECK, expected one".to_owned()
+                },
             );
         }
     }

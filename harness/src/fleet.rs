@@ -253,7 +253,28 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     let mut summaries = Vec::new();
     for (host, result) in hosts.iter().zip(results) {
         match result {
-            Ok(reports) => summaries.push(HostSummary::from_reports(&host.name, &reports)),
+            Ok(reports) => {
+                // A skipped canary scenario proves nothing about the host: say so (and
+                // with none left to run the host fails the gate: `decide`).
+                let mut skipped: Vec<String> = reports
+                    .iter()
+                    .filter(|report| report.outcome == dockproof::events::Outcome::Skipped)
+                    .map(|report| {
+                        format!(
+                            "{} ({})",
+                            report.name,
+                            report.skip_reason.as_deref().unwrap_or("skipped")
+                        )
+                    })
+                    .collect();
+                skipped.dedup();
+                if !skipped.is_empty() {
+                    let line =
+                        format!("warning: host {} skipped {}", host.name, skipped.join(", "));
+                    dockproof::inert_eprintln!("{line}");
+                }
+                summaries.push(HostSummary::from_reports(&host.name, &reports))
+            }
             Err(message) => return usage_error(format!("host {}: {message}", host.name)),
         }
     }

@@ -82,3 +82,67 @@ fn a_probabilistic_fault_profile_is_deterministic() {
     assert_eq!(first, run(), "the same seed gives the same runs");
     assert_eq!(first.0, Some(1), "p=0.5 fails some of 6 runs: {first:?}");
 }
+
+#[test]
+fn a_canary_whose_only_scenario_is_skipped_is_no_go_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("needs-daemon.yaml");
+    std::fs::write(
+        &scenario,
+        "name: needs-daemon\ntags: [canary]\nrequires: [real_daemon]\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [\"true\"] }\n",
+    )
+    .unwrap();
+    Command::new(support::dockproof())
+        .current_dir(support::root())
+        .env("DOCKPROOF_HISTORY", dir.path().join("history.sqlite"))
+        .args(["canary", "--no-history", "--fake-docker"])
+        .arg(support::fake_docker())
+        .arg(&scenario)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "warning: host local skipped needs-daemon (",
+        ))
+        .stdout(predicate::str::contains(
+            "NO-GO: host local ran no scenario",
+        ));
+}
+
+#[test]
+fn a_gates_file_names_unknown_keys_and_categories_at_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let gates = dir.path().join("gates.yaml");
+    std::fs::write(
+        &gates,
+        "min_success_rate: 0.9\nmax_p95_start: 100\nmax_failures:\n  oom: 0\n  timeout: 1\n",
+    )
+    .unwrap();
+    let message = dockproof::canary::read_gates(&gates).unwrap_err();
+    let file = gates.display();
+    assert!(
+        message.contains(&format!("{file}:2:1: unknown gate `max_p95_start`"))
+            && message.contains("did you mean `max_p95_start_ms`?"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("{file}:4:3: unknown failure category `oom`"))
+            && message.contains("did you mean `oom_killed`?"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("`timeout`"),
+        "timeout is a category: {message}"
+    );
+    std::fs::write(&gates, "min_success_rate: 95\n").unwrap();
+    let message = dockproof::canary::read_gates(&gates).unwrap_err();
+    assert!(
+        message.contains(":1:19: min_success_rate 95 is not a share"),
+        "{message}"
+    );
+    std::fs::write(
+        &gates,
+        "max_failures: { oom_killed: 0 }\nno_regression: false\n",
+    )
+    .unwrap();
+    assert!(dockproof::canary::read_gates(&gates).is_ok());
+}

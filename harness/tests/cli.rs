@@ -1344,3 +1344,92 @@ fn the_project_file_schema_matches_the_checked_in_copy() {
         "{schema:#}"
     );
 }
+
+/// `xmllint`, or `None` when it is missing and may be (a failure under
+/// DOCKPROOF_REQUIRE_DOCKER=1, which `.ci/run` sets after installing libxml2-utils).
+fn xmllint() -> Option<&'static str> {
+    let found = std::process::Command::new("xmllint")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if found {
+        return Some("xmllint");
+    }
+    assert!(
+        std::env::var_os("DOCKPROOF_REQUIRE_DOCKER").is_none(),
+        "xmllint is required under DOCKPROOF_REQUIRE_DOCKER=1 (apt-get install libxml2-utils)"
+    );
+    eprintln!("skipped: xmllint not installed");
+    None
+}
+
+#[test]
+fn junit_reports_validate_against_the_jenkins_schema() {
+    let Some(xmllint) = xmllint() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // A pass, a failure with three findings, a skip and a scenario whose retry passed.
+    let scenarios = [
+        write(dir.path(), "passing.yaml", PASSING),
+        write(dir.path(), "three.yaml", THREE_FAILED),
+        write(
+            dir.path(),
+            "skipped.yaml",
+            "name: needs-daemon\nrequires: [real_daemon]\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [\"true\"] }\n",
+        ),
+    ];
+    let junit = dir.path().join("junit.xml");
+    let output = support::dockproof_fake(dir.path())
+        .arg("--junit")
+        .arg(&junit)
+        .args(&scenarios)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let jenkins =
+        std::fs::read_to_string(support::root().join("fixtures/junit/junit-10.xsd")).unwrap();
+    // The schema does not declare `file`/`line` on a testcase: with it as it is, the
+    // report is refused (so this validation is real), with exactly those two added it
+    // must pass.
+    let validate = |schema: &str| {
+        let path = dir.path().join("schema.xsd");
+        std::fs::write(&path, schema).unwrap();
+        std::process::Command::new(xmllint)
+            .args(["--noout", "--schema"])
+            .arg(&path)
+            .arg(&junit)
+            .output()
+            .unwrap()
+    };
+    let strict = validate(&jenkins);
+    assert!(
+        !strict.status.success() && String::from_utf8_lossy(&strict.stderr).contains("'file'"),
+        "the unmodified schema accepted file/line: {}",
+        support::describe(&strict)
+    );
+    let anchor = "<xs:attribute name=\"group\" type=\"xs:string\"/>\n        </xs:complexType>\n    </xs:element>\n\n    <xs:element name=\"testsuite\">";
+    assert_eq!(
+        jenkins.matches(anchor).count(),
+        1,
+        "the testcase declaration moved"
+    );
+    let extended = jenkins.replace(
+        anchor,
+        &anchor.replacen(
+            "/>",
+            "/>\n            <xs:attribute name=\"file\" type=\"xs:string\"/>\n            <xs:attribute name=\"line\" type=\"xs:string\"/>",
+            1,
+        ),
+    );
+    let checked = validate(&extended);
+    assert!(
+        checked.status.success(),
+        "the JUnit report does not validate: {}\n{}",
+        support::describe(&checked),
+        std::fs::read_to_string(&junit).unwrap()
+    );
+}
