@@ -225,24 +225,28 @@ impl History {
     }
 
     fn stats(&self, by: &str, runs: usize) -> Result<Vec<Stats>, HistoryError> {
-        let key = match by {
-            "host" => "runs.host || ' (' || runs.backend || ')'",
-            _ => "results.scenario",
+        // Flakiness is per (host, scenario, inputs): both verdicts on the same host for the
+        // same inputs. A scenario that always passes on one host and always fails on
+        // another is broken there, not flaky; a host whose runs all passed is never flaky.
+        let host = "runs.host || ' (' || runs.backend || ')'";
+        let (key, column) = match by {
+            "host" => (host, "host"),
+            _ => ("results.scenario", "scenario"),
         };
         let query = format!(
             "WITH ranked AS (
-                SELECT {key} AS name, results.verdict, results.flaky, results.inputs_sha256, results.scenario, runs.id AS run,
+                SELECT {key} AS name, {host} AS host, results.verdict, results.flaky, results.inputs_sha256, results.scenario, runs.id AS run,
                        ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY runs.id DESC) AS recent
                 FROM results JOIN runs ON runs.id = results.run
                 WHERE results.verdict IN ('passed', 'failed')
             ),
             window AS (SELECT * FROM ranked WHERE recent <= ?1),
             mixed AS (
-                SELECT scenario, inputs_sha256 FROM window GROUP BY scenario, inputs_sha256
+                SELECT host, scenario, inputs_sha256 FROM window GROUP BY host, scenario, inputs_sha256
                 HAVING COUNT(DISTINCT verdict) > 1
             )
             SELECT name, COUNT(*), SUM(verdict = 'passed'),
-                   MAX(flaky) OR EXISTS (SELECT 1 FROM mixed WHERE mixed.scenario IN (SELECT scenario FROM window w2 WHERE w2.name = window.name)),
+                   MAX(flaky) OR EXISTS (SELECT 1 FROM mixed WHERE mixed.{column} = window.name),
                    (SELECT verdict FROM window w3 WHERE w3.name = window.name ORDER BY run DESC LIMIT 1)
             FROM window GROUP BY name ORDER BY name"
         );
@@ -356,49 +360,55 @@ mod tests {
         let file = dir.path().join("s.yaml");
         std::fs::write(&file, "name: s\n").unwrap();
         let mut history = History::in_memory().unwrap();
-        history
-            .record(&entry(
-                "host-a",
-                &[
-                    report("stable", Outcome::Passed, &file),
-                    report("wobbly", Outcome::Passed, &file),
-                ],
-            ))
-            .unwrap();
-        history
-            .record(&entry(
-                "host-b",
-                &[
-                    report("stable", Outcome::Passed, &file),
-                    report("wobbly", Outcome::Failed, &file),
-                ],
-            ))
-            .unwrap();
+        let run = |history: &mut History, host: &str, wobbly: Outcome, broken: Outcome| {
+            history
+                .record(&entry(
+                    host,
+                    &[
+                        report("stable", Outcome::Passed, &file),
+                        report("wobbly", wobbly, &file),
+                        report("broken-on-b", broken, &file),
+                    ],
+                ))
+                .unwrap();
+        };
+        run(&mut history, "host-a", Outcome::Passed, Outcome::Passed);
+        run(&mut history, "host-b", Outcome::Failed, Outcome::Failed);
+        run(&mut history, "host-b", Outcome::Passed, Outcome::Failed);
+        run(&mut history, "host-a", Outcome::Passed, Outcome::Passed);
         let stats = history.by_scenario(10).unwrap();
+        let by_name = |name: &str| stats.iter().find(|s| s.name == name).unwrap().clone();
         assert_eq!(
-            stats[0],
+            by_name("stable"),
             Stats {
                 name: "stable".into(),
-                runs: 2,
-                passed: 2,
+                runs: 4,
+                passed: 4,
                 flaky: false,
                 last_verdict: "passed".into()
             }
         );
-        assert_eq!(stats[1].name, "wobbly");
-        assert!(stats[1].flaky, "both verdicts on the same inputs");
-        assert_eq!(stats[1].success_rate(), 0.5);
+        assert!(
+            by_name("wobbly").flaky,
+            "both verdicts on host-b for the same inputs"
+        );
+        assert_eq!(by_name("wobbly").success_rate(), 0.75);
+        // Always passes on a, always fails on b: broken on b, not flaky.
+        let broken = by_name("broken-on-b");
+        assert!(!broken.flaky, "{broken:?}");
+        assert_eq!(broken.success_rate(), 0.5);
         let hosts = history.by_host(10).unwrap();
         assert_eq!(
             hosts
                 .iter()
-                .map(|stats| (stats.name.as_str(), stats.passed))
+                .map(|stats| (stats.name.as_str(), stats.passed, stats.flaky))
                 .collect::<Vec<_>>(),
-            [("host-a (fake)", 2), ("host-b (fake)", 1)]
+            [("host-a (fake)", 6, false), ("host-b (fake)", 3, true)],
+            "a host whose every run passed is never flaky"
         );
         assert_eq!(
-            history.last_good_run("fake").unwrap(),
-            Some(vec!["stable".to_owned(), "wobbly".to_owned()])
+            history.last_good_run("fake").unwrap().map(|v| v.len()),
+            Some(3)
         );
     }
 }

@@ -87,12 +87,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Check Dockerfiles and compose files statically (no daemon): `file:line: RULE-ID message`.
-    Lint {
-        /// Dockerfiles and compose files (told apart by name, then content).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    /// Check Dockerfiles and compose files statically (no daemon), with hadolint's rules
+    /// too when it is installed: `file:line:column: RULE message [level, source]`.
+    /// Exit 0 clean, 1 a finding at or above the failure threshold, 2 a file or the
+    /// configuration could not be read. See docs/lint.md.
+    Lint(Box<LintArgs>),
 }
 
 /// How long the Docker daemon may take to answer (`--daemon-timeout`), shared by every
@@ -603,7 +602,7 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Lint { files } => lint(&files),
+        Command::Lint(args) => lint(&args),
         Command::Cst(args) => cst_cli::dispatch(*args),
         Command::Hash { files } => hash(&files),
         Command::Clean(args) => clean(args),
@@ -689,41 +688,103 @@ fn hash(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// Lint every file; exit 1 when any finding is at error level, 2 when a file cannot be linted.
-fn lint(files: &[PathBuf]) -> ExitCode {
-    let mut errors = 0;
-    let mut unusable = false;
-    for file in files {
-        match dockproof::lint::lint_file(file) {
-            Ok(findings) => {
-                for finding in findings {
-                    // Messages quote the linted file: inert under GitHub Actions.
-                    let line = format!(
-                        "{}:{}: {} {} [{}]",
-                        file.display(),
-                        finding.line,
-                        finding.rule,
-                        finding.message,
-                        finding.level
-                    );
-                    out!("{}", dockproof::report::inert::text(&line));
-                    if finding.level == dockproof::lint::Level::Error {
-                        errors += 1;
-                    }
-                }
-            }
+/// `dockproof lint` options.
+#[derive(Debug, Args)]
+struct LintArgs {
+    /// Dockerfiles and compose files (told apart by name, then content).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Output format (every format carries the same findings).
+    #[arg(long, value_enum, default_value = "text")]
+    format: dockproof::lint::output::Format,
+    /// The hadolint program to run (default: `hadolint` on PATH, when there is one).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_hadolint")]
+    hadolint: Option<PathBuf>,
+    /// Run dockproof's rules only, even when hadolint is installed.
+    #[arg(long)]
+    no_hadolint: bool,
+    /// Exit 1 when a finding is at this level or above (default: the config's, else `error`).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    failure_threshold: Option<dockproof::lint::config::Threshold>,
+    /// A lint configuration (YAML: disable, severity, failure-threshold, secrets.allow).
+    #[arg(long, value_name = "FILE")]
+    lint_config: Option<PathBuf>,
+}
+
+/// Lint every file; exit 1 when a finding reaches the failure threshold, 2 when a
+/// file or the configuration cannot be read (the files that could be are still reported).
+fn lint(args: &LintArgs) -> ExitCode {
+    use dockproof::lint::output::{HadolintStatus, LintRun, render};
+    let config = match &args.lint_config {
+        Some(path) => match dockproof::lint::LintConfig::load(path) {
+            Ok(config) => config,
             Err(error) => {
-                eprintln!(
-                    "error: {}",
-                    dockproof::report::inert::text(&error.to_string())
-                );
+                dockproof::inert_eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => dockproof::lint::LintConfig::default(),
+    };
+    let threshold = args
+        .failure_threshold
+        .or(config.failure_threshold)
+        .unwrap_or_default();
+    let (hadolint, status) = if args.no_hadolint {
+        (None, HadolintStatus::Disabled)
+    } else {
+        match dockproof::lint::hadolint::locate(args.hadolint.as_deref()) {
+            Ok(found) => {
+                let status = HadolintStatus::Used {
+                    program: found.program.display().to_string(),
+                };
+                (Some(found), status)
+            }
+            Err(reason) if args.hadolint.is_some() => {
+                dockproof::inert_eprintln!("error: {reason}");
+                return ExitCode::from(2);
+            }
+            Err(reason) => (None, HadolintStatus::NotFound { reason }),
+        }
+    };
+    let mut run = LintRun {
+        files: Vec::new(),
+        errors: Vec::new(),
+        hadolint: status,
+    };
+    let mut unusable = false;
+    for file in &args.files {
+        match dockproof::lint::lint_file_with(file, &config, hadolint.as_ref()) {
+            Ok(report) => run.files.push(report),
+            Err(error) => {
+                dockproof::inert_eprintln!("error: {error}");
+                run.errors
+                    .push(dockproof::lint::FileError::new(file, &error));
                 unusable = true;
             }
         }
     }
+    // Messages quote the linted files: inert under GitHub Actions.
+    let rendered = render(&run, args.format);
+    {
+        use std::io::Write as _;
+        // A closed stdout (`| head`) drops the output: never a panic.
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(dockproof::report::inert::text(&rendered).as_bytes());
+    }
+    if args.format == dockproof::lint::output::Format::Text
+        && let Some(note) = run.hadolint.note()
+    {
+        dockproof::inert_eprintln!("note: {note}");
+    }
+    let failed = run
+        .files
+        .iter()
+        .flat_map(|file| &file.findings)
+        .any(|finding| threshold.fails(finding.level));
     if unusable {
         ExitCode::from(2)
-    } else if errors > 0 {
+    } else if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

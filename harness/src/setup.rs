@@ -335,6 +335,7 @@ type Target = (
 );
 
 pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
+    let started = std::time::Instant::now();
     args.resolve_reports();
     let scenarios = match select(scenarios, &args) {
         // An empty shard is normal for a matrix wider than the suite; an empty selection otherwise is a mistake.
@@ -513,7 +514,11 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             outcome.swept
         );
     }
-    out!("{}", report::console::summary_line(&outcome));
+    out!(
+        "{} in {}",
+        report::console::summary_line(&outcome),
+        report::console::short_duration(started.elapsed())
+    );
     drop(run_dir);
     if write_failed {
         ExitCode::from(2)

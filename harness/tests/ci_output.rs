@@ -271,7 +271,7 @@ const ALLOWED_PRINTS: &[(&str, &str)] = &[
     ),
     (
         "main.rs",
-        r#"out!( "{}", serde_json::to_string_pretty(scenario::schema()).expect("the schema serialises") )"#,
+        r#"out!("{}", text.expect("the schema serialises"))"#,
     ),
     (
         "main.rs",
@@ -296,7 +296,7 @@ const ALLOWED_PRINTS: &[(&str, &str)] = &[
     ),
     (
         "setup.rs",
-        r#"out!("{}", report::console::summary_line(&outcome))"#,
+        r#"out!( "{} in {}", report::console::summary_line(&outcome), report::console::short_duration(started.elapsed()) )"#,
     ),
     (
         "main.rs",

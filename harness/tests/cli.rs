@@ -248,7 +248,7 @@ fn a_failing_expectation_exits_1_and_is_reported_in_junit_with_its_category() {
             "{}:7:27: assertion_failed",
             failing.display()
         )))
-        .stdout(predicate::str::is_match("(?m)^1 passed, 1 failed$").unwrap());
+        .stdout(predicate::str::is_match(r"(?m)^1 passed, 1 failed in \d+(ms|\.\d\ds)$").unwrap());
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     let document = roxmltree::Document::parse(&xml).expect("the JUnit report is well-formed XML");
@@ -534,9 +534,13 @@ fn ctrl_c_cancels_cleans_up_and_still_writes_the_junit_report() {
     );
 }
 
-/// `dockproof lint FILE` → the (rule, line) pairs it prints, and its exit code.
+/// `dockproof lint FILE` (dockproof's rules only) → the (rule, line) pairs it prints
+/// (`file:line:column: RULE …`), and its exit code.
 fn lint(file: &str) -> (Vec<(String, usize)>, Option<i32>) {
-    let output = dockproof().args(["lint", file]).output().unwrap();
+    let output = dockproof()
+        .args(["lint", "--no-hadolint", file])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let found = stdout
         .lines()
@@ -544,7 +548,8 @@ fn lint(file: &str) -> (Vec<(String, usize)>, Option<i32>) {
             let rest = line
                 .strip_prefix(&format!("{file}:"))
                 .unwrap_or_else(|| panic!("`{line}` does not start with `{file}:`"));
-            let (number, rest) = rest.split_once(": ").unwrap();
+            let (position, rest) = rest.split_once(": ").unwrap();
+            let (number, _column) = position.split_once(':').unwrap();
             let rule = rest.split_whitespace().next().unwrap().to_owned();
             (rule, number.parse().unwrap())
         })
@@ -593,6 +598,21 @@ fn lint_flags_each_broken_dockerfile_at_the_right_line() {
             "fixtures/dockerfiles/secret-env.Dockerfile",
             &[("DF005", 3), ("DF005", 5)],
             1,
+        ),
+        (
+            "fixtures/dockerfiles/shell-form-cmd.Dockerfile",
+            &[("DF006", 6)],
+            1,
+        ),
+        (
+            "fixtures/dockerfiles/copy-without-chown.Dockerfile",
+            &[("DF007", 5)],
+            0,
+        ),
+        (
+            "fixtures/dockerfiles/nginx-stopsignal.Dockerfile",
+            &[("DF008", 8)],
+            0,
         ),
     ]);
 }
@@ -848,7 +868,10 @@ fn the_canary_gate_says_go_or_no_go_per_host() {
     canary(&["--gates", bad_gates.to_str().unwrap()])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("unknown field `min_success`"));
+        .stderr(predicate::str::contains(
+            "bad.yaml:1:1: unknown gate `min_success`",
+        ))
+        .stderr(predicate::str::contains("did you mean `min_success_rate`?"));
 }
 
 const LEAKY: &str = r#"name: leaky-token
@@ -977,7 +1000,7 @@ fn the_suite_runs_on_every_host_with_results_per_host() {
         .code(1)
         .stdout(predicate::str::contains("dockproof: host a\n"))
         .stdout(predicate::str::contains("dockproof: host b\n"))
-        .stdout(predicate::str::is_match("(?m)^1 passed, 1 failed$").unwrap());
+        .stdout(predicate::str::is_match(r"(?m)^1 passed, 1 failed in \d+(ms|\.\d\ds)$").unwrap());
     let xml = std::fs::read_to_string(&junit).unwrap();
     let document = roxmltree::Document::parse(&xml).unwrap();
     let cases: Vec<(&str, bool)> = document
@@ -1431,5 +1454,147 @@ fn junit_reports_validate_against_the_jenkins_schema() {
         "the JUnit report does not validate: {}\n{}",
         support::describe(&checked),
         std::fs::read_to_string(&junit).unwrap()
+    );
+}
+
+/// The action's `runs.steps` entry named `name`, and its inputs' defaults.
+fn action_step(
+    name: &str,
+) -> (
+    serde_json::Value,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    let text = std::fs::read_to_string(support::root().join("action.yml")).unwrap();
+    let action = dockproof::scenario::yaml::parse(&text).unwrap().value;
+    let step = action["runs"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["name"] == name)
+        .unwrap_or_else(|| panic!("action.yml has no step `{name}`"))
+        .clone();
+    let inputs = action["inputs"].as_object().unwrap().clone();
+    (step, inputs)
+}
+
+/// `${{ inputs.NAME }}` of a step's `env:` with `given` over the inputs' defaults.
+fn action_env(
+    step: &serde_json::Value,
+    inputs: &serde_json::Map<String, serde_json::Value>,
+    given: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    step["env"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(variable, expression)| {
+            let expression = expression.as_str().unwrap();
+            let input = expression
+                .strip_prefix("${{ inputs.")
+                .and_then(|rest| rest.strip_suffix(" }}"))
+                .unwrap_or_else(|| panic!("{variable}: {expression} is not an input"));
+            assert!(inputs.contains_key(input), "{input} is not declared");
+            let value = given
+                .iter()
+                .find(|(name, _)| *name == input)
+                .map(|(_, value)| (*value).to_owned())
+                .unwrap_or_else(|| inputs[input]["default"].as_str().unwrap().to_owned());
+            (variable.clone(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn the_github_action_runs_a_users_suite_as_a_workflow_would() {
+    let (step, inputs) = action_step("Run dockproof");
+    // Every `uses: ./` in the project's workflows passes only inputs the action declares.
+    for entry in std::fs::read_dir(support::root().join(".github/workflows")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let workflow = dockproof::scenario::yaml::parse(&text).unwrap().value;
+        for job in workflow["jobs"].as_object().unwrap().values() {
+            for uses in job["steps"].as_array().unwrap() {
+                if uses["uses"] != "./" {
+                    continue;
+                }
+                for key in uses["with"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    assert!(
+                        inputs.contains_key(key),
+                        "the workflow passes unknown input {key}"
+                    );
+                }
+            }
+        }
+    }
+    // The step's script, run by bash as the runner does, in a user's repository with the
+    // installed binaries on PATH.
+    let script = step["run"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let (dockproof, repo) = installed(dir.path());
+    let init = installed_command(&dockproof, &repo)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(init.status.code(), Some(0), "{}", support::describe(&init));
+    let path = format!(
+        "{}:{}",
+        dockproof.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |given: &[(&str, &str)]| {
+        let mut command = std::process::Command::new("bash");
+        command
+            .args(["-e", "-c", &script])
+            .current_dir(&repo)
+            .env("PATH", &path)
+            .env("DOCKPROOF_HISTORY", repo.join("history.db"))
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("DOCKPROOF_BACKEND")
+            .envs(action_env(&step, &inputs, given));
+        command.output().unwrap()
+    };
+    let output = run(&[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+    for file in ["junit.xml", "report.json", "summary.md", "report.html"] {
+        assert!(repo.join("target/dockproof").join(file).is_file(), "{file}");
+    }
+    let output = run(&[
+        ("partition", "hash:2/2"),
+        ("report-formats", "junit"),
+        ("report-dir", "shard"),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(repo.join("shard/junit.xml").is_file());
+    assert!(!repo.join("shard/report.json").exists());
+    let output = run(&[("canary-hosts", "local"), ("canary-repeat", "2")]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("GO: every host met the gates"));
+    // A failing suite fails the step.
+    write(&repo.join("scenarios"), "failing.yaml", FAILING);
+    let output = run(&[]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
     );
 }

@@ -709,6 +709,23 @@ mod every_loader {
     }
 
     #[test]
+    fn lint_config_loader() {
+        run("lint config", |text| {
+            if let Err(error) = dockproof::lint::LintConfig::from_yaml("lint.yaml", text) {
+                let message = error.to_string();
+                let position = message
+                    .strip_prefix("lint.yaml:")
+                    .and_then(|rest| rest.split(':').next())
+                    .and_then(|line| line.parse::<usize>().ok());
+                prop_assert!(position.is_some(), "not located: {message}");
+                located(position.unwrap_or_default(), text)?;
+                prop_assert!(message.contains("hint:"), "{message}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_yaml_reader_itself() {
         run("yaml", |text| {
             if let Err(error) = dockproof::scenario::yaml::parse(text)

@@ -35,7 +35,14 @@ const PROPERTIES: &[(&str, &[&str], &str, &[&str])] = &[
         "dockproof",
         &["--test", "hostile_yaml"],
         "every_loader::",
-        &["scenario", "cst", "compose", "hosts and gates", "yaml"],
+        &[
+            "scenario",
+            "cst",
+            "compose",
+            "hosts and gates",
+            "lint config",
+            "yaml",
+        ],
     ),
     (
         "fake-docker",

@@ -20,7 +20,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 struct Cli {
     #[command(subcommand)]
     command: Task,
+    /// Echo every child command before running it.
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
+
+/// `--verbose`: child commands are echoed only then.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Backend {
@@ -123,7 +129,9 @@ fn target_dir(root: &Path) -> PathBuf {
 }
 
 fn run(command: &mut Command) -> Result<i32> {
-    eprintln!("xtask: running {command:?}");
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("xtask: running {command:?}");
+    }
     let status = command
         .status()
         .with_context(|| format!("failed to start {command:?}"))?;
@@ -235,6 +243,28 @@ fn conformance(filter: Option<&str>) -> Result<i32> {
 
 fn ci() -> Result<i32> {
     let root = root();
+    // Say at the start which kind of run this is: with a daemon the real-daemon tests
+    // run (most of the time: README "CI" has the measured figures), without one they
+    // show as ignored.
+    let daemon = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    match daemon {
+        Some(version) => eprintln!(
+            "xtask ci: a Docker daemon answers (server {version}): the real-daemon tests run too"
+        ),
+        None if std::env::var_os("DOCKPROOF_REQUIRE_DOCKER").is_some() => eprintln!(
+            "xtask ci: no Docker daemon answers and DOCKPROOF_REQUIRE_DOCKER is set: the real-daemon tests will fail"
+        ),
+        None => {
+            eprintln!("xtask ci: no Docker daemon answers: the real-daemon tests show as ignored")
+        }
+    }
     // Gates first: they take seconds and a formatting or lint failure should not
     // wait behind the whole test suite.
     run_ok(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
@@ -380,6 +410,7 @@ fn cst_debian(tag: &str, mirror: Option<String>, keep: bool) -> Result<i32> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     let result = match cli.command {
         Task::Validate {
             backend,

@@ -4,7 +4,6 @@
 
 use std::sync::OnceLock;
 
-use dockerfile_parser::{Dockerfile, Instruction};
 use regex::Regex;
 
 use super::{ScenarioRun, backend_finding, finding};
@@ -30,31 +29,39 @@ fn normalise(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The text and line of every instruction in a Dockerfile, in order.
+/// The text and line of every instruction in a Dockerfile, in order (continuation
+/// lines joined; heredoc bodies left out, as the builder prints the step).
 fn instructions(dockerfile: &str) -> Vec<(String, usize)> {
-    let Ok(parsed) = Dockerfile::parse(dockerfile) else {
+    let Ok(parsed) = crate::lint::parser::parse(dockerfile) else {
         return Vec::new();
     };
+    let lines: Vec<&str> = dockerfile.lines().collect();
     parsed
         .instructions
         .iter()
         .map(|instruction| {
-            let span = match instruction {
-                Instruction::From(i) => i.span,
-                Instruction::Arg(i) => i.span,
-                Instruction::Label(i) => i.span,
-                Instruction::Run(i) => i.span,
-                Instruction::Entrypoint(i) => i.span,
-                Instruction::Cmd(i) => i.span,
-                Instruction::Copy(i) => i.span,
-                Instruction::Env(i) => i.span,
-                Instruction::Misc(i) => i.span,
-            };
-            let text = dockerfile.get(span.start..span.end).unwrap_or_default();
-            (
-                normalise(&text.replace("\\\n", " ")),
-                dockerfile[..span.start].matches('\n').count() + 1,
-            )
+            let first = instruction.span.start.line;
+            let heredocs = instruction
+                .trigger
+                .as_deref()
+                .map_or(&instruction.heredocs, |trigger| &trigger.heredocs);
+            let last = heredocs
+                .first()
+                .map_or(instruction.span.end.line, |heredoc| {
+                    heredoc.span.start.line.saturating_sub(1)
+                })
+                .clamp(first, lines.len().max(first));
+            let text = lines
+                .get(first.saturating_sub(1)..last.min(lines.len()))
+                .unwrap_or_default()
+                .iter()
+                .map(|line| {
+                    let line = line.trim_end();
+                    line.strip_suffix(parsed.escape).unwrap_or(line)
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            (normalise(&text), first)
         })
         .collect()
 }

@@ -161,6 +161,152 @@ fn is_stateful(services: &serde_json::Map<String, Value>, name: &str) -> bool {
             })
 }
 
+/// Resolve YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`) as compose does:
+/// explicit keys win, then earlier merged mappings over later ones.
+pub fn resolve_merge_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for member in map.values_mut() {
+                resolve_merge_keys(member);
+            }
+            if let Some(merged) = map.remove("<<") {
+                let sources: Vec<Value> = match merged {
+                    Value::Array(items) => items,
+                    other => vec![other],
+                };
+                for source in sources {
+                    if let Value::Object(source) = source {
+                        for (key, member) in source {
+                            map.entry(key).or_insert(member);
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(resolve_merge_keys),
+        _ => {}
+    }
+}
+
+/// `base` under `own`: what `own` sets wins; mappings are merged key by key.
+fn merge_under(own: &mut Value, base: &Value) {
+    if let (Value::Object(own), Value::Object(base)) = (own, base) {
+        for (key, member) in base {
+            match own.get_mut(key) {
+                Some(existing) => merge_under(existing, member),
+                None => {
+                    own.insert(key.clone(), member.clone());
+                }
+            }
+        }
+    }
+}
+
+/// How deep `extends` chains are followed (compose refuses cycles; this stops them).
+const MAX_EXTENDS_DEPTH: usize = 8;
+/// How many other files (`include:`, `extends.file`) one compose file may name.
+const MAX_OTHER_FILES: usize = 64;
+
+/// A compose file beside `dir`, parsed, its merge keys resolved; `None` when unreadable.
+fn other_file(dir: Option<&Path>, relative: &str) -> Option<Value> {
+    let path = dir?.join(relative);
+    let text = crate::input_file::read_config(&path).ok()?;
+    let mut value = yaml::parse(&text).ok()?.value;
+    resolve_merge_keys(&mut value);
+    Some(value)
+}
+
+/// The service `extends` names: `(file, service)`.
+fn extends_target(service: &Value) -> Option<(Option<String>, String)> {
+    match service.get("extends")? {
+        Value::String(name) => Some((None, name.clone())),
+        Value::Object(long) => Some((
+            long.get("file").and_then(Value::as_str).map(str::to_owned),
+            long.get("service")?.as_str()?.to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// Resolve `extends` (same file, or `file:` beside it) so rules see the service as
+/// compose runs it; a base that cannot be read leaves the service as written.
+pub fn resolve_extends(document: &mut Value, dir: Option<&Path>) {
+    let Some(names) = document
+        .get("services")
+        .and_then(Value::as_object)
+        .map(|services| services.keys().cloned().collect::<Vec<_>>())
+    else {
+        return;
+    };
+    let mut files_read = 0;
+    for name in names {
+        let Some(mut service) = document
+            .pointer(&format!("/services/{}", yaml::escape_segment(&name)))
+            .cloned()
+        else {
+            continue;
+        };
+        let mut current_file: Option<Value> = None;
+        for _ in 0..MAX_EXTENDS_DEPTH {
+            let Some((file, base_name)) = extends_target(&service) else {
+                break;
+            };
+            if let Some(file) = file {
+                if files_read >= MAX_OTHER_FILES {
+                    break;
+                }
+                files_read += 1;
+                current_file = other_file(dir, &file);
+            }
+            let source = current_file.as_ref().unwrap_or(document);
+            let Some(base) = source
+                .get("services")
+                .and_then(|services| services.get(&base_name))
+                .cloned()
+            else {
+                break;
+            };
+            if let Value::Object(map) = &mut service {
+                map.remove("extends");
+            }
+            merge_under(&mut service, &base);
+        }
+        if let Some(Value::Object(services)) = document.get_mut("services") {
+            services.insert(name, service);
+        }
+    }
+}
+
+/// Services of the files `include:` names (short or long syntax), for lookups.
+fn included_services(document: &Value, dir: Option<&Path>) -> Vec<(String, Value)> {
+    let paths: Vec<String> = document
+        .get("include")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .take(MAX_OTHER_FILES)
+        .flat_map(|entry| match entry {
+            Value::String(path) => vec![path.clone()],
+            Value::Object(long) => match long.get("path") {
+                Some(Value::String(path)) => vec![path.clone()],
+                Some(Value::Array(paths)) => paths
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        })
+        .collect();
+    paths
+        .iter()
+        .filter_map(|path| other_file(dir, path))
+        .filter_map(|file| file.get("services").and_then(Value::as_object).cloned())
+        .flatten()
+        .collect()
+}
+
 /// Lint a compose file's text; `dir` is where `.env.example` is looked for.
 /// `Err((line, column, message))` when it is not valid YAML (or over the YAML limits).
 pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, usize, String)> {
@@ -171,12 +317,22 @@ pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, usiz
             error.with_hint(),
         )
     })?;
-    let document = &located.value;
+    let mut resolved = located.value.clone();
+    resolve_merge_keys(&mut resolved);
+    resolve_extends(&mut resolved, dir);
+    let document = &resolved;
     let spans = &located.spans;
     let mut findings = Vec::new();
     let Some(services) = document.get("services").and_then(Value::as_object) else {
         return Err((1, 1, "no top-level `services:` mapping".into()));
     };
+    // Services of `include:`d files: known to `depends_on` (DC003), linted in their own file.
+    let mut lookup = services.clone();
+    for (name, service) in included_services(document, dir) {
+        lookup.entry(name).or_insert(service);
+    }
+    let services_in_file = services;
+    let services = &lookup;
     let declared_volumes: Vec<&String> = document
         .get("volumes")
         .and_then(Value::as_object)
@@ -184,7 +340,7 @@ pub fn lint(text: &str, dir: Option<&Path>) -> Result<Vec<Finding>, (usize, usiz
         .unwrap_or_default();
     let line = |spans: &SpanIndex, pointer: &str| spans.key(pointer).start.line.max(1);
 
-    for (name, service) in services {
+    for (name, service) in services_in_file {
         let pointer = format!("/services/{}", yaml::escape_segment(name));
         let service_line = line(spans, &pointer);
         let ephemeral = label(service, EPHEMERAL_LABEL).as_deref() == Some("true");
@@ -315,7 +471,13 @@ mod tests {
         let mut found: Vec<_> = lint(text, None)
             .unwrap()
             .into_iter()
-            .map(|finding| (finding.rule, finding.line))
+            .map(|finding| {
+                let id = RULES
+                    .iter()
+                    .find(|rule| rule.id == finding.rule)
+                    .map_or("?", |rule| rule.id);
+                (id, finding.line)
+            })
             .collect();
         found.sort();
         found

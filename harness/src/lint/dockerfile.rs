@@ -1,8 +1,8 @@
-//! Dockerfile rules (seed 004's deployment patterns).
+//! Dockerfile rules (seed 004's deployment patterns, and what jobs and services
+//! need to stop cleanly), on the spans of [`super::parser`].
 
-use dockerfile_parser::{Dockerfile, Instruction};
-
-use super::{Finding, Level, Rule, looks_secret};
+use super::parser::{self, Arguments, Dockerfile, Instruction, ParseError, Pos};
+use super::{Finding, Level, Rule, SecretPolicy};
 
 /// The base image of every stage is pinned: a tag other than `latest`, or a digest.
 pub const PINNED_BASE: Rule = Rule {
@@ -34,128 +34,386 @@ pub const NO_SECRETS: Rule = Rule {
     level: Level::Error,
     summary: "no secrets in `ENV`/`ARG`",
 };
+/// The final `CMD`/`ENTRYPOINT` is in exec form, so the process itself gets SIGTERM.
+pub const EXEC_FORM: Rule = Rule {
+    id: "DF006",
+    level: Level::Error,
+    summary: "exec-form `CMD`/`ENTRYPOINT` so the process receives SIGTERM (exit 143, not 137)",
+};
+/// Files the non-root user must write are copied with `--chown`.
+pub const COPY_CHOWN: Rule = Rule {
+    id: "DF007",
+    level: Level::Warning,
+    summary: "`COPY --chown` for files the non-root user writes (a VOLUME, or chowned later)",
+};
+/// A program that stops gracefully on another signal than SIGTERM gets `STOPSIGNAL`.
+pub const STOP_SIGNAL: Rule = Rule {
+    id: "DF008",
+    level: Level::Warning,
+    summary: "`STOPSIGNAL` set when the entrypoint stops gracefully on another signal",
+};
 
 /// Every Dockerfile rule.
-pub const RULES: [Rule; 5] = [
+pub const RULES: [Rule; 8] = [
     PINNED_BASE,
     NON_ROOT_USER,
     HEALTHCHECK,
     COPY_OVER_ADD,
     NO_SECRETS,
+    EXEC_FORM,
+    COPY_CHOWN,
+    STOP_SIGNAL,
 ];
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+/// Programs whose graceful stop is another signal than SIGTERM: (program, signal, why).
+pub const GRACEFUL_SIGNALS: [(&str, &str, &str); 6] = [
+    (
+        "nginx",
+        "SIGQUIT",
+        "nginx stops at once on SIGTERM and gracefully on SIGQUIT",
+    ),
+    (
+        "php-fpm",
+        "SIGQUIT",
+        "php-fpm stops at once on SIGTERM and gracefully on SIGQUIT",
+    ),
+    (
+        "httpd",
+        "SIGWINCH",
+        "Apache httpd stops gracefully on SIGWINCH",
+    ),
+    (
+        "apache2",
+        "SIGWINCH",
+        "Apache httpd stops gracefully on SIGWINCH",
+    ),
+    (
+        "uwsgi",
+        "SIGINT",
+        "uWSGI reloads on SIGTERM instead of stopping; SIGINT stops it",
+    ),
+    (
+        "postgres",
+        "SIGINT",
+        "postgres waits for every client on SIGTERM (smart shutdown); SIGINT is the fast shutdown",
+    ),
+];
+
+/// The `(line, column)` of a finding.
+fn at(pos: Pos) -> (usize, usize) {
+    (pos.line, pos.column)
 }
 
-/// Lint a Dockerfile's text; `Err` when it cannot be parsed.
-pub fn lint(text: &str) -> Result<Vec<Finding>, String> {
-    let dockerfile = Dockerfile::parse(text).map_err(|error| error.to_string())?;
-    let line = |offset: usize| line_of(text, offset);
+/// `(repository, tag, digest)` of an image reference.
+fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (name, digest) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    };
+    let last_slash = name.rfind('/').map_or(0, |index| index + 1);
+    match name[last_slash..].rfind(':') {
+        Some(colon) => (
+            &name[..last_slash + colon],
+            Some(&name[last_slash + colon + 1..]),
+            digest,
+        ),
+        None => (name, None, digest),
+    }
+}
+
+/// The program a command runs: the basename of its first word.
+fn program(arguments: &Arguments) -> Option<String> {
+    let first = arguments.words().first()?;
+    let text = first.unquoted();
+    Some(text.rsplit('/').next().unwrap_or(&text).to_owned())
+}
+
+/// Whether `path` is `root` or beneath it.
+fn under(path: &str, root: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    let root = root.trim_end_matches('/');
+    !root.is_empty() && (path == root || path.starts_with(&format!("{root}/")))
+}
+
+/// Parse and lint a Dockerfile's text.
+pub fn lint(text: &str, secrets: &SecretPolicy) -> Result<Vec<Finding>, ParseError> {
+    let file = parser::parse(text)?;
+    Ok(lint_parsed(&file, secrets))
+}
+
+/// Lint a parsed Dockerfile.
+pub fn lint_parsed(file: &Dockerfile, secrets: &SecretPolicy) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut stage_names: Vec<String> = Vec::new();
-    // State of the stage being read; reset at every FROM so only the final stage counts.
-    let mut final_from_line = 0;
-    let mut user: Option<(usize, String)> = None;
-    let mut healthcheck = false;
-    let mut expose_line: Option<usize> = None;
+    let stages: Vec<usize> = file
+        .instructions
+        .iter()
+        .enumerate()
+        .filter(|(_, instruction)| instruction.keyword == "FROM")
+        .map(|(index, _)| index)
+        .collect();
 
-    for instruction in &dockerfile.instructions {
-        match instruction {
-            Instruction::From(from) => {
-                final_from_line = line(from.span.start);
-                user = None;
-                healthcheck = false;
-                expose_line = None;
-                let image = from.image.content.as_str();
-                let parsed = &from.image_parsed;
-                let earlier_stage = stage_names
-                    .iter()
-                    .any(|stage| stage.eq_ignore_ascii_case(image));
-                if !earlier_stage
-                    && image != "scratch"
-                    && !image.contains('$')
-                    && parsed.hash.is_none()
-                {
-                    match parsed.tag.as_deref() {
-                        None => findings.push(Finding::new(
-                            &PINNED_BASE,
-                            line(from.span.start),
-                            format!(
-                                "base image `{image}` has no tag (means `latest`); pin a version"
-                            ),
-                        )),
-                        Some("latest") => findings.push(Finding::new(
-                            &PINNED_BASE,
-                            line(from.span.start),
-                            format!("base image `{image}` uses `latest`; pin a version"),
-                        )),
-                        Some(_) => {}
-                    }
-                }
-                if let Some(alias) = &from.alias {
-                    stage_names.push(alias.content.clone());
-                }
-            }
-            Instruction::Env(env) => {
-                for var in &env.vars {
-                    let value = var.value.to_string();
-                    if looks_secret(&var.key.content, &value) {
-                        findings.push(Finding::new(&NO_SECRETS, line(var.span.start), format!("`ENV {}` looks like a secret baked into the image; pass it at run time", var.key.content)));
-                    }
-                }
-            }
-            Instruction::Arg(arg) => {
-                let value = arg
-                    .value
-                    .as_ref()
-                    .map(|value| value.content.as_str())
-                    .unwrap_or_default();
-                if looks_secret(&arg.name.content, value) {
-                    findings.push(Finding::new(&NO_SECRETS, line(arg.span.start), format!("`ARG {}` has a secret-looking default; build args end up in the image history", arg.name.content)));
-                }
-            }
-            Instruction::Misc(misc) => {
-                let keyword = misc.instruction.content.to_ascii_uppercase();
-                let arguments = misc.arguments.to_string();
-                match keyword.as_str() {
-                    "USER" => user = Some((line(misc.span.start), arguments.trim().to_owned())),
-                    "HEALTHCHECK" => healthcheck = !arguments.trim().eq_ignore_ascii_case("none"),
-                    "EXPOSE" => expose_line = expose_line.or(Some(line(misc.span.start))),
-                    "ADD" => findings.push(Finding::new(&COPY_OVER_ADD, line(misc.span.start), "use `COPY`; `ADD` also fetches URLs and unpacks archives, which is rarely meant")),
-                    _ => {}
-                }
+    for instruction in &file.instructions {
+        match instruction.keyword.as_str() {
+            "FROM" => check_from(instruction, &mut stage_names, &mut findings),
+            "ENV" | "ARG" => check_secrets(instruction, secrets, &mut findings),
+            "ADD" => {
+                let (line, column) = at(instruction.keyword_span.start);
+                findings.push(Finding::at(&COPY_OVER_ADD, line, column, "use `COPY`; `ADD` also fetches URLs and unpacks archives, which is rarely meant"));
             }
             _ => {}
         }
     }
-    if final_from_line > 0 {
-        match &user {
-            None => findings.push(Finding::new(
-                &NON_ROOT_USER,
-                final_from_line,
-                "the final stage sets no `USER`, so it runs as root",
+    if let Some(&last_from) = stages.last() {
+        check_final_stage(&file.instructions[last_from..], &mut findings);
+    }
+    findings
+}
+
+fn check_from(
+    instruction: &Instruction,
+    stage_names: &mut Vec<String>,
+    findings: &mut Vec<Finding>,
+) {
+    let words = instruction.arguments.words();
+    let Some(image_word) = words.first() else {
+        return;
+    };
+    let image = image_word.unquoted();
+    let (line, column) = at(image_word.span.start);
+    let earlier_stage = stage_names
+        .iter()
+        .any(|stage| stage.eq_ignore_ascii_case(&image));
+    let (_, tag, digest) = split_image(&image);
+    if !earlier_stage && image != "scratch" && !image.contains('$') && digest.is_none() {
+        match tag {
+            None => findings.push(Finding::at(
+                &PINNED_BASE,
+                line,
+                column,
+                format!("base image `{image}` has no tag (means `latest`); pin a version (a digest is better)"),
             )),
-            Some((line, name)) => {
-                let name = name.split(':').next().unwrap_or_default();
-                if name == "root" || name == "0" {
-                    findings.push(Finding::new(
-                        &NON_ROOT_USER,
-                        *line,
-                        format!("`USER {name}` runs as root; use a non-root user"),
-                    ));
-                }
+            Some("latest") => findings.push(Finding::at(
+                &PINNED_BASE,
+                line,
+                column,
+                format!("base image `{image}` uses `latest`; pin a version (a digest is better)"),
+            )),
+            Some(_) => {}
+        }
+    }
+    if let [_, as_word, alias, ..] = words
+        && as_word.text.eq_ignore_ascii_case("as")
+    {
+        stage_names.push(alias.unquoted());
+    }
+}
+
+fn check_secrets(instruction: &Instruction, secrets: &SecretPolicy, findings: &mut Vec<Finding>) {
+    for (key, value, span) in parser::key_values(instruction) {
+        if secrets.looks_secret(&key, value.as_deref().unwrap_or_default()) {
+            let (line, column) = at(span.start);
+            let message = if instruction.keyword == "ENV" {
+                format!(
+                    "`ENV {key}` looks like a secret baked into the image; pass it at run time (or allow it with `secrets.allow`)"
+                )
+            } else {
+                format!(
+                    "`ARG {key}` has a secret-looking default; build args end up in the image history (use `RUN --mount=type=secret`)"
+                )
+            };
+            findings.push(Finding::at(&NO_SECRETS, line, column, message));
+        }
+    }
+}
+
+/// Rules about what the image runs: its last stage, from its FROM on.
+fn check_final_stage(stage: &[Instruction], findings: &mut Vec<Finding>) {
+    let Some(from) = stage.first() else {
+        return;
+    };
+    let base = from
+        .arguments
+        .words()
+        .first()
+        .map(|word| {
+            let image = word.unquoted();
+            let (repository, _, _) = split_image(&image);
+            repository
+                .rsplit('/')
+                .next()
+                .unwrap_or(repository)
+                .to_owned()
+        })
+        .unwrap_or_default();
+    let mut user: Option<(&Instruction, String)> = None;
+    let mut healthcheck = false;
+    let mut expose: Option<&Instruction> = None;
+    let mut stop_signal: Option<String> = None;
+    let mut command: Option<&Instruction> = None;
+    let mut entrypoint: Option<&Instruction> = None;
+    let mut volumes: Vec<String> = Vec::new();
+    for instruction in stage {
+        match instruction.keyword.as_str() {
+            "USER" => {
+                let name = instruction
+                    .arguments
+                    .words()
+                    .first()
+                    .map(|word| word.unquoted())
+                    .unwrap_or_default();
+                user = Some((instruction, name));
+            }
+            "HEALTHCHECK" => {
+                healthcheck = instruction
+                    .subcommand
+                    .as_ref()
+                    .is_some_and(|sub| sub.text.eq_ignore_ascii_case("cmd"));
+            }
+            "EXPOSE" => expose = expose.or(Some(instruction)),
+            "STOPSIGNAL" => {
+                stop_signal = instruction
+                    .arguments
+                    .words()
+                    .first()
+                    .map(|word| word.unquoted().to_ascii_uppercase());
+            }
+            "CMD" => command = Some(instruction),
+            "ENTRYPOINT" => {
+                entrypoint = Some(instruction);
+                // An ENTRYPOINT resets the CMD inherited so far.
+                command = None;
+            }
+            "VOLUME" => volumes.extend(
+                instruction
+                    .arguments
+                    .words()
+                    .iter()
+                    .map(|word| word.unquoted()),
+            ),
+            _ => {}
+        }
+    }
+    let user_name = user
+        .as_ref()
+        .map(|(_, name)| name.split(':').next().unwrap_or_default().to_owned());
+    match &user {
+        None => {
+            let (line, column) = at(from.keyword_span.start);
+            findings.push(Finding::at(
+                &NON_ROOT_USER,
+                line,
+                column,
+                "the final stage sets no `USER`, so it runs as root",
+            ));
+        }
+        Some((instruction, _)) => {
+            if let Some(name) = &user_name
+                && (name == "root" || name == "0")
+            {
+                let (line, column) = at(instruction.keyword_span.start);
+                findings.push(Finding::at(
+                    &NON_ROOT_USER,
+                    line,
+                    column,
+                    format!("`USER {name}` runs as root; use a non-root user"),
+                ));
             }
         }
-        if let (Some(line), false) = (expose_line, healthcheck) {
-            findings.push(Finding::new(
-                &HEALTHCHECK,
+    }
+    if let (Some(instruction), false) = (expose, healthcheck) {
+        let (line, column) = at(instruction.keyword_span.start);
+        findings.push(Finding::at(
+            &HEALTHCHECK,
+            line,
+            column,
+            "the image exposes a port (a service) but has no `HEALTHCHECK`",
+        ));
+    }
+    // DF006: the process the container runs is the one `docker stop` signals.
+    for instruction in [entrypoint, command].into_iter().flatten() {
+        if let Arguments::Shell { text, .. } = &instruction.arguments
+            && !text.trim_start().starts_with("exec ")
+        {
+            let (line, column) = at(instruction.keyword_span.start);
+            let keyword = &instruction.keyword;
+            findings.push(Finding::at(
+                &EXEC_FORM,
                 line,
-                "the image exposes a port (a service) but has no `HEALTHCHECK`",
+                column,
+                format!("shell-form `{keyword}` runs under `/bin/sh -c`, which does not pass SIGTERM on: `docker stop` waits, then SIGKILLs (exit 137, not 143); write `{keyword} [\"…\"]` or start with `exec`"),
             ));
         }
     }
-    Ok(findings)
+    // DF007: a non-root user cannot write files COPY gave to root.
+    let non_root = user_name
+        .as_deref()
+        .is_some_and(|name| name != "root" && name != "0");
+    if non_root {
+        check_copy_chown(stage, &volumes, findings);
+    }
+    // DF008: the program `docker stop` stops should get the signal it stops on.
+    let main = entrypoint.or(command);
+    if let Some(instruction) = main
+        && let Some(program) = program(&instruction.arguments)
+        && let Some((_, signal, why)) = GRACEFUL_SIGNALS
+            .iter()
+            .find(|(name, _, _)| *name == program)
+        && stop_signal.as_deref() != Some(*signal)
+        && base != program
+    {
+        let (line, column) = at(instruction.keyword_span.start);
+        let current = stop_signal.as_deref().unwrap_or("SIGTERM (the default)");
+        findings.push(Finding::at(
+            &STOP_SIGNAL,
+            line,
+            column,
+            format!("`{program}` is stopped with {current}: {why}; add `STOPSIGNAL {signal}`"),
+        ));
+    }
+}
+
+/// COPY/ADD without `--chown` into a VOLUME, or into a path a later RUN chowns.
+fn check_copy_chown(stage: &[Instruction], volumes: &[String], findings: &mut Vec<Finding>) {
+    for (index, instruction) in stage.iter().enumerate() {
+        if !matches!(instruction.keyword.as_str(), "COPY" | "ADD")
+            || instruction.flag("chown").is_some()
+        {
+            continue;
+        }
+        let Some(destination) = instruction
+            .arguments
+            .words()
+            .last()
+            .map(|word| word.unquoted())
+        else {
+            continue;
+        };
+        let volume = volumes.iter().find(|volume| under(&destination, volume));
+        let chowned_later = stage[index + 1..].iter().any(|later| {
+            later.keyword == "RUN"
+                && later
+                    .arguments
+                    .words()
+                    .windows(2)
+                    .any(|pair| pair[0].text == "chown" || pair[0].text.ends_with("/chown"))
+                && later.arguments.words().iter().any(|word| {
+                    word.unquoted().trim_end_matches('/') == destination.trim_end_matches('/')
+                })
+        });
+        let why = match (volume, chowned_later) {
+            (Some(volume), _) => format!("the VOLUME `{volume}` the non-root user writes"),
+            (None, true) => "a path a later `RUN chown` hands to the user (a second copy of every file in a new layer)".to_owned(),
+            (None, false) => continue,
+        };
+        let (line, column) = at(instruction.keyword_span.start);
+        findings.push(Finding::at(
+            &COPY_CHOWN,
+            line,
+            column,
+            format!("`{}` into `{destination}`, {why}, leaves the files owned by root; add `--chown=<user>:<group>`", instruction.keyword),
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -163,11 +421,19 @@ mod tests {
     use super::*;
 
     fn ids(text: &str) -> Vec<(&'static str, usize)> {
-        lint(text)
+        let mut found: Vec<_> = lint(text, &SecretPolicy::default())
             .unwrap()
             .into_iter()
-            .map(|finding| (finding.rule, finding.line))
-            .collect()
+            .map(|finding| {
+                let id = RULES
+                    .iter()
+                    .find(|rule| rule.id == finding.rule)
+                    .map_or("?", |rule| rule.id);
+                (id, finding.line)
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     #[test]
@@ -179,10 +445,8 @@ mod tests {
     #[test]
     fn each_rule_names_its_line() {
         let text = "FROM node\nARG NPM_TOKEN=abc123\nFROM alpine:latest AS final\nADD app.tar.gz /app\nENV DB_PASSWORD=hunter2 LOG=debug\nEXPOSE 80\nUSER root\n";
-        let mut found = ids(text);
-        found.sort();
         assert_eq!(
-            found,
+            ids(text),
             vec![
                 ("DF001", 1),
                 ("DF001", 3),
@@ -199,6 +463,11 @@ mod tests {
     fn earlier_stages_scratch_and_digests_count_as_pinned() {
         let text = "FROM scratch AS base\nFROM base\nFROM busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000\nUSER 65534\n";
         assert_eq!(ids(text), vec![]);
+        assert_eq!(
+            ids("FROM registry:5000/team/app\nUSER 1\n"),
+            vec![("DF001", 1)]
+        );
+        assert_eq!(ids("FROM registry:5000/team/app:2.1\nUSER 1\n"), vec![]);
     }
 
     #[test]
@@ -207,5 +476,92 @@ mod tests {
             ids("FROM debian:12 AS a\nUSER app\nFROM debian:12\nRUN true\n"),
             vec![("DF002", 3)]
         );
+    }
+
+    #[test]
+    fn shell_form_cmd_and_entrypoint_lose_sigterm() {
+        assert_eq!(
+            ids("FROM debian:12\nUSER 1\nCMD python app.py\n"),
+            vec![("DF006", 3)]
+        );
+        assert_eq!(
+            ids("FROM debian:12\nUSER 1\nENTRYPOINT /app --serve\n"),
+            vec![("DF006", 3)]
+        );
+        // exec form, or `exec` in the shell form: the process is PID 1 and gets SIGTERM.
+        assert_eq!(
+            ids("FROM debian:12\nUSER 1\nCMD [\"python\", \"app.py\"]\n"),
+            vec![]
+        );
+        assert_eq!(
+            ids("FROM debian:12\nUSER 1\nCMD exec python app.py\n"),
+            vec![]
+        );
+        // Only the final stage's command runs.
+        assert_eq!(
+            ids("FROM debian:12 AS a\nCMD make\nFROM debian:12\nUSER 1\nCMD [\"/app\"]\n"),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn copy_without_chown_into_what_the_user_writes() {
+        let volume = "FROM debian:12\nVOLUME /data\nCOPY seed/ /data/seed/\nCOPY --chown=app:app more/ /data/more/\nCOPY bin/ /usr/local/bin/\nUSER app\nCMD [\"/app\"]\n";
+        assert_eq!(ids(volume), vec![("DF007", 3)]);
+        let chowned = "FROM debian:12\nCOPY . /srv/app\nRUN chown -R app:app /srv/app\nUSER app\nCMD [\"/app\"]\n";
+        assert_eq!(ids(chowned), vec![("DF007", 2)]);
+        // Running as root, ownership does not matter.
+        assert_eq!(
+            ids("FROM debian:12\nVOLUME /data\nCOPY x /data/x\nUSER root\nCMD [\"/app\"]\n"),
+            vec![("DF002", 4)]
+        );
+    }
+
+    #[test]
+    fn programs_that_stop_on_another_signal_need_stopsignal() {
+        assert_eq!(
+            ids("FROM debian:12\nUSER www\nCMD [\"nginx\", \"-g\", \"daemon off;\"]\n"),
+            vec![("DF008", 3)]
+        );
+        assert_eq!(
+            ids("FROM debian:12\nSTOPSIGNAL SIGQUIT\nUSER www\nCMD [\"nginx\"]\n"),
+            vec![]
+        );
+        assert_eq!(
+            ids("FROM debian:12\nSTOPSIGNAL SIGTERM\nUSER u\nENTRYPOINT [\"/usr/sbin/php-fpm\"]\n"),
+            vec![("DF008", 4)]
+        );
+        // The official image sets it already.
+        assert_eq!(ids("FROM nginx:1.27\nUSER www\nCMD [\"nginx\"]\n"), vec![]);
+    }
+
+    #[test]
+    fn secret_allow_list_and_urls_that_mention_token() {
+        assert_eq!(
+            ids("FROM a:1\nENV TOKEN_URL=https://auth.example.com/oauth/token\nUSER 1\n"),
+            vec![]
+        );
+        assert_eq!(
+            ids("FROM a:1\nENV TOKEN_ENDPOINT=https://auth.example.com/token\nUSER 1\n"),
+            vec![]
+        );
+        assert_eq!(
+            ids("FROM a:1\nENV API_TOKEN=abc123\nUSER 1\n"),
+            vec![("DF005", 2)]
+        );
+        let policy = SecretPolicy {
+            allow: vec!["API_TOKEN".into()],
+        };
+        assert!(
+            lint("FROM a:1\nENV API_TOKEN=abc123\nUSER 1\n", &policy)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn heredoc_bodies_are_not_instructions() {
+        let text = "FROM a:1\nRUN <<EOF\nUSER root\nADD x y\nEOF\nUSER 1\nCMD [\"/app\"]\n";
+        assert_eq!(ids(text), vec![]);
     }
 }

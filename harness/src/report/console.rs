@@ -193,7 +193,16 @@ fn write_scenario(
         Outcome::Interrupted => ("INTR", Style::new().magenta().bold()),
     };
     let label = style.force_styling(color).apply_to(label);
-    writeln!(out, "[{done:>width$}/{total}] {label} {}", report.name)?;
+    if report.outcome == Outcome::Skipped {
+        writeln!(out, "[{done:>width$}/{total}] {label} {}", report.name)?;
+    } else {
+        writeln!(
+            out,
+            "[{done:>width$}/{total}] {label} {} ({})",
+            report.name,
+            short_duration(report.duration)
+        )?;
+    }
     for (attempt, earlier) in report.earlier_attempts.iter().enumerate() {
         writeln!(
             out,
@@ -240,6 +249,19 @@ fn write_scenario(
         writeln!(out, "    stderr| {line}")?;
     }
     Ok(())
+}
+
+/// A duration as a person reads it on a result line: `412ms`, `3.05s`, `2m05s`.
+pub fn short_duration(duration: std::time::Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1_000 {
+        format!("{millis}ms")
+    } else if millis < 60_000 {
+        format!("{:.2}s", duration.as_secs_f64())
+    } else {
+        let seconds = duration.as_secs();
+        format!("{}m{:02}s", seconds / 60, seconds % 60)
+    }
 }
 
 /// The closing line: `N passed, N failed` (plus interrupted ones, when any).
