@@ -20,8 +20,11 @@ use crate::setup::{self, BackendPaths};
 pub enum DriverKind {
     /// CST's docker driver: a created (never started) container per test, read with `docker cp`.
     Docker,
-    /// CST's tar driver idea: the image's `docker save` layers and config, no container.
+    /// CST's tar driver idea: the image's `docker save` layers and config, no container
+    /// (`--image PATH.tar`: a `docker save` archive instead of a daemon's image).
     Tar,
+    /// CST's host driver (the machine itself, `--metadata`): not supported, a usage error.
+    Host,
 }
 
 /// `dockproof cst …` (dockproof's own flags) or `dockproof cst test …` (CST's command
@@ -86,8 +89,32 @@ pub struct CstArgs {
     #[arg(long)]
     no_color: bool,
     /// How file and metadata tests read the image (command tests always run containers).
-    #[arg(long, value_enum, default_value = "docker")]
+    #[arg(short = 'd', long, value_enum, default_value = "docker")]
     driver: DriverKind,
+    /// Pull the image before the tests (CST's `--pull`; docker driver only, as in CST).
+    #[arg(long)]
+    pull: bool,
+    /// The platform the image must be (`os/arch[/variant]`); a pull asks for it (CST's `--platform`).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+    /// The OCI runtime of every container (CST's `--runtime`).
+    #[arg(long, value_name = "RUNTIME")]
+    runtime: Option<String>,
+    /// Keep every container and committed image, and print how to remove them (CST's `--save`).
+    #[arg(long)]
+    save: bool,
+    /// CST's host driver's image config: not supported (`--driver host` is not).
+    #[arg(long, value_name = "FILE", hide = true)]
+    metadata: Option<PathBuf>,
+    /// CST's host driver confirmation: not supported.
+    #[arg(short = 'f', long, hide = true)]
+    force: bool,
+    /// CST's OCI layout input: not supported.
+    #[arg(long, value_name = "DIR", hide = true)]
+    image_from_oci_layout: Option<PathBuf>,
+    /// CST's tag for an OCI layout: not supported.
+    #[arg(long, value_name = "TAG", hide = true)]
+    default_image_tag: Option<String>,
     /// The docker binary for `--backend docker-cli`.
     #[arg(long, default_value = "docker", env = "DOCKPROOF_DOCKER")]
     docker: PathBuf,
@@ -160,6 +187,40 @@ fn run_id(args: &CstArgs) -> Result<(String, String), dockproof::run_id::RunIdEr
     }
 }
 
+/// CST's `--platform` check: the image's `os/arch[/variant]` must be `platform`
+/// (the daemon's words when it refuses a container of another platform).
+async fn check_platform(
+    backend: &dyn dockproof::backend::Backend,
+    image: &str,
+    platform: &str,
+) -> Result<(), String> {
+    let inspect = backend
+        .image_inspect_json(image)
+        .await
+        .map_err(|error| error.to_string())?;
+    let field = |name: &str| {
+        inspect
+            .get(name)
+            .and_then(|value| value.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (os, architecture, variant) = (field("Os"), field("Architecture"), field("Variant"));
+    let actual = format!("{os}/{architecture}");
+    let with_variant = if variant.is_empty() {
+        actual.clone()
+    } else {
+        format!("{actual}/{variant}")
+    };
+    if platform == actual || platform == with_variant {
+        Ok(())
+    } else {
+        Err(format!(
+            "image with reference {image} was found but its platform ({with_variant}) does not match the specified platform ({platform})"
+        ))
+    }
+}
+
 /// `dockproof cst` in either form.
 pub fn dispatch(command: CstCommand) -> ExitCode {
     match command.test {
@@ -175,9 +236,35 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     if args.configs.is_empty() {
         return usage_error("Please provide at least one test config file (`--config FILE`)");
     }
+    if args.driver == DriverKind::Host || args.metadata.is_some() || args.force {
+        return usage_error(
+            "dockproof cst has no host driver (`--driver host`, `--metadata`, `--force`): run the tests against an image (docs/cst.md)",
+        );
+    }
+    if args.image_from_oci_layout.is_some() || args.default_image_tag.is_some() {
+        return usage_error(
+            "dockproof cst cannot read an OCI layout (`--image-from-oci-layout`, `--default-image-tag`): load it into the daemon and pass `--image` (docs/cst.md)",
+        );
+    }
     let Some(image) = args.image.clone() else {
         return usage_error("Please supply the image to test against (`--image IMAGE`)");
     };
+    if args.pull && args.driver != DriverKind::Docker {
+        // CST's words and exit code (a fatal error).
+        dockproof::inert_eprintln!("error: image pull not supported when not using Docker driver");
+        return ExitCode::from(1);
+    }
+    // CST's tar driver takes a `docker save` archive for `--image PATH.tar`.
+    let archive =
+        (args.driver == DriverKind::Tar && image.ends_with(".tar")).then(|| PathBuf::from(&image));
+    if let Some(path) = &archive
+        && !path.is_file()
+    {
+        return usage_error(format!(
+            "`--image {}` names a `docker save` archive that is not a file",
+            path.display()
+        ));
+    }
     let _ = args.no_color;
     let mut loaded = Vec::new();
     let mut sources = Vec::new();
@@ -268,17 +355,22 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         image: image.clone(),
         run_id: run_id.clone(),
         driver: match args.driver {
-            DriverKind::Docker => Driver::Docker,
             DriverKind::Tar => Driver::Tar,
+            DriverKind::Docker | DriverKind::Host => Driver::Docker,
         },
         jobs: args
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get())),
         command_timeout: args.timeout,
         work_dir: run_dir.path().to_path_buf(),
+        options: cst::CstOptions {
+            save: args.save,
+            runtime: args.runtime.clone(),
+            archive: archive.clone(),
+        },
     });
     let nothing_ran = loaded.is_empty().then_some(());
-    let outcome: Result<_, dockproof::backend::BackendError> = runtime.block_on(async {
+    let outcome: Result<_, String> = runtime.block_on(async {
         if loaded.is_empty() {
             // Only unreadable files: their failures are the results, the image is not needed.
             let outcome = dockproof::runner::RunOutcome {
@@ -288,26 +380,45 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             };
             return Ok((outcome, Vec::new()));
         }
-        // Fixture images are built on real daemons on demand, as for scenarios.
-        fixtures.ensure(backend.as_ref(), &image).await?;
+        if archive.is_none() {
+            if args.pull {
+                backend
+                    .pull_image(&image, args.platform.as_deref())
+                    .await
+                    .map_err(|error| format!("error pulling remote image {image}: {error}"))?;
+            }
+            // Fixture images are built on real daemons on demand, as for scenarios.
+            fixtures
+                .ensure(backend.as_ref(), &image)
+                .await
+                .map_err(|error| error.to_string())?;
+            if let Some(platform) = &args.platform {
+                check_platform(backend.as_ref(), &image, platform).await?;
+            }
+        }
         let (mut outcome, results) = cst::run_all_with_results(Arc::clone(&context), loaded).await;
-        outcome.swept = cst::sweep(&context).await;
+        if !args.save {
+            outcome.swept = cst::sweep(&context).await;
+        }
         Ok((outcome, results))
     });
     let (mut outcome, results) = match outcome {
         Ok(outcome) => outcome,
-        Err(error) => {
+        Err(message) => {
             // A daemon's answer can quote the image name and anything else it was given.
-            dockproof::inert_eprintln!("error: {error}");
-            return ExitCode::from(
-                if error.category() == dockproof::category::Category::ConfigInvalid {
-                    2
-                } else {
-                    1
-                },
-            );
+            // CST exits 1 on every such fatal error (a missing image, a failed pull, a
+            // platform mismatch).
+            dockproof::inert_eprintln!("error: {message}");
+            return ExitCode::from(1);
         }
     };
+    if args.save {
+        let label = format!("dockproof.run={run_id}");
+        // The run id may come from --run-id: inert under GitHub Actions.
+        dockproof::inert_eprintln!(
+            "kept the containers and images of this run (--save); remove them with:\n  docker rm -f $(docker ps -aq --filter label={label})\n  docker rmi $(docker images -q --filter label={label})"
+        );
+    }
     // Results in CST's order: file by file, a file that cannot be read as its one result.
     let mut pairs: Vec<_> = outcome.reports.drain(..).zip(results).collect();
     let mut ordered = Vec::new();

@@ -563,10 +563,265 @@ fn real_matches_fake(backend: &str, driver: &str, image: &str, config: &str) {
     );
 }
 
+/// CST's flags dockproof refuses (exit 2, saying what to do), those CST itself treats as
+/// fatal (exit 1, CST's words), and `--platform` checked against the image.
+fn cst_flags_refused_or_fatal_as_cst() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::root().join("fixtures/cst/job-runner.yaml");
+    let run = |extra: &[&str]| {
+        cst_test_command(dir.path())
+            .args(["--image", "dockproof/job-runner:1", "--config"])
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for (extra, code, words) in [
+        (
+            &["--driver", "host", "--metadata", "m.json", "--force"][..],
+            2,
+            "has no host driver",
+        ),
+        (
+            &["--image-from-oci-layout", "/nonexistent"][..],
+            2,
+            "cannot read an OCI layout",
+        ),
+        (
+            &["--pull", "--driver", "tar"][..],
+            1,
+            "image pull not supported when not using Docker driver",
+        ),
+        (
+            &["--platform", "linux/riscv64"][..],
+            1,
+            "image with reference dockproof/job-runner:1 was found but its platform (linux/amd64) does not match the specified platform (linux/riscv64)",
+        ),
+    ] {
+        let output = run(extra);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{extra:?}: {}",
+            support::describe(&output)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(words),
+            "{extra:?}: {}",
+            support::describe(&output)
+        );
+    }
+    let output = cst_test_command(dir.path())
+        .args([
+            "--driver",
+            "tar",
+            "--image",
+            "/nonexistent/image.tar",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is not a file"),
+        "{}",
+        support::describe(&output)
+    );
+    // The image's own platform passes.
+    let output = run(&["--platform", "linux/amd64"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+}
+
+/// `dockproof cst test` on the real daemon (docker-api) with `extra`.
+fn cst_real(dir: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(support::dockproof())
+        .current_dir(support::root())
+        .args(["cst", "test", "--no-history", "--backend", "docker-api"])
+        .arg("--fixture-images")
+        .arg(support::root().join("fixtures/images"))
+        .arg("--work-dir")
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn docker_ids(args: &[&str]) -> Vec<String> {
+    let output = Command::new("docker").args(args).output().unwrap();
+    assert!(output.status.success(), "{}", support::describe(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `--save` keeps every container and committed image of the run and prints how to
+/// remove them; the printed commands remove them all.
+fn save_keeps_containers_and_images_and_says_how_to_remove_them() {
+    support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "save.yaml",
+        "schemaVersion: 2.0.0\ncommandTests:\n  - name: with setup\n    setup: [[touch, /workspace/x]]\n    command: ls\n    args: [/workspace/x]\nfileExistenceTests:\n  - name: sh\n    path: /bin/sh\n",
+    );
+    let run_id = format!("cst-save-{}", std::process::id());
+    let output = cst_real(
+        dir.path(),
+        &[
+            "--image",
+            "dockproof/job-runner:1",
+            "--config",
+            config.to_str().unwrap(),
+            "--save",
+            "--run-id",
+            &run_id,
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+    let label = format!("label=dockproof.run={run_id}");
+    let containers = docker_ids(&["ps", "-aq", "--filter", &label]);
+    let images = docker_ids(&["images", "-q", "--filter", &label]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    // Remove them before asserting, so a failure leaves nothing behind.
+    let removal: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("docker rm") || line.starts_with("docker rmi"))
+        .collect();
+    for command in &removal {
+        let _ = Command::new("sh").args(["-c", command]).output();
+    }
+    // The setup container, the committed image, the test's container, the file test's.
+    assert_eq!(
+        containers.len(),
+        3,
+        "containers kept: {containers:?}\n{stderr}"
+    );
+    assert_eq!(images.len(), 1, "images kept: {images:?}\n{stderr}");
+    assert_eq!(removal.len(), 2, "{stderr}");
+    assert!(docker_ids(&["ps", "-aq", "--filter", &label]).is_empty());
+    assert!(docker_ids(&["images", "-q", "--filter", &label]).is_empty());
+}
+
+/// `--runtime` reaches every container: the default runtime by name passes, an unknown
+/// one is the daemon's refusal in every command test.
+fn runtime_reaches_the_containers() {
+    support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::root().join("fixtures/cst/job-runner.yaml");
+    let run = |runtime: &str| {
+        cst_real(
+            dir.path(),
+            &[
+                "--image",
+                "dockproof/job-runner:1",
+                "--config",
+                config.to_str().unwrap(),
+                "--runtime",
+                runtime,
+                "--output",
+                "json",
+            ],
+        )
+    };
+    let output = run("runc");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+    let output = run("cstdrop-no-such-runtime");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("cstdrop-no-such-runtime"),
+        "{}",
+        support::describe(&output)
+    );
+}
+
+/// `--driver tar --image PATH.tar` reads a `docker save` archive (no daemon image): the
+/// file tests as with the daemon's image, every command test "error in setup" under its
+/// bare name, as CST's tar driver.
+fn tar_driver_reads_a_saved_archive() {
+    support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("job-runner.tar");
+    let saved = Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&archive)
+        .arg("dockproof/job-runner:1")
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{}", support::describe(&saved));
+    let config = support::root().join("fixtures/cst/job-runner.yaml");
+    let output = cst_real(
+        dir.path(),
+        &[
+            "--driver",
+            "tar",
+            "--image",
+            archive.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+    let results = json["Results"].as_array().unwrap();
+    let mut commands = 0;
+    for result in results {
+        let name = result["Name"].as_str().unwrap();
+        let errors = result["Errors"].to_string();
+        if errors.contains("Tar driver is unable to process commands") {
+            commands += 1;
+            assert!(!name.contains(": "), "a command test is named bare: {name}");
+            assert!(errors.contains("error in setup: "), "{errors}");
+        } else {
+            assert_eq!(result["Pass"], true, "{result}");
+        }
+    }
+    assert!(commands > 0 && commands < results.len(), "{json}");
+}
+
 fn main() {
     use libtest_mimic::{Arguments, Trial};
     let args = Arguments::from_args();
-    let fake_tests: [(&str, fn()); 10] = [
+    let fake_tests: [(&str, fn()); 11] = [
+        (
+            "fake::cst_flags_refused_or_fatal_as_cst",
+            cst_flags_refused_or_fatal_as_cst,
+        ),
         (
             "fake::a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line",
             a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line,
@@ -637,6 +892,26 @@ fn main() {
                 },
             ));
         }
+    }
+    let real_tests: [(&str, fn()); 3] = [
+        (
+            "docker-api::save_keeps_containers_and_images_and_says_how_to_remove_them",
+            save_keeps_containers_and_images_and_says_how_to_remove_them,
+        ),
+        (
+            "docker-api::runtime_reaches_the_containers",
+            runtime_reaches_the_containers,
+        ),
+        (
+            "docker-api::tar_driver_reads_a_saved_archive",
+            tar_driver_reads_a_saved_archive,
+        ),
+    ];
+    for (name, test) in real_tests {
+        trials.push(support::real_daemon_trial(name, move || {
+            test();
+            Ok(())
+        }));
     }
     libtest_mimic::run(&args, trials).exit();
 }

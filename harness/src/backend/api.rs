@@ -464,6 +464,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         privileged: spec.privileged.then_some(true),
         pid_mode: spec.pid_mode.clone(),
+        runtime: spec.runtime.clone(),
         cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
         cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
         // `PATH[:OPTIONS]`, as the CLI's --tmpfs takes it.
@@ -772,6 +773,25 @@ impl Backend for ApiBackend {
             )
             .await?;
         to_json(&inspect, "inspect an image")
+    }
+
+    async fn pull_image(&self, image: &str, platform: Option<&str>) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let mut options =
+            bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(image);
+        if let Some(platform) = platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
+        let pull = async {
+            // The progress documents are read to the end; an error document ends the pull.
+            let mut stream = docker.create_image(Some(options), None, None);
+            while let Some(progress) = stream.next().await {
+                progress?;
+            }
+            Ok(())
+        };
+        bounded("pull an image", image, COPY_TIMEOUT, pull).await
     }
 
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {

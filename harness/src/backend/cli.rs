@@ -678,6 +678,9 @@ pub fn create_args(spec: &ContainerSpec, env_args: &[String]) -> Vec<String> {
     if let Some(pid) = &spec.pid_mode {
         args.extend(["--pid".to_owned(), pid.clone()]);
     }
+    if let Some(runtime) = &spec.runtime {
+        args.extend(["--runtime".to_owned(), runtime.clone()]);
+    }
     for port in &spec.ports {
         let host = match (&port.host_ip, port.host_port) {
             (Some(ip), 0) => format!("{ip}::"),
@@ -906,6 +909,15 @@ impl Backend for CliBackend {
                 message: "no such image".into(),
             }),
         }
+    }
+
+    async fn pull_image(&self, image: &str, platform: Option<&str>) -> Result<(), BackendError> {
+        let mut args = vec!["pull".to_owned(), "--quiet".to_owned()];
+        if let Some(platform) = platform {
+            args.extend(["--platform".to_owned(), platform.to_owned()]);
+        }
+        args.push(image.to_owned());
+        self.control(&args, image).await.map(|_| ())
     }
 
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {

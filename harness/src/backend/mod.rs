@@ -114,6 +114,8 @@ pub struct ContainerSpec {
     pub tmpfs: Vec<String>,
     /// PID namespace (`--pid`), e.g. `host`.
     pub pid_mode: Option<String>,
+    /// The OCI runtime (`--runtime`, `HostConfig.Runtime`); `None` is the daemon's default.
+    pub runtime: Option<String>,
 }
 
 impl ContainerSpec {
@@ -504,6 +506,14 @@ pub trait Backend: Send + Sync {
         Err(BackendError::Unsupported {
             backend: self.name().to_owned(),
             operation: "remove images",
+        })
+    }
+    /// Pull `image` from its registry (`docker pull [--platform P] IMAGE`).
+    async fn pull_image(&self, image: &str, platform: Option<&str>) -> Result<(), BackendError> {
+        let _ = (image, platform);
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "pull images",
         })
     }
     /// A tar archive of `path` in the container (created or running), as `docker cp CONTAINER:PATH -` writes it.

@@ -209,6 +209,85 @@ pub fn read_copy_archive(bytes: &[u8]) -> Result<Vec<(String, Node)>, FilesError
     Ok(entries)
 }
 
+/// What a streamed `docker cp` archive of one path is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The entry named `base` (the path itself): its metadata only.
+    Stat,
+    /// The entry named `base` and, for a regular file, its bytes (at most [`MAX_CONTENT_BYTES`]).
+    Content,
+}
+
+/// The entry named `base` of a `docker cp` archive read as it streams: reading stops at
+/// that entry (for [`Want::Content`], after its bytes), so a directory as large as the
+/// image's root costs one header, not the archive (issue 17 item 7). `None` when the
+/// archive has no such entry.
+pub fn stream_entry(reader: impl Read, base: &str, want: Want) -> Result<Option<Node>, FilesError> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let name = clean(&name);
+        let Some(info) = FileInfo::from_header(entry.header()) else {
+            continue;
+        };
+        if name.trim_start_matches('/') != base || info.kind == Kind::CharDevice {
+            continue;
+        }
+        let content =
+            if want == Want::Content && entry.header().entry_type() == tar::EntryType::Regular {
+                let len = entry.header().size()?;
+                if len > MAX_CONTENT_BYTES {
+                    return Err(FilesError::Limit {
+                        archive: "docker cp".to_owned(),
+                        what: format!("the file is {len} bytes"),
+                        hint: format!(
+                            "dockproof reads at most {MAX_CONTENT_BYTES} bytes of a file for a test"
+                        ),
+                    });
+                }
+                let mut content = Vec::new();
+                (&mut entry).take(len).read_to_end(&mut content)?;
+                Some(Content::Bytes(Arc::new(content)))
+            } else {
+                None
+            };
+        return Ok(Some(Node { info, content }));
+    }
+    Ok(None)
+}
+
+/// The directories directly inside the path of a `docker cp` archive, read as it streams:
+/// headers only, no entry's bytes held.
+pub fn stream_child_dirs(reader: impl Read) -> Result<Vec<String>, FilesError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut dirs = Vec::new();
+    let mut count: u64 = 0;
+    for entry in archive.entries()? {
+        let entry = entry?;
+        count += 1;
+        if count > MAX_IMAGE_ENTRIES {
+            return Err(FilesError::Limit {
+                archive: "docker cp".to_owned(),
+                what: format!("more than {MAX_IMAGE_ENTRIES} entries"),
+                hint: "see docs/limits.md".to_owned(),
+            });
+        }
+        let name = entry
+            .path()?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        if entry.header().entry_type() == tar::EntryType::Directory
+            && name.split('/').count() == 2
+            && let Some(child) = name.split('/').nth(1)
+        {
+            dirs.push(child.to_owned());
+        }
+    }
+    Ok(dirs)
+}
+
 /// An image's root filesystem and configuration, from `docker save`.
 #[derive(Debug, Default)]
 pub struct SavedImage {

@@ -12,4 +12,6 @@ pub mod run;
 pub use load::{CstFileReport, LoadedCst, load_file, remote_bind_problems};
 pub mod report;
 
-pub use run::{CstContext, CstResult, Driver, file_failure, run_all, run_all_with_results, sweep};
+pub use run::{
+    CstContext, CstOptions, CstResult, Driver, file_failure, run_all, run_all_with_results, sweep,
+};

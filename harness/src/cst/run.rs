@@ -39,7 +39,25 @@ pub struct CstContext {
     pub command_timeout: Duration,
     /// Where the saved image goes (tar driver).
     pub work_dir: PathBuf,
+    /// CST's `--save`, `--runtime` and `--image PATH.tar`.
+    pub options: CstOptions,
 }
+
+/// The parts of CST's command line that change how tests run.
+#[derive(Debug, Clone, Default)]
+pub struct CstOptions {
+    /// CST's `--save`: keep every container and committed image (labelled with the run id).
+    pub save: bool,
+    /// CST's `--runtime`: the OCI runtime of every container.
+    pub runtime: Option<String>,
+    /// CST's `--image PATH.tar` with the tar driver: a `docker save` archive, not a daemon's
+    /// image. Command tests cannot run then (CST: "Tar driver is unable to process commands").
+    pub archive: Option<PathBuf>,
+}
+
+/// CST's tar driver's answer to a command test (pkg/drivers/tar_driver.go).
+const TAR_NO_COMMANDS: &str =
+    "Tar driver is unable to process commands, please use a different driver";
 
 /// The placeholder command of containers that are never started (CST's `NOOP_COMMAND_DO_NOT_RUN`).
 const NOOP: &str = "NOOP_COMMAND_DO_NOT_RUN";
@@ -180,6 +198,9 @@ pub async fn run_all_with_results(
 }
 
 async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
+    if let Some(archive) = context.options.archive.clone() {
+        return read_saved(archive).await;
+    }
     let directory = tempfile::Builder::new()
         .prefix("cst-save-")
         .tempdir_in(&context.work_dir)
@@ -195,6 +216,13 @@ async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
         .save_image(&context.image, &archive)
         .await
         .map_err(|error| Failure::new(error.category(), error.to_string()))?;
+    // The directory goes with this function: the index holds the archive open.
+    let saved = read_saved(archive).await;
+    drop(directory);
+    saved
+}
+
+async fn read_saved(archive: PathBuf) -> Result<SavedImage, Failure> {
     let read = tokio::task::spawn_blocking(move || SavedImage::read(&archive)).await;
     match read {
         Ok(Ok(saved)) => Ok(saved),
@@ -286,6 +314,15 @@ async fn run_one(
             }
         },
     };
+    // A setup that could not run: CST 2.0.0 names the result by the test's bare name,
+    // 1.0.0 drops the test (logged); see `in_setup`.
+    let setup_failed = matches!(job.test, Test::Command(_))
+        && result
+            .as_ref()
+            .is_err_and(|failure| failure.message.starts_with(SETUP_PREFIX));
+    if let (true, Test::Command(index)) = (setup_failed, &job.test) {
+        cst.name = config.command_tests[*index].name.clone();
+    }
     cst.errors = match &result {
         Ok(errors) => errors.clone(),
         Err(failure) => failure.message.lines().map(str::to_owned).collect(),
@@ -303,8 +340,8 @@ async fn run_one(
     cst.duration = started.elapsed();
     // Schema 1.0.0: CST logs an invalid test and drops it (no result); dockproof shows
     // it as skipped, with the reason, and leaves it out of CST's own formats.
-    let v1_skip =
-        matches!(job.test, Test::Invalid(_)) && job.file.version == super::model::SchemaVersion::V1;
+    let v1_skip = (matches!(job.test, Test::Invalid(_)) || setup_failed)
+        && job.file.version == super::model::SchemaVersion::V1;
     let (failure, skip_reason) = match failure {
         Some(failure) if v1_skip => {
             cst.skipped = true;
@@ -489,6 +526,7 @@ where
         image: context.image.clone(),
         cmd: Some(vec![NOOP.to_owned()]),
         labels: labels(context),
+        runtime: context.options.runtime.clone(),
         ..ContainerSpec::default()
     };
     apply_run_options(&mut spec, job.file.config.container_run_options.as_ref());
@@ -503,6 +541,9 @@ where
         image: context.image.clone(),
     };
     let result = body(source).await;
+    if context.options.save {
+        return result;
+    }
     let removed = context.backend.remove(&id).await;
     match (result, removed) {
         (Ok(errors), Err(error)) if errors.is_empty() => {
@@ -510,6 +551,30 @@ where
         }
         (result, _) => result,
     }
+}
+
+/// `docker cp CONTAINER:PATH -` read by `read` on a blocking thread as the archive
+/// streams: when `read` has what it needs it drops the stream and the copy stops, so
+/// no archive is held in memory whatever the path's size (`-j N` does not multiply it).
+async fn copy_streamed<T, F>(
+    backend: &Arc<dyn Backend>,
+    container: &str,
+    path: &str,
+    read: F,
+) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(crate::transport::ChannelReader) -> Result<T, files::FilesError> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(8);
+    let reader =
+        tokio::task::spawn_blocking(move || read(crate::transport::ChannelReader::new(receiver)));
+    let copied = backend.copy_from_stream(container, path, sender).await;
+    let read = reader
+        .await
+        .map_err(|error| format!("reading the copy of {path} stopped: {error}"))?;
+    copied.map_err(|error| copy_error(path, &error))?;
+    read.map_err(|error| error.to_string())
 }
 
 /// `docker cp` of a missing path reads like the tar driver's answer; anything else stays as it was.
@@ -536,6 +601,16 @@ enum Source {
 impl Source {
     /// The entry at `path`, not following a final symlink (what `docker cp` archives).
     async fn stat(&self, path: &str) -> Result<(FileInfo, Option<files::Content>), String> {
+        self.entry(path, files::Want::Stat).await
+    }
+
+    /// The entry at `path`; on the docker driver its bytes too when `want` says so (a
+    /// saved image's entries know where their bytes are).
+    async fn entry(
+        &self,
+        path: &str,
+        want: files::Want,
+    ) -> Result<(FileInfo, Option<files::Content>), String> {
         match self {
             Source::Saved(saved) => saved
                 .stat(path)
@@ -544,24 +619,16 @@ impl Source {
             Source::Container {
                 backend, container, ..
             } => {
-                let archive = backend
-                    .copy_from(container, path)
-                    .await
-                    .map_err(|error| copy_error(path, &error))?;
-                let entries =
-                    files::read_copy_archive(&archive).map_err(|error| error.to_string())?;
                 let base = files::clean(path)
                     .rsplit('/')
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                entries
-                    .into_iter()
-                    .find(|(name, node)| {
-                        let name = files::clean(name);
-                        name.trim_start_matches('/') == base && node.info.kind != Kind::CharDevice
-                    })
-                    .map(|(_, node)| (node.info, node.content))
+                let node = copy_streamed(backend, container, path, move |reader| {
+                    files::stream_entry(reader, &base, want)
+                })
+                .await?;
+                node.map(|node| (node.info, node.content))
                     .ok_or_else(|| format!("File {path} not found in image"))
             }
         }
@@ -571,7 +638,7 @@ impl Source {
     async fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String> {
         let mut current = files::clean(path);
         for _ in 0..40 {
-            let (info, content) = self.stat(&current).await?;
+            let (info, content) = self.entry(&current, files::Want::Content).await?;
             match info.kind {
                 Kind::Dir => {
                     return Err(format!(
@@ -607,21 +674,7 @@ impl Source {
                 .ok_or_else(|| format!("Error reading directory: {path} not found in image")),
             Source::Container {
                 backend, container, ..
-            } => {
-                let archive = backend
-                    .copy_from(container, path)
-                    .await
-                    .map_err(|error| copy_error(path, &error))?;
-                let entries =
-                    files::read_copy_archive(&archive).map_err(|error| error.to_string())?;
-                Ok(entries
-                    .into_iter()
-                    .filter(|(name, node)| {
-                        node.info.kind == Kind::Dir && name.split('/').count() == 2
-                    })
-                    .filter_map(|(name, _)| name.split('/').nth(1).map(str::to_owned))
-                    .collect())
-            }
+            } => copy_streamed(backend, container, path, files::stream_child_dirs).await,
         }
     }
 
@@ -654,7 +707,12 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
                 .map(|pair| (pair.key.clone(), check::expand(&pair.value, &env)))
                 .collect();
             env.extend(globals);
-            let path = check::expand(&test.path, &env);
+            // Schema 1.0.0 takes the path as written (pkg/types/v1/file_existence.go).
+            let path = if job.file.version == super::model::SchemaVersion::V1 {
+                test.path.clone()
+            } else {
+                check::expand(&test.path, &env)
+            };
             let found = source.stat(&path).await;
             Ok(check::file_existence(
                 test,
@@ -725,12 +783,30 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
 /// its own container from the current image, committed as the next image; the
 /// test command in a fresh container from the last one, its entrypoint cleared.
 /// Returns CST's errors, stdout and stderr.
+/// What CST's `RunCommandTests` makes of a setup container that cannot be created,
+/// started or committed: 2.0.0 reports "error in setup: …" under the test's bare name,
+/// 1.0.0 logs it and drops the test (`run_one` reads [`SETUP_PREFIX`]).
+fn in_setup(mut failure: Failure) -> Failure {
+    failure.message = format!("{SETUP_PREFIX}{}", failure.message);
+    failure
+}
+
+/// The start of CST's message for a setup that failed (pkg/types/v2/structure.go).
+const SETUP_PREFIX: &str = "error in setup: ";
+
 async fn command_test(
     context: &CstContext,
     job: &Job,
     test: &CommandTest,
 ) -> Result<(Vec<String>, String, String), Failure> {
     let backend = context.backend.as_ref();
+    if context.options.archive.is_some() {
+        return Err(in_setup(Failure::new(
+            Category::ConfigInvalid,
+            TAR_NO_COMMANDS,
+        )));
+    }
+    let save = context.options.save;
     let file = &job.file;
     let run_options = file
         .config
@@ -769,10 +845,14 @@ async fn command_test(
                     .iter()
                     .map(|pair| (pair.key.clone(), check::expand(&pair.value, &image_env))),
             );
-            let (id, ..) = run_container(context, job, &image, setup.clone(), env).await?;
+            let (id, ..) = run_container(context, job, &image, setup.clone(), env)
+                .await
+                .map_err(in_setup)?;
             let new_image = backend.commit(&id).await;
-            let _ = backend.remove(&id).await;
-            image = new_image.map_err(backend_failure)?;
+            if !save {
+                let _ = backend.remove(&id).await;
+            }
+            image = new_image.map_err(backend_failure).map_err(in_setup)?;
             committed.push(image.clone());
             let inspect = backend
                 .image_inspect_json(&image)
@@ -804,7 +884,9 @@ async fn command_test(
         }
         let (id, exit_code, stdout, stderr) =
             run_container(context, job, &image, argv, env).await?;
-        let _ = backend.remove(&id).await;
+        if !save {
+            let _ = backend.remove(&id).await;
+        }
         Ok((
             check::command(test, &stdout, &stderr, exit_code),
             stdout,
@@ -813,7 +895,7 @@ async fn command_test(
     }
     .await;
     // CST's docker driver skips teardown: every test's container and images are thrown away.
-    for image in committed.iter().rev() {
+    for image in committed.iter().rev().filter(|_| !save) {
         let _ = backend.remove_image(image).await;
     }
     result
@@ -845,6 +927,7 @@ async fn run_container(
             .map(|options| options.user.clone())
             .filter(|user| !user.is_empty()),
         labels: labels(context),
+        runtime: context.options.runtime.clone(),
         ..ContainerSpec::default()
     };
     apply_run_options(&mut spec, options);

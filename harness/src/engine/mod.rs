@@ -881,6 +881,7 @@ impl<'a> ScenarioRun<'a> {
             jobs: 4,
             command_timeout: std::time::Duration::from_secs(300),
             work_dir: self.context.work_dir.clone(),
+            options: crate::cst::CstOptions::default(),
         });
         let outcome = crate::cst::run_all(context, vec![loaded]).await;
         let findings: Vec<Finding> = outcome
