@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn durations_read_as_people_say_them() {
-        use std::time::{Duration, Instant};
+        use std::time::Duration;
         assert_eq!(short_duration(Duration::from_millis(412)), "412ms");
         assert_eq!(short_duration(Duration::from_millis(3_054)), "3.05s");
         assert_eq!(short_duration(Duration::from_secs(125)), "2m05s");
