@@ -377,6 +377,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
                 reports: Vec::new(),
                 interrupted: false,
                 swept: 0,
+                left_behind: Vec::new(),
             };
             return Ok((outcome, Vec::new()));
         }

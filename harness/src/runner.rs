@@ -24,6 +24,9 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// Containers the final sweep had to remove (0 when every scenario cleaned up after itself).
     pub swept: usize,
+    /// The scenarios those containers were left by (one entry per container; a scenario
+    /// that expected `cleanup_failed` is not listed), for the warning that names them.
+    pub left_behind: Vec<String>,
 }
 
 impl RunOutcome {
@@ -170,21 +173,66 @@ pub async fn run_all(
             })
         })
         .collect();
-    let swept = sweep(&context).await;
+    let (swept, slugs) = sweep(&context).await;
     let _ = context.events.send(Event::RunFinished { interrupted });
+    let left_behind = left_behind_by(&reports, &slugs);
     RunOutcome {
         reports,
         interrupted,
         swept,
+        left_behind,
     }
+}
+
+/// The scenario of each swept container (by its `dockproof.scenario` label, a slug of the
+/// name), leaving out scenarios that expected `cleanup_failed` (their leftovers are the
+/// point of the scenario). A label no report matches is shown as it is.
+fn left_behind_by(reports: &[ScenarioReport], slugs: &[Option<String>]) -> Vec<String> {
+    let expected = |report: &ScenarioReport| {
+        report
+            .failure
+            .as_ref()
+            .is_some_and(|failure| failure.category == Category::CleanupFailed)
+            && report.outcome == Outcome::Passed
+    };
+    slugs
+        .iter()
+        .filter_map(|slug| {
+            let Some(slug) = slug else {
+                return Some("(unlabelled)".to_owned());
+            };
+            match reports
+                .iter()
+                .find(|report| crate::engine::slug(&report.name) == *slug)
+            {
+                Some(report) if expected(report) => None,
+                Some(report) => Some(report.name.clone()),
+                None => Some(slug.clone()),
+            }
+        })
+        .collect()
 }
 
 /// Remove anything still labelled with this run's id: containers, then the networks and
 /// volumes of compose projects (a run interrupted while a project was up), then the images
 /// built for the run (an interrupted build step, a compose `build:`).
-async fn sweep(context: &EngineContext) -> usize {
+async fn sweep(context: &EngineContext) -> (usize, Vec<Option<String>>) {
     let label = format!("dockproof.run={}", context.run_id);
-    remove_labelled(context.backend.as_ref(), &label).await
+    let backend = context.backend.as_ref();
+    // Whose they were, asked before they go (only when there are any: the common case
+    // costs one list call).
+    let mut slugs = Vec::new();
+    for id in backend.list_labelled(&label).await.unwrap_or_default() {
+        let inspect = backend.inspect_json(&id).await.ok();
+        slugs.push(
+            inspect
+                .as_ref()
+                .and_then(|inspect| inspect.pointer("/Config/Labels/dockproof.scenario"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+        );
+    }
+    (remove_labelled(backend, &label).await, slugs)
 }
 
 /// Remove every container, then network, volume and image carrying `label`; returns how many

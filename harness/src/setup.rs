@@ -404,6 +404,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         reports: Vec::new(),
         interrupted: false,
         swept: 0,
+        left_behind: Vec::new(),
     };
     for (host, kind, env, transport) in targets {
         if outcome.interrupted {
@@ -484,6 +485,9 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         outcome.interrupted |= host_outcome.interrupted;
         outcome.swept += host_outcome.swept;
         outcome
+            .left_behind
+            .extend(host_outcome.left_behind.iter().cloned());
+        outcome
             .reports
             .extend(host_outcome.reports.into_iter().map(|mut report| {
                 if let Some(name) = &host {
@@ -508,10 +512,14 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         };
         record_history(&args, &outcome, &options);
     }
-    if outcome.swept > 0 {
-        eprintln!(
-            "warning: removed {} container(s) that scenarios left behind",
-            outcome.swept
+    if !outcome.left_behind.is_empty() {
+        let mut names = outcome.left_behind.clone();
+        names.sort();
+        names.dedup();
+        dockproof::inert_eprintln!(
+            "warning: removed {} container(s) that scenarios left behind: {}",
+            outcome.left_behind.len(),
+            names.join(", ")
         );
     }
     out!(

@@ -288,10 +288,6 @@ const ALLOWED_PRINTS: &[(&str, &str)] = &[
     ),
     (
         "setup.rs",
-        r#"eprintln!( "warning: removed {} container(s) that scenarios left behind", outcome.swept )"#,
-    ),
-    (
-        "setup.rs",
         r#"eprintln!("dockproof: interrupted, cleaning up (press Ctrl-C again to stop at once)")"#,
     ),
     (

@@ -1740,3 +1740,50 @@ fn a_step_running_a_while_is_announced_on_a_console_without_progress_display() {
     );
     assert!(stdout.contains("PASS slow (6"), "{stdout}");
 }
+
+/// A container the scenario's own cleanup could not remove (`rm:no-stop`), that the
+/// final sweep then removed.
+const STUCK: &str = "\
+name: stuck-container
+fake_faults: \"rm:no-stop\"
+steps:
+  - run: { image: dockproof/job-runner:1, cmd: [sleep, \"300\"], detach: true, container: stuck }
+";
+
+#[test]
+fn the_left_behind_warning_names_the_scenarios_and_not_those_that_expected_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let stuck = write(dir.path(), "stuck.yaml", STUCK);
+    let output = support::dockproof_fake(dir.path())
+        .arg(&stuck)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "warning: removed 1 container(s) that scenarios left behind: stuck-container"
+        ),
+        "{stderr}"
+    );
+    // The shipped scenario that expects cleanup_failed leaves the same container on
+    // purpose: it passes, and no warning is printed for it.
+    let expected = support::root().join("scenarios/faults/cleanup-failed.yaml");
+    let output = support::dockproof_fake(dir.path())
+        .arg(&expected)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::describe(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("left behind"), "{stderr}");
+}

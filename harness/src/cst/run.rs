@@ -192,6 +192,7 @@ pub async fn run_all_with_results(
             reports,
             interrupted: false,
             swept: 0,
+            left_behind: Vec::new(),
         },
         results,
     )

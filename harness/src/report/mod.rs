@@ -174,6 +174,7 @@ mod tests {
                 reports: vec![report],
                 interrupted: false,
                 swept: 0,
+                left_behind: Vec::new(),
             },
             "fake-1-2",
             "fake-1",
@@ -215,6 +216,7 @@ mod tests {
             reports: vec![report],
             interrupted: false,
             swept: 0,
+            left_behind: Vec::new(),
         };
         let shown = normalised(&outcome, "fake-1-2", "fake-1");
         let report = &shown.reports[0];
