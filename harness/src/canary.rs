@@ -672,3 +672,266 @@ mod tests {
         assert!(decision.reasons[1].contains("regressed: s4"));
     }
 }
+
+/// One gate on one host: what it demands, what the host did, and whether that passed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GateCheck {
+    pub host: String,
+    pub gate: String,
+    pub threshold: String,
+    pub measured: String,
+    pub passed: bool,
+}
+
+/// Every gate on every host, as [`decide`] judges them (same thresholds, same order).
+pub fn gate_checks(
+    gates: &Gates,
+    hosts: &[HostSummary],
+    last_good: Option<&[String]>,
+) -> Vec<GateCheck> {
+    let mut checks = Vec::new();
+    for host in hosts {
+        let mut check = |gate: &str, threshold: String, measured: String, passed: bool| {
+            checks.push(GateCheck {
+                host: host.host.clone(),
+                gate: gate.to_owned(),
+                threshold,
+                measured,
+                passed,
+            });
+        };
+        check(
+            "scenarios_run",
+            "≥ 1".into(),
+            host.runs.to_string(),
+            host.runs > 0,
+        );
+        check(
+            "min_success_rate",
+            format!("≥ {:.1}%", gates.min_success_rate * 100.0),
+            format!("{:.1}%", host.success_rate() * 100.0),
+            host.runs > 0 && host.success_rate() >= gates.min_success_rate,
+        );
+        check(
+            "max_p95_start_ms",
+            format!("≤ {} ms", gates.max_p95_start_ms),
+            format!("{} ms", host.start_ms.p95),
+            host.start_ms.p95 <= gates.max_p95_start_ms,
+        );
+        for (category, limit) in &gates.max_failures {
+            let count = host.failures.get(category).copied().unwrap_or(0);
+            check(
+                &format!("max_failures.{category}"),
+                format!("≤ {limit}"),
+                count.to_string(),
+                count <= *limit,
+            );
+        }
+        if gates.no_regression {
+            let regressed: Vec<&str> = match last_good {
+                Some(good) => host
+                    .failed_scenarios
+                    .iter()
+                    .filter(|name| good.contains(name))
+                    .map(String::as_str)
+                    .collect(),
+                None => Vec::new(),
+            };
+            check(
+                "no_regression",
+                match last_good {
+                    Some(good) => {
+                        format!("the {} scenario(s) of the last good run pass", good.len())
+                    }
+                    None => "no earlier good run to compare with".into(),
+                },
+                if regressed.is_empty() {
+                    "none regressed".into()
+                } else {
+                    format!("regressed: {}", regressed.join(", "))
+                },
+                regressed.is_empty(),
+            );
+        }
+    }
+    checks
+}
+
+/// The canary's verdict as a document: the decision, every gate check, each host's
+/// figures and the baseline compared against (`canary.json`).
+pub fn report_json(
+    decision: &Decision,
+    checks: &[GateCheck],
+    hosts: &[HostSummary],
+    last_good: Option<&[String]>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "decision": if decision.go() { "GO" } else { "NO-GO" },
+        "reasons": decision.reasons,
+        "gates": checks,
+        "hosts": hosts.iter().map(|host| serde_json::json!({
+            "host": host.host,
+            "runs": host.runs,
+            "passed": host.passed,
+            "successRate": host.success_rate(),
+            "startMs": { "p50": host.start_ms.p50, "p95": host.start_ms.p95 },
+            "runMs": { "p50": host.run_ms.p50, "p95": host.run_ms.p95 },
+            "failures": host.failures,
+            "failedScenarios": host.failed_scenarios,
+        })).collect::<Vec<_>>(),
+        "baseline": last_good.map(|good| serde_json::json!({
+            "kind": "the last run of this backend in which every scenario passed (run history)",
+            "scenarios": good,
+        })),
+    })
+}
+
+/// The canary's verdict for people (`canary.md`): decision first, then every gate.
+pub fn report_markdown(
+    decision: &Decision,
+    checks: &[GateCheck],
+    last_good: Option<&[String]>,
+) -> String {
+    let cell = |text: &str| text.replace('|', "\\|").replace('\n', " ");
+    let mut text = if decision.go() {
+        "### Canary: GO\n\nEvery host met every gate.\n\n".to_owned()
+    } else {
+        format!(
+            "### Canary: NO-GO\n\n{}\n\n",
+            decision
+                .reasons
+                .iter()
+                .map(|reason| format!("- {}", cell(reason)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+    text.push_str("| host | gate | threshold | measured | |\n|---|---|---|---|---|\n");
+    // Failed gates first.
+    for check in checks
+        .iter()
+        .filter(|check| !check.passed)
+        .chain(checks.iter().filter(|check| check.passed))
+    {
+        text.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} |\n",
+            cell(&check.host),
+            check.gate,
+            cell(&check.threshold),
+            cell(&check.measured),
+            if check.passed { "✅" } else { "❌" }
+        ));
+    }
+    text.push_str(&match last_good {
+        Some(good) => format!(
+            "\nBaseline: the last all-green run in the history ({} scenario(s)).\n",
+            good.len()
+        ),
+        None => "\nBaseline: none (no all-green run in the history, or --no-history).\n".into(),
+    });
+    text
+}
+
+/// The canary as JUnit (`canary-junit.xml`): one test case per gate per host, failed
+/// when the gate is not met, so CI viewers show which gate stopped the rollout.
+pub fn report_junit(checks: &[GateCheck]) -> quick_junit::Report {
+    use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new("dockproof canary");
+    for check in checks {
+        let status = if check.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(format!(
+                "{} on {}: measured {}, threshold {}",
+                check.gate, check.host, check.measured, check.threshold
+            ));
+            status.set_type("canary_gate");
+            status
+        };
+        let mut case = TestCase::new(format!("{} / {}", check.host, check.gate), status);
+        case.set_classname("dockproof.canary");
+        suite.add_test_case(case);
+    }
+    let mut report = quick_junit::Report::new("dockproof canary");
+    report.add_test_suite(suite);
+    report
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    fn host(name: &str, runs: u64, passed: u64, failures: &[(&str, u64)]) -> HostSummary {
+        HostSummary {
+            host: name.into(),
+            runs,
+            passed,
+            start_ms: Percentiles { p50: 100, p95: 200 },
+            run_ms: Percentiles::default(),
+            failures: failures
+                .iter()
+                .map(|(category, count)| ((*category).to_owned(), *count))
+                .collect(),
+            failed_scenarios: if passed < runs {
+                vec!["job".into()]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn every_gate_is_checked_with_its_threshold_and_measure_and_agrees_with_decide() {
+        let mut gates = Gates::default();
+        gates.max_failures.insert("oom_killed".into(), 0);
+        let hosts = [
+            host("a", 10, 10, &[]),
+            host("b", 10, 8, &[("oom_killed", 2)]),
+        ];
+        let good = vec!["job".to_owned()];
+        let checks = gate_checks(&gates, &hosts, Some(&good));
+        let decision = decide(&gates, &hosts, Some(&good));
+        let failed: Vec<(&str, &str)> = checks
+            .iter()
+            .filter(|check| !check.passed)
+            .map(|check| (check.host.as_str(), check.gate.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                ("b", "min_success_rate"),
+                ("b", "max_failures.oom_killed"),
+                ("b", "no_regression")
+            ]
+        );
+        assert_eq!(decision.reasons.len(), failed.len());
+        let rate = checks
+            .iter()
+            .find(|check| check.host == "b" && check.gate == "min_success_rate")
+            .unwrap();
+        assert_eq!(
+            (rate.threshold.as_str(), rate.measured.as_str()),
+            ("≥ 95.0%", "80.0%")
+        );
+        let json = report_json(&decision, &checks, &hosts, Some(&good));
+        assert_eq!(json["decision"], "NO-GO");
+        assert_eq!(json["baseline"]["scenarios"][0], "job");
+        let markdown = report_markdown(&decision, &checks, Some(&good));
+        assert!(markdown.starts_with("### Canary: NO-GO"), "{markdown}");
+        assert!(
+            markdown.contains("| b | `min_success_rate` | ≥ 95.0% | 80.0% | ❌ |"),
+            "{markdown}"
+        );
+        let junit = report_junit(&checks).to_string().unwrap();
+        assert_eq!(junit.matches("<failure").count(), 3, "{junit}");
+    }
+
+    #[test]
+    fn a_host_that_ran_nothing_fails_its_first_gate() {
+        let hosts = [host("idle", 0, 0, &[])];
+        let checks = gate_checks(&Gates::default(), &hosts, None);
+        assert!(!checks[0].passed && checks[0].gate == "scenarios_run");
+        assert!(!decide(&Gates::default(), &hosts, None).go());
+    }
+}

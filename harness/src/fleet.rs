@@ -284,6 +284,12 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         dockproof::report::inert::text(&canary::table(&summaries))
     );
     let decision = canary::decide(&gates, &summaries, last_good.as_deref());
+    if let Err(message) =
+        write_canary_reports(&args, &gates, &summaries, &decision, last_good.as_deref())
+    {
+        dockproof::inert_eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     if decision.go() {
         out!("GO: every host met the gates");
         ExitCode::SUCCESS
@@ -292,4 +298,50 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         out!("{}", dockproof::report::inert::text(&line));
         ExitCode::from(1)
     }
+}
+
+/// canary.json, canary.md and canary-junit.xml under `--report-dir`, and the Markdown
+/// appended to the GitHub step summary when there is one.
+fn write_canary_reports(
+    args: &CanaryArgs,
+    gates: &Gates,
+    summaries: &[HostSummary],
+    decision: &canary::Decision,
+    last_good: Option<&[String]>,
+) -> Result<(), String> {
+    let checks = canary::gate_checks(gates, summaries, last_good);
+    let markdown = canary::report_markdown(decision, &checks, last_good);
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()) {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(markdown.as_bytes()));
+        if let Err(error) = appended {
+            dockproof::inert_eprintln!(
+                "warning: cannot append to the step summary {}: {error}",
+                std::path::Path::new(&path).display()
+            );
+        }
+    }
+    let Some(dir) = &args.report_dir else {
+        return Ok(());
+    };
+    let failed = |what: &str, error: &dyn std::fmt::Display| {
+        format!(
+            "cannot write the canary's {what} in {}: {error}",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(|error| failed("reports", &error))?;
+    let json = canary::report_json(decision, &checks, summaries, last_good);
+    let json = serde_json::to_string_pretty(&json).map_err(|error| failed("JSON", &error))?;
+    std::fs::write(dir.join("canary.json"), json + "\n").map_err(|error| failed("JSON", &error))?;
+    std::fs::write(dir.join("canary.md"), &markdown).map_err(|error| failed("Markdown", &error))?;
+    let junit = canary::report_junit(&checks)
+        .to_string()
+        .map_err(|error| failed("JUnit", &error))?;
+    std::fs::write(dir.join("canary-junit.xml"), junit).map_err(|error| failed("JUnit", &error))?;
+    Ok(())
 }

@@ -328,6 +328,10 @@ pub struct CanaryArgs {
     /// The tag that marks canary scenarios.
     #[arg(long, default_value = "canary")]
     tag: String,
+    /// Write the decision, every gate with its threshold and measured value, and the
+    /// baseline as canary.json, canary.md and canary-junit.xml here.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
     /// Backend of the `local` host.
     #[arg(long, value_enum, default_value = "fake", env = "DOCKPROOF_BACKEND")]
     backend: BackendKind,

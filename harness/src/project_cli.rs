@@ -196,6 +196,13 @@ pub fn apply_to_canary(
     {
         args.repeat = repeat;
     }
+    if args.report_dir.is_none() {
+        args.report_dir = settings
+            .reports
+            .dir
+            .as_deref()
+            .map(|dir| project.resolve(dir));
+    }
     Ok(())
 }
 

@@ -146,3 +146,60 @@ fn a_gates_file_names_unknown_keys_and_categories_at_their_lines() {
     .unwrap();
     assert!(dockproof::canary::read_gates(&gates).is_ok());
 }
+
+#[test]
+fn the_canary_writes_its_decision_every_gate_and_the_baseline_as_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let gates = dir.path().join("gates.yaml");
+    std::fs::write(&gates, "max_failures: { nonzero_exit: 0 }\n").unwrap();
+    let reports = dir.path().join("reports");
+    let summary = dir.path().join("summary.md");
+    let hosts = ["fake://w1", "fake://w2?faults=run:exit-immediately:every=2"];
+    canary(&dir.path().join("history.sqlite"), &hosts, 2)
+        .arg("--gates")
+        .arg(&gates)
+        .arg("--report-dir")
+        .arg(&reports)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .assert()
+        .code(1);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("canary.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["decision"], "NO-GO");
+    let failed: Vec<(String, String)> = json["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| check["passed"] == false)
+        .map(|check| {
+            (
+                check["host"].as_str().unwrap().to_owned(),
+                check["gate"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        failed.contains(&("w2".into(), "max_failures.nonzero_exit".into()))
+            && failed.iter().all(|(host, _)| host == "w2"),
+        "{failed:?}"
+    );
+    let gate = json["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["host"] == "w2" && check["gate"] == "min_success_rate")
+        .unwrap();
+    assert_eq!(gate["threshold"], "≥ 95.0%");
+    assert_eq!(gate["measured"], "50.0%");
+    let markdown = std::fs::read_to_string(reports.join("canary.md")).unwrap();
+    assert!(markdown.starts_with("### Canary: NO-GO"), "{markdown}");
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), markdown);
+    let junit = std::fs::read_to_string(reports.join("canary-junit.xml")).unwrap();
+    let document = roxmltree::Document::parse(&junit).unwrap();
+    let failures = document
+        .descendants()
+        .filter(|node| node.has_tag_name("failure"))
+        .count();
+    assert_eq!(failures, failed.len(), "{junit}");
+}

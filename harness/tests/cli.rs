@@ -1588,6 +1588,8 @@ fn the_github_action_runs_a_users_suite_as_a_workflow_would() {
         support::describe(&output)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("GO: every host met the gates"));
+    let decision = std::fs::read_to_string(repo.join("target/dockproof/canary.json")).unwrap();
+    assert!(decision.contains("\"decision\": \"GO\""), "{decision}");
     // A failing suite fails the step.
     write(&repo.join("scenarios"), "failing.yaml", FAILING);
     let output = run(&[]);
