@@ -181,7 +181,7 @@ pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>
         }
         if diagnostic.hint.is_none() {
             diagnostic.hint =
-                Some("see the scenario reference in README.md, or `dockproof schema`".into());
+                Some("see docs/scenarios.md, or `dockproof schema`".into());
         }
     }
     (scenario, diagnostics)
