@@ -1160,6 +1160,9 @@ fn three_failed_expectations_are_three_findings_at_their_lines_in_every_report()
         );
     }
     assert_eq!(failure.parent().unwrap().attribute("line"), Some("7"));
+    // The unnamed step is listed once as `step 1: run`, not `step 1: step 1: run`.
+    assert!(body.contains("\n  step 1: run [FAILED]"), "{body}");
+    assert!(!body.contains("step 1: step 1"), "{body}");
     // JSON: the first finding, and the other two as `further`, each with its location.
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())

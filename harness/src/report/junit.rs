@@ -66,11 +66,14 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
                         Outcome::Skipped => "skipped",
                         Outcome::Interrupted => "interrupted",
                     };
-                    description.push_str(&format!(
-                        "\n  step {}: {} [{verdict}]",
-                        step.index + 1,
-                        step.name
-                    ));
+                    // An unnamed step is already called `step N: KIND`.
+                    let number = format!("step {}: ", step.index + 1);
+                    let prefix = if step.name.starts_with(&number) {
+                        ""
+                    } else {
+                        number.as_str()
+                    };
+                    description.push_str(&format!("\n  {prefix}{} [{verdict}]", step.name));
                 }
                 status.set_description(description);
             }

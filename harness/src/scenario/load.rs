@@ -180,8 +180,7 @@ pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>
             diagnostic.span = SourceSpan { start, end: start };
         }
         if diagnostic.hint.is_none() {
-            diagnostic.hint =
-                Some("see docs/scenarios.md, or `dockproof schema`".into());
+            diagnostic.hint = Some("see docs/scenarios.md, or `dockproof schema`".into());
         }
     }
     (scenario, diagnostics)
