@@ -41,6 +41,38 @@ pub struct FileObservation {
     pub text: Option<String>,
 }
 
+/// The lines that differ between `expected` and `actual` (`-` expected, `+` actual, with
+/// one line of context), at most 20 lines of diff; inputs over 64 KiB are not diffed.
+fn line_diff(expected: &str, actual: &str) -> String {
+    const MAX_LINES: usize = 20;
+    const MAX_BYTES: usize = 64 * 1024;
+    if expected.len() > MAX_BYTES || actual.len() > MAX_BYTES {
+        return String::new();
+    }
+    let diff = similar::TextDiff::from_lines(expected, actual);
+    let mut text = String::from("\n--- expected\n+++ actual");
+    let mut shown = 0;
+    for group in diff.grouped_ops(1) {
+        for op in group {
+            for change in diff.iter_changes(&op) {
+                if shown == MAX_LINES {
+                    text.push_str("\n… (diff cut at 20 lines)");
+                    return text;
+                }
+                let sign = match change.tag() {
+                    similar::ChangeTag::Delete => '-',
+                    similar::ChangeTag::Insert => '+',
+                    similar::ChangeTag::Equal => ' ',
+                };
+                let line = change.value().trim_end_matches('\n');
+                text.push_str(&format!("\n{sign}{line}"));
+                shown += 1;
+            }
+        }
+    }
+    text
+}
+
 fn shorten(text: &str) -> String {
     const LIMIT: usize = 200;
     if text.len() <= LIMIT {
@@ -76,14 +108,17 @@ pub fn text(
     if let Some(expected) = &matcher.equals
         && actual != expected
     {
-        fail(
-            "equals",
-            format!(
-                "{label} is {}, expected exactly {}",
-                shorten(&shown),
-                shorten(&masker.mask(expected))
-            ),
+        let expected_shown = masker.mask(expected);
+        let mut message = format!(
+            "{label} is {}, expected exactly {}",
+            shorten(&shown),
+            shorten(&expected_shown)
         );
+        // Texts of several lines: where they differ, as a diff (expected → actual).
+        if expected.contains('\n') || actual.contains('\n') {
+            message.push_str(&line_diff(&expected_shown, &shown));
+        }
+        fail("equals", message);
     }
     if let Some(needle) = &matcher.contains
         && !actual.contains(needle.as_str())
@@ -820,6 +855,31 @@ mod tests {
 
     fn matcher(yaml: serde_json::Value) -> TextMatch {
         serde_json::from_value(yaml).unwrap()
+    }
+
+    #[test]
+    fn a_multi_line_equals_mismatch_shows_where_as_a_diff() {
+        let findings = text(
+            "stdout",
+            "/steps/0/expect/stdout",
+            &matcher(json!({"equals": "a\nb\nc\nd\n"})),
+            "a\nB\nc\nd\n",
+            &Masker::default(),
+        );
+        let message = &findings[0].message;
+        assert!(
+            message.ends_with("\n--- expected\n+++ actual\n a\n-b\n+B\n c"),
+            "{message}"
+        );
+        // One-line texts keep the one-line message.
+        let findings = text(
+            "stdout",
+            "/p",
+            &matcher(json!({"equals": "x"})),
+            "y",
+            &Masker::default(),
+        );
+        assert!(!findings[0].message.contains("--- expected"));
     }
 
     #[test]
