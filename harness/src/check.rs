@@ -324,10 +324,26 @@ pub fn http(
     };
     let expected_status = expect.status.unwrap_or(200);
     if status != expected_status {
+        // What the service said: the status, the headers that say what the body is, and
+        // a bounded excerpt of the body.
+        let headers: Vec<String> = [
+            "content-type",
+            "content-length",
+            "location",
+            "www-authenticate",
+        ]
+        .iter()
+        .filter_map(|name| header(name).map(|value| format!("{name}: {}", masker.mask(&value))))
+        .collect();
+        let headers = if headers.is_empty() {
+            String::new()
+        } else {
+            format!("; headers {}", headers.join(", "))
+        };
         fail(
             "status".into(),
             format!(
-                "status {status}, expected {expected_status}; body {}",
+                "status {status}, expected {expected_status}{headers}; body {}",
                 shorten(&masker.mask(body))
             ),
         );
@@ -1041,6 +1057,14 @@ mod tests {
             keys,
             ["status", "json", "json_types", "json_types", "max_latency"],
             "{findings:#?}"
+        );
+        // The status finding shows the answer: status, what the body is, an excerpt.
+        assert_eq!(
+            findings[0].message,
+            format!(
+                "status 503, expected 200; headers content-type: application/json; body {:?}",
+                bad
+            )
         );
         assert!(
             findings
