@@ -1792,3 +1792,59 @@ fn the_left_behind_warning_names_the_scenarios_and_not_those_that_expected_it() 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("left behind"), "{stderr}");
 }
+
+/// Every `dockproof.toml` example in the docs (```toml blocks) and every gates-file example
+/// (a YAML block with `min_success_rate:`) is read by the real loaders.
+#[test]
+fn every_project_file_and_gates_example_in_the_docs_is_valid() {
+    let root = support::root();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    let mut documents = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        documents.push(entry.unwrap().path());
+    }
+    for document in documents
+        .iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+    {
+        let text = std::fs::read_to_string(document).unwrap();
+        let mut in_toml = false;
+        let mut block = String::new();
+        for line in text.lines() {
+            if in_toml && line.trim_start() == "```" {
+                let file = dir.path().join("dockproof.toml");
+                std::fs::write(&file, &block).unwrap();
+                if let Err(error) = dockproof::project::Project::load(&file) {
+                    panic!(
+                        "{}: a dockproof.toml example: {error}\n{block}",
+                        document.display()
+                    );
+                }
+                checked += 1;
+                block.clear();
+                in_toml = false;
+            } else if in_toml {
+                block.push_str(line);
+                block.push('\n');
+            } else if line.trim_start() == "```toml" {
+                in_toml = true;
+            }
+        }
+        for (line, block) in yaml_blocks(&text) {
+            if !block.lines().any(|l| l.starts_with("min_success_rate:")) {
+                continue;
+            }
+            let file = dir.path().join("gates.yaml");
+            std::fs::write(&file, &block).unwrap();
+            if let Err(error) = dockproof::canary::read_gates(&file) {
+                panic!("{}:{line}: a gates example: {error}", document.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "only {checked} examples found: the extraction broke"
+    );
+}
