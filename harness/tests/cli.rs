@@ -1451,6 +1451,49 @@ fn junit_reports_validate_against_the_jenkins_schema() {
             1,
         ),
     );
+    // What the CI viewers' parsers read (from their source): mikepenz/action-junit-report
+    // takes a case's file and line from `testcase@file`/`@line` and its text from the
+    // first `<failure message>`; dorny/test-reporter's java-junit parser reads
+    // `testsuite@name`, `@time` and `testcase@name`, `@classname`, `@time` with
+    // parseFloat (a missing time shows as NaN) and `<failure message>`.
+    let report = std::fs::read_to_string(&junit).unwrap();
+    let document = roxmltree::Document::parse(&report).unwrap();
+    for suite in document
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+    {
+        assert!(suite.attribute("name").is_some());
+        assert!(
+            suite
+                .attribute("time")
+                .is_some_and(|t| t.parse::<f64>().is_ok()),
+            "{report}"
+        );
+    }
+    for case in document
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+    {
+        for attribute in ["name", "classname", "file", "line", "time"] {
+            assert!(
+                case.attribute(attribute).is_some(),
+                "{attribute} missing:\n{report}"
+            );
+        }
+        assert!(case.attribute("time").unwrap().parse::<f64>().is_ok());
+        assert!(case.attribute("line").unwrap().parse::<u32>().is_ok());
+        let failures: Vec<_> = case
+            .children()
+            .filter(|n| n.has_tag_name("failure"))
+            .collect();
+        assert!(
+            failures.len() <= 1,
+            "the parsers read only the first <failure>"
+        );
+        if let Some(failure) = failures.first() {
+            assert!(failure.attribute("message").is_some_and(|m| !m.is_empty()));
+        }
+    }
     let checked = validate(&extended);
     assert!(
         checked.status.success(),

@@ -108,9 +108,13 @@ fn case(report: &ScenarioReport, options: &ReportOptions) -> TestCase {
     case.extra
         .insert("file".into(), report.file.display().to_string().into());
     case.extra.insert("line".into(), line.to_string().into());
-    if !options.deterministic {
-        case.set_time(report.duration);
-    }
+    // Always a time (0 in deterministic reports): dorny/test-reporter reads it with
+    // parseFloat and shows NaN when it is missing.
+    case.set_time(if options.deterministic {
+        std::time::Duration::ZERO
+    } else {
+        report.duration
+    });
     if !report.stdout_tail.is_empty() {
         case.set_system_out(report.stdout_tail.join("\n") + "\n");
     }
@@ -126,7 +130,14 @@ pub fn render(outcome: &RunOutcome, options: &ReportOptions) -> Report {
     suite.add_property(Property::new("backend", options.backend.clone()));
     suite.add_property(Property::new("run_id", options.run_id.clone()));
     suite.add_test_cases(outcome.reports.iter().map(|report| case(report, options)));
+    let total = if options.deterministic {
+        std::time::Duration::ZERO
+    } else {
+        outcome.reports.iter().map(|report| report.duration).sum()
+    };
+    suite.set_time(total);
     let mut junit = Report::new("dockproof");
+    junit.set_time(total);
     junit.add_test_suite(suite);
     junit
 }
