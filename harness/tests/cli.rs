@@ -1891,3 +1891,36 @@ fn every_project_file_and_gates_example_in_the_docs_is_valid() {
         "only {checked} examples found: the extraction broke"
     );
 }
+
+#[test]
+fn loose_and_zero_sizes_are_load_errors_with_the_right_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "sizes.yaml",
+        "name: sizes\nworkspace: { max_bytes: 5M }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [job]\n      limits: { memory: 0 }\n  - build:\n      context: ../fixtures/build/root-user\n      expect: { max_size: 16mb }\n",
+    );
+    let shown = file.display().to_string();
+    let output = dockproof().arg("check").arg(&file).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        support::describe(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        format!("{shown}:2:25"),
+        "hint: write `5MiB`".to_owned(),
+        format!("{shown}:7:"),
+        "a `memory` of zero makes no sense".to_owned(),
+        "Docker reads a memory limit of 0 as no limit".to_owned(),
+        format!("{shown}:10:"),
+        "hint: write `16MB`".to_owned(),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?}:\n{stderr}"
+        );
+    }
+}

@@ -202,7 +202,12 @@ fn load_str_unhinted(
         }
     };
     let mut diagnostics = schema_diagnostics(&located.value, &located.spans);
+    // Read from the document itself, so they are reported with the schema's problems.
+    let mut zeros = zero_deadlines(&located.value, &located.spans);
+    zeros.extend(zero_sizes(&located.value, &located.spans));
     if !diagnostics.is_empty() {
+        diagnostics.extend(zeros);
+        diagnostics.sort_by_key(|diagnostic| diagnostic.span.start.offset);
         return (None, diagnostics);
     }
     let scenario: Scenario = match serde_path_to_error::deserialize(&located.value) {
@@ -224,7 +229,7 @@ fn load_str_unhinted(
     };
     checker.scenario(&scenario);
     diagnostics.append(&mut checker.diagnostics);
-    diagnostics.extend(zero_deadlines(&located.value, &located.spans));
+    diagnostics.extend(zeros);
     if diagnostics.is_empty() {
         (Some((scenario, located.spans)), diagnostics)
     } else {
@@ -234,6 +239,61 @@ fn load_str_unhinted(
 
 /// Keys whose duration is a deadline or a wait: zero can never be met there.
 const DEADLINE_KEYS: [&str; 2] = ["timeout", "within"];
+
+/// Size keys where zero makes no sense: a workspace of 0 bytes, an image budget of 0,
+/// and memory limits (Docker reads `--memory 0` as *no limit*, the opposite of what a 0
+/// looks like). (`generate.bytes: 0`, an empty file, is fine.)
+const NONZERO_SIZE_KEYS: [&str; 4] = ["max_bytes", "memory", "max_memory", "max_size"];
+
+/// A size of zero under one of [`NONZERO_SIZE_KEYS`]: a load error at its value.
+fn zero_sizes(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    let mut stack: Vec<(String, &Value)> = vec![(String::new(), document)];
+    while let Some((pointer, value)) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    let child_pointer = format!("{pointer}/{}", yaml::escape_segment(key));
+                    let zero = NONZERO_SIZE_KEYS.contains(&key.as_str())
+                        && match child {
+                            Value::Number(number) => number.as_u64() == Some(0),
+                            Value::String(text) => text
+                                .parse::<model::ByteSize>()
+                                .is_ok_and(|size| size.0 == 0),
+                            _ => false,
+                        };
+                    if zero {
+                        let hint = if key == "memory" || key == "max_memory" {
+                            format!(
+                                "Docker reads a memory limit of 0 as no limit: give `{key}` a positive size such as `64MiB`, or leave it out"
+                            )
+                        } else {
+                            format!("give `{key}` a positive size such as `16MiB`, or leave it out")
+                        };
+                        found.push(
+                            Diagnostic::new(
+                                spans.value(&child_pointer),
+                                format!("a `{key}` of zero makes no sense"),
+                            )
+                            .expected("a positive size such as `16MiB`")
+                            .hint(hint),
+                        );
+                    } else {
+                        stack.push((child_pointer, child));
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    stack.push((format!("{pointer}/{index}"), child));
+                }
+            }
+            _ => {}
+        }
+    }
+    found.sort_by_key(|diagnostic| diagnostic.span.start.offset);
+    found
+}
 
 /// A `timeout:` or `within:` of zero (`0s`, `0ms`, `0m0s`) anywhere in the scenario, except
 /// in a `healthcheck:` (where Docker reads 0 as "the default"): a load error at its value.
@@ -387,8 +447,8 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                 let over = problem.as_deref().is_some_and(|problem| {
                     problem.contains("longer than") || problem.contains("more than")
                 });
-                let message = match problem {
-                    Some(problem) if over => problem,
+                let message = match &problem {
+                    Some(problem) if over => problem.clone(),
                     _ => format!("{instance} is not a valid {what}"),
                 };
                 // A duration says exactly what is wrong and what to write instead.
@@ -407,7 +467,21 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                         message,
                         "see the documented maxima in docs/limits.md".to_owned(),
                     ),
-                    _ => (message, format!("write the {what} with a unit")),
+                    // A size: the spelling meant, when one is close (`5M` → `5MiB`).
+                    _ => match problem
+                        .as_deref()
+                        .and_then(|problem| problem.split_once("; did you mean "))
+                    {
+                        Some((_, fixed)) => {
+                            (message, format!("write {}", fixed.trim_end_matches('?')))
+                        }
+                        None => (
+                            message,
+                            format!(
+                                "write the {what} as a whole number and a unit with nothing between: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"
+                            ),
+                        ),
+                    },
                 };
                 diagnostics.push(
                     Diagnostic::new(span, message)

@@ -1285,18 +1285,77 @@ impl ByteSize {
     }
 }
 
+/// The units a size may have, exactly as written (case matters: `m` is not `M`, and
+/// `M` alone is not a unit — "5M" is refused rather than guessed).
+const SIZE_UNITS: [(&str, u64); 9] = [
+    ("B", 1),
+    ("KB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("TB", 1_000_000_000_000),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("TiB", 1 << 40),
+];
+
 impl FromStr for ByteSize {
     type Err = String;
+    /// A whole number of bytes, or a whole number and a unit with nothing between them:
+    /// `512`, `16MiB`, `1GB`. Anything else is refused with a suggestion when one is
+    /// close (`16mb` → `16MB`, `5M` → `5MiB`, `16 MiB` → `16MiB`).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() || !trimmed.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(format!("`{text}` is not a size"));
+        let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let (number, unit) = text.split_at(digits);
+        let refused = |why: &str| {
+            let suggestion = suggest_size(number, unit)
+                .map(|fixed| format!("; did you mean `{fixed}`?"))
+                .unwrap_or_default();
+            format!("`{text}` is not a size ({why}){suggestion}")
+        };
+        if number.is_empty() {
+            return Err(refused("it must start with a whole number"));
         }
-        let size = trimmed
-            .parse::<bytesize::ByteSize>()
-            .map_err(|error| format!("`{text}` is not a size ({error})"))?;
-        ByteSize::checked(size.as_u64(), text)
+        let value: u64 = number
+            .parse()
+            .map_err(|_| refused("the number is too large"))?;
+        let multiplier = if unit.is_empty() {
+            1
+        } else {
+            SIZE_UNITS
+                .iter()
+                .find(|(name, _)| *name == unit)
+                .map(|(_, multiplier)| *multiplier)
+                .ok_or_else(|| refused("units are B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"))?
+        };
+        let size = value.checked_mul(multiplier).ok_or_else(|| {
+            format!("`{text}` is more than 1 TiB, the largest size a scenario may give")
+        })?;
+        ByteSize::checked(size, text)
     }
+}
+
+/// A valid spelling close to `number` + `unit`, if there is one.
+fn suggest_size(number: &str, unit: &str) -> Option<String> {
+    let number = number.trim();
+    if number.is_empty() || number.contains('.') {
+        return None;
+    }
+    let unit = unit.trim();
+    let fixed = match unit.to_ascii_lowercase().as_str() {
+        "" => return Some(number.to_owned()),
+        "b" | "byte" | "bytes" => "B",
+        "k" | "ki" | "kib" => "KiB",
+        "kb" => "KB",
+        "m" | "mi" | "mib" => "MiB",
+        "mb" => "MB",
+        "g" | "gi" | "gib" => "GiB",
+        "gb" => "GB",
+        "t" | "ti" | "tib" => "TiB",
+        "tb" => "TB",
+        _ => return None,
+    };
+    Some(format!("{number}{fixed}"))
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
@@ -1320,7 +1379,7 @@ impl JsonSchema for ByteSize {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A size in bytes: a whole number, or text such as `16MiB`, `1GB`, `512KiB`.",
+            "description": "A size in bytes: a whole number, or a whole number and a unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB) with nothing between them, such as `16MiB`, `1GB`, `512KiB`.",
             "type": ["integer", "string"],
             "minimum": 0,
             "maximum": ByteSize::MAX,
@@ -1370,6 +1429,38 @@ pub fn is_byte_size(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_strict_and_suggest_the_spelling_meant() {
+        assert_eq!("512".parse::<ByteSize>().unwrap().0, 512);
+        assert_eq!("16MiB".parse::<ByteSize>().unwrap().0, 16 << 20);
+        assert_eq!("1GB".parse::<ByteSize>().unwrap().0, 1_000_000_000);
+        for (text, suggestion) in [
+            ("5M", Some("5MiB")),
+            ("16mb", Some("16MB")),
+            ("16 MiB", Some("16MiB")),
+            ("2gib", Some("2GiB")),
+            ("1.5GiB", None),
+            ("MiB", None),
+            ("16 parsecs", None),
+        ] {
+            let error = text.parse::<ByteSize>().unwrap_err();
+            match suggestion {
+                Some(fixed) => assert!(
+                    error.ends_with(&format!("did you mean `{fixed}`?")),
+                    "{text}: {error}"
+                ),
+                None => assert!(!error.contains("did you mean"), "{text}: {error}"),
+            }
+        }
+        assert!(
+            "2TiB"
+                .parse::<ByteSize>()
+                .unwrap_err()
+                .contains("more than 1 TiB")
+        );
+        assert!("99999999999999999999TB".parse::<ByteSize>().is_err());
+    }
 
     #[test]
     fn durations_parse_common_forms() {
