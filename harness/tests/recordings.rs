@@ -888,12 +888,12 @@ fn check_skips_a_scenario_without_a_recording(backend: &'static str) -> Result<(
     )
 }
 
+/// What a `dockproof cst` run gave: its exit code, its JUnit verdicts, its output.
+type CstRun = (Option<i32>, Vec<(String, bool)>, Output);
+
 /// `dockproof cst` of `config` on the CST example's image on `backend` (on the fake:
-/// replayed from the shipped recording): the exit code, the JUnit verdicts, the output.
-fn cst_verdicts(
-    backend: &str,
-    config: &Path,
-) -> Result<(Option<i32>, Vec<(String, bool)>, Output), Failed> {
+/// replayed from the shipped recording).
+fn cst_verdicts(backend: &str, config: &Path) -> Result<CstRun, Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let junit = dir.path().join("junit.xml");
     let mut command = support::cst_command(backend, dir.path());
@@ -989,10 +989,12 @@ fn the_cst_config_gives_the_replayed_verdicts(backend: &'static str) -> Result<(
 
 /// A trial on a real backend: its name after `BACKEND::`, and its body.
 type RealTrial = (&'static str, fn(&'static str) -> Result<(), Failed>);
+/// A trial on the fake: its name after `fake::`, and its body.
+type FakeTrial = (&'static str, fn() -> Result<(), Failed>);
 
 fn main() {
     let arguments = Arguments::from_args();
-    let fake: [(&str, fn() -> Result<(), Failed>); 11] = [
+    let fake: [FakeTrial; 11] = [
         (
             "replay-is-byte-identical-across-20-runs",
             replay_is_byte_identical,
