@@ -14,5 +14,6 @@ mod cli;
 mod faults;
 mod hostile_paths;
 mod hostile_yaml;
+mod layout;
 mod lint;
 mod unmodelled;
