@@ -11,12 +11,12 @@
 //! byte, no secret value reaches any recording file, a recorded timeout replays as a timeout, and an image the fake
 //! has no definition of replays from its recording alone.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 const SHIPPED: &str = "scenarios/job-recorded-csv.yaml";
@@ -992,8 +992,8 @@ type RealTrial = (&'static str, fn(&'static str) -> Result<(), Failed>);
 /// A trial on the fake: its name after `fake::`, and its body.
 type FakeTrial = (&'static str, fn() -> Result<(), Failed>);
 
-fn main() {
-    let arguments = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let fake: [FakeTrial; 11] = [
         (
             "replay-is-byte-identical-across-20-runs",
@@ -1081,5 +1081,5 @@ fn main() {
             support::real_daemon_trial(format!("{backend}::{name}"), move || test(backend))
         }));
     }
-    libtest_mimic::run(&arguments, trials).exit();
+    trials
 }
