@@ -112,6 +112,7 @@ pub fn apply_to_run(
     if !explicit(matches, "paths") {
         args.paths = scenario_paths(project);
     }
+    args.vars.project = project_vars(project);
     if !explicit(matches, "backend")
         && let Some(kind) = settings.backend
     {
@@ -259,4 +260,14 @@ pub fn init(dir: &Path) -> ExitCode {
         "\nnext: `dockproof run` (on the fake; reports in target/dockproof/), then edit scenarios/hello-job.yaml for your own job (docs/project.md)"
     );
     ExitCode::SUCCESS
+}
+
+/// The project file's `[vars]`, as text.
+pub fn project_vars(project: &Project) -> std::collections::BTreeMap<String, String> {
+    project
+        .settings
+        .vars
+        .iter()
+        .map(|(name, value)| (name.clone(), value.0.clone()))
+        .collect()
 }

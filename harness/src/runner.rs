@@ -369,6 +369,7 @@ mod tests {
             path: "once.yaml".into(),
             base_dir: dir.path().into(),
             spans,
+            vars: Default::default(),
         };
         let outcome = run_all(context, vec![loaded], 1, retries, std::future::pending()).await;
         let created = backend.created.lock().unwrap().len();

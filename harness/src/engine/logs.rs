@@ -234,6 +234,8 @@ mod tests {
         let step = |name: Option<&str>| Step {
             name: name.map(str::to_owned),
             action: Action::Stage(Vec::new()),
+            capture: Default::default(),
+            references: Vec::new(),
             expect_failure: None,
         };
         let steps = [step(Some("up")), step(None), step(Some("up")), step(None)];

@@ -26,6 +26,7 @@ use crate::secrets::{self, Masker};
 use crate::workspace::{self, Generated, Limits, Workspace};
 
 mod build;
+mod capture;
 mod compose;
 mod logs;
 mod monitor;
@@ -153,6 +154,8 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         stage_step = Step {
             name: Some("stage inputs".into()),
             action: Action::Stage(scenario.stage.clone()),
+            capture: Default::default(),
+            references: Vec::new(),
             expect_failure: None,
         };
         plan.push(("/stage".into(), &stage_step));
@@ -417,6 +420,12 @@ struct ScenarioRun<'a> {
     recorded_exchanges: Vec<(String, dockproof_recording::Exchange)>,
     /// Workspace files recorded masked (they held a secret): path → masked size, sha256.
     recorded_masked: std::collections::BTreeMap<String, (u64, String)>,
+    /// What the latest step left for its captures to read.
+    output: capture::StepOutput,
+    /// Captured values derived from a secret, masked like one.
+    masked_values: Vec<String>,
+    /// Their names (`STEP.KEY`).
+    masked_captures: std::collections::HashSet<String>,
 }
 
 impl<'a> ScenarioRun<'a> {
@@ -426,6 +435,8 @@ impl<'a> ScenarioRun<'a> {
         backend: Arc<dyn Backend>,
     ) -> Self {
         let slug = slug(&loaded.scenario.name);
+        let mut record = JobRecord::pending();
+        record.context.vars = loaded.vars.clone();
         ScenarioRun {
             context,
             backend,
@@ -436,11 +447,12 @@ impl<'a> ScenarioRun<'a> {
                 scenario_name: loaded.scenario.name.clone(),
                 services: Default::default(),
                 secrets: Default::default(),
+                captures: Default::default(),
             },
             masker: Masker::default(),
             slug,
             workspace: None,
-            record: JobRecord::pending(),
+            record,
             containers: Vec::new(),
             named: HashMap::new(),
             images: Vec::new(),
@@ -461,6 +473,9 @@ impl<'a> ScenarioRun<'a> {
             recorded_services: HashMap::new(),
             recorded_exchanges: Vec::new(),
             recorded_masked: Default::default(),
+            output: Default::default(),
+            masked_values: Vec::new(),
+            masked_captures: Default::default(),
         }
     }
 
@@ -600,7 +615,8 @@ impl<'a> ScenarioRun<'a> {
         index: Option<usize>,
         step: &Step,
     ) -> Result<(), Vec<Finding>> {
-        match &step.action {
+        self.output = capture::StepOutput::default();
+        let result = match &step.action {
             Action::Stage(items) => {
                 // The scenario's own `stage:` runs as a step at `/stage`.
                 let stage_pointer = if pointer == "/stage" {
@@ -622,7 +638,9 @@ impl<'a> ScenarioRun<'a> {
             Action::Lint(lint) => self.lint(pointer, lint),
             Action::Cst(cst) => self.cst(&format!("{pointer}/cst"), cst).await,
             Action::Compose(action) => self.compose(pointer, action).await,
-        }
+        };
+        result?;
+        self.capture(pointer, step)
     }
 
     /// Assertions by JSON pointer on a container's or an image's inspect document.
@@ -654,6 +672,7 @@ impl<'a> ScenarioRun<'a> {
             }
         }
         .map_err(|error| backend_finding(&error, &inspect_pointer))?;
+        self.output.inspect = Some(document.clone());
         let findings: Vec<Finding> = inspect
             .checks
             .iter()
@@ -1126,6 +1145,8 @@ impl<'a> ScenarioRun<'a> {
             }
         }
 
+        self.output.stdout = Some(logs.stdout.text.clone());
+        self.output.stderr = Some(logs.stderr.text.clone());
         let docker = &mut self.record.context.docker;
         docker.exit_code = Some(exit_code);
         docker.oom_killed = state.oom_killed;
@@ -1459,6 +1480,8 @@ impl<'a> ScenarioRun<'a> {
             .exec(&request, timeout, self.context.capture)
             .await
             .map_err(|error| backend_finding(&error, &format!("{exec_pointer}/cmd")))?;
+        self.output.stdout = Some(output.stdout.text.clone());
+        self.output.stderr = Some(output.stderr.text.clone());
         // What the exec wrote is checked in the local copy.
         self.pull_workspace(&request.container, &format!("{exec_pointer}/cmd"))
             .await?;

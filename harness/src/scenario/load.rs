@@ -2,6 +2,7 @@
 //! checks. Loading never stops at the first problem: it returns every
 //! diagnostic of a file, each with a location, what was expected and a hint.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -12,6 +13,7 @@ use super::model::{
     self, Action, Scenario, Source, Step, StepFile, StepKind, StepShapeError, TextMatch,
 };
 use super::template;
+use super::vars::{self, VarSources};
 use super::yaml::{self, SourceSpan, SpanIndex};
 
 /// One problem found in a scenario file.
@@ -58,6 +60,27 @@ pub struct LoadedScenario {
     pub base_dir: PathBuf,
     /// Spans by JSON pointer, for reports that point at a line.
     pub spans: SpanIndex,
+    /// The variables its texts used (`NAME`, and `env.NAME` for host variables), with the
+    /// values they had: they go into the job record.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// What a run gives every scenario file it loads.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Variables from the project file and the command line.
+    pub vars: VarSources,
+    /// Reads a host environment variable a scenario declares under `host_env:`.
+    pub host_env: fn(&str) -> Option<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            vars: VarSources::default(),
+            host_env: |name| std::env::var(name).ok(),
+        }
+    }
 }
 
 /// The result of loading one file: the scenario if it is valid, and every problem found.
@@ -136,20 +159,26 @@ fn validator() -> &'static jsonschema::Validator {
     })
 }
 
-/// Load and validate one scenario file.
+/// Load and validate one scenario file, with no variables from outside it.
 pub fn load_file(path: &Path) -> FileReport {
+    load_file_with(path, &LoadOptions::default())
+}
+
+/// Load and validate one scenario file with the run's variables.
+pub fn load_file_with(path: &Path, options: &LoadOptions) -> FileReport {
     match crate::input_file::read_config(path) {
         Ok(source) => {
             let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let (scenario, diagnostics) = load_str(&source, &base_dir);
+            let (loaded, diagnostics) = load_hinted(&source, &base_dir, options);
             FileReport {
                 path: path.to_path_buf(),
                 source,
-                scenario: scenario.map(|(scenario, spans)| LoadedScenario {
-                    scenario,
+                scenario: loaded.map(|loaded| LoadedScenario {
+                    scenario: loaded.scenario,
                     path: path.to_path_buf(),
                     base_dir,
-                    spans,
+                    spans: loaded.spans,
+                    vars: loaded.vars,
                 }),
                 diagnostics,
             }
@@ -172,7 +201,26 @@ pub fn load_file(path: &Path) -> FileReport {
 
 /// Load a scenario from text; relative fixture paths resolve against `base_dir`.
 pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
-    let (scenario, mut diagnostics) = load_str_unhinted(source, base_dir);
+    let (loaded, diagnostics) = load_hinted(source, base_dir, &LoadOptions::default());
+    (
+        loaded.map(|loaded| (loaded.scenario, loaded.spans)),
+        diagnostics,
+    )
+}
+
+/// A scenario as loaded from text, before it is tied to its file.
+struct Loaded {
+    scenario: Scenario,
+    spans: SpanIndex,
+    vars: BTreeMap<String, String>,
+}
+
+fn load_hinted(
+    source: &str,
+    base_dir: &Path,
+    options: &LoadOptions,
+) -> (Option<Loaded>, Vec<Diagnostic>) {
+    let (scenario, mut diagnostics) = load_str_unhinted(source, base_dir, options);
     for diagnostic in &mut diagnostics {
         // A problem with the document as a whole (an empty file, say) is reported at its start.
         if diagnostic.span.start.line == 0 {
@@ -193,8 +241,9 @@ pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>
 fn load_str_unhinted(
     source: &str,
     base_dir: &Path,
-) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
-    let located = match yaml::parse(source) {
+    options: &LoadOptions,
+) -> (Option<Loaded>, Vec<Diagnostic>) {
+    let mut located = match yaml::parse(source) {
         Ok(located) => located,
         Err(error) => {
             let diagnostic = Diagnostic::new(error.span, error.message).hint(
@@ -205,7 +254,15 @@ fn load_str_unhinted(
             return (None, vec![diagnostic]);
         }
     };
+    let (used_vars, var_problems) = vars::substitute(
+        &mut located.value,
+        &located.spans,
+        &options.vars,
+        &BTreeMap::new(),
+        &options.host_env,
+    );
     let mut diagnostics = schema_diagnostics(&located.value, &located.spans);
+    diagnostics.extend(var_problems);
     // Read from the document itself, so they are reported with the schema's problems.
     let mut zeros = zero_deadlines(&located.value, &located.spans);
     zeros.extend(zero_sizes(&located.value, &located.spans));
@@ -229,19 +286,47 @@ fn load_str_unhinted(
         base_dir,
         secrets,
         compose_up: None,
+        captures: Vec::new(),
         diagnostics: Vec::new(),
     };
     let steps = checker.scenario(&scenario);
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.extend(zeros);
     if diagnostics.is_empty() {
-        (
-            Some((scenario.with_steps(steps), located.spans)),
-            diagnostics,
-        )
+        let steps = with_references(steps, &located.value);
+        let loaded = Loaded {
+            scenario: scenario.with_steps(steps),
+            spans: located.spans,
+            vars: used_vars,
+        };
+        (Some(loaded), diagnostics)
     } else {
         (None, diagnostics)
     }
+}
+
+/// Each step with the template variables its texts use (read from the document: every
+/// text of the step, whatever its kind).
+fn with_references(mut steps: Vec<Step>, document: &Value) -> Vec<Step> {
+    for (index, step) in steps.iter_mut().enumerate() {
+        let mut found = Vec::new();
+        let mut stack: Vec<&Value> = document
+            .pointer(&format!("/steps/{index}"))
+            .into_iter()
+            .collect();
+        while let Some(value) = stack.pop() {
+            match value {
+                Value::String(text) => found.extend(template::references(text)),
+                Value::Array(items) => stack.extend(items),
+                Value::Object(members) => stack.extend(members.values()),
+                _ => {}
+            }
+        }
+        found.sort();
+        found.dedup();
+        step.references = found;
+    }
+    steps
 }
 
 /// Keys whose duration is a deadline or a wait: zero can never be met there.
@@ -609,6 +694,8 @@ struct SemanticChecker<'a> {
     secrets: Vec<String>,
     /// The services of the compose project brought up by an earlier step and not yet down.
     compose_up: Option<Vec<String>>,
+    /// What earlier steps capture, as `STEP.KEY`.
+    captures: Vec<String>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -635,6 +722,26 @@ impl SemanticChecker<'_> {
         }
         for (name, spec) in &scenario.secrets {
             self.secret(&format!("/secrets/{}", yaml::escape_segment(name)), spec);
+        }
+        for name in scenario.vars.keys() {
+            if !vars::is_var_name(name) {
+                let pointer = format!("/vars/{}", yaml::escape_segment(name));
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        self.spans.key(&pointer),
+                        format!("`{name}` is not a variable name"),
+                    )
+                    .expected("a letter or `_`, then letters, digits, `_` or `-` (at most 64)"),
+                );
+            }
+        }
+        for (index, name) in scenario.host_env.iter().enumerate() {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.error(
+                    &format!("/host_env/{index}"),
+                    format!("`{name}` is not an environment variable name"),
+                );
+            }
         }
         if scenario.steps.is_empty() {
             self.error("/steps", "a scenario needs at least one step")
@@ -855,6 +962,23 @@ impl SemanticChecker<'_> {
             diagnostic.expected = Some(format!("one of: {}", template::VARIABLES.join(", ")));
             return;
         }
+        for (step, key) in template::capture_refs(text) {
+            if !self.captures.contains(&format!("{step}.{key}")) {
+                let known = if self.captures.is_empty() {
+                    "none so far".to_owned()
+                } else {
+                    self.captures.join(", ")
+                };
+                let diagnostic =
+                    self.error(pointer, format!("no earlier step captures `{step}.{key}`"));
+                diagnostic.expected = Some(format!(
+                    "`steps.STEP.KEY` of a `capture:` in an earlier step ({known})"
+                ));
+                diagnostic.hint = Some(format!(
+                    "give the step `name: {step}` and `capture: {{ {key}: {{ stdout: {{}} }} }}`"
+                ));
+            }
+        }
         for name in template::secret_refs(text) {
             if !self.secrets.contains(&name) {
                 let declared = if self.secrets.is_empty() {
@@ -999,6 +1123,7 @@ impl SemanticChecker<'_> {
             Action::Compose(action) => self.compose_step(pointer, action, containers),
         }
         let kind = step.kind();
+        self.captures_of(pointer, &step);
         if raw.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
             self.error(
                 &format!("{pointer}/expect"),
@@ -1010,6 +1135,96 @@ impl SemanticChecker<'_> {
             .hint = Some("use `telemetry` assertions for the job record".into());
         }
         Some(step)
+    }
+
+    /// A step's `capture:`: a name to refer to it by, one source per value that fits the
+    /// step's kind. Its values become known to the steps after it.
+    fn captures_of(&mut self, pointer: &str, step: &Step) {
+        if step.capture.is_empty() {
+            return;
+        }
+        let capture_pointer = format!("{pointer}/capture");
+        let name = match step.name.as_deref() {
+            Some(name)
+                if !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+            {
+                name.to_owned()
+            }
+            Some(name) => {
+                let diagnostic = self.error(
+                    &format!("{pointer}/name"),
+                    format!("`{name}` cannot name captured values"),
+                );
+                diagnostic.expected = Some("letters, digits, `_` and `-`, e.g. `login`".into());
+                diagnostic.hint = Some(
+                    "later steps write `{{ steps.NAME.KEY }}`: give the step such a name".into(),
+                );
+                return;
+            }
+            None => {
+                let diagnostic =
+                    self.error(&capture_pointer, "a step that captures needs a `name`");
+                diagnostic.hint =
+                    Some("add `name: login` (later steps write `{{ steps.login.KEY }}`)".into());
+                return;
+            }
+        };
+        let kind = step.kind();
+        for (key, spec) in &step.capture {
+            let key_pointer = format!("{capture_pointer}/{}", yaml::escape_segment(key));
+            if !vars::is_var_name(key) {
+                self.error(&key_pointer, format!("`{key}` is not a capture name"))
+                    .expected = Some("a letter or `_`, then letters, digits, `_` or `-`".into());
+                continue;
+            }
+            let all = "stdout, stderr, file, file_sha256, json, inspect";
+            match spec.sources().as_slice() {
+                [] => {
+                    self.error(&key_pointer, "no source given").expected =
+                        Some(format!("exactly one of {all}"));
+                }
+                [source] if !source.fits(kind) => {
+                    let diagnostic = self.error(
+                        &format!("{key_pointer}/{}", source.as_str()),
+                        format!(
+                            "a `{}` step has no `{}` to capture",
+                            kind.as_str(),
+                            source.as_str()
+                        ),
+                    );
+                    diagnostic.expected = Some(
+                        "`stdout`, `stderr`, `file`, `file_sha256` on run and exec; `json` on http; `inspect` on inspect"
+                            .into(),
+                    );
+                }
+                [source] => {
+                    let at = format!("{key_pointer}/{}", source.as_str());
+                    match source {
+                        model::CaptureSource::Stdout(text) | model::CaptureSource::Stderr(text) => {
+                            if let Some(pattern) = &text.matches {
+                                self.regex(&format!("{at}/matches"), pattern);
+                            }
+                        }
+                        model::CaptureSource::File(path)
+                        | model::CaptureSource::FileSha256(path) => {
+                            self.relative_path(&at, path);
+                        }
+                        model::CaptureSource::Json(json_pointer)
+                        | model::CaptureSource::Inspect(json_pointer) => {
+                            self.json_pointer(&at, json_pointer);
+                        }
+                    }
+                }
+                _ => {
+                    self.error(&key_pointer, "more than one source given")
+                        .expected = Some(format!("exactly one of {all}"));
+                }
+            }
+            self.captures.push(format!("{name}.{key}"));
+        }
     }
 
     /// Inputs staged by a `stage` step.

@@ -42,6 +42,14 @@ pub struct Scenario<S = Step> {
     /// masked as `***` in every log tail, message and report.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSpec>,
+    /// Variables the scenario's texts use as `{{ vars.NAME }}`, with their defaults; the
+    /// project file's `[vars]`, `--vars-file` and `--var` give or override them
+    /// (docs/scenarios.md, "Variables"). A default may read a `host_env` variable.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Text>,
+    /// Host environment variables the scenario reads as `{{ env.NAME }}`: only these.
+    #[serde(default)]
+    pub host_env: Vec<String>,
     /// The steps, run in order.
     pub steps: Vec<S>,
     /// The scenario as a whole (its steps and the cleanup after them) must fail with this
@@ -96,6 +104,8 @@ impl<S> Scenario<S> {
             seed: self.seed,
             stage: self.stage,
             secrets: self.secrets,
+            vars: self.vars,
+            host_env: self.host_env,
             steps,
             expect_failure: self.expect_failure,
             fake_faults: self.fake_faults,
@@ -302,6 +312,9 @@ pub struct StepFile {
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// Values for later steps, by key: `{{ steps.NAME.KEY }}` (the step needs a `name`).
+    #[serde(default)]
+    pub capture: BTreeMap<String, CaptureSpec>,
     /// The step must fail with this category for the scenario to pass.
     #[serde(default)]
     pub expect_failure: Option<Category>,
@@ -442,6 +455,8 @@ impl StepFile {
         Ok(Step {
             name: self.name.clone(),
             action,
+            capture: self.capture.clone(),
+            references: Vec::new(),
             expect_failure: self.expect_failure,
         })
     }
@@ -465,6 +480,11 @@ pub struct Step {
     pub name: Option<String>,
     /// What the step does.
     pub action: Action,
+    /// Values it captures for later steps, by key.
+    pub capture: BTreeMap<String, CaptureSpec>,
+    /// The template variables its texts use (`secret.NAME`, `steps.STEP.KEY`, ...): what its
+    /// output may be derived from, so a capture from a step that used a secret is masked.
+    pub references: Vec<String>,
     /// The step must fail with this category for the scenario to pass.
     pub expect_failure: Option<Category>,
 }
@@ -527,6 +547,94 @@ impl Action {
             Action::Lint(_) => StepKind::Lint,
             Action::Cst(_) => StepKind::Cst,
             Action::Compose(_) => StepKind::Compose,
+        }
+    }
+}
+
+/// Where a captured value comes from: exactly one of these, and it must fit the step's
+/// kind (`stdout`, `stderr`, `file` and `file_sha256` a `run` or `exec`, `json` an `http`,
+/// `inspect` an `inspect` step). Later steps use it as `{{ steps.STEP.KEY }}`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSpec {
+    /// The step's stdout: all of it (trimmed), or what `matches` finds in it.
+    #[serde(default)]
+    pub stdout: Option<CaptureText>,
+    /// The step's stderr: all of it (trimmed), or what `matches` finds in it.
+    #[serde(default)]
+    pub stderr: Option<CaptureText>,
+    /// A workspace file's text after the step (trimmed; at most 64 KiB), by its path.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A workspace file's sha256 after the step (hex), by its path.
+    #[serde(default)]
+    pub file_sha256: Option<String>,
+    /// The value at this JSON pointer of the last HTTP answer's body (a string as it is,
+    /// anything else as JSON text).
+    #[serde(default)]
+    pub json: Option<String>,
+    /// The value at this JSON pointer of the inspect document.
+    #[serde(default)]
+    pub inspect: Option<String>,
+}
+
+/// Which text a capture reads, and how.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureText {
+    /// A regular expression: the value is its first group (the whole match without one).
+    /// Without it, the whole text, trimmed.
+    #[serde(default)]
+    pub matches: Option<String>,
+}
+
+/// A capture's source, once checked.
+#[derive(Debug, Clone, Copy)]
+pub enum CaptureSource<'a> {
+    Stdout(&'a CaptureText),
+    Stderr(&'a CaptureText),
+    File(&'a str),
+    FileSha256(&'a str),
+    Json(&'a str),
+    Inspect(&'a str),
+}
+
+impl CaptureSpec {
+    /// The sources this capture names (a valid one names exactly one).
+    pub fn sources(&self) -> Vec<CaptureSource<'_>> {
+        let mut found = Vec::new();
+        found.extend(self.stdout.as_ref().map(CaptureSource::Stdout));
+        found.extend(self.stderr.as_ref().map(CaptureSource::Stderr));
+        found.extend(self.file.as_deref().map(CaptureSource::File));
+        found.extend(self.file_sha256.as_deref().map(CaptureSource::FileSha256));
+        found.extend(self.json.as_deref().map(CaptureSource::Json));
+        found.extend(self.inspect.as_deref().map(CaptureSource::Inspect));
+        found
+    }
+}
+
+impl CaptureSource<'_> {
+    /// The key that selects this source.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CaptureSource::Stdout(_) => "stdout",
+            CaptureSource::Stderr(_) => "stderr",
+            CaptureSource::File(_) => "file",
+            CaptureSource::FileSha256(_) => "file_sha256",
+            CaptureSource::Json(_) => "json",
+            CaptureSource::Inspect(_) => "inspect",
+        }
+    }
+
+    /// Whether a step of `kind` has what this source reads.
+    pub fn fits(&self, kind: StepKind) -> bool {
+        match self {
+            CaptureSource::Stdout(_)
+            | CaptureSource::Stderr(_)
+            | CaptureSource::File(_)
+            | CaptureSource::FileSha256(_) => matches!(kind, StepKind::Run | StepKind::Exec),
+            CaptureSource::Json(_) => kind == StepKind::Http,
+            CaptureSource::Inspect(_) => kind == StepKind::Inspect,
         }
     }
 }
