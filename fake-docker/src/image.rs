@@ -106,6 +106,18 @@ pub struct ImageFile {
     pub uid: u64,
     /// Group reported by `cp` and `save` archives (default 0).
     pub gid: u64,
+    /// A recorded image's file (`FAKE_DOCKER_RECORDINGS`): its bytes, or only its size.
+    #[serde(skip)]
+    pub recorded: Option<RecordedBytes>,
+}
+
+/// The bytes of a file of a recorded image tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordedBytes {
+    /// The content was kept (a check read it when it was recorded).
+    Bytes(Vec<u8>),
+    /// Only the size was kept: the file is this many zero bytes (sparse).
+    Zeros(u64),
 }
 
 impl ImageFile {
@@ -189,6 +201,17 @@ struct DefinitionFile {
     /// `image inspect` shows it; default: fake-docker's own server version.
     #[serde(default)]
     docker_version: Option<String>,
+    /// A replayed build: the recording whose `images` entry gives its files.
+    #[serde(default)]
+    recorded_tree: Option<RecordedTreeRef>,
+}
+
+/// Where a replayed build's files are: the `images` entry `image` of the recording in `dir`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordedTreeRef {
+    dir: PathBuf,
+    image: String,
 }
 
 /// A loaded fake image.
@@ -373,6 +396,27 @@ impl Image {
         };
         if let Some(digest) = &fixture_digest {
             last_step = Some(format!("LABEL {FIXTURE_DIGEST_LABEL}={digest}"));
+        }
+        if let Some(tree) = &file.recorded_tree {
+            let recording =
+                dockproof_recording::Recording::load(&tree.dir).map_err(|e| ImageError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("recorded_tree: {e}"),
+                })?;
+            let files = recording
+                .images
+                .iter()
+                .find(|image| image.image == tree.image)
+                .and_then(|image| recorded_files(&tree.dir, image))
+                .ok_or_else(|| ImageError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "recorded_tree: no usable tree of {} in {}",
+                        tree.image,
+                        tree.dir.display()
+                    ),
+                })?;
+            file.files.extend(files);
         }
         Ok(Image {
             tags: vec![reference.clone()],
@@ -710,7 +754,35 @@ impl Image {
     /// An image known only from a recording (`FAKE_DOCKER_RECORDINGS`): the recorded
     /// reference, ID and configuration, no programs or files (its containers replay).
     pub fn recorded(source: &Path, call: &dockproof_recording::Call) -> Image {
-        let config = &call.image_config;
+        Self::from_recorded_config(source, &call.image, &call.image_id, &call.image_config)
+    }
+
+    /// An image whose tree a `cst:` step recorded: its config, size and files (a file
+    /// whose content was not kept is as many zero bytes; devices and FIFOs are left
+    /// out). `None` when a kept content cannot be read (a damaged blob): the image is
+    /// not made up.
+    pub fn recorded_tree(
+        source: &Path,
+        dir: &Path,
+        recorded: &dockproof_recording::RecordedImage,
+    ) -> Option<Image> {
+        let mut image = Self::from_recorded_config(
+            source,
+            &recorded.image,
+            &recorded.image_id,
+            &recorded.image_config,
+        );
+        image.size = recorded.size.unwrap_or(0);
+        image.files = recorded_files(dir, recorded)?;
+        Some(image)
+    }
+
+    fn from_recorded_config(
+        source: &Path,
+        reference: &str,
+        id: &str,
+        config: &BTreeMap<String, Value>,
+    ) -> Image {
         let strings = |key: &str| -> Vec<String> {
             config
                 .get(key)
@@ -745,12 +817,12 @@ impl Image {
                     .collect()
             })
             .unwrap_or_default();
-        let reference = normalize_reference(&call.image);
+        let reference = normalize_reference(reference);
         Image {
             tags: vec![reference.clone()],
             reference,
             source: source.to_path_buf(),
-            id: call.image_id.clone(),
+            id: id.to_owned(),
             size: 0,
             config: ImageConfig {
                 user: text("User"),
@@ -793,6 +865,57 @@ impl Image {
             docker_version: crate::SERVER_VERSION.to_string(),
         }
     }
+}
+
+/// A recorded image tree as `files:` (a file whose content was not kept is as many zero
+/// bytes; devices and FIFOs are left out). `None` when the tree is unsafe (a path not
+/// plain and absolute, or beneath a symlink: installing it would write wherever the
+/// link points) or a kept content cannot be read (a damaged blob): never made up.
+fn recorded_files(
+    dir: &Path,
+    recorded: &dockproof_recording::RecordedImage,
+) -> Option<BTreeMap<String, ImageFile>> {
+    use dockproof_recording::EntryKind;
+    let kinds: BTreeMap<&str, EntryKind> = recorded
+        .tree
+        .iter()
+        .map(|entry| (entry.path.as_str(), entry.kind))
+        .collect();
+    let mut files = BTreeMap::new();
+    for entry in &recorded.tree {
+        let plain = entry.path != "/" && dockproof_recording::clean(&entry.path) == entry.path;
+        let beneath_link = std::iter::successors(Path::new(&entry.path).parent(), |p| p.parent())
+            .any(|parent| {
+                kinds.get(parent.to_str().unwrap_or_default()) == Some(&EntryKind::Symlink)
+            });
+        if !plain || beneath_link {
+            return None;
+        }
+        let kind = match entry.kind {
+            EntryKind::File => FileType::File,
+            EntryKind::Dir => FileType::Dir,
+            EntryKind::Symlink => FileType::Symlink,
+            EntryKind::Other => continue,
+        };
+        let bytes = match (&entry.content, kind) {
+            (Some(content), FileType::File) => Some(RecordedBytes::Bytes(content.bytes(dir).ok()?)),
+            (None, FileType::File) => Some(RecordedBytes::Zeros(entry.size.unwrap_or(0))),
+            _ => None,
+        };
+        files.insert(
+            entry.path.clone(),
+            ImageFile {
+                kind,
+                target: entry.target.clone(),
+                mode: Some(format!("{:04o}", entry.mode_bits())),
+                uid: entry.uid,
+                gid: entry.gid,
+                recorded: bytes,
+                ..ImageFile::default()
+            },
+        );
+    }
+    Some(files)
 }
 
 /// The definition files named by a `:`-separated list of directories and files, in load order.
@@ -866,6 +989,57 @@ mod tests {
                 "invalid fake image definition x.yaml: program \"hi\": step 1: more than one operation: stdout, exit"
             )
         );
+    }
+
+    fn tree_entry(
+        path: &str,
+        kind: dockproof_recording::EntryKind,
+    ) -> dockproof_recording::TreeEntry {
+        dockproof_recording::TreeEntry {
+            path: path.into(),
+            kind,
+            mode: "0750".into(),
+            uid: 1000,
+            gid: 1000,
+            size: Some(5),
+            sha256: None,
+            target: (kind == dockproof_recording::EntryKind::Symlink).then(|| "/etc".to_owned()),
+            content: None,
+        }
+    }
+
+    /// A recorded tree becomes the image's files (owners, modes, a file without kept
+    /// content as zero bytes of its size); an untrusted tree with a path beneath a
+    /// symlink or one that climbs is not made into an image at all.
+    #[test]
+    fn a_recorded_tree_is_files_and_an_unsafe_one_is_refused() {
+        use dockproof_recording::{EntryKind, RecordedImage};
+        let mut recorded = RecordedImage {
+            image: "acme/app:1".into(),
+            image_id: "sha256:aa".into(),
+            image_config: BTreeMap::new(),
+            size: Some(9),
+            tree: vec![
+                tree_entry("/app", EntryKind::Dir),
+                tree_entry("/app/run", EntryKind::File),
+                tree_entry("/link", EntryKind::Symlink),
+            ],
+        };
+        let image = Image::recorded_tree(Path::new("r.json"), Path::new("."), &recorded).unwrap();
+        assert_eq!(image.size, 9);
+        let run = &image.files["/app/run"];
+        assert_eq!((run.uid, run.gid, run.mode_bits()), (1000, 1000, 0o750));
+        assert_eq!(run.recorded, Some(RecordedBytes::Zeros(5)));
+        assert_eq!(image.files["/link"].target.as_deref(), Some("/etc"));
+        recorded
+            .tree
+            .push(tree_entry("/link/passwd", EntryKind::File));
+        assert!(Image::recorded_tree(Path::new("r.json"), Path::new("."), &recorded).is_none());
+        recorded.tree.pop();
+        recorded
+            .tree
+            .push(tree_entry("/app/../etc/x", EntryKind::File));
+        assert!(Image::recorded_tree(Path::new("r.json"), Path::new("."), &recorded).is_none());
     }
 
     /// The YAML blocks of docs/fake-docker.md that define an image or a faults file

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use dockproof_recording::{self as recording, Call, Ended, Found, Recording};
+use dockproof_recording::{self as recording, Call, Ended, Recording};
 use serde::{Deserialize, Serialize};
 
 use crate::logfile::{LogWriter, Stream};
@@ -43,6 +43,19 @@ pub fn recorded_images(defined: &[crate::image::Image]) -> Vec<crate::image::Ima
             // An unreadable recording is reported when a container is matched against it.
             continue;
         };
+        // A tree a `cst:` step recorded first: it has the image's files too.
+        for recorded in &recording.images {
+            let known = |image: &crate::image::Image| image.matches(&recorded.image);
+            if recorded.image_id.is_empty() || defined.iter().any(known) || found.iter().any(known)
+            {
+                continue;
+            }
+            found.extend(crate::image::Image::recorded_tree(
+                &dir.join(recording::FILE_NAME),
+                &dir,
+                recorded,
+            ));
+        }
         for recorded in &recording.containers {
             let call = &recorded.call;
             let known = |image: &crate::image::Image| image.matches(&call.image);
@@ -182,13 +195,21 @@ fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
     })
 }
 
-/// Finds the recorded container `container` replays, if recordings are configured.
-pub fn select(container: &Container) -> Selection {
+/// Over every configured recording, the first of its `list` whose `differences` are
+/// none (played), else a refusal naming the nearest one's (`nearest` says which, with
+/// the differences, its position from 1 and its file); `NotRecorded` when none is
+/// configured or none holds anything to compare.
+fn select_among<T>(
+    list: impl Fn(&Recording) -> &[T],
+    mut differences: impl FnMut(&T) -> Result<Vec<String>, String>,
+    no_match: &str,
+    nearest: impl Fn(&str, usize, &std::path::Path) -> String,
+) -> Selection {
     let dirs = configured();
     if dirs.is_empty() {
         return Selection::NotRecorded;
     }
-    let mut nearest: Option<(PathBuf, usize, Vec<String>)> = None;
+    let mut closest: Option<(PathBuf, usize, Vec<String>)> = None;
     let mut problems = Vec::new();
     for dir in dirs {
         let recording = match Recording::load(&dir) {
@@ -198,58 +219,63 @@ pub fn select(container: &Container) -> Selection {
                 continue;
             }
         };
-        // Fingerprint each mount a recorded container names once.
-        let mut calls: BTreeMap<Option<String>, Result<Call, String>> = BTreeMap::new();
-        for (index, recorded) in recording.containers.iter().enumerate() {
-            let mount = recorded.call.workspace.as_ref().map(|w| w.mount.clone());
-            let call = calls
-                .entry(mount.clone())
-                .or_insert_with(|| call_of(container, mount.as_deref()));
-            let call = match call {
-                Ok(call) => call,
+        for (index, item) in list(&recording).iter().enumerate() {
+            let found = match differences(item) {
+                Ok(found) => found,
                 Err(error) => {
-                    problems.push(error.clone());
+                    problems.push(error);
                     continue;
                 }
             };
-            let single = Recording {
-                version: recording.version,
-                scenario: recording.scenario.clone(),
-                containers: vec![recorded.clone()],
-                builds: Vec::new(),
-                execs: Vec::new(),
-            };
-            match single.find(call) {
-                Found::Match(_) => {
-                    return Selection::Play(ReplayRef {
-                        dir: dir.clone(),
-                        index,
-                    });
-                }
-                Found::Nearest(_, differences) => {
-                    if nearest
-                        .as_ref()
-                        .is_none_or(|(_, _, fewest)| differences.len() < fewest.len())
-                    {
-                        nearest = Some((dir.clone(), index, differences));
-                    }
-                }
-                Found::None => {}
+            if found.is_empty() {
+                return Selection::Play(ReplayRef { dir, index });
+            }
+            if closest
+                .as_ref()
+                .is_none_or(|(_, _, fewest)| found.len() < fewest.len())
+            {
+                closest = Some((dir.clone(), index, found));
             }
         }
     }
-    match nearest {
-        Some((dir, index, differences)) => Selection::Refuse(format!(
-            "{NO_MATCH}: {} (nearest: container {} of {}); the recording no longer describes this call: re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
-            differences.join("; "),
-            index + 1,
-            dir.join(recording::FILE_NAME).display()
+    match closest {
+        Some((dir, index, found)) => Selection::Refuse(format!(
+            "{no_match}: {}",
+            nearest(
+                &found.join("; "),
+                index + 1,
+                &dir.join(recording::FILE_NAME)
+            )
         )),
         None if !problems.is_empty() => {
-            Selection::Refuse(format!("{NO_MATCH}: {}", problems.join("; ")))
+            Selection::Refuse(format!("{no_match}: {}", problems.join("; ")))
         }
         None => Selection::NotRecorded,
     }
+}
+
+/// Finds the recorded container `container` replays, if recordings are configured.
+pub fn select(container: &Container) -> Selection {
+    // Fingerprint each mount a recorded container names once.
+    let mut calls: BTreeMap<Option<String>, Result<Call, String>> = BTreeMap::new();
+    select_among(
+        |recording| &recording.containers,
+        |recorded| {
+            let mount = recorded.call.workspace.as_ref().map(|w| w.mount.clone());
+            let call = calls
+                .entry(mount.clone())
+                .or_insert_with(|| call_of(container, mount.as_deref()))
+                .clone()?;
+            Ok(recording::differences(&recorded.call, &call))
+        },
+        NO_MATCH,
+        |differences, position, file| {
+            format!(
+                "{differences} (nearest: container {position} of {}); the recording no longer describes this call: re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
+                file.display()
+            )
+        },
+    )
 }
 
 /// Body of a replayed container's program process: writes the recorded streams and
@@ -323,29 +349,11 @@ pub struct ExecCall<'a> {
 
 /// Finds the recorded exec `exec` into `container` replays, if recordings are configured.
 pub fn select_exec(container: &Container, exec: &ExecCall<'_>) -> Selection {
-    let dirs = configured();
-    if dirs.is_empty() {
-        return Selection::NotRecorded;
-    }
-    let mut nearest: Option<(PathBuf, usize, Vec<String>)> = None;
-    let mut problems = Vec::new();
-    for dir in dirs {
-        let recording = match Recording::load(&dir) {
-            Ok(recording) => recording,
-            Err(error) => {
-                problems.push(error.to_string());
-                continue;
-            }
-        };
-        for (index, recorded) in recording.execs.iter().enumerate() {
+    let argv = serde_json::to_string(exec.argv).unwrap_or_default();
+    select_among(
+        |recording| &recording.execs,
+        |recorded| {
             let mount = recorded.call.workspace.as_ref().map(|w| w.mount.as_str());
-            let workspace = match workspace_at(container, mount) {
-                Ok(workspace) => workspace,
-                Err(error) => {
-                    problems.push(error);
-                    continue;
-                }
-            };
             let call = Call {
                 image: container.image_name.clone(),
                 image_id: container.image_id.clone(),
@@ -356,36 +364,18 @@ pub fn select_exec(container: &Container, exec: &ExecCall<'_>) -> Selection {
                 user: exec.user.clone(),
                 workdir: exec.workdir.clone(),
                 limits: recording::Limits::default(),
-                workspace,
+                workspace: workspace_at(container, mount)?,
             };
-            let differences = recording::differences(&recorded.call, &call);
-            if differences.is_empty() {
-                return Selection::Play(ReplayRef {
-                    dir: dir.clone(),
-                    index,
-                });
-            }
-            if nearest
-                .as_ref()
-                .is_none_or(|(_, _, fewest)| differences.len() < fewest.len())
-            {
-                nearest = Some((dir.clone(), index, differences));
-            }
-        }
-    }
-    match nearest {
-        Some((dir, index, differences)) => Selection::Refuse(format!(
-            "{NO_MATCH}: exec {}: {} (nearest: exec {} of {}); the recording no longer describes this exec: re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
-            serde_json::to_string(exec.argv).unwrap_or_default(),
-            differences.join("; "),
-            index + 1,
-            dir.join(recording::FILE_NAME).display()
-        )),
-        None if !problems.is_empty() => {
-            Selection::Refuse(format!("{NO_MATCH}: {}", problems.join("; ")))
-        }
-        None => Selection::NotRecorded,
-    }
+            Ok(recording::differences(&recorded.call, &call))
+        },
+        NO_MATCH,
+        |differences, position, file| {
+            format!(
+                "exec {argv}: {differences} (nearest: exec {position} of {}); the recording no longer describes this exec: re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
+                file.display()
+            )
+        },
+    )
 }
 
 /// Plays a recorded exec: its stdout and stderr on the CLI's, its workspace changes
@@ -454,52 +444,23 @@ fn run_until_stopped(code: i32) -> ! {
 /// Finds the recorded build a `docker build` of `call` replays, if recordings are
 /// configured: the recording directory and the build's index.
 pub fn select_build(call: &recording::BuildCall) -> Selection {
-    let dirs = configured();
-    if dirs.is_empty() {
-        return Selection::NotRecorded;
-    }
-    let mut nearest: Option<(PathBuf, usize, Vec<String>)> = None;
-    let mut problems = Vec::new();
-    for dir in dirs {
-        let recording = match Recording::load(&dir) {
-            Ok(recording) => recording,
-            Err(error) => {
-                problems.push(error.to_string());
-                continue;
-            }
-        };
-        for (index, build) in recording.builds.iter().enumerate() {
-            let Some(recorded) = &build.call else {
-                continue;
-            };
-            let differences = recording::build_differences(recorded, call);
-            if differences.is_empty() {
-                return Selection::Play(ReplayRef {
-                    dir: dir.clone(),
-                    index,
-                });
-            }
-            if nearest
-                .as_ref()
-                .is_none_or(|(_, _, fewest)| differences.len() < fewest.len())
-            {
-                nearest = Some((dir.clone(), index, differences));
-            }
-        }
-    }
-    match nearest {
-        Some((dir, index, differences)) => Selection::Refuse(format!(
-            "no recording matches this build: {} (nearest: build {} of {}); re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
-            differences.join("; "),
-            index + 1,
-            dir.join(recording::FILE_NAME).display()
-        )),
-        None if !problems.is_empty() => Selection::Refuse(format!(
-            "no recording matches this build: {}",
-            problems.join("; ")
-        )),
-        None => Selection::NotRecorded,
-    }
+    select_among(
+        |recording| &recording.builds,
+        // A build recorded without its call (version 1) is never replayed.
+        |build| {
+            Ok(build.call.as_ref().map_or_else(
+                || vec!["recorded without its call (format version 1)".to_owned()],
+                |recorded| recording::build_differences(recorded, call),
+            ))
+        },
+        "no recording matches this build",
+        |differences, position, file| {
+            format!(
+                "{differences} (nearest: build {position} of {}); re-record it on a real daemon with `dockproof record SCENARIO` — see docs/recordings.md",
+                file.display()
+            )
+        },
+    )
 }
 
 /// The fake image definition (JSON, which the definition loader reads as YAML) of a
@@ -567,7 +528,14 @@ pub fn built_definition(
                 "retries": check["Retries"].as_i64(),
             })
         });
+    // A tree a `cst:` step recorded of this very image gives it its files.
+    let recorded_tree = recording
+        .images
+        .iter()
+        .find(|image| crate::image::normalize_reference(&image.image) == name)
+        .map(|image| serde_json::json!({ "dir": replay.dir, "image": image.image }));
     let definition = serde_json::json!({
+        "recorded_tree": recorded_tree,
         "name": name,
         "size": build.size.unwrap_or(0),
         "config": {

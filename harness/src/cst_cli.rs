@@ -149,6 +149,11 @@ pub struct CstArgs {
     /// Do not record this run in the history database.
     #[arg(long)]
     no_history: bool,
+    /// With `--backend fake`: replay the image trees and command results of this
+    /// recording directory (`dockproof record` of a scenario whose `cst:` step tested
+    /// the image; docs/recordings.md).
+    #[arg(long, value_name = "DIR")]
+    recordings: Option<PathBuf>,
     /// Directory for the run's temporary files (fake state, saved images).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
@@ -312,6 +317,45 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             Ok(made) => made,
             Err(message) => return usage_error(message),
         };
+    let backend = match &args.recordings {
+        None => backend,
+        Some(_) if args.backend != BackendKind::Fake => {
+            return usage_error(
+                "`--recordings` replays on the fake: use it with `--backend fake` (a real daemon runs the image itself)",
+            );
+        }
+        Some(dir) => {
+            if !dir.join(dockproof_recording::FILE_NAME).is_file() {
+                return usage_error(format!(
+                    "`--recordings {}` holds no {}: record a scenario whose `cst:` step tests the image with `dockproof record`",
+                    dir.display(),
+                    dockproof_recording::FILE_NAME
+                ));
+            }
+            // A check that would read a file whose content was not recorded is refused.
+            for file in &loaded {
+                if let Some(unrecorded) =
+                    dockproof::recordings::unrecorded_reads(dir, &image, &file.config)
+                {
+                    return usage_error(format!(
+                        "{}: the recording in {} cannot replay this CST file on {image}: {}; re-record it on a real daemon with `dockproof record`",
+                        file.path.display(),
+                        dir.display(),
+                        unrecorded.join("; ")
+                    ));
+                }
+            }
+            let overrides = dockproof::backend::ScenarioOverrides {
+                recordings: Some(dir.clone()),
+                scope: "cst".to_owned(),
+                ..Default::default()
+            };
+            match backend.with_overrides(&overrides) {
+                Ok(backend) => backend,
+                Err(message) => return usage_error(message),
+            }
+        }
+    };
     let deterministic = args.backend == BackendKind::Fake;
     // Bind mounts name the daemon's files: on a daemon elsewhere they are not ours.
     if !backend.daemon_host().is_local() {
@@ -340,6 +384,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         Err(error) => return usage_error(error),
     };
     let context = Arc::new(CstContext {
+        observer: None,
         backend: Arc::clone(&backend),
         image: image.clone(),
         run_id: run_id.clone(),

@@ -264,12 +264,14 @@ fn image_config(image_inspect: &Value, masker: &Masker) -> BTreeMap<String, Valu
         .collect()
 }
 
-/// A scenario's recording, made from the containers, builds and execs observed.
+/// A scenario's recording, made from the containers, builds, execs and CST-tested
+/// images observed.
 pub fn recording(
     scenario: &str,
     containers: Vec<RecordedContainer>,
     builds: Vec<format::RecordedBuild>,
     execs: Vec<format::RecordedExec>,
+    images: Vec<format::RecordedImage>,
 ) -> Recording {
     Recording {
         version: format::FORMAT_VERSION,
@@ -277,7 +279,150 @@ pub fn recording(
         containers,
         builds,
         execs,
+        images,
     }
+}
+
+/// The files a CST config's checks read the contents of (file content tests, license
+/// files, and with `debian: true` each package's copyright under `/usr/share/doc`, as
+/// `dirs_in` lists them): the contents a recording keeps, and a replay must have.
+pub fn cst_reads(
+    config: &crate::cst::model::CstConfig,
+    dirs_in: impl Fn(&str) -> Vec<String>,
+) -> Vec<String> {
+    let mut reads: Vec<String> = config
+        .file_content_tests
+        .iter()
+        .map(|test| test.path.clone())
+        .collect();
+    for test in &config.license_tests {
+        if test.debian {
+            reads.extend(
+                dirs_in("/usr/share/doc")
+                    .into_iter()
+                    .filter(|package| {
+                        !crate::cst::check::LICENSE_ALLOWED_PACKAGES.contains(&package.as_str())
+                    })
+                    .map(|package| format!("/usr/share/doc/{package}/copyright")),
+            );
+        }
+        reads.extend(test.files.iter().cloned());
+    }
+    reads.sort();
+    reads.dedup();
+    reads
+}
+
+/// With a recording in `dir` that holds `image`'s tree: each file `config`'s checks
+/// read whose content it did not keep (`None` when there is nothing to refuse).
+pub fn unrecorded_reads(
+    dir: &Path,
+    image: &str,
+    config: &crate::cst::model::CstConfig,
+) -> Option<Vec<String>> {
+    if !dir.join(format::FILE_NAME).is_file() {
+        return None;
+    }
+    let recording = Recording::load(dir).ok()?;
+    let recorded = recording.images.iter().find(|known| known.image == image)?;
+    let reads = cst_reads(config, |path| recorded.dirs_in(path));
+    let unrecorded = recorded.unrecorded_reads(&reads);
+    (!unrecorded.is_empty()).then_some(unrecorded)
+}
+
+/// An image's tree for the recording, from its `docker save` archive: every entry
+/// (path, kind, mode, owner, size, sha256 or target; at most
+/// [`format::MAX_TREE_ENTRIES`]) and, masked, the content of each file in `reads`
+/// (symlinks followed; at most [`format::MAX_TREE_CONTENT_BYTES`] each).
+pub fn image_tree(
+    reference: &str,
+    image_inspect: &Value,
+    saved: &crate::cst::files::SavedImage,
+    reads: &[String],
+    masker: &Masker,
+    blobs: &mut Blobs,
+) -> Result<format::RecordedImage, String> {
+    use crate::cst::files::Kind;
+    let entries = saved.nodes.len();
+    if entries > format::MAX_TREE_ENTRIES {
+        return Err(format!(
+            "image {reference} has {entries} files, more than the {} a recording keeps",
+            format::MAX_TREE_ENTRIES
+        ));
+    }
+    let mut tree = Vec::with_capacity(entries);
+    for (path, node) in saved.nodes.iter().filter(|(path, _)| path.as_str() != "/") {
+        let kind = match node.info.kind {
+            Kind::File => format::EntryKind::File,
+            Kind::Dir => format::EntryKind::Dir,
+            Kind::Symlink => format::EntryKind::Symlink,
+            Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => format::EntryKind::Other,
+        };
+        let (size, sha256) = match (&node.content, kind) {
+            (Some(content), format::EntryKind::File) => {
+                let bytes = content
+                    .load()
+                    .map_err(|error| format!("cannot read {path} of {reference}: {error}"))?;
+                (
+                    Some(bytes.len() as u64),
+                    Some(format::sha256_hex(bytes.as_slice())),
+                )
+            }
+            (None, format::EntryKind::File) => (Some(0), Some(format::sha256_hex(b""))),
+            _ => (None, None),
+        };
+        tree.push(format::TreeEntry {
+            path: path.clone(),
+            kind,
+            mode: format!("{:04o}", node.info.mode),
+            uid: node.info.uid,
+            gid: node.info.gid,
+            size,
+            sha256,
+            target: (kind == format::EntryKind::Symlink).then(|| node.info.link.clone()),
+            content: None,
+        });
+    }
+    tree.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut image = format::RecordedImage {
+        image: reference.to_owned(),
+        image_id: image_inspect["Id"].as_str().unwrap_or_default().to_owned(),
+        image_config: image_config(image_inspect, masker),
+        size: image_inspect["Size"].as_u64(),
+        tree,
+    };
+    let mut kept: Vec<String> = reads
+        .iter()
+        .filter_map(|path| image.resolve(path).ok())
+        .filter(|entry| entry.kind == format::EntryKind::File)
+        .map(|entry| entry.path.clone())
+        .collect();
+    kept.sort();
+    kept.dedup();
+    for path in kept {
+        let Some(content) = saved
+            .nodes
+            .get(&path)
+            .and_then(|node| node.content.as_ref())
+        else {
+            continue;
+        };
+        let bytes = content
+            .load()
+            .map_err(|error| format!("cannot read {path} of {reference}: {error}"))?;
+        if bytes.len() as u64 > format::MAX_TREE_CONTENT_BYTES {
+            return Err(format!(
+                "{path} of {reference} is {} bytes: a recording keeps at most {} of a file a check reads",
+                bytes.len(),
+                format::MAX_TREE_CONTENT_BYTES
+            ));
+        }
+        let masked = masker.mask_bytes(bytes.as_slice());
+        if let Ok(index) = image.tree.binary_search_by(|entry| entry.path.cmp(&path)) {
+            image.tree[index].content = Some(Content::of(&masked, blobs));
+        }
+    }
+    Ok(image)
 }
 
 /// What the engine observed of one finished `exec`, for the recording.

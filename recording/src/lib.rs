@@ -5,7 +5,7 @@
 //! `recording.json` (this crate's [`Recording`], pretty JSON with a `version`) and
 //! `blobs/SHA256`, the content-addressed bytes too large (or not text) to sit inline.
 //! dockproof writes and compares recordings; fake-docker matches a container against
-//! them ([`Recording::find`]) and plays the outcome. Both compute the workspace
+//! them ([`differences`]) and plays the outcome. Both compute the workspace
 //! fingerprint with [`fingerprint`], so they agree on it by construction.
 //! See docs/recordings.md.
 
@@ -17,9 +17,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+mod tree;
+pub use tree::{
+    MAX_TREE_CONTENT_BYTES, MAX_TREE_ENTRIES, RecordedImage, TreeEntry, clean, tree_differences,
+};
+
 /// The format version this code writes. Version 2 added `execs` and the
-/// `still_running` end (detached containers); a version 1 file is read as it is.
-pub const FORMAT_VERSION: u32 = 2;
+/// `still_running` end (detached containers); version 3 added `images` (the file trees
+/// of the images `cst:` steps tested); an older file is read as it is.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this code reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The recording file in a recording directory.
@@ -103,6 +109,9 @@ pub struct Recording {
     /// Commands `exec` steps ran in the containers above, in order (version 2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub execs: Vec<RecordedExec>,
+    /// Images the scenario's `cst:` steps tested, with their file trees (version 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<RecordedImage>,
 }
 
 /// A command an `exec` step ran in a running container, and what it did.
@@ -798,38 +807,7 @@ fn quote_argv(argv: &[String]) -> String {
     serde_json::to_string(argv).unwrap_or_default()
 }
 
-/// The recorded container matching `call`, or the differences from the nearest one.
-pub enum Found<'a> {
-    Match(&'a RecordedContainer),
-    /// No container matches; the nearest (fewest differences) and what differs.
-    Nearest(&'a RecordedContainer, Vec<String>),
-    /// The recording holds no container for this image.
-    None,
-}
-
 impl Recording {
-    /// The first container whose call matches `call` (a recording may hold the same
-    /// call twice when a scenario runs it twice: the first is played).
-    pub fn find(&self, call: &Call) -> Found<'_> {
-        let mut nearest: Option<(&RecordedContainer, Vec<String>)> = None;
-        for container in &self.containers {
-            let found = differences(&container.call, call);
-            if found.is_empty() {
-                return Found::Match(container);
-            }
-            if nearest
-                .as_ref()
-                .is_none_or(|(_, fewest)| found.len() < fewest.len())
-            {
-                nearest = Some((container, found));
-            }
-        }
-        match nearest {
-            Some((container, found)) => Found::Nearest(container, found),
-            None => Found::None,
-        }
-    }
-
     /// Read `DIR/recording.json`, bounded, checking the version.
     pub fn load(dir: &Path) -> Result<Recording, RecordingError> {
         let path = dir.join(FILE_NAME);
@@ -1159,6 +1137,55 @@ pub fn drift(
         }
         exchange_differences(&at, old, new, recorded_dir, fresh_blobs, &mut found);
     }
+    let images: std::collections::BTreeSet<&str> = recorded
+        .images
+        .iter()
+        .chain(&fresh.images)
+        .map(|image| image.image.as_str())
+        .collect();
+    for reference in images {
+        let at = format!("image {reference}");
+        let find = |list: &'_ [RecordedImage]| -> Option<RecordedImage> {
+            list.iter().find(|image| image.image == reference).cloned()
+        };
+        match (find(&recorded.images), find(&fresh.images)) {
+            (Some(old), Some(new)) => {
+                found.extend(
+                    config_differences(&old.image_config, &new.image_config)
+                        .into_iter()
+                        .map(|difference| format!("{at}: {difference}")),
+                );
+                found.extend(tree_differences(&at, &old, &new));
+                for entry in &old.tree {
+                    let Some(fresh_entry) = new.tree.iter().find(|e| e.path == entry.path) else {
+                        continue;
+                    };
+                    let (Some(a), Some(b)) = (&entry.content, &fresh_entry.content) else {
+                        continue;
+                    };
+                    let old_bytes = a.bytes(recorded_dir).ok();
+                    let new_bytes = fresh_bytes(b, fresh_blobs);
+                    if old_bytes != new_bytes {
+                        found.push(format!(
+                            "{at}: file {} content differs: recorded {}, now {}",
+                            entry.path,
+                            shown(
+                                old_bytes.as_deref(),
+                                old_bytes.as_ref().map_or(0, Vec::len) as u64
+                            ),
+                            shown(
+                                new_bytes.as_deref(),
+                                new_bytes.as_ref().map_or(0, Vec::len) as u64
+                            )
+                        ));
+                    }
+                }
+            }
+            (Some(_), None) => found.push(format!("{at}: recorded, not tested now")),
+            (None, Some(_)) => found.push(format!("{at}: tested now, not recorded")),
+            (None, None) => {}
+        }
+    }
     if recorded.execs.len() != fresh.execs.len() {
         found.push(format!(
             "the scenario ran {} exec(s), the recording has {}",
@@ -1187,6 +1214,14 @@ pub fn drift(
         );
     }
     found
+}
+
+/// Fresh content's bytes: inline, or among the blobs gathered by the fresh run.
+fn fresh_bytes(content: &Content, fresh_blobs: &Blobs) -> Option<Vec<u8>> {
+    match content {
+        Content::Inline { text } => Some(text.as_bytes().to_vec()),
+        Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
+    }
 }
 
 /// What differs between a service's recorded HTTP exchanges and fresh ones.
@@ -1229,10 +1264,7 @@ fn exchange_differences(
                     ));
                 }
                 let old_bytes = a.body.bytes(recorded_dir).ok();
-                let new_bytes = match &b.body {
-                    Content::Inline { text } => Some(text.as_bytes().to_vec()),
-                    Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
-                };
+                let new_bytes = fresh_bytes(&b.body, fresh_blobs);
                 if old_bytes != new_bytes {
                     let length =
                         |bytes: &Option<Vec<u8>>| bytes.as_ref().map_or(0, Vec::len) as u64;
@@ -1282,10 +1314,7 @@ fn outcome_differences(
         ("stderr", &o.stderr, &n.stderr),
     ] {
         let old_bytes = a.kept.bytes(recorded_dir).ok();
-        let new_bytes = match &b.kept {
-            Content::Inline { text } => Some(text.as_bytes().to_vec()),
-            Content::Blob { sha256, .. } => fresh_blobs.0.get(sha256).cloned(),
-        };
+        let new_bytes = fresh_bytes(&b.kept, fresh_blobs);
         if a.total_bytes != b.total_bytes || old_bytes != new_bytes {
             found.push(format!(
                 "{at}: {name} differs: recorded {}, now {}",
@@ -1487,6 +1516,7 @@ mod tests {
             containers: Vec::new(),
             builds: Vec::new(),
             execs: Vec::new(),
+            images: Vec::new(),
         };
         saved.save(recording.path(), &blobs).unwrap();
         apply(replay.path(), recording.path(), &changes).unwrap();
@@ -1583,6 +1613,7 @@ mod tests {
             }],
             builds: Vec::new(),
             execs: Vec::new(),
+            images: Vec::new(),
         }
         .to_bytes();
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -1683,6 +1714,7 @@ mod tests {
             scenario: "s".into(),
             containers: Vec::new(),
             builds: Vec::new(),
+            images: Vec::new(),
             execs: (0..execs)
                 .map(|_| RecordedExec {
                     step: "/steps/2".into(),
@@ -1731,7 +1763,7 @@ mod tests {
         )
         .unwrap();
         let error = Recording::load(dir.path()).unwrap_err().to_string();
-        assert!(error.contains("versions 1 to 2"), "{error}");
+        assert!(error.contains("versions 1 to 3"), "{error}");
     }
 
     #[test]

@@ -1084,8 +1084,10 @@ pub(crate) fn install_files(
     root: &std::path::Path,
     image: &Image,
 ) -> Result<(), crate::state::StateError> {
-    use crate::image::FileType;
+    use crate::image::{FileType, RecordedBytes};
     use std::os::unix::fs::PermissionsExt;
+    // Directory modes last: a read-only directory must not keep its entries out.
+    let mut directories = Vec::new();
     for (path, file) in &image.files {
         let host = root.join(path.trim_start_matches('/'));
         let io = |source| crate::state::StateError::Io {
@@ -1098,14 +1100,20 @@ pub(crate) fn install_files(
         }
         match file.kind {
             FileType::File => {
-                std::fs::write(&host, &file.content).map_err(io)?;
+                match &file.recorded {
+                    Some(RecordedBytes::Bytes(bytes)) => std::fs::write(&host, bytes),
+                    Some(RecordedBytes::Zeros(size)) => {
+                        std::fs::File::create(&host).and_then(|made| made.set_len(*size))
+                    }
+                    None => std::fs::write(&host, &file.content),
+                }
+                .map_err(io)?;
                 std::fs::set_permissions(&host, std::fs::Permissions::from_mode(file.mode_bits()))
                     .map_err(io)?;
             }
             FileType::Dir => {
                 create_dirs(root, &host).map_err(io)?;
-                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(file.mode_bits()))
-                    .map_err(io)?;
+                directories.push((host.clone(), file.mode_bits()));
             }
             FileType::Symlink => {
                 let _ = std::fs::remove_file(&host);
@@ -1113,6 +1121,15 @@ pub(crate) fn install_files(
                     .map_err(io)?;
             }
         }
+    }
+    for (host, mode) in directories.into_iter().rev() {
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode)).map_err(
+            |source| crate::state::StateError::Io {
+                action: "install",
+                path: host.clone(),
+                source,
+            },
+        )?;
     }
     if let Some(snapshot) = &image.rootfs {
         crate::tar::copy_tree(snapshot, root).map_err(|source| crate::state::StateError::Io {

@@ -297,20 +297,8 @@ pub struct SavedImage {
     pub config: serde_json::Value,
 }
 
-/// `/a/./b/` → `/a/b`; `..` stays inside the root.
-pub fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+/// `/a/./b/` → `/a/b`; `..` stays inside the root (shared with recorded image trees).
+pub use dockproof_recording::clean;
 
 fn parent_of(path: &str) -> String {
     match path.rfind('/') {

@@ -13,5 +13,6 @@ pub use load::{CstFileReport, LoadedCst, load_file, remote_bind_problems};
 pub mod report;
 
 pub use run::{
-    CstContext, CstOptions, CstResult, Driver, file_failure, run_all, run_all_with_results, sweep,
+    CstContext, CstObserver, CstOptions, CstResult, Driver, ObservedRun, file_failure, run_all,
+    run_all_with_results, sweep,
 };

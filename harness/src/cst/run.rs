@@ -41,6 +41,40 @@ pub struct CstContext {
     pub work_dir: PathBuf,
     /// CST's `--save`, `--runtime` and `--image PATH.tar`.
     pub options: CstOptions,
+    /// With `dockproof record` (or `--check`): every container a command test ran.
+    pub observer: Option<Arc<CstObserver>>,
+}
+
+/// The containers command tests ran, gathered for a recording (`dockproof record`).
+#[derive(Debug, Default)]
+pub struct CstObserver {
+    runs: std::sync::Mutex<Vec<ObservedRun>>,
+}
+
+/// One container a command test ran to its end, as the recording needs it.
+#[derive(Debug, Clone)]
+pub struct ObservedRun {
+    /// Where in the CST file: `/commandTests/0`, or `/commandTests/0/setup/1` for a setup command.
+    pub pointer: String,
+    pub spec: ContainerSpec,
+    /// `docker inspect` of the container, and `docker image inspect` of its image.
+    pub inspect: serde_json::Value,
+    pub image_inspect: serde_json::Value,
+    pub exit_code: i64,
+    pub logs: crate::backend::Logs,
+}
+
+impl CstObserver {
+    /// The runs observed, in a stable order (tests run in parallel): by pointer.
+    pub fn runs(&self) -> Vec<ObservedRun> {
+        let mut runs = self
+            .runs
+            .lock()
+            .map(|runs| runs.clone())
+            .unwrap_or_default();
+        runs.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+        runs
+    }
 }
 
 /// The parts of CST's command line that change how tests run.
@@ -299,15 +333,17 @@ async fn run_one(
     };
     let result: Result<Vec<String>, Failure> = match job.test {
         Test::Invalid(ref pointer) => Err(invalid_failure(job.file.as_ref(), pointer)),
-        Test::Command(index) => command_test(context, job, &config.command_tests[index])
-            .await
-            .map(|(errors, stdout, stderr)| {
-                stdout_tail = tail(&stdout);
-                stderr_tail = tail(&stderr);
-                cst.stdout = stdout;
-                cst.stderr = stderr;
-                errors
-            }),
+        Test::Command(index) => {
+            command_test(context, job, pointer.clone(), &config.command_tests[index])
+                .await
+                .map(|(errors, stdout, stderr)| {
+                    stdout_tail = tail(&stdout);
+                    stderr_tail = tail(&stderr);
+                    cst.stdout = stdout;
+                    cst.stderr = stderr;
+                    errors
+                })
+        }
         _ => match saved {
             Some(Err(failure)) => Err((*failure).clone()),
             Some(Ok(saved)) => image_test(&Source::Saved(saved), job).await,
@@ -802,6 +838,7 @@ const SETUP_PREFIX: &str = "error in setup: ";
 async fn command_test(
     context: &CstContext,
     job: &Job,
+    test_pointer: String,
     test: &CommandTest,
 ) -> Result<(Vec<String>, String, String), Failure> {
     let backend = context.backend.as_ref();
@@ -850,7 +887,8 @@ async fn command_test(
                     .iter()
                     .map(|pair| (pair.key.clone(), check::expand(&pair.value, &image_env))),
             );
-            let (id, ..) = run_container(context, job, &image, setup.clone(), env)
+            let pointer = format!("{test_pointer}/setup/{}", committed.len());
+            let (id, ..) = run_container(context, job, &pointer, &image, setup.clone(), env)
                 .await
                 .map_err(in_setup)?;
             let new_image = backend.commit(&id).await;
@@ -888,7 +926,7 @@ async fn command_test(
             }));
         }
         let (id, exit_code, stdout, stderr) =
-            run_container(context, job, &image, argv, env).await?;
+            run_container(context, job, &test_pointer, &image, argv, env).await?;
         if !save {
             let _ = backend.remove(&id).await;
         }
@@ -911,6 +949,7 @@ async fn command_test(
 async fn run_container(
     context: &CstContext,
     job: &Job,
+    pointer: &str,
     image: &str,
     argv: Vec<String>,
     env: Vec<(String, String)>,
@@ -956,6 +995,23 @@ async fn run_container(
             .logs(&id, CaptureLimits::default(), None)
             .await
             .map_err(backend_failure)?;
+        if let Some(observer) = &context.observer {
+            let inspect = backend.inspect_json(&id).await.map_err(backend_failure)?;
+            let image_inspect = backend
+                .image_inspect_json(image)
+                .await
+                .map_err(backend_failure)?;
+            if let Ok(mut runs) = observer.runs.lock() {
+                runs.push(ObservedRun {
+                    pointer: pointer.to_owned(),
+                    spec: spec.clone(),
+                    inspect,
+                    image_inspect,
+                    exit_code: code,
+                    logs: logs.clone(),
+                });
+            }
+        }
         Ok((code, logs.stdout.text, logs.stderr.text))
     }
     .await;

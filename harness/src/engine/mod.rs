@@ -470,6 +470,8 @@ struct ScenarioRun<'a> {
     recorded_detached: HashMap<String, (usize, String, String)>,
     /// Commands `exec` steps ran, observed for the recording.
     recorded_execs: Vec<dockproof_recording::RecordedExec>,
+    /// Images `cst:` steps tested, with their file trees (recording).
+    recorded_images: Vec<dockproof_recording::RecordedImage>,
     /// Services observed for the recording: name → (index in `recorded`, first
     /// published container port).
     recorded_services: HashMap<String, (usize, u16)>,
@@ -527,6 +529,7 @@ impl<'a> ScenarioRun<'a> {
             recording_problem: None,
             recorded_detached: HashMap::new(),
             recorded_execs: Vec::new(),
+            recorded_images: Vec::new(),
             recorded_services: HashMap::new(),
             recorded_exchanges: Vec::new(),
             recorded_masked: Default::default(),
@@ -549,6 +552,7 @@ impl<'a> ScenarioRun<'a> {
         let recorded = std::mem::take(&mut self.recorded);
         let builds = std::mem::take(&mut self.recorded_builds);
         let execs = std::mem::take(&mut self.recorded_execs);
+        let images = std::mem::take(&mut self.recorded_images);
         let fail = |message: String| {
             let mut failure = Failure::new(Category::AssertionFailed, message);
             failure.location = Some(self.location("/name"));
@@ -557,8 +561,13 @@ impl<'a> ScenarioRun<'a> {
         if let Some(problem) = &self.recording_problem {
             return fail(format!("cannot record this scenario: {problem}"));
         }
-        let fresh =
-            crate::recordings::recording(&self.loaded.scenario.name, recorded, builds, execs);
+        let fresh = crate::recordings::recording(
+            &self.loaded.scenario.name,
+            recorded,
+            builds,
+            execs,
+            images,
+        );
         match mode {
             RecordingMode::Record { .. } => {
                 if outcome != Outcome::Passed {
@@ -817,9 +826,10 @@ impl<'a> ScenarioRun<'a> {
                 problems.join("; "),
             ));
         };
+        // The scenario's backend: its recordings and `fake_faults` apply to the CST containers.
         self.context
             .fixtures
-            .ensure(self.context.backend.as_ref(), &spec.image)
+            .ensure(self.backend.as_ref(), &spec.image)
             .await
             .map_err(|error| backend_finding(&error, &format!("{pointer}/image")))?;
         // Bind mounts name the daemon's files: only a daemon that sees ours may have them.
@@ -847,8 +857,28 @@ impl<'a> ScenarioRun<'a> {
                 problems.join("; "),
             ));
         }
+        // On the fake, a check that would read a file the recording did not keep is
+        // refused: its content is never guessed.
+        if let Some(unrecorded) = self.cst_unrecorded_reads(&spec.image, &loaded.config) {
+            return Err(finding(
+                Category::ConfigInvalid,
+                format!("{pointer}/config"),
+                format!(
+                    "the recording of {} cannot replay this CST file: {}; re-record it on a real daemon with `dockproof record {}`",
+                    spec.image,
+                    unrecorded.join("; "),
+                    self.loaded.path.display()
+                ),
+            ));
+        }
+        let observer = self
+            .context
+            .recordings
+            .observes()
+            .then(|| std::sync::Arc::new(crate::cst::CstObserver::default()));
         let context = std::sync::Arc::new(crate::cst::CstContext {
-            backend: std::sync::Arc::clone(&self.context.backend),
+            observer: observer.clone(),
+            backend: std::sync::Arc::clone(&self.backend),
             image: spec.image.clone(),
             run_id: self.context.run_id.clone(),
             driver: match spec.driver {
@@ -860,7 +890,13 @@ impl<'a> ScenarioRun<'a> {
             work_dir: self.context.work_dir.clone(),
             options: crate::cst::CstOptions::default(),
         });
-        let outcome = crate::cst::run_all(context, vec![loaded]).await;
+        let reads = crate::recordings::cst_reads(&loaded.config, |_| Vec::new());
+        let debian = loaded.config.license_tests.iter().any(|test| test.debian);
+        let outcome = crate::cst::run_all(std::sync::Arc::clone(&context), vec![loaded]).await;
+        if let Some(observer) = observer {
+            self.record_cst(pointer, &spec.image, &observer, reads, debian)
+                .await;
+        }
         let findings: Vec<Finding> = outcome
             .reports
             .iter()
@@ -876,6 +912,123 @@ impl<'a> ScenarioRun<'a> {
         } else {
             Err(findings)
         }
+    }
+
+    /// When recording: the containers a `cst:` step's command tests ran, and the tree
+    /// of the image it tested (contents of the files its checks read).
+    async fn record_cst(
+        &mut self,
+        pointer: &str,
+        image: &str,
+        observer: &crate::cst::CstObserver,
+        mut reads: Vec<String>,
+        debian: bool,
+    ) {
+        for run in observer.runs() {
+            let step = format!("{pointer}{}", run.pointer);
+            let observed = crate::recordings::Observed {
+                step: &step,
+                image: &run.spec.image,
+                spec: &run.spec,
+                inspect: &run.inspect,
+                image_inspect: &run.image_inspect,
+                mount: None,
+                before: &[],
+                masked: &self.recorded_masked,
+                after: &[],
+                exit_code: run.exit_code,
+                oom_killed: false,
+                timed_out: false,
+                stdout: &run.logs.stdout,
+                stderr: &run.logs.stderr,
+            };
+            let mut blobs = std::mem::take(&mut self.blobs);
+            let container =
+                crate::recordings::container(&observed, &self.masker, &mut blobs, |_| None);
+            self.blobs = blobs;
+            self.recorded.push(container);
+        }
+        if self
+            .recorded_images
+            .iter()
+            .any(|known| known.image == image)
+        {
+            return;
+        }
+        let backend = std::sync::Arc::clone(&self.backend);
+        let directory = match tempfile::Builder::new()
+            .prefix("record-tree-")
+            .tempdir_in(&self.context.work_dir)
+        {
+            Ok(directory) => directory,
+            Err(error) => {
+                self.recording_problem = Some(format!("cannot save {image}: {error}"));
+                return;
+            }
+        };
+        let archive = directory.path().join("image.tar");
+        let saved = async {
+            let inspect = backend
+                .image_inspect_json(image)
+                .await
+                .map_err(|error| error.to_string())?;
+            backend
+                .save_image(image, &archive)
+                .await
+                .map_err(|error| error.to_string())?;
+            let path = archive.clone();
+            let saved =
+                tokio::task::spawn_blocking(move || crate::cst::files::SavedImage::read(&path))
+                    .await
+                    .map_err(|error| error.to_string())?
+                    .map_err(|error| error.to_string())?;
+            Ok::<_, String>((inspect, saved))
+        }
+        .await;
+        let result = saved.and_then(|(inspect, saved)| {
+            if debian {
+                reads.extend(
+                    saved
+                        .dirs_in("/usr/share/doc")
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|package| {
+                            !crate::cst::check::LICENSE_ALLOWED_PACKAGES.contains(&package.as_str())
+                        })
+                        .map(|package| format!("/usr/share/doc/{package}/copyright")),
+                );
+            }
+            let mut blobs = std::mem::take(&mut self.blobs);
+            let tree = crate::recordings::image_tree(
+                image,
+                &inspect,
+                &saved,
+                &reads,
+                &self.masker,
+                &mut blobs,
+            );
+            self.blobs = blobs;
+            tree
+        });
+        drop(directory);
+        match result {
+            Ok(tree) => self.recorded_images.push(tree),
+            Err(problem) => self.recording_problem = Some(problem),
+        }
+    }
+
+    /// On the fake with a recording that holds `image`'s tree: the files `config`
+    /// reads whose contents the recording did not keep (none: `None`).
+    fn cst_unrecorded_reads(
+        &self,
+        image: &str,
+        config: &crate::cst::model::CstConfig,
+    ) -> Option<Vec<String>> {
+        let crate::recordings::RecordingMode::Replay { .. } = &self.context.recordings else {
+            return None;
+        };
+        let dir = self.context.recordings.dir_for(self.loaded);
+        crate::recordings::unrecorded_reads(&dir, image, config)
     }
 
     async fn read_source(

@@ -16,20 +16,7 @@ const FIXTURES: [(&str, &str); 4] = [
 
 /// `dockproof cst` on `backend` with this checkout's fixtures, no history.
 fn cst(backend: &str, work_dir: &Path) -> Command {
-    let mut command = Command::new(support::dockproof());
-    command
-        .current_dir(support::root())
-        .env_remove("FAKE_DOCKER_STATE")
-        .args(["cst", "--no-history", "--backend", backend])
-        .arg("--fake-docker")
-        .arg(support::fake_docker())
-        .arg("--fake-images")
-        .arg(support::root().join("fixtures/fake-images"))
-        .arg("--fixture-images")
-        .arg(support::root().join("fixtures/images"))
-        .arg("--work-dir")
-        .arg(work_dir);
-    command
+    support::cst_command(backend, work_dir)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -40,18 +27,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// (test name, passed) per JUnit test case, in report order.
 fn verdicts(junit: &Path) -> Vec<(String, bool)> {
-    let text = std::fs::read_to_string(junit).unwrap();
-    let document = roxmltree::Document::parse(&text).unwrap();
-    document
-        .descendants()
-        .filter(|node| node.has_tag_name("testcase"))
-        .map(|case| {
-            (
-                case.attribute("name").unwrap_or_default().to_owned(),
-                !case.children().any(|child| child.has_tag_name("failure")),
-            )
-        })
-        .collect()
+    support::junit_verdicts(junit).unwrap()
 }
 
 /// Run one fixture config; returns the verdicts from its JUnit report.

@@ -22,6 +22,10 @@ use serde_json::Value;
 const SHIPPED: &str = "scenarios/job-recorded-csv.yaml";
 const SHIPPED_EXEC: &str = "job-recorded-exec";
 const SHIPPED_SERVICE: &str = "service-recorded-web";
+/// The shipped CST example: image, config, and the recording its scenario made.
+const CST_IMAGE: &str = "dockproof/report:1";
+const CST_CONFIG: &str = "fixtures/cst/report.yaml";
+const CST_RECORDING: &str = "scenarios/recordings/cst-recorded-report";
 
 /// Every shipped scenario that has a recording beside it, with its recording directory:
 /// the CI drift check and the re-recording check cover each of them.
@@ -884,83 +888,198 @@ fn check_skips_a_scenario_without_a_recording(backend: &'static str) -> Result<(
     )
 }
 
+/// What a `dockproof cst` run gave: its exit code, its JUnit verdicts, its output.
+type CstRun = (Option<i32>, Vec<(String, bool)>, Output);
+
+/// `dockproof cst` of `config` on the CST example's image on `backend` (on the fake:
+/// replayed from the shipped recording).
+fn cst_verdicts(backend: &str, config: &Path) -> Result<CstRun, Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let junit = dir.path().join("junit.xml");
+    let mut command = support::cst_command(backend, dir.path());
+    if backend == "fake" {
+        command
+            .arg("--recordings")
+            .arg(support::root().join(CST_RECORDING));
+    }
+    command
+        .args(["--image", CST_IMAGE, "--junit"])
+        .arg(&junit)
+        .arg(config);
+    let output = run(command)?;
+    let verdicts = if junit.is_file() {
+        support::junit_verdicts(&junit)?
+    } else {
+        Vec::new()
+    };
+    Ok((output.status.code(), verdicts, output))
+}
+
+/// The shipped CST config passes on the fake from its scenario's recording alone (no
+/// fake definition of the image): files from the recorded tree, metadata from the
+/// recorded config, command tests replayed. A content test of a file whose content was
+/// not recorded is refused before anything runs (exit 2, the file named), and a command
+/// the recording does not hold fails its test as `config_invalid`, naming the difference.
+fn the_cst_config_replays_from_its_recording() -> Result<(), Failed> {
+    let config = support::root().join(CST_CONFIG);
+    let (code, verdicts, output) = cst_verdicts("fake", &config)?;
+    check(
+        code == Some(0) && verdicts.len() == 11 && verdicts.iter().all(|(_, passed)| *passed),
+        || format!("{verdicts:?}\n{}", support::describe(&output)),
+    )?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    let unkept = dir.path().join("unkept.yaml");
+    let edited = text.replace(
+        "    path: /usr/local/bin/report\n    expectedContents",
+        "    path: /bin/sh\n    expectedContents",
+    );
+    check(edited != text, || "the content test was not edited".into())?;
+    std::fs::write(&unkept, edited).map_err(|e| e.to_string())?;
+    let (code, _, output) = cst_verdicts("fake", &unkept)?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    check(
+        code == Some(2)
+            && stderr
+                .contains("/bin/sh (read through /bin/busybox, whose content was not recorded"),
+        || {
+            format!(
+                "expected a refusal naming /bin/sh\n{}",
+                support::describe(&output)
+            )
+        },
+    )?;
+    let changed = dir.path().join("changed.yaml");
+    let edited = text.replace("args: [a, b, c]", "args: [a, b]");
+    check(edited != text, || "the command test was not edited".into())?;
+    std::fs::write(&changed, edited).map_err(|e| e.to_string())?;
+    let (code, verdicts, output) = cst_verdicts("fake", &changed)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let failed: Vec<&String> = verdicts
+        .iter()
+        .filter(|(_, passed)| !passed)
+        .map(|(name, _)| name)
+        .collect();
+    check(
+        code == Some(1)
+            && failed == ["Command Test: report counts its arguments as csv"]
+            && stdout.contains("config_invalid")
+            && stdout.contains("no recording matches this container: command differs"),
+        || format!("{failed:?}\n{}", support::describe(&output)),
+    )
+}
+
+/// On a real daemon the shipped CST config gives, test by test, the verdicts its
+/// replay on the fake gives.
+fn the_cst_config_gives_the_replayed_verdicts(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image(CST_IMAGE)?;
+    let config = support::root().join(CST_CONFIG);
+    let (code, real, output) = cst_verdicts(backend, &config)?;
+    let (_, replayed, _) = cst_verdicts("fake", &config)?;
+    check(
+        code == Some(0) && real.len() == 11 && real == replayed,
+        || {
+            format!(
+                "real {real:?}\nreplayed {replayed:?}\n{}",
+                support::describe(&output)
+            )
+        },
+    )
+}
+
+/// A trial on a real backend: its name after `BACKEND::`, and its body.
+type RealTrial = (&'static str, fn(&'static str) -> Result<(), Failed>);
+/// A trial on the fake: its name after `fake::`, and its body.
+type FakeTrial = (&'static str, fn() -> Result<(), Failed>);
+
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
-    let mut trials = vec![
-        Trial::test(
-            "fake::replay-is-byte-identical-across-20-runs",
+    let fake: [FakeTrial; 11] = [
+        (
+            "replay-is-byte-identical-across-20-runs",
             replay_is_byte_identical,
         ),
-        Trial::test(
-            "fake::a-changed-input-file-is-refused-naming-it",
+        (
+            "a-changed-input-file-is-refused-naming-it",
             a_changed_input_is_refused,
         ),
-        Trial::test(
-            "fake::a-changed-env-is-refused-naming-it",
+        (
+            "a-changed-env-is-refused-naming-it",
             a_changed_env_is_refused,
         ),
-        Trial::test(
-            "fake::a-changed-exec-env-is-refused-naming-it",
+        (
+            "a-changed-exec-env-is-refused-naming-it",
             a_changed_exec_env_is_refused,
         ),
-        Trial::test(
-            "fake::a-probe-the-recording-lacks-is-refused",
+        (
+            "a-probe-the-recording-lacks-is-refused",
             a_probe_the_recording_lacks_is_refused,
         ),
-        Trial::test(
-            "fake::the-replayed-service-plays-its-recorded-health",
+        (
+            "the-replayed-service-plays-its-recorded-health",
             the_replayed_service_plays_its_recorded_health,
         ),
-        Trial::test(
-            "fake::an-injected-port-conflict-hits-the-replayed-service",
+        (
+            "an-injected-port-conflict-hits-the-replayed-service",
             an_injected_port_conflict_hits_the_replayed_service,
         ),
-        Trial::test(
-            "fake::a-changed-build-context-is-refused-naming-it",
+        (
+            "a-changed-build-context-is-refused-naming-it",
             a_changed_build_context_is_refused_naming_it,
         ),
-        Trial::test(
-            "fake::an-injected-oom-hits-the-replayed-job",
+        (
+            "an-injected-oom-hits-the-replayed-job",
             an_injected_oom_hits_the_replayed_job,
         ),
-        Trial::test(
-            "fake::record-on-the-fake-is-a-usage-error",
+        (
+            "record-on-the-fake-is-a-usage-error",
             record_on_the_fake_is_a_usage_error,
         ),
+        (
+            "the-cst-config-replays-from-its-recording",
+            the_cst_config_replays_from_its_recording,
+        ),
     ];
+    let real: [RealTrial; 9] = [
+        (
+            "shipped-recording-has-not-drifted",
+            shipped_recording_has_not_drifted,
+        ),
+        (
+            "re-recording-the-shipped-scenarios-changes-no-byte",
+            re_recording_the_shipped_scenarios_changes_no_byte,
+        ),
+        ("a-rebuilt-image-drifts", a_rebuilt_image_drifts),
+        (
+            "no-secret-in-any-recording-file",
+            no_secret_in_any_recording_file,
+        ),
+        (
+            "replay-gives-the-real-job-record",
+            replay_gives_the_real_job_record,
+        ),
+        (
+            "check-skips-a-scenario-without-a-recording",
+            check_skips_a_scenario_without_a_recording,
+        ),
+        ("a-changed-build-drifts", a_changed_build_drifts),
+        (
+            "the-cst-config-gives-the-replayed-verdicts",
+            the_cst_config_gives_the_replayed_verdicts,
+        ),
+        (
+            "a-recorded-timeout-replays-as-a-timeout",
+            a_recorded_timeout_replays_as_a_timeout,
+        ),
+    ];
+    let mut trials: Vec<Trial> = fake
+        .into_iter()
+        .map(|(name, test)| Trial::test(format!("fake::{name}"), test))
+        .collect();
     for backend in ["docker-cli", "docker-api"] {
-        trials.push(support::real_daemon_trial(
-            format!("{backend}::shipped-recording-has-not-drifted"),
-            move || shipped_recording_has_not_drifted(backend),
-        ));
-        trials.push(support::real_daemon_trial(
-            format!("{backend}::re-recording-the-shipped-scenarios-changes-no-byte"),
-            move || re_recording_the_shipped_scenarios_changes_no_byte(backend),
-        ));
-        trials.push(support::real_daemon_trial(
-            format!("{backend}::a-rebuilt-image-drifts"),
-            move || a_rebuilt_image_drifts(backend),
-        ));
-        trials.push(support::real_daemon_trial(
-            format!("{backend}::no-secret-in-any-recording-file"),
-            move || no_secret_in_any_recording_file(backend),
-        ));
-        trials.push(support::real_daemon_trial(
-            format!("{backend}::replay-gives-the-real-job-record"),
-            move || replay_gives_the_real_job_record(backend),
-        ));
-        trials.push(support::real_daemon_trial(
-            format!("{backend}::check-skips-a-scenario-without-a-recording"),
-            move || check_skips_a_scenario_without_a_recording(backend),
-        ));
-        trials.push(support::real_daemon_trial(
-            format!("{backend}::a-changed-build-drifts"),
-            move || a_changed_build_drifts(backend),
-        ));
-        trials.push(support::real_daemon_trial(
-            format!("{backend}::a-recorded-timeout-replays-as-a-timeout"),
-            move || a_recorded_timeout_replays_as_a_timeout(backend),
-        ));
+        trials.extend(real.into_iter().map(|(name, test)| {
+            support::real_daemon_trial(format!("{backend}::{name}"), move || test(backend))
+        }));
     }
     trials
 }

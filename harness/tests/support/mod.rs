@@ -78,6 +78,42 @@ pub fn dockproof_fake(work_dir: &Path) -> Command {
     command
 }
 
+/// `dockproof cst` on `backend` with this checkout's fixtures, no history.
+pub fn cst_command(backend: &str, work_dir: &Path) -> Command {
+    let mut command = Command::new(dockproof());
+    command
+        .current_dir(root())
+        .env_remove("FAKE_DOCKER_STATE")
+        .args(["cst", "--no-history", "--backend", backend])
+        .arg("--fake-docker")
+        .arg(fake_docker())
+        .arg("--fake-images")
+        .arg(root().join("fixtures/fake-images"))
+        .arg("--fixture-images")
+        .arg(root().join("fixtures/images"))
+        .arg("--work-dir")
+        .arg(work_dir);
+    command
+}
+
+/// (test name, passed) per JUnit test case, in report order.
+pub fn junit_verdicts(junit: &Path) -> Result<Vec<(String, bool)>, String> {
+    let text = std::fs::read_to_string(junit)
+        .map_err(|error| format!("cannot read {}: {error}", junit.display()))?;
+    let document = roxmltree::Document::parse(&text)
+        .map_err(|error| format!("{}: {error}", junit.display()))?;
+    Ok(document
+        .descendants()
+        .filter(|node| node.has_tag_name("testcase"))
+        .map(|case| {
+            (
+                case.attribute("name").unwrap_or_default().to_owned(),
+                !case.children().any(|child| child.has_tag_name("failure")),
+            )
+        })
+        .collect())
+}
+
 /// `dockproof` against the real daemon through the docker CLI.
 pub fn dockproof_real(work_dir: &Path) -> Command {
     let mut command = Command::new(dockproof());
