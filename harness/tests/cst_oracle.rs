@@ -19,7 +19,7 @@
 //!
 //! The CST binary is `$DOCKPROOF_CST`, else `container-structure-test` on `PATH`
 //! (`.ci/run` installs it). The Debian image is `$DOCKPROOF_CST_DEBIAN` (`.ci/run` builds
-//! it with `.ci/cst-debian`); the images upstream's script builds from it
+//! it with `cargo xtask cst-debian`); the images upstream's script builds from it
 //! (`fixtures/cst/upstream/tests/Dockerfile.*`) are built here when missing. Without
 //! CST, the daemon or the Debian image the trials are ignored, unless
 //! `DOCKPROOF_REQUIRE_DOCKER=1`, where that is their failure.
@@ -169,6 +169,8 @@ enum Trial3 {
     /// Both tar drivers on `--image PATH.tar` (a `docker save` archive): every result,
     /// command tests included (neither can run them).
     Archive,
+    /// Both host drivers (`--driver host --metadata`), on this machine.
+    Host,
 }
 
 /// Where the verdicts differ, on purpose or by a CST bug: (comparison, config, test, why).
@@ -283,6 +285,12 @@ const KNOWN_DIFFERENCES: &[(Trial3, &str, &str, &str)] = &[
         "the same (uid/gid default to 0 in a .json config)",
     ),
     (
+        Trial3::Host,
+        HOST_OWNER_CONFIG,
+        "File Existence Test: data owner",
+        "CST bug: with the host driver every uid/gid check fails (\"Error checking ownership of file\"): its StatFile is os.Lstat, whose Sys() is a *syscall.Stat_t, not the *tar.Header pkg/types/v2/file_existence.go wants (pkg/drivers/host_driver.go); dockproof checks the owner",
+    ),
+    (
         Trial3::CstTar,
         "fixtures/cst/web.yaml",
         "Metadata Test",
@@ -307,7 +315,7 @@ fn cst_binary() -> Result<PathBuf, String> {
 /// The Debian image, or why there is none.
 fn debian_base() -> Result<String, String> {
     std::env::var("DOCKPROOF_CST_DEBIAN").map_err(|_| {
-        "no Debian image: set DOCKPROOF_CST_DEBIAN to a tag `.ci/cst-debian TAG` imported (.ci/run does)".to_owned()
+        "no Debian image: set DOCKPROOF_CST_DEBIAN to a tag `cargo xtask cst-debian TAG` imported (.ci/run does)".to_owned()
     })
 }
 
@@ -539,6 +547,7 @@ fn compare(cst: &Path, trial: Trial3, case: &Case) -> Result<(), Failed> {
         Trial3::Docker => ("docker", "docker"),
         Trial3::Tar => ("docker", "tar"),
         Trial3::CstTar | Trial3::Archive => ("tar", "tar"),
+        Trial3::Host => return compare_host(cst),
     };
     if trial == Trial3::Archive {
         let archive = work.path().join("image.tar");
@@ -712,10 +721,127 @@ fn compare(cst: &Path, trial: Trial3, case: &Case) -> Result<(), Failed> {
     }
 }
 
+/// The second config of the host trial (written in its scratch directory): the owner of `data`.
+const HOST_OWNER_CONFIG: &str = "owner.yaml";
+
+/// CST's host driver against dockproof's (`--driver host --force --metadata`), in a
+/// scratch directory: `fixtures/cst/oracle/host.yaml` (setup/teardown, envVars and
+/// globals in the process environment, metadata substitution, files and their modes)
+/// and a uid/gid check of a file this process owns. No daemon is needed.
+fn compare_host(cst: &Path) -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let work = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let dir = work.path();
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|error| error.to_string())
+    };
+    write("data", "hello\n")?;
+    std::fs::set_permissions(dir.join("data"), std::fs::Permissions::from_mode(0o640))
+        .map_err(|error| error.to_string())?;
+    write(
+        "metadata.json",
+        r#"{"architecture":"amd64","config":{"Env":["FROM_METADATA=from-metadata"],"ExposedPorts":{"8080/tcp":{}}}}"#,
+    )?;
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    write(
+        HOST_OWNER_CONFIG,
+        &format!(
+            "schemaVersion: 2.0.0\nfileExistenceTests:\n  - {{name: data owner, path: data, shouldExist: true, uid: {uid}, gid: {gid}}}\n"
+        ),
+    )?;
+    let config = support::root().join("fixtures/cst/oracle/host.yaml");
+    let run = |program: &mut Command, report: &str, what: &str| {
+        program
+            .args(["--driver", "host", "--force", "--metadata", "metadata.json"])
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "--config",
+                HOST_OWNER_CONFIG,
+                "--output",
+                "json",
+                "--test-report",
+                report,
+            ])
+            .current_dir(dir)
+            .env_remove("DOCKPROOF_HOST_DRIVER_TEST")
+            .env_remove("LOCAL")
+            .output()
+            .map_err(|error| Failed::from(format!("cannot run {what}: {error}")))
+    };
+    let real = run(
+        Command::new(cst).arg("test"),
+        "cst.json",
+        "container-structure-test",
+    )?;
+    let mine = run(
+        Command::new(support::dockproof()).args(["cst", "test", "--no-history"]),
+        "dockproof.json",
+        "dockproof",
+    )?;
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).map_err(|error| format!("cannot read {name}: {error}"))
+    };
+    let expected = verdicts(&read("cst.json")?, "container-structure-test")?;
+    let actual = verdicts(&read("dockproof.json")?, "dockproof cst")?;
+    let known = |name: &str| {
+        KNOWN_DIFFERENCES
+            .iter()
+            .any(|(which, _, test, _)| *which == Trial3::Host && *test == name)
+    };
+    let mut problems = Vec::new();
+    if expected.is_empty() || expected.len() != actual.len() {
+        problems.push(format!(
+            "CST reports {} results, dockproof {}",
+            expected.len(),
+            actual.len()
+        ));
+    }
+    for (theirs, ours) in expected.iter().zip(&actual) {
+        let name = &theirs.name;
+        if *name != ours.name {
+            problems.push(format!("CST's `{name}` is `{}` in dockproof", ours.name));
+        } else if (theirs.pass != ours.pass) != known(name) {
+            problems.push(format!(
+                "`{name}`: CST says {}, dockproof {}{}",
+                theirs.pass,
+                ours.pass,
+                if known(name) {
+                    " (listed as a known difference)"
+                } else {
+                    ""
+                }
+            ));
+        } else if theirs.pass == ours.pass && !theirs.pass && theirs.errors != ours.errors {
+            problems.push(format!(
+                "`{name}`: CST reports {} error(s), dockproof {}",
+                theirs.errors, ours.errors
+            ));
+        }
+    }
+    if dir.join("made").exists() {
+        problems.push("a teardown did not run: `made` is left".to_owned());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "host driver: {}\n--- CST\n{}\n{}\n--- dockproof\n{}\n{}",
+            problems.join("\n"),
+            support::describe(&real),
+            String::from_utf8_lossy(&read("cst.json").unwrap_or_default()),
+            support::describe(&mine),
+            String::from_utf8_lossy(&read("dockproof.json").unwrap_or_default()),
+        )
+        .into())
+    }
+}
+
 /// Peak resident memory of dockproof's docker driver on file tests of the whole root of
 /// the 199 MB Debian image, four tests at once (issue 17 item 7): the archives are
 /// streamed and reading stops at the entry a test needs, so the peak stays far below the
-/// image's size (measured here: 544 MB before, with the archive held per test, 35 MB after; docs/cst.md).
+/// image's size (the figures are in the README's benchmark notes, row 8).
 const MEMORY_CONFIG: &str = "schemaVersion: 2.0.0
 fileExistenceTests:
   - {name: root, path: /, shouldExist: true, permissions: drwxr-xr-x}
@@ -795,6 +921,7 @@ fn main() {
                 Trial3::Tar => "tar",
                 Trial3::CstTar => "cst-tar",
                 Trial3::Archive => "archive",
+                Trial3::Host => "host",
             };
             let name = if case.dir.is_empty() {
                 case.config.to_owned()
@@ -814,6 +941,19 @@ fn main() {
             );
         }
     }
+    // The host drivers need CST only (no daemon, no image).
+    let host_ready = cst.clone().map(|_| ());
+    let ignored = host_ready.is_err() && !required;
+    let host_cst = cst.clone();
+    trials.push(
+        Trial::test("host::fixtures/cst/oracle/host.yaml", move || {
+            host_ready.map_err(|reason| {
+                format!("DOCKPROOF_REQUIRE_DOCKER=1 but the oracle cannot run: {reason}")
+            })?;
+            compare_host(&host_cst.map_err(Failed::from)?)
+        })
+        .with_ignored_flag(ignored),
+    );
     let debian_ready = ready.clone().and(debian_base().map(|_| ()));
     let ignored = debian_ready.is_err() && !required;
     trials.push(
