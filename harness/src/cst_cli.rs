@@ -260,6 +260,41 @@ fn confirm_host_run(force: bool) -> bool {
     false
 }
 
+/// CST's docker driver on `--image-from-oci-layout`: the layout (checked) written as a
+/// `docker save` archive in the run's directory and loaded into the daemon under the
+/// manifest's reference or `--default-image-tag`; returns the tag (the image stays, as
+/// CST leaves it).
+async fn load_layout(
+    backend: &dyn dockproof::backend::Backend,
+    layout: &std::path::Path,
+    run_dir: &std::path::Path,
+    default_tag: Option<&str>,
+    ignore_reference: bool,
+) -> Result<String, String> {
+    let archive = run_dir.join("oci-layout-load.tar");
+    let written = {
+        let (layout, archive) = (layout.to_path_buf(), archive.clone());
+        let default_tag = default_tag.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            cst::oci::write_docker_archive(
+                &layout,
+                &archive,
+                default_tag.as_deref(),
+                ignore_reference,
+            )
+        })
+        .await
+        .map_err(|error| format!("reading the OCI layout stopped: {error}"))?
+    };
+    let tag =
+        written.map_err(|error| format!("loading {} as OCI layout: {error}", layout.display()))?;
+    let loaded = backend.load_image(&archive).await;
+    let _ = std::fs::remove_file(&archive);
+    loaded.map_err(|error| format!("error loading oci layout into daemon: {error}"))?;
+    dockproof::inert_eprintln!("Loaded {tag}");
+    Ok(tag)
+}
+
 /// `dockproof cst` in either form.
 pub fn dispatch(command: CstCommand) -> ExitCode {
     match command.test {
@@ -296,14 +331,11 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     };
     let oci_layout = args.image_from_oci_layout.clone();
     if let Some(layout) = &oci_layout {
-        if args.driver != DriverKind::Tar {
-            // CST loads the layout into the daemon for its docker driver; dockproof reads it
-            // with the tar driver only (docs/cst.md, deliberate differences).
-            return usage_error(format!(
-                "`--image-from-oci-layout {}` needs `--driver tar` (dockproof reads the layout itself); for the docker driver load it first (e.g. `skopeo copy oci:{} docker-daemon:TAG`) and pass `--image TAG`",
-                layout.display(),
-                layout.display()
-            ));
+        if host {
+            // CST's words (it reads a layout with its docker driver only).
+            return usage_error(
+                "--image-from-oci-layout is not supported when not using Docker driver (dockproof: the docker or tar driver)",
+            );
         }
         if !layout.is_dir() {
             return usage_error(format!(
@@ -312,7 +344,11 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             ));
         }
     }
-    let _ = (&args.default_image_tag, args.ignore_ref_annotation);
+    // The docker driver loads the layout into the daemon first (as CST does); the tar
+    // driver reads it in place.
+    let tar_layout = oci_layout
+        .clone()
+        .filter(|_| args.driver == DriverKind::Tar);
     let image = match (&args.image, host, &oci_layout) {
         (Some(image), _, _) => image.clone(),
         (None, false, Some(layout)) => layout.display().to_string(),
@@ -428,6 +464,25 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
     };
+    let image = match (&oci_layout, args.driver) {
+        (Some(layout), DriverKind::Docker) => {
+            match runtime.block_on(load_layout(
+                backend.as_ref(),
+                layout,
+                run_dir.path(),
+                args.default_image_tag.as_deref(),
+                args.ignore_ref_annotation,
+            )) {
+                Ok(tag) => tag,
+                Err(message) => {
+                    // CST's fatal error: exit 1.
+                    dockproof::inert_eprintln!("error: {message}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        _ => image,
+    };
     let context = Arc::new(CstContext {
         backend: Arc::clone(&backend),
         image: image.clone(),
@@ -447,7 +502,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             runtime: args.runtime.clone(),
             archive: archive.clone(),
             metadata,
-            oci_layout: oci_layout.clone(),
+            oci_layout: tar_layout.clone(),
         },
     });
     let nothing_ran = loaded.is_empty().then_some(());
@@ -462,7 +517,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             };
             return Ok((outcome, Vec::new()));
         }
-        if archive.is_none() && oci_layout.is_none() && !host {
+        if archive.is_none() && tar_layout.is_none() && !host {
             if args.pull {
                 backend
                     .pull_image(&image, args.platform.as_deref())

@@ -1051,7 +1051,7 @@ fn host_driver_runs_the_tests_on_this_machine() {
 
 /// An OCI image layout made from a `docker save` archive (Docker 20.10 writes the
 /// legacy layout): its config and layers as blobs, even layers gzipped, odd ones plain.
-fn oci_layout_from_saved(archive: &Path, layout: &Path) {
+fn oci_layout_from_saved(archive: &Path, layout: &Path, reference: &str) {
     use sha2::Digest as _;
     use std::io::{Read as _, Write as _};
     let mut files = std::collections::BTreeMap::new();
@@ -1137,8 +1137,7 @@ fn oci_layout_from_saved(archive: &Path, layout: &Path) {
         "application/vnd.oci.image.manifest.v1+json",
         image_manifest.to_string().as_bytes(),
     );
-    descriptor["annotations"] =
-        serde_json::json!({"org.opencontainers.image.ref.name": "dockproof/job-runner:1"});
+    descriptor["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": reference});
     std::fs::write(
         layout.join("oci-layout"),
         r#"{"imageLayoutVersion":"1.0.0"}"#,
@@ -1151,10 +1150,11 @@ fn oci_layout_from_saved(archive: &Path, layout: &Path) {
     .unwrap();
 }
 
-/// `--driver tar --image-from-oci-layout DIR`: an OCI layout (made here from the fixture
-/// image's `docker save`, gzip and plain layers) gives, result by result, the verdicts
-/// the same image's `docker save` archive gives, and nothing reaches the daemon.
-fn tar_driver_reads_an_oci_layout() {
+/// `--image-from-oci-layout DIR`: an OCI layout (made here from the fixture image's
+/// `docker save`, gzip and plain layers) gives, with `--driver tar`, result by result,
+/// the verdicts the same image's `docker save` archive gives; with the docker driver it
+/// is loaded into the daemon under its reference (as CST does) and gives the image's.
+fn oci_layout_with_the_tar_and_docker_drivers() {
     support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("job-runner.tar");
@@ -1166,16 +1166,17 @@ fn tar_driver_reads_an_oci_layout() {
         .unwrap();
     assert!(saved.status.success(), "{}", support::describe(&saved));
     let layout = dir.path().join("layout");
-    oci_layout_from_saved(&archive, &layout);
-    let verdicts = |source: &[&str]| {
+    // The docker driver loads the layout under this name (removed at the end).
+    let reference = format!("dockproof-test-oci/job-runner:{}", std::process::id());
+    oci_layout_from_saved(&archive, &layout, &reference);
+    let verdicts = |source: &[&str], code: i32| {
         let config = support::root().join("fixtures/cst/job-runner.yaml");
-        let mut args = vec!["--driver", "tar"];
-        args.extend_from_slice(source);
+        let mut args = source.to_vec();
         args.extend_from_slice(&["--config", config.to_str().unwrap(), "--output", "json"]);
         let output = cst_real(dir.path(), &args);
         assert_eq!(
             output.status.code(),
-            Some(1),
+            Some(code),
             "{}",
             support::describe(&output)
         );
@@ -1196,8 +1197,19 @@ fn tar_driver_reads_an_oci_layout() {
             })
             .collect::<Vec<_>>()
     };
-    let from_archive = verdicts(&["--image", archive.to_str().unwrap()]);
-    let from_layout = verdicts(&["--image-from-oci-layout", layout.to_str().unwrap()]);
+    let from_archive = verdicts(
+        &["--driver", "tar", "--image", archive.to_str().unwrap()],
+        1,
+    );
+    let from_layout = verdicts(
+        &[
+            "--driver",
+            "tar",
+            "--image-from-oci-layout",
+            layout.to_str().unwrap(),
+        ],
+        1,
+    );
     assert_eq!(from_layout, from_archive);
     assert!(
         from_layout.iter().any(|(_, pass, _)| *pass),
@@ -1207,6 +1219,14 @@ fn tar_driver_reads_an_oci_layout() {
         from_layout.iter().any(|(_, _, refused)| *refused),
         "{from_layout:?}"
     );
+    let from_image = verdicts(&["--image", "dockproof/job-runner:1"], 0);
+    let loaded = verdicts(&["--image-from-oci-layout", layout.to_str().unwrap()], 0);
+    let removed = Command::new("docker")
+        .args(["rmi", &reference])
+        .output()
+        .unwrap();
+    assert_eq!(loaded, from_image);
+    assert!(removed.status.success(), "{}", support::describe(&removed));
 
     // A layout whose manifest blob was altered is refused, naming the digest.
     let index: serde_json::Value =
@@ -1240,7 +1260,7 @@ fn tar_driver_reads_an_oci_layout() {
         "{}",
         support::describe(&output)
     );
-    // The docker driver does not read a layout (exit 2, saying what to do).
+    // The docker driver checks the layout before loading it: CST's fatal error, exit 1.
     let output = cst_real(
         dir.path(),
         &[
@@ -1252,11 +1272,15 @@ fn tar_driver_reads_an_oci_layout() {
     );
     assert_eq!(
         output.status.code(),
-        Some(2),
+        Some(1),
         "{}",
         support::describe(&output)
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("needs `--driver tar`"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("does not match its descriptor"),
+        "{}",
+        support::describe(&output)
+    );
 }
 
 fn main() {
@@ -1344,8 +1368,8 @@ fn main() {
     }
     let real_tests: [(&str, fn()); 4] = [
         (
-            "docker-api::tar_driver_reads_an_oci_layout",
-            tar_driver_reads_an_oci_layout,
+            "docker-api::oci_layout_with_the_tar_and_docker_drivers",
+            oci_layout_with_the_tar_and_docker_drivers,
         ),
         (
             "docker-api::save_keeps_containers_and_images_and_says_how_to_remove_them",

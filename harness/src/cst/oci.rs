@@ -34,7 +34,12 @@ struct Descriptor {
     media_type: String,
     digest: String,
     size: u64,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
 }
+
+/// The annotation naming the image a layout holds (image-spec `annotations.md`).
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 #[derive(Debug, serde::Deserialize)]
 struct Index {
@@ -55,7 +60,17 @@ pub fn read_layout(dir: &Path, scratch: &Path) -> Result<SavedImage, FilesError>
     read_layout_within(dir, scratch, MAX_UNCOMPRESSED_BYTES)
 }
 
-fn read_layout_within(dir: &Path, scratch: &Path, limit: u64) -> Result<SavedImage, FilesError> {
+/// A layout whose index, manifest and configuration were read and checked.
+struct Opened {
+    layout: Layout,
+    /// The manifest descriptor's `org.opencontainers.image.ref.name`.
+    reference: Option<String>,
+    manifest: Manifest,
+    config_bytes: Vec<u8>,
+    config: serde_json::Value,
+}
+
+fn open_layout(dir: &Path, limit: u64) -> Result<Opened, FilesError> {
     let shown = dir.display().to_string();
     let not_layout = |reason: String| FilesError::NotSaved(format!("{shown}: {reason}"));
     let root = Dir::open_ambient_dir(dir, cap_std::ambient_authority()).map_err(|error| {
@@ -108,6 +123,23 @@ fn read_layout_within(dir: &Path, scratch: &Path, limit: u64) -> Result<SavedIma
             manifest.config.digest
         ))
     })?;
+    Ok(Opened {
+        reference: descriptor.annotations.get(REF_NAME).cloned(),
+        layout,
+        manifest,
+        config_bytes,
+        config,
+    })
+}
+
+fn read_layout_within(dir: &Path, scratch: &Path, limit: u64) -> Result<SavedImage, FilesError> {
+    let Opened {
+        layout,
+        manifest,
+        config,
+        ..
+    } = open_layout(dir, limit)?;
+    let shown = layout.shown.clone();
     let mut image = SavedImage::empty(
         config
             .get("config")
@@ -123,6 +155,98 @@ fn read_layout_within(dir: &Path, scratch: &Path, limit: u64) -> Result<SavedIma
         image.apply_layer(&file, &shown, &layer.digest, 0, len, &mut count)?;
     }
     Ok(image)
+}
+
+/// The layout at `dir` written to `destination` as a `docker save` archive tagged as
+/// CST tags it (the manifest's `org.opencontainers.image.ref.name` unless
+/// `ignore_reference`, else `default_tag`), for `docker load` (CST's docker driver
+/// loads a layout into the daemon). Every blob is checked against its descriptor as it
+/// is copied; nothing is inflated (`docker load` takes gzip layers). Returns the tag.
+pub fn write_docker_archive(
+    dir: &Path,
+    destination: &Path,
+    default_tag: Option<&str>,
+    ignore_reference: bool,
+) -> Result<String, FilesError> {
+    let Opened {
+        layout,
+        reference,
+        manifest,
+        config_bytes,
+        ..
+    } = open_layout(dir, MAX_UNCOMPRESSED_BYTES)?;
+    let shown = layout.shown.clone();
+    let tag = match (reference.filter(|_| !ignore_reference), default_tag) {
+        (Some(reference), _) => reference,
+        (None, Some(tag)) => tag.to_owned(),
+        // CST's words.
+        (None, None) => {
+            return Err(FilesError::NotSaved(format!(
+                "{shown}: index does not contain a reference annotation. --default-image-tag must be provided."
+            )));
+        }
+    };
+    // `docker load` wants NAME:TAG.
+    let last = tag.rsplit('/').next().unwrap_or_default();
+    let tag = if last.contains(':') || last.contains('@') {
+        tag
+    } else {
+        format!("{tag}:latest")
+    };
+    let file = std::fs::File::create(destination).map_err(|error| {
+        FilesError::NotSaved(format!("cannot create {}: {error}", destination.display()))
+    })?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    let mut append = |name: &str, len: u64, reader: &mut dyn Read| -> Result<(), FilesError> {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(len);
+        builder.append_data(&mut header, name, reader)?;
+        Ok(())
+    };
+    let config_name = format!("{}.json", &manifest.config.digest[7..]);
+    append(
+        &config_name,
+        config_bytes.len() as u64,
+        &mut config_bytes.as_slice(),
+    )?;
+    let mut layers = Vec::new();
+    for layer in &manifest.layers {
+        let path = blob_path(layer, &shown)?;
+        let blob = layout.open(&path)?;
+        let len = blob.metadata()?.len();
+        if len != layer.size {
+            return Err(layout.mismatch(
+                layer,
+                format!("holds {len} bytes, its descriptor says {}", layer.size),
+            ));
+        }
+        let mut hashing = Hashing {
+            inner: blob.take(layer.size),
+            hasher: sha2::Sha256::new(),
+            read: 0,
+        };
+        let name = format!("{}/layer.tar", &layer.digest[7..]);
+        append(&name, layer.size, &mut hashing)?;
+        layout.check(layer, hashing.read, &hashing.hasher.finalize())?;
+        layers.push(name);
+    }
+    let docker_manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": [tag],
+        "Layers": layers,
+    }]);
+    let docker_manifest = docker_manifest.to_string();
+    append(
+        "manifest.json",
+        docker_manifest.len() as u64,
+        &mut docker_manifest.as_bytes(),
+    )?;
+    builder
+        .into_inner()
+        .and_then(|mut writer| writer.flush())
+        .map_err(FilesError::Io)?;
+    Ok(tag)
 }
 
 /// `blobs/ALGORITHM/HEX` of a descriptor whose digest is well formed (sha256 only:
@@ -488,6 +612,51 @@ mod tests {
         assert!(
             message.contains("OCI layout contains 2 entries. expected only one"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_layout_becomes_a_docker_save_archive_with_its_reference_as_tag() {
+        let dir = layout();
+        let out = tempfile::tempdir().unwrap();
+        let archive = out.path().join("load.tar");
+        // No reference annotation and no default tag: CST's words.
+        let message = write_docker_archive(dir.path(), &archive, None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("--default-image-tag must be provided"),
+            "{message}"
+        );
+        let tag = write_docker_archive(dir.path(), &archive, Some("example/app"), false).unwrap();
+        assert_eq!(tag, "example/app:latest");
+        // A `docker save` archive: the config, the layers as they are, manifest.json last.
+        let mut entries = Vec::new();
+        let mut manifest = serde_json::Value::Null;
+        let mut reader = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+        for entry in reader.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            if name == "manifest.json" {
+                manifest = serde_json::from_reader(&mut entry).unwrap();
+            }
+            entries.push(name);
+        }
+        assert_eq!(entries.len(), 4, "{entries:?}");
+        assert_eq!(manifest[0]["RepoTags"][0], "example/app:latest");
+        assert_eq!(manifest[0]["Config"], entries[0]);
+        assert_eq!(manifest[0]["Layers"][1], entries[2]);
+        // The reference annotation wins over the default tag, unless ignored.
+        let (_, mut index) = index_digest(dir.path());
+        index["manifests"][0]["annotations"] = serde_json::json!({REF_NAME: "example/app:2"});
+        std::fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
+        assert_eq!(
+            write_docker_archive(dir.path(), &archive, Some("x:1"), false).unwrap(),
+            "example/app:2"
+        );
+        assert_eq!(
+            write_docker_archive(dir.path(), &archive, Some("x:1"), true).unwrap(),
+            "x:1"
         );
     }
 

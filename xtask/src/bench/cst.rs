@@ -116,7 +116,8 @@ impl Bench {
                 &format!("{id}-rss"),
                 &format!("cst {config}, {driver} driver: peak RSS"),
                 method,
-                Target::ratio(Compare::AtMost, 1.0, "≤ 1× CST"),
+                // CST (a Go binary) holds 16-27 MiB here; the bound is dockproof's own, as row 5's.
+                Target::absolute(Compare::AtMost, 64.0, "≤ 64 MiB"),
             ));
         }
         if self.daemon.is_none() {
