@@ -843,6 +843,106 @@ fn compare_host(cst: &Path) -> Result<(), Failed> {
     }
 }
 
+/// CST's docker driver on `--image-from-oci-layout` (it loads the layout into the
+/// daemon under the manifest's reference) against dockproof's (which does the same):
+/// a layout made from the fixture image's `docker save`, `fixtures/cst/job-runner.yaml`;
+/// the same names and verdicts, and the loaded image removed afterwards.
+fn compare_oci_layout(cst: &Path) -> Result<(), Failed> {
+    const CONFIG: &str = "fixtures/cst/job-runner.yaml";
+    let image = prepare(Image::Fixture("dockproof/job-runner:1"))?;
+    let work = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let archive = work.path().join("image.tar");
+    let saved = Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&archive)
+        .arg(&image)
+        .output()
+        .map_err(|error| format!("cannot run docker save: {error}"))?;
+    if !saved.status.success() {
+        return Err(format!("docker save {image}: {}", support::describe(&saved)).into());
+    }
+    let layout = work.path().join("layout");
+    let reference = format!("dockproof-oracle-oci/job-runner:{}", std::process::id());
+    support::oci::layout_from_saved(&archive, &layout, &reference);
+    let root = support::root();
+    let report = |name: &str| work.path().join(name);
+    let real = run_tool(
+        Command::new(cst)
+            .arg("test")
+            .arg("--image-from-oci-layout")
+            .arg(&layout)
+            .args(["--config", CONFIG, "--output", "json", "--test-report"])
+            .arg(report("cst.json")),
+        &root,
+        "container-structure-test",
+    );
+    let removed_theirs = Command::new("docker").args(["rmi", &reference]).output();
+    let mine = run_tool(
+        Command::new(support::dockproof())
+            .args(["cst", "test", "--no-history", "--backend", "docker-api"])
+            .arg("--work-dir")
+            .arg(work.path())
+            .arg("--image-from-oci-layout")
+            .arg(&layout)
+            .args(["--config", CONFIG, "--output", "json", "--test-report"])
+            .arg(report("dockproof.json")),
+        &root,
+        "dockproof",
+    );
+    let removed_mine = Command::new("docker").args(["rmi", &reference]).output();
+    let (real, mine) = (real?, mine?);
+    let read = |name: &str| {
+        std::fs::read(report(name)).map_err(|error| {
+            format!(
+                "cannot read {name}: {error}\n--- CST\n{}\n--- dockproof\n{}",
+                support::describe(&real),
+                support::describe(&mine)
+            )
+        })
+    };
+    let expected = verdicts(&read("cst.json")?, "container-structure-test")?;
+    let actual = verdicts(&read("dockproof.json")?, "dockproof cst")?;
+    let mut problems = Vec::new();
+    for (what, removed) in [("CST's", removed_theirs), ("dockproof's", removed_mine)] {
+        if !removed.is_ok_and(|output| output.status.success()) {
+            problems.push(format!("{what} run did not load the layout as {reference}"));
+        }
+    }
+    if expected.is_empty() || expected.len() != actual.len() {
+        problems.push(format!(
+            "CST reports {} results, dockproof {}",
+            expected.len(),
+            actual.len()
+        ));
+    }
+    for (theirs, ours) in expected.iter().zip(&actual) {
+        if theirs.name != ours.name || theirs.pass != ours.pass {
+            problems.push(format!(
+                "CST: `{}` {}, dockproof: `{}` {}",
+                theirs.name, theirs.pass, ours.name, ours.pass
+            ));
+        }
+    }
+    if real.status.code() != mine.status.code() {
+        problems.push(format!(
+            "CST exits {:?}, dockproof {:?}",
+            real.status.code(),
+            mine.status.code()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "OCI layout: {}\n--- CST\n{}\n--- dockproof\n{}",
+            problems.join("\n"),
+            support::describe(&real),
+            support::describe(&mine)
+        )
+        .into())
+    }
+}
+
 /// Peak resident memory of dockproof's docker driver on file tests of the whole root of
 /// the 199 MB Debian image, four tests at once (issue 17 item 7): the archives are
 /// streamed and reading stops at the entry a test needs, so the peak stays far below the
@@ -946,6 +1046,19 @@ fn main() {
             );
         }
     }
+    let oci_ready = ready.clone();
+    let ignored = oci_ready.is_err() && !required;
+    let oci_cst = cst.clone();
+    trials.push(
+        Trial::test("oci-layout::fixtures/cst/job-runner.yaml", move || {
+            oci_ready.map_err(|reason| {
+                format!("DOCKPROOF_REQUIRE_DOCKER=1 but the oracle cannot run: {reason}")
+            })?;
+            compare_oci_layout(&oci_cst.map_err(Failed::from)?)
+        })
+        .with_kind("real-daemon")
+        .with_ignored_flag(ignored),
+    );
     // The host drivers need CST only (no daemon, no image).
     let host_ready = cst.clone().map(|_| ());
     let ignored = host_ready.is_err() && !required;
