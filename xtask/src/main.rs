@@ -72,7 +72,7 @@ enum Task {
     /// The loaders' properties (random and mutated YAML through every loader) for
     /// `--executions` inputs in all, counted per loader; writes target/dockproof/fuzz.json.
     Fuzz(fuzz::FuzzArgs),
-    /// The Debian image of harness/tests/cst_oracle.rs (issue 17 item 8): a Debian
+    /// The Debian image of harness/tests/suites/cst_oracle.rs (issue 17 item 8): a Debian
     /// bookworm root built by debootstrap from the machine's configured mirror (no
     /// registry is needed), imported with `ENV PATH` set as a Dockerfile image has it.
     /// The root filesystem tarball is cached (`--tarball`, built only when missing, ~35 s;

@@ -1,7 +1,8 @@
 //! `dockproof cst`: container-structure-test files run unchanged, on the fake
 //! and (when a daemon answers) on real Docker, with identical verdicts.
 
-mod support;
+use crate::support;
+use libtest_mimic::Trial;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1182,9 +1183,8 @@ fn oci_layout_with_the_tar_and_docker_drivers() {
     );
 }
 
-fn main() {
-    use libtest_mimic::{Arguments, Trial};
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let fake_tests: [(&str, fn()); 12] = [
         (
             "host::host_driver_runs_the_tests_on_this_machine",
@@ -1289,5 +1289,5 @@ fn main() {
             Ok(())
         }));
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }
