@@ -241,6 +241,7 @@ async fn run_on_host(context: &CstContext, jobs: Vec<Job>) -> (RunOutcome, Vec<C
             reports,
             interrupted: false,
             swept: 0,
+            swept_resources: Vec::new(),
             left_behind: Vec::new(),
         },
         results,
