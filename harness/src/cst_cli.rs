@@ -24,7 +24,9 @@ pub enum DriverKind {
     /// CST's tar driver idea: the image's `docker save` layers and config, no container
     /// (`--image PATH.tar`: a `docker save` archive instead of a daemon's image).
     Tar,
-    /// CST's host driver (the machine itself, `--metadata`): not supported, a usage error.
+    /// CST's host driver: the tests run on this machine itself (commands spawned here,
+    /// files read here), the image configuration from `--metadata FILE`; asks first
+    /// unless `--force`.
     Host,
 }
 
@@ -104,18 +106,25 @@ pub struct CstArgs {
     /// Keep every container and committed image, and print how to remove them (CST's `--save`).
     #[arg(long)]
     save: bool,
-    /// CST's host driver's image config: not supported (`--driver host` is not).
-    #[arg(long, value_name = "FILE", hide = true)]
+    /// The host driver's image configuration: an image config JSON (`{"config": {"Env": …}}`,
+    /// as `docker save` or `crane config` write it); required with `--driver host`.
+    #[arg(long, value_name = "FILE")]
     metadata: Option<PathBuf>,
-    /// CST's host driver confirmation: not supported.
-    #[arg(short = 'f', long, hide = true)]
+    /// Run the host driver without asking first (CST's `--force`).
+    #[arg(short = 'f', long)]
     force: bool,
-    /// CST's OCI layout input: not supported.
-    #[arg(long, value_name = "DIR", hide = true)]
+    /// An OCI image layout to test instead of `--image` (with `--driver tar`: read in
+    /// place, digests checked; command tests cannot run, as on a `docker save` archive).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "pull"])]
     image_from_oci_layout: Option<PathBuf>,
-    /// CST's tag for an OCI layout: not supported.
-    #[arg(long, value_name = "TAG", hide = true)]
+    /// CST's tag for loading an OCI layout into the daemon (docker driver; accepted, not
+    /// needed by the tar driver, which loads nothing).
+    #[arg(long, value_name = "TAG")]
     default_image_tag: Option<String>,
+    /// CST's flag to ignore the layout's `org.opencontainers.image.ref.name` when loading
+    /// (accepted, as `--default-image-tag`).
+    #[arg(long)]
+    ignore_ref_annotation: bool,
     /// The docker binary for `--backend docker-cli`.
     #[arg(long, default_value = "docker", env = "DOCKPROOF_DOCKER")]
     docker: PathBuf,
@@ -218,6 +227,71 @@ async fn check_platform(
     }
 }
 
+/// CST's warning before the host driver runs, and its question (`--force` answers it):
+/// yes on stdin goes on; no, an unreadable answer or the end of stdin (a CI job) stops
+/// (CST asks again after anything else; so does this, at most three times). On
+/// stderr: stdout may be a report.
+fn confirm_host_run(force: bool) -> bool {
+    eprintln!(
+        "WARNING: Using the host driver runs tests directly on the machine\nthat this binary is being run on, and can potentially corrupt your system.\nBe sure you know what you're doing before continuing!\n\nContinue? (y/n)"
+    );
+    if force {
+        eprintln!("Forcing test run!");
+        return true;
+    }
+    for _ in 0..3 {
+        let mut answer = String::new();
+        match std::io::stdin().read_line(&mut answer) {
+            Ok(0) | Err(_) => {
+                eprintln!("error reading input from stdin (pass --force to run without asking)");
+                return false;
+            }
+            Ok(_) => {}
+        }
+        match answer.trim() {
+            "y" | "Y" | "yes" | "Yes" | "YES" => return true,
+            "n" | "N" | "no" | "No" | "NO" => return false,
+            _ => eprintln!("Please type yes or no to continue or exit"),
+        }
+    }
+    false
+}
+
+/// CST's docker driver on `--image-from-oci-layout`: the layout (checked) written as a
+/// `docker save` archive in the run's directory and loaded into the daemon under the
+/// manifest's reference or `--default-image-tag`; returns the tag (the image stays, as
+/// CST leaves it).
+async fn load_layout(
+    backend: &dyn dockproof::backend::Backend,
+    layout: &std::path::Path,
+    run_dir: &std::path::Path,
+    default_tag: Option<&str>,
+    ignore_reference: bool,
+) -> Result<String, String> {
+    let archive = run_dir.join("oci-layout-load.tar");
+    let written = {
+        let (layout, archive) = (layout.to_path_buf(), archive.clone());
+        let default_tag = default_tag.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            cst::oci::write_docker_archive(
+                &layout,
+                &archive,
+                default_tag.as_deref(),
+                ignore_reference,
+            )
+        })
+        .await
+        .map_err(|error| format!("reading the OCI layout stopped: {error}"))?
+    };
+    let tag =
+        written.map_err(|error| format!("loading {} as OCI layout: {error}", layout.display()))?;
+    let loaded = backend.load_image(&archive).await;
+    let _ = std::fs::remove_file(&archive);
+    loaded.map_err(|error| format!("error loading oci layout into daemon: {error}"))?;
+    dockproof::inert_eprintln!("Loaded {tag}");
+    Ok(tag)
+}
+
 /// `dockproof cst` in either form.
 pub fn dispatch(command: CstCommand) -> ExitCode {
     match command.test {
@@ -233,23 +307,63 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     if args.configs.is_empty() {
         return usage_error("Please provide at least one test config file (`--config FILE`)");
     }
-    if args.driver == DriverKind::Host || args.metadata.is_some() || args.force {
+    // CST's argument checks, in its words (cmd/container-structure-test/app/cmd/test/util.go).
+    let host = args.driver == DriverKind::Host;
+    if host && args.metadata.is_none() {
         return usage_error(
-            "dockproof cst has no host driver (`--driver host`, `--metadata`, `--force`): run the tests against an image (docs/cst.md)",
+            "Please provide path to image metadata file (`--metadata FILE` with `--driver host`)",
         );
     }
-    if args.image_from_oci_layout.is_some() || args.default_image_tag.is_some() {
+    if (host && args.image.is_some()) || (!host && args.metadata.is_some()) {
         return usage_error(
-            "dockproof cst cannot read an OCI layout (`--image-from-oci-layout`, `--default-image-tag`): load it into the daemon and pass `--image` (docs/cst.md)",
+            "Cannot provide both image path and metadata file (`--metadata` is for `--driver host`, `--image` for the others)",
         );
     }
-    let Some(image) = args.image.clone() else {
-        return usage_error("Please supply the image to test against (`--image IMAGE`)");
+    let metadata = match (&args.metadata, host) {
+        (Some(path), true) => match cst::host::read_metadata(path) {
+            Ok(config) => Some(Arc::new(config)),
+            Err(error) => return usage_error(error),
+        },
+        _ => None,
+    };
+    let oci_layout = args.image_from_oci_layout.clone();
+    if let Some(layout) = &oci_layout {
+        if host {
+            // CST's words (it reads a layout with its docker driver only).
+            return usage_error(
+                "--image-from-oci-layout is not supported when not using Docker driver (dockproof: the docker or tar driver)",
+            );
+        }
+        if !layout.is_dir() {
+            return usage_error(format!(
+                "`--image-from-oci-layout {}` is not a directory (an OCI image layout: oci-layout, index.json, blobs/)",
+                layout.display()
+            ));
+        }
+    }
+    // The docker driver loads the layout into the daemon first (as CST does); the tar
+    // driver reads it in place.
+    let tar_layout = oci_layout
+        .clone()
+        .filter(|_| args.driver == DriverKind::Tar);
+    let image = match (&args.image, host, &oci_layout) {
+        (Some(image), _, _) => image.clone(),
+        (None, false, Some(layout)) => layout.display().to_string(),
+        // The host driver has no image: reports name the machine.
+        (None, true, _) => "host".to_owned(),
+        (None, false, None) => {
+            return usage_error("Please supply the image to test against (`--image IMAGE`)");
+        }
     };
     if args.pull && args.driver != DriverKind::Docker {
         // CST's words and exit code (a fatal error).
         dockproof::inert_eprintln!("error: image pull not supported when not using Docker driver");
         return Exit::Failed.into();
+    }
+    if host && !confirm_host_run(args.force) {
+        // CST's words and exit code.
+        eprintln!("error: aborted by user");
+        return ExitCode::from(1);
     }
     // CST's tar driver takes a `docker save` archive for `--image PATH.tar`.
     let archive =
@@ -383,6 +497,25 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return usage_error(error),
     };
+    let image = match (&oci_layout, args.driver) {
+        (Some(layout), DriverKind::Docker) => {
+            match runtime.block_on(load_layout(
+                backend.as_ref(),
+                layout,
+                run_dir.path(),
+                args.default_image_tag.as_deref(),
+                args.ignore_ref_annotation,
+            )) {
+                Ok(tag) => tag,
+                Err(message) => {
+                    // CST's fatal error: exit 1.
+                    dockproof::inert_eprintln!("error: {message}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        _ => image,
+    };
     let context = Arc::new(CstContext {
         observer: None,
         backend: Arc::clone(&backend),
@@ -390,7 +523,8 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         run_id: run_id.clone(),
         driver: match args.driver {
             DriverKind::Tar => Driver::Tar,
-            DriverKind::Docker | DriverKind::Host => Driver::Docker,
+            DriverKind::Docker => Driver::Docker,
+            DriverKind::Host => Driver::Host,
         },
         jobs: args
             .jobs
@@ -401,6 +535,8 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             save: args.save,
             runtime: args.runtime.clone(),
             archive: archive.clone(),
+            metadata,
+            oci_layout: tar_layout.clone(),
         },
     });
     let nothing_ran = loaded.is_empty().then_some(());
@@ -416,7 +552,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             };
             return Ok((outcome, Vec::new()));
         }
-        if archive.is_none() {
+        if archive.is_none() && tar_layout.is_none() && !host {
             if args.pull {
                 backend
                     .pull_image(&image, args.platform.as_deref())
@@ -433,7 +569,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             }
         }
         let (mut outcome, results) = cst::run_all_with_results(Arc::clone(&context), loaded).await;
-        if !args.save {
+        if !args.save && !host {
             outcome.swept = cst::sweep(&context).await;
         }
         Ok((outcome, results))

@@ -356,7 +356,9 @@ pub fn image_tree(
             Kind::File => format::EntryKind::File,
             Kind::Dir => format::EntryKind::Dir,
             Kind::Symlink => format::EntryKind::Symlink,
-            Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => format::EntryKind::Other,
+            Kind::CharDevice | Kind::BlockDevice | Kind::Fifo | Kind::Socket => {
+                format::EntryKind::Other
+            }
         };
         let (size, sha256) = match (&node.content, kind) {
             (Some(content), format::EntryKind::File) => {

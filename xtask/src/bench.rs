@@ -8,6 +8,7 @@
 //! `MISSED`; it does not change the exit code (the machine may be busy), a
 //! benchmark that could not run does (exit 1).
 
+mod cst;
 mod measure;
 mod workload;
 
@@ -26,7 +27,7 @@ use measure::Measured;
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Run only these benchmarks (repeatable; default: all seven).
+    /// Run only these benchmarks (repeatable; default: all eight).
     #[arg(long, value_enum, value_name = "BENCH")]
     only: Vec<Which>,
     /// Scenarios dockproof runs at once (`dockproof run -j`).
@@ -55,9 +56,11 @@ pub enum Which {
     Check,
     /// 7. Benchmark 1's job scenarios over the `copy` workspace transport, vs `bind` and the script.
     Copy,
+    /// 8. `dockproof cst` vs the real container-structure-test: wall time and peak RSS.
+    Cst,
 }
 
-const ALL: [Which; 7] = [
+const ALL: [Which; 8] = [
     Which::Script,
     Which::Overhead,
     Which::Fake,
@@ -65,6 +68,7 @@ const ALL: [Which; 7] = [
     Which::Logs,
     Which::Check,
     Which::Copy,
+    Which::Cst,
 ];
 
 /// How much work each benchmark does.
@@ -331,6 +335,9 @@ pub fn bench(args: BenchArgs) -> Result<i32> {
             Which::Logs => bench.logs(),
             Which::Check => vec![bench.check()],
             Which::Copy => vec![bench.copy()],
+            // Two tools, three configs, two rounds each: not worth it on --quick's sizes.
+            Which::Cst if args.quick => Vec::new(),
+            Which::Cst => bench.cst(),
         });
         eprintln!(
             "bench: {} took {:.1} s",
@@ -385,6 +392,7 @@ fn describe(which: Which) -> &'static str {
         Which::Logs => "5. peak memory with a huge stdout",
         Which::Check => "6. cold start of dockproof check",
         Which::Copy => "7. job scenarios over the copy workspace transport",
+        Which::Cst => "8. dockproof cst vs container-structure-test",
     }
 }
 

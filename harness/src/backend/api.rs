@@ -1162,6 +1162,43 @@ impl Backend for ApiBackend {
             .await
     }
 
+    async fn load_image(&self, archive: &Path) -> Result<(), BackendError> {
+        use tokio::io::AsyncReadExt as _;
+        let docker = self.docker().await?;
+        let shown = archive.display().to_string();
+        let file = tokio::fs::File::open(archive)
+            .await
+            .map_err(|error| BackendError::Api {
+                operation: "load the image",
+                status: 0,
+                message: format!("{shown}: {error}"),
+            })?;
+        // The archive streams to the daemon in 256 KiB chunks: never held in memory.
+        let body = futures::stream::unfold(file, |mut file| async move {
+            let mut buffer = vec![0u8; 256 * 1024];
+            match file.read(&mut buffer).await {
+                Ok(0) => None,
+                Ok(read) => {
+                    buffer.truncate(read);
+                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buffer)), file))
+                }
+                Err(error) => Some((Err(error), file)),
+            }
+        });
+        let load = async {
+            let options = bollard::query_parameters::ImportImageOptionsBuilder::new()
+                .quiet(true)
+                .build();
+            let mut answers = docker.import_image_stream(options, body, None);
+            while let Some(answer) = answers.next().await {
+                answer?;
+            }
+            Ok(())
+        };
+        self.call("load the image", &shown, BUILD_TIMEOUT, load)
+            .await
+    }
+
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
         let docker = self.docker().await?;
         let options = bollard::query_parameters::CommitContainerOptionsBuilder::new()

@@ -1260,6 +1260,23 @@ impl Backend for CliBackend {
         Ok(())
     }
 
+    async fn load_image(&self, archive: &Path) -> Result<(), BackendError> {
+        let shown = archive.display().to_string();
+        let args = vec![
+            "load".to_owned(),
+            "--quiet".to_owned(),
+            "--input".to_owned(),
+            shown.clone(),
+        ];
+        let output = self
+            .invoke(&args, Some(BUILD_TIMEOUT), CONTROL_OUTPUT)
+            .await?;
+        if output.code != 0 {
+            return Err(self.classify(&args, &shown, &output));
+        }
+        Ok(())
+    }
+
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
         let args = vec!["commit".to_owned(), container.to_owned()];
         let output = self.control(&args, container).await?;

@@ -576,6 +576,14 @@ pub trait Backend: Send + Sync {
             operation: "save images",
         })
     }
+    /// Load a `docker save` archive (the file `archive`) into the daemon, as `docker load` does.
+    async fn load_image(&self, archive: &std::path::Path) -> Result<(), BackendError> {
+        let _ = archive;
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "load images",
+        })
+    }
     /// Commit a container's filesystem and configuration as a new untagged image; returns its ID.
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
         let _ = container;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::files::{FileInfo, Kind};
-use super::model::{CommandTest, FileContentTest, FileExistenceTest, MetadataTest};
+use super::model::{CommandTest, FileContentTest, FileExistenceTest, MetadataTest, SchemaVersion};
 
 /// Go's `regexp.MatchString`: RE2 syntax, unanchored. A pattern that does not
 /// compile never matches (the loader rejects such patterns first).
@@ -169,34 +169,49 @@ pub fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// CST's checks of a command test's output, in CST's order and words.
-pub fn command(test: &CommandTest, stdout: &str, stderr: &str, exit_code: i64) -> Vec<String> {
+/// CST's checks of a command test's output, in CST's order and words (schema 1.0.0's
+/// messages do not quote the output: `pkg/types/v1/command.go`).
+pub fn command(
+    test: &CommandTest,
+    stdout: &str,
+    stderr: &str,
+    exit_code: i64,
+    schema: SchemaVersion,
+) -> Vec<String> {
+    let quoted = |text: &str| match schema {
+        SchemaVersion::V1 => String::new(),
+        SchemaVersion::V2 => format!(" '{text}'"),
+    };
     let mut errors = Vec::new();
     for pattern in &test.expected_error {
         if !matches(pattern, stderr) {
             errors.push(format!(
-                "Expected string '{pattern}' not found in error '{stderr}'"
+                "Expected string '{pattern}' not found in error{}",
+                quoted(stderr)
             ));
         }
     }
     for pattern in &test.excluded_error {
         if matches(pattern, stderr) {
             errors.push(format!(
-                "Excluded string '{pattern}' found in error '{stderr}'"
+                "Excluded string '{pattern}' found in error{}",
+                quoted(stderr)
             ));
         }
     }
     for pattern in &test.expected_output {
         if !matches(pattern, stdout) {
             errors.push(format!(
-                "Expected string '{pattern}' not found in output '{stdout}'"
+                "Expected string '{pattern}' not found in output{}",
+                quoted(stdout)
             ));
         }
     }
     for pattern in &test.excluded_output {
         if matches(pattern, stdout) {
             errors.push(format!(
-                "Excluded string '{pattern}' found in output '{stdout}'"
+                "Excluded string '{pattern}' found in output{}",
+                quoted(stdout)
             ));
         }
     }
@@ -260,7 +275,13 @@ pub fn file_existence(test: &FileExistenceTest, found: Result<&FileInfo, &str>) 
 }
 
 /// CST's file content checks; `content` is the file's bytes or why it could not be read.
-pub fn file_content(test: &FileContentTest, content: Result<&[u8], &str>) -> Vec<String> {
+/// Schema 1.0.0 words a found excluded string as a missing expected one (CST's
+/// copy-paste in `pkg/types/v1/file_content.go`).
+pub fn file_content(
+    test: &FileContentTest,
+    content: Result<&[u8], &str>,
+    schema: SchemaVersion,
+) -> Vec<String> {
     let contents = match content {
         Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Err(error) => return vec![format!("Failed to open {}. Error: {error}", test.path)],
@@ -273,10 +294,15 @@ pub fn file_content(test: &FileContentTest, content: Result<&[u8], &str>) -> Vec
             ));
         }
     }
+    let excluded = match schema {
+        SchemaVersion::V1 => "Expected string '{pattern}' not found",
+        SchemaVersion::V2 => "Excluded string '{pattern}' found",
+    };
     for pattern in &test.excluded_contents {
         if matches(pattern, &contents) {
             errors.push(format!(
-                "Excluded string '{pattern}' found in file content string '{contents}'"
+                "{} in file content string '{contents}'",
+                excluded.replace("{pattern}", pattern)
             ));
         }
     }
@@ -536,10 +562,48 @@ mod tests {
             excluded_output: vec!["^x".into()],
             ..Default::default()
         };
-        assert!(command(&test, "hello\n", "", 0).is_empty());
+        assert!(command(&test, "hello\n", "", 0, SchemaVersion::V2).is_empty());
         assert_eq!(
-            command(&test, "hello\n", "", 3),
+            command(&test, "hello\n", "", 3, SchemaVersion::V2),
             ["Test 't' exited with incorrect error code. Expected: 0, Actual: 3"]
+        );
+    }
+
+    #[test]
+    fn schema_1_0_0_words_its_messages_as_cst_v1_does() {
+        let test = CommandTest {
+            name: "t".into(),
+            expected_output: vec!["x".into()],
+            excluded_error: vec!["e".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            command(&test, "out\n", "err\n", 0, SchemaVersion::V1),
+            [
+                "Excluded string 'e' found in error",
+                "Expected string 'x' not found in output"
+            ]
+        );
+        assert_eq!(
+            command(&test, "out\n", "err\n", 0, SchemaVersion::V2),
+            [
+                "Excluded string 'e' found in error 'err\n'",
+                "Expected string 'x' not found in output 'out\n'"
+            ]
+        );
+        let test = FileContentTest {
+            name: "c".into(),
+            path: "/c".into(),
+            excluded_contents: vec!["secret".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            file_content(&test, Ok(b"a secret"), SchemaVersion::V1),
+            ["Expected string 'secret' not found in file content string 'a secret'"]
+        );
+        assert_eq!(
+            file_content(&test, Ok(b"a secret"), SchemaVersion::V2),
+            ["Excluded string 'secret' found in file content string 'a secret'"]
         );
     }
 

@@ -17,6 +17,8 @@ pub enum Kind {
     CharDevice,
     BlockDevice,
     Fifo,
+    /// A Unix socket (only the host driver meets one).
+    Socket,
 }
 
 /// A file's metadata, as a tar header gives it.
@@ -49,6 +51,9 @@ impl FileInfo {
         }
         if self.kind == Kind::Fifo {
             text.push('p');
+        }
+        if self.kind == Kind::Socket {
+            text.push('S');
         }
         if self.mode & 0o4000 != 0 {
             text.push('u');
@@ -632,34 +637,59 @@ impl SavedImage {
                 })?
                 .join("/");
             let (offset, len) = index.file(&key)?;
-            image.apply_layer(&index, name, offset, len, &mut count)?;
+            image.apply_layer(&index.file, &index.shown, name, offset, len, &mut count)?;
         }
         Ok(image)
     }
 
-    fn apply_layer(
+    /// The root of an image of no layers yet (an OCI layout's is built layer by layer).
+    pub(crate) fn empty(config: serde_json::Value) -> SavedImage {
+        let mut image = SavedImage {
+            nodes: BTreeMap::new(),
+            config,
+        };
+        image.nodes.insert(
+            "/".into(),
+            Node {
+                info: FileInfo {
+                    kind: Kind::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    link: String::new(),
+                },
+                content: None,
+            },
+        );
+        image
+    }
+
+    /// Apply the uncompressed layer `[offset, offset + len)` of `file` (shown as
+    /// `archive`, the layer as `layer`): every entry checked, nothing written.
+    pub(crate) fn apply_layer(
         &mut self,
-        index: &SavedIndex,
+        file: &Arc<std::fs::File>,
+        archive: &str,
         layer: &str,
         offset: u64,
         len: u64,
         count: &mut u64,
     ) -> Result<(), FilesError> {
         let mut head = [0u8; 2];
-        let mut probe = Slice::new(index.file.clone(), offset, len);
+        let mut probe = Slice::new(file.clone(), offset, len);
         if probe.read(&mut head)? == 2 && head == [0x1f, 0x8b] {
             return Err(FilesError::NotSaved(format!(
                 "{layer} is compressed; docker save writes plain layers"
             )));
         }
-        let shown = format!("{}: layer {layer}", index.shown);
+        let shown = format!("{archive}: layer {layer}");
         let refused = |entry: &str, reason: String| FilesError::Refused {
             archive: shown.clone(),
             entry: entry.to_owned(),
             reason,
         };
-        let mut archive = tar::Archive::new(Slice::new(index.file.clone(), offset, len));
-        for entry in archive.entries_with_seek()? {
+        let mut entries = tar::Archive::new(Slice::new(file.clone(), offset, len));
+        for entry in entries.entries_with_seek()? {
             let entry = entry?;
             *count += 1;
             if *count > MAX_IMAGE_ENTRIES {
@@ -761,7 +791,7 @@ impl SavedImage {
                     }
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => Some(Content::InArchive {
-                    archive: index.file.clone(),
+                    archive: file.clone(),
                     offset: offset + at,
                     len: size,
                 }),

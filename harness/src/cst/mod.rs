@@ -5,8 +5,10 @@
 
 pub mod check;
 pub mod files;
+pub mod host;
 pub mod load;
 pub mod model;
+pub mod oci;
 pub mod run;
 
 pub use load::{CstFileReport, LoadedCst, load_file, remote_bind_problems};

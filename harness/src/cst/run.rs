@@ -26,6 +26,9 @@ pub enum Driver {
     Docker,
     /// The image's `docker save` archive: no container at all.
     Tar,
+    /// CST's host driver: this machine itself, one test after another (commands spawned
+    /// here, files read here, the configuration from `--metadata`); see [`super::host`].
+    Host,
 }
 
 /// What a CST run needs.
@@ -87,6 +90,12 @@ pub struct CstOptions {
     /// CST's `--image PATH.tar` with the tar driver: a `docker save` archive, not a daemon's
     /// image. Command tests cannot run then (CST: "Tar driver is unable to process commands").
     pub archive: Option<PathBuf>,
+    /// The host driver's image configuration (the `config` object of `--metadata FILE`,
+    /// see [`super::host::read_metadata`]); without one a metadata test fails, as in CST.
+    pub metadata: Option<Arc<serde_json::Value>>,
+    /// CST's `--image-from-oci-layout DIR` with the tar driver: an OCI image layout read
+    /// in place (see [`super::oci`]); command tests cannot run, as with `archive`.
+    pub oci_layout: Option<PathBuf>,
 }
 
 /// CST's tar driver's answer to a command test (pkg/drivers/tar_driver.go).
@@ -210,11 +219,14 @@ pub async fn run_all_with_results(
         None
     };
     let saved = saved.map(|result| result.map_err(Arc::new));
+    if context.driver == Driver::Host {
+        return run_on_host(&context, jobs).await;
+    }
     let (reports, results): (Vec<_>, Vec<_>) = futures::stream::iter(jobs)
         .map(|job| {
             let context = Arc::clone(&context);
             let saved = saved.clone();
-            async move { run_one(&context, &job, saved).await }
+            async move { run_one(&context, &job, saved, None).await }
         })
         .buffered(context.jobs.max(1))
         .collect::<Vec<_>>()
@@ -233,9 +245,59 @@ pub async fn run_all_with_results(
     )
 }
 
+/// The host driver's run: the tests one after another in CST's order, sharing one
+/// environment as CST's process does; each file's command-test teardowns run after its
+/// last command test, last first (CST defers them in `RunCommandTests`).
+async fn run_on_host(context: &CstContext, jobs: Vec<Job>) -> (RunOutcome, Vec<CstResult>) {
+    let mut env = super::host::HostEnv::default();
+    let mut reports = Vec::new();
+    let mut results = Vec::new();
+    let mut jobs = jobs.into_iter().peekable();
+    while let Some(job) = jobs.next() {
+        let (report, result) = run_one(context, &job, None, Some(&mut env)).await;
+        reports.push(report);
+        results.push(result);
+        let in_commands = |job: &Job| match &job.test {
+            Test::Command(_) => true,
+            Test::Invalid(pointer) => pointer.starts_with("/commandTests/"),
+            _ => false,
+        };
+        let next_is_a_command_of_this_file = jobs
+            .peek()
+            .is_some_and(|next| Arc::ptr_eq(&next.file, &job.file) && in_commands(next));
+        if in_commands(&job) && !next_is_a_command_of_this_file {
+            // CST only logs a teardown that cannot start; it changes no verdict.
+            let _ = env.teardown_all(context.command_timeout).await;
+        }
+    }
+    (
+        RunOutcome {
+            reports,
+            interrupted: false,
+            swept: 0,
+            swept_resources: Vec::new(),
+            left_behind: Vec::new(),
+        },
+        results,
+    )
+}
+
 async fn save(context: &CstContext) -> Result<SavedImage, Failure> {
     if let Some(archive) = context.options.archive.clone() {
         return read_saved(archive).await;
+    }
+    if let Some(layout) = context.options.oci_layout.clone() {
+        let scratch = context.work_dir.clone();
+        let read =
+            tokio::task::spawn_blocking(move || super::oci::read_layout(&layout, &scratch)).await;
+        return match read {
+            Ok(Ok(image)) => Ok(image),
+            Ok(Err(error)) => Err(Failure::new(Category::ConfigInvalid, error.to_string())),
+            Err(error) => Err(Failure::new(
+                Category::CleanupFailed,
+                format!("reading the OCI layout panicked: {error}"),
+            )),
+        };
     }
     let directory = tempfile::Builder::new()
         .prefix("cst-save-")
@@ -293,6 +355,7 @@ async fn run_one(
     context: &CstContext,
     job: &Job,
     saved: Option<Result<Arc<SavedImage>, Arc<Failure>>>,
+    host: Option<&mut super::host::HostEnv>,
 ) -> (ScenarioReport, CstResult) {
     let started = Instant::now();
     let config = &job.file.config;
@@ -333,18 +396,31 @@ async fn run_one(
     };
     let result: Result<Vec<String>, Failure> = match job.test {
         Test::Invalid(ref pointer) => Err(invalid_failure(job.file.as_ref(), pointer)),
-        Test::Command(index) => {
-            command_test(context, job, pointer.clone(), &config.command_tests[index])
-                .await
-                .map(|(errors, stdout, stderr)| {
-                    stdout_tail = tail(&stdout);
-                    stderr_tail = tail(&stderr);
-                    cst.stdout = stdout;
-                    cst.stderr = stderr;
-                    errors
-                })
+        Test::Command(index) => match host {
+            Some(env) => host_command_test(context, job, &config.command_tests[index], env).await,
+            None => command_test(context, job, pointer.clone(), &config.command_tests[index]).await,
         }
+        .map(|(errors, stdout, stderr)| {
+            stdout_tail = tail(&stdout);
+            stderr_tail = tail(&stderr);
+            cst.stdout = stdout;
+            cst.stderr = stderr;
+            errors
+        }),
         _ => match saved {
+            _ if host.is_some() => {
+                if let (Some(env), Test::FileContent(_) | Test::FileExistence(_)) =
+                    (host, &job.test)
+                    && job.file.version == super::model::SchemaVersion::V2
+                {
+                    // CST's SetEnv before each file test: globals into its process environment.
+                    env.set_globals(&config.global_env_vars);
+                }
+                let source = Source::Host {
+                    metadata: context.options.metadata.clone(),
+                };
+                image_test(&source, job).await
+            }
             Some(Err(failure)) => Err((*failure).clone()),
             Some(Ok(saved)) => image_test(&Source::Saved(saved), job).await,
             None => {
@@ -637,6 +713,10 @@ enum Source {
         image: String,
     },
     Saved(Arc<SavedImage>),
+    /// This machine (the host driver), with `--metadata`'s configuration.
+    Host {
+        metadata: Option<Arc<serde_json::Value>>,
+    },
 }
 
 impl Source {
@@ -653,6 +733,7 @@ impl Source {
         want: files::Want,
     ) -> Result<(FileInfo, Option<files::Content>), String> {
         match self {
+            Source::Host { .. } => super::host::stat(path).map(|info| (info, None)),
             Source::Saved(saved) => saved
                 .stat(path)
                 .map(|node| (node.info.clone(), node.content.clone()))
@@ -677,6 +758,12 @@ impl Source {
 
     /// A file's bytes, following symlinks (a relative target is taken from the link's directory).
     async fn read(&self, path: &str) -> Result<Arc<Vec<u8>>, String> {
+        if let Source::Host { .. } = self {
+            let path = path.to_owned();
+            return tokio::task::spawn_blocking(move || super::host::read(&path))
+                .await
+                .map_err(|error| format!("reading the file stopped: {error}"))?;
+        }
         let mut current = files::clean(path);
         for _ in 0..40 {
             let (info, content) = self.entry(&current, files::Want::Content).await?;
@@ -710,6 +797,7 @@ impl Source {
     /// The directories directly inside `path`.
     async fn dirs_in(&self, path: &str) -> Result<Vec<String>, String> {
         match self {
+            Source::Host { .. } => super::host::dirs_in(path),
             Source::Saved(saved) => saved
                 .dirs_in(path)
                 .ok_or_else(|| format!("Error reading directory: {path} not found in image")),
@@ -722,6 +810,14 @@ impl Source {
     async fn config(&self) -> Result<ImageConfig, Failure> {
         match self {
             Source::Saved(saved) => Ok(ImageConfig::from_docker(&saved.config)),
+            // CST's words when the host driver has no metadata file to read.
+            Source::Host { metadata: None } => Err(Failure::new(
+                Category::ConfigInvalid,
+                "Error retrieving config: open : no such file or directory",
+            )),
+            Source::Host {
+                metadata: Some(metadata),
+            } => Ok(ImageConfig::from_docker(metadata)),
             Source::Container { backend, image, .. } => {
                 let inspect = backend
                     .image_inspect_json(image)
@@ -740,14 +836,25 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
     match job.test {
         Test::FileExistence(index) => {
             let test = &config.file_existence_tests[index];
-            // CST expands `$VAR` in the path with the image's environment, globalEnvVars committed into it.
-            let mut env = source.config().await?.env;
-            let globals: Vec<(String, String)> = config
-                .global_env_vars
-                .iter()
-                .map(|pair| (pair.key.clone(), check::expand(&pair.value, &env)))
-                .collect();
-            env.extend(globals);
+            // CST expands `$VAR` in the path with the image's environment, globalEnvVars
+            // committed into it; on the host the configuration is `--metadata`'s alone
+            // (globals go to CST's process environment) and a missing one is only logged.
+            let env = if let Source::Host { .. } = source {
+                source
+                    .config()
+                    .await
+                    .map(|config| config.env)
+                    .unwrap_or_default()
+            } else {
+                let mut env = source.config().await?.env;
+                let globals: Vec<(String, String)> = config
+                    .global_env_vars
+                    .iter()
+                    .map(|pair| (pair.key.clone(), check::expand(&pair.value, &env)))
+                    .collect();
+                env.extend(globals);
+                env
+            };
             // Schema 1.0.0 takes the path as written (pkg/types/v1/file_existence.go).
             let path = if job.file.version == super::model::SchemaVersion::V1 {
                 test.path.clone()
@@ -769,6 +876,7 @@ async fn image_test(source: &Source, job: &Job) -> Result<Vec<String>, Failure> 
                     .as_ref()
                     .map(|bytes| bytes.as_slice())
                     .map_err(String::as_str),
+                job.file.version,
             ))
         }
         Test::Metadata => {
@@ -835,6 +943,71 @@ fn in_setup(mut failure: Failure) -> Failure {
 /// The start of CST's message for a setup that failed (pkg/types/v2/structure.go).
 const SETUP_PREFIX: &str = "error in setup: ";
 
+/// A command test the way CST's host driver runs it (pkg/drivers/host_driver.go and
+/// `RunCommandTests`): globals (2.0.0) and the test's envVars set in the shared
+/// environment, the setup commands run, the teardown deferred, then the command (its
+/// `$VAR`s from `--metadata`'s Env) run with the test's envVars set once more.
+async fn host_command_test(
+    context: &CstContext,
+    job: &Job,
+    test: &CommandTest,
+    env: &mut super::host::HostEnv,
+) -> Result<(Vec<String>, String, String), Failure> {
+    let file = &job.file;
+    let timeout = context.command_timeout;
+    let host_failure = |error: super::host::HostError| {
+        let category = match error {
+            super::host::HostError::Timeout { .. } => Category::Timeout,
+            super::host::HostError::Spawn { .. } => Category::CommandNotFound,
+            _ => Category::ConfigInvalid,
+        };
+        Failure::new(category, error.to_string())
+    };
+    let earlier = if file.version == super::model::SchemaVersion::V1 {
+        // 1.0.0: `driver.Setup(append(globals, test.EnvVars...), setup)`.
+        let vars: Vec<_> = file
+            .config
+            .global_env_vars
+            .iter()
+            .chain(&test.env_vars)
+            .cloned()
+            .collect();
+        env.set_vars(&vars)
+    } else {
+        env.set_globals(&file.config.global_env_vars);
+        env.set_vars(&test.env_vars)
+    };
+    for setup in &test.setup {
+        // A setup command's exit code is not looked at (CST's Setup ignores it). CST
+        // stops the whole run when one cannot start (logrus.Fatalf); here the test fails.
+        env.run(setup, &[], timeout)
+            .await
+            .map_err(|error| in_setup(host_failure(error)))?;
+    }
+    env.defer_teardown(earlier, test.teardown.clone());
+    let image_env = Source::Host {
+        metadata: context.options.metadata.clone(),
+    }
+    .config()
+    .await
+    .map(|config| config.env)
+    .unwrap_or_default();
+    let argv: Vec<String> = test
+        .argv()
+        .iter()
+        .map(|arg| check::expand(arg, &image_env))
+        .collect();
+    let (exit_code, stdout, stderr) = env
+        .run(&argv, &test.env_vars, timeout)
+        .await
+        .map_err(host_failure)?;
+    Ok((
+        check::command(test, &stdout, &stderr, exit_code, file.version),
+        stdout,
+        stderr,
+    ))
+}
+
 async fn command_test(
     context: &CstContext,
     job: &Job,
@@ -842,7 +1015,7 @@ async fn command_test(
     test: &CommandTest,
 ) -> Result<(Vec<String>, String, String), Failure> {
     let backend = context.backend.as_ref();
-    if context.options.archive.is_some() {
+    if context.options.archive.is_some() || context.options.oci_layout.is_some() {
         return Err(in_setup(Failure::new(
             Category::ConfigInvalid,
             TAR_NO_COMMANDS,
@@ -931,7 +1104,7 @@ async fn command_test(
             let _ = backend.remove(&id).await;
         }
         Ok((
-            check::command(test, &stdout, &stderr, exit_code),
+            check::command(test, &stdout, &stderr, exit_code, file.version),
             stdout,
             stderr,
         ))

@@ -555,14 +555,9 @@ fn cst_flags_refused_or_fatal_as_cst() {
     };
     for (extra, code, words) in [
         (
-            &["--driver", "host", "--metadata", "m.json", "--force"][..],
-            2,
-            "has no host driver",
-        ),
-        (
             &["--image-from-oci-layout", "/nonexistent"][..],
             2,
-            "cannot read an OCI layout",
+            "cannot be used with",
         ),
         (
             &["--pull", "--driver", "tar"][..],
@@ -791,9 +786,386 @@ fn tar_driver_reads_a_saved_archive() {
     assert!(commands > 0 && commands < results.len(), "{json}");
 }
 
+/// `dockproof cst test` with the host driver: no daemon, no image (`DOCKER_HOST` names
+/// nothing), `--metadata` for the configuration; `extra` after the common flags.
+fn cst_host(dir: &Path, config: &Path, metadata: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(support::dockproof());
+    command
+        .current_dir(dir)
+        .env(
+            "DOCKER_HOST",
+            "unix:///nonexistent/dockproof-host-driver.sock",
+        )
+        .env_remove("DOCKPROOF_HOST_DRIVER_TEST")
+        .args([
+            "cst",
+            "test",
+            "--no-history",
+            "--driver",
+            "host",
+            "--metadata",
+        ])
+        .arg(metadata)
+        .arg("--config")
+        .arg(config)
+        .arg("--work-dir")
+        .arg(dir)
+        .args(extra);
+    command
+}
+
+/// The host driver (CST's `--driver host`): commands spawned here from their argv,
+/// files read here, `--metadata` as the configuration, no daemon touched; CST's
+/// confirmation unless `--force`; CST's argument checks.
+fn host_driver_runs_the_tests_on_this_machine() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(dir.path(), "data", "hello\n");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let config = support::root().join("fixtures/cst/oracle/host.yaml");
+    // A second file: the environment CST's process keeps reaches it; a program that
+    // cannot start fails its test (CST stops the whole run there).
+    let second = write(
+        dir.path(),
+        "second.yaml",
+        "schemaVersion: 2.0.0\ncommandTests:\n  - name: the first file's globals are still set\n    command: printenv\n    args: [DOCKPROOF_HOST_DRIVER_TEST]\n    expectedOutput: ['^global\\n$']\n  - name: no such program\n    command: no-such-program-dockproof-host\n",
+    );
+    let metadata = write(
+        dir.path(),
+        "metadata.json",
+        r#"{"architecture":"amd64","config":{"Env":["FROM_METADATA=from-metadata"],"ExposedPorts":{"8080/tcp":{}}}}"#,
+    );
+    let output = cst_host(
+        dir.path(),
+        &config,
+        &metadata,
+        &["--force", "--output", "json", "--config"],
+    )
+    .arg(&second)
+    .output()
+    .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+    let verdicts: Vec<(String, bool)> = json["Results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| {
+            (
+                result["Name"].as_str().unwrap().to_owned(),
+                result["Pass"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("Command Test: setup writes a file the command reads", true),
+        (
+            "Command Test: a test's envVars outlive it until the teardowns",
+            true,
+        ),
+        (
+            "Command Test: arguments are substituted from the metadata's Env only",
+            true,
+        ),
+        (
+            "Command Test: metadata env substitutes into arguments",
+            true,
+        ),
+        ("Command Test: exit code", false),
+        ("Command Test: stderr and excluded output", true),
+        ("File Content Test: data content", true),
+        (
+            "File Content Test: $ is the end of the text, as in Go",
+            false,
+        ),
+        ("File Content Test: data excluded", false),
+        ("File Content Test: missing content", false),
+        (
+            "File Existence Test: teardown ran before the file tests",
+            true,
+        ),
+        ("File Existence Test: data", true),
+        ("File Existence Test: data wrong mode", false),
+        ("File Existence Test: data is not executable", false),
+        ("File Existence Test: missing", false),
+        ("Metadata Test", true),
+        ("Command Test: the first file's globals are still set", true),
+        ("Command Test: no such program", false),
+    ];
+    let expected: Vec<(String, bool)> = expected
+        .iter()
+        .map(|(name, pass)| ((*name).to_owned(), *pass))
+        .collect();
+    assert_eq!(verdicts, expected, "{}", support::describe(&output));
+    let text = json.to_string();
+    assert!(text.contains("Expected: 4, Actual: 3"), "{text}");
+    assert!(
+        text.contains(
+            "Error examining file in container: lstat nothing-here: no such file or directory"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("error starting command: no-such-program-dockproof-host: "),
+        "{text}"
+    );
+    assert!(!dir.path().join("made").exists(), "the teardown ran");
+    // The warning went to stderr, not into the JSON.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("WARNING: Using the host driver"));
+
+    // Without --force: CST's question; the end of stdin is a no.
+    let output = cst_host(dir.path(), &config, &metadata, &[])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("aborted by user"),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(output.stdout.is_empty() && !dir.path().join("made").exists());
+    // A yes on stdin runs the tests.
+    let mut child = cst_host(dir.path(), &config, &metadata, &["-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"yes\n").unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("aborted"));
+
+    // CST's argument checks.
+    for (args, words) in [
+        (
+            &["cst", "test", "--driver", "host", "--config", "c.yaml"][..],
+            "Please provide path to image metadata file",
+        ),
+        (
+            &[
+                "cst",
+                "test",
+                "--driver",
+                "host",
+                "--metadata",
+                "m.json",
+                "--image",
+                "x",
+                "--config",
+                "c.yaml",
+            ][..],
+            "Cannot provide both image path and metadata file",
+        ),
+        (
+            &[
+                "cst",
+                "test",
+                "--metadata",
+                "m.json",
+                "--image",
+                "x",
+                "--config",
+                "c.yaml",
+            ][..],
+            "Cannot provide both image path and metadata file",
+        ),
+    ] {
+        let output = Command::new(support::dockproof())
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            support::describe(&output)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(words),
+            "{}",
+            support::describe(&output)
+        );
+    }
+    // A metadata file that is not an image configuration: named, before anything runs.
+    let bad = write(dir.path(), "bad.json", "Env: [A=1]");
+    let output = cst_host(dir.path(), &config, &bad, &["--force"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("bad.json: not JSON"),
+        "{}",
+        support::describe(&output)
+    );
+}
+
+/// `--image-from-oci-layout DIR`: an OCI layout (made here from the fixture image's
+/// `docker save`, gzip and plain layers) gives, with `--driver tar`, result by result,
+/// the verdicts the same image's `docker save` archive gives; with the docker driver it
+/// is loaded into the daemon under its reference (as CST does) and gives the image's.
+fn oci_layout_with_the_tar_and_docker_drivers() {
+    support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("job-runner.tar");
+    let saved = Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&archive)
+        .arg("dockproof/job-runner:1")
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{}", support::describe(&saved));
+    let layout = dir.path().join("layout");
+    // The docker driver loads the layout under this name (removed at the end).
+    let reference = format!("dockproof-test-oci/job-runner:{}", std::process::id());
+    support::oci::layout_from_saved(&archive, &layout, &reference);
+    let verdicts = |source: &[&str], code: i32| {
+        let config = support::root().join("fixtures/cst/job-runner.yaml");
+        let mut args = source.to_vec();
+        args.extend_from_slice(&["--config", config.to_str().unwrap(), "--output", "json"]);
+        let output = cst_real(dir.path(), &args);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{}",
+            support::describe(&output)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+        json["Results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|result| {
+                (
+                    result["Name"].as_str().unwrap().to_owned(),
+                    result["Pass"].as_bool().unwrap(),
+                    result["Errors"]
+                        .to_string()
+                        .contains("Tar driver is unable to process commands"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let from_archive = verdicts(
+        &["--driver", "tar", "--image", archive.to_str().unwrap()],
+        1,
+    );
+    let from_layout = verdicts(
+        &[
+            "--driver",
+            "tar",
+            "--image-from-oci-layout",
+            layout.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert_eq!(from_layout, from_archive);
+    assert!(
+        from_layout.iter().any(|(_, pass, _)| *pass),
+        "{from_layout:?}"
+    );
+    assert!(
+        from_layout.iter().any(|(_, _, refused)| *refused),
+        "{from_layout:?}"
+    );
+    let from_image = verdicts(&["--image", "dockproof/job-runner:1"], 0);
+    let loaded = verdicts(&["--image-from-oci-layout", layout.to_str().unwrap()], 0);
+    let removed = Command::new("docker")
+        .args(["rmi", &reference])
+        .output()
+        .unwrap();
+    assert_eq!(loaded, from_image);
+    assert!(removed.status.success(), "{}", support::describe(&removed));
+
+    // A layout whose manifest blob was altered is refused, naming the digest.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest = layout.join("blobs/sha256").join(&digest[7..]);
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes.push(b' ');
+    std::fs::write(&manifest, bytes).unwrap();
+    let config = support::root().join("fixtures/cst/job-runner.yaml");
+    let output = cst_real(
+        dir.path(),
+        &[
+            "--driver",
+            "tar",
+            "--image-from-oci-layout",
+            layout.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("does not match its descriptor"),
+        "{}",
+        support::describe(&output)
+    );
+    // The docker driver checks the layout before loading it: CST's fatal error, exit 1.
+    let output = cst_real(
+        dir.path(),
+        &[
+            "--image-from-oci-layout",
+            layout.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("does not match its descriptor"),
+        "{}",
+        support::describe(&output)
+    );
+}
+
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
-    let fake_tests: [(&str, fn()); 11] = [
+    let fake_tests: [(&str, fn()); 12] = [
+        (
+            "host::host_driver_runs_the_tests_on_this_machine",
+            host_driver_runs_the_tests_on_this_machine,
+        ),
         (
             "fake::cst_flags_refused_or_fatal_as_cst",
             cst_flags_refused_or_fatal_as_cst,
@@ -869,7 +1241,11 @@ pub fn trials() -> Vec<Trial> {
             ));
         }
     }
-    let real_tests: [(&str, fn()); 3] = [
+    let real_tests: [(&str, fn()); 4] = [
+        (
+            "docker-api::oci_layout_with_the_tar_and_docker_drivers",
+            oci_layout_with_the_tar_and_docker_drivers,
+        ),
         (
             "docker-api::save_keeps_containers_and_images_and_says_how_to_remove_them",
             save_keeps_containers_and_images_and_says_how_to_remove_them,

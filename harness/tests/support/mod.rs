@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod oci;
 pub mod sshd;
 pub mod tls;
 
