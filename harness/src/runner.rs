@@ -219,11 +219,12 @@ fn left_behind_by(reports: &[ScenarioReport], slugs: &[Option<String>]) -> Vec<S
 async fn sweep(context: &EngineContext) -> (usize, Vec<Option<String>>) {
     let label = format!("dockproof.run={}", context.run_id);
     let backend = context.backend.as_ref();
+    let listed = list_labelled_everything(backend, &label).await;
     // Whose they were, asked before they go (only when there are any: the common case
-    // costs one list call).
+    // costs the list calls, made at once).
     let mut slugs = Vec::new();
-    for id in backend.list_labelled(&label).await.unwrap_or_default() {
-        let inspect = backend.inspect_json(&id).await.ok();
+    for id in &listed.containers {
+        let inspect = backend.inspect_json(id).await.ok();
         slugs.push(
             inspect
                 .as_ref()
@@ -232,26 +233,54 @@ async fn sweep(context: &EngineContext) -> (usize, Vec<Option<String>>) {
                 .map(str::to_owned),
         );
     }
-    (remove_labelled(backend, &label).await, slugs)
+    (remove_listed(backend, listed).await, slugs)
+}
+
+/// What carries a label: containers, and the networks, volumes and images.
+struct Labelled {
+    containers: Vec<String>,
+    resources: Vec<(ResourceKind, Vec<String>)>,
+}
+
+/// Every kind listed at once (each list is a CLI call on the CLI backends); a list that
+/// fails counts as empty (what stays is for `dockproof clean`).
+async fn list_labelled_everything(backend: &dyn Backend, label: &str) -> Labelled {
+    let resources = ResourceKind::ALL.map(|kind| async move {
+        let names = backend
+            .list_labelled_resources(kind, label)
+            .await
+            .unwrap_or_default();
+        (kind, names)
+    });
+    let (containers, resources) = tokio::join!(
+        backend.list_labelled(label),
+        futures::future::join_all(resources)
+    );
+    Labelled {
+        containers: containers.unwrap_or_default(),
+        resources,
+    }
+}
+
+/// Remove the containers, then the other resources (a network or volume in use by a
+/// container cannot go before it); returns how many containers there were.
+async fn remove_listed(backend: &dyn Backend, listed: Labelled) -> usize {
+    for id in &listed.containers {
+        let _ = backend.remove(id).await;
+    }
+    for (kind, names) in listed.resources {
+        for name in names {
+            let _ = backend.remove_resource(kind, &name).await;
+        }
+    }
+    listed.containers.len()
 }
 
 /// Remove every container, then network, volume and image carrying `label`; returns how many
 /// containers there were. Failures are ignored: what stays is for `dockproof clean`.
 pub async fn remove_labelled(backend: &dyn Backend, label: &str) -> usize {
-    let containers = backend.list_labelled(label).await.unwrap_or_default();
-    for id in &containers {
-        let _ = backend.remove(id).await;
-    }
-    for kind in ResourceKind::ALL {
-        for name in backend
-            .list_labelled_resources(kind, label)
-            .await
-            .unwrap_or_default()
-        {
-            let _ = backend.remove_resource(kind, &name).await;
-        }
-    }
-    containers.len()
+    let listed = list_labelled_everything(backend, label).await;
+    remove_listed(backend, listed).await
 }
 
 #[cfg(test)]
