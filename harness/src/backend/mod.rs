@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod fakeserver;
 pub mod ssh;
 pub mod stats;
+pub mod sweep;
 pub mod watch;
 
 use std::collections::BTreeMap;
