@@ -535,18 +535,20 @@ fn daemon_message(stderr: &str) -> String {
 }
 
 /// Milliseconds from `created` to `started` and from `started` to `finished` (RFC 3339
-/// timestamps from an inspect); `None` unless all three are real and in order.
+/// timestamps from an inspect); `None` unless the container started after its creation,
+/// the run time `None` until it finished (Docker's zero time is before any creation).
 fn daemon_timings(
     created: Option<&str>,
     started: Option<&str>,
     finished: Option<&str>,
-) -> Option<(u64, u64)> {
+) -> Option<(u64, Option<u64>)> {
     let parse = |text: Option<&str>| humantime::parse_rfc3339_weak(text?).ok();
-    let (created, started, finished) = (parse(created)?, parse(started)?, parse(finished)?);
+    let (created, started) = (parse(created)?, parse(started)?);
     let start = started.duration_since(created).ok()?;
-    let run = finished.duration_since(started).ok()?;
-    // Docker's zero time (never started or never finished) is before any creation.
-    Some((start.as_millis() as u64, run.as_millis() as u64))
+    let run = parse(finished)
+        .and_then(|finished| finished.duration_since(started).ok())
+        .map(|run| run.as_millis() as u64);
+    Some((start.as_millis() as u64, run))
 }
 
 fn first_line(text: &str) -> String {
@@ -1757,6 +1759,27 @@ mod tests {
                 && message.ends_with("stderr=@@@@@@@@ … Host key verification failed."),
             "{message}"
         );
+    }
+
+    #[test]
+    fn daemon_timings_come_from_the_inspects_timestamps() {
+        let created = Some("2026-12-02T11:20:10.100000000Z");
+        let started = Some("2026-12-02T11:20:10.350000000Z");
+        assert_eq!(
+            daemon_timings(created, started, Some("2026-12-02T11:20:11.350000000Z")),
+            Some((250, Some(1000)))
+        );
+        // Still running: Docker's zero time as FinishedAt.
+        assert_eq!(
+            daemon_timings(created, started, Some("0001-01-01T00:00:00Z")),
+            Some((250, None))
+        );
+        // Never started.
+        assert_eq!(
+            daemon_timings(created, Some("0001-01-01T00:00:00Z"), None),
+            None
+        );
+        assert_eq!(daemon_timings(None, started, None), None);
     }
 
     #[test]

@@ -169,10 +169,10 @@ pub struct ContainerState {
     pub oom_killed: bool,
     /// The daemon's error for a container that failed to start.
     pub error: String,
-    /// Milliseconds from create to started and from started to finished, by the
-    /// daemon's own timestamps (`Created`, `State.StartedAt`, `State.FinishedAt`),
+    /// Milliseconds from create to started and (once it ended) from started to finished,
+    /// by the daemon's own timestamps (`Created`, `State.StartedAt`, `State.FinishedAt`),
     /// when the backend read them and they are real (the fake's are fixed).
-    pub daemon_timings: Option<(u64, u64)>,
+    pub daemon_timings: Option<(u64, Option<u64>)>,
 }
 
 /// What [`Backend::start_attached`] saw: the exit code and the logs.

@@ -44,6 +44,9 @@ pub const DEFAULT_MOUNT: &str = "/workspace";
 const LOG_TAIL_LINES: usize = 20;
 /// How often, and how far apart, an exit 137 under a memory limit is re-inspected
 /// for the daemon's OOM record (it arrives as a separate event): up to 2 s.
+/// How long an attached run's start may take on top of its timeout (the old `start`
+/// call's own limit).
+const START_ALLOWANCE: Duration = Duration::from_secs(120);
 const OOM_SETTLE_TRIES: u32 = 20;
 const OOM_SETTLE_PAUSE: Duration = Duration::from_millis(100);
 /// Files larger than this are not read as text for content checks.
@@ -1584,10 +1587,44 @@ impl<'a> ScenarioRun<'a> {
     > {
         let backend = self.backend.as_ref();
         let called_at = Instant::now();
-        let attached = tokio::time::timeout(
-            timeout,
-            backend.start_attached(id, self.context.capture, log_files),
-        );
+        let capture = self.context.capture;
+        // The timeout counts the container's own run, not its start (the old `start`, then
+        // `wait` under the timeout): when it fires, the daemon says how long the start took
+        // (by its clock), and a container that has run less than the timeout gets the rest.
+        // `called_at` is after the create returned, so the run is never overestimated.
+        // A start that takes longer than this on top of the timeout is a timeout too.
+        let last = tokio::time::Instant::from_std(called_at) + timeout + START_ALLOWANCE;
+        let attached = async {
+            let work = backend.start_attached(id, capture, log_files);
+            tokio::pin!(work);
+            let mut deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let elapsed = match tokio::time::timeout_at(deadline, &mut work).await {
+                    Ok(result) => return Ok(result),
+                    Err(elapsed) => elapsed,
+                };
+                let now = tokio::time::Instant::now();
+                if now >= last {
+                    return Err(elapsed);
+                }
+                let ran = match backend.inspect(id).await {
+                    Ok(state) if state.running => match state.daemon_timings {
+                        Some((start_ms, _)) => called_at
+                            .elapsed()
+                            .saturating_sub(Duration::from_millis(start_ms)),
+                        None => return Err(elapsed),
+                    },
+                    // Not started yet (a slow start), or ended just now (the attached
+                    // call is about to say so): look again in a moment.
+                    Ok(_) => timeout.saturating_sub(Duration::from_secs(1)),
+                    Err(_) => return Err(elapsed),
+                };
+                if ran >= timeout {
+                    return Err(elapsed);
+                }
+                deadline = (tokio::time::Instant::now() + (timeout - ran)).min(last);
+            }
+        };
         let (attached, resources) = if run.monitor.enabled {
             let (attached, usage) = monitor::sample_while(backend, id, attached).await;
             (attached, Some(usage))
@@ -1642,11 +1679,11 @@ impl<'a> ScenarioRun<'a> {
                 metrics.run_ms = started_at.elapsed().as_millis() as u64;
             }
             // The daemon's own clock, read by the inspect the run needed anyway.
-            (None, Some((start_ms, run_ms))) => {
+            (None, Some((start_ms, Some(run_ms)))) => {
                 metrics.start_ms = start_ms;
                 metrics.run_ms = run_ms;
             }
-            (None, None) => {
+            (None, _) => {
                 metrics.start_ms = (called_at - created_at).as_millis() as u64;
                 metrics.run_ms = called_at.elapsed().as_millis() as u64;
             }
