@@ -21,6 +21,7 @@ pub mod ports;
 pub mod program;
 pub mod render;
 pub mod replay;
+pub mod serve;
 pub mod size;
 pub mod state;
 pub mod supervisor;

@@ -301,6 +301,13 @@ fn ci() -> Result<i32> {
     if code != 0 {
         bail!("`cargo xtask validate` exited with {code}");
     }
+    // The benchmarks on small sizes with the debug binaries just built: the ratios are
+    // printed for a reader (and compared with the last quick run), never judged here (a
+    // shared machine is noisy); a benchmark that cannot run at all fails CI.
+    let code = bench::bench(bench::BenchArgs::for_ci())?;
+    if code != 0 {
+        bail!("`cargo xtask bench --quick --debug-binaries`: a benchmark could not run");
+    }
     Ok(0)
 }
 

@@ -583,6 +583,7 @@ fn container_state(inspect: &serde_json::Value) -> ContainerState {
         exit_code: state["ExitCode"].as_i64().unwrap_or(0),
         oom_killed: state["OOMKilled"].as_bool().unwrap_or(false),
         error: state["Error"].as_str().unwrap_or_default().to_owned(),
+        daemon_timings: None,
     }
 }
 

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
+use super::fakeserver::FakeServer;
 use super::{
     Backend, BackendError, Capture, CaptureLimits, Captured, Complaint, ContainerSpec,
     ContainerState, DaemonWatch, ExecOutput, ExecRequest, LogFiles, Logs, ResourceKind,
@@ -43,6 +44,45 @@ pub struct CliBackend {
     watch: Option<Arc<DaemonWatch>>,
     /// Where the daemon's published ports are reached (its ssh forwards, kept for the run).
     ports: std::sync::Arc<super::daemon::PortReach>,
+    /// fake-docker's server, started at the first call and shared by the backends
+    /// [`Backend::with_overrides`] makes (`None` inside: switched off, or it did not start).
+    server: Arc<tokio::sync::OnceCell<Option<Arc<FakeServer>>>>,
+}
+
+/// A CLI call under way: a process of its own, or a call fake-docker's server runs.
+enum Running {
+    Process(tokio::process::Child),
+    Served(super::fakeserver::ServedCall),
+}
+
+type Stream = Box<dyn AsyncRead + Unpin + Send>;
+
+impl Running {
+    /// The call's stdout and stderr (once).
+    fn streams(&mut self) -> (Stream, Stream) {
+        match self {
+            Running::Process(child) => (
+                Box::new(child.stdout.take().expect("stdout is piped")),
+                Box::new(child.stderr.take().expect("stderr is piped")),
+            ),
+            Running::Served(call) => (
+                Box::new(call.stdout.take().expect("stdout is taken once")),
+                Box::new(call.stderr.take().expect("stderr is taken once")),
+            ),
+        }
+    }
+
+    /// Its exit code; a CLI killed by a signal reports 128 + signal, as a shell would.
+    async fn code(&mut self) -> std::io::Result<i32> {
+        match self {
+            Running::Process(child) => child.wait().await.map(|status| {
+                status.code().unwrap_or_else(|| {
+                    128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+                })
+            }),
+            Running::Served(call) => call.wait().await,
+        }
+    }
 }
 
 /// What one invocation produced.
@@ -70,7 +110,38 @@ impl CliBackend {
             scratch_dir: std::env::temp_dir(),
             watch,
             ports,
+            server: Arc::default(),
         }
+    }
+
+    /// fake-docker's server, started on first use: the fake only, unless switched off
+    /// (`DOCKPROOF_FAKE_SERVER=0`); a server that cannot start leaves every call spawned.
+    async fn server(&self) -> Option<&FakeServer> {
+        if !self.is_fake() || !super::fakeserver::enabled() {
+            return None;
+        }
+        self.server
+            .get_or_init(|| async { FakeServer::start(&self.program).await.ok().map(Arc::new) })
+            .await
+            .as_deref()
+    }
+
+    /// Start a call: through fake-docker's server when there is one, else a process.
+    async fn start_call(&self, args: &[String], hidden: &Hidden) -> Result<Running, BackendError> {
+        if let Some(server) = self.server().await {
+            let env =
+                self.env
+                    .iter()
+                    .map(|(key, value)| (key.as_os_str(), value.as_os_str()))
+                    .chain(hidden.env.iter().map(|(key, value)| {
+                        (std::ffi::OsStr::new(key), std::ffi::OsStr::new(value))
+                    }));
+            // A call the server did not take (it is gone) never ran: it is spawned instead.
+            if let Ok(call) = server.call(args, env).await {
+                return Ok(Running::Served(call));
+            }
+        }
+        self.spawn(args, hidden).map(Running::Process)
     }
 
     /// Where the daemon of a backend `name` run with `env` is: fake-docker's containers
@@ -229,14 +300,13 @@ impl CliBackend {
         timeout: Option<Duration>,
         (stdout_capture, stderr_capture): (Capture, Capture),
     ) -> Result<(i32, Capture, Capture), BackendError> {
-        let mut child = self.spawn(args, hidden)?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut child = self.start_call(args, hidden).await?;
+        let (stdout, stderr) = child.streams();
         let run = async {
             tokio::join!(
                 read_into(stdout, stdout_capture),
                 read_into(stderr, stderr_capture),
-                child.wait()
+                child.code()
             )
         };
         let (stdout, stderr, status) = match timeout {
@@ -250,14 +320,10 @@ impl CliBackend {
             }
             None => run.await,
         };
-        let status = status.map_err(|source| BackendError::Spawn {
+        let code = status.map_err(|source| BackendError::Spawn {
             program: self.program.display().to_string(),
             source,
         })?;
-        // A CLI killed by a signal reports 128 + signal, as a shell would.
-        let code = status.code().unwrap_or_else(|| {
-            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-        });
         Ok((code, stdout, stderr))
     }
 
@@ -277,9 +343,8 @@ impl CliBackend {
         timeout: Duration,
         limit: u64,
     ) -> Result<(i32, Vec<u8>, Captured), BackendError> {
-        let mut child = self.spawn(args, &Hidden::default())?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut child = self.start_call(args, &Hidden::default()).await?;
+        let (stdout, stderr) = child.streams();
         let run = async {
             let mut bytes = Vec::new();
             let read = async {
@@ -289,7 +354,7 @@ impl CliBackend {
             let (read, stderr, status) = tokio::join!(
                 read,
                 read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)),
-                child.wait()
+                child.code()
             );
             (read.map(|_| bytes), stderr.finish(), status)
         };
@@ -305,7 +370,7 @@ impl CliBackend {
             source,
         };
         let bytes = bytes.map_err(spawn_error)?;
-        let status = status.map_err(spawn_error)?;
+        let code = status.map_err(spawn_error)?;
         if bytes.len() as u64 > limit {
             return Err(BackendError::Command {
                 command: self.describe(args),
@@ -313,9 +378,6 @@ impl CliBackend {
                 stderr: format!("output larger than {limit} bytes"),
             });
         }
-        let code = status.code().unwrap_or_else(|| {
-            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-        });
         Ok((code, bytes, stderr))
     }
 
@@ -470,6 +532,23 @@ fn daemon_message(stderr: &str) -> String {
         Some(last) if line.contains("stderr=") => format!("{line} … {last}"),
         _ => (*line).to_owned(),
     }
+}
+
+/// Milliseconds from `created` to `started` and from `started` to `finished` (RFC 3339
+/// timestamps from an inspect); `None` unless the container started after its creation,
+/// the run time `None` until it finished (Docker's zero time is before any creation).
+fn daemon_timings(
+    created: Option<&str>,
+    started: Option<&str>,
+    finished: Option<&str>,
+) -> Option<(u64, Option<u64>)> {
+    let parse = |text: Option<&str>| humantime::parse_rfc3339_weak(text?).ok();
+    let (created, started) = (parse(created)?, parse(started)?);
+    let start = started.duration_since(created).ok()?;
+    let run = parse(finished)
+        .and_then(|finished| finished.duration_since(started).ok())
+        .map(|run| run.as_millis() as u64);
+    Some((start.as_millis() as u64, run))
 }
 
 fn first_line(text: &str) -> String {
@@ -791,6 +870,7 @@ impl Backend for CliBackend {
             scratch_dir: self.scratch_dir.clone(),
             watch,
             ports,
+            server: self.server.clone(),
         }))
     }
 
@@ -1015,24 +1095,89 @@ impl Backend for CliBackend {
             "--type".into(),
             "container".into(),
             "--format".into(),
-            "{{json .State}}".into(),
+            "{{json .State}} {{json .Created}}".into(),
             container.to_owned(),
         ];
         let output = self.control(&args, container).await?;
-        let state: serde_json::Value =
-            serde_json::from_str(output.stdout.text.trim()).map_err(|error| {
-                BackendError::Command {
-                    command: self.describe(&args),
-                    code: 0,
-                    stderr: format!("unreadable state JSON: {error}"),
-                }
-            })?;
+        let unreadable = |error: serde_json::Error| BackendError::Command {
+            command: self.describe(&args),
+            code: 0,
+            stderr: format!("unreadable state JSON: {error}"),
+        };
+        // `Created` is one JSON string (no blanks); the state before it may hold blanks.
+        let text = output.stdout.text.trim();
+        let (state, created) = text.rsplit_once(' ').unwrap_or((text, "null"));
+        let state: serde_json::Value = serde_json::from_str(state).map_err(unreadable)?;
+        let created: serde_json::Value = serde_json::from_str(created).map_err(unreadable)?;
+        let daemon_timings = if self.is_fake() {
+            // The fake's timestamps are fixed: they say nothing about time.
+            None
+        } else {
+            daemon_timings(
+                created.as_str(),
+                state["StartedAt"].as_str(),
+                state["FinishedAt"].as_str(),
+            )
+        };
         Ok(ContainerState {
             status: state["Status"].as_str().unwrap_or_default().to_owned(),
             running: state["Running"].as_bool().unwrap_or(false),
             exit_code: state["ExitCode"].as_i64().unwrap_or(0),
             oom_killed: state["OOMKilled"].as_bool().unwrap_or(false),
             error: state["Error"].as_str().unwrap_or_default().to_owned(),
+            daemon_timings,
+        })
+    }
+
+    fn attaches(&self) -> bool {
+        // The fake's calls are cheap (its server), and its `start` delay is what
+        // `faults/slow-start` measures apart from the run.
+        !self.is_fake()
+    }
+
+    /// `docker start --attach` (attach, start, stream both outputs, exit with the
+    /// container's code), then one inspect: whether it started at all, its exit code as the
+    /// daemon recorded it (not the CLI's, which a CLI failure shares), OOM and timings.
+    async fn start_attached(
+        &self,
+        container: &str,
+        limits: CaptureLimits,
+        files: Option<&LogFiles>,
+    ) -> Result<super::Attached, super::AttachError> {
+        use super::AttachError;
+        let args = vec![
+            "start".to_owned(),
+            "--attach".to_owned(),
+            container.to_owned(),
+        ];
+        let captures = LogFiles::captures(files, limits).map_err(AttachError::Run)?;
+        let (code, stdout, stderr) = self
+            .invoke_into(&args, &Hidden::default(), None, captures)
+            .await
+            .map_err(AttachError::Run)?;
+        let logs = Logs::finish(stdout, stderr).map_err(AttachError::Run)?;
+        let state = self.inspect(container).await.map_err(AttachError::Run)?;
+        let cli_failure = || {
+            let output = Output {
+                code,
+                stdout: logs.stdout.clone(),
+                stderr: logs.stderr.clone(),
+            };
+            self.classify(&args, container, &output)
+        };
+        if code != 0 && state.status == "created" {
+            // Never ran: all the CLI printed is its own (the daemon's refusal).
+            return Err(AttachError::Start(cli_failure()));
+        }
+        if state.running {
+            // The CLI ended and the container did not: the attachment broke.
+            return Err(AttachError::Run(cli_failure()));
+        }
+        Ok(super::Attached {
+            exit_code: state.exit_code,
+            logs,
+            started_at: None,
+            state: Some(state),
         })
     }
 
@@ -1318,9 +1463,8 @@ impl Backend for CliBackend {
             "{{json .}}".to_owned(),
             container.to_owned(),
         ];
-        let mut child = self.spawn(&args, &Hidden::default())?;
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut child = self.start_call(&args, &Hidden::default()).await?;
+        let (mut stdout, stderr) = child.streams();
         let frames = async {
             let (mut pending, mut buffer) = (String::new(), vec![0u8; 16 * 1024]);
             while let Ok(read @ 1..) = stdout.read(&mut buffer).await {
@@ -1340,17 +1484,17 @@ impl Backend for CliBackend {
         let (_, stderr, status) = tokio::join!(
             frames,
             read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)),
-            child.wait()
+            child.code()
         );
-        let status = status.map_err(|source| BackendError::Spawn {
+        let code = status.map_err(|source| BackendError::Spawn {
             program: self.program.display().to_string(),
             source,
         })?;
-        match status.code() {
-            Some(0) => Ok(()),
+        match code {
+            0 => Ok(()),
             code => {
                 let output = Output {
-                    code: code.unwrap_or(-1),
+                    code,
                     stdout: Captured::default(),
                     stderr: stderr.finish(),
                 };
@@ -1632,6 +1776,27 @@ mod tests {
                 && message.ends_with("stderr=@@@@@@@@ … Host key verification failed."),
             "{message}"
         );
+    }
+
+    #[test]
+    fn daemon_timings_come_from_the_inspects_timestamps() {
+        let created = Some("2026-12-02T11:20:10.100000000Z");
+        let started = Some("2026-12-02T11:20:10.350000000Z");
+        assert_eq!(
+            daemon_timings(created, started, Some("2026-12-02T11:20:11.350000000Z")),
+            Some((250, Some(1000)))
+        );
+        // Still running: Docker's zero time as FinishedAt.
+        assert_eq!(
+            daemon_timings(created, started, Some("0001-01-01T00:00:00Z")),
+            Some((250, None))
+        );
+        // Never started.
+        assert_eq!(
+            daemon_timings(created, Some("0001-01-01T00:00:00Z"), None),
+            None
+        );
+        assert_eq!(daemon_timings(None, started, None), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod capture;
 pub mod cli;
 pub mod context;
 pub mod daemon;
+pub mod fakeserver;
 pub mod ssh;
 pub mod stats;
 pub mod sweep;
@@ -168,6 +169,30 @@ pub struct ContainerState {
     pub oom_killed: bool,
     /// The daemon's error for a container that failed to start.
     pub error: String,
+    /// Milliseconds from create to started and (once it ended) from started to finished,
+    /// by the daemon's own timestamps (`Created`, `State.StartedAt`, `State.FinishedAt`),
+    /// when the backend read them and they are real (the fake's are fixed).
+    pub daemon_timings: Option<(u64, Option<u64>)>,
+}
+
+/// What [`Backend::start_attached`] saw: the exit code and the logs.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    pub exit_code: i64,
+    pub logs: Logs,
+    /// When the start was confirmed, if the backend saw that apart from the exit.
+    pub started_at: Option<std::time::Instant>,
+    /// The stopped container's state, when the backend read it already.
+    pub state: Option<ContainerState>,
+}
+
+/// Why [`Backend::start_attached`] failed.
+#[derive(Debug)]
+pub enum AttachError {
+    /// The container did not start.
+    Start(BackendError),
+    /// It started; waiting for it or reading its logs failed.
+    Run(BackendError),
 }
 
 /// Why a backend operation failed.
@@ -474,6 +499,35 @@ pub trait Backend: Send + Sync {
         files: Option<&LogFiles>,
     ) -> Result<Logs, BackendError>;
     async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError>;
+    /// Whether [`Backend::start_attached`] is cheaper than `start`, `wait`, `inspect` and
+    /// `logs` apart (the docker CLI: one `docker start --attach` and one inspect); the
+    /// engine then uses it for attached runs, the state it returns included.
+    fn attaches(&self) -> bool {
+        false
+    }
+    /// Start a created container and wait for its exit, its logs read as it runs or
+    /// after (the tail bounded by `limits`, every byte to `files`). A refused start is
+    /// [`AttachError::Start`]. By default `start`, `wait` and `logs`, one after the other.
+    async fn start_attached(
+        &self,
+        container: &str,
+        limits: CaptureLimits,
+        files: Option<&LogFiles>,
+    ) -> Result<Attached, AttachError> {
+        self.start(container).await.map_err(AttachError::Start)?;
+        let started_at = std::time::Instant::now();
+        let exit_code = self.wait(container).await.map_err(AttachError::Run)?;
+        let logs = self
+            .logs(container, limits, files)
+            .await
+            .map_err(AttachError::Run)?;
+        Ok(Attached {
+            exit_code,
+            logs,
+            started_at: Some(started_at),
+            state: None,
+        })
+    }
     /// Run a command in a running container, killing the exec after `timeout`.
     async fn exec(
         &self,

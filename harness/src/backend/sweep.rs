@@ -61,22 +61,36 @@ pub async fn sweep(
     plan: SweepPlan<'_>,
 ) -> Swept {
     let mut swept = Swept::default();
-    for id in containers {
-        if !plan.dry_run
-            && let Err(error) = backend.remove(&id).await
-        {
-            swept
-                .problems
-                .push(format!("cannot remove container {id}: {error}"));
-            continue;
+    // The other kinds are listed while the containers go (each list is a CLI call on the
+    // CLI backends, so at once rather than one after another); they are removed after
+    // the containers (a network or volume in use cannot go before its container).
+    let listing = async {
+        if !plan.resources {
+            return Vec::new();
         }
-        swept.containers.push(id);
-    }
-    if !plan.resources {
-        return swept;
-    }
-    for kind in ResourceKind::ALL {
-        let listed = match backend.list_labelled_resources(kind, label).await {
+        let lists = ResourceKind::ALL
+            .map(|kind| async move { (kind, backend.list_labelled_resources(kind, label).await) });
+        futures::future::join_all(lists).await
+    };
+    let removing = async {
+        let mut removed = Vec::new();
+        let mut problems = Vec::new();
+        for id in containers {
+            if !plan.dry_run
+                && let Err(error) = backend.remove(&id).await
+            {
+                problems.push(format!("cannot remove container {id}: {error}"));
+                continue;
+            }
+            removed.push(id);
+        }
+        (removed, problems)
+    };
+    let (lists, (removed, problems)) = tokio::join!(listing, removing);
+    swept.containers = removed;
+    swept.problems = problems;
+    for (kind, listed) in lists {
+        let listed = match listed {
             Ok(listed) => listed,
             Err(error) => {
                 swept.problems.push(format!(

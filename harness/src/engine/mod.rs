@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::backend::{
-    Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, LogFiles, Mount,
+    AttachError, Backend, BackendError, CaptureLimits, ContainerSpec, ExecRequest, LogFiles, Mount,
     ScenarioOverrides,
 };
 use crate::category::Category;
@@ -45,6 +45,9 @@ pub const DEFAULT_MOUNT: &str = "/workspace";
 const LOG_TAIL_LINES: usize = 20;
 /// How often, and how far apart, an exit 137 under a memory limit is re-inspected
 /// for the daemon's OOM record (it arrives as a separate event): up to 2 s.
+/// How long an attached run's start may take on top of its timeout (the old `start`
+/// call's own limit).
+const START_ALLOWANCE: Duration = Duration::from_secs(120);
 const OOM_SETTLE_TRIES: u32 = 20;
 const OOM_SETTLE_PAUSE: Duration = Duration::from_millis(100);
 /// Files larger than this are not read as text for content checks.
@@ -1255,88 +1258,104 @@ impl<'a> ScenarioRun<'a> {
         }
         self.workspace_attached(&id, &spec, &mount_path, &run_pointer)
             .await?;
-        let backend = self.backend.as_ref();
         self.record.context.docker.container_id = Some(id.clone());
         self.verify_applied(&spec, &id, &run_pointer).await?;
         self.record.context.docker.exit_code = None;
         self.record.context.docker.timed_out = false;
         self.record.context.docker.oom_killed = false;
-        if let Err(error) = backend.start(&id).await {
-            // A container that failed to start still has an exit code (127 for a missing command).
-            if let Ok(state) = backend.inspect(&id).await {
-                self.record.context.docker.exit_code = Some(state.exit_code);
-            }
-            self.record.status = "failed".into();
-            return Err(backend_finding(&error, &format!("{run_pointer}/cmd")));
-        }
-        let started_at = Instant::now();
-        self.record.metrics.docker.start_ms = (started_at - created_at).as_millis() as u64;
-
-        if run.detach {
-            self.record.status = "running".into();
-            self.live = Some(id.clone());
-            // Recorded now (the call); what it did is read before cleanup.
-            if let Some(before) = before {
-                let logs = crate::backend::Logs {
-                    stdout: Default::default(),
-                    stderr: Default::default(),
-                };
-                self.observe_for_recording(
-                    pointer,
-                    &run.image,
-                    &spec,
-                    &id,
-                    Some(&mount_path),
-                    &before,
-                    0,
-                    &Default::default(),
-                    false,
-                    &logs,
-                )
-                .await;
-                if let Some(last) = self.recorded.len().checked_sub(1) {
-                    self.recorded[last].outcome.ended = dockproof_recording::Ended::StillRunning;
-                    self.recorded[last].outcome.workspace.clear();
-                    self.recorded_detached
-                        .insert(id.clone(), (last, run.image.clone(), mount_path.clone()));
-                }
-            }
-            return Ok(());
-        }
-
         let timeout = run
             .timeout
             .map_or(DEFAULT_STEP_TIMEOUT, |timeout| timeout.0);
         let grace = run.stop_grace.map_or(DEFAULT_STOP_GRACE, |grace| grace.0);
-        let mut timed_out = false;
-        let waited = tokio::time::timeout(timeout, backend.wait(&id));
-        let (waited, resources) = if run.monitor.enabled {
-            let (waited, usage) = monitor::sample_while(backend, &id, waited).await;
-            (waited, Some(usage))
-        } else {
-            (waited.await, None)
-        };
-        self.record.metrics.docker.resources = resources;
-        let exit_code = match waited {
-            Ok(result) => result.map_err(|error| backend_finding(&error, &run_pointer))?,
-            Err(_) => {
-                timed_out = true;
-                self.stop_after_timeout(&id, grace)
-                    .await
-                    .map_err(|error| backend_finding(&error, &run_pointer))?
-            }
-        };
-        self.record.metrics.docker.run_ms = started_at.elapsed().as_millis() as u64;
         let log_files = self
             .log_files(pointer)
             .map_err(|error| backend_finding(&error, &run_pointer))?;
-        // Both only read a stopped container: ask at once (one round trip less per run).
-        let (state, logs) = tokio::join!(
-            backend.inspect(&id),
-            backend.logs(&id, self.context.capture, log_files.as_ref())
-        );
-        let mut state = state.map_err(|error| backend_finding(&error, &run_pointer))?;
-        let logs = logs.map_err(|error| backend_finding(&error, &run_pointer))?;
+        let (exit_code, timed_out, mut state, logs) = if self.backend.attaches() && !run.detach {
+            let limits = (timeout, grace);
+            self.start_attached(
+                run,
+                &id,
+                created_at,
+                limits,
+                log_files.as_ref(),
+                &run_pointer,
+            )
+            .await?
+        } else {
+            let backend = self.backend.as_ref();
+            if let Err(error) = backend.start(&id).await {
+                // A container that failed to start still has an exit code (127 for a missing command).
+                if let Ok(state) = backend.inspect(&id).await {
+                    self.record.context.docker.exit_code = Some(state.exit_code);
+                }
+                self.record.status = "failed".into();
+                return Err(backend_finding(&error, &format!("{run_pointer}/cmd")));
+            }
+            let started_at = Instant::now();
+            self.record.metrics.docker.start_ms = (started_at - created_at).as_millis() as u64;
+
+            if run.detach {
+                self.record.status = "running".into();
+                self.live = Some(id.clone());
+                // Recorded now (the call); what it did is read before cleanup.
+                if let Some(before) = before {
+                    let logs = crate::backend::Logs {
+                        stdout: Default::default(),
+                        stderr: Default::default(),
+                    };
+                    self.observe_for_recording(
+                        pointer,
+                        &run.image,
+                        &spec,
+                        &id,
+                        Some(&mount_path),
+                        &before,
+                        0,
+                        &Default::default(),
+                        false,
+                        &logs,
+                    )
+                    .await;
+                    if let Some(last) = self.recorded.len().checked_sub(1) {
+                        self.recorded[last].outcome.ended =
+                            dockproof_recording::Ended::StillRunning;
+                        self.recorded[last].outcome.workspace.clear();
+                        self.recorded_detached
+                            .insert(id.clone(), (last, run.image.clone(), mount_path.clone()));
+                    }
+                }
+                return Ok(());
+            }
+
+            let mut timed_out = false;
+            let waited = tokio::time::timeout(timeout, backend.wait(&id));
+            let (waited, resources) = if run.monitor.enabled {
+                let (waited, usage) = monitor::sample_while(backend, &id, waited).await;
+                (waited, Some(usage))
+            } else {
+                (waited.await, None)
+            };
+            self.record.metrics.docker.resources = resources;
+            let exit_code = match waited {
+                Ok(result) => result.map_err(|error| backend_finding(&error, &run_pointer))?,
+                Err(_) => {
+                    timed_out = true;
+                    self.stop_after_timeout(&id, grace)
+                        .await
+                        .map_err(|error| backend_finding(&error, &run_pointer))?
+                }
+            };
+            self.record.metrics.docker.run_ms = started_at.elapsed().as_millis() as u64;
+            // Both only read a stopped container: ask at once (one round trip less per run).
+            let (state, logs) = tokio::join!(
+                backend.inspect(&id),
+                backend.logs(&id, self.context.capture, log_files.as_ref())
+            );
+            let state = state.map_err(|error| backend_finding(&error, &run_pointer))?;
+            let logs = logs.map_err(|error| backend_finding(&error, &run_pointer))?;
+            (exit_code, timed_out, state, logs)
+        };
+        let backend = self.backend.as_ref();
         // The daemon records an OOM kill from an event that can land after the exit is
         // reported (measured on Docker 20.10, cgroup v1: with 12 jobs OOM-killed at once,
         // some inspected false right after the exit and true a moment later): a SIGKILL
@@ -1609,6 +1628,132 @@ impl<'a> ScenarioRun<'a> {
             // from a stream cut short by Ctrl-C.
             masker: self.masker.clone(),
         }))
+    }
+
+    /// An attached run on a backend that starts, waits and reads logs in one call
+    /// ([`crate::backend::Backend::attaches`]): its exit code, whether it timed out, its
+    /// state and its logs. A timeout stops the container and reads what it logged.
+    async fn start_attached(
+        &mut self,
+        run: &RunSpec,
+        id: &str,
+        created_at: Instant,
+        (timeout, grace): (Duration, Duration),
+        log_files: Option<&LogFiles>,
+        run_pointer: &str,
+    ) -> Result<
+        (
+            i64,
+            bool,
+            crate::backend::ContainerState,
+            crate::backend::Logs,
+        ),
+        Vec<Finding>,
+    > {
+        let backend = self.backend.as_ref();
+        let called_at = Instant::now();
+        let capture = self.context.capture;
+        // The timeout counts the container's own run, not its start (the old `start`, then
+        // `wait` under the timeout): when it fires, the daemon says how long the start took
+        // (by its clock), and a container that has run less than the timeout gets the rest.
+        // `called_at` is after the create returned, so the run is never overestimated.
+        // A start that takes longer than this on top of the timeout is a timeout too.
+        let last = tokio::time::Instant::from_std(called_at) + timeout + START_ALLOWANCE;
+        let attached = async {
+            let work = backend.start_attached(id, capture, log_files);
+            tokio::pin!(work);
+            let mut deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let elapsed = match tokio::time::timeout_at(deadline, &mut work).await {
+                    Ok(result) => return Ok(result),
+                    Err(elapsed) => elapsed,
+                };
+                let now = tokio::time::Instant::now();
+                if now >= last {
+                    return Err(elapsed);
+                }
+                let ran = match backend.inspect(id).await {
+                    Ok(state) if state.running => match state.daemon_timings {
+                        Some((start_ms, _)) => called_at
+                            .elapsed()
+                            .saturating_sub(Duration::from_millis(start_ms)),
+                        None => return Err(elapsed),
+                    },
+                    // Not started yet (a slow start), or ended just now (the attached
+                    // call is about to say so): look again in a moment.
+                    Ok(_) => timeout.saturating_sub(Duration::from_secs(1)),
+                    Err(_) => return Err(elapsed),
+                };
+                if ran >= timeout {
+                    return Err(elapsed);
+                }
+                deadline = (tokio::time::Instant::now() + (timeout - ran)).min(last);
+            }
+        };
+        let (attached, resources) = if run.monitor.enabled {
+            let (attached, usage) = monitor::sample_while(backend, id, attached).await;
+            (attached, Some(usage))
+        } else {
+            (attached.await, None)
+        };
+        self.record.metrics.docker.resources = resources;
+        let (exit_code, timed_out, state, logs, started_at) = match attached {
+            Ok(Ok(attached)) => {
+                let state = match attached.state {
+                    Some(state) => state,
+                    None => backend
+                        .inspect(id)
+                        .await
+                        .map_err(|error| backend_finding(&error, run_pointer))?,
+                };
+                (
+                    attached.exit_code,
+                    false,
+                    state,
+                    attached.logs,
+                    attached.started_at,
+                )
+            }
+            Ok(Err(AttachError::Start(error))) => {
+                // A container that failed to start still has an exit code (127 for a missing command).
+                if let Ok(state) = backend.inspect(id).await {
+                    self.record.context.docker.exit_code = Some(state.exit_code);
+                }
+                self.record.status = "failed".into();
+                return Err(backend_finding(&error, &format!("{run_pointer}/cmd")));
+            }
+            Ok(Err(AttachError::Run(error))) => return Err(backend_finding(&error, run_pointer)),
+            Err(_) => {
+                let exit_code = self
+                    .stop_after_timeout(id, grace)
+                    .await
+                    .map_err(|error| backend_finding(&error, run_pointer))?;
+                let (state, logs) = tokio::join!(
+                    backend.inspect(id),
+                    backend.logs(id, self.context.capture, log_files)
+                );
+                let state = state.map_err(|error| backend_finding(&error, run_pointer))?;
+                let logs = logs.map_err(|error| backend_finding(&error, run_pointer))?;
+                (exit_code, true, state, logs, None)
+            }
+        };
+        let metrics = &mut self.record.metrics.docker;
+        match (started_at, state.daemon_timings) {
+            (Some(started_at), _) => {
+                metrics.start_ms = (started_at - created_at).as_millis() as u64;
+                metrics.run_ms = started_at.elapsed().as_millis() as u64;
+            }
+            // The daemon's own clock, read by the inspect the run needed anyway.
+            (None, Some((start_ms, Some(run_ms)))) => {
+                metrics.start_ms = start_ms;
+                metrics.run_ms = run_ms;
+            }
+            (None, _) => {
+                metrics.start_ms = (called_at - created_at).as_millis() as u64;
+                metrics.run_ms = called_at.elapsed().as_millis() as u64;
+            }
+        }
+        Ok((exit_code, timed_out, state, logs))
     }
 
     /// Check through inspect that the daemon applied the limits and security

@@ -332,6 +332,93 @@ fn fake_reports_are_byte_identical_across_20_runs() {
     }
 }
 
+/// The fake backend's calls go to one `fake-docker __serve` process (forked per call)
+/// unless `DOCKPROOF_FAKE_SERVER=0`; either way the shipped suite (faults, failures,
+/// services, recordings) gives the same reports, byte for byte. A wrapper script in
+/// front of fake-docker logs how it is started, so the test knows which way was taken.
+#[test]
+fn the_fake_server_gives_the_reports_a_process_per_call_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("invocations.log");
+    let wrapper = dir.path().join("fake-docker");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            support::fake_docker().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let run = |server: &str| {
+        let work = dir.path().join(format!("work-{server}"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(&log, "").unwrap();
+        let (junit, json) = (work.join("junit.xml"), work.join("report.json"));
+        let output = std::process::Command::new(support::dockproof())
+            .current_dir(support::root())
+            .env_remove("FAKE_DOCKER_STATE")
+            .env("DOCKPROOF_FAKE_SERVER", server)
+            .args(["run", "--no-history", "--backend", "fake", "--fake-docker"])
+            .arg(&wrapper)
+            .arg("--fake-images")
+            .arg(support::root().join("fixtures/fake-images"))
+            .arg("--work-dir")
+            .arg(&work)
+            .arg("--junit")
+            .arg(&junit)
+            .arg("--json")
+            .arg(&json)
+            .arg("scenarios")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            support::describe(&output)
+        );
+        let started = std::fs::read_to_string(&log).unwrap();
+        (
+            std::fs::read(&junit).unwrap(),
+            std::fs::read(&json).unwrap(),
+            started,
+        )
+    };
+    let (served_junit, served_json, served_started) = run("1");
+    let (spawned_junit, spawned_json, spawned_started) = run("0");
+    let verbs = |started: &str, verb: &str| started.lines().filter(|line| *line == verb).count();
+    assert_eq!(verbs(&served_started, "__serve"), 1, "{served_started}");
+    for verb in ["create", "start", "wait", "inspect", "logs", "rm"] {
+        assert_eq!(
+            verbs(&served_started, verb),
+            0,
+            "{verb} went through the server"
+        );
+        assert!(
+            verbs(&spawned_started, verb) > 0,
+            "{verb} was spawned without the server"
+        );
+    }
+    assert_eq!(verbs(&spawned_started, "__serve"), 0);
+    assert!(served_junit == spawned_junit, "the JUnit reports differ");
+    assert!(
+        served_json == spawned_json,
+        "the JSON reports differ:\n{}",
+        String::from_utf8_lossy(&served_json)
+            .lines()
+            .zip(String::from_utf8_lossy(&spawned_json).lines())
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| format!("  served:  {a}\n  spawned: {b}"))
+            .unwrap_or_default()
+    );
+}
+
 #[test]
 fn the_json_report_holds_the_job_record() {
     let dir = tempfile::tempdir().unwrap();

@@ -103,7 +103,7 @@ impl Bench {
                     "file (20 existence, 10 content)"
                 }
             );
-            let id = format!("8-{config}-{driver}");
+            let id = format!("9-{config}-{driver}");
             rows.push(Row::new(
                 Which::Cst,
                 &format!("{id}-wall"),

@@ -1,0 +1,322 @@
+//! `fake-docker __serve SOCKET`: many CLI calls for one process start.
+//!
+//! A caller that makes thousands of short calls (dockproof's fake backend) pays most of
+//! their cost in starting and ending a process (exec, the dynamic loader, the runtime's
+//! set-up, page faults on a fresh image). This server is started once: it listens on a
+//! Unix socket and, for each connection, forks a child that runs exactly what
+//! `fake-docker ARGS...` would run, with the caller's stdout and stderr (passed as file
+//! descriptors) and the caller's environment. The child is a copy of a process that never
+//! ran a command, so it starts from the same blank state a fresh process has; it is not
+//! `exec`'d, which is where the saving is. Containers stay real processes (the child
+//! spawns supervisors exactly as the CLI does).
+//!
+//! Protocol, one call per connection: the caller sends a request (below) with two file
+//! descriptors attached (`SCM_RIGHTS`: the call's stdout and stderr); the server answers,
+//! from the child, its pid (`u32` LE) and, when the command is done, its exit code
+//! (`i32` LE). An end of stream without the code means the child died (a signal).
+//!
+//! Request: `u32` LE length of the rest, then `u32` count of arguments, each a `u32`
+//! length and bytes, then `u32` count of environment entries, each a name and a value
+//! encoded the same way. At most [`MAX_REQUEST`] bytes.
+//!
+//! The server ends when its stdin reaches end of file (the caller is gone).
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::Duration;
+
+/// Hidden subcommand name.
+pub const SERVE: &str = "__serve";
+
+/// Largest request accepted (arguments and environment together).
+pub const MAX_REQUEST: usize = 16 << 20;
+
+/// Most arguments or environment entries in one request.
+const MAX_ITEMS: u32 = 1 << 20;
+
+/// How long a connected caller may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One decoded call.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request {
+    pub args: Vec<Vec<u8>>,
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Request {
+    /// The bytes of this request on the wire, length prefix included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        let field = |bytes: &[u8], body: &mut Vec<u8>| {
+            body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            body.extend_from_slice(bytes);
+        };
+        body.extend_from_slice(&(self.args.len() as u32).to_le_bytes());
+        for arg in &self.args {
+            field(arg, &mut body);
+        }
+        body.extend_from_slice(&(self.env.len() as u32).to_le_bytes());
+        for (name, value) in &self.env {
+            field(name, &mut body);
+            field(value, &mut body);
+        }
+        let mut wire = (body.len() as u32).to_le_bytes().to_vec();
+        wire.extend_from_slice(&body);
+        wire
+    }
+
+    /// Decodes a request body (without its length prefix); `None` if it is malformed.
+    pub fn decode(body: &[u8]) -> Option<Request> {
+        let mut at = 0usize;
+        let number = |at: &mut usize| -> Option<u32> {
+            let bytes = body.get(*at..at.checked_add(4)?)?;
+            *at += 4;
+            Some(u32::from_le_bytes(bytes.try_into().ok()?))
+        };
+        let field = |at: &mut usize, length: u32| -> Option<Vec<u8>> {
+            let end = at.checked_add(length as usize)?;
+            let bytes = body.get(*at..end)?.to_vec();
+            *at = end;
+            Some(bytes)
+        };
+        let count = number(&mut at).filter(|count| *count <= MAX_ITEMS)?;
+        let mut args = Vec::new();
+        for _ in 0..count {
+            let length = number(&mut at)?;
+            args.push(field(&mut at, length)?);
+        }
+        let count = number(&mut at).filter(|count| *count <= MAX_ITEMS)?;
+        let mut env = Vec::new();
+        for _ in 0..count {
+            let length = number(&mut at)?;
+            let name = field(&mut at, length)?;
+            let length = number(&mut at)?;
+            let value = field(&mut at, length)?;
+            env.push((name, value));
+        }
+        (at == body.len()).then_some(Request { args, env })
+    }
+}
+
+/// Body of `fake-docker __serve SOCKET`: bind, say `ready` on stdout, serve until stdin ends.
+pub fn serve(socket: &str) -> i32 {
+    let listener = match UnixListener::bind(socket) {
+        Ok(listener) => listener,
+        Err(error) => {
+            crate::commands::err(&format!(
+                "fake-docker: cannot listen on {socket}: {error}\n"
+            ));
+            return 125;
+        }
+    };
+    crate::commands::out("ready\n");
+    // Nothing more goes to the caller's pipe: it sees end of file after `ready`.
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto fd 1 with a valid open descriptor.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    }
+    // Children are reaped by the kernel: the server never waits for them (a call's
+    // end is reported by the child itself).
+    // SAFETY: setting a signal disposition; no handler runs.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    loop {
+        let mut polled = [
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll over two valid pollfd entries.
+        let ready = unsafe { libc::poll(polled.as_mut_ptr(), 2, -1) };
+        if ready < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        if polled[1].revents != 0 {
+            // The caller closed its end (or is gone): nothing more will come.
+            let mut byte = [0u8; 1];
+            if !matches!(std::io::stdin().read(&mut byte), Ok(1..)) {
+                break;
+            }
+        }
+        if polled[0].revents & libc::POLLIN != 0
+            && let Ok((connection, _)) = listener.accept()
+        {
+            handle(&listener, connection);
+        }
+    }
+    let _ = std::fs::remove_file(socket);
+    0
+}
+
+/// Reads one request and forks the child that runs it; the server's copies are closed.
+fn handle(listener: &UnixListener, mut connection: UnixStream) {
+    let _ = connection.set_read_timeout(Some(REQUEST_TIMEOUT));
+    let Some((first, fds)) = receive_with_fds(&connection) else {
+        return;
+    };
+    let Some(request) = read_request(&mut connection, first) else {
+        return;
+    };
+    let [stdout, stderr] = fds;
+    // SAFETY: this process has one thread (the server never starts one), so the child
+    // may run anything; it is a copy that has not run a command yet.
+    match unsafe { libc::fork() } {
+        0 => {
+            // SAFETY: the listener's descriptor is the child's to close.
+            unsafe { libc::close(listener.as_raw_fd()) };
+            let code = run_child(&mut connection, &stdout, &stderr, &request);
+            std::process::exit(code);
+        }
+        -1 => {
+            let error = std::io::Error::last_os_error();
+            let mut stderr = std::fs::File::from(stderr);
+            let _ = writeln!(stderr, "fake-docker: the server cannot fork: {error}");
+            // No pid and no code: the caller sees the end of the stream.
+        }
+        _ => {}
+    }
+}
+
+/// In the forked child: become `fake-docker ARGS` with the caller's streams and environment.
+fn run_child(
+    connection: &mut UnixStream,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+    request: &Request,
+) -> i32 {
+    // SAFETY: restoring the default disposition so this child's own children are waited for.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let null = std::fs::File::open("/dev/null");
+    // SAFETY: dup2 onto the standard descriptors with valid open descriptors.
+    unsafe {
+        if let Ok(null) = &null {
+            libc::dup2(null.as_raw_fd(), 0);
+        }
+        libc::dup2(stdout.as_raw_fd(), 1);
+        libc::dup2(stderr.as_raw_fd(), 2);
+    }
+    for (name, value) in &request.env {
+        let name = std::ffi::OsStr::from_bytes(name);
+        let value = std::ffi::OsStr::from_bytes(value);
+        if !name.is_empty() && !name.as_encoded_bytes().contains(&b'=') {
+            // SAFETY: this process has a single thread.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+    let _ = connection.write_all(&std::process::id().to_le_bytes());
+    let args: Vec<String> = request
+        .args
+        .iter()
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    let code = std::panic::catch_unwind(|| crate::commands::main(&args)).unwrap_or(101);
+    let _ = std::io::stdout().flush();
+    let _ = connection.write_all(&code.to_le_bytes());
+    code
+}
+
+/// Reads the rest of the request after the `first` bytes that came with the descriptors.
+fn read_request(connection: &mut UnixStream, mut first: Vec<u8>) -> Option<Request> {
+    while first.len() < 4 {
+        let mut more = [0u8; 4];
+        let read = connection.read(&mut more[..4 - first.len()]).ok()?;
+        if read == 0 {
+            return None;
+        }
+        first.extend_from_slice(&more[..read]);
+    }
+    let length = u32::from_le_bytes(first[..4].try_into().ok()?) as usize;
+    if length > MAX_REQUEST {
+        return None;
+    }
+    let mut body = first.split_off(4);
+    if body.len() > length {
+        return None;
+    }
+    let have = body.len();
+    body.resize(length, 0);
+    connection.read_exact(&mut body[have..]).ok()?;
+    Request::decode(&body)
+}
+
+/// One `recvmsg`: the bytes that came and exactly two descriptors (else `None`, and
+/// whatever came is closed).
+fn receive_with_fds(connection: &UnixStream) -> Option<(Vec<u8>, [OwnedFd; 2])> {
+    let mut data = vec![0u8; 64 * 1024];
+    // Room for two descriptors (aligned as the kernel wants).
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: recvmsg into buffers this function owns.
+    let read =
+        unsafe { libc::recvmsg(connection.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC) };
+    if read <= 0 {
+        return None;
+    }
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&message);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let bytes = (*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(header).cast::<RawFd>();
+                for index in 0..bytes / std::mem::size_of::<RawFd>() {
+                    let fd = std::ptr::read_unaligned(data.add(index));
+                    fds.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+            header = libc::CMSG_NXTHDR(&message, header);
+        }
+    }
+    if message.msg_flags & libc::MSG_CTRUNC != 0 {
+        return None;
+    }
+    let fds: [OwnedFd; 2] = fds.try_into().ok()?;
+    data.truncate(read as usize);
+    Some((data, fds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_malformed_ones_are_refused() {
+        let request = Request {
+            args: vec![b"ps".to_vec(), b"--all".to_vec(), vec![0xff, b'x']],
+            env: vec![(b"FAKE_DOCKER_STATE".to_vec(), b"/tmp/s".to_vec())],
+        };
+        let wire = request.encode();
+        let length = u32::from_le_bytes(wire[..4].try_into().unwrap()) as usize;
+        assert_eq!(length, wire.len() - 4);
+        assert_eq!(Request::decode(&wire[4..]), Some(request));
+        // Cut short, one byte too many, an absurd count.
+        assert_eq!(Request::decode(&wire[4..wire.len() - 1]), None);
+        let mut longer = wire[4..].to_vec();
+        longer.push(0);
+        assert_eq!(Request::decode(&longer), None);
+        assert_eq!(Request::decode(&u32::MAX.to_le_bytes()), None);
+        assert_eq!(Request::decode(&[]), None);
+    }
+}
