@@ -410,7 +410,7 @@ pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         match start_one(&state, &container.id)? {
             // `start -a` streams the output instead of the name and exits with the code.
             Ok(supervisor) if attach => {
-                return super::create::follow_until_exit(&state, &container.id, supervisor, logged);
+                return follow_until_exit(&state, &container.id, supervisor, logged);
             }
             Ok(_) => out(&format!("{name}\n")),
             Err(failure) if failure.unmodelled => {
@@ -650,4 +650,39 @@ pub fn rm(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         out(&format!("{name}\n"));
     }
     Ok(code)
+}
+/// Streams a container's log to stdout/stderr until it exits; returns its exit code.
+pub(super) fn follow_until_exit(
+    state: &StateDir,
+    id: &str,
+    supervisor: Option<std::process::Child>,
+    from: u64,
+) -> Result<i32, CommandError> {
+    let mut supervisor = supervisor;
+    let log = state.log_path(id);
+    let mut offset = from;
+    loop {
+        // Look at the state before reading, so output written before the exit is not lost.
+        let current = state.load(id)?;
+        let finished = current
+            .as_ref()
+            .is_none_or(|c| c.state.status != Status::Running && !c.state.starting);
+        for (stream, bytes) in crate::logfile::read_new(&log, &mut offset).unwrap_or_default() {
+            let text = String::from_utf8_lossy(&bytes);
+            match stream {
+                crate::logfile::Stream::Stdout => out(&text),
+                crate::logfile::Stream::Stderr => err(&text),
+            }
+        }
+        if finished {
+            return Ok(current.map_or(0, |c| c.state.exit_code));
+        }
+        if let Some(child) = supervisor.as_mut() {
+            // Reap the supervisor when it is done so it does not linger as a zombie.
+            if let Ok(Some(_)) = child.try_wait() {
+                supervisor = None;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
