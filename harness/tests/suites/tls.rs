@@ -8,12 +8,12 @@
 //!
 //! Real-daemon tests: ignored when no daemon answers, unless DOCKPROOF_REQUIRE_DOCKER=1.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use libtest_mimic::{Arguments, Failed};
+use libtest_mimic::{Failed, Trial};
 use support::tls::{cert_dir, pki, tls_endpoint};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -146,8 +146,8 @@ fn context_with_tls(backend: &'static str) -> Result<(), Failed> {
 /// A test, run once per real backend.
 type Test = fn(&'static str) -> Result<(), Failed>;
 
-fn main() {
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let tests: [(&str, Test); 2] = [
         ("mutual-tls", mutual_tls),
         ("context-with-tls", context_with_tls),
@@ -161,5 +161,5 @@ fn main() {
             ));
         }
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }
