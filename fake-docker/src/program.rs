@@ -691,10 +691,8 @@ fn oom_kill(marker: Option<&Path>) -> ! {
     if let Some(marker) = marker {
         let _ = std::fs::write(marker, b"oom");
     }
-    // SAFETY: kill(2) on our own pid; SIGKILL cannot be caught, so this does not return.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-    }
+    // SIGKILL cannot be caught: this does not return (the exit is a fallback).
+    let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
     std::process::exit(137)
 }
 

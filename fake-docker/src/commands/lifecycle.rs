@@ -375,13 +375,17 @@ pub fn parse_signal(text: &str) -> Option<i32> {
 }
 
 fn send(pid: u32, signal: i32) {
+    let (Ok(pid), Ok(signal)) = (
+        libc::pid_t::try_from(pid),
+        nix::sys::signal::Signal::try_from(signal),
+    ) else {
+        return;
+    };
     if pid == 0 {
         return;
     }
-    // SAFETY: kill(2) with a pid we recorded; a stale pid yields ESRCH, which we ignore.
-    unsafe {
-        libc::kill(pid as libc::pid_t, signal);
-    }
+    // A stale pid yields ESRCH, which is ignored: the process is gone already.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
 }
 
 /// SIGKILLs a running container and waits until its exit is recorded.
@@ -551,8 +555,10 @@ fn no_stop() -> bool {
 
 /// Whether a process exists (a zombie counts as existing).
 fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+    // No signal: kill(2) only checks for existence and permission.
+    libc::pid_t::try_from(pid).is_ok_and(|pid| {
+        pid != 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    })
 }
 
 /// Records a container whose supervisor vanished (e.g. was SIGKILLed) as exited 137.
