@@ -101,6 +101,13 @@ pub struct Context {
     /// The docker compose project the scenario brought up, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeRecord>,
+    /// The scenario variables its texts used, with their values (`env.NAME` for host
+    /// variables); absent when it used none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Values steps captured for later steps, by `STEP.KEY` (masked when derived from a secret).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub captures: std::collections::BTreeMap<String, String>,
 }
 
 /// A docker compose project: which, what it ran, what was killed and what `down` left.
