@@ -737,7 +737,7 @@ fn subjects(command: &str, parsed: &Parsed, state: Option<&StateDir>) -> Vec<Str
                 };
                 subjects.push(name.to_string());
                 if let Some(state) = state
-                    && let Ok(Some(container)) = crate::commands::find_container(state, name)
+                    && let Ok(Some(container)) = crate::state::find_container(state, name)
                 {
                     subjects.push(container.name.clone());
                     subjects.push(container.image_name.clone());
@@ -774,7 +774,7 @@ pub fn dispatch(name: &str, parsed: &Parsed) -> Decision {
     let rules = match from_env() {
         Ok(rules) => rules,
         Err(error) => {
-            crate::commands::err(&format!(
+            crate::console::err(&format!(
                 "fake-docker: invalid fault specification: {error}\n"
             ));
             return Decision::Exit(125);
@@ -806,7 +806,7 @@ pub fn dispatch(name: &str, parsed: &Parsed) -> Decision {
     let fired = match count_and_decide(&state, &scope, &rules, &hits) {
         Ok(fired) => fired,
         Err(error) => {
-            crate::commands::err(&format!("fake-docker: {error}\n"));
+            crate::console::err(&format!("fake-docker: {error}\n"));
             return Decision::Exit(125);
         }
     };
@@ -894,18 +894,18 @@ fn api_version_too_new(command: &str) -> Option<i32> {
         crate::API_VERSION
     );
     if command == "run" {
-        crate::commands::err(&format!(
+        crate::console::err(&format!(
             "docker: {message}\n\nRun 'docker run --help' for more information\n"
         ));
         return Some(125);
     }
-    crate::commands::err(&format!("{message}\n"));
+    crate::console::err(&format!("{message}\n"));
     Some(1)
 }
 
 /// The docker CLI's answers with no daemon, as measured (docs/fake-docker.md).
 fn daemon_unreachable(command: &str, parsed: &Parsed) -> i32 {
-    use crate::commands::{err, out};
+    use crate::console::{err, out};
     let message = format!(
         "Cannot connect to the Docker daemon at {}. Is the docker daemon running?",
         daemon_address()
@@ -936,7 +936,7 @@ fn daemon_unreachable(command: &str, parsed: &Parsed) -> i32 {
 
 /// An image that is not there and cannot be pulled.
 fn image_missing(command: &str, parsed: &Parsed) -> i32 {
-    use crate::commands::{daemon_error, err};
+    use crate::console::{daemon_error, err};
     let name = parsed.positionals.first().cloned().unwrap_or_default();
     let reference = crate::image::normalize_reference(&name);
     let denied = format!(
@@ -946,7 +946,7 @@ fn image_missing(command: &str, parsed: &Parsed) -> i32 {
     match command {
         "pull" => {
             if !name.contains(':') {
-                crate::commands::out("Using default tag: latest\n");
+                crate::console::out("Using default tag: latest\n");
             }
             daemon_error(&denied);
             1

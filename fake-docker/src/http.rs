@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::conditions::{Scalar, When, when_holds};
 use crate::expand::{Scope, expand};
-use crate::program::{Scalar, When, when_holds};
 
 /// `http:` of an image: the routes served on one container port.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -2,6 +2,8 @@
 //! like the real CLI, without a daemon. See `docs/fake-docker.md`.
 
 pub mod commands;
+pub mod conditions;
+pub mod console;
 pub mod dockerfile;
 pub mod expand;
 pub mod faults;

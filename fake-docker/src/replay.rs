@@ -383,7 +383,7 @@ pub fn select_exec(container: &Container, exec: &ExecCall<'_>) -> Selection {
 pub fn play_exec(container: &Container, replay: &ReplayRef) -> i32 {
     use std::io::Write;
     let fail = |message: String| {
-        crate::commands::err(&format!("fake-docker: cannot replay: {message}\n"));
+        crate::console::err(&format!("fake-docker: cannot replay: {message}\n"));
         127
     };
     let recording = match Recording::load(&replay.dir) {

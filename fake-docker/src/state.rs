@@ -481,6 +481,14 @@ fn make_writable(dir: &Path) {
     }
 }
 
+/// Finds a container; `None` (after nothing printed) if missing or ambiguous.
+pub fn find_container(state: &StateDir, name: &str) -> Result<Option<Container>, StateError> {
+    Ok(match state.find(name)? {
+        Lookup::Found(container) => Some(*container),
+        Lookup::Missing | Lookup::Ambiguous => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ pub mod hostports;
 pub mod input_file;
 pub mod lint;
 pub mod partition;
+pub mod paths;
 pub mod project;
 pub mod record;
 pub mod recordings;

@@ -58,7 +58,7 @@ impl RecordingMode {
 
 /// `root/SLUG`, or `recordings/SLUG` beside the scenario file.
 pub fn dir_for(loaded: &LoadedScenario, root: Option<&Path>) -> PathBuf {
-    let slug = crate::engine::slug(&loaded.scenario.name);
+    let slug = crate::run_id::slug(&loaded.scenario.name);
     match root {
         Some(root) => root.join(slug),
         None => loaded

@@ -290,11 +290,10 @@ impl Masker {
     /// before it is cut into lines, so a multi-line value is one [`MASK`]; when only
     /// a tail was kept, its first `longest pattern - 1` bytes are dropped as well, so
     /// the end of a value cut off by the capture's limit is not shown either.
-    pub fn tail_lines(&self, captured: &crate::backend::Captured, count: usize) -> Vec<String> {
-        let mut text = captured.text.as_str();
-        if captured.truncated
-            && let Some(patterns) = &self.patterns
-        {
+    /// `truncated`: only the tail of the output was kept (`Captured::truncated`).
+    pub fn tail_lines(&self, text: &str, truncated: bool, count: usize) -> Vec<String> {
+        let mut text = text;
+        if truncated && let Some(patterns) = &self.patterns {
             let mut skip = (patterns.longest - 1).min(text.len());
             while !text.is_char_boundary(skip) {
                 skip += 1;
@@ -548,14 +547,17 @@ mod tests {
             truncated: true,
             ..Captured::default()
         };
-        let tail = masker.tail_lines(&captured, 10);
+        let tail = masker.tail_lines(&captured.text, captured.truncated, 10);
         assert!(
             tail.iter()
                 .all(|line| !PEM.contains(line.as_str()) || line.len() < 6),
             "{tail:?}"
         );
         let whole = Captured::from_text(output.clone());
-        assert_eq!(masker.tail_lines(&whole, 2), vec!["starting", "***done"]);
+        assert_eq!(
+            masker.tail_lines(&whole.text, whole.truncated, 2),
+            vec!["starting", "***done"]
+        );
     }
 
     /// Splitting a stream anywhere (once, twice, byte by byte) masks exactly as

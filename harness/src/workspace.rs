@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::category::Category;
-use crate::scenario::load::check_relative_path;
+use crate::paths::check_relative_path;
 
 /// Why a workspace operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@
 
 mod bench;
 mod fuzz;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -67,8 +68,11 @@ enum Task {
     },
     /// Benchmarks against baselines run side by side: prints a table, writes target/dockproof/bench.json.
     Bench(bench::BenchArgs),
-    /// Everything CI checks: build, tests (unit, CLI, scenario suites), then `validate`.
+    /// Everything CI checks: tidy, fmt, clippy, build, tests (unit, CLI, scenario suites), then `validate`.
     Ci,
+    /// The architecture's invariants: no import cycle in either crate, pure checks, reporters
+    /// without engine or backend, backends without findings (see xtask/src/tidy.rs).
+    Tidy,
     /// The loaders' properties (random and mutated YAML through every loader) for
     /// `--executions` inputs in all, counted per loader; writes target/dockproof/fuzz.json.
     Fuzz(fuzz::FuzzArgs),
@@ -277,6 +281,7 @@ fn ci() -> Result<i32> {
     }
     // Gates first: they take seconds and a formatting or lint failure should not
     // wait behind the whole test suite.
+    tidy_task(&root)?;
     run_ok(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
     run_ok(cargo().current_dir(&root).args([
         "clippy",
@@ -309,6 +314,19 @@ fn ci() -> Result<i32> {
         bail!("`cargo xtask bench --quick --debug-binaries`: a benchmark could not run");
     }
     Ok(0)
+}
+
+/// `cargo xtask tidy`: fail with every problem when an invariant is broken.
+fn tidy_task(root: &Path) -> Result<()> {
+    let problems = tidy::tidy(root)?;
+    if problems.is_empty() {
+        eprintln!("xtask tidy: no import cycle, no forbidden edge");
+        return Ok(());
+    }
+    for problem in &problems {
+        eprintln!("error: {problem}");
+    }
+    bail!("`cargo xtask tidy` found {} problem(s)", problems.len())
 }
 
 /// The first Debian mirror the machine's APT configuration names (deb822 `.sources` or one-line).
@@ -487,6 +505,7 @@ fn main() -> ExitCode {
         Task::Conformance { filter } => conformance(filter.as_deref()),
         Task::Bench(args) => bench::bench(args),
         Task::Ci => ci(),
+        Task::Tidy => tidy_task(&root()).map(|()| 0),
         Task::Fuzz(args) => fuzz::fuzz(&args),
         Task::CstDebian {
             tag,

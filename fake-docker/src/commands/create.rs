@@ -2,16 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::{CommandError, Outcome, UsageError, daemon_error, err, find_image, load_images, out};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::health::{HealthConfig, parse_duration};
 use crate::image::{Image, normalize_reference, repository_of};
-use crate::logfile::{self, Stream};
 use crate::ports::{PortRequest, parse_publish};
 use crate::size;
-use crate::state::{Container, MountRecord, RunState, StateDir, Status, container_id};
+use crate::state::{Container, MountRecord, RunState, StateDir, container_id};
 
 const fn value(
     long: &'static str,
@@ -1212,7 +1210,7 @@ pub fn run(spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     if container.attach_stdin {
         forward_stdin(state.stdin_path(&container.id));
     }
-    let code = follow_until_exit(&state, &container.id, supervisor, 0)?;
+    let code = super::lifecycle::follow_until_exit(&state, &container.id, supervisor, 0)?;
     if container.auto_remove {
         let _lock = state.lock()?;
         state.remove(&container.id)?;
@@ -1229,42 +1227,6 @@ fn forward_stdin(fifo: PathBuf) {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut writer);
         }
     });
-}
-
-/// Streams a container's log to stdout/stderr until it exits; returns its exit code.
-pub(super) fn follow_until_exit(
-    state: &StateDir,
-    id: &str,
-    supervisor: Option<std::process::Child>,
-    from: u64,
-) -> Result<i32, CommandError> {
-    let mut supervisor = supervisor;
-    let log = state.log_path(id);
-    let mut offset = from;
-    loop {
-        // Look at the state before reading, so output written before the exit is not lost.
-        let current = state.load(id)?;
-        let finished = current
-            .as_ref()
-            .is_none_or(|c| c.state.status != Status::Running && !c.state.starting);
-        for (stream, bytes) in logfile::read_new(&log, &mut offset).unwrap_or_default() {
-            let text = String::from_utf8_lossy(&bytes);
-            match stream {
-                Stream::Stdout => out(&text),
-                Stream::Stderr => err(&text),
-            }
-        }
-        if finished {
-            return Ok(current.map_or(0, |c| c.state.exit_code));
-        }
-        if let Some(child) = supervisor.as_mut() {
-            // Reap the supervisor when it is done so it does not linger as a zombie.
-            if let Ok(Some(_)) = child.try_wait() {
-                supervisor = None;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[cfg(test)]

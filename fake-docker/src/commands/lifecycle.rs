@@ -375,13 +375,17 @@ pub fn parse_signal(text: &str) -> Option<i32> {
 }
 
 fn send(pid: u32, signal: i32) {
+    let (Ok(pid), Ok(signal)) = (
+        libc::pid_t::try_from(pid),
+        nix::sys::signal::Signal::try_from(signal),
+    ) else {
+        return;
+    };
     if pid == 0 {
         return;
     }
-    // SAFETY: kill(2) with a pid we recorded; a stale pid yields ESRCH, which we ignore.
-    unsafe {
-        libc::kill(pid as libc::pid_t, signal);
-    }
+    // A stale pid yields ESRCH, which is ignored: the process is gone already.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
 }
 
 /// SIGKILLs a running container and waits until its exit is recorded.
@@ -410,7 +414,7 @@ pub fn start(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         match start_one(&state, &container.id)? {
             // `start -a` streams the output instead of the name and exits with the code.
             Ok(supervisor) if attach => {
-                return super::create::follow_until_exit(&state, &container.id, supervisor, logged);
+                return follow_until_exit(&state, &container.id, supervisor, logged);
             }
             Ok(_) => out(&format!("{name}\n")),
             Err(failure) if failure.unmodelled => {
@@ -551,8 +555,10 @@ fn no_stop() -> bool {
 
 /// Whether a process exists (a zombie counts as existing).
 fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+    // No signal: kill(2) only checks for existence and permission.
+    libc::pid_t::try_from(pid).is_ok_and(|pid| {
+        pid != 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    })
 }
 
 /// Records a container whose supervisor vanished (e.g. was SIGKILLed) as exited 137.
@@ -650,4 +656,39 @@ pub fn rm(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         out(&format!("{name}\n"));
     }
     Ok(code)
+}
+/// Streams a container's log to stdout/stderr until it exits; returns its exit code.
+pub(super) fn follow_until_exit(
+    state: &StateDir,
+    id: &str,
+    supervisor: Option<std::process::Child>,
+    from: u64,
+) -> Result<i32, CommandError> {
+    let mut supervisor = supervisor;
+    let log = state.log_path(id);
+    let mut offset = from;
+    loop {
+        // Look at the state before reading, so output written before the exit is not lost.
+        let current = state.load(id)?;
+        let finished = current
+            .as_ref()
+            .is_none_or(|c| c.state.status != Status::Running && !c.state.starting);
+        for (stream, bytes) in crate::logfile::read_new(&log, &mut offset).unwrap_or_default() {
+            let text = String::from_utf8_lossy(&bytes);
+            match stream {
+                crate::logfile::Stream::Stdout => out(&text),
+                crate::logfile::Stream::Stderr => err(&text),
+            }
+        }
+        if finished {
+            return Ok(current.map_or(0, |c| c.state.exit_code));
+        }
+        if let Some(child) = supervisor.as_mut() {
+            // Reap the supervisor when it is done so it does not linger as a zombie.
+            if let Ok(Some(_)) = child.try_wait() {
+                supervisor = None;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -6,19 +6,18 @@ mod create;
 mod exec;
 mod imageio;
 mod images;
+mod inspect_json;
 mod lifecycle;
 mod listing;
 mod network;
 mod query;
 mod stats;
 
-use std::io::Write;
-
 use thiserror::Error;
 
 use crate::flags::{CommandSpec, ParseError, Parsed};
 use crate::image::{Image, ImageError};
-use crate::state::{Container, Lookup, StateDir, StateError};
+use crate::state::{StateDir, StateError};
 use crate::supervisor;
 
 /// A failure that is the fake's own fault or environment, not a docker answer.
@@ -35,26 +34,7 @@ pub enum CommandError {
 /// What a command returns: its exit code, or an internal failure.
 pub type Outcome = Result<i32, CommandError>;
 
-/// Prints to stdout, ignoring a closed pipe.
-pub fn out(text: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush());
-}
-
-/// Prints to stderr.
-pub fn err(text: &str) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr
-        .write_all(text.as_bytes())
-        .and_then(|()| stderr.flush());
-}
-
-/// `Error response from daemon: ...` on its own line.
-pub fn daemon_error(message: &str) {
-    err(&format!("Error response from daemon: {message}\n"));
-}
+pub use crate::console::{daemon_error, err, out};
 
 /// Runs a parsed command; its exit code.
 pub type Handler = fn(&CommandSpec, &Parsed) -> Outcome;
@@ -450,10 +430,4 @@ pub fn find_image<'i>(images: &'i [Image], name: &str) -> Option<&'i Image> {
     images.iter().find(|image| image.matches(name))
 }
 
-/// Finds a container; `None` (after nothing printed) if missing or ambiguous.
-pub fn find_container(state: &StateDir, name: &str) -> Result<Option<Container>, StateError> {
-    Ok(match state.find(name)? {
-        Lookup::Found(container) => Some(*container),
-        Lookup::Missing | Lookup::Ambiguous => None,
-    })
-}
+pub use crate::state::find_container;

@@ -665,13 +665,13 @@ fn inspect_objects(parsed: &Parsed, kind: &str, bad_template: i32) -> Outcome {
             .transpose()?
             .flatten()
         {
-            let raw = super::network::network_json(&network, &containers);
+            let raw = super::inspect_json::network_json(&network, &containers);
             objects.push(Inspected {
                 typed: Some(render::network_typed_view(&raw)),
                 raw,
             });
         } else if let Some(volume) = volumes.iter().find(|v| v.name == *name) {
-            let raw = super::network::volume_json(volume);
+            let raw = super::inspect_json::volume_json(volume);
             objects.push(Inspected {
                 typed: Some(render::volume_typed_view(&raw)),
                 raw,

@@ -620,7 +620,7 @@ impl Checker<'_> {
             .hint = Some("a TTY merges stderr into stdout; remove it or set it to false".into());
         }
         for (index, mount) in options.bind_mounts.iter().enumerate() {
-            if let Err(message) = super::run::parse_bind_mount(mount) {
+            if let Err(message) = super::model::parse_bind_mount(mount) {
                 self.error(&format!("/containerRunOptions/bindMounts/{index}"), message)
                     .expected = Some("/absolute/host/path:/container/path[:ro|:rw]".into());
             }

@@ -206,3 +206,21 @@ impl ContainerRunOptions {
             || !self.bind_mounts.is_empty()
     }
 }
+/// `HOST:CONTAINER[:ro|:rw]` with an absolute host path.
+pub fn parse_bind_mount(text: &str) -> Result<crate::backend::Mount, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, container, read_only) = match parts.as_slice() {
+        [host, container] => (*host, *container, false),
+        [host, container, "ro"] => (*host, *container, true),
+        [host, container, "rw"] => (*host, *container, false),
+        _ => return Err(format!("`{text}` is not a bind mount")),
+    };
+    if !host.starts_with('/') || !container.starts_with('/') {
+        return Err(format!("`{text}`: both paths must be absolute"));
+    }
+    Ok(crate::backend::Mount {
+        source: crate::backend::MountSource::Bind(host.into()),
+        container: container.to_owned(),
+        read_only,
+    })
+}

@@ -13,7 +13,7 @@ use super::check::{self, ImageConfig};
 use super::files::{self, FileInfo, Kind, SavedImage};
 use super::load::LoadedCst;
 use super::model::{CommandTest, ContainerRunOptions};
-use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec, Mount, MountSource};
+use crate::backend::{Backend, BackendError, CaptureLimits, ContainerSpec};
 use crate::category::Category;
 use crate::events::{Failure, Location, Outcome, ScenarioReport};
 use crate::record::JobRecord;
@@ -107,24 +107,7 @@ const NOOP: &str = "NOOP_COMMAND_DO_NOT_RUN";
 /// Lines of output kept in a report.
 const TAIL: usize = 20;
 
-/// `HOST:CONTAINER[:ro|:rw]` with an absolute host path.
-pub fn parse_bind_mount(text: &str) -> Result<Mount, String> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (host, container, read_only) = match parts.as_slice() {
-        [host, container] => (*host, *container, false),
-        [host, container, "ro"] => (*host, *container, true),
-        [host, container, "rw"] => (*host, *container, false),
-        _ => return Err(format!("`{text}` is not a bind mount")),
-    };
-    if !host.starts_with('/') || !container.starts_with('/') {
-        return Err(format!("`{text}`: both paths must be absolute"));
-    }
-    Ok(Mount {
-        source: MountSource::Bind(host.into()),
-        container: container.to_owned(),
-        read_only,
-    })
-}
+pub use super::model::parse_bind_mount;
 
 /// One test to run.
 enum Test {
@@ -1204,6 +1187,7 @@ async fn run_container(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::{Mount, MountSource};
 
     #[test]
     fn bind_mounts_parse_like_docker_binds() {

@@ -81,24 +81,7 @@ pub struct EngineContext {
     pub cancel: crate::cancel::Cancel,
 }
 
-/// A name safe for container names: lowercase letters, digits and dashes.
-pub fn slug(name: &str) -> String {
-    let mut slug = String::new();
-    for character in name.chars() {
-        if character.is_ascii_alphanumeric() {
-            slug.push(character.to_ascii_lowercase());
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    let slug = slug.trim_matches('-');
-    let slug: String = slug.chars().take(40).collect();
-    if slug.is_empty() {
-        "scenario".into()
-    } else {
-        slug
-    }
-}
+pub use crate::run_id::slug;
 
 /// Run one scenario to its verdict; containers and the workspace are removed on every path.
 pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> ScenarioReport {
@@ -1381,8 +1364,12 @@ impl<'a> ScenarioRun<'a> {
         docker.oom_killed = state.oom_killed;
         docker.timed_out = timed_out;
         // Masked here, on the whole text: a multi-line value cut into tail lines could not be.
-        docker.log_tail.stdout = self.masker.tail_lines(&logs.stdout, LOG_TAIL_LINES);
-        docker.log_tail.stderr = self.masker.tail_lines(&logs.stderr, LOG_TAIL_LINES);
+        docker.log_tail.stdout =
+            self.masker
+                .tail_lines(&logs.stdout.text, logs.stdout.truncated, LOG_TAIL_LINES);
+        docker.log_tail.stderr =
+            self.masker
+                .tail_lines(&logs.stderr.text, logs.stderr.truncated, LOG_TAIL_LINES);
         docker.log_files = log_files.map(|files| LogFilesRecord {
             stdout: files.stdout.display().to_string(),
             stderr: files.stderr.display().to_string(),

@@ -468,7 +468,11 @@ impl ScenarioRun<'_> {
                     .unwrap_or(0);
                 let logs = backend.logs(id, self.context.capture, None).await.ok();
                 let tail = logs
-                    .map(|logs| self.masker.tail_lines(&logs.stderr, 3).join(" | "))
+                    .map(|logs| {
+                        self.masker
+                            .tail_lines(&logs.stderr.text, logs.stderr.truncated, 3)
+                            .join(" | ")
+                    })
                     .unwrap_or_default();
                 return Err(finding(
                     if code == 0 {

@@ -3,7 +3,7 @@
 //! diagnostic of a file, each with a location, what was expected and a hint.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -1663,21 +1663,7 @@ impl SemanticChecker<'_> {
     }
 }
 
-/// Why a workspace-relative path is unsafe, if it is.
-pub fn check_relative_path(path: &str) -> Result<(), &'static str> {
-    if path.is_empty() {
-        return Err("is empty");
-    }
-    let path = Path::new(path);
-    for component in path.components() {
-        match component {
-            Component::RootDir | Component::Prefix(_) => return Err("is absolute"),
-            Component::ParentDir => return Err("leaves the workspace with `..`"),
-            Component::CurDir | Component::Normal(_) => {}
-        }
-    }
-    Ok(())
-}
+pub use crate::paths::check_relative_path;
 
 /// Scenario files named by `paths`: files as given, directories searched
 /// recursively for `*.yaml`/`*.yml`, in a stable order.

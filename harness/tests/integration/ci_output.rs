@@ -283,16 +283,16 @@ const ALLOWED_PRINTS: &[(&str, &str)] = &[
     ),
     ("main.rs", r#"out!()"#),
     (
-        "setup.rs",
+        "run.rs",
         r#"eprintln!( "dockproof: stopping without cleanup; run `docker ps -a --filter label=dockproof.run` to find leftovers" )"#,
     ),
     (
-        "setup.rs",
+        "run.rs",
         r#"eprintln!("dockproof: interrupted, cleaning up (press Ctrl-C again to stop at once)")"#,
     ),
     (
         "setup.rs",
-        r#"out!( "{} in {}", report::console::summary_line(&outcome), report::console::short_duration(started.elapsed()) )"#,
+        r#"out!( "{} in {}", finished.summary_line(), dockproof::report::console::short_duration(finished.elapsed) )"#,
     ),
     (
         "main.rs",
