@@ -136,6 +136,8 @@ async fn run_host(
             transport: Arc::new(dockproof::transport::TransportPolicy::new(
                 host.transport.unwrap_or(args.workspace_transport),
             )),
+            // A canary's hosts are cleaned up whatever their verdicts.
+            keep_failed: None,
         });
         let mut cancelled = cancel.clone();
         let cancel_future = async move {

@@ -101,6 +101,9 @@ pub struct Context {
     /// The docker compose project the scenario brought up, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeRecord>,
+    /// URLs probed with `tls.insecure: true`: their server certificates were not checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_tls: Vec<String>,
 }
 
 /// A docker compose project: which, what it ran, what was killed and what `down` left.
@@ -115,6 +118,9 @@ pub struct ComposeRecord {
     pub file: String,
     /// Its services (each also under `context.services`).
     pub services: Vec<String>,
+    /// Services not started because none of their `profiles:` is active.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inactive: Vec<String>,
     /// Every `kill` and how the restart policy answered it.
     pub kills: Vec<KillRecord>,
     /// What was left of the project after `down`; absent until it is down.
@@ -162,6 +168,10 @@ pub struct ServiceContext {
     pub health_status: String,
     /// Health status changes, in order (the health timeline).
     pub health: Vec<HealthChange>,
+    /// The exit code of a service that ran to completion (`wait: { exit: N }`, a compose
+    /// one-shot service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
 }
 
 /// One change of a service's health status.
@@ -337,6 +347,7 @@ mod tests {
                     status: "healthy".into(),
                     at_ms: 9,
                 }],
+                exit_code: None,
             },
         );
         record.context.compose = Some(ComposeRecord {
@@ -344,6 +355,7 @@ mod tests {
             tool: "docker-compose 1.29.2".into(),
             file: "compose.yaml".into(),
             services: vec!["web".into()],
+            inactive: Vec::new(),
             kills: vec![KillRecord {
                 service: "web".into(),
                 container_id: "c2".into(),

@@ -219,20 +219,48 @@ fn left_behind_by(reports: &[ScenarioReport], slugs: &[Option<String>]) -> Vec<S
 async fn sweep(context: &EngineContext) -> (usize, Vec<Option<String>>) {
     let label = format!("dockproof.run={}", context.run_id);
     let backend = context.backend.as_ref();
+    // What `--keep-failed` kept is left alone: its containers (by their scenario and
+    // the keep label), and, while anything is kept, the run's networks, volumes and
+    // images (a kept compose project's among them); `dockproof clean --run ID` removes them.
+    let kept: Vec<String> = context
+        .keep_failed
+        .as_ref()
+        .and_then(|kept| {
+            kept.lock()
+                .ok()
+                .map(|kept| kept.iter().map(|entry| entry.slug.clone()).collect())
+        })
+        .unwrap_or_default();
     // Whose they were, asked before they go (only when there are any: the common case
     // costs one list call).
     let mut slugs = Vec::new();
+    let mut swept = Vec::new();
     for id in backend.list_labelled(&label).await.unwrap_or_default() {
         let inspect = backend.inspect_json(&id).await.ok();
-        slugs.push(
+        let label = |name: &str| {
             inspect
                 .as_ref()
-                .and_then(|inspect| inspect.pointer("/Config/Labels/dockproof.scenario"))
+                .and_then(|inspect| inspect.pointer("/Config/Labels"))
+                .and_then(|labels| labels.get(name))
                 .and_then(serde_json::Value::as_str)
-                .map(str::to_owned),
-        );
+                .map(str::to_owned)
+        };
+        let slug = label("dockproof.scenario");
+        if label(crate::engine::KEEP_LABEL).is_some()
+            && slug.as_ref().is_some_and(|slug| kept.contains(slug))
+        {
+            continue;
+        }
+        slugs.push(slug);
+        swept.push(id);
     }
-    (remove_labelled(backend, &label).await, slugs)
+    if kept.is_empty() {
+        return (remove_labelled(backend, &label).await, slugs);
+    }
+    for id in &swept {
+        let _ = backend.remove(id).await;
+    }
+    (swept.len(), slugs)
 }
 
 /// Remove every container, then network, volume and image carrying `label`; returns how many
@@ -357,6 +385,7 @@ mod tests {
             transport: Arc::new(crate::transport::TransportPolicy::new(
                 crate::transport::TransportChoice::Bind,
             )),
+            keep_failed: None,
         });
         let (scenario, diagnostics) = crate::scenario::load::load_str(
             "name: once\nsteps:\n  - run: { image: x }\n",

@@ -400,6 +400,8 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
     };
 
+    // `--keep-failed`: what failed scenarios leave in place, listed at the end.
+    let kept: Option<dockproof::engine::KeptList> = args.keep_failed.then(Default::default);
     let mut outcome = runner::RunOutcome {
         reports: Vec::new(),
         interrupted: false,
@@ -469,6 +471,7 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
                     },
                     (None, _) => RecordingMode::Off,
                 },
+                keep_failed: kept.clone(),
             });
             let outcome = runner::run_all(
                 Arc::clone(&context),
@@ -527,7 +530,19 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         report::console::summary_line(&outcome),
         report::console::short_duration(started.elapsed())
     );
-    drop(run_dir);
+    let kept: Vec<dockproof::engine::Kept> = kept
+        .and_then(|kept| kept.lock().ok().map(|kept| kept.clone()))
+        .unwrap_or_default();
+    if kept.is_empty() {
+        drop(run_dir);
+    } else {
+        // The kept workspaces (and the fake's state) are in the run directory.
+        let dir = run_dir.keep();
+        for line in kept_instructions(&kept, &run_id, &dir, args.backend, args.work_dir.as_deref())
+        {
+            dockproof::inert_eprintln!("{line}");
+        }
+    }
     if write_failed {
         ExitCode::from(2)
     } else if outcome.success() {
@@ -535,6 +550,72 @@ pub fn run(mut args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// What `--keep-failed` kept, and how to look at it and remove it: one line each.
+fn kept_instructions(
+    kept: &[dockproof::engine::Kept],
+    run_id: &str,
+    run_dir: &Path,
+    backend: BackendKind,
+    work_dir: Option<&Path>,
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "kept for debugging (--keep-failed), run {run_id}: what {} failed scenario(s) left, labelled {}=true",
+        kept.len(),
+        dockproof::engine::KEEP_LABEL
+    )];
+    for entry in kept {
+        lines.push(format!("  scenario `{}`:", entry.scenario));
+        lines.extend(
+            entry
+                .containers
+                .iter()
+                .map(|id| format!("    container {id}")),
+        );
+        lines.extend(
+            entry
+                .compose_project
+                .iter()
+                .map(|name| format!("    compose project {name}")),
+        );
+        lines.extend(entry.volume.iter().map(|name| format!("    volume {name}")));
+        lines.extend(
+            entry
+                .images
+                .iter()
+                .map(|image| format!("    image {image}")),
+        );
+        lines.extend(
+            entry
+                .workspace
+                .iter()
+                .map(|path| format!("    workspace {}", path.display())),
+        );
+    }
+    let docker = if backend == BackendKind::Fake {
+        format!(
+            "FAKE_DOCKER_STATE={} fake-docker",
+            run_dir.join("fake-docker-state").display()
+        )
+    } else {
+        "docker".to_owned()
+    };
+    lines.push(format!(
+        "  inspect: {docker} inspect ID · {docker} logs ID · {docker} exec -it ID sh (while it runs)"
+    ));
+    let mut clean = format!("dockproof clean --run {run_id}");
+    if backend == BackendKind::Fake {
+        clean.push_str(" --backend fake");
+    }
+    if let Some(dir) = work_dir {
+        clean.push_str(&format!(" --work-dir {}", dir.display()));
+    }
+    lines.push(format!(
+        "  remove: {clean} (containers, volumes, networks, images and {})",
+        run_dir.display()
+    ));
+    lines
 }
 
 /// Add the run to the history database; a history problem never fails a run.
