@@ -222,7 +222,7 @@ impl ScenarioRun<'_> {
             if !active.iter().any(|service| &service.name == name) {
                 return Err(finding(
                     Category::ConfigInvalid,
-                    &format!("{pointer}/one_shot/{index}"),
+                    format!("{pointer}/one_shot/{index}"),
                     format!("the compose file has no started service `{name}`"),
                 ));
             }

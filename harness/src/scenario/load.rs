@@ -1728,6 +1728,49 @@ steps:
     }
 
     #[test]
+    fn entrypoints_readiness_and_tls_settings_are_checked_at_their_lines() {
+        let source = "\
+name: probe-checks
+steps:
+  - run: { image: x, entrypoint: [] }
+  - run: { image: x, entrypoint: [''], cmd: [a] }
+  - service: { name: s, image: x, wait: { log: '' } }
+  - service: { name: t, image: x, wait: { log: '{{ job.nme }}' } }
+  - http: { url: 'http://x/', tls: { insecure: true } }
+  - http: { url: 'https://x/', tls: { cert: c.pem, ca: ca.pem, insecure: true } }
+  - http: { url: 'https://x/', tls: { server_name: 'not a name' }, proxy: 'no proxy' }
+";
+        let found = problems(source);
+        let text = format!("{found:#?}");
+        for (line, needle) in [
+            (3, "the entrypoint is cleared and no `cmd` is given"),
+            (4, "an empty program name"),
+            (5, "an empty text is in every log"),
+            (6, "unknown template variable"),
+            (7, "TLS settings with an `http://` URL"),
+            (8, "`c.pem` does not exist"),
+            (8, "a client `cert` without its `key`"),
+            (8, "`insecure: true` with a `ca`"),
+            (9, "`not a name` is not a server name"),
+            (9, "`no proxy` is not a URL"),
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, _, m)| *l == line && m.contains(needle)),
+                "line {line}: {needle}\n{text}"
+            );
+        }
+        // Valid settings load clean.
+        assert_eq!(
+            problems(
+                "name: ok\nsteps:\n  - run: { image: x, entrypoint: [], cmd: [a] }\n  - service: { name: s, image: x, entrypoint: [web], wait: { exit: 0 } }\n"
+            ),
+            vec![]
+        );
+    }
+
+    #[test]
     fn a_log_window_starts_at_an_earlier_step() {
         let source = "\
 name: windows
