@@ -867,4 +867,67 @@ mod tests {
             )
         );
     }
+
+    /// The YAML blocks of docs/fake-docker.md that define an image or a faults file
+    /// (line of the opening fence, text): the reference must not show what the
+    /// loaders refuse.
+    fn doc_blocks() -> Vec<(usize, String)> {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/fake-docker.md");
+        let text = std::fs::read_to_string(&docs).expect("docs/fake-docker.md");
+        let mut blocks = Vec::new();
+        let mut open: Option<(usize, usize, String)> = None;
+        for (index, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            match &mut open {
+                None if trimmed == "```yaml" => {
+                    open = Some((index + 1, line.len() - trimmed.len(), String::new()));
+                }
+                Some((start, _, block)) if trimmed == "```" => {
+                    blocks.push((*start, std::mem::take(block)));
+                    open = None;
+                }
+                Some((_, indent, block)) => {
+                    block.push_str(line.get(*indent..).unwrap_or(line.trim_start()));
+                    block.push('\n');
+                }
+                None => {}
+            }
+        }
+        blocks
+    }
+
+    #[test]
+    fn every_image_and_faults_example_in_the_docs_loads() {
+        // Parsed as if it were a file of fixtures/fake-images, so `from:` paths resolve
+        // the way the example's comment says.
+        let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/fake-images/doc.yaml");
+        let (mut images, mut faults) = (0, 0);
+        for (line, block) in doc_blocks() {
+            if block.lines().any(|l| l.starts_with("faults:")) {
+                let rules = crate::faults::parse_file(&block, "docs/fake-docker.md")
+                    .unwrap_or_else(|e| panic!("docs/fake-docker.md:{line}: {e}"));
+                assert!(!rules.is_empty(), "docs/fake-docker.md:{line}: no rule");
+                faults += 1;
+            } else if block.lines().any(|l| {
+                ["name:", "config:", "programs:", "files:"]
+                    .iter()
+                    .any(|key| l.starts_with(key))
+            }) {
+                // "More keys of a definition" shows keys without a name.
+                let text = if block.lines().any(|l| l.starts_with("name:")) {
+                    block.clone()
+                } else {
+                    format!("name: doc/more-keys:1\n{block}")
+                };
+                let image = Image::parse(&beside, text.as_bytes())
+                    .unwrap_or_else(|e| panic!("docs/fake-docker.md:{line}: {e}\n{text}"));
+                assert!(!image.reference.is_empty());
+                images += 1;
+            }
+        }
+        assert!(
+            images >= 2 && faults >= 1,
+            "{images} image and {faults} faults examples found"
+        );
+    }
 }

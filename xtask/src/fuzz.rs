@@ -1,7 +1,7 @@
 //! `cargo xtask fuzz`: the loaders' properties driven for a chosen number of
 //! executions, counted per loader.
 //!
-//! Every YAML loader of the harness has a property in `harness/tests/hostile_yaml.rs`
+//! Every YAML loader of the harness has a property in `harness/tests/integration/hostile_yaml.rs`
 //! (`every_loader`: random and mutated YAML, no panic, every rejection located), and
 //! fake-docker's readers one in `fake-docker/src/yaml.rs`. `cargo test` runs them with
 //! the small default (2,000 inputs each, so `cargo xtask ci` stays fast); this task
@@ -33,7 +33,7 @@ pub struct FuzzArgs {
 const PROPERTIES: &[(&str, &[&str], &str, &[&str])] = &[
     (
         "dockproof",
-        &["--test", "hostile_yaml"],
+        &["--test", "integration"],
         "every_loader::",
         &[
             "scenario",

@@ -396,7 +396,7 @@ impl CliBackend {
 /// expects (Go's JSON decoder: `invalid character '<' looking for beginning of value`).
 /// Only a complaint that is the CLI's whole stderr counts (besides the builder's banner and
 /// Go's log line about unsolicited bytes), so a build log that mentions JSON does not.
-/// Measured with docker CLI 28 against stand-in sockets (tests/faultmatrix.rs).
+/// Measured with docker CLI 28 against stand-in sockets (tests/suites/faultmatrix.rs).
 fn not_engine_api(stderr: &str) -> Option<String> {
     let lines: Vec<&str> = stderr
         .lines()
@@ -1568,7 +1568,7 @@ mod tests {
                 "Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH: unknown\nError: failed to start containers: t1",
                 "command_not_found",
             ),
-            // `docker wait` when the daemon's socket goes away under it (tests/faultmatrix.rs, measured).
+            // `docker wait` when the daemon's socket goes away under it (tests/suites/faultmatrix.rs, measured).
             ("unexpected EOF", "daemon_unavailable"),
             (
                 "error waiting for container: read unix @->/var/run/docker.sock: read: connection reset by peer",

@@ -13,7 +13,7 @@
 //! (`RUN python3 <<EOF`, documented on docs.docker.com, fails); see docs/lint.md.
 //!
 //! The parser is linear in the input and allocates at most a few times its size;
-//! it never panics (property-tested in `harness/tests/lint.rs`).
+//! it never panics (property-tested in `harness/tests/integration/lint.rs`).
 
 use std::fmt;
 

@@ -121,7 +121,7 @@ pub fn text(text: &str) -> Cow<'_, str> {
 
 /// `println!` whose whole text is made inert under GitHub Actions: what the binary
 /// prints that can hold a name, a path, a daemon's or a container's words goes through
-/// it (`tests/ci_output.rs` fails on a `println!` that is neither this nor allowed).
+/// it (`tests/integration/ci_output.rs` fails on a `println!` that is neither this nor allowed).
 #[macro_export]
 macro_rules! inert_println {
     ($($arg:tt)*) => {{

@@ -1,7 +1,7 @@
 //! `dockproof canary` on fleets of fake hosts: the gate decides go/no-go from
 //! each host's runs, and a host with a fault profile is named when it fails it.
 
-mod support;
+use crate::support;
 
 use assert_cmd::Command;
 use predicates::prelude::*;

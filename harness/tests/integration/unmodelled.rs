@@ -2,9 +2,9 @@
 //! the scenario is skipped on the fake with fake-docker's exact reason, counted as
 //! skipped in every report, unless it expects `command_not_found`, which it then gets.
 //! Fake backend only; the real backends run `scenarios/job-shell-command.yaml` in
-//! `tests/scenarios.rs`.
+//! `tests/suites/scenarios.rs`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

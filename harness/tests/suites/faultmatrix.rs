@@ -8,13 +8,13 @@
 //!
 //! Real-daemon tests: ignored when no daemon answers, unless DOCKPROOF_REQUIRE_DOCKER=1.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed};
+use libtest_mimic::{Failed, Trial};
 
 const SLOW: &str = "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 120], timeout: 5m }\n";
 
@@ -777,8 +777,8 @@ fn non_http_daemon(backend: &str) -> Result<(), Failed> {
 
 type Test = fn(&str) -> Result<(), Failed>;
 
-fn main() {
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let tests: [(&str, Test); 9] = [
         ("sigint-mid-run", sigint),
         ("sigkill-then-clean", sigkill_then_clean),
@@ -815,5 +815,5 @@ fn main() {
             ));
         }
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }

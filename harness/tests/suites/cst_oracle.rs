@@ -29,9 +29,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 
-mod support;
+use crate::support;
 
 /// The image a config runs against.
 #[derive(Clone, Copy)]
@@ -770,8 +770,8 @@ fn memory() -> Result<(), Failed> {
     Ok(())
 }
 
-fn main() {
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let cst = cst_binary();
     let daemon = support::docker_available();
     let ready = daemon.and(cst.clone().map(|_| ()));
@@ -826,5 +826,5 @@ fn main() {
         .with_kind("real-daemon")
         .with_ignored_flag(ignored),
     );
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-mod support;
+use crate::support;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -94,7 +94,8 @@ fn mutated() -> impl Strategy<Value = String> {
         })
 }
 
-fn main() {
+/// Random and mutated scenario files never panic the loader (proptest).
+fn never_panics() -> Result<(), libtest_mimic::Failed> {
     let mut failures = 0;
     let mut runner = TestRunner::new(Config {
         cases: cases(),
@@ -120,6 +121,14 @@ fn main() {
         cases()
     );
     if failures > 0 {
-        std::process::exit(1);
+        return Err(format!("{failures} properties failed (see above)").into());
     }
+    Ok(())
+}
+
+pub fn trials() -> Vec<libtest_mimic::Trial> {
+    vec![libtest_mimic::Trial::test(
+        "hostile::random-and-mutated-scenario-files-never-panic",
+        never_panics,
+    )]
 }

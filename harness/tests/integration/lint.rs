@@ -8,7 +8,7 @@
 //! DOCKPROOF_REQUIRE_DOCKER=1, as .ci/run installs it), its findings join
 //! dockproof's in every format.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -9,11 +9,11 @@
 //! keeps the fast path locally; `docker-*::copy-back-refuses-a-symlink-to-etc-shadow` is
 //! the end-to-end refusal of a hostile entry.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 /// The job scenarios issue 14 names, run over `copy` on the real daemon.
@@ -254,8 +254,8 @@ steps:
     Ok(())
 }
 
-fn main() {
-    let arguments = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
         Trial::test(
             "fake-remote::suite-matches-local-fake",
@@ -283,5 +283,5 @@ fn main() {
             move || copy_back_refuses_a_symlink(backend),
         ));
     }
-    libtest_mimic::run(&arguments, trials).exit();
+    trials
 }

@@ -11,12 +11,12 @@
 //! byte, no secret value reaches any recording file, a recorded timeout replays as a timeout, and an image the fake
 //! has no definition of replays from its recording alone.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 const SHIPPED: &str = "scenarios/job-recorded-csv.yaml";
@@ -884,8 +884,8 @@ fn check_skips_a_scenario_without_a_recording(backend: &'static str) -> Result<(
     )
 }
 
-fn main() {
-    let arguments = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
         Trial::test(
             "fake::replay-is-byte-identical-across-20-runs",
@@ -962,5 +962,5 @@ fn main() {
             move || a_recorded_timeout_replays_as_a_timeout(backend),
         ));
     }
-    libtest_mimic::run(&arguments, trials).exit();
+    trials
 }

@@ -7,13 +7,13 @@
 //! DOCKPROOF_REQUIRE_DOCKER=1. Every assertion on the shared daemon filters by the run
 //! id (or the image tag) the test made itself.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 
 fn fail(message: impl std::fmt::Display) -> Failed {
     message.to_string().into()
@@ -849,8 +849,8 @@ fn cleanup_kept(backend: &str, work: &Path, run: &str) -> Result<Output, Failed>
         .map_err(fail)
 }
 
-fn main() {
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
         Trial::test(
             "fake::concurrent-runs-of-one-suite-are-apart",
@@ -890,5 +890,5 @@ fn main() {
             move || compose_build(backend),
         ));
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }

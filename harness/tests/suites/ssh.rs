@@ -11,13 +11,13 @@
 //! they also need `sshd`, `ssh` and `ssh-keygen`, whose absence fails them under
 //! DOCKPROOF_REQUIRE_DOCKER=1 and ignores them otherwise.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 
-use libtest_mimic::{Arguments, Failed};
+use libtest_mimic::{Failed, Trial};
 use support::sshd::{Tools, client_config, free_port, keygen, run, ssh_wrapper, start_sshd, tools};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -178,8 +178,8 @@ fn over_ssh(backend: &'static str, tools: &Tools) -> Result<(), Failed> {
     Ok(())
 }
 
-fn main() {
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let tools = tools();
     if let Err(reason) = &tools
         && !support::docker_required()
@@ -203,5 +203,5 @@ fn main() {
             trial
         });
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }

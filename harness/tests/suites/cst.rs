@@ -1,7 +1,8 @@
 //! `dockproof cst`: container-structure-test files run unchanged, on the fake
 //! and (when a daemon answers) on real Docker, with identical verdicts.
 
-mod support;
+use crate::support;
+use libtest_mimic::Trial;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -814,9 +815,8 @@ fn tar_driver_reads_a_saved_archive() {
     assert!(commands > 0 && commands < results.len(), "{json}");
 }
 
-fn main() {
-    use libtest_mimic::{Arguments, Trial};
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let fake_tests: [(&str, fn()); 11] = [
         (
             "fake::cst_flags_refused_or_fatal_as_cst",
@@ -913,5 +913,5 @@ fn main() {
             Ok(())
         }));
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }

@@ -11,13 +11,13 @@
 //! with the fake) and leave no container, network or volume of the run or the compose
 //! project behind; without docker compose they are ignored, or fail under
 //! `DOCKPROOF_REQUIRE_DOCKER=1`. Filter with
-//! `cargo test --test scenarios -- fake::`, `-- docker-cli::` or `-- docker-api::`.
+//! `cargo test --test suites -- fake::`, `-- docker-cli::` or `-- docker-api::`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 use serde_json::{Value, json};
 
 fn run_report(
@@ -198,8 +198,8 @@ fn real_passes_and_leaves_nothing(backend: &str, scenario: &Path) -> Result<(), 
     Ok(())
 }
 
-fn main() {
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let mut trials = Vec::new();
     for scenario in support::shipped_scenarios() {
         let stem = support::scenario_id(&scenario);
@@ -255,5 +255,5 @@ fn main() {
             });
         }
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }

@@ -2,7 +2,7 @@
 //! reported skipped (JUnit `<skipped>`, exit 0) by a real backend, which cannot
 //! inject faults.
 
-mod support;
+use crate::support;
 
 use assert_cmd::Command;
 use assert_cmd::assert::OutputAssertExt;

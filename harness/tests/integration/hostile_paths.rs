@@ -6,7 +6,7 @@
 //! The "job" is fake-docker behind a wrapper that, on `create`, plants those files in
 //! the workspace it is given as a mount, as a hostile container could.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -9,13 +9,13 @@
 //! `fake::…` run on fake-docker; `docker-cli::…` and `docker-api::…` are real-daemon
 //! tests (ignored without a daemon unless DOCKPROOF_REQUIRE_DOCKER=1).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 
 /// Not a real key: PEM-shaped, 64-character lines.
 const PEM: &str = "-----BEGIN PRIVATE KEY-----
@@ -525,8 +525,8 @@ fn long_line_memory_test() -> Result<(), Failed> {
     Ok(())
 }
 
-fn main() {
-    let arguments = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
         Trial::test(
             "fake::a_pem_and_a_quoted_secret_appear_in_no_output",
@@ -551,5 +551,5 @@ fn main() {
             move || interrupted_stream_test(backend),
         ));
     }
-    libtest_mimic::run(&arguments, trials).exit();
+    trials
 }

@@ -5,12 +5,12 @@
 //!
 //! Real-daemon tests: ignored when no daemon answers, unless DOCKPROOF_REQUIRE_DOCKER=1.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use libtest_mimic::{Arguments, Failed};
+use libtest_mimic::{Failed, Trial};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -114,8 +114,8 @@ fn service_health_agrees_with_testcontainers() -> Result<(), Failed> {
 /// A real-daemon test: its name and body.
 type Test = (&'static str, fn() -> Result<(), Failed>);
 
-fn main() {
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let tests: [Test; 2] = [
         (
             "crosscheck::http-steps-against-a-testcontainers-service",
@@ -126,9 +126,8 @@ fn main() {
             service_health_agrees_with_testcontainers,
         ),
     ];
-    let trials = tests
+    tests
         .into_iter()
         .map(|(name, test)| support::real_daemon_trial(name, test))
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+        .collect()
 }

@@ -13,12 +13,12 @@
 //! and a proxy pass; without the CA or with another, the probe fails as
 //! `http_check_failed` naming the certificate problem. No daemon is needed: the fake backend.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use libtest_mimic::{Arguments, Failed};
+use libtest_mimic::{Failed, Trial};
 use support::tls::{cert_dir, connect_proxy, https_server, pki, tls_endpoint};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -288,8 +288,8 @@ steps:
 /// A test, run once per real backend.
 type Test = fn(&'static str) -> Result<(), Failed>;
 
-fn main() {
-    let args = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let tests: [(&str, Test); 2] = [
         ("mutual-tls", mutual_tls),
         ("context-with-tls", context_with_tls),
@@ -303,9 +303,6 @@ fn main() {
             ));
         }
     }
-    trials.push(libtest_mimic::Trial::test(
-        "tls::https-probes",
-        https_probes,
-    ));
-    libtest_mimic::run(&args, trials).exit();
+    trials.push(Trial::test("tls::https-probes", https_probes));
+    trials
 }

@@ -21,7 +21,7 @@
 //! A job-made 1,000-deep tree and a 100,000-entry tree end as `workspace_limit_exceeded`
 //! at the run step, with a report and nothing left behind, not as a crash.
 
-mod support;
+use crate::support;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dockproof::workspace::{Collected, Limits, Workspace, WorkspaceError, sha256_collected};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Failed, Trial};
 
 /// Flips each backend must reach (the bar).
 const MIN_FLIPS: u64 = 10_000;
@@ -821,8 +821,8 @@ fn alone(trial: fn() -> Result<(), Failed>) -> impl FnOnce() -> Result<(), Faile
     }
 }
 
-fn main() {
-    let arguments = Arguments::from_args();
+/// This file's trials, run by `suites/main.rs`.
+pub fn trials() -> Vec<Trial> {
     let trials = vec![
         Trial::test(
             "fake: workspace API races a flipper thread",
@@ -849,5 +849,5 @@ fn main() {
             alone(|| deep_and_wide_trees("docker-cli")),
         ),
     ];
-    libtest_mimic::run(&arguments, trials).exit();
+    trials
 }
