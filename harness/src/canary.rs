@@ -230,16 +230,6 @@ const GATE_KEYS: [&str; 4] = [
     "no_regression",
 ];
 
-/// The closest of `known` to `word`, when one is close.
-fn did_you_mean<'k>(word: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
-    known
-        .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
-        .filter(|(score, _)| *score > 0.7)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
-}
-
 /// Read gates from a YAML file (missing keys keep their defaults). Every problem is
 /// reported with its `file:line:col` and a hint: unknown keys and unknown category names
 /// in `max_failures` (`oom` for `oom_killed`) with "did you mean".
@@ -269,7 +259,7 @@ pub fn read_gates(path: &Path) -> Result<Gates, String> {
             for key in map.keys() {
                 let pointer = format!("/{}", crate::scenario::yaml::escape_segment(key));
                 if !GATE_KEYS.contains(&key.as_str()) {
-                    let hint = match did_you_mean(key, GATE_KEYS) {
+                    let hint = match crate::suggest::closest(key, GATE_KEYS) {
                         Some(close) => format!("did you mean `{close}`?"),
                         None => format!("a gates file has {}", GATE_KEYS.join(", ")),
                     };
@@ -288,7 +278,7 @@ pub fn read_gates(path: &Path) -> Result<Gates, String> {
                             "/max_failures/{}",
                             crate::scenario::yaml::escape_segment(name)
                         );
-                        let hint = match did_you_mean(name, names) {
+                        let hint = match crate::suggest::closest(name, names) {
                             Some(close) => format!("did you mean `{close}`?"),
                             None => format!("the categories are {}", names.join(", ")),
                         };
@@ -443,59 +433,18 @@ impl Decision {
     }
 }
 
-/// Apply the gates; `last_good` lists the scenarios that passed in the last all-green run.
+/// The decision: no-go with one reason per failed gate check (see [`gate_checks`]); a host
+/// that ran no scenario has that one reason, the rest of its gates say nothing then.
 pub fn decide(gates: &Gates, hosts: &[HostSummary], last_good: Option<&[String]>) -> Decision {
     let mut reasons = Vec::new();
     for host in hosts {
-        if host.runs == 0 {
-            reasons.push(format!("host {} ran no scenario", host.host));
-            continue;
-        }
-        if host.success_rate() < gates.min_success_rate {
-            reasons.push(format!(
-                "host {} success rate {:.1}% < {:.1}% ({} of {} runs failed: {})",
-                host.host,
-                host.success_rate() * 100.0,
-                gates.min_success_rate * 100.0,
-                host.runs - host.passed,
-                host.runs,
-                host.failures
-                    .iter()
-                    .map(|(category, count)| format!("{category} ×{count}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if host.start_ms.p95 > gates.max_p95_start_ms {
-            reasons.push(format!(
-                "host {} p95 container start {} ms > {} ms",
-                host.host, host.start_ms.p95, gates.max_p95_start_ms
-            ));
-        }
-        for (category, limit) in &gates.max_failures {
-            let count = host.failures.get(category).copied().unwrap_or(0);
-            if count > *limit {
-                reasons.push(format!(
-                    "host {} had {count} `{category}` failure(s), more than {limit}",
-                    host.host
-                ));
-            }
-        }
-        if gates.no_regression
-            && let Some(good) = last_good
-        {
-            let regressed: Vec<&String> = host
-                .failed_scenarios
-                .iter()
-                .filter(|name| good.contains(name))
-                .collect();
-            if !regressed.is_empty() {
-                let names: Vec<&str> = regressed.iter().map(|name| name.as_str()).collect();
-                reasons.push(format!(
-                    "host {} regressed: {} passed in the last good run",
-                    host.host,
-                    names.join(", ")
-                ));
+        for check in host_checks(gates, host, last_good) {
+            if let Some(reason) = check.reason {
+                let ran_nothing = check.gate == "scenarios_run";
+                reasons.push(reason);
+                if ran_nothing {
+                    break;
+                }
             }
         }
     }
@@ -681,78 +630,118 @@ pub struct GateCheck {
     pub threshold: String,
     pub measured: String,
     pub passed: bool,
+    /// Why the host fails this gate, as the no-go decision says it (none when it passed).
+    #[serde(skip)]
+    pub reason: Option<String>,
 }
 
-/// Every gate on every host, as [`decide`] judges them (same thresholds, same order).
+/// Every gate on every host, in order: what [`decide`] judges.
 pub fn gate_checks(
     gates: &Gates,
     hosts: &[HostSummary],
     last_good: Option<&[String]>,
 ) -> Vec<GateCheck> {
+    hosts
+        .iter()
+        .flat_map(|host| host_checks(gates, host, last_good))
+        .collect()
+}
+
+/// Every gate on one host: the one place the thresholds are compared.
+fn host_checks(gates: &Gates, host: &HostSummary, last_good: Option<&[String]>) -> Vec<GateCheck> {
     let mut checks = Vec::new();
-    for host in hosts {
-        let mut check = |gate: &str, threshold: String, measured: String, passed: bool| {
-            checks.push(GateCheck {
-                host: host.host.clone(),
-                gate: gate.to_owned(),
-                threshold,
-                measured,
-                passed,
-            });
+    let mut check = |gate: &str, threshold: String, measured: String, failed: Option<String>| {
+        checks.push(GateCheck {
+            host: host.host.clone(),
+            gate: gate.to_owned(),
+            threshold,
+            measured,
+            passed: failed.is_none(),
+            reason: failed,
+        });
+    };
+    check(
+        "scenarios_run",
+        "≥ 1".into(),
+        host.runs.to_string(),
+        (host.runs == 0).then(|| format!("host {} ran no scenario", host.host)),
+    );
+    check(
+        "min_success_rate",
+        format!("≥ {:.1}%", gates.min_success_rate * 100.0),
+        format!("{:.1}%", host.success_rate() * 100.0),
+        (host.runs == 0 || host.success_rate() < gates.min_success_rate).then(|| {
+            format!(
+                "host {} success rate {:.1}% < {:.1}% ({} of {} runs failed: {})",
+                host.host,
+                host.success_rate() * 100.0,
+                gates.min_success_rate * 100.0,
+                host.runs - host.passed,
+                host.runs,
+                host.failures
+                    .iter()
+                    .map(|(category, count)| format!("{category} ×{count}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+    );
+    check(
+        "max_p95_start_ms",
+        format!("≤ {} ms", gates.max_p95_start_ms),
+        format!("{} ms", host.start_ms.p95),
+        (host.start_ms.p95 > gates.max_p95_start_ms).then(|| {
+            format!(
+                "host {} p95 container start {} ms > {} ms",
+                host.host, host.start_ms.p95, gates.max_p95_start_ms
+            )
+        }),
+    );
+    for (category, limit) in &gates.max_failures {
+        let count = host.failures.get(category).copied().unwrap_or(0);
+        check(
+            &format!("max_failures.{category}"),
+            format!("≤ {limit}"),
+            count.to_string(),
+            (count > *limit).then(|| {
+                format!(
+                    "host {} had {count} `{category}` failure(s), more than {limit}",
+                    host.host
+                )
+            }),
+        );
+    }
+    if gates.no_regression {
+        let regressed: Vec<&str> = match last_good {
+            Some(good) => host
+                .failed_scenarios
+                .iter()
+                .filter(|name| good.contains(name))
+                .map(String::as_str)
+                .collect(),
+            None => Vec::new(),
         };
         check(
-            "scenarios_run",
-            "≥ 1".into(),
-            host.runs.to_string(),
-            host.runs > 0,
+            "no_regression",
+            match last_good {
+                Some(good) => {
+                    format!("the {} scenario(s) of the last good run pass", good.len())
+                }
+                None => "no earlier good run to compare with".into(),
+            },
+            if regressed.is_empty() {
+                "none regressed".into()
+            } else {
+                format!("regressed: {}", regressed.join(", "))
+            },
+            (!regressed.is_empty()).then(|| {
+                format!(
+                    "host {} regressed: {} passed in the last good run",
+                    host.host,
+                    regressed.join(", ")
+                )
+            }),
         );
-        check(
-            "min_success_rate",
-            format!("≥ {:.1}%", gates.min_success_rate * 100.0),
-            format!("{:.1}%", host.success_rate() * 100.0),
-            host.runs > 0 && host.success_rate() >= gates.min_success_rate,
-        );
-        check(
-            "max_p95_start_ms",
-            format!("≤ {} ms", gates.max_p95_start_ms),
-            format!("{} ms", host.start_ms.p95),
-            host.start_ms.p95 <= gates.max_p95_start_ms,
-        );
-        for (category, limit) in &gates.max_failures {
-            let count = host.failures.get(category).copied().unwrap_or(0);
-            check(
-                &format!("max_failures.{category}"),
-                format!("≤ {limit}"),
-                count.to_string(),
-                count <= *limit,
-            );
-        }
-        if gates.no_regression {
-            let regressed: Vec<&str> = match last_good {
-                Some(good) => host
-                    .failed_scenarios
-                    .iter()
-                    .filter(|name| good.contains(name))
-                    .map(String::as_str)
-                    .collect(),
-                None => Vec::new(),
-            };
-            check(
-                "no_regression",
-                match last_good {
-                    Some(good) => {
-                        format!("the {} scenario(s) of the last good run pass", good.len())
-                    }
-                    None => "no earlier good run to compare with".into(),
-                },
-                if regressed.is_empty() {
-                    "none regressed".into()
-                } else {
-                    format!("regressed: {}", regressed.join(", "))
-                },
-                regressed.is_empty(),
-            );
-        }
     }
     checks
 }

@@ -47,6 +47,9 @@ pub enum Category {
     CleanupFailed,
     /// An output (stdout, stderr, file content, telemetry) did not match an expectation.
     AssertionFailed,
+    /// dockproof itself failed (a panic while running the scenario): a bug to report, not a
+    /// verdict on the job.
+    InternalError,
 }
 
 /// How bad a failure is for a rollout decision.
@@ -61,7 +64,7 @@ pub enum Severity {
 
 impl Category {
     /// Every category, in declaration order.
-    pub const ALL: [Category; 17] = [
+    pub const ALL: [Category; 18] = [
         Category::DaemonUnavailable,
         Category::ImageNotFound,
         Category::BuildFailed,
@@ -79,6 +82,7 @@ impl Category {
         Category::ConfigInvalid,
         Category::CleanupFailed,
         Category::AssertionFailed,
+        Category::InternalError,
     ];
 
     /// The snake_case name used in scenario files and reports.
@@ -101,6 +105,7 @@ impl Category {
             Category::ConfigInvalid => "config_invalid",
             Category::CleanupFailed => "cleanup_failed",
             Category::AssertionFailed => "assertion_failed",
+            Category::InternalError => "internal_error",
         }
     }
 
@@ -108,7 +113,9 @@ impl Category {
     pub fn severity(self) -> Severity {
         use Category::*;
         match self {
-            DaemonUnavailable | ChecksumMismatch | CleanupFailed => Severity::Critical,
+            DaemonUnavailable | ChecksumMismatch | CleanupFailed | InternalError => {
+                Severity::Critical
+            }
             ImageNotFound | BuildFailed | OomKilled | CommandNotFound | ArtifactMissing
             | FilestoreFailed | HealthFailed | AssertionFailed => Severity::High,
             PortConflict | Timeout | NonzeroExit | WorkspaceLimitExceeded | HttpCheckFailed => {
@@ -174,6 +181,9 @@ impl Category {
             CleanupFailed => "remove the leftovers by hand (`docker rm -f`) and check permissions",
             AssertionFailed => {
                 "the message gives what was expected and what was found: fix the job or the expectation"
+            }
+            InternalError => {
+                "a bug in dockproof, not in the job: please report it with the message and the scenario"
             }
         }
     }

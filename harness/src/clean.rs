@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::backend::cli::CliBackend;
+use crate::backend::sweep::{self, SweepPlan};
 use crate::backend::{Backend, ResourceKind};
 use crate::run_id;
 
@@ -118,7 +119,7 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
             }
         }
     }
-    let listed = match backend.list_labelled(&label).await {
+    let listed = match sweep::labelled_containers(backend, &label).await {
         Ok(listed) => listed,
         Err(error) => {
             report.problems.push(format!(
@@ -128,6 +129,7 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
             return;
         }
     };
+    let mut chosen = Vec::new();
     for id in listed {
         if spared.contains(&id) {
             continue;
@@ -137,61 +139,35 @@ pub async fn containers(backend: &dyn Backend, options: &CleanOptions, report: &
                 .as_str()
                 .and_then(|text| humantime::parse_rfc3339_weak(text).ok())
         });
-        if !old_enough(created, options.older_than) {
-            continue;
+        if old_enough(created, options.older_than) {
+            chosen.push(id);
         }
-        if !options.dry_run
-            && let Err(error) = backend.remove(&id).await
-        {
-            report
-                .problems
-                .push(format!("cannot remove container {id}: {error}"));
-            continue;
-        }
-        report.containers.push(id);
     }
     // A compose project's networks and volumes, and images built for a run, carry the label
     // too; they can go once their containers are gone. With an age filter they stay: a
-    // younger run may still be using them.
-    if options.older_than.is_some() {
-        return;
-    }
-    for kind in ResourceKind::ALL {
-        let mut spared: Vec<String> = Vec::new();
-        for live in &options.live {
-            if let Ok(names) = backend
-                .list_labelled_resources(kind, &format!("dockproof.run={}", live.run_id))
-                .await
-            {
-                spared.extend(names);
+    // younger run may still be using them. A live run's stay too.
+    let mut spared_resources: Vec<(ResourceKind, String)> = Vec::new();
+    if options.older_than.is_none() {
+        for kind in ResourceKind::ALL {
+            for live in &options.live {
+                if let Ok(names) = backend
+                    .list_labelled_resources(kind, &format!("dockproof.run={}", live.run_id))
+                    .await
+                {
+                    spared_resources.extend(names.into_iter().map(|name| (kind, name)));
+                }
             }
         }
-        let listed = match backend.list_labelled_resources(kind, &label).await {
-            Ok(listed) => listed,
-            Err(error) => {
-                report.problems.push(format!(
-                    "cannot list {}s on `{}`: {error}",
-                    kind.as_str(),
-                    backend.name()
-                ));
-                continue;
-            }
-        };
-        for name in listed {
-            if spared.contains(&name) {
-                continue;
-            }
-            if !options.dry_run
-                && let Err(error) = backend.remove_resource(kind, &name).await
-            {
-                report
-                    .problems
-                    .push(format!("cannot remove {} {name}: {error}", kind.as_str()));
-                continue;
-            }
-            report.resources.push(format!("{} {name}", kind.as_str()));
-        }
     }
+    let plan = SweepPlan {
+        resources: options.older_than.is_none(),
+        dry_run: options.dry_run,
+        spared: &spared_resources,
+    };
+    let swept = sweep::sweep(backend, &label, chosen, plan).await;
+    report.resources.extend(swept.resource_names());
+    report.containers.extend(swept.containers);
+    report.problems.extend(swept.problems);
 }
 
 /// The `dockproof-*` entries of `dir` that `options` selects: with a run id, that run's

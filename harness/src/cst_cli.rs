@@ -12,8 +12,9 @@ use dockproof::cst::{self, CstContext, Driver};
 use dockproof::events::Outcome;
 use dockproof::report::{self, ReportOptions};
 
-use crate::BackendKind;
-use crate::setup::{self, BackendPaths};
+use dockproof::run::{self as library, BackendKind, BackendOptions, Exit};
+
+use crate::usage_error;
 
 /// Where file and metadata tests read the image from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,16 +156,7 @@ pub struct CstArgs {
     daemon: crate::DaemonArgs,
 }
 
-fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    // Paths and messages may hold anything: inert under GitHub Actions.
-    eprintln!(
-        "error: {}",
-        dockproof::report::inert::text(&message.to_string())
-    );
-    ExitCode::from(2)
-}
-
-/// The run's own id and the id its reports show (see `setup::run_id`): on the fake a hash
+/// The run's own id and the id its reports show (see `dockproof::run::run_ids`): on the fake a hash
 /// of the image and configs is shown, the run itself adds a random part.
 fn run_id(args: &CstArgs) -> Result<(String, String), dockproof::run_id::RunIdError> {
     use sha2::Digest;
@@ -180,7 +172,7 @@ fn run_id(args: &CstArgs) -> Result<(String, String), dockproof::run_id::RunIdEr
             Ok((dockproof::run_id::fresh(&suite)?, suite))
         }
         BackendKind::DockerCli | BackendKind::DockerApi => {
-            let (id, _) = setup::run_id(args.backend, &[])?;
+            let (id, _) = library::run_ids(args.backend, &[])?;
             let id = format!("cst-{id}");
             Ok((id.clone(), id))
         }
@@ -252,7 +244,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     if args.pull && args.driver != DriverKind::Docker {
         // CST's words and exit code (a fatal error).
         dockproof::inert_eprintln!("error: image pull not supported when not using Docker driver");
-        return ExitCode::from(1);
+        return Exit::Failed.into();
     }
     // CST's tar driver takes a `docker save` archive for `--image PATH.tar`.
     let archive =
@@ -307,16 +299,16 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         Ok(dir) => dir,
         Err(message) => return usage_error(message),
     };
-    let paths = BackendPaths {
-        docker: &args.docker,
-        fake_docker: args.fake_docker.as_deref(),
-        fake_images: std::slice::from_ref(&args.fake_images),
-        fixture_images: std::slice::from_ref(&args.fixture_images),
+    let options = BackendOptions {
+        docker: args.docker.clone(),
+        fake_docker: args.fake_docker.clone(),
+        fake_images: vec![args.fake_images.clone()],
+        fixture_images: vec![args.fixture_images.clone()],
         context: None,
         daemon_timeout: args.daemon.daemon_timeout,
     };
     let (backend, fixtures) =
-        match setup::make_backend(args.backend, &paths, run_dir.path(), Vec::new()) {
+        match library::make_backend(args.backend, &options, run_dir.path(), Vec::new()) {
             Ok(made) => made,
             Err(message) => return usage_error(message),
         };
@@ -331,7 +323,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         }
         if refused > 0 {
             eprintln!("error: {refused} problem(s) in CST files; nothing was run");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     }
     let options = ReportOptions {
@@ -343,12 +335,9 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         backend: args.backend.name().to_owned(),
         deterministic,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match library::runtime() {
         Ok(runtime) => runtime,
-        Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
+        Err(error) => return usage_error(error),
     };
     let context = Arc::new(CstContext {
         backend: Arc::clone(&backend),
@@ -377,6 +366,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
                 reports: Vec::new(),
                 interrupted: false,
                 swept: 0,
+                swept_resources: Vec::new(),
                 left_behind: Vec::new(),
             };
             return Ok((outcome, Vec::new()));
@@ -410,7 +400,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             // CST exits 1 on every such fatal error (a missing image, a failed pull, a
             // platform mismatch).
             dockproof::inert_eprintln!("error: {message}");
-            return ExitCode::from(1);
+            return Exit::Failed.into();
         }
     };
     if args.save {
@@ -526,20 +516,22 @@ pub fn run(mut args: CstArgs) -> ExitCode {
         }
         let _ = out.flush();
     }
-    let paths = setup::ReportPaths {
-        junit: args.junit.as_deref(),
-        json: args.json.as_deref(),
+    let paths = library::ReportPaths {
+        junit: args.junit.clone(),
+        json: args.json.clone(),
         html: None,
         markdown: None,
     };
-    let write_failed = !setup::write_reports(&paths, &outcome, &options, &run_id);
+    let write_failed = !library::write_reports(&paths, &outcome, &options, &run_id);
     // A run in which no config could be read ran nothing: it is not history.
     if !args.no_history && nothing_ran.is_none() {
-        let options = ReportOptions {
-            run_id: run_id.clone(),
-            ..options.clone()
-        };
-        setup::record(args.history.clone(), args.backend, &outcome, &options);
+        library::record_history(
+            args.history.as_deref(),
+            &run_id,
+            library::history_host(args.backend),
+            args.backend.name(),
+            &outcome,
+        );
     }
     if outcome.swept > 0 {
         eprintln!(
@@ -553,17 +545,17 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             out!("No tests run! Check config file format.");
         }
         drop(run_dir);
-        return ExitCode::from(1);
+        return Exit::Failed.into();
     }
     if console {
         out!("{}", report::console::summary_line(&outcome));
     }
     drop(run_dir);
     if write_failed || report_failed {
-        ExitCode::from(2)
+        Exit::Usage.into()
     } else if outcome.success() {
-        ExitCode::SUCCESS
+        Exit::Passed.into()
     } else {
-        ExitCode::from(1)
+        Exit::Failed.into()
     }
 }

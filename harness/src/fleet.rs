@@ -1,59 +1,16 @@
 //! `dockproof canary`: the canary-tagged scenarios, N times on every host of
 //! a fleet (hosts in parallel), then a go/no-go decision from the gates.
 
-use std::ffi::OsString;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use dockproof::backend::CaptureLimits;
-use dockproof::canary::{self, Gates, Host, HostKind, HostSummary};
-use dockproof::engine::EngineContext;
+use dockproof::canary::{self, Gates, Host, HostSummary};
 use dockproof::events::ScenarioReport;
-use dockproof::filestore::Filestore;
-use dockproof::history::{self, History, RunEntry};
+use dockproof::history::{self, History};
+use dockproof::run::{self as library, BackendKind, Exit, HostContext, host_backend};
 use dockproof::runner;
 use dockproof::scenario::LoadedScenario;
 
-use crate::setup::{self, BackendPaths};
-use crate::{BackendKind, CanaryArgs};
-
-fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    // Paths and messages may hold anything: inert under GitHub Actions.
-    eprintln!(
-        "error: {}",
-        dockproof::report::inert::text(&message.to_string())
-    );
-    ExitCode::from(2)
-}
-
-/// One host's backend kind and the environment its docker program gets. A real host
-/// uses the Engine API when that is the chosen backend, the docker CLI otherwise.
-pub(crate) fn host_backend(
-    host: &Host,
-    local: BackendKind,
-) -> (BackendKind, Vec<(OsString, OsString)>) {
-    match &host.kind {
-        HostKind::Fake { faults, remote } => (
-            BackendKind::Fake,
-            faults
-                .iter()
-                .map(|faults| ("FAKE_DOCKER_FAULTS".into(), faults.into()))
-                .chain(remote.then(|| ("FAKE_DOCKER_REMOTE".into(), "1".into())))
-                .collect(),
-        ),
-        HostKind::Docker {
-            docker_host: Some(docker_host),
-        } => {
-            let kind = if local == BackendKind::DockerApi {
-                BackendKind::DockerApi
-            } else {
-                BackendKind::DockerCli
-            };
-            (kind, vec![("DOCKER_HOST".into(), docker_host.into())])
-        }
-        HostKind::Docker { docker_host: None } => (local, Vec::new()),
-    }
-}
+use crate::{CanaryArgs, usage_error};
 
 /// Run the scenarios `repeat` times on one host; every report of every repeat.
 async fn run_host(
@@ -62,7 +19,7 @@ async fn run_host(
     scenarios: &[LoadedScenario],
     cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<ScenarioReport>, String> {
-    let (kind, mut env) = host_backend(host, args.backend);
+    let (kind, mut env) = host_backend(host, args.suite.backend);
     // A fake host is one machine: its state (and so its fault counters: `every=5` counts
     // across repeats) lives as long as the canary, not one repeat.
     let host_state = match kind {
@@ -87,17 +44,10 @@ async fn run_host(
     if let Some(state) = &host_state {
         env.push(("FAKE_DOCKER_STATE".into(), state.path().into()));
     }
-    let paths = BackendPaths {
-        docker: &args.docker,
-        fake_docker: args.fake_docker.as_deref(),
-        fake_images: &args.fake_images,
-        fixture_images: &args.fixture_images,
-        context: None,
-        daemon_timeout: args.daemon.daemon_timeout,
-    };
+    let options = args.suite.backend_options(None);
     let mut reports = Vec::new();
     for repeat in 1..=args.repeat {
-        let (base, _) = setup::run_id(kind, scenarios).map_err(|error| error.to_string())?;
+        let (base, _) = library::run_ids(kind, scenarios).map_err(|error| error.to_string())?;
         // Only what a run id may hold: it names labels and the run directory.
         let host_part: String = host
             .name
@@ -113,32 +63,26 @@ async fn run_host(
         let run_id = format!("{base}-{host_part}-{repeat}");
         // Claimed as live while this host's run lasts: `dockproof clean` leaves it alone.
         let run_dir = dockproof::run_id::RunDir::create(&std::env::temp_dir(), &run_id)?;
-        let (backend, fixtures) = setup::make_backend(kind, &paths, run_dir.path(), env.clone())?;
-        let filestore = Filestore::local(&run_dir.path().join("filestore"))
+        let made = library::make_backend(kind, &options, run_dir.path(), env.clone())
             .map_err(|error| error.to_string())?;
         let (events, _ignored) = tokio::sync::mpsc::unbounded_channel();
-        let context = Arc::new(EngineContext {
-            backend,
-            filestore,
-            fixtures: Arc::new(fixtures),
+        let context = HostContext {
+            backend: made,
+            kind,
+            host_dir: run_dir.path().to_path_buf(),
             run_id: run_id.clone(),
-            names_id: run_id.clone(),
-            work_dir: run_dir.path().join("workspaces"),
-            capture: CaptureLimits::default(),
+            // A canary host's names carry its own id (the host and repeat are part of it).
+            shown_run_id: run_id.clone(),
             logs_dir: None,
-            events,
+            transport: host.transport.unwrap_or(args.suite.workspace_transport),
             // A fake host replays scenarios' recordings, as `run --backend fake` does.
-            recordings: if kind == BackendKind::Fake {
-                dockproof::recordings::RecordingMode::Replay { root: None }
-            } else {
-                dockproof::recordings::RecordingMode::Off
-            },
-            transport: Arc::new(dockproof::transport::TransportPolicy::new(
-                host.transport.unwrap_or(args.workspace_transport),
-            )),
+            recordings: None,
+            recordings_root: None,
             // A canary's hosts are cleaned up whatever their verdicts.
             keep_failed: None,
-        });
+        }
+        .build(events)
+        .map_err(|error| error.to_string())?;
         let mut cancelled = cancel.clone();
         let cancel_future = async move {
             let _ = cancelled.wait_for(|cancelled| *cancelled).await;
@@ -146,7 +90,7 @@ async fn run_host(
         let outcome = runner::run_all(
             context,
             scenarios.to_vec(),
-            args.jobs.unwrap_or(2),
+            args.suite.jobs.unwrap_or(2),
             0,
             cancel_future,
         )
@@ -157,21 +101,8 @@ async fn run_host(
             host.name, args.repeat
         );
         out!("{}", dockproof::report::inert::text(&line));
-        if !args.no_history
-            && let Some(path) = history::default_path()
-        {
-            let entry = RunEntry {
-                run_id: &run_id,
-                git_sha: history::current_git_sha(),
-                host: host.name.clone(),
-                backend: kind_name(kind),
-                interrupted: outcome.interrupted,
-                reports: &outcome.reports,
-            };
-            if let Err(error) = History::open(&path).and_then(|mut history| history.record(&entry))
-            {
-                dockproof::inert_eprintln!("warning: run not recorded in the history: {error}");
-            }
+        if !args.no_history {
+            library::record_history(None, &run_id, host.name.clone(), kind.name(), &outcome);
         }
         let interrupted = outcome.interrupted;
         reports.extend(outcome.reports);
@@ -180,14 +111,6 @@ async fn run_host(
         }
     }
     Ok(reports)
-}
-
-fn kind_name(kind: BackendKind) -> &'static str {
-    match kind {
-        BackendKind::Fake => "fake",
-        BackendKind::DockerCli => "docker-cli",
-        BackendKind::DockerApi => "docker-api",
-    }
 }
 
 pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
@@ -219,7 +142,7 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         None => Gates::default(),
     };
     // The last all-green run of the same backend, read before this canary adds its own runs.
-    let backend_name = kind_name(host_backend(&hosts[0], args.backend).0);
+    let backend_name = host_backend(&hosts[0], args.suite.backend).0.name();
     let last_good = if gates.no_regression && !args.no_history {
         history::default_path()
             .filter(|path| path.exists())
@@ -228,12 +151,9 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     } else {
         None
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match library::runtime() {
         Ok(runtime) => runtime,
-        Err(error) => return usage_error(format!("cannot start the async runtime: {error}")),
+        Err(error) => return usage_error(error),
     };
     out!(
         "canary: {} scenario(s) × {} repeat(s) on {} host(s)",
@@ -244,7 +164,7 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
     let results = runtime.block_on(async {
         let (cancel, cancelled) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            setup::interrupted().await;
+            library::interrupted().await;
             let _ = cancel.send(true);
         });
         let runs = hosts
@@ -290,15 +210,15 @@ pub fn canary(args: CanaryArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
         write_canary_reports(&args, &gates, &summaries, &decision, last_good.as_deref())
     {
         dockproof::inert_eprintln!("error: {message}");
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     if decision.go() {
         out!("GO: every host met the gates");
-        ExitCode::SUCCESS
+        Exit::Passed.into()
     } else {
         let line = format!("NO-GO: {}", decision.reasons.join("; "));
         out!("{}", dockproof::report::inert::text(&line));
-        ExitCode::from(1)
+        Exit::Failed.into()
     }
 }
 

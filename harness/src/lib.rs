@@ -3,11 +3,13 @@
 //! Data flows one way: [`scenario`] files are loaded and validated, the
 //! [`engine`] executes them through a [`backend`] and the [`filestore`],
 //! [`check`] turns observations into verdicts, and [`report`] renders the
-//! events the [`runner`] emits.
+//! events the [`runner`] emits. [`Run`] is the whole of it behind one call, as the
+//! `dockproof` command line uses it.
 
 pub mod backend;
 pub mod builtin;
 pub mod canary;
+pub mod cancel;
 pub mod category;
 pub mod check;
 pub mod clean;
@@ -26,9 +28,13 @@ pub mod project;
 pub mod record;
 pub mod recordings;
 pub mod report;
+pub mod run;
 pub mod run_id;
 pub mod runner;
 pub mod scenario;
 pub mod secrets;
+pub mod suggest;
 pub mod transport;
 pub mod workspace;
+
+pub use run::{Exit, Run};

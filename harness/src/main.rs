@@ -23,6 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use dockproof::run::Exit;
 use dockproof::scenario::{self, LoadedScenario};
 
 /// End-to-end validation of Docker jobs: scenario files in, JUnit out.
@@ -124,53 +125,20 @@ fn parse_daemon_timeout(text: &str) -> Result<std::time::Duration, String> {
     Ok(timeout)
 }
 
-/// Which Docker to run against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    /// The deterministic fake-docker program (no daemon needed).
-    Fake,
-    /// The real `docker` CLI and whatever daemon it talks to (honours DOCKER_HOST).
-    DockerCli,
-    /// The daemon's Engine API directly, no docker binary (honours DOCKER_HOST and the TLS variables).
-    DockerApi,
-}
+pub use dockproof::run::BackendKind;
 
-impl BackendKind {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            BackendKind::Fake => "fake",
-            BackendKind::DockerCli => "docker-cli",
-            BackendKind::DockerApi => "docker-api",
-        }
-    }
-}
-
+/// The flags every command that runs a suite shares (`run`, `record`, `canary`).
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Scenario files or directories (searched for *.yaml).
-    #[arg(default_value = "scenarios")]
-    paths: Vec<PathBuf>,
-    /// Backend to run on.
+pub struct SuiteArgs {
+    /// Backend to run on (of the `local` host, with `--host`).
     #[arg(long, value_enum, default_value = "fake", env = "DOCKPROOF_BACKEND")]
-    backend: BackendKind,
-    /// The docker binary for `--backend docker-cli`.
+    pub backend: BackendKind,
+    /// The docker binary for `--backend docker-cli` and real hosts.
     #[arg(long, default_value = "docker", env = "DOCKPROOF_DOCKER")]
-    docker: PathBuf,
+    pub docker: PathBuf,
     /// The fake-docker binary (default: next to dockproof, then on PATH).
     #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
-    fake_docker: Option<PathBuf>,
-    /// How job workspaces reach the daemon: `bind` mounts the local directory (the daemon
-    /// must see dockproof's files), `copy` keeps it in a volume and copies it in and back,
-    /// `auto` probes each host once (a host's `;transport=` wins). See docs/remote-hosts.md.
-    #[arg(long, value_name = "auto|bind|copy", default_value = "auto", env = "DOCKPROOF_WORKSPACE_TRANSPORT", value_parser = clap::value_parser!(dockproof::transport::TransportChoice))]
-    workspace_transport: dockproof::transport::TransportChoice,
-    /// Run the suite on each of these hosts in turn (`NAME=DOCKER_HOST`, `fake://NAME?faults=SPEC`,
-    /// `local`; repeatable): scenario names in the reports become `NAME/scenario`.
-    #[arg(long = "host", value_name = "HOST", value_parser = clap::value_parser!(dockproof::canary::Host))]
-    hosts: Vec<dockproof::canary::Host>,
-    /// The docker context to use with the real backends (default: $DOCKER_CONTEXT, then the CLI's current one).
-    #[arg(long, env = "DOCKER_CONTEXT", value_name = "NAME")]
-    context: Option<String>,
+    pub fake_docker: Option<PathBuf>,
     /// Fake image definition directories for `--backend fake` (repeatable or comma-separated;
     /// `builtin`: the job-runner and web images shipped in dockproof).
     #[arg(
@@ -179,7 +147,7 @@ pub struct RunArgs {
         value_delimiter = ',',
         value_name = "DIR"
     )]
-    fake_images: Vec<PathBuf>,
+    pub fake_images: Vec<PathBuf>,
     /// Real fixture image directories (a Dockerfile per subdirectory), built on demand on
     /// real daemons (repeatable or comma-separated; `builtin`: the shipped ones).
     #[arg(
@@ -188,10 +156,43 @@ pub struct RunArgs {
         value_delimiter = ',',
         value_name = "DIR"
     )]
-    fixture_images: Vec<PathBuf>,
-    /// Scenarios run at once (default: number of cores).
+    pub fixture_images: Vec<PathBuf>,
+    /// Scenarios run at once, on each host (default: `run` the number of cores, `canary` 2).
     #[arg(short, long)]
-    jobs: Option<usize>,
+    pub jobs: Option<usize>,
+    /// How job workspaces reach the daemon: `bind` mounts the local directory (the daemon
+    /// must see dockproof's files), `copy` keeps it in a volume and copies it in and back,
+    /// `auto` probes each host once (a host's `;transport=` wins). See docs/remote-hosts.md.
+    #[arg(long, value_name = "auto|bind|copy", default_value = "auto", env = "DOCKPROOF_WORKSPACE_TRANSPORT", value_parser = clap::value_parser!(dockproof::transport::TransportChoice))]
+    pub workspace_transport: dockproof::transport::TransportChoice,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// Say a usage or configuration error on stderr; exit 2.
+pub(crate) fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    // Paths and messages may hold anything: inert under GitHub Actions.
+    eprintln!(
+        "error: {}",
+        dockproof::report::inert::text(&message.to_string())
+    );
+    dockproof::run::Exit::Usage.into()
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files or directories (searched for *.yaml).
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    suite: SuiteArgs,
+    /// Run the suite on each of these hosts in turn (`NAME=DOCKER_HOST`, `fake://NAME?faults=SPEC`,
+    /// `local`; repeatable): scenario names in the reports become `NAME/scenario`.
+    #[arg(long = "host", value_name = "HOST", value_parser = clap::value_parser!(dockproof::canary::Host))]
+    hosts: Vec<dockproof::canary::Host>,
+    /// The docker context to use with the real backends (default: $DOCKER_CONTEXT, then the CLI's current one).
+    #[arg(long, env = "DOCKER_CONTEXT", value_name = "NAME")]
+    context: Option<String>,
     /// Run a failed scenario again up to N times; a later pass is reported as flaky.
     #[arg(long, default_value_t = 0, value_name = "N")]
     retries: u32,
@@ -255,8 +256,6 @@ pub struct RunArgs {
     /// in CI too.
     #[arg(long)]
     keep_failed: bool,
-    #[command(flatten)]
-    daemon: DaemonArgs,
 }
 
 /// Where `--report` writes when `--report-dir` is not given.
@@ -338,44 +337,11 @@ pub struct CanaryArgs {
     /// baseline as canary.json, canary.md and canary-junit.xml here.
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
-    /// Backend of the `local` host.
-    #[arg(long, value_enum, default_value = "fake", env = "DOCKPROOF_BACKEND")]
-    backend: BackendKind,
-    /// The docker binary for real hosts.
-    #[arg(long, default_value = "docker", env = "DOCKPROOF_DOCKER")]
-    docker: PathBuf,
-    /// The fake-docker binary (default: next to dockproof, then on PATH).
-    #[arg(long, env = "DOCKPROOF_FAKE_DOCKER")]
-    fake_docker: Option<PathBuf>,
-    /// Fake image definition directories (repeatable; `builtin`: the shipped ones).
-    #[arg(
-        long,
-        default_value = "fixtures/fake-images",
-        value_delimiter = ',',
-        value_name = "DIR"
-    )]
-    fake_images: Vec<PathBuf>,
-    /// Real fixture image directories, built on demand on real hosts (`builtin`: the shipped ones).
-    #[arg(
-        long,
-        default_value = "fixtures/images",
-        value_delimiter = ',',
-        value_name = "DIR"
-    )]
-    fixture_images: Vec<PathBuf>,
-    /// Scenarios run at once on each host.
-    #[arg(short, long)]
-    jobs: Option<usize>,
-    /// How job workspaces reach the daemon: `bind` mounts the local directory (the daemon
-    /// must see dockproof's files), `copy` keeps it in a volume and copies it in and back,
-    /// `auto` probes each host once (a host's `;transport=` wins). See docs/remote-hosts.md.
-    #[arg(long, value_name = "auto|bind|copy", default_value = "auto", env = "DOCKPROOF_WORKSPACE_TRANSPORT", value_parser = clap::value_parser!(dockproof::transport::TransportChoice))]
-    workspace_transport: dockproof::transport::TransportChoice,
+    #[command(flatten)]
+    suite: SuiteArgs,
     /// Do not read or write the run history (disables the no-regression gate).
     #[arg(long)]
     no_history: bool,
-    #[command(flatten)]
-    daemon: DaemonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -420,7 +386,7 @@ fn clean(args: CleanArgs) -> ExitCode {
         && let Err(error) = dockproof::run_id::validate(run)
     {
         dockproof::inert_eprintln!("error: {error}");
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let options = CleanOptions {
@@ -434,7 +400,7 @@ fn clean(args: CleanArgs) -> ExitCode {
         },
         force: args.force,
     };
-    let fake_docker = setup::find_fake_docker(args.fake_docker.as_deref());
+    let fake_docker = dockproof::run::find_fake_docker(args.fake_docker.as_deref());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -442,7 +408,7 @@ fn clean(args: CleanArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     let mut report = CleanReport::default();
@@ -497,9 +463,9 @@ fn clean(args: CleanArgs) -> ExitCode {
         report.directories.len()
     );
     if report.problems.is_empty() {
-        ExitCode::SUCCESS
+        Exit::Passed.into()
     } else {
-        ExitCode::from(1)
+        Exit::Failed.into()
     }
 }
 
@@ -507,27 +473,27 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
     use dockproof::history::{self, History};
     let Some(path) = db.or_else(history::default_path) else {
         eprintln!("error: no history database: pass --db PATH or set DOCKPROOF_HISTORY");
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     };
     if !path.exists() {
         dockproof::inert_eprintln!(
             "error: no history at {} yet: `dockproof run` records every run there",
             path.display()
         );
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     let history = match History::open(&path) {
         Ok(history) => history,
         Err(error) => {
             dockproof::inert_eprintln!("error: {error}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     let (scenarios, hosts) = match (history.by_scenario(last), history.by_host(last)) {
         (Ok(scenarios), Ok(hosts)) => (scenarios, hosts),
         (Err(error), _) | (_, Err(error)) => {
             dockproof::inert_eprintln!("error: {error}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     let print = |title: &str, rows: &[history::Stats]| {
@@ -555,7 +521,7 @@ fn history(db: Option<PathBuf>, last: usize) -> ExitCode {
     dockproof::inert_println!("last {last} run(s) each, from {}\n", path.display());
     print("scenario", &scenarios);
     print("host (backend)", &hosts);
-    ExitCode::SUCCESS
+    Exit::Passed.into()
 }
 
 fn main() -> ExitCode {
@@ -612,13 +578,13 @@ fn main() -> ExitCode {
                 serde_json::to_string_pretty(scenario::schema())
             };
             out!("{}", text.expect("the schema serialises"));
-            ExitCode::SUCCESS
+            Exit::Passed.into()
         }
         Command::Init { dir } => project_cli::init(&dir),
         Command::Check { paths } => match load_all(&paths) {
             Ok(loaded) => {
                 out!("{} scenario file(s) valid", loaded.len());
-                ExitCode::SUCCESS
+                Exit::Passed.into()
             }
             Err(code) => code,
         },
@@ -649,17 +615,17 @@ fn main() -> ExitCode {
 fn record(args: RecordArgs) -> ExitCode {
     use dockproof::recordings::RecordingMode;
     let RecordArgs { check, mut run } = args;
-    if run.backend == BackendKind::Fake {
+    if run.suite.backend == BackendKind::Fake {
         eprintln!(
             "error: `dockproof record` needs a real daemon: pass --backend docker-cli or --backend docker-api (the fake replays recordings, it cannot make them)\n  = hint: DOCKPROOF_BACKEND=docker-cli dockproof record SCENARIOS"
         );
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     if !run.hosts.is_empty() {
         eprintln!(
             "error: `dockproof record` runs on one daemon: use --backend/DOCKER_HOST (or --context) instead of --host"
         );
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     let loaded = match load_all(&run.paths) {
         Ok(loaded) => loaded,
@@ -702,9 +668,9 @@ fn hash(files: &[PathBuf]) -> ExitCode {
         }
     }
     if failed {
-        ExitCode::from(2)
+        Exit::Usage.into()
     } else {
-        ExitCode::SUCCESS
+        Exit::Passed.into()
     }
 }
 
@@ -743,7 +709,7 @@ fn lint(args: &LintArgs) -> ExitCode {
             Ok(config) => config,
             Err(error) => {
                 dockproof::inert_eprintln!("error: {error}");
-                return ExitCode::from(2);
+                return Exit::Usage.into();
             }
         },
         None => args.project_lint.clone().unwrap_or_default(),
@@ -764,7 +730,7 @@ fn lint(args: &LintArgs) -> ExitCode {
             }
             Err(reason) if args.hadolint.is_some() => {
                 dockproof::inert_eprintln!("error: {reason}");
-                return ExitCode::from(2);
+                return Exit::Usage.into();
             }
             Err(reason) => (None, HadolintStatus::NotFound { reason }),
         }
@@ -806,11 +772,11 @@ fn lint(args: &LintArgs) -> ExitCode {
         .flat_map(|file| &file.findings)
         .any(|finding| threshold.fails(finding.level));
     if unusable {
-        ExitCode::from(2)
+        Exit::Usage.into()
     } else if failed {
-        ExitCode::from(1)
+        Exit::Failed.into()
     } else {
-        ExitCode::SUCCESS
+        Exit::Passed.into()
     }
 }
 
@@ -823,7 +789,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
                 "error: cannot read scenario paths: {}",
                 dockproof::report::inert::text(&error.to_string())
             );
-            return Err(ExitCode::from(2));
+            return Err(Exit::Usage.into());
         }
     };
     if files.is_empty() {
@@ -835,7 +801,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        return Err(ExitCode::from(2));
+        return Err(Exit::Usage.into());
     }
     let mut loaded = Vec::new();
     let mut problems = 0;
@@ -862,7 +828,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
     }
     if problems > 0 {
         eprintln!("error: {problems} problem(s) in scenario files; nothing was run");
-        return Err(ExitCode::from(2));
+        return Err(Exit::Usage.into());
     }
     Ok(loaded)
 }

@@ -254,13 +254,8 @@ fn hint_for(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((key, _)) = rest.split_once('`')
     {
-        let close = KEYS
-            .iter()
-            .map(|known| (strsim::jaro_winkler(key, known), *known))
-            .filter(|(score, _)| *score > 0.8)
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        return match close {
-            Some((_, known)) => format!("did you mean `{known}`?"),
+        return match crate::suggest::closest(key, KEYS.iter().copied()) {
+            Some(known) => format!("did you mean `{known}`?"),
             None => "see docs/project.md for the keys a project file has".into(),
         };
     }

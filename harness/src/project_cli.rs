@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 use dockproof::project::{self, Project};
+use dockproof::run::Exit;
 
-use crate::{BackendKind, CanaryArgs, ReportFormat, RunArgs};
+use crate::{CanaryArgs, ReportFormat, RunArgs, SuiteArgs};
 
 /// Whether `id` was given on the command line or by an environment variable.
 fn explicit(matches: &ArgMatches, id: &str) -> bool {
@@ -34,18 +35,7 @@ pub fn find(file: Option<&Path>, none: bool) -> Result<Option<Project>, ExitCode
             Project::discover(&cwd)
         }
     };
-    found.map_err(|error| {
-        dockproof::inert_eprintln!("error: {error}");
-        ExitCode::from(2)
-    })
-}
-
-fn backend(kind: project::Backend) -> BackendKind {
-    match kind {
-        project::Backend::Fake => BackendKind::Fake,
-        project::Backend::DockerCli => BackendKind::DockerCli,
-        project::Backend::DockerApi => BackendKind::DockerApi,
-    }
+    found.map_err(crate::usage_error)
 }
 
 fn format(format: project::ReportFormat) -> ReportFormat {
@@ -89,7 +79,7 @@ fn hosts(project: &Project, listed: &[String]) -> Result<Vec<dockproof::canary::
                     "error: {}: host `{host}`: {error}",
                     project.file.display()
                 );
-                ExitCode::from(2)
+                Exit::Usage.into()
             })
         })
         .collect()
@@ -102,6 +92,33 @@ pub fn apply_to_check(paths: &mut Vec<PathBuf>, matches: &ArgMatches, project: &
     }
 }
 
+/// The flags every suite command shares, with the project's settings where no flag was given.
+fn apply_to_suite(
+    paths: &mut Vec<PathBuf>,
+    suite: &mut SuiteArgs,
+    matches: &ArgMatches,
+    project: &Project,
+) {
+    let settings = &project.settings;
+    if !explicit(matches, "paths") {
+        *paths = scenario_paths(project);
+    }
+    if !explicit(matches, "backend")
+        && let Some(kind) = settings.backend
+    {
+        suite.backend = kind.into();
+    }
+    if !explicit(matches, "fake_images") {
+        suite.fake_images = image_dirs(project, &settings.fake_images, "fixtures/fake-images");
+    }
+    if !explicit(matches, "fixture_images") {
+        suite.fixture_images = image_dirs(project, &settings.fixture_images, "fixtures/images");
+    }
+    if suite.jobs.is_none() {
+        suite.jobs = settings.jobs;
+    }
+}
+
 /// `run`'s (and `record`'s) arguments with the project's settings where no flag was given.
 pub fn apply_to_run(
     args: &mut RunArgs,
@@ -109,23 +126,7 @@ pub fn apply_to_run(
     project: &Project,
 ) -> Result<(), ExitCode> {
     let settings = &project.settings;
-    if !explicit(matches, "paths") {
-        args.paths = scenario_paths(project);
-    }
-    if !explicit(matches, "backend")
-        && let Some(kind) = settings.backend
-    {
-        args.backend = backend(kind);
-    }
-    if !explicit(matches, "fake_images") {
-        args.fake_images = image_dirs(project, &settings.fake_images, "fixtures/fake-images");
-    }
-    if !explicit(matches, "fixture_images") {
-        args.fixture_images = image_dirs(project, &settings.fixture_images, "fixtures/images");
-    }
-    if args.jobs.is_none() {
-        args.jobs = settings.jobs;
-    }
+    apply_to_suite(&mut args.paths, &mut args.suite, matches, project);
     if args.hosts.is_empty() {
         args.hosts = hosts(project, &settings.hosts)?;
     }
@@ -157,23 +158,7 @@ pub fn apply_to_canary(
 ) -> Result<(), ExitCode> {
     let settings = &project.settings;
     let canary = &settings.canary;
-    if !explicit(matches, "paths") {
-        args.paths = scenario_paths(project);
-    }
-    if !explicit(matches, "backend")
-        && let Some(kind) = settings.backend
-    {
-        args.backend = backend(kind);
-    }
-    if !explicit(matches, "fake_images") {
-        args.fake_images = image_dirs(project, &settings.fake_images, "fixtures/fake-images");
-    }
-    if !explicit(matches, "fixture_images") {
-        args.fixture_images = image_dirs(project, &settings.fixture_images, "fixtures/images");
-    }
-    if args.jobs.is_none() {
-        args.jobs = settings.jobs;
-    }
+    apply_to_suite(&mut args.paths, &mut args.suite, matches, project);
     if args.hosts.is_empty() {
         args.hosts = hosts(project, &canary.hosts)?;
     }
@@ -241,7 +226,7 @@ pub fn init(dir: &Path) -> ExitCode {
         dockproof::inert_eprintln!(
             "  = hint: `dockproof init` writes a new layout and never overwrites; move these away or run it in another directory"
         );
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     for (relative, text) in STARTER {
         let path = dir.join(relative);
@@ -251,12 +236,12 @@ pub fn init(dir: &Path) -> ExitCode {
             .and_then(|()| std::fs::write(&path, text));
         if let Err(error) = written {
             dockproof::inert_eprintln!("error: cannot write {}: {error}", path.display());
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
         dockproof::inert_println!("wrote {}", path.display());
     }
     dockproof::inert_println!(
         "\nnext: `dockproof run` (on the fake; reports in target/dockproof/), then edit scenarios/hello-job.yaml for your own job (docs/project.md)"
     );
-    ExitCode::SUCCESS
+    Exit::Passed.into()
 }

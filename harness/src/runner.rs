@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::backend::{Backend, ResourceKind};
+use crate::backend::sweep::{self, SweepPlan, Swept};
 use crate::category::Category;
 use crate::engine::{self, EngineContext};
 use crate::events::{Event, Failure, Outcome, ScenarioReport};
@@ -24,6 +24,9 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// Containers the final sweep had to remove (0 when every scenario cleaned up after itself).
     pub swept: usize,
+    /// Networks, volumes and images the final sweep had to remove (`network NAME`, …; none
+    /// when every scenario cleaned up after itself).
+    pub swept_resources: Vec<String>,
     /// The scenarios those containers were left by (one entry per container; a scenario
     /// that expected `cleanup_failed` is not listed), for the warning that names them.
     pub left_behind: Vec<String>,
@@ -107,11 +110,16 @@ pub async fn run_all(
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
+            if context.cancel.is_cancelled() {
+                // Cancelled before it started: nothing to clean up.
+                let report = placeholder(&scenarios[index], Outcome::Interrupted, None);
+                return (index, report);
+            }
             let mut earlier = Vec::new();
             loop {
                 let mut report = engine::run_scenario(&context, &scenarios[index]).await;
                 let failed = report.outcome == Outcome::Failed;
-                if failed && earlier.len() < retries as usize {
+                if failed && earlier.len() < retries as usize && !context.cancel.is_cancelled() {
                     earlier.extend(report.failure.take());
                     continue;
                 }
@@ -125,6 +133,11 @@ pub async fn run_all(
     let mut panics: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
     let mut interrupted = false;
     tokio::pin!(cancel);
+    // Once cancelled, the scenarios get this long to stop and clean up after themselves
+    // before their tasks are aborted (and the sweep below removes what they left).
+    let grace = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+    tokio::pin!(grace);
+    let mut aborted = false;
     loop {
         tokio::select! {
             joined = tasks.join_next() => match joined {
@@ -150,6 +163,14 @@ pub async fn run_all(
             },
             () = &mut cancel, if !interrupted => {
                 interrupted = true;
+                // Every scenario stops its steps and runs its own cleanup.
+                context.cancel.cancel();
+                grace
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + crate::cancel::CLEANUP_LIMIT + Duration::from_secs(5));
+            }
+            () = &mut grace, if interrupted && !aborted => {
+                aborted = true;
                 tasks.abort_all();
             }
         }
@@ -163,7 +184,7 @@ pub async fn run_all(
                 let report = match panics.remove(&index) {
                     Some(panic) => {
                         let message = format!("dockproof panicked while running this scenario ({panic}); a bug in dockproof: please report it");
-                        placeholder(scenario, Outcome::Failed, Some(Failure::new(Category::CleanupFailed, message)))
+                        placeholder(scenario, Outcome::Failed, Some(Failure::new(Category::InternalError, message)))
                     }
                     // Interrupted is not a failure of the job: no category applies.
                     None => placeholder(scenario, Outcome::Interrupted, None),
@@ -173,13 +194,14 @@ pub async fn run_all(
             })
         })
         .collect();
-    let (swept, slugs) = sweep(&context).await;
+    let (swept, slugs) = final_sweep(&context).await;
     let _ = context.events.send(Event::RunFinished { interrupted });
     let left_behind = left_behind_by(&reports, &slugs);
     RunOutcome {
         reports,
         interrupted,
-        swept,
+        swept: swept.containers.len(),
+        swept_resources: swept.resource_names(),
         left_behind,
     }
 }
@@ -215,13 +237,15 @@ fn left_behind_by(reports: &[ScenarioReport], slugs: &[Option<String>]) -> Vec<S
 
 /// Remove anything still labelled with this run's id: containers, then the networks and
 /// volumes of compose projects (a run interrupted while a project was up), then the images
-/// built for the run (an interrupted build step, a compose `build:`).
-async fn sweep(context: &EngineContext) -> (usize, Vec<Option<String>>) {
+/// built for the run (an interrupted build step, a compose `build:`). Returns what it found,
+/// with the scenario of each container (its `dockproof.scenario` label).
+///
+/// What `--keep-failed` kept is left alone: its containers (labelled kept, of a kept
+/// scenario), and, while anything is kept, the run's networks, volumes and images (a kept
+/// compose project's among them); `dockproof clean --run ID` removes them.
+async fn final_sweep(context: &EngineContext) -> (Swept, Vec<Option<String>>) {
     let label = format!("dockproof.run={}", context.run_id);
     let backend = context.backend.as_ref();
-    // What `--keep-failed` kept is left alone: its containers (by their scenario and
-    // the keep label), and, while anything is kept, the run's networks, volumes and
-    // images (a kept compose project's among them); `dockproof clean --run ID` removes them.
     let kept: Vec<String> = context
         .keep_failed
         .as_ref()
@@ -231,11 +255,14 @@ async fn sweep(context: &EngineContext) -> (usize, Vec<Option<String>>) {
                 .map(|kept| kept.iter().map(|entry| entry.slug.clone()).collect())
         })
         .unwrap_or_default();
+    let listed = sweep::labelled_containers(backend, &label)
+        .await
+        .unwrap_or_default();
     // Whose they were, asked before they go (only when there are any: the common case
     // costs one list call).
     let mut slugs = Vec::new();
-    let mut swept = Vec::new();
-    for id in backend.list_labelled(&label).await.unwrap_or_default() {
+    let mut containers = Vec::new();
+    for id in listed {
         let inspect = backend.inspect_json(&id).await.ok();
         let label = |name: &str| {
             inspect
@@ -252,34 +279,14 @@ async fn sweep(context: &EngineContext) -> (usize, Vec<Option<String>>) {
             continue;
         }
         slugs.push(slug);
-        swept.push(id);
+        containers.push(id);
     }
-    if kept.is_empty() {
-        return (remove_labelled(backend, &label).await, slugs);
-    }
-    for id in &swept {
-        let _ = backend.remove(id).await;
-    }
-    (swept.len(), slugs)
-}
-
-/// Remove every container, then network, volume and image carrying `label`; returns how many
-/// containers there were. Failures are ignored: what stays is for `dockproof clean`.
-pub async fn remove_labelled(backend: &dyn Backend, label: &str) -> usize {
-    let containers = backend.list_labelled(label).await.unwrap_or_default();
-    for id in &containers {
-        let _ = backend.remove(id).await;
-    }
-    for kind in ResourceKind::ALL {
-        for name in backend
-            .list_labelled_resources(kind, label)
-            .await
-            .unwrap_or_default()
-        {
-            let _ = backend.remove_resource(kind, &name).await;
-        }
-    }
-    containers.len()
+    let plan = SweepPlan {
+        resources: kept.is_empty(),
+        ..SweepPlan::default()
+    };
+    // Failures are ignored: what stays is for `dockproof clean`.
+    (sweep::sweep(backend, &label, containers, plan).await, slugs)
 }
 
 #[cfg(test)]
@@ -297,11 +304,17 @@ mod tests {
     use crate::filestore::Filestore;
     use crate::fixtures::FixtureImages;
 
-    /// A backend whose containers exit with the next code of a script.
+    /// A backend whose containers exit with the next code of a script ([`HANG`]: the
+    /// container never exits; [`PANIC`]: waiting for it panics). Its labelled containers
+    /// are those created and not removed yet.
     struct Scripted {
         exit_codes: Mutex<Vec<i64>>,
         created: Mutex<Vec<String>>,
+        removed: Mutex<Vec<String>>,
     }
+
+    const HANG: i64 = -1000;
+    const PANIC: i64 = -2000;
 
     #[async_trait]
     impl Backend for Scripted {
@@ -325,7 +338,12 @@ mod tests {
             Ok(())
         }
         async fn wait(&self, _: &str) -> Result<i64, BackendError> {
-            Ok(self.exit_codes.lock().unwrap().remove(0))
+            let code = self.exit_codes.lock().unwrap().remove(0);
+            match code {
+                HANG => std::future::pending().await,
+                PANIC => panic!("scripted panic while waiting"),
+                code => Ok(code),
+            }
         }
         async fn stop(&self, _: &str, _: Duration) -> Result<(), BackendError> {
             Ok(())
@@ -355,19 +373,40 @@ mod tests {
         ) -> Result<ExecOutput, BackendError> {
             unreachable!("no exec in these scenarios")
         }
-        async fn remove(&self, _: &str) -> Result<(), BackendError> {
+        async fn remove(&self, id: &str) -> Result<(), BackendError> {
+            self.removed.lock().unwrap().push(id.to_owned());
             Ok(())
         }
         async fn list_labelled(&self, _: &str) -> Result<Vec<String>, BackendError> {
-            Ok(Vec::new())
+            let removed = self.removed.lock().unwrap().clone();
+            Ok(self
+                .created
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|id| !removed.contains(id))
+                .cloned()
+                .collect())
         }
     }
 
     async fn run(exit_codes: Vec<i64>, retries: u32) -> (RunOutcome, usize) {
+        let (outcome, backend) = run_until(exit_codes, retries, std::future::pending()).await;
+        let created = backend.created.lock().unwrap().len();
+        (outcome, created)
+    }
+
+    /// Run one scenario of one `run` step until it ends or `cancel` resolves.
+    async fn run_until(
+        exit_codes: Vec<i64>,
+        retries: u32,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> (RunOutcome, Arc<Scripted>) {
         let dir = tempfile::tempdir().unwrap();
         let backend = Arc::new(Scripted {
             exit_codes: Mutex::new(exit_codes),
             created: Mutex::new(Vec::new()),
+            removed: Mutex::new(Vec::new()),
         });
         let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
         let context = Arc::new(EngineContext {
@@ -381,6 +420,7 @@ mod tests {
             logs_dir: None,
             events,
             recordings: Default::default(),
+            cancel: crate::cancel::Cancel::new(),
             // The retry count is what is tested: no transport probe among the creates.
             transport: Arc::new(crate::transport::TransportPolicy::new(
                 crate::transport::TransportChoice::Bind,
@@ -399,9 +439,43 @@ mod tests {
             base_dir: dir.path().into(),
             spans,
         };
-        let outcome = run_all(context, vec![loaded], 1, retries, std::future::pending()).await;
-        let created = backend.created.lock().unwrap().len();
-        (outcome, created)
+        let outcome = run_all(context, vec![loaded], 1, retries, cancel).await;
+        (outcome, backend)
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_scenario_stops_its_step_and_cleans_up_before_the_sweep() {
+        let cancel = tokio::time::sleep(Duration::from_millis(300));
+        let (outcome, backend) =
+            tokio::time::timeout(Duration::from_secs(30), run_until(vec![HANG], 0, cancel))
+                .await
+                .expect("a cancelled run ends without waiting for its hanging container");
+        assert!(outcome.interrupted);
+        let report = &outcome.reports[0];
+        assert_eq!(report.outcome, Outcome::Interrupted, "{report:?}");
+        assert!(report.failure.is_none(), "{report:?}");
+        assert_eq!(
+            report.steps.last().map(|step| step.outcome),
+            Some(Outcome::Interrupted)
+        );
+        // The scenario's own cleanup removed its container: the final sweep found nothing.
+        let created = backend.created.lock().unwrap().clone();
+        assert_eq!(created.len(), 1);
+        assert_eq!(*backend.removed.lock().unwrap(), created);
+        assert_eq!((outcome.swept, outcome.swept_resources.len()), (0, 0));
+        assert!(outcome.left_behind.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_scenario_is_an_internal_error_and_the_sweep_catches_its_leftovers() {
+        let (outcome, _) = run_until(vec![PANIC], 0, std::future::pending()).await;
+        let report = &outcome.reports[0];
+        assert_eq!(report.outcome, Outcome::Failed);
+        let failure = report.failure.as_ref().expect("a panic is a failure");
+        assert_eq!(failure.category, Category::InternalError);
+        assert!(failure.message.contains("scripted panic"), "{failure:?}");
+        // Its cleanup never ran: the backstop found the container.
+        assert_eq!(outcome.swept, 1);
     }
 
     #[tokio::test]

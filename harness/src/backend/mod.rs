@@ -8,6 +8,7 @@ pub mod context;
 pub mod daemon;
 pub mod ssh;
 pub mod stats;
+pub mod sweep;
 pub mod watch;
 
 use std::collections::BTreeMap;

@@ -192,6 +192,7 @@ pub async fn run_all_with_results(
             reports,
             interrupted: false,
             swept: 0,
+            swept_resources: Vec::new(),
             left_behind: Vec::new(),
         },
         results,
@@ -239,7 +240,10 @@ async fn read_saved(archive: PathBuf) -> Result<SavedImage, Failure> {
 /// which keep their container's labels); returns how many containers (0 when every test cleaned up).
 pub async fn sweep(context: &CstContext) -> usize {
     let label = format!("dockproof.run={}", context.run_id);
-    crate::runner::remove_labelled(context.backend.as_ref(), &label).await
+    crate::backend::sweep::sweep_label(context.backend.as_ref(), &label)
+        .await
+        .containers
+        .len()
 }
 
 fn location(file: &LoadedCst, pointer: &str) -> Location {

@@ -849,7 +849,7 @@ impl ScenarioRun<'_> {
 
     /// Remove every container, then network, then volume carrying `label` (errors ignored: the caller reports).
     async fn remove_labelled(&self, label: &str) {
-        crate::runner::remove_labelled(self.backend.as_ref(), label).await;
+        crate::backend::sweep::sweep_label(self.backend.as_ref(), label).await;
     }
 }
 

@@ -76,6 +76,8 @@ pub struct EngineContext {
     pub recordings: crate::recordings::RecordingMode,
     /// `--keep-failed`: a failed scenario's objects are left in place and listed here.
     pub keep_failed: Option<KeptList>,
+    /// Cancelled on Ctrl-C or SIGTERM: the step loop stops, the scenario cleans up.
+    pub cancel: crate::cancel::Cancel,
 }
 
 /// The label on every container and compose object a run with `--keep-failed` creates:
@@ -194,6 +196,8 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     let mut verdict: Option<Failure> = None;
     // Why the scenario is skipped part-way: a command fake-docker does not model.
     let mut unmodelled: Option<String> = None;
+    // Cancelled (Ctrl-C, SIGTERM): the steps stop, the cleanup below still runs.
+    let mut interrupted = context.cancel.is_cancelled();
     match run.prepare().await {
         Ok(()) => {}
         Err(failure) => verdict = Some(failure),
@@ -204,7 +208,7 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             .name
             .clone()
             .unwrap_or_else(|| format!("step {}: {kind}", index + 1));
-        if verdict.is_some() || unmodelled.is_some() {
+        if verdict.is_some() || unmodelled.is_some() || interrupted {
             steps.push(StepReport {
                 index,
                 name,
@@ -227,22 +231,41 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         if let Some(index) = step_index {
             run.mark_log_windows(index).await;
         }
-        let result =
-            match tokio::time::timeout_at(deadline, run.step(pointer, step_index, step)).await {
-                Ok(result) => result,
-                Err(_) => Err(vec![Finding {
-                    category: Category::Timeout,
-                    message: format!(
-                        "the scenario ran past its timeout of {} during this step",
-                        humantime::format_duration(
-                            scenario
-                                .timeout
-                                .map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0)
-                        )
-                    ),
-                    pointer: "/timeout".into(),
-                }]),
-            };
+        let stepped = tokio::select! {
+            // Dropping the step stops it: its processes are killed on drop, and what it
+            // created is in `run` already (or, created the very moment it was stopped,
+            // the run's final sweep finds it).
+            () = context.cancel.cancelled() => None,
+            stepped = tokio::time::timeout_at(deadline, run.step(pointer, step_index, step)) => Some(stepped),
+        };
+        let Some(stepped) = stepped else {
+            interrupted = true;
+            steps.push(StepReport {
+                index,
+                name,
+                kind,
+                outcome: Outcome::Interrupted,
+                expected_failure: step.expect_failure,
+                failure: None,
+                duration: step_started.elapsed(),
+            });
+            continue;
+        };
+        let result = match stepped {
+            Ok(result) => result,
+            Err(_) => Err(vec![Finding {
+                category: Category::Timeout,
+                message: format!(
+                    "the scenario ran past its timeout of {} during this step",
+                    humantime::format_duration(
+                        scenario
+                            .timeout
+                            .map_or(DEFAULT_SCENARIO_TIMEOUT, |timeout| timeout.0)
+                    )
+                ),
+                pointer: "/timeout".into(),
+            }]),
+        };
         let (mut outcome, mut failure) = judge(
             result,
             step.expect_failure,
@@ -281,8 +304,11 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
         steps.push(report);
     }
 
-    run.observe_detached().await;
-    let failing = unmodelled.is_none()
+    if !interrupted {
+        run.observe_detached().await;
+    }
+    let failing = !interrupted
+        && unmodelled.is_none()
         && judge_scenario(verdict.clone(), scenario.expect_failure, |pointer| {
             run.location(pointer)
         })
@@ -292,12 +318,43 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
             run.keep(kept).await;
             Ok(())
         }
-        _ => run.cleanup().await,
+        // Bounded: what a cleanup cut short leaves is for the run's final sweep.
+        _ => match tokio::time::timeout(crate::cancel::CLEANUP_LIMIT, run.cleanup()).await {
+            Ok(cleaned) => cleaned,
+            Err(_) => Err(Failure::new(
+                Category::CleanupFailed,
+                format!(
+                    "the cleanup did not finish within {}; the run's final sweep removes what is left",
+                    humantime::format_duration(crate::cancel::CLEANUP_LIMIT)
+                ),
+            )),
+        },
     };
     if let Err(failure) = cleaned
         && verdict.is_none()
     {
         verdict = Some(failure);
+    }
+    if interrupted {
+        // Interrupted is not a verdict on the job: no category applies (a cleanup that
+        // failed is still said, as the failure).
+        let masker = std::mem::take(&mut run.masker);
+        let mut report = ScenarioReport {
+            name: scenario.name.clone(),
+            file: loaded.path.clone(),
+            tags: scenario.tags.clone(),
+            outcome: Outcome::Interrupted,
+            failure: verdict.filter(|failure| failure.category == Category::CleanupFailed),
+            skip_reason: None,
+            earlier_attempts: Vec::new(),
+            steps,
+            stdout_tail: run.record.context.docker.log_tail.stdout.clone(),
+            stderr_tail: run.record.context.docker.log_tail.stderr.clone(),
+            record: run.record,
+            duration: started.elapsed(),
+        };
+        report.mask(&masker);
+        return report;
     }
     if let Some(reason) = unmodelled {
         return skipped(loaded, reason);

@@ -148,6 +148,7 @@ pub(crate) mod tests {
             }],
             interrupted: false,
             swept: 0,
+            swept_resources: Vec::new(),
             left_behind: Vec::new(),
         }
     }

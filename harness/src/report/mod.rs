@@ -174,6 +174,7 @@ mod tests {
                 reports: vec![report],
                 interrupted: false,
                 swept: 0,
+                swept_resources: Vec::new(),
                 left_behind: Vec::new(),
             },
             "fake-1-2",
@@ -216,6 +217,7 @@ mod tests {
             reports: vec![report],
             interrupted: false,
             swept: 0,
+            swept_resources: Vec::new(),
             left_behind: Vec::new(),
         };
         let shown = normalised(&outcome, "fake-1-2", "fake-1");

@@ -379,7 +379,9 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                     let mut diagnostic =
                         Diagnostic::new(spans.key(&key_pointer), format!("unknown key `{key}`"))
                             .expected(format!("one of: {}", allowed.join(", ")));
-                    if let Some(close) = closest(key, allowed.iter().map(String::as_str)) {
+                    if let Some(close) =
+                        crate::suggest::closest(key, allowed.iter().map(String::as_str))
+                    {
                         diagnostic = diagnostic.hint(format!("did you mean `{close}`?"));
                     }
                     diagnostics.push(diagnostic);
@@ -498,10 +500,9 @@ fn schema_diagnostics(document: &Value, spans: &SpanIndex) -> Vec<Diagnostic> {
                 let mut diagnostic =
                     Diagnostic::new(span, format!("{instance} is not a known value"))
                         .expected(format!("one of: {}", options.join(", ")));
-                if let Some(close) = instance
-                    .as_str()
-                    .and_then(|text| closest(text, options.iter().map(String::as_str)))
-                {
+                if let Some(close) = instance.as_str().and_then(|text| {
+                    crate::suggest::closest(text, options.iter().map(String::as_str))
+                }) {
                     diagnostic = diagnostic.hint(format!("did you mean `{close}`?"));
                 }
                 diagnostics.push(diagnostic);
@@ -582,15 +583,6 @@ fn allowed_constants(node: Option<&Value>) -> Vec<String> {
         }
     }
     constants
-}
-
-/// The candidate closest to `word`, if it is close enough to be a likely typo.
-fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
 }
 
 /// Checks the schema cannot express: one kind per step, one source per input,

@@ -98,8 +98,10 @@ fn every_error_category_has_a_shipped_scenario_expecting_it() {
                 .filter_map(|step| step.expect_failure),
         );
     }
+    // `internal_error` is dockproof's own bug (a panic): no scenario can ask for one.
     let missing: Vec<&str> = dockproof::category::Category::ALL
         .iter()
+        .filter(|category| **category != dockproof::category::Category::InternalError)
         .filter(|category| !expected.contains(*category))
         .map(|category| category.as_str())
         .collect();

@@ -707,6 +707,120 @@ fn compose_build(backend: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The bar of issue 19 item 4: SIGTERM (what a CI runner sends on cancel) to a run with a
+/// built image, a detached container, a service and a compose stack (with an image it
+/// built) up, and a long step running. The scenario's own cleanup removes all of it: exit
+/// 1 with INTR, nothing labelled with the run left (images included), and the run's final
+/// sweep found nothing (it says what it removes: "removed … that scenarios left behind").
+fn sigterm_cleans_up_before_the_sweep(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1").map_err(fail)?;
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let (run, tag, marker) = names(backend, "term");
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(&context).map_err(fail)?;
+    write(&context, &marker, "marks this test's build context\n")?;
+    write(
+        &context,
+        "Dockerfile",
+        &format!("FROM dockproof/job-runner:1\nCOPY {marker} /{marker}\n"),
+    )?;
+    let stack = dir.path().join("stack");
+    std::fs::create_dir_all(&stack).map_err(fail)?;
+    write(
+        &stack,
+        "Dockerfile",
+        "FROM dockproof/job-runner:1\nCMD [\"sleep\", \"300\"]\n",
+    )?;
+    write(
+        &stack,
+        "docker-compose.yml",
+        "services:\n  idle:\n    build: .\n",
+    )?;
+    let scenario = write(
+        dir.path(),
+        "term.yaml",
+        &format!(
+            "name: sigterm-everything\nrequires: [compose]\nsteps:\n  - build: {{ context: context, tag: \"{tag}\" }}\n  - run: {{ image: \"{tag}\", cmd: [sleep, 300], detach: true, container: worker }}\n  - service: {{ name: svc, image: dockproof/job-runner:1, cmd: [sleep, 300] }}\n  - compose: {{ up: {{ file: {} }} }}\n  - name: the long step\n    run: {{ image: dockproof/job-runner:1, cmd: [sleep, 300], timeout: 5m }}\n",
+            stack.join("docker-compose.yml").display()
+        ),
+    )?;
+    let work = dir.path().join("work");
+    let mut child = support::dockproof_on(backend, &work)
+        .args(["--run-id", &run])
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    // Four containers of the run: the detached one, the service, the stack's, the long step's.
+    let waited = wait_until(
+        "the detached container, the service, the stack and the long step run",
+        Duration::from_secs(180),
+        || {
+            // A run that ended (e.g. refused the scenario) will not get there.
+            matches!(child.try_wait(), Ok(Some(_)))
+                || support::labelled_leftovers(&format!("dockproof.run={run}")).is_ok_and(|left| {
+                    left.iter()
+                        .filter(|item| item.starts_with("container "))
+                        .count()
+                        >= 4
+                })
+        },
+    );
+    if let Err(error) = waited {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let output = child.wait_with_output().map_err(fail)?;
+        return Err(fail(format!(
+            "{}\n{}",
+            error.message().unwrap_or("timed out"),
+            support::describe(&output)
+        )));
+    }
+    if let Ok(Some(status)) = child.try_wait() {
+        let output = child.wait_with_output().map_err(fail)?;
+        return Err(fail(format!(
+            "the run ended ({status}) before the long step\n{}",
+            support::describe(&output)
+        )));
+    }
+    if labelled_images(&run)?.len() < 2 {
+        return Err(fail(format!(
+            "the built image and the stack's image carry the run label {run}"
+        )));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(fail)?;
+    let output = child.wait_with_output().map_err(fail)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let left = leftovers(&run, &work, &marker)?;
+    if output.status.code() != Some(1) || !stdout.contains("INTR sigterm-everything") {
+        return Err(fail(format!(
+            "SIGTERM: exit 1 and INTR\n{}",
+            support::describe(&output)
+        )));
+    }
+    if !left.is_empty() {
+        return Err(fail(format!(
+            "SIGTERM left {left:?}\n{}",
+            support::describe(&output)
+        )));
+    }
+    if stderr.contains("left behind") {
+        return Err(fail(format!(
+            "the final sweep had to remove what the scenario's own cleanup should have\n{}",
+            support::describe(&output)
+        )));
+    }
+    Ok(())
+}
+
 type Test = fn(&str) -> Result<(), Failed>;
 
 const KEEP_FAILING: &str = "name: keep-me-probe\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, \"30\"], detach: true, container: worker }\n  - run: { image: dockproof/job-runner:1, env: { JOB_EXIT_CODE: \"3\" } }\n";
@@ -888,6 +1002,10 @@ pub fn trials() -> Vec<Trial> {
         trials.push(support::compose_trial(
             format!("{backend}::compose-build-labelled-and-removed"),
             move || compose_build(backend),
+        ));
+        trials.push(support::compose_trial(
+            format!("{backend}::sigterm-cleans-up-before-the-sweep"),
+            move || sigterm_cleans_up_before_the_sweep(backend),
         ));
     }
     trials
