@@ -6,9 +6,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::category::Category;
+use crate::events::{Failure, Location, Outcome};
 use crate::lint;
+use crate::record::ResourceUsage;
 use crate::scenario::{
-    FileExpect, HttpExpect, ImageExpect, LintExpect, PointerAssertion, TextMatch,
+    FileExpect, HttpExpect, ImageExpect, LintExpect, Monitor, PointerAssertion, TextMatch,
 };
 use crate::secrets::Masker;
 
@@ -29,6 +31,212 @@ impl Finding {
             pointer: pointer.into(),
         }
     }
+}
+
+/// Every finding of a step, or `Ok` when there is none.
+pub fn all_hold(findings: Vec<Finding>) -> Result<(), Vec<Finding>> {
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(findings)
+    }
+}
+
+/// How a finished container ended, when that alone decides the step: stopped at its
+/// `timeout` (`timeout`), or killed for exceeding its memory limit (`oom_killed`).
+pub fn container_end(
+    run_pointer: &str,
+    timeout: Duration,
+    timed_out: bool,
+    oom_killed: bool,
+    exit_code: i64,
+) -> Option<Finding> {
+    if timed_out {
+        return Some(Finding::new(
+            Category::Timeout,
+            format!("{run_pointer}/timeout"),
+            format!(
+                "the container ran past its timeout of {} and was stopped (exit code {exit_code})",
+                humantime::format_duration(timeout)
+            ),
+        ));
+    }
+    oom_killed.then(|| {
+        Finding::new(
+            Category::OomKilled,
+            format!("{run_pointer}/limits/memory"),
+            format!(
+                "the container was killed for exceeding its memory limit (exit code {exit_code})"
+            ),
+        )
+    })
+}
+
+/// The finding of a scenario that ran past its `timeout` during a step.
+pub fn scenario_timeout(timeout: Duration) -> Finding {
+    Finding::new(
+        Category::Timeout,
+        "/timeout",
+        format!(
+            "the scenario ran past its timeout of {} during this step",
+            humantime::format_duration(timeout)
+        ),
+    )
+}
+
+/// The scenario's verdict against a scenario-level `expect_failure`.
+pub fn scenario_verdict(
+    verdict: Option<Failure>,
+    expected: Option<Category>,
+    locate: impl Fn(&str) -> Location,
+) -> (Outcome, Option<Failure>) {
+    match (verdict, expected) {
+        (None, None) => (Outcome::Passed, None),
+        (Some(failure), None) => (Outcome::Failed, Some(failure)),
+        (Some(failure), Some(expected)) if failure.category == expected => {
+            (Outcome::Passed, Some(failure))
+        }
+        (Some(failure), Some(expected)) => {
+            let mut unexpected = failure.clone();
+            unexpected.message = format!(
+                "expected the scenario to fail with `{expected}`, got `{}`: {}",
+                failure.category, failure.message
+            );
+            (Outcome::Failed, Some(unexpected))
+        }
+        (None, Some(expected)) => {
+            let mut failure = Failure::new(
+                Category::AssertionFailed,
+                format!("expected the scenario to fail with `{expected}`, but it passed"),
+            );
+            failure.location = Some(locate("/expect_failure"));
+            (Outcome::Failed, Some(failure))
+        }
+    }
+}
+
+/// A step's result against what it was expected to do: its outcome, and the failure to
+/// report (one per finding, each at its own line; the first decides the category).
+pub fn step_verdict(
+    result: Result<(), Vec<Finding>>,
+    expected: Option<Category>,
+    locate: impl Fn(&str) -> Location,
+    step_pointer: &str,
+) -> (Outcome, Option<Failure>) {
+    // One failure per finding, each at its own line; the first decides the category.
+    let failure = result.err().map(|findings| {
+        let mut failures = findings.into_iter().map(|finding| {
+            let mut failure = Failure::new(finding.category, finding.message);
+            failure.location = Some(locate(&finding.pointer));
+            failure
+        });
+        let mut first = failures.next().unwrap_or_else(|| {
+            let mut failure = Failure::new(
+                Category::AssertionFailed,
+                "the step failed without a finding",
+            );
+            failure.location = Some(locate(step_pointer));
+            failure
+        });
+        first.further = failures.collect();
+        first
+    });
+    match (failure, expected) {
+        (None, None) => (Outcome::Passed, None),
+        (Some(failure), None) => (Outcome::Failed, Some(failure)),
+        (Some(failure), Some(expected)) if failure.category == expected => {
+            (Outcome::Passed, Some(failure))
+        }
+        (Some(failure), Some(expected)) => {
+            let mut unexpected = failure.clone();
+            unexpected.message = format!(
+                "expected a `{expected}` failure, got `{}`: {}",
+                failure.category, failure.message
+            );
+            (Outcome::Failed, Some(unexpected))
+        }
+        (None, Some(expected)) => {
+            let mut failure = Failure::new(
+                Category::AssertionFailed,
+                format!("expected this step to fail with `{expected}`, but it succeeded"),
+            );
+            failure.location = Some(locate(&format!("{step_pointer}/expect_failure")));
+            (Outcome::Failed, Some(failure))
+        }
+    }
+}
+
+/// A finding for each budget of `monitor` that `usage` exceeds, at the budget's pointer.
+/// A budget that cannot be checked (no sample) is a finding too: it must not pass silently.
+pub fn budgets(
+    run_pointer: &str,
+    monitor: &Monitor,
+    usage: &ResourceUsage,
+    run_ms: u64,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let at = |key: &str| format!("{run_pointer}/monitor/{key}");
+    if usage.samples == 0 {
+        if monitor.has_budgets() {
+            let why = match &usage.error {
+                Some(error) => format!("sampling failed: {error}"),
+                None => format!(
+                    "the container ran {run_ms} ms and the daemon samples about once a second; a job must run longer to be measured"
+                ),
+            };
+            let key = if monitor.max_memory.is_some() {
+                "max_memory"
+            } else if monitor.max_cpu_percent.is_some() {
+                "max_cpu_percent"
+            } else {
+                "max_pids"
+            };
+            findings.push(Finding {
+                category: Category::AssertionFailed,
+                pointer: at(key),
+                message: format!(
+                    "no resource sample was taken, so the budget cannot be checked ({why})"
+                ),
+            });
+        }
+        return findings;
+    }
+    if let (Some(budget), Some(peak)) = (monitor.max_memory, usage.peak_memory_bytes)
+        && peak > budget.0
+    {
+        findings.push(Finding {
+            category: Category::AssertionFailed,
+            pointer: at("max_memory"),
+            message: format!(
+                "peak memory {} is over the budget of {}",
+                mebibytes(peak),
+                mebibytes(budget.0)
+            ),
+        });
+    }
+    if let (Some(budget), Some(peak)) = (monitor.max_cpu_percent, usage.peak_cpu_percent)
+        && peak > budget
+    {
+        findings.push(Finding {
+            category: Category::AssertionFailed,
+            pointer: at("max_cpu_percent"),
+            message: format!("peak CPU {peak:.2}% is over the budget of {budget}%"),
+        });
+    }
+    if let (Some(budget), Some(peak)) = (monitor.max_pids, usage.peak_pids)
+        && peak > budget
+    {
+        findings.push(Finding {
+            category: Category::AssertionFailed,
+            pointer: at("max_pids"),
+            message: format!("{peak} processes at once, over the budget of {budget}"),
+        });
+    }
+    findings
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
 }
 
 /// What the engine saw of a workspace file an expectation names.
@@ -901,6 +1109,42 @@ fn json_equal(left: &Value, right: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expected_failures_pass_only_with_their_category() {
+        let locate = |pointer: &str| Location {
+            file: "s.yaml".into(),
+            line: pointer.len(),
+            column: 1,
+        };
+        let timeout = || {
+            Err(vec![Finding::new(
+                Category::Timeout,
+                "/steps/0",
+                "too slow",
+            )])
+        };
+        assert_eq!(
+            step_verdict(Ok(()), None, locate, "/steps/0").0,
+            Outcome::Passed
+        );
+        assert_eq!(
+            step_verdict(timeout(), Some(Category::Timeout), locate, "/steps/0").0,
+            Outcome::Passed
+        );
+        let (outcome, failure) =
+            step_verdict(timeout(), Some(Category::OomKilled), locate, "/steps/0");
+        assert_eq!(outcome, Outcome::Failed);
+        assert!(
+            failure
+                .unwrap()
+                .message
+                .starts_with("expected a `oom_killed` failure, got `timeout`")
+        );
+        let (outcome, failure) = step_verdict(Ok(()), Some(Category::Timeout), locate, "/steps/0");
+        assert_eq!(outcome, Outcome::Failed);
+        assert_eq!(failure.unwrap().category, Category::AssertionFailed);
+    }
     use serde_json::json;
 
     fn matcher(yaml: serde_json::Value) -> TextMatch {

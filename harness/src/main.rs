@@ -52,6 +52,8 @@ enum Command {
         /// Scenario files or directories (searched for *.yaml).
         #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        vars: VarArgs,
     },
     /// Print the JSON Schema of scenario files (`--project-file`: of the project file).
     Schema {
@@ -256,6 +258,45 @@ pub struct RunArgs {
     /// in CI too.
     #[arg(long)]
     keep_failed: bool,
+    #[command(flatten)]
+    vars: VarArgs,
+}
+
+/// Scenario variables from the command line (and the project file's `[vars]`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct VarArgs {
+    /// Set a scenario variable, `{{ vars.NAME }}` (repeatable; over the scenario's and the
+    /// project file's defaults and `--vars-file`). See docs/scenarios.md, "Variables".
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = dockproof::scenario::vars::parse_var_flag)]
+    vars: Vec<(String, String)>,
+    /// Read scenario variables from a YAML mapping (`NAME: VALUE`); `--var` wins.
+    #[arg(long, value_name = "FILE")]
+    vars_file: Option<PathBuf>,
+    /// The project file's `[vars]` (not a flag).
+    #[arg(skip)]
+    project: std::collections::BTreeMap<String, String>,
+}
+
+impl VarArgs {
+    /// What the loader gets; a vars file that cannot be read is a usage error.
+    fn load_options(&self) -> Result<dockproof::scenario::LoadOptions, ExitCode> {
+        let mut overrides = match &self.vars_file {
+            Some(path) => dockproof::scenario::vars::read_vars_file(path).map_err(|error| {
+                usage_error(format!(
+                    "{error}\n  = hint: a vars file is a YAML mapping such as `tag: \"2\"`"
+                ))
+            })?,
+            None => Default::default(),
+        };
+        overrides.extend(self.vars.iter().cloned());
+        Ok(dockproof::scenario::LoadOptions {
+            vars: dockproof::scenario::VarSources {
+                project: self.project.clone(),
+                overrides,
+            },
+            ..Default::default()
+        })
+    }
 }
 
 /// Where `--report` writes when `--report-dir` is not given.
@@ -553,8 +594,9 @@ fn main() -> ExitCode {
                 Command::Run(args) => project_cli::apply_to_run(args, &sub, project),
                 Command::Record(args) => project_cli::apply_to_run(&mut args.run, &sub, project),
                 Command::Canary(args) => project_cli::apply_to_canary(args, &sub, project),
-                Command::Check { paths } => {
+                Command::Check { paths, vars } => {
                     project_cli::apply_to_check(paths, &sub, project);
+                    vars.project = project_cli::project_vars(project);
                     Ok(())
                 }
                 Command::Lint(args) => {
@@ -581,7 +623,7 @@ fn main() -> ExitCode {
             Exit::Passed.into()
         }
         Command::Init { dir } => project_cli::init(&dir),
-        Command::Check { paths } => match load_all(&paths) {
+        Command::Check { paths, vars } => match load_all(&paths, &vars) {
             Ok(loaded) => {
                 out!("{} scenario file(s) valid", loaded.len());
                 Exit::Passed.into()
@@ -594,7 +636,7 @@ fn main() -> ExitCode {
         Command::Clean(args) => clean(args),
         Command::History { db, last } => history(db, last),
         Command::Canary(args) => {
-            let loaded = match load_all(&args.paths) {
+            let loaded = match load_all(&args.paths, &VarArgs::default()) {
                 Ok(loaded) => loaded,
                 Err(code) => return code,
             };
@@ -602,7 +644,7 @@ fn main() -> ExitCode {
         }
         Command::Record(args) => record(*args),
         Command::Run(args) => {
-            let loaded = match load_all(&args.paths) {
+            let loaded = match load_all(&args.paths, &args.vars) {
                 Ok(loaded) => loaded,
                 Err(code) => return code,
             };
@@ -627,7 +669,7 @@ fn record(args: RecordArgs) -> ExitCode {
         );
         return Exit::Usage.into();
     }
-    let loaded = match load_all(&run.paths) {
+    let loaded = match load_all(&run.paths, &run.vars) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -780,8 +822,10 @@ fn lint(args: &LintArgs) -> ExitCode {
     }
 }
 
-/// Load every scenario under `paths`, printing all diagnostics; exit code 2 on any.
-fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
+/// Load every scenario under `paths` with the run's variables, printing all diagnostics;
+/// exit code 2 on any.
+fn load_all(paths: &[PathBuf], vars: &VarArgs) -> Result<Vec<LoadedScenario>, ExitCode> {
+    let options = vars.load_options()?;
     let files = match scenario::discover(paths) {
         Ok(files) => files,
         Err(error) => {
@@ -807,7 +851,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedScenario>, ExitCode> {
     let mut problems = 0;
     let mut names = std::collections::HashMap::new();
     for file in files {
-        let report = scenario::load_file(&file);
+        let report = scenario::load_file_with(&file, &options);
         problems += report.diagnostics.len();
         diagnostics::emit(&report);
         if let Some(scenario) = report.scenario {

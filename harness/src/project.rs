@@ -51,6 +51,10 @@ pub struct ProjectFile {
     /// `dockproof lint`'s configuration (as `--lint-config`, which wins): disabled rules,
     /// severity overrides, failure threshold, secret allow-list (docs/lint.md).
     pub lint: Option<crate::lint::LintConfig>,
+    /// Scenario variables' defaults for every scenario, under each scenario's own `vars:`
+    /// (`--vars-file` and `--var` override both).
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, crate::scenario::Text>,
 }
 
 /// `[reports]`.

@@ -127,6 +127,7 @@ pub fn apply_to_run(
 ) -> Result<(), ExitCode> {
     let settings = &project.settings;
     apply_to_suite(&mut args.paths, &mut args.suite, matches, project);
+    args.vars.project = project_vars(project);
     if args.hosts.is_empty() {
         args.hosts = hosts(project, &settings.hosts)?;
     }
@@ -244,4 +245,14 @@ pub fn init(dir: &Path) -> ExitCode {
         "\nnext: `dockproof run` (on the fake; reports in target/dockproof/), then edit scenarios/hello-job.yaml for your own job (docs/project.md)"
     );
     Exit::Passed.into()
+}
+
+/// The project file's `[vars]`, as text.
+pub fn project_vars(project: &Project) -> std::collections::BTreeMap<String, String> {
+    project
+        .settings
+        .vars
+        .iter()
+        .map(|(name, value)| (name.clone(), value.0.clone()))
+        .collect()
 }

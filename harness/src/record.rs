@@ -104,6 +104,13 @@ pub struct Context {
     /// URLs probed with `tls.insecure: true`: their server certificates were not checked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub insecure_tls: Vec<String>,
+    /// The scenario variables its texts used, with their values (`env.NAME` for host
+    /// variables); absent when it used none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Values steps captured for later steps, by `STEP.KEY` (masked when derived from a secret).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub captures: std::collections::BTreeMap<String, String>,
 }
 
 /// A docker compose project: which, what it ran, what was killed and what `down` left.

@@ -438,6 +438,7 @@ mod tests {
             path: "once.yaml".into(),
             base_dir: dir.path().into(),
             spans,
+            vars: Default::default(),
         };
         let outcome = run_all(context, vec![loaded], 1, retries, cancel).await;
         (outcome, backend)

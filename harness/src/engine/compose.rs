@@ -23,7 +23,7 @@ use crate::check::Finding;
 use crate::compose::{self, ComposeError, Project};
 use crate::record::{ComposeRecord, KillRecord, Leftovers, ServiceContext};
 use crate::scenario::template::ServiceAddress;
-use crate::scenario::{ComposeDown, ComposeKill, ComposeSpec, ComposeUp};
+use crate::scenario::{ComposeAction, ComposeDown, ComposeKill, ComposeUp};
 use crate::transport::Transport;
 
 /// How long every service may take to become healthy when the step does not say.
@@ -156,34 +156,28 @@ impl ScenarioRun<'_> {
     pub(super) async fn compose(
         &mut self,
         pointer: &str,
-        spec: &ComposeSpec,
+        action: &ComposeAction,
     ) -> Result<(), Vec<Finding>> {
         let compose_pointer = format!("{pointer}/compose");
-        if let Some(up) = &spec.up {
-            return self.compose_up(&format!("{compose_pointer}/up"), up).await;
+        match action {
+            ComposeAction::Up(up) => self.compose_up(&format!("{compose_pointer}/up"), up).await,
+            ComposeAction::Kill(kill) => {
+                let step = pointer.rsplit('/').next().unwrap_or("0").to_owned();
+                self.compose_kill(&format!("{compose_pointer}/kill"), kill, &step)
+                    .await
+            }
+            ComposeAction::Down(down) => {
+                let down_pointer = format!("{compose_pointer}/down");
+                let Some(state) = self.compose.take() else {
+                    return Err(finding(
+                        Category::ConfigInvalid,
+                        &down_pointer,
+                        "no compose project is up",
+                    ));
+                };
+                self.compose_down(state, down, &down_pointer).await
+            }
         }
-        if let Some(kill) = &spec.kill {
-            let step = pointer.rsplit('/').next().unwrap_or("0").to_owned();
-            return self
-                .compose_kill(&format!("{compose_pointer}/kill"), kill, &step)
-                .await;
-        }
-        if let Some(down) = &spec.down {
-            let down_pointer = format!("{compose_pointer}/down");
-            let Some(state) = self.compose.take() else {
-                return Err(finding(
-                    Category::ConfigInvalid,
-                    &down_pointer,
-                    "no compose project is up",
-                ));
-            };
-            return self.compose_down(state, down, &down_pointer).await;
-        }
-        Err(finding(
-            Category::ConfigInvalid,
-            compose_pointer,
-            "the compose step does nothing",
-        ))
     }
 
     async fn compose_up(&mut self, pointer: &str, up: &ComposeUp) -> Result<(), Vec<Finding>> {

@@ -14,7 +14,7 @@ use super::{ScenarioRun, backend_finding, finding};
 use crate::backend::{CaptureLimits, Captured};
 use crate::category::Category;
 use crate::check::{self, Finding};
-use crate::scenario::{LogsSpec, SINCE_PREVIOUS_STEP, Step};
+use crate::scenario::{Action, LogsSpec, SINCE_PREVIOUS_STEP, Step};
 
 /// How often `within` reads the logs again.
 const REREAD: Duration = Duration::from_millis(250);
@@ -37,7 +37,9 @@ pub(super) fn window_start(steps: &[Step], index: usize, since: &str) -> Option<
 pub(super) fn marks_wanted(steps: &[Step]) -> HashMap<usize, Vec<String>> {
     let mut wanted: HashMap<usize, Vec<String>> = HashMap::new();
     for (index, step) in steps.iter().enumerate() {
-        let Some(logs) = &step.logs else { continue };
+        let Action::Logs(logs) = &step.action else {
+            continue;
+        };
         if let Some(start) = logs
             .since
             .as_deref()
@@ -231,7 +233,10 @@ mod tests {
     fn windows_start_at_the_previous_or_the_closest_named_step() {
         let step = |name: Option<&str>| Step {
             name: name.map(str::to_owned),
-            ..Step::default()
+            action: Action::Stage(Vec::new()),
+            capture: Default::default(),
+            references: Vec::new(),
+            expect_failure: None,
         };
         let steps = [step(Some("up")), step(None), step(Some("up")), step(None)];
         assert_eq!(window_start(&steps, 3, SINCE_PREVIOUS_STEP), Some(2));

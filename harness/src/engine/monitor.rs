@@ -1,14 +1,11 @@
 //! Resource monitoring of a run: the backend's stats samples, taken while the
-//! container runs, folded into the record's `metrics.docker.resources`, and the
-//! scenario's budgets checked against them.
+//! container runs, folded into the record's `metrics.docker.resources` (the budgets are
+//! judged by [`check::budgets`](crate::check::budgets)).
 
 use std::future::Future;
 
 use crate::backend::{Backend, StatsSample};
-use crate::category::Category;
-use crate::check::Finding;
 use crate::record::ResourceUsage;
-use crate::scenario::Monitor;
 
 /// Folds samples into peaks (memory, CPU, processes) and latest counters (CPU time, I/O).
 #[derive(Debug, Default)]
@@ -72,83 +69,11 @@ pub async fn sample_while<T>(
     (output, sampler.usage)
 }
 
-/// A finding for each budget of `monitor` that `usage` exceeds, at the budget's pointer.
-/// A budget that cannot be checked (no sample) is a finding too: it must not pass silently.
-pub fn over_budget(
-    run_pointer: &str,
-    monitor: &Monitor,
-    usage: &ResourceUsage,
-    run_ms: u64,
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let at = |key: &str| format!("{run_pointer}/monitor/{key}");
-    if usage.samples == 0 {
-        if monitor.has_budgets() {
-            let why = match &usage.error {
-                Some(error) => format!("sampling failed: {error}"),
-                None => format!(
-                    "the container ran {run_ms} ms and the daemon samples about once a second; a job must run longer to be measured"
-                ),
-            };
-            let key = if monitor.max_memory.is_some() {
-                "max_memory"
-            } else if monitor.max_cpu_percent.is_some() {
-                "max_cpu_percent"
-            } else {
-                "max_pids"
-            };
-            findings.push(Finding {
-                category: Category::AssertionFailed,
-                pointer: at(key),
-                message: format!(
-                    "no resource sample was taken, so the budget cannot be checked ({why})"
-                ),
-            });
-        }
-        return findings;
-    }
-    if let (Some(budget), Some(peak)) = (monitor.max_memory, usage.peak_memory_bytes)
-        && peak > budget.0
-    {
-        findings.push(Finding {
-            category: Category::AssertionFailed,
-            pointer: at("max_memory"),
-            message: format!(
-                "peak memory {} is over the budget of {}",
-                mebibytes(peak),
-                mebibytes(budget.0)
-            ),
-        });
-    }
-    if let (Some(budget), Some(peak)) = (monitor.max_cpu_percent, usage.peak_cpu_percent)
-        && peak > budget
-    {
-        findings.push(Finding {
-            category: Category::AssertionFailed,
-            pointer: at("max_cpu_percent"),
-            message: format!("peak CPU {peak:.2}% is over the budget of {budget}%"),
-        });
-    }
-    if let (Some(budget), Some(peak)) = (monitor.max_pids, usage.peak_pids)
-        && peak > budget
-    {
-        findings.push(Finding {
-            category: Category::AssertionFailed,
-            pointer: at("max_pids"),
-            message: format!("{peak} processes at once, over the budget of {budget}"),
-        });
-    }
-    findings
-}
-
-fn mebibytes(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / 1048576.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::ByteSize;
+    use crate::category::Category;
+    use crate::scenario::{ByteSize, Monitor};
 
     fn sample(memory_mib: u64, cpu_percent: f64, pids: u64, written: u64) -> StatsSample {
         StatsSample {
@@ -204,7 +129,7 @@ mod tests {
     #[test]
     fn each_budget_exceeded_is_a_finding_at_its_key() {
         let usage = folded(&[sample(40, 150.0, 12, 0)]);
-        let findings = over_budget(
+        let findings = crate::check::budgets(
             "/steps/0/run",
             &monitor(Some(32), Some(100.0), Some(10)),
             &usage,
@@ -235,7 +160,7 @@ mod tests {
             findings[0].message
         );
         assert!(
-            over_budget(
+            crate::check::budgets(
                 "/steps/0/run",
                 &monitor(Some(64), Some(200.0), Some(12)),
                 &usage,
@@ -249,7 +174,8 @@ mod tests {
     #[test]
     fn a_budget_without_samples_fails_and_says_why() {
         let mut usage = folded(&[]);
-        let findings = over_budget("/steps/1/run", &monitor(None, None, Some(4)), &usage, 300);
+        let findings =
+            crate::check::budgets("/steps/1/run", &monitor(None, None, Some(4)), &usage, 300);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].pointer, "/steps/1/run/monitor/max_pids");
         assert!(
@@ -259,12 +185,12 @@ mod tests {
         );
         usage.error = Some("cannot reach the Docker daemon".into());
         assert!(
-            over_budget("/steps/1/run", &monitor(Some(1), None, None), &usage, 300)[0]
+            crate::check::budgets("/steps/1/run", &monitor(Some(1), None, None), &usage, 300)[0]
                 .message
                 .contains("sampling failed: cannot reach")
         );
         assert!(
-            over_budget("/steps/1/run", &Monitor::default(), &usage, 300).is_empty(),
+            crate::check::budgets("/steps/1/run", &Monitor::default(), &usage, 300).is_empty(),
             "no budget, nothing to check"
         );
     }

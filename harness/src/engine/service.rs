@@ -865,6 +865,7 @@ impl ScenarioRun<'_> {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
+        self.output.http_body = Some(body.clone());
         let findings = check::http(
             &expect_pointer,
             expect,

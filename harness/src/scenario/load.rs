@@ -2,14 +2,18 @@
 //! checks. Loading never stops at the first problem: it returns every
 //! diagnostic of a file, each with a location, what was expected and a hint.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
-use super::model::{self, Scenario, Source, Step, StepKind, TextMatch};
+use super::model::{
+    self, Action, Scenario, Source, Step, StepFile, StepKind, StepShapeError, TextMatch,
+};
 use super::template;
+use super::vars::{self, VarSources};
 use super::yaml::{self, SourceSpan, SpanIndex};
 
 /// One problem found in a scenario file.
@@ -56,6 +60,27 @@ pub struct LoadedScenario {
     pub base_dir: PathBuf,
     /// Spans by JSON pointer, for reports that point at a line.
     pub spans: SpanIndex,
+    /// The variables its texts used (`NAME`, and `env.NAME` for host variables), with the
+    /// values they had: they go into the job record.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// What a run gives every scenario file it loads.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Variables from the project file and the command line.
+    pub vars: VarSources,
+    /// Reads a host environment variable a scenario declares under `host_env:`.
+    pub host_env: fn(&str) -> Option<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            vars: VarSources::default(),
+            host_env: |name| std::env::var(name).ok(),
+        }
+    }
 }
 
 /// The result of loading one file: the scenario if it is valid, and every problem found.
@@ -75,7 +100,9 @@ pub fn schema() -> &'static Value {
         let generator = schemars::generate::SchemaSettings::draft2020_12()
             .with(|settings| settings.inline_subschemas = true)
             .into_generator();
-        let mut schema = generator.into_root_schema_for::<Scenario>().to_value();
+        let mut schema = generator
+            .into_root_schema_for::<Scenario<StepFile>>()
+            .to_value();
         drop_null_alternatives(&mut schema);
         schema
     })
@@ -132,20 +159,26 @@ fn validator() -> &'static jsonschema::Validator {
     })
 }
 
-/// Load and validate one scenario file.
+/// Load and validate one scenario file, with no variables from outside it.
 pub fn load_file(path: &Path) -> FileReport {
+    load_file_with(path, &LoadOptions::default())
+}
+
+/// Load and validate one scenario file with the run's variables.
+pub fn load_file_with(path: &Path, options: &LoadOptions) -> FileReport {
     match crate::input_file::read_config(path) {
         Ok(source) => {
             let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let (scenario, diagnostics) = load_str(&source, &base_dir);
+            let (loaded, diagnostics) = load_hinted(&source, &base_dir, options);
             FileReport {
                 path: path.to_path_buf(),
                 source,
-                scenario: scenario.map(|(scenario, spans)| LoadedScenario {
-                    scenario,
+                scenario: loaded.map(|loaded| LoadedScenario {
+                    scenario: loaded.scenario,
                     path: path.to_path_buf(),
                     base_dir,
-                    spans,
+                    spans: loaded.spans,
+                    vars: loaded.vars,
                 }),
                 diagnostics,
             }
@@ -168,7 +201,26 @@ pub fn load_file(path: &Path) -> FileReport {
 
 /// Load a scenario from text; relative fixture paths resolve against `base_dir`.
 pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
-    let (scenario, mut diagnostics) = load_str_unhinted(source, base_dir);
+    let (loaded, diagnostics) = load_hinted(source, base_dir, &LoadOptions::default());
+    (
+        loaded.map(|loaded| (loaded.scenario, loaded.spans)),
+        diagnostics,
+    )
+}
+
+/// A scenario as loaded from text, before it is tied to its file.
+struct Loaded {
+    scenario: Scenario,
+    spans: SpanIndex,
+    vars: BTreeMap<String, String>,
+}
+
+fn load_hinted(
+    source: &str,
+    base_dir: &Path,
+    options: &LoadOptions,
+) -> (Option<Loaded>, Vec<Diagnostic>) {
+    let (scenario, mut diagnostics) = load_str_unhinted(source, base_dir, options);
     for diagnostic in &mut diagnostics {
         // A problem with the document as a whole (an empty file, say) is reported at its start.
         if diagnostic.span.start.line == 0 {
@@ -189,8 +241,9 @@ pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>
 fn load_str_unhinted(
     source: &str,
     base_dir: &Path,
-) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
-    let located = match yaml::parse(source) {
+    options: &LoadOptions,
+) -> (Option<Loaded>, Vec<Diagnostic>) {
+    let mut located = match yaml::parse(source) {
         Ok(located) => located,
         Err(error) => {
             let diagnostic = Diagnostic::new(error.span, error.message).hint(
@@ -201,7 +254,15 @@ fn load_str_unhinted(
             return (None, vec![diagnostic]);
         }
     };
+    let (used_vars, var_problems) = vars::substitute(
+        &mut located.value,
+        &located.spans,
+        &options.vars,
+        &BTreeMap::new(),
+        &options.host_env,
+    );
     let mut diagnostics = schema_diagnostics(&located.value, &located.spans);
+    diagnostics.extend(var_problems);
     // Read from the document itself, so they are reported with the schema's problems.
     let mut zeros = zero_deadlines(&located.value, &located.spans);
     zeros.extend(zero_sizes(&located.value, &located.spans));
@@ -210,7 +271,7 @@ fn load_str_unhinted(
         diagnostics.sort_by_key(|diagnostic| diagnostic.span.start.offset);
         return (None, diagnostics);
     }
-    let scenario: Scenario = match serde_path_to_error::deserialize(&located.value) {
+    let scenario: Scenario<StepFile> = match serde_path_to_error::deserialize(&located.value) {
         Ok(scenario) => scenario,
         Err(error) => {
             let pointer = path_to_pointer(error.path());
@@ -225,16 +286,47 @@ fn load_str_unhinted(
         base_dir,
         secrets,
         compose_up: None,
+        captures: Vec::new(),
         diagnostics: Vec::new(),
     };
-    checker.scenario(&scenario);
+    let steps = checker.scenario(&scenario);
     diagnostics.append(&mut checker.diagnostics);
     diagnostics.extend(zeros);
     if diagnostics.is_empty() {
-        (Some((scenario, located.spans)), diagnostics)
+        let steps = with_references(steps, &located.value);
+        let loaded = Loaded {
+            scenario: scenario.with_steps(steps),
+            spans: located.spans,
+            vars: used_vars,
+        };
+        (Some(loaded), diagnostics)
     } else {
         (None, diagnostics)
     }
+}
+
+/// Each step with the template variables its texts use (read from the document: every
+/// text of the step, whatever its kind).
+fn with_references(mut steps: Vec<Step>, document: &Value) -> Vec<Step> {
+    for (index, step) in steps.iter_mut().enumerate() {
+        let mut found = Vec::new();
+        let mut stack: Vec<&Value> = document
+            .pointer(&format!("/steps/{index}"))
+            .into_iter()
+            .collect();
+        while let Some(value) = stack.pop() {
+            match value {
+                Value::String(text) => found.extend(template::references(text)),
+                Value::Array(items) => stack.extend(items),
+                Value::Object(members) => stack.extend(members.values()),
+                _ => {}
+            }
+        }
+        found.sort();
+        found.dedup();
+        step.references = found;
+    }
+    steps
 }
 
 /// Keys whose duration is a deadline or a wait: zero can never be met there.
@@ -594,6 +686,8 @@ struct SemanticChecker<'a> {
     secrets: Vec<String>,
     /// The services of the compose project brought up by an earlier step and not yet down.
     compose_up: Option<Vec<String>>,
+    /// What earlier steps capture, as `STEP.KEY`.
+    captures: Vec<String>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -604,7 +698,8 @@ impl SemanticChecker<'_> {
         self.diagnostics.last_mut().expect("just pushed")
     }
 
-    fn scenario(&mut self, scenario: &Scenario) {
+    /// Every check of the scenario; its steps typed, when each has the right shape.
+    fn scenario(&mut self, scenario: &Scenario<model::StepFile>) -> Vec<Step> {
         if scenario.name.trim().is_empty() {
             self.error("/name", "the scenario name is empty").hint =
                 Some("give the scenario a unique name".into());
@@ -620,13 +715,34 @@ impl SemanticChecker<'_> {
         for (name, spec) in &scenario.secrets {
             self.secret(&format!("/secrets/{}", yaml::escape_segment(name)), spec);
         }
+        for name in scenario.vars.keys() {
+            if !vars::is_var_name(name) {
+                let pointer = format!("/vars/{}", yaml::escape_segment(name));
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        self.spans.key(&pointer),
+                        format!("`{name}` is not a variable name"),
+                    )
+                    .expected("a letter or `_`, then letters, digits, `_` or `-` (at most 64)"),
+                );
+            }
+        }
+        for (index, name) in scenario.host_env.iter().enumerate() {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.error(
+                    &format!("/host_env/{index}"),
+                    format!("`{name}` is not an environment variable name"),
+                );
+            }
+        }
         if scenario.steps.is_empty() {
             self.error("/steps", "a scenario needs at least one step")
                 .hint = Some("add a `run` step".into());
         }
         let mut containers: Vec<String> = Vec::new();
+        let mut typed = Vec::new();
         for (index, step) in scenario.steps.iter().enumerate() {
-            self.step(&format!("/steps/{index}"), step, &mut containers);
+            typed.extend(self.step(&format!("/steps/{index}"), step, &mut containers));
             if step.compose.is_some() && !scenario.needs_compose() {
                 let diagnostic = self.error(
                     &format!("/steps/{index}/compose"),
@@ -648,10 +764,11 @@ impl SemanticChecker<'_> {
             self.error("/requires", "`requires` a real daemon, but `fake_faults` needs the fake: no backend can run this scenario")
                 .hint = Some("split it into a fake-only and a real-daemon scenario".into());
         }
+        typed
     }
 
     /// `since` must name a step that comes before the logs step.
-    fn log_window(&mut self, pointer: &str, since: &str, earlier: &[Step]) {
+    fn log_window(&mut self, pointer: &str, since: &str, earlier: &[model::StepFile]) {
         let named: Vec<&str> = earlier
             .iter()
             .filter_map(|step| step.name.as_deref())
@@ -676,36 +793,14 @@ impl SemanticChecker<'_> {
         }
     }
 
-    /// A `compose` step: one action, a readable compose file, services that exist.
+    /// A `compose` step: a readable compose file, services that exist.
     fn compose_step(
         &mut self,
         pointer: &str,
-        compose: &model::ComposeSpec,
+        action: &model::ComposeAction,
         containers: &mut Vec<String>,
     ) {
         let compose_pointer = format!("{pointer}/compose");
-        let actions = compose.actions();
-        let action = match actions.as_slice() {
-            [action] => *action,
-            [] => {
-                self.error(&compose_pointer, "the compose step does nothing")
-                    .expected = Some("exactly one of up, kill, down".into());
-                return;
-            }
-            several => {
-                let names: Vec<&str> = several.iter().map(|action| action.as_str()).collect();
-                let diagnostic = self.error(
-                    &compose_pointer,
-                    format!(
-                        "one compose step sets several actions: {}",
-                        names.join(", ")
-                    ),
-                );
-                diagnostic.expected = Some("exactly one of up, kill, down".into());
-                diagnostic.hint = Some("split it into one step per action".into());
-                return;
-            }
-        };
         match action {
             model::ComposeAction::Up(up) => {
                 let file_pointer = format!("{compose_pointer}/up/file");
@@ -940,6 +1035,23 @@ impl SemanticChecker<'_> {
             diagnostic.expected = Some(format!("one of: {}", template::VARIABLES.join(", ")));
             return;
         }
+        for (step, key) in template::capture_refs(text) {
+            if !self.captures.contains(&format!("{step}.{key}")) {
+                let known = if self.captures.is_empty() {
+                    "none so far".to_owned()
+                } else {
+                    self.captures.join(", ")
+                };
+                let diagnostic =
+                    self.error(pointer, format!("no earlier step captures `{step}.{key}`"));
+                diagnostic.expected = Some(format!(
+                    "`steps.STEP.KEY` of a `capture:` in an earlier step ({known})"
+                ));
+                diagnostic.hint = Some(format!(
+                    "give the step `name: {step}` and `capture: {{ {key}: {{ stdout: {{}} }} }}`"
+                ));
+            }
+        }
         for name in template::secret_refs(text) {
             if !self.secrets.contains(&name) {
                 let declared = if self.secrets.is_empty() {
@@ -1017,33 +1129,75 @@ impl SemanticChecker<'_> {
         }
     }
 
-    fn step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
-        let kinds = step.kinds();
+    /// One step: its shape (exactly one kind), then the checks of its kind. The typed step,
+    /// when its shape is right.
+    fn step(
+        &mut self,
+        pointer: &str,
+        raw: &model::StepFile,
+        containers: &mut Vec<String>,
+    ) -> Option<Step> {
         let all_kinds = "stage, run, exec, upload, telemetry, service, http, logs, build, inspect, lint, cst, compose";
-        match kinds.as_slice() {
-            [] => {
+        let step = match raw.to_step() {
+            Ok(step) => step,
+            Err(StepShapeError::NoKind) => {
                 self.error(pointer, "the step does nothing").expected =
                     Some(format!("exactly one of {all_kinds}"));
-                return;
+                return None;
             }
-            [_] => {}
-            several => {
-                let names: Vec<&str> = several.iter().map(|kind| kind.as_str()).collect();
+            Err(StepShapeError::SeveralKinds(kinds)) => {
+                let names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
                 let diagnostic = self.error(
                     pointer,
                     format!("one step sets several kinds: {}", names.join(", ")),
                 );
                 diagnostic.expected = Some(format!("exactly one of {all_kinds}"));
                 diagnostic.hint = Some("split it into one step per kind".into());
-                return;
+                return None;
             }
+            Err(StepShapeError::ComposeActions(actions)) => {
+                let compose_pointer = format!("{pointer}/compose");
+                if actions.is_empty() {
+                    self.error(&compose_pointer, "the compose step does nothing")
+                        .expected = Some("exactly one of up, kill, down".into());
+                } else {
+                    let diagnostic = self.error(
+                        &compose_pointer,
+                        format!(
+                            "one compose step sets several actions: {}",
+                            actions.join(", ")
+                        ),
+                    );
+                    diagnostic.expected = Some("exactly one of up, kill, down".into());
+                    diagnostic.hint = Some("split it into one step per action".into());
+                }
+                return None;
+            }
+        };
+        match &step.action {
+            Action::Stage(items) => self.stage_step(pointer, items),
+            Action::Run { run, expect } => {
+                self.run_step(pointer, run, expect, containers);
+                self.expect(pointer, expect);
+            }
+            Action::Exec { exec, expect } => {
+                self.exec_step(pointer, exec, containers);
+                self.expect(pointer, expect);
+            }
+            Action::Upload(upload) => self.upload_step(pointer, upload),
+            Action::Telemetry(assertions) => self.telemetry_step(pointer, assertions),
+            Action::Service(service) => self.service_step(pointer, service, containers),
+            Action::Http(http) => self.http_step(pointer, http, containers),
+            Action::Logs(logs) => self.logs_step(pointer, logs, containers),
+            Action::Build(build) => self.build_step(pointer, build),
+            Action::Inspect(inspect) => self.inspect_step(pointer, inspect, containers),
+            Action::Lint(lint) => self.lint_step(pointer, lint),
+            Action::Cst(cst) => self.cst_step(pointer, cst),
+            Action::Compose(action) => self.compose_step(pointer, action, containers),
         }
-        let kind = kinds[0];
-        self.service_step(pointer, step, containers);
-        if let Some(compose) = &step.compose {
-            self.compose_step(pointer, compose, containers);
-        }
-        if step.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
+        let kind = step.kind();
+        self.captures_of(pointer, &step);
+        if raw.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
             self.error(
                 &format!("{pointer}/expect"),
                 format!(
@@ -1053,399 +1207,515 @@ impl SemanticChecker<'_> {
             )
             .hint = Some("use `telemetry` assertions for the job record".into());
         }
-        if let Some(items) = &step.stage {
-            for (index, item) in items.iter().enumerate() {
-                self.stage_item(&format!("{pointer}/stage/{index}"), item);
-            }
+        Some(step)
+    }
+
+    /// A step's `capture:`: a name to refer to it by, one source per value that fits the
+    /// step's kind. Its values become known to the steps after it.
+    fn captures_of(&mut self, pointer: &str, step: &Step) {
+        if step.capture.is_empty() {
+            return;
         }
-        if let Some(run) = &step.run {
-            let run_pointer = format!("{pointer}/run");
-            self.argv(&format!("{run_pointer}/cmd"), run.cmd.as_deref());
-            self.entrypoint(
-                &format!("{run_pointer}/entrypoint"),
-                run.entrypoint.as_deref(),
-                run.cmd.is_some(),
-            );
-            for (name, value) in &run.env {
-                self.template(
-                    &format!("{run_pointer}/env/{}", yaml::escape_segment(name)),
-                    &value.0,
-                );
-            }
-            if let Some(mount) = &run.workspace
-                && !mount.starts_with('/')
+        let capture_pointer = format!("{pointer}/capture");
+        let name = match step.name.as_deref() {
+            Some(name)
+                if !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
             {
-                self.error(
-                    &format!("{run_pointer}/workspace"),
-                    "the workspace mount point must be an absolute container path",
-                )
-                .expected = Some("a path such as `/workspace`".into());
+                name.to_owned()
             }
-            if run.detach
-                && step
-                    .expect
-                    .as_ref()
-                    .is_some_and(|expect| expect.exit_code.is_some())
-            {
-                self.error(
-                    &format!("{pointer}/expect/exit_code"),
-                    "a detached container has no exit code yet",
-                )
-                .hint = Some("remove `detach`, or check the container with `exec` steps".into());
-            }
-            if let Some(name) = &run.container
-                && containers.contains(name)
-            {
-                self.error(
-                    &format!("{run_pointer}/container"),
-                    format!("container name `{name}` is used twice"),
-                );
-            }
-            if let Some(limit) = run.limits.cpus
-                && limit <= 0.0
-            {
-                self.error(
-                    &format!("{run_pointer}/limits/cpus"),
-                    "the CPU limit must be positive",
-                );
-            }
-            if let Some(budget) = run.monitor.max_cpu_percent
-                && !(budget > 0.0 && budget.is_finite())
-            {
-                self.error(
-                    &format!("{run_pointer}/monitor/max_cpu_percent"),
-                    "the CPU budget must be a positive percentage",
-                )
-                .expected = Some("a number such as `150` (one and a half cores)".into());
-            }
-            if run.monitor.has_budgets() && (run.detach || !run.monitor.enabled) {
-                let why = if run.detach {
-                    "a detached run is not sampled"
-                } else {
-                    "monitoring is switched off (`enabled: false`)"
-                };
-                self.error(
-                    &format!("{run_pointer}/monitor"),
-                    format!("resource budgets need sampling, but {why}"),
-                )
-                .hint = Some(
-                    "remove the budgets, or run the container attached with monitoring on".into(),
-                );
-            }
-        }
-        if let Some(name) = step.run.as_ref().and_then(|run| run.container.clone()) {
-            containers.push(name);
-        }
-        if let Some(exec) = &step.exec {
-            let exec_pointer = format!("{pointer}/exec");
-            if !containers.contains(&exec.container) {
-                let known = if containers.is_empty() {
-                    "none so far".to_owned()
-                } else {
-                    containers.join(", ")
-                };
+            Some(name) => {
                 let diagnostic = self.error(
-                    &format!("{exec_pointer}/container"),
-                    format!("no earlier detached `run` is named `{}`", exec.container),
+                    &format!("{pointer}/name"),
+                    format!("`{name}` cannot name captured values"),
                 );
-                diagnostic.expected = Some(format!(
-                    "a `container` name of an earlier detached run or service ({known})"
-                ));
+                diagnostic.expected = Some("letters, digits, `_` and `-`, e.g. `login`".into());
+                diagnostic.hint = Some(
+                    "later steps write `{{ steps.NAME.KEY }}`: give the step such a name".into(),
+                );
+                return;
+            }
+            None => {
+                let diagnostic =
+                    self.error(&capture_pointer, "a step that captures needs a `name`");
                 diagnostic.hint =
-                    Some("add `detach: true` and `container: NAME` to the run step".into());
+                    Some("add `name: login` (later steps write `{{ steps.login.KEY }}`)".into());
+                return;
             }
-            self.argv(&format!("{exec_pointer}/cmd"), Some(&exec.cmd));
-            for (name, value) in &exec.env {
-                self.template(
-                    &format!("{exec_pointer}/env/{}", yaml::escape_segment(name)),
-                    &value.0,
-                );
+        };
+        let kind = step.kind();
+        for (key, spec) in &step.capture {
+            let key_pointer = format!("{capture_pointer}/{}", yaml::escape_segment(key));
+            if !vars::is_var_name(key) {
+                self.error(&key_pointer, format!("`{key}` is not a capture name"))
+                    .expected = Some("a letter or `_`, then letters, digits, `_` or `-`".into());
+                continue;
             }
-        }
-        if let Some(expect) = &step.expect {
-            let expect_pointer = format!("{pointer}/expect");
-            self.text_match(&format!("{expect_pointer}/stdout"), expect.stdout.as_ref());
-            self.text_match(&format!("{expect_pointer}/stderr"), expect.stderr.as_ref());
-            for (index, file) in expect.files.iter().enumerate() {
-                let file_pointer = format!("{expect_pointer}/files/{index}");
-                self.relative_path(&format!("{file_pointer}/path"), &file.path);
-                self.text_match(&format!("{file_pointer}/text"), file.text.as_ref());
-                if let Some(sha) = &file.sha256
-                    && !(sha.len() == 64 && sha.bytes().all(|byte| byte.is_ascii_hexdigit()))
-                {
-                    self.error(&format!("{file_pointer}/sha256"), "not a sha256")
-                        .expected = Some("64 hexadecimal characters".into());
+            let all = "stdout, stderr, file, file_sha256, json, inspect";
+            match spec.sources().as_slice() {
+                [] => {
+                    self.error(&key_pointer, "no source given").expected =
+                        Some(format!("exactly one of {all}"));
                 }
-                for pointer in file.json.keys() {
-                    self.json_pointer(
-                        &format!("{file_pointer}/json/{}", yaml::escape_segment(pointer)),
-                        pointer,
+                [source] if !source.fits(kind) => {
+                    let diagnostic = self.error(
+                        &format!("{key_pointer}/{}", source.as_str()),
+                        format!(
+                            "a `{}` step has no `{}` to capture",
+                            kind.as_str(),
+                            source.as_str()
+                        ),
+                    );
+                    diagnostic.expected = Some(
+                        "`stdout`, `stderr`, `file`, `file_sha256` on run and exec; `json` on http; `inspect` on inspect"
+                            .into(),
                     );
                 }
+                [source] => {
+                    let at = format!("{key_pointer}/{}", source.as_str());
+                    match source {
+                        model::CaptureSource::Stdout(text) | model::CaptureSource::Stderr(text) => {
+                            if let Some(pattern) = &text.matches {
+                                self.regex(&format!("{at}/matches"), pattern);
+                            }
+                        }
+                        model::CaptureSource::File(path)
+                        | model::CaptureSource::FileSha256(path) => {
+                            self.relative_path(&at, path);
+                        }
+                        model::CaptureSource::Json(json_pointer)
+                        | model::CaptureSource::Inspect(json_pointer) => {
+                            self.json_pointer(&at, json_pointer);
+                        }
+                    }
+                }
+                _ => {
+                    self.error(&key_pointer, "more than one source given")
+                        .expected = Some(format!("exactly one of {all}"));
+                }
             }
+            self.captures.push(format!("{name}.{key}"));
         }
-        if let Some(upload) = &step.upload {
-            self.relative_path(&format!("{pointer}/upload/from"), &upload.from);
-            self.template(&format!("{pointer}/upload/to"), &upload.to);
+    }
+
+    /// Inputs staged by a `stage` step.
+    fn stage_step(&mut self, pointer: &str, items: &[model::StageItem]) {
+        for (index, item) in items.iter().enumerate() {
+            self.stage_item(&format!("{pointer}/stage/{index}"), item);
         }
-        if let Some(assertions) = &step.telemetry {
-            for (index, assertion) in assertions.iter().enumerate() {
-                self.pointer_assertion(&format!("{pointer}/telemetry/{index}"), assertion);
+    }
+
+    /// A `run` step; records its container name in `containers`.
+    fn run_step(
+        &mut self,
+        pointer: &str,
+        run: &model::RunSpec,
+        expect: &model::Expect,
+        containers: &mut Vec<String>,
+    ) {
+        let run_pointer = format!("{pointer}/run");
+        self.argv(&format!("{run_pointer}/cmd"), run.cmd.as_deref());
+        self.entrypoint(
+            &format!("{run_pointer}/entrypoint"),
+            run.entrypoint.as_deref(),
+            run.cmd.is_some(),
+        );
+        for (name, value) in &run.env {
+            self.template(
+                &format!("{run_pointer}/env/{}", yaml::escape_segment(name)),
+                &value.0,
+            );
+        }
+        if let Some(mount) = &run.workspace
+            && !mount.starts_with('/')
+        {
+            self.error(
+                &format!("{run_pointer}/workspace"),
+                "the workspace mount point must be an absolute container path",
+            )
+            .expected = Some("a path such as `/workspace`".into());
+        }
+        if run.detach && expect.exit_code.is_some() {
+            self.error(
+                &format!("{pointer}/expect/exit_code"),
+                "a detached container has no exit code yet",
+            )
+            .hint = Some("remove `detach`, or check the container with `exec` steps".into());
+        }
+        if let Some(name) = &run.container
+            && containers.contains(name)
+        {
+            self.error(
+                &format!("{run_pointer}/container"),
+                format!("container name `{name}` is used twice"),
+            );
+        }
+        if let Some(limit) = run.limits.cpus
+            && limit <= 0.0
+        {
+            self.error(
+                &format!("{run_pointer}/limits/cpus"),
+                "the CPU limit must be positive",
+            );
+        }
+        if let Some(budget) = run.monitor.max_cpu_percent
+            && !(budget > 0.0 && budget.is_finite())
+        {
+            self.error(
+                &format!("{run_pointer}/monitor/max_cpu_percent"),
+                "the CPU budget must be a positive percentage",
+            )
+            .expected = Some("a number such as `150` (one and a half cores)".into());
+        }
+        if run.monitor.has_budgets() && (run.detach || !run.monitor.enabled) {
+            let why = if run.detach {
+                "a detached run is not sampled"
+            } else {
+                "monitoring is switched off (`enabled: false`)"
+            };
+            self.error(
+                &format!("{run_pointer}/monitor"),
+                format!("resource budgets need sampling, but {why}"),
+            )
+            .hint =
+                Some("remove the budgets, or run the container attached with monitoring on".into());
+        }
+        if let Some(name) = &run.container {
+            containers.push(name.clone());
+        }
+    }
+
+    /// An `exec` step: its container must be an earlier detached run or service.
+    fn exec_step(&mut self, pointer: &str, exec: &model::ExecSpec, containers: &[String]) {
+        let exec_pointer = format!("{pointer}/exec");
+        if !containers.contains(&exec.container) {
+            let known = if containers.is_empty() {
+                "none so far".to_owned()
+            } else {
+                containers.join(", ")
+            };
+            let diagnostic = self.error(
+                &format!("{exec_pointer}/container"),
+                format!("no earlier detached `run` is named `{}`", exec.container),
+            );
+            diagnostic.expected = Some(format!(
+                "a `container` name of an earlier detached run or service ({known})"
+            ));
+            diagnostic.hint =
+                Some("add `detach: true` and `container: NAME` to the run step".into());
+        }
+        self.argv(&format!("{exec_pointer}/cmd"), Some(&exec.cmd));
+        for (name, value) in &exec.env {
+            self.template(
+                &format!("{exec_pointer}/env/{}", yaml::escape_segment(name)),
+                &value.0,
+            );
+        }
+    }
+
+    /// What a `run` or `exec` step expects.
+    fn expect(&mut self, pointer: &str, expect: &model::Expect) {
+        let expect_pointer = format!("{pointer}/expect");
+        self.text_match(&format!("{expect_pointer}/stdout"), expect.stdout.as_ref());
+        self.text_match(&format!("{expect_pointer}/stderr"), expect.stderr.as_ref());
+        for (index, file) in expect.files.iter().enumerate() {
+            let file_pointer = format!("{expect_pointer}/files/{index}");
+            self.relative_path(&format!("{file_pointer}/path"), &file.path);
+            self.text_match(&format!("{file_pointer}/text"), file.text.as_ref());
+            if let Some(sha) = &file.sha256
+                && !(sha.len() == 64 && sha.bytes().all(|byte| byte.is_ascii_hexdigit()))
+            {
+                self.error(&format!("{file_pointer}/sha256"), "not a sha256")
+                    .expected = Some("64 hexadecimal characters".into());
+            }
+            for pointer in file.json.keys() {
+                self.json_pointer(
+                    &format!("{file_pointer}/json/{}", yaml::escape_segment(pointer)),
+                    pointer,
+                );
             }
         }
     }
 
-    /// Checks of `service`, `http` and `logs` steps; records service names in `containers`.
-    fn service_step(&mut self, pointer: &str, step: &Step, containers: &mut Vec<String>) {
-        if let Some(service) = &step.service {
-            let service_pointer = format!("{pointer}/service");
-            if containers.contains(&service.name) {
-                self.error(
-                    &format!("{service_pointer}/name"),
-                    format!("container name `{}` is used twice", service.name),
-                );
-            }
-            self.argv(&format!("{service_pointer}/cmd"), service.cmd.as_deref());
-            self.entrypoint(
-                &format!("{service_pointer}/entrypoint"),
-                service.entrypoint.as_deref(),
-                service.cmd.is_some(),
-            );
-            for (name, value) in &service.env {
-                self.template(
-                    &format!("{service_pointer}/env/{}", yaml::escape_segment(name)),
-                    &value.0,
-                );
-            }
-            for (index, port) in service.ports.iter().enumerate() {
-                if port.0.contains("{{") {
-                    // Known only at run time (e.g. another service's port); the template must be valid.
-                    self.template(&format!("{service_pointer}/ports/{index}"), &port.0);
-                    for name in template::service_refs(&port.0) {
-                        if !containers.contains(&name) {
-                            self.error(
-                                &format!("{service_pointer}/ports/{index}"),
-                                format!("no earlier `service` is named `{name}`"),
-                            );
-                        }
-                    }
-                    continue;
-                }
-                if let Err(problem) = model::parse_port(&port.0) {
-                    self.error(&format!("{service_pointer}/ports/{index}"), problem)
-                        .expected = Some(
-                        "`CONTAINER`, `HOST:CONTAINER` or `IP:HOST:CONTAINER`, e.g. `0:8080`"
-                            .into(),
-                    );
-                }
-            }
-            if let Some(check) = &service.healthcheck {
-                self.argv(
-                    &format!("{service_pointer}/healthcheck/cmd"),
-                    Some(&check.cmd),
-                );
-            }
-            if let Some(wait) = &service.wait
-                && (wait.tcp.is_some() || wait.http.is_some())
-                && service.ports.is_empty()
-            {
-                self.error(
-                    &format!("{service_pointer}/wait"),
-                    "waiting on a port needs a published port",
-                )
-                .hint = Some("add `ports: [\"0:PORT\"]`".into());
-            }
-            if let Some(text) = service.wait.as_ref().and_then(|wait| wait.log.as_ref()) {
-                let log_pointer = format!("{service_pointer}/wait/log");
-                if text.is_empty() {
-                    self.error(&log_pointer, "an empty text is in every log")
-                        .expected =
-                        Some("the text a ready service prints, e.g. `listening on`".into());
-                }
-                self.template(&log_pointer, text);
-            }
-            if let Some(mount) = &service.workspace
-                && !mount.starts_with('/')
-            {
-                self.error(
-                    &format!("{service_pointer}/workspace"),
-                    "the workspace mount point must be an absolute container path",
-                );
-            }
-            containers.push(service.name.clone());
+    /// An `upload` step.
+    fn upload_step(&mut self, pointer: &str, upload: &model::UploadSpec) {
+        self.relative_path(&format!("{pointer}/upload/from"), &upload.from);
+        self.template(&format!("{pointer}/upload/to"), &upload.to);
+    }
+
+    /// A `telemetry` step.
+    fn telemetry_step(&mut self, pointer: &str, assertions: &[model::PointerAssertion]) {
+        for (index, assertion) in assertions.iter().enumerate() {
+            self.pointer_assertion(&format!("{pointer}/telemetry/{index}"), assertion);
         }
-        if let Some(http) = &step.http {
-            let http_pointer = format!("{pointer}/http");
-            for (name, value) in &http.headers {
-                self.template(
-                    &format!("{http_pointer}/headers/{}", yaml::escape_segment(name)),
-                    value,
-                );
-            }
-            if let Some(body) = &http.body {
-                self.template(&format!("{http_pointer}/body"), body);
-            }
-            match (&http.service, &http.url) {
-                (Some(_), Some(_)) | (None, None) => {
-                    self.error(
-                        &http_pointer,
-                        "an http step needs exactly one of `service` and `url`",
-                    );
-                }
-                (Some(name), None) if !containers.contains(name) => {
-                    self.error(
-                        &format!("{http_pointer}/service"),
-                        format!("no earlier `service` is named `{name}`"),
-                    );
-                }
-                (None, Some(url)) => {
-                    self.template(&format!("{http_pointer}/url"), url);
-                    for name in template::service_refs(url) {
-                        if !containers.contains(&name) {
-                            self.error(
-                                &format!("{http_pointer}/url"),
-                                format!("no earlier `service` is named `{name}`"),
-                            );
-                        }
+    }
+
+    /// A `service` step; records its name in `containers`.
+    fn service_step(
+        &mut self,
+        pointer: &str,
+        service: &model::ServiceSpec,
+        containers: &mut Vec<String>,
+    ) {
+        let service_pointer = format!("{pointer}/service");
+        if containers.contains(&service.name) {
+            self.error(
+                &format!("{service_pointer}/name"),
+                format!("container name `{}` is used twice", service.name),
+            );
+        }
+        self.argv(&format!("{service_pointer}/cmd"), service.cmd.as_deref());
+        self.entrypoint(
+            &format!("{service_pointer}/entrypoint"),
+            service.entrypoint.as_deref(),
+            service.cmd.is_some(),
+        );
+        for (name, value) in &service.env {
+            self.template(
+                &format!("{service_pointer}/env/{}", yaml::escape_segment(name)),
+                &value.0,
+            );
+        }
+        for (index, port) in service.ports.iter().enumerate() {
+            if port.0.contains("{{") {
+                // Known only at run time (e.g. another service's port); the template must be valid.
+                self.template(&format!("{service_pointer}/ports/{index}"), &port.0);
+                for name in template::service_refs(&port.0) {
+                    if !containers.contains(&name) {
+                        self.error(
+                            &format!("{service_pointer}/ports/{index}"),
+                            format!("no earlier `service` is named `{name}`"),
+                        );
                     }
                 }
-                _ => {}
+                continue;
             }
-            if let Some(path) = &http.path
-                && !path.starts_with('/')
-            {
-                self.error(
-                    &format!("{http_pointer}/path"),
-                    "the path must start with `/`",
+            if let Err(problem) = model::parse_port(&port.0) {
+                self.error(&format!("{service_pointer}/ports/{index}"), problem)
+                    .expected = Some(
+                    "`CONTAINER`, `HOST:CONTAINER` or `IP:HOST:CONTAINER`, e.g. `0:8080`".into(),
                 );
             }
+        }
+        if let Some(check) = &service.healthcheck {
+            self.argv(
+                &format!("{service_pointer}/healthcheck/cmd"),
+                Some(&check.cmd),
+            );
+        }
+        if let Some(wait) = &service.wait
+            && (wait.tcp.is_some() || wait.http.is_some())
+            && service.ports.is_empty()
+        {
+            self.error(
+                &format!("{service_pointer}/wait"),
+                "waiting on a port needs a published port",
+            )
+            .hint = Some("add `ports: [\"0:PORT\"]`".into());
+        }
+        if let Some(text) = service.wait.as_ref().and_then(|wait| wait.log.as_ref()) {
+            let log_pointer = format!("{service_pointer}/wait/log");
+            if text.is_empty() {
+                self.error(&log_pointer, "an empty text is in every log")
+                    .expected = Some("the text a ready service prints, e.g. `listening on`".into());
+            }
+            self.template(&log_pointer, text);
+        }
+        if let Some(mount) = &service.workspace
+            && !mount.starts_with('/')
+        {
+            self.error(
+                &format!("{service_pointer}/workspace"),
+                "the workspace mount point must be an absolute container path",
+            );
+        }
+        containers.push(service.name.clone());
+    }
+
+    /// An `http` step.
+    fn http_step(&mut self, pointer: &str, http: &model::HttpSpec, containers: &[String]) {
+        let http_pointer = format!("{pointer}/http");
+        for (name, value) in &http.headers {
+            self.template(
+                &format!("{http_pointer}/headers/{}", yaml::escape_segment(name)),
+                value,
+            );
+        }
+        if let Some(body) = &http.body {
+            self.template(&format!("{http_pointer}/body"), body);
+        }
+        match (&http.service, &http.url) {
+            (Some(_), Some(_)) | (None, None) => {
+                self.error(
+                    &http_pointer,
+                    "an http step needs exactly one of `service` and `url`",
+                );
+            }
+            (Some(name), None) if !containers.contains(name) => {
+                self.error(
+                    &format!("{http_pointer}/service"),
+                    format!("no earlier `service` is named `{name}`"),
+                );
+            }
+            (None, Some(url)) => {
+                self.template(&format!("{http_pointer}/url"), url);
+                for name in template::service_refs(url) {
+                    if !containers.contains(&name) {
+                        self.error(
+                            &format!("{http_pointer}/url"),
+                            format!("no earlier `service` is named `{name}`"),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(path) = &http.path
+            && !path.starts_with('/')
+        {
+            self.error(
+                &format!("{http_pointer}/path"),
+                "the path must start with `/`",
+            );
+        }
+        self.text_match(
+            &format!("{http_pointer}/expect/body"),
+            http.expect.body.as_ref(),
+        );
+        for (name, matcher) in &http.expect.headers {
             self.text_match(
-                &format!("{http_pointer}/expect/body"),
-                http.expect.body.as_ref(),
+                &format!(
+                    "{http_pointer}/expect/headers/{}",
+                    yaml::escape_segment(name)
+                ),
+                Some(matcher),
             );
-            for (name, matcher) in &http.expect.headers {
-                self.text_match(
-                    &format!(
-                        "{http_pointer}/expect/headers/{}",
-                        yaml::escape_segment(name)
-                    ),
-                    Some(matcher),
-                );
-            }
-            for json_pointer in http.expect.json.keys().chain(http.expect.json_types.keys()) {
-                self.json_pointer(&format!("{http_pointer}/expect"), json_pointer);
-            }
-            self.http_tls(&http_pointer, http);
         }
-        if let Some(cst) = &step.cst {
-            let config = self.base_dir.join(&cst.config);
-            let report = crate::cst::load_file(&config);
-            for problem in &report.diagnostics {
-                let at = problem.span.start;
-                self.error(&format!("{pointer}/cst/config"), format!("{}:{}:{}: {}", config.display(), at.line, at.column, problem.message)).hint =
-                    Some("the CST file is checked like `dockproof cst` checks it; paths are relative to the scenario file's directory".into());
-            }
+        self.http_tls(&http_pointer, http);
+        for json_pointer in http.expect.json.keys().chain(http.expect.json_types.keys()) {
+            self.json_pointer(&format!("{http_pointer}/expect"), json_pointer);
         }
-        if let Some(build) = &step.build {
-            let build_pointer = format!("{pointer}/build");
-            let context = self.base_dir.join(&build.context);
-            let dockerfile = context.join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
-            if !context.is_dir() {
+    }
+
+    /// A `logs` step.
+    fn logs_step(&mut self, pointer: &str, logs: &model::LogsSpec, containers: &[String]) {
+        let logs_pointer = format!("{pointer}/logs");
+        if !containers.contains(&logs.container) {
+            self.error(
+                &format!("{logs_pointer}/container"),
+                format!(
+                    "no earlier `service` or detached `run` is named `{}`",
+                    logs.container
+                ),
+            );
+        }
+        self.text_match(&format!("{logs_pointer}/stdout"), logs.stdout.as_ref());
+        self.text_match(&format!("{logs_pointer}/stderr"), logs.stderr.as_ref());
+    }
+
+    /// A `build` step: its context and Dockerfile.
+    fn build_step(&mut self, pointer: &str, build: &model::BuildSpec) {
+        let build_pointer = format!("{pointer}/build");
+        let context = self.base_dir.join(&build.context);
+        let dockerfile = context.join(build.dockerfile.as_deref().unwrap_or("Dockerfile"));
+        if !context.is_dir() {
+            self.error(
+                &format!("{build_pointer}/context"),
+                format!(
+                    "build context `{}` is not a directory (looked at {})",
+                    build.context,
+                    context.display()
+                ),
+            )
+            .hint = Some("paths are relative to the scenario file's directory".into());
+        } else if !dockerfile.is_file() {
+            let at = if build.dockerfile.is_some() {
+                format!("{build_pointer}/dockerfile")
+            } else {
+                format!("{build_pointer}/context")
+            };
+            self.error(&at, format!("no Dockerfile at {}", dockerfile.display()));
+        } else if let Err(error) = crate::fixtures::check_context(&context) {
+            let diagnostic = self.error(&format!("{build_pointer}/context"), error.to_string());
+            diagnostic.expected =
+                Some("a directory of regular files, directories and symlinks".into());
+            diagnostic.hint = Some(
+                "a FIFO, device or socket in a build context would hang or never end the build"
+                    .into(),
+            );
+        }
+        for (name, value) in &build.args {
+            self.template(
+                &format!("{build_pointer}/args/{}", yaml::escape_segment(name)),
+                &value.0,
+            );
+        }
+    }
+
+    /// An `inspect` step.
+    fn inspect_step(&mut self, pointer: &str, inspect: &model::InspectSpec, containers: &[String]) {
+        let inspect_pointer = format!("{pointer}/inspect");
+        match (&inspect.container, &inspect.image) {
+            (Some(name), None) if !containers.contains(name) => {
                 self.error(
-                    &format!("{build_pointer}/context"),
-                    format!(
-                        "build context `{}` is not a directory (looked at {})",
-                        build.context,
-                        context.display()
-                    ),
-                )
-                .hint = Some("paths are relative to the scenario file's directory".into());
-            } else if !dockerfile.is_file() {
-                let at = if build.dockerfile.is_some() {
-                    format!("{build_pointer}/dockerfile")
-                } else {
-                    format!("{build_pointer}/context")
-                };
-                self.error(&at, format!("no Dockerfile at {}", dockerfile.display()));
-            } else if let Err(error) = crate::fixtures::check_context(&context) {
-                let diagnostic = self.error(&format!("{build_pointer}/context"), error.to_string());
-                diagnostic.expected =
-                    Some("a directory of regular files, directories and symlinks".into());
-                diagnostic.hint = Some(
-                    "a FIFO, device or socket in a build context would hang or never end the build"
-                        .into(),
+                    &format!("{inspect_pointer}/container"),
+                    format!("no earlier `service` or `run` is named `{name}`"),
                 );
             }
-            for (name, value) in &build.args {
-                self.template(
-                    &format!("{build_pointer}/args/{}", yaml::escape_segment(name)),
-                    &value.0,
-                );
-            }
-        }
-        if let Some(lint) = &step.lint {
-            let lint_pointer = format!("{pointer}/lint");
-            let resolved = self.base_dir.join(&lint.file);
-            if !resolved.is_file() {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
                 self.error(
-                    &format!("{lint_pointer}/file"),
-                    format!(
-                        "`{}` does not exist (looked at {})",
-                        lint.file,
-                        resolved.display()
-                    ),
-                )
-                .hint = Some("paths are relative to the scenario file's directory".into());
-            }
-            let known: Vec<&str> = crate::lint::dockerfile::RULES
-                .iter()
-                .chain(crate::lint::compose::RULES.iter())
-                .map(|rule| rule.id)
-                .collect();
-            for (index, expected) in lint.expect.findings.iter().enumerate() {
-                if !known.contains(&expected.rule.as_str()) {
-                    let diagnostic = self.error(
-                        &format!("{lint_pointer}/expect/findings/{index}/rule"),
-                        format!("`{}` is not a lint rule", expected.rule),
-                    );
-                    diagnostic.expected = Some(format!("one of {}", known.join(", ")));
-                }
-            }
-        }
-        if let Some(inspect) = &step.inspect {
-            let inspect_pointer = format!("{pointer}/inspect");
-            match (&inspect.container, &inspect.image) {
-                (Some(name), None) if !containers.contains(name) => {
-                    self.error(
-                        &format!("{inspect_pointer}/container"),
-                        format!("no earlier `service` or `run` is named `{name}`"),
-                    );
-                }
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => {
-                    self.error(
-                        &inspect_pointer,
-                        "an inspect step needs exactly one of `container` and `image`",
-                    );
-                }
-            }
-            for (index, check) in inspect.checks.iter().enumerate() {
-                self.pointer_assertion(&format!("{inspect_pointer}/checks/{index}"), check);
-            }
-        }
-        if let Some(logs) = &step.logs {
-            let logs_pointer = format!("{pointer}/logs");
-            if !containers.contains(&logs.container) {
-                self.error(
-                    &format!("{logs_pointer}/container"),
-                    format!(
-                        "no earlier `service` or detached `run` is named `{}`",
-                        logs.container
-                    ),
+                    &inspect_pointer,
+                    "an inspect step needs exactly one of `container` and `image`",
                 );
             }
-            self.text_match(&format!("{logs_pointer}/stdout"), logs.stdout.as_ref());
-            self.text_match(&format!("{logs_pointer}/stderr"), logs.stderr.as_ref());
+        }
+        for (index, check) in inspect.checks.iter().enumerate() {
+            self.pointer_assertion(&format!("{inspect_pointer}/checks/{index}"), check);
+        }
+    }
+
+    /// A `lint` step: the file exists, the rules expected are known.
+    fn lint_step(&mut self, pointer: &str, lint: &model::LintSpec) {
+        let lint_pointer = format!("{pointer}/lint");
+        let resolved = self.base_dir.join(&lint.file);
+        if !resolved.is_file() {
+            self.error(
+                &format!("{lint_pointer}/file"),
+                format!(
+                    "`{}` does not exist (looked at {})",
+                    lint.file,
+                    resolved.display()
+                ),
+            )
+            .hint = Some("paths are relative to the scenario file's directory".into());
+        }
+        let known: Vec<&str> = crate::lint::dockerfile::RULES
+            .iter()
+            .chain(crate::lint::compose::RULES.iter())
+            .map(|rule| rule.id)
+            .collect();
+        for (index, expected) in lint.expect.findings.iter().enumerate() {
+            if !known.contains(&expected.rule.as_str()) {
+                let diagnostic = self.error(
+                    &format!("{lint_pointer}/expect/findings/{index}/rule"),
+                    format!("`{}` is not a lint rule", expected.rule),
+                );
+                diagnostic.expected = Some(format!("one of {}", known.join(", ")));
+            }
+        }
+    }
+
+    /// A `cst` step: its CST file is checked as `dockproof cst` checks it.
+    fn cst_step(&mut self, pointer: &str, cst: &model::CstStepSpec) {
+        let config = self.base_dir.join(&cst.config);
+        let report = crate::cst::load_file(&config);
+        for problem in &report.diagnostics {
+            let at = problem.span.start;
+            self.error(&format!("{pointer}/cst/config"), format!("{}:{}:{}: {}", config.display(), at.line, at.column, problem.message)).hint =
+                Some("the CST file is checked like `dockproof cst` checks it; paths are relative to the scenario file's directory".into());
         }
     }
 
@@ -1610,7 +1880,10 @@ mod tests {
         assert_eq!(diagnostics, vec![]);
         let scenario = scenario.unwrap().0;
         assert_eq!(
-            scenario.steps[0].run.as_ref().unwrap().limits.memory,
+            match &scenario.steps[0].action {
+                Action::Run { run, .. } => run.limits.memory,
+                _ => None,
+            },
             Some(model::ByteSize(64 << 20))
         );
     }

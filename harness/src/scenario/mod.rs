@@ -3,7 +3,12 @@
 pub mod load;
 pub mod model;
 pub mod template;
+pub mod vars;
 pub mod yaml;
 
-pub use load::{Diagnostic, FileReport, LoadedScenario, discover, load_file, schema};
+pub use load::{
+    Diagnostic, FileReport, LoadOptions, LoadedScenario, discover, load_file, load_file_with,
+    schema,
+};
 pub use model::*;
+pub use vars::VarSources;

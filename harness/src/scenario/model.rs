@@ -10,10 +10,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::category::Category;
 
+// A file is read as a `Scenario<StepFile>` (each step as written, which serde reads and the
+// JSON Schema describes); once every step names exactly one action, the loader turns it into
+// a `Scenario<Step>` (the default), whose steps are `Action`s the engine `match`es on.
 /// One scenario file: inputs, steps and what they must produce.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Scenario {
+#[schemars(rename = "Scenario")]
+pub struct Scenario<S = Step> {
     /// Unique name; becomes the JUnit test case name.
     pub name: String,
     /// What the scenario proves, for people reading reports.
@@ -38,8 +42,16 @@ pub struct Scenario {
     /// masked as `***` in every log tail, message and report.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSpec>,
+    /// Variables the scenario's texts use as `{{ vars.NAME }}`, with their defaults; the
+    /// project file's `[vars]`, `--vars-file` and `--var` give or override them
+    /// (docs/scenarios.md, "Variables"). A default may read a `host_env` variable.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Text>,
+    /// Host environment variables the scenario reads as `{{ env.NAME }}`: only these.
+    #[serde(default)]
+    pub host_env: Vec<String>,
     /// The steps, run in order.
-    pub steps: Vec<Step>,
+    pub steps: Vec<S>,
     /// The scenario as a whole (its steps and the cleanup after them) must fail with this
     /// category, e.g. `cleanup_failed`; steps keep their own `expect_failure`.
     #[serde(default)]
@@ -80,7 +92,28 @@ impl Requirement {
     }
 }
 
-impl Scenario {
+impl<S> Scenario<S> {
+    /// The same scenario with `steps` in place of its own (the loader's typed steps).
+    pub fn with_steps<T>(self, steps: Vec<T>) -> Scenario<T> {
+        Scenario {
+            name: self.name,
+            description: self.description,
+            tags: self.tags,
+            timeout: self.timeout,
+            workspace: self.workspace,
+            seed: self.seed,
+            stage: self.stage,
+            secrets: self.secrets,
+            vars: self.vars,
+            host_env: self.host_env,
+            steps,
+            expect_failure: self.expect_failure,
+            fake_faults: self.fake_faults,
+            docker_host: self.docker_host,
+            requires: self.requires,
+        }
+    }
+
     /// Whether the scenario can only run on a real daemon (`requires: [real_daemon]` or `[compose]`).
     pub fn needs_real_daemon(&self) -> bool {
         !self.requires.is_empty()
@@ -225,11 +258,14 @@ pub struct GenerateSpec {
     pub seed: u64,
 }
 
+// As written in a scenario file: the loader checks that it sets one kind, then makes a
+// `Step` of it (`StepFile::to_step`).
 /// One step. Exactly one of `stage`, `run`, `exec`, `upload`, `telemetry`,
 /// `service`, `http`, `logs`, `build`, `inspect`, `lint`, `cst`, `compose` is set.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Step {
+#[schemars(rename = "Step")]
+pub struct StepFile {
     /// A label for reports (defaults to the step kind and index).
     #[serde(default)]
     pub name: Option<String>,
@@ -276,6 +312,9 @@ pub struct Step {
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// Values for later steps, by key: `{{ steps.NAME.KEY }}` (the step needs a `name`).
+    #[serde(default)]
+    pub capture: BTreeMap<String, CaptureSpec>,
     /// The step must fail with this category for the scenario to pass.
     #[serde(default)]
     pub expect_failure: Option<Category>,
@@ -320,7 +359,7 @@ impl StepKind {
     }
 }
 
-impl Step {
+impl StepFile {
     /// The kinds this step sets (valid steps set exactly one).
     pub fn kinds(&self) -> Vec<StepKind> {
         let mut kinds = Vec::new();
@@ -364,6 +403,239 @@ impl Step {
             kinds.push(StepKind::Compose);
         }
         kinds
+    }
+}
+
+impl StepFile {
+    /// The typed step, when the step sets exactly one kind (and a `compose` step exactly one
+    /// action); otherwise what is wrong with its shape. `expect` is kept for `run` and
+    /// `exec`, the only kinds it applies to (the loader reports it anywhere else).
+    pub fn to_step(&self) -> Result<Step, StepShapeError> {
+        let kinds = self.kinds();
+        let kind = match kinds.as_slice() {
+            [] => return Err(StepShapeError::NoKind),
+            [kind] => *kind,
+            _ => return Err(StepShapeError::SeveralKinds(kinds)),
+        };
+        let expect = || self.expect.clone().unwrap_or_default();
+        let missing = || StepShapeError::NoKind;
+        let action = match kind {
+            StepKind::Stage => Action::Stage(self.stage.clone().ok_or_else(missing)?),
+            StepKind::Run => Action::Run {
+                run: self.run.clone().ok_or_else(missing)?,
+                expect: expect(),
+            },
+            StepKind::Exec => Action::Exec {
+                exec: self.exec.clone().ok_or_else(missing)?,
+                expect: expect(),
+            },
+            StepKind::Upload => Action::Upload(self.upload.clone().ok_or_else(missing)?),
+            StepKind::Telemetry => Action::Telemetry(self.telemetry.clone().ok_or_else(missing)?),
+            StepKind::Service => Action::Service(self.service.clone().ok_or_else(missing)?),
+            StepKind::Http => Action::Http(self.http.clone().ok_or_else(missing)?),
+            StepKind::Logs => Action::Logs(self.logs.clone().ok_or_else(missing)?),
+            StepKind::Build => Action::Build(self.build.clone().ok_or_else(missing)?),
+            StepKind::Inspect => Action::Inspect(self.inspect.clone().ok_or_else(missing)?),
+            StepKind::Lint => Action::Lint(self.lint.clone().ok_or_else(missing)?),
+            StepKind::Cst => Action::Cst(self.cst.clone().ok_or_else(missing)?),
+            StepKind::Compose => {
+                let spec = self.compose.as_ref().ok_or_else(missing)?;
+                let mut actions: Vec<ComposeAction> = Vec::new();
+                actions.extend(spec.up.clone().map(ComposeAction::Up));
+                actions.extend(spec.kill.clone().map(ComposeAction::Kill));
+                actions.extend(spec.down.clone().map(ComposeAction::Down));
+                if actions.len() != 1 {
+                    return Err(StepShapeError::ComposeActions(
+                        actions.iter().map(ComposeAction::as_str).collect(),
+                    ));
+                }
+                Action::Compose(actions.remove(0))
+            }
+        };
+        Ok(Step {
+            name: self.name.clone(),
+            action,
+            capture: self.capture.clone(),
+            references: Vec::new(),
+            expect_failure: self.expect_failure,
+        })
+    }
+}
+
+/// Why a step as written is not one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepShapeError {
+    /// The step sets no kind.
+    NoKind,
+    /// The step sets these kinds (more than one).
+    SeveralKinds(Vec<StepKind>),
+    /// A `compose` step sets these actions (none, or more than one).
+    ComposeActions(Vec<&'static str>),
+}
+
+/// One step of a loaded scenario: what it does, and how it is expected to end.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// A label for reports (defaults to the step kind and index).
+    pub name: Option<String>,
+    /// What the step does.
+    pub action: Action,
+    /// Values it captures for later steps, by key.
+    pub capture: BTreeMap<String, CaptureSpec>,
+    /// The template variables its texts use (`secret.NAME`, `steps.STEP.KEY`, ...): what its
+    /// output may be derived from, so a capture from a step that used a secret is masked.
+    pub references: Vec<String>,
+    /// The step must fail with this category for the scenario to pass.
+    pub expect_failure: Option<Category>,
+}
+
+impl Step {
+    /// The step's kind.
+    pub fn kind(&self) -> StepKind {
+        self.action.kind()
+    }
+}
+
+/// What a step does: one variant per step kind, each with its spec as written.
+// A scenario has a handful of steps, made once at load: boxing the large specs would only
+// add noise to every `match`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Stage more inputs into the workspace.
+    Stage(Vec<StageItem>),
+    /// Run a container with the workspace mounted, and check what it produced.
+    Run { run: RunSpec, expect: Expect },
+    /// Run a command in a detached container, and check what it produced.
+    Exec { exec: ExecSpec, expect: Expect },
+    /// Copy a workspace file to the filestore and verify it by reading it back.
+    Upload(UploadSpec),
+    /// Assertions on the job record.
+    Telemetry(Vec<PointerAssertion>),
+    /// Start a long-running container and wait until it is ready.
+    Service(ServiceSpec),
+    /// HTTP requests with expectations.
+    Http(HttpSpec),
+    /// Conditions on a container's logs.
+    Logs(LogsSpec),
+    /// Build an image and check it.
+    Build(BuildSpec),
+    /// Assertions on an inspect document.
+    Inspect(InspectSpec),
+    /// Static checks of a Dockerfile or compose file.
+    Lint(LintSpec),
+    /// A container-structure-test file against an image.
+    Cst(CstStepSpec),
+    /// One action on the scenario's compose project.
+    Compose(ComposeAction),
+}
+
+impl Action {
+    /// The kind of step this action is.
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Action::Stage(_) => StepKind::Stage,
+            Action::Run { .. } => StepKind::Run,
+            Action::Exec { .. } => StepKind::Exec,
+            Action::Upload(_) => StepKind::Upload,
+            Action::Telemetry(_) => StepKind::Telemetry,
+            Action::Service(_) => StepKind::Service,
+            Action::Http(_) => StepKind::Http,
+            Action::Logs(_) => StepKind::Logs,
+            Action::Build(_) => StepKind::Build,
+            Action::Inspect(_) => StepKind::Inspect,
+            Action::Lint(_) => StepKind::Lint,
+            Action::Cst(_) => StepKind::Cst,
+            Action::Compose(_) => StepKind::Compose,
+        }
+    }
+}
+
+/// Where a captured value comes from: exactly one of these, and it must fit the step's
+/// kind (`stdout`, `stderr`, `file` and `file_sha256` a `run` or `exec`, `json` an `http`,
+/// `inspect` an `inspect` step). Later steps use it as `{{ steps.STEP.KEY }}`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSpec {
+    /// The step's stdout: all of it (trimmed), or what `matches` finds in it.
+    #[serde(default)]
+    pub stdout: Option<CaptureText>,
+    /// The step's stderr: all of it (trimmed), or what `matches` finds in it.
+    #[serde(default)]
+    pub stderr: Option<CaptureText>,
+    /// A workspace file's text after the step (trimmed; at most 64 KiB), by its path.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A workspace file's sha256 after the step (hex), by its path.
+    #[serde(default)]
+    pub file_sha256: Option<String>,
+    /// The value at this JSON pointer of the last HTTP answer's body (a string as it is,
+    /// anything else as JSON text).
+    #[serde(default)]
+    pub json: Option<String>,
+    /// The value at this JSON pointer of the inspect document.
+    #[serde(default)]
+    pub inspect: Option<String>,
+}
+
+/// Which text a capture reads, and how.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureText {
+    /// A regular expression: the value is its first group (the whole match without one).
+    /// Without it, the whole text, trimmed.
+    #[serde(default)]
+    pub matches: Option<String>,
+}
+
+/// A capture's source, once checked.
+#[derive(Debug, Clone, Copy)]
+pub enum CaptureSource<'a> {
+    Stdout(&'a CaptureText),
+    Stderr(&'a CaptureText),
+    File(&'a str),
+    FileSha256(&'a str),
+    Json(&'a str),
+    Inspect(&'a str),
+}
+
+impl CaptureSpec {
+    /// The sources this capture names (a valid one names exactly one).
+    pub fn sources(&self) -> Vec<CaptureSource<'_>> {
+        let mut found = Vec::new();
+        found.extend(self.stdout.as_ref().map(CaptureSource::Stdout));
+        found.extend(self.stderr.as_ref().map(CaptureSource::Stderr));
+        found.extend(self.file.as_deref().map(CaptureSource::File));
+        found.extend(self.file_sha256.as_deref().map(CaptureSource::FileSha256));
+        found.extend(self.json.as_deref().map(CaptureSource::Json));
+        found.extend(self.inspect.as_deref().map(CaptureSource::Inspect));
+        found
+    }
+}
+
+impl CaptureSource<'_> {
+    /// The key that selects this source.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CaptureSource::Stdout(_) => "stdout",
+            CaptureSource::Stderr(_) => "stderr",
+            CaptureSource::File(_) => "file",
+            CaptureSource::FileSha256(_) => "file_sha256",
+            CaptureSource::Json(_) => "json",
+            CaptureSource::Inspect(_) => "inspect",
+        }
+    }
+
+    /// Whether a step of `kind` has what this source reads.
+    pub fn fits(&self, kind: StepKind) -> bool {
+        match self {
+            CaptureSource::Stdout(_)
+            | CaptureSource::Stderr(_)
+            | CaptureSource::File(_)
+            | CaptureSource::FileSha256(_) => matches!(kind, StepKind::Run | StepKind::Exec),
+            CaptureSource::Json(_) => kind == StepKind::Http,
+            CaptureSource::Inspect(_) => kind == StepKind::Inspect,
+        }
     }
 }
 
@@ -956,32 +1228,21 @@ pub struct ComposeSpec {
 }
 
 /// Which action a compose step takes.
-#[derive(Debug, Clone, Copy)]
-pub enum ComposeAction<'a> {
-    Up(&'a ComposeUp),
-    Kill(&'a ComposeKill),
-    Down(&'a ComposeDown),
+#[derive(Debug, Clone)]
+pub enum ComposeAction {
+    Up(ComposeUp),
+    Kill(ComposeKill),
+    Down(ComposeDown),
 }
 
-impl ComposeAction<'_> {
+impl ComposeAction {
     /// The key that selects this action.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             ComposeAction::Up(_) => "up",
             ComposeAction::Kill(_) => "kill",
             ComposeAction::Down(_) => "down",
         }
-    }
-}
-
-impl ComposeSpec {
-    /// The actions this step sets (valid steps set exactly one).
-    pub fn actions(&self) -> Vec<ComposeAction<'_>> {
-        let mut actions = Vec::new();
-        actions.extend(self.up.as_ref().map(ComposeAction::Up));
-        actions.extend(self.kill.as_ref().map(ComposeAction::Kill));
-        actions.extend(self.down.as_ref().map(ComposeAction::Down));
-        actions
     }
 }
 

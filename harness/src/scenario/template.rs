@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 /// The variables a scenario may use.
-pub const VARIABLES: [&str; 7] = [
+pub const VARIABLES: [&str; 10] = [
     "job.id",
     "run.id",
     "scenario.name",
@@ -16,6 +16,9 @@ pub const VARIABLES: [&str; 7] = [
     "service.NAME.host",
     "service.NAME.url",
     "secret.NAME",
+    "vars.NAME",
+    "env.NAME",
+    "steps.STEP.KEY",
 ];
 
 /// Where a started service can be reached from the host.
@@ -35,6 +38,8 @@ pub struct Vars {
     pub services: BTreeMap<String, ServiceAddress>,
     /// Secret values by name.
     pub secrets: BTreeMap<String, String>,
+    /// Values earlier steps captured, by `STEP.KEY`.
+    pub captures: BTreeMap<String, String>,
 }
 
 fn pattern() -> &'static Regex {
@@ -51,6 +56,31 @@ fn service_variable(name: &str) -> Option<(&str, &str)> {
     (!service.is_empty() && matches!(field, "port" | "host" | "url")).then_some((service, field))
 }
 
+/// `steps.STEP.KEY` → (STEP, KEY).
+fn capture_variable(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("steps.")?;
+    let (step, key) = rest.split_once('.')?;
+    (!step.is_empty() && !key.is_empty() && !key.contains('.')).then_some((step, key))
+}
+
+/// The captures (`STEP`, `KEY`) `text` refers to.
+pub fn capture_refs(text: &str) -> Vec<(String, String)> {
+    pattern()
+        .captures_iter(text)
+        .filter_map(|captures| {
+            capture_variable(&captures[1]).map(|(step, key)| (step.to_owned(), key.to_owned()))
+        })
+        .collect()
+}
+
+/// Every variable name `text` refers to, as written (`secret.token`, `steps.login.id`, ...).
+pub fn references(text: &str) -> Vec<String> {
+    pattern()
+        .captures_iter(text)
+        .map(|captures| captures[1].to_owned())
+        .collect()
+}
+
 /// `secret.NAME` → NAME.
 fn secret_variable(name: &str) -> Option<&str> {
     name.strip_prefix("secret.")
@@ -61,9 +91,15 @@ fn secret_variable(name: &str) -> Option<&str> {
 pub fn check(text: &str) -> Result<(), String> {
     for captures in pattern().captures_iter(text) {
         let name = &captures[1];
+        // `vars.*` and `env.*` are replaced when the scenario loads; one left over has
+        // been reported there already.
+        if name.starts_with("vars.") || name.starts_with("env.") {
+            continue;
+        }
         if !VARIABLES[..3].contains(&name)
             && service_variable(name).is_none()
             && secret_variable(name).is_none()
+            && capture_variable(name).is_none()
         {
             return Err(name.to_owned());
         }
@@ -96,6 +132,16 @@ pub fn render(text: &str, vars: &Vars) -> String {
             "job.id" => vars.job_id.clone(),
             "run.id" => vars.run_id.clone(),
             "scenario.name" => vars.scenario_name.clone(),
+            other
+                if capture_variable(other).is_some_and(|(step, key)| {
+                    vars.captures.contains_key(&format!("{step}.{key}"))
+                }) =>
+            {
+                capture_variable(other)
+                    .and_then(|(step, key)| vars.captures.get(&format!("{step}.{key}")))
+                    .cloned()
+                    .unwrap_or_default()
+            }
             other if secret_variable(other).is_some_and(|name| vars.secrets.contains_key(name)) => {
                 secret_variable(other)
                     .and_then(|name| vars.secrets.get(name))
@@ -171,6 +217,7 @@ mod tests {
             scenario_name: "happy".into(),
             services,
             secrets,
+            captures: [("login.token".to_owned(), "abc".to_owned())].into(),
         }
     }
 
@@ -181,6 +228,10 @@ mod tests {
             "jobs/job-1/r1.json"
         );
         assert_eq!(render("no templates", &vars()), "no templates");
+        assert_eq!(
+            render("t={{ steps.login.token }} {{ steps.login.other }}", &vars()),
+            "t=abc {{ steps.login.other }}"
+        );
         assert_eq!(
             render(
                 "{{ service.web.url }}/health on {{service.web.port}}",

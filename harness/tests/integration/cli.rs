@@ -1984,3 +1984,119 @@ fn loose_and_zero_sizes_are_load_errors_with_the_right_spelling() {
         );
     }
 }
+
+fn fake_json_report(work: &Path, name: &str, args: &[&str]) -> serde_json::Value {
+    let json = work.join(name);
+    Command::from_std(support::dockproof_fake(work))
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .assert()
+        .success();
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+}
+
+/// Issue 20's bar: one scenario run with `--var tag=1` and with `--var tag=2` uses the two
+/// values (the job prints them, the record holds them); `--vars-file` gives them too and
+/// `--var` wins over it; an undefined variable is a load error at its line.
+#[test]
+fn variables_from_the_command_line_reach_the_job_and_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    for tag in ["1", "2"] {
+        let var = format!("tag={tag}");
+        let report = fake_json_report(
+            dir.path(),
+            &format!("report-{tag}.json"),
+            &["--var", &var, "scenarios/variables.yaml"],
+        );
+        let record = &report["scenarios"][0]["record"];
+        assert_eq!(record["context"]["vars"]["tag"], tag, "{record:#}");
+        assert_eq!(record["context"]["vars"]["runner_tag"], "1");
+        assert_eq!(
+            record["context"]["docker"]["image"],
+            "dockproof/job-runner:1"
+        );
+        let stdout = record["context"]["docker"]["logTail"]["stdout"].to_string();
+        assert!(
+            stdout.contains(&format!("job build-{tag}: starting")),
+            "{stdout}"
+        );
+    }
+    let vars_file = dir.path().join("vars.yaml");
+    std::fs::write(&vars_file, "tag: 7\n").unwrap();
+    let vars_file = vars_file.display().to_string();
+    let report = fake_json_report(
+        dir.path(),
+        "file.json",
+        &["--vars-file", &vars_file, "scenarios/variables.yaml"],
+    );
+    assert_eq!(
+        report["scenarios"][0]["record"]["context"]["vars"]["tag"],
+        "7"
+    );
+    let report = fake_json_report(
+        dir.path(),
+        "both.json",
+        &[
+            "--vars-file",
+            &vars_file,
+            "--var",
+            "tag=8",
+            "scenarios/variables.yaml",
+        ],
+    );
+    assert_eq!(
+        report["scenarios"][0]["record"]["context"]["vars"]["tag"],
+        "8"
+    );
+    let scenario = dir.path().join("undefined.yaml");
+    std::fs::write(
+        &scenario,
+        "name: undefined-var\nsteps:\n  - run: { image: 'dockproof/job-runner:{{ vars.nope }}' }\n",
+    )
+    .unwrap();
+    Command::from_std(support::dockproof_fake(dir.path()))
+        .arg(&scenario)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("undefined.yaml:3:19: undefined variable `vars.nope`")
+                .and(predicate::str::contains("--var nope=VALUE")),
+        );
+    Command::from_std(support::dockproof_fake(dir.path()))
+        .args(["--var", "no-equals", "scenarios/variables.yaml"])
+        .assert()
+        .code(2);
+}
+
+/// Issue 20's bar: a value captured from one step's stdout is used by the next (the
+/// shipped scenario checks the job's output); captured values are in the record, and one
+/// cut from a secret is masked there like the secret.
+#[test]
+fn a_value_captured_from_stdout_is_used_by_the_next_step_and_masked_when_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = fake_json_report(dir.path(), "report.json", &["scenarios/step-outputs.yaml"]);
+    let scenario = &report["scenarios"][0];
+    assert_eq!(scenario["outcome"], "passed", "{scenario:#}");
+    let captures = &scenario["record"]["context"]["captures"];
+    assert_eq!(captures["issue.ticket"], "T-20261202");
+    assert_eq!(
+        captures["job.summary"],
+        r#"{"job":"T-20261202","inputs":1,"status":"ok"}"#
+    );
+    assert_eq!(captures["session.prefix"], "***", "{captures:#}");
+    // A reference to a capture no earlier step makes is a load error at its line.
+    let scenario = dir.path().join("unknown-capture.yaml");
+    std::fs::write(
+        &scenario,
+        "name: unknown-capture\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [echo, '{{ steps.nope.value }}'] }\n",
+    )
+    .unwrap();
+    Command::from_std(support::dockproof_fake(dir.path()))
+        .arg(&scenario)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unknown-capture.yaml:3:55: no earlier step captures `nope.value`",
+        ));
+}
