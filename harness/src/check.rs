@@ -699,6 +699,40 @@ pub fn applied(
             );
         }
     }
+    if let Some(entrypoint) = &spec.entrypoint {
+        let config = &inspect["Config"];
+        let words = |key: &str| -> Vec<String> {
+            config[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        let applied = words("Entrypoint");
+        // `[""]` is how a cleared entrypoint travels; the daemon stores it as null.
+        let cleared = applied.iter().all(String::is_empty);
+        let holds = if entrypoint.is_empty() {
+            cleared
+        } else {
+            // The docker CLI's `--entrypoint` takes one word: the rest leads the command.
+            let argv: Vec<String> = applied.into_iter().chain(words("Cmd")).collect();
+            argv.starts_with(entrypoint)
+        };
+        if !holds {
+            differs(
+                "entrypoint",
+                "Config.Entrypoint (then Cmd)",
+                format!("{} {}", config["Entrypoint"], config["Cmd"]),
+                if entrypoint.is_empty() {
+                    "no entrypoint".to_owned()
+                } else {
+                    format!("{entrypoint:?}")
+                },
+            );
+        }
+    }
     if let Some(network) = &spec.network
         && host["NetworkMode"].as_str() != Some(network.as_str())
     {
@@ -1365,6 +1399,45 @@ mod tests {
                 .any(|finding| finding.pointer == "/r/security/tmpfs"
                     && finding.message.contains("a tmpfs at /tmp"))
         );
+    }
+
+    #[test]
+    fn an_entrypoint_set_or_cleared_is_checked_against_inspect() {
+        let set = crate::backend::ContainerSpec {
+            entrypoint: Some(vec!["sh".into(), "-c".into()]),
+            ..Default::default()
+        };
+        assert!(set.asks_for_enforcement());
+        // The Engine API keeps it whole; the docker CLI's `--entrypoint` takes one word and
+        // the rest leads the command.
+        let api =
+            json!({"HostConfig": {}, "Config": {"Entrypoint": ["sh", "-c"], "Cmd": ["echo hi"]}});
+        let cli =
+            json!({"HostConfig": {}, "Config": {"Entrypoint": ["sh"], "Cmd": ["-c", "echo hi"]}});
+        assert_eq!(applied("/r", &set, &api), vec![]);
+        assert_eq!(applied("/r", &set, &cli), vec![]);
+        let image_default =
+            json!({"HostConfig": {}, "Config": {"Entrypoint": ["/entry"], "Cmd": ["sh", "-c"]}});
+        let findings = applied("/r", &set, &image_default);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].pointer, "/r/entrypoint");
+        assert!(
+            findings[0].message.contains("Config.Entrypoint"),
+            "{}",
+            findings[0].message
+        );
+
+        let cleared = crate::backend::ContainerSpec {
+            entrypoint: Some(Vec::new()),
+            ..Default::default()
+        };
+        for none in [json!(null), json!([]), json!([""])] {
+            let inspect =
+                json!({"HostConfig": {}, "Config": {"Entrypoint": none, "Cmd": ["true"]}});
+            assert_eq!(applied("/r", &cleared, &inspect), vec![], "{none}");
+        }
+        let kept = json!({"HostConfig": {}, "Config": {"Entrypoint": ["/entry"], "Cmd": ["true"]}});
+        assert_eq!(applied("/r", &cleared, &kept).len(), 1);
     }
 
     #[test]

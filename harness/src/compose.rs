@@ -201,6 +201,72 @@ pub struct ComposeService {
     pub restart: Option<String>,
     /// Whether compose builds its image (`build:`): the image then carries the run label too.
     pub build: bool,
+    /// `profiles:`: a service with some is started only when one of them is active.
+    pub profiles: Vec<String>,
+    /// `depends_on:` as (service, condition); the list form means `service_started`.
+    pub depends_on: Vec<(String, String)>,
+}
+
+impl ComposeService {
+    /// Whether `up` starts this service with `active` profiles.
+    pub fn is_active(&self, active: &[String]) -> bool {
+        self.profiles.is_empty() || self.profiles.iter().any(|profile| active.contains(profile))
+    }
+}
+
+impl ComposeFile {
+    /// The services `up` starts with `active` profiles.
+    pub fn active_services(&self, active: &[String]) -> Vec<&ComposeService> {
+        self.services
+            .iter()
+            .filter(|service| service.is_active(active))
+            .collect()
+    }
+
+    /// Services another depends on with `condition: service_completed_successfully`: one-shot
+    /// services, done when they have exited 0.
+    pub fn run_to_completion(&self) -> std::collections::BTreeSet<String> {
+        self.services
+            .iter()
+            .flat_map(|service| &service.depends_on)
+            .filter(|(_, condition)| condition == "service_completed_successfully")
+            .map(|(dependency, _)| dependency.clone())
+            .collect()
+    }
+}
+
+/// A service's `depends_on`: a list of names, or a mapping of name → `{ condition }`.
+fn depends_on(service: &Value) -> Vec<(String, String)> {
+    match service.get("depends_on") {
+        Some(Value::Array(names)) => names
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|name| (name.to_owned(), "service_started".to_owned()))
+            .collect(),
+        Some(Value::Object(entries)) => entries
+            .iter()
+            .map(|(name, entry)| {
+                let condition = entry
+                    .get("condition")
+                    .and_then(Value::as_str)
+                    .unwrap_or("service_started");
+                (name.clone(), condition.to_owned())
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A service's `profiles:` (names; anything else in the list is not a profile).
+fn profiles(service: &Value) -> Vec<String> {
+    service
+        .get("profiles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What a compose file declares that dockproof needs: services, and the networks
@@ -335,6 +401,8 @@ pub fn parse(text: &str) -> Result<ComposeFile, ComposeFileError> {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             build: service.get("build").is_some(),
+            profiles: profiles(service),
+            depends_on: depends_on(service),
         });
         for (index, entry) in service
             .get("volumes")
@@ -472,6 +540,8 @@ pub struct Project {
     pub files: Vec<PathBuf>,
     /// Environment that points compose at the backend's daemon.
     pub env: Vec<(OsString, OsString)>,
+    /// Profiles made active (`--profile`) on every command.
+    pub profiles: Vec<String>,
 }
 
 impl Project {
@@ -497,6 +567,7 @@ impl Project {
             name,
             files: vec![file.to_path_buf(), path],
             env,
+            profiles: Vec::new(),
         })
     }
 
@@ -511,6 +582,9 @@ impl Project {
         ]);
         for file in &self.files {
             argv.extend(["--file".to_owned(), file.display().to_string()]);
+        }
+        for profile in &self.profiles {
+            argv.extend(["--profile".to_owned(), profile.clone()]);
         }
         argv.extend(args.iter().map(|arg| (*arg).to_owned()));
         argv
@@ -686,6 +760,8 @@ volumes:
                 healthcheck: true,
                 restart: Some("always".into()),
                 build: false,
+                profiles: Vec::new(),
+                depends_on: Vec::new(),
             }
         );
         assert!(!file.services[2].healthcheck);
@@ -693,6 +769,35 @@ volumes:
         assert_eq!(file.volumes, ["data"]);
         assert!(file.default_network, "db uses the implicit default network");
         assert_eq!(file.version, Some(json!("3.8")));
+    }
+
+    #[test]
+    fn profiles_and_depends_on_conditions_are_read() {
+        let file = parse(
+            "services:\n  migrate:\n    image: x:1\n  web:\n    image: x:1\n    depends_on:\n      migrate: { condition: service_completed_successfully }\n      cache: { condition: service_healthy }\n  cache:\n    image: x:1\n  worker:\n    image: x:1\n    depends_on: [cache]\n  debug:\n    image: x:1\n    profiles: [debug, tools]\n",
+        )
+        .unwrap();
+        let active = |profiles: &[&str]| -> Vec<String> {
+            let profiles: Vec<String> = profiles.iter().map(|p| (*p).to_owned()).collect();
+            file.active_services(&profiles)
+                .iter()
+                .map(|service| service.name.clone())
+                .collect()
+        };
+        assert_eq!(active(&[]), ["cache", "migrate", "web", "worker"]);
+        assert_eq!(
+            active(&["tools"]),
+            ["cache", "debug", "migrate", "web", "worker"]
+        );
+        assert_eq!(
+            file.run_to_completion().into_iter().collect::<Vec<_>>(),
+            ["migrate"]
+        );
+        let worker = file.services.iter().find(|s| s.name == "worker").unwrap();
+        assert_eq!(
+            worker.depends_on,
+            [("cache".to_owned(), "service_started".to_owned())]
+        );
     }
 
     #[test]
@@ -785,10 +890,19 @@ volumes:
             name: "dockproof-r1-s".into(),
             files: vec!["/s/docker-compose.yml".into(), "/w/o.json".into()],
             env: Vec::new(),
+            profiles: Vec::new(),
         };
         assert_eq!(
             project.argv(&["up", "-d"]).join(" "),
             "compose --ansi never --project-name dockproof-r1-s --file /s/docker-compose.yml --file /w/o.json up -d"
+        );
+        let with_profiles = Project {
+            profiles: vec!["debug".into()],
+            ..project.clone()
+        };
+        assert_eq!(
+            with_profiles.argv(&["down"]).join(" "),
+            "compose --ansi never --project-name dockproof-r1-s --file /s/docker-compose.yml --file /w/o.json --profile debug down"
         );
         assert_eq!(project.tool.describe(), "docker compose 2.24.5");
     }

@@ -78,6 +78,8 @@ async fn run_host(
             // A fake host replays scenarios' recordings, as `run --backend fake` does.
             recordings: None,
             recordings_root: None,
+            // A canary's hosts are cleaned up whatever their verdicts.
+            keep_failed: None,
         }
         .build(events)
         .map_err(|error| error.to_string())?;

@@ -252,6 +252,12 @@ pub struct RunArgs {
     /// Keep every run step's whole stdout and stderr here (`SCENARIO/step-N.stdout.log`); only a tail is held in memory.
     #[arg(long, value_name = "DIR")]
     logs_dir: Option<PathBuf>,
+    /// Leave what failed scenarios created (containers, compose project, volume, images,
+    /// workspace) in place for debugging, labelled `dockproof.keep-failed`; the end of the
+    /// run says how to inspect and remove it (`dockproof clean --run ID`). Off unless given,
+    /// in CI too.
+    #[arg(long)]
+    keep_failed: bool,
     #[command(flatten)]
     vars: VarArgs,
 }

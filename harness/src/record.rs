@@ -101,6 +101,9 @@ pub struct Context {
     /// The docker compose project the scenario brought up, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeRecord>,
+    /// URLs probed with `tls.insecure: true`: their server certificates were not checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_tls: Vec<String>,
     /// The scenario variables its texts used, with their values (`env.NAME` for host
     /// variables); absent when it used none.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -122,6 +125,9 @@ pub struct ComposeRecord {
     pub file: String,
     /// Its services (each also under `context.services`).
     pub services: Vec<String>,
+    /// Services not started because none of their `profiles:` is active.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inactive: Vec<String>,
     /// Every `kill` and how the restart policy answered it.
     pub kills: Vec<KillRecord>,
     /// What was left of the project after `down`; absent until it is down.
@@ -169,6 +175,10 @@ pub struct ServiceContext {
     pub health_status: String,
     /// Health status changes, in order (the health timeline).
     pub health: Vec<HealthChange>,
+    /// The exit code of a service that ran to completion (`wait: { exit: N }`, a compose
+    /// one-shot service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
 }
 
 /// One change of a service's health status.
@@ -344,6 +354,7 @@ mod tests {
                     status: "healthy".into(),
                     at_ms: 9,
                 }],
+                exit_code: None,
             },
         );
         record.context.compose = Some(ComposeRecord {
@@ -351,6 +362,7 @@ mod tests {
             tool: "docker-compose 1.29.2".into(),
             file: "compose.yaml".into(),
             services: vec!["web".into()],
+            inactive: Vec::new(),
             kills: vec![KillRecord {
                 service: "web".into(),
                 container_id: "c2".into(),

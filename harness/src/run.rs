@@ -378,6 +378,8 @@ pub struct HostContext {
     pub recordings: Option<RecordingMode>,
     /// Where recordings are replayed from on the fake (default beside each scenario).
     pub recordings_root: Option<PathBuf>,
+    /// `--keep-failed`: where failed scenarios list what they leave in place.
+    pub keep_failed: Option<crate::engine::KeptList>,
 }
 
 impl HostContext {
@@ -405,6 +407,7 @@ impl HostContext {
             events,
             transport: Arc::new(crate::transport::TransportPolicy::new(self.transport)),
             cancel: crate::cancel::Cancel::new(),
+            keep_failed: self.keep_failed,
             recordings: match (self.recordings, self.kind) {
                 (Some(mode), _) => mode,
                 (None, BackendKind::Fake) => RecordingMode::Replay {
@@ -654,6 +657,8 @@ pub struct Run {
     pub console: Option<ColorChoice>,
     /// Record the run in the history: `None` no, `Some(None)` the default database.
     pub history: Option<Option<PathBuf>>,
+    /// Leave failed scenarios' containers, volumes and workspaces in place (`--keep-failed`).
+    pub keep_failed: bool,
 }
 
 /// What [`Run::execute`] produced.
@@ -665,6 +670,86 @@ pub struct Finished {
     pub exit: Exit,
     /// How long the run took.
     pub elapsed: Duration,
+    /// What `--keep-failed` kept, if anything.
+    pub kept: Option<KeptRun>,
+}
+
+/// What a run with `--keep-failed` left in place, and where.
+#[derive(Debug, Clone)]
+pub struct KeptRun {
+    /// The run's id (on every label): what `dockproof clean --run` takes.
+    pub run_id: String,
+    /// The run directory, kept: the workspaces (and the fake's state) are in it.
+    pub dir: PathBuf,
+    /// The backend the run used.
+    pub backend: BackendKind,
+    /// The run's `work_dir`, when one was given (`clean` must look there).
+    pub work_dir: Option<PathBuf>,
+    /// Each failed scenario's objects.
+    pub scenarios: Vec<crate::engine::Kept>,
+}
+
+impl KeptRun {
+    /// What was kept, and how to look at it and remove it: one line each.
+    pub fn instructions(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "kept for debugging (--keep-failed), run {}: what {} failed scenario(s) left, labelled {}=true",
+            self.run_id,
+            self.scenarios.len(),
+            crate::engine::KEEP_LABEL
+        )];
+        for entry in &self.scenarios {
+            lines.push(format!("  scenario `{}`:", entry.scenario));
+            lines.extend(
+                entry
+                    .containers
+                    .iter()
+                    .map(|id| format!("    container {id}")),
+            );
+            lines.extend(
+                entry
+                    .compose_project
+                    .iter()
+                    .map(|name| format!("    compose project {name}")),
+            );
+            lines.extend(entry.volume.iter().map(|name| format!("    volume {name}")));
+            lines.extend(
+                entry
+                    .images
+                    .iter()
+                    .map(|image| format!("    image {image}")),
+            );
+            lines.extend(
+                entry
+                    .workspace
+                    .iter()
+                    .map(|path| format!("    workspace {}", path.display())),
+            );
+        }
+        let docker = if self.backend == BackendKind::Fake {
+            format!(
+                "FAKE_DOCKER_STATE={} fake-docker",
+                self.dir.join("fake-docker-state").display()
+            )
+        } else {
+            "docker".to_owned()
+        };
+        lines.push(format!(
+            "  inspect: {docker} inspect ID · {docker} logs ID · {docker} exec -it ID sh (while it runs)"
+        ));
+        let mut clean = format!("dockproof clean --run {}", self.run_id);
+        if self.backend == BackendKind::Fake {
+            clean.push_str(" --backend fake");
+        }
+        if let Some(dir) = &self.work_dir {
+            clean.push_str(&format!(" --work-dir {}", dir.display()));
+        }
+        lines.push(format!(
+            "  remove: {clean} (containers, volumes, networks, images and {})",
+            self.dir.display()
+        ));
+        lines
+    }
 }
 
 impl Finished {
@@ -695,6 +780,7 @@ impl Run {
             reports: ReportPaths::default(),
             console: None,
             history: None,
+            keep_failed: false,
         }
     }
 
@@ -772,6 +858,8 @@ impl Run {
             deterministic,
         };
         let runtime = runtime()?;
+        // `--keep-failed`: what failed scenarios leave in place, listed at the end.
+        let kept: Option<crate::engine::KeptList> = self.keep_failed.then(Default::default);
         let mut outcome = RunOutcome {
             reports: Vec::new(),
             interrupted: false,
@@ -809,6 +897,7 @@ impl Run {
                 transport,
                 recordings: self.recording_mode.clone(),
                 recordings_root: self.recordings.clone(),
+                keep_failed: kept.clone(),
             };
             let host_outcome = runtime.block_on(async {
                 let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -862,11 +951,27 @@ impl Run {
                 &outcome,
             );
         }
-        drop(run_dir);
+        let kept: Vec<crate::engine::Kept> = kept
+            .and_then(|kept| kept.lock().ok().map(|kept| kept.clone()))
+            .unwrap_or_default();
+        let kept = if kept.is_empty() {
+            drop(run_dir);
+            None
+        } else {
+            // The kept workspaces (and the fake's state) are in the run directory.
+            Some(KeptRun {
+                run_id: run_id.clone(),
+                dir: run_dir.keep(),
+                backend: self.backend,
+                work_dir: self.work_dir.clone(),
+                scenarios: kept,
+            })
+        };
         Ok(Finished {
             exit: Exit::of(&outcome, written),
             outcome,
             elapsed: started.elapsed(),
+            kept,
         })
     }
 }

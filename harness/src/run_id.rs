@@ -145,6 +145,14 @@ impl RunDir {
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
     }
+
+    /// Let go of the directory without removing it (what `--keep-failed` kept is in it):
+    /// the run is no longer live, so `dockproof clean --run ID` removes it.
+    pub fn keep(self) -> std::path::PathBuf {
+        let RunDir { _live, dir } = self;
+        drop(_live);
+        dir.keep()
+    }
 }
 
 /// Whether the run whose directory is `run_dir` is alive: its `LIVE_LOCK` is locked by

@@ -239,27 +239,50 @@ fn left_behind_by(reports: &[ScenarioReport], slugs: &[Option<String>]) -> Vec<S
 /// volumes of compose projects (a run interrupted while a project was up), then the images
 /// built for the run (an interrupted build step, a compose `build:`). Returns what it found,
 /// with the scenario of each container (its `dockproof.scenario` label).
+///
+/// What `--keep-failed` kept is left alone: its containers (labelled kept, of a kept
+/// scenario), and, while anything is kept, the run's networks, volumes and images (a kept
+/// compose project's among them); `dockproof clean --run ID` removes them.
 async fn final_sweep(context: &EngineContext) -> (Swept, Vec<Option<String>>) {
     let label = format!("dockproof.run={}", context.run_id);
     let backend = context.backend.as_ref();
-    let containers = sweep::labelled_containers(backend, &label)
+    let kept: Vec<String> = context
+        .keep_failed
+        .as_ref()
+        .and_then(|kept| {
+            kept.lock()
+                .ok()
+                .map(|kept| kept.iter().map(|entry| entry.slug.clone()).collect())
+        })
+        .unwrap_or_default();
+    let listed = sweep::labelled_containers(backend, &label)
         .await
         .unwrap_or_default();
     // Whose they were, asked before they go (only when there are any: the common case
     // costs one list call).
     let mut slugs = Vec::new();
-    for id in &containers {
-        let inspect = backend.inspect_json(id).await.ok();
-        slugs.push(
+    let mut containers = Vec::new();
+    for id in listed {
+        let inspect = backend.inspect_json(&id).await.ok();
+        let label = |name: &str| {
             inspect
                 .as_ref()
-                .and_then(|inspect| inspect.pointer("/Config/Labels/dockproof.scenario"))
+                .and_then(|inspect| inspect.pointer("/Config/Labels"))
+                .and_then(|labels| labels.get(name))
                 .and_then(serde_json::Value::as_str)
-                .map(str::to_owned),
-        );
+                .map(str::to_owned)
+        };
+        let slug = label("dockproof.scenario");
+        if label(crate::engine::KEEP_LABEL).is_some()
+            && slug.as_ref().is_some_and(|slug| kept.contains(slug))
+        {
+            continue;
+        }
+        slugs.push(slug);
+        containers.push(id);
     }
     let plan = SweepPlan {
-        resources: true,
+        resources: kept.is_empty(),
         ..SweepPlan::default()
     };
     // Failures are ignored: what stays is for `dockproof clean`.
@@ -402,6 +425,7 @@ mod tests {
             transport: Arc::new(crate::transport::TransportPolicy::new(
                 crate::transport::TransportChoice::Bind,
             )),
+            keep_failed: None,
         });
         let (scenario, diagnostics) = crate::scenario::load::load_str(
             "name: once\nsteps:\n  - run: { image: x }\n",

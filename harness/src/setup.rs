@@ -37,6 +37,7 @@ impl RunArgs {
         };
         run.console = Some(self.color);
         run.history = (!self.no_history).then_some(self.history);
+        run.keep_failed = self.keep_failed;
         run
     }
 }
@@ -76,6 +77,9 @@ pub fn run(args: RunArgs, scenarios: Vec<LoadedScenario>) -> ExitCode {
             "warning: removed what scenarios left behind: {}",
             outcome.swept_resources.join(", ")
         );
+    }
+    for line in finished.kept.iter().flat_map(|kept| kept.instructions()) {
+        dockproof::inert_eprintln!("{line}");
     }
     out!(
         "{} in {}",

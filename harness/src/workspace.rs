@@ -698,6 +698,13 @@ impl Workspace {
         })
     }
 
+    /// Leave the workspace in place (`--keep-failed`): dropping no longer removes it.
+    /// Returns where it is.
+    pub fn keep(mut self) -> PathBuf {
+        self.removed = true;
+        self.path.clone()
+    }
+
     /// Remove the workspace now, reporting failure (dropping also removes it, silently).
     pub fn remove(mut self) -> Result<(), WorkspaceError> {
         self.removed = true;

@@ -132,6 +132,7 @@ impl ContainerSpec {
             || self.user.is_some()
             || !self.cap_drop.is_empty()
             || !self.tmpfs.is_empty()
+            || self.entrypoint.is_some()
     }
 }
 

@@ -6,7 +6,7 @@
 //! run cut short by Ctrl-C is swept by the `dockproof.run` label every
 //! container, network and volume of the project carries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -50,10 +50,19 @@ pub(super) struct ComposeState {
     override_file: PathBuf,
     /// When `up` began: health timeline times count from here.
     started: Instant,
-    /// The compose file's services.
+    /// The services `up` starts (those of active profiles).
     services: Vec<String>,
+    /// Services that run to completion: done once they have exited 0.
+    one_shot: BTreeSet<String>,
     /// Over `ssh://`, the tunnel compose reaches the daemon through; closed with the project.
     _tunnel: Option<crate::backend::ssh::Tunnel>,
+}
+
+impl ComposeState {
+    /// The compose project's name.
+    pub(super) fn project_name(&self) -> &str {
+        &self.project.name
+    }
 }
 
 /// Compose's environment with an `ssh://` daemon replaced by a unix socket of ours that
@@ -202,11 +211,17 @@ impl ScenarioRun<'_> {
                 format!("{}:{problem}", path.display()),
             )
         })?;
-        for image in parsed
-            .services
-            .iter()
-            .filter_map(|service| service.image.as_deref())
-        {
+        let active = parsed.active_services(&up.profiles);
+        for (index, name) in up.one_shot.iter().enumerate() {
+            if !active.iter().any(|service| &service.name == name) {
+                return Err(finding(
+                    Category::ConfigInvalid,
+                    format!("{pointer}/one_shot/{index}"),
+                    format!("the compose file has no started service `{name}`"),
+                ));
+            }
+        }
+        for image in active.iter().filter_map(|service| service.image.as_deref()) {
             // Fixture images are built on demand; no registry is asked for anything.
             self.context
                 .fixtures
@@ -214,10 +229,7 @@ impl ScenarioRun<'_> {
                 .await
                 .map_err(|error| backend_finding(&error, &file_pointer))?;
         }
-        let probe_image = parsed
-            .services
-            .iter()
-            .find_map(|service| service.image.clone());
+        let probe_image = active.iter().find_map(|service| service.image.clone());
         if let Some(bind) = parsed.host_binds.first()
             && !self
                 .daemon_sees_our_files(probe_image.as_deref(), &file_pointer)
@@ -240,6 +252,7 @@ impl ScenarioRun<'_> {
         let mut labels = BTreeMap::new();
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
         labels.insert("dockproof.scenario".to_owned(), self.slug.clone());
+        self.keep_label(&mut labels);
         // Images compose builds carry no compose label of their own: this one finds them at `down`.
         labels.insert(compose::BUILT_BY_LABEL.to_owned(), name.clone());
         std::fs::create_dir_all(&self.context.work_dir).map_err(|error| {
@@ -249,7 +262,7 @@ impl ScenarioRun<'_> {
                 format!("cannot create {}: {error}", self.context.work_dir.display()),
             )
         })?;
-        let project = Project::prepare(
+        let mut project = Project::prepare(
             tool.clone(),
             name.clone(),
             &path,
@@ -259,17 +272,27 @@ impl ScenarioRun<'_> {
             env,
         )
         .map_err(|error| compose_finding(&error, pointer))?;
+        project.profiles = up.profiles.clone();
         let override_file = project.files.last().cloned().unwrap_or_default();
-        let services: Vec<String> = parsed
+        let services: Vec<String> = active.iter().map(|service| service.name.clone()).collect();
+        let inactive: Vec<String> = parsed
             .services
             .iter()
+            .filter(|service| !services.contains(&service.name))
             .map(|service| service.name.clone())
+            .collect();
+        let one_shot: BTreeSet<String> = parsed
+            .run_to_completion()
+            .into_iter()
+            .chain(up.one_shot.iter().cloned())
+            .filter(|name| services.contains(name))
             .collect();
         self.record.context.compose = Some(ComposeRecord {
             project: name,
             tool: tool.describe(),
             file: up.file.clone(),
             services: services.clone(),
+            inactive,
             ..ComposeRecord::default()
         });
         // Known before `up` runs, so whatever happens next the project is taken down.
@@ -279,6 +302,7 @@ impl ScenarioRun<'_> {
             override_file,
             started,
             services,
+            one_shot,
             _tunnel: tunnel,
         });
 
@@ -400,6 +424,11 @@ impl ScenarioRun<'_> {
             .compose
             .as_ref()
             .map_or_else(Instant::now, |state| state.started);
+        let one_shot = self
+            .compose
+            .as_ref()
+            .map(|state| state.one_shot.clone())
+            .unwrap_or_default();
         let mut pending: BTreeMap<String, String> = containers.clone();
         loop {
             let mut states = Vec::new();
@@ -422,6 +451,39 @@ impl ScenarioRun<'_> {
                             last_health_output(inspect)
                         ),
                     ));
+                }
+                if one_shot.contains(service) && text(inspect, "/State/Status") == "exited" {
+                    let code = inspect
+                        .pointer("/State/ExitCode")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(-1);
+                    if let Some(context) = self.record.context.services.get_mut(service) {
+                        context.exit_code = Some(code);
+                    }
+                    if code != 0 {
+                        let id = &containers[service];
+                        let logs = self.backend.logs(id, self.context.capture, None).await.ok();
+                        let tail = logs
+                            .map(|logs| {
+                                self.masker
+                                    .tail_lines(&logs.stderr.text, logs.stderr.truncated, 3)
+                                    .join(" | ")
+                            })
+                            .unwrap_or_default();
+                        return Err(finding(
+                            Category::NonzeroExit,
+                            pointer,
+                            format!(
+                                "compose service `{service}` runs to completion, and exited with code {code}; stderr: {tail}"
+                            ),
+                        ));
+                    }
+                    pending.remove(service);
+                    if let Some(context) = self.record.context.services.get_mut(service) {
+                        context.ready = true;
+                        context.ready_ms = started.elapsed().as_millis() as u64;
+                    }
+                    continue;
                 }
                 if ready(inspect) {
                     pending.remove(service);

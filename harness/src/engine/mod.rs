@@ -28,6 +28,7 @@ use crate::workspace::{self, Generated, Limits, Workspace};
 mod build;
 mod capture;
 mod compose;
+mod https;
 mod logs;
 mod monitor;
 mod service;
@@ -77,8 +78,36 @@ pub struct EngineContext {
     pub transport: Arc<crate::transport::TransportPolicy>,
     /// Replay (fake), record, check or ignore recordings (docs/recordings.md).
     pub recordings: crate::recordings::RecordingMode,
+    /// `--keep-failed`: a failed scenario's objects are left in place and listed here.
+    pub keep_failed: Option<KeptList>,
     /// Cancelled on Ctrl-C or SIGTERM: the step loop stops, the scenario cleans up.
     pub cancel: crate::cancel::Cancel,
+}
+
+/// The label on every container and compose object a run with `--keep-failed` creates:
+/// what its failed scenarios leave stays, labelled so (Docker cannot label afterwards).
+pub const KEEP_LABEL: &str = "dockproof.keep-failed";
+
+/// What `--keep-failed` left of a run's failed scenarios.
+pub type KeptList = Arc<std::sync::Mutex<Vec<Kept>>>;
+
+/// A failed scenario's objects left in place for debugging (`--keep-failed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its slug: the value of the `dockproof.scenario` label on its containers.
+    pub slug: String,
+    /// Container IDs: its runs and services, and its compose project's.
+    pub containers: Vec<String>,
+    /// The compose project it had up.
+    pub compose_project: Option<String>,
+    /// The workspace volume (transport `copy`).
+    pub volume: Option<String>,
+    /// Images its build steps made.
+    pub images: Vec<String>,
+    /// The workspace directory on this machine.
+    pub workspace: Option<PathBuf>,
 }
 
 pub use crate::run_id::slug;
@@ -260,16 +289,28 @@ pub async fn run_scenario(context: &EngineContext, loaded: &LoadedScenario) -> S
     if !interrupted {
         run.observe_detached().await;
     }
-    // Bounded: what a cleanup cut short leaves is for the run's final sweep.
-    let cleaned = match tokio::time::timeout(crate::cancel::CLEANUP_LIMIT, run.cleanup()).await {
-        Ok(cleaned) => cleaned,
-        Err(_) => Err(Failure::new(
-            Category::CleanupFailed,
-            format!(
-                "the cleanup did not finish within {}; the run's final sweep removes what is left",
-                humantime::format_duration(crate::cancel::CLEANUP_LIMIT)
-            ),
-        )),
+    let failing = !interrupted
+        && unmodelled.is_none()
+        && check::scenario_verdict(verdict.clone(), scenario.expect_failure, |pointer| {
+            run.location(pointer)
+        })
+        .0 == Outcome::Failed;
+    let cleaned = match &context.keep_failed {
+        Some(kept) if failing => {
+            run.keep(kept).await;
+            Ok(())
+        }
+        // Bounded: what a cleanup cut short leaves is for the run's final sweep.
+        _ => match tokio::time::timeout(crate::cancel::CLEANUP_LIMIT, run.cleanup()).await {
+            Ok(cleaned) => cleaned,
+            Err(_) => Err(Failure::new(
+                Category::CleanupFailed,
+                format!(
+                    "the cleanup did not finish within {}; the run's final sweep removes what is left",
+                    humantime::format_duration(crate::cancel::CLEANUP_LIMIT)
+                ),
+            )),
+        },
     };
     if let Err(failure) = cleaned
         && verdict.is_none()
@@ -1165,6 +1206,7 @@ impl<'a> ScenarioRun<'a> {
         let step_number = index_pointer.rsplit('/').next().unwrap_or("0");
         let mut labels = run.labels.clone();
         labels.insert("dockproof.run".into(), self.context.run_id.clone());
+        self.keep_label(&mut labels);
         labels.insert("dockproof.scenario".into(), self.slug.clone());
         ContainerSpec {
             name: format!(
@@ -1173,6 +1215,10 @@ impl<'a> ScenarioRun<'a> {
             ),
             image: run.image.clone(),
             cmd: run.cmd.as_ref().map(|cmd| texts(cmd, &self.vars)),
+            entrypoint: run
+                .entrypoint
+                .as_ref()
+                .map(|entrypoint| texts(entrypoint, &self.vars)),
             env: env_list(&run.env, &self.vars),
             workdir: run.workdir.clone(),
             user: run.user.clone(),
@@ -2040,6 +2086,39 @@ impl<'a> ScenarioRun<'a> {
             url,
         });
         Ok(())
+    }
+
+    /// Under `--keep-failed`, label what is created as kept if the scenario fails.
+    fn keep_label(&self, labels: &mut std::collections::BTreeMap<String, String>) {
+        if self.context.keep_failed.is_some() {
+            labels.insert(KEEP_LABEL.to_owned(), "true".to_owned());
+        }
+    }
+
+    /// `--keep-failed`: leave this failed scenario's containers (running ones go on
+    /// running), compose project, workspace volume, built images and workspace in place,
+    /// and list them in `kept`.
+    async fn keep(&mut self, kept: &KeptList) {
+        let mut entry = Kept {
+            scenario: self.loaded.scenario.name.clone(),
+            slug: self.slug.clone(),
+            containers: self.containers.drain(..).collect(),
+            ..Kept::default()
+        };
+        if let Some(state) = self.compose.take() {
+            let project = state.project_name().to_owned();
+            let label = format!("{}={project}", crate::compose::PROJECT_LABEL);
+            if let Ok(ids) = self.backend.list_labelled(&label).await {
+                entry.containers.extend(ids);
+            }
+            entry.compose_project = Some(project);
+        }
+        entry.volume = self.volume.take();
+        entry.images = self.images.drain(..).collect();
+        entry.workspace = self.workspace.take().map(crate::workspace::Workspace::keep);
+        if let Ok(mut list) = kept.lock() {
+            list.push(entry);
+        }
     }
 
     /// Remove every container and the workspace; report what could not be removed.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::https::{self, ClientSettings};
 use super::{ScenarioRun, backend_finding, env_list, finding, texts};
 use crate::backend::daemon::Reach;
 use crate::backend::{Backend, BackendError, ContainerSpec, Healthcheck, PublishedPort};
@@ -35,6 +36,10 @@ enum Readiness {
     Healthy,
     Tcp(u16),
     Http(String),
+    /// This text in the container's stdout or stderr.
+    Log(String),
+    /// The container exited with this code (a one-shot container).
+    Exit(i64),
 }
 
 /// Container port → host port, from an inspect document's `NetworkSettings.Ports`.
@@ -196,6 +201,7 @@ impl ScenarioRun<'_> {
         });
         let mut labels = BTreeMap::new();
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
+        self.keep_label(&mut labels);
         labels.insert("dockproof.scenario".to_owned(), self.slug.clone());
         let mounts = match &service.workspace {
             Some(mount) => vec![
@@ -213,6 +219,10 @@ impl ScenarioRun<'_> {
             ),
             image: service.image.clone(),
             cmd: service.cmd.as_ref().map(|cmd| texts(cmd, &self.vars)),
+            entrypoint: service
+                .entrypoint
+                .as_ref()
+                .map(|entrypoint| texts(entrypoint, &self.vars)),
             env: env_list(&service.env, &self.vars),
             user: service.user.clone(),
             mounts,
@@ -316,6 +326,10 @@ impl ScenarioRun<'_> {
             Readiness::Tcp(port)
         } else if let Some(path) = wait.http {
             Readiness::Http(path)
+        } else if let Some(text) = wait.log {
+            Readiness::Log(template::render(&text, &self.vars))
+        } else if let Some(code) = wait.exit {
+            Readiness::Exit(code)
         } else if health_status(&inspect).is_some() {
             Readiness::Healthy
         } else {
@@ -449,6 +463,8 @@ impl ScenarioRun<'_> {
         let deadline = started + within;
         let wait_pointer = format!("{pointer}/wait");
         let host_port = |container: u16| reached.get(&container);
+        let client = https::plain_client(POLL * 5)
+            .map_err(|error| finding(Category::ConfigInvalid, &wait_pointer, error.to_string()))?;
         loop {
             let inspect = backend
                 .inspect_json(id)
@@ -466,6 +482,29 @@ impl ScenarioRun<'_> {
                     .pointer("/State/ExitCode")
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
+                if let Readiness::Exit(expected) = readiness {
+                    if let Some(context) = self.record.context.services.get_mut(name) {
+                        context.exit_code = Some(code);
+                    }
+                    if code == expected {
+                        return Ok(());
+                    }
+                    let logs = backend.logs(id, self.context.capture, None).await.ok();
+                    let tail = logs
+                        .map(|logs| {
+                            self.masker
+                                .tail_lines(&logs.stderr.text, logs.stderr.truncated, 3)
+                                .join(" | ")
+                        })
+                        .unwrap_or_default();
+                    return Err(finding(
+                        Category::NonzeroExit,
+                        &wait_pointer,
+                        format!(
+                            "service `{name}` exited with code {code}, expected {expected}; stderr: {tail}"
+                        ),
+                    ));
+                }
                 let logs = backend.logs(id, self.context.capture, None).await.ok();
                 let tail = logs
                     .map(|logs| {
@@ -488,6 +527,16 @@ impl ScenarioRun<'_> {
             }
             let ready = match &readiness {
                 Readiness::Running => true,
+                // Ready once it has exited, above.
+                Readiness::Exit(_) => false,
+                Readiness::Log(text) => {
+                    let logs = backend
+                        .logs(id, self.context.capture, None)
+                        .await
+                        .map_err(|error| backend_finding(&error, pointer))?;
+                    logs.stdout.text.contains(text.as_str())
+                        || logs.stderr.text.contains(text.as_str())
+                }
                 Readiness::Healthy => match health_status(&inspect).as_deref() {
                     Some("healthy") => true,
                     Some("unhealthy") => {
@@ -529,8 +578,8 @@ impl ScenarioRun<'_> {
                             "no published port to probe",
                         ));
                     };
-                    let url = format!("{}{path}", base_url(reach));
-                    match http_client(POLL * 5).get(&url).send().await {
+                    let url = format!("{}{path}", base_url(reach, "http"));
+                    match client.get(&url).send().await {
                         Ok(response) if response.headers().contains_key(UNRECORDED_HEADER) => {
                             let message = response.text().await.unwrap_or_default();
                             return Err(finding(
@@ -573,6 +622,13 @@ impl ScenarioRun<'_> {
                     Readiness::Tcp(port) => format!("accepting connections on port {port}"),
                     Readiness::Http(path) => format!("answering {path} with 2xx"),
                     Readiness::Running => "running".into(),
+                    Readiness::Log(text) => format!(
+                        "ready: its output never showed {:?}",
+                        self.masker.mask(text)
+                    ),
+                    Readiness::Exit(code) => {
+                        format!("done: it was still running, expected exit code {code}")
+                    }
                 };
                 return Err(finding(
                     Category::HealthFailed,
@@ -596,9 +652,11 @@ impl ScenarioRun<'_> {
         let url = match (&http.service, &http.url) {
             (Some(name), _) => {
                 let reach = self.service_reach(name, http.port, &http_pointer).await?;
+                // A service probed with TLS settings speaks TLS on its port.
+                let scheme = if http.tls.is_some() { "https" } else { "http" };
                 format!(
                     "{}{}",
-                    base_url(&reach),
+                    base_url(&reach, scheme),
                     http.path.as_deref().unwrap_or("/")
                 )
             }
@@ -630,9 +688,33 @@ impl ScenarioRun<'_> {
             )
         })?;
         let expect = &http.expect;
-        let client = http_client(expect.max_latency.map_or(REQUEST_TIMEOUT, |latency| {
+        let timeout = expect.max_latency.map_or(REQUEST_TIMEOUT, |latency| {
             latency.0 + Duration::from_secs(5)
-        }));
+        });
+        let settings = ClientSettings {
+            tls: http.tls.as_ref(),
+            base_dir: &self.loaded.base_dir,
+            proxy: http
+                .proxy
+                .as_ref()
+                .map(|proxy| template::render(proxy, &self.vars)),
+        };
+        let (client, url) = https::client_for(&url, timeout, &settings)
+            .await
+            .map_err(|error| {
+                let at = if http.proxy.is_some() && matches!(error, https::ClientError::Proxy(..)) {
+                    format!("{http_pointer}/proxy")
+                } else {
+                    format!("{http_pointer}/tls")
+                };
+                finding(Category::ConfigInvalid, at, error.to_string())
+            })?;
+        if http.tls.as_ref().is_some_and(|tls| tls.insecure)
+            && !self.record.context.insecure_tls.contains(&url)
+        {
+            // Said in the record (and so the JSON report): this answer's sender was not checked.
+            self.record.context.insecure_tls.push(url.clone());
+        }
         let attempts = http.attempts.unwrap_or(1).max(1);
         let deadline = Instant::now()
             + http
@@ -744,7 +826,7 @@ impl ScenarioRun<'_> {
                 return finding(
                     Category::HttpCheckFailed,
                     pointer,
-                    format!("{method} {url} failed: {error}"),
+                    format!("{method} {url} failed: {}", https::error_chain(&error)),
                 );
             }
         };
@@ -811,12 +893,12 @@ impl ScenarioRun<'_> {
     }
 }
 
-/// `http://HOST:PORT` (an IPv6 host in brackets).
-fn base_url(reach: &Reach) -> String {
+/// `SCHEME://HOST:PORT` (an IPv6 host in brackets).
+fn base_url(reach: &Reach, scheme: &str) -> String {
     if reach.host.contains(':') {
-        format!("http://[{}]:{}", reach.host, reach.port)
+        format!("{scheme}://[{}]:{}", reach.host, reach.port)
     } else {
-        format!("http://{}:{}", reach.host, reach.port)
+        format!("{scheme}://{}:{}", reach.host, reach.port)
     }
 }
 
@@ -841,14 +923,6 @@ fn conflicting_port(error: &BackendError, ports: &[PublishedPort]) -> Option<usi
     ports.iter().position(|port| {
         port.host_port != 0 && text.contains(&format!(":{} failed", port.host_port))
     })
-}
-
-fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .no_proxy()
-        .build()
-        .expect("a plain HTTP client always builds")
 }
 
 #[cfg(test)]

@@ -836,6 +836,20 @@ impl SemanticChecker<'_> {
                                     .hint = Some("names are shared by `http`, `logs`, `exec` and `inspect`: rename one".into());
                             }
                         }
+                        let active: Vec<String> = file
+                            .active_services(&up.profiles)
+                            .iter()
+                            .map(|service| service.name.clone())
+                            .collect();
+                        for (index, name) in up.one_shot.iter().enumerate() {
+                            if !active.contains(name) {
+                                self.error(
+                                    &format!("{compose_pointer}/up/one_shot/{index}"),
+                                    format!("the compose file starts no service `{name}`"),
+                                )
+                                .expected = Some(format!("one of: {}", active.join(", ")));
+                            }
+                        }
                         containers.extend(names.iter().cloned());
                         self.compose_up = Some(names);
                     }
@@ -880,6 +894,73 @@ impl SemanticChecker<'_> {
                         Some("`down` follows an `up`; the project is also taken down when the scenario ends".into());
                 }
             }
+        }
+    }
+
+    /// An http step's `tls` and `proxy`: the certificate files exist, a certificate comes
+    /// with its key, TLS settings go with `https://`.
+    fn http_tls(&mut self, http_pointer: &str, http: &model::HttpSpec) {
+        if let Some(proxy) = &http.proxy {
+            self.template(&format!("{http_pointer}/proxy"), proxy);
+            if !proxy.contains("{{") && reqwest::Url::parse(proxy).is_err() {
+                self.error(
+                    &format!("{http_pointer}/proxy"),
+                    format!("`{proxy}` is not a URL"),
+                )
+                .expected = Some("a proxy URL such as `http://127.0.0.1:3128`".into());
+            }
+        }
+        let Some(tls) = &http.tls else {
+            return;
+        };
+        let tls_pointer = format!("{http_pointer}/tls");
+        if let Some(url) = &http.url
+            && url.trim_start().to_ascii_lowercase().starts_with("http://")
+        {
+            self.error(
+                &format!("{http_pointer}/url"),
+                "TLS settings with an `http://` URL",
+            )
+            .hint = Some("use `https://`, or drop `tls`".into());
+        }
+        for (key, path) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+            let Some(path) = path else { continue };
+            let resolved = self.base_dir.join(path);
+            if !resolved.is_file() {
+                self.error(
+                    &format!("{tls_pointer}/{key}"),
+                    format!("`{path}` does not exist (looked at {})", resolved.display()),
+                )
+                .hint =
+                    Some("PEM files; paths are relative to the scenario file's directory".into());
+            }
+        }
+        match (&tls.cert, &tls.key) {
+            (Some(_), None) => {
+                self.error(&tls_pointer, "a client `cert` without its `key`")
+                    .expected = Some("both `cert` and `key`".into());
+            }
+            (None, Some(_)) => {
+                self.error(&tls_pointer, "a client `key` without its `cert`")
+                    .expected = Some("both `cert` and `key`".into());
+            }
+            _ => {}
+        }
+        if tls.insecure && tls.ca.is_some() {
+            self.error(
+                &tls_pointer,
+                "`insecure: true` with a `ca`: the CA would not be used",
+            )
+            .hint = Some("keep one: `ca` checks the server, `insecure` checks nothing".into());
+        }
+        if let Some(name) = &tls.server_name
+            && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+        {
+            self.error(
+                &format!("{tls_pointer}/server_name"),
+                format!("`{name}` is not a server name"),
+            )
+            .expected = Some("a DNS name such as `web.test`, or an IP address".into());
         }
     }
 
@@ -1236,6 +1317,11 @@ impl SemanticChecker<'_> {
     ) {
         let run_pointer = format!("{pointer}/run");
         self.argv(&format!("{run_pointer}/cmd"), run.cmd.as_deref());
+        self.entrypoint(
+            &format!("{run_pointer}/entrypoint"),
+            run.entrypoint.as_deref(),
+            run.cmd.is_some(),
+        );
         for (name, value) in &run.env {
             self.template(
                 &format!("{run_pointer}/env/{}", yaml::escape_segment(name)),
@@ -1381,6 +1467,11 @@ impl SemanticChecker<'_> {
             );
         }
         self.argv(&format!("{service_pointer}/cmd"), service.cmd.as_deref());
+        self.entrypoint(
+            &format!("{service_pointer}/entrypoint"),
+            service.entrypoint.as_deref(),
+            service.cmd.is_some(),
+        );
         for (name, value) in &service.env {
             self.template(
                 &format!("{service_pointer}/env/{}", yaml::escape_segment(name)),
@@ -1423,6 +1514,14 @@ impl SemanticChecker<'_> {
                 "waiting on a port needs a published port",
             )
             .hint = Some("add `ports: [\"0:PORT\"]`".into());
+        }
+        if let Some(text) = service.wait.as_ref().and_then(|wait| wait.log.as_ref()) {
+            let log_pointer = format!("{service_pointer}/wait/log");
+            if text.is_empty() {
+                self.error(&log_pointer, "an empty text is in every log")
+                    .expected = Some("the text a ready service prints, e.g. `listening on`".into());
+            }
+            self.template(&log_pointer, text);
         }
         if let Some(mount) = &service.workspace
             && !mount.starts_with('/')
@@ -1494,6 +1593,7 @@ impl SemanticChecker<'_> {
                 Some(matcher),
             );
         }
+        self.http_tls(&http_pointer, http);
         for json_pointer in http.expect.json.keys().chain(http.expect.json_types.keys()) {
             self.json_pointer(&format!("{http_pointer}/expect"), json_pointer);
         }
@@ -1628,6 +1728,25 @@ impl SemanticChecker<'_> {
             for (index, argument) in argv.iter().enumerate() {
                 self.template(&format!("{pointer}/{index}"), &argument.0);
             }
+        }
+    }
+
+    /// An entrypoint: `[]` clears the image's; words are templates.
+    fn entrypoint(&mut self, pointer: &str, entrypoint: Option<&[model::Text]>, cmd: bool) {
+        if entrypoint.is_some_and(<[model::Text]>::is_empty) && !cmd {
+            // Docker drops the image's CMD along with its entrypoint: nothing would be left to run.
+            self.error(pointer, "the entrypoint is cleared and no `cmd` is given")
+                .hint = Some("give the command to run: `cmd: [...]`".into());
+        }
+        for (index, word) in entrypoint.into_iter().flatten().enumerate() {
+            self.template(&format!("{pointer}/{index}"), &word.0);
+        }
+        if entrypoint
+            .and_then(<[model::Text]>::first)
+            .is_some_and(|first| first.0.is_empty())
+        {
+            self.error(&format!("{pointer}/0"), "an empty program name")
+                .hint = Some("`entrypoint: []` clears the image's entrypoint".into());
         }
     }
 
@@ -1857,6 +1976,49 @@ steps:
                 "line {line}: {needle}\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn entrypoints_readiness_and_tls_settings_are_checked_at_their_lines() {
+        let source = "\
+name: probe-checks
+steps:
+  - run: { image: x, entrypoint: [] }
+  - run: { image: x, entrypoint: [''], cmd: [a] }
+  - service: { name: s, image: x, wait: { log: '' } }
+  - service: { name: t, image: x, wait: { log: '{{ job.nme }}' } }
+  - http: { url: 'http://x/', tls: { insecure: true } }
+  - http: { url: 'https://x/', tls: { cert: c.pem, ca: ca.pem, insecure: true } }
+  - http: { url: 'https://x/', tls: { server_name: 'not a name' }, proxy: 'no proxy' }
+";
+        let found = problems(source);
+        let text = format!("{found:#?}");
+        for (line, needle) in [
+            (3, "the entrypoint is cleared and no `cmd` is given"),
+            (4, "an empty program name"),
+            (5, "an empty text is in every log"),
+            (6, "unknown template variable"),
+            (7, "TLS settings with an `http://` URL"),
+            (8, "`c.pem` does not exist"),
+            (8, "a client `cert` without its `key`"),
+            (8, "`insecure: true` with a `ca`"),
+            (9, "`not a name` is not a server name"),
+            (9, "`no proxy` is not a URL"),
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, _, m)| *l == line && m.contains(needle)),
+                "line {line}: {needle}\n{text}"
+            );
+        }
+        // Valid settings load clean.
+        assert_eq!(
+            problems(
+                "name: ok\nsteps:\n  - run: { image: x, entrypoint: [], cmd: [a] }\n  - service: { name: s, image: x, entrypoint: [web], wait: { exit: 0 } }\n"
+            ),
+            vec![]
+        );
     }
 
     #[test]

@@ -648,6 +648,10 @@ pub struct RunSpec {
     /// Command and arguments, passed as argv (never through a shell). Defaults to the image's CMD.
     #[serde(default)]
     pub cmd: Option<Vec<Text>>,
+    /// Replace the image's ENTRYPOINT with this argv; `[]` clears it (the command then runs
+    /// as is). Checked against the daemon's inspect document after create.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<Text>>,
     /// Environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, Text>,
@@ -866,6 +870,10 @@ pub struct ServiceSpec {
     /// Command and arguments (argv). Defaults to the image's CMD.
     #[serde(default)]
     pub cmd: Option<Vec<Text>>,
+    /// Replace the image's ENTRYPOINT with this argv; `[]` clears it (the command then runs
+    /// as is). Checked against the daemon's inspect document after create.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<Text>>,
     /// Environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, Text>,
@@ -926,6 +934,14 @@ pub struct WaitSpec {
     /// Wait until this path answers with a 2xx status on the first published port.
     #[serde(default)]
     pub http: Option<String>,
+    /// Wait until this text appears in the container's output (stdout or stderr), e.g.
+    /// `listening on`. The last `max_log_bytes` of each stream are searched.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// A one-shot container: wait until it exits, with this code (e.g. a migration that
+    /// exits 0). Another code, or still running at `within`, fails the step.
+    #[serde(default)]
+    pub exit: Option<i64>,
     /// How long to wait (default 30s).
     #[serde(default)]
     pub within: Option<Duration>,
@@ -974,9 +990,40 @@ pub struct HttpSpec {
     #[serde(default)]
     #[schemars(range(max = 10_000))]
     pub repeat: Option<u32>,
+    /// TLS settings for an `https://` URL (or a `service` that speaks TLS): whom to trust,
+    /// who the probe is, which server name to ask for.
+    #[serde(default)]
+    pub tls: Option<HttpTls>,
+    /// Send the request through this proxy (`http://HOST:PORT`, templates allowed). Without
+    /// it no proxy is used, whatever `HTTP_PROXY`/`HTTPS_PROXY` say.
+    #[serde(default)]
+    pub proxy: Option<String>,
     /// What the answer must be.
     #[serde(default)]
     pub expect: HttpExpect,
+}
+
+/// TLS for an HTTP probe. Certificates are PEM files, relative to the scenario file's
+/// directory. A `service` probe with `tls` speaks `https://` to the published port.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTls {
+    /// CA certificate(s) to trust (PEM). Without it, the system's trusted roots.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// Client certificate (PEM, the chain leaf first), for servers that ask for one.
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Accept any server certificate (not checked at all); the report says so.
+    #[serde(default)]
+    pub insecure: bool,
+    /// The server name to ask for (SNI), check the certificate against and send as
+    /// `Host`, while connecting to the URL's address (curl's `--resolve`).
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// Expectations on an HTTP answer.
@@ -1209,6 +1256,15 @@ pub struct ComposeUp {
     /// How long until every service must be healthy (default 60s).
     #[serde(default)]
     pub within: Option<Duration>,
+    /// Profiles to activate (`--profile`); services with `profiles:` none of which is active
+    /// are not started, and not waited for.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Services that run to completion (a migration, a seed job): done once they exit 0; any
+    /// other exit fails the step. Services others depend on with `condition:
+    /// service_completed_successfully` are such services without being listed.
+    #[serde(default)]
+    pub one_shot: Vec<String>,
 }
 
 /// Kill one service's container process and watch the restart policy bring it back.

@@ -63,7 +63,9 @@ fn http_steps_against_an_independent_container() -> Result<(), Failed> {
         let web = web_by_testcontainers(&[], Duration::from_secs(30)).await.map_err(|error| format!("testcontainers could not start the web fixture: {error}"))?;
         let port = web.get_host_port_ipv4(8080.tcp()).await.map_err(|error| error.to_string())?;
         let base = format!("http://127.0.0.1:{port}");
-        // Independently of dockproof: what the service answers.
+        // Independently of dockproof: what the service answers. reqwest is built without a
+        // crypto provider of its own (the harness gives it ring): install one for this client.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         let answer = reqwest::get(format!("{base}/api/items")).await.map_err(|error| error.to_string())?;
         let status = answer.status().as_u16();
         let body: serde_json::Value = answer.json().await.map_err(|error| error.to_string())?;

@@ -823,6 +823,146 @@ fn sigterm_cleans_up_before_the_sweep(backend: &str) -> Result<(), Failed> {
 
 type Test = fn(&str) -> Result<(), Failed>;
 
+const KEEP_FAILING: &str = "name: keep-me-probe\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, \"30\"], detach: true, container: worker }\n  - run: { image: dockproof/job-runner:1, env: { JOB_EXIT_CODE: \"3\" } }\n";
+const KEEP_PASSING: &str = "name: clean-me-probe\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, \"30\"], detach: true, container: worker }\n  - exec: { container: worker, cmd: [\"true\"] }\n";
+
+/// The containers labelled with run `run`: (id, its `dockproof.scenario`, its
+/// `dockproof.keep-failed`), through `docker` (fake-docker with `state`, or the real CLI).
+fn run_containers(
+    run: &str,
+    state: Option<&Path>,
+) -> Result<Vec<(String, String, String)>, Failed> {
+    let docker = || {
+        let mut command = match state {
+            Some(state) => {
+                let mut command = Command::new(support::fake_docker());
+                command.env("FAKE_DOCKER_STATE", state);
+                command
+            }
+            None => Command::new("docker"),
+        };
+        command.stdin(Stdio::null());
+        command
+    };
+    let listed = docker()
+        .args(["ps", "--all", "--quiet", "--no-trunc", "--filter"])
+        .arg(format!("label=dockproof.run={run}"))
+        .output()
+        .map_err(fail)?;
+    let mut found = Vec::new();
+    for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+        let inspect = docker().args(["inspect", id]).output().map_err(fail)?;
+        let document: serde_json::Value = serde_json::from_slice(&inspect.stdout).map_err(fail)?;
+        let label = |name: &str| {
+            document[0]["Config"]["Labels"][name]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        found.push((
+            id.to_owned(),
+            label("dockproof.scenario"),
+            label("dockproof.keep-failed"),
+        ));
+    }
+    Ok(found)
+}
+
+/// `--keep-failed` (issue 20 item 8): of two scenarios, the failed one's containers (a
+/// detached worker still running, the failed job) and workspace stay, labelled kept; the
+/// passing one's are removed, and the final sweep leaves the kept ones alone. The end of
+/// the run says how to inspect and remove them, and `dockproof clean --run ID` does.
+fn keep_failed(backend: &str) -> Result<(), Failed> {
+    if backend != "fake" {
+        support::ensure_fixture_image("dockproof/job-runner:1")?;
+    }
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let failing = write(dir.path(), "keep.yaml", KEEP_FAILING)?;
+    let passing = write(dir.path(), "pass.yaml", KEEP_PASSING)?;
+    let work = dir.path().join("work");
+    let run = format!("probe-keep-{backend}-{}", std::process::id());
+    let mut command = if backend == "fake" {
+        support::dockproof_fake(&work)
+    } else {
+        support::dockproof_on(backend, &work)
+    };
+    let output = command
+        .args(["--keep-failed", "--run-id", &run])
+        .arg(&failing)
+        .arg(&passing)
+        .output()
+        .map_err(fail)?;
+    let text = support::describe(&output);
+    let said = [
+        format!("kept for debugging (--keep-failed), run {run}"),
+        "scenario `keep-me-probe`".to_owned(),
+        format!("dockproof clean --run {run}"),
+    ];
+    if output.status.code() != Some(1)
+        || said.iter().any(|line| !text.contains(line.as_str()))
+        || text.contains("scenario `clean-me-probe`")
+    {
+        return Err(fail(format!(
+            "the run must fail and list what it kept of keep-me-probe only:\n{text}"
+        )));
+    }
+    let dirs = run_dirs(&work);
+    let Some((_, run_dir)) = dirs.iter().find(|(id, _)| *id == run) else {
+        return Err(fail(format!(
+            "the kept run directory is gone: {dirs:?}\n{text}"
+        )));
+    };
+    let state = (backend == "fake").then(|| run_dir.join("fake-docker-state"));
+    let kept = run_containers(&run, state.as_deref())?;
+    if kept.len() != 2
+        || kept
+            .iter()
+            .any(|(_, scenario, keep)| scenario != "keep-me-probe" || keep != "true")
+    {
+        let _ = cleanup_kept(backend, &work, &run);
+        return Err(fail(format!(
+            "exactly keep-me-probe's two containers must stay, labelled kept: {kept:?}\n{text}"
+        )));
+    }
+    let workspace = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("workspace "))
+        .map(PathBuf::from);
+    if !workspace.as_ref().is_some_and(|path| path.is_dir()) {
+        let _ = cleanup_kept(backend, &work, &run);
+        return Err(fail(format!(
+            "the kept workspace must be there: {workspace:?}\n{text}"
+        )));
+    }
+    let cleaned = cleanup_kept(backend, &work, &run)?;
+    let dir_left = run_dir.exists();
+    // The fake's containers live in the run directory's state: gone with it (listing them
+    // now would make fake-docker create an empty state there again).
+    let left = if backend == "fake" {
+        Vec::new()
+    } else {
+        run_containers(&run, None)?
+    };
+    if !cleaned.status.success() || !left.is_empty() || dir_left {
+        return Err(fail(format!(
+            "clean --run {run} must remove the kept containers and the run directory, left {left:?} (dir there: {dir_left})\n{}",
+            support::describe(&cleaned)
+        )));
+    }
+    Ok(())
+}
+
+fn cleanup_kept(backend: &str, work: &Path, run: &str) -> Result<Output, Failed> {
+    if backend == "fake" {
+        return clean_fake(work, run);
+    }
+    Command::new(support::dockproof())
+        .args(["clean", "--run", run, "--work-dir"])
+        .arg(work)
+        .output()
+        .map_err(fail)
+}
+
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -839,11 +979,16 @@ pub fn trials() -> Vec<Trial> {
             fake_clean_matches_exactly,
         ),
         Trial::test("fake::clean-keeps-a-live-run", fake_clean_keeps_a_live_run),
+        Trial::test(
+            "fake::keep-failed-keeps-exactly-the-failed-scenario",
+            || keep_failed("fake"),
+        ),
     ];
-    let real: [(&str, Test); 3] = [
+    let real: [(&str, Test); 4] = [
         ("build-sigint", build_sigint),
         ("build-sigkill-then-clean", build_sigkill_then_clean),
         ("clean-keeps-a-live-run", clean_keeps_a_live_run),
+        ("keep-failed-keeps-exactly-the-failed-scenario", keep_failed),
     ];
     for (name, test) in real {
         for backend in ["docker-cli", "docker-api"] {

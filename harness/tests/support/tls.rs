@@ -135,3 +135,156 @@ pub async fn tcp_endpoint(bind: IpAddr) -> Result<SocketAddr, Failed> {
     });
     Ok(address)
 }
+
+/// An HTTPS server on `bind` (port picked by the system) with `pki`'s server certificate,
+/// asking for a client certificate signed by `pki`'s CA when `client_auth`. Every request
+/// is answered `200` with JSON naming what the server saw: the SNI name asked for, the
+/// `Host` header and whether a client certificate came.
+pub async fn https_server(
+    pki: &Pki,
+    bind: IpAddr,
+    client_auth: bool,
+) -> Result<SocketAddr, Failed> {
+    let provider = || Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let certificate = CertificateDer::from_pem_slice(pki.server.0.as_bytes())
+        .map_err(|error| error.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(pki.server.1.as_bytes())
+        .map_err(|error| error.to_string())?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?;
+    let config = if client_auth {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(
+                CertificateDer::from_pem_slice(pki.ca.as_bytes())
+                    .map_err(|error| error.to_string())?,
+            )
+            .map_err(|error| error.to_string())?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|error| error.to_string())?;
+        builder
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![certificate], key)
+    } else {
+        builder
+            .with_no_client_auth()
+            .with_single_cert(vec![certificate], key)
+    }
+    .map_err(|error| error.to_string())?;
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind((bind, 0))
+        .await
+        .map_err(|error| format!("cannot listen on {bind}: {error}"))?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                // A client that does not trust us (or has no certificate of ours) ends here.
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let (sni, client_cert) = {
+                    let (_, connection) = tls.get_ref();
+                    (
+                        connection.server_name().unwrap_or_default().to_owned(),
+                        connection
+                            .peer_certificates()
+                            .is_some_and(|c| !c.is_empty()),
+                    )
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 4096];
+                while !request.windows(4).any(|window| window == b"\r\n\r\n")
+                    && request.len() < 65536
+                {
+                    match tls.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let host = text
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("host")
+                            .then(|| value.trim().to_owned())
+                    })
+                    .unwrap_or_default();
+                let body = serde_json::json!({
+                    "status": "ok", "sni": sni, "host": host, "client_cert": client_cert
+                })
+                .to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+/// An HTTP proxy on `bind` that serves `CONNECT host:port` (what an HTTPS request through
+/// a proxy sends), noting each target it was asked for.
+pub async fn connect_proxy(
+    bind: IpAddr,
+) -> Result<(SocketAddr, Arc<std::sync::Mutex<Vec<String>>>), Failed> {
+    let listener = tokio::net::TcpListener::bind((bind, 0))
+        .await
+        .map_err(|error| format!("cannot listen on {bind}: {error}"))?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let noted = Arc::clone(&noted);
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut head = Vec::new();
+                let mut byte = [0_u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    match client.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let Some(target) = text
+                    .lines()
+                    .next()
+                    .and_then(|line| line.strip_prefix("CONNECT "))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_owned)
+                else {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                };
+                noted.lock().expect("not poisoned").push(target.clone());
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target.as_str()).await else {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    Ok((address, seen))
+}
