@@ -106,13 +106,13 @@ pub fn serve(socket: &str) -> i32 {
     let listener = match UnixListener::bind(socket) {
         Ok(listener) => listener,
         Err(error) => {
-            crate::commands::err(&format!(
+            crate::console::err(&format!(
                 "fake-docker: cannot listen on {socket}: {error}\n"
             ));
             return 125;
         }
     };
-    crate::commands::out("ready\n");
+    crate::console::out("ready\n");
     // Nothing more goes to the caller's pipe: it sees end of file after `ready`.
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         // SAFETY: dup2 onto fd 1 with a valid open descriptor.

@@ -334,9 +334,6 @@ pub fn main(args: &[String]) -> i32 {
         Some(supervisor::PROGRAM) => {
             return supervisor::program_main(args.get(1).map_or("", String::as_str));
         }
-        Some(crate::serve::SERVE) => {
-            return crate::serve::serve(args.get(1).map_or("", String::as_str));
-        }
         _ => {}
     }
     // The global `-H`/`--host` (before the command) names the daemon, as DOCKER_HOST does.
