@@ -234,6 +234,20 @@ const ALLOWED_PRINTS: &[(&str, &str)] = &[
     // Counts and constant text.
     (
         "cst_cli.rs",
+        r#"eprintln!( "WARNING: Using the host driver runs tests directly on the machine\nthat this binary is being run on, and can potentially corrupt your system.\nBe sure you know what you're doing before continuing!\n\nContinue? (y/n)" )"#,
+    ),
+    ("cst_cli.rs", r#"eprintln!("Forcing test run!")"#),
+    (
+        "cst_cli.rs",
+        r#"eprintln!("Please type yes or no to continue or exit")"#,
+    ),
+    (
+        "cst_cli.rs",
+        r#"eprintln!("error reading input from stdin (pass --force to run without asking)")"#,
+    ),
+    ("cst_cli.rs", r#"eprintln!("error: aborted by user")"#),
+    (
+        "cst_cli.rs",
         r#"eprintln!( "warning: removed {} container(s) that tests left behind", outcome.swept )"#,
     ),
     (

@@ -140,6 +140,9 @@ fn fifos_devices_and_hard_links_left_in_the_workspace_are_refused_where_the_scen
     command
         .current_dir(support::root())
         .env_remove("FAKE_DOCKER_STATE")
+        // The wrapper acts on each `create`: one fake-docker process per call (with the
+        // call server it would see only `__serve`).
+        .env("DOCKPROOF_FAKE_SERVER", "0")
         .env("DOCKPROOF_HISTORY", support::history_db(dir.path()))
         .env("HOSTILE_HOST_FILE", &host_file)
         .env("HOSTILE_FAKE_DOCKER", support::fake_docker())
