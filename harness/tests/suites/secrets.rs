@@ -239,7 +239,11 @@ fn leak_test(backend: &str) -> Result<(), Failed> {
     let (mut command, records) = match backend {
         "fake" => {
             let (wrapper, records) = argv_recorder(dir.path(), &support::fake_docker())?;
-            (fake_command(&work, &wrapper), Some(records))
+            let mut command = fake_command(&work, &wrapper);
+            // A process per call, so the recorder sees every call's argv (with the call
+            // server, calls reach fake-docker over its socket, not as arguments).
+            command.env("DOCKPROOF_FAKE_SERVER", "0");
+            (command, Some(records))
         }
         "docker-cli" => {
             support::ensure_fixture_image("dockproof/job-runner:1")?;
