@@ -15,9 +15,7 @@ fn dockproof() -> Command {
 
 #[test]
 fn check_reports_every_problem_with_file_line_column_and_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = write(
-        dir.path(),
+    let (_dir, bad) = support::temp_file(
         "bad.yaml",
         "name: bad\nsteps:\n  - run:\n      imgae: dockproof/job-runner:1\n      limits: { memory: lots }\n",
     );
@@ -44,8 +42,7 @@ fn check_reports_every_problem_with_file_line_column_and_exit_2() {
 
 #[test]
 fn run_refuses_an_invalid_scenario_with_exit_2_before_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = write(dir.path(), "bad.yaml", "name: [unclosed\n");
+    let (_dir, bad) = support::temp_file("bad.yaml", "name: [unclosed\n");
     let shown = bad.display().to_string();
     dockproof()
         .args(["run", "--backend", "fake"])
@@ -102,9 +99,7 @@ fn a_closed_stdout_is_a_quiet_exit() {
 /// number are load errors at their line and column, each with the spelling to use.
 #[test]
 fn loose_durations_are_load_errors_with_the_right_spelling() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
+    let (dir, file) = support::temp_file(
         "loose.yaml",
         "name: loose\ntimeout: 5M\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [job], timeout: 5 sec }\n",
     );
@@ -217,8 +212,7 @@ steps:
 
 #[test]
 fn a_failing_expectation_exits_1_and_is_reported_in_junit_with_its_category() {
-    let dir = tempfile::tempdir().unwrap();
-    let passing = write(dir.path(), "passing.yaml", PASSING);
+    let (dir, passing) = support::temp_file("passing.yaml", PASSING);
     let failing = write(dir.path(), "failing.yaml", FAILING);
     let junit = dir.path().join("junit.xml");
     let mut command = Command::from_std(support::dockproof_fake(dir.path()));
@@ -548,9 +542,7 @@ fn nothing_is_left_in_the_work_dir_after_a_run() {
 
 #[test]
 fn ctrl_c_cancels_cleans_up_and_still_writes_the_junit_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let slow = write(
-        dir.path(),
+    let (dir, slow) = support::temp_file(
         "slow.yaml",
         "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 60] }\n",
     );
@@ -676,8 +668,7 @@ fn lint_flags_each_broken_compose_file_at_the_right_line() {
 
 #[test]
 fn lint_refuses_what_it_cannot_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let notes = write(dir.path(), "notes.txt", "hello\n");
+    let (_dir, notes) = support::temp_file("notes.txt", "hello\n");
     dockproof()
         .arg("lint")
         .arg(&notes)
@@ -710,9 +701,7 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 
 #[test]
 fn clean_reaps_what_a_killed_run_left_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let slow = write(
-        dir.path(),
+    let (dir, slow) = support::temp_file(
         "slow.yaml",
         "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 120] }\n",
     );
@@ -781,8 +770,7 @@ fn clean_reaps_what_a_killed_run_left_behind() {
 
 #[test]
 fn github_actions_get_annotations_a_step_summary_and_an_html_timeline() {
-    let dir = tempfile::tempdir().unwrap();
-    let failing = write(dir.path(), "failing.yaml", FAILING);
+    let (dir, failing) = support::temp_file("failing.yaml", FAILING);
     let (summary, html) = (
         dir.path().join("summary.md"),
         dir.path().join("report.html"),
@@ -919,8 +907,7 @@ steps:
 #[test]
 fn a_secret_value_appears_in_no_output_and_no_report() {
     const TOKEN: &str = "tok-8f14e45fceea167a";
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(dir.path(), "leaky.yaml", LEAKY);
+    let (dir, scenario) = support::temp_file("leaky.yaml", LEAKY);
     let reports = dir.path().join("reports");
     let mut command = Command::from_std(support::dockproof_fake(dir.path()));
     let output = command
@@ -980,8 +967,7 @@ fn a_secret_value_appears_in_no_output_and_no_report() {
 
 #[test]
 fn an_unset_secret_is_a_config_error_at_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(dir.path(), "leaky.yaml", LEAKY);
+    let (dir, scenario) = support::temp_file("leaky.yaml", LEAKY);
     let mut command = Command::from_std(support::dockproof_fake(dir.path()));
     command
         .env_remove("DOCKPROOF_TEST_TOKEN")
@@ -993,9 +979,7 @@ fn an_unset_secret_is_a_config_error_at_its_line() {
 
 #[test]
 fn an_undeclared_secret_is_rejected_at_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(
-        dir.path(),
+    let (_dir, scenario) = support::temp_file(
         "undeclared.yaml",
         "name: u\nsteps:\n  - run:\n      image: x\n      env: { T: \"{{ secret.nope }}\" }\n",
     );
@@ -1120,8 +1104,7 @@ steps:
 
 #[test]
 fn three_failed_expectations_are_three_findings_at_their_lines_in_every_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(dir.path(), "three.yaml", THREE_FAILED);
+    let (dir, scenario) = support::temp_file("three.yaml", THREE_FAILED);
     let reports = dir.path().join("reports");
     let mut command = Command::from_std(support::dockproof_fake(dir.path()));
     let output = command
@@ -1800,9 +1783,7 @@ fn every_scenario_example_in_the_docs_loads() {
 
 #[test]
 fn a_step_running_a_while_is_announced_on_a_console_without_progress_display() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(
-        dir.path(),
+    let (dir, scenario) = support::temp_file(
         "slow.yaml",
         "name: slow\nsteps:\n  - name: wait for the batch\n    run: { image: dockproof/job-runner:1, cmd: [sleep, \"6\"] }\n",
     );
@@ -1840,8 +1821,7 @@ steps:
 
 #[test]
 fn the_left_behind_warning_names_the_scenarios_and_not_those_that_expected_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let stuck = write(dir.path(), "stuck.yaml", STUCK);
+    let (dir, stuck) = support::temp_file("stuck.yaml", STUCK);
     let output = support::dockproof_fake(dir.path())
         .arg(&stuck)
         .output()
@@ -1917,9 +1897,7 @@ fn every_project_file_and_gates_example_in_the_docs_is_valid() {
 
 #[test]
 fn loose_and_zero_sizes_are_load_errors_with_the_right_spelling() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
+    let (_dir, file) = support::temp_file(
         "sizes.yaml",
         "name: sizes\nworkspace: { max_bytes: 5M }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [job]\n      limits: { memory: 0 }\n  - build:\n      context: ../fixtures/build/root-user\n      expect: { max_size: 16mb }\n",
     );

@@ -130,9 +130,7 @@ fn junit_has_cst_test_names_and_the_attributes_ci_consumers_need() {
 }
 
 fn a_failing_test_exits_1_with_cst_messages_and_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "failing.yaml",
         "schemaVersion: 2.0.0\ncommandTests:\n  - name: wrong output\n    command: echo\n    args: [a]\n    expectedOutput: [b]\n    exitCode: 2\nfileExistenceTests:\n  - name: absent\n    path: /nope\nmetadataTest:\n  exposedPorts: [\"8080\"]\n",
     );
@@ -161,9 +159,7 @@ fn a_failing_test_exits_1_with_cst_messages_and_its_line() {
 }
 
 fn an_invalid_entry_fails_alone_with_its_line_and_the_rest_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "invalid.yaml",
         "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\n  - name: sh\n    path: /bin/sh\ncommandTests:\n  - name: b\n    comand: echo\n  - name: typed\n    command: echo\n    exitCode: [1]\n  - name: hello\n    command: echo\n    args: [hello]\n    expectedOutput: [hello]\n",
     );
@@ -213,12 +209,8 @@ fn an_invalid_entry_fails_alone_with_its_line_and_the_rest_runs() {
 }
 
 fn a_config_without_tests_fails_as_cst_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "empty.yaml",
-        "schemaVersion: 2.0.0\nfileExistenceTests:\n",
-    );
+    let (dir, config) =
+        support::temp_file("empty.yaml", "schemaVersion: 2.0.0\nfileExistenceTests:\n");
     let junit = dir.path().join("junit.xml");
     let output = job_runner_on_the_fake(dir.path(), Some(&junit), &[&config]);
     support::assert_exit(&output, 1);
@@ -227,9 +219,7 @@ fn a_config_without_tests_fails_as_cst_does() {
 }
 
 fn a_json_config_ignores_unknown_keys_with_a_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "lenient.json",
         r#"{"schemaVersion": "2.0.0", "extra": 1, "fileExistenceTests": [{"name": "sh", "path": "/bin/sh", "colour": "red"}]}"#,
     );
@@ -257,9 +247,7 @@ fn cst_test_command(dir: &Path) -> Command {
 }
 
 fn cst_command_line_and_report_formats() {
-    let dir = tempfile::tempdir().unwrap();
-    let failing = write(
-        dir.path(),
+    let (dir, failing) = support::temp_file(
         "failing.yaml",
         "schemaVersion: 2.0.0\ncommandTests:\n  - name: two errors\n    command: echo\n    args: [\"a<b\"]\n    expectedOutput: [x, y]\n",
     );
@@ -405,9 +393,7 @@ fn a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line() {
 }
 
 fn host_variables_pass_through_only_when_listed_and_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "host-env.yaml",
         "schemaVersion: 2.0.0\ncontainerRunOptions:\n  envVars: [JOB_EXIT_CODE, DOCKPROOF_UNSET_VARIABLE]\ncommandTests:\n  - name: exit code from the host\n    command: job\n    exitCode: 5\n",
     );
@@ -571,9 +557,7 @@ fn docker_ids(args: &[&str]) -> Vec<String> {
 /// remove them; the printed commands remove them all.
 fn save_keeps_containers_and_images_and_says_how_to_remove_them() {
     support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "save.yaml",
         "schemaVersion: 2.0.0\ncommandTests:\n  - name: with setup\n    setup: [[touch, /workspace/x]]\n    command: ls\n    args: [/workspace/x]\nfileExistenceTests:\n  - name: sh\n    path: /bin/sh\n",
     );
@@ -697,8 +681,7 @@ fn cst_host(dir: &Path, config: &Path, metadata: &Path, extra: &[&str]) -> Comma
 /// confirmation unless `--force`; CST's argument checks.
 fn host_driver_runs_the_tests_on_this_machine() {
     use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().unwrap();
-    let data = write(dir.path(), "data", "hello\n");
+    let (dir, data) = support::temp_file("data", "hello\n");
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o640)).unwrap();
     let config = support::root().join("fixtures/cst/oracle/host.yaml");
     // A second file: the environment CST's process keeps reaches it; a program that

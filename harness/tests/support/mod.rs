@@ -325,6 +325,13 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// A fresh temporary directory holding `name` with `text`: (the directory, the file).
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), name, text);
+    (dir, path)
+}
+
 /// Asserts that a finished command exited with `code`, showing its output when not.
 #[track_caller]
 pub fn assert_exit(output: &std::process::Output, code: i32) {
