@@ -1777,7 +1777,7 @@ mod tests {
         )
         .unwrap();
         let error = Recording::load(dir.path()).unwrap_err().to_string();
-        assert!(error.contains("versions 1 to 3"), "{error}");
+        assert!(error.contains("versions 1 to 4"), "{error}");
     }
 
     #[test]
