@@ -972,8 +972,8 @@ fn record_host_usage_errors() -> Result<(), Failed> {
 
 /// A CST command test with `setup` (its test command runs on the image committed from
 /// the setup container, whose ID is new every time): recorded on the daemon, it names
-/// that image by the setup's step; it replays on the fake with the same verdicts,
-/// re-recording changes no byte, and rebuilding the image with another output is drift.
+/// that image by the setup's step; it replays on the fake with the same verdicts (in a
+/// scenario and through `dockproof cst`), re-recording changes no byte, and rebuilding the image with another output is drift.
 fn a_cst_setup_replays_and_drifts(backend: &'static str) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let tag = format!("record-cst-setup-{}-{backend}:1", std::process::id());
@@ -1051,6 +1051,22 @@ fn a_cst_setup_replays_and_drifts(backend: &'static str) -> Result<(), Failed> {
             )
         },
     )?;
+    // `dockproof cst` replays the same recording (the CST CLI on the fake).
+    let cst = run({
+        let mut command = support::cst_command("fake", dir.path());
+        command
+            .arg("--recordings")
+            .arg(&recording)
+            .args(["--image", &tag])
+            .arg(dir.path().join("setup.yaml"));
+        command
+    })?;
+    check(cst.status.code() == Some(0), || {
+        format!(
+            "dockproof cst --backend fake --recordings did not replay the setup\n{}",
+            support::describe(&cst)
+        )
+    })?;
     let again = record(false, None)?;
     check(again.status.code() == Some(0), || support::describe(&again))?;
     check(files(&recording) == before, || {
