@@ -2174,6 +2174,34 @@ impl<'a> ScenarioRun<'a> {
         }
     }
 
+    /// After a cancellation, the containers of this scenario the daemon has and the
+    /// scenario never heard of: a `create` cut short by the cancel (its process killed with
+    /// its group) may still have been carried out by the daemon, and its ID never came
+    /// back. Found by the scenario's label, checked to be this run's (another run's
+    /// scenario of the same name has the same label), removed here rather than left to
+    /// the run's final sweep. Costs two calls per cancelled scenario, none otherwise.
+    async fn remove_unrecorded_containers(&mut self, problems: &mut Vec<String>) {
+        if !self.context.cancel.is_cancelled() {
+            return;
+        }
+        let label = format!("dockproof.scenario={}", self.slug);
+        let Ok(found) = self.backend.list_labelled(&label).await else {
+            // The run's sweep lists them again, and says what it removed.
+            return;
+        };
+        for id in found {
+            let ours = self.backend.inspect_json(&id).await.is_ok_and(|document| {
+                document
+                    .pointer("/Config/Labels/dockproof.run")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(self.context.run_id.as_str())
+            });
+            if ours && let Err(error) = self.backend.remove(&id).await {
+                problems.push(format!("container {id}: {error}"));
+            }
+        }
+    }
+
     /// Remove every container and the workspace; report what could not be removed.
     async fn cleanup(&mut self) -> Result<(), Failure> {
         let mut problems = Vec::new();
@@ -2188,6 +2216,7 @@ impl<'a> ScenarioRun<'a> {
                 problems.push(format!("container {id}: {error}"));
             }
         }
+        self.remove_unrecorded_containers(&mut problems).await;
         if let Some(problem) = self.remove_volume().await {
             problems.push(problem);
         }
