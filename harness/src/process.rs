@@ -23,6 +23,18 @@
 //! A group is only signalled while its leader has not been reaped (its process id, and
 //! so the group id, cannot have been reused), or while the capture still reads pipes that
 //! a member of the group holds open.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), dockproof::process::ProcessError> {
+//! use std::time::Duration;
+//! let finished = dockproof::process::Command::new("docker")
+//!     .args(["version", "--format", "{{.Server.Version}}"])
+//!     .output(Duration::from_secs(30), 64 * 1024)
+//!     .await?;
+//! println!("exit {}: {}", finished.code, finished.stdout.text.trim());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
