@@ -480,14 +480,18 @@ mod tests {
         let command = Command::new("sh").args(["-c", "sleep 30 & echo $! >&2; wait"]);
         let mut child = command.spawn().unwrap();
         let leader = child.id().unwrap() as i32;
-        let error = child
-            .finish(
+        // Without the group kill, `finish` would wait for the shell, which waits 30 s.
+        let error = tokio::time::timeout(
+            Duration::from_secs(10),
+            child.finish(
                 Duration::from_millis(300),
                 Capture::new(1024),
                 Capture::new(1024),
-            )
-            .await
-            .unwrap_err();
+            ),
+        )
+        .await
+        .expect("the timeout killed the group and returned at once")
+        .unwrap_err();
         assert!(
             matches!(&error, ProcessError::Timeout { command, .. } if command == "sh -c"),
             "{error:?}"
@@ -497,8 +501,16 @@ mod tests {
             gone(leader).await,
             "the leader {leader} survived the timeout"
         );
-        // Its grandchild's pid is the group's other member: none may be left.
-        let members = group_members(leader);
+        // Its grandchild's pid is the group's other member: none may be left (a SIGKILL
+        // takes effect when the process is next scheduled: on a loaded machine, a moment).
+        let mut members = group_members(leader);
+        for _ in 0..200 {
+            if members.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            members = group_members(leader);
+        }
         assert!(members.is_empty(), "left in the group: {members:?}");
     }
 
