@@ -31,7 +31,8 @@
 //!     .args(["version", "--format", "{{.Server.Version}}"])
 //!     .output(Duration::from_secs(30), 64 * 1024)
 //!     .await?;
-//! println!("exit {}: {}", finished.code, finished.stdout.text.trim());
+//! // `code` is the exit code, or 128 + signal; stdout is its last 64 KiB at most.
+//! let server_version = finished.success().then(|| finished.stdout.text.trim());
 //! # Ok(())
 //! # }
 //! ```
