@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::model::{Command, CstConfig, EnvVar, SchemaVersion};
-use crate::scenario::load::{Diagnostic, path_to_pointer};
+use crate::scenario::diagnostic::Diagnostic;
+use crate::scenario::load::path_to_pointer;
 use crate::scenario::yaml::{self, SpanIndex};
 
 /// A CST file that loaded cleanly.

@@ -16,39 +16,7 @@ use super::template;
 use super::vars::{self, VarSources};
 use super::yaml::{self, SourceSpan, SpanIndex};
 
-/// One problem found in a scenario file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// Where in the file (line 0 when the problem is the file as a whole).
-    pub span: SourceSpan,
-    /// What is wrong.
-    pub message: String,
-    /// What would have been valid.
-    pub expected: Option<String>,
-    /// What to do about it.
-    pub hint: Option<String>,
-}
-
-impl Diagnostic {
-    pub(crate) fn new(span: SourceSpan, message: impl Into<String>) -> Self {
-        Diagnostic {
-            span,
-            message: message.into(),
-            expected: None,
-            hint: None,
-        }
-    }
-
-    pub(crate) fn expected(mut self, expected: impl Into<String>) -> Self {
-        self.expected = Some(expected.into());
-        self
-    }
-
-    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-}
+pub use super::diagnostic::Diagnostic;
 
 /// A scenario that loaded cleanly, with what is needed to point back into its file.
 #[derive(Debug, Clone)]
