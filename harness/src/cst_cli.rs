@@ -149,15 +149,8 @@ pub struct CstArgs {
     /// Write a JSON report here.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Run id put on everything created (default: derived, deterministic on the fake).
-    #[arg(long)]
-    run_id: Option<String>,
-    /// The run-history database (default: $DOCKPROOF_HISTORY, else the user's data dir).
-    #[arg(long, value_name = "PATH", conflicts_with = "no_history")]
-    history: Option<PathBuf>,
-    /// Do not record this run in the history database.
-    #[arg(long)]
-    no_history: bool,
+    #[command(flatten)]
+    identity: crate::IdentityArgs,
     /// With `--backend fake`: replay the image trees and command results of this
     /// recording directory (`dockproof record` of a scenario whose `cst:` step tested
     /// the image; docs/recordings.md).
@@ -402,7 +395,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             None => file_failures.push(cst::file_failure(&report.path, &report.diagnostics)),
         }
     }
-    let (run_id, shown_run_id) = match &args.run_id {
+    let (run_id, shown_run_id) = match &args.identity.run_id {
         Some(id) => (id.clone(), id.clone()),
         None => match run_id(&args) {
             Ok(ids) => ids,
@@ -705,9 +698,9 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     };
     let write_failed = !library::write_reports(&paths, &outcome, &options, &run_id);
     // A run in which no config could be read ran nothing: it is not history.
-    if !args.no_history && nothing_ran.is_none() {
+    if !args.identity.no_history && nothing_ran.is_none() {
         library::record_history(
-            args.history.as_deref(),
+            args.identity.history.as_deref(),
             &run_id,
             library::history_host(args.backend),
             args.backend.name(),

@@ -171,6 +171,20 @@ pub struct SuiteArgs {
     pub daemon: DaemonArgs,
 }
 
+/// The run's id and its history entry (`run`, `record`, `cst`).
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    /// Run id put on everything created (default: derived, deterministic on the fake).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// The run-history database (default: $DOCKPROOF_HISTORY, else the user's data dir).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_history")]
+    pub history: Option<PathBuf>,
+    /// Do not record this run in the history database.
+    #[arg(long)]
+    pub no_history: bool,
+}
+
 /// Say a usage or configuration error on stderr; exit 2.
 pub(crate) fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     // Paths and messages may hold anything: inert under GitHub Actions.
@@ -229,15 +243,8 @@ pub struct RunArgs {
     /// Write a Markdown summary here (under GitHub Actions it is also appended to $GITHUB_STEP_SUMMARY).
     #[arg(long, value_name = "PATH")]
     markdown: Option<PathBuf>,
-    /// Run id put on everything created (default: derived, deterministic on the fake).
-    #[arg(long)]
-    run_id: Option<String>,
-    /// The run-history database (default: $DOCKPROOF_HISTORY, else the user's data dir).
-    #[arg(long, value_name = "PATH", conflicts_with = "no_history")]
-    history: Option<PathBuf>,
-    /// Do not record this run in the history database.
-    #[arg(long)]
-    no_history: bool,
+    #[command(flatten)]
+    identity: IdentityArgs,
     /// Directory for the run's temporary files (workspaces, filestore, fake state).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,

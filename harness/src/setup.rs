@@ -24,7 +24,7 @@ impl RunArgs {
             filter: self.filter,
             partition: self.partition,
         };
-        run.run_id = self.run_id;
+        run.run_id = self.identity.run_id;
         run.work_dir = self.work_dir;
         run.recordings = self.recordings;
         run.recording_mode = self.recording_mode;
@@ -36,7 +36,7 @@ impl RunArgs {
             markdown: self.markdown,
         };
         run.console = Some(self.color);
-        run.history = (!self.no_history).then_some(self.history);
+        run.history = (!self.identity.no_history).then_some(self.identity.history);
         run.keep_failed = self.keep_failed;
         run
     }
