@@ -293,6 +293,9 @@ fn strip_nulls(value: &mut Value) {
 /// Deserialize `value` (found at `prefix` in the file) with its problem located. With
 /// `lenient` (a `.json` config), unknown keys are removed with a warning each, as Go's
 /// `encoding/json` ignores them.
+// A `Diagnostic` is 128 bytes since spans name their file (`SourceSpan::source`): one
+// per problem, not on a hot path, so it is not boxed.
+#[allow(clippy::result_large_err)]
 fn deserialize_at<T: serde::de::DeserializeOwned>(
     mut value: Value,
     prefix: &str,

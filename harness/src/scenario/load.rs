@@ -274,7 +274,7 @@ pub const MAX_MATRIX_COMBINATIONS: usize = 64;
 fn matrix_combinations(
     document: &Value,
     spans: &SpanIndex,
-) -> Result<Vec<Vec<(String, String)>>, Diagnostic> {
+) -> Result<Vec<Vec<(String, String)>>, Box<Diagnostic>> {
     let mut combinations: Vec<Vec<(String, String)>> = vec![Vec::new()];
     let Some(Value::Object(axes)) = document.get("matrix") else {
         return Ok(combinations);
@@ -302,16 +302,18 @@ fn matrix_combinations(
                 .iter()
                 .map(|(name, values)| format!("{name}: {}", values.as_array().map_or(0, Vec::len)))
                 .collect();
-            return Err(Diagnostic::new(
-                spans.key("/matrix"),
-                format!(
-                    "the matrix has more than {MAX_MATRIX_COMBINATIONS} combinations ({})",
-                    sizes.join(" × ")
+            return Err(Box::new(
+                Diagnostic::new(
+                    spans.key("/matrix"),
+                    format!(
+                        "the matrix has more than {MAX_MATRIX_COMBINATIONS} combinations ({})",
+                        sizes.join(" × ")
+                    ),
+                )
+                .expected(format!("at most {MAX_MATRIX_COMBINATIONS} combinations"))
+                .hint(
+                    "fewer values, or split the scenario: each combination is a whole scenario run",
                 ),
-            )
-            .expected(format!("at most {MAX_MATRIX_COMBINATIONS} combinations"))
-            .hint(
-                "fewer values, or split the scenario: each combination is a whole scenario run",
             ));
         }
         combinations = combinations
@@ -359,7 +361,7 @@ fn load_str_unhinted(
     let combinations = match matrix_combinations(&located.value, &located.spans) {
         Ok(combinations) => combinations,
         Err(diagnostic) => {
-            diagnostics.push(diagnostic);
+            diagnostics.push(*diagnostic);
             return (Vec::new(), diagnostics, included);
         }
     };
