@@ -365,6 +365,25 @@ fn load_str_unhinted(
             return (Vec::new(), diagnostics, included);
         }
     };
+    if let Some(Value::Object(axes)) = located.value.get("matrix") {
+        for name in axes.keys() {
+            if options.vars.overrides.contains_key(name) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        located.spans.key(&format!("/matrix/{}", yaml::escape_segment(name))),
+                        format!("`--var`/`--vars-file` give `{name}`, a key of this matrix"),
+                    )
+                    .expected("variables that are not matrix keys")
+                    .hint(format!(
+                        "every combination would run with the same `{name}` under another name: drop the override, or `{name}` from the matrix"
+                    )),
+                );
+            }
+        }
+        if !diagnostics.is_empty() {
+            return (Vec::new(), diagnostics, included);
+        }
+    }
     let mut scenarios = Vec::new();
     for combination in &combinations {
         let mut document = located.clone();

@@ -2322,6 +2322,16 @@ fn a_matrix_is_one_junit_case_per_combination_and_fails_only_the_failing_one() {
         ],
         "{xml}"
     );
+    // `--var` giving a matrix key: a load error at that key.
+    dockproof()
+        .arg("check")
+        .args(["--var", "who=eve"])
+        .arg(&scenario)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "matrix.yaml:4:3: `--var`/`--vars-file` give `who`, a key of this matrix",
+        ));
     // Over 64 combinations: a load error at `matrix:` with the sizes.
     let big = write(
         dir.path(),
