@@ -204,6 +204,10 @@ struct DefinitionFile {
     /// A replayed build: the recording whose `images` entry gives its files.
     #[serde(default)]
     recorded_tree: Option<RecordedTreeRef>,
+    /// A committed image whose `base` is a recording (`recording.json`): the reference
+    /// of the recorded image it was committed from (an image only a recording describes).
+    #[serde(default)]
+    base_reference: Option<String>,
 }
 
 /// Where a replayed build's files are: the `images` entry `image` of the recording in `dir`.
@@ -448,7 +452,13 @@ impl Image {
         file: &DefinitionFile,
         base: &Path,
     ) -> Result<Image, ImageError> {
-        let mut image = load_file(base)?;
+        let mut image = match &file.base_reference {
+            Some(reference) => recorded_base(base, reference).ok_or_else(|| ImageError::Parse {
+                path: path.to_path_buf(),
+                message: format!("base: no recorded image {reference} in {}", base.display()),
+            })?,
+            None => load_file(base)?,
+        };
         image.reference = normalize_reference(&file.name);
         image.tags = vec![image.reference.clone()];
         image.source = path.to_path_buf();
@@ -941,6 +951,24 @@ fn definition_files(spec: &str) -> Result<Vec<PathBuf>, ImageError> {
         // A missing entry simply contributes no images, like an empty image store.
     }
     Ok(definitions)
+}
+
+/// The image `reference` as the recording `path` (a `recording.json`) describes it: its
+/// recorded tree, else a recorded container's call (the base of a commit of a replayed
+/// container whose image only a recording describes).
+fn recorded_base(path: &Path, reference: &str) -> Option<Image> {
+    let dir = path.parent()?;
+    let recording = dockproof_recording::Recording::load(dir).ok()?;
+    let reference = normalize_reference(reference);
+    let same = |name: &str| normalize_reference(name) == reference;
+    if let Some(recorded) = recording.images.iter().find(|i| same(&i.image)) {
+        return Image::recorded_tree(path, dir, recorded);
+    }
+    recording
+        .containers
+        .iter()
+        .find(|c| same(&c.call.image) && !c.call.image_id.is_empty())
+        .map(|c| Image::recorded(path, &c.call))
 }
 
 fn load_file(path: &Path) -> Result<Image, ImageError> {

@@ -169,6 +169,39 @@ fn workspace_at(
     })
 }
 
+/// Where `commit` notes that an image was committed from a replayed container.
+fn commit_note(state: &crate::state::StateDir, image_id: &str) -> PathBuf {
+    let hex = image_id.trim_start_matches("sha256:");
+    state.committed_dir().join(format!("{hex}.replayed-step"))
+}
+
+/// `commit` of a replayed container: the new image remembers the recorded container's
+/// step, so a container started from it is matched as the recording names such an
+/// image (`committed:STEP`, format version 4) — its ID is the fake's own, like any.
+pub fn note_commit(state: &crate::state::StateDir, image_id: &str, container: &Container) {
+    let Some(replay) = &container.replay else {
+        return;
+    };
+    let Ok(recording) = Recording::load(&replay.dir) else {
+        return;
+    };
+    if let Some(recorded) = recording.containers.get(replay.index) {
+        let _ = std::fs::write(commit_note(state, image_id), recorded.step.as_bytes());
+    }
+}
+
+/// The image `container` runs as a recording names it: `committed:STEP` for an image
+/// committed from a replayed container, else the reference it was created with.
+fn recorded_image_name(container: &Container) -> String {
+    crate::state::StateDir::from_env()
+        .ok()
+        .and_then(|state| std::fs::read_to_string(commit_note(&state, &container.image_id)).ok())
+        .map_or_else(
+            || container.image_name.clone(),
+            |step| recording::committed_image(&step),
+        )
+}
+
 /// The call as the fake sees `container`, with the workspace fingerprinted at `mount`.
 fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
     let workspace = workspace_at(container, mount)?;
@@ -176,7 +209,7 @@ fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
         .into_iter()
         .collect();
     Ok(Call {
-        image: container.image_name.clone(),
+        image: recorded_image_name(container),
         image_id: container.image_id.clone(),
         image_config: BTreeMap::new(),
         argv: container.argv(),

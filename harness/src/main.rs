@@ -664,17 +664,8 @@ fn main() -> ExitCode {
 fn record(args: RecordArgs) -> ExitCode {
     use dockproof::recordings::RecordingMode;
     let RecordArgs { check, mut run } = args;
-    if run.suite.backend == BackendKind::Fake {
-        eprintln!(
-            "error: `dockproof record` needs a real daemon: pass --backend docker-cli or --backend docker-api (the fake replays recordings, it cannot make them)\n  = hint: DOCKPROOF_BACKEND=docker-cli dockproof record SCENARIOS"
-        );
-        return Exit::Usage.into();
-    }
-    if !run.hosts.is_empty() {
-        eprintln!(
-            "error: `dockproof record` runs on one daemon: use --backend/DOCKER_HOST (or --context) instead of --host"
-        );
-        return Exit::Usage.into();
+    if let Err(message) = record_hosts(check, run.suite.backend, &run.hosts) {
+        return usage_error(message);
     }
     let loaded = match load_all(&run.paths, &run.vars) {
         Ok(loaded) => loaded,
@@ -702,6 +693,42 @@ fn record(args: RecordArgs) -> ExitCode {
         }
     }
     code
+}
+
+/// Where `record` may run: every host a real daemon (the fake replays recordings, it
+/// cannot make them), and one host when writing (two daemons would write the same
+/// recording files); `--check` checks each host given, a finding per host per scenario.
+fn record_hosts(
+    check: bool,
+    backend: BackendKind,
+    hosts: &[dockproof::canary::Host],
+) -> Result<(), String> {
+    const FAKE: &str = "`dockproof record` needs a real daemon: pass --backend docker-cli or --backend docker-api (the fake replays recordings, it cannot make them)\n  = hint: DOCKPROOF_BACKEND=docker-cli dockproof record SCENARIOS";
+    if hosts.is_empty() {
+        return if backend == BackendKind::Fake {
+            Err(FAKE.to_owned())
+        } else {
+            Ok(())
+        };
+    }
+    if let Some(fake) = hosts
+        .iter()
+        .find(|host| dockproof::run::host_backend(host, backend).0 == BackendKind::Fake)
+    {
+        return Err(format!(
+            "host `{}` is the fake: {FAKE}, or name a real daemon with --host NAME=DOCKER_HOST",
+            fake.name
+        ));
+    }
+    if !check && hosts.len() > 1 {
+        let names: Vec<&str> = hosts.iter().map(|host| host.name.as_str()).collect();
+        return Err(format!(
+            "`dockproof record` writes one recording per scenario, so it records on one host, not {} ({}): pass a single --host\n  = hint: to check the recordings against several hosts, use `dockproof record --check --host A --host B`",
+            hosts.len(),
+            names.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// Print the sha256 of every file the way artifacts are hashed; exit 2 when one cannot be read.

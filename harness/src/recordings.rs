@@ -229,6 +229,25 @@ pub fn container(
     }
 }
 
+/// The image config without the run's own `dockproof.run` label, which differs every
+/// run (a built image has it from the build, a committed one from its container).
+fn without_run_label(image_config: &mut BTreeMap<String, Value>) {
+    if let Some(Value::Object(labels)) = image_config.get_mut("Labels") {
+        labels.shift_remove("dockproof.run");
+        if labels.is_empty() {
+            image_config.insert("Labels".to_owned(), Value::Null);
+        }
+    }
+}
+
+/// A container that ran on an image committed from a CST setup container: what differs
+/// every run goes — the image's ID (blank: no fake image is made from it) and the
+/// committed container's run label in the image's config.
+pub fn forget_commit_identity(call: &mut format::Call) {
+    call.image_id.clear();
+    without_run_label(&mut call.image_config);
+}
+
 /// What a `build` step made, for the recording: the image's config (masked, empty as
 /// `null`) without the run's own label, which differs every run.
 pub fn build(
@@ -238,12 +257,7 @@ pub fn build(
     call: Option<format::BuildCall>,
 ) -> format::RecordedBuild {
     let mut image_config = image_config(image_inspect, masker);
-    if let Some(Value::Object(labels)) = image_config.get_mut("Labels") {
-        labels.shift_remove("dockproof.run");
-        if labels.is_empty() {
-            image_config.insert("Labels".to_owned(), Value::Null);
-        }
-    }
+    without_run_label(&mut image_config);
     format::RecordedBuild {
         step: step.to_owned(),
         image_config,

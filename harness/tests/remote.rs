@@ -12,7 +12,9 @@
 //! (timings, ids and ports aside). Afterwards nothing labelled with the run may be left on
 //! the daemon, and nothing may have appeared under the machine's TMPDIR on the daemon's
 //! side (a bind mount of a path the daemon does not have makes it, empty, as root). Two
-//! machines make a two-host fleet for `run --host` and `canary`.
+//! machines make a two-host fleet for `run --host` and `canary`. `record --host` records
+//! a scenario there, the fake replays it, and `record --check` with two hosts checks it on
+//! each (`remote::record::*`).
 //!
 //! Real-daemon tests: ignored when no daemon answers, unless DOCKPROOF_REQUIRE_DOCKER=1;
 //! they also need root, iproute2, util-linux and openssh (server and client), whose
@@ -708,6 +710,149 @@ fn fleet(backend: &'static str) -> Result<(), Failed> {
     }
 }
 
+/// `record --host` on a daemon elsewhere: the machine records the shipped CSV job on
+/// host `m` (its workspace copied, nothing on the daemon's side), the fake replays that
+/// recording with the job's verdict, and `record --check --host a --host b` checks it
+/// on both hosts, a finding per host per scenario: none, then (the recorded stdout
+/// edited) drift on each, exit 1.
+fn record_on_a_remote_host(backend: &'static str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let topology = Topology::create(Via::Tcp)?;
+    let dir = topology.dir.path();
+    let recordings = dir.join("recordings");
+    let scenario = "scenarios/job-recorded-csv.yaml";
+    let host = |name: &str| format!("{name}={}", topology.endpoint.docker_host);
+    let record_run_id = |json: &str| {
+        run_id(&format!(
+            "record-{backend}-{}",
+            json.trim_end_matches(".json")
+        ))
+    };
+    let dockproof = |subcommand: &str, check: bool, hosts: &[&str], json: &str| {
+        let mut command = topology.dockproof(subcommand, backend);
+        command
+            .args(["--run-id", &record_run_id(json)])
+            .args(["--fixture-images", "fixtures/images", "--recordings"])
+            .arg(&recordings)
+            .arg("--json")
+            .arg(dir.join(json));
+        if check {
+            command.arg("--check");
+        }
+        for name in hosts {
+            command.args(["--host", &host(name)]);
+        }
+        command.arg(scenario).stdin(Stdio::null());
+        command
+            .output()
+            .map_err(|error| Failed::from(format!("cannot run dockproof: {error}")))
+    };
+    let outcomes = |json: &str| -> Result<Vec<(String, String)>, Failed> {
+        let text = std::fs::read_to_string(dir.join(json)).map_err(|error| error.to_string())?;
+        let report: Value = serde_json::from_str(&text).map_err(|error| error.to_string())?;
+        Ok(report["scenarios"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|scenario| {
+                (
+                    scenario["name"].as_str().unwrap_or_default().to_owned(),
+                    format!(
+                        "{} {}",
+                        scenario["outcome"].as_str().unwrap_or_default(),
+                        scenario["failure"]["message"].as_str().unwrap_or_default()
+                    ),
+                )
+            })
+            .collect())
+    };
+    let mut problems = Vec::new();
+    let recorded = dockproof("record", false, &["m"], "record.json")?;
+    let file = recordings.join("job-recorded-csv/recording.json");
+    if recorded.status.code() != Some(0) || !file.is_file() {
+        return Err(format!(
+            "record --host m on the remote daemon must write {}\n{}",
+            file.display(),
+            support::describe(&recorded)
+        )
+        .into());
+    }
+    let names = outcomes("record.json")?;
+    if names.len() != 1 || names[0].0 != "m/job-recorded-csv" || !names[0].1.starts_with("passed") {
+        problems.push(format!("record --host m reported {names:?}"));
+    }
+    // The fake replays what the remote daemon did (no daemon needed: run here).
+    let replay = Command::new(support::dockproof())
+        .current_dir(support::root())
+        .env("DOCKPROOF_HISTORY", dir.join("history.db"))
+        .args(["run", "--backend", "fake", "--fake-docker"])
+        .arg(support::fake_docker())
+        .arg("--recordings")
+        .arg(&recordings)
+        .arg("--json")
+        .arg(dir.join("replay.json"))
+        .arg(scenario)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| error.to_string())?;
+    let replayed = outcomes("replay.json").unwrap_or_default();
+    if replay.status.code() != Some(0) || replayed.len() != 1 || replayed[0].1 != "passed " {
+        problems.push(format!(
+            "the remote recording must replay on the fake: {replayed:?}\n{}",
+            support::describe(&replay)
+        ));
+    }
+    let checked = dockproof("record", true, &["a", "b"], "check.json")?;
+    let found = outcomes("check.json").unwrap_or_default();
+    let clean = found
+        == [
+            ("a/job-recorded-csv".to_owned(), "passed ".to_owned()),
+            ("b/job-recorded-csv".to_owned(), "passed ".to_owned()),
+        ];
+    if checked.status.code() != Some(0) || !clean {
+        problems.push(format!(
+            "record --check --host a --host b must pass on both: {found:?}\n{}",
+            support::describe(&checked)
+        ));
+    }
+    let recorded_text = std::fs::read_to_string(&file).map_err(|error| error.to_string())?;
+    let edited = recorded_text.replace("rows=5 total=60.00", "rows=5 total=61.00");
+    if edited == recorded_text {
+        problems.push("the recorded stdout was not found to edit".into());
+    }
+    std::fs::write(&file, edited).map_err(|error| error.to_string())?;
+    let drifted = dockproof("record", true, &["a", "b"], "drift.json")?;
+    let found = outcomes("drift.json").unwrap_or_default();
+    let both_drift = found.len() == 2
+        && found
+            .iter()
+            .zip(["a/", "b/"])
+            .all(|((name, outcome), host)| {
+                name.starts_with(host)
+                    && outcome.starts_with("failed recording drift")
+                    && outcome.contains("stdout differs")
+            });
+    if drifted.status.code() != Some(1) || !both_drift {
+        problems.push(format!(
+            "an edited recording must drift on each host (exit 1): {found:?}\n{}",
+            support::describe(&drifted)
+        ));
+    }
+    for json in ["record.json", "check.json", "drift.json"] {
+        if let Err(error) = leftovers(&record_run_id(json), &Value::Null) {
+            problems.push(text(&error));
+        }
+    }
+    if let Err(error) = no_daemon_side_files(&topology.machine) {
+        problems.push(text(&error));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
 /// Host bind mounts name the daemon's files: from the machine, a compose file binding
 /// `./data` fails `up` as `config_invalid` at its line (and starts nothing), and a CST
 /// config's `bindMounts` make `dockproof cst` exit 2 naming the line.
@@ -836,6 +981,10 @@ fn main() {
         add(
             format!("remote::host-binds-refused::{backend}"),
             Box::new(move || host_binds_refused(backend)),
+        );
+        add(
+            format!("remote::record::{backend}"),
+            Box::new(move || record_on_a_remote_host(backend)),
         );
     }
     libtest_mimic::run(&args, trials).exit();

@@ -24,8 +24,10 @@ pub use tree::{
 
 /// The format version this code writes. Version 2 added `execs` and the
 /// `still_running` end (detached containers); version 3 added `images` (the file trees
-/// of the images `cst:` steps tested); an older file is read as it is.
-pub const FORMAT_VERSION: u32 = 3;
+/// of the images `cst:` steps tested); version 4 names an image committed from a CST
+/// setup container by that container's step ([`committed_image`]) instead of its ID,
+/// which is new every time; an older file is read as it is.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this code reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The recording file in a recording directory.
@@ -45,6 +47,18 @@ pub const SECRET_PLACEHOLDER: &str = "***";
 /// A workspace walk stops with an error past this many entries or levels.
 pub const MAX_WALK_ENTRIES: usize = 50_000;
 pub const MAX_WALK_DEPTH: usize = 128;
+
+/// How a recording names an image committed from the container of `step` (a CST command
+/// test's `setup` command): `committed:/steps/0/cst/commandTests/3/setup/0`. The
+/// daemon gives such an image a new ID every time, so neither the ID nor a reference
+/// could match a replay or a re-run; the setup's step can, since the fake knows which
+/// recorded container it replayed before committing it.
+pub fn committed_image(step: &str) -> String {
+    format!("{COMMITTED_PREFIX}{step}")
+}
+
+/// The prefix of [`committed_image`] names.
+pub const COMMITTED_PREFIX: &str = "committed:";
 
 /// Why a recording could not be read, written or applied.
 #[derive(Debug, Error)]
@@ -1763,7 +1777,7 @@ mod tests {
         )
         .unwrap();
         let error = Recording::load(dir.path()).unwrap_err().to_string();
-        assert!(error.contains("versions 1 to 3"), "{error}");
+        assert!(error.contains("versions 1 to 4"), "{error}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! An image's file tree, recorded for the CST tests that read it (format version 3).
+//! An image's file tree, recorded for the CST tests that read it (format version 3 on).
 //!
 //! A `cst:` step on a real daemon leaves, per image it tested, every entry of the
 //! image's root: path, kind, mode, owner, size, sha256 (a file), target (a symlink).

@@ -225,19 +225,23 @@ pub fn commit(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .get(1)
         .cloned()
         .unwrap_or_else(|| format!("fake-docker/committed:{number}"));
-    let definition = json!({
+    let mut definition = json!({
         "name": reference,
         "base": base.source,
         "rootfs": snapshot,
         "config": { "env": container.env },
     });
+    // An image only a recording describes has no definition file to start from: the
+    // commit names it in its recording.
+    if base.source.file_name() == Some(std::ffi::OsStr::new(dockproof_recording::FILE_NAME)) {
+        definition["base_reference"] = json!(base.reference);
+    }
     // JSON is YAML: the definition is read back like any other.
     let text = serde_json::to_string_pretty(&definition).unwrap_or_default();
     let path = dir.join(format!("{number}.yaml"));
     std::fs::write(&path, &text).map_err(io_error("write", &path))?;
-    out(&format!(
-        "sha256:{}\n",
-        hex::encode(Sha256::digest(text.as_bytes()))
-    ));
+    let id = format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())));
+    crate::replay::note_commit(&state, &id, &container);
+    out(&format!("{id}\n"));
     Ok(0)
 }

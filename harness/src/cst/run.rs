@@ -65,6 +65,10 @@ pub struct ObservedRun {
     pub image_inspect: serde_json::Value,
     pub exit_code: i64,
     pub logs: crate::backend::Logs,
+    /// The setup command (its pointer in the CST file) whose container was committed
+    /// into this container's image; `None` when it ran on the tested image itself. A
+    /// committed image's ID is new every time, so the recording names it by this.
+    pub committed_from: Option<String>,
 }
 
 impl CstObserver {
@@ -1035,6 +1039,7 @@ async fn command_test(
     let mut committed: Vec<String> = Vec::new();
     let result = async {
         let mut image = context.image.clone();
+        let mut committed_from: Option<String> = None;
         for setup in &test.setup {
             // Setup containers get the test's envVars expanded with the current image's env.
             let mut env = global.clone();
@@ -1044,7 +1049,12 @@ async fn command_test(
                     .map(|pair| (pair.key.clone(), check::expand(&pair.value, &image_env))),
             );
             let pointer = format!("{test_pointer}/setup/{}", committed.len());
-            let (id, ..) = run_container(context, job, &pointer, &image, setup.clone(), env)
+            let run = Run {
+                pointer: &pointer,
+                image: &image,
+                committed_from: committed_from.as_deref(),
+            };
+            let (id, ..) = run_container(context, job, &run, setup.clone(), env)
                 .await
                 .map_err(in_setup)?;
             let new_image = backend.commit(&id).await;
@@ -1053,6 +1063,7 @@ async fn command_test(
             }
             image = new_image.map_err(backend_failure).map_err(in_setup)?;
             committed.push(image.clone());
+            committed_from = Some(pointer);
             let inspect = backend
                 .image_inspect_json(&image)
                 .await
@@ -1081,8 +1092,18 @@ async fn command_test(
                     .map(|value| (name.clone(), value))
             }));
         }
-        let (id, exit_code, stdout, stderr) =
-            run_container(context, job, &test_pointer, &image, argv, env).await?;
+        let (id, exit_code, stdout, stderr) = run_container(
+            context,
+            job,
+            &Run {
+                pointer: &test_pointer,
+                image: &image,
+                committed_from: committed_from.as_deref(),
+            },
+            argv,
+            env,
+        )
+        .await?;
         if !save {
             let _ = backend.remove(&id).await;
         }
@@ -1100,16 +1121,25 @@ async fn command_test(
     result
 }
 
+/// Which container of a command test [`run_container`] runs, on which image.
+struct Run<'a> {
+    /// Its pointer in the CST file (`/commandTests/0/setup/1`).
+    pointer: &'a str,
+    image: &'a str,
+    /// The setup command whose committed container `image` is (see [`ObservedRun`]).
+    committed_from: Option<&'a str>,
+}
+
 /// Create, start and wait for a container running `argv` with the entrypoint cleared;
 /// returns its id (still to be removed), exit code, stdout and stderr.
 async fn run_container(
     context: &CstContext,
     job: &Job,
-    pointer: &str,
-    image: &str,
+    run: &Run<'_>,
     argv: Vec<String>,
     env: Vec<(String, String)>,
 ) -> Result<(String, i64, String, String), Failure> {
+    let Run { pointer, image, .. } = *run;
     let backend = context.backend.as_ref();
     let options = job
         .file
@@ -1165,6 +1195,7 @@ async fn run_container(
                     image_inspect,
                     exit_code: code,
                     logs: logs.clone(),
+                    committed_from: run.committed_from.map(str::to_owned),
                 });
             }
         }

@@ -953,9 +953,15 @@ impl<'a> ScenarioRun<'a> {
     ) {
         for run in observer.runs() {
             let step = format!("{pointer}{}", run.pointer);
+            // An image committed from a setup container is named by that container's step:
+            // its ID is new every time (docs/recordings.md, format version 4).
+            let committed = run
+                .committed_from
+                .as_ref()
+                .map(|from| dockproof_recording::committed_image(&format!("{pointer}{from}")));
             let observed = crate::recordings::Observed {
                 step: &step,
-                image: &run.spec.image,
+                image: committed.as_deref().unwrap_or(&run.spec.image),
                 spec: &run.spec,
                 inspect: &run.inspect,
                 image_inspect: &run.image_inspect,
@@ -970,9 +976,12 @@ impl<'a> ScenarioRun<'a> {
                 stderr: &run.logs.stderr,
             };
             let mut blobs = std::mem::take(&mut self.blobs);
-            let container =
+            let mut container =
                 crate::recordings::container(&observed, &self.masker, &mut blobs, |_| None);
             self.blobs = blobs;
+            if committed.is_some() {
+                crate::recordings::forget_commit_identity(&mut container.call);
+            }
             self.recorded.push(container);
         }
         if self

@@ -908,6 +908,193 @@ fn check_skips_a_scenario_without_a_recording(backend: &'static str) -> Result<(
     )
 }
 
+/// `record --host`: one host to write on; several only with `--check`; never the fake
+/// (exit 2, nothing run, each named).
+fn record_host_usage_errors() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "--backend",
+                "docker-cli",
+                "--host",
+                "a=tcp://192.0.2.1:2375",
+                "--host",
+                "b=tcp://192.0.2.2:2375",
+            ],
+            "records on one host, not 2 (a, b): pass a single --host",
+        ),
+        (
+            &["--backend", "docker-cli", "--host", "fake://f1"],
+            "host `f1` is the fake",
+        ),
+        (
+            &["--backend", "fake", "--host", "local"],
+            "host `local` is the fake",
+        ),
+        (
+            &[
+                "--check",
+                "--backend",
+                "docker-api",
+                "--host",
+                "a=tcp://192.0.2.1:2375",
+                "--host",
+                "fake://f2",
+            ],
+            "host `f2` is the fake",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = run({
+            let mut command = Command::new(support::dockproof());
+            command
+                .current_dir(support::root())
+                .args(["record", "--no-history", "--work-dir"])
+                .arg(dir.path())
+                .args(args)
+                .arg(SHIPPED);
+            command
+        })?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        check(
+            output.status.code() == Some(2) && stderr.contains(needle) && output.stdout.is_empty(),
+            || {
+                format!(
+                    "record {args:?}: expected exit 2 saying {needle:?}\n{}",
+                    support::describe(&output)
+                )
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A CST command test with `setup` (its test command runs on the image committed from
+/// the setup container, whose ID is new every time): recorded on the daemon, it names
+/// that image by the setup's step; it replays on the fake with the same verdicts (in a
+/// scenario and through `dockproof cst`), re-recording changes no byte, and rebuilding the image with another output is drift.
+fn a_cst_setup_replays_and_drifts(backend: &'static str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let tag = format!("record-cst-setup-{}-{backend}:1", std::process::id());
+    let _guard = ImageGuard(tag.clone());
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context).map_err(|e| e.to_string())?;
+    build_report_image(&context, &tag, "report v1")?;
+    std::fs::write(
+        dir.path().join("setup.yaml"),
+        "schemaVersion: 2.0.0\ncommandTests:\n  - name: setup state persists into the test\n    setup:\n      - [/bin/busybox, sh, -c, 'echo prepared > /prepared']\n      - [/bin/busybox, sh, -c, 'echo again >> /prepared']\n    command: /bin/busybox\n    args: [sh, -c, '/bin/busybox cat /prepared; /bin/busybox sh /report x']\n    expectedOutput: ['^prepared\\nagain\\nreport v1\\n$']\n  - name: no setup\n    command: /bin/busybox\n    args: [sh, /report, y]\n    expectedOutput: ['report v1']\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let scenario = dir.path().join("cst-setup.yaml");
+    std::fs::write(
+        &scenario,
+        format!("name: record-cst-setup\nsteps:\n  - cst:\n      image: {tag}\n      config: setup.yaml\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    let record = |check_mode: bool, json_report: Option<&Path>| -> Result<Output, Failed> {
+        let mut command = record_command(backend, dir.path(), check_mode);
+        if let Some(path) = json_report {
+            command.arg("--json").arg(path);
+        }
+        command.arg(&scenario);
+        run(command)
+    };
+    let first = record(false, None)?;
+    check(first.status.code() == Some(0), || {
+        format!("recording failed\n{}", support::describe(&first))
+    })?;
+    let recording = dir.path().join("recordings/record-cst-setup");
+    let recorded = json(&recording.join("recording.json"))?;
+    let images: Vec<(String, String)> = recorded["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|container| {
+            (
+                container["step"].as_str().unwrap_or_default().to_owned(),
+                container["call"]["image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let setup = "/steps/0/cst/commandTests/0/setup";
+    let expected = vec![
+        (
+            "/steps/0/cst/commandTests/0".to_owned(),
+            format!("committed:{setup}/1"),
+        ),
+        (format!("{setup}/0"), tag.clone()),
+        (format!("{setup}/1"), format!("committed:{setup}/0")),
+        ("/steps/0/cst/commandTests/1".to_owned(), tag.clone()),
+    ];
+    check(images == expected, || {
+        format!("recorded containers and their images: {images:?}, expected {expected:?}")
+    })?;
+    let before = files(&recording);
+    let replay_report = dir.path().join("replay.json");
+    let replay = run({
+        let mut command = support::dockproof_fake(dir.path());
+        command.arg("--json").arg(&replay_report).arg(&scenario);
+        command
+    })?;
+    let replayed = json(&replay_report)?;
+    check(
+        replay.status.code() == Some(0) && replayed["scenarios"][0]["outcome"] == "passed",
+        || {
+            format!(
+                "the CST setup did not replay on the fake: {}\n{}",
+                replayed["scenarios"][0],
+                support::describe(&replay)
+            )
+        },
+    )?;
+    // `dockproof cst` replays the same recording (the CST CLI on the fake).
+    let cst = run({
+        let mut command = support::cst_command("fake", dir.path());
+        command
+            .arg("--recordings")
+            .arg(&recording)
+            .args(["--image", &tag])
+            .arg(dir.path().join("setup.yaml"));
+        command
+    })?;
+    check(cst.status.code() == Some(0), || {
+        format!(
+            "dockproof cst --backend fake --recordings did not replay the setup\n{}",
+            support::describe(&cst)
+        )
+    })?;
+    let again = record(false, None)?;
+    check(again.status.code() == Some(0), || support::describe(&again))?;
+    check(files(&recording) == before, || {
+        "re-recording the unchanged CST config changed the recording".into()
+    })?;
+    let unchanged = record(true, None)?;
+    check(unchanged.status.code() == Some(0), || {
+        format!("no drift expected yet\n{}", support::describe(&unchanged))
+    })?;
+    build_report_image(&context, &tag, "report v2")?;
+    let report = dir.path().join("drift.json");
+    let drifted = record(true, Some(&report))?;
+    let failure = json(&report)?["scenarios"][0]["failure"].clone();
+    let message = failure["message"].as_str().unwrap_or_default();
+    check(
+        drifted.status.code() == Some(1)
+            && message.contains("recording drift")
+            && message.contains("container 1 (/steps/0/cst/commandTests/0): stdout differs")
+            && message.contains("report v2"),
+        || {
+            format!(
+                "expected the drift of the test after setup: {failure}\n{}",
+                support::describe(&drifted)
+            )
+        },
+    )
+}
+
 /// What a `dockproof cst` run gave: its exit code, its JUnit verdicts, its output.
 type CstRun = (Option<i32>, Vec<(String, bool)>, Output);
 
@@ -1014,7 +1201,7 @@ type FakeTrial = (&'static str, fn() -> Result<(), Failed>);
 
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
-    let fake: [FakeTrial; 11] = [
+    let fake: [FakeTrial; 12] = [
         (
             "replay-is-byte-identical-across-20-runs",
             replay_is_byte_identical,
@@ -1059,8 +1246,9 @@ pub fn trials() -> Vec<Trial> {
             "the-cst-config-replays-from-its-recording",
             the_cst_config_replays_from_its_recording,
         ),
+        ("record-host-usage-errors", record_host_usage_errors),
     ];
-    let real: [RealTrial; 9] = [
+    let real: [RealTrial; 10] = [
         (
             "shipped-recording-has-not-drifted",
             shipped_recording_has_not_drifted,
@@ -1090,6 +1278,10 @@ pub fn trials() -> Vec<Trial> {
         (
             "a-recorded-timeout-replays-as-a-timeout",
             a_recorded_timeout_replays_as_a_timeout,
+        ),
+        (
+            "a-cst-setup-replays-and-drifts",
+            a_cst_setup_replays_and_drifts,
         ),
     ];
     let mut trials: Vec<Trial> = fake

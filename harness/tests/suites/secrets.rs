@@ -4,7 +4,9 @@
 //! annotation or step summary and no console line; nor after a SIGINT sent while a
 //! log streams to `--logs-dir`; and on the CLI backends no `docker` command line
 //! (what `/proc/PID/cmdline` shows) ever holds one, and the env file that carries
-//! them is 0600 and gone afterwards.
+//! them is 0600 and gone afterwards. Nor in any file `dockproof record` writes (the
+//! recording and its blobs), from a job's env, streams and output file, a service's
+//! HTTP answer and a CST-read image file, while the recording still replays.
 //!
 //! `fake::…` run on fake-docker; `docker-cli::…` and `docker-api::…` are real-daemon
 //! tests (ignored without a daemon unless DOCKPROOF_REQUIRE_DOCKER=1).
@@ -319,6 +321,158 @@ fn leak_test(backend: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A handler for the recorded service: `/secret` answers `secret=$SECRET` (the PEM), the
+/// rest `ok` (the image's health check asks `/health`).
+const SECRET_HANDLER: &str = r#"#!/bin/sh
+read -r method target version || exit 0
+while read -r header && [ "$(printf '%s' "$header" | tr -d '\r')" != "" ]; do :; done
+case "$target" in
+  /secret) body="secret=$SECRET" ;;
+  *) body=ok ;;
+esac
+printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' "${#body}" "$body"
+"#;
+
+/// The scenario the recording secret test records: the PEM and the quoted secret in a
+/// job's env, stdout (long enough for a blob), stderr and an output file its check
+/// reads; the PEM in a service's HTTP answer; the quoted one as a build arg written into
+/// an image file a CST content test reads. Every check reads only what is not secret,
+/// so a replay (which has the masked bytes) reaches the same verdict.
+fn recorded_leak_scenario(tag: &str) -> String {
+    format!(
+        r#"name: record-secret-forms
+secrets:
+  key: {{ env: DOCKPROOF_TEST_PEM }}
+  quoted: {{ env: DOCKPROOF_TEST_QUOTED }}
+steps:
+  - build:
+      context: context
+      tag: {tag}
+      args: {{ SECRET: "{{{{ secret.quoted }}}}" }}
+  - run:
+      image: dockproof/job-runner:1
+      cmd: [sh, -c, 'mkdir -p outputs; printf "header\n%s\n%s\n" "$KEY" "$QUOTED" > outputs/secret.txt; i=0; while [ $i -lt 300 ]; do echo "line $i $KEY $QUOTED, padded to make a blob"; i=$((i+1)); done; echo "err $QUOTED $KEY" >&2']
+      env: {{ KEY: "{{{{ secret.key }}}}", QUOTED: "{{{{ secret.quoted }}}}" }}
+    expect:
+      exit_code: 0
+      stdout: {{ contains: "line 299 " }}
+      stderr: {{ contains: "err " }}
+      files:
+        - path: outputs/secret.txt
+          text: {{ contains: "header" }}
+  - service:
+      name: web
+      image: {tag}
+      env: {{ SECRET: "{{{{ secret.key }}}}" }}
+      ports: ["0:8080"]
+      wait: {{ healthy: true, within: 30s }}
+  - http:
+      service: web
+      path: /secret
+      expect:
+        status: 200
+        body: {{ contains: "secret=" }}
+  - cst:
+      image: {tag}
+      config: cst.yaml
+"#
+    )
+}
+
+/// Recording (`dockproof record`) keeps file contents where a check reads them: the PEM
+/// and the quoted secret, written by a job into an output file, its stdout and stderr
+/// (a blob too), its env, a service's HTTP answer and an image file a CST test reads,
+/// appear in no file under the recordings directory in any form, and the recording
+/// replays on the fake with the same verdict (passed).
+fn recording_leak_test(backend: &str) -> Result<(), Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    support::ensure_fixture_image("dockproof/web:1")?;
+    let dir = tempfile::tempdir()?;
+    let tag = format!("secrets-record/web:{backend}-{}", std::process::id());
+    let _image = RemoveImage(tag.clone());
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context)?;
+    std::fs::write(context.join("handle"), SECRET_HANDLER)?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM dockproof/web:1\nARG SECRET\nUSER 0\nCOPY handle /usr/local/bin/handle\nRUN chmod 0755 /usr/local/bin/handle && echo \"token=$SECRET\" > /srv-secret.txt\nUSER 65534:65534\n",
+    )?;
+    std::fs::write(
+        dir.path().join("cst.yaml"),
+        "schemaVersion: 2.0.0\nfileContentTests:\n  - name: the secret file\n    path: /srv-secret.txt\n    expectedContents: ['^token=']\n",
+    )?;
+    let scenario = dir.path().join("record-secret.yaml");
+    std::fs::write(&scenario, recorded_leak_scenario(&tag))?;
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work)?;
+    let mut record = Command::new(support::dockproof());
+    record
+        .current_dir(support::root())
+        .env("DOCKPROOF_HISTORY", support::history_db(&work))
+        .args(["record", "--backend", backend, "--fixture-images"])
+        .arg(support::root().join("fixtures/images"))
+        .arg("--work-dir")
+        .arg(&work)
+        .arg(&scenario);
+    let output = with_secrets(&mut record).output()?;
+    if output.status.code() != Some(0) {
+        return Err(format!("recording failed\n{}", describe(&output)).into());
+    }
+    let recording = dir.path().join("recordings/record-secret-forms");
+    let files = files_under(&recording);
+    let blobs = files
+        .iter()
+        .filter(|path| {
+            path.parent()
+                .is_some_and(|parent| parent.ends_with("blobs"))
+        })
+        .count();
+    let text = std::fs::read_to_string(recording.join("recording.json"))?;
+    // The recording holds what the checks read (masked), so the test looks where it claims.
+    for wanted in [
+        "header\\n***\\n***\\n",
+        "secret=***",
+        "token=***",
+        "\"SECRET\": \"***\"",
+    ] {
+        if !text.contains(wanted) {
+            return Err(format!("the recording lacks {wanted:?}:\n{text}").into());
+        }
+    }
+    if blobs == 0 {
+        return Err(format!("expected the long stdout as a blob: {files:?}").into());
+    }
+    let mut texts = Vec::new();
+    for file in files {
+        texts.push((file.display().to_string(), std::fs::read(&file)?));
+    }
+    assert_nothing_leaked(&texts)?;
+    let mut replay = support::dockproof_fake(&work);
+    replay.arg(&scenario);
+    let replayed = with_secrets(&mut replay).output()?;
+    if replayed.status.code() != Some(0) {
+        return Err(format!(
+            "the recording does not replay with the recorded verdict (passed)\n{}",
+            describe(&replayed)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Removes the test's image on every path.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 fn which(program: &str) -> Result<PathBuf, Failed> {
     std::env::var_os("PATH")
         .into_iter()
@@ -553,6 +707,10 @@ pub fn trials() -> Vec<Trial> {
         trials.push(support::real_daemon_trial(
             format!("{backend}::sigint_while_a_log_streams_leaves_no_secret_in_the_logs_dir"),
             move || interrupted_stream_test(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::a_pem_and_a_quoted_secret_reach_no_recording_file"),
+            move || recording_leak_test(backend),
         ));
     }
     trials
