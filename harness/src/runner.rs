@@ -456,6 +456,7 @@ mod tests {
             base_dir: dir.path().into(),
             spans,
             vars: Default::default(),
+            included: Vec::new(),
         };
         let outcome = run_all(context, vec![loaded], 1, retries, cancel).await;
         (outcome, backend)

@@ -624,9 +624,9 @@ impl<'a> ScenarioRun<'a> {
     }
 
     fn location(&self, pointer: &str) -> Location {
-        let span = self.loaded.spans.value(pointer);
+        let (file, span) = self.loaded.locate(pointer);
         Location {
-            file: self.loaded.path.clone(),
+            file: file.to_path_buf(),
             line: span.start.line,
             column: span.start.column,
         }
