@@ -12,16 +12,14 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 use tokio::sync::OnceCell;
 
-use crate::backend::{Capture, Captured};
+use crate::backend::Captured;
 use crate::category::Category;
+use crate::process::{self, Output, ProcessError};
 use crate::scenario::yaml::{self, SourceSpan};
 
 /// Compose's label naming a project; every container, network and volume it creates carries it.
@@ -164,30 +162,20 @@ const CA_BUNDLE_VARIABLES: [&str; 2] = ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
 
 /// Whether `program prefix… version --short` answers; the tool if it does.
 async fn probe(program: PathBuf, prefix: Vec<String>) -> Option<ComposeTool> {
-    let mut command = Command::new(&program);
-    command
+    let output = process::Command::new(&program)
         .args(&prefix)
         .args(["version", "--short"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(DETECT_TIMEOUT, command.output())
+        .stderr(Output::Null)
+        .output(DETECT_TIMEOUT, 4096)
         .await
-        .ok()?
         .ok()?;
-    let version = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .trim_start_matches('v')
-        .to_owned();
+    let version = output.stdout.text.trim().trim_start_matches('v').to_owned();
     // `docker compose` without the plugin prints the CLI's usage and fails; a version starts with a digit.
-    (output.status.success() && version.starts_with(|c: char| c.is_ascii_digit())).then_some(
-        ComposeTool {
-            program,
-            prefix,
-            version,
-        },
-    )
+    (output.success() && version.starts_with(|c: char| c.is_ascii_digit())).then_some(ComposeTool {
+        program,
+        prefix,
+        version,
+    })
 }
 
 /// A service as the compose file declares it.
@@ -601,8 +589,7 @@ impl Project {
         words.extend(self.tool.prefix.iter().cloned());
         words.extend(args.first().map(|arg| (*arg).to_owned()));
         let described = words.join(" ");
-        let mut command = Command::new(&self.tool.program);
-        command.args(&argv);
+        let mut command = process::Command::new(&self.tool.program).args(&argv);
         let tls = ["DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"]
             .iter()
             .any(|name| {
@@ -613,62 +600,37 @@ impl Project {
             // docker-compose 1.x fails verification where a machine sets them for other
             // servers (docker/docker-py#2433, docker/compose#2770); they are not the daemon's.
             for variable in CA_BUNDLE_VARIABLES {
-                command.env_remove(variable);
+                command = command.env_remove(variable);
             }
         }
-        let mut child = command
+        // Its own process group (a Ctrl-C at the terminal reaches dockproof, which tears
+        // down), killed with what compose started on timeout or when the step is dropped.
+        let finished = command
             .envs(self.env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Our own process group: a Ctrl-C at the terminal reaches dockproof, which tears down.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| ComposeError::Spawn {
-                program: self.tool.program.display().to_string(),
-                source,
-            })?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let run = async { tokio::join!(read_into(stdout), read_into(stderr), child.wait()) };
-        let (stdout, stderr, status) =
-            tokio::time::timeout(timeout, run)
-                .await
-                .map_err(|_| ComposeError::Timeout {
+            .output(timeout, OUTPUT_LIMIT)
+            .await
+            .map_err(|error| match error {
+                ProcessError::Spawn { program, source }
+                | ProcessError::Wait { program, source } => ComposeError::Spawn { program, source },
+                ProcessError::Timeout { timeout, .. } => ComposeError::Timeout {
                     command: described.clone(),
                     timeout,
-                })?;
-        let status = status.map_err(|source| ComposeError::Spawn {
-            program: self.tool.program.display().to_string(),
-            source,
-        })?;
+                },
+            })?;
+        let code = finished.code;
         let output = ComposeOutput {
-            stdout: stdout.finish(),
-            stderr: stderr.finish(),
+            stdout: finished.stdout,
+            stderr: finished.stderr,
         };
-        if status.success() {
+        if code == 0 {
             return Ok(output);
         }
-        let code = status.code().unwrap_or(-1);
         Err(ComposeError::Failed {
             command: described,
             code,
             stderr: output.stderr.tail_lines(12).join("\n"),
         })
     }
-}
-
-async fn read_into(mut stream: impl AsyncRead + Unpin) -> Capture {
-    let mut capture = Capture::new(OUTPUT_LIMIT);
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => capture.push(&buffer[..read]),
-        }
-    }
-    capture
 }
 
 #[cfg(test)]

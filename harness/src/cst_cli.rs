@@ -699,13 +699,13 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     let write_failed = !library::write_reports(&paths, &outcome, &options, &run_id);
     // A run in which no config could be read ran nothing: it is not history.
     if !args.identity.no_history && nothing_ran.is_none() {
-        library::record_history(
+        runtime.block_on(library::record_history(
             args.identity.history.as_deref(),
             &run_id,
             library::history_host(args.backend),
             args.backend.name(),
             &outcome,
-        );
+        ));
     }
     if outcome.swept > 0 {
         eprintln!(

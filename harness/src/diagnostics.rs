@@ -17,9 +17,52 @@ pub fn emit(report: &FileReport) {
     }
 }
 
-/// Render every diagnostic of `report` as text.
+/// Render every diagnostic of `report` as text. A problem inside an included fragment
+/// names the fragment's file:line:col, then each including line
+/// (`included from scenarios/x.yaml:12:5`).
 pub fn render(report: &FileReport) -> Vec<String> {
-    render_parts(&report.path, &report.source, &report.diagnostics)
+    report
+        .diagnostics
+        .iter()
+        .flat_map(|problem| {
+            let source = problem.span.source;
+            let Some(file) = source
+                .checked_sub(1)
+                .and_then(|index| report.included.get(index as usize))
+            else {
+                return render_parts(&report.path, &report.source, std::slice::from_ref(problem));
+            };
+            let mut notes = Vec::new();
+            let mut from = Some(file.included_from);
+            let mut depth = 0;
+            while let Some(span) = from.take() {
+                let (path, parent) = match span.source.checked_sub(1) {
+                    Some(index) => match report.included.get(index as usize) {
+                        Some(outer) => (outer.path.as_path(), Some(outer.included_from)),
+                        None => (report.path.as_path(), None),
+                    },
+                    None => (report.path.as_path(), None),
+                };
+                let note = format!(
+                    "included from {}:{}:{}",
+                    path.display(),
+                    span.start.line,
+                    span.start.column
+                );
+                notes.push(note);
+                depth += 1;
+                if depth <= dockproof::scenario::include::MAX_INCLUDE_DEPTH {
+                    from = parent;
+                }
+            }
+            render_with_notes(
+                &file.path,
+                &file.source,
+                std::slice::from_ref(problem),
+                &notes,
+            )
+        })
+        .collect()
 }
 
 /// Print diagnostics of any file (scenario or CST) to stderr.
@@ -41,6 +84,16 @@ pub fn render_parts(
     source: &str,
     diagnostics: &[dockproof::scenario::Diagnostic],
 ) -> Vec<String> {
+    render_with_notes(path, source, diagnostics, &[])
+}
+
+/// [`render_parts`] with `extra` notes after each problem's own (where it was included).
+fn render_with_notes(
+    path: &std::path::Path,
+    source: &str,
+    diagnostics: &[dockproof::scenario::Diagnostic],
+    extra: &[String],
+) -> Vec<String> {
     struct View<'a> {
         source: &'a str,
     }
@@ -58,6 +111,7 @@ pub fn render_parts(
             if let Some(hint) = &problem.hint {
                 notes.push(format!("hint: {hint}"));
             }
+            notes.extend(extra.iter().cloned());
             let start = problem.span.start;
             if start.line == 0 || report.source.is_empty() {
                 let mut text = format!("error: {name}: {}\n", problem.message);

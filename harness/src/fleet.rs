@@ -102,7 +102,7 @@ async fn run_host(
         );
         out!("{}", dockproof::report::inert::text(&line));
         if !args.no_history {
-            library::record_history(None, &run_id, host.name.clone(), kind.name(), &outcome);
+            library::record_history(None, &run_id, host.name.clone(), kind.name(), &outcome).await;
         }
         let interrupted = outcome.interrupted;
         reports.extend(outcome.reports);

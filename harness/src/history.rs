@@ -280,20 +280,24 @@ impl History {
     }
 }
 
-/// The commit being validated: `GITHUB_SHA`, else `git rev-parse HEAD` in the current directory.
-pub fn current_git_sha() -> Option<String> {
+/// How long `git rev-parse HEAD` may take (a repository on a hung network mount).
+const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The commit being validated: `GITHUB_SHA`, else `git rev-parse HEAD` in the current
+/// directory (none when git is missing, fails or takes longer than [`GIT_TIMEOUT`]).
+pub async fn current_git_sha() -> Option<String> {
     if let Ok(sha) = std::env::var("GITHUB_SHA") {
         return Some(sha);
     }
-    let output = std::process::Command::new("git")
+    let output = crate::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
+        .stderr(crate::process::Output::Null)
+        .output(GIT_TIMEOUT, 4096)
+        .await
         .ok()?;
     output
-        .status
         .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .then(|| output.stdout.text.trim().to_owned())
 }
 
 #[cfg(test)]

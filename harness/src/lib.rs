@@ -7,6 +7,7 @@
 //! `dockproof` command line uses it.
 
 pub mod backend;
+pub mod blocking;
 pub mod builtin;
 pub mod canary;
 pub mod cancel;
@@ -25,6 +26,7 @@ pub mod input_file;
 pub mod lint;
 pub mod partition;
 pub mod paths;
+pub mod process;
 pub mod project;
 pub mod record;
 pub mod recordings;

@@ -888,7 +888,7 @@ fn load_all(paths: &[PathBuf], vars: &VarArgs) -> Result<Vec<LoadedScenario>, Ex
         let report = scenario::load_file_with(&file, &options);
         problems += report.diagnostics.len();
         diagnostics::emit(&report);
-        if let Some(scenario) = report.scenario {
+        for scenario in report.into_scenarios() {
             if let Some(previous) =
                 names.insert(scenario.scenario.name.clone(), scenario.path.clone())
             {

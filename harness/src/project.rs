@@ -42,6 +42,9 @@ pub struct ProjectFile {
     /// Hosts `run` runs on (`NAME=DOCKER_HOST`, `fake://NAME?faults=SPEC`, `local`).
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// As `run --keep-failed`: leave what failed scenarios created in place for debugging
+    /// (default false; a project file that says `true` asks for it in CI too).
+    pub keep_failed: Option<bool>,
     /// Reports every run writes.
     #[serde(default)]
     pub reports: Reports,
@@ -302,6 +305,11 @@ mod tests {
         assert_eq!(settings.fake_images, ["builtin", "fake"]);
         assert_eq!(settings.reports.formats, [ReportFormat::Junit]);
         assert_eq!(settings.canary.repeat, Some(2));
+        assert_eq!(settings.keep_failed, None);
+        assert_eq!(
+            parse("keep_failed = true\n").unwrap().keep_failed,
+            Some(true)
+        );
     }
 
     #[test]

@@ -128,6 +128,11 @@ pub fn apply_to_run(
     let settings = &project.settings;
     apply_to_suite(&mut args.paths, &mut args.suite, matches, project);
     args.vars.project = project_vars(project);
+    if !explicit(matches, "keep_failed")
+        && let Some(keep) = settings.keep_failed
+    {
+        args.keep_failed = keep;
+    }
     if args.hosts.is_empty() {
         args.hosts = hosts(project, &settings.hosts)?;
     }

@@ -511,7 +511,7 @@ pub fn write_reports(
 
 /// Add a run to the history database at `path` (default: `$DOCKPROOF_HISTORY`, the data
 /// dir): the one place a run is recorded. A history problem never fails a run (a warning).
-pub fn record_history(
+pub async fn record_history(
     path: Option<&Path>,
     run_id: &str,
     host: String,
@@ -524,7 +524,7 @@ pub fn record_history(
     };
     let entry = RunEntry {
         run_id,
-        git_sha: history::current_git_sha(),
+        git_sha: history::current_git_sha().await,
         host,
         backend,
         interrupted: outcome.interrupted,
@@ -943,13 +943,13 @@ impl Run {
         let written = write_reports(&self.reports, &outcome, &options, &run_id);
         if let Some(path) = &self.history {
             // The history keeps the run's own id (the one on its labels), not the suite id.
-            record_history(
+            runtime.block_on(record_history(
                 path.as_deref(),
                 &run_id,
                 history_host(self.backend),
                 &options.backend,
                 &outcome,
-            );
+            ));
         }
         let kept: Vec<crate::engine::Kept> = kept
             .and_then(|kept| kept.lock().ok().map(|kept| kept.clone()))

@@ -311,10 +311,15 @@ mod tests {
         exit_codes: Mutex<Vec<i64>>,
         created: Mutex<Vec<String>>,
         removed: Mutex<Vec<String>>,
+        /// Each created container's labels, for `inspect_json`.
+        labels: Mutex<std::collections::HashMap<String, serde_json::Value>>,
     }
 
     const HANG: i64 = -1000;
     const PANIC: i64 = -2000;
+    /// The container is created and `create` never returns (the daemon did it; the call
+    /// was cut short before the ID came back).
+    const CREATE_HANGS: i64 = -3000;
 
     #[async_trait]
     impl Backend for Scripted {
@@ -332,7 +337,18 @@ mod tests {
         }
         async fn create(&self, spec: &ContainerSpec) -> Result<String, BackendError> {
             self.created.lock().unwrap().push(spec.name.clone());
+            self.labels
+                .lock()
+                .unwrap()
+                .insert(spec.name.clone(), serde_json::json!(spec.labels));
+            if self.exit_codes.lock().unwrap().first() == Some(&CREATE_HANGS) {
+                return std::future::pending().await;
+            }
             Ok(spec.name.clone())
+        }
+        async fn inspect_json(&self, id: &str) -> Result<serde_json::Value, BackendError> {
+            let labels = self.labels.lock().unwrap().get(id).cloned();
+            Ok(serde_json::json!({ "Config": { "Labels": labels } }))
         }
         async fn start(&self, _: &str) -> Result<(), BackendError> {
             Ok(())
@@ -407,6 +423,7 @@ mod tests {
             exit_codes: Mutex::new(exit_codes),
             created: Mutex::new(Vec::new()),
             removed: Mutex::new(Vec::new()),
+            labels: Mutex::default(),
         });
         let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
         let context = Arc::new(EngineContext {
@@ -439,6 +456,7 @@ mod tests {
             base_dir: dir.path().into(),
             spans,
             vars: Default::default(),
+            included: Vec::new(),
         };
         let outcome = run_all(context, vec![loaded], 1, retries, cancel).await;
         (outcome, backend)
@@ -460,6 +478,25 @@ mod tests {
             Some(Outcome::Interrupted)
         );
         // The scenario's own cleanup removed its container: the final sweep found nothing.
+        let created = backend.created.lock().unwrap().clone();
+        assert_eq!(created.len(), 1);
+        assert_eq!(*backend.removed.lock().unwrap(), created);
+        assert_eq!((outcome.swept, outcome.swept_resources.len()), (0, 0));
+        assert!(outcome.left_behind.is_empty());
+    }
+
+    /// A container the daemon created at the instant of the cancel, whose ID the engine
+    /// never got, is removed by the scenario's cleanup (found by label), not by the sweep.
+    #[tokio::test]
+    async fn a_container_created_as_the_run_is_cancelled_is_removed_before_the_sweep() {
+        let cancel = tokio::time::sleep(Duration::from_millis(300));
+        let (outcome, backend) = tokio::time::timeout(
+            Duration::from_secs(30),
+            run_until(vec![CREATE_HANGS], 0, cancel),
+        )
+        .await
+        .expect("a cancelled run ends");
+        assert!(outcome.interrupted);
         let created = backend.created.lock().unwrap().clone();
         assert_eq!(created.len(), 1);
         assert_eq!(*backend.removed.lock().unwrap(), created);

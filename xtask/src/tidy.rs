@@ -23,10 +23,10 @@ const CRATES: [(&str, &str); 2] = [
 
 /// Cycles known and not untangled yet, per crate: each must match a cycle found exactly
 /// (so a cycle that grows, shrinks or goes away fails until this list says so). Only
-/// shrink this list. dockproof's one: `scenario::vars` (issue 20, merged after the tidy
-/// check) returns the loader's `Diagnostic`, defined in `scenario::load`, which calls
-/// `vars`: move `Diagnostic` into a leaf module and drop this entry.
-const KNOWN_CYCLES: [(&str, &[&str]); 1] = [("dockproof", &["scenario::load", "scenario::vars"])];
+/// shrink this list. It is empty: fake-docker's supervisor/image/state tangle was broken
+/// into leaf modules (issue 19 item 2), and the loader's `Diagnostic` lives in the leaf
+/// `scenario::diagnostic`.
+const KNOWN_CYCLES: [(&str, &[&str]); 0] = [];
 
 /// One module's source: its path (`engine::compose`) and its text outside `#[cfg(test)]`.
 #[derive(Debug, Clone)]
@@ -433,7 +433,7 @@ mod tests {
         );
     }
 
-    /// This workspace as it is: no cycle but the known ones (fake-docker has none since
+    /// This workspace as it is: no cycle (fake-docker has none since
     /// issue 19 item 2 broke its supervisor/image/state tangle), no forbidden edge.
     #[test]
     fn this_workspace_is_tidy() {

@@ -908,9 +908,13 @@ impl Backend for ApiBackend {
             let mut stream = docker.logs(container, Some(options));
             while let Some(item) = stream.next().await {
                 match item? {
-                    bollard::container::LogOutput::StdErr { message } => stderr.push(&message),
+                    bollard::container::LogOutput::StdErr { message } => {
+                        stderr.push(&message).await;
+                    }
                     bollard::container::LogOutput::StdOut { message }
-                    | bollard::container::LogOutput::Console { message } => stdout.push(&message),
+                    | bollard::container::LogOutput::Console { message } => {
+                        stdout.push(&message).await;
+                    }
                     bollard::container::LogOutput::StdIn { .. } => {}
                 }
             }
@@ -918,7 +922,7 @@ impl Backend for ApiBackend {
         };
         self.call("read a container's logs", container, CONTROL_TIMEOUT, read)
             .await?;
-        Logs::finish(stdout, stderr)
+        Logs::finish(stdout, stderr).await
     }
 
     async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError> {

@@ -4,20 +4,19 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 
 use super::fakeserver::FakeServer;
 use super::{
     Backend, BackendError, Capture, CaptureLimits, Captured, Complaint, ContainerSpec,
-    ContainerState, DaemonWatch, ExecOutput, ExecRequest, LogFiles, Logs, ResourceKind,
+    ContainerState, DaemonWatch, ExecOutput, ExecRequest, LogCapture, LogFiles, Logs, ResourceKind,
     StatsSample, is_command_not_found,
 };
+use crate::process::{self, Input};
 
 /// How long a control command (create, start, inspect, ...) may take.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -51,7 +50,7 @@ pub struct CliBackend {
 
 /// A CLI call under way: a process of its own, or a call fake-docker's server runs.
 enum Running {
-    Process(tokio::process::Child),
+    Process(process::Child),
     Served(super::fakeserver::ServedCall),
 }
 
@@ -62,8 +61,8 @@ impl Running {
     fn streams(&mut self) -> (Stream, Stream) {
         match self {
             Running::Process(child) => (
-                Box::new(child.stdout.take().expect("stdout is piped")),
-                Box::new(child.stderr.take().expect("stderr is piped")),
+                Box::new(child.take_stdout().expect("stdout is piped")),
+                Box::new(child.take_stderr().expect("stderr is piped")),
             ),
             Running::Served(call) => (
                 Box::new(call.stdout.take().expect("stdout is taken once")),
@@ -73,14 +72,13 @@ impl Running {
     }
 
     /// Its exit code; a CLI killed by a signal reports 128 + signal, as a shell would.
-    async fn code(&mut self) -> std::io::Result<i32> {
+    async fn code(&mut self, program: &Path) -> Result<i32, BackendError> {
         match self {
-            Running::Process(child) => child.wait().await.map(|status| {
-                status.code().unwrap_or_else(|| {
-                    128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-                })
+            Running::Process(child) => child.wait().await.map_err(BackendError::from),
+            Running::Served(call) => call.wait().await.map_err(|source| BackendError::Spawn {
+                program: program.display().to_string(),
+                source,
             }),
-            Running::Served(call) => call.wait().await,
         }
     }
 }
@@ -215,28 +213,21 @@ impl CliBackend {
         format!("{program} {}", verb.join(" "))
     }
 
-    /// Start the program with `args` (and `hidden`'s values in its environment),
-    /// stdout and stderr piped, killed when dropped.
-    fn spawn(
-        &self,
-        args: &[String],
-        hidden: &Hidden,
-    ) -> Result<tokio::process::Child, BackendError> {
-        Command::new(&self.program)
+    /// The program with `args` (and `hidden`'s values in its environment), stdout and
+    /// stderr piped.
+    fn command(&self, args: &[String], hidden: &Hidden) -> process::Command {
+        process::Command::new(&self.program)
             .args(args)
             .envs(self.env.iter().map(|(key, value)| (key, value)))
             .envs(hidden.env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Our own process group: a Ctrl-C at the terminal reaches dockproof, which decides.
-            .process_group(0)
-            .kill_on_drop(true)
+    }
+
+    /// Start the program with `args` (and `hidden`'s values in its environment) in its
+    /// own process group, killed with the group when dropped before its end.
+    fn spawn(&self, args: &[String], hidden: &Hidden) -> Result<process::Child, BackendError> {
+        self.command(args, hidden)
             .spawn()
-            .map_err(|source| BackendError::Spawn {
-                program: self.program.display().to_string(),
-                source,
-            })
+            .map_err(BackendError::from)
     }
 
     async fn invoke(
@@ -269,14 +260,14 @@ impl CliBackend {
         limits: CaptureLimits,
     ) -> Result<Output, BackendError> {
         let captures = (
-            Capture::new(limits.max_bytes),
-            Capture::new(limits.max_bytes),
+            LogCapture::new(limits.max_bytes),
+            LogCapture::new(limits.max_bytes),
         );
         let (code, stdout, stderr) = self.run_into(args, hidden, timeout, captures).await?;
         Ok(Output {
             code,
-            stdout: stdout.finish(),
-            stderr: stderr.finish(),
+            stdout: stdout.finish().await,
+            stderr: stderr.finish().await,
         })
     }
 
@@ -287,8 +278,8 @@ impl CliBackend {
         args: &[String],
         hidden: &Hidden,
         timeout: Option<Duration>,
-        captures: (Capture, Capture),
-    ) -> Result<(i32, Capture, Capture), BackendError> {
+        captures: (LogCapture, LogCapture),
+    ) -> Result<(i32, LogCapture, LogCapture), BackendError> {
         self.watched(self.run_into(args, hidden, timeout, captures))
             .await
     }
@@ -298,15 +289,15 @@ impl CliBackend {
         args: &[String],
         hidden: &Hidden,
         timeout: Option<Duration>,
-        (stdout_capture, stderr_capture): (Capture, Capture),
-    ) -> Result<(i32, Capture, Capture), BackendError> {
+        (stdout_capture, stderr_capture): (LogCapture, LogCapture),
+    ) -> Result<(i32, LogCapture, LogCapture), BackendError> {
         let mut child = self.start_call(args, hidden).await?;
         let (stdout, stderr) = child.streams();
         let run = async {
             tokio::join!(
-                read_into(stdout, stdout_capture),
-                read_into(stderr, stderr_capture),
-                child.code()
+                read_into_log(stdout, stdout_capture),
+                read_into_log(stderr, stderr_capture),
+                child.code(&self.program)
             )
         };
         let (stdout, stderr, status) = match timeout {
@@ -320,10 +311,7 @@ impl CliBackend {
             }
             None => run.await,
         };
-        let code = status.map_err(|source| BackendError::Spawn {
-            program: self.program.display().to_string(),
-            source,
-        })?;
+        let code = status?;
         Ok((code, stdout, stderr))
     }
 
@@ -354,7 +342,7 @@ impl CliBackend {
             let (read, stderr, status) = tokio::join!(
                 read,
                 read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)),
-                child.code()
+                child.code(&self.program)
             );
             (read.map(|_| bytes), stderr.finish(), status)
         };
@@ -365,12 +353,11 @@ impl CliBackend {
                     command: self.describe(args),
                     timeout,
                 })?;
-        let spawn_error = |source| BackendError::Spawn {
+        let bytes = bytes.map_err(|source| BackendError::Spawn {
             program: self.program.display().to_string(),
             source,
-        };
-        let bytes = bytes.map_err(spawn_error)?;
-        let code = status.map_err(spawn_error)?;
+        })?;
+        let code = status?;
         if bytes.len() as u64 > limit {
             return Err(BackendError::Command {
                 command: self.describe(args),
@@ -559,12 +546,15 @@ fn last_line(text: &str) -> String {
     text.lines().last().unwrap_or_default().to_owned()
 }
 
-async fn read_into(mut stream: impl AsyncRead + Unpin, mut capture: Capture) -> Capture {
+use process::read_into;
+
+/// Read `stream` to its end into `capture` (a read error ends it, as an end would).
+async fn read_into_log(mut stream: impl AsyncRead + Unpin, mut capture: LogCapture) -> LogCapture {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
-            Ok(read) => capture.push(&buffer[..read]),
+            Ok(read) => capture.push(&buffer[..read]).await,
         }
     }
     capture
@@ -1081,12 +1071,12 @@ impl Backend for CliBackend {
         if code != 0 {
             let output = Output {
                 code,
-                stdout: stdout.finish(),
-                stderr: stderr.finish(),
+                stdout: stdout.finish().await,
+                stderr: stderr.finish().await,
             };
             return Err(self.classify(&args, container, &output));
         }
-        Logs::finish(stdout, stderr)
+        Logs::finish(stdout, stderr).await
     }
 
     async fn inspect(&self, container: &str) -> Result<ContainerState, BackendError> {
@@ -1155,7 +1145,9 @@ impl Backend for CliBackend {
             .invoke_into(&args, &Hidden::default(), None, captures)
             .await
             .map_err(AttachError::Run)?;
-        let logs = Logs::finish(stdout, stderr).map_err(AttachError::Run)?;
+        let logs = Logs::finish(stdout, stderr)
+            .await
+            .map_err(AttachError::Run)?;
         let state = self.inspect(container).await.map_err(AttachError::Run)?;
         let cli_failure = || {
             let output = Output {
@@ -1270,8 +1262,8 @@ impl Backend for CliBackend {
             "-".to_owned(),
         ];
         let mut child = self.spawn(&args, &Hidden::default())?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let stdout = child.take_stdout().expect("stdout is piped");
+        let stderr = child.take_stderr().expect("stderr is piped");
         let run = async {
             let forward = async {
                 let mut stdout = stdout;
@@ -1303,17 +1295,11 @@ impl Backend for CliBackend {
                     timeout: COPY_TIMEOUT,
                 })?;
         if !complete {
-            let _ = child.start_kill();
+            child.kill_group();
             let _ = child.wait().await;
             return Ok(());
         }
-        let status = child.wait().await.map_err(|source| BackendError::Spawn {
-            program: self.program.display().to_string(),
-            source,
-        })?;
-        let code = status.code().unwrap_or_else(|| {
-            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-        });
+        let code = child.wait().await?;
         if code != 0 {
             let output = Output {
                 code,
@@ -1340,38 +1326,24 @@ impl Backend for CliBackend {
             program: format!("{} (reading {})", self.program.display(), archive.display()),
             source,
         })?;
-        let child = Command::new(&self.program)
-            .args(&args)
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::from(file))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| BackendError::Spawn {
-                program: self.program.display().to_string(),
-                source,
-            })?;
-        let output = tokio::time::timeout(COPY_TIMEOUT, child.wait_with_output())
-            .await
-            .map_err(|_| BackendError::Timeout {
-                command: self.describe(&args),
-                timeout: COPY_TIMEOUT,
-            })?
-            .map_err(|source| BackendError::Spawn {
-                program: self.program.display().to_string(),
-                source,
-            })?;
-        if output.status.success() {
+        let mut child = self
+            .command(&args, &Hidden::default())
+            .stdin(Input::File(file))
+            .spawn()?;
+        let finished = child
+            .finish(
+                COPY_TIMEOUT,
+                Capture::new(CONTROL_OUTPUT.max_bytes),
+                Capture::new(CONTROL_OUTPUT.max_bytes),
+            )
+            .await?;
+        if finished.success() {
             return Ok(());
         }
-        let mut stderr = Capture::new(CONTROL_OUTPUT.max_bytes);
-        stderr.push(&output.stderr);
         let output = Output {
-            code: output.status.code().unwrap_or(1),
+            code: finished.code,
             stdout: Captured::default(),
-            stderr: stderr.finish(),
+            stderr: finished.stderr,
         };
         Err(self.classify(&args, container, &output))
     }
@@ -1484,13 +1456,9 @@ impl Backend for CliBackend {
         let (_, stderr, status) = tokio::join!(
             frames,
             read_into(stderr, Capture::new(CONTROL_OUTPUT.max_bytes)),
-            child.code()
+            child.code(&self.program)
         );
-        let code = status.map_err(|source| BackendError::Spawn {
-            program: self.program.display().to_string(),
-            source,
-        })?;
-        match code {
+        match status? {
             0 => Ok(()),
             code => {
                 let output = Output {

@@ -9,13 +9,13 @@ use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 use tokio::net::unix::pipe;
-use tokio::process::{Child, Command};
+
+use crate::process::{Child, Command, Input, Output};
 
 /// How long the server may take to say it is listening.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,17 +45,16 @@ impl FakeServer {
             .prefix("dockproof-fake-")
             .tempdir()?;
         let socket = dir.path().join("socket");
+        // Its own process group (a Ctrl-C at the terminal reaches dockproof, which
+        // decides), killed with the calls it forked when this is dropped.
         let mut child = Command::new(program)
             .arg("__serve")
             .arg(&socket)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            // Its own process group: a Ctrl-C at the terminal reaches dockproof, which decides.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdout = child.stdout.take().expect("stdout is piped");
+            .stdin(Input::Piped)
+            .stderr(Output::Null)
+            .spawn()
+            .map_err(std::io::Error::other)?;
+        let stdout = child.take_stdout().expect("stdout is piped");
         let mut line = String::new();
         let said = tokio::time::timeout(
             READY_TIMEOUT,
@@ -136,11 +135,15 @@ impl ServedCall {
 
 impl Drop for ServedCall {
     fn drop(&mut self) {
-        if !self.done && self.pid > 0 {
-            // SAFETY: kill(2) of the call's own process, which has not reported its end.
-            unsafe {
-                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
-            }
+        if !self.done
+            && let Ok(pid) = i32::try_from(self.pid)
+            && pid > 0
+        {
+            // The call's own process, which has not reported its end.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

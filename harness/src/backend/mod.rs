@@ -2,7 +2,7 @@
 //! never asserts anything: it reports what happened, or a typed error.
 
 pub mod api;
-mod capture;
+pub mod capture;
 pub mod cli;
 pub mod context;
 pub mod daemon;
@@ -20,7 +20,7 @@ use async_trait::async_trait;
 
 use crate::category::Category;
 
-pub use capture::{Capture, Captured};
+pub use capture::{Capture, Captured, LogCapture};
 pub use stats::StatsSample;
 pub use watch::{DEFAULT_DAEMON_TIMEOUT, DaemonWatch};
 
@@ -429,37 +429,50 @@ pub struct LogFiles {
     pub masker: crate::secrets::Masker,
 }
 
+impl From<crate::process::ProcessError> for BackendError {
+    fn from(error: crate::process::ProcessError) -> Self {
+        use crate::process::ProcessError;
+        match error {
+            ProcessError::Spawn { program, source } | ProcessError::Wait { program, source } => {
+                BackendError::Spawn { program, source }
+            }
+            ProcessError::Timeout { command, timeout } => {
+                BackendError::Timeout { command, timeout }
+            }
+        }
+    }
+}
+
 impl LogFiles {
-    /// Two captures bounded by `limits`, writing to these files.
+    /// Two captures bounded by `limits`, writing to these files (masked, on blocking
+    /// threads: a log may be gigabytes). Needs a tokio runtime.
     pub fn captures(
         files: Option<&LogFiles>,
         limits: CaptureLimits,
-    ) -> Result<(Capture, Capture), BackendError> {
-        let (stdout, stderr) = (
-            Capture::new(limits.max_bytes),
-            Capture::new(limits.max_bytes),
-        );
+    ) -> Result<(LogCapture, LogCapture), BackendError> {
         let Some(files) = files else {
-            return Ok((stdout, stderr));
+            return Ok((
+                LogCapture::new(limits.max_bytes),
+                LogCapture::new(limits.max_bytes),
+            ));
         };
-        let open = |capture: Capture, path: &std::path::Path| {
-            capture
-                .with_file(path, &files.masker)
-                .map_err(|error| BackendError::LogFile {
+        let open = |path: &std::path::Path| {
+            LogCapture::with_file(limits.max_bytes, path, &files.masker).map_err(|error| {
+                BackendError::LogFile {
                     message: format!("{}: {error}", path.display()),
-                })
+                }
+            })
         };
-        Ok((open(stdout, &files.stdout)?, open(stderr, &files.stderr)?))
+        Ok((open(&files.stdout)?, open(&files.stderr)?))
     }
 }
 
 impl Logs {
-    /// The logs of two finished captures; a log file that could not be written is an error.
-    pub fn finish(stdout: Capture, stderr: Capture) -> Result<Logs, BackendError> {
-        let logs = Logs {
-            stdout: stdout.finish(),
-            stderr: stderr.finish(),
-        };
+    /// The logs of two finished captures (their files complete on disk); a log file that
+    /// could not be written is an error.
+    pub async fn finish(stdout: LogCapture, stderr: LogCapture) -> Result<Logs, BackendError> {
+        let (stdout, stderr) = tokio::join!(stdout.finish(), stderr.finish());
+        let logs = Logs { stdout, stderr };
         for captured in [&logs.stdout, &logs.stderr] {
             if let Some(message) = &captured.file_error {
                 return Err(BackendError::LogFile {

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::process::Command;
 use tokio::task::{JoinHandle, JoinSet};
+
+use crate::process::{self, Input, Output, ProcessError};
 
 /// The ssh program (looked up on `PATH`, as the docker CLI does).
 const SSH: &str = "ssh";
@@ -215,7 +216,7 @@ pub struct Master {
     /// from exiting after `ControlPersist`'s idle time, which would close the forwards.
     /// Killed on drop; should dockproof die, the pipe closes, the session ends, and the
     /// master exits 60 s later as before.
-    keepalive: Mutex<Option<tokio::process::Child>>,
+    keepalive: Mutex<Option<process::Child>>,
 }
 
 impl Master {
@@ -231,8 +232,7 @@ impl Master {
             .map_err(private)?;
         let control = dir.path().join("control");
         let log = dir.path().join("master.log");
-        let mut master = Command::new(SSH);
-        master
+        let master = process::Command::new(SSH)
             .arg("-M")
             .arg("-S")
             .arg(&control)
@@ -249,30 +249,28 @@ impl Master {
                 "ConnectTimeout=30",
             ])
             .args(target.destination())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Output::Null)
             // With -f the master keeps whatever it inherits open: its words go to the log.
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = master.spawn().map_err(|source| SshError::Spawn {
-            url: target.url.clone(),
-            source,
-        })?;
-        let status = match tokio::time::timeout(CONNECT_TIMEOUT, child.wait()).await {
-            Ok(status) => status.map_err(|source| SshError::Spawn {
-                url: target.url.clone(),
-                source,
-            })?,
-            Err(_) => {
+            .stderr(Output::Null);
+        // The master detaches (`-f`: a session of its own), so it outlives this call; a
+        // timeout kills the ssh that is still authenticating, with its group.
+        let code = match master.output(CONNECT_TIMEOUT, 0).await {
+            Ok(finished) => finished.code,
+            Err(ProcessError::Timeout { .. }) => {
                 return Err(SshError::Timeout {
                     url: target.url.clone(),
                     timeout: CONNECT_TIMEOUT,
                     retry: target.retry_command(),
                 });
             }
+            Err(ProcessError::Spawn { source, .. } | ProcessError::Wait { source, .. }) => {
+                return Err(SshError::Spawn {
+                    url: target.url.clone(),
+                    source,
+                });
+            }
         };
-        if !status.success() {
+        if code != 0 {
             let said = std::fs::read_to_string(&log).unwrap_or_default();
             let said = tail(said.trim(), STDERR_LIMIT);
             let said = if said.is_empty() {
@@ -280,10 +278,11 @@ impl Master {
             } else {
                 said.replace('\n', " / ")
             };
-            let status = status.code().map_or_else(
-                || format!("ssh ended by {status}"),
-                |code| format!("ssh exited with {code}"),
-            );
+            let status = if code > 128 {
+                format!("ssh ended by signal {}", code - 128)
+            } else {
+                format!("ssh exited with {code}")
+            };
             return Err(SshError::Refused {
                 url: target.url.clone(),
                 status,
@@ -310,25 +309,31 @@ impl Master {
         };
         let running = keepalive
             .as_mut()
-            .is_some_and(|child| child.try_wait().is_ok_and(|status| status.is_none()));
+            .is_some_and(|child| child.try_wait().is_ok_and(|code| code.is_none()));
         if running {
             return Ok(());
         }
-        let child = Command::new(SSH)
+        let child = process::Command::new(SSH)
             .arg("-S")
             .arg(self.control())
             .args(["-o", "ControlMaster=no", "-o", "BatchMode=yes", "-T"])
             .args(self.target.destination())
             .arg("cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
+            .stdin(Input::Piped)
+            .stdout(Output::Null)
+            .stderr(Output::Null)
             .spawn()
-            .map_err(|source| SshError::Spawn {
-                url: self.target.url.clone(),
-                source,
+            .map_err(|error| match error {
+                ProcessError::Spawn { source, .. } | ProcessError::Wait { source, .. } => {
+                    SshError::Spawn {
+                        url: self.target.url.clone(),
+                        source,
+                    }
+                }
+                ProcessError::Timeout { command, .. } => SshError::Spawn {
+                    url: self.target.url.clone(),
+                    source: std::io::Error::other(command),
+                },
             })?;
         *keepalive = Some(child);
         Ok(())
@@ -359,35 +364,29 @@ impl Master {
                 continue;
             }
             let spec = format!("{LOCAL_FORWARD_HOST}:{local}:{target}:{remote_port}");
-            let mut command = Command::new(SSH);
-            command
+            let command = process::Command::new(SSH)
                 .arg("-S")
                 .arg(self.control())
                 .args(["-o", "BatchMode=yes", "-O", "forward", "-L", &spec])
                 .args(self.target.destination())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .kill_on_drop(true);
-            let output = match tokio::time::timeout(FORWARD_TIMEOUT, command.output()).await {
-                Ok(Ok(output)) => output,
-                Ok(Err(source)) => {
+                .stdout(Output::Null);
+            let output = match command.output(FORWARD_TIMEOUT, STDERR_LIMIT).await {
+                Ok(output) => output,
+                Err(ProcessError::Timeout { .. }) => {
+                    said = format!("`ssh -O forward` did not answer within {FORWARD_TIMEOUT:?}");
+                    continue;
+                }
+                Err(ProcessError::Spawn { source, .. } | ProcessError::Wait { source, .. }) => {
                     return Err(SshError::Spawn {
                         url: self.target.url.clone(),
                         source,
                     });
                 }
-                Err(_) => {
-                    said = format!("`ssh -O forward` did not answer within {FORWARD_TIMEOUT:?}");
-                    continue;
-                }
             };
-            if output.status.success() {
+            if output.success() {
                 return Ok(local);
             }
-            said = tail(String::from_utf8_lossy(&output.stderr).trim(), STDERR_LIMIT)
-                .replace('\n', " / ");
+            said = tail(output.stderr.text.trim(), STDERR_LIMIT).replace('\n', " / ");
         }
         Err(SshError::Forward {
             url: self.target.url.clone(),
@@ -497,6 +496,8 @@ impl Drop for Tunnel {
 }
 
 /// Ask the master behind `control` to exit (it is not our child: `-f` detached it).
+/// The one program not run through [`crate::process`]: a `Drop` cannot await, and
+/// `ssh -O exit` only talks to the local control socket, answering at once.
 fn stop_master(control: &Path) {
     if control.exists() {
         let _ = std::process::Command::new(SSH)
@@ -563,20 +564,16 @@ async fn session(
             *failure = Some(said);
         }
     };
-    let spawned = Command::new(SSH)
+    let spawned = process::Command::new(SSH)
         .args(argv.iter())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
+        .stdin(Input::Piped)
         .spawn();
     let mut child = match spawned {
         Ok(child) => child,
-        Err(error) => return record(format!("cannot run `{SSH}`: {error}")),
+        Err(error) => return record(error.to_string()),
     };
     let (Some(mut stdin), Some(mut stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        (child.take_stdin(), child.take_stdout(), child.take_stderr())
     else {
         return record("ssh started without its pipes".to_owned());
     };
@@ -592,11 +589,11 @@ async fn session(
     // the end, so a failed call can be explained by it.
     let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     let said = said.await.unwrap_or_default();
-    if let Ok(Ok(status)) = status
-        && status.code().is_some_and(|code| code != 0)
+    if let Ok(Ok(code)) = status
+        && code != 0
     {
         let said = if said.trim().is_empty() {
-            format!("ssh exited with {status}")
+            format!("ssh exited with {code}")
         } else {
             said.trim().replace('\n', " / ")
         };

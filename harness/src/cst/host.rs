@@ -12,16 +12,13 @@
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::io::AsyncReadExt as _;
 
 use super::check;
 use super::files::{FileInfo, Kind, MAX_CONTENT_BYTES, MAX_SAVED_JSON_BYTES};
 use super::model::EnvVar;
-use crate::backend::{Capture, CaptureLimits};
+use crate::backend::CaptureLimits;
 
 /// Why a host-driver operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -205,75 +202,39 @@ impl HostEnv {
         let Some((program, args)) = argv.split_first() else {
             return Err(HostError::Empty);
         };
-        let mut command = tokio::process::Command::new(program);
-        command.args(args);
+        let mut command = crate::process::Command::new(program).args(args);
         for (key, value) in &self.changes {
-            match value {
+            command = match value {
                 Some(value) => command.env(key, value),
                 None => command.env_remove(key),
             };
         }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group: a timeout kills everything it started.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|error| HostError::Spawn {
-                program: program.clone(),
-                reason: go_error_text(&error),
-            })?;
-        let group = child.id();
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(HostError::Spawn {
-                program: program.clone(),
-                reason: "no pipes to the child".into(),
-            });
-        };
+        // Its own process group: a timeout kills everything it started.
         let limit = CaptureLimits::default().max_bytes;
-        let run = async {
-            tokio::join!(
-                read_bounded(stdout, limit),
-                read_bounded(stderr, limit),
-                child.wait()
-            )
-        };
-        match tokio::time::timeout(timeout, run).await {
-            Ok((stdout, stderr, status)) => {
-                let status = status.map_err(|error| HostError::Spawn {
-                    program: program.clone(),
-                    reason: go_error_text(&error),
-                })?;
-                Ok((i64::from(status.code().unwrap_or(-1)), stdout, stderr))
-            }
-            Err(_) => {
-                if let Some(group) = group.and_then(|pid| i32::try_from(pid).ok()) {
-                    // SAFETY: killpg with a process group id we created (process_group(0)).
-                    unsafe {
-                        libc::killpg(group, libc::SIGKILL);
-                    }
-                }
-                Err(HostError::Timeout {
-                    program: program.clone(),
-                    timeout,
-                })
-            }
+        match command.output(timeout, limit).await {
+            // Go's `ExitCode()` is -1 for a process a signal ended, and CST reports that.
+            Ok(finished) => Ok((
+                if finished.signal.is_some() {
+                    -1
+                } else {
+                    i64::from(finished.code)
+                },
+                finished.stdout.text,
+                finished.stderr.text,
+            )),
+            Err(crate::process::ProcessError::Timeout { .. }) => Err(HostError::Timeout {
+                program: program.clone(),
+                timeout,
+            }),
+            Err(
+                crate::process::ProcessError::Spawn { source, .. }
+                | crate::process::ProcessError::Wait { source, .. },
+            ) => Err(HostError::Spawn {
+                program: program.clone(),
+                reason: go_error_text(&source),
+            }),
         }
     }
-}
-
-async fn read_bounded(mut stream: impl tokio::io::AsyncRead + Unpin, limit: usize) -> String {
-    let mut capture = Capture::new(limit);
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => capture.push(&buffer[..read]),
-        }
-    }
-    capture.finish().text
 }
 
 /// `os.Lstat(path)`: the entry itself, a final symlink not followed; the error as Go

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::model::{Command, CstConfig, EnvVar, SchemaVersion};
-use crate::scenario::load::{Diagnostic, path_to_pointer};
+use crate::scenario::diagnostic::Diagnostic;
+use crate::scenario::load::path_to_pointer;
 use crate::scenario::yaml::{self, SpanIndex};
 
 /// A CST file that loaded cleanly.
@@ -292,6 +293,9 @@ fn strip_nulls(value: &mut Value) {
 /// Deserialize `value` (found at `prefix` in the file) with its problem located. With
 /// `lenient` (a `.json` config), unknown keys are removed with a warning each, as Go's
 /// `encoding/json` ignores them.
+// A `Diagnostic` is 128 bytes since spans name their file (`SourceSpan::source`): one
+// per problem, not on a hot path, so it is not boxed.
+#[allow(clippy::result_large_err)]
 fn deserialize_at<T: serde::de::DeserializeOwned>(
     mut value: Value,
     prefix: &str,

@@ -458,7 +458,8 @@ struct ScenarioRun<'a> {
     loaded: &'a LoadedScenario,
     vars: Vars,
     slug: String,
-    workspace: Option<Workspace>,
+    /// Shared with the blocking tasks that stage into it and read from it.
+    workspace: Option<Arc<Workspace>>,
     record: JobRecord,
     /// Every container created, removed at the end.
     containers: Vec<String>,
@@ -623,9 +624,9 @@ impl<'a> ScenarioRun<'a> {
     }
 
     fn location(&self, pointer: &str) -> Location {
-        let span = self.loaded.spans.value(pointer);
+        let (file, span) = self.loaded.locate(pointer);
         Location {
-            file: self.loaded.path.clone(),
+            file: file.to_path_buf(),
             line: span.start.line,
             column: span.start.column,
         }
@@ -633,8 +634,17 @@ impl<'a> ScenarioRun<'a> {
 
     fn workspace(&self) -> &Workspace {
         self.workspace
-            .as_ref()
+            .as_deref()
             .expect("prepare() creates the workspace before any step")
+    }
+
+    /// The workspace, for work on the blocking pool.
+    fn shared_workspace(&self) -> Arc<Workspace> {
+        Arc::clone(
+            self.workspace
+                .as_ref()
+                .expect("prepare() creates the workspace before any step"),
+        )
     }
 
     /// Create the workspace and seed the filestore.
@@ -671,7 +681,7 @@ impl<'a> ScenarioRun<'a> {
             .map_err(|error| Failure::new(Category::ConfigInvalid, error.to_string()))?;
         self.record.context.docker.workspace.max_bytes = limits.max_bytes;
         self.record.context.docker.workspace.max_files = limits.max_files;
-        self.workspace = Some(workspace);
+        self.workspace = Some(Arc::new(workspace));
         for (index, item) in self.loaded.scenario.seed.iter().enumerate() {
             let pointer = format!("/seed/{index}");
             let key = template::render(&item.key, &self.vars);
@@ -1120,12 +1130,23 @@ impl<'a> ScenarioRun<'a> {
             let Some(source) = item.sources().first().copied() else {
                 return Err(finding(Category::ConfigInvalid, item_pointer, "no source"));
             };
-            // Generated content and fixture files are streamed, never held whole in memory.
+            // Generated content and fixture files are streamed, never held whole in memory,
+            // and copied on the blocking pool (a 1 GiB input takes seconds): other
+            // scenarios go on meanwhile, and a cancelled step stops the copy.
+            let workspace = self.shared_workspace();
+            let to = item.to.clone();
             let staged = match source {
                 Source::Generate(spec) => {
                     self.fits(&item_pointer, &item.to, spec.bytes.0)?;
-                    self.workspace()
-                        .write(&item.to, &mut Generated::new(spec.bytes.0, spec.seed))
+                    let (bytes, seed) = (spec.bytes.0, spec.seed);
+                    crate::blocking::run(move |stop| {
+                        let mut generated = Generated::new(bytes, seed);
+                        workspace.write(
+                            &to,
+                            &mut crate::blocking::Stoppable::new(&mut generated, stop),
+                        )
+                    })
+                    .await
                 }
                 Source::Fixture(path) => {
                     let resolved = self.loaded.base_dir.join(path);
@@ -1135,12 +1156,15 @@ impl<'a> ScenarioRun<'a> {
                     // limit before a byte of it is copied.
                     let size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
                     self.fits(&item_pointer, &item.to, size)?;
-                    self.workspace().write(&item.to, &mut file)
+                    crate::blocking::run(move |stop| {
+                        workspace.write(&to, &mut crate::blocking::Stoppable::new(&mut file, stop))
+                    })
+                    .await
                 }
                 other => {
                     let bytes = self.read_source(other, &item_pointer).await?;
                     self.fits(&item_pointer, &item.to, bytes.len() as u64)?;
-                    self.workspace().write(&item.to, &mut bytes.as_slice())
+                    crate::blocking::run(move |_| workspace.write(&to, &mut bytes.as_slice())).await
                 }
             };
             let staged = staged.map_err(|error| {
@@ -1482,13 +1506,14 @@ impl<'a> ScenarioRun<'a> {
                 self.record.metrics.docker.run_ms,
             ));
         }
+        let observed = self.observe_files(expect).await;
         findings.extend(self.expectations(
             pointer,
             expect,
             exit_code,
             state.oom_killed,
-            &logs.stdout.text,
-            &logs.stderr.text,
+            (&logs.stdout.text, &logs.stderr.text),
+            observed,
         ));
         if findings.is_empty() {
             Ok(())
@@ -1923,13 +1948,14 @@ impl<'a> ScenarioRun<'a> {
                 Err(error) => self.recording_problem = Some(error.to_string()),
             }
         }
+        let observed = self.observe_files(expect).await;
         let findings = self.expectations(
             pointer,
             expect,
             output.exit_code,
             false,
-            &output.stdout.text,
-            &output.stderr.text,
+            (&output.stdout.text, &output.stderr.text),
+            observed,
         );
         if findings.is_empty() {
             Ok(())
@@ -1938,14 +1964,44 @@ impl<'a> ScenarioRun<'a> {
         }
     }
 
+    /// What the workspace holds at each path `expect.files` names (read and hashed on
+    /// the blocking pool: an output may be gigabytes).
+    async fn observe_files(
+        &self,
+        expect: &Expect,
+    ) -> Vec<Result<FileObservation, workspace::WorkspaceError>> {
+        if expect.files.is_empty() {
+            return Vec::new();
+        }
+        let workspace = self.shared_workspace();
+        let wanted: Vec<(String, bool)> = expect
+            .files
+            .iter()
+            .map(|file| {
+                (
+                    file.path.clone(),
+                    file.text.is_some() || !file.json.is_empty(),
+                )
+            })
+            .collect();
+        crate::blocking::run(move |_| {
+            wanted
+                .iter()
+                .map(|(path, want_text)| observe_file(&workspace, path, *want_text))
+                .collect()
+        })
+        .await
+    }
+
+    /// `observed` is [`ScenarioRun::observe_files`]' answer for `expect`.
     fn expectations(
         &self,
         pointer: &str,
         expect: &Expect,
         exit_code: i64,
         oom_killed: bool,
-        stdout: &str,
-        stderr: &str,
+        (stdout, stderr): (&str, &str),
+        observed: Vec<Result<FileObservation, workspace::WorkspaceError>>,
     ) -> Vec<Finding> {
         let expect_pointer = format!("{pointer}/expect");
         let mut findings = Vec::new();
@@ -1978,9 +2034,9 @@ impl<'a> ScenarioRun<'a> {
                 &self.masker,
             ));
         }
-        for (index, file) in expect.files.iter().enumerate() {
+        for (index, (file, observed)) in expect.files.iter().zip(observed).enumerate() {
             let file_pointer = format!("{expect_pointer}/files/{index}");
-            match self.observe_file(&file.path, file.text.is_some() || !file.json.is_empty()) {
+            match observed {
                 Ok(observed) => {
                     findings.extend(check::file(&file_pointer, file, &observed, &self.masker))
                 }
@@ -1999,30 +2055,7 @@ impl<'a> ScenarioRun<'a> {
         relative: &str,
         want_text: bool,
     ) -> Result<FileObservation, workspace::WorkspaceError> {
-        // A FIFO, device node or hard link the job left there is refused, never read.
-        let workspace::Collected::File(mut file, _) = self.workspace().collect(relative)? else {
-            return Ok(FileObservation::default());
-        };
-        let io_error = |source| workspace::WorkspaceError::Io {
-            action: "read",
-            path: self.workspace().root().join(relative),
-            source,
-        };
-        let (size, sha256) = workspace::sha256_collected(&mut file).map_err(io_error)?;
-        let text = if want_text && size <= MAX_TEXT_BYTES {
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes)
-                .ok()
-                .and_then(|_| String::from_utf8(bytes).ok())
-        } else {
-            None
-        };
-        Ok(FileObservation {
-            exists: true,
-            size,
-            sha256,
-            text,
-        })
+        observe_file(self.workspace(), relative, want_text)
     }
 
     async fn upload(
@@ -2037,7 +2070,7 @@ impl<'a> ScenarioRun<'a> {
             .workspace()
             .collect(&upload.from)
             .map_err(|error| finding(error.category(), &from_pointer, error.to_string()))?;
-        let mut file = match collected {
+        let file = match collected {
             workspace::Collected::File(file, _) => file,
             workspace::Collected::Missing => {
                 return Err(finding(
@@ -2054,15 +2087,26 @@ impl<'a> ScenarioRun<'a> {
                 ));
             }
         };
-        let mut bytes = Vec::new();
-        if let Err(error) = file.read_to_end(&mut bytes) {
-            return Err(finding(
-                Category::FilestoreFailed,
-                &from_pointer,
-                format!("cannot read `{}`: {error}", upload.from),
-            ));
-        }
-        let sha256 = sha256_hex(&bytes);
+        // Read and hashed on the blocking pool: an artifact may be large.
+        let read = crate::blocking::run(move |_| {
+            let mut file = file;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map(|_| {
+                let sha256 = sha256_hex(&bytes);
+                (bytes, sha256)
+            })
+        })
+        .await;
+        let (bytes, sha256) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                return Err(finding(
+                    Category::FilestoreFailed,
+                    &from_pointer,
+                    format!("cannot read `{}`: {error}", upload.from),
+                ));
+            }
+        };
         let key = template::render(&upload.to, &self.vars);
         let to_pointer = format!("{pointer}/to");
         let size = bytes.len() as u64;
@@ -2075,7 +2119,11 @@ impl<'a> ScenarioRun<'a> {
             self.context.filestore.get(&key).await.map_err(|error| {
                 finding(Category::FilestoreFailed, &to_pointer, error.to_string())
             })?;
-        let stored_sha256 = sha256_hex(&stored);
+        let (stored, stored_sha256) = crate::blocking::run(move |_| {
+            let sha256 = sha256_hex(&stored);
+            (stored, sha256)
+        })
+        .await;
         if stored_sha256 != sha256 {
             return Err(finding(
                 Category::ChecksumMismatch,
@@ -2124,9 +2172,42 @@ impl<'a> ScenarioRun<'a> {
         }
         entry.volume = self.volume.take();
         entry.images = self.images.drain(..).collect();
-        entry.workspace = self.workspace.take().map(crate::workspace::Workspace::keep);
+        // Still shared only with a blocking task that is ending (a cancelled step): its
+        // drop removes the workspace, and only the path is listed.
+        entry.workspace = self.workspace.take().map(|shared| {
+            let path = shared.root().to_path_buf();
+            Arc::into_inner(shared).map_or(path, crate::workspace::Workspace::keep)
+        });
         if let Ok(mut list) = kept.lock() {
             list.push(entry);
+        }
+    }
+
+    /// After a cancellation, the containers of this scenario the daemon has and the
+    /// scenario never heard of: a `create` cut short by the cancel (its process killed with
+    /// its group) may still have been carried out by the daemon, and its ID never came
+    /// back. Found by the scenario's label, checked to be this run's (another run's
+    /// scenario of the same name has the same label), removed here rather than left to
+    /// the run's final sweep. Costs two calls per cancelled scenario, none otherwise.
+    async fn remove_unrecorded_containers(&mut self, problems: &mut Vec<String>) {
+        if !self.context.cancel.is_cancelled() {
+            return;
+        }
+        let label = format!("dockproof.scenario={}", self.slug);
+        let Ok(found) = self.backend.list_labelled(&label).await else {
+            // The run's sweep lists them again, and says what it removed.
+            return;
+        };
+        for id in found {
+            let ours = self.backend.inspect_json(&id).await.is_ok_and(|document| {
+                document
+                    .pointer("/Config/Labels/dockproof.run")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(self.context.run_id.as_str())
+            });
+            if ours && let Err(error) = self.backend.remove(&id).await {
+                problems.push(format!("container {id}: {error}"));
+            }
         }
     }
 
@@ -2144,6 +2225,7 @@ impl<'a> ScenarioRun<'a> {
                 problems.push(format!("container {id}: {error}"));
             }
         }
+        self.remove_unrecorded_containers(&mut problems).await;
         if let Some(problem) = self.remove_volume().await {
             problems.push(problem);
         }
@@ -2152,7 +2234,9 @@ impl<'a> ScenarioRun<'a> {
                 problems.push(format!("image {image}: {error}"));
             }
         }
-        if let Some(workspace) = self.workspace.take()
+        // Still shared with a blocking task of a cancelled step, it is removed when that
+        // task drops it.
+        if let Some(workspace) = self.workspace.take().and_then(Arc::into_inner)
             && let Err(error) = workspace.remove()
         {
             problems.push(error.to_string());
@@ -2163,6 +2247,39 @@ impl<'a> ScenarioRun<'a> {
             Err(Failure::new(Category::CleanupFailed, problems.join("; ")))
         }
     }
+}
+
+/// What the workspace holds at `relative`: its size, sha256 and (with `want_text`, when
+/// small) its text. Blocking: run it on the blocking pool.
+fn observe_file(
+    workspace: &Workspace,
+    relative: &str,
+    want_text: bool,
+) -> Result<FileObservation, workspace::WorkspaceError> {
+    // A FIFO, device node or hard link the job left there is refused, never read.
+    let workspace::Collected::File(mut file, _) = workspace.collect(relative)? else {
+        return Ok(FileObservation::default());
+    };
+    let io_error = |source| workspace::WorkspaceError::Io {
+        action: "read",
+        path: workspace.root().join(relative),
+        source,
+    };
+    let (size, sha256) = workspace::sha256_collected(&mut file).map_err(io_error)?;
+    let text = if want_text && size <= MAX_TEXT_BYTES {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .ok()
+            .and_then(|_| String::from_utf8(bytes).ok())
+    } else {
+        None
+    };
+    Ok(FileObservation {
+        exists: true,
+        size,
+        sha256,
+        text,
+    })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
+use super::include::{self, IncludedFile};
 use super::model::{
     self, Action, Scenario, Source, Step, StepFile, StepKind, StepShapeError, TextMatch,
 };
@@ -16,39 +17,7 @@ use super::template;
 use super::vars::{self, VarSources};
 use super::yaml::{self, SourceSpan, SpanIndex};
 
-/// One problem found in a scenario file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// Where in the file (line 0 when the problem is the file as a whole).
-    pub span: SourceSpan,
-    /// What is wrong.
-    pub message: String,
-    /// What would have been valid.
-    pub expected: Option<String>,
-    /// What to do about it.
-    pub hint: Option<String>,
-}
-
-impl Diagnostic {
-    pub(crate) fn new(span: SourceSpan, message: impl Into<String>) -> Self {
-        Diagnostic {
-            span,
-            message: message.into(),
-            expected: None,
-            hint: None,
-        }
-    }
-
-    pub(crate) fn expected(mut self, expected: impl Into<String>) -> Self {
-        self.expected = Some(expected.into());
-        self
-    }
-
-    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-}
+pub use super::diagnostic::Diagnostic;
 
 /// A scenario that loaded cleanly, with what is needed to point back into its file.
 #[derive(Debug, Clone)]
@@ -63,6 +32,26 @@ pub struct LoadedScenario {
     /// The variables its texts used (`NAME`, and `env.NAME` for host variables), with the
     /// values they had: they go into the job record.
     pub vars: BTreeMap<String, String>,
+    /// The fragments its steps came from: a span with `source: n` is in `included[n - 1]`.
+    pub included: Vec<IncludedFile>,
+}
+
+impl LoadedScenario {
+    /// The file and span of `pointer`'s value: in the scenario or in an included fragment.
+    pub fn locate(&self, pointer: &str) -> (&Path, SourceSpan) {
+        let span = self.spans.value(pointer);
+        (file_of(&self.path, &self.included, span.source), span)
+    }
+}
+
+/// The file a span with `source` is in: `main`, or the included file it names.
+pub fn file_of<'a>(main: &'a Path, included: &'a [IncludedFile], source: u32) -> &'a Path {
+    match source.checked_sub(1) {
+        Some(index) => included
+            .get(index as usize)
+            .map_or(main, |file| file.path.as_path()),
+        None => main,
+    }
 }
 
 /// What a run gives every scenario file it loads.
@@ -72,6 +61,9 @@ pub struct LoadOptions {
     pub vars: VarSources,
     /// Reads a host environment variable a scenario declares under `host_env:`.
     pub host_env: fn(&str) -> Option<String>,
+    /// The directory includes may not leave (default: the nearest directory above the
+    /// scenario holding `dockproof.toml` or `.git`, see [`include::include_root`]).
+    pub include_root: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -79,6 +71,7 @@ impl Default for LoadOptions {
         LoadOptions {
             vars: VarSources::default(),
             host_env: |name| std::env::var(name).ok(),
+            include_root: None,
         }
     }
 }
@@ -89,8 +82,20 @@ pub struct FileReport {
     pub path: PathBuf,
     /// The file's text (empty when it could not be read).
     pub source: String,
+    /// The scenario, or its matrix's first combination.
     pub scenario: Option<LoadedScenario>,
+    /// The matrix's further combinations, in order.
+    pub combinations: Vec<LoadedScenario>,
+    /// The fragments it included (also on a file with problems: they may be in them).
+    pub included: Vec<IncludedFile>,
     pub diagnostics: Vec<Diagnostic>,
+}
+
+impl FileReport {
+    /// Every scenario the file holds: one, or one per matrix combination.
+    pub fn into_scenarios(self) -> Vec<LoadedScenario> {
+        self.scenario.into_iter().chain(self.combinations).collect()
+    }
 }
 
 /// The JSON Schema of scenario files, generated from the model types.
@@ -169,17 +174,28 @@ pub fn load_file_with(path: &Path, options: &LoadOptions) -> FileReport {
     match crate::input_file::read_config(path) {
         Ok(source) => {
             let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let (loaded, diagnostics) = load_hinted(&source, &base_dir, options);
+            let (loaded, mut diagnostics, included) =
+                load_hinted(&source, Some(path), &base_dir, options);
+            if include::is_fragment_file(path) && !diagnostics.is_empty() {
+                for diagnostic in &mut diagnostics {
+                    diagnostic.hint = Some("this is a fragment (`*.fragment.yaml`), not a scenario: include it from a scenario with `- include: { file: ... }`".into());
+                }
+            }
+            let mut scenarios = loaded.into_iter().map(|loaded| LoadedScenario {
+                scenario: loaded.scenario,
+                path: path.to_path_buf(),
+                base_dir: base_dir.clone(),
+                spans: loaded.spans,
+                vars: loaded.vars,
+                included: included.clone(),
+            });
+            let scenario = scenarios.next();
             FileReport {
                 path: path.to_path_buf(),
                 source,
-                scenario: loaded.map(|loaded| LoadedScenario {
-                    scenario: loaded.scenario,
-                    path: path.to_path_buf(),
-                    base_dir,
-                    spans: loaded.spans,
-                    vars: loaded.vars,
-                }),
+                scenario,
+                combinations: scenarios.collect(),
+                included,
                 diagnostics,
             }
         }
@@ -187,6 +203,8 @@ pub fn load_file_with(path: &Path, options: &LoadOptions) -> FileReport {
             path: path.to_path_buf(),
             source: String::new(),
             scenario: None,
+            combinations: Vec::new(),
+            included: Vec::new(),
             diagnostics: vec![
                 Diagnostic::new(
                     SourceSpan::default(),
@@ -199,11 +217,15 @@ pub fn load_file_with(path: &Path, options: &LoadOptions) -> FileReport {
     }
 }
 
-/// Load a scenario from text; relative fixture paths resolve against `base_dir`.
+/// Load a scenario from text; relative fixture paths resolve against `base_dir`. (A
+/// scenario with a matrix gives its first combination.)
 pub fn load_str(source: &str, base_dir: &Path) -> (Option<(Scenario, SpanIndex)>, Vec<Diagnostic>) {
-    let (loaded, diagnostics) = load_hinted(source, base_dir, &LoadOptions::default());
+    let (loaded, diagnostics, _) = load_hinted(source, None, base_dir, &LoadOptions::default());
     (
-        loaded.map(|loaded| (loaded.scenario, loaded.spans)),
+        loaded
+            .into_iter()
+            .next()
+            .map(|loaded| (loaded.scenario, loaded.spans)),
         diagnostics,
     )
 }
@@ -217,10 +239,11 @@ struct Loaded {
 
 fn load_hinted(
     source: &str,
+    file: Option<&Path>,
     base_dir: &Path,
     options: &LoadOptions,
-) -> (Option<Loaded>, Vec<Diagnostic>) {
-    let (scenario, mut diagnostics) = load_str_unhinted(source, base_dir, options);
+) -> (Vec<Loaded>, Vec<Diagnostic>, Vec<IncludedFile>) {
+    let (scenarios, mut diagnostics, included) = load_str_unhinted(source, file, base_dir, options);
     for diagnostic in &mut diagnostics {
         // A problem with the document as a whole (an empty file, say) is reported at its start.
         if diagnostic.span.start.line == 0 {
@@ -229,20 +252,90 @@ fn load_hinted(
                 column: 1,
                 offset: 0,
             };
-            diagnostic.span = SourceSpan { start, end: start };
+            diagnostic.span = SourceSpan {
+                start,
+                end: start,
+                source: diagnostic.span.source,
+            };
         }
         if diagnostic.hint.is_none() {
             diagnostic.hint = Some("see docs/scenarios.md, or `dockproof schema`".into());
         }
     }
-    (scenario, diagnostics)
+    (scenarios, diagnostics, included)
+}
+
+/// At most this many combinations of one scenario's matrix.
+pub const MAX_MATRIX_COMBINATIONS: usize = 64;
+
+/// The combinations of the document's `matrix:` (keys in the order written, the first
+/// varying slowest), or one empty combination without a matrix. Shapes the schema refuses
+/// are left to it.
+fn matrix_combinations(
+    document: &Value,
+    spans: &SpanIndex,
+) -> Result<Vec<Vec<(String, String)>>, Box<Diagnostic>> {
+    let mut combinations: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    let Some(Value::Object(axes)) = document.get("matrix") else {
+        return Ok(combinations);
+    };
+    let mut count: usize = 1;
+    for (name, values) in axes {
+        let Value::Array(values) = values else {
+            continue;
+        };
+        let texts: Vec<String> = values
+            .iter()
+            .filter_map(|value| match value {
+                Value::String(text) => Some(text.clone()),
+                Value::Number(number) => Some(number.to_string()),
+                Value::Bool(flag) => Some(flag.to_string()),
+                _ => None,
+            })
+            .collect();
+        if texts.is_empty() {
+            continue;
+        }
+        count = count.saturating_mul(texts.len());
+        if count > MAX_MATRIX_COMBINATIONS {
+            let sizes: Vec<String> = axes
+                .iter()
+                .map(|(name, values)| format!("{name}: {}", values.as_array().map_or(0, Vec::len)))
+                .collect();
+            return Err(Box::new(
+                Diagnostic::new(
+                    spans.key("/matrix"),
+                    format!(
+                        "the matrix has more than {MAX_MATRIX_COMBINATIONS} combinations ({})",
+                        sizes.join(" × ")
+                    ),
+                )
+                .expected(format!("at most {MAX_MATRIX_COMBINATIONS} combinations"))
+                .hint(
+                    "fewer values, or split the scenario: each combination is a whole scenario run",
+                ),
+            ));
+        }
+        combinations = combinations
+            .into_iter()
+            .flat_map(|combination| {
+                texts.iter().map(move |text| {
+                    let mut next = combination.clone();
+                    next.push((name.clone(), text.clone()));
+                    next
+                })
+            })
+            .collect();
+    }
+    Ok(combinations)
 }
 
 fn load_str_unhinted(
     source: &str,
+    file: Option<&Path>,
     base_dir: &Path,
     options: &LoadOptions,
-) -> (Option<Loaded>, Vec<Diagnostic>) {
+) -> (Vec<Loaded>, Vec<Diagnostic>, Vec<IncludedFile>) {
     let mut located = match yaml::parse(source) {
         Ok(located) => located,
         Err(error) => {
@@ -251,14 +344,104 @@ fn load_str_unhinted(
                     .hint
                     .unwrap_or("check indentation, quoting and brackets around this spot"),
             );
-            return (None, vec![diagnostic]);
+            return (Vec::new(), vec![diagnostic], Vec::new());
         }
     };
+    let root = options
+        .include_root
+        .clone()
+        .unwrap_or_else(|| include::include_root(base_dir));
+    let (included, mut diagnostics) = include::expand(&mut located, file, base_dir, &root);
+    if !diagnostics.is_empty() {
+        // The steps are not all there: what else looks wrong may well be the includes' doing.
+        diagnostics
+            .sort_by_key(|diagnostic| (diagnostic.span.source, diagnostic.span.start.offset));
+        return (Vec::new(), diagnostics, included);
+    }
+    let combinations = match matrix_combinations(&located.value, &located.spans) {
+        Ok(combinations) => combinations,
+        Err(diagnostic) => {
+            diagnostics.push(*diagnostic);
+            return (Vec::new(), diagnostics, included);
+        }
+    };
+    if let Some(Value::Object(axes)) = located.value.get("matrix") {
+        for name in axes.keys() {
+            if options.vars.overrides.contains_key(name) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        located.spans.key(&format!("/matrix/{}", yaml::escape_segment(name))),
+                        format!("`--var`/`--vars-file` give `{name}`, a key of this matrix"),
+                    )
+                    .expected("variables that are not matrix keys")
+                    .hint(format!(
+                        "every combination would run with the same `{name}` under another name: drop the override, or `{name}` from the matrix"
+                    )),
+                );
+            }
+        }
+        if !diagnostics.is_empty() {
+            return (Vec::new(), diagnostics, included);
+        }
+    }
+    let mut scenarios = Vec::new();
+    for combination in &combinations {
+        let mut document = located.clone();
+        let (loaded, problems) = load_one(&mut document, base_dir, options, combination);
+        for problem in problems {
+            if !diagnostics.contains(&problem) {
+                diagnostics.push(problem);
+            }
+        }
+        if let Some(mut loaded) = loaded {
+            if !combination.is_empty() {
+                let values: Vec<String> = combination
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect();
+                loaded.scenario.name = format!("{} [{}]", loaded.scenario.name, values.join(", "));
+            }
+            scenarios.push(loaded);
+        }
+    }
+    let mut slugs = std::collections::BTreeSet::new();
+    for loaded in &scenarios {
+        if !slugs.insert(crate::run_id::slug(&loaded.scenario.name)) {
+            diagnostics.push(
+                Diagnostic::new(
+                    located.spans.key("/matrix"),
+                    format!(
+                        "two combinations of the matrix get the same short name (`{}`)",
+                        crate::run_id::slug(&loaded.scenario.name)
+                    ),
+                )
+                .expected("combinations whose names differ in their first 40 letters and digits")
+                .hint("shorten the scenario's name or the values: containers and recordings are named after it"),
+            );
+            break;
+        }
+    }
+    diagnostics.sort_by_key(|diagnostic| (diagnostic.span.source, diagnostic.span.start.offset));
+    if !diagnostics.is_empty() {
+        scenarios.clear();
+    }
+    (scenarios, diagnostics, included)
+}
+
+/// One combination of a scenario (the whole scenario without a matrix): variables
+/// filled in, validated, typed.
+fn load_one(
+    located: &mut yaml::Located,
+    base_dir: &Path,
+    options: &LoadOptions,
+    combination: &[(String, String)],
+) -> (Option<Loaded>, Vec<Diagnostic>) {
+    let matrix: BTreeMap<String, String> = combination.iter().cloned().collect();
     let (used_vars, var_problems) = vars::substitute(
         &mut located.value,
         &located.spans,
         &options.vars,
-        &BTreeMap::new(),
+        &matrix,
         &options.host_env,
     );
     let mut diagnostics = schema_diagnostics(&located.value, &located.spans);
@@ -296,7 +479,7 @@ fn load_str_unhinted(
         let steps = with_references(steps, &located.value);
         let loaded = Loaded {
             scenario: scenario.with_steps(steps),
-            spans: located.spans,
+            spans: std::mem::take(&mut located.spans),
             vars: used_vars,
         };
         (Some(loaded), diagnostics)
@@ -1833,6 +2016,7 @@ fn collect_dir(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
         } else if entry
             .extension()
             .is_some_and(|extension| extension == "yaml" || extension == "yml")
+            && !include::is_fragment_file(&entry)
         {
             found.push(entry);
         }

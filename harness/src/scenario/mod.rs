@@ -1,5 +1,7 @@
 //! Scenario files: the model, YAML with locations, loading and validation.
 
+pub mod diagnostic;
+pub mod include;
 pub mod load;
 pub mod model;
 pub mod template;

@@ -50,6 +50,12 @@ pub struct Scenario<S = Step> {
     /// Host environment variables the scenario reads as `{{ env.NAME }}`: only these.
     #[serde(default)]
     pub host_env: Vec<String>,
+    /// Run the scenario once per combination of these values (at most 64 combinations),
+    /// each a JUnit case named `NAME [KEY=VALUE, ...]`; the values are variables,
+    /// `{{ vars.KEY }}` (docs/scenarios.md, "Matrix").
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = 8))]
+    pub matrix: BTreeMap<String, MatrixValues>,
     /// The steps, run in order.
     pub steps: Vec<S>,
     /// The scenario as a whole (its steps and the cleanup after them) must fail with this
@@ -70,6 +76,11 @@ pub struct Scenario<S = Step> {
     #[serde(default)]
     pub requires: Vec<Requirement>,
 }
+
+/// One matrix key's values, in the order the combinations are run.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct MatrixValues(#[schemars(length(min = 1, max = 64))] pub Vec<Text>);
 
 /// Something a scenario needs from the backend it runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -106,6 +117,7 @@ impl<S> Scenario<S> {
             secrets: self.secrets,
             vars: self.vars,
             host_env: self.host_env,
+            matrix: self.matrix,
             steps,
             expect_failure: self.expect_failure,
             fake_faults: self.fake_faults,
@@ -309,6 +321,10 @@ pub struct StepFile {
     /// service (its restart policy must bring it back), `down`. Needs `requires: [compose]`.
     #[serde(default)]
     pub compose: Option<ComposeSpec>,
+    /// Replaced, when the scenario loads, by the steps of a fragment file (with no other
+    /// key on this step): `include: { file: web.fragment.yaml, with: { image: ... } }`.
+    #[serde(default)]
+    pub include: Option<IncludeSpec>,
     /// What a `run` or `exec` must produce.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -318,6 +334,17 @@ pub struct StepFile {
     /// The step must fail with this category for the scenario to pass.
     #[serde(default)]
     pub expect_failure: Option<Category>,
+}
+
+/// A step that stands for a fragment's steps (docs/scenarios.md, "Includes").
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncludeSpec {
+    /// The fragment (`*.fragment.yaml`), relative to the including file's directory.
+    pub file: String,
+    /// Values of the fragment's `params:`, used there as `{{ params.NAME }}`.
+    #[serde(default)]
+    pub with: BTreeMap<String, Text>,
 }
 
 /// Which kind a step is.

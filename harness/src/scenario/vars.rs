@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde_json::Value;
 
-use super::load::Diagnostic;
+use super::diagnostic::Diagnostic;
 use super::yaml::{self, SpanIndex};
 
 /// Variables a whole run gives every scenario it loads.

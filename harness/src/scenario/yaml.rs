@@ -26,6 +26,9 @@ pub struct Pos {
 pub struct SourceSpan {
     pub start: Pos,
     pub end: Pos,
+    /// Which file: 0 the file being read, `n` the `n`-th file a scenario included
+    /// (`LoadedScenario::included[n - 1]`, see `scenario::include`).
+    pub source: u32,
 }
 
 /// Where each node of a parsed document came from, keyed by JSON pointer.
@@ -56,6 +59,45 @@ impl SpanIndex {
             .get(pointer)
             .copied()
             .unwrap_or_else(|| self.value(pointer))
+    }
+
+    /// Forget every span below `prefix` (the span of `prefix` itself stays).
+    pub(crate) fn remove_under(&mut self, prefix: &str) {
+        let below = format!("{prefix}/");
+        let keep = |pointer: &String| !pointer.starts_with(&below);
+        self.values.retain(|pointer, _| keep(pointer));
+        self.keys.retain(|pointer, _| keep(pointer));
+    }
+
+    /// Copy `from`'s spans at or below `from_prefix` to `to_prefix` here, marked as coming
+    /// from file `source` (an included file's spans, spliced where it was included).
+    pub(crate) fn graft(
+        &mut self,
+        to_prefix: &str,
+        from: &SpanIndex,
+        from_prefix: &str,
+        source: u32,
+    ) {
+        let below = format!("{from_prefix}/");
+        let moved = |pointer: &String| {
+            if pointer == from_prefix {
+                Some(to_prefix.to_owned())
+            } else {
+                pointer
+                    .strip_prefix(&below)
+                    .map(|rest| format!("{to_prefix}/{rest}"))
+            }
+        };
+        for (pointer, span) in &from.values {
+            if let Some(target) = moved(pointer) {
+                self.values.insert(target, SourceSpan { source, ..*span });
+            }
+        }
+        for (pointer, span) in &from.keys {
+            if let Some(target) = moved(pointer) {
+                self.keys.insert(target, SourceSpan { source, ..*span });
+            }
+        }
     }
 }
 
@@ -201,6 +243,7 @@ impl<'input> Reader<'input> {
                     span: SourceSpan {
                         start: pos,
                         end: pos,
+                        source: 0,
                     },
                     hint: None,
                 })
@@ -408,6 +451,7 @@ impl<'input> Reader<'input> {
             SourceSpan {
                 start: span.start,
                 end,
+                source: 0,
             },
         );
         Ok(value)
@@ -497,6 +541,7 @@ impl CharOffsets {
         SourceSpan {
             start: self.pos(span.start.index(), span.start.line(), span.start.col()),
             end: self.pos(span.end.index(), span.end.line(), span.end.col()),
+            source: 0,
         }
     }
 }

@@ -1711,6 +1711,11 @@ fn as_scenario(block: &str) -> Option<String> {
     let first = block
         .lines()
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    // An include fragment (`params:`/`steps:`): the shipped fragments it shows are loaded
+    // by the shipped scenarios that include them.
+    if block.lines().any(|l| l.starts_with("params:")) {
+        return None;
+    }
     let named = |body: String| {
         if body.lines().any(|l| l.starts_with("name:")) {
             body
@@ -2034,5 +2039,160 @@ fn a_value_captured_from_stdout_is_used_by_the_next_step_and_masked_when_secret(
         .code(2)
         .stderr(predicate::str::contains(
             "unknown-capture.yaml:3:55: no earlier step captures `nope.value`",
+        ));
+}
+
+/// Issue 20's bar for includes: a fragment included by two scenarios (in different
+/// directories, with different parameters) reports a problem inside it at the fragment's
+/// file:line:col for both, each with its own including line; include problems (a missing
+/// fragment, an unknown parameter) are reported at the include's line; exit 2.
+#[test]
+fn a_problem_in_a_fragment_is_reported_at_its_line_for_every_includer() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("suite/nested")).unwrap();
+    std::fs::create_dir_all(root.join("suite/fragments")).unwrap();
+    std::fs::write(root.join("dockproof.toml"), "").unwrap();
+    // Line 6, column 16: a duration spelt wrong inside the fragment.
+    write(
+        &root.join("suite/fragments"),
+        "web.fragment.yaml",
+        "params:\n  image: {}\nsteps:\n  - run:\n      image: \"{{ params.image }}\"\n      timeout: 5 sec\n",
+    );
+    write(
+        &root.join("suite"),
+        "first.yaml",
+        "name: first\nsteps:\n  - include:\n      file: fragments/web.fragment.yaml\n      with: { image: \"dockproof/job-runner:1\" }\n",
+    );
+    write(
+        &root.join("suite/nested"),
+        "second.yaml",
+        "name: second\nsteps:\n  - run: { image: dockproof/job-runner:1 }\n  - include: { file: ../fragments/web.fragment.yaml, with: { image: x } }\n",
+    );
+    let output = dockproof()
+        .current_dir(root)
+        .args(["check", "suite"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let at_fragment = "suite/fragments/web.fragment.yaml:6:16: `5 sec` is not a duration";
+    assert_eq!(stderr.matches(at_fragment).count(), 2, "{stderr}");
+    assert!(
+        stderr.contains("included from suite/first.yaml:4:13"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("included from suite/nested/second.yaml:4:22"),
+        "{stderr}"
+    );
+    // Fixed in the fragment, both load; a missing fragment and an unknown parameter are
+    // errors at the including line.
+    write(
+        &root.join("suite/fragments"),
+        "web.fragment.yaml",
+        "params:\n  image: {}\nsteps:\n  - run:\n      image: \"{{ params.image }}\"\n      timeout: 5s\n",
+    );
+    dockproof()
+        .current_dir(root)
+        .args(["check", "suite"])
+        .assert()
+        .success();
+    write(
+        &root.join("suite"),
+        "third.yaml",
+        "name: third\nsteps:\n  - include: { file: fragments/nope.fragment.yaml }\n  - include: { file: fragments/web.fragment.yaml, with: { image: x, tag: y } }\n",
+    );
+    let output = dockproof()
+        .current_dir(root)
+        .args(["check", "suite/third.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "suite/third.yaml:3:22: cannot include `fragments/nope.fragment.yaml`: no such file"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "suite/third.yaml:4:69: `fragments/web.fragment.yaml` has no parameter `tag`"
+        ),
+        "{stderr}"
+    );
+}
+
+/// Issue 20 item 4: a matrix runs as one JUnit case per combination, named with its
+/// values in a fixed order, and a failing combination fails only its own case.
+#[test]
+fn a_matrix_is_one_junit_case_per_combination_and_fails_only_the_failing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "matrix.yaml",
+        "name: exits\nmatrix:\n  code: [\"0\", \"3\"]\n  who: [ann, bob]\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      env: { JOB_EXIT_CODE: \"{{ vars.code }}\", JOB_ID: \"{{ vars.who }}\" }\n    expect: { stdout: { contains: \"job {{ vars.who }}: starting\" } }\n",
+    );
+    let junit = dir.path().join("junit.xml");
+    let output = support::dockproof_fake(&dir.path().join("work"))
+        .arg("--junit")
+        .arg(&junit)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::describe(&output)
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let cases: Vec<(&str, bool)> = xml
+        .split("<testcase ")
+        .skip(1)
+        .map(|case| {
+            let name = case
+                .split_once("name=\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(name, _)| name)
+                .unwrap_or_default();
+            let body = case.split("</testcase>").next().unwrap_or_default();
+            (name, body.contains("<failure"))
+        })
+        .collect();
+    assert_eq!(
+        cases,
+        [
+            ("exits [code=0, who=ann]", false),
+            ("exits [code=0, who=bob]", false),
+            ("exits [code=3, who=ann]", true),
+            ("exits [code=3, who=bob]", true),
+        ],
+        "{xml}"
+    );
+    // `--var` giving a matrix key: a load error at that key.
+    dockproof()
+        .arg("check")
+        .args(["--var", "who=eve"])
+        .arg(&scenario)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "matrix.yaml:4:3: `--var`/`--vars-file` give `who`, a key of this matrix",
+        ));
+    // Over 64 combinations: a load error at `matrix:` with the sizes.
+    let big = write(
+        dir.path(),
+        "big.yaml",
+        "name: big\nmatrix:\n  a: [1, 2, 3, 4, 5, 6, 7, 8, 9]\n  b: [1, 2, 3, 4, 5, 6, 7, 8]\nsteps:\n  - run: { image: dockproof/job-runner:1 }\n",
+    );
+    dockproof()
+        .arg("check")
+        .arg(&big)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "big.yaml:2:1: the matrix has more than 64 combinations (a: 9 × b: 8)",
         ));
 }

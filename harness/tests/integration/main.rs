@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod blocking_work;
 mod canary;
 mod ci_output;
 mod cli;

@@ -873,6 +873,16 @@ fn run_containers(
 /// passing one's are removed, and the final sweep leaves the kept ones alone. The end of
 /// the run says how to inspect and remove them, and `dockproof clean --run ID` does.
 fn keep_failed(backend: &str) -> Result<(), Failed> {
+    keep_failed_asked(backend, false)
+}
+
+/// [`keep_failed`] asked for by `keep_failed = true` in the project file instead of the
+/// flag (issue 20 item 9).
+fn keep_failed_from_the_project_file() -> Result<(), Failed> {
+    keep_failed_asked("fake", true)
+}
+
+fn keep_failed_asked(backend: &str, by_project_file: bool) -> Result<(), Failed> {
     if backend != "fake" {
         support::ensure_fixture_image("dockproof/job-runner:1")?;
     }
@@ -886,8 +896,14 @@ fn keep_failed(backend: &str) -> Result<(), Failed> {
     } else {
         support::dockproof_on(backend, &work)
     };
+    if by_project_file {
+        let project = write(dir.path(), "dockproof.toml", "keep_failed = true\n")?;
+        command.arg("--project").arg(project);
+    } else {
+        command.arg("--keep-failed");
+    }
     let output = command
-        .args(["--keep-failed", "--run-id", &run])
+        .args(["--run-id", &run])
         .arg(&failing)
         .arg(&passing)
         .output()
@@ -982,6 +998,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test(
             "fake::keep-failed-keeps-exactly-the-failed-scenario",
             || keep_failed("fake"),
+        ),
+        Trial::test(
+            "fake::keep-failed-from-the-project-file",
+            keep_failed_from_the_project_file,
         ),
     ];
     let real: [(&str, Test); 4] = [

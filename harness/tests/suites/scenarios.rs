@@ -60,9 +60,19 @@ fn run_report(
 /// How the console reports a scenario skipped for a command fake-docker does not model.
 const UNMODELLED_SKIP: &str = "skipped: fake image dockproof/";
 
-/// What must be identical between the fake and a real daemon for one scenario.
+/// What must be identical between the fake and a real daemon for one scenario file:
+/// each scenario of the report (one, or one per matrix combination).
 fn fingerprint(report: &Value) -> Value {
-    let scenario = &report["scenarios"][0];
+    report["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(scenario_fingerprint)
+        .collect()
+}
+
+/// [`fingerprint`] of one scenario of a report.
+fn scenario_fingerprint(scenario: &Value) -> Value {
     let record = &scenario["record"];
     let docker = &record["context"]["docker"];
     let steps: Vec<Value> = scenario["steps"]
@@ -72,6 +82,7 @@ fn fingerprint(report: &Value) -> Value {
         .map(|step| json!({"kind": step["kind"], "outcome": step["outcome"], "category": step["failure"]["category"]}))
         .collect();
     json!({
+        "name": scenario["name"],
         "outcome": scenario["outcome"],
         "steps": steps,
         "status": record["status"],
