@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::image::{ImageConfig, RawHealthcheck};
+use crate::imageconfig::{ImageConfig, RawHealthcheck};
 
 /// One instruction, as the legacy builder prints it after `Step N/M : `.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,7 +316,7 @@ pub fn derive(
 }
 
 fn super_env(env: &[String]) -> BTreeMap<String, String> {
-    crate::supervisor::env_vars(env)
+    crate::expand::env_vars(env)
 }
 
 /// `ARG A=1 B` → `[(A, Some(1)), (B, None)]`.

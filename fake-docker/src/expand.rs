@@ -11,6 +11,16 @@ pub struct Scope<'a> {
     pub args: &'a [String],
 }
 
+/// `KEY=VALUE` list into variables (later entries win).
+pub fn env_vars(env: &[String]) -> BTreeMap<String, String> {
+    env.iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (entry.clone(), String::new()),
+        })
+        .collect()
+}
+
 /// Expands every `${...}` in `text`; unknown variables expand to the empty string.
 pub fn expand(text: &str, scope: &Scope<'_>) -> String {
     let mut out = String::with_capacity(text.len());

@@ -5,11 +5,11 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::expand::env_vars;
 use crate::health::{HealthConfig, Probe};
 use crate::image::Image;
 use crate::program::{self, Context, Invocation, Output};
-use crate::state::{Container, StateDir, Status};
-use crate::supervisor::{container_fs, env_vars};
+use crate::state::{Container, StateDir, Status, container_fs};
 
 /// Docker keeps at most this much of a probe's output.
 const OUTPUT_LIMIT: usize = 4096;

@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use dockproof_recording::{self as recording, Recording};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::health::{HealthConfig, parse_duration};
+use crate::health::HealthConfig;
 use crate::http::HttpService;
+use crate::imageconfig::ImageConfig;
 use crate::program::{Program, RawStep, compile};
 
 /// Default for `FAKE_DOCKER_IMAGES`.
@@ -31,51 +33,6 @@ pub enum ImageError {
         program: String,
         source: crate::program::StepError,
     },
-}
-
-/// `config:` of an image definition, reported by `image inspect`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ImageConfig {
-    pub user: String,
-    pub env: Vec<String>,
-    pub workdir: String,
-    pub entrypoint: Vec<String>,
-    pub cmd: Vec<String>,
-    pub labels: BTreeMap<String, String>,
-    pub exposed_ports: Vec<String>,
-    /// `VOLUME`s of the image (`Config.Volumes`).
-    pub volumes: Vec<String>,
-    /// `HEALTHCHECK` of the image.
-    pub healthcheck: Option<RawHealthcheck>,
-}
-
-/// `config.healthcheck:` as written (durations in Go syntax: `1s`, `500ms`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawHealthcheck {
-    /// `[CMD-SHELL, "text"]`, `[CMD, prog, args...]` or `[NONE]`.
-    pub test: Vec<String>,
-    pub interval: Option<String>,
-    pub timeout: Option<String>,
-    pub start_period: Option<String>,
-    pub retries: Option<i64>,
-}
-
-impl RawHealthcheck {
-    fn compile(&self) -> Result<HealthConfig, String> {
-        let duration = |text: &Option<String>| match text {
-            Some(text) => parse_duration(text),
-            None => Ok(0),
-        };
-        Ok(HealthConfig {
-            test: self.test.clone(),
-            interval_ns: duration(&self.interval)?,
-            timeout_ns: duration(&self.timeout)?,
-            start_period_ns: duration(&self.start_period)?,
-            retries: self.retries.unwrap_or(0),
-        })
-    }
 }
 
 /// What kind of entry a `files:` item is.
@@ -539,7 +496,7 @@ impl Image {
             .iter()
             .map(|p| crate::ports::normalize_port(p))
             .chain(self.http.iter().filter_map(|s| {
-                s.port(&crate::supervisor::env_vars(&self.config.env))
+                s.port(&crate::expand::env_vars(&self.config.env))
                     .map(|p| format!("{p}/tcp"))
             }))
             .collect();
@@ -739,9 +696,43 @@ pub fn load_all(spec: &str) -> Result<Vec<Image>, ImageError> {
         .map(|file| load_file(file))
         .collect::<Result<_, _>>()?;
     // Images only a recording knows (a team's own image), after every definition.
-    let recorded = crate::replay::recorded_images(&images);
+    let recorded = recorded_images(&images);
     images.extend(recorded);
     Ok(images)
+}
+
+/// Images the recordings name that no definition (or earlier recording) has: a team's
+/// own image becomes known to the fake by its recording alone.
+fn recorded_images(defined: &[Image]) -> Vec<Image> {
+    let mut found: Vec<Image> = Vec::new();
+    for dir in crate::recordings::configured() {
+        let Ok(recording) = Recording::load(&dir) else {
+            // An unreadable recording is reported when a container is matched against it.
+            continue;
+        };
+        // A tree a `cst:` step recorded first: it has the image's files too.
+        for recorded in &recording.images {
+            let known = |image: &Image| image.matches(&recorded.image);
+            if recorded.image_id.is_empty() || defined.iter().any(known) || found.iter().any(known)
+            {
+                continue;
+            }
+            found.extend(Image::recorded_tree(
+                &dir.join(recording::FILE_NAME),
+                &dir,
+                recorded,
+            ));
+        }
+        for recorded in &recording.containers {
+            let call = &recorded.call;
+            let known = |image: &Image| image.matches(&call.image);
+            if call.image_id.is_empty() || defined.iter().any(known) || found.iter().any(known) {
+                continue;
+            }
+            found.push(Image::recorded(&dir.join(recording::FILE_NAME), call));
+        }
+    }
+    found
 }
 
 /// The definition whose ID (the sha256 of its file) is `id`, parsing only that

@@ -3,11 +3,11 @@
 
 use std::net::{TcpListener, UdpSocket};
 
+use crate::expand::env_vars;
 use crate::image::Image;
 use crate::objects::object_id;
 use crate::ports::{self, PortRequest, Published};
 use crate::state::{Container, StateDir, Status};
-use crate::supervisor::env_vars;
 
 /// A bound host port, kept open while the container runs.
 pub enum Socket {

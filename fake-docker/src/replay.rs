@@ -13,63 +13,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use dockproof_recording::{self as recording, Call, Ended, Recording};
-use serde::{Deserialize, Serialize};
 
 use crate::logfile::{LogWriter, Stream};
+use crate::recordings::{ReplayRef, configured};
 use crate::state::Container;
-
-/// The recording directories to replay from.
-pub const RECORDINGS_ENV: &str = "FAKE_DOCKER_RECORDINGS";
 
 /// The message prefix of a start refused because no recording matches (dockproof reads
 /// it as `config_invalid`).
 pub const NO_MATCH: &str = "no recording matches this container";
-
-/// Which recorded container a container replays.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReplayRef {
-    /// The recording directory.
-    pub dir: PathBuf,
-    /// Index into its `containers`.
-    pub index: usize,
-}
-
-/// Images the recordings name that no definition (or earlier recording) has: a team's
-/// own image becomes known to the fake by its recording alone.
-pub fn recorded_images(defined: &[crate::image::Image]) -> Vec<crate::image::Image> {
-    let mut found: Vec<crate::image::Image> = Vec::new();
-    for dir in configured() {
-        let Ok(recording) = Recording::load(&dir) else {
-            // An unreadable recording is reported when a container is matched against it.
-            continue;
-        };
-        // A tree a `cst:` step recorded first: it has the image's files too.
-        for recorded in &recording.images {
-            let known = |image: &crate::image::Image| image.matches(&recorded.image);
-            if recorded.image_id.is_empty() || defined.iter().any(known) || found.iter().any(known)
-            {
-                continue;
-            }
-            found.extend(crate::image::Image::recorded_tree(
-                &dir.join(recording::FILE_NAME),
-                &dir,
-                recorded,
-            ));
-        }
-        for recorded in &recording.containers {
-            let call = &recorded.call;
-            let known = |image: &crate::image::Image| image.matches(&call.image);
-            if call.image_id.is_empty() || defined.iter().any(known) || found.iter().any(known) {
-                continue;
-            }
-            found.push(crate::image::Image::recorded(
-                &dir.join(recording::FILE_NAME),
-                call,
-            ));
-        }
-    }
-    found
-}
 
 /// The HTTP exchanges recorded for the container `replay` plays.
 pub fn recorded_http(replay: &ReplayRef) -> Option<Vec<recording::Exchange>> {
@@ -137,17 +88,6 @@ pub enum Selection {
     NotRecorded,
 }
 
-/// The configured recording directories.
-fn configured() -> Vec<PathBuf> {
-    std::env::var_os(RECORDINGS_ENV)
-        .map(|value| {
-            std::env::split_paths(&value)
-                .filter(|path| !path.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The workspace mounted at `mount` in `container`, fingerprinted (none when not mounted).
 fn workspace_at(
     container: &Container,
@@ -205,7 +145,7 @@ fn recorded_image_name(container: &Container) -> String {
 /// The call as the fake sees `container`, with the workspace fingerprinted at `mount`.
 fn call_of(container: &Container, mount: Option<&str>) -> Result<Call, String> {
     let workspace = workspace_at(container, mount)?;
-    let env: BTreeMap<String, String> = crate::supervisor::env_vars(&container.env)
+    let env: BTreeMap<String, String> = crate::expand::env_vars(&container.env)
         .into_iter()
         .collect();
     Ok(Call {
@@ -320,7 +260,7 @@ pub fn play(container: &Container, replay: &ReplayRef, log: &mut LogWriter) -> i
             Stream::Stderr,
             format!("fake-docker: cannot replay: {message}\n").as_bytes(),
         );
-        crate::supervisor::program_ready_ended();
+        crate::handshake::program_ready_ended();
         127
     };
     let recording = match Recording::load(&replay.dir) {
@@ -360,7 +300,7 @@ pub fn play(container: &Container, replay: &ReplayRef, log: &mut LogWriter) -> i
             {
                 let _ = std::fs::write(state.oom_marker(&container.id), b"oom");
             }
-            crate::supervisor::program_ready_ended();
+            crate::handshake::program_ready_ended();
             code
         }
         Ended::StoppedAfterTimeout => run_until_stopped(code),
@@ -465,7 +405,7 @@ fn run_until_stopped(code: i32) -> ! {
             );
         }
     }
-    crate::supervisor::program_ready_blocked();
+    crate::handshake::program_ready_blocked();
     loop {
         if TERMINATED.load(std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(code);

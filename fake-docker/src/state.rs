@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::health::{HealthConfig, HealthState};
+use crate::paths::{ContainerFs, Mount};
 use crate::ports::{PortRequest, Published};
 
 /// A state-directory operation that failed.
@@ -192,7 +193,7 @@ pub struct Container {
     pub memory_swap: Option<i64>,
     /// The recorded container this one replays (decided by `start`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replay: Option<crate::replay::ReplayRef>,
+    pub replay: Option<crate::recordings::ReplayRef>,
     pub state: RunState,
 }
 
@@ -487,6 +488,23 @@ pub fn find_container(state: &StateDir, name: &str) -> Result<Option<Container>,
         Lookup::Found(container) => Some(*container),
         Lookup::Missing | Lookup::Ambiguous => None,
     })
+}
+
+/// The filesystem a container's program sees.
+pub fn container_fs(state: &StateDir, container: &Container) -> ContainerFs {
+    ContainerFs {
+        root: state.rootfs_path(&container.id),
+        root_read_only: container.read_only,
+        mounts: container
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                source: m.source.clone(),
+                destination: m.destination.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

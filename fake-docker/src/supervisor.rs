@@ -5,19 +5,20 @@
 //! container `running` with the program's pid, tells `start` it is ready, waits for the
 //! program and records its exit: the exit code, or 128 + signal.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use thiserror::Error;
 
+use crate::expand::env_vars;
 use crate::faults::FaultKind;
+use crate::handshake::{ENDED, answer, program_ready};
 use crate::image::{self, Image};
 use crate::logfile::{LogWriter, Stream};
-use crate::paths::{ContainerFs, Mount};
 use crate::program::{self, Context, Invocation, StdinSource};
-use crate::state::{Container, StateDir, StateError, Status};
+use crate::state::{Container, StateDir, StateError, Status, container_fs};
 
 /// Hidden subcommand names.
 pub const SUPERVISE: &str = "__supervise";
@@ -79,45 +80,6 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(255)
-}
-
-fn answer(text: &str) {
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
-    close_stdout();
-}
-
-/// What a program writes on its handshake pipe when it ended without ever blocking.
-const ENDED: &[u8] = b"ended";
-
-/// The program's side of the handshake: say whether it already ended, then close the pipe.
-fn program_ready(why: program::Ready) {
-    if why == program::Ready::Ended {
-        let mut stdout = std::io::stdout();
-        let _ = stdout.write_all(ENDED).and_then(|()| stdout.flush());
-    }
-    close_stdout();
-}
-
-/// A replayed program that ended without blocking tells the supervisor so.
-pub fn program_ready_ended() {
-    program_ready(program::Ready::Ended);
-}
-
-/// A replayed program that keeps running (until stopped) tells the supervisor so.
-pub fn program_ready_blocked() {
-    program_ready(program::Ready::Blocked);
-}
-
-/// Points fd 1 at /dev/null, closing a handshake pipe while keeping fd 1 valid.
-fn close_stdout() {
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        use std::os::fd::AsRawFd;
-        // SAFETY: dup2 onto fd 1 with a valid open descriptor.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 1);
-        }
-    }
 }
 
 /// Body of `fake-docker __supervise ID`.
@@ -310,33 +272,6 @@ pub fn image_of(container: &Container) -> Result<Option<Image>, image::ImageErro
         .find(|i| i.id == container.image_id)
         .or_else(|| images.iter().find(|i| i.matches(&container.image_name)))
         .cloned())
-}
-
-/// The filesystem a container's program sees.
-pub fn container_fs(state: &StateDir, container: &Container) -> ContainerFs {
-    ContainerFs {
-        root: state.rootfs_path(&container.id),
-        root_read_only: container.read_only,
-        mounts: container
-            .mounts
-            .iter()
-            .map(|m| Mount {
-                source: m.source.clone(),
-                destination: m.destination.clone(),
-                read_only: m.read_only,
-            })
-            .collect(),
-    }
-}
-
-/// `KEY=VALUE` list into variables (later entries win).
-pub fn env_vars(env: &[String]) -> std::collections::BTreeMap<String, String> {
-    env.iter()
-        .map(|entry| match entry.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (entry.clone(), String::new()),
-        })
-        .collect()
 }
 
 /// The address a starting container gets on its network: the lowest host address

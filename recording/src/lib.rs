@@ -525,18 +525,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// `map_err` for an I/O error while doing `action` on `path`.
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecordingError {
+    let path = path.to_path_buf();
+    move |source| RecordingError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 /// Walks a directory without following symlinks (fake-docker's view of a mount source;
 /// dockproof walks its workspace through its own directory handle), bounded.
 pub fn walk(root: &Path) -> Result<Vec<Entry>, RecordingError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RecordingError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     let mut entries = Vec::new();
     let mut stack: Vec<(PathBuf, String, usize)> = vec![(root.to_path_buf(), String::new(), 0)];
     while let Some((dir, prefix, depth)) = stack.pop() {
@@ -864,14 +866,6 @@ impl Recording {
             });
         }
         let blob_dir = dir.join(BLOB_DIR);
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| RecordingError::Io {
-                action,
-                path,
-                source,
-            }
-        };
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         if !blobs.0.is_empty() {
             std::fs::create_dir_all(&blob_dir).map_err(io("create", &blob_dir))?;
@@ -907,29 +901,13 @@ struct VersionOnly {
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordingError> {
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, bytes).map_err(|source| RecordingError::Io {
-        action: "write",
-        path: temporary.clone(),
-        source,
-    })?;
-    std::fs::rename(&temporary, path).map_err(|source| RecordingError::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(&temporary, bytes).map_err(io("write", &temporary))?;
+    std::fs::rename(&temporary, path).map_err(io("write", path))
 }
 
 fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, RecordingError> {
-    let io = |action: &'static str| {
-        let path = path.to_path_buf();
-        move |source| RecordingError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let file = std::fs::File::open(path).map_err(io("open"))?;
-    let metadata = file.metadata().map_err(io("inspect"))?;
+    let file = std::fs::File::open(path).map_err(io("open", path))?;
+    let metadata = file.metadata().map_err(io("inspect", path))?;
     if !metadata.is_file() {
         return Err(RecordingError::Io {
             action: "read",
@@ -940,7 +918,7 @@ fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, 
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(io("read"))?;
+        .map_err(io("read", path))?;
     if bytes.len() as u64 > limit {
         return Err(RecordingError::TooLarge {
             path: path.to_path_buf(),
@@ -998,14 +976,6 @@ pub fn check_relative(path: &str) -> Result<(), RecordingError> {
 /// then directories, files and symlinks; never through a symlink.
 pub fn apply(root: &Path, dir: &Path, changes: &[Change]) -> Result<(), RecordingError> {
     use std::os::unix::fs::PermissionsExt;
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RecordingError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     for change in changes {
         check_relative(&change.path)?;
         // No parent may be a symlink: the path must stay beneath the root.
@@ -1091,35 +1061,30 @@ pub fn drift(
     fresh_blobs: &Blobs,
 ) -> Vec<String> {
     let mut found = Vec::new();
-    if recorded.builds.len() != fresh.builds.len() {
-        found.push(format!(
-            "the scenario built {} image(s), the recording has {}",
-            fresh.builds.len(),
-            recorded.builds.len()
-        ));
-    }
+    count_difference(
+        &mut found,
+        "built",
+        "image(s)",
+        fresh.builds.len(),
+        recorded.builds.len(),
+    );
     for (index, (old, new)) in recorded.builds.iter().zip(&fresh.builds).enumerate() {
         let at = format!("build {} ({})", index + 1, new.step);
         if let (Some(old_call), Some(new_call)) = (&old.call, &new.call) {
-            found.extend(
-                build_differences(old_call, new_call)
-                    .into_iter()
-                    .map(|difference| format!("{at}: {difference}")),
-            );
+            found.extend(at_each(&at, build_differences(old_call, new_call)));
         }
-        found.extend(
-            config_differences(&old.image_config, &new.image_config)
-                .into_iter()
-                .map(|difference| format!("{at}: {difference}")),
-        );
-    }
-    if recorded.containers.len() != fresh.containers.len() {
-        found.push(format!(
-            "the scenario ran {} container(s), the recording has {}",
-            fresh.containers.len(),
-            recorded.containers.len()
+        found.extend(at_each(
+            &at,
+            config_differences(&old.image_config, &new.image_config),
         ));
     }
+    count_difference(
+        &mut found,
+        "ran",
+        "container(s)",
+        fresh.containers.len(),
+        recorded.containers.len(),
+    );
     for (index, (old, new)) in recorded
         .containers
         .iter()
@@ -1127,14 +1092,11 @@ pub fn drift(
         .enumerate()
     {
         let at = format!("container {} ({})", index + 1, new.step);
-        for difference in differences(&old.call, &new.call) {
-            found.push(format!("{at}: {difference}"));
-        }
-        found.extend(
-            config_differences(&old.call.image_config, &new.call.image_config)
-                .into_iter()
-                .map(|difference| format!("{at}: {difference}")),
-        );
+        found.extend(at_each(&at, differences(&old.call, &new.call)));
+        found.extend(at_each(
+            &at,
+            config_differences(&old.call.image_config, &new.call.image_config),
+        ));
         outcome_differences(
             &at,
             &old.outcome,
@@ -1164,11 +1126,10 @@ pub fn drift(
         };
         match (find(&recorded.images), find(&fresh.images)) {
             (Some(old), Some(new)) => {
-                found.extend(
-                    config_differences(&old.image_config, &new.image_config)
-                        .into_iter()
-                        .map(|difference| format!("{at}: {difference}")),
-                );
+                found.extend(at_each(
+                    &at,
+                    config_differences(&old.image_config, &new.image_config),
+                ));
                 found.extend(tree_differences(&at, &old, &new));
                 for entry in &old.tree {
                     let Some(fresh_entry) = new.tree.iter().find(|e| e.path == entry.path) else {
@@ -1200,13 +1161,13 @@ pub fn drift(
             (None, None) => {}
         }
     }
-    if recorded.execs.len() != fresh.execs.len() {
-        found.push(format!(
-            "the scenario ran {} exec(s), the recording has {}",
-            fresh.execs.len(),
-            recorded.execs.len()
-        ));
-    }
+    count_difference(
+        &mut found,
+        "ran",
+        "exec(s)",
+        fresh.execs.len(),
+        recorded.execs.len(),
+    );
     for (index, (old, new)) in recorded.execs.iter().zip(&fresh.execs).enumerate() {
         let at = format!("exec {} ({})", index + 1, new.step);
         if old.container != new.container {
@@ -1215,9 +1176,7 @@ pub fn drift(
                 old.container, new.container
             ));
         }
-        for difference in differences(&old.call, &new.call) {
-            found.push(format!("{at}: {difference}"));
-        }
+        found.extend(at_each(&at, differences(&old.call, &new.call)));
         outcome_differences(
             &at,
             &old.outcome,
@@ -1228,6 +1187,22 @@ pub fn drift(
         );
     }
     found
+}
+
+/// `differences`, each said of `at` (`at: difference`).
+fn at_each(at: &str, differences: Vec<String>) -> impl Iterator<Item = String> + '_ {
+    differences
+        .into_iter()
+        .map(move |difference| format!("{at}: {difference}"))
+}
+
+/// "the scenario `did` N `what`, the recording has M" when the counts differ.
+fn count_difference(found: &mut Vec<String>, did: &str, what: &str, fresh: usize, recorded: usize) {
+    if fresh != recorded {
+        found.push(format!(
+            "the scenario {did} {fresh} {what}, the recording has {recorded}"
+        ));
+    }
 }
 
 /// Fresh content's bytes: inline, or among the blobs gathered by the fresh run.
@@ -1424,6 +1399,21 @@ fn describe_change(change: Option<&Change>) -> String {
 mod tests {
     use super::*;
 
+    /// A file `path` added with the content `x` (mode 0644), as a recording holds it.
+    fn added_file_x(path: &str) -> Change {
+        Change {
+            path: path.into(),
+            change: ChangeKind::Added,
+            kind: EntryKind::File,
+            mode: Some("0644".into()),
+            size: Some(1),
+            sha256: None,
+            content: Some(Content::Inline { text: "x".into() }),
+            target: None,
+            masked: false,
+        }
+    }
+
     fn call() -> Call {
         Call {
             image: "dockproof/job-runner:1".into(),
@@ -1544,17 +1534,7 @@ mod tests {
     #[test]
     fn apply_refuses_paths_that_climb_out() {
         let dir = tempfile::tempdir().unwrap();
-        let change = Change {
-            path: "../escape".into(),
-            change: ChangeKind::Added,
-            kind: EntryKind::File,
-            mode: Some("0644".into()),
-            size: Some(1),
-            sha256: None,
-            content: Some(Content::Inline { text: "x".into() }),
-            target: None,
-            masked: false,
-        };
+        let change = added_file_x("../escape");
         assert!(matches!(
             apply(dir.path(), dir.path(), &[change]),
             Err(RecordingError::UnsafePath { .. })
@@ -1678,17 +1658,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
-        let change = Change {
-            path: "out/planted.txt".into(),
-            change: ChangeKind::Added,
-            kind: EntryKind::File,
-            mode: Some("0644".into()),
-            size: Some(1),
-            sha256: None,
-            content: Some(Content::Inline { text: "x".into() }),
-            target: None,
-            masked: false,
-        };
+        let change = added_file_x("out/planted.txt");
         assert!(matches!(
             apply(root.path(), root.path(), &[change]),
             Err(RecordingError::UnsafePath { .. })

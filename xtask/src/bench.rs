@@ -313,28 +313,18 @@ pub fn bench(args: BenchArgs) -> Result<i32> {
         return Ok(0);
     }
     let started = Instant::now();
-    let bin = if args.debug_binaries {
-        crate::run_ok(crate::cargo().current_dir(&root).args([
-            "build",
-            "--quiet",
-            "-p",
-            "dockproof",
-            "-p",
-            "fake-docker",
-        ]))?;
-        crate::target_dir(&root).join("debug")
+    let mut build = crate::cargo();
+    build.current_dir(&root).args(["build", "--quiet"]);
+    if !args.debug_binaries {
+        build.arg("--release");
+    }
+    crate::run_ok(build.args(["-p", "dockproof", "-p", "fake-docker"]))?;
+    let profile = if args.debug_binaries {
+        "debug"
     } else {
-        crate::run_ok(crate::cargo().current_dir(&root).args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "dockproof",
-            "-p",
-            "fake-docker",
-        ]))?;
-        crate::target_dir(&root).join("release")
+        "release"
     };
+    let bin = crate::target_dir(&root).join(profile);
     let temp = tempfile::Builder::new()
         .prefix("dockproof-bench-")
         .tempdir()
@@ -483,16 +473,68 @@ impl Bench {
         command
             .current_dir(&self.root)
             .env_remove("FAKE_DOCKER_STATE")
-            .args(["run", "--no-history", "--backend", backend])
+            .args(["run", "--no-history", "--backend", backend]);
+        self.with_binaries(&mut command)
+            .arg("--work-dir")
+            .arg(work_dir);
+        command
+    }
+
+    /// `command` given the fake-docker built with dockproof, its images and the fixture images.
+    fn with_binaries<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
             .arg("--fake-docker")
             .arg(self.bin.join("fake-docker"))
             .arg("--fake-images")
             .arg(self.root.join("fixtures/fake-images"))
             .arg("--fixture-images")
             .arg(self.root.join("fixtures/images"))
-            .arg("--work-dir")
-            .arg(work_dir);
-        command
+    }
+
+    /// Benchmark 1's job scenarios (1 MiB input each) timed, round by round, by
+    /// fixtures/bench/jobs.sh and then by the two dockproof runs `command` makes for
+    /// `variants` (given the work dir; the scenarios directory is appended): the wall
+    /// times per round as [script, first variant, second variant]. Directories and logs
+    /// are named after `prefix`.
+    fn against_the_script(
+        &self,
+        prefix: &str,
+        variants: [&str; 2],
+        command: impl Fn(&str, &Path) -> Command,
+    ) -> Result<[Vec<f64>; 3]> {
+        let count = self.sizes.daemon_scenarios;
+        let scenarios = self.dir(&format!("{prefix}-scenarios"))?;
+        workload::write_scenarios(&scenarios, count, |index| {
+            workload::job_scenario(&format!("bench-job-{}", index + 1), index as u64, 1 << 20)
+        })?;
+        self.ensure_image()?;
+        let logs = self.dir(&format!("{prefix}-logs"))?;
+        let mut times: [Vec<f64>; 3] = Default::default();
+        for round in 0..SCRIPT_ROUNDS {
+            let script_work = self.dir(&format!("{prefix}-script-work-{round}"))?;
+            let script = measure::run_ok(
+                Command::new("bash")
+                    .arg(self.root.join("fixtures/bench/jobs.sh"))
+                    .arg(count.to_string())
+                    .arg(&script_work)
+                    .arg(&self.label),
+                Duration::from_secs(600),
+                &logs.join(format!("script-{round}")),
+                false,
+            )?;
+            times[0].push(script.seconds());
+            for (slot, variant) in [(1, variants[0]), (2, variants[1])] {
+                let work = self.dir(&format!("{prefix}-{variant}-{round}"))?;
+                let run = measure::run_ok(
+                    command(variant, &work).arg(&scenarios),
+                    Duration::from_secs(600),
+                    &logs.join(format!("{variant}-{round}")),
+                    false,
+                )?;
+                times[slot].push(run.seconds());
+            }
+        }
+        Ok(times)
     }
 
     /// 1. Twenty job scenarios by dockproof (both real backends, `-j`) vs `fixtures/bench/jobs.sh`.
@@ -524,42 +566,12 @@ impl Bench {
         if self.daemon.is_none() {
             return rows.into_iter().map(|row| row.skipped(NO_DAEMON)).collect();
         }
-        let measured = (|| -> Result<[Vec<f64>; 3]> {
-            let scenarios = self.dir("script-scenarios")?;
-            workload::write_scenarios(&scenarios, count, |index| {
-                workload::job_scenario(&format!("bench-job-{}", index + 1), index as u64, 1 << 20)
-            })?;
-            self.ensure_image()?;
-            let logs = self.dir("script-logs")?;
-            let mut times: [Vec<f64>; 3] = Default::default();
-            for round in 0..SCRIPT_ROUNDS {
-                let script_work = self.dir(&format!("script-work-{round}"))?;
-                let script = measure::run_ok(
-                    Command::new("bash")
-                        .arg(self.root.join("fixtures/bench/jobs.sh"))
-                        .arg(count.to_string())
-                        .arg(&script_work)
-                        .arg(&self.label),
-                    Duration::from_secs(600),
-                    &logs.join(format!("script-{round}")),
-                    false,
-                )?;
-                times[0].push(script.seconds());
-                for (slot, backend) in [(1, "docker-cli"), (2, "docker-api")] {
-                    let work = self.dir(&format!("script-{backend}-{round}"))?;
-                    let run = measure::run_ok(
-                        self.dockproof_run(backend, &work)
-                            .args(["-j", &self.jobs.to_string()])
-                            .arg(&scenarios),
-                        Duration::from_secs(600),
-                        &logs.join(format!("{backend}-{round}")),
-                        false,
-                    )?;
-                    times[slot].push(run.seconds());
-                }
-            }
-            Ok(times)
-        })();
+        let measured =
+            self.against_the_script("script", ["docker-cli", "docker-api"], |backend, work| {
+                let mut command = self.dockproof_run(backend, work);
+                command.args(["-j", &self.jobs.to_string()]);
+                command
+            });
         let best = |times: &[f64]| times.iter().copied().fold(f64::INFINITY, f64::min);
         match measured {
             Ok(times) => {
@@ -615,43 +627,13 @@ impl Bench {
         if self.daemon.is_none() {
             return vec![row.skipped(NO_DAEMON), versus_bind.skipped(NO_DAEMON)];
         }
-        let measured = (|| -> Result<[Vec<f64>; 3]> {
-            let scenarios = self.dir("copy-scenarios")?;
-            workload::write_scenarios(&scenarios, count, |index| {
-                workload::job_scenario(&format!("bench-job-{}", index + 1), index as u64, 1 << 20)
-            })?;
-            self.ensure_image()?;
-            let logs = self.dir("copy-logs")?;
-            let mut times: [Vec<f64>; 3] = Default::default();
-            for round in 0..SCRIPT_ROUNDS {
-                let script_work = self.dir(&format!("copy-script-work-{round}"))?;
-                let script = measure::run_ok(
-                    Command::new("bash")
-                        .arg(self.root.join("fixtures/bench/jobs.sh"))
-                        .arg(count.to_string())
-                        .arg(&script_work)
-                        .arg(&self.label),
-                    Duration::from_secs(600),
-                    &logs.join(format!("script-{round}")),
-                    false,
-                )?;
-                times[0].push(script.seconds());
-                for (slot, transport) in [(1, "bind"), (2, "copy")] {
-                    let work = self.dir(&format!("copy-{transport}-{round}"))?;
-                    let run = measure::run_ok(
-                        self.dockproof_run("docker-cli", &work)
-                            .args(["--workspace-transport", transport])
-                            .args(["-j", &self.jobs.to_string()])
-                            .arg(&scenarios),
-                        Duration::from_secs(600),
-                        &logs.join(format!("{transport}-{round}")),
-                        false,
-                    )?;
-                    times[slot].push(run.seconds());
-                }
-            }
-            Ok(times)
-        })();
+        let measured = self.against_the_script("copy", ["bind", "copy"], |transport, work| {
+            let mut command = self.dockproof_run("docker-cli", work);
+            command
+                .args(["--workspace-transport", transport])
+                .args(["-j", &self.jobs.to_string()]);
+            command
+        });
         let best = |times: &[f64]| times.iter().copied().fold(f64::INFINITY, f64::min);
         match measured {
             Ok(times) => {
@@ -700,13 +682,8 @@ impl Bench {
             command
                 .current_dir(&dir)
                 .env_remove("FAKE_DOCKER_STATE")
-                .args(["run", "--backend", "fake", "--no-project"])
-                .arg("--fake-docker")
-                .arg(self.bin.join("fake-docker"))
-                .arg("--fake-images")
-                .arg(self.root.join("fixtures/fake-images"))
-                .arg("--fixture-images")
-                .arg(self.root.join("fixtures/images"))
+                .args(["run", "--backend", "fake", "--no-project"]);
+            self.with_binaries(&mut command)
                 .arg("--work-dir")
                 .arg(&work)
                 .arg("--history")

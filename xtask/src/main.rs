@@ -68,11 +68,15 @@ enum Task {
     },
     /// Benchmarks against baselines run side by side: prints a table, writes target/dockproof/bench.json.
     Bench(bench::BenchArgs),
-    /// Everything CI checks: tidy, fmt, clippy, build, tests (unit, CLI, scenario suites), then `validate`.
+    /// Everything CI checks: tidy, fmt, clippy, cargo-deny (when installed), build, tests
+    /// (unit, CLI, scenario suites), then `validate`.
     Ci,
     /// The architecture's invariants: no import cycle in either crate, pure checks, reporters
     /// without engine or backend, backends without findings (see xtask/src/tidy.rs).
     Tidy,
+    /// `cargo deny check licenses bans sources` against deny.toml (when cargo-deny is
+    /// installed: `DOCKPROOF_CARGO_DENY`, `.ci/run`'s tools cache or `PATH`).
+    Deny,
     /// The loaders' properties (random and mutated YAML through every loader) for
     /// `--executions` inputs in all, counted per loader; writes target/dockproof/fuzz.json.
     Fuzz(fuzz::FuzzArgs),
@@ -119,7 +123,13 @@ fn root() -> PathBuf {
 /// rebuild, with everything above them, on every switch between `cargo xtask`
 /// and a plain `cargo build`.
 fn cargo() -> Command {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    without_package_env(Command::new(
+        std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+    ))
+}
+
+/// `command` without the variables cargo sets for the package it runs (see [`cargo`]).
+fn without_package_env(mut command: Command) -> Command {
     for (key, _) in std::env::vars_os() {
         let key_text = key.to_string_lossy();
         if key_text.starts_with("CARGO_PKG_")
@@ -291,6 +301,7 @@ fn ci() -> Result<i32> {
         "-D",
         "warnings",
     ]))?;
+    deny_task(&root)?;
     run_ok(
         cargo()
             .current_dir(&root)
@@ -314,6 +325,58 @@ fn ci() -> Result<i32> {
         bail!("`cargo xtask bench --quick --debug-binaries`: a benchmark could not run");
     }
     Ok(0)
+}
+
+/// Where `.ci/run` installs cargo-deny (its `install_cargo_deny`).
+const CARGO_DENY_IN_TOOLS: &str = "/var/cache/dockproof-tools/cargo-deny/bin/cargo-deny";
+
+/// The cargo-deny to run: `DOCKPROOF_CARGO_DENY` (which must exist when set), else the
+/// one `.ci/run` installs, else `cargo-deny` on `PATH`; none when it is not installed.
+fn cargo_deny() -> Result<Option<PathBuf>> {
+    if let Some(path) = std::env::var_os("DOCKPROOF_CARGO_DENY") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!(
+                "DOCKPROOF_CARGO_DENY names {}, which does not exist (unset it to skip the dependency check)",
+                path.display()
+            );
+        }
+        return Ok(Some(path));
+    }
+    let in_tools = PathBuf::from(CARGO_DENY_IN_TOOLS);
+    if in_tools.is_file() {
+        return Ok(Some(in_tools));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("cargo-deny"))
+            .find(|candidate| candidate.is_file())
+    });
+    Ok(on_path)
+}
+
+/// `cargo deny check licenses bans sources` against deny.toml, when cargo-deny is
+/// installed (the `advisories` check needs GitHub's advisory database: not run).
+fn deny_task(root: &Path) -> Result<()> {
+    match cargo_deny()? {
+        Some(deny) => run_ok(
+            without_package_env(Command::new(deny))
+                .current_dir(root)
+                .args([
+                    "check",
+                    "--hide-inclusion-graph",
+                    "licenses",
+                    "bans",
+                    "sources",
+                ]),
+        ),
+        None => {
+            eprintln!(
+                "xtask ci: cargo-deny is not installed: licences, duplicate versions and sources not checked (`.ci/run` installs it)"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// `cargo xtask tidy`: fail with every problem when an invariant is broken.
@@ -506,6 +569,7 @@ fn main() -> ExitCode {
         Task::Bench(args) => bench::bench(args),
         Task::Ci => ci(),
         Task::Tidy => tidy_task(&root()).map(|()| 0),
+        Task::Deny => deny_task(&root()).map(|()| 0),
         Task::Fuzz(args) => fuzz::fuzz(&args),
         Task::CstDebian {
             tag,

@@ -263,7 +263,7 @@ pub fn build(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
         .map(|i| i.keyword.clone())
         .collect();
     // `--build-arg NAME` takes the value from the CLI's environment (left out when unset there).
-    let build_args = crate::supervisor::env_vars(
+    let build_args = crate::expand::env_vars(
         &parsed
             .all("build-arg")
             .iter()
@@ -441,7 +441,7 @@ fn replay_build(
         .strip_prefix(context_dir)
         .map(|relative| relative.display().to_string())
         .unwrap_or_else(|_| dockerfile_path.display().to_string());
-    let args = crate::supervisor::env_vars(
+    let args = crate::expand::env_vars(
         &parsed
             .all("build-arg")
             .iter()

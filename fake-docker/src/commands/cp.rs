@@ -7,8 +7,8 @@ use super::{Outcome, daemon_error, err, find_container};
 use crate::faults::{FaultKind, fired};
 use crate::flags::{Arity, CommandSpec, Flag, Kind, Parsed};
 use crate::paths::normalize;
+use crate::state::container_fs;
 use crate::state::{Container, StateDir};
-use crate::supervisor::container_fs;
 
 /// `docker cp`.
 pub const CP: CommandSpec = CommandSpec {

@@ -115,7 +115,7 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     // a matching recorded exec is replayed, one that does not match refuses the exec.
     if !parsed.bool("detach") && image.as_ref().is_none_or(|i| i.program(&argv[0]).is_none()) {
         let mut env: std::collections::BTreeMap<String, String> =
-            supervisor::env_vars(&env_file_entries)
+            crate::expand::env_vars(&env_file_entries)
                 .into_iter()
                 .collect();
         for entry in parsed.all("env") {
@@ -147,7 +147,7 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             crate::replay::Selection::NotRecorded => {}
         }
     }
-    let fs = supervisor::container_fs(&state, &container);
+    let fs = crate::state::container_fs(&state, &container);
     // Measured: the runtime changes to the working directory before it looks the
     // command up, so a missing directory fails even for a command the fake refuses.
     let workdir = match parsed.last("workdir") {
@@ -188,8 +188,8 @@ pub fn exec(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     if parsed.bool("detach") {
         return spawn_detached(parsed, &env_file_entries, name, argv, &workdir);
     }
-    let mut vars = supervisor::env_vars(&container.env);
-    vars.extend(supervisor::env_vars(&env_file_entries));
+    let mut vars = crate::expand::env_vars(&container.env);
+    vars.extend(crate::expand::env_vars(&env_file_entries));
     for entry in parsed.all("env") {
         match entry.split_once('=') {
             Some((key, value)) => {

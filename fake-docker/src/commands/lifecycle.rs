@@ -212,7 +212,7 @@ pub fn start_one(
             return Ok(Err(refuse(state, &mut container, message, 128, 125)?));
         }
         let programs = image.map(|i| i.programs).unwrap_or_default();
-        let fs = supervisor::container_fs(state, &container);
+        let fs = crate::state::container_fs(state, &container);
         let runnable = if container.replay.is_some() {
             ExecCheck::Runnable
         } else {

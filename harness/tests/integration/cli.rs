@@ -1,6 +1,6 @@
 //! The dockproof binary end to end: exit codes, diagnostics, reports.
 
-use crate::support;
+use crate::support::{self, write};
 
 use std::path::Path;
 
@@ -13,17 +13,9 @@ fn dockproof() -> Command {
     command
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn check_reports_every_problem_with_file_line_column_and_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = write(
-        dir.path(),
+    let (_dir, bad) = support::temp_file(
         "bad.yaml",
         "name: bad\nsteps:\n  - run:\n      imgae: dockproof/job-runner:1\n      limits: { memory: lots }\n",
     );
@@ -50,8 +42,7 @@ fn check_reports_every_problem_with_file_line_column_and_exit_2() {
 
 #[test]
 fn run_refuses_an_invalid_scenario_with_exit_2_before_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let bad = write(dir.path(), "bad.yaml", "name: [unclosed\n");
+    let (_dir, bad) = support::temp_file("bad.yaml", "name: [unclosed\n");
     let shown = bad.display().to_string();
     dockproof()
         .args(["run", "--backend", "fake"])
@@ -108,9 +99,7 @@ fn a_closed_stdout_is_a_quiet_exit() {
 /// number are load errors at their line and column, each with the spelling to use.
 #[test]
 fn loose_durations_are_load_errors_with_the_right_spelling() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
+    let (dir, file) = support::temp_file(
         "loose.yaml",
         "name: loose\ntimeout: 5M\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [job], timeout: 5 sec }\n",
     );
@@ -141,23 +130,26 @@ fn loose_durations_are_load_errors_with_the_right_spelling() {
 #[test]
 fn a_report_dir_alone_writes_every_format() {
     let dir = tempfile::tempdir().unwrap();
+    // The shipped job-happy-path scenario on the fake, with the flags given.
+    let happy_path = |flags: &[&std::ffi::OsStr]| {
+        dockproof()
+            .args([
+                "run",
+                "--backend",
+                "fake",
+                "--no-history",
+                "--filter",
+                "job-happy-path",
+            ])
+            .arg("--work-dir")
+            .arg(dir.path().join("work"))
+            .args(flags)
+            .arg("scenarios")
+            .assert()
+    };
     let all = dir.path().join("all");
-    dockproof()
-        .args([
-            "run",
-            "--backend",
-            "fake",
-            "--no-history",
-            "--filter",
-            "job-happy-path",
-        ])
-        .arg("--work-dir")
-        .arg(dir.path().join("work"))
-        .arg("--report-dir")
-        .arg(&all)
-        .arg("scenarios")
-        .assert()
-        .code(0);
+    happy_path(&["--report-dir".as_ref(), all.as_ref()]).code(0);
+
     for file in ["junit.xml", "report.json", "summary.md", "report.html"] {
         assert!(
             all.join(file).is_file(),
@@ -166,23 +158,13 @@ fn a_report_dir_alone_writes_every_format() {
         );
     }
     let some = dir.path().join("some");
-    dockproof()
-        .args([
-            "run",
-            "--backend",
-            "fake",
-            "--no-history",
-            "--filter",
-            "job-happy-path",
-        ])
-        .arg("--work-dir")
-        .arg(dir.path().join("work"))
-        .args(["--report", "junit"])
-        .arg("--report-dir")
-        .arg(&some)
-        .arg("scenarios")
-        .assert()
-        .code(0);
+    happy_path(&[
+        "--report".as_ref(),
+        "junit".as_ref(),
+        "--report-dir".as_ref(),
+        some.as_ref(),
+    ])
+    .code(0);
     assert!(some.join("junit.xml").is_file());
     assert!(!some.join("report.json").exists());
 }
@@ -230,8 +212,7 @@ steps:
 
 #[test]
 fn a_failing_expectation_exits_1_and_is_reported_in_junit_with_its_category() {
-    let dir = tempfile::tempdir().unwrap();
-    let passing = write(dir.path(), "passing.yaml", PASSING);
+    let (dir, passing) = support::temp_file("passing.yaml", PASSING);
     let failing = write(dir.path(), "failing.yaml", FAILING);
     let junit = dir.path().join("junit.xml");
     let mut command = Command::from_std(support::dockproof_fake(dir.path()));
@@ -377,12 +358,7 @@ fn the_fake_server_gives_the_reports_a_process_per_call_gives() {
             .arg("scenarios")
             .output()
             .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{}",
-            support::describe(&output)
-        );
+        support::assert_exit(&output, 0);
         let started = std::fs::read_to_string(&log).unwrap();
         (
             std::fs::read(&junit).unwrap(),
@@ -566,9 +542,7 @@ fn nothing_is_left_in_the_work_dir_after_a_run() {
 
 #[test]
 fn ctrl_c_cancels_cleans_up_and_still_writes_the_junit_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let slow = write(
-        dir.path(),
+    let (dir, slow) = support::temp_file(
         "slow.yaml",
         "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 60] }\n",
     );
@@ -595,12 +569,7 @@ fn ctrl_c_cancels_cleans_up_and_still_writes_the_junit_report() {
     )
     .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("INTR slow"), "{stdout}");
     assert!(
@@ -644,92 +613,62 @@ fn lint(file: &str) -> (Vec<(String, usize)>, Option<i32>) {
     (found, output.status.code())
 }
 
-/// A file, the (rule, line) findings expected in it, and the exit code.
-type LintCase<'a> = (&'a str, &'a [(&'a str, usize)], i32);
+/// A file (below the directory given), the findings expected in it as `RULE:LINE`
+/// separated by spaces (as `lint` prints them), and the exit code.
+type LintCase<'a> = (&'a str, &'a str, i32);
 
-fn assert_lint(cases: &[LintCase<'_>]) {
+fn assert_lint(directory: &str, cases: &[LintCase<'_>]) {
     for (file, expected, code) in cases {
+        let file = format!("{directory}/{file}");
         let expected: Vec<(String, usize)> = expected
-            .iter()
-            .map(|(rule, line)| ((*rule).to_owned(), *line))
+            .split_whitespace()
+            .map(|finding| {
+                let (rule, line) = finding.split_once(':').expect("RULE:LINE");
+                (rule.to_owned(), line.parse().expect("a line number"))
+            })
             .collect();
-        assert_eq!(lint(file), (expected, Some(*code)), "{file}");
+        assert_eq!(lint(&file), (expected, Some(*code)), "{file}");
     }
 }
 
 #[test]
 fn lint_flags_each_broken_dockerfile_at_the_right_line() {
-    assert_lint(&[
-        ("fixtures/dockerfiles/good.Dockerfile", &[], 0),
-        (
-            "fixtures/dockerfiles/latest-base.Dockerfile",
-            &[("DF001", 2), ("DF001", 4)],
-            1,
-        ),
-        (
-            "fixtures/dockerfiles/root-user.Dockerfile",
-            &[("DF002", 4)],
-            1,
-        ),
-        (
-            "fixtures/dockerfiles/no-healthcheck.Dockerfile",
-            &[("DF003", 3)],
-            1,
-        ),
-        (
-            "fixtures/dockerfiles/add-instead-of-copy.Dockerfile",
-            &[("DF004", 3)],
-            0,
-        ),
-        (
-            "fixtures/dockerfiles/secret-env.Dockerfile",
-            &[("DF005", 3), ("DF005", 5)],
-            1,
-        ),
-        (
-            "fixtures/dockerfiles/shell-form-cmd.Dockerfile",
-            &[("DF006", 6)],
-            1,
-        ),
-        (
-            "fixtures/dockerfiles/copy-without-chown.Dockerfile",
-            &[("DF007", 5)],
-            0,
-        ),
-        (
-            "fixtures/dockerfiles/nginx-stopsignal.Dockerfile",
-            &[("DF008", 8)],
-            0,
-        ),
-    ]);
+    assert_lint(
+        "fixtures/dockerfiles",
+        &[
+            ("good.Dockerfile", "", 0),
+            ("latest-base.Dockerfile", "DF001:2 DF001:4", 1),
+            ("root-user.Dockerfile", "DF002:4", 1),
+            ("no-healthcheck.Dockerfile", "DF003:3", 1),
+            ("add-instead-of-copy.Dockerfile", "DF004:3", 0),
+            ("secret-env.Dockerfile", "DF005:3 DF005:5", 1),
+            ("shell-form-cmd.Dockerfile", "DF006:6", 1),
+            ("copy-without-chown.Dockerfile", "DF007:5", 0),
+            ("nginx-stopsignal.Dockerfile", "DF008:8", 0),
+        ],
+    );
 }
 
 #[test]
 fn lint_flags_each_broken_compose_file_at_the_right_line() {
-    assert_lint(&[
-        ("fixtures/compose/seed-001/docker-compose.yml", &[], 0),
-        (
-            "fixtures/compose/broken-no-healthcheck/docker-compose.yml",
-            &[("DC001", 28)],
-            1,
-        ),
-        (
-            "fixtures/compose/broken-depends-on/docker-compose.yml",
-            &[("DC003", 36), ("DC003", 37)],
-            1,
-        ),
-        (
-            "fixtures/compose/broken-socket-in-runner/docker-compose.yml",
-            &[("DC004", 81)],
-            1,
-        ),
-    ]);
+    assert_lint(
+        "fixtures/compose",
+        &[
+            ("seed-001/docker-compose.yml", "", 0),
+            ("broken-no-healthcheck/docker-compose.yml", "DC001:28", 1),
+            (
+                "broken-depends-on/docker-compose.yml",
+                "DC003:36 DC003:37",
+                1,
+            ),
+            ("broken-socket-in-runner/docker-compose.yml", "DC004:81", 1),
+        ],
+    );
 }
 
 #[test]
 fn lint_refuses_what_it_cannot_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let notes = write(dir.path(), "notes.txt", "hello\n");
+    let (_dir, notes) = support::temp_file("notes.txt", "hello\n");
     dockproof()
         .arg("lint")
         .arg(&notes)
@@ -762,9 +701,7 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 
 #[test]
 fn clean_reaps_what_a_killed_run_left_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let slow = write(
-        dir.path(),
+    let (dir, slow) = support::temp_file(
         "slow.yaml",
         "name: slow\nsteps:\n  - run: { image: dockproof/job-runner:1, cmd: [sleep, 120] }\n",
     );
@@ -833,8 +770,7 @@ fn clean_reaps_what_a_killed_run_left_behind() {
 
 #[test]
 fn github_actions_get_annotations_a_step_summary_and_an_html_timeline() {
-    let dir = tempfile::tempdir().unwrap();
-    let failing = write(dir.path(), "failing.yaml", FAILING);
+    let (dir, failing) = support::temp_file("failing.yaml", FAILING);
     let (summary, html) = (
         dir.path().join("summary.md"),
         dir.path().join("report.html"),
@@ -880,22 +816,17 @@ fn runs_are_recorded_and_history_shows_rates_and_flaky_scenarios() {
         "flip.yaml",
         PASSING.replace("echo-passes", "flip").as_str(),
     );
-    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
-    command
-        .arg("--history")
-        .arg(&db)
-        .arg(&scenario)
-        .assert()
-        .success();
+    let recorded_run = || {
+        Command::from_std(support::dockproof_fake(dir.path()))
+            .arg("--history")
+            .arg(&db)
+            .arg(&scenario)
+            .assert()
+    };
+    recorded_run().success();
     // The same file, now expecting something else: a different input, so not flaky.
     std::fs::write(&scenario, FAILING.replace("echo-fails", "flip")).unwrap();
-    let mut command = Command::from_std(support::dockproof_fake(dir.path()));
-    command
-        .arg("--history")
-        .arg(&db)
-        .arg(&scenario)
-        .assert()
-        .code(1);
+    recorded_run().code(1);
     dockproof()
         .arg("history")
         .arg("--db")
@@ -976,8 +907,7 @@ steps:
 #[test]
 fn a_secret_value_appears_in_no_output_and_no_report() {
     const TOKEN: &str = "tok-8f14e45fceea167a";
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(dir.path(), "leaky.yaml", LEAKY);
+    let (dir, scenario) = support::temp_file("leaky.yaml", LEAKY);
     let reports = dir.path().join("reports");
     let mut command = Command::from_std(support::dockproof_fake(dir.path()));
     let output = command
@@ -1037,8 +967,7 @@ fn a_secret_value_appears_in_no_output_and_no_report() {
 
 #[test]
 fn an_unset_secret_is_a_config_error_at_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(dir.path(), "leaky.yaml", LEAKY);
+    let (dir, scenario) = support::temp_file("leaky.yaml", LEAKY);
     let mut command = Command::from_std(support::dockproof_fake(dir.path()));
     command
         .env_remove("DOCKPROOF_TEST_TOKEN")
@@ -1050,9 +979,7 @@ fn an_unset_secret_is_a_config_error_at_its_line() {
 
 #[test]
 fn an_undeclared_secret_is_rejected_at_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(
-        dir.path(),
+    let (_dir, scenario) = support::temp_file(
         "undeclared.yaml",
         "name: u\nsteps:\n  - run:\n      image: x\n      env: { T: \"{{ secret.nope }}\" }\n",
     );
@@ -1177,8 +1104,7 @@ steps:
 
 #[test]
 fn three_failed_expectations_are_three_findings_at_their_lines_in_every_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(dir.path(), "three.yaml", THREE_FAILED);
+    let (dir, scenario) = support::temp_file("three.yaml", THREE_FAILED);
     let reports = dir.path().join("reports");
     let mut command = Command::from_std(support::dockproof_fake(dir.path()));
     let output = command
@@ -1189,12 +1115,7 @@ fn three_failed_expectations_are_three_findings_at_their_lines_in_every_report()
         .arg(&scenario)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     // (line, category) of each expectation: exit_code, stdout.contains, stderr.contains.
@@ -1319,7 +1240,7 @@ fn init_then_run_passes_in_a_fresh_directory_outside_the_checkout() {
         .arg("init")
         .output()
         .unwrap();
-    assert_eq!(init.status.code(), Some(0), "{}", support::describe(&init));
+    support::assert_exit(&init, 0);
     for file in [
         "dockproof.toml",
         "scenarios/hello-job.yaml",
@@ -1335,7 +1256,7 @@ fn init_then_run_passes_in_a_fresh_directory_outside_the_checkout() {
         .arg("run")
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", support::describe(&run));
+    support::assert_exit(&run, 0);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("PASS hello-job"), "{stdout}");
     let junit = std::fs::read_to_string(repo.join("target/dockproof/junit.xml"))
@@ -1351,12 +1272,7 @@ fn init_then_run_passes_in_a_fresh_directory_outside_the_checkout() {
         .arg("init")
         .output()
         .unwrap();
-    assert_eq!(
-        again.status.code(),
-        Some(2),
-        "{}",
-        support::describe(&again)
-    );
+    support::assert_exit(&again, 2);
     assert!(String::from_utf8_lossy(&again.stderr).contains("dockproof.toml exists already"));
 }
 
@@ -1379,7 +1295,7 @@ fn project_settings_apply_where_no_flag_was_given_and_flags_win() {
         .arg("run")
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", support::describe(&run));
+    support::assert_exit(&run, 0);
     assert!(repo.join("out/junit.xml").is_file());
     assert!(
         !repo.join("out/report.json").exists(),
@@ -1391,7 +1307,7 @@ fn project_settings_apply_where_no_flag_was_given_and_flags_win() {
         .args(["run", "failing.yaml", "--report-dir", "mine"])
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(1), "{}", support::describe(&run));
+    support::assert_exit(&run, 1);
     assert!(String::from_utf8_lossy(&run.stdout).contains("FAIL echo-fails"));
     assert!(sub.join("mine/junit.xml").is_file());
     // --no-project: the defaults again (no scenarios dir here: a usage error).
@@ -1399,7 +1315,7 @@ fn project_settings_apply_where_no_flag_was_given_and_flags_win() {
         .args(["--no-project", "run"])
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+    support::assert_exit(&run, 2);
 }
 
 #[test]
@@ -1415,7 +1331,7 @@ fn a_bad_project_file_is_a_located_usage_error() {
         .arg("run")
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+    support::assert_exit(&run, 2);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         stderr.contains(&format!("{}:2:1: unknown field `scenario`", file.display()))
@@ -1427,7 +1343,7 @@ fn a_bad_project_file_is_a_located_usage_error() {
         .arg("check")
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(2), "{}", support::describe(&run));
+    support::assert_exit(&run, 2);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         stderr.contains(":1:11: unknown variant `docker`"),
@@ -1497,12 +1413,7 @@ fn junit_reports_validate_against_the_jenkins_schema() {
         .args(&scenarios)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
     let jenkins =
         std::fs::read_to_string(support::root().join("fixtures/junit/junit-10.xsd")).unwrap();
     // The schema does not declare `file`/`line` on a testcase: with it as it is, the
@@ -1672,7 +1583,7 @@ fn the_github_action_runs_a_users_suite_as_a_workflow_would() {
         .arg("init")
         .output()
         .unwrap();
-    assert_eq!(init.status.code(), Some(0), "{}", support::describe(&init));
+    support::assert_exit(&init, 0);
     let path = format!(
         "{}:{}",
         dockproof.parent().unwrap().display(),
@@ -1691,12 +1602,7 @@ fn the_github_action_runs_a_users_suite_as_a_workflow_would() {
         command.output().unwrap()
     };
     let output = run(&[]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     for file in ["junit.xml", "report.json", "summary.md", "report.html"] {
         assert!(repo.join("target/dockproof").join(file).is_file(), "{file}");
     }
@@ -1705,33 +1611,18 @@ fn the_github_action_runs_a_users_suite_as_a_workflow_would() {
         ("report-formats", "junit"),
         ("report-dir", "shard"),
     ]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     assert!(repo.join("shard/junit.xml").is_file());
     assert!(!repo.join("shard/report.json").exists());
     let output = run(&[("canary-hosts", "local"), ("canary-repeat", "2")]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     assert!(String::from_utf8_lossy(&output.stdout).contains("GO: every host met the gates"));
     let decision = std::fs::read_to_string(repo.join("target/dockproof/canary.json")).unwrap();
     assert!(decision.contains("\"decision\": \"GO\""), "{decision}");
     // A failing suite fails the step.
     write(&repo.join("scenarios"), "failing.yaml", FAILING);
     let output = run(&[]);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
 }
 
 #[test]
@@ -1752,36 +1643,46 @@ fn lint_reads_the_project_files_lint_section_and_lint_config_wins() {
             .unwrap()
     };
     let without = lint(&[]);
-    assert_eq!(
-        without.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&without)
-    );
+    support::assert_exit(&without, 1);
     assert!(String::from_utf8_lossy(&without.stdout).contains("DF002"));
     write(&repo, "dockproof.toml", "[lint]\ndisable = [\"DF002\"]\n");
     let with = lint(&[]);
-    assert_eq!(with.status.code(), Some(0), "{}", support::describe(&with));
+    support::assert_exit(&with, 0);
     assert!(!String::from_utf8_lossy(&with.stdout).contains("DF002"));
     // --lint-config replaces the section.
     let config = write(&repo, "lint.yaml", "disable: [DF001]\n");
     let explicit = lint(&["--lint-config", config.to_str().unwrap()]);
-    assert_eq!(
-        explicit.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&explicit)
-    );
+    support::assert_exit(&explicit, 1);
     assert!(String::from_utf8_lossy(&explicit.stdout).contains("DF002"));
 }
 
 /// ```yaml blocks of a Markdown text, with the line each starts on.
 fn yaml_blocks(text: &str) -> Vec<(usize, String)> {
+    fenced_blocks(text, "yaml")
+}
+
+/// The README and every Markdown page in docs/, sorted.
+fn documentation() -> Vec<std::path::PathBuf> {
+    let root = support::root();
+    let mut documents = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "md") {
+            documents.push(path);
+        }
+    }
+    documents.sort();
+    documents
+}
+
+/// The fenced blocks of `language` in a Markdown text, with the line each starts on.
+fn fenced_blocks(text: &str, language: &str) -> Vec<(usize, String)> {
+    let fence = format!("```{language}");
     let mut blocks = Vec::new();
     let mut current: Option<(usize, String)> = None;
     for (index, line) in text.lines().enumerate() {
         match &mut current {
-            None if line.trim_start() == "```yaml" => current = Some((index + 2, String::new())),
+            None if line.trim_start() == fence => current = Some((index + 2, String::new())),
             Some(_) if line.trim_start() == "```" => blocks.extend(current.take()),
             Some((_, block)) => {
                 block.push_str(line);
@@ -1844,14 +1745,7 @@ fn as_scenario(block: &str) -> Option<String> {
 #[test]
 fn every_scenario_example_in_the_docs_loads() {
     let root = support::root();
-    let mut documents = vec![root.join("README.md")];
-    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|ext| ext == "md") {
-            documents.push(path);
-        }
-    }
-    documents.sort();
+    let documents = documentation();
     let mut loaded = 0;
     let mut problems = Vec::new();
     for document in &documents {
@@ -1894,9 +1788,7 @@ fn every_scenario_example_in_the_docs_loads() {
 
 #[test]
 fn a_step_running_a_while_is_announced_on_a_console_without_progress_display() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(
-        dir.path(),
+    let (dir, scenario) = support::temp_file(
         "slow.yaml",
         "name: slow\nsteps:\n  - name: wait for the batch\n    run: { image: dockproof/job-runner:1, cmd: [sleep, \"6\"] }\n",
     );
@@ -1904,12 +1796,7 @@ fn a_step_running_a_while_is_announced_on_a_console_without_progress_display() {
         .arg(&scenario)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     let stdout = String::from_utf8_lossy(&output.stdout);
     // The first announcement comes at 5 s of the step; on a loaded machine the line may
     // be printed a little later (its whole seconds), and the scenario may take longer than
@@ -1939,18 +1826,12 @@ steps:
 
 #[test]
 fn the_left_behind_warning_names_the_scenarios_and_not_those_that_expected_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let stuck = write(dir.path(), "stuck.yaml", STUCK);
+    let (dir, stuck) = support::temp_file("stuck.yaml", STUCK);
     let output = support::dockproof_fake(dir.path())
         .arg(&stuck)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(
@@ -1965,12 +1846,7 @@ fn the_left_behind_warning_names_the_scenarios_and_not_those_that_expected_it() 
         .arg(&expected)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("left behind"), "{stderr}");
 }
@@ -1980,39 +1856,19 @@ fn the_left_behind_warning_names_the_scenarios_and_not_those_that_expected_it() 
 /// `failure-threshold:`) is read by the real loaders.
 #[test]
 fn every_project_file_and_gates_example_in_the_docs_is_valid() {
-    let root = support::root();
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
-    let mut documents = vec![root.join("README.md")];
-    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        documents.push(entry.unwrap().path());
-    }
-    for document in documents
-        .iter()
-        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
-    {
+    for document in &documentation() {
         let text = std::fs::read_to_string(document).unwrap();
-        let mut in_toml = false;
-        let mut block = String::new();
-        for line in text.lines() {
-            if in_toml && line.trim_start() == "```" {
-                let file = dir.path().join("dockproof.toml");
-                std::fs::write(&file, &block).unwrap();
-                if let Err(error) = dockproof::project::Project::load(&file) {
-                    panic!(
-                        "{}: a dockproof.toml example: {error}\n{block}",
-                        document.display()
-                    );
-                }
-                checked += 1;
-                block.clear();
-                in_toml = false;
-            } else if in_toml {
-                block.push_str(line);
-                block.push('\n');
-            } else if line.trim_start() == "```toml" {
-                in_toml = true;
+        for (line, block) in fenced_blocks(&text, "toml") {
+            let file = write(dir.path(), "dockproof.toml", &block);
+            if let Err(error) = dockproof::project::Project::load(&file) {
+                panic!(
+                    "{}:{line}: a dockproof.toml example: {error}\n{block}",
+                    document.display()
+                );
             }
+            checked += 1;
         }
         for (line, block) in yaml_blocks(&text) {
             if block.lines().any(|l| l.starts_with("failure-threshold:")) {
@@ -2046,20 +1902,13 @@ fn every_project_file_and_gates_example_in_the_docs_is_valid() {
 
 #[test]
 fn loose_and_zero_sizes_are_load_errors_with_the_right_spelling() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
+    let (_dir, file) = support::temp_file(
         "sizes.yaml",
         "name: sizes\nworkspace: { max_bytes: 5M }\nsteps:\n  - run:\n      image: dockproof/job-runner:1\n      cmd: [job]\n      limits: { memory: 0 }\n  - build:\n      context: ../fixtures/build/root-user\n      expect: { max_size: 16mb }\n",
     );
     let shown = file.display().to_string();
     let output = dockproof().arg("check").arg(&file).output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     for expected in [
         format!("{shown}:2:25"),

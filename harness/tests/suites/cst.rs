@@ -1,7 +1,7 @@
 //! `dockproof cst`: container-structure-test files run unchanged, on the fake
 //! and (when a daemon answers) on real Docker, with identical verdicts.
 
-use crate::support;
+use crate::support::{self, write};
 use libtest_mimic::Trial;
 
 use std::path::{Path, PathBuf};
@@ -19,10 +19,18 @@ fn cst(backend: &str, work_dir: &Path) -> Command {
     support::cst_command(backend, work_dir)
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+/// `dockproof cst --image dockproof/job-runner:1 [--junit JUNIT] CONFIG…` on the fake.
+fn job_runner_on_the_fake(
+    dir: &Path,
+    junit: Option<&Path>,
+    configs: &[&Path],
+) -> std::process::Output {
+    let mut command = cst("fake", dir);
+    command.args(["--image", "dockproof/job-runner:1"]);
+    if let Some(junit) = junit {
+        command.arg("--junit").arg(junit);
+    }
+    command.args(configs).output().unwrap()
 }
 
 /// (test name, passed) per JUnit test case, in report order.
@@ -89,12 +97,7 @@ fn junit_has_cst_test_names_and_the_attributes_ci_consumers_need() {
         .arg("fixtures/cst/web.yaml")
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     let text = std::fs::read_to_string(&junit).unwrap();
     let document = roxmltree::Document::parse(&text).unwrap();
     let suite = document
@@ -127,24 +130,13 @@ fn junit_has_cst_test_names_and_the_attributes_ci_consumers_need() {
 }
 
 fn a_failing_test_exits_1_with_cst_messages_and_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "failing.yaml",
         "schemaVersion: 2.0.0\ncommandTests:\n  - name: wrong output\n    command: echo\n    args: [a]\n    expectedOutput: [b]\n    exitCode: 2\nfileExistenceTests:\n  - name: absent\n    path: /nope\nmetadataTest:\n  exposedPorts: [\"8080\"]\n",
     );
-    let output = cst("fake", dir.path())
-        .args(["--image", "dockproof/job-runner:1"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = job_runner_on_the_fake(dir.path(), None, &[&config]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
     let shown = config.display().to_string();
     assert!(
         stdout.contains(&format!(
@@ -167,9 +159,7 @@ fn a_failing_test_exits_1_with_cst_messages_and_its_line() {
 }
 
 fn an_invalid_entry_fails_alone_with_its_line_and_the_rest_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "invalid.yaml",
         "schemaVersion: 2.0.0\nfileExistenceTests:\n  - name: a\n    path: /a\n    isExecutableBy: everybody\n  - name: sh\n    path: /bin/sh\ncommandTests:\n  - name: b\n    comand: echo\n  - name: typed\n    command: echo\n    exitCode: [1]\n  - name: hello\n    command: echo\n    args: [hello]\n    expectedOutput: [hello]\n",
     );
@@ -186,21 +176,9 @@ fn an_invalid_entry_fails_alone_with_its_line_and_the_rest_runs() {
         "schemaVersion: 2.0.0\ncommandTests:\nfileContentTests: ~\nfileExistenceTests:\n  - name: no shell history\n    path: /root/.ash_history\n    shouldExist: no\n    uid: null\n",
     );
     let junit = dir.path().join("junit.xml");
-    let output = cst("fake", dir.path())
-        .args(["--image", "dockproof/job-runner:1", "--junit"])
-        .arg(&junit)
-        .arg(&config)
-        .arg(&unreadable)
-        .arg(&nulls)
-        .output()
-        .unwrap();
+    let output = job_runner_on_the_fake(dir.path(), Some(&junit), &[&config, &unreadable, &nulls]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
     // Every problem is shown at once, each at its line.
     let shown = config.display().to_string();
     for expected in [
@@ -231,51 +209,22 @@ fn an_invalid_entry_fails_alone_with_its_line_and_the_rest_runs() {
 }
 
 fn a_config_without_tests_fails_as_cst_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "empty.yaml",
-        "schemaVersion: 2.0.0\nfileExistenceTests:\n",
-    );
+    let (dir, config) =
+        support::temp_file("empty.yaml", "schemaVersion: 2.0.0\nfileExistenceTests:\n");
     let junit = dir.path().join("junit.xml");
-    let output = cst("fake", dir.path())
-        .args(["--image", "dockproof/job-runner:1", "--junit"])
-        .arg(&junit)
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("No tests run! Check config file format."),
-        "{}",
-        support::describe(&output)
-    );
+    let output = job_runner_on_the_fake(dir.path(), Some(&junit), &[&config]);
+    support::assert_exit(&output, 1);
+    support::assert_stdout_contains(&output, "No tests run! Check config file format.");
     assert!(junit.exists(), "JUnit is always written");
 }
 
 fn a_json_config_ignores_unknown_keys_with_a_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "lenient.json",
         r#"{"schemaVersion": "2.0.0", "extra": 1, "fileExistenceTests": [{"name": "sh", "path": "/bin/sh", "colour": "red"}]}"#,
     );
-    let output = cst("fake", dir.path())
-        .args(["--image", "dockproof/job-runner:1"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    let output = job_runner_on_the_fake(dir.path(), None, &[&config]);
+    support::assert_exit(&output, 0);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown key `extra` ignored"), "{stderr}");
     assert!(stderr.contains("unknown key `colour` ignored"), "{stderr}");
@@ -298,9 +247,7 @@ fn cst_test_command(dir: &Path) -> Command {
 }
 
 fn cst_command_line_and_report_formats() {
-    let dir = tempfile::tempdir().unwrap();
-    let failing = write(
-        dir.path(),
+    let (dir, failing) = support::temp_file(
         "failing.yaml",
         "schemaVersion: 2.0.0\ncommandTests:\n  - name: two errors\n    command: echo\n    args: [\"a<b\"]\n    expectedOutput: [x, y]\n",
     );
@@ -314,12 +261,7 @@ fn cst_command_line_and_report_formats() {
         .arg(&report)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
     let junit = std::fs::read_to_string(&report).unwrap();
     assert!(
         junit.starts_with(
@@ -351,14 +293,8 @@ fn cst_command_line_and_report_formats() {
         .args(["-o", "json"])
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+    support::assert_exit(&output, 1);
+    let json = stdout_json(&output);
     assert_eq!(json["Pass"], 0);
     assert_eq!(json["Fail"], 1);
     assert_eq!(json["Total"], 1);
@@ -368,51 +304,26 @@ fn cst_command_line_and_report_formats() {
         Some(2)
     );
     assert_eq!(json["Results"][0]["Stdout"], "a<b\n");
-    let output = cst_test_command(dir.path())
-        .args([
-            "-i",
-            "dockproof/job-runner:1",
-            "-q",
-            "-o",
-            "junit",
-            "--junit-suite-name",
-            "mine",
-            "-c",
-        ])
-        .arg(&failing)
-        .output()
-        .unwrap();
+    let junit_suite_named_mine = |quiet: &[&str]| {
+        cst_test_command(dir.path())
+            .args(["-i", "dockproof/job-runner:1"])
+            .args(quiet)
+            .args(["-o", "junit", "--junit-suite-name", "mine", "-c"])
+            .arg(&failing)
+            .output()
+            .unwrap()
+    };
+    let output = junit_suite_named_mine(&["-q"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty(), "{}", support::describe(&output));
-    let output = cst_test_command(dir.path())
-        .args([
-            "-i",
-            "dockproof/job-runner:1",
-            "-o",
-            "junit",
-            "--junit-suite-name",
-            "mine",
-            "-c",
-        ])
-        .arg(&failing)
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains(r#"<testsuite name="mine">"#),
-        "{}",
-        support::describe(&output)
-    );
+    let output = junit_suite_named_mine(&[]);
+    support::assert_stdout_contains(&output, r#"<testsuite name="mine">"#);
     // No config at all is a usage error.
     let output = cst_test_command(dir.path())
         .args(["-i", "dockproof/job-runner:1"])
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 2);
 }
 
 fn runs_are_recorded_in_the_history_under_cst_names() {
@@ -435,12 +346,7 @@ fn runs_are_recorded_in_the_history_under_cst_names() {
         .arg("fixtures/cst/web.yaml")
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     let shown = Command::new(support::dockproof())
         .args(["history", "--db"])
         .arg(&db)
@@ -472,12 +378,7 @@ fn a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 2);
     assert!(
         stderr.contains(&format!("{}:5:15:", scenario.display())),
         "{stderr}"
@@ -492,9 +393,7 @@ fn a_scenario_step_checks_its_cst_file_at_load_with_the_cst_line() {
 }
 
 fn host_variables_pass_through_only_when_listed_and_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "host-env.yaml",
         "schemaVersion: 2.0.0\ncontainerRunOptions:\n  envVars: [JOB_EXIT_CODE, DOCKPROOF_UNSET_VARIABLE]\ncommandTests:\n  - name: exit code from the host\n    command: job\n    exitCode: 5\n",
     );
@@ -594,25 +493,11 @@ fn cst_flags_refused_or_fatal_as_cst() {
         .arg(&config)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{}",
-        support::describe(&output)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("is not a file"),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 2);
+    support::assert_stderr_contains(&output, "is not a file");
     // The image's own platform passes.
     let output = run(&["--platform", "linux/amd64"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
 }
 
 /// `dockproof cst test` on the real daemon (docker-api) with `extra`.
@@ -629,6 +514,36 @@ fn cst_real(dir: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `cst_real` on `fixtures/cst/job-runner.yaml`: the image flags (`source`), the
+/// config, then `extra`.
+fn cst_real_job_runner(dir: &Path, source: &[&str], extra: &[&str]) -> std::process::Output {
+    let config = support::root().join("fixtures/cst/job-runner.yaml");
+    let mut args = source.to_vec();
+    args.extend_from_slice(&["--config", config.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    cst_real(dir, &args)
+}
+
+/// A finished command's stdout as JSON (its output shown when it is not JSON).
+fn stdout_json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", support::describe(output)))
+}
+
+/// `dockproof/job-runner:1` (built when missing) saved by `docker save` into `dir`.
+fn saved_job_runner(dir: &Path) -> PathBuf {
+    support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
+    let archive = dir.join("job-runner.tar");
+    let saved = Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&archive)
+        .arg("dockproof/job-runner:1")
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{}", support::describe(&saved));
+    archive
+}
+
 fn docker_ids(args: &[&str]) -> Vec<String> {
     let output = Command::new("docker").args(args).output().unwrap();
     assert!(output.status.success(), "{}", support::describe(&output));
@@ -642,9 +557,7 @@ fn docker_ids(args: &[&str]) -> Vec<String> {
 /// remove them; the printed commands remove them all.
 fn save_keeps_containers_and_images_and_says_how_to_remove_them() {
     support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
+    let (dir, config) = support::temp_file(
         "save.yaml",
         "schemaVersion: 2.0.0\ncommandTests:\n  - name: with setup\n    setup: [[touch, /workspace/x]]\n    command: ls\n    args: [/workspace/x]\nfileExistenceTests:\n  - name: sh\n    path: /bin/sh\n",
     );
@@ -661,12 +574,7 @@ fn save_keeps_containers_and_images_and_says_how_to_remove_them() {
             &run_id,
         ],
     );
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     let label = format!("label=dockproof.run={run_id}");
     let containers = docker_ids(&["ps", "-aq", "--filter", &label]);
     let images = docker_ids(&["images", "-q", "--filter", &label]);
@@ -697,79 +605,33 @@ fn save_keeps_containers_and_images_and_says_how_to_remove_them() {
 fn runtime_reaches_the_containers() {
     support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = support::root().join("fixtures/cst/job-runner.yaml");
     let run = |runtime: &str| {
-        cst_real(
+        cst_real_job_runner(
             dir.path(),
-            &[
-                "--image",
-                "dockproof/job-runner:1",
-                "--config",
-                config.to_str().unwrap(),
-                "--runtime",
-                runtime,
-                "--output",
-                "json",
-            ],
+            &["--image", "dockproof/job-runner:1"],
+            &["--runtime", runtime, "--output", "json"],
         )
     };
     let output = run("runc");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 0);
     let output = run("cstdrop-no-such-runtime");
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("cstdrop-no-such-runtime"),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
+    support::assert_stdout_contains(&output, "cstdrop-no-such-runtime");
 }
 
 /// `--driver tar --image PATH.tar` reads a `docker save` archive (no daemon image): the
 /// file tests as with the daemon's image, every command test "error in setup" under its
 /// bare name, as CST's tar driver.
 fn tar_driver_reads_a_saved_archive() {
-    support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("job-runner.tar");
-    let saved = Command::new("docker")
-        .args(["save", "-o"])
-        .arg(&archive)
-        .arg("dockproof/job-runner:1")
-        .output()
-        .unwrap();
-    assert!(saved.status.success(), "{}", support::describe(&saved));
-    let config = support::root().join("fixtures/cst/job-runner.yaml");
-    let output = cst_real(
+    let archive = saved_job_runner(dir.path());
+    let output = cst_real_job_runner(
         dir.path(),
-        &[
-            "--driver",
-            "tar",
-            "--image",
-            archive.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--output",
-            "json",
-        ],
+        &["--driver", "tar", "--image", archive.to_str().unwrap()],
+        &["--output", "json"],
     );
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+    support::assert_exit(&output, 1);
+    let json = stdout_json(&output);
     let results = json["Results"].as_array().unwrap();
     let mut commands = 0;
     for result in results {
@@ -819,8 +681,7 @@ fn cst_host(dir: &Path, config: &Path, metadata: &Path, extra: &[&str]) -> Comma
 /// confirmation unless `--force`; CST's argument checks.
 fn host_driver_runs_the_tests_on_this_machine() {
     use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().unwrap();
-    let data = write(dir.path(), "data", "hello\n");
+    let (dir, data) = support::temp_file("data", "hello\n");
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o640)).unwrap();
     let config = support::root().join("fixtures/cst/oracle/host.yaml");
     // A second file: the environment CST's process keeps reaches it; a program that
@@ -844,14 +705,8 @@ fn host_driver_runs_the_tests_on_this_machine() {
     .arg(&second)
     .output()
     .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+    support::assert_exit(&output, 1);
+    let json = stdout_json(&output);
     let verdicts: Vec<(String, bool)> = json["Results"]
         .as_array()
         .unwrap()
@@ -924,17 +779,8 @@ fn host_driver_runs_the_tests_on_this_machine() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("aborted by user"),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
+    support::assert_stderr_contains(&output, "aborted by user");
     assert!(output.stdout.is_empty() && !dir.path().join("made").exists());
     // A yes on stdin runs the tests.
     let mut child = cst_host(dir.path(), &config, &metadata, &["-q"])
@@ -948,12 +794,7 @@ fn host_driver_runs_the_tests_on_this_machine() {
         child.stdin.take().unwrap().write_all(b"yes\n").unwrap();
     }
     let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
     assert!(!String::from_utf8_lossy(&output.stderr).contains("aborted"));
 
     // CST's argument checks.
@@ -1002,28 +843,15 @@ fn host_driver_runs_the_tests_on_this_machine() {
             "{args:?}: {}",
             support::describe(&output)
         );
-        assert!(
-            String::from_utf8_lossy(&output.stderr).contains(words),
-            "{}",
-            support::describe(&output)
-        );
+        support::assert_stderr_contains(&output, words);
     }
     // A metadata file that is not an image configuration: named, before anything runs.
     let bad = write(dir.path(), "bad.json", "Env: [A=1]");
     let output = cst_host(dir.path(), &config, &bad, &["--force"])
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{}",
-        support::describe(&output)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("bad.json: not JSON"),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 2);
+    support::assert_stderr_contains(&output, "bad.json: not JSON");
 }
 
 /// `--image-from-oci-layout DIR`: an OCI layout (made here from the fixture image's
@@ -1031,33 +859,16 @@ fn host_driver_runs_the_tests_on_this_machine() {
 /// the verdicts the same image's `docker save` archive gives; with the docker driver it
 /// is loaded into the daemon under its reference (as CST does) and gives the image's.
 fn oci_layout_with_the_tar_and_docker_drivers() {
-    support::ensure_fixture_image("dockproof/job-runner:1").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("job-runner.tar");
-    let saved = Command::new("docker")
-        .args(["save", "-o"])
-        .arg(&archive)
-        .arg("dockproof/job-runner:1")
-        .output()
-        .unwrap();
-    assert!(saved.status.success(), "{}", support::describe(&saved));
+    let archive = saved_job_runner(dir.path());
     let layout = dir.path().join("layout");
     // The docker driver loads the layout under this name (removed at the end).
     let reference = format!("dockproof-test-oci/job-runner:{}", std::process::id());
     support::oci::layout_from_saved(&archive, &layout, &reference);
     let verdicts = |source: &[&str], code: i32| {
-        let config = support::root().join("fixtures/cst/job-runner.yaml");
-        let mut args = source.to_vec();
-        args.extend_from_slice(&["--config", config.to_str().unwrap(), "--output", "json"]);
-        let output = cst_real(dir.path(), &args);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "{}",
-            support::describe(&output)
-        );
-        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|error| panic!("{error}: {}", support::describe(&output)));
+        let output = cst_real_job_runner(dir.path(), source, &["--output", "json"]);
+        support::assert_exit(&output, code);
+        let json = stdout_json(&output);
         json["Results"]
             .as_array()
             .unwrap()
@@ -1112,51 +923,26 @@ fn oci_layout_with_the_tar_and_docker_drivers() {
     let mut bytes = std::fs::read(&manifest).unwrap();
     bytes.push(b' ');
     std::fs::write(&manifest, bytes).unwrap();
-    let config = support::root().join("fixtures/cst/job-runner.yaml");
-    let output = cst_real(
+    let output = cst_real_job_runner(
         dir.path(),
         &[
             "--driver",
             "tar",
             "--image-from-oci-layout",
             layout.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
         ],
+        &[],
     );
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("does not match its descriptor"),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
+    support::assert_stdout_contains(&output, "does not match its descriptor");
     // The docker driver checks the layout before loading it: CST's fatal error, exit 1.
-    let output = cst_real(
+    let output = cst_real_job_runner(
         dir.path(),
-        &[
-            "--image-from-oci-layout",
-            layout.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ],
+        &["--image-from-oci-layout", layout.to_str().unwrap()],
+        &[],
     );
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        support::describe(&output)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("does not match its descriptor"),
-        "{}",
-        support::describe(&output)
-    );
+    support::assert_exit(&output, 1);
+    support::assert_stderr_contains(&output, "does not match its descriptor");
 }
 
 /// This file's trials, run by `suites/main.rs`.

@@ -73,24 +73,101 @@ fn wait_for_container(run: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The run exited with `code` and its stdout says every one of `words`; else `what`
+/// failed, with its output.
+fn expect_output(output: &Output, code: i32, words: &[&str], what: &str) -> Result<(), Failed> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() == Some(code) && words.iter().all(|word| stdout.contains(word)) {
+        Ok(())
+    } else {
+        Err(failed(what, output))
+    }
+}
+
+/// A trial's failure: `what` went wrong, with the command's output.
+fn failed(what: &str, output: &Output) -> Failed {
+    format!("{what}\n{}", support::describe(output)).into()
+}
+
 fn expect_clean(run: &str, work: &Path, what: &str, output: &Output) -> Result<(), Failed> {
     let left = leftovers(run, work)?;
     if left.is_empty() {
         Ok(())
     } else {
-        Err(format!("{what} left {left:?} behind\n{}", support::describe(output)).into())
+        Err(failed(&format!("{what} left {left:?} behind"), output))
     }
+}
+
+/// `scenario` (a file written into `dir`) and the work dir of a run in `dir`.
+fn write_scenario(
+    dir: &Path,
+    name: &str,
+    text: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), Failed> {
+    let scenario = dir.join(name);
+    std::fs::write(&scenario, text).map_err(|error| error.to_string())?;
+    Ok((scenario, dir.join("work")))
+}
+
+/// SIGINT to a running `dockproof`, then its output once it has ended.
+fn interrupt(child: std::process::Child) -> Result<Output, Failed> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .map_err(|error| error.to_string())?;
+    Ok(child
+        .wait_with_output()
+        .map_err(|error| error.to_string())?)
+}
+
+/// `dockproof run --run-id RUN SCENARIO` in the background, its output discarded.
+fn spawn_quiet(
+    backend: &str,
+    work: &Path,
+    run: &str,
+    scenario: &Path,
+) -> Result<std::process::Child, Failed> {
+    Ok(support::dockproof_on(backend, work)
+        .args(["--run-id", run])
+        .arg(scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| error.to_string())?)
+}
+
+/// SIGKILL to a running `dockproof`, waited for.
+fn kill(mut child: std::process::Child) -> Result<(), Failed> {
+    child.kill().map_err(|error| error.to_string())?;
+    let _ = child.wait();
+    Ok(())
+}
+
+/// `dockproof clean --backend BACKEND --run RUN --work-dir WORK`.
+fn clean(backend: &str, run: &str, work: &Path) -> Result<Output, Failed> {
+    Ok(Command::new(support::dockproof())
+        .args(["clean", "--backend", backend, "--run", run, "--work-dir"])
+        .arg(work)
+        .output()
+        .map_err(|error| error.to_string())?)
+}
+
+/// The JSON report at `json`, or an error saying `what` with the run's output.
+fn json_report(json: &Path, what: &str, output: &Output) -> Result<serde_json::Value, Failed> {
+    Ok(std::fs::read(json)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| format!("{what}\n{}", support::describe(output)))?)
 }
 
 /// SIGINT mid-run: exit 1, the scenario reported interrupted in the console and JUnit, nothing left.
 fn sigint(backend: &str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let scenario = dir.path().join("slow.yaml");
-    std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
-    let (run, work, junit) = (
+    let (scenario, work) = write_scenario(dir.path(), "slow.yaml", SLOW)?;
+    let (run, junit) = (
         run_id(&format!("int-{backend}")),
-        dir.path().join("work"),
         dir.path().join("junit.xml"),
     );
     let child = support::dockproof_on(backend, &work)
@@ -102,22 +179,13 @@ fn sigint(backend: &str) -> Result<(), Failed> {
         .spawn()
         .map_err(|error| error.to_string())?;
     wait_for_container(&run)?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .map_err(|error| error.to_string())?;
-    let output = child
-        .wait_with_output()
-        .map_err(|error| error.to_string())?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.code() != Some(1) || !stdout.contains("INTR slow") {
-        return Err(format!(
-            "an interrupted run exits 1 and says INTR\n{}",
-            support::describe(&output)
-        )
-        .into());
-    }
+    let output = interrupt(child)?;
+    expect_output(
+        &output,
+        1,
+        &["INTR slow"],
+        "an interrupted run exits 1 and says INTR",
+    )?;
     let xml = std::fs::read_to_string(&junit)
         .map_err(|error| format!("no JUnit report after SIGINT: {error}"))?;
     if !xml.contains("type=\"interrupted\"") {
@@ -130,35 +198,21 @@ fn sigint(backend: &str) -> Result<(), Failed> {
 fn sigkill_then_clean(backend: &str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let scenario = dir.path().join("slow.yaml");
-    std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
-    let (run, work) = (run_id(&format!("kill-{backend}")), dir.path().join("work"));
-    let mut child = support::dockproof_on(backend, &work)
-        .args(["--run-id", &run])
-        .arg(&scenario)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|error| error.to_string())?;
+    let (scenario, work) = write_scenario(dir.path(), "slow.yaml", SLOW)?;
+    let run = run_id(&format!("kill-{backend}"));
+    let child = spawn_quiet(backend, &work, &run, &scenario)?;
     wait_for_container(&run)?;
-    child.kill().map_err(|error| error.to_string())?;
-    let _ = child.wait();
+    kill(child)?;
     if labelled("container", &run)?.is_empty() {
         return Err("after SIGKILL the container should still be there for `clean` to find".into());
     }
-    let output = Command::new(support::dockproof())
-        .args(["clean", "--backend", backend, "--run", &run, "--work-dir"])
-        .arg(&work)
-        .output()
-        .map_err(|error| error.to_string())?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() || !stdout.contains("removed 1 container(s) and 1 director(ies)") {
-        return Err(format!(
-            "`dockproof clean` after SIGKILL\n{}",
-            support::describe(&output)
-        )
-        .into());
-    }
+    let output = clean(backend, &run, &work)?;
+    expect_output(
+        &output,
+        0,
+        &["removed 1 container(s) and 1 director(ies)"],
+        "`dockproof clean` after SIGKILL",
+    )?;
     expect_clean(&run, &work, "SIGKILL + clean", &output)
 }
 
@@ -172,13 +226,12 @@ fn ignores_sigterm(backend: &str) -> Result<(), Failed> {
         .arg(support::root().join("scenarios/job-timeout-sigterm-ignored.yaml"))
         .output()
         .map_err(|error| error.to_string())?;
-    if !output.status.success() {
-        return Err(format!(
-            "the shipped SIGTERM-ignored scenario must pass (timeout, then kill: 137)\n{}",
-            support::describe(&output)
-        )
-        .into());
-    }
+    expect_output(
+        &output,
+        0,
+        &[],
+        "the shipped SIGTERM-ignored scenario must pass (timeout, then kill: 137)",
+    )?;
     expect_clean(&run, &work, "a container ignoring SIGTERM", &output)
 }
 
@@ -210,16 +263,12 @@ fn filesystem_full(backend: &str) -> Result<(), Failed> {
             .arg(&scenario)
             .output()
             .map_err(|error| error.to_string())?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if output.status.code() != Some(1)
-            || !stdout.contains("workspace_limit_exceeded")
-            || !stdout.contains("No space left on device")
-        {
-            return Err(Failed::from(format!(
-                "a full workspace filesystem is workspace_limit_exceeded\n{}",
-                support::describe(&output)
-            )));
-        }
+        expect_output(
+            &output,
+            1,
+            &["workspace_limit_exceeded", "No space left on device"],
+            "a full workspace filesystem is workspace_limit_exceeded",
+        )?;
         expect_clean(&run, &small, "a full workspace filesystem", &output)
     })();
     let _ = Command::new("umount").arg(&small).output();
@@ -262,9 +311,8 @@ fn wait_for_stack(run: &str) -> Result<(), Failed> {
 /// SIGINT while a compose stack is up: the runner's sweep removes its containers, network and volume by label.
 fn sigint_compose(backend: &str) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let scenario = dir.path().join("stack.yaml");
-    std::fs::write(&scenario, stack_then_sleep("5m")).map_err(|error| error.to_string())?;
-    let (run, work) = (run_id(&format!("cint-{backend}")), dir.path().join("work"));
+    let (scenario, work) = write_scenario(dir.path(), "stack.yaml", &stack_then_sleep("5m"))?;
+    let run = run_id(&format!("cint-{backend}"));
     let child = support::dockproof_on(backend, &work)
         .args(["--run-id", &run])
         .arg(&scenario)
@@ -276,59 +324,35 @@ fn sigint_compose(backend: &str) -> Result<(), Failed> {
     if labelled("network", &run)?.is_empty() || labelled("volume", &run)?.is_empty() {
         return Err("the stack's network and volume should carry the run label".into());
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .map_err(|error| error.to_string())?;
-    let output = child
-        .wait_with_output()
-        .map_err(|error| error.to_string())?;
-    if output.status.code() != Some(1)
-        || !String::from_utf8_lossy(&output.stdout).contains("INTR stack")
-    {
-        return Err(format!(
-            "an interrupted run exits 1 and says INTR\n{}",
-            support::describe(&output)
-        )
-        .into());
-    }
+    let output = interrupt(child)?;
+    expect_output(
+        &output,
+        1,
+        &["INTR stack"],
+        "an interrupted run exits 1 and says INTR",
+    )?;
     expect_clean(&run, &work, "SIGINT with a compose stack up", &output)
 }
 
 /// SIGKILL while a compose stack is up leaves it; `dockproof clean --run ID` reaps containers, network and volume.
 fn sigkill_compose_then_clean(backend: &str) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let scenario = dir.path().join("stack.yaml");
-    std::fs::write(&scenario, stack_then_sleep("5m")).map_err(|error| error.to_string())?;
-    let (run, work) = (run_id(&format!("ckill-{backend}")), dir.path().join("work"));
-    let mut child = support::dockproof_on(backend, &work)
-        .args(["--run-id", &run])
-        .arg(&scenario)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|error| error.to_string())?;
+    let (scenario, work) = write_scenario(dir.path(), "stack.yaml", &stack_then_sleep("5m"))?;
+    let run = run_id(&format!("ckill-{backend}"));
+    let child = spawn_quiet(backend, &work, &run, &scenario)?;
     wait_for_stack(&run)?;
-    child.kill().map_err(|error| error.to_string())?;
-    let _ = child.wait();
-    let output = Command::new(support::dockproof())
-        .args(["clean", "--backend", backend, "--run", &run, "--work-dir"])
-        .arg(&work)
-        .output()
-        .map_err(|error| error.to_string())?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success()
-        || !stdout.contains("removed 4 container(s)")
-        || !stdout.contains("removed network ")
-        || !stdout.contains("removed volume ")
-    {
-        return Err(format!(
-            "`dockproof clean` after SIGKILL with a compose stack up\n{}",
-            support::describe(&output)
-        )
-        .into());
-    }
+    kill(child)?;
+    let output = clean(backend, &run, &work)?;
+    expect_output(
+        &output,
+        0,
+        &[
+            "removed 4 container(s)",
+            "removed network ",
+            "removed volume ",
+        ],
+        "`dockproof clean` after SIGKILL with a compose stack up",
+    )?;
     expect_clean(
         &run,
         &work,
@@ -340,24 +364,19 @@ fn sigkill_compose_then_clean(backend: &str) -> Result<(), Failed> {
 /// The scenario's timeout strikes while the stack is up: `timeout`, and the project is taken down all the same.
 fn timeout_compose(backend: &str) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let scenario = dir.path().join("stack.yaml");
-    std::fs::write(&scenario, stack_then_sleep("25s")).map_err(|error| error.to_string())?;
-    let (run, work) = (run_id(&format!("ctime-{backend}")), dir.path().join("work"));
+    let (scenario, work) = write_scenario(dir.path(), "stack.yaml", &stack_then_sleep("25s"))?;
+    let run = run_id(&format!("ctime-{backend}"));
     let output = support::dockproof_on(backend, &work)
         .args(["--run-id", &run])
         .arg(&scenario)
         .output()
         .map_err(|error| error.to_string())?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if output.status.code() != Some(1)
-        || !stdout.contains("timeout: the scenario ran past its timeout")
-    {
-        return Err(format!(
-            "a scenario timing out with its stack up fails as `timeout`\n{}",
-            support::describe(&output)
-        )
-        .into());
-    }
+    expect_output(
+        &output,
+        1,
+        &["timeout: the scenario ran past its timeout"],
+        "a scenario timing out with its stack up fails as `timeout`",
+    )?;
     expect_clean(
         &run,
         &work,
@@ -514,12 +533,10 @@ impl Drop for RestartingDaemon {
 fn daemon_restart(backend: &str) -> Result<(), Failed> {
     support::ensure_fixture_image("dockproof/job-runner:1")?;
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let scenario = dir.path().join("slow.yaml");
-    std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
+    let (scenario, work) = write_scenario(dir.path(), "slow.yaml", SLOW)?;
     let daemon = RestartingDaemon::start(dir.path())?;
-    let (run, work, json) = (
+    let (run, json) = (
         run_id(&format!("restart-{backend}")),
-        dir.path().join("work"),
         dir.path().join("report.json"),
     );
     let child = support::dockproof_on(backend, &work)
@@ -543,22 +560,13 @@ fn daemon_restart(backend: &str) -> Result<(), Failed> {
         .wait_with_output()
         .map_err(|error| error.to_string())?;
     daemon.come_back()?;
-    let report: serde_json::Value = std::fs::read(&json)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| {
-            format!(
-                "no JSON report after the daemon went away\n{}",
-                support::describe(&output)
-            )
-        })?;
+    let report = json_report(&json, "no JSON report after the daemon went away", &output)?;
     let category = &report["scenarios"][0]["failure"]["category"];
     if output.status.code() != Some(1) || category != "daemon_unavailable" {
-        return Err(format!(
-            "a daemon gone mid-run is daemon_unavailable (got {category})\n{}",
-            support::describe(&output)
-        )
-        .into());
+        return Err(failed(
+            &format!("a daemon gone mid-run is daemon_unavailable (got {category})"),
+            &output,
+        ));
     }
     let cleaned = Command::new(support::dockproof())
         .env("DOCKER_HOST", daemon.host())
@@ -567,11 +575,10 @@ fn daemon_restart(backend: &str) -> Result<(), Failed> {
         .output()
         .map_err(|error| error.to_string())?;
     if !cleaned.status.success() {
-        return Err(format!(
-            "`dockproof clean` once the daemon is back\n{}",
-            support::describe(&cleaned)
-        )
-        .into());
+        return Err(failed(
+            "`dockproof clean` once the daemon is back",
+            &cleaned,
+        ));
     }
     expect_clean(
         &run,
@@ -684,12 +691,10 @@ fn lying_daemon(
     words: &str,
 ) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let scenario = dir.path().join("slow.yaml");
-    std::fs::write(&scenario, SLOW).map_err(|error| error.to_string())?;
+    let (scenario, work) = write_scenario(dir.path(), "slow.yaml", SLOW)?;
     let daemon = LyingDaemon::start(dir.path(), lie)?;
-    let (run, work, json) = (
+    let (run, json) = (
         run_id(&format!("lie-{lie:?}-{backend}").to_lowercase()),
-        dir.path().join("work"),
         dir.path().join("report.json"),
     );
     let mut command = support::dockproof_on(backend, &work);
@@ -705,93 +710,76 @@ fn lying_daemon(
     let started = Instant::now();
     let output = command.output().map_err(|error| error.to_string())?;
     let took = started.elapsed();
-    let report: serde_json::Value = std::fs::read(&json)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| format!("no JSON report\n{}", support::describe(&output)))?;
+    let report = json_report(&json, "no JSON report", &output)?;
     let failure = &report["scenarios"][0]["failure"];
     let message = failure["message"].as_str().unwrap_or_default();
     if output.status.code() != Some(1)
         || failure["category"] != "daemon_unavailable"
         || !message.contains(words)
     {
-        return Err(format!(
-            "a daemon that {lie:?} is daemon_unavailable saying `{words}` (got {failure})\n{}",
-            support::describe(&output)
-        )
-        .into());
+        return Err(failed(
+            &format!(
+                "a daemon that {lie:?} is daemon_unavailable saying `{words}` (got {failure})"
+            ),
+            &output,
+        ));
     }
     if took > bound {
-        return Err(format!(
-            "the run took {took:?}, more than {bound:?}\n{}",
-            support::describe(&output)
-        )
-        .into());
+        return Err(failed(
+            &format!("the run took {took:?}, more than {bound:?}"),
+            &output,
+        ));
     }
     Ok(())
 }
 
-/// A socket that accepts and never answers, with `--daemon-timeout 3s`: over in well under 20 s.
-fn silent_daemon(backend: &str) -> Result<(), Failed> {
-    lying_daemon(
-        backend,
+/// The lying daemons' trials: (name, lie, `--daemon-timeout` (none: the default, 30 s),
+/// the bound the run ends within, words its `daemon_unavailable` message says).
+const LYING_DAEMONS: [(&str, Lie, Option<&str>, Duration, &str); 4] = [
+    // A socket that accepts and never answers, with `--daemon-timeout 3s`: over in well under 20 s.
+    (
+        "daemon-never-answers",
         Lie::Silence,
         Some("3s"),
         Duration::from_secs(20),
         "did not answer",
-    )
-}
-
-/// The same with the default timeout (30 s): over within 60 s, not the 10 minutes it took.
-fn silent_daemon_default_timeout(backend: &str) -> Result<(), Failed> {
-    lying_daemon(
-        backend,
+    ),
+    // The same with the default timeout (30 s): over within 60 s, not the 10 minutes it took.
+    (
+        "daemon-never-answers-default-timeout",
         Lie::Silence,
         None,
         Duration::from_secs(60),
         "within 30s",
-    )
-}
-
-/// HTTP answers whose body is not JSON: daemon_unavailable, not a job verdict.
-fn non_json_daemon(backend: &str) -> Result<(), Failed> {
-    lying_daemon(
-        backend,
+    ),
+    // HTTP answers whose body is not JSON: daemon_unavailable, not a job verdict.
+    (
+        "daemon-answers-non-json",
         Lie::NotJson,
         Some("3s"),
         Duration::from_secs(20),
         "not the Engine API",
-    )
-}
-
-/// Answers that are not HTTP: daemon_unavailable, not a job verdict.
-fn non_http_daemon(backend: &str) -> Result<(), Failed> {
-    lying_daemon(
-        backend,
+    ),
+    // Answers that are not HTTP: daemon_unavailable, not a job verdict.
+    (
+        "daemon-answers-non-http",
         Lie::NotHttp,
         Some("3s"),
         Duration::from_secs(20),
         "not the Engine API",
-    )
-}
+    ),
+];
 
 type Test = fn(&str) -> Result<(), Failed>;
 
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
-    let tests: [(&str, Test); 9] = [
+    let tests: [(&str, Test); 5] = [
         ("sigint-mid-run", sigint),
         ("sigkill-then-clean", sigkill_then_clean),
         ("container-ignores-sigterm", ignores_sigterm),
         ("workspace-filesystem-full", filesystem_full),
         ("daemon-restart-mid-run", daemon_restart),
-        ("daemon-never-answers", silent_daemon),
-        (
-            "daemon-never-answers-default-timeout",
-            silent_daemon_default_timeout,
-        ),
-        ("daemon-answers-non-json", non_json_daemon),
-        ("daemon-answers-non-http", non_http_daemon),
     ];
     let mut trials = Vec::new();
     for (name, test) in tests {
@@ -799,6 +787,14 @@ pub fn trials() -> Vec<Trial> {
             trials.push(support::real_daemon_trial(
                 format!("fault-matrix::{name}::{backend}"),
                 move || test(backend),
+            ));
+        }
+    }
+    for (name, lie, daemon_timeout, bound, words) in LYING_DAEMONS {
+        for backend in ["docker-cli", "docker-api"] {
+            trials.push(support::real_daemon_trial(
+                format!("fault-matrix::{name}::{backend}"),
+                move || lying_daemon(backend, lie, daemon_timeout, bound, words),
             ));
         }
     }

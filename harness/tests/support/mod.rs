@@ -317,3 +317,43 @@ pub fn describe(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// Writes `text` to `dir/name` and returns that path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A fresh temporary directory holding `name` with `text`: (the directory, the file).
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), name, text);
+    (dir, path)
+}
+
+/// Asserts that a finished command exited with `code`, showing its output when not.
+#[track_caller]
+pub fn assert_exit(output: &std::process::Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", describe(output));
+}
+
+/// Asserts that a finished command's stdout contains `text`, showing its output when not.
+#[track_caller]
+pub fn assert_stdout_contains(output: &std::process::Output, text: &str) {
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(text),
+        "stdout lacks {text:?}: {}",
+        describe(output)
+    );
+}
+
+/// Asserts that a finished command's stderr contains `text`, showing its output when not.
+#[track_caller]
+pub fn assert_stderr_contains(output: &std::process::Output, text: &str) {
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(text),
+        "stderr lacks {text:?}: {}",
+        describe(output)
+    );
+}
