@@ -5,10 +5,13 @@
 
 use super::ScenarioRun;
 use crate::category::Category;
-use crate::check::Finding;
+use crate::check::{FileObservation, Finding};
 use crate::scenario::yaml::escape_segment;
 use crate::scenario::{CaptureSource, CaptureText, Step};
 use crate::secrets::{self, Masker};
+
+/// Workspace files a step's `file_sha256:` captures name → what is there, or why it cannot be read.
+pub(super) type FileHashes = std::collections::BTreeMap<String, Result<FileObservation, String>>;
 
 /// The most a captured value may hold.
 pub(super) const MAX_CAPTURE_BYTES: usize = 64 * 1024;
@@ -55,7 +58,13 @@ pub(super) fn from_json(
 impl ScenarioRun<'_> {
     /// Read each value `step` captures into the scenario's variables; a value that cannot be
     /// read is an `assertion_failed` at its source.
-    pub(super) fn capture(&mut self, pointer: &str, step: &Step) -> Result<(), Vec<Finding>> {
+    /// `hashed` holds the files its `file_sha256:` sources name ([`ScenarioRun::capture_file_hashes`]).
+    pub(super) fn capture(
+        &mut self,
+        pointer: &str,
+        step: &Step,
+        hashed: &FileHashes,
+    ) -> Result<(), Vec<Finding>> {
         let Some(name) = step.name.clone() else {
             return Ok(());
         };
@@ -104,16 +113,14 @@ impl ScenarioRun<'_> {
                         String::from_utf8(bytes).map_err(|_| format!("`{path}` is not UTF-8 text"))
                     })
                     .map(|text| (text.trim().to_owned(), text)),
-                CaptureSource::FileSha256(path) => self
-                    .observe_file(path, false)
-                    .map_err(|error| error.to_string())
-                    .and_then(|observed| {
-                        if observed.exists {
-                            Ok((observed.sha256, String::new()))
-                        } else {
-                            Err(format!("`{path}` does not exist in the workspace"))
-                        }
-                    }),
+                CaptureSource::FileSha256(path) => match hashed.get(path) {
+                    Some(Ok(observed)) if observed.exists => {
+                        Ok((observed.sha256.clone(), String::new()))
+                    }
+                    Some(Ok(_)) => Err(format!("`{path}` does not exist in the workspace")),
+                    Some(Err(error)) => Err(error.clone()),
+                    None => Err(format!("`{path}` was not read")),
+                },
                 CaptureSource::Json(json_pointer) => self
                     .output
                     .http_body

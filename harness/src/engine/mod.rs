@@ -743,7 +743,40 @@ impl<'a> ScenarioRun<'a> {
             Action::Compose(action) => self.compose(pointer, action).await,
         };
         result?;
-        self.capture(pointer, step)
+        let hashed = self.capture_file_hashes(step).await;
+        self.capture(pointer, step, &hashed)
+    }
+
+    /// The files `step`'s `capture: { KEY: { file_sha256: PATH } }` entries name, read and
+    /// hashed on the blocking pool (a job's output may be gigabytes): path → what is there,
+    /// or why it cannot be read.
+    async fn capture_file_hashes(&self, step: &Step) -> capture::FileHashes {
+        if step.name.is_none() {
+            return capture::FileHashes::new();
+        }
+        let paths: Vec<String> = step
+            .capture
+            .values()
+            .filter_map(|spec| match spec.sources().first() {
+                Some(crate::scenario::CaptureSource::FileSha256(path)) => Some((*path).to_owned()),
+                _ => None,
+            })
+            .collect();
+        if paths.is_empty() {
+            return capture::FileHashes::new();
+        }
+        let workspace = self.shared_workspace();
+        crate::blocking::run(move |_| {
+            paths
+                .into_iter()
+                .map(|path| {
+                    let observed =
+                        observe_file(&workspace, &path, false).map_err(|error| error.to_string());
+                    (path, observed)
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Assertions by JSON pointer on a container's or an image's inspect document.
@@ -2048,14 +2081,6 @@ impl<'a> ScenarioRun<'a> {
             }
         }
         findings
-    }
-
-    fn observe_file(
-        &self,
-        relative: &str,
-        want_text: bool,
-    ) -> Result<FileObservation, workspace::WorkspaceError> {
-        observe_file(self.workspace(), relative, want_text)
     }
 
     async fn upload(

@@ -195,7 +195,11 @@ impl ScenarioRun<'_> {
             "dockproof-push-{}-{}.tar",
             self.context.run_id, self.slug
         ));
-        transport::pack(self.workspace().root(), &top, &staging)
+        // Packed on the blocking pool: the workspace may hold up to its size limit.
+        let root = self.workspace().root().to_path_buf();
+        let archive = staging.clone();
+        crate::blocking::run(move |_| transport::pack(&root, &top, &archive))
+            .await
             .map_err(|error| finding(error.category(), pointer, error.to_string()))?;
         let through = if mounted.read_only_rootfs {
             let helper = ContainerSpec {
@@ -306,7 +310,9 @@ impl ScenarioRun<'_> {
             }
         };
         let staging = staging.keep();
-        transport::replace_contents(self.workspace().root(), &staging)
+        let root = self.workspace().root().to_path_buf();
+        crate::blocking::run(move |_| transport::replace_contents(&root, &staging))
+            .await
             .map_err(|error| finding(error.category(), pointer, error.to_string()))?;
         let workspace = &mut self.record.context.docker.workspace;
         workspace.files = usage.files;

@@ -2026,6 +2026,40 @@ fn a_value_captured_from_stdout_is_used_by_the_next_step_and_masked_when_secret(
         r#"{"job":"T-20261202","inputs":1,"status":"ok"}"#
     );
     assert_eq!(captures["session.prefix"], "***", "{captures:#}");
+    // `file_sha256:` is the staged file's own digest (read on the blocking pool).
+    use sha2::Digest;
+    assert_eq!(
+        captures["job.digest"],
+        hex::encode(sha2::Sha256::digest(b"a,b\n1,2\n")),
+        "{captures:#}"
+    );
+    // A `file_sha256:` of a file the job did not write fails the step at that capture.
+    let missing = dir.path().join("missing-digest.yaml");
+    std::fs::write(
+        &missing,
+        "name: missing-digest\nsteps:\n  - name: job\n    run: { image: dockproof/job-runner:1, cmd: [echo, hi] }\n    capture:\n      digest: { file_sha256: outputs/none.txt }\n",
+    )
+    .unwrap();
+    let json = dir.path().join("missing.json");
+    Command::from_std(support::dockproof_fake(dir.path()))
+        .arg("--json")
+        .arg(&json)
+        .arg(&missing)
+        .assert()
+        .code(1);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let failure = &report["scenarios"][0]["failure"];
+    assert_eq!(failure["category"], "assertion_failed", "{failure}");
+    assert_eq!(
+        failure["message"],
+        "cannot capture `digest`: `outputs/none.txt` does not exist in the workspace",
+        "{failure}"
+    );
+    assert_eq!(
+        (&failure["location"]["line"], &failure["location"]["column"]),
+        (&serde_json::json!(6), &serde_json::json!(30)),
+        "{failure}"
+    );
     // A reference to a capture no earlier step makes is a load error at its line.
     let scenario = dir.path().join("unknown-capture.yaml");
     std::fs::write(
