@@ -446,6 +446,15 @@ fn no_daemon_side_files(machine: &RemoteMachine) -> Result<(), Failed> {
     }
 }
 
+/// A trial's verdict from every problem it found (each a line of the failure).
+fn verdict(problems: Vec<String>) -> Result<(), Failed> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
 /// Compare two suites' fingerprints; every difference, named.
 fn compare(
     local: &BTreeMap<String, Value>,
@@ -622,11 +631,7 @@ fn suite(via: Via, backend: &'static str, coverage: Coverage) -> Result<(), Fail
     .filter_map(|result| result.as_ref().err().map(text))
     .collect();
     drop(topology);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n").into())
-    }
+    verdict(problems)
 }
 
 /// Two machines, one fleet: dockproof on the first reaches the daemon at both machines'
@@ -703,11 +708,7 @@ fn fleet(backend: &'static str) -> Result<(), Failed> {
             problems.push(text(&error));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n").into())
-    }
+    verdict(problems)
 }
 
 /// `record --host` on a daemon elsewhere: the machine records the shipped CSV job on
@@ -846,11 +847,7 @@ fn record_on_a_remote_host(backend: &'static str) -> Result<(), Failed> {
     if let Err(error) = no_daemon_side_files(&topology.machine) {
         problems.push(text(&error));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n").into())
-    }
+    verdict(problems)
 }
 
 /// Host bind mounts name the daemon's files: from the machine, a compose file binding
@@ -913,11 +910,7 @@ fn host_binds_refused(backend: &'static str) -> Result<(), Failed> {
     if let Err(error) = no_daemon_side_files(&topology.machine) {
         problems.push(text(&error));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n").into())
-    }
+    verdict(problems)
 }
 
 /// Why these tests cannot run here, if so (besides a daemon).
