@@ -13,6 +13,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use crate::backend::{Backend, BackendError, ContainerSpec, Mount, MountSource};
 use crate::category::Category;
@@ -111,11 +112,63 @@ impl TransportPolicy {
             TransportChoice::Copy => Ok(Transport::Copy),
             TransportChoice::Auto => self
                 .decided
-                .get_or_try_init(|| probe(backend, image, work_dir, run_id))
+                .get_or_try_init(|| async {
+                    if let Some(socket) = backend.daemon_socket()
+                        && daemon_shares_our_files(&socket).await
+                    {
+                        return Ok(Transport::Bind);
+                    }
+                    probe(backend, image, work_dir, run_id).await
+                })
                 .await
                 .copied(),
         }
     }
+}
+
+/// How long connecting to the daemon's socket may take before the question is left to the probe.
+const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the daemon listening on the unix socket `socket` sees exactly the files this
+/// process sees, by asking the kernel rather than the daemon: the socket's peer
+/// (`SO_PEERCRED`: the process that listens on it) is an executable named `dockerd`, in
+/// this process's mount namespace, with this process's root directory. A bind mount of
+/// any directory of ours is then that directory, and no probe container is needed (the
+/// probe costs three docker CLI calls). Whatever is not certain is `false` and left to
+/// the probe: a peer in another PID namespace (the kernel reports pid 0: dockproof in a
+/// container with the host's socket), a forwarder (ssh, socat, a desktop VM's proxy), a
+/// socket systemd listens on, a rootless daemon (its own mount namespace), an unreadable
+/// `/proc`.
+pub async fn daemon_shares_our_files(socket: &Path) -> bool {
+    let connected =
+        tokio::time::timeout(PEER_TIMEOUT, tokio::net::UnixStream::connect(socket)).await;
+    let Ok(Ok(stream)) = connected else {
+        return false;
+    };
+    let Some(pid) = stream
+        .peer_cred()
+        .ok()
+        .and_then(|credentials| credentials.pid())
+        .filter(|pid| *pid > 0)
+    else {
+        return false;
+    };
+    drop(stream);
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let is_dockerd = fs::read_link(proc.join("exe"))
+        .is_ok_and(|exe| exe.file_name().is_some_and(|name| name == "dockerd"));
+    let same_namespace = match (
+        fs::read_link(proc.join("ns/mnt")),
+        fs::read_link("/proc/self/ns/mnt"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => false,
+    };
+    let same_root = match (fs::metadata(proc.join("root")), fs::metadata("/")) {
+        (Ok(theirs), Ok(ours)) => theirs.dev() == ours.dev() && theirs.ino() == ours.ino(),
+        _ => false,
+    };
+    is_dockerd && same_namespace && same_root
 }
 
 /// Where the probe's marker directory is mounted in the probe container.

@@ -1379,6 +1379,16 @@ impl Backend for ApiBackend {
         self.ports.daemon_host().clone()
     }
 
+    fn daemon_socket(&self) -> Option<std::path::PathBuf> {
+        // As `docker()` connects: the explicit host, else DOCKER_HOST, else the default socket.
+        let host = self.host.clone().or_else(|| {
+            std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|host| !host.is_empty())
+        });
+        super::daemon::unix_socket(host.as_deref())
+    }
+
     async fn reach_port(
         &self,
         binding: &str,

@@ -1549,6 +1549,13 @@ impl Backend for CliBackend {
         self.ports.daemon_host().clone()
     }
 
+    fn daemon_socket(&self) -> Option<PathBuf> {
+        if self.is_fake() {
+            return None;
+        }
+        super::daemon::cli_unix_socket(&self.env)
+    }
+
     async fn reach_port(
         &self,
         binding: &str,

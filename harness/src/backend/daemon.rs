@@ -89,24 +89,9 @@ impl DaemonHost {
     /// `env`, else ours), else the context (`DOCKER_CONTEXT` in `env`, else ours, else the
     /// config's current context) resolved from the docker config dir, else this machine.
     pub fn for_cli(env: &[(OsString, OsString)]) -> DaemonHost {
-        let variable = |name: &str| {
-            env.iter()
-                .rev()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| value.to_string_lossy().into_owned())
-                .or_else(|| std::env::var(name).ok())
-                .filter(|value| !value.is_empty())
-        };
-        if let Some(address) = variable("DOCKER_HOST") {
-            return DaemonHost::from_address(&address);
-        }
-        let config = super::context::config_dir();
-        let context = variable("DOCKER_CONTEXT").or_else(|| current_context(&config));
-        context
-            .and_then(|name| super::context::resolve(&name, &config).ok().flatten())
-            .map_or(DaemonHost::Local, |endpoint| {
-                DaemonHost::from_address(&endpoint.host)
-            })
+        cli_address(env).map_or(DaemonHost::Local, |address| {
+            DaemonHost::from_address(&address)
+        })
     }
 
     /// The host its published ports are reached at from here, before any is known
@@ -135,6 +120,48 @@ impl DaemonHost {
 }
 
 /// `currentContext` of the docker config (`config.json`), if set.
+/// The address a docker CLI run with `env` added to ours talks to, as [`DaemonHost::for_cli`]
+/// resolves it; `None` for the CLI's default (the local socket).
+fn cli_address(env: &[(OsString, OsString)]) -> Option<String> {
+    let variable = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.to_string_lossy().into_owned())
+            .or_else(|| std::env::var(name).ok())
+            .filter(|value| !value.is_empty())
+    };
+    if let Some(address) = variable("DOCKER_HOST") {
+        return Some(address);
+    }
+    let config = super::context::config_dir();
+    let context = variable("DOCKER_CONTEXT").or_else(|| current_context(&config));
+    context
+        .and_then(|name| super::context::resolve(&name, &config).ok().flatten())
+        .map(|endpoint| endpoint.host)
+}
+
+/// The docker CLI's and the Engine API's default daemon address.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// The unix socket a docker CLI run with `env` added to ours talks to, when its address
+/// is one (`unix://PATH`, or nothing set: the default socket); `None` for tcp, ssh and
+/// anything else.
+pub fn cli_unix_socket(env: &[(OsString, OsString)]) -> Option<std::path::PathBuf> {
+    unix_socket(cli_address(env).as_deref())
+}
+
+/// The socket path of a `unix://PATH` address (`None`: the default socket).
+pub fn unix_socket(address: Option<&str>) -> Option<std::path::PathBuf> {
+    match address {
+        None => Some(std::path::PathBuf::from(DEFAULT_SOCKET)),
+        Some(address) => address
+            .strip_prefix("unix://")
+            .filter(|path| path.starts_with('/'))
+            .map(std::path::PathBuf::from),
+    }
+}
+
 fn current_context(config: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(config.join("config.json")).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;

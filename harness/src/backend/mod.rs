@@ -724,6 +724,12 @@ pub trait Backend: Send + Sync {
     fn daemon_host(&self) -> daemon::DaemonHost {
         daemon::DaemonHost::Local
     }
+    /// The unix socket the daemon is reached at, when it is one (`None`: tcp, ssh, the
+    /// fake, or not known): what the workspace transport asks the kernel about (see
+    /// [`crate::transport::TransportPolicy::decide`]).
+    fn daemon_socket(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Where to connect, from this machine, for the port the daemon published as
     /// `binding:port` (inspect's `HostIp` and `HostPort`): on the daemon's host, through an
     /// ssh forward when the daemon is behind ssh.

@@ -6,7 +6,10 @@
 //! (a forced `bind` fails there). `docker-cli::copy::*` / `docker-api::copy::*` run the
 //! job scenarios on the real daemon with `--workspace-transport copy` and check nothing
 //! labelled with the run is left; `docker-*::probe-picks-bind-locally` proves `auto`
-//! keeps the fast path locally; `docker-*::copy-back-refuses-a-symlink-to-etc-shadow` is
+//! keeps the fast path locally; `docker-*::auto-asks-the-kernel-not-a-probe-container`
+//! that a local dockerd sharing dockproof's mount namespace needs no probe container and
+//! `docker-*::a-forwarded-socket-is-probed` that a unix socket forwarded by another process
+//! (its peer is not dockerd) is still probed; `docker-*::copy-back-refuses-a-symlink-to-etc-shadow` is
 //! the end-to-end refusal of a hostile entry.
 
 use crate::support;
@@ -254,6 +257,179 @@ steps:
     Ok(())
 }
 
+/// The names of the containers the daemon created for run `run_id` since `since` (unix
+/// seconds), from `docker events`, which also sees a container created and removed again.
+fn created_for_run(run_id: &str, since: u64) -> Result<Vec<String>, Failed> {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|error| error.to_string())?
+        .as_secs()
+        + 1;
+    let output = std::process::Command::new("docker")
+        .args(["events", "--since", &since.to_string(), "--until"])
+        .arg(until.to_string())
+        .args(["--filter", "type=container", "--filter", "event=create"])
+        .args(["--filter", &format!("label=dockproof.run={run_id}")])
+        .args(["--format", "{{.Actor.Attributes.name}}"])
+        .output()
+        .map_err(|error| format!("cannot run docker events: {error}"))?;
+    if !output.status.success() {
+        return Err(format!("docker events failed\n{}", support::describe(&output)).into());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+fn unix_now() -> Result<u64, Failed> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|error| error.to_string())?
+        .as_secs())
+}
+
+/// `job-happy-path.yaml` under `auto` with `DOCKER_HOST` set to `docker_host` (`None`: as
+/// the environment has it): it must pass and record `bind`; the names of the containers
+/// the run created.
+fn auto_run(
+    backend: &'static str,
+    run_id: &str,
+    docker_host: Option<&str>,
+) -> Result<Vec<String>, Failed> {
+    support::ensure_fixture_image("dockproof/job-runner:1")?;
+    let work = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let since = unix_now()?;
+    let mut command = support::dockproof_on(backend, work.path());
+    if let Some(host) = docker_host {
+        command.env("DOCKER_HOST", host);
+    }
+    command
+        .args(["--workspace-transport", "auto", "--run-id", run_id])
+        .arg("scenarios/job-happy-path.yaml");
+    let report = json_report(command, &work.path().join("report.json"))?;
+    let scenario = &report["scenarios"][0];
+    let transport = &scenario["record"]["context"]["docker"]["workspace"]["transport"];
+    if scenario["outcome"] != "passed" || transport != "bind" {
+        return Err(
+            format!("expected a pass over bind, got transport {transport}: {scenario}").into(),
+        );
+    }
+    let created = created_for_run(run_id, since)?;
+    if created.is_empty() {
+        return Err("docker events shows no container created by the run".into());
+    }
+    Ok(created)
+}
+
+/// The local daemon is a `dockerd` in this mount namespace (as `.ci/run` starts it): `auto`
+/// asks the kernel (`SO_PEERCRED`, `/proc`) and creates no probe container.
+fn auto_asks_the_kernel_locally(backend: &'static str) -> Result<(), Failed> {
+    let socket = support::daemon_socket();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    if !runtime.block_on(dockproof::transport::daemon_shares_our_files(&socket)) {
+        return Err(format!(
+            "the daemon at {} is not seen as a dockerd sharing this mount namespace (this trial needs one, as .ci/run starts it)",
+            socket.display()
+        )
+        .into());
+    }
+    let run_id = format!("transport-kernel-{backend}-{}", std::process::id());
+    let created = auto_run(backend, &run_id, None)?;
+    if let Some(probe) = created.iter().find(|name| name.contains("transport-probe")) {
+        return Err(format!("a probe container was created anyway: {probe}").into());
+    }
+    Ok(())
+}
+
+/// A unix socket that forwards every connection to `target`, as ssh -L or socat would:
+/// its peer is this test process, not dockerd. Stops when dropped.
+struct SocketForwarder {
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+impl SocketForwarder {
+    fn start(target: std::path::PathBuf) -> Result<SocketForwarder, Failed> {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let path = dir.path().join("forwarded.sock");
+        let listener = UnixListener::bind(&path).map_err(|error| error.to_string())?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|error| error.to_string())?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                let Ok(daemon) = UnixStream::connect(&target) else {
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let pump = |mut from: UnixStream, mut to: UnixStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                if let (Ok(client_read), Ok(daemon_read)) = (client.try_clone(), daemon.try_clone())
+                {
+                    pump(client_read, daemon);
+                    pump(daemon_read, client);
+                }
+            }
+        });
+        Ok(SocketForwarder {
+            path,
+            stop,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for SocketForwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The same local daemon behind a forwarded unix socket: the kernel names the forwarder,
+/// not dockerd, so `auto` does not trust the address and runs the probe (which then sees
+/// the files: `bind`).
+fn a_forwarded_socket_is_probed(backend: &'static str) -> Result<(), Failed> {
+    let forwarder = SocketForwarder::start(support::daemon_socket())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    if runtime.block_on(dockproof::transport::daemon_shares_our_files(
+        &forwarder.path,
+    )) {
+        return Err("a forwarded socket was taken for the daemon itself".into());
+    }
+    let run_id = format!("transport-forwarded-{backend}-{}", std::process::id());
+    let host = format!("unix://{}", forwarder.path.display());
+    let created = auto_run(backend, &run_id, Some(&host))?;
+    if !created.iter().any(|name| name.contains("transport-probe")) {
+        return Err(
+            format!("no probe container behind the forwarded socket: created {created:?}").into(),
+        );
+    }
+    let left = support::labelled_leftovers(&format!("dockproof.run={run_id}"))?;
+    if !left.is_empty() {
+        return Err(format!("left on the daemon: {left:?}").into());
+    }
+    Ok(())
+}
+
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -277,6 +453,14 @@ pub fn trials() -> Vec<Trial> {
         trials.push(support::real_daemon_trial(
             format!("{backend}::probe-picks-bind-locally"),
             move || probe_picks_bind_locally(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::auto-asks-the-kernel-not-a-probe-container"),
+            move || auto_asks_the_kernel_locally(backend),
+        ));
+        trials.push(support::real_daemon_trial(
+            format!("{backend}::a-forwarded-socket-is-probed"),
+            move || a_forwarded_socket_is_probed(backend),
         ));
         trials.push(support::real_daemon_trial(
             format!("{backend}::copy-back-refuses-a-symlink-to-etc-shadow"),
