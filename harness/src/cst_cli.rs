@@ -137,7 +137,8 @@ pub struct CstArgs {
     /// Real fixture images (directories with a Dockerfile), built on demand on real daemons.
     #[arg(long, default_value = "fixtures/images")]
     fixture_images: PathBuf,
-    /// Tests run at once (default: number of cores).
+    /// Tests run at once (default: twice the number of cores, at least 4: a test mostly
+    /// waits on the daemon starting a container or mounting one for a copy).
     #[arg(short, long)]
     jobs: Option<usize>,
     /// How long one command (setup or test) may run before it is killed.
@@ -519,9 +520,7 @@ pub fn run(mut args: CstArgs) -> ExitCode {
             DriverKind::Docker => Driver::Docker,
             DriverKind::Host => Driver::Host,
         },
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |cores| cores.get())),
+        jobs: args.jobs.unwrap_or_else(default_jobs),
         command_timeout: args.timeout,
         work_dir: run_dir.path().to_path_buf(),
         options: cst::CstOptions {
@@ -732,4 +731,14 @@ pub fn run(mut args: CstArgs) -> ExitCode {
     } else {
         Exit::Failed.into()
     }
+}
+
+/// `dockproof cst`'s parallelism without `-j`: twice the cores, at least 4. Tests
+/// wait on the daemon (a container's start, a mount per `docker cp`), not on this
+/// process; the memory a test holds is bounded by itself (see docs/cst.md#memory).
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |cores| cores.get())
+        .saturating_mul(2)
+        .max(4)
 }

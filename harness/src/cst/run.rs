@@ -1,6 +1,8 @@
 //! Running CST files: one report per CST test (named as CST names it), all
-//! tests in parallel, a fresh labelled container per command test (and per
-//! file test with the container driver), removed as soon as the test ends.
+//! tests in parallel, a fresh labelled container per command test, removed in the
+//! background once its output is read (off the next test's path); with the docker
+//! driver one never-started container per config file serves all its file tests,
+//! removed when the run's results are known. The image's `inspect` is read once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -126,7 +128,103 @@ enum Test {
 
 struct Job {
     file: Arc<LoadedCst>,
+    /// The file's place in the run (its shared container, see [`Shared`]).
+    file_index: usize,
     test: Test,
+}
+
+/// What the tests of one run share (created per run, so a `cst:` step of a scenario
+/// gets its own).
+struct Shared {
+    backend: Arc<dyn Backend>,
+    image: String,
+    /// `image inspect` of the tested image, read on first use: it cannot change
+    /// during a run (a setup command commits a new image, never the tested one).
+    image_inspect: tokio::sync::OnceCell<Result<Arc<serde_json::Value>, Failure>>,
+    /// Per config file: the never-started containers its file tests read (docker
+    /// driver), each created on first use. The daemon serves one archive read of a
+    /// container at a time (it mounts the container for each), so a file's tests
+    /// take turns over up to `jobs` containers and their reads run at once.
+    file_containers: Vec<Vec<tokio::sync::OnceCell<Result<String, Failure>>>>,
+    /// Per config file: which of its containers the next file test reads.
+    next_container: Vec<std::sync::atomic::AtomicUsize>,
+    /// Removals of what finished command tests left (containers, then committed
+    /// images): they run while later tests run, and the run waits for them at its end.
+    removals: std::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl Shared {
+    /// `file_tests[i]`: how many tests of the i-th file read the image's files.
+    fn new(context: &CstContext, file_tests: &[usize]) -> Self {
+        let pool = |tests: usize| {
+            let containers = tests.min(context.jobs.max(1));
+            (0..containers)
+                .map(|_| tokio::sync::OnceCell::new())
+                .collect()
+        };
+        Shared {
+            backend: Arc::clone(&context.backend),
+            image: context.image.clone(),
+            image_inspect: tokio::sync::OnceCell::new(),
+            file_containers: file_tests.iter().map(|&tests| pool(tests)).collect(),
+            next_container: file_tests
+                .iter()
+                .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                .collect(),
+            removals: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+        }
+    }
+
+    async fn image_inspect(&self) -> Result<Arc<serde_json::Value>, Failure> {
+        self.image_inspect
+            .get_or_init(|| async {
+                self.backend
+                    .image_inspect_json(&self.image)
+                    .await
+                    .map(Arc::new)
+                    .map_err(backend_failure)
+            })
+            .await
+            .clone()
+    }
+
+    /// Remove `containers` (at once), then `images` last first (each committed from
+    /// the one before), in the background. A removal that fails is left to the run's
+    /// sweep, as before (CST's docker driver does not report them either).
+    fn remove_later(&self, containers: Vec<String>, images: Vec<String>) {
+        if containers.is_empty() && images.is_empty() {
+            return;
+        }
+        let backend = Arc::clone(&self.backend);
+        let removal = async move {
+            futures::future::join_all(containers.iter().map(|id| backend.remove(id))).await;
+            for image in images.iter().rev() {
+                let _ = backend.remove_image(image).await;
+            }
+        };
+        if let Ok(mut removals) = self.removals.lock() {
+            removals.spawn(removal);
+        }
+    }
+
+    /// Wait for every background removal, then remove the file tests' containers.
+    async fn finish(&self, save: bool) {
+        let removals = match self.removals.lock() {
+            Ok(mut removals) => std::mem::take(&mut *removals),
+            Err(_) => tokio::task::JoinSet::new(),
+        };
+        if !save {
+            let containers: Vec<String> = self
+                .file_containers
+                .iter()
+                .flatten()
+                .filter_map(|cell| cell.get().and_then(|created| created.as_ref().ok()))
+                .cloned()
+                .collect();
+            futures::future::join_all(containers.iter().map(|id| self.backend.remove(id))).await;
+        }
+        removals.join_all().await;
+    }
 }
 
 /// Run every test of every file (a run's final `sweep` is the caller's); reports keep the files' order, CST's order within a file
@@ -155,7 +253,18 @@ pub async fn run_all_with_results(
     files: Vec<LoadedCst>,
 ) -> (RunOutcome, Vec<CstResult>) {
     let mut jobs = Vec::new();
-    for file in files {
+    let file_tests: Vec<usize> = files
+        .iter()
+        .map(|file| {
+            let config = &file.config;
+            config.file_existence_tests.len()
+                + config.file_content_tests.len()
+                + config.license_tests.len()
+                + usize::from(config.metadata_test.is_some())
+        })
+        .collect();
+    let shared = Arc::new(Shared::new(&context, &file_tests));
+    for (file_index, file) in files.into_iter().enumerate() {
         let file = Arc::new(file);
         let config = &file.config;
         let entry = |pointer: String, test: Test| {
@@ -193,6 +302,7 @@ pub async fn run_all_with_results(
         }
         jobs.extend(tests.into_iter().map(|test| Job {
             file: Arc::clone(&file),
+            file_index,
             test,
         }));
     }
@@ -207,19 +317,21 @@ pub async fn run_all_with_results(
     };
     let saved = saved.map(|result| result.map_err(Arc::new));
     if context.driver == Driver::Host {
-        return run_on_host(&context, jobs).await;
+        return run_on_host(&context, &shared, jobs).await;
     }
     let (reports, results): (Vec<_>, Vec<_>) = futures::stream::iter(jobs)
         .map(|job| {
             let context = Arc::clone(&context);
+            let shared = Arc::clone(&shared);
             let saved = saved.clone();
-            async move { run_one(&context, &job, saved, None).await }
+            async move { run_one(&context, &shared, &job, saved, None).await }
         })
         .buffered(context.jobs.max(1))
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .unzip();
+    shared.finish(context.options.save).await;
     (
         RunOutcome {
             reports,
@@ -235,13 +347,17 @@ pub async fn run_all_with_results(
 /// The host driver's run: the tests one after another in CST's order, sharing one
 /// environment as CST's process does; each file's command-test teardowns run after its
 /// last command test, last first (CST defers them in `RunCommandTests`).
-async fn run_on_host(context: &CstContext, jobs: Vec<Job>) -> (RunOutcome, Vec<CstResult>) {
+async fn run_on_host(
+    context: &CstContext,
+    shared: &Arc<Shared>,
+    jobs: Vec<Job>,
+) -> (RunOutcome, Vec<CstResult>) {
     let mut env = super::host::HostEnv::default();
     let mut reports = Vec::new();
     let mut results = Vec::new();
     let mut jobs = jobs.into_iter().peekable();
     while let Some(job) = jobs.next() {
-        let (report, result) = run_one(context, &job, None, Some(&mut env)).await;
+        let (report, result) = run_one(context, shared, &job, None, Some(&mut env)).await;
         reports.push(report);
         results.push(result);
         let in_commands = |job: &Job| match &job.test {
@@ -340,6 +456,7 @@ fn location(file: &LoadedCst, pointer: &str) -> Location {
 
 async fn run_one(
     context: &CstContext,
+    shared: &Arc<Shared>,
     job: &Job,
     saved: Option<Result<Arc<SavedImage>, Arc<Failure>>>,
     host: Option<&mut super::host::HostEnv>,
@@ -385,7 +502,16 @@ async fn run_one(
         Test::Invalid(ref pointer) => Err(invalid_failure(job.file.as_ref(), pointer)),
         Test::Command(index) => match host {
             Some(env) => host_command_test(context, job, &config.command_tests[index], env).await,
-            None => command_test(context, job, pointer.clone(), &config.command_tests[index]).await,
+            None => {
+                command_test(
+                    context,
+                    shared,
+                    job,
+                    pointer.clone(),
+                    &config.command_tests[index],
+                )
+                .await
+            }
         }
         .map(|(errors, stdout, stderr)| {
             stdout_tail = tail(&stdout);
@@ -410,12 +536,16 @@ async fn run_one(
             }
             Some(Err(failure)) => Err((*failure).clone()),
             Some(Ok(saved)) => image_test(&Source::Saved(saved), job).await,
-            None => {
-                with_container(context, job, |source| async move {
+            None => match file_container(context, shared, job).await {
+                Ok(container) => {
+                    let source = Source::Container {
+                        shared: Arc::clone(shared),
+                        container,
+                    };
                     image_test(&source, job).await
-                })
-                .await
-            }
+                }
+                Err(failure) => Err(failure),
+            },
         },
     };
     // A setup that could not run: CST 2.0.0 names the result by the test's bare name,
@@ -615,46 +745,39 @@ fn apply_run_options(spec: &mut ContainerSpec, options: Option<&ContainerRunOpti
         .collect();
 }
 
-/// Create a never-started container from the image, run `body` against it, remove it.
-async fn with_container<F, Fut>(
+/// A never-started container of the job's config file, the next of its pool (created
+/// by the first test that needs it; removed by [`Shared::finish`]). Nothing starts it
+/// and every read is a `docker cp`, so its tests cannot change what another test reads.
+async fn file_container(
     context: &CstContext,
+    shared: &Shared,
     job: &Job,
-    body: F,
-) -> Result<Vec<String>, Failure>
-where
-    F: FnOnce(Source) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<String>, Failure>>,
-{
-    let mut spec = ContainerSpec {
-        name: container_name(context),
-        image: context.image.clone(),
-        cmd: Some(vec![NOOP.to_owned()]),
-        labels: labels(context),
-        runtime: context.options.runtime.clone(),
-        ..ContainerSpec::default()
+) -> Result<String, Failure> {
+    let cell = shared.file_containers.get(job.file_index).and_then(|pool| {
+        let turn = shared.next_container.get(job.file_index)?;
+        let next = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        pool.get(next % pool.len().max(1))
+    });
+    let Some(cell) = cell else {
+        return Err(Failure::new(
+            Category::ConfigInvalid,
+            "internal: a file test of a config file the run does not hold",
+        ));
     };
-    apply_run_options(&mut spec, job.file.config.container_run_options.as_ref());
-    let id = context
-        .backend
-        .create(&spec)
-        .await
-        .map_err(backend_failure)?;
-    let source = Source::Container {
-        backend: Arc::clone(&context.backend),
-        container: id.clone(),
-        image: context.image.clone(),
-    };
-    let result = body(source).await;
-    if context.options.save {
-        return result;
-    }
-    let removed = context.backend.remove(&id).await;
-    match (result, removed) {
-        (Ok(errors), Err(error)) if errors.is_empty() => {
-            Err(Failure::new(Category::CleanupFailed, error.to_string()))
-        }
-        (result, _) => result,
-    }
+    cell.get_or_init(|| async {
+        let mut spec = ContainerSpec {
+            name: container_name(context),
+            image: context.image.clone(),
+            cmd: Some(vec![NOOP.to_owned()]),
+            labels: labels(context),
+            runtime: context.options.runtime.clone(),
+            ..ContainerSpec::default()
+        };
+        apply_run_options(&mut spec, job.file.config.container_run_options.as_ref());
+        context.backend.create(&spec).await.map_err(backend_failure)
+    })
+    .await
+    .clone()
 }
 
 /// `docker cp CONTAINER:PATH -` read by `read` on a blocking thread as the archive
@@ -694,10 +817,10 @@ fn copy_error(path: &str, error: &BackendError) -> String {
 
 /// Files and configuration of the image under test.
 enum Source {
+    /// A never-started container of the image (its configuration from the run's one `image inspect`).
     Container {
-        backend: Arc<dyn Backend>,
+        shared: Arc<Shared>,
         container: String,
-        image: String,
     },
     Saved(Arc<SavedImage>),
     /// This machine (the host driver), with `--metadata`'s configuration.
@@ -725,15 +848,13 @@ impl Source {
                 .stat(path)
                 .map(|node| (node.info.clone(), node.content.clone()))
                 .ok_or_else(|| format!("File {path} not found in image")),
-            Source::Container {
-                backend, container, ..
-            } => {
+            Source::Container { shared, container } => {
                 let base = files::clean(path)
                     .rsplit('/')
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                let node = copy_streamed(backend, container, path, move |reader| {
+                let node = copy_streamed(&shared.backend, container, path, move |reader| {
                     files::stream_entry(reader, &base, want)
                 })
                 .await?;
@@ -788,9 +909,9 @@ impl Source {
             Source::Saved(saved) => saved
                 .dirs_in(path)
                 .ok_or_else(|| format!("Error reading directory: {path} not found in image")),
-            Source::Container {
-                backend, container, ..
-            } => copy_streamed(backend, container, path, files::stream_child_dirs).await,
+            Source::Container { shared, container } => {
+                copy_streamed(&shared.backend, container, path, files::stream_child_dirs).await
+            }
         }
     }
 
@@ -805,11 +926,8 @@ impl Source {
             Source::Host {
                 metadata: Some(metadata),
             } => Ok(ImageConfig::from_docker(metadata)),
-            Source::Container { backend, image, .. } => {
-                let inspect = backend
-                    .image_inspect_json(image)
-                    .await
-                    .map_err(backend_failure)?;
+            Source::Container { shared, .. } => {
+                let inspect = shared.image_inspect().await?;
                 Ok(ImageConfig::from_docker(
                     inspect.get("Config").unwrap_or(&serde_json::Value::Null),
                 ))
@@ -997,6 +1115,7 @@ async fn host_command_test(
 
 async fn command_test(
     context: &CstContext,
+    shared: &Shared,
     job: &Job,
     test_pointer: String,
     test: &CommandTest,
@@ -1015,10 +1134,7 @@ async fn command_test(
         .container_run_options
         .as_ref()
         .filter(|options| options.is_set());
-    let inspect = backend
-        .image_inspect_json(&context.image)
-        .await
-        .map_err(backend_failure)?;
+    let inspect = shared.image_inspect().await?;
     let mut image_env =
         ImageConfig::from_docker(inspect.get("Config").unwrap_or(&serde_json::Value::Null)).env;
     // globalEnvVars: CST commits them into the image, expanded with the image's env.
@@ -1037,6 +1153,8 @@ async fn command_test(
         }
     }
     let mut committed: Vec<String> = Vec::new();
+    // What the test leaves, removed in the background once it has its result.
+    let mut containers: Vec<String> = Vec::new();
     let result = async {
         let mut image = context.image.clone();
         let mut committed_from: Option<String> = None;
@@ -1058,9 +1176,7 @@ async fn command_test(
                 .await
                 .map_err(in_setup)?;
             let new_image = backend.commit(&id).await;
-            if !save {
-                let _ = backend.remove(&id).await;
-            }
+            containers.push(id);
             image = new_image.map_err(backend_failure).map_err(in_setup)?;
             committed.push(image.clone());
             committed_from = Some(pointer);
@@ -1104,9 +1220,7 @@ async fn command_test(
             env,
         )
         .await?;
-        if !save {
-            let _ = backend.remove(&id).await;
-        }
+        containers.push(id);
         Ok((
             check::command(test, &stdout, &stderr, exit_code, file.version),
             stdout,
@@ -1115,8 +1229,8 @@ async fn command_test(
     }
     .await;
     // CST's docker driver skips teardown: every test's container and images are thrown away.
-    for image in committed.iter().rev().filter(|_| !save) {
-        let _ = backend.remove_image(image).await;
+    if !save {
+        shared.remove_later(containers, committed);
     }
     result
 }
