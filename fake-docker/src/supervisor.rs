@@ -1,7 +1,8 @@
 //! Containers as real processes.
 //!
-//! `start` spawns `fake-docker __supervise ID` in a new session. The supervisor spawns
-//! `fake-docker __program ID` (the container's program, writing its own log), records the
+//! `start` spawns `fake-docker __supervise ID` in a new session. The supervisor forks
+//! the container's program (what `fake-docker __program ID` runs: the program, writing its
+//! own log; a fork, not a second exec of the binary), records the
 //! container `running` with the program's pid, tells `start` it is ready, waits for the
 //! program and records its exit: the exit code, or 128 + signal.
 
@@ -95,7 +96,6 @@ pub fn supervise(id: &str) -> i32 {
 
 fn supervise_inner(id: &str) -> Result<(), String> {
     let state = StateDir::from_env().map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(state.oom_marker(id));
     // A restarted container's program starts with nothing allocated.
     let _ = std::fs::remove_file(state.usage_path(id));
@@ -125,19 +125,11 @@ fn supervise_inner(id: &str) -> Result<(), String> {
         .append(true)
         .open(state.container_dir(id).join("supervisor.log"))
         .map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .arg(PROGRAM)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(diagnostics))
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    let (mut pipe, child) = ProgramProcess::fork(id, diagnostics).map_err(|e| e.to_string())?;
     // The program closes this pipe once it has set up (or ended); see `Invocation::on_ready`.
     let mut said = Vec::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        let _ = pipe.read_to_end(&mut said);
-    }
+    let _ = pipe.read_to_end(&mut said);
+    drop(pipe);
     let recorded = (|| -> Result<bool, StateError> {
         let _lock = state.lock()?;
         let Some(mut container) = state.load(id)? else {
@@ -164,12 +156,12 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     match recorded {
         Ok(true) => {}
         Ok(false) => {
-            let _ = child.kill();
+            child.kill();
             let _ = child.wait();
             return Err("the container was removed while starting".into());
         }
         Err(e) => {
-            let _ = child.kill();
+            child.kill();
             let _ = child.wait();
             return Err(e.to_string());
         }
@@ -200,6 +192,68 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     };
     let oom = code == 137 && state.oom_marker(id).exists();
     record_exit(&state, id, code, oom).map_err(|e| e.to_string())
+}
+
+/// The container's program: a fork of the supervisor running [`program_main`] (what
+/// `fake-docker __program ID` runs), so a container costs no second exec of the binary.
+struct ProgramProcess {
+    pid: libc::pid_t,
+}
+
+impl ProgramProcess {
+    /// Fork the program of container `id`: stdin `/dev/null`, stdout the returned pipe
+    /// (the ready handshake), stderr `diagnostics`. The supervisor has one thread here
+    /// (its threads start after the program runs), so the child may run anything.
+    fn fork(
+        id: &str,
+        diagnostics: std::fs::File,
+    ) -> std::io::Result<(std::io::PipeReader, ProgramProcess)> {
+        use std::os::fd::AsRawFd;
+        let null = std::fs::File::open("/dev/null")?;
+        let (reader, writer) = std::io::pipe()?;
+        // SAFETY: the supervisor is single-threaded at this point (see above).
+        match unsafe { libc::fork() } {
+            -1 => Err(std::io::Error::last_os_error()),
+            0 => {
+                // SAFETY: dup2 onto the standard descriptors with valid open descriptors; the
+                // supervisor's own stdout (its answer to `start`) is replaced, not shared.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(writer.as_raw_fd(), 1);
+                    libc::dup2(diagnostics.as_raw_fd(), 2);
+                }
+                drop((reader, writer, null, diagnostics));
+                let code = std::panic::catch_unwind(|| program_main(id)).unwrap_or(101);
+                std::process::exit(code)
+            }
+            pid => Ok((reader, ProgramProcess { pid })),
+        }
+    }
+
+    fn id(&self) -> u32 {
+        self.pid.unsigned_abs()
+    }
+
+    fn kill(&self) {
+        // SAFETY: signalling our own child, which has not been waited for.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+
+    /// Waits for the program to end.
+    fn wait(&self) -> std::io::Result<std::process::ExitStatus> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waiting for our own child into a local.
+            let waited = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if waited == self.pid {
+                return Ok(std::process::ExitStatus::from_raw(status));
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
 }
 
 /// The `exit-immediately` and `oom` faults: the container is recorded started, then
