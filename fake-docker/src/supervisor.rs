@@ -36,9 +36,54 @@ pub enum SpawnError {
     Handshake(String),
 }
 
+/// A container's supervisor, as `start` (or `run`) sees it: a process in a session of
+/// its own, reaped by [`Supervisor::try_wait`] by callers that stay around.
+#[derive(Debug)]
+pub struct Supervisor {
+    pid: libc::pid_t,
+}
+
+impl Supervisor {
+    /// Whether the supervisor has ended (it is reaped then).
+    pub fn try_wait(&mut self) -> bool {
+        let mut status = 0;
+        // SAFETY: a non-blocking wait for our own child into a local.
+        let waited = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        waited != 0
+    }
+}
+
 /// Spawns a detached supervisor for `id` and returns once it has recorded the container
-/// running (or failed). The returned child is the supervisor, for callers that stay around.
-pub fn spawn(state: &StateDir, id: &str) -> Result<Child, SpawnError> {
+/// running (or failed). A single-threaded caller (every CLI call and every call of the
+/// server) forks it; otherwise it is `fake-docker __supervise ID`, a new process.
+pub fn spawn(state: &StateDir, id: &str) -> Result<Supervisor, SpawnError> {
+    let (pid, mut pipe): (libc::pid_t, Box<dyn Read>) = if single_threaded() {
+        let (pid, pipe) = fork_supervisor(state, id).map_err(SpawnError::Spawn)?;
+        (pid, Box::new(pipe))
+    } else {
+        let (pid, pipe) = exec_supervisor(state, id)?;
+        (pid, Box::new(pipe))
+    };
+    let mut answer = String::new();
+    // EOF comes when the supervisor closes its end after answering (or dies).
+    let _ = pipe.read_to_string(&mut answer);
+    let supervisor = Supervisor { pid };
+    match answer.trim() {
+        "ok" => Ok(supervisor),
+        "" => Err(SpawnError::Handshake(
+            "it exited before the container was running".into(),
+        )),
+        other => Err(SpawnError::Handshake(
+            other.trim_start_matches("error ").to_string(),
+        )),
+    }
+}
+
+/// `fake-docker __supervise ID` in a new session: its pid and the pipe it answers on.
+fn exec_supervisor(
+    state: &StateDir,
+    id: &str,
+) -> Result<(libc::pid_t, std::process::ChildStdout), SpawnError> {
     let exe = std::env::current_exe().map_err(SpawnError::CurrentExe)?;
     let mut command = Command::new(exe);
     command
@@ -58,20 +103,83 @@ pub fn spawn(state: &StateDir, id: &str) -> Result<Child, SpawnError> {
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(SpawnError::Spawn)?;
-    let mut answer = String::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        // EOF comes when the supervisor closes its end after answering (or dies).
-        let _ = pipe.read_to_string(&mut answer);
+    let mut child: Child = command.spawn().map_err(SpawnError::Spawn)?;
+    let pid = libc::pid_t::try_from(child.id()).unwrap_or(libc::pid_t::MAX);
+    let pipe = child.stdout.take().ok_or_else(|| {
+        SpawnError::Spawn(std::io::Error::other(
+            "the supervisor's stdout is not piped",
+        ))
+    })?;
+    Ok((pid, pipe))
+}
+
+/// The supervisor as a fork of this (single-threaded) process, in a session of its own,
+/// with the environment and descriptors `fake-docker __supervise ID` would have.
+fn fork_supervisor(
+    state: &StateDir,
+    id: &str,
+) -> std::io::Result<(libc::pid_t, std::io::PipeReader)> {
+    use std::os::fd::AsRawFd;
+    let env = crate::faults::supervisor_env();
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    let (reader, writer) = std::io::pipe()?;
+    // SAFETY: the caller is single-threaded (checked), so the child may run anything.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // SAFETY: setsid and dup2 onto the standard descriptors with valid ones.
+            unsafe {
+                libc::setsid();
+                libc::dup2(null.as_raw_fd(), 0);
+                libc::dup2(writer.as_raw_fd(), 1);
+                libc::dup2(null.as_raw_fd(), 2);
+                libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+            }
+            drop((reader, writer, null));
+            close_inherited();
+            // SAFETY: this process has a single thread.
+            unsafe {
+                std::env::set_var("FAKE_DOCKER_STATE", state.root());
+                for (name, value) in env {
+                    std::env::set_var(name, value);
+                }
+            }
+            let code = std::panic::catch_unwind(|| supervise(id)).unwrap_or(101);
+            std::process::exit(code)
+        }
+        pid => Ok((pid, reader)),
     }
-    match answer.trim() {
-        "ok" => Ok(child),
-        "" => Err(SpawnError::Handshake(
-            "it exited before the container was running".into(),
-        )),
-        other => Err(SpawnError::Handshake(
-            other.trim_start_matches("error ").to_string(),
-        )),
+}
+
+/// Whether this process runs one thread (a fork of it is then a whole copy).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
+/// In a forked child standing for a new process: closes the descriptors an `exec` would
+/// have (those marked close-on-exec: the caller's pipes, sockets and files), so the
+/// child holds nothing its parent's callers wait to see closed.
+fn close_inherited() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<libc::c_int> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: reading and closing descriptors of this process that nothing here owns
+        // any more (the child runs no destructor of its parent's values).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                libc::close(fd);
+            }
+        }
     }
 }
 
@@ -223,6 +331,7 @@ impl ProgramProcess {
                     libc::dup2(diagnostics.as_raw_fd(), 2);
                 }
                 drop((reader, writer, null, diagnostics));
+                close_inherited();
                 let code = std::panic::catch_unwind(|| program_main(id)).unwrap_or(101);
                 std::process::exit(code)
             }
