@@ -452,6 +452,10 @@ fn allocate_ip(
     let Some(network) = crate::objects::find_network(state, name)? else {
         return Ok(String::new());
     };
+    if network.host_address(1).is_none() {
+        // No subnet (`none`, `host`): no address, whoever else runs there.
+        return Ok(String::new());
+    }
     let mode_of = |mode: &str| {
         if mode == "default" {
             "bridge".to_string()
