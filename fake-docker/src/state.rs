@@ -266,8 +266,15 @@ impl StateDir {
     pub fn open(root: PathBuf) -> Result<StateDir, StateError> {
         let containers = root.join("containers");
         std::fs::create_dir_all(&containers).map_err(io("create", &containers))?;
-        // An absolute root keeps paths valid for supervisors started from other cwds.
-        let root = std::fs::canonicalize(&root).map_err(io("resolve", &root))?;
+        // An absolute root keeps paths valid for supervisors started from other cwds. A
+        // path that is absolute already is kept as given (not resolved): a root reached
+        // through a symlink (dockproof's run directory linking to a tmpfs) stays the path
+        // its supervisors carry, so they are found by the path that was handed over.
+        let root = if root.is_absolute() {
+            root
+        } else {
+            std::fs::canonicalize(&root).map_err(io("resolve", &root))?
+        };
         Ok(StateDir { root })
     }
 

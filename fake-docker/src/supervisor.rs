@@ -1,7 +1,8 @@
 //! Containers as real processes.
 //!
-//! `start` spawns `fake-docker __supervise ID` in a new session. The supervisor spawns
-//! `fake-docker __program ID` (the container's program, writing its own log), records the
+//! `start` spawns `fake-docker __supervise ID` in a new session. The supervisor forks
+//! the container's program (what `fake-docker __program ID` runs: the program, writing its
+//! own log; a fork, not a second exec of the binary), records the
 //! container `running` with the program's pid, tells `start` it is ready, waits for the
 //! program and records its exit: the exit code, or 128 + signal.
 
@@ -35,9 +36,54 @@ pub enum SpawnError {
     Handshake(String),
 }
 
+/// A container's supervisor, as `start` (or `run`) sees it: a process in a session of
+/// its own, reaped by [`Supervisor::try_wait`] by callers that stay around.
+#[derive(Debug)]
+pub struct Supervisor {
+    pid: libc::pid_t,
+}
+
+impl Supervisor {
+    /// Whether the supervisor has ended (it is reaped then).
+    pub fn try_wait(&mut self) -> bool {
+        let mut status = 0;
+        // SAFETY: a non-blocking wait for our own child into a local.
+        let waited = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        waited != 0
+    }
+}
+
 /// Spawns a detached supervisor for `id` and returns once it has recorded the container
-/// running (or failed). The returned child is the supervisor, for callers that stay around.
-pub fn spawn(state: &StateDir, id: &str) -> Result<Child, SpawnError> {
+/// running (or failed). A single-threaded caller (every CLI call and every call of the
+/// server) forks it; otherwise it is `fake-docker __supervise ID`, a new process.
+pub fn spawn(state: &StateDir, id: &str) -> Result<Supervisor, SpawnError> {
+    let (pid, mut pipe): (libc::pid_t, Box<dyn Read>) = if single_threaded() {
+        let (pid, pipe) = fork_supervisor(state, id).map_err(SpawnError::Spawn)?;
+        (pid, Box::new(pipe))
+    } else {
+        let (pid, pipe) = exec_supervisor(state, id)?;
+        (pid, Box::new(pipe))
+    };
+    let mut answer = String::new();
+    // EOF comes when the supervisor closes its end after answering (or dies).
+    let _ = pipe.read_to_string(&mut answer);
+    let supervisor = Supervisor { pid };
+    match answer.trim() {
+        "ok" => Ok(supervisor),
+        "" => Err(SpawnError::Handshake(
+            "it exited before the container was running".into(),
+        )),
+        other => Err(SpawnError::Handshake(
+            other.trim_start_matches("error ").to_string(),
+        )),
+    }
+}
+
+/// `fake-docker __supervise ID` in a new session: its pid and the pipe it answers on.
+fn exec_supervisor(
+    state: &StateDir,
+    id: &str,
+) -> Result<(libc::pid_t, std::process::ChildStdout), SpawnError> {
     let exe = std::env::current_exe().map_err(SpawnError::CurrentExe)?;
     let mut command = Command::new(exe);
     command
@@ -57,20 +103,83 @@ pub fn spawn(state: &StateDir, id: &str) -> Result<Child, SpawnError> {
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(SpawnError::Spawn)?;
-    let mut answer = String::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        // EOF comes when the supervisor closes its end after answering (or dies).
-        let _ = pipe.read_to_string(&mut answer);
+    let mut child: Child = command.spawn().map_err(SpawnError::Spawn)?;
+    let pid = libc::pid_t::try_from(child.id()).unwrap_or(libc::pid_t::MAX);
+    let pipe = child.stdout.take().ok_or_else(|| {
+        SpawnError::Spawn(std::io::Error::other(
+            "the supervisor's stdout is not piped",
+        ))
+    })?;
+    Ok((pid, pipe))
+}
+
+/// The supervisor as a fork of this (single-threaded) process, in a session of its own,
+/// with the environment and descriptors `fake-docker __supervise ID` would have.
+fn fork_supervisor(
+    state: &StateDir,
+    id: &str,
+) -> std::io::Result<(libc::pid_t, std::io::PipeReader)> {
+    use std::os::fd::AsRawFd;
+    let env = crate::faults::supervisor_env();
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    let (reader, writer) = std::io::pipe()?;
+    // SAFETY: the caller is single-threaded (checked), so the child may run anything.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // SAFETY: setsid and dup2 onto the standard descriptors with valid ones.
+            unsafe {
+                libc::setsid();
+                libc::dup2(null.as_raw_fd(), 0);
+                libc::dup2(writer.as_raw_fd(), 1);
+                libc::dup2(null.as_raw_fd(), 2);
+                libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+            }
+            drop((reader, writer, null));
+            close_inherited();
+            // SAFETY: this process has a single thread.
+            unsafe {
+                std::env::set_var("FAKE_DOCKER_STATE", state.root());
+                for (name, value) in env {
+                    std::env::set_var(name, value);
+                }
+            }
+            let code = std::panic::catch_unwind(|| supervise(id)).unwrap_or(101);
+            std::process::exit(code)
+        }
+        pid => Ok((pid, reader)),
     }
-    match answer.trim() {
-        "ok" => Ok(child),
-        "" => Err(SpawnError::Handshake(
-            "it exited before the container was running".into(),
-        )),
-        other => Err(SpawnError::Handshake(
-            other.trim_start_matches("error ").to_string(),
-        )),
+}
+
+/// Whether this process runs one thread (a fork of it is then a whole copy).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
+/// In a forked child standing for a new process: closes the descriptors an `exec` would
+/// have (those marked close-on-exec: the caller's pipes, sockets and files), so the
+/// child holds nothing its parent's callers wait to see closed.
+fn close_inherited() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<libc::c_int> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: reading and closing descriptors of this process that nothing here owns
+        // any more (the child runs no destructor of its parent's values).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                libc::close(fd);
+            }
+        }
     }
 }
 
@@ -95,7 +204,6 @@ pub fn supervise(id: &str) -> i32 {
 
 fn supervise_inner(id: &str) -> Result<(), String> {
     let state = StateDir::from_env().map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(state.oom_marker(id));
     // A restarted container's program starts with nothing allocated.
     let _ = std::fs::remove_file(state.usage_path(id));
@@ -125,19 +233,11 @@ fn supervise_inner(id: &str) -> Result<(), String> {
         .append(true)
         .open(state.container_dir(id).join("supervisor.log"))
         .map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .arg(PROGRAM)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(diagnostics))
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    let (mut pipe, child) = ProgramProcess::fork(id, diagnostics).map_err(|e| e.to_string())?;
     // The program closes this pipe once it has set up (or ended); see `Invocation::on_ready`.
     let mut said = Vec::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        let _ = pipe.read_to_end(&mut said);
-    }
+    let _ = pipe.read_to_end(&mut said);
+    drop(pipe);
     let recorded = (|| -> Result<bool, StateError> {
         let _lock = state.lock()?;
         let Some(mut container) = state.load(id)? else {
@@ -164,12 +264,12 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     match recorded {
         Ok(true) => {}
         Ok(false) => {
-            let _ = child.kill();
+            child.kill();
             let _ = child.wait();
             return Err("the container was removed while starting".into());
         }
         Err(e) => {
-            let _ = child.kill();
+            child.kill();
             let _ = child.wait();
             return Err(e.to_string());
         }
@@ -200,6 +300,69 @@ fn supervise_inner(id: &str) -> Result<(), String> {
     };
     let oom = code == 137 && state.oom_marker(id).exists();
     record_exit(&state, id, code, oom).map_err(|e| e.to_string())
+}
+
+/// The container's program: a fork of the supervisor running [`program_main`] (what
+/// `fake-docker __program ID` runs), so a container costs no second exec of the binary.
+struct ProgramProcess {
+    pid: libc::pid_t,
+}
+
+impl ProgramProcess {
+    /// Fork the program of container `id`: stdin `/dev/null`, stdout the returned pipe
+    /// (the ready handshake), stderr `diagnostics`. The supervisor has one thread here
+    /// (its threads start after the program runs), so the child may run anything.
+    fn fork(
+        id: &str,
+        diagnostics: std::fs::File,
+    ) -> std::io::Result<(std::io::PipeReader, ProgramProcess)> {
+        use std::os::fd::AsRawFd;
+        let null = std::fs::File::open("/dev/null")?;
+        let (reader, writer) = std::io::pipe()?;
+        // SAFETY: the supervisor is single-threaded at this point (see above).
+        match unsafe { libc::fork() } {
+            -1 => Err(std::io::Error::last_os_error()),
+            0 => {
+                // SAFETY: dup2 onto the standard descriptors with valid open descriptors; the
+                // supervisor's own stdout (its answer to `start`) is replaced, not shared.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(writer.as_raw_fd(), 1);
+                    libc::dup2(diagnostics.as_raw_fd(), 2);
+                }
+                drop((reader, writer, null, diagnostics));
+                close_inherited();
+                let code = std::panic::catch_unwind(|| program_main(id)).unwrap_or(101);
+                std::process::exit(code)
+            }
+            pid => Ok((reader, ProgramProcess { pid })),
+        }
+    }
+
+    fn id(&self) -> u32 {
+        self.pid.unsigned_abs()
+    }
+
+    fn kill(&self) {
+        // SAFETY: signalling our own child, which has not been waited for.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+
+    /// Waits for the program to end.
+    fn wait(&self) -> std::io::Result<std::process::ExitStatus> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waiting for our own child into a local.
+            let waited = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if waited == self.pid {
+                return Ok(std::process::ExitStatus::from_raw(status));
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
 }
 
 /// The `exit-immediately` and `oom` faults: the container is recorded started, then
@@ -289,6 +452,10 @@ fn allocate_ip(
     let Some(network) = crate::objects::find_network(state, name)? else {
         return Ok(String::new());
     };
+    if network.host_address(1).is_none() {
+        // No subnet (`none`, `host`): no address, whoever else runs there.
+        return Ok(String::new());
+    }
     let mode_of = |mode: &str| {
         if mode == "default" {
             "bridge".to_string()

@@ -241,6 +241,10 @@ pub async fn directories(
             };
             containers(&backend, &everything, report).await;
         }
+        if !options.dry_run {
+            // The fake's state on a tmpfs, which the run directory links to.
+            crate::backend::fakestate::release(&path);
+        }
         if !options.dry_run
             && let Err(error) = crate::workspace::remove_tree(&path)
         {

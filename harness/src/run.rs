@@ -285,8 +285,15 @@ fn make_backend_inner(
             let fake_images = std::env::join_paths(&fake_images).map_err(|error| {
                 format!("--fake-images: {error} (the directories are passed to fake-docker as one `:`-separated list)")
             })?;
-            let state = std::env::var_os("FAKE_DOCKER_STATE")
-                .unwrap_or_else(|| run_dir.join("fake-docker-state").into_os_string());
+            let given = std::env::var_os("FAKE_DOCKER_STATE").or_else(|| {
+                extra_env
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| name == "FAKE_DOCKER_STATE")
+                    .map(|(_, value)| value.clone())
+            });
+            let state = given
+                .unwrap_or_else(|| crate::backend::fakestate::prepare(run_dir).into_os_string());
             // DOCKER_HOST is cleared: the fake answers an absent unix socket as the CLI does,
             // and a user's address for a real daemon means nothing to it (a scenario's
             // `docker_host` sets it again).

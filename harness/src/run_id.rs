@@ -115,7 +115,9 @@ impl LiveRun {
 pub struct RunDir {
     // Declared first, dropped first: the lock goes, then the directory.
     _live: LiveRun,
-    dir: tempfile::TempDir,
+    /// `None` once [`RunDir::keep`] let go of it.
+    dir: Option<tempfile::TempDir>,
+    path: std::path::PathBuf,
 }
 
 impl RunDir {
@@ -138,20 +140,36 @@ impl RunDir {
                 dir.path().display()
             )
         })?;
-        Ok(RunDir { _live: live, dir })
+        let path = dir.path().to_path_buf();
+        Ok(RunDir {
+            _live: live,
+            dir: Some(dir),
+            path,
+        })
     }
 
     /// Where it is.
     pub fn path(&self) -> &std::path::Path {
-        self.dir.path()
+        &self.path
     }
 
     /// Let go of the directory without removing it (what `--keep-failed` kept is in it):
     /// the run is no longer live, so `dockproof clean --run ID` removes it.
-    pub fn keep(self) -> std::path::PathBuf {
-        let RunDir { _live, dir } = self;
-        drop(_live);
-        dir.keep()
+    pub fn keep(mut self) -> std::path::PathBuf {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
+        self.path.clone()
+    }
+}
+
+impl Drop for RunDir {
+    /// The fake's state on a tmpfs goes with the directory that links to it (then the
+    /// fields drop: the lock, then the directory).
+    fn drop(&mut self) {
+        if self.dir.is_some() {
+            crate::backend::fakestate::release(&self.path);
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 //! `start`, `stop`, `kill`, `wait`, `rm`.
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::{CommandError, Outcome, daemon_error, err, find_container, out};
@@ -159,7 +158,7 @@ fn refuse(
 pub fn start_one(
     state: &StateDir,
     id: &str,
-) -> Result<Result<Option<Child>, StartFailure>, CommandError> {
+) -> Result<Result<Option<supervisor::Supervisor>, StartFailure>, CommandError> {
     {
         let _lock = state.lock()?;
         let Some(mut container) = state.load(id)? else {
@@ -661,7 +660,7 @@ pub fn rm(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
 pub(super) fn follow_until_exit(
     state: &StateDir,
     id: &str,
-    supervisor: Option<std::process::Child>,
+    supervisor: Option<supervisor::Supervisor>,
     from: u64,
 ) -> Result<i32, CommandError> {
     let mut supervisor = supervisor;
@@ -685,7 +684,7 @@ pub(super) fn follow_until_exit(
         }
         if let Some(child) = supervisor.as_mut() {
             // Reap the supervisor when it is done so it does not linger as a zombie.
-            if let Ok(Some(_)) = child.try_wait() {
+            if child.try_wait() {
                 supervisor = None;
             }
         }

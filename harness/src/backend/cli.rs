@@ -119,7 +119,21 @@ impl CliBackend {
             return None;
         }
         self.server
-            .get_or_init(|| async { FakeServer::start(&self.program).await.ok().map(Arc::new) })
+            .get_or_init(|| async {
+                // Only the state directory, which every backend sharing the server has
+                // alike: a scenario's faults, recordings or DOCKER_HOST (with_overrides)
+                // reach the calls that carry them, never the server's other calls.
+                let state: Vec<_> = self
+                    .env
+                    .iter()
+                    .filter(|(key, _)| key == "FAKE_DOCKER_STATE")
+                    .cloned()
+                    .collect();
+                FakeServer::start(&self.program, &state)
+                    .await
+                    .ok()
+                    .map(Arc::new)
+            })
             .await
             .as_deref()
     }

@@ -38,8 +38,15 @@ pub struct FakeServer {
 }
 
 impl FakeServer {
-    /// Start `program __serve` on a socket in a new private directory and wait until it listens.
-    pub async fn start(program: &Path) -> std::io::Result<FakeServer> {
+    /// Start `program __serve` on a socket in a new private directory and wait until it
+    /// listens. `env` (`FAKE_DOCKER_STATE`) is added to its environment, which every call
+    /// starts from: the containers it forks carry it, as spawned ones did, so they are
+    /// found by their state directory in `/proc/PID/environ`. What differs between calls
+    /// must not be in it (a call only adds to the server's environment).
+    pub async fn start(
+        program: &Path,
+        env: &[(std::ffi::OsString, std::ffi::OsString)],
+    ) -> std::io::Result<FakeServer> {
         // Created 0700: only this user can connect (calls carry environment values).
         let dir = tempfile::Builder::new()
             .prefix("dockproof-fake-")
@@ -50,6 +57,7 @@ impl FakeServer {
         let mut child = Command::new(program)
             .arg("__serve")
             .arg(&socket)
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Input::Piped)
             .stderr(Output::Null)
             .spawn()

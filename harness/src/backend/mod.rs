@@ -7,6 +7,7 @@ pub mod cli;
 pub mod context;
 pub mod daemon;
 pub mod fakeserver;
+pub mod fakestate;
 pub mod ssh;
 pub mod stats;
 pub mod sweep;

@@ -1,0 +1,128 @@
+//! Where the fake's "daemon" keeps its runtime state during a run.
+//!
+//! fake-docker's state directory is what a daemon keeps in `/run`: container records,
+//! each container's root tree, logs, counters. A job scenario creates and deletes a few
+//! dozen files there; on a disk file system that churn costs more than the rest of the
+//! scenario (inode allocation and journal work), on a tmpfs it is memory. So a run's
+//! state is a private directory on a tmpfs (`$XDG_RUNTIME_DIR`, else `/dev/shm`, when
+//! it is a writable tmpfs), reached through the symlink `RUN_DIR/fake-docker-state`:
+//! every path dockproof prints or hands over (`FAKE_DOCKER_STATE=RUN_DIR/fake-docker-state
+//! fake-docker inspect ID` after `--keep-failed`) stays true, and removing the run
+//! directory ([`release`]) removes the state it points to. Without a tmpfs the state
+//! is that directory itself, as before. `FAKE_DOCKER_STATE` set by the user wins.
+
+use std::path::{Path, PathBuf};
+
+/// The state's name inside a run directory (a directory, or a symlink to one).
+pub const STATE_NAME: &str = "fake-docker-state";
+
+/// Prefix of the private directories made on a tmpfs; [`release`] removes nothing else.
+const TARGET_PREFIX: &str = "dockproof-fake-state-";
+
+/// The state directory for a run (or one host of a run) whose directory is `run_dir`:
+/// `run_dir/fake-docker-state`, made a symlink to a new private directory on a tmpfs
+/// when one is usable (else left for fake-docker to create as a plain directory).
+pub fn prepare(run_dir: &Path) -> PathBuf {
+    let link = run_dir.join(STATE_NAME);
+    if std::fs::symlink_metadata(&link).is_ok() {
+        return link;
+    }
+    for candidate in candidates() {
+        let Ok(target) = tempfile::Builder::new()
+            .prefix(TARGET_PREFIX)
+            .tempdir_in(&candidate)
+        else {
+            continue;
+        };
+        let target = target.keep();
+        if std::os::unix::fs::symlink(&target, &link).is_ok() {
+            return link;
+        }
+        let _ = std::fs::remove_dir(&target);
+        break;
+    }
+    link
+}
+
+/// Remove the tmpfs directories the state symlinks in `run_dir` (and its `host-*`
+/// directories) point to; the symlinks themselves go with the run directory.
+pub fn release(run_dir: &Path) {
+    release_one(&run_dir.join(STATE_NAME));
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("host-")
+            && entry.file_type().is_ok_and(|kind| kind.is_dir())
+        {
+            release_one(&entry.path().join(STATE_NAME));
+        }
+    }
+}
+
+/// Remove what the symlink `link` points to, if it is one of ours.
+fn release_one(link: &Path) {
+    let Ok(target) = std::fs::read_link(link) else {
+        return;
+    };
+    let ours = target.is_absolute()
+        && target
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with(TARGET_PREFIX))
+        && std::fs::symlink_metadata(&target).is_ok_and(|meta| meta.is_dir());
+    if ours {
+        let _ = crate::workspace::remove_tree(&target);
+    }
+}
+
+/// Writable tmpfs directories to hold the state, best first.
+fn candidates() -> Vec<PathBuf> {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/dev/shm")])
+        .filter(|dir| dir.is_absolute() && is_tmpfs(dir))
+        .collect()
+}
+
+/// Whether `dir` is on a tmpfs (memory, nothing written to a disk).
+fn is_tmpfs(dir: &Path) -> bool {
+    nix::sys::statfs::statfs(dir)
+        .is_ok_and(|stats| stats.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_is_reached_through_the_run_dir_and_released_with_it() {
+        let run_dir = tempfile::tempdir().unwrap();
+        let state = prepare(run_dir.path());
+        assert_eq!(state, run_dir.path().join(STATE_NAME));
+        std::fs::create_dir_all(state.join("containers")).unwrap();
+        std::fs::write(state.join("containers/record"), "x").unwrap();
+        let target = std::fs::read_link(&state).ok();
+        assert_eq!(target.is_some(), !candidates().is_empty());
+        // Preparing again keeps what is there.
+        assert_eq!(prepare(run_dir.path()), state);
+        assert!(state.join("containers/record").is_file());
+        release(run_dir.path());
+        if let Some(target) = target {
+            assert!(!target.exists(), "{} is still there", target.display());
+        } else {
+            assert!(state.join("containers/record").is_file());
+        }
+    }
+
+    #[test]
+    fn a_symlink_to_anything_else_is_not_followed() {
+        let run_dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("precious"), "x").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), run_dir.path().join(STATE_NAME)).unwrap();
+        release(run_dir.path());
+        assert!(elsewhere.path().join("precious").is_file());
+    }
+}
