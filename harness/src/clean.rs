@@ -245,8 +245,11 @@ pub async fn directories(
             // The fake's state on a tmpfs, which the run directory links to.
             crate::backend::fakestate::release(&path);
         }
+        // A directory that went while this ran (a live run under --force finishing and
+        // removing its own) is gone, which is what was asked.
         if !options.dry_run
             && let Err(error) = crate::workspace::remove_tree(&path)
+            && error.kind() != std::io::ErrorKind::NotFound
         {
             report
                 .problems
