@@ -719,7 +719,9 @@ impl<'a> ScenarioRun<'a> {
         step: &Step,
     ) -> Result<(), Vec<Finding>> {
         self.output = capture::StepOutput::default();
-        let result = match &step.action {
+        // Image references may name `{{ run.id }}` and earlier captures: rendered now.
+        let rendered = render_image_references(&step.action, &self.vars);
+        let result = match rendered.as_ref().unwrap_or(&step.action) {
             Action::Stage(items) => {
                 // The scenario's own `stage:` runs as a step at `/stage`.
                 let stage_pointer = if pointer == "/stage" {
@@ -2272,6 +2274,23 @@ impl<'a> ScenarioRun<'a> {
             Err(Failure::new(Category::CleanupFailed, problems.join("; ")))
         }
     }
+}
+
+/// `action` with its image references rendered, when any holds a template; `None` when
+/// none does (the common case costs no clone).
+fn render_image_references(action: &Action, vars: &Vars) -> Option<Action> {
+    if !action
+        .image_references()
+        .iter()
+        .any(|(_, reference)| reference.contains("{{"))
+    {
+        return None;
+    }
+    let mut rendered = action.clone();
+    for reference in rendered.image_references_mut() {
+        *reference = template::render(reference, vars);
+    }
+    Some(rendered)
 }
 
 /// What the workspace holds at `relative`: its size, sha256 and (with `want_text`, when

@@ -1378,6 +1378,9 @@ impl SemanticChecker<'_> {
             Action::Cst(cst) => self.cst_step(pointer, cst),
             Action::Compose(action) => self.compose_step(pointer, action, containers),
         }
+        for (suffix, reference) in step.action.image_references() {
+            self.template(&format!("{pointer}{suffix}"), reference);
+        }
         let kind = step.kind();
         self.captures_of(pointer, &step);
         if raw.expect.is_some() && !matches!(kind, StepKind::Run | StepKind::Exec) {
@@ -2158,6 +2161,26 @@ steps:
                     .iter()
                     .any(|(l, _, m)| *l == line && m.contains(needle)),
                 "line {line}: {needle}\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn image_references_take_run_time_templates_and_unknown_ones_are_located() {
+        let good = "name: ok\nsteps:\n  - build: { context: ../fixtures/build/entrypoint, tag: 'app:{{ run.id }}' }\n  - run: { image: 'app:{{ run.id }}' }\n  - service: { name: s, image: 'app:{{ job.id }}' }\n  - inspect: { image: 'app:{{ run.id }}', checks: [] }\n";
+        assert_eq!(problems(good), Vec::new());
+        let bad = "name: bad\nsteps:\n  - build: { context: ., tag: 'app:{{ run.idd }}' }\n  - run: { image: 'app:{{ runid }}' }\n  - cst: { image: 'app:{{ steps.nope.x }}', config: c.yaml }\n";
+        let found = problems(bad);
+        for (line, needle) in [
+            (3, "unknown template variable `{{ run.idd }}`"),
+            (4, "unknown template variable `{{ runid }}`"),
+            (5, "no earlier step captures `nope.x`"),
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, _, m)| *l == line && m.contains(needle)),
+                "line {line}: {needle}\n{found:#?}"
             );
         }
     }

@@ -576,6 +576,42 @@ impl Action {
             Action::Compose(_) => StepKind::Compose,
         }
     }
+
+    /// The image references this action names, each with its JSON pointer below the
+    /// step (`/run/image`, `/service/image`, `/build/tag`, `/inspect/image`,
+    /// `/cst/image`). They may hold run-time templates (`{{ run.id }}`, `{{ job.id }}`,
+    /// captures), rendered when the step runs: two runs building the same tag on one
+    /// daemon would otherwise remove each other's image at cleanup.
+    pub fn image_references(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Action::Run { run, .. } => vec![("/run/image", run.image.as_str())],
+            Action::Service(service) => vec![("/service/image", service.image.as_str())],
+            Action::Build(build) => build
+                .tag
+                .iter()
+                .map(|tag| ("/build/tag", tag.as_str()))
+                .collect(),
+            Action::Inspect(inspect) => inspect
+                .image
+                .iter()
+                .map(|image| ("/inspect/image", image.as_str()))
+                .collect(),
+            Action::Cst(cst) => vec![("/cst/image", cst.image.as_str())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// [`Action::image_references`], to be rewritten in place.
+    pub fn image_references_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Action::Run { run, .. } => vec![&mut run.image],
+            Action::Service(service) => vec![&mut service.image],
+            Action::Build(build) => build.tag.iter_mut().collect(),
+            Action::Inspect(inspect) => inspect.image.iter_mut().collect(),
+            Action::Cst(cst) => vec![&mut cst.image],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Where a captured value comes from: exactly one of these, and it must fit the step's
@@ -670,7 +706,7 @@ impl CaptureSource<'_> {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
-    /// Image reference, e.g. `dockproof/job-runner:1`.
+    /// Image reference, e.g. `dockproof/job-runner:1` (templates allowed, e.g. `{{ run.id }}` as the tag of an image an earlier step built).
     pub image: String,
     /// Command and arguments, passed as argv (never through a shell). Defaults to the image's CMD.
     #[serde(default)]
@@ -1128,6 +1164,7 @@ pub struct BuildSpec {
     #[serde(default)]
     pub dockerfile: Option<String>,
     /// Tag for the image (default: derived from the run and scenario; removed at the end).
+    /// Templates allowed: `app:{{ run.id }}` keeps concurrent runs on one daemon apart.
     #[serde(default)]
     pub tag: Option<String>,
     /// Build arguments.

@@ -979,6 +979,108 @@ fn cleanup_kept(backend: &str, work: &Path, run: &str) -> Result<Output, Failed>
         .map_err(fail)
 }
 
+/// A build step tagging with `{{ run.id }}`, a run of the image (rendered the same way)
+/// whose entrypoint fails, so the scenario fails and `--keep-failed` keeps the image.
+const RUN_ID_TAG: &str = "name: run-id-tag-probe
+steps:
+  - build:
+      context: ctx
+      tag: \"dockproof/probe-run-id-tag:{{ run.id }}\"
+  - run:
+      image: \"dockproof/probe-run-id-tag:{{ run.id }}\"
+    expect: { exit_code: 0 }
+";
+
+/// Whether the daemon has an image tagged `reference`.
+fn image_exists(reference: &str) -> Result<bool, Failed> {
+    let output = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .map_err(fail)?;
+    Ok(output.status.success())
+}
+
+/// Two runs of one scenario that builds a tag made with `{{ run.id }}`, the first's image
+/// still there (kept by `--keep-failed`, as a concurrent run's would be) while the second
+/// runs and cleans up: the second builds, runs and removes its own image and leaves the
+/// first's alone; the tag in the record is the rendered one. With a fixed tag (what the
+/// shipped build scenarios had) the second run's `image rm --force` took the first's tag
+/// from under it, which is how both real backends' trials of one scenario failed in CI.
+fn run_id_tags_keep_runs_apart(backend: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).map_err(fail)?;
+    std::fs::copy(
+        support::root().join("fixtures/build/entrypoint/Dockerfile"),
+        context.join("Dockerfile"),
+    )
+    .map_err(fail)?;
+    let scenario = write(dir.path(), "tag.yaml", RUN_ID_TAG)?;
+    let work = dir.path().join("work");
+    let ids = ["a", "b"].map(|which| format!("probe-tag-{which}-{backend}-{}", std::process::id()));
+    let tags = ids
+        .clone()
+        .map(|id| format!("dockproof/probe-run-id-tag:{id}"));
+    let report = dir.path().join("report.json");
+    let run = |id: &str, keep: bool| {
+        let mut command = support::dockproof_on(backend, &work);
+        if keep {
+            command.arg("--keep-failed");
+        }
+        command
+            .args(["--run-id", id, "--json"])
+            .arg(&report)
+            .arg(&scenario)
+            .output()
+            .map_err(fail)
+    };
+    let first = run(&ids[0], true)?;
+    let result = (|| {
+        let text = support::describe(&first);
+        // The run step fails (the image's entrypoint is `false`), on the rendered tag.
+        let recorded: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).map_err(fail)?).map_err(fail)?;
+        let image = &recorded["scenarios"][0]["record"]["context"]["docker"]["image"];
+        if first.status.code() != Some(1) || image != tags[0].as_str() {
+            return Err(fail(format!(
+                "the first run must fail at its run step of {}, the record says {image}:\n{text}",
+                tags[0]
+            )));
+        }
+        if !image_exists(&tags[0])? {
+            return Err(fail(format!("the first run built no {}:\n{text}", tags[0])));
+        }
+        let second = run(&ids[1], false)?;
+        let text = support::describe(&second);
+        if second.status.code() != Some(1) {
+            return Err(fail(format!(
+                "the second run must fail at its run step:\n{text}"
+            )));
+        }
+        if image_exists(&tags[1])? {
+            return Err(fail(format!("the second run left its image {}", tags[1])));
+        }
+        if !image_exists(&tags[0])? {
+            return Err(fail(format!(
+                "the second run removed the first run's image {}:\n{text}",
+                tags[0]
+            )));
+        }
+        Ok(())
+    })();
+    let cleaned = cleanup_kept(backend, &work, &ids[0]);
+    result?;
+    let cleaned = cleaned?;
+    if !cleaned.status.success() || image_exists(&tags[0])? {
+        return Err(fail(format!(
+            "`dockproof clean --run {}` must remove the kept image:\n{}",
+            ids[0],
+            support::describe(&cleaned)
+        )));
+    }
+    Ok(())
+}
+
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -1004,8 +1106,9 @@ pub fn trials() -> Vec<Trial> {
             keep_failed_from_the_project_file,
         ),
     ];
-    let real: [(&str, Test); 4] = [
+    let real: [(&str, Test); 5] = [
         ("build-sigint", build_sigint),
+        ("run-id-tags-keep-runs-apart", run_id_tags_keep_runs_apart),
         ("build-sigkill-then-clean", build_sigkill_then_clean),
         ("clean-keeps-a-live-run", clean_keeps_a_live_run),
         ("keep-failed-keeps-exactly-the-failed-scenario", keep_failed),
