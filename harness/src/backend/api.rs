@@ -797,7 +797,12 @@ impl Backend for ApiBackend {
 
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
-        let options = RemoveImageOptionsBuilder::new().force(true).build();
+        // `noprune`: the untagged parents are the build cache another run's build of the
+        // same context may be standing on right now (see `Backend::remove_image`).
+        let options = RemoveImageOptionsBuilder::new()
+            .force(true)
+            .noprune(true)
+            .build();
         match self
             .call(
                 "remove an image",

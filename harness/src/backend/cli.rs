@@ -1005,10 +1005,13 @@ impl Backend for CliBackend {
     }
 
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
+        // `--no-prune`: the untagged parents are the build cache another run's build of
+        // the same context may be standing on right now (see `Backend::remove_image`).
         let args = vec![
             "image".into(),
             "rm".into(),
             "--force".into(),
+            "--no-prune".into(),
             image.to_owned(),
         ];
         match self.control(&args, image).await {

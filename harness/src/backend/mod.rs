@@ -570,7 +570,12 @@ pub trait Backend: Send + Sync {
             operation: "inspect images as JSON",
         })
     }
-    /// Remove an image (gone already is fine).
+    /// Remove an image (gone already is fine), never its untagged parents: with the
+    /// classic builder those are the build cache, and another run building the same
+    /// context at the same time stands on them (pruning them failed its build with
+    /// "failed to get digest ... no such file or directory" in CI). Images a run builds
+    /// end in a `LABEL dockproof.run=ID` step, so the parents carry no run label and the
+    /// run's own image is all that is its.
     async fn remove_image(&self, image: &str) -> Result<(), BackendError> {
         let _ = image;
         Err(BackendError::Unsupported {

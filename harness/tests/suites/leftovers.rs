@@ -1081,6 +1081,72 @@ fn run_id_tags_keep_runs_apart(backend: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A build whose steps are this test's own (a label with the process id): no other
+/// build shares its cache.
+const PRUNE_PROBE_DOCKERFILE: &str = "# dockproof-context: /bin/busybox busybox
+FROM scratch
+COPY busybox /bin/busybox
+LABEL probe=PROBE
+RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo PROBE > /probe\"]
+CMD [\"/bin/busybox\", \"cat\", \"/probe\"]
+";
+
+/// Removing the image a run built leaves its untagged parents (the build cache): with
+/// them pruned, a second run building the same context at that moment lost the image
+/// its next step stood on ("failed to get digest ... no such file or directory", seen
+/// in CI when both real backends re-recorded the shipped build scenario at once). The
+/// check: after the run, the intermediate images of the steps after `LABEL probe=...`
+/// (they inherit the label; the run's own image, with its `dockproof.run` label on
+/// top, is gone) are still there.
+fn image_removal_keeps_the_build_cache(backend: &str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).map_err(fail)?;
+    let probe = format!("prune-{backend}-{}", std::process::id());
+    std::fs::write(
+        context.join("Dockerfile"),
+        PRUNE_PROBE_DOCKERFILE.replace("PROBE", &probe),
+    )
+    .map_err(fail)?;
+    let scenario = write(
+        dir.path(),
+        "prune.yaml",
+        "name: prune-probe\nsteps:\n  - build: { context: ctx }\n",
+    )?;
+    let output = support::dockproof_on(backend, &dir.path().join("work"))
+        .arg(&scenario)
+        .output()
+        .map_err(fail)?;
+    let listed = Command::new("docker")
+        .args(["image", "ls", "--all", "--quiet", "--filter"])
+        .arg(format!("label=probe={probe}"))
+        .output()
+        .map_err(fail)?;
+    let kept: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    // This test's leftovers go (children first, as listed).
+    for id in &kept {
+        let _ = Command::new("docker")
+            .args(["image", "rm", "--force", id])
+            .output();
+    }
+    if output.status.code() != Some(0) {
+        return Err(fail(format!(
+            "the build scenario must pass:\n{}",
+            support::describe(&output)
+        )));
+    }
+    // LABEL, RUN and CMD: three intermediate images.
+    if !listed.status.success() || kept.len() != 3 {
+        return Err(fail(format!(
+            "after the run the build cache must be there (3 intermediate images labelled probe={probe}), found {kept:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -1106,8 +1172,12 @@ pub fn trials() -> Vec<Trial> {
             keep_failed_from_the_project_file,
         ),
     ];
-    let real: [(&str, Test); 5] = [
+    let real: [(&str, Test); 6] = [
         ("build-sigint", build_sigint),
+        (
+            "image-removal-keeps-the-build-cache",
+            image_removal_keeps_the_build_cache,
+        ),
         ("run-id-tags-keep-runs-apart", run_id_tags_keep_runs_apart),
         ("build-sigkill-then-clean", build_sigkill_then_clean),
         ("clean-keeps-a-live-run", clean_keeps_a_live_run),
