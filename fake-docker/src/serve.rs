@@ -10,9 +10,18 @@
 //! `exec`'d, which is where the saving is. Containers stay real processes (the child
 //! spawns supervisors exactly as the CLI does).
 //!
+//! Quick calls (`commands::is_quick`: inspecting, listing, creating, a small log,
+//! removing a stopped container; no fault injection) are not forked at all: the server
+//! runs them itself, with the call's environment and streams put in place for the call
+//! and put back after it, one at a time. They neither block nor print more than a pipe
+//! holds, so a caller that does not read yet cannot stall the server; and they leave
+//! nothing in the process that a later call (forked or not) would see: no fault fired,
+//! no `-H` given, the environment restored (`tests/serve.rs`).
+//!
 //! Protocol, one call per connection: the caller sends a request (below) with two file
-//! descriptors attached (`SCM_RIGHTS`: the call's stdout and stderr); the server answers,
-//! from the child, its pid (`u32` LE) and, when the command is done, its exit code
+//! descriptors attached (`SCM_RIGHTS`: the call's stdout and stderr); the server answers
+//! the pid of the process running the call (`u32` LE; 0 for a quick call the server
+//! runs itself, which nothing may kill) and, when the command is done, its exit code
 //! (`i32` LE). An end of stream without the code means the child died (a signal).
 //!
 //! Request: `u32` LE length of the rest, then `u32` count of arguments, each a `u32`
@@ -35,6 +44,10 @@ pub const MAX_REQUEST: usize = 16 << 20;
 
 /// Most arguments or environment entries in one request.
 const MAX_ITEMS: u32 = 1 << 20;
+
+/// `FAKE_DOCKER_SERVE_QUICK=0` (in the server's or a call's environment): fork every
+/// call, quick or not (for comparison, and to rule the quick path out when debugging).
+pub const QUICK_SWITCH: &str = "FAKE_DOCKER_SERVE_QUICK";
 
 /// How long a connected caller may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,6 +183,9 @@ fn handle(listener: &UnixListener, mut connection: UnixStream) {
         return;
     };
     let [stdout, stderr] = fds;
+    if run_here(&mut connection, &stdout, &stderr, &request) {
+        return;
+    }
     // SAFETY: this process has one thread (the server never starts one), so the child
     // may run anything; it is a copy that has not run a command yet.
     match unsafe { libc::fork() } {
@@ -186,6 +202,105 @@ fn handle(listener: &UnixListener, mut connection: UnixStream) {
             // No pid and no code: the caller sees the end of the stream.
         }
         _ => {}
+    }
+}
+
+/// Answers a quick call ([`crate::commands::is_quick`]) in this process, without a fork:
+/// the call's environment is put in place and its streams on descriptors 1 and 2 for
+/// the call, then both are put back. Its pid is given as 0 (there is no process of its
+/// own to kill). `false` (nothing done, nothing sent) when the call needs a process of
+/// its own: it may block or print more than a pipe holds, or fault injection is on (a
+/// fault fires once per process). A quick call prints at most what a pipe's buffer
+/// holds, so the server never waits on the caller's reading.
+fn run_here(
+    connection: &mut UnixStream,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+    request: &Request,
+) -> bool {
+    let args: Vec<String> = request
+        .args
+        .iter()
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    let saved = CallEnvironment::apply(&request.env);
+    let faults = [crate::faults::FAULTS_ENV, crate::faults::FAULTS_FILE_ENV]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    let switched_off = std::env::var_os(QUICK_SWITCH).is_some_and(|value| value == "0");
+    if faults || switched_off || !crate::commands::is_quick(&args) {
+        saved.restore();
+        return false;
+    }
+    if connection.write_all(&0u32.to_le_bytes()).is_err() {
+        saved.restore();
+        return true;
+    }
+    let _ = std::io::stdout().flush();
+    // Close-on-exec copies: a supervisor forked by the call (it closes what an exec
+    // would) does not keep them.
+    // SAFETY: fcntl and dup2 on descriptors this process holds open; 1 and 2 are put
+    // back below before anything else runs (one thread).
+    let kept = unsafe {
+        [
+            libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3),
+            libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3),
+        ]
+    };
+    // SAFETY: as above.
+    unsafe {
+        libc::dup2(stdout.as_raw_fd(), 1);
+        libc::dup2(stderr.as_raw_fd(), 2);
+    }
+    let code = std::panic::catch_unwind(|| crate::commands::main(&args)).unwrap_or(101);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: as above; a descriptor dup could not make stays as it is.
+    unsafe {
+        for (target, kept) in [(1, kept[0]), (2, kept[1])] {
+            if kept >= 0 {
+                libc::dup2(kept, target);
+                libc::close(kept);
+            }
+        }
+    }
+    saved.restore();
+    let _ = connection.write_all(&code.to_le_bytes());
+    true
+}
+
+/// The server's environment as it was before a call's variables were put in place.
+struct CallEnvironment(Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>);
+
+impl CallEnvironment {
+    /// Puts `env` in place (as a forked child would), remembering what it replaced.
+    fn apply(env: &[(Vec<u8>, Vec<u8>)]) -> CallEnvironment {
+        let mut saved = Vec::new();
+        for (name, value) in env {
+            let name = std::ffi::OsStr::from_bytes(name);
+            if name.is_empty() || name.as_encoded_bytes().contains(&b'=') || value.contains(&0) {
+                continue;
+            }
+            if name.as_encoded_bytes().contains(&0) {
+                continue;
+            }
+            saved.push((name.to_owned(), std::env::var_os(name)));
+            // SAFETY: this process has a single thread.
+            unsafe { std::env::set_var(name, std::ffi::OsStr::from_bytes(value)) };
+        }
+        CallEnvironment(saved)
+    }
+
+    /// Puts back what [`CallEnvironment::apply`] replaced (in reverse: a name given twice
+    /// gets its first previous value back).
+    fn restore(self) {
+        for (name, previous) in self.0.into_iter().rev() {
+            // SAFETY: this process has a single thread.
+            match previous {
+                Some(value) => unsafe { std::env::set_var(&name, value) },
+                None => unsafe { std::env::remove_var(&name) },
+            }
+        }
     }
 }
 

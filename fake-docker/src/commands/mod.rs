@@ -325,6 +325,60 @@ pub fn check_values(spec: &CommandSpec, parsed: &Parsed) -> Result<(), UsageErro
     }
 }
 
+/// The most a quick call ([`is_quick`]) may print: its answer must fit in a pipe's
+/// buffer (64 KiB on Linux), so the call server that runs it in its own process never
+/// waits on a reader.
+pub const QUICK_OUTPUT: u64 = 32 * 1024;
+
+/// Whether `args` is a call that neither blocks nor prints more than [`QUICK_OUTPUT`]
+/// bytes, nor changes anything of the process that runs it: inspecting, listing,
+/// creating, the log of a small container, removing containers that are not running.
+/// The call server (`serve.rs`) answers such calls in its own process instead of forking
+/// one; the answer is the same. Global flags (`-H`, `--config`) and anything that fails
+/// to parse are not quick (they are answered by a fork, as always).
+pub fn is_quick(args: &[String]) -> bool {
+    if args.first().is_none_or(|first| first.starts_with('-')) {
+        return false;
+    }
+    let Ok(Invocation::Command { spec, parsed, .. }) = parse(args) else {
+        return false;
+    };
+    let few = parsed.positionals.len() <= 4;
+    match spec.name {
+        "create" => check_values(spec, &parsed).is_ok(),
+        "inspect" | "container inspect" | "image inspect" => few,
+        "ps" | "version" => true,
+        "logs" => {
+            few && !parsed.bool("follow")
+                && !parsed.bool("timestamps")
+                && !parsed.bool("details")
+                && parsed.positionals.iter().all(|name| {
+                    container_now(name).is_some_and(|(container, state)| {
+                        std::fs::metadata(state.log_path(&container.id))
+                            .is_ok_and(|log| log.len() <= QUICK_OUTPUT)
+                    })
+                })
+        }
+        // Removing a running container stops it first, which waits.
+        "rm" => {
+            few && parsed.positionals.iter().all(|name| {
+                container_now(name).is_some_and(|(container, _)| {
+                    container.state.status != crate::state::Status::Running
+                        && !container.state.starting
+                })
+            })
+        }
+        _ => false,
+    }
+}
+
+/// The container `name` names in this process's state directory, as it is now.
+fn container_now(name: &str) -> Option<(crate::state::Container, StateDir)> {
+    let state = StateDir::from_env().ok()?;
+    let container = crate::state::find_container(&state, name).ok()??;
+    Some((container, state))
+}
+
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
 pub fn main(args: &[String]) -> i32 {
     match args.first().map(String::as_str) {

@@ -1,6 +1,6 @@
 //! dockproof's end of `fake-docker __serve` (see fake-docker's `serve.rs`): one
 //! fake-docker process started per run, each CLI call a fork of it instead of a new
-//! process. What a call sees (arguments, environment, stdout, stderr, exit code) is
+//! process, or run by the server itself when it is quick (pid 0). What a call sees (arguments, environment, stdout, stderr, exit code) is
 //! what a spawned `fake-docker ARGS` sees; only the process start is saved. Set
 //! `DOCKPROOF_FAKE_SERVER=0` to spawn every call instead.
 
