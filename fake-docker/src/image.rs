@@ -220,6 +220,7 @@ fn build_history(dir: &Path, build: Option<&BuildSpec>) -> (usize, Option<String
     let Some(path) = build.and_then(|b| b.dockerfile.as_deref()) else {
         return (1, None);
     };
+    parsed::reads(&dir.join(path));
     let Ok(text) = std::fs::read_to_string(dir.join(path)) else {
         return (1, None);
     };
@@ -246,6 +247,7 @@ fn directory_digest(dir: &Path) -> Option<String> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
+        parsed::reads(&current);
         for entry in std::fs::read_dir(&current).ok()? {
             let path = entry.ok()?.path();
             if path.is_dir() {
@@ -263,6 +265,7 @@ fn directory_digest(dir: &Path) -> Option<String> {
     let mut hasher = Sha256::new();
     for file in files {
         let relative = file.strip_prefix(dir).unwrap_or(&file);
+        parsed::reads(&file);
         let mode = std::fs::metadata(&file).ok()?.permissions().mode();
         let content = hex::encode(Sha256::digest(std::fs::read(&file).ok()?));
         hasher.update(format!("{}\0{mode:o}\0{content}\n", relative.display()).as_bytes());
@@ -293,7 +296,22 @@ pub fn repository_of(reference: &str) -> String {
 }
 
 impl Image {
+    /// Parses a definition file's `bytes`, or takes the image from [`parsed`]: a process
+    /// that asks for the same definitions again (the call server, and every call it
+    /// forks after the first `create`) parses each once.
     fn parse(path: &Path, bytes: &[u8]) -> Result<Image, ImageError> {
+        let key = (path.to_path_buf(), <[u8; 32]>::from(Sha256::digest(bytes)));
+        if let Some(image) = parsed::lookup(&key) {
+            return Ok(image);
+        }
+        let (result, reads) = parsed::recording(|| Self::parse_uncached(path, bytes));
+        if let (Ok(image), Some(reads)) = (&result, reads) {
+            parsed::store(key, image, reads);
+        }
+        result
+    }
+
+    fn parse_uncached(path: &Path, bytes: &[u8]) -> Result<Image, ImageError> {
         let text = String::from_utf8_lossy(bytes);
         let mut file: DefinitionFile =
             crate::yaml::from_str(&text).map_err(|e| ImageError::Parse {
@@ -301,12 +319,15 @@ impl Image {
                 message: e.to_string(),
             })?;
         if let Some(base) = file.base.clone() {
+            // Its base and recordings are read too: parsed again every time.
+            parsed::uncacheable();
             return Self::committed(path, bytes, &file, &base);
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         for (name, entry) in &mut file.files {
             if let Some(from) = &entry.from {
                 let source = dir.join(from);
+                parsed::reads(&source);
                 entry.content =
                     std::fs::read_to_string(&source).map_err(|e| ImageError::Parse {
                         path: path.to_path_buf(),
@@ -960,6 +981,107 @@ fn recorded_base(path: &Path, reference: &str) -> Option<Image> {
         .iter()
         .find(|c| same(&c.call.image) && !c.call.image_id.is_empty())
         .map(|c| Image::recorded(path, &c.call))
+}
+
+/// Definitions parsed by this process, by (path, sha256 of the file), each with what the
+/// files it read (a `files.X.from`, the Dockerfile of its `build`, a fixture's directory)
+/// looked like then: an entry whose reads changed since is parsed again. Committed
+/// images (a `base`) are never kept.
+mod parsed {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use super::Image;
+
+    /// (path, sha256 of its bytes).
+    pub(super) type Key = (PathBuf, [u8; 32]);
+
+    /// What a read file looked like: device, inode, size, change and modification times
+    /// (nanoseconds); `None` when it could not be found.
+    pub(super) type Signature = Option<(u64, u64, u64, i64, i64, i64, i64)>;
+
+    /// At most this many definitions are kept (then all are dropped: definitions are few).
+    const CAPACITY: usize = 256;
+
+    /// A kept image and what its reads looked like.
+    type Entry = (Image, Vec<(PathBuf, Signature)>);
+
+    static PARSED: Mutex<Option<HashMap<Key, Entry>>> = Mutex::new(None);
+
+    /// Files read by the parse under way on this thread, each as it looked just before
+    /// it was read (`None`: the parse cannot be kept).
+    struct Reads(Option<Vec<(PathBuf, Signature)>>);
+
+    thread_local! {
+        static READS: RefCell<Option<Reads>> = const { RefCell::new(None) };
+    }
+
+    fn signature(path: &Path) -> Signature {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        ))
+    }
+
+    /// The parse under way reads `path`.
+    pub(super) fn reads(path: &Path) {
+        READS.with(|reads| {
+            if let Some(Reads(Some(paths))) = reads.borrow_mut().as_mut() {
+                paths.push((path.to_path_buf(), signature(path)));
+            }
+        });
+    }
+
+    /// The parse under way cannot be kept.
+    pub(super) fn uncacheable() {
+        READS.with(|reads| {
+            if let Some(reads) = reads.borrow_mut().as_mut() {
+                reads.0 = None;
+            }
+        });
+    }
+
+    /// Runs `parse`, noting what it reads; `None` for a parse that cannot be kept.
+    pub(super) fn recording<T>(
+        parse: impl FnOnce() -> T,
+    ) -> (T, Option<Vec<(PathBuf, Signature)>>) {
+        let outer = READS.with(|reads| reads.replace(Some(Reads(Some(Vec::new())))));
+        let result = parse();
+        let mine = READS.with(|reads| reads.replace(outer));
+        // A nested parse (a committed image's base) makes the outer one uncacheable already.
+        (result, mine.and_then(|reads| reads.0))
+    }
+
+    /// The image kept for `key`, if every file it read is as it was.
+    pub(super) fn lookup(key: &Key) -> Option<Image> {
+        let kept = PARSED.lock().ok()?;
+        let (image, reads) = kept.as_ref()?.get(key)?;
+        reads
+            .iter()
+            .all(|(path, seen)| signature(path) == *seen)
+            .then(|| image.clone())
+    }
+
+    /// Keeps `image` for `key`, with what its `reads` looked like before they were read
+    /// (a file changed while it was parsed makes the entry stale at once).
+    pub(super) fn store(key: Key, image: &Image, reads: Vec<(PathBuf, Signature)>) {
+        if let Ok(mut kept) = PARSED.lock() {
+            let map = kept.get_or_insert_with(HashMap::new);
+            if map.len() >= CAPACITY {
+                map.clear();
+            }
+            map.insert(key, (image.clone(), reads));
+        }
+    }
 }
 
 fn load_file(path: &Path) -> Result<Image, ImageError> {

@@ -294,6 +294,7 @@ fn make_backend_inner(
             });
             let state = given
                 .unwrap_or_else(|| crate::backend::fakestate::prepare(run_dir).into_os_string());
+            crate::backend::fakestate::prepare_workspaces(run_dir);
             // DOCKER_HOST is cleared: the fake answers an absent unix socket as the CLI does,
             // and a user's address for a real daemon means nothing to it (a scenario's
             // `docker_host` sets it again).

@@ -10,11 +10,25 @@
 //! fake-docker inspect ID` after `--keep-failed`) stays true, and removing the run
 //! directory ([`release`]) removes the state it points to. Without a tmpfs the state
 //! is that directory itself, as before. `FAKE_DOCKER_STATE` set by the user wins.
+//!
+//! The fake's job workspaces churn files the same way (a workspace, its inputs and
+//! outputs, made and removed per scenario) and are only ever seen by fake containers,
+//! which are processes on this machine: they live on the same tmpfs, behind the symlink
+//! `RUN_DIR/workspaces` ([`prepare_workspaces`]). On a disk without a journal that churn
+//! cost a third of the fake's throughput (benchmarks.md, row 3). A workspace is bounded
+//! by its `max_bytes`, like a container's log here. `DOCKPROOF_FAKE_TMPFS=0` keeps both
+//! on disk, in the run directory itself.
 
 use std::path::{Path, PathBuf};
 
 /// The state's name inside a run directory (a directory, or a symlink to one).
 pub const STATE_NAME: &str = "fake-docker-state";
+
+/// The workspaces' directory inside a run directory (a directory, or a symlink to one).
+pub const WORKSPACES_NAME: &str = "workspaces";
+
+/// `DOCKPROOF_FAKE_TMPFS=0`: the fake's state and workspaces stay on disk.
+pub const SWITCH: &str = "DOCKPROOF_FAKE_TMPFS";
 
 /// Prefix of the private directories made on a tmpfs; [`release`] removes nothing else.
 const TARGET_PREFIX: &str = "dockproof-fake-state-";
@@ -23,8 +37,24 @@ const TARGET_PREFIX: &str = "dockproof-fake-state-";
 /// `run_dir/fake-docker-state`, made a symlink to a new private directory on a tmpfs
 /// when one is usable (else left for fake-docker to create as a plain directory).
 pub fn prepare(run_dir: &Path) -> PathBuf {
-    let link = run_dir.join(STATE_NAME);
+    prepare_named(run_dir, STATE_NAME)
+}
+
+/// The fake's workspaces directory for a run (or one host of it) whose directory is
+/// `run_dir`: `run_dir/workspaces`, a symlink to a private directory on a tmpfs when one
+/// is usable (else left to be created as a plain directory).
+pub fn prepare_workspaces(run_dir: &Path) -> PathBuf {
+    prepare_named(run_dir, WORKSPACES_NAME)
+}
+
+/// `run_dir/name`, made a symlink to a new private directory on a tmpfs when one is
+/// usable and not switched off.
+fn prepare_named(run_dir: &Path, name: &str) -> PathBuf {
+    let link = run_dir.join(name);
     if std::fs::symlink_metadata(&link).is_ok() {
+        return link;
+    }
+    if std::env::var_os(SWITCH).is_some_and(|value| value == "0") {
         return link;
     }
     for candidate in candidates() {
@@ -48,6 +78,7 @@ pub fn prepare(run_dir: &Path) -> PathBuf {
 /// directories) point to; the symlinks themselves go with the run directory.
 pub fn release(run_dir: &Path) {
     release_one(&run_dir.join(STATE_NAME));
+    release_one(&run_dir.join(WORKSPACES_NAME));
     let Ok(entries) = std::fs::read_dir(run_dir) else {
         return;
     };
@@ -56,6 +87,7 @@ pub fn release(run_dir: &Path) {
             && entry.file_type().is_ok_and(|kind| kind.is_dir())
         {
             release_one(&entry.path().join(STATE_NAME));
+            release_one(&entry.path().join(WORKSPACES_NAME));
         }
     }
 }
@@ -117,11 +149,40 @@ mod tests {
     }
 
     #[test]
+    fn workspaces_are_reached_through_the_run_dir_and_released_with_it() {
+        let run_dir = tempfile::tempdir().unwrap();
+        let host = run_dir.path().join("host-a");
+        std::fs::create_dir(&host).unwrap();
+        let mut targets = Vec::new();
+        for dir in [run_dir.path(), host.as_path()] {
+            let workspaces = prepare_workspaces(dir);
+            assert_eq!(workspaces, dir.join(WORKSPACES_NAME));
+            // What the engine does with it: a workspace made inside.
+            let workspace = crate::workspace::Workspace::create(
+                &workspaces,
+                "dockproof-ws-",
+                crate::workspace::Limits::default(),
+            )
+            .unwrap();
+            std::fs::write(workspace.root().join("out.txt"), "x").unwrap();
+            let target = std::fs::read_link(&workspaces).ok();
+            assert_eq!(target.is_some(), !candidates().is_empty());
+            targets.extend(target);
+            std::mem::forget(workspace);
+        }
+        release(run_dir.path());
+        for target in targets {
+            assert!(!target.exists(), "{} is still there", target.display());
+        }
+    }
+
+    #[test]
     fn a_symlink_to_anything_else_is_not_followed() {
         let run_dir = tempfile::tempdir().unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
         std::fs::write(elsewhere.path().join("precious"), "x").unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), run_dir.path().join(STATE_NAME)).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), run_dir.path().join(WORKSPACES_NAME)).unwrap();
         release(run_dir.path());
         assert!(elsewhere.path().join("precious").is_file());
     }

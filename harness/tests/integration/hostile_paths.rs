@@ -143,6 +143,9 @@ fn fifos_devices_and_hard_links_left_in_the_workspace_are_refused_where_the_scen
         // The wrapper acts on each `create`: one fake-docker process per call (with the
         // call server it would see only `__serve`).
         .env("DOCKPROOF_FAKE_SERVER", "0")
+        // The workspaces in the work dir itself, not on a tmpfs: the host file above
+        // must be on their filesystem for the job to hard-link it.
+        .env("DOCKPROOF_FAKE_TMPFS", "0")
         .env("DOCKPROOF_HISTORY", support::history_db(dir.path()))
         .env("HOSTILE_HOST_FILE", &host_file)
         .env("HOSTILE_FAKE_DOCKER", support::fake_docker())
