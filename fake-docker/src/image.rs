@@ -1097,6 +1097,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_kept_definition_is_parsed_again_when_a_file_it_read_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let definition = dir.path().join("t.yaml");
+        std::fs::write(
+            &definition,
+            "name: t/kept\nbuild:\n  dockerfile: Dockerfile\nfiles:\n  /etc/motd: { from: motd.txt }\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCMD [\"a\"]\n").unwrap();
+        std::fs::write(dir.path().join("motd.txt"), "one\n").unwrap();
+        let first = load_file(&definition).unwrap();
+        assert_eq!(first.last_step.as_deref(), Some("CMD [\"a\"]"));
+        assert_eq!(load_file(&definition).unwrap().last_step, first.last_step);
+        // Same size, new content: its change time tells.
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCMD [\"b\"]\n").unwrap();
+        assert_eq!(
+            load_file(&definition).unwrap().last_step.as_deref(),
+            Some("CMD [\"b\"]")
+        );
+        std::fs::write(dir.path().join("motd.txt"), "two\n").unwrap();
+        let again = load_file(&definition).unwrap();
+        assert_eq!(again.files["/etc/motd"].content, "two\n");
+        // The definition itself changed: another key.
+        std::fs::write(
+            &definition,
+            "name: t/other\nbuild:\n  dockerfile: Dockerfile\n",
+        )
+        .unwrap();
+        assert_eq!(load_file(&definition).unwrap().reference, "t/other:latest");
+    }
+
+    #[test]
     fn references_normalize() {
         assert_eq!(normalize_reference("bbtest"), "bbtest:latest");
         assert_eq!(normalize_reference("a/b:1"), "a/b:1");
