@@ -258,6 +258,22 @@ pub async fn directories(
         }
         report.directories.push(path);
     }
+    // The fake's tmpfs directories whose run directory was removed by something else
+    // (a killed run's temporary directory deleted): nothing else would ever take them.
+    if options.run_id.is_none() && options.older_than.is_none() {
+        for orphan in crate::backend::fakestate::orphans() {
+            if !options.dry_run
+                && let Err(error) = crate::workspace::remove_tree(&orphan)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                report
+                    .problems
+                    .push(format!("cannot remove {}: {error}", orphan.display()));
+                continue;
+            }
+            report.directories.push(orphan);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! by its `max_bytes`, like a container's log here. `DOCKPROOF_FAKE_TMPFS=0` keeps both
 //! on disk, in the run directory itself.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The state's name inside a run directory (a directory, or a symlink to one).
@@ -32,6 +33,43 @@ pub const SWITCH: &str = "DOCKPROOF_FAKE_TMPFS";
 
 /// Prefix of the private directories made on a tmpfs; [`release`] removes nothing else.
 const TARGET_PREFIX: &str = "dockproof-fake-state-";
+
+/// The file in a tmpfs directory naming the symlink that leads to it.
+const LINK_MARK: &str = ".dockproof-link";
+
+/// The private tmpfs directories whose run directory is gone: each names the symlink
+/// that led to it ([`LINK_MARK`]), and that symlink no longer does (the run directory
+/// was removed without `dockproof clean`, as a killed run's temporary directory is). A
+/// directory without the mark (made by an older dockproof, or still being set up) is
+/// never one. `dockproof clean` removes them.
+pub fn orphans() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for candidate in candidates() {
+        let Ok(entries) = std::fs::read_dir(&candidate) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let target = entry.path();
+            let ours = entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(TARGET_PREFIX)
+                && entry.file_type().is_ok_and(|kind| kind.is_dir());
+            if !ours {
+                continue;
+            }
+            let Ok(mark) = std::fs::read(target.join(LINK_MARK)) else {
+                continue;
+            };
+            let link = PathBuf::from(std::ffi::OsStr::from_bytes(&mark));
+            if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+                found.push(target);
+            }
+        }
+    }
+    found.sort();
+    found
+}
 
 /// The state directory for a run (or one host of a run) whose directory is `run_dir`:
 /// `run_dir/fake-docker-state`, made a symlink to a new private directory on a tmpfs
@@ -66,6 +104,14 @@ fn prepare_named(run_dir: &Path, name: &str) -> PathBuf {
         };
         let target = target.keep();
         if std::os::unix::fs::symlink(&target, &link).is_ok() {
+            // Written after the link exists: a directory with the mark and no link back
+            // to it is an orphan ([`orphans`]); one without the mark is never taken.
+            if let Ok(absolute) = std::path::absolute(&link) {
+                let _ = std::fs::write(
+                    target.join(LINK_MARK),
+                    absolute.as_os_str().as_encoded_bytes(),
+                );
+            }
             return link;
         }
         let _ = std::fs::remove_dir(&target);
@@ -174,6 +220,29 @@ mod tests {
         for target in targets {
             assert!(!target.exists(), "{} is still there", target.display());
         }
+    }
+
+    #[test]
+    fn a_directory_whose_run_directory_is_gone_is_an_orphan() {
+        if candidates().is_empty() {
+            return;
+        }
+        let kept = tempfile::tempdir().unwrap();
+        let gone = tempfile::tempdir().unwrap();
+        let live = std::fs::read_link(prepare(kept.path())).unwrap();
+        let orphan = std::fs::read_link(prepare_workspaces(gone.path())).unwrap();
+        assert!(!orphans().contains(&live));
+        assert!(!orphans().contains(&orphan));
+        // The run directory removed by something else: its link goes, the target stays.
+        drop(gone);
+        assert!(orphan.is_dir());
+        assert!(orphans().contains(&orphan));
+        assert!(!orphans().contains(&live));
+        // Without the mark (an older dockproof's, or one being set up): never taken.
+        std::fs::remove_file(orphan.join(LINK_MARK)).unwrap();
+        assert!(!orphans().contains(&orphan));
+        std::fs::remove_dir_all(&orphan).unwrap();
+        release(kept.path());
     }
 
     #[test]

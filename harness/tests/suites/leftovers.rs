@@ -1147,6 +1147,68 @@ fn image_removal_keeps_the_build_cache(backend: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A kept fake run whose run directory is then deleted by something else (as a
+/// killed run's temporary directory is): its state and workspaces on the tmpfs would
+/// stay in memory until a reboot; `dockproof clean` removes them, and only them.
+fn fake_clean_takes_orphaned_tmpfs_directories() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let failing = write(dir.path(), "keep.yaml", KEEP_FAILING)?;
+    let work = dir.path().join("work");
+    let run = format!("probe-orphan-{}", std::process::id());
+    let output = support::dockproof_fake(&work)
+        .args(["--keep-failed", "--run-id", &run])
+        .arg(&failing)
+        .output()
+        .map_err(fail)?;
+    let dirs = run_dirs(&work);
+    let Some((_, run_dir)) = dirs.iter().find(|(id, _)| *id == run) else {
+        return Err(fail(format!(
+            "no kept run directory:\n{}",
+            support::describe(&output)
+        )));
+    };
+    let targets: Vec<PathBuf> = ["fake-docker-state", "workspaces"]
+        .iter()
+        .filter_map(|name| std::fs::read_link(run_dir.join(name)).ok())
+        .collect();
+    if targets.is_empty() {
+        // No usable tmpfs here: nothing can be orphaned.
+        return cleanup_kept("fake", &work, &run).map(drop);
+    }
+    // The kept containers are stopped (their processes write to the state), then the
+    // run directory goes behind dockproof's back.
+    let state = run_dir.join("fake-docker-state");
+    for (id, _, _) in run_containers(&run, Some(&state))? {
+        let _ = Command::new(support::fake_docker())
+            .env("FAKE_DOCKER_STATE", &state)
+            .args(["rm", "--force", &id])
+            .output();
+    }
+    std::fs::remove_dir_all(run_dir).map_err(fail)?;
+    if !targets.iter().all(|target| target.is_dir()) {
+        return Err(fail(format!(
+            "the tmpfs directories went with the run directory: {targets:?}"
+        )));
+    }
+    let empty = dir.path().join("elsewhere");
+    std::fs::create_dir(&empty).map_err(fail)?;
+    let cleaned = Command::new(support::dockproof())
+        .args(["clean", "--backend", "fake", "--work-dir"])
+        .arg(&empty)
+        .arg("--fake-docker")
+        .arg(support::fake_docker())
+        .output()
+        .map_err(fail)?;
+    let left: Vec<&PathBuf> = targets.iter().filter(|target| target.exists()).collect();
+    if !cleaned.status.success() || !left.is_empty() {
+        return Err(fail(format!(
+            "clean must remove the orphaned {left:?}:\n{}",
+            support::describe(&cleaned)
+        )));
+    }
+    Ok(())
+}
+
 /// This file's trials, run by `suites/main.rs`.
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -1163,6 +1225,10 @@ pub fn trials() -> Vec<Trial> {
             fake_clean_matches_exactly,
         ),
         Trial::test("fake::clean-keeps-a-live-run", fake_clean_keeps_a_live_run),
+        Trial::test(
+            "fake::clean-takes-orphaned-tmpfs-directories",
+            fake_clean_takes_orphaned_tmpfs_directories,
+        ),
         Trial::test(
             "fake::keep-failed-keeps-exactly-the-failed-scenario",
             || keep_failed("fake"),
