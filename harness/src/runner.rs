@@ -255,9 +255,17 @@ async fn final_sweep(context: &EngineContext) -> (Swept, Vec<Option<String>>) {
                 .map(|kept| kept.iter().map(|entry| entry.slug.clone()).collect())
         })
         .unwrap_or_default();
-    let listed = sweep::labelled_containers(backend, &label)
-        .await
-        .unwrap_or_default();
+    let plan = SweepPlan {
+        resources: kept.is_empty(),
+        ..SweepPlan::default()
+    };
+    // Networks, volumes and images are listed along with the containers: on the CLI
+    // backends each list is a process, and these are the run's last calls.
+    let (listed, lists) = tokio::join!(
+        sweep::labelled_containers(backend, &label),
+        sweep::list_resources(backend, &label, plan.resources)
+    );
+    let listed = listed.unwrap_or_default();
     // Whose they were, asked before they go (only when there are any: the common case
     // costs one list call).
     let mut slugs = Vec::new();
@@ -281,12 +289,11 @@ async fn final_sweep(context: &EngineContext) -> (Swept, Vec<Option<String>>) {
         slugs.push(slug);
         containers.push(id);
     }
-    let plan = SweepPlan {
-        resources: kept.is_empty(),
-        ..SweepPlan::default()
-    };
     // Failures are ignored: what stays is for `dockproof clean`.
-    (sweep::sweep(backend, &label, containers, plan).await, slugs)
+    (
+        sweep::sweep_listed(backend, containers, async { lists }, plan).await,
+        slugs,
+    )
 }
 
 #[cfg(test)]

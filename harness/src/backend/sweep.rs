@@ -60,18 +60,40 @@ pub async fn sweep(
     containers: Vec<String>,
     plan: SweepPlan<'_>,
 ) -> Swept {
+    sweep_listed(
+        backend,
+        containers,
+        list_resources(backend, label, plan.resources),
+        plan,
+    )
+    .await
+}
+
+/// Each resource kind carrying `label`, listed at once (each list is a CLI call on the
+/// CLI backends); nothing without `resources`.
+pub type ResourceLists = Vec<(ResourceKind, Result<Vec<String>, BackendError>)>;
+
+/// [`ResourceLists`] of `label`: start it alongside the container listing (the runner's
+/// final sweep does), so a run's last calls are one round of listings, not two.
+pub async fn list_resources(backend: &dyn Backend, label: &str, resources: bool) -> ResourceLists {
+    if !resources {
+        return Vec::new();
+    }
+    let lists = ResourceKind::ALL
+        .map(|kind| async move { (kind, backend.list_labelled_resources(kind, label).await) });
+    futures::future::join_all(lists).await
+}
+
+/// [`sweep`] with the resources listed by `listing` (run while the containers go; they
+/// are removed after the containers: a network or volume in use cannot go before its
+/// container).
+pub async fn sweep_listed(
+    backend: &dyn Backend,
+    containers: Vec<String>,
+    listing: impl std::future::Future<Output = ResourceLists>,
+    plan: SweepPlan<'_>,
+) -> Swept {
     let mut swept = Swept::default();
-    // The other kinds are listed while the containers go (each list is a CLI call on the
-    // CLI backends, so at once rather than one after another); they are removed after
-    // the containers (a network or volume in use cannot go before its container).
-    let listing = async {
-        if !plan.resources {
-            return Vec::new();
-        }
-        let lists = ResourceKind::ALL
-            .map(|kind| async move { (kind, backend.list_labelled_resources(kind, label).await) });
-        futures::future::join_all(lists).await
-    };
     let removing = async {
         let mut removed = Vec::new();
         let mut problems = Vec::new();
