@@ -41,7 +41,12 @@ pub struct BenchArgs {
     #[arg(long)]
     debug_binaries: bool,
     /// Run nothing: copy a bench.json (default: the last full run's, target/dockproof/bench.json) to docs/bench.json and regenerate the README's Benchmarks table from it.
-    #[arg(long, value_name = "BENCH_JSON", num_args = 0..=1, default_missing_value = "")]
+    #[arg(
+        long,
+        value_name = "BENCH_JSON",
+        num_args = 0..=1,
+        default_missing_value = LAST_FULL_RUN
+    )]
     readme: Option<PathBuf>,
 }
 
@@ -297,6 +302,11 @@ struct Bench {
 }
 
 const NO_DAEMON: &str = "skipped: no daemon";
+/// Where a full run writes its results, relative to the checkout; `--readme` without a
+/// value publishes it. (An empty default was refused by clap's path parser: `--readme`
+/// alone failed with "a value is required".)
+const LAST_FULL_RUN: &str = "target/dockproof/bench.json";
+
 /// Rounds of benchmark 1 (the best of each is kept: interference only ever slows a run down).
 const SCRIPT_ROUNDS: usize = 2;
 const IMAGE: &str = "dockproof/job-runner:1";
@@ -304,8 +314,9 @@ const IMAGE: &str = "dockproof/job-runner:1";
 pub fn bench(args: BenchArgs) -> Result<i32> {
     let root = crate::root();
     if let Some(from) = &args.readme {
-        let from = if from.as_os_str().is_empty() {
-            root.join("target/dockproof/bench.json")
+        // Relative to the checkout (the default, the last full run's) or as given.
+        let from = if from == Path::new(LAST_FULL_RUN) {
+            root.join(LAST_FULL_RUN)
         } else {
             from.clone()
         };
@@ -1288,6 +1299,29 @@ fn table(rows: &[Row], quick: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readme_alone_publishes_the_last_full_run() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(args)
+                .map(|cli| cli.bench.readme)
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(
+            parse(&["bench", "--readme"]),
+            Ok(Some(PathBuf::from(LAST_FULL_RUN)))
+        );
+        assert_eq!(
+            parse(&["bench", "--readme", "other.json"]),
+            Ok(Some(PathBuf::from("other.json")))
+        );
+        assert_eq!(parse(&["bench"]), Ok(None));
+    }
 
     #[test]
     fn targets_are_judged_on_the_right_figure() {
