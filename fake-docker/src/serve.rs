@@ -187,7 +187,8 @@ fn handle(listener: &UnixListener, mut connection: UnixStream) {
         return;
     }
     // SAFETY: this process has one thread (the server never starts one), so the child
-    // may run anything; it is a copy that has not run a command yet.
+    // may run anything; it is a copy that has run only quick calls, which leave nothing
+    // behind (`run_here`).
     match unsafe { libc::fork() } {
         0 => {
             // SAFETY: the listener's descriptor is the child's to close.
@@ -278,10 +279,10 @@ impl CallEnvironment {
         let mut saved = Vec::new();
         for (name, value) in env {
             let name = std::ffi::OsStr::from_bytes(name);
-            if name.is_empty() || name.as_encoded_bytes().contains(&b'=') || value.contains(&0) {
-                continue;
-            }
-            if name.as_encoded_bytes().contains(&0) {
+            // What `set_var` would panic on (an empty name, `=` or NUL): skipped.
+            let bytes = name.as_encoded_bytes();
+            if bytes.is_empty() || bytes.contains(&b'=') || bytes.contains(&0) || value.contains(&0)
+            {
                 continue;
             }
             saved.push((name.to_owned(), std::env::var_os(name)));
