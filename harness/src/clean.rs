@@ -245,35 +245,31 @@ pub async fn directories(
             // The fake's state on a tmpfs, which the run directory links to.
             crate::backend::fakestate::release(&path);
         }
-        // A directory that went while this ran (a live run under --force finishing and
-        // removing its own) is gone, which is what was asked.
-        if !options.dry_run
-            && let Err(error) = crate::workspace::remove_tree(&path)
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            report
-                .problems
-                .push(format!("cannot remove {}: {error}", path.display()));
-            continue;
-        }
-        report.directories.push(path);
+        remove_directory(path, options.dry_run, report);
     }
     // The fake's tmpfs directories whose run directory was removed by something else
     // (a killed run's temporary directory deleted): nothing else would ever take them.
     if options.run_id.is_none() && options.older_than.is_none() {
         for orphan in crate::backend::fakestate::orphans() {
-            if !options.dry_run
-                && let Err(error) = crate::workspace::remove_tree(&orphan)
-                && error.kind() != std::io::ErrorKind::NotFound
-            {
-                report
-                    .problems
-                    .push(format!("cannot remove {}: {error}", orphan.display()));
-                continue;
-            }
-            report.directories.push(orphan);
+            remove_directory(orphan, options.dry_run, report);
         }
     }
+}
+
+/// Remove `path` (unless `dry_run`) and report it removed, or why it could not be. A
+/// directory that went while this ran (a live run under --force finishing and removing
+/// its own) is gone, which is what was asked.
+fn remove_directory(path: PathBuf, dry_run: bool, report: &mut CleanReport) {
+    if !dry_run
+        && let Err(error) = crate::workspace::remove_tree(&path)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        report
+            .problems
+            .push(format!("cannot remove {}: {error}", path.display()));
+        return;
+    }
+    report.directories.push(path);
 }
 
 #[cfg(test)]

@@ -98,8 +98,18 @@ fn spawn_fake(work: &Path, scenario: &Path, extra: &[&str]) -> Result<Child, Fai
 }
 
 fn clean_fake(work: &Path, run: &str) -> Result<Output, Failed> {
-    Command::new(support::dockproof())
-        .args(["clean", "--backend", "fake", "--run", run, "--work-dir"])
+    clean_fake_runs(work, Some(run))
+}
+
+/// `dockproof clean --backend fake` in `work`: of run `run`, or of every run.
+fn clean_fake_runs(work: &Path, run: Option<&str>) -> Result<Output, Failed> {
+    let mut command = Command::new(support::dockproof());
+    command.args(["clean", "--backend", "fake"]);
+    if let Some(run) = run {
+        command.args(["--run", run]);
+    }
+    command
+        .arg("--work-dir")
         .arg(work)
         .arg("--fake-docker")
         .arg(support::fake_docker())
@@ -1192,13 +1202,7 @@ fn fake_clean_takes_orphaned_tmpfs_directories() -> Result<(), Failed> {
     }
     let empty = dir.path().join("elsewhere");
     std::fs::create_dir(&empty).map_err(fail)?;
-    let cleaned = Command::new(support::dockproof())
-        .args(["clean", "--backend", "fake", "--work-dir"])
-        .arg(&empty)
-        .arg("--fake-docker")
-        .arg(support::fake_docker())
-        .output()
-        .map_err(fail)?;
+    let cleaned = clean_fake_runs(&empty, None)?;
     let left: Vec<&PathBuf> = targets.iter().filter(|target| target.exists()).collect();
     if !cleaned.status.success() || !left.is_empty() {
         return Err(fail(format!(
