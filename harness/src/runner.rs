@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::backend::ledger::{Ledger, Scope};
 use crate::backend::sweep::{self, SweepPlan, Swept};
 use crate::category::Category;
 use crate::engine::{self, EngineContext};
@@ -259,11 +260,28 @@ async fn final_sweep(context: &EngineContext) -> (Swept, Vec<Option<String>>) {
         resources: kept.is_empty(),
         ..SweepPlan::default()
     };
+    // Only what can be there is listed: what the backend asked its daemon to make and has
+    // not seen removed (a run that removed every container it made, and made nothing
+    // else, lists nothing).
+    let scope = backend
+        .ledger()
+        .map_or_else(Scope::everything, Ledger::scope);
+    let kinds = if plan.resources {
+        scope.kinds
+    } else {
+        Vec::new()
+    };
     // Networks, volumes and images are listed along with the containers: on the CLI
     // backends each list is a process, and these are the run's last calls.
     let (listed, lists) = tokio::join!(
-        sweep::labelled_containers(backend, &label),
-        sweep::list_resources(backend, &label, plan.resources)
+        async {
+            if scope.containers {
+                sweep::labelled_containers(backend, &label).await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        sweep::list_kinds(backend, &label, &kinds)
     );
     let listed = listed.unwrap_or_default();
     // Whose they were, asked before they go (only when there are any: the common case

@@ -56,6 +56,8 @@ pub struct ApiBackend {
     watch: Arc<DaemonWatch>,
     /// Where the daemon's published ports are reached (over ssh: through the tunnel's connection).
     ports: std::sync::Arc<super::daemon::PortReach>,
+    /// What this backend asked its daemon to make (shared with its overridden copies).
+    ledger: Arc<super::ledger::Ledger>,
 }
 
 /// A negotiated client, and for an `ssh://` host the tunnel it talks through.
@@ -77,6 +79,7 @@ impl ApiBackend {
             client: OnceCell::new(),
             watch: Arc::new(DaemonWatch::default()),
             ports: reach_for(&address),
+            ledger: Arc::default(),
         }
     }
 
@@ -89,6 +92,7 @@ impl ApiBackend {
             tls: endpoint.tls,
             client: OnceCell::new(),
             watch: Arc::new(DaemonWatch::default()),
+            ledger: Arc::default(),
         }
     }
 
@@ -102,6 +106,7 @@ impl ApiBackend {
             tls: None,
             client: OnceCell::new(),
             watch: Arc::new(DaemonWatch::default()),
+            ledger: Arc::default(),
         }
     }
 
@@ -604,6 +609,10 @@ impl Backend for ApiBackend {
         &self.name
     }
 
+    fn ledger(&self) -> Option<&super::ledger::Ledger> {
+        Some(&self.ledger)
+    }
+
     fn with_overrides(
         &self,
         overrides: &super::ScenarioOverrides,
@@ -613,8 +622,11 @@ impl Backend for ApiBackend {
         }
         Ok(std::sync::Arc::new(match &overrides.docker_host {
             // Another daemon gets its own watch (with the same timeout): this one may be fine.
-            Some(host) => ApiBackend::for_host(self.name.clone(), host.clone())
-                .with_daemon_timeout(self.watch.timeout()),
+            Some(host) => ApiBackend {
+                ledger: self.ledger.clone(),
+                ..ApiBackend::for_host(self.name.clone(), host.clone())
+                    .with_daemon_timeout(self.watch.timeout())
+            },
             None => ApiBackend {
                 name: self.name.clone(),
                 host: self.host.clone(),
@@ -622,6 +634,7 @@ impl Backend for ApiBackend {
                 client: OnceCell::new(),
                 watch: Arc::clone(&self.watch),
                 ports: self.ports.clone(),
+                ledger: self.ledger.clone(),
             },
         }))
     }
@@ -677,6 +690,7 @@ impl Backend for ApiBackend {
     }
 
     async fn build(&self, request: &BuildRequest) -> Result<(), BackendError> {
+        self.ledger.making(ResourceKind::Image);
         let docker = self.docker().await?;
         let build_failed = |message: String| BackendError::BuildFailed {
             image: request.tag.clone(),
@@ -822,6 +836,7 @@ impl Backend for ApiBackend {
         let options = CreateContainerOptionsBuilder::new()
             .name(&spec.name)
             .build();
+        let creating = self.ledger.creating();
         let created = self
             .call(
                 "create a container",
@@ -830,6 +845,7 @@ impl Backend for ApiBackend {
                 docker.create_container(Some(options), create_body(spec)),
             )
             .await?;
+        creating.created(&created.id);
         Ok(created.id)
     }
 
@@ -1041,7 +1057,10 @@ impl Backend for ApiBackend {
             )
             .await
         {
-            Ok(()) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
+            Ok(()) | Err(BackendError::NoSuchContainer { .. }) => {
+                self.ledger.removed(container);
+                Ok(())
+            }
             Err(error) => Err(error),
         }
     }
@@ -1133,6 +1152,7 @@ impl Backend for ApiBackend {
         name: &str,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), BackendError> {
+        self.ledger.making(ResourceKind::Volume);
         let docker = self.docker().await?;
         let request = bollard::models::VolumeCreateRequest {
             name: Some(name.to_owned()),
@@ -1174,6 +1194,7 @@ impl Backend for ApiBackend {
 
     async fn load_image(&self, archive: &Path) -> Result<(), BackendError> {
         use tokio::io::AsyncReadExt as _;
+        self.ledger.making(ResourceKind::Image);
         let docker = self.docker().await?;
         let shown = archive.display().to_string();
         let file = tokio::fs::File::open(archive)
@@ -1210,6 +1231,7 @@ impl Backend for ApiBackend {
     }
 
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
+        self.ledger.making(ResourceKind::Image);
         let docker = self.docker().await?;
         let options = bollard::query_parameters::CommitContainerOptionsBuilder::new()
             .container(container)

@@ -46,6 +46,8 @@ pub struct CliBackend {
     /// fake-docker's server, started at the first call and shared by the backends
     /// [`Backend::with_overrides`] makes (`None` inside: switched off, or it did not start).
     server: Arc<tokio::sync::OnceCell<Option<Arc<FakeServer>>>>,
+    /// What this backend asked its daemon to make (shared with its overridden copies).
+    ledger: Arc<super::ledger::Ledger>,
 }
 
 /// A CLI call under way: a process of its own, or a call fake-docker's server runs.
@@ -109,6 +111,7 @@ impl CliBackend {
             watch,
             ports,
             server: Arc::default(),
+            ledger: Arc::default(),
         }
     }
 
@@ -832,6 +835,10 @@ impl Backend for CliBackend {
         &self.name
     }
 
+    fn ledger(&self) -> Option<&super::ledger::Ledger> {
+        Some(&self.ledger)
+    }
+
     fn with_overrides(
         &self,
         overrides: &super::ScenarioOverrides,
@@ -875,6 +882,7 @@ impl Backend for CliBackend {
             watch,
             ports,
             server: self.server.clone(),
+            ledger: self.ledger.clone(),
         }))
     }
 
@@ -917,6 +925,7 @@ impl Backend for CliBackend {
     }
 
     async fn build(&self, request: &super::BuildRequest) -> Result<(), BackendError> {
+        self.ledger.making(ResourceKind::Image);
         // --force-rm: a failed step's intermediate container is removed too (the
         // legacy builder keeps it otherwise, unlabelled, for ever).
         let mut args = vec![
@@ -1024,13 +1033,16 @@ impl Backend for CliBackend {
         // Removed when `hidden` drops, after the CLI has read it (or the call was cancelled).
         let hidden = hide_env(&spec.env, &self.env, &self.scratch_dir)?;
         let args = create_args(spec, &hidden.args);
+        let creating = self.ledger.creating();
         let output = self
             .invoke_hidden(&args, &hidden, Some(CONTROL_TIMEOUT), CONTROL_OUTPUT)
             .await?;
         if output.code != 0 {
             return Err(self.classify(&args, &spec.image, &output));
         }
-        Ok(output.stdout.text.trim().to_owned())
+        let id = output.stdout.text.trim().to_owned();
+        creating.created(&id);
+        Ok(id)
     }
 
     async fn start(&self, container: &str) -> Result<(), BackendError> {
@@ -1242,7 +1254,10 @@ impl Backend for CliBackend {
             container.to_owned(),
         ];
         match self.control(&args, container).await {
-            Ok(_) | Err(BackendError::NoSuchContainer { .. }) => Ok(()),
+            Ok(_) | Err(BackendError::NoSuchContainer { .. }) => {
+                self.ledger.removed(container);
+                Ok(())
+            }
             Err(error) => Err(error),
         }
     }
@@ -1370,6 +1385,7 @@ impl Backend for CliBackend {
         name: &str,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), BackendError> {
+        self.ledger.making(ResourceKind::Volume);
         let mut args = vec!["volume".to_owned(), "create".to_owned()];
         for (key, value) in labels {
             args.extend(["--label".to_owned(), format!("{key}={value}")]);
@@ -1395,6 +1411,7 @@ impl Backend for CliBackend {
     }
 
     async fn load_image(&self, archive: &Path) -> Result<(), BackendError> {
+        self.ledger.making(ResourceKind::Image);
         let shown = archive.display().to_string();
         let args = vec![
             "load".to_owned(),
@@ -1412,6 +1429,7 @@ impl Backend for CliBackend {
     }
 
     async fn commit(&self, container: &str) -> Result<String, BackendError> {
+        self.ledger.making(ResourceKind::Image);
         let args = vec!["commit".to_owned(), container.to_owned()];
         let output = self.control(&args, container).await?;
         Ok(output.stdout.text.trim().to_owned())

@@ -8,6 +8,7 @@ pub mod context;
 pub mod daemon;
 pub mod fakeserver;
 pub mod fakestate;
+pub mod ledger;
 pub mod ssh;
 pub mod stats;
 pub mod sweep;
@@ -491,6 +492,11 @@ impl Logs {
 pub trait Backend: Send + Sync {
     /// A short name for reports (`fake`, `docker-cli`, `docker-api`).
     fn name(&self) -> &str;
+    /// What this backend has asked its daemon to make ([`ledger::Ledger`]), which a sweep
+    /// of the run's label needs list no more than; `None`: not kept, list everything.
+    fn ledger(&self) -> Option<&ledger::Ledger> {
+        None
+    }
     /// The daemon's version, or why it cannot be reached.
     async fn ping(&self) -> Result<String, BackendError>;
     /// Whether the image exists locally.

@@ -79,8 +79,19 @@ pub async fn list_resources(backend: &dyn Backend, label: &str, resources: bool)
     if !resources {
         return Vec::new();
     }
-    let lists = ResourceKind::ALL
-        .map(|kind| async move { (kind, backend.list_labelled_resources(kind, label).await) });
+    list_kinds(backend, label, &ResourceKind::ALL).await
+}
+
+/// [`ResourceLists`] of `label` for `kinds` only (what a [`Ledger`](super::ledger::Ledger)
+/// says can be there), listed at once.
+pub async fn list_kinds(
+    backend: &dyn Backend,
+    label: &str,
+    kinds: &[ResourceKind],
+) -> ResourceLists {
+    let lists = kinds
+        .iter()
+        .map(|&kind| async move { (kind, backend.list_labelled_resources(kind, label).await) });
     futures::future::join_all(lists).await
 }
 

@@ -249,6 +249,13 @@ impl ScenarioRun<'_> {
             ));
         }
         let name = compose::project_name(&self.context.run_id, &self.slug);
+        // docker compose makes containers, networks, volumes and images with the run's
+        // label outside the backend: the final sweep lists them all.
+        for backend in [self.backend.as_ref(), self.context.backend.as_ref()] {
+            if let Some(ledger) = backend.ledger() {
+                ledger.outside();
+            }
+        }
         let mut labels = BTreeMap::new();
         labels.insert("dockproof.run".to_owned(), self.context.run_id.clone());
         labels.insert("dockproof.scenario".to_owned(), self.slug.clone());

@@ -17,4 +17,5 @@ mod hostile_paths;
 mod hostile_yaml;
 mod layout;
 mod lint;
+mod sweep;
 mod unmodelled;
