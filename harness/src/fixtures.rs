@@ -46,13 +46,24 @@ struct FixtureImage {
     context_files: ContextFiles,
 }
 
+/// What [`FixtureImages::ensure`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    /// The image was there as it should be.
+    Found,
+    /// It was built from its fixture in this run (by this call or an earlier one): a
+    /// container created from the reference before the build ended may be of the old
+    /// image, or may have been refused for want of one.
+    Built,
+}
+
 /// The fixture images known to a run, and which were already built in it.
 #[derive(Debug, Default)]
 pub struct FixtureImages {
     images: HashMap<String, FixtureImage>,
     /// Whether images are built (real daemons) or only looked up (the fake defines its own).
     build: bool,
-    built: Mutex<HashMap<String, Result<(), String>>>,
+    built: Mutex<HashMap<String, Result<Ensured, String>>>,
     /// Other images already found in this run (looked up once, not per scenario).
     present: Mutex<HashSet<String>>,
     /// Where build contexts are prepared (the run directory, so `clean` finds what a
@@ -138,10 +149,29 @@ impl FixtureImages {
         tags
     }
 
+    /// Whether [`ensure`](Self::ensure) of `image` would still ask a real daemon about it
+    /// (its first use in the run): a caller may then create its container while the check
+    /// runs ([`Ensured`] says whether to create it again). Never on the fake (`build`
+    /// off), whose calls, and fault counters, stay as they are.
+    pub async fn pending(&self, image: &str) -> bool {
+        if !self.build {
+            return false;
+        }
+        if self.images.contains_key(image) {
+            !self.built.lock().await.contains_key(image)
+        } else {
+            !self.present.lock().await.contains(image)
+        }
+    }
+
     /// Make sure `image` exists: on real daemons a fixture is checked once per
     /// run and built when its context changed; any other image must be there
     /// already (looked up once per run).
-    pub async fn ensure(&self, backend: &dyn Backend, image: &str) -> Result<(), BackendError> {
+    pub async fn ensure(
+        &self,
+        backend: &dyn Backend,
+        image: &str,
+    ) -> Result<Ensured, BackendError> {
         if self.build
             && let Some(fixture) = self.images.get(image)
         {
@@ -158,17 +188,17 @@ impl FixtureImages {
             if !matches!(result, Err(BackendError::DaemonUnavailable { .. })) {
                 built.insert(
                     image.to_owned(),
-                    result.as_ref().map(drop).map_err(ToString::to_string),
+                    result.as_ref().copied().map_err(ToString::to_string),
                 );
             }
             return result;
         }
         if self.present.lock().await.contains(image) {
-            return Ok(());
+            return Ok(Ensured::Found);
         }
         if backend.image_exists(image).await? {
             self.present.lock().await.insert(image.to_owned());
-            Ok(())
+            Ok(Ensured::Found)
         } else {
             let hint = if self.images.is_empty() {
                 String::new()
@@ -189,7 +219,7 @@ async fn build_fixture(
     image: &str,
     fixture: &FixtureImage,
     build_dir: &Path,
-) -> Result<(), BackendError> {
+) -> Result<Ensured, BackendError> {
     let build_failed = |message| BackendError::BuildFailed {
         image: image.to_owned(),
         message,
@@ -205,7 +235,7 @@ async fn build_fixture(
                 .and_then(serde_json::Value::as_str)
                 == Some(digest.as_str()) =>
         {
-            return Ok(());
+            return Ok(Ensured::Found);
         }
         // No daemon, no build: its error would only hide why (for an ssh:// host, what ssh said).
         Err(error @ BackendError::DaemonUnavailable { .. }) => return Err(error),
@@ -222,6 +252,7 @@ async fn build_fixture(
         Err(BackendError::Unsupported { .. }) => backend.build_image(context.path(), image).await,
         result => result,
     }
+    .map(|()| Ensured::Built)
 }
 
 /// sha256 over every file of a build context: relative paths, modes and contents, in a stable order.

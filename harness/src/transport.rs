@@ -98,6 +98,26 @@ impl TransportPolicy {
         self.choice
     }
 
+    /// The transport, when it is known without a probe container: chosen, decided
+    /// already, or (`auto`) a local daemon the kernel says shares our files (remembered,
+    /// as [`decide`](Self::decide) would). `None`: only a probe can tell.
+    pub async fn decide_without_probe(&self, backend: &dyn Backend) -> Option<Transport> {
+        match self.choice {
+            TransportChoice::Bind => Some(Transport::Bind),
+            TransportChoice::Copy => Some(Transport::Copy),
+            TransportChoice::Auto => {
+                if let Some(decided) = self.decided.get() {
+                    return Some(*decided);
+                }
+                let socket = backend.daemon_socket()?;
+                if !daemon_shares_our_files(&socket).await {
+                    return None;
+                }
+                Some(*self.decided.get_or_init(|| async { Transport::Bind }).await)
+            }
+        }
+    }
+
     /// The transport to use; `auto` probes the daemon the first time (see [`probe`]),
     /// creating one never-started container from `image` (already on the daemon).
     pub async fn decide(

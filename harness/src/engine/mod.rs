@@ -1306,21 +1306,64 @@ impl<'a> ScenarioRun<'a> {
         }
     }
 
+    /// Create the container of `spec` while its image is checked ([`FixtureImages::ensure`]):
+    /// one round trip instead of two on the image's first use. A check that fails removes
+    /// the container and is the step's error; a fixture built meanwhile means the container
+    /// may be of the old image (or was refused for want of one): it is created again.
+    async fn create_while_ensuring(
+        &self,
+        spec: &ContainerSpec,
+        image_pointer: &str,
+    ) -> Result<String, Vec<Finding>> {
+        let backend = self.backend.as_ref();
+        let (ensured, created) = tokio::join!(
+            self.context.fixtures.ensure(backend, &spec.image),
+            backend.create(spec)
+        );
+        let create_finding =
+            |error: crate::backend::BackendError| self.create_finding(&error, image_pointer);
+        match ensured {
+            Ok(crate::fixtures::Ensured::Found) => created.map_err(create_finding),
+            Ok(crate::fixtures::Ensured::Built) => {
+                if let Ok(id) = &created {
+                    backend
+                        .remove(id)
+                        .await
+                        .map_err(|error| backend_finding(&error, image_pointer))?;
+                }
+                backend.create(spec).await.map_err(create_finding)
+            }
+            Err(error) => {
+                if let Ok(id) = &created {
+                    // Unused; the run's sweep takes it if this removal fails.
+                    let _ = backend.remove(id).await;
+                }
+                Err(backend_finding(&error, image_pointer))
+            }
+        }
+    }
+
     async fn run(
         &mut self,
         pointer: &str,
         run: &RunSpec,
         expect: &Expect,
     ) -> Result<(), Vec<Finding>> {
-        let backend = self.backend.as_ref();
         let run_pointer = format!("{pointer}/run");
         let image_pointer = format!("{run_pointer}/image");
         self.record.context.docker.image = Some(run.image.clone());
-        self.context
-            .fixtures
-            .ensure(backend, &run.image)
-            .await
-            .map_err(|error| backend_finding(&error, &image_pointer))?;
+        // The image's first use in the run on a real daemon: its check (a fixture's digest,
+        // another image's presence) runs while the container is created, unless the
+        // workspace transport is still to be probed (the probe needs the image).
+        let optimistic = self.context.fixtures.pending(&run.image).await
+            && self.transport_without_probe().await.is_some();
+        if !optimistic {
+            self.context
+                .fixtures
+                .ensure(self.backend.as_ref(), &run.image)
+                .await
+                .map_err(|error| backend_finding(&error, &image_pointer))?;
+        }
 
         let mount_path = run
             .workspace
@@ -1343,11 +1386,14 @@ impl<'a> ScenarioRun<'a> {
             None
         };
         let created_at = Instant::now();
-        let backend = self.backend.as_ref();
-        let id = backend
-            .create(&spec)
-            .await
-            .map_err(|error| self.create_finding(&error, &image_pointer))?;
+        let id = if optimistic {
+            self.create_while_ensuring(&spec, &image_pointer).await?
+        } else {
+            self.backend
+                .create(&spec)
+                .await
+                .map_err(|error| self.create_finding(&error, &image_pointer))?
+        };
         self.containers.push(id.clone());
         self.note_transport();
         if let Some(name) = &run.container {

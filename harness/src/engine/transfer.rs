@@ -71,6 +71,32 @@ impl ScenarioRun<'_> {
         Ok(transport)
     }
 
+    /// The transport when it is known without a probe container (chosen, decided already,
+    /// or a local daemon sharing our files: see
+    /// [`TransportPolicy::decide_without_probe`](crate::transport::TransportPolicy::decide_without_probe)),
+    /// remembered as [`transport`](Self::transport) remembers it; `None`: only a probe,
+    /// which needs the step's image on the daemon, can tell.
+    pub(super) async fn transport_without_probe(&mut self) -> Option<Transport> {
+        if let Some(transport) = self.transport {
+            return Some(transport);
+        }
+        let transport = match self.loaded.scenario.workspace.transport {
+            Some(crate::transport::TransportChoice::Bind) => Transport::Bind,
+            Some(crate::transport::TransportChoice::Copy) => Transport::Copy,
+            Some(crate::transport::TransportChoice::Auto) | None => {
+                let scenario = &self.loaded.scenario;
+                let prober = if scenario.fake_faults.is_none() && scenario.docker_host.is_none() {
+                    self.backend.as_ref()
+                } else {
+                    self.context.backend.as_ref()
+                };
+                self.context.transport.decide_without_probe(prober).await?
+            }
+        };
+        self.transport = Some(transport);
+        Some(transport)
+    }
+
     /// Put the transport in the record once a container with the workspace exists. Not
     /// when it is decided: a step can fail after the decision (a missing image) or in the
     /// probe itself, depending on whether another scenario probed first, and the record

@@ -17,6 +17,7 @@ mod crosscheck;
 mod cst;
 mod cst_oracle;
 mod faultmatrix;
+mod fixture_rebuild;
 mod hostile;
 mod leftovers;
 mod recordings;
@@ -36,6 +37,7 @@ fn main() {
         cst::trials,
         cst_oracle::trials,
         faultmatrix::trials,
+        fixture_rebuild::trials,
         hostile::trials,
         leftovers::trials,
         recordings::trials,

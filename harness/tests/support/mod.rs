@@ -294,6 +294,7 @@ pub fn ensure_fixture_image(name: &str) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     runtime
         .block_on(fixtures.ensure(&backend, name))
+        .map(drop)
         .map_err(|error| error.to_string())
 }
 
