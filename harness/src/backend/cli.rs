@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::exits::ExitWatch;
 use super::fakeserver::FakeServer;
 use super::{
     Backend, BackendError, Capture, CaptureLimits, Captured, Complaint, ContainerSpec,
@@ -26,6 +27,12 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 const COPY_LIMIT: u64 = 512 << 20;
 /// How long a workspace copy into or out of a container may take.
 const COPY_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long an attached run that ended with 0 waits for its `die` event before asking
+/// `inspect` (and no longer waiting for events in the run): the event is sent as the
+/// run's wait returns, so it is normally there already.
+const EXIT_EVENT_WAIT: Duration = Duration::from_secs(1);
+/// The same for a run that ended otherwise (it may not have started: no event will come).
+const FAILED_EXIT_EVENT_WAIT: Duration = Duration::from_millis(20);
 /// Output kept from control commands.
 const CONTROL_OUTPUT: CaptureLimits = CaptureLimits { max_bytes: 1 << 20 };
 
@@ -48,6 +55,9 @@ pub struct CliBackend {
     server: Arc<tokio::sync::OnceCell<Option<Arc<FakeServer>>>>,
     /// What this backend asked its daemon to make (shared with its overridden copies).
     ledger: Arc<super::ledger::Ledger>,
+    /// The daemon's container events, read for the ends of attached runs (real daemons;
+    /// started with the first create; `None` inside: switched off or it did not start).
+    exits: Arc<tokio::sync::OnceCell<Option<Arc<ExitWatch>>>>,
 }
 
 /// A CLI call under way: a process of its own, or a call fake-docker's server runs.
@@ -112,6 +122,7 @@ impl CliBackend {
             ports,
             server: Arc::default(),
             ledger: Arc::default(),
+            exits: Arc::default(),
         }
     }
 
@@ -211,6 +222,41 @@ impl CliBackend {
     }
 
     /// Whether this is fake-docker (no real daemon behind it).
+    /// The exit watch, started on first use (see [`super::exits`]): real daemons only,
+    /// unless switched off (`DOCKPROOF_EXIT_EVENTS=0`); `None` when its process did not start.
+    async fn exit_watch(&self) -> Option<&Arc<ExitWatch>> {
+        if !self.attaches() || std::env::var_os("DOCKPROOF_EXIT_EVENTS").is_some_and(|v| v == "0") {
+            return None;
+        }
+        self.exits
+            .get_or_init(|| async {
+                let args = strings([
+                    "events",
+                    "--since",
+                    super::exits::REPLAY,
+                    "--format",
+                    "{{json .}}",
+                    "--filter",
+                    "type=container",
+                    "--filter",
+                    "label=dockproof.run",
+                    "--filter",
+                    "event=create",
+                    "--filter",
+                    "event=start",
+                    "--filter",
+                    "event=die",
+                    "--filter",
+                    "event=oom",
+                ]);
+                let mut child = self.spawn(&args, &Hidden::default()).ok()?;
+                let stdout = child.take_stdout()?;
+                Some(ExitWatch::start(stdout, child))
+            })
+            .await
+            .as_ref()
+    }
+
     fn is_fake(&self) -> bool {
         self.name == "fake"
     }
@@ -883,6 +929,11 @@ impl Backend for CliBackend {
             ports,
             server: self.server.clone(),
             ledger: self.ledger.clone(),
+            // Another daemon's events are another stream.
+            exits: match &overrides.docker_host {
+                Some(_) => Arc::default(),
+                None => self.exits.clone(),
+            },
         }))
     }
 
@@ -1033,6 +1084,8 @@ impl Backend for CliBackend {
         // Removed when `hidden` drops, after the CLI has read it (or the call was cancelled).
         let hidden = hide_env(&spec.env, &self.env, &self.scratch_dir)?;
         let args = create_args(spec, &hidden.args);
+        // Subscribed before the first container exists (its events are replayed anyway).
+        let _ = self.exit_watch().await;
         let creating = self.ledger.creating();
         let output = self
             .invoke_hidden(&args, &hidden, Some(CONTROL_TIMEOUT), CONTROL_OUTPUT)
@@ -1177,7 +1230,30 @@ impl Backend for CliBackend {
         let logs = Logs::finish(stdout, stderr)
             .await
             .map_err(AttachError::Run)?;
-        let state = self.inspect(container).await.map_err(AttachError::Run)?;
+        // How it ended, from its `die` event when the watch has it (a container that
+        // never started has none: its start event is asked for too), else from inspect.
+        let from_events = match self.exit_watch().await {
+            Some(watch) => {
+                let wait = if code == 0 {
+                    EXIT_EVENT_WAIT
+                } else {
+                    FAILED_EXIT_EVENT_WAIT
+                };
+                let seen = watch.died(container, wait).await;
+                if seen.is_none() && code == 0 {
+                    // Missed (a daemon clock far off ours, a rolled-over event log): no
+                    // more waiting in this run.
+                    watch.give_up();
+                }
+                seen.filter(|seen| seen.started_ns.is_some())
+                    .and_then(|seen| seen.state())
+            }
+            None => None,
+        };
+        let state = match from_events {
+            Some(state) => state,
+            None => self.inspect(container).await.map_err(AttachError::Run)?,
+        };
         let cli_failure = || {
             let output = Output {
                 code,
@@ -1256,6 +1332,9 @@ impl Backend for CliBackend {
         match self.control(&args, container).await {
             Ok(_) | Err(BackendError::NoSuchContainer { .. }) => {
                 self.ledger.removed(container);
+                if let Some(Some(watch)) = self.exits.get() {
+                    watch.forget(container);
+                }
                 Ok(())
             }
             Err(error) => Err(error),

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod cli;
 pub mod context;
 pub mod daemon;
+pub mod exits;
 pub mod fakeserver;
 pub mod fakestate;
 pub mod ledger;

@@ -16,6 +16,7 @@ mod support;
 mod crosscheck;
 mod cst;
 mod cst_oracle;
+mod exits;
 mod faultmatrix;
 mod fixture_rebuild;
 mod hostile;
@@ -36,6 +37,7 @@ fn main() {
         crosscheck::trials as fn() -> Vec<libtest_mimic::Trial>,
         cst::trials,
         cst_oracle::trials,
+        exits::trials,
         faultmatrix::trials,
         fixture_rebuild::trials,
         hostile::trials,
