@@ -9,6 +9,28 @@ use crate::state::{Container, StateDir, Status};
 use crate::supervisor;
 
 const POLL: Duration = Duration::from_millis(10);
+/// The first polls of a wait are this short: most fake programs end within milliseconds,
+/// and a 10 ms poll was most of a short scenario's wait.
+const FIRST_POLL: Duration = Duration::from_millis(1);
+/// How many polls are short before they are [`POLL`] long (about 20 ms of them).
+const FIRST_POLLS: u32 = 20;
+
+/// The pause between a wait's polls: [`FIRST_POLL`] at first, then [`POLL`].
+#[derive(Debug, Default)]
+struct Pauses {
+    taken: u32,
+}
+
+impl Pauses {
+    fn pause(&mut self) {
+        self.taken = self.taken.saturating_add(1);
+        std::thread::sleep(if self.taken <= FIRST_POLLS {
+            FIRST_POLL
+        } else {
+            POLL
+        });
+    }
+}
 /// How long to wait for a SIGKILLed program to be recorded as exited.
 const KILL_GRACE: Duration = Duration::from_secs(30);
 
@@ -316,13 +338,14 @@ pub fn oci_create_failure(reason: &str) -> String {
 
 /// Polls the record until `done` holds or the container is gone; returns the last record.
 fn wait_until(state: &StateDir, id: &str, done: impl Fn(&Container) -> bool) -> Option<Container> {
+    let mut pauses = Pauses::default();
     loop {
         match state.load(id) {
             Ok(Some(container)) if !done(&container) => {}
             Ok(found) => return found,
             Err(_) => return None,
         }
-        std::thread::sleep(POLL);
+        pauses.pause();
     }
 }
 
@@ -334,6 +357,7 @@ fn wait_until_for(
     done: impl Fn(&Container) -> bool,
 ) -> bool {
     let deadline = Instant::now() + limit;
+    let mut pauses = Pauses::default();
     loop {
         match state.load(id) {
             Ok(Some(container)) if !done(&container) => {}
@@ -342,7 +366,7 @@ fn wait_until_for(
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(POLL);
+        pauses.pause();
     }
 }
 
@@ -589,6 +613,7 @@ pub fn wait(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             continue;
         };
         let mut checks = 0u64;
+        let mut pauses = Pauses::default();
         let last = loop {
             match state.load(&container.id)? {
                 Some(current) if !not_running(&current) => {
@@ -599,7 +624,7 @@ pub fn wait(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
                 }
                 other => break other,
             }
-            std::thread::sleep(POLL);
+            pauses.pause();
         };
         // A container removed on exit (--rm) reports the code it was last seen with.
         out(&format!(
@@ -666,6 +691,7 @@ pub(super) fn follow_until_exit(
     let mut supervisor = supervisor;
     let log = state.log_path(id);
     let mut offset = from;
+    let mut pauses = Pauses::default();
     loop {
         // Look at the state before reading, so output written before the exit is not lost.
         let current = state.load(id)?;
@@ -688,6 +714,6 @@ pub(super) fn follow_until_exit(
                 supervisor = None;
             }
         }
-        std::thread::sleep(Duration::from_millis(10));
+        pauses.pause();
     }
 }

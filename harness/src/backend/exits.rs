@@ -33,7 +33,7 @@ pub const KEPT: usize = 4096;
 const LINE_LIMIT: usize = 256 << 10;
 /// How far back the subscription replays: the time between the first create and the
 /// subscription taking effect, plus a daemon clock somewhat off ours.
-pub const REPLAY: &str = "2m";
+pub const REPLAY: &str = "10s";
 
 /// What the events said about one container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
