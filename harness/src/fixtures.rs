@@ -224,10 +224,9 @@ async fn build_fixture(
         image: image.to_owned(),
         message,
     };
-    let context = copy_context(&fixture.dir, &fixture.context_files, build_dir)
+    // What the context would hash to, read where its files are: copied only to build.
+    let digest = source_digest(&fixture.dir, &fixture.context_files)
         .map_err(|error| build_failed(error.to_string()))?;
-    let digest = context_digest(context.path())
-        .map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
     match backend.image_inspect_json(image).await {
         Ok(inspect)
             if inspect
@@ -241,6 +240,11 @@ async fn build_fixture(
         Err(error @ BackendError::DaemonUnavailable { .. }) => return Err(error),
         _ => {}
     }
+    let context = copy_context(&fixture.dir, &fixture.context_files, build_dir)
+        .map_err(|error| build_failed(error.to_string()))?;
+    // The label says what was built: the copy's digest (the sources may have changed since).
+    let digest = context_digest(context.path())
+        .map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
     let request = BuildRequest {
         context: context.path().to_path_buf(),
         tag: image.to_owned(),
@@ -253,6 +257,40 @@ async fn build_fixture(
         result => result,
     }
     .map(|()| Ensured::Built)
+}
+
+/// [`context_digest`] of the context [`copy_context`] would make of `dir` and
+/// `context_files`, read from where the files are (no copy): the same files (a context
+/// file replaces a directory entry of its name), modes and contents, special files
+/// refused as the copy refuses them.
+fn source_digest(dir: &Path, context_files: &[(PathBuf, String)]) -> Result<String, ContextError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = std::collections::BTreeMap::new();
+    for (path, relative) in context_entries(dir)? {
+        if !path.is_dir() {
+            files.insert(relative, path);
+        }
+    }
+    for (host, name) in context_files {
+        files.insert(PathBuf::from(name), host.clone());
+    }
+    let mut hasher = Sha256::new();
+    for (relative, source) in files {
+        let (mut file, _) =
+            crate::input_file::open_regular(&source, u64::MAX).map_err(|error| match error {
+                crate::input_file::InputFileError::Special { .. } => {
+                    ContextError::Refused(format!("build context file {error}"))
+                }
+                other => ContextError::Failed(format!("cannot read the build context: {other}")),
+            })?;
+        let failed = |error: std::io::Error| {
+            ContextError::Failed(format!("cannot read {}: {error}", source.display()))
+        };
+        let mode = file.metadata().map_err(failed)?.permissions().mode();
+        let (_, sha256) = crate::workspace::sha256_collected(&mut file).map_err(failed)?;
+        hasher.update(format!("{}\0{mode:o}\0{sha256}\n", relative.display()).as_bytes());
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// sha256 over every file of a build context: relative paths, modes and contents, in a stable order.
@@ -477,6 +515,47 @@ mod tests {
         assert_ne!(first, changed);
         std::fs::rename(dir.path().join("sub/job"), dir.path().join("sub/job2")).unwrap();
         assert_ne!(changed, context_digest(dir.path()).unwrap());
+    }
+
+    /// The check hashes the sources; a build labels the copy's digest: the two must agree,
+    /// or every run rebuilds (and a changed fixture might not).
+    #[test]
+    fn the_sources_hash_as_their_copy_does() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = dir.path().join("fixture");
+        std::fs::create_dir_all(fixture.join("sub/deeper")).unwrap();
+        std::fs::write(fixture.join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(fixture.join("sub/deeper/job"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            fixture.join("sub/deeper/job"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        std::fs::write(fixture.join("tool"), "replaced by the context file\n").unwrap();
+        std::os::unix::fs::symlink("Dockerfile", fixture.join("linked")).unwrap();
+        let host = dir.path().join("host-tool");
+        std::fs::write(&host, "the host's tool\n").unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let context_files = vec![(host.clone(), "tool".to_owned())];
+        let copied = copy_context(&fixture, &context_files, &dir.path().join("build")).unwrap();
+        assert_eq!(
+            source_digest(&fixture, &context_files).unwrap(),
+            context_digest(copied.path()).unwrap()
+        );
+        // And every shipped fixture image, as the runs check them.
+        let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images");
+        let scanned = FixtureImages::scan(&images, true).unwrap();
+        assert!(!scanned.images.is_empty());
+        for (tag, fixture) in &scanned.images {
+            let copied =
+                copy_context(&fixture.dir, &fixture.context_files, &dir.path().join("b")).unwrap();
+            assert_eq!(
+                source_digest(&fixture.dir, &fixture.context_files).unwrap(),
+                context_digest(copied.path()).unwrap(),
+                "{tag}"
+            );
+        }
     }
 
     #[test]

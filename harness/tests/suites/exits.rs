@@ -6,7 +6,6 @@
 //! run's verdicts and exit codes must be the same both ways.
 
 use std::path::Path;
-use std::process::Command;
 
 use libtest_mimic::{Failed, Trial};
 
