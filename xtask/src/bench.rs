@@ -126,7 +126,8 @@ impl Sizes {
         } else {
             Sizes {
                 daemon_scenarios: 20,
-                overhead_repeats: 5,
+                // Odd and large enough for a median a daemon hiccup does not move.
+                overhead_repeats: 11,
                 fake_scenarios: 1000,
                 suite_scenarios: 200,
                 hash_bytes: 1 << 30,
@@ -743,7 +744,7 @@ impl Bench {
         let repeats = self.sizes.overhead_repeats;
         let method = |backend: &str| {
             format!(
-                "a scenario with one `run` of {IMAGE} `job` (no inputs) by `dockproof run --backend {backend}` (process start to exit: load, image check, create, start attached and wait, inspect, remove, sweep) vs `docker run --rm -v WS:/workspace {IMAGE} job`; median of {repeats} runs each, interleaved"
+                "a scenario with one `run` of {IMAGE} `job` (no inputs) by `dockproof run --backend {backend}` (process start to exit: load, the image's check while its container is created, start attached and wait, how it ended (docker-cli: the daemon's die event; docker-api: inspect), remove; the final sweep lists only what the run may have left) vs `docker run --rm -v WS:/workspace {IMAGE} job`; median of {repeats} runs each, interleaved"
             )
         };
         let target = Target::ratio(Compare::AtMost, 1.15, "≤ 1.15× docker run");
