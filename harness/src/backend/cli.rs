@@ -221,7 +221,6 @@ impl CliBackend {
         self
     }
 
-    /// Whether this is fake-docker (no real daemon behind it).
     /// The exit watch, started on first use (see [`super::exits`]): real daemons only,
     /// unless switched off (`DOCKPROOF_EXIT_EVENTS=0`); `None` when its process did not start.
     async fn exit_watch(&self) -> Option<&Arc<ExitWatch>> {
@@ -257,6 +256,7 @@ impl CliBackend {
             .as_ref()
     }
 
+    /// Whether this is fake-docker (no real daemon behind it).
     fn is_fake(&self) -> bool {
         self.name == "fake"
     }
