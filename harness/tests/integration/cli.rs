@@ -322,18 +322,13 @@ fn the_fake_server_gives_the_reports_a_process_per_call_gives() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("invocations.log");
     let wrapper = dir.path().join("fake-docker");
-    std::fs::write(
+    support::write_script(
         &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+        &format!(
+            "echo \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
             log.display(),
             support::fake_docker().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
     let run = |server: &str| {

@@ -13,18 +13,13 @@ fn traced_run(scenario: &str, extra: &[&str]) -> (std::process::Output, Vec<Stri
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("calls.log");
     let wrapper = dir.path().join("fake-docker");
-    std::fs::write(
+    support::write_script(
         &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        &format!(
+            "echo \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
             log.display(),
             support::fake_docker().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
     let output = std::process::Command::new(support::dockproof())

@@ -40,16 +40,14 @@ fn wrapper(dir: &Path, log: &Path, swallow_events: bool) -> Result<std::path::Pa
     } else {
         ""
     };
-    std::fs::write(
+    support::write_script(
         &path,
-        format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\n{swallow}exec docker \"$@\"\n",
+        &format!(
+            "echo \"$*\" >> '{}'\n{swallow}exec docker \"$@\"\n",
             log.display()
         ),
     )
     .map_err(fail)?;
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .map_err(fail)?;
     Ok(path)
 }
 

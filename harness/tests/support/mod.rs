@@ -247,6 +247,14 @@ pub fn docker_required() -> bool {
     std::env::var("DOCKPROOF_REQUIRE_DOCKER").is_ok_and(|value| value == "1")
 }
 
+/// Write an executable shell script at `path`: `body` after `#!/bin/sh` (a wrapper in
+/// front of docker or fake-docker that logs its calls, say).
+pub fn write_script(path: &Path, body: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+}
+
 /// Ok when `docker info` answers within 10 s, otherwise why not.
 pub fn docker_available() -> Result<(), String> {
     static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
