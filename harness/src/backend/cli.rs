@@ -248,7 +248,13 @@ impl CliBackend {
                     "--filter",
                     "event=oom",
                 ]);
-                let mut child = self.spawn(&args, &Hidden::default()).ok()?;
+                // Its stderr is not read: to /dev/null, so it can never fill a pipe and
+                // stop the events.
+                let mut child = self
+                    .command(&args, &Hidden::default())
+                    .stderr(process::Output::Null)
+                    .spawn()
+                    .ok()?;
                 let stdout = child.take_stdout()?;
                 Some(ExitWatch::start(stdout, child))
             })
