@@ -225,7 +225,7 @@ async fn build_fixture(
         message,
     };
     // What the context would hash to, read where its files are: copied only to build.
-    let digest = source_digest(&fixture.dir, &fixture.context_files)
+    let digest = context_digest(&fixture.dir, &fixture.context_files)
         .map_err(|error| build_failed(error.to_string()))?;
     match backend.image_inspect_json(image).await {
         Ok(inspect)
@@ -243,8 +243,8 @@ async fn build_fixture(
     let context = copy_context(&fixture.dir, &fixture.context_files, build_dir)
         .map_err(|error| build_failed(error.to_string()))?;
     // The label says what was built: the copy's digest (the sources may have changed since).
-    let digest = context_digest(context.path())
-        .map_err(|error| build_failed(format!("cannot read the build context: {error}")))?;
+    let digest =
+        context_digest(context.path(), &[]).map_err(|error| build_failed(error.to_string()))?;
     let request = BuildRequest {
         context: context.path().to_path_buf(),
         tag: image.to_owned(),
@@ -259,11 +259,12 @@ async fn build_fixture(
     .map(|()| Ensured::Built)
 }
 
-/// [`context_digest`] of the context [`copy_context`] would make of `dir` and
-/// `context_files`, read from where the files are (no copy): the same files (a context
-/// file replaces a directory entry of its name), modes and contents, special files
+/// sha256 over every file of the build context [`copy_context`] makes of `dir` and
+/// `context_files` (relative paths, modes and contents, in a stable order), read where the
+/// files are: the check hashes the sources (no copy), a build its copy (`context_files`
+/// empty). A context file replaces a directory entry of its name; special files are
 /// refused as the copy refuses them.
-fn source_digest(dir: &Path, context_files: &[(PathBuf, String)]) -> Result<String, ContextError> {
+fn context_digest(dir: &Path, context_files: &[(PathBuf, String)]) -> Result<String, ContextError> {
     use std::os::unix::fs::PermissionsExt;
     let mut files = std::collections::BTreeMap::new();
     for (path, relative) in context_entries(dir)? {
@@ -288,33 +289,6 @@ fn source_digest(dir: &Path, context_files: &[(PathBuf, String)]) -> Result<Stri
         };
         let mode = file.metadata().map_err(failed)?.permissions().mode();
         let (_, sha256) = crate::workspace::sha256_collected(&mut file).map_err(failed)?;
-        hasher.update(format!("{}\0{mode:o}\0{sha256}\n", relative.display()).as_bytes());
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
-/// sha256 over every file of a build context: relative paths, modes and contents, in a stable order.
-fn context_digest(dir: &Path) -> std::io::Result<String> {
-    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                walk(&path, files)?;
-            } else {
-                files.push(path);
-            }
-        }
-        Ok(())
-    }
-    let mut files = Vec::new();
-    walk(dir, &mut files)?;
-    files.sort();
-    let mut hasher = Sha256::new();
-    for file in files {
-        use std::os::unix::fs::PermissionsExt;
-        let relative = file.strip_prefix(dir).unwrap_or(&file);
-        let mode = std::fs::metadata(&file)?.permissions().mode();
-        let (_, sha256) = crate::workspace::sha256_file(&file)?;
         hasher.update(format!("{}\0{mode:o}\0{sha256}\n", relative.display()).as_bytes());
     }
     Ok(hex::encode(hasher.finalize()))
@@ -508,13 +482,13 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         std::fs::write(dir.path().join("sub/job"), "#!/bin/sh\n").unwrap();
-        let first = context_digest(dir.path()).unwrap();
-        assert_eq!(first, context_digest(dir.path()).unwrap());
+        let first = context_digest(dir.path(), &[]).unwrap();
+        assert_eq!(first, context_digest(dir.path(), &[]).unwrap());
         std::fs::write(dir.path().join("sub/job"), "#!/bin/sh\nexit 1\n").unwrap();
-        let changed = context_digest(dir.path()).unwrap();
+        let changed = context_digest(dir.path(), &[]).unwrap();
         assert_ne!(first, changed);
         std::fs::rename(dir.path().join("sub/job"), dir.path().join("sub/job2")).unwrap();
-        assert_ne!(changed, context_digest(dir.path()).unwrap());
+        assert_ne!(changed, context_digest(dir.path(), &[]).unwrap());
     }
 
     /// The check hashes the sources; a build labels the copy's digest: the two must agree,
@@ -540,8 +514,8 @@ mod tests {
         let context_files = vec![(host.clone(), "tool".to_owned())];
         let copied = copy_context(&fixture, &context_files, &dir.path().join("build")).unwrap();
         assert_eq!(
-            source_digest(&fixture, &context_files).unwrap(),
-            context_digest(copied.path()).unwrap()
+            context_digest(&fixture, &context_files).unwrap(),
+            context_digest(copied.path(), &[]).unwrap()
         );
         // And every shipped fixture image, as the runs check them.
         let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images");
@@ -551,8 +525,8 @@ mod tests {
             let copied =
                 copy_context(&fixture.dir, &fixture.context_files, &dir.path().join("b")).unwrap();
             assert_eq!(
-                source_digest(&fixture.dir, &fixture.context_files).unwrap(),
-                context_digest(copied.path()).unwrap(),
+                context_digest(&fixture.dir, &fixture.context_files).unwrap(),
+                context_digest(copied.path(), &[]).unwrap(),
                 "{tag}"
             );
         }

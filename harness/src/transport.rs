@@ -127,22 +127,13 @@ impl TransportPolicy {
         work_dir: &Path,
         run_id: &str,
     ) -> Result<Transport, BackendError> {
-        match self.choice {
-            TransportChoice::Bind => Ok(Transport::Bind),
-            TransportChoice::Copy => Ok(Transport::Copy),
-            TransportChoice::Auto => self
-                .decided
-                .get_or_try_init(|| async {
-                    if let Some(socket) = backend.daemon_socket()
-                        && daemon_shares_our_files(&socket).await
-                    {
-                        return Ok(Transport::Bind);
-                    }
-                    probe(backend, image, work_dir, run_id).await
-                })
-                .await
-                .copied(),
+        if let Some(transport) = self.decide_without_probe(backend).await {
+            return Ok(transport);
         }
+        self.decided
+            .get_or_try_init(|| probe(backend, image, work_dir, run_id))
+            .await
+            .copied()
     }
 }
 

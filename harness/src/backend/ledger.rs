@@ -37,8 +37,8 @@ struct State {
     live: BTreeSet<String>,
     /// A container may exist that no id in `live` names.
     unaccounted: bool,
-    /// The kinds of other resources asked for.
-    kinds: BTreeSet<&'static str>,
+    /// The kinds of other resources asked for (ordered as [`ResourceKind::ALL`]).
+    kinds: BTreeSet<ResourceKind>,
 }
 
 /// What a sweep of the run's label must list.
@@ -89,7 +89,7 @@ impl Ledger {
 
     /// A call that makes a `kind` labelled with the run is about to be made.
     pub fn making(&self, kind: ResourceKind) {
-        self.state().kinds.insert(kind.as_str());
+        self.state().kinds.insert(kind);
     }
 
     /// Something outside the backend (docker compose) is about to make containers,
@@ -97,9 +97,7 @@ impl Ledger {
     pub fn outside(&self) {
         let mut state = self.state();
         state.unaccounted = true;
-        for kind in ResourceKind::ALL {
-            state.kinds.insert(kind.as_str());
-        }
+        state.kinds.extend(ResourceKind::ALL);
     }
 
     /// What a sweep of the run's label must list now.
@@ -107,10 +105,7 @@ impl Ledger {
         let state = self.state();
         Scope {
             containers: state.unaccounted || !state.live.is_empty(),
-            kinds: ResourceKind::ALL
-                .into_iter()
-                .filter(|kind| state.kinds.contains(kind.as_str()))
-                .collect(),
+            kinds: state.kinds.iter().copied().collect(),
         }
     }
 }

@@ -362,8 +362,9 @@ pub fn fake_only_reason(backend: &str) -> String {
 }
 
 /// Daemon objects besides containers that dockproof lists by label and removes
-/// (a compose project's networks and volumes, images built for a run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (a compose project's networks and volumes, images built for a run). Declared in the
+/// order they can be removed ([`ResourceKind::ALL`]), which their `Ord` follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ResourceKind {
     Network,
     Volume,

@@ -40,31 +40,18 @@ impl ScenarioRun<'_> {
         image: &str,
         pointer: &str,
     ) -> Result<Transport, Vec<Finding>> {
-        if let Some(transport) = self.transport {
+        if let Some(transport) = self.transport_without_probe().await {
             return Ok(transport);
         }
-        let transport = match self.loaded.scenario.workspace.transport {
-            Some(crate::transport::TransportChoice::Bind) => Some(Transport::Bind),
-            Some(crate::transport::TransportChoice::Copy) => Some(Transport::Copy),
-            Some(crate::transport::TransportChoice::Auto) | None => None,
-        };
-        if let Some(transport) = transport {
-            self.transport = Some(transport);
-            return Ok(transport);
-        }
-        // The run's backend probes, except that a scenario whose only override is its
-        // recording uses its own: on the fake, an image only a recording knows is known
-        // there alone. (Fault rules must not see the probe; another host is not this one.)
-        let scenario = &self.loaded.scenario;
-        let prober = if scenario.fake_faults.is_none() && scenario.docker_host.is_none() {
-            self.backend.as_ref()
-        } else {
-            self.context.backend.as_ref()
-        };
         let transport = self
             .context
             .transport
-            .decide(prober, image, &self.context.work_dir, &self.context.run_id)
+            .decide(
+                self.prober(),
+                image,
+                &self.context.work_dir,
+                &self.context.run_id,
+            )
             .await
             .map_err(|error| super::backend_finding(&error, pointer))?;
         self.transport = Some(transport);
@@ -84,17 +71,27 @@ impl ScenarioRun<'_> {
             Some(crate::transport::TransportChoice::Bind) => Transport::Bind,
             Some(crate::transport::TransportChoice::Copy) => Transport::Copy,
             Some(crate::transport::TransportChoice::Auto) | None => {
-                let scenario = &self.loaded.scenario;
-                let prober = if scenario.fake_faults.is_none() && scenario.docker_host.is_none() {
-                    self.backend.as_ref()
-                } else {
-                    self.context.backend.as_ref()
-                };
-                self.context.transport.decide_without_probe(prober).await?
+                self.context
+                    .transport
+                    .decide_without_probe(self.prober())
+                    .await?
             }
         };
         self.transport = Some(transport);
         Some(transport)
+    }
+
+    /// Who asks the daemon about the transport: the run's backend, except that a scenario
+    /// whose only override is its recording uses its own (on the fake, an image only a
+    /// recording knows is known there alone). Fault rules must not see the probe; another
+    /// host is not this one.
+    fn prober(&self) -> &dyn crate::backend::Backend {
+        let scenario = &self.loaded.scenario;
+        if scenario.fake_faults.is_none() && scenario.docker_host.is_none() {
+            self.backend.as_ref()
+        } else {
+            self.context.backend.as_ref()
+        }
     }
 
     /// Put the transport in the record once a container with the workspace exists. Not
