@@ -712,10 +712,13 @@ pub fn null_if_empty(items: &[String]) -> Value {
 
 /// Loads every image named by a `:`-separated list of directories and files.
 pub fn load_all(spec: &str) -> Result<Vec<Image>, ImageError> {
-    let mut images: Vec<Image> = definition_files(spec)?
-        .iter()
-        .map(|file| load_file(file))
-        .collect::<Result<_, _>>()?;
+    let mut images: Vec<Image> = Vec::new();
+    for file in definition_files(spec)? {
+        // A definition removed since the directory was listed is simply gone.
+        if let Some(image) = load_listed(&file)? {
+            images.push(image);
+        }
+    }
     // Images only a recording knows (a team's own image), after every definition.
     let recorded = recorded_images(&images);
     images.extend(recorded);
@@ -761,10 +764,12 @@ fn recorded_images(defined: &[Image]) -> Vec<Image> {
 /// of what a short fake-docker process spends.
 pub fn load_by_id(spec: &str, id: &str) -> Result<Option<Image>, ImageError> {
     for file in definition_files(spec)? {
-        let bytes = std::fs::read(&file).map_err(|source| ImageError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let bytes = match std::fs::read(&file) {
+            Ok(bytes) => bytes,
+            // Removed since the directory was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(ImageError::Read { path: file, source }),
+        };
         if format!("sha256:{}", hex::encode(Sha256::digest(&bytes))) == id {
             return Image::parse(&file, &bytes).map(Some);
         }
@@ -945,22 +950,23 @@ fn definition_files(spec: &str) -> Result<Vec<PathBuf>, ImageError> {
     let mut definitions = Vec::new();
     for entry in spec.split(':').filter(|e| !e.is_empty()) {
         let path = PathBuf::from(entry);
-        if path.is_dir() {
-            let read_error = |source| ImageError::Read {
-                path: path.clone(),
-                source,
-            };
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
-                .map_err(read_error)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            files.sort();
-            definitions.extend(files);
-        } else if path.exists() {
-            definitions.push(path);
+        // One look at the entry: asking "a directory?" and then "there?" raced with a
+        // concurrent `commit`/`build` making the state's `committed` directory between
+        // the two, and read that directory as a file.
+        match std::fs::read_dir(&path) {
+            Ok(listing) => {
+                let mut files: Vec<PathBuf> = listing
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                    .collect();
+                files.sort();
+                definitions.extend(files);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => definitions.push(path),
+            // A missing entry simply contributes no images, like an empty image store.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ImageError::Read { path, source }),
         }
-        // A missing entry simply contributes no images, like an empty image store.
     }
     Ok(definitions)
 }
@@ -1084,6 +1090,33 @@ mod parsed {
     }
 }
 
+/// A listed definition file, `None` when it was removed since it was listed.
+fn load_listed(path: &Path) -> Result<Option<Image>, ImageError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Image::parse(path, &bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ImageError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes a definition where concurrent readers list them: under a name they skip
+/// (not `.yaml`), then renamed, so no reader ever parses half a file.
+pub fn write_definition(path: &Path, text: &str) -> std::io::Result<()> {
+    // Unique per write: the fake's server runs many commands in one process.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".tmp.{}.{write}", std::process::id()));
+    let temp = PathBuf::from(temp);
+    std::fs::write(&temp, text)?;
+    std::fs::rename(&temp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
+}
+
 fn load_file(path: &Path) -> Result<Image, ImageError> {
     let bytes = std::fs::read(path).map_err(|source| ImageError::Read {
         path: path.to_path_buf(),
@@ -1095,6 +1128,55 @@ fn load_file(path: &Path) -> Result<Image, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every fake-docker process of a run lists the state's `committed` directory while
+    /// others `commit` and `build` into it (CI once failed a build on "cannot read fake
+    /// image definitions at …/committed: Is a directory"): a listing never fails because
+    /// of a concurrent writer, and never sees half a definition.
+    #[test]
+    fn listing_definitions_while_another_process_commits_never_fails() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let defined = dir.path().join("defined");
+        std::fs::create_dir(&defined).unwrap();
+        std::fs::write(defined.join("base.yaml"), "name: t/base\n").unwrap();
+        let committed = dir.path().join("committed");
+        let spec = format!("{}:{}", defined.display(), committed.display());
+        // Long enough that writing it is not one instant.
+        let padding = "x".repeat(64 * 1024);
+        let text =
+            format!("{{\"name\": \"t/committed\", \"config\": {{\"env\": [\"PAD={padding}\"]}}}}");
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                let mut rounds = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    std::fs::create_dir_all(&committed).unwrap();
+                    write_definition(&committed.join(format!("{rounds}.yaml")), &text).unwrap();
+                    if rounds % 4 == 3 {
+                        std::fs::remove_dir_all(&committed).unwrap();
+                    }
+                    rounds += 1;
+                }
+                rounds
+            });
+            for _ in 0..3_000 {
+                let images = load_all(&spec);
+                let images = images.unwrap_or_else(|e| {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("a listing failed beside a committing writer: {e}")
+                });
+                assert_eq!(images[0].reference, "t/base:latest");
+                assert!(
+                    images[1..]
+                        .iter()
+                        .all(|i| i.reference == "t/committed:latest")
+                );
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(writer.join().unwrap() > 0);
+        });
+    }
 
     #[test]
     fn a_kept_definition_is_parsed_again_when_a_file_it_read_changed() {

@@ -457,7 +457,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = path.with_file_name(format!("{name}.tmp.{}", std::process::id()));
+    // Unique per write: the fake's server runs many commands in one process.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = path.with_file_name(format!("{name}.tmp.{}.{write}", std::process::id()));
     std::fs::write(&temp, bytes).map_err(io("write", &temp))?;
     std::fs::rename(&temp, path).map_err(io("rename", &temp))
 }
