@@ -14,7 +14,9 @@
 //!
 //! A built fixture carries the label `dockproof.fixture-digest` (sha256 of its
 //! build context); a run builds a fixture only when no image of that tag with
-//! the same digest exists, so unchanged fixtures cost one inspect per run.
+//! the same digest exists, so unchanged fixtures cost one inspect per run, or
+//! none where the backend reads the digest from the first container's `create`
+//! event ([`FixtureImages::settled_by_create`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -26,7 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::backend::{Backend, BackendError, BuildRequest};
 
 /// The image label holding the digest of the build context a fixture was built from.
-pub const DIGEST_LABEL: &str = "dockproof.fixture-digest";
+pub const DIGEST_LABEL: &str = crate::backend::FIXTURE_DIGEST_LABEL;
 
 /// Why the fixture images could not be read or prepared.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +164,61 @@ impl FixtureImages {
         } else {
             !self.present.lock().await.contains(image)
         }
+    }
+
+    /// Whether `image` is one of these fixtures.
+    pub fn is_fixture(&self, image: &str) -> bool {
+        self.images.contains_key(image)
+    }
+
+    /// The digest of fixture `image`'s sources, hashed on a blocking thread: started
+    /// before its container is created, the hashing and the create overlap. `None` for
+    /// an image that is no fixture here, or when images are not built (the fake).
+    pub fn digest_in_background(
+        &self,
+        image: &str,
+    ) -> Option<tokio::task::JoinHandle<Result<String, ContextError>>> {
+        let fixture = self.images.get(image).filter(|_| self.build)?.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            context_digest(&fixture.dir, &fixture.context_files)
+        }))
+    }
+
+    /// After a container of `image` was created on a real daemon (the image's first use
+    /// in the run): whether that settles the image's check, nothing more to ask the
+    /// daemon. A created container proves any image present (dockproof creates with
+    /// `--pull never`); a fixture is as its sources are when the daemon's `create` event
+    /// carried their `digest` ([`Backend::digest_at_create`]). `false`: [`ensure`](Self::ensure)
+    /// it (the event did not come, the digests differ, another scenario checked it first).
+    pub async fn settled_by_create(
+        &self,
+        backend: &dyn Backend,
+        image: &str,
+        container: &str,
+        digest: Option<tokio::task::JoinHandle<Result<String, ContextError>>>,
+    ) -> bool {
+        if !self.build {
+            return false;
+        }
+        if !self.images.contains_key(image) {
+            self.present.lock().await.insert(image.to_owned());
+            return true;
+        }
+        let mut built = self.built.lock().await;
+        if built.contains_key(image) {
+            return false;
+        }
+        let Some(Ok(Ok(digest))) = (match digest {
+            Some(hashing) => Some(hashing.await),
+            None => None,
+        }) else {
+            return false;
+        };
+        if backend.digest_at_create(container).await != Some(Some(digest)) {
+            return false;
+        }
+        built.insert(image.to_owned(), Ok(Ensured::Found));
+        true
     }
 
     /// Make sure `image` exists: on real daemons a fixture is checked once per

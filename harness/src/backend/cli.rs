@@ -33,6 +33,11 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(600);
 const EXIT_EVENT_WAIT: Duration = Duration::from_secs(1);
 /// The same for a run that ended otherwise (it may not have started: no event will come).
 const FAILED_EXIT_EVENT_WAIT: Duration = Duration::from_millis(20);
+/// How long a created container's `create` event is waited for (to read its image's
+/// fixture digest from it) before the image is inspected instead (and events are no
+/// longer waited for in the run): the daemon sends it before its create answers, and the
+/// watch replays it if it subscribed later, so it is normally there already.
+const CREATE_EVENT_WAIT: Duration = Duration::from_secs(1);
 /// Output kept from control commands.
 const CONTROL_OUTPUT: CaptureLimits = CaptureLimits { max_bytes: 1 << 20 };
 
@@ -889,6 +894,22 @@ impl Backend for CliBackend {
 
     fn ledger(&self) -> Option<&super::ledger::Ledger> {
         Some(&self.ledger)
+    }
+
+    async fn sees_create_labels(&self) -> bool {
+        self.exit_watch().await.is_some_and(|watch| watch.is_live())
+    }
+
+    async fn digest_at_create(&self, container: &str) -> Option<Option<String>> {
+        let watch = self.exit_watch().await?;
+        match watch.created(container, CREATE_EVENT_WAIT).await {
+            Some(seen) => Some(seen.fixture_digest),
+            None => {
+                // Missed: no more waiting for events in this run.
+                watch.give_up();
+                None
+            }
+        }
     }
 
     fn with_overrides(

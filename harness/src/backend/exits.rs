@@ -16,6 +16,11 @@
 //!   on a busy daemon can still leave a container without its `die`. A caller then asks
 //!   `inspect`, as it did before the watch existed, and the watch is not waited for again
 //!   in this run (one bounded wait at most).
+//! - A `create` event carries the container's labels, its image's merged in: the
+//!   fixture digest label ([`super::FIXTURE_DIGEST_LABEL`]) there is the digest of the
+//!   image the container was made from, so a fixture's first use in a run is checked
+//!   without a `docker image inspect` process (the engine falls back to asking when the
+//!   event does not come, or the container's own labels could have set that key).
 //! - Everything the daemon sends is untrusted: lines are bounded, unparseable ones are
 //!   skipped, and at most [`KEPT`] containers are remembered (the oldest forgotten).
 
@@ -45,6 +50,8 @@ pub struct Seen {
     pub died: Option<(i64, i128)>,
     /// An `oom` event came before the `die`.
     pub oom: bool,
+    /// The fixture digest label its `create` event carried (its image's).
+    pub fixture_digest: Option<String>,
 }
 
 impl Seen {
@@ -134,7 +141,10 @@ impl ExitWatch {
         }
         let seen = state.seen.entry(id).or_default();
         match event {
-            Event::Create(at) => seen.created_ns = Some(at),
+            Event::Create(at, digest) => {
+                seen.created_ns = Some(at);
+                seen.fixture_digest = digest;
+            }
             Event::Start(at) => seen.started_ns = Some(at),
             Event::Oom => seen.oom = true,
             Event::Die(code, at) => seen.died = Some((code, at)),
@@ -161,6 +171,28 @@ impl ExitWatch {
     /// `None` when it did not come in that time, or the watch has given up (the caller
     /// may [`give_up`](Self::give_up) after a wait that should not have run out).
     pub async fn died(&self, id: &str, wait: Duration) -> Option<Seen> {
+        self.seen_when(id, wait, |seen| seen.died.is_some()).await
+    }
+
+    /// What the events said about `id` once its `create` came, waiting up to `wait`
+    /// (`None` as for [`died`](Self::died)).
+    pub async fn created(&self, id: &str, wait: Duration) -> Option<Seen> {
+        self.seen_when(id, wait, |seen| seen.created_ns.is_some())
+            .await
+    }
+
+    /// Whether the watch still waits for events (it has not given up).
+    pub fn is_live(&self) -> bool {
+        !self.state().given_up
+    }
+
+    /// What was seen of `id` once `ready` holds for it, waiting up to `wait`.
+    async fn seen_when(
+        &self,
+        id: &str,
+        wait: Duration,
+        ready: impl Fn(&Seen) -> bool,
+    ) -> Option<Seen> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let changed = self.changed.notified();
@@ -169,7 +201,7 @@ impl ExitWatch {
             changed.as_mut().enable();
             {
                 let state = self.state();
-                if let Some(seen) = state.seen.get(id).filter(|seen| seen.died.is_some()) {
+                if let Some(seen) = state.seen.get(id).filter(|seen| ready(seen)) {
                     return Some(seen.clone());
                 }
                 if state.given_up {
@@ -228,7 +260,8 @@ async fn read_events<R: tokio::io::AsyncRead + Unpin>(lines: R, watch: &Weak<Exi
 
 #[derive(Debug, PartialEq)]
 enum Event {
-    Create(i128),
+    /// With the fixture digest label it carried.
+    Create(i128, Option<String>),
     Start(i128),
     Oom,
     Die(i64, i128),
@@ -251,7 +284,16 @@ fn parse(line: &str) -> Option<(String, Event)> {
         .as_str()
         .or_else(|| event["status"].as_str())?
     {
-        "create" => Event::Create(at),
+        "create" => {
+            // A digest is 64 hex digits; anything else is not one (and is not kept).
+            let digest = event["Actor"]["Attributes"][super::FIXTURE_DIGEST_LABEL]
+                .as_str()
+                .filter(|digest| {
+                    digest.len() == 64 && digest.bytes().all(|byte| byte.is_ascii_hexdigit())
+                })
+                .map(str::to_owned);
+            Event::Create(at, digest)
+        }
         "start" => Event::Start(at),
         "oom" => Event::Oom,
         "die" => {
@@ -296,6 +338,51 @@ mod tests {
         assert!(!state.running);
         assert_eq!(state.status, "exited");
         assert_eq!(state.daemon_timings, Some((250, Some(1000))));
+    }
+
+    #[test]
+    fn a_create_keeps_the_fixture_digest_its_labels_carried() {
+        let digest = "40135d37ba211a1f378fcdf4c88228f2af90ecb3c7dc29998f09243279a8ae0f";
+        let watch = ExitWatch::default();
+        watch.note(&line(
+            "create",
+            1,
+            &format!(r#""dockproof.fixture-digest":"{digest}","dockproof.run":"r1""#),
+        ));
+        let seen = watch.state().seen.get(ID).cloned().unwrap();
+        assert_eq!(seen.fixture_digest.as_deref(), Some(digest));
+        // Not a digest (too long, not hex, not a string): not kept; the create still counts.
+        for bad in [
+            format!(r#""dockproof.fixture-digest":"{digest}0""#),
+            format!(r#""dockproof.fixture-digest":"{}""#, "z".repeat(64)),
+            r#""dockproof.fixture-digest":7"#.to_owned(),
+            String::new(),
+        ] {
+            let watch = ExitWatch::default();
+            watch.note(&line("create", 2, &bad));
+            let seen = watch.state().seen.get(ID).cloned().unwrap();
+            assert_eq!(seen.fixture_digest, None, "{bad}");
+            assert_eq!(seen.created_ns, Some(2));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_the_create_ends_with_it() {
+        let watch = Arc::new(ExitWatch::default());
+        let waiter = {
+            let watch = Arc::clone(&watch);
+            tokio::spawn(async move { watch.created(ID, Duration::from_secs(30)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Its start does not end the wait; its create does.
+        watch.note(&line("start", 4, ""));
+        watch.note(&line("create", 5, ""));
+        let seen = waiter.await.unwrap().expect("the create was seen");
+        assert_eq!(seen.created_ns, Some(5));
+        assert_eq!(watch.created("ab", Duration::from_millis(10)).await, None);
+        assert!(watch.is_live());
+        watch.give_up();
+        assert!(!watch.is_live());
     }
 
     #[test]

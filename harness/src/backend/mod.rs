@@ -23,6 +23,10 @@ use async_trait::async_trait;
 
 use crate::category::Category;
 
+/// The image label holding the digest of the build context a fixture image was built
+/// from (`crate::fixtures`); containers carry it as their image's label.
+pub const FIXTURE_DIGEST_LABEL: &str = "dockproof.fixture-digest";
+
 pub use capture::{Capture, Captured, LogCapture};
 pub use stats::StatsSample;
 pub use watch::{DEFAULT_DAEMON_TIMEOUT, DaemonWatch};
@@ -497,6 +501,17 @@ pub trait Backend: Send + Sync {
     /// What this backend has asked its daemon to make ([`ledger::Ledger`]), which a sweep
     /// of the run's label needs list no more than; `None`: not kept, list everything.
     fn ledger(&self) -> Option<&ledger::Ledger> {
+        None
+    }
+    /// Whether [`Backend::digest_at_create`] can answer (it watches the daemon's events).
+    async fn sees_create_labels(&self) -> bool {
+        false
+    }
+    /// The [`FIXTURE_DIGEST_LABEL`] the daemon's `create` event of `container` carried
+    /// (its labels: its image's merged with its own), waiting a moment for the event:
+    /// `Some(None)` when the event had none; `None` when the event did not come (or
+    /// this backend does not watch events): ask the daemon about the image instead.
+    async fn digest_at_create(&self, _container: &str) -> Option<Option<String>> {
         None
     }
     /// The daemon's version, or why it cannot be reached.

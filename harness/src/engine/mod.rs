@@ -1307,7 +1307,10 @@ impl<'a> ScenarioRun<'a> {
     }
 
     /// Create the container of `spec` while its image is checked ([`FixtureImages::ensure`]):
-    /// one round trip instead of two on the image's first use. A check that fails removes
+    /// one round trip instead of two on the image's first use, none when the create settles
+    /// the check ([`FixtureImages::settled_by_create`]: the image is there, a fixture's
+    /// digest came with the `create` event; on docker-cli no `docker image inspect`
+    /// process). A check that fails removes
     /// the container and is the step's error; a fixture built meanwhile means the container
     /// may be of the old image (or was refused for want of one): it is created again.
     async fn create_while_ensuring(
@@ -1316,10 +1319,29 @@ impl<'a> ScenarioRun<'a> {
         image_pointer: &str,
     ) -> Result<String, Vec<Finding>> {
         let backend = self.backend.as_ref();
-        let (ensured, created) = tokio::join!(
-            self.context.fixtures.ensure(backend, &spec.image),
-            backend.create(spec)
-        );
+        let fixtures = &self.context.fixtures;
+        // The create itself can settle the check: any image is there once a container of
+        // it is, and a fixture's digest comes with the daemon's `create` event when the
+        // backend watches events (unless the step's own labels could have set it).
+        let by_create = !spec.labels.contains_key(crate::fixtures::DIGEST_LABEL)
+            && (!fixtures.is_fixture(&spec.image) || backend.sees_create_labels().await);
+        let (ensured, created) = if by_create {
+            let digest = fixtures.digest_in_background(&spec.image);
+            let created = backend.create(spec).await;
+            if let Ok(id) = &created
+                && fixtures
+                    .settled_by_create(backend, &spec.image, id, digest)
+                    .await
+            {
+                return Ok(id.clone());
+            }
+            (fixtures.ensure(backend, &spec.image).await, created)
+        } else {
+            // The create first: its call goes out before the check hashes the sources.
+            let (created, ensured) =
+                tokio::join!(backend.create(spec), fixtures.ensure(backend, &spec.image));
+            (ensured, created)
+        };
         let create_finding =
             |error: crate::backend::BackendError| self.create_finding(&error, image_pointer);
         match ensured {

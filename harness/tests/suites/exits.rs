@@ -3,7 +3,9 @@
 //! container, and falls back to `inspect` when the events do not come. A wrapper in front
 //! of the real docker CLI logs every call; a second one also swallows `docker events` (it
 //! prints nothing, as a daemon whose clock is far off ours would replay nothing): the
-//! run's verdicts and exit codes must be the same both ways.
+//! run's verdicts and exit codes must be the same both ways. The fixture image's check
+//! comes from the same events (the digest label its `create` event carries): no
+//! `docker image inspect` with events, one without.
 
 use std::path::Path;
 
@@ -95,10 +97,19 @@ fn inspects(calls: &[String]) -> usize {
         .count()
 }
 
+fn image_inspects(calls: &[String]) -> usize {
+    calls
+        .iter()
+        .filter(|call| call.starts_with("image inspect"))
+        .count()
+}
+
 fn ends_come_from_events_and_inspect_stands_in() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(fail)?;
     let log = dir.path().join("calls.log");
     let logged = wrapper(dir.path(), &log, false)?;
+    // The fixture as its sources are (built now if it was not), so the runs below check it.
+    run(dir.path(), &logged, &log)?;
     let (codes, calls) = run(dir.path(), &logged, &log)?;
     if calls
         .iter()
@@ -113,15 +124,20 @@ fn ends_come_from_events_and_inspect_stands_in() -> Result<(), Failed> {
             "the runs' ends were inspected, not read from the events: {calls:#?}"
         )));
     }
+    if image_inspects(&calls) != 0 {
+        return Err(fail(format!(
+            "the fixture was inspected, not checked by its create event: {calls:#?}"
+        )));
+    }
     let deaf = wrapper(dir.path(), &log, true)?;
     let started = std::time::Instant::now();
     let (deaf_codes, deaf_calls) = run(dir.path(), &deaf, &log)?;
-    if inspects(&deaf_calls) != 2 {
+    if inspects(&deaf_calls) != 2 || image_inspects(&deaf_calls) != 1 {
         return Err(fail(format!(
-            "without events each run's end is inspected: {deaf_calls:#?}"
+            "without events each run's end and the fixture are inspected: {deaf_calls:#?}"
         )));
     }
-    // One bounded wait for the first run's `die`, none for the second.
+    // One bounded wait (the first create's event), none after.
     if started.elapsed() > std::time::Duration::from_secs(20) {
         return Err(fail(format!(
             "the run without events took {:?}",
