@@ -106,7 +106,12 @@ pub struct Command {
     stdin: Input,
     stdout: Output,
     stderr: Output,
+    /// Run at this niceness (`setpriority`), not the caller's.
+    niceness: Option<i32>,
 }
+
+/// The niceness of [`Command::background`] processes.
+pub const BACKGROUND_NICENESS: i32 = 10;
 
 impl Command {
     /// `program` (a path, or a name looked up in `PATH`), no arguments, stdin `/dev/null`.
@@ -119,6 +124,7 @@ impl Command {
             stdin: Input::Null,
             stdout: Output::Piped,
             stderr: Output::Piped,
+            niceness: None,
         }
     }
 
@@ -193,9 +199,28 @@ impl Command {
         describe(&self.program, self.args.first().map(OsString::as_os_str))
     }
 
+    /// Run it at a lower CPU priority ([`BACKGROUND_NICENESS`], threads included): a
+    /// watcher beside the calls a run waits for (`docker stats`, `docker events`), whose
+    /// start should not take the CPU from them on a busy machine.
+    pub fn background(mut self) -> Self {
+        self.niceness = Some(BACKGROUND_NICENESS);
+        self
+    }
+
     /// Start it in a process group of its own.
     pub fn spawn(self) -> Result<Child, ProcessError> {
         let mut command = tokio::process::Command::new(&self.program);
+        if let Some(niceness) = self.niceness {
+            // SAFETY: the closure runs in the forked child before exec and only makes
+            // one async-signal-safe system call; its failure is ignored (the process
+            // then runs at the caller's priority, as any other).
+            unsafe {
+                command.pre_exec(move || {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, niceness);
+                    Ok(())
+                });
+            }
+        }
         command.args(&self.args);
         for key in &self.env_remove {
             command.env_remove(key);
@@ -608,6 +633,26 @@ mod tests {
         let pid = Pid::from_raw(child.id().unwrap() as i32);
         nix::sys::signal::kill(pid, Signal::SIGKILL).unwrap();
         assert_eq!(child.wait().await.unwrap(), 137);
+    }
+
+    #[tokio::test]
+    async fn a_background_process_runs_niced_threads_and_all() {
+        let niceness = |command: Command| async move {
+            let finished = command.output(Duration::from_secs(10), 256).await.unwrap();
+            let text = finished.stdout.text;
+            text.trim()
+                .parse::<i32>()
+                .unwrap_or_else(|_| panic!("`nice` printed {text:?}"))
+        };
+        let ours = niceness(Command::new("nice")).await;
+        let background = niceness(Command::new("nice").background()).await;
+        assert!(
+            background >= BACKGROUND_NICENESS && background > ours.min(18),
+            "ours {ours}, background {background}"
+        );
+        // What it starts later inherits it (as the threads a Go program starts do).
+        let threaded = Command::new("sh").args(["-c", "nice & wait"]).background();
+        assert!(niceness(threaded).await >= BACKGROUND_NICENESS);
     }
 
     #[tokio::test]
