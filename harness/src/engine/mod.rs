@@ -1335,6 +1335,10 @@ impl<'a> ScenarioRun<'a> {
             {
                 return Ok(id.clone());
             }
+            // No daemon: asking it about the image would only wait for it once more.
+            if let Err(error @ crate::backend::BackendError::DaemonUnavailable { .. }) = &created {
+                return Err(self.create_finding(error, image_pointer));
+            }
             (fixtures.ensure(backend, &spec.image).await, created)
         } else {
             // The create first: its call goes out before the check hashes the sources.
