@@ -366,14 +366,28 @@ mod tests {
         }
     }
 
+    /// A task waiting (30 s at most) for `ID`'s create, or its die, given a moment to begin.
+    async fn waiter(
+        watch: &Arc<ExitWatch>,
+        for_create: bool,
+    ) -> tokio::task::JoinHandle<Option<Seen>> {
+        let watch = Arc::clone(watch);
+        let task = tokio::spawn(async move {
+            let wait = Duration::from_secs(30);
+            if for_create {
+                watch.created(ID, wait).await
+            } else {
+                watch.died(ID, wait).await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        task
+    }
+
     #[tokio::test]
     async fn a_wait_for_the_create_ends_with_it() {
         let watch = Arc::new(ExitWatch::default());
-        let waiter = {
-            let watch = Arc::clone(&watch);
-            tokio::spawn(async move { watch.created(ID, Duration::from_secs(30)).await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let waiter = waiter(&watch, true).await;
         // Its start does not end the wait; its create does.
         watch.note(&line("start", 4, ""));
         watch.note(&line("create", 5, ""));
@@ -429,11 +443,7 @@ mod tests {
     #[tokio::test]
     async fn a_wait_ends_with_the_die_or_gives_up_for_good() {
         let watch = Arc::new(ExitWatch::default());
-        let waiter = {
-            let watch = Arc::clone(&watch);
-            tokio::spawn(async move { watch.died(ID, Duration::from_secs(30)).await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let waiter = waiter(&watch, false).await;
         watch.note(&line("die", 5, r#""exitCode":"3""#));
         let seen = waiter.await.unwrap().expect("the die was seen");
         assert_eq!(seen.died, Some((3, 5)));
