@@ -1102,21 +1102,6 @@ fn load_listed(path: &Path) -> Result<Option<Image>, ImageError> {
     }
 }
 
-/// Writes a definition where concurrent readers list them: under a name they skip
-/// (not `.yaml`), then renamed, so no reader ever parses half a file.
-pub fn write_definition(path: &Path, text: &str) -> std::io::Result<()> {
-    // Unique per write: the fake's server runs many commands in one process.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".tmp.{}.{write}", std::process::id()));
-    let temp = PathBuf::from(temp);
-    std::fs::write(&temp, text)?;
-    std::fs::rename(&temp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&temp);
-    })
-}
-
 fn load_file(path: &Path) -> Result<Image, ImageError> {
     let bytes = std::fs::read(path).map_err(|source| ImageError::Read {
         path: path.to_path_buf(),
@@ -1152,7 +1137,11 @@ mod tests {
                 let mut rounds = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     std::fs::create_dir_all(&committed).unwrap();
-                    write_definition(&committed.join(format!("{rounds}.yaml")), &text).unwrap();
+                    crate::state::write_atomic(
+                        &committed.join(format!("{rounds}.yaml")),
+                        text.as_bytes(),
+                    )
+                    .unwrap();
                     if rounds % 4 == 3 {
                         std::fs::remove_dir_all(&committed).unwrap();
                     }

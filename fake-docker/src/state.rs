@@ -451,8 +451,10 @@ impl StateDir {
     }
 }
 
-/// Writes `bytes` to a temp file beside `path`, then renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// Writes `bytes` to a temp file beside `path`, then renames it over `path`: a reader
+/// never sees half a file, and one listing the directory for `*.yaml` (the image store's
+/// definitions, `crate::image`) never sees the temp file (it ends in `.tmp.PID.N`).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -462,7 +464,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temp = path.with_file_name(format!("{name}.tmp.{}.{write}", std::process::id()));
     std::fs::write(&temp, bytes).map_err(io("write", &temp))?;
-    std::fs::rename(&temp, path).map_err(io("rename", &temp))
+    std::fs::rename(&temp, path).map_err(|error| {
+        let _ = std::fs::remove_file(&temp);
+        io("rename", &temp)(error)
+    })
 }
 
 impl StateDir {

@@ -208,10 +208,10 @@ impl FixtureImages {
         if built.contains_key(image) {
             return false;
         }
-        let Some(Ok(Ok(digest))) = (match digest {
-            Some(hashing) => Some(hashing.await),
-            None => None,
-        }) else {
+        let Some(hashing) = digest else {
+            return false;
+        };
+        let Ok(Ok(digest)) = hashing.await else {
             return false;
         };
         if backend.digest_at_create(container).await != Some(Some(digest)) {

@@ -552,7 +552,8 @@ fn write_built(state: &StateDir, built: &Built) -> Result<(), super::CommandErro
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let hex = built.id.trim_start_matches("sha256:");
     let path = dir.join(format!("built-{}.yaml", &hex[..16]));
-    crate::image::write_definition(&path, &built.text).map_err(io("write", &path))?;
+    // Written beside the definitions other processes are listing: never half a file.
+    crate::state::write_atomic(&path, built.text.as_bytes())?;
     Ok(())
 }
 

@@ -239,7 +239,8 @@ pub fn commit(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
     // JSON is YAML: the definition is read back like any other.
     let text = serde_json::to_string_pretty(&definition).unwrap_or_default();
     let path = dir.join(format!("{number}.yaml"));
-    crate::image::write_definition(&path, &text).map_err(io_error("write", &path))?;
+    // Written beside the definitions other processes are listing: never half a file.
+    crate::state::write_atomic(&path, text.as_bytes())?;
     let id = format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())));
     crate::replay::note_commit(&state, &id, &container);
     out(&format!("{id}\n"));
