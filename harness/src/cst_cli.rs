@@ -742,10 +742,12 @@ fn default_jobs() -> usize {
 /// daemon creates, starts, waits for and removes; most of that is the daemon
 /// starting processes (runc, the shim, its own re-executions to set up the
 /// container's network namespace), with waits between them, so on 2 cores the daemon
-/// keeps both busy only with about eight containers in flight: 30 command tests took a
-/// median 5.33 s at `-j 8` against 5.62 s at `-j 4` (5 interleaved rounds; `-j 16`
-/// measured as `-j 8`; docs/benchmarks.md, "CST, sixth round"). The cap keeps a big
-/// machine from creating hundreds of file-test containers for one config.
+/// keeps both busy only with about eight containers in flight: 30 command tests took
+/// 5.45 s / 5.33 s at `-j 8` against 6.30 s / 5.62 s at `-j 4` (medians of 6 and of 5
+/// interleaved rounds; `-j 16` measured as `-j 8`; docs/benchmarks.md, "CST, sixth
+/// round"). The cap keeps a big machine from creating hundreds of file-test
+/// containers for one config; the memory a test holds is bounded by itself
+/// (docs/cst.md#memory), so `-j` multiplies no archive.
 fn jobs_for_cores(cores: usize) -> usize {
     cores.saturating_mul(4).clamp(4, 64)
 }

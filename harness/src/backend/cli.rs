@@ -743,9 +743,6 @@ fn hide_env(
     Ok(hidden)
 }
 
-/// How build args reach `docker build` without their values on the command line:
-/// `--build-arg NAME`, the value in the CLI's environment (the CLI looks a bare name
-/// up there). A build arg named like a variable the CLI reads itself is refused.
 /// Whether the docker CLI does `args` as well with one thread for its Go code
 /// (`GOMAXPROCS=1`): every call that asks or tells the daemon something and prints a
 /// little (create, rm, inspect, ps, kill, the `events` and `stats` watchers, ...).
@@ -770,6 +767,9 @@ fn one_thread_suffices(args: &[String]) -> bool {
     })
 }
 
+/// How build args reach `docker build` without their values on the command line:
+/// `--build-arg NAME`, the value in the CLI's environment (the CLI looks a bare name
+/// up there). A build arg named like a variable the CLI reads itself is refused.
 fn hide_build_args(
     build_args: &[(String, String)],
     own: &[(OsString, OsString)],
