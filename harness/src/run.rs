@@ -295,6 +295,16 @@ fn make_backend_inner(
             let state = given
                 .unwrap_or_else(|| crate::backend::fakestate::prepare(run_dir).into_os_string());
             crate::backend::fakestate::prepare_workspaces(run_dir);
+            // Uploads and env files: inode churn on the same tmpfs, not the disk.
+            crate::backend::fakestate::prepare_filestore(run_dir);
+            let scratch = crate::backend::fakestate::prepare_scratch(run_dir).map_err(|error| {
+                format!(
+                    "cannot create {}: {error}",
+                    run_dir
+                        .join(crate::backend::fakestate::SCRATCH_NAME)
+                        .display()
+                )
+            })?;
             // DOCKER_HOST is cleared: the fake answers an absent unix socket as the CLI does,
             // and a user's address for a real daemon means nothing to it (a scenario's
             // `docker_host` sets it again).
@@ -305,7 +315,7 @@ fn make_backend_inner(
             ];
             env.extend(extra_env);
             Ok((
-                Arc::new(CliBackend::new("fake", program, env).with_scratch_dir(run_dir)),
+                Arc::new(CliBackend::new("fake", program, env).with_scratch_dir(scratch)),
                 FixtureImages::none(),
             ))
         }

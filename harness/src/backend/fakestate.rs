@@ -16,8 +16,18 @@
 //! which are processes on this machine: they live on the same tmpfs, behind the symlink
 //! `RUN_DIR/workspaces` ([`prepare_workspaces`]). On a disk without a journal that churn
 //! cost a third of the fake's throughput (benchmarks.md, row 3). A workspace is bounded
-//! by its `max_bytes`, like a container's log here. `DOCKPROOF_FAKE_TMPFS=0` keeps both
-//! on disk, in the run directory itself.
+//! by its `max_bytes`, like a container's log here.
+//!
+//! The run's filestore (`RUN_DIR/filestore`, where uploads go) and the `--env-file`
+//! files of its calls (`RUN_DIR/scratch`) are made on the same tmpfs for the fake: a job
+//! scenario creates a directory and two or three files there, and on a disk file system
+//! that has just deleted many files (a bench, a CI machine) creating an inode costs more
+//! than the rest of the scenario (`recently_deleted` in ext4's inode allocation: 14% of
+//! the CPU of 1,000 fake job scenarios, benchmarks.md row 3). The filestore lives as long
+//! as the run directory, so what a run uploads is held in memory until the run ends:
+//! a suite that uploads more than the tmpfs holds fails its uploads with "No space left
+//! on device" — set `DOCKPROOF_FAKE_TMPFS=0`, which keeps all four on disk, in the run
+//! directory itself.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -28,7 +38,18 @@ pub const STATE_NAME: &str = "fake-docker-state";
 /// The workspaces' directory inside a run directory (a directory, or a symlink to one).
 pub const WORKSPACES_NAME: &str = "workspaces";
 
-/// `DOCKPROOF_FAKE_TMPFS=0`: the fake's state and workspaces stay on disk.
+/// The fake run's filestore inside a run directory (a directory, or a symlink to one).
+pub const FILESTORE_NAME: &str = "filestore";
+
+/// Where the fake backend's `--env-file` files are written, inside a run directory (a
+/// directory, or a symlink to one).
+pub const SCRATCH_NAME: &str = "scratch";
+
+/// Every name [`prepare_named`] may have made a symlink in a run directory.
+const NAMES: [&str; 4] = [STATE_NAME, WORKSPACES_NAME, FILESTORE_NAME, SCRATCH_NAME];
+
+/// `DOCKPROOF_FAKE_TMPFS=0`: the fake's state, workspaces, filestore and scratch files
+/// stay on disk.
 pub const SWITCH: &str = "DOCKPROOF_FAKE_TMPFS";
 
 /// Prefix of the private directories made on a tmpfs; [`release`] removes nothing else.
@@ -85,6 +106,22 @@ pub fn prepare_workspaces(run_dir: &Path) -> PathBuf {
     prepare_named(run_dir, WORKSPACES_NAME)
 }
 
+/// The fake run's filestore for a run (or one host of it) whose directory is `run_dir`:
+/// `run_dir/filestore`, a symlink to a private directory on a tmpfs when one is usable
+/// (else left to be created as a plain directory, by the filestore).
+pub fn prepare_filestore(run_dir: &Path) -> PathBuf {
+    prepare_named(run_dir, FILESTORE_NAME)
+}
+
+/// The directory for the fake backend's `--env-file` files in a run (or one host of
+/// it): `run_dir/scratch`, on a tmpfs when one is usable, else a plain directory. Made
+/// here in both cases (nothing else creates it).
+pub fn prepare_scratch(run_dir: &Path) -> std::io::Result<PathBuf> {
+    let dir = prepare_named(run_dir, SCRATCH_NAME);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// `run_dir/name`, made a symlink to a new private directory on a tmpfs when one is
 /// usable and not switched off.
 fn prepare_named(run_dir: &Path, name: &str) -> PathBuf {
@@ -123,8 +160,9 @@ fn prepare_named(run_dir: &Path, name: &str) -> PathBuf {
 /// Remove the tmpfs directories the state symlinks in `run_dir` (and its `host-*`
 /// directories) point to; the symlinks themselves go with the run directory.
 pub fn release(run_dir: &Path) {
-    release_one(&run_dir.join(STATE_NAME));
-    release_one(&run_dir.join(WORKSPACES_NAME));
+    for name in NAMES {
+        release_one(&run_dir.join(name));
+    }
     let Ok(entries) = std::fs::read_dir(run_dir) else {
         return;
     };
@@ -132,8 +170,9 @@ pub fn release(run_dir: &Path) {
         if entry.file_name().to_string_lossy().starts_with("host-")
             && entry.file_type().is_ok_and(|kind| kind.is_dir())
         {
-            release_one(&entry.path().join(STATE_NAME));
-            release_one(&entry.path().join(WORKSPACES_NAME));
+            for name in NAMES {
+                release_one(&entry.path().join(name));
+            }
         }
     }
 }
@@ -216,6 +255,41 @@ mod tests {
             targets.extend(target);
             std::mem::forget(workspace);
         }
+        release(run_dir.path());
+        for target in targets {
+            assert!(!target.exists(), "{} is still there", target.display());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_filestore_and_scratch_files_are_reached_through_the_run_dir_and_released_with_it()
+    {
+        let run_dir = tempfile::tempdir().unwrap();
+        let filestore = prepare_filestore(run_dir.path());
+        assert_eq!(filestore, run_dir.path().join(FILESTORE_NAME));
+        let scratch = prepare_scratch(run_dir.path()).unwrap();
+        assert_eq!(scratch, run_dir.path().join(SCRATCH_NAME));
+        assert!(
+            scratch.is_dir(),
+            "the scratch directory is made in every case"
+        );
+        // What the run does with them: an upload, an env file.
+        let store = crate::filestore::Filestore::local(&filestore).unwrap();
+        store
+            .put("jobs/1/summary.json", b"{}".to_vec())
+            .await
+            .unwrap();
+        assert!(filestore.join("jobs/1/summary.json").is_file());
+        std::fs::write(scratch.join("dockproof-env-x"), "A=1").unwrap();
+        let targets: Vec<PathBuf> = [&filestore, &scratch]
+            .into_iter()
+            .filter_map(|link| std::fs::read_link(link).ok())
+            .collect();
+        assert_eq!(targets.len(), if candidates().is_empty() { 0 } else { 2 });
+        for target in &targets {
+            assert!(is_tmpfs(target), "{} is not on a tmpfs", target.display());
+        }
+        drop(store);
         release(run_dir.path());
         for target in targets {
             assert!(!target.exists(), "{} is still there", target.display());

@@ -1158,7 +1158,8 @@ fn image_removal_keeps_the_build_cache(backend: &str) -> Result<(), Failed> {
 }
 
 /// A kept fake run whose run directory is then deleted by something else (as a
-/// killed run's temporary directory is): its state and workspaces on the tmpfs would
+/// killed run's temporary directory is): its state, workspaces, filestore and scratch
+/// files on the tmpfs would
 /// stay in memory until a reboot; `dockproof clean` removes them, and only them.
 fn fake_clean_takes_orphaned_tmpfs_directories() -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(fail)?;
@@ -1177,13 +1178,20 @@ fn fake_clean_takes_orphaned_tmpfs_directories() -> Result<(), Failed> {
             support::describe(&output)
         )));
     };
-    let targets: Vec<PathBuf> = ["fake-docker-state", "workspaces"]
+    let names = ["fake-docker-state", "workspaces", "filestore", "scratch"];
+    let targets: Vec<PathBuf> = names
         .iter()
         .filter_map(|name| std::fs::read_link(run_dir.join(name)).ok())
         .collect();
     if targets.is_empty() {
         // No usable tmpfs here: nothing can be orphaned.
         return cleanup_kept("fake", &work, &run).map(drop);
+    }
+    if targets.len() != names.len() {
+        let _ = cleanup_kept("fake", &work, &run);
+        return Err(fail(format!(
+            "with a tmpfs, each of {names:?} must lead to one, found {targets:?}"
+        )));
     }
     // The kept containers are stopped (their processes write to the state), then the
     // run directory goes behind dockproof's back.
