@@ -47,7 +47,7 @@ pub struct CommandSpec {
 }
 
 /// Parsed flags and positionals.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Parsed {
     values: Vec<(&'static str, String)>,
     pub positionals: Vec<String>,

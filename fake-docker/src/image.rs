@@ -474,7 +474,7 @@ impl Image {
                 && bare.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 
-    /// The program for a container command's argv[0] (a path's last component counts).
+    /// The program for a container command's `argv[0]` (a path's last component counts).
     pub fn program(&self, command: &str) -> Option<&Program> {
         self.programs.get(command).or_else(|| {
             let base = command.rsplit('/').next().unwrap_or(command);

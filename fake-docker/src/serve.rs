@@ -18,6 +18,17 @@
 //! nothing in the process that a later call (forked or not) would see: no fault fired,
 //! no `-H` given, the environment restored (`tests/serve.rs`).
 //!
+//! A `wait` for one existing container and a `stats` of one to four containers
+//! (`commands::served_wait`, `commands::served_stats`) are not forked either: the pid
+//! is answered as 0 and the server's loop steps the call when its next step is due (the
+//! pace of the command: [`crate::commands::Waiter`], [`crate::commands::StatsStream`]),
+//! serving other calls in between; what a step prints goes to the call's stdout, and
+//! when it is done the call's code is answered. A step waits while the caller's stdout
+//! pipe has less than [`STEP_ROOM`] free (the server never blocks on a caller that does
+//! not read). A caller that gives up hangs up, and its call is dropped. The waiting and
+//! the sampling process per container were two forks in five of a job scenario's
+//! (benchmarks.md, row 3).
+//!
 //! Protocol, one call per connection: the caller sends a request (below) with two file
 //! descriptors attached (`SCM_RIGHTS`: the call's stdout and stderr); the server answers
 //! the pid of the process running the call (`u32` LE; 0 for a quick call the server
@@ -34,7 +45,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Hidden subcommand name.
 pub const SERVE: &str = "__serve";
@@ -135,21 +146,24 @@ pub fn serve(socket: &str) -> i32 {
     // end is reported by the child itself).
     // SAFETY: setting a signal disposition; no handler runs.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let mut calls: Vec<Stepped> = Vec::new();
     loop {
-        let mut polled = [
-            libc::pollfd {
-                fd: listener.as_raw_fd(),
+        let mut polled: Vec<libc::pollfd> = [listener.as_raw_fd(), 0]
+            .into_iter()
+            .chain(calls.iter().map(|call| call.connection.as_raw_fd()))
+            .map(|fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
-            },
-            libc::pollfd {
-                fd: 0,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: poll over two valid pollfd entries.
-        let ready = unsafe { libc::poll(polled.as_mut_ptr(), 2, -1) };
+            })
+            .collect();
+        // Until the next step is due (rounded up: never a busy loop), or forever.
+        let timeout = calls.iter().map(|call| call.due).min().map_or(-1, |due| {
+            let left = due.saturating_duration_since(Instant::now());
+            i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        });
+        // SAFETY: poll over `polled.len()` valid pollfd entries.
+        let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as _, timeout) };
         if ready < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
@@ -163,18 +177,115 @@ pub fn serve(socket: &str) -> i32 {
                 break;
             }
         }
+        // A stepped call's caller sends nothing after its request: its connection
+        // readable means it hung up (it gave up), and the call ends with it.
+        let mut hung_up = polled[2..].iter().map(|entry| entry.revents != 0);
+        calls.retain(|_| !hung_up.next().unwrap_or(false));
         if polled[0].revents & libc::POLLIN != 0
             && let Ok((connection, _)) = listener.accept()
         {
-            handle(&listener, connection);
+            handle(&listener, connection, &mut calls);
         }
+        step_calls(&mut calls);
     }
     let _ = std::fs::remove_file(socket);
     0
 }
 
-/// Reads one request and forks the child that runs it; the server's copies are closed.
-fn handle(listener: &UnixListener, mut connection: UnixStream) {
+/// A call the server runs from its loop, a step at a time, instead of forking: a
+/// `docker wait CONTAINER` ([`crate::commands::served_wait`]) or a `docker stats`
+/// stream ([`crate::commands::served_stats`]), stepped when due at the pace their
+/// commands keep.
+struct Stepped {
+    connection: UnixStream,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    job: Job,
+    due: Instant,
+}
+
+/// What a [`Stepped`] call does.
+enum Job {
+    Wait(crate::commands::Waiter),
+    Stats(crate::commands::StatsStream),
+}
+
+/// Room a step needs in the caller's stdout pipe (a stats frame is a few hundred bytes
+/// per container): with less, the step waits for the caller to read, so the server never
+/// blocks on a full pipe.
+const STEP_ROOM: usize = 16 << 10;
+
+/// Steps the calls that are due: one that is done (a waited container ended, a stats
+/// stream's containers stopped, or an error, printed as the command prints it) reports
+/// its code, as that command's process would; the others are due again after their
+/// next pause.
+fn step_calls(calls: &mut Vec<Stepped>) {
+    let now = Instant::now();
+    calls.retain_mut(|call| {
+        if call.due > now {
+            return true;
+        }
+        if !has_room(&call.stdout) {
+            call.due = Instant::now() + Duration::from_millis(10);
+            return true;
+        }
+        let (stdout, stderr) = (&call.stdout, &call.stderr);
+        let job = &mut call.job;
+        let mut pause = Duration::ZERO;
+        let code = with_streams(stdout, stderr, || {
+            let stepped = match job {
+                Job::Wait(waiter) => waiter.check().map(|done| {
+                    done.map(|exit_code| {
+                        crate::commands::out(&format!("{exit_code}\n"));
+                        0
+                    })
+                }),
+                Job::Stats(stream) => stream.step(),
+            };
+            match stepped {
+                Ok(Some(code)) => code,
+                Ok(None) => {
+                    pause = match job {
+                        Job::Wait(waiter) => waiter.next_pause(),
+                        Job::Stats(stream) => stream.next_pause(),
+                    };
+                    STILL_RUNNING
+                }
+                Err(error) => crate::commands::failed(&error),
+            }
+        });
+        if code == STILL_RUNNING {
+            call.due = Instant::now() + pause;
+            return true;
+        }
+        let _ = call.connection.write_all(&code.to_le_bytes());
+        false
+    });
+}
+
+/// Not an exit code a command returns: the step is not the last.
+const STILL_RUNNING: i32 = i32::MIN;
+
+/// Whether the pipe `fd` (the caller's stdout) has room for a step's output; anything
+/// that is not a pipe (a file) always has.
+fn has_room(fd: &OwnedFd) -> bool {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int; F_GETPIPE_SZ reads nothing.
+    let (asked, size) = unsafe {
+        (
+            libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut queued),
+            libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ),
+        )
+    };
+    if asked < 0 || size < 0 {
+        return true;
+    }
+    (size as usize).saturating_sub(queued.max(0) as usize) >= STEP_ROOM
+}
+
+/// Reads one request and answers it here, defers it (a wait), or forks the child that
+/// runs it; the server's copies of the call's streams are closed when it is done.
+fn handle(listener: &UnixListener, mut connection: UnixStream, calls: &mut Vec<Stepped>) {
     let _ = connection.set_read_timeout(Some(REQUEST_TIMEOUT));
     let Some((first, fds)) = receive_with_fds(&connection) else {
         return;
@@ -183,8 +294,22 @@ fn handle(listener: &UnixListener, mut connection: UnixStream) {
         return;
     };
     let [stdout, stderr] = fds;
-    if run_here(&mut connection, &stdout, &stderr, &request) {
-        return;
+    match run_here(&mut connection, &stdout, &stderr, &request) {
+        Served::Answered => return,
+        Served::Stepped(job) => {
+            // No process of its own: nothing to kill, the caller hangs up instead.
+            if connection.write_all(&0u32.to_le_bytes()).is_ok() {
+                calls.push(Stepped {
+                    connection,
+                    stdout,
+                    stderr,
+                    job,
+                    due: Instant::now(),
+                });
+            }
+            return;
+        }
+        Served::Forked => {}
     }
     // SAFETY: this process has one thread (the server never starts one), so the child
     // may run anything; it is a copy that has run only quick calls, which leave nothing
@@ -218,7 +343,7 @@ fn run_here(
     stdout: &OwnedFd,
     stderr: &OwnedFd,
     request: &Request,
-) -> bool {
+) -> Served {
     let args: Vec<String> = request
         .args
         .iter()
@@ -229,14 +354,41 @@ fn run_here(
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
     let switched_off = std::env::var_os(QUICK_SWITCH).is_some_and(|value| value == "0");
-    if faults || switched_off || !crate::commands::is_quick(&args) {
+    if faults || switched_off {
         saved.restore();
-        return false;
+        return Served::Forked;
+    }
+    if !crate::commands::is_quick(&args) {
+        // The state directory a stepped call reads is the call's (its environment's).
+        let job = crate::commands::served_wait(&args)
+            .map(Job::Wait)
+            .or_else(|| crate::commands::served_stats(&args).map(Job::Stats));
+        saved.restore();
+        return job.map_or(Served::Forked, Served::Stepped);
     }
     if connection.write_all(&0u32.to_le_bytes()).is_err() {
         saved.restore();
-        return true;
+        return Served::Answered;
     }
+    let code = with_streams(stdout, stderr, || crate::commands::main(&args));
+    saved.restore();
+    let _ = connection.write_all(&code.to_le_bytes());
+    Served::Answered
+}
+
+/// What the server did with a call.
+enum Served {
+    /// Ran it and reported its code.
+    Answered,
+    /// A wait or stats stream, stepped from the loop until it is done ([`Stepped`]).
+    Stepped(Job),
+    /// Nothing yet: the call needs a process of its own.
+    Forked,
+}
+
+/// Runs `call` in this process with `stdout` and `stderr` on descriptors 1 and 2, put
+/// back afterwards; its code (101 if it panicked).
+fn with_streams(stdout: &OwnedFd, stderr: &OwnedFd, call: impl FnOnce() -> i32) -> i32 {
     let _ = std::io::stdout().flush();
     // Close-on-exec copies: a supervisor forked by the call (it closes what an exec
     // would) does not keep them.
@@ -253,7 +405,7 @@ fn run_here(
         libc::dup2(stdout.as_raw_fd(), 1);
         libc::dup2(stderr.as_raw_fd(), 2);
     }
-    let code = std::panic::catch_unwind(|| crate::commands::main(&args)).unwrap_or(101);
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or(101);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: as above; a descriptor dup could not make stays as it is.
@@ -265,9 +417,7 @@ fn run_here(
             }
         }
     }
-    saved.restore();
-    let _ = connection.write_all(&code.to_le_bytes());
-    true
+    code
 }
 
 /// The server's environment as it was before a call's variables were put in place.

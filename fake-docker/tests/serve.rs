@@ -1,6 +1,8 @@
-//! `fake-docker __serve`: quick calls are answered by the server itself (pid 0), the
+//! `fake-docker __serve`: quick calls are answered by the server itself (pid 0), a
+//! wait for one container too (from its loop, while it serves other calls), the
 //! others by a forked child (its own pid); either way a call sees exactly its own
-//! environment, and what one call set is gone for the next.
+//! environment and what a spawned `fake-docker` would give, and what one call set is
+//! gone for the next.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
@@ -71,7 +73,35 @@ fn images() -> String {
         .to_string()
 }
 
+/// A call sent and its pid read; [`Begun::finish`] reads the rest.
+struct Begun {
+    connection: UnixStream,
+    stdout: std::io::PipeReader,
+    stderr: std::io::PipeReader,
+    pid: u32,
+}
+
+impl Begun {
+    fn finish(mut self) -> Answer {
+        let mut code = [0u8; 4];
+        self.connection.read_exact(&mut code).unwrap();
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        self.stdout.read_to_string(&mut stdout).unwrap();
+        self.stderr.read_to_string(&mut stderr).unwrap();
+        Answer {
+            pid: self.pid,
+            code: i32::from_le_bytes(code),
+            stdout,
+            stderr,
+        }
+    }
+}
+
 fn call(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Answer {
+    begin(server, args, env).finish()
+}
+
+fn begin(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Begun {
     let request = Request {
         args: args.iter().map(|arg| arg.as_bytes().to_vec()).collect(),
         env: env
@@ -80,8 +110,8 @@ fn call(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Answer {
             .collect(),
     }
     .encode();
-    let (mut stdout_reader, stdout_writer) = std::io::pipe().unwrap();
-    let (mut stderr_reader, stderr_writer) = std::io::pipe().unwrap();
+    let (stdout_reader, stdout_writer) = std::io::pipe().unwrap();
+    let (stderr_reader, stderr_writer) = std::io::pipe().unwrap();
     let mut connection = UnixStream::connect(&server.socket).unwrap();
     send_with_fds(
         &connection,
@@ -91,16 +121,11 @@ fn call(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Answer {
     drop((stdout_writer, stderr_writer));
     let mut pid = [0u8; 4];
     connection.read_exact(&mut pid).unwrap();
-    let mut code = [0u8; 4];
-    connection.read_exact(&mut code).unwrap();
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    stdout_reader.read_to_string(&mut stdout).unwrap();
-    stderr_reader.read_to_string(&mut stderr).unwrap();
-    Answer {
+    Begun {
+        connection,
+        stdout: stdout_reader,
+        stderr: stderr_reader,
         pid: u32::from_le_bytes(pid),
-        code: i32::from_le_bytes(code),
-        stdout,
-        stderr,
     }
 }
 
@@ -154,13 +179,16 @@ fn quick_calls_are_answered_in_the_server_and_the_others_by_a_fork() {
         (inspected.pid, inspected.code, inspected.stdout.as_str()),
         (0, 0, "created\n")
     );
-    // `start` runs a container and `wait` blocks: each gets a process of its own.
+    // `start` runs a container: it gets a process of its own; a wait for one container
+    // is answered by the server when the container ends.
     let started = call(&server, &["start", "quick"], &env);
     assert_eq!(started.code, 0, "{}", started.stderr);
     assert!(started.pid > 0);
     let waited = call(&server, &["wait", "quick"], &env);
-    assert_eq!((waited.code, waited.stdout.as_str()), (0, "0\n"));
-    assert!(waited.pid > 0);
+    assert_eq!(
+        (waited.pid, waited.code, waited.stdout.as_str()),
+        (0, 0, "0\n")
+    );
     let logs = call(&server, &["logs", "quick"], &env);
     assert_eq!((logs.pid, logs.code), (0, 0), "{}", logs.stderr);
     assert!(logs.stderr.contains("job"), "{}", logs.stderr);
@@ -266,4 +294,158 @@ fn the_switch_forks_every_call() {
         created.pid > 0,
         "a quick call was not forked with the switch off"
     );
+}
+
+/// `fake-docker ARGS` run as its own process against the server's state, for comparison.
+fn spawned(server: &Server, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_fake-docker"))
+        .args(args)
+        .env("FAKE_DOCKER_STATE", &server.state)
+        .env("FAKE_DOCKER_IMAGES", images())
+        .env_remove("FAKE_DOCKER_FAULTS")
+        .env_remove("FAKE_DOCKER_FAULTS_FILE")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_wait_is_answered_by_the_server_when_its_container_ends_and_others_are_served_meanwhile() {
+    let server = start();
+    let images = images();
+    let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
+    let created = call(
+        &server,
+        &[
+            "create",
+            "--name",
+            "slow",
+            "-e",
+            "JOB_SLEEP=1",
+            "-e",
+            "JOB_EXIT_CODE=3",
+            "dockproof/job-runner:1",
+            "job",
+        ],
+        &env,
+    );
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let started = call(&server, &["start", "slow"], &env);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let waiting = begin(&server, &["wait", "slow"], &env);
+    assert_eq!(
+        waiting.pid, 0,
+        "a wait for one container has no process of its own"
+    );
+    // A caller that gives up hangs up; the server goes on.
+    drop(begin(&server, &["wait", "slow"], &env));
+    // The server answers other calls while the wait is pending: the container still runs.
+    let meanwhile = call(
+        &server,
+        &["inspect", "--format", "{{.State.Status}}", "slow"],
+        &env,
+    );
+    assert_eq!(
+        (meanwhile.pid, meanwhile.code, meanwhile.stdout.as_str()),
+        (0, 0, "running\n"),
+        "{}",
+        meanwhile.stderr
+    );
+    let waited = waiting.finish();
+    assert_eq!(
+        (waited.code, waited.stdout.as_str(), waited.stderr.as_str()),
+        (0, "3\n", ""),
+        "the container's own exit code, once it ended"
+    );
+    let ended = call(
+        &server,
+        &["inspect", "--format", "{{.State.Status}}", "slow"],
+        &env,
+    );
+    assert_eq!(ended.stdout, "exited\n");
+    // What a spawned `fake-docker wait` gives for the same container.
+    let (code, stdout, stderr) = spawned(&server, &["wait", "slow"]);
+    assert_eq!(
+        (waited.code, waited.stdout, waited.stderr),
+        (code, stdout, stderr)
+    );
+    // A missing container, or several: a process of its own, as before, same answer.
+    let missing = call(&server, &["wait", "no-such"], &env);
+    assert!(missing.pid > 0);
+    assert_eq!(
+        (missing.code, missing.stdout, missing.stderr),
+        spawned(&server, &["wait", "no-such"])
+    );
+    let several = call(&server, &["wait", "slow", "slow"], &env);
+    assert!(several.pid > 0);
+    assert_eq!((several.code, several.stdout.as_str()), (0, "3\n3\n"));
+}
+
+#[test]
+fn a_stats_stream_is_stepped_by_the_server_and_gives_what_the_command_gives() {
+    let server = start();
+    let images = images();
+    let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
+    let created = call(
+        &server,
+        &[
+            "create",
+            "--name",
+            "sampled",
+            "--memory",
+            "64m",
+            "-e",
+            "JOB_SLEEP=1",
+            "dockproof/job-runner:1",
+            "job",
+        ],
+        &env,
+    );
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let started = call(&server, &["start", "sampled"], &env);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let format = "{{.Name}} {{.MemUsage}} {{.PIDs}}";
+    let streaming = begin(&server, &["stats", "--format", format, "sampled"], &env);
+    assert_eq!(streaming.pid, 0, "stats has no process of its own");
+    // Served meanwhile: a one-frame stats while the container runs.
+    let once = call(
+        &server,
+        &["stats", "--no-stream", "--format", format, "sampled"],
+        &env,
+    );
+    assert_eq!(
+        (once.pid, once.code, once.stdout.as_str()),
+        (0, 0, "sampled 1MiB / 64MiB 1\n"),
+        "{}",
+        once.stderr
+    );
+    // The stream ends when the container does: its running frame, then a stopped one.
+    let streamed = streaming.finish();
+    assert_eq!(streamed.code, 0, "{}", streamed.stderr);
+    assert_eq!(
+        streamed.stdout.lines().next(),
+        Some("sampled 1MiB / 64MiB 1"),
+        "{}",
+        streamed.stdout
+    );
+    assert_eq!(
+        streamed.stdout.lines().last(),
+        Some("sampled 0B / 0B 0"),
+        "{}",
+        streamed.stdout
+    );
+    // A missing container: the command's answer, from the server as from a process.
+    let missing = call(&server, &["stats", "--no-stream", "no-such"], &env);
+    assert_eq!(missing.pid, 0);
+    assert_eq!(
+        (missing.code, missing.stdout, missing.stderr),
+        spawned(&server, &["stats", "--no-stream", "no-such"])
+    );
+    // Every running container (no names): a process of its own.
+    let all = call(&server, &["stats", "--no-stream"], &env);
+    assert!(all.pid > 0);
 }

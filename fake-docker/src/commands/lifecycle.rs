@@ -22,13 +22,18 @@ struct Pauses {
 }
 
 impl Pauses {
-    fn pause(&mut self) {
+    /// The next pause's length.
+    fn next(&mut self) -> Duration {
         self.taken = self.taken.saturating_add(1);
-        std::thread::sleep(if self.taken <= FIRST_POLLS {
+        if self.taken <= FIRST_POLLS {
             FIRST_POLL
         } else {
             POLL
-        });
+        }
+    }
+
+    fn pause(&mut self) {
+        std::thread::sleep(self.next());
     }
 }
 /// How long to wait for a SIGKILLed program to be recorded as exited.
@@ -612,27 +617,79 @@ pub fn wait(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
             code = 1;
             continue;
         };
-        let mut checks = 0u64;
-        let mut pauses = Pauses::default();
-        let last = loop {
-            match state.load(&container.id)? {
-                Some(current) if !not_running(&current) => {
-                    checks += 1;
-                    if checks.is_multiple_of(100) {
-                        reconcile(&state, &container.id)?;
-                    }
-                }
-                other => break other,
+        let mut waiter = Waiter::new(&state, &container);
+        let exit_code = loop {
+            if let Some(exit_code) = waiter.check()? {
+                break exit_code;
             }
-            pauses.pause();
+            std::thread::sleep(waiter.next_pause());
         };
-        // A container removed on exit (--rm) reports the code it was last seen with.
-        out(&format!(
-            "{}\n",
-            last.map_or(container.state.exit_code, |c| c.state.exit_code)
-        ));
+        out(&format!("{exit_code}\n"));
     }
     Ok(code)
+}
+
+/// One container's `docker wait`, a check at a time: the `wait` command checks and
+/// pauses in turn; `fake-docker __serve` checks between other calls, without a process
+/// of its own ([`served_wait`]). Both ask the same thing at the same pace.
+#[derive(Debug)]
+pub struct Waiter {
+    state: StateDir,
+    id: String,
+    /// The code to report if the container is removed meanwhile (`--rm`): the one it
+    /// was last seen with.
+    seen_code: i32,
+    checks: u64,
+    pauses: Pauses,
+}
+
+impl Waiter {
+    /// Waits for `container` (as found in `state`).
+    pub fn new(state: &StateDir, container: &Container) -> Waiter {
+        Waiter {
+            state: state.clone(),
+            id: container.id.clone(),
+            seen_code: container.state.exit_code,
+            checks: 0,
+            pauses: Pauses::default(),
+        }
+    }
+
+    /// The container's exit code once it no longer runs (or is gone), else `None`. Every
+    /// hundredth check also looks for a supervisor that died without recording the end.
+    pub fn check(&mut self) -> Result<Option<i32>, CommandError> {
+        match self.state.load(&self.id)? {
+            Some(current) if !not_running(&current) => {
+                self.checks += 1;
+                if self.checks.is_multiple_of(100) {
+                    reconcile(&self.state, &self.id)?;
+                }
+                Ok(None)
+            }
+            Some(current) => Ok(Some(current.state.exit_code)),
+            None => Ok(Some(self.seen_code)),
+        }
+    }
+
+    /// How long to wait before the next check.
+    pub fn next_pause(&mut self) -> Duration {
+        self.pauses.next()
+    }
+}
+
+/// A `docker wait` that a server can answer itself: `args` name exactly one existing
+/// container (in this process's state directory) and nothing else. Anything else (several
+/// containers, one that is missing, flags, help) is left to the `wait` command.
+pub fn served_wait(args: &[String]) -> Option<Waiter> {
+    let Ok(super::Invocation::Command { spec, parsed, .. }) = super::parse(args) else {
+        return None;
+    };
+    if spec.name != WAIT.name || args.len() != 2 || parsed.positionals.len() != 1 {
+        return None;
+    }
+    let state = StateDir::from_env().ok()?;
+    let container = find_container(&state, &parsed.positionals[0]).ok()??;
+    Some(Waiter::new(&state, &container))
 }
 
 /// `docker rm`.

@@ -35,6 +35,8 @@ pub enum CommandError {
 pub type Outcome = Result<i32, CommandError>;
 
 pub use crate::console::{daemon_error, err, out};
+pub use lifecycle::{Waiter, served_wait};
+pub use stats::{StatsStream, served_stats};
 
 /// Runs a parsed command; its exit code.
 pub type Handler = fn(&CommandSpec, &Parsed) -> Outcome;
@@ -441,11 +443,14 @@ pub fn main(args: &[String]) -> i32 {
     }
     match handler(spec, &parsed) {
         Ok(code) => code,
-        Err(error) => {
-            err(&format!("fake-docker: {error}\n"));
-            125
-        }
+        Err(error) => failed(&error),
     }
+}
+
+/// What a command that failed with `error` prints and exits with.
+pub fn failed(error: &CommandError) -> i32 {
+    err(&format!("fake-docker: {error}\n"));
+    125
 }
 
 fn top_help() -> String {

@@ -148,45 +148,94 @@ fn allocated(state: &StateDir, id: &str) -> u64 {
 /// (The real CLI keeps printing all-zero frames for a stopped container until it
 /// is interrupted; the fake stops instead, after one such frame.)
 pub fn stats(_spec: &CommandSpec, parsed: &Parsed) -> Outcome {
-    let state = StateDir::from_env()?;
-    let truncate = !parsed.bool("no-trunc");
-    let headers = json!({
-        "BlockIO": "BLOCK I/O", "CPUPerc": "CPU %", "Container": "CONTAINER",
-        "ID": "CONTAINER ID", "MemPerc": "MEM %", "MemUsage": "MEM USAGE / LIMIT",
-        "Name": "NAME", "NetIO": "NET I/O", "PIDs": "PIDS",
-    });
-    let print = |rows: &[Value]| {
+    let mut stream = StatsStream::new(StateDir::from_env()?, parsed.clone());
+    loop {
+        if let Some(code) = stream.step()? {
+            return Ok(code);
+        }
+        std::thread::sleep(STREAM_POLL);
+    }
+}
+
+/// A `docker stats` a frame at a time: the `stats` command steps and sleeps
+/// [`STREAM_POLL`] in turn; `fake-docker __serve` steps it from its loop, without a
+/// process of its own ([`served_stats`]).
+#[derive(Debug)]
+pub struct StatsStream {
+    state: StateDir,
+    parsed: Parsed,
+    /// The rows last printed and when.
+    last: Option<(Vec<Value>, std::time::Instant)>,
+}
+
+impl StatsStream {
+    fn new(state: StateDir, parsed: Parsed) -> StatsStream {
+        StatsStream {
+            state,
+            parsed,
+            last: None,
+        }
+    }
+
+    /// Looks at the containers once and prints a frame if one is due; `Some(code)` when
+    /// the command is done (`--no-stream`, no container named runs any more, or an error).
+    pub fn step(&mut self) -> Result<Option<i32>, CommandError> {
+        let truncate = !self.parsed.bool("no-trunc");
+        let (rows, running) = match frame(&self.state, &self.parsed, truncate)? {
+            Ok(frame) => frame,
+            Err(code) => return Ok(Some(code)),
+        };
+        if self.parsed.bool("no-stream") {
+            return Ok(Some(self.print(&rows)));
+        }
+        let due = self
+            .last
+            .as_ref()
+            .is_none_or(|(shown, at)| *shown != rows || at.elapsed() >= STREAM_REPEAT);
+        if due {
+            let code = self.print(&rows);
+            if code != 0 {
+                return Ok(Some(code));
+            }
+            self.last = Some((rows, std::time::Instant::now()));
+        }
+        Ok((!running).then_some(0))
+    }
+
+    /// How long to wait before the next step.
+    pub fn next_pause(&self) -> std::time::Duration {
+        STREAM_POLL
+    }
+
+    fn print(&self, rows: &[Value]) -> i32 {
+        let headers = json!({
+            "BlockIO": "BLOCK I/O", "CPUPerc": "CPU %", "Container": "CONTAINER",
+            "ID": "CONTAINER ID", "MemPerc": "MEM %", "MemUsage": "MEM USAGE / LIMIT",
+            "Name": "NAME", "NetIO": "NET I/O", "PIDs": "PIDS",
+        });
         print_rows(
-            parsed.last("format"),
+            self.parsed.last("format"),
             "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}",
             &headers,
             rows,
         )
-    };
-    let mut last: Option<(Vec<Value>, std::time::Instant)> = None;
-    loop {
-        let (rows, running) = match frame(&state, parsed, truncate)? {
-            Ok(frame) => frame,
-            Err(code) => return Ok(code),
-        };
-        if parsed.bool("no-stream") {
-            return Ok(print(&rows));
-        }
-        let due = last
-            .as_ref()
-            .is_none_or(|(shown, at)| *shown != rows || at.elapsed() >= STREAM_REPEAT);
-        if due {
-            let code = print(&rows);
-            if code != 0 {
-                return Ok(code);
-            }
-            last = Some((rows, std::time::Instant::now()));
-        }
-        if !running {
-            return Ok(0);
-        }
-        std::thread::sleep(STREAM_POLL);
     }
+}
+
+/// A `docker stats` that a server can run itself: `args` are `stats`, its flags and one
+/// to four containers (a frame is a few hundred bytes each); without containers (every
+/// running one, however many) it is left to the command.
+pub fn served_stats(args: &[String]) -> Option<StatsStream> {
+    let Ok(super::Invocation::Command { spec, parsed, .. }) = super::parse(args) else {
+        return None;
+    };
+    if spec.name != STATS.name || args.first().map(String::as_str) != Some("stats") {
+        return None;
+    }
+    if !(1..=4).contains(&parsed.positionals.len()) {
+        return None;
+    }
+    Some(StatsStream::new(StateDir::from_env().ok()?, parsed))
 }
 
 /// The rows of one frame and whether any container in it runs; `Err(code)` when a
