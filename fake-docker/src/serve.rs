@@ -229,42 +229,40 @@ fn step_calls(calls: &mut Vec<Stepped>) {
             call.due = Instant::now() + Duration::from_millis(10);
             return true;
         }
-        let (stdout, stderr) = (&call.stdout, &call.stderr);
         let job = &mut call.job;
-        let mut pause = Duration::ZERO;
-        let code = with_streams(stdout, stderr, || {
-            let stepped = match job {
-                Job::Wait(waiter) => waiter.check().map(|done| {
-                    done.map(|exit_code| {
-                        crate::commands::out(&format!("{exit_code}\n"));
-                        0
-                    })
-                }),
-                Job::Stats(stream) => stream.step(),
-            };
-            match stepped {
-                Ok(Some(code)) => code,
-                Ok(None) => {
-                    pause = match job {
-                        Job::Wait(waiter) => waiter.next_pause(),
-                        Job::Stats(stream) => stream.next_pause(),
-                    };
-                    STILL_RUNNING
+        let stepped = with_streams(&call.stdout, &call.stderr, || match job {
+            Job::Wait(waiter) => match waiter.check() {
+                Ok(Some(exit_code)) => {
+                    crate::commands::out(&format!("{exit_code}\n"));
+                    Some(0)
                 }
-                Err(error) => crate::commands::failed(&error),
-            }
+                Ok(None) => None,
+                Err(error) => Some(crate::commands::failed(&error)),
+            },
+            Job::Stats(stream) => stream
+                .step()
+                .unwrap_or_else(|error| Some(crate::commands::failed(&error))),
         });
-        if code == STILL_RUNNING {
-            call.due = Instant::now() + pause;
-            return true;
-        }
+        // A step that panicked ends the call as a panicking command's process would.
+        let code = match stepped {
+            Some(None) => {
+                let pause = match &mut call.job {
+                    Job::Wait(waiter) => waiter.next_pause(),
+                    Job::Stats(stream) => stream.next_pause(),
+                };
+                call.due = Instant::now() + pause;
+                return true;
+            }
+            Some(Some(code)) => code,
+            None => PANICKED,
+        };
         let _ = call.connection.write_all(&code.to_le_bytes());
         false
     });
 }
 
-/// Not an exit code a command returns: the step is not the last.
-const STILL_RUNNING: i32 = i32::MIN;
+/// The code of a call whose command panicked (Rust's exit code for a panic).
+const PANICKED: i32 = 101;
 
 /// Whether the pipe `fd` (the caller's stdout) has room for a step's output; anything
 /// that is not a pipe (a file) always has.
@@ -370,7 +368,7 @@ fn run_here(
         saved.restore();
         return Served::Answered;
     }
-    let code = with_streams(stdout, stderr, || crate::commands::main(&args));
+    let code = with_streams(stdout, stderr, || crate::commands::main(&args)).unwrap_or(PANICKED);
     saved.restore();
     let _ = connection.write_all(&code.to_le_bytes());
     Served::Answered
@@ -387,8 +385,8 @@ enum Served {
 }
 
 /// Runs `call` in this process with `stdout` and `stderr` on descriptors 1 and 2, put
-/// back afterwards; its code (101 if it panicked).
-fn with_streams(stdout: &OwnedFd, stderr: &OwnedFd, call: impl FnOnce() -> i32) -> i32 {
+/// back afterwards; what it returned (`None` if it panicked).
+fn with_streams<R>(stdout: &OwnedFd, stderr: &OwnedFd, call: impl FnOnce() -> R) -> Option<R> {
     let _ = std::io::stdout().flush();
     // Close-on-exec copies: a supervisor forked by the call (it closes what an exec
     // would) does not keep them.
@@ -405,7 +403,7 @@ fn with_streams(stdout: &OwnedFd, stderr: &OwnedFd, call: impl FnOnce() -> i32) 
         libc::dup2(stdout.as_raw_fd(), 1);
         libc::dup2(stderr.as_raw_fd(), 2);
     }
-    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or(101);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).ok();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: as above; a descriptor dup could not make stays as it is.
@@ -417,7 +415,7 @@ fn with_streams(stdout: &OwnedFd, stderr: &OwnedFd, call: impl FnOnce() -> i32) 
             }
         }
     }
-    code
+    result
 }
 
 /// The server's environment as it was before a call's variables were put in place.
