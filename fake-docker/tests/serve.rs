@@ -4,7 +4,7 @@
 //! environment and what a spawned `fake-docker` would give, and what one call set is
 //! gone for the next.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -102,6 +102,17 @@ fn call(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Answer {
 }
 
 fn begin(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Begun {
+    begin_with_backlog(server, args, env, 0)
+}
+
+/// [`begin`] with `backlog` bytes already waiting in the call's stdout pipe, as from a
+/// caller that has not read for a while (they come first in what the call gives).
+fn begin_with_backlog(
+    server: &Server,
+    args: &[&str],
+    env: &[(&str, &str)],
+    backlog: usize,
+) -> Begun {
     let request = Request {
         args: args.iter().map(|arg| arg.as_bytes().to_vec()).collect(),
         env: env
@@ -110,9 +121,14 @@ fn begin(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Begun {
             .collect(),
     }
     .encode();
-    let (stdout_reader, stdout_writer) = std::io::pipe().unwrap();
+    let (stdout_reader, mut stdout_writer) = std::io::pipe().unwrap();
     let (stderr_reader, stderr_writer) = std::io::pipe().unwrap();
+    stdout_writer.write_all(&vec![b'.'; backlog]).unwrap();
     let mut connection = UnixStream::connect(&server.socket).unwrap();
+    // A server that stops answering fails the test instead of hanging it.
+    connection
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
     send_with_fds(
         &connection,
         &request,
@@ -448,4 +464,70 @@ fn a_stats_stream_is_stepped_by_the_server_and_gives_what_the_command_gives() {
     // Every running container (no names): a process of its own.
     let all = call(&server, &["stats", "--no-stream"], &env);
     assert!(all.pid > 0);
+}
+
+#[test]
+fn a_caller_that_does_not_read_stalls_its_own_stream_not_the_server() {
+    let server = start();
+    let images = images();
+    let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
+    for args in [
+        &[
+            "create",
+            "--name",
+            "unread",
+            "-e",
+            "JOB_SLEEP=1",
+            "dockproof/job-runner:1",
+            "job",
+        ][..],
+        &["start", "unread"],
+    ] {
+        let answer = call(&server, args, &env);
+        assert_eq!(answer.code, 0, "{args:?}: {}", answer.stderr);
+    }
+    // The pipe is all but full (64 KiB on Linux, 10 bytes left): a frame written now
+    // would block the server until the caller reads.
+    let backlog = 64 * 1024 - 10;
+    let mut streaming = begin_with_backlog(
+        &server,
+        &["stats", "--format", "{{.Name}} {{.MemUsage}}", "unread"],
+        &env,
+        backlog,
+    );
+    assert_eq!(streaming.pid, 0);
+    // Other calls are answered meanwhile, and the stream is not done while its container runs.
+    let meanwhile = call(
+        &server,
+        &["inspect", "--format", "{{.State.Status}}", "unread"],
+        &env,
+    );
+    assert_eq!(
+        (meanwhile.code, meanwhile.stdout.as_str()),
+        (0, "running\n")
+    );
+    let waited = call(&server, &["wait", "unread"], &env);
+    assert_eq!((waited.code, waited.stdout.as_str()), (0, "0\n"));
+    // The container has ended; the stream still has had no room to say so.
+    streaming
+        .connection
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let mut code = [0u8; 4];
+    let early = streaming.connection.read_exact(&mut code);
+    assert!(early.is_err(), "the stream ended without writing its frame");
+    streaming
+        .connection
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    // The caller reads: the stream goes on, gives its last frame and ends.
+    let mut drained = vec![0u8; backlog];
+    streaming.stdout.read_exact(&mut drained).unwrap();
+    let answer = streaming.finish();
+    assert_eq!(
+        (answer.code, answer.stdout.as_str()),
+        (0, "unread 0B / 0B\n"),
+        "{}",
+        answer.stderr
+    );
 }
