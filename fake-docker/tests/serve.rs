@@ -329,29 +329,24 @@ fn spawned(server: &Server, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Creates and starts a job-runner container `name` running `job` with `flags` (its
+/// `JOB_SLEEP=1` keeps it running for a second).
+fn running_job(server: &Server, env: &[(&str, &str)], name: &str, flags: &[&str]) {
+    let mut create = vec!["create", "--name", name, "-e", "JOB_SLEEP=1"];
+    create.extend_from_slice(flags);
+    create.extend_from_slice(&["dockproof/job-runner:1", "job"]);
+    for args in [&create[..], &["start", name]] {
+        let answer = call(server, args, env);
+        assert_eq!(answer.code, 0, "{args:?}: {}", answer.stderr);
+    }
+}
+
 #[test]
 fn a_wait_is_answered_by_the_server_when_its_container_ends_and_others_are_served_meanwhile() {
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    let created = call(
-        &server,
-        &[
-            "create",
-            "--name",
-            "slow",
-            "-e",
-            "JOB_SLEEP=1",
-            "-e",
-            "JOB_EXIT_CODE=3",
-            "dockproof/job-runner:1",
-            "job",
-        ],
-        &env,
-    );
-    assert_eq!(created.code, 0, "{}", created.stderr);
-    let started = call(&server, &["start", "slow"], &env);
-    assert_eq!(started.code, 0, "{}", started.stderr);
+    running_job(&server, &env, "slow", &["-e", "JOB_EXIT_CODE=3"]);
     let waiting = begin(&server, &["wait", "slow"], &env);
     assert_eq!(
         waiting.pid, 0,
@@ -406,24 +401,7 @@ fn a_stats_stream_is_stepped_by_the_server_and_gives_what_the_command_gives() {
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    let created = call(
-        &server,
-        &[
-            "create",
-            "--name",
-            "sampled",
-            "--memory",
-            "64m",
-            "-e",
-            "JOB_SLEEP=1",
-            "dockproof/job-runner:1",
-            "job",
-        ],
-        &env,
-    );
-    assert_eq!(created.code, 0, "{}", created.stderr);
-    let started = call(&server, &["start", "sampled"], &env);
-    assert_eq!(started.code, 0, "{}", started.stderr);
+    running_job(&server, &env, "sampled", &["--memory", "64m"]);
     let format = "{{.Name}} {{.MemUsage}} {{.PIDs}}";
     let streaming = begin(&server, &["stats", "--format", format, "sampled"], &env);
     assert_eq!(streaming.pid, 0, "stats has no process of its own");
@@ -471,21 +449,7 @@ fn a_caller_that_does_not_read_stalls_its_own_stream_not_the_server() {
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    for args in [
-        &[
-            "create",
-            "--name",
-            "unread",
-            "-e",
-            "JOB_SLEEP=1",
-            "dockproof/job-runner:1",
-            "job",
-        ][..],
-        &["start", "unread"],
-    ] {
-        let answer = call(&server, args, &env);
-        assert_eq!(answer.code, 0, "{args:?}: {}", answer.stderr);
-    }
+    running_job(&server, &env, "unread", &[]);
     // The pipe is all but full (64 KiB on Linux, 10 bytes left): a frame written now
     // would block the server until the caller reads.
     let backlog = 64 * 1024 - 10;
