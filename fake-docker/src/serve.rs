@@ -316,6 +316,10 @@ fn handle(listener: &UnixListener, mut connection: UnixStream, calls: &mut Vec<S
         0 => {
             // SAFETY: the listener's descriptor is the child's to close.
             unsafe { libc::close(listener.as_raw_fd()) };
+            // The stepped calls' connections and streams are the server's: a child that
+            // kept them (a `logs --follow`, an `exec`) would hold back the end of
+            // another call's output until it exits.
+            calls.clear();
             let code = run_child(&mut connection, &stdout, &stderr, &request);
             std::process::exit(code);
         }

@@ -329,10 +329,11 @@ fn spawned(server: &Server, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Creates and starts a job-runner container `name` running `job` with `flags` (its
-/// `JOB_SLEEP=1` keeps it running for a second).
-fn running_job(server: &Server, env: &[(&str, &str)], name: &str, flags: &[&str]) {
-    let mut create = vec!["create", "--name", name, "-e", "JOB_SLEEP=1"];
+/// Creates and starts a job-runner container `name` running `job` with `flags`, for
+/// `seconds` (`JOB_SLEEP`).
+fn running_job(server: &Server, env: &[(&str, &str)], name: &str, seconds: u32, flags: &[&str]) {
+    let sleep = format!("JOB_SLEEP={seconds}");
+    let mut create = vec!["create", "--name", name, "-e", &sleep];
     create.extend_from_slice(flags);
     create.extend_from_slice(&["dockproof/job-runner:1", "job"]);
     for args in [&create[..], &["start", name]] {
@@ -346,7 +347,7 @@ fn a_wait_is_answered_by_the_server_when_its_container_ends_and_others_are_serve
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    running_job(&server, &env, "slow", &["-e", "JOB_EXIT_CODE=3"]);
+    running_job(&server, &env, "slow", 1, &["-e", "JOB_EXIT_CODE=3"]);
     let waiting = begin(&server, &["wait", "slow"], &env);
     assert_eq!(
         waiting.pid, 0,
@@ -401,7 +402,7 @@ fn a_stats_stream_is_stepped_by_the_server_and_gives_what_the_command_gives() {
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    running_job(&server, &env, "sampled", &["--memory", "64m"]);
+    running_job(&server, &env, "sampled", 1, &["--memory", "64m"]);
     let format = "{{.Name}} {{.MemUsage}} {{.PIDs}}";
     let streaming = begin(&server, &["stats", "--format", format, "sampled"], &env);
     assert_eq!(streaming.pid, 0, "stats has no process of its own");
@@ -449,7 +450,7 @@ fn a_caller_that_does_not_read_stalls_its_own_stream_not_the_server() {
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    running_job(&server, &env, "unread", &[]);
+    running_job(&server, &env, "unread", 1, &[]);
     // The pipe is all but full (64 KiB on Linux, 10 bytes left): a frame written now
     // would block the server until the caller reads.
     let backlog = 64 * 1024 - 10;
@@ -494,4 +495,36 @@ fn a_caller_that_does_not_read_stalls_its_own_stream_not_the_server() {
         "{}",
         answer.stderr
     );
+}
+
+#[test]
+fn a_forked_call_does_not_hold_a_stepped_calls_output_open() {
+    let server = start();
+    let images = images();
+    let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
+    running_job(&server, &env, "short", 1, &[]);
+    running_job(&server, &env, "long", 4, &[]);
+    // Stepped: a wait for the short one; forked meanwhile: a follow of the long one,
+    // which lives until that container ends.
+    let waiting = begin(&server, &["wait", "short"], &env);
+    assert_eq!(waiting.pid, 0);
+    let mut following = begin(&server, &["logs", "--follow", "long"], &env);
+    assert!(following.pid > 0);
+    // The wait's output ends when the wait does, not when the follow's process does.
+    let waited = waiting.finish();
+    assert_eq!((waited.code, waited.stdout.as_str()), (0, "0\n"));
+    following
+        .connection
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let mut code = [0u8; 4];
+    assert!(
+        following.connection.read_exact(&mut code).is_err(),
+        "the follow had ended: the wait's output was held open until then"
+    );
+    following
+        .connection
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(following.finish().code, 0);
 }
