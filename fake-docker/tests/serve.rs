@@ -347,7 +347,7 @@ fn a_wait_is_answered_by_the_server_when_its_container_ends_and_others_are_serve
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    running_job(&server, &env, "slow", 1, &["-e", "JOB_EXIT_CODE=3"]);
+    running_job(&server, &env, "slow", 2, &["-e", "JOB_EXIT_CODE=3"]);
     let waiting = begin(&server, &["wait", "slow"], &env);
     assert_eq!(
         waiting.pid, 0,
@@ -402,7 +402,7 @@ fn a_stats_stream_is_stepped_by_the_server_and_gives_what_the_command_gives() {
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    running_job(&server, &env, "sampled", 1, &["--memory", "64m"]);
+    running_job(&server, &env, "sampled", 2, &["--memory", "64m"]);
     let format = "{{.Name}} {{.MemUsage}} {{.PIDs}}";
     let streaming = begin(&server, &["stats", "--format", format, "sampled"], &env);
     assert_eq!(streaming.pid, 0, "stats has no process of its own");
@@ -450,7 +450,7 @@ fn a_caller_that_does_not_read_stalls_its_own_stream_not_the_server() {
     let server = start();
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
-    running_job(&server, &env, "unread", 1, &[]);
+    running_job(&server, &env, "unread", 2, &[]);
     // The pipe is all but full (64 KiB on Linux, 10 bytes left): a frame written now
     // would block the server until the caller reads.
     let backlog = 64 * 1024 - 10;
@@ -503,7 +503,7 @@ fn a_forked_call_does_not_hold_a_stepped_calls_output_open() {
     let images = images();
     let env = [("FAKE_DOCKER_IMAGES", images.as_str())];
     running_job(&server, &env, "short", 1, &[]);
-    running_job(&server, &env, "long", 4, &[]);
+    running_job(&server, &env, "long", 5, &[]);
     // Stepped: a wait for the short one; forked meanwhile: a follow of the long one,
     // which lives until that container ends.
     let waiting = begin(&server, &["wait", "short"], &env);
