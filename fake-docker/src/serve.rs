@@ -281,8 +281,9 @@ fn has_room(fd: &OwnedFd) -> bool {
     (size as usize).saturating_sub(queued.max(0) as usize) >= STEP_ROOM
 }
 
-/// Reads one request and answers it here, defers it (a wait), or forks the child that
-/// runs it; the server's copies of the call's streams are closed when it is done.
+/// Reads one request and answers it here (a quick call), keeps it to step from the loop
+/// (a wait or stats stream), or forks the child that runs it; the server's copies of the
+/// call's streams are closed when it is done with them.
 fn handle(listener: &UnixListener, mut connection: UnixStream, calls: &mut Vec<Stepped>) {
     let _ = connection.set_read_timeout(Some(REQUEST_TIMEOUT));
     let Some((first, fds)) = receive_with_fds(&connection) else {
@@ -311,7 +312,7 @@ fn handle(listener: &UnixListener, mut connection: UnixStream, calls: &mut Vec<S
     }
     // SAFETY: this process has one thread (the server never starts one), so the child
     // may run anything; it is a copy that has run only quick calls, which leave nothing
-    // behind (`run_here`).
+    // behind (`run_here`), and steps, whose streams it drops first.
     match unsafe { libc::fork() } {
         0 => {
             // SAFETY: the listener's descriptor is the child's to close.
